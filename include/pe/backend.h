@@ -1,0 +1,107 @@
+/* Model backends: one versioned interface, several implementations.
+ *
+ * A backend turns a batch of feature windows into a batch of output vectors.
+ * Input layout is [batch][channel][time] float32 (channel-major, oldest time
+ * step first), the layout of a PyTorch Conv1d input; output is
+ * [batch][n_outputs] float32.
+ *
+ * Backends are registered from one list (src/backends/registry.c). The `stub`
+ * backend is always built; others depend on build options, and
+ * `pattern-engine --version` lists what is compiled in. */
+#ifndef PE_BACKEND_H
+#define PE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any change to pe_backend_ops_t or pe_model_info_t. A backend
+ * whose abi_version differs is refused at open. */
+#define PE_BACKEND_ABI_VERSION 1
+
+#define PE_MODEL_MAX_FEATURES 32
+#define PE_MODEL_MAX_CLASSES 16
+#define PE_MODEL_NAME_MAX 64
+
+typedef enum pe_model_output {
+  PE_OUTPUT_RAW = 0, /* regression values, no class meaning */
+  PE_OUTPUT_LOGITS,  /* class scores; the engine applies softmax */
+  PE_OUTPUT_PROBS    /* class probabilities */
+} pe_model_output_t;
+
+/* What a model expects and produces. Filled by the backend's describe; the
+ * feature indices are resolved by pe_backend_open. */
+typedef struct pe_model_info {
+  uint32_t window;     /* time steps per window (W) */
+  uint32_t n_features; /* channels per time step (C) */
+  uint32_t n_outputs;  /* values per window */
+  uint32_t n_classes;  /* == n_outputs for class outputs, else 0 */
+  pe_model_output_t output;
+  uint32_t max_batch; /* largest batch one run accepts */
+  char input_name[PE_MODEL_NAME_MAX];
+  char output_name[PE_MODEL_NAME_MAX];
+  /* Channel order: standard feature names (docs/features.md); empty when the
+   * model declares none. */
+  char feature_name[PE_MODEL_MAX_FEATURES][PE_MODEL_NAME_MAX];
+  int feature[PE_MODEL_MAX_FEATURES]; /* pe_feature_t per channel */
+  char class_name[PE_MODEL_MAX_CLASSES][PE_MODEL_NAME_MAX];
+} pe_model_info_t;
+
+typedef struct pe_backend_options {
+  const char *model_path;     /* model file; NULL for backends without one */
+  const char *model_features; /* "a,b,c": overrides the model's declared
+                                 features; NULL to use them */
+  uint32_t window;            /* W for backends whose model does not fix it;
+                                 0 means 32 */
+  uint32_t max_batch;         /* largest batch the caller will run; 0 = 1 */
+  uint32_t threads;           /* worker threads, 0 = backend default */
+} pe_backend_options_t;
+
+/* The methods a backend implements. `self` is the backend's own instance.
+ * Error text goes into err (open) or through errmsg (later calls). */
+typedef struct pe_backend_ops {
+  uint32_t abi_version; /* PE_BACKEND_ABI_VERSION */
+  const char *name;     /* "stub", "cpu", ... */
+  const char *summary;  /* one line for --version and help */
+  int (*open)(const pe_backend_options_t *opts, void **self, char *err,
+              size_t err_cap);
+  int (*describe)(void *self, pe_model_info_t *info);
+  /* Hot path: must not allocate once open has returned. batch is at most
+   * info.max_batch. */
+  int (*run)(void *self, const float *in, uint32_t batch, float *out);
+  const char *(*errmsg)(void *self);
+  void (*close)(void *self);
+} pe_backend_ops_t;
+
+/* The registry: backends compiled into this build, in a fixed order. */
+size_t pe_backend_count(void);
+const pe_backend_ops_t *pe_backend_at(size_t index);
+const pe_backend_ops_t *pe_backend_find(const char *name);
+
+typedef struct pe_backend pe_backend_t;
+
+/* Opens backend `name` and resolves the model's features. On failure *out is
+ * NULL and err holds one line naming the file and the reason. */
+int pe_backend_open(const char *name, const pe_backend_options_t *opts,
+                    pe_backend_t **out, char *err, size_t err_cap);
+
+/* Valid until pe_backend_close. */
+const pe_model_info_t *pe_backend_info(const pe_backend_t *backend);
+const char *pe_backend_name(const pe_backend_t *backend);
+
+/* Runs one batch; see pe_backend_ops_t.run. */
+int pe_backend_run(pe_backend_t *backend, const float *in, uint32_t batch,
+                   float *out);
+
+const char *pe_backend_errmsg(const pe_backend_t *backend);
+
+/* NULL is a no-op. */
+void pe_backend_close(pe_backend_t *backend);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

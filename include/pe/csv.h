@@ -1,0 +1,72 @@
+/* CSV tick parser.
+ *
+ * Fed bytes in chunks of any size (a whole file, one line, one byte); emits a
+ * tick or a rejection for every complete line, so the outcome never depends
+ * on where the chunks were cut. It does no I/O: the caller reads the file or
+ * socket and calls pe_csv_feed. Lines are parsed in place; only a line cut by
+ * a chunk boundary is copied, into a buffer of max_line bytes allocated at
+ * create. Nothing is allocated per line.
+ *
+ * Columns are found by header name in any order: ts|timestamp|time, symbol,
+ * price, volume|size|qty, optional recv_ts; other columns are ignored. A first
+ * line with no field named "symbol" is data in the prototype's layout
+ * ts,symbol,price,volume. Blank lines are skipped. A field wrapped in double
+ * quotes has them removed (commas inside quotes are not supported). */
+#ifndef PE_CSV_H
+#define PE_CSV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/parse.h"
+#include "pe/tick.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pe_csv_options {
+  pe_ts_unit_t ts_unit; /* for ts and recv_ts */
+  uint32_t max_line;    /* longest line in bytes, newline excluded; 0: 4096 */
+} pe_csv_options_t;
+
+/* Callbacks. A non-zero return stops pe_csv_feed, which returns that value.
+ * `line` is the raw line (without its newline), valid during the call only;
+ * line_no counts from 1 and includes the header and blank lines. */
+typedef struct pe_csv_handler {
+  void *ctx;
+  int (*on_tick)(void *ctx, const pe_tick_t *tick, uint64_t line_no,
+                 const char *line, size_t len);
+  /* err is one of the row rejection codes of pe/tick.h. */
+  int (*on_reject)(void *ctx, int err, uint64_t line_no, const char *line,
+                   size_t len);
+} pe_csv_handler_t;
+
+typedef struct pe_csv pe_csv_t;
+
+int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out);
+
+/* NULL is a no-op. */
+void pe_csv_destroy(pe_csv_t *csv);
+
+/* Parses every complete line in data; keeps a trailing partial line for the
+ * next call. Returns PE_OK, a callback's non-zero value, or PE_EHEADER when
+ * the header lacks a required column (see pe_csv_errmsg). */
+int pe_csv_feed(pe_csv_t *csv, const char *data, size_t len,
+                const pe_csv_handler_t *handler);
+
+/* Parses a last line that had no newline. Call once at end of input. */
+int pe_csv_finish(pe_csv_t *csv, const pe_csv_handler_t *handler);
+
+/* Lines seen so far (data, header and blank). */
+uint64_t pe_csv_lines(const pe_csv_t *csv);
+
+/* 1 when the input had a header line. */
+int pe_csv_has_header(const pe_csv_t *csv);
+
+const char *pe_csv_errmsg(const pe_csv_t *csv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,175 @@
+/* The engine: per-symbol state, features, windows, rule patterns, model
+ * inference and signals, one tick at a time.
+ *
+ * pe_engine_create allocates everything the engine will ever need (symbol
+ * table, states, windows, model buffers) for config.max_symbols symbols;
+ * pe_engine_push then allocates nothing, locks nothing and makes no system
+ * call. One engine is used by one thread at a time. Ticks of one symbol must
+ * come in time order; symbols may interleave freely.
+ *
+ * Outputs depend only on the ticks pushed and the configuration, never on
+ * wall time or on how the input was chunked, so replays are deterministic. */
+#ifndef PE_ENGINE_H
+#define PE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/backend.h"
+#include "pe/features.h"
+#include "pe/tick.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* X(ID, name): the rule patterns, in evaluation order. */
+#define PE_RULE_MAP(X)                                                         \
+  X(EMA_CROSSOVER, "ema_crossover")                                            \
+  X(VWAP_DEVIATION, "vwap_deviation")                                          \
+  X(VOLUME_SPIKE, "volume_spike")                                              \
+  X(VOLATILITY_BREAKOUT, "volatility_breakout")
+
+typedef enum pe_rule {
+#define PE__RULE_ENUM(id, name) PE_RULE_##id,
+  PE_RULE_MAP(PE__RULE_ENUM)
+#undef PE__RULE_ENUM
+  PE_RULE_COUNT
+} pe_rule_t;
+
+/* Name of a rule ("ema_crossover"), NULL when out of range. */
+const char *pe_rule_name(int rule);
+
+typedef struct pe_rules_config {
+  double ema_diff_threshold;      /* |fast - slow| / slow, EMA_DIFF_THRESHOLD */
+  double vwap_diff_threshold;     /* |p - vwap| / vwap, VWAP_DIFF_THRESHOLD */
+  double volume_ema_alpha;        /* VOLUME_EMA_ALPHA */
+  double volume_spike_multiplier; /* VOLUME_SPIKE_MULTIPLIER */
+  double breakout_sigma;          /* BREAKOUT_SIGMA */
+  uint32_t breakout_min_returns;  /* BREAKOUT_MIN_RETURNS */
+  double return_ewm_alpha;        /* RETURN_EWM_ALPHA: EW variance of returns */
+  double signal_score_min;        /* SIGNAL_SCORE_MIN */
+  int64_t signal_cooldown_ns;     /* SIGNAL_COOLDOWN, in tick time */
+} pe_rules_config_t;
+
+typedef struct pe_engine_config {
+  uint32_t max_symbols;     /* capacity of the symbol table */
+  double ema_fast_span;     /* price EMA spans */
+  double ema_slow_span;
+  double ema_td_half_life_s; /* time-decayed price EMA (ema_td_dev) */
+  double vwap_window_s;     /* rolling VWAP (vwap_roll_dev) */
+  int session_reset_minute; /* minutes after 00:00 UTC, or -1: no sessions */
+  pe_rules_config_t rules;
+  uint32_t window;      /* ring window length W; 0 = no windows. Set from the
+                           backend's model when one is attached. */
+  uint32_t infer_every; /* run the model every N ticks of a symbol (>= 1) */
+  double model_threshold; /* emit model:<class> when a class other than the
+                             first reaches this probability */
+} pe_engine_config_t;
+
+/* The defaults documented in `pattern-engine help replay`. */
+void pe_engine_config_init(pe_engine_config_t *config);
+
+/* Patterns a signal can carry: the rules, then model classes. */
+#define PE_PATTERN_MODEL PE_RULE_COUNT
+
+typedef struct pe_signal {
+  char id[64];      /* SYMBOL-TSNS, with -model and -N suffixes; see docs */
+  char label[80];   /* pattern name: a rule name or "model:<class>" */
+  char symbol[PE_SYMBOL_MAX + 1];
+  int64_t ts_ns;
+  int pattern;      /* pe_rule_t, or PE_PATTERN_MODEL */
+  int model_class;  /* class index for model signals, else -1 */
+  double score;     /* in [-1, 1]: sign is the direction */
+  double confidence; /* in [0, 1] */
+  double price;
+  uint32_t fired;   /* bit r set when rule r fired on this tick */
+  double value[PE_RULE_COUNT];        /* what each fired rule measured */
+  double contribution[PE_RULE_COUNT]; /* its share of the score */
+} pe_signal_t;
+
+#define PE_MAX_SIGNALS_PER_TICK 2
+
+/* What one accepted tick produced. */
+typedef struct pe_tick_out {
+  uint32_t symbol_id; /* dense, in first-seen order */
+  double ema_fast, ema_slow, vwap, mean, var; /* var: sample, NaN below 2 */
+  double feature[PE_FEATURE_COUNT];
+  uint32_t inferred; /* 1 when the model ran on this tick */
+  uint32_t n_signals;
+  pe_signal_t signal[PE_MAX_SIGNALS_PER_TICK];
+} pe_tick_out_t;
+
+typedef struct pe_engine_stats {
+  uint64_t ticks;      /* accepted */
+  uint64_t rejected[PE_REJECT_COUNT]; /* rejected by the engine (validation,
+                                         order); parsers count their own */
+  uint32_t symbols;
+  uint64_t signals[PE_RULE_COUNT + 1]; /* by pattern; last: model */
+  uint64_t inferences;
+} pe_engine_stats_t;
+
+typedef struct pe_engine pe_engine_t;
+
+/* Validates config and allocates the engine. PE_EINVAL with a message in err
+ * for a bad config; PE_ENOMEM when the tables do not fit. */
+int pe_engine_create(const pe_engine_config_t *config, pe_engine_t **out,
+                     char *err, size_t err_cap);
+
+/* NULL is a no-op. Does not close an attached backend. */
+void pe_engine_destroy(pe_engine_t *engine);
+
+/* Attaches a backend (borrowed: it must outlive the engine or be detached
+ * with NULL). Must be called before the first tick. Sets the window length
+ * from the model and allocates the windows and model buffers. PE_ESHAPE when
+ * the model asks for something the engine cannot build. */
+int pe_engine_set_backend(pe_engine_t *engine, pe_backend_t *backend);
+
+/* Sets the window length when no backend is attached; before the first tick. */
+int pe_engine_set_window(pe_engine_t *engine, uint32_t window);
+
+/* Processes one tick. Hot path. Returns PE_OK and fills *out; or, with the
+ * engine's state unchanged: PE_EPRICE, PE_EVOLUME, PE_ESYMBOL, PE_ESYMLEN
+ * (invalid tick), PE_EORDER (earlier than the symbol's previous tick), PE_EFULL
+ * (a new symbol and the table is full), PE_EBACKEND (the model failed; the
+ * tick's state is kept, its model output is not). */
+int pe_engine_push(pe_engine_t *engine, const pe_tick_t *tick,
+                   pe_tick_out_t *out);
+
+void pe_engine_stats(const pe_engine_t *engine, pe_engine_stats_t *stats);
+
+/* Symbol of a dense id, NULL when out of range. */
+const char *pe_engine_symbol(const pe_engine_t *engine, uint32_t symbol_id);
+
+/* Copies the feature window of a symbol, [channel][time] as the backend gets
+ * it, for the model's channels (or every standard feature without a model).
+ * PE_EAGAIN when the window is not ready yet. */
+int pe_engine_window(const pe_engine_t *engine, uint32_t symbol_id, float *dst,
+                     size_t dst_len);
+
+/* Detail of the last error. */
+const char *pe_engine_errmsg(const pe_engine_t *engine);
+
+/* ---- Snapshots (checkpoints) ---------------------------------------------
+ * A snapshot holds every symbol's state and window and the counters: enough
+ * for an engine created with the same configuration to continue exactly
+ * where this one stopped. Its layout is versioned and ends with a checksum.
+ * Building one walks all symbols: call it off the per-tick path. */
+
+/* Bytes a snapshot of the current state takes. */
+size_t pe_engine_snapshot_size(const pe_engine_t *engine);
+
+/* Writes a snapshot into buf (cap bytes); *len gets its size. PE_EFULL when
+ * cap is too small. */
+int pe_engine_snapshot(const pe_engine_t *engine, void *buf, size_t cap,
+                       size_t *len);
+
+/* Replaces the engine's state with a snapshot. PE_ECORRUPT (bad checksum,
+ * truncated), PE_EVERSION (other layout) or PE_EINVAL (other configuration);
+ * the engine is unchanged on failure. */
+int pe_engine_restore(pe_engine_t *engine, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,50 @@
+/* Signal output: formats and sinks.
+ *
+ * Formatting writes into a caller buffer and never allocates. A sink is an
+ * opaque handle that writes formatted signals somewhere (a file here; Redis
+ * Streams in pe/redis.h). */
+#ifndef PE_SINK_H
+#define PE_SINK_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "pe/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum pe_format { PE_FORMAT_CSV = 0, PE_FORMAT_JSONL } pe_format_t;
+
+/* "csv" or "jsonl" -> format; PE_EINVAL otherwise. */
+int pe_format_parse(const char *name, pe_format_t *format);
+
+/* Header line of the CSV format, with its newline. Static. */
+const char *pe_signal_csv_header(void);
+
+/* Formats one signal as a line ending in '\n'. Returns the length it needs,
+ * like snprintf: the output is complete only when that is below cap.
+ * Numbers are printed with %.17g, so they round-trip exactly. The CSV column
+ * `fired` lists rule=value pairs joined by ';'; JSON lines carry them as an
+ * object of {value, contribution}. */
+size_t pe_signal_format(const pe_signal_t *signal, pe_format_t format,
+                        char *buf, size_t cap);
+
+typedef struct pe_sink pe_sink_t;
+
+/* Opens a file sink; path "-" is stdout. Writes the CSV header at once. */
+int pe_sink_open_file(const char *path, pe_format_t format, pe_sink_t **out,
+                      char *err, size_t err_cap);
+
+int pe_sink_write(pe_sink_t *sink, const pe_signal_t *signal);
+int pe_sink_flush(pe_sink_t *sink);
+
+/* Flushes and closes; returns the first write error seen, if any. NULL is a
+ * no-op returning PE_OK. */
+int pe_sink_close(pe_sink_t *sink);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,63 @@
+/* Ticks: the unit of input, and the reasons a row can be rejected.
+ *
+ * A tick is a plain value the caller owns; nothing in it points elsewhere, so
+ * it can be copied, queued and compared byte for byte. */
+#ifndef PE_TICK_H
+#define PE_TICK_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest symbol accepted, in bytes, not counting the terminating NUL. */
+#define PE_SYMBOL_MAX 31
+
+/* Marks an absent timestamp (recv_ts_ns of a tick without one). */
+#define PE_TS_NONE INT64_MIN
+
+typedef struct pe_tick {
+  int64_t ts_ns;      /* trade time, ns since the Unix epoch, UTC */
+  int64_t recv_ts_ns; /* receive time, ns since the epoch, or PE_TS_NONE */
+  double price;       /* finite, > 0 */
+  double volume;      /* finite, >= 0 (size, quantity) */
+  uint32_t symbol_len;
+  char symbol[PE_SYMBOL_MAX + 1]; /* NUL-terminated, symbol_len bytes */
+} pe_tick_t;
+
+/* Why a row was rejected. X(ID, name, error code): PE_REJECT_##ID is the
+ * index, name is what counters and reject files print. */
+#define PE_REJECT_MAP(X)                                                       \
+  X(FIELD_COUNT, "field_count", PE_EFIELDS)                                    \
+  X(BAD_NUMBER, "bad_number", PE_ENUMBER)                                      \
+  X(BAD_TIMESTAMP, "bad_timestamp", PE_ETIMESTAMP)                             \
+  X(BAD_PRICE, "bad_price", PE_EPRICE)                                         \
+  X(BAD_VOLUME, "bad_volume", PE_EVOLUME)                                      \
+  X(EMPTY_SYMBOL, "empty_symbol", PE_ESYMBOL)                                  \
+  X(SYMBOL_TOO_LONG, "symbol_too_long", PE_ESYMLEN)                            \
+  X(OUT_OF_ORDER, "out_of_order", PE_EORDER)                                   \
+  X(LINE_TOO_LONG, "line_too_long", PE_ELINELEN)
+
+typedef enum pe_reject {
+#define PE__REJECT_ENUM(id, name, err) PE_REJECT_##id,
+  PE_REJECT_MAP(PE__REJECT_ENUM)
+#undef PE__REJECT_ENUM
+  PE_REJECT_COUNT
+} pe_reject_t;
+
+/* Counter name of a reason ("bad_price"); "unknown" when out of range. */
+const char *pe_reject_name(int reason);
+
+/* The reason an error code stands for, or -1 when the code is not a row
+ * rejection (PE_ENOMEM, PE_EFULL, ...). */
+int pe_reject_from_error(int err);
+
+/* Fills in the symbol of a tick. Returns PE_ESYMBOL when len is 0 and
+ * PE_ESYMLEN when it is over PE_SYMBOL_MAX; the tick is unchanged then. */
+int pe_tick_set_symbol(pe_tick_t *tick, const char *symbol, uint32_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

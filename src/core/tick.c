@@ -1,0 +1,47 @@
+/* Rejection reasons and tick helpers. */
+#include "pe/tick.h"
+
+#include <string.h>
+
+#include "pe/error.h"
+
+static const char *const pe__reject_names[] = {
+#define PE__REJECT_NAME(id, name, err) name,
+    PE_REJECT_MAP(PE__REJECT_NAME)
+#undef PE__REJECT_NAME
+};
+
+static const int pe__reject_errors[] = {
+#define PE__REJECT_ERR(id, name, err) err,
+    PE_REJECT_MAP(PE__REJECT_ERR)
+#undef PE__REJECT_ERR
+};
+
+const char *pe_reject_name(int reason) {
+  if (reason < 0 || reason >= PE_REJECT_COUNT) {
+    return "unknown";
+  }
+  return pe__reject_names[reason];
+}
+
+int pe_reject_from_error(int err) {
+  for (int r = 0; r < PE_REJECT_COUNT; r++) {
+    if (pe__reject_errors[r] == err) {
+      return r;
+    }
+  }
+  return -1;
+}
+
+int pe_tick_set_symbol(pe_tick_t *tick, const char *symbol, uint32_t len) {
+  if (len == 0) {
+    return PE_ESYMBOL;
+  }
+  if (len > PE_SYMBOL_MAX) {
+    return PE_ESYMLEN;
+  }
+  memcpy(tick->symbol, symbol, len);
+  memset(tick->symbol + len, 0, sizeof tick->symbol - len);
+  tick->symbol_len = len;
+  return PE_OK;
+}
