@@ -147,6 +147,9 @@ const char *pe_engine_symbol(const pe_engine_t *engine, uint32_t symbol_id);
 int pe_engine_window(const pe_engine_t *engine, uint32_t symbol_id, float *dst,
                      size_t dst_len);
 
+/* Memory one symbol takes: state, table share and window, in bytes. */
+size_t pe_engine_bytes_per_symbol(const pe_engine_t *engine);
+
 /* Detail of the last error. */
 const char *pe_engine_errmsg(const pe_engine_t *engine);
 

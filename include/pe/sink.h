@@ -31,6 +31,17 @@ const char *pe_signal_csv_header(void);
 size_t pe_signal_format(const pe_signal_t *signal, pe_format_t format,
                         char *buf, size_t cap);
 
+/* ---- Per-tick feature rows (--features-out) -------------------------------
+ * Header: ts,symbol,price,volume,ema_fast,ema_slow,vwap,mean,var, then every
+ * standard feature by name. ts is integer ns; numbers are %.17g, NaN "nan". */
+
+/* Header line with its newline. Static. */
+const char *pe_features_csv_header(void);
+
+/* Formats one accepted tick's row, ending in '\n'; snprintf-style return. */
+size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,
+                          char *buf, size_t cap);
+
 typedef struct pe_sink pe_sink_t;
 
 /* Opens a file sink; path "-" is stdout. Writes the CSV header at once. */

@@ -1,0 +1,435 @@
+/* The engine: one tick in, features, windows, rules, model, signals out. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_impl.h"
+#include "pe/error.h"
+
+#define PE__NS_PER_S 1000000000LL
+#define PE__WINDOW_MAX 4096u
+
+void pe_engine_config_init(pe_engine_config_t *c) {
+  memset(c, 0, sizeof *c);
+  c->max_symbols = 65536;
+  c->ema_fast_span = 19.0;
+  c->ema_slow_span = 39.0;
+  c->ema_td_half_life_s = 60.0;
+  c->vwap_window_s = 300.0;
+  c->session_reset_minute = -1;
+  c->rules.ema_diff_threshold = 0.01;
+  c->rules.vwap_diff_threshold = 0.005;
+  c->rules.volume_ema_alpha = 0.1;
+  c->rules.volume_spike_multiplier = 2.0;
+  c->rules.breakout_sigma = 2.0;
+  c->rules.breakout_min_returns = 5;
+  c->rules.return_ewm_alpha = 0.05;
+  c->rules.signal_score_min = 0.3;
+  c->rules.signal_cooldown_ns = 30 * PE__NS_PER_S;
+  c->window = 0;
+  c->infer_every = 1;
+  c->model_threshold = 0.9;
+}
+
+static int pe__alpha_ok(double a) { return a > 0.0 && a <= 1.0; }
+
+static int pe__config_check(const pe_engine_config_t *c, char *err,
+                            size_t cap) {
+  const char *bad = NULL;
+  if (c->max_symbols == 0 || c->max_symbols > (1u << 30)) {
+    bad = "max_symbols must be in 1..2^30";
+  } else if (!(c->ema_fast_span >= 1.0) || !(c->ema_slow_span >= 1.0)) {
+    bad = "EMA spans must be >= 1";
+  } else if (!(c->ema_td_half_life_s > 0.0) || !isfinite(c->ema_td_half_life_s)) {
+    bad = "the time-decayed EMA half-life must be a positive number of seconds";
+  } else if (!(c->vwap_window_s > 0.0) || !isfinite(c->vwap_window_s)) {
+    bad = "the rolling VWAP window must be a positive number of seconds";
+  } else if (c->session_reset_minute < -1 || c->session_reset_minute >= 1440) {
+    bad = "the session reset must be a time of day HH:MM";
+  } else if (!pe__alpha_ok(c->rules.volume_ema_alpha) ||
+             !pe__alpha_ok(c->rules.return_ewm_alpha)) {
+    bad = "EMA alphas must be in (0, 1]";
+  } else if (!(c->rules.ema_diff_threshold >= 0.0) ||
+             !(c->rules.vwap_diff_threshold >= 0.0) ||
+             !(c->rules.volume_spike_multiplier >= 0.0) ||
+             !(c->rules.breakout_sigma >= 0.0) ||
+             !(c->rules.signal_score_min >= 0.0)) {
+    bad = "rule thresholds must be numbers >= 0";
+  } else if (c->rules.signal_cooldown_ns < 0) {
+    bad = "the signal cooldown must be >= 0";
+  } else if (c->window > PE__WINDOW_MAX) {
+    bad = "the window must be at most 4096 ticks";
+  } else if (c->infer_every == 0) {
+    bad = "infer_every must be >= 1";
+  } else if (!(c->model_threshold >= 0.0 && c->model_threshold <= 1.0)) {
+    bad = "the model threshold must be in [0, 1]";
+  }
+  if (bad != NULL) {
+    snprintf(err, cap, "%s", bad);
+    return PE_EINVAL;
+  }
+  return PE_OK;
+}
+
+int pe_engine_create(const pe_engine_config_t *config, pe_engine_t **out,
+                     char *err, size_t err_cap) {
+  *out = NULL;
+  int rc = pe__config_check(config, err, err_cap);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  pe_engine_t *e = calloc(1, sizeof *e);
+  if (e == NULL) {
+    snprintf(err, err_cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  e->config = *config;
+  rc = pe__symtab_init(&e->symtab, config->max_symbols);
+  /* calloc: the pages of unused symbols are never touched. */
+  e->states = calloc(config->max_symbols, sizeof *e->states);
+  if (rc != PE_OK || e->states == NULL) {
+    snprintf(err, err_cap, "cannot allocate tables for %u symbols",
+             config->max_symbols);
+    pe_engine_destroy(e);
+    return PE_ENOMEM;
+  }
+  if (config->window > 0 && pe_engine_set_window(e, config->window) != PE_OK) {
+    snprintf(err, err_cap, "%s", e->errmsg);
+    pe_engine_destroy(e);
+    return PE_ENOMEM;
+  }
+  *out = e;
+  return PE_OK;
+}
+
+void pe_engine_destroy(pe_engine_t *e) {
+  if (e == NULL) {
+    return;
+  }
+  pe__symtab_free(&e->symtab);
+  free(e->states);
+  free(e->windows);
+  free(e->model_in);
+  free(e->model_out);
+  free(e);
+}
+
+int pe_engine_set_window(pe_engine_t *e, uint32_t window) {
+  if (e->started) {
+    snprintf(e->errmsg, sizeof e->errmsg,
+             "the window is fixed once ticks have been pushed");
+    return PE_ESTATE;
+  }
+  if (window > PE__WINDOW_MAX) {
+    snprintf(e->errmsg, sizeof e->errmsg, "window %u is over the limit %u",
+             window, PE__WINDOW_MAX);
+    return PE_EINVAL;
+  }
+  free(e->windows);
+  e->windows = NULL;
+  e->window = window;
+  e->config.window = window;
+  if (window == 0) {
+    return PE_OK;
+  }
+  size_t n = (size_t)e->config.max_symbols * window * PE_FEATURE_COUNT;
+  e->windows = calloc(n, sizeof *e->windows);
+  if (e->windows == NULL) {
+    snprintf(e->errmsg, sizeof e->errmsg,
+             "cannot allocate windows of %u ticks for %u symbols", window,
+             e->config.max_symbols);
+    e->window = 0;
+    return PE_ENOMEM;
+  }
+  return PE_OK;
+}
+
+int pe_engine_set_backend(pe_engine_t *e, pe_backend_t *backend) {
+  if (e->started) {
+    snprintf(e->errmsg, sizeof e->errmsg,
+             "the backend is fixed once ticks have been pushed");
+    return PE_ESTATE;
+  }
+  free(e->model_in);
+  free(e->model_out);
+  e->model_in = NULL;
+  e->model_out = NULL;
+  e->backend = NULL;
+  e->model = NULL;
+  if (backend == NULL) {
+    return PE_OK;
+  }
+  const pe_model_info_t *m = pe_backend_info(backend);
+  if (m->n_outputs == 0 || m->n_classes > PE_MODEL_MAX_CLASSES ||
+      (m->n_classes != 0 && m->n_classes != m->n_outputs)) {
+    snprintf(e->errmsg, sizeof e->errmsg,
+             "the model has %u outputs and %u classes; the engine needs at "
+             "most %d classes, one output each",
+             m->n_outputs, m->n_classes, PE_MODEL_MAX_CLASSES);
+    return PE_ESHAPE;
+  }
+  int rc = pe_engine_set_window(e, m->window);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  e->model_in = calloc((size_t)m->n_features * m->window, sizeof(float));
+  e->model_out = calloc(m->n_outputs, sizeof(float));
+  if (e->model_in == NULL || e->model_out == NULL) {
+    snprintf(e->errmsg, sizeof e->errmsg, "out of memory");
+    return PE_ENOMEM;
+  }
+  e->backend = backend;
+  e->model = m;
+  return PE_OK;
+}
+
+static int pe__reject(pe_engine_t *e, int err) {
+  e->stats.rejected[pe_reject_from_error(err)] += 1;
+  return err;
+}
+
+/* Copies the model's channels of a symbol's ring, oldest row first, into
+ * dst[channel][time]. */
+static void pe__window_gather(const pe_engine_t *e, uint32_t id,
+                              const pe__symstate_t *s, const int *channel,
+                              uint32_t n_channels, float *dst) {
+  const uint32_t w = e->window;
+  const float *ring = e->windows + (size_t)id * w * PE_FEATURE_COUNT;
+  uint32_t start = s->win_count < w ? 0 : s->win_head;
+  for (uint32_t t = 0; t < w; t++) {
+    uint32_t row = start + t;
+    if (row >= w) {
+      row -= w;
+    }
+    const float *src = ring + (size_t)row * PE_FEATURE_COUNT;
+    for (uint32_t c = 0; c < n_channels; c++) {
+      dst[(size_t)c * w + t] = src[channel[c]];
+    }
+  }
+}
+
+static double pe__class_direction(const char *name) {
+  size_t n = strlen(name);
+  static const char *const up[] = {"up", "buy", "long"};
+  static const char *const down[] = {"down", "sell", "short"};
+  for (size_t i = 0; i < 3; i++) {
+    size_t k = strlen(up[i]);
+    if (n >= k && strcmp(name + n - k, up[i]) == 0) {
+      return 1.0;
+    }
+    k = strlen(down[i]);
+    if (n >= k && strcmp(name + n - k, down[i]) == 0) {
+      return -1.0;
+    }
+  }
+  return 0.0;
+}
+
+/* Runs the model on a symbol's window; fills *sig and returns 1 when a class
+ * other than the first reaches the threshold outside the cooldown. */
+static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
+                          const pe_tick_t *tick, const pe_signal_t *rules,
+                          pe_signal_t *sig, int *rc) {
+  const pe_model_info_t *m = e->model;
+  pe__window_gather(e, id, s, m->feature, m->n_features, e->model_in);
+  *rc = pe_backend_run(e->backend, e->model_in, 1, e->model_out);
+  if (*rc != PE_OK) {
+    snprintf(e->errmsg, sizeof e->errmsg, "backend %s: %s",
+             pe_backend_name(e->backend), pe_backend_errmsg(e->backend));
+    *rc = PE_EBACKEND;
+    return 0;
+  }
+  e->stats.inferences += 1;
+  if (m->n_classes < 2) {
+    return 0;
+  }
+  double prob[PE_MODEL_MAX_CLASSES];
+  const float *o = e->model_out;
+  if (m->output == PE_OUTPUT_LOGITS) {
+    double mx = o[0];
+    for (uint32_t c = 1; c < m->n_classes; c++) {
+      mx = fmax(mx, o[c]);
+    }
+    double sum = 0.0;
+    for (uint32_t c = 0; c < m->n_classes; c++) {
+      prob[c] = exp(o[c] - mx);
+      sum += prob[c];
+    }
+    for (uint32_t c = 0; c < m->n_classes; c++) {
+      prob[c] /= sum;
+    }
+  } else {
+    for (uint32_t c = 0; c < m->n_classes; c++) {
+      prob[c] = o[c];
+    }
+  }
+  uint32_t best = 1;
+  for (uint32_t c = 2; c < m->n_classes; c++) {
+    if (prob[c] > prob[best]) {
+      best = c;
+    }
+  }
+  if (!(prob[best] >= e->config.model_threshold)) {
+    return 0;
+  }
+  if (s->model_signal_ts_ns != INT64_MIN &&
+      tick->ts_ns - s->model_signal_ts_ns < e->config.rules.signal_cooldown_ns) {
+    return 0;
+  }
+  if (tick->ts_ns == s->model_signal_ts_ns) {
+    s->model_signal_seq += 1;
+  } else {
+    s->model_signal_ts_ns = tick->ts_ns;
+    s->model_signal_seq = 0;
+  }
+  sig->fired = rules->fired;
+  memcpy(sig->value, rules->value, sizeof sig->value);
+  memcpy(sig->contribution, rules->contribution, sizeof sig->contribution);
+  sig->pattern = PE_PATTERN_MODEL;
+  sig->model_class = (int)best;
+  sig->score = pe__class_direction(m->class_name[best]) * prob[best];
+  sig->confidence = prob[best];
+  sig->price = tick->price;
+  sig->ts_ns = tick->ts_ns;
+  snprintf(sig->label, sizeof sig->label, "model:%s", m->class_name[best]);
+  return 1;
+}
+
+static void pe__signal_name(pe_signal_t *sig, const pe_tick_t *tick,
+                            const char *kind, uint32_t seq) {
+  memcpy(sig->symbol, tick->symbol, sizeof sig->symbol);
+  int n = snprintf(sig->id, sizeof sig->id, "%s-%lld%s", tick->symbol,
+                   (long long)tick->ts_ns, kind);
+  if (seq > 0 && n > 0 && (size_t)n < sizeof sig->id) {
+    snprintf(sig->id + n, sizeof sig->id - (size_t)n, "-%u", seq + 1);
+  }
+}
+
+int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
+  if (!(tick->price > 0.0) || !isfinite(tick->price)) {
+    return pe__reject(e, PE_EPRICE);
+  }
+  if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
+    return pe__reject(e, PE_EVOLUME);
+  }
+  if (tick->symbol_len == 0) {
+    return pe__reject(e, PE_ESYMBOL);
+  }
+  if (tick->symbol_len > PE_SYMBOL_MAX) {
+    return pe__reject(e, PE_ESYMLEN);
+  }
+  pe__symkey_t key;
+  memset(&key, 0, sizeof key);
+  memcpy(key.bytes, tick->symbol, tick->symbol_len);
+
+  uint32_t id;
+  int is_new;
+  int rc = pe__symtab_intern(&e->symtab, &key, &id, &is_new);
+  if (rc != PE_OK) {
+    snprintf(e->errmsg, sizeof e->errmsg,
+             "symbol table full: %u symbols; raise max_symbols",
+             e->symtab.capacity);
+    return rc;
+  }
+  pe__symstate_t *s = &e->states[id];
+  if (is_new) {
+    pe__symstate_init(s, &e->config);
+  } else if (tick->ts_ns < s->last_ts_ns) {
+    return pe__reject(e, PE_EORDER);
+  }
+  e->started = 1;
+
+  pe__tickcalc_t calc;
+  pe__features_update(s, tick, out->feature, &calc);
+  out->symbol_id = id;
+  out->ema_fast = s->ema_fast.value;
+  out->ema_slow = s->ema_slow.value;
+  out->vwap = pe_vwap_value(&s->vwap);
+  out->mean = s->price_stats.mean;
+  out->var = pe_welford_var_sample(&s->price_stats);
+  out->inferred = 0;
+  out->n_signals = 0;
+  e->stats.ticks += 1;
+
+  if (e->window > 0 && s->n_ticks >= PE_FEATURE_WARMUP) {
+    float *row = e->windows +
+                 ((size_t)id * e->window + s->win_head) * PE_FEATURE_COUNT;
+    for (int f = 0; f < PE_FEATURE_COUNT; f++) {
+      row[f] = (float)out->feature[f];
+    }
+    s->win_head = s->win_head + 1 == e->window ? 0 : s->win_head + 1;
+    if (s->win_count < e->window) {
+      s->win_count += 1;
+    }
+  }
+
+  pe_signal_t rules;
+  if (pe__rules_eval(s, &e->config.rules, tick, out->feature, &calc, &rules)) {
+    pe_signal_t *sig = &out->signal[0];
+    *sig = rules;
+    pe__signal_name(sig, tick, "", s->rule_signal_seq);
+    snprintf(sig->label, sizeof sig->label, "%s", pe_rule_name(sig->pattern));
+    e->stats.signals[sig->pattern] += 1;
+    out->n_signals = 1;
+  }
+
+  rc = PE_OK;
+  if (e->model != NULL && s->win_count == e->window) {
+    s->since_infer += 1;
+    if (s->since_infer >= e->config.infer_every) {
+      s->since_infer = 0;
+      out->inferred = 1;
+      pe_signal_t *sig = &out->signal[out->n_signals];
+      if (pe__model_eval(e, id, s, tick, &rules, sig, &rc)) {
+        pe__signal_name(sig, tick, "-model", s->model_signal_seq);
+        e->stats.signals[PE_PATTERN_MODEL] += 1;
+        out->n_signals += 1;
+      }
+    }
+  }
+  return rc;
+}
+
+void pe_engine_stats(const pe_engine_t *e, pe_engine_stats_t *stats) {
+  *stats = e->stats;
+  stats->symbols = e->symtab.count;
+}
+
+const char *pe_engine_symbol(const pe_engine_t *e, uint32_t id) {
+  return id < e->symtab.count ? e->symtab.keys[id].bytes : NULL;
+}
+
+int pe_engine_window(const pe_engine_t *e, uint32_t id, float *dst,
+                     size_t dst_len) {
+  if (id >= e->symtab.count || e->window == 0) {
+    return PE_EINVAL;
+  }
+  const pe__symstate_t *s = &e->states[id];
+  if (s->win_count < e->window) {
+    return PE_EAGAIN;
+  }
+  int all[PE_FEATURE_COUNT];
+  const int *channel = all;
+  uint32_t n = PE_FEATURE_COUNT;
+  if (e->model != NULL) {
+    channel = e->model->feature;
+    n = e->model->n_features;
+  } else {
+    for (int f = 0; f < PE_FEATURE_COUNT; f++) {
+      all[f] = f;
+    }
+  }
+  if (dst_len < (size_t)n * e->window) {
+    return PE_EFULL;
+  }
+  pe__window_gather(e, id, s, channel, n, dst);
+  return PE_OK;
+}
+
+size_t pe_engine_bytes_per_symbol(const pe_engine_t *e) {
+  return sizeof(pe__symstate_t) + pe__symtab_bytes_per_symbol(&e->symtab) +
+         (size_t)e->window * PE_FEATURE_COUNT * sizeof(float);
+}
+
+const char *pe_engine_errmsg(const pe_engine_t *e) { return e->errmsg; }

@@ -1,0 +1,387 @@
+/* CSV tick parser (see pe/csv.h).
+ *
+ * Checks run in a fixed order, so each bad row gets one documented reason:
+ * line length, field count, timestamp, symbol, price, volume, recv_ts. */
+#include "pe/csv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/error.h"
+
+/* What a column holds. */
+enum {
+  PE__COL_IGNORE = 0,
+  PE__COL_TS,
+  PE__COL_SYMBOL,
+  PE__COL_PRICE,
+  PE__COL_VOLUME,
+  PE__COL_RECV_TS,
+  PE__COL_ROLES
+};
+
+#define PE__MAX_COLUMNS 64
+
+struct pe_csv {
+  pe_csv_options_t opt;
+  uint64_t line_no;
+  int seen_first; /* the first non-blank line has been looked at */
+  int has_header;
+  uint32_t n_columns;
+  uint8_t role[PE__MAX_COLUMNS];
+  char *carry; /* a line cut by a chunk boundary: [0, carry_len) */
+  size_t carry_len;
+  int carry_overlong; /* the cut line passed max_line: drop to newline */
+  char errmsg[512];
+};
+
+int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out) {
+  *out = NULL;
+  pe_csv_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    return PE_ENOMEM;
+  }
+  c->opt = *options;
+  if (c->opt.max_line == 0) {
+    c->opt.max_line = 4096;
+  }
+  /* One more byte than a line: room for a '\r' before the newline. */
+  c->carry = malloc((size_t)c->opt.max_line + 1);
+  if (c->carry == NULL) {
+    free(c);
+    return PE_ENOMEM;
+  }
+  /* Until a header says otherwise: ts,symbol,price,volume. */
+  c->n_columns = 4;
+  c->role[0] = PE__COL_TS;
+  c->role[1] = PE__COL_SYMBOL;
+  c->role[2] = PE__COL_PRICE;
+  c->role[3] = PE__COL_VOLUME;
+  *out = c;
+  return PE_OK;
+}
+
+void pe_csv_destroy(pe_csv_t *c) {
+  if (c == NULL) {
+    return;
+  }
+  free(c->carry);
+  free(c);
+}
+
+uint64_t pe_csv_lines(const pe_csv_t *c) { return c->line_no; }
+
+int pe_csv_has_header(const pe_csv_t *c) { return c->has_header; }
+
+const char *pe_csv_errmsg(const pe_csv_t *c) { return c->errmsg; }
+
+static inline int pe__space(char c) { return c == ' ' || c == '\t'; }
+
+/* Trims spaces, then one pair of surrounding double quotes. */
+static inline void pe__field_clean(const char **s, size_t *len) {
+  const char *p = *s;
+  const char *e = p + *len;
+  while (p < e && pe__space(*p)) {
+    p++;
+  }
+  while (e > p && pe__space(e[-1])) {
+    e--;
+  }
+  if (e - p >= 2 && *p == '"' && e[-1] == '"') {
+    p++;
+    e--;
+  }
+  *s = p;
+  *len = (size_t)(e - p);
+}
+
+static int pe__name_is(const char *s, size_t len, const char *name) {
+  size_t n = strlen(name);
+  if (len != n) {
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = (char)(ch - 'A' + 'a');
+    }
+    if (ch != name[i]) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static int pe__column_role(const char *s, size_t len) {
+  if (pe__name_is(s, len, "ts") || pe__name_is(s, len, "timestamp") ||
+      pe__name_is(s, len, "time")) {
+    return PE__COL_TS;
+  }
+  if (pe__name_is(s, len, "symbol")) {
+    return PE__COL_SYMBOL;
+  }
+  if (pe__name_is(s, len, "price")) {
+    return PE__COL_PRICE;
+  }
+  if (pe__name_is(s, len, "volume") || pe__name_is(s, len, "size") ||
+      pe__name_is(s, len, "qty")) {
+    return PE__COL_VOLUME;
+  }
+  if (pe__name_is(s, len, "recv_ts")) {
+    return PE__COL_RECV_TS;
+  }
+  return PE__COL_IGNORE;
+}
+
+/* Looks at the first non-blank line: a header when a field is "symbol".
+ * Returns 1 for a header (consumed), 0 for data, PE_EHEADER for a header
+ * that lacks a column. */
+static int pe__header(pe_csv_t *c, const char *line, size_t len) {
+  const char *names[PE__MAX_COLUMNS];
+  size_t lens[PE__MAX_COLUMNS];
+  uint32_t n = 0;
+  int is_header = 0;
+  const char *p = line;
+  const char *end = line + len;
+  for (;;) {
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    const char *fe = comma ? comma : end;
+    const char *f = p;
+    size_t flen = (size_t)(fe - p);
+    pe__field_clean(&f, &flen);
+    if (n < PE__MAX_COLUMNS) {
+      names[n] = f;
+      lens[n] = flen;
+    }
+    n++;
+    if (pe__name_is(f, flen, "symbol")) {
+      is_header = 1;
+    }
+    if (comma == NULL) {
+      break;
+    }
+    p = comma + 1;
+  }
+  if (!is_header) {
+    return 0;
+  }
+  if (n > PE__MAX_COLUMNS) {
+    snprintf(c->errmsg, sizeof c->errmsg,
+             "line %llu: the header has %u columns, more than %d",
+             (unsigned long long)c->line_no, n, PE__MAX_COLUMNS);
+    return PE_EHEADER;
+  }
+  int col_of[PE__COL_ROLES];
+  for (int r = 0; r < PE__COL_ROLES; r++) {
+    col_of[r] = -1;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    int role = pe__column_role(names[i], lens[i]);
+    c->role[i] = (uint8_t)role;
+    if (role == PE__COL_IGNORE) {
+      continue;
+    }
+    if (col_of[role] >= 0) {
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "line %llu: the header names column '%.*s' (%u) and '%.*s' (%d)"
+               " for the same field; keep one",
+               (unsigned long long)c->line_no, (int)lens[i], names[i], i + 1,
+               (int)lens[col_of[role]], names[col_of[role]], col_of[role] + 1);
+      return PE_EHEADER;
+    }
+    col_of[role] = (int)i;
+  }
+  static const char *const need[PE__COL_ROLES] = {
+      NULL, "a timestamp column (ts, timestamp or time)", "a symbol column",
+      "a price column", "a volume column (volume, size or qty)", NULL};
+  for (int r = PE__COL_TS; r <= PE__COL_VOLUME; r++) {
+    if (col_of[r] < 0) {
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "line %llu: the header has no %s; columns are found by name, "
+               "in any order",
+               (unsigned long long)c->line_no, need[r]);
+      return PE_EHEADER;
+    }
+  }
+  c->n_columns = n;
+  c->has_header = 1;
+  return 1;
+}
+
+static inline int pe__reject(const pe_csv_handler_t *h, int err,
+                             uint64_t line_no, const char *line, size_t len) {
+  return h->on_reject ? h->on_reject(h->ctx, err, line_no, line, len) : 0;
+}
+
+/* One complete line without its newline. Hot path. */
+static int pe__line(pe_csv_t *c, const char *line, size_t len,
+                    const pe_csv_handler_t *h) {
+  c->line_no += 1;
+  if (len > 0 && line[len - 1] == '\r') {
+    len--;
+  }
+  if (c->line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+    line += 3; /* UTF-8 byte order mark */
+    len -= 3;
+  }
+  if (len > c->opt.max_line) {
+    return pe__reject(h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
+  }
+  size_t i = 0;
+  while (i < len && pe__space(line[i])) {
+    i++;
+  }
+  if (i == len) {
+    return 0; /* blank */
+  }
+  if (!c->seen_first) {
+    c->seen_first = 1;
+    int rc = pe__header(c, line, len);
+    if (rc != 0) {
+      return rc == 1 ? 0 : rc;
+    }
+  }
+
+  const char *field[PE__COL_ROLES] = {0};
+  size_t flen[PE__COL_ROLES] = {0};
+  uint32_t n = 0;
+  const char *p = line;
+  const char *end = line + len;
+  for (;;) {
+    const char *q = p;
+    while (q < end && *q != ',') {
+      q++;
+    }
+    if (n < c->n_columns) {
+      int role = c->role[n];
+      field[role] = p;
+      flen[role] = (size_t)(q - p);
+    }
+    n++;
+    if (q == end) {
+      break;
+    }
+    p = q + 1;
+  }
+  if (n != c->n_columns) {
+    return pe__reject(h, PE_EFIELDS, c->line_no, line, len);
+  }
+
+  pe_tick_t tick;
+  if (pe_parse_timestamp(field[PE__COL_TS], flen[PE__COL_TS], c->opt.ts_unit,
+                         &tick.ts_ns) != PE_OK) {
+    return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
+  }
+  const char *sym = field[PE__COL_SYMBOL];
+  size_t sym_len = flen[PE__COL_SYMBOL];
+  pe__field_clean(&sym, &sym_len);
+  if (sym_len == 0) {
+    return pe__reject(h, PE_ESYMBOL, c->line_no, line, len);
+  }
+  if (sym_len > PE_SYMBOL_MAX) {
+    return pe__reject(h, PE_ESYMLEN, c->line_no, line, len);
+  }
+  if (pe_parse_double(field[PE__COL_PRICE], flen[PE__COL_PRICE],
+                      &tick.price) != PE_OK) {
+    return pe__reject(h, PE_ENUMBER, c->line_no, line, len);
+  }
+  if (!(tick.price > 0.0) || !isfinite(tick.price)) {
+    return pe__reject(h, PE_EPRICE, c->line_no, line, len);
+  }
+  if (pe_parse_double(field[PE__COL_VOLUME], flen[PE__COL_VOLUME],
+                      &tick.volume) != PE_OK) {
+    return pe__reject(h, PE_ENUMBER, c->line_no, line, len);
+  }
+  if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
+    return pe__reject(h, PE_EVOLUME, c->line_no, line, len);
+  }
+  tick.recv_ts_ns = PE_TS_NONE;
+  if (field[PE__COL_RECV_TS] != NULL) {
+    const char *r = field[PE__COL_RECV_TS];
+    size_t rlen = flen[PE__COL_RECV_TS];
+    pe__field_clean(&r, &rlen);
+    if (rlen > 0 &&
+        pe_parse_timestamp(r, rlen, c->opt.ts_unit, &tick.recv_ts_ns) != PE_OK) {
+      return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
+    }
+  }
+  memcpy(tick.symbol, sym, sym_len);
+  memset(tick.symbol + sym_len, 0, sizeof tick.symbol - sym_len);
+  tick.symbol_len = (uint32_t)sym_len;
+  return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
+}
+
+/* Ends the carried line with data[0, len) and parses it. */
+static int pe__carried_line(pe_csv_t *c, const char *data, size_t len,
+                            const pe_csv_handler_t *h) {
+  size_t room = (size_t)c->opt.max_line + 1 - c->carry_len;
+  if (c->carry_overlong || len > room) {
+    size_t take = len < room ? len : room;
+    memcpy(c->carry + c->carry_len, data, take);
+    c->carry_len = 0;
+    c->carry_overlong = 0;
+    c->line_no += 1;
+    return pe__reject(h, PE_ELINELEN, c->line_no, c->carry, c->opt.max_line);
+  }
+  memcpy(c->carry + c->carry_len, data, len);
+  size_t total = c->carry_len + len;
+  c->carry_len = 0;
+  return pe__line(c, c->carry, total, h);
+}
+
+/* Keeps data[0, len), the start of a line with no newline yet. */
+static void pe__carry(pe_csv_t *c, const char *data, size_t len) {
+  if (c->carry_overlong) {
+    return;
+  }
+  size_t room = (size_t)c->opt.max_line + 1 - c->carry_len;
+  if (len > room) {
+    /* Keep the first bytes for the reject record, drop the rest. */
+    memcpy(c->carry + c->carry_len, data, room);
+    c->carry_len = (size_t)c->opt.max_line + 1;
+    c->carry_overlong = 1;
+    return;
+  }
+  memcpy(c->carry + c->carry_len, data, len);
+  c->carry_len += len;
+}
+
+int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
+                const pe_csv_handler_t *h) {
+  const char *p = data;
+  const char *end = data + len;
+  if (c->carry_len > 0 || c->carry_overlong) {
+    const char *nl = memchr(p, '\n', len);
+    if (nl == NULL) {
+      pe__carry(c, p, len);
+      return PE_OK;
+    }
+    int rc = pe__carried_line(c, p, (size_t)(nl - p), h);
+    if (rc != 0) {
+      return rc;
+    }
+    p = nl + 1;
+  }
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL) {
+      pe__carry(c, p, (size_t)(end - p));
+      break;
+    }
+    int rc = pe__line(c, p, (size_t)(nl - p), h);
+    if (rc != 0) {
+      return rc;
+    }
+    p = nl + 1;
+  }
+  return PE_OK;
+}
+
+int pe_csv_finish(pe_csv_t *c, const pe_csv_handler_t *h) {
+  if (c->carry_len == 0 && !c->carry_overlong) {
+    return PE_OK;
+  }
+  return pe__carried_line(c, "", 0, h);
+}

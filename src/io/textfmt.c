@@ -1,0 +1,75 @@
+/* Text formatting helpers (see textfmt.h). */
+#include "io/textfmt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static void pe__put_mem(char *buf, size_t cap, size_t *pos, const char *s,
+                        size_t n) {
+  if (*pos < cap) {
+    size_t room = cap - *pos;
+    memcpy(buf + *pos, s, n < room ? n : room);
+  }
+  *pos += n;
+}
+
+void pe__put_str(char *buf, size_t cap, size_t *pos, const char *s) {
+  pe__put_mem(buf, cap, pos, s, strlen(s));
+}
+
+void pe__put_char(char *buf, size_t cap, size_t *pos, char c) {
+  pe__put_mem(buf, cap, pos, &c, 1);
+}
+
+void pe__put_double(char *buf, size_t cap, size_t *pos, double v) {
+  if (isnan(v)) {
+    pe__put_str(buf, cap, pos, "nan");
+    return;
+  }
+  if (isinf(v)) {
+    pe__put_str(buf, cap, pos, v > 0 ? "inf" : "-inf");
+    return;
+  }
+  char tmp[32];
+  int n = snprintf(tmp, sizeof tmp, "%.17g", v);
+  pe__put_mem(buf, cap, pos, tmp, (size_t)n);
+}
+
+void pe__put_i64(char *buf, size_t cap, size_t *pos, int64_t v) {
+  char tmp[24];
+  int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+  pe__put_mem(buf, cap, pos, tmp, (size_t)n);
+}
+
+void pe__put_json_str(char *buf, size_t cap, size_t *pos, const char *s) {
+  pe__put_char(buf, cap, pos, '"');
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      pe__put_char(buf, cap, pos, '\\');
+      pe__put_char(buf, cap, pos, (char)*p);
+    } else if (*p < 0x20) {
+      char tmp[8];
+      snprintf(tmp, sizeof tmp, "\\u%04x", *p);
+      pe__put_str(buf, cap, pos, tmp);
+    } else {
+      pe__put_char(buf, cap, pos, (char)*p);
+    }
+  }
+  pe__put_char(buf, cap, pos, '"');
+}
+
+void pe__put_csv_str(char *buf, size_t cap, size_t *pos, const char *s) {
+  if (strpbrk(s, ",\"\r\n") == NULL) {
+    pe__put_str(buf, cap, pos, s);
+    return;
+  }
+  pe__put_char(buf, cap, pos, '"');
+  for (const char *p = s; *p; p++) {
+    if (*p == '"') {
+      pe__put_char(buf, cap, pos, '"');
+    }
+    pe__put_char(buf, cap, pos, *p);
+  }
+  pe__put_char(buf, cap, pos, '"');
+}
