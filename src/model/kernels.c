@@ -1,0 +1,606 @@
+/* Step kernels, portable C, and the dispatch to the AVX2/FMA versions.
+ *
+ * Hot path: nothing here allocates, locks or calls the system. Each kernel
+ * runs n samples; a tensor's sample b starts at ptr[t] + b * stride(t),
+ * where stride is 0 for a constant (one copy shared by every sample). Dense
+ * and Conv1d have AVX2/FMA versions (kernels_avx2.c), chosen at load. Math
+ * functions come from libm (expf, tanhf, erff) so results stay within a few
+ * ulp of ONNX Runtime's. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_impl.h"
+
+int64_t pe__tensor_stride(const pe__tensor_t *t) {
+  return t->is_const ? 0 : t->numel;
+}
+
+static float pe__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void pe__act_apply(float *y, int64_t n, int act, float alpha) {
+  switch (act) {
+  case PE__ACT_NONE:
+    return;
+  case PE__ACT_RELU:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    }
+    return;
+  case PE__ACT_LEAKY:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = y[i] >= 0.0f ? y[i] : y[i] * alpha;
+    }
+    return;
+  case PE__ACT_SIGMOID:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = pe__sigmoid(y[i]);
+    }
+    return;
+  case PE__ACT_TANH:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = tanhf(y[i]);
+    }
+    return;
+  case PE__ACT_ERF:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = erff(y[i]);
+    }
+    return;
+  case PE__ACT_SQRT:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = sqrtf(y[i]);
+    }
+    return;
+  case PE__ACT_GELU:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = 0.5f * y[i] * (1.0f + erff(y[i] * 0.70710678118654752f));
+    }
+    return;
+  case PE__ACT_GELU_TANH:
+    for (int64_t i = 0; i < n; i++) {
+      float x = y[i];
+      y[i] = 0.5f * x *
+             (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    }
+    return;
+  case PE__ACT_EXP:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = expf(y[i]);
+    }
+    return;
+  case PE__ACT_NEG:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = -y[i];
+    }
+    return;
+  case PE__ACT_ABS:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = fabsf(y[i]);
+    }
+    return;
+  case PE__ACT_LOG:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = logf(y[i]);
+    }
+    return;
+  case PE__ACT_RECIP:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = 1.0f / y[i];
+    }
+    return;
+  default:
+    return;
+  }
+}
+
+/* ---- dense ------------------------------------------------------------------ */
+void pe__dense_pack(pe__dense_t *d, const float *w) {
+  int64_t K = d->K, M = d->M;
+  d->dot = M <= 4;
+  if (d->dot) {
+    d->wp = malloc((size_t)(M * K > 0 ? M * K : 1) * sizeof(float));
+    if (d->wp != NULL && M * K > 0) {
+      memcpy(d->wp, w, (size_t)(M * K) * sizeof(float));
+    }
+    return;
+  }
+  int64_t P = (M + 15) / 16;
+  d->wp = calloc((size_t)(P * K > 0 ? P * K * 16 : 1), sizeof(float));
+  d->bp = calloc((size_t)(P > 0 ? P * 16 : 1), sizeof(float));
+  if (d->wp == NULL || d->bp == NULL) {
+    free(d->wp);
+    d->wp = NULL;
+    return;
+  }
+  for (int64_t m = 0; m < M && d->bias; m++) {
+    d->bp[m] = d->bias[m];
+  }
+  for (int64_t m = 0; m < M; m++) {
+    for (int64_t k = 0; k < K; k++) {
+      d->wp[((m / 16) * K + k) * 16 + m % 16] = w[m * K + k];
+    }
+  }
+}
+
+static void pe__dense_generic(const pe__dense_t *d, const float *x, float *y,
+                              int64_t rows, int act, float alpha) {
+  int64_t K = d->K, M = d->M;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * K;
+    float *yr = y + r * M;
+    if (d->dot) {
+      for (int64_t m = 0; m < M; m++) {
+        const float *w = d->wp + m * K;
+        float acc = d->bias ? d->bias[m] : 0.0f;
+        for (int64_t k = 0; k < K; k++) {
+          acc += xr[k] * w[k];
+        }
+        yr[m] = acc;
+      }
+    } else {
+      for (int64_t p = 0; p * 16 < M; p++) {
+        float acc[16];
+        int64_t w = M - p * 16 < 16 ? M - p * 16 : 16;
+        for (int j = 0; j < 16; j++) {
+          acc[j] = d->bias && j < w ? d->bias[p * 16 + j] : 0.0f;
+        }
+        const float *wp = d->wp + p * K * 16;
+        for (int64_t k = 0; k < K; k++) {
+          float xv = xr[k];
+          for (int j = 0; j < 16; j++) {
+            acc[j] += xv * wp[k * 16 + j];
+          }
+        }
+        memcpy(yr + p * 16, acc, (size_t)w * sizeof(float));
+      }
+    }
+    pe__act_apply(yr, M, act, alpha);
+  }
+}
+
+void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
+                   int act, float alpha, int avx2) {
+  if (avx2) {
+    pe__dense_avx2(d, x, y, rows, act, alpha);
+  } else {
+    pe__dense_generic(d, x, y, rows, act, alpha);
+  }
+}
+
+/* ---- conv1d --------------------------------------------------------------- */
+static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y) {
+  int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
+  int64_t stride = s->p[4], dil = s->p[5], pl = s->p[6], win = s->p[8];
+  int64_t wout = s->p[9];
+  int64_t cin_g = cin / group, cout_g = cout / group;
+  for (int64_t co = 0; co < cout; co++) {
+    int64_t g = co / cout_g;
+    const float *w = s->w + co * cin_g * k;
+    float *yr = y + co * wout;
+    for (int64_t t = 0; t < wout; t++) {
+      float acc = s->bias[co];
+      for (int64_t ci = 0; ci < cin_g; ci++) {
+        const float *xr = x + (g * cin_g + ci) * win;
+        for (int64_t kk = 0; kk < k; kk++) {
+          int64_t pos = t * stride + kk * dil - pl;
+          if (pos >= 0 && pos < win) {
+            acc += w[ci * k + kk] * xr[pos];
+          }
+        }
+      }
+      yr[t] = acc;
+    }
+    pe__act_apply(yr, wout, s->act, s->alpha);
+  }
+}
+
+/* ---- the others -------------------------------------------------------------- */
+static float pe__binop(int op, float a, float b) {
+  switch (op) {
+  case PE__OP_ADD: return a + b;
+  case PE__OP_SUB: return a - b;
+  case PE__OP_MUL: return a * b;
+  case PE__OP_DIV: return a / b;
+  default: return b == 2.0f ? a * a : powf(a, b);
+  }
+}
+
+static void pe__binary(const pe__step_t *s, const float *a, const float *b,
+                       float *y) {
+  int64_t n = s->p[0];
+  int op = s->binop;
+  if (s->p[1] == 1) {
+    switch (op) {
+    case PE__OP_ADD:
+      for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+      return;
+    case PE__OP_MUL:
+      for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+      return;
+    default:
+      for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, a[i], b[i]);
+      return;
+    }
+  }
+  if (s->p[1] == 2) {
+    float bv = b[0];
+    for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, a[i], bv);
+    return;
+  }
+  if (s->p[1] == 3) {
+    float av = a[0];
+    for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, av, b[i]);
+    return;
+  }
+  int r = (int)s->rank;
+  int64_t idx[PE__MAX_RANK] = {0};
+  int64_t oa = 0, ob = 0;
+  int64_t last = r > 0 ? s->dims[r - 1] : 1;
+  int64_t sa = r > 0 ? s->st[0][r - 1] : 0, sb = r > 0 ? s->st[1][r - 1] : 0;
+  for (int64_t i = 0; i < n; i += last) {
+    for (int64_t j = 0; j < last; j++) {
+      y[i + j] = pe__binop(op, a[oa + j * sa], b[ob + j * sb]);
+    }
+    for (int d = r - 2; d >= 0; d--) {
+      oa += s->st[0][d];
+      ob += s->st[1][d];
+      if (++idx[d] < s->dims[d]) {
+        break;
+      }
+      oa -= s->st[0][d] * s->dims[d];
+      ob -= s->st[1][d] * s->dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+static void pe__softmax(const pe__step_t *s, const float *x, float *y) {
+  int64_t outer = s->p[0], L = s->p[1], inner = s->p[2];
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      const float *xr = x + o * L * inner + i;
+      float *yr = y + o * L * inner + i;
+      float mx = xr[0];
+      for (int64_t l = 1; l < L; l++) {
+        mx = xr[l * inner] > mx ? xr[l * inner] : mx;
+      }
+      float sum = 0.0f;
+      for (int64_t l = 0; l < L; l++) {
+        float e = expf(xr[l * inner] - mx);
+        sum += e;
+        if (!s->act) {
+          yr[l * inner] = e;
+        }
+      }
+      if (s->act) {
+        float ls = logf(sum);
+        for (int64_t l = 0; l < L; l++) {
+          yr[l * inner] = xr[l * inner] - mx - ls;
+        }
+      } else {
+        float inv = 1.0f / sum;
+        for (int64_t l = 0; l < L; l++) {
+          yr[l * inner] *= inv;
+        }
+      }
+    }
+  }
+}
+
+static void pe__strided(const pe__step_t *s, const float *x, float *y) {
+  int r = (int)s->rank;
+  int64_t n = s->p[1];
+  if (n == 0) {
+    return;
+  }
+  if (r == 0) {
+    y[0] = x[s->p[0]];
+    return;
+  }
+  int64_t idx[PE__MAX_RANK] = {0};
+  int64_t off = s->p[0];
+  int64_t last = s->dims[r - 1], sl = s->st[0][r - 1];
+  for (int64_t i = 0; i < n; i += last) {
+    if (sl == 1) {
+      memcpy(y + i, x + off, (size_t)last * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < last; j++) {
+        y[i + j] = x[off + j * sl];
+      }
+    }
+    for (int d = r - 2; d >= 0; d--) {
+      off += s->st[0][d];
+      if (++idx[d] < s->dims[d]) {
+        break;
+      }
+      off -= s->st[0][d] * s->dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+static void pe__pool1d(const pe__step_t *s, const float *x, float *y) {
+  int64_t C = s->p[0], win = s->p[1], wout = s->p[2], k = s->p[3];
+  int64_t stride = s->p[4], pl = s->p[5], dil = s->p[6];
+  int cip = s->p[7] != 0, is_max = s->p[8] != 0;
+  for (int64_t c = 0; c < C; c++) {
+    const float *xr = x + c * win;
+    for (int64_t t = 0; t < wout; t++) {
+      float acc = is_max ? -INFINITY : 0.0f;
+      int64_t cnt = 0, cnt_pad = 0;
+      for (int64_t kk = 0; kk < k; kk++) {
+        int64_t pos = t * stride + kk * dil - pl;
+        if (pos >= 0 && pos < win) {
+          float v = xr[pos];
+          acc = is_max ? (v > acc ? v : acc) : acc + v;
+          cnt++;
+        }
+        if (pos < win + s->p[9]) {
+          cnt_pad++; /* inside the padded input, not the ceil_mode overhang */
+        }
+      }
+      if (!is_max) {
+        acc /= (float)(cip ? cnt_pad : (cnt ? cnt : 1));
+      }
+      y[c * wout + t] = acc;
+    }
+  }
+}
+
+static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+  const pe_model_t *m = x->m;
+  int lstm = s->kind == PE__K_LSTM;
+  int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  int lbr = s->p[3] != 0;
+  int64_t GH = (lstm ? 4 : 3) * H;
+  const pe__tensor_t *tx = &m->g.t[s->in[0]];
+  const float *X = x->ptr[s->in[0]];
+  int64_t xs = pe__tensor_stride(tx);
+  float *xproj = x->scratch;
+  float *rh = xproj + (int64_t)x->n * seq * GH;
+  float *h = rh + GH;
+  float *c = h + H;
+  float *rr = c + H;
+  if (xs == seq * in) {
+    pe__dense_run(&s->d, X, xproj, (int64_t)x->n * seq, PE__ACT_NONE, 0, avx2);
+  } else {
+    for (uint32_t b = 0; b < x->n; b++) {
+      pe__dense_run(&s->d, X + b * xs, xproj + b * seq * GH, seq, PE__ACT_NONE,
+                    0, avx2);
+    }
+  }
+  for (uint32_t b = 0; b < x->n; b++) {
+    for (int k = 0; k < 2; k++) {
+      float *st = k ? c : h;
+      int id = s->in[1 + k];
+      if (id >= 0) {
+        memcpy(st, x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]),
+               (size_t)H * sizeof(float));
+      } else {
+        memset(st, 0, (size_t)H * sizeof(float));
+      }
+    }
+    float *Y = s->out[0] >= 0 ? x->ptr[s->out[0]] + b * seq * H : NULL;
+    for (int64_t t = 0; t < seq; t++) {
+      float *g = xproj + (b * seq + t) * GH;
+      if (lstm) {
+        pe__dense_run(&s->d2, h, rh, 1, PE__ACT_NONE, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          float ig = pe__sigmoid(g[j] + rh[j]);
+          float og = pe__sigmoid(g[H + j] + rh[H + j]);
+          float fg = pe__sigmoid(g[2 * H + j] + rh[2 * H + j]);
+          float cg = tanhf(g[3 * H + j] + rh[3 * H + j]);
+          c[j] = fg * c[j] + ig * cg;
+          h[j] = og * tanhf(c[j]);
+        }
+      } else if (lbr) {
+        pe__dense_run(&s->d2, h, rh, 1, PE__ACT_NONE, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          float z = pe__sigmoid(g[j] + rh[j]);
+          float r = pe__sigmoid(g[H + j] + rh[H + j]);
+          float hh = tanhf(g[2 * H + j] + r * (rh[2 * H + j] + s->bias2[j]));
+          h[j] = (1.0f - z) * hh + z * h[j];
+        }
+      } else {
+        pe__dense_run(&s->d2, h, rh, 1, PE__ACT_NONE, 0, avx2); /* z, r rows */
+        for (int64_t j = 0; j < H; j++) {
+          float r = pe__sigmoid(g[H + j] + rh[H + j]);
+          rr[j] = r * h[j];
+        }
+        pe__dense_run(&s->d3, rr, rr + H, 1, PE__ACT_NONE, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          float z = pe__sigmoid(g[j] + rh[j]);
+          float hh = tanhf(g[2 * H + j] + rr[H + j]);
+          h[j] = (1.0f - z) * hh + z * h[j];
+        }
+      }
+      if (Y != NULL) {
+        memcpy(Y + t * H, h, (size_t)H * sizeof(float));
+      }
+    }
+    if (s->out[1] >= 0) {
+      memcpy(x->ptr[s->out[1]] + b * H, h, (size_t)H * sizeof(float));
+    }
+    if (s->out[2] >= 0) {
+      memcpy(x->ptr[s->out[2]] + b * H, c, (size_t)H * sizeof(float));
+    }
+  }
+}
+
+/* Scratch floats a step needs for a tile of `tile` samples. */
+int64_t pe__step_scratch(const pe__step_t *s, int64_t tile) {
+  switch (s->kind) {
+  case PE__K_CONV1D:
+    return s->p[0] * (s->p[6] + s->p[8] + s->p[7] + 64) + 64;
+  case PE__K_LSTM:
+  case PE__K_GRU: {
+    int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];
+    return tile * s->p[0] * GH + GH + 4 * s->p[2] + 64;
+  }
+  default:
+    return 0;
+  }
+}
+
+/* Packs the canonical weights of a step for the kernels (at load). */
+void pe__step_pack(pe__step_t *s) {
+  if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
+    s->d.K = s->p[1];
+    s->d.M = s->p[2];
+    s->d.bias = s->bias;
+    pe__dense_pack(&s->d, s->w);
+  } else if ((s->kind == PE__K_LSTM || s->kind == PE__K_GRU) &&
+             s->d.wp == NULL) {
+    int64_t H = s->p[2], in = s->p[1];
+    int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * H;
+    s->d.K = in;
+    s->d.M = GH;
+    s->d.bias = s->bias;
+    pe__dense_pack(&s->d, s->w);
+    int split = s->kind == PE__K_GRU && s->p[3] == 0;
+    s->d2.K = H;
+    s->d2.M = split ? 2 * H : GH;
+    pe__dense_pack(&s->d2, s->w2);
+    if (split) {
+      s->d3.K = H;
+      s->d3.M = H;
+      pe__dense_pack(&s->d3, s->w2 + 2 * H * H);
+    }
+  }
+}
+
+void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+  const pe_model_t *m = x->m;
+  const pe__tensor_t *t0 = s->n_in > 0 && s->in[0] >= 0 ? &m->g.t[s->in[0]] : NULL;
+  const float *in0 = t0 ? x->ptr[s->in[0]] : NULL;
+  int64_t xs = t0 ? pe__tensor_stride(t0) : 0;
+  uint32_t n = x->n;
+  if (s->kind == PE__K_LSTM || s->kind == PE__K_GRU) {
+    pe__rnn(s, x, avx2);
+    return;
+  }
+  float *y = x->ptr[s->out[0]];
+  int64_t ys = m->g.t[s->out[0]].numel;
+  switch (s->kind) {
+  case PE__K_COPY:
+    for (uint32_t b = 0; b < n; b++) {
+      memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));
+    }
+    return;
+  case PE__K_CONV1D:
+    for (uint32_t b = 0; b < n; b++) {
+      if (avx2 && s->p[4] == 1) {
+        pe__conv1d_avx2(s, in0 + b * xs, y + b * ys, x->scratch);
+      } else {
+        pe__conv1d_generic(s, in0 + b * xs, y + b * ys);
+      }
+    }
+    return;
+  case PE__K_DENSE:
+    if (xs == t0->numel) {
+      pe__dense_run(&s->d, in0, y, (int64_t)n * s->p[0], s->act, s->alpha, avx2);
+    } else {
+      for (uint32_t b = 0; b < n; b++) {
+        pe__dense_run(&s->d, in0 + b * xs, y + b * ys, s->p[0], s->act, s->alpha,
+                      avx2);
+      }
+    }
+    return;
+  case PE__K_UNARY:
+    for (uint32_t b = 0; b < n; b++) {
+      if (y + b * ys != in0 + b * xs) {
+        memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));
+      }
+      pe__act_apply(y + b * ys, ys, s->act, s->alpha);
+    }
+    return;
+  case PE__K_BINARY: {
+    const pe__tensor_t *t1 = &m->g.t[s->in[1]];
+    const float *in1 = s->w ? s->w : x->ptr[s->in[1]];
+    int64_t s1 = s->w ? 0 : pe__tensor_stride(t1);
+    for (uint32_t b = 0; b < n; b++) {
+      pe__binary(s, in0 + b * xs, in1 + b * s1, y + b * ys);
+      pe__act_apply(y + b * ys, ys, s->act, s->alpha);
+    }
+    return;
+  }
+  case PE__K_SOFTMAX:
+    for (uint32_t b = 0; b < n; b++) {
+      pe__softmax(s, in0 + b * xs, y + b * ys);
+    }
+    return;
+  case PE__K_STRIDED:
+    for (uint32_t b = 0; b < n; b++) {
+      pe__strided(s, in0 + b * xs, y + b * ys);
+    }
+    return;
+  case PE__K_GATHER: {
+    int64_t outer = s->p[0], dim = s->p[1], inner = s->p[2], ni = s->n_idx;
+    for (uint32_t b = 0; b < n; b++) {
+      const float *xb = in0 + b * xs;
+      float *yb = y + b * ys;
+      for (int64_t q = 0; q < outer; q++) {
+        for (int64_t k = 0; k < ni; k++) {
+          memcpy(yb + (q * ni + k) * inner, xb + (q * dim + s->idx[k]) * inner,
+                 (size_t)inner * sizeof(float));
+        }
+      }
+    }
+    return;
+  }
+  case PE__K_CONCAT:
+    for (uint32_t b = 0; b < n; b++) {
+      float *yb = y + b * ys;
+      for (int64_t q = 0; q < s->p[0]; q++) {
+        for (int k = 0; k < s->n_in; k++) {
+          const pe__tensor_t *tk = &m->g.t[s->in[k]];
+          int64_t chunk = s->st[k][0];
+          memcpy(yb, x->ptr[s->in[k]] + b * pe__tensor_stride(tk) + q * chunk,
+                 (size_t)chunk * sizeof(float));
+          yb += chunk;
+        }
+      }
+    }
+    return;
+  case PE__K_AFFINE:
+    for (uint32_t b = 0; b < n; b++) {
+      const float *xb = in0 + b * xs;
+      float *yb = y + b * ys;
+      for (int64_t o = 0; o < s->p[0]; o++) {
+        for (int64_t c = 0; c < s->p[1]; c++) {
+          int64_t base = (o * s->p[1] + c) * s->p[2];
+          for (int64_t i = 0; i < s->p[2]; i++) {
+            yb[base + i] = xb[base + i] * s->w[c] + s->bias[c];
+          }
+        }
+      }
+      pe__act_apply(yb, ys, s->act, s->alpha);
+    }
+    return;
+  case PE__K_POOL1D:
+    for (uint32_t b = 0; b < n; b++) {
+      pe__pool1d(s, in0 + b * xs, y + b * ys);
+    }
+    return;
+  case PE__K_REDUCE_MEAN: {
+    int64_t outer = s->p[0], R = s->p[1], inner = s->p[2];
+    for (uint32_t b = 0; b < n; b++) {
+      const float *xb = in0 + b * xs;
+      float *yb = y + b * ys;
+      for (int64_t o = 0; o < outer; o++) {
+        for (int64_t i = 0; i < inner; i++) {
+          float acc = 0.0f;
+          for (int64_t r = 0; r < R; r++) {
+            acc += xb[(o * R + r) * inner + i];
+          }
+          yb[o * inner + i] = acc / (float)R;
+        }
+      }
+    }
+    return;
+  }
+  default:
+    return;
+  }
+}

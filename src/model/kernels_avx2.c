@@ -1,0 +1,279 @@
+/* AVX2/FMA versions of the two kernels that carry the FLOPs: dense layers
+ * and stride-1 Conv1d. Compiled with __attribute__((target)) so the file
+ * builds for any x86-64 and is only called when the CPU reports AVX2 and FMA
+ * (pe__kernels_avx2_usable, checked once at load). On other architectures
+ * the entry points fall back to nothing and are never called.
+ *
+ * Hot path: no allocation; Conv1d uses the context's scratch for a padded
+ * copy of its input. */
+#include <string.h>
+
+#include "model/model_impl.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define PE__AVX2 __attribute__((target("avx2,fma")))
+
+int pe__kernels_avx2_usable(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+PE__AVX2 static inline __m256i pe__mask(int64_t w) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), iota);
+}
+
+PE__AVX2 static inline __m256 pe__act8(__m256 v, int act, __m256 alpha) {
+  if (act == PE__ACT_RELU) {
+    return _mm256_max_ps(v, _mm256_setzero_ps());
+  }
+  if (act == PE__ACT_LEAKY) {
+    __m256 neg = _mm256_mul_ps(v, alpha);
+    __m256 m = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ);
+    return _mm256_blendv_ps(neg, v, m);
+  }
+  return v;
+}
+
+/* Stores w (0..16) floats of (a, b) to y, with the fused activation. */
+PE__AVX2 static inline void pe__store16(float *y, __m256 a, __m256 b, int64_t w,
+                                        int act, __m256 alpha) {
+  a = pe__act8(a, act, alpha);
+  b = pe__act8(b, act, alpha);
+  if (w >= 16) {
+    _mm256_storeu_ps(y, a);
+    _mm256_storeu_ps(y + 8, b);
+  } else if (w > 8) {
+    _mm256_storeu_ps(y, a);
+    _mm256_maskstore_ps(y + 8, pe__mask(w - 8), b);
+  } else {
+    _mm256_maskstore_ps(y, pe__mask(w), a);
+  }
+}
+
+PE__AVX2 static inline float pe__hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
+                             int64_t rows, int act, float alpha_f) {
+  const int64_t K = d->K, M = d->M;
+  const __m256 alpha = _mm256_set1_ps(alpha_f);
+  int simple_act = act == PE__ACT_NONE || act == PE__ACT_RELU || act == PE__ACT_LEAKY;
+  int vact = simple_act ? act : PE__ACT_NONE;
+  if (d->dot) {
+    for (int64_t r = 0; r < rows; r++) {
+      const float *xr = x + r * K;
+      for (int64_t m = 0; m < M; m++) {
+        const float *w = d->wp + m * K;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16) {
+          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k), a0);
+          a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k + 8),
+                               _mm256_loadu_ps(w + k + 8), a1);
+        }
+        for (; k + 8 <= K; k += 8) {
+          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k), a0);
+        }
+        float acc = pe__hsum(_mm256_add_ps(a0, a1));
+        for (; k < K; k++) {
+          acc += xr[k] * w[k];
+        }
+        acc += d->bias ? d->bias[m] : 0.0f;
+        if (act == PE__ACT_RELU) {
+          acc = acc > 0.0f ? acc : 0.0f;
+        } else if (act == PE__ACT_LEAKY) {
+          acc = acc >= 0.0f ? acc : acc * alpha_f;
+        }
+        y[r * M + m] = acc;
+      }
+      if (!simple_act) {
+        pe__act_apply(y + r * M, M, act, alpha_f);
+      }
+    }
+    return;
+  }
+  const int64_t P = (M + 15) / 16;
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float *x0 = x + r * K;
+    for (int64_t p = 0; p < P; p++) {
+      const float *wp = d->wp + p * K * 16;
+      __m256 bl = _mm256_loadu_ps(d->bp + p * 16);
+      __m256 bh = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      __m256 c00 = bl, c01 = bh, c10 = bl, c11 = bh;
+      __m256 c20 = bl, c21 = bh, c30 = bl, c31 = bh;
+      for (int64_t k = 0; k < K; k++) {
+        __m256 b0 = _mm256_loadu_ps(wp + k * 16);
+        __m256 b1 = _mm256_loadu_ps(wp + k * 16 + 8);
+        __m256 a = _mm256_broadcast_ss(x0 + k);
+        c00 = _mm256_fmadd_ps(a, b0, c00);
+        c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(x0 + K + k);
+        c10 = _mm256_fmadd_ps(a, b0, c10);
+        c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(x0 + 2 * K + k);
+        c20 = _mm256_fmadd_ps(a, b0, c20);
+        c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(x0 + 3 * K + k);
+        c30 = _mm256_fmadd_ps(a, b0, c30);
+        c31 = _mm256_fmadd_ps(a, b1, c31);
+      }
+      int64_t w = M - p * 16;
+      float *yp = y + r * M + p * 16;
+      pe__store16(yp, c00, c01, w, vact, alpha);
+      pe__store16(yp + M, c10, c11, w, vact, alpha);
+      pe__store16(yp + 2 * M, c20, c21, w, vact, alpha);
+      pe__store16(yp + 3 * M, c30, c31, w, vact, alpha);
+    }
+  }
+  for (; r < rows; r++) {
+    const float *xr = x + r * K;
+    int64_t p = 0;
+    for (; p + 4 <= P; p += 4) {
+      const float *w0 = d->wp + p * K * 16;
+      const float *w1 = w0 + K * 16, *w2 = w1 + K * 16, *w3 = w2 + K * 16;
+      __m256 c0 = _mm256_loadu_ps(d->bp + p * 16);
+      __m256 c1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      __m256 c2 = _mm256_loadu_ps(d->bp + p * 16 + 16);
+      __m256 c3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
+      __m256 c4 = _mm256_loadu_ps(d->bp + p * 16 + 32);
+      __m256 c5 = _mm256_loadu_ps(d->bp + p * 16 + 40);
+      __m256 c6 = _mm256_loadu_ps(d->bp + p * 16 + 48);
+      __m256 c7 = _mm256_loadu_ps(d->bp + p * 16 + 56);
+      for (int64_t k = 0; k < K; k++) {
+        __m256 a = _mm256_broadcast_ss(xr + k);
+        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16 + 8), c1);
+        c2 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16), c2);
+        c3 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16 + 8), c3);
+        c4 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16), c4);
+        c5 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16 + 8), c5);
+        c6 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16), c6);
+        c7 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16 + 8), c7);
+      }
+      float *yp = y + r * M + p * 16;
+      int64_t w = M - p * 16;
+      pe__store16(yp, c0, c1, w, vact, alpha);
+      pe__store16(yp + 16, c2, c3, w - 16, vact, alpha);
+      pe__store16(yp + 32, c4, c5, w - 32, vact, alpha);
+      pe__store16(yp + 48, c6, c7, w - 48, vact, alpha);
+    }
+    for (; p < P; p++) {
+      const float *wp = d->wp + p * K * 16;
+      __m256 c0 = _mm256_loadu_ps(d->bp + p * 16);
+      __m256 c1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      __m256 e0 = _mm256_setzero_ps(), e1 = _mm256_setzero_ps();
+      int64_t k = 0;
+      for (; k + 2 <= K; k += 2) {
+        __m256 a = _mm256_broadcast_ss(xr + k);
+        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c1);
+        a = _mm256_broadcast_ss(xr + k + 1);
+        e0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 16), e0);
+        e1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 24), e1);
+      }
+      for (; k < K; k++) {
+        __m256 a = _mm256_broadcast_ss(xr + k);
+        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c0);
+        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c1);
+      }
+      pe__store16(y + r * M + p * 16, _mm256_add_ps(c0, e0), _mm256_add_ps(c1, e1),
+                  M - p * 16, vact, alpha);
+    }
+  }
+  if (!simple_act) {
+    pe__act_apply(y, rows * M, act, alpha_f);
+  }
+}
+
+/* Stride-1 Conv1d, any dilation and groups: a zero-padded copy of the input
+ * in scratch, then blocks of 2 output channels x 32 time steps held in 8
+ * registers, every input row loaded once per block. */
+PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
+                              float *scratch) {
+  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
+  const int64_t dil = s->p[5], pl = s->p[6], pr = s->p[7], win = s->p[8];
+  const int64_t wout = s->p[9];
+  const int64_t cin_g = cin / group, cout_g = cout / group;
+  const int64_t wp = pl + win + pr + 32;
+  const __m256 alpha = _mm256_set1_ps(s->alpha);
+  int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
+                   s->act == PE__ACT_LEAKY;
+  int vact = simple_act ? s->act : PE__ACT_NONE;
+  for (int64_t ci = 0; ci < cin; ci++) {
+    float *row = scratch + ci * wp;
+    memset(row, 0, (size_t)pl * sizeof(float));
+    memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
+    memset(row + pl + win, 0, (size_t)(pr + 32) * sizeof(float));
+  }
+  for (int64_t co = 0; co < cout; co += 2) {
+    int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
+    int64_t g = co / cout_g;
+    const float *w0 = s->w + co * cin_g * k;
+    const float *w1 = two ? w0 + cin_g * k : w0;
+    for (int64_t t0 = 0; t0 < wout; t0 += 32) {
+      __m256 b0 = _mm256_set1_ps(s->bias[co]);
+      __m256 b1 = _mm256_set1_ps(two ? s->bias[co + 1] : 0.0f);
+      __m256 a0 = b0, a1 = b0, a2 = b0, a3 = b0;
+      __m256 e0 = b1, e1 = b1, e2 = b1, e3 = b1;
+      for (int64_t ci = 0; ci < cin_g; ci++) {
+        const float *row = scratch + (g * cin_g + ci) * wp + t0;
+        for (int64_t kk = 0; kk < k; kk++) {
+          const float *p = row + kk * dil;
+          __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
+          __m256 v2 = _mm256_loadu_ps(p + 16), v3 = _mm256_loadu_ps(p + 24);
+          __m256 c0 = _mm256_broadcast_ss(w0 + ci * k + kk);
+          __m256 c1 = _mm256_broadcast_ss(w1 + ci * k + kk);
+          a0 = _mm256_fmadd_ps(c0, v0, a0);
+          a1 = _mm256_fmadd_ps(c0, v1, a1);
+          a2 = _mm256_fmadd_ps(c0, v2, a2);
+          a3 = _mm256_fmadd_ps(c0, v3, a3);
+          e0 = _mm256_fmadd_ps(c1, v0, e0);
+          e1 = _mm256_fmadd_ps(c1, v1, e1);
+          e2 = _mm256_fmadd_ps(c1, v2, e2);
+          e3 = _mm256_fmadd_ps(c1, v3, e3);
+        }
+      }
+      int64_t w = wout - t0;
+      float *y0 = y + co * wout + t0;
+      pe__store16(y0, a0, a1, w, vact, alpha);
+      if (w > 16) {
+        pe__store16(y0 + 16, a2, a3, w - 16, vact, alpha);
+      }
+      if (two) {
+        float *y1 = y0 + wout;
+        pe__store16(y1, e0, e1, w, vact, alpha);
+        if (w > 16) {
+          pe__store16(y1 + 16, e2, e3, w - 16, vact, alpha);
+        }
+      }
+    }
+  }
+  if (!simple_act) {
+    pe__act_apply(y, cout * wout, s->act, s->alpha);
+  }
+}
+
+#else
+
+int pe__kernels_avx2_usable(void) { return 0; }
+
+void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
+                    int64_t rows, int act, float alpha) {
+  (void)d, (void)x, (void)y, (void)rows, (void)act, (void)alpha;
+}
+
+void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
+                     float *scratch) {
+  (void)s, (void)x, (void)y, (void)scratch;
+}
+
+#endif
