@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Parity of the cpu backend with ONNX Runtime.
+
+    tests/test_onnx_parity.py BUILD_DIR [MODEL.onnx ...]
+
+For every test model (tests/models/*.onnx) and every shipped model
+(models/*.onnx), with both kernel sets (auto = AVX2/FMA where the CPU has it,
+and generic): 1000 random windows (normal, plus a few with large values),
+and, when ../shared/data/real/binance_trades.csv is there, real windows built
+from its trades by `pattern-engine replay --features-out` (the model's
+channels cycle over the standard features). Both go through
+`pattern-engine infer` and onnxruntime; max |diff| must be <= 1e-5.
+Shipped models with committed test vectors (models/NAME.vectors.npz with
+`inputs` and `outputs`) are also checked against the exporting framework.
+
+Exit 77 with a SKIP line when onnxruntime or numpy are missing."""
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    import onnxruntime as ort
+except ImportError as e:  # pragma: no cover
+    print(f"SKIP: {e}")
+    sys.exit(77)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOL = 1e-5
+N_RANDOM = 1000
+
+
+def session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def run_engine(exe, model, x, kernels, tmp):
+    xin = os.path.join(tmp, "x.npy")
+    yout = os.path.join(tmp, "y.npy")
+    np.save(xin, x)
+    r = subprocess.run([exe, "infer", model, "--input", xin, "--output", yout,
+                        "--kernels", kernels], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"infer failed ({r.returncode}): {r.stderr.strip()}")
+    return np.load(yout)
+
+
+_real_cache = {}
+
+
+def real_features(exe, tmp):
+    """Standard features of the real trades, one row per accepted tick."""
+    if "f" in _real_cache:
+        return _real_cache["f"]
+    csv = os.path.join(os.path.dirname(ROOT), "shared", "data", "real", "binance_trades.csv")
+    if not os.path.exists(csv):
+        csv = "/work/shared/data/real/binance_trades.csv"
+    if not os.path.exists(csv):
+        _real_cache["f"] = None
+        return None
+    out = os.path.join(tmp, "features.csv")
+    r = subprocess.run([exe, "replay", "--ticks", csv, "--features-out", out, "--quiet",
+                        "--out", os.devnull], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"note: replay failed, no real windows: {r.stderr.strip()}")
+        _real_cache["f"] = None
+        return None
+    with open(out) as f:
+        header = f.readline().strip().split(",")
+    cols = header[9:]  # after ts,symbol,price,volume,ema_fast,ema_slow,vwap,mean,var
+    data = np.genfromtxt(out, delimiter=",", skip_header=1,
+                         usecols=range(9, 9 + len(cols)), max_rows=20000)
+    data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    _real_cache["f"] = data
+    return data
+
+
+def real_windows(feats, shape, count=500):
+    per = int(np.prod(shape))
+    if feats is None or feats.shape[0] < 64:
+        return None
+    c, w = (shape[0], int(np.prod(shape[1:]))) if len(shape) >= 2 else (1, shape[0])
+    starts = np.linspace(0, feats.shape[0] - w - 1, count).astype(int)
+    x = np.empty((count, c, w), dtype=np.float32)
+    for i, s in enumerate(starts):
+        for ch in range(c):
+            x[i, ch] = feats[s:s + w, ch % feats.shape[1]]
+    return x.reshape((count,) + tuple(shape)) if per == c * w else None
+
+
+def check_model(exe, path, tmp):
+    sess = session(path)
+    inp = sess.get_inputs()[0]
+    shape = [int(d) for d in inp.shape[1:]]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N_RANDOM,) + tuple(shape)).astype(np.float32)
+    x[:10] *= 8.0  # a few large windows: saturating activations
+    sets = [("random", x)]
+    rw = real_windows(real_features(exe, tmp), shape)
+    if rw is not None:
+        sets.append(("real", rw))
+    worst = 0.0
+    ok = True
+    for label, xs in sets:
+        ref = sess.run(None, {inp.name: xs})[0]
+        for kernels in ("auto", "generic"):
+            y = run_engine(exe, path, xs, kernels, tmp)
+            if y.shape != ref.shape:
+                print(f"FAIL {path} [{label}, {kernels}]: shape {y.shape} vs {ref.shape}")
+                ok = False
+                continue
+            d = float(np.max(np.abs(y.astype(np.float64) - ref)))
+            worst = max(worst, d)
+            status = "ok" if d <= TOL else "FAIL"
+            ok &= d <= TOL
+            print(f"{status:4} {os.path.relpath(path, ROOT)} [{label} x{len(xs)}, {kernels}]: "
+                  f"max abs diff {d:.3g}")
+    vec = path[:-5] + ".vectors.npz"
+    if os.path.exists(vec):
+        v = np.load(vec)
+        y = run_engine(exe, path, v["inputs"].astype(np.float32), "auto", tmp)
+        d = float(np.max(np.abs(y - v["outputs"])))
+        status = "ok" if d <= TOL else "FAIL"
+        ok &= d <= TOL
+        print(f"{status:4} {os.path.relpath(path, ROOT)} [committed vectors x{len(y)}]: "
+              f"max abs diff {d:.3g}")
+    return ok, worst
+
+
+def main():
+    if len(sys.argv) < 2:
+        print("usage: test_onnx_parity.py BUILD_DIR [MODEL ...]")
+        return 2
+    exe = os.path.join(sys.argv[1], "pattern-engine")
+    models = sys.argv[2:] or (sorted(glob.glob(os.path.join(ROOT, "tests", "models", "*.onnx")))
+                              + sorted(glob.glob(os.path.join(ROOT, "models", "*.onnx"))))
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in models:
+            try:
+                ok, _ = check_model(exe, m, tmp)
+            except Exception as e:  # report and go on
+                print(f"FAIL {m}: {e}")
+                ok = False
+            passed += ok
+            failed += not ok
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
