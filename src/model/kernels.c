@@ -348,82 +348,129 @@ static void pe__pool1d(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2) {
+  if (avx2) {
+    pe__act_avx2(y, n, act, alpha);
+  } else {
+    pe__act_apply(y, n, act, alpha);
+  }
+}
+
+/* LSTM / GRU over the n samples of a tile at once: the input projection of
+ * every time step is one dense call (rows = n * seq), then each step does
+ * one dense call for R * h over all n hidden states (rows = n) and the gate
+ * arithmetic. ONNX gate orders: LSTM i, o, f, c; GRU z, r, h. */
 static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
   int lstm = s->kind == PE__K_LSTM;
-  int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
-  int lbr = s->p[3] != 0;
-  int64_t GH = (lstm ? 4 : 3) * H;
+  const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  const int lbr = s->p[3] != 0;
+  const int64_t GH = (lstm ? 4 : 3) * H;
+  const int64_t n = x->n;
   const pe__tensor_t *tx = &m->g.t[s->in[0]];
   const float *X = x->ptr[s->in[0]];
-  int64_t xs = pe__tensor_stride(tx);
-  float *xproj = x->scratch;
-  float *rh = xproj + (int64_t)x->n * seq * GH;
-  float *h = rh + GH;
-  float *c = h + H;
-  float *rr = c + H;
+  const int64_t xs = pe__tensor_stride(tx);
+  float *xproj = x->scratch;           /* [n][seq][GH] */
+  float *hs = xproj + n * seq * GH;    /* [n][H] */
+  float *cs = hs + n * H;              /* [n][H] */
+  float *rh = cs + n * H;              /* [n][GH] */
+  float *rr = rh + n * GH;             /* [n][H] r * h (GRU, lbr 0) */
+  float *rr2 = rr + n * H;             /* [n][H] */
+  float *gate = rr2 + n * H;           /* [GH] */
   if (xs == seq * in) {
-    pe__dense_run(&s->d, X, xproj, (int64_t)x->n * seq, PE__ACT_NONE, 0, avx2);
+    pe__dense_run(&s->d, X, xproj, n * seq, PE__ACT_NONE, 0, avx2);
   } else {
-    for (uint32_t b = 0; b < x->n; b++) {
+    for (int64_t b = 0; b < n; b++) {
       pe__dense_run(&s->d, X + b * xs, xproj + b * seq * GH, seq, PE__ACT_NONE,
                     0, avx2);
     }
   }
-  for (uint32_t b = 0; b < x->n; b++) {
-    for (int k = 0; k < 2; k++) {
-      float *st = k ? c : h;
-      int id = s->in[1 + k];
+  for (int k = 0; k < 2; k++) {
+    float *st = k ? cs : hs;
+    int id = s->in[1 + k];
+    for (int64_t b = 0; b < n; b++) {
       if (id >= 0) {
-        memcpy(st, x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]),
+        memcpy(st + b * H, x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]),
                (size_t)H * sizeof(float));
       } else {
-        memset(st, 0, (size_t)H * sizeof(float));
+        memset(st + b * H, 0, (size_t)H * sizeof(float));
       }
     }
-    float *Y = s->out[0] >= 0 ? x->ptr[s->out[0]] + b * seq * H : NULL;
-    for (int64_t t = 0; t < seq; t++) {
-      float *g = xproj + (b * seq + t) * GH;
+  }
+  const int64_t rhw = s->d2.M; /* GH, or 2H for GRU without lbr */
+  float *Y = s->out[0] >= 0 ? x->ptr[s->out[0]] : NULL;
+  for (int64_t t = 0; t < seq; t++) {
+    pe__dense_run(&s->d2, hs, rh, n, PE__ACT_NONE, 0, avx2);
+    for (int64_t b = 0; b < n; b++) {
+      const float *g = xproj + (b * seq + t) * GH;
+      const float *r = rh + b * rhw;
+      float *h = hs + b * H;
       if (lstm) {
-        pe__dense_run(&s->d2, h, rh, 1, PE__ACT_NONE, 0, avx2);
+        float *c = cs + b * H;
+        for (int64_t j = 0; j < GH; j++) {
+          gate[j] = g[j] + r[j];
+        }
+        pe__act_run(gate, 3 * H, PE__ACT_SIGMOID, 0, avx2);
+        pe__act_run(gate + 3 * H, H, PE__ACT_TANH, 0, avx2);
         for (int64_t j = 0; j < H; j++) {
-          float ig = pe__sigmoid(g[j] + rh[j]);
-          float og = pe__sigmoid(g[H + j] + rh[H + j]);
-          float fg = pe__sigmoid(g[2 * H + j] + rh[2 * H + j]);
-          float cg = tanhf(g[3 * H + j] + rh[3 * H + j]);
-          c[j] = fg * c[j] + ig * cg;
-          h[j] = og * tanhf(c[j]);
+          c[j] = gate[2 * H + j] * c[j] + gate[j] * gate[3 * H + j];
+          gate[j] = c[j];
+        }
+        pe__act_run(gate, H, PE__ACT_TANH, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          h[j] = gate[H + j] * gate[j];
         }
       } else if (lbr) {
-        pe__dense_run(&s->d2, h, rh, 1, PE__ACT_NONE, 0, avx2);
+        for (int64_t j = 0; j < 2 * H; j++) {
+          gate[j] = g[j] + r[j];
+        }
+        pe__act_run(gate, 2 * H, PE__ACT_SIGMOID, 0, avx2);
         for (int64_t j = 0; j < H; j++) {
-          float z = pe__sigmoid(g[j] + rh[j]);
-          float r = pe__sigmoid(g[H + j] + rh[H + j]);
-          float hh = tanhf(g[2 * H + j] + r * (rh[2 * H + j] + s->bias2[j]));
-          h[j] = (1.0f - z) * hh + z * h[j];
+          gate[2 * H + j] = g[2 * H + j] + gate[H + j] * (r[2 * H + j] + s->bias2[j]);
+        }
+        pe__act_run(gate + 2 * H, H, PE__ACT_TANH, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          h[j] = (1.0f - gate[j]) * gate[2 * H + j] + gate[j] * h[j];
         }
       } else {
-        pe__dense_run(&s->d2, h, rh, 1, PE__ACT_NONE, 0, avx2); /* z, r rows */
         for (int64_t j = 0; j < H; j++) {
-          float r = pe__sigmoid(g[H + j] + rh[H + j]);
-          rr[j] = r * h[j];
+          gate[j] = g[H + j] + r[H + j];
         }
-        pe__dense_run(&s->d3, rr, rr + H, 1, PE__ACT_NONE, 0, avx2);
+        pe__act_run(gate, H, PE__ACT_SIGMOID, 0, avx2);
         for (int64_t j = 0; j < H; j++) {
-          float z = pe__sigmoid(g[j] + rh[j]);
-          float hh = tanhf(g[2 * H + j] + rr[H + j]);
-          h[j] = (1.0f - z) * hh + z * h[j];
+          rr[b * H + j] = gate[j] * h[j];
         }
-      }
-      if (Y != NULL) {
-        memcpy(Y + t * H, h, (size_t)H * sizeof(float));
       }
     }
+    if (!lstm && !lbr) {
+      pe__dense_run(&s->d3, rr, rr2, n, PE__ACT_NONE, 0, avx2);
+      for (int64_t b = 0; b < n; b++) {
+        const float *g = xproj + (b * seq + t) * GH;
+        const float *r = rh + b * rhw;
+        float *h = hs + b * H;
+        for (int64_t j = 0; j < H; j++) {
+          gate[j] = g[j] + r[j];
+          gate[H + j] = g[2 * H + j] + rr2[b * H + j];
+        }
+        pe__act_run(gate, H, PE__ACT_SIGMOID, 0, avx2);
+        pe__act_run(gate + H, H, PE__ACT_TANH, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          h[j] = (1.0f - gate[j]) * gate[H + j] + gate[j] * h[j];
+        }
+      }
+    }
+    if (Y != NULL) {
+      for (int64_t b = 0; b < n; b++) {
+        memcpy(Y + (b * seq + t) * H, hs + b * H, (size_t)H * sizeof(float));
+      }
+    }
+  }
+  for (int64_t b = 0; b < n; b++) {
     if (s->out[1] >= 0) {
-      memcpy(x->ptr[s->out[1]] + b * H, h, (size_t)H * sizeof(float));
+      memcpy(x->ptr[s->out[1]] + b * H, hs + b * H, (size_t)H * sizeof(float));
     }
     if (s->out[2] >= 0) {
-      memcpy(x->ptr[s->out[2]] + b * H, c, (size_t)H * sizeof(float));
+      memcpy(x->ptr[s->out[2]] + b * H, cs + b * H, (size_t)H * sizeof(float));
     }
   }
 }
@@ -431,12 +478,13 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
 /* Scratch floats a step needs for a tile of `tile` samples. */
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile) {
   switch (s->kind) {
-  case PE__K_CONV1D:
-    return s->p[0] * (s->p[6] + s->p[8] + s->p[7] + 64) + 64;
+  case PE__K_CONV1D: /* phase rows, see pe__conv1d_avx2 */
+    return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
+           64;
   case PE__K_LSTM:
   case PE__K_GRU: {
     int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];
-    return tile * s->p[0] * GH + GH + 4 * s->p[2] + 64;
+    return tile * (s->p[0] * GH + GH + 4 * s->p[2]) + GH + 64;
   }
   default:
     return 0;
@@ -490,7 +538,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     return;
   case PE__K_CONV1D:
     for (uint32_t b = 0; b < n; b++) {
-      if (avx2 && s->p[4] == 1) {
+      if (avx2) {
         pe__conv1d_avx2(s, in0 + b * xs, y + b * ys, x->scratch);
       } else {
         pe__conv1d_generic(s, in0 + b * xs, y + b * ys);
@@ -512,7 +560,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
       if (y + b * ys != in0 + b * xs) {
         memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));
       }
-      pe__act_apply(y + b * ys, ys, s->act, s->alpha);
+      pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
     }
     return;
   case PE__K_BINARY: {
@@ -521,7 +569,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     int64_t s1 = s->w ? 0 : pe__tensor_stride(t1);
     for (uint32_t b = 0; b < n; b++) {
       pe__binary(s, in0 + b * xs, in1 + b * s1, y + b * ys);
-      pe__act_apply(y + b * ys, ys, s->act, s->alpha);
+      pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
     }
     return;
   }
@@ -575,7 +623,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
           }
         }
       }
-      pe__act_apply(yb, ys, s->act, s->alpha);
+      pe__act_run(yb, ys, s->act, s->alpha, avx2);
     }
     return;
   case PE__K_POOL1D:

@@ -61,6 +61,68 @@ PE__AVX2 static inline float pe__hsum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
+/* exp(x) for 8 floats: Cephes' expf (range reduction by ln 2, degree-6
+ * polynomial), within 2 ulp of libm over the clamped range. */
+PE__AVX2 static inline __m256 pe__exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)),
+                    _mm256_set1_ps(88.3f));
+  __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+PE__AVX2 static inline __m256 pe__sigmoid8(__m256 x) {
+  __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+/* tanh(x) = 1 - 2 / (exp(2x) + 1); absolute error a few 1e-8. */
+PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
+  __m256 one = _mm256_set1_ps(1.0f);
+  __m256 e = pe__exp8(_mm256_add_ps(x, x));
+  return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+}
+
+/* Activations in place over n floats; those without a vector form go to
+ * the portable pe__act_apply. */
+PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
+  if (act != PE__ACT_SIGMOID && act != PE__ACT_TANH && act != PE__ACT_EXP &&
+      act != PE__ACT_RELU && act != PE__ACT_LEAKY) {
+    pe__act_apply(y, n, act, alpha);
+    return;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i < n; i += 8) {
+    int64_t w = n - i < 8 ? n - i : 8;
+    __m256i m = pe__mask(w);
+    __m256 v = w == 8 ? _mm256_loadu_ps(y + i) : _mm256_maskload_ps(y + i, m);
+    switch (act) {
+    case PE__ACT_SIGMOID: v = pe__sigmoid8(v); break;
+    case PE__ACT_TANH: v = pe__tanh8(v); break;
+    case PE__ACT_EXP: v = pe__exp8(v); break;
+    default: v = pe__act8(v, act, va); break;
+    }
+    if (w == 8) {
+      _mm256_storeu_ps(y + i, v);
+    } else {
+      _mm256_maskstore_ps(y + i, m, v);
+    }
+  }
+}
+
 PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
                              int64_t rows, int act, float alpha_f) {
   const int64_t K = d->K, M = d->M;
@@ -95,7 +157,7 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
         y[r * M + m] = acc;
       }
       if (!simple_act) {
-        pe__act_apply(y + r * M, M, act, alpha_f);
+        pe__act_avx2(y + r * M, M, act, alpha_f);
       }
     }
     return;
@@ -190,29 +252,42 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
     }
   }
   if (!simple_act) {
-    pe__act_apply(y, rows * M, act, alpha_f);
+    pe__act_avx2(y, rows * M, act, alpha_f);
   }
 }
 
-/* Stride-1 Conv1d, any dilation and groups: a zero-padded copy of the input
- * in scratch, then blocks of 2 output channels x 32 time steps held in 8
- * registers, every input row loaded once per block. */
+/* Conv1d, any stride, dilation and groups. The zero-padded input is split
+ * into `stride` phase rows per channel (row r holds padded[j * stride + r]),
+ * so every tap of every output block is a contiguous load; then blocks of 2
+ * output channels x 32 time steps are held in 8 registers. */
 PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                               float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
-  const int64_t dil = s->p[5], pl = s->p[6], pr = s->p[7], win = s->p[8];
-  const int64_t wout = s->p[9];
+  const int64_t st = s->p[4], dil = s->p[5], pl = s->p[6], pr = s->p[7];
+  const int64_t win = s->p[8], wout = s->p[9];
   const int64_t cin_g = cin / group, cout_g = cout / group;
-  const int64_t wp = pl + win + pr + 32;
+  const int64_t lp = pl + win + pr;
+  const int64_t lr = (lp + st - 1) / st + 40;
   const __m256 alpha = _mm256_set1_ps(s->alpha);
   int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
                    s->act == PE__ACT_LEAKY;
   int vact = simple_act ? s->act : PE__ACT_NONE;
   for (int64_t ci = 0; ci < cin; ci++) {
-    float *row = scratch + ci * wp;
-    memset(row, 0, (size_t)pl * sizeof(float));
-    memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
-    memset(row + pl + win, 0, (size_t)(pr + 32) * sizeof(float));
+    const float *xr = x + ci * win;
+    if (st == 1) {
+      float *row = scratch + ci * lr;
+      memset(row, 0, (size_t)pl * sizeof(float));
+      memcpy(row + pl, xr, (size_t)win * sizeof(float));
+      memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
+      continue;
+    }
+    for (int64_t r = 0; r < st; r++) {
+      float *row = scratch + (ci * st + r) * lr;
+      for (int64_t j = 0; j < lr; j++) {
+        int64_t pos = j * st + r - pl;
+        row[j] = pos >= 0 && pos < win ? xr[pos] : 0.0f;
+      }
+    }
   }
   for (int64_t co = 0; co < cout; co += 2) {
     int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
@@ -225,9 +300,10 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
       __m256 a0 = b0, a1 = b0, a2 = b0, a3 = b0;
       __m256 e0 = b1, e1 = b1, e2 = b1, e3 = b1;
       for (int64_t ci = 0; ci < cin_g; ci++) {
-        const float *row = scratch + (g * cin_g + ci) * wp + t0;
+        const float *rows = scratch + (g * cin_g + ci) * st * lr + t0;
         for (int64_t kk = 0; kk < k; kk++) {
-          const float *p = row + kk * dil;
+          int64_t off = kk * dil;
+          const float *p = rows + (off % st) * lr + off / st;
           __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
           __m256 v2 = _mm256_loadu_ps(p + 16), v3 = _mm256_loadu_ps(p + 24);
           __m256 c0 = _mm256_broadcast_ss(w0 + ci * k + kk);
@@ -258,7 +334,7 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
     }
   }
   if (!simple_act) {
-    pe__act_apply(y, cout * wout, s->act, s->alpha);
+    pe__act_avx2(y, cout * wout, s->act, s->alpha);
   }
 }
 
@@ -274,6 +350,10 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch) {
   (void)s, (void)x, (void)y, (void)scratch;
+}
+
+void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
+  pe__act_apply(y, n, act, alpha);
 }
 
 #endif

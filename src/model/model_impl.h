@@ -221,6 +221,8 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
                     int64_t rows, int act, float alpha);
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
+void pe__act_avx2(float *y, int64_t n, int act, float alpha);
+void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
 int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
                          const char *what);
 void pe__step_pack(pe__step_t *s);
