@@ -343,6 +343,24 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
   return PE_OK;
 }
 
+/* Appends " (used by node I (NAME, OP))" for the first node reading
+ * `name`, so a bad initializer or input is tied to a node. */
+static void pe__append_consumer(pe__graph_t *g, const Onnx__GraphProto *gp,
+                                const char *name) {
+  for (size_t i = 0; i < gp->n_node; i++) {
+    const Onnx__NodeProto *np = gp->node[i];
+    for (size_t k = 0; k < np->n_input; k++) {
+      if (np->input[k] && strcmp(np->input[k], name) == 0) {
+        size_t n = strlen(g->err);
+        snprintf(g->err + n, g->err_cap - n, " (used by node %zu (%s, %s))", i,
+                 np->name && np->name[0] ? np->name : "unnamed",
+                 np->op_type ? np->op_type : "");
+        return;
+      }
+    }
+  }
+}
+
 /* protobuf-c allocator that refuses absurd requests so that a hostile length
  * field cannot make us ask the system for terabytes. */
 static void *pe__pb_alloc(void *data, size_t size) {
@@ -444,6 +462,7 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     }
     int rc = pe__load_tensor(g, &g->t[id], tp, "initializer");
     if (rc != PE_OK) {
+      pe__append_consumer(g, gp, name);
       return rc;
     }
   }
@@ -466,6 +485,7 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     }
     int rc = pe__value_shape(g, &g->t[id], vi, "input");
     if (rc != PE_OK) {
+      pe__append_consumer(g, gp, name);
       return rc;
     }
     g->t[id].known = 1;
