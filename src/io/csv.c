@@ -269,6 +269,11 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     return pe__reject(h, PE_EFIELDS, c->line_no, line, len);
   }
 
+  for (int role = PE__COL_TS; role < PE__COL_ROLES; role++) {
+    if (field[role] != NULL) {
+      pe__field_clean(&field[role], &flen[role]);
+    }
+  }
   pe_tick_t tick;
   if (pe_parse_timestamp(field[PE__COL_TS], flen[PE__COL_TS], c->opt.ts_unit,
                          &tick.ts_ns) != PE_OK) {
@@ -276,7 +281,6 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   }
   const char *sym = field[PE__COL_SYMBOL];
   size_t sym_len = flen[PE__COL_SYMBOL];
-  pe__field_clean(&sym, &sym_len);
   if (sym_len == 0) {
     return pe__reject(h, PE_ESYMBOL, c->line_no, line, len);
   }
@@ -301,7 +305,6 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   if (field[PE__COL_RECV_TS] != NULL) {
     const char *r = field[PE__COL_RECV_TS];
     size_t rlen = flen[PE__COL_RECV_TS];
-    pe__field_clean(&r, &rlen);
     if (rlen > 0 &&
         pe_parse_timestamp(r, rlen, c->opt.ts_unit, &tick.recv_ts_ns) != PE_OK) {
       return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
