@@ -174,6 +174,11 @@ def read_features(path: str) -> pd.DataFrame:
     return out
 
 
+def _plain(x):
+    """A numpy scalar as the Python value, for readable messages."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def compare(eng: pd.DataFrame, ref_ticks: pd.DataFrame, ref: pd.DataFrame,
             label: str) -> bool:
     ok = True
@@ -187,8 +192,9 @@ def compare(eng: pd.DataFrame, ref_ticks: pd.DataFrame, ref: pd.DataFrame,
         diff = np.flatnonzero(e != r)
         if len(diff):
             i = int(diff[0])
+            got, want = _plain(e[i]), _plain(r[i])
             print(f"  FAIL {c}: {len(diff)} rows differ; first at data row "
-                  f"{i + 1}: engine {e[i]!r}, input {r[i]!r}")
+                  f"{i + 1}: engine {got!r}, input {want!r}")
             ok = False
     if not ok:
         return False
@@ -208,13 +214,13 @@ def compare(eng: pd.DataFrame, ref_ticks: pd.DataFrame, ref: pd.DataFrame,
         if n_bad:
             i = int(np.flatnonzero(err > tol)[0])
             print(f"           {n_bad} rows over tol; first at data row {i + 1} "
-                  f"({eng['symbol'].iloc[i]}): engine {e[i]!r}, pandas {r[i]!r}; "
-                  f"worst at row {worst + 1}: engine {e[worst]!r}, "
-                  f"pandas {r[worst]!r}")
+                  f"({eng['symbol'].iloc[i]}): engine {float(e[i])!r}, pandas {float(r[i])!r}; "
+                  f"worst at row {worst + 1}: engine {float(e[worst])!r}, "
+                  f"pandas {float(r[worst])!r}")
         if len(nan_bad):
             i = int(nan_bad[0])
             print(f"           {len(nan_bad)} rows NaN on one side only; first at "
-                  f"data row {i + 1}: engine {e[i]!r}, pandas {r[i]!r}")
+                  f"data row {i + 1}: engine {float(e[i])!r}, pandas {float(r[i])!r}")
         ok = ok and status == "ok"
     return ok
 

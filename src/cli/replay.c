@@ -449,6 +449,7 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   r->sink = NULL;
 
+  rc = PE_EXIT_FAIL;
   pe__totals_t totals;
   pe__totals(r, wall_s, &totals);
   if (!pe_cli_is_set(cmd, "quiet")) {
