@@ -182,6 +182,17 @@ def test_deterministic_and_chunking_free():
           "one line at a time through a pipe: byte-identical")
 
 
+def test_signals_do_not_depend_on_features_out():
+    if not os.path.exists(FIXTURE):
+        return
+    rc, plain, err = run("replay", "--ticks", FIXTURE, "--quiet")
+    check(rc == 0, f"plain replay: {err}")
+    rc, full, err = run("replay", "--ticks", FIXTURE, "--quiet",
+                        "--features-out", tmp("full.csv"))
+    check(rc == 0 and plain == full and plain.count(b"\n") > 5,
+          "signals are the same with the full feature set computed")
+
+
 def test_help_documents_every_flag():
     rc, out, _ = run("help", "replay")
     text = out.decode()
