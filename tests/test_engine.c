@@ -1,0 +1,392 @@
+/* The engine (src/core/engine.c, rules.c, features.c, snapshot.c): rules,
+ * score, label, confidence and cooldown; rejections that leave the state
+ * untouched; windows; the stub model; snapshots. */
+#include "pe/engine.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/symstate.h"
+#include "pe/error.h"
+#include "pe_test.h"
+
+#define S (1000000000LL)
+#define T0 (1700000000LL * S)
+
+static pe_engine_t *make_engine(const pe_engine_config_t *cfg) {
+  pe_engine_t *e = NULL;
+  char err[256];
+  int rc = pe_engine_create(cfg, &e, err, sizeof err);
+  if (rc != PE_OK) {
+    fprintf(stderr, "engine: %s\n", err);
+    abort();
+  }
+  return e;
+}
+
+static pe_tick_t tick(const char *sym, int64_t ts, double price, double vol) {
+  pe_tick_t t;
+  memset(&t, 0, sizeof t);
+  t.ts_ns = ts;
+  t.recv_ts_ns = PE_TS_NONE;
+  t.price = price;
+  t.volume = vol;
+  PE_CHECK_INT(pe_tick_set_symbol(&t, sym, (uint32_t)strlen(sym)), PE_OK);
+  return t;
+}
+
+static pe_tick_out_t out;
+
+/* 20 quiet ticks, 1 s apart, price 100 / 100.01, size 1. */
+static void quiet_start(pe_engine_t *e, const char *sym) {
+  for (int i = 0; i < 20; i++) {
+    pe_tick_t t = tick(sym, T0 + i * S, (i & 1) ? 100.01 : 100.0, 1.0);
+    PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+    PE_CHECK_INT(out.n_signals, 0);
+  }
+}
+
+static void test_spike_breakout_signal(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e = make_engine(&cfg);
+  quiet_start(e, "S");
+
+  pe_tick_t t = tick("S", T0 + 20 * S, 101.0, 10.0);
+  PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+  PE_CHECK_INT(out.n_signals, 1);
+  const pe_signal_t *sig = &out.signal[0];
+  /* The VWAP after the jump, summed here independently. */
+  double pv = 10 * 100.0 + 10 * 100.01 + 10 * 101.0;
+  double vwap = pv / 30.0;
+  double dev = (101.0 - vwap) / vwap;
+  PE_CHECK_INT(sig->fired, (1u << PE_RULE_VWAP_DEVIATION) |
+                               (1u << PE_RULE_VOLUME_SPIKE) |
+                               (1u << PE_RULE_VOLATILITY_BREAKOUT));
+  PE_CHECK_NEAR(sig->value[PE_RULE_VWAP_DEVIATION], dev, 1e-12);
+  PE_CHECK_NEAR(sig->contribution[PE_RULE_VWAP_DEVIATION], 1.5 * dev, 1e-12);
+  PE_CHECK_SAME(sig->contribution[PE_RULE_VOLUME_SPIKE], 0.3);
+  PE_CHECK_SAME(sig->contribution[PE_RULE_VOLATILITY_BREAKOUT], 0.4);
+  PE_CHECK_NEAR(sig->value[PE_RULE_VOLATILITY_BREAKOUT], log(101.0 / 100.01),
+                1e-15);
+  PE_CHECK_NEAR(sig->score, 0.7 + 1.5 * dev, 1e-12);
+  PE_CHECK_SAME(sig->confidence, 1.0);
+  PE_CHECK_INT(sig->pattern, PE_RULE_VOLATILITY_BREAKOUT);
+  PE_CHECK_STR(sig->label, "volatility_breakout");
+  PE_CHECK_STR(sig->id, "S-1700000020000000000");
+  PE_CHECK_STR(sig->symbol, "S");
+  PE_CHECK_SAME(sig->price, 101.0);
+
+  /* 10 s later another jump, inside the 30 s cooldown: no signal. */
+  t = tick("S", T0 + 30 * S, 103.0, 50.0);
+  PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+  PE_CHECK_INT(out.n_signals, 0);
+  /* A fall exactly 30 s after the signal: allowed, and negative. */
+  t = tick("S", T0 + 50 * S, 99.0, 80.0);
+  PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+  PE_CHECK_INT(out.n_signals, 1);
+  PE_CHECK(out.signal[0].score < -0.3);
+  PE_CHECK_STR(out.signal[0].label, "volatility_breakout");
+  double agree = 0.0, total = 0.0;
+  for (int r = 0; r < PE_RULE_COUNT; r++) {
+    double c = out.signal[0].contribution[r];
+    total += fabs(c);
+    agree += c < 0.0 ? -c : 0.0;
+  }
+  PE_CHECK_NEAR(out.signal[0].confidence, agree / total, 1e-15);
+
+  pe_engine_stats_t st;
+  pe_engine_stats(e, &st);
+  PE_CHECK_INT(st.ticks, 23);
+  PE_CHECK_INT(st.signals[PE_RULE_VOLATILITY_BREAKOUT] +
+                   st.signals[PE_RULE_VOLUME_SPIKE] +
+                   st.signals[PE_RULE_VWAP_DEVIATION] +
+                   st.signals[PE_RULE_EMA_CROSSOVER],
+               2);
+  pe_engine_destroy(e);
+}
+
+static void test_lone_spike_is_below_threshold(void) {
+  /* A volume spike with a flat price contributes 0: it fires, no signal. */
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e = make_engine(&cfg);
+  quiet_start(e, "S");
+  pe_tick_t t = tick("S", T0 + 20 * S, 100.0, 30.0);
+  PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+  PE_CHECK_INT(out.n_signals, 0);
+  PE_CHECK_NEAR(out.feature[PE_FEAT_VOLUME_RATIO], 30.0, 1e-12);
+  pe_engine_destroy(e);
+}
+
+static void test_rules_label_and_confidence(void) {
+  /* Direct rule evaluation with crafted features. */
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe__symstate_t s;
+  pe__symstate_init(&s, &cfg);
+  double f[PE_FEATURE_COUNT] = {0};
+  pe__tickcalc_t calc = {-0.01, 1e-6, 10, 1.0};
+  pe_tick_t t = tick("X", T0, 50.0, 5.0);
+  pe_signal_t sig;
+  f[PE_FEAT_EMA_GAP] = 0.05;   /* +0.10 */
+  f[PE_FEAT_VWAP_DEV] = -0.01; /* -0.015 */
+  /* spike -0.3 (the return is negative), breakout -0.4: score -0.615 */
+  PE_CHECK_INT(pe__rules_eval(&s, &cfg.rules, &t, f, &calc, &sig), 1);
+  PE_CHECK_NEAR(sig.score, 0.10 - 0.015 - 0.3 - 0.4, 1e-15);
+  PE_CHECK_INT(sig.pattern, PE_RULE_VOLATILITY_BREAKOUT);
+  PE_CHECK_NEAR(sig.confidence, 0.715 / 0.815, 1e-15);
+  PE_CHECK_SAME(sig.value[PE_RULE_VOLUME_SPIKE], 5.0);
+
+  /* A huge EMA gap alone: clamped to 1, labelled ema_crossover. */
+  pe__symstate_init(&s, &cfg);
+  double g[PE_FEATURE_COUNT] = {0};
+  g[PE_FEAT_EMA_GAP] = 0.9;
+  pe__tickcalc_t quiet = {0.0, 1e-6, 10, 10.0};
+  PE_CHECK_INT(pe__rules_eval(&s, &cfg.rules, &t, g, &quiet, &sig), 1);
+  PE_CHECK_SAME(sig.score, 1.0);
+  PE_CHECK_INT(sig.pattern, PE_RULE_EMA_CROSSOVER);
+  PE_CHECK_INT(sig.fired, 1u << PE_RULE_EMA_CROSSOVER);
+
+  /* Below every threshold: nothing fires. */
+  double h[PE_FEATURE_COUNT] = {0};
+  h[PE_FEAT_EMA_GAP] = 0.0099;
+  h[PE_FEAT_VWAP_DEV] = 0.0049;
+  pe__symstate_init(&s, &cfg);
+  PE_CHECK_INT(pe__rules_eval(&s, &cfg.rules, &t, h, &quiet, &sig), 0);
+  PE_CHECK_INT(sig.fired, 0);
+
+  /* Breakout needs breakout_min_returns previous returns. */
+  pe__tickcalc_t young = {0.5, 1e-6, 4, 10.0};
+  pe__symstate_init(&s, &cfg);
+  PE_CHECK_INT(pe__rules_eval(&s, &cfg.rules, &t, h, &young, &sig), 0);
+}
+
+static void test_same_timestamp_ids_get_a_sequence(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  cfg.rules.signal_cooldown_ns = 0;
+  pe__symstate_t s;
+  pe__symstate_init(&s, &cfg);
+  pe_engine_t *e = make_engine(&cfg);
+  quiet_start(e, "Q");
+  int64_t ts = T0 + 20 * S;
+  const char *want[] = {"Q-1700000020000000000", "Q-1700000020000000000-2",
+                        "Q-1700000020000000000-3"};
+  double price = 100.0;
+  for (int i = 0; i < 3; i++) {
+    price *= 1.05;
+    pe_tick_t t = tick("Q", ts, price, 100.0 * (i + 1));
+    PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+    PE_CHECK_INT(out.n_signals, 1);
+    PE_CHECK_STR(out.signal[0].id, want[i]);
+  }
+  pe_engine_destroy(e);
+}
+
+static void test_rejections_leave_state_unchanged(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  cfg.max_symbols = 2;
+  pe_engine_t *e = make_engine(&cfg);
+  pe_tick_t a = tick("A", T0 + 10 * S, 10.0, 1.0);
+  pe_tick_t b = tick("B", T0, 20.0, 1.0);
+  PE_CHECK_INT(pe_engine_push(e, &a, &out), PE_OK);
+  PE_CHECK_INT(pe_engine_push(e, &b, &out), PE_OK);
+
+  size_t cap = pe_engine_snapshot_size(e);
+  unsigned char *before = malloc(cap), *after = malloc(cap);
+  size_t n1, n2;
+  PE_CHECK_INT(pe_engine_snapshot(e, before, cap, &n1), PE_OK);
+
+  pe_tick_t late = tick("A", T0 + 9 * S, 10.0, 1.0);
+  PE_CHECK_INT(pe_engine_push(e, &late, &out), PE_EORDER);
+  pe_tick_t c = tick("C", T0, 30.0, 1.0);
+  PE_CHECK_INT(pe_engine_push(e, &c, &out), PE_EFULL);
+  pe_tick_t bad = tick("A", T0 + 11 * S, NAN, 1.0);
+  PE_CHECK_INT(pe_engine_push(e, &bad, &out), PE_EPRICE);
+  bad = tick("A", T0 + 11 * S, 1.0, -1.0);
+  PE_CHECK_INT(pe_engine_push(e, &bad, &out), PE_EVOLUME);
+
+  pe_engine_stats_t st;
+  pe_engine_stats(e, &st);
+  PE_CHECK_INT(st.rejected[PE_REJECT_OUT_OF_ORDER], 1);
+  PE_CHECK_INT(st.rejected[PE_REJECT_BAD_PRICE], 1);
+  PE_CHECK_INT(st.rejected[PE_REJECT_BAD_VOLUME], 1);
+  PE_CHECK_INT(st.symbols, 2);
+
+  /* Same per-symbol state; only the rejection counters moved. */
+  PE_CHECK_INT(pe_engine_snapshot(e, after, cap, &n2), PE_OK);
+  PE_CHECK_INT(n1, n2);
+  size_t skip = 48 + sizeof(pe_engine_stats_t); /* header, counters */
+  PE_CHECK(memcmp(before + skip, after + skip, n1 - skip - 8) == 0);
+  /* An equal timestamp is in order. */
+  pe_tick_t same = tick("A", T0 + 10 * S, 10.5, 1.0);
+  PE_CHECK_INT(pe_engine_push(e, &same, &out), PE_OK);
+  free(before);
+  free(after);
+  pe_engine_destroy(e);
+}
+
+static void test_windows_fill_in_order(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  cfg.window = 4;
+  pe_engine_t *e = make_engine(&cfg);
+  float win[PE_FEATURE_COUNT * 4];
+  double hist[10][PE_FEATURE_COUNT];
+  for (int i = 0; i < 10; i++) {
+    pe_tick_t t = tick("W", T0 + i * S, 100.0 + i * (i % 3), 1.0 + i);
+    PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+    memcpy(hist[i], out.feature, sizeof hist[i]);
+    int rc = pe_engine_window(e, 0, win, sizeof win / sizeof win[0]);
+    /* The first tick has no return: rows start at the second, so the
+     * window is ready after 5 ticks. */
+    PE_CHECK_INT(rc, i < 4 ? PE_EAGAIN : PE_OK);
+    if (rc == PE_OK) {
+      for (int f = 0; f < PE_FEATURE_COUNT; f++) {
+        for (int k = 0; k < 4; k++) {
+          float want = (float)hist[i - 3 + k][f];
+          PE_CHECK_SAME(win[f * 4 + k], want);
+        }
+      }
+    }
+  }
+  pe_engine_destroy(e);
+}
+
+static void test_stub_model_signals(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e = make_engine(&cfg);
+  pe_backend_options_t opts;
+  memset(&opts, 0, sizeof opts);
+  opts.window = 8;
+  pe_backend_t *b = NULL;
+  char err[256];
+  PE_CHECK_INT(pe_backend_open("stub", &opts, &b, err, sizeof err), PE_OK);
+  PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
+  quiet_start(e, "M");
+  pe_engine_stats_t st;
+  pe_engine_stats(e, &st);
+  PE_CHECK_INT(st.inferences, 20 - 8); /* ready at tick 9 */
+  pe_tick_t t = tick("M", T0 + 20 * S, 101.0, 1.0);
+  PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+  /* return_z is clipped at 10: softmax(0, 7, -13) gives "up" 0.99909. */
+  PE_CHECK_INT(out.inferred, 1);
+  PE_CHECK_INT(out.n_signals, 2);
+  PE_CHECK_STR(out.signal[1].label, "model:up");
+  PE_CHECK_STR(out.signal[1].id, "M-1700000020000000000-model");
+  double e7 = exp(7.0);
+  double p_up = e7 / (1.0 + e7 + exp(-13.0));
+  PE_CHECK_NEAR(out.signal[1].confidence, p_up, 1e-6);
+  PE_CHECK_NEAR(out.signal[1].score, p_up, 1e-6);
+  pe_engine_destroy(e);
+  pe_backend_close(b);
+}
+
+/* Runs 3000 ticks over 7 symbols through two engines, one snapshotted and
+ * restored into a fresh engine halfway: every output must be the same. */
+static void test_snapshot_restore_continues_exactly(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  cfg.window = 16;
+  cfg.max_symbols = 16;
+  pe_engine_t *a = make_engine(&cfg);
+  pe_engine_t *b = make_engine(&cfg);
+  uint64_t seed = 7;
+  double price[7] = {10, 20, 30, 40, 50, 60, 70};
+  unsigned char *snap = NULL;
+  size_t len = 0;
+  pe_tick_out_t oa, ob;
+  for (int i = 0; i < 3000; i++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    int k = (int)((seed >> 33) % 7);
+    double u = (double)(seed >> 11) * 0x1.0p-53;
+    price[k] *= 1.0 + (u - 0.5) * (u > 0.97 ? 0.08 : 0.002);
+    char sym[8];
+    snprintf(sym, sizeof sym, "S%d", k);
+    pe_tick_t t = tick(sym, T0 + i * 100000000LL, price[k], 1.0 + u * 9.0);
+    if (i == 1500) {
+      size_t cap = pe_engine_snapshot_size(a);
+      snap = malloc(cap);
+      PE_CHECK_INT(pe_engine_snapshot(a, snap, cap, &len), PE_OK);
+      PE_CHECK_INT(len, cap);
+      PE_CHECK_INT(pe_engine_restore(b, snap, len), PE_OK);
+    }
+    PE_CHECK_INT(pe_engine_push(a, &t, &oa), PE_OK);
+    if (i >= 1500) {
+      PE_CHECK_INT(pe_engine_push(b, &t, &ob), PE_OK);
+      PE_CHECK(memcmp(oa.feature, ob.feature, sizeof oa.feature) == 0);
+      PE_CHECK_INT(oa.n_signals, ob.n_signals);
+      if (oa.n_signals > 0 && ob.n_signals > 0) {
+        PE_CHECK_STR(oa.signal[0].id, ob.signal[0].id);
+        PE_CHECK_SAME(oa.signal[0].score, ob.signal[0].score);
+      }
+    }
+  }
+  pe_engine_stats_t sa, sb;
+  pe_engine_stats(a, &sa);
+  pe_engine_stats(b, &sb);
+  PE_CHECK_INT(sa.ticks, sb.ticks);
+  PE_CHECK(sa.signals[PE_RULE_VOLATILITY_BREAKOUT] > 0);
+
+  /* The two final snapshots are byte-identical. */
+  size_t cap = pe_engine_snapshot_size(a);
+  unsigned char *x = malloc(cap), *y = malloc(cap);
+  size_t nx, ny;
+  pe_engine_snapshot(a, x, cap, &nx);
+  pe_engine_snapshot(b, y, cap, &ny);
+  PE_CHECK_INT(nx, ny);
+  PE_CHECK(memcmp(x, y, nx) == 0);
+
+  /* Damage is refused and leaves the engine as it was. */
+  snap[len / 2] ^= 0x40;
+  PE_CHECK_INT(pe_engine_restore(b, snap, len), PE_ECORRUPT);
+  snap[len / 2] ^= 0x40;
+  PE_CHECK_INT(pe_engine_restore(b, snap, len - 1), PE_ECORRUPT);
+  PE_CHECK_INT(pe_engine_restore(b, snap, 10), PE_ECORRUPT);
+  pe_engine_snapshot(b, y, cap, &ny);
+  PE_CHECK(memcmp(x, y, nx) == 0);
+
+  pe_engine_config_t other = cfg;
+  other.ema_fast_span = 20.0;
+  pe_engine_t *c = make_engine(&other);
+  PE_CHECK_INT(pe_engine_restore(c, snap, len), PE_EINVAL);
+  PE_CHECK(strstr(pe_engine_errmsg(c), "other settings") != NULL);
+  pe_engine_destroy(c);
+
+  free(x);
+  free(y);
+  free(snap);
+  pe_engine_destroy(a);
+  pe_engine_destroy(b);
+}
+
+static void test_config_validation(void) {
+  pe_engine_config_t cfg;
+  pe_engine_t *e = NULL;
+  char err[256];
+  pe_engine_config_init(&cfg);
+  cfg.rules.volume_ema_alpha = 1.5;
+  PE_CHECK_INT(pe_engine_create(&cfg, &e, err, sizeof err), PE_EINVAL);
+  PE_CHECK(e == NULL);
+  PE_CHECK(strstr(err, "alpha") != NULL);
+  pe_engine_config_init(&cfg);
+  cfg.ema_fast_span = 0.5;
+  PE_CHECK_INT(pe_engine_create(&cfg, &e, err, sizeof err), PE_EINVAL);
+  pe_engine_config_init(&cfg);
+  cfg.max_symbols = 0;
+  PE_CHECK_INT(pe_engine_create(&cfg, &e, err, sizeof err), PE_EINVAL);
+  pe_engine_destroy(NULL);
+}
+
+PE_TEST_MAIN(PE_TEST(test_spike_breakout_signal),
+             PE_TEST(test_lone_spike_is_below_threshold),
+             PE_TEST(test_rules_label_and_confidence),
+             PE_TEST(test_same_timestamp_ids_get_a_sequence),
+             PE_TEST(test_rejections_leave_state_unchanged),
+             PE_TEST(test_windows_fill_in_order),
+             PE_TEST(test_stub_model_signals),
+             PE_TEST(test_snapshot_restore_continues_exactly),
+             PE_TEST(test_config_validation))
