@@ -276,7 +276,9 @@ static void test_batches(const char *name) {
     worst_gen = fmax(worst_gen, fabs((double)ggen[i] - (double)all[i]));
     same_thr &= thr[i] == all[i] && thr2[i] == all[i];
   }
-  if (worst > 1e-6 || worst_gen > 1e-5 || !same_thr) {
+  /* the kernels sum in the same order whatever a window's position in the
+   * batch, so tiles and threads give identical bits */
+  if (worst != 0.0 || worst_gen > 1e-5 || !same_thr) {
     fprintf(stderr, "%s: batch-1 vs batch %u diff %g, generic vs auto %g, threads %s\n",
             name, B, worst, worst_gen, same_thr ? "same" : "differ");
     failures++;
@@ -358,7 +360,13 @@ static void test_npy(void) {
   CHECK(got == 1.5f);
   CHECK(pe_npy_parse(f, len - 1, &a, err, sizeof err) == PE_ECORRUPT);
   CHECK(strstr(err, "truncated") != NULL);
-  memcpy(strstr((char *)f, "<f4"), "<f8", 3);
+  char *descr = strstr((char *)f + 10, "<f4");
+  CHECK(descr != NULL);
+  if (descr == NULL) {
+    free(f);
+    return;
+  }
+  memcpy(descr, "<f8", 3);
   CHECK(pe_npy_parse(f, len, &a, err, sizeof err) == PE_EUNSUPPORTED);
   CHECK(strstr(err, "float32") != NULL);
   CHECK(pe_npy_parse("junk", 4, &a, err, sizeof err) == PE_EPARSE);

@@ -116,8 +116,9 @@ static int pe__set_shape(pe__b_t *b, int id, int dtype, int rank,
       return ERR(PE_ESHAPE, "result dimension %d is negative", d);
     }
     t->dims[d] = dims[d];
-    if (dims[d] > 0 && t->numel > ((int64_t)1 << 28) / dims[d]) {
-      return ERR(PE_EUNSUPPORTED, "result has more than 2^28 elements");
+    if (dims[d] > 0 && t->numel > ((int64_t)1 << 22) / dims[d]) {
+      return ERR(PE_EUNSUPPORTED,
+                 "result has more than 2^22 elements per window");
     }
     t->numel *= dims[d];
   }
@@ -134,8 +135,16 @@ static int pe__out(const pe__b_t *b, int k) {
   return k < b->n->n_out ? b->n->out[k] : -1;
 }
 
+/* Folded constants are capped well below the initializer limit: a hostile
+ * shape subgraph must not make the loader allocate gigabytes. */
+#define PE__MAX_FOLDED ((int64_t)1 << 22)
+
 static int pe__const_f(pe__b_t *b, int id) {
   pe__tensor_t *t = T(b, id);
+  if (t->numel > PE__MAX_FOLDED) {
+    return ERR(PE_EUNSUPPORTED, "a folded constant of %lld elements; at most "
+               "2^22", (long long)t->numel);
+  }
   t->is_const = 1;
   t->f = calloc(t->numel ? (size_t)t->numel : 1, sizeof(float));
   return t->f ? PE_OK : PE_ENOMEM;
@@ -143,6 +152,10 @@ static int pe__const_f(pe__b_t *b, int id) {
 
 static int pe__const_i(pe__b_t *b, int id) {
   pe__tensor_t *t = T(b, id);
+  if (t->numel > PE__MAX_FOLDED) {
+    return ERR(PE_EUNSUPPORTED, "a folded constant of %lld elements; at most "
+               "2^22", (long long)t->numel);
+  }
   t->is_const = 1;
   t->dtype = PE__DT_I64;
   t->i = calloc(t->numel ? (size_t)t->numel : 1, sizeof(int64_t));

@@ -232,23 +232,14 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
       const float *wp = d->wp + p * K * 16;
       __m256 c0 = _mm256_loadu_ps(d->bp + p * 16);
       __m256 c1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
-      __m256 e0 = _mm256_setzero_ps(), e1 = _mm256_setzero_ps();
-      int64_t k = 0;
-      for (; k + 2 <= K; k += 2) {
-        __m256 a = _mm256_broadcast_ss(xr + k);
-        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c0);
-        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c1);
-        a = _mm256_broadcast_ss(xr + k + 1);
-        e0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 16), e0);
-        e1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 24), e1);
-      }
-      for (; k < K; k++) {
+      /* one chain per output, in k order, as the 4-row kernel sums: a
+       * window gets the same bits wherever it sits in the batch */
+      for (int64_t k = 0; k < K; k++) {
         __m256 a = _mm256_broadcast_ss(xr + k);
         c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c0);
         c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c1);
       }
-      pe__store16(y + r * M + p * 16, _mm256_add_ps(c0, e0), _mm256_add_ps(c1, e1),
-                  M - p * 16, vact, alpha);
+      pe__store16(y + r * M + p * 16, c0, c1, M - p * 16, vact, alpha);
     }
   }
   if (!simple_act) {
