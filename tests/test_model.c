@@ -373,8 +373,35 @@ static void test_npy(void) {
   free(f);
 }
 
+/* Inputs the fuzzer once crashed on: each must load or be refused cleanly
+ * (and run, when it loads). */
+static void test_regressions(void) {
+  const char *files[] = {"regress/fuzz_control_chars.onnx",
+                         "regress/fuzz_output_is_input.onnx"};
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    pe_model_t *m = NULL;
+    char err[512];
+    int rc = pe_model_load_file(model_path(files[i]), NULL, &m, err, sizeof err);
+    if (rc != PE_OK) {
+      CHECK(m == NULL && strchr(err, '\n') == NULL);
+      continue;
+    }
+    const pe_model_desc_t *d = pe_model_desc(m);
+    pe_model_ctx_t *ctx = NULL;
+    float *in = calloc((size_t)d->input.numel * 3 + 1, sizeof(float));
+    float *out = calloc((size_t)d->outputs[0].numel * 3 + 1, sizeof(float));
+    CHECK(pe_model_ctx_create(m, 2, &ctx) == PE_OK);
+    CHECK(pe_model_run(ctx, in, 3, out) == PE_OK);
+    pe_model_ctx_destroy(ctx);
+    free(in);
+    free(out);
+    pe_model_destroy(m);
+  }
+}
+
 int main(void) {
   test_rejections();
+  test_regressions();
   test_bad_files();
   test_describe();
   const char *models[] = {"cnn_toy.onnx", "mlp_gemm.onnx", "conv_odd.onnx",

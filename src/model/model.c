@@ -71,6 +71,12 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
     if (m->err[0] == '\0') {
       snprintf(m->err, sizeof m->err, "%s: %s", g->path, pe_strerror(rc));
     }
+    /* names come from the file: keep the message on one printable line */
+    for (char *c = m->err; *c; c++) {
+      if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+        *c = '?';
+      }
+    }
     snprintf(err, err_cap, "%s", m->err);
     pe_model_destroy(m);
     return rc;

@@ -214,7 +214,7 @@ static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
                              what, t->name, tp->raw_data.len, n * 4);
       }
       memcpy(t->f, tp->raw_data.data, n * 4); /* little-endian host */
-    } else if (tp->n_float_data == n) {
+    } else if (tp->n_float_data == n && n > 0) {
       memcpy(t->f, tp->float_data, n * 4);
     } else if (n > 0) {
       return pe__graph_err(g, PE_ECORRUPT,
@@ -247,7 +247,7 @@ static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
           t->i[k] = v;
         }
       }
-    } else if (es == 8 && tp->n_int64_data == n) {
+    } else if (es == 8 && tp->n_int64_data == n && n > 0) {
       memcpy(t->i, tp->int64_data, n * 8);
     } else if (es == 4 && tp->n_int32_data == n) {
       for (size_t k = 0; k < n; k++) {

@@ -280,12 +280,11 @@ int pe__plan(pe_model_t *m) {
     }
     o = &g->t[out0];
     pe__tensor_t *c = &g->t[id];
+    char *copy_name = c->name;
     *c = *o;
-    c->name = g->t[id].name;
     /* swap names: the copy becomes the output tensor */
-    char *nm = o->name;
-    o->name = c->name;
-    c->name = nm;
+    c->name = o->name;
+    o->name = copy_name;
     c->alias_of = -1;
     c->output_idx = 0;
     o->output_idx = -1;
