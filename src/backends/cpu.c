@@ -208,15 +208,13 @@ static void pe__cpu_close(void *self) {
  * Filled before main by a constructor; the ops struct stays constant. */
 static char pe__cpu_summary[128] = "ONNX models (opsets 11-17) on the CPU";
 
-int pe__kernels_avx2_usable(void);
+int pe__kernels_level(pe_kernels_t k);
+const char *pe__kernels_name(int level);
 
 __attribute__((constructor)) static void pe__cpu_summary_init(void) {
-  const char *env = getenv("PE_CPU_KERNELS");
-  int avx2 = pe__kernels_avx2_usable() &&
-             !(env != NULL && strcmp(env, "generic") == 0);
   snprintf(pe__cpu_summary, sizeof pe__cpu_summary,
            "ONNX models (opsets 11-17) on the CPU; kernels %s",
-           avx2 ? "avx2+fma" : "generic");
+           pe__kernels_name(pe__kernels_level(PE_KERNELS_AUTO)));
 }
 
 const pe_backend_ops_t pe_backend_cpu_ops = {

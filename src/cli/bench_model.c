@@ -25,7 +25,7 @@ static pe_cli_flag_t pe__bench_flags[] = {
     {"threads", "N", NULL, "1",
      "threads, each with its own context over the one loaded model", NULL},
     {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
-     "kernels: auto, generic or avx2", NULL},
+     "kernels: auto, generic, avx2 or avx512", NULL},
 };
 
 typedef struct pe__bench_thread {

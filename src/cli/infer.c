@@ -24,7 +24,7 @@ static pe_cli_flag_t pe__infer_flags[] = {
      "none",
      NULL},
     {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
-     "cpu backend kernels: auto, generic or avx2", NULL},
+     "cpu backend kernels: auto, generic, avx2 or avx512", NULL},
 };
 
 static int pe__read_all(const char *path, unsigned char **out, size_t *len) {

@@ -9,7 +9,7 @@
 
 static pe_cli_flag_t pe__inspect_flags[] = {
     {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
-     "kernels to plan for: auto, generic or avx2", NULL},
+     "kernels to plan for: auto, generic, avx2 or avx512 (capped by the CPU)", NULL},
 };
 
 /* Parses --kernels into opts; returns an exit code. */
@@ -22,8 +22,10 @@ int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts) {
     opts->kernels = PE_KERNELS_GENERIC;
   } else if (strcmp(k, "avx2") == 0) {
     opts->kernels = PE_KERNELS_AVX2;
+  } else if (strcmp(k, "avx512") == 0) {
+    opts->kernels = PE_KERNELS_AVX512;
   } else {
-    pe_cli_error(cmd, "--kernels: '%s' is not auto, generic or avx2", k);
+    pe_cli_error(cmd, "--kernels: '%s' is not auto, generic, avx2 or avx512", k);
     return PE_EXIT_USAGE;
   }
   return PE_EXIT_OK;

@@ -1223,6 +1223,72 @@ static int pe__op_concat(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* x * c, x + c, x - c, c - x with a constant c that varies along at most
+ * one axis and x of the output's shape: a per-channel affine step
+ * y = x * s[ch] + t[ch] (the input layer of a model, often). Returns PE_OK
+ * when it made the step, 1 when the op is not of that form. */
+static int pe__binary_as_affine(pe__b_t *b, int binop, const pe__tensor_t *x,
+                                const pe__tensor_t *y, int r, const int64_t *dims,
+                                int out) {
+  if (binop == PE__OP_DIV || binop == PE__OP_POW) {
+    return 1;
+  }
+  int cside = x->is_const ? 0 : 1;
+  const pe__tensor_t *c = cside ? y : x, *v = cside ? x : y;
+  if (!c->is_const || v->is_const || c->dtype != PE__DT_F32 || v->rank != r) {
+    return 1;
+  }
+  for (int d = 0; d < r; d++) {
+    if (v->dims[d] != dims[d]) {
+      return 1;
+    }
+  }
+  int axis = -1, lead = r - c->rank;
+  for (int d = 0; d < c->rank; d++) {
+    if (c->dims[d] != 1) {
+      if (axis >= 0) {
+        return 1;
+      }
+      axis = d + lead;
+    }
+  }
+  int64_t outer = 1, C = 1, inner = 1;
+  for (int d = 0; d < r; d++) {
+    if (axis < 0 || d > axis) {
+      inner *= dims[d];
+    } else if (d < axis) {
+      outer *= dims[d];
+    } else {
+      C = dims[d];
+    }
+  }
+  pe__step_t *s = pe__step_new(b, PE__K_AFFINE);
+  if (s == NULL) {
+    return PE_ENOMEM;
+  }
+  s->n_in = 1;
+  s->in[0] = cside ? b->n->in[0] : b->n->in[1];
+  s->out[0] = out;
+  s->w = malloc((size_t)C * sizeof(float));
+  s->bias = malloc((size_t)C * sizeof(float));
+  if (s->w == NULL || s->bias == NULL) {
+    return PE_ENOMEM;
+  }
+  for (int64_t k = 0; k < C; k++) {
+    float cv = c->f[k];
+    s->w[k] = binop == PE__OP_MUL ? cv : (binop == PE__OP_SUB && !cside) ? -1.0f : 1.0f;
+    s->bias[k] = binop == PE__OP_MUL ? 0.0f
+                 : binop == PE__OP_ADD ? cv
+                 : cside ? -cv : cv;
+  }
+  s->p[0] = outer;
+  s->p[1] = C;
+  s->p[2] = inner;
+  s->p[3] = binop == PE__OP_MUL ? 1 : 2; /* 1: only scales, 2: only shifts */
+  s->flops = v->numel;
+  return PE_OK;
+}
+
 /* Add, Sub, Mul, Div, Pow with numpy broadcasting. */
 static int pe__op_binary(pe__b_t *b) {
   int rc = pe__check_attrs(b, "");
@@ -1298,6 +1364,11 @@ static int pe__op_binary(pe__b_t *b) {
   }
   int out = pe__out(b, 0);
   if ((rc = pe__set_shape(b, out, PE__DT_F32, r, dims, ba)) != PE_OK) {
+    free(ycopy);
+    return rc;
+  }
+  rc = pe__binary_as_affine(b, binop, x, y, r, dims, out);
+  if (rc != 1) {
     free(ycopy);
     return rc;
   }

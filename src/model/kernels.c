@@ -161,7 +161,9 @@ static void pe__dense_generic(const pe__dense_t *d, const float *x, float *y,
 
 void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
                    int act, float alpha, int avx2) {
-  if (avx2) {
+  if (avx2 >= 2) {
+    pe__dense_avx512(d, x, y, rows, act, alpha);
+  } else if (avx2) {
     pe__dense_avx2(d, x, y, rows, act, alpha);
   } else {
     pe__dense_generic(d, x, y, rows, act, alpha);
@@ -405,7 +407,11 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
       const float *g = xproj + (b * seq + t) * GH;
       const float *r = rh + b * rhw;
       float *h = hs + b * H;
-      if (lstm) {
+      if (lstm && avx2) {
+        pe__lstm_cell_avx2(g, r, h, cs + b * H, H);
+      } else if (!lstm && lbr && avx2) {
+        pe__gru_cell_avx2(g, r, s->bias2, h, H);
+      } else if (lstm) {
         float *c = cs + b * H;
         for (int64_t j = 0; j < GH; j++) {
           gate[j] = g[j] + r[j];
@@ -413,7 +419,9 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
         pe__act_run(gate, 3 * H, PE__ACT_SIGMOID, 0, avx2);
         pe__act_run(gate + 3 * H, H, PE__ACT_TANH, 0, avx2);
         for (int64_t j = 0; j < H; j++) {
-          c[j] = gate[2 * H + j] * c[j] + gate[j] * gate[3 * H + j];
+          float fc = gate[2 * H + j] * c[j];
+          float ic = gate[j] * gate[3 * H + j];
+          c[j] = fc + ic;
           gate[j] = c[j];
         }
         pe__act_run(gate, H, PE__ACT_TANH, 0, avx2);
@@ -478,9 +486,10 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
 /* Scratch floats a step needs for a tile of `tile` samples. */
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile) {
   switch (s->kind) {
-  case PE__K_CONV1D: /* phase rows, see pe__conv1d_avx2 */
+  case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
+                        each), see pe__conv1d_avx2 */
     return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
-           64;
+           2 * s->p[3] + 64;
   case PE__K_LSTM:
   case PE__K_GRU: {
     int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];
@@ -538,7 +547,9 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     return;
   case PE__K_CONV1D:
     for (uint32_t b = 0; b < n; b++) {
-      if (avx2) {
+      if (avx2 >= 2) {
+        pe__conv1d_avx512(s, in0 + b * xs, y + b * ys, x->scratch);
+      } else if (avx2) {
         pe__conv1d_avx2(s, in0 + b * xs, y + b * ys, x->scratch);
       } else {
         pe__conv1d_generic(s, in0 + b * xs, y + b * ys);
@@ -612,6 +623,13 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     }
     return;
   case PE__K_AFFINE:
+    if (avx2) {
+      for (uint32_t b = 0; b < n; b++) {
+        pe__affine_avx2(s, in0 + b * xs, y + b * ys);
+        pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
+      }
+      return;
+    }
     for (uint32_t b = 0; b < n; b++) {
       const float *xb = in0 + b * xs;
       float *yb = y + b * ys;
@@ -619,7 +637,8 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
         for (int64_t c = 0; c < s->p[1]; c++) {
           int64_t base = (o * s->p[1] + c) * s->p[2];
           for (int64_t i = 0; i < s->p[2]; i++) {
-            yb[base + i] = xb[base + i] * s->w[c] + s->bias[c];
+            float v = xb[base + i] * s->w[c]; /* two roundings, as Mul, Add */
+            yb[base + i] = v + s->bias[c];
           }
         }
       }

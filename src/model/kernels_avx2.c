@@ -95,6 +95,43 @@ PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
   return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
 }
 
+/* One LSTM step of one window over 8 hidden units at a time: g is the
+ * input projection (i, o, f, c blocks of H), r = R h; c and h updated. */
+PE__AVX2 void pe__lstm_cell_avx2(const float *g, const float *r, float *h,
+                                 float *c, int64_t H) {
+  for (int64_t j = 0; j < H; j += 8) {
+    __m256i m = pe__mask(H - j);
+#define PE__LD(p) _mm256_maskload_ps((p) + j, m)
+    __m256 ig = pe__sigmoid8(_mm256_add_ps(PE__LD(g), PE__LD(r)));
+    __m256 og = pe__sigmoid8(_mm256_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m256 fg = pe__sigmoid8(_mm256_add_ps(PE__LD(g + 2 * H), PE__LD(r + 2 * H)));
+    __m256 cg = pe__tanh8(_mm256_add_ps(PE__LD(g + 3 * H), PE__LD(r + 3 * H)));
+    __m256 cn = _mm256_add_ps(_mm256_mul_ps(fg, PE__LD(c)), _mm256_mul_ps(ig, cg));
+#undef PE__LD
+    _mm256_maskstore_ps(c + j, m, cn);
+    _mm256_maskstore_ps(h + j, m, _mm256_mul_ps(og, pe__tanh8(cn)));
+  }
+}
+
+/* One GRU step (linear_before_reset = 1) of one window: g the input
+ * projection (z, r, h blocks, biases in), r = R h, rb the R bias of h. */
+PE__AVX2 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
+                                float *h, int64_t H) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int64_t j = 0; j < H; j += 8) {
+    __m256i m = pe__mask(H - j);
+#define PE__LD(p) _mm256_maskload_ps((p) + j, m)
+    __m256 z = pe__sigmoid8(_mm256_add_ps(PE__LD(g), PE__LD(r)));
+    __m256 rr = pe__sigmoid8(_mm256_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m256 hh = pe__tanh8(_mm256_add_ps(
+        PE__LD(g + 2 * H), _mm256_mul_ps(rr, _mm256_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
+    __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(one, z), hh),
+                              _mm256_mul_ps(z, PE__LD(h)));
+#undef PE__LD
+    _mm256_maskstore_ps(h + j, m, hn);
+  }
+}
+
 /* Activations in place over n floats; those without a vector form go to
  * the portable pe__act_apply. */
 PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
@@ -247,6 +284,28 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
   }
 }
 
+/* y = x * s[c] + t[c] over outer x C x inner, as a multiply then an add
+ * (no FMA), so it gives the bits of the Mul and Add it replaces. */
+PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
+  const int64_t outer = s->p[0], C = s->p[1], inner = s->p[2];
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t c = 0; c < C; c++) {
+      const float *xr = x + (o * C + c) * inner;
+      float *yr = y + (o * C + c) * inner;
+      const float sc = s->w[c], sh = s->bias[c];
+      const __m256 vs = _mm256_set1_ps(sc), vt = _mm256_set1_ps(sh);
+      int64_t i = 0;
+      for (; i + 8 <= inner; i += 8) {
+        _mm256_storeu_ps(yr + i, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + i), vs), vt));
+      }
+      for (; i < inner; i++) {
+        float v = xr[i] * sc;
+        yr[i] = v + sh;
+      }
+    }
+  }
+}
+
 /* Conv1d, any stride, dilation and groups. The zero-padded input is split
  * into `stride` phase rows per channel (row r holds padded[j * stride + r]),
  * so every tap of every output block is a contiguous load; then blocks of 2
@@ -280,6 +339,13 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
       }
     }
   }
+  /* tap kk reads phase row (kk*dil) % st at offset (kk*dil) / st; the
+   * offsets sit after the phase rows in scratch (pe__step_scratch) */
+  int64_t *tap = (int64_t *)(void *)(scratch + cin * st * lr);
+  for (int64_t kk = 0; kk < k; kk++) {
+    int64_t off = kk * dil;
+    tap[kk] = (off % st) * lr + off / st;
+  }
   for (int64_t co = 0; co < cout; co += 2) {
     int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
     int64_t g = co / cout_g;
@@ -293,8 +359,7 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
       for (int64_t ci = 0; ci < cin_g; ci++) {
         const float *rows = scratch + (g * cin_g + ci) * st * lr + t0;
         for (int64_t kk = 0; kk < k; kk++) {
-          int64_t off = kk * dil;
-          const float *p = rows + (off % st) * lr + off / st;
+          const float *p = rows + tap[kk];
           __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
           __m256 v2 = _mm256_loadu_ps(p + 16), v3 = _mm256_loadu_ps(p + 24);
           __m256 c0 = _mm256_broadcast_ss(w0 + ci * k + kk);
@@ -345,6 +410,20 @@ void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
 
 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
   pe__act_apply(y, n, act, alpha);
+}
+
+void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
+  (void)s, (void)x, (void)y;
+}
+
+void pe__lstm_cell_avx2(const float *g, const float *r, float *h, float *c,
+                        int64_t H) {
+  (void)g, (void)r, (void)h, (void)c, (void)H;
+}
+
+void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
+                       int64_t H) {
+  (void)g, (void)r, (void)rb, (void)h, (void)H;
 }
 
 #endif

@@ -26,15 +26,23 @@ static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   }
 }
 
-static int pe__use_avx2(const pe_model_options_t *opts) {
-  pe_kernels_t k = opts ? opts->kernels : PE_KERNELS_AUTO;
+/* Kernel level: the best the CPU has, capped by opts or PE_CPU_KERNELS. */
+int pe__kernels_level(pe_kernels_t k) {
   if (k == PE_KERNELS_AUTO) {
     const char *env = getenv("PE_CPU_KERNELS");
-    if (env != NULL && strcmp(env, "generic") == 0) {
-      k = PE_KERNELS_GENERIC;
-    }
+    k = env == NULL                      ? PE_KERNELS_AUTO
+        : strcmp(env, "generic") == 0    ? PE_KERNELS_GENERIC
+        : strcmp(env, "avx2") == 0       ? PE_KERNELS_AVX2
+        : strcmp(env, "avx512") == 0     ? PE_KERNELS_AVX512
+                                         : PE_KERNELS_AUTO;
   }
-  return k != PE_KERNELS_GENERIC && pe__kernels_avx2_usable();
+  int best = pe__kernels_avx512_usable() ? 2 : pe__kernels_avx2_usable() ? 1 : 0;
+  int cap = k == PE_KERNELS_GENERIC ? 0 : k == PE_KERNELS_AVX2 ? 1 : 2;
+  return best < cap ? best : cap;
+}
+
+const char *pe__kernels_name(int level) {
+  return level >= 2 ? "avx512+fma" : level == 1 ? "avx2+fma" : "generic";
 }
 
 int pe_model_load_buffer(const void *data, size_t len, const char *name,
@@ -81,7 +89,7 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
     pe_model_destroy(m);
     return rc;
   }
-  m->avx2 = pe__use_avx2(opts);
+  m->avx2 = pe__kernels_level(opts ? opts->kernels : PE_KERNELS_AUTO);
   pe_model_desc_t *d = &m->info;
   d->ir_version = g->ir_version;
   d->opset = g->opset;
@@ -99,7 +107,7 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
   d->n_steps = m->n_step;
   d->flops = m->flops;
   d->arena_floats = m->arena_ps;
-  d->kernels = m->avx2 ? "avx2+fma" : "generic";
+  d->kernels = pe__kernels_name(m->avx2);
   g->path = "";
   *out = m;
   return PE_OK;

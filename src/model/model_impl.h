@@ -195,12 +195,15 @@ struct pe_model {
   int64_t scratch_fixed, scratch_ps;
   int64_t in_numel, out_numel;
   int64_t flops;      /* per window */
-  int avx2;           /* kernels chosen at load */
+  int avx2;           /* kernels chosen at load: 0 generic, 1 AVX2/FMA,
+                         2 AVX-512 (dense, Conv1d) + AVX2 (the rest) */
   pe_model_desc_t info;
   char err[512];
 };
 
 /* ---- kernels ------------------------------------------------------------- */
+/* In the kernels, the `avx2` argument is that level. */
+
 /* One execution of a step over n samples: ptr[t] is the base of tensor t for
  * the first sample, and its per-sample stride is given by the tensor (0 for
  * constants). */
@@ -212,6 +215,13 @@ typedef struct pe__exec {
 } pe__exec_t;
 
 int pe__kernels_avx2_usable(void);
+int pe__kernels_avx512_usable(void);
+int pe__kernels_level(pe_kernels_t k);
+const char *pe__kernels_name(int level);
+void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
+                      int64_t rows, int act, float alpha);
+void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
+                       float *scratch);
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2);
 void pe__act_apply(float *y, int64_t n, int act, float alpha);
 int64_t pe__tensor_stride(const pe__tensor_t *t);
@@ -222,6 +232,11 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
+void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
+void pe__lstm_cell_avx2(const float *g, const float *r, float *h, float *c,
+                        int64_t H);
+void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
+                       int64_t H);
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
 int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
                          const char *what);

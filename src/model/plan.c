@@ -98,6 +98,24 @@ static void pe__fuse(pe_model_t *m, int *dead) {
       continue;
     }
     pe__count_uses(m, dead);
+    if (b->kind == PE__K_AFFINE && b->p[3] == 2) {
+      /* x * s then + t: one step, the same two roundings */
+      int j = pe__fusable_into(m, dead, b->in[0]);
+      pe__step_t *a = j >= 0 ? &m->step[j] : NULL;
+      if (a != NULL && a->kind == PE__K_AFFINE && a->p[3] == 1 &&
+          a->act == PE__ACT_NONE && a->p[0] == b->p[0] && a->p[2] == b->p[2] &&
+          (a->p[1] == b->p[1] || (b->p[1] == 1 && a->p[0] == 1 && a->p[2] == 1))) {
+        for (int64_t c = 0; c < a->p[1]; c++) {
+          a->bias[c] = b->bias[b->p[1] == 1 ? 0 : c];
+        }
+        a->p[3] = 0;
+        a->out[0] = b->out[0];
+        a->flops += b->flops;
+        pe__label_add(a, b->label);
+        dead[i] = 1;
+        continue;
+      }
+    }
     if (b->kind == PE__K_AFFINE) {
       int j = pe__fusable_into(m, dead, b->in[0]);
       if (j < 0) {
