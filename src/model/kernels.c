@@ -407,7 +407,11 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
       const float *g = xproj + (b * seq + t) * GH;
       const float *r = rh + b * rhw;
       float *h = hs + b * H;
-      if (lstm && avx2) {
+      if (lstm && avx2 >= 2) {
+        pe__lstm_cell_avx512(g, r, h, cs + b * H, H);
+      } else if (!lstm && lbr && avx2 >= 2) {
+        pe__gru_cell_avx512(g, r, s->bias2, h, H);
+      } else if (lstm && avx2) {
         pe__lstm_cell_avx2(g, r, h, cs + b * H, H);
       } else if (!lstm && lbr && avx2) {
         pe__gru_cell_avx2(g, r, s->bias2, h, H);

@@ -34,13 +34,77 @@ PE__AVX512 static inline __m512 pe__act16(__m512 v, int act, __m512 alpha) {
   return v;
 }
 
+/* exp on 16 lanes: the same Cephes reduction and polynomial as the AVX2
+ * version, scaled by 2^n with scalef. */
+PE__AVX512 static inline __m512 pe__exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, fx);
+}
+
+PE__AVX512 static inline __m512 pe__sigmoid16(__m512 x) {
+  __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-9.0f)), _mm512_set1_ps(9.0f));
+  __m512 one = _mm512_set1_ps(1.0f);
+  __m512 e = pe__exp16(_mm512_add_ps(x, x));
+  return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+}
+
+/* The LSTM and GRU cells of kernels_avx2.c on 16 lanes. */
+PE__AVX512 void pe__lstm_cell_avx512(const float *g, const float *r, float *h,
+                                     float *c, int64_t H) {
+  for (int64_t j = 0; j < H; j += 16) {
+    __mmask16 m = pe__m16(H - j);
+#define PE__LD(p) _mm512_maskz_loadu_ps(m, (p) + j)
+    __m512 ig = pe__sigmoid16(_mm512_add_ps(PE__LD(g), PE__LD(r)));
+    __m512 og = pe__sigmoid16(_mm512_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m512 fg = pe__sigmoid16(_mm512_add_ps(PE__LD(g + 2 * H), PE__LD(r + 2 * H)));
+    __m512 cg = pe__tanh16(_mm512_add_ps(PE__LD(g + 3 * H), PE__LD(r + 3 * H)));
+    __m512 cn = _mm512_add_ps(_mm512_mul_ps(fg, PE__LD(c)), _mm512_mul_ps(ig, cg));
+#undef PE__LD
+    _mm512_mask_storeu_ps(c + j, m, cn);
+    _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(og, pe__tanh16(cn)));
+  }
+}
+
+PE__AVX512 void pe__gru_cell_avx512(const float *g, const float *r,
+                                    const float *rb, float *h, int64_t H) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < H; j += 16) {
+    __mmask16 m = pe__m16(H - j);
+#define PE__LD(p) _mm512_maskz_loadu_ps(m, (p) + j)
+    __m512 z = pe__sigmoid16(_mm512_add_ps(PE__LD(g), PE__LD(r)));
+    __m512 rr = pe__sigmoid16(_mm512_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m512 hh = pe__tanh16(_mm512_add_ps(
+        PE__LD(g + 2 * H), _mm512_mul_ps(rr, _mm512_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
+    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, z), hh),
+                              _mm512_mul_ps(z, PE__LD(h)));
+#undef PE__LD
+    _mm512_mask_storeu_ps(h + j, m, hn);
+  }
+}
+
 /* The sum over k is cut into PE__NCH(K) chunks of equal length (the last
  * takes the rest): y = ((bias + S0) + S1) + ... where each S is one FMA
  * chain in k order. Blocks of several rows run the chunks one after the
  * other through y; a single row runs them as parallel chains (4x the FMAs
  * in flight, for batch 1). Both orders give the same bits, so a window gets
  * the same result wherever it sits in a batch. */
-#define PE__NCH(K) ((K) >= 128 ? 4 : 1)
+#define PE__NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
 
 /* MR rows x NP panels of 16 columns over k in [k0, k1). */
 #define PE__DENSE_BLOCK(MR, NP)                                                \
@@ -93,54 +157,64 @@ PE__DENSE_BLOCK(4, 1)
 PE__DENSE_BLOCK(8, 2)
 PE__DENSE_BLOCK(8, 1)
 
-/* One row, NP panels, the 4 chunks as parallel chains. */
-#define PE__DENSE_ROW4(NP)                                                     \
-  PE__AVX512 static void pe__dense_row4_##NP(                                  \
+/* One row, NP panels, the NC chunks as parallel chains. */
+#define PE__DENSE_ROW(NC, NP)                                                  \
+  PE__AVX512 static void pe__dense_row##NC##_##NP(                             \
       const float *x, int64_t K, const float *wp, const float *bp, float *y,   \
       int64_t wcols, int act, __m512 alpha) {                                  \
-    const int64_t len = K / 4;                                                 \
-    __m512 c[4][NP];                                                           \
-    _Pragma("GCC unroll 16")                                                \
+    const int64_t len = K / NC;                                                \
+    __m512 c[NC][NP];                                                          \
+    _Pragma("GCC unroll 16")                                                   \
     for (int p = 0; p < NP; p++) {                                             \
       c[0][p] = _mm512_loadu_ps(bp + p * 16);                                  \
-      c[1][p] = c[2][p] = c[3][p] = _mm512_setzero_ps();                       \
+      _Pragma("GCC unroll 16")                                                 \
+      for (int q = 1; q < NC; q++) {                                           \
+        c[q][p] = _mm512_setzero_ps();                                         \
+      }                                                                        \
     }                                                                          \
     for (int64_t i = 0; i < len; i++) {                                        \
-      _Pragma("GCC unroll 16")                                              \
-      for (int q = 0; q < 4; q++) {                                            \
+      _Pragma("GCC unroll 16")                                                 \
+      for (int q = 0; q < NC; q++) {                                           \
         int64_t k = q * len + i;                                               \
         __m512 a = _mm512_set1_ps(x[k]);                                       \
-        _Pragma("GCC unroll 16")                                            \
+        _Pragma("GCC unroll 16")                                               \
         for (int p = 0; p < NP; p++) {                                         \
           c[q][p] = _mm512_fmadd_ps(a, _mm512_loadu_ps(wp + (p * K + k) * 16), \
                                     c[q][p]);                                  \
         }                                                                      \
       }                                                                        \
     }                                                                          \
-    for (int64_t k = 4 * len; k < K; k++) {                                    \
+    for (int64_t k = NC * len; k < K; k++) {                                   \
       __m512 a = _mm512_set1_ps(x[k]);                                         \
-      _Pragma("GCC unroll 16")                                              \
+      _Pragma("GCC unroll 16")                                                 \
       for (int p = 0; p < NP; p++) {                                           \
-        c[3][p] = _mm512_fmadd_ps(a, _mm512_loadu_ps(wp + (p * K + k) * 16),   \
-                                  c[3][p]);                                    \
+        c[NC - 1][p] = _mm512_fmadd_ps(                                        \
+            a, _mm512_loadu_ps(wp + (p * K + k) * 16), c[NC - 1][p]);          \
       }                                                                        \
     }                                                                          \
-    _Pragma("GCC unroll 16")                                                \
+    _Pragma("GCC unroll 16")                                                   \
     for (int p = 0; p < NP; p++) {                                             \
-      __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c[0][p], c[1][p]),  \
-                                             c[2][p]),                         \
-                               c[3][p]);                                       \
+      __m512 v = c[0][p];                                                      \
+      _Pragma("GCC unroll 16")                                                 \
+      for (int q = 1; q < NC; q++) {                                           \
+        v = _mm512_add_ps(v, c[q][p]);                                         \
+      }                                                                        \
       _mm512_mask_storeu_ps(y + p * 16, pe__m16(wcols - p * 16),               \
                             pe__act16(v, act, alpha));                         \
     }                                                                          \
   }
 
+PE__DENSE_ROW(4, 2)
+PE__DENSE_ROW(4, 1)
+PE__DENSE_ROW(2, 8)
+PE__DENSE_ROW(2, 4)
+PE__DENSE_ROW(2, 2)
+PE__DENSE_ROW(2, 1)
+
 PE__DENSE_BLOCK(1, 8)
 PE__DENSE_BLOCK(1, 4)
 PE__DENSE_BLOCK(1, 2)
 PE__DENSE_BLOCK(1, 1)
-PE__DENSE_ROW4(2)
-PE__DENSE_ROW4(1)
 
 typedef void (*pe__blk_fn)(const float *, int64_t, int64_t, const float *,
                            const float *, float *, int64_t, int, __m512,
@@ -198,16 +272,21 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
     int64_t p = 0;
     const float *xr = x + r * K;
     float *yr = y + r * M;
+#define PE__ROW(fn, np)                                                        \
+  for (; p + np <= P; p += np) {                                               \
+    fn(xr, K, d->wp + p * K * 16, d->bp + p * 16, yr + p * 16, M - p * 16,     \
+       vact, alpha);                                                           \
+  }
     if (PE__NCH(K) == 4) {
-      for (; p + 2 <= P; p += 2) {
-        pe__dense_row4_2(xr, K, d->wp + p * K * 16, d->bp + p * 16, yr + p * 16,
-                         M - p * 16, vact, alpha);
-      }
-      for (; p < P; p++) {
-        pe__dense_row4_1(xr, K, d->wp + p * K * 16, d->bp + p * 16, yr + p * 16,
-                         M - p * 16, vact, alpha);
-      }
+      PE__ROW(pe__dense_row4_2, 2)
+      PE__ROW(pe__dense_row4_1, 1)
+    } else if (PE__NCH(K) == 2) {
+      PE__ROW(pe__dense_row2_8, 8)
+      PE__ROW(pe__dense_row2_4, 4)
+      PE__ROW(pe__dense_row2_2, 2)
+      PE__ROW(pe__dense_row2_1, 1)
     }
+#undef PE__ROW
     for (; p + 8 <= P; p += 8) {
       pe__chunks(pe__dense_blk_1x8, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
                  yr + p * 16, M - p * 16, vact, alpha);
@@ -344,6 +423,16 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
 #else
 
 int pe__kernels_avx512_usable(void) { return 0; }
+
+void pe__lstm_cell_avx512(const float *g, const float *r, float *h, float *c,
+                          int64_t H) {
+  (void)g, (void)r, (void)h, (void)c, (void)H;
+}
+
+void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
+                         float *h, int64_t H) {
+  (void)g, (void)r, (void)rb, (void)h, (void)H;
+}
 
 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
                       int64_t rows, int act, float alpha) {

@@ -235,6 +235,10 @@ void pe__act_avx2(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
 void pe__lstm_cell_avx2(const float *g, const float *r, float *h, float *c,
                         int64_t H);
+void pe__lstm_cell_avx512(const float *g, const float *r, float *h, float *c,
+                          int64_t H);
+void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
+                         float *h, int64_t H);
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
                        int64_t H);
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
