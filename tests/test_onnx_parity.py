@@ -7,9 +7,9 @@ For every test model (tests/models/*.onnx) and every shipped model
 (models/*.onnx), with both kernel sets (auto = AVX2/FMA where the CPU has it,
 and generic): 1000 random windows at the model's scale (max |diff| <= 1e-5),
 200 wide ones (N(0, 8^2): <= 1e-5 relative to the largest output),
-and, when ../shared/data/real/binance_trades.csv is there, real windows built
-from its trades by `pattern-engine replay --features-out` (the model's
-channels cycle over the standard features). Both go through
+and, when ../shared/data/real/binance_trades.csv is there, 500 real windows
+of its trades' features from `pattern-engine replay --features-out` (the
+model's pe.features in channel order, else the standard features in turn). Both go through
 `pattern-engine infer` and onnxruntime; max |diff| must be <= 1e-5.
 Shipped models with committed test vectors (models/NAME.inputs.npy and
 NAME.outputs.npy, the exporting framework's outputs) are checked against
@@ -78,20 +78,27 @@ def real_features(exe, tmp):
     data = np.genfromtxt(out, delimiter=",", skip_header=1,
                          usecols=range(9, 9 + len(cols)), max_rows=20000)
     data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-    _real_cache["f"] = data
-    return data
+    _real_cache["f"] = (cols, data)
+    return _real_cache["f"]
 
 
-def real_windows(feats, shape, count=500):
-    per = int(np.prod(shape))
-    if feats is None or feats.shape[0] < 64:
+def real_windows(real, shape, names, count=500):
+    """Windows of the real trades' features: the model's declared features
+    (pe.features) in channel order, else the standard ones in turn."""
+    if real is None:
         return None
+    cols, feats = real
+    per = int(np.prod(shape))
+    if feats.shape[0] < 64:
+        return None
+    pick = [cols.index(n) for n in names] if names and all(n in cols for n in names) else None
     c, w = (shape[0], int(np.prod(shape[1:]))) if len(shape) >= 2 else (1, shape[0])
     starts = np.linspace(0, feats.shape[0] - w - 1, count).astype(int)
     x = np.empty((count, c, w), dtype=np.float32)
     for i, s in enumerate(starts):
         for ch in range(c):
-            x[i, ch] = feats[s:s + w, ch % feats.shape[1]]
+            col = pick[ch % len(pick)] if pick else ch % feats.shape[1]
+            x[i, ch] = feats[s:s + w, col]
     return x.reshape((count,) + tuple(shape)) if per == c * w else None
 
 
@@ -113,7 +120,9 @@ def check_model(exe, path, tmp):
     # float32 ulp is 8e-6, so these are held to 1e-5 relative to max |output|.
     wide = (8.0 * rng.standard_normal((200,) + tuple(shape))).astype(np.float32)
     sets = [("random", x, False), ("wide", wide, True)]
-    rw = real_windows(real_features(exe, tmp), shape)
+    meta = sess.get_modelmeta().custom_metadata_map
+    names = [n.strip() for n in meta.get("pe.features", "").split(",") if n.strip()]
+    rw = real_windows(real_features(exe, tmp), shape, names)
     if rw is not None:
         sets.append(("real", rw, False))
     worst = 0.0
