@@ -132,27 +132,31 @@ static void pe__dense_generic(const pe__dense_t *d, const float *x, float *y,
     if (d->dot) {
       for (int64_t m = 0; m < M; m++) {
         const float *w = d->wp + m * K;
-        float acc = d->bias ? d->bias[m] : 0.0f;
+        /* the portable kernels sum in double: scalar code pays nothing for
+         * it, and the result stays within an ulp of the exact sum */
+        double acc = d->bias ? d->bias[m] : 0.0;
         for (int64_t k = 0; k < K; k++) {
-          acc += xr[k] * w[k];
+          acc += (double)xr[k] * (double)w[k];
         }
-        yr[m] = acc;
+        yr[m] = (float)acc;
       }
     } else {
       for (int64_t p = 0; p * 16 < M; p++) {
-        float acc[16];
+        double acc[16];
         int64_t w = M - p * 16 < 16 ? M - p * 16 : 16;
         for (int j = 0; j < 16; j++) {
-          acc[j] = d->bias && j < w ? d->bias[p * 16 + j] : 0.0f;
+          acc[j] = d->bias && j < w ? d->bias[p * 16 + j] : 0.0;
         }
         const float *wp = d->wp + p * K * 16;
         for (int64_t k = 0; k < K; k++) {
-          float xv = xr[k];
+          double xv = xr[k];
           for (int j = 0; j < 16; j++) {
-            acc[j] += xv * wp[k * 16 + j];
+            acc[j] += xv * (double)wp[k * 16 + j];
           }
         }
-        memcpy(yr + p * 16, acc, (size_t)w * sizeof(float));
+        for (int64_t j = 0; j < w; j++) {
+          yr[p * 16 + j] = (float)acc[j];
+        }
       }
     }
     pe__act_apply(yr, M, act, alpha);
@@ -181,17 +185,17 @@ static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y) {
     const float *w = s->w + co * cin_g * k;
     float *yr = y + co * wout;
     for (int64_t t = 0; t < wout; t++) {
-      float acc = s->bias[co];
+      double acc = s->bias[co];
       for (int64_t ci = 0; ci < cin_g; ci++) {
         const float *xr = x + (g * cin_g + ci) * win;
         for (int64_t kk = 0; kk < k; kk++) {
           int64_t pos = t * stride + kk * dil - pl;
           if (pos >= 0 && pos < win) {
-            acc += w[ci * k + kk] * xr[pos];
+            acc += (double)w[ci * k + kk] * (double)xr[pos];
           }
         }
       }
-      yr[t] = acc;
+      yr[t] = (float)acc;
     }
     pe__act_apply(yr, wout, s->act, s->alpha);
   }
