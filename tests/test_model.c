@@ -225,11 +225,12 @@ static void *job_run(void *arg) {
 
 /* One window at a time, the whole batch at once (several tiles), two
  * threads sharing the model, generic and AVX2 kernels: the same numbers. */
-static void test_batches(const char *name) {
+static void test_batches(const char *name, pe_kernels_t kernels) {
   pe_model_t *m = NULL, *mg = NULL;
   char err[512];
   pe_model_options_t gen = {PE_KERNELS_GENERIC};
-  if (pe_model_load_file(model_path(name), NULL, &m, err, sizeof err) != PE_OK ||
+  pe_model_options_t opt = {kernels};
+  if (pe_model_load_file(model_path(name), &opt, &m, err, sizeof err) != PE_OK ||
       pe_model_load_file(model_path(name), &gen, &mg, err, sizeof err) != PE_OK) {
     fprintf(stderr, "%s: %s\n", name, err);
     failures++;
@@ -279,8 +280,8 @@ static void test_batches(const char *name) {
   /* the kernels sum in the same order whatever a window's position in the
    * batch, so tiles and threads give identical bits */
   if (worst != 0.0 || worst_gen > 1e-5 || !same_thr) {
-    fprintf(stderr, "%s: batch-1 vs batch %u diff %g, generic vs auto %g, threads %s\n",
-            name, B, worst, worst_gen, same_thr ? "same" : "differ");
+    fprintf(stderr, "%s (%s): batch-1 vs batch %u diff %g, generic vs these %g, threads %s\n",
+            name, d->kernels, B, worst, worst_gen, same_thr ? "same" : "differ");
     failures++;
   }
   pe_model_ctx_destroy(c1);
@@ -409,7 +410,8 @@ int main(void) {
                           "lstm_batch_first.onnx", "mlp_matmul.onnx",
                           "misc_ops.onnx"};
   for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-    test_batches(models[i]);
+    test_batches(models[i], PE_KERNELS_AUTO);
+    test_batches(models[i], PE_KERNELS_AVX2);
   }
   test_backend();
   test_npy();

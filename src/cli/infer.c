@@ -214,7 +214,9 @@ const pe_cli_command_t pe_cli_infer = {
         "  pattern-engine infer models/toy_cnn.onnx --input x.npy --output y.npy\n"
         "  pattern-engine infer models/toy_cnn.onnx --input x.npy --output y.npy "
         "--kernels generic\n"
-        "  pattern-engine infer none --backend stub --input x.npy --output y.npy\n",
+        "  pattern-engine infer none --backend stub --input x.npy --output y.npy\n"
+        "  pattern-engine infer m.onnx --backend stub --model-features return_z "
+        "--input x.npy --output y.npy\n",
     .flags = pe__infer_flags,
     .n_flags = sizeof pe__infer_flags / sizeof pe__infer_flags[0],
     .run = pe__infer_run,

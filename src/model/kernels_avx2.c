@@ -53,6 +53,17 @@ PE__AVX2 static inline void pe__store16(float *y, __m256 a, __m256 b, int64_t w,
   }
 }
 
+/* y[0..w) = (add ? y + (a, b) : (a, b)), with the activation. */
+PE__AVX2 static inline void pe__acc16(float *y, __m256 a, __m256 b, int64_t w,
+                                      int add, int act, __m256 alpha) {
+  if (add) {
+    __m256i m0 = pe__mask(w), m1 = pe__mask(w - 8);
+    a = _mm256_add_ps(_mm256_maskload_ps(y, m0), a);
+    b = _mm256_add_ps(_mm256_maskload_ps(y + 8, m1), b);
+  }
+  pe__store16(y, a, b, w, act, alpha);
+}
+
 PE__AVX2 static inline float pe__hsum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
   lo = _mm_add_ps(lo, hi);
@@ -82,9 +93,16 @@ PE__AVX2 static inline __m256 pe__exp8(__m256 x) {
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+/* 1 / d for d >= 1: the 12-bit estimate and one Newton step (about 23
+ * bits), several times cheaper than a division. */
+PE__AVX2 static inline __m256 pe__recip8(__m256 d) {
+  __m256 r = _mm256_rcp_ps(d);
+  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+}
+
 PE__AVX2 static inline __m256 pe__sigmoid8(__m256 x) {
   __m256 one = _mm256_set1_ps(1.0f);
-  return _mm256_div_ps(one, _mm256_add_ps(one, pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+  return pe__recip8(_mm256_add_ps(one, pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
 /* tanh(x) = 1 - 2 / (exp(2x) + 1); absolute error a few 1e-8. */
@@ -92,7 +110,7 @@ PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
   __m256 one = _mm256_set1_ps(1.0f);
   __m256 e = pe__exp8(_mm256_add_ps(x, x));
-  return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), pe__recip8(_mm256_add_ps(e, one)), one);
 }
 
 /* One LSTM step of one window over 8 hidden units at a time: g is the
@@ -200,83 +218,153 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
     return;
   }
   const int64_t P = (M + 15) / 16;
+  /* k in PE__DENSE_NCH(K) chunks, as in kernels_avx512.c: row blocks run
+   * them one after the other through y, a single row as parallel chains;
+   * the same additions in the same order either way */
+  const int nch = PE__DENSE_NCH(K);
+  const int64_t len = K / nch;
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const float *x0 = x + r * K;
     for (int64_t p = 0; p < P; p++) {
       const float *wp = d->wp + p * K * 16;
-      __m256 bl = _mm256_loadu_ps(d->bp + p * 16);
-      __m256 bh = _mm256_loadu_ps(d->bp + p * 16 + 8);
-      __m256 c00 = bl, c01 = bh, c10 = bl, c11 = bh;
-      __m256 c20 = bl, c21 = bh, c30 = bl, c31 = bh;
-      for (int64_t k = 0; k < K; k++) {
-        __m256 b0 = _mm256_loadu_ps(wp + k * 16);
-        __m256 b1 = _mm256_loadu_ps(wp + k * 16 + 8);
-        __m256 a = _mm256_broadcast_ss(x0 + k);
-        c00 = _mm256_fmadd_ps(a, b0, c00);
-        c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(x0 + K + k);
-        c10 = _mm256_fmadd_ps(a, b0, c10);
-        c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(x0 + 2 * K + k);
-        c20 = _mm256_fmadd_ps(a, b0, c20);
-        c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(x0 + 3 * K + k);
-        c30 = _mm256_fmadd_ps(a, b0, c30);
-        c31 = _mm256_fmadd_ps(a, b1, c31);
-      }
       int64_t w = M - p * 16;
       float *yp = y + r * M + p * 16;
-      pe__store16(yp, c00, c01, w, vact, alpha);
-      pe__store16(yp + M, c10, c11, w, vact, alpha);
-      pe__store16(yp + 2 * M, c20, c21, w, vact, alpha);
-      pe__store16(yp + 3 * M, c30, c31, w, vact, alpha);
+      for (int q = 0; q < nch; q++) {
+        int64_t k0 = q * len, k1 = q == nch - 1 ? K : k0 + len;
+        __m256 bl = q ? _mm256_setzero_ps() : _mm256_loadu_ps(d->bp + p * 16);
+        __m256 bh = q ? _mm256_setzero_ps() : _mm256_loadu_ps(d->bp + p * 16 + 8);
+        __m256 c00 = bl, c01 = bh, c10 = bl, c11 = bh;
+        __m256 c20 = bl, c21 = bh, c30 = bl, c31 = bh;
+        for (int64_t k = k0; k < k1; k++) {
+          __m256 b0 = _mm256_loadu_ps(wp + k * 16);
+          __m256 b1 = _mm256_loadu_ps(wp + k * 16 + 8);
+          __m256 a = _mm256_broadcast_ss(x0 + k);
+          c00 = _mm256_fmadd_ps(a, b0, c00);
+          c01 = _mm256_fmadd_ps(a, b1, c01);
+          a = _mm256_broadcast_ss(x0 + K + k);
+          c10 = _mm256_fmadd_ps(a, b0, c10);
+          c11 = _mm256_fmadd_ps(a, b1, c11);
+          a = _mm256_broadcast_ss(x0 + 2 * K + k);
+          c20 = _mm256_fmadd_ps(a, b0, c20);
+          c21 = _mm256_fmadd_ps(a, b1, c21);
+          a = _mm256_broadcast_ss(x0 + 3 * K + k);
+          c30 = _mm256_fmadd_ps(a, b0, c30);
+          c31 = _mm256_fmadd_ps(a, b1, c31);
+        }
+        int last = q == nch - 1;
+        pe__acc16(yp, c00, c01, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+        pe__acc16(yp + M, c10, c11, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+        pe__acc16(yp + 2 * M, c20, c21, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+        pe__acc16(yp + 3 * M, c30, c31, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+      }
     }
   }
   for (; r < rows; r++) {
     const float *xr = x + r * K;
     int64_t p = 0;
-    for (; p + 4 <= P; p += 4) {
-      const float *w0 = d->wp + p * K * 16;
-      const float *w1 = w0 + K * 16, *w2 = w1 + K * 16, *w3 = w2 + K * 16;
-      __m256 c0 = _mm256_loadu_ps(d->bp + p * 16);
-      __m256 c1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
-      __m256 c2 = _mm256_loadu_ps(d->bp + p * 16 + 16);
-      __m256 c3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
-      __m256 c4 = _mm256_loadu_ps(d->bp + p * 16 + 32);
-      __m256 c5 = _mm256_loadu_ps(d->bp + p * 16 + 40);
-      __m256 c6 = _mm256_loadu_ps(d->bp + p * 16 + 48);
-      __m256 c7 = _mm256_loadu_ps(d->bp + p * 16 + 56);
-      for (int64_t k = 0; k < K; k++) {
-        __m256 a = _mm256_broadcast_ss(xr + k);
-        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16), c0);
-        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16 + 8), c1);
-        c2 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16), c2);
-        c3 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16 + 8), c3);
-        c4 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16), c4);
-        c5 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16 + 8), c5);
-        c6 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16), c6);
-        c7 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16 + 8), c7);
+    if (nch == 1) {
+      for (; p + 4 <= P; p += 4) {
+        const float *w0 = d->wp + p * K * 16;
+        const float *w1 = w0 + K * 16, *w2 = w1 + K * 16, *w3 = w2 + K * 16;
+        __m256 c0 = _mm256_loadu_ps(d->bp + p * 16);
+        __m256 c1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
+        __m256 c2 = _mm256_loadu_ps(d->bp + p * 16 + 16);
+        __m256 c3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
+        __m256 c4 = _mm256_loadu_ps(d->bp + p * 16 + 32);
+        __m256 c5 = _mm256_loadu_ps(d->bp + p * 16 + 40);
+        __m256 c6 = _mm256_loadu_ps(d->bp + p * 16 + 48);
+        __m256 c7 = _mm256_loadu_ps(d->bp + p * 16 + 56);
+        for (int64_t k = 0; k < K; k++) {
+          __m256 a = _mm256_broadcast_ss(xr + k);
+          c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16), c0);
+          c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16 + 8), c1);
+          c2 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16), c2);
+          c3 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16 + 8), c3);
+          c4 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16), c4);
+          c5 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16 + 8), c5);
+          c6 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16), c6);
+          c7 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16 + 8), c7);
+        }
+        float *yp = y + r * M + p * 16;
+        int64_t w = M - p * 16;
+        pe__store16(yp, c0, c1, w, vact, alpha);
+        pe__store16(yp + 16, c2, c3, w - 16, vact, alpha);
+        pe__store16(yp + 32, c4, c5, w - 32, vact, alpha);
+        pe__store16(yp + 48, c6, c7, w - 48, vact, alpha);
+      }
+    }
+    for (; nch == 2 && p + 2 <= P; p += 2) {
+      /* two panels, the two chunks as parallel chains: 8 registers */
+      const float *w0 = d->wp + p * K * 16, *w1 = w0 + K * 16;
+      __m256 a0 = _mm256_loadu_ps(d->bp + p * 16), a1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      __m256 a2 = _mm256_loadu_ps(d->bp + p * 16 + 16), a3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
+      __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
+      for (int64_t i = 0; i < len; i++) {
+        __m256 xa = _mm256_broadcast_ss(xr + i), xb = _mm256_broadcast_ss(xr + len + i);
+        const int64_t ka = i * 16, kb = (len + i) * 16;
+        a0 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w0 + ka), a0);
+        a1 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w0 + ka + 8), a1);
+        a2 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w1 + ka), a2);
+        a3 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w1 + ka + 8), a3);
+        e0 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + kb), e0);
+        e1 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + kb + 8), e1);
+        e2 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + kb), e2);
+        e3 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + kb + 8), e3);
+      }
+      for (int64_t k = 2 * len; k < K; k++) {
+        __m256 xb = _mm256_broadcast_ss(xr + k);
+        e0 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + k * 16), e0);
+        e1 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + k * 16 + 8), e1);
+        e2 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + k * 16), e2);
+        e3 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + k * 16 + 8), e3);
       }
       float *yp = y + r * M + p * 16;
       int64_t w = M - p * 16;
-      pe__store16(yp, c0, c1, w, vact, alpha);
-      pe__store16(yp + 16, c2, c3, w - 16, vact, alpha);
-      pe__store16(yp + 32, c4, c5, w - 32, vact, alpha);
-      pe__store16(yp + 48, c6, c7, w - 48, vact, alpha);
+      pe__store16(yp, _mm256_add_ps(a0, e0), _mm256_add_ps(a1, e1), w, vact, alpha);
+      pe__store16(yp + 16, _mm256_add_ps(a2, e2), _mm256_add_ps(a3, e3), w - 16, vact,
+                  alpha);
     }
     for (; p < P; p++) {
+      /* one panel, the chunks as parallel chains (at most 4 x 2 registers) */
       const float *wp = d->wp + p * K * 16;
-      __m256 c0 = _mm256_loadu_ps(d->bp + p * 16);
-      __m256 c1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
-      /* one chain per output, in k order, as the 4-row kernel sums: a
-       * window gets the same bits wherever it sits in the batch */
-      for (int64_t k = 0; k < K; k++) {
-        __m256 a = _mm256_broadcast_ss(xr + k);
-        c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c0);
-        c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c1);
+      __m256 c[4][2];
+      c[0][0] = _mm256_loadu_ps(d->bp + p * 16);
+      c[0][1] = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      c[1][0] = c[1][1] = c[2][0] = c[2][1] = c[3][0] = c[3][1] = _mm256_setzero_ps();
+      if (nch == 4) {
+        for (int64_t i = 0; i < len; i++) {
+          _Pragma("GCC unroll 4")
+          for (int q = 0; q < 4; q++) {
+            int64_t k = q * len + i;
+            __m256 a = _mm256_broadcast_ss(xr + k);
+            c[q][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[q][0]);
+            c[q][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
+          }
+        }
+      } else if (nch == 2) {
+        for (int64_t i = 0; i < len; i++) {
+          _Pragma("GCC unroll 2")
+          for (int q = 0; q < 2; q++) {
+            int64_t k = q * len + i;
+            __m256 a = _mm256_broadcast_ss(xr + k);
+            c[q][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[q][0]);
+            c[q][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
+          }
+        }
       }
-      pe__store16(y + r * M + p * 16, c0, c1, M - p * 16, vact, alpha);
+      /* the single chain (nch 1) or the rest of the last chunk */
+      for (int64_t k = nch == 1 ? 0 : nch * len; k < K; k++) {
+        __m256 a = _mm256_broadcast_ss(xr + k);
+        c[nch - 1][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[nch - 1][0]);
+        c[nch - 1][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[nch - 1][1]);
+      }
+      __m256 v0 = c[0][0], v1 = c[0][1];
+      for (int q = 1; q < nch; q++) {
+        v0 = _mm256_add_ps(v0, c[q][0]);
+        v1 = _mm256_add_ps(v1, c[q][1]);
+      }
+      pe__store16(y + r * M + p * 16, v0, v1, M - p * 16, vact, alpha);
     }
   }
   if (!simple_act) {

@@ -52,16 +52,22 @@ PE__AVX512 static inline __m512 pe__exp16(__m512 x) {
   return _mm512_scalef_ps(y, fx);
 }
 
+/* 1 / d for d >= 1: the 14-bit estimate and one Newton step. */
+PE__AVX512 static inline __m512 pe__recip16(__m512 d) {
+  __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+
 PE__AVX512 static inline __m512 pe__sigmoid16(__m512 x) {
   __m512 one = _mm512_set1_ps(1.0f);
-  return _mm512_div_ps(one, _mm512_add_ps(one, pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+  return pe__recip16(_mm512_add_ps(one, pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
 PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-9.0f)), _mm512_set1_ps(9.0f));
   __m512 one = _mm512_set1_ps(1.0f);
   __m512 e = pe__exp16(_mm512_add_ps(x, x));
-  return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+  return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), pe__recip16(_mm512_add_ps(e, one)), one);
 }
 
 /* The LSTM and GRU cells of kernels_avx2.c on 16 lanes. */
@@ -104,7 +110,7 @@ PE__AVX512 void pe__gru_cell_avx512(const float *g, const float *r,
  * other through y; a single row runs them as parallel chains (4x the FMAs
  * in flight, for batch 1). Both orders give the same bits, so a window gets
  * the same result wherever it sits in a batch. */
-#define PE__NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
+#define PE__NCH(K) PE__DENSE_NCH(K)
 
 /* MR rows x NP panels of 16 columns over k in [k0, k1). */
 #define PE__DENSE_BLOCK(MR, NP)                                                \

@@ -158,6 +158,10 @@ typedef struct pe__dense {
 } pe__dense_t;
 
 void pe__dense_pack(pe__dense_t *d, const float *w_mk); /* w_mk [M][K] */
+
+/* Chunks the vector dense kernels cut the sum over k into (see
+ * kernels_avx512.c): parallel FMA chains for a single row. */
+#define PE__DENSE_NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
 void pe__dense_run(const pe__dense_t *d, const float *x, float *y,
                    int64_t rows, int act, float alpha, int avx2);
 
