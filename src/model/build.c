@@ -462,6 +462,7 @@ static int pe__op_constant(pe__b_t *b) {
              "value_int(s) are supported");
 }
 
+/* Identity, Dropout (inference only): an alias of the input. */
 static int pe__op_identity(pe__b_t *b) {
   int rc = pe__check_attrs(b, strcmp(b->n->op, "Dropout") == 0 ? "seed,ratio" : "");
   if (rc != PE_OK) {
@@ -483,6 +484,9 @@ static int pe__op_identity(pe__b_t *b) {
   return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
 }
 
+/* Cast: float32 to float32 is an alias; constants convert between
+ * float32 and int64 (shape arithmetic); runtime casts to other types are
+ * refused. */
 static int pe__op_cast(pe__b_t *b) {
   int rc = pe__check_attrs(b, "to,saturate");
   if (rc != PE_OK) {
@@ -532,6 +536,7 @@ static int pe__op_cast(pe__b_t *b) {
   return PE_OK;
 }
 
+/* Shape: folded; the batch dimension becomes a marked element. */
 static int pe__op_shape(pe__b_t *b) {
   int rc = pe__check_attrs(b, "start,end");
   if (rc != PE_OK) {
@@ -558,6 +563,8 @@ static int pe__op_shape(pe__b_t *b) {
   return PE_OK;
 }
 
+/* ConstantOfShape: folded; a marked element in the shape makes the batch
+ * axis of a constant shared by every window (stride 0). */
 static int pe__op_constant_of_shape(pe__b_t *b) {
   int rc = pe__check_attrs(b, "value");
   if (rc != PE_OK) {
@@ -644,6 +651,7 @@ static int pe__axes(pe__b_t *b, const int64_t **axes, int64_t *n) {
   return PE_OK;
 }
 
+/* Unsqueeze: an alias (or a folded constant), the batch axis shifted. */
 static int pe__op_unsqueeze(pe__b_t *b) {
   int rc = pe__check_attrs(b, b->g->opset >= 13 ? "" : "axes");
   const int64_t *axes;
@@ -685,6 +693,7 @@ static int pe__op_unsqueeze(pe__b_t *b) {
   return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
 }
 
+/* Squeeze: an alias; the batch axis may not be squeezed. */
 static int pe__op_squeeze(pe__b_t *b) {
   int rc = pe__check_attrs(b, b->g->opset >= 13 ? "" : "axes");
   const int64_t *axes;
@@ -731,6 +740,7 @@ static int pe__op_squeeze(pe__b_t *b) {
   return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
 }
 
+/* Flatten: an alias, as long as the batch stays the leading axis. */
 static int pe__op_flatten(pe__b_t *b) {
   int rc = pe__check_attrs(b, "axis");
   if (rc != PE_OK) {
@@ -764,6 +774,8 @@ static int pe__op_flatten(pe__b_t *b) {
   return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
 }
 
+/* Reshape with a constant target: an alias; the batch axis is the marked
+ * element, a 0 copying it, or the -1 when the rest accounts for one window. */
 static int pe__op_reshape(pe__b_t *b) {
   int rc = pe__check_attrs(b, "allowzero");
   if (rc != PE_OK) {
@@ -870,6 +882,7 @@ static int pe__strided(pe__b_t *b, int in, int out, int rank,
   return pe__finish(b, s);
 }
 
+/* Transpose: an alias when only size-1 axes move, else a strided copy. */
 static int pe__op_transpose(pe__b_t *b) {
   int rc = pe__check_attrs(b, "perm");
   if (rc != PE_OK) {
@@ -927,6 +940,8 @@ static int pe__op_transpose(pe__b_t *b) {
   return pe__strided(b, b->n->in[0], out, r, dims, st, 0);
 }
 
+/* Slice with constant starts/ends/axes/steps: a strided copy (folded for
+ * int64 shape vectors, marks kept). */
 static int pe__op_slice(pe__b_t *b) {
   int rc = pe__check_attrs(b, "");
   if (rc != PE_OK) {
@@ -1026,6 +1041,7 @@ static int pe__op_slice(pe__b_t *b) {
   return pe__strided(b, b->n->in[0], out, r, dims, st, off);
 }
 
+/* Gather with constant indices along an axis other than the batch. */
 static int pe__op_gather(pe__b_t *b) {
   int rc = pe__check_attrs(b, "axis");
   if (rc != PE_OK) {
@@ -1123,6 +1139,7 @@ static int pe__op_gather(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* Concat along an axis other than the batch (folded for int64 shapes). */
 static int pe__op_concat(pe__b_t *b) {
   int rc = pe__check_attrs(b, "axis");
   if (rc != PE_OK) {
@@ -1396,6 +1413,8 @@ static int pe__op_binary(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* Relu, LeakyRelu, Sigmoid, Tanh, Erf, Sqrt, Gelu, Exp, Neg, Abs, Log,
+ * Reciprocal: one elementwise step (usually fused into its producer). */
 static int pe__op_unary(pe__b_t *b) {
   const char *op = b->n->op;
   static const struct {
@@ -1447,6 +1466,8 @@ static int pe__op_unary(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* Softmax, LogSoftmax over one axis (opset >= 13) or the coerced 2-D
+ * tail (opset < 13). */
 static int pe__op_softmax(pe__b_t *b) {
   int rc = pe__check_attrs(b, "axis");
   if (rc != PE_OK) {
@@ -1514,6 +1535,8 @@ static float *pe__dup(const float *p, int64_t n) {
   return d;
 }
 
+/* Gemm with a constant B: a dense step, alpha and beta folded into the
+ * weights and the bias. */
 static int pe__op_gemm(pe__b_t *b) {
   int rc = pe__check_attrs(b, "alpha,beta,transA,transB");
   if (rc != PE_OK) {
@@ -1595,6 +1618,8 @@ static int pe__op_gemm(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* MatMul with a constant second input: a dense step over every row of
+ * the first. */
 static int pe__op_matmul(pe__b_t *b) {
   int rc = pe__check_attrs(b, "");
   if (rc != PE_OK) {
@@ -1719,6 +1744,8 @@ static int pe__spatial(pe__b_t *b, int64_t win, int64_t k, int64_t *stride,
   return PE_OK;
 }
 
+/* Conv, 1-D: the canonical weights [M][C/group][k] and the bias are
+ * kept for fusion and the kernels. */
 static int pe__op_conv(pe__b_t *b) {
   int rc = pe__check_attrs(b, "auto_pad,dilations,group,kernel_shape,pads,strides");
   if (rc != PE_OK) {
@@ -1783,6 +1810,7 @@ static int pe__op_conv(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* MaxPool, AveragePool, 1-D. */
 static int pe__op_pool(pe__b_t *b) {
   int is_max = strcmp(b->n->op, "MaxPool") == 0;
   int rc = pe__check_attrs(
@@ -1827,6 +1855,7 @@ static int pe__op_pool(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* A mean over the adjacent axes marked in red[] (not the batch). */
 static int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red,
                            int keep) {
   int first = -1, last = -1;
@@ -1883,6 +1912,7 @@ static int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red,
   return pe__finish(b, s);
 }
 
+/* GlobalAveragePool: the mean over every axis after the channels. */
 static int pe__op_global_avg(pe__b_t *b) {
   int rc = pe__check_attrs(b, "");
   if (rc != PE_OK) {
@@ -1899,6 +1929,7 @@ static int pe__op_global_avg(pe__b_t *b) {
   return pe__reduce_step(b, x, red, 1);
 }
 
+/* ReduceMean with the axes attribute (opset < 18). */
 static int pe__op_reduce_mean(pe__b_t *b) {
   int rc = pe__check_attrs(b, b->g->opset >= 18 ? "keepdims,noop_with_empty_axes"
                                                 : "axes,keepdims");
@@ -1924,6 +1955,8 @@ static int pe__op_reduce_mean(pe__b_t *b) {
   return pe__reduce_step(b, x, red, pe__attr_i(b, "keepdims", 1) != 0);
 }
 
+/* BatchNormalization, eval mode: a per-channel affine step that plan.c
+ * folds into the preceding Conv or Gemm when it can. */
 static int pe__op_batchnorm(pe__b_t *b) {
   int rc = pe__check_attrs(b, "epsilon,momentum,spatial,training_mode");
   if (rc != PE_OK) {
