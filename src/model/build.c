@@ -42,11 +42,13 @@ static const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name) 
   return NULL;
 }
 
+/* Integer attribute `name`, def when absent. */
 static int64_t pe__attr_i(const pe__b_t *b, const char *name, int64_t def) {
   const Onnx__AttributeProto *a = pe__attr(b, name);
   return a && a->has_i ? a->i : def;
 }
 
+/* Float attribute `name`, def when absent. */
 static float pe__attr_f(const pe__b_t *b, const char *name, float def) {
   const Onnx__AttributeProto *a = pe__attr(b, name);
   return a && a->has_f ? a->f : def;
@@ -60,6 +62,7 @@ static size_t pe__attr_ints(const pe__b_t *b, const char *name,
   return a ? a->n_ints : 0;
 }
 
+/* 1 when string attribute `name` equals val, def when absent. */
 static int pe__attr_s_is(const pe__b_t *b, const char *name, const char *val,
                          int def) {
   const Onnx__AttributeProto *a = pe__attr(b, name);
@@ -97,10 +100,13 @@ static int pe__check_attrs(pe__b_t *b, const char *known) {
 /* ---- tensors ---------------------------------------------------------------- */
 static pe__tensor_t *T(pe__b_t *b, int id) { return &b->g->t[id]; }
 
+/* Input k of the node, NULL when absent or empty. */
 static pe__tensor_t *pe__in(pe__b_t *b, int k) {
   return k < b->n->n_in && b->n->in[k] >= 0 ? T(b, b->n->in[k]) : NULL;
 }
 
+/* Sets the per-window shape of tensor id (the batch axis stored as 1)
+ * and its element count; refuses ranks above 8 and tensors over 2^22. */
 static int pe__set_shape(pe__b_t *b, int id, int dtype, int rank,
                          const int64_t *dims, int batch_axis) {
   pe__tensor_t *t = T(b, id);
@@ -139,6 +145,8 @@ static int pe__out(const pe__b_t *b, int k) {
  * shape subgraph must not make the loader allocate gigabytes. */
 #define PE__MAX_FOLDED ((int64_t)1 << 22)
 
+/* Makes tensor id a float constant of its shape (zeroed); the caller
+ * fills it. */
 static int pe__const_f(pe__b_t *b, int id) {
   pe__tensor_t *t = T(b, id);
   if (t->numel > PE__MAX_FOLDED) {
@@ -150,6 +158,7 @@ static int pe__const_f(pe__b_t *b, int id) {
   return t->f ? PE_OK : PE_ENOMEM;
 }
 
+/* Makes tensor id an int64 constant with batch marks (zeroed). */
 static int pe__const_i(pe__b_t *b, int id) {
   pe__tensor_t *t = T(b, id);
   if (t->numel > PE__MAX_FOLDED) {
@@ -163,10 +172,13 @@ static int pe__const_i(pe__b_t *b, int id) {
   return t->i && t->mark ? PE_OK : PE_ENOMEM;
 }
 
+/* 1 when element k of an int64 constant is the batch size. */
 static int pe__marked(const pe__tensor_t *t, int64_t k) {
   return t->mark != NULL && t->mark[k];
 }
 
+/* Output `out` shares the storage of `in` (a runtime tensor), or is a
+ * copy of it (a constant). */
 static int pe__alias(pe__b_t *b, int out, int in) {
   pe__tensor_t *o = T(b, out);
   const pe__tensor_t *i = T(b, in);
@@ -192,6 +204,7 @@ static int pe__alias(pe__b_t *b, int out, int in) {
   return PE_OK;
 }
 
+/* C-order strides of a shape. */
 static void pe__contig_strides(int rank, const int64_t *dims, int64_t *st) {
   int64_t s = 1;
   for (int d = rank - 1; d >= 0; d--) {
@@ -223,6 +236,7 @@ static int pe__inputs_ready(pe__b_t *b) {
   return PE_OK;
 }
 
+/* 1 when every present input of the node is a constant. */
 static int pe__all_const(pe__b_t *b) {
   for (int k = 0; k < b->n->n_in; k++) {
     const pe__tensor_t *t = pe__in(b, k);
@@ -233,6 +247,7 @@ static int pe__all_const(pe__b_t *b) {
   return 1;
 }
 
+/* A possibly negative axis into [0, rank), or an error naming `what`. */
 static int pe__norm_axis(pe__b_t *b, int64_t axis, int rank, int *out,
                          const char *what) {
   if (axis < -rank || axis >= rank) {
@@ -284,6 +299,7 @@ static pe__step_t *pe__step_new(pe__b_t *b, int kind) {
   return s;
 }
 
+/* Frees what a step owns (weights, packed weights, indices). */
 void pe__step_free(pe__step_t *s) {
   free(s->w);
   free(s->w2);
@@ -298,6 +314,7 @@ void pe__step_free(pe__step_t *s) {
   free(s->idx);
 }
 
+/* Frees every step of the model. */
 void pe__steps_free(pe_model_t *m) {
   for (int i = 0; i < m->n_step; i++) {
     pe__step_free(&m->step[i]);
@@ -1527,6 +1544,7 @@ static const float *pe__cf(pe__b_t *b, int k, int64_t n, const char *what,
   return t->f;
 }
 
+/* A malloc'd copy of n floats, NULL on failure. */
 static float *pe__dup(const float *p, int64_t n) {
   float *d = malloc((size_t)(n ? n : 1) * sizeof *d);
   if (d != NULL && n > 0) {
@@ -2219,6 +2237,8 @@ static const pe__op_entry_t pe__ops[] = {
     {"GRU", pe__op_rnn},
 };
 
+/* Visits every node in order and builds the steps (see the top of the
+ * file). Returns PE_OK or the first error, its message in g->err. */
 int pe__build(pe_model_t *m) {
   pe__graph_t *g = &m->g;
   pe__b_t b;

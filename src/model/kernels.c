@@ -12,12 +12,15 @@
 
 #include "model/model_impl.h"
 
+/* Floats between two windows of a tensor: 0 for a constant. */
 int64_t pe__tensor_stride(const pe__tensor_t *t) {
   return t->is_const ? 0 : t->numel;
 }
 
+/* The logistic function, libm exp. */
 static float pe__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* Portable activations in place over n floats. */
 void pe__act_apply(float *y, int64_t n, int act, float alpha) {
   switch (act) {
   case PE__ACT_NONE:
@@ -123,6 +126,7 @@ void pe__dense_pack(pe__dense_t *d, const float *w) {
   }
 }
 
+/* Portable dense layer over `rows` rows, double accumulation. */
 static void pe__dense_generic(const pe__dense_t *d, const float *x, float *y,
                               int64_t rows, int act, float alpha) {
   int64_t K = d->K, M = d->M;
@@ -163,6 +167,7 @@ static void pe__dense_generic(const pe__dense_t *d, const float *x, float *y,
   }
 }
 
+/* A dense layer with the kernels of level avx2 (0, 1 or 2). */
 void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
                    int act, float alpha, int avx2) {
   if (avx2 >= 2) {
@@ -212,6 +217,8 @@ static float pe__binop(int op, float a, float b) {
   }
 }
 
+/* One window of a broadcasting binary op; fast paths for equal shapes
+ * and a scalar operand. */
 static void pe__binary(const pe__step_t *s, const float *a, const float *b,
                        float *y) {
   int64_t n = s->p[0];
@@ -261,6 +268,7 @@ static void pe__binary(const pe__step_t *s, const float *a, const float *b,
   }
 }
 
+/* One window of Softmax / LogSoftmax over outer x L x inner. */
 static void pe__softmax(const pe__step_t *s, const float *x, float *y) {
   int64_t outer = s->p[0], L = s->p[1], inner = s->p[2];
   for (int64_t o = 0; o < outer; o++) {
@@ -294,6 +302,7 @@ static void pe__softmax(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+/* One window of an N-d strided copy (Transpose, Slice). */
 static void pe__strided(const pe__step_t *s, const float *x, float *y) {
   int r = (int)s->rank;
   int64_t n = s->p[1];
@@ -326,6 +335,7 @@ static void pe__strided(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+/* One window of a 1-D max or average pool. */
 static void pe__pool1d(const pe__step_t *s, const float *x, float *y) {
   int64_t C = s->p[0], win = s->p[1], wout = s->p[2], k = s->p[3];
   int64_t stride = s->p[4], pl = s->p[5], dil = s->p[6];
@@ -354,6 +364,7 @@ static void pe__pool1d(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+/* Activations in place with the kernels of level avx2. */
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2) {
   if (avx2) {
     pe__act_avx2(y, n, act, alpha);
@@ -535,6 +546,7 @@ void pe__step_pack(pe__step_t *s) {
   }
 }
 
+/* Runs one step over x->n windows. Hot path: no allocation. */
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
   const pe__tensor_t *t0 = s->n_in > 0 && s->in[0] >= 0 ? &m->g.t[s->in[0]] : NULL;

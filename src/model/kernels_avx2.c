@@ -15,16 +15,19 @@
 
 #define PE__AVX2 __attribute__((target("avx2,fma")))
 
+/* 1 when the CPU has AVX2 and FMA. */
 int pe__kernels_avx2_usable(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+/* Lane mask of the first w (0..8) lanes. */
 PE__AVX2 static inline __m256i pe__mask(int64_t w) {
   const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), iota);
 }
 
+/* Relu or LeakyRelu on 8 lanes; other activations pass through. */
 PE__AVX2 static inline __m256 pe__act8(__m256 v, int act, __m256 alpha) {
   if (act == PE__ACT_RELU) {
     return _mm256_max_ps(v, _mm256_setzero_ps());
@@ -64,6 +67,7 @@ PE__AVX2 static inline void pe__acc16(float *y, __m256 a, __m256 b, int64_t w,
   pe__store16(y, a, b, w, act, alpha);
 }
 
+/* Sum of the 8 lanes. */
 PE__AVX2 static inline float pe__hsum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
   lo = _mm_add_ps(lo, hi);
@@ -178,6 +182,8 @@ PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
   }
 }
 
+/* Dense layer over `rows` rows with the panel or dot layout of
+ * pe__dense_pack; the activation fused. */
 PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
                              int64_t rows, int act, float alpha_f) {
   const int64_t K = d->K, M = d->M;

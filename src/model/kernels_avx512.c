@@ -19,10 +19,12 @@ int pe__kernels_avx512_usable(void) {
          __builtin_cpu_supports("fma");
 }
 
+/* Lane mask of the first w lanes (clamped to 0..16). */
 PE__AVX512 static inline __mmask16 pe__m16(int64_t w) {
   return w >= 16 ? (__mmask16)0xffff : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1);
 }
 
+/* Relu or LeakyRelu on 16 lanes; other activations pass through. */
 PE__AVX512 static inline __m512 pe__act16(__m512 v, int act, __m512 alpha) {
   if (act == PE__ACT_RELU) {
     return _mm512_max_ps(v, _mm512_setzero_ps());
@@ -63,6 +65,7 @@ PE__AVX512 static inline __m512 pe__sigmoid16(__m512 x) {
   return pe__recip16(_mm512_add_ps(one, pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
+/* tanh(x) = 1 - 2 / (exp(2x) + 1) on 16 lanes. */
 PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-9.0f)), _mm512_set1_ps(9.0f));
   __m512 one = _mm512_set1_ps(1.0f);
@@ -239,6 +242,8 @@ PE__AVX512 static inline void pe__chunks(pe__blk_fn fn, const float *x, int64_t 
   }
 }
 
+/* Dense layer over `rows` rows (panel layout; dot layout goes to the
+ * AVX2 kernel), the activation fused. */
 PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
                                  int64_t rows, int act, float alpha_f) {
   if (d->dot) {
@@ -356,6 +361,8 @@ PE__CONV_BLOCK(4)
 PE__CONV_BLOCK(2)
 PE__CONV_BLOCK(1)
 
+/* Conv1d for one window: phase rows as in pe__conv1d_avx2, then blocks
+ * of 8, 4, 2 or 1 output channels of a group. */
 PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
                                   float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
