@@ -21,7 +21,8 @@ int pe__kernels_avx512_usable(void) {
 
 /* Lane mask of the first w lanes (clamped to 0..16). */
 PE__AVX512 static inline __mmask16 pe__m16(int64_t w) {
-  return w >= 16 ? (__mmask16)0xffff : w <= 0 ? (__mmask16)0 : (__mmask16)((1u << w) - 1);
+  unsigned v = w >= 16 ? 0xffffu : w <= 0 ? 0u : (1u << w) - 1u;
+  return (__mmask16)v;
 }
 
 /* Relu or LeakyRelu on 16 lanes; other activations pass through. */
@@ -40,8 +41,11 @@ PE__AVX512 static inline __m512 pe__act16(__m512 v, int act, __m512 alpha) {
  * version, scaled by 2^n with scalef. */
 PE__AVX512 static inline __m512 pe__exp16(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-  __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  /* round to nearest by adding and removing 1.5 * 2^23 (|x log2 e| < 2^7):
+   * no intrinsic macro, which warns under -O0 -Wconversion */
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  __m512 fx = _mm512_sub_ps(
+      _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic), magic);
   __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
   __m512 y = _mm512_set1_ps(1.9875691500e-4f);
