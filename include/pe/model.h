@@ -34,12 +34,15 @@ extern "C" {
 typedef struct pe_model pe_model_t;
 typedef struct pe_model_ctx pe_model_ctx_t;
 
-/* Which kernels the plan uses. AUTO picks AVX2/FMA when the CPU has both,
- * unless the environment variable PE_CPU_KERNELS=generic says otherwise. */
+/* Which kernels the plan uses. AUTO picks the best the CPU has (AVX-512
+ * dense and Conv1d with AVX2/FMA for the rest, else AVX2/FMA, else portable
+ * C), capped by the environment variable PE_CPU_KERNELS (generic, avx2 or
+ * avx512) when set. An explicit choice is capped by what the CPU has. */
 typedef enum pe_kernels {
   PE_KERNELS_AUTO = 0,
   PE_KERNELS_GENERIC,
-  PE_KERNELS_AVX2
+  PE_KERNELS_AVX2,
+  PE_KERNELS_AVX512
 } pe_kernels_t;
 
 typedef struct pe_model_options {
@@ -70,7 +73,7 @@ typedef struct pe_model_desc {
   int64_t flops;         /* per window: 2 per multiply-add, 1 per other op */
   int64_t weight_bytes;  /* packed weights */
   int64_t arena_floats;  /* arena floats per window in flight */
-  const char *kernels;   /* "avx2+fma" or "generic" */
+  const char *kernels;   /* "avx512+fma", "avx2+fma" or "generic" */
 } pe_model_desc_t;
 
 /* Loads a model from a memory buffer holding an .onnx file. `name` is used
