@@ -197,6 +197,33 @@ static void test_chunking_never_changes_the_events(void) {
   }
 }
 
+/* Found by fuzz_csv: a byte order mark on a first line near max_line was
+ * judged before it was stripped when the line was cut by a chunk. */
+static void test_bom_line_at_the_limit_regression(void) {
+  for (int extra = -1; extra <= 2; extra++) {
+    char text[256];
+    size_t n = 0;
+    memcpy(text, "\xEF\xBB\xBF", 3);
+    n = 3;
+    memcpy(text + n, "1,A,1,", 6);
+    n += 6;
+    while (n - 3 < (size_t)(64 + extra)) {
+      text[n++] = '1';
+    }
+    memcpy(text + n, "\r\n2,B,2,2\n", 11);
+    text[n + 11] = '\0';
+    events_t ref, e;
+    PE_CHECK_INT(parse(text, 0, 64, &ref), PE_OK);
+    PE_CHECK_INT(ref.n, 2);
+    PE_CHECK(strstr(ref.line[0], extra > 0 ? "line_too_long" : "1 tick") != NULL);
+    for (size_t chunk = 1; chunk < n + 12; chunk++) {
+      PE_CHECK_INT(parse(text, chunk, 64, &e), PE_OK);
+      PE_CHECK_INT(e.n, 2);
+      PE_CHECK_STR(e.line[0], ref.line[0]);
+    }
+  }
+}
+
 static void test_header_errors(void) {
   events_t e;
   pe_csv_options_t opt = {PE_TS_AUTO, 0};
@@ -246,4 +273,4 @@ PE_TEST_MAIN(PE_TEST(test_headerless_prototype_layout),
              PE_TEST(test_line_too_long_in_place_and_carried),
              PE_TEST(test_last_line_without_newline),
              PE_TEST(test_chunking_never_changes_the_events),
-             PE_TEST(test_header_errors), PE_TEST(test_callback_stops_the_feed))
+             PE_TEST(test_bom_line_at_the_limit_regression), PE_TEST(test_header_errors), PE_TEST(test_callback_stops_the_feed))

@@ -126,7 +126,7 @@ static void test_rules_label_and_confidence(void) {
   pe__symstate_t s;
   pe__symstate_init(&s, &cfg);
   double f[PE_FEATURE_COUNT] = {0};
-  pe__tickcalc_t calc = {-0.01, 0.001, 10, 1.0};
+  pe__tickcalc_t calc = {-0.01, 1e-6, 10, 1.0};
   pe_tick_t t = tick("X", T0, 50.0, 5.0);
   pe_signal_t sig;
   f[PE_FEAT_EMA_GAP] = 0.05;   /* +0.10 */
@@ -142,7 +142,7 @@ static void test_rules_label_and_confidence(void) {
   pe__symstate_init(&s, &cfg);
   double g[PE_FEATURE_COUNT] = {0};
   g[PE_FEAT_EMA_GAP] = 0.9;
-  pe__tickcalc_t quiet = {0.0, 0.001, 10, 10.0};
+  pe__tickcalc_t quiet = {0.0, 1e-6, 10, 10.0};
   PE_CHECK_INT(pe__rules_eval(&s, &cfg.rules, &t, g, &quiet, &sig), 1);
   PE_CHECK_SAME(sig.score, 1.0);
   PE_CHECK_INT(sig.pattern, PE_RULE_EMA_CROSSOVER);
@@ -157,7 +157,7 @@ static void test_rules_label_and_confidence(void) {
   PE_CHECK_INT(sig.fired, 0);
 
   /* Breakout needs breakout_min_returns previous returns. */
-  pe__tickcalc_t young = {0.5, 0.001, 4, 10.0};
+  pe__tickcalc_t young = {0.5, 1e-6, 4, 10.0};
   pe__symstate_init(&s, &cfg);
   PE_CHECK_INT(pe__rules_eval(&s, &cfg.rules, &t, h, &young, &sig), 0);
 }

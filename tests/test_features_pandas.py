@@ -28,6 +28,8 @@ rules, written here from the issue's text (not from the engine's code):
 unparsable ts/price/volume, non-finite or non-positive price, negative or
 non-finite volume, empty symbol or one over 31 bytes, and a ts earlier than
 the symbol's previous accepted ts. Timestamps must be integer nanoseconds.
+A file whose first line has no "symbol" field has no header and is read as
+ts,symbol,price,volume (the prototype's layout).
 
 --ticks FILE must exist; --optional-ticks FILE is skipped with a message
 when absent. Exit status: 0 all checked files pass, 1 a check failed, 2 a
@@ -45,8 +47,12 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-import pandas as pd
+try:
+    import numpy as np
+    import pandas as pd
+except ImportError as exc:
+    print(f"SKIP: pandas is needed as the reference ({exc}); run scripts/install-deps.sh")
+    sys.exit(77)
 
 SKIP = 77
 TOLERANCES = (("ema_fast", 1e-12), ("ema_slow", 1e-12), ("vwap", 1e-12),
@@ -96,7 +102,12 @@ def read_ticks(path: str) -> pd.DataFrame:
     (int64 ns), symbol, price, volume; plus attrs 'read' and 'dropped'."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                       skipinitialspace=True)
-    raw.columns = [c.strip() for c in raw.columns]
+    raw.columns = [c.strip().strip('"') for c in raw.columns]
+    if "symbol" not in raw.columns:
+        # No header: the prototype's layout ts,symbol,price,volume.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False,
+                          na_filter=False, skipinitialspace=True, header=None,
+                          names=["ts", "symbol", "price", "volume"])
     c_ts = _pick(raw.columns, ("ts", "timestamp", "time"), "timestamp")
     c_sym = _pick(raw.columns, ("symbol",), "symbol")
     c_px = _pick(raw.columns, ("price",), "price")
@@ -174,6 +185,11 @@ def read_features(path: str) -> pd.DataFrame:
     return out
 
 
+def _plain(x):
+    """A numpy scalar as the Python value, for readable messages."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def compare(eng: pd.DataFrame, ref_ticks: pd.DataFrame, ref: pd.DataFrame,
             label: str) -> bool:
     ok = True
@@ -187,8 +203,9 @@ def compare(eng: pd.DataFrame, ref_ticks: pd.DataFrame, ref: pd.DataFrame,
         diff = np.flatnonzero(e != r)
         if len(diff):
             i = int(diff[0])
+            got, want = _plain(e[i]), _plain(r[i])
             print(f"  FAIL {c}: {len(diff)} rows differ; first at data row "
-                  f"{i + 1}: engine {e[i]!r}, input {r[i]!r}")
+                  f"{i + 1}: engine {got!r}, input {want!r}")
             ok = False
     if not ok:
         return False
@@ -208,13 +225,13 @@ def compare(eng: pd.DataFrame, ref_ticks: pd.DataFrame, ref: pd.DataFrame,
         if n_bad:
             i = int(np.flatnonzero(err > tol)[0])
             print(f"           {n_bad} rows over tol; first at data row {i + 1} "
-                  f"({eng['symbol'].iloc[i]}): engine {e[i]!r}, pandas {r[i]!r}; "
-                  f"worst at row {worst + 1}: engine {e[worst]!r}, "
-                  f"pandas {r[worst]!r}")
+                  f"({eng['symbol'].iloc[i]}): engine {float(e[i])!r}, pandas {float(r[i])!r}; "
+                  f"worst at row {worst + 1}: engine {float(e[worst])!r}, "
+                  f"pandas {float(r[worst])!r}")
         if len(nan_bad):
             i = int(nan_bad[0])
             print(f"           {len(nan_bad)} rows NaN on one side only; first at "
-                  f"data row {i + 1}: engine {e[i]!r}, pandas {r[i]!r}")
+                  f"data row {i + 1}: engine {float(e[i])!r}, pandas {float(r[i])!r}")
         ok = ok and status == "ok"
     return ok
 

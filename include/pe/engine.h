@@ -65,6 +65,10 @@ typedef struct pe_engine_config {
   uint32_t infer_every; /* run the model every N ticks of a symbol (>= 1) */
   double model_threshold; /* emit model:<class> when a class other than the
                              first reaches this probability */
+  uint32_t all_features; /* 1: every standard feature on every tick; 0: only
+                            those the rules use (ema_gap, vwap_dev,
+                            log_return, volume_ratio), the others NaN, unless
+                            windows are on, which need them all */
 } pe_engine_config_t;
 
 /* The defaults documented in `pattern-engine help replay`. */

@@ -89,8 +89,19 @@ typedef struct pe_vwap {
  * -1 for one session that never resets. */
 void pe_vwap_init(pe_vwap_t *vwap, int reset_minute_utc);
 
+/* Resets the sums and moves next_reset_ns past ts_ns (out of line: once a
+ * session). */
+void pe__vwap_new_session(pe_vwap_t *vwap, int64_t ts_ns);
+
 /* Starts a new session if ts_ns has reached the boundary, then adds the tick. */
-void pe_vwap_update(pe_vwap_t *vwap, double price, double volume, int64_t ts_ns);
+static inline void pe_vwap_update(pe_vwap_t *vwap, double price, double volume,
+                                  int64_t ts_ns) {
+  if (ts_ns >= vwap->next_reset_ns) {
+    pe__vwap_new_session(vwap, ts_ns);
+  }
+  vwap->pv_sum += price * volume;
+  vwap->v_sum += volume;
+}
 
 static inline double pe_vwap_value(const pe_vwap_t *vwap) {
   return vwap->v_sum > 0.0 ? vwap->pv_sum / vwap->v_sum : NAN;

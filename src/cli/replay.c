@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,9 +281,50 @@ static int pe__write_state(pe__replay_t *r, const char *path) {
   return PE_EXIT_OK;
 }
 
+static int pe__feed_done(pe__replay_t *r, pe_csv_t *csv, int rc,
+                         const pe_csv_handler_t *h) {
+  if (rc == 0) {
+    rc = pe_csv_finish(csv, h);
+  }
+  if (rc == PE_EHEADER) {
+    pe_cli_error(r->cmd, "%s: %s", r->input, pe_csv_errmsg(csv));
+    return PE_EXIT_FAIL;
+  }
+  return rc;
+}
+
+/* A regular file is mapped and parsed in place, `size` bytes a feed, which
+ * spares the copy into a read buffer. Returns -1 when it cannot be mapped. */
+static int pe__feed_mapped(pe__replay_t *r, int fd, pe_csv_t *csv, size_t size,
+                           const pe_csv_handler_t *h) {
+  if (r->bytes_total == 0 || r->bytes_total > SIZE_MAX) {
+    return -1;
+  }
+  size_t len = (size_t)r->bytes_total;
+  void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (map == MAP_FAILED) {
+    return -1;
+  }
+  posix_madvise(map, len, POSIX_MADV_SEQUENTIAL);
+  const char *data = map;
+  int rc = 0;
+  for (size_t off = 0; off < len && rc == 0; off += size) {
+    size_t n = len - off < size ? len - off : size;
+    r->bytes_done += n;
+    rc = pe_csv_feed(csv, data + off, n, h);
+  }
+  rc = pe__feed_done(r, csv, rc, h);
+  munmap(map, len);
+  return rc;
+}
+
 /* Reads the input and feeds the parser until the end or a stop. */
 static int pe__feed_all(pe__replay_t *r, int fd, pe_csv_t *csv, char *buf,
                         size_t size, const pe_csv_handler_t *h) {
+  int mapped = pe__feed_mapped(r, fd, csv, size, h);
+  if (mapped != -1) {
+    return mapped;
+  }
   for (;;) {
     ssize_t n = read(fd, buf, size);
     if (n < 0 && errno == EINTR) {
@@ -296,20 +339,11 @@ static int pe__feed_all(pe__replay_t *r, int fd, pe_csv_t *csv, char *buf,
     }
     r->bytes_done += (uint64_t)n;
     int rc = pe_csv_feed(csv, buf, (size_t)n, h);
-    if (rc == PE_EHEADER) {
-      pe_cli_error(r->cmd, "%s: %s", r->input, pe_csv_errmsg(csv));
-      return PE_EXIT_FAIL;
-    }
     if (rc != 0) {
-      return rc;
+      return pe__feed_done(r, csv, rc, h);
     }
   }
-  int rc = pe_csv_finish(csv, h);
-  if (rc == PE_EHEADER) {
-    pe_cli_error(r->cmd, "%s: %s", r->input, pe_csv_errmsg(csv));
-    return PE_EXIT_FAIL;
-  }
-  return rc;
+  return pe__feed_done(r, csv, 0, h);
 }
 
 static FILE *pe__open_out(pe__replay_t *r, const char *path) {
@@ -349,6 +383,9 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   if (rc != PE_EXIT_OK) {
     goto done;
   }
+  /* The features beyond the rules' are computed for whoever reads them:
+   * --features-out here, or a model's windows (the engine turns them on). */
+  config.all_features = pe_cli_is_set(cmd, "features-out") ? 1u : 0u;
   rc = PE_EXIT_USAGE;
   const char *on_error = pe_cli_value(cmd, "on-error");
   if (strcmp(on_error, "skip") != 0 && strcmp(on_error, "fail") != 0) {
@@ -449,6 +486,7 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   r->sink = NULL;
 
+  rc = PE_EXIT_FAIL;
   pe__totals_t totals;
   pe__totals(r, wall_s, &totals);
   if (!pe_cli_is_set(cmd, "quiet")) {

@@ -30,6 +30,7 @@ void pe_engine_config_init(pe_engine_config_t *c) {
   c->window = 0;
   c->infer_every = 1;
   c->model_threshold = 0.9;
+  c->all_features = 1;
 }
 
 static int pe__alpha_ok(double a) { return a > 0.0 && a <= 1.0; }
@@ -85,6 +86,7 @@ int pe_engine_create(const pe_engine_config_t *config, pe_engine_t **out,
     return PE_ENOMEM;
   }
   e->config = *config;
+  e->all_features = config->all_features || config->window > 0;
   rc = pe__symtab_init(&e->symtab, config->max_symbols);
   /* calloc: the pages of unused symbols are never touched. */
   e->states = calloc(config->max_symbols, sizeof *e->states);
@@ -130,6 +132,7 @@ int pe_engine_set_window(pe_engine_t *e, uint32_t window) {
   e->windows = NULL;
   e->window = window;
   e->config.window = window;
+  e->all_features = e->config.all_features || window > 0;
   if (window == 0) {
     return PE_OK;
   }
@@ -319,9 +322,17 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   if (tick->symbol_len > PE_SYMBOL_MAX) {
     return pe__reject(e, PE_ESYMLEN);
   }
+  /* The key is the symbol zero-padded to 32 bytes, whatever the tick holds
+   * past symbol_len: copy whole words and mask the tail. */
   pe__symkey_t key;
-  memset(&key, 0, sizeof key);
-  memcpy(key.bytes, tick->symbol, tick->symbol_len);
+  uint64_t w[4];
+  memcpy(w, tick->symbol, sizeof w);
+  for (uint32_t i = 0; i < 4; i++) {
+    uint32_t lo = i * 8;
+    uint32_t keep = tick->symbol_len > lo ? tick->symbol_len - lo : 0;
+    w[i] &= keep >= 8 ? ~0ull : (1ull << (keep * 8)) - 1;
+  }
+  memcpy(key.bytes, w, sizeof w);
 
   uint32_t id;
   int is_new;
@@ -341,7 +352,7 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   e->started = 1;
 
   pe__tickcalc_t calc;
-  pe__features_update(s, tick, out->feature, &calc);
+  pe__features_update(s, tick, e->all_features, out->feature, &calc);
   out->symbol_id = id;
   out->ema_fast = s->ema_fast.value;
   out->ema_slow = s->ema_slow.value;

@@ -57,9 +57,11 @@ int pe__rules_eval(pe__symstate_t *s, const pe_rules_config_t *rules,
     pe__fire(sig, PE_RULE_VOLUME_SPIKE, tick->volume / vol_prev,
              PE__SPIKE_CONTRIBUTION * dir);
   }
+  /* |r| > k * std, squared to spare the square root; k >= 0. */
   double r = calc->log_return;
+  double k = rules->breakout_sigma;
   if (calc->prev_returns >= rules->breakout_min_returns &&
-      fabs(r) > rules->breakout_sigma * calc->ret_std_prev) {
+      r * r > k * k * calc->ret_var_prev) {
     pe__fire(sig, PE_RULE_VOLATILITY_BREAKOUT, r,
              PE__BREAKOUT_CONTRIBUTION * pe__sign(r));
   }

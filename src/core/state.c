@@ -41,16 +41,11 @@ static int64_t pe__next_boundary(int64_t ts_ns, int64_t offset_ns) {
   return (day + 1) * PE__NS_PER_DAY + offset_ns;
 }
 
-void pe_vwap_update(pe_vwap_t *vwap, double price, double volume,
-                    int64_t ts_ns) {
-  if (ts_ns >= vwap->next_reset_ns) {
-    /* The first tick, or the first one of a new session. */
-    vwap->pv_sum = 0.0;
-    vwap->v_sum = 0.0;
-    vwap->next_reset_ns = pe__next_boundary(ts_ns, vwap->reset_offset_ns);
-  }
-  vwap->pv_sum += price * volume;
-  vwap->v_sum += volume;
+void pe__vwap_new_session(pe_vwap_t *vwap, int64_t ts_ns) {
+  /* The first tick, or the first one of a new session. */
+  vwap->pv_sum = 0.0;
+  vwap->v_sum = 0.0;
+  vwap->next_reset_ns = pe__next_boundary(ts_ns, vwap->reset_offset_ns);
 }
 
 void pe_vwap_roll_init(pe_vwap_roll_t *roll, double window_s) {

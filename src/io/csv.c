@@ -47,8 +47,8 @@ int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out) {
   if (c->opt.max_line == 0) {
     c->opt.max_line = 4096;
   }
-  /* One more byte than a line: room for a '\r' before the newline. */
-  c->carry = malloc((size_t)c->opt.max_line + 1);
+  /* Room for a '\r' before the newline and a byte order mark. */
+  c->carry = malloc((size_t)c->opt.max_line + 4);
   if (c->carry == NULL) {
     free(c);
     return PE_ENOMEM;
@@ -199,7 +199,7 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   for (int r = PE__COL_TS; r <= PE__COL_VOLUME; r++) {
     if (col_of[r] < 0) {
       snprintf(c->errmsg, sizeof c->errmsg,
-               "line %llu: the header has no %s; columns are found by name, "
+               "line %llu: the header lacks %s; columns are found by name, "
                "in any order",
                (unsigned long long)c->line_no, need[r]);
       return PE_EHEADER;
@@ -208,6 +208,27 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   c->n_columns = n;
   c->has_header = 1;
   return 1;
+}
+
+/* First ',' in [p, end), or end. Eight bytes a step where it can: a byte
+ * equal to ',' becomes zero after the xor, and the zero-byte test finds it. */
+static inline const char *pe__find_comma(const char *p, const char *end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  while (end - p >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    w ^= 0x2C2C2C2C2C2C2C2Cull;
+    uint64_t z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+    if (z != 0) {
+      return p + (__builtin_ctzll(z) >> 3);
+    }
+    p += 8;
+  }
+#endif
+  while (p < end && *p != ',') {
+    p++;
+  }
+  return p;
 }
 
 static inline int pe__reject(const pe_csv_handler_t *h, int err,
@@ -250,10 +271,7 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   const char *p = line;
   const char *end = line + len;
   for (;;) {
-    const char *q = p;
-    while (q < end && *q != ',') {
-      q++;
-    }
+    const char *q = pe__find_comma(p, end);
     if (n < c->n_columns) {
       int role = c->role[n];
       field[role] = p;
@@ -316,17 +334,28 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
 }
 
+/* Bytes a carried line may hold before it is too long: max_line, a '\r',
+ * and on the first line a byte order mark, which pe__line strips before it
+ * measures, so that cut and uncut lines are judged alike. */
+static size_t pe__carry_limit(const pe_csv_t *c) {
+  return (size_t)c->opt.max_line + 1 + (c->line_no == 0 ? 3 : 0);
+}
+
 /* Ends the carried line with data[0, len) and parses it. */
 static int pe__carried_line(pe_csv_t *c, const char *data, size_t len,
                             const pe_csv_handler_t *h) {
-  size_t room = (size_t)c->opt.max_line + 1 - c->carry_len;
+  size_t room = pe__carry_limit(c) - c->carry_len;
   if (c->carry_overlong || len > room) {
     size_t take = len < room ? len : room;
     memcpy(c->carry + c->carry_len, data, take);
+    const char *line = c->carry;
+    if (c->line_no == 0 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+      line += 3;
+    }
     c->carry_len = 0;
     c->carry_overlong = 0;
     c->line_no += 1;
-    return pe__reject(h, PE_ELINELEN, c->line_no, c->carry, c->opt.max_line);
+    return pe__reject(h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
   }
   memcpy(c->carry + c->carry_len, data, len);
   size_t total = c->carry_len + len;
@@ -339,11 +368,11 @@ static void pe__carry(pe_csv_t *c, const char *data, size_t len) {
   if (c->carry_overlong) {
     return;
   }
-  size_t room = (size_t)c->opt.max_line + 1 - c->carry_len;
+  size_t room = pe__carry_limit(c) - c->carry_len;
   if (len > room) {
     /* Keep the first bytes for the reject record, drop the rest. */
     memcpy(c->carry + c->carry_len, data, room);
-    c->carry_len = (size_t)c->opt.max_line + 1;
+    c->carry_len = pe__carry_limit(c);
     c->carry_overlong = 1;
     return;
   }

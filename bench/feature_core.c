@@ -1,0 +1,163 @@
+/* Feature-core benchmark: per tick, with per-symbol state, the price EMAs
+ * (spans 19 and 39), cumulative VWAP, Welford mean and sample variance,
+ * written to five output arrays; the same work as the peers in
+ * bench/feature_core_peers.py, on the same ticks (a PETK file it writes).
+ *
+ *   feature_core TICKS.petk [--repeat N] [--window W]
+ *
+ * Prints ns/tick and ticks/s (best of N runs, each from fresh state), the sums of each output (to
+ * compare with the peers' checksums), and the engine's memory per symbol at
+ * window W (default 32). */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/clock.h"
+#include "pe/engine.h"
+#include "pe/state.h"
+
+typedef struct ticks {
+  uint64_t n;
+  int32_t *sym;
+  int64_t *ts;
+  double *price;
+  double *volume;
+} ticks_t;
+
+static int read_petk(const char *path, ticks_t *t) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    perror(path);
+    return -1;
+  }
+  char magic[4];
+  if (fread(magic, 1, 4, f) != 4 || memcmp(magic, "PETK", 4) != 0 ||
+      fread(&t->n, 8, 1, f) != 1) {
+    fprintf(stderr, "%s: not a PETK file\n", path);
+    fclose(f);
+    return -1;
+  }
+  t->sym = malloc(t->n * sizeof *t->sym);
+  t->ts = malloc(t->n * sizeof *t->ts);
+  t->price = malloc(t->n * sizeof *t->price);
+  t->volume = malloc(t->n * sizeof *t->volume);
+  if (t->sym == NULL || t->ts == NULL || t->price == NULL || t->volume == NULL ||
+      fread(t->sym, sizeof *t->sym, t->n, f) != t->n ||
+      fread(t->ts, sizeof *t->ts, t->n, f) != t->n ||
+      fread(t->price, sizeof *t->price, t->n, f) != t->n ||
+      fread(t->volume, sizeof *t->volume, t->n, f) != t->n) {
+    fprintf(stderr, "%s: truncated or out of memory\n", path);
+    fclose(f);
+    return -1;
+  }
+  fclose(f);
+  return 0;
+}
+
+/* One symbol's state: the library's own statistics (pe/state.h). */
+typedef struct core_state {
+  pe_ema_t fast;
+  pe_ema_t slow;
+  pe_vwap_t vwap;
+  pe_welford_t w;
+} core_state_t;
+
+#define N_OUT 5
+
+static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
+                     double *const out[N_OUT]) {
+  for (uint32_t s = 0; s < n_symbols; s++) {
+    pe_ema_init_span(&st[s].fast, 19.0);
+    pe_ema_init_span(&st[s].slow, 39.0);
+    pe_vwap_init(&st[s].vwap, -1);
+    pe_welford_init(&st[s].w);
+  }
+  double *o_fast = out[0], *o_slow = out[1], *o_vwap = out[2],
+         *o_mean = out[3], *o_var = out[4];
+  for (uint64_t i = 0; i < t->n; i++) {
+    core_state_t *s = &st[t->sym[i]];
+    double p = t->price[i];
+    pe_ema_update(&s->fast, p);
+    pe_ema_update(&s->slow, p);
+    pe_vwap_update(&s->vwap, p, t->volume[i], t->ts[i]);
+    pe_welford_update(&s->w, p);
+    o_fast[i] = s->fast.value;
+    o_slow[i] = s->slow.value;
+    o_vwap[i] = pe_vwap_value(&s->vwap);
+    o_mean[i] = s->w.mean;
+    o_var[i] = pe_welford_var_sample(&s->w);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: feature_core TICKS.petk [--repeat N] [--window W]\n");
+    return 2;
+  }
+  int repeat = 3;
+  uint32_t window = 32;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (strcmp(argv[i], "--repeat") == 0) {
+      repeat = atoi(argv[i + 1]);
+    } else if (strcmp(argv[i], "--window") == 0) {
+      window = (uint32_t)atoi(argv[i + 1]);
+    }
+  }
+  ticks_t t;
+  if (read_petk(argv[1], &t) != 0) {
+    return 1;
+  }
+  uint32_t n_symbols = 0;
+  for (uint64_t i = 0; i < t.n; i++) {
+    if ((uint32_t)t.sym[i] + 1 > n_symbols) {
+      n_symbols = (uint32_t)t.sym[i] + 1;
+    }
+  }
+  core_state_t *st = calloc(n_symbols, sizeof *st);
+  double *out[N_OUT];
+  for (int k = 0; k < N_OUT; k++) {
+    out[k] = malloc(t.n * sizeof(double));
+    /* Touch the pages once so the first run does not pay page faults the
+     * peers' preallocated numpy arrays do not. */
+    memset(out[k], 0, t.n * sizeof(double));
+  }
+  double best = INFINITY;
+  for (int r = 0; r < repeat; r++) {
+    uint64_t t0 = pe_clock_ns();
+    run_core(&t, st, n_symbols, out);
+    double secs = (double)(pe_clock_ns() - t0) * 1e-9;
+    best = secs < best ? secs : best;
+  }
+  static const char *const names[N_OUT] = {"ema_fast", "ema_slow", "vwap",
+                                           "mean", "var"};
+  printf("{\"n\": %" PRIu64 ", \"symbols\": %u, \"best_s\": %.6f, "
+         "\"ns_per_tick\": %.3f, \"ticks_per_s\": %.0f, \"checksums\": {",
+         t.n, n_symbols, best, best * 1e9 / (double)t.n, (double)t.n / best);
+  for (int k = 0; k < N_OUT; k++) {
+    double sum = 0.0;
+    for (uint64_t i = 0; i < t.n; i++) {
+      if (!isnan(out[k][i])) {
+        sum += out[k][i];
+      }
+    }
+    printf("%s\"%s\": %.17g", k ? ", " : "", names[k], sum);
+  }
+  /* Memory per symbol of the real engine, with windows of W ticks. */
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  cfg.max_symbols = n_symbols;
+  cfg.window = window;
+  pe_engine_t *e = NULL;
+  char err[256];
+  size_t per_symbol = 0;
+  if (pe_engine_create(&cfg, &e, err, sizeof err) == 0) {
+    per_symbol = pe_engine_bytes_per_symbol(e);
+    pe_engine_destroy(e);
+  }
+  printf("}, \"window\": %u, \"engine_bytes_per_symbol\": %zu}\n", window,
+         per_symbol);
+  return 0;
+}
