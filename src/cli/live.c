@@ -824,7 +824,8 @@ static int pe__load_checkpoint(pe__live_t *L, int *loaded) {
   if (rc != PE_OK) {
     pe_cli_error(L->cmd,
                  "checkpoint %s is unusable: %s. Nothing was loaded. Move it "
-                 "away to start from --start-id, or restore a good copy",
+                 "away (or delete the key) to start from --start-id, or "
+                 "restore a good copy",
                  where, err);
     free(data);
     return rc;
@@ -1353,6 +1354,14 @@ static int pe__setup(pe__live_t *L, const pe_cli_command_t *cmd) {
                  pe_cli_value(cmd, "ts-unit"));
     return PE_EXIT_USAGE;
   }
+  const char *start = pe_cli_value(cmd, "start-id");
+  pe_stream_id_t start_id;
+  if (strcmp(start, "$") != 0 &&
+      pe_stream_id_parse(start, strlen(start), &start_id) != PE_OK) {
+    pe_cli_error(cmd, "--start-id: '%s' is not 0, $ or an entry id MS-SEQ",
+                 start);
+    return PE_EXIT_USAGE;
+  }
   const char *ck = pe_cli_flag(cmd, "checkpoint")->value;
   if (ck != NULL) {
     if (strcmp(ck, "redis") == 0) {
@@ -1413,6 +1422,9 @@ static int pe__live_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   uint64_t start_mono = pe_clock_ns();
   pe_engine_config_t config;
   rc = pe_cli_engine_config(cmd, &config);
+  /* As replay without --features-out: only the features the rules read
+   * (windows, when a model is attached, still get them all). */
+  config.all_features = 0;
   if (rc == PE_EXIT_OK) {
     rc = pe__setup(L, cmd);
   }

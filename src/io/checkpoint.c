@@ -129,7 +129,7 @@ int pe_checkpoint_decode(const void *buf, size_t len, pe_checkpoint_t *c,
   uint64_t slen = pe__get32(p + 64);
   uint64_t snap = pe__get64(p + 72);
   if (n_counters != PE_CHECKPOINT_COUNTERS || tlen > PE_CHECKPOINT_NAME_MAX ||
-      slen > PE_CHECKPOINT_NAME_MAX || snap > (uint64_t)len) {
+      slen > PE_CHECKPOINT_NAME_MAX || snap > (UINT64_MAX >> 2)) {
     snprintf(err, err_cap, "corrupt header (sizes out of range)");
     return PE_ECORRUPT;
   }
