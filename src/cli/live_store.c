@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,16 +37,15 @@ static int pe__write_all(int fd, const char *p, size_t len) {
 
 int pe_ckpt_file_write(const char *path, const void *data, size_t len,
                        char *err, size_t err_cap) {
+  /* Paths on the stack: a checkpoint write allocates nothing. */
+  char tmp[PATH_MAX + 8];
+  char dir[PATH_MAX];
   size_t n = strlen(path);
-  char *tmp = malloc(n + 8);
-  char *dir = malloc(n + 2);
-  if (tmp == NULL || dir == NULL) {
-    free(tmp);
-    free(dir);
-    snprintf(err, err_cap, "out of memory");
-    return PE_ENOMEM;
+  if (n == 0 || n >= PATH_MAX) {
+    snprintf(err, err_cap, "checkpoint path too long");
+    return PE_EINVAL;
   }
-  snprintf(tmp, n + 8, "%s.tmp", path);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
   int rc = PE_OK;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -63,25 +63,23 @@ int pe_ckpt_file_write(const char *path, const void *data, size_t len,
   }
   if (rc != PE_OK) {
     unlink(tmp);
-  } else {
-    /* The rename is durable once the directory is. */
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) {
-      snprintf(dir, n + 2, ".");
-    } else if (slash == path) {
-      snprintf(dir, n + 2, "/");
-    } else {
-      snprintf(dir, n + 2, "%.*s", (int)(slash - path), path);
-    }
-    int dfd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (dfd >= 0) {
-      (void)fsync(dfd);
-      close(dfd);
-    }
+    return rc;
   }
-  free(tmp);
-  free(dir);
-  return rc;
+  /* The rename is durable once the directory is. */
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) {
+    snprintf(dir, sizeof dir, ".");
+  } else if (slash == path) {
+    snprintf(dir, sizeof dir, "/");
+  } else {
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  }
+  int dfd = open(dir, O_RDONLY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)fsync(dfd);
+    close(dfd);
+  }
+  return PE_OK;
 }
 
 int pe_ckpt_file_read(const char *path, void **data, size_t *len, char *err,

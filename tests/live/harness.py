@@ -220,8 +220,21 @@ class RedisServer:
 # ---- the engine ---------------------------------------------------------------------
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def check_sanitizers(stderr: str, what: str) -> None:
+    """In a sanitizer build a report fails the test even when the exit
+    status was the one expected (an expected failure exits 1 too)."""
+    for mark in SANITIZER_MARKS:
+        if mark in stderr:
+            fail(f"{what}: sanitizer report:\n{stderr}")
+
+
 def run(cmd: list, check: bool = True, timeout: float = 300, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    check_sanitizers(r.stderr, " ".join(cmd[:2]))
     if check and r.returncode != 0:
         fail(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
     return r

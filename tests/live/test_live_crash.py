@@ -80,6 +80,10 @@ def main() -> None:
             if time.time() - t0 > 120:
                 h.fail("the crash loop ran over two minutes")
         pub_err = publisher.stderr.read()
+        h.check_sanitizers(pub_err, "publish")
+        for i in range(kills):
+            with open(os.path.join(tmp, f"live{i}.err")) as f:
+                h.check_sanitizers(f.read(), f"live run {i + 1}")
         if publisher.wait() != 0:
             h.fail(f"publish failed: {pub_err}")
         print(f"killed live {kills} times with SIGKILL; signals in the stream "

@@ -134,6 +134,9 @@ def main() -> None:
         live_err.seek(0)
         log = live_err.read()
         print(log.strip())
+        h.check_sanitizers(log, "live")
+        pub_err.seek(0)
+        h.check_sanitizers(pub_err.read(), "publish")
         if rc != 0:
             h.fail(f"live exited {rc} after SIGTERM")
         with open(summary) as f:
