@@ -117,10 +117,12 @@ enum { PE__CKPT_NONE = 0, PE__CKPT_FILE, PE__CKPT_REDIS };
 #define PE__METRICS_EVERY_NS 100000000ull
 
 static volatile sig_atomic_t pe__stop_flag = 0;
+static volatile sig_atomic_t pe__signals = 0; /* SIGTERM/SIGINT received */
 
 static void pe__on_signal(int sig) {
   (void)sig;
   pe__stop_flag = 1;
+  pe__signals = pe__signals + 1;
 }
 
 typedef struct pe__live {
@@ -1128,6 +1130,12 @@ static int pe__run_loop(pe__live_t *L) {
     if (stopping && !L->txn_pending) {
       return PE_OK;
     }
+    if (stopping && pe__signals >= 2) {
+      pe_cli_error(L->cmd, "a second signal: stopping without the last "
+                           "batch's acknowledgement; its signals will be "
+                           "derived again from the last checkpoint");
+      return PE_ESTATE;
+    }
     int rc = pe__trip(L, stopping);
     if (rc == PE_ECONN) {
       pe__log(L, "%s; reconnecting", pe_redis_errmsg(L->redis));
@@ -1419,6 +1427,7 @@ static int pe__live_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   L->cmd = cmd;
   pe_hist_init(&L->latency);
   pe__stop_flag = 0;
+  pe__signals = 0;
   uint64_t start_mono = pe_clock_ns();
   pe_engine_config_t config;
   rc = pe_cli_engine_config(cmd, &config);

@@ -149,7 +149,7 @@ static int pe__pub_flush(pe__pub_t *p) {
     pe_cli_error(p->cmd, "out of memory for a batch");
     return PE_ENOMEM;
   }
-  for (;;) {
+  for (int attempt = 0;; attempt++) {
     if (!pe_redis_is_connected(p->redis)) {
       int rc = pe__pub_connect(p);
       if (rc != PE_OK) {
@@ -192,8 +192,15 @@ static int pe__pub_flush(pe__pub_t *p) {
       const pe_redis_value_t *r = &v->elem[i];
       if (r->type != PE_REDIS_ERROR) {
         p->published += 1;
+      } else if (pe_redis_is_duplicate_id(r) && attempt > 0) {
+        p->duplicates += 1; /* written before the connection was lost */
       } else if (pe_redis_is_duplicate_id(r)) {
-        p->duplicates += 1;
+        pe_cli_error(p->cmd,
+                     "XADD %s: an id chosen here is already taken: another "
+                     "writer is adding to the stream. --ids explicit needs "
+                     "to be the only writer; use --ids auto otherwise",
+                     p->stream);
+        return PE_EPARSE;
       } else {
         pe_cli_error(p->cmd, "XADD %s: %s", p->stream, r->str);
         return PE_EPARSE;
