@@ -147,7 +147,8 @@ static void test_xread(void) {
 static void test_info(void) {
   pe_redis_value_t first_fields[2] = {pe__str("a"), pe__str("1")};
   pe_redis_value_t first[2] = {pe__str("7-0"), pe__arr(first_fields, 2)};
-  pe_redis_value_t kv[12];
+  pe_redis_value_t last[2] = {pe__str("11-3"), pe__arr(first_fields, 2)};
+  pe_redis_value_t kv[14];
   kv[0] = pe__str("length");
   memset(&kv[1], 0, sizeof kv[1]);
   kv[1].type = PE_REDIS_INTEGER;
@@ -163,13 +164,16 @@ static void test_info(void) {
   kv[9] = pe__arr(first, 2);
   kv[10] = pe__str("groups");
   kv[11] = kv[1];
-  pe_redis_value_t reply = pe__arr(kv, 12);
+  kv[12] = pe__str("last-entry");
+  kv[13] = pe__arr(last, 2);
+  pe_redis_value_t reply = pe__arr(kv, 14);
   pe_redis_stream_info_t in;
   PE_CHECK_INT(pe_redis_stream_info_parse(&reply, &in), PE_OK);
   PE_CHECK_INT(in.exists, 1);
   PE_CHECK_INT(in.length, 5);
   PE_CHECK(in.last_generated.ms == 11 && in.last_generated.seq == 3);
   PE_CHECK(in.first.ms == 7 && in.first.seq == 0);
+  PE_CHECK(in.last.ms == 11 && in.last.seq == 3);
   PE_CHECK_INT(in.entries_added, 12);
   PE_CHECK_INT(in.has_entries_added, 1);
   pe_redis_value_t err;

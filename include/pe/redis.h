@@ -120,6 +120,7 @@ typedef struct pe_redis_stream_info {
   int exists;              /* 0: no such key (the reply was an error) */
   uint64_t length;
   pe_stream_id_t first;    /* first entry's id; 0-0 when empty */
+  pe_stream_id_t last;     /* last entry's id; 0-0 when empty */
   pe_stream_id_t last_generated;
   pe_stream_id_t max_deleted;
   uint64_t entries_added;

@@ -235,6 +235,8 @@ int pe_redis_stream_info_parse(const pe_redis_value_t *reply,
       info->length = (uint64_t)v->integer;
     } else if (pe_redis_value_is(k, "first-entry")) {
       rc = pe__info_id(v, &info->first);
+    } else if (pe_redis_value_is(k, "last-entry")) {
+      rc = pe__info_id(v, &info->last);
     } else if (pe_redis_value_is(k, "last-generated-id")) {
       rc = pe__info_id(v, &info->last_generated);
     } else if (pe_redis_value_is(k, "max-deleted-entry-id")) {

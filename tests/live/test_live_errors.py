@@ -7,8 +7,8 @@ real redis-server:
   to the checkpoint on restart (no line twice);
 - a corrupt, truncated or foreign checkpoint (file or Redis key), and one
   made with other settings: exit 1 with a message, nothing loaded;
-- a stream trimmed past the checkpoint: exit 1 naming the gap, or with
-  --on-gap skip the gap counted and the rest read;
+- a stream trimmed past the checkpoint, at start or while running: exit 1
+  naming the gap, or with --on-gap skip the gap counted and the rest read;
 - a stream that went back behind the checkpoint: exit 1;
 - --start-id $ and an explicit id.
 
@@ -20,8 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -205,6 +208,8 @@ def test_gaps(redis, tmp: str) -> None:
     c.call("XTRIM", "ticks:gap", "MAXLEN", "100")
     r = live(redis, "ticks:gap", "signals:gap", "--checkpoint", ckpt, check=False)
     expect_fail(r, "gap: 900 entries", "a stream trimmed past the checkpoint")
+    r = live(redis, "ticks:gap", "signals:gap", "--checkpoint", ckpt, check=False)
+    expect_fail(r, "gap: 900 entries", "the same gap at the next start")
     sj = os.path.join(tmp, "gap.json")
     live(redis, "ticks:gap", "signals:gap", "--checkpoint", ckpt, "--on-gap",
          "skip", "--summary-json", sj, "--quiet")
@@ -225,6 +230,51 @@ def test_gaps(redis, tmp: str) -> None:
     r = live(redis, "ticks:gap", "signals:gap", "--checkpoint", ckpt, check=False)
     expect_fail(r, "Redis lost data or the stream was recreated",
                 "a stream behind its checkpoint")
+
+
+def test_runtime_gap(redis, tmp: str, mode: str) -> None:
+    """Entries trimmed while live runs: 1000 added and all but 10 trimmed
+    in one transaction, so live never sees 990 of them."""
+    c = redis.client()
+    key = f"ticks:rgap:{mode}"
+    for i in range(5):
+        c.call("XADD", key, "*", "symbol", "R", "price", 10 + i, "volume", 1,
+               "timestamp", 1_700_000_000 + i)
+    sj = os.path.join(tmp, f"rgap-{mode}.json")
+    err = open(os.path.join(tmp, f"rgap-{mode}.err"), "w+")
+    p = subprocess.Popen([ENGINE, "live", "--redis", redis.url, "--ticks-stream",
+                          key, "--signals-stream", f"signals:rgap:{mode}",
+                          "--checkpoint", os.path.join(tmp, f"rgap-{mode}.ckpt"),
+                          "--on-gap", mode, "--summary-json", sj],
+                         stdout=subprocess.DEVNULL, stderr=err)
+    time.sleep(0.7)
+    cmds = [("MULTI",)]
+    cmds += [("XADD", key, "*", "symbol", "R", "price", 20, "volume", 1,
+              "timestamp", 1_700_000_100 + i) for i in range(1000)]
+    cmds += [("XTRIM", key, "MAXLEN", "10"), ("EXEC",)]
+    c.pipeline(cmds)
+    time.sleep(2.5)
+    if mode == "skip":
+        p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        h.fail(f"live --on-gap {mode} did not stop")
+    err.seek(0)
+    log = err.read()
+    h.check_sanitizers(log, "live")
+    if "gap: 990 entries" not in log:
+        h.fail(f"--on-gap {mode}: the gap was not reported:\n{log}")
+    if mode == "fail":
+        if rc != 1:
+            h.fail(f"--on-gap fail: exit {rc} on a gap found while running")
+        print("ok: a gap while running stops live (--on-gap fail), exit 1")
+        return
+    s = summary(sj)
+    if rc != 0 or (s["gaps"], s["gap_entries"], s["entries"]) != (1, 990, 15):
+        h.fail(f"--on-gap skip while running: exit {rc}, {s}")
+    print("ok: a gap while running is counted (990 entries) and skipped")
 
 
 def test_start_ids(redis, tmp: str) -> None:
@@ -258,6 +308,8 @@ def main() -> None:
         test_rejects(redis, tmp)
         test_checkpoints(redis, tmp)
         test_gaps(redis, tmp)
+        test_runtime_gap(redis, tmp, "skip")
+        test_runtime_gap(redis, tmp, "fail")
         test_start_ids(redis, tmp)
 
 
