@@ -10,6 +10,8 @@
  *       thread blocks on XREAD of S2 and, for each signal, takes the time
  *       since its tick's XADD was sent (the tick is found by the signal's
  *       tick_id field). Prints p50/p99/p99.9/max after the warm-up.
+ *       --direct: the consumer reads the ticks stream itself (no engine):
+ *       the same producer, Redis and consumer, as the floor to compare with.
  *
  * Both threads time with CLOCK_MONOTONIC on the same machine. */
 #define _POSIX_C_SOURCE 200809L
@@ -75,6 +77,7 @@ typedef struct pe__lat {
   double rate;
   double seconds;
   double warmup;
+  int direct;
   uint64_t n;
   uint64_t *sent_ns; /* [n] monotonic send time of tick i; 0 until sent */
   volatile int done;
@@ -165,7 +168,7 @@ static void *pe__consumer(void *arg) {
     pe_resp_arg_str(&b, "BLOCK");
     pe_resp_arg_str(&b, "100");
     pe_resp_arg_str(&b, "STREAMS");
-    pe_resp_arg_str(&b, L->signals);
+    pe_resp_arg_str(&b, L->direct ? L->ticks : L->signals);
     pe_resp_arg_str(&b, last);
     const pe_redis_value_t *v;
     if (pe_redis_command(r, &b, &v) != PE_OK) {
@@ -186,6 +189,17 @@ static void *pe__consumer(void *arg) {
         continue;
       }
       pe_stream_id_format(id, last, sizeof last);
+      if (L->direct) {
+        if (id.seq >= 1 && id.seq <= L->n) {
+          uint64_t sent =
+              __atomic_load_n(&L->sent_ns[id.seq - 1], __ATOMIC_ACQUIRE);
+          L->signals_seen++;
+          if (sent != 0 && sent - L->start_ns >= warm_ns) {
+            pe_hist_record(&L->hist, now - sent);
+          }
+        }
+        continue;
+      }
       for (size_t k = 0; k < nf; k++) {
         if (f[k].name_len == 7 && memcmp(f[k].name, "tick_id", 7) == 0) {
           pe_stream_id_t t;
@@ -223,6 +237,11 @@ static int pe__latency(int argc, char **argv) {
   L->seconds = atof(pe__arg(argc, argv, "--seconds", "10"));
   L->warmup = atof(pe__arg(argc, argv, "--warmup", "1"));
   const char *json = pe__arg(argc, argv, "--json", NULL);
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--direct") == 0) {
+      L->direct = 1;
+    }
+  }
   L->n = (uint64_t)(L->rate * L->seconds);
   L->sent_ns = calloc(L->n, sizeof *L->sent_ns);
   pe_hist_init(&L->hist);
@@ -242,11 +261,13 @@ static int pe__latency(int argc, char **argv) {
   double p99 = (double)pe_hist_quantile(&L->hist, 0.99) * 1e-3;
   double p999 = (double)pe_hist_quantile(&L->hist, 0.999) * 1e-3;
   double mx = (double)L->hist.max * 1e-3;
-  printf("latency at %.0f ticks/s for %.0f s: %llu ticks, %llu signals "
+  printf("%s at %.0f ticks/s for %.0f s: %llu ticks, %llu %s "
          "(%llu measured after %.0f s warm-up): p50 %.1f us, p99 %.1f us, "
          "p99.9 %.1f us, max %.1f us\n",
-         L->rate, L->seconds, (unsigned long long)L->n,
+         L->direct ? "XADD -> XREAD (no engine)" : "latency", L->rate,
+         L->seconds, (unsigned long long)L->n,
          (unsigned long long)L->signals_seen,
+         L->direct ? "entries seen" : "signals",
          (unsigned long long)L->hist.count, L->warmup, p50, p99, p999, mx);
   if (json != NULL) {
     FILE *f = fopen(json, "w");

@@ -7,12 +7,15 @@
 #      reads them (publish as fast as it can);
 #   3. tick-XADD-to-signal-visible latency at RATE ticks/s for SECONDS: a
 #      producer adds ticks that each make a signal, a consumer blocked on the
-#      signals stream times each one (bench/live_bench.c).
+#      signals stream times each one (bench/live_bench.c); and the same
+#      producer and consumer on the ticks stream itself, without the engine:
+#      the floor Redis and the machine set.
 # Prints a table and writes the raw results under OUT (default bench-out/).
 #
 #   bench/run_live.sh [N] [RATE] [SECONDS]     defaults 2000000 10000 10
-#   BUILD=build PIN=1 bench/run_live.sh         PIN=1: redis on CPU 0, the
-#                                               engine and clients on CPU 1
+#   BUILD=build PIN=1 bench/run_live.sh         PIN=1: redis on CPU 0, live
+#                                               on CPU 1, the clients on CPU 2
+#                                               (needs 3 CPUs nobody else uses)
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-2000000}
@@ -25,9 +28,11 @@ LB=$BUILD/bench/live_bench
 mkdir -p "$OUT"
 pin_redis=""
 pin_engine=""
-if [ "${PIN:-0}" = 1 ] && command -v taskset >/dev/null 2>&1; then
+pin_client=""
+if [ "${PIN:-0}" = 1 ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 3 ]; then
   pin_redis="taskset -c 0"
   pin_engine="taskset -c 1"
+  pin_client="taskset -c 2"
 fi
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -49,7 +54,7 @@ echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 12
 
 # ---- 1. ceiling -------------------------------------------------------------
 bench_xadd() { # clients pipeline
-  $pin_engine redis-benchmark -p "$port" -n 1000000 -c "$1" -P "$2" -q \
+  $pin_client redis-benchmark -p "$port" -n 1000000 -c "$1" -P "$2" -q \
     XADD bench:ceiling '*' symbol AAPL price 185.64 volume 93 \
     timestamp 1704205800012482000 2>/dev/null | tr '\r' '\n' |
     grep 'requests per second' | tail -1 | sed 's/.*: \([0-9.]*\) requests.*/\1/'
@@ -66,7 +71,7 @@ echo "== 2. throughput: $N ticks over 100 symbols"
 $LB gen --ticks "$N" --symbols 100 --out "$OUT/live_ticks.csv"
 $E replay --ticks "$OUT/live_ticks.csv" --out "$OUT/replay_signals.csv" --quiet
 want=$(($(wc -l < "$OUT/replay_signals.csv") - 1))
-$E publish --ticks "$OUT/live_ticks.csv" --redis "$URL" --ticks-stream ticks:tp \
+$pin_client $E publish --ticks "$OUT/live_ticks.csv" --redis "$URL" --ticks-stream ticks:tp \
   2> "$OUT/publish_backlog.txt"
 pub_rate=$(grep throughput "$OUT/publish_backlog.txt" | awk '{print $2}')
 $pin_engine $E live --redis "$URL" --ticks-stream ticks:tp --signals-stream signals:tp \
@@ -80,7 +85,7 @@ $pin_engine $E live --redis "$URL" --ticks-stream ticks:tp2 --signals-stream sig
   --summary-json "$OUT/live_concurrent.json" &
 live_pid=$!
 sleep 0.3
-$E publish --ticks "$OUT/live_ticks.csv" --redis "$URL" --ticks-stream ticks:tp2 \
+$pin_client $E publish --ticks "$OUT/live_ticks.csv" --redis "$URL" --ticks-stream ticks:tp2 \
   2> "$OUT/publish_concurrent.txt"
 wait $live_pid
 conc=$(json "$OUT/live_concurrent.json" "['entries_per_s']")
@@ -96,10 +101,14 @@ $pin_engine $E live --redis "$URL" --ticks-stream ticks:lat --signals-stream sig
   --quiet --summary-json "$OUT/live_latency_engine.json" &
 live_pid=$!
 sleep 0.5
-$pin_engine $LB latency --redis "$URL" --ticks-stream ticks:lat --signals-stream signals:lat \
+$pin_client $LB latency --redis "$URL" --ticks-stream ticks:lat --signals-stream signals:lat \
   --rate "$RATE" --seconds "$SECONDS_LAT" --warmup 1 --json "$OUT/live_latency.json"
 kill -TERM $live_pid
 wait $live_pid
+$pin_client $LB latency --redis "$URL" --ticks-stream ticks:direct --direct \
+  --rate "$RATE" --seconds "$SECONDS_LAT" --warmup 1 --json "$OUT/redis_latency.json"
+d50=$(json "$OUT/redis_latency.json" "['p50_us']")
+d99=$(json "$OUT/redis_latency.json" "['p99_us']")
 p50=$(json "$OUT/live_latency.json" "['p50_us']")
 p99=$(json "$OUT/live_latency.json" "['p99_us']")
 p999=$(json "$OUT/live_latency.json" "['p999_us']")
@@ -118,3 +127,5 @@ printf '%-58s %16s %12s\n' "tick XADD -> signal visible, p50 ($sigs signals)" "$
 printf '%-58s %16s %12s\n' "tick XADD -> signal visible, p99 at $RATE ticks/s" "$p99 us" "<= 500 us"
 printf '%-58s %16s %12s\n' "tick XADD -> signal visible, p99.9 / max" "$p999 / $mx us" ""
 printf '%-58s %16s %12s\n' "live's own batch-in -> signals-acked p99" "$ep99 us" ""
+printf '%-58s %16s %12s\n' "floor: tick XADD -> XREAD of the ticks, no engine, p50" "$d50 us" ""
+printf '%-58s %16s %12s\n' "floor: tick XADD -> XREAD of the ticks, no engine, p99" "$d99 us" ""
