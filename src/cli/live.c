@@ -767,7 +767,12 @@ static int pe__connect(pe__live_t *L) {
     L->status = was == PE_LIVE_STARTING ? PE_LIVE_STARTING
                                         : PE_LIVE_DISCONNECTED;
     pe__metrics_publish(L, 1);
-    int rc = pe_redis_connect_retry(L->redis, &pe__stop_flag);
+    int rc = pe_redis_connect(L->redis);
+    if (rc != PE_OK && rc != PE_ENOMEM) {
+      pe__log(L, "%s; retrying, waits doubling up to 5 s",
+              pe_redis_errmsg(L->redis));
+      rc = pe_redis_connect_retry(L->redis, &pe__stop_flag);
+    }
     if (rc != PE_OK) {
       return rc;
     }

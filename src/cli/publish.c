@@ -126,7 +126,12 @@ static int pe__pub_ready(pe__pub_t *p) {
 
 static int pe__pub_connect(pe__pub_t *p) {
   for (;;) {
-    int rc = pe_redis_connect_retry(p->redis, &pe__publish_stop);
+    int rc = pe_redis_connect(p->redis);
+    if (rc != PE_OK && rc != PE_ENOMEM) {
+      fprintf(stderr, "pattern-engine publish: %s; retrying\n",
+              pe_redis_errmsg(p->redis));
+      rc = pe_redis_connect_retry(p->redis, &pe__publish_stop);
+    }
     if (rc != PE_OK) {
       pe_cli_error(p->cmd, "%s", pe_redis_errmsg(p->redis));
       return rc;
