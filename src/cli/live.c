@@ -292,6 +292,7 @@ static size_t pe__raw_text(pe__live_t *L, size_t n) {
   return len;
 }
 
+/* Writes one CSV field, quoted when it holds , " or a line break. */
 static void pe__csv_field(FILE *f, const char *s, size_t len) {
   int quote = 0;
   for (size_t i = 0; i < len; i++) {
@@ -314,6 +315,8 @@ static void pe__csv_field(FILE *f, const char *s, size_t len) {
   fputc('"', f);
 }
 
+/* Counts one more command into the batch's transaction, opening it with
+ * MULTI first. The caller appends the command itself. */
 static void pe__txn_begin_cmd(pe__live_t *L) {
   if (!L->txn_open) {
     pe_resp_reset(&L->txn);
@@ -487,6 +490,7 @@ static int pe__ckpt_encode(pe__live_t *L) {
   return rc;
 }
 
+/* A checkpoint taken at wall time `created` is durable now. */
 static void pe__ckpt_done(pe__live_t *L, int64_t created) {
   L->checkpoints += 1;
   L->checkpoint_wall = created;
@@ -660,6 +664,7 @@ static int pe__txn_replies(pe__live_t *L) {
   return PE_OK;
 }
 
+/* Appends XINFO STREAM stream. */
 static void pe__xinfo(pe_resp_buf_t *b, const char *stream) {
   pe_resp_begin(b, 3);
   pe_resp_arg(b, "XINFO", 5);
@@ -1127,6 +1132,9 @@ static int pe__final_checkpoint(pe__live_t *L) {
   return PE_OK;
 }
 
+/* Round trips until a stop (signal or --exit-on-idle) with nothing left
+ * unacknowledged (PE_OK), a stop while Redis is away (PE_ECONN), or a fatal
+ * error (printed). Reconnects and retries in between. */
 static int pe__run_loop(pe__live_t *L) {
   int stopping = 0;
   for (;;) {
@@ -1299,6 +1307,7 @@ static int pe__write_summary_json(pe__live_t *L, const char *path,
   return fclose(f) == 0 ? PE_EXIT_OK : PE_EXIT_FAIL;
 }
 
+/* --state-out: the engine snapshot, byte-comparable with replay's. */
 static int pe__write_state(pe__live_t *L, const char *path) {
   size_t size = pe_engine_snapshot_size(L->engine);
   void *buf = malloc(size);
@@ -1433,6 +1442,8 @@ static int pe__setup(pe__live_t *L, const pe_cli_command_t *cmd) {
   return PE_EXIT_OK;
 }
 
+/* The command: set up, connect, load the checkpoint or place the start,
+ * run the loop, then the final checkpoint, summary and state. */
 static int pe__live_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   char *pos[1];
   size_t n_pos = 0;

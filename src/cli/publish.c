@@ -124,6 +124,7 @@ static int pe__pub_ready(pe__pub_t *p) {
   }
 }
 
+/* Connects (retrying with backoff) and runs the ready check. */
 static int pe__pub_connect(pe__pub_t *p) {
   for (;;) {
     int rc = pe_redis_connect(p->redis);
@@ -218,6 +219,9 @@ static int pe__pub_flush(pe__pub_t *p) {
   return PE_OK;
 }
 
+/* The next explicit id: the wall clock's millisecond, or the last id's
+ * millisecond with the next sequence when the clock has not moved on (or
+ * went back), so ids only grow. */
 static pe_stream_id_t pe__next_id(pe__pub_t *p) {
   int64_t wall = pe_wall_ns();
   uint64_t ms = wall > 0 ? (uint64_t)(wall / 1000000) : 0;
@@ -230,6 +234,8 @@ static pe_stream_id_t pe__next_id(pe__pub_t *p) {
   return p->next;
 }
 
+/* One parsed tick: waits for its time when paced, appends its XADD, and
+ * sends the batch when it is full. */
 static int pe__pub_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
                         const char *line, size_t len) {
   (void)line_no;
