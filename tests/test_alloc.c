@@ -72,7 +72,7 @@ static void test_zero_allocations_per_tick(void) {
   pe_backend_t *b = NULL;
   PE_CHECK_INT(pe_backend_open("stub", &opts, &b, err, sizeof err), PE_OK);
   PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
-  pe_csv_options_t copt = {PE_TS_AUTO, 0};
+  pe_csv_options_t copt = {PE_TS_AUTO, 0, 0};
   pe_csv_t *csv = NULL;
   PE_CHECK_INT(pe_csv_create(&copt, &csv), PE_OK);
 

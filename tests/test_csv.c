@@ -46,10 +46,10 @@ static int on_reject(void *ctx, int err, uint64_t line_no, const char *raw,
 }
 
 /* Parses text fed in pieces of `chunk` bytes (0: all at once). */
-static int parse(const char *text, size_t chunk, uint32_t max_line,
-                 events_t *e) {
+static int parse_with(const char *text, size_t chunk, uint32_t max_line,
+                      uint32_t flags, events_t *e) {
   memset(e, 0, sizeof *e);
-  pe_csv_options_t opt = {PE_TS_AUTO, max_line};
+  pe_csv_options_t opt = {PE_TS_AUTO, max_line, flags};
   pe_csv_t *c = NULL;
   PE_CHECK_INT(pe_csv_create(&opt, &c), PE_OK);
   pe_csv_handler_t h = {e, on_tick, on_reject};
@@ -64,6 +64,21 @@ static int parse(const char *text, size_t chunk, uint32_t max_line,
     rc = pe_csv_finish(c, &h);
   }
   pe_csv_destroy(c);
+  return rc;
+}
+
+/* parse_with twice, with and without the fused row parser, which must agree
+ * event for event. */
+static int parse(const char *text, size_t chunk, uint32_t max_line,
+                 events_t *e) {
+  static events_t general;
+  int rc = parse_with(text, chunk, max_line, 0, e);
+  PE_CHECK_INT(parse_with(text, chunk, max_line, PE_CSV_GENERAL_ONLY, &general),
+               rc);
+  PE_CHECK_INT(general.n, e->n);
+  for (int i = 0; i < e->n && i < general.n; i++) {
+    PE_CHECK_STR(general.line[i], e->line[i]);
+  }
   return rc;
 }
 
@@ -226,7 +241,7 @@ static void test_bom_line_at_the_limit_regression(void) {
 
 static void test_header_errors(void) {
   events_t e;
-  pe_csv_options_t opt = {PE_TS_AUTO, 0};
+  pe_csv_options_t opt = {PE_TS_AUTO, 0, 0};
   pe_csv_t *c = NULL;
   pe_csv_create(&opt, &c);
   pe_csv_handler_t h = {&e, on_tick, on_reject};
@@ -254,7 +269,7 @@ static int stop_at_first(void *ctx, int err, uint64_t line_no, const char *raw,
 }
 
 static void test_callback_stops_the_feed(void) {
-  pe_csv_options_t opt = {PE_TS_AUTO, 0};
+  pe_csv_options_t opt = {PE_TS_AUTO, 0, 0};
   pe_csv_t *c = NULL;
   pe_csv_create(&opt, &c);
   events_t e;

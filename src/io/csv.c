@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/numparse.h"
 #include "pe/error.h"
 
 /* What a column holds. */
@@ -29,6 +30,7 @@ struct pe_csv {
   uint64_t line_no;
   int seen_first; /* the first non-blank line has been looked at */
   int has_header;
+  int plain_layout; /* exactly ts,symbol,price,volume: the fused fast path */
   uint32_t n_columns;
   uint8_t role[PE__MAX_COLUMNS];
   char *carry; /* a line cut by a chunk boundary: [0, carry_len) */
@@ -59,6 +61,7 @@ int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out) {
   c->role[1] = PE__COL_SYMBOL;
   c->role[2] = PE__COL_PRICE;
   c->role[3] = PE__COL_VOLUME;
+  c->plain_layout = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0;
   *out = c;
   return PE_OK;
 }
@@ -207,6 +210,10 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   }
   c->n_columns = n;
   c->has_header = 1;
+  c->plain_layout = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0 && n == 4 &&
+                    c->role[0] == PE__COL_TS &&
+                    c->role[1] == PE__COL_SYMBOL && c->role[2] == PE__COL_PRICE &&
+                    c->role[3] == PE__COL_VOLUME;
   return 1;
 }
 
@@ -234,6 +241,39 @@ static inline const char *pe__find_comma(const char *p, const char *end) {
 static inline int pe__reject(const pe_csv_handler_t *h, int err,
                              uint64_t line_no, const char *line, size_t len) {
   return h->on_reject ? h->on_reject(h->ctx, err, line_no, line, len) : 0;
+}
+
+/* The common row, in one pass: "ts,symbol,price,volume" with an integer
+ * epoch timestamp, a symbol without spaces or quotes and plain decimals.
+ * Returns 1 with *tick filled (its values not yet checked) or 0 when the row
+ * is anything else, which the general parser then takes from the start. */
+static inline int pe__fast_row(const pe_csv_t *c, const char *p,
+                               const char *end, pe_tick_t *tick) {
+  const char *q = pe__find_comma(p, end);
+  if (q == end || !pe__parse_epoch_int(p, q, c->opt.ts_unit, &tick->ts_ns)) {
+    return 0;
+  }
+  p = q + 1;
+  q = pe__find_comma(p, end);
+  size_t sym_len = (size_t)(q - p);
+  if (q == end || sym_len == 0 || sym_len > PE_SYMBOL_MAX ||
+      pe__space(p[0]) || pe__space(q[-1]) || p[0] == '"') {
+    return 0;
+  }
+  memset(tick->symbol, 0, sizeof tick->symbol);
+  memcpy(tick->symbol, p, sym_len);
+  tick->symbol_len = (uint32_t)sym_len;
+  p = q + 1;
+  q = pe__find_comma(p, end);
+  if (q == end || !pe__parse_plain(p, q, &tick->price)) {
+    return 0;
+  }
+  p = q + 1;
+  if (pe__find_comma(p, end) != end || !pe__parse_plain(p, end, &tick->volume)) {
+    return 0;
+  }
+  tick->recv_ts_ns = PE_TS_NONE;
+  return 1;
 }
 
 /* One complete line without its newline. Hot path. */
@@ -265,6 +305,17 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     }
   }
 
+  pe_tick_t tick;
+  if (c->plain_layout && pe__fast_row(c, line, line + len, &tick)) {
+    if (!(tick.price > 0.0) || !isfinite(tick.price)) {
+      return pe__reject(h, PE_EPRICE, c->line_no, line, len);
+    }
+    if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
+      return pe__reject(h, PE_EVOLUME, c->line_no, line, len);
+    }
+    return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
+  }
+
   const char *field[PE__COL_ROLES] = {0};
   size_t flen[PE__COL_ROLES] = {0};
   uint32_t n = 0;
@@ -292,7 +343,6 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
       pe__field_clean(&field[role], &flen[role]);
     }
   }
-  pe_tick_t tick;
   if (pe_parse_timestamp(field[PE__COL_TS], flen[PE__COL_TS], c->opt.ts_unit,
                          &tick.ts_ns) != PE_OK) {
     return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
