@@ -159,6 +159,8 @@ typedef struct pe__live {
                                pending transaction's commit */
   /* progress */
   pe_stream_id_t last_id;
+  int last_id_seen;  /* last_id came from the stream (read, or a checkpoint),
+                        not from --start-id */
   uint64_t position; /* entries the stream ever held up to last_id */
   uint64_t counter[PE_CHECKPOINT_COUNTERS];
   pe_redis_stream_info_t info;
@@ -390,6 +392,7 @@ static int pe__entry(pe__live_t *L, const pe_redis_value_t *e) {
   L->position += 1;
   L->since_ckpt += 1;
   L->last_id = id;
+  L->last_id_seen = 1;
   if (rc == PE_ELINELEN) {
     pe__reject(L, id, PE_STREAM_REJECT_TOO_MANY_FIELDS, "", 0);
     return PE_OK;
@@ -678,7 +681,7 @@ static int pe__check_info(pe__live_t *L) {
   const pe_redis_stream_info_t *in = &L->info;
   char a[PE_STREAM_ID_MAX], b[PE_STREAM_ID_MAX];
   pe_stream_id_t zero = {0, 0};
-  if (pe_stream_id_cmp(L->last_id, zero) > 0 &&
+  if (L->last_id_seen && pe_stream_id_cmp(L->last_id, zero) > 0 &&
       (!in->exists || pe_stream_id_cmp(in->last_generated, L->last_id) < 0)) {
     pe_cli_error(L->cmd,
                  "the ticks stream '%s' %s, but this engine has read up to "
@@ -875,6 +878,7 @@ static int pe__load_checkpoint(pe__live_t *L, int *loaded) {
     return rc;
   }
   L->last_id = c.last_id;
+  L->last_id_seen = 1;
   L->position = c.position;
   memcpy(L->counter, c.counter, sizeof L->counter);
   if (L->rejects != NULL) {
