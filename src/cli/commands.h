@@ -7,6 +7,10 @@
 #include "cli/cli.h"
 
 extern const pe_cli_command_t pe_cli_replay;
+#ifdef PE_WITH_REDIS
+extern const pe_cli_command_t pe_cli_live;
+extern const pe_cli_command_t pe_cli_publish;
+#endif
 extern const pe_cli_command_t pe_cli_help;
 #ifdef PE_HAVE_ONNX
 #include "pe/model.h"

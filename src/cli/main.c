@@ -12,6 +12,10 @@ const pe_cli_command_t *const pe_cli_commands[] = {
     &pe_cli_infer,
     &pe_cli_bench_model,
 #endif
+#ifdef PE_WITH_REDIS
+    &pe_cli_live,
+    &pe_cli_publish,
+#endif
     &pe_cli_help,
 };
 const size_t pe_cli_command_count =
