@@ -311,6 +311,7 @@ void pe__step_free(pe__step_t *s) {
   free(s->d.bp);
   free(s->d2.bp);
   free(s->d3.bp);
+  free(s->lw);
   free(s->idx);
 }
 
@@ -330,7 +331,7 @@ static int pe__fold_last(pe__b_t *b) {
   pe_model_t *m = b->m;
   pe__step_t *s = &m->step[m->n_step - 1];
   float **ptr = calloc((size_t)b->g->n_t, sizeof *ptr);
-  int64_t sc = pe__step_scratch(s, 1);
+  int64_t sc = pe__step_scratch(s, 1, 0);
   float *scratch = calloc((size_t)(sc > 0 ? sc : 1), sizeof(float));
   int rc = ptr && scratch ? PE_OK : PE_ENOMEM;
   for (int k = 0; k < 3 && rc == PE_OK; k++) {

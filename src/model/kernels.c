@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model/model_impl.h"
+#include "pe/error.h"
 
 /* Floats between two windows of a tensor: 0 for a constant. */
 int64_t pe__tensor_stride(const pe__tensor_t *t) {
@@ -98,6 +99,18 @@ void pe__act_apply(float *y, int64_t n, int act, float alpha) {
 }
 
 /* ---- dense ------------------------------------------------------------------ */
+/* n zeroed floats on a 64-byte boundary, so that the vector kernels' 64-byte
+ * loads of packed weights never straddle two cache lines (which halves
+ * their throughput); free() releases it. */
+static float *pe__zalloc64(int64_t n) {
+  size_t bytes = ((size_t)(n > 0 ? n : 1) * sizeof(float) + 63) / 64 * 64;
+  float *p = aligned_alloc(64, bytes);
+  if (p != NULL) {
+    memset(p, 0, bytes);
+  }
+  return p;
+}
+
 void pe__dense_pack(pe__dense_t *d, const float *w) {
   int64_t K = d->K, M = d->M;
   d->dot = M <= 4;
@@ -109,8 +122,8 @@ void pe__dense_pack(pe__dense_t *d, const float *w) {
     return;
   }
   int64_t P = (M + 15) / 16;
-  d->wp = calloc((size_t)(P * K > 0 ? P * K * 16 : 1), sizeof(float));
-  d->bp = calloc((size_t)(P > 0 ? P * 16 : 1), sizeof(float));
+  d->wp = pe__zalloc64(P * K * 16);
+  d->bp = pe__zalloc64(P * 16);
   if (d->wp == NULL || d->bp == NULL) {
     free(d->wp);
     d->wp = NULL;
@@ -373,6 +386,41 @@ void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2) {
   }
 }
 
+/* LSTM with the vector kernels: one fused pass per window through every
+ * time step (pe__lstm_seq_*), so batch 1 runs without the per-step calls
+ * and buffers of pe__rnn, and h and c of a window never leave L1. */
+static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+  const pe_model_t *m = x->m;
+  const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  const float *X = x->ptr[s->in[0]];
+  const int64_t xs = pe__tensor_stride(&m->g.t[s->in[0]]);
+  const float *st[2] = {NULL, NULL};
+  int64_t sts[2] = {0, 0};
+  for (int k = 0; k < 2; k++) {
+    int id = s->in[1 + k];
+    if (id >= 0) {
+      st[k] = x->ptr[id];
+      sts[k] = pe__tensor_stride(&m->g.t[id]);
+    }
+  }
+  float *out[3];
+  for (int k = 0; k < 3; k++) {
+    out[k] = s->out[k] >= 0 ? x->ptr[s->out[k]] : NULL;
+  }
+  for (int64_t b = 0; b < x->n; b++) {
+    const float *h0 = st[0] ? st[0] + b * sts[0] : NULL;
+    const float *c0 = st[1] ? st[1] + b * sts[1] : NULL;
+    float *y = out[0] ? out[0] + b * seq * H : NULL;
+    float *hn = out[1] ? out[1] + b * H : NULL;
+    float *cn = out[2] ? out[2] + b * H : NULL;
+    if (avx2 >= 2) {
+      pe__lstm_seq_avx512(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn, x->scratch);
+    } else {
+      pe__lstm_seq_avx2(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn, x->scratch);
+    }
+  }
+}
+
 /* LSTM / GRU over the n samples of a tile at once: the input projection of
  * every time step is one dense call (rows = n * seq), then each step does
  * one dense call for R * h over all n hidden states (rows = n) and the gate
@@ -381,6 +429,10 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
   int lstm = s->kind == PE__K_LSTM;
   const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  if (lstm && avx2 && s->lw != NULL) {
+    pe__lstm_fused(s, x, avx2);
+    return;
+  }
   const int lbr = s->p[3] != 0;
   const int64_t GH = (lstm ? 4 : 3) * H;
   const int64_t n = x->n;
@@ -422,12 +474,8 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
       const float *g = xproj + (b * seq + t) * GH;
       const float *r = rh + b * rhw;
       float *h = hs + b * H;
-      if (lstm && avx2 >= 2) {
-        pe__lstm_cell_avx512(g, r, h, cs + b * H, H);
-      } else if (!lstm && lbr && avx2 >= 2) {
+      if (!lstm && lbr && avx2 >= 2) {
         pe__gru_cell_avx512(g, r, s->bias2, h, H);
-      } else if (lstm && avx2) {
-        pe__lstm_cell_avx2(g, r, h, cs + b * H, H);
       } else if (!lstm && lbr && avx2) {
         pe__gru_cell_avx2(g, r, s->bias2, h, H);
       } else if (lstm) {
@@ -502,8 +550,12 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   }
 }
 
-/* Scratch floats a step needs for a tile of `tile` samples. */
-int64_t pe__step_scratch(const pe__step_t *s, int64_t tile) {
+/* Scratch floats a step needs for a tile of `tile` samples with the kernels
+ * of level avx2. */
+int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2) {
+  if (s->kind == PE__K_LSTM && avx2) {
+    return PE__LSTM_SCRATCH(s->p[0], s->p[2]);
+  }
   switch (s->kind) {
   case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
                         each), see pe__conv1d_avx2 */
@@ -543,7 +595,37 @@ void pe__step_pack(pe__step_t *s) {
       s->d3.M = H;
       pe__dense_pack(&s->d3, s->w2 + 2 * H * H);
     }
+    if (s->kind == PE__K_LSTM && pe__lstm_pack(s) != PE_OK) {
+      free(s->d.wp);
+      s->d.wp = NULL; /* reported as out of memory by the caller */
+    }
   }
+}
+
+/* Packs W, R and the bias of an LSTM step for the fused kernels (layout in
+ * model_impl.h), each gate's rows scaled so that the sums come out in the
+ * base-2 form the kernels' activations take: -log2(e) for the sigmoid
+ * gates i, o, f, 2 log2(e) for the tanh gate c. At load. */
+int pe__lstm_pack(pe__step_t *s) {
+  const int64_t in = s->p[1], H = s->p[2], HB = (H + 15) / 16;
+  s->lw = pe__zalloc64(HB * (in + H + 1) * 64);
+  if (s->lw == NULL) {
+    return PE_ENOMEM;
+  }
+  for (int64_t g = 0; g < 4; g++) {
+    const float sc = g == 3 ? 2.88539008177792681f : -1.44269504088896341f;
+    for (int64_t j = 0; j < H; j++) {
+      int64_t jb = j / 16, o = g * 16 + j % 16, row = g * H + j;
+      for (int64_t k = 0; k < in; k++) {
+        PE__LSTM_W(s->lw, in, H, jb)[k * 64 + o] = s->w[row * in + k] * sc;
+      }
+      for (int64_t k = 0; k < H; k++) {
+        PE__LSTM_R(s->lw, in, H, jb)[k * 64 + o] = s->w2[row * H + k] * sc;
+      }
+      PE__LSTM_B(s->lw, in, H, jb)[o] = s->bias[row] * sc;
+    }
+  }
+  return PE_OK;
 }
 
 /* Runs one step over x->n windows. Hot path: no allocation. */

@@ -119,23 +119,114 @@ PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
   return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), pe__recip8(_mm256_add_ps(e, one)), one);
 }
 
-/* One LSTM step of one window over 8 hidden units at a time: g is the
- * input projection (i, o, f, c blocks of H), r = R h; c and h updated. */
-PE__AVX2 void pe__lstm_cell_avx2(const float *g, const float *r, float *h,
-                                 float *c, int64_t H) {
-  for (int64_t j = 0; j < H; j += 8) {
-    __m256i m = pe__mask(H - j);
-#define PE__LD(p) _mm256_maskload_ps((p) + j, m)
-    __m256 ig = pe__sigmoid8(_mm256_add_ps(PE__LD(g), PE__LD(r)));
-    __m256 og = pe__sigmoid8(_mm256_add_ps(PE__LD(g + H), PE__LD(r + H)));
-    __m256 fg = pe__sigmoid8(_mm256_add_ps(PE__LD(g + 2 * H), PE__LD(r + 2 * H)));
-    __m256 cg = pe__tanh8(_mm256_add_ps(PE__LD(g + 3 * H), PE__LD(r + 3 * H)));
-    __m256 cn = _mm256_add_ps(_mm256_mul_ps(fg, PE__LD(c)), _mm256_mul_ps(ig, cg));
-#undef PE__LD
-    _mm256_maskstore_ps(c + j, m, cn);
-    _mm256_maskstore_ps(h + j, m, _mm256_mul_ps(og, pe__tanh8(cn)));
+/* The fused LSTM's activations on the scaled sums of pe__lstm_pack (see
+ * kernels_avx512.c): 2^t = 2^n 2^f with n = round(t), f = t - n in
+ * [-0.5, 0.5], a degree-5 minimax polynomial (relative error 1.2e-7) and
+ * 2^n built in the exponent bits; t clamped to [-126, 126], where every
+ * result has saturated. 1 / d by rcp and one Newton step. */
+PE__AVX2 static inline __m256 pe__lstm_inv8(__m256 t) { /* 1 / (1 + 2^t) */
+  const __m256 magic = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+  const __m256 one = _mm256_set1_ps(1.0f);
+  t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(126.0f));
+  __m256 u = _mm256_add_ps(t, magic);
+  __m256 f = _mm256_sub_ps(t, _mm256_sub_ps(u, magic));
+  __m256 p = _mm256_set1_ps(1.32764725e-3f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.67552699e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.55071905e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.40220979e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.93147004e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.00000012f));
+  /* the low bits of u hold n: shifted into the exponent field, plus the bias */
+  __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(u), 23),
+                               _mm256_set1_epi32(127 << 23));
+  __m256 d = _mm256_fmadd_ps(p, _mm256_castsi256_ps(e), one);
+  __m256 r = _mm256_rcp_ps(d);
+  return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, one), r);
+}
+
+/* s tanh(x) from t = 2x log2(e): s - 2s / (1 + 2^t) */
+PE__AVX2 static inline __m256 pe__lstm_tanh8(__m256 t, float s) {
+  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f * s), pe__lstm_inv8(t), _mm256_set1_ps(s));
+}
+
+#define PE__K2 2.88539008177792681f /* 2 log2(e) */
+
+/* The fused LSTM (see model_impl.h) on 8 lanes: each block of 16 hidden
+ * units in two halves; per half, the 4 gate vectors are summed in
+ * registers as (bias + W x_t + R[0, kh) h) + R[kh, H) h, two FMA chains in
+ * k order, then the cell (on the scaled sums, c' = 2 log2(e) c in
+ * scratch); h goes to a second buffer (the other halves still read the
+ * old one). */
+PE__AVX2 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in,
+                                int64_t H, const float *x, const float *h0,
+                                const float *c0, float *y, float *hn, float *cn,
+                                float *scratch) {
+  const int64_t HB = (H + 15) / 16, kh = (H + 1) / 2;
+  float *hb[2] = {scratch, scratch + HB * 16};
+  float *cs = scratch + 2 * HB * 16;
+  for (int64_t j = 0; j < HB * 16; j++) {
+    hb[0][j] = h0 != NULL && j < H ? h0[j] : 0.0f;
+    cs[j] = c0 != NULL && j < H ? c0[j] * PE__K2 : 0.0f;
+  }
+  for (int64_t t = 0; t < seq; t++) {
+    const float *h = hb[t & 1], *xt = x + t * in;
+    float *ho = hb[(t & 1) ^ 1];
+    for (int64_t j0 = 0; j0 < H; j0 += 8) {
+      const int64_t jb = j0 / 16, l = j0 % 16;
+      const float *wx = PE__LSTM_W(lw, in, H, jb) + l;
+      const float *wr = PE__LSTM_R(lw, in, H, jb) + l;
+      const float *bb = PE__LSTM_B(lw, in, H, jb) + l;
+      __m256 a[4], r[4];
+      _Pragma("GCC unroll 4")
+      for (int g = 0; g < 4; g++) {
+        a[g] = _mm256_loadu_ps(bb + 16 * g);
+        r[g] = _mm256_setzero_ps();
+      }
+      for (int64_t k = 0; k < in; k++) {
+        __m256 v = _mm256_broadcast_ss(xt + k);
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+          a[g] = _mm256_fmadd_ps(v, _mm256_loadu_ps(wx + k * 64 + 16 * g), a[g]);
+        }
+      }
+      for (int64_t k = 0; k < kh; k++) {
+        __m256 v = _mm256_broadcast_ss(h + k);
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+          a[g] = _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), a[g]);
+        }
+      }
+      for (int64_t k = kh; k < H; k++) {
+        __m256 v = _mm256_broadcast_ss(h + k);
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+          r[g] = _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), r[g]);
+        }
+      }
+      __m256 ig = pe__lstm_inv8(_mm256_add_ps(a[0], r[0]));
+      __m256 fg = pe__lstm_inv8(_mm256_add_ps(a[2], r[2]));
+      __m256 cg = pe__lstm_tanh8(_mm256_add_ps(a[3], r[3]), PE__K2);
+      __m256 og = pe__lstm_inv8(_mm256_add_ps(a[1], r[1]));
+      __m256 c = _mm256_fmadd_ps(fg, _mm256_loadu_ps(cs + j0), _mm256_mul_ps(ig, cg));
+      _mm256_storeu_ps(cs + j0, c);
+      __m256 hv = _mm256_mul_ps(og, pe__lstm_tanh8(c, 1.0f));
+      _mm256_storeu_ps(ho + j0, hv);
+      if (y != NULL) {
+        _mm256_maskstore_ps(y + t * H + j0, pe__mask(H - j0), hv);
+      }
+    }
+  }
+  const float *h = hb[seq & 1];
+  for (int64_t j = 0; j < H; j++) {
+    if (hn != NULL) {
+      hn[j] = h[j];
+    }
+    if (cn != NULL) {
+      cn[j] = cs[j] * (1.0f / PE__K2);
+    }
   }
 }
+#undef PE__K2
 
 /* One GRU step (linear_before_reset = 1) of one window: g the input
  * projection (z, r, h blocks, biases in), r = R h, rb the R bias of h. */
@@ -512,9 +603,11 @@ void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
   (void)s, (void)x, (void)y;
 }
 
-void pe__lstm_cell_avx2(const float *g, const float *r, float *h, float *c,
-                        int64_t H) {
-  (void)g, (void)r, (void)h, (void)c, (void)H;
+void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
+                       const float *x, const float *h0, const float *c0,
+                       float *y, float *hn, float *cn, float *scratch) {
+  (void)lw, (void)seq, (void)in, (void)H, (void)x, (void)h0, (void)c0;
+  (void)y, (void)hn, (void)cn, (void)scratch;
 }
 
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,

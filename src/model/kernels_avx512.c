@@ -4,6 +4,7 @@
  * AVX2 kernels, and the same order of summation (bias, then k in order, one
  * FMA chain per output), so they give the same bits. Chosen at load when
  * the CPU reports AVX512F (pe__kernels_avx512_usable). */
+#include <stdint.h>
 #include <string.h>
 
 #include "model/model_impl.h"
@@ -11,11 +12,12 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define PE__AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define PE__AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
 int pe__kernels_avx512_usable(void) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx2") &&
          __builtin_cpu_supports("fma");
 }
 
@@ -77,22 +79,244 @@ PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
   return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), pe__recip16(_mm512_add_ps(e, one)), one);
 }
 
-/* The LSTM and GRU cells of kernels_avx2.c on 16 lanes. */
-PE__AVX512 void pe__lstm_cell_avx512(const float *g, const float *r, float *h,
-                                     float *c, int64_t H) {
-  for (int64_t j = 0; j < H; j += 16) {
-    __mmask16 m = pe__m16(H - j);
-#define PE__LD(p) _mm512_maskz_loadu_ps(m, (p) + j)
-    __m512 ig = pe__sigmoid16(_mm512_add_ps(PE__LD(g), PE__LD(r)));
-    __m512 og = pe__sigmoid16(_mm512_add_ps(PE__LD(g + H), PE__LD(r + H)));
-    __m512 fg = pe__sigmoid16(_mm512_add_ps(PE__LD(g + 2 * H), PE__LD(r + 2 * H)));
-    __m512 cg = pe__tanh16(_mm512_add_ps(PE__LD(g + 3 * H), PE__LD(r + 3 * H)));
-    __m512 cn = _mm512_add_ps(_mm512_mul_ps(fg, PE__LD(c)), _mm512_mul_ps(ig, cg));
-#undef PE__LD
-    _mm512_mask_storeu_ps(c + j, m, cn);
-    _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(og, pe__tanh16(cn)));
+/* The fused LSTM's activations. pe__lstm_pack scales the gate rows so
+ * that the sums arrive in base 2: t = -x log2(e) for the sigmoid gates,
+ * t = 2x log2(e) for the tanh gate, and the cell state is kept as
+ * c' = 2 log2(e) c. 2^t = 2^floor(t) (scalef) times a degree-5 minimax
+ * polynomial of t - floor(t) (vreduceps, Estrin's scheme; relative error
+ * 9e-8); 1 / d as rcp14 and one Newton step. t is capped at 127 for the
+ * scale, where every result has long since saturated, so that 2^t stays
+ * finite. */
+PE__AVX512 static inline __m512 pe__exp2poly16(__m512 f) {
+  __m512 f2 = _mm512_mul_ps(f, f);
+  __m512 p01 = _mm512_fmadd_ps(_mm512_set1_ps(6.93153083e-1f), f, _mm512_set1_ps(9.9999994e-1f));
+  __m512 p23 = _mm512_fmadd_ps(_mm512_set1_ps(5.58263175e-2f), f, _mm512_set1_ps(2.40153566e-1f));
+  __m512 p45 = _mm512_fmadd_ps(_mm512_set1_ps(1.87757646e-3f), f, _mm512_set1_ps(8.9893369e-3f));
+  return _mm512_fmadd_ps(_mm512_fmadd_ps(p45, f2, p23), f2, p01);
+}
+
+/* s / (1 + 2^t), as d = q (1 + 2^t) with q = 1 / s, r ~ 1 / d refined.
+ * Only the scale 2^floor(t) needs t capped, beside the polynomial. */
+#define PE__LSTM_FRAC(t, q)                                                    \
+  __m512 d = _mm512_fmadd_ps(                                                  \
+      pe__exp2poly16(_mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)), \
+      _mm512_scalef_ps(q, _mm512_min_ps(t, _mm512_set1_ps(127.0f))), q);       \
+  __m512 r = _mm512_rcp14_ps(d)
+
+/* sigmoid(x) from t = -x log2(e) */
+PE__AVX512 static inline __m512 pe__lstm_sig16(__m512 t) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  PE__LSTM_FRAC(t, one);
+  return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, one), r);
+}
+
+/* s tanh(x) from t = 2x log2(e): s - 2s / (1 + 2^t), with q = 1 / (2s).
+ * Absolute error a few 1e-8 times s, near 0 too. */
+PE__AVX512 static inline __m512 pe__lstm_tanh16(__m512 t, float s) {
+  const __m512 q = _mm512_set1_ps(0.5f / s);
+  PE__LSTM_FRAC(t, q);
+  return _mm512_fnmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)), _mm512_set1_ps(s));
+}
+#undef PE__LSTM_FRAC
+#define PE__K2 2.88539008177792681f /* 2 log2(e) */
+
+/* One block's cell: gates i, o, f (sigmoid) and c (tanh) from the scaled
+ * sums; c' updated in place; returns h. */
+PE__AVX512 static inline __m512 pe__lstm_cell16(const __m512 g[4], __m512 *c) {
+  __m512 ig = pe__lstm_sig16(g[0]);
+  __m512 fg = pe__lstm_sig16(g[2]);
+  __m512 cg = pe__lstm_tanh16(g[3], PE__K2);
+  __m512 og = pe__lstm_sig16(g[1]);
+  *c = _mm512_fmadd_ps(fg, *c, _mm512_mul_ps(ig, cg));
+  return _mm512_mul_ps(og, pe__lstm_tanh16(*c, 1.0f));
+}
+
+/* The input projection of every time step of one window, before the
+ * recurrence (which then loads 4 vectors a block and step instead of the
+ * bias, W and x_t): xp[t][jb][g][16] = bias + sum over k of x_t[k] W[k]
+ * (k in order), per block of 16 units, 4 time steps at a time so that
+ * each W vector loaded serves 4 FMAs (6 spill). */
+#define PE__XT 4
+PE__AVX512 static void pe__lstm_xproj(const float *lw, int64_t seq, int64_t in,
+                                      int64_t H, const float *x, float *xp) {
+  const int64_t HB = (H + 15) / 16;
+  for (int64_t jb = 0; jb < HB; jb++) {
+    const float *wx = PE__LSTM_W(lw, in, H, jb), *bb = PE__LSTM_B(lw, in, H, jb);
+    for (int64_t t0 = 0; t0 < seq; t0 += PE__XT) {
+      const int64_t nt = seq - t0 < PE__XT ? seq - t0 : PE__XT;
+      __m512 acc[PE__XT][4];
+      _Pragma("GCC unroll 8")
+      for (int u = 0; u < PE__XT; u++) {
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+          acc[u][g] = _mm512_load_ps(bb + 16 * g);
+        }
+      }
+      for (int64_t k = 0; k < in; k++) {
+        __m512 v[PE__XT];
+        _Pragma("GCC unroll 8")
+        for (int u = 0; u < PE__XT; u++) {
+          /* rows past the sequence read row t0 again; never stored */
+          v[u] = _mm512_set1_ps(x[(t0 + (u < nt ? u : 0)) * in + k]);
+        }
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+          __m512 w = _mm512_load_ps(wx + k * 64 + 16 * g);
+          _Pragma("GCC unroll 8")
+          for (int u = 0; u < PE__XT; u++) {
+            acc[u][g] = _mm512_fmadd_ps(v[u], w, acc[u][g]);
+          }
+        }
+      }
+      _Pragma("GCC unroll 8")
+      for (int u = 0; u < PE__XT; u++) {
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+          if (u < nt) {
+            _mm512_store_ps(xp + ((t0 + u) * HB + jb) * 64 + 16 * g, acc[u][g]);
+          }
+        }
+      }
+    }
   }
 }
+#undef PE__XT
+
+/* The scratch of the fused kernels, 64-byte aligned: xp [seq][HB][64],
+ * then h [2][HB][16] (two buffers) and c' [HB][16] (PE__LSTM_SCRATCH). */
+#define PE__ALIGN64(p) ((float *)(((uintptr_t)(p) + 63) & ~(uintptr_t)63))
+
+/* Initial state and final outputs of the fused kernels, c' = c 2 log2(e). */
+PE__AVX512 static inline void pe__lstm_init16(int64_t H, const float *h0,
+                                              const float *c0, float *h, float *c) {
+  const int64_t HB = (H + 15) / 16;
+  for (int64_t jb = 0; jb < HB; jb++) {
+    __mmask16 m = pe__m16(H - jb * 16);
+    _mm512_store_ps(h + jb * 16, h0 ? _mm512_maskz_loadu_ps(m, h0 + jb * 16)
+                                    : _mm512_setzero_ps());
+    _mm512_store_ps(c + jb * 16, c0 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, c0 + jb * 16),
+                                                   _mm512_set1_ps(PE__K2))
+                                    : _mm512_setzero_ps());
+  }
+}
+
+PE__AVX512 static inline void pe__lstm_out16(int64_t H, const float *h, const float *c,
+                                             float *hn, float *cn) {
+  for (int64_t jb = 0; jb < (H + 15) / 16; jb++) {
+    __mmask16 m = pe__m16(H - jb * 16);
+    if (hn != NULL) {
+      _mm512_mask_storeu_ps(hn + jb * 16, m, _mm512_load_ps(h + jb * 16));
+    }
+    if (cn != NULL) {
+      _mm512_mask_storeu_ps(cn + jb * 16, m,
+                            _mm512_mul_ps(_mm512_load_ps(c + jb * 16),
+                                          _mm512_set1_ps(1.0f / PE__K2)));
+    }
+  }
+}
+
+/* Any H: per time step and block of 16 hidden units, the 4 gate vectors
+ * xp + R h (one FMA chain each, k in order), then the cell; h goes to the
+ * second buffer (the other blocks still read the old one). */
+PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq, int64_t in,
+                                        int64_t H, const float *x, const float *h0,
+                                        const float *c0, float *y, float *hn,
+                                        float *cn, float *scratch) {
+  const int64_t HB = (H + 15) / 16;
+  float *xp = PE__ALIGN64(scratch);
+  float *hb[2] = {xp + seq * HB * 64, xp + seq * HB * 64 + HB * 16};
+  float *cs = hb[1] + HB * 16;
+  pe__lstm_xproj(lw, seq, in, H, x, xp);
+  pe__lstm_init16(H, h0, c0, hb[0], cs);
+  for (int64_t t = 0; t < seq; t++) {
+    const float *h = hb[t & 1];
+    float *ho = hb[(t & 1) ^ 1];
+    for (int64_t jb = 0; jb < HB; jb++) {
+      const float *wr = PE__LSTM_R(lw, in, H, jb), *xt = xp + (t * HB + jb) * 64;
+      __m512 a[4];
+      _Pragma("GCC unroll 4")
+      for (int g = 0; g < 4; g++) {
+        a[g] = _mm512_load_ps(xt + 16 * g);
+      }
+      for (int64_t k = 0; k < H; k++) {
+        __m512 v = _mm512_set1_ps(h[k]);
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+          a[g] = _mm512_fmadd_ps(v, _mm512_load_ps(wr + k * 64 + 16 * g), a[g]);
+        }
+      }
+      __m512 c = _mm512_load_ps(cs + jb * 16);
+      __m512 hv = pe__lstm_cell16(a, &c);
+      _mm512_store_ps(cs + jb * 16, c);
+      _mm512_store_ps(ho + jb * 16, hv);
+      if (y != NULL) {
+        _mm512_mask_storeu_ps(y + t * H + jb * 16, pe__m16(H - jb * 16), hv);
+      }
+    }
+  }
+  pe__lstm_out16(H, hb[seq & 1], cs, hn, cn);
+}
+
+/* 16 < H <= 32, the shipped pattern model's case: the sums of
+ * pe__lstm_seq_any (xp + R h, one FMA chain per gate vector, k in order)
+ * with both blocks in registers, so that each h[k] is broadcast once a
+ * step, and c' kept in registers. At batch 1 a step is bound by the L1
+ * loads of R (4H x H floats, a 64-byte vector per FMA) and by the latency
+ * of the cell; nothing else loads inside the loop but xp and h. */
+PE__AVX512 static void pe__lstm_seq_2b(const float *lw, int64_t seq, int64_t in,
+                                       int64_t H, const float *x, const float *h0,
+                                       const float *c0, float *y, float *hn,
+                                       float *cn, float *scratch) {
+  float *xp = PE__ALIGN64(scratch);
+  float *hb[2] = {xp + seq * 128, xp + seq * 128 + 32};
+  float *cs = hb[1] + 32;
+  pe__lstm_xproj(lw, seq, in, H, x, xp);
+  pe__lstm_init16(H, h0, c0, hb[0], cs);
+  const float *r0 = PE__LSTM_R(lw, in, H, 0), *r1 = PE__LSTM_R(lw, in, H, 1);
+  const __mmask16 m1 = pe__m16(H - 16);
+  __m512 c[2] = {_mm512_load_ps(cs), _mm512_load_ps(cs + 16)};
+  for (int64_t t = 0; t < seq; t++) {
+    const float *h = hb[t & 1], *xt = xp + t * 128;
+    float *ho = hb[(t & 1) ^ 1];
+    __m512 a0[4], a1[4];
+    _Pragma("GCC unroll 4")
+    for (int g = 0; g < 4; g++) {
+      a0[g] = _mm512_load_ps(xt + 16 * g);
+      a1[g] = _mm512_load_ps(xt + 64 + 16 * g);
+    }
+    for (int64_t k = 0; k < H; k++) {
+      __m512 v = _mm512_set1_ps(h[k]);
+      _Pragma("GCC unroll 4")
+      for (int g = 0; g < 4; g++) {
+        a0[g] = _mm512_fmadd_ps(v, _mm512_load_ps(r0 + k * 64 + 16 * g), a0[g]);
+        a1[g] = _mm512_fmadd_ps(v, _mm512_load_ps(r1 + k * 64 + 16 * g), a1[g]);
+      }
+    }
+    __m512 hA = pe__lstm_cell16(a0, &c[0]);
+    __m512 hB = pe__lstm_cell16(a1, &c[1]);
+    _mm512_store_ps(ho, hA);
+    _mm512_store_ps(ho + 16, hB);
+    if (y != NULL) {
+      _mm512_storeu_ps(y + t * H, hA);
+      _mm512_mask_storeu_ps(y + t * H + 16, m1, hB);
+    }
+  }
+  _mm512_store_ps(cs, c[0]);
+  _mm512_store_ps(cs + 16, c[1]);
+  pe__lstm_out16(H, hb[seq & 1], cs, hn, cn);
+}
+
+PE__AVX512 void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in,
+                                    int64_t H, const float *x, const float *h0,
+                                    const float *c0, float *y, float *hn,
+                                    float *cn, float *scratch) {
+  if (H > 16 && H <= 32) {
+    pe__lstm_seq_2b(lw, seq, in, H, x, h0, c0, y, hn, cn, scratch);
+  } else {
+    pe__lstm_seq_any(lw, seq, in, H, x, h0, c0, y, hn, cn, scratch);
+  }
+}
+#undef PE__K2
 
 PE__AVX512 void pe__gru_cell_avx512(const float *g, const float *r,
                                     const float *rb, float *h, int64_t H) {
@@ -441,9 +665,11 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
 
 int pe__kernels_avx512_usable(void) { return 0; }
 
-void pe__lstm_cell_avx512(const float *g, const float *r, float *h, float *c,
-                          int64_t H) {
-  (void)g, (void)r, (void)h, (void)c, (void)H;
+void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in, int64_t H,
+                         const float *x, const float *h0, const float *c0,
+                         float *y, float *hn, float *cn, float *scratch) {
+  (void)lw, (void)seq, (void)in, (void)H, (void)x, (void)h0, (void)c0;
+  (void)y, (void)hn, (void)cn, (void)scratch;
 }
 
 void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,

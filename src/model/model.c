@@ -57,6 +57,8 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
     snprintf(err, err_cap, "%s: out of memory", name);
     return PE_ENOMEM;
   }
+  /* the level first: the plan sizes scratch for its kernels */
+  m->avx2 = pe__kernels_level(opts ? opts->kernels : PE_KERNELS_AUTO);
   pe__graph_t *g = &m->g;
   g->path = name ? name : "<buffer>";
   g->err = m->err;
@@ -89,7 +91,6 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
     pe_model_destroy(m);
     return rc;
   }
-  m->avx2 = pe__kernels_level(opts ? opts->kernels : PE_KERNELS_AUTO);
   pe_model_desc_t *d = &m->info;
   d->ir_version = g->ir_version;
   d->opset = g->opset;

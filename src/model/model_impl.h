@@ -179,6 +179,7 @@ typedef struct pe__step {
   /* weights: canonical while building, packed by plan.c */
   float *w, *w2, *bias, *bias2; /* canonical, owned */
   pe__dense_t d, d2, d3;         /* packed (DENSE, LSTM, GRU) */
+  float *lw;        /* LSTM, for the fused vector kernels: see pe__lstm_pack */
   /* shape parameters; meaning per kind (see build.c) */
   int64_t p[24];
   int64_t rank;
@@ -237,19 +238,41 @@ void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
-void pe__lstm_cell_avx2(const float *g, const float *r, float *h, float *c,
-                        int64_t H);
-void pe__lstm_cell_avx512(const float *g, const float *r, float *h, float *c,
-                          int64_t H);
-void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
-                         float *h, int64_t H);
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
                        int64_t H);
+void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
+                         float *h, int64_t H);
+
+/* LSTM weights for the fused kernels, packed by pe__lstm_pack into blocks of
+ * 16 hidden units (HB = ceil(H / 16) of them, zero past H): per block jb,
+ * W as [in][4][16], then (after all the W blocks) R as [H][4][16], then the
+ * bias (Wb + Rb) as [4][16]; gates i, o, f, c, so the 4 gate vectors of
+ * the 16 units of one input or hidden index k are 64 contiguous floats. */
+#define PE__LSTM_W(lw, in, H, jb) ((lw) + (jb) * (in) * 64)
+#define PE__LSTM_R(lw, in, H, jb) \
+  ((lw) + (((H) + 15) / 16) * (in) * 64 + (jb) * (H) * 64)
+#define PE__LSTM_B(lw, in, H, jb) \
+  ((lw) + (((H) + 15) / 16) * ((in) + (H)) * 64 + (jb) * 64)
+int pe__lstm_pack(pe__step_t *s);
+
+/* One window of an LSTM through all seq steps (the fused kernels): x the
+ * window's input [seq][in]; h0, c0 its initial state or NULL (zeros); y
+ * [seq][H], hn, cn [H] the outputs wanted, or NULL; scratch at least
+ * PE__LSTM_SCRATCH(seq, H) floats. Every window takes the same path whatever
+ * its position in the batch, so the bits do not depend on it. */
+#define PE__LSTM_SCRATCH(seq, H) \
+  ((((H) + 15) / 16) * (64 * (seq) + 48) + 16)
+void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in, int64_t H,
+                         const float *x, const float *h0, const float *c0,
+                         float *y, float *hn, float *cn, float *scratch);
+void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
+                       const float *x, const float *h0, const float *c0,
+                       float *y, float *hn, float *cn, float *scratch);
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
 int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
                          const char *what);
 void pe__step_pack(pe__step_t *s);
-int64_t pe__step_scratch(const pe__step_t *s, int64_t tile);
+int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
 
 /* ---- load pipeline ------------------------------------------------------- */
 int pe__onnx_import(pe__graph_t *g, const void *data, size_t len, void **proto);

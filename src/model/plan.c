@@ -451,8 +451,8 @@ int pe__plan(pe_model_t *m) {
   m->out_numel = g->t[out0].numel;
   m->scratch_ps = 0;
   for (int i = 0; i < n; i++) {
-    int64_t s1 = pe__step_scratch(&m->step[i], 1);
-    int64_t s2 = pe__step_scratch(&m->step[i], 2);
+    int64_t s1 = pe__step_scratch(&m->step[i], 1, m->avx2);
+    int64_t s2 = pe__step_scratch(&m->step[i], 2, m->avx2);
     int64_t ps = s2 - s1, fixed = s1 - ps;
     if (ps > m->scratch_ps) {
       m->scratch_ps = ps;
@@ -491,7 +491,7 @@ int pe_model_ctx_create(const pe_model_t *m, uint32_t max_batch,
   c->tile = (uint32_t)tile;
   int64_t scratch = 0;
   for (int i = 0; i < m->n_step; i++) {
-    int64_t s = pe__step_scratch(&m->step[i], tile);
+    int64_t s = pe__step_scratch(&m->step[i], tile, m->avx2);
     scratch = s > scratch ? s : scratch;
   }
   size_t floats = (size_t)(m->arena_ps * tile + scratch + 16);
