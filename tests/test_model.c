@@ -407,7 +407,7 @@ int main(void) {
   test_describe();
   const char *models[] = {"cnn_toy.onnx", "mlp_gemm.onnx", "conv_odd.onnx",
                           "gru.onnx",     "gru_lbr0.onnx", "lstm.onnx",
-                          "lstm_batch_first.onnx", "mlp_matmul.onnx",
+                          "lstm_batch_first.onnx", "lstm_state.onnx", "mlp_matmul.onnx",
                           "misc_ops.onnx"};
   for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
     test_batches(models[i], PE_KERNELS_AUTO);

@@ -326,9 +326,29 @@ static void pe__strided(const pe__step_t *s, const float *x, float *y) {
     y[0] = x[s->p[0]];
     return;
   }
-  int64_t idx[PE__MAX_RANK] = {0};
   int64_t off = s->p[0];
   int64_t last = s->dims[r - 1], sl = s->st[0][r - 1];
+  /* two axes that are not 1 (a 2-D transpose, the [C, W] -> [W, C] in
+   * front of a recurrent op): a plain double loop */
+  int d0 = -1, big = 0;
+  for (int d = 0; d < r - 1; d++) {
+    if (s->dims[d] != 1) {
+      d0 = d;
+      big++;
+    }
+  }
+  if (big == 1 && sl != 1) {
+    const int64_t rows = s->dims[d0], s0 = s->st[0][d0];
+    for (int64_t i = 0; i < rows; i++) {
+      const float *xr = x + off + i * s0;
+      float *yr = y + i * last;
+      for (int64_t j = 0; j < last; j++) {
+        yr[j] = xr[j * sl];
+      }
+    }
+    return;
+  }
+  int64_t idx[PE__MAX_RANK] = {0};
   for (int64_t i = 0; i < n; i += last) {
     if (sl == 1) {
       memcpy(y + i, x + off, (size_t)last * sizeof(float));

@@ -9,7 +9,8 @@ the same bytes. Two kinds:
   *.onnx       models the engine must run with ONNX Runtime's numbers
                (tests/test_onnx_parity.py): odd shapes on purpose (Conv groups,
                dilation, stride 2, BatchNorm, pooling, GRU, LSTM with the
-               PyTorch-style shape subgraph for the initial state, a MLP
+               PyTorch-style shape subgraph for the initial state (zeros, or
+               other values in lstm_state.onnx, H = 20), a MLP
                with MatMul+Add, a decomposed Gelu and LayerNorm, Transpose,
                Slice, Gather, Concat...), opsets 11, 13 and 17.
   bad/*.onnx   one model per rejection path; tests/test_model.c asserts the
@@ -64,9 +65,9 @@ def save(m, fname, check=True):
     return path
 
 
-def shape_state(prefix, x, batch_axis, dims_before, dims_after):
+def shape_state(prefix, x, batch_axis, dims_before, dims_after, value=0.0):
     """PyTorch's initial-state subgraph: Shape -> Gather(batch) -> Unsqueeze
-    -> Concat with constants -> ConstantOfShape(0)."""
+    -> Concat with constants -> ConstantOfShape(value, 0 as PyTorch has it)."""
     nodes = [
         helper.make_node("Shape", [x], [prefix + "_shape"]),
         helper.make_node("Constant", [], [prefix + "_bidx"],
@@ -76,7 +77,7 @@ def shape_state(prefix, x, batch_axis, dims_before, dims_after):
         helper.make_node("Concat", [prefix + "_pre", prefix + "_n1", prefix + "_post"],
                          [prefix + "_dims"], axis=0),
         helper.make_node("ConstantOfShape", [prefix + "_dims"], [prefix + "_zeros"],
-                         value=helper.make_tensor("z", TensorProto.FLOAT, [1], [0.0])),
+                         value=helper.make_tensor("z", TensorProto.FLOAT, [1], [value])),
     ]
     inits = [i64(prefix + "_ax0", [0]), i64(prefix + "_pre", dims_before),
              i64(prefix + "_post", dims_after)]
@@ -205,6 +206,27 @@ def lstm():
                        init("B", W(1, 8 * H)), i64("last", S - 1), i64("ax0", [0]),
                        init("fw", W(2 * H, 5)), init("fb", W(5))]
     return model(nodes, inits, [I, S], "output", 17, "lstm", out_shape=5)
+
+
+def lstm_state():
+    """An LSTM with 16 < H < 32 (the pattern model's kernel, with a partial
+    second block of 16 units), an odd sequence, a non-zero initial state
+    (h0 and c0 from the shape subgraph with other values than PyTorch's
+    zeros) and Y_h and Y_c as the outputs used."""
+    H, I, S = 20, 3, 7
+    sn, si, h0 = shape_state("h0", "input", 0, [1], [H], value=0.25)
+    cn, ci, c0 = shape_state("c0", "input", 0, [1], [H], value=-0.6)
+    nodes = [helper.make_node("Transpose", ["input"], ["xt"], perm=[2, 0, 1])] + sn + cn + [
+        helper.make_node("LSTM", ["xt", "W", "R", "B", "", h0, c0], ["", "Yh", "Yc"],
+                         hidden_size=H),
+        helper.make_node("Concat", ["Yh", "Yc"], ["hc"], axis=2),     # [1, N, 2H]
+        helper.make_node("Squeeze", ["hc", "ax0"], ["hc2"]),          # [N, 2H]
+        helper.make_node("Gemm", ["hc2", "fw", "fb"], ["output"], transB=1),
+    ]
+    inits = si + ci + [init("W", W(1, 4 * H, I, scale=0.8)), init("R", W(1, 4 * H, H)),
+                       init("B", W(1, 8 * H)), i64("ax0", [0]),
+                       init("fw", W(3, 2 * H)), init("fb", W(3))]
+    return model(nodes, inits, [I, S], "output", 17, "lstm_state", out_shape=3)
 
 
 def lstm_batch_first():
@@ -364,6 +386,8 @@ def main():
         print(save(m, f))
     for f, m in bad_models().items():
         print(save(m, f, check=False))
+    # added later: made last so that the models above keep their weights
+    print(save(lstm_state(), "lstm_state.onnx"))
 
 
 if __name__ == "__main__":
