@@ -573,7 +573,7 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
 /* Scratch floats a step needs for a tile of `tile` samples with the kernels
  * of level avx2. */
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2) {
-  if (s->kind == PE__K_LSTM && avx2) {
+  if (s->kind == PE__K_LSTM && avx2 && s->lw != NULL) {
     return PE__LSTM_SCRATCH(s->p[0], s->p[2]);
   }
   switch (s->kind) {
@@ -628,7 +628,13 @@ void pe__step_pack(pe__step_t *s) {
  * gates i, o, f, 2 log2(e) for the tanh gate c. At load. */
 int pe__lstm_pack(pe__step_t *s) {
   const int64_t in = s->p[1], H = s->p[2], HB = (H + 15) / 16;
-  s->lw = pe__zalloc64(HB * (in + H + 1) * 64);
+  /* blocks of 16 units pad a small H up to 16x: past a few MB of that, the
+   * portable path (pe__rnn) runs it instead */
+  const int64_t n = HB * (in + H + 1) * 64, canonical = 4 * H * (in + H + 1);
+  if (n > 4 * canonical + (1 << 20)) {
+    return PE_OK;
+  }
+  s->lw = pe__zalloc64(n);
   if (s->lw == NULL) {
     return PE_ENOMEM;
   }

@@ -1,11 +1,12 @@
-/* AVX2/FMA versions of the two kernels that carry the FLOPs: dense layers
- * and stride-1 Conv1d. Compiled with __attribute__((target)) so the file
- * builds for any x86-64 and is only called when the CPU reports AVX2 and FMA
+/* AVX2/FMA versions of the kernels that carry the FLOPs: dense layers,
+ * Conv1d, the fused LSTM and the GRU cell. Compiled with
+ * __attribute__((target)) so the file builds for any x86-64 and is only
+ * called when the CPU reports AVX2 and FMA
  * (pe__kernels_avx2_usable, checked once at load). On other architectures
  * the entry points fall back to nothing and are never called.
  *
  * Hot path: no allocation; Conv1d uses the context's scratch for a padded
- * copy of its input. */
+ * copy of its input, the LSTM for h and c. */
 #include <string.h>
 
 #include "model/model_impl.h"

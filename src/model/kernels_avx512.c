@@ -2,8 +2,10 @@
  * registers let a block of 4 rows x 64 columns (dense) or 8 output channels
  * x 32 time steps (Conv1d) stay in registers. Same packed weights as the
  * AVX2 kernels, and the same order of summation (bias, then k in order, one
- * FMA chain per output), so they give the same bits. Chosen at load when
- * the CPU reports AVX512F (pe__kernels_avx512_usable). */
+ * FMA chain per output), so they give the same bits. Also the GRU cell and
+ * the fused LSTM (whose bits differ from the AVX2 one's: other activations).
+ * Chosen at load when the CPU reports AVX512F and AVX512DQ
+ * (pe__kernels_avx512_usable). */
 #include <stdint.h>
 #include <string.h>
 
@@ -135,7 +137,7 @@ PE__AVX512 static inline __m512 pe__lstm_cell16(const __m512 g[4], __m512 *c) {
  * recurrence (which then loads 4 vectors a block and step instead of the
  * bias, W and x_t): xp[t][jb][g][16] = bias + sum over k of x_t[k] W[k]
  * (k in order), per block of 16 units, 4 time steps at a time so that
- * each W vector loaded serves 4 FMAs (6 spill). */
+ * each W vector loaded serves 4 FMAs (with 6 the 24 sums spill). */
 #define PE__XT 4
 PE__AVX512 static void pe__lstm_xproj(const float *lw, int64_t seq, int64_t in,
                                       int64_t H, const float *x, float *xp) {

@@ -179,7 +179,8 @@ typedef struct pe__step {
   /* weights: canonical while building, packed by plan.c */
   float *w, *w2, *bias, *bias2; /* canonical, owned */
   pe__dense_t d, d2, d3;         /* packed (DENSE, LSTM, GRU) */
-  float *lw;        /* LSTM, for the fused vector kernels: see pe__lstm_pack */
+  float *lw;        /* LSTM, for the fused vector kernels (pe__lstm_pack);
+                       NULL: pe__rnn runs it with any kernels */
   /* shape parameters; meaning per kind (see build.c) */
   int64_t p[24];
   int64_t rank;
@@ -200,8 +201,9 @@ struct pe_model {
   int64_t scratch_fixed, scratch_ps;
   int64_t in_numel, out_numel;
   int64_t flops;      /* per window */
-  int avx2;           /* kernels chosen at load: 0 generic, 1 AVX2/FMA,
-                         2 AVX-512 (dense, Conv1d) + AVX2 (the rest) */
+  int avx2;           /* kernels chosen at load, before the plan: 0 generic,
+                         1 AVX2/FMA, 2 AVX-512 (dense, Conv1d, LSTM, GRU
+                         cell) + AVX2 (the rest) */
   pe_model_desc_t info;
   char err[512];
 };
