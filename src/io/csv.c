@@ -12,6 +12,10 @@
 #include "io/numparse.h"
 #include "pe/error.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* What a column holds. */
 enum {
   PE__COL_IGNORE = 0,
@@ -30,7 +34,8 @@ struct pe_csv {
   uint64_t line_no;
   int seen_first; /* the first non-blank line has been looked at */
   int has_header;
-  int plain_layout; /* exactly ts,symbol,price,volume: the fused fast path */
+  int fused; /* rows may take the fused one-pass parser (pe__fused_line) */
+  int plain; /* the columns are ts,symbol,price,volume */
   uint32_t n_columns;
   uint8_t role[PE__MAX_COLUMNS];
   char *carry; /* a line cut by a chunk boundary: [0, carry_len) */
@@ -61,7 +66,8 @@ int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out) {
   c->role[1] = PE__COL_SYMBOL;
   c->role[2] = PE__COL_PRICE;
   c->role[3] = PE__COL_VOLUME;
-  c->plain_layout = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0;
+  c->fused = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0;
+  c->plain = 1;
   *out = c;
   return PE_OK;
 }
@@ -210,10 +216,8 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   }
   c->n_columns = n;
   c->has_header = 1;
-  c->plain_layout = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0 && n == 4 &&
-                    c->role[0] == PE__COL_TS &&
-                    c->role[1] == PE__COL_SYMBOL && c->role[2] == PE__COL_PRICE &&
-                    c->role[3] == PE__COL_VOLUME;
+  c->plain = n == 4 && c->role[0] == PE__COL_TS && c->role[1] == PE__COL_SYMBOL &&
+             c->role[2] == PE__COL_PRICE && c->role[3] == PE__COL_VOLUME;
   return 1;
 }
 
@@ -243,40 +247,7 @@ static inline int pe__reject(const pe_csv_handler_t *h, int err,
   return h->on_reject ? h->on_reject(h->ctx, err, line_no, line, len) : 0;
 }
 
-/* The common row, in one pass: "ts,symbol,price,volume" with an integer
- * epoch timestamp, a symbol without spaces or quotes and plain decimals.
- * Returns 1 with *tick filled (its values not yet checked) or 0 when the row
- * is anything else, which the general parser then takes from the start. */
-static inline int pe__fast_row(const pe_csv_t *c, const char *p,
-                               const char *end, pe_tick_t *tick) {
-  const char *q = pe__find_comma(p, end);
-  if (q == end || !pe__parse_epoch_int(p, q, c->opt.ts_unit, &tick->ts_ns)) {
-    return 0;
-  }
-  p = q + 1;
-  q = pe__find_comma(p, end);
-  size_t sym_len = (size_t)(q - p);
-  if (q == end || sym_len == 0 || sym_len > PE_SYMBOL_MAX ||
-      pe__space(p[0]) || pe__space(q[-1]) || p[0] == '"') {
-    return 0;
-  }
-  memset(tick->symbol, 0, sizeof tick->symbol);
-  memcpy(tick->symbol, p, sym_len);
-  tick->symbol_len = (uint32_t)sym_len;
-  p = q + 1;
-  q = pe__find_comma(p, end);
-  if (q == end || !pe__parse_plain(p, q, &tick->price)) {
-    return 0;
-  }
-  p = q + 1;
-  if (pe__find_comma(p, end) != end || !pe__parse_plain(p, end, &tick->volume)) {
-    return 0;
-  }
-  tick->recv_ts_ns = PE_TS_NONE;
-  return 1;
-}
-
-/* One complete line without its newline. Hot path. */
+/* One complete line without its newline: the general parser. */
 static int pe__line(pe_csv_t *c, const char *line, size_t len,
                     const pe_csv_handler_t *h) {
   c->line_no += 1;
@@ -306,16 +277,6 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   }
 
   pe_tick_t tick;
-  if (c->plain_layout && pe__fast_row(c, line, line + len, &tick)) {
-    if (!(tick.price > 0.0) || !isfinite(tick.price)) {
-      return pe__reject(h, PE_EPRICE, c->line_no, line, len);
-    }
-    if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
-      return pe__reject(h, PE_EVOLUME, c->line_no, line, len);
-    }
-    return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
-  }
-
   const char *field[PE__COL_ROLES] = {0};
   size_t flen[PE__COL_ROLES] = {0};
   uint32_t n = 0;
@@ -384,6 +345,207 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
 }
 
+/* ---- the fused parser ----------------------------------------------------
+ * Most rows are plain: integer epoch timestamps, symbols without surrounding
+ * spaces or quotes, short decimals. pe__fused_line takes such a row in one
+ * pass straight from the feed buffer, newline search included, and gives up
+ * (returns NULL, having changed nothing) on anything else, which then goes
+ * through memchr and pe__line from the start of the line. Both give the same
+ * event for every row the fused one takes (tests/test_csv.c and
+ * fuzz/fuzz_csv.c compare them). */
+
+/* Bytes the fused parser may read past a line's newline: a symbol's 32-byte
+ * copy and the numbers' 8-byte loads stay inside them. */
+#define PE__FUSED_SLACK 32
+
+/* Bits i of *comma and *nl set when p[i] is ',' or '\n', for i in [0, 64);
+ * reads p[0, 64). */
+static inline void pe__scan64(const char *p, uint64_t *comma, uint64_t *nl) {
+#if defined(__SSE2__)
+  const __m128i vc = _mm_set1_epi8(',');
+  const __m128i vn = _mm_set1_epi8('\n');
+  uint64_t c = 0, n = 0;
+  for (int k = 0; k < 4; k++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+    c |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vc)) << (16 * k);
+    n |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vn)) << (16 * k);
+  }
+  *comma = c;
+  *nl = n;
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* A byte equal to ',' or '\n' is zero after its xor; the exact zero-byte
+   * test (no borrows between bytes) sets its high bit, and the multiply
+   * gathers the eight high bits into one byte. */
+  const uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+  uint64_t c = 0, n = 0;
+  for (int k = 0; k < 8; k++) {
+    uint64_t w;
+    memcpy(&w, p + 8 * k, 8);
+    uint64_t a = w ^ 0x2C2C2C2C2C2C2C2Cull;
+    uint64_t b = w ^ 0x0A0A0A0A0A0A0A0Aull;
+    a = ~(((a & lo7) + lo7) | a | lo7);
+    b = ~(((b & lo7) + lo7) | b | lo7);
+    c |= (((a >> 7) * 0x0102040810204080ull) >> 56) << (8 * k);
+    n |= (((b >> 7) * 0x0102040810204080ull) >> 56) << (8 * k);
+  }
+  *comma = c;
+  *nl = n;
+#else
+  uint64_t c = 0, n = 0;
+  for (int i = 0; i < 64; i++) {
+    c |= (uint64_t)(p[i] == ',') << i;
+    n |= (uint64_t)(p[i] == '\n') << i;
+  }
+  *comma = c;
+  *nl = n;
+#endif
+}
+
+/* Longest line (newline included) the fused parser takes, in 64-byte
+ * blocks. */
+#define PE__FUSED_BLOCKS 2
+
+/* 32 bytes of ones, then 32 of zeros: 32 bytes from offset 32 - n keep the
+ * first n bytes of a word group. */
+static const unsigned char pe__keep_mask[64] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255};
+
+/* The zero-padded 32-byte symbol of a tick from len (1..31) bytes at s, of
+ * which 32 may be read. */
+static inline void pe__symbol_copy(pe_tick_t *tick, const char *s, size_t len) {
+  uint64_t w[4], m[4];
+  memcpy(w, s, sizeof w);
+  memcpy(m, pe__keep_mask + 32 - len, sizeof m);
+  for (size_t i = 0; i < 4; i++) {
+    w[i] &= m[i];
+  }
+  memcpy(tick->symbol, w, sizeof w);
+  tick->symbol_len = (uint32_t)len;
+}
+
+/* One row at p, when the fused parser can take it: returns its newline with
+ * *tick filled (price and volume parsed, not yet checked) and *len_out the
+ * line's length without '\r' and newline; NULL otherwise. Hot path. */
+static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
+                                         const char *end, pe_tick_t *tick,
+                                         size_t *len_out) {
+  /* Separators: commas, and the newline, of the first blocks that hold
+   * one; nothing after the newline. */
+  uint64_t sep[PE__FUSED_BLOCKS];
+  uint64_t nl = 0;
+  size_t nb = 0;
+  while (nl == 0) {
+    if (nb == PE__FUSED_BLOCKS ||
+        (size_t)(end - p) < 64 * (nb + 1) + PE__FUSED_SLACK) {
+      return NULL; /* a long line, or too near the end of the buffer */
+    }
+    uint64_t cm;
+    pe__scan64(p + 64 * nb, &cm, &nl);
+    if (nl != 0) {
+      nl &= ~nl + 1; /* the first newline */
+      cm &= nl - 1;
+    }
+    sep[nb++] = cm | nl;
+  }
+  const char *q = p + 64 * (nb - 1) + __builtin_ctzll(nl); /* the newline */
+  if (end - q < PE__FUSED_SLACK) {
+    return NULL;
+  }
+  const char *line_end = q > p && q[-1] == '\r' ? q - 1 : q;
+  size_t len = (size_t)(line_end - p);
+  if (len > c->opt.max_line) {
+    return NULL;
+  }
+
+  /* Field i ends at separator i; the last one must be the newline. */
+  const char *field[PE__COL_ROLES];
+  size_t flen[PE__COL_ROLES];
+  field[PE__COL_RECV_TS] = NULL;
+  flen[PE__COL_RECV_TS] = 0;
+  if (c->plain && nb == 1) {
+    /* The common layout in one block: three commas, then the newline. */
+    uint64_t m = sep[0];
+    size_t s[3];
+    for (int i = 0; i < 3; i++) {
+      if ((m & (nl - 1)) == 0) {
+        return NULL;
+      }
+      s[i] = (size_t)__builtin_ctzll(m);
+      m &= m - 1;
+    }
+    if (m != nl) {
+      return NULL;
+    }
+    field[PE__COL_TS] = p;
+    flen[PE__COL_TS] = s[0];
+    field[PE__COL_SYMBOL] = p + s[0] + 1;
+    flen[PE__COL_SYMBOL] = s[1] - s[0] - 1;
+    field[PE__COL_PRICE] = p + s[1] + 1;
+    flen[PE__COL_PRICE] = s[2] - s[1] - 1;
+    field[PE__COL_VOLUME] = p + s[2] + 1;
+    flen[PE__COL_VOLUME] = (size_t)(q - p) - s[2] - 1;
+  } else {
+    size_t start = 0;
+    size_t k = 0;
+    uint64_t cur = sep[0];
+    for (uint32_t i = 0; i < c->n_columns; i++) {
+      while (cur == 0) {
+        if (++k == nb) {
+          return NULL; /* too few fields */
+        }
+        cur = sep[k];
+      }
+      size_t stop = 64 * k + (size_t)__builtin_ctzll(cur);
+      cur &= cur - 1;
+      int role = c->role[i];
+      field[role] = p + start;
+      flen[role] = stop - start;
+      start = stop + 1;
+    }
+    if (p + start != q + 1) {
+      return NULL; /* too many fields */
+    }
+  }
+  /* The last field ended at the newline; a '\r' before it is no part of it
+   * (pe__line drops it from the line first). */
+  if (line_end != q) {
+    for (int r = PE__COL_TS; r < PE__COL_ROLES; r++) {
+      if (field[r] != NULL && field[r] + flen[r] == q) {
+        flen[r] -= 1;
+      }
+    }
+  }
+
+  uint64_t whole;
+  if (!pe__wide_uint(field[PE__COL_TS], flen[PE__COL_TS], &whole) ||
+      !pe__epoch_to_ns(whole, c->opt.ts_unit, &tick->ts_ns)) {
+    return NULL;
+  }
+  const char *sym = field[PE__COL_SYMBOL];
+  size_t sym_len = flen[PE__COL_SYMBOL];
+  if (sym_len == 0 || sym_len > PE_SYMBOL_MAX || pe__space(sym[0]) ||
+      pe__space(sym[sym_len - 1]) || sym[0] == '"') {
+    return NULL;
+  }
+  if (!pe__wide_plain(field[PE__COL_PRICE], flen[PE__COL_PRICE],
+                      &tick->price) ||
+      !pe__wide_plain(field[PE__COL_VOLUME], flen[PE__COL_VOLUME],
+                      &tick->volume)) {
+    return NULL;
+  }
+  tick->recv_ts_ns = PE_TS_NONE;
+  if (flen[PE__COL_RECV_TS] > 0 &&
+      (!pe__wide_uint(field[PE__COL_RECV_TS], flen[PE__COL_RECV_TS], &whole) ||
+       !pe__epoch_to_ns(whole, c->opt.ts_unit, &tick->recv_ts_ns))) {
+    return NULL;
+  }
+  pe__symbol_copy(tick, sym, sym_len);
+  *len_out = len;
+  return q;
+}
+
 /* Bytes a carried line may hold before it is too long: max_line, a '\r',
  * and on the first line a byte order mark, which pe__line strips before it
  * measures, so that cut and uncut lines are judged alike. */
@@ -447,6 +609,27 @@ int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
     p = nl + 1;
   }
   while (p < end) {
+    if (c->fused && c->seen_first) {
+      pe_tick_t tick;
+      size_t n;
+      const char *nl = pe__fused_line(c, p, end, &tick, &n);
+      if (nl != NULL) {
+        c->line_no += 1;
+        int rc;
+        if (!(tick.price > 0.0) || !isfinite(tick.price)) {
+          rc = pe__reject(h, PE_EPRICE, c->line_no, p, n);
+        } else if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
+          rc = pe__reject(h, PE_EVOLUME, c->line_no, p, n);
+        } else {
+          rc = h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, p, n) : 0;
+        }
+        if (rc != 0) {
+          return rc;
+        }
+        p = nl + 1;
+        continue;
+      }
+    }
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) {
       pe__carry(c, p, (size_t)(end - p));
