@@ -140,6 +140,13 @@ int pe_engine_set_window(pe_engine_t *engine, uint32_t window);
 int pe_engine_push(pe_engine_t *engine, const pe_tick_t *tick,
                    pe_tick_out_t *out);
 
+/* A hint that `tick` will be pushed soon: starts loading the memory its
+ * symbol's entry and state live in, so that a caller holding a few parsed
+ * ticks can overlap those loads (prefetch them all, then push them in
+ * order). Changes nothing and may be skipped; outputs are the same either
+ * way. Hot path. */
+void pe_engine_prefetch(const pe_engine_t *engine, const pe_tick_t *tick);
+
 void pe_engine_stats(const pe_engine_t *engine, pe_engine_stats_t *stats);
 
 /* Symbol of a dense id, NULL when out of range. */

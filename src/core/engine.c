@@ -309,6 +309,53 @@ static void pe__signal_name(pe_signal_t *sig, const pe_tick_t *tick,
   }
 }
 
+/* 32 bytes of ones, then 32 of zeros: 32 bytes from offset 32 - n keep the
+ * first n bytes of a key. */
+static const unsigned char pe__keep_mask[64] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255};
+
+/* The key of a tick's symbol (symbol_len 1..PE_SYMBOL_MAX): the symbol
+ * zero-padded to 32 bytes, whatever the tick holds past symbol_len. */
+static inline void pe__symkey_of(const pe_tick_t *tick, pe__symkey_t *key) {
+  uint64_t w[4], m[4];
+  memcpy(w, tick->symbol, sizeof w);
+  memcpy(m, pe__keep_mask + 32 - tick->symbol_len, sizeof m);
+  for (size_t i = 0; i < 4; i++) {
+    w[i] &= m[i];
+  }
+  memcpy(key->bytes, w, sizeof w);
+}
+
+#if defined(__GNUC__)
+#define PE__PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#else
+#define PE__PREFETCH(p) ((void)(p))
+#endif
+
+/* Bytes at the start of a state that the rules-only path touches on every
+ * tick (see the layout in core/symstate.h). */
+#define PE__STATE_HOT_BYTES 192u
+
+void pe_engine_prefetch(const pe_engine_t *e, const pe_tick_t *tick) {
+  if (tick->symbol_len == 0 || tick->symbol_len > PE_SYMBOL_MAX) {
+    return;
+  }
+  pe__symkey_t key;
+  pe__symkey_of(tick, &key);
+  uint32_t id = pe__symtab_first_id(&e->symtab, pe__symkey_hash(&key));
+  if (id >= e->symtab.count) {
+    return; /* an empty slot: a new symbol */
+  }
+  const char *s = (const char *)&e->states[id];
+  PE__PREFETCH(&e->symtab.keys[id]);
+  PE__PREFETCH(s);
+  PE__PREFETCH(s + 64);
+  PE__PREFETCH(s + 128);
+  PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
+}
+
 int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   if (!(tick->price > 0.0) || !isfinite(tick->price)) {
     return pe__reject(e, PE_EPRICE);
@@ -322,21 +369,13 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   if (tick->symbol_len > PE_SYMBOL_MAX) {
     return pe__reject(e, PE_ESYMLEN);
   }
-  /* The key is the symbol zero-padded to 32 bytes, whatever the tick holds
-   * past symbol_len: copy whole words and mask the tail. */
   pe__symkey_t key;
-  uint64_t w[4];
-  memcpy(w, tick->symbol, sizeof w);
-  for (uint32_t i = 0; i < 4; i++) {
-    uint32_t lo = i * 8;
-    uint32_t keep = tick->symbol_len > lo ? tick->symbol_len - lo : 0;
-    w[i] &= keep >= 8 ? ~0ull : (1ull << (keep * 8)) - 1;
-  }
-  memcpy(key.bytes, w, sizeof w);
+  pe__symkey_of(tick, &key);
 
   uint32_t id;
   int is_new;
-  int rc = pe__symtab_intern(&e->symtab, &key, &id, &is_new);
+  int rc = pe__symtab_intern_hashed(&e->symtab, &key, pe__symkey_hash(&key),
+                                    &id, &is_new);
   if (rc != PE_OK) {
     snprintf(e->errmsg, sizeof e->errmsg,
              "symbol table full: %u symbols; raise max_symbols",
@@ -352,11 +391,10 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   e->started = 1;
 
   pe__tickcalc_t calc;
-  pe__features_update(s, tick, e->all_features, out->feature, &calc);
+  out->vwap = pe__features_update(s, tick, e->all_features, out->feature, &calc);
   out->symbol_id = id;
   out->ema_fast = s->ema_fast.value;
   out->ema_slow = s->ema_slow.value;
-  out->vwap = pe_vwap_value(&s->vwap);
   out->mean = s->price_stats.mean;
   out->var = pe_welford_var_sample(&s->price_stats);
   out->inferred = 0;

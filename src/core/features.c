@@ -107,7 +107,7 @@ static inline double pe__rel_dev(double x, double ref) {
   return ref == ref ? (x - ref) / ref : 0.0;
 }
 
-void pe__features_update(pe__symstate_t *s, const pe_tick_t *tick, int all,
+double pe__features_update(pe__symstate_t *s, const pe_tick_t *tick, int all,
                          double feature[PE_FEATURE_COUNT],
                          pe__tickcalc_t *calc) {
   const double p = tick->price;
@@ -123,7 +123,8 @@ void pe__features_update(pe__symstate_t *s, const pe_tick_t *tick, int all,
   pe_ema_update(&s->vol_ema, v);
   feature[PE_FEAT_EMA_GAP] =
       (s->ema_fast.value - s->ema_slow.value) / s->ema_slow.value;
-  feature[PE_FEAT_VWAP_DEV] = pe__rel_dev(p, pe_vwap_value(&s->vwap));
+  const double vwap = pe_vwap_value(&s->vwap);
+  feature[PE_FEAT_VWAP_DEV] = pe__rel_dev(p, vwap);
   double r = NAN;
   if (first) {
     calc->ret_var_prev = NAN;
@@ -177,4 +178,5 @@ void pe__features_update(pe__symstate_t *s, const pe_tick_t *tick, int all,
   s->last_price = p;
   s->last_ts_ns = tick->ts_ns;
   s->n_ticks += 1;
+  return vwap;
 }

@@ -49,8 +49,9 @@ void pe__symstate_init(pe__symstate_t *s, const pe_engine_config_t *config);
  * (ema_gap, vwap_dev, log_return, volume_ratio); with `all`, every standard
  * feature, else the others are NaN. NaN before a feature's warm-up. The
  * choice must not change during a symbol's life (the extra features keep
- * state of their own). Hot path. */
-void pe__features_update(pe__symstate_t *s, const pe_tick_t *tick, int all,
+ * state of their own). Returns the VWAP after the tick (pe_vwap_value), which
+ * vwap_dev is made from. Hot path. */
+double pe__features_update(pe__symstate_t *s, const pe_tick_t *tick, int all,
                          double feature[PE_FEATURE_COUNT],
                          pe__tickcalc_t *calc);
 
