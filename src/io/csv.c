@@ -432,23 +432,28 @@ static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
                                          const char *end, pe_tick_t *tick,
                                          size_t *len_out) {
   /* Separators: commas, and the newline, of the first blocks that hold
-   * one; nothing after the newline. */
+   * one; nothing after the newline. Two blocks at most, the first written
+   * out for the common short line. */
   uint64_t sep[PE__FUSED_BLOCKS];
-  uint64_t nl = 0;
-  size_t nb = 0;
-  while (nl == 0) {
-    if (nb == PE__FUSED_BLOCKS ||
-        (size_t)(end - p) < 64 * (nb + 1) + PE__FUSED_SLACK) {
-      return NULL; /* a long line, or too near the end of the buffer */
-    }
-    uint64_t cm;
-    pe__scan64(p + 64 * nb, &cm, &nl);
-    if (nl != 0) {
-      nl &= ~nl + 1; /* the first newline */
-      cm &= nl - 1;
-    }
-    sep[nb++] = cm | nl;
+  uint64_t nl, cm;
+  size_t nb = 1;
+  if ((size_t)(end - p) < 64 + PE__FUSED_SLACK) {
+    return NULL; /* too near the end of the buffer */
   }
+  pe__scan64(p, &cm, &nl);
+  if (nl == 0) {
+    sep[0] = cm;
+    if ((size_t)(end - p) < 128 + PE__FUSED_SLACK) {
+      return NULL;
+    }
+    pe__scan64(p + 64, &cm, &nl);
+    if (nl == 0) {
+      return NULL; /* a long line */
+    }
+    nb = 2;
+  }
+  nl &= ~nl + 1; /* the first newline */
+  sep[nb - 1] = (cm & (nl - 1)) | nl;
   const char *q = p + 64 * (nb - 1) + __builtin_ctzll(nl); /* the newline */
   if (end - q < PE__FUSED_SLACK) {
     return NULL;
@@ -466,17 +471,24 @@ static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
   flen[PE__COL_RECV_TS] = 0;
   if (c->plain && nb == 1) {
     /* The common layout in one block: three commas, then the newline. */
-    uint64_t m = sep[0];
+    uint64_t m = sep[0] & (nl - 1); /* the commas */
     size_t s[3];
-    for (int i = 0; i < 3; i++) {
-      if ((m & (nl - 1)) == 0) {
-        return NULL;
-      }
-      s[i] = (size_t)__builtin_ctzll(m);
-      m &= m - 1;
-    }
-    if (m != nl) {
+    if (m == 0) {
       return NULL;
+    }
+    s[0] = (size_t)__builtin_ctzll(m);
+    m &= m - 1;
+    if (m == 0) {
+      return NULL;
+    }
+    s[1] = (size_t)__builtin_ctzll(m);
+    m &= m - 1;
+    if (m == 0) {
+      return NULL;
+    }
+    s[2] = (size_t)__builtin_ctzll(m);
+    if ((m & (m - 1)) != 0) {
+      return NULL; /* more than three */
     }
     field[PE__COL_TS] = p;
     flen[PE__COL_TS] = s[0];

@@ -129,8 +129,10 @@ static inline uint64_t pe__first_digits(uint64_t w, size_t n) {
                                    << (8 * (8 - n)));
 }
 
-/* An unsigned integer of exactly n (1..19) digits at p; reads up to
- * PE__WIDE_SLACK bytes past p + n. */
+/* An unsigned integer of exactly n (1..19) digits at p: the first 1 to 8,
+ * then up to two words of 8 (written out: compilers keep a loop of at
+ * most two rounds as a loop). Reads up to PE__WIDE_SLACK bytes past
+ * p + n. */
 static inline int pe__wide_uint(const char *p, size_t n, uint64_t *out) {
   if (n == 0 || n > 19) {
     return 0;
@@ -141,12 +143,19 @@ static inline int pe__wide_uint(const char *p, size_t n, uint64_t *out) {
     return 0;
   }
   uint64_t v = pe__first_digits(w, head);
-  for (p += head, n -= head; n > 0; p += 8, n -= 8) {
-    w = pe__load8(p);
+  if (n > 8) {
+    w = pe__load8(p + head);
     if (pe__nondigits(w)) {
       return 0;
     }
     v = v * 100000000u + pe__eight_digit_value(w);
+    if (n > 16) {
+      w = pe__load8(p + head + 8);
+      if (pe__nondigits(w)) {
+        return 0;
+      }
+      v = v * 100000000u + pe__eight_digit_value(w);
+    }
   }
   *out = v;
   return 1;
