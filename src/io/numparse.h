@@ -109,10 +109,15 @@ static inline uint64_t pe__load8(const char *p) {
   return w;
 }
 
-/* The bytes of the first n (0..8) characters of a word. */
-static inline uint64_t pe__low_bytes(size_t n) {
-  return n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
-}
+/* The bytes of the first n (0..8) characters of a word. A table: the
+ * shift-and-compare form compiles to a branch on n == 8, which field
+ * lengths of 7 and 8 mixed make mispredict. */
+static const uint64_t pe__low_bytes_tab[9] = {
+    0x0000000000000000ull, 0x00000000000000FFull, 0x000000000000FFFFull,
+    0x0000000000FFFFFFull, 0x00000000FFFFFFFFull, 0x000000FFFFFFFFFFull,
+    0x0000FFFFFFFFFFFFull, 0x00FFFFFFFFFFFFFFull, 0xFFFFFFFFFFFFFFFFull};
+
+static inline uint64_t pe__low_bytes(size_t n) { return pe__low_bytes_tab[n]; }
 
 /* High bit set in each byte of w from the first one that is not an ASCII
  * digit (bytes after it may be marked or not): carries and borrows only
@@ -175,16 +180,16 @@ static inline int pe__wide_plain(const char *p, size_t n, double *out) {
   size_t frac = n - i - 1;
   uint64_t mant;
   if (n <= 8) {
-    /* One word: the digits before the point move up a byte over it. */
+    /* One word: the digits after the point move down a byte over it, then
+     * the n - 1 digits up to the top (which drops what follows them). */
     uint64_t z = w + (2ull << (8 * i)); /* '.' + 2 is '0' */
     if (pe__nondigits(z) & pe__low_bytes(n)) {
       return 0; /* a non-digit after the point */
     }
     uint64_t d = z - 0x3030303030303030ull;
     uint64_t before = pe__low_bytes(i);
-    uint64_t after = pe__low_bytes(n) & ~pe__low_bytes(i + 1);
-    mant = pe__eight_digit_value_raw((((d & before) << 8) | (d & after))
-                                     << (8 * (8 - n)));
+    mant = pe__eight_digit_value_raw(((d & before) | ((d >> 8) & ~before))
+                                     << (8 * (9 - n)));
   } else if (frac <= 8) {
     uint64_t f = pe__load8(p + i + 1);
     if (pe__nondigits(f) & pe__low_bytes(frac)) {
