@@ -1,10 +1,10 @@
 /* `pattern-engine replay`: a tick file through the engine, signals out.
  *
  * The file is mapped (or read in --read-size chunks) and fed to the CSV
- * parser. Parsed ticks wait in a small batch (PE__BATCH); a full batch is
- * prefetched (pe_engine_prefetch: its symbols' table entries and states
- * start loading together) and then pushed in order, each push timed with the
- * cycle counter into a histogram. Outputs are the same as pushing each tick
+ * parser. Parsed ticks wait in a small batch (PE__BATCH), which
+ * pe_engine_push_batch pushes in order once it is full (their symbols' table
+ * entries and states start loading together first), timed with the cycle
+ * counter into a histogram. Outputs are the same as pushing each tick
  * as it is parsed: everything that must keep line order (parse rejects, a
  * line cut across chunks, the end of a chunk) pushes the waiting ticks
  * first. Nothing on this path allocates. */
@@ -55,8 +55,8 @@ static pe_cli_flag_t pe__replay_flags[] = {
  * states, few enough to stay in L1 with them. */
 #define PE__BATCH 16
 
+/* Where a waiting tick came from, for rejects and error messages. */
 typedef struct pe__pending {
-  pe_tick_t tick;
   uint64_t line_no;
   const char *line; /* the raw line, inside the chunk being fed */
   size_t len;
@@ -75,8 +75,11 @@ typedef struct pe__replay {
   pe_hist_t latency; /* cycles per pe_engine_push, batch means: see
                         pe__push_pending */
   pe_tick_out_t out;
+  pe_tick_t batch[PE__BATCH]; /* parsed, not yet pushed */
   pe__pending_t pending[PE__BATCH];
   uint32_t n_pending;
+  uint64_t batch_c0;    /* counter at the batch's start or last output */
+  uint64_t batch_spent; /* counter ticks in its pushes so far */
   const char *chunk; /* the bytes being fed: pending lines point into them */
   size_t chunk_len;
   char line[4096];
@@ -144,42 +147,46 @@ static int pe__after_push(pe__replay_t *r, int rc, const pe_tick_t *tick,
   return 0;
 }
 
-/* Pushes the waiting ticks in order, stopping at the first that stops the
- * run. Hot path.
+/* pe_engine_push_batch's `each`: a push that was rejected, made signals or
+ * has features to write. The time it takes is left out of the batch's. */
+static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
+  pe__replay_t *r = ctx;
+  (void)out; /* r->out */
+  r->batch_spent += pe_cycles() - r->batch_c0;
+  const pe__pending_t *t = &r->pending[i];
+  int stop = pe__after_push(r, rc, &r->batch[i], t->line_no, t->line, t->len);
+  r->batch_c0 = pe_cycles();
+  return stop;
+}
+
+/* Pushes the waiting ticks in order (pe_engine_push_batch), stopping at the
+ * first that stops the run. Hot path.
  *
- * Latency: the cycle counter is read before the batch's first push and
- * after its last, and every tick of the batch is recorded with the batch's
- * mean: its pushes' time divided by their number. Reading the counter around
- * every push cost a fifth of replay's throughput (each read holds back the
- * overlap of one push with the next). Time spent writing a push's signals or
- * features is left out (the counter is read around it). So each tick is
- * counted, and its figure is the mean engine time per tick over the up to
- * PE__BATCH ticks it was pushed with; a single slow push shows spread over
- * its batch. */
+ * Latency: the cycle counter is read before the batch and after it, and
+ * every tick of the batch is recorded with the batch's mean: its pushes'
+ * time divided by their number. Reading the counter around every push cost
+ * a fifth of replay's throughput (each read holds back the overlap of one
+ * push with the next). Time spent writing a push's signals or features is
+ * left out (the counter is read around it). So each tick is counted, and
+ * its figure is the mean engine time per tick over the up to PE__BATCH
+ * ticks it was pushed with, their prefetch included; a single slow push
+ * shows spread over its batch. */
 static int pe__push_pending(pe__replay_t *r) {
   uint32_t n = r->n_pending;
   r->n_pending = 0;
   if (n == 0) {
     return 0;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    pe_engine_prefetch(r->engine, &r->pending[i].tick);
+  uint32_t pushed = 0;
+  r->batch_spent = 0;
+  r->batch_c0 = pe_cycles();
+  int stop = pe_engine_push_batch(r->engine, r->batch, n, &r->out,
+                                  r->features != NULL ? PE_ENGINE_EACH_ALL : 0,
+                                  pe__each, r, &pushed);
+  r->batch_spent += pe_cycles() - r->batch_c0;
+  if (pushed > 0) {
+    pe_hist_record_n(&r->latency, r->batch_spent / pushed, pushed);
   }
-  uint64_t spent = 0;
-  uint32_t i = 0;
-  int stop = 0;
-  uint64_t c0 = pe_cycles();
-  while (i < n && stop == 0) {
-    const pe__pending_t *t = &r->pending[i++];
-    int rc = pe_engine_push(r->engine, &t->tick, &r->out);
-    if (rc != PE_OK || r->out.n_signals != 0 || r->features != NULL) {
-      spent += pe_cycles() - c0;
-      stop = pe__after_push(r, rc, &t->tick, t->line_no, t->line, t->len);
-      c0 = pe_cycles();
-    }
-  }
-  spent += pe_cycles() - c0;
-  pe_hist_record_n(&r->latency, spent / i, i);
   return stop;
 }
 
@@ -200,8 +207,8 @@ static int pe__on_tick(void *ctx, const pe_tick_t *tick, uint64_t line_no,
                        const char *line, size_t len) {
   pe__replay_t *r = ctx;
   r->rows += 1;
+  r->batch[r->n_pending] = *tick;
   pe__pending_t *t = &r->pending[r->n_pending++];
-  t->tick = *tick;
   t->line_no = line_no;
   t->line = line;
   t->len = len;

@@ -338,44 +338,31 @@ static inline void pe__symkey_of(const pe_tick_t *tick, pe__symkey_t *key) {
  * tick (see the layout in core/symstate.h). */
 #define PE__STATE_HOT_BYTES 192u
 
-void pe_engine_prefetch(const pe_engine_t *e, const pe_tick_t *tick) {
-  if (tick->symbol_len == 0 || tick->symbol_len > PE_SYMBOL_MAX) {
-    return;
-  }
-  pe__symkey_t key;
-  pe__symkey_of(tick, &key);
-  uint32_t id = pe__symtab_first_id(&e->symtab, pe__symkey_hash(&key));
-  if (id >= e->symtab.count) {
-    return; /* an empty slot: a new symbol */
-  }
-  const char *s = (const char *)&e->states[id];
-  PE__PREFETCH(&e->symtab.keys[id]);
-  PE__PREFETCH(s);
-  PE__PREFETCH(s + 64);
-  PE__PREFETCH(s + 128);
-  PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
-}
-
-int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
+/* The checks of pe_engine_push that need no state, in its order. */
+static inline int pe__tick_check(const pe_tick_t *tick) {
   if (!(tick->price > 0.0) || !isfinite(tick->price)) {
-    return pe__reject(e, PE_EPRICE);
+    return PE_EPRICE;
   }
   if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
-    return pe__reject(e, PE_EVOLUME);
+    return PE_EVOLUME;
   }
   if (tick->symbol_len == 0) {
-    return pe__reject(e, PE_ESYMBOL);
+    return PE_ESYMBOL;
   }
   if (tick->symbol_len > PE_SYMBOL_MAX) {
-    return pe__reject(e, PE_ESYMLEN);
+    return PE_ESYMLEN;
   }
-  pe__symkey_t key;
-  pe__symkey_of(tick, &key);
+  return PE_OK;
+}
 
+/* pe_engine_push for a tick that passed pe__tick_check, with its key and
+ * the key's hash. */
+static int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
+                          const pe__symkey_t *key, uint32_t hash,
+                          pe_tick_out_t *out) {
   uint32_t id;
   int is_new;
-  int rc = pe__symtab_intern_hashed(&e->symtab, &key, pe__symkey_hash(&key),
-                                    &id, &is_new);
+  int rc = pe__symtab_intern_hashed(&e->symtab, key, hash, &id, &is_new);
   if (rc != PE_OK) {
     snprintf(e->errmsg, sizeof e->errmsg,
              "symbol table full: %u symbols; raise max_symbols",
@@ -438,6 +425,63 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
     }
   }
   return rc;
+}
+
+int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
+  int rc = pe__tick_check(tick);
+  if (rc != PE_OK) {
+    return pe__reject(e, rc);
+  }
+  pe__symkey_t key;
+  pe__symkey_of(tick, &key);
+  return pe__push_keyed(e, tick, &key, pe__symkey_hash(&key), out);
+}
+
+int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
+                         pe_tick_out_t *out, uint32_t flags,
+                         pe_engine_each_t each, void *ctx, uint32_t *pushed) {
+  /* Keys and hashes once; the table slots all start loading, then (from
+   * the slot, a guess when keys collide) the keys and states. */
+  pe__symkey_t key[PE_ENGINE_BATCH_MAX];
+  uint32_t hash[PE_ENGINE_BATCH_MAX];
+  if (n > PE_ENGINE_BATCH_MAX) {
+    n = PE_ENGINE_BATCH_MAX;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const pe_tick_t *t = &ticks[i];
+    if (t->symbol_len - 1u < PE_SYMBOL_MAX) {
+      pe__symkey_of(t, &key[i]);
+      hash[i] = pe__symkey_hash(&key[i]);
+      PE__PREFETCH(&e->symtab.slots[hash[i] & e->symtab.mask]);
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (ticks[i].symbol_len - 1u < PE_SYMBOL_MAX) {
+      uint32_t id = pe__symtab_first_id(&e->symtab, hash[i]);
+      if (id < e->symtab.count) {
+        const char *s = (const char *)&e->states[id];
+        PE__PREFETCH(&e->symtab.keys[id]);
+        PE__PREFETCH(s);
+        PE__PREFETCH(s + 64);
+        PE__PREFETCH(s + 128);
+        PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
+      }
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = pe__tick_check(&ticks[i]);
+    rc = rc != PE_OK ? pe__reject(e, rc)
+                     : pe__push_keyed(e, &ticks[i], &key[i], hash[i], out);
+    if (rc != PE_OK || out->n_signals != 0 || (flags & PE_ENGINE_EACH_ALL)) {
+      int stop = each(ctx, i, rc, out);
+      if (stop != 0) {
+        *pushed = i + 1;
+        return stop;
+      }
+    }
+  }
+  *pushed = n;
+  return 0;
 }
 
 void pe_engine_stats(const pe_engine_t *e, pe_engine_stats_t *stats) {
