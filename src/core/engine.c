@@ -299,14 +299,51 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
   return 1;
 }
 
+/* Appends the decimal digits of v at p; returns the end. */
+static char *pe__put_u64(char *p, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) {
+    *p++ = tmp[--n];
+  }
+  return p;
+}
+
+/* The signal's symbol and id: "%s-%lld%s" of symbol, ts_ns and kind, then
+ * "-%u" of seq + 1 when seq > 0, cut to fit id as snprintf cuts. Written out
+ * rather than formatted: this runs for every signal. */
 static void pe__signal_name(pe_signal_t *sig, const pe_tick_t *tick,
                             const char *kind, uint32_t seq) {
   memcpy(sig->symbol, tick->symbol, sizeof sig->symbol);
-  int n = snprintf(sig->id, sizeof sig->id, "%s-%lld%s", tick->symbol,
-                   (long long)tick->ts_ns, kind);
-  if (seq > 0 && n > 0 && (size_t)n < sizeof sig->id) {
-    snprintf(sig->id + n, sizeof sig->id - (size_t)n, "-%u", seq + 1);
+  char buf[sizeof tick->symbol + 64];
+  const char *nul = memchr(tick->symbol, '\0', sizeof tick->symbol);
+  size_t sym_len = nul ? (size_t)(nul - tick->symbol) : sizeof tick->symbol;
+  memcpy(buf, tick->symbol, sym_len);
+  char *p = buf + sym_len;
+  *p++ = '-';
+  uint64_t ts = (uint64_t)tick->ts_ns;
+  if (tick->ts_ns < 0) {
+    *p++ = '-';
+    ts = 0 - ts;
   }
+  p = pe__put_u64(p, ts);
+  size_t kind_len = strlen(kind);
+  memcpy(p, kind, kind_len);
+  p += kind_len;
+  if (seq > 0) {
+    *p++ = '-';
+    p = pe__put_u64(p, (uint32_t)(seq + 1u));
+  }
+  size_t n = (size_t)(p - buf);
+  if (n > sizeof sig->id - 1) {
+    n = sizeof sig->id - 1;
+  }
+  memcpy(sig->id, buf, n);
+  sig->id[n] = '\0';
 }
 
 /* 32 bytes of ones, then 32 of zeros: 32 bytes from offset 32 - n keep the
@@ -405,7 +442,8 @@ static int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
     pe_signal_t *sig = &out->signal[0];
     *sig = rules;
     pe__signal_name(sig, tick, "", s->rule_signal_seq);
-    snprintf(sig->label, sizeof sig->label, "%s", pe_rule_name(sig->pattern));
+    const char *name = pe_rule_name(sig->pattern);
+    memcpy(sig->label, name, strlen(name) + 1); /* rule names are short */
     e->stats.signals[sig->pattern] += 1;
     out->n_signals = 1;
   }
