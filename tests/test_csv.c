@@ -327,27 +327,46 @@ static int transcript_reject(void *ctx, int err, uint64_t line_no,
   return 0;
 }
 
+/* on_ticks: each tick of the batch as transcript_tick renders it. */
+static int transcript_ticks(void *ctx, const pe_tick_t *ticks,
+                            const pe_csv_row_t *rows, uint32_t n) {
+  transcript_t *t = ctx;
+  if (n == 0 || n > PE_CSV_BATCH) {
+    transcript_add(t, "bad batch size ");
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    transcript_tick(ctx, &ticks[i], rows[i].line_no, rows[i].line, rows[i].len);
+  }
+  return 0;
+}
+
+/* Parses text in pieces of `chunk` bytes, ticks one at a time or (batch)
+ * in batches. */
 static void transcript_parse(const char *text, size_t chunk, uint32_t flags,
-                             transcript_t *t) {
+                             int batch, transcript_t *t) {
   memset(t, 0, sizeof *t);
   transcript_add(t, "");
   pe_csv_options_t opt = {PE_TS_AUTO, 0, flags};
   pe_csv_t *c = NULL;
   PE_CHECK_INT(pe_csv_create(&opt, &c), PE_OK);
   pe_csv_handler_t h = {t, transcript_tick, transcript_reject};
+  pe_csv_batch_handler_t hb = {t, transcript_ticks, transcript_reject};
   size_t len = strlen(text);
   for (size_t i = 0; i < len; i += chunk) {
-    PE_CHECK_INT(pe_csv_feed(c, text + i, len - i < chunk ? len - i : chunk, &h),
+    size_t n = len - i < chunk ? len - i : chunk;
+    PE_CHECK_INT(batch ? pe_csv_feed_batch(c, text + i, n, &hb)
+                       : pe_csv_feed(c, text + i, n, &h),
                  PE_OK);
   }
-  PE_CHECK_INT(pe_csv_finish(c, &h), PE_OK);
+  PE_CHECK_INT(batch ? pe_csv_finish_batch(c, &hb) : pe_csv_finish(c, &h),
+               PE_OK);
   pe_csv_destroy(c);
 }
 
 /* The fused parser only takes a row with room after it in the buffer, so
  * the short texts above mostly miss it: here, long files of mixed rows in
- * three layouts, fed whole and in pieces, must give event for event what
- * the general parser gives. */
+ * three layouts, fed whole and in pieces, ticks one by one or in batches,
+ * must give event for event what the general parser gives. */
 static void test_fused_rows_match_the_general_parser(void) {
   static const char *const ts[] = {
       "1700000000123456789", "1700000000", "1700000000123", "17000000001234567",
@@ -392,11 +411,11 @@ static void test_fused_rows_match_the_general_parser(void) {
       }
     }
     transcript_t general, fused;
-    transcript_parse(text, len, PE_CSV_GENERAL_ONLY, &general);
+    transcript_parse(text, len, PE_CSV_GENERAL_ONLY, 0, &general);
     PE_CHECK(general.ticks > 1000);
     static const size_t chunks[] = {1 << 20, 4096, 100, 7, 1};
-    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
-      transcript_parse(text, chunks[k], 0, &fused);
+    for (size_t k = 0; k < 2 * sizeof chunks / sizeof chunks[0]; k++) {
+      transcript_parse(text, chunks[k / 2], 0, (int)(k % 2), &fused);
       PE_CHECK_INT(fused.ticks, general.ticks);
       PE_CHECK_INT(fused.len, general.len);
       PE_CHECK(strcmp(fused.text, general.text) == 0);
@@ -407,6 +426,45 @@ static void test_fused_rows_match_the_general_parser(void) {
   free(text);
 }
 
+static int stop_batch(void *ctx, const pe_tick_t *ticks,
+                      const pe_csv_row_t *rows, uint32_t n) {
+  int *seen = ctx;
+  (void)ticks;
+  *seen += (int)n;
+  return rows[n - 1].line_no >= 40 ? 7 : 0;
+}
+
+static int count_reject(void *ctx, int err, uint64_t line_no, const char *raw,
+                        size_t len) {
+  (void)err;
+  (void)line_no;
+  (void)raw;
+  (void)len;
+  *(int *)ctx += 1000;
+  return 0;
+}
+
+/* A batch callback's non-zero return stops the feed; a reject first hands
+ * over the ticks before it. */
+static void test_batch_callback_stops_the_feed(void) {
+  char text[8192];
+  size_t len = 0;
+  for (int i = 1; i <= 100; i++) {
+    len += (size_t)snprintf(text + len, sizeof text - len, "%d,SYM,%d.5,1\n",
+                            1700000000 + i, i == 20 ? -1 : i);
+  }
+  pe_csv_options_t opt = {PE_TS_AUTO, 0, 0};
+  pe_csv_t *c = NULL;
+  PE_CHECK_INT(pe_csv_create(&opt, &c), PE_OK);
+  int seen = 0;
+  pe_csv_batch_handler_t h = {&seen, stop_batch, count_reject};
+  PE_CHECK_INT(pe_csv_feed_batch(c, text, len, &h), 7);
+  /* Lines 1-16 (a full batch), 17-19 (handed over before the reject of
+   * line 20), the reject, 21-36, then 37-52, which holds line 40: stop. */
+  PE_CHECK_INT(seen, 1000 + 16 + 3 + 16 + 16);
+  pe_csv_destroy(c);
+}
+
 PE_TEST_MAIN(PE_TEST(test_headerless_prototype_layout),
              PE_TEST(test_header_any_order_extra_columns),
              PE_TEST(test_alternative_names_and_bom),
@@ -415,4 +473,5 @@ PE_TEST_MAIN(PE_TEST(test_headerless_prototype_layout),
              PE_TEST(test_last_line_without_newline),
              PE_TEST(test_chunking_never_changes_the_events),
              PE_TEST(test_bom_line_at_the_limit_regression), PE_TEST(test_header_errors), PE_TEST(test_callback_stops_the_feed),
-             PE_TEST(test_fused_rows_match_the_general_parser))
+             PE_TEST(test_fused_rows_match_the_general_parser),
+             PE_TEST(test_batch_callback_stops_the_feed))

@@ -1,13 +1,11 @@
 /* `pattern-engine replay`: a tick file through the engine, signals out.
  *
  * The file is mapped (or read in --read-size chunks) and fed to the CSV
- * parser. Parsed ticks wait in a small batch (PE__BATCH), which
- * pe_engine_push_batch pushes in order once it is full (their symbols' table
+ * parser, which hands over parsed ticks in batches (pe_csv_feed_batch,
+ * up to PE_CSV_BATCH, in line order with the rejects between them);
+ * pe_engine_push_batch pushes each batch in order (their symbols' table
  * entries and states start loading together first), timed with the cycle
- * counter into a histogram. Outputs are the same as pushing each tick
- * as it is parsed: everything that must keep line order (parse rejects, a
- * line cut across chunks, the end of a chunk) pushes the waiting ticks
- * first. Nothing on this path allocates. */
+ * counter into a histogram. Nothing on this path allocates. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -51,17 +49,6 @@ static pe_cli_flag_t pe__replay_flags[] = {
     {"quiet", NULL, NULL, NULL, "no progress bar and no summary", NULL},
 };
 
-/* Ticks parsed and not yet pushed: enough to overlap the loads of their
- * states, few enough to stay in L1 with them. */
-#define PE__BATCH 16
-
-/* Where a waiting tick came from, for rejects and error messages. */
-typedef struct pe__pending {
-  uint64_t line_no;
-  const char *line; /* the raw line, inside the chunk being fed */
-  size_t len;
-} pe__pending_t;
-
 typedef struct pe__replay {
   const pe_cli_command_t *cmd;
   const char *input;
@@ -73,15 +60,12 @@ typedef struct pe__replay {
   uint64_t rows;
   uint64_t parse_rejected[PE_REJECT_COUNT];
   pe_hist_t latency; /* cycles per pe_engine_push, batch means: see
-                        pe__push_pending */
+                        pe__on_ticks */
   pe_tick_out_t out;
-  pe_tick_t batch[PE__BATCH]; /* parsed, not yet pushed */
-  pe__pending_t pending[PE__BATCH];
-  uint32_t n_pending;
+  const pe_tick_t *batch; /* the batch being pushed, and its rows */
+  const pe_csv_row_t *batch_rows;
   uint64_t batch_c0;    /* counter at the batch's start or last output */
   uint64_t batch_spent; /* counter ticks in its pushes so far */
-  const char *chunk; /* the bytes being fed: pending lines point into them */
-  size_t chunk_len;
   char line[4096];
   /* progress */
   int progress;
@@ -153,14 +137,15 @@ static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
   pe__replay_t *r = ctx;
   (void)out; /* r->out */
   r->batch_spent += pe_cycles() - r->batch_c0;
-  const pe__pending_t *t = &r->pending[i];
-  int stop = pe__after_push(r, rc, &r->batch[i], t->line_no, t->line, t->len);
+  const pe_csv_row_t *row = &r->batch_rows[i];
+  int stop =
+      pe__after_push(r, rc, &r->batch[i], row->line_no, row->line, row->len);
   r->batch_c0 = pe_cycles();
   return stop;
 }
 
-/* Pushes the waiting ticks in order (pe_engine_push_batch), stopping at the
- * first that stops the run. Hot path.
+/* A batch of parsed ticks, pushed in order, stopping at the first that
+ * stops the run. Hot path.
  *
  * Latency: the cycle counter is read before the batch and after it, and
  * every tick of the batch is recorded with the batch's mean: its pushes'
@@ -168,24 +153,28 @@ static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
  * a fifth of replay's throughput (each read holds back the overlap of one
  * push with the next). Time spent writing a push's signals or features is
  * left out (the counter is read around it). So each tick is counted, and
- * its figure is the mean engine time per tick over the up to PE__BATCH
+ * its figure is the mean engine time per tick over the up to PE_CSV_BATCH
  * ticks it was pushed with, their prefetch included; a single slow push
  * shows spread over its batch. */
-static int pe__push_pending(pe__replay_t *r) {
-  uint32_t n = r->n_pending;
-  r->n_pending = 0;
-  if (n == 0) {
-    return 0;
-  }
+static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
+                        const pe_csv_row_t *rows, uint32_t n) {
+  pe__replay_t *r = ctx;
+  r->rows += n;
+  r->batch = ticks;
+  r->batch_rows = rows;
   uint32_t pushed = 0;
   r->batch_spent = 0;
   r->batch_c0 = pe_cycles();
-  int stop = pe_engine_push_batch(r->engine, r->batch, n, &r->out,
+  int stop = pe_engine_push_batch(r->engine, ticks, n, &r->out,
                                   r->features != NULL ? PE_ENGINE_EACH_ALL : 0,
                                   pe__each, r, &pushed);
   r->batch_spent += pe_cycles() - r->batch_c0;
   if (pushed > 0) {
     pe_hist_record_n(&r->latency, r->batch_spent / pushed, pushed);
+  }
+  if (stop == 0 && r->progress && r->rows >= r->next_check) {
+    r->next_check = r->rows + (1u << 16);
+    pe__draw_progress(r, 0);
   }
   return stop;
 }
@@ -193,37 +182,10 @@ static int pe__push_pending(pe__replay_t *r) {
 static int pe__on_reject(void *ctx, int err, uint64_t line_no,
                          const char *line, size_t len) {
   pe__replay_t *r = ctx;
-  int rc = pe__push_pending(r);
-  if (rc != 0) {
-    return rc;
-  }
   r->rows += 1;
   r->parse_rejected[pe_reject_from_error(err)] += 1;
   pe__record_reject(r, err, line_no, line, len);
   return r->fail_fast ? pe__fail(r, err, line_no, line, len) : 0;
-}
-
-static int pe__on_tick(void *ctx, const pe_tick_t *tick, uint64_t line_no,
-                       const char *line, size_t len) {
-  pe__replay_t *r = ctx;
-  r->rows += 1;
-  r->batch[r->n_pending] = *tick;
-  pe__pending_t *t = &r->pending[r->n_pending++];
-  t->line_no = line_no;
-  t->line = line;
-  t->len = len;
-  int rc = 0;
-  /* A line outside the chunk is the parser's copy of a line cut across
-   * chunks, which it reuses: push it now. */
-  uintptr_t at = (uintptr_t)line - (uintptr_t)r->chunk;
-  if (r->n_pending == PE__BATCH || at >= r->chunk_len) {
-    rc = pe__push_pending(r);
-  }
-  if (r->progress && r->rows >= r->next_check) {
-    r->next_check = r->rows + (1u << 16);
-    pe__draw_progress(r, 0);
-  }
-  return rc;
 }
 
 static void pe__draw_progress(pe__replay_t *r, int final) {
@@ -316,7 +278,7 @@ static void pe__print_summary(pe__replay_t *r, const pe__totals_t *t) {
           "  latency/tick p50 %.0f ns, p99 %.0f ns, p99.9 %.0f ns, max %.0f ns"
           " (engine push, %llu ticks, each its batch's mean, batches of %d)\n",
           t->p50_ns, t->p99_ns, t->p999_ns, t->max_ns,
-          (unsigned long long)r->latency.count, PE__BATCH);
+          (unsigned long long)r->latency.count, (int)PE_CSV_BATCH);
 }
 
 static int pe__write_summary_json(pe__replay_t *r, const pe__totals_t *t,
@@ -367,28 +329,10 @@ static int pe__write_state(pe__replay_t *r, const char *path) {
   return PE_EXIT_OK;
 }
 
-/* Feeds one chunk, then pushes what waits: the chunk's bytes may be gone
- * after. */
-static int pe__feed(pe__replay_t *r, pe_csv_t *csv, const char *data,
-                    size_t len, const pe_csv_handler_t *h) {
-  r->chunk = data;
-  r->chunk_len = len;
-  int rc = pe_csv_feed(csv, data, len, h);
-  if (rc == 0) {
-    rc = pe__push_pending(r);
-  }
-  r->chunk = NULL;
-  r->chunk_len = 0;
-  return rc;
-}
-
 static int pe__feed_done(pe__replay_t *r, pe_csv_t *csv, int rc,
-                         const pe_csv_handler_t *h) {
+                         const pe_csv_batch_handler_t *h) {
   if (rc == 0) {
-    rc = pe_csv_finish(csv, h);
-  }
-  if (rc == 0) {
-    rc = pe__push_pending(r);
+    rc = pe_csv_finish_batch(csv, h);
   }
   if (rc == PE_EHEADER) {
     pe_cli_error(r->cmd, "%s: %s", r->input, pe_csv_errmsg(csv));
@@ -400,7 +344,7 @@ static int pe__feed_done(pe__replay_t *r, pe_csv_t *csv, int rc,
 /* A regular file is mapped and parsed in place, `size` bytes a feed, which
  * spares the copy into a read buffer. Returns -1 when it cannot be mapped. */
 static int pe__feed_mapped(pe__replay_t *r, int fd, pe_csv_t *csv, size_t size,
-                           const pe_csv_handler_t *h) {
+                           const pe_csv_batch_handler_t *h) {
   if (r->bytes_total == 0 || r->bytes_total > SIZE_MAX) {
     return -1;
   }
@@ -415,7 +359,7 @@ static int pe__feed_mapped(pe__replay_t *r, int fd, pe_csv_t *csv, size_t size,
   for (size_t off = 0; off < len && rc == 0; off += size) {
     size_t n = len - off < size ? len - off : size;
     r->bytes_done += n;
-    rc = pe__feed(r, csv, data + off, n, h);
+    rc = pe_csv_feed_batch(csv, data + off, n, h);
   }
   rc = pe__feed_done(r, csv, rc, h);
   munmap(map, len);
@@ -424,7 +368,7 @@ static int pe__feed_mapped(pe__replay_t *r, int fd, pe_csv_t *csv, size_t size,
 
 /* Reads the input and feeds the parser until the end or a stop. */
 static int pe__feed_all(pe__replay_t *r, int fd, pe_csv_t *csv, char *buf,
-                        size_t size, const pe_csv_handler_t *h) {
+                        size_t size, const pe_csv_batch_handler_t *h) {
   int mapped = pe__feed_mapped(r, fd, csv, size, h);
   if (mapped != -1) {
     return mapped;
@@ -442,7 +386,7 @@ static int pe__feed_all(pe__replay_t *r, int fd, pe_csv_t *csv, char *buf,
       break;
     }
     r->bytes_done += (uint64_t)n;
-    int rc = pe__feed(r, csv, buf, (size_t)n, h);
+    int rc = pe_csv_feed_batch(csv, buf, (size_t)n, h);
     if (rc != 0) {
       return pe__feed_done(r, csv, rc, h);
     }
@@ -570,7 +514,7 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     goto done;
   }
 
-  pe_csv_handler_t handler = {r, pe__on_tick, pe__on_reject};
+  pe_csv_batch_handler_t handler = {r, pe__on_ticks, pe__on_reject};
   (void)pe_cycles_per_ns(); /* calibrate before the clock starts */
   r->start_ns = pe_clock_ns();
   r->next_check = 1u << 16;

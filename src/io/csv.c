@@ -38,6 +38,9 @@ struct pe_csv {
   int plain; /* the columns are ts,symbol,price,volume */
   uint32_t n_columns;
   uint8_t role[PE__MAX_COLUMNS];
+  pe_tick_t batch[PE_CSV_BATCH]; /* ticks for on_ticks, not handed over yet */
+  pe_csv_row_t rows[PE_CSV_BATCH];
+  uint32_t n_batch;
   char *carry; /* a line cut by a chunk boundary: [0, carry_len) */
   size_t carry_len;
   int carry_overlong; /* the cut line passed max_line: drop to newline */
@@ -242,14 +245,64 @@ static inline const char *pe__find_comma(const char *p, const char *end) {
   return p;
 }
 
-static inline int pe__reject(const pe_csv_handler_t *h, int err,
+/* Both kinds of callbacks; on_ticks set means batches. */
+typedef struct pe__handler {
+  void *ctx;
+  int (*on_tick)(void *ctx, const pe_tick_t *tick, uint64_t line_no,
+                 const char *line, size_t len);
+  int (*on_reject)(void *ctx, int err, uint64_t line_no, const char *line,
+                   size_t len);
+  int (*on_ticks)(void *ctx, const pe_tick_t *ticks, const pe_csv_row_t *rows,
+                  uint32_t n);
+} pe__handler_t;
+
+/* Hands the batched ticks to on_ticks. */
+static int pe__flush(pe_csv_t *c, const pe__handler_t *h) {
+  uint32_t n = c->n_batch;
+  c->n_batch = 0;
+  return n > 0 ? h->on_ticks(h->ctx, c->batch, c->rows, n) : 0;
+}
+
+static inline int pe__reject(pe_csv_t *c, const pe__handler_t *h, int err,
                              uint64_t line_no, const char *line, size_t len) {
+  if (c->n_batch > 0) {
+    int rc = pe__flush(c, h);
+    if (rc != 0) {
+      return rc;
+    }
+  }
   return h->on_reject ? h->on_reject(h->ctx, err, line_no, line, len) : 0;
+}
+
+/* Where the fused parser builds the next tick: the batch's next slot when
+ * ticks go out in batches, else `local`. */
+static inline pe_tick_t *pe__tick_slot(pe_csv_t *c, const pe__handler_t *h,
+                                       pe_tick_t *local) {
+  return h->on_ticks ? &c->batch[c->n_batch] : local;
+}
+
+/* A valid tick of the current line: into the batch (copied, unless it was
+ * built in its slot) or to on_tick. */
+static inline int pe__emit(pe_csv_t *c, const pe__handler_t *h,
+                           const pe_tick_t *tick, const char *line,
+                           size_t len) {
+  if (h->on_ticks == NULL) {
+    return h->on_tick ? h->on_tick(h->ctx, tick, c->line_no, line, len) : 0;
+  }
+  uint32_t i = c->n_batch;
+  if (tick != &c->batch[i]) {
+    c->batch[i] = *tick;
+  }
+  c->rows[i].line_no = c->line_no;
+  c->rows[i].line = line;
+  c->rows[i].len = len;
+  c->n_batch = i + 1;
+  return c->n_batch == PE_CSV_BATCH ? pe__flush(c, h) : 0;
 }
 
 /* One complete line without its newline: the general parser. */
 static int pe__line(pe_csv_t *c, const char *line, size_t len,
-                    const pe_csv_handler_t *h) {
+                    const pe__handler_t *h) {
   c->line_no += 1;
   if (len > 0 && line[len - 1] == '\r') {
     len--;
@@ -259,7 +312,7 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     len -= 3;
   }
   if (len > c->opt.max_line) {
-    return pe__reject(h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
+    return pe__reject(c, h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
   }
   size_t i = 0;
   while (i < len && pe__space(line[i])) {
@@ -296,7 +349,7 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     p = q + 1;
   }
   if (n != c->n_columns) {
-    return pe__reject(h, PE_EFIELDS, c->line_no, line, len);
+    return pe__reject(c, h, PE_EFIELDS, c->line_no, line, len);
   }
 
   for (int role = PE__COL_TS; role < PE__COL_ROLES; role++) {
@@ -306,29 +359,29 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   }
   if (pe_parse_timestamp(field[PE__COL_TS], flen[PE__COL_TS], c->opt.ts_unit,
                          &tick.ts_ns) != PE_OK) {
-    return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
+    return pe__reject(c, h, PE_ETIMESTAMP, c->line_no, line, len);
   }
   const char *sym = field[PE__COL_SYMBOL];
   size_t sym_len = flen[PE__COL_SYMBOL];
   if (sym_len == 0) {
-    return pe__reject(h, PE_ESYMBOL, c->line_no, line, len);
+    return pe__reject(c, h, PE_ESYMBOL, c->line_no, line, len);
   }
   if (sym_len > PE_SYMBOL_MAX) {
-    return pe__reject(h, PE_ESYMLEN, c->line_no, line, len);
+    return pe__reject(c, h, PE_ESYMLEN, c->line_no, line, len);
   }
   if (pe_parse_double(field[PE__COL_PRICE], flen[PE__COL_PRICE],
                       &tick.price) != PE_OK) {
-    return pe__reject(h, PE_ENUMBER, c->line_no, line, len);
+    return pe__reject(c, h, PE_ENUMBER, c->line_no, line, len);
   }
   if (!(tick.price > 0.0) || !isfinite(tick.price)) {
-    return pe__reject(h, PE_EPRICE, c->line_no, line, len);
+    return pe__reject(c, h, PE_EPRICE, c->line_no, line, len);
   }
   if (pe_parse_double(field[PE__COL_VOLUME], flen[PE__COL_VOLUME],
                       &tick.volume) != PE_OK) {
-    return pe__reject(h, PE_ENUMBER, c->line_no, line, len);
+    return pe__reject(c, h, PE_ENUMBER, c->line_no, line, len);
   }
   if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
-    return pe__reject(h, PE_EVOLUME, c->line_no, line, len);
+    return pe__reject(c, h, PE_EVOLUME, c->line_no, line, len);
   }
   tick.recv_ts_ns = PE_TS_NONE;
   if (field[PE__COL_RECV_TS] != NULL) {
@@ -336,13 +389,13 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     size_t rlen = flen[PE__COL_RECV_TS];
     if (rlen > 0 &&
         pe_parse_timestamp(r, rlen, c->opt.ts_unit, &tick.recv_ts_ns) != PE_OK) {
-      return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
+      return pe__reject(c, h, PE_ETIMESTAMP, c->line_no, line, len);
     }
   }
   memcpy(tick.symbol, sym, sym_len);
   memset(tick.symbol + sym_len, 0, sizeof tick.symbol - sym_len);
   tick.symbol_len = (uint32_t)sym_len;
-  return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
+  return pe__emit(c, h, &tick, line, len);
 }
 
 /* ---- the fused parser ----------------------------------------------------
@@ -576,7 +629,7 @@ static size_t pe__carry_limit(const pe_csv_t *c) {
 
 /* Ends the carried line with data[0, len) and parses it. */
 static int pe__carried_line(pe_csv_t *c, const char *data, size_t len,
-                            const pe_csv_handler_t *h) {
+                            const pe__handler_t *h) {
   size_t room = pe__carry_limit(c) - c->carry_len;
   if (c->carry_overlong || len > room) {
     size_t take = len < room ? len : room;
@@ -588,7 +641,7 @@ static int pe__carried_line(pe_csv_t *c, const char *data, size_t len,
     c->carry_len = 0;
     c->carry_overlong = 0;
     c->line_no += 1;
-    return pe__reject(h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
+    return pe__reject(c, h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
   }
   memcpy(c->carry + c->carry_len, data, len);
   size_t total = c->carry_len + len;
@@ -613,8 +666,8 @@ static void pe__carry(pe_csv_t *c, const char *data, size_t len) {
   c->carry_len += len;
 }
 
-int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
-                const pe_csv_handler_t *h) {
+static int pe__feed(pe_csv_t *c, const char *data, size_t len,
+                    const pe__handler_t *h) {
   const char *p = data;
   const char *end = data + len;
   if (c->carry_len > 0 || c->carry_overlong) {
@@ -631,18 +684,19 @@ int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
   }
   while (p < end) {
     if (c->fused && c->seen_first) {
-      pe_tick_t tick;
+      pe_tick_t local;
+      pe_tick_t *tick = pe__tick_slot(c, h, &local);
       size_t n;
-      const char *nl = pe__fused_line(c, p, end, &tick, &n);
+      const char *nl = pe__fused_line(c, p, end, tick, &n);
       if (nl != NULL) {
         c->line_no += 1;
         int rc;
-        if (!(tick.price > 0.0) || !isfinite(tick.price)) {
-          rc = pe__reject(h, PE_EPRICE, c->line_no, p, n);
-        } else if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
-          rc = pe__reject(h, PE_EVOLUME, c->line_no, p, n);
+        if (!(tick->price > 0.0) || !isfinite(tick->price)) {
+          rc = pe__reject(c, h, PE_EPRICE, c->line_no, p, n);
+        } else if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
+          rc = pe__reject(c, h, PE_EVOLUME, c->line_no, p, n);
         } else {
-          rc = h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, p, n) : 0;
+          rc = pe__emit(c, h, tick, p, n);
         }
         if (rc != 0) {
           return rc;
@@ -653,8 +707,13 @@ int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
     }
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) {
+      /* The batch may hold the line in the carry buffer: out first. */
+      int rc = pe__flush(c, h);
+      if (rc != 0) {
+        return rc;
+      }
       pe__carry(c, p, (size_t)(end - p));
-      break;
+      return PE_OK;
     }
     int rc = pe__line(c, p, (size_t)(nl - p), h);
     if (rc != 0) {
@@ -662,12 +721,35 @@ int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
     }
     p = nl + 1;
   }
-  return PE_OK;
+  return pe__flush(c, h);
 }
 
-int pe_csv_finish(pe_csv_t *c, const pe_csv_handler_t *h) {
+static int pe__finish(pe_csv_t *c, const pe__handler_t *h) {
   if (c->carry_len == 0 && !c->carry_overlong) {
     return PE_OK;
   }
-  return pe__carried_line(c, "", 0, h);
+  int rc = pe__carried_line(c, "", 0, h);
+  return rc != 0 ? rc : pe__flush(c, h);
+}
+
+int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
+                const pe_csv_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, handler->on_tick, handler->on_reject, NULL};
+  return pe__feed(c, data, len, &h);
+}
+
+int pe_csv_finish(pe_csv_t *c, const pe_csv_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, handler->on_tick, handler->on_reject, NULL};
+  return pe__finish(c, &h);
+}
+
+int pe_csv_feed_batch(pe_csv_t *c, const char *data, size_t len,
+                      const pe_csv_batch_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, NULL, handler->on_reject, handler->on_ticks};
+  return pe__feed(c, data, len, &h);
+}
+
+int pe_csv_finish_batch(pe_csv_t *c, const pe_csv_batch_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, NULL, handler->on_reject, handler->on_ticks};
+  return pe__finish(c, &h);
 }
