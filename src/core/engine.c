@@ -392,14 +392,15 @@ static inline int pe__tick_check(const pe_tick_t *tick) {
   return PE_OK;
 }
 
-/* pe_engine_push for a tick that passed pe__tick_check, with its key and
- * the key's hash. */
+/* pe_engine_push for a tick that passed pe__tick_check, with its key, the
+ * key's hash and a guess at its id (see pe__symtab_intern_guess). */
 static int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
                           const pe__symkey_t *key, uint32_t hash,
-                          pe_tick_out_t *out) {
+                          uint32_t guess, pe_tick_out_t *out) {
   uint32_t id;
   int is_new;
-  int rc = pe__symtab_intern_hashed(&e->symtab, key, hash, &id, &is_new);
+  int rc =
+      pe__symtab_intern_guess(&e->symtab, key, hash, guess, &id, &is_new);
   if (rc != PE_OK) {
     snprintf(e->errmsg, sizeof e->errmsg,
              "symbol table full: %u symbols; raise max_symbols",
@@ -472,16 +473,20 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   }
   pe__symkey_t key;
   pe__symkey_of(tick, &key);
-  return pe__push_keyed(e, tick, &key, pe__symkey_hash(&key), out);
+  uint32_t hash = pe__symkey_hash(&key);
+  return pe__push_keyed(e, tick, &key, hash,
+                        pe__symtab_first_id(&e->symtab, hash), out);
 }
 
 int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
                          pe_tick_out_t *out, uint32_t flags,
                          pe_engine_each_t each, void *ctx, uint32_t *pushed) {
   /* Keys and hashes once; the table slots all start loading, then (from
-   * the slot, a guess when keys collide) the keys and states. */
+   * the slot, a guess when keys collide) the keys and states; the guess
+   * also spares the pushes their table lookup. */
   pe__symkey_t key[PE_ENGINE_BATCH_MAX];
   uint32_t hash[PE_ENGINE_BATCH_MAX];
+  uint32_t guess[PE_ENGINE_BATCH_MAX];
   if (n > PE_ENGINE_BATCH_MAX) {
     n = PE_ENGINE_BATCH_MAX;
   }
@@ -496,6 +501,7 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
   for (uint32_t i = 0; i < n; i++) {
     if (ticks[i].symbol_len - 1u < PE_SYMBOL_MAX) {
       uint32_t id = pe__symtab_first_id(&e->symtab, hash[i]);
+      guess[i] = id;
       if (id < e->symtab.count) {
         const char *s = (const char *)&e->states[id];
         PE__PREFETCH(&e->symtab.keys[id]);
@@ -509,7 +515,8 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
   for (uint32_t i = 0; i < n; i++) {
     int rc = pe__tick_check(&ticks[i]);
     rc = rc != PE_OK ? pe__reject(e, rc)
-                     : pe__push_keyed(e, &ticks[i], &key[i], hash[i], out);
+                     : pe__push_keyed(e, &ticks[i], &key[i], hash[i], guess[i],
+                                      out);
     if (rc != PE_OK || out->n_signals != 0 || (flags & PE_ENGINE_EACH_ALL)) {
       int stop = each(ctx, i, rc, out);
       if (stop != 0) {

@@ -38,13 +38,6 @@ void pe__symtab_clear(pe__symtab_t *t) {
   t->count = 0;
 }
 
-static inline int pe__symkey_eq(const pe__symkey_t *a, const pe__symkey_t *b) {
-  uint64_t x[4], y[4];
-  memcpy(x, a->bytes, sizeof x);
-  memcpy(y, b->bytes, sizeof y);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
-}
-
 int pe__symtab_intern(pe__symtab_t *t, const pe__symkey_t *key, uint32_t *id,
                       int *is_new) {
   return pe__symtab_intern_hashed(t, key, pe__symkey_hash(key), id, is_new);
