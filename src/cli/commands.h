@@ -12,6 +12,15 @@ extern const pe_cli_command_t pe_cli_live;
 extern const pe_cli_command_t pe_cli_publish;
 #endif
 extern const pe_cli_command_t pe_cli_help;
+#ifdef PE_HAVE_ONNX
+#include "pe/model.h"
+extern const pe_cli_command_t pe_cli_inspect;
+extern const pe_cli_command_t pe_cli_infer;
+extern const pe_cli_command_t pe_cli_bench_model;
+
+/* --kernels auto|generic|avx2 into opts (inspect.c); returns an exit code. */
+int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts);
+#endif
 
 /* `pattern-engine --help` and `--version` (help.c). */
 void pe_cli_print_usage(FILE *out);

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Our cpu backend against ONNX Runtime and PyTorch, same models, same core.
+
+    .venv/bin/python bench/bench_model_peers.py [--build build] [--core 1]
+        [--batches 1,4096] [MODEL.onnx ...]
+
+Everything runs pinned to one core (taskset for `pattern-engine bench-model`,
+sched_setaffinity for this process), in one run of this script:
+  - ours:  `pattern-engine bench-model MODEL --batch B` (median latency and
+           throughput over the timed runs);
+  - ONNX Runtime (Python): intra_op_num_threads=1, inter_op_num_threads=1,
+           sequential execution, all graph optimizations on; the same timing
+           (each run timed with perf_counter_ns, warm-up first);
+  - PyTorch CPU (eager, inference_mode, torch.set_num_threads(1)), when
+           torch is importable, for the shipped models: the module class of
+           models/train_*.py with the .onnx weights.
+Ratios are our throughput over the peer's. Defaults: models/*.onnx when there
+are any, else the toy models in tests/models/.
+"""
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def iterations(batch):
+    return max(50, min(20000, 200000 // batch))
+
+
+def ours(exe, model, batch, core, kernels):
+    cmd = ["taskset", "-c", str(core), exe, "bench-model", model, "--batch", str(batch),
+           "--kernels", kernels]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    med = float(re.search(r"median ([0-9.]+)", out).group(1))
+    tput = float(re.search(r"throughput: ([0-9.]+) windows/s", out).group(1))
+    kern = re.search(r"kernels (\S+)", out).group(1)
+    return med, tput, kern
+
+
+def timed(fn, batch):
+    n = iterations(batch)
+    for _ in range(max(5, n // 10)):
+        fn()
+    t = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        t[i] = time.perf_counter_ns() - t0
+    med_us = float(np.median(t)) / 1e3
+    tput = batch * n / (t.sum() / 1e9)
+    return med_us, tput
+
+
+def ort_bench(model, batch):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    inp = s.get_inputs()[0]
+    shape = [batch] + [int(d) for d in inp.shape[1:]]
+    x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
+    feed = {inp.name: x}
+    return timed(lambda: s.run(None, feed), batch)
+
+
+def torch_module(model):
+    """The PyTorch module of a shipped model: its class from the training
+    scripts (models/train_*.py), with the weights of the .onnx loaded where
+    the initializer names match the state dict (timing does not depend on
+    the values). None for models without a PyTorch definition."""
+    import torch
+    import onnx
+    from onnx import numpy_helper
+    sys.path.insert(0, os.path.join(ROOT, "models"))
+    name = os.path.basename(model)[:-5]
+    if name in ("toy_cnn", "toy_mlp"):
+        import train_toy as T
+        m = T.ToyCNN() if name == "toy_cnn" else T.ToyMLP()
+    elif name in ("pattern_cnn", "pattern_lstm"):
+        import train_pattern as T
+        c = int(onnx.load(model).graph.input[0].type.tensor_type.shape.dim[1].dim_value)
+        cls = T.PatternCNN if name == "pattern_cnn" else T.PatternLSTM
+        m = cls(np.zeros(c), np.ones(c))
+    else:
+        return None
+    sd = m.state_dict()
+    for t in onnx.load(model).graph.initializer:
+        if t.name in sd and tuple(sd[t.name].shape) == tuple(t.dims):
+            sd[t.name] = torch.from_numpy(numpy_helper.to_array(t).copy())
+    m.load_state_dict(sd)
+    return m.eval()
+
+
+def torch_bench(model, batch):
+    try:
+        import torch
+    except ImportError:
+        return None, "torch not importable (run with a python that has it, e.g. /work/venv-train)"
+    try:
+        m = torch_module(model)
+    except Exception as e:  # a training script that does not import here
+        return None, f"no PyTorch module ({e})"
+    if m is None:
+        return None, "no PyTorch definition for this model"
+    torch.set_num_threads(1)
+    import onnxruntime as ort
+    shape = [int(d) for d in ort.InferenceSession(model).get_inputs()[0].shape[1:]]
+    x = torch.rand([batch] + shape) * 2 - 1
+    with torch.inference_mode():
+        return timed(lambda: m(x), batch), ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--core", type=int, default=1)
+    ap.add_argument("--batches", default="1,4096")
+    ap.add_argument("--kernels", default="auto", help="our kernels: auto, avx2, generic")
+    ap.add_argument("models", nargs="*")
+    a = ap.parse_args()
+    models = a.models or sorted(glob.glob(os.path.join(ROOT, "models", "*.onnx"))) or [
+        os.path.join(ROOT, "tests", "models", f)
+        for f in ("mlp_gemm.onnx", "cnn_toy.onnx", "conv_odd.onnx", "lstm.onnx", "gru.onnx")]
+    exe = os.path.join(a.build, "pattern-engine")
+    os.sched_setaffinity(0, {a.core})
+    import onnxruntime
+    print(f"one core (cpu {a.core}); onnxruntime {onnxruntime.__version__}, numpy {np.__version__}")
+    hdr = (f"{'model':24} {'batch':>5} | {'ours med us':>11} {'ours win/s':>11} | "
+           f"{'ORT med us':>10} {'ORT win/s':>11} {'x ORT':>6} | {'torch win/s':>11} {'x torch':>7}")
+    print(hdr)
+    print("-" * len(hdr))
+    why = ""
+    for m in models:
+        for b in [int(v) for v in a.batches.split(",")]:
+            med, tput, kern = ours(exe, m, b, a.core, a.kernels)
+            omed, otput = ort_bench(m, b)
+            tres, why_m = torch_bench(m, b)
+            why = why_m or why
+            ts = f"{tres[1]:11.0f} {tput / tres[1]:7.2f}" if tres else f"{'-':>11} {'-':>7}"
+            print(f"{os.path.basename(m):24} {b:5d} | {med:11.3f} {tput:11.0f} | "
+                  f"{omed:10.3f} {otput:11.0f} {tput / otput:6.2f} | {ts}", flush=True)
+    try:
+        import torch
+        tv = f"torch {torch.__version__}"
+    except ImportError:
+        tv = "torch absent"
+    print(f"our kernels: {kern}; {tv}; PyTorch: {why or 'measured'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

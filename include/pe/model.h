@@ -1,0 +1,125 @@
+/* ONNX models on the CPU: load, describe, run batches.
+ *
+ * A model (pe_model_t) is loaded once from an .onnx file or a memory buffer:
+ * the whole graph is validated, shapes are resolved, shape subgraphs are
+ * folded, weights are repacked for the kernels and an execution plan is
+ * built. After load the model is read-only, so several threads may share it;
+ * each thread runs it through its own context (pe_model_ctx_t), which owns
+ * the one arena the plan computes in. pe_model_run allocates nothing, locks
+ * nothing and makes no system call.
+ *
+ * Layout: the input is the model's one float32 input, batch-major and C order
+ * ([batch][channels][window] for a Conv1d model); the output is the model's
+ * first output, [batch][values]. docs/models.md lists the supported ops.
+ *
+ * Ownership: the caller owns the buffers passed to pe_model_run; every
+ * pointer returned by a describe function is owned by the model and valid
+ * until pe_model_destroy. */
+#ifndef PE_MODEL_H
+#define PE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PE_MODEL_MAX_IO 8
+#define PE_MODEL_MAX_META 32
+#define PE_MODEL_MAX_RANK 8
+
+typedef struct pe_model pe_model_t;
+typedef struct pe_model_ctx pe_model_ctx_t;
+
+/* Which kernels the plan uses. AUTO picks the best the CPU has (AVX-512
+ * dense and Conv1d with AVX2/FMA for the rest, else AVX2/FMA, else portable
+ * C), capped by the environment variable PE_CPU_KERNELS (generic, avx2 or
+ * avx512) when set. An explicit choice is capped by what the CPU has. */
+typedef enum pe_kernels {
+  PE_KERNELS_AUTO = 0,
+  PE_KERNELS_GENERIC,
+  PE_KERNELS_AVX2,
+  PE_KERNELS_AVX512
+} pe_kernels_t;
+
+typedef struct pe_model_options {
+  pe_kernels_t kernels;
+} pe_model_options_t;
+
+/* A graph input or output. dims[i] is -1 for the batch dimension. */
+typedef struct pe_model_tensor {
+  char name[PE_MODEL_NAME_MAX];
+  int rank;
+  int batch_axis; /* -1 when the tensor has none */
+  int64_t dims[PE_MODEL_MAX_RANK];
+  int64_t numel; /* elements per window (batch dimension excluded) */
+} pe_model_tensor_t;
+
+/* What a loaded model is. The strings point into the model. */
+typedef struct pe_model_desc {
+  int64_t ir_version;
+  int64_t opset;        /* of the default domain */
+  const char *producer; /* "pytorch 2.3.0", or "" */
+  pe_model_tensor_t input;
+  int n_outputs; /* graph outputs; pe_model_run writes outputs[0] */
+  pe_model_tensor_t outputs[PE_MODEL_MAX_IO];
+  int n_meta;
+  const char *meta_key[PE_MODEL_MAX_META];
+  const char *meta_value[PE_MODEL_MAX_META];
+  int n_steps;           /* steps of the execution plan */
+  int64_t flops;         /* per window: 2 per multiply-add, 1 per other op */
+  int64_t weight_bytes;  /* packed weights */
+  int64_t arena_floats;  /* arena floats per window in flight */
+  const char *kernels;   /* "avx512+fma", "avx2+fma" or "generic" */
+} pe_model_desc_t;
+
+/* Loads a model from a memory buffer holding an .onnx file. `name` is used
+ * in messages only (a path, or "<buffer>"); opts may be NULL. The buffer is
+ * not kept. On failure *out is NULL, the return is PE_EMODEL,
+ * PE_EUNSUPPORTED, PE_ESHAPE, PE_ECORRUPT or PE_ENOMEM, and err holds one
+ * line: "NAME: node I (NODE_NAME, OP): what is wrong; what is supported". */
+int pe_model_load_buffer(const void *data, size_t len, const char *name,
+                         const pe_model_options_t *opts, pe_model_t **out,
+                         char *err, size_t err_cap);
+
+/* Reads the file at path (the only I/O of this module) and loads it as
+ * pe_model_load_buffer does. An unreadable file gives PE_EIO. */
+int pe_model_load_file(const char *path, const pe_model_options_t *opts,
+                       pe_model_t **out, char *err, size_t err_cap);
+
+/* NULL is a no-op. Every context of the model must be destroyed first. */
+void pe_model_destroy(pe_model_t *model);
+
+const pe_model_desc_t *pe_model_desc(const pe_model_t *model);
+
+/* Value of metadata_props[key], NULL when absent. */
+const char *pe_model_meta(const pe_model_t *model, const char *key);
+
+/* One line describing plan step i ("conv1d+bias+relu 8x34 -> 16x32 ..."),
+ * written into buf (NUL-terminated, truncated to cap). Returns the length
+ * it would have had, or PE_EINVAL for i out of range. */
+int pe_model_step_describe(const pe_model_t *model, int i, char *buf,
+                           size_t cap);
+
+/* A context for one thread: the arena plus the per-run pointers. max_batch
+ * only sizes the arena's tile (batches larger than the tile run in tiles);
+ * any batch size is accepted by pe_model_run. */
+int pe_model_ctx_create(const pe_model_t *model, uint32_t max_batch,
+                        pe_model_ctx_t **out);
+
+/* NULL is a no-op. */
+void pe_model_ctx_destroy(pe_model_ctx_t *ctx);
+
+/* Hot path. Runs `batch` windows: in holds batch * input.numel floats, out
+ * receives batch * outputs[0].numel floats. Returns PE_OK, or PE_EINVAL for
+ * batch 0 or a NULL buffer. */
+int pe_model_run(pe_model_ctx_t *ctx, const float *in, uint32_t batch,
+                 float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

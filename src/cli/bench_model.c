@@ -1,0 +1,208 @@
+/* `pattern-engine bench-model MODEL --batch N`: latency and throughput of
+ * pe_model_run, reported as trtexec does (min, mean, median, percentiles,
+ * max, throughput, sample count).
+ *
+ * Each thread has its own context and buffers over the one shared model;
+ * every iteration is timed with the cycle counter. Inputs are uniform
+ * random in [-1, 1] from a fixed seed. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "pe/clock.h"
+#include "pe/error.h"
+#include "pe/model.h"
+
+static pe_cli_flag_t pe__bench_flags[] = {
+    {"batch", "N", NULL, "1", "windows per run", NULL},
+    {"iterations", "N", NULL, "auto",
+     "timed runs per thread; auto: 200000/batch, between 50 and 100000", NULL},
+    {"warmup", "N", NULL, "auto", "untimed runs first; auto: iterations/10",
+     NULL},
+    {"threads", "N", NULL, "1",
+     "threads, each with its own context over the one loaded model", NULL},
+    {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
+     "kernels: auto, generic, avx2 or avx512", NULL},
+};
+
+typedef struct pe__bench_thread {
+  const pe_model_t *m;
+  uint32_t batch;
+  uint64_t iters, warmup;
+  uint64_t *cycles; /* per timed iteration */
+  int rc;
+  pthread_t tid;
+} pe__bench_thread_t;
+
+static void *pe__bench_main(void *arg) {
+  pe__bench_thread_t *t = arg;
+  const pe_model_desc_t *d = pe_model_desc(t->m);
+  size_t nin = (size_t)t->batch * (size_t)d->input.numel;
+  size_t nout = (size_t)t->batch * (size_t)d->outputs[0].numel;
+  float *in = malloc(nin * sizeof(float) + 1);
+  float *out = malloc(nout * sizeof(float) + 1);
+  pe_model_ctx_t *ctx = NULL;
+  t->rc = in && out ? pe_model_ctx_create(t->m, t->batch, &ctx) : PE_ENOMEM;
+  if (t->rc == PE_OK) {
+    uint64_t s = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)t;
+    for (size_t i = 0; i < nin; i++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      in[i] = (float)((double)(s >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+    }
+    for (uint64_t i = 0; i < t->warmup; i++) {
+      pe_model_run(ctx, in, t->batch, out);
+    }
+    for (uint64_t i = 0; i < t->iters; i++) {
+      uint64_t c0 = pe_cycles();
+      pe_model_run(ctx, in, t->batch, out);
+      t->cycles[i] = pe_cycles() - c0;
+    }
+  }
+  pe_model_ctx_destroy(ctx);
+  free(in);
+  free(out);
+  return NULL;
+}
+
+static int pe__cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pe__pct(const uint64_t *v, size_t n, double q) {
+  size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+  return (double)v[i < n ? i : n - 1];
+}
+
+static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
+  char *pos[1];
+  size_t n_pos = 1;
+  int rc = pe_cli_parse(cmd, argc, argv, pos, &n_pos);
+  if (rc != PE_EXIT_OK) {
+    return rc < 0 ? PE_EXIT_OK : rc;
+  }
+  if (n_pos != 1) {
+    pe_cli_error(cmd, "give one MODEL path; see `pattern-engine help bench-model`");
+    return PE_EXIT_USAGE;
+  }
+  uint32_t batch, threads;
+  uint64_t iters, warmup;
+  if (pe_cli_u32(cmd, "batch", &batch) != PE_EXIT_OK ||
+      pe_cli_u32(cmd, "threads", &threads) != PE_EXIT_OK) {
+    return PE_EXIT_USAGE;
+  }
+  if (batch == 0 || threads == 0 || threads > 256) {
+    pe_cli_error(cmd, "--batch must be >= 1 and --threads 1 to 256");
+    return PE_EXIT_USAGE;
+  }
+  if (strcmp(pe_cli_value(cmd, "iterations"), "auto") == 0) {
+    iters = 200000 / batch;
+    iters = iters < 50 ? 50 : (iters > 100000 ? 100000 : iters);
+  } else if (pe_cli_u64(cmd, "iterations", &iters) != PE_EXIT_OK || iters == 0) {
+    pe_cli_error(cmd, "--iterations must be >= 1");
+    return PE_EXIT_USAGE;
+  }
+  if (strcmp(pe_cli_value(cmd, "warmup"), "auto") == 0) {
+    warmup = iters / 10;
+  } else if (pe_cli_u64(cmd, "warmup", &warmup) != PE_EXIT_OK) {
+    return PE_EXIT_USAGE;
+  }
+  pe_model_options_t opts;
+  if ((rc = pe_cli_kernels(cmd, &opts)) != PE_EXIT_OK) {
+    return rc;
+  }
+  pe_model_t *m = NULL;
+  char err[512];
+  if (pe_model_load_file(pos[0], &opts, &m, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "%s", err);
+    return PE_EXIT_FAIL;
+  }
+  pe__bench_thread_t *t = calloc(threads, sizeof *t);
+  uint64_t *all = malloc((size_t)(threads * iters) * sizeof *all);
+  rc = PE_EXIT_FAIL;
+  if (t == NULL || all == NULL) {
+    pe_cli_error(cmd, "out of memory");
+    goto done;
+  }
+  double cpn = pe_cycles_per_ns();
+  uint64_t w0 = pe_clock_ns();
+  for (uint32_t i = 0; i < threads; i++) {
+    t[i] = (pe__bench_thread_t){m, batch, iters, warmup, all + i * iters, 0, 0};
+    if (threads == 1) {
+      pe__bench_main(&t[i]);
+    } else if (pthread_create(&t[i].tid, NULL, pe__bench_main, &t[i]) != 0) {
+      pe_cli_error(cmd, "cannot start thread %u", i);
+      threads = i;
+      goto join;
+    }
+  }
+join:
+  for (uint32_t i = 0; i < threads && threads > 1; i++) {
+    pthread_join(t[i].tid, NULL);
+  }
+  double wall_s = (double)(pe_clock_ns() - w0) * 1e-9;
+  for (uint32_t i = 0; i < threads; i++) {
+    if (t[i].rc != PE_OK) {
+      pe_cli_error(cmd, "thread %u: %s", i, pe_strerror(t[i].rc));
+      goto done;
+    }
+  }
+  size_t n = (size_t)(threads * iters);
+  qsort(all, n, sizeof *all, pe__cmp_u64);
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    sum += (double)all[i];
+  }
+  double us = 1.0 / (cpn * 1000.0);
+  double mean = sum / (double)n * us;
+  double median = pe__pct(all, n, 0.5) * us;
+  const pe_model_desc_t *d = pe_model_desc(m);
+  /* throughput from the timed runs only: windows / (busy time per thread) */
+  double busy_s = sum / (double)threads / (cpn * 1e9);
+  double tput = (double)batch * (double)iters * (double)threads / busy_s;
+  printf("bench-model %s: batch %u, %llu iterations + %llu warm-up per thread, "
+         "%u thread%s, kernels %s\n",
+         pos[0], batch, (unsigned long long)iters, (unsigned long long)warmup,
+         threads, threads > 1 ? "s" : "", d->kernels);
+  printf("latency per batch (us): min %.3f, mean %.3f, median %.3f, p90 %.3f, "
+         "p95 %.3f, p99 %.3f, p99.9 %.3f, max %.3f\n",
+         (double)all[0] * us, mean, median, pe__pct(all, n, 0.90) * us,
+         pe__pct(all, n, 0.95) * us, pe__pct(all, n, 0.99) * us,
+         pe__pct(all, n, 0.999) * us, (double)all[n - 1] * us);
+  printf("latency per window (us): median %.4f\n", median / batch);
+  printf("throughput: %.0f windows/s (%.0f batches/s, wall %.3f s)\n", tput,
+         tput / batch, wall_s);
+  printf("samples: %zu\n", n);
+  rc = PE_EXIT_OK;
+done:
+  free(t);
+  free(all);
+  pe_model_destroy(m);
+  return rc;
+}
+
+const pe_cli_command_t pe_cli_bench_model = {
+    .name = "bench-model",
+    .summary = "Measure a model's latency and throughput on this CPU",
+    .usage = "bench-model MODEL [--batch N] [FLAGS]",
+    .details =
+        "Prints, as trtexec does: latency per batch in microseconds (min,\n"
+        "mean, median, p90, p95, p99, p99.9, max), the median per window,\n"
+        "throughput in windows per second (over the timed runs) and the\n"
+        "sample count. Pin it to cores with taskset for stable numbers;\n"
+        "bench/bench_model_peers.py runs the same models in ONNX Runtime and\n"
+        "PyTorch on the same core.\n"
+        "\n"
+        "examples:\n"
+        "  pattern-engine bench-model models/toy_mlp.onnx\n"
+        "  taskset -c 1 pattern-engine bench-model models/toy_cnn.onnx --batch 4096\n"
+        "  pattern-engine bench-model models/toy_cnn.onnx --batch 64 --iterations "
+        "2000 --warmup 200 --threads 2\n"
+        "  pattern-engine bench-model models/toy_cnn.onnx --kernels generic\n",
+    .flags = pe__bench_flags,
+    .n_flags = sizeof pe__bench_flags / sizeof pe__bench_flags[0],
+    .run = pe__bench_run,
+};

@@ -1,0 +1,693 @@
+/* Step kernels, portable C, and the dispatch to the AVX2/FMA versions.
+ *
+ * Hot path: nothing here allocates, locks or calls the system. Each kernel
+ * runs n samples; a tensor's sample b starts at ptr[t] + b * stride(t),
+ * where stride is 0 for a constant (one copy shared by every sample). Dense
+ * and Conv1d have AVX2/FMA versions (kernels_avx2.c), chosen at load. Math
+ * functions come from libm (expf, tanhf, erff) so results stay within a few
+ * ulp of ONNX Runtime's. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_impl.h"
+
+/* Floats between two windows of a tensor: 0 for a constant. */
+int64_t pe__tensor_stride(const pe__tensor_t *t) {
+  return t->is_const ? 0 : t->numel;
+}
+
+/* The logistic function, libm exp. */
+static float pe__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Portable activations in place over n floats. */
+void pe__act_apply(float *y, int64_t n, int act, float alpha) {
+  switch (act) {
+  case PE__ACT_NONE:
+    return;
+  case PE__ACT_RELU:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    }
+    return;
+  case PE__ACT_LEAKY:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = y[i] >= 0.0f ? y[i] : y[i] * alpha;
+    }
+    return;
+  case PE__ACT_SIGMOID:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = pe__sigmoid(y[i]);
+    }
+    return;
+  case PE__ACT_TANH:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = tanhf(y[i]);
+    }
+    return;
+  case PE__ACT_ERF:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = erff(y[i]);
+    }
+    return;
+  case PE__ACT_SQRT:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = sqrtf(y[i]);
+    }
+    return;
+  case PE__ACT_GELU:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = 0.5f * y[i] * (1.0f + erff(y[i] * 0.70710678118654752f));
+    }
+    return;
+  case PE__ACT_GELU_TANH:
+    for (int64_t i = 0; i < n; i++) {
+      float x = y[i];
+      y[i] = 0.5f * x *
+             (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    }
+    return;
+  case PE__ACT_EXP:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = expf(y[i]);
+    }
+    return;
+  case PE__ACT_NEG:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = -y[i];
+    }
+    return;
+  case PE__ACT_ABS:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = fabsf(y[i]);
+    }
+    return;
+  case PE__ACT_LOG:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = logf(y[i]);
+    }
+    return;
+  case PE__ACT_RECIP:
+    for (int64_t i = 0; i < n; i++) {
+      y[i] = 1.0f / y[i];
+    }
+    return;
+  default:
+    return;
+  }
+}
+
+/* ---- dense ------------------------------------------------------------------ */
+void pe__dense_pack(pe__dense_t *d, const float *w) {
+  int64_t K = d->K, M = d->M;
+  d->dot = M <= 4;
+  if (d->dot) {
+    d->wp = malloc((size_t)(M * K > 0 ? M * K : 1) * sizeof(float));
+    if (d->wp != NULL && M * K > 0) {
+      memcpy(d->wp, w, (size_t)(M * K) * sizeof(float));
+    }
+    return;
+  }
+  int64_t P = (M + 15) / 16;
+  d->wp = calloc((size_t)(P * K > 0 ? P * K * 16 : 1), sizeof(float));
+  d->bp = calloc((size_t)(P > 0 ? P * 16 : 1), sizeof(float));
+  if (d->wp == NULL || d->bp == NULL) {
+    free(d->wp);
+    d->wp = NULL;
+    return;
+  }
+  for (int64_t m = 0; m < M && d->bias; m++) {
+    d->bp[m] = d->bias[m];
+  }
+  for (int64_t m = 0; m < M; m++) {
+    for (int64_t k = 0; k < K; k++) {
+      d->wp[((m / 16) * K + k) * 16 + m % 16] = w[m * K + k];
+    }
+  }
+}
+
+/* Portable dense layer over `rows` rows, double accumulation. */
+static void pe__dense_generic(const pe__dense_t *d, const float *x, float *y,
+                              int64_t rows, int act, float alpha) {
+  int64_t K = d->K, M = d->M;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * K;
+    float *yr = y + r * M;
+    if (d->dot) {
+      for (int64_t m = 0; m < M; m++) {
+        const float *w = d->wp + m * K;
+        /* the portable kernels sum in double: scalar code pays nothing for
+         * it, and the result stays within an ulp of the exact sum */
+        double acc = d->bias ? d->bias[m] : 0.0;
+        for (int64_t k = 0; k < K; k++) {
+          acc += (double)xr[k] * (double)w[k];
+        }
+        yr[m] = (float)acc;
+      }
+    } else {
+      for (int64_t p = 0; p * 16 < M; p++) {
+        double acc[16];
+        int64_t w = M - p * 16 < 16 ? M - p * 16 : 16;
+        for (int j = 0; j < 16; j++) {
+          acc[j] = d->bias && j < w ? d->bias[p * 16 + j] : 0.0;
+        }
+        const float *wp = d->wp + p * K * 16;
+        for (int64_t k = 0; k < K; k++) {
+          double xv = xr[k];
+          for (int j = 0; j < 16; j++) {
+            acc[j] += xv * (double)wp[k * 16 + j];
+          }
+        }
+        for (int64_t j = 0; j < w; j++) {
+          yr[p * 16 + j] = (float)acc[j];
+        }
+      }
+    }
+    pe__act_apply(yr, M, act, alpha);
+  }
+}
+
+/* A dense layer with the kernels of level avx2 (0, 1 or 2). */
+void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
+                   int act, float alpha, int avx2) {
+  if (avx2 >= 2) {
+    pe__dense_avx512(d, x, y, rows, act, alpha);
+  } else if (avx2) {
+    pe__dense_avx2(d, x, y, rows, act, alpha);
+  } else {
+    pe__dense_generic(d, x, y, rows, act, alpha);
+  }
+}
+
+/* ---- conv1d --------------------------------------------------------------- */
+static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y) {
+  int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
+  int64_t stride = s->p[4], dil = s->p[5], pl = s->p[6], win = s->p[8];
+  int64_t wout = s->p[9];
+  int64_t cin_g = cin / group, cout_g = cout / group;
+  for (int64_t co = 0; co < cout; co++) {
+    int64_t g = co / cout_g;
+    const float *w = s->w + co * cin_g * k;
+    float *yr = y + co * wout;
+    for (int64_t t = 0; t < wout; t++) {
+      double acc = s->bias[co];
+      for (int64_t ci = 0; ci < cin_g; ci++) {
+        const float *xr = x + (g * cin_g + ci) * win;
+        for (int64_t kk = 0; kk < k; kk++) {
+          int64_t pos = t * stride + kk * dil - pl;
+          if (pos >= 0 && pos < win) {
+            acc += (double)w[ci * k + kk] * (double)xr[pos];
+          }
+        }
+      }
+      yr[t] = (float)acc;
+    }
+    pe__act_apply(yr, wout, s->act, s->alpha);
+  }
+}
+
+/* ---- the others -------------------------------------------------------------- */
+static float pe__binop(int op, float a, float b) {
+  switch (op) {
+  case PE__OP_ADD: return a + b;
+  case PE__OP_SUB: return a - b;
+  case PE__OP_MUL: return a * b;
+  case PE__OP_DIV: return a / b;
+  default: return b == 2.0f ? a * a : powf(a, b);
+  }
+}
+
+/* One window of a broadcasting binary op; fast paths for equal shapes
+ * and a scalar operand. */
+static void pe__binary(const pe__step_t *s, const float *a, const float *b,
+                       float *y) {
+  int64_t n = s->p[0];
+  int op = s->binop;
+  if (s->p[1] == 1) {
+    switch (op) {
+    case PE__OP_ADD:
+      for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+      return;
+    case PE__OP_MUL:
+      for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+      return;
+    default:
+      for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, a[i], b[i]);
+      return;
+    }
+  }
+  if (s->p[1] == 2) {
+    float bv = b[0];
+    for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, a[i], bv);
+    return;
+  }
+  if (s->p[1] == 3) {
+    float av = a[0];
+    for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, av, b[i]);
+    return;
+  }
+  int r = (int)s->rank;
+  int64_t idx[PE__MAX_RANK] = {0};
+  int64_t oa = 0, ob = 0;
+  int64_t last = r > 0 ? s->dims[r - 1] : 1;
+  int64_t sa = r > 0 ? s->st[0][r - 1] : 0, sb = r > 0 ? s->st[1][r - 1] : 0;
+  for (int64_t i = 0; i < n; i += last) {
+    for (int64_t j = 0; j < last; j++) {
+      y[i + j] = pe__binop(op, a[oa + j * sa], b[ob + j * sb]);
+    }
+    for (int d = r - 2; d >= 0; d--) {
+      oa += s->st[0][d];
+      ob += s->st[1][d];
+      if (++idx[d] < s->dims[d]) {
+        break;
+      }
+      oa -= s->st[0][d] * s->dims[d];
+      ob -= s->st[1][d] * s->dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/* One window of Softmax / LogSoftmax over outer x L x inner. */
+static void pe__softmax(const pe__step_t *s, const float *x, float *y) {
+  int64_t outer = s->p[0], L = s->p[1], inner = s->p[2];
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      const float *xr = x + o * L * inner + i;
+      float *yr = y + o * L * inner + i;
+      float mx = xr[0];
+      for (int64_t l = 1; l < L; l++) {
+        mx = xr[l * inner] > mx ? xr[l * inner] : mx;
+      }
+      float sum = 0.0f;
+      for (int64_t l = 0; l < L; l++) {
+        float e = expf(xr[l * inner] - mx);
+        sum += e;
+        if (!s->act) {
+          yr[l * inner] = e;
+        }
+      }
+      if (s->act) {
+        float ls = logf(sum);
+        for (int64_t l = 0; l < L; l++) {
+          yr[l * inner] = xr[l * inner] - mx - ls;
+        }
+      } else {
+        float inv = 1.0f / sum;
+        for (int64_t l = 0; l < L; l++) {
+          yr[l * inner] *= inv;
+        }
+      }
+    }
+  }
+}
+
+/* One window of an N-d strided copy (Transpose, Slice). */
+static void pe__strided(const pe__step_t *s, const float *x, float *y) {
+  int r = (int)s->rank;
+  int64_t n = s->p[1];
+  if (n == 0) {
+    return;
+  }
+  if (r == 0) {
+    y[0] = x[s->p[0]];
+    return;
+  }
+  int64_t idx[PE__MAX_RANK] = {0};
+  int64_t off = s->p[0];
+  int64_t last = s->dims[r - 1], sl = s->st[0][r - 1];
+  for (int64_t i = 0; i < n; i += last) {
+    if (sl == 1) {
+      memcpy(y + i, x + off, (size_t)last * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < last; j++) {
+        y[i + j] = x[off + j * sl];
+      }
+    }
+    for (int d = r - 2; d >= 0; d--) {
+      off += s->st[0][d];
+      if (++idx[d] < s->dims[d]) {
+        break;
+      }
+      off -= s->st[0][d] * s->dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/* One window of a 1-D max or average pool. */
+static void pe__pool1d(const pe__step_t *s, const float *x, float *y) {
+  int64_t C = s->p[0], win = s->p[1], wout = s->p[2], k = s->p[3];
+  int64_t stride = s->p[4], pl = s->p[5], dil = s->p[6];
+  int cip = s->p[7] != 0, is_max = s->p[8] != 0;
+  for (int64_t c = 0; c < C; c++) {
+    const float *xr = x + c * win;
+    for (int64_t t = 0; t < wout; t++) {
+      float acc = is_max ? -INFINITY : 0.0f;
+      int64_t cnt = 0, cnt_pad = 0;
+      for (int64_t kk = 0; kk < k; kk++) {
+        int64_t pos = t * stride + kk * dil - pl;
+        if (pos >= 0 && pos < win) {
+          float v = xr[pos];
+          acc = is_max ? (v > acc ? v : acc) : acc + v;
+          cnt++;
+        }
+        if (pos < win + s->p[9]) {
+          cnt_pad++; /* inside the padded input, not the ceil_mode overhang */
+        }
+      }
+      if (!is_max) {
+        acc /= (float)(cip ? cnt_pad : (cnt ? cnt : 1));
+      }
+      y[c * wout + t] = acc;
+    }
+  }
+}
+
+/* Activations in place with the kernels of level avx2. */
+void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2) {
+  if (avx2) {
+    pe__act_avx2(y, n, act, alpha);
+  } else {
+    pe__act_apply(y, n, act, alpha);
+  }
+}
+
+/* LSTM / GRU over the n samples of a tile at once: the input projection of
+ * every time step is one dense call (rows = n * seq), then each step does
+ * one dense call for R * h over all n hidden states (rows = n) and the gate
+ * arithmetic. ONNX gate orders: LSTM i, o, f, c; GRU z, r, h. */
+static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+  const pe_model_t *m = x->m;
+  int lstm = s->kind == PE__K_LSTM;
+  const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  const int lbr = s->p[3] != 0;
+  const int64_t GH = (lstm ? 4 : 3) * H;
+  const int64_t n = x->n;
+  const pe__tensor_t *tx = &m->g.t[s->in[0]];
+  const float *X = x->ptr[s->in[0]];
+  const int64_t xs = pe__tensor_stride(tx);
+  float *xproj = x->scratch;           /* [n][seq][GH] */
+  float *hs = xproj + n * seq * GH;    /* [n][H] */
+  float *cs = hs + n * H;              /* [n][H] */
+  float *rh = cs + n * H;              /* [n][GH] */
+  float *rr = rh + n * GH;             /* [n][H] r * h (GRU, lbr 0) */
+  float *rr2 = rr + n * H;             /* [n][H] */
+  float *gate = rr2 + n * H;           /* [GH] */
+  if (xs == seq * in) {
+    pe__dense_run(&s->d, X, xproj, n * seq, PE__ACT_NONE, 0, avx2);
+  } else {
+    for (int64_t b = 0; b < n; b++) {
+      pe__dense_run(&s->d, X + b * xs, xproj + b * seq * GH, seq, PE__ACT_NONE,
+                    0, avx2);
+    }
+  }
+  for (int k = 0; k < 2; k++) {
+    float *st = k ? cs : hs;
+    int id = s->in[1 + k];
+    for (int64_t b = 0; b < n; b++) {
+      if (id >= 0) {
+        memcpy(st + b * H, x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]),
+               (size_t)H * sizeof(float));
+      } else {
+        memset(st + b * H, 0, (size_t)H * sizeof(float));
+      }
+    }
+  }
+  const int64_t rhw = s->d2.M; /* GH, or 2H for GRU without lbr */
+  float *Y = s->out[0] >= 0 ? x->ptr[s->out[0]] : NULL;
+  for (int64_t t = 0; t < seq; t++) {
+    pe__dense_run(&s->d2, hs, rh, n, PE__ACT_NONE, 0, avx2);
+    for (int64_t b = 0; b < n; b++) {
+      const float *g = xproj + (b * seq + t) * GH;
+      const float *r = rh + b * rhw;
+      float *h = hs + b * H;
+      if (lstm && avx2 >= 2) {
+        pe__lstm_cell_avx512(g, r, h, cs + b * H, H);
+      } else if (!lstm && lbr && avx2 >= 2) {
+        pe__gru_cell_avx512(g, r, s->bias2, h, H);
+      } else if (lstm && avx2) {
+        pe__lstm_cell_avx2(g, r, h, cs + b * H, H);
+      } else if (!lstm && lbr && avx2) {
+        pe__gru_cell_avx2(g, r, s->bias2, h, H);
+      } else if (lstm) {
+        float *c = cs + b * H;
+        for (int64_t j = 0; j < GH; j++) {
+          gate[j] = g[j] + r[j];
+        }
+        pe__act_run(gate, 3 * H, PE__ACT_SIGMOID, 0, avx2);
+        pe__act_run(gate + 3 * H, H, PE__ACT_TANH, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          float fc = gate[2 * H + j] * c[j];
+          float ic = gate[j] * gate[3 * H + j];
+          c[j] = fc + ic;
+          gate[j] = c[j];
+        }
+        pe__act_run(gate, H, PE__ACT_TANH, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          h[j] = gate[H + j] * gate[j];
+        }
+      } else if (lbr) {
+        for (int64_t j = 0; j < 2 * H; j++) {
+          gate[j] = g[j] + r[j];
+        }
+        pe__act_run(gate, 2 * H, PE__ACT_SIGMOID, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          gate[2 * H + j] = g[2 * H + j] + gate[H + j] * (r[2 * H + j] + s->bias2[j]);
+        }
+        pe__act_run(gate + 2 * H, H, PE__ACT_TANH, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          h[j] = (1.0f - gate[j]) * gate[2 * H + j] + gate[j] * h[j];
+        }
+      } else {
+        for (int64_t j = 0; j < H; j++) {
+          gate[j] = g[H + j] + r[H + j];
+        }
+        pe__act_run(gate, H, PE__ACT_SIGMOID, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          rr[b * H + j] = gate[j] * h[j];
+        }
+      }
+    }
+    if (!lstm && !lbr) {
+      pe__dense_run(&s->d3, rr, rr2, n, PE__ACT_NONE, 0, avx2);
+      for (int64_t b = 0; b < n; b++) {
+        const float *g = xproj + (b * seq + t) * GH;
+        const float *r = rh + b * rhw;
+        float *h = hs + b * H;
+        for (int64_t j = 0; j < H; j++) {
+          gate[j] = g[j] + r[j];
+          gate[H + j] = g[2 * H + j] + rr2[b * H + j];
+        }
+        pe__act_run(gate, H, PE__ACT_SIGMOID, 0, avx2);
+        pe__act_run(gate + H, H, PE__ACT_TANH, 0, avx2);
+        for (int64_t j = 0; j < H; j++) {
+          h[j] = (1.0f - gate[j]) * gate[H + j] + gate[j] * h[j];
+        }
+      }
+    }
+    if (Y != NULL) {
+      for (int64_t b = 0; b < n; b++) {
+        memcpy(Y + (b * seq + t) * H, hs + b * H, (size_t)H * sizeof(float));
+      }
+    }
+  }
+  for (int64_t b = 0; b < n; b++) {
+    if (s->out[1] >= 0) {
+      memcpy(x->ptr[s->out[1]] + b * H, hs + b * H, (size_t)H * sizeof(float));
+    }
+    if (s->out[2] >= 0) {
+      memcpy(x->ptr[s->out[2]] + b * H, cs + b * H, (size_t)H * sizeof(float));
+    }
+  }
+}
+
+/* Scratch floats a step needs for a tile of `tile` samples. */
+int64_t pe__step_scratch(const pe__step_t *s, int64_t tile) {
+  switch (s->kind) {
+  case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
+                        each), see pe__conv1d_avx2 */
+    return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
+           2 * s->p[3] + 64;
+  case PE__K_LSTM:
+  case PE__K_GRU: {
+    int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];
+    return tile * (s->p[0] * GH + GH + 4 * s->p[2]) + GH + 64;
+  }
+  default:
+    return 0;
+  }
+}
+
+/* Packs the canonical weights of a step for the kernels (at load). */
+void pe__step_pack(pe__step_t *s) {
+  if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
+    s->d.K = s->p[1];
+    s->d.M = s->p[2];
+    s->d.bias = s->bias;
+    pe__dense_pack(&s->d, s->w);
+  } else if ((s->kind == PE__K_LSTM || s->kind == PE__K_GRU) &&
+             s->d.wp == NULL) {
+    int64_t H = s->p[2], in = s->p[1];
+    int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * H;
+    s->d.K = in;
+    s->d.M = GH;
+    s->d.bias = s->bias;
+    pe__dense_pack(&s->d, s->w);
+    int split = s->kind == PE__K_GRU && s->p[3] == 0;
+    s->d2.K = H;
+    s->d2.M = split ? 2 * H : GH;
+    pe__dense_pack(&s->d2, s->w2);
+    if (split) {
+      s->d3.K = H;
+      s->d3.M = H;
+      pe__dense_pack(&s->d3, s->w2 + 2 * H * H);
+    }
+  }
+}
+
+/* Runs one step over x->n windows. Hot path: no allocation. */
+void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+  const pe_model_t *m = x->m;
+  const pe__tensor_t *t0 = s->n_in > 0 && s->in[0] >= 0 ? &m->g.t[s->in[0]] : NULL;
+  const float *in0 = t0 ? x->ptr[s->in[0]] : NULL;
+  int64_t xs = t0 ? pe__tensor_stride(t0) : 0;
+  uint32_t n = x->n;
+  if (s->kind == PE__K_LSTM || s->kind == PE__K_GRU) {
+    pe__rnn(s, x, avx2);
+    return;
+  }
+  float *y = x->ptr[s->out[0]];
+  int64_t ys = m->g.t[s->out[0]].numel;
+  switch (s->kind) {
+  case PE__K_COPY:
+    for (uint32_t b = 0; b < n; b++) {
+      memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));
+    }
+    return;
+  case PE__K_CONV1D:
+    for (uint32_t b = 0; b < n; b++) {
+      if (avx2 >= 2) {
+        pe__conv1d_avx512(s, in0 + b * xs, y + b * ys, x->scratch);
+      } else if (avx2) {
+        pe__conv1d_avx2(s, in0 + b * xs, y + b * ys, x->scratch);
+      } else {
+        pe__conv1d_generic(s, in0 + b * xs, y + b * ys);
+      }
+    }
+    return;
+  case PE__K_DENSE:
+    if (xs == t0->numel) {
+      pe__dense_run(&s->d, in0, y, (int64_t)n * s->p[0], s->act, s->alpha, avx2);
+    } else {
+      for (uint32_t b = 0; b < n; b++) {
+        pe__dense_run(&s->d, in0 + b * xs, y + b * ys, s->p[0], s->act, s->alpha,
+                      avx2);
+      }
+    }
+    return;
+  case PE__K_UNARY:
+    for (uint32_t b = 0; b < n; b++) {
+      if (y + b * ys != in0 + b * xs) {
+        memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));
+      }
+      pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
+    }
+    return;
+  case PE__K_BINARY: {
+    const pe__tensor_t *t1 = &m->g.t[s->in[1]];
+    const float *in1 = s->w ? s->w : x->ptr[s->in[1]];
+    int64_t s1 = s->w ? 0 : pe__tensor_stride(t1);
+    for (uint32_t b = 0; b < n; b++) {
+      pe__binary(s, in0 + b * xs, in1 + b * s1, y + b * ys);
+      pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
+    }
+    return;
+  }
+  case PE__K_SOFTMAX:
+    for (uint32_t b = 0; b < n; b++) {
+      pe__softmax(s, in0 + b * xs, y + b * ys);
+    }
+    return;
+  case PE__K_STRIDED:
+    for (uint32_t b = 0; b < n; b++) {
+      pe__strided(s, in0 + b * xs, y + b * ys);
+    }
+    return;
+  case PE__K_GATHER: {
+    int64_t outer = s->p[0], dim = s->p[1], inner = s->p[2], ni = s->n_idx;
+    for (uint32_t b = 0; b < n; b++) {
+      const float *xb = in0 + b * xs;
+      float *yb = y + b * ys;
+      for (int64_t q = 0; q < outer; q++) {
+        for (int64_t k = 0; k < ni; k++) {
+          memcpy(yb + (q * ni + k) * inner, xb + (q * dim + s->idx[k]) * inner,
+                 (size_t)inner * sizeof(float));
+        }
+      }
+    }
+    return;
+  }
+  case PE__K_CONCAT:
+    for (uint32_t b = 0; b < n; b++) {
+      float *yb = y + b * ys;
+      for (int64_t q = 0; q < s->p[0]; q++) {
+        for (int k = 0; k < s->n_in; k++) {
+          const pe__tensor_t *tk = &m->g.t[s->in[k]];
+          int64_t chunk = s->st[k][0];
+          memcpy(yb, x->ptr[s->in[k]] + b * pe__tensor_stride(tk) + q * chunk,
+                 (size_t)chunk * sizeof(float));
+          yb += chunk;
+        }
+      }
+    }
+    return;
+  case PE__K_AFFINE:
+    if (avx2) {
+      for (uint32_t b = 0; b < n; b++) {
+        pe__affine_avx2(s, in0 + b * xs, y + b * ys);
+        pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
+      }
+      return;
+    }
+    for (uint32_t b = 0; b < n; b++) {
+      const float *xb = in0 + b * xs;
+      float *yb = y + b * ys;
+      for (int64_t o = 0; o < s->p[0]; o++) {
+        for (int64_t c = 0; c < s->p[1]; c++) {
+          int64_t base = (o * s->p[1] + c) * s->p[2];
+          for (int64_t i = 0; i < s->p[2]; i++) {
+            float v = xb[base + i] * s->w[c]; /* two roundings, as Mul, Add */
+            yb[base + i] = v + s->bias[c];
+          }
+        }
+      }
+      pe__act_run(yb, ys, s->act, s->alpha, avx2);
+    }
+    return;
+  case PE__K_POOL1D:
+    for (uint32_t b = 0; b < n; b++) {
+      pe__pool1d(s, in0 + b * xs, y + b * ys);
+    }
+    return;
+  case PE__K_REDUCE_MEAN: {
+    int64_t outer = s->p[0], R = s->p[1], inner = s->p[2];
+    for (uint32_t b = 0; b < n; b++) {
+      const float *xb = in0 + b * xs;
+      float *yb = y + b * ys;
+      for (int64_t o = 0; o < outer; o++) {
+        for (int64_t i = 0; i < inner; i++) {
+          float acc = 0.0f;
+          for (int64_t r = 0; r < R; r++) {
+            acc += xb[(o * R + r) * inner + i];
+          }
+          yb[o * inner + i] = acc / (float)R;
+        }
+      }
+    }
+    return;
+  }
+  default:
+    return;
+  }
+}

@@ -1,0 +1,525 @@
+/* AVX2/FMA versions of the two kernels that carry the FLOPs: dense layers
+ * and stride-1 Conv1d. Compiled with __attribute__((target)) so the file
+ * builds for any x86-64 and is only called when the CPU reports AVX2 and FMA
+ * (pe__kernels_avx2_usable, checked once at load). On other architectures
+ * the entry points fall back to nothing and are never called.
+ *
+ * Hot path: no allocation; Conv1d uses the context's scratch for a padded
+ * copy of its input. */
+#include <string.h>
+
+#include "model/model_impl.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define PE__AVX2 __attribute__((target("avx2,fma")))
+
+/* 1 when the CPU has AVX2 and FMA. */
+int pe__kernels_avx2_usable(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* Lane mask of the first w (0..8) lanes. */
+PE__AVX2 static inline __m256i pe__mask(int64_t w) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), iota);
+}
+
+/* Relu or LeakyRelu on 8 lanes; other activations pass through. */
+PE__AVX2 static inline __m256 pe__act8(__m256 v, int act, __m256 alpha) {
+  if (act == PE__ACT_RELU) {
+    return _mm256_max_ps(v, _mm256_setzero_ps());
+  }
+  if (act == PE__ACT_LEAKY) {
+    __m256 neg = _mm256_mul_ps(v, alpha);
+    __m256 m = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ);
+    return _mm256_blendv_ps(neg, v, m);
+  }
+  return v;
+}
+
+/* Stores w (0..16) floats of (a, b) to y, with the fused activation. */
+PE__AVX2 static inline void pe__store16(float *y, __m256 a, __m256 b, int64_t w,
+                                        int act, __m256 alpha) {
+  a = pe__act8(a, act, alpha);
+  b = pe__act8(b, act, alpha);
+  if (w >= 16) {
+    _mm256_storeu_ps(y, a);
+    _mm256_storeu_ps(y + 8, b);
+  } else if (w > 8) {
+    _mm256_storeu_ps(y, a);
+    _mm256_maskstore_ps(y + 8, pe__mask(w - 8), b);
+  } else {
+    _mm256_maskstore_ps(y, pe__mask(w), a);
+  }
+}
+
+/* y[0..w) = (add ? y + (a, b) : (a, b)), with the activation. */
+PE__AVX2 static inline void pe__acc16(float *y, __m256 a, __m256 b, int64_t w,
+                                      int add, int act, __m256 alpha) {
+  if (add) {
+    __m256i m0 = pe__mask(w), m1 = pe__mask(w - 8);
+    a = _mm256_add_ps(_mm256_maskload_ps(y, m0), a);
+    b = _mm256_add_ps(_mm256_maskload_ps(y + 8, m1), b);
+  }
+  pe__store16(y, a, b, w, act, alpha);
+}
+
+/* Sum of the 8 lanes. */
+PE__AVX2 static inline float pe__hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+/* exp(x) for 8 floats: Cephes' expf (range reduction by ln 2, degree-6
+ * polynomial), within 2 ulp of libm over the clamped range. */
+PE__AVX2 static inline __m256 pe__exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)),
+                    _mm256_set1_ps(88.3f));
+  /* round to nearest by adding and removing 1.5 * 2^23 (|x log2 e| < 2^7) */
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  __m256 fx = _mm256_sub_ps(
+      _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), magic), magic);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* 1 / d for d >= 1: the 12-bit estimate and one Newton step (about 23
+ * bits), several times cheaper than a division. */
+PE__AVX2 static inline __m256 pe__recip8(__m256 d) {
+  __m256 r = _mm256_rcp_ps(d);
+  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+}
+
+PE__AVX2 static inline __m256 pe__sigmoid8(__m256 x) {
+  __m256 one = _mm256_set1_ps(1.0f);
+  return pe__recip8(_mm256_add_ps(one, pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+/* tanh(x) = 1 - 2 / (exp(2x) + 1); absolute error a few 1e-8. */
+PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
+  __m256 one = _mm256_set1_ps(1.0f);
+  __m256 e = pe__exp8(_mm256_add_ps(x, x));
+  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), pe__recip8(_mm256_add_ps(e, one)), one);
+}
+
+/* One LSTM step of one window over 8 hidden units at a time: g is the
+ * input projection (i, o, f, c blocks of H), r = R h; c and h updated. */
+PE__AVX2 void pe__lstm_cell_avx2(const float *g, const float *r, float *h,
+                                 float *c, int64_t H) {
+  for (int64_t j = 0; j < H; j += 8) {
+    __m256i m = pe__mask(H - j);
+#define PE__LD(p) _mm256_maskload_ps((p) + j, m)
+    __m256 ig = pe__sigmoid8(_mm256_add_ps(PE__LD(g), PE__LD(r)));
+    __m256 og = pe__sigmoid8(_mm256_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m256 fg = pe__sigmoid8(_mm256_add_ps(PE__LD(g + 2 * H), PE__LD(r + 2 * H)));
+    __m256 cg = pe__tanh8(_mm256_add_ps(PE__LD(g + 3 * H), PE__LD(r + 3 * H)));
+    __m256 cn = _mm256_add_ps(_mm256_mul_ps(fg, PE__LD(c)), _mm256_mul_ps(ig, cg));
+#undef PE__LD
+    _mm256_maskstore_ps(c + j, m, cn);
+    _mm256_maskstore_ps(h + j, m, _mm256_mul_ps(og, pe__tanh8(cn)));
+  }
+}
+
+/* One GRU step (linear_before_reset = 1) of one window: g the input
+ * projection (z, r, h blocks, biases in), r = R h, rb the R bias of h. */
+PE__AVX2 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
+                                float *h, int64_t H) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int64_t j = 0; j < H; j += 8) {
+    __m256i m = pe__mask(H - j);
+#define PE__LD(p) _mm256_maskload_ps((p) + j, m)
+    __m256 z = pe__sigmoid8(_mm256_add_ps(PE__LD(g), PE__LD(r)));
+    __m256 rr = pe__sigmoid8(_mm256_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m256 hh = pe__tanh8(_mm256_add_ps(
+        PE__LD(g + 2 * H), _mm256_mul_ps(rr, _mm256_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
+    __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(one, z), hh),
+                              _mm256_mul_ps(z, PE__LD(h)));
+#undef PE__LD
+    _mm256_maskstore_ps(h + j, m, hn);
+  }
+}
+
+/* Activations in place over n floats; those without a vector form go to
+ * the portable pe__act_apply. */
+PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
+  if (act != PE__ACT_SIGMOID && act != PE__ACT_TANH && act != PE__ACT_EXP &&
+      act != PE__ACT_RELU && act != PE__ACT_LEAKY) {
+    pe__act_apply(y, n, act, alpha);
+    return;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i < n; i += 8) {
+    int64_t w = n - i < 8 ? n - i : 8;
+    __m256i m = pe__mask(w);
+    __m256 v = w == 8 ? _mm256_loadu_ps(y + i) : _mm256_maskload_ps(y + i, m);
+    switch (act) {
+    case PE__ACT_SIGMOID: v = pe__sigmoid8(v); break;
+    case PE__ACT_TANH: v = pe__tanh8(v); break;
+    case PE__ACT_EXP: v = pe__exp8(v); break;
+    default: v = pe__act8(v, act, va); break;
+    }
+    if (w == 8) {
+      _mm256_storeu_ps(y + i, v);
+    } else {
+      _mm256_maskstore_ps(y + i, m, v);
+    }
+  }
+}
+
+/* Dense layer over `rows` rows with the panel or dot layout of
+ * pe__dense_pack; the activation fused. */
+PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
+                             int64_t rows, int act, float alpha_f) {
+  const int64_t K = d->K, M = d->M;
+  const __m256 alpha = _mm256_set1_ps(alpha_f);
+  int simple_act = act == PE__ACT_NONE || act == PE__ACT_RELU || act == PE__ACT_LEAKY;
+  int vact = simple_act ? act : PE__ACT_NONE;
+  if (d->dot) {
+    for (int64_t r = 0; r < rows; r++) {
+      const float *xr = x + r * K;
+      for (int64_t m = 0; m < M; m++) {
+        const float *w = d->wp + m * K;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16) {
+          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k), a0);
+          a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k + 8),
+                               _mm256_loadu_ps(w + k + 8), a1);
+        }
+        for (; k + 8 <= K; k += 8) {
+          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k), a0);
+        }
+        float acc = pe__hsum(_mm256_add_ps(a0, a1));
+        for (; k < K; k++) {
+          acc += xr[k] * w[k];
+        }
+        acc += d->bias ? d->bias[m] : 0.0f;
+        if (act == PE__ACT_RELU) {
+          acc = acc > 0.0f ? acc : 0.0f;
+        } else if (act == PE__ACT_LEAKY) {
+          acc = acc >= 0.0f ? acc : acc * alpha_f;
+        }
+        y[r * M + m] = acc;
+      }
+      if (!simple_act) {
+        pe__act_avx2(y + r * M, M, act, alpha_f);
+      }
+    }
+    return;
+  }
+  const int64_t P = (M + 15) / 16;
+  /* k in PE__DENSE_NCH(K) chunks, as in kernels_avx512.c: row blocks run
+   * them one after the other through y, a single row as parallel chains;
+   * the same additions in the same order either way */
+  const int nch = PE__DENSE_NCH(K);
+  const int64_t len = K / nch;
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float *x0 = x + r * K;
+    for (int64_t p = 0; p < P; p++) {
+      const float *wp = d->wp + p * K * 16;
+      int64_t w = M - p * 16;
+      float *yp = y + r * M + p * 16;
+      for (int q = 0; q < nch; q++) {
+        int64_t k0 = q * len, k1 = q == nch - 1 ? K : k0 + len;
+        __m256 bl = q ? _mm256_setzero_ps() : _mm256_loadu_ps(d->bp + p * 16);
+        __m256 bh = q ? _mm256_setzero_ps() : _mm256_loadu_ps(d->bp + p * 16 + 8);
+        __m256 c00 = bl, c01 = bh, c10 = bl, c11 = bh;
+        __m256 c20 = bl, c21 = bh, c30 = bl, c31 = bh;
+        for (int64_t k = k0; k < k1; k++) {
+          __m256 b0 = _mm256_loadu_ps(wp + k * 16);
+          __m256 b1 = _mm256_loadu_ps(wp + k * 16 + 8);
+          __m256 a = _mm256_broadcast_ss(x0 + k);
+          c00 = _mm256_fmadd_ps(a, b0, c00);
+          c01 = _mm256_fmadd_ps(a, b1, c01);
+          a = _mm256_broadcast_ss(x0 + K + k);
+          c10 = _mm256_fmadd_ps(a, b0, c10);
+          c11 = _mm256_fmadd_ps(a, b1, c11);
+          a = _mm256_broadcast_ss(x0 + 2 * K + k);
+          c20 = _mm256_fmadd_ps(a, b0, c20);
+          c21 = _mm256_fmadd_ps(a, b1, c21);
+          a = _mm256_broadcast_ss(x0 + 3 * K + k);
+          c30 = _mm256_fmadd_ps(a, b0, c30);
+          c31 = _mm256_fmadd_ps(a, b1, c31);
+        }
+        int last = q == nch - 1;
+        pe__acc16(yp, c00, c01, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+        pe__acc16(yp + M, c10, c11, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+        pe__acc16(yp + 2 * M, c20, c21, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+        pe__acc16(yp + 3 * M, c30, c31, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+      }
+    }
+  }
+  for (; r < rows; r++) {
+    const float *xr = x + r * K;
+    int64_t p = 0;
+    if (nch == 1) {
+      for (; p + 4 <= P; p += 4) {
+        const float *w0 = d->wp + p * K * 16;
+        const float *w1 = w0 + K * 16, *w2 = w1 + K * 16, *w3 = w2 + K * 16;
+        __m256 c0 = _mm256_loadu_ps(d->bp + p * 16);
+        __m256 c1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
+        __m256 c2 = _mm256_loadu_ps(d->bp + p * 16 + 16);
+        __m256 c3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
+        __m256 c4 = _mm256_loadu_ps(d->bp + p * 16 + 32);
+        __m256 c5 = _mm256_loadu_ps(d->bp + p * 16 + 40);
+        __m256 c6 = _mm256_loadu_ps(d->bp + p * 16 + 48);
+        __m256 c7 = _mm256_loadu_ps(d->bp + p * 16 + 56);
+        for (int64_t k = 0; k < K; k++) {
+          __m256 a = _mm256_broadcast_ss(xr + k);
+          c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16), c0);
+          c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w0 + k * 16 + 8), c1);
+          c2 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16), c2);
+          c3 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w1 + k * 16 + 8), c3);
+          c4 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16), c4);
+          c5 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w2 + k * 16 + 8), c5);
+          c6 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16), c6);
+          c7 = _mm256_fmadd_ps(a, _mm256_loadu_ps(w3 + k * 16 + 8), c7);
+        }
+        float *yp = y + r * M + p * 16;
+        int64_t w = M - p * 16;
+        pe__store16(yp, c0, c1, w, vact, alpha);
+        pe__store16(yp + 16, c2, c3, w - 16, vact, alpha);
+        pe__store16(yp + 32, c4, c5, w - 32, vact, alpha);
+        pe__store16(yp + 48, c6, c7, w - 48, vact, alpha);
+      }
+    }
+    for (; nch == 2 && p + 2 <= P; p += 2) {
+      /* two panels, the two chunks as parallel chains: 8 registers */
+      const float *w0 = d->wp + p * K * 16, *w1 = w0 + K * 16;
+      __m256 a0 = _mm256_loadu_ps(d->bp + p * 16), a1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      __m256 a2 = _mm256_loadu_ps(d->bp + p * 16 + 16), a3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
+      __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
+      for (int64_t i = 0; i < len; i++) {
+        __m256 xa = _mm256_broadcast_ss(xr + i), xb = _mm256_broadcast_ss(xr + len + i);
+        const int64_t ka = i * 16, kb = (len + i) * 16;
+        a0 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w0 + ka), a0);
+        a1 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w0 + ka + 8), a1);
+        a2 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w1 + ka), a2);
+        a3 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w1 + ka + 8), a3);
+        e0 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + kb), e0);
+        e1 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + kb + 8), e1);
+        e2 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + kb), e2);
+        e3 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + kb + 8), e3);
+      }
+      for (int64_t k = 2 * len; k < K; k++) {
+        __m256 xb = _mm256_broadcast_ss(xr + k);
+        e0 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + k * 16), e0);
+        e1 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w0 + k * 16 + 8), e1);
+        e2 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + k * 16), e2);
+        e3 = _mm256_fmadd_ps(xb, _mm256_loadu_ps(w1 + k * 16 + 8), e3);
+      }
+      float *yp = y + r * M + p * 16;
+      int64_t w = M - p * 16;
+      pe__store16(yp, _mm256_add_ps(a0, e0), _mm256_add_ps(a1, e1), w, vact, alpha);
+      pe__store16(yp + 16, _mm256_add_ps(a2, e2), _mm256_add_ps(a3, e3), w - 16, vact,
+                  alpha);
+    }
+    for (; p < P; p++) {
+      /* one panel, the chunks as parallel chains (at most 4 x 2 registers) */
+      const float *wp = d->wp + p * K * 16;
+      __m256 c[4][2];
+      c[0][0] = _mm256_loadu_ps(d->bp + p * 16);
+      c[0][1] = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      c[1][0] = c[1][1] = c[2][0] = c[2][1] = c[3][0] = c[3][1] = _mm256_setzero_ps();
+      if (nch == 4) {
+        for (int64_t i = 0; i < len; i++) {
+          _Pragma("GCC unroll 4")
+          for (int q = 0; q < 4; q++) {
+            int64_t k = q * len + i;
+            __m256 a = _mm256_broadcast_ss(xr + k);
+            c[q][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[q][0]);
+            c[q][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
+          }
+        }
+      } else if (nch == 2) {
+        for (int64_t i = 0; i < len; i++) {
+          _Pragma("GCC unroll 2")
+          for (int q = 0; q < 2; q++) {
+            int64_t k = q * len + i;
+            __m256 a = _mm256_broadcast_ss(xr + k);
+            c[q][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[q][0]);
+            c[q][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
+          }
+        }
+      }
+      /* the single chain (nch 1) or the rest of the last chunk */
+      for (int64_t k = nch == 1 ? 0 : nch * len; k < K; k++) {
+        __m256 a = _mm256_broadcast_ss(xr + k);
+        c[nch - 1][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[nch - 1][0]);
+        c[nch - 1][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[nch - 1][1]);
+      }
+      __m256 v0 = c[0][0], v1 = c[0][1];
+      for (int q = 1; q < nch; q++) {
+        v0 = _mm256_add_ps(v0, c[q][0]);
+        v1 = _mm256_add_ps(v1, c[q][1]);
+      }
+      pe__store16(y + r * M + p * 16, v0, v1, M - p * 16, vact, alpha);
+    }
+  }
+  if (!simple_act) {
+    pe__act_avx2(y, rows * M, act, alpha_f);
+  }
+}
+
+/* y = x * s[c] + t[c] over outer x C x inner, as a multiply then an add
+ * (no FMA), so it gives the bits of the Mul and Add it replaces. */
+PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
+  const int64_t outer = s->p[0], C = s->p[1], inner = s->p[2];
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t c = 0; c < C; c++) {
+      const float *xr = x + (o * C + c) * inner;
+      float *yr = y + (o * C + c) * inner;
+      const float sc = s->w[c], sh = s->bias[c];
+      const __m256 vs = _mm256_set1_ps(sc), vt = _mm256_set1_ps(sh);
+      int64_t i = 0;
+      for (; i + 8 <= inner; i += 8) {
+        _mm256_storeu_ps(yr + i, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + i), vs), vt));
+      }
+      for (; i < inner; i++) {
+        float v = xr[i] * sc;
+        yr[i] = v + sh;
+      }
+    }
+  }
+}
+
+/* Conv1d, any stride, dilation and groups. The zero-padded input is split
+ * into `stride` phase rows per channel (row r holds padded[j * stride + r]),
+ * so every tap of every output block is a contiguous load; then blocks of 2
+ * output channels x 32 time steps are held in 8 registers. */
+PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
+                              float *scratch) {
+  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
+  const int64_t st = s->p[4], dil = s->p[5], pl = s->p[6], pr = s->p[7];
+  const int64_t win = s->p[8], wout = s->p[9];
+  const int64_t cin_g = cin / group, cout_g = cout / group;
+  const int64_t lp = pl + win + pr;
+  const int64_t lr = (lp + st - 1) / st + 40;
+  const __m256 alpha = _mm256_set1_ps(s->alpha);
+  int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
+                   s->act == PE__ACT_LEAKY;
+  int vact = simple_act ? s->act : PE__ACT_NONE;
+  for (int64_t ci = 0; ci < cin; ci++) {
+    const float *xr = x + ci * win;
+    if (st == 1) {
+      float *row = scratch + ci * lr;
+      memset(row, 0, (size_t)pl * sizeof(float));
+      memcpy(row + pl, xr, (size_t)win * sizeof(float));
+      memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
+      continue;
+    }
+    for (int64_t r = 0; r < st; r++) {
+      float *row = scratch + (ci * st + r) * lr;
+      for (int64_t j = 0; j < lr; j++) {
+        int64_t pos = j * st + r - pl;
+        row[j] = pos >= 0 && pos < win ? xr[pos] : 0.0f;
+      }
+    }
+  }
+  /* tap kk reads phase row (kk*dil) % st at offset (kk*dil) / st; the
+   * offsets sit after the phase rows in scratch (pe__step_scratch) */
+  int64_t *tap = (int64_t *)(void *)(scratch + cin * st * lr);
+  for (int64_t kk = 0; kk < k; kk++) {
+    int64_t off = kk * dil;
+    tap[kk] = (off % st) * lr + off / st;
+  }
+  for (int64_t co = 0; co < cout; co += 2) {
+    int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
+    int64_t g = co / cout_g;
+    const float *w0 = s->w + co * cin_g * k;
+    const float *w1 = two ? w0 + cin_g * k : w0;
+    for (int64_t t0 = 0; t0 < wout; t0 += 32) {
+      __m256 b0 = _mm256_set1_ps(s->bias[co]);
+      __m256 b1 = _mm256_set1_ps(two ? s->bias[co + 1] : 0.0f);
+      __m256 a0 = b0, a1 = b0, a2 = b0, a3 = b0;
+      __m256 e0 = b1, e1 = b1, e2 = b1, e3 = b1;
+      for (int64_t ci = 0; ci < cin_g; ci++) {
+        const float *rows = scratch + (g * cin_g + ci) * st * lr + t0;
+        for (int64_t kk = 0; kk < k; kk++) {
+          const float *p = rows + tap[kk];
+          __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
+          __m256 v2 = _mm256_loadu_ps(p + 16), v3 = _mm256_loadu_ps(p + 24);
+          __m256 c0 = _mm256_broadcast_ss(w0 + ci * k + kk);
+          __m256 c1 = _mm256_broadcast_ss(w1 + ci * k + kk);
+          a0 = _mm256_fmadd_ps(c0, v0, a0);
+          a1 = _mm256_fmadd_ps(c0, v1, a1);
+          a2 = _mm256_fmadd_ps(c0, v2, a2);
+          a3 = _mm256_fmadd_ps(c0, v3, a3);
+          e0 = _mm256_fmadd_ps(c1, v0, e0);
+          e1 = _mm256_fmadd_ps(c1, v1, e1);
+          e2 = _mm256_fmadd_ps(c1, v2, e2);
+          e3 = _mm256_fmadd_ps(c1, v3, e3);
+        }
+      }
+      int64_t w = wout - t0;
+      float *y0 = y + co * wout + t0;
+      pe__store16(y0, a0, a1, w, vact, alpha);
+      if (w > 16) {
+        pe__store16(y0 + 16, a2, a3, w - 16, vact, alpha);
+      }
+      if (two) {
+        float *y1 = y0 + wout;
+        pe__store16(y1, e0, e1, w, vact, alpha);
+        if (w > 16) {
+          pe__store16(y1 + 16, e2, e3, w - 16, vact, alpha);
+        }
+      }
+    }
+  }
+  if (!simple_act) {
+    pe__act_avx2(y, cout * wout, s->act, s->alpha);
+  }
+}
+
+#else
+
+int pe__kernels_avx2_usable(void) { return 0; }
+
+void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
+                    int64_t rows, int act, float alpha) {
+  (void)d, (void)x, (void)y, (void)rows, (void)act, (void)alpha;
+}
+
+void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
+                     float *scratch) {
+  (void)s, (void)x, (void)y, (void)scratch;
+}
+
+void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
+  pe__act_apply(y, n, act, alpha);
+}
+
+void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
+  (void)s, (void)x, (void)y;
+}
+
+void pe__lstm_cell_avx2(const float *g, const float *r, float *h, float *c,
+                        int64_t H) {
+  (void)g, (void)r, (void)h, (void)c, (void)H;
+}
+
+void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
+                       int64_t H) {
+  (void)g, (void)r, (void)rb, (void)h, (void)H;
+}
+
+#endif

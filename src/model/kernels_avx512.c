@@ -1,0 +1,464 @@
+/* AVX-512 versions of the dense and Conv1d kernels: 16 lanes and 32
+ * registers let a block of 4 rows x 64 columns (dense) or 8 output channels
+ * x 32 time steps (Conv1d) stay in registers. Same packed weights as the
+ * AVX2 kernels, and the same order of summation (bias, then k in order, one
+ * FMA chain per output), so they give the same bits. Chosen at load when
+ * the CPU reports AVX512F (pe__kernels_avx512_usable). */
+#include <string.h>
+
+#include "model/model_impl.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define PE__AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+int pe__kernels_avx512_usable(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("fma");
+}
+
+/* Lane mask of the first w lanes (clamped to 0..16). */
+PE__AVX512 static inline __mmask16 pe__m16(int64_t w) {
+  unsigned v = w >= 16 ? 0xffffu : w <= 0 ? 0u : (1u << w) - 1u;
+  return (__mmask16)v;
+}
+
+/* Relu or LeakyRelu on 16 lanes; other activations pass through. */
+PE__AVX512 static inline __m512 pe__act16(__m512 v, int act, __m512 alpha) {
+  if (act == PE__ACT_RELU) {
+    return _mm512_max_ps(v, _mm512_setzero_ps());
+  }
+  if (act == PE__ACT_LEAKY) {
+    __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mul_ps(v, neg, v, alpha);
+  }
+  return v;
+}
+
+/* exp on 16 lanes: the same Cephes reduction and polynomial as the AVX2
+ * version, scaled by 2^n with scalef. */
+PE__AVX512 static inline __m512 pe__exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  /* round to nearest by adding and removing 1.5 * 2^23 (|x log2 e| < 2^7):
+   * no intrinsic macro, which warns under -O0 -Wconversion */
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  __m512 fx = _mm512_sub_ps(
+      _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic), magic);
+  __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(y, fx);
+}
+
+/* 1 / d for d >= 1: the 14-bit estimate and one Newton step. */
+PE__AVX512 static inline __m512 pe__recip16(__m512 d) {
+  __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+
+PE__AVX512 static inline __m512 pe__sigmoid16(__m512 x) {
+  __m512 one = _mm512_set1_ps(1.0f);
+  return pe__recip16(_mm512_add_ps(one, pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+/* tanh(x) = 1 - 2 / (exp(2x) + 1) on 16 lanes. */
+PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-9.0f)), _mm512_set1_ps(9.0f));
+  __m512 one = _mm512_set1_ps(1.0f);
+  __m512 e = pe__exp16(_mm512_add_ps(x, x));
+  return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), pe__recip16(_mm512_add_ps(e, one)), one);
+}
+
+/* The LSTM and GRU cells of kernels_avx2.c on 16 lanes. */
+PE__AVX512 void pe__lstm_cell_avx512(const float *g, const float *r, float *h,
+                                     float *c, int64_t H) {
+  for (int64_t j = 0; j < H; j += 16) {
+    __mmask16 m = pe__m16(H - j);
+#define PE__LD(p) _mm512_maskz_loadu_ps(m, (p) + j)
+    __m512 ig = pe__sigmoid16(_mm512_add_ps(PE__LD(g), PE__LD(r)));
+    __m512 og = pe__sigmoid16(_mm512_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m512 fg = pe__sigmoid16(_mm512_add_ps(PE__LD(g + 2 * H), PE__LD(r + 2 * H)));
+    __m512 cg = pe__tanh16(_mm512_add_ps(PE__LD(g + 3 * H), PE__LD(r + 3 * H)));
+    __m512 cn = _mm512_add_ps(_mm512_mul_ps(fg, PE__LD(c)), _mm512_mul_ps(ig, cg));
+#undef PE__LD
+    _mm512_mask_storeu_ps(c + j, m, cn);
+    _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(og, pe__tanh16(cn)));
+  }
+}
+
+PE__AVX512 void pe__gru_cell_avx512(const float *g, const float *r,
+                                    const float *rb, float *h, int64_t H) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < H; j += 16) {
+    __mmask16 m = pe__m16(H - j);
+#define PE__LD(p) _mm512_maskz_loadu_ps(m, (p) + j)
+    __m512 z = pe__sigmoid16(_mm512_add_ps(PE__LD(g), PE__LD(r)));
+    __m512 rr = pe__sigmoid16(_mm512_add_ps(PE__LD(g + H), PE__LD(r + H)));
+    __m512 hh = pe__tanh16(_mm512_add_ps(
+        PE__LD(g + 2 * H), _mm512_mul_ps(rr, _mm512_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
+    __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, z), hh),
+                              _mm512_mul_ps(z, PE__LD(h)));
+#undef PE__LD
+    _mm512_mask_storeu_ps(h + j, m, hn);
+  }
+}
+
+/* The sum over k is cut into PE__NCH(K) chunks of equal length (the last
+ * takes the rest): y = ((bias + S0) + S1) + ... where each S is one FMA
+ * chain in k order. Blocks of several rows run the chunks one after the
+ * other through y; a single row runs them as parallel chains (4x the FMAs
+ * in flight, for batch 1). Both orders give the same bits, so a window gets
+ * the same result wherever it sits in a batch. */
+#define PE__NCH(K) PE__DENSE_NCH(K)
+
+/* MR rows x NP panels of 16 columns over k in [k0, k1). */
+#define PE__DENSE_BLOCK(MR, NP)                                                \
+  PE__AVX512 static void pe__dense_blk_##MR##x##NP(                            \
+      const float *x, int64_t K, int64_t M, const float *wp, const float *bp,  \
+      float *y, int64_t wcols, int act, __m512 alpha, int64_t k0, int64_t k1,  \
+      int first, int last) {                                                   \
+    __m512 c[MR][NP];                                                          \
+    _Pragma("GCC unroll 16")                                                \
+    for (int p = 0; p < NP; p++) {                                             \
+      __m512 b = first ? _mm512_loadu_ps(bp + p * 16) : _mm512_setzero_ps();   \
+      _Pragma("GCC unroll 16")                                              \
+      for (int r = 0; r < MR; r++) {                                           \
+        c[r][p] = b;                                                           \
+      }                                                                        \
+    }                                                                          \
+    for (int64_t k = k0; k < k1; k++) {                                        \
+      __m512 w[NP];                                                            \
+      _Pragma("GCC unroll 16")                                              \
+      for (int p = 0; p < NP; p++) {                                           \
+        w[p] = _mm512_loadu_ps(wp + (p * K + k) * 16);                         \
+      }                                                                        \
+      _Pragma("GCC unroll 16")                                              \
+      for (int r = 0; r < MR; r++) {                                           \
+        __m512 a = _mm512_set1_ps(x[r * K + k]);                               \
+        _Pragma("GCC unroll 16")                                            \
+        for (int p = 0; p < NP; p++) {                                         \
+          c[r][p] = _mm512_fmadd_ps(a, w[p], c[r][p]);                         \
+        }                                                                      \
+      }                                                                        \
+    }                                                                          \
+    _Pragma("GCC unroll 16")                                                \
+    for (int r = 0; r < MR; r++) {                                             \
+      _Pragma("GCC unroll 16")                                              \
+      for (int p = 0; p < NP; p++) {                                           \
+        __mmask16 mk = pe__m16(wcols - p * 16);                                \
+        float *yp = y + r * M + p * 16;                                        \
+        __m512 v = c[r][p];                                                    \
+        if (!first) {                                                          \
+          v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, yp), v);                 \
+        }                                                                      \
+        _mm512_mask_storeu_ps(yp, mk, last ? pe__act16(v, act, alpha) : v);    \
+      }                                                                        \
+    }                                                                          \
+  }
+
+PE__DENSE_BLOCK(4, 4)
+PE__DENSE_BLOCK(4, 2)
+PE__DENSE_BLOCK(4, 1)
+PE__DENSE_BLOCK(8, 2)
+PE__DENSE_BLOCK(8, 1)
+
+/* One row, NP panels, the NC chunks as parallel chains. */
+#define PE__DENSE_ROW(NC, NP)                                                  \
+  PE__AVX512 static void pe__dense_row##NC##_##NP(                             \
+      const float *x, int64_t K, const float *wp, const float *bp, float *y,   \
+      int64_t wcols, int act, __m512 alpha) {                                  \
+    const int64_t len = K / NC;                                                \
+    __m512 c[NC][NP];                                                          \
+    _Pragma("GCC unroll 16")                                                   \
+    for (int p = 0; p < NP; p++) {                                             \
+      c[0][p] = _mm512_loadu_ps(bp + p * 16);                                  \
+      _Pragma("GCC unroll 16")                                                 \
+      for (int q = 1; q < NC; q++) {                                           \
+        c[q][p] = _mm512_setzero_ps();                                         \
+      }                                                                        \
+    }                                                                          \
+    for (int64_t i = 0; i < len; i++) {                                        \
+      _Pragma("GCC unroll 16")                                                 \
+      for (int q = 0; q < NC; q++) {                                           \
+        int64_t k = q * len + i;                                               \
+        __m512 a = _mm512_set1_ps(x[k]);                                       \
+        _Pragma("GCC unroll 16")                                               \
+        for (int p = 0; p < NP; p++) {                                         \
+          c[q][p] = _mm512_fmadd_ps(a, _mm512_loadu_ps(wp + (p * K + k) * 16), \
+                                    c[q][p]);                                  \
+        }                                                                      \
+      }                                                                        \
+    }                                                                          \
+    for (int64_t k = NC * len; k < K; k++) {                                   \
+      __m512 a = _mm512_set1_ps(x[k]);                                         \
+      _Pragma("GCC unroll 16")                                                 \
+      for (int p = 0; p < NP; p++) {                                           \
+        c[NC - 1][p] = _mm512_fmadd_ps(                                        \
+            a, _mm512_loadu_ps(wp + (p * K + k) * 16), c[NC - 1][p]);          \
+      }                                                                        \
+    }                                                                          \
+    _Pragma("GCC unroll 16")                                                   \
+    for (int p = 0; p < NP; p++) {                                             \
+      __m512 v = c[0][p];                                                      \
+      _Pragma("GCC unroll 16")                                                 \
+      for (int q = 1; q < NC; q++) {                                           \
+        v = _mm512_add_ps(v, c[q][p]);                                         \
+      }                                                                        \
+      _mm512_mask_storeu_ps(y + p * 16, pe__m16(wcols - p * 16),               \
+                            pe__act16(v, act, alpha));                         \
+    }                                                                          \
+  }
+
+PE__DENSE_ROW(4, 2)
+PE__DENSE_ROW(4, 1)
+PE__DENSE_ROW(2, 8)
+PE__DENSE_ROW(2, 4)
+PE__DENSE_ROW(2, 2)
+PE__DENSE_ROW(2, 1)
+
+PE__DENSE_BLOCK(1, 8)
+PE__DENSE_BLOCK(1, 4)
+PE__DENSE_BLOCK(1, 2)
+PE__DENSE_BLOCK(1, 1)
+
+typedef void (*pe__blk_fn)(const float *, int64_t, int64_t, const float *,
+                           const float *, float *, int64_t, int, __m512,
+                           int64_t, int64_t, int, int);
+
+/* Runs one block through the chunks of K, in order. */
+PE__AVX512 static inline void pe__chunks(pe__blk_fn fn, const float *x, int64_t K,
+                                         int64_t M, const float *wp,
+                                         const float *bp, float *y, int64_t wcols,
+                                         int act, __m512 alpha) {
+  const int nch = PE__NCH(K);
+  const int64_t len = K / nch;
+  for (int q = 0; q < nch; q++) {
+    int64_t k0 = q * len, k1 = q == nch - 1 ? K : k0 + len;
+    fn(x, K, M, wp, bp, y, wcols, act, alpha, k0, k1, q == 0, q == nch - 1);
+  }
+}
+
+/* Dense layer over `rows` rows (panel layout; dot layout goes to the
+ * AVX2 kernel), the activation fused. */
+PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
+                                 int64_t rows, int act, float alpha_f) {
+  if (d->dot) {
+    pe__dense_avx2(d, x, y, rows, act, alpha_f);
+    return;
+  }
+  const int64_t K = d->K, M = d->M, P = (M + 15) / 16;
+  int simple = act == PE__ACT_NONE || act == PE__ACT_RELU || act == PE__ACT_LEAKY;
+  int vact = simple ? act : PE__ACT_NONE;
+  const __m512 alpha = _mm512_set1_ps(alpha_f);
+  int64_t r = 0;
+  if (P <= 2) {
+    for (; r + 8 <= rows; r += 8) {
+      for (int64_t p = 0; p < P; p += 2) {
+        pe__chunks(p + 2 <= P ? pe__dense_blk_8x2 : pe__dense_blk_8x1, x + r * K,
+                   K, M, d->wp + p * K * 16, d->bp + p * 16, y + r * M + p * 16,
+                   M - p * 16, vact, alpha);
+      }
+    }
+  }
+  for (; r + 4 <= rows; r += 4) {
+    int64_t p = 0;
+    for (; p + 4 <= P; p += 4) {
+      pe__chunks(pe__dense_blk_4x4, x + r * K, K, M, d->wp + p * K * 16,
+                 d->bp + p * 16, y + r * M + p * 16, M - p * 16, vact, alpha);
+    }
+    for (; p + 2 <= P; p += 2) {
+      pe__chunks(pe__dense_blk_4x2, x + r * K, K, M, d->wp + p * K * 16,
+                 d->bp + p * 16, y + r * M + p * 16, M - p * 16, vact, alpha);
+    }
+    for (; p < P; p++) {
+      pe__chunks(pe__dense_blk_4x1, x + r * K, K, M, d->wp + p * K * 16,
+                 d->bp + p * 16, y + r * M + p * 16, M - p * 16, vact, alpha);
+    }
+  }
+  for (; r < rows; r++) {
+    int64_t p = 0;
+    const float *xr = x + r * K;
+    float *yr = y + r * M;
+#define PE__ROW(fn, np)                                                        \
+  for (; p + np <= P; p += np) {                                               \
+    fn(xr, K, d->wp + p * K * 16, d->bp + p * 16, yr + p * 16, M - p * 16,     \
+       vact, alpha);                                                           \
+  }
+    if (PE__NCH(K) == 4) {
+      PE__ROW(pe__dense_row4_2, 2)
+      PE__ROW(pe__dense_row4_1, 1)
+    } else if (PE__NCH(K) == 2) {
+      PE__ROW(pe__dense_row2_8, 8)
+      PE__ROW(pe__dense_row2_4, 4)
+      PE__ROW(pe__dense_row2_2, 2)
+      PE__ROW(pe__dense_row2_1, 1)
+    }
+#undef PE__ROW
+    for (; p + 8 <= P; p += 8) {
+      pe__chunks(pe__dense_blk_1x8, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
+                 yr + p * 16, M - p * 16, vact, alpha);
+    }
+    for (; p + 4 <= P; p += 4) {
+      pe__chunks(pe__dense_blk_1x4, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
+                 yr + p * 16, M - p * 16, vact, alpha);
+    }
+    for (; p + 2 <= P; p += 2) {
+      pe__chunks(pe__dense_blk_1x2, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
+                 yr + p * 16, M - p * 16, vact, alpha);
+    }
+    for (; p < P; p++) {
+      pe__chunks(pe__dense_blk_1x1, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
+                 yr + p * 16, M - p * 16, vact, alpha);
+    }
+  }
+  if (!simple) {
+    pe__act_avx2(y, rows * M, act, alpha_f);
+  }
+}
+
+/* CO output channels x 32 time steps from the phase rows (see
+ * pe__conv1d_avx2 for the layout). */
+#define PE__CONV_BLOCK(CO)                                                     \
+  PE__AVX512 static void pe__conv_blk_##CO(                                    \
+      const pe__step_t *s, const float *rows, int64_t lr, const int64_t *tap,  \
+      const float *w, const float *bias, float *y, int64_t wout, int64_t t0,   \
+      int vact, __m512 alpha) {                                                \
+    const int64_t cin_g = s->p[0] / s->p[2], k = s->p[3], st = s->p[4];        \
+    __m512 a[CO][2];                                                           \
+    _Pragma("GCC unroll 16")                                                \
+    for (int c = 0; c < CO; c++) {                                             \
+      a[c][0] = a[c][1] = _mm512_set1_ps(bias[c]);                             \
+    }                                                                          \
+    for (int64_t ci = 0; ci < cin_g; ci++) {                                   \
+      const float *rw = rows + ci * st * lr + t0;                              \
+      for (int64_t kk = 0; kk < k; kk++) {                                     \
+        const float *p = rw + tap[kk];                                         \
+        __m512 v0 = _mm512_loadu_ps(p), v1 = _mm512_loadu_ps(p + 16);          \
+        _Pragma("GCC unroll 16")                                            \
+        for (int c = 0; c < CO; c++) {                                         \
+          __m512 wc = _mm512_set1_ps(w[(c * cin_g + ci) * k + kk]);            \
+          a[c][0] = _mm512_fmadd_ps(wc, v0, a[c][0]);                          \
+          a[c][1] = _mm512_fmadd_ps(wc, v1, a[c][1]);                          \
+        }                                                                      \
+      }                                                                        \
+    }                                                                          \
+    int64_t wn = wout - t0;                                                    \
+    _Pragma("GCC unroll 16")                                                \
+    for (int c = 0; c < CO; c++) {                                             \
+      float *yc = y + c * wout + t0;                                           \
+      _mm512_mask_storeu_ps(yc, pe__m16(wn), pe__act16(a[c][0], vact, alpha)); \
+      _mm512_mask_storeu_ps(yc + 16, pe__m16(wn - 16),                         \
+                            pe__act16(a[c][1], vact, alpha));                  \
+    }                                                                          \
+  }
+
+PE__CONV_BLOCK(8)
+PE__CONV_BLOCK(4)
+PE__CONV_BLOCK(2)
+PE__CONV_BLOCK(1)
+
+/* Conv1d for one window: phase rows as in pe__conv1d_avx2, then blocks
+ * of 8, 4, 2 or 1 output channels of a group. */
+PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
+                                  float *scratch) {
+  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
+  const int64_t st = s->p[4], pl = s->p[6], pr = s->p[7];
+  const int64_t win = s->p[8], wout = s->p[9];
+  const int64_t cin_g = cin / group, cout_g = cout / group;
+  const int64_t lp = pl + win + pr;
+  const int64_t lr = (lp + st - 1) / st + 40;
+  int simple = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
+               s->act == PE__ACT_LEAKY;
+  int vact = simple ? s->act : PE__ACT_NONE;
+  const __m512 alpha = _mm512_set1_ps(s->alpha);
+  for (int64_t ci = 0; ci < cin; ci++) {
+    const float *xr = x + ci * win;
+    if (st == 1) {
+      float *row = scratch + ci * lr;
+      memset(row, 0, (size_t)pl * sizeof(float));
+      memcpy(row + pl, xr, (size_t)win * sizeof(float));
+      memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
+      continue;
+    }
+    for (int64_t r = 0; r < st; r++) {
+      float *row = scratch + (ci * st + r) * lr;
+      for (int64_t j = 0; j < lr; j++) {
+        int64_t pos = j * st + r - pl;
+        row[j] = pos >= 0 && pos < win ? xr[pos] : 0.0f;
+      }
+    }
+  }
+  /* tap kk reads phase row (kk*dil) % st at offset (kk*dil) / st; the
+   * offsets sit after the phase rows in scratch (pe__step_scratch) */
+  int64_t *tap = (int64_t *)(void *)(scratch + cin * st * lr);
+  for (int64_t kk = 0; kk < k; kk++) {
+    int64_t off = kk * s->p[5];
+    tap[kk] = (off % st) * lr + off / st;
+  }
+  for (int64_t g = 0; g < group; g++) {
+    const float *rows = scratch + g * cin_g * st * lr;
+    for (int64_t co = g * cout_g; co < (g + 1) * cout_g;) {
+      int64_t left = (g + 1) * cout_g - co;
+      int n = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      const float *w = s->w + co * cin_g * k;
+      for (int64_t t0 = 0; t0 < wout; t0 += 32) {
+        switch (n) {
+        case 8:
+          pe__conv_blk_8(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
+          break;
+        case 4:
+          pe__conv_blk_4(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
+          break;
+        case 2:
+          pe__conv_blk_2(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
+          break;
+        default:
+          pe__conv_blk_1(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
+          break;
+        }
+      }
+      co += n;
+    }
+  }
+  if (!simple) {
+    pe__act_avx2(y, cout * wout, s->act, s->alpha);
+  }
+}
+
+#else
+
+int pe__kernels_avx512_usable(void) { return 0; }
+
+void pe__lstm_cell_avx512(const float *g, const float *r, float *h, float *c,
+                          int64_t H) {
+  (void)g, (void)r, (void)h, (void)c, (void)H;
+}
+
+void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
+                         float *h, int64_t H) {
+  (void)g, (void)r, (void)rb, (void)h, (void)H;
+}
+
+void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
+                      int64_t rows, int act, float alpha) {
+  (void)d, (void)x, (void)y, (void)rows, (void)act, (void)alpha;
+}
+
+void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
+                       float *scratch) {
+  (void)s, (void)x, (void)y, (void)scratch;
+}
+
+#endif

@@ -1,0 +1,271 @@
+/* Internals of the ONNX importer and the CPU execution plan (src/model/).
+ *
+ * The pipeline, all at load time:
+ *   onnx_import.c  protobuf-c parse of a memory buffer -> pe__graph_t
+ *                  (tensors by name, nodes in file order, metadata)
+ *   build.c        per node, in topological order: validation, shape
+ *                  inference, constant folding (shape subgraphs included),
+ *                  and one plan step per runtime node
+ *   plan.c         fusion (BatchNorm into Conv/Gemm, bias, activations),
+ *                  dead-step removal, weight packing, arena layout, and the
+ *                  run loop over tiles of samples
+ *   kernels*.c     the step kernels: portable C and AVX2/FMA
+ *
+ * The batch dimension. Every runtime tensor is stored batch-major: sample b
+ * of tensor t lives at base + b * numel(t), where numel is the element count
+ * of ONE sample. Shapes are kept per sample: the logical ONNX shape with the
+ * batch dimension set to 1, and `batch_axis` saying where it is (-1 for a
+ * tensor that is the same for every sample, such as a weight). Ops may move
+ * the batch axis (Transpose, the [seq, batch, feature] layout of LSTM/GRU)
+ * but never mix samples; an op that would is rejected at load. Shape
+ * subgraphs are folded with the batch size kept symbolic: an int64 constant
+ * element that equals the batch size carries a mark, so the plan is the same
+ * for every batch size and is built once. */
+#ifndef PE_MODEL_MODEL_IMPL_H
+#define PE_MODEL_MODEL_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/model.h"
+
+#define PE__MAX_RANK 8
+#define PE__STEP_MAX_IN 16
+
+typedef enum pe__dtype {
+  PE__DT_NONE = 0,
+  PE__DT_F32 = 1,
+  PE__DT_I64 = 7
+} pe__dtype_t;
+
+typedef struct pe__tensor {
+  char *name;
+  int known;      /* shape inferred (or an initializer) */
+  int dtype;      /* pe__dtype_t */
+  int rank;
+  int64_t dims[PE__MAX_RANK]; /* batch dimension stored as 1 */
+  int batch_axis;             /* -1: same for every sample */
+  int64_t numel;              /* elements per sample */
+  /* Constant value (initializer, Constant, folded): one copy shared by every
+   * sample (batch stride 0). int64 constants also carry `mark`: 1 for an
+   * element whose value is the batch size (stored as 1). */
+  int is_const;
+  float *f;
+  int64_t *i;
+  uint8_t *mark;
+  int is_input;   /* the runtime graph input */
+  int output_idx; /* index among graph outputs, or -1 */
+  int n_uses;     /* consumers among runtime steps */
+  /* plan */
+  int alias_of;   /* tensor whose storage this one shares (Reshape...), or -1 */
+  int64_t off_ps; /* arena offset, floats per sample of the tile */
+  int storage;    /* pe__storage_t */
+} pe__tensor_t;
+
+typedef enum pe__storage {
+  PE__ST_NONE = 0,
+  PE__ST_CONST,
+  PE__ST_INPUT,
+  PE__ST_OUTPUT,
+  PE__ST_ARENA
+} pe__storage_t;
+
+typedef struct pe__node {
+  int index; /* position in the file */
+  const char *name;
+  const char *op;
+  const void *proto; /* Onnx__NodeProto *, valid during load only */
+  int n_in, n_out;
+  int in[PE__STEP_MAX_IN]; /* tensor ids, -1 for an empty optional input */
+  int out[4];
+} pe__node_t;
+
+typedef struct pe__graph {
+  const char *path; /* for messages */
+  int64_t ir_version;
+  int64_t opset;
+  char *producer;
+  pe__tensor_t *t;
+  int n_t, cap_t;
+  int *hash; /* open addressing over tensor names: id + 1, 0 empty */
+  int hash_cap;
+  pe__node_t *node;
+  int n_node;
+  int input;        /* the one runtime input tensor */
+  int outputs[PE_MODEL_MAX_IO];
+  int n_outputs;
+  int n_meta;
+  char *meta_key[PE_MODEL_MAX_META];
+  char *meta_val[PE_MODEL_MAX_META];
+  char *err;
+  size_t err_cap;
+} pe__graph_t;
+
+/* ---- plan steps --------------------------------------------------------- */
+typedef enum pe__kind {
+  PE__K_COPY = 0,  /* numel floats */
+  PE__K_CONV1D,
+  PE__K_DENSE,     /* rows x K times K x M (+bias, act) */
+  PE__K_MATMUL,    /* per sample, both operands runtime or either const */
+  PE__K_UNARY,
+  PE__K_BINARY,    /* broadcasting, per sample */
+  PE__K_SOFTMAX,   /* outer x axis x inner; log variant by `act` */
+  PE__K_STRIDED,   /* N-d strided copy: Transpose, Slice, Gather of one index */
+  PE__K_GATHER,    /* index select along one axis */
+  PE__K_CONCAT,
+  PE__K_AFFINE,    /* per channel x*s + t (a BatchNorm that cannot fold) */
+  PE__K_POOL1D,
+  PE__K_REDUCE_MEAN,
+  PE__K_LSTM,
+  PE__K_GRU,
+  PE__K_COUNT
+} pe__kind_t;
+
+typedef enum pe__act {
+  PE__ACT_NONE = 0,
+  PE__ACT_RELU,
+  PE__ACT_LEAKY,
+  PE__ACT_SIGMOID,
+  PE__ACT_TANH,
+  PE__ACT_ERF,
+  PE__ACT_SQRT,
+  PE__ACT_GELU,
+  PE__ACT_GELU_TANH,
+  PE__ACT_EXP,
+  PE__ACT_NEG,
+  PE__ACT_ABS,
+  PE__ACT_LOG,
+  PE__ACT_RECIP
+} pe__act_t;
+
+typedef enum pe__binop {
+  PE__OP_ADD = 0,
+  PE__OP_SUB,
+  PE__OP_MUL,
+  PE__OP_DIV,
+  PE__OP_POW
+} pe__binop_t;
+
+/* A dense layer Y[rows][M] = X[rows][K] W^T + bias, weights packed for the
+ * kernels: M <= 4 keeps W as [M][K] (dot products); otherwise panels of 16
+ * columns [M/16][K][16], zero-padded. */
+typedef struct pe__dense {
+  int64_t K, M;
+  float *wp;         /* packed, owned */
+  const float *bias; /* [M] or NULL */
+  float *bp;         /* bias padded to the panels (panel layout), owned */
+  int dot;           /* 1: [M][K] layout */
+} pe__dense_t;
+
+void pe__dense_pack(pe__dense_t *d, const float *w_mk); /* w_mk [M][K] */
+
+/* Chunks the vector dense kernels cut the sum over k into (see
+ * kernels_avx512.c): parallel FMA chains for a single row. */
+#define PE__DENSE_NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
+void pe__dense_run(const pe__dense_t *d, const float *x, float *y,
+                   int64_t rows, int act, float alpha, int avx2);
+
+typedef struct pe__step {
+  int kind;
+  int node;         /* source node (first of a fused group) */
+  char label[96];   /* "Conv+BatchNormalization+Relu" */
+  int n_in;
+  int in[PE__STEP_MAX_IN];
+  int out[3];       /* out[0] always; LSTM/GRU may add Y_h, Y_c (-1 none) */
+  int act;          /* pe__act_t applied to the result */
+  float alpha;      /* LeakyRelu slope */
+  int binop;
+  int64_t flops;    /* per sample */
+  /* weights: canonical while building, packed by plan.c */
+  float *w, *w2, *bias, *bias2; /* canonical, owned */
+  pe__dense_t d, d2, d3;         /* packed (DENSE, LSTM, GRU) */
+  /* shape parameters; meaning per kind (see build.c) */
+  int64_t p[24];
+  int64_t rank;
+  int64_t dims[PE__MAX_RANK];
+  int64_t st[PE__STEP_MAX_IN][PE__MAX_RANK]; /* strides per input */
+  int64_t *idx;     /* Gather indices */
+  int64_t n_idx;
+  /* scratch floats this step needs: fixed + per sample of the tile */
+  int64_t scratch_fixed, scratch_ps;
+} pe__step_t;
+
+/* The loaded model: read-only after load, shared by every context. */
+struct pe_model {
+  pe__graph_t g;
+  pe__step_t *step;
+  int n_step;
+  int64_t arena_ps;   /* floats per sample of the tile, all live buffers */
+  int64_t scratch_fixed, scratch_ps;
+  int64_t in_numel, out_numel;
+  int64_t flops;      /* per window */
+  int avx2;           /* kernels chosen at load: 0 generic, 1 AVX2/FMA,
+                         2 AVX-512 (dense, Conv1d) + AVX2 (the rest) */
+  pe_model_desc_t info;
+  char err[512];
+};
+
+/* ---- kernels ------------------------------------------------------------- */
+/* In the kernels, the `avx2` argument is that level. */
+
+/* One execution of a step over n samples: ptr[t] is the base of tensor t for
+ * the first sample, and its per-sample stride is given by the tensor (0 for
+ * constants). */
+typedef struct pe__exec {
+  const struct pe_model *m;
+  float **ptr;
+  float *scratch;
+  uint32_t n;
+} pe__exec_t;
+
+int pe__kernels_avx2_usable(void);
+int pe__kernels_avx512_usable(void);
+int pe__kernels_level(pe_kernels_t k);
+const char *pe__kernels_name(int level);
+void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
+                      int64_t rows, int act, float alpha);
+void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
+                       float *scratch);
+void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2);
+void pe__act_apply(float *y, int64_t n, int act, float alpha);
+int64_t pe__tensor_stride(const pe__tensor_t *t);
+
+/* AVX2 kernels (kernels_avx2.c); callers check pe__kernels_avx2_usable. */
+void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
+                    int64_t rows, int act, float alpha);
+void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
+                     float *scratch);
+void pe__act_avx2(float *y, int64_t n, int act, float alpha);
+void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
+void pe__lstm_cell_avx2(const float *g, const float *r, float *h, float *c,
+                        int64_t H);
+void pe__lstm_cell_avx512(const float *g, const float *r, float *h, float *c,
+                          int64_t H);
+void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
+                         float *h, int64_t H);
+void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
+                       int64_t H);
+void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
+int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
+                         const char *what);
+void pe__step_pack(pe__step_t *s);
+int64_t pe__step_scratch(const pe__step_t *s, int64_t tile);
+
+/* ---- load pipeline ------------------------------------------------------- */
+int pe__onnx_import(pe__graph_t *g, const void *data, size_t len, void **proto);
+void pe__onnx_free(void *proto);
+int pe__graph_find(pe__graph_t *g, const char *name);
+int pe__graph_add(pe__graph_t *g, const char *name);
+void pe__graph_free(pe__graph_t *g);
+int pe__build(struct pe_model *m);
+int pe__plan(struct pe_model *m);
+void pe__steps_free(struct pe_model *m);
+void pe__step_free(pe__step_t *s);
+
+/* Formats "FILE: node I (NAME, OP): " + message into g->err. Returns rc. */
+int pe__node_err(pe__graph_t *g, const pe__node_t *n, int rc, const char *fmt,
+                 ...) __attribute__((format(printf, 4, 5)));
+int pe__graph_err(pe__graph_t *g, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

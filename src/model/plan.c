@@ -1,0 +1,566 @@
+/* The execution plan: fusion, dead-step removal, packing, the arena, and
+ * the run loop.
+ *
+ * Fusion (at load, on the steps build.c made):
+ *   BatchNormalization after Conv or Gemm/MatMul  -> folded into the weights
+ *   Add of a constant bias after Gemm/MatMul       -> the layer's bias
+ *   an activation after Conv, Gemm/MatMul, BatchNorm or a binary op
+ *                                                  -> the kernel's epilogue
+ * A step is fused only when the tensor between the two has no other use and
+ * is not a graph output.
+ *
+ * Memory: every runtime tensor that is not an alias gets a region of one
+ * arena, laid out once by liveness (first fit), in floats per sample; a
+ * context holds the arena for a tile of samples. pe_model_run walks the
+ * batch in tiles so a large batch stays in cache, and the input and output
+ * tensors are the caller's buffers themselves. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_impl.h"
+#include "pe/error.h"
+
+#define PE__TILE_BYTES (384 * 1024)
+#define PE__TILE_MAX 256
+
+struct pe_model_ctx {
+  const pe_model_t *m;
+  float *arena;   /* tile * arena_ps floats, then scratch */
+  float *scratch;
+  float **ptr;    /* per tensor */
+  int *rt;        /* runtime tensors to point per tile */
+  int *rt_root;   /* their storage roots */
+  int n_rt;
+  uint32_t tile;
+};
+
+static int pe__root(const pe_model_t *m, int t) {
+  while (m->g.t[t].alias_of >= 0) {
+    t = m->g.t[t].alias_of;
+  }
+  return t;
+}
+
+static void pe__label_add(pe__step_t *s, const char *what) {
+  size_t n = strlen(s->label), w = strlen(what);
+  if (n + 1 + w < sizeof s->label) {
+    s->label[n] = '+';
+    memcpy(s->label + n + 1, what, w + 1);
+  }
+}
+
+/* Uses of each tensor by live steps (aliases count as uses of their root
+ * through the alias' own consumers). */
+static void pe__count_uses(pe_model_t *m, const int *dead) {
+  for (int t = 0; t < m->g.n_t; t++) {
+    m->g.t[t].n_uses = 0;
+  }
+  for (int i = 0; i < m->n_step; i++) {
+    if (dead[i]) {
+      continue;
+    }
+    for (int k = 0; k < m->step[i].n_in; k++) {
+      if (m->step[i].in[k] >= 0) {
+        m->g.t[m->step[i].in[k]].n_uses++;
+      }
+    }
+  }
+  for (int t = m->g.n_t - 1; t >= 0; t--) {
+    if (m->g.t[t].alias_of >= 0) {
+      m->g.t[m->g.t[t].alias_of].n_uses += m->g.t[t].n_uses + 1;
+    }
+  }
+}
+
+/* Producer step of tensor t, -1 if none. */
+static int pe__producer(const pe_model_t *m, const int *dead, int t) {
+  for (int i = 0; i < m->n_step; i++) {
+    if (!dead[i] && m->step[i].out[0] == t) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+static int pe__fusable_into(const pe_model_t *m, const int *dead, int t) {
+  const pe__tensor_t *x = &m->g.t[t];
+  if (x->n_uses != 1 || x->output_idx >= 0 || x->is_const) {
+    return -1;
+  }
+  return pe__producer(m, dead, t);
+}
+
+static void pe__fuse(pe_model_t *m, int *dead) {
+  for (int i = 0; i < m->n_step; i++) {
+    pe__step_t *b = &m->step[i];
+    if (dead[i]) {
+      continue;
+    }
+    pe__count_uses(m, dead);
+    if (b->kind == PE__K_AFFINE && b->p[3] == 2) {
+      /* x * s then + t: one step, the same two roundings */
+      int j = pe__fusable_into(m, dead, b->in[0]);
+      pe__step_t *a = j >= 0 ? &m->step[j] : NULL;
+      if (a != NULL && a->kind == PE__K_AFFINE && a->p[3] == 1 &&
+          a->act == PE__ACT_NONE && a->p[0] == b->p[0] && a->p[2] == b->p[2] &&
+          (a->p[1] == b->p[1] || (b->p[1] == 1 && a->p[0] == 1 && a->p[2] == 1))) {
+        for (int64_t c = 0; c < a->p[1]; c++) {
+          a->bias[c] = b->bias[b->p[1] == 1 ? 0 : c];
+        }
+        a->p[3] = 0;
+        a->out[0] = b->out[0];
+        a->flops += b->flops;
+        pe__label_add(a, b->label);
+        dead[i] = 1;
+        continue;
+      }
+    }
+    if (b->kind == PE__K_AFFINE) {
+      int j = pe__fusable_into(m, dead, b->in[0]);
+      if (j < 0) {
+        continue;
+      }
+      pe__step_t *a = &m->step[j];
+      int ok = a->act == PE__ACT_NONE &&
+               ((a->kind == PE__K_CONV1D && a->p[1] == b->p[1]) ||
+                (a->kind == PE__K_DENSE && a->p[0] == 1 && a->p[2] == b->p[1] &&
+                 b->p[2] == 1));
+      if (!ok) {
+        continue;
+      }
+      int64_t C = b->p[1];
+      int64_t per = a->kind == PE__K_CONV1D ? (a->p[0] / a->p[2]) * a->p[3]
+                                            : a->p[1];
+      if (a->bias == NULL) {
+        a->bias = calloc((size_t)C, sizeof(float));
+        if (a->bias == NULL) {
+          continue;
+        }
+      }
+      for (int64_t c = 0; c < C; c++) {
+        for (int64_t k = 0; k < per; k++) {
+          a->w[c * per + k] *= b->w[c];
+        }
+        a->bias[c] = a->bias[c] * b->w[c] + b->bias[c];
+      }
+      a->out[0] = b->out[0];
+      a->flops += b->flops;
+      pe__label_add(a, "BatchNormalization");
+      dead[i] = 1;
+      continue;
+    }
+    if (b->kind == PE__K_BINARY && b->binop == PE__OP_ADD && b->w == NULL) {
+      for (int side = 0; side < 2; side++) {
+        int xt = b->in[side], ct = b->in[1 - side];
+        const pe__tensor_t *c = &m->g.t[ct];
+        if (!c->is_const || m->g.t[xt].is_const) {
+          continue;
+        }
+        int j = pe__fusable_into(m, dead, xt);
+        if (j < 0) {
+          continue;
+        }
+        pe__step_t *a = &m->step[j];
+        if (a->kind != PE__K_DENSE || a->act != PE__ACT_NONE ||
+            c->numel != a->p[2] || m->g.t[b->out[0]].numel != m->g.t[xt].numel) {
+          continue;
+        }
+        if (a->bias == NULL) {
+          a->bias = calloc((size_t)a->p[2], sizeof(float));
+          if (a->bias == NULL) {
+            continue;
+          }
+        }
+        for (int64_t k = 0; k < a->p[2]; k++) {
+          a->bias[k] += c->f[k];
+        }
+        a->out[0] = b->out[0];
+        pe__label_add(a, "Add");
+        dead[i] = 1;
+        break;
+      }
+      continue;
+    }
+    if (b->kind == PE__K_UNARY) {
+      int j = pe__fusable_into(m, dead, b->in[0]);
+      if (j < 0) {
+        continue;
+      }
+      pe__step_t *a = &m->step[j];
+      int ok = a->act == PE__ACT_NONE &&
+               (a->kind == PE__K_CONV1D || a->kind == PE__K_DENSE ||
+                a->kind == PE__K_AFFINE || a->kind == PE__K_BINARY);
+      if (!ok) {
+        continue;
+      }
+      a->act = b->act;
+      a->alpha = b->alpha;
+      a->out[0] = b->out[0];
+      a->flops += b->flops;
+      pe__label_add(a, b->label);
+      dead[i] = 1;
+    }
+  }
+}
+
+typedef struct pe__block {
+  int64_t off, size;
+} pe__block_t;
+
+/* First fit in per-sample floats; blocks[] holds the live regions. */
+static int64_t pe__alloc(pe__block_t *blocks, int *nb, int64_t size,
+                         int64_t *top) {
+  int64_t off = 0;
+  for (;;) {
+    int clash = -1;
+    for (int i = 0; i < *nb; i++) {
+      if (off < blocks[i].off + blocks[i].size && blocks[i].off < off + size) {
+        clash = i;
+        break;
+      }
+    }
+    if (clash < 0) {
+      break;
+    }
+    off = blocks[clash].off + blocks[clash].size;
+  }
+  blocks[(*nb)++] = (pe__block_t){off, size};
+  if (off + size > *top) {
+    *top = off + size;
+  }
+  return off;
+}
+
+static void pe__release(pe__block_t *blocks, int *nb, int64_t off) {
+  for (int i = 0; i < *nb; i++) {
+    if (blocks[i].off == off) {
+      blocks[i] = blocks[--*nb];
+      return;
+    }
+  }
+}
+
+int pe__plan(pe_model_t *m) {
+  pe__graph_t *g = &m->g;
+  int n = m->n_step;
+  int *dead = calloc((size_t)(n + 1), sizeof *dead);
+  uint8_t *need = calloc((size_t)g->n_t, 1);
+  int *last = malloc((size_t)g->n_t * sizeof *last);
+  pe__block_t *blocks = malloc((size_t)(g->n_t + 1) * sizeof *blocks);
+  int rc = dead && need && last && blocks ? PE_OK : PE_ENOMEM;
+  if (rc != PE_OK) {
+    goto done;
+  }
+  pe__fuse(m, dead);
+
+  /* output 0 */
+  int out0 = g->outputs[0];
+  pe__tensor_t *o = &g->t[out0];
+  if (!o->known) {
+    rc = pe__graph_err(g, PE_EMODEL, "graph output '%s' has no value", o->name);
+    goto done;
+  }
+  if (o->is_const) {
+    rc = pe__graph_err(g, PE_EUNSUPPORTED,
+                       "graph output '%s' is a constant: it does not depend "
+                       "on the input",
+                       o->name);
+    goto done;
+  }
+  if (o->batch_axis != 0) {
+    rc = pe__graph_err(g, PE_EUNSUPPORTED,
+                       "graph output '%s' has its batch on axis %d; the batch "
+                       "must be axis 0 ([batch, ...])",
+                       o->name, o->batch_axis);
+    goto done;
+  }
+  int r0 = pe__root(m, out0);
+  if (r0 == g->input) {
+    /* the output is the input reshaped: copy */
+    pe__step_t *s = realloc(m->step, (size_t)(n + 1) * sizeof *s);
+    if (s == NULL) {
+      rc = PE_ENOMEM;
+      goto done;
+    }
+    m->step = s;
+    s = &m->step[n];
+    memset(s, 0, sizeof *s);
+    s->kind = PE__K_COPY;
+    snprintf(s->label, sizeof s->label, "Copy");
+    s->n_in = 1;
+    s->in[0] = out0; /* reads the input through the alias */
+    s->out[0] = s->out[1] = s->out[2] = -1;
+    int id = pe__graph_add(g, "pe.copy_of_output");
+    if (id < 0) {
+      rc = id;
+      goto done;
+    }
+    o = &g->t[out0];
+    pe__tensor_t *c = &g->t[id];
+    char *copy_name = c->name;
+    *c = *o;
+    /* swap names: the copy becomes the output tensor */
+    c->name = o->name;
+    o->name = copy_name;
+    c->alias_of = -1;
+    c->output_idx = 0;
+    o->output_idx = -1;
+    s->out[0] = id;
+    g->outputs[0] = id;
+    out0 = id;
+    r0 = id;
+    m->n_step = ++n;
+    free(need);
+    free(last);
+    free(blocks);
+    need = calloc((size_t)g->n_t, 1);
+    last = malloc((size_t)g->n_t * sizeof *last);
+    blocks = malloc((size_t)(g->n_t + 1) * sizeof *blocks);
+    int *d2 = realloc(dead, (size_t)(n + 1) * sizeof *dead);
+    if (!need || !last || !blocks || !d2) {
+      rc = PE_ENOMEM;
+      if (d2) {
+        dead = d2;
+      }
+      goto done;
+    }
+    dead = d2;
+    dead[n - 1] = 0;
+  }
+
+  /* dead steps: only what output 0 needs is computed */
+  for (int t = out0; t >= 0; t = g->t[t].alias_of) {
+    need[t] = 1;
+  }
+  for (int i = n - 1; i >= 0; i--) {
+    pe__step_t *s = &m->step[i];
+    int live = 0;
+    for (int k = 0; k < 3; k++) {
+      if (s->out[k] >= 0 && need[s->out[k]]) {
+        live = 1;
+      }
+    }
+    if (!live || dead[i]) {
+      dead[i] = 1;
+      continue;
+    }
+    for (int k = 0; k < s->n_in; k++) {
+      for (int t = s->in[k]; t >= 0; t = g->t[t].alias_of) {
+        need[t] = 1;
+      }
+    }
+    /* outputs a recurrent step writes even when unused need a place */
+    for (int k = 0; k < 3; k++) {
+      if (s->out[k] >= 0) {
+        need[s->out[k]] = 1;
+      }
+    }
+  }
+  int w = 0;
+  for (int i = 0; i < n; i++) {
+    if (dead[i]) {
+      pe__step_free(&m->step[i]);
+      continue;
+    }
+    m->step[w++] = m->step[i];
+  }
+  m->n_step = n = w;
+  if (!need[g->input]) {
+    rc = pe__graph_err(g, PE_EUNSUPPORTED,
+                       "graph output '%s' does not depend on the input",
+                       g->t[out0].name);
+    goto done;
+  }
+
+  /* pack and account */
+  m->flops = 0;
+  m->info.weight_bytes = 0;
+  for (int i = 0; i < n; i++) {
+    pe__step_t *s = &m->step[i];
+    pe__step_pack(s);
+    if ((s->kind == PE__K_DENSE || s->kind == PE__K_LSTM || s->kind == PE__K_GRU) &&
+        s->d.wp == NULL) {
+      rc = PE_ENOMEM;
+      goto done;
+    }
+    m->flops += s->flops;
+    int64_t wb = 0;
+    if (s->kind == PE__K_DENSE) {
+      wb = s->d.dot ? s->d.K * s->d.M : ((s->d.M + 15) / 16) * 16 * s->d.K;
+      /* the canonical copy is no longer needed */
+      free(s->w);
+      s->w = NULL;
+    } else if (s->kind == PE__K_CONV1D) {
+      wb = s->p[1] * (s->p[0] / s->p[2]) * s->p[3];
+    } else if (s->kind == PE__K_LSTM || s->kind == PE__K_GRU) {
+      int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];
+      wb = GH * (s->p[1] + s->p[2]);
+    }
+    m->info.weight_bytes += (wb + s->p[2]) * 4;
+  }
+
+  /* storage */
+  for (int t = 0; t < g->n_t; t++) {
+    g->t[t].storage = g->t[t].is_const ? PE__ST_CONST : PE__ST_NONE;
+    last[t] = -1;
+  }
+  g->t[g->input].storage = PE__ST_INPUT;
+  g->t[r0].storage = PE__ST_OUTPUT;
+  for (int i = 0; i < n; i++) {
+    const pe__step_t *s = &m->step[i];
+    for (int k = 0; k < s->n_in; k++) {
+      if (s->in[k] >= 0) {
+        last[pe__root(m, s->in[k])] = i;
+      }
+    }
+  }
+  int nb = 0;
+  int64_t top = 0;
+  m->scratch_fixed = 0;
+  for (int i = 0; i < n; i++) {
+    const pe__step_t *s = &m->step[i];
+    for (int k = 0; k < 3; k++) {
+      int t = s->out[k];
+      if (t < 0) {
+        continue;
+      }
+      pe__tensor_t *x = &g->t[t];
+      if (x->storage == PE__ST_NONE) {
+        x->storage = PE__ST_ARENA;
+        x->off_ps = pe__alloc(blocks, &nb, (x->numel + 15) / 16 * 16, &top);
+        if (last[t] < i) {
+          last[t] = i; /* written, never read: free after this step */
+        }
+      }
+    }
+    for (int k = 0; k < s->n_in + 3; k++) {
+      int t = k < s->n_in ? s->in[k] : s->out[k - s->n_in];
+      if (t < 0) {
+        continue;
+      }
+      int r = pe__root(m, t);
+      if (g->t[r].storage == PE__ST_ARENA && last[r] == i) {
+        pe__release(blocks, &nb, g->t[r].off_ps);
+        last[r] = -2; /* released */
+      }
+    }
+  }
+  m->arena_ps = top;
+  m->in_numel = g->t[g->input].numel;
+  m->out_numel = g->t[out0].numel;
+  m->scratch_ps = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t s1 = pe__step_scratch(&m->step[i], 1);
+    int64_t s2 = pe__step_scratch(&m->step[i], 2);
+    int64_t ps = s2 - s1, fixed = s1 - ps;
+    if (ps > m->scratch_ps) {
+      m->scratch_ps = ps;
+    }
+    if (fixed > m->scratch_fixed) {
+      m->scratch_fixed = fixed;
+    }
+  }
+
+done:
+  free(dead);
+  free(need);
+  free(last);
+  free(blocks);
+  return rc;
+}
+
+/* ---- contexts and the run loop ------------------------------------------- */
+int pe_model_ctx_create(const pe_model_t *m, uint32_t max_batch,
+                        pe_model_ctx_t **out) {
+  *out = NULL;
+  if (m == NULL) {
+    return PE_EINVAL;
+  }
+  pe_model_ctx_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    return PE_ENOMEM;
+  }
+  c->m = m;
+  int64_t per = (m->arena_ps + m->scratch_ps) * 4;
+  int64_t tile = per > 0 ? PE__TILE_BYTES / per : PE__TILE_MAX;
+  tile = tile < 1 ? 1 : (tile > PE__TILE_MAX ? PE__TILE_MAX : tile);
+  if (max_batch > 0 && (int64_t)max_batch < tile) {
+    tile = max_batch;
+  }
+  c->tile = (uint32_t)tile;
+  int64_t scratch = 0;
+  for (int i = 0; i < m->n_step; i++) {
+    int64_t s = pe__step_scratch(&m->step[i], tile);
+    scratch = s > scratch ? s : scratch;
+  }
+  size_t floats = (size_t)(m->arena_ps * tile + scratch + 16);
+  size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+  c->arena = aligned_alloc(64, bytes);
+  c->ptr = calloc((size_t)m->g.n_t, sizeof *c->ptr);
+  c->rt = malloc((size_t)m->g.n_t * sizeof *c->rt);
+  c->rt_root = malloc((size_t)m->g.n_t * sizeof *c->rt_root);
+  if (c->arena == NULL || c->ptr == NULL || c->rt == NULL || c->rt_root == NULL) {
+    pe_model_ctx_destroy(c);
+    return PE_ENOMEM;
+  }
+  memset(c->arena, 0, bytes);
+  c->scratch = c->arena + m->arena_ps * tile;
+  for (int t = 0; t < m->g.n_t; t++) {
+    const pe__tensor_t *x = &m->g.t[t];
+    if (x->is_const) {
+      c->ptr[t] = x->f;
+    } else if (x->known && (x->alias_of >= 0 || x->storage != PE__ST_NONE)) {
+      c->rt_root[c->n_rt] = pe__root(m, t);
+      c->rt[c->n_rt++] = t;
+    }
+  }
+  *out = c;
+  return PE_OK;
+}
+
+void pe_model_ctx_destroy(pe_model_ctx_t *c) {
+  if (c == NULL) {
+    return;
+  }
+  free(c->arena);
+  free(c->ptr);
+  free(c->rt);
+  free(c->rt_root);
+  free(c);
+}
+
+int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch, float *out) {
+  if (c == NULL || in == NULL || out == NULL || batch == 0) {
+    return PE_EINVAL;
+  }
+  const pe_model_t *m = c->m;
+  const pe__tensor_t *t = m->g.t;
+  for (uint32_t c0 = 0; c0 < batch; c0 += c->tile) {
+    uint32_t n = batch - c0 < c->tile ? batch - c0 : c->tile;
+    for (int k = 0; k < c->n_rt; k++) {
+      int id = c->rt[k], r = c->rt_root[k];
+      switch (t[r].storage) {
+      case PE__ST_INPUT:
+        /* read-only in every kernel: the cast drops a const that the
+         * pointer table cannot carry */
+        c->ptr[id] = (float *)(uintptr_t)(in + (size_t)c0 * (size_t)m->in_numel);
+        break;
+      case PE__ST_OUTPUT:
+        c->ptr[id] = out + (size_t)c0 * (size_t)m->out_numel;
+        break;
+      case PE__ST_CONST:
+        c->ptr[id] = t[r].f;
+        break;
+      default:
+        c->ptr[id] = c->arena + t[r].off_ps * (int64_t)c->tile;
+        break;
+      }
+    }
+    pe__exec_t x = {m, c->ptr, c->scratch, n};
+    for (int i = 0; i < m->n_step; i++) {
+      pe__step_exec(&m->step[i], &x, m->avx2);
+    }
+  }
+  return PE_OK;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""End-to-end checks of `inspect`, `infer` and `bench-model` (no numpy:
+.npy files are written and read by hand). Usage: test_cli_model.py ENGINE"""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+ENGINE = sys.argv[1]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "tests", "models")
+passed = failed = 0
+
+
+def run(*args):
+    r = subprocess.run([ENGINE, *args], capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name}: {detail}")
+
+
+def write_npy(path, shape, values):
+    d = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % (
+        ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else ""))
+    total = (len(d) + 11 + 63) // 64 * 64
+    hdr = d + " " * (total - 10 - len(d) - 1) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
+        f.write(struct.pack("<%df" % len(values), *values))
+
+
+def read_npy(path):
+    b = open(path, "rb").read()
+    assert b[:8] == b"\x93NUMPY\x01\x00", b[:8]
+    hl = struct.unpack("<H", b[8:10])[0]
+    hdr = b[10:10 + hl].decode()
+    assert (10 + hl) % 64 == 0
+    shape = tuple(int(v) for v in hdr.split("(")[1].split(")")[0].split(",") if v.strip())
+    n = len(b[10 + hl:]) // 4
+    return shape, struct.unpack("<%df" % n, b[10 + hl:])
+
+
+rc, out, err = run("--version")
+check("version", rc == 0 and "cpu" in out and "kernels" in out, out)
+
+m = os.path.join(MODELS, "cnn_toy.onnx")
+rc, out, err = run("inspect", m)
+check("inspect ok", rc == 0, err)
+for frag in ("input      input [N, 1, 32]", "pe.features = return_z", "Conv+Relu",
+             "flops      28928 per window", "plan       3 steps"):
+    check("inspect shows " + frag, frag in out, out)
+
+rc, out, err = run("inspect", os.path.join(MODELS, "bad", "unknown_op.onnx"))
+check("inspect bad exit", rc == 1, rc)
+check("inspect bad message", "node 1 (act0, HardSwish): unsupported op 'HardSwish'" in err, err)
+rc, out, err = run("inspect", "/nonexistent.onnx")
+check("inspect missing", rc == 1 and "/nonexistent.onnx: cannot read the model" in err, err)
+rc, out, err = run("inspect")
+check("inspect usage", rc == 2, rc)
+
+with tempfile.TemporaryDirectory() as tmp:
+    x = os.path.join(tmp, "x.npy")
+    y = os.path.join(tmp, "y.npy")
+    vals = [((i * 37) % 11) / 5.0 - 1.0 for i in range(3 * 32)]
+    write_npy(x, (3, 1, 32), vals)
+    rc, out, err = run("infer", m, "--input", x, "--output", y)
+    check("infer ok", rc == 0, err)
+    if rc == 0:
+        shape, ys = read_npy(y)
+        check("infer shape", shape == (3, 2), shape)
+        check("infer finite", all(v == v and abs(v) < 1e6 for v in ys), ys)
+        rc, out, err = run("infer", m, "--input", x, "--output", y, "--kernels", "generic")
+        shape2, ys2 = read_npy(y)
+        check("generic close", max(abs(a - b) for a, b in zip(ys, ys2)) < 1e-5, (ys, ys2))
+    write_npy(x, (3, 31), [0.0] * 93)
+    rc, out, err = run("infer", m, "--input", x, "--output", y)
+    check("infer wrong shape", rc == 1 and "32 values per window" in err, err)
+    write_npy(x, (2, 32), [0.5] * 64)
+    rc, out, err = run("infer", "none", "--backend", "stub", "--input", x, "--output", y)
+    check("infer stub", rc == 0 and read_npy(y)[0] == (2, 3), err)
+
+rc, out, err = run("bench-model", m, "--batch", "2", "--iterations", "50", "--warmup", "5")
+check("bench ok", rc == 0, err)
+for frag in ("min ", "mean ", "median ", "p90 ", "p95 ", "p99 ", "p99.9 ", "max ",
+             "windows/s", "samples: 50"):
+    check("bench shows " + frag, frag in out, out)
+rc, out, err = run("bench-model", m, "--batch", "3", "--iterations", "20", "--threads", "2")
+check("bench threads", rc == 0 and "samples: 40" in out, out + err)
+
+for cmd in ("inspect", "infer", "bench-model"):
+    rc, out, err = run("help", cmd)
+    check("help " + cmd, rc == 0 and "examples:" in out, out)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

@@ -1,0 +1,148 @@
+/* Zero heap allocations per inference after load.
+ *
+ * This executable defines malloc, calloc, realloc, free, aligned_alloc and
+ * posix_memalign itself (forwarding to glibc's __libc_* entry points), so
+ * every allocation the library makes is counted. Each test model is loaded,
+ * a context created and run once; then thousands of runs at batch 1, 7 and
+ * 1000 (several tiles) must leave the counter unchanged, through the model
+ * API and through the cpu backend of the registry. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pe/backend.h"
+#include "pe/error.h"
+#include "pe/model.h"
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+
+static volatile uint64_t n_alloc;
+
+void *malloc(size_t n);
+void *calloc(size_t a, size_t b);
+void *realloc(void *p, size_t n);
+void free(void *p);
+void *aligned_alloc(size_t al, size_t n);
+int posix_memalign(void **out, size_t al, size_t n);
+
+void *malloc(size_t n) {
+  n_alloc++;
+  return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+  n_alloc++;
+  return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+  n_alloc++;
+  return __libc_realloc(p, n);
+}
+void free(void *p) { __libc_free(p); }
+void *aligned_alloc(size_t al, size_t n) {
+  n_alloc++;
+  return __libc_memalign(al, n);
+}
+int posix_memalign(void **out, size_t al, size_t n) {
+  n_alloc++;
+  *out = __libc_memalign(al, n);
+  return *out ? 0 : 12;
+}
+
+#ifndef PE_TEST_MODELS_DIR
+#define PE_TEST_MODELS_DIR "tests/models"
+#endif
+
+static float in_buf[1000 * 4096], out_buf[1000 * 64];
+
+static int check_model(const char *name) {
+  char path[512], err[512];
+  snprintf(path, sizeof path, "%s/%s", PE_TEST_MODELS_DIR, name);
+  pe_model_t *m = NULL;
+  if (pe_model_load_file(path, NULL, &m, err, sizeof err) != PE_OK) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  const pe_model_desc_t *d = pe_model_desc(m);
+  if (d->input.numel > 4096 || d->outputs[0].numel > 64) {
+    fprintf(stderr, "%s: too large for the test buffers\n", name);
+    pe_model_destroy(m);
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof in_buf / sizeof in_buf[0]; i++) {
+    in_buf[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+  }
+  pe_model_ctx_t *ctx = NULL;
+  int fails = 0;
+  if (pe_model_ctx_create(m, 64, &ctx) != PE_OK) {
+    pe_model_destroy(m);
+    return 1;
+  }
+  pe_model_run(ctx, in_buf, 1, out_buf);
+  uint64_t before = n_alloc;
+  const uint32_t batches[3] = {1, 7, 1000};
+  for (int k = 0; k < 3; k++) {
+    int reps = batches[k] == 1000 ? 20 : 2000;
+    for (int r = 0; r < reps; r++) {
+      if (pe_model_run(ctx, in_buf, batches[k], out_buf) != PE_OK) {
+        fails++;
+      }
+    }
+  }
+  uint64_t got = n_alloc - before;
+  printf("%-24s %llu allocations in %d runs after load\n", name,
+         (unsigned long long)got, 4020);
+  if (got != 0) {
+    fails++;
+  }
+  pe_model_ctx_destroy(ctx);
+  pe_model_destroy(m);
+  return fails;
+}
+
+static int check_backend(void) {
+  pe_backend_options_t o;
+  memset(&o, 0, sizeof o);
+  o.model_path = PE_TEST_MODELS_DIR "/cnn_toy.onnx";
+  o.max_batch = 1;
+  pe_backend_t *b = NULL;
+  char err[512];
+  if (pe_backend_open("cpu", &o, &b, err, sizeof err) != PE_OK) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  pe_backend_run(b, in_buf, 1, out_buf);
+  uint64_t before = n_alloc;
+  for (int r = 0; r < 10000; r++) {
+    pe_backend_run(b, in_buf + (r % 64) * 32, 1, out_buf);
+  }
+  uint64_t got = n_alloc - before;
+  printf("%-24s %llu allocations in 10000 runs after open\n", "backend cpu",
+         (unsigned long long)got);
+  pe_backend_close(b);
+  return got != 0;
+}
+
+int main(void) {
+  const char *models[] = {"cnn_toy.onnx", "mlp_gemm.onnx", "conv_odd.onnx",
+                          "gru.onnx",     "gru_lbr0.onnx", "lstm.onnx",
+                          "lstm_batch_first.onnx", "mlp_matmul.onnx",
+                          "misc_ops.onnx"};
+  int fails = 0;
+  uint64_t a0 = n_alloc;
+  fails += check_model(models[0]);
+  if (n_alloc == a0) {
+    fprintf(stderr, "the allocation counter saw nothing: not interposed\n");
+    return 1;
+  }
+  for (size_t i = 1; i < sizeof models / sizeof models[0]; i++) {
+    fails += check_model(models[i]);
+  }
+  fails += check_backend();
+  printf("test_model_alloc: %s\n", fails ? "FAILED" : "ok");
+  return fails ? 1 : 0;
+}
