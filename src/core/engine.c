@@ -416,7 +416,8 @@ static int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
   e->started = 1;
 
   pe__tickcalc_t calc;
-  out->vwap = pe__features_update(s, tick, e->all_features, out->feature, &calc);
+  out->vwap =
+      pe__features_update(s, tick, e->all_features, out->feature, &calc);
   out->symbol_id = id;
   out->ema_fast = s->ema_fast.value;
   out->ema_slow = s->ema_slow.value;

@@ -219,8 +219,9 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   }
   c->n_columns = n;
   c->has_header = 1;
-  c->plain = n == 4 && c->role[0] == PE__COL_TS && c->role[1] == PE__COL_SYMBOL &&
-             c->role[2] == PE__COL_PRICE && c->role[3] == PE__COL_VOLUME;
+  c->plain = n == 4 && c->role[0] == PE__COL_TS &&
+             c->role[1] == PE__COL_SYMBOL && c->role[2] == PE__COL_PRICE &&
+             c->role[3] == PE__COL_VOLUME;
   return 1;
 }
 

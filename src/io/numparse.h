@@ -94,7 +94,8 @@ static inline uint64_t pe__eight_digit_value_raw(uint64_t w) {
   const uint64_t mask = 0x000000FF000000FFull;
   const uint64_t mul1 = 100u + (1000000ull << 32);
   const uint64_t mul2 = 1u + (10000ull << 32);
-  return (((w & mask) * mul1 + ((w >> 16) & mask) * mul2) >> 32) & 0xFFFFFFFFull;
+  return (((w & mask) * mul1 + ((w >> 16) & mask) * mul2) >> 32) &
+         0xFFFFFFFFull;
 }
 
 /* Value of 8 ASCII digits loaded little-endian. */
