@@ -1,7 +1,8 @@
 /* libFuzzer target for the CSV tick parser. Beyond "no crash, no sanitizer
  * report", it checks two properties: parsing the input in one piece and in
- * chunks whose sizes come from the input itself yields the same events, and
- * the fused fast row parser yields the same events as the general one. */
+ * chunks whose sizes come from the input itself yields the same events (also
+ * with ticks handed over in batches), and the fused fast row parser yields
+ * the same events as the general one. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,38 @@ static int on_reject(void *ctx, int err, uint64_t line_no, const char *line,
   return 0;
 }
 
+static int on_ticks(void *ctx, const pe_tick_t *ticks, const pe_csv_row_t *rows,
+                    uint32_t n) {
+  if (n == 0 || n > PE_CSV_BATCH) {
+    abort(); /* a batch out of bounds */
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    on_tick(ctx, &ticks[i], rows[i].line_no, rows[i].line, rows[i].len);
+  }
+  return 0;
+}
+
+/* The same as parse, with ticks handed over in batches. */
+static int parse_batched(const uint8_t *data, size_t size, size_t chunk,
+                         digest_t *d) {
+  pe_csv_options_t opt = {PE_TS_AUTO, 256, 0};
+  pe_csv_t *c = NULL;
+  if (pe_csv_create(&opt, &c) != PE_OK) {
+    abort();
+  }
+  pe_csv_batch_handler_t h = {d, on_ticks, on_reject};
+  int rc = PE_OK;
+  for (size_t i = 0; i < size && rc == PE_OK; i += chunk) {
+    size_t n = size - i < chunk ? size - i : chunk;
+    rc = pe_csv_feed_batch(c, (const char *)data + i, n, &h);
+  }
+  if (rc == PE_OK) {
+    rc = pe_csv_finish_batch(c, &h);
+  }
+  pe_csv_destroy(c);
+  return rc;
+}
+
 static int parse(const uint8_t *data, size_t size, size_t chunk,
                  uint32_t flags, digest_t *d) {
   pe_csv_options_t opt = {PE_TS_AUTO, 256, flags};
@@ -86,6 +119,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rc_whole != rc_pieces || whole.h != pieces.h ||
       whole.events != pieces.events) {
     abort(); /* chunking changed the outcome */
+  }
+  digest_t batched = {0xCBF29CE484222325ull, 0};
+  int rc_batched = parse_batched(data, size, chunk, &batched);
+  if (rc_whole != rc_batched || whole.h != batched.h ||
+      whole.events != batched.events) {
+    abort(); /* ticks in batches changed the outcome */
   }
   digest_t general = {0xCBF29CE484222325ull, 0};
   int rc_general = parse(data, size, size, PE_CSV_GENERAL_ONLY, &general);

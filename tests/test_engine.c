@@ -381,6 +381,128 @@ static void test_config_validation(void) {
   pe_engine_destroy(NULL);
 }
 
+/* What one push produced, as text: its code and, when accepted, the
+ * outputs and signal ids. */
+static void render_push(char *buf, size_t cap, uint32_t i, int rc,
+                        const pe_tick_out_t *o) {
+  int n = snprintf(buf, cap, "%u rc=%d", i, rc);
+  if (rc == PE_OK) {
+    n += snprintf(buf + n, cap - (size_t)n, " id=%u %.17g %.17g %.17g %.17g %.17g",
+                  o->symbol_id, o->ema_fast, o->ema_slow, o->vwap, o->mean,
+                  o->var);
+    for (int f = 0; f < PE_FEATURE_COUNT; f++) {
+      n += snprintf(buf + n, cap - (size_t)n, " %.17g", o->feature[f]);
+    }
+    for (uint32_t s = 0; s < o->n_signals; s++) {
+      n += snprintf(buf + n, cap - (size_t)n, " [%s %s %.17g %u]",
+                    o->signal[s].id, o->signal[s].label, o->signal[s].score,
+                    o->signal[s].fired);
+    }
+  }
+}
+
+typedef struct batch_log {
+  char text[48][2048];
+  int n;
+  uint32_t base;   /* index of the batch's first tick */
+  int stop_at;     /* stop the batch after this tick (-1: never) */
+} batch_log_t;
+
+static int log_each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *o) {
+  batch_log_t *b = ctx;
+  if (b->n < 48) {
+    render_push(b->text[b->n++], sizeof b->text[0], b->base + i, rc, o);
+  }
+  return (int)(b->base + i) == b->stop_at ? 99 : 0;
+}
+
+/* Pushes t[0, n) one by one, rendering each push that `all` or a rejection
+ * or a signal selects, up to and including stop_at. */
+static void single_pushes(pe_engine_t *e, const pe_tick_t *t, uint32_t n,
+                          int all, int stop_at, batch_log_t *log) {
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = pe_engine_push(e, &t[i], &out);
+    if (all || rc != PE_OK || out.n_signals > 0) {
+      render_push(log->text[log->n++], sizeof log->text[0], i, rc, &out);
+    }
+    if ((int)i == stop_at) {
+      return;
+    }
+  }
+}
+
+/* pe_engine_push_batch against one pe_engine_push per tick, on ticks with
+ * every kind of rejection, a full table, repeated symbols and signals:
+ * every push reported, only the rejected or signalling ones, and a batch
+ * stopped by its callback. */
+static void test_push_batch_matches_single_pushes(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  cfg.max_symbols = 6;
+  cfg.all_features = 1;
+  cfg.rules.signal_cooldown_ns = 0;
+  pe_tick_t t[40];
+  static const char *const syms[] = {"A", "BB", "CCC", "A", "DDDD", "E"};
+  for (int i = 0; i < 40; i++) {
+    double price = 100.0 + (i % 7) * (i % 2 ? 3.0 : -2.5);
+    t[i] = tick(syms[i % 6], T0 + (i / 3) * S, price, 1.0 + (i % 5) * (i % 4));
+  }
+  t[5].price = -1.0;                              /* bad_price */
+  t[9].volume = NAN;                              /* bad_volume */
+  t[13].symbol_len = 0;                           /* empty_symbol */
+  t[17].symbol_len = PE_SYMBOL_MAX + 1;           /* symbol_too_long */
+  t[21].ts_ns = T0 - S;                           /* out_of_order */
+  t[25] = tick("FFFFF", T0 + 20 * S, 50.0, 1.0);  /* the sixth symbol */
+  t[29] = tick("GGGGGG", T0 + 20 * S, 50.0, 1.0); /* the table is full */
+  t[33].volume = 500.0;                           /* a spike */
+  /* Without PE_ENGINE_EACH_ALL the callback only sees the rejected and
+   * signalling pushes, so only those can stop a batch: 21 (out of order)
+   * and 29 (table full) are two of them. */
+  static const int stops[2][7] = {{-1, 5, 21, 29, -1, -1, -1},
+                                  {-1, 0, 12, 19, 20, 33, 39}};
+  for (int all = 0; all < 2; all++) {
+    for (size_t k = 0; k < 7; k++) {
+      int stop_at = stops[all][k];
+      pe_engine_t *single, *batched;
+      char err[128];
+      PE_CHECK_INT(pe_engine_create(&cfg, &single, err, sizeof err), PE_OK);
+      PE_CHECK_INT(pe_engine_create(&cfg, &batched, err, sizeof err), PE_OK);
+      static batch_log_t want, got;
+      memset(&want, 0, sizeof want);
+      memset(&got, 0, sizeof got);
+      single_pushes(single, t, 40, all, stop_at, &want);
+      got.stop_at = stop_at;
+      int rc = 0;
+      uint32_t total = 0;
+      for (uint32_t b = 0; b < 40 && rc == 0; b += 20) {
+        uint32_t pushed = 0;
+        got.base = b;
+        rc = pe_engine_push_batch(batched, t + b, 20, &out,
+                                  all ? PE_ENGINE_EACH_ALL : 0, log_each, &got,
+                                  &pushed);
+        total += pushed;
+      }
+      PE_CHECK_INT(rc, stop_at >= 0 ? 99 : 0);
+      PE_CHECK_INT(total, stop_at >= 0 ? stop_at + 1 : 40);
+      PE_CHECK_INT(got.n, want.n);
+      for (int i = 0; i < want.n && i < got.n; i++) {
+        PE_CHECK_STR(got.text[i], want.text[i]);
+      }
+      pe_engine_stats_t a, b2;
+      pe_engine_stats(single, &a);
+      pe_engine_stats(batched, &b2);
+      PE_CHECK(memcmp(&a, &b2, sizeof a) == 0);
+      if (stop_at < 0) {
+        PE_CHECK_INT(a.symbols, 6);
+        PE_CHECK_INT(a.rejected[PE_REJECT_OUT_OF_ORDER], 1);
+        PE_CHECK(a.signals[PE_RULE_VOLUME_SPIKE] > 0);
+      }
+      pe_engine_destroy(single);
+      pe_engine_destroy(batched);
+    }
+  }
+}
+
 PE_TEST_MAIN(PE_TEST(test_spike_breakout_signal),
              PE_TEST(test_lone_spike_is_below_threshold),
              PE_TEST(test_rules_label_and_confidence),
@@ -389,4 +511,5 @@ PE_TEST_MAIN(PE_TEST(test_spike_breakout_signal),
              PE_TEST(test_windows_fill_in_order),
              PE_TEST(test_stub_model_signals),
              PE_TEST(test_snapshot_restore_continues_exactly),
-             PE_TEST(test_config_validation))
+             PE_TEST(test_config_validation),
+             PE_TEST(test_push_batch_matches_single_pushes))

@@ -37,6 +37,14 @@ typedef struct pe_csv_options {
   uint32_t flags;       /* PE_CSV_GENERAL_ONLY, or 0 */
 } pe_csv_options_t;
 
+/* Where a tick came from: its line number (from 1, counting the header and
+ * blank lines) and its raw line without the newline. */
+typedef struct pe_csv_row {
+  uint64_t line_no;
+  const char *line;
+  size_t len;
+} pe_csv_row_t;
+
 /* Callbacks. A non-zero return stops pe_csv_feed, which returns that value.
  * `line` is the raw line (without its newline), valid during the call only;
  * line_no counts from 1 and includes the header and blank lines. */
@@ -48,6 +56,22 @@ typedef struct pe_csv_handler {
   int (*on_reject)(void *ctx, int err, uint64_t line_no, const char *line,
                    size_t len);
 } pe_csv_handler_t;
+
+/* Most ticks one on_ticks call gets. */
+#define PE_CSV_BATCH 16u
+
+/* The callbacks of pe_csv_feed_batch and pe_csv_finish_batch, as
+ * pe_csv_handler_t's but with ticks in batches. */
+typedef struct pe_csv_batch_handler {
+  void *ctx;
+  /* ticks[0, n) (n from 1 to PE_CSV_BATCH) of consecutive tick lines, with
+   * their rows; parsed straight into the parser's own array, and valid
+   * during the call only, as on_tick's. */
+  int (*on_ticks)(void *ctx, const pe_tick_t *ticks, const pe_csv_row_t *rows,
+                  uint32_t n);
+  int (*on_reject)(void *ctx, int err, uint64_t line_no, const char *line,
+                   size_t len);
+} pe_csv_batch_handler_t;
 
 typedef struct pe_csv pe_csv_t;
 
@@ -64,6 +88,16 @@ int pe_csv_feed(pe_csv_t *csv, const char *data, size_t len,
 
 /* Parses a last line that had no newline. Call once at end of input. */
 int pe_csv_finish(pe_csv_t *csv, const pe_csv_handler_t *handler);
+
+/* pe_csv_feed and pe_csv_finish with the ticks handed over in batches: the
+ * same events in the same order (a batch goes out before any on_reject
+ * call and before either function returns, so lines stay valid during the
+ * call), minus a copy per tick. After a stop, lines past the one that
+ * stopped it may have been parsed (pe_csv_lines counts them). Use one kind
+ * of feed per parser. */
+int pe_csv_feed_batch(pe_csv_t *csv, const char *data, size_t len,
+                      const pe_csv_batch_handler_t *handler);
+int pe_csv_finish_batch(pe_csv_t *csv, const pe_csv_batch_handler_t *handler);
 
 /* Lines seen so far (data, header and blank). */
 uint64_t pe_csv_lines(const pe_csv_t *csv);

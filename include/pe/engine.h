@@ -140,6 +140,34 @@ int pe_engine_set_window(pe_engine_t *engine, uint32_t window);
 int pe_engine_push(pe_engine_t *engine, const pe_tick_t *tick,
                    pe_tick_out_t *out);
 
+/* Called by pe_engine_push_batch after a push: i is the tick's index in
+ * the batch, rc and *out what pe_engine_push would have returned and filled
+ * (*out is overwritten by the next push). A non-zero return stops the
+ * batch. */
+typedef int (*pe_engine_each_t)(void *ctx, uint32_t i, int rc,
+                                const pe_tick_out_t *out);
+
+/* Most ticks pe_engine_push_batch takes at once. */
+#define PE_ENGINE_BATCH_MAX 32u
+
+/* pe_engine_push_batch calls `each` after every push, not only after those
+ * that were rejected or made signals. */
+#define PE_ENGINE_EACH_ALL 1u
+
+/* Pushes ticks[0, n) in order (n <= PE_ENGINE_BATCH_MAX; more are not
+ * pushed), with the same results, state and counters as n calls of
+ * pe_engine_push. Before the first push, the memory that the n ticks'
+ * symbols need (table slots, then keys and states) starts loading, so that
+ * the loads overlap instead of stalling one push after another. After a
+ * push that was rejected or made signals (after every push, with
+ * PE_ENGINE_EACH_ALL), calls each(ctx, i, rc, out). Returns 0 when every
+ * tick was pushed, else the non-zero value that `each` returned, which
+ * stopped the batch; *pushed gets how many were pushed. Allocates nothing;
+ * hot path. */
+int pe_engine_push_batch(pe_engine_t *engine, const pe_tick_t *ticks,
+                         uint32_t n, pe_tick_out_t *out, uint32_t flags,
+                         pe_engine_each_t each, void *ctx, uint32_t *pushed);
+
 void pe_engine_stats(const pe_engine_t *engine, pe_engine_stats_t *stats);
 
 /* Symbol of a dense id, NULL when out of range. */

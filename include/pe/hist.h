@@ -46,6 +46,18 @@ static inline void pe_hist_record(pe_hist_t *hist, uint64_t v) {
   }
 }
 
+/* n records of the same value v (n >= 1). */
+static inline void pe_hist_record_n(pe_hist_t *hist, uint64_t v, uint64_t n) {
+  hist->bucket[pe__hist_index(v)] += n;
+  hist->count += n;
+  if (v > hist->max) {
+    hist->max = v;
+  }
+  if (v < hist->min) {
+    hist->min = v;
+  }
+}
+
 /* Value at quantile q in [0, 1]: the upper edge of the bucket holding it,
  * capped at the largest value seen. 0 for an empty histogram. */
 uint64_t pe_hist_quantile(const pe_hist_t *hist, double q);

@@ -299,44 +299,108 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
   return 1;
 }
 
+/* Appends the decimal digits of v at p; returns the end. */
+static char *pe__put_u64(char *p, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) {
+    *p++ = tmp[--n];
+  }
+  return p;
+}
+
+/* The signal's symbol and id: "%s-%lld%s" of symbol, ts_ns and kind, then
+ * "-%u" of seq + 1 when seq > 0, cut to fit id as snprintf cuts. Written out
+ * rather than formatted: this runs for every signal. */
 static void pe__signal_name(pe_signal_t *sig, const pe_tick_t *tick,
                             const char *kind, uint32_t seq) {
   memcpy(sig->symbol, tick->symbol, sizeof sig->symbol);
-  int n = snprintf(sig->id, sizeof sig->id, "%s-%lld%s", tick->symbol,
-                   (long long)tick->ts_ns, kind);
-  if (seq > 0 && n > 0 && (size_t)n < sizeof sig->id) {
-    snprintf(sig->id + n, sizeof sig->id - (size_t)n, "-%u", seq + 1);
+  char buf[sizeof tick->symbol + 64];
+  const char *nul = memchr(tick->symbol, '\0', sizeof tick->symbol);
+  size_t sym_len = nul ? (size_t)(nul - tick->symbol) : sizeof tick->symbol;
+  memcpy(buf, tick->symbol, sym_len);
+  char *p = buf + sym_len;
+  *p++ = '-';
+  uint64_t ts = (uint64_t)tick->ts_ns;
+  if (tick->ts_ns < 0) {
+    *p++ = '-';
+    ts = 0 - ts;
   }
+  p = pe__put_u64(p, ts);
+  size_t kind_len = strlen(kind);
+  memcpy(p, kind, kind_len);
+  p += kind_len;
+  if (seq > 0) {
+    *p++ = '-';
+    p = pe__put_u64(p, (uint32_t)(seq + 1u));
+  }
+  size_t n = (size_t)(p - buf);
+  if (n > sizeof sig->id - 1) {
+    n = sizeof sig->id - 1;
+  }
+  memcpy(sig->id, buf, n);
+  sig->id[n] = '\0';
 }
 
-int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
+/* 32 bytes of ones, then 32 of zeros: 32 bytes from offset 32 - n keep the
+ * first n bytes of a key. */
+static const unsigned char pe__keep_mask[64] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255};
+
+/* The key of a tick's symbol (symbol_len 1..PE_SYMBOL_MAX): the symbol
+ * zero-padded to 32 bytes, whatever the tick holds past symbol_len. */
+static inline void pe__symkey_of(const pe_tick_t *tick, pe__symkey_t *key) {
+  uint64_t w[4], m[4];
+  memcpy(w, tick->symbol, sizeof w);
+  memcpy(m, pe__keep_mask + 32 - tick->symbol_len, sizeof m);
+  for (size_t i = 0; i < 4; i++) {
+    w[i] &= m[i];
+  }
+  memcpy(key->bytes, w, sizeof w);
+}
+
+#if defined(__GNUC__)
+#define PE__PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#else
+#define PE__PREFETCH(p) ((void)(p))
+#endif
+
+/* Bytes at the start of a state that the rules-only path touches on every
+ * tick (see the layout in core/symstate.h). */
+#define PE__STATE_HOT_BYTES 192u
+
+/* The checks of pe_engine_push that need no state, in its order. */
+static inline int pe__tick_check(const pe_tick_t *tick) {
   if (!(tick->price > 0.0) || !isfinite(tick->price)) {
-    return pe__reject(e, PE_EPRICE);
+    return PE_EPRICE;
   }
   if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
-    return pe__reject(e, PE_EVOLUME);
+    return PE_EVOLUME;
   }
   if (tick->symbol_len == 0) {
-    return pe__reject(e, PE_ESYMBOL);
+    return PE_ESYMBOL;
   }
   if (tick->symbol_len > PE_SYMBOL_MAX) {
-    return pe__reject(e, PE_ESYMLEN);
+    return PE_ESYMLEN;
   }
-  /* The key is the symbol zero-padded to 32 bytes, whatever the tick holds
-   * past symbol_len: copy whole words and mask the tail. */
-  pe__symkey_t key;
-  uint64_t w[4];
-  memcpy(w, tick->symbol, sizeof w);
-  for (uint32_t i = 0; i < 4; i++) {
-    uint32_t lo = i * 8;
-    uint32_t keep = tick->symbol_len > lo ? tick->symbol_len - lo : 0;
-    w[i] &= keep >= 8 ? ~0ull : (1ull << (keep * 8)) - 1;
-  }
-  memcpy(key.bytes, w, sizeof w);
+  return PE_OK;
+}
 
+/* pe_engine_push for a tick that passed pe__tick_check, with its key, the
+ * key's hash and a guess at its id (see pe__symtab_intern_guess). */
+static int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
+                          const pe__symkey_t *key, uint32_t hash,
+                          uint32_t guess, pe_tick_out_t *out) {
   uint32_t id;
   int is_new;
-  int rc = pe__symtab_intern(&e->symtab, &key, &id, &is_new);
+  int rc =
+      pe__symtab_intern_guess(&e->symtab, key, hash, guess, &id, &is_new);
   if (rc != PE_OK) {
     snprintf(e->errmsg, sizeof e->errmsg,
              "symbol table full: %u symbols; raise max_symbols",
@@ -352,11 +416,11 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   e->started = 1;
 
   pe__tickcalc_t calc;
-  pe__features_update(s, tick, e->all_features, out->feature, &calc);
+  out->vwap =
+      pe__features_update(s, tick, e->all_features, out->feature, &calc);
   out->symbol_id = id;
   out->ema_fast = s->ema_fast.value;
   out->ema_slow = s->ema_slow.value;
-  out->vwap = pe_vwap_value(&s->vwap);
   out->mean = s->price_stats.mean;
   out->var = pe_welford_var_sample(&s->price_stats);
   out->inferred = 0;
@@ -380,7 +444,8 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
     pe_signal_t *sig = &out->signal[0];
     *sig = rules;
     pe__signal_name(sig, tick, "", s->rule_signal_seq);
-    snprintf(sig->label, sizeof sig->label, "%s", pe_rule_name(sig->pattern));
+    const char *name = pe_rule_name(sig->pattern);
+    memcpy(sig->label, name, strlen(name) + 1); /* rule names are short */
     e->stats.signals[sig->pattern] += 1;
     out->n_signals = 1;
   }
@@ -400,6 +465,69 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
     }
   }
   return rc;
+}
+
+int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
+  int rc = pe__tick_check(tick);
+  if (rc != PE_OK) {
+    return pe__reject(e, rc);
+  }
+  pe__symkey_t key;
+  pe__symkey_of(tick, &key);
+  uint32_t hash = pe__symkey_hash(&key);
+  return pe__push_keyed(e, tick, &key, hash,
+                        pe__symtab_first_id(&e->symtab, hash), out);
+}
+
+int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
+                         pe_tick_out_t *out, uint32_t flags,
+                         pe_engine_each_t each, void *ctx, uint32_t *pushed) {
+  /* Keys and hashes once; the table slots all start loading, then (from
+   * the slot, a guess when keys collide) the keys and states; the guess
+   * also spares the pushes their table lookup. */
+  pe__symkey_t key[PE_ENGINE_BATCH_MAX];
+  uint32_t hash[PE_ENGINE_BATCH_MAX];
+  uint32_t guess[PE_ENGINE_BATCH_MAX];
+  if (n > PE_ENGINE_BATCH_MAX) {
+    n = PE_ENGINE_BATCH_MAX;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const pe_tick_t *t = &ticks[i];
+    if (t->symbol_len - 1u < PE_SYMBOL_MAX) {
+      pe__symkey_of(t, &key[i]);
+      hash[i] = pe__symkey_hash(&key[i]);
+      PE__PREFETCH(&e->symtab.slots[hash[i] & e->symtab.mask]);
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    if (ticks[i].symbol_len - 1u < PE_SYMBOL_MAX) {
+      uint32_t id = pe__symtab_first_id(&e->symtab, hash[i]);
+      guess[i] = id;
+      if (id < e->symtab.count) {
+        const char *s = (const char *)&e->states[id];
+        PE__PREFETCH(&e->symtab.keys[id]);
+        PE__PREFETCH(s);
+        PE__PREFETCH(s + 64);
+        PE__PREFETCH(s + 128);
+        PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
+      }
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = pe__tick_check(&ticks[i]);
+    rc = rc != PE_OK ? pe__reject(e, rc)
+                     : pe__push_keyed(e, &ticks[i], &key[i], hash[i], guess[i],
+                                      out);
+    if (rc != PE_OK || out->n_signals != 0 || (flags & PE_ENGINE_EACH_ALL)) {
+      int stop = each(ctx, i, rc, out);
+      if (stop != 0) {
+        *pushed = i + 1;
+        return stop;
+      }
+    }
+  }
+  *pushed = n;
+  return 0;
 }
 
 void pe_engine_stats(const pe_engine_t *e, pe_engine_stats_t *stats) {

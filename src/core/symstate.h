@@ -1,11 +1,13 @@
-/* Per-symbol engine state (internal).
+/* Per-symbol engine state, and the per-tick step over it (internal).
  *
  * Plain data without pointers: snapshots copy it byte for byte. The window
  * rows of a symbol live in a separate array of the engine. */
 #ifndef PE_CORE_SYMSTATE_H
 #define PE_CORE_SYMSTATE_H
 
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "pe/engine.h"
 #include "pe/state.h"
@@ -45,19 +47,212 @@ typedef struct pe__tickcalc {
 /* Starts the state of a new symbol. */
 void pe__symstate_init(pe__symstate_t *s, const pe_engine_config_t *config);
 
+/* The per-tick step, inline: the engine calls it once per tick, and the
+ * calls cost as much as some of the arithmetic. docs/features.md is the
+ * reference for every formula, docs/patterns.md for the rules. */
+
+/* Floors of the ratios' denominators, and the clip of return_z. */
+#define PE__SIGMA_FLOOR 1e-8
+#define PE__VOLUME_FLOOR 1e-12
+#define PE__Z_CLIP 10.0
+
+/* fmax/fmin without their NaN rules, which keep compilers from inlining
+ * them; the arguments here are never NaN. */
+static inline double pe__max(double a, double b) { return a > b ? a : b; }
+static inline double pe__min(double a, double b) { return a < b ? a : b; }
+
+static inline double pe__rel_dev(double x, double ref) {
+  return ref == ref ? (x - ref) / ref : 0.0;
+}
+
 /* Folds a tick into the state and computes the features the rules use
  * (ema_gap, vwap_dev, log_return, volume_ratio); with `all`, every standard
  * feature, else the others are NaN. NaN before a feature's warm-up. The
  * choice must not change during a symbol's life (the extra features keep
- * state of their own). Hot path. */
-void pe__features_update(pe__symstate_t *s, const pe_tick_t *tick, int all,
-                         double feature[PE_FEATURE_COUNT],
-                         pe__tickcalc_t *calc);
+ * state of their own). Returns the VWAP after the tick (pe_vwap_value), which
+ * vwap_dev is made from. Hot path. */
+static inline double pe__features_update(pe__symstate_t *s,
+                                         const pe_tick_t *tick, int all,
+                                         double feature[PE_FEATURE_COUNT],
+                                         pe__tickcalc_t *calc) {
+  const double p = tick->price;
+  const double v = tick->volume;
+  const int first = s->n_ticks == 0;
+
+  /* What the rules need: always. */
+  pe_ema_update(&s->ema_fast, p);
+  pe_ema_update(&s->ema_slow, p);
+  pe_vwap_update(&s->vwap, p, v, tick->ts_ns);
+  pe_welford_update(&s->price_stats, p);
+  calc->vol_ema_prev = pe_ema_value(&s->vol_ema);
+  pe_ema_update(&s->vol_ema, v);
+  feature[PE_FEAT_EMA_GAP] =
+      (s->ema_fast.value - s->ema_slow.value) / s->ema_slow.value;
+  const double vwap = pe_vwap_value(&s->vwap);
+  feature[PE_FEAT_VWAP_DEV] = pe__rel_dev(p, vwap);
+  double r = NAN;
+  if (first) {
+    calc->ret_var_prev = NAN;
+    calc->prev_returns = 0;
+    feature[PE_FEAT_VOLUME_RATIO] = NAN;
+  } else {
+    r = log(p / s->last_price);
+    calc->ret_var_prev = s->ret_var.var;
+    calc->prev_returns = s->ret_var.n;
+    pe_ewvar_update(&s->ret_var, r);
+    feature[PE_FEAT_VOLUME_RATIO] =
+        v / pe__max(calc->vol_ema_prev, PE__VOLUME_FLOOR);
+  }
+  calc->log_return = r;
+  feature[PE_FEAT_LOG_RETURN] = r;
+
+  /* The rest of the standard set, for windows and --features-out. */
+  if (all) {
+    pe_ema_td_update(&s->ema_td, p, tick->ts_ns);
+    pe_vwap_roll_update(&s->vwap_roll, p, v, tick->ts_ns);
+    const double log_volume = log1p(v);
+    feature[PE_FEAT_VWAP_ROLL_DEV] =
+        pe__rel_dev(p, pe_vwap_roll_value(&s->vwap_roll));
+    feature[PE_FEAT_LOG_VOLUME] = log_volume;
+    feature[PE_FEAT_EMA_FAST_DEV] = (p - s->ema_fast.value) / s->ema_fast.value;
+    feature[PE_FEAT_EMA_TD_DEV] = (p - s->ema_td.value) / s->ema_td.value;
+    if (first) {
+      feature[PE_FEAT_RETURN_Z] = NAN;
+      feature[PE_FEAT_RET_VOL] = NAN;
+      feature[PE_FEAT_LOG_DT] = NAN;
+      feature[PE_FEAT_SIGNED_VOLUME] = NAN;
+    } else {
+      double z = r / pe__max(sqrt(calc->ret_var_prev), PE__SIGMA_FLOOR);
+      feature[PE_FEAT_RETURN_Z] = pe__min(PE__Z_CLIP, pe__max(-PE__Z_CLIP, z));
+      feature[PE_FEAT_RET_VOL] = sqrt(s->ret_var.var);
+      feature[PE_FEAT_LOG_DT] =
+          log1p((double)(tick->ts_ns - s->last_ts_ns) * 1e-9);
+      feature[PE_FEAT_SIGNED_VOLUME] =
+          r > 0.0 ? log_volume : (r < 0.0 ? -log_volume : 0.0);
+    }
+  } else {
+    feature[PE_FEAT_RETURN_Z] = NAN;
+    feature[PE_FEAT_VWAP_ROLL_DEV] = NAN;
+    feature[PE_FEAT_LOG_VOLUME] = NAN;
+    feature[PE_FEAT_RET_VOL] = NAN;
+    feature[PE_FEAT_LOG_DT] = NAN;
+    feature[PE_FEAT_EMA_FAST_DEV] = NAN;
+    feature[PE_FEAT_EMA_TD_DEV] = NAN;
+    feature[PE_FEAT_SIGNED_VOLUME] = NAN;
+  }
+  s->last_price = p;
+  s->last_ts_ns = tick->ts_ns;
+  s->n_ticks += 1;
+  return vwap;
+}
 
 /* Evaluates the rule patterns; fills *signal (all but id/label/symbol) and
  * returns 1 when a signal is due, 0 otherwise. Updates the cooldown state. */
-int pe__rules_eval(pe__symstate_t *s, const pe_rules_config_t *rules,
-                   const pe_tick_t *tick, const double feature[PE_FEATURE_COUNT],
-                   const pe__tickcalc_t *calc, pe_signal_t *signal);
+/* Weights of the rules in the score. */
+#define PE__EMA_WEIGHT 2.0
+#define PE__VWAP_WEIGHT 1.5
+#define PE__SPIKE_CONTRIBUTION 0.3
+#define PE__BREAKOUT_CONTRIBUTION 0.4
+
+static inline double pe__sign(double x) {
+  return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0);
+}
+
+static inline void pe__fire(pe_signal_t *sig, int rule, double value,
+                            double contribution) {
+  sig->fired |= 1u << rule;
+  sig->value[rule] = value;
+  sig->contribution[rule] = contribution;
+}
+
+static inline int pe__rules_eval(pe__symstate_t *s,
+                                 const pe_rules_config_t *rules,
+                                 const pe_tick_t *tick,
+                                 const double feature[PE_FEATURE_COUNT],
+                                 const pe__tickcalc_t *calc,
+                                 pe_signal_t *sig) {
+  sig->fired = 0;
+  memset(sig->value, 0, sizeof sig->value);
+  memset(sig->contribution, 0, sizeof sig->contribution);
+
+  double gap = feature[PE_FEAT_EMA_GAP];
+  if (fabs(gap) > rules->ema_diff_threshold) {
+    pe__fire(sig, PE_RULE_EMA_CROSSOVER, gap, PE__EMA_WEIGHT * gap);
+  }
+  double dev = feature[PE_FEAT_VWAP_DEV];
+  if (fabs(dev) > rules->vwap_diff_threshold) {
+    pe__fire(sig, PE_RULE_VWAP_DEVIATION, dev, PE__VWAP_WEIGHT * dev);
+  }
+  /* NaN comparisons are false: no previous size, no previous return. */
+  double vol_prev = calc->vol_ema_prev;
+  if (vol_prev > 0.0 &&
+      tick->volume > rules->volume_spike_multiplier * vol_prev) {
+    double dir = calc->log_return == calc->log_return ? pe__sign(calc->log_return)
+                                                      : 0.0;
+    pe__fire(sig, PE_RULE_VOLUME_SPIKE, tick->volume / vol_prev,
+             PE__SPIKE_CONTRIBUTION * dir);
+  }
+  /* |r| > k * std, squared to spare the square root; k >= 0. */
+  double r = calc->log_return;
+  double k = rules->breakout_sigma;
+  if (calc->prev_returns >= rules->breakout_min_returns &&
+      r * r > k * k * calc->ret_var_prev) {
+    pe__fire(sig, PE_RULE_VOLATILITY_BREAKOUT, r,
+             PE__BREAKOUT_CONTRIBUTION * pe__sign(r));
+  }
+  if (sig->fired == 0) {
+    return 0;
+  }
+
+  double sum = 0.0;
+  for (int i = 0; i < PE_RULE_COUNT; i++) {
+    if (sig->fired & (1u << i)) {
+      sum += sig->contribution[i];
+    }
+  }
+  double score = fmin(1.0, fmax(-1.0, sum));
+  if (!(fabs(score) > rules->signal_score_min)) {
+    return 0;
+  }
+  if (s->rule_signal_ts_ns != INT64_MIN &&
+      tick->ts_ns - s->rule_signal_ts_ns < rules->signal_cooldown_ns) {
+    return 0;
+  }
+
+  /* Label: the fired rule contributing most in the score's direction; the
+   * earlier rule wins a tie. Confidence: the share of the absolute
+   * contributions that agree with that direction. */
+  double dir = pe__sign(score);
+  double best = 0.0;
+  double agree = 0.0;
+  double total = 0.0;
+  sig->pattern = 0;
+  for (int i = 0; i < PE_RULE_COUNT; i++) {
+    if (!(sig->fired & (1u << i))) {
+      continue;
+    }
+    double c = sig->contribution[i] * dir;
+    total += fabs(c);
+    if (c > 0.0) {
+      agree += c;
+    }
+    if (c > best) {
+      best = c;
+      sig->pattern = i;
+    }
+  }
+  sig->score = score;
+  sig->confidence = total > 0.0 ? agree / total : 0.0;
+  sig->price = tick->price;
+  sig->ts_ns = tick->ts_ns;
+  sig->model_class = -1;
+  if (tick->ts_ns == s->rule_signal_ts_ns) {
+    s->rule_signal_seq += 1;
+  } else {
+    s->rule_signal_ts_ns = tick->ts_ns;
+    s->rule_signal_seq = 0;
+  }
+  return 1;
+}
 
 #endif

@@ -38,30 +38,14 @@ void pe__symtab_clear(pe__symtab_t *t) {
   t->count = 0;
 }
 
-/* Multiplies the four 8-byte words of a key by distinct odd constants (four
- * independent multiplies, not a chain), then folds the high bits down, so
- * every input bit reaches the low bits used as the slot index. */
-static inline uint32_t pe__symkey_hash(const pe__symkey_t *key) {
-  uint64_t w[4];
-  memcpy(w, key->bytes, sizeof w);
-  uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^
-               (w[2] * 0x165667B19E3779F9ull) ^ (w[3] * 0xD6E8FEB86659FD93ull);
-  h ^= h >> 29;
-  h *= 0xBF58476D1CE4E5B9ull;
-  h ^= h >> 32;
-  return (uint32_t)h;
-}
-
-static inline int pe__symkey_eq(const pe__symkey_t *a, const pe__symkey_t *b) {
-  uint64_t x[4], y[4];
-  memcpy(x, a->bytes, sizeof x);
-  memcpy(y, b->bytes, sizeof y);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
-}
-
 int pe__symtab_intern(pe__symtab_t *t, const pe__symkey_t *key, uint32_t *id,
                       int *is_new) {
-  uint32_t i = pe__symkey_hash(key) & t->mask;
+  return pe__symtab_intern_hashed(t, key, pe__symkey_hash(key), id, is_new);
+}
+
+int pe__symtab_intern_hashed(pe__symtab_t *t, const pe__symkey_t *key,
+                             uint32_t hash, uint32_t *id, int *is_new) {
+  uint32_t i = hash & t->mask;
   for (;;) {
     uint32_t s = t->slots[i];
     if (s == 0) {

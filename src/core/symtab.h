@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "pe/tick.h"
 
@@ -25,6 +26,27 @@ typedef struct pe__symtab {
   pe__symkey_t *keys; /* [capacity], by id */
 } pe__symtab_t;
 
+/* Multiplies the four 8-byte words of a key by distinct odd constants (four
+ * independent multiplies, not a chain), then folds the high bits down, so
+ * every input bit reaches the low bits used as the slot index. */
+static inline uint32_t pe__symkey_hash(const pe__symkey_t *key) {
+  uint64_t w[4];
+  memcpy(w, key->bytes, sizeof w);
+  uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^
+               (w[2] * 0x165667B19E3779F9ull) ^ (w[3] * 0xD6E8FEB86659FD93ull);
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 32;
+  return (uint32_t)h;
+}
+
+static inline int pe__symkey_eq(const pe__symkey_t *a, const pe__symkey_t *b) {
+  uint64_t x[4], y[4];
+  memcpy(x, a->bytes, sizeof x);
+  memcpy(y, b->bytes, sizeof y);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+}
+
 int pe__symtab_init(pe__symtab_t *t, uint32_t capacity);
 void pe__symtab_free(pe__symtab_t *t);
 
@@ -35,6 +57,33 @@ void pe__symtab_clear(pe__symtab_t *t);
  * and the table holds capacity symbols already. Hot path. */
 int pe__symtab_intern(pe__symtab_t *t, const pe__symkey_t *key, uint32_t *id,
                       int *is_new);
+
+/* pe__symtab_intern with the key's pe__symkey_hash already computed. */
+int pe__symtab_intern_hashed(pe__symtab_t *t, const pe__symkey_t *key,
+                             uint32_t hash, uint32_t *id, int *is_new);
+
+/* The id in the key's first slot, UINT32_MAX when that slot is empty: a
+ * guess (a collision may put the key further on) for prefetching, and for
+ * pe__symtab_intern_guess. */
+static inline uint32_t pe__symtab_first_id(const pe__symtab_t *t,
+                                           uint32_t hash) {
+  return t->slots[hash & t->mask] - 1u;
+}
+
+/* pe__symtab_intern_hashed, first trying `guess` (pe__symtab_first_id read
+ * earlier; ids never move, so a guess that holds the key is its id). Inline
+ * for the common case, a known symbol in its first slot. Hot path. */
+static inline int pe__symtab_intern_guess(pe__symtab_t *t,
+                                          const pe__symkey_t *key,
+                                          uint32_t hash, uint32_t guess,
+                                          uint32_t *id, int *is_new) {
+  if (guess < t->count && pe__symkey_eq(&t->keys[guess], key)) {
+    *id = guess;
+    *is_new = 0;
+    return 0;
+  }
+  return pe__symtab_intern_hashed(t, key, hash, id, is_new);
+}
 
 /* Bytes of table memory per symbol of capacity. */
 size_t pe__symtab_bytes_per_symbol(const pe__symtab_t *t);

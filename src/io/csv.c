@@ -12,6 +12,10 @@
 #include "io/numparse.h"
 #include "pe/error.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* What a column holds. */
 enum {
   PE__COL_IGNORE = 0,
@@ -30,9 +34,13 @@ struct pe_csv {
   uint64_t line_no;
   int seen_first; /* the first non-blank line has been looked at */
   int has_header;
-  int plain_layout; /* exactly ts,symbol,price,volume: the fused fast path */
+  int fused; /* rows may take the fused one-pass parser (pe__fused_line) */
+  int plain; /* the columns are ts,symbol,price,volume */
   uint32_t n_columns;
   uint8_t role[PE__MAX_COLUMNS];
+  pe_tick_t batch[PE_CSV_BATCH]; /* ticks for on_ticks, not handed over yet */
+  pe_csv_row_t rows[PE_CSV_BATCH];
+  uint32_t n_batch;
   char *carry; /* a line cut by a chunk boundary: [0, carry_len) */
   size_t carry_len;
   int carry_overlong; /* the cut line passed max_line: drop to newline */
@@ -61,7 +69,8 @@ int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out) {
   c->role[1] = PE__COL_SYMBOL;
   c->role[2] = PE__COL_PRICE;
   c->role[3] = PE__COL_VOLUME;
-  c->plain_layout = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0;
+  c->fused = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0;
+  c->plain = 1;
   *out = c;
   return PE_OK;
 }
@@ -210,10 +219,9 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   }
   c->n_columns = n;
   c->has_header = 1;
-  c->plain_layout = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0 && n == 4 &&
-                    c->role[0] == PE__COL_TS &&
-                    c->role[1] == PE__COL_SYMBOL && c->role[2] == PE__COL_PRICE &&
-                    c->role[3] == PE__COL_VOLUME;
+  c->plain = n == 4 && c->role[0] == PE__COL_TS &&
+             c->role[1] == PE__COL_SYMBOL && c->role[2] == PE__COL_PRICE &&
+             c->role[3] == PE__COL_VOLUME;
   return 1;
 }
 
@@ -238,47 +246,64 @@ static inline const char *pe__find_comma(const char *p, const char *end) {
   return p;
 }
 
-static inline int pe__reject(const pe_csv_handler_t *h, int err,
+/* Both kinds of callbacks; on_ticks set means batches. */
+typedef struct pe__handler {
+  void *ctx;
+  int (*on_tick)(void *ctx, const pe_tick_t *tick, uint64_t line_no,
+                 const char *line, size_t len);
+  int (*on_reject)(void *ctx, int err, uint64_t line_no, const char *line,
+                   size_t len);
+  int (*on_ticks)(void *ctx, const pe_tick_t *ticks, const pe_csv_row_t *rows,
+                  uint32_t n);
+} pe__handler_t;
+
+/* Hands the batched ticks to on_ticks. */
+static int pe__flush(pe_csv_t *c, const pe__handler_t *h) {
+  uint32_t n = c->n_batch;
+  c->n_batch = 0;
+  return n > 0 ? h->on_ticks(h->ctx, c->batch, c->rows, n) : 0;
+}
+
+static inline int pe__reject(pe_csv_t *c, const pe__handler_t *h, int err,
                              uint64_t line_no, const char *line, size_t len) {
+  if (c->n_batch > 0) {
+    int rc = pe__flush(c, h);
+    if (rc != 0) {
+      return rc;
+    }
+  }
   return h->on_reject ? h->on_reject(h->ctx, err, line_no, line, len) : 0;
 }
 
-/* The common row, in one pass: "ts,symbol,price,volume" with an integer
- * epoch timestamp, a symbol without spaces or quotes and plain decimals.
- * Returns 1 with *tick filled (its values not yet checked) or 0 when the row
- * is anything else, which the general parser then takes from the start. */
-static inline int pe__fast_row(const pe_csv_t *c, const char *p,
-                               const char *end, pe_tick_t *tick) {
-  const char *q = pe__find_comma(p, end);
-  if (q == end || !pe__parse_epoch_int(p, q, c->opt.ts_unit, &tick->ts_ns)) {
-    return 0;
-  }
-  p = q + 1;
-  q = pe__find_comma(p, end);
-  size_t sym_len = (size_t)(q - p);
-  if (q == end || sym_len == 0 || sym_len > PE_SYMBOL_MAX ||
-      pe__space(p[0]) || pe__space(q[-1]) || p[0] == '"') {
-    return 0;
-  }
-  memset(tick->symbol, 0, sizeof tick->symbol);
-  memcpy(tick->symbol, p, sym_len);
-  tick->symbol_len = (uint32_t)sym_len;
-  p = q + 1;
-  q = pe__find_comma(p, end);
-  if (q == end || !pe__parse_plain(p, q, &tick->price)) {
-    return 0;
-  }
-  p = q + 1;
-  if (pe__find_comma(p, end) != end || !pe__parse_plain(p, end, &tick->volume)) {
-    return 0;
-  }
-  tick->recv_ts_ns = PE_TS_NONE;
-  return 1;
+/* Where the fused parser builds the next tick: the batch's next slot when
+ * ticks go out in batches, else `local`. */
+static inline pe_tick_t *pe__tick_slot(pe_csv_t *c, const pe__handler_t *h,
+                                       pe_tick_t *local) {
+  return h->on_ticks ? &c->batch[c->n_batch] : local;
 }
 
-/* One complete line without its newline. Hot path. */
+/* A valid tick of the current line: into the batch (copied, unless it was
+ * built in its slot) or to on_tick. */
+static inline int pe__emit(pe_csv_t *c, const pe__handler_t *h,
+                           const pe_tick_t *tick, const char *line,
+                           size_t len) {
+  if (h->on_ticks == NULL) {
+    return h->on_tick ? h->on_tick(h->ctx, tick, c->line_no, line, len) : 0;
+  }
+  uint32_t i = c->n_batch;
+  if (tick != &c->batch[i]) {
+    c->batch[i] = *tick;
+  }
+  c->rows[i].line_no = c->line_no;
+  c->rows[i].line = line;
+  c->rows[i].len = len;
+  c->n_batch = i + 1;
+  return c->n_batch == PE_CSV_BATCH ? pe__flush(c, h) : 0;
+}
+
+/* One complete line without its newline: the general parser. */
 static int pe__line(pe_csv_t *c, const char *line, size_t len,
-                    const pe_csv_handler_t *h) {
+                    const pe__handler_t *h) {
   c->line_no += 1;
   if (len > 0 && line[len - 1] == '\r') {
     len--;
@@ -288,7 +313,7 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     len -= 3;
   }
   if (len > c->opt.max_line) {
-    return pe__reject(h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
+    return pe__reject(c, h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
   }
   size_t i = 0;
   while (i < len && pe__space(line[i])) {
@@ -306,16 +331,6 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   }
 
   pe_tick_t tick;
-  if (c->plain_layout && pe__fast_row(c, line, line + len, &tick)) {
-    if (!(tick.price > 0.0) || !isfinite(tick.price)) {
-      return pe__reject(h, PE_EPRICE, c->line_no, line, len);
-    }
-    if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
-      return pe__reject(h, PE_EVOLUME, c->line_no, line, len);
-    }
-    return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
-  }
-
   const char *field[PE__COL_ROLES] = {0};
   size_t flen[PE__COL_ROLES] = {0};
   uint32_t n = 0;
@@ -335,7 +350,7 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     p = q + 1;
   }
   if (n != c->n_columns) {
-    return pe__reject(h, PE_EFIELDS, c->line_no, line, len);
+    return pe__reject(c, h, PE_EFIELDS, c->line_no, line, len);
   }
 
   for (int role = PE__COL_TS; role < PE__COL_ROLES; role++) {
@@ -345,29 +360,29 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   }
   if (pe_parse_timestamp(field[PE__COL_TS], flen[PE__COL_TS], c->opt.ts_unit,
                          &tick.ts_ns) != PE_OK) {
-    return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
+    return pe__reject(c, h, PE_ETIMESTAMP, c->line_no, line, len);
   }
   const char *sym = field[PE__COL_SYMBOL];
   size_t sym_len = flen[PE__COL_SYMBOL];
   if (sym_len == 0) {
-    return pe__reject(h, PE_ESYMBOL, c->line_no, line, len);
+    return pe__reject(c, h, PE_ESYMBOL, c->line_no, line, len);
   }
   if (sym_len > PE_SYMBOL_MAX) {
-    return pe__reject(h, PE_ESYMLEN, c->line_no, line, len);
+    return pe__reject(c, h, PE_ESYMLEN, c->line_no, line, len);
   }
   if (pe_parse_double(field[PE__COL_PRICE], flen[PE__COL_PRICE],
                       &tick.price) != PE_OK) {
-    return pe__reject(h, PE_ENUMBER, c->line_no, line, len);
+    return pe__reject(c, h, PE_ENUMBER, c->line_no, line, len);
   }
   if (!(tick.price > 0.0) || !isfinite(tick.price)) {
-    return pe__reject(h, PE_EPRICE, c->line_no, line, len);
+    return pe__reject(c, h, PE_EPRICE, c->line_no, line, len);
   }
   if (pe_parse_double(field[PE__COL_VOLUME], flen[PE__COL_VOLUME],
                       &tick.volume) != PE_OK) {
-    return pe__reject(h, PE_ENUMBER, c->line_no, line, len);
+    return pe__reject(c, h, PE_ENUMBER, c->line_no, line, len);
   }
   if (!(tick.volume >= 0.0) || !isfinite(tick.volume)) {
-    return pe__reject(h, PE_EVOLUME, c->line_no, line, len);
+    return pe__reject(c, h, PE_EVOLUME, c->line_no, line, len);
   }
   tick.recv_ts_ns = PE_TS_NONE;
   if (field[PE__COL_RECV_TS] != NULL) {
@@ -375,13 +390,235 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
     size_t rlen = flen[PE__COL_RECV_TS];
     if (rlen > 0 &&
         pe_parse_timestamp(r, rlen, c->opt.ts_unit, &tick.recv_ts_ns) != PE_OK) {
-      return pe__reject(h, PE_ETIMESTAMP, c->line_no, line, len);
+      return pe__reject(c, h, PE_ETIMESTAMP, c->line_no, line, len);
     }
   }
   memcpy(tick.symbol, sym, sym_len);
   memset(tick.symbol + sym_len, 0, sizeof tick.symbol - sym_len);
   tick.symbol_len = (uint32_t)sym_len;
-  return h->on_tick ? h->on_tick(h->ctx, &tick, c->line_no, line, len) : 0;
+  return pe__emit(c, h, &tick, line, len);
+}
+
+/* ---- the fused parser ----------------------------------------------------
+ * Most rows are plain: integer epoch timestamps, symbols without surrounding
+ * spaces or quotes, short decimals. pe__fused_line takes such a row in one
+ * pass straight from the feed buffer, newline search included, and gives up
+ * (returns NULL, having changed nothing) on anything else, which then goes
+ * through memchr and pe__line from the start of the line. Both give the same
+ * event for every row the fused one takes (tests/test_csv.c and
+ * fuzz/fuzz_csv.c compare them). */
+
+/* Bytes the fused parser may read past a line's newline: a symbol's 32-byte
+ * copy and the numbers' 8-byte loads stay inside them. */
+#define PE__FUSED_SLACK 32
+
+/* Bits i of *comma and *nl set when p[i] is ',' or '\n', for i in [0, 64);
+ * reads p[0, 64). */
+static inline void pe__scan64(const char *p, uint64_t *comma, uint64_t *nl) {
+#if defined(__SSE2__)
+  const __m128i vc = _mm_set1_epi8(',');
+  const __m128i vn = _mm_set1_epi8('\n');
+  uint64_t c = 0, n = 0;
+  /* Written out four times: GCC -O2 keeps a loop of four as a loop. */
+#define PE__SCAN16(k)                                                          \
+  do {                                                                         \
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));  \
+    c |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vc))          \
+         << (16 * k);                                                          \
+    n |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vn))          \
+         << (16 * k);                                                          \
+  } while (0)
+  PE__SCAN16(0);
+  PE__SCAN16(1);
+  PE__SCAN16(2);
+  PE__SCAN16(3);
+#undef PE__SCAN16
+  *comma = c;
+  *nl = n;
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* A byte equal to ',' or '\n' is zero after its xor; the exact zero-byte
+   * test (no borrows between bytes) sets its high bit, and the multiply
+   * gathers the eight high bits into one byte. */
+  const uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+  uint64_t c = 0, n = 0;
+  for (int k = 0; k < 8; k++) {
+    uint64_t w;
+    memcpy(&w, p + 8 * k, 8);
+    uint64_t a = w ^ 0x2C2C2C2C2C2C2C2Cull;
+    uint64_t b = w ^ 0x0A0A0A0A0A0A0A0Aull;
+    a = ~(((a & lo7) + lo7) | a | lo7);
+    b = ~(((b & lo7) + lo7) | b | lo7);
+    c |= (((a >> 7) * 0x0102040810204080ull) >> 56) << (8 * k);
+    n |= (((b >> 7) * 0x0102040810204080ull) >> 56) << (8 * k);
+  }
+  *comma = c;
+  *nl = n;
+#else
+  uint64_t c = 0, n = 0;
+  for (int i = 0; i < 64; i++) {
+    c |= (uint64_t)(p[i] == ',') << i;
+    n |= (uint64_t)(p[i] == '\n') << i;
+  }
+  *comma = c;
+  *nl = n;
+#endif
+}
+
+/* Longest line (newline included) the fused parser takes, in 64-byte
+ * blocks. */
+#define PE__FUSED_BLOCKS 2
+
+/* 32 bytes of ones, then 32 of zeros: 32 bytes from offset 32 - n keep the
+ * first n bytes of a word group. */
+static const unsigned char pe__keep_mask[64] = {
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255};
+
+/* The zero-padded 32-byte symbol of a tick from len (1..31) bytes at s, of
+ * which 32 may be read. */
+static inline void pe__symbol_copy(pe_tick_t *tick, const char *s, size_t len) {
+  uint64_t w[4], m[4];
+  memcpy(w, s, sizeof w);
+  memcpy(m, pe__keep_mask + 32 - len, sizeof m);
+  for (size_t i = 0; i < 4; i++) {
+    w[i] &= m[i];
+  }
+  memcpy(tick->symbol, w, sizeof w);
+  tick->symbol_len = (uint32_t)len;
+}
+
+/* One row at p, when the fused parser can take it: returns its newline with
+ * *tick filled (price and volume parsed, not yet checked) and *len_out the
+ * line's length without '\r' and newline; NULL otherwise. Hot path. */
+static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
+                                         const char *end, pe_tick_t *tick,
+                                         size_t *len_out) {
+  /* Separators: commas, and the newline, of the first blocks that hold
+   * one; nothing after the newline. Two blocks at most, the first written
+   * out for the common short line. */
+  uint64_t sep[PE__FUSED_BLOCKS];
+  uint64_t nl, cm;
+  size_t nb = 1;
+  if ((size_t)(end - p) < 64 + PE__FUSED_SLACK) {
+    return NULL; /* too near the end of the buffer */
+  }
+  pe__scan64(p, &cm, &nl);
+  if (nl == 0) {
+    sep[0] = cm;
+    if ((size_t)(end - p) < 128 + PE__FUSED_SLACK) {
+      return NULL;
+    }
+    pe__scan64(p + 64, &cm, &nl);
+    if (nl == 0) {
+      return NULL; /* a long line */
+    }
+    nb = 2;
+  }
+  nl &= ~nl + 1; /* the first newline */
+  sep[nb - 1] = (cm & (nl - 1)) | nl;
+  const char *q = p + 64 * (nb - 1) + __builtin_ctzll(nl); /* the newline */
+  if (end - q < PE__FUSED_SLACK) {
+    return NULL;
+  }
+  const char *line_end = q > p && q[-1] == '\r' ? q - 1 : q;
+  size_t len = (size_t)(line_end - p);
+  if (len > c->opt.max_line) {
+    return NULL;
+  }
+
+  /* Field i ends at separator i; the last one must be the newline. */
+  const char *field[PE__COL_ROLES];
+  size_t flen[PE__COL_ROLES];
+  field[PE__COL_RECV_TS] = NULL;
+  flen[PE__COL_RECV_TS] = 0;
+  if (c->plain && nb == 1) {
+    /* The common layout in one block: three commas, then the newline. */
+    uint64_t m = sep[0] & (nl - 1); /* the commas */
+    size_t s[3];
+    if (m == 0) {
+      return NULL;
+    }
+    s[0] = (size_t)__builtin_ctzll(m);
+    m &= m - 1;
+    if (m == 0) {
+      return NULL;
+    }
+    s[1] = (size_t)__builtin_ctzll(m);
+    m &= m - 1;
+    if (m == 0) {
+      return NULL;
+    }
+    s[2] = (size_t)__builtin_ctzll(m);
+    if ((m & (m - 1)) != 0) {
+      return NULL; /* more than three */
+    }
+    field[PE__COL_TS] = p;
+    flen[PE__COL_TS] = s[0];
+    field[PE__COL_SYMBOL] = p + s[0] + 1;
+    flen[PE__COL_SYMBOL] = s[1] - s[0] - 1;
+    field[PE__COL_PRICE] = p + s[1] + 1;
+    flen[PE__COL_PRICE] = s[2] - s[1] - 1;
+    field[PE__COL_VOLUME] = p + s[2] + 1;
+    flen[PE__COL_VOLUME] = (size_t)(q - p) - s[2] - 1;
+  } else {
+    size_t start = 0;
+    size_t k = 0;
+    uint64_t cur = sep[0];
+    for (uint32_t i = 0; i < c->n_columns; i++) {
+      while (cur == 0) {
+        if (++k == nb) {
+          return NULL; /* too few fields */
+        }
+        cur = sep[k];
+      }
+      size_t stop = 64 * k + (size_t)__builtin_ctzll(cur);
+      cur &= cur - 1;
+      int role = c->role[i];
+      field[role] = p + start;
+      flen[role] = stop - start;
+      start = stop + 1;
+    }
+    if (p + start != q + 1) {
+      return NULL; /* too many fields */
+    }
+  }
+  /* The last field ended at the newline; a '\r' before it is no part of it
+   * (pe__line drops it from the line first). */
+  if (line_end != q) {
+    for (int r = PE__COL_TS; r < PE__COL_ROLES; r++) {
+      if (field[r] != NULL && field[r] + flen[r] == q) {
+        flen[r] -= 1;
+      }
+    }
+  }
+
+  uint64_t whole;
+  if (!pe__wide_uint(field[PE__COL_TS], flen[PE__COL_TS], &whole) ||
+      !pe__epoch_to_ns(whole, c->opt.ts_unit, &tick->ts_ns)) {
+    return NULL;
+  }
+  const char *sym = field[PE__COL_SYMBOL];
+  size_t sym_len = flen[PE__COL_SYMBOL];
+  if (sym_len == 0 || sym_len > PE_SYMBOL_MAX || pe__space(sym[0]) ||
+      pe__space(sym[sym_len - 1]) || sym[0] == '"') {
+    return NULL;
+  }
+  if (!pe__wide_plain(field[PE__COL_PRICE], flen[PE__COL_PRICE],
+                      &tick->price) ||
+      !pe__wide_plain(field[PE__COL_VOLUME], flen[PE__COL_VOLUME],
+                      &tick->volume)) {
+    return NULL;
+  }
+  tick->recv_ts_ns = PE_TS_NONE;
+  if (flen[PE__COL_RECV_TS] > 0 &&
+      (!pe__wide_uint(field[PE__COL_RECV_TS], flen[PE__COL_RECV_TS], &whole) ||
+       !pe__epoch_to_ns(whole, c->opt.ts_unit, &tick->recv_ts_ns))) {
+    return NULL;
+  }
+  pe__symbol_copy(tick, sym, sym_len);
+  *len_out = len;
+  return q;
 }
 
 /* Bytes a carried line may hold before it is too long: max_line, a '\r',
@@ -393,7 +630,7 @@ static size_t pe__carry_limit(const pe_csv_t *c) {
 
 /* Ends the carried line with data[0, len) and parses it. */
 static int pe__carried_line(pe_csv_t *c, const char *data, size_t len,
-                            const pe_csv_handler_t *h) {
+                            const pe__handler_t *h) {
   size_t room = pe__carry_limit(c) - c->carry_len;
   if (c->carry_overlong || len > room) {
     size_t take = len < room ? len : room;
@@ -405,7 +642,7 @@ static int pe__carried_line(pe_csv_t *c, const char *data, size_t len,
     c->carry_len = 0;
     c->carry_overlong = 0;
     c->line_no += 1;
-    return pe__reject(h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
+    return pe__reject(c, h, PE_ELINELEN, c->line_no, line, c->opt.max_line);
   }
   memcpy(c->carry + c->carry_len, data, len);
   size_t total = c->carry_len + len;
@@ -430,8 +667,8 @@ static void pe__carry(pe_csv_t *c, const char *data, size_t len) {
   c->carry_len += len;
 }
 
-int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
-                const pe_csv_handler_t *h) {
+static int pe__feed(pe_csv_t *c, const char *data, size_t len,
+                    const pe__handler_t *h) {
   const char *p = data;
   const char *end = data + len;
   if (c->carry_len > 0 || c->carry_overlong) {
@@ -447,10 +684,37 @@ int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
     p = nl + 1;
   }
   while (p < end) {
+    if (c->fused && c->seen_first) {
+      pe_tick_t local;
+      pe_tick_t *tick = pe__tick_slot(c, h, &local);
+      size_t n;
+      const char *nl = pe__fused_line(c, p, end, tick, &n);
+      if (nl != NULL) {
+        c->line_no += 1;
+        int rc;
+        if (!(tick->price > 0.0) || !isfinite(tick->price)) {
+          rc = pe__reject(c, h, PE_EPRICE, c->line_no, p, n);
+        } else if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
+          rc = pe__reject(c, h, PE_EVOLUME, c->line_no, p, n);
+        } else {
+          rc = pe__emit(c, h, tick, p, n);
+        }
+        if (rc != 0) {
+          return rc;
+        }
+        p = nl + 1;
+        continue;
+      }
+    }
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     if (nl == NULL) {
+      /* The batch may hold the line in the carry buffer: out first. */
+      int rc = pe__flush(c, h);
+      if (rc != 0) {
+        return rc;
+      }
       pe__carry(c, p, (size_t)(end - p));
-      break;
+      return PE_OK;
     }
     int rc = pe__line(c, p, (size_t)(nl - p), h);
     if (rc != 0) {
@@ -458,12 +722,35 @@ int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
     }
     p = nl + 1;
   }
-  return PE_OK;
+  return pe__flush(c, h);
 }
 
-int pe_csv_finish(pe_csv_t *c, const pe_csv_handler_t *h) {
+static int pe__finish(pe_csv_t *c, const pe__handler_t *h) {
   if (c->carry_len == 0 && !c->carry_overlong) {
     return PE_OK;
   }
-  return pe__carried_line(c, "", 0, h);
+  int rc = pe__carried_line(c, "", 0, h);
+  return rc != 0 ? rc : pe__flush(c, h);
+}
+
+int pe_csv_feed(pe_csv_t *c, const char *data, size_t len,
+                const pe_csv_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, handler->on_tick, handler->on_reject, NULL};
+  return pe__feed(c, data, len, &h);
+}
+
+int pe_csv_finish(pe_csv_t *c, const pe_csv_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, handler->on_tick, handler->on_reject, NULL};
+  return pe__finish(c, &h);
+}
+
+int pe_csv_feed_batch(pe_csv_t *c, const char *data, size_t len,
+                      const pe_csv_batch_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, NULL, handler->on_reject, handler->on_ticks};
+  return pe__feed(c, data, len, &h);
+}
+
+int pe_csv_finish_batch(pe_csv_t *c, const pe_csv_batch_handler_t *handler) {
+  pe__handler_t h = {handler->ctx, NULL, handler->on_reject, handler->on_ticks};
+  return pe__finish(c, &h);
 }
