@@ -477,9 +477,14 @@ static void test_push_batch_matches_single_pushes(void) {
       for (uint32_t b = 0; b < 40 && rc == 0; b += 20) {
         uint32_t pushed = 0;
         got.base = b;
+        uint64_t cycles[20];
+        memset(cycles, 0, sizeof cycles);
         rc = pe_engine_push_batch(batched, t + b, 20, &out,
                                   all ? PE_ENGINE_EACH_ALL : 0, log_each, &got,
-                                  &pushed);
+                                  &pushed, (b / 20) % 2 ? cycles : NULL);
+        for (uint32_t j = 0; (b / 20) % 2 && j < pushed; j++) {
+          PE_CHECK(cycles[j] > 0); /* every pushed tick was timed */
+        }
         total += pushed;
       }
       PE_CHECK_INT(rc, stop_at >= 0 ? 99 : 0);

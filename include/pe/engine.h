@@ -162,11 +162,17 @@ typedef int (*pe_engine_each_t)(void *ctx, uint32_t i, int rc,
  * push that was rejected or made signals (after every push, with
  * PE_ENGINE_EACH_ALL), calls each(ctx, i, rc, out). Returns 0 when every
  * tick was pushed, else the non-zero value that `each` returned, which
- * stopped the batch; *pushed gets how many were pushed. Allocates nothing;
- * hot path. */
+ * stopped the batch; *pushed gets how many were pushed.
+ *
+ * With push_cycles non-NULL, push_cycles[i] gets the cycle-counter ticks
+ * (pe_cycles) that tick i's own push took, read once per tick: from the end
+ * of the previous push (for the first tick, from the start of the call, so
+ * it carries the batch's prefetch) to the end of its own. Time spent in
+ * `each` is not counted. Allocates nothing; hot path. */
 int pe_engine_push_batch(pe_engine_t *engine, const pe_tick_t *ticks,
                          uint32_t n, pe_tick_out_t *out, uint32_t flags,
-                         pe_engine_each_t each, void *ctx, uint32_t *pushed);
+                         pe_engine_each_t each, void *ctx, uint32_t *pushed,
+                         uint64_t *push_cycles);
 
 void pe_engine_stats(const pe_engine_t *engine, pe_engine_stats_t *stats);
 

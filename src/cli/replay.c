@@ -46,6 +46,8 @@ static pe_cli_flag_t pe__replay_flags[] = {
      "write the end-of-run summary as JSON to PATH", NULL},
     {"read-size", "BYTES", NULL, "1048576",
      "bytes per read of the input (any size gives the same output)", NULL},
+    {"latency-sample", "N", NULL, "1",
+     "time the pushes of one batch of ticks in N (1: every tick)", NULL},
     {"quiet", NULL, NULL, NULL, "no progress bar and no summary", NULL},
 };
 
@@ -59,13 +61,12 @@ typedef struct pe__replay {
   int fail_fast;
   uint64_t rows;
   uint64_t parse_rejected[PE_REJECT_COUNT];
-  pe_hist_t latency; /* cycles per pe_engine_push, batch means: see
-                        pe__on_ticks */
+  pe_hist_t latency; /* cycles of each timed tick's push: see pe__on_ticks */
+  uint32_t latency_sample; /* time one batch in this many */
+  uint32_t batches_seen;   /* since the last timed one */
   pe_tick_out_t out;
   const pe_tick_t *batch; /* the batch being pushed, and its rows */
   const pe_csv_row_t *batch_rows;
-  uint64_t batch_c0;    /* counter at the batch's start or last output */
-  uint64_t batch_spent; /* counter ticks in its pushes so far */
   char line[4096];
   /* progress */
   int progress;
@@ -132,30 +133,24 @@ static int pe__after_push(pe__replay_t *r, int rc, const pe_tick_t *tick,
 }
 
 /* pe_engine_push_batch's `each`: a push that was rejected, made signals or
- * has features to write. The time it takes is left out of the batch's. */
+ * has features to write. */
 static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
   pe__replay_t *r = ctx;
   (void)out; /* r->out */
-  r->batch_spent += pe_cycles() - r->batch_c0;
   const pe_csv_row_t *row = &r->batch_rows[i];
-  int stop =
-      pe__after_push(r, rc, &r->batch[i], row->line_no, row->line, row->len);
-  r->batch_c0 = pe_cycles();
-  return stop;
+  return pe__after_push(r, rc, &r->batch[i], row->line_no, row->line,
+                        row->len);
 }
 
 /* A batch of parsed ticks, pushed in order, stopping at the first that
  * stops the run. Hot path.
  *
- * Latency: the cycle counter is read before the batch and after it, and
- * every tick of the batch is recorded with the batch's mean: its pushes'
- * time divided by their number. Reading the counter around every push cost
- * a fifth of replay's throughput (each read holds back the overlap of one
- * push with the next). Time spent writing a push's signals or features is
- * left out (the counter is read around it). So each tick is counted, and
- * its figure is the mean engine time per tick over the up to PE_CSV_BATCH
- * ticks it was pushed with, their prefetch included; a single slow push
- * shows spread over its batch. */
+ * Latency: the engine reads the cycle counter once after every push and
+ * gives each tick the time its own push took (the first tick of a batch
+ * also carries the batch's prefetch); each tick's figure goes into the
+ * histogram. Writing a push's signals or features is not counted. With
+ * --latency-sample N, only one batch in N is timed (its every tick), which
+ * spares the other batches the counter reads. */
 static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
                         const pe_csv_row_t *rows, uint32_t n) {
   pe__replay_t *r = ctx;
@@ -163,14 +158,16 @@ static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
   r->batch = ticks;
   r->batch_rows = rows;
   uint32_t pushed = 0;
-  r->batch_spent = 0;
-  r->batch_c0 = pe_cycles();
+  uint64_t cycles[PE_ENGINE_BATCH_MAX];
+  int timed = ++r->batches_seen >= r->latency_sample;
+  if (timed) {
+    r->batches_seen = 0;
+  }
   int stop = pe_engine_push_batch(r->engine, ticks, n, &r->out,
                                   r->features != NULL ? PE_ENGINE_EACH_ALL : 0,
-                                  pe__each, r, &pushed);
-  r->batch_spent += pe_cycles() - r->batch_c0;
-  if (pushed > 0) {
-    pe_hist_record_n(&r->latency, r->batch_spent / pushed, pushed);
+                                  pe__each, r, &pushed, timed ? cycles : NULL);
+  for (uint32_t i = 0; timed && i < pushed; i++) {
+    pe_hist_record(&r->latency, cycles[i]);
   }
   if (stop == 0 && r->progress && r->rows >= r->next_check) {
     r->next_check = r->rows + (1u << 16);
@@ -276,9 +273,10 @@ static void pe__print_summary(pe__replay_t *r, const pe__totals_t *t) {
           t->wall_s > 0 ? (double)r->rows / t->wall_s : 0.0);
   fprintf(o,
           "  latency/tick p50 %.0f ns, p99 %.0f ns, p99.9 %.0f ns, max %.0f ns"
-          " (engine push, %llu ticks, each its batch's mean, batches of %d)\n",
+          " (each tick's own engine push; %llu ticks timed, %s)\n",
           t->p50_ns, t->p99_ns, t->p999_ns, t->max_ns,
-          (unsigned long long)r->latency.count, (int)PE_CSV_BATCH);
+          (unsigned long long)r->latency.count,
+          r->latency_sample == 1 ? "every tick" : "one batch of 16 in --latency-sample");
 }
 
 static int pe__write_summary_json(pe__replay_t *r, const pe__totals_t *t,
@@ -457,6 +455,13 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   if (read_size == 0 || read_size > (1u << 30)) {
     pe_cli_error(cmd, "--read-size must be between 1 and 2^30 bytes");
+    goto done;
+  }
+  if (pe_cli_u32(cmd, "latency-sample", &r->latency_sample) != PE_EXIT_OK) {
+    goto done;
+  }
+  if (r->latency_sample == 0) {
+    pe_cli_error(cmd, "--latency-sample must be at least 1");
     goto done;
   }
 

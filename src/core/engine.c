@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/engine_impl.h"
+#include "pe/clock.h"
 #include "pe/error.h"
 
 #define PE__NS_PER_S 1000000000LL
@@ -481,7 +482,9 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
 
 int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
                          pe_tick_out_t *out, uint32_t flags,
-                         pe_engine_each_t each, void *ctx, uint32_t *pushed) {
+                         pe_engine_each_t each, void *ctx, uint32_t *pushed,
+                         uint64_t *push_cycles) {
+  uint64_t c = push_cycles != NULL ? pe_cycles() : 0;
   /* Keys and hashes once; the table slots all start loading, then (from
    * the slot, a guess when keys collide) the keys and states; the guess
    * also spares the pushes their table lookup. */
@@ -518,11 +521,19 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
     rc = rc != PE_OK ? pe__reject(e, rc)
                      : pe__push_keyed(e, &ticks[i], &key[i], hash[i], guess[i],
                                       out);
+    if (push_cycles != NULL) {
+      uint64_t now = pe_cycles();
+      push_cycles[i] = now - c;
+      c = now;
+    }
     if (rc != PE_OK || out->n_signals != 0 || (flags & PE_ENGINE_EACH_ALL)) {
       int stop = each(ctx, i, rc, out);
       if (stop != 0) {
         *pushed = i + 1;
         return stop;
+      }
+      if (push_cycles != NULL) {
+        c = pe_cycles();
       }
     }
   }
