@@ -10,21 +10,23 @@
 #include <string.h>
 
 #include "io/numparse.h"
+#include "io/tick_fields.h"
 #include "pe/error.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
-/* What a column holds. */
+/* What a column holds: a tick field (one more than its PE__FIELD_*), or
+ * nothing the parser reads. */
 enum {
   PE__COL_IGNORE = 0,
-  PE__COL_TS,
-  PE__COL_SYMBOL,
-  PE__COL_PRICE,
-  PE__COL_VOLUME,
-  PE__COL_RECV_TS,
-  PE__COL_ROLES
+  PE__COL_TS = PE__FIELD_TS + 1,
+  PE__COL_SYMBOL = PE__FIELD_SYMBOL + 1,
+  PE__COL_PRICE = PE__FIELD_PRICE + 1,
+  PE__COL_VOLUME = PE__FIELD_VOLUME + 1,
+  PE__COL_RECV_TS = PE__FIELD_RECV_TS + 1,
+  PE__COL_ROLES = PE__FIELD_COUNT + 1
 };
 
 #define PE__MAX_COLUMNS 64
@@ -109,42 +111,10 @@ static inline void pe__field_clean(const char **s, size_t *len) {
   *len = (size_t)(e - p);
 }
 
-static int pe__name_is(const char *s, size_t len, const char *name) {
-  size_t n = strlen(name);
-  if (len != n) {
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    if (ch >= 'A' && ch <= 'Z') {
-      ch = (char)(ch - 'A' + 'a');
-    }
-    if (ch != name[i]) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
+/* The column role of a header name: PE__COL_* is PE__FIELD_* + 1, with 0
+ * for a column the parser ignores. */
 static int pe__column_role(const char *s, size_t len) {
-  if (pe__name_is(s, len, "ts") || pe__name_is(s, len, "timestamp") ||
-      pe__name_is(s, len, "time")) {
-    return PE__COL_TS;
-  }
-  if (pe__name_is(s, len, "symbol")) {
-    return PE__COL_SYMBOL;
-  }
-  if (pe__name_is(s, len, "price")) {
-    return PE__COL_PRICE;
-  }
-  if (pe__name_is(s, len, "volume") || pe__name_is(s, len, "size") ||
-      pe__name_is(s, len, "qty")) {
-    return PE__COL_VOLUME;
-  }
-  if (pe__name_is(s, len, "recv_ts")) {
-    return PE__COL_RECV_TS;
-  }
-  return PE__COL_IGNORE;
+  return pe__tick_field_of(s, len) + 1;
 }
 
 /* Looks at the first non-blank line: a header when a field is "symbol".

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "io/tick_fields.h"
 #include "pe/error.h"
 
 /* ---- entry ids --------------------------------------------------------------- */
@@ -116,8 +117,14 @@ int pe_stream_reject_from_error(int err) {
 
 /* ---- value slots -------------------------------------------------------------- */
 
-enum { PE__K_TS = 0, PE__K_SYMBOL, PE__K_PRICE, PE__K_VOLUME, PE__K_RECV_TS,
-       PE__K_COUNT };
+enum {
+  PE__K_TS = PE__FIELD_TS,
+  PE__K_SYMBOL = PE__FIELD_SYMBOL,
+  PE__K_PRICE = PE__FIELD_PRICE,
+  PE__K_VOLUME = PE__FIELD_VOLUME,
+  PE__K_RECV_TS = PE__FIELD_RECV_TS,
+  PE__K_COUNT = PE__FIELD_COUNT
+};
 
 static const char *const pe__key_names[PE__K_COUNT] = {
     "timestamp", "symbol", "price", "volume", "recv_ts"};
@@ -137,43 +144,9 @@ typedef struct pe__slot {
   size_t len;
 } pe__slot_t;
 
-static int pe__name_is(const char *s, size_t len, const char *name) {
-  size_t n = strlen(name);
-  if (len != n) {
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    if (ch >= 'A' && ch <= 'Z') {
-      ch = (char)(ch - 'A' + 'a');
-    }
-    if (ch != name[i]) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
 /* Which tick field a name stands for, -1 for none. */
 static int pe__key_of(const char *s, size_t len) {
-  if (pe__name_is(s, len, "timestamp") || pe__name_is(s, len, "ts") ||
-      pe__name_is(s, len, "time")) {
-    return PE__K_TS;
-  }
-  if (pe__name_is(s, len, "symbol")) {
-    return PE__K_SYMBOL;
-  }
-  if (pe__name_is(s, len, "price")) {
-    return PE__K_PRICE;
-  }
-  if (pe__name_is(s, len, "volume") || pe__name_is(s, len, "size") ||
-      pe__name_is(s, len, "qty")) {
-    return PE__K_VOLUME;
-  }
-  if (pe__name_is(s, len, "recv_ts")) {
-    return PE__K_RECV_TS;
-  }
-  return -1;
+  return pe__tick_field_of(s, len);
 }
 
 static int pe__why(pe_stream_why_t *why, int err, const char *field,
