@@ -8,7 +8,7 @@ GENERATOR  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CMAKE_OPTS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps demo test test-sanitize fuzz bench clean
+.PHONY: all build deps demo test test-sanitize fuzz bench format format-check clean
 
 all: build
 
@@ -36,6 +36,13 @@ fuzz: deps
 	@test -f $(BUILD_FUZZ)/CMakeCache.txt || CC=clang cmake -S . -B $(BUILD_FUZZ) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPE_FUZZ=ON -DBUILD_TESTING=OFF $(CMAKE_OPTS)
 	@cmake --build $(BUILD_FUZZ) -j
 	@scripts/run-fuzzers.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+# One .clang-format for every C file of the tree.
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
 
 bench: build
 	@echo "see docs/benchmarks.md for each benchmark's command"

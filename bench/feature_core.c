@@ -5,9 +5,9 @@
  *
  *   feature_core TICKS.petk [--repeat N] [--window W]
  *
- * Prints ns/tick and ticks/s (best of N runs, each from fresh state), the sums of each output (to
- * compare with the peers' checksums), and the engine's memory per symbol at
- * window W (default 32). */
+ * Prints ns/tick and ticks/s (best of N runs, each from fresh state), the sums
+ * of each output (to compare with the peers' checksums), and the engine's
+ * memory per symbol at window W (default 32). */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <math.h>
@@ -44,8 +44,8 @@ static int read_petk(const char *path, ticks_t *t) {
   t->ts = malloc(t->n * sizeof *t->ts);
   t->price = malloc(t->n * sizeof *t->price);
   t->volume = malloc(t->n * sizeof *t->volume);
-  if (t->sym == NULL || t->ts == NULL || t->price == NULL || t->volume == NULL ||
-      fread(t->sym, sizeof *t->sym, t->n, f) != t->n ||
+  if (t->sym == NULL || t->ts == NULL || t->price == NULL ||
+      t->volume == NULL || fread(t->sym, sizeof *t->sym, t->n, f) != t->n ||
       fread(t->ts, sizeof *t->ts, t->n, f) != t->n ||
       fread(t->price, sizeof *t->price, t->n, f) != t->n ||
       fread(t->volume, sizeof *t->volume, t->n, f) != t->n) {
@@ -75,8 +75,8 @@ static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
     pe_vwap_init(&st[s].vwap, -1);
     pe_welford_init(&st[s].w);
   }
-  double *o_fast = out[0], *o_slow = out[1], *o_vwap = out[2],
-         *o_mean = out[3], *o_var = out[4];
+  double *o_fast = out[0], *o_slow = out[1], *o_vwap = out[2], *o_mean = out[3],
+         *o_var = out[4];
   for (uint64_t i = 0; i < t->n; i++) {
     core_state_t *s = &st[t->sym[i]];
     double p = t->price[i];
@@ -94,7 +94,8 @@ static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: feature_core TICKS.petk [--repeat N] [--window W]\n");
+    fprintf(stderr,
+            "usage: feature_core TICKS.petk [--repeat N] [--window W]\n");
     return 2;
   }
   int repeat = 3;

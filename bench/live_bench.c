@@ -68,7 +68,8 @@ static int pe__gen(int argc, char **argv) {
   return fclose(f) == 0 ? 0 : 1;
 }
 
-/* ---- latency ---------------------------------------------------------------------- */
+/* ---- latency
+ * ---------------------------------------------------------------------- */
 
 typedef struct pe__lat {
   pe_redis_url_t url;
@@ -226,8 +227,9 @@ static void *pe__consumer(void *arg) {
 static int pe__latency(int argc, char **argv) {
   pe__lat_t *L = calloc(1, sizeof *L);
   char err[512];
-  if (pe_redis_url_parse(pe__arg(argc, argv, "--redis", "redis://127.0.0.1:6379"),
-                         &L->url, err, sizeof err) != PE_OK) {
+  if (pe_redis_url_parse(
+          pe__arg(argc, argv, "--redis", "redis://127.0.0.1:6379"), &L->url,
+          err, sizeof err) != PE_OK) {
     fprintf(stderr, "live_bench: %s\n", err);
     return 2;
   }
@@ -296,6 +298,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "latency") == 0) {
     return pe__latency(argc, argv);
   }
-  fprintf(stderr, "usage: live_bench gen|latency [FLAGS] (see bench/live_bench.c)\n");
+  fprintf(stderr,
+          "usage: live_bench gen|latency [FLAGS] (see bench/live_bench.c)\n");
   return 2;
 }

@@ -33,8 +33,8 @@ static int on_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
   mix(d, &t->volume, sizeof t->volume);
   mix(d, t->symbol, sizeof t->symbol);
   mix(d, line, len);
-  if (t->symbol_len == 0 || t->symbol_len > PE_SYMBOL_MAX ||
-      !(t->price > 0) || !(t->volume >= 0)) {
+  if (t->symbol_len == 0 || t->symbol_len > PE_SYMBOL_MAX || !(t->price > 0) ||
+      !(t->volume >= 0)) {
     abort(); /* the parser let an invalid tick through */
   }
   return 0;
@@ -85,8 +85,8 @@ static int parse_batched(const uint8_t *data, size_t size, size_t chunk,
   return rc;
 }
 
-static int parse(const uint8_t *data, size_t size, size_t chunk,
-                 uint32_t flags, digest_t *d) {
+static int parse(const uint8_t *data, size_t size, size_t chunk, uint32_t flags,
+                 digest_t *d) {
   pe_csv_options_t opt = {PE_TS_AUTO, 256, flags};
   pe_csv_t *c = NULL;
   if (pe_csv_create(&opt, &c) != PE_OK) {

@@ -16,9 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pe_model_t *m = NULL;
   char err[512];
-  int rc = pe_model_load_buffer(data, size, "fuzz.onnx", NULL, &m, err, sizeof err);
+  int rc =
+      pe_model_load_buffer(data, size, "fuzz.onnx", NULL, &m, err, sizeof err);
   if (rc != PE_OK) {
-    if (m != NULL || strncmp(err, "fuzz.onnx: ", 11) != 0 || strchr(err, '\n')) {
+    if (m != NULL || strncmp(err, "fuzz.onnx: ", 11) != 0 ||
+        strchr(err, '\n')) {
       abort();
     }
     return 0;
@@ -26,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const pe_model_desc_t *d = pe_model_desc(m);
   if (d->flops < (int64_t)1 << 26 && d->input.numel < (1 << 16) &&
       d->outputs[0].numel < (1 << 16) && d->arena_floats < (1 << 20)) {
-    size_t ni = (size_t)d->input.numel * 3, no = (size_t)d->outputs[0].numel * 3;
+    size_t ni = (size_t)d->input.numel * 3,
+           no = (size_t)d->outputs[0].numel * 3;
     float *in = calloc(ni + 1, sizeof(float));
     float *out = calloc(no + 1, sizeof(float));
     for (size_t i = 0; in != NULL && i < ni; i++) {

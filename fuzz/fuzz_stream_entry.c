@@ -60,8 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else {
     if (wa.reason < 0 || wa.reason >= PE_STREAM_REJECT_COUNT ||
         memchr(wa.field, '\0', sizeof wa.field) == NULL ||
-        pe_stream_reject_from_error(ra) != wa.reason || wa.reason != wb.reason ||
-        strcmp(wa.field, wb.field) != 0) {
+        pe_stream_reject_from_error(ra) != wa.reason ||
+        wa.reason != wb.reason || strcmp(wa.field, wb.field) != 0) {
       abort();
     }
   }
@@ -71,8 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (pe_stream_id_parse(f[0].name, f[0].name_len, &id) == PE_OK) {
       char buf[PE_STREAM_ID_MAX];
       size_t len = pe_stream_id_format(id, buf, sizeof buf);
-      if (len >= sizeof buf ||
-          pe_stream_id_parse(buf, len, &again) != PE_OK ||
+      if (len >= sizeof buf || pe_stream_id_parse(buf, len, &again) != PE_OK ||
           pe_stream_id_cmp(id, again) != 0) {
         abort();
       }

@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-packages="build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+packages="build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libhiredis-dev
   libmicrohttpd-dev redis-server python3 python3-venv"
 missing=""

@@ -44,7 +44,7 @@ static int pe_test_failures = 0;
   do {                                                                         \
     double pe__a = (a), pe__b = (b);                                           \
     int pe__ok = (isnan(pe__a) && isnan(pe__b)) ||                             \
-                 fabs(pe__a - pe__b) <= (tol) * fmax(1.0, fabs(pe__b));        \
+                 fabs(pe__a - pe__b) <= (tol)*fmax(1.0, fabs(pe__b));          \
     if (!pe__ok) {                                                             \
       fprintf(stderr, "%s:%d: %s ~ %s: %.17g != %.17g (tol %g)\n", __FILE__,   \
               __LINE__, #a, #b, pe__a, pe__b, (double)(tol));                  \
@@ -58,7 +58,8 @@ static int pe_test_failures = 0;
     double pe__a = (a), pe__b = (b);                                           \
     if (!((isnan(pe__a) && isnan(pe__b)) ||                                    \
           memcmp(&pe__a, &pe__b, sizeof pe__a) == 0)) {                        \
-      fprintf(stderr, "%s:%d: %s is not bit-identical to %s: %.17g vs %.17g\n", \
+      fprintf(stderr,                                                          \
+              "%s:%d: %s is not bit-identical to %s: %.17g vs %.17g\n",        \
               __FILE__, __LINE__, #a, #b, pe__a, pe__b);                       \
       pe_test_failures++;                                                      \
     }                                                                          \
@@ -85,6 +86,7 @@ typedef struct pe_test_case {
     return pe_test_failures == 0 ? 0 : 1;                                      \
   }
 
-#define PE_TEST(fn) {#fn, fn}
+#define PE_TEST(fn)                                                            \
+  { #fn, fn }
 
 #endif

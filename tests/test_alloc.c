@@ -96,8 +96,8 @@ static void test_zero_allocations_per_tick(void) {
       len += (size_t)snprintf(text + len, cap - len, "%d,SYM%d,oops,1\n", i, k);
     }
     len += (size_t)snprintf(text + len, cap - len, "%lld,SYM%d,%.6f,%.3f\n",
-                            1700000000000000000LL + (long long)i * 1000000,
-                            k, price[k], 1.0 + u * (u > 0.98 ? 100.0 : 5.0));
+                            1700000000000000000LL + (long long)i * 1000000, k,
+                            price[k], 1.0 + u * (u > 0.98 ? 100.0 : 5.0));
   }
 
   run_t *r = __libc_calloc(1, sizeof *r);
@@ -118,10 +118,11 @@ static void test_zero_allocations_per_tick(void) {
   }
   PE_CHECK_INT(pe_csv_finish(csv, &h), PE_OK);
   uint64_t during = allocations - before;
-  printf("ticks after warm-up %llu, signals %llu (model %llu), allocations %llu\n",
-         (unsigned long long)(r->ticks - ticks_before),
-         (unsigned long long)r->signals, (unsigned long long)r->model_signals,
-         (unsigned long long)during);
+  printf(
+      "ticks after warm-up %llu, signals %llu (model %llu), allocations %llu\n",
+      (unsigned long long)(r->ticks - ticks_before),
+      (unsigned long long)r->signals, (unsigned long long)r->model_signals,
+      (unsigned long long)during);
   PE_CHECK(r->ticks - ticks_before > 80000);
   PE_CHECK(r->signals > 100);
   PE_CHECK(r->model_signals > 0);

@@ -26,9 +26,9 @@ static int on_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
     if (t->recv_ts_ns != PE_TS_NONE) {
       snprintf(recv, sizeof recv, "%lld", (long long)t->recv_ts_ns);
     }
-    snprintf(e->line[e->n++], sizeof e->line[0], "%llu tick %lld %s %.17g %.17g %s",
-             (unsigned long long)line_no, (long long)t->ts_ns, t->symbol,
-             t->price, t->volume, recv);
+    snprintf(e->line[e->n++], sizeof e->line[0],
+             "%llu tick %lld %s %.17g %.17g %s", (unsigned long long)line_no,
+             (long long)t->ts_ns, t->symbol, t->price, t->volume, recv);
   }
   return 0;
 }
@@ -39,8 +39,8 @@ static int on_reject(void *ctx, int err, uint64_t line_no, const char *raw,
   if (e->n < MAX_EVENTS) {
     snprintf(e->line[e->n++], sizeof e->line[0], "%llu reject %s [%.*s]",
              (unsigned long long)line_no,
-             pe_reject_name(pe_reject_from_error(err)), (int)(len > 40 ? 40 : len),
-             raw);
+             pe_reject_name(pe_reject_from_error(err)),
+             (int)(len > 40 ? 40 : len), raw);
   }
   return 0;
 }
@@ -91,8 +91,8 @@ static void check_events(const events_t *e, const char *const *want, int n) {
 
 static void test_headerless_prototype_layout(void) {
   events_t e;
-  PE_CHECK_INT(parse("1700000000,AAA,10.5,3\n1700000001.5,BBB,20,0\n", 0, 0, &e),
-               PE_OK);
+  PE_CHECK_INT(
+      parse("1700000000,AAA,10.5,3\n1700000001.5,BBB,20,0\n", 0, 0, &e), PE_OK);
   const char *want[] = {"1 tick 1700000000000000000 AAA 10.5 3 -",
                         "2 tick 1700000001500000000 BBB 20 0 -"};
   check_events(&e, want, 2);
@@ -126,23 +126,23 @@ static void test_alternative_names_and_bom(void) {
 
 static void test_every_rejection_reason(void) {
   const char *text = "ts,symbol,price,volume\n"
-                     "1700000000,AAA,10,1\n"           /* 2 ok */
-                     "1700000000,AAA,10\n"             /* 3 field_count */
-                     "1700000000,AAA,10,1,9\n"         /* 4 field_count */
-                     "1700000000,AAA,ten,1\n"          /* 5 bad_number */
-                     "1700000000,AAA,10,lots\n"        /* 6 bad_number */
-                     "yesterday,AAA,10,1\n"            /* 7 bad_timestamp */
-                     "1700000000,AAA,nan,1\n"          /* 8 bad_price */
-                     "1700000000,AAA,-1,1\n"           /* 9 bad_price */
-                     "1700000000,AAA,0,1\n"            /* 10 bad_price */
-                     "1700000000,AAA,inf,1\n"          /* 11 bad_price */
-                     "1700000000,AAA,10,-0.5\n"        /* 12 bad_volume */
-                     "1700000000,AAA,10,inf\n"         /* 13 bad_volume */
-                     "1700000000,AAA,10,NaN\n"         /* 14 bad_volume */
-                     "1700000000, ,10,1\n"             /* 15 empty_symbol */
+                     "1700000000,AAA,10,1\n"    /* 2 ok */
+                     "1700000000,AAA,10\n"      /* 3 field_count */
+                     "1700000000,AAA,10,1,9\n"  /* 4 field_count */
+                     "1700000000,AAA,ten,1\n"   /* 5 bad_number */
+                     "1700000000,AAA,10,lots\n" /* 6 bad_number */
+                     "yesterday,AAA,10,1\n"     /* 7 bad_timestamp */
+                     "1700000000,AAA,nan,1\n"   /* 8 bad_price */
+                     "1700000000,AAA,-1,1\n"    /* 9 bad_price */
+                     "1700000000,AAA,0,1\n"     /* 10 bad_price */
+                     "1700000000,AAA,inf,1\n"   /* 11 bad_price */
+                     "1700000000,AAA,10,-0.5\n" /* 12 bad_volume */
+                     "1700000000,AAA,10,inf\n"  /* 13 bad_volume */
+                     "1700000000,AAA,10,NaN\n"  /* 14 bad_volume */
+                     "1700000000, ,10,1\n"      /* 15 empty_symbol */
                      "1700000000,ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456,10,1\n"
                      /* 16 symbol_too_long */
-                     "1700000001,AAA,11,2\n";          /* 17 ok */
+                     "1700000001,AAA,11,2\n"; /* 17 ok */
   events_t e;
   PE_CHECK_INT(parse(text, 0, 0, &e), PE_OK);
   const char *want[] = {
@@ -174,9 +174,10 @@ static void test_line_too_long_in_place_and_carried(void) {
   events_t whole, bytes;
   PE_CHECK_INT(parse(text, 0, 64, &whole), PE_OK);
   PE_CHECK_INT(parse(text, 1, 64, &bytes), PE_OK);
-  const char *want[] = {"1 tick 1000000000 A 1 1 -",
-                        "2 reject line_too_long [2,xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx]",
-                        "3 tick 3000000000 B 2 2 -"};
+  const char *want[] = {
+      "1 tick 1000000000 A 1 1 -",
+      "2 reject line_too_long [2,xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx]",
+      "3 tick 3000000000 B 2 2 -"};
   check_events(&whole, want, 3);
   check_events(&bytes, want, 3);
 }
@@ -230,7 +231,8 @@ static void test_bom_line_at_the_limit_regression(void) {
     events_t ref, e;
     PE_CHECK_INT(parse(text, 0, 64, &ref), PE_OK);
     PE_CHECK_INT(ref.n, 2);
-    PE_CHECK(strstr(ref.line[0], extra > 0 ? "line_too_long" : "1 tick") != NULL);
+    PE_CHECK(strstr(ref.line[0], extra > 0 ? "line_too_long" : "1 tick") !=
+             NULL);
     for (size_t chunk = 1; chunk < n + 12; chunk++) {
       PE_CHECK_INT(parse(text, chunk, 64, &e), PE_OK);
       PE_CHECK_INT(e.n, 2);
@@ -302,7 +304,8 @@ static int transcript_tick(void *ctx, const pe_tick_t *tk, uint64_t line_no,
                            const char *raw, size_t len) {
   transcript_t *t = ctx;
   char buf[512];
-  snprintf(buf, sizeof buf, "%llu tick %lld %lld %.17g %.17g %u [%.*s] [%.*s]\n",
+  snprintf(buf, sizeof buf,
+           "%llu tick %lld %lld %.17g %.17g %u [%.*s] [%.*s]\n",
            (unsigned long long)line_no, (long long)tk->ts_ns,
            (long long)tk->recv_ts_ns, tk->price, tk->volume, tk->symbol_len,
            (int)sizeof tk->symbol, tk->symbol, (int)len, raw);
@@ -368,25 +371,62 @@ static void transcript_parse(const char *text, size_t chunk, uint32_t flags,
  * three layouts, fed whole and in pieces, ticks one by one or in batches,
  * must give event for event what the general parser gives. */
 static void test_fused_rows_match_the_general_parser(void) {
-  static const char *const ts[] = {
-      "1700000000123456789", "1700000000", "1700000000123", "17000000001234567",
-      "1", "1700000000123456789x", "2024-08-09T00:05:00Z", " 1700000000",
-      "-1700000000", "99999999999999999999", "", "1700000000.5"};
-  static const char *const sym[] = {
-      "BTCUSDT", "A", "SYM123", " ETH", "\"Q\"", "", "AB CD",
-      "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS", "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS",
-      "T\t", "X\r"};
-  static const char *const num[] = {
-      "283.9564", "2.126", "61837.63000000", "0.02000000", "12345678",
-      "123456789", "5.", ".5", "0", "0.0", "-1.5", "+2.25", " 3.5", "3.5 ",
-      "\"4.5\"", "1e3", "nan", "inf", "1..2", "12a.5", "12.5a",
-      "99999999.99999999", "1234567.12345678", "9007199254740993", "",
-      "0.000000000000000001", "12345678901234567890"};
+  static const char *const ts[] = {"1700000000123456789",
+                                   "1700000000",
+                                   "1700000000123",
+                                   "17000000001234567",
+                                   "1",
+                                   "1700000000123456789x",
+                                   "2024-08-09T00:05:00Z",
+                                   " 1700000000",
+                                   "-1700000000",
+                                   "99999999999999999999",
+                                   "",
+                                   "1700000000.5"};
+  static const char *const sym[] = {"BTCUSDT",
+                                    "A",
+                                    "SYM123",
+                                    " ETH",
+                                    "\"Q\"",
+                                    "",
+                                    "AB CD",
+                                    "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS",
+                                    "SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS",
+                                    "T\t",
+                                    "X\r"};
+  static const char *const num[] = {"283.9564",
+                                    "2.126",
+                                    "61837.63000000",
+                                    "0.02000000",
+                                    "12345678",
+                                    "123456789",
+                                    "5.",
+                                    ".5",
+                                    "0",
+                                    "0.0",
+                                    "-1.5",
+                                    "+2.25",
+                                    " 3.5",
+                                    "3.5 ",
+                                    "\"4.5\"",
+                                    "1e3",
+                                    "nan",
+                                    "inf",
+                                    "1..2",
+                                    "12a.5",
+                                    "12.5a",
+                                    "99999999.99999999",
+                                    "1234567.12345678",
+                                    "9007199254740993",
+                                    "",
+                                    "0.000000000000000001",
+                                    "12345678901234567890"};
   const size_t n_ts = sizeof ts / sizeof ts[0];
   const size_t n_sym = sizeof sym / sizeof sym[0];
   const size_t n_num = sizeof num / sizeof num[0];
-  static const char *const head[] = {"", "ts,symbol,price,volume\r\n",
-                                     "ts,recv_ts,symbol,venue,price,volume,side\n"};
+  static const char *const head[] = {
+      "", "ts,symbol,price,volume\r\n",
+      "ts,recv_ts,symbol,venue,price,volume,side\n"};
   size_t cap = 1 << 20;
   char *text = malloc(cap);
   for (int layout = 0; layout < 3; layout++) {
@@ -403,8 +443,9 @@ static void test_fused_rows_match_the_general_parser(void) {
       }
       if (layout == 2) {
         const char *recv = i % 3 == 0 ? "" : (i % 29 == 0 ? "y" : ts[0]);
-        len += (size_t)snprintf(text + len, cap - len, "%s,%s,%s,spot,%s,%s,S%s%s",
-                                t, recv, s, p, v, extra, eol);
+        len +=
+            (size_t)snprintf(text + len, cap - len, "%s,%s,%s,spot,%s,%s,S%s%s",
+                             t, recv, s, p, v, extra, eol);
       } else {
         len += (size_t)snprintf(text + len, cap - len, "%s,%s,%s,%s%s%s", t, s,
                                 p, v, extra, eol);
@@ -472,6 +513,7 @@ PE_TEST_MAIN(PE_TEST(test_headerless_prototype_layout),
              PE_TEST(test_line_too_long_in_place_and_carried),
              PE_TEST(test_last_line_without_newline),
              PE_TEST(test_chunking_never_changes_the_events),
-             PE_TEST(test_bom_line_at_the_limit_regression), PE_TEST(test_header_errors), PE_TEST(test_callback_stops_the_feed),
+             PE_TEST(test_bom_line_at_the_limit_regression),
+             PE_TEST(test_header_errors), PE_TEST(test_callback_stops_the_feed),
              PE_TEST(test_fused_rows_match_the_general_parser),
              PE_TEST(test_batch_callback_stops_the_feed))

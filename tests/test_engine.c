@@ -387,9 +387,9 @@ static void render_push(char *buf, size_t cap, uint32_t i, int rc,
                         const pe_tick_out_t *o) {
   int n = snprintf(buf, cap, "%u rc=%d", i, rc);
   if (rc == PE_OK) {
-    n += snprintf(buf + n, cap - (size_t)n, " id=%u %.17g %.17g %.17g %.17g %.17g",
-                  o->symbol_id, o->ema_fast, o->ema_slow, o->vwap, o->mean,
-                  o->var);
+    n += snprintf(buf + n, cap - (size_t)n,
+                  " id=%u %.17g %.17g %.17g %.17g %.17g", o->symbol_id,
+                  o->ema_fast, o->ema_slow, o->vwap, o->mean, o->var);
     for (int f = 0; f < PE_FEATURE_COUNT; f++) {
       n += snprintf(buf + n, cap - (size_t)n, " %.17g", o->feature[f]);
     }
@@ -404,8 +404,8 @@ static void render_push(char *buf, size_t cap, uint32_t i, int rc,
 typedef struct batch_log {
   char text[48][2048];
   int n;
-  uint32_t base;   /* index of the batch's first tick */
-  int stop_at;     /* stop the batch after this tick (-1: never) */
+  uint32_t base; /* index of the batch's first tick */
+  int stop_at;   /* stop the batch after this tick (-1: never) */
 } batch_log_t;
 
 static int log_each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *o) {

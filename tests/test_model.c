@@ -22,7 +22,7 @@ static int failures;
 #define CHECK(c)                                                               \
   do {                                                                         \
     if (!(c)) {                                                                \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);   \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);    \
       failures++;                                                              \
     }                                                                          \
   } while (0)
@@ -37,7 +37,8 @@ static const char *model_path(const char *name) {
 
 /* Loads a bad model and checks that the one-line message holds every
  * expected fragment. */
-static void expect_reject(const char *file, int want_rc, const char *const *frags) {
+static void expect_reject(const char *file, int want_rc,
+                          const char *const *frags) {
   const char *path = model_path(file);
   pe_model_t *m = NULL;
   char err[512];
@@ -54,7 +55,8 @@ static void expect_reject(const char *file, int want_rc, const char *const *frag
     failures++;
   }
   if (strstr(err, path) == NULL || strchr(err, '\n') != NULL) {
-    fprintf(stderr, "%s: message does not start with the file: %s\n", file, err);
+    fprintf(stderr, "%s: message does not start with the file: %s\n", file,
+            err);
     failures++;
   }
   for (const char *const *f = frags; *f; f++) {
@@ -94,8 +96,9 @@ static void test_rejections(void) {
                                       "input 1 'ghost' is dangling", NULL});
   expect_reject("bad/opset.onnx", PE_EUNSUPPORTED,
                 (const char *const[]){"opset 9", "opsets 11 to 17", NULL});
-  expect_reject("bad/ir_version.onnx", PE_EUNSUPPORTED,
-                (const char *const[]){"IR version 11", "versions 3 to 10", NULL});
+  expect_reject(
+      "bad/ir_version.onnx", PE_EUNSUPPORTED,
+      (const char *const[]){"IR version 11", "versions 3 to 10", NULL});
   expect_reject("bad/external_data.onnx", PE_EUNSUPPORTED,
                 (const char *const[]){"initializer 'wx'", "external file",
                                       "used by node 0 (mm_ext, MatMul)", NULL});
@@ -143,7 +146,8 @@ static void test_bad_files(void) {
     return;
   }
   /* cut in the middle of the weights: protobuf itself fails */
-  int rc = pe_model_load_buffer(b, len / 2, "half.onnx", NULL, &m, err, sizeof err);
+  int rc =
+      pe_model_load_buffer(b, len / 2, "half.onnx", NULL, &m, err, sizeof err);
   CHECK(rc == PE_ECORRUPT);
   CHECK(strstr(err, "half.onnx: not a valid ONNX protobuf (truncated") != NULL);
   /* every other cut must fail cleanly too (some cuts land on a field
@@ -172,7 +176,8 @@ static void test_bad_files(void) {
 static void test_describe(void) {
   pe_model_t *m = NULL;
   char err[512];
-  int rc = pe_model_load_file(model_path("cnn_toy.onnx"), NULL, &m, err, sizeof err);
+  int rc =
+      pe_model_load_file(model_path("cnn_toy.onnx"), NULL, &m, err, sizeof err);
   CHECK(rc == PE_OK);
   if (rc != PE_OK) {
     fprintf(stderr, "%s\n", err);
@@ -188,10 +193,12 @@ static void test_describe(void) {
   CHECK(pe_model_meta(m, "nope") == NULL);
   /* Conv+Relu, Conv+Relu, Gemm: 2*(8*32*3) + 2*(16*32*24) + 2*512*2 + relus */
   CHECK(d->n_steps == 3);
-  CHECK(d->flops == 2 * 8 * 32 * 3 + 8 * 32 + 2 * 16 * 32 * 24 + 16 * 32 + 2 * 512 * 2);
+  CHECK(d->flops ==
+        2 * 8 * 32 * 3 + 8 * 32 + 2 * 16 * 32 * 24 + 16 * 32 + 2 * 512 * 2);
   char line[256];
   CHECK(pe_model_step_describe(m, 0, line, sizeof line) > 0);
-  CHECK(strstr(line, "Conv+Relu") != NULL && strstr(line, "Nx1x32 -> Nx8x32") != NULL);
+  CHECK(strstr(line, "Conv+Relu") != NULL &&
+        strstr(line, "Nx1x32 -> Nx8x32") != NULL);
   CHECK(pe_model_step_describe(m, 3, line, sizeof line) == PE_EINVAL);
   pe_model_ctx_t *ctx = NULL;
   CHECK(pe_model_ctx_create(m, 1, &ctx) == PE_OK);
@@ -230,8 +237,10 @@ static void test_batches(const char *name, pe_kernels_t kernels) {
   char err[512];
   pe_model_options_t gen = {PE_KERNELS_GENERIC};
   pe_model_options_t opt = {kernels};
-  if (pe_model_load_file(model_path(name), &opt, &m, err, sizeof err) != PE_OK ||
-      pe_model_load_file(model_path(name), &gen, &mg, err, sizeof err) != PE_OK) {
+  if (pe_model_load_file(model_path(name), &opt, &m, err, sizeof err) !=
+          PE_OK ||
+      pe_model_load_file(model_path(name), &gen, &mg, err, sizeof err) !=
+          PE_OK) {
     fprintf(stderr, "%s: %s\n", name, err);
     failures++;
     pe_model_destroy(m);
@@ -280,8 +289,11 @@ static void test_batches(const char *name, pe_kernels_t kernels) {
   /* the kernels sum in the same order whatever a window's position in the
    * batch, so tiles and threads give identical bits */
   if (worst != 0.0 || worst_gen > 1e-5 || !same_thr) {
-    fprintf(stderr, "%s (%s): batch-1 vs batch %u diff %g, generic vs these %g, threads %s\n",
-            name, d->kernels, B, worst, worst_gen, same_thr ? "same" : "differ");
+    fprintf(stderr,
+            "%s (%s): batch-1 vs batch %u diff %g, generic vs these %g, "
+            "threads %s\n",
+            name, d->kernels, B, worst, worst_gen,
+            same_thr ? "same" : "differ");
     failures++;
   }
   pe_model_ctx_destroy(c1);
@@ -332,7 +344,8 @@ static void test_backend(void) {
   o.model_features = NULL;
   CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_OK);
   if (b != NULL) {
-    CHECK(pe_backend_info(b)->n_features == 4 && pe_backend_info(b)->window == 37);
+    CHECK(pe_backend_info(b)->n_features == 4 &&
+          pe_backend_info(b)->window == 37);
     CHECK(pe_backend_info(b)->output == PE_OUTPUT_PROBS);
   }
   pe_backend_close(b);
@@ -382,7 +395,8 @@ static void test_regressions(void) {
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     pe_model_t *m = NULL;
     char err[512];
-    int rc = pe_model_load_file(model_path(files[i]), NULL, &m, err, sizeof err);
+    int rc =
+        pe_model_load_file(model_path(files[i]), NULL, &m, err, sizeof err);
     if (rc != PE_OK) {
       CHECK(m == NULL && strchr(err, '\n') == NULL);
       continue;
@@ -405,10 +419,11 @@ int main(void) {
   test_regressions();
   test_bad_files();
   test_describe();
-  const char *models[] = {"cnn_toy.onnx", "mlp_gemm.onnx", "conv_odd.onnx",
-                          "gru.onnx",     "gru_lbr0.onnx", "lstm.onnx",
-                          "lstm_batch_first.onnx", "lstm_state.onnx", "mlp_matmul.onnx",
-                          "misc_ops.onnx"};
+  const char *models[] = {"cnn_toy.onnx",          "mlp_gemm.onnx",
+                          "conv_odd.onnx",         "gru.onnx",
+                          "gru_lbr0.onnx",         "lstm.onnx",
+                          "lstm_batch_first.onnx", "lstm_state.onnx",
+                          "mlp_matmul.onnx",       "misc_ops.onnx"};
   for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
     test_batches(models[i], PE_KERNELS_AUTO);
     test_batches(models[i], PE_KERNELS_AVX2);

@@ -10,9 +10,9 @@
 static void test_urls(void) {
   pe_redis_url_t u;
   char err[256];
-  PE_CHECK_INT(pe_redis_url_parse("redis://localhost:6379/0", &u, err,
-                                  sizeof err),
-               PE_OK);
+  PE_CHECK_INT(
+      pe_redis_url_parse("redis://localhost:6379/0", &u, err, sizeof err),
+      PE_OK);
   PE_CHECK_STR(u.host, "localhost");
   PE_CHECK_INT(u.port, 6379);
   PE_CHECK_INT(u.db, 0);
@@ -33,18 +33,17 @@ static void test_urls(void) {
                PE_OK);
   PE_CHECK_STR(u.host, "::1");
   PE_CHECK_INT(u.port, 6380);
-  PE_CHECK_INT(pe_redis_url_parse("unix:///run/redis.sock?db=2", &u, err,
-                                  sizeof err),
-               PE_OK);
+  PE_CHECK_INT(
+      pe_redis_url_parse("unix:///run/redis.sock?db=2", &u, err, sizeof err),
+      PE_OK);
   PE_CHECK_STR(u.unix_path, "/run/redis.sock");
   PE_CHECK_INT(u.db, 2);
   PE_CHECK_INT(pe_redis_url_parse("redis://", &u, err, sizeof err), PE_OK);
   PE_CHECK_STR(u.host, "localhost");
-  static const char *const bad[] = {"localhost:6379", "http://x",
-                                    "redis://h:0",    "redis://h:99999",
-                                    "redis://h:x/0",  "redis://h/abc",
-                                    "rediss://h",     "unix://",
-                                    "redis://a%zz@h", "redis://[::1"};
+  static const char *const bad[] = {
+      "localhost:6379", "http://x",      "redis://h:0", "redis://h:99999",
+      "redis://h:x/0",  "redis://h/abc", "rediss://h",  "unix://",
+      "redis://a%zz@h", "redis://[::1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     if (pe_redis_url_parse(bad[i], &u, err, sizeof err) != PE_EINVAL) {
       fprintf(stderr, "URL '%s' accepted\n", bad[i]);
@@ -250,15 +249,38 @@ static void test_signal(void) {
   size_t lens[64];
   int n = pe__resp_args(b.data, b.len, args, lens, 64);
   PE_CHECK_INT(n, 3 + 3 + 2 * 13);
-  static const char *const want[] = {
-      "XADD", "signals:global", "MAXLEN", "~", "1000", "1704205800012-20",
-      "id", "AAPL-1704205800012482000", "symbol", "AAPL", "score", "0.5",
-      "pattern", "ema_crossover", "timestamp", "1704205800012482000",
-      "confidence", "1", "price", "185.63999999999999", "fired",
-      "ema_crossover,volume_spike", "ema_crossover", "0.02",
-      "ema_crossover_contribution", "0.040000000000000001", "volume_spike",
-      "3", "volume_spike_contribution", "0.29999999999999999", "tick_id",
-      "1704205800012-5"};
+  static const char *const want[] = {"XADD",
+                                     "signals:global",
+                                     "MAXLEN",
+                                     "~",
+                                     "1000",
+                                     "1704205800012-20",
+                                     "id",
+                                     "AAPL-1704205800012482000",
+                                     "symbol",
+                                     "AAPL",
+                                     "score",
+                                     "0.5",
+                                     "pattern",
+                                     "ema_crossover",
+                                     "timestamp",
+                                     "1704205800012482000",
+                                     "confidence",
+                                     "1",
+                                     "price",
+                                     "185.63999999999999",
+                                     "fired",
+                                     "ema_crossover,volume_spike",
+                                     "ema_crossover",
+                                     "0.02",
+                                     "ema_crossover_contribution",
+                                     "0.040000000000000001",
+                                     "volume_spike",
+                                     "3",
+                                     "volume_spike_contribution",
+                                     "0.29999999999999999",
+                                     "tick_id",
+                                     "1704205800012-5"};
   for (int i = 0; i < n && i < (int)(sizeof want / sizeof want[0]); i++) {
     if (lens[i] != strlen(want[i]) || memcmp(args[i], want[i], lens[i]) != 0) {
       fprintf(stderr, "arg %d: '%.*s', want '%s'\n", i, (int)lens[i], args[i],

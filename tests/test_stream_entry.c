@@ -26,8 +26,9 @@ static int pe__decode(const char *const *kv, pe_tick_t *t, pe_stream_why_t *w) {
 static void test_flat(void) {
   pe_tick_t t;
   pe_stream_why_t w;
-  const char *kv[] = {"symbol", "AAPL", "price", "185.64", "volume", "93",
-                      "timestamp", "1704205800.012482", "extra", "x", NULL};
+  const char *kv[] = {"symbol", "AAPL", "price",     "185.64",
+                      "volume", "93",   "timestamp", "1704205800.012482",
+                      "extra",  "x",    NULL};
   PE_CHECK_INT(pe__decode(kv, &t, &w), PE_OK);
   PE_CHECK_STR(t.symbol, "AAPL");
   PE_CHECK_INT(t.symbol_len, 4);
@@ -37,9 +38,12 @@ static void test_flat(void) {
   PE_CHECK_INT(t.recv_ts_ns, PE_TS_NONE);
 
   /* Aliases, any case, ns timestamps, a receive time, spaces trimmed. */
-  const char *kv2[] = {"TS", "1704205800012482001", "Symbol", " BTC-USD ",
-                       "qty", "0.5", "PRICE", "61837.63", "recv_ts",
-                       "1704205800012482999", NULL};
+  const char *kv2[] = {"TS",      "1704205800012482001",
+                       "Symbol",  " BTC-USD ",
+                       "qty",     "0.5",
+                       "PRICE",   "61837.63",
+                       "recv_ts", "1704205800012482999",
+                       NULL};
   PE_CHECK_INT(pe__decode(kv2, &t, &w), PE_OK);
   PE_CHECK_STR(t.symbol, "BTC-USD");
   PE_CHECK_INT(t.ts_ns, 1704205800012482001LL);
@@ -47,8 +51,9 @@ static void test_flat(void) {
   PE_CHECK_SAME(t.volume, 0.5);
 
   /* ISO-8601 too, as pe_parse_timestamp reads it. */
-  const char *kv3[] = {"symbol", "X", "price", "1", "size", "0", "time",
-                       "2024-01-02T14:30:00.5Z", NULL};
+  const char *kv3[] = {"symbol", "X", "price", "1",
+                       "size",   "0", "time",  "2024-01-02T14:30:00.5Z",
+                       NULL};
   PE_CHECK_INT(pe__decode(kv3, &t, &w), PE_OK);
   PE_CHECK_INT(t.ts_ns, 1704205800500000000LL);
 }
@@ -56,11 +61,12 @@ static void test_flat(void) {
 static void test_json(void) {
   pe_tick_t t;
   pe_stream_why_t w;
-  const char *kv[] = {"data",
-                      " {\"symbol\": \"ETH\\u00e9\", \"price\": 2683.8, "
-                      "\"volume\": \"0.002\", \"timestamp\": 1723161255.611, "
-                      "\"nested\": {\"a\": [1, 2, {\"b\": null}]}, \"ok\": true} ",
-                      "source", "feed-1", NULL};
+  const char *kv[] = {
+      "data",
+      " {\"symbol\": \"ETH\\u00e9\", \"price\": 2683.8, "
+      "\"volume\": \"0.002\", \"timestamp\": 1723161255.611, "
+      "\"nested\": {\"a\": [1, 2, {\"b\": null}]}, \"ok\": true} ",
+      "source", "feed-1", NULL};
   PE_CHECK_INT(pe__decode(kv, &t, &w), PE_OK);
   PE_CHECK_STR(t.symbol, "ETH\xc3\xa9");
   PE_CHECK_SAME(t.price, 2683.8);
@@ -88,65 +94,119 @@ typedef struct pe__bad {
 static void test_rejects(void) {
   static const pe__bad_t cases[] = {
       {{"symbol", "A", "volume", "1", "timestamp", "1", NULL},
-       PE_ENOENT, PE_STREAM_REJECT_MISSING_FIELD, "price"},
+       PE_ENOENT,
+       PE_STREAM_REJECT_MISSING_FIELD,
+       "price"},
       {{"price", "1", "volume", "1", "timestamp", "1", NULL},
-       PE_ENOENT, PE_STREAM_REJECT_MISSING_FIELD, "symbol"},
+       PE_ENOENT,
+       PE_STREAM_REJECT_MISSING_FIELD,
+       "symbol"},
       {{"symbol", "A", "price", "1", "volume", "1", NULL},
-       PE_ENOENT, PE_STREAM_REJECT_MISSING_FIELD, "timestamp"},
+       PE_ENOENT,
+       PE_STREAM_REJECT_MISSING_FIELD,
+       "timestamp"},
       {{"symbol", "A", "price", "1", "timestamp", "1", NULL},
-       PE_ENOENT, PE_STREAM_REJECT_MISSING_FIELD, "volume"},
+       PE_ENOENT,
+       PE_STREAM_REJECT_MISSING_FIELD,
+       "volume"},
       {{"symbol", "A", "price", "1", "PRICE", "2", "volume", "1", "ts", "1",
         NULL},
-       PE_EFIELDS, PE_STREAM_REJECT_DUPLICATE_FIELD, "price"},
+       PE_EFIELDS,
+       PE_STREAM_REJECT_DUPLICATE_FIELD,
+       "price"},
       {{"ts", "1", "time", "2", NULL},
-       PE_EFIELDS, PE_STREAM_REJECT_DUPLICATE_FIELD, "timestamp"},
+       PE_EFIELDS,
+       PE_STREAM_REJECT_DUPLICATE_FIELD,
+       "timestamp"},
       {{"data", "{}", "symbol", "A", NULL},
-       PE_EFIELDS, PE_STREAM_REJECT_DUPLICATE_FIELD, "data"},
+       PE_EFIELDS,
+       PE_STREAM_REJECT_DUPLICATE_FIELD,
+       "data"},
       {{"data", "{}", "data", "{}", NULL},
-       PE_EFIELDS, PE_STREAM_REJECT_DUPLICATE_FIELD, "data"},
+       PE_EFIELDS,
+       PE_STREAM_REJECT_DUPLICATE_FIELD,
+       "data"},
       {{"data", "{\"price\":1,\"price\":2}", NULL},
-       PE_EFIELDS, PE_STREAM_REJECT_DUPLICATE_FIELD, "price"},
+       PE_EFIELDS,
+       PE_STREAM_REJECT_DUPLICATE_FIELD,
+       "price"},
       {{"data", "{\"symbol\":\"A\",", NULL},
-       PE_EPARSE, PE_STREAM_REJECT_BAD_JSON, "data"},
+       PE_EPARSE,
+       PE_STREAM_REJECT_BAD_JSON,
+       "data"},
       {{"data", "[1,2]", NULL}, PE_EPARSE, PE_STREAM_REJECT_BAD_JSON, "data"},
-      {{"data", "{\"a\":1} x", NULL}, PE_EPARSE, PE_STREAM_REJECT_BAD_JSON,
+      {{"data", "{\"a\":1} x", NULL},
+       PE_EPARSE,
+       PE_STREAM_REJECT_BAD_JSON,
        "data"},
-      {{"data", "{\"a\":\"\\x\"}", NULL}, PE_EPARSE, PE_STREAM_REJECT_BAD_JSON,
+      {{"data", "{\"a\":\"\\x\"}", NULL},
+       PE_EPARSE,
+       PE_STREAM_REJECT_BAD_JSON,
        "data"},
-      {{"data", "{\"a\":\"line\nbreak\"}", NULL}, PE_EPARSE,
-       PE_STREAM_REJECT_BAD_JSON, "data"},
-      {{"data", "{}", NULL}, PE_ENOENT, PE_STREAM_REJECT_MISSING_FIELD,
+      {{"data", "{\"a\":\"line\nbreak\"}", NULL},
+       PE_EPARSE,
+       PE_STREAM_REJECT_BAD_JSON,
+       "data"},
+      {{"data", "{}", NULL},
+       PE_ENOENT,
+       PE_STREAM_REJECT_MISSING_FIELD,
        "timestamp"},
       {{"symbol", "A", "price", "1e", "volume", "1", "ts", "1", NULL},
-       PE_ENUMBER, PE_STREAM_REJECT_BAD_NUMBER, "price"},
+       PE_ENUMBER,
+       PE_STREAM_REJECT_BAD_NUMBER,
+       "price"},
       {{"symbol", "A", "price", "1", "volume", "", "ts", "1", NULL},
-       PE_ENUMBER, PE_STREAM_REJECT_BAD_NUMBER, "volume"},
+       PE_ENUMBER,
+       PE_STREAM_REJECT_BAD_NUMBER,
+       "volume"},
       {{"data", "{\"symbol\":\"A\",\"price\":null,\"volume\":1,\"ts\":1}",
         NULL},
-       PE_ENUMBER, PE_STREAM_REJECT_BAD_NUMBER, "price"},
+       PE_ENUMBER,
+       PE_STREAM_REJECT_BAD_NUMBER,
+       "price"},
       {{"symbol", "A", "price", "1", "volume", "1", "ts", "noon", NULL},
-       PE_ETIMESTAMP, PE_STREAM_REJECT_BAD_TIMESTAMP, "timestamp"},
+       PE_ETIMESTAMP,
+       PE_STREAM_REJECT_BAD_TIMESTAMP,
+       "timestamp"},
       {{"symbol", "A", "price", "1", "volume", "1", "ts", "1", "recv_ts", "x",
         NULL},
-       PE_ETIMESTAMP, PE_STREAM_REJECT_BAD_TIMESTAMP, "recv_ts"},
+       PE_ETIMESTAMP,
+       PE_STREAM_REJECT_BAD_TIMESTAMP,
+       "recv_ts"},
       {{"symbol", "A", "price", "0", "volume", "1", "ts", "1", NULL},
-       PE_EPRICE, PE_STREAM_REJECT_BAD_PRICE, "price"},
+       PE_EPRICE,
+       PE_STREAM_REJECT_BAD_PRICE,
+       "price"},
       {{"symbol", "A", "price", "nan", "volume", "1", "ts", "1", NULL},
-       PE_EPRICE, PE_STREAM_REJECT_BAD_PRICE, "price"},
+       PE_EPRICE,
+       PE_STREAM_REJECT_BAD_PRICE,
+       "price"},
       {{"symbol", "A", "price", "1", "volume", "-1", "ts", "1", NULL},
-       PE_EVOLUME, PE_STREAM_REJECT_BAD_VOLUME, "volume"},
+       PE_EVOLUME,
+       PE_STREAM_REJECT_BAD_VOLUME,
+       "volume"},
       {{"symbol", "A", "price", "1", "volume", "inf", "ts", "1", NULL},
-       PE_EVOLUME, PE_STREAM_REJECT_BAD_VOLUME, "volume"},
+       PE_EVOLUME,
+       PE_STREAM_REJECT_BAD_VOLUME,
+       "volume"},
       {{"symbol", "  ", "price", "1", "volume", "1", "ts", "1", NULL},
-       PE_ESYMBOL, PE_STREAM_REJECT_EMPTY_SYMBOL, "symbol"},
+       PE_ESYMBOL,
+       PE_STREAM_REJECT_EMPTY_SYMBOL,
+       "symbol"},
       {{"data", "{\"symbol\":7,\"price\":1,\"volume\":1,\"ts\":1}", NULL},
-       PE_ESYMBOL, PE_STREAM_REJECT_EMPTY_SYMBOL, "symbol"},
+       PE_ESYMBOL,
+       PE_STREAM_REJECT_EMPTY_SYMBOL,
+       "symbol"},
       {{"symbol", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", "price", "1", "volume",
         "1", "ts", "1", NULL},
-       PE_ESYMLEN, PE_STREAM_REJECT_SYMBOL_TOO_LONG, "symbol"},
+       PE_ESYMLEN,
+       PE_STREAM_REJECT_SYMBOL_TOO_LONG,
+       "symbol"},
       /* Order of checks: timestamp before price. */
       {{"symbol", "A", "price", "x", "volume", "1", "ts", "y", NULL},
-       PE_ETIMESTAMP, PE_STREAM_REJECT_BAD_TIMESTAMP, "timestamp"},
+       PE_ETIMESTAMP,
+       PE_STREAM_REJECT_BAD_TIMESTAMP,
+       "timestamp"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     pe_tick_t t;
@@ -194,15 +254,16 @@ static void test_ids(void) {
   PE_CHECK(id.ms == 1704205800012ull && id.seq == 7);
   PE_CHECK_INT(pe_stream_id_parse("42", 2, &id), PE_OK);
   PE_CHECK(id.ms == 42 && id.seq == 0);
-  PE_CHECK_INT(pe_stream_id_parse("18446744073709551615-18446744073709551615",
-                                  41, &id),
-               PE_OK);
+  PE_CHECK_INT(
+      pe_stream_id_parse("18446744073709551615-18446744073709551615", 41, &id),
+      PE_OK);
   PE_CHECK(id.ms == UINT64_MAX && id.seq == UINT64_MAX);
   char buf[PE_STREAM_ID_MAX];
   PE_CHECK_INT(pe_stream_id_format(id, buf, sizeof buf), 41);
   PE_CHECK_STR(buf, "18446744073709551615-18446744073709551615");
-  static const char *const bad[] = {"", "-", "1-", "-1", "a-1", "1-2-3",
-                                    "18446744073709551616", "1 -2", "+1"};
+  static const char *const bad[] = {
+      "",     "-", "1-", "-1", "a-1", "1-2-3", "18446744073709551616",
+      "1 -2", "+1"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     if (pe_stream_id_parse(bad[i], strlen(bad[i]), &id) != PE_EPARSE) {
       fprintf(stderr, "id '%s' parsed\n", bad[i]);

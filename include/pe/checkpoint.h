@@ -27,9 +27,9 @@ extern "C" {
 #define PE_CHECKPOINT_NAME_MAX 255 /* longest stream name stored */
 
 typedef struct pe_checkpoint {
-  pe_stream_id_t last_id; /* last entry processed (0-0: none yet) */
-  uint64_t position;      /* entries the stream ever held up to last_id, as
-                             the live command counts them (gap accounting) */
+  pe_stream_id_t last_id;  /* last entry processed (0-0: none yet) */
+  uint64_t position;       /* entries the stream ever held up to last_id, as
+                              the live command counts them (gap accounting) */
   uint64_t rejects_offset; /* bytes of the rejects file written for entries
                               up to last_id */
   int64_t created_ns;      /* wall clock when taken, ns since the epoch */

@@ -34,7 +34,7 @@ typedef enum pe_rule {
 #define PE__RULE_ENUM(id, name) PE_RULE_##id,
   PE_RULE_MAP(PE__RULE_ENUM)
 #undef PE__RULE_ENUM
-  PE_RULE_COUNT
+      PE_RULE_COUNT
 } pe_rule_t;
 
 /* Name of a rule ("ema_crossover"), NULL when out of range. */
@@ -53,22 +53,22 @@ typedef struct pe_rules_config {
 } pe_rules_config_t;
 
 typedef struct pe_engine_config {
-  uint32_t max_symbols;     /* capacity of the symbol table */
-  double ema_fast_span;     /* price EMA spans */
+  uint32_t max_symbols; /* capacity of the symbol table */
+  double ema_fast_span; /* price EMA spans */
   double ema_slow_span;
   double ema_td_half_life_s; /* time-decayed price EMA (ema_td_dev) */
-  double vwap_window_s;     /* rolling VWAP (vwap_roll_dev) */
-  int session_reset_minute; /* minutes after 00:00 UTC, or -1: no sessions */
+  double vwap_window_s;      /* rolling VWAP (vwap_roll_dev) */
+  int session_reset_minute;  /* minutes after 00:00 UTC, or -1: no sessions */
   pe_rules_config_t rules;
-  uint32_t window;      /* ring window length W; 0 = no windows. Set from the
-                           backend's model when one is attached. */
-  uint32_t infer_every; /* run the model every N ticks of a symbol (>= 1) */
+  uint32_t window;        /* ring window length W; 0 = no windows. Set from the
+                             backend's model when one is attached. */
+  uint32_t infer_every;   /* run the model every N ticks of a symbol (>= 1) */
   double model_threshold; /* emit model:<class> when a class other than the
                              first reaches this probability */
-  uint32_t all_features; /* 1: every standard feature on every tick; 0: only
-                            those the rules use (ema_gap, vwap_dev,
-                            log_return, volume_ratio), the others NaN, unless
-                            windows are on, which need them all */
+  uint32_t all_features;  /* 1: every standard feature on every tick; 0: only
+                             those the rules use (ema_gap, vwap_dev,
+                             log_return, volume_ratio), the others NaN, unless
+                             windows are on, which need them all */
 } pe_engine_config_t;
 
 /* The defaults documented in `pattern-engine help replay`. */
@@ -78,17 +78,17 @@ void pe_engine_config_init(pe_engine_config_t *config);
 #define PE_PATTERN_MODEL PE_RULE_COUNT
 
 typedef struct pe_signal {
-  char id[64];      /* SYMBOL-TSNS, with -model and -N suffixes; see docs */
-  char label[80];   /* pattern name: a rule name or "model:<class>" */
+  char id[64];    /* SYMBOL-TSNS, with -model and -N suffixes; see docs */
+  char label[80]; /* pattern name: a rule name or "model:<class>" */
   char symbol[PE_SYMBOL_MAX + 1];
   int64_t ts_ns;
-  int pattern;      /* pe_rule_t, or PE_PATTERN_MODEL */
-  int model_class;  /* class index for model signals, else -1 */
-  double score;     /* in [-1, 1]: sign is the direction */
+  int pattern;       /* pe_rule_t, or PE_PATTERN_MODEL */
+  int model_class;   /* class index for model signals, else -1 */
+  double score;      /* in [-1, 1]: sign is the direction */
   double confidence; /* in [0, 1] */
   double price;
-  uint32_t fired;   /* bit r set when rule r fired on this tick */
-  double value[PE_RULE_COUNT];        /* what each fired rule measured */
+  uint32_t fired;              /* bit r set when rule r fired on this tick */
+  double value[PE_RULE_COUNT]; /* what each fired rule measured */
   double contribution[PE_RULE_COUNT]; /* its share of the score */
 } pe_signal_t;
 
@@ -96,7 +96,7 @@ typedef struct pe_signal {
 
 /* What one accepted tick produced. */
 typedef struct pe_tick_out {
-  uint32_t symbol_id; /* dense, in first-seen order */
+  uint32_t symbol_id;                         /* dense, in first-seen order */
   double ema_fast, ema_slow, vwap, mean, var; /* var: sample, NaN below 2 */
   double feature[PE_FEATURE_COUNT];
   uint32_t inferred; /* 1 when the model ran on this tick */
@@ -105,7 +105,7 @@ typedef struct pe_tick_out {
 } pe_tick_out_t;
 
 typedef struct pe_engine_stats {
-  uint64_t ticks;      /* accepted */
+  uint64_t ticks;                     /* accepted */
   uint64_t rejected[PE_REJECT_COUNT]; /* rejected by the engine (validation,
                                          order); parsers count their own */
   uint32_t symbols;

@@ -48,7 +48,7 @@ typedef enum pe_errno {
 #define PE__ERRNO_ENUM(name, text) PE_E##name,
   PE_ERRNO_MAP(PE__ERRNO_ENUM)
 #undef PE__ERRNO_ENUM
-  PE__ERRNO_END
+      PE__ERRNO_END
 } pe_errno_t;
 
 /* Short text for a code ("parse error"); "unknown error" for anything else.

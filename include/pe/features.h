@@ -33,7 +33,7 @@ typedef enum pe_feature {
 #define PE__FEATURE_ENUM(id, name, warmup) PE_FEAT_##id,
   PE_FEATURE_MAP(PE__FEATURE_ENUM)
 #undef PE__FEATURE_ENUM
-  PE_FEATURE_COUNT
+      PE_FEATURE_COUNT
 } pe_feature_t;
 
 /* Ticks of a symbol after which every standard feature is defined. */
@@ -50,7 +50,8 @@ int pe_feature_find(const char *name, size_t len);
 
 /* Parses a comma-separated list of feature names into indices, in order.
  * Returns the count (>= 1), PE_ENOENT for an unknown name (its position in
- * *bad_index), PE_EFULL for more than cap names, PE_EINVAL for an empty list. */
+ * *bad_index), PE_EFULL for more than cap names, PE_EINVAL for an empty list.
+ */
 int pe_feature_parse_list(const char *list, int *indices, int cap,
                           int *bad_index);
 

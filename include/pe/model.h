@@ -69,11 +69,11 @@ typedef struct pe_model_desc {
   int n_meta;
   const char *meta_key[PE_MODEL_MAX_META];
   const char *meta_value[PE_MODEL_MAX_META];
-  int n_steps;           /* steps of the execution plan */
-  int64_t flops;         /* per window: 2 per multiply-add, 1 per other op */
-  int64_t weight_bytes;  /* packed weights */
-  int64_t arena_floats;  /* arena floats per window in flight */
-  const char *kernels;   /* "avx512+fma", "avx2+fma" or "generic" */
+  int n_steps;          /* steps of the execution plan */
+  int64_t flops;        /* per window: 2 per multiply-add, 1 per other op */
+  int64_t weight_bytes; /* packed weights */
+  int64_t arena_floats; /* arena floats per window in flight */
+  const char *kernels;  /* "avx512+fma", "avx2+fma" or "generic" */
 } pe_model_desc_t;
 
 /* Loads a model from a memory buffer holding an .onnx file. `name` is used

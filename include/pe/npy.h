@@ -16,8 +16,8 @@ extern "C" {
 typedef struct pe_npy {
   int rank;
   int64_t shape[PE_NPY_MAX_RANK];
-  int64_t count;     /* elements: product of shape */
-  const void *data;  /* points into the parsed buffer (may be unaligned) */
+  int64_t count;    /* elements: product of shape */
+  const void *data; /* points into the parsed buffer (may be unaligned) */
 } pe_npy_t;
 
 /* Parses an .npy file held in data[0..len). Only '<f4' (float32), C order.

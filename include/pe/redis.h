@@ -29,7 +29,8 @@
 extern "C" {
 #endif
 
-/* ---- URLs ------------------------------------------------------------------ */
+/* ---- URLs ------------------------------------------------------------------
+ */
 
 typedef struct pe_redis_url {
   char host[256];      /* TCP host; "" for a unix socket */
@@ -46,7 +47,8 @@ typedef struct pe_redis_url {
 int pe_redis_url_parse(const char *url, pe_redis_url_t *out, char *err,
                        size_t err_cap);
 
-/* ---- RESP commands ------------------------------------------------------------ */
+/* ---- RESP commands
+ * ------------------------------------------------------------ */
 
 /* A growable buffer of RESP commands. Zero-initialise it; free with
  * pe_resp_free. On allocation failure `failed` is set and later appends are
@@ -75,7 +77,8 @@ void pe_resp_arg_id(pe_resp_buf_t *b, pe_stream_id_t id);
 /* Appends the bytes of another buffer (its commands counted too). */
 void pe_resp_append(pe_resp_buf_t *b, const pe_resp_buf_t *other);
 
-/* ---- replies --------------------------------------------------------------------- */
+/* ---- replies
+ * --------------------------------------------------------------------- */
 
 typedef enum pe_redis_type {
   PE_REDIS_STRING = 1,
@@ -87,8 +90,8 @@ typedef enum pe_redis_type {
 } pe_redis_type_t;
 
 typedef struct pe_redis_value {
-  int type;        /* pe_redis_type_t */
-  uint32_t n;      /* elements of an array */
+  int type;   /* pe_redis_type_t */
+  uint32_t n; /* elements of an array */
   long long integer;
   const char *str; /* STRING, STATUS, ERROR: len bytes and a NUL */
   size_t len;
@@ -117,14 +120,14 @@ int pe_redis_entry_fields(const pe_redis_value_t *entry, pe_stream_id_t *id,
 
 /* What XINFO STREAM says about a stream. */
 typedef struct pe_redis_stream_info {
-  int exists;              /* 0: no such key (the reply was an error) */
+  int exists; /* 0: no such key (the reply was an error) */
   uint64_t length;
-  pe_stream_id_t first;    /* first entry's id; 0-0 when empty */
-  pe_stream_id_t last;     /* last entry's id; 0-0 when empty */
+  pe_stream_id_t first; /* first entry's id; 0-0 when empty */
+  pe_stream_id_t last;  /* last entry's id; 0-0 when empty */
   pe_stream_id_t last_generated;
   pe_stream_id_t max_deleted;
   uint64_t entries_added;
-  int has_entries_added;   /* Redis >= 7.0 */
+  int has_entries_added; /* Redis >= 7.0 */
 } pe_redis_stream_info_t;
 
 /* Reads an XINFO STREAM reply. An error reply "no such key" is a stream
@@ -132,7 +135,8 @@ typedef struct pe_redis_stream_info {
 int pe_redis_stream_info_parse(const pe_redis_value_t *reply,
                                pe_redis_stream_info_t *info);
 
-/* ---- signals on a stream ---------------------------------------------------------- */
+/* ---- signals on a stream
+ * ---------------------------------------------------------- */
 
 /* The stream id of the k-th signal (k < 4) of the tick entry `tick`:
  * ms-(seq * 4 + k). Ids follow the tick stream's order, so rewriting the
@@ -149,7 +153,8 @@ void pe_resp_xadd_signal(pe_resp_buf_t *b, const char *stream, uint64_t maxlen,
                          pe_stream_id_t id, const pe_signal_t *signal,
                          pe_stream_id_t tick_id);
 
-/* ---- connections --------------------------------------------------------------------- */
+/* ---- connections
+ * --------------------------------------------------------------------- */
 
 typedef struct pe_redis_options {
   uint32_t connect_timeout_ms; /* 0: 2000 */
@@ -162,8 +167,8 @@ typedef struct pe_redis_options {
 typedef struct pe_redis pe_redis_t;
 
 /* Allocates a connection handle (not connected yet). */
-int pe_redis_create(const pe_redis_url_t *url, const pe_redis_options_t *options,
-                    pe_redis_t **out);
+int pe_redis_create(const pe_redis_url_t *url,
+                    const pe_redis_options_t *options, pe_redis_t **out);
 
 /* Disconnects and frees; NULL is a no-op. */
 void pe_redis_destroy(pe_redis_t *r);

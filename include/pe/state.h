@@ -81,7 +81,7 @@ static inline void pe_ema_td_update(pe_ema_td_t *ema, double x, int64_t ts_ns) {
 typedef struct pe_vwap {
   double pv_sum;
   double v_sum;
-  int64_t next_reset_ns; /* INT64_MAX when there are no sessions */
+  int64_t next_reset_ns;   /* INT64_MAX when there are no sessions */
   int64_t reset_offset_ns; /* session start, ns after 00:00 UTC; -1 if none */
 } pe_vwap_t;
 
@@ -93,7 +93,8 @@ void pe_vwap_init(pe_vwap_t *vwap, int reset_minute_utc);
  * session). */
 void pe__vwap_new_session(pe_vwap_t *vwap, int64_t ts_ns);
 
-/* Starts a new session if ts_ns has reached the boundary, then adds the tick. */
+/* Starts a new session if ts_ns has reached the boundary, then adds the tick.
+ */
 static inline void pe_vwap_update(pe_vwap_t *vwap, double price, double volume,
                                   int64_t ts_ns) {
   if (ts_ns >= vwap->next_reset_ns) {
@@ -121,8 +122,8 @@ typedef struct pe_vwap_roll {
   double base_pv; /* sums over the buckets other than the current one */
   double base_v;
   int64_t bucket_ns;
-  int64_t cur_bucket;     /* floor(ts / bucket_ns) of the latest tick */
-  int64_t cur_end_ns;     /* first ns after the current bucket */
+  int64_t cur_bucket; /* floor(ts / bucket_ns) of the latest tick */
+  int64_t cur_end_ns; /* first ns after the current bucket */
   uint32_t ready;
   uint32_t pad_;
 } pe_vwap_roll_t;

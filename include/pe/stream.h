@@ -46,7 +46,8 @@ size_t pe_stream_id_format(pe_stream_id_t id, char *buf, size_t cap);
 /* -1, 0 or 1 as a is before, equal to or after b. */
 int pe_stream_id_cmp(pe_stream_id_t a, pe_stream_id_t b);
 
-/* ---- Entry decoding -------------------------------------------------------- */
+/* ---- Entry decoding --------------------------------------------------------
+ */
 
 /* One field/value pair of an entry; neither is NUL-terminated. */
 typedef struct pe_stream_field {
@@ -80,7 +81,7 @@ typedef enum pe_stream_reject {
 #define PE__STREAM_REJECT_ENUM(id, name) PE_STREAM_REJECT_##id,
   PE_STREAM_REJECT_MAP(PE__STREAM_REJECT_ENUM)
 #undef PE__STREAM_REJECT_ENUM
-  PE_STREAM_REJECT_COUNT
+      PE_STREAM_REJECT_COUNT
 } pe_stream_reject_t;
 
 /* Name of a reason ("bad_price"); "unknown" when out of range. Static. */

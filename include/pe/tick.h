@@ -43,7 +43,7 @@ typedef enum pe_reject {
 #define PE__REJECT_ENUM(id, name, err) PE_REJECT_##id,
   PE_REJECT_MAP(PE__REJECT_ENUM)
 #undef PE__REJECT_ENUM
-  PE_REJECT_COUNT
+      PE_REJECT_COUNT
 } pe_reject_t;
 
 /* Counter name of a reason ("bad_price"); "unknown" when out of range. */

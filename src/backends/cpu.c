@@ -29,7 +29,8 @@ typedef struct pe__cpu {
 
 /* Splits a comma-separated list into names[] (trimmed); returns the count
  * or -1 when there are more than cap or a name is too long or empty. */
-static int pe__split(const char *list, char names[][PE_MODEL_NAME_MAX], int cap) {
+static int pe__split(const char *list, char names[][PE_MODEL_NAME_MAX],
+                     int cap) {
   int n = 0;
   const char *p = list;
   for (;;) {
@@ -71,7 +72,8 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
                         char *err, size_t err_cap) {
   *self = NULL;
   if (opts->model_path == NULL) {
-    snprintf(err, err_cap, "the cpu backend runs an ONNX model: give --model PATH");
+    snprintf(err, err_cap,
+             "the cpu backend runs an ONNX model: give --model PATH");
     return PE_EINVAL;
   }
   pe__cpu_t *c = calloc(1, sizeof *c);
@@ -180,7 +182,8 @@ static int pe__cpu_describe(void *self, pe_model_info_t *info) {
   return PE_OK;
 }
 
-static int pe__cpu_run(void *self, const float *in, uint32_t batch, float *out) {
+static int pe__cpu_run(void *self, const float *in, uint32_t batch,
+                       float *out) {
   pe__cpu_t *c = self;
   int rc = pe_model_run(c->ctx, in, batch, out);
   if (rc != PE_OK) {

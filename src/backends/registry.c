@@ -77,10 +77,11 @@ static int pe__resolve_features(pe_model_info_t *info, const char *override,
   for (uint32_t c = 0; c < info->n_features; c++) {
     const char *name = info->feature_name[c];
     if (name[0] == '\0') {
-      snprintf(err, err_cap,
-               "%s: the model declares no input features (metadata pe.features);"
-               " name its %u channels with --model-features a,b,...",
-               what, info->n_features);
+      snprintf(
+          err, err_cap,
+          "%s: the model declares no input features (metadata pe.features);"
+          " name its %u channels with --model-features a,b,...",
+          what, info->n_features);
       return PE_EINVAL;
     }
     int f = pe_feature_find(name, strlen(name));
@@ -101,8 +102,10 @@ int pe_backend_open(const char *name, const pe_backend_options_t *opts,
   *out = NULL;
   const pe_backend_ops_t *ops = pe_backend_find(name);
   if (ops == NULL) {
-    int n = snprintf(err, err_cap, "unknown backend '%s'; this build has:", name);
-    for (size_t i = 0; i < PE__BACKEND_COUNT && n > 0 && (size_t)n < err_cap; i++) {
+    int n =
+        snprintf(err, err_cap, "unknown backend '%s'; this build has:", name);
+    for (size_t i = 0; i < PE__BACKEND_COUNT && n > 0 && (size_t)n < err_cap;
+         i++) {
       n += snprintf(err + n, err_cap - (size_t)n, " %s", pe__backends[i]->name);
     }
     return PE_ENOENT;

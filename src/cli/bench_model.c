@@ -85,7 +85,8 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     return rc < 0 ? PE_EXIT_OK : rc;
   }
   if (n_pos != 1) {
-    pe_cli_error(cmd, "give one MODEL path; see `pattern-engine help bench-model`");
+    pe_cli_error(cmd,
+                 "give one MODEL path; see `pattern-engine help bench-model`");
     return PE_EXIT_USAGE;
   }
   uint32_t batch, threads;
@@ -101,7 +102,8 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   if (strcmp(pe_cli_value(cmd, "iterations"), "auto") == 0) {
     iters = 200000 / batch;
     iters = iters < 50 ? 50 : (iters > 100000 ? 100000 : iters);
-  } else if (pe_cli_u64(cmd, "iterations", &iters) != PE_EXIT_OK || iters == 0) {
+  } else if (pe_cli_u64(cmd, "iterations", &iters) != PE_EXIT_OK ||
+             iters == 0) {
     pe_cli_error(cmd, "--iterations must be >= 1");
     return PE_EXIT_USAGE;
   }
@@ -198,8 +200,10 @@ const pe_cli_command_t pe_cli_bench_model = {
         "\n"
         "examples:\n"
         "  pattern-engine bench-model models/toy_mlp.onnx\n"
-        "  taskset -c 1 pattern-engine bench-model models/toy_cnn.onnx --batch 4096\n"
-        "  pattern-engine bench-model models/toy_cnn.onnx --batch 64 --iterations "
+        "  taskset -c 1 pattern-engine bench-model models/toy_cnn.onnx --batch "
+        "4096\n"
+        "  pattern-engine bench-model models/toy_cnn.onnx --batch 64 "
+        "--iterations "
         "2000 --warmup 200 --threads 2\n"
         "  pattern-engine bench-model models/toy_cnn.onnx --kernels generic\n",
     .flags = pe__bench_flags,

@@ -48,8 +48,8 @@ void pe_cli_print_help(FILE *out, const pe_cli_command_t *cmd);
 /* Parses argv[1..] into cmd->flags; positional arguments land in pos[] (at
  * most *n_pos, count returned in *n_pos). Returns PE_EXIT_OK, PE_EXIT_USAGE
  * (message printed), or -1 when --help was asked for (help printed). */
-int pe_cli_parse(const pe_cli_command_t *cmd, int argc, char **argv,
-                 char **pos, size_t *n_pos);
+int pe_cli_parse(const pe_cli_command_t *cmd, int argc, char **argv, char **pos,
+                 size_t *n_pos);
 
 /* The flag named `name` of cmd (it must exist). */
 pe_cli_flag_t *pe_cli_flag(const pe_cli_command_t *cmd, const char *name);
@@ -69,55 +69,121 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
 /* ---- flags shared by the commands that run the engine ----------------------
  * PE_CLI_ENGINE_FLAGS and PE_CLI_MODEL_FLAGS expand to table entries. */
 #define PE_CLI_ENGINE_FLAGS                                                    \
-  {"max-symbols", "N", NULL, "65536",                                          \
-   "capacity of the symbol table, fixed at start", NULL},                      \
+  {"max-symbols",                                                              \
+   "N",                                                                        \
+   NULL,                                                                       \
+   "65536",                                                                    \
+   "capacity of the symbol table, fixed at start",                             \
+   NULL},                                                                      \
       {"ema-fast-span", "N", NULL, "19", "span of the fast price EMA", NULL},  \
       {"ema-slow-span", "N", NULL, "39", "span of the slow price EMA", NULL},  \
-      {"ema-td-half-life", "SECONDS", NULL, "60",                              \
-       "half-life of the time-decayed price EMA (ema_td_dev)", NULL},          \
-      {"vwap-window", "SECONDS", NULL, "300",                                  \
-       "span of the rolling VWAP (vwap_roll_dev)", NULL},                      \
-      {"session-reset", "HH:MM", NULL, "none",                                 \
-       "restart the VWAP each day at this UTC time", NULL},                    \
-      {"ema-diff-threshold", "X", "EMA_DIFF_THRESHOLD", "0.01",                \
-       "ema_crossover fires when |fast - slow| / slow > X", NULL},             \
-      {"vwap-diff-threshold", "X", "VWAP_DIFF_THRESHOLD", "0.005",             \
-       "vwap_deviation fires when |price - vwap| / vwap > X", NULL},           \
-      {"volume-ema-alpha", "A", "VOLUME_EMA_ALPHA", "0.1",                     \
-       "alpha of the EMA of previous sizes (volume_spike)", NULL},             \
-      {"volume-spike-multiplier", "X", "VOLUME_SPIKE_MULTIPLIER", "2.0",       \
-       "volume_spike fires when size > X times that EMA", NULL},               \
-      {"breakout-sigma", "X", "BREAKOUT_SIGMA", "2.0",                         \
-       "volatility_breakout fires when |log return| > X EW std devs", NULL},   \
-      {"breakout-min-returns", "N", "BREAKOUT_MIN_RETURNS", "5",               \
-       "returns a symbol needs before volatility_breakout can fire", NULL},    \
-      {"return-ewm-alpha", "A", "RETURN_EWM_ALPHA", "0.05",                    \
-       "alpha of the EW variance of log returns", NULL},                       \
-      {"signal-score-min", "X", "SIGNAL_SCORE_MIN", "0.3",                     \
-       "emit a signal when |score| > X", NULL},                                \
-      {"signal-cooldown", "SECONDS", "SIGNAL_COOLDOWN", "30",                  \
-       "least tick time between two signals of one symbol", NULL}
+      {"ema-td-half-life",                                                     \
+       "SECONDS",                                                              \
+       NULL,                                                                   \
+       "60",                                                                   \
+       "half-life of the time-decayed price EMA (ema_td_dev)",                 \
+       NULL},                                                                  \
+      {"vwap-window",                                                          \
+       "SECONDS",                                                              \
+       NULL,                                                                   \
+       "300",                                                                  \
+       "span of the rolling VWAP (vwap_roll_dev)",                             \
+       NULL},                                                                  \
+      {"session-reset",                                                        \
+       "HH:MM",                                                                \
+       NULL,                                                                   \
+       "none",                                                                 \
+       "restart the VWAP each day at this UTC time",                           \
+       NULL},                                                                  \
+      {"ema-diff-threshold",                                                   \
+       "X",                                                                    \
+       "EMA_DIFF_THRESHOLD",                                                   \
+       "0.01",                                                                 \
+       "ema_crossover fires when |fast - slow| / slow > X",                    \
+       NULL},                                                                  \
+      {"vwap-diff-threshold",                                                  \
+       "X",                                                                    \
+       "VWAP_DIFF_THRESHOLD",                                                  \
+       "0.005",                                                                \
+       "vwap_deviation fires when |price - vwap| / vwap > X",                  \
+       NULL},                                                                  \
+      {"volume-ema-alpha",                                                     \
+       "A",                                                                    \
+       "VOLUME_EMA_ALPHA",                                                     \
+       "0.1",                                                                  \
+       "alpha of the EMA of previous sizes (volume_spike)",                    \
+       NULL},                                                                  \
+      {"volume-spike-multiplier",                                              \
+       "X",                                                                    \
+       "VOLUME_SPIKE_MULTIPLIER",                                              \
+       "2.0",                                                                  \
+       "volume_spike fires when size > X times that EMA",                      \
+       NULL},                                                                  \
+      {"breakout-sigma",                                                       \
+       "X",                                                                    \
+       "BREAKOUT_SIGMA",                                                       \
+       "2.0",                                                                  \
+       "volatility_breakout fires when |log return| > X EW std devs",          \
+       NULL},                                                                  \
+      {"breakout-min-returns",                                                 \
+       "N",                                                                    \
+       "BREAKOUT_MIN_RETURNS",                                                 \
+       "5",                                                                    \
+       "returns a symbol needs before volatility_breakout can fire",           \
+       NULL},                                                                  \
+      {"return-ewm-alpha",                                                     \
+       "A",                                                                    \
+       "RETURN_EWM_ALPHA",                                                     \
+       "0.05",                                                                 \
+       "alpha of the EW variance of log returns",                              \
+       NULL},                                                                  \
+      {"signal-score-min",                                                     \
+       "X",                                                                    \
+       "SIGNAL_SCORE_MIN",                                                     \
+       "0.3",                                                                  \
+       "emit a signal when |score| > X",                                       \
+       NULL},                                                                  \
+  {                                                                            \
+    "signal-cooldown", "SECONDS", "SIGNAL_COOLDOWN", "30",                     \
+        "least tick time between two signals of one symbol", NULL              \
+  }
 
 #define PE_CLI_MODEL_FLAGS                                                     \
-  {"model", "PATH", NULL, NULL,                                                \
+  {"model",                                                                    \
+   "PATH",                                                                     \
+   NULL,                                                                       \
+   NULL,                                                                       \
    "ONNX model to run on every ready window (backend cpu unless --backend)",   \
    NULL},                                                                      \
-      {"backend", "NAME", NULL, NULL,                                          \
+      {"backend",                                                              \
+       "NAME",                                                                 \
+       NULL,                                                                   \
+       NULL,                                                                   \
        "model backend: stub, or one `--version` lists; none by default",       \
        NULL},                                                                  \
-      {"model-features", "LIST", NULL, NULL,                                   \
+      {"model-features",                                                       \
+       "LIST",                                                                 \
+       NULL,                                                                   \
+       NULL,                                                                   \
        "comma-separated feature names, in channel order, for a model that "    \
        "declares none",                                                        \
        NULL},                                                                  \
-      {"window", "N", NULL, "32",                                              \
-       "window length for backends whose model does not fix it (stub)",       \
+      {"window",                                                               \
+       "N",                                                                    \
+       NULL,                                                                   \
+       "32",                                                                   \
+       "window length for backends whose model does not fix it (stub)",        \
        NULL},                                                                  \
-      {"infer-every", "N", NULL, "1",                                          \
+      {"infer-every",                                                          \
+       "N",                                                                    \
+       NULL,                                                                   \
+       "1",                                                                    \
        "run the model every N ticks of a symbol once its window is ready",     \
        NULL},                                                                  \
-      {"model-threshold", "P", NULL, "0.9",                                    \
-       "emit model:<class> when a class other than the first reaches P",       \
-       NULL}
+  {                                                                            \
+    "model-threshold", "P", NULL, "0.9",                                       \
+        "emit model:<class> when a class other than the first reaches P", NULL \
+  }
 
 /* Fills an engine config from PE_CLI_ENGINE_FLAGS and the model flags. */
 int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *cfg);

@@ -76,8 +76,8 @@ int pe_cli_is_set(const pe_cli_command_t *cmd, const char *name) {
   return pe_cli_flag(cmd, name)->value != NULL;
 }
 
-int pe_cli_parse(const pe_cli_command_t *cmd, int argc, char **argv,
-                 char **pos, size_t *n_pos) {
+int pe_cli_parse(const pe_cli_command_t *cmd, int argc, char **argv, char **pos,
+                 size_t *n_pos) {
   size_t cap = *n_pos;
   *n_pos = 0;
   for (size_t i = 0; i < cmd->n_flags; i++) {
@@ -91,7 +91,8 @@ int pe_cli_parse(const pe_cli_command_t *cmd, int argc, char **argv,
     }
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
       if (strcmp(a, "--") == 0 || *n_pos == cap) {
-        pe_cli_error(cmd, "unexpected argument '%s'; see `pattern-engine help %s`",
+        pe_cli_error(cmd,
+                     "unexpected argument '%s'; see `pattern-engine help %s`",
                      a, cmd->name);
         return PE_EXIT_USAGE;
       }
@@ -236,7 +237,8 @@ int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *c) {
   rc |= pe_cli_double(cmd, "ema-td-half-life", &c->ema_td_half_life_s);
   rc |= pe_cli_double(cmd, "vwap-window", &c->vwap_window_s);
   rc |= pe_cli_double(cmd, "ema-diff-threshold", &c->rules.ema_diff_threshold);
-  rc |= pe_cli_double(cmd, "vwap-diff-threshold", &c->rules.vwap_diff_threshold);
+  rc |=
+      pe_cli_double(cmd, "vwap-diff-threshold", &c->rules.vwap_diff_threshold);
   rc |= pe_cli_double(cmd, "volume-ema-alpha", &c->rules.volume_ema_alpha);
   rc |= pe_cli_double(cmd, "volume-spike-multiplier",
                       &c->rules.volume_spike_multiplier);

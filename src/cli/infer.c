@@ -133,7 +133,8 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   for (int i = 1; i < x.rank; i++) {
     per *= x.shape[i];
   }
-  if (x.rank < 1 || per != in_per || x.shape[0] < 1 || x.shape[0] > UINT32_MAX) {
+  if (x.rank < 1 || per != in_per || x.shape[0] < 1 ||
+      x.shape[0] > UINT32_MAX) {
     pe_cli_error(cmd,
                  "%s: shape does not fit the model: it takes [N, ...] with "
                  "%lld values per window",
@@ -198,7 +199,8 @@ done:
 
 const pe_cli_command_t pe_cli_infer = {
     .name = "infer",
-    .summary = "Run a model on a float32 .npy batch and write the outputs as .npy",
+    .summary =
+        "Run a model on a float32 .npy batch and write the outputs as .npy",
     .usage = "infer MODEL --input X.npy --output Y.npy [FLAGS]",
     .details =
         "X.npy is float32, C order, batch first: for a Conv1d model taking\n"
@@ -206,16 +208,22 @@ const pe_cli_command_t pe_cli_infer = {
         "per window is accepted). Y.npy gets the model's first output with\n"
         "the batch size filled in, e.g. (N, 2). Check our numbers with\n"
         "onnxruntime:\n"
-        "  python3 -c \"import numpy as np, onnxruntime as ort; x=np.load('X.npy');\n"
-        "  s=ort.InferenceSession('M.onnx'); y=s.run(None,{s.get_inputs()[0].name:x})[0];\n"
+        "  python3 -c \"import numpy as np, onnxruntime as ort; "
+        "x=np.load('X.npy');\n"
+        "  s=ort.InferenceSession('M.onnx'); "
+        "y=s.run(None,{s.get_inputs()[0].name:x})[0];\n"
         "  print(abs(y-np.load('Y.npy')).max())\"\n"
         "\n"
         "examples:\n"
-        "  pattern-engine infer models/toy_cnn.onnx --input x.npy --output y.npy\n"
-        "  pattern-engine infer models/toy_cnn.onnx --input x.npy --output y.npy "
+        "  pattern-engine infer models/toy_cnn.onnx --input x.npy --output "
+        "y.npy\n"
+        "  pattern-engine infer models/toy_cnn.onnx --input x.npy --output "
+        "y.npy "
         "--kernels generic\n"
-        "  pattern-engine infer none --backend stub --input x.npy --output y.npy\n"
-        "  pattern-engine infer m.onnx --backend stub --model-features return_z "
+        "  pattern-engine infer none --backend stub --input x.npy --output "
+        "y.npy\n"
+        "  pattern-engine infer m.onnx --backend stub --model-features "
+        "return_z "
         "--input x.npy --output y.npy\n",
     .flags = pe__infer_flags,
     .n_flags = sizeof pe__infer_flags / sizeof pe__infer_flags[0],

@@ -9,7 +9,8 @@
 
 static pe_cli_flag_t pe__inspect_flags[] = {
     {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
-     "kernels to plan for: auto, generic, avx2 or avx512 (capped by the CPU)", NULL},
+     "kernels to plan for: auto, generic, avx2 or avx512 (capped by the CPU)",
+     NULL},
 };
 
 /* Parses --kernels into opts; returns an exit code. */
@@ -25,7 +26,8 @@ int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts) {
   } else if (strcmp(k, "avx512") == 0) {
     opts->kernels = PE_KERNELS_AVX512;
   } else {
-    pe_cli_error(cmd, "--kernels: '%s' is not auto, generic, avx2 or avx512", k);
+    pe_cli_error(cmd, "--kernels: '%s' is not auto, generic, avx2 or avx512",
+                 k);
     return PE_EXIT_USAGE;
   }
   return PE_EXIT_OK;
@@ -74,16 +76,19 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   for (int i = 0; i < d->n_outputs; i++) {
     printf("  %d  ", i);
     pe__print_tensor(&d->outputs[i]);
-    printf("%s\n", i == 0 ? "  (computed)" : "  (not computed: only output 0 is run)");
+    printf("%s\n",
+           i == 0 ? "  (computed)" : "  (not computed: only output 0 is run)");
   }
-  printf("metadata%s\n", d->n_meta ? "" : "   none (run with --model-features)");
+  printf("metadata%s\n",
+         d->n_meta ? "" : "   none (run with --model-features)");
   for (int i = 0; i < d->n_meta; i++) {
     printf("  %s = %s\n", d->meta_key[i], d->meta_value[i]);
   }
-  printf("plan       %d steps, kernels %s, arena %lld floats per window, packed "
-         "weights %lld bytes\n",
-         d->n_steps, d->kernels, (long long)d->arena_floats,
-         (long long)d->weight_bytes);
+  printf(
+      "plan       %d steps, kernels %s, arena %lld floats per window, packed "
+      "weights %lld bytes\n",
+      d->n_steps, d->kernels, (long long)d->arena_floats,
+      (long long)d->weight_bytes);
   char line[512];
   for (int i = 0; i < d->n_steps; i++) {
     pe_model_step_describe(m, i, line, sizeof line);

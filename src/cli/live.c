@@ -81,8 +81,8 @@ static pe_cli_flag_t pe__live_flags[] = {
     {"ts-unit", "UNIT", NULL, "auto",
      "epoch timestamp unit: auto (by magnitude), s, ms, us or ns", NULL},
     {"count", "N", NULL, "1000", "entries per XREAD (batch size)", NULL},
-    {"block-ms", "MS", NULL, "100",
-     "how long one XREAD waits for new entries", NULL},
+    {"block-ms", "MS", NULL, "100", "how long one XREAD waits for new entries",
+     NULL},
     {"redis-timeout", "SECONDS", NULL, "5",
      "a Redis reply slower than this counts as a lost connection", NULL},
     {"http", "HOST:PORT", NULL, NULL,
@@ -108,7 +108,8 @@ enum {
   PE__C_GAP_ENTRIES,
   PE__C_REJECTED = 8 /* + pe_stream_reject_t */
 };
-_Static_assert(PE__C_REJECTED + PE_STREAM_REJECT_COUNT <= PE_CHECKPOINT_COUNTERS,
+_Static_assert(PE__C_REJECTED + PE_STREAM_REJECT_COUNT <=
+                   PE_CHECKPOINT_COUNTERS,
                "checkpoint counters hold every reject reason");
 
 enum { PE__CKPT_NONE = 0, PE__CKPT_FILE, PE__CKPT_REDIS };
@@ -146,17 +147,17 @@ typedef struct pe__live {
   char ckpt_key[512];
   uint64_t ckpt_every;
   uint64_t ckpt_interval_ns;
-  uint64_t since_ckpt;      /* entries since the last checkpoint taken */
-  uint64_t last_ckpt_mono;  /* when it was taken */
+  uint64_t since_ckpt;     /* entries since the last checkpoint taken */
+  uint64_t last_ckpt_mono; /* when it was taken */
   pe_ckpt_writer_t *writer;
-  unsigned char *snap;      /* engine snapshot buffer */
+  unsigned char *snap; /* engine snapshot buffer */
   size_t snap_cap;
-  unsigned char *enc;       /* encoded checkpoint */
+  unsigned char *enc; /* encoded checkpoint */
   size_t enc_cap;
   size_t enc_len;
   int64_t enc_created;
-  int staged;               /* enc holds a file checkpoint waiting for the
-                               pending transaction's commit */
+  int staged; /* enc holds a file checkpoint waiting for the
+                 pending transaction's commit */
   /* progress */
   pe_stream_id_t last_id;
   int last_id_seen;  /* last_id came from the stream (read, or a checkpoint),
@@ -164,13 +165,13 @@ typedef struct pe__live {
   uint64_t position; /* entries the stream ever held up to last_id */
   uint64_t counter[PE_CHECKPOINT_COUNTERS];
   pe_redis_stream_info_t info;
-  uint64_t info_mono;     /* when info was last asked for */
+  uint64_t info_mono; /* when info was last asked for */
   int info_valid;
   /* the transaction of the last batch */
   pe_resp_buf_t txn;
-  uint32_t txn_inner;     /* commands between MULTI and EXEC */
-  int txn_open;           /* MULTI written, EXEC not yet */
-  int txn_pending;        /* closed, not yet acknowledged */
+  uint32_t txn_inner; /* commands between MULTI and EXEC */
+  int txn_open;       /* MULTI written, EXEC not yet */
+  int txn_pending;    /* closed, not yet acknowledged */
   uint32_t txn_signals;
   uint64_t txn_read_mono; /* when its batch arrived */
   int txn_ckpt;           /* it carries a checkpoint SET */
@@ -185,9 +186,9 @@ typedef struct pe__live {
   uint64_t checkpoints;
   uint64_t checkpoint_failures;
   int64_t checkpoint_wall;
-  uint64_t entries_run;   /* entries read by this process */
-  uint64_t first_mono;    /* first batch of this process arrived */
-  uint64_t last_mono;     /* last entry processed */
+  uint64_t entries_run; /* entries read by this process */
+  uint64_t first_mono;  /* first batch of this process arrived */
+  uint64_t last_mono;   /* last entry processed */
   uint64_t idle_since;
   int warned_full;
   pe_hist_t latency;
@@ -219,7 +220,8 @@ static const char *pe__id_text(pe_stream_id_t id, char *buf) {
   return buf;
 }
 
-/* ---- metrics ------------------------------------------------------------------- */
+/* ---- metrics
+ * ------------------------------------------------------------------- */
 
 static void pe__metrics_fill(pe__live_t *L, pe_live_metrics_t *m) {
   pe_engine_stats_t st;
@@ -269,7 +271,8 @@ static void pe__metrics_publish(pe__live_t *L, int force) {
   }
 }
 
-/* ---- rejects ---------------------------------------------------------------------- */
+/* ---- rejects
+ * ---------------------------------------------------------------------- */
 
 /* The entry's pairs as name=value;... for the rejects file, cut at the
  * buffer's end. */
@@ -348,7 +351,8 @@ static void pe__reject(pe__live_t *L, pe_stream_id_t id, int reason,
   if (L->rejects_stream != NULL) {
     pe__txn_begin_cmd(L);
     pe_resp_buf_t *b = &L->txn;
-    pe_resp_begin(b, (uint32_t)(3u + (L->maxlen ? 3u : 0u) + 6u + 2u * n_fields));
+    pe_resp_begin(b,
+                  (uint32_t)(3u + (L->maxlen ? 3u : 0u) + 6u + 2u * n_fields));
     pe_resp_arg(b, "XADD", 4);
     pe_resp_arg_str(b, L->rejects_stream);
     if (L->maxlen) {
@@ -374,7 +378,8 @@ static void pe__reject(pe__live_t *L, pe_stream_id_t id, int reason,
   }
 }
 
-/* ---- one entry --------------------------------------------------------------------- */
+/* ---- one entry
+ * --------------------------------------------------------------------- */
 
 /* Processes one entry of a batch. Returns PE_OK or a fatal code (message
  * printed). Hot path. */
@@ -430,9 +435,10 @@ static int pe__entry(pe__live_t *L, const pe_redis_value_t *e) {
   if (reason >= 0) {
     if (rc == PE_EFULL && !L->warned_full) {
       L->warned_full = 1;
-      pe__log(L, "the symbol table is full (%s symbols): ticks of new "
-                 "symbols are rejected as symbol_table_full; raise "
-                 "--max-symbols",
+      pe__log(L,
+              "the symbol table is full (%s symbols): ticks of new "
+              "symbols are rejected as symbol_table_full; raise "
+              "--max-symbols",
               pe_cli_value(L->cmd, "max-symbols"));
     }
     pe__reject(L, id, reason, rc == PE_EORDER ? "timestamp" : "symbol", n);
@@ -444,7 +450,8 @@ static int pe__entry(pe__live_t *L, const pe_redis_value_t *e) {
   return rc;
 }
 
-/* ---- checkpoints ---------------------------------------------------------------------- */
+/* ---- checkpoints
+ * ---------------------------------------------------------------------- */
 
 static int pe__grow(unsigned char **buf, size_t *cap, size_t need) {
   if (need <= *cap) {
@@ -572,12 +579,13 @@ static int pe__ckpt_maybe(pe__live_t *L, uint64_t now) {
   return PE_OK;
 }
 
-/* ---- Redis round trips -------------------------------------------------------------- */
+/* ---- Redis round trips
+ * -------------------------------------------------------------- */
 
 static int pe__is_transient(const char *err) {
-  static const char *const prefixes[] = {"LOADING", "BUSY", "TRYAGAIN",
-                                         "OOM",     "MASTERDOWN",
-                                         "CLUSTERDOWN", "NOREPLICAS"};
+  static const char *const prefixes[] = {
+      "LOADING",    "BUSY",        "TRYAGAIN",  "OOM",
+      "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS"};
   for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
     if (strncmp(err, prefixes[i], strlen(prefixes[i])) == 0) {
       return 1;
@@ -634,7 +642,7 @@ static int pe__txn_replies(pe__live_t *L) {
       return PE_EAGAIN;
     }
     pe_cli_error(L->cmd, "Redis refused the signals batch: %s",
-                 first_err[0] ? first_err
+                 first_err[0]                ? first_err
                  : v->type == PE_REDIS_ERROR ? v->str
                                              : "EXEC returned no results");
     return PE_EPARSE;
@@ -697,8 +705,7 @@ static int pe__check_info(pe__live_t *L) {
     }
     return PE_ESTATE;
   }
-  if (!in->exists || !in->has_entries_added ||
-      in->entries_added < in->length) {
+  if (!in->exists || !in->has_entries_added || in->entries_added < in->length) {
     return PE_OK; /* Redis < 7.0: nothing to count with */
   }
   /* Entries gone unread = ever added - accounted for (position) - still to
@@ -772,8 +779,8 @@ static int pe__ready(pe__live_t *L) {
 static int pe__connect(pe__live_t *L) {
   int was = L->status;
   for (;;) {
-    L->status = was == PE_LIVE_STARTING ? PE_LIVE_STARTING
-                                        : PE_LIVE_DISCONNECTED;
+    L->status =
+        was == PE_LIVE_STARTING ? PE_LIVE_STARTING : PE_LIVE_DISCONNECTED;
     pe__metrics_publish(L, 1);
     int rc = pe_redis_connect(L->redis);
     if (rc != PE_OK && rc != PE_ENOMEM) {
@@ -799,14 +806,16 @@ static int pe__connect(pe__live_t *L) {
   }
 }
 
-/* ---- start: checkpoint or start id ----------------------------------------------------- */
+/* ---- start: checkpoint or start id
+ * ----------------------------------------------------- */
 
 static int pe__load_checkpoint(pe__live_t *L, int *loaded) {
   *loaded = 0;
   void *data = NULL;
   size_t len = 0;
   char err[512];
-  const char *where = L->ckpt_mode == PE__CKPT_FILE ? L->ckpt_path : L->ckpt_key;
+  const char *where =
+      L->ckpt_mode == PE__CKPT_FILE ? L->ckpt_path : L->ckpt_key;
   if (L->ckpt_mode == PE__CKPT_FILE) {
     int rc = pe_ckpt_file_read(L->ckpt_path, &data, &len, err, sizeof err);
     if (rc == PE_ENOENT) {
@@ -885,8 +894,9 @@ static int pe__load_checkpoint(pe__live_t *L, int *loaded) {
     int fd = fileno(L->rejects);
     struct stat st;
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < c.rejects_offset) {
-      pe__log(L, "the rejects file is shorter than the checkpoint says "
-                 "(%lld < %llu bytes); appending to it",
+      pe__log(L,
+              "the rejects file is shorter than the checkpoint says "
+              "(%lld < %llu bytes); appending to it",
               (long long)st.st_size, (unsigned long long)c.rejects_offset);
     } else if (ftruncate(fd, (off_t)c.rejects_offset) != 0) {
       pe_cli_error(L->cmd, "cannot truncate '%s': %s", L->rejects_path,
@@ -898,7 +908,7 @@ static int pe__load_checkpoint(pe__live_t *L, int *loaded) {
   }
   L->checkpoint_wall = c.created_ns;
   char idt[PE_STREAM_ID_MAX];
-  pe__log(L, "resuming after entry %s from checkpoint %s", 
+  pe__log(L, "resuming after entry %s from checkpoint %s",
           pe__id_text(L->last_id, idt), where);
   free(data);
   *loaded = 1;
@@ -935,7 +945,8 @@ static int pe__count_after(pe__live_t *L, pe_stream_id_t id, uint64_t *count) {
     *count += v->n;
     pe_stream_field_t f[1];
     size_t nf;
-    if (pe_redis_entry_fields(&v->elem[v->n - 1], &id, f, 0, &nf) == PE_EINVAL) {
+    if (pe_redis_entry_fields(&v->elem[v->n - 1], &id, f, 0, &nf) ==
+        PE_EINVAL) {
       return PE_EPARSE;
     }
   }
@@ -973,7 +984,8 @@ static int pe__fresh_start(pe__live_t *L, const char *start) {
   return PE_OK;
 }
 
-/* ---- the loop ------------------------------------------------------------------------- */
+/* ---- the loop
+ * ------------------------------------------------------------------------- */
 
 /* One round trip: the pending transaction, maybe XINFO, then XREAD (none
  * when stopping). Returns PE_OK, PE_ECONN, PE_EAGAIN or a fatal code. */
@@ -1107,8 +1119,8 @@ static int pe__final_checkpoint(pe__live_t *L) {
       rc = PE_EIO;
       snprintf(err, sizeof err, "cannot fsync the rejects file");
     } else {
-      rc = pe_ckpt_file_write(L->ckpt_path, L->enc, L->enc_len, err,
-                              sizeof err);
+      rc =
+          pe_ckpt_file_write(L->ckpt_path, L->enc, L->enc_len, err, sizeof err);
     }
   } else if (rc == PE_OK) {
     pe_resp_buf_t *b = &L->req;
@@ -1193,7 +1205,9 @@ static int pe__run_loop(pe__live_t *L) {
   }
 }
 
-/* ---- totals ------------------------------------------------------------------------------ */
+/* ---- totals
+ * ------------------------------------------------------------------------------
+ */
 
 static void pe__print_summary(pe__live_t *L, double wall_s) {
   pe_engine_stats_t st;
@@ -1232,7 +1246,8 @@ static void pe__print_summary(pe__live_t *L, double wall_s) {
   sep = " (";
   for (int p = 0; p <= PE_RULE_COUNT; p++) {
     if (st.signals[p]) {
-      fprintf(o, "%s%s %llu", sep, p < PE_RULE_COUNT ? pe_rule_name(p) : "model",
+      fprintf(o, "%s%s %llu", sep,
+              p < PE_RULE_COUNT ? pe_rule_name(p) : "model",
               (unsigned long long)st.signals[p]);
       sep = ", ";
     }
@@ -1276,8 +1291,9 @@ static int pe__write_summary_json(pe__live_t *L, const char *path,
   double active = L->last_mono > L->first_mono
                       ? (double)(L->last_mono - L->first_mono) * 1e-9
                       : 0.0;
-  fprintf(f, "{\"last_id\":\"%s\",\"entries\":%llu,\"entries_run\":%llu,"
-             "\"accepted\":%llu,\"rejected\":{",
+  fprintf(f,
+          "{\"last_id\":\"%s\",\"entries\":%llu,\"entries_run\":%llu,"
+          "\"accepted\":%llu,\"rejected\":{",
           pe__id_text(L->last_id, idt),
           (unsigned long long)L->counter[PE__C_ENTRIES],
           (unsigned long long)L->entries_run, (unsigned long long)st.ticks);
@@ -1329,7 +1345,8 @@ static int pe__write_state(pe__live_t *L, const char *path) {
   return PE_EXIT_OK;
 }
 
-/* ---- the command ------------------------------------------------------------------------ */
+/* ---- the command
+ * ------------------------------------------------------------------------ */
 
 static int pe__setup(pe__live_t *L, const pe_cli_command_t *cmd) {
   L->quiet = pe_cli_is_set(cmd, "quiet");

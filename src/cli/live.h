@@ -23,25 +23,25 @@ typedef enum pe_live_status {
 } pe_live_status_t;
 
 typedef struct pe_live_metrics {
-  int status;               /* pe_live_status_t */
-  uint64_t entries;         /* stream entries read (accepted + rejected) */
-  uint64_t ticks;           /* accepted by the engine */
+  int status;       /* pe_live_status_t */
+  uint64_t entries; /* stream entries read (accepted + rejected) */
+  uint64_t ticks;   /* accepted by the engine */
   uint64_t rejected[PE_STREAM_REJECT_COUNT];
   uint64_t signals[PE_RULE_COUNT + 1]; /* by pattern; last: model */
-  uint64_t duplicates;      /* writes Redis refused as already there */
+  uint64_t duplicates; /* writes Redis refused as already there */
   uint64_t reconnects;
-  uint64_t checkpoints;     /* written since this process started */
+  uint64_t checkpoints; /* written since this process started */
   uint64_t checkpoint_failures;
   int64_t checkpoint_wall_ns; /* when the last one was taken; 0: none */
-  int lag_known;            /* lag_entries is meaningful (Redis >= 7) */
-  uint64_t lag_entries;     /* entries in the stream not read yet */
-  uint64_t lag_ms;          /* newest entry id time - last read id time */
-  uint64_t gaps;            /* times entries were found missing */
-  uint64_t gap_entries;     /* entries missing in all */
+  int lag_known;              /* lag_entries is meaningful (Redis >= 7) */
+  uint64_t lag_entries;       /* entries in the stream not read yet */
+  uint64_t lag_ms;            /* newest entry id time - last read id time */
+  uint64_t gaps;              /* times entries were found missing */
+  uint64_t gap_entries;       /* entries missing in all */
   uint32_t symbols;
   char last_id[PE_STREAM_ID_MAX];
-  pe_hist_t latency_ns;     /* from a batch's arrival to its signals'
-                               acknowledgement by Redis, per signal */
+  pe_hist_t latency_ns; /* from a batch's arrival to its signals'
+                           acknowledgement by Redis, per signal */
 } pe_live_metrics_t;
 
 /* Prometheus text exposition of m. Returns the length (snprintf-style). */

@@ -22,7 +22,8 @@
 
 #include "cli/cli.h"
 
-/* ---- formatting ---------------------------------------------------------------- */
+/* ---- formatting
+ * ---------------------------------------------------------------- */
 
 typedef struct pe__out {
   char *buf;
@@ -73,8 +74,9 @@ static uint64_t pe__hist_le(const pe_hist_t *h, uint64_t limit) {
 }
 
 static double pe__age_s(const pe_live_metrics_t *m, int64_t now) {
-  return m->checkpoint_wall_ns > 0 ? (double)(now - m->checkpoint_wall_ns) * 1e-9
-                                   : NAN;
+  return m->checkpoint_wall_ns > 0
+             ? (double)(now - m->checkpoint_wall_ns) * 1e-9
+             : NAN;
 }
 
 static const char *pe__status_name(int status) {
@@ -98,7 +100,8 @@ size_t pe_live_metrics_format(const pe_live_metrics_t *m, int64_t now,
   pe__printf(&o, "pe_live_up %d\n", m->status == PE_LIVE_OK);
   pe__metric(&o, "pe_live_entries_total", "counter",
              "Entries read from the ticks stream, accepted or rejected");
-  pe__printf(&o, "pe_live_entries_total %llu\n", (unsigned long long)m->entries);
+  pe__printf(&o, "pe_live_entries_total %llu\n",
+             (unsigned long long)m->entries);
   pe__metric(&o, "pe_live_ticks_total", "counter",
              "Ticks accepted by the engine");
   pe__printf(&o, "pe_live_ticks_total %llu\n", (unsigned long long)m->ticks);
@@ -123,18 +126,19 @@ size_t pe_live_metrics_format(const pe_live_metrics_t *m, int64_t now,
   pe__metric(&o, "pe_live_tick_to_signal_latency_seconds", "histogram",
              "From a batch of ticks arriving from Redis to its signals "
              "acknowledged by Redis, one sample per signal");
-  static const double le[] = {25e-6,  50e-6, 100e-6, 250e-6, 500e-6, 1e-3,
-                              2.5e-3, 5e-3,  10e-3,  25e-3,  50e-3,  100e-3,
-                              250e-3, 500e-3, 1.0,   2.5,    5.0};
+  static const double le[] = {25e-6,  50e-6,  100e-6, 250e-6, 500e-6, 1e-3,
+                              2.5e-3, 5e-3,   10e-3,  25e-3,  50e-3,  100e-3,
+                              250e-3, 500e-3, 1.0,    2.5,    5.0};
   for (size_t i = 0; i < sizeof le / sizeof le[0]; i++) {
-    pe__printf(&o,
-               "pe_live_tick_to_signal_latency_seconds_bucket{le=\"%g\"} %llu\n",
-               le[i],
-               (unsigned long long)pe__hist_le(&m->latency_ns,
-                                               (uint64_t)llround(le[i] * 1e9)));
+    pe__printf(
+        &o, "pe_live_tick_to_signal_latency_seconds_bucket{le=\"%g\"} %llu\n",
+        le[i],
+        (unsigned long long)pe__hist_le(&m->latency_ns,
+                                        (uint64_t)llround(le[i] * 1e9)));
   }
-  pe__printf(&o, "pe_live_tick_to_signal_latency_seconds_bucket{le=\"+Inf\"} "
-                 "%llu\n",
+  pe__printf(&o,
+             "pe_live_tick_to_signal_latency_seconds_bucket{le=\"+Inf\"} "
+             "%llu\n",
              (unsigned long long)m->latency_ns.count);
   pe__printf(&o, "pe_live_tick_to_signal_latency_seconds_sum %.9f\n",
              pe_hist_mean(&m->latency_ns) * (double)m->latency_ns.count * 1e-9);
@@ -183,20 +187,22 @@ size_t pe_live_metrics_format(const pe_live_metrics_t *m, int64_t now,
   return o.len;
 }
 
-size_t pe_live_health_format(const pe_live_metrics_t *m, int64_t now,
-                             char *buf, size_t cap) {
+size_t pe_live_health_format(const pe_live_metrics_t *m, int64_t now, char *buf,
+                             size_t cap) {
   pe__out_t o = {buf, cap, 0};
   double age = pe__age_s(m, now);
-  pe__printf(&o, "{\"status\":\"%s\",\"symbols\":%u,\"last_entry_id\":\"%s\","
-                 "\"lag\":{\"entries\":",
+  pe__printf(&o,
+             "{\"status\":\"%s\",\"symbols\":%u,\"last_entry_id\":\"%s\","
+             "\"lag\":{\"entries\":",
              pe__status_name(m->status), m->symbols, m->last_id);
   if (m->lag_known) {
     pe__printf(&o, "%llu", (unsigned long long)m->lag_entries);
   } else {
     pe__printf(&o, "null");
   }
-  pe__printf(&o, ",\"ms\":%llu},\"entries\":%llu,\"ticks\":%llu,"
-                 "\"reconnects\":%llu,\"gaps\":%llu,\"checkpoint_age_s\":",
+  pe__printf(&o,
+             ",\"ms\":%llu},\"entries\":%llu,\"ticks\":%llu,"
+             "\"reconnects\":%llu,\"gaps\":%llu,\"checkpoint_age_s\":",
              (unsigned long long)m->lag_ms, (unsigned long long)m->entries,
              (unsigned long long)m->ticks, (unsigned long long)m->reconnects,
              (unsigned long long)m->gaps);
@@ -208,7 +214,8 @@ size_t pe_live_health_format(const pe_live_metrics_t *m, int64_t now,
   return o.len;
 }
 
-/* ---- the server ---------------------------------------------------------------- */
+/* ---- the server
+ * ---------------------------------------------------------------- */
 
 #ifdef PE_WITH_HTTP
 
@@ -330,11 +337,10 @@ int pe_live_http_start(const char *cmd_name, const char *addr,
   }
   pthread_mutex_init(&h->lock, NULL);
   pe_hist_init(&h->slot.latency_ns);
-  h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, pe__handle, h,
-                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                               MHD_OPTION_CONNECTION_LIMIT, 64u,
-                               MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                               MHD_OPTION_END);
+  h->daemon = MHD_start_daemon(
+      flags, (uint16_t)port, NULL, NULL, pe__handle, h, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64u,
+      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   if (h->daemon == NULL) {
     fprintf(stderr,
             "pattern-engine %s: --http: cannot listen on %s (in use, or no "

@@ -127,7 +127,8 @@ int pe_ckpt_file_read(const char *path, void **data, size_t *len, char *err,
   return PE_OK;
 }
 
-/* ---- the background writer ---------------------------------------------------- */
+/* ---- the background writer
+ * ---------------------------------------------------- */
 
 enum { PE__W_IDLE = 0, PE__W_PENDING, PE__W_DONE };
 
@@ -250,8 +251,8 @@ int pe_ckpt_writer_submit(pe_ckpt_writer_t *w, const void *data, size_t len,
   return PE_OK;
 }
 
-int pe_ckpt_writer_collect(pe_ckpt_writer_t *w, int wait, int *rc,
-                           int64_t *tag, char *err, size_t err_cap) {
+int pe_ckpt_writer_collect(pe_ckpt_writer_t *w, int wait, int *rc, int64_t *tag,
+                           char *err, size_t err_cap) {
   pthread_mutex_lock(&w->lock);
   while (wait && w->state == PE__W_PENDING) {
     pthread_cond_wait(&w->cond, &w->lock);

@@ -39,7 +39,7 @@ int pe_ckpt_writer_submit(pe_ckpt_writer_t *w, const void *data, size_t len,
 /* Collects a finished write: returns 1 and fills *rc (PE_OK or PE_EIO, with
  * the reason in err) and *tag; 0 when none is finished. wait: block until
  * the write in flight, if any, is done. */
-int pe_ckpt_writer_collect(pe_ckpt_writer_t *w, int wait, int *rc,
-                           int64_t *tag, char *err, size_t err_cap);
+int pe_ckpt_writer_collect(pe_ckpt_writer_t *w, int wait, int *rc, int64_t *tag,
+                           char *err, size_t err_cap);
 
 #endif

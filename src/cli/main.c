@@ -8,13 +8,10 @@
 const pe_cli_command_t *const pe_cli_commands[] = {
     &pe_cli_replay,
 #ifdef PE_HAVE_ONNX
-    &pe_cli_inspect,
-    &pe_cli_infer,
-    &pe_cli_bench_model,
+    &pe_cli_inspect, &pe_cli_infer,   &pe_cli_bench_model,
 #endif
 #ifdef PE_WITH_REDIS
-    &pe_cli_live,
-    &pe_cli_publish,
+    &pe_cli_live,    &pe_cli_publish,
 #endif
     &pe_cli_help,
 };
@@ -22,7 +19,8 @@ const size_t pe_cli_command_count =
     sizeof pe_cli_commands / sizeof pe_cli_commands[0];
 
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+      strcmp(argv[1], "-h") == 0) {
     pe_cli_print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? PE_EXIT_USAGE : PE_EXIT_OK;
   }

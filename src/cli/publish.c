@@ -184,14 +184,18 @@ static int pe__pub_flush(pe__pub_t *p) {
     }
     if (v->type != PE_REDIS_ARRAY) {
       if (strncmp(err, "OOM", 3) == 0 || strncmp(err, "LOADING", 7) == 0) {
-        fprintf(stderr, "pattern-engine publish: Redis refused a batch (%s); "
-                        "retrying\n", err);
+        fprintf(stderr,
+                "pattern-engine publish: Redis refused a batch (%s); "
+                "retrying\n",
+                err);
         struct timespec ts = {0, 200000000L};
         nanosleep(&ts, NULL);
         continue;
       }
       pe_cli_error(p->cmd, "Redis refused a batch: %s",
-                   err[0] ? err : v->type == PE_REDIS_ERROR ? v->str : "?");
+                   err[0]                      ? err
+                   : v->type == PE_REDIS_ERROR ? v->str
+                                               : "?");
       return PE_EPARSE;
     }
     for (uint32_t i = 0; i < v->n; i++) {
@@ -358,8 +362,7 @@ static int pe__publish_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     p.pace = 1;
   }
   if (pe_cli_is_set(cmd, "speed")) {
-    if (pe_cli_double(cmd, "speed", &p.speed) != PE_EXIT_OK ||
-        !(p.speed > 0)) {
+    if (pe_cli_double(cmd, "speed", &p.speed) != PE_EXIT_OK || !(p.speed > 0)) {
       pe_cli_error(cmd, "--speed must be a positive factor");
       goto done;
     }
@@ -386,8 +389,7 @@ static int pe__publish_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     goto done;
   }
   if (pe_redis_create(&url, NULL, &p.redis) != PE_OK ||
-      pe_csv_create(&copt, &csv) != PE_OK ||
-      (buf = malloc(1 << 20)) == NULL) {
+      pe_csv_create(&copt, &csv) != PE_OK || (buf = malloc(1 << 20)) == NULL) {
     pe_cli_error(cmd, "out of memory");
     goto done;
   }

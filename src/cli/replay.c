@@ -9,9 +9,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,8 +138,7 @@ static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
   pe__replay_t *r = ctx;
   (void)out; /* r->out */
   const pe_csv_row_t *row = &r->batch_rows[i];
-  return pe__after_push(r, rc, &r->batch[i], row->line_no, row->line,
-                        row->len);
+  return pe__after_push(r, rc, &r->batch[i], row->line_no, row->line, row->len);
 }
 
 /* A batch of parsed ticks, pushed in order, stopping at the first that
@@ -176,8 +175,8 @@ static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
   return stop;
 }
 
-static int pe__on_reject(void *ctx, int err, uint64_t line_no,
-                         const char *line, size_t len) {
+static int pe__on_reject(void *ctx, int err, uint64_t line_no, const char *line,
+                         size_t len) {
   pe__replay_t *r = ctx;
   r->rows += 1;
   r->parse_rejected[pe_reject_from_error(err)] += 1;
@@ -191,8 +190,8 @@ static void pe__draw_progress(pe__replay_t *r, int final) {
     return;
   }
   r->last_draw_ns = now;
-  double frac = r->bytes_total ? (double)r->bytes_done / (double)r->bytes_total
-                               : 0.0;
+  double frac =
+      r->bytes_total ? (double)r->bytes_done / (double)r->bytes_total : 0.0;
   if (frac > 1.0) {
     frac = 1.0;
   }
@@ -259,14 +258,16 @@ static void pe__print_summary(pe__replay_t *r, const pe__totals_t *t) {
   sep = " (";
   for (int i = 0; i <= PE_RULE_COUNT; i++) {
     if (t->stats.signals[i] != 0) {
-      fprintf(o, "%s%s %llu", sep, i < PE_RULE_COUNT ? pe_rule_name(i) : "model",
+      fprintf(o, "%s%s %llu", sep,
+              i < PE_RULE_COUNT ? pe_rule_name(i) : "model",
               (unsigned long long)t->stats.signals[i]);
       sep = ", ";
     }
   }
   fputs(all ? ")\n" : "\n", o);
   if (t->stats.inferences > 0) {
-    fprintf(o, "  inferences   %llu\n", (unsigned long long)t->stats.inferences);
+    fprintf(o, "  inferences   %llu\n",
+            (unsigned long long)t->stats.inferences);
   }
   fprintf(o, "  wall time    %.3f s\n", t->wall_s);
   fprintf(o, "  throughput   %.0f ticks/s\n",
@@ -276,7 +277,8 @@ static void pe__print_summary(pe__replay_t *r, const pe__totals_t *t) {
           " (each tick's own engine push; %llu ticks timed, %s)\n",
           t->p50_ns, t->p99_ns, t->p999_ns, t->max_ns,
           (unsigned long long)r->latency.count,
-          r->latency_sample == 1 ? "every tick" : "one batch of 16 in --latency-sample");
+          r->latency_sample == 1 ? "every tick"
+                                 : "one batch of 16 in --latency-sample");
 }
 
 static int pe__write_summary_json(pe__replay_t *r, const pe__totals_t *t,
@@ -556,8 +558,9 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   if (totals.stats.ticks == 0) {
     if (r->rows == 0) {
-      pe_cli_error(cmd, "%s holds no tick rows; expected CSV lines "
-                        "ts,symbol,price,volume (a header is optional)",
+      pe_cli_error(cmd,
+                   "%s holds no tick rows; expected CSV lines "
+                   "ts,symbol,price,volume (a header is optional)",
                    r->input);
     } else {
       pe_cli_error(cmd,

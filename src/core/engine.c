@@ -43,7 +43,8 @@ static int pe__config_check(const pe_engine_config_t *c, char *err,
     bad = "max_symbols must be in 1..2^30";
   } else if (!(c->ema_fast_span >= 1.0) || !(c->ema_slow_span >= 1.0)) {
     bad = "EMA spans must be >= 1";
-  } else if (!(c->ema_td_half_life_s > 0.0) || !isfinite(c->ema_td_half_life_s)) {
+  } else if (!(c->ema_td_half_life_s > 0.0) ||
+             !isfinite(c->ema_td_half_life_s)) {
     bad = "the time-decayed EMA half-life must be a positive number of seconds";
   } else if (!(c->vwap_window_s > 0.0) || !isfinite(c->vwap_window_s)) {
     bad = "the rolling VWAP window must be a positive number of seconds";
@@ -278,7 +279,8 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
     return 0;
   }
   if (s->model_signal_ts_ns != INT64_MIN &&
-      tick->ts_ns - s->model_signal_ts_ns < e->config.rules.signal_cooldown_ns) {
+      tick->ts_ns - s->model_signal_ts_ns <
+          e->config.rules.signal_cooldown_ns) {
     return 0;
   }
   if (tick->ts_ns == s->model_signal_ts_ns) {
@@ -350,9 +352,9 @@ static void pe__signal_name(pe_signal_t *sig, const pe_tick_t *tick,
 /* 32 bytes of ones, then 32 of zeros: 32 bytes from offset 32 - n keep the
  * first n bytes of a key. */
 static const unsigned char pe__keep_mask[64] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255};
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255};
 
 /* The key of a tick's symbol (symbol_len 1..PE_SYMBOL_MAX): the symbol
  * zero-padded to 32 bytes, whatever the tick holds past symbol_len. */
@@ -400,8 +402,7 @@ static int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
                           uint32_t guess, pe_tick_out_t *out) {
   uint32_t id;
   int is_new;
-  int rc =
-      pe__symtab_intern_guess(&e->symtab, key, hash, guess, &id, &is_new);
+  int rc = pe__symtab_intern_guess(&e->symtab, key, hash, guess, &id, &is_new);
   if (rc != PE_OK) {
     snprintf(e->errmsg, sizeof e->errmsg,
              "symbol table full: %u symbols; raise max_symbols",
@@ -429,8 +430,8 @@ static int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
   e->stats.ticks += 1;
 
   if (e->window > 0 && s->n_ticks >= PE_FEATURE_WARMUP) {
-    float *row = e->windows +
-                 ((size_t)id * e->window + s->win_head) * PE_FEATURE_COUNT;
+    float *row =
+        e->windows + ((size_t)id * e->window + s->win_head) * PE_FEATURE_COUNT;
     for (int f = 0; f < PE_FEATURE_COUNT; f++) {
       row[f] = (float)out->feature[f];
     }
@@ -518,9 +519,9 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
   }
   for (uint32_t i = 0; i < n; i++) {
     int rc = pe__tick_check(&ticks[i]);
-    rc = rc != PE_OK ? pe__reject(e, rc)
-                     : pe__push_keyed(e, &ticks[i], &key[i], hash[i], guess[i],
-                                      out);
+    rc = rc != PE_OK
+             ? pe__reject(e, rc)
+             : pe__push_keyed(e, &ticks[i], &key[i], hash[i], guess[i], out);
     if (push_cycles != NULL) {
       uint64_t now = pe_cycles();
       push_cycles[i] = now - c;

@@ -13,7 +13,7 @@ struct pe_engine {
   float *windows;         /* [max_symbols][window][PE_FEATURE_COUNT] rows,
                              a ring per symbol; NULL without windows */
   uint32_t window;
-  int all_features; /* config.all_features, or forced on by windows */
+  int all_features;      /* config.all_features, or forced on by windows */
   pe_backend_t *backend; /* borrowed */
   const pe_model_info_t *model;
   float *model_in;  /* [n_features][window] */

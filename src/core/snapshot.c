@@ -47,8 +47,11 @@ static uint64_t pe__config_hash(const pe_engine_t *e) {
                 c->rules.return_ewm_alpha,
                 c->rules.signal_score_min,
                 c->model_threshold};
-  int64_t i[] = {c->session_reset_minute, c->rules.breakout_min_returns,
-                 c->rules.signal_cooldown_ns, c->infer_every, e->window,
+  int64_t i[] = {c->session_reset_minute,
+                 c->rules.breakout_min_returns,
+                 c->rules.signal_cooldown_ns,
+                 c->infer_every,
+                 e->window,
                  e->all_features};
   uint64_t h = pe__hash64(d, sizeof d, 0);
   return pe__hash64(i, sizeof i, h);

@@ -17,7 +17,8 @@ void pe_ema_init_alpha(pe_ema_t *ema, double alpha) {
 
 void pe_ema_td_init(pe_ema_td_t *ema, double half_life_s) {
   memset(ema, 0, sizeof *ema);
-  ema->rate_per_ns = 0.693147180559945309417232121458176568 / (half_life_s * 1e9);
+  ema->rate_per_ns =
+      0.693147180559945309417232121458176568 / (half_life_s * 1e9);
 }
 
 void pe_vwap_init(pe_vwap_t *vwap, int reset_minute_utc) {

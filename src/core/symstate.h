@@ -22,13 +22,13 @@ typedef struct pe__symstate {
   pe_ema_t vol_ema; /* EMA of sizes; read before the tick's own size is added */
   pe_vwap_t vwap;
   pe_welford_t price_stats;
-  pe_ewvar_t ret_var; /* log returns */
+  pe_ewvar_t ret_var;         /* log returns */
   int64_t rule_signal_ts_ns;  /* INT64_MIN before the first */
   int64_t model_signal_ts_ns; /* likewise */
   uint32_t rule_signal_seq;   /* signals so far at rule_signal_ts_ns */
   uint32_t model_signal_seq;
-  uint32_t win_head;  /* next row to write */
-  uint32_t win_count; /* rows written, capped at the window length */
+  uint32_t win_head;    /* next row to write */
+  uint32_t win_count;   /* rows written, capped at the window length */
   uint32_t since_infer; /* ticks since the model last ran on this symbol */
   uint32_t pad_;
   /* Only for the full feature set. */
@@ -38,10 +38,10 @@ typedef struct pe__symstate {
 
 /* What the rules need from one tick beyond the features. */
 typedef struct pe__tickcalc {
-  double log_return;    /* NaN on the symbol's first tick */
-  double ret_var_prev;  /* EW variance of the returns before this one */
+  double log_return;     /* NaN on the symbol's first tick */
+  double ret_var_prev;   /* EW variance of the returns before this one */
   uint64_t prev_returns; /* how many returns that std covers */
-  double vol_ema_prev;  /* EMA of the sizes before this one, NaN if none */
+  double vol_ema_prev;   /* EMA of the sizes before this one, NaN if none */
 } pe__tickcalc_t;
 
 /* Starts the state of a new symbol. */
@@ -169,8 +169,7 @@ static inline int pe__rules_eval(pe__symstate_t *s,
                                  const pe_rules_config_t *rules,
                                  const pe_tick_t *tick,
                                  const double feature[PE_FEATURE_COUNT],
-                                 const pe__tickcalc_t *calc,
-                                 pe_signal_t *sig) {
+                                 const pe__tickcalc_t *calc, pe_signal_t *sig) {
   sig->fired = 0;
   memset(sig->value, 0, sizeof sig->value);
   memset(sig->contribution, 0, sizeof sig->contribution);
@@ -187,8 +186,8 @@ static inline int pe__rules_eval(pe__symstate_t *s,
   double vol_prev = calc->vol_ema_prev;
   if (vol_prev > 0.0 &&
       tick->volume > rules->volume_spike_multiplier * vol_prev) {
-    double dir = calc->log_return == calc->log_return ? pe__sign(calc->log_return)
-                                                      : 0.0;
+    double dir =
+        calc->log_return == calc->log_return ? pe__sign(calc->log_return) : 0.0;
     pe__fire(sig, PE_RULE_VOLUME_SPIKE, tick->volume / vol_prev,
              PE__SPIKE_CONTRIBUTION * dir);
   }

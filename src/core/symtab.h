@@ -21,8 +21,8 @@ typedef struct pe__symkey {
 typedef struct pe__symtab {
   uint32_t capacity;
   uint32_t count;
-  uint32_t mask;     /* slots - 1 */
-  uint32_t *slots;   /* id + 1, 0 = empty */
+  uint32_t mask;      /* slots - 1 */
+  uint32_t *slots;    /* id + 1, 0 = empty */
   pe__symkey_t *keys; /* [capacity], by id */
 } pe__symtab_t;
 

@@ -108,13 +108,17 @@ int pe_checkpoint_decode(const void *buf, size_t len, pe_checkpoint_t *c,
                          char *err, size_t err_cap) {
   const unsigned char *p = buf;
   if (len < 8 || memcmp(p, PE__CKPT_MAGIC, 8) != 0) {
-    snprintf(err, err_cap, "not a pattern-engine checkpoint (%zu bytes, no "
-                           "PECKPT header)", len);
+    snprintf(err, err_cap,
+             "not a pattern-engine checkpoint (%zu bytes, no "
+             "PECKPT header)",
+             len);
     return PE_ECORRUPT;
   }
   if (len < PE__CKPT_FIXED + 8u) {
-    snprintf(err, err_cap, "truncated: %zu bytes, shorter than the %u-byte "
-                           "header", len, PE__CKPT_FIXED + 8u);
+    snprintf(err, err_cap,
+             "truncated: %zu bytes, shorter than the %u-byte "
+             "header",
+             len, PE__CKPT_FIXED + 8u);
     return PE_ECORRUPT;
   }
   uint32_t version = pe__get32(p + 8);

@@ -176,8 +176,12 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
     col_of[role] = (int)i;
   }
   static const char *const need[PE__COL_ROLES] = {
-      NULL, "a timestamp column (ts, timestamp or time)", "a symbol column",
-      "a price column", "a volume column (volume, size or qty)", NULL};
+      NULL,
+      "a timestamp column (ts, timestamp or time)",
+      "a symbol column",
+      "a price column",
+      "a volume column (volume, size or qty)",
+      NULL};
   for (int r = PE__COL_TS; r <= PE__COL_VOLUME; r++) {
     if (col_of[r] < 0) {
       snprintf(c->errmsg, sizeof c->errmsg,
@@ -340,8 +344,8 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   if (sym_len > PE_SYMBOL_MAX) {
     return pe__reject(c, h, PE_ESYMLEN, c->line_no, line, len);
   }
-  if (pe_parse_double(field[PE__COL_PRICE], flen[PE__COL_PRICE],
-                      &tick.price) != PE_OK) {
+  if (pe_parse_double(field[PE__COL_PRICE], flen[PE__COL_PRICE], &tick.price) !=
+      PE_OK) {
     return pe__reject(c, h, PE_ENUMBER, c->line_no, line, len);
   }
   if (!(tick.price > 0.0) || !isfinite(tick.price)) {
@@ -358,8 +362,8 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   if (field[PE__COL_RECV_TS] != NULL) {
     const char *r = field[PE__COL_RECV_TS];
     size_t rlen = flen[PE__COL_RECV_TS];
-    if (rlen > 0 &&
-        pe_parse_timestamp(r, rlen, c->opt.ts_unit, &tick.recv_ts_ns) != PE_OK) {
+    if (rlen > 0 && pe_parse_timestamp(r, rlen, c->opt.ts_unit,
+                                       &tick.recv_ts_ns) != PE_OK) {
       return pe__reject(c, h, PE_ETIMESTAMP, c->line_no, line, len);
     }
   }
@@ -441,9 +445,9 @@ static inline void pe__scan64(const char *p, uint64_t *comma, uint64_t *nl) {
 /* 32 bytes of ones, then 32 of zeros: 32 bytes from offset 32 - n keep the
  * first n bytes of a word group. */
 static const unsigned char pe__keep_mask[64] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255};
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255};
 
 /* The zero-padded 32-byte symbol of a tick from len (1..31) bytes at s, of
  * which 32 may be read. */

@@ -7,7 +7,7 @@ const char *pe_features_csv_header(void) {
 #define PE__FEATURE_COLUMN(id, name, warmup) "," name
       PE_FEATURE_MAP(PE__FEATURE_COLUMN)
 #undef PE__FEATURE_COLUMN
-      "\n";
+          "\n";
 }
 
 size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,

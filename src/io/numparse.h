@@ -19,15 +19,13 @@
 #define PE__WIDE_SLACK 8
 
 /* Powers of ten that doubles hold exactly. */
-static const double pe__pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                                   1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                                   1e18, 1e19, 1e20, 1e21, 1e22};
+static const double pe__pow10[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* The same as integers, up to 10^8. */
-static const uint64_t pe__pow10_u64[] = {1u,      10u,      100u,
-                                         1000u,   10000u,   100000u,
-                                         1000000u, 10000000u, 100000000u};
+static const uint64_t pe__pow10_u64[] = {
+    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u};
 
 /* The common case of a short plain decimal ("61837.63000000"): at most 19
  * characters, so at most 19 digits, which a uint64 holds without checks.

@@ -12,8 +12,11 @@ int pe_ts_unit_parse(const char *name, pe_ts_unit_t *unit) {
   static const struct {
     const char *name;
     pe_ts_unit_t unit;
-  } names[] = {{"auto", PE_TS_AUTO}, {"s", PE_TS_S},   {"ms", PE_TS_MS},
-               {"us", PE_TS_US},     {"ns", PE_TS_NS}};
+  } names[] = {{"auto", PE_TS_AUTO},
+               {"s", PE_TS_S},
+               {"ms", PE_TS_MS},
+               {"us", PE_TS_US},
+               {"ns", PE_TS_NS}};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     if (strcmp(name, names[i].name) == 0) {
       *unit = names[i].unit;
@@ -269,7 +272,8 @@ static int pe__parse_iso(const char *p, const char *end, int64_t *ts_ns) {
   int64_t days = pe__days_from_civil(year, mon, day);
   int64_t secs = days * 86400 + hh * 3600 + mm * 60 + ss - offset_s;
   /* int64 ns covers 1677-09-21 .. 2262-04-11; stay inside whole seconds. */
-  if (secs <= INT64_MIN / PE__NS_PER_S + 1 || secs >= INT64_MAX / PE__NS_PER_S) {
+  if (secs <= INT64_MIN / PE__NS_PER_S + 1 ||
+      secs >= INT64_MAX / PE__NS_PER_S) {
     return PE_ETIMESTAMP;
   }
   *ts_ns = secs * PE__NS_PER_S + frac_ns;

@@ -19,7 +19,8 @@
 #include "pe/error.h"
 #include "pe/redis.h"
 
-/* ---- the reply arena ------------------------------------------------------------ */
+/* ---- the reply arena
+ * ------------------------------------------------------------ */
 
 typedef struct pe__block {
   struct pe__block *next;
@@ -163,7 +164,8 @@ static redisReplyObjectFunctions pe__reply_fns = {
     pe__create_string, pe__create_array, pe__create_integer, pe__create_nil,
     pe__free_object};
 
-/* ---- connections --------------------------------------------------------------------- */
+/* ---- connections
+ * --------------------------------------------------------------------- */
 
 struct pe_redis {
   pe_redis_url_t url;
@@ -175,8 +177,8 @@ struct pe_redis {
   char errmsg[512];
 };
 
-int pe_redis_create(const pe_redis_url_t *url, const pe_redis_options_t *options,
-                    pe_redis_t **out) {
+int pe_redis_create(const pe_redis_url_t *url,
+                    const pe_redis_options_t *options, pe_redis_t **out) {
   *out = NULL;
   pe_redis_t *r = calloc(1, sizeof *r);
   if (r == NULL) {

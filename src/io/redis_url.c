@@ -64,15 +64,16 @@ int pe_redis_url_parse(const char *url, pe_redis_url_t *out, char *err,
   memset(&u, 0, sizeof u);
   u.port = 6379;
   if (strncmp(url, "rediss://", 9) == 0) {
-    return pe__bad(err, err_cap, url, "TLS (rediss://) is not supported by "
-                                      "this build; use redis://");
+    return pe__bad(err, err_cap, url,
+                   "TLS (rediss://) is not supported by "
+                   "this build; use redis://");
   }
   if (strncmp(url, "unix://", 7) == 0) {
     const char *path = url + 7;
     const char *q = strchr(path, '?');
     size_t plen = q ? (size_t)(q - path) : strlen(path);
-    if (plen == 0 || !pe__copy_part(u.unix_path, sizeof u.unix_path, path,
-                                    plen)) {
+    if (plen == 0 ||
+        !pe__copy_part(u.unix_path, sizeof u.unix_path, path, plen)) {
       return pe__bad(err, err_cap, url, "expected unix:///path/to/socket");
     }
     if (q != NULL) {

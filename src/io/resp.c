@@ -8,7 +8,8 @@
 #include "pe/error.h"
 #include "pe/redis.h"
 
-/* ---- the command buffer ------------------------------------------------------- */
+/* ---- the command buffer
+ * ------------------------------------------------------- */
 
 void pe_resp_reset(pe_resp_buf_t *b) {
   b->len = 0;
@@ -135,7 +136,8 @@ void pe_resp_append(pe_resp_buf_t *b, const pe_resp_buf_t *other) {
   b->commands += other->commands;
 }
 
-/* ---- replies ---------------------------------------------------------------------- */
+/* ---- replies
+ * ---------------------------------------------------------------------- */
 
 int pe_redis_value_is(const pe_redis_value_t *v, const char *s) {
   return v != NULL &&
@@ -253,7 +255,8 @@ int pe_redis_stream_info_parse(const pe_redis_value_t *reply,
   return PE_OK;
 }
 
-/* ---- signals ------------------------------------------------------------------------ */
+/* ---- signals
+ * ------------------------------------------------------------------------ */
 
 #define PE__SIGNALS_PER_TICK_ID 4u
 _Static_assert(PE_MAX_SIGNALS_PER_TICK <= PE__SIGNALS_PER_TICK_ID,

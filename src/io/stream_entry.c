@@ -16,7 +16,8 @@
 #include "io/tick_fields.h"
 #include "pe/error.h"
 
-/* ---- entry ids --------------------------------------------------------------- */
+/* ---- entry ids
+ * --------------------------------------------------------------- */
 
 static int pe__parse_u64(const char *s, size_t len, uint64_t *out) {
   if (len == 0 || len > 20) {
@@ -69,7 +70,8 @@ int pe_stream_id_cmp(pe_stream_id_t a, pe_stream_id_t b) {
   return 0;
 }
 
-/* ---- reasons ----------------------------------------------------------------- */
+/* ---- reasons
+ * ----------------------------------------------------------------- */
 
 static const char *const pe__stream_reject_names[] = {
 #define PE__STREAM_REJECT_NAME(id, name) name,
@@ -115,7 +117,8 @@ int pe_stream_reject_from_error(int err) {
   }
 }
 
-/* ---- value slots -------------------------------------------------------------- */
+/* ---- value slots
+ * -------------------------------------------------------------- */
 
 enum {
   PE__K_TS = PE__FIELD_TS,
@@ -164,7 +167,8 @@ static int pe__why_key(pe_stream_why_t *why, int err, int key) {
   return pe__why(why, err, pe__key_names[key], strlen(pe__key_names[key]));
 }
 
-/* ---- the JSON scanner ---------------------------------------------------------- */
+/* ---- the JSON scanner
+ * ---------------------------------------------------------- */
 
 #define PE__JSON_DEPTH 32
 
@@ -403,9 +407,9 @@ static size_t pe__json_unescape(const char *s, size_t len, char *dst,
       i += 4;
       if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= len && s[i] == '\\' &&
           s[i + 1] == 'u') {
-        uint32_t lo = (uint32_t)(pe__hex(s[i + 2]) << 12 |
-                                 pe__hex(s[i + 3]) << 8 |
-                                 pe__hex(s[i + 4]) << 4 | pe__hex(s[i + 5]));
+        uint32_t lo =
+            (uint32_t)(pe__hex(s[i + 2]) << 12 | pe__hex(s[i + 3]) << 8 |
+                       pe__hex(s[i + 4]) << 4 | pe__hex(s[i + 5]));
         if (lo >= 0xDC00 && lo <= 0xDFFF) {
           cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           i += 6;
@@ -466,7 +470,8 @@ static int pe__slot_text(const pe__slot_t *slot, char *buf, size_t cap,
   return 0;
 }
 
-/* ---- decoding --------------------------------------------------------------------- */
+/* ---- decoding
+ * --------------------------------------------------------------------- */
 
 static int pe__decode_slots(const pe__slot_t *slot,
                             const pe_stream_options_t *opt, pe_tick_t *tick,

@@ -31,8 +31,10 @@ typedef struct pe__b {
 
 #define ERR(rc, ...) pe__node_err(b->g, b->n, rc, __VA_ARGS__)
 
-/* ---- attributes ----------------------------------------------------------- */
-static const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name) {
+/* ---- attributes -----------------------------------------------------------
+ */
+static const Onnx__AttributeProto *pe__attr(const pe__b_t *b,
+                                            const char *name) {
   for (size_t i = 0; i < b->np->n_attribute; i++) {
     const Onnx__AttributeProto *a = b->np->attribute[i];
     if (a->name && strcmp(a->name, name) == 0) {
@@ -89,15 +91,15 @@ static int pe__check_attrs(pe__b_t *b, const char *known) {
       p = e ? e + 1 : p + l;
     }
     if (!ok) {
-      return ERR(PE_EUNSUPPORTED,
-                 "unsupported attribute '%s'; %s supports: %s", name, b->n->op,
-                 known[0] ? known : "none");
+      return ERR(PE_EUNSUPPORTED, "unsupported attribute '%s'; %s supports: %s",
+                 name, b->n->op, known[0] ? known : "none");
     }
   }
   return PE_OK;
 }
 
-/* ---- tensors ---------------------------------------------------------------- */
+/* ---- tensors ----------------------------------------------------------------
+ */
 static pe__tensor_t *T(pe__b_t *b, int id) { return &b->g->t[id]; }
 
 /* Input k of the node, NULL when absent or empty. */
@@ -150,8 +152,10 @@ static int pe__out(const pe__b_t *b, int k) {
 static int pe__const_f(pe__b_t *b, int id) {
   pe__tensor_t *t = T(b, id);
   if (t->numel > PE__MAX_FOLDED) {
-    return ERR(PE_EUNSUPPORTED, "a folded constant of %lld elements; at most "
-               "2^22", (long long)t->numel);
+    return ERR(PE_EUNSUPPORTED,
+               "a folded constant of %lld elements; at most "
+               "2^22",
+               (long long)t->numel);
   }
   t->is_const = 1;
   t->f = calloc(t->numel ? (size_t)t->numel : 1, sizeof(float));
@@ -162,8 +166,10 @@ static int pe__const_f(pe__b_t *b, int id) {
 static int pe__const_i(pe__b_t *b, int id) {
   pe__tensor_t *t = T(b, id);
   if (t->numel > PE__MAX_FOLDED) {
-    return ERR(PE_EUNSUPPORTED, "a folded constant of %lld elements; at most "
-               "2^22", (long long)t->numel);
+    return ERR(PE_EUNSUPPORTED,
+               "a folded constant of %lld elements; at most "
+               "2^22",
+               (long long)t->numel);
   }
   t->is_const = 1;
   t->dtype = PE__DT_I64;
@@ -278,7 +284,8 @@ static int pe__const_ints(pe__b_t *b, int k, const char *what,
   return PE_OK;
 }
 
-/* ---- steps --------------------------------------------------------------------- */
+/* ---- steps
+ * --------------------------------------------------------------------- */
 static pe__step_t *pe__step_new(pe__b_t *b, int kind) {
   pe_model_t *m = b->m;
   if (m->n_step == b->cap_step) {
@@ -400,7 +407,8 @@ static int pe__fold_i64_binary(pe__b_t *b, int op) {
     int ma = pe__marked(x, kx), mc = pe__marked(y, ky);
     if (ma || mc) {
       /* N * 1, N / 1 keep the batch size; anything else depends on it. */
-      int ok = (op == PE__OP_MUL && ((ma && !mc && c == 1) || (mc && !ma && a == 1))) ||
+      int ok = (op == PE__OP_MUL &&
+                ((ma && !mc && c == 1) || (mc && !ma && a == 1))) ||
                (op == PE__OP_DIV && ma && !mc && c == 1);
       if (!ok) {
         return ERR(PE_EUNSUPPORTED,
@@ -412,9 +420,15 @@ static int pe__fold_i64_binary(pe__b_t *b, int op) {
       continue;
     }
     switch (op) {
-    case PE__OP_ADD: o->i[k] = a + c; break;
-    case PE__OP_SUB: o->i[k] = a - c; break;
-    case PE__OP_MUL: o->i[k] = a * c; break;
+    case PE__OP_ADD:
+      o->i[k] = a + c;
+      break;
+    case PE__OP_SUB:
+      o->i[k] = a - c;
+      break;
+    case PE__OP_MUL:
+      o->i[k] = a * c;
+      break;
     default:
       if (c == 0) {
         return ERR(PE_EMODEL, "int64 division by zero");
@@ -426,9 +440,11 @@ static int pe__fold_i64_binary(pe__b_t *b, int op) {
   return PE_OK;
 }
 
-/* ---- op handlers ------------------------------------------------------------ */
+/* ---- op handlers ------------------------------------------------------------
+ */
 static int pe__op_constant(pe__b_t *b) {
-  int rc = pe__check_attrs(b, "value,value_float,value_floats,value_int,value_ints");
+  int rc =
+      pe__check_attrs(b, "value,value_float,value_floats,value_int,value_ints");
   if (rc != PE_OK) {
     return rc;
   }
@@ -482,7 +498,8 @@ static int pe__op_constant(pe__b_t *b) {
 
 /* Identity, Dropout (inference only): an alias of the input. */
 static int pe__op_identity(pe__b_t *b) {
-  int rc = pe__check_attrs(b, strcmp(b->n->op, "Dropout") == 0 ? "seed,ratio" : "");
+  int rc =
+      pe__check_attrs(b, strcmp(b->n->op, "Dropout") == 0 ? "seed,ratio" : "");
   if (rc != PE_OK) {
     return rc;
   }
@@ -524,8 +541,8 @@ static int pe__op_cast(pe__b_t *b) {
                "are supported",
                (long long)to, x->is_const ? "constant" : "runtime");
   }
-  rc = pe__set_shape(b, out, to == PE__DT_F32 ? PE__DT_F32 : PE__DT_I64, x->rank,
-                     x->dims, x->batch_axis);
+  rc = pe__set_shape(b, out, to == PE__DT_F32 ? PE__DT_F32 : PE__DT_I64,
+                     x->rank, x->dims, x->batch_axis);
   if (rc != PE_OK) {
     return rc;
   }
@@ -850,7 +867,8 @@ static int pe__op_reshape(pe__b_t *b) {
       ba = infer; /* [-1, 512]: the -1 is the batch */
       dims[infer] = 1;
       infer = -1;
-    } else if (infer < 0 && known == x->numel && b->g->t[b->g->input].dims[0] == 1) {
+    } else if (infer < 0 && known == x->numel &&
+               b->g->t[b->g->input].dims[0] == 1) {
       for (int64_t k = 0; k < r && ba < 0; k++) {
         if (dims[k] == 1) {
           ba = (int)k; /* a model exported with a fixed batch of 1 */
@@ -1072,8 +1090,10 @@ static int pe__op_gather(pe__b_t *b) {
                "run time are not supported");
   }
   if (it->rank > 1 || pe__marked(it, 0)) {
-    return ERR(PE_EUNSUPPORTED, "Gather indices of rank %d; a scalar or a "
-               "vector is supported", it->rank);
+    return ERR(PE_EUNSUPPORTED,
+               "Gather indices of rank %d; a scalar or a "
+               "vector is supported",
+               it->rank);
   }
   int a = 0;
   if ((rc = pe__norm_axis(b, pe__attr_i(b, "axis", 0), x->rank, &a, "axis")) !=
@@ -1082,7 +1102,8 @@ static int pe__op_gather(pe__b_t *b) {
   }
   if (a == x->batch_axis) {
     return ERR(PE_EUNSUPPORTED,
-               "Gather along the batch dimension (axis %d) is not supported", a);
+               "Gather along the batch dimension (axis %d) is not supported",
+               a);
   }
   int64_t dim = x->dims[a];
   int64_t ni = it->numel;
@@ -1169,7 +1190,8 @@ static int pe__op_concat(pe__b_t *b) {
   }
   int r = x0->rank;
   int a = 0;
-  if ((rc = pe__norm_axis(b, pe__attr_i(b, "axis", 0), r, &a, "axis")) != PE_OK) {
+  if ((rc = pe__norm_axis(b, pe__attr_i(b, "axis", 0), r, &a, "axis")) !=
+      PE_OK) {
     return rc;
   }
   int64_t dims[PE__MAX_RANK];
@@ -1263,8 +1285,8 @@ static int pe__op_concat(pe__b_t *b) {
  * y = x * s[ch] + t[ch] (the input layer of a model, often). Returns PE_OK
  * when it made the step, 1 when the op is not of that form. */
 static int pe__binary_as_affine(pe__b_t *b, int binop, const pe__tensor_t *x,
-                                const pe__tensor_t *y, int r, const int64_t *dims,
-                                int out) {
+                                const pe__tensor_t *y, int r,
+                                const int64_t *dims, int out) {
   if (binop == PE__OP_DIV || binop == PE__OP_POW) {
     return 1;
   }
@@ -1311,10 +1333,13 @@ static int pe__binary_as_affine(pe__b_t *b, int binop, const pe__tensor_t *x,
   }
   for (int64_t k = 0; k < C; k++) {
     float cv = c->f[k];
-    s->w[k] = binop == PE__OP_MUL ? cv : (binop == PE__OP_SUB && !cside) ? -1.0f : 1.0f;
-    s->bias[k] = binop == PE__OP_MUL ? 0.0f
+    s->w[k] = binop == PE__OP_MUL               ? cv
+              : (binop == PE__OP_SUB && !cside) ? -1.0f
+                                                : 1.0f;
+    s->bias[k] = binop == PE__OP_MUL   ? 0.0f
                  : binop == PE__OP_ADD ? cv
-                 : cside ? -cv : cv;
+                 : cside               ? -cv
+                                       : cv;
   }
   s->p[0] = outer;
   s->p[1] = C;
@@ -1344,7 +1369,8 @@ static int pe__op_binary(pe__b_t *b) {
       y->is_const && binop != PE__OP_POW) {
     return pe__fold_i64_binary(b, binop);
   }
-  if (x->dtype != PE__DT_F32 || (y->dtype != PE__DT_F32 && binop != PE__OP_POW)) {
+  if (x->dtype != PE__DT_F32 ||
+      (y->dtype != PE__DT_F32 && binop != PE__OP_POW)) {
     return ERR(PE_EUNSUPPORTED, "%s of int64 and float tensors", op);
   }
   const pe__tensor_t *in[2] = {x, y};
@@ -1423,9 +1449,9 @@ static int pe__op_binary(pe__b_t *b) {
   memcpy(s->st[1], st[1], sizeof st[1]);
   s->p[0] = T(b, out)->numel;
   s->p[1] = x->numel == s->p[0] && y->numel == s->p[0] ? 1
-            : y->numel == 1 && x->numel == s->p[0]   ? 2
-            : x->numel == 1 && y->numel == s->p[0]   ? 3
-                                                     : 0;
+            : y->numel == 1 && x->numel == s->p[0]     ? 2
+            : x->numel == 1 && y->numel == s->p[0]     ? 3
+                                                       : 0;
   s->w = ycopy; /* Pow's converted exponent, when int64 */
   s->flops = s->p[0];
   return pe__finish(b, s);
@@ -1458,7 +1484,8 @@ static int pe__op_unary(pe__b_t *b) {
   }
   if (act == PE__ACT_GELU && pe__attr_s_is(b, "approximate", "tanh", 0)) {
     act = PE__ACT_GELU_TANH;
-  } else if (act == PE__ACT_GELU && !pe__attr_s_is(b, "approximate", "none", 1)) {
+  } else if (act == PE__ACT_GELU &&
+             !pe__attr_s_is(b, "approximate", "none", 1)) {
     return ERR(PE_EUNSUPPORTED, "approximate must be 'none' or 'tanh'");
   }
   const pe__tensor_t *x = pe__in(b, 0);
@@ -1466,8 +1493,8 @@ static int pe__op_unary(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "%s of an int64 tensor", op);
   }
   int out = pe__out(b, 0);
-  if ((rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis)) !=
-      PE_OK) {
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims,
+                          x->batch_axis)) != PE_OK) {
     return rc;
   }
   pe__step_t *s = pe__step_new(b, PE__K_UNARY);
@@ -1508,13 +1535,14 @@ static int pe__op_softmax(pe__b_t *b) {
       inner *= x->dims[d];
     }
   }
-  if (x->batch_axis >= 0 && (x->batch_axis == a || (old && x->batch_axis > a))) {
-    return ERR(PE_EUNSUPPORTED,
-               "%s over the batch dimension (axis %d)", b->n->op, x->batch_axis);
+  if (x->batch_axis >= 0 &&
+      (x->batch_axis == a || (old && x->batch_axis > a))) {
+    return ERR(PE_EUNSUPPORTED, "%s over the batch dimension (axis %d)",
+               b->n->op, x->batch_axis);
   }
   int out = pe__out(b, 0);
-  if ((rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis)) !=
-      PE_OK) {
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims,
+                          x->batch_axis)) != PE_OK) {
     return rc;
   }
   pe__step_t *s = pe__step_new(b, PE__K_SOFTMAX);
@@ -1576,7 +1604,8 @@ static int pe__op_gemm(pe__b_t *b) {
                "B must be a float32 initializer; a runtime B is not supported");
   }
   int tb = pe__attr_i(b, "transB", 0) != 0;
-  float alpha = pe__attr_f(b, "alpha", 1.0f), beta = pe__attr_f(b, "beta", 1.0f);
+  float alpha = pe__attr_f(b, "alpha", 1.0f),
+        beta = pe__attr_f(b, "beta", 1.0f);
   int64_t K = a->dims[1], M = tb ? w->dims[0] : w->dims[1];
   if ((tb ? w->dims[1] : w->dims[0]) != K) {
     return ERR(PE_ESHAPE, "A is [N,%lld] but B is [%lld,%lld]%s", (long long)K,
@@ -1614,7 +1643,8 @@ static int pe__op_gemm(pe__b_t *b) {
   }
   int out = pe__out(b, 0);
   int64_t dims[2] = {a->dims[0], M};
-  if ((rc = pe__set_shape(b, out, PE__DT_F32, 2, dims, a->batch_axis)) != PE_OK) {
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, 2, dims, a->batch_axis)) !=
+      PE_OK) {
     free(wc);
     free(bias);
     return rc;
@@ -1766,7 +1796,8 @@ static int pe__spatial(pe__b_t *b, int64_t win, int64_t k, int64_t *stride,
 /* Conv, 1-D: the canonical weights [M][C/group][k] and the bias are
  * kept for fusion and the kernels. */
 static int pe__op_conv(pe__b_t *b) {
-  int rc = pe__check_attrs(b, "auto_pad,dilations,group,kernel_shape,pads,strides");
+  int rc =
+      pe__check_attrs(b, "auto_pad,dilations,group,kernel_shape,pads,strides");
   if (rc != PE_OK) {
     return rc;
   }
@@ -1781,7 +1812,8 @@ static int pe__op_conv(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "the batch must be on axis 0");
   }
   if (w == NULL || !w->is_const || w->dtype != PE__DT_F32 || w->rank != 3) {
-    return ERR(PE_EUNSUPPORTED, "W must be a float32 initializer [M, C/group, k]");
+    return ERR(PE_EUNSUPPORTED,
+               "W must be a float32 initializer [M, C/group, k]");
   }
   int64_t group = pe__attr_i(b, "group", 1);
   int64_t cin = x->dims[1], cout = w->dims[0], k = w->dims[2];
@@ -1808,7 +1840,8 @@ static int pe__op_conv(pe__b_t *b) {
   }
   int out = pe__out(b, 0);
   int64_t dims[3] = {x->dims[0], cout, wout};
-  if ((rc = pe__set_shape(b, out, PE__DT_F32, 3, dims, x->batch_axis)) != PE_OK) {
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, 3, dims, x->batch_axis)) !=
+      PE_OK) {
     return rc;
   }
   pe__step_t *s = pe__step_new(b, PE__K_CONV1D);
@@ -1833,8 +1866,11 @@ static int pe__op_conv(pe__b_t *b) {
 static int pe__op_pool(pe__b_t *b) {
   int is_max = strcmp(b->n->op, "MaxPool") == 0;
   int rc = pe__check_attrs(
-      b, is_max ? "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,strides"
-                : "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides");
+      b,
+      is_max
+          ? "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,"
+            "strides"
+          : "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides");
   if (rc != PE_OK) {
     return rc;
   }
@@ -1843,7 +1879,8 @@ static int pe__op_pool(pe__b_t *b) {
   }
   const pe__tensor_t *x = pe__in(b, 0);
   if (x->rank != 3 || x->batch_axis > 0) {
-    return ERR(PE_EUNSUPPORTED, "only 1-D pooling (input [N, C, W]) is supported");
+    return ERR(PE_EUNSUPPORTED,
+               "only 1-D pooling (input [N, C, W]) is supported");
   }
   const int64_t *ks;
   if (pe__attr_ints(b, "kernel_shape", &ks) != 1 || ks[0] < 1) {
@@ -1857,7 +1894,8 @@ static int pe__op_pool(pe__b_t *b) {
   }
   int out = pe__out(b, 0);
   int64_t dims[3] = {x->dims[0], x->dims[1], wout};
-  if ((rc = pe__set_shape(b, out, PE__DT_F32, 3, dims, x->batch_axis)) != PE_OK) {
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, 3, dims, x->batch_axis)) !=
+      PE_OK) {
     return rc;
   }
   pe__step_t *s = pe__step_new(b, PE__K_POOL1D);
@@ -1867,8 +1905,10 @@ static int pe__op_pool(pe__b_t *b) {
   s->n_in = 1;
   s->in[0] = b->n->in[0];
   s->out[0] = out;
-  int64_t p[10] = {x->dims[1], x->dims[2], wout, ks[0], stride, pl, dil,
-                   pe__attr_i(b, "count_include_pad", 0), is_max, pr};
+  int64_t p[10] = {
+      x->dims[1], x->dims[2], wout, ks[0],
+      stride,     pl,         dil,  pe__attr_i(b, "count_include_pad", 0),
+      is_max,     pr};
   memcpy(s->p, p, sizeof p);
   s->flops = x->dims[1] * wout * ks[0];
   return pe__finish(b, s);
@@ -1950,8 +1990,8 @@ static int pe__op_global_avg(pe__b_t *b) {
 
 /* ReduceMean with the axes attribute (opset < 18). */
 static int pe__op_reduce_mean(pe__b_t *b) {
-  int rc = pe__check_attrs(b, b->g->opset >= 18 ? "keepdims,noop_with_empty_axes"
-                                                : "axes,keepdims");
+  int rc = pe__check_attrs(
+      b, b->g->opset >= 18 ? "keepdims,noop_with_empty_axes" : "axes,keepdims");
   if (rc != PE_OK) {
     return rc;
   }
@@ -1999,8 +2039,8 @@ static int pe__op_batchnorm(pe__b_t *b) {
   }
   float eps = pe__attr_f(b, "epsilon", 1e-5f);
   int out = pe__out(b, 0);
-  if ((rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis)) !=
-      PE_OK) {
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims,
+                          x->batch_axis)) != PE_OK) {
     return rc;
   }
   pe__step_t *s = pe__step_new(b, PE__K_AFFINE);
@@ -2087,8 +2127,9 @@ static int pe__op_rnn(pe__b_t *b) {
     H = R->dims[2];
   }
   if (H <= 0 || W->numel != G * H * in || R->numel != G * H * H) {
-    return ERR(PE_ESHAPE, "W must be [1, %dH, %lld] and R [1, %dH, H] (H = %lld)",
-               G, (long long)in, G, (long long)H);
+    return ERR(PE_ESHAPE,
+               "W must be [1, %dH, %lld] and R [1, %dH, H] (H = %lld)", G,
+               (long long)in, G, (long long)H);
   }
   const float *B = NULL;
   if (pe__in(b, 3) != NULL && (B = pe__cf(b, 3, 2 * G * H, "B", &rc)) == NULL) {

@@ -98,7 +98,8 @@ void pe__act_apply(float *y, int64_t n, int act, float alpha) {
   }
 }
 
-/* ---- dense ------------------------------------------------------------------ */
+/* ---- dense ------------------------------------------------------------------
+ */
 /* n zeroed floats on a 64-byte boundary, so that the vector kernels' 64-byte
  * loads of packed weights never straddle two cache lines (which halves
  * their throughput); free() releases it. */
@@ -192,7 +193,8 @@ void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
   }
 }
 
-/* ---- conv1d --------------------------------------------------------------- */
+/* ---- conv1d ---------------------------------------------------------------
+ */
 static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y) {
   int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
   int64_t stride = s->p[4], dil = s->p[5], pl = s->p[6], win = s->p[8];
@@ -219,14 +221,20 @@ static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
-/* ---- the others -------------------------------------------------------------- */
+/* ---- the others
+ * -------------------------------------------------------------- */
 static float pe__binop(int op, float a, float b) {
   switch (op) {
-  case PE__OP_ADD: return a + b;
-  case PE__OP_SUB: return a - b;
-  case PE__OP_MUL: return a * b;
-  case PE__OP_DIV: return a / b;
-  default: return b == 2.0f ? a * a : powf(a, b);
+  case PE__OP_ADD:
+    return a + b;
+  case PE__OP_SUB:
+    return a - b;
+  case PE__OP_MUL:
+    return a * b;
+  case PE__OP_DIV:
+    return a / b;
+  default:
+    return b == 2.0f ? a * a : powf(a, b);
   }
 }
 
@@ -239,24 +247,29 @@ static void pe__binary(const pe__step_t *s, const float *a, const float *b,
   if (s->p[1] == 1) {
     switch (op) {
     case PE__OP_ADD:
-      for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+      for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
       return;
     case PE__OP_MUL:
-      for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+      for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] * b[i];
       return;
     default:
-      for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, a[i], b[i]);
+      for (int64_t i = 0; i < n; i++)
+        y[i] = pe__binop(op, a[i], b[i]);
       return;
     }
   }
   if (s->p[1] == 2) {
     float bv = b[0];
-    for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, a[i], bv);
+    for (int64_t i = 0; i < n; i++)
+      y[i] = pe__binop(op, a[i], bv);
     return;
   }
   if (s->p[1] == 3) {
     float av = a[0];
-    for (int64_t i = 0; i < n; i++) y[i] = pe__binop(op, av, b[i]);
+    for (int64_t i = 0; i < n; i++)
+      y[i] = pe__binop(op, av, b[i]);
     return;
   }
   int r = (int)s->rank;
@@ -434,9 +447,11 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     float *hn = out[1] ? out[1] + b * H : NULL;
     float *cn = out[2] ? out[2] + b * H : NULL;
     if (avx2 >= 2) {
-      pe__lstm_seq_avx512(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn, x->scratch);
+      pe__lstm_seq_avx512(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn,
+                          x->scratch);
     } else {
-      pe__lstm_seq_avx2(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn, x->scratch);
+      pe__lstm_seq_avx2(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn,
+                        x->scratch);
     }
   }
 }
@@ -459,13 +474,13 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe__tensor_t *tx = &m->g.t[s->in[0]];
   const float *X = x->ptr[s->in[0]];
   const int64_t xs = pe__tensor_stride(tx);
-  float *xproj = x->scratch;           /* [n][seq][GH] */
-  float *hs = xproj + n * seq * GH;    /* [n][H] */
-  float *cs = hs + n * H;              /* [n][H] */
-  float *rh = cs + n * H;              /* [n][GH] */
-  float *rr = rh + n * GH;             /* [n][H] r * h (GRU, lbr 0) */
-  float *rr2 = rr + n * H;             /* [n][H] */
-  float *gate = rr2 + n * H;           /* [GH] */
+  float *xproj = x->scratch;        /* [n][seq][GH] */
+  float *hs = xproj + n * seq * GH; /* [n][H] */
+  float *cs = hs + n * H;           /* [n][H] */
+  float *rh = cs + n * H;           /* [n][GH] */
+  float *rr = rh + n * GH;          /* [n][H] r * h (GRU, lbr 0) */
+  float *rr2 = rr + n * H;          /* [n][H] */
+  float *gate = rr2 + n * H;        /* [GH] */
   if (xs == seq * in) {
     pe__dense_run(&s->d, X, xproj, n * seq, PE__ACT_NONE, 0, avx2);
   } else {
@@ -521,7 +536,8 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
         }
         pe__act_run(gate, 2 * H, PE__ACT_SIGMOID, 0, avx2);
         for (int64_t j = 0; j < H; j++) {
-          gate[2 * H + j] = g[2 * H + j] + gate[H + j] * (r[2 * H + j] + s->bias2[j]);
+          gate[2 * H + j] =
+              g[2 * H + j] + gate[H + j] * (r[2 * H + j] + s->bias2[j]);
         }
         pe__act_run(gate + 2 * H, H, PE__ACT_TANH, 0, avx2);
         for (int64_t j = 0; j < H; j++) {
@@ -657,7 +673,8 @@ int pe__lstm_pack(pe__step_t *s) {
 /* Runs one step over x->n windows. Hot path: no allocation. */
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
-  const pe__tensor_t *t0 = s->n_in > 0 && s->in[0] >= 0 ? &m->g.t[s->in[0]] : NULL;
+  const pe__tensor_t *t0 =
+      s->n_in > 0 && s->in[0] >= 0 ? &m->g.t[s->in[0]] : NULL;
   const float *in0 = t0 ? x->ptr[s->in[0]] : NULL;
   int64_t xs = t0 ? pe__tensor_stride(t0) : 0;
   uint32_t n = x->n;
@@ -686,11 +703,12 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     return;
   case PE__K_DENSE:
     if (xs == t0->numel) {
-      pe__dense_run(&s->d, in0, y, (int64_t)n * s->p[0], s->act, s->alpha, avx2);
+      pe__dense_run(&s->d, in0, y, (int64_t)n * s->p[0], s->act, s->alpha,
+                    avx2);
     } else {
       for (uint32_t b = 0; b < n; b++) {
-        pe__dense_run(&s->d, in0 + b * xs, y + b * ys, s->p[0], s->act, s->alpha,
-                      avx2);
+        pe__dense_run(&s->d, in0 + b * xs, y + b * ys, s->p[0], s->act,
+                      s->alpha, avx2);
       }
     }
     return;

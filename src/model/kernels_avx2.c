@@ -85,7 +85,9 @@ PE__AVX2 static inline __m256 pe__exp8(__m256 x) {
   /* round to nearest by adding and removing 1.5 * 2^23 (|x log2 e| < 2^7) */
   const __m256 magic = _mm256_set1_ps(12582912.0f);
   __m256 fx = _mm256_sub_ps(
-      _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), magic), magic);
+      _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                    magic),
+      magic);
   __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 y = _mm256_set1_ps(1.9875691500e-4f);
@@ -94,7 +96,8 @@ PE__AVX2 static inline __m256 pe__exp8(__m256 x) {
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
   y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r),
+                      _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   __m256i e = _mm256_slli_epi32(
       _mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
@@ -109,15 +112,18 @@ PE__AVX2 static inline __m256 pe__recip8(__m256 d) {
 
 PE__AVX2 static inline __m256 pe__sigmoid8(__m256 x) {
   __m256 one = _mm256_set1_ps(1.0f);
-  return pe__recip8(_mm256_add_ps(one, pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+  return pe__recip8(
+      _mm256_add_ps(one, pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
 /* tanh(x) = 1 - 2 / (exp(2x) + 1); absolute error a few 1e-8. */
 PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)),
+                    _mm256_set1_ps(9.0f));
   __m256 one = _mm256_set1_ps(1.0f);
   __m256 e = pe__exp8(_mm256_add_ps(x, x));
-  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), pe__recip8(_mm256_add_ps(e, one)), one);
+  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f),
+                          pe__recip8(_mm256_add_ps(e, one)), one);
 }
 
 /* The fused LSTM's activations on the scaled sums of pe__lstm_pack (see
@@ -126,9 +132,10 @@ PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
  * 2^n built in the exponent bits; t clamped to [-126, 126], where every
  * result has saturated. 1 / d by rcp and one Newton step. */
 PE__AVX2 static inline __m256 pe__lstm_inv8(__m256 t) { /* 1 / (1 + 2^t) */
-  const __m256 magic = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+  const __m256 magic = _mm256_set1_ps(12582912.0f);     /* 1.5 * 2^23 */
   const __m256 one = _mm256_set1_ps(1.0f);
-  t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(126.0f));
+  t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-126.0f)),
+                    _mm256_set1_ps(126.0f));
   __m256 u = _mm256_add_ps(t, magic);
   __m256 f = _mm256_sub_ps(t, _mm256_sub_ps(u, magic));
   __m256 p = _mm256_set1_ps(1.32764725e-3f);
@@ -147,7 +154,8 @@ PE__AVX2 static inline __m256 pe__lstm_inv8(__m256 t) { /* 1 / (1 + 2^t) */
 
 /* s tanh(x) from t = 2x log2(e): s - 2s / (1 + 2^t) */
 PE__AVX2 static inline __m256 pe__lstm_tanh8(__m256 t, float s) {
-  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f * s), pe__lstm_inv8(t), _mm256_set1_ps(s));
+  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f * s), pe__lstm_inv8(t),
+                          _mm256_set1_ps(s));
 }
 
 #define PE__K2 2.88539008177792681f /* 2 log2(e) */
@@ -178,37 +186,37 @@ PE__AVX2 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in,
       const float *wr = PE__LSTM_R(lw, in, H, jb) + l;
       const float *bb = PE__LSTM_B(lw, in, H, jb) + l;
       __m256 a[4], r[4];
-      _Pragma("GCC unroll 4")
-      for (int g = 0; g < 4; g++) {
+      _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
         a[g] = _mm256_loadu_ps(bb + 16 * g);
         r[g] = _mm256_setzero_ps();
       }
       for (int64_t k = 0; k < in; k++) {
         __m256 v = _mm256_broadcast_ss(xt + k);
-        _Pragma("GCC unroll 4")
-        for (int g = 0; g < 4; g++) {
-          a[g] = _mm256_fmadd_ps(v, _mm256_loadu_ps(wx + k * 64 + 16 * g), a[g]);
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+          a[g] =
+              _mm256_fmadd_ps(v, _mm256_loadu_ps(wx + k * 64 + 16 * g), a[g]);
         }
       }
       for (int64_t k = 0; k < kh; k++) {
         __m256 v = _mm256_broadcast_ss(h + k);
-        _Pragma("GCC unroll 4")
-        for (int g = 0; g < 4; g++) {
-          a[g] = _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), a[g]);
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+          a[g] =
+              _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), a[g]);
         }
       }
       for (int64_t k = kh; k < H; k++) {
         __m256 v = _mm256_broadcast_ss(h + k);
-        _Pragma("GCC unroll 4")
-        for (int g = 0; g < 4; g++) {
-          r[g] = _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), r[g]);
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+          r[g] =
+              _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), r[g]);
         }
       }
       __m256 ig = pe__lstm_inv8(_mm256_add_ps(a[0], r[0]));
       __m256 fg = pe__lstm_inv8(_mm256_add_ps(a[2], r[2]));
       __m256 cg = pe__lstm_tanh8(_mm256_add_ps(a[3], r[3]), PE__K2);
       __m256 og = pe__lstm_inv8(_mm256_add_ps(a[1], r[1]));
-      __m256 c = _mm256_fmadd_ps(fg, _mm256_loadu_ps(cs + j0), _mm256_mul_ps(ig, cg));
+      __m256 c =
+          _mm256_fmadd_ps(fg, _mm256_loadu_ps(cs + j0), _mm256_mul_ps(ig, cg));
       _mm256_storeu_ps(cs + j0, c);
       __m256 hv = _mm256_mul_ps(og, pe__lstm_tanh8(c, 1.0f));
       _mm256_storeu_ps(ho + j0, hv);
@@ -240,7 +248,8 @@ PE__AVX2 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
     __m256 z = pe__sigmoid8(_mm256_add_ps(PE__LD(g), PE__LD(r)));
     __m256 rr = pe__sigmoid8(_mm256_add_ps(PE__LD(g + H), PE__LD(r + H)));
     __m256 hh = pe__tanh8(_mm256_add_ps(
-        PE__LD(g + 2 * H), _mm256_mul_ps(rr, _mm256_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
+        PE__LD(g + 2 * H),
+        _mm256_mul_ps(rr, _mm256_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
     __m256 hn = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(one, z), hh),
                               _mm256_mul_ps(z, PE__LD(h)));
 #undef PE__LD
@@ -263,10 +272,18 @@ PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
     __m256i m = pe__mask(w);
     __m256 v = w == 8 ? _mm256_loadu_ps(y + i) : _mm256_maskload_ps(y + i, m);
     switch (act) {
-    case PE__ACT_SIGMOID: v = pe__sigmoid8(v); break;
-    case PE__ACT_TANH: v = pe__tanh8(v); break;
-    case PE__ACT_EXP: v = pe__exp8(v); break;
-    default: v = pe__act8(v, act, va); break;
+    case PE__ACT_SIGMOID:
+      v = pe__sigmoid8(v);
+      break;
+    case PE__ACT_TANH:
+      v = pe__tanh8(v);
+      break;
+    case PE__ACT_EXP:
+      v = pe__exp8(v);
+      break;
+    default:
+      v = pe__act8(v, act, va);
+      break;
     }
     if (w == 8) {
       _mm256_storeu_ps(y + i, v);
@@ -282,7 +299,8 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
                              int64_t rows, int act, float alpha_f) {
   const int64_t K = d->K, M = d->M;
   const __m256 alpha = _mm256_set1_ps(alpha_f);
-  int simple_act = act == PE__ACT_NONE || act == PE__ACT_RELU || act == PE__ACT_LEAKY;
+  int simple_act =
+      act == PE__ACT_NONE || act == PE__ACT_RELU || act == PE__ACT_LEAKY;
   int vact = simple_act ? act : PE__ACT_NONE;
   if (d->dot) {
     for (int64_t r = 0; r < rows; r++) {
@@ -292,12 +310,14 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         int64_t k = 0;
         for (; k + 16 <= K; k += 16) {
-          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k), a0);
+          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k),
+                               a0);
           a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k + 8),
                                _mm256_loadu_ps(w + k + 8), a1);
         }
         for (; k + 8 <= K; k += 8) {
-          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k), a0);
+          a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k), _mm256_loadu_ps(w + k),
+                               a0);
         }
         float acc = pe__hsum(_mm256_add_ps(a0, a1));
         for (; k < K; k++) {
@@ -333,7 +353,8 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
       for (int q = 0; q < nch; q++) {
         int64_t k0 = q * len, k1 = q == nch - 1 ? K : k0 + len;
         __m256 bl = q ? _mm256_setzero_ps() : _mm256_loadu_ps(d->bp + p * 16);
-        __m256 bh = q ? _mm256_setzero_ps() : _mm256_loadu_ps(d->bp + p * 16 + 8);
+        __m256 bh =
+            q ? _mm256_setzero_ps() : _mm256_loadu_ps(d->bp + p * 16 + 8);
         __m256 c00 = bl, c01 = bh, c10 = bl, c11 = bh;
         __m256 c20 = bl, c21 = bh, c30 = bl, c31 = bh;
         for (int64_t k = k0; k < k1; k++) {
@@ -354,9 +375,12 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
         }
         int last = q == nch - 1;
         pe__acc16(yp, c00, c01, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
-        pe__acc16(yp + M, c10, c11, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
-        pe__acc16(yp + 2 * M, c20, c21, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
-        pe__acc16(yp + 3 * M, c30, c31, w, q > 0, last ? vact : PE__ACT_NONE, alpha);
+        pe__acc16(yp + M, c10, c11, w, q > 0, last ? vact : PE__ACT_NONE,
+                  alpha);
+        pe__acc16(yp + 2 * M, c20, c21, w, q > 0, last ? vact : PE__ACT_NONE,
+                  alpha);
+        pe__acc16(yp + 3 * M, c30, c31, w, q > 0, last ? vact : PE__ACT_NONE,
+                  alpha);
       }
     }
   }
@@ -397,11 +421,14 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
     for (; nch == 2 && p + 2 <= P; p += 2) {
       /* two panels, the two chunks as parallel chains: 8 registers */
       const float *w0 = d->wp + p * K * 16, *w1 = w0 + K * 16;
-      __m256 a0 = _mm256_loadu_ps(d->bp + p * 16), a1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
-      __m256 a2 = _mm256_loadu_ps(d->bp + p * 16 + 16), a3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
+      __m256 a0 = _mm256_loadu_ps(d->bp + p * 16),
+             a1 = _mm256_loadu_ps(d->bp + p * 16 + 8);
+      __m256 a2 = _mm256_loadu_ps(d->bp + p * 16 + 16),
+             a3 = _mm256_loadu_ps(d->bp + p * 16 + 24);
       __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0;
       for (int64_t i = 0; i < len; i++) {
-        __m256 xa = _mm256_broadcast_ss(xr + i), xb = _mm256_broadcast_ss(xr + len + i);
+        __m256 xa = _mm256_broadcast_ss(xr + i),
+               xb = _mm256_broadcast_ss(xr + len + i);
         const int64_t ka = i * 16, kb = (len + i) * 16;
         a0 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w0 + ka), a0);
         a1 = _mm256_fmadd_ps(xa, _mm256_loadu_ps(w0 + ka + 8), a1);
@@ -421,9 +448,10 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
       }
       float *yp = y + r * M + p * 16;
       int64_t w = M - p * 16;
-      pe__store16(yp, _mm256_add_ps(a0, e0), _mm256_add_ps(a1, e1), w, vact, alpha);
-      pe__store16(yp + 16, _mm256_add_ps(a2, e2), _mm256_add_ps(a3, e3), w - 16, vact,
+      pe__store16(yp, _mm256_add_ps(a0, e0), _mm256_add_ps(a1, e1), w, vact,
                   alpha);
+      pe__store16(yp + 16, _mm256_add_ps(a2, e2), _mm256_add_ps(a3, e3), w - 16,
+                  vact, alpha);
     }
     for (; p < P; p++) {
       /* one panel, the chunks as parallel chains (at most 4 x 2 registers) */
@@ -431,33 +459,36 @@ PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
       __m256 c[4][2];
       c[0][0] = _mm256_loadu_ps(d->bp + p * 16);
       c[0][1] = _mm256_loadu_ps(d->bp + p * 16 + 8);
-      c[1][0] = c[1][1] = c[2][0] = c[2][1] = c[3][0] = c[3][1] = _mm256_setzero_ps();
+      c[1][0] = c[1][1] = c[2][0] = c[2][1] = c[3][0] = c[3][1] =
+          _mm256_setzero_ps();
       if (nch == 4) {
         for (int64_t i = 0; i < len; i++) {
-          _Pragma("GCC unroll 4")
-          for (int q = 0; q < 4; q++) {
+          _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
             int64_t k = q * len + i;
             __m256 a = _mm256_broadcast_ss(xr + k);
             c[q][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[q][0]);
-            c[q][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
+            c[q][1] =
+                _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
           }
         }
       } else if (nch == 2) {
         for (int64_t i = 0; i < len; i++) {
-          _Pragma("GCC unroll 2")
-          for (int q = 0; q < 2; q++) {
+          _Pragma("GCC unroll 2") for (int q = 0; q < 2; q++) {
             int64_t k = q * len + i;
             __m256 a = _mm256_broadcast_ss(xr + k);
             c[q][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[q][0]);
-            c[q][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
+            c[q][1] =
+                _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[q][1]);
           }
         }
       }
       /* the single chain (nch 1) or the rest of the last chunk */
       for (int64_t k = nch == 1 ? 0 : nch * len; k < K; k++) {
         __m256 a = _mm256_broadcast_ss(xr + k);
-        c[nch - 1][0] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[nch - 1][0]);
-        c[nch - 1][1] = _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[nch - 1][1]);
+        c[nch - 1][0] =
+            _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16), c[nch - 1][0]);
+        c[nch - 1][1] =
+            _mm256_fmadd_ps(a, _mm256_loadu_ps(wp + k * 16 + 8), c[nch - 1][1]);
       }
       __m256 v0 = c[0][0], v1 = c[0][1];
       for (int q = 1; q < nch; q++) {
@@ -484,7 +515,9 @@ PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
       const __m256 vs = _mm256_set1_ps(sc), vt = _mm256_set1_ps(sh);
       int64_t i = 0;
       for (; i + 8 <= inner; i += 8) {
-        _mm256_storeu_ps(yr + i, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + i), vs), vt));
+        _mm256_storeu_ps(
+            yr + i,
+            _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(xr + i), vs), vt));
       }
       for (; i < inner; i++) {
         float v = xr[i] * sc;
@@ -611,8 +644,8 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
   (void)y, (void)hn, (void)cn, (void)scratch;
 }
 
-void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
-                       int64_t H) {
+void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
+                       float *h, int64_t H) {
   (void)g, (void)r, (void)rb, (void)h, (void)H;
 }
 

@@ -18,8 +18,8 @@
 
 int pe__kernels_avx512_usable(void) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx2") &&
+  return __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") &&
          __builtin_cpu_supports("fma");
 }
 
@@ -44,12 +44,15 @@ PE__AVX512 static inline __m512 pe__act16(__m512 v, int act, __m512 alpha) {
 /* exp on 16 lanes: the same Cephes reduction and polynomial as the AVX2
  * version, scaled by 2^n with scalef. */
 PE__AVX512 static inline __m512 pe__exp16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)),
+                    _mm512_set1_ps(88.3f));
   /* round to nearest by adding and removing 1.5 * 2^23 (|x log2 e| < 2^7):
    * no intrinsic macro, which warns under -O0 -Wconversion */
   const __m512 magic = _mm512_set1_ps(12582912.0f);
   __m512 fx = _mm512_sub_ps(
-      _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic), magic);
+      _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                    magic),
+      magic);
   __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
   __m512 y = _mm512_set1_ps(1.9875691500e-4f);
@@ -58,7 +61,8 @@ PE__AVX512 static inline __m512 pe__exp16(__m512 x) {
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r),
+                      _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return _mm512_scalef_ps(y, fx);
 }
 
@@ -70,15 +74,18 @@ PE__AVX512 static inline __m512 pe__recip16(__m512 d) {
 
 PE__AVX512 static inline __m512 pe__sigmoid16(__m512 x) {
   __m512 one = _mm512_set1_ps(1.0f);
-  return pe__recip16(_mm512_add_ps(one, pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+  return pe__recip16(
+      _mm512_add_ps(one, pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
 /* tanh(x) = 1 - 2 / (exp(2x) + 1) on 16 lanes. */
 PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-9.0f)), _mm512_set1_ps(9.0f));
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-9.0f)),
+                    _mm512_set1_ps(9.0f));
   __m512 one = _mm512_set1_ps(1.0f);
   __m512 e = pe__exp16(_mm512_add_ps(x, x));
-  return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), pe__recip16(_mm512_add_ps(e, one)), one);
+  return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f),
+                          pe__recip16(_mm512_add_ps(e, one)), one);
 }
 
 /* The fused LSTM's activations. pe__lstm_pack scales the gate rows so
@@ -91,9 +98,12 @@ PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
  * finite. */
 PE__AVX512 static inline __m512 pe__exp2poly16(__m512 f) {
   __m512 f2 = _mm512_mul_ps(f, f);
-  __m512 p01 = _mm512_fmadd_ps(_mm512_set1_ps(6.93153083e-1f), f, _mm512_set1_ps(9.9999994e-1f));
-  __m512 p23 = _mm512_fmadd_ps(_mm512_set1_ps(5.58263175e-2f), f, _mm512_set1_ps(2.40153566e-1f));
-  __m512 p45 = _mm512_fmadd_ps(_mm512_set1_ps(1.87757646e-3f), f, _mm512_set1_ps(8.9893369e-3f));
+  __m512 p01 = _mm512_fmadd_ps(_mm512_set1_ps(6.93153083e-1f), f,
+                               _mm512_set1_ps(9.9999994e-1f));
+  __m512 p23 = _mm512_fmadd_ps(_mm512_set1_ps(5.58263175e-2f), f,
+                               _mm512_set1_ps(2.40153566e-1f));
+  __m512 p45 = _mm512_fmadd_ps(_mm512_set1_ps(1.87757646e-3f), f,
+                               _mm512_set1_ps(8.9893369e-3f));
   return _mm512_fmadd_ps(_mm512_fmadd_ps(p45, f2, p23), f2, p01);
 }
 
@@ -101,7 +111,8 @@ PE__AVX512 static inline __m512 pe__exp2poly16(__m512 f) {
  * Only the scale 2^floor(t) needs t capped, beside the polynomial. */
 #define PE__LSTM_FRAC(t, q)                                                    \
   __m512 d = _mm512_fmadd_ps(                                                  \
-      pe__exp2poly16(_mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)), \
+      pe__exp2poly16(                                                          \
+          _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)),     \
       _mm512_scalef_ps(q, _mm512_min_ps(t, _mm512_set1_ps(127.0f))), q);       \
   __m512 r = _mm512_rcp14_ps(d)
 
@@ -117,7 +128,8 @@ PE__AVX512 static inline __m512 pe__lstm_sig16(__m512 t) {
 PE__AVX512 static inline __m512 pe__lstm_tanh16(__m512 t, float s) {
   const __m512 q = _mm512_set1_ps(0.5f / s);
   PE__LSTM_FRAC(t, q);
-  return _mm512_fnmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)), _mm512_set1_ps(s));
+  return _mm512_fnmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)),
+                          _mm512_set1_ps(s));
 }
 #undef PE__LSTM_FRAC
 #define PE__K2 2.88539008177792681f /* 2 log2(e) */
@@ -143,37 +155,31 @@ PE__AVX512 static void pe__lstm_xproj(const float *lw, int64_t seq, int64_t in,
                                       int64_t H, const float *x, float *xp) {
   const int64_t HB = (H + 15) / 16;
   for (int64_t jb = 0; jb < HB; jb++) {
-    const float *wx = PE__LSTM_W(lw, in, H, jb), *bb = PE__LSTM_B(lw, in, H, jb);
+    const float *wx = PE__LSTM_W(lw, in, H, jb),
+                *bb = PE__LSTM_B(lw, in, H, jb);
     for (int64_t t0 = 0; t0 < seq; t0 += PE__XT) {
       const int64_t nt = seq - t0 < PE__XT ? seq - t0 : PE__XT;
       __m512 acc[PE__XT][4];
-      _Pragma("GCC unroll 8")
-      for (int u = 0; u < PE__XT; u++) {
-        _Pragma("GCC unroll 4")
-        for (int g = 0; g < 4; g++) {
+      _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
           acc[u][g] = _mm512_load_ps(bb + 16 * g);
         }
       }
       for (int64_t k = 0; k < in; k++) {
         __m512 v[PE__XT];
-        _Pragma("GCC unroll 8")
-        for (int u = 0; u < PE__XT; u++) {
+        _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
           /* rows past the sequence read row t0 again; never stored */
           v[u] = _mm512_set1_ps(x[(t0 + (u < nt ? u : 0)) * in + k]);
         }
-        _Pragma("GCC unroll 4")
-        for (int g = 0; g < 4; g++) {
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
           __m512 w = _mm512_load_ps(wx + k * 64 + 16 * g);
-          _Pragma("GCC unroll 8")
-          for (int u = 0; u < PE__XT; u++) {
+          _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
             acc[u][g] = _mm512_fmadd_ps(v[u], w, acc[u][g]);
           }
         }
       }
-      _Pragma("GCC unroll 8")
-      for (int u = 0; u < PE__XT; u++) {
-        _Pragma("GCC unroll 4")
-        for (int g = 0; g < 4; g++) {
+      _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
           if (u < nt) {
             _mm512_store_ps(xp + ((t0 + u) * HB + jb) * 64 + 16 * g, acc[u][g]);
           }
@@ -190,20 +196,23 @@ PE__AVX512 static void pe__lstm_xproj(const float *lw, int64_t seq, int64_t in,
 
 /* Initial state and final outputs of the fused kernels, c' = c 2 log2(e). */
 PE__AVX512 static inline void pe__lstm_init16(int64_t H, const float *h0,
-                                              const float *c0, float *h, float *c) {
+                                              const float *c0, float *h,
+                                              float *c) {
   const int64_t HB = (H + 15) / 16;
   for (int64_t jb = 0; jb < HB; jb++) {
     __mmask16 m = pe__m16(H - jb * 16);
     _mm512_store_ps(h + jb * 16, h0 ? _mm512_maskz_loadu_ps(m, h0 + jb * 16)
                                     : _mm512_setzero_ps());
-    _mm512_store_ps(c + jb * 16, c0 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, c0 + jb * 16),
-                                                   _mm512_set1_ps(PE__K2))
-                                    : _mm512_setzero_ps());
+    _mm512_store_ps(c + jb * 16,
+                    c0 ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, c0 + jb * 16),
+                                       _mm512_set1_ps(PE__K2))
+                       : _mm512_setzero_ps());
   }
 }
 
-PE__AVX512 static inline void pe__lstm_out16(int64_t H, const float *h, const float *c,
-                                             float *hn, float *cn) {
+PE__AVX512 static inline void pe__lstm_out16(int64_t H, const float *h,
+                                             const float *c, float *hn,
+                                             float *cn) {
   for (int64_t jb = 0; jb < (H + 15) / 16; jb++) {
     __mmask16 m = pe__m16(H - jb * 16);
     if (hn != NULL) {
@@ -220,10 +229,11 @@ PE__AVX512 static inline void pe__lstm_out16(int64_t H, const float *h, const fl
 /* Any H: per time step and block of 16 hidden units, the 4 gate vectors
  * xp + R h (one FMA chain each, k in order), then the cell; h goes to the
  * second buffer (the other blocks still read the old one). */
-PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq, int64_t in,
-                                        int64_t H, const float *x, const float *h0,
-                                        const float *c0, float *y, float *hn,
-                                        float *cn, float *scratch) {
+PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
+                                        int64_t in, int64_t H, const float *x,
+                                        const float *h0, const float *c0,
+                                        float *y, float *hn, float *cn,
+                                        float *scratch) {
   const int64_t HB = (H + 15) / 16;
   float *xp = PE__ALIGN64(scratch);
   float *hb[2] = {xp + seq * HB * 64, xp + seq * HB * 64 + HB * 16};
@@ -234,16 +244,15 @@ PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq, int64_t in
     const float *h = hb[t & 1];
     float *ho = hb[(t & 1) ^ 1];
     for (int64_t jb = 0; jb < HB; jb++) {
-      const float *wr = PE__LSTM_R(lw, in, H, jb), *xt = xp + (t * HB + jb) * 64;
+      const float *wr = PE__LSTM_R(lw, in, H, jb),
+                  *xt = xp + (t * HB + jb) * 64;
       __m512 a[4];
-      _Pragma("GCC unroll 4")
-      for (int g = 0; g < 4; g++) {
+      _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
         a[g] = _mm512_load_ps(xt + 16 * g);
       }
       for (int64_t k = 0; k < H; k++) {
         __m512 v = _mm512_set1_ps(h[k]);
-        _Pragma("GCC unroll 4")
-        for (int g = 0; g < 4; g++) {
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
           a[g] = _mm512_fmadd_ps(v, _mm512_load_ps(wr + k * 64 + 16 * g), a[g]);
         }
       }
@@ -266,9 +275,10 @@ PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq, int64_t in
  * loads of R (4H x H floats, a 64-byte vector per FMA) and by the latency
  * of the cell; nothing else loads inside the loop but xp and h. */
 PE__AVX512 static void pe__lstm_seq_2b(const float *lw, int64_t seq, int64_t in,
-                                       int64_t H, const float *x, const float *h0,
-                                       const float *c0, float *y, float *hn,
-                                       float *cn, float *scratch) {
+                                       int64_t H, const float *x,
+                                       const float *h0, const float *c0,
+                                       float *y, float *hn, float *cn,
+                                       float *scratch) {
   float *xp = PE__ALIGN64(scratch);
   float *hb[2] = {xp + seq * 128, xp + seq * 128 + 32};
   float *cs = hb[1] + 32;
@@ -281,15 +291,13 @@ PE__AVX512 static void pe__lstm_seq_2b(const float *lw, int64_t seq, int64_t in,
     const float *h = hb[t & 1], *xt = xp + t * 128;
     float *ho = hb[(t & 1) ^ 1];
     __m512 a0[4], a1[4];
-    _Pragma("GCC unroll 4")
-    for (int g = 0; g < 4; g++) {
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
       a0[g] = _mm512_load_ps(xt + 16 * g);
       a1[g] = _mm512_load_ps(xt + 64 + 16 * g);
     }
     for (int64_t k = 0; k < H; k++) {
       __m512 v = _mm512_set1_ps(h[k]);
-      _Pragma("GCC unroll 4")
-      for (int g = 0; g < 4; g++) {
+      _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
         a0[g] = _mm512_fmadd_ps(v, _mm512_load_ps(r0 + k * 64 + 16 * g), a0[g]);
         a1[g] = _mm512_fmadd_ps(v, _mm512_load_ps(r1 + k * 64 + 16 * g), a1[g]);
       }
@@ -329,7 +337,8 @@ PE__AVX512 void pe__gru_cell_avx512(const float *g, const float *r,
     __m512 z = pe__sigmoid16(_mm512_add_ps(PE__LD(g), PE__LD(r)));
     __m512 rr = pe__sigmoid16(_mm512_add_ps(PE__LD(g + H), PE__LD(r + H)));
     __m512 hh = pe__tanh16(_mm512_add_ps(
-        PE__LD(g + 2 * H), _mm512_mul_ps(rr, _mm512_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
+        PE__LD(g + 2 * H),
+        _mm512_mul_ps(rr, _mm512_add_ps(PE__LD(r + 2 * H), PE__LD(rb)))));
     __m512 hn = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(one, z), hh),
                               _mm512_mul_ps(z, PE__LD(h)));
 #undef PE__LD
@@ -352,33 +361,24 @@ PE__AVX512 void pe__gru_cell_avx512(const float *g, const float *r,
       float *y, int64_t wcols, int act, __m512 alpha, int64_t k0, int64_t k1,  \
       int first, int last) {                                                   \
     __m512 c[MR][NP];                                                          \
-    _Pragma("GCC unroll 16")                                                \
-    for (int p = 0; p < NP; p++) {                                             \
+    _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                    \
       __m512 b = first ? _mm512_loadu_ps(bp + p * 16) : _mm512_setzero_ps();   \
-      _Pragma("GCC unroll 16")                                              \
-      for (int r = 0; r < MR; r++) {                                           \
-        c[r][p] = b;                                                           \
-      }                                                                        \
+      _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) { c[r][p] = b; }   \
     }                                                                          \
     for (int64_t k = k0; k < k1; k++) {                                        \
       __m512 w[NP];                                                            \
-      _Pragma("GCC unroll 16")                                              \
-      for (int p = 0; p < NP; p++) {                                           \
+      _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                  \
         w[p] = _mm512_loadu_ps(wp + (p * K + k) * 16);                         \
       }                                                                        \
-      _Pragma("GCC unroll 16")                                              \
-      for (int r = 0; r < MR; r++) {                                           \
+      _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                  \
         __m512 a = _mm512_set1_ps(x[r * K + k]);                               \
-        _Pragma("GCC unroll 16")                                            \
-        for (int p = 0; p < NP; p++) {                                         \
+        _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                \
           c[r][p] = _mm512_fmadd_ps(a, w[p], c[r][p]);                         \
         }                                                                      \
       }                                                                        \
     }                                                                          \
-    _Pragma("GCC unroll 16")                                                \
-    for (int r = 0; r < MR; r++) {                                             \
-      _Pragma("GCC unroll 16")                                              \
-      for (int p = 0; p < NP; p++) {                                           \
+    _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                    \
+      _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                  \
         __mmask16 mk = pe__m16(wcols - p * 16);                                \
         float *yp = y + r * M + p * 16;                                        \
         __m512 v = c[r][p];                                                    \
@@ -403,21 +403,17 @@ PE__DENSE_BLOCK(8, 1)
       int64_t wcols, int act, __m512 alpha) {                                  \
     const int64_t len = K / NC;                                                \
     __m512 c[NC][NP];                                                          \
-    _Pragma("GCC unroll 16")                                                   \
-    for (int p = 0; p < NP; p++) {                                             \
+    _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                    \
       c[0][p] = _mm512_loadu_ps(bp + p * 16);                                  \
-      _Pragma("GCC unroll 16")                                                 \
-      for (int q = 1; q < NC; q++) {                                           \
+      _Pragma("GCC unroll 16") for (int q = 1; q < NC; q++) {                  \
         c[q][p] = _mm512_setzero_ps();                                         \
       }                                                                        \
     }                                                                          \
     for (int64_t i = 0; i < len; i++) {                                        \
-      _Pragma("GCC unroll 16")                                                 \
-      for (int q = 0; q < NC; q++) {                                           \
+      _Pragma("GCC unroll 16") for (int q = 0; q < NC; q++) {                  \
         int64_t k = q * len + i;                                               \
         __m512 a = _mm512_set1_ps(x[k]);                                       \
-        _Pragma("GCC unroll 16")                                               \
-        for (int p = 0; p < NP; p++) {                                         \
+        _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                \
           c[q][p] = _mm512_fmadd_ps(a, _mm512_loadu_ps(wp + (p * K + k) * 16), \
                                     c[q][p]);                                  \
         }                                                                      \
@@ -425,17 +421,14 @@ PE__DENSE_BLOCK(8, 1)
     }                                                                          \
     for (int64_t k = NC * len; k < K; k++) {                                   \
       __m512 a = _mm512_set1_ps(x[k]);                                         \
-      _Pragma("GCC unroll 16")                                                 \
-      for (int p = 0; p < NP; p++) {                                           \
+      _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                  \
         c[NC - 1][p] = _mm512_fmadd_ps(                                        \
             a, _mm512_loadu_ps(wp + (p * K + k) * 16), c[NC - 1][p]);          \
       }                                                                        \
     }                                                                          \
-    _Pragma("GCC unroll 16")                                                   \
-    for (int p = 0; p < NP; p++) {                                             \
+    _Pragma("GCC unroll 16") for (int p = 0; p < NP; p++) {                    \
       __m512 v = c[0][p];                                                      \
-      _Pragma("GCC unroll 16")                                                 \
-      for (int q = 1; q < NC; q++) {                                           \
+      _Pragma("GCC unroll 16") for (int q = 1; q < NC; q++) {                  \
         v = _mm512_add_ps(v, c[q][p]);                                         \
       }                                                                        \
       _mm512_mask_storeu_ps(y + p * 16, pe__m16(wcols - p * 16),               \
@@ -460,10 +453,10 @@ typedef void (*pe__blk_fn)(const float *, int64_t, int64_t, const float *,
                            int64_t, int64_t, int, int);
 
 /* Runs one block through the chunks of K, in order. */
-PE__AVX512 static inline void pe__chunks(pe__blk_fn fn, const float *x, int64_t K,
-                                         int64_t M, const float *wp,
-                                         const float *bp, float *y, int64_t wcols,
-                                         int act, __m512 alpha) {
+PE__AVX512 static inline void pe__chunks(pe__blk_fn fn, const float *x,
+                                         int64_t K, int64_t M, const float *wp,
+                                         const float *bp, float *y,
+                                         int64_t wcols, int act, __m512 alpha) {
   const int nch = PE__NCH(K);
   const int64_t len = K / nch;
   for (int q = 0; q < nch; q++) {
@@ -481,16 +474,17 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
     return;
   }
   const int64_t K = d->K, M = d->M, P = (M + 15) / 16;
-  int simple = act == PE__ACT_NONE || act == PE__ACT_RELU || act == PE__ACT_LEAKY;
+  int simple =
+      act == PE__ACT_NONE || act == PE__ACT_RELU || act == PE__ACT_LEAKY;
   int vact = simple ? act : PE__ACT_NONE;
   const __m512 alpha = _mm512_set1_ps(alpha_f);
   int64_t r = 0;
   if (P <= 2) {
     for (; r + 8 <= rows; r += 8) {
       for (int64_t p = 0; p < P; p += 2) {
-        pe__chunks(p + 2 <= P ? pe__dense_blk_8x2 : pe__dense_blk_8x1, x + r * K,
-                   K, M, d->wp + p * K * 16, d->bp + p * 16, y + r * M + p * 16,
-                   M - p * 16, vact, alpha);
+        pe__chunks(p + 2 <= P ? pe__dense_blk_8x2 : pe__dense_blk_8x1,
+                   x + r * K, K, M, d->wp + p * K * 16, d->bp + p * 16,
+                   y + r * M + p * 16, M - p * 16, vact, alpha);
       }
     }
   }
@@ -529,20 +523,20 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
     }
 #undef PE__ROW
     for (; p + 8 <= P; p += 8) {
-      pe__chunks(pe__dense_blk_1x8, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
-                 yr + p * 16, M - p * 16, vact, alpha);
+      pe__chunks(pe__dense_blk_1x8, xr, K, M, d->wp + p * K * 16,
+                 d->bp + p * 16, yr + p * 16, M - p * 16, vact, alpha);
     }
     for (; p + 4 <= P; p += 4) {
-      pe__chunks(pe__dense_blk_1x4, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
-                 yr + p * 16, M - p * 16, vact, alpha);
+      pe__chunks(pe__dense_blk_1x4, xr, K, M, d->wp + p * K * 16,
+                 d->bp + p * 16, yr + p * 16, M - p * 16, vact, alpha);
     }
     for (; p + 2 <= P; p += 2) {
-      pe__chunks(pe__dense_blk_1x2, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
-                 yr + p * 16, M - p * 16, vact, alpha);
+      pe__chunks(pe__dense_blk_1x2, xr, K, M, d->wp + p * K * 16,
+                 d->bp + p * 16, yr + p * 16, M - p * 16, vact, alpha);
     }
     for (; p < P; p++) {
-      pe__chunks(pe__dense_blk_1x1, xr, K, M, d->wp + p * K * 16, d->bp + p * 16,
-                 yr + p * 16, M - p * 16, vact, alpha);
+      pe__chunks(pe__dense_blk_1x1, xr, K, M, d->wp + p * K * 16,
+                 d->bp + p * 16, yr + p * 16, M - p * 16, vact, alpha);
     }
   }
   if (!simple) {
@@ -559,8 +553,7 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
       int vact, __m512 alpha) {                                                \
     const int64_t cin_g = s->p[0] / s->p[2], k = s->p[3], st = s->p[4];        \
     __m512 a[CO][2];                                                           \
-    _Pragma("GCC unroll 16")                                                \
-    for (int c = 0; c < CO; c++) {                                             \
+    _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                    \
       a[c][0] = a[c][1] = _mm512_set1_ps(bias[c]);                             \
     }                                                                          \
     for (int64_t ci = 0; ci < cin_g; ci++) {                                   \
@@ -568,8 +561,7 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
       for (int64_t kk = 0; kk < k; kk++) {                                     \
         const float *p = rw + tap[kk];                                         \
         __m512 v0 = _mm512_loadu_ps(p), v1 = _mm512_loadu_ps(p + 16);          \
-        _Pragma("GCC unroll 16")                                            \
-        for (int c = 0; c < CO; c++) {                                         \
+        _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                \
           __m512 wc = _mm512_set1_ps(w[(c * cin_g + ci) * k + kk]);            \
           a[c][0] = _mm512_fmadd_ps(wc, v0, a[c][0]);                          \
           a[c][1] = _mm512_fmadd_ps(wc, v1, a[c][1]);                          \
@@ -577,8 +569,7 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
       }                                                                        \
     }                                                                          \
     int64_t wn = wout - t0;                                                    \
-    _Pragma("GCC unroll 16")                                                \
-    for (int c = 0; c < CO; c++) {                                             \
+    _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                    \
       float *yc = y + c * wout + t0;                                           \
       _mm512_mask_storeu_ps(yc, pe__m16(wn), pe__act16(a[c][0], vact, alpha)); \
       _mm512_mask_storeu_ps(yc + 16, pe__m16(wn - 16),                         \
@@ -638,20 +629,20 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
       for (int64_t t0 = 0; t0 < wout; t0 += 32) {
         switch (n) {
         case 8:
-          pe__conv_blk_8(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
-                         vact, alpha);
+          pe__conv_blk_8(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
+                         t0, vact, alpha);
           break;
         case 4:
-          pe__conv_blk_4(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
-                         vact, alpha);
+          pe__conv_blk_4(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
+                         t0, vact, alpha);
           break;
         case 2:
-          pe__conv_blk_2(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
-                         vact, alpha);
+          pe__conv_blk_2(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
+                         t0, vact, alpha);
           break;
         default:
-          pe__conv_blk_1(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout, t0,
-                         vact, alpha);
+          pe__conv_blk_1(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
+                         t0, vact, alpha);
           break;
         }
       }

@@ -12,9 +12,9 @@
 #include "pe/error.h"
 
 static const char *const pe__kind_names[PE__K_COUNT] = {
-    "copy",   "conv1d", "dense",  "matmul",    "unary",       "binary",
-    "softmax", "strided_copy", "gather", "concat", "affine", "pool1d",
-    "reduce_mean", "lstm", "gru"};
+    "copy",   "conv1d",  "dense",        "matmul", "unary",
+    "binary", "softmax", "strided_copy", "gather", "concat",
+    "affine", "pool1d",  "reduce_mean",  "lstm",   "gru"};
 
 static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   snprintf(d->name, sizeof d->name, "%s", t->name);
@@ -30,13 +30,15 @@ static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
 int pe__kernels_level(pe_kernels_t k) {
   if (k == PE_KERNELS_AUTO) {
     const char *env = getenv("PE_CPU_KERNELS");
-    k = env == NULL                      ? PE_KERNELS_AUTO
-        : strcmp(env, "generic") == 0    ? PE_KERNELS_GENERIC
-        : strcmp(env, "avx2") == 0       ? PE_KERNELS_AVX2
-        : strcmp(env, "avx512") == 0     ? PE_KERNELS_AVX512
-                                         : PE_KERNELS_AUTO;
+    k = env == NULL                   ? PE_KERNELS_AUTO
+        : strcmp(env, "generic") == 0 ? PE_KERNELS_GENERIC
+        : strcmp(env, "avx2") == 0    ? PE_KERNELS_AVX2
+        : strcmp(env, "avx512") == 0  ? PE_KERNELS_AVX512
+                                      : PE_KERNELS_AUTO;
   }
-  int best = pe__kernels_avx512_usable() ? 2 : pe__kernels_avx2_usable() ? 1 : 0;
+  int best = pe__kernels_avx512_usable() ? 2
+             : pe__kernels_avx2_usable() ? 1
+                                         : 0;
   int cap = k == PE_KERNELS_GENERIC ? 0 : k == PE_KERNELS_AVX2 ? 1 : 2;
   return best < cap ? best : cap;
 }
@@ -228,7 +230,8 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
     break;
   case PE__K_DENSE:
     snprintf(extra, sizeof extra, " %lldx%lld weights%s", (long long)s->p[1],
-             (long long)s->p[2], s->d.dot ? " (dot layout)" : " (16-col panels)");
+             (long long)s->p[2],
+             s->d.dot ? " (dot layout)" : " (16-col panels)");
     break;
   case PE__K_LSTM:
   case PE__K_GRU:

@@ -40,8 +40,8 @@ typedef enum pe__dtype {
 
 typedef struct pe__tensor {
   char *name;
-  int known;      /* shape inferred (or an initializer) */
-  int dtype;      /* pe__dtype_t */
+  int known; /* shape inferred (or an initializer) */
+  int dtype; /* pe__dtype_t */
   int rank;
   int64_t dims[PE__MAX_RANK]; /* batch dimension stored as 1 */
   int batch_axis;             /* -1: same for every sample */
@@ -91,7 +91,7 @@ typedef struct pe__graph {
   int hash_cap;
   pe__node_t *node;
   int n_node;
-  int input;        /* the one runtime input tensor */
+  int input; /* the one runtime input tensor */
   int outputs[PE_MODEL_MAX_IO];
   int n_outputs;
   int n_meta;
@@ -103,17 +103,17 @@ typedef struct pe__graph {
 
 /* ---- plan steps --------------------------------------------------------- */
 typedef enum pe__kind {
-  PE__K_COPY = 0,  /* numel floats */
+  PE__K_COPY = 0, /* numel floats */
   PE__K_CONV1D,
-  PE__K_DENSE,     /* rows x K times K x M (+bias, act) */
-  PE__K_MATMUL,    /* per sample, both operands runtime or either const */
+  PE__K_DENSE,  /* rows x K times K x M (+bias, act) */
+  PE__K_MATMUL, /* per sample, both operands runtime or either const */
   PE__K_UNARY,
-  PE__K_BINARY,    /* broadcasting, per sample */
-  PE__K_SOFTMAX,   /* outer x axis x inner; log variant by `act` */
-  PE__K_STRIDED,   /* N-d strided copy: Transpose, Slice, Gather of one index */
-  PE__K_GATHER,    /* index select along one axis */
+  PE__K_BINARY,  /* broadcasting, per sample */
+  PE__K_SOFTMAX, /* outer x axis x inner; log variant by `act` */
+  PE__K_STRIDED, /* N-d strided copy: Transpose, Slice, Gather of one index */
+  PE__K_GATHER,  /* index select along one axis */
   PE__K_CONCAT,
-  PE__K_AFFINE,    /* per channel x*s + t (a BatchNorm that cannot fold) */
+  PE__K_AFFINE, /* per channel x*s + t (a BatchNorm that cannot fold) */
   PE__K_POOL1D,
   PE__K_REDUCE_MEAN,
   PE__K_LSTM,
@@ -162,31 +162,31 @@ void pe__dense_pack(pe__dense_t *d, const float *w_mk); /* w_mk [M][K] */
 /* Chunks the vector dense kernels cut the sum over k into (see
  * kernels_avx512.c): parallel FMA chains for a single row. */
 #define PE__DENSE_NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
-void pe__dense_run(const pe__dense_t *d, const float *x, float *y,
-                   int64_t rows, int act, float alpha, int avx2);
+void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
+                   int act, float alpha, int avx2);
 
 typedef struct pe__step {
   int kind;
-  int node;         /* source node (first of a fused group) */
-  char label[96];   /* "Conv+BatchNormalization+Relu" */
+  int node;       /* source node (first of a fused group) */
+  char label[96]; /* "Conv+BatchNormalization+Relu" */
   int n_in;
   int in[PE__STEP_MAX_IN];
-  int out[3];       /* out[0] always; LSTM/GRU may add Y_h, Y_c (-1 none) */
-  int act;          /* pe__act_t applied to the result */
-  float alpha;      /* LeakyRelu slope */
+  int out[3];  /* out[0] always; LSTM/GRU may add Y_h, Y_c (-1 none) */
+  int act;     /* pe__act_t applied to the result */
+  float alpha; /* LeakyRelu slope */
   int binop;
-  int64_t flops;    /* per sample */
+  int64_t flops; /* per sample */
   /* weights: canonical while building, packed by plan.c */
   float *w, *w2, *bias, *bias2; /* canonical, owned */
-  pe__dense_t d, d2, d3;         /* packed (DENSE, LSTM, GRU) */
-  float *lw;        /* LSTM, for the fused vector kernels (pe__lstm_pack);
-                       NULL: pe__rnn runs it with any kernels */
+  pe__dense_t d, d2, d3;        /* packed (DENSE, LSTM, GRU) */
+  float *lw; /* LSTM, for the fused vector kernels (pe__lstm_pack);
+                NULL: pe__rnn runs it with any kernels */
   /* shape parameters; meaning per kind (see build.c) */
   int64_t p[24];
   int64_t rank;
   int64_t dims[PE__MAX_RANK];
   int64_t st[PE__STEP_MAX_IN][PE__MAX_RANK]; /* strides per input */
-  int64_t *idx;     /* Gather indices */
+  int64_t *idx;                              /* Gather indices */
   int64_t n_idx;
   /* scratch floats this step needs: fixed + per sample of the tile */
   int64_t scratch_fixed, scratch_ps;
@@ -197,13 +197,13 @@ struct pe_model {
   pe__graph_t g;
   pe__step_t *step;
   int n_step;
-  int64_t arena_ps;   /* floats per sample of the tile, all live buffers */
+  int64_t arena_ps; /* floats per sample of the tile, all live buffers */
   int64_t scratch_fixed, scratch_ps;
   int64_t in_numel, out_numel;
-  int64_t flops;      /* per window */
-  int avx2;           /* kernels chosen at load, before the plan: 0 generic,
-                         1 AVX2/FMA, 2 AVX-512 (dense, Conv1d, LSTM, GRU
-                         cell) + AVX2 (the rest) */
+  int64_t flops; /* per window */
+  int avx2;      /* kernels chosen at load, before the plan: 0 generic,
+                    1 AVX2/FMA, 2 AVX-512 (dense, Conv1d, LSTM, GRU
+                    cell) + AVX2 (the rest) */
   pe_model_desc_t info;
   char err[512];
 };
@@ -240,8 +240,8 @@ void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
-void pe__gru_cell_avx2(const float *g, const float *r, const float *rb, float *h,
-                       int64_t H);
+void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
+                       float *h, int64_t H);
 void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
                          float *h, int64_t H);
 
@@ -250,11 +250,11 @@ void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
  * W as [in][4][16], then (after all the W blocks) R as [H][4][16], then the
  * bias (Wb + Rb) as [4][16]; gates i, o, f, c, so the 4 gate vectors of
  * the 16 units of one input or hidden index k are 64 contiguous floats. */
-#define PE__LSTM_W(lw, in, H, jb) ((lw) + (jb) * (in) * 64)
-#define PE__LSTM_R(lw, in, H, jb) \
-  ((lw) + (((H) + 15) / 16) * (in) * 64 + (jb) * (H) * 64)
-#define PE__LSTM_B(lw, in, H, jb) \
-  ((lw) + (((H) + 15) / 16) * ((in) + (H)) * 64 + (jb) * 64)
+#define PE__LSTM_W(lw, in, H, jb) ((lw) + (jb) * (in)*64)
+#define PE__LSTM_R(lw, in, H, jb)                                              \
+  ((lw) + (((H) + 15) / 16) * (in)*64 + (jb) * (H)*64)
+#define PE__LSTM_B(lw, in, H, jb)                                              \
+  ((lw) + (((H) + 15) / 16) * ((in) + (H)) * 64 + (jb)*64)
 int pe__lstm_pack(pe__step_t *s);
 
 /* One window of an LSTM through all seq steps (the fused kernels): x the
@@ -262,8 +262,7 @@ int pe__lstm_pack(pe__step_t *s);
  * [seq][H], hn, cn [H] the outputs wanted, or NULL; scratch at least
  * PE__LSTM_SCRATCH(seq, H) floats. Every window takes the same path whatever
  * its position in the batch, so the bits do not depend on it. */
-#define PE__LSTM_SCRATCH(seq, H) \
-  ((((H) + 15) / 16) * (64 * (seq) + 48) + 16)
+#define PE__LSTM_SCRATCH(seq, H) ((((H) + 15) / 16) * (64 * (seq) + 48) + 16)
 void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in, int64_t H,
                          const float *x, const float *h0, const float *c0,
                          float *y, float *hn, float *cn, float *scratch);

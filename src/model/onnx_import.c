@@ -149,8 +149,8 @@ static char *pe__strdup(const char *s) {
 
 static const char *pe__dtype_name(int32_t dt) {
   static const char *const names[] = {
-      "undefined", "float32", "uint8",   "int8",      "uint16",    "int16",
-      "int32",     "int64",   "string",  "bool",      "float16",   "double",
+      "undefined", "float32", "uint8",     "int8",       "uint16",  "int16",
+      "int32",     "int64",   "string",    "bool",       "float16", "double",
       "uint32",    "uint64",  "complex64", "complex128", "bfloat16"};
   if (dt >= 0 && dt < (int32_t)(sizeof names / sizeof names[0])) {
     return names[dt];
@@ -178,7 +178,8 @@ static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
     numel *= tp->dims[d];
     if (numel > PE__MAX_ELEMS) {
       return pe__graph_err(g, PE_EUNSUPPORTED,
-                           "%s '%s' has more than 2^28 elements", what, t->name);
+                           "%s '%s' has more than 2^28 elements", what,
+                           t->name);
     }
   }
   if ((tp->has_data_location &&
@@ -318,7 +319,8 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
     }
     if (!has_value || dm->dim_value <= 0 || dm->dim_value > PE__MAX_ELEMS) {
       const char *p =
-          dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+          dm->value_case ==
+                      ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
                   dm->dim_param
               ? dm->dim_param
               : "?";
@@ -383,8 +385,9 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
                     void **proto_out) {
   *proto_out = NULL;
   if (len == 0) {
-    return pe__graph_err(g, PE_ECORRUPT, "the file is empty; expected an .onnx "
-                                         "model");
+    return pe__graph_err(g, PE_ECORRUPT,
+                         "the file is empty; expected an .onnx "
+                         "model");
   }
   Onnx__ModelProto *mp =
       onnx__model_proto__unpack(&pe__pb_allocator, len, data);
@@ -416,7 +419,8 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
                          (long long)g->opset);
   }
   char prod[96];
-  snprintf(prod, sizeof prod, "%s%s%s", mp->producer_name ? mp->producer_name : "",
+  snprintf(prod, sizeof prod, "%s%s%s",
+           mp->producer_name ? mp->producer_name : "",
            mp->producer_version && mp->producer_version[0] ? " " : "",
            mp->producer_version ? mp->producer_version : "");
   g->producer = pe__strdup(prod);

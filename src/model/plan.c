@@ -26,11 +26,11 @@
 
 struct pe_model_ctx {
   const pe_model_t *m;
-  float *arena;   /* tile * arena_ps floats, then scratch */
+  float *arena; /* tile * arena_ps floats, then scratch */
   float *scratch;
-  float **ptr;    /* per tensor */
-  int *rt;        /* runtime tensors to point per tile */
-  int *rt_root;   /* their storage roots */
+  float **ptr;  /* per tensor */
+  int *rt;      /* runtime tensors to point per tile */
+  int *rt_root; /* their storage roots */
   int n_rt;
   uint32_t tile;
 };
@@ -104,7 +104,8 @@ static void pe__fuse(pe_model_t *m, int *dead) {
       pe__step_t *a = j >= 0 ? &m->step[j] : NULL;
       if (a != NULL && a->kind == PE__K_AFFINE && a->p[3] == 1 &&
           a->act == PE__ACT_NONE && a->p[0] == b->p[0] && a->p[2] == b->p[2] &&
-          (a->p[1] == b->p[1] || (b->p[1] == 1 && a->p[0] == 1 && a->p[2] == 1))) {
+          (a->p[1] == b->p[1] ||
+           (b->p[1] == 1 && a->p[0] == 1 && a->p[2] == 1))) {
         for (int64_t c = 0; c < a->p[1]; c++) {
           a->bias[c] = b->bias[b->p[1] == 1 ? 0 : c];
         }
@@ -130,8 +131,8 @@ static void pe__fuse(pe_model_t *m, int *dead) {
         continue;
       }
       int64_t C = b->p[1];
-      int64_t per = a->kind == PE__K_CONV1D ? (a->p[0] / a->p[2]) * a->p[3]
-                                            : a->p[1];
+      int64_t per =
+          a->kind == PE__K_CONV1D ? (a->p[0] / a->p[2]) * a->p[3] : a->p[1];
       if (a->bias == NULL) {
         a->bias = calloc((size_t)C, sizeof(float));
         if (a->bias == NULL) {
@@ -163,7 +164,8 @@ static void pe__fuse(pe_model_t *m, int *dead) {
         }
         pe__step_t *a = &m->step[j];
         if (a->kind != PE__K_DENSE || a->act != PE__ACT_NONE ||
-            c->numel != a->p[2] || m->g.t[b->out[0]].numel != m->g.t[xt].numel) {
+            c->numel != a->p[2] ||
+            m->g.t[b->out[0]].numel != m->g.t[xt].numel) {
           continue;
         }
         if (a->bias == NULL) {
@@ -379,7 +381,8 @@ int pe__plan(pe_model_t *m) {
   for (int i = 0; i < n; i++) {
     pe__step_t *s = &m->step[i];
     pe__step_pack(s);
-    if ((s->kind == PE__K_DENSE || s->kind == PE__K_LSTM || s->kind == PE__K_GRU) &&
+    if ((s->kind == PE__K_DENSE || s->kind == PE__K_LSTM ||
+         s->kind == PE__K_GRU) &&
         s->d.wp == NULL) {
       rc = PE_ENOMEM;
       goto done;
@@ -500,7 +503,8 @@ int pe_model_ctx_create(const pe_model_t *m, uint32_t max_batch,
   c->ptr = calloc((size_t)m->g.n_t, sizeof *c->ptr);
   c->rt = malloc((size_t)m->g.n_t * sizeof *c->rt);
   c->rt_root = malloc((size_t)m->g.n_t * sizeof *c->rt_root);
-  if (c->arena == NULL || c->ptr == NULL || c->rt == NULL || c->rt_root == NULL) {
+  if (c->arena == NULL || c->ptr == NULL || c->rt == NULL ||
+      c->rt_root == NULL) {
     pe_model_ctx_destroy(c);
     return PE_ENOMEM;
   }
@@ -530,7 +534,8 @@ void pe_model_ctx_destroy(pe_model_ctx_t *c) {
   free(c);
 }
 
-int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch, float *out) {
+int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch,
+                 float *out) {
   if (c == NULL || in == NULL || out == NULL || batch == 0) {
     return PE_EINVAL;
   }
@@ -544,7 +549,8 @@ int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch, float *out)
       case PE__ST_INPUT:
         /* read-only in every kernel: the cast drops a const that the
          * pointer table cannot carry */
-        c->ptr[id] = (float *)(uintptr_t)(in + (size_t)c0 * (size_t)m->in_numel);
+        c->ptr[id] =
+            (float *)(uintptr_t)(in + (size_t)c0 * (size_t)m->in_numel);
         break;
       case PE__ST_OUTPUT:
         c->ptr[id] = out + (size_t)c0 * (size_t)m->out_numel;
