@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "io/textfmt.h"
 #include "pe/clock.h"
 #include "pe/csv.h"
 #include "pe/engine.h"
@@ -288,7 +289,11 @@ static int pe__write_summary_json(pe__replay_t *r, const pe__totals_t *t,
     pe_cli_error(r->cmd, "cannot write '%s': %s", path, strerror(errno));
     return PE_EXIT_FAIL;
   }
-  fprintf(f, "{\"input\":\"%s\",\"rows\":%llu,\"accepted\":%llu,", r->input,
+  char input[4096]; /* a path as JSON; PATH_MAX bytes */
+  size_t n = 0;
+  pe__put_json_str(input, sizeof input, &n, r->input);
+  input[n < sizeof input ? n : sizeof input - 1] = '\0';
+  fprintf(f, "{\"input\":%s,\"rows\":%llu,\"accepted\":%llu,", input,
           (unsigned long long)r->rows, (unsigned long long)t->stats.ticks);
   fprintf(f, "\"rejected_total\":%llu,\"rejected\":{",
           (unsigned long long)t->rejected_all);
