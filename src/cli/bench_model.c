@@ -112,15 +112,9 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   } else if (pe_cli_u64(cmd, "warmup", &warmup) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
   }
-  pe_model_options_t opts;
-  if ((rc = pe_cli_kernels(cmd, &opts)) != PE_EXIT_OK) {
-    return rc;
-  }
   pe_model_t *m = NULL;
-  char err[512];
-  if (pe_model_load_file(pos[0], &opts, &m, err, sizeof err) != PE_OK) {
-    pe_cli_error(cmd, "%s", err);
-    return PE_EXIT_FAIL;
+  if ((rc = pe_cli_load_model(cmd, pos[0], &m)) != PE_EXIT_OK) {
+    return rc;
   }
   pe__bench_thread_t *t = calloc(threads, sizeof *t);
   uint64_t *all = malloc((size_t)(threads * iters) * sizeof *all);

@@ -20,6 +20,10 @@ extern const pe_cli_command_t pe_cli_bench_model;
 
 /* --kernels auto|generic|avx2 into opts (inspect.c); returns an exit code. */
 int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts);
+
+/* --kernels, then pe_model_load_file, printing any error (inspect.c). */
+int pe_cli_load_model(const pe_cli_command_t *cmd, const char *path,
+                      pe_model_t **m);
 #endif
 
 /* `pattern-engine --help` and `--version` (help.c). */

@@ -33,6 +33,23 @@ int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts) {
   return PE_EXIT_OK;
 }
 
+/* --kernels, then the model at path into *m; on failure the message is
+ * printed. Returns an exit code. */
+int pe_cli_load_model(const pe_cli_command_t *cmd, const char *path,
+                      pe_model_t **m) {
+  pe_model_options_t opts;
+  int rc = pe_cli_kernels(cmd, &opts);
+  if (rc != PE_EXIT_OK) {
+    return rc;
+  }
+  char err[512];
+  if (pe_model_load_file(path, &opts, m, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "%s", err);
+    return PE_EXIT_FAIL;
+  }
+  return PE_EXIT_OK;
+}
+
 static void pe__print_tensor(const pe_model_tensor_t *t) {
   printf("%s [", t->name);
   for (int d = 0; d < t->rank; d++) {
@@ -56,15 +73,9 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     pe_cli_error(cmd, "give one MODEL path; see `pattern-engine help inspect`");
     return PE_EXIT_USAGE;
   }
-  pe_model_options_t opts;
-  if ((rc = pe_cli_kernels(cmd, &opts)) != PE_EXIT_OK) {
-    return rc;
-  }
   pe_model_t *m = NULL;
-  char err[512];
-  if (pe_model_load_file(pos[0], &opts, &m, err, sizeof err) != PE_OK) {
-    pe_cli_error(cmd, "%s", err);
-    return PE_EXIT_FAIL;
+  if ((rc = pe_cli_load_model(cmd, pos[0], &m)) != PE_EXIT_OK) {
+    return rc;
   }
   const pe_model_desc_t *d = pe_model_desc(m);
   printf("model      %s\n", pos[0]);
