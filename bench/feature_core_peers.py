@@ -354,6 +354,8 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default="python,pandas,numba")
     ap.add_argument("--repeat", type=int, default=3,
                     help="timed runs of each peer; the best is reported")
+    ap.add_argument("--pandas-repeat", type=int,
+                    help="timed runs of pandas (default --repeat)")
     ap.add_argument("--sample", type=int, default=200_000,
                     help="ticks checked against numba per peer")
     ap.add_argument("--max-rel-err", type=float, default=1e-9)
@@ -425,7 +427,7 @@ def main(argv=None) -> int:
                    {"compile_seconds": compile_s})
         elif peer == "pandas":
             run_times, out = [], None
-            for _ in range(reps):
+            for _ in range(max(1, args.pandas_repeat or reps)):
                 dt, out = run_pandas(t, n)
                 run_times.append(dt)
             errs, nan_bad = max_rel_err(out, ref, sample_idx(n, args.sample))

@@ -193,6 +193,44 @@ def test_signals_do_not_depend_on_features_out():
           "signals are the same with the full feature set computed")
 
 
+def test_latency_sampling():
+    """The histogram holds every tick with --latency-sample 1, and one batch
+    of 16 in N otherwise; the signals do not depend on it."""
+    if not os.path.exists(FIXTURE):
+        return
+    outs = {}
+    for sample in ("1", "16", "5"):
+        rc, out, err = run("replay", "--ticks", FIXTURE, "--quiet",
+                           "--latency-sample", sample,
+                           "--summary-json", tmp(f"lat{sample}.json"))
+        check(rc == 0, f"--latency-sample {sample}: {err}")
+        outs[sample] = out
+        s = json.load(open(tmp(f"lat{sample}.json")))
+        n = int(sample)
+        check(s["latency_sample"] == n, f"summary names sample {n}")
+        timed = s["latency_timed"]
+        if n == 1:
+            check(timed == s["accepted"],
+                  f"every tick timed: {timed} of {s['accepted']}")
+        else:
+            batches = s["rows"] // 16
+            want = batches // n * 16
+            check(abs(timed - want) <= 16,
+                  f"one batch in {n}: {timed} timed, about {want} expected")
+        check(s["latency_ns"]["p50"] > 0 and
+              s["latency_ns"]["max"] >= s["latency_ns"]["p999"] >=
+              s["latency_ns"]["p99"] >= s["latency_ns"]["p50"],
+              f"latency quantiles ordered with sample {n}: {s['latency_ns']}")
+    rc, out, _ = run("replay", "--ticks", FIXTURE, "--quiet",
+                     "--summary-json", tmp("latdefault.json"))
+    check(json.load(open(tmp("latdefault.json")))["latency_sample"] == 16,
+          "16 is the default --latency-sample")
+    check(outs["1"] == outs["16"] == outs["5"] == out,
+          "signals do not depend on --latency-sample")
+    rc, _, err = run("replay", "--ticks", FIXTURE, "--latency-sample", "0")
+    check(rc != 0 and "latency-sample" in err, "--latency-sample 0 refused")
+
+
 def test_help_documents_every_flag():
     rc, out, _ = run("help", "replay")
     text = out.decode()
@@ -201,6 +239,7 @@ def test_help_documents_every_flag():
                  "--rejects", "--on-error", "--max-symbols", "--session-reset",
                  "--ema-fast-span", "--ema-slow-span", "--signal-cooldown",
                  "--backend", "--model", "--infer-every", "--quiet",
+                 "--latency-sample",
                  "EMA_DIFF_THRESHOLD", "VWAP_DIFF_THRESHOLD", "VOLUME_EMA_ALPHA",
                  "VOLUME_SPIKE_MULTIPLIER", "SIGNAL_SCORE_MIN", "SIGNAL_COOLDOWN",
                  "example"):
