@@ -31,6 +31,9 @@ enum {
 
 #define PE__MAX_COLUMNS 64
 
+/* col_of of a role that no column holds. */
+#define PE__NO_COLUMN 0xFF
+
 struct pe_csv {
   pe_csv_options_t opt;
   uint64_t line_no;
@@ -40,6 +43,7 @@ struct pe_csv {
   int plain; /* the columns are ts,symbol,price,volume */
   uint32_t n_columns;
   uint8_t role[PE__MAX_COLUMNS];
+  uint8_t col_of[PE__COL_ROLES]; /* column of each role; PE__NO_COLUMN */
   pe_tick_t batch[PE_CSV_BATCH]; /* ticks for on_ticks, not handed over yet */
   pe_csv_row_t rows[PE_CSV_BATCH];
   uint32_t n_batch;
@@ -71,6 +75,10 @@ int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out) {
   c->role[1] = PE__COL_SYMBOL;
   c->role[2] = PE__COL_PRICE;
   c->role[3] = PE__COL_VOLUME;
+  for (int r = 0; r < PE__COL_ROLES; r++) {
+    c->col_of[r] = r >= PE__COL_TS && r <= PE__COL_VOLUME ? (uint8_t)(r - 1)
+                                                          : PE__NO_COLUMN;
+  }
   c->fused = (c->opt.flags & PE_CSV_GENERAL_ONLY) == 0;
   c->plain = 1;
   *out = c;
@@ -193,6 +201,9 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   }
   c->n_columns = n;
   c->has_header = 1;
+  for (int r = 0; r < PE__COL_ROLES; r++) {
+    c->col_of[r] = col_of[r] >= 0 ? (uint8_t)col_of[r] : PE__NO_COLUMN;
+  }
   c->plain = n == 4 && c->role[0] == PE__COL_TS &&
              c->role[1] == PE__COL_SYMBOL && c->role[2] == PE__COL_PRICE &&
              c->role[3] == PE__COL_VOLUME;
@@ -536,25 +547,38 @@ static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
     field[PE__COL_VOLUME] = p + s[2] + 1;
     flen[PE__COL_VOLUME] = (size_t)(q - p) - s[2] - 1;
   } else {
-    size_t start = 0;
-    size_t k = 0;
-    uint64_t cur = sep[0];
-    for (uint32_t i = 0; i < c->n_columns; i++) {
-      while (cur == 0) {
-        if (++k == nb) {
-          return NULL; /* too few fields */
-        }
-        cur = sep[k];
+    /* b[i + 1]: one past separator i, where column i + 1 starts; a block
+     * holds at most 64. Not a byte array: stores through char types would
+     * make the compiler reload *c after each one. */
+    uint32_t b[2 * 64 + 1];
+    uint32_t k = 0;
+    b[0] = 0;
+    for (size_t j = 0; j < nb; j++) {
+      uint64_t m = sep[j];
+      uint32_t base = 64 * (uint32_t)j + 1;
+      while (m != 0) {
+        b[++k] = base + (uint32_t)__builtin_ctzll(m);
+        m &= m - 1;
       }
-      size_t stop = 64 * k + (size_t)__builtin_ctzll(cur);
-      cur &= cur - 1;
-      int role = c->role[i];
-      field[role] = p + start;
-      flen[role] = stop - start;
-      start = stop + 1;
     }
-    if (p + start != q + 1) {
-      return NULL; /* too many fields */
+    if (k != c->n_columns) {
+      return NULL; /* too few or too many fields */
+    }
+    const uint8_t *col = c->col_of;
+    field[PE__COL_TS] = p + b[col[PE__COL_TS]];
+    flen[PE__COL_TS] = b[col[PE__COL_TS] + 1] - b[col[PE__COL_TS]] - 1;
+    field[PE__COL_SYMBOL] = p + b[col[PE__COL_SYMBOL]];
+    flen[PE__COL_SYMBOL] =
+        b[col[PE__COL_SYMBOL] + 1] - b[col[PE__COL_SYMBOL]] - 1;
+    field[PE__COL_PRICE] = p + b[col[PE__COL_PRICE]];
+    flen[PE__COL_PRICE] = b[col[PE__COL_PRICE] + 1] - b[col[PE__COL_PRICE]] - 1;
+    field[PE__COL_VOLUME] = p + b[col[PE__COL_VOLUME]];
+    flen[PE__COL_VOLUME] =
+        b[col[PE__COL_VOLUME] + 1] - b[col[PE__COL_VOLUME]] - 1;
+    if (col[PE__COL_RECV_TS] != PE__NO_COLUMN) {
+      field[PE__COL_RECV_TS] = p + b[col[PE__COL_RECV_TS]];
+      flen[PE__COL_RECV_TS] =
+          b[col[PE__COL_RECV_TS] + 1] - b[col[PE__COL_RECV_TS]] - 1;
     }
   }
   /* The last field ended at the newline; a '\r' before it is no part of it
