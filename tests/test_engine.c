@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/symstate.h"
 #include "pe/error.h"
@@ -129,6 +130,9 @@ static void test_rules_label_and_confidence(void) {
   pe__tickcalc_t calc = {-0.01, 1e-6, 10, 1.0};
   pe_tick_t t = tick("X", T0, 50.0, 5.0);
   pe_signal_t sig;
+  /* Garbage that an emitted signal must not keep: the rules that did not
+   * fire get value and contribution 0. */
+  memset(&sig, 0x7f, sizeof sig);
   f[PE_FEAT_EMA_GAP] = 0.05;   /* +0.10 */
   f[PE_FEAT_VWAP_DEV] = -0.01; /* -0.015 */
   /* spike -0.3 (the return is negative), breakout -0.4: score -0.615 */
@@ -147,6 +151,10 @@ static void test_rules_label_and_confidence(void) {
   PE_CHECK_SAME(sig.score, 1.0);
   PE_CHECK_INT(sig.pattern, PE_RULE_EMA_CROSSOVER);
   PE_CHECK_INT(sig.fired, 1u << PE_RULE_EMA_CROSSOVER);
+  for (int r = PE_RULE_VWAP_DEVIATION; r < PE_RULE_COUNT; r++) {
+    PE_CHECK_SAME(sig.value[r], 0.0);
+    PE_CHECK_SAME(sig.contribution[r], 0.0);
+  }
 
   /* Below every threshold: nothing fires. */
   double h[PE_FEATURE_COUNT] = {0};

@@ -49,7 +49,14 @@ void pe__symstate_init(pe__symstate_t *s, const pe_engine_config_t *config);
 
 /* The per-tick step, inline: the engine calls it once per tick, and the
  * calls cost as much as some of the arithmetic. docs/features.md is the
- * reference for every formula, docs/patterns.md for the rules. */
+ * reference for every formula, docs/patterns.md for the rules. Forced
+ * inline: GCC otherwise keeps them out of line in a caller as large as the
+ * engine's batch loop. */
+#if defined(__GNUC__)
+#define PE__ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define PE__ALWAYS_INLINE static inline
+#endif
 
 /* Floors of the ratios' denominators, and the clip of return_z. */
 #define PE__SIGMA_FLOOR 1e-8
@@ -71,10 +78,10 @@ static inline double pe__rel_dev(double x, double ref) {
  * choice must not change during a symbol's life (the extra features keep
  * state of their own). Returns the VWAP after the tick (pe_vwap_value), which
  * vwap_dev is made from. Hot path. */
-static inline double pe__features_update(pe__symstate_t *s,
-                                         const pe_tick_t *tick, int all,
-                                         double feature[PE_FEATURE_COUNT],
-                                         pe__tickcalc_t *calc) {
+PE__ALWAYS_INLINE double pe__features_update(pe__symstate_t *s,
+                                             const pe_tick_t *tick, int all,
+                                             double feature[PE_FEATURE_COUNT],
+                                             pe__tickcalc_t *calc) {
   const double p = tick->price;
   const double v = tick->volume;
   const int first = s->n_ticks == 0;
@@ -146,8 +153,6 @@ static inline double pe__features_update(pe__symstate_t *s,
   return vwap;
 }
 
-/* Evaluates the rule patterns; fills *signal (all but id/label/symbol) and
- * returns 1 when a signal is due, 0 otherwise. Updates the cooldown state. */
 /* Weights of the rules in the score. */
 #define PE__EMA_WEIGHT 2.0
 #define PE__VWAP_WEIGHT 1.5
@@ -158,29 +163,47 @@ static inline double pe__sign(double x) {
   return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0);
 }
 
-static inline void pe__fire(pe_signal_t *sig, int rule, double value,
-                            double contribution) {
+/* Records a fired rule, and adds its contribution to the score's sum, in
+ * rule order as the rules are evaluated. */
+static inline void pe__fire(pe_signal_t *sig, double *sum, int rule,
+                            double value, double contribution) {
   sig->fired |= 1u << rule;
   sig->value[rule] = value;
   sig->contribution[rule] = contribution;
+  *sum += contribution;
 }
 
-static inline int pe__rules_eval(pe__symstate_t *s,
-                                 const pe_rules_config_t *rules,
-                                 const pe_tick_t *tick,
-                                 const double feature[PE_FEATURE_COUNT],
-                                 const pe__tickcalc_t *calc, pe_signal_t *sig) {
+/* Zeros the value and contribution of every rule that did not fire, which
+ * pe__rules_eval leaves unwritten. */
+static inline void pe__signal_clear_unfired(pe_signal_t *sig) {
+  for (int i = 0; i < PE_RULE_COUNT; i++) {
+    if (!(sig->fired & (1u << i))) {
+      sig->value[i] = 0.0;
+      sig->contribution[i] = 0.0;
+    }
+  }
+}
+
+/* Evaluates the rule patterns and returns 1 when a signal is due, 0
+ * otherwise; updates the cooldown state. Always sets sig->fired, and the
+ * value and contribution of each fired rule. With 1, fills the rest of
+ * *signal but id, label and symbol, zeros included for the rules that did
+ * not fire; with 0, those of the rules that did not fire are left as they
+ * were (pe__signal_clear_unfired). Hot path. */
+PE__ALWAYS_INLINE int
+pe__rules_eval(pe__symstate_t *s, const pe_rules_config_t *rules,
+               const pe_tick_t *tick, const double feature[PE_FEATURE_COUNT],
+               const pe__tickcalc_t *calc, pe_signal_t *sig) {
   sig->fired = 0;
-  memset(sig->value, 0, sizeof sig->value);
-  memset(sig->contribution, 0, sizeof sig->contribution);
+  double sum = 0.0;
 
   double gap = feature[PE_FEAT_EMA_GAP];
   if (fabs(gap) > rules->ema_diff_threshold) {
-    pe__fire(sig, PE_RULE_EMA_CROSSOVER, gap, PE__EMA_WEIGHT * gap);
+    pe__fire(sig, &sum, PE_RULE_EMA_CROSSOVER, gap, PE__EMA_WEIGHT * gap);
   }
   double dev = feature[PE_FEAT_VWAP_DEV];
   if (fabs(dev) > rules->vwap_diff_threshold) {
-    pe__fire(sig, PE_RULE_VWAP_DEVIATION, dev, PE__VWAP_WEIGHT * dev);
+    pe__fire(sig, &sum, PE_RULE_VWAP_DEVIATION, dev, PE__VWAP_WEIGHT * dev);
   }
   /* NaN comparisons are false: no previous size, no previous return. */
   double vol_prev = calc->vol_ema_prev;
@@ -188,7 +211,7 @@ static inline int pe__rules_eval(pe__symstate_t *s,
       tick->volume > rules->volume_spike_multiplier * vol_prev) {
     double dir =
         calc->log_return == calc->log_return ? pe__sign(calc->log_return) : 0.0;
-    pe__fire(sig, PE_RULE_VOLUME_SPIKE, tick->volume / vol_prev,
+    pe__fire(sig, &sum, PE_RULE_VOLUME_SPIKE, tick->volume / vol_prev,
              PE__SPIKE_CONTRIBUTION * dir);
   }
   /* |r| > k * std, squared to spare the square root; k >= 0. */
@@ -196,20 +219,17 @@ static inline int pe__rules_eval(pe__symstate_t *s,
   double k = rules->breakout_sigma;
   if (calc->prev_returns >= rules->breakout_min_returns &&
       r * r > k * k * calc->ret_var_prev) {
-    pe__fire(sig, PE_RULE_VOLATILITY_BREAKOUT, r,
+    pe__fire(sig, &sum, PE_RULE_VOLATILITY_BREAKOUT, r,
              PE__BREAKOUT_CONTRIBUTION * pe__sign(r));
   }
   if (sig->fired == 0) {
     return 0;
   }
 
-  double sum = 0.0;
-  for (int i = 0; i < PE_RULE_COUNT; i++) {
-    if (sig->fired & (1u << i)) {
-      sum += sig->contribution[i];
-    }
-  }
-  double score = fmin(1.0, fmax(-1.0, sum));
+  /* fmin(1.0, fmax(-1.0, sum)) without the calls: a NaN sum gives -1 in
+   * both, and neither changes the sign of a zero. */
+  double floored = sum > -1.0 ? sum : -1.0;
+  double score = floored < 1.0 ? floored : 1.0;
   if (!(fabs(score) > rules->signal_score_min)) {
     return 0;
   }
@@ -245,6 +265,7 @@ static inline int pe__rules_eval(pe__symstate_t *s,
   sig->price = tick->price;
   sig->ts_ns = tick->ts_ns;
   sig->model_class = -1;
+  pe__signal_clear_unfired(sig);
   if (tick->ts_ns == s->rule_signal_ts_ns) {
     s->rule_signal_seq += 1;
   } else {

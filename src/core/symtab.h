@@ -26,14 +26,24 @@ typedef struct pe__symtab {
   pe__symkey_t *keys; /* [capacity], by id */
 } pe__symtab_t;
 
+/* The 8 bytes at p as one word, in the machine's order. */
+static inline uint64_t pe__word_at(const char *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
 /* Multiplies the four 8-byte words of a key by distinct odd constants (four
  * independent multiplies, not a chain), then folds the high bits down, so
- * every input bit reaches the low bits used as the slot index. */
+ * every input bit reaches the low bits used as the slot index. The words are
+ * read one by one, not copied into an array, which GCC 12 would build on the
+ * stack first. */
 static inline uint32_t pe__symkey_hash(const pe__symkey_t *key) {
-  uint64_t w[4];
-  memcpy(w, key->bytes, sizeof w);
-  uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^
-               (w[2] * 0x165667B19E3779F9ull) ^ (w[3] * 0xD6E8FEB86659FD93ull);
+  const char *b = key->bytes;
+  uint64_t h = (pe__word_at(b) * 0x9E3779B97F4A7C15ull) ^
+               (pe__word_at(b + 8) * 0xC2B2AE3D27D4EB4Full) ^
+               (pe__word_at(b + 16) * 0x165667B19E3779F9ull) ^
+               (pe__word_at(b + 24) * 0xD6E8FEB86659FD93ull);
   h ^= h >> 29;
   h *= 0xBF58476D1CE4E5B9ull;
   h ^= h >> 32;
@@ -41,10 +51,12 @@ static inline uint32_t pe__symkey_hash(const pe__symkey_t *key) {
 }
 
 static inline int pe__symkey_eq(const pe__symkey_t *a, const pe__symkey_t *b) {
-  uint64_t x[4], y[4];
-  memcpy(x, a->bytes, sizeof x);
-  memcpy(y, b->bytes, sizeof y);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+  const char *x = a->bytes;
+  const char *y = b->bytes;
+  return ((pe__word_at(x) ^ pe__word_at(y)) |
+          (pe__word_at(x + 8) ^ pe__word_at(y + 8)) |
+          (pe__word_at(x + 16) ^ pe__word_at(y + 16)) |
+          (pe__word_at(x + 24) ^ pe__word_at(y + 24))) == 0;
 }
 
 int pe__symtab_init(pe__symtab_t *t, uint32_t capacity);
