@@ -510,6 +510,9 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
   }
   for (uint32_t i = 0; i < n; i++) {
     const pe_tick_t *t = &ticks[i];
+    /* A tick with a bad symbol is rejected before its key is used; its
+     * hash only has to be some value, for the guess below. */
+    hash[i] = 0;
     if (t->symbol_len - 1u < PE_SYMBOL_MAX) {
       pe__symkey_of(t, &key[i]);
       hash[i] = pe__symkey_hash(&key[i]);
@@ -517,17 +520,15 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
     }
   }
   for (uint32_t i = 0; i < n; i++) {
-    if (ticks[i].symbol_len - 1u < PE_SYMBOL_MAX) {
-      uint32_t id = pe__symtab_first_id(&e->symtab, hash[i]);
-      guess[i] = id;
-      if (id < e->symtab.count) {
-        const char *s = (const char *)&e->states[id];
-        PE__PREFETCH(&e->symtab.keys[id]);
-        PE__PREFETCH(s);
-        PE__PREFETCH(s + 64);
-        PE__PREFETCH(s + 128);
-        PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
-      }
+    uint32_t id = pe__symtab_first_id(&e->symtab, hash[i]);
+    guess[i] = id;
+    if (id < e->symtab.count) {
+      const char *s = (const char *)&e->states[id];
+      PE__PREFETCH(&e->symtab.keys[id]);
+      PE__PREFETCH(s);
+      PE__PREFETCH(s + 64);
+      PE__PREFETCH(s + 128);
+      PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
     }
   }
   for (uint32_t i = 0; i < n; i++) {

@@ -94,7 +94,14 @@ static inline int pe__symtab_intern_guess(pe__symtab_t *t,
     *is_new = 0;
     return 0;
   }
-  return pe__symtab_intern_hashed(t, key, hash, id, is_new);
+  /* Through locals of its own, so that a caller's *id and *is_new can stay
+   * in registers on the common path. */
+  uint32_t found = 0;
+  int fresh = 0;
+  int rc = pe__symtab_intern_hashed(t, key, hash, &found, &fresh);
+  *id = found;
+  *is_new = fresh;
+  return rc;
 }
 
 /* Bytes of table memory per symbol of capacity. */
