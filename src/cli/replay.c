@@ -49,7 +49,7 @@ static pe_cli_flag_t pe__replay_flags[] = {
      "bytes per read of the input (any size gives the same output)", NULL},
     {"latency-sample", "N", NULL, "16",
      "time the pushes of one batch of 16 ticks in N, each tick exactly "
-     "(1: every tick, at about a quarter of the throughput)",
+     "(1: every tick, at about a third of the throughput)",
      NULL},
     {"quiet", NULL, NULL, NULL, "no progress bar and no summary", NULL},
 };
@@ -153,7 +153,7 @@ static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
  * histogram. Writing a push's signals or features is not counted. Only
  * one batch in --latency-sample N (default 16) is timed, its every tick
  * exactly: a counter read after every push keeps each push from overlapping
- * the next, which costs about a quarter of the throughput when every tick
+ * the next, which costs about a third of the throughput when every tick
  * is timed (N = 1). */
 static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
                         const pe_csv_row_t *rows, uint32_t n) {
