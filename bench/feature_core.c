@@ -116,9 +116,11 @@ static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
  * work. It reads the three inputs the peers read (sym, price, volume: 20
  * bytes a tick) and writes five outputs (40 bytes), with one operation
  * each and no per-symbol state, so the compiler may vectorise it. No
- * implementation of the feature core, in any language, can run faster than
- * this on the same machine; run_core.sh reports numba's time over it as the
- * most that any loop could beat numba by. */
+ * implementation of the feature core moves less memory, so none that
+ * stores its outputs the ordinary way can run faster on the same machine
+ * (streaming stores, tried, gained nothing on either machine of
+ * docs/benchmarks.md); run_core.sh reports numba's time over it as the most
+ * that any loop could beat numba by. */
 static void run_floor(const ticks_t *t, double *const out[N_OUT]) {
   double *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3], *o4 = out[4];
   const int32_t *sym = t->sym;
@@ -209,8 +211,10 @@ int main(int argc, char **argv) {
     double secs = (double)(pe_clock_ns() - t0) * 1e-9;
     floor_best = secs < floor_best ? secs : floor_best;
   }
-  volatile double sink = out[1][t.n / 2] + out[3][t.n - 1];
-  (void)sink;
+  if (t.n > 0) {
+    volatile double sink = out[1][t.n / 2] + out[3][t.n - 1];
+    (void)sink;
+  }
   printf("}, \"floor_ns_per_tick\": %.3f", floor_best * 1e9 / (double)t.n);
   /* Memory per symbol of the real engine, with windows of W ticks. */
   pe_engine_config_t cfg;
