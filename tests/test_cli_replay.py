@@ -229,6 +229,16 @@ def test_latency_sampling():
           "signals do not depend on --latency-sample")
     rc, _, err = run("replay", "--ticks", FIXTURE, "--latency-sample", "0")
     check(rc != 0 and "latency-sample" in err, "--latency-sample 0 refused")
+    # A file of fewer than 16 batches still has its first batch timed.
+    short = tmp("short.csv")
+    with open(FIXTURE) as src, open(short, "w") as dst:
+        for _ in range(1 + 40):
+            dst.write(src.readline())
+    rc, _, err = run("replay", "--ticks", short, "--quiet",
+                     "--summary-json", tmp("latshort.json"))
+    s = json.load(open(tmp("latshort.json")))
+    check(rc == 0 and s["latency_timed"] == 16 and s["latency_ns"]["p50"] > 0,
+          f"the first batch of a short file is timed: {s['latency_timed']}")
 
 
 def test_help_documents_every_flag():

@@ -480,6 +480,8 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     pe_cli_error(cmd, "--latency-sample must be at least 1");
     goto done;
   }
+  /* The first batch is timed, so that a short file still gets figures. */
+  r->batches_seen = r->latency_sample - 1;
 
   rc = PE_EXIT_FAIL;
   char err[512];
