@@ -68,6 +68,18 @@ static void test_resp(void) {
   PE_CHECK_INT(b.len, sizeof want - 1);
   PE_CHECK(b.len == sizeof want - 1 && memcmp(b.data, want, b.len) == 0);
   PE_CHECK_INT(b.commands, 1);
+  /* Non-finite and extreme doubles, as %.17g gives them. */
+  pe_resp_buf_t d = {0};
+  pe_resp_begin(&d, 4);
+  pe_resp_arg_double(&d, NAN);
+  pe_resp_arg_double(&d, -INFINITY);
+  pe_resp_arg_double(&d, -1e300);
+  pe_resp_arg_double(&d, 5e-324);
+  static const char want_d[] = "*4\r\n$3\r\nnan\r\n$4\r\n-inf\r\n"
+                               "$24\r\n-1.0000000000000001e+300\r\n"
+                               "$23\r\n4.9406564584124654e-324\r\n";
+  PE_CHECK(d.len == sizeof want_d - 1 && memcmp(d.data, want_d, d.len) == 0);
+  pe_resp_free(&d);
   pe_resp_buf_t c = {0};
   pe_resp_begin(&c, 1);
   pe_resp_arg_u64(&c, UINT64_MAX);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/textfmt.h"
 #include "pe/error.h"
 #include "pe/redis.h"
 
@@ -108,15 +109,9 @@ void pe_resp_arg_i64(pe_resp_buf_t *b, int64_t v) {
 
 void pe_resp_arg_double(pe_resp_buf_t *b, double v) {
   char tmp[32];
-  int n;
-  if (isnan(v)) {
-    n = snprintf(tmp, sizeof tmp, "nan");
-  } else if (isinf(v)) {
-    n = snprintf(tmp, sizeof tmp, v > 0 ? "inf" : "-inf");
-  } else {
-    n = snprintf(tmp, sizeof tmp, "%.17g", v);
-  }
-  pe_resp_arg(b, tmp, (size_t)n);
+  size_t n = 0;
+  pe__put_double(tmp, sizeof tmp, &n, v); /* %.17g is at most 24 bytes */
+  pe_resp_arg(b, tmp, n);
 }
 
 void pe_resp_arg_id(pe_resp_buf_t *b, pe_stream_id_t id) {
