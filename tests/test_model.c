@@ -391,7 +391,8 @@ static void test_npy(void) {
  * (and run, when it loads). */
 static void test_regressions(void) {
   const char *files[] = {"regress/fuzz_control_chars.onnx",
-                         "regress/fuzz_output_is_input.onnx"};
+                         "regress/fuzz_output_is_input.onnx",
+                         "regress/fuzz_matmul_missing_input.onnx"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     pe_model_t *m = NULL;
     char err[512];
@@ -412,6 +413,14 @@ static void test_regressions(void) {
     free(out);
     pe_model_destroy(m);
   }
+  /* A MatMul with one input: refused by name, before its builder reads the
+   * missing weight. */
+  pe_model_t *m = NULL;
+  char err[512];
+  CHECK(pe_model_load_file(model_path("regress/fuzz_matmul_missing_input.onnx"),
+                           NULL, &m, err, sizeof err) == PE_EMODEL);
+  CHECK(m == NULL && strstr(err, "MatMul") != NULL &&
+        strstr(err, "input 1 is missing; MatMul needs 2") != NULL);
 }
 
 int main(void) {

@@ -2228,55 +2228,59 @@ static int pe__op_rnn(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
+/* min_in: the inputs the op cannot do without (ONNX opsets 11 to 17), each
+ * checked to be present and named before fn runs, so that no builder reads
+ * a missing one. */
 typedef struct pe__op_entry {
   const char *name;
   int (*fn)(pe__b_t *b);
+  int min_in;
 } pe__op_entry_t;
 
 static const pe__op_entry_t pe__ops[] = {
-    {"Conv", pe__op_conv},
-    {"Gemm", pe__op_gemm},
-    {"MatMul", pe__op_matmul},
-    {"Add", pe__op_binary},
-    {"Sub", pe__op_binary},
-    {"Mul", pe__op_binary},
-    {"Div", pe__op_binary},
-    {"Pow", pe__op_binary},
-    {"Relu", pe__op_unary},
-    {"LeakyRelu", pe__op_unary},
-    {"Sigmoid", pe__op_unary},
-    {"Tanh", pe__op_unary},
-    {"Gelu", pe__op_unary},
-    {"Erf", pe__op_unary},
-    {"Sqrt", pe__op_unary},
-    {"Exp", pe__op_unary},
-    {"Neg", pe__op_unary},
-    {"Abs", pe__op_unary},
-    {"Log", pe__op_unary},
-    {"Reciprocal", pe__op_unary},
-    {"Softmax", pe__op_softmax},
-    {"LogSoftmax", pe__op_softmax},
-    {"Flatten", pe__op_flatten},
-    {"Reshape", pe__op_reshape},
-    {"Transpose", pe__op_transpose},
-    {"Squeeze", pe__op_squeeze},
-    {"Unsqueeze", pe__op_unsqueeze},
-    {"Concat", pe__op_concat},
-    {"Identity", pe__op_identity},
-    {"Dropout", pe__op_identity},
-    {"Constant", pe__op_constant},
-    {"BatchNormalization", pe__op_batchnorm},
-    {"MaxPool", pe__op_pool},
-    {"AveragePool", pe__op_pool},
-    {"GlobalAveragePool", pe__op_global_avg},
-    {"ReduceMean", pe__op_reduce_mean},
-    {"Cast", pe__op_cast},
-    {"Gather", pe__op_gather},
-    {"Slice", pe__op_slice},
-    {"Shape", pe__op_shape},
-    {"ConstantOfShape", pe__op_constant_of_shape},
-    {"LSTM", pe__op_rnn},
-    {"GRU", pe__op_rnn},
+    {"Conv", pe__op_conv, 2},
+    {"Gemm", pe__op_gemm, 2},
+    {"MatMul", pe__op_matmul, 2},
+    {"Add", pe__op_binary, 2},
+    {"Sub", pe__op_binary, 2},
+    {"Mul", pe__op_binary, 2},
+    {"Div", pe__op_binary, 2},
+    {"Pow", pe__op_binary, 2},
+    {"Relu", pe__op_unary, 1},
+    {"LeakyRelu", pe__op_unary, 1},
+    {"Sigmoid", pe__op_unary, 1},
+    {"Tanh", pe__op_unary, 1},
+    {"Gelu", pe__op_unary, 1},
+    {"Erf", pe__op_unary, 1},
+    {"Sqrt", pe__op_unary, 1},
+    {"Exp", pe__op_unary, 1},
+    {"Neg", pe__op_unary, 1},
+    {"Abs", pe__op_unary, 1},
+    {"Log", pe__op_unary, 1},
+    {"Reciprocal", pe__op_unary, 1},
+    {"Softmax", pe__op_softmax, 1},
+    {"LogSoftmax", pe__op_softmax, 1},
+    {"Flatten", pe__op_flatten, 1},
+    {"Reshape", pe__op_reshape, 2},
+    {"Transpose", pe__op_transpose, 1},
+    {"Squeeze", pe__op_squeeze, 1},
+    {"Unsqueeze", pe__op_unsqueeze, 1},
+    {"Concat", pe__op_concat, 1},
+    {"Identity", pe__op_identity, 1},
+    {"Dropout", pe__op_identity, 1},
+    {"Constant", pe__op_constant, 0},
+    {"BatchNormalization", pe__op_batchnorm, 5},
+    {"MaxPool", pe__op_pool, 1},
+    {"AveragePool", pe__op_pool, 1},
+    {"GlobalAveragePool", pe__op_global_avg, 1},
+    {"ReduceMean", pe__op_reduce_mean, 1},
+    {"Cast", pe__op_cast, 1},
+    {"Gather", pe__op_gather, 2},
+    {"Slice", pe__op_slice, 3},
+    {"Shape", pe__op_shape, 1},
+    {"ConstantOfShape", pe__op_constant_of_shape, 1},
+    {"LSTM", pe__op_rnn, 3},
+    {"GRU", pe__op_rnn, 3},
 };
 
 /* Visits every node in order and builds the steps (see the top of the
@@ -2323,9 +2327,15 @@ int pe__build(pe_model_t *m) {
       return pe__node_err(g, b.n, PE_EMODEL, "output 0 has no name");
     }
     int rc = pe__inputs_ready(&b);
-    if (rc == PE_OK && b.n->n_in > 0 && strcmp(b.n->op, "Constant") != 0 &&
-        pe__in(&b, 0) == NULL) {
-      rc = pe__node_err(g, b.n, PE_EMODEL, "input 0 is empty");
+    for (int k = 0; rc == PE_OK && k < e->min_in; k++) {
+      if (pe__in(&b, k) != NULL) {
+        continue;
+      }
+      rc = k < b.n->n_in
+               ? pe__node_err(g, b.n, PE_EMODEL, "input %d is empty", k)
+               : pe__node_err(g, b.n, PE_EMODEL,
+                              "input %d is missing; %s needs %d", k, b.n->op,
+                              e->min_in);
     }
     if (rc == PE_OK) {
       rc = e->fn(&b);
