@@ -858,9 +858,13 @@ static int pe__op_reshape(pe__b_t *b) {
   }
   int64_t known = 1;
   for (int64_t k = 0; k < r; k++) {
-    if (k != infer) {
-      known *= dims[k];
+    if (k == infer) {
+      continue;
     }
+    if (dims[k] > 0 && known > INT64_MAX / dims[k]) {
+      return ERR(PE_EMODEL, "target shape of more than 2^63 elements");
+    }
+    known *= dims[k];
   }
   if (x->batch_axis >= 0 && ba < 0) {
     if (infer >= 0 && known == x->numel) {

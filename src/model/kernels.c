@@ -594,7 +594,7 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2) {
   }
   switch (s->kind) {
   case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
-                        each), see pe__conv1d_avx2 */
+                        each, 8-byte aligned: pe__conv_taps) */
     return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
            2 * s->p[3] + 64;
   case PE__K_LSTM:

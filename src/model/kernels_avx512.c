@@ -615,7 +615,7 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
   }
   /* tap kk reads phase row (kk*dil) % st at offset (kk*dil) / st; the
    * offsets sit after the phase rows in scratch (pe__step_scratch) */
-  int64_t *tap = (int64_t *)(void *)(scratch + cin * st * lr);
+  int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
   for (int64_t kk = 0; kk < k; kk++) {
     int64_t off = kk * s->p[5];
     tap[kk] = (off % st) * lr + off / st;

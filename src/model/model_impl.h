@@ -275,6 +275,13 @@ int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
 void pe__step_pack(pe__step_t *s);
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
 
+/* Where a Conv1D step's tap offsets start in its scratch: after the n
+ * floats of phase rows, rounded up to 8 bytes, as int64 needs (the scratch
+ * starts aligned and pe__step_scratch leaves room for the rounding). */
+static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
+  return (int64_t *)(void *)(scratch + ((n + 1) & ~(int64_t)1));
+}
+
 /* ---- load pipeline ------------------------------------------------------- */
 int pe__onnx_import(pe__graph_t *g, const void *data, size_t len, void **proto);
 void pe__onnx_free(void *proto);
