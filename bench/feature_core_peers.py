@@ -277,6 +277,67 @@ def _get_numba_kernel():
     return _numba_kernel
 
 
+_numba_summed = None
+
+
+def _get_numba_summed():
+    """The kernel with each tick's five features summed instead of stored
+    (NaN adds nothing), as bench/feature_core.c's run_core_summed."""
+    global _numba_summed
+    if _numba_summed is None:
+        from numba import njit
+
+        @njit(cache=False, nogil=True)
+        def summed(sym, price, volume, n_symbols):
+            ema_f = np.zeros(n_symbols)
+            ema_s = np.zeros(n_symbols)
+            pv = np.zeros(n_symbols)
+            vs = np.zeros(n_symbols)
+            cnt = np.zeros(n_symbols, dtype=np.int64)
+            mean = np.zeros(n_symbols)
+            m2 = np.zeros(n_symbols)
+            a0 = a1 = a2 = a3 = a4 = 0.0
+            for i in range(sym.shape[0]):
+                s = sym[i]
+                x = price[i]
+                v = volume[i]
+                if cnt[s] == 0:
+                    ema_f[s] = x
+                    ema_s[s] = x
+                else:
+                    ema_f[s] = (1.0 - ALPHA_FAST) * ema_f[s] + ALPHA_FAST * x
+                    ema_s[s] = (1.0 - ALPHA_SLOW) * ema_s[s] + ALPHA_SLOW * x
+                pv[s] += x * v
+                vs[s] += v
+                c = cnt[s] + 1
+                cnt[s] = c
+                d = x - mean[s]
+                mean[s] += d / c
+                m2[s] += d * (x - mean[s])
+                a0 += ema_f[s]
+                a1 += ema_s[s]
+                a2 += pv[s] / vs[s] if vs[s] > 0.0 else 0.0
+                a3 += mean[s]
+                a4 += m2[s] / (c - 1) if c > 1 else 0.0
+            return a0, a1, a2, a3, a4
+
+        _numba_summed = summed
+    return _numba_summed
+
+
+def run_numba_summed(t, n, n_symbols, repeat):
+    """Best time and the sums of the summed kernel, compile excluded."""
+    k = _get_numba_summed()
+    warm = make_ticks(10_000, n_symbols, seed=99)
+    k(warm["sym"], warm["price"], warm["volume"], n_symbols)
+    best, sums = math.inf, None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        sums = k(t["sym"][:n], t["price"][:n], t["volume"][:n], n_symbols)
+        best = min(best, time.perf_counter() - t0)
+    return best, sums
+
+
 def numba_features(sym, price, volume, n_symbols):
     k = _get_numba_kernel()
     n = len(sym)
@@ -423,8 +484,11 @@ def main(argv=None) -> int:
         pandas_features(small["sym"], small["price"], small["volume"])
     for peer in peers:
         if peer == "numba":
+            summed_s, sums = run_numba_summed(t, n, n_symbols, args.repeat)
             report("numba", n, times, {f: 0.0 for f in FEATURES}, 0,
-                   {"compile_seconds": compile_s})
+                   {"compile_seconds": compile_s,
+                    "summed_ns_per_tick": summed_s * 1e9 / n,
+                    "summed": dict(zip(FEATURES, sums))})
         elif peer == "pandas":
             run_times, out = [], None
             for _ in range(max(1, args.pandas_repeat or reps)):

@@ -84,6 +84,15 @@ bound = statistics.median(b["ns_per_tick"] / c["floor_ns_per_tick"] for b, c in 
 print(f"  {'memory floor':<16} {statistics.median(floor):8.2f}   rounds: "
       f"{', '.join(f'{x:.2f}' for x in floor)} (read the inputs, write the outputs, nothing else)")
 print(f"  so no loop can be more than {bound:.2f}x faster than numba on this machine")
+c_sum = [c["summed_ns_per_tick"] for c in cs]
+nb_sum = [b["summed_ns_per_tick"] for b in nb]
+sum_ratio = statistics.median(b / c for b, c in zip(nb_sum, c_sum))
+print(f"  features summed, not stored: C {statistics.median(c_sum):.2f}, numba "
+      f"{statistics.median(nb_sum):.2f} ns/tick; C is {sum_ratio:.2f}x faster (median of rounds "
+      f"{', '.join(f'{b / c:.2f}' for b, c in zip(nb_sum, c_sum))})")
+worst = max(abs(cs[0]["summed"][k] - nb[0]["summed"][k]) / abs(nb[0]["summed"][k])
+            for k in cs[0]["summed"])
+print(f"  summed totals, C against numba: max relative difference {worst:.1e}")
 py_ns = [x["ns_per_tick"] for x in py]
 py_ratios = [a["ns_per_tick"] / c["ns_per_tick"] for a, c in zip(py, cs)]
 ratio = statistics.median(py_ratios)
