@@ -78,11 +78,13 @@ static int read_petk(const char *path, ticks_t *t) {
   return 0;
 }
 
-/* One symbol's state: the library's own statistics (pe/state.h). */
+/* One symbol's state: the library's own statistics (pe/state.h); the VWAP
+ * is the session-less one, as the work has no sessions (and the peers read
+ * no timestamps). */
 typedef struct core_state {
   pe_ema_t fast;
   pe_ema_t slow;
-  pe_vwap_t vwap;
+  pe_cvwap_t vwap;
   pe_welford_t w;
 } core_state_t;
 
@@ -93,7 +95,7 @@ static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
   for (uint32_t s = 0; s < n_symbols; s++) {
     pe_ema_init_span(&st[s].fast, 19.0);
     pe_ema_init_span(&st[s].slow, 39.0);
-    pe_vwap_init(&st[s].vwap, -1);
+    pe_cvwap_init(&st[s].vwap);
     pe_welford_init(&st[s].w);
   }
   double *o_fast = out[0], *o_slow = out[1], *o_vwap = out[2], *o_mean = out[3],
@@ -103,11 +105,11 @@ static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
     double p = t->price[i];
     pe_ema_update(&s->fast, p);
     pe_ema_update(&s->slow, p);
-    pe_vwap_update(&s->vwap, p, t->volume[i], t->ts[i]);
+    pe_cvwap_update(&s->vwap, p, t->volume[i]);
     pe_welford_update(&s->w, p);
     o_fast[i] = s->fast.value;
     o_slow[i] = s->slow.value;
-    o_vwap[i] = pe_vwap_value(&s->vwap);
+    o_vwap[i] = pe_cvwap_value(&s->vwap);
     o_mean[i] = s->w.mean;
     o_var[i] = pe_welford_var_sample(&s->w);
   }
@@ -122,7 +124,7 @@ static void run_core_summed(const ticks_t *t, core_state_t *st,
   for (uint32_t s = 0; s < n_symbols; s++) {
     pe_ema_init_span(&st[s].fast, 19.0);
     pe_ema_init_span(&st[s].slow, 39.0);
-    pe_vwap_init(&st[s].vwap, -1);
+    pe_cvwap_init(&st[s].vwap);
     pe_welford_init(&st[s].w);
   }
   double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0;
@@ -131,9 +133,9 @@ static void run_core_summed(const ticks_t *t, core_state_t *st,
     double p = t->price[i];
     pe_ema_update(&s->fast, p);
     pe_ema_update(&s->slow, p);
-    pe_vwap_update(&s->vwap, p, t->volume[i], t->ts[i]);
+    pe_cvwap_update(&s->vwap, p, t->volume[i]);
     pe_welford_update(&s->w, p);
-    double vwap = pe_vwap_value(&s->vwap);
+    double vwap = pe_cvwap_value(&s->vwap);
     double var = pe_welford_var_sample(&s->w);
     a0 += s->fast.value;
     a1 += s->slow.value;

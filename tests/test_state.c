@@ -116,6 +116,25 @@ static void test_vwap_cumulative_and_session(void) {
   }
 }
 
+/* The session-less VWAP: the reference's numbers, and pe_vwap_t's own bit for
+ * bit when that one never resets. */
+static void test_cvwap_matches_vwap_without_sessions(void) {
+  make_series();
+  pe_cvwap_t c;
+  pe_vwap_t w;
+  poison(&c, sizeof c);
+  pe_cvwap_init(&c);
+  pe_vwap_init(&w, -1);
+  PE_CHECK(isnan(pe_cvwap_value(&c)));
+  for (int i = 0; i < N; i++) {
+    pe_cvwap_update(&c, xs[i], vs[i]);
+    pe_vwap_update(&w, xs[i], vs[i], ts[i]);
+    PE_CHECK_SAME(pe_cvwap_value(&c), pe_vwap_value(&w));
+    PE_CHECK_NEAR(pe_cvwap_value(&c),
+                  pe_ref_vwap(xs, vs, ts, (size_t)i + 1, -1), 1e-12);
+  }
+}
+
 static void test_vwap_zero_volume_is_nan(void) {
   make_series();
   pe_vwap_t w;
@@ -238,6 +257,7 @@ PE_TEST_MAIN(PE_TEST(test_ema_matches_reference),
              PE_TEST(test_ema_td_matches_reference),
              PE_TEST(test_ema_td_half_life),
              PE_TEST(test_vwap_cumulative_and_session),
+             PE_TEST(test_cvwap_matches_vwap_without_sessions),
              PE_TEST(test_vwap_zero_volume_is_nan),
              PE_TEST(test_vwap_rolling_matches_reference),
              PE_TEST(test_vwap_rolling_forgets),

@@ -108,6 +108,29 @@ static inline double pe_vwap_value(const pe_vwap_t *vwap) {
   return vwap->v_sum > 0.0 ? vwap->pv_sum / vwap->v_sum : NAN;
 }
 
+/* ---- Cumulative VWAP without sessions --------------------------------------
+ * The same sums as pe_vwap_t in the same order, without the session fields or
+ * the timestamp: for when a VWAP never resets, in half the state. */
+typedef struct pe_cvwap {
+  double pv_sum;
+  double v_sum;
+} pe_cvwap_t;
+
+static inline void pe_cvwap_init(pe_cvwap_t *vwap) {
+  vwap->pv_sum = 0.0;
+  vwap->v_sum = 0.0;
+}
+
+static inline void pe_cvwap_update(pe_cvwap_t *vwap, double price,
+                                   double volume) {
+  vwap->pv_sum += price * volume;
+  vwap->v_sum += volume;
+}
+
+static inline double pe_cvwap_value(const pe_cvwap_t *vwap) {
+  return vwap->v_sum > 0.0 ? vwap->pv_sum / vwap->v_sum : NAN;
+}
+
 /* ---- Rolling VWAP over the last N seconds ---------------------------------
  * Time is cut into PE_VWAP_ROLL_BUCKETS buckets of N / PE_VWAP_ROLL_BUCKETS
  * seconds, aligned to the epoch. The value covers the bucket of the latest
