@@ -90,23 +90,35 @@ typedef struct core_state {
 
 #define N_OUT 5
 
-static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
-                     double *const out[N_OUT]) {
+/* Every symbol's state from scratch. */
+static void core_init(core_state_t *st, uint32_t n_symbols) {
   for (uint32_t s = 0; s < n_symbols; s++) {
     pe_ema_init_span(&st[s].fast, 19.0);
     pe_ema_init_span(&st[s].slow, 39.0);
     pe_cvwap_init(&st[s].vwap);
     pe_welford_init(&st[s].w);
   }
+}
+
+/* Folds tick i into its symbol's state and returns that state. */
+static inline core_state_t *core_step(const ticks_t *t, core_state_t *st,
+                                      uint64_t i) {
+  core_state_t *s = &st[t->sym[i]];
+  double p = t->price[i];
+  pe_ema_update(&s->fast, p);
+  pe_ema_update(&s->slow, p);
+  pe_cvwap_update(&s->vwap, p, t->volume[i]);
+  pe_welford_update(&s->w, p);
+  return s;
+}
+
+static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
+                     double *const out[N_OUT]) {
+  core_init(st, n_symbols);
   double *o_fast = out[0], *o_slow = out[1], *o_vwap = out[2], *o_mean = out[3],
          *o_var = out[4];
   for (uint64_t i = 0; i < t->n; i++) {
-    core_state_t *s = &st[t->sym[i]];
-    double p = t->price[i];
-    pe_ema_update(&s->fast, p);
-    pe_ema_update(&s->slow, p);
-    pe_cvwap_update(&s->vwap, p, t->volume[i]);
-    pe_welford_update(&s->w, p);
+    const core_state_t *s = core_step(t, st, i);
     o_fast[i] = s->fast.value;
     o_slow[i] = s->slow.value;
     o_vwap[i] = pe_cvwap_value(&s->vwap);
@@ -121,20 +133,10 @@ static void run_core(const ticks_t *t, core_state_t *st, uint32_t n_symbols,
  * totals, which match the peers' summed kernel. */
 static void run_core_summed(const ticks_t *t, core_state_t *st,
                             uint32_t n_symbols, double sums[N_OUT]) {
-  for (uint32_t s = 0; s < n_symbols; s++) {
-    pe_ema_init_span(&st[s].fast, 19.0);
-    pe_ema_init_span(&st[s].slow, 39.0);
-    pe_cvwap_init(&st[s].vwap);
-    pe_welford_init(&st[s].w);
-  }
+  core_init(st, n_symbols);
   double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0;
   for (uint64_t i = 0; i < t->n; i++) {
-    core_state_t *s = &st[t->sym[i]];
-    double p = t->price[i];
-    pe_ema_update(&s->fast, p);
-    pe_ema_update(&s->slow, p);
-    pe_cvwap_update(&s->vwap, p, t->volume[i]);
-    pe_welford_update(&s->w, p);
+    const core_state_t *s = core_step(t, st, i);
     double vwap = pe_cvwap_value(&s->vwap);
     double var = pe_welford_var_sample(&s->w);
     a0 += s->fast.value;

@@ -233,87 +233,64 @@ def run_pandas(t, n):
 # ---- peer (c): numba ------------------------------------------------------
 
 _numba_kernel = None
+_numba_summed = None
 
 
-def _get_numba_kernel():
-    global _numba_kernel
+def _numba_kernels():
+    """The two numba kernels, compiled on first use: one stores the five
+    features of every tick, one sums them instead (NaN adds nothing), as
+    bench/feature_core.c's run_core and run_core_summed. Both fold each tick
+    into the per-symbol state arrays with the same step, inlined."""
+    global _numba_kernel, _numba_summed
     if _numba_kernel is None:
         from numba import njit
+
+        @njit(inline="always")
+        def state(n_symbols):
+            return (np.zeros(n_symbols), np.zeros(n_symbols),
+                    np.zeros(n_symbols), np.zeros(n_symbols),
+                    np.zeros(n_symbols, dtype=np.int64), np.zeros(n_symbols),
+                    np.zeros(n_symbols))
+
+        @njit(inline="always")
+        def step(s, x, v, ema_f, ema_s, pv, vs, cnt, mean, m2):
+            if cnt[s] == 0:
+                ema_f[s] = x
+                ema_s[s] = x
+            else:
+                ema_f[s] = (1.0 - ALPHA_FAST) * ema_f[s] + ALPHA_FAST * x
+                ema_s[s] = (1.0 - ALPHA_SLOW) * ema_s[s] + ALPHA_SLOW * x
+            pv[s] += x * v
+            vs[s] += v
+            c = cnt[s] + 1
+            cnt[s] = c
+            d = x - mean[s]
+            mean[s] += d / c
+            m2[s] += d * (x - mean[s])
+            return c
 
         @njit(cache=False, nogil=True)
         def kernel(sym, price, volume, n_symbols, o_fast, o_slow, o_vwap,
                    o_mean, o_var):
-            ema_f = np.zeros(n_symbols)
-            ema_s = np.zeros(n_symbols)
-            pv = np.zeros(n_symbols)
-            vs = np.zeros(n_symbols)
-            cnt = np.zeros(n_symbols, dtype=np.int64)
-            mean = np.zeros(n_symbols)
-            m2 = np.zeros(n_symbols)
+            ema_f, ema_s, pv, vs, cnt, mean, m2 = state(n_symbols)
             for i in range(sym.shape[0]):
                 s = sym[i]
-                x = price[i]
-                v = volume[i]
-                if cnt[s] == 0:
-                    ema_f[s] = x
-                    ema_s[s] = x
-                else:
-                    ema_f[s] = (1.0 - ALPHA_FAST) * ema_f[s] + ALPHA_FAST * x
-                    ema_s[s] = (1.0 - ALPHA_SLOW) * ema_s[s] + ALPHA_SLOW * x
-                pv[s] += x * v
-                vs[s] += v
-                c = cnt[s] + 1
-                cnt[s] = c
-                d = x - mean[s]
-                mean[s] += d / c
-                m2[s] += d * (x - mean[s])
+                c = step(s, price[i], volume[i], ema_f, ema_s, pv, vs, cnt,
+                         mean, m2)
                 o_fast[i] = ema_f[s]
                 o_slow[i] = ema_s[s]
                 o_vwap[i] = pv[s] / vs[s] if vs[s] > 0.0 else np.nan
                 o_mean[i] = mean[s]
                 o_var[i] = m2[s] / (c - 1) if c > 1 else np.nan
 
-        _numba_kernel = kernel
-    return _numba_kernel
-
-
-_numba_summed = None
-
-
-def _get_numba_summed():
-    """The kernel with each tick's five features summed instead of stored
-    (NaN adds nothing), as bench/feature_core.c's run_core_summed."""
-    global _numba_summed
-    if _numba_summed is None:
-        from numba import njit
-
         @njit(cache=False, nogil=True)
         def summed(sym, price, volume, n_symbols):
-            ema_f = np.zeros(n_symbols)
-            ema_s = np.zeros(n_symbols)
-            pv = np.zeros(n_symbols)
-            vs = np.zeros(n_symbols)
-            cnt = np.zeros(n_symbols, dtype=np.int64)
-            mean = np.zeros(n_symbols)
-            m2 = np.zeros(n_symbols)
+            ema_f, ema_s, pv, vs, cnt, mean, m2 = state(n_symbols)
             a0 = a1 = a2 = a3 = a4 = 0.0
             for i in range(sym.shape[0]):
                 s = sym[i]
-                x = price[i]
-                v = volume[i]
-                if cnt[s] == 0:
-                    ema_f[s] = x
-                    ema_s[s] = x
-                else:
-                    ema_f[s] = (1.0 - ALPHA_FAST) * ema_f[s] + ALPHA_FAST * x
-                    ema_s[s] = (1.0 - ALPHA_SLOW) * ema_s[s] + ALPHA_SLOW * x
-                pv[s] += x * v
-                vs[s] += v
-                c = cnt[s] + 1
-                cnt[s] = c
-                d = x - mean[s]
-                mean[s] += d / c
-                m2[s] += d * (x - mean[s])
+                c = step(s, price[i], volume[i], ema_f, ema_s, pv, vs, cnt,
+                         mean, m2)
                 a0 += ema_f[s]
                 a1 += ema_s[s]
                 a2 += pv[s] / vs[s] if vs[s] > 0.0 else 0.0
@@ -321,13 +298,13 @@ def _get_numba_summed():
                 a4 += m2[s] / (c - 1) if c > 1 else 0.0
             return a0, a1, a2, a3, a4
 
-        _numba_summed = summed
-    return _numba_summed
+        _numba_kernel, _numba_summed = kernel, summed
+    return _numba_kernel, _numba_summed
 
 
 def run_numba_summed(t, n, n_symbols, repeat):
     """Best time and the sums of the summed kernel, compile excluded."""
-    k = _get_numba_summed()
+    k = _numba_kernels()[1]
     warm = make_ticks(10_000, n_symbols, seed=99)
     k(warm["sym"], warm["price"], warm["volume"], n_symbols)
     best, sums = math.inf, None
@@ -339,7 +316,7 @@ def run_numba_summed(t, n, n_symbols, repeat):
 
 
 def numba_features(sym, price, volume, n_symbols):
-    k = _get_numba_kernel()
+    k = _numba_kernels()[0]
     n = len(sym)
     out = [np.empty(n) for _ in FEATURES]
     k(sym, price, volume, n_symbols, *out)
@@ -351,7 +328,7 @@ def run_numba(t, n, n_symbols, repeat):
     t0 = time.perf_counter()
     numba_features(warm["sym"], warm["price"], warm["volume"], n_symbols)
     compile_s = time.perf_counter() - t0
-    k = _get_numba_kernel()
+    k = _numba_kernels()[0]
     out = [np.empty(n) for _ in FEATURES]
     times = []
     for _ in range(max(1, repeat)):
