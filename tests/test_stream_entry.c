@@ -261,6 +261,12 @@ static void test_ids(void) {
   char buf[PE_STREAM_ID_MAX];
   PE_CHECK_INT(pe_stream_id_format(id, buf, sizeof buf), 41);
   PE_CHECK_STR(buf, "18446744073709551615-18446744073709551615");
+  /* A small cap cuts as snprintf does and still says the whole length. */
+  PE_CHECK_INT(pe_stream_id_format(id, buf, 5), 41);
+  PE_CHECK_STR(buf, "1844");
+  pe_stream_id_t zero = {0, 0};
+  PE_CHECK_INT(pe_stream_id_format(zero, buf, sizeof buf), 3);
+  PE_CHECK_STR(buf, "0-0");
   static const char *const bad[] = {
       "",     "-", "1-", "-1", "a-1", "1-2-3", "18446744073709551616",
       "1 -2", "+1"};

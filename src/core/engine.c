@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/engine_impl.h"
+#include "io/textfmt.h"
 #include "pe/clock.h"
 #include "pe/error.h"
 
@@ -305,19 +306,6 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
 }
 
 /* Appends the decimal digits of v at p; returns the end. */
-static char *pe__put_u64(char *p, uint64_t v) {
-  char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0) {
-    *p++ = tmp[--n];
-  }
-  return p;
-}
-
 /* The signal's symbol and id: "%s-%lld%s" of symbol, ts_ns and kind, then
  * "-%u" of seq + 1 when seq > 0, cut to fit id as snprintf cuts. Written out
  * rather than formatted: this runs for every signal. */
@@ -335,13 +323,13 @@ static void pe__signal_name(pe_signal_t *sig, const pe_tick_t *tick,
     *p++ = '-';
     ts = 0 - ts;
   }
-  p = pe__put_u64(p, ts);
+  p = pe__u64_put(p, ts);
   size_t kind_len = strlen(kind);
   memcpy(p, kind, kind_len);
   p += kind_len;
   if (seq > 0) {
     *p++ = '-';
-    p = pe__put_u64(p, (uint32_t)(seq + 1u));
+    p = pe__u64_put(p, (uint32_t)(seq + 1u));
   }
   size_t n = (size_t)(p - buf);
   if (n > sizeof sig->id - 1) {

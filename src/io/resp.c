@@ -46,19 +46,6 @@ static int pe__room(pe_resp_buf_t *b, size_t n) {
   return 1;
 }
 
-static size_t pe__u64_text(uint64_t v, char *tmp) {
-  char rev[20];
-  size_t n = 0;
-  do {
-    rev[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  for (size_t i = 0; i < n; i++) {
-    tmp[i] = rev[n - 1 - i];
-  }
-  return n;
-}
-
 static void pe__put(pe_resp_buf_t *b, const char *s, size_t n) {
   if (pe__room(b, n)) {
     memcpy(b->data + b->len, s, n);
@@ -69,7 +56,7 @@ static void pe__put(pe_resp_buf_t *b, const char *s, size_t n) {
 static void pe__header(pe_resp_buf_t *b, char kind, uint64_t n) {
   char tmp[24];
   tmp[0] = kind;
-  size_t k = 1 + pe__u64_text(n, tmp + 1);
+  size_t k = (size_t)(pe__u64_put(tmp + 1, n) - tmp);
   tmp[k++] = '\r';
   tmp[k++] = '\n';
   pe__put(b, tmp, k);
@@ -92,18 +79,13 @@ void pe_resp_arg_str(pe_resp_buf_t *b, const char *s) {
 
 void pe_resp_arg_u64(pe_resp_buf_t *b, uint64_t v) {
   char tmp[24];
-  pe_resp_arg(b, tmp, pe__u64_text(v, tmp));
+  pe_resp_arg(b, tmp, (size_t)(pe__u64_put(tmp, v) - tmp));
 }
 
 void pe_resp_arg_i64(pe_resp_buf_t *b, int64_t v) {
   char tmp[24];
   size_t n = 0;
-  uint64_t u = (uint64_t)v;
-  if (v < 0) {
-    tmp[n++] = '-';
-    u = 0 - u;
-  }
-  n += pe__u64_text(u, tmp + n);
+  pe__put_i64(tmp, sizeof tmp, &n, v);
   pe_resp_arg(b, tmp, n);
 }
 
@@ -116,10 +98,7 @@ void pe_resp_arg_double(pe_resp_buf_t *b, double v) {
 
 void pe_resp_arg_id(pe_resp_buf_t *b, pe_stream_id_t id) {
   char tmp[PE_STREAM_ID_MAX];
-  size_t n = pe__u64_text(id.ms, tmp);
-  tmp[n++] = '-';
-  n += pe__u64_text(id.seq, tmp + n);
-  pe_resp_arg(b, tmp, n);
+  pe_resp_arg(b, tmp, pe_stream_id_format(id, tmp, sizeof tmp));
 }
 
 void pe_resp_append(pe_resp_buf_t *b, const pe_resp_buf_t *other) {

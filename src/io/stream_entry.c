@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "io/textfmt.h"
 #include "io/tick_fields.h"
 #include "pe/error.h"
 
@@ -55,9 +56,17 @@ int pe_stream_id_parse(const char *s, size_t len, pe_stream_id_t *id) {
 }
 
 size_t pe_stream_id_format(pe_stream_id_t id, char *buf, size_t cap) {
-  int n = snprintf(buf, cap, "%llu-%llu", (unsigned long long)id.ms,
-                   (unsigned long long)id.seq);
-  return n < 0 ? 0 : (size_t)n;
+  char tmp[PE_STREAM_ID_MAX];
+  char *p = pe__u64_put(tmp, id.ms);
+  *p++ = '-';
+  p = pe__u64_put(p, id.seq);
+  size_t n = (size_t)(p - tmp);
+  if (cap > 0) { /* cut as snprintf cuts */
+    size_t k = n < cap - 1 ? n : cap - 1;
+    memcpy(buf, tmp, k);
+    buf[k] = '\0';
+  }
+  return n;
 }
 
 int pe_stream_id_cmp(pe_stream_id_t a, pe_stream_id_t b) {

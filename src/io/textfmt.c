@@ -277,6 +277,14 @@ void pe__put_double(char *buf, size_t cap, size_t *pos, double v) {
   pe__put_mem(buf, cap, pos, tmp, n);
 }
 
+char *pe__u64_put(char *dst, uint64_t v) {
+  char tmp[20];
+  char *p = pe__u64_digits(tmp + sizeof tmp, v);
+  size_t n = (size_t)(tmp + sizeof tmp - p);
+  memcpy(dst, p, n);
+  return dst + n;
+}
+
 void pe__put_i64(char *buf, size_t cap, size_t *pos, int64_t v) {
   char tmp[24];
   char *end = tmp + sizeof tmp;
