@@ -5,9 +5,12 @@
  *
  *   feature_core TICKS.petk [--repeat N] [--window W]
  *
- * Prints ns/tick and ticks/s (best of N runs, each from fresh state; all_s
- * lists every run), the sums of each output (to compare with the peers'
- * checksums), the memory floor (run_floor), the same work with the
+ * Two C contenders: the columnar core (pe/core.h, pe_core_run: the library's
+ * batch form, on the fastest path this CPU has) and a loop over the
+ * streaming structs of pe/state.h (run_core). For each it prints ns/tick
+ * (best of N runs, each from fresh state; *all_s lists every run) and the
+ * sums of each output (to compare with the peers' checksums); then the
+ * memory floor (run_floor, run_floor_stream), the structs' work with the
  * features summed instead of stored (run_core_summed) and the engine's
  * memory per symbol at window W (default 32).
  * Every array, input and output, is allocated as numpy allocates its own
@@ -21,8 +24,14 @@
 #include <sys/mman.h>
 
 #include "pe/clock.h"
+#include "pe/core.h"
 #include "pe/engine.h"
 #include "pe/state.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define FLOOR_STREAM 1
+#endif
 
 typedef struct ticks {
   uint64_t n;
@@ -155,12 +164,11 @@ static void run_core_summed(const ticks_t *t, core_state_t *st,
 /* The memory floor: what any loop over these arrays must move, and no more
  * work. It reads the three inputs the peers read (sym, price, volume: 20
  * bytes a tick) and writes five outputs (40 bytes), with one operation
- * each and no per-symbol state, so the compiler may vectorise it. No
- * implementation of the feature core moves less memory, so none that
- * stores its outputs the ordinary way can run faster on the same machine
- * (streaming stores, tried, gained nothing on either machine of
- * docs/benchmarks.md); run_core.sh reports numba's time over it as the most
- * that any loop could beat numba by. */
+ * each and no per-symbol state, so the compiler may vectorise it. An
+ * ordinary store first reads the line it writes, so this loop moves 100
+ * bytes a tick; run_floor_stream writes with streaming stores, which do
+ * not, and moves 60, the least any implementation can. numba's loop stores
+ * the ordinary way. */
 static void run_floor(const ticks_t *t, double *const out[N_OUT]) {
   double *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3], *o4 = out[4];
   const int32_t *sym = t->sym;
@@ -173,6 +181,141 @@ static void run_floor(const ticks_t *t, double *const out[N_OUT]) {
     o3[i] = p + (double)sym[i];
     o4[i] = p - v;
   }
+}
+
+#ifdef FLOOR_STREAM
+/* run_floor with streaming stores: AVX-512, 64 bytes a store, where the
+ * CPU has it, else SSE2 (every x86-64), 16. The output arrays are 64-byte
+ * aligned. */
+__attribute__((target("avx512f"))) static void
+floor_stream_avx512(const ticks_t *t, double *const out[N_OUT]) {
+  double *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3], *o4 = out[4];
+  uint64_t i = 0;
+  for (; i + 8 <= t->n; i += 8) {
+    __m512d p = _mm512_loadu_pd(t->price + i),
+            v = _mm512_loadu_pd(t->volume + i);
+    __m512d s = _mm512_cvtepi32_pd(
+        _mm256_loadu_si256((const __m256i *)(const void *)(t->sym + i)));
+    _mm512_stream_pd(o0 + i, p);
+    _mm512_stream_pd(o1 + i, _mm512_mul_pd(p, v));
+    _mm512_stream_pd(o2 + i, v);
+    _mm512_stream_pd(o3 + i, _mm512_add_pd(p, s));
+    _mm512_stream_pd(o4 + i, _mm512_sub_pd(p, v));
+  }
+  for (; i < t->n; i++) {
+    o0[i] = t->price[i];
+  }
+  _mm_sfence();
+}
+
+static void floor_stream_sse2(const ticks_t *t, double *const out[N_OUT]) {
+  double *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3], *o4 = out[4];
+  uint64_t i = 0;
+  for (; i + 2 <= t->n; i += 2) {
+    __m128d p = _mm_loadu_pd(t->price + i), v = _mm_loadu_pd(t->volume + i);
+    __m128d s = _mm_cvtepi32_pd(
+        _mm_loadl_epi64((const __m128i *)(const void *)(t->sym + i)));
+    _mm_stream_pd(o0 + i, p);
+    _mm_stream_pd(o1 + i, _mm_mul_pd(p, v));
+    _mm_stream_pd(o2 + i, v);
+    _mm_stream_pd(o3 + i, _mm_add_pd(p, s));
+    _mm_stream_pd(o4 + i, _mm_sub_pd(p, v));
+  }
+  for (; i < t->n; i++) {
+    o0[i] = t->price[i];
+  }
+  _mm_sfence();
+}
+
+static void run_floor_stream(const ticks_t *t, double *const out[N_OUT]) {
+  if (__builtin_cpu_supports("avx512f")) {
+    floor_stream_avx512(t, out);
+  } else {
+    floor_stream_sse2(t, out);
+  }
+}
+#endif
+
+/* Best of repeat timed calls of fn(ctx); all_s gets each time. */
+static double best_of(int repeat, void (*fn)(void *), void *ctx,
+                      double *all_s) {
+  double best = INFINITY;
+  for (int r = 0; r < repeat; r++) {
+    uint64_t t0 = pe_clock_ns();
+    fn(ctx);
+    double secs = (double)(pe_clock_ns() - t0) * 1e-9;
+    if (all_s != NULL) {
+      all_s[r] = secs;
+    }
+    best = secs < best ? secs : best;
+  }
+  return best;
+}
+
+typedef struct bench_ctx {
+  const ticks_t *t;
+  core_state_t *st;
+  uint32_t n_symbols;
+  double **out;
+  pe_core_t *core;
+  double sums[N_OUT];
+} bench_ctx_t;
+
+static void do_columns(void *p) {
+  bench_ctx_t *c = p;
+  pe_core_reset(c->core);
+  pe_core_columns_t cols = {c->out[0], c->out[1], c->out[2], c->out[3],
+                            c->out[4]};
+  if (pe_core_run(c->core, c->t->n, c->t->sym, c->t->price, c->t->volume,
+                  &cols) != 0) {
+    fprintf(stderr, "%s\n", pe_core_errmsg(c->core));
+    exit(1);
+  }
+}
+static void do_structs(void *p) {
+  bench_ctx_t *c = p;
+  run_core(c->t, c->st, c->n_symbols, c->out);
+}
+static void do_summed(void *p) {
+  bench_ctx_t *c = p;
+  run_core_summed(c->t, c->st, c->n_symbols, c->sums);
+}
+static void do_floor(void *p) {
+  bench_ctx_t *c = p;
+  run_floor(c->t, c->out);
+}
+#ifdef FLOOR_STREAM
+static void do_floor_stream(void *p) {
+  bench_ctx_t *c = p;
+  run_floor_stream(c->t, c->out);
+}
+#endif
+
+static const char *const names[N_OUT] = {"ema_fast", "ema_slow", "vwap", "mean",
+                                         "var"};
+
+/* Prints "checksums": the sum of each output, NaN skipped. */
+static void print_checksums(const char *key, const ticks_t *t,
+                            double *const out[N_OUT]) {
+  printf("\"%s\": {", key);
+  for (int k = 0; k < N_OUT; k++) {
+    double sum = 0.0;
+    for (uint64_t i = 0; i < t->n; i++) {
+      if (!isnan(out[k][i])) {
+        sum += out[k][i];
+      }
+    }
+    printf("%s\"%s\": %.17g", k ? ", " : "", names[k], sum);
+  }
+  printf("}");
+}
+
+static void print_all(const char *key, const double *all_s, int repeat) {
+  printf("\"%s\": [", key);
+  for (int r = 0; r < repeat; r++) {
+    printf("%s%.6f", r ? ", " : "", all_s[r]);
+  }
+  printf("]");
 }
 
 int main(int argc, char **argv) {
@@ -212,71 +355,60 @@ int main(int argc, char **argv) {
      * peers' preallocated numpy arrays do not. */
     memset(out[k], 0, t.n * sizeof(double));
   }
-  double best = INFINITY;
   double all_s[64];
   if (repeat < 1 || repeat > 64) {
     repeat = repeat < 1 ? 1 : 64;
   }
-  for (int r = 0; r < repeat; r++) {
-    uint64_t t0 = pe_clock_ns();
-    run_core(&t, st, n_symbols, out);
-    double secs = (double)(pe_clock_ns() - t0) * 1e-9;
-    all_s[r] = secs;
-    best = secs < best ? secs : best;
+  pe_core_config_t ccfg;
+  pe_core_config_init(&ccfg);
+  ccfg.n_symbols = n_symbols;
+  char err[256];
+  bench_ctx_t ctx = {&t, st, n_symbols, out, NULL, {0}};
+  if (pe_core_create(&ccfg, &ctx.core, err, sizeof err) != 0) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
   }
-  static const char *const names[N_OUT] = {"ema_fast", "ema_slow", "vwap",
-                                           "mean", "var"};
-  printf("{\"n\": %" PRIu64 ", \"symbols\": %u, \"best_s\": %.6f, "
-         "\"ns_per_tick\": %.3f, \"ticks_per_s\": %.0f, ",
-         t.n, n_symbols, best, best * 1e9 / (double)t.n, (double)t.n / best);
-  printf("\"all_s\": [");
-  for (int r = 0; r < repeat; r++) {
-    printf("%s%.6f", r ? ", " : "", all_s[r]);
-  }
-  printf("], \"checksums\": {");
-  for (int k = 0; k < N_OUT; k++) {
-    double sum = 0.0;
-    for (uint64_t i = 0; i < t.n; i++) {
-      if (!isnan(out[k][i])) {
-        sum += out[k][i];
-      }
-    }
-    printf("%s\"%s\": %.17g", k ? ", " : "", names[k], sum);
-  }
-  /* The floor, on the same arrays, after the checksums are taken. */
-  double floor_best = INFINITY;
-  for (int r = 0; r < repeat; r++) {
-    uint64_t t0 = pe_clock_ns();
-    run_floor(&t, out);
-    double secs = (double)(pe_clock_ns() - t0) * 1e-9;
-    floor_best = secs < floor_best ? secs : floor_best;
-  }
+  double n = (double)t.n;
+  /* The columnar core first, then the structs, each leaving its outputs
+   * for the checksums. */
+  double best = best_of(repeat, do_columns, &ctx, all_s);
+  printf("{\"n\": %" PRIu64 ", \"symbols\": %u, \"columns_isa\": \"%s\", "
+         "\"columns_ns_per_tick\": %.3f, ",
+         t.n, n_symbols, pe_core_isa_name(ctx.core), best * 1e9 / n);
+  print_all("columns_all_s", all_s, repeat);
+  printf(", ");
+  print_checksums("columns_checksums", &t, out);
+  best = best_of(repeat, do_structs, &ctx, all_s);
+  printf(", \"best_s\": %.6f, \"ns_per_tick\": %.3f, \"ticks_per_s\": %.0f, ",
+         best, best * 1e9 / n, n / best);
+  print_all("all_s", all_s, repeat);
+  printf(", ");
+  print_checksums("checksums", &t, out);
+  /* The floors, on the same arrays, after the checksums are taken. */
+  best = best_of(repeat, do_floor, &ctx, NULL);
+  printf(", \"floor_ns_per_tick\": %.3f", best * 1e9 / n);
+#ifdef FLOOR_STREAM
+  best = best_of(repeat, do_floor_stream, &ctx, NULL);
+  printf(", \"floor_stream_ns_per_tick\": %.3f", best * 1e9 / n);
+#endif
   if (t.n > 0) {
     volatile double sink = out[1][t.n / 2] + out[3][t.n - 1];
     (void)sink;
   }
-  printf("}, \"floor_ns_per_tick\": %.3f", floor_best * 1e9 / (double)t.n);
   /* The features summed instead of stored. */
-  double summed_best = INFINITY, sums[N_OUT];
-  for (int r = 0; r < repeat; r++) {
-    uint64_t t0 = pe_clock_ns();
-    run_core_summed(&t, st, n_symbols, sums);
-    double secs = (double)(pe_clock_ns() - t0) * 1e-9;
-    summed_best = secs < summed_best ? secs : summed_best;
-  }
-  printf(", \"summed_ns_per_tick\": %.3f, \"summed\": {",
-         summed_best * 1e9 / (double)t.n);
+  best = best_of(repeat, do_summed, &ctx, NULL);
+  printf(", \"summed_ns_per_tick\": %.3f, \"summed\": {", best * 1e9 / n);
   for (int k = 0; k < N_OUT; k++) {
-    printf("%s\"%s\": %.17g", k ? ", " : "", names[k], sums[k]);
+    printf("%s\"%s\": %.17g", k ? ", " : "", names[k], ctx.sums[k]);
   }
   printf("}");
+  pe_core_destroy(ctx.core);
   /* Memory per symbol of the real engine, with windows of W ticks. */
   pe_engine_config_t cfg;
   pe_engine_config_init(&cfg);
   cfg.max_symbols = n_symbols;
   cfg.window = window;
   pe_engine_t *e = NULL;
-  char err[256];
   size_t per_symbol = 0;
   if (pe_engine_create(&cfg, &e, err, sizeof err) == 0) {
     per_symbol = pe_engine_bytes_per_symbol(e);

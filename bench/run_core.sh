@@ -11,9 +11,10 @@
 #      one core (taskset), three runs; first, as once on the GPU host it
 #      ran 25 % slower right after pandas than in a run of its own;
 #   3. memory per symbol at W = 32.
-# With the feature core comes its memory floor (feature_core's run_floor: the
-# same arrays read and written, one operation each): numba's time over it
-# bounds what any implementation could gain on numba on this machine.
+# C is the columnar core (pe/core.h); a loop over pe/state.h's streaming
+# structs is timed beside it. With them come the memory floors
+# (feature_core's run_floor and run_floor_stream: the same arrays read and
+# written, one operation each, with ordinary and with streaming stores).
 # Prints a table and writes everything under OUT (default bench-out/).
 #
 #   bench/run_core.sh [N] [M] [PYTHON_N]    defaults 50000000 20000000 2000000
@@ -66,49 +67,59 @@ rd = [load(f"core_numba_{r}.json")["peers"] for r in range(1, rounds + 1)]
 nb = [x["numba"] for x in rd]
 py = [x["python"] for x in rd]
 p = load("core_peers.json")
-c_ns = [c["ns_per_tick"] for c in cs]
+c_ns = [c["columns_ns_per_tick"] for c in cs]
 c_med = statistics.median(c_ns)
 n = cs[0]["n"]
+rounds_of = lambda xs, f="{:.2f}": ", ".join(f.format(x) for x in xs)
 print(f"\nfeature core, {n} ticks, {cs[0]['symbols']} symbols (ns/tick, lower is better)")
-print(f"  {'C (pe/state.h)':<16} {c_med:8.2f}   rounds: {', '.join(f'{x:.2f}' for x in c_ns)}")
-ratios = [b["ns_per_tick"] / c["ns_per_tick"] for b, c in zip(nb, cs)]
+print(f"  {'C, pe/core.h':<22} {c_med:8.2f}   rounds: {rounds_of(c_ns)} "
+      f"(pe_core_run, {cs[0]['columns_isa']} path)")
+st_ns = [c["ns_per_tick"] for c in cs]
+print(f"  {'C, pe/state.h structs':<22} {statistics.median(st_ns):8.2f}   rounds: {rounds_of(st_ns)}")
+nb_ns = [b["ns_per_tick"] for b in nb]
+print(f"  {'numba':<22} {statistics.median(nb_ns):8.2f}   rounds: {rounds_of(nb_ns)}")
+ratios = [b / c for b, c in zip(nb_ns, c_ns)]
 ratio = statistics.median(ratios)
 mark = "meets" if ratio >= 1.5 else "BELOW"
-nb_ns = [b["ns_per_tick"] for b in nb]
-print(f"  {'numba':<16} {statistics.median(nb_ns):8.2f}   rounds: "
-      f"{', '.join(f'{x:.2f}' for x in nb_ns)}")
-print(f"  C is {ratio:.2f}x faster than numba (median of rounds "
-      f"{', '.join(f'{x:.2f}' for x in ratios)}; target 1.5x: {mark})")
+print(f"  pe/core.h is {ratio:.2f}x faster than numba (median of rounds "
+      f"{rounds_of(ratios)}; target 1.5x: {mark})")
+st_ratios = [b / c for b, c in zip(nb_ns, st_ns)]
+print(f"  the pe/state.h structs are {statistics.median(st_ratios):.2f}x numba "
+      f"(rounds {rounds_of(st_ratios)})")
 floor = [c["floor_ns_per_tick"] for c in cs]
-bound = statistics.median(b["ns_per_tick"] / c["floor_ns_per_tick"] for b, c in zip(nb, cs))
-print(f"  {'memory floor':<16} {statistics.median(floor):8.2f}   rounds: "
-      f"{', '.join(f'{x:.2f}' for x in floor)} (read the inputs, write the outputs, nothing else)")
-print(f"  so no loop can be more than {bound:.2f}x faster than numba on this machine")
+print(f"  {'floor, ordinary stores':<22} {statistics.median(floor):8.2f}   rounds: {rounds_of(floor)} "
+      f"(read the inputs, write the outputs, nothing else)")
+if "floor_stream_ns_per_tick" in cs[0]:
+    fs = [c["floor_stream_ns_per_tick"] for c in cs]
+    print(f"  {'floor, streaming':<22} {statistics.median(fs):8.2f}   rounds: {rounds_of(fs)} "
+          f"(the same with streaming stores: the least memory traffic)")
+    over = [c / f for c, f in zip(c_ns, fs)]
+    print(f"  pe/core.h runs at {statistics.median(over):.2f}x the streaming floor "
+          f"(rounds {rounds_of(over)})")
+nb_ref = load("core_numba_1.json")["checksums"]
+worst = max(abs(c["columns_checksums"][k] - nb_ref[k]) / abs(nb_ref[k])
+            for c in cs for k in nb_ref)
 c_sum = [c["summed_ns_per_tick"] for c in cs]
 nb_sum = [b["summed_ns_per_tick"] for b in nb]
 sum_ratio = statistics.median(b / c for b, c in zip(nb_sum, c_sum))
-print(f"  features summed, not stored: C {statistics.median(c_sum):.2f}, numba "
+print(f"  structs, features summed, not stored: C {statistics.median(c_sum):.2f}, numba "
       f"{statistics.median(nb_sum):.2f} ns/tick; C is {sum_ratio:.2f}x faster (median of rounds "
-      f"{', '.join(f'{b / c:.2f}' for b, c in zip(nb_sum, c_sum))})")
-worst = max(abs(cs[0]["summed"][k] - nb[0]["summed"][k]) / abs(nb[0]["summed"][k])
-            for k in cs[0]["summed"])
-print(f"  summed totals, C against numba: max relative difference {worst:.1e}")
+      f"{rounds_of([b / c for b, c in zip(nb_sum, c_sum)])})")
 py_ns = [x["ns_per_tick"] for x in py]
-py_ratios = [a["ns_per_tick"] / c["ns_per_tick"] for a, c in zip(py, cs)]
+py_ratios = [a["ns_per_tick"] / c for a, c in zip(py, c_ns)]
 ratio = statistics.median(py_ratios)
 mark = "meets" if ratio >= 100 else "BELOW"
-print(f"  {'python':<16} {statistics.median(py_ns):8.2f}   rounds: "
-      f"{', '.join(f'{x:.2f}' for x in py_ns)} (n={py[0]['n']})")
-print(f"  C is {ratio:.1f}x faster than Python (median of rounds "
-      f"{', '.join(f'{x:.1f}' for x in py_ratios)}; target 100x: {mark})")
+print(f"  {'python':<22} {statistics.median(py_ns):8.2f}   rounds: {rounds_of(py_ns)} (n={py[0]['n']})")
+print(f"  pe/core.h is {ratio:.1f}x faster than Python (median of rounds "
+      f"{rounds_of(py_ratios, '{:.1f}')}; target 100x: {mark})")
 r = p["peers"]["pandas"]
 ratio = r["ns_per_tick"] / c_med
 mark = "meets" if ratio >= 20 else "BELOW"
-print(f"  {'pandas':<16} {r['ns_per_tick']:8.2f}   C is {ratio:7.1f}x faster "
+print(f"  {'pandas':<22} {r['ns_per_tick']:8.2f}   pe/core.h is {ratio:7.1f}x faster "
       f"(target 20x: {mark}; one run after the rounds, against the median C)")
-ref = load("core_numba_1.json")["checksums"]
-for k, v in cs[0]["checksums"].items():
-    print(f"  checksum {k:<8} C {v:.12e}  numba {ref[k]:.12e}  rel {abs(v - ref[k]) / abs(ref[k]):.1e}")
+for k, v in cs[0]["columns_checksums"].items():
+    print(f"  checksum {k:<8} C {v:.12e}  numba {nb_ref[k]:.12e}  rel {abs(v - nb_ref[k]) / abs(nb_ref[k]):.1e}")
+print(f"  checksums, every round, C against numba: max relative difference {worst:.1e}")
 runs = [load(f"replay_{i}.json") for i in (1, 2, 3)]
 full = load("replay_full.json")
 rates = sorted(r["rows"] / r["wall_s"] for r in runs)

@@ -1,11 +1,13 @@
 /* Zero heap allocations per tick: this executable replaces malloc and its
  * siblings with counting versions (forwarding to glibc's __libc_* entry
  * points), then pushes ticks through the CSV parser, the engine with windows
- * and the stub model, and the signal and feature formatters. Not built with
- * sanitizers, which bring their own allocator. */
+ * and the stub model, and the signal and feature formatters; and runs the
+ * columnar core (pe/core.h) over arrays. Not built with sanitizers, which
+ * bring their own allocator. */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "pe/core.h"
 #include "pe/csv.h"
 #include "pe/engine.h"
 #include "pe/error.h"
@@ -15,6 +17,7 @@
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
 extern void __libc_free(void *);
 
 static uint64_t allocations = 0;
@@ -30,6 +33,10 @@ void *calloc(size_t n, size_t m) {
 void *realloc(void *p, size_t n) {
   allocations++;
   return __libc_realloc(p, n);
+}
+void *aligned_alloc(size_t align, size_t n) {
+  allocations++;
+  return __libc_memalign(align, n);
 }
 void free(void *p) { __libc_free(p); }
 
@@ -140,4 +147,41 @@ static void test_zero_allocations_per_tick(void) {
   pe_backend_close(b);
 }
 
-PE_TEST_MAIN(PE_TEST(test_zero_allocations_per_tick))
+/* The columnar core allocates in create and nowhere else. */
+static void test_core_run_allocates_nothing(void) {
+  enum { N = 200000 };
+  int32_t *sym = __libc_malloc(N * sizeof *sym);
+  double *buf = __libc_malloc(7 * (size_t)N * sizeof *buf);
+  double *price = buf, *volume = buf + N;
+  for (size_t i = 0; i < N; i++) {
+    sym[i] = (int32_t)((i * 7919u) % 500u);
+    price[i] = 100.0 + (double)(i % 97) * 0.01;
+    volume[i] = (double)(1 + i % 13);
+  }
+  pe_core_columns_t cols = {buf + 2 * N, buf + 3 * N, buf + 4 * N,
+                            buf + 5 * N, buf + 6 * N};
+  pe_core_config_t cfg;
+  pe_core_config_init(&cfg);
+  cfg.n_symbols = 500;
+  pe_core_t *core = NULL;
+  uint64_t before = allocations;
+  PE_CHECK_INT(pe_core_create(&cfg, &core, NULL, 0), PE_OK);
+  PE_CHECK(allocations - before >= 2);
+  before = allocations;
+  for (size_t at = 0; at < N; at += 1000) {
+    PE_CHECK_INT(pe_core_run(core, 1000, sym + at, price + at, volume + at,
+                             &cols),
+                 PE_OK);
+  }
+  PE_CHECK_INT(pe_core_run(core, N, sym, price, volume, &cols), PE_OK);
+  printf("core (%s): %d ticks twice, allocations %llu\n",
+         pe_core_isa_name(core), N,
+         (unsigned long long)(allocations - before));
+  PE_CHECK_INT(allocations - before, 0);
+  pe_core_destroy(core);
+  __libc_free(buf);
+  __libc_free(sym);
+}
+
+PE_TEST_MAIN(PE_TEST(test_zero_allocations_per_tick),
+             PE_TEST(test_core_run_allocates_nothing))
