@@ -158,8 +158,8 @@ static void test_core_run_allocates_nothing(void) {
     price[i] = 100.0 + (double)(i % 97) * 0.01;
     volume[i] = (double)(1 + i % 13);
   }
-  pe_core_columns_t cols = {buf + 2 * N, buf + 3 * N, buf + 4 * N,
-                            buf + 5 * N, buf + 6 * N};
+  pe_core_columns_t cols = {buf + 2 * N, buf + 3 * N, buf + 4 * N, buf + 5 * N,
+                            buf + 6 * N};
   pe_core_config_t cfg;
   pe_core_config_init(&cfg);
   cfg.n_symbols = 500;
@@ -169,14 +169,13 @@ static void test_core_run_allocates_nothing(void) {
   PE_CHECK(allocations - before >= 2);
   before = allocations;
   for (size_t at = 0; at < N; at += 1000) {
-    PE_CHECK_INT(pe_core_run(core, 1000, sym + at, price + at, volume + at,
-                             &cols),
-                 PE_OK);
+    PE_CHECK_INT(
+        pe_core_run(core, 1000, sym + at, price + at, volume + at, &cols),
+        PE_OK);
   }
   PE_CHECK_INT(pe_core_run(core, N, sym, price, volume, &cols), PE_OK);
   printf("core (%s): %d ticks twice, allocations %llu\n",
-         pe_core_isa_name(core), N,
-         (unsigned long long)(allocations - before));
+         pe_core_isa_name(core), N, (unsigned long long)(allocations - before));
   PE_CHECK_INT(allocations - before, 0);
   pe_core_destroy(core);
   __libc_free(buf);
