@@ -3,7 +3,8 @@
  * written to five output arrays; the same work as the peers in
  * bench/feature_core_peers.py, on the same ticks (a PETK file it writes).
  *
- *   feature_core TICKS.petk [--repeat N] [--window W]
+ *   feature_core TICKS.petk [--repeat N] [--window W] [--isa
+ * auto|generic|avx2|avx512]
  *
  * Two C contenders: the columnar core (pe/core.h, pe_core_run: the library's
  * batch form, on the fastest path this CPU has) and a loop over the
@@ -320,15 +321,21 @@ static void print_all(const char *key, const double *all_s, int repeat) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr,
-            "usage: feature_core TICKS.petk [--repeat N] [--window W]\n");
+    fprintf(stderr, "usage: feature_core TICKS.petk [--repeat N] [--window W] "
+                    "[--isa auto|generic|avx2|avx512]\n");
     return 2;
   }
   int repeat = 3;
   uint32_t window = 32;
+  pe_core_isa_t isa = PE_CORE_ISA_AUTO;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--repeat") == 0) {
       repeat = atoi(argv[i + 1]);
+    } else if (strcmp(argv[i], "--isa") == 0) {
+      isa = strcmp(argv[i + 1], "generic") == 0  ? PE_CORE_ISA_GENERIC
+            : strcmp(argv[i + 1], "avx2") == 0   ? PE_CORE_ISA_AVX2
+            : strcmp(argv[i + 1], "avx512") == 0 ? PE_CORE_ISA_AVX512
+                                                 : PE_CORE_ISA_AUTO;
     } else if (strcmp(argv[i], "--window") == 0) {
       window = (uint32_t)atoi(argv[i + 1]);
     }
@@ -362,6 +369,7 @@ int main(int argc, char **argv) {
   pe_core_config_t ccfg;
   pe_core_config_init(&ccfg);
   ccfg.n_symbols = n_symbols;
+  ccfg.isa = isa;
   char err[256];
   bench_ctx_t ctx = {&t, st, n_symbols, out, NULL, {0}};
   if (pe_core_create(&ccfg, &ctx.core, err, sizeof err) != 0) {
@@ -378,6 +386,26 @@ int main(int argc, char **argv) {
   print_all("columns_all_s", all_s, repeat);
   printf(", ");
   print_checksums("columns_checksums", &t, out);
+  /* Every path this CPU has, with its own sums. */
+  static const pe_core_isa_t paths[3] = {PE_CORE_ISA_GENERIC, PE_CORE_ISA_AVX2,
+                                         PE_CORE_ISA_AVX512};
+  printf(", \"isa\": {");
+  for (int k = 0, shown = 0; k < 3; k++) {
+    pe_core_t *first = ctx.core;
+    ccfg.isa = paths[k];
+    if (pe_core_create(&ccfg, &ctx.core, NULL, 0) != 0) {
+      ctx.core = first;
+      continue;
+    }
+    best = best_of(repeat, do_columns, &ctx, NULL);
+    printf("%s\"%s\": {\"ns_per_tick\": %.3f, ", shown++ ? ", " : "",
+           pe_core_isa_name(ctx.core), best * 1e9 / n);
+    print_checksums("checksums", &t, out);
+    printf("}");
+    pe_core_destroy(ctx.core);
+    ctx.core = first;
+  }
+  printf("}");
   best = best_of(repeat, do_structs, &ctx, all_s);
   printf(", \"best_s\": %.6f, \"ns_per_tick\": %.3f, \"ticks_per_s\": %.0f, ",
          best, best * 1e9 / n, n / best);

@@ -74,6 +74,13 @@ rounds_of = lambda xs, f="{:.2f}": ", ".join(f.format(x) for x in xs)
 print(f"\nfeature core, {n} ticks, {cs[0]['symbols']} symbols (ns/tick, lower is better)")
 print(f"  {'C, pe/core.h':<22} {c_med:8.2f}   rounds: {rounds_of(c_ns)} "
       f"(pe_core_run, {cs[0]['columns_isa']} path)")
+for isa in cs[0]["isa"]:
+    xs = [c["isa"][isa]["ns_per_tick"] for c in cs]
+    rs = [b["ns_per_tick"] / x for b, x in zip(nb, xs)]
+    print(f"  {'  its ' + isa + ' path':<22} {statistics.median(xs):8.2f}   rounds: {rounds_of(xs)} "
+          f"({statistics.median(rs):.2f}x numba)")
+same = all(q["checksums"] == c["columns_checksums"] for c in cs for q in c["isa"].values())
+print(f"  every path's sums the same as the default path's, every round: {'yes' if same else 'NO'}")
 st_ns = [c["ns_per_tick"] for c in cs]
 print(f"  {'C, pe/state.h structs':<22} {statistics.median(st_ns):8.2f}   rounds: {rounds_of(st_ns)}")
 nb_ns = [b["ns_per_tick"] for b in nb]

@@ -19,10 +19,10 @@
  * used by one thread at a time.
  *
  * Where the CPU has AVX-512 (F, CD, VL), pe_core_run folds eight ticks at a
- * time when their symbols differ, and writes outputs of 64 Ki ticks or more
- * with streaming stores, which skip the cache: a caller that reads them
- * straight back should pass smaller batches. Elsewhere it runs one tick at
- * a time. */
+ * time when their symbols differ, with AVX2 four; and on either it writes
+ * outputs of 64 Ki ticks or more with streaming stores, which skip the
+ * cache: a caller that reads them straight back should pass smaller
+ * batches. Elsewhere it runs one tick at a time. */
 #ifndef PE_CORE_H
 #define PE_CORE_H
 
@@ -36,6 +36,7 @@ extern "C" {
 typedef enum pe_core_isa {
   PE_CORE_ISA_AUTO = 0, /* the fastest this CPU runs */
   PE_CORE_ISA_GENERIC,  /* one tick at a time, any CPU */
+  PE_CORE_ISA_AVX2,     /* four at a time; create fails without AVX2 */
   PE_CORE_ISA_AVX512    /* eight at a time; create fails without AVX-512 */
 } pe_core_isa_t;
 
@@ -52,9 +53,9 @@ void pe_core_config_init(pe_core_config_t *cfg);
 
 typedef struct pe_core pe_core_t;
 
-/* PE_EINVAL for n_symbols 0 or a span below 1, PE_EUNSUPPORTED for isa AVX512
- * on a CPU without it, PE_ENOMEM; err (may be NULL) gets a line saying
- * which. */
+/* PE_EINVAL for n_symbols 0, a span below 1 or an unknown isa,
+ * PE_EUNSUPPORTED for isa AVX2 or AVX512 on a CPU without it, PE_ENOMEM;
+ * err (may be NULL) gets a line saying which. */
 int pe_core_create(const pe_core_config_t *cfg, pe_core_t **out, char *err,
                    size_t errlen);
 void pe_core_destroy(pe_core_t *core); /* NULL is a no-op */
@@ -62,7 +63,7 @@ void pe_core_destroy(pe_core_t *core); /* NULL is a no-op */
 /* Every symbol back to no tick seen. */
 void pe_core_reset(pe_core_t *core);
 
-/* "avx512" or "generic": the code path pe_core_run takes. */
+/* "avx512", "avx2" or "generic": the code path pe_core_run takes. */
 const char *pe_core_isa_name(const pe_core_t *core);
 
 /* Output columns, each of n doubles, owned by the caller; a NULL column is

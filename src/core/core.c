@@ -1,5 +1,5 @@
 /* The columnar feature core (pe/core.h): setup, the generic path, and the
- * choice between it and the AVX-512 path. */
+ * choice of path. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,15 +33,19 @@ int pe_core_create(const pe_core_config_t *cfg, pe_core_t **out, char *err,
     return pe__core_fail(err, errlen, PE_EINVAL,
                          "core: EMA spans must be at least 1");
   }
-  int avx512 = pe__core_avx512_usable();
-  if (cfg->isa == PE_CORE_ISA_AVX512 && !avx512) {
-    return pe__core_fail(err, errlen, PE_EUNSUPPORTED,
-                         "core: this CPU (or build) has no AVX-512 F/CD/VL; "
-                         "use isa AUTO or GENERIC");
-  }
+  int avx2 = pe__core_avx2_usable(), avx512 = pe__core_avx512_usable();
   if (cfg->isa != PE_CORE_ISA_AUTO && cfg->isa != PE_CORE_ISA_GENERIC &&
-      cfg->isa != PE_CORE_ISA_AVX512) {
+      cfg->isa != PE_CORE_ISA_AVX2 && cfg->isa != PE_CORE_ISA_AVX512) {
     return pe__core_fail(err, errlen, PE_EINVAL, "core: unknown isa");
+  }
+  if ((cfg->isa == PE_CORE_ISA_AVX512 && !avx512) ||
+      (cfg->isa == PE_CORE_ISA_AVX2 && !avx2)) {
+    return pe__core_fail(err, errlen, PE_EUNSUPPORTED,
+                         cfg->isa == PE_CORE_ISA_AVX2
+                             ? "core: this CPU (or build) has no AVX2; use "
+                               "isa AUTO or GENERIC"
+                             : "core: this CPU (or build) has no AVX-512 "
+                               "F/CD/VL; use isa AUTO, AVX2 or GENERIC");
   }
   pe_core_t *core = calloc(1, sizeof *core);
   size_t bytes = (size_t)cfg->n_symbols * sizeof(pe__core_sym_t);
@@ -52,8 +56,12 @@ int pe_core_create(const pe_core_config_t *cfg, pe_core_t **out, char *err,
   }
   core->sym = rows;
   core->n_symbols = cfg->n_symbols;
-  core->isa = cfg->isa == PE_CORE_ISA_GENERIC || !avx512 ? PE_CORE_ISA_GENERIC
-                                                         : PE_CORE_ISA_AVX512;
+  core->isa = cfg->isa;
+  if (core->isa == PE_CORE_ISA_AUTO) {
+    core->isa = avx512 ? PE_CORE_ISA_AVX512
+                : avx2 ? PE_CORE_ISA_AVX2
+                       : PE_CORE_ISA_GENERIC;
+  }
   /* The alphas exactly as pe_ema_init_span computes them. */
   pe_ema_t fast, slow;
   pe_ema_init_span(&fast, cfg->ema_fast_span);
@@ -80,7 +88,9 @@ void pe_core_reset(pe_core_t *core) {
 }
 
 const char *pe_core_isa_name(const pe_core_t *core) {
-  return core->isa == PE_CORE_ISA_AVX512 ? "avx512" : "generic";
+  return core->isa == PE_CORE_ISA_AVX512 ? "avx512"
+         : core->isa == PE_CORE_ISA_AVX2 ? "avx2"
+                                         : "generic";
 }
 
 const char *pe_core_errmsg(const pe_core_t *core) { return core->errmsg; }
@@ -103,13 +113,50 @@ size_t pe__core_run_generic(pe_core_t *core, size_t from, size_t n,
   return n;
 }
 
+/* Whether every non-NULL column sits at the same offset within a 64-byte
+ * line, at a multiple of 8 bytes; *lead gets the ticks before the next line
+ * boundary (0 when all are NULL). */
+static int pe__core_line_lead(const pe_core_columns_t *out, size_t *lead) {
+  const double *cols[5] = {out->ema_fast, out->ema_slow, out->vwap, out->mean,
+                           out->var};
+  int found = 0;
+  uintptr_t off = 0;
+  for (int k = 0; k < 5; k++) {
+    if (cols[k] == NULL) {
+      continue;
+    }
+    uintptr_t o = (uintptr_t)cols[k] % 64u;
+    if (o % 8u != 0 || (found && o != off)) {
+      return 0;
+    }
+    off = o;
+    found = 1;
+  }
+  *lead = off == 0 ? 0 : (64u - off) / 8u;
+  return 1;
+}
+
+int pe__core_store_mode(const pe_core_columns_t *out, size_t n, size_t *lead) {
+  *lead = 0;
+  if (!pe__core_line_lead(out, lead)) {
+    return PE__CORE_UNALIGNED;
+  }
+  *lead = *lead < n ? *lead : n;
+  return n - *lead >= PE__CORE_STREAM_MIN ? PE__CORE_STREAM : PE__CORE_ALIGNED;
+}
+
 int pe_core_run(pe_core_t *core, size_t n, const int32_t *sym,
                 const double *price, const double *volume,
                 const pe_core_columns_t *out) {
   core->errmsg[0] = '\0';
-  size_t done = core->isa == PE_CORE_ISA_AVX512
-                    ? pe__core_run_avx512(core, n, sym, price, volume, out)
-                    : pe__core_run_generic(core, 0, n, sym, price, volume, out);
+  size_t done;
+  if (core->isa == PE_CORE_ISA_AVX512) {
+    done = pe__core_run_avx512(core, n, sym, price, volume, out);
+  } else if (core->isa == PE_CORE_ISA_AVX2) {
+    done = pe__core_run_avx2(core, n, sym, price, volume, out);
+  } else {
+    done = pe__core_run_generic(core, 0, n, sym, price, volume, out);
+  }
   if (done < n) {
     snprintf(core->errmsg, sizeof core->errmsg,
              "core: tick %zu has symbol id %d, outside [0, %u)", done,

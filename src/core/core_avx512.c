@@ -160,6 +160,8 @@ pe__core_blocks(pe_core_t *core, size_t from, size_t n, const int32_t *sym,
     } else if (bad != 0) {
       return pe__core_run_generic(core, i, i + 8, sym, price, volume, out);
     } else {
+      /* One at a time, into a buffer written as the block would be:
+       * ordinary stores among streaming ones cost far more. */
       double o[5][8];
       for (int j = 0; j < 8; j++) {
         double f[5];
@@ -179,44 +181,18 @@ pe__core_blocks(pe_core_t *core, size_t from, size_t n, const int32_t *sym,
   return pe__core_run_generic(core, i, n, sym, price, volume, out);
 }
 
-/* Whether every non-NULL column sits at the same offset within a 64-byte
- * line, and at a multiple of 8 bytes; *lead gets the ticks before the next
- * line boundary. */
-static int pe__core_aligned(const pe_core_columns_t *out, size_t *lead) {
-  const double *cols[5] = {out->ema_fast, out->ema_slow, out->vwap, out->mean,
-                           out->var};
-  int found = 0;
-  uintptr_t off = 0;
-  for (int k = 0; k < 5; k++) {
-    if (cols[k] == NULL) {
-      continue;
-    }
-    uintptr_t o = (uintptr_t)cols[k] % 64u;
-    if (o % 8u != 0 || (found && o != off)) {
-      return 0;
-    }
-    off = o;
-    found = 1;
-  }
-  *lead = off == 0 ? 0 : (64u - off) / 8u;
-  return 1;
-}
-
 PE__AVX512 size_t pe__core_run_avx512(pe_core_t *core, size_t n,
                                       const int32_t *sym, const double *price,
                                       const double *volume,
                                       const pe_core_columns_t *out) {
-  size_t lead = 0;
-  if (!pe__core_aligned(out, &lead)) {
-    return pe__core_blocks(core, 0, n, sym, price, volume, out, 0);
-  }
-  lead = lead < n ? lead : n;
+  size_t lead;
+  int mode = pe__core_store_mode(out, n, &lead);
   size_t done = pe__core_run_generic(core, 0, lead, sym, price, volume, out);
-  if (done < lead) {
-    return done;
-  }
-  if (n - lead < PE__CORE_STREAM_MIN) {
-    return pe__core_blocks(core, lead, n, sym, price, volume, out, 1);
+  if (done < lead || mode != PE__CORE_STREAM) {
+    return done < lead ? done
+           : mode == PE__CORE_ALIGNED
+               ? pe__core_blocks(core, lead, n, sym, price, volume, out, 1)
+               : pe__core_blocks(core, lead, n, sym, price, volume, out, 0);
   }
   done = pe__core_blocks(core, lead, n, sym, price, volume, out, 2);
   _mm_sfence(); /* streaming stores are weakly ordered: publish them */

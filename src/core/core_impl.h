@@ -1,7 +1,7 @@
 /* Internals of the columnar feature core (pe/core.h), shared by the generic
- * code (core.c) and the AVX-512 code (core_avx512.c). Both files are built
- * with -ffp-contract=off: a fused multiply-add would round once where
- * pe/state.h rounds twice, and the bits would differ. */
+ * code (core.c) and the vector code (core_avx2.c, core_avx512.c). All three
+ * are built with -ffp-contract=off: a fused multiply-add would round once
+ * where pe/state.h rounds twice, and the bits would differ. */
 #ifndef PE_CORE_IMPL_H
 #define PE_CORE_IMPL_H
 
@@ -89,11 +89,23 @@ size_t pe__core_run_generic(pe_core_t *core, size_t from, size_t n,
                             const int32_t *sym, const double *price,
                             const double *volume, const pe_core_columns_t *out);
 
-/* The same, eight ticks at a time (core_avx512.c); only called when
- * pe__core_avx512_usable() said yes. */
+/* How the vector paths store a run of n ticks: PE__CORE_UNALIGNED when the
+ * columns do not share an alignment, else PE__CORE_ALIGNED or, for long
+ * runs, PE__CORE_STREAM, after *lead ticks one at a time up to the columns'
+ * first line boundary (*lead is 0 for UNALIGNED). */
+enum { PE__CORE_UNALIGNED, PE__CORE_ALIGNED, PE__CORE_STREAM };
+int pe__core_store_mode(const pe_core_columns_t *out, size_t n, size_t *lead);
+
+/* Ticks 0 .. n-1, four (core_avx2.c) or eight (core_avx512.c) at a time;
+ * each only called when its _usable() said yes. Return as
+ * pe__core_run_generic. */
+size_t pe__core_run_avx2(pe_core_t *core, size_t n, const int32_t *sym,
+                         const double *price, const double *volume,
+                         const pe_core_columns_t *out);
 size_t pe__core_run_avx512(pe_core_t *core, size_t n, const int32_t *sym,
                            const double *price, const double *volume,
                            const pe_core_columns_t *out);
+int pe__core_avx2_usable(void);
 int pe__core_avx512_usable(void);
 
 #endif
