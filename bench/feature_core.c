@@ -3,12 +3,13 @@
  * written to five output arrays; the same work as the peers in
  * bench/feature_core_peers.py, on the same ticks (a PETK file it writes).
  *
- *   feature_core TICKS.petk [--repeat N] [--window W] [--isa
- * auto|generic|avx2|avx512]
+ *   feature_core TICKS.petk [--repeat N] [--window W]
+ *                [--isa auto|generic|avx2|avx512]
  *
  * Two C contenders: the columnar core (pe/core.h, pe_core_run: the library's
- * batch form, on the fastest path this CPU has) and a loop over the
- * streaming structs of pe/state.h (run_core). For each it prints ns/tick
+ * batch form, on the path --isa names, by default the fastest this CPU has;
+ * "isa" then times each path the CPU has) and a loop over the streaming
+ * structs of pe/state.h (run_core). For each it prints ns/tick
  * (best of N runs, each from fresh state; *all_s lists every run) and the
  * sums of each output (to compare with the peers' checksums); then the
  * memory floor (run_floor, run_floor_stream), the structs' work with the
