@@ -161,6 +161,11 @@ static pe_core_t *make_core(uint32_t n_sym, pe_core_isa_t isa) {
   pe_core_t *core = NULL;
   char err[160];
   PE_CHECK_INT(pe_core_create(&cfg, &core, err, sizeof err), PE_OK);
+  /* The path asked for is the path taken. */
+  static const char *const names[] = {NULL, "generic", "avx2", "avx512"};
+  if (isa != PE_CORE_ISA_AUTO) {
+    PE_CHECK_STR(pe_core_isa_name(core), names[isa]);
+  }
   return core;
 }
 
