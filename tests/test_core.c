@@ -153,11 +153,16 @@ static int isas(pe_core_isa_t out[3]) {
   return k;
 }
 
-static pe_core_t *make_core(uint32_t n_sym, pe_core_isa_t isa) {
+/* stream_min_ticks 0 keeps the default. */
+static pe_core_t *make_core_streaming(uint32_t n_sym, pe_core_isa_t isa,
+                                      size_t stream_min_ticks) {
   pe_core_config_t cfg;
   pe_core_config_init(&cfg);
   cfg.n_symbols = n_sym;
   cfg.isa = isa;
+  if (stream_min_ticks != 0) {
+    cfg.stream_min_ticks = stream_min_ticks;
+  }
   pe_core_t *core = NULL;
   char err[160];
   PE_CHECK_INT(pe_core_create(&cfg, &core, err, sizeof err), PE_OK);
@@ -167,6 +172,10 @@ static pe_core_t *make_core(uint32_t n_sym, pe_core_isa_t isa) {
     PE_CHECK_STR(pe_core_isa_name(core), names[isa]);
   }
   return core;
+}
+
+static pe_core_t *make_core(uint32_t n_sym, pe_core_isa_t isa) {
+  return make_core_streaming(n_sym, isa, 0);
 }
 
 static void test_matches_streaming_structs(void) {
@@ -196,6 +205,9 @@ static void test_matches_streaming_structs(void) {
 
 /* Chunks of awkward sizes, so that blocks start at every offset within a
  * line, give the same bits as one call. */
+/* Chunks of awkward sizes, so that blocks start at every offset within a
+ * line, give the same bits as one call, with and without streaming
+ * stores. */
 static void test_chunks_equal_one_call(void) {
   static const size_t sizes[] = {1, 7, 8, 13, 64, 3, 1000, 9, 4096, 2, 15};
   pe_core_isa_t isa[3];
@@ -204,8 +216,10 @@ static void test_chunks_equal_one_call(void) {
   make_ticks(n, 500, 42);
   cols_t ref = cols_new(n, aligned);
   reference(n, 500, &ref);
-  for (int a = 0; a < n_isa; a++) {
-    pe_core_t *core = make_core(500, isa[a]);
+  for (int a = 0; a < 2 * n_isa; a++) {
+    /* The second time round, every chunk takes the streaming stores. */
+    pe_core_t *core =
+        make_core_streaming(500, isa[a % n_isa], a < n_isa ? 0 : 1);
     cols_t got = cols_new(n, aligned);
     size_t at = 0;
     for (size_t k = 0; at < n; k++) {
@@ -224,8 +238,9 @@ static void test_chunks_equal_one_call(void) {
 }
 
 /* Over the streaming-store threshold: columns on a line boundary, all
- * shifted by the same 8 bytes (a few ticks before the first boundary), and
- * shifted by different amounts (no common alignment: unaligned stores). */
+ * shifted by the same 8 bytes (a few ticks before the first boundary),
+ * shifted by different amounts (no common alignment: unaligned stores), and
+ * on a line boundary with streaming stores turned off. */
 static void test_large_runs_every_alignment(void) {
   static const size_t shifts[3][5] = {
       {0, 0, 0, 0, 0}, {8, 8, 8, 8, 8}, {0, 8, 24, 40, 16}};
@@ -236,15 +251,16 @@ static void test_large_runs_every_alignment(void) {
   cols_t ref = cols_new(n, aligned);
   reference(n, 500, &ref);
   for (int a = 0; a < n_isa; a++) {
-    for (int s = 0; s < 3; s++) {
-      pe_core_t *core = make_core(500, isa[a]);
-      cols_t got = cols_new(n, shifts[s]);
+    for (int s = 0; s < 4; s++) {
+      /* The fourth time: aligned columns, streaming stores turned off. */
+      pe_core_t *core = make_core_streaming(500, isa[a], s < 3 ? 0 : SIZE_MAX);
+      cols_t got = cols_new(n, shifts[s % 3]);
       pe_core_columns_t out = as_columns(&got, 0);
       PE_CHECK_INT(pe_core_run(core, n, syms, px, vol, &out), PE_OK);
       char what[64];
       snprintf(what, sizeof what, "%s, shifts %d", pe_core_isa_name(core), s);
       PE_CHECK_INT(mismatches(&got, &ref, n, what), 0);
-      cols_free(&got, shifts[s]);
+      cols_free(&got, shifts[s % 3]);
       pe_core_destroy(core);
     }
   }

@@ -20,9 +20,10 @@
  *
  * Where the CPU has AVX-512 (F, CD, VL), pe_core_run folds eight ticks at a
  * time when their symbols differ, with AVX2 four; and on either it writes
- * outputs of 64 Ki ticks or more with streaming stores, which skip the
- * cache: a caller that reads them straight back should pass smaller
- * batches. Elsewhere it runs one tick at a time. */
+ * long runs' outputs (stream_min_ticks, 64 Ki by default) with streaming
+ * stores, which skip the cache: right for backfills, wrong for a caller
+ * that reads a large output straight back, who should raise
+ * stream_min_ticks. Elsewhere it runs one tick at a time. */
 #ifndef PE_CORE_H
 #define PE_CORE_H
 
@@ -45,10 +46,13 @@ typedef struct pe_core_config {
   double ema_fast_span; /* alpha = 2 / (span + 1), as pe_ema_init_span */
   double ema_slow_span;
   pe_core_isa_t isa;
+  /* Runs of at least this many ticks write with streaming stores (on the
+   * vector paths); SIZE_MAX never does. */
+  size_t stream_min_ticks;
 } pe_core_config_t;
 
 /* n_symbols 0 (the caller must set it), spans 19 and 39 (the engine's
- * defaults, alpha 0.1 and 0.05), isa AUTO. */
+ * defaults, alpha 0.1 and 0.05), isa AUTO, stream_min_ticks 65536. */
 void pe_core_config_init(pe_core_config_t *cfg);
 
 typedef struct pe_core pe_core_t;

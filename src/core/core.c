@@ -13,6 +13,7 @@ void pe_core_config_init(pe_core_config_t *cfg) {
   cfg->ema_fast_span = 19.0;
   cfg->ema_slow_span = 39.0;
   cfg->isa = PE_CORE_ISA_AUTO;
+  cfg->stream_min_ticks = (size_t)1 << 16;
 }
 
 static int pe__core_fail(char *err, size_t errlen, int code, const char *msg) {
@@ -56,6 +57,7 @@ int pe_core_create(const pe_core_config_t *cfg, pe_core_t **out, char *err,
   }
   core->sym = rows;
   core->n_symbols = cfg->n_symbols;
+  core->stream_min_ticks = cfg->stream_min_ticks;
   core->isa = cfg->isa;
   if (core->isa == PE_CORE_ISA_AUTO) {
     core->isa = avx512 ? PE_CORE_ISA_AVX512
@@ -136,13 +138,15 @@ static int pe__core_line_lead(const pe_core_columns_t *out, size_t *lead) {
   return 1;
 }
 
-int pe__core_store_mode(const pe_core_columns_t *out, size_t n, size_t *lead) {
+int pe__core_store_mode(const pe_core_t *core, const pe_core_columns_t *out,
+                        size_t n, size_t *lead) {
   *lead = 0;
   if (!pe__core_line_lead(out, lead)) {
     return PE__CORE_UNALIGNED;
   }
   *lead = *lead < n ? *lead : n;
-  return n - *lead >= PE__CORE_STREAM_MIN ? PE__CORE_STREAM : PE__CORE_ALIGNED;
+  return n - *lead >= core->stream_min_ticks ? PE__CORE_STREAM
+                                             : PE__CORE_ALIGNED;
 }
 
 int pe_core_run(pe_core_t *core, size_t n, const int32_t *sym,

@@ -186,7 +186,7 @@ PE__AVX2 size_t pe__core_run_avx2(pe_core_t *core, size_t n, const int32_t *sym,
                                   const double *price, const double *volume,
                                   const pe_core_columns_t *out) {
   size_t lead;
-  int mode = pe__core_store_mode(out, n, &lead);
+  int mode = pe__core_store_mode(core, out, n, &lead);
   size_t done = pe__core_run_generic(core, 0, lead, sym, price, volume, out);
   if (done < lead || mode != PE__CORE_STREAM) {
     return done < lead ? done

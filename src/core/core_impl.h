@@ -25,13 +25,11 @@ typedef struct pe__core_sym {
   double unused;
 } pe__core_sym_t;
 
-/* Outputs of at least this many ticks are written with streaming stores. */
-#define PE__CORE_STREAM_MIN ((size_t)1 << 16)
-
 struct pe_core {
   pe__core_sym_t *sym; /* n_symbols rows, 64-byte aligned */
   uint32_t n_symbols;
-  pe_core_isa_t isa;            /* GENERIC or AVX512, never AUTO */
+  pe_core_isa_t isa; /* never AUTO */
+  size_t stream_min_ticks;
   double alpha_fast, keep_fast; /* alpha and 1 - alpha, as pe_ema_update */
   double alpha_slow, keep_slow;
   char errmsg[160];
@@ -90,11 +88,13 @@ size_t pe__core_run_generic(pe_core_t *core, size_t from, size_t n,
                             const double *volume, const pe_core_columns_t *out);
 
 /* How the vector paths store a run of n ticks: PE__CORE_UNALIGNED when the
- * columns do not share an alignment, else PE__CORE_ALIGNED or, for long
- * runs, PE__CORE_STREAM, after *lead ticks one at a time up to the columns'
- * first line boundary (*lead is 0 for UNALIGNED). */
+ * columns do not share an alignment, else PE__CORE_ALIGNED or, for runs of
+ * stream_min_ticks or more, PE__CORE_STREAM, after *lead ticks one at a
+ * time up to the columns' first line boundary (*lead is 0 for
+ * UNALIGNED). */
 enum { PE__CORE_UNALIGNED, PE__CORE_ALIGNED, PE__CORE_STREAM };
-int pe__core_store_mode(const pe_core_columns_t *out, size_t n, size_t *lead);
+int pe__core_store_mode(const pe_core_t *core, const pe_core_columns_t *out,
+                        size_t n, size_t *lead);
 
 /* Ticks 0 .. n-1, four (core_avx2.c) or eight (core_avx512.c) at a time;
  * each only called when its _usable() said yes. Return as
