@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/numparse.h"
+#include "io/tick_fields.h"
 #include "pe/error.h"
 
 int pe_ts_unit_parse(const char *name, pe_ts_unit_t *unit) {
@@ -44,23 +45,6 @@ static inline void pe__trim(const char **s, size_t *len) {
   *len = (size_t)(end - p);
 }
 
-static int pe__lower_eq(const char *s, size_t len, const char *word) {
-  size_t n = strlen(word);
-  if (len != n) {
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') {
-      c = (char)(c - 'A' + 'a');
-    }
-    if (c != word[i]) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
 #define PE__NUMBER_MAX 128
 
 int pe_parse_double(const char *s, size_t len, double *out) {
@@ -78,10 +62,10 @@ int pe_parse_double(const char *s, size_t len, double *out) {
   if (p < end && !pe__is_digit(*p) && *p != '.') {
     size_t rest = (size_t)(end - p);
     double v;
-    if (pe__lower_eq(p, rest, "nan")) {
+    if (pe__name_is(p, rest, "nan")) {
       v = NAN;
-    } else if (pe__lower_eq(p, rest, "inf") ||
-               pe__lower_eq(p, rest, "infinity")) {
+    } else if (pe__name_is(p, rest, "inf") ||
+               pe__name_is(p, rest, "infinity")) {
       v = INFINITY;
     } else {
       return PE_ENUMBER;

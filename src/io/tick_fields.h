@@ -16,7 +16,8 @@ enum {
   PE__FIELD_COUNT
 };
 
-/* 1 when s[0, len) equals the lower-case word, ignoring ASCII case. */
+/* 1 when s[0, len) equals the lower-case word, ignoring ASCII case (also
+ * what pe_parse_double uses for "nan" and "inf"). */
 static inline int pe__name_is(const char *s, size_t len, const char *word) {
   size_t n = strlen(word);
   if (len != n) {
