@@ -64,45 +64,36 @@ static int on_ticks(void *ctx, const pe_tick_t *ticks, const pe_csv_row_t *rows,
   return 0;
 }
 
-/* The same as parse, with ticks handed over in batches. */
-static int parse_batched(const uint8_t *data, size_t size, size_t chunk,
-                         digest_t *d) {
-  pe_csv_options_t opt = {PE_TS_AUTO, 256, 0};
-  pe_csv_t *c = NULL;
-  if (pe_csv_create(&opt, &c) != PE_OK) {
-    abort();
-  }
-  pe_csv_batch_handler_t h = {d, on_ticks, on_reject};
-  int rc = PE_OK;
-  for (size_t i = 0; i < size && rc == PE_OK; i += chunk) {
-    size_t n = size - i < chunk ? size - i : chunk;
-    rc = pe_csv_feed_batch(c, (const char *)data + i, n, &h);
-  }
-  if (rc == PE_OK) {
-    rc = pe_csv_finish_batch(c, &h);
-  }
-  pe_csv_destroy(c);
-  return rc;
-}
-
+/* Parses data fed in pieces of chunk bytes, handing ticks over one at a
+ * time or, when batched, in batches, into d; returns the parser's status. */
 static int parse(const uint8_t *data, size_t size, size_t chunk, uint32_t flags,
-                 digest_t *d) {
+                 int batched, digest_t *d) {
   pe_csv_options_t opt = {PE_TS_AUTO, 256, flags};
   pe_csv_t *c = NULL;
   if (pe_csv_create(&opt, &c) != PE_OK) {
     abort();
   }
   pe_csv_handler_t h = {d, on_tick, on_reject};
+  pe_csv_batch_handler_t hb = {d, on_ticks, on_reject};
   int rc = PE_OK;
   for (size_t i = 0; i < size && rc == PE_OK; i += chunk) {
     size_t n = size - i < chunk ? size - i : chunk;
-    rc = pe_csv_feed(c, (const char *)data + i, n, &h);
+    const char *piece = (const char *)data + i;
+    rc = batched ? pe_csv_feed_batch(c, piece, n, &hb)
+                 : pe_csv_feed(c, piece, n, &h);
   }
   if (rc == PE_OK) {
-    rc = pe_csv_finish(c, &h);
+    rc = batched ? pe_csv_finish_batch(c, &hb) : pe_csv_finish(c, &h);
   }
   pe_csv_destroy(c);
   return rc;
+}
+
+/* The parse of the whole input against another way of parsing it: the
+ * same status, the same events. */
+static int same_outcome(int rc, const digest_t *d, int rc_whole,
+                        const digest_t *whole) {
+  return rc == rc_whole && d->h == whole->h && d->events == whole->events;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -112,24 +103,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   digest_t whole = {0xCBF29CE484222325ull, 0};
-  int rc_whole = parse(data, size, size, 0, &whole);
+  int rc_whole = parse(data, size, size, 0, 0, &whole);
   size_t chunk = (size_t)(data[0] % 13) + 1;
   digest_t pieces = {0xCBF29CE484222325ull, 0};
-  int rc_pieces = parse(data, size, chunk, 0, &pieces);
-  if (rc_whole != rc_pieces || whole.h != pieces.h ||
-      whole.events != pieces.events) {
+  int rc_pieces = parse(data, size, chunk, 0, 0, &pieces);
+  if (!same_outcome(rc_pieces, &pieces, rc_whole, &whole)) {
     abort(); /* chunking changed the outcome */
   }
   digest_t batched = {0xCBF29CE484222325ull, 0};
-  int rc_batched = parse_batched(data, size, chunk, &batched);
-  if (rc_whole != rc_batched || whole.h != batched.h ||
-      whole.events != batched.events) {
+  int rc_batched = parse(data, size, chunk, 0, 1, &batched);
+  if (!same_outcome(rc_batched, &batched, rc_whole, &whole)) {
     abort(); /* ticks in batches changed the outcome */
   }
   digest_t general = {0xCBF29CE484222325ull, 0};
-  int rc_general = parse(data, size, size, PE_CSV_GENERAL_ONLY, &general);
-  if (rc_whole != rc_general || whole.h != general.h ||
-      whole.events != general.events) {
+  int rc_general = parse(data, size, size, PE_CSV_GENERAL_ONLY, 0, &general);
+  if (!same_outcome(rc_general, &general, rc_whole, &whole)) {
     abort(); /* the fused row parser disagrees with the general one */
   }
   return 0;
