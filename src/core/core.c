@@ -138,8 +138,14 @@ static int pe__core_line_lead(const pe_core_columns_t *out, size_t *lead) {
   return 1;
 }
 
-int pe__core_store_mode(const pe_core_t *core, const pe_core_columns_t *out,
-                        size_t n, size_t *lead) {
+/* How to store a run of n ticks: PE__CORE_UNALIGNED when the columns do
+ * not share an alignment, else PE__CORE_ALIGNED or, for runs of
+ * stream_min_ticks or more, PE__CORE_STREAM, after *lead ticks one at a
+ * time up to the columns' first line boundary (*lead is 0 for
+ * UNALIGNED). */
+static int pe__core_store_mode(const pe_core_t *core,
+                               const pe_core_columns_t *out, size_t n,
+                               size_t *lead) {
   *lead = 0;
   if (!pe__core_line_lead(out, lead)) {
     return PE__CORE_UNALIGNED;
@@ -149,15 +155,35 @@ int pe__core_store_mode(const pe_core_t *core, const pe_core_columns_t *out,
                                              : PE__CORE_ALIGNED;
 }
 
+typedef size_t (*pe__core_blocks_fn)(pe_core_t *core, size_t from, size_t n,
+                                     const int32_t *sym, const double *price,
+                                     const double *volume,
+                                     const pe_core_columns_t *out, int mode);
+
+/* A vector path: the ticks before the columns' first line boundary one at
+ * a time, then blocks. Returns as pe__core_run_generic. */
+static size_t pe__core_run_vector(pe_core_t *core, pe__core_blocks_fn blocks,
+                                  size_t n, const int32_t *sym,
+                                  const double *price, const double *volume,
+                                  const pe_core_columns_t *out) {
+  size_t lead;
+  int mode = pe__core_store_mode(core, out, n, &lead);
+  size_t done = pe__core_run_generic(core, 0, lead, sym, price, volume, out);
+  return done < lead ? done
+                     : blocks(core, lead, n, sym, price, volume, out, mode);
+}
+
 int pe_core_run(pe_core_t *core, size_t n, const int32_t *sym,
                 const double *price, const double *volume,
                 const pe_core_columns_t *out) {
   core->errmsg[0] = '\0';
   size_t done;
   if (core->isa == PE_CORE_ISA_AVX512) {
-    done = pe__core_run_avx512(core, n, sym, price, volume, out);
+    done = pe__core_run_vector(core, pe__core_blocks_avx512, n, sym, price,
+                               volume, out);
   } else if (core->isa == PE_CORE_ISA_AVX2) {
-    done = pe__core_run_avx2(core, n, sym, price, volume, out);
+    done = pe__core_run_vector(core, pe__core_blocks_avx2, n, sym, price,
+                               volume, out);
   } else {
     done = pe__core_run_generic(core, 0, n, sym, price, volume, out);
   }

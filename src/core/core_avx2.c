@@ -20,16 +20,16 @@ int pe__core_avx2_usable(void) {
   return __builtin_cpu_supports("avx2");
 }
 
-/* Stores v to col + i (when col is not NULL): mode 0 unaligned, 1 aligned,
- * 2 streaming (both need col + i 32-byte aligned). */
+/* Stores v to col + i (when col is not NULL) as mode says (PE__CORE_*;
+ * ALIGNED and STREAM need col + i 32-byte aligned). */
 PE__AVX2 static PE__INLINE void pe__core_put4(double *col, size_t i, __m256d v,
                                               int mode) {
   if (col == NULL) {
     return;
   }
-  if (mode == 2) {
+  if (mode == PE__CORE_STREAM) {
     _mm256_stream_pd(col + i, v);
-  } else if (mode == 1) {
+  } else if (mode == PE__CORE_ALIGNED) {
     _mm256_store_pd(col + i, v);
   } else {
     _mm256_storeu_pd(col + i, v);
@@ -182,31 +182,33 @@ PE__AVX2 static PE__INLINE size_t pe__core_blocks4(pe_core_t *core, size_t from,
   return pe__core_run_generic(core, i, n, sym, price, volume, out);
 }
 
-PE__AVX2 size_t pe__core_run_avx2(pe_core_t *core, size_t n, const int32_t *sym,
-                                  const double *price, const double *volume,
-                                  const pe_core_columns_t *out) {
-  size_t lead;
-  int mode = pe__core_store_mode(core, out, n, &lead);
-  size_t done = pe__core_run_generic(core, 0, lead, sym, price, volume, out);
-  if (done < lead || mode != PE__CORE_STREAM) {
-    return done < lead ? done
-           : mode == PE__CORE_ALIGNED
-               ? pe__core_blocks4(core, lead, n, sym, price, volume, out, 1)
-               : pe__core_blocks4(core, lead, n, sym, price, volume, out, 0);
+PE__AVX2 size_t pe__core_blocks_avx2(pe_core_t *core, size_t from, size_t n,
+                                     const int32_t *sym, const double *price,
+                                     const double *volume,
+                                     const pe_core_columns_t *out, int mode) {
+  if (mode == PE__CORE_STREAM) {
+    size_t done = pe__core_blocks4(core, from, n, sym, price, volume, out,
+                                   PE__CORE_STREAM);
+    _mm_sfence(); /* streaming stores are weakly ordered: publish them */
+    return done;
   }
-  done = pe__core_blocks4(core, lead, n, sym, price, volume, out, 2);
-  _mm_sfence(); /* streaming stores are weakly ordered: publish them */
-  return done;
+  return mode == PE__CORE_ALIGNED
+             ? pe__core_blocks4(core, from, n, sym, price, volume, out,
+                                PE__CORE_ALIGNED)
+             : pe__core_blocks4(core, from, n, sym, price, volume, out,
+                                PE__CORE_UNALIGNED);
 }
 
 #else
 
 int pe__core_avx2_usable(void) { return 0; }
 
-size_t pe__core_run_avx2(pe_core_t *core, size_t n, const int32_t *sym,
-                         const double *price, const double *volume,
-                         const pe_core_columns_t *out) {
-  return pe__core_run_generic(core, 0, n, sym, price, volume, out);
+size_t pe__core_blocks_avx2(pe_core_t *core, size_t from, size_t n,
+                            const int32_t *sym, const double *price,
+                            const double *volume, const pe_core_columns_t *out,
+                            int mode) {
+  (void)mode;
+  return pe__core_run_generic(core, from, n, sym, price, volume, out);
 }
 
 #endif

@@ -59,23 +59,23 @@ PE__AVX512 static inline void pe__core_untr4(const __m512d f[4], __m512d q[4]) {
   q[3] = _mm512_unpackhi_pd(t2, t3);
 }
 
-/* Stores v to col + i (when col is not NULL): streaming, aligned or not. */
+/* Stores v to col + i (when col is not NULL) as mode says. */
 PE__AVX512 static PE__INLINE void pe__core_put8(double *col, size_t i,
                                                 __m512d v, int mode) {
   if (col == NULL) {
     return;
   }
-  if (mode == 2) {
+  if (mode == PE__CORE_STREAM) {
     _mm512_stream_pd(col + i, v);
-  } else if (mode == 1) {
+  } else if (mode == PE__CORE_ALIGNED) {
     _mm512_store_pd(col + i, v);
   } else {
     _mm512_storeu_pd(col + i, v);
   }
 }
 
-/* Block of ticks i .. i+7 whose symbols are distinct and in range. mode: 0
- * unaligned stores, 1 aligned, 2 streaming (both need col + i 64-byte
+/* Block of ticks i .. i+7 whose symbols are distinct and in range, stored
+ * as mode says (PE__CORE_*; ALIGNED and STREAM need col + i 64-byte
  * aligned). */
 PE__AVX512 static PE__INLINE void
 pe__core_block(const pe_core_t *core, size_t i, const int32_t *sym,
@@ -181,32 +181,35 @@ pe__core_blocks(pe_core_t *core, size_t from, size_t n, const int32_t *sym,
   return pe__core_run_generic(core, i, n, sym, price, volume, out);
 }
 
-PE__AVX512 size_t pe__core_run_avx512(pe_core_t *core, size_t n,
-                                      const int32_t *sym, const double *price,
-                                      const double *volume,
-                                      const pe_core_columns_t *out) {
-  size_t lead;
-  int mode = pe__core_store_mode(core, out, n, &lead);
-  size_t done = pe__core_run_generic(core, 0, lead, sym, price, volume, out);
-  if (done < lead || mode != PE__CORE_STREAM) {
-    return done < lead ? done
-           : mode == PE__CORE_ALIGNED
-               ? pe__core_blocks(core, lead, n, sym, price, volume, out, 1)
-               : pe__core_blocks(core, lead, n, sym, price, volume, out, 0);
+PE__AVX512 size_t pe__core_blocks_avx512(pe_core_t *core, size_t from, size_t n,
+                                         const int32_t *sym,
+                                         const double *price,
+                                         const double *volume,
+                                         const pe_core_columns_t *out,
+                                         int mode) {
+  if (mode == PE__CORE_STREAM) {
+    size_t done = pe__core_blocks(core, from, n, sym, price, volume, out,
+                                  PE__CORE_STREAM);
+    _mm_sfence(); /* streaming stores are weakly ordered: publish them */
+    return done;
   }
-  done = pe__core_blocks(core, lead, n, sym, price, volume, out, 2);
-  _mm_sfence(); /* streaming stores are weakly ordered: publish them */
-  return done;
+  return mode == PE__CORE_ALIGNED
+             ? pe__core_blocks(core, from, n, sym, price, volume, out,
+                               PE__CORE_ALIGNED)
+             : pe__core_blocks(core, from, n, sym, price, volume, out,
+                               PE__CORE_UNALIGNED);
 }
 
 #else
 
 int pe__core_avx512_usable(void) { return 0; }
 
-size_t pe__core_run_avx512(pe_core_t *core, size_t n, const int32_t *sym,
-                           const double *price, const double *volume,
-                           const pe_core_columns_t *out) {
-  return pe__core_run_generic(core, 0, n, sym, price, volume, out);
+size_t pe__core_blocks_avx512(pe_core_t *core, size_t from, size_t n,
+                              const int32_t *sym, const double *price,
+                              const double *volume,
+                              const pe_core_columns_t *out, int mode) {
+  (void)mode;
+  return pe__core_run_generic(core, from, n, sym, price, volume, out);
 }
 
 #endif

@@ -87,24 +87,23 @@ size_t pe__core_run_generic(pe_core_t *core, size_t from, size_t n,
                             const int32_t *sym, const double *price,
                             const double *volume, const pe_core_columns_t *out);
 
-/* How the vector paths store a run of n ticks: PE__CORE_UNALIGNED when the
- * columns do not share an alignment, else PE__CORE_ALIGNED or, for runs of
- * stream_min_ticks or more, PE__CORE_STREAM, after *lead ticks one at a
- * time up to the columns' first line boundary (*lead is 0 for
- * UNALIGNED). */
+/* How the vector paths store a run (core.c picks): ordinary stores that
+ * need no alignment, aligned ones, or streaming ones (aligned too). */
 enum { PE__CORE_UNALIGNED, PE__CORE_ALIGNED, PE__CORE_STREAM };
-int pe__core_store_mode(const pe_core_t *core, const pe_core_columns_t *out,
-                        size_t n, size_t *lead);
 
-/* Ticks 0 .. n-1, four (core_avx2.c) or eight (core_avx512.c) at a time;
- * each only called when its _usable() said yes. Return as
+/* The vector paths' block loops: ticks from .. n-1, four (core_avx2.c) or
+ * eight (core_avx512.c) at a time, stored as mode says, the output columns
+ * at a line boundary at tick from unless mode is PE__CORE_UNALIGNED; each
+ * only called when its _usable() said yes. Return as
  * pe__core_run_generic. */
-size_t pe__core_run_avx2(pe_core_t *core, size_t n, const int32_t *sym,
-                         const double *price, const double *volume,
-                         const pe_core_columns_t *out);
-size_t pe__core_run_avx512(pe_core_t *core, size_t n, const int32_t *sym,
-                           const double *price, const double *volume,
-                           const pe_core_columns_t *out);
+size_t pe__core_blocks_avx2(pe_core_t *core, size_t from, size_t n,
+                            const int32_t *sym, const double *price,
+                            const double *volume, const pe_core_columns_t *out,
+                            int mode);
+size_t pe__core_blocks_avx512(pe_core_t *core, size_t from, size_t n,
+                              const int32_t *sym, const double *price,
+                              const double *volume,
+                              const pe_core_columns_t *out, int mode);
 int pe__core_avx2_usable(void);
 int pe__core_avx512_usable(void);
 
