@@ -3,9 +3,9 @@
  * The pipeline, all at load time:
  *   onnx_import.c  protobuf-c parse of a memory buffer -> pe__graph_t
  *                  (tensors by name, nodes in file order, metadata)
- *   build.c        per node, in topological order: validation, shape
- *                  inference, constant folding (shape subgraphs included),
- *                  and one plan step per runtime node
+ *   build.c,       per node, in topological order: validation, shape
+ *   ops_*.c        inference, constant folding (shape subgraphs included),
+ *                  and one plan step per runtime node (build_impl.h)
  *   plan.c         fusion (BatchNorm into Conv/Gemm, bias, activations),
  *                  dead-step removal, weight packing, arena layout, and the
  *                  run loop over tiles of samples
