@@ -42,6 +42,7 @@
 #include "pe/clock.h"
 #include "pe/engine.h"
 #include "pe/error.h"
+#include "pe/file.h"
 #include "pe/hist.h"
 #include "pe/redis.h"
 #include "pe/stream.h"
@@ -1329,17 +1330,9 @@ static int pe__write_summary_json(pe__live_t *L, const char *path,
 
 /* --state-out: the engine snapshot, byte-comparable with replay's. */
 static int pe__write_state(pe__live_t *L, const char *path) {
-  size_t size = pe_engine_snapshot_size(L->engine);
-  void *buf = malloc(size);
-  size_t len = 0;
-  int rc = buf ? pe_engine_snapshot(L->engine, buf, size, &len) : PE_ENOMEM;
-  if (rc == PE_OK) {
-    rc = pe_cli_write_file(path, buf, len);
-  }
-  free(buf);
-  if (rc != PE_OK) {
-    pe_cli_error(L->cmd, "cannot write the state to '%s': %s", path,
-                 pe_strerror(rc));
+  char err[768];
+  if (pe_engine_save(L->engine, path, err, sizeof err) != PE_OK) {
+    pe_cli_error(L->cmd, "cannot write the state: %s", err);
     return PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;
