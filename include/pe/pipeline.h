@@ -35,10 +35,10 @@ extern "C" {
 /* ---- sources ------------------------------------------------------------ */
 
 typedef struct pe_source_options {
-  const char *path;    /* a file, or "-" for standard input */
+  const char *path; /* a file, or "-" for standard input */
   pe_csv_options_t csv;
-  size_t read_size;    /* bytes per parser feed (any size gives the same
-                          ticks); 0: 1 MiB */
+  size_t read_size; /* bytes per parser feed (any size gives the same
+                       ticks); 0: 1 MiB */
   /* When non-NULL and set (by a signal handler), a read interrupted by a
    * signal ends the run with PE_EAGAIN instead of being retried. */
   const volatile sig_atomic_t *stop;
