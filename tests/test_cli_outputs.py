@@ -21,10 +21,11 @@ import errno
 import os
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
+
+from npyfile import write_npy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -57,16 +58,6 @@ def run(*args, stdout=subprocess.PIPE):
 
 def has_infer():
     return run("help", "infer")[0] == 0
-
-
-def write_npy(path, shape, values):
-    d = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % (
-        ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else ""))
-    total = (len(d) + 11 + 63) // 64 * 64
-    hdr = d + " " * (total - 10 - len(d) - 1) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
-        f.write(struct.pack("<%df" % len(values), *values))
 
 
 # Each output of replay: its flag and the word its message uses. Rejected
