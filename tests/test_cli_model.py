@@ -2,7 +2,6 @@
 """End-to-end checks of `inspect`, `infer` and `bench-model` (no numpy:
 .npy files are written and read by hand). Usage: test_cli_model.py ENGINE"""
 import os
-import struct
 import subprocess
 import sys
 import tempfile
