@@ -22,7 +22,6 @@
 #include <stdint.h>
 
 #include "pe/pipeline.h"
-#include "pe/redis.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,6 +9,7 @@
 
 #include "pe/clock.h"
 #include "pe/error.h"
+#include "pe/redis.h"
 
 enum { PE__PACE_NONE = 0, PE__PACE_RATE, PE__PACE_SPEED };
 
