@@ -42,6 +42,7 @@
 #include "pe/clock.h"
 #include "pe/engine.h"
 #include "pe/error.h"
+#include "pe/file.h"
 #include "pe/hist.h"
 #include "pe/redis.h"
 #include "pe/stream.h"
@@ -582,18 +583,6 @@ static int pe__ckpt_maybe(pe__live_t *L, uint64_t now) {
 /* ---- Redis round trips
  * -------------------------------------------------------------- */
 
-static int pe__is_transient(const char *err) {
-  static const char *const prefixes[] = {
-      "LOADING",    "BUSY",        "TRYAGAIN",  "OOM",
-      "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS"};
-  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
-    if (strncmp(err, prefixes[i], strlen(prefixes[i])) == 0) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /* Closes the open transaction with EXEC. */
 static void pe__txn_close(pe__live_t *L, uint64_t read_mono) {
   if (!L->txn_open) {
@@ -629,7 +618,7 @@ static int pe__txn_replies(pe__live_t *L) {
     }
     if (v->type == PE_REDIS_ERROR && first_err[0] == '\0') {
       snprintf(first_err, sizeof first_err, "%s", v->str);
-      transient = pe__is_transient(v->str);
+      transient = pe_redis_is_transient(v->str);
     }
   }
   rc = pe_redis_read(L->redis, &v);
@@ -744,66 +733,32 @@ static int pe__check_info(pe__live_t *L) {
   return PE_OK;
 }
 
-/* After a (re)connect: waits out LOADING (a restarted Redis replays its
- * AOF) with one XINFO, which also gives the stream's state. */
-static int pe__ready(pe__live_t *L) {
-  for (;;) {
-    pe_resp_buf_t *b = &L->req;
-    pe_resp_reset(b);
-    pe__xinfo(b, L->ticks);
-    const pe_redis_value_t *v;
-    int rc = pe_redis_command(L->redis, b, &v);
-    if (rc != PE_OK) {
-      return rc;
-    }
-    if (v->type == PE_REDIS_ERROR && pe__is_transient(v->str)) {
-      if (pe__stop_flag) {
-        return PE_EAGAIN;
-      }
-      struct timespec ts = {0, 100000000L};
-      nanosleep(&ts, NULL);
-      continue;
-    }
-    if (pe_redis_stream_info_parse(v, &L->info) != PE_OK) {
-      pe_cli_error(L->cmd, "XINFO STREAM %s: %s", L->ticks,
-                   v->type == PE_REDIS_ERROR ? v->str : "unexpected reply");
-      return PE_EPARSE;
-    }
-    L->info_valid = 1;
-    L->info_mono = pe_clock_ns();
-    return PE_OK;
-  }
+static void pe__on_retry(void *ctx, const char *reason) {
+  pe__log(ctx, "%s; retrying, waits doubling up to 5 s", reason);
 }
 
-/* (Re)connects with backoff; PE_EAGAIN when asked to stop meanwhile. */
+/* (Re)connects with backoff, waits out LOADING (a restarted Redis replays
+ * its AOF) and takes the stream's state with one XINFO; PE_EAGAIN when
+ * asked to stop meanwhile. */
 static int pe__connect(pe__live_t *L) {
   int was = L->status;
-  for (;;) {
-    L->status =
-        was == PE_LIVE_STARTING ? PE_LIVE_STARTING : PE_LIVE_DISCONNECTED;
-    pe__metrics_publish(L, 1);
-    int rc = pe_redis_connect(L->redis);
-    if (rc != PE_OK && rc != PE_ENOMEM) {
-      pe__log(L, "%s; retrying, waits doubling up to 5 s",
-              pe_redis_errmsg(L->redis));
-      rc = pe_redis_connect_retry(L->redis, &pe__stop_flag);
-    }
-    if (rc != PE_OK) {
-      return rc;
-    }
-    rc = pe__ready(L);
-    if (rc == PE_ECONN) {
-      continue;
-    }
-    if (rc != PE_OK) {
-      return rc;
-    }
-    L->status = PE_LIVE_OK;
-    if (was != PE_LIVE_STARTING) {
-      pe__log(L, "reconnected to Redis");
-    }
-    return PE_OK;
+  L->status = was == PE_LIVE_STARTING ? PE_LIVE_STARTING : PE_LIVE_DISCONNECTED;
+  pe__metrics_publish(L, 1);
+  int rc = pe_redis_connect_stream(L->redis, L->ticks, &pe__stop_flag,
+                                   pe__on_retry, L, &L->info);
+  if (rc == PE_EPARSE) {
+    pe_cli_error(L->cmd, "%s", pe_redis_errmsg(L->redis));
   }
+  if (rc != PE_OK) {
+    return rc;
+  }
+  L->info_valid = 1;
+  L->info_mono = pe_clock_ns();
+  L->status = PE_LIVE_OK;
+  if (was != PE_LIVE_STARTING) {
+    pe__log(L, "reconnected to Redis");
+  }
+  return PE_OK;
 }
 
 /* ---- start: checkpoint or start id
@@ -817,7 +772,7 @@ static int pe__load_checkpoint(pe__live_t *L, int *loaded) {
   const char *where =
       L->ckpt_mode == PE__CKPT_FILE ? L->ckpt_path : L->ckpt_key;
   if (L->ckpt_mode == PE__CKPT_FILE) {
-    int rc = pe_ckpt_file_read(L->ckpt_path, &data, &len, err, sizeof err);
+    int rc = pe_file_read_all(L->ckpt_path, &data, &len, err, sizeof err);
     if (rc == PE_ENOENT) {
       return PE_OK;
     }
@@ -1069,7 +1024,7 @@ static int pe__trip(pe__live_t *L, int stopping) {
   }
   uint64_t arrived = pe_clock_ns();
   if (v->type == PE_REDIS_ERROR) {
-    if (pe__is_transient(v->str)) {
+    if (pe_redis_is_transient(v->str)) {
       return PE_EAGAIN;
     }
     pe_cli_error(L->cmd, "XREAD %s: %s", L->ticks, v->str);
@@ -1119,8 +1074,8 @@ static int pe__final_checkpoint(pe__live_t *L) {
       rc = PE_EIO;
       snprintf(err, sizeof err, "cannot fsync the rejects file");
     } else {
-      rc =
-          pe_ckpt_file_write(L->ckpt_path, L->enc, L->enc_len, err, sizeof err);
+      rc = pe_file_write_atomic(L->ckpt_path, L->enc, L->enc_len, err,
+                                sizeof err);
     }
   } else if (rc == PE_OK) {
     pe_resp_buf_t *b = &L->req;
@@ -1329,17 +1284,9 @@ static int pe__write_summary_json(pe__live_t *L, const char *path,
 
 /* --state-out: the engine snapshot, byte-comparable with replay's. */
 static int pe__write_state(pe__live_t *L, const char *path) {
-  size_t size = pe_engine_snapshot_size(L->engine);
-  void *buf = malloc(size);
-  size_t len = 0;
-  int rc = buf ? pe_engine_snapshot(L->engine, buf, size, &len) : PE_ENOMEM;
-  if (rc == PE_OK) {
-    rc = pe_cli_write_file(path, buf, len);
-  }
-  free(buf);
-  if (rc != PE_OK) {
-    pe_cli_error(L->cmd, "cannot write the state to '%s': %s", path,
-                 pe_strerror(rc));
+  char err[768];
+  if (pe_engine_save(L->engine, path, err, sizeof err) != PE_OK) {
+    pe_cli_error(L->cmd, "cannot write the state: %s", err);
     return PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;
@@ -1445,20 +1392,16 @@ static int pe__setup(pe__live_t *L, const pe_cli_command_t *cmd) {
     pe_cli_error(cmd, "--redis-timeout must be 0.1..3600 seconds");
     return PE_EXIT_USAGE;
   }
-  pe_redis_url_t url;
-  char err[512];
-  if (pe_redis_url_parse(pe_cli_value(cmd, "redis"), &url, err, sizeof err) !=
-      PE_OK) {
-    pe_cli_error(cmd, "--redis: %s", err);
-    return PE_EXIT_USAGE;
-  }
   pe_redis_options_t ro;
   memset(&ro, 0, sizeof ro);
   u32 = (uint32_t)(timeout_s * 1000.0);
   ro.io_timeout_ms = u32 + L->block_ms;
-  if (pe_redis_create(&url, &ro, &L->redis) != PE_OK) {
-    pe_cli_error(cmd, "out of memory");
-    return PE_EXIT_FAIL;
+  char err[512];
+  int rc = pe_redis_open(pe_cli_value(cmd, "redis"), &ro, &L->redis, err,
+                         sizeof err);
+  if (rc != PE_OK) {
+    pe_cli_error(cmd, "%s%s", rc == PE_EINVAL ? "--redis: " : "", err);
+    return rc == PE_EINVAL ? PE_EXIT_USAGE : PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;
 }
