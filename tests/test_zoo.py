@@ -8,7 +8,8 @@ MODEL is NAME.EXPORTER as in models/zoo/manifest.json (default: all). For
 every exported file, with the `auto` and `generic` kernels:
 
   vectors   `pattern-engine infer` on the committed inputs against the
-            committed ONNX Runtime outputs (max |diff| <= 1e-5);
+            committed ONNX Runtime outputs (max |diff| <= 1e-5), as one
+            batch and the first alone (batch 1);
   random    1,000 random windows at the model's scale (seeded) against ONNX
             Runtime now;
   real      where the input is a feature window (pe.features) and
@@ -196,6 +197,7 @@ class Checker:
         x = np.load(os.path.join(ZOO, info["inputs"]))
         ref = np.load(os.path.join(ZOO, exp["outputs"]))
         self.compare(key, "vectors", path, x, ref, out)
+        self.compare(key, "batch 1", path, x[:1], ref[:1], out)
         if ort is None:
             out.append(f"SKIP {key} [random, real]: onnxruntime is not installed")
             return
