@@ -31,10 +31,12 @@ Runtime disagreeing with PyTorch by more than TOLERANCE).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+import tempfile
 import traceback
 import warnings
 from pathlib import Path
@@ -45,6 +47,7 @@ import numpy as np
 try:
     import onnx
     import onnxruntime as ort
+    import onnxscript
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -442,6 +445,31 @@ def external_files(path: Path, m: onnx.ModelProto) -> list:
     return sorted(locs)
 
 
+@contextlib.contextmanager
+def quiet(chatter: list):
+    """Sends what is written to file descriptors 1 and 2 meanwhile (the
+    exporters' progress lines, and the graph the TorchScript exporter dumps
+    from C++ when it fails) to a temporary file, appended to `chatter` at the
+    end."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with tempfile.TemporaryFile(mode="w+") as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            tmp.seek(0)
+            chatter.append(tmp.read())
+
+
 def build_family(fam: Family, seed: int, out: Path, exporters, log) -> dict:
     torch.manual_seed(seed)
     model = fam.build()
@@ -466,13 +494,15 @@ def build_family(fam: Family, seed: int, out: Path, exporters, log) -> dict:
         path = out / f"{fam.name}.{exporter}.onnx"
         for old in out.glob(f"{fam.name}.{exporter}.onnx*"):
             old.unlink()
+        chatter = []
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet(chatter):
                 warnings.simplefilter("ignore")
                 export(model, fam, exporter, path)
         except Exception as e:
             why = UNEXPORTABLE.get((fam.name, exporter))
             if why is None or why not in str(e):
+                print("".join(chatter)[-20000:], file=sys.stderr)
                 raise
             msg = str(e).strip().splitlines()[0]
             entry["exports"][exporter] = dict(unexportable=msg)
@@ -544,7 +574,6 @@ def main() -> int:
         except Exception:  # report every family, then fail
             traceback.print_exc()
             failed.append(fam.name)
-    import onnxscript  # noqa: F401  (the default exporter needs it)
     manifest["versions"] = dict(
         torch=torch.__version__.split("+")[0], onnx=onnx.__version__,
         onnxscript=onnxscript.__version__, onnxruntime=ort.__version__,
