@@ -308,6 +308,68 @@ def large_zoo(tmp):
         return json.load(f), out
 
 
+class Verdicts:
+    """Holds the refusal list against what the engine does: every stage
+    tried, the refusals seen, one summary line per stage."""
+
+    def __init__(self, expected, update):
+        self.expected, self.update = expected, update
+        self.refused, self.seen, self.summary = {}, set(), []
+
+    def judge(self, k, got):
+        """Whether stage k's outcome (got: the refusal, or None when it
+        loaded) agrees with the list; prints why not."""
+        want = self.expected.get(k)
+        listed = os.path.relpath(REFUSALS, ROOT)
+        if got is not None:
+            self.refused[k] = got
+            self.summary.append(f"  {k:32} refused: {got}")
+        if self.update or got == want:
+            if got is not None:
+                print(f"refused (listed) {k}: {got}")
+            return True
+        if got is None:
+            print(f"FAIL {k}: loads now; remove it from {listed}")
+        elif want is None:
+            print(f"FAIL {k}: refused: {got}")
+        else:
+            print(f"FAIL {k}: refused with another message than {listed}'s:"
+                  f"\n  now:  {got}\n  list: {want}")
+        return False
+
+    def check_export(self, chk, key, info, exp, path):
+        """Both stages of one exported file; True when all agree."""
+        ok = True
+        stages = (("infer", lambda out: chk.check_infer(key, info, exp, path, out)),
+                  ("engine", lambda out: chk.check_engine(key, info, path, out)))
+        for stage, run in stages:
+            k = f"{key} {stage}"
+            self.seen.add(k)
+            out, got = [], None
+            try:
+                run(out)
+            except Refused as e:
+                got = str(e)
+            except Exception as e:  # report it for this file and go on
+                out.append(f"FAIL {k}: {type(e).__name__}: {e}")
+            for line in out:
+                print(line)
+            numbers = not any(line.startswith("FAIL") for line in out)
+            ok &= self.judge(k, got) and numbers
+            if got is not None:
+                break  # refused by infer: the engine's loader says the same
+            self.summary.append(f"  {k:32} loads, numbers "
+                                f"{'match' if numbers else 'WRONG'}")
+        return ok
+
+    def stale(self):
+        """Listed stages of models that were checked and not tried (a large
+        model's lines stand while it is not built)."""
+        built = {k.split(".")[0] for k in self.seen}
+        return sorted(k for k in self.expected if k not in self.seen and
+                      (k.split(".")[0] in built or k.split(".")[0] not in LARGE))
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     update = "--update-refusals" in sys.argv[1:]
@@ -318,10 +380,8 @@ def main():
     only = set(args[1:])
     with open(os.path.join(ZOO, "manifest.json")) as f:
         manifest = json.load(f)
-    expected = read_refusals()
-    refused, seen = {}, set()
+    v = Verdicts(read_refusals(), update)
     passed = failed = 0
-    summary = []
     with tempfile.TemporaryDirectory() as tmp:
         sets = [(manifest, ZOO)]
         large = large_zoo(tmp) if not only else None
@@ -341,64 +401,25 @@ def main():
                     if folder != ZOO:  # made at test time: its own vectors
                         info = dict(info, inputs=os.path.join(folder, info["inputs"]))
                         exp = dict(exp, outputs=os.path.join(folder, exp["outputs"]))
-                    path = os.path.join(folder, exp["model"])
-                    ok = True
-                    for stage, run in (
-                            ("infer", lambda out: chk.check_infer(key, info, exp, path, out)),
-                            ("engine", lambda out: chk.check_engine(key, info, path, out))):
-                        k = f"{key} {stage}"
-                        seen.add(k)
-                        out = []
-                        try:
-                            run(out)
-                            got = None
-                        except Refused as e:
-                            got = str(e)
-                            refused[k] = got
-                        for line in out:
-                            print(line)
-                        ok &= not any(line.startswith("FAIL") for line in out)
-                        want = expected.get(k)
-                        if got is None and want is not None and not update:
-                            print(f"FAIL {k}: loads now; remove it from "
-                                  f"{os.path.relpath(REFUSALS, ROOT)}")
-                            ok = False
-                        elif got is not None and want is None and not update:
-                            print(f"FAIL {k}: refused: {got}")
-                            ok = False
-                        elif got is not None and got != want and not update:
-                            print(f"FAIL {k}: refused with another message "
-                                  f"than the list's:\n  now:  {got}\n  list: {want}")
-                            ok = False
-                        elif got is not None:
-                            print(f"refused (listed) {k}: {got}")
-                        if got is not None:
-                            summary.append(f"  {k:32} refused: {got}")
-                            if stage == "infer":
-                                break  # the engine's loader says the same
-                        else:
-                            summary.append(f"  {k:32} loads, numbers "
-                                           f"{'match' if ok else 'WRONG'}")
+                    ok = v.check_export(chk, key, info, exp,
+                                        os.path.join(folder, exp["model"]))
                     passed += ok
                     failed += not ok
-    built = {k.split(".")[0] for k in seen}
-    stale = sorted(k for k in expected if k not in seen and
-                   (k.split(".")[0] in built or k.split(".")[0] not in LARGE))
     if not only and not update:
-        for k in stale:
+        for k in v.stale():
             print(f"FAIL {k}: listed in {os.path.relpath(REFUSALS, ROOT)} "
                   f"but not in the zoo")
-        failed += len(stale)
+            failed += 1
     if update:
-        if only:
-            refused = {**{k: v for k, v in expected.items() if k not in seen},
+        refused = v.refused
+        if only:  # keep the lines of the models not tried
+            refused = {**{k: m for k, m in v.expected.items() if k not in v.seen},
                        **refused}
         write_refusals(refused)
         print(f"wrote {len(refused)} refusals to {REFUSALS}")
-    loads = sum("loads" in line for line in summary)
-    print(f"zoo summary ({loads} stages load, "
-          f"{sum('refused' in line for line in summary)} refused):")
-    print("\n".join(summary))
+    loads = sum("loads" in line for line in v.summary)
+    print(f"zoo summary ({loads} stages load, {len(v.refused)} refused):")
+    print("\n".join(v.summary))
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
