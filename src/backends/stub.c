@@ -83,10 +83,17 @@ static const char *pe__stub_errmsg(void *self) {
 
 static void pe__stub_close(void *self) { free(self); }
 
+static void pe__stub_summary(const pe_backend_options_t *opts, char *buf,
+                             size_t cap) {
+  (void)opts;
+  snprintf(buf, cap,
+           "fixed function of the newest window value; no model file");
+}
+
 const pe_backend_ops_t pe_backend_stub_ops = {
     .abi_version = PE_BACKEND_ABI_VERSION,
     .name = "stub",
-    .summary = "fixed function of the newest window value; no model file",
+    .summary = pe__stub_summary,
     .open = pe__stub_open,
     .describe = pe__stub_describe,
     .run = pe__stub_run,

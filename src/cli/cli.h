@@ -13,6 +13,11 @@
 #include "pe/backend.h"
 #include "pe/engine.h"
 
+/* The environment variable that picks the cpu backend's kernels when no
+ * --kernels flag does: the library reads no environment, so the commands
+ * pass its value on (pe_backend_options_t.kernels). */
+#define PE_CLI_KERNELS_ENV "PE_CPU_KERNELS"
+
 /* Exit codes. */
 #define PE_EXIT_OK 0
 #define PE_EXIT_FAIL 1  /* the work failed: bad input in fail mode, I/O */
@@ -187,6 +192,11 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
 
 /* Fills an engine config from PE_CLI_ENGINE_FLAGS and the model flags. */
 int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *cfg);
+
+/* What to add to pe_backend_open's message (rc, for opts) to name the flag
+ * that fixes it; "" when none does. The library speaks of its options, the
+ * command line of its flags. */
+const char *pe_cli_backend_hint(int rc, const pe_backend_options_t *opts);
 
 /* Opens the backend the model flags ask for (*out NULL when none) and
  * attaches it to the engine. Returns an exit code. */

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/digits.h"
 #include "core/engine_impl.h"
-#include "io/textfmt.h"
 #include "pe/clock.h"
 #include "pe/error.h"
 
@@ -305,7 +305,6 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
   return 1;
 }
 
-/* Appends the decimal digits of v at p; returns the end. */
 /* The signal's symbol and id: "%s-%lld%s" of symbol, ts_ns and kind, then
  * "-%u" of seq + 1 when seq > 0, cut to fit id as snprintf cuts. Written out
  * rather than formatted: this runs for every signal. */

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/kernel_level.h"
 #include "pe/model.h"
 
 #define PE__MAX_RANK 8
@@ -223,8 +224,6 @@ typedef struct pe__exec {
 
 int pe__kernels_avx2_usable(void);
 int pe__kernels_avx512_usable(void);
-int pe__kernels_level(pe_kernels_t k);
-const char *pe__kernels_name(int level);
 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
                       int64_t rows, int act, float alpha);
 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
