@@ -240,6 +240,10 @@ static pe_stream_id_t pe__next_id(pe__pub_t *p) {
 
 /* One parsed tick: waits for its time when paced, appends its XADD, and
  * sends the batch when it is full. */
+/* pe__pub_tick's stop for a batch that could not be sent (the message is
+ * printed); PE_STOP is its stop on SIGINT or SIGTERM. */
+#define PE__PUB_FAILED 2
+
 static int pe__pub_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
                         const char *line, size_t len) {
   (void)line_no;
@@ -248,7 +252,7 @@ static int pe__pub_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
   pe__pub_t *p = ctx;
   p->rows += 1;
   if (pe__publish_stop) {
-    return PE_EAGAIN;
+    return PE_STOP;
   }
   if (p->pace != 0) {
     uint64_t due;
@@ -263,9 +267,8 @@ static int pe__pub_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
       due = p->t0_mono + (dt > 0 ? (uint64_t)dt : 0);
     }
     if (due > pe_clock_ns()) {
-      int rc = pe__pub_flush(p);
-      if (rc != PE_OK) {
-        return rc;
+      if (pe__pub_flush(p) != PE_OK) {
+        return PE__PUB_FAILED;
       }
       pe__sleep_until(due);
     }
@@ -302,10 +305,10 @@ static int pe__pub_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
     pe_resp_arg_i64(&p->batch, t->recv_ts_ns);
   }
   p->in_batch += 1;
-  if (p->in_batch >= p->pipeline) {
-    return pe__pub_flush(p);
+  if (p->in_batch >= p->pipeline && pe__pub_flush(p) != PE_OK) {
+    return PE__PUB_FAILED;
   }
-  return 0;
+  return PE_CONTINUE;
 }
 
 static int pe__pub_reject(void *ctx, int err, uint64_t line_no,
@@ -315,7 +318,7 @@ static int pe__pub_reject(void *ctx, int err, uint64_t line_no,
   (void)len;
   pe__pub_t *p = ctx;
   p->rows += 1;
-  p->rejected[pe_reject_from_error(err)] += 1;
+  (void)pe_reject_count(p->rejected, err);
   return 0;
 }
 
@@ -432,7 +435,7 @@ static int pe__publish_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     pe_cli_error(cmd, "%s: %s", input, pe_csv_errmsg(csv));
     goto done;
   }
-  if (frc != 0 && frc != PE_EAGAIN) {
+  if (frc != PE_CONTINUE && frc != PE_STOP) {
     goto done; /* printed */
   }
   if (pe__pub_flush(&p) != PE_OK) {

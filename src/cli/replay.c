@@ -184,7 +184,7 @@ static int pe__on_reject(void *ctx, int err, uint64_t line_no, const char *line,
                          size_t len) {
   pe__replay_t *r = ctx;
   r->rows += 1;
-  r->parse_rejected[pe_reject_from_error(err)] += 1;
+  (void)pe_reject_count(r->parse_rejected, err);
   pe__record_reject(r, err, line_no, line, len);
   return r->fail_fast ? pe__fail(r, err, line_no, line, len) : 0;
 }

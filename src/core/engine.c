@@ -192,7 +192,7 @@ int pe_engine_set_backend(pe_engine_t *e, pe_backend_t *backend) {
 }
 
 static int pe__reject(pe_engine_t *e, int err) {
-  e->stats.rejected[pe_reject_from_error(err)] += 1;
+  (void)pe_reject_count(e->stats.rejected, err);
   return err;
 }
 
