@@ -15,19 +15,19 @@ static const struct {
   int value;
   const char *name;
 } pe__released[] = {
-    {PE_EINVAL, -999, "EINVAL"},           {PE_ENOMEM, -998, "ENOMEM"},
-    {PE_EFULL, -997, "EFULL"},             {PE_EIO, -996, "EIO"},
-    {PE_ENOENT, -995, "ENOENT"},           {PE_EFIELDS, -994, "EFIELDS"},
-    {PE_ENUMBER, -993, "ENUMBER"},         {PE_ETIMESTAMP, -992, "ETIMESTAMP"},
-    {PE_EPRICE, -991, "EPRICE"},           {PE_EVOLUME, -990, "EVOLUME"},
-    {PE_ESYMBOL, -989, "ESYMBOL"},         {PE_ESYMLEN, -988, "ESYMLEN"},
-    {PE_EORDER, -987, "EORDER"},           {PE_ELINELEN, -986, "ELINELEN"},
-    {PE_EHEADER, -985, "EHEADER"},         {PE_ENODATA, -984, "ENODATA"},
-    {PE_EPARSE, -983, "EPARSE"},           {PE_EUNSUPPORTED, -982, "EUNSUPPORTED"},
-    {PE_ESHAPE, -981, "ESHAPE"},           {PE_EMODEL, -980, "EMODEL"},
-    {PE_EBACKEND, -979, "EBACKEND"},       {PE_ECORRUPT, -978, "ECORRUPT"},
-    {PE_EVERSION, -977, "EVERSION"},       {PE_EAGAIN, -976, "EAGAIN"},
-    {PE_ECONN, -975, "ECONN"},             {PE_EGAP, -974, "EGAP"},
+    {PE_EINVAL, -999, "EINVAL"},     {PE_ENOMEM, -998, "ENOMEM"},
+    {PE_EFULL, -997, "EFULL"},       {PE_EIO, -996, "EIO"},
+    {PE_ENOENT, -995, "ENOENT"},     {PE_EFIELDS, -994, "EFIELDS"},
+    {PE_ENUMBER, -993, "ENUMBER"},   {PE_ETIMESTAMP, -992, "ETIMESTAMP"},
+    {PE_EPRICE, -991, "EPRICE"},     {PE_EVOLUME, -990, "EVOLUME"},
+    {PE_ESYMBOL, -989, "ESYMBOL"},   {PE_ESYMLEN, -988, "ESYMLEN"},
+    {PE_EORDER, -987, "EORDER"},     {PE_ELINELEN, -986, "ELINELEN"},
+    {PE_EHEADER, -985, "EHEADER"},   {PE_ENODATA, -984, "ENODATA"},
+    {PE_EPARSE, -983, "EPARSE"},     {PE_EUNSUPPORTED, -982, "EUNSUPPORTED"},
+    {PE_ESHAPE, -981, "ESHAPE"},     {PE_EMODEL, -980, "EMODEL"},
+    {PE_EBACKEND, -979, "EBACKEND"}, {PE_ECORRUPT, -978, "ECORRUPT"},
+    {PE_EVERSION, -977, "EVERSION"}, {PE_EAGAIN, -976, "EAGAIN"},
+    {PE_ECONN, -975, "ECONN"},       {PE_EGAP, -974, "EGAP"},
     {PE_ESTATE, -973, "ESTATE"},
 };
 
@@ -85,8 +85,8 @@ static void test_reject_count(void) {
   PE_CHECK_INT(pe_reject_count(counts, PE_ELINELEN), PE_REJECT_LINE_TOO_LONG);
   PE_CHECK_INT(counts[PE_REJECT_BAD_PRICE], 2);
   PE_CHECK_INT(counts[PE_REJECT_LINE_TOO_LONG], 1);
-  static const int not_rejections[] = {PE_OK, PE_ENOMEM, PE_EFULL, PE_EIO,
-                                       PE_EHEADER, -1, PE_STOP};
+  static const int not_rejections[] = {PE_OK,      PE_ENOMEM, PE_EFULL, PE_EIO,
+                                       PE_EHEADER, -1,        PE_STOP};
   for (size_t i = 0; i < sizeof not_rejections / sizeof not_rejections[0];
        i++) {
     PE_CHECK_INT(pe_reject_count(counts, not_rejections[i]), -1);

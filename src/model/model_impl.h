@@ -158,7 +158,8 @@ typedef struct pe__dense {
   int dot;           /* 1: [M][K] layout */
 } pe__dense_t;
 
-void pe__dense_pack(pe__dense_t *d, const float *w_mk); /* w_mk [M][K] */
+/* Packs w_mk [M][K] into d->wp (and d->bp); PE_ENOMEM with both NULL. */
+int pe__dense_pack(pe__dense_t *d, const float *w_mk);
 
 /* Chunks the vector dense kernels cut the sum over k into (see
  * kernels_avx512.c): parallel FMA chains for a single row. */
@@ -271,7 +272,7 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
 int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
                          const char *what);
-void pe__step_pack(pe__step_t *s);
+int pe__step_pack(pe__step_t *s);
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
 
 /* Where a Conv1D step's tap offsets start in its scratch: after the n
