@@ -29,10 +29,10 @@ void free(void *p);
 void *aligned_alloc(size_t al, size_t n);
 int posix_memalign(void **out, size_t al, size_t n);
 
-static uint64_t n_calls;   /* allocation calls so far */
-static uint64_t fail_at;   /* the call that fails; 0: none */
-static int64_t n_live;     /* blocks allocated and not freed */
-static uint64_t n_failed;  /* calls failed on purpose */
+static uint64_t n_calls;  /* allocation calls so far */
+static uint64_t fail_at;  /* the call that fails; 0: none */
+static int64_t n_live;    /* blocks allocated and not freed */
+static uint64_t n_failed; /* calls failed on purpose */
 
 static int pe__fail_now(void) {
   n_calls++;
@@ -89,7 +89,8 @@ int posix_memalign(void **out, size_t al, size_t n) {
 
 #define PE__BATCH 3
 
-static float in_buf[PE__BATCH * 4096], want[PE__BATCH * 64], got[PE__BATCH * 64];
+static float in_buf[PE__BATCH * 4096], want[PE__BATCH * 64],
+    got[PE__BATCH * 64];
 
 /* Loads data and runs PE__BATCH windows into out; PE_OK or why not. */
 static int pe__load_run(const void *data, size_t len, const char *name,
@@ -156,8 +157,8 @@ static int check_model(const char *file) {
       continue; /* the load made fewer calls this time */
     }
     if (n_live != live) {
-      fprintf(stderr, "%s: failing allocation %llu: %lld blocks leaked\n",
-              file, (unsigned long long)k, (long long)(n_live - live));
+      fprintf(stderr, "%s: failing allocation %llu: %lld blocks leaked\n", file,
+              (unsigned long long)k, (long long)(n_live - live));
       fails++;
     }
     if (rc != PE_OK) {
@@ -188,9 +189,9 @@ int main(void) {
     in_buf[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
   }
   static const char *const models[] = {
-      "cnn_toy.onnx", "mlp_gemm.onnx", "mlp_matmul.onnx", "conv_odd.onnx",
-      "lstm.onnx",    "lstm_state.onnx", "gru.onnx",      "gru_lbr0.onnx",
-      "misc_ops.onnx"};
+      "cnn_toy.onnx",  "mlp_gemm.onnx", "mlp_matmul.onnx",
+      "conv_odd.onnx", "lstm.onnx",     "lstm_state.onnx",
+      "gru.onnx",      "gru_lbr0.onnx", "misc_ops.onnx"};
   int fails = 0;
   for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
     fails += check_model(models[i]);
