@@ -58,7 +58,7 @@ typedef struct pe_backend_options {
   const char *model_features; /* "a,b,c": overrides the model's declared
                                  features; NULL to use them */
   uint32_t window;            /* W for backends whose model does not fix it;
-                                 0 means 32 */
+                                 0 means PE_DEFAULT_MODEL_WINDOW */
   uint32_t max_batch;         /* largest batch the caller will run; 0 = 1 */
   uint32_t threads;           /* worker threads, 0 = backend default */
   const char *kernels;        /* kernel family for backends that have several
