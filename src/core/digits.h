@@ -7,7 +7,11 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Two decimal digits per entry: "00", "01", ... "99". */
+/* Two decimal digits per entry: "00", "01", ... "99". Hidden: the library's
+ * own, reached without a load through the GOT when built as PIC. */
+#if defined(__GNUC__)
+__attribute__((visibility("hidden")))
+#endif
 extern const char pe__digit_pairs[201];
 
 /* Writes the decimal digits of u backwards, ending just before end, and
