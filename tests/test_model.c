@@ -332,10 +332,10 @@ static void test_backend(void) {
   } else {
     fprintf(stderr, "%s\n", err);
   }
-  /* no pe.features: refused, then accepted with --model-features */
+  /* no pe.features: refused, then accepted with a feature list */
   o.model_path = model_path("mlp_gemm.onnx");
   CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_EINVAL);
-  CHECK(strstr(err, "--model-features") != NULL);
+  CHECK(strstr(err, "need a model feature list") != NULL);
   o.model_features = "log_return";
   CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_OK);
   pe_backend_close(b);
@@ -351,7 +351,50 @@ static void test_backend(void) {
   pe_backend_close(b);
   o.model_path = NULL;
   CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_EINVAL);
-  CHECK(strstr(err, "--model PATH") != NULL);
+  CHECK(strstr(err, "no model path") != NULL);
+  /* pe.window is read whole: a suffix or a count past 2^32 is refused, not
+   * cut to the 32 the input holds */
+  const char *windows[] = {"bad/window_suffix.onnx", "bad/window_wraps.onnx"};
+  for (int i = 0; i < 2; i++) {
+    o.model_path = model_path(windows[i]);
+    b = NULL;
+    CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_ESHAPE);
+    CHECK(b == NULL);
+    CHECK(strstr(err, "pe.window=") != NULL &&
+          strstr(err, "not a positive whole number") != NULL);
+    pe_backend_close(b);
+  }
+}
+
+/* The kernels are a choice passed in (no environment is read): the summary
+ * and the model's plan follow it, and an unknown name is refused. */
+static void test_backend_kernels(void) {
+  const pe_backend_ops_t *cpu = pe_backend_find("cpu");
+  CHECK(cpu != NULL);
+  if (cpu == NULL) {
+    return;
+  }
+  pe_backend_options_t o;
+  memset(&o, 0, sizeof o);
+  char line[256];
+  o.kernels = "generic";
+  cpu->summary(&o, line, sizeof line);
+  CHECK(strcmp(line,
+               "ONNX models (opsets 11-17) on the CPU; kernels generic") == 0);
+  cpu->summary(NULL, line, sizeof line);
+  CHECK(strstr(line, "; kernels ") != NULL && strstr(line, "unknown") == NULL);
+  o.model_path = model_path("cnn_toy.onnx");
+  o.kernels = "sse9";
+  pe_backend_t *b = NULL;
+  char err[512];
+  CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_EINVAL);
+  CHECK(b == NULL && strstr(err, "sse9") != NULL);
+  o.kernels = "generic";
+  CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_OK);
+  pe_backend_close(b);
+  pe_kernels_t k = PE_KERNELS_AVX2;
+  CHECK(pe_kernels_parse("avx512", &k) == PE_OK && k == PE_KERNELS_AVX512);
+  CHECK(pe_kernels_parse("AVX2", &k) == PE_EINVAL && k == PE_KERNELS_AVX512);
 }
 
 static void test_npy(void) {
@@ -438,6 +481,7 @@ int main(void) {
     test_batches(models[i], PE_KERNELS_AVX2);
   }
   test_backend();
+  test_backend_kernels();
   test_npy();
   if (failures) {
     fprintf(stderr, "test_model: %d failures\n", failures);

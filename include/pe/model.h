@@ -21,8 +21,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pe/backend.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -30,14 +28,16 @@ extern "C" {
 #define PE_MODEL_MAX_IO 8
 #define PE_MODEL_MAX_META 32
 #define PE_MODEL_MAX_RANK 8
+#define PE_MODEL_TENSOR_NAME_MAX 64
 
 typedef struct pe_model pe_model_t;
 typedef struct pe_model_ctx pe_model_ctx_t;
 
 /* Which kernels the plan uses. AUTO picks the best the CPU has (AVX-512
  * dense and Conv1d with AVX2/FMA for the rest, else AVX2/FMA, else portable
- * C), capped by the environment variable PE_CPU_KERNELS (generic, avx2 or
- * avx512) when set. An explicit choice is capped by what the CPU has. */
+ * C). An explicit choice is capped by what the CPU has. The library reads
+ * no environment: the command-line program takes the choice from --kernels
+ * or PE_CPU_KERNELS and passes it here. */
 typedef enum pe_kernels {
   PE_KERNELS_AUTO = 0,
   PE_KERNELS_GENERIC,
@@ -45,13 +45,17 @@ typedef enum pe_kernels {
   PE_KERNELS_AVX512
 } pe_kernels_t;
 
+/* The choice called name: "auto", "generic", "avx2" or "avx512". PE_EINVAL
+ * (and *out unchanged) for any other name. */
+int pe_kernels_parse(const char *name, pe_kernels_t *out);
+
 typedef struct pe_model_options {
   pe_kernels_t kernels;
 } pe_model_options_t;
 
 /* A graph input or output. dims[i] is -1 for the batch dimension. */
 typedef struct pe_model_tensor {
-  char name[PE_MODEL_NAME_MAX];
+  char name[PE_MODEL_TENSOR_NAME_MAX];
   int rank;
   int batch_axis; /* -1 when the tensor has none */
   int64_t dims[PE_MODEL_MAX_RANK];

@@ -23,7 +23,7 @@ static pe_cli_flag_t pe__infer_flags[] = {
      "feature names for a backend that needs them and a model that declares "
      "none",
      NULL},
-    {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
+    {"kernels", "NAME", PE_CLI_KERNELS_ENV, "auto",
      "cpu backend kernels: auto, generic, avx2 or avx512", NULL},
 };
 
@@ -83,8 +83,9 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     bo.model_path = pos[0];
     bo.model_features = pe_cli_flag(cmd, "model-features")->value;
     bo.max_batch = 1;
-    if (pe_backend_open(backend, &bo, &be, err, sizeof err) != PE_OK) {
-      pe_cli_error(cmd, "%s", err);
+    int brc = pe_backend_open(backend, &bo, &be, err, sizeof err);
+    if (brc != PE_OK) {
+      pe_cli_error(cmd, "%s%s", err, pe_cli_backend_hint(brc, &bo));
       goto done;
     }
     const pe_model_info_t *info = pe_backend_info(be);

@@ -8,7 +8,7 @@
 #include "pe/model.h"
 
 static pe_cli_flag_t pe__inspect_flags[] = {
-    {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
+    {"kernels", "NAME", PE_CLI_KERNELS_ENV, "auto",
      "kernels to plan for: auto, generic, avx2 or avx512 (capped by the CPU)",
      NULL},
 };
@@ -17,15 +17,7 @@ static pe_cli_flag_t pe__inspect_flags[] = {
 int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts) {
   memset(opts, 0, sizeof *opts);
   const char *k = pe_cli_value(cmd, "kernels");
-  if (strcmp(k, "auto") == 0) {
-    opts->kernels = PE_KERNELS_AUTO;
-  } else if (strcmp(k, "generic") == 0) {
-    opts->kernels = PE_KERNELS_GENERIC;
-  } else if (strcmp(k, "avx2") == 0) {
-    opts->kernels = PE_KERNELS_AVX2;
-  } else if (strcmp(k, "avx512") == 0) {
-    opts->kernels = PE_KERNELS_AVX512;
-  } else {
+  if (pe_kernels_parse(k, &opts->kernels) != PE_OK) {
     pe_cli_error(cmd, "--kernels: '%s' is not auto, generic, avx2 or avx512",
                  k);
     return PE_EXIT_USAGE;

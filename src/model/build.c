@@ -325,10 +325,12 @@ static int pe__fold_last(pe__b_t *b) {
     }
   }
   if (rc == PE_OK) {
+    rc = pe__step_pack(s);
+  }
+  if (rc == PE_OK) {
     for (int i = 0; i < b->g->n_t; i++) {
       ptr[i] = b->g->t[i].f;
     }
-    pe__step_pack(s);
     pe__exec_t x = {m, ptr, scratch, 1};
     pe__step_exec(s, &x, 0);
     for (int k = 0; k < 3; k++) {

@@ -112,23 +112,28 @@ static float *pe__zalloc64(int64_t n) {
   return p;
 }
 
-void pe__dense_pack(pe__dense_t *d, const float *w) {
+int pe__dense_pack(pe__dense_t *d, const float *w) {
   int64_t K = d->K, M = d->M;
   d->dot = M <= 4;
   if (d->dot) {
     d->wp = malloc((size_t)(M * K > 0 ? M * K : 1) * sizeof(float));
-    if (d->wp != NULL && M * K > 0) {
+    if (d->wp == NULL) {
+      return PE_ENOMEM;
+    }
+    if (M * K > 0) {
       memcpy(d->wp, w, (size_t)(M * K) * sizeof(float));
     }
-    return;
+    return PE_OK;
   }
   int64_t P = (M + 15) / 16;
   d->wp = pe__zalloc64(P * K * 16);
   d->bp = pe__zalloc64(P * 16);
   if (d->wp == NULL || d->bp == NULL) {
     free(d->wp);
+    free(d->bp);
     d->wp = NULL;
-    return;
+    d->bp = NULL;
+    return PE_ENOMEM;
   }
   for (int64_t m = 0; m < M && d->bias; m++) {
     d->bp[m] = d->bias[m];
@@ -138,6 +143,7 @@ void pe__dense_pack(pe__dense_t *d, const float *w) {
       d->wp[((m / 16) * K + k) * 16 + m % 16] = w[m * K + k];
     }
   }
+  return PE_OK;
 }
 
 /* Portable dense layer over `rows` rows, double accumulation. */
@@ -607,13 +613,15 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2) {
   }
 }
 
-/* Packs the canonical weights of a step for the kernels (at load). */
-void pe__step_pack(pe__step_t *s) {
+/* Packs the canonical weights of a step for the kernels (at load). Returns
+ * PE_OK, or PE_ENOMEM with nothing packed (the step as it was before). */
+int pe__step_pack(pe__step_t *s) {
+  int rc = PE_OK;
   if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
     s->d.K = s->p[1];
     s->d.M = s->p[2];
     s->d.bias = s->bias;
-    pe__dense_pack(&s->d, s->w);
+    rc = pe__dense_pack(&s->d, s->w);
   } else if ((s->kind == PE__K_LSTM || s->kind == PE__K_GRU) &&
              s->d.wp == NULL) {
     int64_t H = s->p[2], in = s->p[1];
@@ -621,21 +629,32 @@ void pe__step_pack(pe__step_t *s) {
     s->d.K = in;
     s->d.M = GH;
     s->d.bias = s->bias;
-    pe__dense_pack(&s->d, s->w);
+    rc = pe__dense_pack(&s->d, s->w);
     int split = s->kind == PE__K_GRU && s->p[3] == 0;
     s->d2.K = H;
     s->d2.M = split ? 2 * H : GH;
-    pe__dense_pack(&s->d2, s->w2);
-    if (split) {
+    if (rc == PE_OK) {
+      rc = pe__dense_pack(&s->d2, s->w2);
+    }
+    if (split && rc == PE_OK) {
       s->d3.K = H;
       s->d3.M = H;
-      pe__dense_pack(&s->d3, s->w2 + 2 * H * H);
+      rc = pe__dense_pack(&s->d3, s->w2 + 2 * H * H);
     }
-    if (s->kind == PE__K_LSTM && pe__lstm_pack(s) != PE_OK) {
-      free(s->d.wp);
-      s->d.wp = NULL; /* reported as out of memory by the caller */
+    if (s->kind == PE__K_LSTM && rc == PE_OK) {
+      rc = pe__lstm_pack(s);
+    }
+    if (rc != PE_OK) {
+      pe__dense_t *packed[3] = {&s->d, &s->d2, &s->d3};
+      for (int i = 0; i < 3; i++) {
+        free(packed[i]->wp);
+        free(packed[i]->bp);
+        packed[i]->wp = NULL;
+        packed[i]->bp = NULL;
+      }
     }
   }
+  return rc;
 }
 
 /* Packs W, R and the bias of an LSTM step for the fused kernels (layout in

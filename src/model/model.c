@@ -26,21 +26,25 @@ static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   }
 }
 
-/* Kernel level: the best the CPU has, capped by opts or PE_CPU_KERNELS. */
 int pe__kernels_level(pe_kernels_t k) {
-  if (k == PE_KERNELS_AUTO) {
-    const char *env = getenv("PE_CPU_KERNELS");
-    k = env == NULL                   ? PE_KERNELS_AUTO
-        : strcmp(env, "generic") == 0 ? PE_KERNELS_GENERIC
-        : strcmp(env, "avx2") == 0    ? PE_KERNELS_AVX2
-        : strcmp(env, "avx512") == 0  ? PE_KERNELS_AVX512
-                                      : PE_KERNELS_AUTO;
-  }
   int best = pe__kernels_avx512_usable() ? 2
              : pe__kernels_avx2_usable() ? 1
                                          : 0;
   int cap = k == PE_KERNELS_GENERIC ? 0 : k == PE_KERNELS_AVX2 ? 1 : 2;
   return best < cap ? best : cap;
+}
+
+int pe_kernels_parse(const char *name, pe_kernels_t *out) {
+  static const char *const names[] = {"auto", "generic", "avx2", "avx512"};
+  static const pe_kernels_t kinds[] = {PE_KERNELS_AUTO, PE_KERNELS_GENERIC,
+                                       PE_KERNELS_AVX2, PE_KERNELS_AVX512};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (strcmp(name, names[i]) == 0) {
+      *out = kinds[i];
+      return PE_OK;
+    }
+  }
+  return PE_EINVAL;
 }
 
 const char *pe__kernels_name(int level) {

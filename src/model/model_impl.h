@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/kernel_level.h"
 #include "pe/model.h"
 
 #define PE__MAX_RANK 8
@@ -157,7 +158,8 @@ typedef struct pe__dense {
   int dot;           /* 1: [M][K] layout */
 } pe__dense_t;
 
-void pe__dense_pack(pe__dense_t *d, const float *w_mk); /* w_mk [M][K] */
+/* Packs w_mk [M][K] into d->wp (and d->bp); PE_ENOMEM with both NULL. */
+int pe__dense_pack(pe__dense_t *d, const float *w_mk);
 
 /* Chunks the vector dense kernels cut the sum over k into (see
  * kernels_avx512.c): parallel FMA chains for a single row. */
@@ -223,8 +225,6 @@ typedef struct pe__exec {
 
 int pe__kernels_avx2_usable(void);
 int pe__kernels_avx512_usable(void);
-int pe__kernels_level(pe_kernels_t k);
-const char *pe__kernels_name(int level);
 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
                       int64_t rows, int act, float alpha);
 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
@@ -272,7 +272,7 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
 int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
                          const char *what);
-void pe__step_pack(pe__step_t *s);
+int pe__step_pack(pe__step_t *s);
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
 
 /* Where a Conv1D step's tap offsets start in its scratch: after the n

@@ -380,11 +380,8 @@ int pe__plan(pe_model_t *m) {
   m->info.weight_bytes = 0;
   for (int i = 0; i < n; i++) {
     pe__step_t *s = &m->step[i];
-    pe__step_pack(s);
-    if ((s->kind == PE__K_DENSE || s->kind == PE__K_LSTM ||
-         s->kind == PE__K_GRU) &&
-        s->d.wp == NULL) {
-      rc = PE_ENOMEM;
+    rc = pe__step_pack(s);
+    if (rc != PE_OK) {
       goto done;
     }
     m->flops += s->flops;

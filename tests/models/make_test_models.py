@@ -374,6 +374,16 @@ def bad_models():
          helper.make_node("LSTM", ["xt", "W", "R"], ["", "output"], name="lstm_bi",
                           hidden_size=2, direction="bidirectional")],
         [init("W", W(2, 8, 1)), init("R", W(2, 8, 2))], [1, 4], "output", 17, "bad")
+    # pe.window must be the whole of a count that fits the window: "32abc"
+    # and 2^32 + 32 are refused, not read as 32
+    for fname, window in (("bad/window_suffix.onnx", "32abc"),
+                          ("bad/window_wraps.onnx", str((1 << 32) + 32))):
+        out[fname] = model(
+            [helper.make_node("ReduceMean", ["input"], ["r"], axes=[1, 2],
+                              keepdims=1, name="mean"),
+             helper.make_node("Flatten", ["r"], ["output"], name="flat")],
+            [], [1, 32], "output", 17, "bad",
+            meta={"pe.features": "return_z", "pe.window": window})
     return out
 
 
