@@ -18,16 +18,14 @@
 #include <string.h>
 
 #include "model/build_impl.h"
-#include "onnx.pb-c.h"
 #include "pe/error.h"
 
 /* ---- attributes -----------------------------------------------------------
  */
-const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name) {
-  for (size_t i = 0; i < b->np->n_attribute; i++) {
-    const Onnx__AttributeProto *a = b->np->attribute[i];
-    if (a->name && strcmp(a->name, name) == 0) {
-      return a;
+const pe__attr_t *pe__attr(const pe__b_t *b, const char *name) {
+  for (int i = 0; i < b->n->n_attr; i++) {
+    if (strcmp(b->n->attr[i].name, name) == 0) {
+      return &b->n->attr[i];
     }
   }
   return NULL;
@@ -35,19 +33,19 @@ const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name) {
 
 /* Integer attribute `name`, def when absent. */
 int64_t pe__attr_i(const pe__b_t *b, const char *name, int64_t def) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   return a && a->has_i ? a->i : def;
 }
 
 /* Float attribute `name`, def when absent. */
 float pe__attr_f(const pe__b_t *b, const char *name, float def) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   return a && a->has_f ? a->f : def;
 }
 
 /* ints attribute: count (0 when absent), values in *v. */
 size_t pe__attr_ints(const pe__b_t *b, const char *name, const int64_t **v) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   *v = a ? a->ints : NULL;
   return a ? a->n_ints : 0;
 }
@@ -55,7 +53,7 @@ size_t pe__attr_ints(const pe__b_t *b, const char *name, const int64_t **v) {
 /* 1 when string attribute `name` equals val, def when absent. */
 int pe__attr_s_is(const pe__b_t *b, const char *name, const char *val,
                   int def) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   if (a == NULL || !a->has_s) {
     return def;
   }
@@ -64,11 +62,8 @@ int pe__attr_s_is(const pe__b_t *b, const char *name, const char *val,
 
 /* Refuses any attribute not in the comma-separated list `known`. */
 int pe__check_attrs(pe__b_t *b, const char *known) {
-  for (size_t i = 0; i < b->np->n_attribute; i++) {
-    const char *name = b->np->attribute[i]->name;
-    if (name == NULL) {
-      name = "";
-    }
+  for (int i = 0; i < b->n->n_attr; i++) {
+    const char *name = b->n->attr[i].name;
     size_t len = strlen(name);
     const char *p = known;
     int ok = 0;
@@ -154,7 +149,9 @@ int pe__const_i(pe__b_t *b, int id) {
                (long long)t->numel);
   }
   t->is_const = 1;
-  t->dtype = PE__DT_I64;
+  if (t->dtype != PE__DT_BOOL) {
+    t->dtype = PE__DT_I64;
+  }
   t->i = calloc(t->numel ? (size_t)t->numel : 1, sizeof(int64_t));
   t->mark = calloc(t->numel ? (size_t)t->numel : 1, 1);
   return t->i && t->mark ? PE_OK : PE_ENOMEM;
@@ -259,6 +256,34 @@ int pe__const_ints(pe__b_t *b, int k, const char *what, const int64_t **v,
   *v = t->i;
   *n = t->numel;
   return PE_OK;
+}
+
+/* The axes a Reduce* node reduces: the `axes` attribute before opset
+ * `since`, the constant input 1 from then on. red[d] = 1 for each axis
+ * reduced. No axes reduce every axis, or none (*noop = 1) when
+ * noop_with_empty_axes is set. */
+int pe__reduce_axes(pe__b_t *b, int64_t since, int rank, int *red, int *noop) {
+  const int64_t *axes;
+  int64_t na = 0;
+  int rc = PE_OK;
+  if (pe__opset(b) >= since) {
+    rc = pe__const_ints(b, 1, "axes", &axes, &na);
+  } else {
+    na = (int64_t)pe__attr_ints(b, "axes", &axes);
+  }
+  for (int64_t k = 0; rc == PE_OK && k < na; k++) {
+    int a = 0;
+    rc = pe__norm_axis(b, axes[k], rank, &a, "axis");
+    red[a] = 1;
+  }
+  *noop = 0;
+  if (rc == PE_OK && na == 0) {
+    *noop = pe__attr_i(b, "noop_with_empty_axes", 0) != 0;
+    for (int d = 0; d < rank; d++) {
+      red[d] = !*noop;
+    }
+  }
+  return rc;
 }
 
 /* ---- steps
@@ -438,7 +463,32 @@ float *pe__dup(const float *p, int64_t n) {
   return d;
 }
 
-/* min_in: the inputs the op cannot do without (ONNX opsets 11 to 17), each
+/* Ops that came into the default domain after opset 11, with the opset
+ * that introduced them (from the ONNX operator changelog): a model that
+ * imports an older opset cannot use them. */
+static const struct {
+  const char *name;
+  int64_t since;
+} pe__op_since[] = {
+    {"Gelu", 20},
+    {"LessOrEqual", 12},
+    {"GreaterOrEqual", 12},
+};
+
+static int pe__op_exists(pe__b_t *b) {
+  for (size_t k = 0; k < sizeof pe__op_since / sizeof pe__op_since[0]; k++) {
+    if (strcmp(pe__op_since[k].name, b->n->op) == 0 &&
+        pe__opset(b) < pe__op_since[k].since) {
+      return ERR(PE_EMODEL,
+                 "%s exists from opset %lld on; the model imports opset %lld",
+                 b->n->op, (long long)pe__op_since[k].since,
+                 (long long)pe__opset(b));
+    }
+  }
+  return PE_OK;
+}
+
+/* min_in: the inputs the op cannot do without (ONNX opsets 11 and up), each
  * checked to be present and named before fn runs, so that no builder reads
  * a missing one. */
 typedef struct pe__op_entry {
@@ -503,7 +553,6 @@ int pe__build(pe_model_t *m) {
   b.g = g;
   for (int i = 0; i < g->n_node; i++) {
     b.n = &g->node[i];
-    b.np = b.n->proto;
     const pe__op_entry_t *e = NULL;
     for (size_t k = 0; k < sizeof pe__ops / sizeof pe__ops[0]; k++) {
       if (strcmp(pe__ops[k].name, b.n->op) == 0) {
@@ -536,7 +585,10 @@ int pe__build(pe_model_t *m) {
     if ((rnn && !named) || (!rnn && b.n->out[0] < 0)) {
       return pe__node_err(g, b.n, PE_EMODEL, "output 0 has no name");
     }
-    int rc = pe__inputs_ready(&b);
+    int rc = pe__op_exists(&b);
+    if (rc == PE_OK) {
+      rc = pe__inputs_ready(&b);
+    }
     for (int k = 0; rc == PE_OK && k < e->min_in; k++) {
       if (pe__in(&b, k) != NULL) {
         continue;

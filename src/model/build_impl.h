@@ -19,14 +19,12 @@
 #include <stdint.h>
 
 #include "model/model_impl.h"
-#include "onnx.pb-c.h"
 
 /* The state of one pass over the graph: the node being built. */
 typedef struct pe__b {
   pe_model_t *m;
   pe__graph_t *g;
   const pe__node_t *n;
-  const Onnx__NodeProto *np;
   int cap_step;
 } pe__b_t;
 
@@ -40,13 +38,18 @@ static inline pe__tensor_t *pe__in(pe__b_t *b, int k) {
   return k < b->n->n_in && b->n->in[k] >= 0 ? T(b, b->n->in[k]) : NULL;
 }
 
+/* The opset of the default domain the model imports: builders consult it
+ * for the operator changes between versions (attributes that became
+ * inputs, new defaults). */
+static inline int64_t pe__opset(const pe__b_t *b) { return b->g->opset; }
+
 /* 1 when element k of an int64 constant is the batch size. */
 static inline int pe__marked(const pe__tensor_t *t, int64_t k) {
   return t->mark != NULL && t->mark[k];
 }
 
 /* ---- helpers (build.c) --------------------------------------------------- */
-const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name);
+const pe__attr_t *pe__attr(const pe__b_t *b, const char *name);
 int64_t pe__attr_i(const pe__b_t *b, const char *name, int64_t def);
 float pe__attr_f(const pe__b_t *b, const char *name, float def);
 size_t pe__attr_ints(const pe__b_t *b, const char *name, const int64_t **v);
@@ -64,6 +67,7 @@ int pe__norm_axis(pe__b_t *b, int64_t axis, int rank, int *out,
                   const char *what);
 int pe__const_ints(pe__b_t *b, int k, const char *what, const int64_t **v,
                    int64_t *n);
+int pe__reduce_axes(pe__b_t *b, int64_t since, int rank, int *red, int *noop);
 pe__step_t *pe__step_new(pe__b_t *b, int kind);
 int pe__finish(pe__b_t *b, pe__step_t *s);
 int pe__fold_i64_binary(pe__b_t *b, int op);

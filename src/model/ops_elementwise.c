@@ -247,7 +247,7 @@ int pe__op_softmax(pe__b_t *b) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0);
-  int old = b->g->opset < 13;
+  int old = pe__opset(b) < 13;
   int a = 0;
   if ((rc = pe__norm_axis(b, pe__attr_i(b, "axis", old ? 1 : -1), x->rank, &a,
                           "axis")) != PE_OK) {

@@ -190,7 +190,7 @@ static int pe__spatial(pe__b_t *b, int64_t win, int64_t k, int64_t *stride,
     *pr = v[1];
   }
   int64_t span = (k - 1) * *dil + 1;
-  const Onnx__AttributeProto *ap = pe__attr(b, "auto_pad");
+  const pe__attr_t *ap = pe__attr(b, "auto_pad");
   if (ap != NULL && ap->has_s && !pe__attr_s_is(b, "auto_pad", "NOTSET", 1)) {
     if (pe__attr_s_is(b, "auto_pad", "VALID", 0)) {
       *pl = *pr = 0;
@@ -414,28 +414,24 @@ int pe__op_global_avg(pe__b_t *b) {
   return pe__reduce_step(b, x, red, 1);
 }
 
-/* ReduceMean with the axes attribute (opset < 18). */
+/* ReduceMean: axes from the attribute before opset 18, from input 1 from
+ * then on. */
 int pe__op_reduce_mean(pe__b_t *b) {
-  int rc = pe__check_attrs(
-      b, b->g->opset >= 18 ? "keepdims,noop_with_empty_axes" : "axes,keepdims");
+  int rc =
+      pe__check_attrs(b, pe__opset(b) >= 18 ? "keepdims,noop_with_empty_axes"
+                                            : "axes,keepdims");
   if (rc != PE_OK) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0);
-  const int64_t *axes;
-  size_t na = pe__attr_ints(b, "axes", &axes);
-  int red[PE__MAX_RANK] = {0};
-  for (size_t k = 0; k < na; k++) {
-    int a = 0;
-    if ((rc = pe__norm_axis(b, axes[k], x->rank, &a, "axis")) != PE_OK) {
-      return rc;
-    }
-    red[a] = 1;
+  int red[PE__MAX_RANK] = {0}, noop = 0;
+  if ((rc = pe__reduce_axes(b, 18, x->rank, red, &noop)) != PE_OK) {
+    return rc;
   }
-  if (na == 0) {
-    for (int d = 0; d < x->rank; d++) {
-      red[d] = 1;
-    }
+  if (noop) {
+    int out = pe__out(b, 0);
+    rc = pe__set_shape(b, out, x->dtype, x->rank, x->dims, x->batch_axis);
+    return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
   }
   return pe__reduce_step(b, x, red, pe__attr_i(b, "keepdims", 1) != 0);
 }

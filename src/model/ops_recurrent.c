@@ -26,7 +26,7 @@ int pe__op_rnn(pe__b_t *b) {
   if (pe__attr(b, "clip") != NULL || pe__attr_i(b, "input_forget", 0) != 0) {
     return ERR(PE_EUNSUPPORTED, "clip and input_forget are not supported");
   }
-  const Onnx__AttributeProto *acts = pe__attr(b, "activations");
+  const pe__attr_t *acts = pe__attr(b, "activations");
   if (acts != NULL) {
     static const char *const def_lstm[] = {"Sigmoid", "Tanh", "Tanh"};
     size_t want = lstm ? 3 : 2;

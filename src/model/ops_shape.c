@@ -16,16 +16,22 @@ int pe__op_constant(pe__b_t *b) {
     return rc;
   }
   int out = pe__out(b, 0);
-  const Onnx__AttributeProto *a;
+  const pe__attr_t *a;
   if ((a = pe__attr(b, "value")) != NULL && a->t != NULL) {
-    rc = pe__onnx_load_tensor(b->g, T(b, out), a->t, "Constant value");
-    if (rc != PE_OK) {
-      char msg[400];
-      snprintf(msg, sizeof msg, "%s", b->g->err);
-      const char *p = strstr(msg, ": ");
-      return ERR(rc, "%s", p ? p + 2 : msg);
+    const pe__tensor_t *v = a->t;
+    rc = pe__set_shape(b, out, v->dtype, v->rank, v->dims, -1);
+    if (rc == PE_OK) {
+      rc = v->dtype == PE__DT_F32 ? pe__const_f(b, out) : pe__const_i(b, out);
     }
-    return PE_OK;
+    if (rc == PE_OK && v->numel > 0) {
+      pe__tensor_t *o = T(b, out);
+      if (v->dtype == PE__DT_F32) {
+        memcpy(o->f, v->f, (size_t)v->numel * sizeof(float));
+      } else {
+        memcpy(o->i, v->i, (size_t)v->numel * sizeof(int64_t));
+      }
+    }
+    return rc;
   }
   int64_t one = 1;
   if ((a = pe__attr(b, "value_float")) != NULL) {
@@ -190,28 +196,16 @@ int pe__op_constant_of_shape(pe__b_t *b) {
   float fv = 0.0f;
   int64_t iv = 0;
   int dtype = PE__DT_F32;
-  const Onnx__AttributeProto *a = pe__attr(b, "value");
+  const pe__attr_t *a = pe__attr(b, "value");
   if (a != NULL && a->t != NULL) {
-    pe__tensor_t tmp;
-    memset(&tmp, 0, sizeof tmp);
-    tmp.name = (char *)"value";
-    rc = pe__onnx_load_tensor(b->g, &tmp, a->t, "ConstantOfShape value");
-    if (rc == PE_OK && tmp.numel != 1) {
-      rc = ERR(PE_EMODEL, "value must hold one element");
-    } else if (rc == PE_OK) {
-      dtype = tmp.dtype;
-      if (dtype == PE__DT_F32) {
-        fv = tmp.f[0];
-      } else {
-        iv = tmp.i[0];
-      }
-    } else {
-      rc = ERR(rc, "value: only float32 and int64 are supported");
+    if (a->t->numel != 1) {
+      return ERR(PE_EMODEL, "value must hold one element");
     }
-    free(tmp.f);
-    free(tmp.i);
-    if (rc != PE_OK) {
-      return rc;
+    dtype = a->t->dtype;
+    if (dtype == PE__DT_F32) {
+      fv = a->t->f[0];
+    } else {
+      iv = a->t->i[0];
     }
   }
   int out = pe__out(b, 0);
@@ -246,7 +240,7 @@ int pe__op_constant_of_shape(pe__b_t *b) {
 
 /* Unsqueeze / Squeeze: axes from the attribute (opset < 13) or input 1. */
 static int pe__axes(pe__b_t *b, const int64_t **axes, int64_t *n) {
-  if (b->g->opset >= 13) {
+  if (pe__opset(b) >= 13) {
     return pe__const_ints(b, 1, "axes", axes, n);
   }
   *n = (int64_t)pe__attr_ints(b, "axes", axes);
@@ -255,7 +249,7 @@ static int pe__axes(pe__b_t *b, const int64_t **axes, int64_t *n) {
 
 /* Unsqueeze: an alias (or a folded constant), the batch axis shifted. */
 int pe__op_unsqueeze(pe__b_t *b) {
-  int rc = pe__check_attrs(b, b->g->opset >= 13 ? "" : "axes");
+  int rc = pe__check_attrs(b, pe__opset(b) >= 13 ? "" : "axes");
   const int64_t *axes;
   int64_t na;
   if (rc != PE_OK || (rc = pe__axes(b, &axes, &na)) != PE_OK) {
@@ -297,7 +291,7 @@ int pe__op_unsqueeze(pe__b_t *b) {
 
 /* Squeeze: an alias; the batch axis may not be squeezed. */
 int pe__op_squeeze(pe__b_t *b) {
-  int rc = pe__check_attrs(b, b->g->opset >= 13 ? "" : "axes");
+  int rc = pe__check_attrs(b, pe__opset(b) >= 13 ? "" : "axes");
   const int64_t *axes;
   int64_t na;
   if (rc != PE_OK || (rc = pe__axes(b, &axes, &na)) != PE_OK) {
@@ -554,7 +548,7 @@ int pe__op_slice(pe__b_t *b) {
   if (rc != PE_OK) {
     return rc;
   }
-  if (b->g->opset < 10) {
+  if (pe__opset(b) < 10) {
     return ERR(PE_EUNSUPPORTED, "Slice before opset 10");
   }
   const pe__tensor_t *x = pe__in(b, 0);
