@@ -206,11 +206,20 @@ static int pe__inputs_ready(pe__b_t *b) {
                  "this importer does not compute",
                  k, t->name);
     }
-    if (!t->is_const && t->dtype != PE__DT_F32) {
+    static const char *const int_ok[] = {"Cast",    "Shape",   "Identity",
+                                         "Reshape", "Squeeze", "Unsqueeze",
+                                         "Flatten"};
+    int ok = t->is_const || t->dtype == PE__DT_F32;
+    for (size_t j = 0; !ok && j < sizeof int_ok / sizeof int_ok[0]; j++) {
+      ok = strcmp(b->n->op, int_ok[j]) == 0;
+    }
+    if (!ok) {
       return ERR(PE_EUNSUPPORTED,
-                 "input %d '%s' is a runtime non-float tensor; only float32 "
-                 "runtime tensors are supported",
-                 k, t->name);
+                 "input %d '%s' is a runtime %s tensor; float32 runtime "
+                 "tensors are supported, and int64 or bool ones through "
+                 "Cast to float32 (and Shape, Reshape, Squeeze, Unsqueeze, "
+                 "Flatten, Identity)",
+                 k, t->name, t->dtype == PE__DT_BOOL ? "bool" : "int64");
     }
   }
   return PE_OK;
@@ -225,6 +234,19 @@ int pe__all_const(pe__b_t *b) {
     }
   }
   return 1;
+}
+
+/* For kernels that see one [C, ...] item per window (Conv, pooling): a
+ * tensor without a batch dimension must have 1 as its first dimension. */
+int pe__one_item(pe__b_t *b, const pe__tensor_t *x) {
+  if (x->batch_axis < 0 && x->rank > 0 && x->dims[0] != 1) {
+    return ERR(PE_EUNSUPPORTED,
+               "%s over a fixed first dimension of %lld (the model has no "
+               "batch dimension); only 1 is supported here: declare axis 0 "
+               "of the input symbolic",
+               b->n->op, (long long)x->dims[0]);
+  }
+  return PE_OK;
 }
 
 /* A possibly negative axis into [0, rank), or an error naming `what`. */

@@ -373,8 +373,8 @@ static int pe__fold_binary(pe__b_t *b, int op) {
     if (isint) {
       int mr = 0;
       rc = pe__iop(b, op, in[0]->i[off[0]], pe__marked(in[0], off[0]),
-                   in[1]->i[off[1]], pe__marked(in[1], off[1]), fmod_,
-                   &o->i[k], &mr);
+                   in[1]->i[off[1]], pe__marked(in[1], off[1]), fmod_, &o->i[k],
+                   &mr);
       if (rc != PE_OK) {
         return rc;
       }
@@ -627,10 +627,10 @@ static int pe__fold_gather(pe__b_t *b) {
 static int pe__fold_cast(pe__b_t *b) {
   const pe__tensor_t *x = pe__in(b, 0);
   int64_t to = pe__attr_i(b, "to", 0);
-  int dtype = to == PE__DT_F32                ? PE__DT_F32
-              : to == PE__DT_I64 || to == 6   ? PE__DT_I64
-              : to == PE__DT_BOOL             ? PE__DT_BOOL
-                                              : PE__DT_NONE;
+  int dtype = to == PE__DT_F32              ? PE__DT_F32
+              : to == PE__DT_I64 || to == 6 ? PE__DT_I64
+              : to == PE__DT_BOOL           ? PE__DT_BOOL
+                                            : PE__DT_NONE;
   if (dtype == PE__DT_NONE) {
     return ERR(PE_EUNSUPPORTED,
                "Cast to type %lld; float32, int64, int32 and bool are "
@@ -653,7 +653,7 @@ static int pe__fold_cast(pe__b_t *b) {
       o->f[k] = x->f != NULL ? x->f[k] : (float)x->i[k];
     } else if (x->f != NULL) {
       float v = x->f[k];
-      o->i[k] = dtype == PE__DT_BOOL      ? v != 0.0f
+      o->i[k] = dtype == PE__DT_BOOL              ? v != 0.0f
                 : isfinite(v) && fabsf(v) < 9e18f ? (int64_t)v
                                                   : 0;
     } else if (dtype == PE__DT_BOOL) {

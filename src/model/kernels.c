@@ -671,6 +671,26 @@ int pe__lstm_pack(pe__step_t *s) {
 }
 
 /* Runs one step over x->n windows. Hot path: no allocation. */
+/* int64 or bool runtime values (a model input) to float32, n windows of
+ * p[0] elements; the source is read at its own element size. */
+static void pe__cast_run(const pe__step_t *s, const float *in, float *y,
+                         uint32_t n) {
+  const int64_t cnt = s->p[0] * (int64_t)n;
+  if (s->p[1] == PE__DT_BOOL) {
+    const uint8_t *src = (const uint8_t *)in;
+    for (int64_t k = 0; k < cnt; k++) {
+      y[k] = src[k] ? 1.0f : 0.0f;
+    }
+    return;
+  }
+  const char *src = (const char *)in;
+  for (int64_t k = 0; k < cnt; k++) {
+    int64_t v;
+    memcpy(&v, src + k * 8, 8);
+    y[k] = (float)v;
+  }
+}
+
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
   const pe__tensor_t *t0 =
@@ -685,6 +705,9 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   float *y = x->ptr[s->out[0]];
   int64_t ys = m->g.t[s->out[0]].numel;
   switch (s->kind) {
+  case PE__K_CAST:
+    pe__cast_run(s, in0, y, n);
+    return;
   case PE__K_COPY:
     for (uint32_t b = 0; b < n; b++) {
       memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));

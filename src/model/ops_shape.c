@@ -103,9 +103,23 @@ int pe__op_cast(pe__b_t *b) {
   const pe__tensor_t *x = pe__in(b, 0);
   int64_t to = pe__attr_i(b, "to", 0);
   int out = pe__out(b, 0);
-  if (to == PE__DT_F32 && x->dtype == PE__DT_F32) {
+  if (to == x->dtype) {
     rc = pe__set_shape(b, out, x->dtype, x->rank, x->dims, x->batch_axis);
     return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
+  }
+  if (!x->is_const && to == PE__DT_F32) { /* an int64 or bool input */
+    rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis);
+    pe__step_t *s = rc == PE_OK ? pe__step_new(b, PE__K_CAST) : NULL;
+    if (s == NULL) {
+      return rc == PE_OK ? PE_ENOMEM : rc;
+    }
+    s->n_in = 1;
+    s->in[0] = b->n->in[0];
+    s->out[0] = out;
+    s->p[0] = x->numel;
+    s->p[1] = x->dtype;
+    s->flops = x->numel;
+    return pe__finish(b, s);
   }
   if (!x->is_const || (to != PE__DT_F32 && to != PE__DT_I64 && to != 6)) {
     return ERR(PE_EUNSUPPORTED,
