@@ -88,6 +88,10 @@ def check_multi(exe, tmp):
          vi("mask", TensorProto.BOOL, ["N", W]), vi("ids", TensorProto.INT64, ["N", C])],
         ["N", C, W], [numpy_helper.from_array(np.array([1], np.int64), "ax1"),
                       numpy_helper.from_array(np.array([2], np.int64), "ax2")])
+    r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
+    report(r.returncode == 0 and "  2  mask [N, 8] bool, 8 values per window" in r.stdout
+           and "  3  ids [N, 3] int64, 3 values per window" in r.stdout,
+           "inspect lists the four inputs with their types")
     rng = np.random.default_rng(2)
     sess = session(f)
     for batch in (1, 23):

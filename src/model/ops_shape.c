@@ -96,7 +96,7 @@ int pe__op_identity(pe__b_t *b) {
  * float32 and int64 (shape arithmetic); runtime casts to other types are
  * refused. */
 int pe__op_cast(pe__b_t *b) {
-  int rc = pe__check_attrs(b, "to,saturate");
+  int rc = pe__check_attrs(b, "to,saturate,round_mode");
   if (rc != PE_OK) {
     return rc;
   }
