@@ -7,6 +7,8 @@ batch dimension.
 - A model with four runtime inputs (two float32, an int64 index tensor and
   a bool mask, both cast to float32) runs through `pattern-engine infer
   --input NAME=FILE.npy ...` and matches ONNX Runtime at batch 1 and 23.
+- Runtime int64 indices into float32 tables (Gather on axis 0 and 1,
+  negative indices) match ONNX Runtime.
 - Graphs whose input declares a fixed first dimension (the ONNX node tests'
   kind, batch 1 exports) have no batch axis, so ops on axis 0 run: Softmax,
   ReduceMean, Concat, Gather, Slice, Transpose, a Gemm over all rows. Each
@@ -124,6 +126,30 @@ def check_multi(exe, tmp):
            "refused by the engine: several inputs", r.stderr.strip())
 
 
+def check_embedding(exe, tmp):
+    """Runtime int64 indices into float32 tables: axis 0 (an embedding) and
+    axis 1 (outer rows), negative indices counting from the end."""
+    V, E, L = 11, 4, 6
+    rng = np.random.default_rng(8)
+    f = save(tmp, "embedding", [
+        N("Gather", ["table", "ids"], ["emb"], axis=0),
+        N("Gather", ["table2", "ids"], ["g2"], axis=1),
+        N("Transpose", ["g2"], ["g2t"], perm=[1, 2, 0]),
+        N("Concat", ["emb", "g2t"], ["y"], axis=2)],
+        [vi("ids", TensorProto.INT64, ["N", L])], ["N", L, E + 3],
+        [numpy_helper.from_array(rng.standard_normal((V, E)).astype(np.float32), "table"),
+         numpy_helper.from_array(rng.standard_normal((3, V)).astype(np.float32), "table2")])
+    sess = session(f)
+    for batch in (1, 19):
+        ids = rng.integers(-V, V, (batch, L)).astype(np.int64)
+        try:
+            compare(f"Gather by runtime int64 indices [batch {batch}]",
+                    infer(exe, f, {"ids": ids}, tmp, named=False),
+                    sess.run(None, {"ids": ids})[0])
+        except RuntimeError as e:
+            report(False, f"Gather by runtime indices [batch {batch}]", str(e))
+
+
 def check_unbatched(exe, tmp):
     S = [3, 4, 5]
     x_in = [vi("x", TensorProto.FLOAT, S)]
@@ -205,6 +231,7 @@ def main():
     exe = os.path.join(sys.argv[1], "pattern-engine")
     with tempfile.TemporaryDirectory() as tmp:
         check_multi(exe, tmp)
+        check_embedding(exe, tmp)
         check_unbatched(exe, tmp)
         check_batch1_export(exe, tmp)
     print(f"{failed} failed")

@@ -208,7 +208,7 @@ static int pe__inputs_ready(pe__b_t *b) {
     }
     static const char *const int_ok[] = {"Cast",    "Shape",   "Identity",
                                          "Reshape", "Squeeze", "Unsqueeze",
-                                         "Flatten"};
+                                         "Flatten", "Gather"};
     int ok = t->is_const || t->dtype == PE__DT_F32;
     for (size_t j = 0; !ok && j < sizeof int_ok / sizeof int_ok[0]; j++) {
       ok = strcmp(b->n->op, int_ok[j]) == 0;
@@ -217,8 +217,8 @@ static int pe__inputs_ready(pe__b_t *b) {
       return ERR(PE_EUNSUPPORTED,
                  "input %d '%s' is a runtime %s tensor; float32 runtime "
                  "tensors are supported, and int64 or bool ones through "
-                 "Cast to float32 (and Shape, Reshape, Squeeze, Unsqueeze, "
-                 "Flatten, Identity)",
+                 "Cast to float32, as Gather indices (and Shape, Reshape, "
+                 "Squeeze, Unsqueeze, Flatten, Identity)",
                  k, t->name, t->dtype == PE__DT_BOOL ? "bool" : "int64");
     }
   }

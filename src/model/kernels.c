@@ -691,6 +691,33 @@ static void pe__cast_run(const pe__step_t *s, const float *in, float *y,
   }
 }
 
+/* Gather of a constant by runtime int64 indices (in[1], p[3] per window):
+ * out[q][k][:] = data[q][idx[k]][:] for outer p[0], axis size p[1], inner
+ * p[2]. A negative index counts from the end; one out of range gives a
+ * zero row (there is no error path at run time; docs/models.md). */
+static void pe__gather_rt(const pe__step_t *s, const pe__exec_t *x,
+                          const float *data, float *y, int64_t ys) {
+  const int64_t outer = s->p[0], dim = s->p[1], inner = s->p[2], ni = s->p[3];
+  const char *idx = (const char *)x->ptr[s->in[1]];
+  for (uint32_t b = 0; b < x->n; b++) {
+    float *yb = y + b * ys;
+    for (int64_t k = 0; k < ni; k++) {
+      int64_t v;
+      memcpy(&v, idx + ((int64_t)b * ni + k) * 8, 8);
+      v = v < 0 ? v + dim : v;
+      for (int64_t q = 0; q < outer; q++) {
+        float *dst = yb + (q * ni + k) * inner;
+        if (v < 0 || v >= dim) {
+          memset(dst, 0, (size_t)inner * sizeof(float));
+        } else {
+          memcpy(dst, data + (q * dim + v) * inner,
+                 (size_t)inner * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
   const pe__tensor_t *t0 =
@@ -707,6 +734,9 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   switch (s->kind) {
   case PE__K_CAST:
     pe__cast_run(s, in0, y, n);
+    return;
+  case PE__K_GATHER_RT:
+    pe__gather_rt(s, x, in0, y, ys);
     return;
   case PE__K_COPY:
     for (uint32_t b = 0; b < n; b++) {

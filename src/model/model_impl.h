@@ -179,6 +179,7 @@ typedef enum pe__kind {
   PE__K_LSTM,
   PE__K_GRU,
   PE__K_CAST, /* int64 or bool (p[1], a pe__dtype_t) to float32, p[0] each */
+  PE__K_GATHER_RT, /* constant rows picked by runtime int64 indices */
   PE__K_COUNT
 } pe__kind_t;
 
