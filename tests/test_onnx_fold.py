@@ -120,6 +120,15 @@ def models():
         N("Expand", ["bias", "s"], ["be"]),
         N("Add", ["x", "be"], ["y"])],
         [f32("bias", np.arange(C, dtype=np.float32).reshape(C, 1) - 1.0)], [C, W], [C, W])
+    # a per-layer initial state: ConstantOfShape([2, N, C, 1]) -> Gather(1)
+    out["state_gather"] = graph(shape_of_x() + [
+        N("Slice", ["s", "zero1", "one1"], ["n1"]),
+        N("Concat", ["two1", "n1", "c", "one1"], ["sh"], axis=0),
+        N("ConstantOfShape", ["sh"], ["z"],
+          value=numpy_helper.from_array(np.array([0.25], np.float32))),
+        N("Gather", ["z", "onei"], ["g"], axis=0),
+        N("Add", ["x", "g"], ["y"])],
+        SHAPE_INITS + [i64("onei", 1)], [C, W], [C, W])
     # bool logic: (r < 3 or r >= 7) xor (r == 5), and not... as a float mask
     out["bool_logic"] = graph(shape_of_x() + [
         N("Range", ["z", "w", "o"], ["r"]),

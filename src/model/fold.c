@@ -577,9 +577,14 @@ static int pe__fold_gather(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "result of rank %d; at most %d", r,
                PE__MAX_RANK);
   }
-  if (x->batch_axis >= 0) {
-    return ERR(PE_EUNSUPPORTED, "Gather of a constant that spans the batch");
+  if (x->batch_axis == a) {
+    return ERR(PE_EUNSUPPORTED, "Gather along the batch dimension (axis %d)",
+               a);
   }
+  /* a constant shared by every window keeps its batch axis */
+  int ba = x->batch_axis < 0   ? -1
+           : x->batch_axis < a ? x->batch_axis
+                               : x->batch_axis - 1 + it->rank;
   int64_t dims[PE__MAX_RANK], outer = 1, inner = 1, dim = x->dims[a];
   int q = 0;
   for (int d = 0; d < a; d++) {
@@ -593,7 +598,7 @@ static int pe__fold_gather(pe__b_t *b) {
     dims[q++] = x->dims[d];
     inner *= x->dims[d];
   }
-  if ((rc = pe__fold_out(b, x->dtype, r, dims, -1)) != PE_OK) {
+  if ((rc = pe__fold_out(b, x->dtype, r, dims, ba)) != PE_OK) {
     return rc;
   }
   pe__tensor_t *o = T(b, pe__out(b, 0));
