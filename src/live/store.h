@@ -1,12 +1,12 @@
-/* Checkpoint files for `pattern-engine live` (internal to src/cli/).
+/* Checkpoint files of the live service (internal to src/live/).
  *
  * A checkpoint file is replaced atomically: written to PATH.tmp, fsynced,
  * renamed over PATH, and the directory fsynced, so a crash at any point
  * leaves either the old or the new checkpoint, never a mix. The writer runs
  * that on its own thread, so the worker does not wait for the disk; the
  * worker only copies the encoded checkpoint into the writer's buffer. */
-#ifndef PE_CLI_LIVE_STORE_H
-#define PE_CLI_LIVE_STORE_H
+#ifndef PE_LIVE_STORE_H
+#define PE_LIVE_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
