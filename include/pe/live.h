@@ -150,6 +150,9 @@ typedef struct pe_live_step_stats {
   uint64_t idle_ns;   /* how long reads have come back empty; 0 after a
                          read with entries */
   int unacknowledged; /* a batch's transaction waits for Redis */
+  int checkpointed;   /* a checkpoint of the state after this step's batch
+                         was taken; it becomes durable only once the batch
+                         is acknowledged */
 } pe_live_step_stats_t;
 
 /* One round trip, waiting at most about timeout_ms for new entries (< 0:

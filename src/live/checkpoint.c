@@ -128,6 +128,7 @@ int pe__ckpt_maybe(pe_live_t *L, uint64_t now) {
   }
   L->since_ckpt = 0;
   L->last_ckpt_mono = now;
+  L->checkpointed = 1;
   if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_REDIS) {
     pe__txn_begin_cmd(L);
     pe_resp_begin(&L->txn, 3);

@@ -650,6 +650,7 @@ int pe_live_step(pe_live_t *L, int timeout_ms, pe_live_step_stats_t *stats) {
                          ? (uint32_t)timeout_ms
                          : L->cfg.block_ms;
   L->acked = 0;
+  L->checkpointed = 0;
   int rc = pe__step(L, wait_ms, st);
   if (rc < 0) {
     L->failed = rc;
@@ -657,6 +658,7 @@ int pe_live_step(pe_live_t *L, int timeout_ms, pe_live_step_stats_t *stats) {
   st->acked = L->acked;
   st->connected = L->ready;
   st->unacknowledged = L->txn_pending;
+  st->checkpointed = L->checkpointed;
   st->idle_ns = L->idle_since ? pe_clock_ns() - L->idle_since : 0;
   return rc;
 }

@@ -92,7 +92,8 @@ struct pe_live {
   uint64_t txn_read_mono; /* when its batch arrived */
   int txn_ckpt;           /* it carries a checkpoint SET */
   int64_t txn_ckpt_created;
-  uint32_t acked; /* signals acknowledged during this step */
+  uint32_t acked;   /* signals acknowledged during this step */
+  int checkpointed; /* a checkpoint was taken during this step */
   pe_resp_buf_t req;
   /* rejects file */
   FILE *rejects;
