@@ -1,5 +1,5 @@
 #!/bin/sh
-# Issue 2's benchmarks, side by side in one run:
+# The feature-core and replay benchmarks, side by side in one run:
 #   1. the feature core (EMAs, VWAP, Welford) over N synthetic ticks across
 #      500 symbols: bench/feature_core (C) against a pure-Python loop,
 #      pandas and numba on the same ticks (bench/feature_core_peers.py).

@@ -24,7 +24,7 @@ ema_fast, ema_slow, vwap, mean and 1e-9 for var; NaN must be NaN on both
 sides. The columns of features-out after var are not checked here.
 
 Rows the engine must reject are dropped on the pandas side by the same
-rules, written here from the issue's text (not from the engine's code):
+rules, written here from their specification (not from the engine's code):
 unparsable ts/price/volume, non-finite or non-positive price, negative or
 non-finite volume, empty symbol or one over 31 bytes, and a ts earlier than
 the symbol's previous accepted ts. Timestamps must be integer nanoseconds.

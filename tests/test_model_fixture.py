@@ -1,4 +1,4 @@
-"""The default model finds the fixture's planted patterns (issue 3, point 5):
+"""The default model finds the fixture's planted patterns:
 `replay --model MODEL` on fixtures/sample_ticks.csv must emit a model signal
 of the planted class (spike_up, spike_down, breakout_up, breakout_down) at
 the planted tick of every such event in fixtures/sample_ticks.events.csv,

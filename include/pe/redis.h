@@ -201,6 +201,31 @@ int pe_redis_command(pe_redis_t *r, const pe_resp_buf_t *command,
 /* Detail of the last failure. */
 const char *pe_redis_errmsg(const pe_redis_t *r);
 
+/* ---- opening a stream's connection
+ * -------------------------------------------------- */
+
+/* Parses url (as pe_redis_url_parse) and allocates a handle for it (not
+ * connected yet). PE_EINVAL with the reason in err for a bad URL,
+ * PE_ENOMEM. */
+int pe_redis_open(const char *url, const pe_redis_options_t *options,
+                  pe_redis_t **out, char *err, size_t err_cap);
+
+/* 1 for an error reply Redis gives while it cannot serve for a while
+ * (LOADING, BUSY, TRYAGAIN, OOM, MASTERDOWN, CLUSTERDOWN, NOREPLICAS). */
+int pe_redis_is_transient(const char *err);
+
+/* Connects (retrying with backoff until it works or *stop is set), waits
+ * out transient errors (a restarted Redis loading its data), and reads
+ * XINFO STREAM `stream` into *info; a connection lost on the way starts it
+ * over. on_retry, when not NULL, hears each failure that is retried (the
+ * reason, without a newline). Returns PE_OK; PE_EAGAIN when stopped;
+ * PE_ENOMEM; PE_EPARSE when XINFO's reply is an error or has another shape
+ * (the reason in pe_redis_errmsg). Off the hot path: it allocates. */
+int pe_redis_connect_stream(pe_redis_t *r, const char *stream,
+                            volatile sig_atomic_t *stop,
+                            void (*on_retry)(void *ctx, const char *reason),
+                            void *ctx, pe_redis_stream_info_t *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -193,7 +193,4 @@ int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *cfg);
 int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
                         pe_backend_t **out);
 
-/* Writes the whole buffer to path atomically (temporary file + rename). */
-int pe_cli_write_file(const char *path, const void *data, size_t len);
-
 #endif

@@ -1,12 +1,10 @@
 /* Flag parsing, help and the engine options shared by the commands. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "pe/error.h"
@@ -304,39 +302,4 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
     return PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;
-}
-
-int pe_cli_write_file(const char *path, const void *data, size_t len) {
-  size_t n = strlen(path);
-  char *tmp = malloc(n + 16);
-  if (tmp == NULL) {
-    return PE_ENOMEM;
-  }
-  snprintf(tmp, n + 16, "%s.tmp%d", path, (int)getpid() % 100000);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  int rc = fd < 0 ? PE_EIO : PE_OK;
-  const char *p = data;
-  while (rc == PE_OK && len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0 && errno == EINTR) {
-      continue;
-    }
-    if (w <= 0) {
-      rc = PE_EIO;
-      break;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  if (fd >= 0 && (fsync(fd) != 0 || close(fd) != 0) && rc == PE_OK) {
-    rc = PE_EIO;
-  }
-  if (rc == PE_OK && rename(tmp, path) != 0) {
-    rc = PE_EIO;
-  }
-  if (rc != PE_OK) {
-    unlink(tmp);
-  }
-  free(tmp);
-  return rc;
 }

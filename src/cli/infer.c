@@ -1,13 +1,13 @@
 /* `pattern-engine infer MODEL --input X.npy --output Y.npy`: a batch in,
  * the model's outputs out, as .npy files anyone can check with numpy. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "pe/error.h"
+#include "pe/file.h"
 #include "pe/model.h"
 #include "pe/npy.h"
 
@@ -27,41 +27,6 @@ static pe_cli_flag_t pe__infer_flags[] = {
      "cpu backend kernels: auto, generic, avx2 or avx512", NULL},
 };
 
-static int pe__read_all(const char *path, unsigned char **out, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    return PE_EIO;
-  }
-  size_t cap = 1 << 16, n = 0;
-  unsigned char *b = malloc(cap);
-  while (b != NULL) {
-    if (n == cap) {
-      unsigned char *nb = realloc(b, cap * 2);
-      if (nb == NULL) {
-        free(b);
-        b = NULL;
-        break;
-      }
-      b = nb;
-      cap *= 2;
-    }
-    size_t r = fread(b + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) {
-      break;
-    }
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (b == NULL || bad) {
-    free(b);
-    return b == NULL ? PE_ENOMEM : PE_EIO;
-  }
-  *out = b;
-  *len = n;
-  return PE_OK;
-}
-
 static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   char *pos[1];
   size_t n_pos = 1;
@@ -80,13 +45,13 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     return rc;
   }
   const char *backend = pe_cli_value(cmd, "backend");
-  unsigned char *buf = NULL;
+  void *buf = NULL;
   size_t len = 0;
-  if (pe__read_all(in_path, &buf, &len) != PE_OK) {
-    pe_cli_error(cmd, "cannot read '%s': %s", in_path, strerror(errno));
+  char err[512];
+  if (pe_file_read_all(in_path, &buf, &len, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "%s", err);
     return PE_EXIT_FAIL;
   }
-  char err[512];
   pe_npy_t x;
   if (pe_npy_parse(buf, len, &x, err, sizeof err) != PE_OK) {
     pe_cli_error(cmd, "%s: %s", in_path, err);
@@ -180,10 +145,10 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   memcpy(file, hdr, hl);
   memcpy(file + hl, out, dl);
-  int wrc = pe_cli_write_file(out_path, file, hl + dl);
+  int wrc = pe_file_write_atomic(out_path, file, hl + dl, err, sizeof err);
   free(file);
   if (wrc != PE_OK) {
-    pe_cli_error(cmd, "cannot write '%s': %s", out_path, strerror(errno));
+    pe_cli_error(cmd, "%s", err);
     goto done;
   }
   rc = PE_EXIT_OK;

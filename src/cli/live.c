@@ -6,12 +6,12 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "pe/error.h"
+#include "pe/file.h"
 #include "pe/live.h"
 
 #define PE__STR(x) PE__STR2(x)
@@ -205,17 +205,9 @@ static int pe__outputs(const pe_cli_command_t *cmd, pe_live_t *live,
     return PE_EXIT_FAIL;
   }
   path = pe_cli_flag(cmd, "state-out")->value;
-  if (path == NULL) {
-    return PE_EXIT_OK;
-  }
-  size_t size = pe_engine_snapshot_size(engine);
-  void *buf = malloc(size);
-  int rc = buf ? pe_engine_snapshot(engine, buf, size, &n) : PE_ENOMEM;
-  rc = rc == PE_OK ? pe_cli_write_file(path, buf, n) : rc;
-  free(buf);
-  if (rc != PE_OK) {
-    pe_cli_error(cmd, "cannot write the state to '%s': %s", path,
-                 pe_strerror(rc));
+  char err[768];
+  if (path != NULL && pe_engine_save(engine, path, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "cannot write the state: %s", err);
     return PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;

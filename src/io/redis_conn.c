@@ -403,3 +403,88 @@ int pe_redis_connect_retry(pe_redis_t *r, volatile sig_atomic_t *stop) {
     wait = wait * 2 > r->opt.backoff_max_ms ? r->opt.backoff_max_ms : wait * 2;
   }
 }
+
+int pe_redis_open(const char *url, const pe_redis_options_t *options,
+                  pe_redis_t **out, char *err, size_t err_cap) {
+  *out = NULL;
+  pe_redis_url_t u;
+  int rc = pe_redis_url_parse(url, &u, err, err_cap);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  rc = pe_redis_create(&u, options, out);
+  if (rc != PE_OK) {
+    snprintf(err, err_cap, "out of memory");
+  }
+  return rc;
+}
+
+int pe_redis_is_transient(const char *err) {
+  static const char *const prefixes[] = {
+      "LOADING",    "BUSY",        "TRYAGAIN",  "OOM",
+      "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS"};
+  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+    if (strncmp(err, prefixes[i], strlen(prefixes[i])) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* One XINFO STREAM on a fresh connection, transient errors waited out. */
+static int pe__stream_info(pe_redis_t *r, const char *stream,
+                           volatile sig_atomic_t *stop,
+                           pe_redis_stream_info_t *info) {
+  pe_resp_buf_t b = {0};
+  pe_resp_begin(&b, 3);
+  pe_resp_arg(&b, "XINFO", 5);
+  pe_resp_arg(&b, "STREAM", 6);
+  pe_resp_arg_str(&b, stream);
+  int rc;
+  for (;;) {
+    const pe_redis_value_t *v;
+    rc = pe_redis_command(r, &b, &v);
+    if (rc != PE_OK) {
+      break;
+    }
+    if (v->type == PE_REDIS_ERROR && pe_redis_is_transient(v->str)) {
+      if (stop != NULL && *stop) {
+        rc = PE_EAGAIN;
+        break;
+      }
+      pe__sleep_ms(100);
+      continue;
+    }
+    rc = pe_redis_stream_info_parse(v, info);
+    if (rc != PE_OK) {
+      snprintf(r->errmsg, sizeof r->errmsg, "XINFO STREAM %s: %s", stream,
+               v->type == PE_REDIS_ERROR ? v->str : "unexpected reply");
+      rc = PE_EPARSE;
+    }
+    break;
+  }
+  pe_resp_free(&b);
+  return rc;
+}
+
+int pe_redis_connect_stream(pe_redis_t *r, const char *stream,
+                            volatile sig_atomic_t *stop,
+                            void (*on_retry)(void *ctx, const char *reason),
+                            void *ctx, pe_redis_stream_info_t *info) {
+  for (;;) {
+    int rc = pe_redis_connect(r);
+    if (rc != PE_OK && rc != PE_ENOMEM) {
+      if (on_retry != NULL) {
+        on_retry(ctx, r->errmsg);
+      }
+      rc = pe_redis_connect_retry(r, stop);
+    }
+    if (rc != PE_OK) {
+      return rc;
+    }
+    rc = pe__stream_info(r, stream, stop, info);
+    if (rc != PE_ECONN) {
+      return rc;
+    }
+  }
+}

@@ -14,6 +14,7 @@
 #include "live_impl.h"
 #include "pe/clock.h"
 #include "pe/error.h"
+#include "pe/file.h"
 
 static int pe__grow(unsigned char **buf, size_t *cap, size_t need) {
   if (need <= *cap) {
@@ -180,7 +181,8 @@ int pe__ckpt_final(pe_live_t *L) {
   rc = pe__encode(L);
   char err[512] = "";
   if (rc == PE_OK && L->cfg.checkpoint == PE_LIVE_CHECKPOINT_FILE) {
-    rc = pe_ckpt_file_write(L->ckpt_path, L->enc, L->enc_len, err, sizeof err);
+    rc =
+        pe_file_write_atomic(L->ckpt_path, L->enc, L->enc_len, err, sizeof err);
   } else if (rc == PE_OK) {
     rc = pe__set_key(L, err, sizeof err);
   }
@@ -272,7 +274,7 @@ int pe__ckpt_load(pe_live_t *L, int *loaded) {
   if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_FILE) {
     char err[512];
     where = L->ckpt_path;
-    rc = pe_ckpt_file_read(L->ckpt_path, &data, &len, err, sizeof err);
+    rc = pe_file_read_all(L->ckpt_path, &data, &len, err, sizeof err);
     if (rc != PE_OK && rc != PE_ENOENT) {
       pe__live_fail(L, rc, "cannot read the checkpoint: %s", err);
     }

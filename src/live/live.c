@@ -196,20 +196,16 @@ static int pe__configure(pe_live_t *L, const pe_live_config_t *cfg, char *err,
 /* The resources: connection handle, rejects file, writer, HTTP server. */
 static int pe__open(pe_live_t *L, const pe_live_config_t *cfg, char *err,
                     size_t cap) {
-  pe_redis_url_t url;
   char why[512];
-  if (pe_redis_url_parse(cfg->redis_url, &url, why, sizeof why) != PE_OK) {
-    snprintf(err, cap, "redis url: %s", why);
-    return PE_EINVAL;
-  }
   pe_redis_options_t ro;
   memset(&ro, 0, sizeof ro);
   ro.io_timeout_ms = cfg->redis_timeout_ms + cfg->block_ms;
-  if (pe_redis_create(&url, &ro, &L->redis) != PE_OK) {
-    snprintf(err, cap, "out of memory");
-    return PE_ENOMEM;
+  int rc = pe_redis_open(cfg->redis_url, &ro, &L->redis, why, sizeof why);
+  if (rc != PE_OK) {
+    snprintf(err, cap, "%s%s", rc == PE_EINVAL ? "redis url: " : "", why);
+    return rc;
   }
-  int rc = pe__rejects_open(L);
+  rc = pe__rejects_open(L);
   if (rc != PE_OK) {
     snprintf(err, cap, "%s", L->errmsg);
     return rc;
@@ -337,7 +333,7 @@ static int pe__ready(pe_live_t *L, uint32_t wait_ms) {
   if (rc != PE_OK) {
     return rc;
   }
-  if (v->type == PE_REDIS_ERROR && pe__live_is_transient(v->str)) {
+  if (v->type == PE_REDIS_ERROR && pe_redis_is_transient(v->str)) {
     pe__nap(L, wait_ms < PE__LOADING_WAIT_MS ? wait_ms : PE__LOADING_WAIT_MS);
     return PE_EAGAIN;
   }
@@ -445,7 +441,7 @@ static int pe__batch(pe_live_t *L, pe_live_step_stats_t *st) {
   }
   uint64_t arrived = pe_clock_ns();
   if (v->type == PE_REDIS_ERROR) {
-    if (pe__live_is_transient(v->str)) {
+    if (pe_redis_is_transient(v->str)) {
       return PE_EAGAIN;
     }
     return pe__live_fail(L, PE_EPARSE, "XREAD %s: %s", L->ticks, v->str);

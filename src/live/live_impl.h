@@ -136,7 +136,6 @@ int pe__live_entry(pe_live_t *L, const pe_redis_value_t *e);
 void pe__txn_begin_cmd(pe_live_t *L);
 void pe__txn_close(pe_live_t *L, uint64_t read_mono);
 int pe__txn_replies(pe_live_t *L);
-int pe__live_is_transient(const char *err);
 
 /* rejects.c */
 void pe__reject(pe_live_t *L, pe_stream_id_t id, int reason, const char *field,

@@ -3,129 +3,14 @@
 #include "store.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pe/error.h"
-
-static int pe__io_fail(char *err, size_t cap, const char *what,
-                       const char *path) {
-  snprintf(err, cap, "%s '%s': %s", what, path, strerror(errno));
-  return PE_EIO;
-}
-
-static int pe__write_all(int fd, const char *p, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return -1;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-int pe_ckpt_file_write(const char *path, const void *data, size_t len,
-                       char *err, size_t err_cap) {
-  /* Paths on the stack: a checkpoint write allocates nothing. */
-  char tmp[PATH_MAX + 8];
-  char dir[PATH_MAX];
-  size_t n = strlen(path);
-  if (n == 0 || n >= PATH_MAX) {
-    snprintf(err, err_cap, "checkpoint path too long");
-    return PE_EINVAL;
-  }
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int rc = PE_OK;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    rc = pe__io_fail(err, err_cap, "cannot create", tmp);
-  } else if (pe__write_all(fd, data, len) != 0) {
-    rc = pe__io_fail(err, err_cap, "cannot write", tmp);
-  } else if (fsync(fd) != 0) {
-    rc = pe__io_fail(err, err_cap, "cannot fsync", tmp);
-  }
-  if (fd >= 0 && close(fd) != 0 && rc == PE_OK) {
-    rc = pe__io_fail(err, err_cap, "cannot close", tmp);
-  }
-  if (rc == PE_OK && rename(tmp, path) != 0) {
-    rc = pe__io_fail(err, err_cap, "cannot rename over", path);
-  }
-  if (rc != PE_OK) {
-    unlink(tmp);
-    return rc;
-  }
-  /* The rename is durable once the directory is. */
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL) {
-    snprintf(dir, sizeof dir, ".");
-  } else if (slash == path) {
-    snprintf(dir, sizeof dir, "/");
-  } else {
-    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-  }
-  int dfd = open(dir, O_RDONLY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    close(dfd);
-  }
-  return PE_OK;
-}
-
-int pe_ckpt_file_read(const char *path, void **data, size_t *len, char *err,
-                      size_t err_cap) {
-  *data = NULL;
-  *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) {
-      return PE_ENOENT;
-    }
-    return pe__io_fail(err, err_cap, "cannot open", path);
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    close(fd);
-    return pe__io_fail(err, err_cap, "cannot stat", path);
-  }
-  size_t size = (size_t)st.st_size;
-  char *buf = malloc(size ? size : 1);
-  if (buf == NULL) {
-    close(fd);
-    snprintf(err, err_cap, "out of memory reading '%s'", path);
-    return PE_ENOMEM;
-  }
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = read(fd, buf + got, size - got);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      free(buf);
-      close(fd);
-      return pe__io_fail(err, err_cap, "cannot read", path);
-    }
-    if (n == 0) {
-      break;
-    }
-    got += (size_t)n;
-  }
-  close(fd);
-  *data = buf;
-  *len = got;
-  return PE_OK;
-}
+#include "pe/file.h"
 
 /* ---- the background writer
  * ---------------------------------------------------- */
@@ -168,7 +53,7 @@ static void *pe__writer_main(void *arg) {
       rc = PE_EIO;
     }
     if (rc == PE_OK) {
-      rc = pe_ckpt_file_write(w->path, w->buf, w->len, err, sizeof err);
+      rc = pe_file_write_atomic(w->path, w->buf, w->len, err, sizeof err);
     }
     pthread_mutex_lock(&w->lock);
     w->rc = rc;

@@ -1,24 +1,17 @@
 /* Checkpoint files of the live service (internal to src/live/).
  *
- * A checkpoint file is replaced atomically: written to PATH.tmp, fsynced,
- * renamed over PATH, and the directory fsynced, so a crash at any point
- * leaves either the old or the new checkpoint, never a mix. The writer runs
- * that on its own thread, so the worker does not wait for the disk; the
- * worker only copies the encoded checkpoint into the writer's buffer. */
+ * A checkpoint file is replaced atomically (pe_file_write_atomic, pe/file.h:
+ * written to PATH.tmp, fsynced, renamed over PATH, and the directory
+ * fsynced), so a crash at any point leaves either the old or the new
+ * checkpoint, never a mix. The writer runs that on its own thread, so the
+ * worker does not wait for the disk; the worker only copies the encoded
+ * checkpoint into the writer's buffer. Reading one back is
+ * pe_file_read_all. */
 #ifndef PE_LIVE_STORE_H
 #define PE_LIVE_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Writes data to path atomically (see above). PE_EIO with the reason in err. */
-int pe_ckpt_file_write(const char *path, const void *data, size_t len,
-                       char *err, size_t err_cap);
-
-/* Reads a whole file into a malloc'd buffer the caller frees. PE_ENOENT when
- * there is no file, PE_EIO otherwise (reason in err). */
-int pe_ckpt_file_read(const char *path, void **data, size_t *len, char *err,
-                      size_t err_cap);
 
 typedef struct pe_ckpt_writer pe_ckpt_writer_t;
 

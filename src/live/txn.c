@@ -12,18 +12,6 @@
 #include "pe/clock.h"
 #include "pe/error.h"
 
-int pe__live_is_transient(const char *err) {
-  static const char *const prefixes[] = {
-      "LOADING",    "BUSY",        "TRYAGAIN",  "OOM",
-      "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS"};
-  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
-    if (strncmp(err, prefixes[i], strlen(prefixes[i])) == 0) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /* Counts one more command into the batch's transaction, opening it with
  * MULTI first. The caller appends the command itself. */
 void pe__txn_begin_cmd(pe_live_t *L) {
@@ -75,7 +63,7 @@ int pe__txn_replies(pe_live_t *L) {
     }
     if (v->type == PE_REDIS_ERROR && first_err[0] == '\0') {
       snprintf(first_err, sizeof first_err, "%s", v->str);
-      transient = pe__live_is_transient(v->str);
+      transient = pe_redis_is_transient(v->str);
     }
   }
   rc = pe_redis_read(L->redis, &v);

@@ -1,0 +1,139 @@
+/* A tick file through the engine into its outputs.
+ *
+ *   source: a CSV file (mapped) or a stream such as standard input (read in
+ *           chunks), fed to the CSV parser (pe/csv.h), which hands over
+ *           ticks in batches with the rejected rows between them;
+ *   engine: each batch pushed with pe_engine_push_batch (pe/engine.h);
+ *   sinks:  signals (pe/sink.h), one feature row per accepted tick, and one
+ *           line per rejected row (line,reason,raw line).
+ *
+ * A source can also be used alone, with the caller's own batch handler (the
+ * `publish` command sends its ticks to Redis that way).
+ *
+ * Ownership: the caller creates the engine (and attaches any backend) and
+ * keeps it; the pipeline borrows it for its lifetime and owns the source
+ * and the sinks. Nothing on the per-tick path allocates; the per-tick work
+ * makes no system call beyond the writes of the outputs' buffers. Errors
+ * are PE_E* codes with a one-line message in pe_pipeline_errmsg() (or the
+ * err buffer of the create calls); the library prints nothing. */
+#ifndef PE_PIPELINE_H
+#define PE_PIPELINE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pe/csv.h"
+#include "pe/engine.h"
+#include "pe/hist.h"
+#include "pe/sink.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- sources ------------------------------------------------------------ */
+
+typedef struct pe_source_options {
+  const char *path; /* a file, or "-" for standard input */
+  pe_csv_options_t csv;
+  size_t read_size; /* bytes per parser feed (any size gives the same
+                       ticks); 0: 1 MiB */
+  /* When non-NULL and set (by a signal handler), a read interrupted by a
+   * signal ends the run with PE_EAGAIN instead of being retried. */
+  const volatile sig_atomic_t *stop;
+} pe_source_options_t;
+
+typedef struct pe_source pe_source_t;
+
+/* Opens the input. PE_ENOENT when the file does not exist, PE_EIO when it
+ * cannot be opened otherwise, PE_ENOMEM; reason in err. */
+int pe_source_open(const pe_source_options_t *options, pe_source_t **out,
+                   char *err, size_t err_cap);
+
+/* Reads the input to its end and feeds it to the parser: PE_OK at the end,
+ * the non-zero value a callback returned to stop, PE_EHEADER (a header that
+ * lacks a required column) or PE_EIO (a failed read), with the message in
+ * pe_source_errmsg. A regular file is mapped and parsed in place. Call once. */
+int pe_source_run(pe_source_t *source, const pe_csv_batch_handler_t *handler);
+
+/* "<stdin>" for standard input, else the path. */
+const char *pe_source_name(const pe_source_t *source);
+
+/* Bytes handed to the parser so far, and the file's size (0 when unknown:
+ * not a regular file). */
+uint64_t pe_source_bytes_done(const pe_source_t *source);
+uint64_t pe_source_bytes_total(const pe_source_t *source);
+
+const char *pe_source_errmsg(const pe_source_t *source);
+
+/* Closes the input and frees; NULL is a no-op. */
+void pe_source_close(pe_source_t *source);
+
+/* ---- the pipeline ------------------------------------------------------- */
+
+typedef struct pe_pipeline pe_pipeline_t;
+
+typedef struct pe_pipeline_config {
+  pe_source_options_t source;
+  const char *signals_path;  /* "-": standard output; NULL: none written */
+  pe_format_t format;        /* of the signals */
+  const char *features_path; /* NULL: none; rows as pe_features_format */
+  const char *rejects_path;  /* NULL: none; header line,reason,raw */
+  int stop_on_reject;        /* 1: the first rejected row ends the run with
+                                its row rejection code (pe/tick.h) */
+  uint32_t latency_sample;   /* time the pushes of one batch in this many,
+                                the first batch included; 0: 16 */
+  /* Called every 65536 rows or so, off the per-tick path; NULL: never. */
+  void (*on_progress)(void *ctx, const pe_pipeline_t *pipeline);
+  void *progress_ctx;
+} pe_pipeline_config_t;
+
+/* Defaults: standard input to standard output as CSV, no other outputs,
+ * rows rejected and counted. */
+void pe_pipeline_config_init(pe_pipeline_config_t *config);
+
+/* Opens the source, then the sinks, in that order, and borrows the engine.
+ * Errors as pe_source_open's (PE_ENOENT, PE_EIO for the input) and PE_EIO
+ * for an output that cannot be created; reason in err. */
+int pe_pipeline_create(const pe_pipeline_config_t *config, pe_engine_t *engine,
+                       pe_pipeline_t **out, char *err, size_t err_cap);
+
+/* Runs the source to its end, then flushes and closes every sink. PE_OK
+ * only when every row was read and every output byte written: a failed
+ * write, flush or close of any sink is PE_EIO ("cannot write signals to
+ * 'PATH': reason"). Other stops: a rejected row with stop_on_reject (its
+ * code; "FILE:LINE: reason (text): raw line"), PE_EFULL (the symbol table
+ * is full), another engine error, PE_EHEADER or a read error from the
+ * source. Sinks are closed on every path. Call once. */
+int pe_pipeline_run(pe_pipeline_t *pipeline);
+
+typedef struct pe_pipeline_stats {
+  uint64_t rows;                      /* data rows read: accepted + rejected */
+  uint64_t rejected[PE_REJECT_COUNT]; /* by reason: parser's and engine's */
+  uint64_t rejected_all;
+  pe_engine_stats_t engine;
+  uint64_t bytes_done;  /* input bytes parsed */
+  uint64_t bytes_total; /* the input's size; 0 when unknown */
+  double wall_s;        /* of pe_pipeline_run, so far */
+} pe_pipeline_stats_t;
+
+void pe_pipeline_stats(const pe_pipeline_t *pipeline,
+                       pe_pipeline_stats_t *stats);
+
+/* Cycles (pe_cycles_per_ns) each timed tick's own engine push took. */
+const pe_hist_t *pe_pipeline_latency(const pe_pipeline_t *pipeline);
+
+/* The input's name, as pe_source_name. */
+const char *pe_pipeline_input(const pe_pipeline_t *pipeline);
+
+const char *pe_pipeline_errmsg(const pe_pipeline_t *pipeline);
+
+/* Closes whatever is still open and frees; the engine is left alone. NULL
+ * is a no-op. */
+void pe_pipeline_destroy(pe_pipeline_t *pipeline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
