@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live_impl.h"
+#include "live/live_impl.h"
 #include "pe/clock.h"
 #include "pe/error.h"
 #include "pe/file.h"

@@ -4,7 +4,7 @@
  * warmed up. Nothing here allocates, locks or makes a system call. */
 #include <string.h>
 
-#include "live_impl.h"
+#include "live/live_impl.h"
 #include "pe/error.h"
 
 /* The engine's outputs for the tick of entry id: one XADD per signal, with

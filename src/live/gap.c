@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "live_impl.h"
+#include "live/live_impl.h"
 #include "pe/error.h"
 
 /* Appends XINFO STREAM stream. */

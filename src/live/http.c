@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "live/http.h"
 #include "pe/clock.h"
 #include "pe/error.h"
 

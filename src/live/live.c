@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "live_impl.h"
+#include "live/live_impl.h"
 #include "pe/clock.h"
 #include "pe/error.h"
 

@@ -15,11 +15,11 @@
 #include <signal.h>
 #include <stdio.h>
 
-#include "http.h"
+#include "live/http.h"
+#include "live/store.h"
 #include "pe/checkpoint.h"
 #include "pe/live.h"
 #include "pe/redis.h"
-#include "store.h"
 
 /* Totals kept in checkpoints (pe_checkpoint_t.counter). */
 enum {

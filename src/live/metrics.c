@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "live_impl.h"
+#include "live/live_impl.h"
 #include "pe/clock.h"
 #include "pe/error.h"
 

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "live_impl.h"
+#include "live/live_impl.h"
 #include "pe/error.h"
 
 static const char pe__header[] = "tick_id,reason,field,raw\n";
