@@ -2,7 +2,8 @@
 """`pattern-engine live` exits 1 with a message naming the file when an
 output it owns cannot be written: the rejects file, the checkpoint file,
 --summary-json and --state-out, on /dev/full, in a read-only directory and
-on a full disk (a small tmpfs). The last two mount a tmpfs and need root;
+on a full disk (a small tmpfs); and when the rejects file is a pipe on
+resuming, whose length the next checkpoint could not record. The last two mount a tmpfs and need root;
 without it they are skipped (exit 77) after the /dev/full cases ran.
 
     python tests/live/test_live_outputs.py --engine build/pattern-engine
@@ -86,6 +87,23 @@ def main() -> None:
         expect("--summary-json /dev/full", "cannot write '/dev/full'",
                "--summary-json", "/dev/full")
         expect("--rejects /dev/full", "'/dev/full'", "--rejects", "/dev/full")
+
+        # A rejects path that is no longer a file when the service resumes
+        # (a pipe): its offset cannot be known, so it is refused rather than
+        # recorded as 0 in the next checkpoint.
+        rej = os.path.join(tmp, "rejects.csv")
+        h.run([ENGINE, "live", "--redis", redis.url, "--ticks-stream",
+               "ticks:out", "--signals-stream", "signals:fifo", "--checkpoint",
+               "redis", "--rejects", rej, "--exit-on-idle", "0.3", "--quiet",
+               "--count", "100"])
+        c.call("XADD", "ticks:out", "*", "symbol", "BAD", "price", "x",
+               "volume", "1", "timestamp", "1")
+        os.unlink(rej)
+        os.mkfifo(rej)
+        expect("--rejects a pipe after a checkpoint", "cannot seek in",
+               "--signals-stream", "signals:fifo", "--checkpoint", "redis",
+               "--rejects", rej)
+        os.unlink(rej)
 
         ro = os.path.join(tmp, "ro")
         small = os.path.join(tmp, "small")
