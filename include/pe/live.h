@@ -155,11 +155,11 @@ typedef struct pe_live_step_stats {
                          is acknowledged */
 } pe_live_step_stats_t;
 
-/* One round trip, waiting at most about timeout_ms for new entries (< 0:
- * block_ms; 0: no wait). The first steps connect, load the checkpoint or
- * place the start, and check the stream; while Redis is unreachable a step
- * makes one connection attempt and waits out the backoff (up to
- * timeout_ms). Returns:
+/* One round trip, waiting at most about timeout_ms for new entries (< 0 or
+ * over block_ms: block_ms; 0: no wait). The first steps connect, load the
+ * checkpoint or place the start, and check the stream; while Redis is
+ * unreachable a step makes one connection attempt and waits out the
+ * backoff (up to timeout_ms). Returns:
  *   PE_OK            call again;
  *   PE_LIVE_STOPPED  a stop is complete (final checkpoint written);
  *   PE_ECONN         stopped while Redis was unreachable: the last batch's
