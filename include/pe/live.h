@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pe/defaults.h"
 #include "pe/engine.h"
 #include "pe/hist.h"
 #include "pe/stream.h"
@@ -48,17 +49,7 @@
 extern "C" {
 #endif
 
-/* Defaults, as pe_live_config_default sets them (and `help live` shows). */
-#define PE_LIVE_DEFAULT_REDIS_URL "redis://localhost:6379/0"
-#define PE_LIVE_DEFAULT_TICKS_STREAM "ticks:global"
-#define PE_LIVE_DEFAULT_SIGNALS_STREAM "signals:global"
-#define PE_LIVE_DEFAULT_SIGNALS_MAXLEN 1000000
-#define PE_LIVE_DEFAULT_CHECKPOINT_EVERY 100000
-#define PE_LIVE_DEFAULT_CHECKPOINT_INTERVAL_S 5
-#define PE_LIVE_DEFAULT_START_ID "0"
-#define PE_LIVE_DEFAULT_COUNT 1000
-#define PE_LIVE_DEFAULT_BLOCK_MS 100
-#define PE_LIVE_DEFAULT_REDIS_TIMEOUT_S 5
+/* Defaults: PE_LIVE_DEFAULT_* in pe/defaults.h. */
 
 /* pe_live_step's return value once a stop asked for by pe_live_stop is
  * done: every batch acknowledged and the final checkpoint written. Not an

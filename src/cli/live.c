@@ -14,9 +14,6 @@
 #include "pe/file.h"
 #include "pe/live.h"
 
-#define PE__STR(x) PE__STR2(x)
-#define PE__STR2(x) #x
-
 static pe_cli_flag_t pe__live_flags[] = {
     {"redis", "URL", "REDIS_URL", PE_LIVE_DEFAULT_REDIS_URL,
      "Redis to read ticks from and write signals to", NULL},
@@ -24,16 +21,18 @@ static pe_cli_flag_t pe__live_flags[] = {
      "stream the ticks are read from", NULL},
     {"signals-stream", "KEY", "SIGNALS_STREAM", PE_LIVE_DEFAULT_SIGNALS_STREAM,
      "stream the signals are written to", NULL},
-    {"signals-maxlen", "N", NULL, PE__STR(PE_LIVE_DEFAULT_SIGNALS_MAXLEN),
+    {"signals-maxlen", "N", NULL,
+     PE_DEFAULT_TEXT(PE_LIVE_DEFAULT_SIGNALS_MAXLEN),
      "trim signals and rejects streams to ~N entries; 0: never", NULL},
     {"checkpoint", "PATH|redis", NULL, NULL,
      "keep checkpoints in a file, or in the Redis key --checkpoint-key", NULL},
     {"checkpoint-key", "KEY", NULL, "SIGNALS-STREAM:checkpoint",
      "Redis key of --checkpoint redis", NULL},
-    {"checkpoint-every", "N", NULL, PE__STR(PE_LIVE_DEFAULT_CHECKPOINT_EVERY),
+    {"checkpoint-every", "N", NULL,
+     PE_DEFAULT_TEXT(PE_LIVE_DEFAULT_CHECKPOINT_EVERY),
      "checkpoint after N entries (at the end of a batch)", NULL},
     {"checkpoint-interval", "SECONDS", NULL,
-     PE__STR(PE_LIVE_DEFAULT_CHECKPOINT_INTERVAL_S),
+     PE_DEFAULT_TEXT(PE_LIVE_DEFAULT_CHECKPOINT_INTERVAL_S),
      "checkpoint at least this often while entries come in", NULL},
     {"start-id", "ID", NULL, PE_LIVE_DEFAULT_START_ID,
      "without a checkpoint: 0 (the beginning), $ (new only), MS-SEQ", NULL},
@@ -45,11 +44,12 @@ static pe_cli_flag_t pe__live_flags[] = {
      "write each rejected entry to this stream", NULL},
     {"ts-unit", "UNIT", NULL, "auto",
      "epoch timestamp unit: auto (by magnitude), s, ms, us or ns", NULL},
-    {"count", "N", NULL, PE__STR(PE_LIVE_DEFAULT_COUNT),
+    {"count", "N", NULL, PE_DEFAULT_TEXT(PE_LIVE_DEFAULT_COUNT),
      "entries per XREAD (batch size)", NULL},
-    {"block-ms", "MS", NULL, PE__STR(PE_LIVE_DEFAULT_BLOCK_MS),
+    {"block-ms", "MS", NULL, PE_DEFAULT_TEXT(PE_LIVE_DEFAULT_BLOCK_MS),
      "how long one XREAD waits for new entries", NULL},
-    {"redis-timeout", "SECONDS", NULL, PE__STR(PE_LIVE_DEFAULT_REDIS_TIMEOUT_S),
+    {"redis-timeout", "SECONDS", NULL,
+     PE_DEFAULT_TEXT(PE_LIVE_DEFAULT_REDIS_TIMEOUT_S),
      "a Redis reply slower than this counts as a lost connection", NULL},
     {"http", "HOST:PORT", NULL, NULL,
      "serve /health and /metrics there, e.g. 127.0.0.1:8005", NULL},
