@@ -155,7 +155,7 @@ static void pe__layout_recognise(pe_model_t *m) {
       feats += *p == ',';
     }
   }
-  char shape[96], given[96] = "";
+  char shape[96], given[128] = "";
   pe__shape_text(in, shape, sizeof shape);
   if (win > 0 && feats > 0) {
     snprintf(given, sizeof given,
@@ -219,7 +219,7 @@ static void pe__layout_recognise(pe_model_t *m) {
       }
     }
     if (n == 0) {
-      char as[96];
+      char as[160];
       int r = snprintf(as, sizeof as,
                        "as %s it holds %lld steps of %lld "
                        "features",
