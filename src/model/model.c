@@ -100,9 +100,12 @@ static int pe__window_fits(const pe_model_tensor_t *in, int64_t win,
                            int64_t feats, pe__window_fit_t fit[2]) {
   const int64_t *d = in->dims;
   if (in->rank == 2) {
-    int64_t c = win > 0 && d[1] % win == 0                   ? d[1] / win
-                : win == 0 && feats > 0 && d[1] % feats == 0 ? feats
-                                                             : 1;
+    int64_t c = 1;
+    if (d[1] > 0 && win > 0 && d[1] % win == 0) {
+      c = d[1] / win;
+    } else if (d[1] > 0 && win == 0 && feats > 0 && d[1] % feats == 0) {
+      c = feats;
+    }
     fit[0] = (pe__window_fit_t){PE_MODEL_LAYOUT_NCW, d[1] / c, c};
     return 1;
   }
