@@ -275,6 +275,7 @@ struct pe_model {
                     cell) + AVX2 (the rest) */
   pe_model_desc_t info;
   char err[512];
+  char layout_note[640]; /* info.layout_note */
 };
 
 /* ---- kernels ------------------------------------------------------------- */
