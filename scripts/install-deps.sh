@@ -50,10 +50,12 @@ if [ -x .venv/bin/python ] && [ -f .venv/.installed ] && { [ ! -f "$stamp" ] ||
     ! -path 'python/build/*' ! -name '*.pyc' -print 2>/dev/null | head -n 1)" ]; }; then
   echo "install-deps: building the Python package into .venv (pip install ./python)"
   if .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation \
-    --no-deps ./python; then
+    --no-deps --config-settings=cmake.define.PE_WERROR=ON ./python; then
     rm -f .venv/.pattern_engine.failed
     touch "$stamp"
   else
+    # No stale build is left to be tested in its place.
+    .venv/bin/pip uninstall -q -y pattern_engine >/dev/null 2>&1 || true
     touch .venv/.pattern_engine.failed
     echo "install-deps: building the Python package failed; its tests will be skipped"
   fi

@@ -56,8 +56,10 @@ def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
     accepted = np.empty(n, dtype=np.int64)
     res.c.accepted = ffi.from_buffer("int64_t[]", accepted)
     use_core = set(wanted) <= set(_CORE_COLUMNS) and _core_applies(merged, len(cols.symbols))
-    width = len(_CORE_COLUMNS) if use_core else len(FEATURE_COLUMNS)
-    block = np.empty((width, max(n, 1)), dtype=np.float64)
+    # One float64 block, column by column: price, volume, then the features;
+    # the C side writes it and the DataFrame takes it as its one float block.
+    names = ("price", "volume") + (_CORE_COLUMNS if use_core else FEATURE_COLUMNS)
+    block = np.empty((len(names), max(n, 1)), dtype=np.float64)
     res.c.features = ffi.from_buffer("double[]", block)
     if use_core:
         ec = engine_config(merged)
@@ -71,21 +73,14 @@ def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
         with Engine(merged) as engine:
             res.check(engine._run(cols, res))
     k = int(res.c.n_accepted)
-    names = _CORE_COLUMNS if use_core else FEATURE_COLUMNS
     rows = accepted[:k]
     whole = k == n
-    # Feature columns are views of one block: no copy.
-    feats = pd.DataFrame(block[:, :k].T, columns=list(names), copy=False)
-    if tuple(names) != wanted:
-        feats = feats[list(wanted)]
-    head = {
-        "ts": cols.ts if whole else cols.ts[rows],
-        "symbol": cols.symbol_column(rows),
-        "price": cols.price if whole else cols.price[rows],
-        "volume": cols.volume if whole else cols.volume[rows],
-    }
-    for i, (name, value) in enumerate(head.items()):
-        feats.insert(i, name, value)
+    values = block if whole and n else block[:, :k]
+    feats = pd.DataFrame(values.T, columns=list(names), copy=False)
+    if tuple(names[2:]) != wanted:
+        feats = feats[["price", "volume", *wanted]]
+    feats.insert(0, "ts", cols.ts if whole else cols.ts[rows])
+    feats.insert(1, "symbol", cols.symbol_column(None if whole else rows))
     feats.attrs["rows"] = n
     feats.attrs["rejected"] = res.rejected()
     return feats

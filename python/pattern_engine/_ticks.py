@@ -47,8 +47,11 @@ class Columns:
         self.c.symlen = ffi.from_buffer("uint32_t[]", self.lens)
         self.c.n_symtab = len(self.symbols)
 
-    def symbol_column(self, rows: np.ndarray) -> pd.Categorical:
-        return pd.Categorical.from_codes(self.codes[rows], categories=self.symbols)
+    def symbol_column(self, rows) -> pd.Categorical:
+        """The symbols of the given rows (None: all) as a Categorical; only
+        accepted rows are asked for, whose codes are valid."""
+        codes = self.codes if rows is None else self.codes[rows]
+        return pd.Categorical.from_codes(codes, categories=self.symbols, validate=False)
 
 
 def columns_of(ticks=None, *, ts=None, symbol=None, price=None, volume=None) -> Columns:

@@ -14,6 +14,7 @@
 typedef struct pe__py_run {
   pe_engine_t *engine;
   pe_py_result_t *res;
+  const pe_py_columns_t *cols; /* the input columns, or NULL (a file) */
   size_t n_rows;         /* rows of the feature columns (the input's length) */
   const int64_t *row_of; /* input row of each tick of the current batch */
   const char *source;    /* a file's name for messages, or NULL */
@@ -62,16 +63,18 @@ static int pe__py_each(void *ctx, uint32_t i, int rc,
   int64_t row = run->row_of[i];
   if (rc == PE_OK) {
     size_t k = res->n_accepted++;
-    if (res->features != NULL) {
+    if (res->features != NULL && run->cols != NULL) {
       double *f = res->features + k;
       size_t n = run->n_rows;
-      f[0] = out->ema_fast;
-      f[n] = out->ema_slow;
-      f[2 * n] = out->vwap;
-      f[3 * n] = out->mean;
-      f[4 * n] = out->var;
+      f[0] = run->cols->price[row];
+      f[n] = run->cols->volume[row];
+      f[2 * n] = out->ema_fast;
+      f[3 * n] = out->ema_slow;
+      f[4 * n] = out->vwap;
+      f[5 * n] = out->mean;
+      f[6 * n] = out->var;
       for (size_t c = 0; c < PE_FEATURE_COUNT; c++) {
-        f[(5 + c) * n] = out->feature[c];
+        f[(7 + c) * n] = out->feature[c];
       }
     }
     if (res->accepted != NULL) {
@@ -117,7 +120,7 @@ static int pe__py_symbol_error(const pe_py_columns_t *cols, int32_t code) {
 
 int pe_py_push(pe_engine_t *engine, const pe_py_columns_t *cols,
                pe_py_result_t *res) {
-  pe__py_run_t run = {engine, res, cols->n, NULL, NULL};
+  pe__py_run_t run = {engine, res, cols, cols->n, NULL, NULL};
   pe_tick_t ticks[PE_ENGINE_BATCH_MAX];
   int64_t rows[PE_ENGINE_BATCH_MAX];
   uint32_t nb = 0;
@@ -195,7 +198,7 @@ int pe_py_replay_file(pe_engine_t *engine, const char *path, int ts_unit,
   if (rc != PE_OK) {
     return rc;
   }
-  pe__py_run_t run = {engine, res, 0, NULL, pe_source_name(src)};
+  pe__py_run_t run = {engine, res, NULL, 0, NULL, pe_source_name(src)};
   pe_csv_batch_handler_t handler = {&run, pe__py_file_ticks,
                                     pe__py_file_reject};
   rc = pe_source_run(src, &handler);
@@ -235,8 +238,8 @@ static int pe__py_core_flush(pe_core_t *core, const pe_py_columns_t *cols,
                              int32_t *sym, double *price, double *volume) {
   size_t n = cols->n;
   double *f = res->features;
-  pe_core_columns_t out = {f + from, f + n + from, f + 2 * n + from,
-                           f + 3 * n + from, f + 4 * n + from};
+  pe_core_columns_t out = {f + 2 * n + from, f + 3 * n + from, f + 4 * n + from,
+                           f + 5 * n + from, f + 6 * n + from};
   int rc = pe_core_run(core, to - from, sym, price, volume, &out);
   if (rc != PE_OK) {
     snprintf(res->errmsg, sizeof res->errmsg, "%s", pe_core_errmsg(core));
@@ -274,7 +277,7 @@ int pe_py_core_features(const pe_core_config_t *config,
   for (uint32_t s = 0; s < cfg.n_symbols; s++) {
     last[s] = INT64_MIN;
   }
-  pe__py_run_t run = {NULL, res, cols->n, NULL, NULL};
+  pe__py_run_t run = {NULL, res, cols, cols->n, NULL, NULL};
   size_t block_start = 0;
   size_t nb = 0;
   for (size_t i = 0; i < cols->n; i++) {
@@ -292,6 +295,8 @@ int pe_py_core_features(const pe_core_config_t *config,
       continue;
     }
     last[s] = cols->ts_ns[i];
+    res->features[res->n_accepted] = cols->price[i];
+    res->features[cols->n + res->n_accepted] = cols->volume[i];
     res->accepted[res->n_accepted++] = (int64_t)i;
     sym[nb] = s;
     price[nb] = cols->price[i];

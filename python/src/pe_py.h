@@ -32,9 +32,11 @@ typedef struct pe_py_columns {
   uint32_t n_symtab;
 } pe_py_columns_t;
 
-/* Feature columns written per accepted tick: ema_fast, ema_slow, vwap,
- * mean, var, then every standard feature in pe/features.h's order. */
-#define PE_PY_FEATURE_COLUMNS (5 + PE_FEATURE_COUNT)
+/* Columns written per accepted tick: its price and volume, then
+ * ema_fast, ema_slow, vwap, mean, var, then every standard feature in
+ * pe/features.h's order (one float64 block, so that the Python side makes
+ * one DataFrame block of it without a copy). */
+#define PE_PY_FEATURE_COLUMNS (7 + PE_FEATURE_COUNT)
 
 /* What a run produced. The caller zeroes it and sets the inputs; the run
  * fills the rest; pe_py_result_free releases the signals. */
@@ -71,11 +73,11 @@ int pe_py_replay_file(pe_engine_t *engine, const char *path, int ts_unit,
 
 void pe_py_result_free(pe_py_result_t *res);
 
-/* The columnar core's five columns (ema_fast, ema_slow, vwap, mean, var)
- * for the ticks the engine would accept: each tick is first checked as
- * pe_engine_push checks it (price, volume, symbol, order within its
+/* Price, volume and the columnar core's five columns (ema_fast, ema_slow,
+ * vwap, mean, var) for the ticks the engine would accept: each tick is first
+ * checked as pe_engine_push checks it (price, volume, symbol, order within its
  * symbol), and only accepted ticks are folded. features and accepted as in
- * pe_py_result_t (5 columns), stop_on_reject likewise. */
+ * pe_py_result_t (7 columns), stop_on_reject likewise. */
 int pe_py_core_features(const pe_core_config_t *config,
                         const pe_py_columns_t *cols, pe_py_result_t *res);
 

@@ -191,3 +191,42 @@ def test_one_engine_shared_by_threads():
     b = expected.sort_values(key).reset_index(drop=True)
     assert len(b) > 0
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_the_gil_is_released_while_c_runs():
+    """A Python thread keeps running while another thread is inside one
+    long C call: the longest pause between its steps is a small part of
+    the call's time (with the GIL held it would be all of it)."""
+    import time
+    from pattern_engine._engine import _Result
+    from pattern_engine._ticks import columns_of
+    n = 3_000_000
+    rng = np.random.default_rng(7)
+    cols = columns_of(ts=np.arange(n, dtype=np.int64),
+                      symbol=pd.Categorical.from_codes(rng.integers(0, 50, n),
+                                                       [f"S{i}" for i in range(50)]),
+                      price=100 + rng.random(n), volume=rng.random(n))
+    with pe.Engine() as eng:
+        done = threading.Event()
+        span = {}
+
+        def call():
+            res = _Result(0)
+            t = time.perf_counter()
+            res.check(eng._run(cols, res))
+            span["c"] = (t, time.perf_counter())
+            done.set()
+
+        worker = threading.Thread(target=call)
+        stamps = []
+        worker.start()
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+        worker.join()
+    start, end = span["c"]
+    inside = [s for s in stamps if start <= s <= end]
+    assert end - start > 0.05, "the call was too short to tell"
+    gaps = np.diff([start, *inside, end])
+    assert len(inside) >= 5 and gaps.max() < 0.5 * (end - start), \
+        f"longest pause {gaps.max():.3f} s of a {end - start:.3f} s call"

@@ -146,3 +146,32 @@ def test_engine_runs_a_model_file(cli):
     assert list(ours["id"]) == list(theirs["id"])
     assert list(ours["score"]) == [float(s) for s in theirs["score"]]
     assert (ours["pattern"] == "model:spike").any()
+
+
+def test_close_while_other_threads_run():
+    """close() waits for runs in progress; later runs raise ESTATE; none
+    crashes or reads freed memory."""
+    loadable("pattern_cnn")
+    x = np.load(os.path.join(MODELS, "pattern_cnn.inputs.npy")).astype(np.float32)
+    m = pe.Model(path_of("pattern_cnn"))
+    expected = m.run(x)
+    outcomes, started = [], threading.Barrier(5)
+
+    def work():
+        started.wait()
+        try:
+            for _ in range(200):
+                y = m.run(x)
+                outcomes.append(np.array_equal(y, expected))
+        except pe.Error as exc:
+            outcomes.append(exc.name)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
+    m.close()
+    for t in threads:
+        t.join()
+    assert set(outcomes) <= {True, "ESTATE"}
+    assert outcomes.count("ESTATE") == 4
