@@ -21,6 +21,9 @@ Workers need pattern_engine installed (pip install ./python).
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pandas as pd
 
 from . import features
@@ -32,31 +35,52 @@ def symbols_of(path) -> list:
     return sorted(str(s) for s in col.unique())
 
 
-def symbol_features(path, symbols, columns=None, settings=None) -> pd.DataFrame:
+def symbol_features(path, symbols, columns=None, settings=None, categories=None,
+                    out=None):
     """One task: the features of the given symbols' ticks, read from the
-    data set at path in its order."""
+    data set at path in its order; the symbol column categorical over
+    `categories`. With out, written to the Parquet file out instead and
+    the row count returned."""
     ticks = pd.read_parquet(path, filters=[("symbol", "in", list(symbols))])
-    ticks["symbol"] = ticks["symbol"].astype(str)
-    return features(ticks, columns=columns, **(settings or {}))
+    feats = features(ticks, columns=columns, **(settings or {}))
+    if categories is not None:
+        feats["symbol"] = pd.Categorical(feats["symbol"].astype(str),
+                                         categories=categories)
+    if out is None:
+        return feats
+    feats.to_parquet(out, index=False)
+    return len(feats)
 
 
-def backfill(path, client, *, symbols=None, tasks=None, columns=None,
-             **settings) -> pd.DataFrame:
+def backfill(path, client, *, out=None, symbols=None, tasks=None, columns=None,
+             **settings):
     """features() of every tick of a Parquet data set, computed on a Dask
     cluster. symbols: those to compute (default: all); tasks: how many
-    groups of symbols (default: four per worker). Returns the rows grouped
-    by symbol (symbols in sorted order; each symbol's rows in data set
-    order), with the symbol column as strings."""
+    groups of symbols (default: four per worker).
+
+    Without out, returns a pandas DataFrame of the rows grouped by symbol
+    (symbols in sorted order, each symbol's rows in data set order; the
+    symbol column categorical). With out (a folder), each task writes its
+    rows to out/part-N.parquet, nothing travels back but counts, and the
+    total row count is returned: the shape of a backfill too large for one
+    machine's memory."""
     symbols = symbols_of(path) if symbols is None else sorted(symbols)
     if tasks is None:
         tasks = 4 * max(len(client.scheduler_info().get("workers", {})), 1)
     tasks = max(1, min(tasks, len(symbols)))
     groups = [symbols[i::tasks] for i in range(tasks)]
-    futures = client.map(symbol_features, [path] * len(groups), groups,
-                         columns=columns, settings=settings, pure=False)
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        files = [os.path.join(out, f"part-{i}.parquet") for i in range(tasks)]
+    else:
+        files = [None] * tasks
+    futures = [client.submit(symbol_features, path, group, columns=columns,
+                             settings=settings, categories=symbols, out=file,
+                             pure=False)
+               for group, file in zip(groups, files)]
     parts = client.gather(futures)
-    out = pd.concat([p.assign(symbol=p["symbol"].astype(str)) for p in parts],
-                    ignore_index=True)
-    order = pd.Categorical(out["symbol"], categories=symbols, ordered=True)
-    return out.iloc[pd.Series(order.codes).argsort(kind="stable").to_numpy()] \
-        .reset_index(drop=True)
+    if out is not None:
+        return int(sum(parts))
+    result = pd.concat(parts, ignore_index=True)
+    order = result["symbol"].cat.codes.to_numpy()
+    return result.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)

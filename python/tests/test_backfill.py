@@ -43,7 +43,7 @@ def one_process(df):
 def assert_same(got, ref):
     assert len(got) == len(ref) > 0
     for sym, part in ref.groupby("symbol", sort=True):
-        mine = got[got["symbol"] == sym].reset_index(drop=True)
+        mine = got[got["symbol"].astype(str) == sym].reset_index(drop=True)
         theirs = part.reset_index(drop=True)
         assert np.array_equal(mine["ts"].to_numpy(), theirs["ts"].to_numpy()), sym
         for c in pe.FEATURE_COLUMNS + ("price", "volume"):
@@ -84,6 +84,19 @@ def test_core_columns_and_settings_reach_the_workers(client, ticks, tmp_path):
                       ema_fast_span=7)
     ref["symbol"] = ref["symbol"].astype(str)
     for sym, part in ref.groupby("symbol"):
-        mine = got[got["symbol"] == sym]
+        mine = got[got["symbol"].astype(str) == sym]
         assert np.array_equal(mine["ema_fast"].to_numpy(), part["ema_fast"].to_numpy())
         assert np.array_equal(mine["var"].to_numpy(), part["var"].to_numpy(), equal_nan=True)
+
+
+def test_written_to_parquet_by_the_workers(client, ticks, tmp_path):
+    path = tmp_path / "by_symbol_out"
+    ticks.drop(columns=["day"]).to_parquet(path, partition_cols=["symbol"])
+    n = backfill(str(path), client, out=str(tmp_path / "features"), tasks=3)
+    assert n == len(ticks)
+    files = sorted((tmp_path / "features").iterdir())
+    assert len(files) == 3
+    got = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    got["symbol"] = got["symbol"].astype(str)
+    got = got.iloc[np.argsort(got["symbol"].to_numpy(), kind="stable")]
+    assert_same(got.reset_index(drop=True), one_process(ticks))
