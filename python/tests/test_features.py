@@ -180,3 +180,29 @@ def test_strided_arrays_give_the_contiguous_result():
     out = pe.features(ts=df["ts"].to_numpy(), symbol=df["symbol"].to_numpy(),
                       price=wide[:, 0], volume=wide[:, 1])
     assert_bitwise(out, pe.features(df))
+
+
+def test_calls_from_several_threads_run_apart():
+    """Each call has its own engine: threads get their own, correct results."""
+    import threading
+    df = load(SAMPLE)
+    ref = pe.features(df)
+    spans = {1: 11.0, 2: 19.0, 3: 29.0}
+    expected = {k: pe.features(df, ema_fast_span=s) for k, s in spans.items()}
+    got, errors = {}, []
+
+    def work(k):
+        try:
+            got[k] = pe.features(df, ema_fast_span=spans[k]) if k in spans else pe.features(df)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert_bitwise(got[0], ref)
+    for k in spans:
+        assert_bitwise(got[k], expected[k])
