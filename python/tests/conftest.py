@@ -39,3 +39,23 @@ def real_ticks(request):
     if not os.path.exists(path):
         pytest.skip(f"real trades file {path} is absent; the real-data checks are skipped")
     return path
+
+
+def in_threads(work, args) -> list:
+    """Runs work(a) for each a in args, each in its own thread, all at once;
+    returns the exceptions they raised."""
+    import threading
+    errors = []
+
+    def guarded(a):
+        try:
+            work(a)
+        except Exception as exc:  # returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import pattern_engine as pe
-from conftest import SAMPLE
+from conftest import SAMPLE, in_threads
 
 
 def cli_signals(cli, *args):
@@ -169,22 +169,13 @@ def test_one_engine_shared_by_threads():
     with pe.Engine(model="stub") as serial:
         expected = serial.push_batch(df)
     with pe.Engine(model="stub") as shared:
-        got, errors = [], []
+        got = []
 
         def work(frame):
-            try:
-                for i in range(0, len(frame), 500):
-                    got.append(shared.push_batch(frame.iloc[i:i + 500]))
-            except Exception as exc:  # reported below
-                errors.append(exc)
+            for i in range(0, len(frame), 500):
+                got.append(shared.push_batch(frame.iloc[i:i + 500]))
 
-        threads = [threading.Thread(target=work, args=(g,))
-                   for _, g in df.groupby("symbol", sort=False)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
+        assert in_threads(work, [g for _, g in df.groupby("symbol", sort=False)]) == []
         assert shared.stats()["ticks"] == len(df)
     key = ["id", "pattern"]
     a = pd.concat(got).sort_values(key).reset_index(drop=True)

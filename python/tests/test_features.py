@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import pattern_engine as pe
-from conftest import SAMPLE
+from conftest import SAMPLE, in_threads
 from test_features_pandas import TOLERANCES, TINY, pandas_features, read_ticks
 
 
@@ -184,25 +184,16 @@ def test_strided_arrays_give_the_contiguous_result():
 
 def test_calls_from_several_threads_run_apart():
     """Each call has its own engine: threads get their own, correct results."""
-    import threading
     df = load(SAMPLE)
     ref = pe.features(df)
     spans = {1: 11.0, 2: 19.0, 3: 29.0}
     expected = {k: pe.features(df, ema_fast_span=s) for k, s in spans.items()}
-    got, errors = {}, []
+    got = {}
 
     def work(k):
-        try:
-            got[k] = pe.features(df, ema_fast_span=spans[k]) if k in spans else pe.features(df)
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        got[k] = pe.features(df, ema_fast_span=spans[k]) if k in spans else pe.features(df)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert in_threads(work, range(4)) == []
     assert_bitwise(got[0], ref)
     for k in spans:
         assert_bitwise(got[k], expected[k])

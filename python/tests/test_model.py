@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pattern_engine as pe
-from conftest import MODELS
+from conftest import MODELS, in_threads
 
 onnx = pytest.importorskip("onnx", reason="the onnx package describes the models")
 ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is the reference")
@@ -112,25 +112,17 @@ def test_threads_share_one_model():
     x = np.load(os.path.join(MODELS, "pattern_cnn.inputs.npy")).astype(np.float32)
     with pe.Model(path_of("pattern_cnn")) as m:
         expected = [m.run(x[i:i + 8]) for i in range(0, len(x), 8)]
-        results, errors = {}, []
+        results, mismatches = {}, []
 
         def work(t):
-            try:
-                for _ in range(5):
-                    for j, i in enumerate(range(0, len(x), 8)):
-                        y = m.run(x[i:i + 8])
-                        if not np.array_equal(y, expected[j]):
-                            errors.append((t, j))
-                results[t] = True
-            except Exception as exc:  # reported below
-                errors.append(exc)
+            for _ in range(5):
+                for j, i in enumerate(range(0, len(x), 8)):
+                    if not np.array_equal(m.run(x[i:i + 8]), expected[j]):
+                        mismatches.append((t, j))
+            results[t] = True
 
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors and len(results) == 4
+        assert in_threads(work, range(4)) == []
+    assert not mismatches and len(results) == 4
 
 
 def test_engine_runs_a_model_file(cli):
