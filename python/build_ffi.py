@@ -41,6 +41,7 @@ typedef struct pe_backend_options {
   uint32_t window;
   uint32_t max_batch;
   uint32_t threads;
+  ...;
 } pe_backend_options_t;
 typedef struct pe_model_info {
   uint32_t window;
@@ -74,6 +75,7 @@ typedef struct pe_rules_config {
   double return_ewm_alpha;
   double signal_score_min;
   int64_t signal_cooldown_ns;
+  ...;
 } pe_rules_config_t;
 typedef struct pe_engine_config {
   uint32_t max_symbols;
@@ -87,6 +89,7 @@ typedef struct pe_engine_config {
   uint32_t infer_every;
   double model_threshold;
   uint32_t all_features;
+  ...;
 } pe_engine_config_t;
 void pe_engine_config_init(pe_engine_config_t *config);
 typedef struct pe_signal {
@@ -102,6 +105,7 @@ typedef struct pe_signal {
   uint32_t fired;
   double value[...];
   double contribution[...];
+  ...;
 } pe_signal_t;
 typedef struct pe_engine_stats {
   uint64_t ticks;
@@ -109,6 +113,7 @@ typedef struct pe_engine_stats {
   uint32_t symbols;
   uint64_t signals[...];
   uint64_t inferences;
+  ...;
 } pe_engine_stats_t;
 typedef struct pe_engine pe_engine_t;
 int pe_engine_create(const pe_engine_config_t *config, pe_engine_t **out,
@@ -147,6 +152,7 @@ typedef struct pe_core_config {
   double ema_slow_span;
   pe_core_isa_t isa;
   size_t stream_min_ticks;
+  ...;
 } pe_core_config_t;
 void pe_core_config_init(pe_core_config_t *cfg);
 
@@ -159,6 +165,8 @@ typedef struct pe_model_tensor {
   int batch_axis;
   int64_t dims[...];
   int64_t numel;
+  int dtype;
+  ...;
 } pe_model_tensor_t;
 typedef struct pe_model_desc {
   int64_t ir_version;
@@ -175,6 +183,9 @@ typedef struct pe_model_desc {
   int64_t weight_bytes;
   int64_t arena_floats;
   const char *kernels;
+  int n_inputs;
+  pe_model_tensor_t inputs[...];
+  ...;
 } pe_model_desc_t;
 """
 

@@ -31,6 +31,11 @@ int pe_py_model_run(pe_model_ctx_t *ctx, const float *in, uint32_t batch,
   return pe_model_run(ctx, in, batch, out);
 }
 
+int pe_py_model_run_inputs(pe_model_ctx_t *ctx, const void *const *in, int n_in,
+                           uint32_t batch, float *out) {
+  return pe_model_run_inputs(ctx, in, n_in, batch, out);
+}
+
 #else
 
 int pe_py_model_load(const char *path, int kernels, pe_model_t **out, char *err,
@@ -65,6 +70,16 @@ int pe_py_model_run(pe_model_ctx_t *ctx, const float *in, uint32_t batch,
                     float *out) {
   (void)ctx;
   (void)in;
+  (void)batch;
+  (void)out;
+  return PE_EUNSUPPORTED;
+}
+
+int pe_py_model_run_inputs(pe_model_ctx_t *ctx, const void *const *in, int n_in,
+                           uint32_t batch, float *out) {
+  (void)ctx;
+  (void)in;
+  (void)n_in;
   (void)batch;
   (void)out;
   return PE_EUNSUPPORTED;

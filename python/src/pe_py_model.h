@@ -19,5 +19,7 @@ int pe_py_model_ctx_create(const pe_model_t *model, uint32_t max_batch,
 void pe_py_model_ctx_destroy(pe_model_ctx_t *ctx);
 int pe_py_model_run(pe_model_ctx_t *ctx, const float *in, uint32_t batch,
                     float *out);
+int pe_py_model_run_inputs(pe_model_ctx_t *ctx, const void *const *in, int n_in,
+                           uint32_t batch, float *out);
 
 #endif

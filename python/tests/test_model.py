@@ -167,3 +167,41 @@ def test_close_while_other_threads_run():
         t.join()
     assert set(outcomes) <= {True, "ESTATE"}
     assert outcomes.count("ESTATE") == 4
+
+
+CORPUS = os.path.join(os.path.dirname(MODELS), "fuzz", "corpus", "onnx")
+
+
+@pytest.mark.parametrize("name", ["multi_two_inputs", "inputs_int64_bool"])
+def test_several_inputs_match_onnxruntime(name):
+    path = os.path.join(CORPUS, f"{name}.onnx")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is absent")
+    loadable("toy_mlp")
+    rng = np.random.default_rng(3)
+    with pe.Model(path) as m:
+        feeds = {}
+        for t in m.inputs:
+            shape = [5] + [d for d in t["shape"] if d is not None]
+            if t["dtype"] == np.float32:
+                feeds[t["name"]] = rng.normal(size=shape).astype(np.float32)
+            elif t["dtype"] == np.int64:
+                feeds[t["name"]] = rng.integers(-3, 4, size=shape).astype(np.int64)
+            else:
+                feeds[t["name"]] = rng.random(shape) < 0.5
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        ref = sess.run(None, feeds)[0]
+        np.testing.assert_allclose(m.run(feeds), ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(m.run(*[feeds[t["name"]] for t in m.inputs]),
+                                      m.run(feeds))
+        first = m.inputs[0]["name"]
+        with pytest.raises(TypeError):
+            m.run(feeds[first])
+        with pytest.raises(ValueError):
+            m.run({first: feeds[first]})
+        with pytest.raises(ValueError):
+            m.run({k: (v[:2] if k == first else v) for k, v in feeds.items()})
+        last = m.inputs[-1]
+        with pytest.raises(TypeError):
+            m.run({k: (v.astype(np.float64) if k == last["name"] else v)
+                   for k, v in feeds.items()})
