@@ -281,7 +281,7 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
     return 0;
   }
   if (s->model_signal_ts_ns != INT64_MIN &&
-      tick->ts_ns - s->model_signal_ts_ns <
+      pe_ts_sub_sat(tick->ts_ns, s->model_signal_ts_ns) <
           e->config.rules.signal_cooldown_ns) {
     return 0;
   }

