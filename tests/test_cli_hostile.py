@@ -131,6 +131,33 @@ def test_timestamps_at_the_int64_edges():
     check(vwaps == [10.0, 20.0, 30.0], f"session VWAP near 2262: {vwaps}")
 
 
+# ---- NUL bytes in symbols -------------------------------------------------
+
+def test_nul_in_a_symbol_is_a_reject():
+    """A\\0B and A\\0C are not A: each is rejected as symbol_nul, counted and
+    recorded, and only A makes a symbol and signals."""
+    rows = HEADER.encode()
+    for i in range(40):
+        for sym in (b"A\0B", b"A\0C", b"A"):
+            price = 100 + (i % 7) * 3 + (sym == b"A\0C") * 50
+            rows += b"%d,%s,%d,%d\n" % (1704205800 + i, sym, price, 1 + i % 5)
+    path = write("nul.csv", rows)
+    rc, out, err = run("replay", "--ticks", path, "--quiet", "--out",
+                       tmp("nul_sig.csv"), "--rejects", tmp("nul_rej.csv"),
+                       "--summary-json", tmp("nul_sum.json"))
+    check(rc == 0, f"NUL symbols replay (rc {rc}: {err})")
+    summary = json.load(open(tmp("nul_sum.json")))
+    check(summary["symbols"] == 1, f"one symbol, got {summary['symbols']}")
+    check(summary["rejected"].get("symbol_nul") == 80,
+          f"80 symbol_nul rejects: {summary['rejected']}")
+    check(summary["accepted"] == 40, f"40 accepted: {summary['accepted']}")
+    rej = list(csv.reader(open(tmp("nul_rej.csv"), newline="")))
+    check(len(rej) == 81 and all(r[1] == "symbol_nul" for r in rej[1:]),
+          "each NUL row is recorded as symbol_nul")
+    ids = [r[0] for r in csv.reader(open(tmp("nul_sig.csv")))][1:]
+    check(len(ids) == len(set(ids)), f"signal ids are unique: {ids}")
+
+
 def main():
     tests = [v for k, v in sorted(globals().items())
              if k.startswith("test_") and callable(v)]

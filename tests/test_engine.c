@@ -516,7 +516,51 @@ static void test_push_batch_matches_single_pushes(void) {
   }
 }
 
-PE_TEST_MAIN(PE_TEST(test_spike_breakout_signal),
+/* A symbol with a NUL byte anywhere in its length is rejected (symbol_nul)
+ * by pe_tick_set_symbol, pe_engine_push and pe_engine_push_batch alike,
+ * counted, and makes no symbol: "A\0B" would print as "A". */
+static void test_symbol_with_nul_is_rejected(void) {
+  pe_tick_t t = tick("A", T0, 100.0, 1.0);
+  PE_CHECK_INT(pe_tick_set_symbol(&t, "A\0B", 3), PE_ESYMNUL);
+  PE_CHECK_STR(t.symbol, "A"); /* unchanged */
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e;
+  char err[128];
+  PE_CHECK_INT(pe_engine_create(&cfg, &e, err, sizeof err), PE_OK);
+  PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+  /* NUL at every position of a 31-byte symbol, through every 8-byte word,
+   * then the same symbol without one. */
+  char name[PE_SYMBOL_MAX + 1];
+  memset(name, 'Z', sizeof name);
+  pe_tick_t bad[PE_SYMBOL_MAX];
+  for (uint32_t i = 0; i < PE_SYMBOL_MAX; i++) {
+    bad[i] = tick("A", T0 + S, 100.0, 1.0);
+    memcpy(bad[i].symbol, name, PE_SYMBOL_MAX);
+    bad[i].symbol[i] = '\0';
+    bad[i].symbol[PE_SYMBOL_MAX] = '\0';
+    bad[i].symbol_len = PE_SYMBOL_MAX;
+    PE_CHECK_INT(pe_engine_push(e, &bad[i], &out), PE_ESYMNUL);
+  }
+  uint32_t pushed = 0;
+  PE_CHECK_INT(
+      pe_engine_push_batch(e, bad, 16, &out, 0, NULL, NULL, &pushed, NULL),
+      PE_OK);
+  pe_engine_stats_t st;
+  pe_engine_stats(e, &st);
+  PE_CHECK_INT(st.rejected[PE_REJECT_SYMBOL_NUL], PE_SYMBOL_MAX + 16);
+  PE_CHECK_INT(st.symbols, 1);
+  PE_CHECK_STR(pe_reject_name(PE_REJECT_SYMBOL_NUL), "symbol_nul");
+  pe_tick_t good = tick("A", T0 + S, 100.0, 1.0);
+  memcpy(good.symbol, name, PE_SYMBOL_MAX);
+  good.symbol[PE_SYMBOL_MAX] = '\0';
+  good.symbol_len = PE_SYMBOL_MAX;
+  PE_CHECK_INT(pe_engine_push(e, &good, &out), PE_OK);
+  pe_engine_destroy(e);
+}
+
+PE_TEST_MAIN(PE_TEST(test_symbol_with_nul_is_rejected),
+             PE_TEST(test_spike_breakout_signal),
              PE_TEST(test_lone_spike_is_below_threshold),
              PE_TEST(test_rules_label_and_confidence),
              PE_TEST(test_same_timestamp_ids_get_a_sequence),

@@ -40,7 +40,8 @@ extern "C" {
   X(AGAIN, "try again")                                                        \
   X(CONN, "connection error")                                                  \
   X(GAP, "entries missing from the stream")                                    \
-  X(STATE, "operation not valid in this state")
+  X(STATE, "operation not valid in this state")                                \
+  X(SYMNUL, "NUL byte in symbol")
 
 typedef enum pe_errno {
   PE_OK = 0,
