@@ -516,6 +516,13 @@ static void test_push_batch_matches_single_pushes(void) {
   }
 }
 
+static int count_each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *o) {
+  (void)i;
+  (void)o;
+  *(int *)ctx += rc == PE_ESYMNUL;
+  return 0;
+}
+
 /* A symbol with a NUL byte anywhere in its length is rejected (symbol_nul)
  * by pe_tick_set_symbol, pe_engine_push and pe_engine_push_batch alike,
  * counted, and makes no symbol: "A\0B" would print as "A". */
@@ -543,9 +550,11 @@ static void test_symbol_with_nul_is_rejected(void) {
     PE_CHECK_INT(pe_engine_push(e, &bad[i], &out), PE_ESYMNUL);
   }
   uint32_t pushed = 0;
-  PE_CHECK_INT(
-      pe_engine_push_batch(e, bad, 16, &out, 0, NULL, NULL, &pushed, NULL),
-      PE_OK);
+  int seen = 0;
+  PE_CHECK_INT(pe_engine_push_batch(e, bad, 16, &out, 0, count_each, &seen,
+                                    &pushed, NULL),
+               PE_OK);
+  PE_CHECK_INT(seen, 16);
   pe_engine_stats_t st;
   pe_engine_stats(e, &st);
   PE_CHECK_INT(st.rejected[PE_REJECT_SYMBOL_NUL], PE_SYMBOL_MAX + 16);
