@@ -158,6 +158,138 @@ def test_nul_in_a_symbol_is_a_reject():
     check(len(ids) == len(set(ids)), f"signal ids are unique: {ids}")
 
 
+# ---- outputs: the input itself, devices, FIFOs, links ----------------------
+
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "fixtures", "sample_ticks.csv")
+OUTPUT_FLAGS = ["--out", "--features-out", "--rejects", "--state-out",
+                "--summary-json"]
+
+
+def test_an_output_that_is_the_input_is_refused():
+    """Refused before anything is truncated: the same file by its name, by a
+    link, as standard input, and as standard output."""
+    data = open(FIXTURE, "rb").read()
+    path = write("self.csv", data)
+    link = tmp("self_link.csv")
+    os.symlink(path, link)
+    for flag in OUTPUT_FLAGS:
+        for out in (path, link):
+            rc, _, err = run("replay", "--ticks", path, flag, out, "--quiet")
+            check(rc != 0 and "is both the input" in err,
+                  f"replay --ticks F {flag} {out}: refused ({rc}: {err})")
+            check(open(path, "rb").read() == data,
+                  f"{flag} {out}: the input is intact")
+    with open(path, "rb") as f:
+        p = subprocess.run([ENGINE, "replay", "--out", path, "--quiet"],
+                           stdin=f, capture_output=True)
+    check(p.returncode != 0 and b"is both the input" in p.stderr,
+          f"stdin and --out one file: refused ({p.stderr!r})")
+    with open(path, "ab") as f:
+        p = subprocess.run([ENGINE, "replay", "--ticks", path, "--quiet"],
+                           stdout=f, stderr=subprocess.PIPE)
+    check(p.returncode != 0 and open(path, "rb").read() == data,
+          "standard output appended to the input: refused")
+    rc, _, err = run("replay", "--ticks", path, "--out", tmp("two.csv"),
+                     "--rejects", tmp("two.csv"), "--quiet")
+    check(rc != 0 and "is both" in err, f"two outputs, one file: {err}")
+
+
+def test_input_truncated_underneath_is_an_error():
+    """The input shrinks while replay reads it (held at a full FIFO): an
+    error naming the file, exit 1, never SIGBUS."""
+    rows = [HEADER]
+    for i in range(300000):
+        rows.append(f"{1704205800000 + i},S{i % 50},{100 + i % 13},1\n")
+    path = write("shrink.csv", "".join(rows))
+    fifo = tmp("shrink.fifo")
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    proc = subprocess.Popen([ENGINE, "replay", "--ticks", path, "--quiet",
+                             "--read-size", "65536", "--out", os.devnull,
+                             "--features-out", fifo],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # the FIFO fills, the replay waits on it
+    os.truncate(path, 1000)
+    os.set_blocking(reader, True)
+    drained = threading.Thread(target=lambda: [None for _ in iter(
+        lambda: os.read(reader, 65536), b"")])
+    drained.start()
+    try:
+        rc = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = "timeout"
+    drained.join(timeout=10)
+    os.close(reader)
+    err = proc.stderr.read().decode()
+    check(rc == 1 and "truncated while it was read" in err and path in err,
+          f"a shrunk input is an error (rc {rc}: {err})")
+
+
+def test_state_and_outputs_to_devices_fifos_links():
+    path = write("small.csv", open(FIXTURE, "rb").read())
+    # A device is written in place, never replaced.
+    rc, _, err = run("replay", "--ticks", path, "--quiet", "--out", os.devnull,
+                     "--state-out", os.devnull, "--summary-json", os.devnull)
+    check(rc == 0 and stat.S_ISCHR(os.stat(os.devnull).st_mode),
+          f"/dev/null stays a device ({rc}: {err})")
+    # A link is followed: its target gets the file, the link stays a link.
+    for flag in OUTPUT_FLAGS:
+        target = tmp("target" + flag)
+        link = tmp("link" + flag)
+        open(target, "w").write("old")
+        os.symlink(os.path.basename(target), link)  # relative
+        rc, _, err = run("replay", "--ticks", path, "--quiet", flag, link)
+        body = open(target, "rb").read()
+        check(rc == 0 and os.path.islink(link) and body != b"old"
+              and len(body) > 10,
+              f"{flag} through a link writes its target ({rc}: {err})")
+        dangling = tmp("dangling" + flag)
+        os.symlink(tmp("nowhere" + flag), dangling)
+        rc, _, err = run("replay", "--ticks", path, "--quiet", flag, dangling)
+        check(rc == 1 and "does not exist" in err
+              and not os.path.exists(tmp("nowhere" + flag)),
+              f"{flag} to a dangling link is refused ({rc}: {err})")
+    rc, _, err = run("replay", "--ticks", path, "--quiet", "--state-out", TMP)
+    check(rc == 1 and "directory" in err, f"a folder is refused: {err}")
+    # A FIFO nobody reads: refused at once, not a wait.
+    fifo = tmp("state.fifo")
+    os.mkfifo(fifo)
+    for flag in OUTPUT_FLAGS:
+        try:
+            rc, _, err = run("replay", "--ticks", path, "--quiet", flag, fifo,
+                             timeout=20)
+        except subprocess.TimeoutExpired:
+            rc, err = "timeout", ""
+        check(rc == 1 and "no reader" in err,
+              f"{flag} to a FIFO without a reader fails fast ({rc}: {err})")
+    # A FIFO with a reader gets the state in place.
+    got = []
+    def read_fifo():
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+    t = threading.Thread(target=read_fifo)
+    t.start()
+    time.sleep(0.2)
+    rc, _, err = run("replay", "--ticks", path, "--quiet", "--state-out",
+                     fifo, "--out", os.devnull, timeout=20)
+    t.join(timeout=20)
+    check(rc == 0 and got and got[0][:6] == b"PESNAP"
+          and stat.S_ISFIFO(os.stat(fifo).st_mode),
+          f"the state through a FIFO ({rc}: {err})")
+
+
+def test_summary_to_a_full_device_fails_with_a_message():
+    if not os.path.exists("/dev/full"):
+        return
+    path = write("small2.csv", open(FIXTURE, "rb").read())
+    rc, _, err = run("replay", "--ticks", path, "--quiet", "--out", os.devnull,
+                     "--summary-json", "/dev/full")
+    check(rc == 1 and "/dev/full" in err and "No space" in err,
+          f"--summary-json /dev/full: exit 1 with a message ({rc}: {err})")
+
+
 def main():
     tests = [v for k, v in sorted(globals().items())
              if k.startswith("test_") and callable(v)]
