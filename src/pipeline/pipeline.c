@@ -166,12 +166,36 @@ static int pe__write_failed(pe_pipeline_t *p, const char *what,
   return PE_EIO;
 }
 
+/* The raw line as one CSV field (RFC 4180): quoted, with each quote
+ * doubled, when it holds a comma, a quote, CR or LF, so that every record
+ * of the rejects file has the header's three columns. */
+static int pe__put_raw_field(FILE *f, const char *line, size_t len) {
+  int quote = 0;
+  for (size_t i = 0; i < len && !quote; i++) {
+    quote =
+        line[i] == ',' || line[i] == '"' || line[i] == '\r' || line[i] == '\n';
+  }
+  if (!quote) {
+    return fwrite(line, 1, len, f) == len ? 0 : -1;
+  }
+  int bad = fputc('"', f) == EOF;
+  for (const char *q; len > 0 && !bad; len -= (size_t)(q - line), line = q) {
+    const char *dq = memchr(line, '"', len);
+    q = dq ? dq + 1 : line + len; /* up to and with the next quote */
+    bad = fwrite(line, 1, (size_t)(q - line), f) != (size_t)(q - line) ||
+          (dq != NULL && fputc('"', f) == EOF);
+  }
+  return bad || fputc('"', f) == EOF ? -1 : 0;
+}
+
 static int pe__record_reject(pe_pipeline_t *p, int err, uint64_t line_no,
                              const char *line, size_t len) {
   int reason = pe_reject_from_error(err);
   if (p->rejects != NULL &&
-      fprintf(p->rejects, "%llu,%s,%.*s\n", (unsigned long long)line_no,
-              pe_reject_name(reason), (int)len, line) < 0) {
+      (fprintf(p->rejects, "%llu,%s,", (unsigned long long)line_no,
+               pe_reject_name(reason)) < 0 ||
+       pe__put_raw_field(p->rejects, line, len) != 0 ||
+       fputc('\n', p->rejects) == EOF)) {
     return pe__write_failed(p, "rejected rows", p->rejects_path);
   }
   if (p->stop_on_reject) {
