@@ -290,6 +290,42 @@ def test_summary_to_a_full_device_fails_with_a_message():
           f"--summary-json /dev/full: exit 1 with a message ({rc}: {err})")
 
 
+# ---- RFC 4180 quoting, and a last line cut on a pipe -------------------------
+
+def test_quoted_fields_and_cut_last_lines():
+    """"A""B" is the symbol A"B (and a CSV reader reads it back from the
+    features file); a quoted field may hold commas and line breaks; each
+    rejects record, raw lines with quotes, commas and breaks included, has
+    three columns; from a pipe, a last line without LF is a tick when its
+    fields parse, and a reject when cut inside quotes or short of fields."""
+    rows = (HEADER + '1704205800,"A""B",100,1\n'
+            '1704205801,"C,D",101,1\n'
+            '1704205802,"E\nF",102,1\n'
+            '1704205803,"G"x,103,1\n'
+            '1704205804,"H,I",104,1')
+    rc, out, err = run("replay", "--quiet", "--out", os.devnull,
+                       "--features-out", tmp("q_feat.csv"), "--rejects",
+                       tmp("q_rej.csv"), stdin=rows.encode())
+    check(rc == 0, f"quoted rows replay ({rc}: {err})")
+    feats = list(csv.DictReader(open(tmp("q_feat.csv"), newline="")))
+    check([r["symbol"] for r in feats] == ['A"B', "C,D", "E\nF", "H,I"],
+          f"quoted symbols read back: {[r['symbol'] for r in feats]}")
+    rej = list(csv.reader(open(tmp("q_rej.csv"), newline="")))
+    check(rej == [["line", "reason", "raw"],
+                  ["6", "bad_quoting", '1704205803,"G"x,103,1']],
+          f"rejects records: {rej}")
+    for cut, reason in (('1704205805,"J', "bad_quoting"),
+                        ("1704205805,J,105", "field_count"),
+                        ('1704205805,"J\n,1', "bad_quoting")):
+        rc, out, err = run("replay", "--quiet", "--out", os.devnull,
+                           "--rejects", tmp("cut_rej.csv"),
+                           stdin=(HEADER + "1704205800,A,100,1\n" + cut)
+                           .encode())
+        rej = list(csv.reader(open(tmp("cut_rej.csv"), newline="")))
+        check(rc == 0 and len(rej) == 2 and rej[1][1] == reason
+              and rej[1][2] == cut, f"cut last line {cut!r}: {rej} {err}")
+
+
 def main():
     tests = [v for k, v in sorted(globals().items())
              if k.startswith("test_") and callable(v)]

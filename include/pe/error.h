@@ -41,7 +41,8 @@ extern "C" {
   X(CONN, "connection error")                                                  \
   X(GAP, "entries missing from the stream")                                    \
   X(STATE, "operation not valid in this state")                                \
-  X(SYMNUL, "NUL byte in symbol")
+  X(SYMNUL, "NUL byte in symbol")                                              \
+  X(QUOTE, "quoted field not closed, or text after its closing quote")
 
 typedef enum pe_errno {
   PE_OK = 0,

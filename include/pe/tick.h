@@ -40,7 +40,8 @@ typedef struct pe_tick {
   X(SYMBOL_TOO_LONG, "symbol_too_long", PE_ESYMLEN)                            \
   X(SYMBOL_NUL, "symbol_nul", PE_ESYMNUL)                                      \
   X(OUT_OF_ORDER, "out_of_order", PE_EORDER)                                   \
-  X(LINE_TOO_LONG, "line_too_long", PE_ELINELEN)
+  X(LINE_TOO_LONG, "line_too_long", PE_ELINELEN)                               \
+  X(BAD_QUOTING, "bad_quoting", PE_EQUOTE)
 
 typedef enum pe_reject {
 #define PE__REJECT_ENUM(id, name, err) PE_REJECT_##id,
