@@ -80,6 +80,13 @@ void pe_file_id_of_fd(int fd, pe_file_id_t *id);
  * and writing /dev/null or a terminal at once is harmless. */
 int pe_file_id_same(const pe_file_id_t *a, const pe_file_id_t *b);
 
+/* A 64-bit digest of a file's bytes, continuing from seed (0 to start),
+ * read in 64 KiB pieces: what a snapshot records of a model file
+ * (pe_engine_config_t.model_digest). It tells files apart, it does not
+ * authenticate them. PE_ENOENT, PE_EIO; reason in err. */
+int pe_file_digest(const char *path, uint64_t seed, uint64_t *digest, char *err,
+                   size_t err_cap);
+
 /* The engine's snapshot (pe_engine_snapshot) written with
  * pe_file_write_atomic: what --state-out writes. */
 int pe_engine_save(const pe_engine_t *engine, const char *path, char *err,

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "pe/error.h"
 
 static int pe__io_fail(char *err, size_t cap, const char *what,
@@ -343,6 +344,34 @@ int pe_file_read_all(const char *path, void **data, size_t *len, char *err,
   *data = buf;
   *len = got;
   return PE_OK;
+}
+
+int pe_file_digest(const char *path, uint64_t seed, uint64_t *digest, char *err,
+                   size_t err_cap) {
+  *digest = seed;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int missing = errno == ENOENT;
+    int rc = pe__io_fail(err, err_cap, "read", path);
+    return missing ? PE_ENOENT : rc;
+  }
+  char buf[1 << 16];
+  int rc = PE_OK;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      rc = pe__io_fail(err, err_cap, "read", path);
+    }
+    if (n <= 0) {
+      break;
+    }
+    *digest = pe__hash64(buf, (size_t)n, *digest);
+  }
+  close(fd);
+  return rc;
 }
 
 int pe_engine_save(const pe_engine_t *engine, const char *path, char *err,
