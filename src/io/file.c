@@ -292,15 +292,25 @@ int pe_file_id_same(const pe_file_id_t *a, const pe_file_id_t *b) {
   return a->regular && b->regular && a->dev == b->dev && a->ino == b->ino;
 }
 
-int pe_file_read_all(const char *path, void **data, size_t *len, char *err,
-                     size_t err_cap) {
-  *data = NULL;
-  *len = 0;
+/* path opened for reading: the descriptor, or PE_ENOENT (no such file) or
+ * PE_EIO with the reason in err. */
+static int pe__open_read(const char *path, char *err, size_t err_cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int missing = errno == ENOENT;
     int rc = pe__io_fail(err, err_cap, "read", path);
     return missing ? PE_ENOENT : rc;
+  }
+  return fd;
+}
+
+int pe_file_read_all(const char *path, void **data, size_t *len, char *err,
+                     size_t err_cap) {
+  *data = NULL;
+  *len = 0;
+  int fd = pe__open_read(path, err, err_cap);
+  if (fd < 0) {
+    return fd;
   }
   struct stat st;
   size_t cap = 1u << 16;
@@ -349,11 +359,9 @@ int pe_file_read_all(const char *path, void **data, size_t *len, char *err,
 int pe_file_digest(const char *path, uint64_t seed, uint64_t *digest, char *err,
                    size_t err_cap) {
   *digest = seed;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = pe__open_read(path, err, err_cap);
   if (fd < 0) {
-    int missing = errno == ENOENT;
-    int rc = pe__io_fail(err, err_cap, "read", path);
-    return missing ? PE_ENOENT : rc;
+    return fd;
   }
   char buf[1 << 16];
   int rc = PE_OK;
