@@ -532,7 +532,8 @@ static void test_rfc4180_quoted_fields(void) {
       "1700000006,\"K\"L,16,7,z\n"                            /* 10 */
       "1700000007,M,17,8,\"x\" y\n"                           /* 11 */
       "1700000008,N,18,9\n"                                   /* 12 */
-      "1700000009,O,19,9,\"cut\nhere";                        /* 13-14 */
+      "\"1700000009\n\",P,20,1,\"q\nr\"\n"                    /* 13-15 */
+      "1700000009,O,19,9,\"cut\nhere";                        /* 16-17 */
   const char *want[] = {
       "2 tick 1700000000000000000 A\"B 10 1 -",
       "3 tick 1700000001000000000 C,D 11 2 -",
@@ -543,7 +544,8 @@ static void test_rfc4180_quoted_fields(void) {
       "10 reject bad_quoting [1700000006,\"K\"L,16,7,z]",
       "11 reject bad_quoting [1700000007,M,17,8,\"x\" y]",
       "12 reject field_count [1700000008,N,18,9]",
-      "13 reject bad_quoting [1700000009,O,19,9,\"cut\nhere]"};
+      "13 reject bad_timestamp [\"1700000009\n\",P,20,1,\"q\nr\"]",
+      "16 reject bad_quoting [1700000009,O,19,9,\"cut\nhere]"};
   static const size_t chunks[] = {0, 1, 2, 3, 5, 7, 16, 64};
   for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
     events_t e;

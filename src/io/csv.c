@@ -153,6 +153,7 @@ static const char *pe__record_end(pe_csv_t *c, const char *p, const char *end) {
     const char *nl = memchr(p, '\n', room);
     size_t span = nl != NULL ? (size_t)(nl - p) : room;
     if (nl != NULL && span <= room && memchr(p, '"', span) == NULL) {
+      c->qstate = PE__Q_START;
       return nl;
     }
   }
