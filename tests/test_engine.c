@@ -10,6 +10,8 @@
 #include "core/hash.h"
 #include "core/symstate.h"
 #include "core/symtab.h"
+#include "pe/core.h"
+#include "pe/defaults.h"
 #include "pe/error.h"
 #include "pe_test.h"
 
@@ -701,7 +703,36 @@ static void test_symbol_with_nul_is_rejected(void) {
   pe_engine_destroy(e);
 }
 
-PE_TEST_MAIN(PE_TEST(test_snapshot_settings_and_ranges),
+/* The engine and the columnar core start from pe/defaults.h; the stub
+ * backend's window too. */
+static void test_defaults_from_one_place(void) {
+  pe_engine_config_t c;
+  pe_engine_config_init(&c);
+  PE_CHECK_INT(c.max_symbols, 65536);
+  PE_CHECK_SAME(c.ema_fast_span, 19.0);
+  PE_CHECK_SAME(c.ema_slow_span, 39.0);
+  PE_CHECK_SAME(c.rules.volume_spike_multiplier, 2.0);
+  PE_CHECK_SAME(c.rules.ema_diff_threshold, 0.01);
+  PE_CHECK_INT(c.rules.signal_cooldown_ns, 30000000000LL);
+  PE_CHECK_SAME(c.model_threshold, 0.9);
+  PE_CHECK_STR(PE_DEFAULT_TEXT(PE_DEFAULT_VWAP_DIFF_THRESHOLD), "0.005");
+  pe_core_config_t k;
+  pe_core_config_init(&k);
+  PE_CHECK_SAME(k.ema_fast_span, c.ema_fast_span);
+  PE_CHECK_SAME(k.ema_slow_span, c.ema_slow_span);
+  pe_backend_options_t o;
+  memset(&o, 0, sizeof o);
+  pe_backend_t *b = NULL;
+  char err[256];
+  PE_CHECK_INT(pe_backend_open("stub", &o, &b, err, sizeof err), PE_OK);
+  if (b != NULL) {
+    PE_CHECK_INT(pe_backend_info(b)->window, PE_DEFAULT_MODEL_WINDOW);
+  }
+  pe_backend_close(b);
+}
+
+PE_TEST_MAIN(PE_TEST(test_defaults_from_one_place),
+             PE_TEST(test_snapshot_settings_and_ranges),
              PE_TEST(test_symbol_with_nul_is_rejected),
              PE_TEST(test_spike_breakout_signal),
              PE_TEST(test_lone_spike_is_below_threshold),

@@ -95,13 +95,14 @@ static void test_rejections(void) {
                 (const char *const[]){"node 0 (add0, Add)",
                                       "input 1 'ghost' is dangling", NULL});
   expect_reject("bad/opset.onnx", PE_EUNSUPPORTED,
-                (const char *const[]){"opset 9", "opsets 11 to 17", NULL});
+                (const char *const[]){"opset 9", "opsets 11 to 28", NULL});
   expect_reject(
       "bad/ir_version.onnx", PE_EUNSUPPORTED,
-      (const char *const[]){"IR version 11", "versions 3 to 10", NULL});
-  expect_reject("bad/external_data.onnx", PE_EUNSUPPORTED,
-                (const char *const[]){"initializer 'wx'", "external file",
-                                      "used by node 0 (mm_ext, MatMul)", NULL});
+      (const char *const[]){"IR version 15", "versions 3 to 14", NULL});
+  expect_reject("bad/external_data.onnx", PE_EIO,
+                (const char *const[]){
+                    "initializer 'wx'", "external data file 'weights.bin'",
+                    "cannot open it", "used by node 0 (mm_ext, MatMul)", NULL});
   expect_reject("bad/batch_reshape.onnx", PE_EUNSUPPORTED,
                 (const char *const[]){"node 0 (reshape_all, Reshape)",
                                       "merge or split the batch", NULL});
@@ -171,6 +172,113 @@ static void test_bad_files(void) {
     b[i] ^= 0x5a;
   }
   free(b);
+}
+
+/* The external data of bad/external_data.onnx (MatMul by wx, 8x4 floats
+ * in 'weights.bin') supplied from memory. */
+static float ext_w[32];
+static char ext_loc[64];
+static size_t ext_len = sizeof ext_w;
+
+static int ext_data(void *ctx, const char *loc, const void **data, size_t *len,
+                    char *why, size_t why_cap) {
+  (void)why;
+  (void)why_cap;
+  snprintf(ext_loc, sizeof ext_loc, "%s", loc);
+  *data = ctx;
+  *len = ext_len;
+  return PE_OK;
+}
+
+static void test_external_from_memory(void) {
+  size_t len = 0;
+  unsigned char *b = read_file(model_path("bad/external_data.onnx"), &len);
+  CHECK(b != NULL);
+  if (b == NULL) {
+    return;
+  }
+  pe_model_t *m = NULL;
+  char err[512];
+  /* a buffer alone has no folder to find the data in */
+  int rc = pe_model_load_buffer(b, len, "mem.onnx", NULL, &m, err, sizeof err);
+  CHECK(rc == PE_EUNSUPPORTED && m == NULL);
+  CHECK(strstr(err, "mem.onnx: initializer 'wx'") != NULL);
+  CHECK(strstr(err, "memory buffer") != NULL);
+  for (int k = 0; k < 32; k++) {
+    ext_w[k] = (float)(k % 7) - 2.5f;
+  }
+  /* a short blob is refused, naming the tensor */
+  ext_len = sizeof ext_w - 4;
+  rc = pe_model_load_buffer_data(b, len, "mem.onnx", NULL, ext_data, ext_w, &m,
+                                 err, sizeof err);
+  CHECK(rc == PE_EMODEL && m == NULL);
+  CHECK(strstr(err, "initializer 'wx': external data holds 124 bytes") != NULL);
+  ext_len = sizeof ext_w;
+  rc = pe_model_load_buffer_data(b, len, "mem.onnx", NULL, ext_data, ext_w, &m,
+                                 err, sizeof err);
+  CHECK(rc == PE_OK);
+  CHECK(strcmp(ext_loc, "weights.bin") == 0);
+  free(b);
+  if (rc != PE_OK) {
+    fprintf(stderr, "%s\n", err);
+    return;
+  }
+  pe_model_ctx_t *ctx = NULL;
+  CHECK(pe_model_ctx_create(m, 4, &ctx) == PE_OK);
+  float x[2][8], y[2][4];
+  for (int i = 0; i < 16; i++) {
+    x[i / 8][i % 8] = (float)i * 0.25f - 1.0f;
+  }
+  CHECK(pe_model_run(ctx, &x[0][0], 2, &y[0][0]) == PE_OK);
+  for (int n = 0; n < 2; n++) {
+    for (int j = 0; j < 4; j++) {
+      double want = 0;
+      for (int k = 0; k < 8; k++) {
+        want += (double)x[n][k] * ext_w[k * 4 + j];
+      }
+      CHECK(fabs(y[n][j] - want) < 1e-5);
+    }
+  }
+  pe_model_ctx_destroy(ctx);
+  pe_model_destroy(m);
+}
+
+/* Several runtime inputs: described, refused by pe_model_run, run by
+ * pe_model_run_inputs (y = a + 2 * b). */
+static void test_two_inputs(void) {
+  pe_model_t *m = NULL;
+  char err[512];
+  int rc = pe_model_load_file(model_path("multi/two_inputs.onnx"), NULL, &m,
+                              err, sizeof err);
+  CHECK(rc == PE_OK);
+  if (rc != PE_OK) {
+    fprintf(stderr, "%s\n", err);
+    return;
+  }
+  const pe_model_desc_t *d = pe_model_desc(m);
+  CHECK(d->n_inputs == 2 && d->opset == 20);
+  CHECK(strcmp(d->inputs[0].name, "a") == 0 &&
+        strcmp(d->inputs[1].name, "b") == 0);
+  CHECK(strcmp(d->input.name, "a") == 0);
+  CHECK(d->inputs[1].dtype == PE_MODEL_FLOAT32 && d->inputs[1].numel == 4 &&
+        d->inputs[1].batch_axis == 0 && d->inputs[1].dims[0] == -1);
+  pe_model_ctx_t *ctx = NULL;
+  CHECK(pe_model_ctx_create(m, 2, &ctx) == PE_OK);
+  float a[12], b[12], y[12];
+  for (int i = 0; i < 12; i++) {
+    a[i] = (float)i;
+    b[i] = 0.5f * (float)(i % 5) - 1.0f;
+    y[i] = -99.0f;
+  }
+  CHECK(pe_model_run(ctx, a, 3, y) == PE_EINVAL);
+  const void *ins[2] = {a, b};
+  CHECK(pe_model_run_inputs(ctx, ins, 1, 3, y) == PE_EINVAL);
+  CHECK(pe_model_run_inputs(ctx, ins, 2, 3, y) == PE_OK);
+  for (int i = 0; i < 12; i++) {
+    CHECK(y[i] == a[i] + 2.0f * b[i]);
+  }
+  pe_model_ctx_destroy(ctx);
+  pe_model_destroy(m);
 }
 
 static void test_describe(void) {
@@ -332,10 +440,10 @@ static void test_backend(void) {
   } else {
     fprintf(stderr, "%s\n", err);
   }
-  /* no pe.features: refused, then accepted with --model-features */
+  /* no pe.features: refused, then accepted with a feature list */
   o.model_path = model_path("mlp_gemm.onnx");
   CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_EINVAL);
-  CHECK(strstr(err, "--model-features") != NULL);
+  CHECK(strstr(err, "need a model feature list") != NULL);
   o.model_features = "log_return";
   CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_OK);
   pe_backend_close(b);
@@ -351,7 +459,50 @@ static void test_backend(void) {
   pe_backend_close(b);
   o.model_path = NULL;
   CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_EINVAL);
-  CHECK(strstr(err, "--model PATH") != NULL);
+  CHECK(strstr(err, "no model path") != NULL);
+  /* pe.window is read whole: a suffix or a count past 2^32 is refused, not
+   * cut to the 32 the input holds */
+  const char *windows[] = {"bad/window_suffix.onnx", "bad/window_wraps.onnx"};
+  for (int i = 0; i < 2; i++) {
+    o.model_path = model_path(windows[i]);
+    b = NULL;
+    CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_ESHAPE);
+    CHECK(b == NULL);
+    CHECK(strstr(err, "pe.window=") != NULL &&
+          strstr(err, "not a positive whole number") != NULL);
+    pe_backend_close(b);
+  }
+}
+
+/* The kernels are a choice passed in (no environment is read): the summary
+ * and the model's plan follow it, and an unknown name is refused. */
+static void test_backend_kernels(void) {
+  const pe_backend_ops_t *cpu = pe_backend_find("cpu");
+  CHECK(cpu != NULL);
+  if (cpu == NULL) {
+    return;
+  }
+  pe_backend_options_t o;
+  memset(&o, 0, sizeof o);
+  char line[256];
+  o.kernels = "generic";
+  cpu->summary(&o, line, sizeof line);
+  CHECK(strcmp(line,
+               "ONNX models (opsets 11-17) on the CPU; kernels generic") == 0);
+  cpu->summary(NULL, line, sizeof line);
+  CHECK(strstr(line, "; kernels ") != NULL && strstr(line, "unknown") == NULL);
+  o.model_path = model_path("cnn_toy.onnx");
+  o.kernels = "sse9";
+  pe_backend_t *b = NULL;
+  char err[512];
+  CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_EINVAL);
+  CHECK(b == NULL && strstr(err, "sse9") != NULL);
+  o.kernels = "generic";
+  CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_OK);
+  pe_backend_close(b);
+  pe_kernels_t k = PE_KERNELS_AVX2;
+  CHECK(pe_kernels_parse("avx512", &k) == PE_OK && k == PE_KERNELS_AVX512);
+  CHECK(pe_kernels_parse("AVX2", &k) == PE_EINVAL && k == PE_KERNELS_AVX512);
 }
 
 static void test_npy(void) {
@@ -427,6 +578,8 @@ int main(void) {
   test_rejections();
   test_regressions();
   test_bad_files();
+  test_external_from_memory();
+  test_two_inputs();
   test_describe();
   const char *models[] = {"cnn_toy.onnx",          "mlp_gemm.onnx",
                           "conv_odd.onnx",         "gru.onnx",
@@ -438,6 +591,7 @@ int main(void) {
     test_batches(models[i], PE_KERNELS_AVX2);
   }
   test_backend();
+  test_backend_kernels();
   test_npy();
   if (failures) {
     fprintf(stderr, "test_model: %d failures\n", failures);

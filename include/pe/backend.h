@@ -5,7 +5,10 @@
  * step first), the layout of a PyTorch Conv1d input; output is
  * [batch][n_outputs] float32.
  *
- * Backends are registered from one list (src/backends/registry.c). The `stub`
+ * The interface and the handle belong to the core library (src/core/
+ * backend.c): the engine runs a model only through a pe_backend_t, whatever
+ * backend made it. The registry (src/backends/registry.c) holds the backends
+ * of this build, from one list (PE_BACKENDS in CMakeLists.txt). The `stub`
  * backend is always built; others depend on build options, and
  * `pattern-engine --version` lists what is compiled in. */
 #ifndef PE_BACKEND_H
@@ -20,7 +23,7 @@ extern "C" {
 
 /* Bumped on any change to pe_backend_ops_t or pe_model_info_t. A backend
  * whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 1
+#define PE_BACKEND_ABI_VERSION 2
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -55,9 +58,12 @@ typedef struct pe_backend_options {
   const char *model_features; /* "a,b,c": overrides the model's declared
                                  features; NULL to use them */
   uint32_t window;            /* W for backends whose model does not fix it;
-                                 0 means 32 */
+                                 0 means PE_DEFAULT_MODEL_WINDOW */
   uint32_t max_batch;         /* largest batch the caller will run; 0 = 1 */
   uint32_t threads;           /* worker threads, 0 = backend default */
+  const char *kernels;        /* kernel family for backends that have several
+                                 ("generic", "avx2", "avx512"; capped by the
+                                 CPU); NULL for the best there is */
 } pe_backend_options_t;
 
 /* The methods a backend implements. `self` is the backend's own instance.
@@ -65,7 +71,9 @@ typedef struct pe_backend_options {
 typedef struct pe_backend_ops {
   uint32_t abi_version; /* PE_BACKEND_ABI_VERSION */
   const char *name;     /* "stub", "cpu", ... */
-  const char *summary;  /* one line for --version and help */
+  /* One line for --version and help, written into buf (cut to cap): what
+   * the backend runs and, with opts (NULL: the defaults), how. */
+  void (*summary)(const pe_backend_options_t *opts, char *buf, size_t cap);
   int (*open)(const pe_backend_options_t *opts, void **self, char *err,
               size_t err_cap);
   int (*describe)(void *self, pe_model_info_t *info);
@@ -76,17 +84,17 @@ typedef struct pe_backend_ops {
   void (*close)(void *self);
 } pe_backend_ops_t;
 
-/* The registry: backends compiled into this build, in a fixed order. */
-size_t pe_backend_count(void);
-const pe_backend_ops_t *pe_backend_at(size_t index);
-const pe_backend_ops_t *pe_backend_find(const char *name);
-
 typedef struct pe_backend pe_backend_t;
 
-/* Opens backend `name` and resolves the model's features. On failure *out is
- * NULL and err holds one line naming the file and the reason. */
-int pe_backend_open(const char *name, const pe_backend_options_t *opts,
-                    pe_backend_t **out, char *err, size_t err_cap);
+/* ---- The handle (core) ------------------------------------------------- */
+
+/* Opens the backend of an ops table and resolves the model's features.
+ * PE_EVERSION when ops->abi_version is not PE_BACKEND_ABI_VERSION. On
+ * failure *out is NULL and err holds one line naming the file and the
+ * reason. */
+int pe_backend_open_ops(const pe_backend_ops_t *ops,
+                        const pe_backend_options_t *opts, pe_backend_t **out,
+                        char *err, size_t err_cap);
 
 /* Valid until pe_backend_close. */
 const pe_model_info_t *pe_backend_info(const pe_backend_t *backend);
@@ -100,6 +108,17 @@ const char *pe_backend_errmsg(const pe_backend_t *backend);
 
 /* NULL is a no-op. */
 void pe_backend_close(pe_backend_t *backend);
+
+/* ---- The registry (src/backends) ---------------------------------------
+ * The backends compiled into this build, in a fixed order. */
+size_t pe_backend_count(void);
+const pe_backend_ops_t *pe_backend_at(size_t index);
+const pe_backend_ops_t *pe_backend_find(const char *name);
+
+/* pe_backend_open_ops of the backend called `name`; PE_ENOENT, with the
+ * names this build has in err, when there is none. */
+int pe_backend_open(const char *name, const pe_backend_options_t *opts,
+                    pe_backend_t **out, char *err, size_t err_cap);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,10 @@ static inline uint64_t pe_cycles(void) { return __builtin_ia32_rdtsc(); }
 static inline uint64_t pe_cycles(void) { return pe_clock_ns(); }
 #endif
 
-/* Counter ticks per nanosecond, measured once (about 20 ms) on first call. */
+/* Counter ticks per nanosecond. Measured once, over 20 ms of wall time, by
+ * the first call in the process; calls from other threads meanwhile wait for
+ * that one measurement, and every call returns the same value. Call it once
+ * before timing anything so that no timed section pays for it. */
 double pe_cycles_per_ns(void);
 
 #ifdef __cplusplus

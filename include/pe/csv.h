@@ -50,7 +50,8 @@ typedef struct pe_csv_row {
   size_t len;
 } pe_csv_row_t;
 
-/* Callbacks. A non-zero return stops pe_csv_feed, which returns that value.
+/* Callbacks. They return PE_CONTINUE, or a positive value that stops
+ * pe_csv_feed, which returns that value (see PE_STOP in pe/error.h).
  * `line` is the raw line (without its newline), valid during the call only;
  * line_no counts from 1 and includes the header and blank lines. */
 typedef struct pe_csv_handler {
@@ -86,8 +87,8 @@ int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out);
 void pe_csv_destroy(pe_csv_t *csv);
 
 /* Parses every complete line in data; keeps a trailing partial line for the
- * next call. Returns PE_OK, a callback's non-zero value, or PE_EHEADER when
- * the header lacks a required column (see pe_csv_errmsg). */
+ * next call. Returns PE_OK, a callback's stop value (positive), or
+ * PE_EHEADER when the header lacks a required column (see pe_csv_errmsg). */
 int pe_csv_feed(pe_csv_t *csv, const char *data, size_t len,
                 const pe_csv_handler_t *handler);
 

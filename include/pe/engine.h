@@ -147,8 +147,8 @@ int pe_engine_push(pe_engine_t *engine, const pe_tick_t *tick,
 
 /* Called by pe_engine_push_batch after a push: i is the tick's index in
  * the batch, rc and *out what pe_engine_push would have returned and filled
- * (*out is overwritten by the next push). A non-zero return stops the
- * batch. */
+ * (*out is overwritten by the next push). PE_CONTINUE goes on; a positive
+ * value (PE_STOP, or the caller's own) stops the batch. */
 typedef int (*pe_engine_each_t)(void *ctx, uint32_t i, int rc,
                                 const pe_tick_out_t *out);
 
@@ -165,9 +165,9 @@ typedef int (*pe_engine_each_t)(void *ctx, uint32_t i, int rc,
  * symbols need (table slots, then keys and states) starts loading, so that
  * the loads overlap instead of stalling one push after another. After a
  * push that was rejected or made signals (after every push, with
- * PE_ENGINE_EACH_ALL), calls each(ctx, i, rc, out). Returns 0 when every
- * tick was pushed, else the non-zero value that `each` returned, which
- * stopped the batch; *pushed gets how many were pushed.
+ * PE_ENGINE_EACH_ALL), calls each(ctx, i, rc, out). Returns PE_CONTINUE
+ * (0) when every tick was pushed, else the value that `each` returned,
+ * which stopped the batch; *pushed gets how many were pushed.
  *
  * With push_cycles non-NULL, push_cycles[i] gets the cycle-counter ticks
  * (pe_cycles) that tick i's own push took, read once per tick: from the end

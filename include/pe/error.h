@@ -12,46 +12,57 @@
 extern "C" {
 #endif
 
-/* X(name, text): the code is PE_E##name. */
+/* X(name, value, text): the code is PE_E##name = value. Each code keeps its
+ * value for good: a new code takes a value no code has had (the next free
+ * one is -970), and no code is renumbered or its value reused. pe_strerror
+ * and pe_errname find a code by its value, not its place in the list.
+ * tests/test_error.c checks that the values are distinct and unchanged. */
 #define PE_ERRNO_MAP(X)                                                        \
-  X(INVAL, "invalid argument")                                                 \
-  X(NOMEM, "out of memory")                                                    \
-  X(FULL, "capacity reached")                                                  \
-  X(IO, "input/output error")                                                  \
-  X(NOENT, "no such file or entry")                                            \
-  X(FIELDS, "wrong field count")                                               \
-  X(NUMBER, "unparsable number")                                               \
-  X(TIMESTAMP, "unparsable timestamp")                                         \
-  X(PRICE, "price not finite and positive")                                    \
-  X(VOLUME, "volume negative or not finite")                                   \
-  X(SYMBOL, "empty symbol")                                                    \
-  X(SYMLEN, "symbol too long")                                                 \
-  X(ORDER, "timestamp earlier than the symbol's previous tick")                \
-  X(LINELEN, "line too long")                                                  \
-  X(HEADER, "bad header")                                                      \
-  X(NODATA, "no valid rows")                                                   \
-  X(PARSE, "parse error")                                                      \
-  X(UNSUPPORTED, "not supported")                                              \
-  X(SHAPE, "shape mismatch")                                                   \
-  X(MODEL, "invalid model")                                                    \
-  X(BACKEND, "backend error")                                                  \
-  X(CORRUPT, "corrupt data")                                                   \
-  X(VERSION, "version mismatch")                                               \
-  X(AGAIN, "try again")                                                        \
-  X(CONN, "connection error")                                                  \
-  X(GAP, "entries missing from the stream")                                    \
-  X(STATE, "operation not valid in this state")                                \
-  X(SYMNUL, "NUL byte in symbol")                                              \
-  X(QUOTE, "quoted field not closed, or text after its closing quote")
+  X(INVAL, -999, "invalid argument")                                           \
+  X(NOMEM, -998, "out of memory")                                              \
+  X(FULL, -997, "capacity reached")                                            \
+  X(IO, -996, "input/output error")                                            \
+  X(NOENT, -995, "no such file or entry")                                      \
+  X(FIELDS, -994, "wrong field count")                                         \
+  X(NUMBER, -993, "unparsable number")                                         \
+  X(TIMESTAMP, -992, "unparsable timestamp")                                   \
+  X(PRICE, -991, "price not finite and positive")                              \
+  X(VOLUME, -990, "volume negative or not finite")                             \
+  X(SYMBOL, -989, "empty symbol")                                              \
+  X(SYMLEN, -988, "symbol too long")                                           \
+  X(ORDER, -987, "timestamp earlier than the symbol's previous tick")          \
+  X(LINELEN, -986, "line too long")                                            \
+  X(HEADER, -985, "bad header")                                                \
+  X(NODATA, -984, "no valid rows")                                             \
+  X(PARSE, -983, "parse error")                                                \
+  X(UNSUPPORTED, -982, "not supported")                                        \
+  X(SHAPE, -981, "shape mismatch")                                             \
+  X(MODEL, -980, "invalid model")                                              \
+  X(BACKEND, -979, "backend error")                                            \
+  X(CORRUPT, -978, "corrupt data")                                             \
+  X(VERSION, -977, "version mismatch")                                         \
+  X(AGAIN, -976, "try again")                                                  \
+  X(CONN, -975, "connection error")                                            \
+  X(GAP, -974, "entries missing from the stream")                              \
+  X(STATE, -973, "operation not valid in this state")                         \
+  X(SYMNUL, -972, "NUL byte in symbol")                                        \
+  X(QUOTE, -971, "quoted field not closed, or text after its closing quote")
 
 typedef enum pe_errno {
   PE_OK = 0,
-  PE__ERRNO_BASE = -1000,
-#define PE__ERRNO_ENUM(name, text) PE_E##name,
+#define PE__ERRNO_ENUM(name, value, text) PE_E##name = value,
   PE_ERRNO_MAP(PE__ERRNO_ENUM)
 #undef PE__ERRNO_ENUM
-      PE__ERRNO_END
 } pe_errno_t;
+
+/* What a callback (a parser's on_tick or on_reject, the engine's `each`)
+ * returns to the loop that called it. PE_CONTINUE goes on; a positive value
+ * stops the loop, which returns that value unchanged, so the caller tells
+ * its own stop (PE_STOP, or any positive value of its own) from the loop's
+ * errors, which are negative PE_E* codes. A callback returns no PE_E* code:
+ * a reason it stops is kept in its own context. */
+#define PE_CONTINUE 0
+#define PE_STOP 1
 
 /* Short text for a code ("parse error"); "unknown error" for anything else.
  * The string is static. */

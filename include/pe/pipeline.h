@@ -52,11 +52,12 @@ int pe_source_open(const pe_source_options_t *options, pe_source_t **out,
                    char *err, size_t err_cap);
 
 /* Reads the input to its end and feeds it to the parser: PE_OK at the end,
- * the non-zero value a callback returned to stop, PE_EHEADER (a header that
- * lacks a required column) or PE_EIO (a failed read, or a regular file
- * that shrank while it was read), with the message in pe_source_errmsg.
- * Read with read(2), never mapped: a file truncated underneath is an
- * error, not a signal. Call once. */
+ * the positive value a callback returned to stop (PE_STOP, pe/error.h),
+ * PE_EHEADER (a header that lacks a required column), PE_EIO (a failed
+ * read, or a regular file that shrank while it was read) or PE_EAGAIN
+ * (stopped by options.stop), with the message in pe_source_errmsg. Read
+ * with read(2), never mapped: a file truncated underneath is an error, not
+ * a signal. Call once. */
 int pe_source_run(pe_source_t *source, const pe_csv_batch_handler_t *handler);
 
 /* "<stdin>" for standard input, else the path. */

@@ -54,8 +54,13 @@ typedef enum pe_reject {
 const char *pe_reject_name(int reason);
 
 /* The reason an error code stands for, or -1 when the code is not a row
- * rejection (PE_ENOMEM, PE_EFULL, ...). */
+ * rejection (PE_ENOMEM, PE_EFULL, ...): not an index as it stands. */
 int pe_reject_from_error(int err);
+
+/* Counts a rejection: adds one to counts[reason] for the reason err stands
+ * for and returns the reason; returns -1 and leaves counts alone when err is
+ * not a row rejection. The way to index counters by an error code. */
+int pe_reject_count(uint64_t counts[PE_REJECT_COUNT], int err);
 
 /* Fills in the symbol of a tick. Returns PE_ESYMBOL when len is 0,
  * PE_ESYMLEN when it is over PE_SYMBOL_MAX and PE_ESYMNUL when it holds a

@@ -9,14 +9,17 @@
  *   pe.window    window length (checked against the input shape)
  *   pe.classes   comma-separated class names, one per output value
  *   pe.output    logits | probs | raw (default logits with classes, else raw)
- * A model without pe.features is opened with --model-features, which
- * src/backends/registry.c applies. One instance is one context: threads that
- * share a loaded model use include/pe/model.h directly. */
+ * A model without pe.features is opened with a feature list
+ * (pe_backend_options_t.model_features), which the handle applies
+ * (src/core/backend.c). opts->kernels picks the kernels ("generic", "avx2",
+ * "avx512"; NULL for the best the CPU has). One instance is one context:
+ * threads that share a loaded model use include/pe/model.h directly. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backends/backends.h"
+#include "model/kernel_level.h"
 #include "pe/error.h"
 #include "pe/model.h"
 
@@ -68,12 +71,35 @@ static int pe__cpu_fail(pe__cpu_t *c, char *err, size_t cap, int rc,
   return rc;
 }
 
+/* A dimension of the input as a count of at most max; 0 when it is not one
+ * (dynamic, zero, negative or too large). */
+static uint32_t pe__dim(int64_t v, uint32_t max) {
+  return v >= 1 && v <= (int64_t)max ? (uint32_t)v : 0;
+}
+
+/* The kernel choice of opts (NULL: the best there is). */
+static int pe__cpu_kernels(const pe_backend_options_t *opts,
+                           pe_kernels_t *out) {
+  *out = PE_KERNELS_AUTO;
+  return opts == NULL || opts->kernels == NULL
+             ? PE_OK
+             : pe_kernels_parse(opts->kernels, out);
+}
+
 static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
                         char *err, size_t err_cap) {
   *self = NULL;
   if (opts->model_path == NULL) {
     snprintf(err, err_cap,
-             "the cpu backend runs an ONNX model: give --model PATH");
+             "the cpu backend runs an ONNX model, and no model path was given");
+    return PE_EINVAL;
+  }
+  pe_model_options_t mo = {PE_KERNELS_AUTO};
+  if (pe__cpu_kernels(opts, &mo.kernels) != PE_OK) {
+    snprintf(err, err_cap,
+             "cpu backend: kernels '%.60s' are not auto, generic, avx2 or "
+             "avx512",
+             opts->kernels);
     return PE_EINVAL;
   }
   pe__cpu_t *c = calloc(1, sizeof *c);
@@ -82,7 +108,7 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
     return PE_ENOMEM;
   }
   const char *path = opts->model_path;
-  int rc = pe_model_load_file(path, NULL, &c->model, err, err_cap);
+  int rc = pe_model_load_file(path, &mo, &c->model, err, err_cap);
   if (rc != PE_OK) {
     free(c);
     return rc;
@@ -91,18 +117,38 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
   pe_model_info_t *info = &c->info;
   char msg[256];
   const pe_model_tensor_t *in = &d->input;
+  if (d->n_inputs != 1 || in->dtype != PE_MODEL_FLOAT32) {
+    snprintf(msg, sizeof msg,
+             "the model takes %d inputs ('%s'%s, %s); the engine feeds one "
+             "float32 window input (run the model itself with `pattern-engine "
+             "infer --input NAME=FILE.npy ...`)",
+             d->n_inputs, in->name, d->n_inputs > 1 ? " first" : "",
+             in->dtype == PE_MODEL_FLOAT32 ? "float32" : "not float32");
+    return pe__cpu_fail(c, err, err_cap, PE_EUNSUPPORTED, path, msg);
+  }
   const char *win_s = pe_model_meta(c->model, "pe.window");
-  long win_meta = win_s ? strtol(win_s, NULL, 10) : 0;
+  uint32_t win_meta = 0;
+  if (win_s != NULL) {
+    char *end = NULL;
+    long v = strtol(win_s, &end, 10);
+    win_meta = end != win_s && *end == '\0' ? pe__dim(v, UINT32_MAX) : 0;
+    if (win_meta == 0) {
+      snprintf(msg, sizeof msg,
+               "metadata pe.window='%.60s' is not a positive whole number",
+               win_s);
+      return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, msg);
+    }
+  }
   if (in->rank == 3) {
-    info->n_features = (uint32_t)in->dims[1];
-    info->window = (uint32_t)in->dims[2];
+    info->n_features = pe__dim(in->dims[1], UINT32_MAX);
+    info->window = pe__dim(in->dims[2], UINT32_MAX);
   } else if (in->rank == 2) {
-    int64_t v = in->dims[1];
+    uint32_t v = pe__dim(in->dims[1], UINT32_MAX);
     if (win_meta > 0 && v % win_meta == 0) {
-      info->window = (uint32_t)win_meta;
-      info->n_features = (uint32_t)(v / win_meta);
+      info->window = win_meta;
+      info->n_features = v / win_meta;
     } else {
-      info->window = (uint32_t)v;
+      info->window = v;
       info->n_features = 1;
     }
   } else {
@@ -112,7 +158,13 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
              in->name, in->rank);
     return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, msg);
   }
-  if (win_s != NULL && (win_meta <= 0 || (uint32_t)win_meta != info->window)) {
+  if (info->n_features == 0 || info->window == 0) {
+    snprintf(msg, sizeof msg,
+             "input '%s' has a dimension that is not a count from 1 to %u",
+             in->name, UINT32_MAX);
+    return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, msg);
+  }
+  if (win_s != NULL && win_meta != info->window) {
     snprintf(msg, sizeof msg,
              "metadata pe.window=%s but the input '%s' holds windows of %u",
              win_s, in->name, info->window);
@@ -207,17 +259,14 @@ static void pe__cpu_close(void *self) {
   free(c);
 }
 
-/* The summary names the kernels this CPU will run, so `--version` says it.
- * Filled before main by a constructor; the ops struct stays constant. */
-static char pe__cpu_summary[128] = "ONNX models (opsets 11-17) on the CPU";
-
-int pe__kernels_level(pe_kernels_t k);
-const char *pe__kernels_name(int level);
-
-__attribute__((constructor)) static void pe__cpu_summary_init(void) {
-  snprintf(pe__cpu_summary, sizeof pe__cpu_summary,
-           "ONNX models (opsets 11-17) on the CPU; kernels %s",
-           pe__kernels_name(pe__kernels_level(PE_KERNELS_AUTO)));
+/* Names the kernels this CPU runs for the choice in opts, so that
+ * `--version` says it. */
+static void pe__cpu_summary(const pe_backend_options_t *opts, char *buf,
+                            size_t cap) {
+  pe_kernels_t k;
+  int level = pe__cpu_kernels(opts, &k) == PE_OK ? pe__kernels_level(k) : -1;
+  snprintf(buf, cap, "ONNX models (opsets 11-17) on the CPU; kernels %s",
+           level < 0 ? "(unknown choice)" : pe__kernels_name(level));
 }
 
 const pe_backend_ops_t pe_backend_cpu_ops = {

@@ -5,14 +5,15 @@
  * first channel, and outputs the probabilities softmax(0, x - 3, -x - 3) of
  * the classes none, up, down. With the default channel return_z, "up" wins
  * on a return more than about 3 standard deviations above zero. Window
- * length: opts->window (default 32); channels: opts->model_features (default
- * return_z). */
+ * length: opts->window (default PE_DEFAULT_MODEL_WINDOW, 32); channels:
+ * opts->model_features (default return_z). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backends/backends.h"
+#include "pe/defaults.h"
 #include "pe/error.h"
 
 typedef struct pe__stub {
@@ -28,7 +29,7 @@ static int pe__stub_open(const pe_backend_options_t *opts, void **self,
     return PE_ENOMEM;
   }
   pe_model_info_t *info = &s->info;
-  info->window = opts->window ? opts->window : 32;
+  info->window = opts->window ? opts->window : PE_DEFAULT_MODEL_WINDOW;
   info->n_features = 1;
   if (opts->model_features != NULL) {
     uint32_t n = 1;
@@ -83,10 +84,17 @@ static const char *pe__stub_errmsg(void *self) {
 
 static void pe__stub_close(void *self) { free(self); }
 
+static void pe__stub_summary(const pe_backend_options_t *opts, char *buf,
+                             size_t cap) {
+  (void)opts;
+  snprintf(buf, cap,
+           "fixed function of the newest window value; no model file");
+}
+
 const pe_backend_ops_t pe_backend_stub_ops = {
     .abi_version = PE_BACKEND_ABI_VERSION,
     .name = "stub",
-    .summary = "fixed function of the newest window value; no model file",
+    .summary = pe__stub_summary,
     .open = pe__stub_open,
     .describe = pe__stub_describe,
     .run = pe__stub_run,

@@ -24,7 +24,7 @@ static pe_cli_flag_t pe__bench_flags[] = {
      NULL},
     {"threads", "N", NULL, "1",
      "threads, each with its own context over the one loaded model", NULL},
-    {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
+    {"kernels", "NAME", PE_CLI_KERNELS_ENV, "auto",
      "kernels: auto, generic, avx2 or avx512", NULL},
 };
 

@@ -11,7 +11,13 @@
 #include <stdio.h>
 
 #include "pe/backend.h"
+#include "pe/defaults.h"
 #include "pe/engine.h"
+
+/* The environment variable that picks the cpu backend's kernels when no
+ * --kernels flag does: the library reads no environment, so the commands
+ * pass its value on (pe_backend_options_t.kernels). */
+#define PE_CLI_KERNELS_ENV "PE_CPU_KERNELS"
 
 /* Exit codes. */
 #define PE_EXIT_OK 0
@@ -72,21 +78,31 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
   {"max-symbols",                                                              \
    "N",                                                                        \
    NULL,                                                                       \
-   "65536",                                                                    \
+   PE_DEFAULT_TEXT(PE_DEFAULT_MAX_SYMBOLS),                                    \
    "capacity of the symbol table, fixed at start",                             \
    NULL},                                                                      \
-      {"ema-fast-span", "N", NULL, "19", "span of the fast price EMA", NULL},  \
-      {"ema-slow-span", "N", NULL, "39", "span of the slow price EMA", NULL},  \
+      {"ema-fast-span",                                                        \
+       "N",                                                                    \
+       NULL,                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_EMA_FAST_SPAN),                              \
+       "span of the fast price EMA",                                           \
+       NULL},                                                                  \
+      {"ema-slow-span",                                                        \
+       "N",                                                                    \
+       NULL,                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_EMA_SLOW_SPAN),                              \
+       "span of the slow price EMA",                                           \
+       NULL},                                                                  \
       {"ema-td-half-life",                                                     \
        "SECONDS",                                                              \
        NULL,                                                                   \
-       "60",                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_EMA_TD_HALF_LIFE_S),                         \
        "half-life of the time-decayed price EMA (ema_td_dev)",                 \
        NULL},                                                                  \
       {"vwap-window",                                                          \
        "SECONDS",                                                              \
        NULL,                                                                   \
-       "300",                                                                  \
+       PE_DEFAULT_TEXT(PE_DEFAULT_VWAP_WINDOW_S),                              \
        "span of the rolling VWAP (vwap_roll_dev)",                             \
        NULL},                                                                  \
       {"session-reset",                                                        \
@@ -98,53 +114,54 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
       {"ema-diff-threshold",                                                   \
        "X",                                                                    \
        "EMA_DIFF_THRESHOLD",                                                   \
-       "0.01",                                                                 \
+       PE_DEFAULT_TEXT(PE_DEFAULT_EMA_DIFF_THRESHOLD),                         \
        "ema_crossover fires when |fast - slow| / slow > X",                    \
        NULL},                                                                  \
       {"vwap-diff-threshold",                                                  \
        "X",                                                                    \
        "VWAP_DIFF_THRESHOLD",                                                  \
-       "0.005",                                                                \
+       PE_DEFAULT_TEXT(PE_DEFAULT_VWAP_DIFF_THRESHOLD),                        \
        "vwap_deviation fires when |price - vwap| / vwap > X",                  \
        NULL},                                                                  \
       {"volume-ema-alpha",                                                     \
        "A",                                                                    \
        "VOLUME_EMA_ALPHA",                                                     \
-       "0.1",                                                                  \
+       PE_DEFAULT_TEXT(PE_DEFAULT_VOLUME_EMA_ALPHA),                           \
        "alpha of the EMA of previous sizes (volume_spike)",                    \
        NULL},                                                                  \
       {"volume-spike-multiplier",                                              \
        "X",                                                                    \
        "VOLUME_SPIKE_MULTIPLIER",                                              \
-       "2.0",                                                                  \
+       PE_DEFAULT_TEXT(PE_DEFAULT_VOLUME_SPIKE_MULTIPLIER),                    \
        "volume_spike fires when size > X times that EMA",                      \
        NULL},                                                                  \
       {"breakout-sigma",                                                       \
        "X",                                                                    \
        "BREAKOUT_SIGMA",                                                       \
-       "2.0",                                                                  \
+       PE_DEFAULT_TEXT(PE_DEFAULT_BREAKOUT_SIGMA),                             \
        "volatility_breakout fires when |log return| > X EW std devs",          \
        NULL},                                                                  \
       {"breakout-min-returns",                                                 \
        "N",                                                                    \
        "BREAKOUT_MIN_RETURNS",                                                 \
-       "5",                                                                    \
+       PE_DEFAULT_TEXT(PE_DEFAULT_BREAKOUT_MIN_RETURNS),                       \
        "returns a symbol needs before volatility_breakout can fire",           \
        NULL},                                                                  \
       {"return-ewm-alpha",                                                     \
        "A",                                                                    \
        "RETURN_EWM_ALPHA",                                                     \
-       "0.05",                                                                 \
+       PE_DEFAULT_TEXT(PE_DEFAULT_RETURN_EWM_ALPHA),                           \
        "alpha of the EW variance of log returns",                              \
        NULL},                                                                  \
       {"signal-score-min",                                                     \
        "X",                                                                    \
        "SIGNAL_SCORE_MIN",                                                     \
-       "0.3",                                                                  \
+       PE_DEFAULT_TEXT(PE_DEFAULT_SIGNAL_SCORE_MIN),                           \
        "emit a signal when |score| > X",                                       \
        NULL},                                                                  \
   {                                                                            \
-    "signal-cooldown", "SECONDS", "SIGNAL_COOLDOWN", "30",                     \
+    "signal-cooldown", "SECONDS", "SIGNAL_COOLDOWN",                           \
+        PE_DEFAULT_TEXT(PE_DEFAULT_SIGNAL_COOLDOWN_S),                         \
         "least tick time between two signals of one symbol", NULL              \
   }
 
@@ -171,22 +188,27 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
       {"window",                                                               \
        "N",                                                                    \
        NULL,                                                                   \
-       "32",                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_MODEL_WINDOW),                               \
        "window length for backends whose model does not fix it (stub)",        \
        NULL},                                                                  \
       {"infer-every",                                                          \
        "N",                                                                    \
        NULL,                                                                   \
-       "1",                                                                    \
+       PE_DEFAULT_TEXT(PE_DEFAULT_INFER_EVERY),                                \
        "run the model every N ticks of a symbol once its window is ready",     \
        NULL},                                                                  \
   {                                                                            \
-    "model-threshold", "P", NULL, "0.9",                                       \
+    "model-threshold", "P", NULL, PE_DEFAULT_TEXT(PE_DEFAULT_MODEL_THRESHOLD), \
         "emit model:<class> when a class other than the first reaches P", NULL \
   }
 
 /* Fills an engine config from PE_CLI_ENGINE_FLAGS and the model flags. */
 int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *cfg);
+
+/* What to add to pe_backend_open's message (rc, for opts) to name the flag
+ * that fixes it; "" when none does. The library speaks of its options, the
+ * command line of its flags. */
+const char *pe_cli_backend_hint(int rc, const pe_backend_options_t *opts);
 
 /* Opens the backend the model flags ask for (*out NULL when none) and
  * attaches it to the engine. Returns an exit code. */

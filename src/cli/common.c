@@ -310,6 +310,17 @@ int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *c) {
   return PE_EXIT_OK;
 }
 
+const char *pe_cli_backend_hint(int rc, const pe_backend_options_t *opts) {
+  if (rc != PE_EINVAL) {
+    return "";
+  }
+  if (opts->model_path == NULL) {
+    return "; give --model PATH";
+  }
+  return opts->model_features == NULL ? "; name them with --model-features"
+                                      : " (--model-features)";
+}
+
 int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
                         pe_backend_t **out) {
   *out = NULL;
@@ -325,6 +336,7 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
   memset(&opts, 0, sizeof opts);
   opts.model_path = model;
   opts.model_features = pe_cli_flag(cmd, "model-features")->value;
+  opts.kernels = getenv(PE_CLI_KERNELS_ENV);
   opts.max_batch = 1;
   if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
@@ -336,7 +348,7 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
   char err[512];
   int rc = pe_backend_open(name, &opts, out, err, sizeof err);
   if (rc != PE_OK) {
-    pe_cli_error(cmd, "%s", err);
+    pe_cli_error(cmd, "%s%s", err, pe_cli_backend_hint(rc, &opts));
     return rc == PE_ENOENT && pe_backend_find(name) == NULL ? PE_EXIT_USAGE
                                                             : PE_EXIT_FAIL;
   }

@@ -1,4 +1,5 @@
 /* `pattern-engine help [COMMAND]`, --help and --version. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
@@ -21,9 +22,14 @@ void pe_cli_print_version(FILE *out) {
   fprintf(out, "build: %s, %s%s%s\n", PE_BUILD_TYPE, PE_BUILD_COMPILER,
           PE_BUILD_SANITIZE[0] ? ", sanitizers " : "", PE_BUILD_SANITIZE);
   fputs("backends:\n", out);
+  pe_backend_options_t opts;
+  memset(&opts, 0, sizeof opts);
+  opts.kernels = getenv(PE_CLI_KERNELS_ENV);
   for (size_t i = 0; i < pe_backend_count(); i++) {
     const pe_backend_ops_t *b = pe_backend_at(i);
-    fprintf(out, "  %-10s %s\n", b->name, b->summary);
+    char summary[256];
+    b->summary(&opts, summary, sizeof summary);
+    fprintf(out, "  %-10s %s\n", b->name, summary);
   }
 }
 

@@ -8,7 +8,7 @@
 #include "pe/model.h"
 
 static pe_cli_flag_t pe__inspect_flags[] = {
-    {"kernels", "NAME", "PE_CPU_KERNELS", "auto",
+    {"kernels", "NAME", PE_CLI_KERNELS_ENV, "auto",
      "kernels to plan for: auto, generic, avx2 or avx512 (capped by the CPU)",
      NULL},
 };
@@ -17,15 +17,7 @@ static pe_cli_flag_t pe__inspect_flags[] = {
 int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts) {
   memset(opts, 0, sizeof *opts);
   const char *k = pe_cli_value(cmd, "kernels");
-  if (strcmp(k, "auto") == 0) {
-    opts->kernels = PE_KERNELS_AUTO;
-  } else if (strcmp(k, "generic") == 0) {
-    opts->kernels = PE_KERNELS_GENERIC;
-  } else if (strcmp(k, "avx2") == 0) {
-    opts->kernels = PE_KERNELS_AVX2;
-  } else if (strcmp(k, "avx512") == 0) {
-    opts->kernels = PE_KERNELS_AVX512;
-  } else {
+  if (pe_kernels_parse(k, &opts->kernels) != PE_OK) {
     pe_cli_error(cmd, "--kernels: '%s' is not auto, generic, avx2 or avx512",
                  k);
     return PE_EXIT_USAGE;
@@ -59,7 +51,11 @@ static void pe__print_tensor(const pe_model_tensor_t *t) {
       printf("%s%lld", d ? ", " : "", (long long)t->dims[d]);
     }
   }
-  printf("] float32, %lld values per window", (long long)t->numel);
+  printf("] %s, %lld values per window",
+         t->dtype == PE_MODEL_INT64  ? "int64"
+         : t->dtype == PE_MODEL_BOOL ? "bool"
+                                     : "float32",
+         (long long)t->numel);
 }
 
 static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
@@ -81,8 +77,20 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   printf("model      %s\n", pos[0]);
   printf("format     ONNX IR %lld, opset %lld%s%s\n", (long long)d->ir_version,
          (long long)d->opset, d->producer[0] ? ", producer " : "", d->producer);
-  printf("input      ");
-  pe__print_tensor(&d->input);
+  if (d->n_inputs == 1) {
+    printf("input      ");
+    pe__print_tensor(&d->input);
+  } else {
+    printf("inputs");
+    for (int i = 0; i < d->n_inputs; i++) {
+      printf("\n  %d  ", i);
+      pe__print_tensor(&d->inputs[i]);
+    }
+  }
+  if (d->input.batch_axis < 0) {
+    printf("\n           no batch dimension (axis 0 is fixed): a window is "
+           "the whole declared input");
+  }
   printf("\noutputs\n");
   for (int i = 0; i < d->n_outputs; i++) {
     printf("  %d  ", i);

@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include "core/core_impl.h"
+#include "pe/defaults.h"
 #include "pe/error.h"
 #include "pe/state.h"
 
 void pe_core_config_init(pe_core_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->ema_fast_span = 19.0;
-  cfg->ema_slow_span = 39.0;
+  cfg->ema_fast_span = PE_DEFAULT_EMA_FAST_SPAN;
+  cfg->ema_slow_span = PE_DEFAULT_EMA_SLOW_SPAN;
   cfg->isa = PE_CORE_ISA_AUTO;
   cfg->stream_min_ticks = (size_t)1 << 16;
 }

@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/digits.h"
 #include "core/engine_impl.h"
-#include "io/textfmt.h"
 #include "pe/clock.h"
+#include "pe/defaults.h"
 #include "pe/error.h"
 
 #define PE__NS_PER_S 1000000000LL
@@ -15,24 +16,24 @@
 
 void pe_engine_config_init(pe_engine_config_t *c) {
   memset(c, 0, sizeof *c);
-  c->max_symbols = 65536;
-  c->ema_fast_span = 19.0;
-  c->ema_slow_span = 39.0;
-  c->ema_td_half_life_s = 60.0;
-  c->vwap_window_s = 300.0;
+  c->max_symbols = PE_DEFAULT_MAX_SYMBOLS;
+  c->ema_fast_span = PE_DEFAULT_EMA_FAST_SPAN;
+  c->ema_slow_span = PE_DEFAULT_EMA_SLOW_SPAN;
+  c->ema_td_half_life_s = PE_DEFAULT_EMA_TD_HALF_LIFE_S;
+  c->vwap_window_s = PE_DEFAULT_VWAP_WINDOW_S;
   c->session_reset_minute = -1;
-  c->rules.ema_diff_threshold = 0.01;
-  c->rules.vwap_diff_threshold = 0.005;
-  c->rules.volume_ema_alpha = 0.1;
-  c->rules.volume_spike_multiplier = 2.0;
-  c->rules.breakout_sigma = 2.0;
-  c->rules.breakout_min_returns = 5;
-  c->rules.return_ewm_alpha = 0.05;
-  c->rules.signal_score_min = 0.3;
-  c->rules.signal_cooldown_ns = 30 * PE__NS_PER_S;
+  c->rules.ema_diff_threshold = PE_DEFAULT_EMA_DIFF_THRESHOLD;
+  c->rules.vwap_diff_threshold = PE_DEFAULT_VWAP_DIFF_THRESHOLD;
+  c->rules.volume_ema_alpha = PE_DEFAULT_VOLUME_EMA_ALPHA;
+  c->rules.volume_spike_multiplier = PE_DEFAULT_VOLUME_SPIKE_MULTIPLIER;
+  c->rules.breakout_sigma = PE_DEFAULT_BREAKOUT_SIGMA;
+  c->rules.breakout_min_returns = PE_DEFAULT_BREAKOUT_MIN_RETURNS;
+  c->rules.return_ewm_alpha = PE_DEFAULT_RETURN_EWM_ALPHA;
+  c->rules.signal_score_min = PE_DEFAULT_SIGNAL_SCORE_MIN;
+  c->rules.signal_cooldown_ns = PE_DEFAULT_SIGNAL_COOLDOWN_S * PE__NS_PER_S;
   c->window = 0;
-  c->infer_every = 1;
-  c->model_threshold = 0.9;
+  c->infer_every = PE_DEFAULT_INFER_EVERY;
+  c->model_threshold = PE_DEFAULT_MODEL_THRESHOLD;
   c->all_features = 1;
 }
 
@@ -192,7 +193,7 @@ int pe_engine_set_backend(pe_engine_t *e, pe_backend_t *backend) {
 }
 
 static int pe__reject(pe_engine_t *e, int err) {
-  e->stats.rejected[pe_reject_from_error(err)] += 1;
+  (void)pe_reject_count(e->stats.rejected, err);
   return err;
 }
 
@@ -305,7 +306,6 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
   return 1;
 }
 
-/* Appends the decimal digits of v at p; returns the end. */
 /* The signal's symbol and id: "%s-%lld%s" of symbol, ts_ns and kind, then
  * "-%u" of seq + 1 when seq > 0, cut to fit id as snprintf cuts. Written out
  * rather than formatted: this runs for every signal. */

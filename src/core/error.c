@@ -4,21 +4,24 @@
 #include <stddef.h>
 
 typedef struct pe__errinfo {
+  int code;
   const char *name;
   const char *text;
 } pe__errinfo_t;
 
 static const pe__errinfo_t pe__errors[] = {
-#define PE__ERRNO_INFO(name, text) {"E" #name, text},
+#define PE__ERRNO_INFO(name, value, text) {value, "E" #name, text},
     PE_ERRNO_MAP(PE__ERRNO_INFO)
 #undef PE__ERRNO_INFO
 };
 
 static const pe__errinfo_t *pe__errinfo(int err) {
-  if (err <= PE__ERRNO_BASE || err >= PE__ERRNO_END) {
-    return NULL;
+  for (size_t i = 0; i < sizeof pe__errors / sizeof pe__errors[0]; i++) {
+    if (pe__errors[i].code == err) {
+      return &pe__errors[i];
+    }
   }
-  return &pe__errors[err - PE__ERRNO_BASE - 1];
+  return NULL;
 }
 
 const char *pe_strerror(int err) {

@@ -33,6 +33,14 @@ int pe_reject_from_error(int err) {
   return -1;
 }
 
+int pe_reject_count(uint64_t counts[PE_REJECT_COUNT], int err) {
+  int r = pe_reject_from_error(err);
+  if (r >= 0) {
+    counts[r] += 1;
+  }
+  return r;
+}
+
 int pe_tick_set_symbol(pe_tick_t *tick, const char *symbol, uint32_t len) {
   if (len == 0) {
     return PE_ESYMBOL;

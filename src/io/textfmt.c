@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/digits.h"
+
 static void pe__put_mem(char *buf, size_t cap, size_t *pos, const char *s,
                         size_t n) {
   if (*pos < cap) {
@@ -20,31 +22,6 @@ void pe__put_str(char *buf, size_t cap, size_t *pos, const char *s) {
 
 void pe__put_char(char *buf, size_t cap, size_t *pos, char c) {
   pe__put_mem(buf, cap, pos, &c, 1);
-}
-
-/* Two decimal digits per entry: "00", "01", ... "99". */
-static const char pe__digit_pairs[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536"
-    "37383940414243444546474849505152535455565758596061626364656667686970717273"
-    "7475767778798081828384858687888990919293949596979899";
-
-/* Writes the decimal digits of u backwards, ending just before end, and
- * returns where they start. Two digits per division halves the chain of
- * dependent divisions, which is most of the cost. */
-static char *pe__u64_digits(char *end, uint64_t u) {
-  char *p = end;
-  while (u >= 100) {
-    p -= 2;
-    memcpy(p, pe__digit_pairs + 2 * (u % 100), 2);
-    u /= 100;
-  }
-  if (u >= 10) {
-    p -= 2;
-    memcpy(p, pe__digit_pairs + 2 * u, 2);
-  } else {
-    *--p = (char)('0' + u);
-  }
-  return p;
 }
 
 #if defined(__SIZEOF_INT128__)
@@ -279,14 +256,6 @@ void pe__put_json_double(char *buf, size_t cap, size_t *pos, double v) {
     return;
   }
   pe__put_double(buf, cap, pos, v);
-}
-
-char *pe__u64_put(char *dst, uint64_t v) {
-  char tmp[20];
-  char *p = pe__u64_digits(tmp + sizeof tmp, v);
-  size_t n = (size_t)(tmp + sizeof tmp - p);
-  memcpy(dst, p, n);
-  return dst + n;
 }
 
 void pe__put_i64(char *buf, size_t cap, size_t *pos, int64_t v) {

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/digits.h" /* pe__u64_put */
+
 void pe__put_str(char *buf, size_t cap, size_t *pos, const char *s);
 void pe__put_char(char *buf, size_t cap, size_t *pos, char c);
 /* %.17g. Every value that is not finite (NaN, either infinity) is "nan":
@@ -16,9 +18,6 @@ void pe__put_double(char *buf, size_t cap, size_t *pos, double v);
  * NaN or infinity). */
 void pe__put_json_double(char *buf, size_t cap, size_t *pos, double v);
 void pe__put_i64(char *buf, size_t cap, size_t *pos, int64_t v);
-/* The decimal digits of v at dst (at most 20 bytes, no NUL); returns their
- * end. */
-char *pe__u64_put(char *dst, uint64_t v);
 /* A JSON string, quotes included. */
 void pe__put_json_str(char *buf, size_t cap, size_t *pos, const char *s);
 /* A CSV field: quoted (with "" for ") when it holds , " \r or \n. */

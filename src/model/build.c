@@ -18,16 +18,14 @@
 #include <string.h>
 
 #include "model/build_impl.h"
-#include "onnx.pb-c.h"
 #include "pe/error.h"
 
 /* ---- attributes -----------------------------------------------------------
  */
-const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name) {
-  for (size_t i = 0; i < b->np->n_attribute; i++) {
-    const Onnx__AttributeProto *a = b->np->attribute[i];
-    if (a->name && strcmp(a->name, name) == 0) {
-      return a;
+const pe__attr_t *pe__attr(const pe__b_t *b, const char *name) {
+  for (int i = 0; i < b->n->n_attr; i++) {
+    if (strcmp(b->n->attr[i].name, name) == 0) {
+      return &b->n->attr[i];
     }
   }
   return NULL;
@@ -35,19 +33,19 @@ const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name) {
 
 /* Integer attribute `name`, def when absent. */
 int64_t pe__attr_i(const pe__b_t *b, const char *name, int64_t def) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   return a && a->has_i ? a->i : def;
 }
 
 /* Float attribute `name`, def when absent. */
 float pe__attr_f(const pe__b_t *b, const char *name, float def) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   return a && a->has_f ? a->f : def;
 }
 
 /* ints attribute: count (0 when absent), values in *v. */
 size_t pe__attr_ints(const pe__b_t *b, const char *name, const int64_t **v) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   *v = a ? a->ints : NULL;
   return a ? a->n_ints : 0;
 }
@@ -55,7 +53,7 @@ size_t pe__attr_ints(const pe__b_t *b, const char *name, const int64_t **v) {
 /* 1 when string attribute `name` equals val, def when absent. */
 int pe__attr_s_is(const pe__b_t *b, const char *name, const char *val,
                   int def) {
-  const Onnx__AttributeProto *a = pe__attr(b, name);
+  const pe__attr_t *a = pe__attr(b, name);
   if (a == NULL || !a->has_s) {
     return def;
   }
@@ -64,11 +62,8 @@ int pe__attr_s_is(const pe__b_t *b, const char *name, const char *val,
 
 /* Refuses any attribute not in the comma-separated list `known`. */
 int pe__check_attrs(pe__b_t *b, const char *known) {
-  for (size_t i = 0; i < b->np->n_attribute; i++) {
-    const char *name = b->np->attribute[i]->name;
-    if (name == NULL) {
-      name = "";
-    }
+  for (int i = 0; i < b->n->n_attr; i++) {
+    const char *name = b->n->attr[i].name;
     size_t len = strlen(name);
     const char *p = known;
     int ok = 0;
@@ -89,8 +84,10 @@ int pe__check_attrs(pe__b_t *b, const char *known) {
 /* ---- tensors ----------------------------------------------------------------
  */
 
-/* Sets the per-window shape of tensor id (the batch axis stored as 1)
- * and its element count; refuses ranks above 8 and tensors over 2^22. */
+/* Sets the per-window shape of tensor id and its element count; refuses
+ * ranks above 8 and tensors over 2^22. dims[batch_axis] is the window's
+ * extent on the batch axis: 1, or k when a Reshape merged the batch with
+ * an axis of k (model_impl.h). */
 int pe__set_shape(pe__b_t *b, int id, int dtype, int rank, const int64_t *dims,
                   int batch_axis) {
   pe__tensor_t *t = T(b, id);
@@ -113,9 +110,6 @@ int pe__set_shape(pe__b_t *b, int id, int dtype, int rank, const int64_t *dims,
     t->numel *= dims[d];
   }
   t->batch_axis = batch_axis;
-  if (batch_axis >= 0) {
-    t->dims[batch_axis] = 1;
-  }
   t->known = 1;
   return PE_OK;
 }
@@ -154,7 +148,9 @@ int pe__const_i(pe__b_t *b, int id) {
                (long long)t->numel);
   }
   t->is_const = 1;
-  t->dtype = PE__DT_I64;
+  if (t->dtype != PE__DT_BOOL) {
+    t->dtype = PE__DT_I64;
+  }
   t->i = calloc(t->numel ? (size_t)t->numel : 1, sizeof(int64_t));
   t->mark = calloc(t->numel ? (size_t)t->numel : 1, 1);
   return t->i && t->mark ? PE_OK : PE_ENOMEM;
@@ -209,11 +205,20 @@ static int pe__inputs_ready(pe__b_t *b) {
                  "this importer does not compute",
                  k, t->name);
     }
-    if (!t->is_const && t->dtype != PE__DT_F32) {
+    static const char *const int_ok[] = {"Cast",    "Shape",   "Identity",
+                                         "Reshape", "Squeeze", "Unsqueeze",
+                                         "Flatten", "Gather"};
+    int ok = t->is_const || t->dtype == PE__DT_F32;
+    for (size_t j = 0; !ok && j < sizeof int_ok / sizeof int_ok[0]; j++) {
+      ok = strcmp(b->n->op, int_ok[j]) == 0;
+    }
+    if (!ok) {
       return ERR(PE_EUNSUPPORTED,
-                 "input %d '%s' is a runtime non-float tensor; only float32 "
-                 "runtime tensors are supported",
-                 k, t->name);
+                 "input %d '%s' is a runtime %s tensor; float32 runtime "
+                 "tensors are supported, and int64 or bool ones through "
+                 "Cast to float32, as Gather indices (and Shape, Reshape, "
+                 "Squeeze, Unsqueeze, Flatten, Identity)",
+                 k, t->name, t->dtype == PE__DT_BOOL ? "bool" : "int64");
     }
   }
   return PE_OK;
@@ -228,6 +233,20 @@ int pe__all_const(pe__b_t *b) {
     }
   }
   return 1;
+}
+
+/* For kernels that see one [C, ...] item per window (Conv, pooling): the
+ * first dimension of a window is 1 (no batch dimension, or the batch not
+ * merged with other rows). */
+int pe__one_item(pe__b_t *b, const pe__tensor_t *x) {
+  if (x->batch_axis <= 0 && x->rank > 0 && x->dims[0] != 1) {
+    return ERR(PE_EUNSUPPORTED,
+               "%s over a fixed first dimension of %lld (the model has no "
+               "batch dimension); only 1 is supported here: declare axis 0 "
+               "of the input symbolic",
+               b->n->op, (long long)x->dims[0]);
+  }
+  return PE_OK;
 }
 
 /* A possibly negative axis into [0, rank), or an error naming `what`. */
@@ -259,6 +278,34 @@ int pe__const_ints(pe__b_t *b, int k, const char *what, const int64_t **v,
   *v = t->i;
   *n = t->numel;
   return PE_OK;
+}
+
+/* The axes a Reduce* node reduces: the `axes` attribute before opset
+ * `since`, the constant input 1 from then on. red[d] = 1 for each axis
+ * reduced. No axes reduce every axis, or none (*noop = 1) when
+ * noop_with_empty_axes is set. */
+int pe__reduce_axes(pe__b_t *b, int64_t since, int rank, int *red, int *noop) {
+  const int64_t *axes;
+  int64_t na = 0;
+  int rc = PE_OK;
+  if (pe__opset(b) >= since) {
+    rc = pe__const_ints(b, 1, "axes", &axes, &na);
+  } else {
+    na = (int64_t)pe__attr_ints(b, "axes", &axes);
+  }
+  for (int64_t k = 0; rc == PE_OK && k < na; k++) {
+    int a = 0;
+    rc = pe__norm_axis(b, axes[k], rank, &a, "axis");
+    red[a] = 1;
+  }
+  *noop = 0;
+  if (rc == PE_OK && na == 0) {
+    *noop = pe__attr_i(b, "noop_with_empty_axes", 0) != 0;
+    for (int d = 0; d < rank; d++) {
+      red[d] = !*noop;
+    }
+  }
+  return rc;
 }
 
 /* ---- steps
@@ -325,10 +372,12 @@ static int pe__fold_last(pe__b_t *b) {
     }
   }
   if (rc == PE_OK) {
+    rc = pe__step_pack(s);
+  }
+  if (rc == PE_OK) {
     for (int i = 0; i < b->g->n_t; i++) {
       ptr[i] = b->g->t[i].f;
     }
-    pe__step_pack(s);
     pe__exec_t x = {m, ptr, scratch, 1};
     pe__step_exec(s, &x, 0);
     for (int k = 0; k < 3; k++) {
@@ -360,61 +409,10 @@ int pe__finish(pe__b_t *b, pe__step_t *s) {
 }
 
 /* ---- int64 constant arithmetic (shape subgraphs) ------------------------ */
+/* Folds the node's int64 arithmetic (fold.c); `op` is implied by the node. */
 int pe__fold_i64_binary(pe__b_t *b, int op) {
-  const pe__tensor_t *x = pe__in(b, 0), *y = pe__in(b, 1);
-  int out = pe__out(b, 0);
-  if (x->numel != y->numel && x->numel != 1 && y->numel != 1) {
-    return ERR(PE_EUNSUPPORTED,
-               "int64 broadcasting of %lld by %lld elements; only equal sizes "
-               "or a scalar are supported in shape arithmetic",
-               (long long)x->numel, (long long)y->numel);
-  }
-  const pe__tensor_t *big = x->numel >= y->numel ? x : y;
-  int rc = pe__set_shape(b, out, PE__DT_I64, big->rank, big->dims, -1);
-  if (rc == PE_OK) {
-    rc = pe__const_i(b, out);
-  }
-  if (rc != PE_OK) {
-    return rc;
-  }
-  pe__tensor_t *o = T(b, out);
-  for (int64_t k = 0; k < o->numel; k++) {
-    int64_t kx = x->numel == 1 ? 0 : k, ky = y->numel == 1 ? 0 : k;
-    int64_t a = x->i[kx], c = y->i[ky];
-    int ma = pe__marked(x, kx), mc = pe__marked(y, ky);
-    if (ma || mc) {
-      /* N * 1, N / 1 keep the batch size; anything else depends on it. */
-      int ok = (op == PE__OP_MUL &&
-                ((ma && !mc && c == 1) || (mc && !ma && a == 1))) ||
-               (op == PE__OP_DIV && ma && !mc && c == 1);
-      if (!ok) {
-        return ERR(PE_EUNSUPPORTED,
-                   "shape arithmetic on the batch size; the batch dimension "
-                   "must pass through shape subgraphs unchanged");
-      }
-      o->i[k] = 1;
-      o->mark[k] = 1;
-      continue;
-    }
-    switch (op) {
-    case PE__OP_ADD:
-      o->i[k] = a + c;
-      break;
-    case PE__OP_SUB:
-      o->i[k] = a - c;
-      break;
-    case PE__OP_MUL:
-      o->i[k] = a * c;
-      break;
-    default:
-      if (c == 0) {
-        return ERR(PE_EMODEL, "int64 division by zero");
-      }
-      o->i[k] = a / c;
-      break;
-    }
-  }
-  return PE_OK;
+  (void)op;
+  return pe__fold(b);
 }
 
 /* A constant float input k with exactly `n` elements. */
@@ -438,7 +436,32 @@ float *pe__dup(const float *p, int64_t n) {
   return d;
 }
 
-/* min_in: the inputs the op cannot do without (ONNX opsets 11 to 17), each
+/* Ops that came into the default domain after opset 11, with the opset
+ * that introduced them (from the ONNX operator changelog): a model that
+ * imports an older opset cannot use them. */
+static const struct {
+  const char *name;
+  int64_t since;
+} pe__op_since[] = {
+    {"Gelu", 20},
+    {"LessOrEqual", 12},
+    {"GreaterOrEqual", 12},
+};
+
+static int pe__op_exists(pe__b_t *b) {
+  for (size_t k = 0; k < sizeof pe__op_since / sizeof pe__op_since[0]; k++) {
+    if (strcmp(pe__op_since[k].name, b->n->op) == 0 &&
+        pe__opset(b) < pe__op_since[k].since) {
+      return ERR(PE_EMODEL,
+                 "%s exists from opset %lld on; the model imports opset %lld",
+                 b->n->op, (long long)pe__op_since[k].since,
+                 (long long)pe__opset(b));
+    }
+  }
+  return PE_OK;
+}
+
+/* min_in: the inputs the op cannot do without (ONNX opsets 11 and up), each
  * checked to be present and named before fn runs, so that no builder reads
  * a missing one. */
 typedef struct pe__op_entry {
@@ -503,15 +526,15 @@ int pe__build(pe_model_t *m) {
   b.g = g;
   for (int i = 0; i < g->n_node; i++) {
     b.n = &g->node[i];
-    b.np = b.n->proto;
     const pe__op_entry_t *e = NULL;
     for (size_t k = 0; k < sizeof pe__ops / sizeof pe__ops[0]; k++) {
       if (strcmp(pe__ops[k].name, b.n->op) == 0) {
         e = &pe__ops[k];
       }
     }
-    if (e == NULL) {
-      char list[700];
+    int fold_only = pe__fold_only(b.n->op);
+    if (e == NULL && !fold_only) {
+      char list[900];
       size_t n = 0;
       for (size_t k = 0; k < sizeof pe__ops / sizeof pe__ops[0]; k++) {
         int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "",
@@ -522,8 +545,11 @@ int pe__build(pe_model_t *m) {
         n += (size_t)w;
       }
       return pe__node_err(g, b.n, PE_EUNSUPPORTED,
-                          "unsupported op '%s'; supported ops: %s", b.n->op,
-                          list);
+                          "unsupported op '%s'; supported ops: %s; and, on "
+                          "constant inputs: Mod, Equal, Less, Greater, "
+                          "LessOrEqual, GreaterOrEqual, And, Or, Xor, Not, "
+                          "Where, Expand, Range, Min, Max",
+                          b.n->op, list);
     }
     if (b.n->n_in == 0 && strcmp(b.n->op, "Constant") != 0) {
       return pe__node_err(g, b.n, PE_EMODEL, "no inputs");
@@ -536,19 +562,32 @@ int pe__build(pe_model_t *m) {
     if ((rnn && !named) || (!rnn && b.n->out[0] < 0)) {
       return pe__node_err(g, b.n, PE_EMODEL, "output 0 has no name");
     }
-    int rc = pe__inputs_ready(&b);
-    for (int k = 0; rc == PE_OK && k < e->min_in; k++) {
-      if (pe__in(&b, k) != NULL) {
-        continue;
-      }
-      rc = k < b.n->n_in
-               ? pe__node_err(g, b.n, PE_EMODEL, "input %d is empty", k)
-               : pe__node_err(g, b.n, PE_EMODEL,
-                              "input %d is missing; %s needs %d", k, b.n->op,
-                              e->min_in);
-    }
+    int rc = pe__op_exists(&b);
     if (rc == PE_OK) {
-      rc = e->fn(&b);
+      rc = pe__inputs_ready(&b);
+    }
+    if (rc == PE_OK && pe__fold_applies(&b)) {
+      rc = pe__fold(&b);
+    } else if (rc == PE_OK && e == NULL) {
+      rc = pe__node_err(g, b.n, PE_EUNSUPPORTED,
+                        "%s is supported on constant inputs only (shape and "
+                        "mask computations folded at load); here an input "
+                        "is computed at run time",
+                        b.n->op);
+    } else if (rc == PE_OK) {
+      for (int k = 0; rc == PE_OK && k < e->min_in; k++) {
+        if (pe__in(&b, k) != NULL) {
+          continue;
+        }
+        rc = k < b.n->n_in
+                 ? pe__node_err(g, b.n, PE_EMODEL, "input %d is empty", k)
+                 : pe__node_err(g, b.n, PE_EMODEL,
+                                "input %d is missing; %s needs %d", k, b.n->op,
+                                e->min_in);
+      }
+      if (rc == PE_OK) {
+        rc = e->fn(&b);
+      }
     }
     if (rc != PE_OK) {
       return rc;

@@ -11,6 +11,8 @@
  *   ops_elementwise.c unary and binary element-wise ops, Softmax
  *   ops_nn.c          Gemm, MatMul, Conv, pooling, reductions, BatchNorm
  *   ops_recurrent.c   LSTM, GRU
+ *   fold.c            int64/bool/mask computations on constants (Equal,
+ *                     Where, Expand, Range, Mod, Gather, Transpose, Cast...)
  * Everything here runs at load time only. */
 #ifndef PE_MODEL_BUILD_IMPL_H
 #define PE_MODEL_BUILD_IMPL_H
@@ -19,14 +21,12 @@
 #include <stdint.h>
 
 #include "model/model_impl.h"
-#include "onnx.pb-c.h"
 
 /* The state of one pass over the graph: the node being built. */
 typedef struct pe__b {
   pe_model_t *m;
   pe__graph_t *g;
   const pe__node_t *n;
-  const Onnx__NodeProto *np;
   int cap_step;
 } pe__b_t;
 
@@ -40,13 +40,19 @@ static inline pe__tensor_t *pe__in(pe__b_t *b, int k) {
   return k < b->n->n_in && b->n->in[k] >= 0 ? T(b, b->n->in[k]) : NULL;
 }
 
-/* 1 when element k of an int64 constant is the batch size. */
+/* The opset of the default domain the model imports: builders consult it
+ * for the operator changes between versions (attributes that became
+ * inputs, new defaults). */
+static inline int64_t pe__opset(const pe__b_t *b) { return b->g->opset; }
+
+/* 1 when element k of an int64 constant is a multiple of the batch size
+ * (t->i[k] times it; 1 times for the batch size itself). */
 static inline int pe__marked(const pe__tensor_t *t, int64_t k) {
   return t->mark != NULL && t->mark[k];
 }
 
 /* ---- helpers (build.c) --------------------------------------------------- */
-const Onnx__AttributeProto *pe__attr(const pe__b_t *b, const char *name);
+const pe__attr_t *pe__attr(const pe__b_t *b, const char *name);
 int64_t pe__attr_i(const pe__b_t *b, const char *name, int64_t def);
 float pe__attr_f(const pe__b_t *b, const char *name, float def);
 size_t pe__attr_ints(const pe__b_t *b, const char *name, const int64_t **v);
@@ -60,13 +66,20 @@ int pe__const_i(pe__b_t *b, int id);
 int pe__alias(pe__b_t *b, int out, int in);
 void pe__contig_strides(int rank, const int64_t *dims, int64_t *st);
 int pe__all_const(pe__b_t *b);
+int pe__one_item(pe__b_t *b, const pe__tensor_t *x);
 int pe__norm_axis(pe__b_t *b, int64_t axis, int rank, int *out,
                   const char *what);
 int pe__const_ints(pe__b_t *b, int k, const char *what, const int64_t **v,
                    int64_t *n);
+int pe__reduce_axes(pe__b_t *b, int64_t since, int rank, int *red, int *noop);
 pe__step_t *pe__step_new(pe__b_t *b, int kind);
 int pe__finish(pe__b_t *b, pe__step_t *s);
 int pe__fold_i64_binary(pe__b_t *b, int op);
+
+/* ---- constant folding of int64, bool and mask computations (fold.c) ------ */
+int pe__fold_applies(pe__b_t *b);
+int pe__fold_only(const char *op);
+int pe__fold(pe__b_t *b);
 const float *pe__cf(pe__b_t *b, int k, int64_t n, const char *what, int *rc);
 float *pe__dup(const float *p, int64_t n);
 

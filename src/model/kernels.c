@@ -112,23 +112,28 @@ static float *pe__zalloc64(int64_t n) {
   return p;
 }
 
-void pe__dense_pack(pe__dense_t *d, const float *w) {
+int pe__dense_pack(pe__dense_t *d, const float *w) {
   int64_t K = d->K, M = d->M;
   d->dot = M <= 4;
   if (d->dot) {
     d->wp = malloc((size_t)(M * K > 0 ? M * K : 1) * sizeof(float));
-    if (d->wp != NULL && M * K > 0) {
+    if (d->wp == NULL) {
+      return PE_ENOMEM;
+    }
+    if (M * K > 0) {
       memcpy(d->wp, w, (size_t)(M * K) * sizeof(float));
     }
-    return;
+    return PE_OK;
   }
   int64_t P = (M + 15) / 16;
   d->wp = pe__zalloc64(P * K * 16);
   d->bp = pe__zalloc64(P * 16);
   if (d->wp == NULL || d->bp == NULL) {
     free(d->wp);
+    free(d->bp);
     d->wp = NULL;
-    return;
+    d->bp = NULL;
+    return PE_ENOMEM;
   }
   for (int64_t m = 0; m < M && d->bias; m++) {
     d->bp[m] = d->bias[m];
@@ -138,6 +143,7 @@ void pe__dense_pack(pe__dense_t *d, const float *w) {
       d->wp[((m / 16) * K + k) * 16 + m % 16] = w[m * K + k];
     }
   }
+  return PE_OK;
 }
 
 /* Portable dense layer over `rows` rows, double accumulation. */
@@ -607,13 +613,15 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2) {
   }
 }
 
-/* Packs the canonical weights of a step for the kernels (at load). */
-void pe__step_pack(pe__step_t *s) {
+/* Packs the canonical weights of a step for the kernels (at load). Returns
+ * PE_OK, or PE_ENOMEM with nothing packed (the step as it was before). */
+int pe__step_pack(pe__step_t *s) {
+  int rc = PE_OK;
   if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
     s->d.K = s->p[1];
     s->d.M = s->p[2];
     s->d.bias = s->bias;
-    pe__dense_pack(&s->d, s->w);
+    rc = pe__dense_pack(&s->d, s->w);
   } else if ((s->kind == PE__K_LSTM || s->kind == PE__K_GRU) &&
              s->d.wp == NULL) {
     int64_t H = s->p[2], in = s->p[1];
@@ -621,21 +629,32 @@ void pe__step_pack(pe__step_t *s) {
     s->d.K = in;
     s->d.M = GH;
     s->d.bias = s->bias;
-    pe__dense_pack(&s->d, s->w);
+    rc = pe__dense_pack(&s->d, s->w);
     int split = s->kind == PE__K_GRU && s->p[3] == 0;
     s->d2.K = H;
     s->d2.M = split ? 2 * H : GH;
-    pe__dense_pack(&s->d2, s->w2);
-    if (split) {
+    if (rc == PE_OK) {
+      rc = pe__dense_pack(&s->d2, s->w2);
+    }
+    if (split && rc == PE_OK) {
       s->d3.K = H;
       s->d3.M = H;
-      pe__dense_pack(&s->d3, s->w2 + 2 * H * H);
+      rc = pe__dense_pack(&s->d3, s->w2 + 2 * H * H);
     }
-    if (s->kind == PE__K_LSTM && pe__lstm_pack(s) != PE_OK) {
-      free(s->d.wp);
-      s->d.wp = NULL; /* reported as out of memory by the caller */
+    if (s->kind == PE__K_LSTM && rc == PE_OK) {
+      rc = pe__lstm_pack(s);
+    }
+    if (rc != PE_OK) {
+      pe__dense_t *packed[3] = {&s->d, &s->d2, &s->d3};
+      for (int i = 0; i < 3; i++) {
+        free(packed[i]->wp);
+        free(packed[i]->bp);
+        packed[i]->wp = NULL;
+        packed[i]->bp = NULL;
+      }
     }
   }
+  return rc;
 }
 
 /* Packs W, R and the bias of an LSTM step for the fused kernels (layout in
@@ -671,6 +690,53 @@ int pe__lstm_pack(pe__step_t *s) {
 }
 
 /* Runs one step over x->n windows. Hot path: no allocation. */
+/* int64 or bool runtime values (a model input) to float32, n windows of
+ * p[0] elements; the source is read at its own element size. */
+static void pe__cast_run(const pe__step_t *s, const float *in, float *y,
+                         uint32_t n) {
+  const int64_t cnt = s->p[0] * (int64_t)n;
+  if (s->p[1] == PE__DT_BOOL) {
+    const uint8_t *src = (const uint8_t *)in;
+    for (int64_t k = 0; k < cnt; k++) {
+      y[k] = src[k] ? 1.0f : 0.0f;
+    }
+    return;
+  }
+  const char *src = (const char *)in;
+  for (int64_t k = 0; k < cnt; k++) {
+    int64_t v;
+    memcpy(&v, src + k * 8, 8);
+    y[k] = (float)v;
+  }
+}
+
+/* Gather of a constant by runtime int64 indices (in[1], p[3] per window):
+ * out[q][k][:] = data[q][idx[k]][:] for outer p[0], axis size p[1], inner
+ * p[2]. A negative index counts from the end; one out of range gives a
+ * zero row (there is no error path at run time; docs/models.md). */
+static void pe__gather_rt(const pe__step_t *s, const pe__exec_t *x,
+                          const float *data, float *y, int64_t ys) {
+  const int64_t outer = s->p[0], dim = s->p[1], inner = s->p[2], ni = s->p[3];
+  const char *idx = (const char *)x->ptr[s->in[1]];
+  for (uint32_t b = 0; b < x->n; b++) {
+    float *yb = y + b * ys;
+    for (int64_t k = 0; k < ni; k++) {
+      int64_t v;
+      memcpy(&v, idx + ((int64_t)b * ni + k) * 8, 8);
+      v = v < 0 ? v + dim : v;
+      for (int64_t q = 0; q < outer; q++) {
+        float *dst = yb + (q * ni + k) * inner;
+        if (v < 0 || v >= dim) {
+          memset(dst, 0, (size_t)inner * sizeof(float));
+        } else {
+          memcpy(dst, data + (q * dim + v) * inner,
+                 (size_t)inner * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
   const pe__tensor_t *t0 =
@@ -685,6 +751,12 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   float *y = x->ptr[s->out[0]];
   int64_t ys = m->g.t[s->out[0]].numel;
   switch (s->kind) {
+  case PE__K_CAST:
+    pe__cast_run(s, in0, y, n);
+    return;
+  case PE__K_GATHER_RT:
+    pe__gather_rt(s, x, in0, y, ys);
+    return;
   case PE__K_COPY:
     for (uint32_t b = 0; b < n; b++) {
       memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));

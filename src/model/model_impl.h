@@ -17,43 +17,61 @@
  * batch dimension set to 1, and `batch_axis` saying where it is (-1 for a
  * tensor that is the same for every sample, such as a weight). Ops may move
  * the batch axis (Transpose, the [seq, batch, feature] layout of LSTM/GRU)
- * but never mix samples; an op that would is rejected at load. Shape
- * subgraphs are folded with the batch size kept symbolic: an int64 constant
- * element that equals the batch size carries a mark, so the plan is the same
- * for every batch size and is built once. */
+ * but never mix samples; an op that would is rejected at load. A Reshape
+ * may merge the batch with the axis after it ([L, N, E] -> [L, N * H, E/H],
+ * [N, L, E] -> [N * L, E]): the merged axis is batch-outer (index b * k +
+ * j), so each window still holds a contiguous block and its shape keeps k
+ * (not 1) on the batch axis. Shape subgraphs are folded with the batch size
+ * kept symbolic: an int64 constant element that is a multiple k * N of the
+ * batch size carries a mark and holds k, so the plan is the same for every
+ * batch size and is built once. */
 #ifndef PE_MODEL_MODEL_IMPL_H
 #define PE_MODEL_MODEL_IMPL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/kernel_level.h"
 #include "pe/model.h"
 
 #define PE__MAX_RANK 8
 #define PE__STEP_MAX_IN 16
 
+/* Element types, numbered as ONNX's TensorProto.DataType. int32 constants
+ * are widened to int64 at import; bool tensors (masks, comparisons) keep
+ * their 0/1 values in the int64 array `i`. */
 typedef enum pe__dtype {
   PE__DT_NONE = 0,
   PE__DT_F32 = 1,
-  PE__DT_I64 = 7
+  PE__DT_I64 = 7,
+  PE__DT_BOOL = 9
 } pe__dtype_t;
+
+/* The newest ONNX versions the importer knows the operator changes of
+ * (those of onnx 1.23: onnx.defs.onnx_opset_version(), onnx.IR_VERSION). */
+#define PE__OPSET_MIN 11
+#define PE__OPSET_MAX 28
+#define PE__IR_MIN 3
+#define PE__IR_MAX 14
 
 typedef struct pe__tensor {
   char *name;
   int known; /* shape inferred (or an initializer) */
   int dtype; /* pe__dtype_t */
   int rank;
-  int64_t dims[PE__MAX_RANK]; /* batch dimension stored as 1 */
+  int64_t dims[PE__MAX_RANK]; /* per window: 1 on the batch axis, or the
+                                 rows merged with it */
   int batch_axis;             /* -1: same for every sample */
   int64_t numel;              /* elements per sample */
   /* Constant value (initializer, Constant, folded): one copy shared by every
    * sample (batch stride 0). int64 constants also carry `mark`: 1 for an
-   * element whose value is the batch size (stored as 1). */
+   * element whose value is k times the batch size (k stored in i). */
   int is_const;
   float *f;
   int64_t *i;
   uint8_t *mark;
-  int is_input;   /* the runtime graph input */
+  int is_input;   /* a runtime graph input */
+  int input_idx;  /* its index among the runtime inputs */
   int output_idx; /* index among graph outputs, or -1 */
   int n_uses;     /* consumers among runtime steps */
   /* plan */
@@ -70,11 +88,51 @@ typedef enum pe__storage {
   PE__ST_ARENA
 } pe__storage_t;
 
+/* Bytes from the file (not NUL-terminated). */
+typedef struct pe__bytes {
+  const uint8_t *data;
+  size_t len;
+} pe__bytes_t;
+
+/* Attribute types, numbered as ONNX's AttributeProto.AttributeType. */
+typedef enum pe__attr_type {
+  PE__AT_UNDEFINED = 0,
+  PE__AT_FLOAT = 1,
+  PE__AT_INT = 2,
+  PE__AT_STRING = 3,
+  PE__AT_TENSOR = 4,
+  PE__AT_GRAPH = 5,
+  PE__AT_FLOATS = 6,
+  PE__AT_INTS = 7,
+  PE__AT_STRINGS = 8
+} pe__attr_type_t;
+
+/* One node attribute as the importer read it, so that the op builders never
+ * see protobuf. Arrays and strings point into the parsed file and are valid
+ * during load only; a tensor attribute is loaded (checked, external data
+ * resolved) at import into `t`, owned by the graph. */
+typedef struct pe__attr {
+  const char *name;
+  int type; /* pe__attr_type_t */
+  int has_i, has_f, has_s;
+  int64_t i;
+  float f;
+  pe__bytes_t s;
+  const int64_t *ints;
+  size_t n_ints;
+  const float *floats;
+  size_t n_floats;
+  const pe__bytes_t *strings;
+  size_t n_strings;
+  const struct pe__tensor *t;
+} pe__attr_t;
+
 typedef struct pe__node {
   int index; /* position in the file */
   const char *name;
   const char *op;
-  const void *proto; /* Onnx__NodeProto *, valid during load only */
+  const pe__attr_t *attr; /* valid during load only */
+  int n_attr;
   int n_in, n_out;
   int in[PE__STEP_MAX_IN]; /* tensor ids, -1 for an empty optional input */
   int out[4];
@@ -83,7 +141,13 @@ typedef struct pe__node {
 typedef struct pe__graph {
   const char *path; /* for messages */
   int64_t ir_version;
-  int64_t opset;
+  int64_t opset;            /* of the default domain */
+  pe_model_data_fn data_fn; /* NULL: the model came from a buffer alone */
+  void *data_ctx;
+  pe__attr_t *attr; /* every node's attributes (load only) */
+  pe__bytes_t *attr_str;
+  struct pe__tensor *attr_t; /* tensor attributes, loaded */
+  int n_attr_t;
   char *producer;
   pe__tensor_t *t;
   int n_t, cap_t;
@@ -91,7 +155,9 @@ typedef struct pe__graph {
   int hash_cap;
   pe__node_t *node;
   int n_node;
-  int input; /* the one runtime input tensor */
+  int input;                   /* the first runtime input tensor */
+  int inputs[PE_MODEL_MAX_IO]; /* every runtime input, in graph order */
+  int n_inputs;
   int outputs[PE_MODEL_MAX_IO];
   int n_outputs;
   int n_meta;
@@ -118,6 +184,8 @@ typedef enum pe__kind {
   PE__K_REDUCE_MEAN,
   PE__K_LSTM,
   PE__K_GRU,
+  PE__K_CAST, /* int64 or bool (p[1], a pe__dtype_t) to float32, p[0] each */
+  PE__K_GATHER_RT, /* constant rows picked by runtime int64 indices */
   PE__K_COUNT
 } pe__kind_t;
 
@@ -157,7 +225,8 @@ typedef struct pe__dense {
   int dot;           /* 1: [M][K] layout */
 } pe__dense_t;
 
-void pe__dense_pack(pe__dense_t *d, const float *w_mk); /* w_mk [M][K] */
+/* Packs w_mk [M][K] into d->wp (and d->bp); PE_ENOMEM with both NULL. */
+int pe__dense_pack(pe__dense_t *d, const float *w_mk);
 
 /* Chunks the vector dense kernels cut the sum over k into (see
  * kernels_avx512.c): parallel FMA chains for a single row. */
@@ -223,8 +292,6 @@ typedef struct pe__exec {
 
 int pe__kernels_avx2_usable(void);
 int pe__kernels_avx512_usable(void);
-int pe__kernels_level(pe_kernels_t k);
-const char *pe__kernels_name(int level);
 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
                       int64_t rows, int act, float alpha);
 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
@@ -270,9 +337,7 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        const float *x, const float *h0, const float *c0,
                        float *y, float *hn, float *cn, float *scratch);
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
-int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
-                         const char *what);
-void pe__step_pack(pe__step_t *s);
+int pe__step_pack(pe__step_t *s);
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
 
 /* Where a Conv1D step's tap offsets start in its scratch: after the n

@@ -19,8 +19,8 @@ int pe__op_gemm(pe__b_t *b) {
   if (a == NULL || w == NULL || a->rank != 2 || w->rank != 2) {
     return ERR(PE_ESHAPE, "Gemm needs 2-D A and B");
   }
-  if (pe__attr_i(b, "transA", 0) != 0 && a->batch_axis >= 0) {
-    return ERR(PE_EUNSUPPORTED, "transA=1 on the batched input; only transA=0");
+  if (pe__attr_i(b, "transA", 0) != 0) {
+    return ERR(PE_EUNSUPPORTED, "transA=1; only transA=0 is supported");
   }
   if (a->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "A must have the batch on axis 0");
@@ -86,7 +86,7 @@ int pe__op_gemm(pe__b_t *b) {
   s->out[0] = out;
   s->w = wc;
   s->bias = bias;
-  s->p[0] = 1;
+  s->p[0] = a->dims[0]; /* 1, or the rows of a graph without a batch */
   s->p[1] = K;
   s->p[2] = M;
   s->flops = 2 * K * M;
@@ -190,7 +190,7 @@ static int pe__spatial(pe__b_t *b, int64_t win, int64_t k, int64_t *stride,
     *pr = v[1];
   }
   int64_t span = (k - 1) * *dil + 1;
-  const Onnx__AttributeProto *ap = pe__attr(b, "auto_pad");
+  const pe__attr_t *ap = pe__attr(b, "auto_pad");
   if (ap != NULL && ap->has_s && !pe__attr_s_is(b, "auto_pad", "NOTSET", 1)) {
     if (pe__attr_s_is(b, "auto_pad", "VALID", 0)) {
       *pl = *pr = 0;
@@ -236,6 +236,9 @@ int pe__op_conv(pe__b_t *b) {
   }
   if (x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "the batch must be on axis 0");
+  }
+  if ((rc = pe__one_item(b, x)) != PE_OK) {
+    return rc;
   }
   if (w == NULL || !w->is_const || w->dtype != PE__DT_F32 || w->rank != 3) {
     return ERR(PE_EUNSUPPORTED,
@@ -307,6 +310,9 @@ int pe__op_pool(pe__b_t *b) {
   if (x->rank != 3 || x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED,
                "only 1-D pooling (input [N, C, W]) is supported");
+  }
+  if ((rc = pe__one_item(b, x)) != PE_OK) {
+    return rc;
   }
   const int64_t *ks;
   if (pe__attr_ints(b, "kernel_shape", &ks) != 1 || ks[0] < 1) {
@@ -414,28 +420,24 @@ int pe__op_global_avg(pe__b_t *b) {
   return pe__reduce_step(b, x, red, 1);
 }
 
-/* ReduceMean with the axes attribute (opset < 18). */
+/* ReduceMean: axes from the attribute before opset 18, from input 1 from
+ * then on. */
 int pe__op_reduce_mean(pe__b_t *b) {
-  int rc = pe__check_attrs(
-      b, b->g->opset >= 18 ? "keepdims,noop_with_empty_axes" : "axes,keepdims");
+  int rc =
+      pe__check_attrs(b, pe__opset(b) >= 18 ? "keepdims,noop_with_empty_axes"
+                                            : "axes,keepdims");
   if (rc != PE_OK) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0);
-  const int64_t *axes;
-  size_t na = pe__attr_ints(b, "axes", &axes);
-  int red[PE__MAX_RANK] = {0};
-  for (size_t k = 0; k < na; k++) {
-    int a = 0;
-    if ((rc = pe__norm_axis(b, axes[k], x->rank, &a, "axis")) != PE_OK) {
-      return rc;
-    }
-    red[a] = 1;
+  int red[PE__MAX_RANK] = {0}, noop = 0;
+  if ((rc = pe__reduce_axes(b, 18, x->rank, red, &noop)) != PE_OK) {
+    return rc;
   }
-  if (na == 0) {
-    for (int d = 0; d < x->rank; d++) {
-      red[d] = 1;
-    }
+  if (noop) {
+    int out = pe__out(b, 0);
+    rc = pe__set_shape(b, out, x->dtype, x->rank, x->dims, x->batch_axis);
+    return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
   }
   return pe__reduce_step(b, x, red, pe__attr_i(b, "keepdims", 1) != 0);
 }

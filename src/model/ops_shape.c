@@ -16,16 +16,22 @@ int pe__op_constant(pe__b_t *b) {
     return rc;
   }
   int out = pe__out(b, 0);
-  const Onnx__AttributeProto *a;
+  const pe__attr_t *a;
   if ((a = pe__attr(b, "value")) != NULL && a->t != NULL) {
-    rc = pe__onnx_load_tensor(b->g, T(b, out), a->t, "Constant value");
-    if (rc != PE_OK) {
-      char msg[400];
-      snprintf(msg, sizeof msg, "%s", b->g->err);
-      const char *p = strstr(msg, ": ");
-      return ERR(rc, "%s", p ? p + 2 : msg);
+    const pe__tensor_t *v = a->t;
+    rc = pe__set_shape(b, out, v->dtype, v->rank, v->dims, -1);
+    if (rc == PE_OK) {
+      rc = v->dtype == PE__DT_F32 ? pe__const_f(b, out) : pe__const_i(b, out);
     }
-    return PE_OK;
+    if (rc == PE_OK && v->numel > 0) {
+      pe__tensor_t *o = T(b, out);
+      if (v->dtype == PE__DT_F32) {
+        memcpy(o->f, v->f, (size_t)v->numel * sizeof(float));
+      } else {
+        memcpy(o->i, v->i, (size_t)v->numel * sizeof(int64_t));
+      }
+    }
+    return rc;
   }
   int64_t one = 1;
   if ((a = pe__attr(b, "value_float")) != NULL) {
@@ -90,16 +96,30 @@ int pe__op_identity(pe__b_t *b) {
  * float32 and int64 (shape arithmetic); runtime casts to other types are
  * refused. */
 int pe__op_cast(pe__b_t *b) {
-  int rc = pe__check_attrs(b, "to,saturate");
+  int rc = pe__check_attrs(b, "to,saturate,round_mode");
   if (rc != PE_OK) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0);
   int64_t to = pe__attr_i(b, "to", 0);
   int out = pe__out(b, 0);
-  if (to == PE__DT_F32 && x->dtype == PE__DT_F32) {
+  if (to == x->dtype) {
     rc = pe__set_shape(b, out, x->dtype, x->rank, x->dims, x->batch_axis);
     return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
+  }
+  if (!x->is_const && to == PE__DT_F32) { /* an int64 or bool input */
+    rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis);
+    pe__step_t *s = rc == PE_OK ? pe__step_new(b, PE__K_CAST) : NULL;
+    if (s == NULL) {
+      return rc == PE_OK ? PE_ENOMEM : rc;
+    }
+    s->n_in = 1;
+    s->in[0] = b->n->in[0];
+    s->out[0] = out;
+    s->p[0] = x->numel;
+    s->p[1] = x->dtype;
+    s->flops = x->numel;
+    return pe__finish(b, s);
   }
   if (!x->is_const || (to != PE__DT_F32 && to != PE__DT_I64 && to != 6)) {
     return ERR(PE_EUNSUPPORTED,
@@ -181,8 +201,9 @@ int pe__op_constant_of_shape(pe__b_t *b) {
   int batch_axis = -1;
   for (int64_t k = 0; k < r; k++) {
     if (pe__marked(st, k)) {
-      if (batch_axis >= 0) {
-        return ERR(PE_EUNSUPPORTED, "shape names the batch size twice");
+      if (batch_axis >= 0 || sh[k] != 1) {
+        return ERR(PE_EUNSUPPORTED,
+                   "shape names the batch size twice, or a multiple of it");
       }
       batch_axis = (int)k;
     }
@@ -190,28 +211,16 @@ int pe__op_constant_of_shape(pe__b_t *b) {
   float fv = 0.0f;
   int64_t iv = 0;
   int dtype = PE__DT_F32;
-  const Onnx__AttributeProto *a = pe__attr(b, "value");
+  const pe__attr_t *a = pe__attr(b, "value");
   if (a != NULL && a->t != NULL) {
-    pe__tensor_t tmp;
-    memset(&tmp, 0, sizeof tmp);
-    tmp.name = (char *)"value";
-    rc = pe__onnx_load_tensor(b->g, &tmp, a->t, "ConstantOfShape value");
-    if (rc == PE_OK && tmp.numel != 1) {
-      rc = ERR(PE_EMODEL, "value must hold one element");
-    } else if (rc == PE_OK) {
-      dtype = tmp.dtype;
-      if (dtype == PE__DT_F32) {
-        fv = tmp.f[0];
-      } else {
-        iv = tmp.i[0];
-      }
-    } else {
-      rc = ERR(rc, "value: only float32 and int64 are supported");
+    if (a->t->numel != 1) {
+      return ERR(PE_EMODEL, "value must hold one element");
     }
-    free(tmp.f);
-    free(tmp.i);
-    if (rc != PE_OK) {
-      return rc;
+    dtype = a->t->dtype;
+    if (dtype == PE__DT_F32) {
+      fv = a->t->f[0];
+    } else {
+      iv = a->t->i[0];
     }
   }
   int out = pe__out(b, 0);
@@ -246,7 +255,7 @@ int pe__op_constant_of_shape(pe__b_t *b) {
 
 /* Unsqueeze / Squeeze: axes from the attribute (opset < 13) or input 1. */
 static int pe__axes(pe__b_t *b, const int64_t **axes, int64_t *n) {
-  if (b->g->opset >= 13) {
+  if (pe__opset(b) >= 13) {
     return pe__const_ints(b, 1, "axes", axes, n);
   }
   *n = (int64_t)pe__attr_ints(b, "axes", axes);
@@ -255,7 +264,7 @@ static int pe__axes(pe__b_t *b, const int64_t **axes, int64_t *n) {
 
 /* Unsqueeze: an alias (or a folded constant), the batch axis shifted. */
 int pe__op_unsqueeze(pe__b_t *b) {
-  int rc = pe__check_attrs(b, b->g->opset >= 13 ? "" : "axes");
+  int rc = pe__check_attrs(b, pe__opset(b) >= 13 ? "" : "axes");
   const int64_t *axes;
   int64_t na;
   if (rc != PE_OK || (rc = pe__axes(b, &axes, &na)) != PE_OK) {
@@ -297,7 +306,7 @@ int pe__op_unsqueeze(pe__b_t *b) {
 
 /* Squeeze: an alias; the batch axis may not be squeezed. */
 int pe__op_squeeze(pe__b_t *b) {
-  int rc = pe__check_attrs(b, b->g->opset >= 13 ? "" : "axes");
+  int rc = pe__check_attrs(b, pe__opset(b) >= 13 ? "" : "axes");
   const int64_t *axes;
   int64_t na;
   if (rc != PE_OK || (rc = pe__axes(b, &axes, &na)) != PE_OK) {
@@ -404,7 +413,7 @@ int pe__op_reshape(pe__b_t *b) {
         return ERR(PE_EUNSUPPORTED, "target shape names the batch size twice");
       }
       ba = (int)k;
-      dims[k] = 1;
+      dims[k] = sh[k]; /* windows of sh[k] rows each (batch-outer) */
     } else if (sh[k] == 0 && !allowzero) {
       if (k >= x->rank) {
         return ERR(PE_EMODEL, "0 at axis %lld beyond the input rank",
@@ -434,9 +443,12 @@ int pe__op_reshape(pe__b_t *b) {
     known *= dims[k];
   }
   if (x->batch_axis >= 0 && ba < 0) {
-    if (infer >= 0 && known == x->numel) {
-      ba = infer; /* [-1, 512]: the -1 is the batch */
-      dims[infer] = 1;
+    if (infer >= 0 && known > 0 && x->numel % known == 0) {
+      /* [-1, 512]: the -1 is the batch; [32, -1, 8] from [32, N, 32]: the
+       * batch times 4 (each window's rows; the outer check below holds) */
+      ba = infer;
+      dims[infer] = x->numel / known;
+      known = x->numel;
       infer = -1;
     } else if (infer < 0 && known == x->numel &&
                b->g->t[b->g->input].dims[0] == 1) {
@@ -463,6 +475,27 @@ int pe__op_reshape(pe__b_t *b) {
   if (known != x->numel) {
     return ERR(PE_ESHAPE, "Reshape of %lld elements per window into %lld",
                (long long)x->numel, (long long)known);
+  }
+  if (ba >= 0 && dims[ba] != 1 && T(b, pe__out(b, 0))->output_idx >= 0) {
+    return ERR(PE_EUNSUPPORTED,
+               "Reshape would merge or split the batch dimension of a graph "
+               "output; keep it as its own axis (x.view(x.size(0), -1) or "
+               "x.flatten(1))");
+  }
+  /* storage is batch-major: the reshape is an alias only when as many
+   * elements precede the batch axis in the input as in the output */
+  int64_t o_in = 1, o_out = 1;
+  for (int d = 0; d < x->batch_axis; d++) {
+    o_in *= x->dims[d];
+  }
+  for (int d = 0; d < ba; d++) {
+    o_out *= dims[d];
+  }
+  if (x->batch_axis >= 0 && o_in != o_out) {
+    return ERR(PE_EUNSUPPORTED,
+               "Reshape would move the batch dimension across other axes "
+               "(%lld elements before it, %lld after); transpose instead",
+               (long long)o_in, (long long)o_out);
   }
   int out = pe__out(b, 0);
   rc = pe__set_shape(b, out, x->dtype, (int)r, dims, ba);
@@ -554,7 +587,7 @@ int pe__op_slice(pe__b_t *b) {
   if (rc != PE_OK) {
     return rc;
   }
-  if (b->g->opset < 10) {
+  if (pe__opset(b) < 10) {
     return ERR(PE_EUNSUPPORTED, "Slice before opset 10");
   }
   const pe__tensor_t *x = pe__in(b, 0);
@@ -648,6 +681,59 @@ int pe__op_slice(pe__b_t *b) {
   return pe__strided(b, b->n->in[0], out, r, dims, st, off);
 }
 
+/* Gather of a float32 constant (an embedding table, say) by runtime int64
+ * indices: the output takes the indices' batch axis. */
+static int pe__gather_runtime(pe__b_t *b, const pe__tensor_t *x,
+                              const pe__tensor_t *it) {
+  if (!x->is_const || x->dtype != PE__DT_F32) {
+    return ERR(PE_EUNSUPPORTED,
+               "Gather by runtime indices of a runtime tensor; only a float32 "
+               "constant (a table) may be indexed at run time");
+  }
+  int a = 0;
+  int rc = pe__norm_axis(b, pe__attr_i(b, "axis", 0), x->rank, &a, "axis");
+  if (rc != PE_OK) {
+    return rc;
+  }
+  int r = x->rank - 1 + it->rank;
+  if (r > PE__MAX_RANK) {
+    return ERR(PE_EUNSUPPORTED, "result of rank %d; at most %d", r,
+               PE__MAX_RANK);
+  }
+  int64_t dims[PE__MAX_RANK], outer = 1, inner = 1;
+  int q = 0, ba = -1;
+  for (int d = 0; d < a; d++) {
+    outer *= x->dims[d];
+    dims[q++] = x->dims[d];
+  }
+  for (int d = 0; d < it->rank; d++) {
+    ba = d == it->batch_axis ? q : ba;
+    dims[q++] = it->dims[d];
+  }
+  for (int d = a + 1; d < x->rank; d++) {
+    inner *= x->dims[d];
+    dims[q++] = x->dims[d];
+  }
+  int out = pe__out(b, 0);
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, r, dims, ba)) != PE_OK) {
+    return rc;
+  }
+  pe__step_t *s = pe__step_new(b, PE__K_GATHER_RT);
+  if (s == NULL) {
+    return PE_ENOMEM;
+  }
+  s->n_in = 2;
+  s->in[0] = b->n->in[0];
+  s->in[1] = b->n->in[1];
+  s->out[0] = out;
+  s->p[0] = outer;
+  s->p[1] = x->dims[a];
+  s->p[2] = inner;
+  s->p[3] = it->numel;
+  s->flops = T(b, out)->numel;
+  return pe__finish(b, s);
+}
+
 /* Gather with constant indices along an axis other than the batch. */
 int pe__op_gather(pe__b_t *b) {
   int rc = pe__check_attrs(b, "axis");
@@ -655,10 +741,15 @@ int pe__op_gather(pe__b_t *b) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0), *it = pe__in(b, 1);
+  if (it != NULL && !it->is_const && it->dtype == PE__DT_I64) {
+    return pe__gather_runtime(b, x, it);
+  }
   if (it == NULL || !it->is_const || it->dtype != PE__DT_I64) {
     return ERR(PE_EUNSUPPORTED,
-               "Gather indices must be constant int64; indices computed at "
-               "run time are not supported");
+               "Gather indices must be int64, constant or a runtime input");
+  }
+  if (x->dtype != PE__DT_F32 && !x->is_const) {
+    return ERR(PE_EUNSUPPORTED, "Gather of a runtime int64 or bool tensor");
   }
   if (it->rank > 1 || pe__marked(it, 0)) {
     return ERR(PE_EUNSUPPORTED,

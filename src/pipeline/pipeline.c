@@ -43,6 +43,7 @@ struct pe_pipeline {
   pe_tick_out_t out;
   const pe_tick_t *batch; /* the batch being pushed, and its rows */
   const pe_csv_row_t *batch_rows;
+  int stop_rc; /* why a callback stopped the run (PE_STOP) */
   char line[4096];
   char errmsg[768];
 };
@@ -158,6 +159,13 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
   return PE_OK;
 }
 
+/* A callback's stop: rc, the run's error, kept for pe_pipeline_run, and
+ * PE_STOP for the loop (pe/error.h). */
+static int pe__stop(pe_pipeline_t *p, int rc) {
+  p->stop_rc = rc;
+  return PE_STOP;
+}
+
 /* The message of a failed output, with the C library's reason. */
 static int pe__write_failed(pe_pipeline_t *p, const char *what,
                             const char *path) {
@@ -188,6 +196,8 @@ static int pe__put_raw_field(FILE *f, const char *line, size_t len) {
   return bad || fputc('"', f) == EOF ? -1 : 0;
 }
 
+/* A rejected row: written out, and the run's stop with stop_on_reject.
+ * PE_CONTINUE or PE_STOP. */
 static int pe__record_reject(pe_pipeline_t *p, int err, uint64_t line_no,
                              const char *line, size_t len) {
   int reason = pe_reject_from_error(err);
@@ -196,20 +206,20 @@ static int pe__record_reject(pe_pipeline_t *p, int err, uint64_t line_no,
                pe_reject_name(reason)) < 0 ||
        pe__put_raw_field(p->rejects, line, len) != 0 ||
        fputc('\n', p->rejects) == EOF)) {
-    return pe__write_failed(p, "rejected rows", p->rejects_path);
+    return pe__stop(p, pe__write_failed(p, "rejected rows", p->rejects_path));
   }
   if (p->stop_on_reject) {
     snprintf(p->errmsg, sizeof p->errmsg, "%s:%llu: %s (%s): %.*s",
              pe_source_name(p->source), (unsigned long long)line_no,
              pe_reject_name(reason), pe_strerror(err),
              (int)(len > 200 ? 200 : len), line);
-    return err;
+    return pe__stop(p, err);
   }
-  return 0;
+  return PE_CONTINUE;
 }
 
 /* What follows an accepted or rejected push: signals and features out, an
- * engine rejection recorded, or the error that stops the run. */
+ * engine rejection recorded, or the error that stops the run (PE_STOP). */
 static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
                           const pe_csv_row_t *row) {
   if (rc == PE_OK) {
@@ -217,15 +227,15 @@ static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
       size_t n = pe_features_format(tick, &p->out, p->line, sizeof p->line);
       n = n < sizeof p->line ? n : sizeof p->line - 1;
       if (fwrite(p->line, 1, n, p->features) != n) {
-        return pe__write_failed(p, "features", p->features_path);
+        return pe__stop(p, pe__write_failed(p, "features", p->features_path));
       }
     }
     for (uint32_t i = 0; p->sink != NULL && i < p->out.n_signals; i++) {
       if (pe_sink_write(p->sink, &p->out.signal[i]) != PE_OK) {
-        return pe__write_failed(p, "signals", p->signals_path);
+        return pe__stop(p, pe__write_failed(p, "signals", p->signals_path));
       }
     }
-    return 0;
+    return PE_CONTINUE;
   }
   if (pe_reject_from_error(rc) >= 0) {
     return pe__record_reject(p, rc, row->line_no, row->line, row->len);
@@ -242,7 +252,7 @@ static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
              pe_source_name(p->source), (unsigned long long)row->line_no,
              pe_engine_errmsg(p->engine));
   }
-  return rc;
+  return pe__stop(p, rc);
 }
 
 /* pe_engine_push_batch's `each`: a push that was rejected, made signals or
@@ -281,7 +291,8 @@ static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
   for (uint32_t i = 0; timed && i < pushed; i++) {
     pe_hist_record(&p->latency, cycles[i]);
   }
-  if (stop == 0 && p->on_progress != NULL && p->rows >= p->next_progress) {
+  if (stop == PE_CONTINUE && p->on_progress != NULL &&
+      p->rows >= p->next_progress) {
     p->next_progress = p->rows + PE__PROGRESS_ROWS;
     p->on_progress(p->progress_ctx, p);
   }
@@ -291,11 +302,8 @@ static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
 static int pe__on_reject(void *ctx, int err, uint64_t line_no, const char *line,
                          size_t len) {
   pe_pipeline_t *p = ctx;
-  int reason = pe_reject_from_error(err);
   p->rows += 1;
-  if (reason >= 0) {
-    p->parse_rejected[reason] += 1;
-  }
+  (void)pe_reject_count(p->parse_rejected, err);
   return pe__record_reject(p, err, line_no, line, len);
 }
 
@@ -323,7 +331,10 @@ int pe_pipeline_run(pe_pipeline_t *p) {
   p->start_ns = pe_clock_ns();
   int rc = pe_source_run(p->source, &handler);
   p->end_ns = pe_clock_ns();
-  if (rc != 0 && p->errmsg[0] == '\0') {
+  if (rc == PE_STOP) {
+    rc = p->stop_rc;
+  }
+  if (rc != PE_OK && p->errmsg[0] == '\0') {
     snprintf(p->errmsg, sizeof p->errmsg, "%s", pe_source_errmsg(p->source));
   }
   if (p->sink != NULL && rc != PE_OK) {

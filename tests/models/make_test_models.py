@@ -357,7 +357,7 @@ def bad_models():
         [helper.make_node("Relu", ["input"], ["output"], name="r")], [], [8], "output", 9, "bad")
     out["bad/ir_version.onnx"] = model(
         [helper.make_node("Relu", ["input"], ["output"], name="r")], [], [8], "output", 17,
-        "bad", ir=11)
+        "bad", ir=15)
     m = model([helper.make_node("MatMul", ["input", "wx"], ["output"], name="mm_ext")],
               [init("wx", W(8, 4))], [8], "output", 17, "bad")
     t = m.graph.initializer[0]
@@ -374,7 +374,52 @@ def bad_models():
          helper.make_node("LSTM", ["xt", "W", "R"], ["", "output"], name="lstm_bi",
                           hidden_size=2, direction="bidirectional")],
         [init("W", W(2, 8, 1)), init("R", W(2, 8, 2))], [1, 4], "output", 17, "bad")
+    # pe.window must be the whole of a count that fits the window: "32abc"
+    # and 2^32 + 32 are refused, not read as 32
+    for fname, window in (("bad/window_suffix.onnx", "32abc"),
+                          ("bad/window_wraps.onnx", str((1 << 32) + 32))):
+        out[fname] = model(
+            [helper.make_node("ReduceMean", ["input"], ["r"], axes=[1, 2],
+                              keepdims=1, name="mean"),
+             helper.make_node("Flatten", ["r"], ["output"], name="flat")],
+            [], [1, 32], "output", 17, "bad",
+            meta={"pe.features": "return_z", "pe.window": window})
     return out
+
+
+def two_inputs():
+    """y = a + 2 * b over two runtime inputs [N, 4] (tests/test_model.c)."""
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["b", "two"], ["b2"]),
+         helper.make_node("Add", ["a", "b2"], ["y"])], "two_inputs",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)],
+                          producer_name="make_test_models.py")
+    m.ir_version = 9
+    return m
+
+
+def mixed_inputs():
+    """y = x * mask + mean over L of table[ids]: float32 x [N, 4], bool mask
+    [N, 4], int64 ids [N, 3] (tests/test_model_alloc.c)."""
+    table = np.random.default_rng(21).standard_normal((8, 4)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Cast", ["mask"], ["mf"], to=TensorProto.FLOAT),
+         helper.make_node("Mul", ["x", "mf"], ["xm"]),
+         helper.make_node("Gather", ["table", "ids"], ["emb"], axis=0),
+         helper.make_node("ReduceMean", ["emb"], ["em"], axes=[1], keepdims=0),
+         helper.make_node("Add", ["xm", "em"], ["y"])], "mixed_inputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", 4]),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(table, "table")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)],
+                          producer_name="make_test_models.py")
+    m.ir_version = 8
+    return m
 
 
 def main():
@@ -388,6 +433,8 @@ def main():
         print(save(m, f, check=False))
     # added later: made last so that the models above keep their weights
     print(save(lstm_state(), "lstm_state.onnx"))
+    print(save(two_inputs(), "multi/two_inputs.onnx"))
+    print(save(mixed_inputs(), "multi/mixed_inputs.onnx"))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ struct pe_publish {
   void (*log)(void *ctx, const char *line);
   void *log_ctx;
   pe_publish_stats_t st;
+  int stop_rc; /* why a callback stopped the input (PE_STOP) */
   char errmsg[768];
 };
 
@@ -275,7 +276,9 @@ static int pe__add(pe_publish_t *p, const pe_tick_t *t) {
   return p->in_batch >= p->batch_max ? pe__flush(p) : PE_OK;
 }
 
-/* The source's batch of parsed ticks, one XADD each. */
+/* The source's batch of parsed ticks, one XADD each. PE_CONTINUE, or
+ * PE_STOP with the reason in stop_rc: PE_EAGAIN when stopped by a signal,
+ * else a batch that could not be sent (its message in errmsg). */
 static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
                         const pe_csv_row_t *rows, uint32_t n) {
   (void)rows;
@@ -283,17 +286,19 @@ static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
   for (uint32_t i = 0; i < n; i++) {
     p->st.rows += 1;
     if (p->stop != NULL && *p->stop) {
-      return PE_EAGAIN;
+      p->stop_rc = PE_EAGAIN;
+      return PE_STOP;
     }
     int rc = p->pace != PE__PACE_NONE ? pe__pace(p, &ticks[i]) : PE_OK;
     if (rc == PE_OK) {
       rc = pe__add(p, &ticks[i]);
     }
     if (rc != PE_OK) {
-      return rc;
+      p->stop_rc = rc;
+      return PE_STOP;
     }
   }
-  return 0;
+  return PE_CONTINUE;
 }
 
 static int pe__on_reject(void *ctx, int err, uint64_t line_no, const char *line,
@@ -302,12 +307,9 @@ static int pe__on_reject(void *ctx, int err, uint64_t line_no, const char *line,
   (void)line;
   (void)len;
   pe_publish_t *p = ctx;
-  int reason = pe_reject_from_error(err);
   p->st.rows += 1;
-  if (reason >= 0) {
-    p->st.rejected[reason] += 1;
-  }
-  return 0;
+  (void)pe_reject_count(p->st.rejected, err);
+  return PE_CONTINUE;
 }
 
 int pe_publish_run(pe_publish_t *p) {
@@ -318,6 +320,9 @@ int pe_publish_run(pe_publish_t *p) {
   pe_csv_batch_handler_t h = {p, pe__on_ticks, pe__on_reject};
   p->t0_mono = pe_clock_ns();
   rc = pe_source_run(p->source, &h);
+  if (rc == PE_STOP) {
+    rc = p->stop_rc;
+  }
   if (rc != PE_OK && p->errmsg[0] == '\0') {
     snprintf(p->errmsg, sizeof p->errmsg, "%s", pe_source_errmsg(p->source));
   }

@@ -1,0 +1,5 @@
+/* io and model are siblings: an io file including a model header must not
+ * compile. */
+#include "model/kernel_level.h"
+
+typedef int pe__probe_t;

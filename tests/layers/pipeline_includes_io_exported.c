@@ -1,0 +1,4 @@
+/* A pipeline file including a header io exports: compiles. */
+#include "io/textfmt.h"
+
+typedef int pe__probe_t;
