@@ -44,7 +44,7 @@ extern "C" {
   X(AGAIN, -976, "try again")                                                  \
   X(CONN, -975, "connection error")                                            \
   X(GAP, -974, "entries missing from the stream")                              \
-  X(STATE, -973, "operation not valid in this state")                         \
+  X(STATE, -973, "operation not valid in this state")                          \
   X(SYMNUL, -972, "NUL byte in symbol")                                        \
   X(QUOTE, -971, "quoted field not closed, or text after its closing quote")
 
