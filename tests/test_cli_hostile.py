@@ -251,6 +251,19 @@ def test_state_and_outputs_to_devices_fifos_links():
         check(rc == 1 and "does not exist" in err
               and not os.path.exists(tmp("nowhere" + flag)),
               f"{flag} to a dangling link is refused ({rc}: {err})")
+    # /dev/stdout is a /proc link that no path resolves (pipe:[N]): written
+    # in place, to a pipe and to a file alike.
+    rc, out, err = run("replay", "--ticks", path, "--quiet", "--out",
+                       "/dev/stdout")
+    check(rc == 0 and out.startswith(b"id,ts,symbol"),
+          f"--out /dev/stdout into a pipe ({rc}: {err})")
+    with open(tmp("stdout.csv"), "wb") as f:
+        p = subprocess.run([ENGINE, "replay", "--ticks", path, "--quiet",
+                            "--out", "/dev/stdout"], stdout=f,
+                           stderr=subprocess.PIPE)
+    check(p.returncode == 0 and
+          open(tmp("stdout.csv"), "rb").read() == out,
+          f"--out /dev/stdout into a file ({p.stderr!r})")
     rc, _, err = run("replay", "--ticks", path, "--quiet", "--state-out", TMP)
     check(rc == 1 and "directory" in err, f"a folder is refused: {err}")
     # A FIFO nobody reads: refused at once, not a wait.

@@ -23,8 +23,9 @@ extern "C" {
  *   a symbolic link: followed (up to 32 links, relative ones from the
  *     link's folder) and its final target written as above, so the link
  *     stays a link; a dangling link is refused;
- *   a device (/dev/stdout, /dev/null) or a socket: written in place, never
- *     replaced;
+ *   a device (/dev/null, a terminal) or a socket, or anything reached
+ *     through a /proc link that no path resolves (/dev/stdout on a pipe):
+ *     written in place, never replaced;
  *   a FIFO: written in place when a reader has it open, else refused at
  *     once ("no reader"), never a wait for one;
  *   a directory: refused.

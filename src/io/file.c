@@ -57,11 +57,46 @@ static int pe__write_close(int fd, const char *path, const void *data,
 /* What an output path leads to (see pe/file.h). */
 enum { PE__TARGET_FILE, PE__TARGET_IN_PLACE };
 
-/* Follows the links of path into target (PATH_MAX bytes, on the stack: no
- * allocation) and sorts what it names: PE__TARGET_FILE (a regular file or
- * nothing: write target atomically) or PE__TARGET_IN_PLACE with *fd open
- * for writing (a device, a socket, a FIFO that has a reader); a negative
- * PE_E* code with the reason in err otherwise. */
+/* The final target of path's links in target (PATH_MAX bytes, on the
+ * stack: no allocation), for a path that stat() found to be a regular
+ * file; relative links are relative to the folder that holds them. 1 when
+ * resolved, 0 when a link cannot be followed by name (a /proc "magic" link
+ * such as /dev/stdout), a negative PE_E* code with err otherwise. */
+static int pe__resolve_links(const char *path, char *target, char *err,
+                             size_t cap) {
+  memcpy(target, path, strlen(path) + 1);
+  for (int hops = 0; hops < 32; hops++) {
+    struct stat st;
+    if (lstat(target, &st) != 0) {
+      return 0;
+    }
+    if (!S_ISLNK(st.st_mode)) {
+      return 1;
+    }
+    char link[PATH_MAX];
+    ssize_t k = readlink(target, link, sizeof link - 1);
+    if (k < 0) {
+      return 0;
+    }
+    link[k] = '\0';
+    const char *slash = link[0] == '/' ? NULL : strrchr(target, '/');
+    size_t keep = slash ? (size_t)(slash - target) + 1 : 0;
+    if (keep + (size_t)k >= PATH_MAX) {
+      snprintf(err, cap, "cannot write '%s': its link target is too long",
+               path);
+      return PE_EINVAL;
+    }
+    memcpy(target + keep, link, (size_t)k + 1);
+  }
+  errno = ELOOP;
+  return pe__io_fail(err, cap, "follow the links of", path);
+}
+
+/* Sorts what path names (links followed): PE__TARGET_FILE with the file to
+ * write atomically in target (a regular file, or nothing: a new file), or
+ * PE__TARGET_IN_PLACE with *fd open for writing (a device, a socket, a FIFO
+ * that has a reader, a regular file reached only through a /proc link);
+ * a negative PE_E* code with the reason in err otherwise. */
 static int pe__out_target(const char *path, char *target, int *fd, char *err,
                           size_t cap) {
   *fd = -1;
@@ -72,53 +107,39 @@ static int pe__out_target(const char *path, char *target, int *fd, char *err,
   }
   memcpy(target, path, n + 1);
   struct stat st;
-  for (int hops = 0;; hops++) {
-    if (lstat(target, &st) != 0) {
-      if (errno != ENOENT) {
-        return pe__io_fail(err, cap, "write", path);
-      }
-      if (hops > 0) {
-        snprintf(err, cap,
-                 "cannot write '%s': a symbolic link to '%s', which does "
-                 "not exist",
-                 path, target);
-        return PE_EIO;
-      }
-      return PE__TARGET_FILE; /* a new file */
+  if (stat(path, &st) != 0) {
+    if (errno != ENOENT) {
+      return pe__io_fail(err, cap, "write", path);
     }
-    if (!S_ISLNK(st.st_mode)) {
-      break;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+      char link[PATH_MAX];
+      ssize_t k = readlink(path, link, sizeof link - 1);
+      link[k > 0 ? k : 0] = '\0';
+      snprintf(err, cap,
+               "cannot write '%s': a symbolic link to '%s', which does not "
+               "exist",
+               path, link);
+      return PE_EIO;
     }
-    char link[PATH_MAX];
-    ssize_t k = hops < 32 ? readlink(target, link, sizeof link - 1) : -1;
-    if (k < 0) {
-      if (hops >= 32) {
-        errno = ELOOP;
-      }
-      return pe__io_fail(err, cap, "follow the link", path);
-    }
-    link[k] = '\0';
-    /* A relative link is relative to the folder that holds it. */
-    const char *slash = link[0] == '/' ? NULL : strrchr(target, '/');
-    size_t keep = slash ? (size_t)(slash - target) + 1 : 0;
-    if (keep + (size_t)k >= PATH_MAX) {
-      snprintf(err, cap, "cannot write '%s': its link target is too long",
-               path);
-      return PE_EINVAL;
-    }
-    memcpy(target + keep, link, (size_t)k + 1);
-  }
-  if (S_ISREG(st.st_mode)) {
-    return PE__TARGET_FILE;
+    return PE__TARGET_FILE; /* a new file */
   }
   if (S_ISDIR(st.st_mode)) {
     snprintf(err, cap, "cannot write '%s': it is a directory", path);
     return PE_EIO;
   }
+  if (S_ISREG(st.st_mode)) {
+    int rc = pe__resolve_links(path, target, err, cap);
+    if (rc != 0) {
+      return rc < 0 ? rc : PE__TARGET_FILE;
+    }
+    memcpy(target, path, n + 1);
+  }
   /* A FIFO without a reader: open would wait for one, forever perhaps;
    * with O_NONBLOCK it fails at once (ENXIO). Writes then block as usual. */
   int fifo = S_ISFIFO(st.st_mode);
-  *fd = open(target, O_WRONLY | O_CLOEXEC | (fifo ? O_NONBLOCK : 0));
+  int flags = O_WRONLY | O_CLOEXEC | (fifo ? O_NONBLOCK : 0) |
+              (S_ISREG(st.st_mode) ? O_TRUNC : 0);
+  *fd = open(path, flags);
   if (*fd < 0 && fifo && errno == ENXIO) {
     snprintf(err, cap, "cannot write '%s': a FIFO that no reader has open",
              path);
