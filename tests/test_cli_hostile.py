@@ -225,6 +225,17 @@ def test_input_truncated_underneath_is_an_error():
     err = proc.stderr.read().decode()
     check(rc == 1 and "truncated while it was read" in err and path in err,
           f"a shrunk input is an error (rc {rc}: {err})")
+    # Standard input read from the middle of a file is not a shrunk file.
+    path = write("middle.csv", "".join(rows[:1000]))
+    fd = os.open(path, os.O_RDONLY)
+    os.lseek(fd, len(rows[0]) + len(rows[1]), os.SEEK_SET)  # read already
+    p = subprocess.run([ENGINE, "replay", "--quiet", "--out", os.devnull,
+                        "--summary-json", tmp("middle.json")],
+                       stdin=fd, stderr=subprocess.PIPE)
+    os.close(fd)
+    check(p.returncode == 0 and
+          json.load(open(tmp("middle.json")))["rows"] == 998,
+          f"stdin from the middle of a file ({p.stderr!r})")
 
 
 def test_state_and_outputs_to_devices_fifos_links():

@@ -61,7 +61,11 @@ int pe_source_open(const pe_source_options_t *o, pe_source_t **out, char *err,
   }
   struct stat st;
   if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    s->bytes_total = (uint64_t)st.st_size;
+    /* From where reading starts: standard input may be a file read in part
+     * already, (head -1; replay) < FILE. */
+    off_t at = lseek(s->fd, 0, SEEK_CUR);
+    s->bytes_total = at > 0 && at <= st.st_size ? (uint64_t)(st.st_size - at)
+                                                : (uint64_t)st.st_size;
   }
   *out = s;
   return PE_OK;
