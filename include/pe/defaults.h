@@ -34,6 +34,18 @@
 /* Window length of a backend whose model does not fix it (stub). */
 #define PE_DEFAULT_MODEL_WINDOW 32
 
+/* The live service (pe_live_config_default, pe/live.h). */
+#define PE_LIVE_DEFAULT_REDIS_URL "redis://localhost:6379/0"
+#define PE_LIVE_DEFAULT_TICKS_STREAM "ticks:global"
+#define PE_LIVE_DEFAULT_SIGNALS_STREAM "signals:global"
+#define PE_LIVE_DEFAULT_SIGNALS_MAXLEN 1000000
+#define PE_LIVE_DEFAULT_CHECKPOINT_EVERY 100000
+#define PE_LIVE_DEFAULT_CHECKPOINT_INTERVAL_S 5
+#define PE_LIVE_DEFAULT_START_ID "0"
+#define PE_LIVE_DEFAULT_COUNT 1000
+#define PE_LIVE_DEFAULT_BLOCK_MS 100
+#define PE_LIVE_DEFAULT_REDIS_TIMEOUT_S 5
+
 /* A default as text: PE_DEFAULT_TEXT(PE_DEFAULT_EMA_FAST_SPAN) is "19". */
 #define PE_DEFAULT_TEXT(value) PE__DEFAULT_TEXT(value)
 #define PE__DEFAULT_TEXT(value) #value

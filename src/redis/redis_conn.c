@@ -349,7 +349,12 @@ int pe_redis_connect(pe_redis_t *r) {
   if (redisSetTimeout(r->ctx, pe__tv(r->opt.io_timeout_ms)) != REDIS_OK) {
     return pe__fail(r, "cannot set the socket timeout");
   }
-  (void)redisEnableKeepAlive(r->ctx);
+  /* TCP only: on a Unix socket hiredis fails to set the keep-alive
+   * interval and leaves the context in an error state that the next
+   * command reports. */
+  if (r->url.unix_path[0] == '\0') {
+    (void)redisEnableKeepAlive(r->ctx);
+  }
   r->ctx->reader->fn = &pe__reply_fns;
   r->ctx->reader->privdata = &r->arena;
   r->ctx->reader->maxbuf = 0;

@@ -156,7 +156,8 @@ class RedisServer:
         args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--daemonize", "no",
                 "--logfile", os.path.join(self.dir, "redis.log"),
-                "--protected-mode", "yes"]
+                "--protected-mode", "yes",
+                "--unixsocket", os.path.join(self.dir, "redis.sock")]
         if self.persistence:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
@@ -205,6 +206,11 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def unix_url(self) -> str:
+        """The same server through its Unix socket."""
+        return f"unix://{self.dir}/redis.sock"
 
     def close(self) -> None:
         self.stop()

@@ -1,26 +1,69 @@
-/* /health and /metrics for `pattern-engine live`, served by libmicrohttpd
- * from its own thread (see live.h). Without PE_WITH_HTTP only the
- * formatters are built and --http is refused. */
+/* The live service's figures: filled from the handle, published to the HTTP
+ * server, and written as Prometheus text, /health JSON and run summaries.
+ * Everything here runs off the per-tick path. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "cli/live.h"
+#include "live/live_impl.h"
 #include "pe/clock.h"
 #include "pe/error.h"
 
-#ifdef PE_WITH_HTTP
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#endif
+#define PE__METRICS_EVERY_NS 100000000ull
 
-#include "cli/cli.h"
+void pe_live_metrics(const pe_live_t *L, pe_live_metrics_t *m) {
+  pe_engine_stats_t st;
+  pe_engine_stats(L->engine, &st);
+  m->status = L->status;
+  m->entries = L->counter[PE__C_ENTRIES];
+  m->entries_run = L->entries_run;
+  m->ticks = st.ticks;
+  for (int r = 0; r < PE_STREAM_REJECT_COUNT; r++) {
+    m->rejected[r] = L->counter[PE__C_REJECTED + r];
+  }
+  memcpy(m->signals, st.signals, sizeof m->signals);
+  m->duplicates = L->duplicates;
+  m->reconnects = pe_redis_reconnects(L->redis);
+  m->checkpoints = L->checkpoints;
+  m->checkpoint_failures = L->checkpoint_failures;
+  m->checkpoint_wall_ns = L->checkpoint_wall;
+  m->lag_known = L->info_valid && L->info.has_entries_added;
+  m->lag_entries = 0;
+  m->lag_ms = 0;
+  if (L->info_valid) {
+    if (L->info.entries_added > L->position) {
+      m->lag_entries = L->info.entries_added - L->position;
+    }
+    if (L->info.last_generated.ms > L->last_id.ms) {
+      m->lag_ms = L->info.last_generated.ms - L->last_id.ms;
+    }
+  }
+  m->gaps = L->counter[PE__C_GAPS];
+  m->gap_entries = L->counter[PE__C_GAP_ENTRIES];
+  m->symbols = st.symbols;
+  pe__live_id_text(L->last_id, m->last_id);
+  m->wall_ns = pe_clock_ns() - L->created_mono;
+  m->active_ns =
+      L->last_mono > L->first_mono ? L->last_mono - L->first_mono : 0;
+  m->latency_ns = L->latency;
+}
+
+/* At most every 100 ms, or when forced (a change of status). */
+void pe__metrics_publish(pe_live_t *L, int force) {
+  if (L->http == NULL) {
+    return;
+  }
+  uint64_t now = pe_clock_ns();
+  if (!force && now - L->metrics_mono < PE__METRICS_EVERY_NS) {
+    return;
+  }
+  pe_live_metrics(L, &L->metrics);
+  if (pe_live_http_publish(L->http, &L->metrics)) {
+    L->metrics_mono = now;
+  }
+}
 
 /* ---- formatting
  * ---------------------------------------------------------------- */
@@ -214,182 +257,112 @@ size_t pe_live_health_format(const pe_live_metrics_t *m, int64_t now, char *buf,
   return o.len;
 }
 
-/* ---- the server
- * ---------------------------------------------------------------- */
+/* ---- summaries
+ * ------------------------------------------------------------------ */
 
-#ifdef PE_WITH_HTTP
-
-struct pe_live_http {
-  struct MHD_Daemon *daemon;
-  pthread_mutex_t lock;
-  pe_live_metrics_t slot; /* guarded by lock */
-  pe_live_metrics_t view; /* the HTTP thread's copy */
-  char body[64 * 1024];   /* HTTP thread only */
-};
-
-static enum MHD_Result pe__reply(struct MHD_Connection *conn, unsigned status,
-                                 const char *type, const char *body,
-                                 size_t len) {
-  struct MHD_Response *resp = MHD_create_response_from_buffer(
-      len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
-  if (resp == NULL) {
-    return MHD_NO;
-  }
-  MHD_add_response_header(resp, "Content-Type", type);
-  enum MHD_Result rc = MHD_queue_response(conn, status, resp);
-  MHD_destroy_response(resp);
-  return rc;
+static double pe__active_s(const pe_live_metrics_t *m) {
+  return (double)m->active_ns * 1e-9;
 }
 
-static enum MHD_Result pe__handle(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls) {
-  (void)version;
-  (void)upload;
-  (void)upload_size;
-  (void)con_cls;
-  pe_live_http_t *h = cls;
-  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-    static const char msg[] = "only GET\n";
-    return pe__reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", msg,
-                     sizeof msg - 1);
-  }
-  int health = strcmp(url, "/health") == 0;
-  if (!health && strcmp(url, "/metrics") != 0) {
-    static const char msg[] = "not found: try /health or /metrics\n";
-    return pe__reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", msg,
-                     sizeof msg - 1);
-  }
-  pthread_mutex_lock(&h->lock);
-  h->view = h->slot;
-  pthread_mutex_unlock(&h->lock);
-  int64_t now = pe_wall_ns();
-  size_t n;
-  if (health) {
-    n = pe_live_health_format(&h->view, now, h->body, sizeof h->body);
-  } else {
-    n = pe_live_metrics_format(&h->view, now, h->body, sizeof h->body);
-  }
-  if (n >= sizeof h->body) {
-    n = sizeof h->body - 1;
-  }
-  unsigned status = MHD_HTTP_OK;
-  if (health && h->view.status != PE_LIVE_OK) {
-    status = MHD_HTTP_SERVICE_UNAVAILABLE;
-  }
-  return pe__reply(conn, status,
-                   health ? "application/json"
-                          : "text/plain; version=0.0.4; charset=utf-8",
-                   h->body, n);
+static double pe__rate(const pe_live_metrics_t *m) {
+  double active = pe__active_s(m);
+  return active > 0 ? (double)m->entries_run / active : 0.0;
 }
 
-int pe_live_http_start(const char *cmd_name, const char *addr,
-                       pe_live_http_t **out) {
-  *out = NULL;
-  const char *colon = strrchr(addr, ':');
-  char host[64];
-  int port = colon ? atoi(colon + 1) : 0;
-  size_t hlen = colon ? (size_t)(colon - addr) : 0;
-  if (colon == NULL || port <= 0 || port > 65535 || hlen >= sizeof host) {
-    fprintf(stderr,
-            "pattern-engine %s: --http: '%s' is not HOST:PORT (e.g. "
-            "127.0.0.1:8005)\n",
-            cmd_name, addr);
-    return PE_EXIT_USAGE;
+size_t pe_live_summary_json(const pe_live_metrics_t *m, char *buf, size_t cap) {
+  pe__out_t o = {buf, cap, 0};
+  pe__printf(&o,
+             "{\"last_id\":\"%s\",\"entries\":%llu,\"entries_run\":%llu,"
+             "\"accepted\":%llu,\"rejected\":{",
+             m->last_id, (unsigned long long)m->entries,
+             (unsigned long long)m->entries_run, (unsigned long long)m->ticks);
+  for (int r = 0; r < PE_STREAM_REJECT_COUNT; r++) {
+    pe__printf(&o, "%s\"%s\":%llu", r ? "," : "", pe_stream_reject_name(r),
+               (unsigned long long)m->rejected[r]);
   }
-  memcpy(host, addr, hlen);
-  host[hlen] = '\0';
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-  if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    host[hlen - 1] = '\0';
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1) {
-      hlen = 0;
-    }
-    flags |= MHD_USE_IPv6;
-  } else {
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    if (hlen == 0) {
-      a4->sin_addr.s_addr = htonl(INADDR_ANY);
-      hlen = 1;
-    } else if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
-      hlen = 0;
+  pe__printf(&o, "},\"symbols\":%u,\"signals\":{", m->symbols);
+  for (int p = 0; p <= PE_RULE_COUNT; p++) {
+    pe__printf(&o, "%s\"%s\":%llu", p ? "," : "",
+               p < PE_RULE_COUNT ? pe_rule_name(p) : "model",
+               (unsigned long long)m->signals[p]);
+  }
+  const pe_hist_t *h = &m->latency_ns;
+  pe__printf(
+      &o,
+      "},\"duplicates\":%llu,\"reconnects\":%llu,\"checkpoints\":%llu,"
+      "\"checkpoint_failures\":%llu,\"gaps\":%llu,\"gap_entries\":%llu,"
+      "\"wall_s\":%.6f,\"active_s\":%.6f,\"entries_per_s\":%.1f,"
+      "\"latency_us\":{\"count\":%llu,\"p50\":%.3f,\"p99\":%.3f,"
+      "\"max\":%.3f}}\n",
+      (unsigned long long)m->duplicates, (unsigned long long)m->reconnects,
+      (unsigned long long)m->checkpoints,
+      (unsigned long long)m->checkpoint_failures, (unsigned long long)m->gaps,
+      (unsigned long long)m->gap_entries, (double)m->wall_ns * 1e-9,
+      pe__active_s(m), pe__rate(m), (unsigned long long)h->count,
+      (double)pe_hist_quantile(h, 0.5) * 1e-3,
+      (double)pe_hist_quantile(h, 0.99) * 1e-3, (double)h->max * 1e-3);
+  return o.len;
+}
+
+/* " (name n, name n)" for the non-zero counts, or "" when all are zero. */
+static void pe__breakdown(pe__out_t *o, const uint64_t *n, int count,
+                          const char *(*name)(int)) {
+  const char *sep = " (";
+  for (int i = 0; i < count; i++) {
+    if (n[i]) {
+      pe__printf(o, "%s%s %llu", sep, name(i), (unsigned long long)n[i]);
+      sep = ", ";
     }
   }
-  if (hlen == 0) {
-    fprintf(stderr,
-            "pattern-engine %s: --http: '%s' is not a numeric address "
-            "(use 127.0.0.1:PORT, [::1]:PORT or :PORT)\n",
-            cmd_name, addr);
-    return PE_EXIT_USAGE;
-  }
-  pe_live_http_t *h = calloc(1, sizeof *h);
-  if (h == NULL) {
-    fprintf(stderr, "pattern-engine %s: out of memory\n", cmd_name);
-    return PE_EXIT_FAIL;
-  }
-  pthread_mutex_init(&h->lock, NULL);
-  pe_hist_init(&h->slot.latency_ns);
-  h->daemon = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, pe__handle, h, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64u,
-      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
-  if (h->daemon == NULL) {
-    fprintf(stderr,
-            "pattern-engine %s: --http: cannot listen on %s (in use, or no "
-            "such address)\n",
-            cmd_name, addr);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
-    return PE_EXIT_FAIL;
-  }
-  *out = h;
-  return PE_EXIT_OK;
+  pe__printf(o, "%s\n", sep[0] == ',' ? ")" : "");
 }
 
-int pe_live_http_publish(pe_live_http_t *h, const pe_live_metrics_t *m) {
-  if (h == NULL || pthread_mutex_trylock(&h->lock) != 0) {
-    return 0;
+static const char *pe__pattern_name(int p) {
+  return p < PE_RULE_COUNT ? pe_rule_name(p) : "model";
+}
+
+size_t pe_live_summary_text(const pe_live_t *L, const pe_live_metrics_t *m,
+                            char *buf, size_t cap) {
+  pe__out_t o = {buf, cap, 0};
+  uint64_t rej = 0;
+  for (int r = 0; r < PE_STREAM_REJECT_COUNT; r++) {
+    rej += m->rejected[r];
   }
-  h->slot = *m;
-  pthread_mutex_unlock(&h->lock);
-  return 1;
-}
-
-void pe_live_http_stop(pe_live_http_t *h) {
-  if (h == NULL) {
-    return;
+  uint64_t all = 0;
+  for (int p = 0; p <= PE_RULE_COUNT; p++) {
+    all += m->signals[p];
   }
-  MHD_stop_daemon(h->daemon);
-  pthread_mutex_destroy(&h->lock);
-  free(h);
+  pe__printf(&o, "live %s -> %s\n", L->ticks, L->signals);
+  pe__printf(&o, "  last entry   %s\n", m->last_id);
+  pe__printf(&o, "  entries      %llu (this run %llu)\n",
+             (unsigned long long)m->entries,
+             (unsigned long long)m->entries_run);
+  pe__printf(&o, "  accepted     %llu\n", (unsigned long long)m->ticks);
+  pe__printf(&o, "  rejected     %llu", (unsigned long long)rej);
+  pe__breakdown(&o, m->rejected, PE_STREAM_REJECT_COUNT, pe_stream_reject_name);
+  pe__printf(&o, "  symbols      %u\n", m->symbols);
+  pe__printf(&o, "  signals      %llu", (unsigned long long)all);
+  pe__breakdown(&o, m->signals, PE_RULE_COUNT + 1, pe__pattern_name);
+  pe__printf(&o, "  duplicates   %llu (writes Redis already had)\n",
+             (unsigned long long)m->duplicates);
+  pe__printf(&o, "  reconnects   %llu\n", (unsigned long long)m->reconnects);
+  pe__printf(&o, "  checkpoints  %llu (%llu failed)\n",
+             (unsigned long long)m->checkpoints,
+             (unsigned long long)m->checkpoint_failures);
+  pe__printf(&o, "  gaps         %llu (%llu entries)\n",
+             (unsigned long long)m->gaps, (unsigned long long)m->gap_entries);
+  pe__printf(&o, "  wall time    %.3f s (%.3f s from first to last entry)\n",
+             (double)m->wall_ns * 1e-9, pe__active_s(m));
+  pe__printf(&o, "  throughput   %.0f entries/s while entries came\n",
+             pe__rate(m));
+  const pe_hist_t *h = &m->latency_ns;
+  if (h->count) {
+    pe__printf(&o,
+               "  latency      batch in -> signals acknowledged: p50 %.1f us, "
+               "p99 %.1f us, max %.1f us (%llu signals)\n",
+               (double)pe_hist_quantile(h, 0.5) * 1e-3,
+               (double)pe_hist_quantile(h, 0.99) * 1e-3, (double)h->max * 1e-3,
+               (unsigned long long)h->count);
+  }
+  return o.len;
 }
-
-#else /* !PE_WITH_HTTP */
-
-int pe_live_http_start(const char *cmd_name, const char *addr,
-                       pe_live_http_t **out) {
-  *out = NULL;
-  fprintf(stderr,
-          "pattern-engine %s: --http %s: this build has no HTTP server; "
-          "rebuild with libmicrohttpd-dev installed (PE_WITH_HTTP)\n",
-          cmd_name, addr);
-  return PE_EXIT_USAGE;
-}
-
-int pe_live_http_publish(pe_live_http_t *h, const pe_live_metrics_t *m) {
-  (void)h;
-  (void)m;
-  return 0;
-}
-
-void pe_live_http_stop(pe_live_http_t *h) { (void)h; }
-
-#endif

@@ -1,4 +1,4 @@
-/* Checkpoint files for `pattern-engine live` (internal to src/cli/).
+/* Checkpoint files of the live service (internal to src/live/).
  *
  * A checkpoint file is replaced atomically (pe_file_write_atomic, pe/file.h:
  * written to PATH.tmp, fsynced, renamed over PATH, and the directory
@@ -7,8 +7,8 @@
  * worker does not wait for the disk; the worker only copies the encoded
  * checkpoint into the writer's buffer. Reading one back is
  * pe_file_read_all. */
-#ifndef PE_CLI_LIVE_STORE_H
-#define PE_CLI_LIVE_STORE_H
+#ifndef PE_LIVE_STORE_H
+#define PE_LIVE_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>

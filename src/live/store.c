@@ -1,6 +1,6 @@
-/* Checkpoint files and their background writer (see live_store.h). */
+/* Checkpoint files and their background writer (see store.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "cli/live_store.h"
+#include "live/store.h"
 
 #include <errno.h>
 #include <pthread.h>
