@@ -353,6 +353,9 @@ static int pe__link(pe_live_t *L, uint32_t wait_ms) {
     if (rc == PE_ENOMEM) {
       return pe__live_fail(L, rc, "out of memory");
     }
+    if (rc != PE_OK && rc != PE_ECONN) {
+      return pe__live_fail(L, rc, "%s", pe_redis_errmsg(L->redis));
+    }
     if (rc != PE_OK) {
       if (L->backoff_ms == 0) {
         pe__live_log(L, PE_LIVE_LOG_INFO,

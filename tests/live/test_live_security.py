@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Faults of configuration and of neighbours, against a real redis-server:
+
+- credentials: a wrong password, a missing one, a bad database index are
+  fatal at once (exit 1 with the server's own words), for live and publish,
+  while a server that is not there yet is waited for; no message, log line
+  or summary ever shows the password of the URL;
+- two workers on one checkpoint (a file, or the Redis key): the second is
+  refused with a message naming the holder (host:pid); a holder killed with
+  SIGKILL does not block the next start;
+- /health under slow clients: connections that send one header line a
+  second, more of them than the server's connection limit, do not stop
+  /health from answering; the startup line says which interfaces the HTTP
+  server binds.
+
+    python tests/live/test_live_security.py --engine build/pattern-engine \\
+        [--only credentials|lock|http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+ENGINE = ""
+PASSWORD = "s3cret-Pw_42"
+
+
+def expect_fail(r, needles, what: str, timeout_s: float = None) -> None:
+    if r.returncode != 1:
+        h.fail(f"{what}: exit {r.returncode}, expected 1\n{r.stderr}")
+    for needle in needles:
+        if needle not in r.stderr:
+            h.fail(f"{what}: stderr lacks {needle!r}:\n{r.stderr}")
+    if PASSWORD in r.stderr or PASSWORD in r.stdout:
+        h.fail(f"{what}: the password appears in the output:\n{r.stderr}")
+    print(f"ok: {what}: exit 1: {r.stderr.strip().splitlines()[-1][:160]}")
+
+
+def timed(cmd, timeout: float = 20, env=None):
+    t0 = time.time()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        h.fail(f"{' '.join(cmd[:2])} still running after {timeout} s: "
+               f"a fatal error is being retried")
+    h.check_sanitizers(r.stderr, " ".join(cmd[:2]))
+    return r, time.time() - t0
+
+
+def test_credentials(tmp: str) -> None:
+    ticks = os.path.join(tmp, "t.csv")
+    h.gen_ticks(ticks, 200, 3)
+    with h.RedisServer(extra=["--requirepass", PASSWORD]) as redis:
+        base = f"127.0.0.1:{redis.port}"
+        good = f"redis://:{PASSWORD}@{base}/0"
+        cases = [
+            ("a wrong password", f"redis://:wrong-{PASSWORD}@{base}/0",
+             ["WRONGPASS"]),
+            ("a wrong user", f"redis://nobody:{PASSWORD}@{base}/0",
+             ["WRONGPASS"]),
+            ("no password", f"redis://{base}/0", ["NOAUTH"]),
+            ("a database index out of range", f"redis://:{PASSWORD}@{base}/99",
+             ["DB index is out of range"]),
+        ]
+        for what, url, needles in cases:
+            r, took = timed([ENGINE, "live", "--redis", url, "--ticks-stream",
+                             "t", "--signals-stream", "s", "--exit-on-idle",
+                             "0.3"])
+            expect_fail(r, needles, f"live with {what} ({took:.1f} s)")
+            r, took = timed([ENGINE, "publish", "--ticks", ticks, "--redis",
+                             url, "--ticks-stream", "t", "--quiet"])
+            expect_fail(r, needles, f"publish with {what} ({took:.1f} s)")
+
+        # The good password works, and shows nowhere: not in the log, the
+        # summary, /health or /metrics.
+        r = h.run([ENGINE, "publish", "--ticks", ticks, "--redis", good,
+                   "--ticks-stream", "t"])
+        summary = os.path.join(tmp, "summary.json")
+        port = h.free_port()
+        p = subprocess.Popen(
+            [ENGINE, "live", "--redis", good, "--ticks-stream", "t",
+             "--signals-stream", "s", "--http", f"127.0.0.1:{port}",
+             "--summary-json", summary],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        bodies = []
+        deadline = time.time() + 10
+        while time.time() < deadline and len(bodies) < 2:
+            try:
+                for path in ("/health", "/metrics"):
+                    with urllib.request.urlopen(
+                            f"http://127.0.0.1:{port}{path}", timeout=2) as u:
+                        bodies.append(u.read().decode())
+            except OSError:
+                time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+        if p.returncode != 0 or len(bodies) < 2:
+            h.fail(f"live with the right password: exit {p.returncode}, "
+                   f"{len(bodies)} HTTP answers\n{err}")
+        with open(summary) as f:
+            text = f.read()
+        json.loads(text)
+        for where, t in (("stderr", err), ("stdout", out), ("summary", text),
+                         ("/health", bodies[0]), ("/metrics", bodies[1]),
+                         ("publish's output", r.stdout + r.stderr)):
+            if PASSWORD in t:
+                h.fail(f"the password appears in {where}")
+        print("ok: the right password works and appears in no output, "
+              "summary, /health or /metrics")
+
+    # A URL that does not parse is quoted without its password.
+    for url in (f"redis://user:{PASSWORD}@host:99999/0",
+                f"redis://:{PASSWORD}@host/notadb",
+                f"redis://{PASSWORD}@[::1/0"):
+        for cmd in ([ENGINE, "live", "--redis", url],
+                    [ENGINE, "publish", "--ticks", ticks, "--redis", url]):
+            r, _ = timed(cmd)
+            if r.returncode == 0 or "bad Redis URL" not in r.stderr:
+                h.fail(f"{cmd[1]} with a bad URL: exit {r.returncode}\n"
+                       f"{r.stderr}")
+            if PASSWORD in r.stderr or "***" not in r.stderr:
+                h.fail(f"{cmd[1]}: the bad URL is not redacted:\n{r.stderr}")
+        env = dict(os.environ, REDIS_URL=url)
+        r, _ = timed([ENGINE, "live"], env=env)
+        if r.returncode == 0 or PASSWORD in r.stderr:
+            h.fail(f"live with REDIS_URL={url!r}: exit {r.returncode}, "
+                   f"stderr:\n{r.stderr}")
+    print("ok: bad URLs are quoted with the password as ***")
+
+    # Nobody listening yet is not fatal: live waits and logs its retries.
+    port = h.free_port()
+    p = subprocess.Popen(
+        [ENGINE, "live", "--redis", f"redis://:{PASSWORD}@127.0.0.1:{port}/0",
+         "--ticks-stream", "t", "--signals-stream", "s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    if p.poll() is not None:
+        h.fail(f"live gave up on a Redis that is not up yet: exit "
+               f"{p.returncode}\n{p.stderr.read()}")
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=20)
+    if "retrying" not in err or PASSWORD in err:
+        h.fail(f"live waiting for Redis: stderr:\n{err}")
+    print("ok: a Redis not up yet is retried (refused connections are "
+          "transient)")
+
+
+def main() -> None:
+    global ENGINE
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", required=True)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    ENGINE = a.engine
+    with tempfile.TemporaryDirectory(prefix="pe-sec-") as tmp:
+        for name, fn in (("credentials", test_credentials),):
+            if not a.only or a.only == name:
+                fn(tmp)
+
+
+if __name__ == "__main__":
+    main()
