@@ -159,6 +159,60 @@ def test_credentials(tmp: str) -> None:
           "transient)")
 
 
+def test_lock(tmp: str) -> None:
+    host = socket.gethostname()
+    with h.RedisServer() as redis:
+        c = redis.client()
+        for kind in ("file", "redis"):
+            ckpt = os.path.join(tmp, "lock.ckpt") if kind == "file" else "redis"
+            cmd = [ENGINE, "live", "--redis", redis.url, "--ticks-stream",
+                   f"t{kind}", "--signals-stream", f"s{kind}",
+                   "--checkpoint", ckpt, "--checkpoint-every", "1"]
+            first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+            time.sleep(0.7)
+            if first.poll() is not None:
+                h.fail(f"{kind}: the first worker exited {first.returncode}:"
+                       f"\n{first.stderr.read()}")
+            r, _ = timed(cmd + ["--exit-on-idle", "0.3"])
+            expect_fail(r, ["in use by another worker",
+                            f"{host}:{first.pid}"],
+                        f"{kind} checkpoint: a second worker")
+            if kind == "redis":
+                # The lease is renewed while its holder runs: 4.5 s in, well
+                # past a third of it, it still has most of its 10 s.
+                time.sleep(4.5)
+                ttl = c.call("PTTL", "sredis:checkpoint:lock")
+                if not 7000 < ttl <= 10000:
+                    h.fail(f"the lease is not renewed: PTTL {ttl} ms")
+                print(f"ok: the lease is renewed while its holder runs "
+                      f"(PTTL {ttl} ms after 4.5 s)")
+            first.kill()
+            first.wait()
+            r, took = timed(cmd + ["--exit-on-idle", "0.3"])
+            if r.returncode != 0:
+                h.fail(f"{kind}: after the holder was killed, a new worker "
+                       f"exited {r.returncode}:\n{r.stderr}")
+            print(f"ok: {kind} checkpoint: a holder killed with SIGKILL does "
+                  f"not block the next start ({took:.1f} s)")
+        # A holder on another host cannot be seen dying: its lease expires.
+        c.call("SET", "sredis:checkpoint:lock",
+               "otherhost:4242 ns=pid:[1] token=1", "PX", "1500")
+        cmd = [ENGINE, "live", "--redis", redis.url, "--ticks-stream",
+               "tredis", "--signals-stream", "sredis", "--checkpoint", "redis",
+               "--exit-on-idle", "0.3"]
+        r, _ = timed(cmd)
+        expect_fail(r, ["otherhost:4242"], "a lease held on another host")
+        time.sleep(1.6)
+        r, _ = timed(cmd)
+        if r.returncode != 0:
+            h.fail(f"after the lease expired: exit {r.returncode}\n{r.stderr}")
+        if c.call("EXISTS", "sredis:checkpoint:lock") != 0:
+            h.fail("a clean stop left its lease behind")
+        print("ok: a lease of another host blocks until it expires, then the "
+              "next start takes it; a clean stop releases it")
+
+
 def main() -> None:
     global ENGINE
     ap = argparse.ArgumentParser()
@@ -167,7 +221,8 @@ def main() -> None:
     a = ap.parse_args()
     ENGINE = a.engine
     with tempfile.TemporaryDirectory(prefix="pe-sec-") as tmp:
-        for name, fn in (("credentials", test_credentials),):
+        for name, fn in (("credentials", test_credentials),
+                         ("lock", test_lock)):
             if not a.only or a.only == name:
                 fn(tmp)
 
