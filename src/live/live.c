@@ -227,6 +227,8 @@ static int pe__open(pe_live_t *L, const pe_live_config_t *cfg, char *err,
       snprintf(err, cap, "http: %s", why);
       return rc;
     }
+    pe__live_log(L, PE_LIVE_LOG_INFO, "serving /health and /metrics on %s",
+                 pe_live_http_where(L->http));
   }
   return PE_OK;
 }

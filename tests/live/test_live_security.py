@@ -213,6 +213,100 @@ def test_lock(tmp: str) -> None:
               "next start takes it; a clean stop releases it")
 
 
+def slow_client(port: int, stop: threading.Event, counts: dict) -> None:
+    """Opens a connection, sends a request line and then one header line a
+    second, never finishing; opens another when the server cuts it."""
+    while not stop.is_set():
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            time.sleep(0.1)
+            continue
+        counts["opened"] += 1
+        try:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            while not stop.is_set():
+                s.sendall(b"X-Slow: 1\r\n")
+                stop.wait(1.0)
+        except OSError:
+            counts["cut"] += 1
+        finally:
+            s.close()
+
+
+def health(port: int, timeout: float):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health",
+                                timeout=timeout) as u:
+        return u.status, json.loads(u.read())
+
+
+def test_http(tmp: str) -> None:
+    with h.RedisServer() as redis:
+        port = h.free_port()
+        p = subprocess.Popen(
+            [ENGINE, "live", "--redis", redis.url, "--ticks-stream", "t",
+             "--signals-stream", "s", "--http", f":{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 10
+            while True:
+                try:
+                    status, _ = health(port, 2)
+                    break
+                except OSError:
+                    if time.time() > deadline or p.poll() is not None:
+                        h.fail("live's /health never answered")
+                    time.sleep(0.1)
+            # ":PORT" is loopback only: nothing listens on another address.
+            others = [a for a in socket.gethostbyname_ex(
+                socket.gethostname())[2] if not a.startswith("127.")]
+            for addr in others[:1]:
+                try:
+                    socket.create_connection((addr, port), timeout=1).close()
+                    h.fail(f":{port} is reachable on {addr}")
+                except OSError:
+                    print(f"ok: :{port} is not reachable on {addr}")
+            stop = threading.Event()
+            counts = {"opened": 0, "cut": 0}
+            threads = [threading.Thread(target=slow_client,
+                                        args=(port, stop, counts), daemon=True)
+                       for _ in range(120)]
+            for t in threads:
+                t.start()
+            time.sleep(2.0)  # every slot taken, the clients trickling
+            worst = 0.0
+            for i in range(20):
+                t0 = time.time()
+                try:
+                    status, body = health(port, 2.0)
+                except OSError as e:
+                    h.fail(f"/health under 120 slow clients: request {i + 1} "
+                           f"failed after {time.time() - t0:.2f} s: {e}")
+                worst = max(worst, time.time() - t0)
+                if status != 200 or body.get("status") != "ok":
+                    h.fail(f"/health: {status} {body}")
+                time.sleep(0.2)
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
+            if worst > 1.0:
+                h.fail(f"/health took {worst:.2f} s under slow clients")
+            print(f"ok: /health answered 20 of 20 times under 120 slow "
+                  f"clients, slowest {worst * 1000:.0f} ms "
+                  f"({counts['opened']} slow connections opened, "
+                  f"{counts['cut']} cut by the server)")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=20)
+        want = f"serving /health and /metrics on http://127.0.0.1:{port} " \
+               f"(loopback only)"
+        if want not in err:
+            h.fail(f"the startup line does not say what is bound:\n{err}")
+        print(f"ok: the log says: {want}")
+        if p.returncode != 0:
+            h.fail(f"live exited {p.returncode}:\n{err}")
+
+
 def main() -> None:
     global ENGINE
     ap = argparse.ArgumentParser()
@@ -222,7 +316,7 @@ def main() -> None:
     ENGINE = a.engine
     with tempfile.TemporaryDirectory(prefix="pe-sec-") as tmp:
         for name, fn in (("credentials", test_credentials),
-                         ("lock", test_lock)):
+                         ("lock", test_lock), ("http", test_http)):
             if not a.only or a.only == name:
                 fn(tmp)
 
