@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "live/live_impl.h"
@@ -70,8 +71,16 @@ int pe__lock_file(pe_live_t *L, char *err, size_t cap) {
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     char who[160] = "";
-    ssize_t n = pread(fd, who, sizeof who - 1, 0);
-    who[n > 0 ? n : 0] = '\0';
+    /* The holder writes its name just after locking: wait up to 0.5 s for a
+     * whole line. */
+    for (int i = 0; i < 50 && strchr(who, '\n') == NULL; i++) {
+      if (i > 0) {
+        struct timespec ts = {0, 10000000L};
+        (void)nanosleep(&ts, NULL);
+      }
+      ssize_t n = pread(fd, who, sizeof who - 1, 0);
+      who[n > 0 ? n : 0] = '\0';
+    }
     who[strcspn(who, "\n")] = '\0';
     close(fd);
     if (e == EWOULDBLOCK) {
