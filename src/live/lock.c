@@ -93,13 +93,16 @@ int pe__lock_file(pe_live_t *L, char *err, size_t cap) {
     snprintf(err, cap, "cannot lock %s: %s", path, strerror(e));
     return PE_EIO;
   }
+  /* The name only informs a worker that is refused: on a full disk the
+   * lock holds without it. */
   char line[sizeof L->holder + 2];
   int len = snprintf(line, sizeof line, "%s\n", L->holder);
   if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
-    snprintf(err, cap, "cannot write the checkpoint's lock file %s: %s", path,
-             strerror(errno));
-    close(fd);
-    return PE_EIO;
+    pe__live_log(L, PE_LIVE_LOG_WARN,
+                 "cannot write this worker's name into %s (%s); the "
+                 "checkpoint is locked all the same",
+                 path, strerror(errno));
+    (void)ftruncate(fd, 0);
   }
   L->lock_fd = fd;
   return PE_OK;
