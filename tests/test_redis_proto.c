@@ -51,6 +51,26 @@ static void test_urls(void) {
     }
   }
   PE_CHECK(strstr(err, "redis://[::1") != NULL);
+  /* A URL that does not parse is quoted without its password. */
+  PE_CHECK_INT(
+      pe_redis_url_parse("redis://bob:hunter2@h:99999/0", &u, err, sizeof err),
+      PE_EINVAL);
+  PE_CHECK(strstr(err, "hunter2") == NULL);
+  PE_CHECK(strstr(err, "'redis://bob:***@h:99999/0'") != NULL);
+  char shown[128];
+  static const char *const redact[][2] = {
+      {"redis://:pw@h:1/0", "redis://:***@h:1/0"},
+      {"redis://pw@h", "redis://***@h"},
+      {"redis://u:p@ss:w@h/2", "redis://u:***@h/2"},
+      {"redis://h:1/0", "redis://h:1/0"},
+      {"unix:///run/r.sock?db=1", "unix:///run/r.sock?db=1"},
+      {"redis://h/a@b", "redis://h/a@b"}};
+  for (size_t i = 0; i < sizeof redact / sizeof redact[0]; i++) {
+    pe_redis_url_redact(redact[i][0], shown, sizeof shown);
+    PE_CHECK_STR(shown, redact[i][1]);
+  }
+  pe_redis_url_redact("redis://:secret@h", shown, 12); /* cut, terminated */
+  PE_CHECK_STR(shown, "redis://:**");
 }
 
 static void test_resp(void) {
