@@ -567,7 +567,9 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
     int64_t off = kk * dil;
     tap[kk] = (off % st) * lr + off / st;
   }
-  for (int64_t co = 0; co < cout; co += 2) {
+  /* pairs of output channels of one group; a group with an odd count ends
+   * with a single channel, and the next pair starts in the next group */
+  for (int64_t co = 0; co < cout;) {
     int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
     int64_t g = co / cout_g;
     const float *w0 = s->w + co * cin_g * k;
@@ -609,6 +611,7 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
         }
       }
     }
+    co += two ? 2 : 1;
   }
   if (!simple_act) {
     pe__act_avx2(y, cout * wout, s->act, s->alpha);
@@ -650,3 +653,15 @@ void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
 }
 
 #endif
+
+const pe__kernels_t pe__kernels_avx2 = {
+    .name = "avx2+fma",
+    .level = 1,
+    .dense = pe__dense_avx2,
+    .conv1d = pe__conv1d_avx2,
+    .conv2d = pe__conv2d_gemm_avx2,
+    .act = pe__act_avx2,
+    .affine = pe__affine_avx2,
+    .gru_cell = pe__gru_cell_avx2,
+    .lstm_seq = pe__lstm_seq_avx2,
+};

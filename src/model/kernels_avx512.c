@@ -681,3 +681,15 @@ void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
 }
 
 #endif
+
+const pe__kernels_t pe__kernels_avx512 = {
+    .name = "avx512+fma",
+    .level = 2,
+    .dense = pe__dense_avx512,
+    .conv1d = pe__conv1d_avx512,
+    .conv2d = pe__conv2d_gemm_avx512,
+    .act = pe__act_avx2,
+    .affine = pe__affine_avx2,
+    .gru_cell = pe__gru_cell_avx512,
+    .lstm_seq = pe__lstm_seq_avx512,
+};

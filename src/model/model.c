@@ -12,9 +12,9 @@
 #include "pe/error.h"
 
 static const char *const pe__kind_names[PE__K_COUNT] = {
-    "copy",   "conv1d",  "dense",        "matmul", "unary",
-    "binary", "softmax", "strided_copy", "gather", "concat",
-    "affine", "pool1d",  "reduce_mean",  "lstm",   "gru"};
+    "copy",        "conv1d",       "dense",  "matmul", "unary",  "binary",
+    "softmax",     "strided_copy", "gather", "concat", "affine", "pool1d",
+    "reduce_mean", "lstm",         "gru",    "conv2d", "pool2d"};
 
 static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   snprintf(d->name, sizeof d->name, "%s", t->name);
@@ -43,8 +43,17 @@ int pe__kernels_level(pe_kernels_t k) {
   return best < cap ? best : cap;
 }
 
+const pe__kernels_t *pe__kernels_pick(pe_kernels_t k) {
+  int level = pe__kernels_level(k);
+  return level >= 2   ? &pe__kernels_avx512
+         : level == 1 ? &pe__kernels_avx2
+                      : &pe__kernels_generic;
+}
+
 const char *pe__kernels_name(int level) {
-  return level >= 2 ? "avx512+fma" : level == 1 ? "avx2+fma" : "generic";
+  return level >= 2   ? pe__kernels_avx512.name
+         : level == 1 ? pe__kernels_avx2.name
+                      : pe__kernels_generic.name;
 }
 
 int pe_model_load_buffer(const void *data, size_t len, const char *name,
@@ -59,8 +68,8 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
     snprintf(err, err_cap, "%s: out of memory", name);
     return PE_ENOMEM;
   }
-  /* the level first: the plan sizes scratch for its kernels */
-  m->avx2 = pe__kernels_level(opts ? opts->kernels : PE_KERNELS_AUTO);
+  /* the kernels first: the plan sizes scratch for them */
+  m->kern = pe__kernels_pick(opts ? opts->kernels : PE_KERNELS_AUTO);
   pe__graph_t *g = &m->g;
   g->path = name ? name : "<buffer>";
   g->err = m->err;
@@ -110,7 +119,7 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
   d->n_steps = m->n_step;
   d->flops = m->flops;
   d->arena_floats = m->arena_ps;
-  d->kernels = pe__kernels_name(m->avx2);
+  d->kernels = m->kern->name;
   g->path = "";
   *out = m;
   return PE_OK;

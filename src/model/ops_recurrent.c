@@ -18,13 +18,13 @@ int pe__op_rnn(pe__b_t *b) {
   if (rc != PE_OK) {
     return rc;
   }
+  if (pe__attr(b, "clip") != NULL || pe__attr_i(b, "input_forget", 0) != 0) {
+    return ERR(PE_EUNSUPPORTED, "clip and input_forget are not supported");
+  }
   if (!pe__attr_s_is(b, "direction", "forward", 1)) {
     return ERR(PE_EUNSUPPORTED,
                "direction must be forward; reverse and bidirectional are not "
                "supported");
-  }
-  if (pe__attr(b, "clip") != NULL || pe__attr_i(b, "input_forget", 0) != 0) {
-    return ERR(PE_EUNSUPPORTED, "clip and input_forget are not supported");
   }
   const Onnx__AttributeProto *acts = pe__attr(b, "activations");
   if (acts != NULL) {

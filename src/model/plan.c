@@ -123,16 +123,19 @@ static void pe__fuse(pe_model_t *m, int *dead) {
         continue;
       }
       pe__step_t *a = &m->step[j];
+      int conv = a->kind == PE__K_CONV1D || a->kind == PE__K_CONV2D;
       int ok = a->act == PE__ACT_NONE &&
-               ((a->kind == PE__K_CONV1D && a->p[1] == b->p[1]) ||
+               ((conv && a->p[1] == b->p[1] && b->p[0] == 1) ||
                 (a->kind == PE__K_DENSE && a->p[0] == 1 && a->p[2] == b->p[1] &&
                  b->p[2] == 1));
       if (!ok) {
         continue;
       }
       int64_t C = b->p[1];
-      int64_t per =
-          a->kind == PE__K_CONV1D ? (a->p[0] / a->p[2]) * a->p[3] : a->p[1];
+      int64_t per = a->kind == PE__K_CONV1D ? (a->p[0] / a->p[2]) * a->p[3]
+                    : a->kind == PE__K_CONV2D
+                        ? (a->p[0] / a->p[2]) * a->p[3] * a->p[4]
+                        : a->p[1];
       if (a->bias == NULL) {
         a->bias = calloc((size_t)C, sizeof(float));
         if (a->bias == NULL) {
@@ -191,8 +194,9 @@ static void pe__fuse(pe_model_t *m, int *dead) {
       }
       pe__step_t *a = &m->step[j];
       int ok = a->act == PE__ACT_NONE &&
-               (a->kind == PE__K_CONV1D || a->kind == PE__K_DENSE ||
-                a->kind == PE__K_AFFINE || a->kind == PE__K_BINARY);
+               (a->kind == PE__K_CONV1D || a->kind == PE__K_CONV2D ||
+                a->kind == PE__K_DENSE || a->kind == PE__K_AFFINE ||
+                a->kind == PE__K_BINARY);
       if (!ok) {
         continue;
       }
@@ -381,9 +385,10 @@ int pe__plan(pe_model_t *m) {
   for (int i = 0; i < n; i++) {
     pe__step_t *s = &m->step[i];
     pe__step_pack(s);
-    if ((s->kind == PE__K_DENSE || s->kind == PE__K_LSTM ||
-         s->kind == PE__K_GRU) &&
-        s->d.wp == NULL) {
+    if (((s->kind == PE__K_DENSE || s->kind == PE__K_LSTM ||
+          s->kind == PE__K_GRU) &&
+         s->d.wp == NULL) ||
+        (s->kind == PE__K_CONV2D && s->w2 == NULL)) {
       rc = PE_ENOMEM;
       goto done;
     }
@@ -396,6 +401,8 @@ int pe__plan(pe_model_t *m) {
       s->w = NULL;
     } else if (s->kind == PE__K_CONV1D) {
       wb = s->p[1] * (s->p[0] / s->p[2]) * s->p[3];
+    } else if (s->kind == PE__K_CONV2D) {
+      wb = s->p[1] * (s->p[0] / s->p[2]) * s->p[3] * s->p[4];
     } else if (s->kind == PE__K_LSTM || s->kind == PE__K_GRU) {
       int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];
       wb = GH * (s->p[1] + s->p[2]);
@@ -454,8 +461,8 @@ int pe__plan(pe_model_t *m) {
   m->out_numel = g->t[out0].numel;
   m->scratch_ps = 0;
   for (int i = 0; i < n; i++) {
-    int64_t s1 = pe__step_scratch(&m->step[i], 1, m->avx2);
-    int64_t s2 = pe__step_scratch(&m->step[i], 2, m->avx2);
+    int64_t s1 = pe__step_scratch(&m->step[i], 1, m->kern);
+    int64_t s2 = pe__step_scratch(&m->step[i], 2, m->kern);
     int64_t ps = s2 - s1, fixed = s1 - ps;
     if (ps > m->scratch_ps) {
       m->scratch_ps = ps;
@@ -494,7 +501,7 @@ int pe_model_ctx_create(const pe_model_t *m, uint32_t max_batch,
   c->tile = (uint32_t)tile;
   int64_t scratch = 0;
   for (int i = 0; i < m->n_step; i++) {
-    int64_t s = pe__step_scratch(&m->step[i], tile, m->avx2);
+    int64_t s = pe__step_scratch(&m->step[i], tile, m->kern);
     scratch = s > scratch ? s : scratch;
   }
   size_t floats = (size_t)(m->arena_ps * tile + scratch + 16);
@@ -563,9 +570,9 @@ int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch,
         break;
       }
     }
-    pe__exec_t x = {m, c->ptr, c->scratch, n};
+    pe__exec_t x = {m, m->kern, c->ptr, c->scratch, n};
     for (int i = 0; i < m->n_step; i++) {
-      pe__step_exec(&m->step[i], &x, m->avx2);
+      pe__step_exec(&m->step[i], &x);
     }
   }
   return PE_OK;
