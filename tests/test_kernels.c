@@ -69,10 +69,12 @@ static void mini_init(mini_t *x, const int64_t *numel, int n) {
   x->m.g.n_t = n;
 }
 
-/* Runs step s over nb samples with table k: inputs in[i] for the step's
- * inputs, outputs written to out[k] (NaN first). */
-static void run_step(mini_t *mm, const pe__step_t *s, const pe__kernels_t *k,
-                     uint32_t nb, float *const *bufs, int n_bufs) {
+/* Runs steps s[0..ns) (ns > 1: the directions of one recurrent layer,
+ * writing the same outputs) over nb samples with table k: tensor i is
+ * bufs[i]; the outputs of s[0] are set to NaN first. */
+static void run_step(mini_t *mm, const pe__step_t *s, int ns,
+                     const pe__kernels_t *k, uint32_t nb, float *const *bufs,
+                     int n_bufs) {
   float *ptr[8] = {0};
   for (int i = 0; i < n_bufs; i++) {
     ptr[i] = bufs[i];
@@ -85,11 +87,13 @@ static void run_step(mini_t *mm, const pe__step_t *s, const pe__kernels_t *k,
       }
     }
   }
-  int64_t sc = pe__step_scratch(s, nb, k) + 16;
-  float *scratch = aligned_alloc(64, (size_t)((sc * 4 + 63) / 64 * 64));
-  pe__exec_t x = {&mm->m, k, ptr, scratch, nb};
-  pe__step_exec(s, &x);
-  free(scratch);
+  for (int i = 0; i < ns; i++) {
+    int64_t sc = pe__step_scratch(&s[i], nb, k) + 16;
+    float *scratch = aligned_alloc(64, (size_t)((sc * 4 + 63) / 64 * 64));
+    pe__exec_t x = {&mm->m, k, ptr, scratch, nb};
+    pe__step_exec(&s[i], &x);
+    free(scratch);
+  }
 }
 
 /* Compares output tensor id of two runs; reports the first difference. */
@@ -107,10 +111,11 @@ static int same(const char *what, const char *isa, const float *ref,
   return 1;
 }
 
-/* Runs s with the generic table, then every vector one, on the same
- * inputs; compares outputs (tensors 1, 2, 3 where the step writes them). */
-static int agree(mini_t *mm, const pe__step_t *s, uint32_t nb, float **bufs,
-                 int n_bufs, const char *what) {
+/* Runs s[0..ns) with the generic table, then every vector one, on the
+ * same inputs; compares outputs (tensors 1, 2, 3 where the steps write
+ * them). */
+static int agree(mini_t *mm, const pe__step_t *s, int ns, uint32_t nb,
+                 float **bufs, int n_bufs, const char *what) {
   float *ref[3] = {0}, *got[3] = {0};
   int64_t n[3] = {0};
   for (int o = 0; o < 3; o++) {
@@ -118,7 +123,7 @@ static int agree(mini_t *mm, const pe__step_t *s, uint32_t nb, float **bufs,
       n[o] = (int64_t)nb * mm->t[s->out[o]].numel;
     }
   }
-  run_step(mm, s, &pe__kernels_generic, nb, bufs, n_bufs);
+  run_step(mm, s, ns, &pe__kernels_generic, nb, bufs, n_bufs);
   for (int o = 0; o < 3; o++) {
     if (s->out[o] >= 0) {
       ref[o] = malloc((size_t)n[o] * sizeof(float));
@@ -129,7 +134,7 @@ static int agree(mini_t *mm, const pe__step_t *s, uint32_t nb, float **bufs,
   int ok = 1;
   n_cases++;
   for (int t = 0; t < n_tables && ok; t++) {
-    run_step(mm, s, tables[t], nb, bufs, n_bufs);
+    run_step(mm, s, ns, tables[t], nb, bufs, n_bufs);
     for (int o = 0; o < 3 && ok; o++) {
       if (s->out[o] >= 0) {
         ok = same(what, tables[t]->name, ref[o], got[o], n[o]);
@@ -163,7 +168,7 @@ static int agree1(pe__step_t *s, int64_t n_in, int64_t n_out, uint32_t nb,
   s->out[1] = s->out[2] = -1;
   float *bufs[2] = {rnd_buf(nb * n_in, amp),
                     malloc((size_t)(nb * n_out) * sizeof(float))};
-  int ok = agree(&mm, s, nb, bufs, 2, what);
+  int ok = agree(&mm, s, 1, nb, bufs, 2, what);
   free(bufs[0]);
   free(bufs[1]);
   pe__step_free(s);
@@ -297,52 +302,59 @@ static void test_conv2d_large(void) {
   }
 }
 
-/* LSTM and GRU (both linear_before_reset), with and without initial
- * states, odd hidden sizes, all three outputs. */
+/* LSTM and GRU (both linear_before_reset), forward, reverse and
+ * bidirectional (two steps writing the halves of the outputs), with and
+ * without initial states, odd hidden sizes, all three outputs. */
 static void test_rnn(void) {
-  for (int trial = 0; trial < 300; trial++) {
+  for (int trial = 0; trial < 400; trial++) {
     int lstm = (int)rnd(0, 1);
     int64_t seq = rnd(1, 12), in = rnd(1, 20), H = rnd(1, 37);
     int64_t G = lstm ? 4 : 3, GH = G * H;
+    int64_t dirs = rnd(1, 2), lbr = lstm ? 0 : rnd(0, 1);
+    int reverse = dirs == 1 && rnd(0, 1);
     uint32_t nb = (uint32_t)rnd(1, 4);
     int with_state = (int)rnd(0, 1);
-    pe__step_t s;
-    memset(&s, 0, sizeof s);
-    s.kind = lstm ? PE__K_LSTM : PE__K_GRU;
-    s.n_in = 3;
-    s.in[0] = 0;
-    s.in[1] = with_state ? 4 : -1;
-    s.in[2] = with_state && lstm ? 5 : -1;
-    s.out[0] = 1;
-    s.out[1] = 2;
-    s.out[2] = lstm ? 3 : -1;
-    s.p[0] = seq;
-    s.p[1] = in;
-    s.p[2] = H;
-    s.p[3] = lstm ? 0 : rnd(0, 1);
+    pe__step_t s[2];
+    memset(s, 0, sizeof s);
     float sc = 1.0f / sqrtf((float)H);
-    s.w = rnd_buf(GH * in, sc);
-    s.w2 = rnd_buf(GH * H, sc);
-    s.bias = rnd_buf(GH, sc);
-    s.bias2 = rnd_buf(H, sc);
-    pe__step_pack(&s);
+    for (int64_t d = 0; d < dirs; d++) {
+      s[d].kind = lstm ? PE__K_LSTM : PE__K_GRU;
+      s[d].n_in = 3;
+      s[d].in[0] = 0;
+      s[d].in[1] = with_state ? 4 : -1;
+      s[d].in[2] = with_state && lstm ? 5 : -1;
+      s[d].out[0] = 1;
+      s[d].out[1] = 2;
+      s[d].out[2] = lstm ? 3 : -1;
+      int64_t p[8] = {seq, in, H, lbr, 0, reverse || d == 1, dirs, d};
+      memcpy(s[d].p, p, sizeof p);
+      s[d].w = rnd_buf(GH * in, sc);
+      s[d].w2 = rnd_buf(GH * H, sc);
+      s[d].bias = rnd_buf(GH, sc);
+      s[d].bias2 = rnd_buf(H, sc);
+      pe__step_pack(&s[d]);
+    }
     mini_t mm;
-    int64_t numel[6] = {seq * in, seq * H, H, H, H, H};
+    int64_t numel[6] = {seq * in, seq * dirs * H, dirs * H,
+                        dirs * H, dirs * H,       dirs * H};
     mini_init(&mm, numel, 6);
     float *bufs[6];
     for (int i = 0; i < 6; i++) {
       bufs[i] = rnd_buf(nb * numel[i], 1.0f);
     }
-    char what[120];
+    char what[160];
     snprintf(what, sizeof what,
-             "%s seq %lld in %lld H %lld lbr %lld batch %u state %d",
+             "%s seq %lld in %lld H %lld lbr %lld dirs %lld reverse %d batch "
+             "%u state %d",
              lstm ? "lstm" : "gru", (long long)seq, (long long)in, (long long)H,
-             (long long)s.p[3], nb, with_state);
-    agree(&mm, &s, nb, bufs, 6, what);
+             (long long)lbr, (long long)dirs, reverse, nb, with_state);
+    agree(&mm, s, (int)dirs, nb, bufs, 6, what);
     for (int i = 0; i < 6; i++) {
       free(bufs[i]);
     }
-    pe__step_free(&s);
+    for (int64_t d = 0; d < dirs; d++) {
+      pe__step_free(&s[d]);
+    }
   }
 }
 

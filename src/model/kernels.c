@@ -418,10 +418,16 @@ static void pe__pool1d(const pe__step_t *s, const float *x, float *y) {
 
 /* LSTM with the vector kernels: one fused pass per window through every
  * time step (pe__lstm_seq_*), so batch 1 runs without the per-step calls
- * and buffers of pe__rnn, and h and c of a window never leave L1. */
+ * and buffers of pe__rnn, and h and c of a window never leave L1. The
+ * reverse direction runs the kernel on a time-reversed copy of the window;
+ * the outputs of one direction of several (p[6] > 1) or of a reversed run
+ * go through a [seq][H] buffer to their places in Y ([seq][dirs][H] per
+ * window). */
 static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x) {
   const pe_model_t *m = x->m;
   const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  const int rev = s->p[5] != 0;
+  const int64_t dirs = s->p[6] > 1 ? s->p[6] : 1, dir = s->p[7];
   const float *X = x->ptr[s->in[0]];
   const int64_t xs = pe__tensor_stride(&m->g.t[s->in[0]]);
   const float *st[2] = {NULL, NULL};
@@ -429,7 +435,7 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x) {
   for (int k = 0; k < 2; k++) {
     int id = s->in[1 + k];
     if (id >= 0) {
-      st[k] = x->ptr[id];
+      st[k] = x->ptr[id] + dir * H;
       sts[k] = pe__tensor_stride(&m->g.t[id]);
     }
   }
@@ -437,14 +443,29 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x) {
   for (int k = 0; k < 3; k++) {
     out[k] = s->out[k] >= 0 ? x->ptr[s->out[k]] : NULL;
   }
+  const int direct = !rev && dirs == 1;
+  float *xr = x->scratch + (PE__LSTM_SCRATCH(seq, H) + 15) / 16 * 16;
+  float *yt = xr + (seq * in + 15) / 16 * 16;
   for (int64_t b = 0; b < x->n; b++) {
     const float *h0 = st[0] ? st[0] + b * sts[0] : NULL;
     const float *c0 = st[1] ? st[1] + b * sts[1] : NULL;
-    float *y = out[0] ? out[0] + b * seq * H : NULL;
-    float *hn = out[1] ? out[1] + b * H : NULL;
-    float *cn = out[2] ? out[2] + b * H : NULL;
-    x->k->lstm_seq(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn,
-                   x->scratch);
+    const float *xb = X + b * xs;
+    float *y = out[0] ? out[0] + b * seq * dirs * H : NULL;
+    float *hn = out[1] ? out[1] + (b * dirs + dir) * H : NULL;
+    float *cn = out[2] ? out[2] + (b * dirs + dir) * H : NULL;
+    if (rev) {
+      for (int64_t t = 0; t < seq; t++) {
+        memcpy(xr + t * in, xb + (seq - 1 - t) * in,
+               (size_t)in * sizeof(float));
+      }
+      xb = xr;
+    }
+    x->k->lstm_seq(s->lw, seq, in, H, xb, h0, c0, direct ? y : (y ? yt : NULL),
+                   hn, cn, x->scratch);
+    for (int64_t t = 0; !direct && y != NULL && t < seq; t++) {
+      memcpy(y + ((rev ? seq - 1 - t : t) * dirs + dir) * H, yt + t * H,
+             (size_t)H * sizeof(float));
+    }
   }
 }
 
@@ -461,7 +482,8 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
     pe__lstm_fused(s, x);
     return;
   }
-  const int lbr = s->p[3] != 0;
+  const int lbr = s->p[3] != 0, rev = s->p[5] != 0;
+  const int64_t dirs = s->p[6] > 1 ? s->p[6] : 1, dir = s->p[7];
   const int64_t GH = (lstm ? 4 : 3) * H;
   const int64_t n = x->n;
   const pe__tensor_t *tx = &m->g.t[s->in[0]];
@@ -486,7 +508,8 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
     int id = s->in[1 + k];
     for (int64_t b = 0; b < n; b++) {
       if (id >= 0) {
-        memcpy(st + b * H, x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]),
+        memcpy(st + b * H,
+               x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]) + dir * H,
                (size_t)H * sizeof(float));
       } else {
         memset(st + b * H, 0, (size_t)H * sizeof(float));
@@ -495,7 +518,8 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
   }
   const int64_t rhw = s->d2.M; /* GH, or 2H for GRU without lbr */
   float *Y = s->out[0] >= 0 ? x->ptr[s->out[0]] : NULL;
-  for (int64_t t = 0; t < seq; t++) {
+  for (int64_t it = 0; it < seq; it++) {
+    const int64_t t = rev ? seq - 1 - it : it; /* time index */
     kn->dense(&s->d2, hs, rh, n, PE__ACT_NONE, 0);
     for (int64_t b = 0; b < n; b++) {
       const float *g = xproj + (b * seq + t) * GH;
@@ -562,16 +586,19 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
     }
     if (Y != NULL) {
       for (int64_t b = 0; b < n; b++) {
-        memcpy(Y + (b * seq + t) * H, hs + b * H, (size_t)H * sizeof(float));
+        memcpy(Y + ((b * seq + t) * dirs + dir) * H, hs + b * H,
+               (size_t)H * sizeof(float));
       }
     }
   }
   for (int64_t b = 0; b < n; b++) {
     if (s->out[1] >= 0) {
-      memcpy(x->ptr[s->out[1]] + b * H, hs + b * H, (size_t)H * sizeof(float));
+      memcpy(x->ptr[s->out[1]] + (b * dirs + dir) * H, hs + b * H,
+             (size_t)H * sizeof(float));
     }
     if (s->out[2] >= 0) {
-      memcpy(x->ptr[s->out[2]] + b * H, cs + b * H, (size_t)H * sizeof(float));
+      memcpy(x->ptr[s->out[2]] + (b * dirs + dir) * H, cs + b * H,
+             (size_t)H * sizeof(float));
     }
   }
 }
@@ -581,7 +608,9 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
                          const pe__kernels_t *kn) {
   if (s->kind == PE__K_LSTM && kn->lstm_seq != NULL && s->lw != NULL) {
-    return PE__LSTM_SCRATCH(s->p[0], s->p[2]);
+    /* the kernel's, then a reversed window and Y of one direction */
+    return (PE__LSTM_SCRATCH(s->p[0], s->p[2]) + 15) / 16 * 16 +
+           (s->p[0] * s->p[1] + 15) / 16 * 16 + s->p[0] * s->p[2] + 16;
   }
   switch (s->kind) {
   case PE__K_CONV2D:

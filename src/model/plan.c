@@ -424,6 +424,13 @@ int pe__plan(pe_model_t *m) {
         last[pe__root(m, s->in[k])] = i;
       }
     }
+    /* a tensor several steps write (the directions of a bidirectional
+     * LSTM) lives until the last of them */
+    for (int k = 0; k < 3; k++) {
+      if (s->out[k] >= 0) {
+        last[pe__root(m, s->out[k])] = i;
+      }
+    }
   }
   int nb = 0;
   int64_t top = 0;
