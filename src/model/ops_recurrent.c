@@ -172,6 +172,9 @@ int pe__op_rnn(pe__b_t *b) {
     }
     const int64_t p[8] = {seq, in, H, lbr, layout, reverse || d == 1, dirs, d};
     memcpy(s->p, p, sizeof p);
+    if (p[5]) {
+      snprintf(s->label, sizeof s->label, "%s reverse", b->n->op);
+    }
     s->flops = seq * (2 * GH * in + 2 * GH * H + 10 * H);
     if ((rc = pe__finish(b, s)) != PE_OK) {
       return rc;
