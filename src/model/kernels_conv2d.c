@@ -62,9 +62,59 @@ void pe__conv2d_generic(const pe__step_t *s, const float *x, float *y,
   }
 }
 
+/* Writes n values to patch row k of the panel layout (pe__im2col) at
+ * positions q, q + 1, ...: src[0], src[stride], ... or zeros (src NULL),
+ * in runs that end at the 16-position panel boundaries. */
+static void pe__put_run(float *col, int64_t K1, int64_t k, int64_t q,
+                        const float *src, int64_t stride, int64_t n) {
+  while (n > 0) {
+    const int64_t lane = q & 15, c = 16 - lane < n ? 16 - lane : n;
+    float *d = col + ((q >> 4) * K1 + k) * 16 + lane;
+    if (c == 16 && src != NULL && stride == 1) {
+      memcpy(d, src, 16 * sizeof(float)); /* a whole panel row, inlined */
+      src += 16;
+    } else if (c == 16 && src == NULL) {
+      memset(d, 0, 16 * sizeof(float));
+    } else if (src == NULL) {
+      memset(d, 0, (size_t)c * sizeof(float));
+    } else if (stride == 1) {
+      memcpy(d, src, (size_t)c * sizeof(float));
+      src += c;
+    } else {
+      for (int64_t t = 0; t < c; t++) {
+        d[t] = src[t * stride];
+      }
+      src += c * stride;
+    }
+    q += c;
+    n -= c;
+  }
+}
+
+/* Values of a run of n positions with a zero prefix of z0 and a zero
+ * suffix past z0 + len: zeros, base[at], base[at + stride]..., zeros
+ * (at is formed only when some value is read). */
+static void pe__put_padded(float *col, int64_t K1, int64_t k, int64_t q,
+                           int64_t n, int64_t z0, const float *base, int64_t at,
+                           int64_t stride, int64_t len) {
+  z0 = z0 < 0 ? 0 : (z0 > n ? n : z0);
+  len = len < 0 ? 0 : (len > n - z0 ? n - z0 : len);
+  pe__put_run(col, K1, k, q, NULL, 0, z0);
+  pe__put_run(col, K1, k, q + z0, len > 0 ? base + at : NULL, stride, len);
+  pe__put_run(col, K1, k, q + z0 + len, NULL, 0, n - z0 - len);
+}
+
+/* floor(a / b) for b > 0. */
+static int64_t pe__floordiv(int64_t a, int64_t b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
 /* The patches of group g for output positions [m0, m0 + n) in the panel
  * layout: col[((q / 16) * K1 + k) * 16 + q % 16] for position m0 + q and
- * patch row k (ci, i, j), row K1 - 1 all ones; lanes past n zero. */
+ * patch row k (ci, i, j), row K1 - 1 all ones; lanes past n zero. Copies
+ * runs: a whole block at once where the rows of the output follow each
+ * other in the input (kernel width 1, stride 1, no padding along W: the
+ * (k, 1) and 1x1 convolutions), else one output row at a time. */
 static void pe__im2col(const pe__step_t *s, const float *x, int64_t g,
                        int64_t m0, int64_t n, float *col) {
   const int64_t cin_g = s->p[0] / s->p[2], kh = s->p[3], kw = s->p[4];
@@ -72,6 +122,7 @@ static void pe__im2col(const pe__step_t *s, const float *x, int64_t g,
   const int64_t pt = s->p[9], pl = s->p[10], H = s->p[11], W = s->p[12];
   const int64_t OW = s->p[14];
   const int64_t K1 = cin_g * kh * kw + 1, P = (n + 15) / 16;
+  const int linear = kw == 1 && sw == 1 && sh == 1 && OW == W;
   if (n % 16 != 0) {
     memset(col + (P - 1) * K1 * 16, 0, (size_t)(K1 * 16) * sizeof(float));
   }
@@ -80,15 +131,44 @@ static void pe__im2col(const pe__step_t *s, const float *x, int64_t g,
     const float *xc = x + (g * cin_g + ci) * H * W;
     for (int64_t i = 0; i < kh; i++) {
       for (int64_t j = 0; j < kw; j++, k++) {
-        int64_t oh = m0 / OW, ow = m0 % OW;
-        for (int64_t q = 0; q < n; q++) {
-          const int64_t ih = oh * sh + i * dh - pt, iw = ow * sw + j * dw - pl;
-          col[((q >> 4) * K1 + k) * 16 + (q & 15)] =
-              ih >= 0 && ih < H && iw >= 0 && iw < W ? xc[ih * W + iw] : 0.0f;
-          if (++ow == OW) {
-            ow = 0;
-            oh++;
+        const int64_t jo = j * dw - pl;
+        if (linear) {
+          /* position p reads xc[p + (i dh - pt) W], inside for
+           * p in [(pt - i dh) W, (H + pt - i dh) W) */
+          const int64_t off = (i * dh - pt) * W, lo = -off - m0;
+          const int64_t first = lo > 0 ? lo : 0;
+          pe__put_padded(col, K1, k, 0, n, lo, xc, m0 + first + off, 1,
+                         H * W - off - m0 - first);
+          continue;
+        }
+        if (OW == 1) {
+          /* one output column: position p = oh reads row p sh + i dh - pt
+           * at column jo, a run of stride sh W over the rows inside */
+          const int64_t io = i * dh - pt;
+          const int64_t oh_lo = -pe__floordiv(io, sh);
+          const int64_t oh_hi = pe__floordiv(H - 1 - io, sh);
+          const int64_t first = oh_lo > m0 ? oh_lo : m0;
+          pe__put_padded(col, K1, k, 0, n, oh_lo - m0, xc,
+                         (first * sh + io) * W + jo, sh * W,
+                         jo < 0 || jo >= W ? 0 : oh_hi + 1 - first);
+          continue;
+        }
+        /* output columns ow read iw = ow sw + j dw - pl, inside for
+         * ow in [ow_lo, ow_hi] */
+        const int64_t ow_lo = jo >= 0 ? 0 : (-jo + sw - 1) / sw;
+        const int64_t ow_hi = pe__floordiv(W - 1 - jo, sw);
+        for (int64_t q = 0; q < n;) {
+          const int64_t oh = (m0 + q) / OW, ow0 = (m0 + q) % OW;
+          const int64_t len = OW - ow0 < n - q ? OW - ow0 : n - q;
+          const int64_t ih = oh * sh + i * dh - pt;
+          if (ih < 0 || ih >= H) {
+            pe__put_run(col, K1, k, q, NULL, 0, len);
+          } else {
+            const int64_t a = ow_lo > ow0 ? ow_lo : ow0;
+            pe__put_padded(col, K1, k, q, len, a - ow0, xc,
+                           ih * W + a * sw + jo, sw, ow_hi + 1 - a);
           }
+          q += len;
         }
       }
     }

@@ -126,6 +126,46 @@ int pe__conv_step(pe__b_t *b, int kind, int rank, const int64_t *dims,
   return pe__finish(b, s);
 }
 
+/* A 2-D convolution that is a 1-D one over the flattened H * W axis, in
+ * the Conv1d parameters (model_impl.h: cin, cout, group, k, stride,
+ * dilation, pads, win, wout), so that it runs the Conv1d kernels on the
+ * input itself instead of copying patches: 1 when
+ *   kernel width 1, stride 1 and no padding along W (the (k, 1) and 1x1
+ *     convolutions: output position oh W + ow reads flat index
+ *     (oh + i dh - pt) W + ow), stride 1 along H; or
+ *   kernel height 1, stride 1 and no padding along H, none along W and
+ *     windows that tile each row exactly (OW sw = W: position oh OW + ow
+ *     reads flat index sw (oh OW + ow) + j dw). */
+static int pe__conv2d_as_1d(const pe__axis_t *ax, int64_t cin, int64_t cout,
+                            int64_t group, int64_t *p) {
+  const pe__axis_t *h = &ax[0], *w = &ax[1];
+  if (h->stride != 1) {
+    return 0;
+  }
+  if (w->k == 1 && w->stride == 1 && w->pad0 == 0 && w->pad1 == 0) {
+    const int64_t q[10] = {cin,
+                           cout,
+                           group,
+                           h->k,
+                           1,
+                           h->dil * w->in,
+                           h->pad0 * w->in,
+                           h->pad1 * w->in,
+                           h->in * w->in,
+                           h->out * w->in};
+    memcpy(p, q, sizeof q);
+    return 1;
+  }
+  if (h->k == 1 && h->pad0 == 0 && h->pad1 == 0 && w->pad0 == 0 &&
+      w->pad1 == 0 && w->out * w->stride == w->in) {
+    const int64_t q[10] = {cin,    cout, group, w->k,          w->stride,
+                           w->dil, 0,    0,     h->in * w->in, h->out * w->out};
+    memcpy(p, q, sizeof q);
+    return 1;
+  }
+  return 0;
+}
+
 /* Conv over [N, C, H, W]: weights [M, C/group, kh, kw], optional bias. */
 int pe__op_conv2d(pe__b_t *b) {
   int rc =
@@ -160,13 +200,17 @@ int pe__op_conv2d(pe__b_t *b) {
     return rc;
   }
   const int64_t dims[4] = {x->dims[0], cout, ax[0].out, ax[1].out};
+  const int64_t flops =
+      2 * cout * ax[0].out * ax[1].out * (cin / group) * ax[0].k * ax[1].k;
+  int64_t p1[10];
+  if (pe__conv2d_as_1d(ax, cin, cout, group, p1)) {
+    return pe__conv_step(b, PE__K_CONV1D, 4, dims, p1, 10, flops);
+  }
   const int64_t p[17] = {
       cin,          cout,      group,     ax[0].k,    ax[1].k,    ax[0].stride,
       ax[1].stride, ax[0].dil, ax[1].dil, ax[0].pad0, ax[1].pad0, ax[0].in,
       ax[1].in,     ax[0].out, ax[1].out, ax[0].pad1, ax[1].pad1};
-  return pe__conv_step(b, PE__K_CONV2D, 4, dims, p, 17,
-                       2 * cout * ax[0].out * ax[1].out * (cin / group) *
-                           ax[0].k * ax[1].k);
+  return pe__conv_step(b, PE__K_CONV2D, 4, dims, p, 17, flops);
 }
 
 /* A POOL2D step over x [N, C, H, W] (or [N, C, W] as H = 1). */
