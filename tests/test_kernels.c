@@ -210,6 +210,33 @@ static void test_conv1d(void) {
   }
 }
 
+/* Conv1d as a 2-D convolution runs it over the flattened H * W axis
+ * (ops_conv2d.c): (4,1) 'same' over [16, 100, 20] is dilation 20 with pads
+ * of whole rows; (1,2) stride (1,2) over [16, 100, 40] is stride 2 over
+ * 4000; a grouped (3,1) with an odd count per group. */
+static void test_conv1d_flat(void) {
+  static const int64_t cfg[][10] = {
+      /* cin, cout, group, k, stride, dil, pl, pr, win, wout */
+      {16, 16, 1, 4, 1, 20, 20, 40, 2000, 2000},
+      {16, 16, 1, 2, 2, 1, 0, 0, 4000, 2000},
+      {6, 9, 3, 3, 1, 7, 7, 7, 77, 77},
+      {1, 8, 1, 2, 2, 1, 0, 0, 4000, 2000},
+  };
+  for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+    const int64_t *f = cfg[c];
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_CONV1D;
+    s.act = PE__ACT_LEAKY;
+    s.alpha = 0.01f;
+    memcpy(s.p, f, sizeof cfg[0]);
+    s.w = rnd_buf(f[1] * (f[0] / f[2]) * f[3],
+                  1.0f / sqrtf((float)((f[0] / f[2]) * f[3])));
+    s.bias = rnd_buf(f[1], 0.5f);
+    agree1(&s, f[0] * f[8], f[1] * f[9], 3, 1.0f, "conv1d over H * W");
+  }
+}
+
 /* Dense layers, both weight layouts (M <= 4: dot products; else panels). */
 static void test_dense(void) {
   for (int trial = 0; trial < 400; trial++) {
@@ -396,6 +423,7 @@ int main(void) {
   }
   printf("%s\n", n_tables ? "" : " nothing (no vector kernels here)");
   test_conv1d();
+  test_conv1d_flat();
   test_dense();
   test_conv2d();
   test_conv2d_large();
