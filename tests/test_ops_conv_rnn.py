@@ -5,6 +5,7 @@
 
 One small model per op and variant, built here with onnx.helper (opsets 11,
 13 and 17 in turn), odd sizes on purpose:
+  Conv over [N, C, W] with groups of an odd channel count, depthwise;
   Conv over [N, C, H, W]: bias or none, strides, dilations, explicit pads,
     auto_pad SAME_UPPER / SAME_LOWER / VALID, groups (odd channels per
     group, depthwise), fused BatchNormalization and activations, a
@@ -107,6 +108,14 @@ def pool_case(name, op, c, hw, opset, **attrs):
 
 def conv_cases():
     o = iter(OPSETS * 20)
+    # 1-D, grouped with an odd count of output channels per group and
+    # depthwise (the AVX2 kernel once left a channel of each pair unwritten)
+    conv_case("conv1d groups 3 (3 out per group)", 6, 9, (29,), (3,), next(o), group=3,
+              pads=[1, 1])
+    conv_case("conv1d depthwise 5", 5, 5, (40,), (4,), next(o), group=5, strides=[2],
+              dilations=[2])
+    conv_case("conv1d groups 2 (5 out per group) + Relu", 4, 10, (33,), (2,), next(o),
+              group=2, after="Relu")
     conv_case("conv 3x3 pads 1", 3, 5, (9, 11), (3, 3), next(o), pads=[1, 1, 1, 1])
     conv_case("conv strides 2x3 dil 2x1 pads 0,2,1,0 no bias", 2, 4, (13, 17), (3, 2),
               next(o), bias=False, strides=[2, 3], dilations=[2, 1], pads=[0, 2, 1, 0])
