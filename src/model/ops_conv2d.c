@@ -25,9 +25,7 @@ static int pe__axes2d(pe__b_t *b, const int64_t *in, const int64_t *k,
     return ERR(PE_ESHAPE, "2-D %s needs 2 strides, 2 dilations and 4 pads",
                b->n->op);
   }
-  const Onnx__AttributeProto *ap = pe__attr(b, "auto_pad");
-  int automatic =
-      ap != NULL && ap->has_s && !pe__attr_s_is(b, "auto_pad", "NOTSET", 1);
+  int automatic = !pe__attr_s_is(b, "auto_pad", "NOTSET", 1);
   int valid = automatic && pe__attr_s_is(b, "auto_pad", "VALID", 0);
   int upper = automatic && pe__attr_s_is(b, "auto_pad", "SAME_UPPER", 0);
   int lower = automatic && pe__attr_s_is(b, "auto_pad", "SAME_LOWER", 0);
