@@ -604,7 +604,7 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
 }
 
 /* Scratch floats a step needs for a tile of `tile` samples with the kernels
- * of table k. */
+ * of table kn. */
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
                          const pe__kernels_t *kn) {
   if (s->kind == PE__K_LSTM && kn->lstm_seq != NULL && s->lw != NULL) {
