@@ -19,7 +19,7 @@ are any, else the toy models in tests/models/. --deeplob adds a DeepLOB-style
 model of the paper's size (input [N, 1, 100, 40]: conv blocks of 32 filters,
 an inception module of 3 x 64, LSTM 64; tests/models/make_conv_rnn_models.py,
 79 MFLOP per window), written to a temporary folder. The timed runs of one
-measurement are capped to about 20 GFLOP of work (at least 20 runs), so
+measurement are capped to about 100 GFLOP of work (at least 20 runs), so
 large models finish in seconds.
 """
 import argparse
@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def iterations(batch, flops=0):
     n = max(50, min(20000, 200000 // batch))
     if flops > 0:
-        n = min(n, max(20, int(2e10 / (batch * flops))))
+        n = min(n, max(20, int(1e11 / (batch * flops))))
     return n
 
 

@@ -64,22 +64,21 @@ void pe__conv2d_generic(const pe__step_t *s, const float *x, float *y,
 
 /* Writes n values to patch row k of the panel layout (pe__im2col) at
  * positions q, q + 1, ...: src[0], src[stride], ... or zeros (src NULL),
- * in runs that end at the 16-position panel boundaries. */
+ * in runs that end at the 16-position panel boundaries. Runs of zeros
+ * store 16 floats whatever their length: past the run they land in row
+ * k + 1 of the same panel (k is never the last row, the ones), which is
+ * written after row k. Fixed sizes keep the copies inline: short runs of
+ * a few floats are most of the calls for small images. */
 static void pe__put_run(float *col, int64_t K1, int64_t k, int64_t q,
                         const float *src, int64_t stride, int64_t n) {
   while (n > 0) {
     const int64_t lane = q & 15, c = 16 - lane < n ? 16 - lane : n;
     float *d = col + ((q >> 4) * K1 + k) * 16 + lane;
-    if (c == 16 && src != NULL && stride == 1) {
-      memcpy(d, src, 16 * sizeof(float)); /* a whole panel row, inlined */
-      src += 16;
-    } else if (c == 16 && src == NULL) {
+    if (src == NULL) {
       memset(d, 0, 16 * sizeof(float));
-    } else if (src == NULL) {
-      memset(d, 0, (size_t)c * sizeof(float));
-    } else if (stride == 1) {
-      memcpy(d, src, (size_t)c * sizeof(float));
-      src += c;
+    } else if (c == 16 && stride == 1) {
+      memcpy(d, src, 16 * sizeof(float));
+      src += 16;
     } else {
       for (int64_t t = 0; t < c; t++) {
         d[t] = src[t * stride];
