@@ -227,6 +227,45 @@ static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+/* The zero-padded input of a Conv1d window split into `stride` phase rows
+ * per channel (row r of channel c holds padded[j * stride + r], lr floats
+ * each, lr = ceil((pl + win + pr) / stride) + 40 so that a 32-step block
+ * may read past the end), then the tap offsets after them: tap kk reads
+ * phase row (kk * dil) % stride at offset (kk * dil) / stride. For the
+ * vector Conv1d kernels; returns the taps (pe__conv_taps). */
+int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
+                               float *scratch, int64_t lr) {
+  const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
+  const int64_t pl = s->p[6], win = s->p[8];
+  for (int64_t ci = 0; ci < cin; ci++) {
+    const float *xr = x + ci * win;
+    for (int64_t r = 0; r < st; r++) {
+      float *row = scratch + (ci * st + r) * lr;
+      /* j reads padded position j st + r, input position j st + r - pl:
+       * inside for j in [j0, j1) */
+      const int64_t j0 = pl - r > 0 ? (pl - r + st - 1) / st : 0;
+      int64_t j1 = win - 1 + pl - r >= 0 ? (win - 1 + pl - r) / st + 1 : 0;
+      j1 = j1 > lr ? lr : j1;
+      const int64_t a = j0 < j1 ? j0 : j1;
+      memset(row, 0, (size_t)a * sizeof(float));
+      if (st == 1) {
+        memcpy(row + a, xr + a - pl, (size_t)(j1 - a) * sizeof(float));
+      } else {
+        for (int64_t j = a; j < j1; j++) {
+          row[j] = xr[j * st + r - pl];
+        }
+      }
+      memset(row + j1, 0, (size_t)(lr - j1) * sizeof(float));
+    }
+  }
+  int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
+  for (int64_t kk = 0; kk < k; kk++) {
+    const int64_t off = kk * dil;
+    tap[kk] = (off % st) * lr + off / st;
+  }
+  return tap;
+}
+
 /* ---- the others
  * -------------------------------------------------------------- */
 static float pe__binop(int op, float a, float b) {

@@ -534,7 +534,7 @@ PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
 PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                               float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
-  const int64_t st = s->p[4], dil = s->p[5], pl = s->p[6], pr = s->p[7];
+  const int64_t st = s->p[4], pl = s->p[6], pr = s->p[7];
   const int64_t win = s->p[8], wout = s->p[9];
   const int64_t cin_g = cin / group, cout_g = cout / group;
   const int64_t lp = pl + win + pr;
@@ -543,30 +543,7 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
   int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
                    s->act == PE__ACT_LEAKY;
   int vact = simple_act ? s->act : PE__ACT_NONE;
-  for (int64_t ci = 0; ci < cin; ci++) {
-    const float *xr = x + ci * win;
-    if (st == 1) {
-      float *row = scratch + ci * lr;
-      memset(row, 0, (size_t)pl * sizeof(float));
-      memcpy(row + pl, xr, (size_t)win * sizeof(float));
-      memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
-      continue;
-    }
-    for (int64_t r = 0; r < st; r++) {
-      float *row = scratch + (ci * st + r) * lr;
-      for (int64_t j = 0; j < lr; j++) {
-        int64_t pos = j * st + r - pl;
-        row[j] = pos >= 0 && pos < win ? xr[pos] : 0.0f;
-      }
-    }
-  }
-  /* tap kk reads phase row (kk*dil) % st at offset (kk*dil) / st; the
-   * offsets sit after the phase rows in scratch (pe__step_scratch) */
-  int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
-  for (int64_t kk = 0; kk < k; kk++) {
-    int64_t off = kk * dil;
-    tap[kk] = (off % st) * lr + off / st;
-  }
+  const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
   /* pairs of output channels of one group; a group with an odd count ends
    * with a single channel, and the next pair starts in the next group */
   for (int64_t co = 0; co < cout;) {

@@ -254,47 +254,52 @@ int pe__conv2d_pack(pe__step_t *s) {
   return PE_OK;
 }
 
+/* Taps i in [0, k) of a window starting at padded position o0 - pad
+ * (stride and pad applied by the caller: o0 = out * stride - pad) whose
+ * position o0 + i dil lies in [0, lim): [*lo, *hi). */
+static void pe__tap_range(int64_t o0, int64_t dil, int64_t k, int64_t lim,
+                          int64_t *lo, int64_t *hi) {
+  *lo = o0 >= 0 ? 0 : (-o0 + dil - 1) / dil;
+  *hi = lim - 1 - o0 >= 0 ? (lim - 1 - o0) / dil + 1 : 0;
+  *hi = *hi > k ? k : *hi;
+  *lo = *lo > *hi ? *hi : *lo;
+}
+
 /* Max or average pooling of one window [C, H, W]. Average: over the
  * positions inside the input, or (count_include_pad) inside the padded
- * input but not the overhang of ceil_mode. */
+ * input but not the overhang of ceil_mode. The taps inside are ranges,
+ * found once per output position. */
 void pe__pool2d(const pe__step_t *s, const float *x, float *y) {
   const int64_t C = s->p[0], H = s->p[1], W = s->p[2], OH = s->p[3];
   const int64_t OW = s->p[4], kh = s->p[5], kw = s->p[6], sh = s->p[7];
   const int64_t sw = s->p[8], pt = s->p[9], pl = s->p[10], dh = s->p[11];
   const int64_t dw = s->p[12], pb = s->p[15], pr = s->p[16];
   const int cip = s->p[13] != 0, is_max = s->p[14] != 0;
-  for (int64_t c = 0; c < C; c++) {
-    const float *xc = x + c * H * W;
-    float *yc = y + c * OH * OW;
-    for (int64_t oh = 0; oh < OH; oh++) {
-      for (int64_t ow = 0; ow < OW; ow++) {
+  for (int64_t oh = 0; oh < OH; oh++) {
+    const int64_t h0 = oh * sh - pt;
+    int64_t i0, i1, ip0, ip1;
+    pe__tap_range(h0, dh, kh, H, &i0, &i1);
+    pe__tap_range(h0 + pt, dh, kh, H + pt + pb, &ip0, &ip1);
+    for (int64_t ow = 0; ow < OW; ow++) {
+      const int64_t w0 = ow * sw - pl;
+      int64_t j0, j1, jp0, jp1;
+      pe__tap_range(w0, dw, kw, W, &j0, &j1);
+      pe__tap_range(w0 + pl, dw, kw, W + pl + pr, &jp0, &jp1);
+      const int64_t cnt =
+          cip ? (ip1 - ip0) * (jp1 - jp0) : (i1 - i0) * (j1 - j0);
+      const float div = (float)(cnt > 0 ? cnt : 1);
+      for (int64_t c = 0; c < C; c++) {
+        /* index of tap (i, j): at + i dh W + j dw (at itself may lie in
+         * the padding, so it stays an index) */
+        const int64_t at = c * H * W + h0 * W + w0;
         float acc = is_max ? -INFINITY : 0.0f;
-        int64_t rows = 0, rows_pad = 0, cols = 0, cols_pad = 0;
-        for (int64_t i = 0; i < kh; i++) {
-          const int64_t ih = oh * sh + i * dh - pt;
-          rows_pad += ih < H + pb;
-          if (ih < 0 || ih >= H) {
-            continue;
-          }
-          rows++;
-          for (int64_t j = 0; j < kw; j++) {
-            const int64_t iw = ow * sw + j * dw - pl;
-            if (iw >= 0 && iw < W) {
-              const float v = xc[ih * W + iw];
-              acc = is_max ? (v > acc ? v : acc) : acc + v;
-            }
+        for (int64_t i = i0; i < i1; i++) {
+          for (int64_t j = j0; j < j1; j++) {
+            const float v = x[at + i * dh * W + j * dw];
+            acc = is_max ? (v > acc ? v : acc) : acc + v;
           }
         }
-        for (int64_t j = 0; j < kw; j++) {
-          const int64_t iw = ow * sw + j * dw - pl;
-          cols_pad += iw < W + pr;
-          cols += iw >= 0 && iw < W;
-        }
-        if (!is_max) {
-          const int64_t cnt = cip ? rows_pad * cols_pad : rows * cols;
-          acc /= (float)(cnt > 0 ? cnt : 1);
-        }
-        yc[oh * OW + ow] = acc;
+        y[(c * OH + oh) * OW + ow] = is_max ? acc : acc / div;
       }
     }
   }

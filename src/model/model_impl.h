@@ -332,6 +332,8 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
 static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
   return (int64_t *)(void *)(scratch + ((n + 1) & ~(int64_t)1));
 }
+int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
+                               float *scratch, int64_t lr);
 
 /* ---- load pipeline ------------------------------------------------------- */
 int pe__onnx_import(pe__graph_t *g, const void *data, size_t len, void **proto);
