@@ -76,9 +76,9 @@ static void test_rejections(void) {
                 (const char *const[]){"node 0 (conv0, Conv)",
                                       "unsupported attribute 'foo'",
                                       "supports: auto_pad,dilations", NULL});
-  expect_reject("bad/conv2d.onnx", PE_EUNSUPPORTED,
-                (const char *const[]){"node 0 (conv2d, Conv)",
-                                      "only 1-D convolution", NULL});
+  expect_reject("bad/conv3d.onnx", PE_EUNSUPPORTED,
+                (const char *const[]){"node 0 (conv3d, Conv)",
+                                      "only 1-D and 2-D convolution", NULL});
   expect_reject("bad/dynamic_dim.onnx", PE_EUNSUPPORTED,
                 (const char *const[]){"dynamic dimension 'features' at axis 1",
                                       "only the batch dimension",
@@ -106,9 +106,9 @@ static void test_rejections(void) {
   expect_reject("bad/batch_reshape.onnx", PE_EUNSUPPORTED,
                 (const char *const[]){"node 0 (reshape_all, Reshape)",
                                       "merge or split the batch", NULL});
-  expect_reject("bad/bidirectional.onnx", PE_EUNSUPPORTED,
-                (const char *const[]){"node 1 (lstm_bi, LSTM)",
-                                      "direction must be forward", NULL});
+  expect_reject("bad/lstm_clip.onnx", PE_EUNSUPPORTED,
+                (const char *const[]){"node 1 (lstm_clip, LSTM)",
+                                      "clip and input_forget", NULL});
 }
 
 static unsigned char *read_file(const char *path, size_t *len) {

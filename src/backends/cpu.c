@@ -268,9 +268,10 @@ static void pe__cpu_close(void *self) {
 static void pe__cpu_summary(const pe_backend_options_t *opts, char *buf,
                             size_t cap) {
   pe_kernels_t k;
-  int level = pe__cpu_kernels(opts, &k) == PE_OK ? pe__kernels_level(k) : -1;
+  const pe__kernels_t *t =
+      pe__cpu_kernels(opts, &k) == PE_OK ? pe__kernels_pick(k) : NULL;
   snprintf(buf, cap, "ONNX models (opsets 11-17) on the CPU; kernels %s",
-           level < 0 ? "(unknown choice)" : pe__kernels_name(level));
+           t == NULL ? "(unknown choice)" : pe__kernels_name(t));
 }
 
 const pe_backend_ops_t pe_backend_cpu_ops = {

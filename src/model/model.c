@@ -18,9 +18,10 @@
 #include "pe/error.h"
 
 static const char *const pe__kind_names[PE__K_COUNT] = {
-    "copy",        "conv1d",       "dense",  "matmul", "unary",  "binary",
-    "softmax",     "strided_copy", "gather", "concat", "affine", "pool1d",
-    "reduce_mean", "lstm",         "gru",    "cast"};
+    "copy",   "conv1d",    "dense",        "matmul", "unary",
+    "binary", "softmax",   "strided_copy", "gather", "concat",
+    "affine", "pool1d",    "reduce_mean",  "lstm",   "gru",
+    "cast",   "gather_rt", "conv2d",       "pool2d"};
 
 static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   snprintf(d->name, sizeof d->name, "%s", t->name);
@@ -31,14 +32,6 @@ static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   for (int i = 0; i < t->rank && i < PE_MODEL_MAX_RANK; i++) {
     d->dims[i] = i == t->batch_axis ? -1 : t->dims[i];
   }
-}
-
-int pe__kernels_level(pe_kernels_t k) {
-  int best = pe__kernels_avx512_usable() ? 2
-             : pe__kernels_avx2_usable() ? 1
-                                         : 0;
-  int cap = k == PE_KERNELS_GENERIC ? 0 : k == PE_KERNELS_AVX2 ? 1 : 2;
-  return best < cap ? best : cap;
 }
 
 int pe_kernels_parse(const char *name, pe_kernels_t *out) {
@@ -54,8 +47,15 @@ int pe_kernels_parse(const char *name, pe_kernels_t *out) {
   return PE_EINVAL;
 }
 
-const char *pe__kernels_name(int level) {
-  return level >= 2 ? "avx512+fma" : level == 1 ? "avx2+fma" : "generic";
+const pe__kernels_t *pe__kernels_pick(pe_kernels_t k) {
+  const pe__kernels_t *best = pe__kernels_avx512_usable() ? &pe__kernels_avx512
+                              : pe__kernels_avx2_usable()
+                                  ? &pe__kernels_avx2
+                                  : &pe__kernels_generic;
+  const pe__kernels_t *cap = k == PE_KERNELS_GENERIC ? &pe__kernels_generic
+                             : k == PE_KERNELS_AVX2  ? &pe__kernels_avx2
+                                                     : &pe__kernels_avx512;
+  return best->level < cap->level ? best : cap;
 }
 
 /* ---- the input as a feature window ----------------------------------------
@@ -274,6 +274,7 @@ static void pe__layout_recognise(pe_model_t *m) {
              n_fit > 1 ? ", [N, C, W] being the default" : "");
   }
 }
+const char *pe__kernels_name(const pe__kernels_t *k) { return k->name; }
 
 int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
                               const pe_model_options_t *opts,
@@ -288,8 +289,8 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
     snprintf(err, err_cap, "%s: out of memory", name);
     return PE_ENOMEM;
   }
-  /* the level first: the plan sizes scratch for its kernels */
-  m->avx2 = pe__kernels_level(opts ? opts->kernels : PE_KERNELS_AUTO);
+  /* the kernels first: the plan sizes scratch for them */
+  m->kern = pe__kernels_pick(opts ? opts->kernels : PE_KERNELS_AUTO);
   pe__graph_t *g = &m->g;
   g->path = name ? name : "<buffer>";
   g->err = m->err;
@@ -346,7 +347,7 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   d->n_steps = m->n_step;
   d->flops = m->flops;
   d->arena_floats = m->arena_ps;
-  d->kernels = pe__kernels_name(m->avx2);
+  d->kernels = pe__kernels_name(m->kern);
   pe__layout_recognise(m);
   g->path = "";
   g->data_fn = NULL;
