@@ -62,8 +62,8 @@ static int pe_t_run(pe_backend_t *b, const float *in, size_t in_w, float *out,
     int rc = pe_backend_run(b, in + (size_t)done * in_w, m,
                             out + (size_t)done * out_w);
     if (rc != PE_OK) {
-      fprintf(stderr, "FAIL: %s run of %u windows: %s\n", pe_backend_name(b),
-              m, pe_backend_errmsg(b));
+      fprintf(stderr, "FAIL: %s run of %u windows: %s\n", pe_backend_name(b), m,
+              pe_backend_errmsg(b));
       return rc;
     }
     done += m;
@@ -102,11 +102,12 @@ static int pe_t_model(const char *path) {
          pe_t_run(ref, in, in_w, o_ref, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
              PE_OK;
   if (!fail && pe_cuda_alloc_count() != allocs) {
-    fprintf(stderr, "FAIL: %s: %llu device allocations during the runs\n",
-            path, (unsigned long long)(pe_cuda_alloc_count() - allocs));
+    fprintf(stderr, "FAIL: %s: %llu device allocations during the runs\n", path,
+            (unsigned long long)(pe_cuda_alloc_count() - allocs));
     fail = 1;
   }
-  if (!fail && pe_backend_run(gpu, in, PE_T_MAX_BATCH + 1, o_gpu) != PE_EINVAL) {
+  if (!fail &&
+      pe_backend_run(gpu, in, PE_T_MAX_BATCH + 1, o_gpu) != PE_EINVAL) {
     fprintf(stderr, "FAIL: %s: a batch above the max batch was not refused\n",
             path);
     fail = 1;

@@ -8,7 +8,9 @@
  * device input and output and their pinned host staging buffers are
  * allocated once. A step kind without a kernel is refused here, with the
  * step named. run copies the windows into pinned memory, then to the
- * device, launches the steps on one stream and copies the scores back: no
+ * device, launches the steps on one stream (as a CUDA graph captured at
+ * open for each batch bucket: 1, 2, 4, ... up to max batch, a batch run
+ * with the smallest bucket that holds it) and copies the scores back: no
  * allocation after open (pe_cuda_alloc_count counts them, and run fails if
  * one happened). Times of the last run's three phases (host to
  * device, compute, device to host) are kept when opened with phase_times
@@ -25,6 +27,7 @@
 #include "pe/model.h"
 
 #define PE__CUDA_MAX_WEIGHTS 256
+#define PE__CUDA_MAX_GRAPHS 33
 
 typedef struct pe__cuda {
   pe_model_t *model;
@@ -39,6 +42,11 @@ typedef struct pe__cuda {
   int n_weights;
   pe_cuda_step_t *steps;
   int n_steps;
+  /* one CUDA graph of every step's launch per batch bucket: bucket k
+   * computes graph_n[k] windows (powers of two, then max_batch) */
+  cudaGraphExec_t graph[PE__CUDA_MAX_GRAPHS];
+  uint32_t graph_n[PE__CUDA_MAX_GRAPHS];
+  int n_graphs;
   uint32_t max_batch;
   int64_t in_numel, out_numel;
   uint64_t allocs_after_open;
@@ -58,6 +66,9 @@ static const char *pe__kind_name(int kind) {
 static void pe__cuda_destroy(pe__cuda_t *c) {
   if (c == NULL) {
     return;
+  }
+  for (int i = 0; i < c->n_graphs; i++) {
+    cudaGraphExecDestroy(c->graph[i]);
   }
   for (int i = 0; i < c->n_weights; i++) {
     pe_cuda_free(c->weights[i]);
@@ -143,7 +154,7 @@ static int pe__tensor_ptr(pe__cuda_t *c, int t, const float **p,
   }
 }
 
-/* W [G*H][in] as W^T [in][G*H]. */
+/* w [rows][cols] as [cols][rows]. */
 static float *pe__transpose(const float *w, int64_t rows, int64_t cols) {
   float *t = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof *t);
   if (t != NULL) {
@@ -217,8 +228,13 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
       snprintf(msg, cap, "out of memory");
       return PE_ENOMEM;
     }
-    d->w = pe__upload(c, w, d->K * d->M, 4, msg, cap);
+    d->dense_warp = pe_cuda_dense_warp(d->K);
+    float *mk = d->dense_warp ? pe__transpose(w, d->K, d->M) : NULL;
+    d->w = d->dense_warp && mk == NULL
+               ? NULL
+               : pe__upload(c, mk ? mk : w, d->K * d->M, 4, msg, cap);
     free(w);
+    free(mk);
     if (s.bias != NULL) {
       d->bias = pe__upload(c, s.bias, d->M, 4, msg, cap);
     }
@@ -269,6 +285,29 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
   default:
     return PE_OK;
   }
+}
+
+/* Captures the launches of every step over n windows as a graph into
+ * c->graph[c->n_graphs]. */
+static int pe__capture(pe__cuda_t *c, uint32_t n) {
+  cudaGraph_t g = NULL;
+  int e =
+      (int)cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+  for (int i = 0; i < c->n_steps && e == 0; i++) {
+    e = pe_cuda_step_launch(&c->steps[i], n, c->stream);
+  }
+  int e2 = (int)cudaStreamEndCapture(c->stream, &g);
+  e = e ? e : e2;
+  if (e == 0) {
+    e = (int)cudaGraphInstantiate(&c->graph[c->n_graphs], g, 0);
+  }
+  if (g != NULL) {
+    cudaGraphDestroy(g);
+  }
+  if (e == 0) {
+    c->graph_n[c->n_graphs++] = n;
+  }
+  return e;
 }
 
 /* Opens the first CUDA device, or says why there is none. */
@@ -359,6 +398,22 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
       return pe__cuda_fail(c, err, err_cap, rc, path, msg);
     }
   }
+  /* windows past a batch are computed with the bucket's: zeros, not
+   * whatever the allocator left */
+  e = (int)cudaMemset(c->d_in, 0, in_bytes);
+  e = e ? e : (int)cudaMemset(c->d_arena, 0, arena_bytes);
+  for (uint32_t n = 1; e == 0;
+       n = n < c->max_batch / 2 ? n * 2 : c->max_batch) {
+    e = pe__capture(c, n);
+    if (n == c->max_batch) {
+      break;
+    }
+  }
+  if (e != 0) {
+    snprintf(msg, sizeof msg, "capturing the plan as CUDA graphs: %s",
+             pe_cuda_strerror(e));
+    return pe__cuda_fail(c, err, err_cap, PE_EBACKEND, path, msg);
+  }
   c->allocs_after_open = pe_cuda_alloc_count();
   *self = c;
   return PE_OK;
@@ -392,9 +447,11 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
   if (c->timing && e == 0) {
     e = (int)cudaEventRecord(c->ev[1], c->stream);
   }
-  for (int i = 0; i < c->n_steps && e == 0; i++) {
-    e = pe_cuda_step_launch(&c->steps[i], batch, c->stream);
+  int bucket = 0;
+  while (c->graph_n[bucket] < batch) {
+    bucket++;
   }
+  e = e ? e : (int)cudaGraphLaunch(c->graph[bucket], c->stream);
   if (c->timing && e == 0) {
     e = (int)cudaEventRecord(c->ev[2], c->stream);
   }

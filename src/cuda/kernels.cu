@@ -133,6 +133,33 @@ __global__ static void pe__k_dense(const pe_cuda_step_t s, int64_t total) {
   }
 }
 
+/* A dense layer with one warp per output: the lanes take every 32nd k,
+ * the partial sums (double) meet in a butterfly, then the bias. The order
+ * differs from the CPU's; in double, the float result differs only where
+ * the sum lies within about 1e-16 of a float rounding boundary. */
+__global__ static void pe__k_dense_warp(const pe_cuda_step_t s, int64_t total) {
+  const int64_t rows = s.p[0], K = s.K, M = s.M;
+  const int lane = (int)(threadIdx.x & 31);
+  const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+  for (int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+       i < total; i += nw) {
+    int64_t m = i % M, r = (i / M) % rows, b = i / (M * rows);
+    const float *__restrict__ x = s.in[0] + b * s.in_stride[0] + r * K;
+    const float *__restrict__ w = s.w + m * K;
+    double acc = 0.0;
+    for (int64_t k = lane; k < K; k += 32) {
+      acc += (double)x[k] * (double)w[k];
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    }
+    if (lane == 0) {
+      acc += s.bias ? (double)s.bias[m] : 0.0;
+      s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+    }
+  }
+}
+
 __global__ static void pe__k_binary(const pe_cuda_step_t s, int64_t total) {
   const int64_t n = s.p[0];
   PE__FOR(i, total) {
@@ -282,7 +309,7 @@ __global__ static void pe__k_reduce_mean(const pe_cuda_step_t s,
 /* LSTM (gates i, o, f, c) or GRU (z, r, h), ONNX's equations: one block per
  * window, thread j owns hidden unit j; h (and r * h) live in shared memory,
  * c in a register. w is W^T [in][G*H], w2 R^T [H][G*H]. */
-__global__ static void pe__k_rnn(const pe_cuda_step_t s) {
+__global__ static void pe__k_rnn(const pe_cuda_step_t s, int shared_w) {
   extern __shared__ float sh[];
   const int lstm = s.kind == PE_PLAN_LSTM;
   const int64_t seq = s.p[0], in = s.p[1], H = s.p[2], lbr = s.p[3] != 0;
@@ -291,6 +318,17 @@ __global__ static void pe__k_rnn(const pe_cuda_step_t s) {
   const int act = j < H;
   float *h = sh, *rh = sh + H;
   const float *x = s.in[0] + b * s.in_stride[0];
+  const float *W = s.w, *R = s.w2;
+  if (shared_w) {
+    /* the weights in shared memory: read (in + H) * G times per step */
+    float *ws = sh + 2 * H;
+#pragma unroll 4
+    for (int64_t k = j; k < (in + H) * GH; k += blockDim.x) {
+      ws[k] = k < in * GH ? s.w[k] : s.w2[k - in * GH];
+    }
+    W = ws;
+    R = ws + in * GH;
+  }
   float c = 0.0f;
   if (act) {
     h[j] = s.in[1] ? s.in[1][b * s.in_stride[1] + j] : 0.0f;
@@ -302,23 +340,39 @@ __global__ static void pe__k_rnn(const pe_cuda_step_t s) {
     float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const int G = lstm ? 4 : 3;
     if (act) {
-      /* W x + bias and R h, each summed in double as the CPU's dense
-       * kernel sums them */
-      for (int q = 0; q < G; q++) {
-        double acc = s.bias[q * H + j];
-        for (int64_t k = 0; k < in; k++) {
-          acc += (double)xt[k] * (double)s.w[k * GH + q * H + j];
+      /* W x + bias and R h, each gate's sum in double in the order of the
+       * CPU's dense kernel (the gates side by side) */
+      double ga[4], ra[4] = {0.0, 0.0, 0.0, 0.0};
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        ga[q] = q < G ? (double)s.bias[q * H + j] : 0.0;
+      }
+      for (int64_t k = 0; k < in; k++) {
+        const double xv = xt[k];
+        const float *wk = W + k * GH + j;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+          if (q < G) {
+            ga[q] += xv * (double)wk[q * H];
+          }
         }
-        g[q] = (float)acc;
       }
       /* GRU without linear_before_reset takes R_h times r * h below */
       const int Gr = !lstm && !lbr ? 2 : G;
-      for (int q = 0; q < Gr; q++) {
-        double acc = 0.0;
-        for (int64_t k = 0; k < H; k++) {
-          acc += (double)h[k] * (double)s.w2[k * GH + q * H + j];
+      for (int64_t k = 0; k < H; k++) {
+        const double hv = h[k];
+        const float *rk = R + k * GH + j;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+          if (q < Gr) {
+            ra[q] += hv * (double)rk[q * H];
+          }
         }
-        r[q] = (float)acc;
+      }
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        g[q] = (float)ga[q];
+        r[q] = (float)ra[q];
       }
     }
     float hn = 0.0f;
@@ -350,7 +404,7 @@ __global__ static void pe__k_rnn(const pe_cuda_step_t s) {
       if (act) {
         double rr = 0.0;
         for (int64_t k = 0; k < H; k++) {
-          rr += (double)rh[k] * (double)s.w2[k * GH + 2 * H + j];
+          rr += (double)rh[k] * (double)R[k * GH + 2 * H + j];
         }
         float nn = pe__tanhf(__fadd_rn(g[2], (float)rr));
         hn = __fadd_rn(__fmul_rn(__fsub_rn(1.0f, z), nn), __fmul_rn(z, h[j]));
@@ -412,9 +466,13 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
                                    void *stream) {
   cudaStream_t st = (cudaStream_t)stream;
   if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
-    unsigned threads = (unsigned)((s->p[2] + 31) / 32 * 32);
-    size_t shmem = (size_t)(2 * s->p[2]) * sizeof(float);
-    pe__k_rnn<<<n, threads, shmem, st>>>(*s);
+    const int64_t H = s->p[2], in = s->p[1];
+    const int64_t GH = (s->kind == PE_PLAN_LSTM ? 4 : 3) * H;
+    unsigned threads = (unsigned)((H + 31) / 32 * 32);
+    size_t shmem = (size_t)(2 * H) * sizeof(float);
+    size_t with_w = shmem + (size_t)((in + H) * GH) * sizeof(float);
+    int shared_w = with_w <= 48 * 1024;
+    pe__k_rnn<<<n, threads, shared_w ? with_w : shmem, st>>>(*s, shared_w);
     return (int)cudaPeekAtLastError();
   }
   int64_t total = pe__total(s, n);
@@ -432,7 +490,13 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
     pe__k_conv1d<<<blocks, PE__THREADS, 0, st>>>(*s, total);
     break;
   case PE_PLAN_DENSE:
-    pe__k_dense<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    if (s->dense_warp) {
+      int64_t wb = (total * 32 + PE__THREADS - 1) / PE__THREADS;
+      pe__k_dense_warp<<<(unsigned)(wb > 65535 * 16 ? 65535 * 16 : wb),
+                         PE__THREADS, 0, st>>>(*s, total);
+    } else {
+      pe__k_dense<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    }
     break;
   case PE_PLAN_BINARY:
     pe__k_binary<<<blocks, PE__THREADS, 0, st>>>(*s, total);
@@ -463,6 +527,8 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
   }
   return (int)cudaPeekAtLastError();
 }
+
+extern "C" int pe_cuda_dense_warp(int64_t K) { return K >= 128; }
 
 extern "C" int pe_cuda_device_count(int *count) {
   *count = 0;

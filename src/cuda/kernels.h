@@ -33,14 +33,19 @@ typedef struct pe_cuda_step {
   int64_t in_stride[PE_CUDA_MAX_IN];
   float *out[3];
   int64_t out_stride[3];
-  /* device weights: conv [cout][cin/g][k]; dense [K][M]; LSTM/GRU W and R
-   * transposed to [in][G*H] and [H][G*H] */
+  /* device weights: conv [cout][cin/g][k]; dense [K][M] or [M][K]
+   * (dense_warp); LSTM/GRU W and R transposed to [in][G*H] and [H][G*H] */
   const float *w, *w2, *bias, *bias2;
   const int64_t *idx;
   int64_t n_idx;
   int64_t K, M;
-  int64_t numel; /* elements of out[0] per window */
+  int dense_warp; /* dense: one warp per output, w as [M][K] (long K) */
+  int64_t numel;  /* elements of out[0] per window */
 } pe_cuda_step_t;
+
+/* Whether a dense layer of K inputs runs one warp per output (its weights
+ * then [M][K]) rather than one thread ([K][M]). */
+int pe_cuda_dense_warp(int64_t K);
 
 /* Whether a kind has a kernel here. */
 int pe_cuda_kind_supported(int kind);
