@@ -296,13 +296,15 @@ done:
 
 const pe_cli_command_t pe_cli_bench_model = {
     .name = "bench-model",
-    .summary = "Measure a model's latency and throughput on this CPU",
+    .summary = "Measure a model's latency and throughput (cpu, or --backend)",
     .usage = "bench-model MODEL [--batch N] [FLAGS]",
     .details =
         "Prints, as trtexec does: latency per batch in microseconds (min,\n"
         "mean, median, p90, p95, p99, p99.9, max), the median per window,\n"
         "throughput in windows per second (over the timed runs) and the\n"
-        "sample count. Pin it to cores with taskset for stable numbers;\n"
+        "sample count. With --backend cuda, also the median host-to-device,\n"
+        "compute and device-to-host time per batch (CUDA events, a second\n"
+        "series of runs). Pin it to cores with taskset for stable numbers;\n"
         "bench/bench_model_peers.py runs the same models in ONNX Runtime and\n"
         "PyTorch on the same core.\n"
         "\n"
@@ -313,6 +315,8 @@ const pe_cli_command_t pe_cli_bench_model = {
         "  pattern-engine bench-model models/toy_cnn.onnx --batch 64 "
         "--iterations "
         "2000 --warmup 200 --threads 2\n"
+        "  pattern-engine bench-model models/pattern_cnn.onnx --backend cuda "
+        "--batch 4096\n"
         "  pattern-engine bench-model models/toy_cnn.onnx --kernels generic\n",
     .flags = pe__bench_flags,
     .n_flags = sizeof pe__bench_flags / sizeof pe__bench_flags[0],
