@@ -59,8 +59,12 @@ static const char *const pe__kind_names[PE_PLAN_KIND_COUNT] = {
     "softmax",     "strided_copy", "gather", "concat", "affine",   "pool1d",
     "reduce_mean", "lstm",         "gru",    "cast",   "gather_rt"};
 
+/* A kind added to the plan after this table is named "new" (the message
+ * gives its number too). */
 static const char *pe__kind_name(int kind) {
-  return kind >= 0 && kind < PE_PLAN_KIND_COUNT ? pe__kind_names[kind] : "?";
+  return kind >= 0 && kind < PE_PLAN_KIND_COUNT && pe__kind_names[kind]
+             ? pe__kind_names[kind]
+             : "new";
 }
 
 static void pe__cuda_destroy(pe__cuda_t *c) {
@@ -172,10 +176,11 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
   pe_plan_step_t s;
   pe_plan_step(c->model, i, &s);
   if (!pe_cuda_kind_supported(s.kind)) {
-    snprintf(msg, cap,
-             "step %d (%s) is a %s step, which the cuda backend has no "
-             "kernel for",
-             i, s.label, pe__kind_name(s.kind));
+    snprintf(
+        msg, cap,
+        "step %d (%s) is a %s step (kind %d), which the cuda backend has no "
+        "kernel for",
+        i, s.label, pe__kind_name(s.kind), s.kind);
     return PE_EUNSUPPORTED;
   }
   pe_cuda_step_t *d = &c->steps[i];
