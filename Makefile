@@ -39,10 +39,10 @@ fuzz: deps
 
 # One .clang-format for every C file of the tree.
 format:
-	@git ls-files '*.c' '*.h' | xargs clang-format -i
+	@git ls-files '*.c' '*.h' '*.cu' | xargs clang-format -i
 
 format-check:
-	@git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+	@git ls-files '*.c' '*.h' '*.cu' | xargs clang-format --dry-run -Werror
 
 bench: build
 	@echo "see docs/benchmarks.md for each benchmark's command"

@@ -24,16 +24,17 @@ below() {
   case "$1" in
     core) echo "" ;;
     io | model) echo "core" ;;
-    backends) echo "core io model" ;;
-    pipeline) echo "core io model backends" ;;
-    redis) echo "core io model backends pipeline" ;;
-    publish) echo "core io model backends pipeline redis" ;;
-    live) echo "core io model backends pipeline redis publish" ;;
-    cli) echo "core io model backends pipeline redis publish live" ;;
+    cuda) echo "core model" ;;
+    backends) echo "core io model cuda" ;;
+    pipeline) echo "core io model cuda backends" ;;
+    redis) echo "core io model cuda backends pipeline" ;;
+    publish) echo "core io model cuda backends pipeline redis" ;;
+    live) echo "core io model cuda backends pipeline redis publish" ;;
+    cli) echo "core io model cuda backends pipeline redis publish live" ;;
     *) echo "?" ;;
   esac
 }
-layers="core io model backends pipeline redis publish live cli"
+layers="core io model cuda backends pipeline redis publish live cli"
 # The layer of a public header. pe/backend.h is core's (the handle and the
 # ops table); its registry functions are the backends layer's, which the
 # symbol check below keeps apart.
@@ -60,7 +61,7 @@ files() {
   done
   for l in $layers; do
     [ -d "src/$l" ] || continue
-    find "src/$l" -name '*.[ch]' | sort | sed "s|^|$l |"
+    find "src/$l" -name '*.[ch]' -o -name '*.cu' | sort | sed "s|^|$l |"
   done
 }
 files | while read -r from f; do

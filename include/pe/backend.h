@@ -24,7 +24,7 @@ extern "C" {
 
 /* Bumped on any change to pe_backend_ops_t or pe_model_info_t. A backend
  * whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 2
+#define PE_BACKEND_ABI_VERSION 3
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -65,7 +65,15 @@ typedef struct pe_backend_options {
   const char *kernels;        /* kernel family for backends that have several
                                  ("generic", "avx2", "avx512"; capped by the
                                  CPU); NULL for the best there is */
+  int phase_times;            /* 1: time each run's phases (see
+                                 pe_backend_phases), at some cost per run */
 } pe_backend_options_t;
+
+/* Where the last run's time went, for backends that move data to a device:
+ * host to device, compute, device to host, in microseconds. */
+typedef struct pe_backend_phases {
+  double h2d_us, compute_us, d2h_us;
+} pe_backend_phases_t;
 
 /* The methods a backend implements. `self` is the backend's own instance.
  * Error text goes into err (open) or through errmsg (later calls). */
@@ -83,6 +91,9 @@ typedef struct pe_backend_ops {
   int (*run)(void *self, const float *in, uint32_t batch, float *out);
   const char *(*errmsg)(void *self);
   void (*close)(void *self);
+  /* Optional (NULL: not measured): the last run's phases, when opened with
+   * phase_times. */
+  int (*phases)(void *self, pe_backend_phases_t *out);
 } pe_backend_ops_t;
 
 typedef struct pe_backend pe_backend_t;
@@ -106,6 +117,10 @@ int pe_backend_run(pe_backend_t *backend, const float *in, uint32_t batch,
                    float *out);
 
 const char *pe_backend_errmsg(const pe_backend_t *backend);
+
+/* The last run's phases; PE_EUNSUPPORTED for a backend that does not
+ * measure them or was opened without phase_times. */
+int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out);
 
 /* NULL is a no-op. */
 void pe_backend_close(pe_backend_t *backend);

@@ -131,6 +131,11 @@ const char *pe_backend_errmsg(const pe_backend_t *backend) {
   return backend->ops->errmsg(backend->self);
 }
 
+int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out) {
+  return backend->ops->phases != NULL ? backend->ops->phases(backend->self, out)
+                                      : PE_EUNSUPPORTED;
+}
+
 void pe_backend_close(pe_backend_t *backend) {
   if (backend == NULL) {
     return;

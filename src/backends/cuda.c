@@ -1,0 +1,548 @@
+/* The `cuda` backend: the execution plan of src/model/ (the same one the
+ * `cpu` backend runs) on an NVIDIA GPU.
+ *
+ * open loads the model with the ONNX importer (its metadata read as the cpu
+ * backend reads it), then resolves every step of the plan into a launch of
+ * src/cuda/kernels.cu: weights are copied to the device, and the device
+ * arena (the plan's arena layout for a tile of max_batch windows), the
+ * device input and output and their pinned host staging buffers are
+ * allocated once. A step kind without a kernel is refused here, with the
+ * step named. run copies the windows into pinned memory, then to the
+ * device, launches the steps on one stream (as a CUDA graph captured at
+ * open for each batch bucket: 1, 2, 4, ... up to max batch, a batch run
+ * with the smallest bucket that holds it) and copies the scores back: no
+ * allocation after open (pe_cuda_alloc_count counts them, and run fails if
+ * one happened). Times of the last run's three phases (host to
+ * device, compute, device to host) are kept when opened with phase_times
+ * (events on the stream between the phases), for bench-model. */
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backends.h"
+#include "cuda/kernels.h"
+#include "model/plan_view.h"
+#include "pe/error.h"
+#include "pe/model.h"
+
+#define PE__CUDA_MAX_WEIGHTS 256
+#define PE__CUDA_MAX_GRAPHS 33
+
+typedef struct pe__cuda {
+  pe_model_t *model;
+  pe_model_info_t info;
+  int device;
+  cudaStream_t stream;
+  cudaEvent_t ev[4]; /* start, after H2D, after compute, after D2H */
+  int timing;
+  float *d_arena, *d_in, *d_out;
+  float *h_in, *h_out; /* pinned */
+  void *weights[PE__CUDA_MAX_WEIGHTS];
+  int n_weights;
+  pe_cuda_step_t *steps;
+  int n_steps;
+  /* one CUDA graph of every step's launch per batch bucket: bucket k
+   * computes graph_n[k] windows (powers of two, then max_batch) */
+  cudaGraphExec_t graph[PE__CUDA_MAX_GRAPHS];
+  uint32_t graph_n[PE__CUDA_MAX_GRAPHS];
+  int n_graphs;
+  uint32_t max_batch;
+  int64_t in_numel, out_numel;
+  uint64_t allocs_after_open;
+  float last_ms[3];
+  char errmsg[256];
+} pe__cuda_t;
+
+static const char *const pe__kind_names[PE_PLAN_KIND_COUNT] = {
+    "copy",   "conv1d",    "dense",        "matmul", "unary",
+    "binary", "softmax",   "strided_copy", "gather", "concat",
+    "affine", "pool1d",    "reduce_mean",  "lstm",   "gru",
+    "cast",   "gather_rt", "conv2d",       "pool2d"};
+
+/* A kind added to the plan after this table is named "new" (the message
+ * gives its number too). */
+static const char *pe__kind_name(int kind) {
+  return kind >= 0 && kind < PE_PLAN_KIND_COUNT && pe__kind_names[kind]
+             ? pe__kind_names[kind]
+             : "new";
+}
+
+static void pe__cuda_destroy(pe__cuda_t *c) {
+  if (c == NULL) {
+    return;
+  }
+  for (int i = 0; i < c->n_graphs; i++) {
+    cudaGraphExecDestroy(c->graph[i]);
+  }
+  for (int i = 0; i < c->n_weights; i++) {
+    pe_cuda_free(c->weights[i]);
+  }
+  pe_cuda_free(c->d_arena);
+  pe_cuda_free(c->d_in);
+  pe_cuda_free(c->d_out);
+  pe_cuda_host_free(c->h_in);
+  pe_cuda_host_free(c->h_out);
+  for (int i = 0; i < 4; i++) {
+    if (c->ev[i] != NULL) {
+      cudaEventDestroy(c->ev[i]);
+    }
+  }
+  if (c->stream != NULL) {
+    cudaStreamDestroy(c->stream);
+  }
+  free(c->steps);
+  pe_model_destroy(c->model);
+  free(c);
+}
+
+static int pe__cuda_fail(pe__cuda_t *c, char *err, size_t cap, int rc,
+                         const char *path, const char *msg) {
+  snprintf(err, cap, "%s: %s", path, msg);
+  pe__cuda_destroy(c);
+  return rc;
+}
+
+/* A device copy of n host values of size elem; NULL (and msg) on failure. */
+static void *pe__upload(pe__cuda_t *c, const void *host, int64_t n, size_t elem,
+                        char *msg, size_t cap) {
+  void *d = NULL;
+  size_t bytes = (size_t)(n > 0 ? n : 1) * elem;
+  if (c->n_weights == PE__CUDA_MAX_WEIGHTS) {
+    snprintf(msg, cap, "more than %d weight tensors", PE__CUDA_MAX_WEIGHTS);
+    return NULL;
+  }
+  int e = pe_cuda_malloc(&d, bytes);
+  if (e != 0) {
+    snprintf(msg, cap, "cudaMalloc of %zu bytes: %s", bytes,
+             pe_cuda_strerror(e));
+    return NULL;
+  }
+  c->weights[c->n_weights++] = d;
+  if (n > 0) {
+    e = (int)cudaMemcpy(d, host, (size_t)n * elem, cudaMemcpyHostToDevice);
+    if (e != 0) {
+      snprintf(msg, cap, "copying weights to the device: %s",
+               pe_cuda_strerror(e));
+      return NULL;
+    }
+  }
+  return d;
+}
+
+/* The device address of tensor t (window 0) and its stride in floats. */
+static int pe__tensor_ptr(pe__cuda_t *c, int t, const float **p,
+                          int64_t *stride, char *msg, size_t cap) {
+  pe_plan_tensor_t x;
+  if (pe_plan_tensor(c->model, t, &x) != PE_OK) {
+    snprintf(msg, cap, "tensor %d is not in the plan", t);
+    return PE_EMODEL;
+  }
+  *stride = x.numel;
+  switch (x.storage) {
+  case PE_PLAN_ST_CONST:
+    *stride = 0;
+    *p = pe__upload(c, x.data, x.numel, sizeof(float), msg, cap);
+    return *p != NULL ? PE_OK : PE_EBACKEND;
+  case PE_PLAN_ST_INPUT:
+    *p = c->d_in;
+    return PE_OK;
+  case PE_PLAN_ST_OUTPUT:
+    *p = c->d_out;
+    return PE_OK;
+  case PE_PLAN_ST_ARENA:
+    *p = c->d_arena + x.off_ps * (int64_t)c->max_batch;
+    return PE_OK;
+  default:
+    snprintf(msg, cap, "tensor '%s' has no storage in the plan", x.name);
+    return PE_EMODEL;
+  }
+}
+
+/* w [rows][cols] as [cols][rows]. */
+static float *pe__transpose(const float *w, int64_t rows, int64_t cols) {
+  float *t = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof *t);
+  if (t != NULL) {
+    for (int64_t r = 0; r < rows; r++) {
+      for (int64_t k = 0; k < cols; k++) {
+        t[k * rows + r] = w[r * cols + k];
+      }
+    }
+  }
+  return t;
+}
+
+/* Resolves plan step i into c->steps[i]. */
+static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
+  pe_plan_step_t s;
+  pe_plan_step(c->model, i, &s);
+  if (!pe_cuda_kind_supported(s.kind)) {
+    snprintf(
+        msg, cap,
+        "step %d (%s) is a %s step (kind %d), which the cuda backend has no "
+        "kernel for",
+        i, s.label, pe__kind_name(s.kind), s.kind);
+    return PE_EUNSUPPORTED;
+  }
+  pe_cuda_step_t *d = &c->steps[i];
+  memset(d, 0, sizeof *d);
+  d->kind = s.kind;
+  d->act = s.act;
+  d->alpha = s.alpha;
+  d->binop = s.binop;
+  d->n_in = s.n_in;
+  d->rank = s.rank;
+  memcpy(d->p, s.p, sizeof d->p);
+  memcpy(d->dims, s.dims, sizeof d->dims);
+  memcpy(d->st, s.st, sizeof d->st);
+  for (int k = 0; k < s.n_in; k++) {
+    if (s.in[k] >= 0) {
+      int rc =
+          pe__tensor_ptr(c, s.in[k], &d->in[k], &d->in_stride[k], msg, cap);
+      if (rc != PE_OK) {
+        return rc;
+      }
+    }
+  }
+  for (int k = 0; k < 3; k++) {
+    if (s.out[k] >= 0) {
+      const float *p = NULL;
+      int rc = pe__tensor_ptr(c, s.out[k], &p, &d->out_stride[k], msg, cap);
+      if (rc != PE_OK) {
+        return rc;
+      }
+      d->out[k] = (float *)(uintptr_t)p;
+    }
+  }
+  pe_plan_tensor_t y;
+  pe_plan_tensor(c->model, s.out[0] >= 0 ? s.out[0] : s.out[1], &y);
+  d->numel = y.numel;
+  int64_t H = s.p[2];
+  switch (s.kind) {
+  case PE_PLAN_CONV1D: {
+    int64_t cin = s.p[0], cout = s.p[1], group = s.p[2], k = s.p[3];
+    d->w = pe__upload(c, s.w, cout * (cin / group) * k, 4, msg, cap);
+    d->bias = pe__upload(c, s.bias, cout, 4, msg, cap);
+    return d->w && d->bias ? PE_OK : PE_EBACKEND;
+  }
+  case PE_PLAN_DENSE: {
+    d->K = s.dense_k;
+    d->M = s.dense_m;
+    float *w = malloc((size_t)(d->K * d->M > 0 ? d->K * d->M : 1) * 4);
+    if (w == NULL || pe_plan_dense_weights(c->model, i, w) != PE_OK) {
+      free(w);
+      snprintf(msg, cap, "out of memory");
+      return PE_ENOMEM;
+    }
+    d->dense_warp = pe_cuda_dense_warp(d->K);
+    float *mk = d->dense_warp ? pe__transpose(w, d->K, d->M) : NULL;
+    d->w = d->dense_warp && mk == NULL
+               ? NULL
+               : pe__upload(c, mk ? mk : w, d->K * d->M, 4, msg, cap);
+    free(w);
+    free(mk);
+    if (s.bias != NULL) {
+      d->bias = pe__upload(c, s.bias, d->M, 4, msg, cap);
+    }
+    return d->w && (s.bias == NULL || d->bias) ? PE_OK : PE_EBACKEND;
+  }
+  case PE_PLAN_AFFINE:
+    d->w = pe__upload(c, s.w, s.p[1], 4, msg, cap);
+    d->bias = pe__upload(c, s.bias, s.p[1], 4, msg, cap);
+    return d->w && d->bias ? PE_OK : PE_EBACKEND;
+  case PE_PLAN_BINARY:
+    if (s.w != NULL) {
+      pe_plan_tensor_t b;
+      pe_plan_tensor(c->model, s.in[1], &b);
+      d->in[1] = pe__upload(c, s.w, b.numel, 4, msg, cap);
+      d->in_stride[1] = 0;
+      return d->in[1] ? PE_OK : PE_EBACKEND;
+    }
+    return PE_OK;
+  case PE_PLAN_GATHER:
+    d->n_idx = s.n_idx;
+    d->idx = pe__upload(c, s.idx, s.n_idx, sizeof(int64_t), msg, cap);
+    return d->idx ? PE_OK : PE_EBACKEND;
+  case PE_PLAN_LSTM:
+  case PE_PLAN_GRU: {
+    int64_t in = s.p[1], GH = (s.kind == PE_PLAN_LSTM ? 4 : 3) * H;
+    if (H > 1024) {
+      snprintf(msg, cap,
+               "step %d (%s) has %lld hidden units; the cuda backend runs "
+               "at most 1024",
+               i, s.label, (long long)H);
+      return PE_EUNSUPPORTED;
+    }
+    float *wt = pe__transpose(s.w, GH, in), *rt = pe__transpose(s.w2, GH, H);
+    if (wt == NULL || rt == NULL) {
+      free(wt);
+      free(rt);
+      snprintf(msg, cap, "out of memory");
+      return PE_ENOMEM;
+    }
+    d->w = pe__upload(c, wt, GH * in, 4, msg, cap);
+    d->w2 = d->w ? pe__upload(c, rt, GH * H, 4, msg, cap) : NULL;
+    free(wt);
+    free(rt);
+    d->bias = d->w2 ? pe__upload(c, s.bias, GH, 4, msg, cap) : NULL;
+    d->bias2 = d->bias ? pe__upload(c, s.bias2, H, 4, msg, cap) : NULL;
+    return d->bias2 ? PE_OK : PE_EBACKEND;
+  }
+  default:
+    return PE_OK;
+  }
+}
+
+/* Captures the launches of every step over n windows as a graph into
+ * c->graph[c->n_graphs]. */
+static int pe__capture(pe__cuda_t *c, uint32_t n) {
+  cudaGraph_t g = NULL;
+  int e =
+      (int)cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+  for (int i = 0; i < c->n_steps && e == 0; i++) {
+    e = pe_cuda_step_launch(&c->steps[i], n, c->stream);
+  }
+  int e2 = (int)cudaStreamEndCapture(c->stream, &g);
+  e = e ? e : e2;
+  if (e == 0) {
+    e = (int)cudaGraphInstantiate(&c->graph[c->n_graphs], g, 0);
+  }
+  if (g != NULL) {
+    cudaGraphDestroy(g);
+  }
+  if (e == 0) {
+    c->graph_n[c->n_graphs++] = n;
+  }
+  return e;
+}
+
+/* Opens the first CUDA device, or says why there is none. */
+static int pe__cuda_device(char *msg, size_t cap) {
+  int n = 0;
+  int e = pe_cuda_device_count(&n);
+  if (e != 0 || n == 0) {
+    snprintf(msg, cap, "no CUDA device (%s)",
+             e != 0 ? pe_cuda_strerror(e) : "the driver reports none");
+    return PE_EUNSUPPORTED;
+  }
+  e = (int)cudaSetDevice(0);
+  if (e != 0) {
+    snprintf(msg, cap, "cudaSetDevice(0): %s", pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  return PE_OK;
+}
+
+static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
+                         char *err, size_t err_cap) {
+  *self = NULL;
+  if (opts->model_path == NULL) {
+    snprintf(err, err_cap,
+             "the cuda backend runs an ONNX model, and no model path was "
+             "given");
+    return PE_EINVAL;
+  }
+  char msg[256];
+  int rc = pe__cuda_device(msg, sizeof msg);
+  if (rc != PE_OK) {
+    snprintf(err, err_cap, "cuda backend: %s", msg);
+    return rc;
+  }
+  pe__cuda_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    snprintf(err, err_cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  const char *path = opts->model_path;
+  pe_model_options_t mo = {PE_KERNELS_AUTO};
+  rc = pe_model_load_file(path, &mo, &c->model, err, err_cap);
+  if (rc != PE_OK) {
+    free(c);
+    return rc;
+  }
+  rc = pe__backend_model_info(c->model, &c->info, msg, sizeof msg);
+  if (rc != PE_OK) {
+    return pe__cuda_fail(c, err, err_cap, rc, path, msg);
+  }
+  const pe_model_desc_t *d = pe_model_desc(c->model);
+  if (d->layout != PE_MODEL_LAYOUT_NCW) {
+    snprintf(msg, sizeof msg,
+             "the input holds windows as %s (%s); the cuda backend feeds "
+             "[channel][time] windows (NCW) only: run this model with the "
+             "cpu backend",
+             pe_model_layout_name(d->layout), d->layout_note);
+    return pe__cuda_fail(c, err, err_cap, PE_EUNSUPPORTED, path, msg);
+  }
+  c->max_batch = opts->max_batch ? opts->max_batch : 1;
+  c->info.max_batch = c->max_batch;
+  pe_plan_shape_t shape;
+  pe_plan_shape(c->model, &shape);
+  c->in_numel = shape.in_numel;
+  c->out_numel = shape.out_numel;
+  size_t nb = c->max_batch;
+  size_t in_bytes = nb * (size_t)shape.in_numel * sizeof(float);
+  size_t out_bytes = nb * (size_t)shape.out_numel * sizeof(float);
+  size_t arena_bytes =
+      nb * (size_t)(shape.arena_ps > 0 ? shape.arena_ps : 1) * sizeof(float);
+  int e = pe_cuda_malloc((void **)&c->d_arena, arena_bytes);
+  e = e ? e : pe_cuda_malloc((void **)&c->d_in, in_bytes);
+  e = e ? e : pe_cuda_malloc((void **)&c->d_out, out_bytes);
+  e = e ? e : pe_cuda_host_alloc((void **)&c->h_in, in_bytes);
+  e = e ? e : pe_cuda_host_alloc((void **)&c->h_out, out_bytes);
+  e = e ? e : (int)cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+  for (int k = 0; k < 4 && e == 0; k++) {
+    e = (int)cudaEventCreate(&c->ev[k]);
+  }
+  if (e != 0) {
+    snprintf(msg, sizeof msg,
+             "allocating %zu bytes of device buffers for batch %u: %s",
+             arena_bytes + in_bytes + out_bytes, c->max_batch,
+             pe_cuda_strerror(e));
+    return pe__cuda_fail(c, err, err_cap, PE_ENOMEM, path, msg);
+  }
+  c->timing = opts->phase_times != 0;
+  c->n_steps = shape.n_steps;
+  c->steps =
+      calloc((size_t)(c->n_steps > 0 ? c->n_steps : 1), sizeof *c->steps);
+  if (c->steps == NULL) {
+    return pe__cuda_fail(c, err, err_cap, PE_ENOMEM, path, "out of memory");
+  }
+  for (int i = 0; i < c->n_steps; i++) {
+    rc = pe__resolve(c, i, msg, sizeof msg);
+    if (rc != PE_OK) {
+      return pe__cuda_fail(c, err, err_cap, rc, path, msg);
+    }
+  }
+  /* windows past a batch are computed with the bucket's: zeros, not
+   * whatever the allocator left */
+  e = (int)cudaMemset(c->d_in, 0, in_bytes);
+  e = e ? e : (int)cudaMemset(c->d_arena, 0, arena_bytes);
+  for (uint32_t n = 1; e == 0;
+       n = n < c->max_batch / 2 ? n * 2 : c->max_batch) {
+    e = pe__capture(c, n);
+    if (n == c->max_batch) {
+      break;
+    }
+  }
+  if (e != 0) {
+    snprintf(msg, sizeof msg, "capturing the plan as CUDA graphs: %s",
+             pe_cuda_strerror(e));
+    return pe__cuda_fail(c, err, err_cap, PE_EBACKEND, path, msg);
+  }
+  c->allocs_after_open = pe_cuda_alloc_count();
+  *self = c;
+  return PE_OK;
+}
+
+static int pe__cuda_describe(void *self, pe_model_info_t *info) {
+  *info = ((pe__cuda_t *)self)->info;
+  return PE_OK;
+}
+
+/* Hot path: copies, launches and one synchronisation; no allocation. */
+static int pe__cuda_run(void *self, const float *in, uint32_t batch,
+                        float *out) {
+  pe__cuda_t *c = self;
+  if (batch == 0 || batch > c->max_batch) {
+    snprintf(c->errmsg, sizeof c->errmsg,
+             "batch %u is outside 1 to %u (the max batch given at open)", batch,
+             c->max_batch);
+    return PE_EINVAL;
+  }
+  size_t in_bytes = (size_t)batch * (size_t)c->in_numel * sizeof(float);
+  size_t out_bytes = (size_t)batch * (size_t)c->out_numel * sizeof(float);
+  memcpy(c->h_in, in, in_bytes);
+  int e = 0;
+  if (c->timing) {
+    e = (int)cudaEventRecord(c->ev[0], c->stream);
+  }
+  e = e ? e
+        : (int)cudaMemcpyAsync(c->d_in, c->h_in, in_bytes,
+                               cudaMemcpyHostToDevice, c->stream);
+  if (c->timing && e == 0) {
+    e = (int)cudaEventRecord(c->ev[1], c->stream);
+  }
+  int bucket = 0;
+  while (c->graph_n[bucket] < batch) {
+    bucket++;
+  }
+  e = e ? e : (int)cudaGraphLaunch(c->graph[bucket], c->stream);
+  if (c->timing && e == 0) {
+    e = (int)cudaEventRecord(c->ev[2], c->stream);
+  }
+  e = e ? e
+        : (int)cudaMemcpyAsync(c->h_out, c->d_out, out_bytes,
+                               cudaMemcpyDeviceToHost, c->stream);
+  if (c->timing && e == 0) {
+    e = (int)cudaEventRecord(c->ev[3], c->stream);
+  }
+  e = e ? e : (int)cudaStreamSynchronize(c->stream);
+  if (e != 0) {
+    snprintf(c->errmsg, sizeof c->errmsg, "cuda: %s", pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  if (c->timing) {
+    for (int k = 0; k < 3; k++) {
+      cudaEventElapsedTime(&c->last_ms[k], c->ev[k], c->ev[k + 1]);
+    }
+  }
+  memcpy(out, c->h_out, out_bytes);
+  if (pe_cuda_alloc_count() != c->allocs_after_open) {
+    snprintf(c->errmsg, sizeof c->errmsg,
+             "cuda: a device allocation happened after open");
+    return PE_ESTATE;
+  }
+  return PE_OK;
+}
+
+static const char *pe__cuda_errmsg(void *self) {
+  return ((pe__cuda_t *)self)->errmsg;
+}
+
+static void pe__cuda_close(void *self) { pe__cuda_destroy(self); }
+
+static int pe__cuda_phases(void *self, pe_backend_phases_t *out) {
+  const pe__cuda_t *c = self;
+  if (!c->timing) {
+    return PE_EUNSUPPORTED;
+  }
+  out->h2d_us = c->last_ms[0] * 1e3;
+  out->compute_us = c->last_ms[1] * 1e3;
+  out->d2h_us = c->last_ms[2] * 1e3;
+  return PE_OK;
+}
+
+/* The device this build would run on, or why there is none. */
+static void pe__cuda_summary(const pe_backend_options_t *opts, char *buf,
+                             size_t cap) {
+  (void)opts;
+  int n = 0;
+  int e = pe_cuda_device_count(&n);
+  char name[128];
+  int major = 0, minor = 0;
+  if (e != 0 || n == 0) {
+    snprintf(buf, cap,
+             "ONNX models on an NVIDIA GPU (kernels for sm_90 and PTX); no "
+             "CUDA device here (%s)",
+             e != 0 ? pe_cuda_strerror(e) : "the driver reports none");
+  } else if (pe_cuda_device_name(0, name, sizeof name, &major, &minor) != 0) {
+    snprintf(buf, cap, "ONNX models on an NVIDIA GPU; device 0 of %d", n);
+  } else {
+    snprintf(buf, cap,
+             "ONNX models on an NVIDIA GPU; device 0 of %d: %s, compute "
+             "capability %d.%d",
+             n, name, major, minor);
+  }
+}
+
+const pe_backend_ops_t pe_backend_cuda_ops = {
+    .abi_version = PE_BACKEND_ABI_VERSION,
+    .name = "cuda",
+    .summary = pe__cuda_summary,
+    .open = pe__cuda_open,
+    .describe = pe__cuda_describe,
+    .run = pe__cuda_run,
+    .errmsg = pe__cuda_errmsg,
+    .close = pe__cuda_close,
+    .phases = pe__cuda_phases,
+};

@@ -1,0 +1,582 @@
+/* The CUDA kernels of the `cuda` backend: one per step kind, each the
+ * plan's portable kernel (src/model/kernels.c) with one thread per output
+ * element (or, for LSTM and GRU, one block per window and one thread per
+ * hidden unit), computing what that kernel computes in the same order:
+ * sums of products in double from the bias, in the CPU's order, rounded
+ * to float once (a float product is exact in double, so each step of the
+ * sum rounds as the CPU's does); float arithmetic elsewhere with explicit
+ * roundings (__fmul_rn, __fadd_rn), so that no fused multiply-add changes
+ * it. Dense and convolution results are therefore the portable kernels'
+ * bit for bit. Transcendental functions (exp, tanh, erf, log) are taken in
+ * double and rounded to float, which is the correctly rounded value in
+ * nearly every case; libm's float functions are not always (glibc's tanhf
+ * differs from it in a few per cent of inputs), so those results may
+ * differ from the CPU's by an ulp. Nothing here allocates. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cuda/kernels.h"
+#include "model/plan_view.h"
+
+#define PE__THREADS 256
+
+static unsigned long long pe__n_alloc;
+
+__device__ static float pe__expf(float x) { return (float)exp((double)x); }
+__device__ static float pe__tanhf(float x) { return (float)tanh((double)x); }
+__device__ static float pe__erff(float x) { return (float)erf((double)x); }
+
+__device__ static float pe__act(float x, int act, float alpha) {
+  switch (act) {
+  case PE_PLAN_ACT_RELU:
+    return x > 0.0f ? x : 0.0f;
+  case PE_PLAN_ACT_LEAKY:
+    return x >= 0.0f ? x : __fmul_rn(x, alpha);
+  case PE_PLAN_ACT_SIGMOID:
+    return __fdiv_rn(1.0f, __fadd_rn(1.0f, pe__expf(-x)));
+  case PE_PLAN_ACT_TANH:
+    return pe__tanhf(x);
+  case PE_PLAN_ACT_ERF:
+    return pe__erff(x);
+  case PE_PLAN_ACT_SQRT:
+    return sqrtf(x);
+  case PE_PLAN_ACT_GELU:
+    return __fmul_rn(
+        __fmul_rn(0.5f, x),
+        __fadd_rn(1.0f, pe__erff(__fmul_rn(x, 0.70710678118654752f))));
+  case PE_PLAN_ACT_GELU_TANH: {
+    float x3 = __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, x), x), x);
+    return __fmul_rn(__fmul_rn(0.5f, x),
+                     __fadd_rn(1.0f, pe__tanhf(__fmul_rn(0.79788456080286536f,
+                                                         __fadd_rn(x, x3)))));
+  }
+  case PE_PLAN_ACT_EXP:
+    return pe__expf(x);
+  case PE_PLAN_ACT_NEG:
+    return -x;
+  case PE_PLAN_ACT_ABS:
+    return fabsf(x);
+  case PE_PLAN_ACT_LOG:
+    return (float)log((double)x);
+  case PE_PLAN_ACT_RECIP:
+    return __fdiv_rn(1.0f, x);
+  default:
+    return x;
+  }
+}
+
+__device__ static float pe__sig(float x) {
+  return __fdiv_rn(1.0f, __fadd_rn(1.0f, pe__expf(-x)));
+}
+
+__device__ static float pe__binop(int op, float a, float b) {
+  switch (op) {
+  case PE_PLAN_OP_ADD:
+    return __fadd_rn(a, b);
+  case PE_PLAN_OP_SUB:
+    return __fsub_rn(a, b);
+  case PE_PLAN_OP_MUL:
+    return __fmul_rn(a, b);
+  case PE_PLAN_OP_DIV:
+    return __fdiv_rn(a, b);
+  default:
+    return b == 2.0f ? __fmul_rn(a, a) : powf(a, b);
+  }
+}
+
+#define PE__FOR(i, total)                                                      \
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;             \
+       i < (total); i += (int64_t)gridDim.x * blockDim.x)
+
+__global__ static void pe__k_copy(const pe_cuda_step_t s, int64_t total) {
+  const int64_t ys = s.numel;
+  PE__FOR(i, total) {
+    int64_t b = i / ys, e = i % ys;
+    s.out[0][i] = pe__act(s.in[0][b * s.in_stride[0] + e], s.act, s.alpha);
+  }
+}
+
+__global__ static void pe__k_conv1d(const pe_cuda_step_t s, int64_t total) {
+  const int64_t cin = s.p[0], cout = s.p[1], group = s.p[2], k = s.p[3];
+  const int64_t stride = s.p[4], dil = s.p[5], pl = s.p[6], win = s.p[8];
+  const int64_t wout = s.p[9], cin_g = cin / group, cout_g = cout / group;
+  PE__FOR(i, total) {
+    int64_t t = i % wout, co = (i / wout) % cout, b = i / (wout * cout);
+    int64_t g = co / cout_g;
+    const float *w = s.w + co * cin_g * k;
+    const float *x = s.in[0] + b * s.in_stride[0] + g * cin_g * win;
+    double acc = s.bias[co];
+    for (int64_t ci = 0; ci < cin_g; ci++) {
+      for (int64_t kk = 0; kk < k; kk++) {
+        int64_t pos = t * stride + kk * dil - pl;
+        if (pos >= 0 && pos < win) {
+          acc += (double)w[ci * k + kk] * (double)x[ci * win + pos];
+        }
+      }
+    }
+    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+  }
+}
+
+__global__ static void pe__k_dense(const pe_cuda_step_t s, int64_t total) {
+  const int64_t rows = s.p[0], K = s.K, M = s.M;
+  PE__FOR(i, total) {
+    int64_t m = i % M, r = (i / M) % rows, b = i / (M * rows);
+    const float *x = s.in[0] + b * s.in_stride[0] + r * K;
+    double acc = s.bias ? s.bias[m] : 0.0;
+    for (int64_t k = 0; k < K; k++) {
+      acc += (double)x[k] * (double)s.w[k * M + m];
+    }
+    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+  }
+}
+
+/* A dense layer with one warp per output: the lanes take every 32nd k,
+ * the partial sums (double) meet in a butterfly, then the bias. The order
+ * differs from the CPU's; in double, the float result differs only where
+ * the sum lies within about 1e-16 of a float rounding boundary. */
+__global__ static void pe__k_dense_warp(const pe_cuda_step_t s, int64_t total) {
+  const int64_t rows = s.p[0], K = s.K, M = s.M;
+  const int lane = (int)(threadIdx.x & 31);
+  const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+  for (int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+       i < total; i += nw) {
+    int64_t m = i % M, r = (i / M) % rows, b = i / (M * rows);
+    const float *__restrict__ x = s.in[0] + b * s.in_stride[0] + r * K;
+    const float *__restrict__ w = s.w + m * K;
+    double acc = 0.0;
+    for (int64_t k = lane; k < K; k += 32) {
+      acc += (double)x[k] * (double)w[k];
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    }
+    if (lane == 0) {
+      acc += s.bias ? (double)s.bias[m] : 0.0;
+      s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+    }
+  }
+}
+
+__global__ static void pe__k_binary(const pe_cuda_step_t s, int64_t total) {
+  const int64_t n = s.p[0];
+  PE__FOR(i, total) {
+    int64_t b = i / n, e = i % n;
+    const float *a = s.in[0] + b * s.in_stride[0];
+    const float *c = s.in[1] + b * s.in_stride[1];
+    int64_t oa = e, ob = e;
+    if (s.p[1] == 2) {
+      ob = 0;
+    } else if (s.p[1] == 3) {
+      oa = 0;
+    } else if (s.p[1] != 1) {
+      oa = ob = 0;
+      int64_t rest = e;
+      for (int d = s.rank - 1; d >= 0; d--) {
+        int64_t id = rest % s.dims[d];
+        rest /= s.dims[d];
+        oa += id * s.st[0][d];
+        ob += id * s.st[1][d];
+      }
+    }
+    s.out[0][i] = pe__act(pe__binop(s.binop, a[oa], c[ob]), s.act, s.alpha);
+  }
+}
+
+__global__ static void pe__k_softmax(const pe_cuda_step_t s, int64_t total) {
+  const int64_t outer = s.p[0], L = s.p[1], inner = s.p[2];
+  PE__FOR(i, total) {
+    int64_t in_ = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
+    const float *x = s.in[0] + b * s.in_stride[0] + o * L * inner + in_;
+    float *y = s.out[0] + b * s.numel + o * L * inner + in_;
+    float mx = x[0];
+    for (int64_t l = 1; l < L; l++) {
+      mx = x[l * inner] > mx ? x[l * inner] : mx;
+    }
+    float sum = 0.0f;
+    for (int64_t l = 0; l < L; l++) {
+      float e = pe__expf(__fsub_rn(x[l * inner], mx));
+      sum = __fadd_rn(sum, e);
+      if (!s.act) {
+        y[l * inner] = e;
+      }
+    }
+    if (s.act) {
+      float ls = (float)log((double)sum);
+      for (int64_t l = 0; l < L; l++) {
+        y[l * inner] = __fsub_rn(__fsub_rn(x[l * inner], mx), ls);
+      }
+    } else {
+      float inv = __fdiv_rn(1.0f, sum);
+      for (int64_t l = 0; l < L; l++) {
+        y[l * inner] = __fmul_rn(y[l * inner], inv);
+      }
+    }
+  }
+}
+
+__global__ static void pe__k_strided(const pe_cuda_step_t s, int64_t total) {
+  const int64_t n = s.p[1];
+  PE__FOR(i, total) {
+    int64_t b = i / n, e = i % n, off = s.p[0];
+    for (int d = s.rank - 1; d >= 0; d--) {
+      off += (e % s.dims[d]) * s.st[0][d];
+      e /= s.dims[d];
+    }
+    s.out[0][i] = s.in[0][b * s.in_stride[0] + off];
+  }
+}
+
+__global__ static void pe__k_gather(const pe_cuda_step_t s, int64_t total) {
+  const int64_t dim = s.p[1], inner = s.p[2], ni = s.n_idx;
+  PE__FOR(i, total) {
+    int64_t b = i / s.numel, e = i % s.numel;
+    int64_t j = e % inner, k = (e / inner) % ni, q = e / (inner * ni);
+    s.out[0][i] =
+        s.in[0][b * s.in_stride[0] + (q * dim + s.idx[k]) * inner + j];
+  }
+}
+
+__global__ static void pe__k_concat(const pe_cuda_step_t s, int64_t total) {
+  int64_t per_q = 0;
+  for (int k = 0; k < s.n_in; k++) {
+    per_q += s.st[k][0];
+  }
+  PE__FOR(i, total) {
+    int64_t b = i / s.numel, e = i % s.numel;
+    int64_t q = e / per_q, r = e % per_q;
+    int k = 0;
+    while (r >= s.st[k][0]) {
+      r -= s.st[k][0];
+      k++;
+    }
+    s.out[0][i] = s.in[k][b * s.in_stride[k] + q * s.st[k][0] + r];
+  }
+}
+
+__global__ static void pe__k_affine(const pe_cuda_step_t s, int64_t total) {
+  PE__FOR(i, total) {
+    int64_t b = i / s.numel, e = i % s.numel;
+    int64_t c = (e / s.p[2]) % s.p[1];
+    float v = __fmul_rn(s.in[0][b * s.in_stride[0] + e], s.w[c]);
+    s.out[0][i] = pe__act(__fadd_rn(v, s.bias[c]), s.act, s.alpha);
+  }
+}
+
+__global__ static void pe__k_pool1d(const pe_cuda_step_t s, int64_t total) {
+  const int64_t C = s.p[0], win = s.p[1], wout = s.p[2], k = s.p[3];
+  const int64_t stride = s.p[4], pl = s.p[5], dil = s.p[6];
+  const int cip = s.p[7] != 0, is_max = s.p[8] != 0;
+  PE__FOR(i, total) {
+    int64_t t = i % wout, c = (i / wout) % C, b = i / (wout * C);
+    const float *x = s.in[0] + b * s.in_stride[0] + c * win;
+    float acc = is_max ? -INFINITY : 0.0f;
+    int64_t cnt = 0, cnt_pad = 0;
+    for (int64_t kk = 0; kk < k; kk++) {
+      int64_t pos = t * stride + kk * dil - pl;
+      if (pos >= 0 && pos < win) {
+        float v = x[pos];
+        acc = is_max ? (v > acc ? v : acc) : __fadd_rn(acc, v);
+        cnt++;
+      }
+      if (pos < win + s.p[9]) {
+        cnt_pad++;
+      }
+    }
+    if (!is_max) {
+      acc = __fdiv_rn(acc, (float)(cip ? cnt_pad : (cnt ? cnt : 1)));
+    }
+    s.out[0][i] = acc;
+  }
+}
+
+__global__ static void pe__k_reduce_mean(const pe_cuda_step_t s,
+                                         int64_t total) {
+  const int64_t outer = s.p[0], R = s.p[1], inner = s.p[2];
+  PE__FOR(i, total) {
+    int64_t j = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
+    const float *x = s.in[0] + b * s.in_stride[0];
+    float acc = 0.0f;
+    for (int64_t r = 0; r < R; r++) {
+      acc = __fadd_rn(acc, x[(o * R + r) * inner + j]);
+    }
+    s.out[0][i] = __fdiv_rn(acc, (float)R);
+  }
+}
+
+/* LSTM (gates i, o, f, c) or GRU (z, r, h), ONNX's equations: one block per
+ * window, thread j owns hidden unit j; h (and r * h) live in shared memory,
+ * c in a register. w is W^T [in][G*H], w2 R^T [H][G*H]. */
+__global__ static void pe__k_rnn(const pe_cuda_step_t s, int shared_w) {
+  extern __shared__ float sh[];
+  const int lstm = s.kind == PE_PLAN_LSTM;
+  const int64_t seq = s.p[0], in = s.p[1], H = s.p[2], lbr = s.p[3] != 0;
+  const int64_t GH = (lstm ? 4 : 3) * H, b = blockIdx.x;
+  const int64_t j = threadIdx.x;
+  const int act = j < H;
+  float *h = sh, *rh = sh + H;
+  const float *x = s.in[0] + b * s.in_stride[0];
+  const float *W = s.w, *R = s.w2;
+  if (shared_w) {
+    /* the weights in shared memory: read (in + H) * G times per step */
+    float *ws = sh + 2 * H;
+#pragma unroll 4
+    for (int64_t k = j; k < (in + H) * GH; k += blockDim.x) {
+      ws[k] = k < in * GH ? s.w[k] : s.w2[k - in * GH];
+    }
+    W = ws;
+    R = ws + in * GH;
+  }
+  float c = 0.0f;
+  if (act) {
+    h[j] = s.in[1] ? s.in[1][b * s.in_stride[1] + j] : 0.0f;
+    c = s.in[2] ? s.in[2][b * s.in_stride[2] + j] : 0.0f;
+  }
+  __syncthreads();
+  for (int64_t t = 0; t < seq; t++) {
+    const float *xt = x + t * in;
+    float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const int G = lstm ? 4 : 3;
+    if (act) {
+      /* W x + bias and R h, each gate's sum in double in the order of the
+       * CPU's dense kernel (the gates side by side) */
+      double ga[4], ra[4] = {0.0, 0.0, 0.0, 0.0};
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        ga[q] = q < G ? (double)s.bias[q * H + j] : 0.0;
+      }
+      for (int64_t k = 0; k < in; k++) {
+        const double xv = xt[k];
+        const float *wk = W + k * GH + j;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+          if (q < G) {
+            ga[q] += xv * (double)wk[q * H];
+          }
+        }
+      }
+      /* GRU without linear_before_reset takes R_h times r * h below */
+      const int Gr = !lstm && !lbr ? 2 : G;
+      for (int64_t k = 0; k < H; k++) {
+        const double hv = h[k];
+        const float *rk = R + k * GH + j;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+          if (q < Gr) {
+            ra[q] += hv * (double)rk[q * H];
+          }
+        }
+      }
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        g[q] = (float)ga[q];
+        r[q] = (float)ra[q];
+      }
+    }
+    float hn = 0.0f;
+    if (lstm) {
+      if (act) {
+        float ig = pe__sig(__fadd_rn(g[0], r[0]));
+        float og = pe__sig(__fadd_rn(g[1], r[1]));
+        float fg = pe__sig(__fadd_rn(g[2], r[2]));
+        float cg = pe__tanhf(__fadd_rn(g[3], r[3]));
+        c = __fadd_rn(__fmul_rn(fg, c), __fmul_rn(ig, cg));
+        hn = __fmul_rn(og, pe__tanhf(c));
+      }
+    } else if (lbr) {
+      if (act) {
+        float z = pe__sig(__fadd_rn(g[0], r[0]));
+        float rg = pe__sig(__fadd_rn(g[1], r[1]));
+        float nn = pe__tanhf(
+            __fadd_rn(g[2], __fmul_rn(rg, __fadd_rn(r[2], s.bias2[j]))));
+        hn = __fadd_rn(__fmul_rn(__fsub_rn(1.0f, z), nn), __fmul_rn(z, h[j]));
+      }
+    } else {
+      float z = 0.0f;
+      if (act) {
+        z = pe__sig(__fadd_rn(g[0], r[0]));
+        float rg = pe__sig(__fadd_rn(g[1], r[1]));
+        rh[j] = __fmul_rn(rg, h[j]);
+      }
+      __syncthreads();
+      if (act) {
+        double rr = 0.0;
+        for (int64_t k = 0; k < H; k++) {
+          rr += (double)rh[k] * (double)R[k * GH + 2 * H + j];
+        }
+        float nn = pe__tanhf(__fadd_rn(g[2], (float)rr));
+        hn = __fadd_rn(__fmul_rn(__fsub_rn(1.0f, z), nn), __fmul_rn(z, h[j]));
+      }
+    }
+    __syncthreads();
+    if (act) {
+      h[j] = hn;
+      if (s.out[0]) {
+        s.out[0][b * s.out_stride[0] + t * H + j] = hn;
+      }
+    }
+    __syncthreads();
+  }
+  if (act) {
+    if (s.out[1]) {
+      s.out[1][b * s.out_stride[1] + j] = h[j];
+    }
+    if (s.out[2]) {
+      s.out[2][b * s.out_stride[2] + j] = c;
+    }
+  }
+}
+
+extern "C" int pe_cuda_kind_supported(int kind) {
+  switch (kind) {
+  case PE_PLAN_COPY:
+  case PE_PLAN_CONV1D:
+  case PE_PLAN_DENSE:
+  case PE_PLAN_UNARY:
+  case PE_PLAN_BINARY:
+  case PE_PLAN_SOFTMAX:
+  case PE_PLAN_STRIDED:
+  case PE_PLAN_GATHER:
+  case PE_PLAN_CONCAT:
+  case PE_PLAN_AFFINE:
+  case PE_PLAN_POOL1D:
+  case PE_PLAN_REDUCE_MEAN:
+  case PE_PLAN_LSTM:
+  case PE_PLAN_GRU:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Elements of the output over n windows, the thread count of the
+ * element-wise kernels. */
+static int64_t pe__total(const pe_cuda_step_t *s, uint32_t n) {
+  switch (s->kind) {
+  case PE_PLAN_SOFTMAX:
+    return (int64_t)n * s->p[0] * s->p[2];
+  default:
+    return (int64_t)n * s->numel;
+  }
+}
+
+extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
+                                   void *stream) {
+  cudaStream_t st = (cudaStream_t)stream;
+  if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
+    const int64_t H = s->p[2], in = s->p[1];
+    const int64_t GH = (s->kind == PE_PLAN_LSTM ? 4 : 3) * H;
+    unsigned threads = (unsigned)((H + 31) / 32 * 32);
+    size_t shmem = (size_t)(2 * H) * sizeof(float);
+    size_t with_w = shmem + (size_t)((in + H) * GH) * sizeof(float);
+    int shared_w = with_w <= 48 * 1024;
+    pe__k_rnn<<<n, threads, shared_w ? with_w : shmem, st>>>(*s, shared_w);
+    return (int)cudaPeekAtLastError();
+  }
+  int64_t total = pe__total(s, n);
+  if (total <= 0) {
+    return 0;
+  }
+  int64_t blocks64 = (total + PE__THREADS - 1) / PE__THREADS;
+  unsigned blocks = (unsigned)(blocks64 > 65535 * 16 ? 65535 * 16 : blocks64);
+  switch (s->kind) {
+  case PE_PLAN_COPY:
+  case PE_PLAN_UNARY:
+    pe__k_copy<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_CONV1D:
+    pe__k_conv1d<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_DENSE:
+    if (s->dense_warp) {
+      int64_t wb = (total * 32 + PE__THREADS - 1) / PE__THREADS;
+      pe__k_dense_warp<<<(unsigned)(wb > 65535 * 16 ? 65535 * 16 : wb),
+                         PE__THREADS, 0, st>>>(*s, total);
+    } else {
+      pe__k_dense<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    }
+    break;
+  case PE_PLAN_BINARY:
+    pe__k_binary<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_SOFTMAX:
+    pe__k_softmax<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_STRIDED:
+    pe__k_strided<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_GATHER:
+    pe__k_gather<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_CONCAT:
+    pe__k_concat<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_AFFINE:
+    pe__k_affine<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_POOL1D:
+    pe__k_pool1d<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_REDUCE_MEAN:
+    pe__k_reduce_mean<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  default:
+    return (int)cudaErrorInvalidValue;
+  }
+  return (int)cudaPeekAtLastError();
+}
+
+extern "C" int pe_cuda_dense_warp(int64_t K) { return K >= 128; }
+
+extern "C" int pe_cuda_device_count(int *count) {
+  *count = 0;
+  cudaError_t e = cudaGetDeviceCount(count);
+  if (e != cudaSuccess) {
+    *count = 0;
+    cudaGetLastError(); /* clear it */
+  }
+  return (int)e;
+}
+
+extern "C" int pe_cuda_device_name(int dev, char *buf, size_t cap, int *major,
+                                   int *minor) {
+  cudaDeviceProp p;
+  cudaError_t e = cudaGetDeviceProperties(&p, dev);
+  if (e != cudaSuccess) {
+    return (int)e;
+  }
+  snprintf(buf, cap, "%s", p.name);
+  *major = p.major;
+  *minor = p.minor;
+  return 0;
+}
+
+extern "C" const char *pe_cuda_strerror(int err) {
+  return cudaGetErrorString((cudaError_t)err);
+}
+
+extern "C" int pe_cuda_malloc(void **p, size_t bytes) {
+  pe__n_alloc++;
+  return (int)cudaMalloc(p, bytes);
+}
+
+extern "C" int pe_cuda_host_alloc(void **p, size_t bytes) {
+  pe__n_alloc++;
+  return (int)cudaMallocHost(p, bytes);
+}
+
+extern "C" void pe_cuda_free(void *p) {
+  if (p != NULL) {
+    cudaFree(p);
+  }
+}
+
+extern "C" void pe_cuda_host_free(void *p) {
+  if (p != NULL) {
+    cudaFreeHost(p);
+  }
+}
+
+extern "C" uint64_t pe_cuda_alloc_count(void) { return pe__n_alloc; }

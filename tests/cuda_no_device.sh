@@ -1,0 +1,26 @@
+#!/bin/sh
+# Without a CUDA device, the cuda backend refuses to open with a message
+# that says so, and the command exits non-zero; --version still lists the
+# backend and says why it has no device. Exits 77 (skipped) where there
+# is a device.
+#
+# Usage: cuda_no_device.sh ENGINE REPO_ROOT
+set -u
+engine=$1
+root=$2
+if "$engine" --version | grep -q "cuda .*compute capability"; then
+  echo "SKIP: a CUDA device is present"
+  exit 77
+fi
+"$engine" --version | grep -q "^  cuda .*no CUDA device" || {
+  echo "FAIL: --version does not list the cuda backend without a device" >&2
+  exit 1
+}
+out=$("$engine" replay --ticks "$root/fixtures/sample_ticks.csv" --backend cuda \
+  --model "$root/models/pattern_cnn.onnx" 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -eq 0 ] || ! printf '%s\n' "$out" | grep -q "cuda backend: no CUDA device"; then
+  echo "FAIL: replay --backend cuda without a device: exit $rc, '$out'" >&2
+  exit 1
+fi
+echo "no device: exit $rc, $out"

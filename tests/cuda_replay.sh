@@ -1,0 +1,77 @@
+#!/bin/sh
+# replay of the fixture with --backend cuda against --backend cpu, for the
+# shipped pattern models: the same signal rows (ids, timestamps, symbols,
+# patterns, prices, fired rules) byte for byte, and scores and confidences
+# within 1e-5 of the cpu backend's, with the kernels the CPU picks and with
+# the portable ones. Says whether the whole output is byte-identical to
+# each. Then models whose input holds windows as [time][channel] (NWC, N1WC),
+# which the cuda backend does not transpose: refused at open, the layout
+# named, exit non-zero. Exits 77 (skipped) where there is no CUDA device.
+#
+# Usage: cuda_replay.sh ENGINE REPO_ROOT
+set -eu
+engine=$1
+root=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ticks=$root/fixtures/sample_ticks.csv
+for m in pattern_cnn pattern_lstm; do
+  model=$root/models/$m.onnx
+  if ! "$engine" replay --ticks "$ticks" --backend cuda --model "$model" \
+    >"$tmp/cuda.csv" 2>"$tmp/err"; then
+    if grep -q "no CUDA device" "$tmp/err"; then
+      echo "SKIP: $(cat "$tmp/err")"
+      exit 77
+    fi
+    cat "$tmp/err" >&2
+    exit 1
+  fi
+  "$engine" replay --ticks "$ticks" --backend cpu --model "$model" \
+    >"$tmp/cpu.csv" 2>/dev/null
+  PE_CPU_KERNELS=generic "$engine" replay --ticks "$ticks" --backend cpu \
+    --model "$model" >"$tmp/generic.csv" 2>/dev/null
+  models=$(grep -c -- '-model,' "$tmp/cuda.csv" || true)
+  if [ "$models" -lt 1 ]; then
+    echo "FAIL: $m: no model signal in the cuda replay" >&2
+    exit 1
+  fi
+  for ref in cpu generic; do
+    if ! awk -F, -v tol=1e-5 '
+      NR == FNR { a[FNR] = $0; n = FNR; next }
+      {
+        if (!(FNR in a)) { print "extra line " FNR ": " $0; bad = 1; next }
+        split(a[FNR], x, ",")
+        for (i = 1; i <= NF; i++) {
+          if (i == 5 || i == 6) {
+            d = x[i] - $i
+            if (d > tol || -d > tol) { print "line " FNR " field " i ": " x[i] " vs " $i; bad = 1 }
+          } else if (x[i] != $i) { print "line " FNR " field " i ": " x[i] " vs " $i; bad = 1 }
+        }
+        m = FNR
+      }
+      END { if (m != n) { print "line counts " n " vs " m; bad = 1 } exit bad }
+    ' "$tmp/$ref.csv" "$tmp/cuda.csv"; then
+      echo "FAIL: $m: replay --backend cuda differs from cpu ($ref kernels)" >&2
+      exit 1
+    fi
+    if cmp -s "$tmp/$ref.csv" "$tmp/cuda.csv"; then
+      same=byte-identical
+    else
+      same="the same signals, scores within 1e-5 (not byte-identical)"
+    fi
+    echo "$m: cuda vs cpu ($ref kernels): $(wc -l <"$tmp/cuda.csv") lines, $models model signals, $same"
+  done
+done
+for m in lstm2:NWC cnn2d:N1WC; do
+  model=$root/models/zoo/${m%%:*}.default.onnx
+  if "$engine" bench-model "$model" --backend cuda --iterations 1 \
+    >/dev/null 2>"$tmp/err"; then
+    echo "FAIL: ${m%%:*}: --backend cuda ran a ${m#*:} model" >&2
+    exit 1
+  fi
+  if ! grep -q "windows as ${m#*:} .*cpu backend" "$tmp/err"; then
+    echo "FAIL: ${m%%:*}: unexpected message: $(cat "$tmp/err")" >&2
+    exit 1
+  fi
+  echo "${m%%:*}: refused: $(cat "$tmp/err")"
+done

@@ -1,0 +1,160 @@
+/* The cuda backend against the cpu backend on the same models: every
+ * model given runs 10,000 random windows through both (the cuda backend in
+ * batches of changing size, up to its max batch). Each output must agree
+ * within 1e-5 absolute with the cpu backend's portable kernels (which the
+ * cuda kernels follow operation for operation), and within 1e-5 relative
+ * to max(1, |y|) with the kernels the CPU picks (their vector exp and tanh
+ * differ from libm's by more, on logits of order 10: the figure printed
+ * beside it is how far the CPU's two kernel families are apart). No device
+ * allocation may happen after open, and a batch above the max batch is
+ * refused. Exits 77 (skipped) where there is no CUDA device.
+ *
+ * Usage: test_cuda_parity MODEL.onnx... */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/kernels.h"
+#include "pe/backend.h"
+#include "pe/error.h"
+
+#define PE_T_WINDOWS 10000
+#define PE_T_MAX_BATCH 4096
+#define PE_T_TOL 1e-5
+
+static uint64_t pe_t_rng = 0x9e3779b97f4a7c15ull;
+
+/* Uniform in [-3, 3): xorshift64*. */
+static float pe_t_uniform(void) {
+  pe_t_rng ^= pe_t_rng >> 12;
+  pe_t_rng ^= pe_t_rng << 25;
+  pe_t_rng ^= pe_t_rng >> 27;
+  uint64_t v = pe_t_rng * 0x2545f4914f6cdd1dull;
+  return (float)((double)(v >> 11) / 9007199254740992.0 * 6.0 - 3.0);
+}
+
+static int pe_t_open(const char *name, const char *model, const char *kernels,
+                     pe_backend_t **b) {
+  pe_backend_options_t o = {0};
+  o.model_path = model;
+  o.max_batch = PE_T_MAX_BATCH;
+  o.kernels = kernels;
+  char err[512];
+  int rc = pe_backend_open(name, &o, b, err, sizeof err);
+  if (rc != PE_OK) {
+    if (strstr(err, "no CUDA device") != NULL) {
+      printf("SKIP: %s\n", err);
+      exit(77);
+    }
+    fprintf(stderr, "FAIL: open %s on %s: %s\n", name, model, err);
+  }
+  return rc;
+}
+
+/* Runs n windows through b in batches cycling through sizes[]. */
+static int pe_t_run(pe_backend_t *b, const float *in, size_t in_w, float *out,
+                    size_t out_w, uint32_t n, const uint32_t *sizes,
+                    int n_sizes) {
+  uint32_t done = 0;
+  for (int k = 0; done < n; k = (k + 1) % n_sizes) {
+    uint32_t m = n - done < sizes[k] ? n - done : sizes[k];
+    int rc = pe_backend_run(b, in + (size_t)done * in_w, m,
+                            out + (size_t)done * out_w);
+    if (rc != PE_OK) {
+      fprintf(stderr, "FAIL: %s run of %u windows: %s\n", pe_backend_name(b), m,
+              pe_backend_errmsg(b));
+      return rc;
+    }
+    done += m;
+  }
+  return PE_OK;
+}
+
+static int pe_t_model(const char *path) {
+  pe_backend_t *gpu = NULL, *cpu = NULL, *ref = NULL;
+  if (pe_t_open("cuda", path, NULL, &gpu) != PE_OK ||
+      pe_t_open("cpu", path, NULL, &cpu) != PE_OK ||
+      pe_t_open("cpu", path, "generic", &ref) != PE_OK) {
+    pe_backend_close(gpu);
+    pe_backend_close(cpu);
+    return 1;
+  }
+  const pe_model_info_t *info = pe_backend_info(gpu);
+  size_t in_w = (size_t)info->window * info->n_features;
+  size_t out_w = info->n_outputs;
+  float *in = malloc(PE_T_WINDOWS * in_w * sizeof(float));
+  float *o_gpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
+  float *o_cpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
+  float *o_ref = malloc(PE_T_WINDOWS * out_w * sizeof(float));
+  int fail = in == NULL || o_gpu == NULL || o_cpu == NULL || o_ref == NULL;
+  for (size_t i = 0; !fail && i < PE_T_WINDOWS * in_w; i++) {
+    in[i] = pe_t_uniform();
+  }
+  static const uint32_t gpu_sizes[] = {1, 3, 64, 4096, 17, 1000, 4096};
+  static const uint32_t cpu_sizes[] = {4096};
+  uint64_t allocs = pe_cuda_alloc_count();
+  fail = fail ||
+         pe_t_run(gpu, in, in_w, o_gpu, out_w, PE_T_WINDOWS, gpu_sizes,
+                  (int)(sizeof gpu_sizes / sizeof gpu_sizes[0])) != PE_OK ||
+         pe_t_run(cpu, in, in_w, o_cpu, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
+             PE_OK ||
+         pe_t_run(ref, in, in_w, o_ref, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
+             PE_OK;
+  if (!fail && pe_cuda_alloc_count() != allocs) {
+    fprintf(stderr, "FAIL: %s: %llu device allocations during the runs\n", path,
+            (unsigned long long)(pe_cuda_alloc_count() - allocs));
+    fail = 1;
+  }
+  if (!fail &&
+      pe_backend_run(gpu, in, PE_T_MAX_BATCH + 1, o_gpu) != PE_EINVAL) {
+    fprintf(stderr, "FAIL: %s: a batch above the max batch was not refused\n",
+            path);
+    fail = 1;
+  }
+  if (!fail) {
+    double d_cpu = 0, r_cpu = 0, d_ref = 0, d_cc = 0, big = 0;
+    size_t same = 0, n = PE_T_WINDOWS * out_w;
+    for (size_t i = 0; i < n; i++) {
+      double a = fabs((double)o_gpu[i] - o_cpu[i]);
+      double b = fabs((double)o_gpu[i] - o_ref[i]);
+      double cc = fabs((double)o_cpu[i] - o_ref[i]);
+      double y = fabs((double)o_cpu[i]);
+      double r = a / (y > 1.0 ? y : 1.0);
+      d_cpu = a > d_cpu || a != a ? a : d_cpu;
+      r_cpu = r > r_cpu || r != r ? r : r_cpu;
+      d_ref = b > d_ref || b != b ? b : d_ref;
+      d_cc = cc > d_cc ? cc : d_cc;
+      big = y > big ? y : big;
+      same += memcmp(&o_gpu[i], &o_ref[i], sizeof(float)) == 0;
+    }
+    printf("%s: %d windows, max |y| %.3g; cuda vs cpu generic: max abs %.3g, "
+           "%zu of %zu outputs bit-identical; cuda vs cpu: max abs %.3g, max "
+           "rel %.3g (cpu vs cpu generic: max abs %.3g)\n",
+           path, PE_T_WINDOWS, big, d_ref, same, n, d_cpu, r_cpu, d_cc);
+    if (!(r_cpu <= PE_T_TOL) || !(d_ref <= PE_T_TOL)) {
+      fprintf(stderr, "FAIL: %s: difference above %g\n", path, PE_T_TOL);
+      fail = 1;
+    }
+  }
+  free(in);
+  free(o_gpu);
+  free(o_cpu);
+  free(o_ref);
+  pe_backend_close(gpu);
+  pe_backend_close(cpu);
+  pe_backend_close(ref);
+  return fail;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: test_cuda_parity MODEL.onnx...\n");
+    return 2;
+  }
+  int fail = 0;
+  for (int i = 1; i < argc; i++) {
+    fail |= pe_t_model(argv[i]);
+  }
+  return fail;
+}
