@@ -467,6 +467,16 @@ int pe_model_load_file(const char *path, const pe_model_options_t *opts,
              strerror(errno));
     return PE_EIO;
   }
+  /* A regular file's size is known before anything is read: refuse a
+   * model over the limit at once rather than after reading 2 GiB. */
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size > ((uint64_t)1 << 31)) {
+    snprintf(err, err_cap, "%s: the model is larger than 2 GiB (%lld bytes)",
+             path, (long long)st.st_size);
+    fclose(f);
+    return PE_EUNSUPPORTED;
+  }
   size_t cap = 1 << 16, len = 0;
   unsigned char *buf = malloc(cap);
   int rc = buf ? PE_OK : PE_ENOMEM;
