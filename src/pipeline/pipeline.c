@@ -53,10 +53,17 @@ void pe_pipeline_config_init(pe_pipeline_config_t *c) {
   c->latency_sample = 16;
 }
 
-static FILE *pe__open_out(const char *path, char *err, size_t err_cap) {
+/* Opens path for writing and writes its header line; NULL and a message
+ * naming the path when either fails. */
+static FILE *pe__open_out(const char *path, const char *header, char *err,
+                          size_t err_cap) {
   FILE *f = fopen(path, "w");
-  if (f == NULL) {
+  if (f == NULL || fputs(header, f) == EOF) {
     snprintf(err, err_cap, "cannot write '%s': %s", path, strerror(errno));
+    if (f != NULL) {
+      fclose(f);
+    }
+    return NULL;
   }
   return f;
 }
@@ -86,15 +93,16 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
     rc = pe_sink_open_file(c->signals_path, c->format, &p->sink, err, err_cap);
   }
   if (rc == PE_OK && c->features_path != NULL) {
-    p->features = pe__open_out(c->features_path, err, err_cap);
-    if (p->features == NULL ||
-        fputs(pe_features_csv_header(), p->features) == EOF) {
+    p->features =
+        pe__open_out(c->features_path, pe_features_csv_header(), err, err_cap);
+    if (p->features == NULL) {
       rc = PE_EIO;
     }
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
-    p->rejects = pe__open_out(c->rejects_path, err, err_cap);
-    if (p->rejects == NULL || fputs("line,reason,raw\n", p->rejects) == EOF) {
+    p->rejects =
+        pe__open_out(c->rejects_path, "line,reason,raw\n", err, err_cap);
+    if (p->rejects == NULL) {
       rc = PE_EIO;
     }
   }
