@@ -22,6 +22,9 @@
  *   PE_FAULT_HIT_OUT      file that names the failed call when it fails.
  *   PE_FAULT_TRAP         set: raise SIGTRAP at the failing call (gdb).
  *
+ * Built with -DPE_FAULT_NO_ALLOC it leaves allocations alone, for a
+ * sanitizer build whose runtime owns malloc (preloaded after it).
+ *
  * Only calls made once main has begun count: __libc_start_main is wrapped
  * so that the count starts with the first instruction of main. What the
  * dynamic loader and libc's start-up do before (and what is allocated to
@@ -108,7 +111,8 @@ static const char *pe__object_of(const void *pc) {
 }
 
 /* The object that made the failing call: the first frame outside this
- * shim and libc (hiredis's strdup is libc's, called by hiredis). */
+ * shim, libc and the sanitizers' interceptors (hiredis's strdup is libc's,
+ * called by hiredis). */
 static const char *pe__culprit(const void *caller) {
   const char *self = pe__object_of(&pe__class);
   void *frames[24];
@@ -116,7 +120,8 @@ static const char *pe__culprit(const void *caller) {
   for (int i = 0; i < n; i++) {
     const char *obj = pe__object_of(frames[i]);
     if (obj != NULL && (self == NULL || strcmp(obj, self) != 0) &&
-        strncmp(obj, "libc.so", 7) != 0) {
+        strncmp(obj, "libc.so", 7) != 0 && strncmp(obj, "libasan", 7) != 0 &&
+        strncmp(obj, "libubsan", 8) != 0) {
       return obj;
     }
   }
@@ -201,6 +206,7 @@ static int pe__fail_stream(FILE *f, const char *call, const void *caller) {
 #define PE__REAL(var, name)                                                    \
   ((var) != NULL ? (var) : (*(void **)&(var) = dlsym(RTLD_NEXT, name), (var)))
 
+#ifndef PE_FAULT_NO_ALLOC
 /* ---- allocations ---------------------------------------------------- */
 
 void *malloc(size_t size) {
@@ -246,6 +252,8 @@ int posix_memalign(void **out, size_t align, size_t size) {
   *out = p;
   return 0;
 }
+
+#endif
 
 /* ---- writes ------------------------------------------------------------ */
 

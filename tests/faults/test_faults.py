@@ -45,7 +45,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import harness as h  # noqa: E402
 
 TIMEOUT = 30  # seconds: a run this slow is a hang (a clean one takes < 1)
-CLASSES = ("alloc", "write")
+CLASSES = ["alloc", "write"]
+PRELOAD_FIRST = ""  # --preload-first: a sanitizer runtime, then the shim
 # A failure's first line: the command, then what failed, in words.
 MESSAGE = re.compile(r"^pattern-engine [a-z-]+: \S.{8,}")
 LIBRARY_ABORT = "(from libhiredis"
@@ -99,7 +100,7 @@ def run_shim(cmd, shim, cls, at, work, call=None, persist=False):
     """Runs cmd under the shim, failing the at-th call of the class (of the
     function `call` when given); returns (CompletedProcess, or None on a
     hang; {function or 'total': calls}; the failed call, or '')."""
-    env = dict(os.environ, LD_PRELOAD=shim, PE_FAULT_CLASS=cls,
+    env = dict(os.environ, LD_PRELOAD=PRELOAD_FIRST + shim, PE_FAULT_CLASS=cls,
                PE_FAULT_AT=str(at),
                PE_FAULT_COUNT_OUT=os.path.join(work, "fault.count"),
                PE_FAULT_HIT_OUT=os.path.join(work, "fault.hit"))
@@ -227,7 +228,8 @@ def check_replay(a, ticks, root, problems, pool) -> None:
             for n in range(1, counts[cls] + 1)]
     verdicts = list(pool.map(
         lambda j: replay_case(a, ticks, clean, *j, root, problems), jobs))
-    summary(f"replay ({counts['alloc']} allocations, {counts['write']} writes)",
+    summary("replay (" + ", ".join(f"{c} {cls} calls" for cls, c in
+                                   counts.items()) + ")",
             verdicts)
 
 
@@ -366,8 +368,9 @@ def check_live_setup(a, redis, ckpt, expected, replay_state, root, problems,
             jobs += [(cls, fn, n) for n in range(1, c + 2 + c // 10)]
     verdicts = list(pool.map(
         lambda j: live_case(a, redis, ref, ckpt, *j, root, problems), jobs))
-    summary(f"live --checkpoint {ckpt} ({counts['alloc']['total']} "
-            f"allocations, {counts['write']['total']} writes)", verdicts)
+    summary(f"live --checkpoint {ckpt} (" + ", ".join(
+        f"{c['total']} {cls} calls" for cls, c in counts.items()) + ")",
+        verdicts)
 
 
 def main() -> None:
@@ -376,8 +379,19 @@ def main() -> None:
     ap.add_argument("--shim", required=True)
     ap.add_argument("--only", choices=["replay", "live"])
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--classes", default="alloc,write",
+                    help="comma-separated: alloc, write")
+    ap.add_argument("--preload-first", default="",
+                    help="a library to preload before the shim (the "
+                         "sanitizer runtime of a sanitizer build)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
+    global PRELOAD_FIRST
+    CLASSES[:] = a.classes.split(",")
+    if a.preload_first:
+        if not os.path.exists(a.preload_first):
+            h.skip(f"{a.preload_first} is not there")
+        PRELOAD_FIRST = a.preload_first + " "
     a.engine = os.path.abspath(a.engine)
     a.shim = os.path.abspath(a.shim)
     problems = Problems()
