@@ -604,6 +604,9 @@ static int pe__step(pe_live_t *L, uint32_t wait_ms, pe_live_step_stats_t *st) {
                          "from the last checkpoint");
   }
   int rc = pe__trip(L, wait_ms, st);
+  if (rc == PE_ENOMEM && L->errmsg[0] == '\0') {
+    pe__live_fail(L, rc, "%s", pe_redis_errmsg(L->redis));
+  }
   if (rc == PE_ECONN) {
     L->ready = 0;
     pe__live_log(L, PE_LIVE_LOG_INFO, "%s; reconnecting",

@@ -20,6 +20,8 @@
  *   PE_FAULT_COUNT_OUT    file the counts are written to at exit: "total
  *                         N", then "NAME N" per function called.
  *   PE_FAULT_HIT_OUT      file that names the failed call when it fails.
+ *   PE_FAULT_LAST_OUT     with PE_FAULT_PERSIST: file that names the
+ *                         latest failed call after the first.
  *   PE_FAULT_TRAP         set: raise SIGTRAP at the failing call (gdb).
  *
  * Built with -DPE_FAULT_NO_ALLOC it leaves allocations alone, for a
@@ -129,12 +131,12 @@ static const char *pe__culprit(const void *caller) {
   return obj != NULL ? obj : "?";
 }
 
-/* Writes "N call (from OBJECT)\n" to PE_FAULT_HIT_OUT with raw system
+/* Writes "N call (from OBJECT)\n" to the file named by env with raw system
  * calls; OBJECT is the file of the code that made the call (pe__culprit):
  * the engine, or a library such as hiredis. */
-static void pe__record_hit(unsigned long n, const char *call,
+static void pe__record_hit(const char *env, unsigned long n, const char *call,
                            const void *caller) {
-  const char *path = getenv("PE_FAULT_HIT_OUT");
+  const char *path = getenv(env);
   if (path == NULL) {
     return;
   }
@@ -172,9 +174,11 @@ static int pe__fail(int cls, const char *call, const void *caller) {
     return 0;
   }
   if (n > pe__at) {
-    return 1; /* PE_FAULT_PERSIST: the first failure is the one recorded */
+    /* PE_FAULT_PERSIST: the first failure is the hit, the latest "last". */
+    pe__record_hit("PE_FAULT_LAST_OUT", n, call, caller);
+    return 1;
   }
-  pe__record_hit(n, call, caller);
+  pe__record_hit("PE_FAULT_HIT_OUT", n, call, caller);
   if (getenv("PE_FAULT_TRAP") != NULL) {
     raise(SIGTRAP); /* under a debugger: stop at the failing call */
   }

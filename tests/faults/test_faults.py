@@ -103,14 +103,15 @@ def run_shim(cmd, shim, cls, at, work, call=None, persist=False):
     env = dict(os.environ, LD_PRELOAD=PRELOAD_FIRST + shim, PE_FAULT_CLASS=cls,
                PE_FAULT_AT=str(at),
                PE_FAULT_COUNT_OUT=os.path.join(work, "fault.count"),
-               PE_FAULT_HIT_OUT=os.path.join(work, "fault.hit"))
+               PE_FAULT_HIT_OUT=os.path.join(work, "fault.hit"),
+               PE_FAULT_LAST_OUT=os.path.join(work, "fault.last"))
     env.pop("PE_FAULT_CALL", None)
     env.pop("PE_FAULT_PERSIST", None)
     if persist:
         env["PE_FAULT_PERSIST"] = "1"
     if call is not None:
         env["PE_FAULT_CALL"] = call
-    for name in ("fault.count", "fault.hit"):
+    for name in ("fault.count", "fault.hit", "fault.last"):
         if os.path.exists(os.path.join(work, name)):
             os.unlink(os.path.join(work, name))
     try:
@@ -122,7 +123,9 @@ def run_shim(cmd, shim, cls, at, work, call=None, persist=False):
     for line in read_text(os.path.join(work, "fault.count")).splitlines():
         name, n = line.split()
         counts[name] = int(n)
-    return r, counts, read_text(os.path.join(work, "fault.hit"))
+    hit = read_text(os.path.join(work, "fault.hit"))
+    last = read_text(os.path.join(work, "fault.last"))
+    return r, counts, f"{hit}, the last {last}" if last else hit
 
 
 def read_text(path: str) -> str:
@@ -138,8 +141,9 @@ def judge(what: str, r, hit: str, problems: Problems, verbose: bool) -> str:
     if r is None:
         problems.add(f"{where}: no exit after {TIMEOUT} s (a hang)")
         return "bad"
-    if (r.returncode == -signal.SIGABRT and LIBRARY_ABORT in hit
-            and hit.split()[1] in ALLOC_CALLS):
+    last = hit.split(", the last ")[-1]  # the call just before an abort
+    if (r.returncode == -signal.SIGABRT and LIBRARY_ABORT in last
+            and last.split()[1] in ALLOC_CALLS):
         # hiredis 0.14 aborts when its own allocation fails (its
         # HIREDIS_OOM_HANDLER): like a kill, which the checkpoint survives.
         if verbose:
@@ -280,16 +284,19 @@ def live_outputs_equal(redis, key, work, expected, replay_state, clean_rejects):
     return ""
 
 
-def live_case(a, redis, ref, ckpt, cls, call, n, root, problems) -> str:
+def live_case(a, redis, ref, ckpt, cls, call, n, persist, root,
+              problems) -> str:
     """Live with the nth call of the class (of `call`, when not None)
-    failing, then restarted without a fault."""
+    failing (with persist, every one from the nth on), then restarted
+    without a fault."""
     expected, replay_state, clean_rejects = ref
     name = call or cls
-    work = tempfile.mkdtemp(prefix=f"live-{ckpt}-{name}-{n}-", dir=root)
-    key = f"signals:{ckpt}:{name}:{n}"
-    what = f"live --checkpoint {ckpt}, {name} #{n}"
+    on = "-on" if persist else ""
+    work = tempfile.mkdtemp(prefix=f"live-{ckpt}-{name}-{n}{on}-", dir=root)
+    key = f"signals:{ckpt}:{name}:{n}{on}"
+    what = f"live --checkpoint {ckpt}, {name} #{n}{' on' if persist else ''}"
     r, _, hit = run_shim(live_cmd(a.engine, redis, key, work, ckpt), a.shim,
-                         cls, n, work, call)
+                         cls, n, work, call, persist)
     verdict = judge(what, r, hit, problems, a.verbose)
     if verdict == "ok":
         diff = live_outputs_equal(redis, key, work, expected, replay_state,
@@ -358,14 +365,20 @@ def check_live_setup(a, redis, ckpt, expected, replay_state, root, problems,
     # Every N of each class; with file checkpoints also every N of each
     # function: live's threads (the checkpoint writer) interleave the calls
     # of a class differently from run to run, calls of one function much
-    # less. Counts vary a little with timing (idle polls): a margin of 10%.
+    # less. And every N of each function with every call from the Nth on
+    # failing (a disk that stays full), but for send: a Redis that can never
+    # be written to is waited for (retried), by design. Counts vary a little
+    # with timing (idle polls): a margin of 10%.
     jobs = []
     for cls in CLASSES:
         for call, c in counts[cls].items():
             if call != "total" and ckpt != "file":
                 continue
             fn = None if call == "total" else call
-            jobs += [(cls, fn, n) for n in range(1, c + 2 + c // 10)]
+            ns = range(1, c + 2 + c // 10)
+            jobs += [(cls, fn, n, False) for n in ns]
+            if fn is not None and fn != "send":
+                jobs += [(cls, fn, n, True) for n in ns]
     verdicts = list(pool.map(
         lambda j: live_case(a, redis, ref, ckpt, *j, root, problems), jobs))
     summary(f"live --checkpoint {ckpt} (" + ", ".join(
