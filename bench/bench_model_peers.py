@@ -2,7 +2,7 @@
 """Our cpu backend against ONNX Runtime and PyTorch, same models, same core.
 
     .venv/bin/python bench/bench_model_peers.py [--build build] [--core 1]
-        [--batches 1,4096] [MODEL.onnx ...]
+        [--batches 1,4096] [--deeplob] [MODEL.onnx ...]
 
 Everything runs pinned to one core (taskset for `pattern-engine bench-model`,
 sched_setaffinity for this process), in one run of this script:
@@ -15,14 +15,21 @@ sched_setaffinity for this process), in one run of this script:
            torch is importable, for the shipped models: the module class of
            models/train_*.py with the .onnx weights.
 Ratios are our throughput over the peer's. Defaults: models/*.onnx when there
-are any, else the toy models in tests/models/.
+are any, else the toy models in tests/models/. --deeplob adds a DeepLOB-style
+model of the paper's size (input [N, 1, 100, 40]: conv blocks of 32 filters,
+an inception module of 3 x 64, LSTM 64; tests/models/make_conv_rnn_models.py,
+79 MFLOP per window), written to a temporary folder. The timed runs of one
+measurement are capped to about 100 GFLOP of work (at least 20 runs), so
+large models finish in seconds.
 """
 import argparse
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -30,13 +37,34 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def iterations(batch):
-    return max(50, min(20000, 200000 // batch))
+def iterations(batch, flops=0):
+    n = max(50, min(20000, 200000 // batch))
+    if flops > 0:
+        n = min(n, max(20, int(1e11 / (batch * flops))))
+    return n
+
+
+def model_flops(exe, model):
+    out = subprocess.run([exe, "inspect", model], capture_output=True, text=True).stdout
+    m = re.search(r"^flops\s+([0-9]+) per window", out, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def deeplob_model(tmp):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+    import make_test_models as mt
+    import make_conv_rnn_models as mc
+    import onnx
+    mt.rng = np.random.default_rng(1)
+    path = os.path.join(tmp, "deeplob_paper.onnx")
+    onnx.save(mc.deeplob(32, 64, 64), path)
+    return path
 
 
 def ours(exe, model, batch, core, kernels):
+    n = iterations(batch, model_flops(exe, model))
     cmd = ["taskset", "-c", str(core), exe, "bench-model", model, "--batch", str(batch),
-           "--kernels", kernels]
+           "--kernels", kernels, "--iterations", str(n), "--warmup", str(max(2, n // 10))]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     med = float(re.search(r"median ([0-9.]+)", out).group(1))
     tput = float(re.search(r"throughput: ([0-9.]+) windows/s", out).group(1))
@@ -44,8 +72,8 @@ def ours(exe, model, batch, core, kernels):
     return med, tput, kern
 
 
-def timed(fn, batch):
-    n = iterations(batch)
+def timed(fn, batch, flops=0):
+    n = iterations(batch, flops)
     for _ in range(max(5, n // 10)):
         fn()
     t = np.empty(n)
@@ -58,7 +86,7 @@ def timed(fn, batch):
     return med_us, tput
 
 
-def ort_bench(model, batch):
+def ort_bench(model, batch, flops=0):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -70,7 +98,7 @@ def ort_bench(model, batch):
     shape = [batch] + [int(d) for d in inp.shape[1:]]
     x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
     feed = {inp.name: x}
-    return timed(lambda: s.run(None, feed), batch)
+    return timed(lambda: s.run(None, feed), batch, flops)
 
 
 def torch_module(model):
@@ -126,9 +154,14 @@ def main():
     ap.add_argument("--core", type=int, default=1)
     ap.add_argument("--batches", default="1,4096")
     ap.add_argument("--kernels", default="auto", help="our kernels: auto, avx2, generic")
+    ap.add_argument("--deeplob", action="store_true",
+                    help="add a DeepLOB-style model of the paper's size")
     ap.add_argument("models", nargs="*")
     a = ap.parse_args()
-    models = a.models or sorted(glob.glob(os.path.join(ROOT, "models", "*.onnx"))) or [
+    tmp = tempfile.mkdtemp(prefix="bench_peers_")
+    extra = [deeplob_model(tmp)] if a.deeplob else []
+    models = extra + a.models if (a.models or extra) else sorted(
+        glob.glob(os.path.join(ROOT, "models", "*.onnx"))) or [
         os.path.join(ROOT, "tests", "models", f)
         for f in ("mlp_gemm.onnx", "cnn_toy.onnx", "conv_odd.onnx", "lstm.onnx", "gru.onnx")]
     exe = os.path.join(a.build, "pattern-engine")
@@ -143,7 +176,7 @@ def main():
     for m in models:
         for b in [int(v) for v in a.batches.split(",")]:
             med, tput, kern = ours(exe, m, b, a.core, a.kernels)
-            omed, otput = ort_bench(m, b)
+            omed, otput = ort_bench(m, b, model_flops(exe, m))
             tres, why_m = torch_bench(m, b)
             why = why_m or why
             ts = f"{tres[1]:11.0f} {tput / tres[1]:7.2f}" if tres else f"{'-':>11} {'-':>7}"
@@ -155,6 +188,7 @@ def main():
     except ImportError:
         tv = "torch absent"
     print(f"our kernels: {kern}; {tv}; PyTorch: {why or 'measured'}")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the build and the tests need and is missing: Debian packages
 # (only when run as root; otherwise it says what to install) and a Python
-# virtual environment in .venv with the test oracles (pandas, ONNX Runtime).
+# virtual environment in .venv with the test oracles (pandas, ONNX Runtime)
+# and the Python package built from this tree (python/).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,12 +31,32 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-if [ ! -x .venv/bin/python ] || [ requirements-test.txt -nt .venv/.installed ]; then
+if [ ! -x .venv/bin/python ] || [ ! -f .venv/.installed ] ||
+  [ requirements-test.txt -nt .venv/.installed ]; then
   echo "install-deps: preparing .venv (test oracles: requirements-test.txt)"
   python3 -m venv .venv
   if .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt; then
     touch .venv/.installed
   else
     echo "install-deps: pip failed; the tests that need pandas or onnxruntime will be skipped"
+  fi
+fi
+
+# The Python package, rebuilt when its sources or the library's changed
+# (CMake rebuilds only what changed, in python/build/).
+stamp=.venv/.pattern_engine
+if [ -x .venv/bin/python ] && [ -f .venv/.installed ] && { [ ! -f "$stamp" ] ||
+  [ -n "$(find python include src CMakeLists.txt -newer "$stamp" -type f \
+    ! -path 'python/build/*' ! -name '*.pyc' -print 2>/dev/null | head -n 1)" ]; }; then
+  echo "install-deps: building the Python package into .venv (pip install ./python)"
+  if .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation \
+    --no-deps --config-settings=cmake.define.PE_WERROR=ON ./python; then
+    rm -f .venv/.pattern_engine.failed
+    touch "$stamp"
+  else
+    # No stale build is left to be tested in its place.
+    .venv/bin/pip uninstall -q -y pattern_engine >/dev/null 2>&1 || true
+    touch .venv/.pattern_engine.failed
+    echo "install-deps: building the Python package failed; its tests will be skipped"
   fi
 fi

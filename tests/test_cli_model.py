@@ -35,8 +35,22 @@ m = os.path.join(MODELS, "cnn_toy.onnx")
 rc, out, err = run("inspect", m)
 check("inspect ok", rc == 0, err)
 for frag in ("input      input [N, 1, 32]", "pe.features = return_z", "Conv+Relu",
+             "layout     NCW (W=32 steps, C=1 feature), from the input's shape, "
+             "given pe.window=32 and pe.features (1 name)\n",
              "flops      28928 per window", "plan       3 steps"):
     check("inspect shows " + frag, frag in out, out)
+
+# a batch_first LSTM's input [N, W, C], named so by its pe.layout
+rc, out, err = run("inspect", os.path.join(ROOT, "models", "zoo", "lstm2.legacy17.onnx"))
+check("inspect NWC", rc == 0 and "input      input [N, 32, 5] float32" in out and
+      "\nlayout     NWC (W=32 steps, C=5 features), from pe.layout\n" in out, out + err)
+# a graph whose input is no feature window loads, and says why the engine
+# cannot feed it
+rc, out, err = run("inspect", os.path.join(MODELS, "regress", "fuzz_output_is_input.onnx"))
+check("inspect layout none", rc == 0 and
+      "\nlayout     none: the engine cannot feed this input (the input 'input' [N] is "
+      "not a feature window: the engine feeds [N, C, W], [N, W, C], [N, 1, W, C] or "
+      "[N, C*W])\n" in out, out + err)
 
 rc, out, err = run("inspect", os.path.join(MODELS, "bad", "unknown_op.onnx"))
 check("inspect bad exit", rc == 1, rc)

@@ -4,6 +4,7 @@ and byte-identical outputs whatever the chunking or the run.
 
 Usage: python3 tests/test_cli_replay.py ENGINE   (standard library only)
 """
+import csv
 import json
 import os
 import subprocess
@@ -60,13 +61,14 @@ def test_corpus_skip_mode():
         check(n == counts.get(reason, 0),
               f"{reason}: {n} rejected, expected {counts.get(reason, 0)}")
     check(set(counts) <= set(summary["rejected"]), "every reason is counted")
-    lines = open(tmp("rej.csv")).read().splitlines()
-    check(lines[0] == "line,reason,raw", "rejects header")
-    got = [(int(l.split(",")[0]), l.split(",")[1]) for l in lines[1:]]
+    records = list(csv.reader(open(tmp("rej.csv"), newline="")))
+    check(records[0] == ["line", "reason", "raw"], "rejects header")
+    check(all(len(r) == 3 for r in records),
+          "every rejects record has the header's three columns")
+    got = [(int(r[0]), r[1]) for r in records[1:]]
     check(got == EXPECTED_REJECTS, f"reject lines and reasons: {got}")
     raw_rows = open(CORPUS).read().split("\n")
-    for l in lines[1:]:
-        no, reason, raw = l.split(",", 2)
+    for no, reason, raw in records[1:]:
         want = raw_rows[int(no) - 1]
         if reason == "line_too_long":
             want = want[:4096]

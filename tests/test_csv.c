@@ -514,7 +514,48 @@ static void test_batch_callback_stops_the_feed(void) {
   pe_csv_destroy(c);
 }
 
-PE_TEST_MAIN(PE_TEST(test_headerless_prototype_layout),
+/* RFC 4180: quoted fields with commas, quotes ("") and line breaks, a
+ * quoted header, a record spanning lines (numbered by its first line, the
+ * next one by its own), quotes in the middle of a field taken as bytes,
+ * text after a closing quote and an unclosed quote at the end rejected as
+ * bad_quoting; the same events for every chunk size and for the fused and
+ * general parsers. */
+static void test_rfc4180_quoted_fields(void) {
+  const char *text =
+      "\"ts\",\"symbol\",price,volume,\"note, with comma\"\n" /* 1 */
+      "1700000000,\"A\"\"B\",10,1,x\n"                        /* 2 */
+      "1700000001,\"C,D\",11,2,\"a, b\"\"c\"\"\"\n"           /* 3 */
+      "1700000002,E,12,3,\"two\r\nlines, \"\"q\"\"\"\n"       /* 4-5 */
+      "1700000003,\"F\nG\",13,4,y\n"                          /* 6-7 */
+      "1700000004,H\"I,14,5,z\n"                              /* 8 */
+      "1700000005, \"J\" ,15,6,\"\"\n"                        /* 9 */
+      "1700000006,\"K\"L,16,7,z\n"                            /* 10 */
+      "1700000007,M,17,8,\"x\" y\n"                           /* 11 */
+      "1700000008,N,18,9\n"                                   /* 12 */
+      "\"1700000009\n\",P,20,1,\"q\nr\"\n"                    /* 13-15 */
+      "1700000009,O,19,9,\"cut\nhere";                        /* 16-17 */
+  const char *want[] = {
+      "2 tick 1700000000000000000 A\"B 10 1 -",
+      "3 tick 1700000001000000000 C,D 11 2 -",
+      "4 tick 1700000002000000000 E 12 3 -",
+      "6 tick 1700000003000000000 F\nG 13 4 -",
+      "8 tick 1700000004000000000 H\"I 14 5 -",
+      "9 tick 1700000005000000000 J 15 6 -",
+      "10 reject bad_quoting [1700000006,\"K\"L,16,7,z]",
+      "11 reject bad_quoting [1700000007,M,17,8,\"x\" y]",
+      "12 reject field_count [1700000008,N,18,9]",
+      "13 reject bad_timestamp [\"1700000009\n\",P,20,1,\"q\nr\"]",
+      "16 reject bad_quoting [1700000009,O,19,9,\"cut\nhere]"};
+  static const size_t chunks[] = {0, 1, 2, 3, 5, 7, 16, 64};
+  for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+    events_t e;
+    PE_CHECK_INT(parse(text, chunks[i], 0, &e), PE_OK);
+    check_events(&e, want, (int)(sizeof want / sizeof want[0]));
+  }
+}
+
+PE_TEST_MAIN(PE_TEST(test_rfc4180_quoted_fields),
+             PE_TEST(test_headerless_prototype_layout),
              PE_TEST(test_header_any_order_extra_columns),
              PE_TEST(test_alternative_names_and_bom),
              PE_TEST(test_every_rejection_reason),

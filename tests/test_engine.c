@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/symstate.h"
+#include "core/symtab.h"
 #include "pe/core.h"
 #include "pe/defaults.h"
 #include "pe/error.h"
@@ -228,8 +230,9 @@ static void test_rejections_leave_state_unchanged(void) {
   /* Same per-symbol state; only the rejection counters moved. */
   PE_CHECK_INT(pe_engine_snapshot(e, after, cap, &n2), PE_OK);
   PE_CHECK_INT(n1, n2);
-  size_t skip = 48 + sizeof(pe_engine_stats_t); /* header, counters */
-  PE_CHECK(memcmp(before + skip, after + skip, n1 - skip - 8) == 0);
+  /* The keys and states of the two symbols (no window), then a checksum. */
+  size_t body = 2 * (sizeof(pe__symkey_t) + sizeof(pe__symstate_t));
+  PE_CHECK(memcmp(before + n1 - 8 - body, after + n1 - 8 - body, body) == 0);
   /* An equal timestamp is in order. */
   pe_tick_t same = tick("A", T0 + 10 * S, 10.5, 1.0);
   PE_CHECK_INT(pe_engine_push(e, &same, &out), PE_OK);
@@ -363,7 +366,8 @@ static void test_snapshot_restore_continues_exactly(void) {
   other.ema_fast_span = 20.0;
   pe_engine_t *c = make_engine(&other);
   PE_CHECK_INT(pe_engine_restore(c, snap, len), PE_EINVAL);
-  PE_CHECK(strstr(pe_engine_errmsg(c), "other settings") != NULL);
+  PE_CHECK(strstr(pe_engine_errmsg(c),
+                  "other settings: --ema-fast-span 19, here 20") != NULL);
   pe_engine_destroy(c);
 
   free(x);
@@ -518,6 +522,187 @@ static void test_push_batch_matches_single_pushes(void) {
   }
 }
 
+/* A snapshot changed in place, its checksum recomputed as a forger would. */
+static void reseal(unsigned char *snap, size_t len) {
+  uint64_t sum = pe__hash64(snap, len - 8, 0);
+  memcpy(snap + len - 8, &sum, 8);
+}
+
+/* Every setting that shapes state or signals is recorded and named when it
+ * differs; fields the engine indexes with or divides by are checked on
+ * load whatever the checksum says (a forged win_head once crashed the next
+ * push), and a refused snapshot leaves the engine as it was. */
+static void test_snapshot_settings_and_ranges(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  cfg.max_symbols = 100;
+  cfg.ts_unit = 3;
+  cfg.model_digest = 0x1234;
+  pe_engine_t *a = make_engine(&cfg);
+  PE_CHECK_INT(pe_engine_set_window(a, 8), PE_OK);
+  static const char *const syms[] = {"AAA", "BB", "C"};
+  for (int i = 0; i < 60; i++) {
+    pe_tick_t t = tick(syms[i % 3], T0 + i * S, 100.0 + i % 7, 1.0 + i % 3);
+    PE_CHECK_INT(pe_engine_push(a, &t, &out), PE_OK);
+  }
+  size_t len = pe_engine_snapshot_size(a);
+  unsigned char *snap = malloc(len), *copy = malloc(len);
+  PE_CHECK_INT(pe_engine_snapshot(a, snap, len, &len), PE_OK);
+
+  struct {
+    const char *want;
+    pe_engine_config_t c;
+  } other[4];
+  for (int i = 0; i < 4; i++) {
+    other[i].c = cfg;
+  }
+  other[0].c.max_symbols = 200;
+  other[0].want = "other settings: --max-symbols 100, here 200";
+  other[1].c.ts_unit = 0;
+  other[1].want = "other settings: --ts-unit us, here auto";
+  other[2].c.model_digest = 0;
+  other[2].want = "other settings: --model (file, backend, features) digest "
+                  "0000000000001234, here none";
+  other[3].c.rules.signal_score_min = 0.5;
+  other[3].want =
+      "other settings: --signal-score-min 0.29999999999999999, here 0.5";
+  for (int i = 0; i < 4; i++) {
+    pe_engine_t *b = make_engine(&other[i].c);
+    PE_CHECK_INT(pe_engine_set_window(b, 8), PE_OK);
+    PE_CHECK_INT(pe_engine_restore(b, snap, len), PE_EINVAL);
+    if (strstr(pe_engine_errmsg(b), other[i].want) == NULL) {
+      fprintf(stderr, "message: %s\nwant: %s\n", pe_engine_errmsg(b),
+              other[i].want);
+      pe_test_failures++;
+    }
+    pe_engine_destroy(b);
+  }
+
+  /* Forged fields, each with a fresh checksum. */
+  const size_t rows = 3 * 8 * PE_FEATURE_COUNT * sizeof(float);
+  const size_t states = len - 8 - rows - 3 * sizeof(pe__symstate_t);
+  const size_t keys = states - 3 * sizeof(pe__symkey_t);
+  pe__symstate_t st;
+  pe__symkey_t key;
+  for (int k = 0; k < 7; k++) {
+    memcpy(copy, snap, len);
+    unsigned char *s1 = copy + states + sizeof st; /* the second symbol */
+    memcpy(&st, s1, sizeof st);
+    memcpy(&key, copy + keys + sizeof key, sizeof key);
+    const char *want = "window position out of range";
+    switch (k) {
+    case 0:
+      st.win_head = 0xFFFFFFF0u;
+      break;
+    case 1:
+      st.win_count = 9;
+      break;
+    case 2:
+      st.vwap_roll.bucket_ns = 0;
+      want = "a weight or width other than its settings give";
+      break;
+    case 3:
+      st.ema_slow.alpha = 1.5;
+      want = "a weight or width other than its settings give";
+      break;
+    case 4:
+      st.since_infer = 7;
+      want = "past its tick count";
+      break;
+    case 5:
+      memcpy(key.bytes, "AAA", 4); /* the first symbol's */
+      want = "appears twice";
+      break;
+    default:
+      memcpy(key.bytes, "B\0B", 4);
+      want = "empty, too long or holds a NUL";
+      break;
+    }
+    memcpy(s1, &st, sizeof st);
+    memcpy(copy + keys + sizeof key, &key, sizeof key);
+    reseal(copy, len);
+    pe_engine_t *b = make_engine(&cfg);
+    PE_CHECK_INT(pe_engine_set_window(b, 8), PE_OK);
+    pe_tick_t t = tick("ZZ", T0, 5.0, 1.0);
+    PE_CHECK_INT(pe_engine_push(b, &t, &out), PE_OK);
+    PE_CHECK_INT(pe_engine_restore(b, copy, len), PE_ECORRUPT);
+    if (strstr(pe_engine_errmsg(b), want) == NULL) {
+      fprintf(stderr, "forgery %d: %s\n", k, pe_engine_errmsg(b));
+      pe_test_failures++;
+    }
+    /* Unchanged: still the one symbol, and it takes its next tick. */
+    pe_engine_stats_t stats;
+    pe_engine_stats(b, &stats);
+    PE_CHECK_INT(stats.symbols, 1);
+    PE_CHECK_STR(pe_engine_symbol(b, 0), "ZZ");
+    t.ts_ns += S;
+    PE_CHECK_INT(pe_engine_push(b, &t, &out), PE_OK);
+    pe_engine_destroy(b);
+  }
+  /* The untouched snapshot still loads and goes on. */
+  pe_engine_t *b = make_engine(&cfg);
+  PE_CHECK_INT(pe_engine_set_window(b, 8), PE_OK);
+  PE_CHECK_INT(pe_engine_restore(b, snap, len), PE_OK);
+  pe_tick_t t = tick("BB", T0 + 100 * S, 101.0, 1.0);
+  PE_CHECK_INT(pe_engine_push(b, &t, &out), PE_OK);
+  pe_engine_destroy(b);
+  pe_engine_destroy(a);
+  free(snap);
+  free(copy);
+}
+
+static int count_each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *o) {
+  (void)i;
+  (void)o;
+  *(int *)ctx += rc == PE_ESYMNUL;
+  return 0;
+}
+
+/* A symbol with a NUL byte anywhere in its length is rejected (symbol_nul)
+ * by pe_tick_set_symbol, pe_engine_push and pe_engine_push_batch alike,
+ * counted, and makes no symbol: "A\0B" would print as "A". */
+static void test_symbol_with_nul_is_rejected(void) {
+  pe_tick_t t = tick("A", T0, 100.0, 1.0);
+  PE_CHECK_INT(pe_tick_set_symbol(&t, "A\0B", 3), PE_ESYMNUL);
+  PE_CHECK_STR(t.symbol, "A"); /* unchanged */
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e;
+  char err[128];
+  PE_CHECK_INT(pe_engine_create(&cfg, &e, err, sizeof err), PE_OK);
+  PE_CHECK_INT(pe_engine_push(e, &t, &out), PE_OK);
+  /* NUL at every position of a 31-byte symbol, through every 8-byte word,
+   * then the same symbol without one. */
+  char name[PE_SYMBOL_MAX + 1];
+  memset(name, 'Z', sizeof name);
+  pe_tick_t bad[PE_SYMBOL_MAX];
+  for (uint32_t i = 0; i < PE_SYMBOL_MAX; i++) {
+    bad[i] = tick("A", T0 + S, 100.0, 1.0);
+    memcpy(bad[i].symbol, name, PE_SYMBOL_MAX);
+    bad[i].symbol[i] = '\0';
+    bad[i].symbol[PE_SYMBOL_MAX] = '\0';
+    bad[i].symbol_len = PE_SYMBOL_MAX;
+    PE_CHECK_INT(pe_engine_push(e, &bad[i], &out), PE_ESYMNUL);
+  }
+  uint32_t pushed = 0;
+  int seen = 0;
+  PE_CHECK_INT(pe_engine_push_batch(e, bad, 16, &out, 0, count_each, &seen,
+                                    &pushed, NULL),
+               PE_OK);
+  PE_CHECK_INT(seen, 16);
+  pe_engine_stats_t st;
+  pe_engine_stats(e, &st);
+  PE_CHECK_INT(st.rejected[PE_REJECT_SYMBOL_NUL], PE_SYMBOL_MAX + 16);
+  PE_CHECK_INT(st.symbols, 1);
+  PE_CHECK_STR(pe_reject_name(PE_REJECT_SYMBOL_NUL), "symbol_nul");
+  pe_tick_t good = tick("A", T0 + S, 100.0, 1.0);
+  memcpy(good.symbol, name, PE_SYMBOL_MAX);
+  good.symbol[PE_SYMBOL_MAX] = '\0';
+  good.symbol_len = PE_SYMBOL_MAX;
+  PE_CHECK_INT(pe_engine_push(e, &good, &out), PE_OK);
+  pe_engine_destroy(e);
+}
+
 /* The engine and the columnar core start from pe/defaults.h; the stub
  * backend's window too. */
 static void test_defaults_from_one_place(void) {
@@ -547,6 +732,8 @@ static void test_defaults_from_one_place(void) {
 }
 
 PE_TEST_MAIN(PE_TEST(test_defaults_from_one_place),
+             PE_TEST(test_snapshot_settings_and_ranges),
+             PE_TEST(test_symbol_with_nul_is_rejected),
              PE_TEST(test_spike_breakout_signal),
              PE_TEST(test_lone_spike_is_below_threshold),
              PE_TEST(test_rules_label_and_confidence),

@@ -28,7 +28,8 @@ static const struct {
     {PE_EBACKEND, -979, "EBACKEND"}, {PE_ECORRUPT, -978, "ECORRUPT"},
     {PE_EVERSION, -977, "EVERSION"}, {PE_EAGAIN, -976, "EAGAIN"},
     {PE_ECONN, -975, "ECONN"},       {PE_EGAP, -974, "EGAP"},
-    {PE_ESTATE, -973, "ESTATE"},
+    {PE_ESTATE, -973, "ESTATE"},     {PE_ESYMNUL, -972, "ESYMNUL"},
+    {PE_EQUOTE, -971, "EQUOTE"},
 };
 
 #define PE__N_RELEASED (sizeof pe__released / sizeof pe__released[0])
@@ -63,7 +64,7 @@ static void test_list_consistent(void) {
     }
   }
   PE_CHECK_STR(pe_errname(-1000), "EUNKNOWN");
-  PE_CHECK_STR(pe_errname(-972), "EUNKNOWN");
+  PE_CHECK_STR(pe_errname(-970), "EUNKNOWN");
   PE_CHECK_STR(pe_errname(PE_STOP), "EUNKNOWN");
   PE_CHECK_STR(pe_strerror(-1000), "unknown error");
 }

@@ -76,9 +76,9 @@ static void test_rejections(void) {
                 (const char *const[]){"node 0 (conv0, Conv)",
                                       "unsupported attribute 'foo'",
                                       "supports: auto_pad,dilations", NULL});
-  expect_reject("bad/conv2d.onnx", PE_EUNSUPPORTED,
-                (const char *const[]){"node 0 (conv2d, Conv)",
-                                      "only 1-D convolution", NULL});
+  expect_reject("bad/conv3d.onnx", PE_EUNSUPPORTED,
+                (const char *const[]){"node 0 (conv3d, Conv)",
+                                      "only 1-D and 2-D convolution", NULL});
   expect_reject("bad/dynamic_dim.onnx", PE_EUNSUPPORTED,
                 (const char *const[]){"dynamic dimension 'features' at axis 1",
                                       "only the batch dimension",
@@ -106,9 +106,9 @@ static void test_rejections(void) {
   expect_reject("bad/batch_reshape.onnx", PE_EUNSUPPORTED,
                 (const char *const[]){"node 0 (reshape_all, Reshape)",
                                       "merge or split the batch", NULL});
-  expect_reject("bad/bidirectional.onnx", PE_EUNSUPPORTED,
-                (const char *const[]){"node 1 (lstm_bi, LSTM)",
-                                      "direction must be forward", NULL});
+  expect_reject("bad/lstm_clip.onnx", PE_EUNSUPPORTED,
+                (const char *const[]){"node 1 (lstm_clip, LSTM)",
+                                      "clip and input_forget", NULL});
 }
 
 static unsigned char *read_file(const char *path, size_t *len) {
@@ -299,6 +299,15 @@ static void test_describe(void) {
   CHECK(d->n_outputs == 1 && d->outputs[0].numel == 2);
   CHECK(strcmp(pe_model_meta(m, "pe.features"), "return_z") == 0);
   CHECK(pe_model_meta(m, "nope") == NULL);
+  /* [N, 1, 32] with pe.window=32: one channel of 32 steps */
+  CHECK(d->layout == PE_MODEL_LAYOUT_NCW && d->window == 32 &&
+        d->channels == 1);
+  CHECK(strstr(d->layout_note, "pe.window=32") != NULL);
+  CHECK(strcmp(pe_model_layout_name(d->layout), "NCW") == 0 &&
+        strcmp(pe_model_layout_name(PE_MODEL_LAYOUT_NWC), "NWC") == 0 &&
+        strcmp(pe_model_layout_name(PE_MODEL_LAYOUT_N1WC), "N1WC") == 0 &&
+        strcmp(pe_model_layout_name(PE_MODEL_LAYOUT_NONE), "none") == 0 &&
+        strcmp(pe_model_layout_name((pe_model_layout_t)99), "none") == 0);
   /* Conv+Relu, Conv+Relu, Gemm: 2*(8*32*3) + 2*(16*32*24) + 2*512*2 + relus */
   CHECK(d->n_steps == 3);
   CHECK(d->flops ==
@@ -474,6 +483,66 @@ static void test_backend(void) {
   }
 }
 
+/* A batch_first LSTM ([N, W, C], pe.layout NWC) through the cpu backend:
+ * the engine's [C, W] windows, 100 of them in tiles of 3, give ONNX
+ * Runtime's outputs on the same windows as [W, C] (the zoo's committed
+ * inputs and outputs). */
+static void test_backend_nwc(void) {
+  size_t xl = 0, yl = 0;
+  unsigned char *xb =
+      read_file(model_path("../../models/zoo/lstm2.inputs.npy"), &xl);
+  unsigned char *yb =
+      read_file(model_path("../../models/zoo/lstm2.legacy17.outputs.npy"), &yl);
+  pe_npy_t x, y;
+  char err[512];
+  CHECK(xb != NULL && yb != NULL);
+  if (xb == NULL || yb == NULL ||
+      pe_npy_parse(xb, xl, &x, err, sizeof err) != PE_OK ||
+      pe_npy_parse(yb, yl, &y, err, sizeof err) != PE_OK) {
+    CHECK(!"the zoo's lstm2 inputs and outputs parse");
+    free(xb);
+    free(yb);
+    return;
+  }
+  enum { M = 100, W = 32, C = 5, K = 5 };
+  CHECK(x.rank == 3 && x.shape[0] == M && x.shape[1] == W && x.shape[2] == C);
+  CHECK(y.rank == 2 && y.shape[0] == M && y.shape[1] == K);
+  static float ncw[M * C * W], out[M * K];
+  const unsigned char *xd = x.data;
+  for (int n = 0; n < M; n++) {
+    for (int t = 0; t < W; t++) {
+      for (int c = 0; c < C; c++) {
+        memcpy(&ncw[(n * C + c) * W + t], xd + 4 * ((n * W + t) * C + c), 4);
+      }
+    }
+  }
+  pe_backend_options_t o;
+  memset(&o, 0, sizeof o);
+  o.model_path = model_path("../../models/zoo/lstm2.legacy17.onnx");
+  o.max_batch = 3;
+  pe_backend_t *b = NULL;
+  int rc = pe_backend_open("cpu", &o, &b, err, sizeof err);
+  CHECK(rc == PE_OK);
+  if (rc == PE_OK) {
+    const pe_model_info_t *info = pe_backend_info(b);
+    CHECK(info->window == W && info->n_features == C && info->n_outputs == K);
+    CHECK(pe_backend_run(b, ncw, M, out) == PE_OK);
+    double worst = 0;
+    const unsigned char *yd = y.data;
+    for (int i = 0; i < M * K; i++) {
+      float ref;
+      memcpy(&ref, yd + 4 * i, 4);
+      worst = fmax(worst, fabs((double)out[i] - ref));
+    }
+    CHECK(worst <= 1e-5);
+  } else {
+    fprintf(stderr, "%s\n", err);
+  }
+  pe_backend_close(b);
+  free(xb);
+  free(yb);
+}
+
 /* The kernels are a choice passed in (no environment is read): the summary
  * and the model's plan follow it, and an unknown name is refused. */
 static void test_backend_kernels(void) {
@@ -592,6 +661,7 @@ int main(void) {
   }
   test_backend();
   test_backend_kernels();
+  test_backend_nwc();
   test_npy();
   if (failures) {
     fprintf(stderr, "test_model: %d failures\n", failures);

@@ -189,9 +189,9 @@ int main(void) {
     in_buf[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
   }
   static const char *const models[] = {
-      "cnn_toy.onnx",  "mlp_gemm.onnx", "mlp_matmul.onnx",
-      "conv_odd.onnx", "lstm.onnx",     "lstm_state.onnx",
-      "gru.onnx",      "gru_lbr0.onnx", "misc_ops.onnx"};
+      "cnn_toy.onnx",  "mlp_gemm.onnx",    "mlp_matmul.onnx",   "conv_odd.onnx",
+      "lstm.onnx",     "lstm_state.onnx",  "gru.onnx",          "gru_lbr0.onnx",
+      "misc_ops.onnx", "conv2d_pool.onnx", "bilstm_stack.onnx", "deeplob.onnx"};
   int fails = 0;
   for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
     fails += check_model(models[i]);

@@ -171,6 +171,22 @@ def check_unbatched(exe, tmp):
                        N("Gemm", ["x2", "w"], ["y"], transB=1)], [3, 6],
                       [i64("sh", [3, 20]), numpy_helper.from_array(
                           rng.standard_normal((6, 20)).astype(np.float32), "w")]),
+        # one sequence of 12 steps, both directions
+        "bilstm_seq12": ([N("Reshape", ["x", "sh"], ["x2"]),
+                          N("LSTM", ["x2", "lw", "lr"], ["y"], hidden_size=4,
+                            direction="bidirectional")], [12, 2, 1, 4],
+                         [i64("sh", [12, 1, 5]),
+                          numpy_helper.from_array(
+                              rng.standard_normal((2, 16, 5)).astype(np.float32), "lw"),
+                          numpy_helper.from_array(
+                              rng.standard_normal((2, 16, 4)).astype(np.float32), "lr")]),
+        # one image [1, C, H, W]
+        "conv2d_one_image": ([N("Reshape", ["x", "sh"], ["x2"]),
+                              N("Conv", ["x2", "cw"], ["y"], pads=[1, 0, 0, 1])],
+                             [1, 2, 4, 5],
+                             [i64("sh", [1, 3, 4, 5]), numpy_helper.from_array(
+                                 rng.standard_normal((2, 3, 2, 2)).astype(np.float32),
+                                 "cw")]),
     }
     for name, (nodes, out_shape, inits) in cases.items():
         f = save(tmp, name, nodes, x_in, out_shape, inits)
@@ -191,6 +207,15 @@ def check_unbatched(exe, tmp):
     r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
     report(r.returncode != 0 and "node 0 (conv3, Conv): Conv over a fixed first dimension "
            "of 3" in r.stderr, "refused: Conv over a fixed first dimension", r.stderr.strip())
+    # nor a 2-D one over 3 images
+    f = save(tmp, "conv2d_batch3", [N("Reshape", ["x", "sh"], ["x2"]),
+                                    N("Conv", ["x2", "cw"], ["y"], name="conv2d3")],
+             x_in, [3, 2, 3, 4], [numpy_helper.from_array(np.array([3, 1, 4, 5], np.int64), "sh"),
+                                  numpy_helper.from_array(np.ones((2, 1, 2, 2), np.float32),
+                                                          "cw")])
+    r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
+    report(r.returncode != 0 and "node 1 (conv2d3, Conv): Conv over a fixed first dimension "
+           "of 3" in r.stderr, "refused: 2-D Conv over a fixed first dimension", r.stderr.strip())
     f = save(tmp, "bad_meta", [N("Relu", ["x"], ["y"])], x_in, S, meta={"pe.batch": "1"})
     r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
     report(r.returncode != 0 and "metadata pe.batch is '1'" in r.stderr,

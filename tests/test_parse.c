@@ -98,6 +98,62 @@ static void test_numbers_special_and_bad(void) {
   }
 }
 
+/* Numbers of 128 characters and more: the same double as glibc's strtod of
+ * the whole text, halfway cases with long zero runs included, and bad
+ * ones still bad. */
+static void test_long_numbers_match_strtod(void) {
+  static char s[4096];
+  const char *heads[] = {
+      "9007199254740993", "0.", "-1.5", "123456789.",
+      "1.00000000000000011102230246251565404236316680908203125"};
+  const char *tails[] = {"", "1", "5", "00001", "e-5", "e+300", "e-330"};
+  for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+    for (size_t t = 0; t < sizeof tails / sizeof tails[0]; t++) {
+      for (size_t zeros = 100; zeros < 3000; zeros = zeros * 3 + 7) {
+        size_t n = (size_t)snprintf(s, sizeof s, "%s", heads[h]);
+        if (strchr(s, '.') == NULL) {
+          s[n++] = '.';
+        }
+        memset(s + n, '0', zeros);
+        n += zeros;
+        snprintf(s + n, sizeof s - n, "%s", tails[t]);
+        double want = strtod(s, NULL);
+        double got = 0.0;
+        int rc = pe_parse_double(s, strlen(s), &got);
+        if (rc != PE_OK || memcmp(&got, &want, sizeof got) != 0) {
+          fprintf(stderr, "%zu-char number %.40s...%s: %.17g, want %.17g\n",
+                  strlen(s), s, tails[t], got, want);
+          pe_test_failures++;
+        }
+      }
+    }
+  }
+  /* Many significant digits: random, against strtod. */
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 2000; i++) {
+    size_t n = 0;
+    size_t len = 128 + (size_t)(i % 900);
+    size_t point = (size_t)(i * 7) % len;
+    for (size_t k = 0; k < len; k++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      s[n++] = k == point ? '.' : (char)('0' + x % 10);
+    }
+    snprintf(s + n, sizeof s - n, "e%d", (int)(x % 700) - 350);
+    double want = strtod(s, NULL);
+    double got = 0.0;
+    if (pe_parse_double(s, strlen(s), &got) != PE_OK ||
+        memcmp(&got, &want, sizeof got) != 0) {
+      fprintf(stderr, "%s: %.17g, want %.17g\n", s, got, want);
+      pe_test_failures++;
+    }
+  }
+  memset(s, '1', 300);
+  snprintf(s + 300, sizeof s - 300, "x");
+  PE_CHECK_INT(num_rc(s), PE_ENUMBER);
+  snprintf(s + 300, sizeof s - 300, ".5.5");
+  PE_CHECK_INT(num_rc(s), PE_ENUMBER);
+}
+
 static int64_t ts(const char *s, pe_ts_unit_t unit) {
   int64_t v = -1;
   int rc = pe_parse_timestamp(s, strlen(s), unit, &v);
@@ -178,7 +234,8 @@ static void test_bad_timestamps(void) {
   }
 }
 
-PE_TEST_MAIN(PE_TEST(test_numbers_round_trip_like_strtod),
+PE_TEST_MAIN(PE_TEST(test_long_numbers_match_strtod),
+             PE_TEST(test_numbers_round_trip_like_strtod),
              PE_TEST(test_numbers_random_decimals_match_strtod),
              PE_TEST(test_numbers_special_and_bad),
              PE_TEST(test_epoch_units_by_magnitude),

@@ -87,13 +87,34 @@ typedef struct pe__ref {
   char line[4096];
 } pe__ref_t;
 
+/* A rejects record: line,reason,raw with the raw line one RFC 4180 field,
+ * quoted with its quotes doubled when it holds , " CR or LF. */
+static void pe__ref_record(FILE *f, int err, uint64_t line_no, const char *line,
+                           size_t len) {
+  fprintf(f, "%llu,%s,", (unsigned long long)line_no,
+          pe_reject_name(pe_reject_from_error(err)));
+  int quote = 0;
+  for (size_t i = 0; i < len; i++) {
+    quote |= strchr(",\"\r\n", line[i]) != NULL && line[i] != '\0';
+  }
+  if (quote) {
+    fputc('"', f);
+  }
+  for (size_t i = 0; i < len; i++) {
+    if (quote && line[i] == '"') {
+      fputc('"', f);
+    }
+    fputc(line[i], f);
+  }
+  fputs(quote ? "\"\n" : "\n", f);
+}
+
 static int pe__ref_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
                         const char *line, size_t len) {
   pe__ref_t *r = ctx;
   int rc = pe_engine_push(r->engine, t, &r->out);
   if (rc != PE_OK) {
-    fprintf(r->rejects, "%llu,%s,%.*s\n", (unsigned long long)line_no,
-            pe_reject_name(pe_reject_from_error(rc)), (int)len, line);
+    pe__ref_record(r->rejects, rc, line_no, line, len);
     return 0;
   }
   size_t n = pe_features_format(t, &r->out, r->line, sizeof r->line);
@@ -109,8 +130,7 @@ static int pe__ref_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
 static int pe__ref_reject(void *ctx, int err, uint64_t line_no,
                           const char *line, size_t len) {
   pe__ref_t *r = ctx;
-  fprintf(r->rejects, "%llu,%s,%.*s\n", (unsigned long long)line_no,
-          pe_reject_name(pe_reject_from_error(err)), (int)len, line);
+  pe__ref_record(r->rejects, err, line_no, line, len);
   return 0;
 }
 

@@ -51,6 +51,26 @@ static void test_urls(void) {
     }
   }
   PE_CHECK(strstr(err, "redis://[::1") != NULL);
+  /* A URL that does not parse is quoted without its password. */
+  PE_CHECK_INT(
+      pe_redis_url_parse("redis://bob:hunter2@h:99999/0", &u, err, sizeof err),
+      PE_EINVAL);
+  PE_CHECK(strstr(err, "hunter2") == NULL);
+  PE_CHECK(strstr(err, "'redis://bob:***@h:99999/0'") != NULL);
+  char shown[128];
+  static const char *const redact[][2] = {
+      {"redis://:pw@h:1/0", "redis://:***@h:1/0"},
+      {"redis://pw@h", "redis://***@h"},
+      {"redis://u:p@ss:w@h/2", "redis://u:***@h/2"},
+      {"redis://h:1/0", "redis://h:1/0"},
+      {"unix:///run/r.sock?db=1", "unix:///run/r.sock?db=1"},
+      {"redis://h/a@b", "redis://h/a@b"}};
+  for (size_t i = 0; i < sizeof redact / sizeof redact[0]; i++) {
+    pe_redis_url_redact(redact[i][0], shown, sizeof shown);
+    PE_CHECK_STR(shown, redact[i][1]);
+  }
+  pe_redis_url_redact("redis://:secret@h", shown, 12); /* cut, terminated */
+  PE_CHECK_STR(shown, "redis://:**");
 }
 
 static void test_resp(void) {
@@ -68,14 +88,15 @@ static void test_resp(void) {
   PE_CHECK_INT(b.len, sizeof want - 1);
   PE_CHECK(b.len == sizeof want - 1 && memcmp(b.data, want, b.len) == 0);
   PE_CHECK_INT(b.commands, 1);
-  /* Non-finite and extreme doubles, as %.17g gives them. */
+  /* Extreme doubles as %.17g gives them; every value that is not finite
+   * is "nan", the stream's one spelling for it. */
   pe_resp_buf_t d = {0};
   pe_resp_begin(&d, 4);
   pe_resp_arg_double(&d, NAN);
   pe_resp_arg_double(&d, -INFINITY);
   pe_resp_arg_double(&d, -1e300);
   pe_resp_arg_double(&d, 5e-324);
-  static const char want_d[] = "*4\r\n$3\r\nnan\r\n$4\r\n-inf\r\n"
+  static const char want_d[] = "*4\r\n$3\r\nnan\r\n$3\r\nnan\r\n"
                                "$24\r\n-1.0000000000000001e+300\r\n"
                                "$23\r\n4.9406564584124654e-324\r\n";
   PE_CHECK(d.len == sizeof want_d - 1 && memcmp(d.data, want_d, d.len) == 0);
@@ -297,6 +318,22 @@ static void test_signal(void) {
     if (lens[i] != strlen(want[i]) || memcmp(args[i], want[i], lens[i]) != 0) {
       fprintf(stderr, "arg %d: '%.*s', want '%s'\n", i, (int)lens[i], args[i],
               want[i]);
+      pe_test_failures++;
+    }
+  }
+  /* Values that are not finite are the stream's one spelling, "nan". */
+  s.confidence = NAN;
+  s.value[PE_RULE_EMA_CROSSOVER] = INFINITY;
+  s.contribution[PE_RULE_EMA_CROSSOVER] = -INFINITY;
+  pe_resp_reset(&b);
+  pe_resp_xadd_signal(&b, "signals:global", 1000, out_id, &s, tick);
+  n = pe__resp_args(b.data, b.len, args, lens, 64);
+  static const int at[] = {17, 23, 25}; /* confidence, value, contribution */
+  for (size_t i = 0; i < 3; i++) {
+    int k = at[i];
+    if (k >= n || lens[k] != 3 || memcmp(args[k], "nan", 3) != 0) {
+      fprintf(stderr, "arg %d: '%.*s', want 'nan'\n", k,
+              k < n ? (int)lens[k] : 0, k < n ? args[k] : "");
       pe_test_failures++;
     }
   }

@@ -116,6 +116,57 @@ static void test_vwap_cumulative_and_session(void) {
   }
 }
 
+/* Timestamps at both ends of int64: differences saturate, a VWAP without
+ * sessions never resets (not even at INT64_MAX, its "no boundary" mark), one
+ * with sessions finds its boundaries without overflow and none past 2262,
+ * and the rolling VWAP and time-decayed EMA keep finite values. Run under
+ * UBSan (make test-sanitize), any overflow aborts. */
+static void test_timestamps_at_the_int64_edges(void) {
+  PE_CHECK(pe_ts_sub_sat(INT64_MAX, -1) == INT64_MAX);
+  PE_CHECK(pe_ts_sub_sat(INT64_MIN, 1) == INT64_MIN);
+  PE_CHECK(pe_ts_sub_sat(-5, 7) == -12);
+  PE_CHECK(pe_ts_add_sat(INT64_MAX - 2, 3) == INT64_MAX);
+  PE_CHECK(pe_ts_add_sat(INT64_MIN + 2, -3) == INT64_MIN);
+
+  const int64_t day = 86400LL * 1000000000LL;
+  const int64_t edge[] = {INT64_MIN + 1,   -day - 1,      -1,        0,
+                          INT64_MAX - day, INT64_MAX - 1, INT64_MAX, INT64_MAX};
+  const size_t n = sizeof edge / sizeof edge[0];
+  for (int reset = -1; reset <= 810; reset += 811) {
+    pe_vwap_t w;
+    pe_vwap_init(&w, reset);
+    for (size_t i = 0; i < n; i++) {
+      pe_vwap_update(&w, 1.0 + (double)i, 1.0, edge[i]);
+      if (reset < 0) {
+        /* never reset: the mean of 1..i+1 */
+        PE_CHECK_NEAR(pe_vwap_value(&w), (2.0 + (double)i) / 2.0, 1e-15);
+      } else {
+        PE_CHECK(w.next_reset_ns > edge[i] || w.next_reset_ns == INT64_MAX);
+        PE_CHECK(w.next_reset_ns == INT64_MAX ||
+                 (w.next_reset_ns % day + day) % day ==
+                     810LL * 60 * 1000000000LL);
+      }
+    }
+    if (reset >= 0) {
+      /* The last session int64 can hold starts 2262-04-11 13:30 UTC:
+       * INT64_MAX - 1 and INT64_MAX twice, at prices 6, 7 and 8; the
+       * boundary after it is past the range, and nothing resets after. */
+      PE_CHECK_NEAR(pe_vwap_value(&w), 7.0, 1e-15);
+      PE_CHECK(w.next_reset_ns == INT64_MAX);
+    }
+  }
+  pe_vwap_roll_t roll;
+  pe_vwap_roll_init(&roll, 1e-9 * PE_VWAP_ROLL_BUCKETS); /* 1 ns buckets */
+  pe_ema_td_t td;
+  pe_ema_td_init(&td, 1.0);
+  for (size_t i = 0; i < n; i++) {
+    pe_vwap_roll_update(&roll, 2.0, 1.0, edge[i]);
+    pe_ema_td_update(&td, 2.0 + (double)i, edge[i]);
+    PE_CHECK(pe_vwap_roll_value(&roll) == 2.0);
+    PE_CHECK(isfinite(td.value));
+  }
+}
+
 /* The session-less VWAP: the reference's numbers, and pe_vwap_t's own bit for
  * bit when that one never resets. */
 static void test_cvwap_matches_vwap_without_sessions(void) {
@@ -252,7 +303,8 @@ static void test_ewvar_never_negative(void) {
   PE_CHECK(pe_ewvar_std(&ew) >= 0.0);
 }
 
-PE_TEST_MAIN(PE_TEST(test_ema_matches_reference),
+PE_TEST_MAIN(PE_TEST(test_timestamps_at_the_int64_edges),
+             PE_TEST(test_ema_matches_reference),
              PE_TEST(test_ema_seeds_with_first_value),
              PE_TEST(test_ema_td_matches_reference),
              PE_TEST(test_ema_td_half_life),

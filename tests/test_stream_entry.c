@@ -202,6 +202,12 @@ static void test_rejects(void) {
        PE_ESYMLEN,
        PE_STREAM_REJECT_SYMBOL_TOO_LONG,
        "symbol"},
+      /* "A\0B" would print as "A": rejected, as the engine does. */
+      {{"data", "{\"symbol\":\"A\\u0000B\",\"price\":1,\"volume\":1,\"ts\":1}",
+        NULL},
+       PE_ESYMNUL,
+       PE_STREAM_REJECT_SYMBOL_NUL,
+       "symbol"},
       /* Order of checks: timestamp before price. */
       {{"symbol", "A", "price", "x", "volume", "1", "ts", "y", NULL},
        PE_ETIMESTAMP,

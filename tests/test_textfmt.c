@@ -62,14 +62,15 @@ typedef struct pe__tally {
   long mismatches;
 } pe__tally_t;
 
-/* One value: the put function's bytes must be snprintf's, except that NaN
- * prints as "nan" whatever its sign (textfmt.h). */
+/* One value: the put function's bytes must be snprintf's, except that every
+ * value that is not finite (NaN of either sign, both infinities) prints as
+ * "nan" (textfmt.h). */
 static void pe__check_g17(pe__tally_t *t, double v) {
   char got[48], want[48], scratch[32];
   size_t pos = 0;
   pe__put_double(got, sizeof got - 1, &pos, v);
   got[pos < sizeof got - 1 ? pos : sizeof got - 1] = '\0';
-  if (isnan(v)) {
+  if (!isfinite(v)) {
     strcpy(want, "nan");
   } else {
     snprintf(want, sizeof want, "%.17g", v);
@@ -341,7 +342,30 @@ static void test_put_truncates_but_counts_the_full_length(void) {
   PE_CHECK_INT(pos, strlen("0.10000000000000001") + 3);
 }
 
-PE_TEST_MAIN(PE_TEST(test_double_random_bit_patterns),
+static void test_non_finite_spellings(void) {
+  /* One spelling per output kind: "nan" in CSV and stream fields, null in
+   * JSON, whatever the sign or kind of the value. */
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char buf[16];
+    size_t pos = 0;
+    pe__put_double(buf, sizeof buf, &pos, bad[i]);
+    buf[pos] = '\0';
+    PE_CHECK_STR(buf, "nan");
+    pos = 0;
+    pe__put_json_double(buf, sizeof buf, &pos, bad[i]);
+    buf[pos] = '\0';
+    PE_CHECK_STR(buf, "null");
+  }
+  char buf[32];
+  size_t pos = 0;
+  pe__put_json_double(buf, sizeof buf, &pos, -0.25);
+  buf[pos] = '\0';
+  PE_CHECK_STR(buf, "-0.25");
+}
+
+PE_TEST_MAIN(PE_TEST(test_non_finite_spellings),
+             PE_TEST(test_double_random_bit_patterns),
              PE_TEST(test_double_random_magnitudes),
              PE_TEST(test_double_prices), PE_TEST(test_double_integers),
              PE_TEST(test_double_dyadics), PE_TEST(test_double_exact_ties),

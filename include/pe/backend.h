@@ -2,7 +2,8 @@
  *
  * A backend turns a batch of feature windows into a batch of output vectors.
  * Input layout is [batch][channel][time] float32 (channel-major, oldest time
- * step first), the layout of a PyTorch Conv1d input; output is
+ * step first), the layout of a PyTorch Conv1d input; a backend whose model
+ * takes another layout ([N, W, C], [N, 1, W, C]) converts it. Output is
  * [batch][n_outputs] float32.
  *
  * The interface and the handle belong to the core library (src/core/

@@ -10,8 +10,13 @@
  * Columns are found by header name in any order: ts|timestamp|time, symbol,
  * price, volume|size|qty, optional recv_ts; other columns are ignored. A first
  * line with no field named "symbol" is data in the prototype's layout
- * ts,symbol,price,volume. Blank lines are skipped. A field wrapped in double
- * quotes has them removed (commas inside quotes are not supported). */
+ * ts,symbol,price,volume. Blank lines are skipped. Fields are RFC 4180: a
+ * field whose first non-blank byte is a double quote runs to the closing
+ * quote and may hold commas, line breaks and "" (one quote); a record then
+ * spans lines and is numbered by its first. A quoted field left open (input
+ * cut inside it) or followed by more than blanks is bad_quoting. A last
+ * line without a newline is a row like any other: a tick when its fields
+ * parse, field_count when some are missing. */
 #ifndef PE_CSV_H
 #define PE_CSV_H
 

@@ -69,6 +69,11 @@ typedef struct pe_engine_config {
                              those the rules use (ema_gap, vwap_dev,
                              log_return, volume_ratio), the others NaN, unless
                              windows are on, which need them all */
+  /* What the engine does not use but its state depends on, recorded in
+   * snapshots so that a state is only resumed under the same inputs: */
+  uint32_t ts_unit;      /* the pe_ts_unit_t (pe/parse.h) ticks are read in */
+  uint64_t model_digest; /* of the model file, backend and feature list
+                            (pe_file_digest, pe/file.h); 0: no model */
 } pe_engine_config_t;
 
 /* The defaults documented in `pattern-engine help replay`. */
@@ -206,8 +211,11 @@ int pe_engine_snapshot(const pe_engine_t *engine, void *buf, size_t cap,
                        size_t *len);
 
 /* Replaces the engine's state with a snapshot. PE_ECORRUPT (bad checksum,
- * truncated), PE_EVERSION (other layout) or PE_EINVAL (other configuration);
- * the engine is unchanged on failure. */
+ * truncated, or a field out of its range: the checksum detects damage, not
+ * tampering, so every field the engine indexes or divides by is checked
+ * whatever it says), PE_EVERSION (other layout) or PE_EINVAL (a setting
+ * that changes state or signals differs: the message names it, with both
+ * values); the engine is unchanged on failure. */
 int pe_engine_restore(pe_engine_t *engine, const void *buf, size_t len);
 
 #ifdef __cplusplus

@@ -14,7 +14,7 @@ extern "C" {
 
 /* X(name, value, text): the code is PE_E##name = value. Each code keeps its
  * value for good: a new code takes a value no code has had (the next free
- * one is -972), and no code is renumbered or its value reused. pe_strerror
+ * one is -970), and no code is renumbered or its value reused. pe_strerror
  * and pe_errname find a code by its value, not its place in the list.
  * tests/test_error.c checks that the values are distinct and unchanged. */
 #define PE_ERRNO_MAP(X)                                                        \
@@ -44,7 +44,9 @@ extern "C" {
   X(AGAIN, -976, "try again")                                                  \
   X(CONN, -975, "connection error")                                            \
   X(GAP, -974, "entries missing from the stream")                              \
-  X(STATE, -973, "operation not valid in this state")
+  X(STATE, -973, "operation not valid in this state")                          \
+  X(SYMNUL, -972, "NUL byte in symbol")                                        \
+  X(QUOTE, -971, "quoted field not closed, or text after its closing quote")
 
 typedef enum pe_errno {
   PE_OK = 0,

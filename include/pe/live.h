@@ -103,8 +103,9 @@ typedef struct pe_live_config {
   pe_stream_options_t stream; /* how entries are decoded (timestamp unit) */
   uint32_t count;             /* entries per XREAD; 1..1000000 */
   uint32_t block_ms;          /* longest XREAD wait; 1..60000 */
-  const char *http_addr;      /* NULL: no server; "127.0.0.1:8005", "[::1]:80"
-                                 or ":8005" (every address) */
+  const char *http_addr;      /* NULL: no server; "127.0.0.1:8005", "[::1]:80",
+                                 ":8005" (loopback only), "0.0.0.0:8005" or
+                                 "[::]:8005" (every interface) */
   uint64_t idle_stop_ms;      /* stop (as pe_live_stop) once reads have come
                                  back empty for this long; 0: never */
   pe_live_log_fn log;         /* NULL: no log lines */

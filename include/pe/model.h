@@ -9,10 +9,12 @@
  * nothing and makes no system call.
  *
  * Layout: each input is batch-major and C order ([batch][channels][window]
- * for a Conv1d model); the output is the model's first output,
- * [batch][values]. Most models take one float32 input (pe_model_run);
- * pe_model_run_inputs serves models with several, or with int64 and bool
- * inputs. docs/models.md lists the supported ops.
+ * for a Conv1d model, [batch][window][channels] for a batch_first RNN); the
+ * output is the model's first output, [batch][values]. How the input holds
+ * a feature window is recognised at load (pe_model_desc_t.layout). Most models
+ * take one float32 input (pe_model_run); pe_model_run_inputs serves models with
+ * several, or with int64 and bool inputs. docs/models.md lists the supported
+ * ops.
  *
  * Ownership: the caller owns the buffers passed to pe_model_run; every
  * pointer returned by a describe function is owned by the model and valid
@@ -73,6 +75,21 @@ typedef struct pe_model_tensor {
   int dtype;     /* PE_MODEL_FLOAT32, PE_MODEL_INT64 or PE_MODEL_BOOL */
 } pe_model_tensor_t;
 
+/* How the input holds one feature window of W time steps of C features
+ * (docs/models.md, "Input layouts"). Read from the metadata entry pe.layout
+ * ("NCW", "NWC" or "N1WC"), else from the input's shape checked against
+ * pe.window (W) and the count of pe.features (C). */
+typedef enum pe_model_layout {
+  PE_MODEL_LAYOUT_NONE = 0, /* not recognised: layout_note says why */
+  PE_MODEL_LAYOUT_NCW,      /* [N, C, W] (Conv1d), or [N, C*W] channel-major */
+  PE_MODEL_LAYOUT_NWC,      /* [N, W, C] (batch_first RNN, Transformer) */
+  PE_MODEL_LAYOUT_N1WC      /* [N, 1, W, C] (Conv2d over the window) */
+} pe_model_layout_t;
+
+/* "NCW", "NWC", "N1WC", or "none" for PE_MODEL_LAYOUT_NONE and any other
+ * value. */
+const char *pe_model_layout_name(pe_model_layout_t layout);
+
 /* What a loaded model is. The strings point into the model. */
 typedef struct pe_model_desc {
   int64_t ir_version;
@@ -91,6 +108,14 @@ typedef struct pe_model_desc {
   const char *kernels;  /* "avx512+fma", "avx2+fma" or "generic" */
   int n_inputs;         /* runtime graph inputs; `input` is inputs[0] */
   pe_model_tensor_t inputs[PE_MODEL_MAX_IO];
+  /* The input as a feature window. A model whose layout is not recognised
+   * still loads (infer runs it as declared); the engine refuses it. */
+  pe_model_layout_t layout;
+  int64_t window;   /* W, time steps per window; 0 when layout is NONE */
+  int64_t channels; /* C, features per time step; 0 when layout is NONE */
+  /* One line: how the layout was recognised ("from pe.layout", ...), or,
+   * for PE_MODEL_LAYOUT_NONE, why not. */
+  const char *layout_note;
 } pe_model_desc_t;
 
 /* Loads a model from a memory buffer holding an .onnx file. `name` is used

@@ -1,7 +1,7 @@
 /* A tick file through the engine into its outputs.
  *
- *   source: a CSV file (mapped) or a stream such as standard input (read in
- *           chunks), fed to the CSV parser (pe/csv.h), which hands over
+ *   source: a CSV file or a stream such as standard input, read in chunks
+ *           with read(2) and fed to the CSV parser (pe/csv.h), which hands over
  *           ticks in batches with the rejected rows between them;
  *   engine: each batch pushed with pe_engine_push_batch (pe/engine.h);
  *   sinks:  signals (pe/sink.h), one feature row per accepted tick, and one
@@ -54,8 +54,10 @@ int pe_source_open(const pe_source_options_t *options, pe_source_t **out,
 /* Reads the input to its end and feeds it to the parser: PE_OK at the end,
  * the positive value a callback returned to stop (PE_STOP, pe/error.h),
  * PE_EHEADER (a header that lacks a required column), PE_EIO (a failed
- * read) or PE_EAGAIN (stopped by options.stop), with the message in
- * pe_source_errmsg. A regular file is mapped and parsed in place. Call once. */
+ * read, or a regular file that shrank while it was read) or PE_EAGAIN
+ * (stopped by options.stop), with the message in pe_source_errmsg. Read
+ * with read(2), never mapped: a file truncated underneath is an error, not
+ * a signal. Call once. */
 int pe_source_run(pe_source_t *source, const pe_csv_batch_handler_t *handler);
 
 /* "<stdin>" for standard input, else the path. */
@@ -75,16 +77,21 @@ void pe_source_close(pe_source_t *source);
 
 typedef struct pe_pipeline pe_pipeline_t;
 
+#define PE_PIPELINE_MAX_OTHER_OUTPUTS 2
+
 typedef struct pe_pipeline_config {
   pe_source_options_t source;
   const char *signals_path;  /* "-": standard output; NULL: none written */
   pe_format_t format;        /* of the signals */
   const char *features_path; /* NULL: none; rows as pe_features_format */
   const char *rejects_path;  /* NULL: none; header line,reason,raw */
-  int stop_on_reject;        /* 1: the first rejected row ends the run with
-                                its row rejection code (pe/tick.h) */
-  uint32_t latency_sample;   /* time the pushes of one batch in this many,
-                                the first batch included; 0: 16 */
+  /* Files the caller writes after the run (a state, a summary): NULL or a
+   * path, checked with the outputs above against the input. */
+  const char *other_outputs[PE_PIPELINE_MAX_OTHER_OUTPUTS];
+  int stop_on_reject;      /* 1: the first rejected row ends the run with
+                              its row rejection code (pe/tick.h) */
+  uint32_t latency_sample; /* time the pushes of one batch in this many,
+                              the first batch included; 0: 16 */
   /* Called every 65536 rows or so, off the per-tick path; NULL: never. */
   void (*on_progress)(void *ctx, const pe_pipeline_t *pipeline);
   void *progress_ctx;
@@ -95,13 +102,18 @@ typedef struct pe_pipeline_config {
 void pe_pipeline_config_init(pe_pipeline_config_t *config);
 
 /* Opens the source, then the sinks, in that order, and borrows the engine.
- * Errors as pe_source_open's (PE_ENOENT, PE_EIO for the input) and PE_EIO
- * for an output that cannot be created; reason in err. */
+ * Errors as pe_source_open's (PE_ENOENT, PE_EIO for the input), PE_EINVAL
+ * when an output is the input (the same regular file, however named) or
+ * another output, refused before any output is opened, and PE_EIO for an
+ * output that cannot be created (see pe_out_open, pe/file.h); reason in
+ * err. Outputs that are regular files appear, whole, when a run succeeds;
+ * after a failed run they hold what they held before. */
 int pe_pipeline_create(const pe_pipeline_config_t *config, pe_engine_t *engine,
                        pe_pipeline_t **out, char *err, size_t err_cap);
 
-/* Runs the source to its end, then flushes and closes every sink. PE_OK
- * only when every row was read and every output byte written: a failed
+/* Runs the source to its end, then flushes and closes every sink (commits
+ * them only when the run succeeded). PE_OK only when every row was read
+ * and every output byte written: a failed
  * write, flush or close of any sink is PE_EIO ("cannot write signals to
  * 'PATH': reason"). Other stops: a rejected row with stop_on_reject (its
  * code; "FILE:LINE: reason (text): raw line"), PE_EFULL (the symbol table

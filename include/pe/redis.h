@@ -43,9 +43,15 @@ typedef struct pe_redis_url {
 
 /* Parses redis://[[user]:password@]host[:port][/db] or
  * unix://PATH[?db=N]. PE_EINVAL with a reason in err for anything else
- * (rediss:// is refused: this build has no TLS). */
+ * (rediss:// is refused: this build has no TLS). The reason quotes the URL
+ * redacted (pe_redis_url_redact), never the password. */
 int pe_redis_url_parse(const char *url, pe_redis_url_t *out, char *err,
                        size_t err_cap);
+
+/* Copies url into out (cap bytes, always terminated) with the password of
+ * a redis:// URL replaced by "***" (user names are kept): the form every
+ * message, log line and summary shows. Pure. */
+void pe_redis_url_redact(const char *url, char *out, size_t cap);
 
 /* ---- RESP commands
  * ------------------------------------------------------------ */
@@ -173,11 +179,15 @@ int pe_redis_create(const pe_redis_url_t *url,
 /* Disconnects and frees; NULL is a no-op. */
 void pe_redis_destroy(pe_redis_t *r);
 
-/* Connects (AUTH and SELECT as the URL says). PE_ECONN with a message. */
+/* Connects (AUTH and SELECT as the URL says). PE_ECONN with a message for
+ * what is worth retrying (refused, reset, timed out, a transient error
+ * reply); PE_EINVAL when the server refuses AUTH or SELECT for good
+ * (WRONGPASS, a bad database index: see pe_redis_is_transient). */
 int pe_redis_connect(pe_redis_t *r);
 
 /* Connects, retrying with doubling waits (backoff_min_ms .. backoff_max_ms,
- * with jitter) until it works or *stop becomes non-zero (PE_EAGAIN). */
+ * with jitter) until it works, fails for good (PE_EINVAL, PE_ENOMEM) or
+ * *stop becomes non-zero (PE_EAGAIN). */
 int pe_redis_connect_retry(pe_redis_t *r, volatile sig_atomic_t *stop);
 
 void pe_redis_disconnect(pe_redis_t *r);
@@ -211,8 +221,13 @@ const char *pe_redis_errmsg(const pe_redis_t *r);
 int pe_redis_open(const char *url, const pe_redis_options_t *options,
                   pe_redis_t **out, char *err, size_t err_cap);
 
-/* 1 for an error reply Redis gives while it cannot serve for a while
- * (LOADING, BUSY, TRYAGAIN, OOM, MASTERDOWN, CLUSTERDOWN, NOREPLICAS). */
+/* The one place Redis error replies are sorted. 1 (transient: wait and
+ * retry) for a reply Redis gives while it cannot serve for a while: LOADING,
+ * BUSY, TRYAGAIN, OOM, MASTERDOWN, CLUSTERDOWN, NOREPLICAS, MISCONF. 0
+ * (fatal: stop with the server's message) for every other, among them
+ * WRONGPASS, NOAUTH, NOPERM, "ERR DB index is out of range", WRONGTYPE and
+ * unknown commands. Connections refused, reset or timed out are not error
+ * replies; they are PE_ECONN and always retried. */
 int pe_redis_is_transient(const char *err);
 
 /* Connects (retrying with backoff until it works or *stop is set), waits

@@ -44,16 +44,23 @@ size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,
 
 typedef struct pe_sink pe_sink_t;
 
-/* Opens a file sink; path "-" is stdout. Writes the CSV header at once. */
+/* Opens a file sink; path "-" is stdout. Writes the CSV header at once. The
+ * path is opened as pe_out_open does (pe/file.h): a regular file appears,
+ * whole, at pe_sink_close. */
 int pe_sink_open_file(const char *path, pe_format_t format, pe_sink_t **out,
                       char *err, size_t err_cap);
 
 int pe_sink_write(pe_sink_t *sink, const pe_signal_t *signal);
 int pe_sink_flush(pe_sink_t *sink);
 
-/* Flushes and closes; returns the first write error seen, if any. NULL is a
- * no-op returning PE_OK. */
+/* Flushes and closes; returns the first write error seen, if any (then a
+ * regular file is left as it was). NULL is a no-op returning PE_OK. */
 int pe_sink_close(pe_sink_t *sink);
+
+/* Closes without committing: a regular file keeps what it held before the
+ * sink was opened (a device or FIFO has had what was written). NULL is a
+ * no-op. */
+void pe_sink_discard(pe_sink_t *sink);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,27 @@
 extern "C" {
 #endif
 
+/* ---- Timestamp arithmetic -------------------------------------------------
+ * Timestamps are int64 ns and may lie anywhere in that range (from 1677 to
+ * 2262), so a difference of two can overflow. Every difference and sum of
+ * timestamps goes through these, which saturate at INT64_MIN / INT64_MAX
+ * instead: an interval too long for int64 is "longer than any setting". */
+static inline int64_t pe_ts_sub_sat(int64_t a, int64_t b) {
+  int64_t d;
+  if (__builtin_sub_overflow(a, b, &d)) {
+    return a < b ? INT64_MIN : INT64_MAX;
+  }
+  return d;
+}
+
+static inline int64_t pe_ts_add_sat(int64_t a, int64_t b) {
+  int64_t s;
+  if (__builtin_add_overflow(a, b, &s)) {
+    return b < 0 ? INT64_MIN : INT64_MAX;
+  }
+  return s;
+}
+
 /* ---- Exponential moving average ------------------------------------------
  * Seeded with the first value, then y = (1 - alpha) * y + alpha * x: the same
  * recursion as pandas ewm(alpha=..., adjust=False).mean(). */
@@ -61,7 +82,7 @@ void pe_ema_td_init(pe_ema_td_t *ema, double half_life_s);
 
 static inline void pe_ema_td_update(pe_ema_td_t *ema, double x, int64_t ts_ns) {
   if (ema->ready) {
-    int64_t dt_ns = ts_ns - ema->last_ts_ns;
+    int64_t dt_ns = pe_ts_sub_sat(ts_ns, ema->last_ts_ns);
     if (dt_ns > 0) {
       double alpha = -expm1(-(double)dt_ns * ema->rate_per_ns);
       ema->value += alpha * (x - ema->value);
@@ -81,7 +102,9 @@ static inline void pe_ema_td_update(pe_ema_td_t *ema, double x, int64_t ts_ns) {
 typedef struct pe_vwap {
   double pv_sum;
   double v_sum;
-  int64_t next_reset_ns;   /* INT64_MAX when there are no sessions */
+  int64_t next_reset_ns;   /* INT64_MAX when no boundary lies ahead: no
+                              sessions, or the next one is past 2262 (a
+                              boundary is a whole minute, never INT64_MAX) */
   int64_t reset_offset_ns; /* session start, ns after 00:00 UTC; -1 if none */
 } pe_vwap_t;
 

@@ -72,6 +72,7 @@ typedef struct pe_stream_field {
   X(BAD_VOLUME, "bad_volume")                                                  \
   X(EMPTY_SYMBOL, "empty_symbol")                                              \
   X(SYMBOL_TOO_LONG, "symbol_too_long")                                        \
+  X(SYMBOL_NUL, "symbol_nul")                                                  \
   X(TOO_MANY_FIELDS, "too_many_fields")                                        \
   X(OUT_OF_ORDER, "out_of_order")                                              \
   X(SYMBOL_TABLE_FULL, "symbol_table_full")                                    \

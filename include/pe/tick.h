@@ -23,7 +23,9 @@ typedef struct pe_tick {
   double price;       /* finite, > 0 */
   double volume;      /* finite, >= 0 (size, quantity) */
   uint32_t symbol_len;
-  char symbol[PE_SYMBOL_MAX + 1]; /* NUL-terminated, symbol_len bytes */
+  char symbol[PE_SYMBOL_MAX + 1]; /* symbol_len bytes, none of them NUL
+                                     (a NUL is rejected: symbol_nul), then
+                                     NUL padding */
 } pe_tick_t;
 
 /* Why a row was rejected. X(ID, name, error code): PE_REJECT_##ID is the
@@ -36,8 +38,10 @@ typedef struct pe_tick {
   X(BAD_VOLUME, "bad_volume", PE_EVOLUME)                                      \
   X(EMPTY_SYMBOL, "empty_symbol", PE_ESYMBOL)                                  \
   X(SYMBOL_TOO_LONG, "symbol_too_long", PE_ESYMLEN)                            \
+  X(SYMBOL_NUL, "symbol_nul", PE_ESYMNUL)                                      \
   X(OUT_OF_ORDER, "out_of_order", PE_EORDER)                                   \
-  X(LINE_TOO_LONG, "line_too_long", PE_ELINELEN)
+  X(LINE_TOO_LONG, "line_too_long", PE_ELINELEN)                               \
+  X(BAD_QUOTING, "bad_quoting", PE_EQUOTE)
 
 typedef enum pe_reject {
 #define PE__REJECT_ENUM(id, name, err) PE_REJECT_##id,
@@ -58,8 +62,9 @@ int pe_reject_from_error(int err);
  * not a row rejection. The way to index counters by an error code. */
 int pe_reject_count(uint64_t counts[PE_REJECT_COUNT], int err);
 
-/* Fills in the symbol of a tick. Returns PE_ESYMBOL when len is 0 and
- * PE_ESYMLEN when it is over PE_SYMBOL_MAX; the tick is unchanged then. */
+/* Fills in the symbol of a tick. Returns PE_ESYMBOL when len is 0,
+ * PE_ESYMLEN when it is over PE_SYMBOL_MAX and PE_ESYMNUL when it holds a
+ * NUL byte; the tick is unchanged then. */
 int pe_tick_set_symbol(pe_tick_t *tick, const char *symbol, uint32_t len);
 
 #ifdef __cplusplus

@@ -1,12 +1,16 @@
 /* The `cpu` backend: an ONNX model run by src/model/ on this CPU.
  *
  * open loads the model (validation, plan, packed weights) and creates one
- * context; run is pe_model_run, which allocates nothing. The model's input
- * must be [batch, channels, window] (or [batch, values], read as one
- * channel unless pe.window splits it); its first output is [batch, values].
+ * context; run is pe_model_run, which allocates nothing. The engine passes
+ * windows as [batch][channel][time]; the model's input may hold them as
+ * [N, C, W] (or [N, C*W]), [N, W, C] or [N, 1, W, C], the layout the model
+ * API recognised at load (pe_model_desc_t.layout). For the last two, run
+ * transposes each window into [time][channel] in a buffer sized at open,
+ * a tile of windows at a time. Its first output is [batch, values].
  * What the engine needs comes from the model's metadata_props:
  *   pe.features  comma-separated feature names, one per channel
  *   pe.window    window length (checked against the input shape)
+ *   pe.layout    NCW, NWC or N1WC, where the shape cannot tell
  *   pe.classes   comma-separated class names, one per output value
  *   pe.output    logits | probs | raw (default logits with classes, else raw)
  * A model without pe.features is opened with a feature list
@@ -23,10 +27,15 @@
 #include "pe/error.h"
 #include "pe/model.h"
 
+/* Most windows one run transposes at a time (NWC and N1WC models). */
+#define PE__CPU_TILE_MAX 256
+
 typedef struct pe__cpu {
   pe_model_t *model;
   pe_model_ctx_t *ctx;
   pe_model_info_t info;
+  float *packed; /* tile windows as [time][channel]; NULL for NCW models */
+  uint32_t tile;
   char errmsg[256];
 } pe__cpu_t;
 
@@ -67,14 +76,9 @@ static int pe__cpu_fail(pe__cpu_t *c, char *err, size_t cap, int rc,
   snprintf(err, cap, "%s: %s", path, msg);
   pe_model_ctx_destroy(c->ctx);
   pe_model_destroy(c->model);
+  free(c->packed);
   free(c);
   return rc;
-}
-
-/* A dimension of the input as a count of at most max; 0 when it is not one
- * (dynamic, zero, negative or too large). */
-static uint32_t pe__dim(int64_t v, uint32_t max) {
-  return v >= 1 && v <= (int64_t)max ? (uint32_t)v : 0;
 }
 
 /* The kernel choice of opts (NULL: the best there is). */
@@ -126,50 +130,15 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
              in->dtype == PE_MODEL_FLOAT32 ? "float32" : "not float32");
     return pe__cpu_fail(c, err, err_cap, PE_EUNSUPPORTED, path, msg);
   }
-  const char *win_s = pe_model_meta(c->model, "pe.window");
-  uint32_t win_meta = 0;
-  if (win_s != NULL) {
-    char *end = NULL;
-    long v = strtol(win_s, &end, 10);
-    win_meta = end != win_s && *end == '\0' ? pe__dim(v, UINT32_MAX) : 0;
-    if (win_meta == 0) {
-      snprintf(msg, sizeof msg,
-               "metadata pe.window='%.60s' is not a positive whole number",
-               win_s);
-      return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, msg);
-    }
+  if (d->layout == PE_MODEL_LAYOUT_NONE) {
+    return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, d->layout_note);
   }
-  if (in->rank == 3) {
-    info->n_features = pe__dim(in->dims[1], UINT32_MAX);
-    info->window = pe__dim(in->dims[2], UINT32_MAX);
-  } else if (in->rank == 2) {
-    uint32_t v = pe__dim(in->dims[1], UINT32_MAX);
-    if (win_meta > 0 && v % win_meta == 0) {
-      info->window = win_meta;
-      info->n_features = v / win_meta;
-    } else {
-      info->window = v;
-      info->n_features = 1;
-    }
-  } else {
-    snprintf(msg, sizeof msg,
-             "input '%s' has rank %d; the engine feeds [batch, channels, "
-             "window] (or [batch, values])",
-             in->name, in->rank);
-    return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, msg);
+  if (d->window > UINT32_MAX || d->channels > UINT32_MAX) {
+    return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path,
+                        "the input's windows are too large");
   }
-  if (info->n_features == 0 || info->window == 0) {
-    snprintf(msg, sizeof msg,
-             "input '%s' has a dimension that is not a count from 1 to %u",
-             in->name, UINT32_MAX);
-    return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, msg);
-  }
-  if (win_s != NULL && win_meta != info->window) {
-    snprintf(msg, sizeof msg,
-             "metadata pe.window=%s but the input '%s' holds windows of %u",
-             win_s, in->name, info->window);
-    return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path, msg);
-  }
+  info->window = (uint32_t)d->window;
+  info->n_features = (uint32_t)d->channels;
   const pe_model_tensor_t *out = &d->outputs[0];
   if (out->numel < 1 || out->numel > 1 << 20) {
     return pe__cpu_fail(c, err, err_cap, PE_ESHAPE, path,
@@ -222,6 +191,14 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
   }
   rc = pe_model_ctx_create(c->model, opts->max_batch ? opts->max_batch : 1,
                            &c->ctx);
+  if (rc == PE_OK && d->layout != PE_MODEL_LAYOUT_NCW) {
+    c->tile = opts->max_batch == 0                 ? 1
+              : opts->max_batch > PE__CPU_TILE_MAX ? PE__CPU_TILE_MAX
+                                                   : opts->max_batch;
+    c->packed =
+        malloc((size_t)c->tile * (size_t)d->input.numel * sizeof *c->packed);
+    rc = c->packed == NULL ? PE_ENOMEM : PE_OK;
+  }
   if (rc != PE_OK) {
     return pe__cpu_fail(c, err, err_cap, rc, path, "out of memory");
   }
@@ -234,10 +211,36 @@ static int pe__cpu_describe(void *self, pe_model_info_t *info) {
   return PE_OK;
 }
 
+/* One window from [channel][time] (the engine's order) to [time][channel]
+ * (the order of an NWC or N1WC input). */
+static void pe__window_to_wc(const float *src, uint32_t n_channels,
+                             uint32_t window, float *dst) {
+  for (uint32_t t = 0; t < window; t++) {
+    for (uint32_t k = 0; k < n_channels; k++) {
+      dst[(size_t)t * n_channels + k] = src[(size_t)k * window + t];
+    }
+  }
+}
+
 static int pe__cpu_run(void *self, const float *in, uint32_t batch,
                        float *out) {
   pe__cpu_t *c = self;
-  int rc = pe_model_run(c->ctx, in, batch, out);
+  int rc = PE_OK;
+  if (c->packed == NULL || in == NULL || batch == 0) {
+    rc = pe_model_run(c->ctx, in, batch, out);
+  } else {
+    const uint32_t C = c->info.n_features, W = c->info.window;
+    const size_t per = (size_t)C * W;
+    for (uint32_t b0 = 0; b0 < batch && rc == PE_OK; b0 += c->tile) {
+      uint32_t n = batch - b0 < c->tile ? batch - b0 : c->tile;
+      for (uint32_t b = 0; b < n; b++) {
+        pe__window_to_wc(in + (b0 + b) * per, C, W, c->packed + b * per);
+      }
+      rc = pe_model_run(c->ctx, c->packed, n,
+                        out == NULL ? NULL
+                                    : out + (size_t)b0 * c->info.n_outputs);
+    }
+  }
   if (rc != PE_OK) {
     /* only reached for a bad call; formatting here is off the normal path */
     snprintf(c->errmsg, sizeof c->errmsg, "pe_model_run: %s", pe_strerror(rc));
@@ -256,6 +259,7 @@ static void pe__cpu_close(void *self) {
   }
   pe_model_ctx_destroy(c->ctx);
   pe_model_destroy(c->model);
+  free(c->packed);
   free(c);
 }
 
@@ -264,9 +268,10 @@ static void pe__cpu_close(void *self) {
 static void pe__cpu_summary(const pe_backend_options_t *opts, char *buf,
                             size_t cap) {
   pe_kernels_t k;
-  int level = pe__cpu_kernels(opts, &k) == PE_OK ? pe__kernels_level(k) : -1;
+  const pe__kernels_t *t =
+      pe__cpu_kernels(opts, &k) == PE_OK ? pe__kernels_pick(k) : NULL;
   snprintf(buf, cap, "ONNX models (opsets 11-17) on the CPU; kernels %s",
-           level < 0 ? "(unknown choice)" : pe__kernels_name(level));
+           t == NULL ? "(unknown choice)" : pe__kernels_name(t));
 }
 
 const pe_backend_ops_t pe_backend_cpu_ops = {

@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/hash.h"
 #include "pe/error.h"
+#include "pe/file.h"
+#include "pe/parse.h"
 
 const pe_cli_command_t *pe_cli_find_command(const char *name) {
   for (size_t i = 0; i < pe_cli_command_count; i++) {
@@ -225,6 +228,48 @@ static int pe__parse_hhmm(const char *v, int *minute) {
   return 0;
 }
 
+/* The flag of that name when the command has one, else NULL. */
+static const pe_cli_flag_t *pe__flag_if_any(const pe_cli_command_t *cmd,
+                                            const char *name) {
+  for (size_t i = 0; i < cmd->n_flags; i++) {
+    if (strcmp(cmd->flags[i].name, name) == 0) {
+      return &cmd->flags[i];
+    }
+  }
+  return NULL;
+}
+
+/* What a snapshot records of the inputs beyond the engine's own settings:
+ * the timestamp unit, and a digest of the model file, the backend and the
+ * feature list (0 without a model or backend). A model file that cannot be
+ * read is left to the backend, whose message says why. */
+static void pe__input_settings(const pe_cli_command_t *cmd,
+                               pe_engine_config_t *c) {
+  const pe_cli_flag_t *unit = pe__flag_if_any(cmd, "ts-unit");
+  pe_ts_unit_t u = PE_TS_AUTO;
+  if (unit != NULL) {
+    (void)pe_ts_unit_parse(pe_cli_value(cmd, "ts-unit"), &u); /* checked by
+                                                                  the command */
+  }
+  c->ts_unit = (uint32_t)u;
+  const pe_cli_flag_t *model = pe__flag_if_any(cmd, "model");
+  const pe_cli_flag_t *backend = pe__flag_if_any(cmd, "backend");
+  const pe_cli_flag_t *feats = pe__flag_if_any(cmd, "model-features");
+  const char *names[] = {backend ? backend->value : NULL,
+                         feats ? feats->value : NULL};
+  uint64_t d = 0;
+  for (size_t i = 0; i < 2; i++) {
+    if (names[i] != NULL) {
+      d = pe__hash64(names[i], strlen(names[i]) + 1, d ^ i);
+    }
+  }
+  if (model != NULL && model->value != NULL) {
+    char err[512];
+    (void)pe_file_digest(model->value, d ^ 2, &d, err, sizeof err);
+  }
+  c->model_digest = d;
+}
+
 int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *c) {
   pe_engine_config_init(c);
   double cooldown_s;
@@ -261,6 +306,7 @@ int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *c) {
                  reset);
     return PE_EXIT_USAGE;
   }
+  pe__input_settings(cmd, c);
   return PE_EXIT_OK;
 }
 

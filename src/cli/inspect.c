@@ -91,6 +91,15 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     printf("\n           no batch dimension (axis 0 is fixed): a window is "
            "the whole declared input");
   }
+  if (d->layout != PE_MODEL_LAYOUT_NONE) {
+    printf("\nlayout     %s (W=%lld step%s, C=%lld feature%s), %s",
+           pe_model_layout_name(d->layout), (long long)d->window,
+           d->window > 1 ? "s" : "", (long long)d->channels,
+           d->channels > 1 ? "s" : "", d->layout_note);
+  } else {
+    printf("\nlayout     none: the engine cannot feed this input (%s)",
+           d->layout_note);
+  }
   printf("\noutputs\n");
   for (int i = 0; i < d->n_outputs; i++) {
     printf("  %d  ", i);
@@ -125,7 +134,9 @@ const pe_cli_command_t pe_cli_inspect = {
     .details =
         "Loads the model as the cpu backend would (validation, shape\n"
         "inference, folding of shape subgraphs, fusion) and prints the input,\n"
-        "the outputs, metadata_props (pe.features, pe.window, pe.classes,\n"
+        "how it holds a feature window (layout NCW, NWC or N1WC, from\n"
+        "pe.layout or from the shape; docs/models.md), the outputs,\n"
+        "metadata_props (pe.features, pe.window, pe.layout, pe.classes,\n"
         "pe.output), each step of the execution plan with its shapes per\n"
         "window (N is the batch) and the FLOPs per window (2 per multiply-\n"
         "add). A model the engine cannot run gives one line naming the node\n"

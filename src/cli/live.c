@@ -52,7 +52,9 @@ static pe_cli_flag_t pe__live_flags[] = {
      PE_DEFAULT_TEXT(PE_LIVE_DEFAULT_REDIS_TIMEOUT_S),
      "a Redis reply slower than this counts as a lost connection", NULL},
     {"http", "HOST:PORT", NULL, NULL,
-     "serve /health and /metrics there, e.g. 127.0.0.1:8005", NULL},
+     "serve /health and /metrics there: 127.0.0.1:8005 (:8005 is loopback "
+     "too), 0.0.0.0:8005 for every interface",
+     NULL},
     {"exit-on-idle", "SECONDS", NULL, NULL,
      "drain, checkpoint and exit 0 once no entry came for this long", NULL},
     {"state-out", "PATH", NULL, NULL,

@@ -193,21 +193,20 @@ static void pe__json_summary(FILE *f, const char *input_name,
           (unsigned long long)t->latency->count, t->latency_sample);
 }
 
-/* --summary-json: every failed write, flush or close is reported. */
+/* --summary-json, opened as every output (pe_out_open): every failed
+ * write, flush, fsync or rename is reported. */
 static int pe__write_summary_json(const pe_cli_command_t *cmd, const char *path,
                                   const char *input, const pe__totals_t *t,
                                   size_t bytes_per_symbol) {
-  FILE *f = fopen(path, "w");
-  if (f == NULL) {
-    pe_cli_error(cmd, "cannot write '%s': %s", path, strerror(errno));
+  char err[768];
+  pe_out_t *o = NULL;
+  if (pe_out_open(path, &o, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "cannot write the summary: %s", err);
     return PE_EXIT_FAIL;
   }
-  errno = 0;
-  pe__json_summary(f, input, t, bytes_per_symbol);
-  int bad = ferror(f) != 0;
-  if (fclose(f) != 0 || bad) {
-    pe_cli_error(cmd, "cannot write the summary to '%s': %s", path,
-                 errno ? strerror(errno) : "write error");
+  pe__json_summary(pe_out_file(o), input, t, bytes_per_symbol);
+  if (pe_out_close(o, 1, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "cannot write the summary: %s", err);
     return PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;
@@ -262,6 +261,8 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
   pc->signals_path = pe_cli_value(cmd, "out");
   pc->features_path = pe_cli_flag(cmd, "features-out")->value;
   pc->rejects_path = pe_cli_flag(cmd, "rejects")->value;
+  pc->other_outputs[0] = pe_cli_flag(cmd, "state-out")->value;
+  pc->other_outputs[1] = pe_cli_flag(cmd, "summary-json")->value;
   return PE_EXIT_OK;
 }
 
@@ -375,7 +376,8 @@ const pe_cli_command_t pe_cli_replay = {
         "us or ns (integer or fractional) or ISO-8601 with Z or an offset.\n"
         "Bad rows are counted by reason (field_count, bad_number,\n"
         "bad_timestamp, bad_price, bad_volume, empty_symbol, symbol_too_long,\n"
-        "out_of_order, line_too_long). The summary goes to standard error.\n"
+        "symbol_nul, out_of_order, line_too_long). The summary goes to\n"
+        "standard error.\n"
         "\n"
         "examples:\n"
         "  pattern-engine replay --ticks fixtures/sample_ticks.csv\n"

@@ -283,7 +283,7 @@ static int pe__model_eval(pe_engine_t *e, uint32_t id, pe__symstate_t *s,
     return 0;
   }
   if (s->model_signal_ts_ns != INT64_MIN &&
-      tick->ts_ns - s->model_signal_ts_ns <
+      pe_ts_sub_sat(tick->ts_ns, s->model_signal_ts_ns) <
           e->config.rules.signal_cooldown_ns) {
     return 0;
   }
@@ -382,14 +382,39 @@ static int pe__tick_error(const pe_tick_t *tick) {
   if (tick->symbol_len > PE_SYMBOL_MAX) {
     return PE_ESYMLEN;
   }
+  if (memchr(tick->symbol, '\0', tick->symbol_len) != NULL) {
+    return PE_ESYMNUL;
+  }
   return PE_OK;
+}
+
+/* 1 when none of the first symbol_len (1 to PE_SYMBOL_MAX) bytes of the
+ * symbol is NUL. A symbol is a C string in every output (signal ids, CSV,
+ * JSON, stream fields), so "A\0B" would print as "A" while counting as a
+ * symbol of its own: such a tick is rejected (symbol_nul) instead. Eight
+ * bytes a step: the lowest byte the zero-byte test flags is the first NUL
+ * (its false positives lie only above a true zero). Hot path. */
+static inline int pe__symbol_nul_free(const pe_tick_t *tick) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  for (uint32_t k = 0; k < sizeof tick->symbol; k += 8) {
+    uint64_t w = pe__word_at(tick->symbol + k);
+    uint64_t z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+    if (z != 0) {
+      return k + ((uint32_t)__builtin_ctzll(z) >> 3) >= tick->symbol_len;
+    }
+  }
+  return 1;
+#else
+  return memchr(tick->symbol, '\0', tick->symbol_len) == NULL;
+#endif
 }
 
 /* pe__tick_error, in one comparison a field for a valid tick: for x > 0 (or
  * >= 0), x <= DBL_MAX is isfinite(x), and both are false for NaN. */
 static inline int pe__tick_check(const pe_tick_t *tick) {
   if (tick->price > 0.0 && tick->price <= DBL_MAX && tick->volume >= 0.0 &&
-      tick->volume <= DBL_MAX && tick->symbol_len - 1u < PE_SYMBOL_MAX) {
+      tick->volume <= DBL_MAX && tick->symbol_len - 1u < PE_SYMBOL_MAX &&
+      pe__symbol_nul_free(tick)) {
     return PE_OK;
   }
   return pe__tick_error(tick);

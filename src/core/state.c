@@ -32,17 +32,28 @@ void pe_vwap_init(pe_vwap_t *vwap, int reset_minute_utc) {
   }
 }
 
-/* First session boundary strictly after ts_ns. */
+/* First session boundary strictly after ts_ns, INT64_MAX when it is past
+ * the int64 range. offset_ns in [0, one day). Without overflow anywhere:
+ * the time since the last boundary is ts mod day - offset, brought into
+ * [0, day), and only the final sum can leave the range. */
 static int64_t pe__next_boundary(int64_t ts_ns, int64_t offset_ns) {
-  int64_t since = ts_ns - offset_ns;
-  int64_t day = since / PE__NS_PER_DAY;
-  if (since < 0 && since % PE__NS_PER_DAY != 0) {
-    day -= 1; /* floor for times before the epoch */
+  int64_t r = ts_ns % PE__NS_PER_DAY;
+  if (r < 0) {
+    r += PE__NS_PER_DAY; /* floor for times before the epoch */
   }
-  return (day + 1) * PE__NS_PER_DAY + offset_ns;
+  int64_t since = r - offset_ns;
+  if (since < 0) {
+    since += PE__NS_PER_DAY;
+  }
+  return pe_ts_add_sat(ts_ns, PE__NS_PER_DAY - since);
 }
 
 void pe__vwap_new_session(pe_vwap_t *vwap, int64_t ts_ns) {
+  /* No boundary ahead (no sessions, or none before the end of int64 time):
+   * a tick at INT64_MAX reaches the sentinel but starts nothing. */
+  if (vwap->next_reset_ns == INT64_MAX) {
+    return;
+  }
   /* The first tick, or the first one of a new session. */
   vwap->pv_sum = 0.0;
   vwap->v_sum = 0.0;
@@ -65,13 +76,15 @@ static int64_t pe__floor_div(int64_t a, int64_t b) {
  * out are cleared and the sums over the older buckets are recomputed in slot
  * order, so the value does not drift however long the symbol lives. */
 static void pe__vwap_roll_advance(pe_vwap_roll_t *roll, int64_t bucket) {
-  int64_t gap = roll->ready ? bucket - roll->cur_bucket : PE_VWAP_ROLL_BUCKETS;
+  int64_t gap = roll->ready ? pe_ts_sub_sat(bucket, roll->cur_bucket)
+                            : PE_VWAP_ROLL_BUCKETS;
   if (gap >= PE_VWAP_ROLL_BUCKETS) {
     memset(roll->pv, 0, sizeof roll->pv);
     memset(roll->v, 0, sizeof roll->v);
   } else {
-    for (int64_t b = roll->cur_bucket + 1; b <= bucket; b++) {
-      size_t slot = (size_t)(b & (PE_VWAP_ROLL_BUCKETS - 1));
+    for (int64_t k = 1; k <= gap; k++) {
+      size_t slot =
+          (size_t)((roll->cur_bucket + k) & (PE_VWAP_ROLL_BUCKETS - 1));
       roll->pv[slot] = 0.0;
       roll->v[slot] = 0.0;
     }
@@ -88,7 +101,14 @@ static void pe__vwap_roll_advance(pe_vwap_roll_t *roll, int64_t bucket) {
   roll->base_pv = pv;
   roll->base_v = v;
   roll->cur_bucket = bucket;
-  roll->cur_end_ns = (bucket + 1) * roll->bucket_ns;
+  /* Past INT64_MAX for the last bucket: saturated, so a tick at INT64_MAX
+   * advances to the same bucket again, which changes nothing. */
+  int64_t end;
+  if (bucket == INT64_MAX ||
+      __builtin_mul_overflow(bucket + 1, roll->bucket_ns, &end)) {
+    end = INT64_MAX;
+  }
+  roll->cur_end_ns = end;
   roll->ready = 1;
 }
 

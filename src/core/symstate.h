@@ -133,7 +133,7 @@ PE__ALWAYS_INLINE double pe__features_update(pe__symstate_t *s,
       feature[PE_FEAT_RETURN_Z] = pe__min(PE__Z_CLIP, pe__max(-PE__Z_CLIP, z));
       feature[PE_FEAT_RET_VOL] = sqrt(s->ret_var.var);
       feature[PE_FEAT_LOG_DT] =
-          log1p((double)(tick->ts_ns - s->last_ts_ns) * 1e-9);
+          log1p((double)pe_ts_sub_sat(tick->ts_ns, s->last_ts_ns) * 1e-9);
       feature[PE_FEAT_SIGNED_VOLUME] =
           r > 0.0 ? log_volume : (r < 0.0 ? -log_volume : 0.0);
     }
@@ -163,10 +163,22 @@ static inline double pe__sign(double x) {
   return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0);
 }
 
+/* Largest |value| a rule may fire with. Finite ticks can still make a
+ * feature that is not finite or near overflow (a subnormal price whose
+ * price * volume rounds to zero gives a VWAP of 0 and a deviation of inf;
+ * 1e300 after 1e-300 overflows a ratio): a rule measuring such a value does
+ * not fire, so no signal carries inf or NaN, and the sum of at most four
+ * contributions (weights <= 2) stays finite, as does the confidence. */
+#define PE__RULE_VALUE_MAX 1e300
+
 /* Records a fired rule, and adds its contribution to the score's sum, in
- * rule order as the rules are evaluated. */
+ * rule order as the rules are evaluated; nothing for a value past
+ * PE__RULE_VALUE_MAX or NaN. */
 static inline void pe__fire(pe_signal_t *sig, double *sum, int rule,
                             double value, double contribution) {
+  if (!(fabs(value) <= PE__RULE_VALUE_MAX)) {
+    return;
+  }
   sig->fired |= 1u << rule;
   sig->value[rule] = value;
   sig->contribution[rule] = contribution;
@@ -234,7 +246,8 @@ pe__rules_eval(pe__symstate_t *s, const pe_rules_config_t *rules,
     return 0;
   }
   if (s->rule_signal_ts_ns != INT64_MIN &&
-      tick->ts_ns - s->rule_signal_ts_ns < rules->signal_cooldown_ns) {
+      pe_ts_sub_sat(tick->ts_ns, s->rule_signal_ts_ns) <
+          rules->signal_cooldown_ns) {
     return 0;
   }
 

@@ -48,6 +48,9 @@ int pe_tick_set_symbol(pe_tick_t *tick, const char *symbol, uint32_t len) {
   if (len > PE_SYMBOL_MAX) {
     return PE_ESYMLEN;
   }
+  if (memchr(symbol, '\0', len) != NULL) {
+    return PE_ESYMNUL;
+  }
   memcpy(tick->symbol, symbol, len);
   memset(tick->symbol + len, 0, sizeof tick->symbol - len);
   tick->symbol_len = len;

@@ -1,7 +1,15 @@
 /* CSV tick parser (see pe/csv.h).
  *
  * Checks run in a fixed order, so each bad row gets one documented reason:
- * line length, field count, timestamp, symbol, price, volume, recv_ts. */
+ * line length, quoting, field count, timestamp, symbol, price, volume,
+ * recv_ts.
+ *
+ * Records follow RFC 4180: a field whose first non-blank byte is a double
+ * quote is quoted, runs to the matching quote, and may hold commas, CR, LF
+ * and "" (one quote). A quote elsewhere is an ordinary byte. A record ends
+ * at the first LF outside quotes, so it may span lines; its line number is
+ * that of its first line. Records without a quote take the paths that
+ * never look at quotes. */
 #include "pe/csv.h"
 
 #include <math.h>
@@ -50,6 +58,9 @@ struct pe_csv {
   char *carry; /* a line cut by a chunk boundary: [0, carry_len) */
   size_t carry_len;
   int carry_overlong; /* the cut line passed max_line: drop to newline */
+  uint8_t qstate;     /* PE__Q_*: where the record scan stands */
+  uint64_t embedded;  /* LFs inside quotes of the current record */
+  char *scratch;      /* quoted fields, unescaped: max_line + 4 bytes */
   char errmsg[512];
 };
 
@@ -65,7 +76,10 @@ int pe_csv_create(const pe_csv_options_t *options, pe_csv_t **out) {
   }
   /* Room for a '\r' before the newline and a byte order mark. */
   c->carry = malloc((size_t)c->opt.max_line + 4);
-  if (c->carry == NULL) {
+  c->scratch = malloc((size_t)c->opt.max_line + 4);
+  if (c->carry == NULL || c->scratch == NULL) {
+    free(c->carry);
+    free(c->scratch);
     free(c);
     return PE_ENOMEM;
   }
@@ -90,6 +104,7 @@ void pe_csv_destroy(pe_csv_t *c) {
     return;
   }
   free(c->carry);
+  free(c->scratch);
   free(c);
 }
 
@@ -119,6 +134,120 @@ static inline void pe__field_clean(const char **s, size_t *len) {
   *len = (size_t)(e - p);
 }
 
+/* Where a record scan stands: at a field's start (blanks so far), in an
+ * unquoted field, in a quoted one, or just after a quote inside one (the
+ * end of the field, or the first of "" ). */
+enum { PE__Q_START = 0, PE__Q_PLAIN, PE__Q_QUOTED, PE__Q_QUOTE_SEEN };
+
+/* The LF that ends the record of which [p, end) is the next part, the scan
+ * going on from c->qstate (PE__Q_START at a record's start); NULL when the
+ * record runs past end, c->qstate then holding the state there. LFs inside
+ * quotes are counted in c->embedded. A line without a quote is one
+ * memchr, as before quotes were read. */
+static const char *pe__record_end(pe_csv_t *c, const char *p, const char *end) {
+  if (end <= p) {
+    return NULL;
+  }
+  if (c->qstate <= PE__Q_PLAIN) {
+    size_t room = (size_t)(end - p);
+    const char *nl = memchr(p, '\n', room);
+    size_t span = nl != NULL ? (size_t)(nl - p) : room;
+    if (nl != NULL && span <= room && memchr(p, '"', span) == NULL) {
+      c->qstate = PE__Q_START;
+      return nl;
+    }
+  }
+  uint8_t q = c->qstate;
+  for (; p < end; p++) {
+    char ch = *p;
+    switch (q) {
+    case PE__Q_START:
+      q = ch == '"'                    ? PE__Q_QUOTED
+          : ch == ',' || pe__space(ch) ? PE__Q_START
+          : ch == '\n'                 ? PE__Q_START
+                                       : PE__Q_PLAIN;
+      break;
+    case PE__Q_PLAIN:
+      q = ch == ',' || ch == '\n' ? PE__Q_START : PE__Q_PLAIN;
+      break;
+    case PE__Q_QUOTED:
+      q = ch == '"' ? PE__Q_QUOTE_SEEN : PE__Q_QUOTED;
+      c->embedded += ch == '\n';
+      continue;
+    default: /* PE__Q_QUOTE_SEEN */
+      q = ch == '"'                 ? PE__Q_QUOTED
+          : ch == ',' || ch == '\n' ? PE__Q_START
+                                    : PE__Q_PLAIN;
+      break;
+    }
+    if (ch == '\n') {
+      c->qstate = PE__Q_START;
+      return p;
+    }
+  }
+  c->qstate = q;
+  return NULL;
+}
+
+/* Splits a record (no LF outside quotes) into fields by RFC 4180 for a
+ * record that holds a quote: f[i], n[i] for the first cap fields, quoted
+ * ones unescaped into c->scratch, unquoted ones trimmed of blanks. Returns
+ * the number of fields, or PE_EQUOTE for a quoted field that is not closed
+ * or has more than blanks after its closing quote. */
+static int pe__split_quoted(pe_csv_t *c, const char *line, size_t len,
+                            const char **f, size_t *n, uint32_t cap) {
+  char *out = c->scratch;
+  const char *p = line;
+  const char *end = line + len;
+  uint32_t count = 0;
+  for (;;) {
+    const char *s = p;
+    while (s < end && pe__space(*s)) {
+      s++;
+    }
+    const char *field;
+    size_t flen;
+    if (s < end && *s == '"') {
+      char *o = out;
+      for (s++;; s++) {
+        if (s == end) {
+          return PE_EQUOTE; /* not closed */
+        }
+        if (*s == '"' && (s + 1 == end || s[1] != '"')) {
+          break;
+        }
+        s += *s == '"'; /* "" is one quote */
+        *o++ = *s;
+      }
+      for (s++; s < end && pe__space(*s); s++) {
+      }
+      if (s < end && *s != ',') {
+        return PE_EQUOTE; /* text after the closing quote */
+      }
+      field = out;
+      flen = (size_t)(o - out);
+      out = o;
+      p = s;
+    } else {
+      size_t rest = p < end ? (size_t)(end - p) : 0;
+      const char *comma = memchr(p, ',', rest);
+      field = p;
+      flen = (size_t)((comma ? comma : end) - p);
+      p += flen;
+      pe__field_clean(&field, &flen); /* no quote to strip here */
+    }
+    if (count < cap) {
+      f[count] = field;
+      n[count] = flen;
+    }
+    count++;
+    if (p == end) {
+      return (int)count;
+    }
+    p++; /* the comma */
+  }
+}
+
 /* The column role of a header name: PE__COL_* is PE__FIELD_* + 1, with 0
  * for a column the parser ignores. */
 static int pe__column_role(const char *s, size_t len) {
@@ -135,7 +264,17 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
   int is_header = 0;
   const char *p = line;
   const char *end = line + len;
-  for (;;) {
+  if (memchr(line, '"', len) != NULL) {
+    int k = pe__split_quoted(c, line, len, names, lens, PE__MAX_COLUMNS);
+    if (k < 0) {
+      return 0; /* data: a row with bad quoting, rejected as such */
+    }
+    n = (uint32_t)k;
+    for (uint32_t i = 0; i < n && i < PE__MAX_COLUMNS; i++) {
+      is_header |= pe__name_is(names[i], lens[i], "symbol");
+    }
+  }
+  for (int more = n == 0; more;) { /* a header without quotes */
     const char *comma = memchr(p, ',', (size_t)(end - p));
     const char *fe = comma ? comma : end;
     const char *f = p;
@@ -149,10 +288,8 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
     if (pe__name_is(f, flen, "symbol")) {
       is_header = 1;
     }
-    if (comma == NULL) {
-      break;
-    }
-    p = comma + 1;
+    more = comma != NULL;
+    p = more ? comma + 1 : end;
   }
   if (!is_header) {
     return 0;
@@ -319,29 +456,42 @@ static int pe__line(pe_csv_t *c, const char *line, size_t len,
   const char *field[PE__COL_ROLES] = {0};
   size_t flen[PE__COL_ROLES] = {0};
   uint32_t n = 0;
-  const char *p = line;
-  const char *end = line + len;
-  for (;;) {
-    const char *q = pe__find_comma(p, end);
-    if (n < c->n_columns) {
-      int role = c->role[n];
-      field[role] = p;
-      flen[role] = (size_t)(q - p);
+  if (memchr(line, '"', len) != NULL) {
+    const char *f[PE__MAX_COLUMNS];
+    size_t fl[PE__MAX_COLUMNS];
+    int k = pe__split_quoted(c, line, len, f, fl, PE__MAX_COLUMNS);
+    if (k < 0) {
+      return pe__reject(c, h, PE_EQUOTE, c->line_no, line, len);
     }
-    n++;
-    if (q == end) {
-      break;
+    n = (uint32_t)k;
+    for (uint32_t col = 0; col < n && col < c->n_columns; col++) {
+      field[c->role[col]] = f[col];
+      flen[c->role[col]] = fl[col];
     }
-    p = q + 1;
+  } else {
+    const char *p = line;
+    const char *end = line + len;
+    for (;;) {
+      const char *q = pe__find_comma(p, end);
+      if (n < c->n_columns) {
+        int role = c->role[n];
+        field[role] = p;
+        flen[role] = (size_t)(q - p);
+      }
+      n++;
+      if (q == end) {
+        break;
+      }
+      p = q + 1;
+    }
+    for (int role = PE__COL_TS; role < PE__COL_ROLES; role++) {
+      if (field[role] != NULL) {
+        pe__field_clean(&field[role], &flen[role]);
+      }
+    }
   }
   if (n != c->n_columns) {
     return pe__reject(c, h, PE_EFIELDS, c->line_no, line, len);
-  }
-
-  for (int role = PE__COL_TS; role < PE__COL_ROLES; role++) {
-    if (field[role] != NULL) {
-      pe__field_clean(&field[role], &flen[role]);
-    }
   }
   if (pe_parse_timestamp(field[PE__COL_TS], flen[PE__COL_TS], c->opt.ts_unit,
                          &tick.ts_ns) != PE_OK) {
@@ -580,6 +730,15 @@ static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
       flen[PE__COL_RECV_TS] =
           b[col[PE__COL_RECV_TS] + 1] - b[col[PE__COL_RECV_TS]] - 1;
     }
+    /* A column the parser ignores may be quoted, and hold commas or a
+     * record's LF: such rows go to the general parser. (The columns it
+     * reads fail their checks on a leading quote or blank already.) */
+    for (uint32_t i = 0; i < k; i++) {
+      char first = p[b[i]];
+      if (first == '"' || pe__space(first)) {
+        return NULL;
+      }
+    }
   }
   /* The last field ended at the newline; a '\r' before it is no part of it
    * (pe__line drops it from the line first). */
@@ -617,6 +776,13 @@ static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
   pe__symbol_copy(tick, sym, sym_len);
   *len_out = len;
   return q;
+}
+
+/* After a record: the LFs inside its quotes count as lines, so the next
+ * record's number is that of its own first line. */
+static void pe__count_embedded(pe_csv_t *c) {
+  c->line_no += c->embedded;
+  c->embedded = 0;
 }
 
 /* Bytes a carried line may hold before it is too long: max_line, a '\r',
@@ -670,12 +836,13 @@ static int pe__feed(pe_csv_t *c, const char *data, size_t len,
   const char *p = data;
   const char *end = data + len;
   if (c->carry_len > 0 || c->carry_overlong) {
-    const char *nl = memchr(p, '\n', len);
+    const char *nl = pe__record_end(c, p, end);
     if (nl == NULL) {
       pe__carry(c, p, len);
       return PE_OK;
     }
     int rc = pe__carried_line(c, p, (size_t)(nl - p), h);
+    pe__count_embedded(c);
     if (rc != 0) {
       return rc;
     }
@@ -704,7 +871,7 @@ static int pe__feed(pe_csv_t *c, const char *data, size_t len,
         continue;
       }
     }
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *nl = pe__record_end(c, p, end);
     if (nl == NULL) {
       /* The batch may hold the line in the carry buffer: out first. */
       int rc = pe__flush(c, h);
@@ -715,6 +882,7 @@ static int pe__feed(pe_csv_t *c, const char *data, size_t len,
       return PE_OK;
     }
     int rc = pe__line(c, p, (size_t)(nl - p), h);
+    pe__count_embedded(c);
     if (rc != 0) {
       return rc;
     }
@@ -723,11 +891,16 @@ static int pe__feed(pe_csv_t *c, const char *data, size_t len,
   return pe__flush(c, h);
 }
 
+/* A last record without its LF is parsed as it stands: complete when its
+ * fields pass their checks, field_count when some are missing, and
+ * bad_quoting when it ends inside a quoted field (input cut mid-record). */
 static int pe__finish(pe_csv_t *c, const pe__handler_t *h) {
   if (c->carry_len == 0 && !c->carry_overlong) {
     return PE_OK;
   }
+  c->qstate = PE__Q_START;
   int rc = pe__carried_line(c, "", 0, h);
+  pe__count_embedded(c);
   return rc != 0 ? rc : pe__flush(c, h);
 }
 

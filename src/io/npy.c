@@ -84,7 +84,11 @@ static int pe__npy_parse(const void *data, size_t len, pe_npy_t *out, char *err,
     return PE_EUNSUPPORTED;
   }
   p = pe__npy_key(h, hl, "fortran_order");
-  if (p == NULL || (size_t)(h + hl - p) < 5 || memcmp(p, "False", 5) != 0) {
+  if (p == NULL) {
+    snprintf(err, err_cap, "the .npy header has no fortran_order");
+    return PE_EPARSE;
+  }
+  if ((size_t)(h + hl - p) < 5 || memcmp(p, "False", 5) != 0) {
     snprintf(err, err_cap,
              "the array is in Fortran order; save a C-order array "
              "(numpy.ascontiguousarray)");

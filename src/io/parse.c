@@ -2,6 +2,7 @@
 #include "pe/parse.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,69 @@ static inline void pe__trim(const char **s, size_t *len) {
 }
 
 #define PE__NUMBER_MAX 128
+
+/* Significant digits kept for strtod when a number is longer than
+ * PE__NUMBER_MAX: a decimal that lies halfway between two doubles has at
+ * most 767 significant digits, so cutting after 800 and standing a 1 in
+ * for a nonzero tail (which then lies strictly between the same two such
+ * points as the whole number) rounds exactly as the whole number does. */
+#define PE__SIG_KEEP 800
+
+/* The shortened form of a valid number s[0, len) (checked by the caller):
+ * [-]0.DIGITS[1]eEXP in buf (PE__SIG_KEEP + 32 bytes), NUL-terminated. */
+static void pe__number_shorten(const char *s, size_t len, char *buf) {
+  const char *p = s;
+  const char *end = s + len;
+  size_t n = 0;
+  if (*p == '+' || *p == '-') {
+    if (*p == '-') {
+      buf[n++] = '-';
+    }
+    p++;
+  }
+  buf[n++] = '0';
+  buf[n++] = '.';
+  long exp10 = 0; /* value = 0.DIGITS * 10^exp10 */
+  int sig = 0;
+  int sticky = 0;
+  int point = 0;
+  for (; p < end && (pe__is_digit(*p) || *p == '.'); p++) {
+    if (*p == '.') {
+      point = 1;
+      continue;
+    }
+    if (sig == 0 && *p == '0') {
+      exp10 -= point; /* a leading zero after the point */
+      continue;
+    }
+    exp10 += !point; /* a significant digit before the point */
+    if (sig < PE__SIG_KEEP) {
+      buf[n++] = *p;
+      sig++;
+    } else {
+      sticky |= *p != '0';
+    }
+  }
+  if (sticky) {
+    buf[n++] = '1';
+  }
+  if (sig == 0) {
+    buf[n++] = '0';
+  }
+  if (p < end) { /* 'e' or 'E', a sign, digits */
+    p++;
+    int eneg = *p == '-';
+    if (*p == '+' || *p == '-') {
+      p++;
+    }
+    long e = 0;
+    for (; p < end; p++) {
+      e = e < 100000 ? e * 10 + (*p - '0') : e;
+    }
+    exp10 += eneg ? -e : e;
+  }
+  snprintf(buf + n, 32, "e%ld", exp10);
+}
 
 int pe_parse_double(const char *s, size_t len, double *out) {
   pe__trim(&s, &len);
@@ -141,16 +205,18 @@ int pe_parse_double(const char *s, size_t len, double *out) {
     *out = neg ? -0.0 : 0.0;
     return PE_OK;
   }
-  /* Rare: long mantissas and large exponents go through strtod. */
-  if (len >= PE__NUMBER_MAX) {
-    return PE_ENUMBER;
+  /* Rare: long mantissas and large exponents go through strtod; a number
+   * longer than PE__NUMBER_MAX in a shortened form that rounds alike. */
+  char buf[PE__SIG_KEEP + 40];
+  if (len < PE__NUMBER_MAX) {
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+  } else {
+    pe__number_shorten(s, len, buf);
   }
-  char buf[PE__NUMBER_MAX];
-  memcpy(buf, s, len);
-  buf[len] = '\0';
   char *stop = NULL;
   double v = strtod(buf, &stop);
-  if (stop != buf + len) {
+  if (*stop != '\0') {
     return PE_ENUMBER;
   }
   *out = v;

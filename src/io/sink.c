@@ -8,6 +8,7 @@
 
 #include "io/textfmt.h"
 #include "pe/error.h"
+#include "pe/file.h"
 
 int pe_format_parse(const char *name, pe_format_t *format) {
   if (strcmp(name, "csv") == 0) {
@@ -66,11 +67,11 @@ static void pe__format_json(const pe_signal_t *s, char *buf, size_t cap,
   pe__put_str(buf, cap, pos, ",\"pattern\":");
   pe__put_json_str(buf, cap, pos, s->label);
   pe__put_str(buf, cap, pos, ",\"score\":");
-  pe__put_double(buf, cap, pos, s->score);
+  pe__put_json_double(buf, cap, pos, s->score);
   pe__put_str(buf, cap, pos, ",\"confidence\":");
-  pe__put_double(buf, cap, pos, s->confidence);
+  pe__put_json_double(buf, cap, pos, s->confidence);
   pe__put_str(buf, cap, pos, ",\"price\":");
-  pe__put_double(buf, cap, pos, s->price);
+  pe__put_json_double(buf, cap, pos, s->price);
   pe__put_str(buf, cap, pos, ",\"fired\":{");
   int first = 1;
   for (int r = 0; r < PE_RULE_COUNT; r++) {
@@ -81,9 +82,9 @@ static void pe__format_json(const pe_signal_t *s, char *buf, size_t cap,
       first = 0;
       pe__put_json_str(buf, cap, pos, pe_rule_name(r));
       pe__put_str(buf, cap, pos, ":{\"value\":");
-      pe__put_double(buf, cap, pos, s->value[r]);
+      pe__put_json_double(buf, cap, pos, s->value[r]);
       pe__put_str(buf, cap, pos, ",\"contribution\":");
-      pe__put_double(buf, cap, pos, s->contribution[r]);
+      pe__put_json_double(buf, cap, pos, s->contribution[r]);
       pe__put_char(buf, cap, pos, '}');
     }
   }
@@ -105,8 +106,8 @@ size_t pe_signal_format(const pe_signal_t *signal, pe_format_t format,
 }
 
 struct pe_sink {
+  pe_out_t *out;
   FILE *file;
-  int owned; /* fclose at the end (not stdout) */
   pe_format_t format;
   int error;
 };
@@ -120,17 +121,12 @@ int pe_sink_open_file(const char *path, pe_format_t format, pe_sink_t **out,
     return PE_ENOMEM;
   }
   s->format = format;
-  if (strcmp(path, "-") == 0) {
-    s->file = stdout;
-  } else {
-    s->file = fopen(path, "w");
-    s->owned = 1;
-    if (s->file == NULL) {
-      snprintf(err, err_cap, "cannot write '%s': %s", path, strerror(errno));
-      free(s);
-      return PE_EIO;
-    }
+  int rc = pe_out_open(path, &s->out, err, err_cap);
+  if (rc != PE_OK) {
+    free(s);
+    return rc;
   }
+  s->file = pe_out_file(s->out);
   if (format == PE_FORMAT_CSV &&
       fputs(pe_signal_csv_header(), s->file) == EOF) {
     s->error = PE_EIO;
@@ -160,10 +156,23 @@ int pe_sink_close(pe_sink_t *s) {
   if (s == NULL) {
     return PE_OK;
   }
+  char err[64];
   int rc = pe_sink_flush(s);
-  if (s->owned && fclose(s->file) != 0 && rc == PE_OK) {
-    rc = PE_EIO;
-  }
+  int saved = errno; /* the failed write's reason, for the caller */
+  int closed = pe_out_close(s->out, rc == PE_OK, err, sizeof err);
   free(s);
-  return rc;
+  if (rc != PE_OK) {
+    errno = saved;
+    return rc;
+  }
+  return closed;
+}
+
+void pe_sink_discard(pe_sink_t *s) {
+  if (s == NULL) {
+    return;
+  }
+  char err[64];
+  (void)pe_out_close(s->out, 0, err, sizeof err);
+  free(s);
 }

@@ -115,6 +115,8 @@ int pe_stream_reject_from_error(int err) {
     return PE_STREAM_REJECT_EMPTY_SYMBOL;
   case PE_ESYMLEN:
     return PE_STREAM_REJECT_SYMBOL_TOO_LONG;
+  case PE_ESYMNUL:
+    return PE_STREAM_REJECT_SYMBOL_NUL;
   case PE_ELINELEN:
     return PE_STREAM_REJECT_TOO_MANY_FIELDS;
   case PE_EORDER:
@@ -520,6 +522,9 @@ static int pe__decode_slots(const pe__slot_t *slot,
   }
   if (len > PE_SYMBOL_MAX) {
     return pe__why_key(why, PE_ESYMLEN, PE__K_SYMBOL);
+  }
+  if (memchr(s, '\0', len) != NULL) {
+    return pe__why_key(why, PE_ESYMNUL, PE__K_SYMBOL); /* as the engine */
   }
   memmove(tick->symbol, s, len);
   memset(tick->symbol + len, 0, sizeof tick->symbol - len);

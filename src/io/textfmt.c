@@ -238,12 +238,8 @@ static size_t pe__g17_fast(char *out, double v) {
 #endif
 
 void pe__put_double(char *buf, size_t cap, size_t *pos, double v) {
-  if (isnan(v)) {
+  if (!isfinite(v)) {
     pe__put_str(buf, cap, pos, "nan");
-    return;
-  }
-  if (isinf(v)) {
-    pe__put_str(buf, cap, pos, v > 0 ? "inf" : "-inf");
     return;
   }
   char tmp[32];
@@ -252,6 +248,14 @@ void pe__put_double(char *buf, size_t cap, size_t *pos, double v) {
     n = (size_t)snprintf(tmp, sizeof tmp, "%.17g", v);
   }
   pe__put_mem(buf, cap, pos, tmp, n);
+}
+
+void pe__put_json_double(char *buf, size_t cap, size_t *pos, double v) {
+  if (!isfinite(v)) {
+    pe__put_str(buf, cap, pos, "null");
+    return;
+  }
+  pe__put_double(buf, cap, pos, v);
 }
 
 void pe__put_i64(char *buf, size_t cap, size_t *pos, int64_t v) {

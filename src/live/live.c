@@ -197,6 +197,12 @@ static int pe__configure(pe_live_t *L, const pe_live_config_t *cfg, char *err,
 static int pe__open(pe_live_t *L, const pe_live_config_t *cfg, char *err,
                     size_t cap) {
   char why[512];
+  if (cfg->checkpoint == PE_LIVE_CHECKPOINT_FILE) {
+    int rc = pe__lock_file(L, err, cap);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
   pe_redis_options_t ro;
   memset(&ro, 0, sizeof ro);
   ro.io_timeout_ms = cfg->redis_timeout_ms + cfg->block_ms;
@@ -221,6 +227,8 @@ static int pe__open(pe_live_t *L, const pe_live_config_t *cfg, char *err,
       snprintf(err, cap, "http: %s", why);
       return rc;
     }
+    pe__live_log(L, PE_LIVE_LOG_INFO, "serving /health and /metrics on %s",
+                 pe_live_http_where(L->http));
   }
   return PE_OK;
 }
@@ -234,6 +242,7 @@ int pe_live_create(const pe_live_config_t *cfg, pe_live_t **out, char *err,
     return PE_ENOMEM;
   }
   pe_hist_init(&L->latency);
+  L->lock_fd = -1;
   L->created_mono = pe_clock_ns();
   L->rng = L->created_mono | 1u;
   L->status = PE_LIVE_STARTING;
@@ -255,6 +264,8 @@ void pe_live_destroy(pe_live_t *L) {
   }
   pe_live_http_stop(L->http);
   pe_ckpt_writer_destroy(L->writer);
+  pe__lock_file_release(L);
+  pe__lease_release(L);
   if (L->rejects != NULL) {
     fclose(L->rejects);
   }
@@ -356,6 +367,9 @@ static int pe__link(pe_live_t *L, uint32_t wait_ms) {
     if (rc == PE_ENOMEM) {
       return pe__live_fail(L, rc, "out of memory");
     }
+    if (rc != PE_OK && rc != PE_ECONN) {
+      return pe__live_fail(L, rc, "%s", pe_redis_errmsg(L->redis));
+    }
     if (rc != PE_OK) {
       if (L->backoff_ms == 0) {
         pe__live_log(L, PE_LIVE_LOG_INFO,
@@ -380,12 +394,19 @@ static int pe__link(pe_live_t *L, uint32_t wait_ms) {
   L->backoff_ms = 0;
   L->next_connect_mono = 0;
   L->ready = 1;
+  L->lease_mono = 0; /* renewed in the first round trip */
   return PE_OK;
 }
 
 /* The first time the link is up: the checkpoint, or the start id. */
 static int pe__start(pe_live_t *L) {
   int loaded = 0;
+  if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_REDIS) {
+    int rc = pe__lease_acquire(L);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
   if (L->cfg.checkpoint != PE_LIVE_CHECKPOINT_NONE) {
     int rc = pe__ckpt_load(L, &loaded);
     if (rc != PE_OK) {
@@ -487,10 +508,14 @@ static int pe__batch(pe_live_t *L, pe_live_step_stats_t *st) {
 static int pe__trip(pe_live_t *L, uint32_t block_ms, pe_live_step_stats_t *st) {
   pe_resp_buf_t *b = &L->req;
   pe_resp_reset(b);
+  uint64_t now = pe_clock_ns();
+  int renew = pe__lease_due(L, now);
+  if (renew) {
+    pe__lease_renew_cmd(L, b);
+  }
   if (L->txn_pending) {
     pe_resp_append(b, &L->txn);
   }
-  uint64_t now = pe_clock_ns();
   int reading = !L->stopping;
   int ask_info = reading && now - L->info_mono >= PE__INFO_EVERY_NS;
   if (ask_info) {
@@ -511,6 +536,15 @@ static int pe__trip(pe_live_t *L, uint32_t block_ms, pe_live_step_stats_t *st) {
     return rc;
   }
   const pe_redis_value_t *v;
+  if (renew) {
+    rc = pe_redis_read(L->redis, &v);
+    if (rc == PE_OK) {
+      rc = pe__lease_take(L, v, now);
+    }
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
   if (L->txn_pending) {
     rc = pe__txn_replies(L);
     if (rc == PE_EAGAIN) {
@@ -550,6 +584,7 @@ static int pe__finish(pe_live_t *L) {
     rc = pe__rejects_close(L);
   }
   if (rc == PE_OK) {
+    pe__lease_release(L);
     L->stopped = 1;
     pe__metrics_publish(L, 1);
     return PE_LIVE_STOPPED;
@@ -585,6 +620,11 @@ static int pe__step(pe_live_t *L, uint32_t wait_ms, pe_live_step_stats_t *st) {
     }
     if (rc == PE_OK) {
       rc = L->started ? PE_OK : pe__start(L);
+      if (rc == PE_ECONN) { /* lost while starting: start again */
+        L->ready = 0;
+        pe__backoff(L);
+        return PE_OK;
+      }
     }
     if (rc == PE_OK) {
       rc = pe__gap_check(L);

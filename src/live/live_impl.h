@@ -8,7 +8,8 @@
  *   store.c       checkpoint files and their background writer (store.h)
  *   gap.c         stream position, start placement and gap accounting
  *   metrics.c     the figures and their text forms
- *   http.c        /health and /metrics (http.h) */
+ *   http.c        /health and /metrics (http.h)
+ *   lock.c        one worker per checkpoint: file lock, Redis lease */
 #ifndef PE_LIVE_IMPL_H
 #define PE_LIVE_IMPL_H
 
@@ -112,6 +113,13 @@ struct pe_live {
   uint64_t idle_since;
   int warned_full;
   pe_hist_t latency;
+  /* one worker per checkpoint (lock.c) */
+  int lock_fd;           /* flock'd PATH.lock; -1: none */
+  char holder[300];      /* this process: host:pid */
+  char lease_value[400]; /* the lease key's value while we hold it */
+  char lease_key[PE__LIVE_NAME_MAX + 8];
+  int lease_held;
+  uint64_t lease_mono; /* when the lease was last set or extended */
   pe_live_http_t *http;
   pe_live_metrics_t metrics;
   uint64_t metrics_mono;
@@ -160,6 +168,16 @@ int pe__gap_check(pe_live_t *L);
 int pe__gap_fresh_start(pe_live_t *L);
 void pe__xinfo(pe_resp_buf_t *b, const char *stream);
 int pe__xinfo_take(pe_live_t *L, const pe_redis_value_t *v, uint64_t now);
+
+/* lock.c: the checkpoint held by one worker */
+int pe__lock_file(pe_live_t *L, char *err, size_t cap);
+void pe__lock_file_release(pe_live_t *L);
+uint64_t pe__lease_ms(const pe_live_t *L);
+int pe__lease_acquire(pe_live_t *L);
+int pe__lease_due(const pe_live_t *L, uint64_t now);
+void pe__lease_renew_cmd(pe_live_t *L, pe_resp_buf_t *b);
+int pe__lease_take(pe_live_t *L, const pe_redis_value_t *v, uint64_t sent);
+void pe__lease_release(pe_live_t *L);
 
 /* metrics.c */
 void pe__metrics_publish(pe_live_t *L, int force);

@@ -362,7 +362,7 @@ static int pe__fold_last(pe__b_t *b) {
   pe_model_t *m = b->m;
   pe__step_t *s = &m->step[m->n_step - 1];
   float **ptr = calloc((size_t)b->g->n_t, sizeof *ptr);
-  int64_t sc = pe__step_scratch(s, 1, 0);
+  int64_t sc = pe__step_scratch(s, 1, &pe__kernels_generic);
   float *scratch = calloc((size_t)(sc > 0 ? sc : 1), sizeof(float));
   int rc = ptr && scratch ? PE_OK : PE_ENOMEM;
   for (int k = 0; k < 3 && rc == PE_OK; k++) {
@@ -378,8 +378,8 @@ static int pe__fold_last(pe__b_t *b) {
     for (int i = 0; i < b->g->n_t; i++) {
       ptr[i] = b->g->t[i].f;
     }
-    pe__exec_t x = {m, ptr, scratch, 1};
-    pe__step_exec(s, &x, 0);
+    pe__exec_t x = {m, &pe__kernels_generic, ptr, scratch, 1};
+    pe__step_exec(s, &x);
     for (int k = 0; k < 3; k++) {
       if (s->out[k] >= 0) {
         T(b, s->out[k])->is_const = 1;
@@ -514,6 +514,7 @@ static const pe__op_entry_t pe__ops[] = {
     {"ConstantOfShape", pe__op_constant_of_shape, 1},
     {"LSTM", pe__op_rnn, 3},
     {"GRU", pe__op_rnn, 3},
+    {"GlobalMaxPool", pe__op_global_max, 1},
 };
 
 /* Visits every node in order and builds the steps (see the top of the

@@ -11,6 +11,8 @@
  *   ops_elementwise.c unary and binary element-wise ops, Softmax
  *   ops_nn.c          Gemm, MatMul, Conv, pooling, reductions, BatchNorm
  *   ops_recurrent.c   LSTM, GRU
+ *   ops_conv2d.c      Conv, MaxPool, AveragePool over [N, C, H, W],
+ *                     GlobalMaxPool
  *   fold.c            int64/bool/mask computations on constants (Equal,
  *                     Where, Expand, Range, Mod, Gather, Transpose, Cast...)
  * Everything here runs at load time only. */
@@ -108,5 +110,10 @@ int pe__op_global_avg(pe__b_t *b);
 int pe__op_reduce_mean(pe__b_t *b);
 int pe__op_batchnorm(pe__b_t *b);
 int pe__op_rnn(pe__b_t *b);
+int pe__op_conv2d(pe__b_t *b);
+int pe__conv_step(pe__b_t *b, int kind, int rank, const int64_t *dims,
+                  const int64_t *p, int np, int64_t flops);
+int pe__op_pool2d(pe__b_t *b);
+int pe__op_global_max(pe__b_t *b);
 
 #endif

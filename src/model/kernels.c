@@ -1,9 +1,11 @@
-/* Step kernels, portable C, and the dispatch to the AVX2/FMA versions.
+/* Step kernels, portable C, and the dispatch through the kernel table.
  *
  * Hot path: nothing here allocates, locks or calls the system. Each kernel
  * runs n samples; a tensor's sample b starts at ptr[t] + b * stride(t),
- * where stride is 0 for a constant (one copy shared by every sample). Dense
- * and Conv1d have AVX2/FMA versions (kernels_avx2.c), chosen at load. Math
+ * where stride is 0 for a constant (one copy shared by every sample). The
+ * kernels that carry the FLOPs come from the table of the instruction set
+ * chosen at load (pe__kernels_t: this file's pe__kernels_generic,
+ * kernels_avx2.c, kernels_avx512.c). Math
  * functions come from libm (expf, tanhf, erff) so results stay within a few
  * ulp of ONNX Runtime's. */
 #include <math.h>
@@ -187,21 +189,11 @@ static void pe__dense_generic(const pe__dense_t *d, const float *x, float *y,
   }
 }
 
-/* A dense layer with the kernels of level avx2 (0, 1 or 2). */
-void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
-                   int act, float alpha, int avx2) {
-  if (avx2 >= 2) {
-    pe__dense_avx512(d, x, y, rows, act, alpha);
-  } else if (avx2) {
-    pe__dense_avx2(d, x, y, rows, act, alpha);
-  } else {
-    pe__dense_generic(d, x, y, rows, act, alpha);
-  }
-}
-
 /* ---- conv1d ---------------------------------------------------------------
  */
-static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y) {
+static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y,
+                               float *scratch) {
+  (void)scratch;
   int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
   int64_t stride = s->p[4], dil = s->p[5], pl = s->p[6], win = s->p[8];
   int64_t wout = s->p[9];
@@ -225,6 +217,59 @@ static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y) {
     }
     pe__act_apply(yr, wout, s->act, s->alpha);
   }
+}
+
+/* y = x * s[c] + t[c] over outer x C x inner: two roundings, as the Mul
+ * and Add it replaces. */
+static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
+  for (int64_t o = 0; o < s->p[0]; o++) {
+    for (int64_t c = 0; c < s->p[1]; c++) {
+      int64_t base = (o * s->p[1] + c) * s->p[2];
+      for (int64_t i = 0; i < s->p[2]; i++) {
+        float v = x[base + i] * s->w[c];
+        y[base + i] = v + s->bias[c];
+      }
+    }
+  }
+}
+
+/* The zero-padded input of a Conv1d window split into `stride` phase rows
+ * per channel (row r of channel c holds padded[j * stride + r], lr floats
+ * each, lr = ceil((pl + win + pr) / stride) + 40 so that a 32-step block
+ * may read past the end), then the tap offsets after them: tap kk reads
+ * phase row (kk * dil) % stride at offset (kk * dil) / stride. For the
+ * vector Conv1d kernels; returns the taps (pe__conv_taps). */
+int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
+                               float *scratch, int64_t lr) {
+  const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
+  const int64_t pl = s->p[6], win = s->p[8];
+  for (int64_t ci = 0; ci < cin; ci++) {
+    const float *xr = x + ci * win;
+    for (int64_t r = 0; r < st; r++) {
+      float *row = scratch + (ci * st + r) * lr;
+      /* j reads padded position j st + r, input position j st + r - pl:
+       * inside for j in [j0, j1) */
+      const int64_t j0 = pl - r > 0 ? (pl - r + st - 1) / st : 0;
+      int64_t j1 = win - 1 + pl - r >= 0 ? (win - 1 + pl - r) / st + 1 : 0;
+      j1 = j1 > lr ? lr : j1;
+      const int64_t a = j0 < j1 ? j0 : j1;
+      memset(row, 0, (size_t)a * sizeof(float));
+      if (st == 1) {
+        memcpy(row + a, xr + a - pl, (size_t)(j1 - a) * sizeof(float));
+      } else {
+        for (int64_t j = a; j < j1; j++) {
+          row[j] = xr[j * st + r - pl];
+        }
+      }
+      memset(row + j1, 0, (size_t)(lr - j1) * sizeof(float));
+    }
+  }
+  int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
+  for (int64_t kk = 0; kk < k; kk++) {
+    const int64_t off = kk * dil;
+    tap[kk] = (off % st) * lr + off / st;
+  }
+  return tap;
 }
 
 /* ---- the others
@@ -416,21 +461,18 @@ static void pe__pool1d(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
-/* Activations in place with the kernels of level avx2. */
-void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2) {
-  if (avx2) {
-    pe__act_avx2(y, n, act, alpha);
-  } else {
-    pe__act_apply(y, n, act, alpha);
-  }
-}
-
 /* LSTM with the vector kernels: one fused pass per window through every
  * time step (pe__lstm_seq_*), so batch 1 runs without the per-step calls
- * and buffers of pe__rnn, and h and c of a window never leave L1. */
-static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+ * and buffers of pe__rnn, and h and c of a window never leave L1. The
+ * reverse direction runs the kernel on a time-reversed copy of the window;
+ * the outputs of one direction of several (p[6] > 1) or of a reversed run
+ * go through a [seq][H] buffer to their places in Y ([seq][dirs][H] per
+ * window). */
+static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x) {
   const pe_model_t *m = x->m;
   const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  const int rev = s->p[5] != 0;
+  const int64_t dirs = s->p[6] > 1 ? s->p[6] : 1, dir = s->p[7];
   const float *X = x->ptr[s->in[0]];
   const int64_t xs = pe__tensor_stride(&m->g.t[s->in[0]]);
   const float *st[2] = {NULL, NULL};
@@ -438,7 +480,7 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   for (int k = 0; k < 2; k++) {
     int id = s->in[1 + k];
     if (id >= 0) {
-      st[k] = x->ptr[id];
+      st[k] = x->ptr[id] + dir * H;
       sts[k] = pe__tensor_stride(&m->g.t[id]);
     }
   }
@@ -446,18 +488,28 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   for (int k = 0; k < 3; k++) {
     out[k] = s->out[k] >= 0 ? x->ptr[s->out[k]] : NULL;
   }
+  const int direct = !rev && dirs == 1;
+  float *xr = x->scratch + (PE__LSTM_SCRATCH(seq, H) + 15) / 16 * 16;
+  float *yt = xr + (seq * in + 15) / 16 * 16;
   for (int64_t b = 0; b < x->n; b++) {
     const float *h0 = st[0] ? st[0] + b * sts[0] : NULL;
     const float *c0 = st[1] ? st[1] + b * sts[1] : NULL;
-    float *y = out[0] ? out[0] + b * seq * H : NULL;
-    float *hn = out[1] ? out[1] + b * H : NULL;
-    float *cn = out[2] ? out[2] + b * H : NULL;
-    if (avx2 >= 2) {
-      pe__lstm_seq_avx512(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn,
-                          x->scratch);
-    } else {
-      pe__lstm_seq_avx2(s->lw, seq, in, H, X + b * xs, h0, c0, y, hn, cn,
-                        x->scratch);
+    const float *xb = X + b * xs;
+    float *y = out[0] ? out[0] + b * seq * dirs * H : NULL;
+    float *hn = out[1] ? out[1] + (b * dirs + dir) * H : NULL;
+    float *cn = out[2] ? out[2] + (b * dirs + dir) * H : NULL;
+    if (rev) {
+      for (int64_t t = 0; t < seq; t++) {
+        memcpy(xr + t * in, xb + (seq - 1 - t) * in,
+               (size_t)in * sizeof(float));
+      }
+      xb = xr;
+    }
+    x->k->lstm_seq(s->lw, seq, in, H, xb, h0, c0, direct ? y : (y ? yt : NULL),
+                   hn, cn, x->scratch);
+    for (int64_t t = 0; !direct && y != NULL && t < seq; t++) {
+      memcpy(y + ((rev ? seq - 1 - t : t) * dirs + dir) * H, yt + t * H,
+             (size_t)H * sizeof(float));
     }
   }
 }
@@ -466,15 +518,17 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x, int avx2) {
  * every time step is one dense call (rows = n * seq), then each step does
  * one dense call for R * h over all n hidden states (rows = n) and the gate
  * arithmetic. ONNX gate orders: LSTM i, o, f, c; GRU z, r, h. */
-static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
+  const pe__kernels_t *kn = x->k;
   const pe_model_t *m = x->m;
   int lstm = s->kind == PE__K_LSTM;
   const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
-  if (lstm && avx2 && s->lw != NULL) {
-    pe__lstm_fused(s, x, avx2);
+  if (lstm && kn->lstm_seq != NULL && s->lw != NULL) {
+    pe__lstm_fused(s, x);
     return;
   }
-  const int lbr = s->p[3] != 0;
+  const int lbr = s->p[3] != 0, rev = s->p[5] != 0;
+  const int64_t dirs = s->p[6] > 1 ? s->p[6] : 1, dir = s->p[7];
   const int64_t GH = (lstm ? 4 : 3) * H;
   const int64_t n = x->n;
   const pe__tensor_t *tx = &m->g.t[s->in[0]];
@@ -488,11 +542,10 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   float *rr2 = rr + n * H;          /* [n][H] */
   float *gate = rr2 + n * H;        /* [GH] */
   if (xs == seq * in) {
-    pe__dense_run(&s->d, X, xproj, n * seq, PE__ACT_NONE, 0, avx2);
+    kn->dense(&s->d, X, xproj, n * seq, PE__ACT_NONE, 0);
   } else {
     for (int64_t b = 0; b < n; b++) {
-      pe__dense_run(&s->d, X + b * xs, xproj + b * seq * GH, seq, PE__ACT_NONE,
-                    0, avx2);
+      kn->dense(&s->d, X + b * xs, xproj + b * seq * GH, seq, PE__ACT_NONE, 0);
     }
   }
   for (int k = 0; k < 2; k++) {
@@ -500,7 +553,8 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     int id = s->in[1 + k];
     for (int64_t b = 0; b < n; b++) {
       if (id >= 0) {
-        memcpy(st + b * H, x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]),
+        memcpy(st + b * H,
+               x->ptr[id] + b * pe__tensor_stride(&m->g.t[id]) + dir * H,
                (size_t)H * sizeof(float));
       } else {
         memset(st + b * H, 0, (size_t)H * sizeof(float));
@@ -509,30 +563,29 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   }
   const int64_t rhw = s->d2.M; /* GH, or 2H for GRU without lbr */
   float *Y = s->out[0] >= 0 ? x->ptr[s->out[0]] : NULL;
-  for (int64_t t = 0; t < seq; t++) {
-    pe__dense_run(&s->d2, hs, rh, n, PE__ACT_NONE, 0, avx2);
+  for (int64_t it = 0; it < seq; it++) {
+    const int64_t t = rev ? seq - 1 - it : it; /* time index */
+    kn->dense(&s->d2, hs, rh, n, PE__ACT_NONE, 0);
     for (int64_t b = 0; b < n; b++) {
       const float *g = xproj + (b * seq + t) * GH;
       const float *r = rh + b * rhw;
       float *h = hs + b * H;
-      if (!lstm && lbr && avx2 >= 2) {
-        pe__gru_cell_avx512(g, r, s->bias2, h, H);
-      } else if (!lstm && lbr && avx2) {
-        pe__gru_cell_avx2(g, r, s->bias2, h, H);
+      if (!lstm && lbr && kn->gru_cell != NULL) {
+        kn->gru_cell(g, r, s->bias2, h, H);
       } else if (lstm) {
         float *c = cs + b * H;
         for (int64_t j = 0; j < GH; j++) {
           gate[j] = g[j] + r[j];
         }
-        pe__act_run(gate, 3 * H, PE__ACT_SIGMOID, 0, avx2);
-        pe__act_run(gate + 3 * H, H, PE__ACT_TANH, 0, avx2);
+        kn->act(gate, 3 * H, PE__ACT_SIGMOID, 0);
+        kn->act(gate + 3 * H, H, PE__ACT_TANH, 0);
         for (int64_t j = 0; j < H; j++) {
           float fc = gate[2 * H + j] * c[j];
           float ic = gate[j] * gate[3 * H + j];
           c[j] = fc + ic;
           gate[j] = c[j];
         }
-        pe__act_run(gate, H, PE__ACT_TANH, 0, avx2);
+        kn->act(gate, H, PE__ACT_TANH, 0);
         for (int64_t j = 0; j < H; j++) {
           h[j] = gate[H + j] * gate[j];
         }
@@ -540,12 +593,12 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
         for (int64_t j = 0; j < 2 * H; j++) {
           gate[j] = g[j] + r[j];
         }
-        pe__act_run(gate, 2 * H, PE__ACT_SIGMOID, 0, avx2);
+        kn->act(gate, 2 * H, PE__ACT_SIGMOID, 0);
         for (int64_t j = 0; j < H; j++) {
           gate[2 * H + j] =
               g[2 * H + j] + gate[H + j] * (r[2 * H + j] + s->bias2[j]);
         }
-        pe__act_run(gate + 2 * H, H, PE__ACT_TANH, 0, avx2);
+        kn->act(gate + 2 * H, H, PE__ACT_TANH, 0);
         for (int64_t j = 0; j < H; j++) {
           h[j] = (1.0f - gate[j]) * gate[2 * H + j] + gate[j] * h[j];
         }
@@ -553,14 +606,14 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
         for (int64_t j = 0; j < H; j++) {
           gate[j] = g[H + j] + r[H + j];
         }
-        pe__act_run(gate, H, PE__ACT_SIGMOID, 0, avx2);
+        kn->act(gate, H, PE__ACT_SIGMOID, 0);
         for (int64_t j = 0; j < H; j++) {
           rr[b * H + j] = gate[j] * h[j];
         }
       }
     }
     if (!lstm && !lbr) {
-      pe__dense_run(&s->d3, rr, rr2, n, PE__ACT_NONE, 0, avx2);
+      kn->dense(&s->d3, rr, rr2, n, PE__ACT_NONE, 0);
       for (int64_t b = 0; b < n; b++) {
         const float *g = xproj + (b * seq + t) * GH;
         const float *r = rh + b * rhw;
@@ -569,8 +622,8 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
           gate[j] = g[j] + r[j];
           gate[H + j] = g[2 * H + j] + rr2[b * H + j];
         }
-        pe__act_run(gate, H, PE__ACT_SIGMOID, 0, avx2);
-        pe__act_run(gate + H, H, PE__ACT_TANH, 0, avx2);
+        kn->act(gate, H, PE__ACT_SIGMOID, 0);
+        kn->act(gate + H, H, PE__ACT_TANH, 0);
         for (int64_t j = 0; j < H; j++) {
           h[j] = (1.0f - gate[j]) * gate[H + j] + gate[j] * h[j];
         }
@@ -578,27 +631,35 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     }
     if (Y != NULL) {
       for (int64_t b = 0; b < n; b++) {
-        memcpy(Y + (b * seq + t) * H, hs + b * H, (size_t)H * sizeof(float));
+        memcpy(Y + ((b * seq + t) * dirs + dir) * H, hs + b * H,
+               (size_t)H * sizeof(float));
       }
     }
   }
   for (int64_t b = 0; b < n; b++) {
     if (s->out[1] >= 0) {
-      memcpy(x->ptr[s->out[1]] + b * H, hs + b * H, (size_t)H * sizeof(float));
+      memcpy(x->ptr[s->out[1]] + (b * dirs + dir) * H, hs + b * H,
+             (size_t)H * sizeof(float));
     }
     if (s->out[2] >= 0) {
-      memcpy(x->ptr[s->out[2]] + b * H, cs + b * H, (size_t)H * sizeof(float));
+      memcpy(x->ptr[s->out[2]] + (b * dirs + dir) * H, cs + b * H,
+             (size_t)H * sizeof(float));
     }
   }
 }
 
 /* Scratch floats a step needs for a tile of `tile` samples with the kernels
- * of level avx2. */
-int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2) {
-  if (s->kind == PE__K_LSTM && avx2 && s->lw != NULL) {
-    return PE__LSTM_SCRATCH(s->p[0], s->p[2]);
+ * of table kn. */
+int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
+                         const pe__kernels_t *kn) {
+  if (s->kind == PE__K_LSTM && kn->lstm_seq != NULL && s->lw != NULL) {
+    /* the kernel's, then a reversed window and Y of one direction */
+    return (PE__LSTM_SCRATCH(s->p[0], s->p[2]) + 15) / 16 * 16 +
+           (s->p[0] * s->p[1] + 15) / 16 * 16 + s->p[0] * s->p[2] + 16;
   }
   switch (s->kind) {
+  case PE__K_CONV2D:
+    return pe__conv2d_scratch(s, kn);
   case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
                         each, 8-byte aligned: pe__conv_taps) */
     return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
@@ -617,7 +678,15 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2) {
  * PE_OK, or PE_ENOMEM with nothing packed (the step as it was before). */
 int pe__step_pack(pe__step_t *s) {
   int rc = PE_OK;
-  if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
+  if (s->kind == PE__K_CONV2D && s->w2 == NULL) {
+    rc = pe__conv2d_pack(s);
+    if (rc != PE_OK) {
+      free(s->w2);
+      free(s->d.bp);
+      s->w2 = NULL;
+      s->d.bp = NULL;
+    }
+  } else if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
     s->d.K = s->p[1];
     s->d.M = s->p[2];
     s->d.bias = s->bias;
@@ -689,7 +758,6 @@ int pe__lstm_pack(pe__step_t *s) {
   return PE_OK;
 }
 
-/* Runs one step over x->n windows. Hot path: no allocation. */
 /* int64 or bool runtime values (a model input) to float32, n windows of
  * p[0] elements; the source is read at its own element size. */
 static void pe__cast_run(const pe__step_t *s, const float *in, float *y,
@@ -737,7 +805,9 @@ static void pe__gather_rt(const pe__step_t *s, const pe__exec_t *x,
   }
 }
 
-void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
+/* Runs one step over x->n windows. Hot path: no allocation. */
+void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
+  const pe__kernels_t *kn = x->k;
   const pe_model_t *m = x->m;
   const pe__tensor_t *t0 =
       s->n_in > 0 && s->in[0] >= 0 ? &m->g.t[s->in[0]] : NULL;
@@ -745,7 +815,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   int64_t xs = t0 ? pe__tensor_stride(t0) : 0;
   uint32_t n = x->n;
   if (s->kind == PE__K_LSTM || s->kind == PE__K_GRU) {
-    pe__rnn(s, x, avx2);
+    pe__rnn(s, x);
     return;
   }
   float *y = x->ptr[s->out[0]];
@@ -764,23 +834,15 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     return;
   case PE__K_CONV1D:
     for (uint32_t b = 0; b < n; b++) {
-      if (avx2 >= 2) {
-        pe__conv1d_avx512(s, in0 + b * xs, y + b * ys, x->scratch);
-      } else if (avx2) {
-        pe__conv1d_avx2(s, in0 + b * xs, y + b * ys, x->scratch);
-      } else {
-        pe__conv1d_generic(s, in0 + b * xs, y + b * ys);
-      }
+      kn->conv1d(s, in0 + b * xs, y + b * ys, x->scratch);
     }
     return;
   case PE__K_DENSE:
     if (xs == t0->numel) {
-      pe__dense_run(&s->d, in0, y, (int64_t)n * s->p[0], s->act, s->alpha,
-                    avx2);
+      kn->dense(&s->d, in0, y, (int64_t)n * s->p[0], s->act, s->alpha);
     } else {
       for (uint32_t b = 0; b < n; b++) {
-        pe__dense_run(&s->d, in0 + b * xs, y + b * ys, s->p[0], s->act,
-                      s->alpha, avx2);
+        kn->dense(&s->d, in0 + b * xs, y + b * ys, s->p[0], s->act, s->alpha);
       }
     }
     return;
@@ -789,7 +851,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
       if (y + b * ys != in0 + b * xs) {
         memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));
       }
-      pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
+      kn->act(y + b * ys, ys, s->act, s->alpha);
     }
     return;
   case PE__K_BINARY: {
@@ -798,7 +860,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     int64_t s1 = s->w ? 0 : pe__tensor_stride(t1);
     for (uint32_t b = 0; b < n; b++) {
       pe__binary(s, in0 + b * xs, in1 + b * s1, y + b * ys);
-      pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
+      kn->act(y + b * ys, ys, s->act, s->alpha);
     }
     return;
   }
@@ -841,31 +903,24 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     }
     return;
   case PE__K_AFFINE:
-    if (avx2) {
-      for (uint32_t b = 0; b < n; b++) {
-        pe__affine_avx2(s, in0 + b * xs, y + b * ys);
-        pe__act_run(y + b * ys, ys, s->act, s->alpha, avx2);
-      }
-      return;
-    }
     for (uint32_t b = 0; b < n; b++) {
-      const float *xb = in0 + b * xs;
-      float *yb = y + b * ys;
-      for (int64_t o = 0; o < s->p[0]; o++) {
-        for (int64_t c = 0; c < s->p[1]; c++) {
-          int64_t base = (o * s->p[1] + c) * s->p[2];
-          for (int64_t i = 0; i < s->p[2]; i++) {
-            float v = xb[base + i] * s->w[c]; /* two roundings, as Mul, Add */
-            yb[base + i] = v + s->bias[c];
-          }
-        }
-      }
-      pe__act_run(yb, ys, s->act, s->alpha, avx2);
+      kn->affine(s, in0 + b * xs, y + b * ys);
+      kn->act(y + b * ys, ys, s->act, s->alpha);
     }
     return;
   case PE__K_POOL1D:
     for (uint32_t b = 0; b < n; b++) {
       pe__pool1d(s, in0 + b * xs, y + b * ys);
+    }
+    return;
+  case PE__K_CONV2D:
+    for (uint32_t b = 0; b < n; b++) {
+      kn->conv2d(s, in0 + b * xs, y + b * ys, x->scratch);
+    }
+    return;
+  case PE__K_POOL2D:
+    for (uint32_t b = 0; b < n; b++) {
+      pe__pool2d(s, in0 + b * xs, y + b * ys);
     }
     return;
   case PE__K_REDUCE_MEAN: {
@@ -889,3 +944,15 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
     return;
   }
 }
+
+const pe__kernels_t pe__kernels_generic = {
+    .name = "generic",
+    .level = 0,
+    .dense = pe__dense_generic,
+    .conv1d = pe__conv1d_generic,
+    .conv2d = pe__conv2d_generic,
+    .act = pe__act_apply,
+    .affine = pe__affine_generic,
+    .gru_cell = NULL,
+    .lstm_seq = NULL,
+};

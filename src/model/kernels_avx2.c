@@ -534,7 +534,7 @@ PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
 PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                               float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
-  const int64_t st = s->p[4], dil = s->p[5], pl = s->p[6], pr = s->p[7];
+  const int64_t st = s->p[4], pl = s->p[6], pr = s->p[7];
   const int64_t win = s->p[8], wout = s->p[9];
   const int64_t cin_g = cin / group, cout_g = cout / group;
   const int64_t lp = pl + win + pr;
@@ -543,31 +543,10 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
   int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
                    s->act == PE__ACT_LEAKY;
   int vact = simple_act ? s->act : PE__ACT_NONE;
-  for (int64_t ci = 0; ci < cin; ci++) {
-    const float *xr = x + ci * win;
-    if (st == 1) {
-      float *row = scratch + ci * lr;
-      memset(row, 0, (size_t)pl * sizeof(float));
-      memcpy(row + pl, xr, (size_t)win * sizeof(float));
-      memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
-      continue;
-    }
-    for (int64_t r = 0; r < st; r++) {
-      float *row = scratch + (ci * st + r) * lr;
-      for (int64_t j = 0; j < lr; j++) {
-        int64_t pos = j * st + r - pl;
-        row[j] = pos >= 0 && pos < win ? xr[pos] : 0.0f;
-      }
-    }
-  }
-  /* tap kk reads phase row (kk*dil) % st at offset (kk*dil) / st; the
-   * offsets sit after the phase rows in scratch (pe__step_scratch) */
-  int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
-  for (int64_t kk = 0; kk < k; kk++) {
-    int64_t off = kk * dil;
-    tap[kk] = (off % st) * lr + off / st;
-  }
-  for (int64_t co = 0; co < cout; co += 2) {
+  const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
+  /* pairs of output channels of one group; a group with an odd count ends
+   * with a single channel, and the next pair starts in the next group */
+  for (int64_t co = 0; co < cout;) {
     int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
     int64_t g = co / cout_g;
     const float *w0 = s->w + co * cin_g * k;
@@ -609,6 +588,7 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
         }
       }
     }
+    co += two ? 2 : 1;
   }
   if (!simple_act) {
     pe__act_avx2(y, cout * wout, s->act, s->alpha);
@@ -650,3 +630,15 @@ void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
 }
 
 #endif
+
+const pe__kernels_t pe__kernels_avx2 = {
+    .name = "avx2+fma",
+    .level = 1,
+    .dense = pe__dense_avx2,
+    .conv1d = pe__conv1d_avx2,
+    .conv2d = pe__conv2d_gemm_avx2,
+    .act = pe__act_avx2,
+    .affine = pe__affine_avx2,
+    .gru_cell = pe__gru_cell_avx2,
+    .lstm_seq = pe__lstm_seq_avx2,
+};

@@ -596,30 +596,7 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
                s->act == PE__ACT_LEAKY;
   int vact = simple ? s->act : PE__ACT_NONE;
   const __m512 alpha = _mm512_set1_ps(s->alpha);
-  for (int64_t ci = 0; ci < cin; ci++) {
-    const float *xr = x + ci * win;
-    if (st == 1) {
-      float *row = scratch + ci * lr;
-      memset(row, 0, (size_t)pl * sizeof(float));
-      memcpy(row + pl, xr, (size_t)win * sizeof(float));
-      memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
-      continue;
-    }
-    for (int64_t r = 0; r < st; r++) {
-      float *row = scratch + (ci * st + r) * lr;
-      for (int64_t j = 0; j < lr; j++) {
-        int64_t pos = j * st + r - pl;
-        row[j] = pos >= 0 && pos < win ? xr[pos] : 0.0f;
-      }
-    }
-  }
-  /* tap kk reads phase row (kk*dil) % st at offset (kk*dil) / st; the
-   * offsets sit after the phase rows in scratch (pe__step_scratch) */
-  int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
-  for (int64_t kk = 0; kk < k; kk++) {
-    int64_t off = kk * s->p[5];
-    tap[kk] = (off % st) * lr + off / st;
-  }
+  const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
   for (int64_t g = 0; g < group; g++) {
     const float *rows = scratch + g * cin_g * st * lr;
     for (int64_t co = g * cout_g; co < (g + 1) * cout_g;) {
@@ -681,3 +658,15 @@ void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
 }
 
 #endif
+
+const pe__kernels_t pe__kernels_avx512 = {
+    .name = "avx512+fma",
+    .level = 2,
+    .dense = pe__dense_avx512,
+    .conv1d = pe__conv1d_avx512,
+    .conv2d = pe__conv2d_gemm_avx512,
+    .act = pe__act_avx2,
+    .affine = pe__affine_avx2,
+    .gru_cell = pe__gru_cell_avx512,
+    .lstm_seq = pe__lstm_seq_avx512,
+};

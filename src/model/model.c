@@ -18,9 +18,10 @@
 #include "pe/error.h"
 
 static const char *const pe__kind_names[PE__K_COUNT] = {
-    "copy",        "conv1d",       "dense",  "matmul", "unary",  "binary",
-    "softmax",     "strided_copy", "gather", "concat", "affine", "pool1d",
-    "reduce_mean", "lstm",         "gru",    "cast"};
+    "copy",   "conv1d",    "dense",        "matmul", "unary",
+    "binary", "softmax",   "strided_copy", "gather", "concat",
+    "affine", "pool1d",    "reduce_mean",  "lstm",   "gru",
+    "cast",   "gather_rt", "conv2d",       "pool2d"};
 
 static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   snprintf(d->name, sizeof d->name, "%s", t->name);
@@ -31,14 +32,6 @@ static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   for (int i = 0; i < t->rank && i < PE_MODEL_MAX_RANK; i++) {
     d->dims[i] = i == t->batch_axis ? -1 : t->dims[i];
   }
-}
-
-int pe__kernels_level(pe_kernels_t k) {
-  int best = pe__kernels_avx512_usable() ? 2
-             : pe__kernels_avx2_usable() ? 1
-                                         : 0;
-  int cap = k == PE_KERNELS_GENERIC ? 0 : k == PE_KERNELS_AVX2 ? 1 : 2;
-  return best < cap ? best : cap;
 }
 
 int pe_kernels_parse(const char *name, pe_kernels_t *out) {
@@ -54,9 +47,234 @@ int pe_kernels_parse(const char *name, pe_kernels_t *out) {
   return PE_EINVAL;
 }
 
-const char *pe__kernels_name(int level) {
-  return level >= 2 ? "avx512+fma" : level == 1 ? "avx2+fma" : "generic";
+const pe__kernels_t *pe__kernels_pick(pe_kernels_t k) {
+  const pe__kernels_t *best = pe__kernels_avx512_usable() ? &pe__kernels_avx512
+                              : pe__kernels_avx2_usable()
+                                  ? &pe__kernels_avx2
+                                  : &pe__kernels_generic;
+  const pe__kernels_t *cap = k == PE_KERNELS_GENERIC ? &pe__kernels_generic
+                             : k == PE_KERNELS_AVX2  ? &pe__kernels_avx2
+                                                     : &pe__kernels_avx512;
+  return best->level < cap->level ? best : cap;
 }
+
+/* ---- the input as a feature window ----------------------------------------
+ */
+
+static const char *const pe__layout_names[] = {"none", "NCW", "NWC", "N1WC"};
+
+const char *pe_model_layout_name(pe_model_layout_t layout) {
+  return layout >= PE_MODEL_LAYOUT_NCW && layout <= PE_MODEL_LAYOUT_N1WC
+             ? pe__layout_names[layout]
+             : "none";
+}
+
+/* One reading of the input: the layout, and the window length and feature
+ * count it gives. */
+typedef struct pe__window_fit {
+  pe_model_layout_t layout;
+  int64_t w, c;
+} pe__window_fit_t;
+
+/* The tensor's shape as "[N, 5, 32]" into buf. */
+static void pe__shape_text(const pe_model_tensor_t *t, char *buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (int d = 0; d <= t->rank && n < cap; d++) {
+    int w = d == t->rank     ? snprintf(buf + n, cap - n, "]")
+            : t->dims[d] < 0 ? snprintf(buf + n, cap - n, "%sN", d ? ", " : "[")
+                             : snprintf(buf + n, cap - n, "%s%lld",
+                                        d ? ", " : "[", (long long)t->dims[d]);
+    if (w < 0) {
+      return;
+    }
+    n += (size_t)w;
+  }
+}
+
+/* The readings of the input's shape that the engine can feed: [N, C, W] or
+ * [N, W, C] for rank 3, [N, 1, W, C] for rank 4, [N, C*W] for rank 2 (split
+ * by pe.window, else by the feature count, else one channel). Returns how
+ * many (0 to 2). */
+static int pe__window_fits(const pe_model_tensor_t *in, int64_t win,
+                           int64_t feats, pe__window_fit_t fit[2]) {
+  const int64_t *d = in->dims;
+  if (in->rank == 2) {
+    int64_t c = 1;
+    if (d[1] > 0 && win > 0 && d[1] % win == 0) {
+      c = d[1] / win;
+    } else if (d[1] > 0 && win == 0 && feats > 0 && d[1] % feats == 0) {
+      c = feats;
+    }
+    fit[0] = (pe__window_fit_t){PE_MODEL_LAYOUT_NCW, d[1] / c, c};
+    return 1;
+  }
+  if (in->rank == 3) {
+    fit[0] = (pe__window_fit_t){PE_MODEL_LAYOUT_NCW, d[2], d[1]};
+    fit[1] = (pe__window_fit_t){PE_MODEL_LAYOUT_NWC, d[1], d[2]};
+    return 2;
+  }
+  if (in->rank == 4 && d[1] == 1) {
+    fit[0] = (pe__window_fit_t){PE_MODEL_LAYOUT_N1WC, d[2], d[3]};
+    return 1;
+  }
+  return 0;
+}
+
+/* Recognises how the model's input holds a feature window (see
+ * pe_model_layout_t): pe.layout when present, checked against the shape and
+ * the metadata; else the readings of the shape that agree with pe.window
+ * and the count of pe.features, which must be one (or, with neither entry,
+ * [N, C, W] of the two readings of a rank-3 input). Sets m->info's layout,
+ * window and channels and writes layout_note; never fails the load. */
+static void pe__layout_recognise(pe_model_t *m) {
+  pe_model_desc_t *d = &m->info;
+  const pe_model_tensor_t *in = &d->input;
+  char *note = m->layout_note;
+  const size_t cap = sizeof m->layout_note;
+  d->layout = PE_MODEL_LAYOUT_NONE;
+  d->window = d->channels = 0;
+  d->layout_note = note;
+  const char *lay = pe_model_meta(m, "pe.layout");
+  const char *win_s = pe_model_meta(m, "pe.window");
+  const char *feat_s = pe_model_meta(m, "pe.features");
+  int64_t win = 0, feats = 0;
+  if (win_s != NULL) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(win_s, &end, 10);
+    if (end == win_s || *end != '\0' || errno != 0 || v < 1 ||
+        v > (long long)UINT32_MAX) {
+      snprintf(note, cap,
+               "metadata pe.window='%.60s' is not a positive whole number",
+               win_s);
+      return;
+    }
+    win = v;
+  }
+  if (feat_s != NULL && feat_s[0] != '\0') {
+    feats = 1;
+    for (const char *p = feat_s; *p; p++) {
+      feats += *p == ',';
+    }
+  }
+  char shape[96], given[128] = "";
+  pe__shape_text(in, shape, sizeof shape);
+  if (win > 0 && feats > 0) {
+    snprintf(given, sizeof given,
+             "pe.window=%lld and pe.features (%lld "
+             "name%s)",
+             (long long)win, (long long)feats, feats > 1 ? "s" : "");
+  } else if (win > 0) {
+    snprintf(given, sizeof given, "pe.window=%lld", (long long)win);
+  } else if (feats > 0) {
+    snprintf(given, sizeof given, "pe.features (%lld name%s)", (long long)feats,
+             feats > 1 ? "s" : "");
+  }
+  pe__window_fit_t fit[2];
+  int n_fit = pe__window_fits(in, win, feats, fit);
+  if (n_fit == 0) {
+    snprintf(note, cap,
+             "the input '%s' %s is not a feature window: the engine feeds "
+             "[N, C, W], [N, W, C], [N, 1, W, C] or [N, C*W]",
+             in->name, shape);
+    return;
+  }
+  pe__window_fit_t got;
+  if (lay != NULL) {
+    pe_model_layout_t want = PE_MODEL_LAYOUT_NONE;
+    for (int k = PE_MODEL_LAYOUT_NCW; k <= PE_MODEL_LAYOUT_N1WC; k++) {
+      want =
+          strcmp(lay, pe__layout_names[k]) == 0 ? (pe_model_layout_t)k : want;
+    }
+    if (want == PE_MODEL_LAYOUT_NONE) {
+      snprintf(note, cap, "metadata pe.layout='%.40s' is not NCW, NWC or N1WC",
+               lay);
+      return;
+    }
+    int k = 0;
+    while (k < n_fit && fit[k].layout != want) {
+      k++;
+    }
+    if (k == n_fit) {
+      snprintf(note, cap,
+               "metadata pe.layout=%s contradicts the input '%s' %s: %s is "
+               "%s",
+               lay, in->name, shape, lay,
+               want == PE_MODEL_LAYOUT_NCW   ? "[N, C, W] (or [N, C*W])"
+               : want == PE_MODEL_LAYOUT_NWC ? "[N, W, C]"
+                                             : "[N, 1, W, C]");
+      return;
+    }
+    got = fit[k];
+    if ((win > 0 && got.w != win) || (feats > 0 && got.c != feats)) {
+      snprintf(note, cap,
+               "metadata pe.layout=%s reads the input '%s' %s as windows of "
+               "%lld steps of %lld features, which contradicts %s",
+               lay, in->name, shape, (long long)got.w, (long long)got.c, given);
+      return;
+    }
+  } else {
+    int n = 0;
+    for (int k = 0; k < n_fit; k++) {
+      if ((win == 0 || fit[k].w == win) && (feats == 0 || fit[k].c == feats)) {
+        fit[n++] = fit[k];
+      }
+    }
+    if (n == 0) {
+      char as[160];
+      int r = snprintf(as, sizeof as,
+                       "as %s it holds %lld steps of %lld "
+                       "features",
+                       pe__layout_names[fit[0].layout], (long long)fit[0].w,
+                       (long long)fit[0].c);
+      if (n_fit > 1 && r > 0 && (size_t)r < sizeof as) {
+        snprintf(as + r, sizeof as - (size_t)r, ", as %s %lld steps of %lld",
+                 pe__layout_names[fit[1].layout], (long long)fit[1].w,
+                 (long long)fit[1].c);
+      }
+      snprintf(note, cap, "the input '%s' %s does not hold windows of %s (%s)",
+               in->name, shape, given, as);
+      return;
+    }
+    if (n == 2 && given[0] != '\0') {
+      snprintf(note, cap,
+               "the input '%s' %s reads as [N, C, W] and as [N, W, C] with %s "
+               "(its window and feature axes are equally long); set the "
+               "metadata pe.layout to NCW or NWC",
+               in->name, shape, given);
+      return;
+    }
+    got = fit[0];
+  }
+  if (got.w < 1 || got.c < 1) {
+    snprintf(note, cap, "the input '%s' %s has an empty axis", in->name, shape);
+    return;
+  }
+  if (got.w * got.c != in->numel) {
+    snprintf(note, cap,
+             "the input '%s' %s holds %lld values per window, not the %lld "
+             "of %lld steps of %lld features (a fixed first axis other than "
+             "1 is no batch)",
+             in->name, shape, (long long)in->numel, (long long)(got.w * got.c),
+             (long long)got.w, (long long)got.c);
+    return;
+  }
+  d->layout = got.layout;
+  d->window = got.w;
+  d->channels = got.c;
+  if (lay != NULL) {
+    snprintf(note, cap, "from pe.layout");
+  } else if (given[0] != '\0') {
+    snprintf(note, cap, "from the input's shape, given %s", given);
+  } else {
+    snprintf(note, cap,
+             "from the input's shape%s (no pe.layout, pe.window or "
+             "pe.features)",
+             n_fit > 1 ? ", [N, C, W] being the default" : "");
+  }
+}
+const char *pe__kernels_name(const pe__kernels_t *k) { return k->name; }
 
 int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
                               const pe_model_options_t *opts,
@@ -71,8 +289,8 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
     snprintf(err, err_cap, "%s: out of memory", name);
     return PE_ENOMEM;
   }
-  /* the level first: the plan sizes scratch for its kernels */
-  m->avx2 = pe__kernels_level(opts ? opts->kernels : PE_KERNELS_AUTO);
+  /* the kernels first: the plan sizes scratch for them */
+  m->kern = pe__kernels_pick(opts ? opts->kernels : PE_KERNELS_AUTO);
   pe__graph_t *g = &m->g;
   g->path = name ? name : "<buffer>";
   g->err = m->err;
@@ -129,7 +347,8 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   d->n_steps = m->n_step;
   d->flops = m->flops;
   d->arena_floats = m->arena_ps;
-  d->kernels = pe__kernels_name(m->avx2);
+  d->kernels = pe__kernels_name(m->kern);
+  pe__layout_recognise(m);
   g->path = "";
   g->data_fn = NULL;
   g->data_ctx = NULL;
@@ -247,6 +466,16 @@ int pe_model_load_file(const char *path, const pe_model_options_t *opts,
     snprintf(err, err_cap, "%s: cannot read the model: %s", path,
              strerror(errno));
     return PE_EIO;
+  }
+  /* A regular file's size is known before anything is read: refuse a
+   * model over the limit at once rather than after reading 2 GiB. */
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size > ((uint64_t)1 << 31)) {
+    snprintf(err, err_cap, "%s: the model is larger than 2 GiB (%lld bytes)",
+             path, (long long)st.st_size);
+    fclose(f);
+    return PE_EUNSUPPORTED;
   }
   size_t cap = 1 << 16, len = 0;
   unsigned char *buf = malloc(cap);

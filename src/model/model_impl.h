@@ -9,7 +9,8 @@
  *   plan.c         fusion (BatchNorm into Conv/Gemm, bias, activations),
  *                  dead-step removal, weight packing, arena layout, and the
  *                  run loop over tiles of samples
- *   kernels*.c     the step kernels: portable C and AVX2/FMA
+ *   kernels*.c     the step kernels: portable C, AVX2/FMA and AVX-512,
+ *                  one table of them per instruction set (pe__kernels_t)
  *
  * The batch dimension. Every runtime tensor is stored batch-major: sample b
  * of tensor t lives at base + b * numel(t), where numel is the element count
@@ -186,6 +187,8 @@ typedef enum pe__kind {
   PE__K_GRU,
   PE__K_CAST, /* int64 or bool (p[1], a pe__dtype_t) to float32, p[0] each */
   PE__K_GATHER_RT, /* constant rows picked by runtime int64 indices */
+  PE__K_CONV2D,    /* [C, H, W] per sample; im2col + the dense kernel */
+  PE__K_POOL2D,    /* max or average over [C, H, W] windows */
   PE__K_COUNT
 } pe__kind_t;
 
@@ -231,8 +234,6 @@ int pe__dense_pack(pe__dense_t *d, const float *w_mk);
 /* Chunks the vector dense kernels cut the sum over k into (see
  * kernels_avx512.c): parallel FMA chains for a single row. */
 #define PE__DENSE_NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
-void pe__dense_run(const pe__dense_t *d, const float *x, float *y, int64_t rows,
-                   int act, float alpha, int avx2);
 
 typedef struct pe__step {
   int kind;
@@ -269,22 +270,56 @@ struct pe_model {
   int64_t arena_ps; /* floats per sample of the tile, all live buffers */
   int64_t scratch_fixed, scratch_ps;
   int64_t in_numel, out_numel;
-  int64_t flops; /* per window */
-  int avx2;      /* kernels chosen at load, before the plan: 0 generic,
-                    1 AVX2/FMA, 2 AVX-512 (dense, Conv1d, LSTM, GRU
-                    cell) + AVX2 (the rest) */
+  int64_t flops;             /* per window */
+  const pe__kernels_t *kern; /* chosen at load, before the plan */
   pe_model_desc_t info;
   char err[512];
+  char layout_note[640]; /* info.layout_note */
 };
 
 /* ---- kernels ------------------------------------------------------------- */
-/* In the kernels, the `avx2` argument is that level. */
+typedef void (*pe__dense_fn)(const pe__dense_t *d, const float *x, float *y,
+                             int64_t rows, int act, float alpha);
+typedef void (*pe__conv_fn)(const pe__step_t *s, const float *x, float *y,
+                            float *scratch);
+typedef void (*pe__act_fn)(float *y, int64_t n, int act, float alpha);
+typedef void (*pe__affine_fn)(const pe__step_t *s, const float *x, float *y);
+typedef void (*pe__gru_cell_fn)(const float *g, const float *r, const float *rb,
+                                float *h, int64_t H);
+typedef void (*pe__lstm_seq_fn)(const float *lw, int64_t seq, int64_t in,
+                                int64_t H, const float *x, const float *h0,
+                                const float *c0, float *y, float *hn, float *cn,
+                                float *scratch);
+
+/* The kernels of one instruction set (pe__kernels_t, model/kernel_level.h),
+ * chosen once at load (pe__kernels_pick) and read by every step through
+ * pe__exec_t. Read-only static tables: pe__kernels_generic (portable C,
+ * kernels.c), pe__kernels_avx2 (AVX2/FMA, kernels_avx2.c) and
+ * pe__kernels_avx512 (AVX-512 for dense, Conv1d, the LSTM and the GRU cell;
+ * AVX2 for the rest). A NULL entry means the step has no fused form at this
+ * level and runs the portable composition (pe__rnn) on the table's dense and
+ * act. */
+struct pe__kernels {
+  const char *name; /* "generic", "avx2+fma", "avx512+fma" */
+  int level;        /* 0, 1, 2: the order of preference */
+  pe__dense_fn dense;
+  pe__conv_fn conv1d; /* scratch: pe__step_scratch */
+  pe__conv_fn conv2d; /* scratch: pe__step_scratch */
+  pe__act_fn act;
+  pe__affine_fn affine;
+  pe__gru_cell_fn gru_cell; /* linear_before_reset = 1; NULL: portable */
+  pe__lstm_seq_fn lstm_seq; /* fused LSTM; NULL: pe__rnn */
+};
+
+extern const pe__kernels_t pe__kernels_generic, pe__kernels_avx2,
+    pe__kernels_avx512;
 
 /* One execution of a step over n samples: ptr[t] is the base of tensor t for
  * the first sample, and its per-sample stride is given by the tensor (0 for
  * constants). */
 typedef struct pe__exec {
   const struct pe_model *m;
+  const pe__kernels_t *k;
   float **ptr;
   float *scratch;
   uint32_t n;
@@ -292,15 +327,15 @@ typedef struct pe__exec {
 
 int pe__kernels_avx2_usable(void);
 int pe__kernels_avx512_usable(void);
+void pe__step_exec(const pe__step_t *s, const pe__exec_t *x);
+void pe__act_apply(float *y, int64_t n, int act, float alpha);
+int64_t pe__tensor_stride(const pe__tensor_t *t);
+
+/* The entries of the vector tables (kernels_avx2.c, kernels_avx512.c). */
 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
                       int64_t rows, int act, float alpha);
 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
                        float *scratch);
-void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2);
-void pe__act_apply(float *y, int64_t n, int act, float alpha);
-int64_t pe__tensor_stride(const pe__tensor_t *t);
-
-/* AVX2 kernels (kernels_avx2.c); callers check pe__kernels_avx2_usable. */
 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
                     int64_t rows, int act, float alpha);
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
@@ -311,6 +346,21 @@ void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
                        float *h, int64_t H);
 void pe__gru_cell_avx512(const float *g, const float *r, const float *rb,
                          float *h, int64_t H);
+
+/* 2-D convolution and pooling (kernels_conv2d.c). CONV2D parameters p[]:
+ * cin, cout, group, kh, kw, stride h, w, dilation h, w, pad top, left,
+ * H, W, OH, OW, pad bottom, right. POOL2D: C, H, W, OH, OW, kh, kw,
+ * stride h, w, pad top, left, dilation h, w, count_include_pad, is_max,
+ * pad bottom, right. */
+void pe__conv2d_generic(const pe__step_t *s, const float *x, float *y,
+                        float *scratch);
+void pe__conv2d_gemm_avx2(const pe__step_t *s, const float *x, float *y,
+                          float *scratch);
+void pe__conv2d_gemm_avx512(const pe__step_t *s, const float *x, float *y,
+                            float *scratch);
+void pe__pool2d(const pe__step_t *s, const float *x, float *y);
+int64_t pe__conv2d_scratch(const pe__step_t *s, const pe__kernels_t *k);
+int pe__conv2d_pack(pe__step_t *s);
 
 /* LSTM weights for the fused kernels, packed by pe__lstm_pack into blocks of
  * 16 hidden units (HB = ceil(H / 16) of them, zero past H): per block jb,
@@ -336,9 +386,9 @@ void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in, int64_t H,
 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        const float *x, const float *h0, const float *c0,
                        float *y, float *hn, float *cn, float *scratch);
-void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
 int pe__step_pack(pe__step_t *s);
-int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
+int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
+                         const pe__kernels_t *k);
 
 /* Where a Conv1D step's tap offsets start in its scratch: after the n
  * floats of phase rows, rounded up to 8 bytes, as int64 needs (the scratch
@@ -346,6 +396,8 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
 static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
   return (int64_t *)(void *)(scratch + ((n + 1) & ~(int64_t)1));
 }
+int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
+                               float *scratch, int64_t lr);
 
 /* ---- load pipeline ------------------------------------------------------- */
 int pe__onnx_import(pe__graph_t *g, const void *data, size_t len, void **proto);

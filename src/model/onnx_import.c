@@ -586,10 +586,25 @@ static void pe__append_consumer(pe__graph_t *g, const Onnx__GraphProto *gp,
   }
 }
 
-/* protobuf-c allocator that refuses absurd requests so that a hostile length
- * field cannot make us ask the system for terabytes. */
+/* What unpacking one file may allocate: its weights once (bytes fields are
+ * copied) and the message structs, a few times the file's size for any real
+ * model. A file of millions of empty nodes (2 bytes each in the file, some
+ * hundred bytes each unpacked) stops here instead of taking gigabytes. */
+#define PE__UNPACK_FACTOR 4
+#define PE__UNPACK_SLACK ((size_t)64 << 20)
+
+/* protobuf-c allocator with a budget (data points to the bytes left): a
+ * hostile length field cannot make us ask the system for terabytes, nor a
+ * flood of small messages for gigabytes. */
 static void *pe__pb_alloc(void *data, size_t size) {
-  (void)data;
+  size_t *left = data;
+  if (left != NULL) {
+    if (size > *left) {
+      *left = 0;
+      return NULL;
+    }
+    *left -= size;
+  }
   return size > ((size_t)1 << 31) ? NULL : malloc(size);
 }
 static void pe__pb_free(void *data, void *p) {
@@ -612,8 +627,19 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
                          "the file is empty; expected an .onnx "
                          "model");
   }
-  Onnx__ModelProto *mp =
-      onnx__model_proto__unpack(&pe__pb_allocator, len, data);
+  size_t budget = len > (SIZE_MAX - PE__UNPACK_SLACK) / PE__UNPACK_FACTOR
+                      ? SIZE_MAX
+                      : len * PE__UNPACK_FACTOR + PE__UNPACK_SLACK;
+  ProtobufCAllocator bounded = {pe__pb_alloc, pe__pb_free, &budget};
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(&bounded, len, data);
+  if (mp == NULL && budget == 0) {
+    return pe__graph_err(g, PE_EUNSUPPORTED,
+                         "unpacking the file would take more than %zu MiB "
+                         "(%d times its %zu bytes plus %zu MiB): refused as "
+                         "no model of that size needs it",
+                         (len * PE__UNPACK_FACTOR + PE__UNPACK_SLACK) >> 20,
+                         PE__UNPACK_FACTOR, len, PE__UNPACK_SLACK >> 20);
+  }
   if (mp == NULL) {
     return pe__graph_err(g, PE_ECORRUPT,
                          "not a valid ONNX protobuf (truncated or corrupt "

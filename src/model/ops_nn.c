@@ -228,10 +228,13 @@ int pe__op_conv(pe__b_t *b) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0), *w = pe__in(b, 1);
+  if (x->rank == 4) {
+    return pe__op_conv2d(b);
+  }
   if (x->rank != 3) {
     return ERR(PE_EUNSUPPORTED,
-               "input of rank %d; only 1-D convolution (input [N, C, W]) is "
-               "supported",
+               "input of rank %d; only 1-D and 2-D convolution (input [N, C, "
+               "W] or [N, C, H, W]) are supported",
                x->rank);
   }
   if (x->batch_axis > 0) {
@@ -263,32 +266,10 @@ int pe__op_conv(pe__b_t *b) {
       PE_OK) {
     return rc;
   }
-  const float *bias = NULL;
-  if (pe__in(b, 2) != NULL && (bias = pe__cf(b, 2, cout, "B", &rc)) == NULL) {
-    return rc;
-  }
-  int out = pe__out(b, 0);
   int64_t dims[3] = {x->dims[0], cout, wout};
-  if ((rc = pe__set_shape(b, out, PE__DT_F32, 3, dims, x->batch_axis)) !=
-      PE_OK) {
-    return rc;
-  }
-  pe__step_t *s = pe__step_new(b, PE__K_CONV1D);
-  if (s == NULL) {
-    return PE_ENOMEM;
-  }
-  s->n_in = 1;
-  s->in[0] = b->n->in[0];
-  s->out[0] = out;
-  s->w = pe__dup(w->f, w->numel);
-  s->bias = bias ? pe__dup(bias, cout) : calloc((size_t)cout, sizeof(float));
-  if (s->w == NULL || s->bias == NULL) {
-    return PE_ENOMEM;
-  }
   int64_t p[10] = {cin, cout, group, k, stride, dil, pl, pr, x->dims[2], wout};
-  memcpy(s->p, p, sizeof p);
-  s->flops = 2 * cout * wout * (cin / group) * k;
-  return pe__finish(b, s);
+  return pe__conv_step(b, PE__K_CONV1D, 3, dims, p, 10,
+                       2 * cout * wout * (cin / group) * k);
 }
 
 /* MaxPool, AveragePool, 1-D. */
@@ -307,9 +288,12 @@ int pe__op_pool(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "the Indices output is not supported");
   }
   const pe__tensor_t *x = pe__in(b, 0);
+  if (x->rank == 4) {
+    return pe__op_pool2d(b);
+  }
   if (x->rank != 3 || x->batch_axis > 0) {
-    return ERR(PE_EUNSUPPORTED,
-               "only 1-D pooling (input [N, C, W]) is supported");
+    return ERR(PE_EUNSUPPORTED, "only 1-D and 2-D pooling (input [N, C, W] or "
+                                "[N, C, H, W]) are supported");
   }
   if ((rc = pe__one_item(b, x)) != PE_OK) {
     return rc;

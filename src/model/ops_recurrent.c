@@ -7,7 +7,13 @@
 #include "model/build_impl.h"
 #include "pe/error.h"
 
-/* LSTM and GRU, forward, one layer, default activations. */
+/* LSTM and GRU, one layer (a stack is a chain of nodes), directions
+ * forward, reverse and bidirectional (one step per direction, both writing
+ * their halves of Y, Y_h and Y_c), layout 0 and 1, default activations.
+ * Per window every layout stores Y as [seq][dirs][H] and the states as
+ * [dirs][H], so only the batch axis differs between layouts. Step
+ * parameters: seq, in, H, linear_before_reset, layout, reverse, dirs,
+ * this step's direction. */
 int pe__op_rnn(pe__b_t *b) {
   int lstm = strcmp(b->n->op, "LSTM") == 0;
   int rc = pe__check_attrs(
@@ -18,14 +24,16 @@ int pe__op_rnn(pe__b_t *b) {
   if (rc != PE_OK) {
     return rc;
   }
-  if (!pe__attr_s_is(b, "direction", "forward", 1)) {
-    return ERR(PE_EUNSUPPORTED,
-               "direction must be forward; reverse and bidirectional are not "
-               "supported");
-  }
   if (pe__attr(b, "clip") != NULL || pe__attr_i(b, "input_forget", 0) != 0) {
     return ERR(PE_EUNSUPPORTED, "clip and input_forget are not supported");
   }
+  const int bidi = pe__attr_s_is(b, "direction", "bidirectional", 0);
+  const int reverse = pe__attr_s_is(b, "direction", "reverse", 0);
+  if (!bidi && !reverse && !pe__attr_s_is(b, "direction", "forward", 1)) {
+    return ERR(PE_EUNSUPPORTED,
+               "direction must be forward, reverse or bidirectional");
+  }
+  const int64_t dirs = bidi ? 2 : 1;
   const pe__attr_t *acts = pe__attr(b, "activations");
   if (acts != NULL) {
     static const char *const def_lstm[] = {"Sigmoid", "Tanh", "Tanh"};
@@ -66,13 +74,15 @@ int pe__op_rnn(pe__b_t *b) {
   if (H <= 0 && R->rank == 3) {
     H = R->dims[2];
   }
-  if (H <= 0 || W->numel != G * H * in || R->numel != G * H * H) {
+  if (H <= 0 || W->numel != dirs * G * H * in || R->numel != dirs * G * H * H) {
     return ERR(PE_ESHAPE,
-               "W must be [1, %dH, %lld] and R [1, %dH, H] (H = %lld)", G,
-               (long long)in, G, (long long)H);
+               "W must be [%lld, %dH, %lld] and R [%lld, %dH, H] (H = %lld)",
+               (long long)dirs, G, (long long)in, (long long)dirs, G,
+               (long long)H);
   }
   const float *B = NULL;
-  if (pe__in(b, 3) != NULL && (B = pe__cf(b, 3, 2 * G * H, "B", &rc)) == NULL) {
+  if (pe__in(b, 3) != NULL &&
+      (B = pe__cf(b, 3, dirs * 2 * G * H, "B", &rc)) == NULL) {
     return rc;
   }
   const pe__tensor_t *sl = pe__in(b, 4);
@@ -83,8 +93,10 @@ int pe__op_rnn(pe__b_t *b) {
     }
     if (!ok) {
       return ERR(PE_EUNSUPPORTED,
-                 "sequence_lens must be absent or all equal to the sequence "
-                 "length");
+                 "sequence_lens must be absent or a constant with every "
+                 "length equal to the sequence length (%lld); sequences of "
+                 "other lengths are not supported",
+                 (long long)seq);
     }
   }
   int n_state = lstm ? 2 : 1;
@@ -94,60 +106,30 @@ int pe__op_rnn(pe__b_t *b) {
     if (h0 == NULL) {
       continue;
     }
-    if (h0->numel != H || h0->dtype != PE__DT_F32 ||
+    if (h0->numel != dirs * H || h0->dtype != PE__DT_F32 ||
         (h0->batch_axis >= 0 && h0->batch_axis != (layout ? 0 : 1))) {
-      return ERR(PE_ESHAPE, "%s must be [1, batch, %lld]",
-                 k ? "initial_c" : "initial_h", (long long)H);
+      return ERR(PE_ESHAPE, "%s must be %s (H = %lld)",
+                 k ? "initial_c" : "initial_h",
+                 layout ? (bidi ? "[batch, 2, H]" : "[batch, 1, H]")
+                        : (bidi ? "[2, batch, H]" : "[1, batch, H]"),
+                 (long long)H);
     }
     state_in[k] = b->n->in[5 + k];
   }
   if (lstm && pe__in(b, 7) != NULL) {
     return ERR(PE_EUNSUPPORTED, "peephole weights (P) are not supported");
   }
-  pe__step_t *s = pe__step_new(b, lstm ? PE__K_LSTM : PE__K_GRU);
-  if (s == NULL) {
-    return PE_ENOMEM;
-  }
-  s->n_in = 3;
-  s->in[0] = b->n->in[0];
-  s->in[1] = state_in[0];
-  s->in[2] = state_in[1];
-  int64_t GH = G * H;
-  s->w = pe__dup(W->f, GH * in); /* [GH][in] */
-  s->w2 = pe__dup(R->f, GH * H); /* [GH][H] */
-  s->bias = calloc((size_t)GH, sizeof(float));
-  s->bias2 = calloc((size_t)H, sizeof(float));
-  if (!s->w || !s->w2 || !s->bias || !s->bias2) {
-    return PE_ENOMEM;
-  }
-  int lbr = !lstm && pe__attr_i(b, "linear_before_reset", 0) != 0;
-  for (int64_t j = 0; j < GH && B; j++) {
-    s->bias[j] = B[j];
-    if (lbr && j >= 2 * H) {
-      s->bias2[j - 2 * H] = B[GH + j]; /* Rb_h stays inside r * (...) */
-    } else {
-      s->bias[j] += B[GH + j];
-    }
-  }
-  s->p[0] = seq;
-  s->p[1] = in;
-  s->p[2] = H;
-  s->p[3] = lbr;
-  s->p[4] = layout;
-  s->flops = seq * (2 * GH * in + 2 * GH * H + 10 * H);
-  /* outputs */
-  int64_t ydims[4], hdims[3];
-  if (layout == 0) {
-    int64_t y[4] = {seq, 1, 1, H}, h[3] = {1, 1, H};
-    memcpy(ydims, y, sizeof y);
-    memcpy(hdims, h, sizeof h);
-  } else {
-    int64_t y[4] = {1, seq, 1, H}, h[3] = {1, 1, H};
-    memcpy(ydims, y, sizeof y);
-    memcpy(hdims, h, sizeof h);
+  /* outputs: Y [seq, dirs, batch, H] or [batch, seq, dirs, H], the
+   * states [dirs, batch, H] or [batch, dirs, H] */
+  int64_t ydims[4] = {seq, dirs, 1, H}, hdims[3] = {dirs, 1, H};
+  if (layout) {
+    int64_t y1[4] = {1, seq, dirs, H}, h1[3] = {1, dirs, H};
+    memcpy(ydims, y1, sizeof y1);
+    memcpy(hdims, h1, sizeof h1);
   }
   int ba_y = unbatched ? -1 : layout ? 0 : 2;
   int ba_h = unbatched ? -1 : layout ? 0 : 1;
+  int outs[3] = {-1, -1, -1};
   for (int k = 0; k < 3; k++) {
     int o = pe__out(b, k);
     if (o < 0) {
@@ -161,10 +143,48 @@ int pe__op_rnn(pe__b_t *b) {
     if (rc != PE_OK) {
       return rc;
     }
-    s->out[k] = o;
+    outs[k] = o;
   }
-  if (s->out[0] < 0 && s->out[1] < 0 && s->out[2] < 0) {
+  if (outs[0] < 0 && outs[1] < 0 && outs[2] < 0) {
     return ERR(PE_EMODEL, "no output is used");
   }
-  return pe__finish(b, s);
+  const int64_t GH = G * H;
+  const int lbr = !lstm && pe__attr_i(b, "linear_before_reset", 0) != 0;
+  for (int64_t d = 0; d < dirs; d++) {
+    pe__step_t *s = pe__step_new(b, lstm ? PE__K_LSTM : PE__K_GRU);
+    if (s == NULL) {
+      return PE_ENOMEM;
+    }
+    s->n_in = 3;
+    s->in[0] = b->n->in[0];
+    s->in[1] = state_in[0];
+    s->in[2] = state_in[1];
+    memcpy(s->out, outs, sizeof outs);
+    s->w = pe__dup(W->f + d * GH * in, GH * in); /* [GH][in] */
+    s->w2 = pe__dup(R->f + d * GH * H, GH * H);  /* [GH][H] */
+    s->bias = calloc((size_t)GH, sizeof(float));
+    s->bias2 = calloc((size_t)H, sizeof(float));
+    if (!s->w || !s->w2 || !s->bias || !s->bias2) {
+      return PE_ENOMEM;
+    }
+    const float *Bd = B ? B + d * 2 * GH : NULL;
+    for (int64_t j = 0; j < GH && Bd; j++) {
+      s->bias[j] = Bd[j];
+      if (lbr && j >= 2 * H) {
+        s->bias2[j - 2 * H] = Bd[GH + j]; /* Rb_h stays inside r * (...) */
+      } else {
+        s->bias[j] += Bd[GH + j];
+      }
+    }
+    const int64_t p[8] = {seq, in, H, lbr, layout, reverse || d == 1, dirs, d};
+    memcpy(s->p, p, sizeof p);
+    if (p[5]) {
+      snprintf(s->label, sizeof s->label, "%s reverse", b->n->op);
+    }
+    s->flops = seq * (2 * GH * in + 2 * GH * H + 10 * H);
+    if ((rc = pe__finish(b, s)) != PE_OK) {
+      return rc;
+    }
+  }
+  return PE_OK;
 }

@@ -123,16 +123,19 @@ static void pe__fuse(pe_model_t *m, int *dead) {
         continue;
       }
       pe__step_t *a = &m->step[j];
+      int conv = a->kind == PE__K_CONV1D || a->kind == PE__K_CONV2D;
       int ok = a->act == PE__ACT_NONE &&
-               ((a->kind == PE__K_CONV1D && a->p[1] == b->p[1]) ||
+               ((conv && a->p[1] == b->p[1] && b->p[0] == 1) ||
                 (a->kind == PE__K_DENSE && a->p[0] == 1 && a->p[2] == b->p[1] &&
                  b->p[2] == 1));
       if (!ok) {
         continue;
       }
       int64_t C = b->p[1];
-      int64_t per =
-          a->kind == PE__K_CONV1D ? (a->p[0] / a->p[2]) * a->p[3] : a->p[1];
+      int64_t per = a->kind == PE__K_CONV1D ? (a->p[0] / a->p[2]) * a->p[3]
+                    : a->kind == PE__K_CONV2D
+                        ? (a->p[0] / a->p[2]) * a->p[3] * a->p[4]
+                        : a->p[1];
       if (a->bias == NULL) {
         a->bias = calloc((size_t)C, sizeof(float));
         if (a->bias == NULL) {
@@ -191,8 +194,9 @@ static void pe__fuse(pe_model_t *m, int *dead) {
       }
       pe__step_t *a = &m->step[j];
       int ok = a->act == PE__ACT_NONE &&
-               (a->kind == PE__K_CONV1D || a->kind == PE__K_DENSE ||
-                a->kind == PE__K_AFFINE || a->kind == PE__K_BINARY);
+               (a->kind == PE__K_CONV1D || a->kind == PE__K_CONV2D ||
+                a->kind == PE__K_DENSE || a->kind == PE__K_AFFINE ||
+                a->kind == PE__K_BINARY);
       if (!ok) {
         continue;
       }
@@ -412,6 +416,8 @@ int pe__plan(pe_model_t *m) {
       s->w = NULL;
     } else if (s->kind == PE__K_CONV1D) {
       wb = s->p[1] * (s->p[0] / s->p[2]) * s->p[3];
+    } else if (s->kind == PE__K_CONV2D) {
+      wb = s->p[1] * (s->p[0] / s->p[2]) * s->p[3] * s->p[4];
     } else if (s->kind == PE__K_LSTM || s->kind == PE__K_GRU) {
       int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];
       wb = GH * (s->p[1] + s->p[2]);
@@ -433,6 +439,13 @@ int pe__plan(pe_model_t *m) {
     for (int k = 0; k < s->n_in; k++) {
       if (s->in[k] >= 0) {
         last[pe__root(m, s->in[k])] = i;
+      }
+    }
+    /* a tensor several steps write (the directions of a bidirectional
+     * LSTM) lives until the last of them */
+    for (int k = 0; k < 3; k++) {
+      if (s->out[k] >= 0) {
+        last[pe__root(m, s->out[k])] = i;
       }
     }
   }
@@ -472,8 +485,8 @@ int pe__plan(pe_model_t *m) {
   m->out_numel = g->t[out0].numel;
   m->scratch_ps = 0;
   for (int i = 0; i < n; i++) {
-    int64_t s1 = pe__step_scratch(&m->step[i], 1, m->avx2);
-    int64_t s2 = pe__step_scratch(&m->step[i], 2, m->avx2);
+    int64_t s1 = pe__step_scratch(&m->step[i], 1, m->kern);
+    int64_t s2 = pe__step_scratch(&m->step[i], 2, m->kern);
     int64_t ps = s2 - s1, fixed = s1 - ps;
     if (ps > m->scratch_ps) {
       m->scratch_ps = ps;
@@ -512,7 +525,7 @@ int pe_model_ctx_create(const pe_model_t *m, uint32_t max_batch,
   c->tile = (uint32_t)tile;
   int64_t scratch = 0;
   for (int i = 0; i < m->n_step; i++) {
-    int64_t s = pe__step_scratch(&m->step[i], tile, m->avx2);
+    int64_t s = pe__step_scratch(&m->step[i], tile, m->kern);
     scratch = s > scratch ? s : scratch;
   }
   size_t floats = (size_t)(m->arena_ps * tile + scratch + 16);
@@ -603,9 +616,9 @@ int pe_model_run_inputs(pe_model_ctx_t *c, const void *const *in, int n_in,
         break;
       }
     }
-    pe__exec_t x = {m, c->ptr, c->scratch, n};
+    pe__exec_t x = {m, m->kern, c->ptr, c->scratch, n};
     for (int i = 0; i < m->n_step; i++) {
-      pe__step_exec(&m->step[i], &x, m->avx2);
+      pe__step_exec(&m->step[i], &x);
     }
   }
   return PE_OK;

@@ -13,6 +13,7 @@
 
 #include "pe/clock.h"
 #include "pe/error.h"
+#include "pe/file.h"
 #include "pe/pipeline.h"
 
 #define PE__PROGRESS_ROWS ((uint64_t)1 << 16)
@@ -21,6 +22,8 @@ struct pe_pipeline {
   pe_engine_t *engine; /* borrowed */
   pe_source_t *source;
   pe_sink_t *sink;
+  pe_out_t *features_out; /* the files of features and rejects */
+  pe_out_t *rejects_out;
   FILE *features;
   FILE *rejects;
   const char *signals_path;
@@ -53,19 +56,68 @@ void pe_pipeline_config_init(pe_pipeline_config_t *c) {
   c->latency_sample = 16;
 }
 
-/* Opens path for writing and writes its header line; NULL and a message
- * naming the path when either fails. */
-static FILE *pe__open_out(const char *path, const char *header, char *err,
-                          size_t err_cap) {
-  FILE *f = fopen(path, "w");
-  if (f == NULL || fputs(header, f) == EOF) {
+/* Opens an output and writes its header line; NULL and a message naming
+ * the path when either fails (*o, if opened, is closed by the caller). */
+static FILE *pe__open_out(const char *path, const char *header, pe_out_t **o,
+                          char *err, size_t err_cap) {
+  if (pe_out_open(path, o, err, err_cap) != PE_OK) {
+    return NULL;
+  }
+  FILE *f = pe_out_file(*o);
+  if (fputs(header, f) == EOF) {
     snprintf(err, err_cap, "cannot write '%s': %s", path, strerror(errno));
-    if (f != NULL) {
-      fclose(f);
-    }
     return NULL;
   }
   return f;
+}
+
+/* Refuses, before any output is opened (and a file truncated), an output
+ * that is the input (replay --ticks t.csv --out t.csv would empty its own
+ * input) or another output. "-" is standard output, whatever it is
+ * redirected to. Files that do not exist yet are told apart by path. */
+static int pe__check_paths(const pe_pipeline_config_t *c, char *err,
+                           size_t err_cap) {
+  const char *path[4 + PE_PIPELINE_MAX_OTHER_OUTPUTS];
+  const char *what[4 + PE_PIPELINE_MAX_OTHER_OUTPUTS];
+  pe_file_id_t id[4 + PE_PIPELINE_MAX_OTHER_OUTPUTS];
+  size_t n = 0;
+  path[n] = c->source.path;
+  what[n++] = "the input";
+  path[n] = c->signals_path;
+  what[n++] = "the signals output";
+  path[n] = c->features_path;
+  what[n++] = "the features output";
+  path[n] = c->rejects_path;
+  what[n++] = "the rejected rows output";
+  for (size_t i = 0; i < PE_PIPELINE_MAX_OTHER_OUTPUTS; i++) {
+    path[n] = c->other_outputs[i];
+    what[n++] = "an output";
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (path[i] == NULL) {
+      continue;
+    }
+    if (strcmp(path[i], "-") == 0) {
+      pe_file_id_of_fd(i == 0 ? 0 : 1, &id[i]);
+    } else {
+      pe_file_id_of_path(path[i], &id[i]);
+    }
+    for (size_t j = 0; j < i; j++) {
+      if (path[j] == NULL) {
+        continue;
+      }
+      /* Two outputs to one new file would share its temporary file. */
+      int same = pe_file_id_same(&id[i], &id[j]) ||
+                 (j > 0 && !id[i].exists && strcmp(path[i], path[j]) == 0);
+      if (same) {
+        snprintf(err, err_cap,
+                 "'%s' is both %s and %s; give each output a file of its own",
+                 path[i], what[j], what[i]);
+        return PE_EINVAL;
+      }
+    }
+  }
+  return PE_OK;
 }
 
 int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
@@ -89,19 +141,22 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
   p->next_progress = PE__PROGRESS_ROWS;
   pe_hist_init(&p->latency);
   int rc = pe_source_open(&c->source, &p->source, err, err_cap);
+  if (rc == PE_OK) {
+    rc = pe__check_paths(c, err, err_cap);
+  }
   if (rc == PE_OK && c->signals_path != NULL) {
     rc = pe_sink_open_file(c->signals_path, c->format, &p->sink, err, err_cap);
   }
   if (rc == PE_OK && c->features_path != NULL) {
-    p->features =
-        pe__open_out(c->features_path, pe_features_csv_header(), err, err_cap);
+    p->features = pe__open_out(c->features_path, pe_features_csv_header(),
+                               &p->features_out, err, err_cap);
     if (p->features == NULL) {
       rc = PE_EIO;
     }
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
-    p->rejects =
-        pe__open_out(c->rejects_path, "line,reason,raw\n", err, err_cap);
+    p->rejects = pe__open_out(c->rejects_path, "line,reason,raw\n",
+                              &p->rejects_out, err, err_cap);
     if (p->rejects == NULL) {
       rc = PE_EIO;
     }
@@ -129,14 +184,38 @@ static int pe__write_failed(pe_pipeline_t *p, const char *what,
   return PE_EIO;
 }
 
+/* The raw line as one CSV field (RFC 4180): quoted, with each quote
+ * doubled, when it holds a comma, a quote, CR or LF, so that every record
+ * of the rejects file has the header's three columns. */
+static int pe__put_raw_field(FILE *f, const char *line, size_t len) {
+  int quote = 0;
+  for (size_t i = 0; i < len && !quote; i++) {
+    quote =
+        line[i] == ',' || line[i] == '"' || line[i] == '\r' || line[i] == '\n';
+  }
+  if (!quote) {
+    return fwrite(line, 1, len, f) == len ? 0 : -1;
+  }
+  int bad = fputc('"', f) == EOF;
+  for (const char *q; len > 0 && !bad; len -= (size_t)(q - line), line = q) {
+    const char *dq = memchr(line, '"', len);
+    q = dq ? dq + 1 : line + len; /* up to and with the next quote */
+    bad = fwrite(line, 1, (size_t)(q - line), f) != (size_t)(q - line) ||
+          (dq != NULL && fputc('"', f) == EOF);
+  }
+  return bad || fputc('"', f) == EOF ? -1 : 0;
+}
+
 /* A rejected row: written out, and the run's stop with stop_on_reject.
  * PE_CONTINUE or PE_STOP. */
 static int pe__record_reject(pe_pipeline_t *p, int err, uint64_t line_no,
                              const char *line, size_t len) {
   int reason = pe_reject_from_error(err);
   if (p->rejects != NULL &&
-      fprintf(p->rejects, "%llu,%s,%.*s\n", (unsigned long long)line_no,
-              pe_reject_name(reason), (int)len, line) < 0) {
+      (fprintf(p->rejects, "%llu,%s,", (unsigned long long)line_no,
+               pe_reject_name(reason)) < 0 ||
+       pe__put_raw_field(p->rejects, line, len) != 0 ||
+       fputc('\n', p->rejects) == EOF)) {
     return pe__stop(p, pe__write_failed(p, "rejected rows", p->rejects_path));
   }
   if (p->stop_on_reject) {
@@ -238,18 +317,18 @@ static int pe__on_reject(void *ctx, int err, uint64_t line_no, const char *line,
   return pe__record_reject(p, err, line_no, line, len);
 }
 
-/* Closes an output file; the first failure (of an earlier write, the flush
- * or the close) becomes the run's error unless one is already set. */
-static void pe__close_file(pe_pipeline_t *p, FILE **f, const char *what,
-                           const char *path, int *rc) {
-  if (*f == NULL) {
+/* Closes an output file, committed when the run has succeeded so far; the
+ * first failure (of an earlier write, the flush, the fsync, the rename)
+ * becomes the run's error. */
+static void pe__close_file(pe_pipeline_t *p, pe_out_t **o, FILE **f,
+                           const char *what, const char *path, int *rc) {
+  if (*o == NULL) {
     return;
   }
+  char err[512];
   errno = 0;
-  int bad = ferror(*f) != 0;
-  if (fclose(*f) != 0) {
-    bad = 1;
-  }
+  int bad = pe_out_close(*o, *rc == PE_OK, err, sizeof err) != PE_OK;
+  *o = NULL;
   *f = NULL;
   if (bad && *rc == PE_OK) {
     *rc = pe__write_failed(p, what, path);
@@ -268,15 +347,19 @@ int pe_pipeline_run(pe_pipeline_t *p) {
   if (rc != PE_OK && p->errmsg[0] == '\0') {
     snprintf(p->errmsg, sizeof p->errmsg, "%s", pe_source_errmsg(p->source));
   }
-  if (p->sink != NULL) {
+  if (p->sink != NULL && rc != PE_OK) {
+    pe_sink_discard(p->sink);
+  } else if (p->sink != NULL) {
     errno = 0;
-    if (pe_sink_close(p->sink) != PE_OK && rc == PE_OK) {
+    if (pe_sink_close(p->sink) != PE_OK) {
       rc = pe__write_failed(p, "signals", p->signals_path);
     }
-    p->sink = NULL;
   }
-  pe__close_file(p, &p->features, "features", p->features_path, &rc);
-  pe__close_file(p, &p->rejects, "rejected rows", p->rejects_path, &rc);
+  p->sink = NULL;
+  pe__close_file(p, &p->features_out, &p->features, "features",
+                 p->features_path, &rc);
+  pe__close_file(p, &p->rejects_out, &p->rejects, "rejected rows",
+                 p->rejects_path, &rc);
   return rc;
 }
 
@@ -308,13 +391,10 @@ void pe_pipeline_destroy(pe_pipeline_t *p) {
   if (p == NULL) {
     return;
   }
-  pe_sink_close(p->sink);
-  if (p->features != NULL) {
-    fclose(p->features);
-  }
-  if (p->rejects != NULL) {
-    fclose(p->rejects);
-  }
+  char err[64];
+  pe_sink_discard(p->sink);
+  (void)pe_out_close(p->features_out, 0, err, sizeof err);
+  (void)pe_out_close(p->rejects_out, 0, err, sizeof err);
   pe_source_close(p->source);
   free(p);
 }

@@ -306,7 +306,11 @@ int pe_redis_command(pe_redis_t *r, const pe_resp_buf_t *command,
   return rc != PE_OK ? rc : pe_redis_read(r, reply);
 }
 
-/* Runs a setup command (AUTH, SELECT); PE_ECONN when it fails. */
+/* Runs a setup command (AUTH, SELECT). An error reply is sorted by
+ * pe_redis_is_transient: PE_ECONN (retried) for a server that cannot serve
+ * for a while, PE_EINVAL (fatal) for any other (WRONGPASS, a bad database
+ * index): retrying cannot mend credentials. The message never holds the
+ * password. */
 static int pe__setup(pe_redis_t *r, const char *what, const char *a0,
                      const char *a1, const char *a2) {
   pe_resp_buf_t b = {0};
@@ -325,10 +329,12 @@ static int pe__setup(pe_redis_t *r, const char *what, const char *a0,
   }
   if (v->type == PE_REDIS_ERROR) {
     char where[300];
-    snprintf(r->errmsg, sizeof r->errmsg, "Redis at %s: %s failed: %s",
-             pe__where(r, where, sizeof where), what, v->str);
+    int transient = pe_redis_is_transient(v->str);
+    snprintf(r->errmsg, sizeof r->errmsg, "Redis at %s: %s failed: %s%s",
+             pe__where(r, where, sizeof where), what, v->str,
+             transient ? "" : " (not retried: fix the URL or the server)");
     pe_redis_disconnect(r);
-    return PE_ECONN;
+    return transient ? PE_ECONN : PE_EINVAL;
   }
   return PE_OK;
 }
@@ -393,7 +399,7 @@ int pe_redis_connect_retry(pe_redis_t *r, volatile sig_atomic_t *stop) {
       return PE_EAGAIN;
     }
     int rc = pe_redis_connect(r);
-    if (rc == PE_OK || rc == PE_ENOMEM) {
+    if (rc != PE_ECONN) {
       return rc;
     }
     /* Waits of 75%..125% of the doubling step, so many clients that lost
@@ -426,10 +432,16 @@ int pe_redis_open(const char *url, const pe_redis_options_t *options,
   return rc;
 }
 
+/* The one list of error replies that are waited out. Everything else a
+ * server answers is fatal to the caller: credentials (WRONGPASS, NOAUTH,
+ * NOPERM), a bad database index, WRONGTYPE, an unknown command, a READONLY
+ * replica are mistakes of configuration that a retry cannot mend. Lost,
+ * refused, reset or timed-out connections are not replies: they come back
+ * as PE_ECONN and are retried. */
 int pe_redis_is_transient(const char *err) {
   static const char *const prefixes[] = {
-      "LOADING",    "BUSY",        "TRYAGAIN",  "OOM",
-      "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS"};
+      "LOADING",    "BUSY",        "TRYAGAIN",   "OOM",
+      "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"};
   for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
     if (strncmp(err, prefixes[i], strlen(prefixes[i])) == 0) {
       return 1;
@@ -480,7 +492,7 @@ int pe_redis_connect_stream(pe_redis_t *r, const char *stream,
                             void *ctx, pe_redis_stream_info_t *info) {
   for (;;) {
     int rc = pe_redis_connect(r);
-    if (rc != PE_OK && rc != PE_ENOMEM) {
+    if (rc == PE_ECONN) {
       if (on_retry != NULL) {
         on_retry(ctx, r->errmsg);
       }

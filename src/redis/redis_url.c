@@ -53,8 +53,36 @@ static int pe__parse_int(const char *s, size_t len, long lo, long hi,
   return 1;
 }
 
+void pe_redis_url_redact(const char *url, char *out, size_t cap) {
+  if (cap == 0) {
+    return;
+  }
+  const char *scheme = strstr(url, "://");
+  const char *p = scheme ? scheme + 3 : url;
+  /* The userinfo ends at the last '@' before the path; anything that looks
+   * like one, even in a URL that does not parse, is treated as one. */
+  const char *slash = strchr(p, '/');
+  const char *at = NULL;
+  for (const char *a = p; *a && a != slash; a++) {
+    if (*a == '@') {
+      at = a;
+    }
+  }
+  if (at == NULL) {
+    snprintf(out, cap, "%s", url);
+    return;
+  }
+  const char *colon = memchr(p, ':', (size_t)(at - p));
+  /* user:password@ keeps the user; password@ (no colon) is all secret */
+  int keep = colon ? (int)(colon - p) : 0;
+  snprintf(out, cap, "%.*s%.*s%s***%s", (int)(p - url), url, keep, p,
+           colon ? ":" : "", at);
+}
+
 static int pe__bad(char *err, size_t cap, const char *url, const char *why) {
-  snprintf(err, cap, "bad Redis URL '%s': %s", url, why);
+  char shown[512];
+  pe_redis_url_redact(url, shown, sizeof shown);
+  snprintf(err, cap, "bad Redis URL '%s': %s", shown, why);
   return PE_EINVAL;
 }
 

@@ -141,7 +141,7 @@ class Client:
 class RedisServer:
     """redis-server on a free loopback port with its own directory."""
 
-    def __init__(self, persistence: bool = False):
+    def __init__(self, persistence: bool = False, extra=()):
         exe = shutil.which("redis-server")
         if exe is None:
             skip("redis-server is not installed (apt-get install redis-server)")
@@ -149,6 +149,7 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="pe-redis-")
         self.port = free_port()
         self.persistence = persistence
+        self.extra = list(extra)  # more redis-server options
         self.proc = None
         self.start()
 
@@ -162,6 +163,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
@@ -171,8 +173,9 @@ class RedisServer:
                 try:
                     if c.call("PING") == "PONG":
                         return
-                except RedisError:  # LOADING
-                    pass
+                except RedisError as e:  # LOADING; NOAUTH: it is up
+                    if str(e).startswith("NOAUTH"):
+                        return
                 finally:
                     c.close()
             except OSError:

@@ -7,9 +7,13 @@ field compared), the same entries (stream ids included) as one live run
 that was never killed, and the final engine state must equal replay's byte
 for byte.
 
+With --contend two workers are started at once on the same checkpoint
+each time: one must hold it and run, the other be refused at once (exit 1,
+naming the holder), and the result must be the same.
+
     python tests/live/test_live_crash.py --engine build/pattern-engine \\
         [--ticks 200000 --symbols 120 --kills 10 --rate 25000 \\
-         --checkpoint file|redis --seed 1]
+         --checkpoint file|redis --every 3000 --contend --seed 1]
 """
 
 from __future__ import annotations
@@ -20,10 +24,36 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+
+
+def contend(p, rival, err_path: str, k: int):
+    """Of two workers started on one checkpoint, one must be refused at
+    once (exit 1 naming the other as holder) while the other runs. Returns
+    (the one running, the one refused)."""
+    deadline = time.time() + 5
+    while p.poll() is None and rival.poll() is None:
+        if time.time() > deadline:
+            h.fail(f"run {k + 1}: two workers run on one checkpoint")
+        time.sleep(0.01)
+    if rival.poll() is not None:
+        loser_err = rival.stderr.read()
+        winner, loser = p, rival
+    else:
+        with open(err_path) as f:
+            loser_err = f.read()
+        winner, loser = rival, p
+    if loser.returncode != 1 or "in use by another worker" not in loser_err \
+            or f":{winner.pid}" not in loser_err:
+        h.fail(f"run {k + 1}: the second worker exited {loser.returncode} "
+               f"without naming the holder {winner.pid}:\n{loser_err}")
+    if winner is rival:  # the survivor's stderr is checked with the others
+        threading.Thread(target=rival.stderr.read, daemon=True).start()
+    return winner, loser
 
 
 def main() -> None:
@@ -34,6 +64,10 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--rate", type=float, default=25_000)
     ap.add_argument("--checkpoint", default="file", choices=["file", "redis"])
+    ap.add_argument("--every", type=int, default=3000,
+                    help="--checkpoint-every of the killed runs")
+    ap.add_argument("--contend", action="store_true",
+                    help="start two workers at once on one checkpoint")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rnd = random.Random(a.seed)
@@ -52,7 +86,8 @@ def main() -> None:
         live = [a.engine, "live", "--redis", redis.url,
                 "--ticks-stream", "ticks:crash", "--signals-stream",
                 "signals:crash", "--checkpoint", ckpt,
-                "--checkpoint-every", "3000", "--checkpoint-interval", "0.2",
+                "--checkpoint-every", str(a.every),
+                "--checkpoint-interval", "0.2",
                 "--count", "500"]
         publisher = subprocess.Popen(
             [a.engine, "publish", "--ticks", ticks, "--redis", redis.url,
@@ -63,11 +98,21 @@ def main() -> None:
         kills = 0
         positions = []
         t0 = time.time()
+        refused = 0
         while publisher.poll() is None or kills < a.kills:
             err = open(os.path.join(tmp, f"live{kills}.err"), "w")
             p = subprocess.Popen(live + ["--quiet"], stdout=subprocess.DEVNULL,
                                  stderr=err)
+            rival = None
+            if a.contend:
+                time.sleep(rnd.uniform(0, 0.05))
+                rival = subprocess.Popen(live + ["--quiet"],
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True)
             time.sleep(rnd.uniform(0.02, 0.6))
+            if rival is not None:
+                p, rival = contend(p, rival, err.name, kills)
+                refused += 1
             if p.poll() is not None:
                 err.close()
                 h.fail(f"live exited {p.returncode} by itself before kill "
@@ -88,6 +133,9 @@ def main() -> None:
             h.fail(f"publish failed: {pub_err}")
         print(f"killed live {kills} times with SIGKILL; signals in the stream "
               f"at each kill: {positions}")
+        if a.contend:
+            print(f"ok: each of {refused} times two workers were started, one "
+                  f"ran and the other was refused, naming the holder")
         if c.call("XLEN", "ticks:crash") != a.ticks:
             h.fail("the ticks stream does not hold every tick exactly once")
 

@@ -335,9 +335,10 @@ def bad_models():
         [helper.make_node("Conv", ["input", "cw"], ["output"], name="conv0",
                           kernel_shape=[3], foo=1)],
         [init("cw", W(2, 1, 3))], [1, 8], "output", 17, "bad")
-    out["bad/conv2d.onnx"] = model(
-        [helper.make_node("Conv", ["input", "cw"], ["output"], name="conv2d")],
-        [init("cw", W(2, 1, 3, 3))], [1, 8, 8], "output", 17, "bad")
+    w2d = W(2, 1, 3, 3)  # drawn as before, so that later models keep their weights
+    out["bad/conv3d.onnx"] = model(
+        [helper.make_node("Conv", ["input", "cw"], ["output"], name="conv3d")],
+        [init("cw", np.stack([w2d] * 3, axis=-1))], [1, 8, 8, 8], "output", 17, "bad")
     m = model([helper.make_node("Flatten", ["input"], ["f"], name="flat"),
                helper.make_node("MatMul", ["f", "w1"], ["output"], name="mm")],
               base_inits, [8], "output", 17, "bad")
@@ -369,10 +370,10 @@ def bad_models():
     out["bad/batch_reshape.onnx"] = model(
         [helper.make_node("Reshape", ["input", "shp"], ["output"], name="reshape_all")],
         [i64("shp", [-1])], [8], "output", 17, "bad")
-    out["bad/bidirectional.onnx"] = model(
+    out["bad/lstm_clip.onnx"] = model(
         [helper.make_node("Transpose", ["input"], ["xt"], perm=[2, 0, 1]),
-         helper.make_node("LSTM", ["xt", "W", "R"], ["", "output"], name="lstm_bi",
-                          hidden_size=2, direction="bidirectional")],
+         helper.make_node("LSTM", ["xt", "W", "R"], ["", "output"], name="lstm_clip",
+                          hidden_size=2, direction="bidirectional", clip=3.0)],
         [init("W", W(2, 8, 1)), init("R", W(2, 8, 2))], [1, 4], "output", 17, "bad")
     # pe.window must be the whole of a count that fits the window: "32abc"
     # and 2^32 + 32 are refused, not read as 32

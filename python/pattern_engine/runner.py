@@ -1,0 +1,64 @@
+"""The prototype's command: replay a tick file and print its signals.
+
+    python -m pattern_engine.runner --ticks FILE [--model-engine PATH]
+
+Replays FILE with per-symbol state through the rules and a model (an ONNX
+file; the stub model when none is given) and prints the signals as
+`pattern-engine replay` prints them: `runner --ticks F` matches `replay
+--ticks F --backend stub`, and `runner --ticks F --model-engine M.onnx`
+matches `replay --ticks F --model M.onnx`. A TensorRT plan (.engine) is
+refused: TensorRT is not in this build. Errors go to standard error with
+exit status 1 (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import Engine, Error
+from ._engine import format_signals
+from ._pe import lib
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pattern_engine.runner",
+                                 description="Replay a tick file and print its signals.")
+    ap.add_argument("--ticks", required=True, metavar="FILE", help="tick CSV file")
+    ap.add_argument("--model-engine", metavar="PATH",
+                    help="ONNX model run on every ready window (default: the stub model)")
+    ap.add_argument("--window", type=int, default=32, metavar="N",
+                    help="the stub model's window length (default 32)")
+    ap.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                    help="signal format (default csv)")
+    ap.add_argument("--ts-unit", default="auto", metavar="UNIT",
+                    help="epoch timestamp unit: auto, s, ms, us or ns")
+    args = ap.parse_args(argv)
+    if args.window < 1:
+        ap.error("--window must be at least 1")
+    model = args.model_engine if args.model_engine is not None else "stub"
+    try:
+        with Engine(model=model, window=args.window, all_features=0) as engine:
+            res = engine.replay_file(args.ticks, ts_unit_name=args.ts_unit)
+            accepted = engine.stats()["ticks"]
+        if accepted == 0:
+            raise Error(lib.PE_ENODATA, f"{args.ticks}: no valid tick among its {res.c.rows} rows; "
+                        "expected CSV lines ts,symbol,price,volume")
+        text = format_signals(res.c.signals, res.c.n_signals, args.format)
+    except Error as exc:
+        print(f"runner: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"runner: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        print(f"runner: cannot write the signals: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+/* The Python package's C side; see pe_py.h. */
+#include "pe_py.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pe/csv.h"
+#include "pe/error.h"
+#include "pe/pipeline.h"
+
+/* One run's state, shared by the batch callbacks. */
+typedef struct pe__py_run {
+  pe_engine_t *engine;
+  pe_py_result_t *res;
+  const pe_py_columns_t *cols; /* the input columns, or NULL (a file) */
+  size_t n_rows;         /* rows of the feature columns (the input's length) */
+  const int64_t *row_of; /* input row of each tick of the current batch */
+  const char *source;    /* a file's name for messages, or NULL */
+} pe__py_run_t;
+
+static int pe__py_add_signal(pe_py_result_t *res, const pe_signal_t *s) {
+  if (res->n_signals == res->cap_signals) {
+    size_t cap = res->cap_signals ? res->cap_signals * 2 : 256;
+    pe_signal_t *grown = realloc(res->signals, cap * sizeof *grown);
+    if (grown == NULL) {
+      snprintf(res->errmsg, sizeof res->errmsg, "out of memory for %zu signals",
+               cap);
+      return PE_ENOMEM;
+    }
+    res->signals = grown;
+    res->cap_signals = cap;
+  }
+  res->signals[res->n_signals++] = *s;
+  return PE_OK;
+}
+
+static const char *pe__py_where(const pe__py_run_t *run) {
+  return run->source != NULL ? run->source : "row";
+}
+
+/* A rejected tick: counted, and the run's end with stop_on_reject. */
+static int pe__py_reject(pe__py_run_t *run, int rc, int64_t row) {
+  pe_py_result_t *res = run->res;
+  int reason = pe_reject_from_error(rc);
+  res->rejected[reason] += 1;
+  if (!res->stop_on_reject) {
+    return 0;
+  }
+  res->stop_row = row;
+  snprintf(res->errmsg, sizeof res->errmsg, "%s %lld: %s (%s)",
+           pe__py_where(run), (long long)row, pe_reject_name(reason),
+           pe_strerror(rc));
+  return rc;
+}
+
+/* pe_engine_push_batch's `each`. */
+static int pe__py_each(void *ctx, uint32_t i, int rc,
+                       const pe_tick_out_t *out) {
+  pe__py_run_t *run = ctx;
+  pe_py_result_t *res = run->res;
+  int64_t row = run->row_of[i];
+  if (rc == PE_OK) {
+    size_t k = res->n_accepted++;
+    if (res->features != NULL && run->cols != NULL) {
+      double *f = res->features + k;
+      size_t n = run->n_rows;
+      f[0] = run->cols->price[row];
+      f[n] = run->cols->volume[row];
+      f[2 * n] = out->ema_fast;
+      f[3 * n] = out->ema_slow;
+      f[4 * n] = out->vwap;
+      f[5 * n] = out->mean;
+      f[6 * n] = out->var;
+      for (size_t c = 0; c < PE_FEATURE_COUNT; c++) {
+        f[(7 + c) * n] = out->feature[c];
+      }
+    }
+    if (res->accepted != NULL) {
+      res->accepted[k] = row;
+    }
+    for (uint32_t s = 0; s < out->n_signals; s++) {
+      int arc = pe__py_add_signal(res, &out->signal[s]);
+      if (arc != PE_OK) {
+        res->stop_row = row;
+        return arc;
+      }
+    }
+    return 0;
+  }
+  if (pe_reject_from_error(rc) >= 0) {
+    return pe__py_reject(run, rc, row);
+  }
+  res->stop_row = row;
+  snprintf(res->errmsg, sizeof res->errmsg, "%s %lld: %s", pe__py_where(run),
+           (long long)row, pe_engine_errmsg(run->engine));
+  return rc;
+}
+
+static int pe__py_push_ticks(pe__py_run_t *run, const pe_tick_t *ticks,
+                             uint32_t n) {
+  pe_tick_out_t out;
+  uint32_t pushed = 0;
+  uint32_t flags = run->res->features != NULL || run->res->accepted != NULL
+                       ? PE_ENGINE_EACH_ALL
+                       : 0u;
+  return pe_engine_push_batch(run->engine, ticks, n, &out, flags, pe__py_each,
+                              run, &pushed, NULL);
+}
+
+/* The engine's checks of a symbol, for a code of the columns. */
+static int pe__py_symbol_error(const pe_py_columns_t *cols, int32_t code) {
+  if (code < 0 || (uint32_t)code >= cols->n_symtab) {
+    return PE_ESYMBOL;
+  }
+  uint32_t len = cols->symlen[code];
+  return len == 0 ? PE_ESYMBOL : len > PE_SYMBOL_MAX ? PE_ESYMLEN : PE_OK;
+}
+
+int pe_py_push(pe_engine_t *engine, const pe_py_columns_t *cols,
+               pe_py_result_t *res) {
+  pe__py_run_t run = {engine, res, cols, cols->n, NULL, NULL};
+  pe_tick_t ticks[PE_ENGINE_BATCH_MAX];
+  int64_t rows[PE_ENGINE_BATCH_MAX];
+  uint32_t nb = 0;
+  res->stop_row = -1;
+  run.row_of = rows;
+  for (size_t i = 0; i < cols->n; i++) {
+    res->rows += 1;
+    int32_t code = cols->sym[i];
+    int rc = pe__py_symbol_error(cols, code);
+    if (rc != PE_OK) {
+      /* Ticks before it go first, so that the order of events is kept. */
+      int stop = nb ? pe__py_push_ticks(&run, ticks, nb) : 0;
+      nb = 0;
+      if (stop == 0) {
+        stop = pe__py_reject(&run, rc, (int64_t)i);
+      }
+      if (stop != 0) {
+        return stop;
+      }
+      continue;
+    }
+    pe_tick_t *t = &ticks[nb];
+    t->ts_ns = cols->ts_ns[i];
+    t->recv_ts_ns = PE_TS_NONE;
+    t->price = cols->price[i];
+    t->volume = cols->volume[i];
+    t->symbol_len = cols->symlen[code];
+    memcpy(t->symbol, cols->symtab + (size_t)code * PE_PY_SYMBOL_STRIDE,
+           PE_PY_SYMBOL_STRIDE);
+    t->symbol[t->symbol_len] = '\0';
+    rows[nb++] = (int64_t)i;
+    if (nb == PE_ENGINE_BATCH_MAX) {
+      int stop = pe__py_push_ticks(&run, ticks, nb);
+      nb = 0;
+      if (stop != 0) {
+        return stop;
+      }
+    }
+  }
+  return nb ? pe__py_push_ticks(&run, ticks, nb) : PE_OK;
+}
+
+/* ---- a tick file -------------------------------------------------------- */
+
+static int pe__py_file_ticks(void *ctx, const pe_tick_t *ticks,
+                             const pe_csv_row_t *rows, uint32_t n) {
+  pe__py_run_t *run = ctx;
+  int64_t line[PE_CSV_BATCH];
+  for (uint32_t i = 0; i < n; i++) {
+    line[i] = (int64_t)rows[i].line_no;
+  }
+  run->res->rows += n;
+  run->row_of = line;
+  return pe__py_push_ticks(run, ticks, n);
+}
+
+static int pe__py_file_reject(void *ctx, int err, uint64_t line_no,
+                              const char *line, size_t len) {
+  pe__py_run_t *run = ctx;
+  (void)line;
+  (void)len;
+  run->res->rows += 1;
+  return pe__py_reject(run, err, (int64_t)line_no);
+}
+
+int pe_py_replay_file(pe_engine_t *engine, const char *path, int ts_unit,
+                      pe_py_result_t *res) {
+  pe_source_options_t opts;
+  memset(&opts, 0, sizeof opts);
+  opts.path = path;
+  opts.csv.ts_unit = (pe_ts_unit_t)ts_unit;
+  res->stop_row = -1;
+  pe_source_t *src = NULL;
+  int rc = pe_source_open(&opts, &src, res->errmsg, sizeof res->errmsg);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  pe__py_run_t run = {engine, res, NULL, 0, NULL, pe_source_name(src)};
+  pe_csv_batch_handler_t handler = {&run, pe__py_file_ticks,
+                                    pe__py_file_reject};
+  rc = pe_source_run(src, &handler);
+  if (rc != PE_OK && res->errmsg[0] == '\0') {
+    snprintf(res->errmsg, sizeof res->errmsg, "%s", pe_source_errmsg(src));
+  }
+  pe_source_close(src);
+  return rc;
+}
+
+void pe_py_result_free(pe_py_result_t *res) {
+  free(res->signals);
+  res->signals = NULL;
+  res->n_signals = 0;
+  res->cap_signals = 0;
+}
+
+/* ---- the columnar core -------------------------------------------------- */
+
+/* The engine's checks of one tick that need no state, in its order. */
+static int pe__py_tick_error(const pe_py_columns_t *cols, size_t i) {
+  double price = cols->price[i];
+  double volume = cols->volume[i];
+  if (!(price > 0.0) || !isfinite(price)) {
+    return PE_EPRICE;
+  }
+  if (!(volume >= 0.0) || !isfinite(volume)) {
+    return PE_EVOLUME;
+  }
+  return pe__py_symbol_error(cols, cols->sym[i]);
+}
+
+/* Folds accepted ticks [from, to) (their rows in res->accepted) through the
+ * core into the output columns. */
+static int pe__py_core_flush(pe_core_t *core, const pe_py_columns_t *cols,
+                             pe_py_result_t *res, size_t from, size_t to,
+                             int32_t *sym, double *price, double *volume) {
+  size_t n = cols->n;
+  double *f = res->features;
+  pe_core_columns_t out = {f + 2 * n + from, f + 3 * n + from, f + 4 * n + from,
+                           f + 5 * n + from, f + 6 * n + from};
+  int rc = pe_core_run(core, to - from, sym, price, volume, &out);
+  if (rc != PE_OK) {
+    snprintf(res->errmsg, sizeof res->errmsg, "%s", pe_core_errmsg(core));
+  }
+  return rc;
+}
+
+int pe_py_core_features(const pe_core_config_t *config,
+                        const pe_py_columns_t *cols, pe_py_result_t *res) {
+  res->stop_row = -1;
+  if (res->features == NULL || res->accepted == NULL) {
+    snprintf(res->errmsg, sizeof res->errmsg,
+             "features and accepted must be given");
+    return PE_EINVAL;
+  }
+  pe_core_config_t cfg = *config;
+  cfg.n_symbols = cols->n_symtab ? cols->n_symtab : 1;
+  pe_core_t *core = NULL;
+  int rc = pe_core_create(&cfg, &core, res->errmsg, sizeof res->errmsg);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  int64_t *last = malloc(cfg.n_symbols * sizeof *last);
+  /* Accepted ticks are gathered in blocks, so that the core runs over
+   * contiguous arrays without a copy of the whole input. */
+  enum { BLOCK = 4096 };
+  int32_t *sym = malloc(BLOCK * sizeof *sym);
+  double *price = malloc(BLOCK * sizeof *price);
+  double *volume = malloc(BLOCK * sizeof *volume);
+  if (last == NULL || sym == NULL || price == NULL || volume == NULL) {
+    snprintf(res->errmsg, sizeof res->errmsg, "out of memory");
+    rc = PE_ENOMEM;
+    goto done;
+  }
+  for (uint32_t s = 0; s < cfg.n_symbols; s++) {
+    last[s] = INT64_MIN;
+  }
+  pe__py_run_t run = {NULL, res, cols, cols->n, NULL, NULL};
+  size_t block_start = 0;
+  size_t nb = 0;
+  for (size_t i = 0; i < cols->n; i++) {
+    res->rows += 1;
+    int err = pe__py_tick_error(cols, i);
+    int32_t s = cols->sym[i];
+    if (err == PE_OK && cols->ts_ns[i] < last[s]) {
+      err = PE_EORDER;
+    }
+    if (err != PE_OK) {
+      rc = pe__py_reject(&run, err, (int64_t)i);
+      if (rc != PE_OK) {
+        break;
+      }
+      continue;
+    }
+    last[s] = cols->ts_ns[i];
+    res->features[res->n_accepted] = cols->price[i];
+    res->features[cols->n + res->n_accepted] = cols->volume[i];
+    res->accepted[res->n_accepted++] = (int64_t)i;
+    sym[nb] = s;
+    price[nb] = cols->price[i];
+    volume[nb] = cols->volume[i];
+    if (++nb == BLOCK) {
+      rc = pe__py_core_flush(core, cols, res, block_start, res->n_accepted, sym,
+                             price, volume);
+      if (rc != PE_OK) {
+        goto done;
+      }
+      block_start = res->n_accepted;
+      nb = 0;
+    }
+  }
+  if (nb > 0) {
+    int frc = pe__py_core_flush(core, cols, res, block_start, res->n_accepted,
+                                sym, price, volume);
+    rc = rc != PE_OK ? rc : frc;
+  }
+done:
+  free(volume);
+  free(price);
+  free(sym);
+  free(last);
+  pe_core_destroy(core);
+  return rc;
+}

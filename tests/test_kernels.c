@@ -1,0 +1,436 @@
+/* The kernels of every instruction set this CPU has agree with the portable
+ * ones (src/model/kernels*.c).
+ *
+ * Each case builds one plan step of random shape (groups, odd channel
+ * counts, strides, dilations, pads, batch sizes, lengths, activations),
+ * runs it through pe__step_exec with the generic table and with every
+ * vector table the CPU can run (AVX2/FMA, AVX-512), and compares every
+ * output element. Outputs start as NaN, so an element a kernel forgets to
+ * write fails the comparison.
+ *
+ * Tolerance: 1e-5 * max(1, |generic|). The generic kernels sum in double
+ * and round once; the vector ones sum in float with FMA, in a different
+ * order, with polynomial exp/tanh/sigmoid (a few ulp). For the sizes here
+ * (at most a few hundred terms of order 1 / sqrt(K) each, outputs of order
+ * 1) the rounding error of a float sum is a few 1e-7, and an LSTM or GRU
+ * state stays in (-1, 1) with contracting updates, so 1e-5 is two orders
+ * above what the arithmetic explains and far below any indexing error. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "model/model_impl.h"
+#include "pe/error.h"
+#include "pe_test.h"
+
+#define TOL 1e-5
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+/* Uniform integer in [lo, hi]. */
+static int64_t rnd(int64_t lo, int64_t hi) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return lo + (int64_t)(rng_state % (uint64_t)(hi - lo + 1));
+}
+
+/* Uniform float in [-a, a]. */
+static float rndf(float a) {
+  return a * ((float)rnd(0, 1 << 24) / (float)(1 << 23) - 1.0f);
+}
+
+static float *rnd_buf(int64_t n, float a) {
+  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+  for (int64_t i = 0; i < n; i++) {
+    p[i] = rndf(a);
+  }
+  return p;
+}
+
+/* The vector tables this CPU can run. */
+static const pe__kernels_t *tables[2];
+static int n_tables;
+static int64_t n_cases, n_compared; /* reported: the test did run */
+
+/* A model with tensors 0..7 of the given per-sample sizes, none constant. */
+typedef struct mini {
+  pe_model_t m;
+  pe__tensor_t t[8];
+} mini_t;
+
+static void mini_init(mini_t *x, const int64_t *numel, int n) {
+  memset(x, 0, sizeof *x);
+  for (int i = 0; i < n; i++) {
+    x->t[i].numel = numel[i];
+    x->t[i].known = 1;
+    x->t[i].dtype = PE__DT_F32;
+  }
+  x->m.g.t = x->t;
+  x->m.g.n_t = n;
+}
+
+/* Runs steps s[0..ns) (ns > 1: the directions of one recurrent layer,
+ * writing the same outputs) over nb samples with table k: tensor i is
+ * bufs[i]; the outputs of s[0] are set to NaN first. */
+static void run_step(mini_t *mm, const pe__step_t *s, int ns,
+                     const pe__kernels_t *k, uint32_t nb, float *const *bufs,
+                     int n_bufs) {
+  float *ptr[8] = {0};
+  for (int i = 0; i < n_bufs; i++) {
+    ptr[i] = bufs[i];
+  }
+  for (int o = 0; o < 3; o++) {
+    if (s->out[o] >= 0) {
+      int64_t n = (int64_t)nb * mm->t[s->out[o]].numel;
+      for (int64_t i = 0; i < n; i++) {
+        ptr[s->out[o]][i] = NAN;
+      }
+    }
+  }
+  for (int i = 0; i < ns; i++) {
+    int64_t sc = pe__step_scratch(&s[i], nb, k) + 16;
+    float *scratch = aligned_alloc(64, (size_t)((sc * 4 + 63) / 64 * 64));
+    pe__exec_t x = {&mm->m, k, ptr, scratch, nb};
+    pe__step_exec(&s[i], &x);
+    free(scratch);
+  }
+}
+
+/* Compares output tensor id of two runs; reports the first difference. */
+static int same(const char *what, const char *isa, const float *ref,
+                const float *got, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    double a = got[i], b = ref[i];
+    if (!(fabs(a - b) <= TOL * fmax(1.0, fabs(b)))) {
+      fprintf(stderr, "%s [%s]: element %lld: %.9g, generic %.9g\n", what, isa,
+              (long long)i, a, b);
+      pe_test_failures++;
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Runs s[0..ns) with the generic table, then every vector one, on the
+ * same inputs; compares outputs (tensors 1, 2, 3 where the steps write
+ * them). */
+static int agree(mini_t *mm, const pe__step_t *s, int ns, uint32_t nb,
+                 float **bufs, int n_bufs, const char *what) {
+  float *ref[3] = {0}, *got[3] = {0};
+  int64_t n[3] = {0};
+  for (int o = 0; o < 3; o++) {
+    if (s->out[o] >= 0) {
+      n[o] = (int64_t)nb * mm->t[s->out[o]].numel;
+    }
+  }
+  run_step(mm, s, ns, &pe__kernels_generic, nb, bufs, n_bufs);
+  for (int o = 0; o < 3; o++) {
+    if (s->out[o] >= 0) {
+      ref[o] = malloc((size_t)n[o] * sizeof(float));
+      memcpy(ref[o], bufs[s->out[o]], (size_t)n[o] * sizeof(float));
+      got[o] = bufs[s->out[o]];
+    }
+  }
+  int ok = 1;
+  n_cases++;
+  for (int t = 0; t < n_tables && ok; t++) {
+    run_step(mm, s, ns, tables[t], nb, bufs, n_bufs);
+    for (int o = 0; o < 3 && ok; o++) {
+      if (s->out[o] >= 0) {
+        ok = same(what, tables[t]->name, ref[o], got[o], n[o]);
+        n_compared += n[o];
+      }
+    }
+  }
+  for (int o = 0; o < 3; o++) {
+    free(ref[o]);
+  }
+  return ok;
+}
+
+static int rnd_act(float *alpha) {
+  static const int acts[] = {PE__ACT_NONE, PE__ACT_RELU, PE__ACT_LEAKY,
+                             PE__ACT_TANH, PE__ACT_SIGMOID};
+  *alpha = 0.1f;
+  return acts[rnd(0, 4)];
+}
+
+/* A step with one input (tensor 0, n_in floats per sample, uniform in
+ * [-amp, amp]) and one output (tensor 1, n_out floats): runs agree() on
+ * nb samples and frees the step. */
+static int agree1(pe__step_t *s, int64_t n_in, int64_t n_out, uint32_t nb,
+                  float amp, const char *what) {
+  mini_t mm;
+  int64_t numel[2] = {n_in, n_out};
+  mini_init(&mm, numel, 2);
+  s->n_in = 1;
+  s->out[0] = 1;
+  s->out[1] = s->out[2] = -1;
+  float *bufs[2] = {rnd_buf(nb * n_in, amp),
+                    malloc((size_t)(nb * n_out) * sizeof(float))};
+  int ok = agree(&mm, s, 1, nb, bufs, 2, what);
+  free(bufs[0]);
+  free(bufs[1]);
+  pe__step_free(s);
+  return ok;
+}
+
+/* Conv1d: groups (odd output channels per group included), strides,
+ * dilations, pads, lengths, batch sizes. */
+static void test_conv1d(void) {
+  int bad = 0;
+  for (int trial = 0; trial < 2000; trial++) {
+    int64_t group = rnd(1, 4), cin_g = rnd(1, 5), cout_g = rnd(1, 5);
+    int64_t k = rnd(1, 5), st = rnd(1, 3), dil = rnd(1, 3);
+    int64_t pl = rnd(0, 3), pr = rnd(0, 3);
+    int64_t span = (k - 1) * dil + 1;
+    int64_t win = rnd(span - pl - pr > 1 ? span - pl - pr : 1, 70);
+    int64_t wout = (win + pl + pr - span) / st + 1;
+    int64_t cin = group * cin_g, cout = group * cout_g;
+    uint32_t nb = (uint32_t)rnd(1, 4);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_CONV1D;
+    s.act = rnd_act(&s.alpha);
+    int64_t p[10] = {cin, cout, group, k, st, dil, pl, pr, win, wout};
+    memcpy(s.p, p, sizeof p);
+    s.w = rnd_buf(cout * cin_g * k, 1.0f / sqrtf((float)(cin_g * k)));
+    s.bias = rnd_buf(cout, 0.5f);
+    char what[160];
+    snprintf(what, sizeof what,
+             "conv1d cin %lld cout %lld group %lld k %lld stride %lld dil "
+             "%lld pads %lld,%lld win %lld batch %u act %d",
+             (long long)cin, (long long)cout, (long long)group, (long long)k,
+             (long long)st, (long long)dil, (long long)pl, (long long)pr,
+             (long long)win, nb, s.act);
+    bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
+    if (bad >= 5) {
+      break; /* enough to see the pattern */
+    }
+  }
+}
+
+/* Conv1d as a 2-D convolution runs it over the flattened H * W axis
+ * (ops_conv2d.c): (4,1) 'same' over [16, 100, 20] is dilation 20 with pads
+ * of whole rows; (1,2) stride (1,2) over [16, 100, 40] is stride 2 over
+ * 4000; a grouped (3,1) with an odd count per group. */
+static void test_conv1d_flat(void) {
+  static const int64_t cfg[][10] = {
+      /* cin, cout, group, k, stride, dil, pl, pr, win, wout */
+      {16, 16, 1, 4, 1, 20, 20, 40, 2000, 2000},
+      {16, 16, 1, 2, 2, 1, 0, 0, 4000, 2000},
+      {6, 9, 3, 3, 1, 7, 7, 7, 77, 77},
+      {1, 8, 1, 2, 2, 1, 0, 0, 4000, 2000},
+  };
+  for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+    const int64_t *f = cfg[c];
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_CONV1D;
+    s.act = PE__ACT_LEAKY;
+    s.alpha = 0.01f;
+    memcpy(s.p, f, sizeof cfg[0]);
+    s.w = rnd_buf(f[1] * (f[0] / f[2]) * f[3],
+                  1.0f / sqrtf((float)((f[0] / f[2]) * f[3])));
+    s.bias = rnd_buf(f[1], 0.5f);
+    agree1(&s, f[0] * f[8], f[1] * f[9], 3, 1.0f, "conv1d over H * W");
+  }
+}
+
+/* Dense layers, both weight layouts (M <= 4: dot products; else panels). */
+static void test_dense(void) {
+  for (int trial = 0; trial < 400; trial++) {
+    int64_t rows = rnd(1, 6), K = rnd(1, 300), M = rnd(1, 70);
+    uint32_t nb = (uint32_t)rnd(1, 5);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_DENSE;
+    s.act = rnd_act(&s.alpha);
+    s.p[0] = rows;
+    s.p[1] = K;
+    s.p[2] = M;
+    s.w = rnd_buf(M * K, 1.0f / sqrtf((float)K));
+    s.bias = rnd(0, 1) ? rnd_buf(M, 0.5f) : NULL;
+    PE_CHECK(pe__step_pack(&s) == PE_OK);
+    char what[120];
+    snprintf(what, sizeof what, "dense rows %lld K %lld M %lld batch %u act %d",
+             (long long)rows, (long long)K, (long long)M, nb, s.act);
+    agree1(&s, rows * K, rows * M, nb, 1.0f, what);
+  }
+}
+
+/* Conv2d: groups, odd channels, kernel sizes, strides, dilations, pads on
+ * all four sides, image sizes, batch sizes, fused activations. */
+static void test_conv2d(void) {
+  for (int trial = 0; trial < 400; trial++) {
+    int64_t group = rnd(1, 3), cin_g = rnd(1, 4), cout_g = rnd(1, 5);
+    int64_t kh = rnd(1, 4), kw = rnd(1, 4), sh = rnd(1, 3), sw = rnd(1, 3);
+    int64_t dh = rnd(1, 2), dw = rnd(1, 2);
+    int64_t pt = rnd(0, 2), pl = rnd(0, 2), pb = rnd(0, 2), pr = rnd(0, 2);
+    int64_t spanh = (kh - 1) * dh + 1, spanw = (kw - 1) * dw + 1;
+    int64_t H = rnd(spanh - pt - pb > 1 ? spanh - pt - pb : 1, 14);
+    int64_t W = rnd(spanw - pl - pr > 1 ? spanw - pl - pr : 1, 40);
+    int64_t OH = (H + pt + pb - spanh) / sh + 1;
+    int64_t OW = (W + pl + pr - spanw) / sw + 1;
+    int64_t cin = group * cin_g, cout = group * cout_g;
+    uint32_t nb = (uint32_t)rnd(1, 3);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_CONV2D;
+    s.act = rnd_act(&s.alpha);
+    int64_t p[17] = {cin, cout, group, kh, kw, sh, sw, dh, dw,
+                     pt,  pl,   H,     W,  OH, OW, pb, pr};
+    memcpy(s.p, p, sizeof p);
+    s.w =
+        rnd_buf(cout * cin_g * kh * kw, 1.0f / sqrtf((float)(cin_g * kh * kw)));
+    s.bias = rnd_buf(cout, 0.5f);
+    PE_CHECK(pe__step_pack(&s) == PE_OK);
+    PE_CHECK(s.w2 != NULL);
+    char what[200];
+    snprintf(what, sizeof what,
+             "conv2d cin %lld cout %lld group %lld k %lldx%lld stride "
+             "%lldx%lld dil %lldx%lld pads %lld,%lld,%lld,%lld in %lldx%lld "
+             "batch %u act %d",
+             (long long)cin, (long long)cout, (long long)group, (long long)kh,
+             (long long)kw, (long long)sh, (long long)sw, (long long)dh,
+             (long long)dw, (long long)pt, (long long)pl, (long long)pb,
+             (long long)pr, (long long)H, (long long)W, nb, s.act);
+    agree1(&s, cin * H * W, cout * OH * OW, nb, 1.0f, what);
+  }
+}
+
+/* Conv2d over more output positions than one im2col block, and a wide
+ * kernel (the first layers of a DeepLOB-style model). */
+static void test_conv2d_large(void) {
+  static const int64_t cfg[][6] = {
+      /* cin, cout, kh, kw, H, W */
+      {1, 16, 1, 2, 100, 40},
+      {16, 16, 4, 1, 100, 20},
+      {16, 16, 1, 10, 100, 10},
+      {3, 7, 3, 3, 33, 29},
+  };
+  for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+    const int64_t *f = cfg[c];
+    int64_t sw = f[3] == 2 ? 2 : 1;
+    int64_t OH = f[4] - f[2] + 1, OW = (f[5] - f[3]) / sw + 1;
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_CONV2D;
+    s.act = PE__ACT_LEAKY;
+    s.alpha = 0.01f;
+    int64_t p[17] = {f[0], f[1], 1,    f[2], f[3], 1,  sw, 1, 1,
+                     0,    0,    f[4], f[5], OH,   OW, 0,  0};
+    memcpy(s.p, p, sizeof p);
+    s.w = rnd_buf(f[1] * f[0] * f[2] * f[3],
+                  1.0f / sqrtf((float)(f[0] * f[2] * f[3])));
+    s.bias = rnd_buf(f[1], 0.5f);
+    PE_CHECK(pe__step_pack(&s) == PE_OK);
+    agree1(&s, f[0] * f[4] * f[5], f[1] * OH * OW, 2, 1.0f, "conv2d large");
+  }
+}
+
+/* LSTM and GRU (both linear_before_reset), forward, reverse and
+ * bidirectional (two steps writing the halves of the outputs), with and
+ * without initial states, odd hidden sizes, all three outputs. */
+static void test_rnn(void) {
+  for (int trial = 0; trial < 400; trial++) {
+    int lstm = (int)rnd(0, 1);
+    int64_t seq = rnd(1, 12), in = rnd(1, 20), H = rnd(1, 37);
+    int64_t G = lstm ? 4 : 3, GH = G * H;
+    int64_t dirs = rnd(1, 2), lbr = lstm ? 0 : rnd(0, 1);
+    int reverse = dirs == 1 && rnd(0, 1);
+    uint32_t nb = (uint32_t)rnd(1, 4);
+    int with_state = (int)rnd(0, 1);
+    pe__step_t s[2];
+    memset(s, 0, sizeof s);
+    float sc = 1.0f / sqrtf((float)H);
+    for (int64_t d = 0; d < dirs; d++) {
+      s[d].kind = lstm ? PE__K_LSTM : PE__K_GRU;
+      s[d].n_in = 3;
+      s[d].in[0] = 0;
+      s[d].in[1] = with_state ? 4 : -1;
+      s[d].in[2] = with_state && lstm ? 5 : -1;
+      s[d].out[0] = 1;
+      s[d].out[1] = 2;
+      s[d].out[2] = lstm ? 3 : -1;
+      int64_t p[8] = {seq, in, H, lbr, 0, reverse || d == 1, dirs, d};
+      memcpy(s[d].p, p, sizeof p);
+      s[d].w = rnd_buf(GH * in, sc);
+      s[d].w2 = rnd_buf(GH * H, sc);
+      s[d].bias = rnd_buf(GH, sc);
+      s[d].bias2 = rnd_buf(H, sc);
+      PE_CHECK(pe__step_pack(&s[d]) == PE_OK);
+    }
+    mini_t mm;
+    int64_t numel[6] = {seq * in, seq * dirs * H, dirs * H,
+                        dirs * H, dirs * H,       dirs * H};
+    mini_init(&mm, numel, 6);
+    float *bufs[6];
+    for (int i = 0; i < 6; i++) {
+      bufs[i] = rnd_buf(nb * numel[i], 1.0f);
+    }
+    char what[160];
+    snprintf(what, sizeof what,
+             "%s seq %lld in %lld H %lld lbr %lld dirs %lld reverse %d batch "
+             "%u state %d",
+             lstm ? "lstm" : "gru", (long long)seq, (long long)in, (long long)H,
+             (long long)lbr, (long long)dirs, reverse, nb, with_state);
+    agree(&mm, s, (int)dirs, nb, bufs, 6, what);
+    for (int i = 0; i < 6; i++) {
+      free(bufs[i]);
+    }
+    for (int64_t d = 0; d < dirs; d++) {
+      pe__step_free(&s[d]);
+    }
+  }
+}
+
+/* Element-wise activations and the per-channel affine step. */
+static void test_act_affine(void) {
+  static const int acts[] = {PE__ACT_RELU, PE__ACT_LEAKY, PE__ACT_SIGMOID,
+                             PE__ACT_TANH, PE__ACT_EXP};
+  for (int trial = 0; trial < 200; trial++) {
+    int affine = (int)rnd(0, 1);
+    int64_t outer = rnd(1, 3), C = rnd(1, 9), inner = rnd(1, 40);
+    int64_t n = outer * C * inner;
+    uint32_t nb = (uint32_t)rnd(1, 3);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = affine ? PE__K_AFFINE : PE__K_UNARY;
+    s.act = acts[rnd(0, 4)];
+    s.alpha = 0.2f;
+    s.p[0] = outer;
+    s.p[1] = C;
+    s.p[2] = inner;
+    if (affine) {
+      s.w = rnd_buf(C, 2.0f);
+      s.bias = rnd_buf(C, 1.0f);
+    }
+    agree1(&s, n, n, nb, 6.0f, affine ? "affine" : "activation");
+  }
+}
+
+int main(void) {
+  if (pe__kernels_avx2_usable()) {
+    tables[n_tables++] = &pe__kernels_avx2;
+  }
+  if (pe__kernels_avx512_usable()) {
+    tables[n_tables++] = &pe__kernels_avx512;
+  }
+  printf("test_kernels: generic against");
+  for (int t = 0; t < n_tables; t++) {
+    printf(" %s", tables[t]->name);
+  }
+  printf("%s\n", n_tables ? "" : " nothing (no vector kernels here)");
+  test_conv1d();
+  test_conv1d_flat();
+  test_dense();
+  test_conv2d();
+  test_conv2d_large();
+  test_rnn();
+  test_act_affine();
+  printf("test_kernels: %lld cases, %lld output elements compared: %s\n",
+         (long long)n_cases, (long long)n_compared,
+         pe_test_failures ? "FAILED" : "ok");
+  return pe_test_failures ? 1 : 0;
+}
