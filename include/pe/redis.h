@@ -201,7 +201,8 @@ int pe_redis_write(pe_redis_t *r, const char *data, size_t len);
 
 /* Reads the next reply into the connection's arena; *reply stays valid
  * until the next pe_redis_read or disconnect. PE_ECONN (and disconnected)
- * on a broken connection or a timeout. */
+ * on a broken connection or a timeout; PE_ENOMEM (and disconnected) when
+ * the reply could not be held: not worth a reconnect. */
 int pe_redis_read(pe_redis_t *r, const pe_redis_value_t **reply);
 
 /* Sends one command and reads its reply: off the hot path. */

@@ -165,7 +165,9 @@ static int pe__loop(const pe_cli_command_t *cmd, pe_live_t *live) {
   if (rc == PE_LIVE_STOPPED) {
     return PE_EXIT_OK;
   }
-  pe_cli_error(cmd, "%s", pe_live_errmsg(live));
+  /* A failure without its own message still names its kind. */
+  const char *msg = pe_live_errmsg(live);
+  pe_cli_error(cmd, "%s", msg[0] != '\0' ? msg : pe_strerror(rc));
   if (rc == PE_EGAP) {
     pe_cli_error(cmd, "stopping (--on-gap fail); rerun with --on-gap skip to "
                       "go on from the first entry left, the gap counted in "
@@ -238,9 +240,11 @@ static int pe__live_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   pe_engine_t *engine = NULL;
   pe_backend_t *backend = NULL;
   pe_live_t *live = NULL;
-  if (pe_engine_create(&ecfg, &engine, err, sizeof err) != PE_OK) {
+  int erc = pe_engine_create(&ecfg, &engine, err, sizeof err);
+  if (erc != PE_OK) {
     pe_cli_error(cmd, "%s", err);
-    return PE_EXIT_USAGE;
+    /* Settings the engine refuses are usage; memory is not. */
+    return erc == PE_ENOMEM ? PE_EXIT_FAIL : PE_EXIT_USAGE;
   }
   rc = pe_cli_open_backend(cmd, engine, &backend);
   cfg.engine = engine;

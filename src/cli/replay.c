@@ -324,9 +324,11 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   pe_backend_t *backend = NULL;
   pe_pipeline_t *p = NULL;
   char err[768];
-  if (pe_engine_create(&config, &engine, err, sizeof err) != PE_OK) {
+  int erc = pe_engine_create(&config, &engine, err, sizeof err);
+  if (erc != PE_OK) {
     pe_cli_error(cmd, "%s", err);
-    return PE_EXIT_USAGE;
+    /* Settings the engine refuses are usage; memory is not. */
+    return erc == PE_ENOMEM ? PE_EXIT_FAIL : PE_EXIT_USAGE;
   }
   rc = pe_cli_open_backend(cmd, engine, &backend);
   if (rc != PE_EXIT_OK) {

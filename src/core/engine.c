@@ -101,10 +101,11 @@ int pe_engine_create(const pe_engine_config_t *config, pe_engine_t **out,
     pe_engine_destroy(e);
     return PE_ENOMEM;
   }
-  if (config->window > 0 && pe_engine_set_window(e, config->window) != PE_OK) {
+  rc = config->window > 0 ? pe_engine_set_window(e, config->window) : PE_OK;
+  if (rc != PE_OK) {
     snprintf(err, err_cap, "%s", e->errmsg);
     pe_engine_destroy(e);
-    return PE_ENOMEM;
+    return rc;
   }
   *out = e;
   return PE_OK;

@@ -341,6 +341,9 @@ static int pe__ready(pe_live_t *L, uint32_t wait_ms) {
   pe__xinfo(b, L->ticks);
   const pe_redis_value_t *v;
   int rc = pe_redis_command(L->redis, b, &v);
+  if (rc == PE_ENOMEM) {
+    return pe__live_fail(L, rc, "%s", pe_redis_errmsg(L->redis));
+  }
   if (rc != PE_OK) {
     return rc;
   }
@@ -521,11 +524,12 @@ static int pe__trip(pe_live_t *L, uint32_t block_ms, pe_live_step_stats_t *st) {
   if (reading) {
     pe__xread(L, b, block_ms);
   }
-  if (b->len == 0) {
-    return PE_OK;
-  }
+  /* A buffer that could not grow holds nothing: failed before empty. */
   if (b->failed) {
     return pe__live_fail(L, PE_ENOMEM, "out of memory for a batch of commands");
+  }
+  if (b->len == 0) {
+    return PE_OK;
   }
   int rc = pe_redis_write(L->redis, b->data, b->len);
   if (rc != PE_OK) {
@@ -640,6 +644,9 @@ static int pe__step(pe_live_t *L, uint32_t wait_ms, pe_live_step_stats_t *st) {
                          "from the last checkpoint");
   }
   int rc = pe__trip(L, wait_ms, st);
+  if (rc == PE_ENOMEM && L->errmsg[0] == '\0') {
+    pe__live_fail(L, rc, "%s", pe_redis_errmsg(L->redis));
+  }
   if (rc == PE_ECONN) {
     L->ready = 0;
     pe__live_log(L, PE_LIVE_LOG_INFO, "%s; reconnecting",

@@ -56,9 +56,19 @@ void pe_pipeline_config_init(pe_pipeline_config_t *c) {
   c->latency_sample = 16;
 }
 
-static FILE *pe__open_out(const char *path, pe_out_t **o, char *err,
-                          size_t err_cap) {
-  return pe_out_open(path, o, err, err_cap) == PE_OK ? pe_out_file(*o) : NULL;
+/* Opens an output and writes its header line; NULL and a message naming
+ * the path when either fails (*o, if opened, is closed by the caller). */
+static FILE *pe__open_out(const char *path, const char *header, pe_out_t **o,
+                          char *err, size_t err_cap) {
+  if (pe_out_open(path, o, err, err_cap) != PE_OK) {
+    return NULL;
+  }
+  FILE *f = pe_out_file(*o);
+  if (fputs(header, f) == EOF) {
+    snprintf(err, err_cap, "cannot write '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  return f;
 }
 
 /* Refuses, before any output is opened (and a file truncated), an output
@@ -138,16 +148,16 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
     rc = pe_sink_open_file(c->signals_path, c->format, &p->sink, err, err_cap);
   }
   if (rc == PE_OK && c->features_path != NULL) {
-    p->features =
-        pe__open_out(c->features_path, &p->features_out, err, err_cap);
-    if (p->features == NULL ||
-        fputs(pe_features_csv_header(), p->features) == EOF) {
+    p->features = pe__open_out(c->features_path, pe_features_csv_header(),
+                               &p->features_out, err, err_cap);
+    if (p->features == NULL) {
       rc = PE_EIO;
     }
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
-    p->rejects = pe__open_out(c->rejects_path, &p->rejects_out, err, err_cap);
-    if (p->rejects == NULL || fputs("line,reason,raw\n", p->rejects) == EOF) {
+    p->rejects = pe__open_out(c->rejects_path, "line,reason,raw\n",
+                              &p->rejects_out, err, err_cap);
+    if (p->rejects == NULL) {
       rc = PE_EIO;
     }
   }

@@ -173,6 +173,10 @@ static int pe__flush(pe_publish_t *p) {
     if (rc == PE_OK) {
       rc = pe_redis_read(p->redis, &v); /* EXEC */
     }
+    if (rc == PE_ENOMEM) {
+      snprintf(p->errmsg, sizeof p->errmsg, "%s", pe_redis_errmsg(p->redis));
+      return rc;
+    }
     if (rc != PE_OK) {
       pe__log(p, "%s; reconnecting", pe_redis_errmsg(p->redis));
       continue;

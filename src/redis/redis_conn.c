@@ -266,8 +266,10 @@ int pe_redis_read(pe_redis_t *r, const pe_redis_value_t **reply) {
   pe__arena_rewind(&r->arena);
   void *obj = NULL;
   if (redisGetReply(r->ctx, &obj) != REDIS_OK || obj == NULL) {
-    return pe__fail(r, r->arena.failed ? "out of memory for a reply"
-                                       : "connection lost");
+    /* Out of memory is no lost connection: reconnecting would not end. */
+    int oom = r->arena.failed || r->ctx->err == REDIS_ERR_OOM;
+    int rc = pe__fail(r, oom ? "out of memory for a reply" : "connection lost");
+    return oom ? PE_ENOMEM : rc;
   }
   *reply = obj;
   return PE_OK;
