@@ -187,22 +187,33 @@ static void test_outputs_match_one_tick_at_a_time(void) {
   fputs("1704205800012482000,AAPL,-1,5\nnot,a,row\n"
         "1000000000000000000,NVDA,10,1\n",
         f);
+  long size = ftell(f);
   fclose(f);
   free(fixture);
 
-  for (size_t read_size = 4093; read_size <= 1u << 20; read_size *= 256) {
+  /* Read with read(2) and mapped (map = 1), in small and large pieces. */
+  for (unsigned run = 0; run < 4; run++) {
+    size_t read_size = run & 1u ? 4093u * 256u : 4093u;
+    int map = (int)(run >> 1);
     pe_engine_t *engine = pe__engine(65536, 1);
     char err[512];
     pe_pipeline_config_t pc;
     pe_pipeline_config_init(&pc);
     pc.source.path = input;
     pc.source.read_size = read_size;
+    pc.source.map = map;
     pc.signals_path = pe__path("signals");
     pc.format = PE_FORMAT_JSONL;
     pc.features_path = pe__path("features");
     pc.rejects_path = pe__path("rejects");
     pe_pipeline_t *p = NULL;
     PE_CHECK_INT(pe_pipeline_create(&pc, engine, &p, err, sizeof err), PE_OK);
+    const void *start = NULL;
+    size_t mapped = 0;
+    PE_CHECK_INT(pe_source_mapping(pe_pipeline_source(p), &start, &mapped),
+                 map);
+    PE_CHECK(map ? start != NULL : start == NULL);
+    PE_CHECK_INT(mapped, map ? (uint64_t)size : 0u);
     PE_CHECK_INT(pe_pipeline_run(p), PE_OK);
     pe_pipeline_stats_t st;
     pe_pipeline_stats(p, &st);

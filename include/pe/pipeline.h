@@ -42,6 +42,12 @@ typedef struct pe_source_options {
   /* When non-NULL and set (by a signal handler), a read interrupted by a
    * signal ends the run with PE_EAGAIN instead of being retried. */
   const volatile sig_atomic_t *stop;
+  /* 1: maps a regular file instead of reading it (one copy fewer); a file
+   * truncated underneath then raises SIGBUS, which the caller must handle
+   * (pe_source_mapping gives the mapped range). 0, the default: read(2),
+   * where a truncated file is an error. Standard input and files that are
+   * not regular are always read. */
+  int map;
 } pe_source_options_t;
 
 typedef struct pe_source pe_source_t;
@@ -56,8 +62,9 @@ int pe_source_open(const pe_source_options_t *options, pe_source_t **out,
  * PE_EHEADER (a header that lacks a required column), PE_EIO (a failed
  * read, or a regular file that shrank while it was read) or PE_EAGAIN
  * (stopped by options.stop), with the message in pe_source_errmsg. Read
- * with read(2), never mapped: a file truncated underneath is an error, not
- * a signal. Call once. */
+ * with read(2) unless options.map mapped the file: then a file truncated
+ * underneath raises SIGBUS (or, cut within its last page, is found at the
+ * end: PE_EIO); with read(2) it is an error, not a signal. Call once. */
 int pe_source_run(pe_source_t *source, const pe_csv_batch_handler_t *handler);
 
 /* "<stdin>" for standard input, else the path. */
@@ -69,6 +76,11 @@ uint64_t pe_source_bytes_done(const pe_source_t *source);
 uint64_t pe_source_bytes_total(const pe_source_t *source);
 
 const char *pe_source_errmsg(const pe_source_t *source);
+
+/* The mapped range (options.map on a regular file): *start and *len, 1.
+ * 0 when the input is read, *start NULL and *len 0. */
+int pe_source_mapping(const pe_source_t *source, const void **start,
+                      size_t *len);
 
 /* Closes the input and frees; NULL is a no-op. */
 void pe_source_close(pe_source_t *source);
@@ -139,6 +151,9 @@ const pe_hist_t *pe_pipeline_latency(const pe_pipeline_t *pipeline);
 
 /* The input's name, as pe_source_name. */
 const char *pe_pipeline_input(const pe_pipeline_t *pipeline);
+
+/* The input's source, for pe_source_mapping. */
+const pe_source_t *pe_pipeline_source(const pe_pipeline_t *pipeline);
 
 const char *pe_pipeline_errmsg(const pe_pipeline_t *pipeline);
 

@@ -2,9 +2,18 @@
  *
  * The flags become an engine and a pipeline config (pe/pipeline.h), which
  * does the work; this file prints the progress bar, the summary and the
- * end-of-run files (--summary-json, --state-out). */
+ * end-of-run files (--summary-json, --state-out).
+ *
+ * A regular input file is mapped (one copy fewer than read(2)). A file
+ * truncated underneath a mapping raises SIGBUS at the first access past
+ * its new end; the handler here turns that into the same message and exit
+ * status as a truncation seen by read(2). The outputs are written to
+ * TARGET.tmp and renamed at the end, so the real outputs are untouched;
+ * the handler may only call async-signal-safe functions, so a .tmp file
+ * stays behind in that case. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -212,6 +221,72 @@ static int pe__write_summary_json(const pe_cli_command_t *cmd, const char *path,
   return PE_EXIT_OK;
 }
 
+/* What the SIGBUS handler needs, set before the run: the mapped input. */
+static const char *pe__bus_path;
+static size_t pe__bus_path_len;
+static const char *pe__bus_start;
+static size_t pe__bus_len;
+
+static void pe__bus_write(const char *text, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(2, text, len);
+    if (n <= 0) {
+      return;
+    }
+    text += n;
+    len -= (size_t)n;
+  }
+}
+
+/* SIGBUS inside the mapped input: it was truncated. Elsewhere: the default
+ * action, taken when the faulting access runs again. */
+static void pe__on_sigbus(int sig, siginfo_t *info, void *uctx) {
+  (void)uctx;
+  const char *at = (const char *)info->si_addr;
+  if (pe__bus_start == NULL || at < pe__bus_start ||
+      (size_t)(at - pe__bus_start) >= pe__bus_len) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    return;
+  }
+  static const char head[] = "pattern-engine replay: '";
+  static const char tail[] = "' was truncated while it was read\n";
+  pe__bus_write(head, sizeof head - 1);
+  pe__bus_write(pe__bus_path, pe__bus_path_len);
+  pe__bus_write(tail, sizeof tail - 1);
+  _exit(PE_EXIT_FAIL);
+}
+
+/* Installs the handler when the input is mapped; *old gets the action it
+ * replaces, restored by pe__sigbus_restore. */
+static int pe__sigbus_install(const pe_pipeline_t *p, struct sigaction *old) {
+  const void *start = NULL;
+  size_t len = 0;
+  if (!pe_source_mapping(pe_pipeline_source(p), &start, &len)) {
+    return 0;
+  }
+  pe__bus_path = pe_pipeline_input(p);
+  pe__bus_path_len = strlen(pe__bus_path);
+  pe__bus_start = start;
+  pe__bus_len = len;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = pe__on_sigbus;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(SIGBUS, &sa, old) == 0;
+}
+
+static void pe__sigbus_restore(int installed, const struct sigaction *old) {
+  if (installed) {
+    sigaction(SIGBUS, old, NULL);
+    pe__bus_start = NULL;
+    pe__bus_len = 0;
+  }
+}
+
 /* Flags -> engine (with any backend) and pipeline config. */
 static int pe__replay_config(const pe_cli_command_t *cmd,
                              pe_engine_config_t *config,
@@ -258,6 +333,7 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
     return PE_EXIT_USAGE;
   }
   pc->source.path = pe_cli_value(cmd, "ticks");
+  pc->source.map = 1; /* a regular file; SIGBUS handled in pe__replay_run */
   pc->signals_path = pe_cli_value(cmd, "out");
   pc->features_path = pe_cli_flag(cmd, "features-out")->value;
   pc->rejects_path = pe_cli_flag(cmd, "rejects")->value;
@@ -347,7 +423,10 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     goto done;
   }
   progress.start_ns = pe_clock_ns();
+  struct sigaction old_bus;
+  int bus = pe__sigbus_install(p, &old_bus);
   prc = pe_pipeline_run(p);
+  pe__sigbus_restore(bus, &old_bus);
   if (pc.on_progress != NULL) {
     pe__draw_progress(&progress, p, 1);
   }

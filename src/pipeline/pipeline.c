@@ -385,6 +385,10 @@ const char *pe_pipeline_input(const pe_pipeline_t *p) {
   return pe_source_name(p->source);
 }
 
+const pe_source_t *pe_pipeline_source(const pe_pipeline_t *p) {
+  return p->source;
+}
+
 const char *pe_pipeline_errmsg(const pe_pipeline_t *p) { return p->errmsg; }
 
 void pe_pipeline_destroy(pe_pipeline_t *p) {
