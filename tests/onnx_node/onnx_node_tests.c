@@ -1,0 +1,849 @@
+/* The ONNX project's backend node tests against the importer and the cpu
+ * backend, through the public model API (include/pe/model.h).
+ *
+ *   onnx_node_tests --data DIR/node --list expected_failures.txt
+ *                   [--update-list] [--report FILE.tsv] [--only SUBSTR]
+ *                   [--verbose] [--timeout SECONDS]
+ *
+ * DIR/node holds one folder per test (scripts/fetch-onnx-node-tests.sh
+ * unpacks them from the onnx 1.22.0 wheel): model.onnx and
+ * test_data_set_K/{input,output}_N.pb. A test counts when every op of its
+ * model is one the importer claims (pe__op_name). Each counted test runs in a
+ * child process, so that a crash or a hang is recorded, not fatal, and ends
+ * in one of:
+ *
+ *   pass     every data set's output 0 within tolerance, with every kernel
+ *            set this CPU has (generic, avx2+fma, avx512+fma)
+ *   refused  the load failed; the engine's message is kept
+ *   wrong    a value, shape or type differs from the expected output
+ *   partial  output 0 right, but the test expects more outputs than the
+ *            model API computes (output 0 only)
+ *   error    the run itself failed, or the test data could not be read
+ *   crash    the child died on a signal; timeout: it ran past --timeout
+ *
+ * Tolerance: |got - expected| <= atol + rtol * |expected| with rtol = 1e-3
+ * and atol = 1e-7, NaN equal to NaN: the defaults of the ONNX backend test
+ * runner for node tests (onnx/backend/test/loader/__init__.py sets rtol =
+ * 1e-3, atol = 1e-7 unless a test's data.json overrides them, and none of
+ * the node tests has one; runner/__init__.py compares with
+ * numpy.testing.assert_allclose, which is this formula).
+ *
+ * The list names every counted test expected not to pass, with a cause tag
+ * and a reason. Exit status 1 when a counted test fails that is not on the
+ * list, when any test crashes or times out (listed or not), or when the list
+ * is stale (an entry that passes, fails for another cause than its tag, or
+ * is no counted test); 0 otherwise; 2 for
+ * bad arguments or missing data. --update-list rewrites the list from this
+ * run: entries still failing for the same cause keep their reason, others get
+ * the engine's message. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "model/model_impl.h"
+#include "node_data.h"
+#include "pe/error.h"
+#include "pe/model.h"
+
+#define PE__RTOL 1e-3
+#define PE__ATOL 1e-7
+#define PE__MSG 640
+#define PE__TAG 24
+
+typedef enum {
+  PE__PASS,
+  PE__REFUSED,
+  PE__WRONG,
+  PE__PARTIAL,
+  PE__ERROR,
+  PE__CRASH,
+  PE__TIMEOUT,
+  PE__NSTATUS
+} pe__status_t;
+
+static const char *const pe__status_name[PE__NSTATUS] = {
+    "pass", "refused", "wrong", "partial", "error", "crash", "timeout"};
+
+/* What a child reports through its pipe. */
+typedef struct {
+  int status;
+  char tag[PE__TAG];
+  char msg[PE__MSG];
+} pe__result_t;
+
+typedef struct {
+  char name[PE_NODE_NAME_MAX];
+  pe_node_model_t model;
+  int counted;
+  pe__result_t r;
+} pe__test_t;
+
+/* ---- causes ---------------------------------------------------------------
+ * Each failure gets a one-word cause tag, from the harness's own checks or
+ * from the engine's message (first match in this table). The list is grouped
+ * by tag, and --update-list keeps a reason while its tag holds. */
+typedef struct {
+  const char *tag;
+  const char *needle; /* in the engine's message; NULL: set by the harness */
+  const char *about;  /* the group's heading in the list */
+} pe__cause_t;
+
+static const pe__cause_t pe__causes[] = {
+    {"opset", "opsets ", "the model's opset is one the importer does not read"},
+    {"ir", "IR version", "the model's IR version is one the importer refuses"},
+    {"inputs", "runtime input",
+     "the model has several runtime inputs (or none); the model API takes one "
+     "float32 input"},
+    {"type", "not a tensor",
+     "a value that is not a tensor (optional, sequence); tensors only"},
+    {"dtype", "only float32", "a tensor that is not float32"},
+    {"dtype", "int64 tensor", NULL},
+    {"batch", "batch",
+     "an operation across axis 0, which the engine treats as the batch of "
+     "independent windows"},
+    {"shape", "dynamic dimension", "a dynamic or unsupported shape"},
+    {"shape", "has rank", NULL},
+    {"attribute", "attribute", "an attribute value the importer refuses"},
+    {"constant", "does not depend",
+     "an output that does not depend on the "
+     "input (folded to a constant)"},
+    {"empty", NULL, "an empty tensor: batch 0 is refused by pe_model_run"},
+    {"outputs", NULL,
+     "several outputs; the model API computes output 0 only, so the others "
+     "cannot be checked"},
+    {"wrong", NULL, "a wrong result"},
+    {"data", NULL, "test data the harness cannot feed or read"},
+    {"refused", "", "refused for another reason"},
+};
+#define PE__NCAUSE (sizeof pe__causes / sizeof pe__causes[0])
+
+static void pe__tag_from_message(const char *msg, char *tag) {
+  for (size_t i = 0; i < PE__NCAUSE; i++) {
+    if (pe__causes[i].needle != NULL && strstr(msg, pe__causes[i].needle)) {
+      snprintf(tag, PE__TAG, "%s", pe__causes[i].tag);
+      return;
+    }
+  }
+}
+
+static const char *pe__cause_about(const char *tag) {
+  for (size_t i = 0; i < PE__NCAUSE; i++) {
+    if (strcmp(pe__causes[i].tag, tag) == 0 && pe__causes[i].about != NULL) {
+      return pe__causes[i].about;
+    }
+  }
+  return "other";
+}
+
+/* ---- one test, in the child ---------------------------------------------- */
+
+static void pe__set(pe__result_t *r, int status, const char *tag,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void pe__set(pe__result_t *r, int status, const char *tag,
+                    const char *fmt, ...) {
+  r->status = status;
+  snprintf(r->tag, sizeof r->tag, "%s", tag);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+  va_end(ap);
+}
+
+/* Offsets, in t's own C-order layout, of its elements in batch-major order
+ * (the batch axis `axis` first, the others in order): map[i] for batch-major
+ * element i. axis < 0: the identity. */
+static int64_t *pe__batch_major_map(const int64_t *dims, int rank, int axis,
+                                    int64_t numel) {
+  int64_t *map = malloc((size_t)(numel > 0 ? numel : 1) * sizeof *map);
+  if (map == NULL) {
+    return NULL;
+  }
+  int64_t stride[PE_NODE_MAX_RANK];
+  int64_t s = 1;
+  for (int i = rank - 1; i >= 0; i--) {
+    stride[i] = s;
+    s *= dims[i];
+  }
+  int order[PE_NODE_MAX_RANK], n = 0;
+  if (axis >= 0) {
+    order[n++] = axis;
+  }
+  for (int i = 0; i < rank; i++) {
+    if (i != axis) {
+      order[n++] = i;
+    }
+  }
+  int64_t idx[PE_NODE_MAX_RANK] = {0};
+  for (int64_t i = 0; i < numel; i++) {
+    int64_t off = 0;
+    for (int k = 0; k < rank; k++) {
+      off += idx[k] * stride[order[k]];
+    }
+    map[i] = off;
+    for (int k = rank - 1; k >= 0; k--) {
+      if (++idx[k] < dims[order[k]]) {
+        break;
+      }
+      idx[k] = 0;
+    }
+  }
+  return map;
+}
+
+/* Checks that t has the shape the model declares for d, with `batch` on
+ * d's batch axis; writes what differs into msg. */
+static int pe__shape_ok(const pe_node_tensor_t *t, const pe_model_tensor_t *d,
+                        int64_t batch, char *msg, size_t cap) {
+  int ok = t->rank == d->rank;
+  for (int i = 0; ok && i < t->rank; i++) {
+    ok = t->dims[i] == (i == d->batch_axis ? batch : d->dims[i]);
+  }
+  if (ok) {
+    return 1;
+  }
+  int n = snprintf(msg, cap, "shape [");
+  for (int i = 0; i < d->rank && n >= 0 && (size_t)n < cap; i++) {
+    n += snprintf(msg + n, cap - (size_t)n, "%s%lld", i ? "," : "",
+                  (long long)(i == d->batch_axis ? batch : d->dims[i]));
+  }
+  for (int i = 0; i < t->rank && n >= 0 && (size_t)n < cap; i++) {
+    n += snprintf(msg + n, cap - (size_t)n, "%s%lld", i ? "," : "] expected [",
+                  (long long)t->dims[i]);
+  }
+  if (n >= 0 && (size_t)n < cap) {
+    snprintf(msg + n, cap - (size_t)n, "%s]", t->rank ? "" : "] expected [");
+  }
+  return 0;
+}
+
+/* Runs one data set through a loaded model and checks output 0; fills r
+ * unless it matches. Returns 1 when it does. */
+static int pe__run_set(pe_model_t *m, const char *set_dir, pe__result_t *r) {
+  const pe_model_desc_t *d = pe_model_desc(m);
+  char path[1200], err[PE__MSG];
+  pe_node_tensor_t in, want;
+  pe_node_fmt(path, sizeof path, "%s/input_0.pb", set_dir);
+  if (pe_node_tensor_read(path, &in, err, sizeof err) != 0) {
+    pe__set(r, PE__ERROR, "data", "%s", err);
+    return 0;
+  }
+  pe_node_fmt(path, sizeof path, "%s/output_0.pb", set_dir);
+  if (pe_node_tensor_read(path, &want, err, sizeof err) != 0) {
+    pe_node_tensor_free(&in);
+    pe__set(r, PE__ERROR, "data", "%s", err);
+    return 0;
+  }
+  int ok = 0;
+  float *x = NULL, *y = NULL;
+  int64_t *imap = NULL, *omap = NULL;
+  pe_model_ctx_t *ctx = NULL;
+  const pe_model_tensor_t *di = &d->input, *dout = &d->outputs[0];
+  int64_t batch = di->batch_axis >= 0 && di->batch_axis < in.rank
+                      ? in.dims[di->batch_axis]
+                      : 1;
+  if (in.dtype != 1) {
+    pe__set(r, PE__ERROR, "data", "input 0 is %s; the model API feeds float32",
+            pe_node_dtype_name(in.dtype));
+    goto done;
+  }
+  if (!pe__shape_ok(&in, di, batch, err, sizeof err)) {
+    pe__set(r, PE__ERROR, "data", "input 0: %s", err);
+    goto done;
+  }
+  if (batch == 0) {
+    pe__set(r, PE__ERROR, "empty", "input 0 has batch 0");
+    goto done;
+  }
+  if (want.dtype != 1) {
+    pe__set(r, PE__WRONG, "dtype",
+            "output 0 is expected as %s; the model API writes float32",
+            pe_node_dtype_name(want.dtype));
+    goto done;
+  }
+  if (!pe__shape_ok(&want, dout, batch, err, sizeof err)) {
+    pe__set(r, PE__WRONG, "wrong", "output 0 %s (kernels %s)", err, d->kernels);
+    goto done;
+  }
+  int64_t n_out = batch * dout->numel;
+  x = malloc((size_t)in.numel * sizeof *x + 1);
+  y = malloc((size_t)n_out * sizeof *y + 1);
+  imap = pe__batch_major_map(in.dims, in.rank, di->batch_axis, in.numel);
+  omap = pe__batch_major_map(want.dims, want.rank, dout->batch_axis, n_out);
+  if (x == NULL || y == NULL || imap == NULL || omap == NULL ||
+      n_out != want.numel) {
+    pe__set(r, PE__ERROR, "data", "out of memory or inconsistent sizes");
+    goto done;
+  }
+  for (int64_t i = 0; i < in.numel; i++) {
+    x[i] = (float)in.v[imap[i]];
+  }
+  for (int64_t i = 0; i < n_out; i++) {
+    y[i] = NAN;
+  }
+  int rc = pe_model_ctx_create(m, (uint32_t)batch, &ctx);
+  if (rc == PE_OK) {
+    rc = pe_model_run(ctx, x, (uint32_t)batch, y);
+  }
+  if (rc != PE_OK) {
+    pe__set(r, PE__ERROR, "refused", "run failed: %s", pe_strerror(rc));
+    goto done;
+  }
+  int64_t bad = 0, first = -1;
+  double worst = 0;
+  for (int64_t i = 0; i < n_out; i++) {
+    double e = want.v[omap[i]], g = y[i];
+    int same = (isnan(e) && isnan(g)) || e == g ||
+               fabs(g - e) <= PE__ATOL + PE__RTOL * fabs(e);
+    if (!same) {
+      bad++;
+      first = first < 0 ? i : first;
+      double a = isnan(g) || isnan(e) ? INFINITY : fabs(g - e);
+      worst = a > worst ? a : worst;
+    }
+  }
+  if (bad > 0) {
+    pe__set(r, PE__WRONG, "wrong",
+            "output 0: %lld of %lld values off (max abs error %.3g); first at "
+            "batch-major %lld: %.7g, expected %.7g (kernels %s)",
+            (long long)bad, (long long)n_out, worst, (long long)first,
+            (double)y[first], want.v[omap[first]], d->kernels);
+    goto done;
+  }
+  ok = 1;
+done:
+  pe_model_ctx_destroy(ctx);
+  free(x);
+  free(y);
+  free(imap);
+  free(omap);
+  pe_node_tensor_free(&in);
+  pe_node_tensor_free(&want);
+  return ok;
+}
+
+static int pe__count_files(const char *dir, const char *prefix) {
+  int n = 0;
+  char path[1200];
+  struct stat st;
+  for (;;) {
+    pe_node_fmt(path, sizeof path, "%s/%s_%d.pb", dir, prefix, n);
+    if (stat(path, &st) != 0) {
+      return n;
+    }
+    n++;
+  }
+}
+
+/* The whole test, with every kernel set this CPU has. Runs in the child. */
+static void pe__run_test(const char *dir, const pe__test_t *t,
+                         pe__result_t *r) {
+  char path[1200], err[PE__MSG];
+  pe__set(r, PE__PASS, "", "%s", "");
+  unsigned char *buf;
+  size_t len;
+  pe_node_fmt(path, sizeof path, "%s/model.onnx", dir);
+  if (pe_node_read_file(path, &buf, &len, err, sizeof err) != 0) {
+    pe__set(r, PE__ERROR, "data", "%s", err);
+    return;
+  }
+  static const pe_kernels_t levels[] = {PE_KERNELS_GENERIC, PE_KERNELS_AVX2,
+                                        PE_KERNELS_AVX512};
+  char used[96] = ""; /* kernel sets run, ", "-separated */
+  int n_sets = 0, max_outputs = 0;
+  for (size_t lv = 0; lv < 3 && r->status == PE__PASS; lv++) {
+    pe_model_options_t opts = {levels[lv]};
+    pe_model_t *m = NULL;
+    int rc =
+        pe_model_load_buffer(buf, len, t->name, &opts, &m, err, sizeof err);
+    if (rc != PE_OK) {
+      size_t skip = strlen(t->name);
+      const char *msg = strncmp(err, t->name, skip) == 0 && err[skip] == ':'
+                            ? err + skip + 2
+                            : err;
+      pe__set(r, PE__REFUSED, "refused", "%s", msg);
+      pe__tag_from_message(msg, r->tag);
+      break;
+    }
+    /* a level the CPU lacks is capped to one already run */
+    const char *k = pe_model_desc(m)->kernels;
+    if (strstr(used, k) == NULL) {
+      size_t u = strlen(used);
+      pe_node_fmt(used + u, sizeof used - u, "%s%s", u ? ", " : "", k);
+      n_sets = 0;
+      for (int s = 0; r->status == PE__PASS; s++) {
+        pe_node_fmt(path, sizeof path, "%s/test_data_set_%d", dir, s);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+          break;
+        }
+        n_sets++;
+        int n_in = pe__count_files(path, "input");
+        if (n_in != 1) {
+          pe__set(r, PE__ERROR, "inputs",
+                  "the model loaded but the test feeds %d inputs", n_in);
+          break;
+        }
+        int n_out = pe__count_files(path, "output");
+        max_outputs = n_out > max_outputs ? n_out : max_outputs;
+        pe__run_set(m, path, r);
+      }
+    }
+    pe_model_destroy(m);
+  }
+  if (r->status == PE__PASS && n_sets == 0) {
+    pe__set(r, PE__ERROR, "data", "no test_data_set_* folder");
+  } else if (r->status == PE__PASS && max_outputs <= 1) {
+    pe__set(r, PE__PASS, "", "%d data set(s), kernels %s", n_sets, used);
+  } else if (r->status == PE__PASS) {
+    pe__set(r, PE__PARTIAL, "outputs",
+            "output 0 matches; outputs 1 to %d are not checked: the model API "
+            "computes output 0 only",
+            max_outputs - 1);
+  }
+  free(buf);
+}
+
+/* Runs pe__run_test in a child; a signal or a timeout becomes the result. */
+static void pe__run_isolated(const char *dir, pe__test_t *t,
+                             unsigned timeout_s) {
+  int fd[2];
+  if (pipe(fd) != 0) {
+    pe__set(&t->r, PE__ERROR, "data", "pipe: %s", strerror(errno));
+    return;
+  }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fd[0]);
+    close(fd[1]);
+    pe__set(&t->r, PE__ERROR, "data", "fork: %s", strerror(errno));
+    return;
+  }
+  if (pid == 0) {
+    close(fd[0]);
+    alarm(timeout_s);
+    pe__result_t r;
+    memset(&r, 0, sizeof r);
+    pe__run_test(dir, t, &r);
+    ssize_t w = write(fd[1], &r, sizeof r);
+    _exit(w == (ssize_t)sizeof r ? 0 : 3);
+  }
+  close(fd[1]);
+  pe__result_t r;
+  size_t got = 0;
+  while (got < sizeof r) {
+    ssize_t n = read(fd[0], (char *)&r + got, sizeof r - got);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    got += (size_t)n;
+  }
+  close(fd[0]);
+  int ws = 0;
+  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(ws)) {
+    int sig = WTERMSIG(ws);
+    if (sig == SIGALRM) {
+      pe__set(&t->r, PE__TIMEOUT, "timeout", "no result after %u s", timeout_s);
+    } else {
+      pe__set(&t->r, PE__CRASH, "crash", "killed by signal %d (%s)", sig,
+              strsignal(sig));
+    }
+  } else if (got != sizeof r) {
+    pe__set(&t->r, PE__CRASH, "crash", "exited with status %d, no result",
+            WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+  } else {
+    r.tag[PE__TAG - 1] = '\0';
+    r.msg[PE__MSG - 1] = '\0';
+    t->r = r;
+  }
+}
+
+/* ---- the list of expected failures --------------------------------------- */
+
+typedef struct {
+  char name[PE_NODE_NAME_MAX];
+  char tag[PE__TAG];
+  char reason[PE__MSG];
+  int matched;
+} pe__entry_t;
+
+typedef struct {
+  pe__entry_t *e;
+  int n, cap;
+} pe__list_t;
+
+static pe__entry_t *pe__list_find(pe__list_t *l, const char *name) {
+  for (int i = 0; i < l->n; i++) {
+    if (strcmp(l->e[i].name, name) == 0) {
+      return &l->e[i];
+    }
+  }
+  return NULL;
+}
+
+static int pe__list_add(pe__list_t *l, const char *name, const char *tag,
+                        const char *reason) {
+  if (l->n == l->cap) {
+    int cap = l->cap ? l->cap * 2 : 256;
+    pe__entry_t *e = realloc(l->e, (size_t)cap * sizeof *e);
+    if (e == NULL) {
+      return -1;
+    }
+    l->e = e;
+    l->cap = cap;
+  }
+  pe__entry_t *e = &l->e[l->n++];
+  memset(e, 0, sizeof *e);
+  snprintf(e->name, sizeof e->name, "%s", name);
+  snprintf(e->tag, sizeof e->tag, "%s", tag);
+  snprintf(e->reason, sizeof e->reason, "%s", reason);
+  return 0;
+}
+
+/* Lines: NAME TAG REASON..., '#' comments and blank lines skipped. A missing
+ * file is an empty list. */
+static int pe__list_read(const char *path, pe__list_t *l) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    return errno == ENOENT ? 0 : -1;
+  }
+  char line[2048];
+  int rc = 0, ln = 0;
+  while (rc == 0 && fgets(line, sizeof line, f)) {
+    ln++;
+    line[strcspn(line, "\r\n")] = '\0';
+    char *p = line + strspn(line, " \t");
+    if (*p == '#' || *p == '\0') {
+      continue;
+    }
+    char name[PE_NODE_NAME_MAX], tag[PE__TAG];
+    int off = 0;
+    if (sscanf(p, "%95s %23s %n", name, tag, &off) < 2 || p[off] == '\0') {
+      fprintf(stderr, "%s:%d: expected 'TEST TAG REASON'\n", path, ln);
+      rc = -1;
+      break;
+    }
+    if (pe__list_find(l, name) != NULL) {
+      fprintf(stderr, "%s:%d: %s is listed twice\n", path, ln, name);
+      rc = -1;
+      break;
+    }
+    rc = pe__list_add(l, name, tag, p + off);
+  }
+  fclose(f);
+  return rc;
+}
+
+static int pe__entry_cmp(const void *a, const void *b) {
+  const pe__entry_t *x = a, *y = b;
+  int c = strcmp(x->tag, y->tag);
+  return c ? c : strcmp(x->name, y->name);
+}
+
+static int pe__list_write(const char *path, pe__list_t *l, int counted) {
+  qsort(l->e, (size_t)l->n, sizeof *l->e, pe__entry_cmp);
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    return -1;
+  }
+  fprintf(f,
+          "# ONNX backend node tests (onnx 1.22.0) that use only ops the "
+          "importer claims\n"
+          "# and are not expected to pass: %d of %d. One line per test: NAME "
+          "CAUSE REASON.\n"
+          "# tests/onnx_node/onnx_node_tests.c reads it; regenerate with\n"
+          "#   tests/onnx_node/run.sh BUILD_DIR --update-list\n"
+          "# which keeps the reason of an entry still failing for the same "
+          "cause.\n",
+          l->n, counted);
+  for (int i = 0; i < l->n; i++) {
+    if (i == 0 || strcmp(l->e[i].tag, l->e[i - 1].tag) != 0) {
+      int k = i;
+      while (k < l->n && strcmp(l->e[k].tag, l->e[i].tag) == 0) {
+        k++;
+      }
+      fprintf(f, "\n# %s: %s (%d)\n", l->e[i].tag, pe__cause_about(l->e[i].tag),
+              k - i);
+    }
+    fprintf(f, "%-44s %-9s %s\n", l->e[i].name, l->e[i].tag, l->e[i].reason);
+  }
+  return fclose(f) == 0 ? 0 : -1;
+}
+
+/* ---- main ----------------------------------------------------------- */
+
+static int pe__claimed(const char *op) {
+  for (size_t i = 0; pe__op_name(i) != NULL; i++) {
+    if (strcmp(pe__op_name(i), op) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int pe__usage(void) {
+  fprintf(stderr,
+          "usage: onnx_node_tests --data DIR --list FILE [--update-list] "
+          "[--report FILE] [--only SUBSTR] [--verbose] [--timeout S]\n");
+  return 2;
+}
+
+/* Per-op counts: tests of the op by status. */
+static void pe__print_ops(const pe__test_t *tests, int n) {
+  printf("\n%-20s %6s %6s", "op", "tests", "pass");
+  for (int s = 1; s < PE__NSTATUS; s++) {
+    printf(" %7s", pe__status_name[s]);
+  }
+  printf("\n");
+  for (size_t i = 0; pe__op_name(i) != NULL; i++) {
+    int c[PE__NSTATUS] = {0}, total = 0;
+    for (int k = 0; k < n; k++) {
+      if (!tests[k].counted) {
+        continue;
+      }
+      for (int j = 0; j < tests[k].model.n_ops; j++) {
+        if (strcmp(tests[k].model.ops[j], pe__op_name(i)) == 0) {
+          c[tests[k].r.status]++;
+          total++;
+        }
+      }
+    }
+    printf("%-20s %6d %6d", pe__op_name(i), total, c[PE__PASS]);
+    for (int s = 1; s < PE__NSTATUS; s++) {
+      printf(" %7d", c[s]);
+    }
+    printf("\n");
+  }
+}
+
+static void pe__print_causes(const pe__test_t *tests, int n) {
+  printf("\nnot passing, by cause:\n");
+  char seen[PE__NCAUSE + 8][PE__TAG];
+  int n_seen = 0;
+  for (int k = 0; k < n; k++) {
+    const pe__test_t *t = &tests[k];
+    if (!t->counted || t->r.status == PE__PASS) {
+      continue;
+    }
+    int dup = 0;
+    for (int j = 0; j < n_seen; j++) {
+      dup |= strcmp(seen[j], t->r.tag) == 0;
+    }
+    if (dup || n_seen == (int)(sizeof seen / sizeof seen[0])) {
+      continue;
+    }
+    snprintf(seen[n_seen++], PE__TAG, "%s", t->r.tag);
+    int c = 0;
+    for (int j = k; j < n; j++) {
+      c += tests[j].counted && tests[j].r.status != PE__PASS &&
+           strcmp(tests[j].r.tag, t->r.tag) == 0;
+    }
+    printf("  %-10s %4d  %s\n", t->r.tag, c, pe__cause_about(t->r.tag));
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *data = NULL, *list_path = NULL, *report = NULL, *only = NULL;
+  int update = 0, verbose = 0;
+  unsigned timeout_s = 30;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int more = i + 1 < argc;
+    if (strcmp(a, "--data") == 0 && more) {
+      data = argv[++i];
+    } else if (strcmp(a, "--list") == 0 && more) {
+      list_path = argv[++i];
+    } else if (strcmp(a, "--report") == 0 && more) {
+      report = argv[++i];
+    } else if (strcmp(a, "--only") == 0 && more) {
+      only = argv[++i];
+    } else if (strcmp(a, "--timeout") == 0 && more) {
+      timeout_s = (unsigned)strtoul(argv[++i], NULL, 10);
+    } else if (strcmp(a, "--update-list") == 0) {
+      update = 1;
+    } else if (strcmp(a, "--verbose") == 0) {
+      verbose = 1;
+    } else {
+      return pe__usage();
+    }
+  }
+  if (data == NULL || list_path == NULL || timeout_s == 0) {
+    return pe__usage();
+  }
+  if (update && only != NULL) {
+    fprintf(stderr, "onnx_node_tests: --update-list needs the whole run, "
+                    "without --only\n");
+    return 2;
+  }
+  struct dirent **names;
+  int n_dir = scandir(data, &names, NULL, alphasort);
+  if (n_dir < 0) {
+    fprintf(stderr, "onnx_node_tests: %s: %s\n", data, strerror(errno));
+    return 2;
+  }
+  pe__test_t *tests = calloc((size_t)n_dir + 1, sizeof *tests);
+  pe__list_t list = {NULL, 0, 0};
+  if (tests == NULL || pe__list_read(list_path, &list) != 0) {
+    fprintf(stderr, "onnx_node_tests: cannot read %s\n", list_path);
+    return 2;
+  }
+  int n = 0, counted = 0, passed = 0;
+  int by_status[PE__NSTATUS] = {0};
+  for (int i = 0; i < n_dir; i++) {
+    const char *name = names[i]->d_name;
+    char dir[1024], path[1200], err[PE__MSG];
+    pe_node_fmt(dir, sizeof dir, "%s/%s", data, name);
+    pe_node_fmt(path, sizeof path, "%s/model.onnx", dir);
+    unsigned char *buf;
+    size_t len;
+    struct stat st;
+    if (name[0] == '.' || stat(path, &st) != 0 ||
+        (only != NULL && strstr(name, only) == NULL)) {
+      continue;
+    }
+    pe__test_t *t = &tests[n++];
+    pe_node_fmt(t->name, sizeof t->name, "%s", name);
+    if (pe_node_read_file(path, &buf, &len, err, sizeof err) != 0 ||
+        pe_node_model_parse(buf, len, &t->model, err, sizeof err) != 0) {
+      fprintf(stderr, "onnx_node_tests: %s: %s\n", name, err);
+      free(buf);
+      return 2;
+    }
+    free(buf);
+    t->counted = t->model.n_ops > 0;
+    for (int k = 0; k < t->model.n_ops; k++) {
+      t->counted &= pe__claimed(t->model.ops[k]);
+    }
+    if (!t->counted) {
+      continue;
+    }
+    counted++;
+    pe__run_isolated(dir, t, timeout_s);
+    by_status[t->r.status]++;
+    passed += t->r.status == PE__PASS;
+    if (verbose) {
+      printf("%-44s %-8s %-9s %s\n", t->name, pe__status_name[t->r.status],
+             t->r.tag, t->r.msg);
+    }
+  }
+  for (int i = 0; i < n_dir; i++) {
+    free(names[i]);
+  }
+  free(names);
+
+  int n_claimed = 0;
+  while (pe__op_name((size_t)n_claimed) != NULL) {
+    n_claimed++;
+  }
+  pe__print_ops(tests, n);
+  pe__print_causes(tests, n);
+
+  /* against the list */
+  int unexpected = 0, fatal = 0, stale = 0;
+  pe__list_t fresh = {NULL, 0, 0};
+  for (int k = 0; k < n; k++) {
+    pe__test_t *t = &tests[k];
+    if (!t->counted) {
+      continue;
+    }
+    pe__entry_t *e = pe__list_find(&list, t->name);
+    if (e != NULL) {
+      e->matched = 1;
+    }
+    if (t->r.status == PE__PASS) {
+      if (e != NULL) {
+        printf("STALE   %s passes but is listed (%s)\n", t->name, e->tag);
+        stale++;
+      }
+      continue;
+    }
+    if (t->r.status == PE__CRASH || t->r.status == PE__TIMEOUT) {
+      printf("FAIL    %s: %s: %s\n", t->name, pe__status_name[t->r.status],
+             t->r.msg);
+      fatal++;
+      continue;
+    }
+    if (e == NULL) {
+      printf("FAIL    %s: %s [%s]: %s\n", t->name, pe__status_name[t->r.status],
+             t->r.tag, t->r.msg);
+      unexpected++;
+    } else if (strcmp(e->tag, t->r.tag) != 0) {
+      printf("STALE   %s is listed as %s, now fails as %s: %s\n", t->name,
+             e->tag, t->r.tag, t->r.msg);
+      stale++;
+    }
+    int keep = e != NULL && strcmp(e->tag, t->r.tag) == 0;
+    if (pe__list_add(&fresh, t->name, t->r.tag, keep ? e->reason : t->r.msg) !=
+        0) {
+      return 2;
+    }
+  }
+  for (int i = 0; only == NULL && i < list.n; i++) {
+    if (!list.e[i].matched) {
+      printf("STALE   %s is listed but is no counted test\n", list.e[i].name);
+      stale++;
+    }
+  }
+
+  if (report != NULL) {
+    FILE *f = fopen(report, "w");
+    for (int k = 0; f != NULL && k < n; k++) {
+      const pe__test_t *t = &tests[k];
+      fprintf(f, "%s\t%s\t%s\t", t->name,
+              t->counted ? pe__status_name[t->r.status] : "not-counted",
+              t->r.tag);
+      for (int j = 0; j < t->model.n_ops; j++) {
+        fprintf(f, "%s%s", j ? "," : "", t->model.ops[j]);
+      }
+      fprintf(f, "\t%lld\t%s\n", (long long)t->model.opset, t->r.msg);
+    }
+    if (f == NULL || fclose(f) != 0) {
+      fprintf(stderr, "onnx_node_tests: cannot write %s\n", report);
+    }
+  }
+
+  printf("\nONNX node tests (onnx 1.22.0): %d tests; %d use only the %d ops "
+         "the importer claims\n",
+         n, counted, n_claimed);
+  printf("passed %d of %d (%.1f %%); refused %d, wrong %d, partial %d, error "
+         "%d, crash %d, timeout %d\n",
+         passed, counted, counted ? 100.0 * passed / counted : 0.0,
+         by_status[PE__REFUSED], by_status[PE__WRONG], by_status[PE__PARTIAL],
+         by_status[PE__ERROR], by_status[PE__CRASH], by_status[PE__TIMEOUT]);
+  printf("listed as expected failures: %d; unexpected failures: %d; crashes "
+         "and timeouts: %d; stale entries: %d\n",
+         list.n, unexpected, fatal, stale);
+  int rc = unexpected || fatal || stale ? 1 : 0;
+  if (update) {
+    if (pe__list_write(list_path, &fresh, counted) != 0) {
+      fprintf(stderr, "onnx_node_tests: cannot write %s\n", list_path);
+      return 2;
+    }
+    printf("rewrote %s: %d entries\n", list_path, fresh.n);
+    rc = fatal ? 1 : 0;
+  } else if (rc) {
+    printf("a test not on the list fails, a test crashed, or the list is "
+           "stale: fix the engine, or rerun with --update-list and give each "
+           "new entry its reason (%s)\n",
+           list_path);
+  }
+  free(list.e);
+  free(fresh.e);
+  free(tests);
+  return rc;
+}
