@@ -86,9 +86,34 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
                          char *err, size_t err_cap);
 
 /* Reads the file at path (the only I/O of this module) and loads it as
- * pe_model_load_buffer does. An unreadable file gives PE_EIO. */
+ * pe_model_load_buffer does. An unreadable file gives PE_EIO.
+ *
+ * External data (weights saved with onnx.save_model(...,
+ * save_as_external_data=True)): each tensor's location is resolved in the
+ * folder of `path`. A location that is absolute, has a '..' component, or
+ * resolves (through symbolic links) to a file outside that folder is
+ * refused, as is an offset or length outside the file or a length that
+ * disagrees with the tensor's shape and type; the message names the tensor.
+ * Each data file is mapped once, for the load only; the checksum entry is
+ * not verified. */
 int pe_model_load_file(const char *path, const pe_model_options_t *opts,
                        pe_model_t **out, char *err, size_t err_cap);
+
+/* Supplies the bytes of an external data file: `location` is the tensor's
+ * relative path, already checked as pe_model_load_file describes. Sets
+ * *data and *len (valid until the load returns) and returns PE_OK, or
+ * returns an error code with a one-line reason in why. */
+typedef int (*pe_model_data_fn)(void *ctx, const char *location,
+                                const void **data, size_t *len, char *why,
+                                size_t why_cap);
+
+/* pe_model_load_buffer for a model whose external data comes from `fn`
+ * (called with ctx, at most once per distinct location is not promised).
+ * pe_model_load_buffer refuses external data: a buffer has no folder. */
+int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
+                              const pe_model_options_t *opts,
+                              pe_model_data_fn fn, void *ctx, pe_model_t **out,
+                              char *err, size_t err_cap);
 
 /* NULL is a no-op. Every context of the model must be destroyed first. */
 void pe_model_destroy(pe_model_t *model);

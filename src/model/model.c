@@ -1,12 +1,18 @@
 /* The public model API (include/pe/model.h): load, describe, plan text.
  *
  * Load = import (onnx_import.c) + build (build.c) + plan (plan.c). The only
- * I/O of src/model/ is pe_model_load_file's read of the whole file. */
-#define _POSIX_C_SOURCE 200809L
+ * I/O of src/model/ is here: pe_model_load_file's read of the model file
+ * and the mapping of its external data files, once each, for the load. */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "model/model_impl.h"
 #include "pe/error.h"
@@ -47,9 +53,10 @@ const char *pe__kernels_name(int level) {
   return level >= 2 ? "avx512+fma" : level == 1 ? "avx2+fma" : "generic";
 }
 
-int pe_model_load_buffer(const void *data, size_t len, const char *name,
-                         const pe_model_options_t *opts, pe_model_t **out,
-                         char *err, size_t err_cap) {
+int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
+                              const pe_model_options_t *opts,
+                              pe_model_data_fn fn, void *ctx, pe_model_t **out,
+                              char *err, size_t err_cap) {
   *out = NULL;
   if (err_cap > 0) {
     err[0] = '\0';
@@ -65,6 +72,8 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
   g->path = name ? name : "<buffer>";
   g->err = m->err;
   g->err_cap = sizeof m->err;
+  g->data_fn = fn;
+  g->data_ctx = ctx;
   void *proto = NULL;
   int rc = pe__onnx_import(g, data, len, &proto);
   if (rc == PE_OK) {
@@ -72,7 +81,8 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
   }
   pe__onnx_free(proto);
   for (int i = 0; i < g->n_node; i++) {
-    g->node[i].proto = NULL;
+    g->node[i].attr = NULL;
+    g->node[i].n_attr = 0;
     g->node[i].name = "";
     g->node[i].op = "";
   }
@@ -112,8 +122,112 @@ int pe_model_load_buffer(const void *data, size_t len, const char *name,
   d->arena_floats = m->arena_ps;
   d->kernels = pe__kernels_name(m->avx2);
   g->path = "";
+  g->data_fn = NULL;
+  g->data_ctx = NULL;
   *out = m;
   return PE_OK;
+}
+
+int pe_model_load_buffer(const void *data, size_t len, const char *name,
+                         const pe_model_options_t *opts, pe_model_t **out,
+                         char *err, size_t err_cap) {
+  return pe_model_load_buffer_data(data, len, name, opts, NULL, NULL, out, err,
+                                   err_cap);
+}
+
+/* The external data files of one load from a file: the model's folder
+ * (resolved) and each file mapped once, unmapped when the load ends. */
+#define PE__DATA_FILES 64
+typedef struct pe__data_files {
+  char dir[PATH_MAX]; /* realpath of the model's folder */
+  int n;
+  struct {
+    char *loc;
+    void *map;
+    size_t len;
+  } f[PE__DATA_FILES];
+} pe__data_files_t;
+
+static int pe__data_file(void *ctx, const char *loc, const void **data,
+                         size_t *len, char *why, size_t why_cap) {
+  pe__data_files_t *df = ctx;
+  for (int i = 0; i < df->n; i++) {
+    if (strcmp(df->f[i].loc, loc) == 0) {
+      *data = df->f[i].map;
+      *len = df->f[i].len;
+      return PE_OK;
+    }
+  }
+  if (df->n == PE__DATA_FILES) {
+    snprintf(why, why_cap, "more than %d external data files", PE__DATA_FILES);
+    return PE_EUNSUPPORTED;
+  }
+  char path[PATH_MAX * 2], real[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", df->dir, loc);
+  if (realpath(path, real) == NULL) {
+    snprintf(why, why_cap, "cannot open it: %s", strerror(errno));
+    return PE_EIO;
+  }
+  size_t dl = strlen(df->dir);
+  if (strncmp(real, df->dir, dl) != 0 ||
+      (real[dl] != '/' && !(dl == 1 && df->dir[0] == '/'))) {
+    snprintf(why, why_cap,
+             "it resolves to '%s', outside the model's folder '%s' (through "
+             "a symbolic link); refused",
+             real, df->dir);
+    return PE_EMODEL;
+  }
+  int fd = open(real, O_RDONLY);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    snprintf(why, why_cap, "cannot read it: %s", strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+    }
+    return PE_EIO;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(why, why_cap, "not a regular file");
+    close(fd);
+    return PE_EIO;
+  }
+  void *map = NULL;
+  size_t n = (size_t)st.st_size;
+  if (n > 0) {
+    map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      snprintf(why, why_cap, "cannot map it: %s", strerror(errno));
+      close(fd);
+      return PE_EIO;
+    }
+  }
+  close(fd);
+  size_t ll = strlen(loc);
+  char *copy = malloc(ll + 1);
+  if (copy == NULL) {
+    if (map != NULL) {
+      munmap(map, n);
+    }
+    return PE_ENOMEM;
+  }
+  memcpy(copy, loc, ll + 1);
+  df->f[df->n].loc = copy;
+  df->f[df->n].map = map;
+  df->f[df->n].len = n;
+  df->n++;
+  *data = map;
+  *len = n;
+  return PE_OK;
+}
+
+static void pe__data_files_close(pe__data_files_t *df) {
+  for (int i = 0; i < df->n; i++) {
+    if (df->f[i].map != NULL) {
+      munmap(df->f[i].map, df->f[i].len);
+    }
+    free(df->f[i].loc);
+  }
+  df->n = 0;
 }
 
 int pe_model_load_file(const char *path, const pe_model_options_t *opts,
@@ -159,7 +273,27 @@ int pe_model_load_file(const char *path, const pe_model_options_t *opts,
     snprintf(err, err_cap, "%s: out of memory", path);
   }
   if (rc == PE_OK) {
-    rc = pe_model_load_buffer(buf, len, path, opts, out, err, err_cap);
+    pe__data_files_t *df = calloc(1, sizeof *df);
+    char folder[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+      snprintf(folder, sizeof folder, ".");
+    } else {
+      snprintf(folder, sizeof folder, "%.*s", (int)(slash - path + 1), path);
+    }
+    if (df == NULL) {
+      snprintf(err, err_cap, "%s: out of memory", path);
+      rc = PE_ENOMEM;
+    } else if (realpath(folder, df->dir) == NULL) {
+      snprintf(err, err_cap, "%s: cannot resolve the model's folder: %s", path,
+               strerror(errno));
+      rc = PE_EIO;
+    } else {
+      rc = pe_model_load_buffer_data(buf, len, path, opts, pe__data_file, df,
+                                     out, err, err_cap);
+      pe__data_files_close(df);
+    }
+    free(df);
   }
   free(buf);
   return rc;

@@ -3,9 +3,9 @@
  * The pipeline, all at load time:
  *   onnx_import.c  protobuf-c parse of a memory buffer -> pe__graph_t
  *                  (tensors by name, nodes in file order, metadata)
- *   build.c        per node, in topological order: validation, shape
- *                  inference, constant folding (shape subgraphs included),
- *                  and one plan step per runtime node
+ *   build.c,       per node, in topological order: validation, shape
+ *   ops_*.c        inference, constant folding (shape subgraphs included),
+ *                  and one plan step per runtime node (build_impl.h)
  *   plan.c         fusion (BatchNorm into Conv/Gemm, bias, activations),
  *                  dead-step removal, weight packing, arena layout, and the
  *                  run loop over tiles of samples
@@ -32,11 +32,22 @@
 #define PE__MAX_RANK 8
 #define PE__STEP_MAX_IN 16
 
+/* Element types, numbered as ONNX's TensorProto.DataType. int32 constants
+ * are widened to int64 at import; bool tensors (masks, comparisons) keep
+ * their 0/1 values in the int64 array `i`. */
 typedef enum pe__dtype {
   PE__DT_NONE = 0,
   PE__DT_F32 = 1,
-  PE__DT_I64 = 7
+  PE__DT_I64 = 7,
+  PE__DT_BOOL = 9
 } pe__dtype_t;
+
+/* The newest ONNX versions the importer knows the operator changes of
+ * (those of onnx 1.23: onnx.defs.onnx_opset_version(), onnx.IR_VERSION). */
+#define PE__OPSET_MIN 11
+#define PE__OPSET_MAX 28
+#define PE__IR_MIN 3
+#define PE__IR_MAX 14
 
 typedef struct pe__tensor {
   char *name;
@@ -70,11 +81,51 @@ typedef enum pe__storage {
   PE__ST_ARENA
 } pe__storage_t;
 
+/* Bytes from the file (not NUL-terminated). */
+typedef struct pe__bytes {
+  const uint8_t *data;
+  size_t len;
+} pe__bytes_t;
+
+/* Attribute types, numbered as ONNX's AttributeProto.AttributeType. */
+typedef enum pe__attr_type {
+  PE__AT_UNDEFINED = 0,
+  PE__AT_FLOAT = 1,
+  PE__AT_INT = 2,
+  PE__AT_STRING = 3,
+  PE__AT_TENSOR = 4,
+  PE__AT_GRAPH = 5,
+  PE__AT_FLOATS = 6,
+  PE__AT_INTS = 7,
+  PE__AT_STRINGS = 8
+} pe__attr_type_t;
+
+/* One node attribute as the importer read it, so that the op builders never
+ * see protobuf. Arrays and strings point into the parsed file and are valid
+ * during load only; a tensor attribute is loaded (checked, external data
+ * resolved) at import into `t`, owned by the graph. */
+typedef struct pe__attr {
+  const char *name;
+  int type; /* pe__attr_type_t */
+  int has_i, has_f, has_s;
+  int64_t i;
+  float f;
+  pe__bytes_t s;
+  const int64_t *ints;
+  size_t n_ints;
+  const float *floats;
+  size_t n_floats;
+  const pe__bytes_t *strings;
+  size_t n_strings;
+  const struct pe__tensor *t;
+} pe__attr_t;
+
 typedef struct pe__node {
   int index; /* position in the file */
   const char *name;
   const char *op;
-  const void *proto; /* Onnx__NodeProto *, valid during load only */
+  const pe__attr_t *attr; /* valid during load only */
+  int n_attr;
   int n_in, n_out;
   int in[PE__STEP_MAX_IN]; /* tensor ids, -1 for an empty optional input */
   int out[4];
@@ -83,7 +134,13 @@ typedef struct pe__node {
 typedef struct pe__graph {
   const char *path; /* for messages */
   int64_t ir_version;
-  int64_t opset;
+  int64_t opset;            /* of the default domain */
+  pe_model_data_fn data_fn; /* NULL: the model came from a buffer alone */
+  void *data_ctx;
+  pe__attr_t *attr; /* every node's attributes (load only) */
+  pe__bytes_t *attr_str;
+  struct pe__tensor *attr_t; /* tensor attributes, loaded */
+  int n_attr_t;
   char *producer;
   pe__tensor_t *t;
   int n_t, cap_t;
@@ -270,8 +327,6 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        const float *x, const float *h0, const float *c0,
                        float *y, float *hn, float *cn, float *scratch);
 void pe__act_run(float *y, int64_t n, int act, float alpha, int avx2);
-int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
-                         const char *what);
 void pe__step_pack(pe__step_t *s);
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile, int avx2);
 

@@ -120,16 +120,24 @@ int pe__graph_add(pe__graph_t *g, const char *name) {
   return id;
 }
 
-void pe__graph_free(pe__graph_t *g) {
-  for (int i = 0; i < g->n_t; i++) {
-    free(g->t[i].name);
-    free(g->t[i].f);
-    free(g->t[i].i);
-    free(g->t[i].mark);
+static void pe__tensors_free(pe__tensor_t *t, int n) {
+  for (int i = 0; i < n; i++) {
+    free(t[i].name);
+    free(t[i].f);
+    free(t[i].i);
+    free(t[i].mark);
   }
+}
+
+void pe__graph_free(pe__graph_t *g) {
+  pe__tensors_free(g->t, g->n_t);
   free(g->t);
   free(g->hash);
   free(g->node);
+  pe__tensors_free(g->attr_t, g->n_attr_t);
+  free(g->attr_t);
+  free(g->attr);
+  free(g->attr_str);
   free(g->producer);
   for (int i = 0; i < g->n_meta; i++) {
     free(g->meta_key[i]);
@@ -158,8 +166,133 @@ static const char *pe__dtype_name(int32_t dt) {
   return "an unknown type";
 }
 
-/* Copies an ONNX TensorProto into tensor t as a constant (float32 or int64;
- * int32 is widened to int64). `what` names it in messages. */
+/* A decimal byte count from an external_data value: digits only, at most
+ * 2^62. Returns 0 on success. */
+static int pe__parse_u62(const char *v, int64_t *out) {
+  int64_t x = 0;
+  if (v == NULL || *v == '\0') {
+    return -1;
+  }
+  for (const char *c = v; *c; c++) {
+    if (*c < '0' || *c > '9' || x > (((int64_t)1 << 62) - 9) / 10) {
+      return -1;
+    }
+    x = x * 10 + (*c - '0');
+  }
+  *out = x;
+  return 0;
+}
+
+/* 1 when `loc` is a path that stays inside the model's folder as written:
+ * relative, no ".." component, no backslash or drive letter (a Windows
+ * path), not empty. Symbolic links are checked by the file reader in
+ * model.c, which refuses a file that resolves outside the folder. */
+static int pe__location_ok(const char *loc) {
+  size_t n = strlen(loc);
+  if (n == 0 || n > 1024 || loc[0] == '/' || strchr(loc, '\\') != NULL ||
+      (n >= 2 && loc[1] == ':')) {
+    return 0;
+  }
+  for (const char *p = loc; *p;) {
+    const char *e = strchr(p, '/');
+    size_t l = e ? (size_t)(e - p) : strlen(p);
+    if (l == 2 && p[0] == '.' && p[1] == '.') {
+      return 0;
+    }
+    p += l + (e != NULL);
+  }
+  return 1;
+}
+
+/* The bytes of an external tensor: its external_data entries (location,
+ * offset, length, checksum) checked, the file fetched through g->data_fn,
+ * and the range checked against the file and against `want` bytes, the
+ * size its shape and type need. The checksum, when present, is not
+ * verified. */
+static int pe__external_bytes(pe__graph_t *g, const Onnx__TensorProto *tp,
+                              const char *what, const char *name, size_t want,
+                              const uint8_t **out) {
+  const char *loc = NULL, *off_s = NULL, *len_s = NULL;
+  for (size_t k = 0; k < tp->n_external_data; k++) {
+    const Onnx__StringStringEntryProto *e = tp->external_data[k];
+    const char *key = e->key ? e->key : "";
+    if (strcmp(key, "location") == 0) {
+      loc = e->value;
+    } else if (strcmp(key, "offset") == 0) {
+      off_s = e->value;
+    } else if (strcmp(key, "length") == 0) {
+      len_s = e->value;
+    } else if (strcmp(key, "checksum") != 0) {
+      return pe__graph_err(g, PE_EMODEL,
+                           "%s '%s': unknown external_data key '%s'; location, "
+                           "offset, length and checksum are defined",
+                           what, name, key);
+    }
+  }
+  if (loc == NULL) {
+    return pe__graph_err(g, PE_EMODEL,
+                         "%s '%s' keeps its data outside but names no location",
+                         what, name);
+  }
+  if (!pe__location_ok(loc)) {
+    return pe__graph_err(g, PE_EMODEL,
+                         "%s '%s': external data location '%s' is refused: it "
+                         "must be a relative path inside the model's folder "
+                         "(no '..', no absolute path)",
+                         what, name, loc);
+  }
+  int64_t off = 0, len = -1;
+  if ((off_s != NULL && pe__parse_u62(off_s, &off) != 0) ||
+      (len_s != NULL && pe__parse_u62(len_s, &len) != 0)) {
+    return pe__graph_err(g, PE_EMODEL,
+                         "%s '%s': external data offset '%s' or length '%s' is "
+                         "not a byte count",
+                         what, name, off_s ? off_s : "", len_s ? len_s : "");
+  }
+  if (g->data_fn == NULL) {
+    return pe__graph_err(g, PE_EUNSUPPORTED,
+                         "%s '%s' keeps its data in the external file '%s'; a "
+                         "model loaded from a memory buffer has no folder to "
+                         "find it in (load it from its file, or give the data "
+                         "with pe_model_load_buffer_data)",
+                         what, name, loc);
+  }
+  const void *data = NULL;
+  size_t size = 0;
+  char why[256] = "";
+  int rc = g->data_fn(g->data_ctx, loc, &data, &size, why, sizeof why);
+  if (rc != PE_OK) {
+    return pe__graph_err(g, rc, "%s '%s': external data file '%s': %s", what,
+                         name, loc, why[0] ? why : "cannot be read");
+  }
+  if ((uint64_t)off > size) {
+    return pe__graph_err(g, PE_EMODEL,
+                         "%s '%s': external data offset %lld is past the end "
+                         "of '%s' (%zu bytes)",
+                         what, name, (long long)off, loc, size);
+  }
+  if (len < 0) {
+    len = (int64_t)(size - (size_t)off);
+  }
+  if ((uint64_t)len > size - (size_t)off) {
+    return pe__graph_err(g, PE_EMODEL,
+                         "%s '%s': external data range %lld+%lld runs past the "
+                         "end of '%s' (%zu bytes)",
+                         what, name, (long long)off, (long long)len, loc, size);
+  }
+  if ((uint64_t)len != want) {
+    return pe__graph_err(g, PE_EMODEL,
+                         "%s '%s': external data holds %lld bytes, its shape "
+                         "and type need %zu",
+                         what, name, (long long)len, want);
+  }
+  *out = (const uint8_t *)data + off;
+  return PE_OK;
+}
+
+/* Copies an ONNX TensorProto into tensor t as a constant: float32, int64
+ * (int32 widened), or bool (0/1 in `i`). The data may be in raw_data, in
+ * the typed fields or in an external file. `what` names it in messages. */
 static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
                            const Onnx__TensorProto *tp, const char *what) {
   if (tp->n_dims > PE__MAX_RANK) {
@@ -182,22 +315,40 @@ static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
                            t->name);
     }
   }
-  if ((tp->has_data_location &&
-       tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
-      tp->n_external_data > 0) {
-    return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "%s '%s' keeps its data in an external file; only "
-                         "data stored inside the .onnx file is supported (save "
-                         "with onnx.save(model, path, save_as_external_data="
-                         "False))",
-                         what, t->name);
-  }
   if (tp->segment != NULL) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
                          "%s '%s' is segmented; not supported", what, t->name);
   }
   int32_t dt = tp->has_data_type ? tp->data_type : 0;
+  size_t es = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT   ? 4
+              : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? 8
+              : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ? 4
+              : dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL  ? 1
+                                                           : 0;
+  if (es == 0) {
+    return pe__graph_err(g, PE_EUNSUPPORTED,
+                         "%s '%s' is %s; only float32, and int64, int32 or "
+                         "bool constants, are supported",
+                         what, t->name, pe__dtype_name(dt));
+  }
   size_t n = (size_t)numel;
+  const uint8_t *raw = NULL;
+  if ((tp->has_data_location &&
+       tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
+      tp->n_external_data > 0) {
+    int rc = pe__external_bytes(g, tp, what, t->name, n * es, &raw);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  } else if (tp->has_raw_data && tp->raw_data.len > 0) {
+    if (tp->raw_data.len != n * es) {
+      return pe__graph_err(g, PE_ECORRUPT,
+                           "%s '%s': raw_data holds %zu bytes, its shape "
+                           "needs %zu (truncated file?)",
+                           what, t->name, tp->raw_data.len, n * es);
+    }
+    raw = tp->raw_data.data;
+  }
   t->numel = numel;
   t->is_const = 1;
   t->known = 1;
@@ -207,14 +358,8 @@ static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
     if (t->f == NULL) {
       return PE_ENOMEM;
     }
-    if (tp->has_raw_data && tp->raw_data.len > 0) {
-      if (tp->raw_data.len != n * 4) {
-        return pe__graph_err(g, PE_ECORRUPT,
-                             "%s '%s': raw_data holds %zu bytes, its shape "
-                             "needs %zu (truncated file?)",
-                             what, t->name, tp->raw_data.len, n * 4);
-      }
-      memcpy(t->f, tp->raw_data.data, n * 4); /* little-endian host */
+    if (raw != NULL) {
+      memcpy(t->f, raw, n * 4); /* little-endian host */
     } else if (tp->n_float_data == n && n > 0) {
       memcpy(t->f, tp->float_data, n * 4);
     } else if (n > 0) {
@@ -224,52 +369,109 @@ static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
     }
     return PE_OK;
   }
-  if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
-      dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32) {
-    size_t es = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? 8 : 4;
-    t->dtype = PE__DT_I64;
-    t->i = calloc(n ? n : 1, sizeof(int64_t));
-    if (t->i == NULL) {
-      return PE_ENOMEM;
-    }
-    if (tp->has_raw_data && tp->raw_data.len > 0) {
-      if (tp->raw_data.len != n * es) {
-        return pe__graph_err(g, PE_ECORRUPT,
-                             "%s '%s': raw_data holds %zu bytes, its shape "
-                             "needs %zu (truncated file?)",
-                             what, t->name, tp->raw_data.len, n * es);
-      }
-      for (size_t k = 0; k < n; k++) {
-        if (es == 8) {
-          memcpy(&t->i[k], tp->raw_data.data + k * 8, 8);
-        } else {
-          int32_t v;
-          memcpy(&v, tp->raw_data.data + k * 4, 4);
-          t->i[k] = v;
-        }
-      }
-    } else if (es == 8 && tp->n_int64_data == n && n > 0) {
-      memcpy(t->i, tp->int64_data, n * 8);
-    } else if (es == 4 && tp->n_int32_data == n) {
-      for (size_t k = 0; k < n; k++) {
-        t->i[k] = tp->int32_data[k];
-      }
-    } else if (n > 0) {
-      return pe__graph_err(g, PE_ECORRUPT,
-                           "%s '%s': its data does not match its shape", what,
-                           t->name);
-    }
-    return PE_OK;
+  t->dtype =
+      dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL ? PE__DT_BOOL : PE__DT_I64;
+  t->i = calloc(n ? n : 1, sizeof(int64_t));
+  if (t->i == NULL) {
+    return PE_ENOMEM;
   }
-  return pe__graph_err(g, PE_EUNSUPPORTED,
-                       "%s '%s' is %s; only float32 (and int64 shape "
-                       "constants) are supported",
-                       what, t->name, pe__dtype_name(dt));
+  if (raw != NULL) {
+    for (size_t k = 0; k < n; k++) {
+      if (es == 8) {
+        memcpy(&t->i[k], raw + k * 8, 8);
+      } else if (es == 4) {
+        int32_t v;
+        memcpy(&v, raw + k * 4, 4);
+        t->i[k] = v;
+      } else {
+        t->i[k] = raw[k] != 0;
+      }
+    }
+  } else if (es == 8 && tp->n_int64_data == n && n > 0) {
+    memcpy(t->i, tp->int64_data, n * 8);
+  } else if (es != 8 && tp->n_int32_data == n) {
+    for (size_t k = 0; k < n; k++) {
+      t->i[k] = es == 1 ? tp->int32_data[k] != 0 : tp->int32_data[k];
+    }
+  } else if (n > 0) {
+    return pe__graph_err(g, PE_ECORRUPT,
+                         "%s '%s': its data does not match its shape", what,
+                         t->name);
+  }
+  return PE_OK;
 }
 
-int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
-                         const char *what) {
-  return pe__load_tensor(g, t, tp, what);
+/* The attributes of every node, converted once (see pe__attr_t). Tensor
+ * attributes are loaded here, named after the node's first output. */
+static int pe__import_attrs(pe__graph_t *g, const Onnx__GraphProto *gp) {
+  size_t n_attr = 0, n_str = 0, n_t = 0;
+  for (size_t i = 0; i < gp->n_node; i++) {
+    const Onnx__NodeProto *np = gp->node[i];
+    n_attr += np->n_attribute;
+    for (size_t k = 0; k < np->n_attribute; k++) {
+      n_str += np->attribute[k]->n_strings;
+      n_t += np->attribute[k]->t != NULL;
+    }
+  }
+  g->attr = calloc(n_attr ? n_attr : 1, sizeof *g->attr);
+  g->attr_str = calloc(n_str ? n_str : 1, sizeof *g->attr_str);
+  g->attr_t = calloc(n_t ? n_t : 1, sizeof *g->attr_t);
+  if (g->attr == NULL || g->attr_str == NULL || g->attr_t == NULL) {
+    return PE_ENOMEM;
+  }
+  pe__attr_t *a = g->attr;
+  pe__bytes_t *str = g->attr_str;
+  for (size_t i = 0; i < gp->n_node; i++) {
+    const Onnx__NodeProto *np = gp->node[i];
+    pe__node_t *nd = &g->node[i];
+    nd->attr = a;
+    nd->n_attr = (int)np->n_attribute;
+    for (size_t k = 0; k < np->n_attribute; k++, a++) {
+      const Onnx__AttributeProto *ap = np->attribute[k];
+      a->name = ap->name ? ap->name : "";
+      a->type = ap->has_type ? (int)ap->type : PE__AT_UNDEFINED;
+      a->has_i = ap->has_i;
+      a->has_f = ap->has_f;
+      a->has_s = ap->has_s;
+      a->i = ap->i;
+      a->f = ap->f;
+      a->s.data = ap->s.data;
+      a->s.len = ap->s.len;
+      a->ints = ap->ints;
+      a->n_ints = ap->n_ints;
+      a->floats = ap->floats;
+      a->n_floats = ap->n_floats;
+      a->strings = str;
+      a->n_strings = ap->n_strings;
+      for (size_t j = 0; j < ap->n_strings; j++, str++) {
+        str->data = ap->strings[j].data;
+        str->len = ap->strings[j].len;
+      }
+      if (ap->t != NULL) {
+        pe__tensor_t *t = &g->attr_t[g->n_attr_t++];
+        t->batch_axis = -1;
+        t->output_idx = -1;
+        t->alias_of = -1;
+        t->name = pe__strdup(np->n_output > 0 && np->output[0] ? np->output[0]
+                                                               : a->name);
+        if (t->name == NULL) {
+          return PE_ENOMEM;
+        }
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", nd->op, a->name);
+        int rc = pe__load_tensor(g, t, ap->t, what);
+        if (rc != PE_OK) {
+          char msg[400];
+          size_t skip = strlen(g->path) + 2;
+          snprintf(msg, sizeof msg, "%s",
+                   strlen(g->err) > skip ? g->err + skip : g->err);
+          return pe__node_err(g, nd, rc, "%s", msg);
+        }
+        a->t = t;
+      }
+    }
+  }
+  return PE_OK;
 }
 
 /* Declared shape of a graph input or output into t (the batch dimension,
@@ -399,10 +601,10 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
   }
   *proto_out = mp;
   g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
-  if (g->ir_version < 3 || g->ir_version > 10) {
+  if (g->ir_version < PE__IR_MIN || g->ir_version > PE__IR_MAX) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "IR version %lld; versions 3 to 10 are supported",
-                         (long long)g->ir_version);
+                         "IR version %lld; versions %d to %d are supported",
+                         (long long)g->ir_version, PE__IR_MIN, PE__IR_MAX);
   }
   g->opset = -1;
   for (size_t i = 0; i < mp->n_opset_import; i++) {
@@ -412,11 +614,12 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
       g->opset = os->version;
     }
   }
-  if (g->opset < 11 || g->opset > 17) {
+  if (g->opset < PE__OPSET_MIN || g->opset > PE__OPSET_MAX) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "default-domain opset %lld; opsets 11 to 17 are "
-                         "supported (torch.onnx.export(..., opset_version=17))",
-                         (long long)g->opset);
+                         "default-domain opset %lld; opsets %d to %d are "
+                         "supported (re-export, or convert with "
+                         "onnx.version_converter.convert_version)",
+                         (long long)g->opset, PE__OPSET_MIN, PE__OPSET_MAX);
   }
   char prod[96];
   snprintf(prod, sizeof prod, "%s%s%s",
@@ -511,7 +714,6 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     nd->index = (int)i;
     nd->name = np->name ? np->name : "";
     nd->op = np->op_type ? np->op_type : "";
-    nd->proto = np;
     g->n_node = (int)i + 1;
     const char *dom = np->domain ? np->domain : "";
     if (dom[0] != '\0' && strcmp(dom, "ai.onnx") != 0) {
@@ -565,6 +767,10 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
       }
       nd->out[k] = id;
     }
+  }
+  int rc_attr = pe__import_attrs(g, gp);
+  if (rc_attr != PE_OK) {
+    return rc_attr;
   }
   if (gp->n_output == 0 || gp->n_output > PE_MODEL_MAX_IO) {
     return pe__graph_err(g, PE_EUNSUPPORTED,

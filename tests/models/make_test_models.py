@@ -357,7 +357,7 @@ def bad_models():
         [helper.make_node("Relu", ["input"], ["output"], name="r")], [], [8], "output", 9, "bad")
     out["bad/ir_version.onnx"] = model(
         [helper.make_node("Relu", ["input"], ["output"], name="r")], [], [8], "output", 17,
-        "bad", ir=11)
+        "bad", ir=15)
     m = model([helper.make_node("MatMul", ["input", "wx"], ["output"], name="mm_ext")],
               [init("wx", W(8, 4))], [8], "output", 17, "bad")
     t = m.graph.initializer[0]
