@@ -3,8 +3,16 @@
  * leak or trip a sanitizer. A model that loads is also run (batch 1 and 3,
  * several tiles' worth of contexts) so the plan and the kernels are checked
  * against the shapes the importer inferred. Properties: a refusal leaves
- * *out NULL and a one-line message starting with the name. */
+ * *out NULL and a one-line message starting with the name.
+ *
+ * External data: an input that starts with "PEXD", a 4-byte little-endian
+ * length L and L bytes carries a data blob; the rest is the model, and every
+ * external tensor's location (once the importer has checked it) reads that
+ * blob, so offsets, lengths and sizes against a real file size are fuzzed.
+ * Any other input is a model alone, loaded with a lookup that finds no
+ * file. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +21,48 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+typedef struct blob {
+  const uint8_t *p;
+  size_t len;
+  int present;
+} blob_t;
+
+static int blob_data(void *ctx, const char *loc, const void **data, size_t *len,
+                     char *why, size_t why_cap) {
+  const blob_t *b = ctx;
+  size_t n = strlen(loc);
+  if (n == 0 || loc[0] == '/' || strcmp(loc, "..") == 0 ||
+      strncmp(loc, "../", 3) == 0 || strstr(loc, "/../") != NULL ||
+      (n >= 3 && strcmp(loc + n - 3, "/..") == 0)) {
+    abort(); /* the importer must have refused it */
+  }
+  if (!b->present) {
+    snprintf(why, why_cap, "no such file");
+    return PE_EIO;
+  }
+  *data = b->p;
+  *len = b->len;
+  return PE_OK;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pe_model_t *m = NULL;
   char err[512];
-  int rc =
-      pe_model_load_buffer(data, size, "fuzz.onnx", NULL, &m, err, sizeof err);
+  blob_t blob = {NULL, 0, 0};
+  if (size >= 8 && memcmp(data, "PEXD", 4) == 0) {
+    size_t l = (size_t)data[4] | (size_t)data[5] << 8 | (size_t)data[6] << 16 |
+               (size_t)data[7] << 24;
+    if (l > size - 8) {
+      return 0;
+    }
+    blob.p = data + 8;
+    blob.len = l;
+    blob.present = 1;
+    data += 8 + l;
+    size -= 8 + l;
+  }
+  int rc = pe_model_load_buffer_data(data, size, "fuzz.onnx", NULL, blob_data,
+                                     &blob, &m, err, sizeof err);
   if (rc != PE_OK) {
     if (m != NULL || strncmp(err, "fuzz.onnx: ", 11) != 0 ||
         strchr(err, '\n')) {

@@ -22,11 +22,11 @@ import tempfile
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_onnx_parity import ROOT, TOL, np, session  # noqa: E402  (exits 77 without them)
+from test_onnx_parity import ROOT, TOL, np, run_engine, session  # noqa: E402
 
 try:
     import onnx
-    from onnx import helper, version_converter
+    from onnx import TensorProto, helper, numpy_helper, version_converter
 except ImportError as e:  # pragma: no cover
     print(f"SKIP: {e}")
     sys.exit(77)
@@ -34,14 +34,21 @@ except ImportError as e:  # pragma: no cover
 NEWEST = onnx.defs.onnx_opset_version()
 
 
+def windows(path, count, shape, rng):
+    """count random windows for the model at path: N(0, 1), or at the scale
+    of its committed inputs (NAME.inputs.npy, per channel) when there are."""
+    shape = (count,) + tuple(shape)
+    vin = path[:-5] + ".inputs.npy"
+    if not os.path.exists(vin):
+        return rng.standard_normal(shape).astype(np.float32)
+    v = np.load(vin).astype(np.float64)
+    x = v.mean(axis=(0, 2), keepdims=True) + v.std(axis=(0, 2), keepdims=True) * (
+        rng.standard_normal(shape))
+    return x.astype(np.float32)
+
+
 def infer(exe, model, x, tmp):
-    xin, yout = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-    np.save(xin, x)
-    r = subprocess.run([exe, "infer", model, "--input", xin, "--output", yout],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(r.stderr.strip())
-    return np.load(yout)
+    return run_engine(exe, model, x, "auto", tmp)
 
 
 def main():
@@ -58,15 +65,7 @@ def main():
             orig = onnx.load(path)
             ref_sess = session(orig.SerializeToString())
             inp = ref_sess.get_inputs()[0]
-            shape = (300,) + tuple(int(d) for d in inp.shape[1:])
-            vin = path[:-5] + ".inputs.npy"  # the model's scale, when known
-            if os.path.exists(vin):
-                v = np.load(vin).astype(np.float64)
-                x = v.mean(axis=(0, 2), keepdims=True) + v.std(
-                    axis=(0, 2), keepdims=True) * rng.standard_normal(shape)
-            else:
-                x = rng.standard_normal(shape)
-            x = x.astype(np.float32)
+            x = windows(path, 300, (int(d) for d in inp.shape[1:]), rng)
             ref_orig = ref_sess.run(None, {inp.name: x})[0]
             for target, ir in ((13, None), (18, None), (20, None), (NEWEST, None),
                                (NEWEST, onnx.IR_VERSION)):
