@@ -663,6 +663,57 @@ static void pe__print_ops(const pe__test_t *tests, int n) {
   }
 }
 
+/* Ops the importer does not claim, by the tests each one alone keeps out
+ * (every other op of the test claimed): what adding it would bring in. */
+static void pe__print_unclaimed(const pe__test_t *tests, int n) {
+  typedef struct {
+    const char *op;
+    int tests;
+  } pe__tally_t;
+  pe__tally_t *tally = calloc((size_t)n + 1, sizeof *tally);
+  int n_tally = 0, n_more = 0;
+  if (tally == NULL) {
+    return;
+  }
+  for (int k = 0; k < n; k++) {
+    const pe_node_model_t *m = &tests[k].model;
+    const char *missing = NULL;
+    int n_missing = 0;
+    for (int j = 0; j < m->n_ops; j++) {
+      if (!pe__claimed(m->ops[j])) {
+        missing = m->ops[j];
+        n_missing++;
+      }
+    }
+    n_more += n_missing > 1;
+    if (n_missing != 1) {
+      continue;
+    }
+    int i = 0;
+    while (i < n_tally && strcmp(tally[i].op, missing) != 0) {
+      i++;
+    }
+    tally[i].op = missing;
+    tally[i].tests++;
+    n_tally += i == n_tally;
+  }
+  printf("\nops not claimed, by the tests that only they keep out (top 20 of "
+         "%d; %d tests need two or more):\n ",
+         n_tally, n_more);
+  for (int shown = 0; shown < 20 && shown < n_tally; shown++) {
+    int best = shown;
+    for (int i = shown + 1; i < n_tally; i++) {
+      best = tally[i].tests > tally[best].tests ? i : best;
+    }
+    pe__tally_t tmp = tally[shown];
+    tally[shown] = tally[best];
+    tally[best] = tmp;
+    printf(" %s %d", tally[shown].op, tally[shown].tests);
+  }
+  printf("\n");
+  free(tally);
+}
+
 static void pe__print_causes(const pe__test_t *tests, int n) {
   printf("\nnot passing, by cause:\n");
   char seen[PE__NCAUSE + 8][PE__TAG];
@@ -784,6 +835,7 @@ int main(int argc, char **argv) {
   }
   pe__print_ops(tests, n);
   pe__print_causes(tests, n);
+  pe__print_unclaimed(tests, n);
 
   /* against the list */
   int unexpected = 0, fatal = 0, stale = 0;
