@@ -1,13 +1,15 @@
 /* The ONNX project's backend node tests against the importer and the cpu
  * backend, through the public model API (include/pe/model.h).
  *
- *   onnx_node_tests --data DIR/node --list expected_failures.txt
+ *   onnx_node_tests --data DIR --list expected_failures.txt
  *                   [--update-list] [--report FILE.tsv] [--only SUBSTR]
  *                   [--verbose] [--timeout SECONDS]
  *
  * DIR/node holds one folder per test (scripts/fetch-onnx-node-tests.sh
  * unpacks them from the onnx 1.22.0 wheel): model.onnx and
- * test_data_set_K/{input,output}_N.pb. A test counts when every op of its
+ * test_data_set_K/{input,output}_N.pb; DIR/pytorch-converted,
+ * DIR/pytorch-operator and DIR/simple, when present, hold small networks of
+ * the same form (tests named SUITE/TEST). A test counts when every op of its
  * model is one the importer claims (pe__op_name). Each counted test runs in a
  * child process, so that a crash or a hang is recorded, not fatal, and ends
  * in one of:
@@ -83,6 +85,7 @@ typedef struct {
 
 typedef struct {
   char name[PE_NODE_NAME_MAX];
+  int suite; /* index into pe__suites */
   pe_node_model_t model;
   int counted;
   pe__result_t r;
@@ -594,10 +597,12 @@ static int pe__list_write(const char *path, pe__list_t *l, int counted) {
     return -1;
   }
   fprintf(f,
-          "# ONNX backend node tests (onnx 1.22.0) that use only ops the "
-          "importer claims\n"
-          "# and are not expected to pass: %d of %d. One line per test: NAME "
-          "CAUSE REASON.\n"
+          "# ONNX backend tests (onnx 1.22.0 wheel: node, and the networks of "
+          "pytorch-converted,\n"
+          "# pytorch-operator and simple, converted to opset 17) that use only "
+          "ops the importer\n"
+          "# claims and are not expected to pass: %d (of the %d that the run "
+          "writing this counted).\n# One line per test: NAME CAUSE REASON.\n"
           "# tests/onnx_node/onnx_node_tests.c reads it; regenerate with\n"
           "#   tests/onnx_node/run.sh BUILD_DIR --update-list\n"
           "# which keeps the reason of an entry still failing for the same "
@@ -635,7 +640,7 @@ static int pe__usage(void) {
   return 2;
 }
 
-/* Per-op counts: tests of the op by status. */
+/* Per-op counts of the node tests: tests of the op by status. */
 static void pe__print_ops(const pe__test_t *tests, int n) {
   printf("\n%-20s %6s %6s", "op", "tests", "pass");
   for (int s = 1; s < PE__NSTATUS; s++) {
@@ -645,7 +650,7 @@ static void pe__print_ops(const pe__test_t *tests, int n) {
   for (size_t i = 0; pe__op_name(i) != NULL; i++) {
     int c[PE__NSTATUS] = {0}, total = 0;
     for (int k = 0; k < n; k++) {
-      if (!tests[k].counted) {
+      if (!tests[k].counted || tests[k].suite != 0) {
         continue;
       }
       for (int j = 0; j < tests[k].model.n_ops; j++) {
@@ -677,6 +682,9 @@ static void pe__print_unclaimed(const pe__test_t *tests, int n) {
   }
   for (int k = 0; k < n; k++) {
     const pe_node_model_t *m = &tests[k].model;
+    if (tests[k].suite != 0) {
+      continue;
+    }
     const char *missing = NULL;
     int n_missing = 0;
     for (int j = 0; j < m->n_ops; j++) {
@@ -715,12 +723,12 @@ static void pe__print_unclaimed(const pe__test_t *tests, int n) {
 }
 
 static void pe__print_causes(const pe__test_t *tests, int n) {
-  printf("\nnot passing, by cause:\n");
+  printf("\nnode tests not passing, by cause:\n");
   char seen[PE__NCAUSE + 8][PE__TAG];
   int n_seen = 0;
   for (int k = 0; k < n; k++) {
     const pe__test_t *t = &tests[k];
-    if (!t->counted || t->r.status == PE__PASS) {
+    if (!t->counted || t->suite != 0 || t->r.status == PE__PASS) {
       continue;
     }
     int dup = 0;
@@ -733,10 +741,209 @@ static void pe__print_causes(const pe__test_t *tests, int n) {
     snprintf(seen[n_seen++], PE__TAG, "%s", t->r.tag);
     int c = 0;
     for (int j = k; j < n; j++) {
-      c += tests[j].counted && tests[j].r.status != PE__PASS &&
+      c += tests[j].counted && tests[j].suite == 0 &&
+           tests[j].r.status != PE__PASS &&
            strcmp(tests[j].r.tag, t->r.tag) == 0;
     }
     printf("  %-10s %4d  %s\n", t->r.tag, c, pe__cause_about(t->r.tag));
+  }
+}
+
+/* The test folders of the ONNX wheel's data, each a suite of the same form.
+ * node is what the counts are about; the others are whole small networks
+ * (Conv1d with groups, say) run the same way. Tests of suites other than
+ * node are named SUITE/TEST. */
+static const char *const pe__suites[] = {"node", "pytorch-converted",
+                                         "pytorch-operator", "simple"};
+#define PE__NSUITE (int)(sizeof pe__suites / sizeof pe__suites[0])
+
+typedef struct {
+  pe__test_t *t;
+  int n, cap;
+} pe__tests_t;
+
+/* Reads the models of every test of one suite under root into acc. Returns
+ * 0, 1 when the suite's folder is absent, -1 on an unreadable model. */
+static int pe__collect(const char *root, int suite, const char *only,
+                       pe__tests_t *acc) {
+  char dir[1024], path[1200], err[PE__MSG];
+  pe_node_fmt(dir, sizeof dir, "%s/%s", root, pe__suites[suite]);
+  struct dirent **names;
+  int n_dir = scandir(dir, &names, NULL, alphasort);
+  if (n_dir < 0) {
+    return 1;
+  }
+  int rc = 0;
+  for (int i = 0; i < n_dir; i++) {
+    const char *name = names[i]->d_name;
+    pe_node_fmt(path, sizeof path, "%s/%s/model.onnx", dir, name);
+    unsigned char *buf = NULL;
+    size_t len;
+    struct stat st;
+    if (rc != 0 || name[0] == '.' || stat(path, &st) != 0) {
+      continue;
+    }
+    if (acc->n == acc->cap) {
+      int cap = acc->cap ? acc->cap * 2 : 2048;
+      pe__test_t *t = realloc(acc->t, (size_t)cap * sizeof *t);
+      if (t == NULL) {
+        rc = -1;
+        continue;
+      }
+      acc->t = t;
+      acc->cap = cap;
+    }
+    pe__test_t *t = &acc->t[acc->n];
+    memset(t, 0, sizeof *t);
+    t->suite = suite;
+    pe_node_fmt(t->name, sizeof t->name, "%s%s%s",
+                suite ? pe__suites[suite] : "", suite ? "/" : "", name);
+    if (only != NULL && strstr(t->name, only) == NULL) {
+      continue;
+    }
+    if (pe_node_read_file(path, &buf, &len, err, sizeof err) != 0 ||
+        pe_node_model_parse(buf, len, &t->model, err, sizeof err) != 0) {
+      fprintf(stderr, "onnx_node_tests: %s: %s\n", t->name, err);
+      rc = -1;
+    }
+    free(buf);
+    t->counted = t->model.n_ops > 0;
+    for (int k = 0; k < t->model.n_ops; k++) {
+      t->counted &= pe__claimed(t->model.ops[k]);
+    }
+    acc->n++;
+  }
+  for (int i = 0; i < n_dir; i++) {
+    free(names[i]);
+  }
+  free(names);
+  return rc;
+}
+
+/* Compares the run with the list: prints each failure not listed, each
+ * crash and each stale entry, and builds the list this run implies into
+ * fresh. Returns 1 when the run fails (see the top of the file). */
+static int pe__check_list(const pe__tests_t *all, pe__list_t *list,
+                          int whole_run, const int *present,
+                          pe__list_t *fresh) {
+  int unexpected = 0, fatal = 0, stale = 0;
+  for (int k = 0; k < all->n; k++) {
+    const pe__test_t *t = &all->t[k];
+    if (!t->counted) {
+      continue;
+    }
+    pe__entry_t *e = pe__list_find(list, t->name);
+    if (e != NULL) {
+      e->matched = 1;
+    }
+    if (t->r.status == PE__PASS) {
+      if (e != NULL) {
+        printf("STALE   %s passes but is listed (%s)\n", t->name, e->tag);
+        stale++;
+      }
+      continue;
+    }
+    if (t->r.status == PE__CRASH || t->r.status == PE__TIMEOUT) {
+      printf("FAIL    %s: %s: %s\n", t->name, pe__status_name[t->r.status],
+             t->r.msg);
+      fatal++;
+      continue;
+    }
+    if (e == NULL) {
+      printf("FAIL    %s: %s [%s]: %s\n", t->name, pe__status_name[t->r.status],
+             t->r.tag, t->r.msg);
+      unexpected++;
+    } else if (strcmp(e->tag, t->r.tag) != 0) {
+      printf("STALE   %s is listed as %s, now fails as %s: %s\n", t->name,
+             e->tag, t->r.tag, t->r.msg);
+      stale++;
+    }
+    int keep = e != NULL && strcmp(e->tag, t->r.tag) == 0;
+    if (pe__list_add(fresh, t->name, t->r.tag, keep ? e->reason : t->r.msg) !=
+        0) {
+      fatal++;
+    }
+  }
+  for (int i = 0; whole_run && i < list->n; i++) {
+    int absent = 0; /* an entry of a suite not fetched is kept */
+    for (int s = 1; s < PE__NSUITE; s++) {
+      size_t len = strlen(pe__suites[s]);
+      absent |= !present[s] &&
+                strncmp(list->e[i].name, pe__suites[s], len) == 0 &&
+                list->e[i].name[len] == '/';
+    }
+    if (absent && pe__list_add(fresh, list->e[i].name, list->e[i].tag,
+                               list->e[i].reason) != 0) {
+      fatal++;
+    }
+    if (!list->e[i].matched && !absent) {
+      printf("STALE   %s is listed but is no counted test\n", list->e[i].name);
+      stale++;
+    }
+  }
+  printf("listed as expected failures: %d; unexpected failures: %d; crashes "
+         "and timeouts: %d; stale entries: %d\n",
+         list->n, unexpected, fatal, stale);
+  return fatal ? 2 : unexpected || stale ? 1 : 0;
+}
+
+/* One line per test: name, result, cause, ops, opset, message. */
+static void pe__write_report(const char *path, const pe__tests_t *all) {
+  FILE *f = fopen(path, "w");
+  for (int k = 0; f != NULL && k < all->n; k++) {
+    const pe__test_t *t = &all->t[k];
+    fprintf(f, "%s\t%s\t%s\t", t->name,
+            t->counted ? pe__status_name[t->r.status] : "not-counted",
+            t->r.tag);
+    for (int j = 0; j < t->model.n_ops; j++) {
+      fprintf(f, "%s%s", j ? "," : "", t->model.ops[j]);
+    }
+    fprintf(f, "\t%lld\t%s\n", (long long)t->model.opset, t->r.msg);
+  }
+  if (f == NULL || fclose(f) != 0) {
+    fprintf(stderr, "onnx_node_tests: cannot write %s\n", path);
+  }
+}
+
+/* The pass counts, per suite; for node also without the causes out of
+ * scope. */
+static void pe__print_totals(const pe__tests_t *all) {
+  int n_claimed = 0;
+  while (pe__op_name((size_t)n_claimed) != NULL) {
+    n_claimed++;
+  }
+  printf("\nONNX backend tests (onnx 1.22.0), ops the importer claims: %d\n",
+         n_claimed);
+  for (int s = 0; s < PE__NSUITE; s++) {
+    int n = 0, counted = 0, outside = 0, c[PE__NSTATUS] = {0};
+    for (int k = 0; k < all->n; k++) {
+      const pe__test_t *t = &all->t[k];
+      if (t->suite != s) {
+        continue;
+      }
+      n++;
+      if (t->counted) {
+        counted++;
+        c[t->r.status]++;
+        outside += t->r.status != PE__PASS && pe__out_of_scope(t->r.tag);
+      }
+    }
+    if (n == 0) {
+      continue;
+    }
+    printf("%s: %d tests, %d use only claimed ops; passed %d of %d (%.1f %%); "
+           "refused %d, wrong %d, partial %d, error %d, crash %d, timeout %d\n",
+           pe__suites[s], n, counted, c[PE__PASS], counted,
+           counted ? 100.0 * c[PE__PASS] / counted : 0.0, c[PE__REFUSED],
+           c[PE__WRONG], c[PE__PARTIAL], c[PE__ERROR], c[PE__CRASH],
+           c[PE__TIMEOUT]);
+    if (s == 0) {
+      printf("%s in scope (without the %d tests of causes marked out of "
+             "scope: dtype, type): passed %d of %d (%.1f %%)\n",
+             pe__suites[s], outside, c[PE__PASS], counted - outside,
+             counted > outside ? 100.0 * c[PE__PASS] / (counted - outside)
+                               : 0.0);
+    }
   }
 }
 
@@ -773,170 +980,69 @@ int main(int argc, char **argv) {
                     "without --only\n");
     return 2;
   }
-  struct dirent **names;
-  int n_dir = scandir(data, &names, NULL, alphasort);
-  if (n_dir < 0) {
-    fprintf(stderr, "onnx_node_tests: %s: %s\n", data, strerror(errno));
-    return 2;
+  pe__tests_t all = {NULL, 0, 0};
+  int present[PE__NSUITE];
+  for (int s = 0; s < PE__NSUITE; s++) {
+    int rc = pe__collect(data, s, only, &all);
+    if (rc < 0 || (rc > 0 && s == 0)) {
+      fprintf(stderr, "onnx_node_tests: cannot read the tests in %s/%s\n", data,
+              pe__suites[s]);
+      return 2;
+    }
+    present[s] = rc == 0;
+    if (!present[s]) {
+      printf("no %s/%s: its tests are not run, its list entries kept\n", data,
+             pe__suites[s]);
+    }
   }
-  pe__test_t *tests = calloc((size_t)n_dir + 1, sizeof *tests);
-  pe__list_t list = {NULL, 0, 0};
-  if (tests == NULL || pe__list_read(list_path, &list) != 0) {
+  pe__list_t list = {NULL, 0, 0}, fresh = {NULL, 0, 0};
+  if (pe__list_read(list_path, &list) != 0) {
     fprintf(stderr, "onnx_node_tests: cannot read %s\n", list_path);
     return 2;
   }
-  int n = 0, counted = 0, passed = 0;
-  int by_status[PE__NSTATUS] = {0};
-  for (int i = 0; i < n_dir; i++) {
-    const char *name = names[i]->d_name;
-    char dir[1024], path[1200], err[PE__MSG];
-    pe_node_fmt(dir, sizeof dir, "%s/%s", data, name);
-    pe_node_fmt(path, sizeof path, "%s/model.onnx", dir);
-    unsigned char *buf;
-    size_t len;
-    struct stat st;
-    if (name[0] == '.' || stat(path, &st) != 0 ||
-        (only != NULL && strstr(name, only) == NULL)) {
-      continue;
-    }
-    pe__test_t *t = &tests[n++];
-    pe_node_fmt(t->name, sizeof t->name, "%s", name);
-    if (pe_node_read_file(path, &buf, &len, err, sizeof err) != 0 ||
-        pe_node_model_parse(buf, len, &t->model, err, sizeof err) != 0) {
-      fprintf(stderr, "onnx_node_tests: %s: %s\n", name, err);
-      free(buf);
-      return 2;
-    }
-    free(buf);
-    t->counted = t->model.n_ops > 0;
-    for (int k = 0; k < t->model.n_ops; k++) {
-      t->counted &= pe__claimed(t->model.ops[k]);
-    }
+  for (int k = 0; k < all.n; k++) {
+    pe__test_t *t = &all.t[k];
     if (!t->counted) {
       continue;
     }
-    counted++;
+    char dir[1200];
+    pe_node_fmt(dir, sizeof dir, "%s/%s%s", data, t->suite ? "" : "node/",
+                t->name);
     pe__run_isolated(dir, t, timeout_s);
-    by_status[t->r.status]++;
-    passed += t->r.status == PE__PASS;
     if (verbose) {
       printf("%-44s %-8s %-9s %s\n", t->name, pe__status_name[t->r.status],
              t->r.tag, t->r.msg);
     }
   }
-  for (int i = 0; i < n_dir; i++) {
-    free(names[i]);
-  }
-  free(names);
-
-  int n_claimed = 0;
-  while (pe__op_name((size_t)n_claimed) != NULL) {
-    n_claimed++;
-  }
-  pe__print_ops(tests, n);
-  pe__print_causes(tests, n);
-  pe__print_unclaimed(tests, n);
-
-  /* against the list */
-  int unexpected = 0, fatal = 0, stale = 0;
-  pe__list_t fresh = {NULL, 0, 0};
-  for (int k = 0; k < n; k++) {
-    pe__test_t *t = &tests[k];
-    if (!t->counted) {
-      continue;
-    }
-    pe__entry_t *e = pe__list_find(&list, t->name);
-    if (e != NULL) {
-      e->matched = 1;
-    }
-    if (t->r.status == PE__PASS) {
-      if (e != NULL) {
-        printf("STALE   %s passes but is listed (%s)\n", t->name, e->tag);
-        stale++;
-      }
-      continue;
-    }
-    if (t->r.status == PE__CRASH || t->r.status == PE__TIMEOUT) {
-      printf("FAIL    %s: %s: %s\n", t->name, pe__status_name[t->r.status],
-             t->r.msg);
-      fatal++;
-      continue;
-    }
-    if (e == NULL) {
-      printf("FAIL    %s: %s [%s]: %s\n", t->name, pe__status_name[t->r.status],
-             t->r.tag, t->r.msg);
-      unexpected++;
-    } else if (strcmp(e->tag, t->r.tag) != 0) {
-      printf("STALE   %s is listed as %s, now fails as %s: %s\n", t->name,
-             e->tag, t->r.tag, t->r.msg);
-      stale++;
-    }
-    int keep = e != NULL && strcmp(e->tag, t->r.tag) == 0;
-    if (pe__list_add(&fresh, t->name, t->r.tag, keep ? e->reason : t->r.msg) !=
-        0) {
-      return 2;
-    }
-  }
-  for (int i = 0; only == NULL && i < list.n; i++) {
-    if (!list.e[i].matched) {
-      printf("STALE   %s is listed but is no counted test\n", list.e[i].name);
-      stale++;
-    }
-  }
-
+  pe__print_ops(all.t, all.n);
+  pe__print_causes(all.t, all.n);
+  pe__print_unclaimed(all.t, all.n);
   if (report != NULL) {
-    FILE *f = fopen(report, "w");
-    for (int k = 0; f != NULL && k < n; k++) {
-      const pe__test_t *t = &tests[k];
-      fprintf(f, "%s\t%s\t%s\t", t->name,
-              t->counted ? pe__status_name[t->r.status] : "not-counted",
-              t->r.tag);
-      for (int j = 0; j < t->model.n_ops; j++) {
-        fprintf(f, "%s%s", j ? "," : "", t->model.ops[j]);
-      }
-      fprintf(f, "\t%lld\t%s\n", (long long)t->model.opset, t->r.msg);
-    }
-    if (f == NULL || fclose(f) != 0) {
-      fprintf(stderr, "onnx_node_tests: cannot write %s\n", report);
-    }
+    pe__write_report(report, &all);
   }
-
-  printf("\nONNX node tests (onnx 1.22.0): %d tests; %d use only the %d ops "
-         "the importer claims\n",
-         n, counted, n_claimed);
-  printf("passed %d of %d (%.1f %%); refused %d, wrong %d, partial %d, error "
-         "%d, crash %d, timeout %d\n",
-         passed, counted, counted ? 100.0 * passed / counted : 0.0,
-         by_status[PE__REFUSED], by_status[PE__WRONG], by_status[PE__PARTIAL],
-         by_status[PE__ERROR], by_status[PE__CRASH], by_status[PE__TIMEOUT]);
-  int outside = 0;
-  for (int k = 0; k < n; k++) {
-    outside += tests[k].counted && tests[k].r.status != PE__PASS &&
-               pe__out_of_scope(tests[k].r.tag);
-  }
-  printf("in scope (without the %d tests of causes marked out of scope: "
-         "dtype, type): passed %d of %d (%.1f %%)\n",
-         outside, passed, counted - outside,
-         counted > outside ? 100.0 * passed / (counted - outside) : 0.0);
-  printf("listed as expected failures: %d; unexpected failures: %d; crashes "
-         "and timeouts: %d; stale entries: %d\n",
-         list.n, unexpected, fatal, stale);
-  int rc = unexpected || fatal || stale ? 1 : 0;
+  printf("\n");
+  int rc = pe__check_list(&all, &list, only == NULL, present, &fresh);
+  pe__print_totals(&all);
   if (update) {
+    int counted = 0;
+    for (int k = 0; k < all.n; k++) {
+      counted += all.t[k].counted;
+    }
     if (pe__list_write(list_path, &fresh, counted) != 0) {
       fprintf(stderr, "onnx_node_tests: cannot write %s\n", list_path);
       return 2;
     }
     printf("rewrote %s: %d entries\n", list_path, fresh.n);
-    rc = fatal ? 1 : 0;
+    rc = rc == 2 ? 1 : 0;
   } else if (rc) {
     printf("a test not on the list fails, a test crashed, or the list is "
            "stale: fix the engine, or rerun with --update-list and give each "
            "new entry its reason (%s)\n",
            list_path);
+    rc = 1;
   }
   free(list.e);
   free(fresh.e);
-  free(tests);
+  free(all.t);
   return rc;
 }

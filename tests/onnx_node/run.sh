@@ -24,5 +24,5 @@ fi
 if [ "$rc" -ne 0 ]; then
   exit "$rc"
 fi
-exec "$build/tests/onnx_node_tests" --data "$build/onnx-node-tests/node" \
+exec "$build/tests/onnx_node_tests" --data "$build/onnx-node-tests" \
   --list "$here/expected_failures.txt" "$@"

@@ -57,7 +57,7 @@ def main():
             if list_text is not None:
                 with open(listing, "w") as f:
                     f.write(list_text)
-            rc, out = run(harness, data, listing, *extra)
+            rc, out = run(harness, tmp, listing, *extra)
             check(rc == want_rc, f"exit {rc}, expected {want_rc}:\n{out}")
             for n in needles:
                 check(n in out, f"{n!r} not in the output:\n{out}")
