@@ -71,22 +71,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   const pe_model_desc_t *d = pe_model_desc(m);
-  if (d->flops < (int64_t)1 << 26 && d->input.numel < (1 << 16) &&
-      d->outputs[0].numel < (1 << 16) && d->arena_floats < (1 << 20)) {
-    size_t ni = (size_t)d->input.numel * 3,
-           no = (size_t)d->outputs[0].numel * 3;
-    float *in = calloc(ni + 1, sizeof(float));
-    float *out = calloc(no + 1, sizeof(float));
-    for (size_t i = 0; in != NULL && i < ni; i++) {
-      in[i] = (float)(i % 7) - 3.0f;
+  int small = d->flops < (int64_t)1 << 26 && d->outputs[0].numel < (1 << 16) &&
+              d->arena_floats < (1 << 20);
+  for (int k = 0; k < d->n_inputs; k++) {
+    small &= d->inputs[k].numel < (1 << 16);
+  }
+  if (small) {
+    /* every input as 3 windows of its type (8 bytes each covers int64),
+     * bools kept 0 or 1 */
+    void *in[PE_MODEL_MAX_IO] = {NULL};
+    int ok = 1;
+    for (int k = 0; k < d->n_inputs; k++) {
+      size_t n = (size_t)d->inputs[k].numel * 3;
+      unsigned char *p = calloc(n + 1, 8);
+      ok &= p != NULL;
+      for (size_t i = 0; p != NULL && i < n; i++) {
+        float f = (float)(i % 7) - 3.0f;
+        int64_t v = (int64_t)(i % 7) - 3;
+        if (d->inputs[k].dtype == PE_MODEL_FLOAT32) {
+          memcpy(p + i * 4, &f, 4);
+        } else if (d->inputs[k].dtype == PE_MODEL_INT64) {
+          memcpy(p + i * 8, &v, 8);
+        } else {
+          p[i] = (unsigned char)(i % 2);
+        }
+      }
+      in[k] = p;
     }
+    size_t no = (size_t)d->outputs[0].numel * 3;
+    float *out = calloc(no + 1, sizeof(float));
     pe_model_ctx_t *ctx = NULL;
-    if (in && out && pe_model_ctx_create(m, 2, &ctx) == PE_OK) {
-      pe_model_run(ctx, in, 1, out);
-      pe_model_run(ctx, in, 3, out);
+    if (ok && out && pe_model_ctx_create(m, 2, &ctx) == PE_OK) {
+      const void *const *ins = (const void *const *)in;
+      pe_model_run_inputs(ctx, ins, d->n_inputs, 1, out);
+      pe_model_run_inputs(ctx, ins, d->n_inputs, 3, out);
+      if (d->n_inputs == 1) {
+        pe_model_run(ctx, in[0], 3, out);
+      }
     }
     pe_model_ctx_destroy(ctx);
-    free(in);
+    for (int k = 0; k < d->n_inputs; k++) {
+      free(in[k]);
+    }
     free(out);
   }
   pe_model_destroy(m);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the external-data seeds of the ONNX fuzzer's corpus
-(fuzz/corpus/onnx/ext_*.onnx), in the input format fuzz_onnx.c reads:
-"PEXD", the data blob's length (4 bytes, little-endian), the blob, then the
-model, whose external tensors all read that blob.
+"""Writes seeds of the ONNX fuzzer's corpus (fuzz/corpus/onnx/): models with
+external data (ext_*.onnx), in the input format fuzz_onnx.c reads: "PEXD",
+the data blob's length (4 bytes, little-endian), the blob, then the model,
+whose external tensors all read that blob; and a model with float32, int64
+and bool inputs.
 
     .venv/bin/python fuzz/make_onnx_corpus.py"""
 import os
@@ -50,6 +51,22 @@ def gemm_ext(**entries):
     return m.SerializeToString()
 
 
+def int_inputs():
+    """y = x + Cast(mask) + Cast(ids): float32, bool and int64 inputs."""
+    g = helper.make_graph(
+        [helper.make_node("Cast", ["mask"], ["mf"], to=TensorProto.FLOAT),
+         helper.make_node("Cast", ["ids"], ["idf"], to=TensorProto.FLOAT),
+         helper.make_node("Add", ["x", "mf"], ["s"]),
+         helper.make_node("Add", ["s", "idf"], ["y"])], "ints",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", 4]),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+    m.ir_version = 9
+    return m.SerializeToString()
+
+
 def main():
     seeds = {}
     for name, path in (("ext_toy_mlp.onnx", "models/toy_mlp.onnx"),
@@ -64,6 +81,7 @@ def main():
                                            blob)
     seeds["ext_gemm_dotdot.onnx"] = seed(gemm_ext(location="../w.bin"), blob)
     seeds["ext_gemm_no_blob.onnx"] = gemm_ext(location="w.bin")
+    seeds["inputs_int64_bool.onnx"] = int_inputs()
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as fh:
             fh.write(data)

@@ -243,6 +243,44 @@ static void test_external_from_memory(void) {
   pe_model_destroy(m);
 }
 
+/* Several runtime inputs: described, refused by pe_model_run, run by
+ * pe_model_run_inputs (y = a + 2 * b). */
+static void test_two_inputs(void) {
+  pe_model_t *m = NULL;
+  char err[512];
+  int rc = pe_model_load_file(model_path("multi/two_inputs.onnx"), NULL, &m,
+                              err, sizeof err);
+  CHECK(rc == PE_OK);
+  if (rc != PE_OK) {
+    fprintf(stderr, "%s\n", err);
+    return;
+  }
+  const pe_model_desc_t *d = pe_model_desc(m);
+  CHECK(d->n_inputs == 2 && d->opset == 20);
+  CHECK(strcmp(d->inputs[0].name, "a") == 0 &&
+        strcmp(d->inputs[1].name, "b") == 0);
+  CHECK(strcmp(d->input.name, "a") == 0);
+  CHECK(d->inputs[1].dtype == PE_MODEL_FLOAT32 && d->inputs[1].numel == 4 &&
+        d->inputs[1].batch_axis == 0 && d->inputs[1].dims[0] == -1);
+  pe_model_ctx_t *ctx = NULL;
+  CHECK(pe_model_ctx_create(m, 2, &ctx) == PE_OK);
+  float a[12], b[12], y[12];
+  for (int i = 0; i < 12; i++) {
+    a[i] = (float)i;
+    b[i] = 0.5f * (float)(i % 5) - 1.0f;
+    y[i] = -99.0f;
+  }
+  CHECK(pe_model_run(ctx, a, 3, y) == PE_EINVAL);
+  const void *ins[2] = {a, b};
+  CHECK(pe_model_run_inputs(ctx, ins, 1, 3, y) == PE_EINVAL);
+  CHECK(pe_model_run_inputs(ctx, ins, 2, 3, y) == PE_OK);
+  for (int i = 0; i < 12; i++) {
+    CHECK(y[i] == a[i] + 2.0f * b[i]);
+  }
+  pe_model_ctx_destroy(ctx);
+  pe_model_destroy(m);
+}
+
 static void test_describe(void) {
   pe_model_t *m = NULL;
   char err[512];
@@ -498,6 +536,7 @@ int main(void) {
   test_regressions();
   test_bad_files();
   test_external_from_memory();
+  test_two_inputs();
   test_describe();
   const char *models[] = {"cnn_toy.onnx",          "mlp_gemm.onnx",
                           "conv_odd.onnx",         "gru.onnx",

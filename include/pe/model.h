@@ -8,9 +8,11 @@
  * the one arena the plan computes in. pe_model_run allocates nothing, locks
  * nothing and makes no system call.
  *
- * Layout: the input is the model's one float32 input, batch-major and C order
- * ([batch][channels][window] for a Conv1d model); the output is the model's
- * first output, [batch][values]. docs/models.md lists the supported ops.
+ * Layout: each input is batch-major and C order ([batch][channels][window]
+ * for a Conv1d model); the output is the model's first output,
+ * [batch][values]. Most models take one float32 input (pe_model_run);
+ * pe_model_run_inputs serves models with several, or with int64 and bool
+ * inputs. docs/models.md lists the supported ops.
  *
  * Ownership: the caller owns the buffers passed to pe_model_run; every
  * pointer returned by a describe function is owned by the model and valid
@@ -49,13 +51,22 @@ typedef struct pe_model_options {
   pe_kernels_t kernels;
 } pe_model_options_t;
 
-/* A graph input or output. dims[i] is -1 for the batch dimension. */
+/* Element types of graph inputs (ONNX's numbering). */
+#define PE_MODEL_FLOAT32 1
+#define PE_MODEL_INT64 7
+#define PE_MODEL_BOOL 9 /* one byte per element, 0 or 1 */
+
+/* A graph input or output. dims[i] is -1 for the batch dimension. A model
+ * whose inputs declare a fixed first dimension (and no pe.batch metadata)
+ * has no batch dimension: batch_axis is -1 and one window is the whole
+ * declared tensor; pe_model_run still runs `batch` such windows. */
 typedef struct pe_model_tensor {
   char name[PE_MODEL_NAME_MAX];
   int rank;
   int batch_axis; /* -1 when the tensor has none */
   int64_t dims[PE_MODEL_MAX_RANK];
   int64_t numel; /* elements per window (batch dimension excluded) */
+  int dtype;     /* PE_MODEL_FLOAT32, PE_MODEL_INT64 or PE_MODEL_BOOL */
 } pe_model_tensor_t;
 
 /* What a loaded model is. The strings point into the model. */
@@ -74,6 +85,8 @@ typedef struct pe_model_desc {
   int64_t weight_bytes; /* packed weights */
   int64_t arena_floats; /* arena floats per window in flight */
   const char *kernels;  /* "avx512+fma", "avx2+fma" or "generic" */
+  int n_inputs;         /* runtime graph inputs; `input` is inputs[0] */
+  pe_model_tensor_t inputs[PE_MODEL_MAX_IO];
 } pe_model_desc_t;
 
 /* Loads a model from a memory buffer holding an .onnx file. `name` is used
@@ -140,9 +153,17 @@ void pe_model_ctx_destroy(pe_model_ctx_t *ctx);
 
 /* Hot path. Runs `batch` windows: in holds batch * input.numel floats, out
  * receives batch * outputs[0].numel floats. Returns PE_OK, or PE_EINVAL for
- * batch 0 or a NULL buffer. */
+ * batch 0, a NULL buffer, or a model with more than one input (use
+ * pe_model_run_inputs). */
 int pe_model_run(pe_model_ctx_t *ctx, const float *in, uint32_t batch,
                  float *out);
+
+/* Hot path, for a model with any number of inputs: in[k] holds batch *
+ * inputs[k].numel elements of inputs[k].dtype (float32, int64, or bool as
+ * one byte each), batch-major; n_in must equal n_inputs. out as for
+ * pe_model_run. Returns PE_OK or PE_EINVAL. */
+int pe_model_run_inputs(pe_model_ctx_t *ctx, const void *const *in, int n_in,
+                        uint32_t batch, float *out);
 
 #ifdef __cplusplus
 }

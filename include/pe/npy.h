@@ -13,11 +13,17 @@ extern "C" {
 
 #define PE_NPY_MAX_RANK 8
 
+/* Element types (ONNX's numbering, as pe_model_tensor_t's dtype). */
+#define PE_NPY_FLOAT32 1
+#define PE_NPY_INT64 7
+#define PE_NPY_BOOL 9
+
 typedef struct pe_npy {
   int rank;
   int64_t shape[PE_NPY_MAX_RANK];
   int64_t count;    /* elements: product of shape */
   const void *data; /* points into the parsed buffer (may be unaligned) */
+  int dtype;        /* PE_NPY_FLOAT32, PE_NPY_INT64 or PE_NPY_BOOL */
 } pe_npy_t;
 
 /* Parses an .npy file held in data[0..len). Only '<f4' (float32), C order.
@@ -25,6 +31,11 @@ typedef struct pe_npy {
  * in err saying what is wrong. */
 int pe_npy_parse(const void *data, size_t len, pe_npy_t *out, char *err,
                  size_t err_cap);
+
+/* As pe_npy_parse, also accepting '<i8' (int64) and '|b1' (bool, one byte
+ * per element); out->dtype says which. */
+int pe_npy_parse_any(const void *data, size_t len, pe_npy_t *out, char *err,
+                     size_t err_cap);
 
 /* Writes the v1.0 header for a float32 C-order array of `shape` into buf
  * (the data follows it). Returns its length (a multiple of 64), or 0 when cap

@@ -91,6 +91,15 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
   pe_model_info_t *info = &c->info;
   char msg[256];
   const pe_model_tensor_t *in = &d->input;
+  if (d->n_inputs != 1 || in->dtype != PE_MODEL_FLOAT32) {
+    snprintf(msg, sizeof msg,
+             "the model takes %d inputs ('%s'%s, %s); the engine feeds one "
+             "float32 window input (run the model itself with `pattern-engine "
+             "infer --input NAME=FILE.npy ...`)",
+             d->n_inputs, in->name, d->n_inputs > 1 ? " first" : "",
+             in->dtype == PE_MODEL_FLOAT32 ? "float32" : "not float32");
+    return pe__cpu_fail(c, err, err_cap, PE_EUNSUPPORTED, path, msg);
+  }
   const char *win_s = pe_model_meta(c->model, "pe.window");
   long win_meta = win_s ? strtol(win_s, NULL, 10) : 0;
   if (in->rank == 3) {

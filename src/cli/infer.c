@@ -13,7 +13,9 @@
 
 static pe_cli_flag_t pe__infer_flags[] = {
     {"input", "PATH", NULL, NULL,
-     "float32 .npy batch: [N, ...the model input without its batch axis]",
+     "float32 .npy batch: [N, ...the model input without its batch axis]; "
+     "repeat as NAME=PATH for a model with several inputs (int64 and bool "
+     ".npy where the input is)",
      NULL},
     {"output", "PATH", NULL, NULL, "where the outputs go, as float32 .npy",
      NULL},
@@ -62,6 +64,206 @@ static int pe__read_all(const char *path, unsigned char **out, size_t *len) {
   return PE_OK;
 }
 
+/* Writes `count` floats of shape oshape as an .npy file. */
+static int pe__write_npy(const pe_cli_command_t *cmd, const char *path,
+                         const int64_t *oshape, int orank, const float *y,
+                         size_t count) {
+  char hdr[256];
+  size_t hl = pe_npy_header(hdr, sizeof hdr, oshape, orank);
+  size_t dl = count * sizeof(float);
+  unsigned char *file = malloc(hl + dl);
+  if (file == NULL || hl == 0) {
+    free(file);
+    pe_cli_error(cmd, "out of memory");
+    return PE_EXIT_FAIL;
+  }
+  memcpy(file, hdr, hl);
+  memcpy(file + hl, y, dl);
+  int wrc = pe_cli_write_file(path, file, hl + dl);
+  free(file);
+  if (wrc != PE_OK) {
+    pe_cli_error(cmd, "cannot write '%s': %s", path, strerror(errno));
+    return PE_EXIT_FAIL;
+  }
+  return PE_EXIT_OK;
+}
+
+/* One --input of the cpu path: which model input it feeds and its array. */
+typedef struct pe__infer_in {
+  const char *path;
+  unsigned char *buf;
+  pe_npy_t x;
+  void *copy; /* aligned copy of the data */
+  uint32_t batch;
+  int exact;   /* the array is the declared shape itself (no batch axis) */
+  int stacked; /* [N, ...the declared shape] (no batch axis) */
+} pe__infer_in_t;
+
+/* The model input given[k] names: "NAME=FILE" with NAME an input, else a
+ * plain FILE for a one-input model. Returns the input index or -1. */
+static int pe__infer_match(const pe_model_desc_t *d, const char *arg,
+                           const char **path, int n_given) {
+  const char *eq = strchr(arg, '=');
+  for (int i = 0; eq != NULL && i < d->n_inputs; i++) {
+    size_t l = strlen(d->inputs[i].name);
+    if ((size_t)(eq - arg) == l && memcmp(arg, d->inputs[i].name, l) == 0) {
+      *path = eq + 1;
+      return i;
+    }
+  }
+  *path = arg;
+  return d->n_inputs == 1 && n_given == 1 ? 0 : -1;
+}
+
+/* Reads input i's array and works out its batch: the declared shape itself
+ * for a model without a batch dimension (batch 1), else [N, ...] with the
+ * input's elements per window after the first axis. */
+static int pe__infer_read(const pe_cli_command_t *cmd,
+                          const pe_model_tensor_t *t, pe__infer_in_t *in) {
+  char err[256];
+  size_t len = 0;
+  if (pe__read_all(in->path, &in->buf, &len) != PE_OK) {
+    pe_cli_error(cmd, "cannot read '%s': %s", in->path, strerror(errno));
+    return PE_EXIT_FAIL;
+  }
+  if (pe_npy_parse_any(in->buf, len, &in->x, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "%s: %s", in->path, err);
+    return PE_EXIT_FAIL;
+  }
+  static const char *const names[] = {"", "float32", "",      "", "",
+                                      "", "",        "int64", "", "bool"};
+  if (in->x.dtype != t->dtype) {
+    pe_cli_error(cmd, "%s is %s; the model input '%s' takes %s", in->path,
+                 names[in->x.dtype], t->name, names[t->dtype]);
+    return PE_EXIT_FAIL;
+  }
+  const pe_npy_t *x = &in->x;
+  in->exact = t->batch_axis < 0 && x->rank == t->rank;
+  for (int d = 0; in->exact && d < t->rank; d++) {
+    in->exact = x->shape[d] == t->dims[d];
+  }
+  int64_t per = 1;
+  for (int d = 1; d < x->rank; d++) {
+    per *= x->shape[d];
+  }
+  in->stacked = !in->exact && t->batch_axis < 0 && x->rank == t->rank + 1;
+  if (in->exact) {
+    in->batch = 1;
+  } else if (x->rank >= 1 && per == t->numel && x->shape[0] >= 1 &&
+             x->shape[0] <= UINT32_MAX) {
+    in->batch = (uint32_t)x->shape[0];
+  } else {
+    pe_cli_error(cmd,
+                 "%s: shape does not fit the model input '%s': it takes "
+                 "[N, ...] with %lld values per window",
+                 in->path, t->name, (long long)t->numel);
+    return PE_EXIT_FAIL;
+  }
+  size_t bytes = (size_t)x->count * (t->dtype == PE_MODEL_INT64  ? 8
+                                     : t->dtype == PE_MODEL_BOOL ? 1
+                                                                 : 4);
+  in->copy = malloc(bytes + 8);
+  if (in->copy == NULL) {
+    pe_cli_error(cmd, "out of memory");
+    return PE_EXIT_FAIL;
+  }
+  memcpy(in->copy, x->data, bytes);
+  return PE_EXIT_OK;
+}
+
+/* The cpu backend path: every model input from --input NAME=FILE (or one
+ * plain FILE), the first output written to out_path. */
+static int pe__infer_cpu(const pe_cli_command_t *cmd, const char *model,
+                         const pe_model_options_t *opts, char **given,
+                         int n_given, const char *out_path) {
+  char err[512];
+  pe_model_t *m = NULL;
+  if (pe_model_load_file(model, opts, &m, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "%s", err);
+    return PE_EXIT_FAIL;
+  }
+  const pe_model_desc_t *d = pe_model_desc(m);
+  pe__infer_in_t in[PE_MODEL_MAX_IO];
+  memset(in, 0, sizeof in);
+  int rc = PE_EXIT_OK;
+  for (int k = 0; k < n_given && rc == PE_EXIT_OK; k++) {
+    const char *path;
+    int i = pe__infer_match(d, given[k], &path, n_given);
+    if (i < 0 || in[i].path != NULL) {
+      char names[256] = "";
+      for (int j = 0; j < d->n_inputs; j++) {
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof names - l, "%s%s", j ? ", " : "",
+                 d->inputs[j].name);
+      }
+      pe_cli_error(cmd,
+                   "--input %s: %s; the model's inputs are %s: give each "
+                   "once as --input NAME=FILE.npy",
+                   given[k], i < 0 ? "names no input" : "given twice", names);
+      rc = PE_EXIT_USAGE;
+      break;
+    }
+    in[i].path = path;
+    rc = pe__infer_read(cmd, &d->inputs[i], &in[i]);
+  }
+  uint32_t batch = 0;
+  int exact = 1, stacked = in[0].stacked;
+  for (int i = 0; i < d->n_inputs && rc == PE_EXIT_OK; i++) {
+    if (in[i].path == NULL) {
+      pe_cli_error(cmd, "the model input '%s' is not given (--input %s=FILE)",
+                   d->inputs[i].name, d->inputs[i].name);
+      rc = PE_EXIT_USAGE;
+    } else if (batch != 0 && in[i].batch != batch) {
+      pe_cli_error(cmd, "%s holds %u windows but %s holds %u", in[i].path,
+                   in[i].batch, in[0].path, batch);
+      rc = PE_EXIT_FAIL;
+    }
+    batch = in[i].batch;
+    exact &= in[i].exact;
+  }
+  /* the output's shape: the batch filled in, or for a model without a
+   * batch dimension the declared shape (one window given as declared),
+   * [N, ...the declared shape] (windows given so), or [N, ...] with the
+   * leading 1 replaced (windows given as [N, ...] for [1, ...]) */
+  const pe_model_tensor_t *o = &d->outputs[0];
+  int64_t oshape[PE_NPY_MAX_RANK + 1];
+  int orank = 0;
+  if (o->batch_axis < 0 && !exact) {
+    oshape[orank++] = batch;
+  }
+  for (int i = o->batch_axis < 0 && !exact && !stacked && o->rank > 0 &&
+               o->dims[0] == 1;
+       i < o->rank && orank < PE_NPY_MAX_RANK; i++) {
+    oshape[orank++] = o->dims[i] < 0 ? batch : o->dims[i];
+  }
+  float *out = NULL;
+  pe_model_ctx_t *ctx = NULL;
+  if (rc == PE_EXIT_OK) {
+    const void *ptrs[PE_MODEL_MAX_IO];
+    for (int i = 0; i < d->n_inputs; i++) {
+      ptrs[i] = in[i].copy;
+    }
+    out = malloc((size_t)batch * (size_t)o->numel * sizeof(float) + 1);
+    if (out == NULL || pe_model_ctx_create(m, batch, &ctx) != PE_OK ||
+        pe_model_run_inputs(ctx, ptrs, d->n_inputs, batch, out) != PE_OK) {
+      pe_cli_error(cmd, "cannot run the model (out of memory)");
+      rc = PE_EXIT_FAIL;
+    }
+  }
+  if (rc == PE_EXIT_OK) {
+    rc = pe__write_npy(cmd, out_path, oshape, orank, out,
+                       (size_t)batch * (size_t)o->numel);
+  }
+  for (int i = 0; i < PE_MODEL_MAX_IO; i++) {
+    free(in[i].buf);
+    free(in[i].copy);
+  }
+  free(out);
+  pe_model_ctx_destroy(ctx);
+  pe_model_destroy(m);
+  return rc;
+}
+
 static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   char *pos[1];
   size_t n_pos = 1;
@@ -75,11 +277,33 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     pe_cli_error(cmd, "usage: infer MODEL --input X.npy --output Y.npy");
     return PE_EXIT_USAGE;
   }
+  /* --input may be repeated (NAME=FILE.npy, one per model input) */
+  char *given[PE_MODEL_MAX_IO];
+  int n_given = 0;
+  for (int i = 1; i < argc; i++) {
+    char *v = strcmp(argv[i], "--input") == 0 && i + 1 < argc ? argv[++i]
+              : strncmp(argv[i], "--input=", 8) == 0          ? argv[i] + 8
+                                                              : NULL;
+    if (v != NULL && n_given == PE_MODEL_MAX_IO) {
+      pe_cli_error(cmd, "more than %d --input", PE_MODEL_MAX_IO);
+      return PE_EXIT_USAGE;
+    }
+    if (v != NULL) {
+      given[n_given++] = v;
+    }
+  }
   pe_model_options_t opts;
   if ((rc = pe_cli_kernels(cmd, &opts)) != PE_EXIT_OK) {
     return rc;
   }
   const char *backend = pe_cli_value(cmd, "backend");
+  if (strcmp(backend, "cpu") == 0) {
+    return pe__infer_cpu(cmd, pos[0], &opts, given, n_given, out_path);
+  }
+  if (n_given != 1) {
+    pe_cli_error(cmd, "backend %s takes one --input", backend);
+    return PE_EXIT_USAGE;
+  }
   unsigned char *buf = NULL;
   size_t len = 0;
   if (pe__read_all(in_path, &buf, &len) != PE_OK) {
@@ -94,25 +318,11 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     return PE_EXIT_FAIL;
   }
   rc = PE_EXIT_FAIL;
-  pe_model_t *m = NULL;
-  pe_model_ctx_t *ctx = NULL;
   pe_backend_t *be = NULL;
   float *in = NULL, *out = NULL;
   int64_t in_per, out_per, oshape[PE_NPY_MAX_RANK];
   int orank;
-  if (strcmp(backend, "cpu") == 0) {
-    if (pe_model_load_file(pos[0], &opts, &m, err, sizeof err) != PE_OK) {
-      pe_cli_error(cmd, "%s", err);
-      goto done;
-    }
-    const pe_model_desc_t *d = pe_model_desc(m);
-    in_per = d->input.numel;
-    out_per = d->outputs[0].numel;
-    orank = d->outputs[0].rank;
-    for (int i = 0; i < orank; i++) {
-      oshape[i] = d->outputs[0].dims[i];
-    }
-  } else {
+  {
     pe_backend_options_t bo;
     memset(&bo, 0, sizeof bo);
     bo.model_path = pos[0];
@@ -149,19 +359,11 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     goto done;
   }
   memcpy(in, x.data, (size_t)x.count * sizeof(float));
-  if (m != NULL) {
-    if (pe_model_ctx_create(m, batch, &ctx) != PE_OK ||
-        pe_model_run(ctx, in, batch, out) != PE_OK) {
-      pe_cli_error(cmd, "cannot run the model (out of memory)");
+  for (uint32_t b = 0; b < batch; b++) {
+    if (pe_backend_run(be, in + (size_t)b * (size_t)in_per, 1,
+                       out + (size_t)b * (size_t)out_per) != PE_OK) {
+      pe_cli_error(cmd, "%s", pe_backend_errmsg(be));
       goto done;
-    }
-  } else {
-    for (uint32_t b = 0; b < batch; b++) {
-      if (pe_backend_run(be, in + (size_t)b * (size_t)in_per, 1,
-                         out + (size_t)b * (size_t)out_per) != PE_OK) {
-        pe_cli_error(cmd, "%s", pe_backend_errmsg(be));
-        goto done;
-      }
     }
   }
   for (int i = 0; i < orank; i++) {
@@ -169,30 +371,12 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
       oshape[i] = batch;
     }
   }
-  char hdr[256];
-  size_t hl = pe_npy_header(hdr, sizeof hdr, oshape, orank);
-  size_t dl = (size_t)batch * (size_t)out_per * sizeof(float);
-  unsigned char *file = malloc(hl + dl);
-  if (file == NULL || hl == 0) {
-    free(file);
-    pe_cli_error(cmd, "out of memory");
-    goto done;
-  }
-  memcpy(file, hdr, hl);
-  memcpy(file + hl, out, dl);
-  int wrc = pe_cli_write_file(out_path, file, hl + dl);
-  free(file);
-  if (wrc != PE_OK) {
-    pe_cli_error(cmd, "cannot write '%s': %s", out_path, strerror(errno));
-    goto done;
-  }
-  rc = PE_EXIT_OK;
+  rc = pe__write_npy(cmd, out_path, oshape, orank, out,
+                     (size_t)batch * (size_t)out_per);
 done:
   free(buf);
   free(in);
   free(out);
-  pe_model_ctx_destroy(ctx);
-  pe_model_destroy(m);
   pe_backend_close(be);
   return rc;
 }
@@ -201,12 +385,16 @@ const pe_cli_command_t pe_cli_infer = {
     .name = "infer",
     .summary =
         "Run a model on a float32 .npy batch and write the outputs as .npy",
-    .usage = "infer MODEL --input X.npy --output Y.npy [FLAGS]",
+    .usage = "infer MODEL --input [NAME=]X.npy... --output Y.npy [FLAGS]",
     .details =
         "X.npy is float32, C order, batch first: for a Conv1d model taking\n"
         "[N, C, W], an array of shape (N, C, W) (any shape with C*W values\n"
         "per window is accepted). Y.npy gets the model's first output with\n"
-        "the batch size filled in, e.g. (N, 2). Check our numbers with\n"
+        "the batch size filled in, e.g. (N, 2). A model with several inputs\n"
+        "takes one --input NAME=FILE.npy for each. A model whose input\n"
+        "declares a fixed first dimension has no batch axis: give the\n"
+        "declared shape itself (one window) or [N, ...].\n"
+        "Check our numbers with\n"
         "onnxruntime:\n"
         "  python3 -c \"import numpy as np, onnxruntime as ort; "
         "x=np.load('X.npy');\n"

@@ -59,7 +59,11 @@ static void pe__print_tensor(const pe_model_tensor_t *t) {
       printf("%s%lld", d ? ", " : "", (long long)t->dims[d]);
     }
   }
-  printf("] float32, %lld values per window", (long long)t->numel);
+  printf("] %s, %lld values per window",
+         t->dtype == PE_MODEL_INT64  ? "int64"
+         : t->dtype == PE_MODEL_BOOL ? "bool"
+                                     : "float32",
+         (long long)t->numel);
 }
 
 static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
@@ -81,8 +85,20 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   printf("model      %s\n", pos[0]);
   printf("format     ONNX IR %lld, opset %lld%s%s\n", (long long)d->ir_version,
          (long long)d->opset, d->producer[0] ? ", producer " : "", d->producer);
-  printf("input      ");
-  pe__print_tensor(&d->input);
+  if (d->n_inputs == 1) {
+    printf("input      ");
+    pe__print_tensor(&d->input);
+  } else {
+    printf("inputs");
+    for (int i = 0; i < d->n_inputs; i++) {
+      printf("\n  %d  ", i);
+      pe__print_tensor(&d->inputs[i]);
+    }
+  }
+  if (d->input.batch_axis < 0) {
+    printf("\n           no batch dimension (axis 0 is fixed): a window is "
+           "the whole declared input");
+  }
   printf("\noutputs\n");
   for (int i = 0; i < d->n_outputs; i++) {
     printf("  %d  ", i);

@@ -21,8 +21,29 @@ static const char *pe__npy_key(const char *h, size_t n, const char *key) {
   return NULL;
 }
 
-int pe_npy_parse(const void *data, size_t len, pe_npy_t *out, char *err,
-                 size_t err_cap) {
+/* The element type of a descr ('<f4', '<i8', '|b1'), 0 when not one of
+ * them. p points at the quote before it. */
+static int pe__npy_dtype(const char *p, size_t avail, size_t *es) {
+  if (avail < 5) {
+    return 0;
+  }
+  if (memcmp(p + 1, "<f4", 3) == 0 || memcmp(p + 1, "=f4", 3) == 0) {
+    *es = 4;
+    return PE_NPY_FLOAT32;
+  }
+  if (memcmp(p + 1, "<i8", 3) == 0 || memcmp(p + 1, "=i8", 3) == 0) {
+    *es = 8;
+    return PE_NPY_INT64;
+  }
+  if (memcmp(p + 1, "|b1", 3) == 0) {
+    *es = 1;
+    return PE_NPY_BOOL;
+  }
+  return 0;
+}
+
+static int pe__npy_parse(const void *data, size_t len, pe_npy_t *out, char *err,
+                         size_t err_cap, int any) {
   const unsigned char *b = data;
   memset(out, 0, sizeof *out);
   if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) {
@@ -52,11 +73,14 @@ int pe_npy_parse(const void *data, size_t len, pe_npy_t *out, char *err,
   }
   const char *h = (const char *)b + start;
   const char *p = pe__npy_key(h, hl, "descr");
-  if (p == NULL || (size_t)(h + hl - p) < 5 ||
-      (memcmp(p + 1, "<f4", 3) != 0 && memcmp(p + 1, "=f4", 3) != 0)) {
+  size_t es = 4;
+  out->dtype = p == NULL ? 0 : pe__npy_dtype(p, (size_t)(h + hl - p), &es);
+  if (out->dtype == 0 || (!any && out->dtype != PE_NPY_FLOAT32)) {
     snprintf(err, err_cap,
-             "the array is not float32 ('<f4'); convert it with "
-             "x.astype(numpy.float32)");
+             any ? "the array is not float32, int64 or bool ('<f4', '<i8', "
+                   "'|b1'); convert it with x.astype(...)"
+                 : "the array is not float32 ('<f4'); convert it with "
+                   "x.astype(numpy.float32)");
     return PE_EUNSUPPORTED;
   }
   p = pe__npy_key(h, hl, "fortran_order");
@@ -99,15 +123,26 @@ int pe_npy_parse(const void *data, size_t len, pe_npy_t *out, char *err,
     out->count *= v;
   }
   size_t off = start + hl;
-  if ((size_t)out->count > (len - off) / 4) {
+  if ((size_t)out->count > (len - off) / es) {
     snprintf(err, err_cap,
-             "truncated .npy data: the shape needs %lld floats, the file holds "
+             "truncated .npy data: the shape needs %lld %s, the file holds "
              "%zu",
-             (long long)out->count, (len - off) / 4);
+             (long long)out->count, es == 4 ? "floats" : "elements",
+             (len - off) / es);
     return PE_ECORRUPT;
   }
   out->data = b + off;
   return PE_OK;
+}
+
+int pe_npy_parse(const void *data, size_t len, pe_npy_t *out, char *err,
+                 size_t err_cap) {
+  return pe__npy_parse(data, len, out, err, err_cap, 0);
+}
+
+int pe_npy_parse_any(const void *data, size_t len, pe_npy_t *out, char *err,
+                     size_t err_cap) {
+  return pe__npy_parse(data, len, out, err, err_cap, 1);
 }
 
 size_t pe_npy_header(char *buf, size_t cap, const int64_t *shape, int rank) {

@@ -206,11 +206,20 @@ static int pe__inputs_ready(pe__b_t *b) {
                  "this importer does not compute",
                  k, t->name);
     }
-    if (!t->is_const && t->dtype != PE__DT_F32) {
+    static const char *const int_ok[] = {"Cast",    "Shape",   "Identity",
+                                         "Reshape", "Squeeze", "Unsqueeze",
+                                         "Flatten", "Gather"};
+    int ok = t->is_const || t->dtype == PE__DT_F32;
+    for (size_t j = 0; !ok && j < sizeof int_ok / sizeof int_ok[0]; j++) {
+      ok = strcmp(b->n->op, int_ok[j]) == 0;
+    }
+    if (!ok) {
       return ERR(PE_EUNSUPPORTED,
-                 "input %d '%s' is a runtime non-float tensor; only float32 "
-                 "runtime tensors are supported",
-                 k, t->name);
+                 "input %d '%s' is a runtime %s tensor; float32 runtime "
+                 "tensors are supported, and int64 or bool ones through "
+                 "Cast to float32, as Gather indices (and Shape, Reshape, "
+                 "Squeeze, Unsqueeze, Flatten, Identity)",
+                 k, t->name, t->dtype == PE__DT_BOOL ? "bool" : "int64");
     }
   }
   return PE_OK;
@@ -225,6 +234,19 @@ int pe__all_const(pe__b_t *b) {
     }
   }
   return 1;
+}
+
+/* For kernels that see one [C, ...] item per window (Conv, pooling): a
+ * tensor without a batch dimension must have 1 as its first dimension. */
+int pe__one_item(pe__b_t *b, const pe__tensor_t *x) {
+  if (x->batch_axis < 0 && x->rank > 0 && x->dims[0] != 1) {
+    return ERR(PE_EUNSUPPORTED,
+               "%s over a fixed first dimension of %lld (the model has no "
+               "batch dimension); only 1 is supported here: declare axis 0 "
+               "of the input symbolic",
+               b->n->op, (long long)x->dims[0]);
+  }
+  return PE_OK;
 }
 
 /* A possibly negative axis into [0, rank), or an error naming `what`. */
@@ -385,61 +407,10 @@ int pe__finish(pe__b_t *b, pe__step_t *s) {
 }
 
 /* ---- int64 constant arithmetic (shape subgraphs) ------------------------ */
+/* Folds the node's int64 arithmetic (fold.c); `op` is implied by the node. */
 int pe__fold_i64_binary(pe__b_t *b, int op) {
-  const pe__tensor_t *x = pe__in(b, 0), *y = pe__in(b, 1);
-  int out = pe__out(b, 0);
-  if (x->numel != y->numel && x->numel != 1 && y->numel != 1) {
-    return ERR(PE_EUNSUPPORTED,
-               "int64 broadcasting of %lld by %lld elements; only equal sizes "
-               "or a scalar are supported in shape arithmetic",
-               (long long)x->numel, (long long)y->numel);
-  }
-  const pe__tensor_t *big = x->numel >= y->numel ? x : y;
-  int rc = pe__set_shape(b, out, PE__DT_I64, big->rank, big->dims, -1);
-  if (rc == PE_OK) {
-    rc = pe__const_i(b, out);
-  }
-  if (rc != PE_OK) {
-    return rc;
-  }
-  pe__tensor_t *o = T(b, out);
-  for (int64_t k = 0; k < o->numel; k++) {
-    int64_t kx = x->numel == 1 ? 0 : k, ky = y->numel == 1 ? 0 : k;
-    int64_t a = x->i[kx], c = y->i[ky];
-    int ma = pe__marked(x, kx), mc = pe__marked(y, ky);
-    if (ma || mc) {
-      /* N * 1, N / 1 keep the batch size; anything else depends on it. */
-      int ok = (op == PE__OP_MUL &&
-                ((ma && !mc && c == 1) || (mc && !ma && a == 1))) ||
-               (op == PE__OP_DIV && ma && !mc && c == 1);
-      if (!ok) {
-        return ERR(PE_EUNSUPPORTED,
-                   "shape arithmetic on the batch size; the batch dimension "
-                   "must pass through shape subgraphs unchanged");
-      }
-      o->i[k] = 1;
-      o->mark[k] = 1;
-      continue;
-    }
-    switch (op) {
-    case PE__OP_ADD:
-      o->i[k] = a + c;
-      break;
-    case PE__OP_SUB:
-      o->i[k] = a - c;
-      break;
-    case PE__OP_MUL:
-      o->i[k] = a * c;
-      break;
-    default:
-      if (c == 0) {
-        return ERR(PE_EMODEL, "int64 division by zero");
-      }
-      o->i[k] = a / c;
-      break;
-    }
-  }
-  return PE_OK;
+  (void)op;
+  return pe__fold(b);
 }
 
 /* A constant float input k with exactly `n` elements. */
@@ -563,8 +534,9 @@ int pe__build(pe_model_t *m) {
         e = &pe__ops[k];
       }
     }
-    if (e == NULL) {
-      char list[700];
+    int fold_only = pe__fold_only(b.n->op);
+    if (e == NULL && !fold_only) {
+      char list[900];
       size_t n = 0;
       for (size_t k = 0; k < sizeof pe__ops / sizeof pe__ops[0]; k++) {
         int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "",
@@ -575,8 +547,11 @@ int pe__build(pe_model_t *m) {
         n += (size_t)w;
       }
       return pe__node_err(g, b.n, PE_EUNSUPPORTED,
-                          "unsupported op '%s'; supported ops: %s", b.n->op,
-                          list);
+                          "unsupported op '%s'; supported ops: %s; and, on "
+                          "constant inputs: Mod, Equal, Less, Greater, "
+                          "LessOrEqual, GreaterOrEqual, And, Or, Xor, Not, "
+                          "Where, Expand, Range, Min, Max",
+                          b.n->op, list);
     }
     if (b.n->n_in == 0 && strcmp(b.n->op, "Constant") != 0) {
       return pe__node_err(g, b.n, PE_EMODEL, "no inputs");
@@ -593,18 +568,28 @@ int pe__build(pe_model_t *m) {
     if (rc == PE_OK) {
       rc = pe__inputs_ready(&b);
     }
-    for (int k = 0; rc == PE_OK && k < e->min_in; k++) {
-      if (pe__in(&b, k) != NULL) {
-        continue;
+    if (rc == PE_OK && pe__fold_applies(&b)) {
+      rc = pe__fold(&b);
+    } else if (rc == PE_OK && e == NULL) {
+      rc = pe__node_err(g, b.n, PE_EUNSUPPORTED,
+                        "%s is supported on constant inputs only (shape and "
+                        "mask computations folded at load); here an input "
+                        "is computed at run time",
+                        b.n->op);
+    } else if (rc == PE_OK) {
+      for (int k = 0; rc == PE_OK && k < e->min_in; k++) {
+        if (pe__in(&b, k) != NULL) {
+          continue;
+        }
+        rc = k < b.n->n_in
+                 ? pe__node_err(g, b.n, PE_EMODEL, "input %d is empty", k)
+                 : pe__node_err(g, b.n, PE_EMODEL,
+                                "input %d is missing; %s needs %d", k, b.n->op,
+                                e->min_in);
       }
-      rc = k < b.n->n_in
-               ? pe__node_err(g, b.n, PE_EMODEL, "input %d is empty", k)
-               : pe__node_err(g, b.n, PE_EMODEL,
-                              "input %d is missing; %s needs %d", k, b.n->op,
-                              e->min_in);
-    }
-    if (rc == PE_OK) {
-      rc = e->fn(&b);
+      if (rc == PE_OK) {
+        rc = e->fn(&b);
+      }
     }
     if (rc != PE_OK) {
       return rc;

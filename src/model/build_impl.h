@@ -11,6 +11,8 @@
  *   ops_elementwise.c unary and binary element-wise ops, Softmax
  *   ops_nn.c          Gemm, MatMul, Conv, pooling, reductions, BatchNorm
  *   ops_recurrent.c   LSTM, GRU
+ *   fold.c            int64/bool/mask computations on constants (Equal,
+ *                     Where, Expand, Range, Mod, Gather, Transpose, Cast...)
  * Everything here runs at load time only. */
 #ifndef PE_MODEL_BUILD_IMPL_H
 #define PE_MODEL_BUILD_IMPL_H
@@ -63,6 +65,7 @@ int pe__const_i(pe__b_t *b, int id);
 int pe__alias(pe__b_t *b, int out, int in);
 void pe__contig_strides(int rank, const int64_t *dims, int64_t *st);
 int pe__all_const(pe__b_t *b);
+int pe__one_item(pe__b_t *b, const pe__tensor_t *x);
 int pe__norm_axis(pe__b_t *b, int64_t axis, int rank, int *out,
                   const char *what);
 int pe__const_ints(pe__b_t *b, int k, const char *what, const int64_t **v,
@@ -71,6 +74,11 @@ int pe__reduce_axes(pe__b_t *b, int64_t since, int rank, int *red, int *noop);
 pe__step_t *pe__step_new(pe__b_t *b, int kind);
 int pe__finish(pe__b_t *b, pe__step_t *s);
 int pe__fold_i64_binary(pe__b_t *b, int op);
+
+/* ---- constant folding of int64, bool and mask computations (fold.c) ------ */
+int pe__fold_applies(pe__b_t *b);
+int pe__fold_only(const char *op);
+int pe__fold(pe__b_t *b);
 const float *pe__cf(pe__b_t *b, int k, int64_t n, const char *what, int *rc);
 float *pe__dup(const float *p, int64_t n);
 

@@ -671,6 +671,53 @@ int pe__lstm_pack(pe__step_t *s) {
 }
 
 /* Runs one step over x->n windows. Hot path: no allocation. */
+/* int64 or bool runtime values (a model input) to float32, n windows of
+ * p[0] elements; the source is read at its own element size. */
+static void pe__cast_run(const pe__step_t *s, const float *in, float *y,
+                         uint32_t n) {
+  const int64_t cnt = s->p[0] * (int64_t)n;
+  if (s->p[1] == PE__DT_BOOL) {
+    const uint8_t *src = (const uint8_t *)in;
+    for (int64_t k = 0; k < cnt; k++) {
+      y[k] = src[k] ? 1.0f : 0.0f;
+    }
+    return;
+  }
+  const char *src = (const char *)in;
+  for (int64_t k = 0; k < cnt; k++) {
+    int64_t v;
+    memcpy(&v, src + k * 8, 8);
+    y[k] = (float)v;
+  }
+}
+
+/* Gather of a constant by runtime int64 indices (in[1], p[3] per window):
+ * out[q][k][:] = data[q][idx[k]][:] for outer p[0], axis size p[1], inner
+ * p[2]. A negative index counts from the end; one out of range gives a
+ * zero row (there is no error path at run time; docs/models.md). */
+static void pe__gather_rt(const pe__step_t *s, const pe__exec_t *x,
+                          const float *data, float *y, int64_t ys) {
+  const int64_t outer = s->p[0], dim = s->p[1], inner = s->p[2], ni = s->p[3];
+  const char *idx = (const char *)x->ptr[s->in[1]];
+  for (uint32_t b = 0; b < x->n; b++) {
+    float *yb = y + b * ys;
+    for (int64_t k = 0; k < ni; k++) {
+      int64_t v;
+      memcpy(&v, idx + ((int64_t)b * ni + k) * 8, 8);
+      v = v < 0 ? v + dim : v;
+      for (int64_t q = 0; q < outer; q++) {
+        float *dst = yb + (q * ni + k) * inner;
+        if (v < 0 || v >= dim) {
+          memset(dst, 0, (size_t)inner * sizeof(float));
+        } else {
+          memcpy(dst, data + (q * dim + v) * inner,
+                 (size_t)inner * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   const pe_model_t *m = x->m;
   const pe__tensor_t *t0 =
@@ -685,6 +732,12 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x, int avx2) {
   float *y = x->ptr[s->out[0]];
   int64_t ys = m->g.t[s->out[0]].numel;
   switch (s->kind) {
+  case PE__K_CAST:
+    pe__cast_run(s, in0, y, n);
+    return;
+  case PE__K_GATHER_RT:
+    pe__gather_rt(s, x, in0, y, ys);
+    return;
   case PE__K_COPY:
     for (uint32_t b = 0; b < n; b++) {
       memcpy(y + b * ys, in0 + b * xs, (size_t)ys * sizeof(float));

@@ -18,15 +18,16 @@
 #include "pe/error.h"
 
 static const char *const pe__kind_names[PE__K_COUNT] = {
-    "copy",   "conv1d",  "dense",        "matmul", "unary",
-    "binary", "softmax", "strided_copy", "gather", "concat",
-    "affine", "pool1d",  "reduce_mean",  "lstm",   "gru"};
+    "copy",        "conv1d",       "dense",  "matmul", "unary",  "binary",
+    "softmax",     "strided_copy", "gather", "concat", "affine", "pool1d",
+    "reduce_mean", "lstm",         "gru",    "cast"};
 
 static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   snprintf(d->name, sizeof d->name, "%s", t->name);
   d->rank = t->rank;
   d->batch_axis = t->batch_axis;
   d->numel = t->numel;
+  d->dtype = t->dtype;
   for (int i = 0; i < t->rank && i < PE_MODEL_MAX_RANK; i++) {
     d->dims[i] = i == t->batch_axis ? -1 : t->dims[i];
   }
@@ -108,6 +109,10 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   d->opset = g->opset;
   d->producer = g->producer;
   pe__tensor_desc(&g->t[g->input], &d->input);
+  d->n_inputs = g->n_inputs;
+  for (int i = 0; i < g->n_inputs; i++) {
+    pe__tensor_desc(&g->t[g->inputs[i]], &d->inputs[i]);
+  }
   d->n_outputs = g->n_outputs;
   for (int i = 0; i < g->n_outputs; i++) {
     pe__tensor_desc(&g->t[g->outputs[i]], &d->outputs[i]);

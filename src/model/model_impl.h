@@ -64,7 +64,8 @@ typedef struct pe__tensor {
   float *f;
   int64_t *i;
   uint8_t *mark;
-  int is_input;   /* the runtime graph input */
+  int is_input;   /* a runtime graph input */
+  int input_idx;  /* its index among the runtime inputs */
   int output_idx; /* index among graph outputs, or -1 */
   int n_uses;     /* consumers among runtime steps */
   /* plan */
@@ -148,7 +149,9 @@ typedef struct pe__graph {
   int hash_cap;
   pe__node_t *node;
   int n_node;
-  int input; /* the one runtime input tensor */
+  int input;                   /* the first runtime input tensor */
+  int inputs[PE_MODEL_MAX_IO]; /* every runtime input, in graph order */
+  int n_inputs;
   int outputs[PE_MODEL_MAX_IO];
   int n_outputs;
   int n_meta;
@@ -175,6 +178,8 @@ typedef enum pe__kind {
   PE__K_REDUCE_MEAN,
   PE__K_LSTM,
   PE__K_GRU,
+  PE__K_CAST, /* int64 or bool (p[1], a pe__dtype_t) to float32, p[0] each */
+  PE__K_GATHER_RT, /* constant rows picked by runtime int64 indices */
   PE__K_COUNT
 } pe__kind_t;
 

@@ -474,28 +474,40 @@ static int pe__import_attrs(pe__graph_t *g, const Onnx__GraphProto *gp) {
   return PE_OK;
 }
 
-/* Declared shape of a graph input or output into t (the batch dimension,
- * axis 0, kept as 1). `what` is "input" or "output". */
+/* Declared type and shape of a graph input or output into t. For an
+ * input, `batch` says where its batch dimension is: 0 for axis 0 (stored
+ * as 1, any batch size runs), -1 for none (the declared tensor is one
+ * window; axis 0 is an axis like any other). With batch < -1 it is decided
+ * here: axis 0 when its size is symbolic (dim_param, or no value), none
+ * when it is fixed. `what` is "input" or "output". */
 static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
-                           const Onnx__ValueInfoProto *vi, const char *what) {
+                           const Onnx__ValueInfoProto *vi, const char *what,
+                           int batch) {
   const Onnx__TypeProto *tp = vi->type;
+  int is_out = strcmp(what, "output") == 0;
   if (tp == NULL || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
       tp->tensor_type == NULL) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "graph %s '%s' is not a tensor; only float32 tensors "
-                         "are supported",
+                         "graph %s '%s' is not a tensor; only tensors are "
+                         "supported",
                          what, t->name);
   }
   const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
   int32_t dt = tt->has_elem_type ? tt->elem_type : 0;
-  if (dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+  if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+    t->dtype = PE__DT_F32;
+  } else if (!is_out && dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
+    t->dtype = PE__DT_I64;
+  } else if (!is_out && dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL) {
+    t->dtype = PE__DT_BOOL;
+  } else {
     return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "graph %s '%s' is %s; only float32 is supported", what,
-                         t->name, pe__dtype_name(dt));
+                         "graph %s '%s' is %s; only float32%s is supported",
+                         what, t->name, pe__dtype_name(dt),
+                         is_out ? "" : " (and int64 or bool for inputs)");
   }
-  t->dtype = PE__DT_F32;
   if (tt->shape == NULL) {
-    if (strcmp(what, "output") == 0) {
+    if (is_out) {
       return PE_OK; /* shape comes from inference */
     }
     return pe__graph_err(g, PE_EUNSUPPORTED,
@@ -503,11 +515,20 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
                          t->name);
   }
   const Onnx__TensorShapeProto *sh = tt->shape;
-  if (sh->n_dim < 1 || sh->n_dim > PE__MAX_RANK) {
-    return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "graph %s '%s' has rank %zu; 1 to %d is supported "
-                         "(axis 0 is the batch)",
-                         what, t->name, sh->n_dim, PE__MAX_RANK);
+  if (sh->n_dim > PE__MAX_RANK || (!is_out && sh->n_dim < 1 && batch >= 0)) {
+    return pe__graph_err(
+        g, PE_EUNSUPPORTED, "graph %s '%s' has rank %zu; %d to %d is supported",
+        what, t->name, sh->n_dim, batch >= 0 ? 1 : 0, PE__MAX_RANK);
+  }
+  if (batch < -1 && !is_out) {
+    const Onnx__TensorShapeProto__Dimension *d0 =
+        sh->n_dim > 0 ? sh->dim[0] : NULL;
+    batch =
+        d0 != NULL && d0->value_case ==
+                          ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+            ? -1
+            : 0;
+    batch = sh->n_dim == 0 ? -1 : batch;
   }
   t->rank = (int)sh->n_dim;
   t->numel = 1;
@@ -515,7 +536,7 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
     const Onnx__TensorShapeProto__Dimension *dm = sh->dim[d];
     int has_value =
         dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-    if (d == 0) {
+    if (d == 0 && batch == 0) {
       t->dims[0] = 1;
       continue;
     }
@@ -526,7 +547,7 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
                   dm->dim_param
               ? dm->dim_param
               : "?";
-      if (strcmp(what, "output") == 0) {
+      if (is_out) {
         t->rank = 0; /* declared loosely: inference decides */
         return PE_OK;
       }
@@ -543,7 +564,7 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
                            t->name);
     }
   }
-  t->batch_axis = 0;
+  t->batch_axis = batch == 0 ? 0 : -1;
   return PE_OK;
 }
 
@@ -673,6 +694,21 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
       return rc;
     }
   }
+  /* The batch dimension: the metadata entry pe.batch ("0": axis 0 of
+   * every input, "none": no batch dimension), else each input's shape. */
+  int batch = -2;
+  for (int i = 0; i < g->n_meta; i++) {
+    if (strcmp(g->meta_key[i], "pe.batch") == 0) {
+      const char *v = g->meta_val[i];
+      if (strcmp(v, "0") != 0 && strcmp(v, "none") != 0) {
+        return pe__graph_err(g, PE_EMODEL,
+                             "metadata pe.batch is '%s'; '0' (axis 0 of each "
+                             "input) or 'none' are defined",
+                             v);
+      }
+      batch = strcmp(v, "0") == 0 ? 0 : -1;
+    }
+  }
   g->input = -1;
   for (size_t i = 0; i < gp->n_input; i++) {
     const Onnx__ValueInfoProto *vi = gp->input[i];
@@ -680,28 +716,42 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     if (pe__graph_find(g, name) >= 0) {
       continue; /* IR < 4 lists initializers as inputs too */
     }
-    if (g->input >= 0) {
+    if (g->n_inputs == PE_MODEL_MAX_IO) {
       return pe__graph_err(g, PE_EUNSUPPORTED,
-                           "graph inputs '%s' and '%s': exactly one runtime "
-                           "input (the window batch) is supported",
-                           g->t[g->input].name, name);
+                           "more than %d runtime graph inputs",
+                           PE_MODEL_MAX_IO);
     }
     int id = pe__graph_add(g, name);
     if (id < 0) {
       return id;
     }
-    int rc = pe__value_shape(g, &g->t[id], vi, "input");
+    int rc = pe__value_shape(g, &g->t[id], vi, "input", batch);
     if (rc != PE_OK) {
       pe__append_consumer(g, gp, name);
       return rc;
     }
-    g->t[id].known = 1;
-    g->t[id].is_input = 1;
-    g->input = id;
+    pe__tensor_t *t = &g->t[id];
+    if (g->n_inputs > 0 &&
+        (t->batch_axis < 0) != (g->t[g->input].batch_axis < 0)) {
+      return pe__graph_err(g, PE_EUNSUPPORTED,
+                           "graph input '%s' %s a batch dimension but '%s' "
+                           "%s; declare axis 0 of every input symbolic, or "
+                           "set the metadata pe.batch",
+                           name, t->batch_axis < 0 ? "lacks" : "has",
+                           g->t[g->input].name,
+                           t->batch_axis < 0 ? "has one" : "does not");
+    }
+    t->known = 1;
+    t->is_input = 1;
+    t->input_idx = g->n_inputs;
+    g->inputs[g->n_inputs++] = id;
+    if (g->input < 0) {
+      g->input = id;
+    }
   }
   if (g->input < 0) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "the graph has no runtime input; one float32 input "
+                         "the graph has no runtime input; a float32 input "
                          "[batch, ...] is needed");
   }
   g->node = calloc(gp->n_node ? gp->n_node : 1, sizeof *g->node);
@@ -789,7 +839,7 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     pe__tensor_t tmp;
     memset(&tmp, 0, sizeof tmp);
     tmp.name = g->t[id].name;
-    int rc = pe__value_shape(g, &tmp, vi, "output");
+    int rc = pe__value_shape(g, &tmp, vi, "output", -1);
     if (rc != PE_OK) {
       return rc;
     }

@@ -19,8 +19,8 @@ int pe__op_gemm(pe__b_t *b) {
   if (a == NULL || w == NULL || a->rank != 2 || w->rank != 2) {
     return ERR(PE_ESHAPE, "Gemm needs 2-D A and B");
   }
-  if (pe__attr_i(b, "transA", 0) != 0 && a->batch_axis >= 0) {
-    return ERR(PE_EUNSUPPORTED, "transA=1 on the batched input; only transA=0");
+  if (pe__attr_i(b, "transA", 0) != 0) {
+    return ERR(PE_EUNSUPPORTED, "transA=1; only transA=0 is supported");
   }
   if (a->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "A must have the batch on axis 0");
@@ -86,7 +86,7 @@ int pe__op_gemm(pe__b_t *b) {
   s->out[0] = out;
   s->w = wc;
   s->bias = bias;
-  s->p[0] = 1;
+  s->p[0] = a->dims[0]; /* 1, or the rows of a graph without a batch */
   s->p[1] = K;
   s->p[2] = M;
   s->flops = 2 * K * M;
@@ -237,6 +237,9 @@ int pe__op_conv(pe__b_t *b) {
   if (x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "the batch must be on axis 0");
   }
+  if ((rc = pe__one_item(b, x)) != PE_OK) {
+    return rc;
+  }
   if (w == NULL || !w->is_const || w->dtype != PE__DT_F32 || w->rank != 3) {
     return ERR(PE_EUNSUPPORTED,
                "W must be a float32 initializer [M, C/group, k]");
@@ -307,6 +310,9 @@ int pe__op_pool(pe__b_t *b) {
   if (x->rank != 3 || x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED,
                "only 1-D pooling (input [N, C, W]) is supported");
+  }
+  if ((rc = pe__one_item(b, x)) != PE_OK) {
+    return rc;
   }
   const int64_t *ks;
   if (pe__attr_ints(b, "kernel_shape", &ks) != 1 || ks[0] < 1) {

@@ -48,7 +48,10 @@ int pe__op_rnn(pe__b_t *b) {
   }
   int G = lstm ? 4 : 3;
   const pe__tensor_t *x = pe__in(b, 0), *W = pe__in(b, 1), *R = pe__in(b, 2);
-  if (x->rank != 3 || x->batch_axis != (layout ? 0 : 1)) {
+  /* a graph without a batch dimension runs one sequence per window */
+  int unbatched =
+      x->rank == 3 && x->batch_axis < 0 && x->dims[layout ? 0 : 1] == 1;
+  if (x->rank != 3 || (x->batch_axis != (layout ? 0 : 1) && !unbatched)) {
     return ERR(PE_EUNSUPPORTED,
                "X must be [seq, batch, input] (layout 0) or [batch, seq, "
                "input] (layout 1) with the batch of the model input");
@@ -142,7 +145,8 @@ int pe__op_rnn(pe__b_t *b) {
     memcpy(ydims, y, sizeof y);
     memcpy(hdims, h, sizeof h);
   }
-  int ba_y = layout ? 0 : 2, ba_h = layout ? 0 : 1;
+  int ba_y = unbatched ? -1 : layout ? 0 : 2;
+  int ba_h = unbatched ? -1 : layout ? 0 : 1;
   for (int k = 0; k < 3; k++) {
     int o = pe__out(b, k);
     if (o < 0) {

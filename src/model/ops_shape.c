@@ -96,16 +96,30 @@ int pe__op_identity(pe__b_t *b) {
  * float32 and int64 (shape arithmetic); runtime casts to other types are
  * refused. */
 int pe__op_cast(pe__b_t *b) {
-  int rc = pe__check_attrs(b, "to,saturate");
+  int rc = pe__check_attrs(b, "to,saturate,round_mode");
   if (rc != PE_OK) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0);
   int64_t to = pe__attr_i(b, "to", 0);
   int out = pe__out(b, 0);
-  if (to == PE__DT_F32 && x->dtype == PE__DT_F32) {
+  if (to == x->dtype) {
     rc = pe__set_shape(b, out, x->dtype, x->rank, x->dims, x->batch_axis);
     return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
+  }
+  if (!x->is_const && to == PE__DT_F32) { /* an int64 or bool input */
+    rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis);
+    pe__step_t *s = rc == PE_OK ? pe__step_new(b, PE__K_CAST) : NULL;
+    if (s == NULL) {
+      return rc == PE_OK ? PE_ENOMEM : rc;
+    }
+    s->n_in = 1;
+    s->in[0] = b->n->in[0];
+    s->out[0] = out;
+    s->p[0] = x->numel;
+    s->p[1] = x->dtype;
+    s->flops = x->numel;
+    return pe__finish(b, s);
   }
   if (!x->is_const || (to != PE__DT_F32 && to != PE__DT_I64 && to != 6)) {
     return ERR(PE_EUNSUPPORTED,
@@ -642,6 +656,59 @@ int pe__op_slice(pe__b_t *b) {
   return pe__strided(b, b->n->in[0], out, r, dims, st, off);
 }
 
+/* Gather of a float32 constant (an embedding table, say) by runtime int64
+ * indices: the output takes the indices' batch axis. */
+static int pe__gather_runtime(pe__b_t *b, const pe__tensor_t *x,
+                              const pe__tensor_t *it) {
+  if (!x->is_const || x->dtype != PE__DT_F32) {
+    return ERR(PE_EUNSUPPORTED,
+               "Gather by runtime indices of a runtime tensor; only a float32 "
+               "constant (a table) may be indexed at run time");
+  }
+  int a = 0;
+  int rc = pe__norm_axis(b, pe__attr_i(b, "axis", 0), x->rank, &a, "axis");
+  if (rc != PE_OK) {
+    return rc;
+  }
+  int r = x->rank - 1 + it->rank;
+  if (r > PE__MAX_RANK) {
+    return ERR(PE_EUNSUPPORTED, "result of rank %d; at most %d", r,
+               PE__MAX_RANK);
+  }
+  int64_t dims[PE__MAX_RANK], outer = 1, inner = 1;
+  int q = 0, ba = -1;
+  for (int d = 0; d < a; d++) {
+    outer *= x->dims[d];
+    dims[q++] = x->dims[d];
+  }
+  for (int d = 0; d < it->rank; d++) {
+    ba = d == it->batch_axis ? q : ba;
+    dims[q++] = it->dims[d];
+  }
+  for (int d = a + 1; d < x->rank; d++) {
+    inner *= x->dims[d];
+    dims[q++] = x->dims[d];
+  }
+  int out = pe__out(b, 0);
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, r, dims, ba)) != PE_OK) {
+    return rc;
+  }
+  pe__step_t *s = pe__step_new(b, PE__K_GATHER_RT);
+  if (s == NULL) {
+    return PE_ENOMEM;
+  }
+  s->n_in = 2;
+  s->in[0] = b->n->in[0];
+  s->in[1] = b->n->in[1];
+  s->out[0] = out;
+  s->p[0] = outer;
+  s->p[1] = x->dims[a];
+  s->p[2] = inner;
+  s->p[3] = it->numel;
+  s->flops = T(b, out)->numel;
+  return pe__finish(b, s);
+}
+
 /* Gather with constant indices along an axis other than the batch. */
 int pe__op_gather(pe__b_t *b) {
   int rc = pe__check_attrs(b, "axis");
@@ -649,10 +716,15 @@ int pe__op_gather(pe__b_t *b) {
     return rc;
   }
   const pe__tensor_t *x = pe__in(b, 0), *it = pe__in(b, 1);
+  if (it != NULL && !it->is_const && it->dtype == PE__DT_I64) {
+    return pe__gather_runtime(b, x, it);
+  }
   if (it == NULL || !it->is_const || it->dtype != PE__DT_I64) {
     return ERR(PE_EUNSUPPORTED,
-               "Gather indices must be constant int64; indices computed at "
-               "run time are not supported");
+               "Gather indices must be int64, constant or a runtime input");
+  }
+  if (x->dtype != PE__DT_F32 && !x->is_const) {
+    return ERR(PE_EUNSUPPORTED, "Gather of a runtime int64 or bool tensor");
   }
   if (it->rank > 1 || pe__marked(it, 0)) {
     return ERR(PE_EUNSUPPORTED,

@@ -270,15 +270,22 @@ int pe__plan(pe_model_t *m) {
                        o->name);
     goto done;
   }
-  if (o->batch_axis != 0) {
+  if (o->batch_axis != (g->t[g->input].batch_axis < 0 ? -1 : 0)) {
     rc = pe__graph_err(g, PE_EUNSUPPORTED,
                        "graph output '%s' has its batch on axis %d; the batch "
                        "must be axis 0 ([batch, ...])",
                        o->name, o->batch_axis);
     goto done;
   }
+  if (o->dtype != PE__DT_F32) {
+    rc = pe__graph_err(g, PE_EUNSUPPORTED,
+                       "graph output '%s' is not float32; only float32 "
+                       "outputs are supported",
+                       o->name);
+    goto done;
+  }
   int r0 = pe__root(m, out0);
-  if (r0 == g->input) {
+  if (g->t[r0].is_input) {
     /* the output is the input reshaped: copy */
     pe__step_t *s = realloc(m->step, (size_t)(n + 1) * sizeof *s);
     if (s == NULL) {
@@ -368,7 +375,11 @@ int pe__plan(pe_model_t *m) {
     m->step[w++] = m->step[i];
   }
   m->n_step = n = w;
-  if (!need[g->input]) {
+  int needed = 0;
+  for (int k = 0; k < g->n_inputs; k++) {
+    needed |= need[g->inputs[k]];
+  }
+  if (!needed) {
     rc = pe__graph_err(g, PE_EUNSUPPORTED,
                        "graph output '%s' does not depend on the input",
                        g->t[out0].name);
@@ -408,7 +419,9 @@ int pe__plan(pe_model_t *m) {
     g->t[t].storage = g->t[t].is_const ? PE__ST_CONST : PE__ST_NONE;
     last[t] = -1;
   }
-  g->t[g->input].storage = PE__ST_INPUT;
+  for (int k = 0; k < g->n_inputs; k++) {
+    g->t[g->inputs[k]].storage = PE__ST_INPUT;
+  }
   g->t[r0].storage = PE__ST_OUTPUT;
   for (int i = 0; i < n; i++) {
     const pe__step_t *s = &m->step[i];
@@ -534,10 +547,30 @@ void pe_model_ctx_destroy(pe_model_ctx_t *c) {
   free(c);
 }
 
+/* Bytes per element of a runtime input. */
+static size_t pe__elem_size(int dtype) {
+  return dtype == PE__DT_I64 ? 8 : dtype == PE__DT_BOOL ? 1 : 4;
+}
+
 int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch,
                  float *out) {
-  if (c == NULL || in == NULL || out == NULL || batch == 0) {
+  if (c == NULL || c->m->g.n_inputs != 1) {
     return PE_EINVAL;
+  }
+  const void *ins[1] = {in};
+  return pe_model_run_inputs(c, ins, 1, batch, out);
+}
+
+int pe_model_run_inputs(pe_model_ctx_t *c, const void *const *in, int n_in,
+                        uint32_t batch, float *out) {
+  if (c == NULL || in == NULL || out == NULL || batch == 0 ||
+      n_in != c->m->g.n_inputs) {
+    return PE_EINVAL;
+  }
+  for (int k = 0; k < n_in; k++) {
+    if (in[k] == NULL) {
+      return PE_EINVAL;
+    }
   }
   const pe_model_t *m = c->m;
   const pe__tensor_t *t = m->g.t;
@@ -548,9 +581,11 @@ int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch,
       switch (t[r].storage) {
       case PE__ST_INPUT:
         /* read-only in every kernel: the cast drops a const that the
-         * pointer table cannot carry */
-        c->ptr[id] =
-            (float *)(uintptr_t)(in + (size_t)c0 * (size_t)m->in_numel);
+         * pointer table cannot carry (int64 and bool inputs are read by
+         * their Cast step as such) */
+        c->ptr[id] = (float *)(uintptr_t)((const char *)in[t[r].input_idx] +
+                                          (size_t)c0 * (size_t)t[r].numel *
+                                              pe__elem_size(t[r].dtype));
         break;
       case PE__ST_OUTPUT:
         c->ptr[id] = out + (size_t)c0 * (size_t)m->out_numel;

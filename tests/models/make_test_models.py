@@ -377,6 +377,20 @@ def bad_models():
     return out
 
 
+def two_inputs():
+    """y = a + 2 * b over two runtime inputs [N, 4] (tests/test_model.c)."""
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["b", "two"], ["b2"]),
+         helper.make_node("Add", ["a", "b2"], ["y"])], "two_inputs",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)],
+                          producer_name="make_test_models.py")
+    m.ir_version = 9
+    return m
+
+
 def main():
     good = {"cnn_toy.onnx": cnn_toy(), "mlp_gemm.onnx": mlp_gemm(),
             "conv_odd.onnx": conv_odd(), "gru.onnx": gru(), "gru_lbr0.onnx": gru_lbr0(),
@@ -388,6 +402,7 @@ def main():
         print(save(m, f, check=False))
     # added later: made last so that the models above keep their weights
     print(save(lstm_state(), "lstm_state.onnx"))
+    print(save(two_inputs(), "multi/two_inputs.onnx"))
 
 
 if __name__ == "__main__":
