@@ -107,35 +107,53 @@ static const pe__cause_t pe__causes[] = {
      0},
     {"ir", "IR version", "the model's IR version is one the importer refuses",
      0},
-    {"inputs", "runtime input",
-     "the model has several runtime inputs (or none); the model API takes one "
-     "float32 input",
-     0},
+    {"inputs", "runtime input (the window batch)",
+     "the model has several runtime inputs; the model API took one", 0},
     {"type", "not a tensor",
      "a value that is not a tensor (optional, sequence); tensors only", 1},
     {"int64", "is int64;",
-     "an int64 or bool runtime tensor (indices, masks, shapes), which the "
-     "model API does not take or give yet",
+     "an int64 or bool runtime tensor (indices, axes, masks, shapes) where "
+     "the engine takes float32 only",
      0},
     {"int64", "is bool;", NULL, 0},
+    {"int64", "runtime int64 tensor", NULL, 0},
+    {"int64", "runtime bool tensor", NULL, 0},
     {"dtype", "only float32",
      "a tensor type out of scope: arithmetic is float32 only (no float16, "
      "bfloat16, float8, double, or 8- to 32-bit integers)",
      1},
-    {"dtype", "int64 tensor", NULL, 0},
+    {"training", "training mode",
+     "training-mode semantics (BatchNormalization's running statistics); "
+     "the engine runs inference",
+     1},
     {"conv2d", "only 1-D",
      "a 2-D or 3-D convolution or pooling; the importer runs 1-D only", 0},
+    {"fixedn", "fixed first dimension",
+     "a convolution, pooling or recurrent layer over a fixed first dimension "
+     "> 1 (a model without a batch dimension)",
+     0},
+    {"fixedn", "with the batch of the model input", NULL, 0},
+    {"noinput", "no runtime input",
+     "a model without a runtime input (a constant)", 0},
+    {"shape", "dynamic dimension", "a dynamic or unsupported shape", 0},
+    {"shape", "has rank", NULL, 0},
+    {"axes", "non-adjacent axes", "a reduction over non-adjacent axes", 0},
+    {"runtime", "run time",
+     "a shape, axes or weight computed at run time where the importer needs "
+     "a constant",
+     0},
+    {"runtime", "runtime B", NULL, 0},
+    {"runtime", "two runtime tensors", NULL, 0},
+    {"runtime", "of a runtime tensor", NULL, 0},
+    {"runtime", "must be a float32 initializer", NULL, 0},
     {"batch", "batch",
      "an operation across axis 0, which the engine treats as the batch of "
      "independent windows",
      0},
-    {"shape", "dynamic dimension", "a dynamic or unsupported shape", 0},
-    {"shape", "has rank", NULL, 0},
     {"attribute", "attribute", "an attribute value the importer refuses", 0},
+    {"attribute", "transA", NULL, 0},
     {"constant", "does not depend",
-     "an output that does not depend on the "
-     "input (folded to a constant)",
-     0},
+     "an output that does not depend on the input (folded to a constant)", 0},
     {"empty", NULL, "an empty tensor: batch 0 is refused by pe_model_run", 0},
     {"outputs", NULL,
      "several outputs; the model API computes output 0 only, so the others "
@@ -255,46 +273,134 @@ static int pe__shape_ok(const pe_node_tensor_t *t, const pe_model_tensor_t *d,
   return 0;
 }
 
+/* The inputs of one data set as the model takes them: input_K.pb is the
+ * model's runtime input K (graph order), matched to the model's inputs by
+ * name, checked for type and shape, laid out batch-major. */
+typedef struct {
+  int n;
+  int64_t batch;
+  void *buf[PE_NODE_MAX_IO]; /* in the order of pe_model_desc's inputs */
+} pe__feed_t;
+
+static void pe__feed_free(pe__feed_t *f) {
+  for (int k = 0; k < PE_NODE_MAX_IO; k++) {
+    free(f->buf[k]);
+    f->buf[k] = NULL;
+  }
+}
+
+/* Fills f, or r with why the data cannot be fed; returns 1 when fed. */
+static int pe__feed(const pe_model_desc_t *d, const pe_node_model_t *nm,
+                    const char *set_dir, int n_files, pe__feed_t *f,
+                    pe__result_t *r) {
+  char path[1200], err[PE__MSG];
+  memset(f, 0, sizeof *f);
+  if (n_files != d->n_inputs || n_files != nm->n_inputs ||
+      n_files > PE_NODE_MAX_IO) {
+    pe__set(r, PE__ERROR, "data",
+            "the test feeds %d inputs; the model declares %d, the engine "
+            "takes %d",
+            n_files, nm->n_inputs, d->n_inputs);
+    return 0;
+  }
+  pe_node_tensor_t t[PE_NODE_MAX_IO];
+  int slot[PE_NODE_MAX_IO], n_read = 0, ok = 1;
+  f->batch = -1;
+  for (int k = 0; ok && k < n_files; k++) {
+    pe_node_fmt(path, sizeof path, "%s/input_%d.pb", set_dir, k);
+    if (pe_node_tensor_read(path, &t[k], err, sizeof err) != 0) {
+      pe__set(r, PE__ERROR, "data", "%s", err);
+      ok = 0;
+      break;
+    }
+    n_read++;
+    slot[k] = -1;
+    for (int j = 0; j < d->n_inputs; j++) {
+      slot[k] = strcmp(d->inputs[j].name, nm->inputs[k]) == 0 ? j : slot[k];
+    }
+    const pe_model_tensor_t *di = slot[k] >= 0 ? &d->inputs[slot[k]] : NULL;
+    if (di == NULL) {
+      pe__set(r, PE__ERROR, "data", "the engine has no input '%s'",
+              nm->inputs[k]);
+      ok = 0;
+    } else if (t[k].dtype != di->dtype) {
+      pe__set(r, PE__ERROR, "data", "input '%s' is %s; the engine takes %s",
+              di->name, pe_node_dtype_name(t[k].dtype),
+              pe_node_dtype_name(di->dtype));
+      ok = 0;
+    } else if (di->batch_axis >= 0 && di->batch_axis < t[k].rank) {
+      int64_t b = t[k].dims[di->batch_axis];
+      if (f->batch >= 0 && b != f->batch) {
+        pe__set(r, PE__ERROR, "data", "input '%s' has batch %lld, another %lld",
+                di->name, (long long)b, (long long)f->batch);
+        ok = 0;
+      }
+      f->batch = b;
+    }
+  }
+  f->batch = f->batch < 0 ? 1 : f->batch;
+  if (ok && f->batch == 0) {
+    pe__set(r, PE__ERROR, "empty", "the inputs have batch 0");
+    ok = 0;
+  }
+  for (int k = 0; ok && k < n_files; k++) {
+    const pe_model_tensor_t *di = &d->inputs[slot[k]];
+    if (!pe__shape_ok(&t[k], di, f->batch, err, sizeof err)) {
+      pe__set(r, PE__ERROR, "data", "input '%s': %s", di->name, err);
+      ok = 0;
+      break;
+    }
+    size_t es = t[k].elem_size;
+    unsigned char *b = malloc((size_t)t[k].numel * es + 1);
+    int64_t *map =
+        pe__batch_major_map(t[k].dims, t[k].rank, di->batch_axis, t[k].numel);
+    for (int64_t i = 0; b != NULL && map != NULL && i < t[k].numel; i++) {
+      memcpy(b + (size_t)i * es,
+             (const unsigned char *)t[k].raw + (size_t)map[i] * es, es);
+    }
+    free(map);
+    f->buf[slot[k]] = b;
+    if (b == NULL || map == NULL) {
+      pe__set(r, PE__ERROR, "data", "out of memory");
+      ok = 0;
+    }
+  }
+  for (int k = 0; k < n_read; k++) {
+    pe_node_tensor_free(&t[k]);
+  }
+  f->n = n_files;
+  if (!ok) {
+    pe__feed_free(f);
+  }
+  return ok;
+}
+
 /* Runs one data set through a loaded model and checks output 0; fills r
  * unless it matches. Returns 1 when it does. */
-static int pe__run_set(pe_model_t *m, const char *set_dir, pe__result_t *r) {
+static int pe__run_set(pe_model_t *m, const pe_node_model_t *nm,
+                       const char *set_dir, int n_in, pe__result_t *r) {
   const pe_model_desc_t *d = pe_model_desc(m);
+  const pe_model_tensor_t *dout = &d->outputs[0];
   char path[1200], err[PE__MSG];
-  pe_node_tensor_t in, want;
-  pe_node_fmt(path, sizeof path, "%s/input_0.pb", set_dir);
-  if (pe_node_tensor_read(path, &in, err, sizeof err) != 0) {
+  pe_node_tensor_t want;
+  pe__feed_t feed;
+  pe_node_fmt(path, sizeof path, "%s/output_0.pb", set_dir);
+  if (pe_node_tensor_read(path, &want, err, sizeof err) != 0) {
     pe__set(r, PE__ERROR, "data", "%s", err);
     return 0;
   }
-  pe_node_fmt(path, sizeof path, "%s/output_0.pb", set_dir);
-  if (pe_node_tensor_read(path, &want, err, sizeof err) != 0) {
-    pe_node_tensor_free(&in);
-    pe__set(r, PE__ERROR, "data", "%s", err);
+  if (!pe__feed(d, nm, set_dir, n_in, &feed, r)) {
+    pe_node_tensor_free(&want);
     return 0;
   }
   int ok = 0;
-  float *x = NULL, *y = NULL;
-  int64_t *imap = NULL, *omap = NULL;
+  float *y = NULL;
+  int64_t *omap = NULL;
   pe_model_ctx_t *ctx = NULL;
-  const pe_model_tensor_t *di = &d->input, *dout = &d->outputs[0];
-  int64_t batch = di->batch_axis >= 0 && di->batch_axis < in.rank
-                      ? in.dims[di->batch_axis]
-                      : 1;
-  if (in.dtype != 1) {
-    pe__set(r, PE__ERROR, "data", "input 0 is %s; the model API feeds float32",
-            pe_node_dtype_name(in.dtype));
-    goto done;
-  }
-  if (!pe__shape_ok(&in, di, batch, err, sizeof err)) {
-    pe__set(r, PE__ERROR, "data", "input 0: %s", err);
-    goto done;
-  }
-  if (batch == 0) {
-    pe__set(r, PE__ERROR, "empty", "input 0 has batch 0");
-    goto done;
-  }
+  int64_t batch = feed.batch;
   if (want.dtype != 1) {
-    pe__set(r, PE__WRONG, "dtype",
+    int ints = want.dtype == 7 || want.dtype == 9;
+    pe__set(r, PE__ERROR, ints ? "int64" : "dtype",
             "output 0 is expected as %s; the model API writes float32",
             pe_node_dtype_name(want.dtype));
     goto done;
@@ -304,24 +410,19 @@ static int pe__run_set(pe_model_t *m, const char *set_dir, pe__result_t *r) {
     goto done;
   }
   int64_t n_out = batch * dout->numel;
-  x = malloc((size_t)in.numel * sizeof *x + 1);
   y = malloc((size_t)n_out * sizeof *y + 1);
-  imap = pe__batch_major_map(in.dims, in.rank, di->batch_axis, in.numel);
   omap = pe__batch_major_map(want.dims, want.rank, dout->batch_axis, n_out);
-  if (x == NULL || y == NULL || imap == NULL || omap == NULL ||
-      n_out != want.numel) {
+  if (y == NULL || omap == NULL || n_out != want.numel) {
     pe__set(r, PE__ERROR, "data", "out of memory or inconsistent sizes");
     goto done;
-  }
-  for (int64_t i = 0; i < in.numel; i++) {
-    x[i] = (float)in.v[imap[i]];
   }
   for (int64_t i = 0; i < n_out; i++) {
     y[i] = NAN;
   }
   int rc = pe_model_ctx_create(m, (uint32_t)batch, &ctx);
   if (rc == PE_OK) {
-    rc = pe_model_run(ctx, x, (uint32_t)batch, y);
+    rc = pe_model_run_inputs(ctx, (const void *const *)feed.buf, feed.n,
+                             (uint32_t)batch, y);
   }
   if (rc != PE_OK) {
     pe__set(r, PE__ERROR, "refused", "run failed: %s", pe_strerror(rc));
@@ -351,11 +452,9 @@ static int pe__run_set(pe_model_t *m, const char *set_dir, pe__result_t *r) {
   ok = 1;
 done:
   pe_model_ctx_destroy(ctx);
-  free(x);
   free(y);
-  free(imap);
   free(omap);
-  pe_node_tensor_free(&in);
+  pe__feed_free(&feed);
   pe_node_tensor_free(&want);
   return ok;
 }
@@ -416,15 +515,9 @@ static void pe__run_test(const char *dir, const pe__test_t *t,
           break;
         }
         n_sets++;
-        int n_in = pe__count_files(path, "input");
-        if (n_in != 1) {
-          pe__set(r, PE__ERROR, "inputs",
-                  "the model loaded but the test feeds %d inputs", n_in);
-          break;
-        }
         int n_out = pe__count_files(path, "output");
         max_outputs = n_out > max_outputs ? n_out : max_outputs;
-        pe__run_set(m, path, r);
+        pe__run_set(m, &t->model, path, pe__count_files(path, "input"), r);
       }
     }
     pe_model_destroy(m);
@@ -939,7 +1032,7 @@ static void pe__print_totals(const pe__tests_t *all) {
            c[PE__TIMEOUT]);
     if (s == 0) {
       printf("%s in scope (without the %d tests of causes marked out of "
-             "scope: dtype, type): passed %d of %d (%.1f %%)\n",
+             "scope: dtype, type, training): passed %d of %d (%.1f %%)\n",
              pe__suites[s], outside, c[PE__PASS], counted - outside,
              counted > outside ? 100.0 * c[PE__PASS] / (counted - outside)
                                : 0.0);

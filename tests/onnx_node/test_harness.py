@@ -4,7 +4,7 @@
 
 On copies of real node tests (fetched by scripts/fetch-onnx-node-tests.sh
 into BUILD_DIR/onnx-node-tests): an expected output with one value's sign
-flipped is reported as a wrong result, a truncated one as unreadable data,
+flipped is reported as a wrong result, and so is an altered second input, a truncated one as unreadable data,
 a refused model with the engine's message; the list of expected failures
 excuses a listed failure, and a listed test that passes or does not exist
 makes the run fail, as does one failing for another cause; --update-list keeps a reason while the cause holds.
@@ -48,7 +48,7 @@ def main():
     try:
         data = os.path.join(tmp, "node")
         os.mkdir(data)
-        for name in ("test_abs", "test_add", "test_relu"):
+        for name in ("test_abs", "test_add", "test_add_uint8", "test_relu"):
             shutil.copytree(os.path.join(node, name), os.path.join(data, name))
         listing = os.path.join(tmp, "list.txt")
 
@@ -62,13 +62,27 @@ def main():
             for n in needles:
                 check(n in out, f"{n!r} not in the output:\n{out}")
 
-        # test_add has two runtime inputs; the model API takes one
-        expect("test_add inputs two inputs\n", 0, ["passed 2 of 3 (66.7 %)"])
+        # test_add_uint8 adds uint8 tensors: a type out of scope
+        expect("test_add_uint8 dtype uint8\n", 0, ["passed 3 of 4 (75.0 %)"])
         expect(
             "",
             1,
-            ["FAIL    test_add: refused [inputs]: graph inputs 'x' and 'y'"],
+            ["FAIL    test_add_uint8: refused [dtype]: graph input 'x' is uint8"],
         )
+
+        # the second input of Add is fed: altering it changes the sum
+        in1 = os.path.join(data, "test_add", "test_data_set_0", "input_1.pb")
+        with open(in1, "rb") as f:
+            orig = f.read()
+        with open(in1, "wb") as f:
+            f.write(orig[:-1] + bytes([orig[-1] ^ 0x80]))
+        expect(
+            "test_add_uint8 dtype uint8\n",
+            1,
+            ["FAIL    test_add: wrong [wrong]: output 0: 1 of 60 values off"],
+        )
+        with open(in1, "wb") as f:
+            f.write(orig)
 
         # the last float of abs's expected output, negated
         out_pb = os.path.join(data, "test_abs", "test_data_set_0", "output_0.pb")
@@ -78,11 +92,11 @@ def main():
         with open(out_pb, "wb") as f:
             f.write(blob)
         expect(
-            "test_add inputs two inputs\n",
+            "test_add_uint8 dtype uint8\n",
             1,
             ["FAIL    test_abs: wrong [wrong]: output 0: 1 of 60 values off"],
         )
-        expect("test_add inputs two inputs\ntest_abs wrong on purpose\n", 0, [])
+        expect("test_add_uint8 dtype uint8\ntest_abs wrong on purpose\n", 0, [])
 
         # --update-list keeps the reason of an entry whose cause holds,
         # drops what passes, and adds new failures with the message
@@ -97,7 +111,7 @@ def main():
         check("test_abs" in text and "on purpose" in text, f"kept:\n{text}")
         check("test_relu" not in text, f"the passing entry is dropped:\n{text}")
         check(
-            "test_add" in text and "exactly one runtime input" in text,
+            "test_add_uint8" in text and "'x' is uint8" in text,
             f"the new entry has the engine's message:\n{text}",
         )
         expect(None, 0, ["unexpected failures: 0"])
@@ -110,7 +124,7 @@ def main():
         # a listed test that passes, or that does not exist, is stale
         shutil.rmtree(os.path.join(data, "test_abs"))
         expect(
-            "test_add inputs x\ntest_relu wrong x\ntest_nope wrong x\n",
+            "test_add_uint8 dtype x\ntest_relu wrong x\ntest_nope wrong x\n",
             1,
             [
                 "STALE   test_relu passes but is listed",
