@@ -20,8 +20,15 @@
  *   wrong    a value, shape or type differs from the expected output
  *   partial  output 0 right, but the test expects more outputs than the
  *            model API computes (output 0 only)
- *   error    the run itself failed, or the test data could not be read
- *   crash    the child died on a signal; timeout: it ran past --timeout
+ *   error    the run failed, the data cannot be fed as the model takes it,
+ *            or output 0 is expected in a type the API does not write
+ *   crash    the child died on a signal or exited non-zero after its
+ *            result (a sanitizer's report); timeout: it ran past --timeout
+ *
+ * Inputs: input_K.pb goes to the model's K-th runtime input (graph order),
+ * through pe_model_run_inputs, in the element type the model declares
+ * (float32, int64 or bool); the batch is the size of the axis the model
+ * treats as the batch, or 1 for a model without one.
  *
  * Tolerance: |got - expected| <= atol + rtol * |expected| with rtol = 1e-3
  * and atol = 1e-7, NaN equal to NaN: the defaults of the ONNX backend test
@@ -34,8 +41,8 @@
  * and a reason. Exit status 1 when a counted test fails that is not on the
  * list, when any test crashes or times out (listed or not), or when the list
  * is stale (an entry that passes, fails for another cause than its tag, or
- * is no counted test); 0 otherwise; 2 for
- * bad arguments or missing data. --update-list rewrites the list from this
+ * is no counted test); 0 otherwise; 2 for bad arguments or missing data.
+ * --update-list rewrites the list from this
  * run: entries still failing for the same cause keep their reason, others get
  * the engine's message. */
 #define _POSIX_C_SOURCE 200809L
@@ -94,7 +101,8 @@ typedef struct {
 /* ---- causes ---------------------------------------------------------------
  * Each failure gets a one-word cause tag, from the harness's own checks or
  * from the engine's message (first match in this table). The list is grouped
- * by tag, and --update-list keeps a reason while its tag holds. */
+ * by tag, and --update-list keeps a reason while its tag holds. A tag's
+ * first entry carries its heading and whether it is out of scope. */
 typedef struct {
   const char *tag;
   const char *needle; /* in the engine's message; NULL: set by the harness */
@@ -174,22 +182,24 @@ static void pe__tag_from_message(const char *msg, char *tag) {
   }
 }
 
-static int pe__out_of_scope(const char *tag) {
+/* The first entry of a tag, which carries its heading and scope. */
+static const pe__cause_t *pe__cause(const char *tag) {
   for (size_t i = 0; i < PE__NCAUSE; i++) {
-    if (strcmp(pe__causes[i].tag, tag) == 0 && pe__causes[i].out_of_scope) {
-      return 1;
+    if (strcmp(pe__causes[i].tag, tag) == 0) {
+      return &pe__causes[i];
     }
   }
-  return 0;
+  return NULL;
+}
+
+static int pe__out_of_scope(const char *tag) {
+  const pe__cause_t *c = pe__cause(tag);
+  return c != NULL && c->out_of_scope;
 }
 
 static const char *pe__cause_about(const char *tag) {
-  for (size_t i = 0; i < PE__NCAUSE; i++) {
-    if (strcmp(pe__causes[i].tag, tag) == 0 && pe__causes[i].about != NULL) {
-      return pe__causes[i].about;
-    }
-  }
-  return "other";
+  const pe__cause_t *c = pe__cause(tag);
+  return c != NULL && c->about != NULL ? c->about : "other";
 }
 
 /* ---- one test, in the child ---------------------------------------------- */
