@@ -299,3 +299,85 @@ void pe_node_tensor_free(pe_node_tensor_t *t) {
   t->raw = NULL;
   t->v = NULL;
 }
+
+int pe_node_model_freeze(const unsigned char *buf, size_t len,
+                         const char *set_dir, unsigned char **out,
+                         size_t *out_len, int *n_frozen, char *err,
+                         size_t cap) {
+  *out = NULL;
+  *n_frozen = 0;
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+  if (mp == NULL || mp->graph == NULL) {
+    if (mp != NULL) {
+      onnx__model_proto__free_unpacked(mp, NULL);
+    }
+    return PE__FAIL(err, cap, "model.onnx: not a model protobuf");
+  }
+  Onnx__GraphProto *g = mp->graph;
+  int rc = 0, k = 0; /* k: runtime input number, the file's N */
+  size_t kept = 0;
+  for (size_t i = 0; i < g->n_input; i++) {
+    Onnx__ValueInfoProto *vi = g->input[i];
+    int init = 0;
+    for (size_t j = 0; j < g->n_initializer && !init; j++) {
+      init = vi->name && g->initializer[j]->name &&
+             strcmp(g->initializer[j]->name, vi->name) == 0;
+    }
+    const Onnx__TypeProto *ty = vi->type;
+    int32_t et =
+        ty != NULL && ty->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
+                ty->tensor_type != NULL
+            ? ty->tensor_type->elem_type
+            : 0;
+    int integral = et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+                   et == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 ||
+                   et == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+    Onnx__TensorProto *tp = NULL;
+    if (!init && integral && rc == 0) {
+      char path[1200];
+      unsigned char *tb;
+      size_t tl;
+      pe_node_fmt(path, sizeof path, "%s/input_%d.pb", set_dir, k++);
+      if (pe_node_read_file(path, &tb, &tl, err, cap) != 0) {
+        rc = -1;
+      } else {
+        tp = onnx__tensor_proto__unpack(NULL, tl, tb);
+        free(tb);
+        rc = tp == NULL ? PE__FAIL(err, cap, "%s: not a TensorProto", path) : 0;
+      }
+    }
+    k += !init && !integral;
+    Onnx__TensorProto **grown =
+        tp != NULL ? realloc(g->initializer,
+                             (g->n_initializer + 1) * sizeof *g->initializer)
+                   : NULL;
+    if (tp != NULL && grown == NULL) {
+      onnx__tensor_proto__free_unpacked(tp, NULL);
+      tp = NULL;
+      rc = PE__FAIL(err, cap, "out of memory");
+    }
+    if (tp == NULL) {
+      g->input[kept++] = vi;
+      continue;
+    }
+    /* the value becomes an initializer of the input's name */
+    free(tp->name);
+    tp->name = vi->name;
+    vi->name = NULL;
+    g->initializer = grown;
+    g->initializer[g->n_initializer++] = tp;
+    onnx__value_info_proto__free_unpacked(vi, NULL);
+    (*n_frozen)++;
+  }
+  g->n_input = kept;
+  if (rc == 0) {
+    *out_len = onnx__model_proto__get_packed_size(mp);
+    *out = malloc(*out_len + 1);
+    rc = *out == NULL ? PE__FAIL(err, cap, "out of memory") : 0;
+  }
+  if (rc == 0) {
+    onnx__model_proto__pack(mp, *out);
+  }
+  onnx__model_proto__free_unpacked(mp, NULL);
+  return rc;
+}

@@ -3,7 +3,7 @@
  *
  *   onnx_node_tests --data DIR --list expected_failures.txt
  *                   [--update-list] [--report FILE.tsv] [--only SUBSTR]
- *                   [--verbose] [--timeout SECONDS]
+ *                   [--verbose] [--timeout SECONDS] [--freeze-int-inputs]
  *
  * DIR/node holds one folder per test (scripts/fetch-onnx-node-tests.sh
  * unpacks them from the onnx 1.22.0 wheel): model.onnx and
@@ -28,7 +28,10 @@
  * Inputs: input_K.pb goes to the model's K-th runtime input (graph order),
  * through pe_model_run_inputs, in the element type the model declares
  * (float32, int64 or bool); the batch is the size of the axis the model
- * treats as the batch, or 1 for a model without one.
+ * treats as the batch, or 1 for a model without one. --freeze-int-inputs
+ * (a measurement; the list is not checked) first turns the int64 and bool
+ * inputs into initializers holding the data set's values, as an export
+ * with static shapes would carry them.
  *
  * Tolerance: |got - expected| <= atol + rtol * |expected| with rtol = 1e-3
  * and atol = 1e-7, NaN equal to NaN: the defaults of the ONNX backend test
@@ -63,6 +66,10 @@
 #include "node_data.h"
 #include "pe/error.h"
 #include "pe/model.h"
+
+/* --freeze-int-inputs: int64 and bool inputs become initializers holding
+ * the data set's values (pe_node_model_freeze), a measurement only. */
+static int pe__freeze;
 
 #define PE__RTOL 1e-3
 #define PE__ATOL 1e-7
@@ -305,8 +312,8 @@ static int pe__feed(const pe_model_desc_t *d, const pe_node_model_t *nm,
                     pe__result_t *r) {
   char path[1200], err[PE__MSG];
   memset(f, 0, sizeof *f);
-  if (n_files != d->n_inputs || n_files != nm->n_inputs ||
-      n_files > PE_NODE_MAX_IO) {
+  if (n_files != nm->n_inputs || n_files > PE_NODE_MAX_IO ||
+      (n_files != d->n_inputs && !pe__freeze)) {
     pe__set(r, PE__ERROR, "data",
             "the test feeds %d inputs; the model declares %d, the engine "
             "takes %d",
@@ -314,7 +321,7 @@ static int pe__feed(const pe_model_desc_t *d, const pe_node_model_t *nm,
     return 0;
   }
   pe_node_tensor_t t[PE_NODE_MAX_IO];
-  int slot[PE_NODE_MAX_IO], n_read = 0, ok = 1;
+  int slot[PE_NODE_MAX_IO], n_read = 0, ok = 1, n_fed = 0;
   f->batch = -1;
   for (int k = 0; ok && k < n_files; k++) {
     pe_node_fmt(path, sizeof path, "%s/input_%d.pb", set_dir, k);
@@ -329,6 +336,11 @@ static int pe__feed(const pe_model_desc_t *d, const pe_node_model_t *nm,
       slot[k] = strcmp(d->inputs[j].name, nm->inputs[k]) == 0 ? j : slot[k];
     }
     const pe_model_tensor_t *di = slot[k] >= 0 ? &d->inputs[slot[k]] : NULL;
+    n_fed += di != NULL;
+    if (di == NULL && pe__freeze &&
+        (t[k].dtype == 7 || t[k].dtype == 6 || t[k].dtype == 9)) {
+      continue; /* an initializer now */
+    }
     if (di == NULL) {
       pe__set(r, PE__ERROR, "data", "the engine has no input '%s'",
               nm->inputs[k]);
@@ -348,12 +360,20 @@ static int pe__feed(const pe_model_desc_t *d, const pe_node_model_t *nm,
       f->batch = b;
     }
   }
+  if (ok && n_fed != d->n_inputs) {
+    pe__set(r, PE__ERROR, "data", "%d inputs fed; the engine takes %d", n_fed,
+            d->n_inputs);
+    ok = 0;
+  }
   f->batch = f->batch < 0 ? 1 : f->batch;
   if (ok && f->batch == 0) {
     pe__set(r, PE__ERROR, "empty", "the inputs have batch 0");
     ok = 0;
   }
   for (int k = 0; ok && k < n_files; k++) {
+    if (slot[k] < 0) {
+      continue;
+    }
     const pe_model_tensor_t *di = &d->inputs[slot[k]];
     if (!pe__shape_ok(&t[k], di, f->batch, err, sizeof err)) {
       pe__set(r, PE__ERROR, "data", "input '%s': %s", di->name, err);
@@ -378,7 +398,7 @@ static int pe__feed(const pe_model_desc_t *d, const pe_node_model_t *nm,
   for (int k = 0; k < n_read; k++) {
     pe_node_tensor_free(&t[k]);
   }
-  f->n = n_files;
+  f->n = d->n_inputs;
   if (!ok) {
     pe__feed_free(f);
   }
@@ -483,6 +503,40 @@ static int pe__count_files(const char *dir, const char *prefix) {
 }
 
 /* The whole test, with every kernel set this CPU has. Runs in the child. */
+/* Loads the model for one kernel level and data set: as shipped, or with
+ * its int64 and bool inputs frozen (pe__freeze). Fills r on a refusal. */
+static pe_model_t *pe__load(const unsigned char *buf, size_t len,
+                            const char *name, pe_kernels_t level,
+                            const char *set_dir, pe__result_t *r) {
+  char err[PE__MSG];
+  unsigned char *frozen = NULL;
+  size_t frozen_len = 0;
+  int n_frozen = 0;
+  if (pe__freeze &&
+      pe_node_model_freeze(buf, len, set_dir, &frozen, &frozen_len, &n_frozen,
+                           err, sizeof err) != 0) {
+    pe__set(r, PE__ERROR, "data", "%s", err);
+    return NULL;
+  }
+  pe_model_options_t opts = {level};
+  pe_model_t *m = NULL;
+  int rc =
+      frozen ? pe_model_load_buffer(frozen, frozen_len, name, &opts, &m, err,
+                                    sizeof err)
+             : pe_model_load_buffer(buf, len, name, &opts, &m, err, sizeof err);
+  free(frozen);
+  if (rc != PE_OK) {
+    size_t skip = strlen(name);
+    const char *msg = strncmp(err, name, skip) == 0 && err[skip] == ':'
+                          ? err + skip + 2
+                          : err;
+    pe__set(r, PE__REFUSED, "refused", "%s", msg);
+    pe__tag_from_message(msg, r->tag);
+  }
+  return m;
+}
+
+/* The whole test, with every kernel set this CPU has. Runs in the child. */
 static void pe__run_test(const char *dir, const pe__test_t *t,
                          pe__result_t *r) {
   char path[1200], err[PE__MSG];
@@ -497,45 +551,40 @@ static void pe__run_test(const char *dir, const pe__test_t *t,
   static const pe_kernels_t levels[] = {PE_KERNELS_GENERIC, PE_KERNELS_AVX2,
                                         PE_KERNELS_AVX512};
   char used[96] = ""; /* kernel sets run, ", "-separated */
-  int n_sets = 0, max_outputs = 0;
+  int n_runs = 0, max_outputs = 0;
   for (size_t lv = 0; lv < 3 && r->status == PE__PASS; lv++) {
-    pe_model_options_t opts = {levels[lv]};
-    pe_model_t *m = NULL;
-    int rc =
-        pe_model_load_buffer(buf, len, t->name, &opts, &m, err, sizeof err);
-    if (rc != PE_OK) {
-      size_t skip = strlen(t->name);
-      const char *msg = strncmp(err, t->name, skip) == 0 && err[skip] == ':'
-                            ? err + skip + 2
-                            : err;
-      pe__set(r, PE__REFUSED, "refused", "%s", msg);
-      pe__tag_from_message(msg, r->tag);
-      break;
-    }
-    /* a level the CPU lacks is capped to one already run */
-    const char *k = pe_model_desc(m)->kernels;
-    if (strstr(used, k) == NULL) {
-      size_t u = strlen(used);
-      pe_node_fmt(used + u, sizeof used - u, "%s%s", u ? ", " : "", k);
-      n_sets = 0;
-      for (int s = 0; r->status == PE__PASS; s++) {
-        pe_node_fmt(path, sizeof path, "%s/test_data_set_%d", dir, s);
-        struct stat st;
-        if (stat(path, &st) != 0) {
-          break;
+    int fresh_level = 1;
+    for (int s = 0; fresh_level && r->status == PE__PASS; s++) {
+      pe_node_fmt(path, sizeof path, "%s/test_data_set_%d", dir, s);
+      struct stat st;
+      if (stat(path, &st) != 0) {
+        break;
+      }
+      pe_model_t *m = pe__load(buf, len, t->name, levels[lv], path, r);
+      if (m == NULL) {
+        break;
+      }
+      /* a level the CPU lacks is capped to one already run */
+      const char *k = pe_model_desc(m)->kernels;
+      if (s == 0 && strstr(used, k) != NULL) {
+        fresh_level = 0;
+      } else {
+        if (s == 0) {
+          size_t u = strlen(used);
+          pe_node_fmt(used + u, sizeof used - u, "%s%s", u ? ", " : "", k);
         }
-        n_sets++;
+        n_runs++;
         int n_out = pe__count_files(path, "output");
         max_outputs = n_out > max_outputs ? n_out : max_outputs;
         pe__run_set(m, &t->model, path, pe__count_files(path, "input"), r);
       }
+      pe_model_destroy(m);
     }
-    pe_model_destroy(m);
   }
-  if (r->status == PE__PASS && n_sets == 0) {
+  if (r->status == PE__PASS && n_runs == 0) {
     pe__set(r, PE__ERROR, "data", "no test_data_set_* folder");
   } else if (r->status == PE__PASS && max_outputs <= 1) {
-    pe__set(r, PE__PASS, "", "%d data set(s), kernels %s", n_sets, used);
+    pe__set(r, PE__PASS, "", "kernels %s", used);
   } else if (r->status == PE__PASS) {
     pe__set(r, PE__PARTIAL, "outputs",
             "output 0 matches; outputs 1 to %d are not checked: the model API "
@@ -739,7 +788,8 @@ static int pe__claimed(const char *op) {
 static int pe__usage(void) {
   fprintf(stderr,
           "usage: onnx_node_tests --data DIR --list FILE [--update-list] "
-          "[--report FILE] [--only SUBSTR] [--verbose] [--timeout S]\n");
+          "[--report FILE] [--only SUBSTR] [--verbose] [--timeout S] "
+          "[--freeze-int-inputs]\n");
   return 2;
 }
 
@@ -1067,6 +1117,8 @@ int main(int argc, char **argv) {
       only = argv[++i];
     } else if (strcmp(a, "--timeout") == 0 && more) {
       timeout_s = (unsigned)strtoul(argv[++i], NULL, 10);
+    } else if (strcmp(a, "--freeze-int-inputs") == 0) {
+      pe__freeze = 1;
     } else if (strcmp(a, "--update-list") == 0) {
       update = 1;
     } else if (strcmp(a, "--verbose") == 0) {
@@ -1078,9 +1130,9 @@ int main(int argc, char **argv) {
   if (data == NULL || list_path == NULL || timeout_s == 0) {
     return pe__usage();
   }
-  if (update && only != NULL) {
+  if (update && (only != NULL || pe__freeze)) {
     fprintf(stderr, "onnx_node_tests: --update-list needs the whole run, "
-                    "without --only\n");
+                    "without --only or --freeze-int-inputs\n");
     return 2;
   }
   pe__tests_t all = {NULL, 0, 0};
@@ -1124,7 +1176,16 @@ int main(int argc, char **argv) {
     pe__write_report(report, &all);
   }
   printf("\n");
-  int rc = pe__check_list(&all, &list, only == NULL, present, &fresh);
+  int rc = 0;
+  if (pe__freeze) {
+    for (int k = 0; k < all.n; k++) {
+      rc |= all.t[k].counted && all.t[k].r.status >= PE__CRASH;
+    }
+    printf("measured with int64 and bool inputs frozen into initializers; "
+           "the list is not checked\n");
+  } else {
+    rc = pe__check_list(&all, &list, only == NULL, present, &fresh);
+  }
   pe__print_totals(&all);
   if (update) {
     int counted = 0;
