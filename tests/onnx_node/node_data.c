@@ -187,19 +187,25 @@ static int pe__typed_to_raw(const Onnx__TensorProto *tp, size_t es,
     if (tp->n_float_data != n) {
       return -1;
     }
-    memcpy(raw, tp->float_data, n * es);
+    if (n > 0) {
+      memcpy(raw, tp->float_data, n * es);
+    }
     return 0;
   case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
     if (tp->n_double_data != n) {
       return -1;
     }
-    memcpy(raw, tp->double_data, n * es);
+    if (n > 0) {
+      memcpy(raw, tp->double_data, n * es);
+    }
     return 0;
   case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
     if (tp->n_int64_data != n) {
       return -1;
     }
-    memcpy(raw, tp->int64_data, n * es);
+    if (n > 0) {
+      memcpy(raw, tp->int64_data, n * es);
+    }
     return 0;
   case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
   case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
@@ -274,7 +280,9 @@ int pe_node_tensor_read(const char *path, pe_node_tensor_t *t, char *err,
                   path, tp->raw_data.len, n);
       goto done;
     }
-    memcpy(t->raw, tp->raw_data.data, tp->raw_data.len);
+    if (n > 0) {
+      memcpy(t->raw, tp->raw_data.data, tp->raw_data.len);
+    }
   } else if (pe__typed_to_raw(tp, t->elem_size, t->raw, t->numel) != 0) {
     pe_node_fmt(err, cap, "%s: the typed data does not hold %zu elements", path,
                 n);
