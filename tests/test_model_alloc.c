@@ -104,6 +104,44 @@ static int check_model(const char *name) {
   return fails;
 }
 
+/* A model with float32, bool and int64 inputs (Cast and Gather by runtime
+ * indices) through pe_model_run_inputs. */
+static int64_t ids_buf[1000 * 3];
+static uint8_t mask_buf[1000 * 4];
+
+static int check_mixed_inputs(void) {
+  char err[512];
+  pe_model_t *m = NULL;
+  if (pe_model_load_file(PE_TEST_MODELS_DIR "/multi/mixed_inputs.onnx", NULL,
+                         &m, err, sizeof err) != PE_OK) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  for (size_t i = 0; i < 1000 * 3; i++) {
+    ids_buf[i] = (int64_t)(i * 5 % 8) - 2;
+  }
+  for (size_t i = 0; i < 1000 * 4; i++) {
+    mask_buf[i] = (uint8_t)(i % 3 != 0);
+  }
+  const void *ins[3] = {in_buf, mask_buf, ids_buf};
+  pe_model_ctx_t *ctx = NULL;
+  int fails = pe_model_ctx_create(m, 64, &ctx) != PE_OK;
+  if (!fails) {
+    pe_model_run_inputs(ctx, ins, 3, 1, out_buf);
+  }
+  uint64_t before = n_alloc;
+  for (int r = 0; !fails && r < 200; r++) {
+    fails +=
+        pe_model_run_inputs(ctx, ins, 3, r % 2 ? 1000 : 7, out_buf) != PE_OK;
+  }
+  uint64_t got = n_alloc - before;
+  printf("%-24s %llu allocations in 200 runs after load\n", "mixed_inputs",
+         (unsigned long long)got);
+  pe_model_ctx_destroy(ctx);
+  pe_model_destroy(m);
+  return fails + (got != 0);
+}
+
 static int check_backend(void) {
   pe_backend_options_t o;
   memset(&o, 0, sizeof o);
@@ -143,6 +181,7 @@ int main(void) {
   for (size_t i = 1; i < sizeof models / sizeof models[0]; i++) {
     fails += check_model(models[i]);
   }
+  fails += check_mixed_inputs();
   fails += check_backend();
   printf("test_model_alloc: %s\n", fails ? "FAILED" : "ok");
   return fails ? 1 : 0;

@@ -129,6 +129,39 @@ def models():
         N("Gather", ["z", "onei"], ["g"], axis=0),
         N("Add", ["x", "g"], ["y"])],
         SHAPE_INITS + [i64("onei", 1)], [C, W], [C, W])
+    # a Linear over [N * L, E] rows and back to [N, L, M]: the batch merged
+    # with the rows, as the default exporter writes nn.Linear on 3-D input
+    L, E, M, H = 5, 6, 4, 2
+    out["rows_gemm"] = graph([
+        N("Shape", ["x"], ["s"]),
+        N("Slice", ["s", "zero1", "one1"], ["n1"]),
+        N("Slice", ["s", "one1", "two1"], ["l1"]),
+        N("Mul", ["n1", "l1"], ["nl"]),
+        N("Concat", ["nl", "e1"], ["t1"], axis=0),
+        N("Reshape", ["x", "t1"], ["rows"]),
+        N("Gemm", ["rows", "wg"], ["g"], transB=1),
+        N("Concat", ["n1", "l1", "m1"], ["t2"], axis=0),
+        N("Reshape", ["g", "t2"], ["y"])],
+        SHAPE_INITS + [i64("e1", [E]), i64("m1", [M]), f32(
+            "wg", np.random.default_rng(3).standard_normal((M, E)))], [L, E], [L, M])
+    # heads as the legacy exporter splits them: [L, N, E] -> [L, N*H, E/H]
+    # -> [N*H, L, E/H], a softmax per head, and back to [N, L, E]
+    out["heads_split"] = graph([
+        N("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+        N("Shape", ["xt"], ["s"]),
+        N("Slice", ["s", "zero1", "one1"], ["l1"]),
+        N("Slice", ["s", "one1", "two1"], ["n1"]),
+        N("Mul", ["n1", "h1"], ["nh"]),
+        N("Concat", ["l1", "nh", "d1"], ["t1"], axis=0),
+        N("Reshape", ["xt", "t1"], ["q"]),
+        N("Transpose", ["q"], ["qt"], perm=[1, 0, 2]),
+        N("Softmax", ["qt"], ["sm"], axis=-1),
+        N("Transpose", ["sm"], ["st"], perm=[1, 0, 2]),
+        N("Concat", ["l1", "n1", "e1"], ["t2"], axis=0),
+        N("Reshape", ["st", "t2"], ["back"]),
+        N("Transpose", ["back"], ["y"], perm=[1, 0, 2])],
+        SHAPE_INITS + [i64("h1", [H]), i64("d1", [E // H]), i64("e1", [E])],
+        [L, E], [L, E])
     # bool logic: (r < 3 or r >= 7) xor (r == 5), and not... as a float mask
     out["bool_logic"] = graph(shape_of_x() + [
         N("Range", ["z", "w", "o"], ["r"]),
@@ -148,15 +181,22 @@ def models():
 
 def refused():
     out = {}
-    # the batch size times 8
-    out["batch_times_8"] = (graph(shape_of_x() + [
+    # the batch size plus 1
+    out["batch_plus_1"] = (graph(shape_of_x() + [
         N("Slice", ["s", "zero1", "one1"], ["n1"]),
-        N("Mul", ["n1", "eight"], ["n8"], name="batch_mul"),
+        N("Add", ["n1", "one1"], ["n8"], name="batch_add"),
         N("Concat", ["n8", "m1"], ["t"], axis=0),
         N("Reshape", ["x", "t"], ["y"])],
-        SHAPE_INITS + [i64("eight", [8]), i64("m1", [-1])], [C, W], [C * W]),
-        "node 4 (batch_mul, Mul): Mul of the batch size and a constant depends on the "
+        SHAPE_INITS + [i64("m1", [-1])], [C, W], [C * W]),
+        "node 4 (batch_add, Add): Add of the batch size and a constant depends on the "
         "batch size")
+    # a Reshape that would put other elements before the batch
+    out["batch_moved"] = (graph(shape_of_x() + [
+        N("Slice", ["s", "zero1", "one1"], ["n1"]),
+        N("Concat", ["c", "n1", "w1"], ["t"], axis=0),
+        N("Reshape", ["x", "t"], ["y"], name="reshape_moved")],
+        SHAPE_INITS + [i64("w1", [W])], [C, W], [C, W]),
+        "node 5 (reshape_moved, Reshape): Reshape would move the batch dimension")
     # a Range of N elements
     out["range_of_batch"] = (graph([
         N("Shape", ["x"], ["s"]),

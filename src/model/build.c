@@ -84,8 +84,10 @@ int pe__check_attrs(pe__b_t *b, const char *known) {
 /* ---- tensors ----------------------------------------------------------------
  */
 
-/* Sets the per-window shape of tensor id (the batch axis stored as 1)
- * and its element count; refuses ranks above 8 and tensors over 2^22. */
+/* Sets the per-window shape of tensor id and its element count; refuses
+ * ranks above 8 and tensors over 2^22. dims[batch_axis] is the window's
+ * extent on the batch axis: 1, or k when a Reshape merged the batch with
+ * an axis of k (model_impl.h). */
 int pe__set_shape(pe__b_t *b, int id, int dtype, int rank, const int64_t *dims,
                   int batch_axis) {
   pe__tensor_t *t = T(b, id);
@@ -108,9 +110,6 @@ int pe__set_shape(pe__b_t *b, int id, int dtype, int rank, const int64_t *dims,
     t->numel *= dims[d];
   }
   t->batch_axis = batch_axis;
-  if (batch_axis >= 0) {
-    t->dims[batch_axis] = 1;
-  }
   t->known = 1;
   return PE_OK;
 }
@@ -236,10 +235,11 @@ int pe__all_const(pe__b_t *b) {
   return 1;
 }
 
-/* For kernels that see one [C, ...] item per window (Conv, pooling): a
- * tensor without a batch dimension must have 1 as its first dimension. */
+/* For kernels that see one [C, ...] item per window (Conv, pooling): the
+ * first dimension of a window is 1 (no batch dimension, or the batch not
+ * merged with other rows). */
 int pe__one_item(pe__b_t *b, const pe__tensor_t *x) {
-  if (x->batch_axis < 0 && x->rank > 0 && x->dims[0] != 1) {
+  if (x->batch_axis <= 0 && x->rank > 0 && x->dims[0] != 1) {
     return ERR(PE_EUNSUPPORTED,
                "%s over a fixed first dimension of %lld (the model has no "
                "batch dimension); only 1 is supported here: declare axis 0 "

@@ -45,7 +45,8 @@ static inline pe__tensor_t *pe__in(pe__b_t *b, int k) {
  * inputs, new defaults). */
 static inline int64_t pe__opset(const pe__b_t *b) { return b->g->opset; }
 
-/* 1 when element k of an int64 constant is the batch size. */
+/* 1 when element k of an int64 constant is a multiple of the batch size
+ * (t->i[k] times it; 1 times for the batch size itself). */
 static inline int pe__marked(const pe__tensor_t *t, int64_t k) {
   return t->mark != NULL && t->mark[k];
 }

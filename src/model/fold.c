@@ -9,11 +9,12 @@
  * plan is static shapes and constant tensors.
  *
  * The batch size stays symbolic (model_impl.h): an int64 element that is
- * the batch size N carries a mark. An operation on a marked element folds
- * when its result does not depend on N (N - N, N * 0, N == -1 since N >= 1,
- * Where picking it, Gather moving it); anything else (N * 8, N + 1, a
- * Range of N elements) is refused with the node named, as is an op the
- * table lacks when its inputs are not all constant.
+ * a multiple k * N of the batch size N carries a mark and holds k. An
+ * operation on marked elements folds when its result is a constant or
+ * again such a multiple (N * 8, 8N / 4, N - N, N == -1 since N >= 1, Where
+ * picking it, Gather moving it); anything else (N + 1, N * N, a Range of N
+ * elements) is refused with the node named, as is an op the table lacks
+ * when its inputs are not all constant.
  *
  * Float32 constants are folded here only for ops that have no float
  * builder (Where, Expand, Range, comparisons, Min, Max, Mod); float
@@ -206,68 +207,95 @@ static int pe__cmp(int op, double a, double c) {
   }
 }
 
-/* One int64 operation. ma / mc: the operand is the batch size N (stored
- * as 1); *mr: so is the result. The result must not depend on N. */
+/* One int64 operation on operands that may be multiples of the batch size
+ * N: a marked element holds k and stands for k * N (k >= 1; model_impl.h).
+ * The result is again a constant or a multiple of N (*mr), or the op is
+ * refused: its value would depend on N in another way. N >= 1 settles
+ * comparisons such as k * N < c for c <= k. */
+static int pe__iop_batch(pe__b_t *b, int op, int64_t a, int ma, int64_t c,
+                         int mc, int64_t *r, int *mr) {
+  int64_t ka = ma ? a : 0, kc = mc ? c : 0; /* coefficients of N */
+  int64_t ca = ma ? 0 : a, cc = mc ? 0 : c; /* constant parts */
+  int both = ma && mc;
+  int64_t k = 0, v = ma ? cc : ca; /* one marked: its coefficient, the other */
+  int64_t km = ma ? ka : kc;
+  int ok = 1, flip = !ma; /* flip: the constant is on the left */
+  *mr = 0;
+  *r = 0;
+  switch (op) {
+  case PE__FO_ADD:
+  case PE__FO_SUB:
+    k = op == PE__FO_ADD ? ka + kc : ka - kc;
+    ok = (op == PE__FO_ADD ? ca + cc : ca - cc) == 0 && k >= 0;
+    *r = k;
+    *mr = k > 0;
+    break;
+  case PE__FO_MUL:
+    ok = !both && v >= 0 && km <= INT32_MAX && v <= INT32_MAX;
+    *r = km * v;
+    *mr = v > 0;
+    break;
+  case PE__FO_DIV:
+  case PE__FO_MOD:
+    if (both) { /* kaN / kcN = ka / kc exactly when kc divides ka */
+      ok = ka % kc == 0;
+      *r = op == PE__FO_DIV ? ka / kc : 0;
+    } else if (!flip && v > 0 && km % v == 0) {
+      *r = op == PE__FO_DIV ? km / v : 0;
+      *mr = op == PE__FO_DIV;
+    } else {
+      ok = 0;
+    }
+    break;
+  case PE__FO_MIN:
+  case PE__FO_MAX:
+    if (both) {
+      *r = (op == PE__FO_MAX) == (ka > kc) ? ka : kc;
+      *mr = 1;
+    } else {
+      ok = v <= km; /* kN >= k >= v */
+      *r = op == PE__FO_MAX ? km : v;
+      *mr = op == PE__FO_MAX;
+    }
+    break;
+  case PE__FO_EQ:
+    ok = both || v < km;
+    *r = both && ka == kc;
+    break;
+  default: {
+    int lt = (op == PE__FO_LT || op == PE__FO_LE) != flip; /* kN < or <= v */
+    int strict = op == PE__FO_LT || op == PE__FO_GT;
+    if (both) {
+      *r = op == PE__FO_LT   ? ka < kc
+           : op == PE__FO_GT ? ka > kc
+           : op == PE__FO_LE ? ka <= kc
+                             : ka >= kc;
+    } else if (lt) { /* kN < v or kN <= v: false when v is below kN */
+      ok = strict ? v <= km : v < km;
+      *r = 0;
+    } else { /* kN > v or kN >= v: true */
+      ok = strict ? v < km : v <= km;
+      *r = 1;
+    }
+    break;
+  }
+  }
+  if (!ok) {
+    return ERR(PE_EUNSUPPORTED,
+               "%s of the batch size%s depends on the batch size in a way "
+               "the plan cannot keep; the batch dimension must pass through "
+               "shape computations as a multiple of itself",
+               b->n->op, both ? " with itself" : " and a constant");
+  }
+  return PE_OK;
+}
+
+/* One int64 operation; see pe__iop_batch for marked operands. */
 static int pe__iop(pe__b_t *b, int op, int64_t a, int ma, int64_t c, int mc,
                    int64_t fmod_, int64_t *r, int *mr) {
   *mr = 0;
   if (ma || mc) {
-    int64_t k = ma ? c : a; /* the other operand, when only one is N */
-    int both = ma && mc, left = ma;
-    int ok = 1;
-    switch (op) {
-    case PE__FO_ADD:
-      ok = !both && k == 0;
-      *r = 1, *mr = 1;
-      break;
-    case PE__FO_SUB:
-      ok = both || (left && k == 0);
-      *r = both ? 0 : 1, *mr = !both;
-      break;
-    case PE__FO_MUL:
-      ok = !both && (k == 0 || k == 1);
-      *r = k, *mr = k == 1;
-      break;
-    case PE__FO_DIV:
-      ok = both || (left && k == 1);
-      *r = 1, *mr = !both;
-      break;
-    case PE__FO_MOD:
-      ok = both || (left && (k == 1 || k == -1));
-      *r = 0;
-      break;
-    case PE__FO_MIN:
-    case PE__FO_MAX:
-      ok = both || k <= 1;
-      *r = both || (op == PE__FO_MAX) ? 1 : k;
-      *mr = both || op == PE__FO_MAX;
-      break;
-    case PE__FO_EQ:
-      ok = both || k < 1;
-      *r = both;
-      break;
-    default: { /* N < k is false for k <= 1, N > k true for k < 1 ... */
-      int lt = (op == PE__FO_LT || op == PE__FO_LE) == left;
-      int strict = op == PE__FO_LT || op == PE__FO_GT;
-      if (both) {
-        *r = !strict;
-      } else if (lt) { /* N < k or N <= k, with N >= 1 */
-        ok = strict ? k <= 1 : k < 1;
-        *r = 0;
-      } else { /* N > k or N >= k */
-        ok = strict ? k < 1 : k <= 1;
-        *r = 1;
-      }
-      break;
-    }
-    }
-    if (!ok) {
-      return ERR(PE_EUNSUPPORTED,
-                 "%s of the batch size%s depends on the batch size; the batch "
-                 "dimension must pass through shape computations unchanged",
-                 b->n->op, both ? " with itself" : " and a constant");
-    }
-    return PE_OK;
+    return pe__iop_batch(b, op, a, ma, c, mc, r, mr);
   }
   int overflow = 0;
   switch (op) {
@@ -411,7 +439,7 @@ static int pe__fold_unary(pe__b_t *b, int op) {
                    "Neg of the batch size; the batch dimension must pass "
                    "through shape computations unchanged");
       }
-      o->mark[k] = 1; /* |N| = N */
+      o->mark[k] = 1; /* |kN| = kN */
     }
     if (v == INT64_MIN && op != PE__FO_NOT) {
       return ERR(PE_EMODEL, "int64 overflow in %s", b->n->op);
@@ -471,7 +499,7 @@ static int pe__fold_expand(pe__b_t *b) {
   tgt.batch_axis = -1;
   for (int64_t d = 0; d < n; d++) {
     if (pe__marked(sh, d)) {
-      if (pe__is_int(x) || tgt.batch_axis >= 0) {
+      if (pe__is_int(x) || tgt.batch_axis >= 0 || v[d] != 1) {
         return ERR(PE_EUNSUPPORTED,
                    "an integer tensor expanded along the batch dimension");
       }

@@ -329,12 +329,12 @@ static int pe__dims_str(const pe__tensor_t *t, char *buf, size_t cap) {
   buf[0] = '\0';
   for (int d = 0; d < t->rank; d++) {
     int w = snprintf(buf + n, cap - (size_t)n, "%s%s", d ? "x" : "",
-                     d == t->batch_axis ? "N" : "");
+                     d == t->batch_axis ? (t->dims[d] != 1 ? "N*" : "N") : "");
     if (w < 0 || (size_t)(n + w) >= cap) {
       break;
     }
     n += w;
-    if (d != t->batch_axis) {
+    if (d != t->batch_axis || t->dims[d] != 1) {
       w = snprintf(buf + n, cap - (size_t)n, "%lld", (long long)t->dims[d]);
       if (w < 0 || (size_t)(n + w) >= cap) {
         break;

@@ -17,10 +17,14 @@
  * batch dimension set to 1, and `batch_axis` saying where it is (-1 for a
  * tensor that is the same for every sample, such as a weight). Ops may move
  * the batch axis (Transpose, the [seq, batch, feature] layout of LSTM/GRU)
- * but never mix samples; an op that would is rejected at load. Shape
- * subgraphs are folded with the batch size kept symbolic: an int64 constant
- * element that equals the batch size carries a mark, so the plan is the same
- * for every batch size and is built once. */
+ * but never mix samples; an op that would is rejected at load. A Reshape
+ * may merge the batch with the axis after it ([L, N, E] -> [L, N * H, E/H],
+ * [N, L, E] -> [N * L, E]): the merged axis is batch-outer (index b * k +
+ * j), so each window still holds a contiguous block and its shape keeps k
+ * (not 1) on the batch axis. Shape subgraphs are folded with the batch size
+ * kept symbolic: an int64 constant element that is a multiple k * N of the
+ * batch size carries a mark and holds k, so the plan is the same for every
+ * batch size and is built once. */
 #ifndef PE_MODEL_MODEL_IMPL_H
 #define PE_MODEL_MODEL_IMPL_H
 
@@ -54,12 +58,13 @@ typedef struct pe__tensor {
   int known; /* shape inferred (or an initializer) */
   int dtype; /* pe__dtype_t */
   int rank;
-  int64_t dims[PE__MAX_RANK]; /* batch dimension stored as 1 */
+  int64_t dims[PE__MAX_RANK]; /* per window: 1 on the batch axis, or the
+                                 rows merged with it */
   int batch_axis;             /* -1: same for every sample */
   int64_t numel;              /* elements per sample */
   /* Constant value (initializer, Constant, folded): one copy shared by every
    * sample (batch stride 0). int64 constants also carry `mark`: 1 for an
-   * element whose value is the batch size (stored as 1). */
+   * element whose value is k times the batch size (k stored in i). */
   int is_const;
   float *f;
   int64_t *i;

@@ -137,10 +137,17 @@ int pe__op_binary(pe__b_t *b) {
     }
     dims[d] = dx > dy ? dx : dy;
   }
-  if (ba >= 0 && dims[ba] != 1) {
-    free(ycopy);
-    return ERR(PE_EUNSUPPORTED,
-               "a constant spans the batch dimension (axis %d)", ba);
+  for (int k = 0; k < 2 && ba >= 0; k++) {
+    int pos = ba - (r - in[k]->rank); /* the batch axis in input k */
+    int64_t dk = pos >= 0 ? in[k]->dims[pos] : 1;
+    if ((in[k]->batch_axis < 0 && dk != 1) ||
+        (in[k]->batch_axis >= 0 && dk != dims[ba])) {
+      free(ycopy);
+      return ERR(PE_EUNSUPPORTED,
+                 "a constant spans the batch dimension (axis %d), or the "
+                 "inputs hold different rows per window there",
+                 ba);
+    }
   }
   for (int k = 0; k < 2; k++) {
     int lead = r - in[k]->rank;

@@ -51,7 +51,8 @@ int pe__op_rnn(pe__b_t *b) {
   /* a graph without a batch dimension runs one sequence per window */
   int unbatched =
       x->rank == 3 && x->batch_axis < 0 && x->dims[layout ? 0 : 1] == 1;
-  if (x->rank != 3 || (x->batch_axis != (layout ? 0 : 1) && !unbatched)) {
+  if (x->rank != 3 || (x->batch_axis != (layout ? 0 : 1) && !unbatched) ||
+      x->dims[layout ? 0 : 1] != 1) {
     return ERR(PE_EUNSUPPORTED,
                "X must be [seq, batch, input] (layout 0) or [batch, seq, "
                "input] (layout 1) with the batch of the model input");

@@ -201,8 +201,9 @@ int pe__op_constant_of_shape(pe__b_t *b) {
   int batch_axis = -1;
   for (int64_t k = 0; k < r; k++) {
     if (pe__marked(st, k)) {
-      if (batch_axis >= 0) {
-        return ERR(PE_EUNSUPPORTED, "shape names the batch size twice");
+      if (batch_axis >= 0 || sh[k] != 1) {
+        return ERR(PE_EUNSUPPORTED,
+                   "shape names the batch size twice, or a multiple of it");
       }
       batch_axis = (int)k;
     }
@@ -412,7 +413,7 @@ int pe__op_reshape(pe__b_t *b) {
         return ERR(PE_EUNSUPPORTED, "target shape names the batch size twice");
       }
       ba = (int)k;
-      dims[k] = 1;
+      dims[k] = sh[k]; /* windows of sh[k] rows each (batch-outer) */
     } else if (sh[k] == 0 && !allowzero) {
       if (k >= x->rank) {
         return ERR(PE_EMODEL, "0 at axis %lld beyond the input rank",
@@ -442,9 +443,12 @@ int pe__op_reshape(pe__b_t *b) {
     known *= dims[k];
   }
   if (x->batch_axis >= 0 && ba < 0) {
-    if (infer >= 0 && known == x->numel) {
-      ba = infer; /* [-1, 512]: the -1 is the batch */
-      dims[infer] = 1;
+    if (infer >= 0 && known > 0 && x->numel % known == 0) {
+      /* [-1, 512]: the -1 is the batch; [32, -1, 8] from [32, N, 32]: the
+       * batch times 4 (each window's rows; the outer check below holds) */
+      ba = infer;
+      dims[infer] = x->numel / known;
+      known = x->numel;
       infer = -1;
     } else if (infer < 0 && known == x->numel &&
                b->g->t[b->g->input].dims[0] == 1) {
@@ -471,6 +475,27 @@ int pe__op_reshape(pe__b_t *b) {
   if (known != x->numel) {
     return ERR(PE_ESHAPE, "Reshape of %lld elements per window into %lld",
                (long long)x->numel, (long long)known);
+  }
+  if (ba >= 0 && dims[ba] != 1 && T(b, pe__out(b, 0))->output_idx >= 0) {
+    return ERR(PE_EUNSUPPORTED,
+               "Reshape would merge or split the batch dimension of a graph "
+               "output; keep it as its own axis (x.view(x.size(0), -1) or "
+               "x.flatten(1))");
+  }
+  /* storage is batch-major: the reshape is an alias only when as many
+   * elements precede the batch axis in the input as in the output */
+  int64_t o_in = 1, o_out = 1;
+  for (int d = 0; d < x->batch_axis; d++) {
+    o_in *= x->dims[d];
+  }
+  for (int d = 0; d < ba; d++) {
+    o_out *= dims[d];
+  }
+  if (x->batch_axis >= 0 && o_in != o_out) {
+    return ERR(PE_EUNSUPPORTED,
+               "Reshape would move the batch dimension across other axes "
+               "(%lld elements before it, %lld after); transpose instead",
+               (long long)o_in, (long long)o_out);
   }
   int out = pe__out(b, 0);
   rc = pe__set_shape(b, out, x->dtype, (int)r, dims, ba);

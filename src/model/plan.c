@@ -270,6 +270,14 @@ int pe__plan(pe_model_t *m) {
                        o->name);
     goto done;
   }
+  if (o->batch_axis == 0 && o->dims[0] != 1) {
+    rc = pe__graph_err(g, PE_EUNSUPPORTED,
+                       "graph output '%s' merges the batch with %lld rows "
+                       "per window on axis 0; the output must be [batch, "
+                       "...] (reshape it back to the batch)",
+                       o->name, (long long)o->dims[0]);
+    goto done;
+  }
   if (o->batch_axis != (g->t[g->input].batch_axis < 0 ? -1 : 0)) {
     rc = pe__graph_err(g, PE_EUNSUPPORTED,
                        "graph output '%s' has its batch on axis %d; the batch "

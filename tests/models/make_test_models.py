@@ -391,6 +391,27 @@ def two_inputs():
     return m
 
 
+def mixed_inputs():
+    """y = x * mask + mean over L of table[ids]: float32 x [N, 4], bool mask
+    [N, 4], int64 ids [N, 3] (tests/test_model_alloc.c)."""
+    table = np.random.default_rng(21).standard_normal((8, 4)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Cast", ["mask"], ["mf"], to=TensorProto.FLOAT),
+         helper.make_node("Mul", ["x", "mf"], ["xm"]),
+         helper.make_node("Gather", ["table", "ids"], ["emb"], axis=0),
+         helper.make_node("ReduceMean", ["emb"], ["em"], axes=[1], keepdims=0),
+         helper.make_node("Add", ["xm", "em"], ["y"])], "mixed_inputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", 4]),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        initializer=[numpy_helper.from_array(table, "table")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)],
+                          producer_name="make_test_models.py")
+    m.ir_version = 8
+    return m
+
+
 def main():
     good = {"cnn_toy.onnx": cnn_toy(), "mlp_gemm.onnx": mlp_gemm(),
             "conv_odd.onnx": conv_odd(), "gru.onnx": gru(), "gru_lbr0.onnx": gru_lbr0(),
@@ -403,6 +424,7 @@ def main():
     # added later: made last so that the models above keep their weights
     print(save(lstm_state(), "lstm_state.onnx"))
     print(save(two_inputs(), "multi/two_inputs.onnx"))
+    print(save(mixed_inputs(), "multi/mixed_inputs.onnx"))
 
 
 if __name__ == "__main__":
