@@ -1103,7 +1103,7 @@ static void pe__print_totals(const pe__tests_t *all) {
 int main(int argc, char **argv) {
   const char *data = NULL, *list_path = NULL, *report = NULL, *only = NULL;
   int update = 0, verbose = 0;
-  unsigned timeout_s = 30;
+  unsigned timeout_s = 10; /* a node test runs in milliseconds */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
