@@ -517,6 +517,10 @@ static const pe__op_entry_t pe__ops[] = {
     {"GlobalMaxPool", pe__op_global_max, 1},
 };
 
+const char *pe__op_name(size_t i) {
+  return i < sizeof pe__ops / sizeof pe__ops[0] ? pe__ops[i].name : NULL;
+}
+
 /* Visits every node in order and builds the steps (see the top of the
  * file). Returns PE_OK or the first error, its message in g->err. */
 int pe__build(pe_model_t *m) {

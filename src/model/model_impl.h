@@ -406,6 +406,10 @@ int pe__graph_find(pe__graph_t *g, const char *name);
 int pe__graph_add(pe__graph_t *g, const char *name);
 void pe__graph_free(pe__graph_t *g);
 int pe__build(struct pe_model *m);
+
+/* Name of the i-th op the importer builds ("Conv", ...), NULL past the
+ * last: the ops the importer claims, for docs and the conformance tests. */
+const char *pe__op_name(size_t i);
 int pe__plan(struct pe_model *m);
 void pe__steps_free(struct pe_model *m);
 void pe__step_free(pe__step_t *s);
