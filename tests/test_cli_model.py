@@ -60,7 +60,7 @@ for frag in ("input      input [N, 1, 32]", "pe.features = return_z", "Conv+Relu
 
 rc, out, err = run("inspect", os.path.join(MODELS, "bad", "unknown_op.onnx"))
 check("inspect bad exit", rc == 1, rc)
-check("inspect bad message", "node 1 (act0, HardSwish): unsupported op 'HardSwish'" in err, err)
+check("inspect bad message", "node 1 (act0, Hardmax): unsupported op 'Hardmax'" in err, err)
 rc, out, err = run("inspect", "/nonexistent.onnx")
 check("inspect missing", rc == 1 and "/nonexistent.onnx: cannot read the model" in err, err)
 rc, out, err = run("inspect")

@@ -128,11 +128,13 @@ static int check_backend(void) {
 }
 
 int main(void) {
-  const char *models[] = {"cnn_toy.onnx",          "mlp_gemm.onnx",
-                          "conv_odd.onnx",         "gru.onnx",
-                          "gru_lbr0.onnx",         "lstm.onnx",
-                          "lstm_batch_first.onnx", "lstm_state.onnx",
-                          "mlp_matmul.onnx",       "misc_ops.onnx"};
+  const char *models[] = {
+      "cnn_toy.onnx", "mlp_gemm.onnx", "conv_odd.onnx", "gru.onnx",
+      "gru_lbr0.onnx", "lstm.onnx", "lstm_batch_first.onnx", "lstm_state.onnx",
+      "mlp_matmul.onnx", "misc_ops.onnx",
+      /* the fused attention step, LayerNormalization,
+         Split and Where */
+      "transformer_tiny.onnx", "transformer_packed_masked.onnx"};
   int fails = 0;
   uint64_t a0 = n_alloc;
   fails += check_model(models[0]);

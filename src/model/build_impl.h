@@ -11,6 +11,10 @@
  *   ops_elementwise.c unary and binary element-wise ops, Softmax
  *   ops_nn.c          Gemm, MatMul, Conv, pooling, reductions, BatchNorm
  *   ops_recurrent.c   LSTM, GRU
+ *   ops_misc.c        Clip, Elu, Selu, Softplus, HardSigmoid, HardSwish,
+ *                     Min, Max, Sum, Mean, the Reduce* ops, Pad, Where,
+ *                     Split
+ *   ops_attention.c   MatMul of runtime tensors, LayerNormalization
  * Everything here runs at load time only. */
 #ifndef PE_MODEL_BUILD_IMPL_H
 #define PE_MODEL_BUILD_IMPL_H
@@ -69,6 +73,12 @@ int pe__finish(pe__b_t *b, pe__step_t *s);
 int pe__fold_i64_binary(pe__b_t *b, int op);
 const float *pe__cf(pe__b_t *b, int k, int64_t n, const char *what, int *rc);
 float *pe__dup(const float *p, int64_t n);
+/* helpers for ops_misc.c and ops_attention.c */
+int pe__binary_build(pe__b_t *b, int binop, int xi, int yi, int out);
+int pe__strided(pe__b_t *b, int in, int out, int rank, const int64_t *odims,
+                const int64_t *st, int64_t off);
+int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red, int keep,
+                    int op);
 
 /* ---- builders, one per op (ops_*.c) -------------------------------------- */
 int pe__op_constant(pe__b_t *b);
@@ -92,8 +102,17 @@ int pe__op_matmul(pe__b_t *b);
 int pe__op_conv(pe__b_t *b);
 int pe__op_pool(pe__b_t *b);
 int pe__op_global_avg(pe__b_t *b);
-int pe__op_reduce_mean(pe__b_t *b);
 int pe__op_batchnorm(pe__b_t *b);
 int pe__op_rnn(pe__b_t *b);
+/* ops_misc.c */
+int pe__op_elemwise(pe__b_t *b);
+int pe__op_variadic(pe__b_t *b);
+int pe__op_reduce(pe__b_t *b);
+int pe__op_pad(pe__b_t *b);
+int pe__op_where(pe__b_t *b);
+int pe__op_split(pe__b_t *b);
+/* ops_attention.c */
+int pe__op_matmul_runtime(pe__b_t *b);
+int pe__op_layernorm(pe__b_t *b);
 
 #endif

@@ -261,6 +261,24 @@ static int pe__load_tensor(pe__graph_t *g, pe__tensor_t *t,
     }
     return PE_OK;
   }
+  if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL) {
+    /* masks (Where's condition): held as int64 0 / 1 */
+    t->dtype = PE__DT_I64;
+    t->i = calloc(n ? n : 1, sizeof(int64_t));
+    if (t->i == NULL) {
+      return PE_ENOMEM;
+    }
+    int raw = tp->has_raw_data && tp->raw_data.len > 0;
+    if ((raw && tp->raw_data.len != n) || (!raw && tp->n_int32_data != n)) {
+      return pe__graph_err(g, PE_ECORRUPT,
+                           "%s '%s': its data does not match its shape", what,
+                           t->name);
+    }
+    for (size_t k = 0; k < n; k++) {
+      t->i[k] = (raw ? tp->raw_data.data[k] : tp->int32_data[k]) != 0;
+    }
+    return PE_OK;
+  }
   return pe__graph_err(g, PE_EUNSUPPORTED,
                        "%s '%s' is %s; only float32 (and int64 shape "
                        "constants) are supported",

@@ -101,15 +101,13 @@ int pe__op_matmul(pe__b_t *b) {
     return rc;
   }
   const pe__tensor_t *a = pe__in(b, 0), *w = pe__in(b, 1);
-  if (!w->is_const || w->dtype != PE__DT_F32 || w->rank < 2) {
-    return ERR(PE_EUNSUPPORTED,
-               "the second input must be a float32 initializer of rank >= 2; "
-               "MatMul of two runtime tensors is not supported");
-  }
+  int general = !w->is_const || w->dtype != PE__DT_F32 || w->rank < 2 ||
+                a->rank < 2 || a->batch_axis == a->rank - 1;
   for (int d = 0; d + 2 < w->rank; d++) {
-    if (w->dims[d] != 1) {
-      return ERR(PE_EUNSUPPORTED, "a batched (rank > 2) weight");
-    }
+    general |= w->dims[d] != 1;
+  }
+  if (general) { /* two runtime operands, batched weights, vectors */
+    return pe__op_matmul_runtime(b);
   }
   if (a->rank < 1 || a->batch_axis == a->rank - 1) {
     return ERR(PE_EUNSUPPORTED, "the batch dimension is the contracted axis");
@@ -340,9 +338,10 @@ int pe__op_pool(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
-/* A mean over the adjacent axes marked in red[] (not the batch). */
-static int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red,
-                           int keep) {
+/* A reduction over the adjacent axes marked in red[] (not the batch): the
+ * mean (op < 0) or a pe__binop_t (ADD, MUL, MIN, MAX). */
+int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red, int keep,
+                    int op) {
   int first = -1, last = -1;
   for (int d = 0; d < x->rank; d++) {
     if (red[d]) {
@@ -383,10 +382,11 @@ static int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red,
   if (rc != PE_OK) {
     return rc;
   }
-  pe__step_t *s = pe__step_new(b, PE__K_REDUCE_MEAN);
+  pe__step_t *s = pe__step_new(b, op < 0 ? PE__K_REDUCE_MEAN : PE__K_REDUCE);
   if (s == NULL) {
     return PE_ENOMEM;
   }
+  s->ext.op = op;
   s->n_in = 1;
   s->in[0] = b->n->in[0];
   s->out[0] = out;
@@ -411,33 +411,7 @@ int pe__op_global_avg(pe__b_t *b) {
   for (int d = 2; d < x->rank; d++) {
     red[d] = 1;
   }
-  return pe__reduce_step(b, x, red, 1);
-}
-
-/* ReduceMean with the axes attribute (opset < 18). */
-int pe__op_reduce_mean(pe__b_t *b) {
-  int rc = pe__check_attrs(
-      b, b->g->opset >= 18 ? "keepdims,noop_with_empty_axes" : "axes,keepdims");
-  if (rc != PE_OK) {
-    return rc;
-  }
-  const pe__tensor_t *x = pe__in(b, 0);
-  const int64_t *axes;
-  size_t na = pe__attr_ints(b, "axes", &axes);
-  int red[PE__MAX_RANK] = {0};
-  for (size_t k = 0; k < na; k++) {
-    int a = 0;
-    if ((rc = pe__norm_axis(b, axes[k], x->rank, &a, "axis")) != PE_OK) {
-      return rc;
-    }
-    red[a] = 1;
-  }
-  if (na == 0) {
-    for (int d = 0; d < x->rank; d++) {
-      red[d] = 1;
-    }
-  }
-  return pe__reduce_step(b, x, red, pe__attr_i(b, "keepdims", 1) != 0);
+  return pe__reduce_step(b, x, red, 1, -1);
 }
 
 /* BatchNormalization, eval mode: a per-channel affine step that plan.c
