@@ -77,8 +77,6 @@ float *pe__dup(const float *p, int64_t n);
 int pe__binary_build(pe__b_t *b, int binop, int xi, int yi, int out);
 int pe__strided(pe__b_t *b, int in, int out, int rank, const int64_t *odims,
                 const int64_t *st, int64_t off);
-int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red, int keep,
-                    int op);
 
 /* ---- builders, one per op (ops_*.c) -------------------------------------- */
 int pe__op_constant(pe__b_t *b);

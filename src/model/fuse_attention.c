@@ -171,8 +171,8 @@ static int pe__fa_heads(pe__fa_t *f, int t, int64_t H, int64_t A, int64_t B,
           *off = si; /* h = a = b = 0: row 0, column off */
           *scale = sc;
         }
-        int64_t row = rows_first ? a : b, e = h * (rows_first ? B : A) +
-                                              (rows_first ? b : a);
+        int64_t row = rows_first ? a : b,
+                e = h * (rows_first ? B : A) + (rows_first ? b : a);
         if (src != src0 || sc != *scale || si != row * M + *off + e) {
           return -1;
         }
@@ -280,8 +280,8 @@ static int pe__fa_try(pe__fa_t *f, int i) {
   int mv = pe__fa_consumer(f, sm->out[0]);
   if (mv < 0 || m->step[mv].kind != PE__K_MATMUL ||
       pe__fa_root(m, m->step[mv].in[0]) != pe__fa_root(m, sm->out[0]) ||
-      m->step[mv].p[3] != H || m->step[mv].p[0] != L ||
-      m->step[mv].p[1] != L || m->step[mv].p[2] != D) {
+      m->step[mv].p[3] != H || m->step[mv].p[0] != L || m->step[mv].p[1] != L ||
+      m->step[mv].p[2] != D) {
     return PE_OK;
   }
   const int64_t E = H * D;
@@ -330,8 +330,8 @@ static int pe__fa_try(pe__fa_t *f, int i) {
   int out = merged, op = pe__fa_consumer(f, merged), last = -1;
   if (op >= 0 && m->step[op].kind == PE__K_DENSE &&
       m->step[op].act == PE__ACT_NONE && m->step[op].p[0] == L &&
-      m->step[op].p[1] == E && m->step[op].p[2] == E &&
-      m->step[op].w != NULL && m->g.t[merged].output_idx < 0) {
+      m->step[op].p[1] == E && m->step[op].p[2] == E && m->step[op].w != NULL &&
+      m->g.t[merged].output_idx < 0) {
     f->kill[op] = 1;
     out = m->step[op].out[0];
   } else {

@@ -48,8 +48,8 @@ void pe__matmul_run(const pe__step_t *s, const float *a, const float *b,
 }
 
 /* One window of LayerNormalization: p[0] rows of p[1] floats. */
-static void pe__layernorm_generic(const pe__step_t *s, const float *x,
-                                  float *y, float *mean, float *inv) {
+static void pe__layernorm_generic(const pe__step_t *s, const float *x, float *y,
+                                  float *mean, float *inv) {
   const int64_t rows = s->p[0], len = s->p[1];
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * len;
@@ -64,8 +64,8 @@ static void pe__layernorm_generic(const pe__step_t *s, const float *x,
       sq += dv * dv;
     }
     float m = (float)mu;
-    float is = (float)(1.0 / sqrt(sq / (double)(len ? len : 1) +
-                                  (double)s->ext.f[0]));
+    float is =
+        (float)(1.0 / sqrt(sq / (double)(len ? len : 1) + (double)s->ext.f[0]));
     for (int64_t i = 0; i < len; i++) {
       float v = (xr[i] - m) * is * s->w[i];
       yr[i] = s->bias ? v + s->bias[i] : v;
@@ -201,15 +201,15 @@ static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
 }
 
 /* n windows, x and y `xs`, `ys` floats apart. */
-void pe__attention_run(const pe__step_t *s, const float *x, float *y,
-                       int64_t n, int64_t xs, int64_t ys, float *scratch,
-                       int avx2) {
+void pe__attention_run(const pe__step_t *s, const float *x, float *y, int64_t n,
+                       int64_t xs, int64_t ys, float *scratch, int avx2) {
   for (int64_t b = 0; b < n; b++) {
     pe__attention_one(s, x + b * xs, y + b * ys, scratch, avx2);
   }
 }
 
-/* ---- AVX2/FMA, AVX-512 ---------------------------------------------------- */
+/* ---- AVX2/FMA, AVX-512 ----------------------------------------------------
+ */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -321,8 +321,8 @@ PE__AVX2 void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
     __m256 vi = _mm256_set1_ps(is);
     for (int64_t i = 0; i < len; i += 8) {
       __m256i m = pe__am8(len - i);
-      __m256 v = _mm256_mul_ps(
-          _mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm), vi);
+      __m256 v =
+          _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm), vi);
       v = _mm256_mul_ps(v, _mm256_maskload_ps(s->w + i, m));
       if (s->bias) {
         v = _mm256_add_ps(v, _mm256_maskload_ps(s->bias + i, m));
@@ -347,7 +347,8 @@ PE__AVX512 void pe__layernorm_avx512(const pe__step_t *s, const float *x,
     float *yr = y + r * len;
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < len; i += 16) {
-      acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(pe__am16(len - i), xr + i));
+      acc =
+          _mm512_add_ps(acc, _mm512_maskz_loadu_ps(pe__am16(len - i), xr + i));
     }
     float mu = _mm512_reduce_add_ps(acc) / (float)(len ? len : 1);
     __m512 vm = _mm512_set1_ps(mu);
@@ -362,8 +363,8 @@ PE__AVX512 void pe__layernorm_avx512(const pe__step_t *s, const float *x,
     __m512 vi = _mm512_set1_ps(is);
     for (int64_t i = 0; i < len; i += 16) {
       __mmask16 m = pe__am16(len - i);
-      __m512 v =
-          _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + i), vm), vi);
+      __m512 v = _mm512_mul_ps(
+          _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + i), vm), vi);
       v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, s->w + i));
       if (s->bias) {
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, s->bias + i));

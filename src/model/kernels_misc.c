@@ -48,43 +48,50 @@ void pe__elemwise_run(const pe__step_t *s, const float *x, float *y,
   }
 }
 
-/* One window of a reduction over outer x R x inner. */
+/* One window of a reduction: the input walked in order (s->dims), each
+ * element folded into the output element st[0] points it to; the mean
+ * (ext.op < 0) divides by p[1] at the end. */
 void pe__reduce_run(const pe__step_t *s, const float *x, float *y) {
-  const int64_t outer = s->p[0], R = s->p[1], inner = s->p[2];
-  const int op = s->ext.op;
-  for (int64_t o = 0; o < outer; o++) {
-    float *yo = y + o * inner;
-    const float *xo = x + o * R * inner;
-    for (int64_t i = 0; i < inner; i++) {
-      yo[i] = op == PE__OP_ADD   ? 0.0f
-              : op == PE__OP_MUL ? 1.0f
-              : op == PE__OP_MAX ? -INFINITY
-                                 : INFINITY;
-    }
-    for (int64_t r = 0; r < R; r++) {
-      const float *xr = xo + r * inner;
+  const int op = s->ext.op, r = (int)s->rank;
+  const int64_t no = s->p[0];
+  const float init = op == PE__OP_MUL   ? 1.0f
+                     : op == PE__OP_MAX ? -INFINITY
+                     : op == PE__OP_MIN ? INFINITY
+                                        : 0.0f;
+  for (int64_t i = 0; i < no; i++) {
+    y[i] = init;
+  }
+  int64_t n = 1, idx[PE__MAX_RANK] = {0}, off[1] = {0};
+  for (int d = 0; d < r; d++) {
+    n *= s->dims[d];
+  }
+  const int64_t last = r > 0 ? s->dims[r - 1] : 1;
+  const int64_t sl = r > 0 ? s->st[0][r - 1] : 0;
+  for (int64_t i = 0; i < n; i += last) {
+    const float *xr = x + i;
+    float *yr = y + off[0];
+    for (int64_t j = 0; j < last; j++) {
+      float v = xr[j], *o = yr + j * sl;
       switch (op) {
-      case PE__OP_ADD:
-        for (int64_t i = 0; i < inner; i++) {
-          yo[i] += xr[i];
-        }
-        break;
       case PE__OP_MUL:
-        for (int64_t i = 0; i < inner; i++) {
-          yo[i] *= xr[i];
-        }
+        *o *= v;
         break;
       case PE__OP_MAX:
-        for (int64_t i = 0; i < inner; i++) {
-          yo[i] = xr[i] > yo[i] || xr[i] != xr[i] ? xr[i] : yo[i];
-        }
+        *o = v > *o || v != v ? v : *o;
+        break;
+      case PE__OP_MIN:
+        *o = v < *o || v != v ? v : *o;
         break;
       default:
-        for (int64_t i = 0; i < inner; i++) {
-          yo[i] = xr[i] < yo[i] || xr[i] != xr[i] ? xr[i] : yo[i];
-        }
+        *o += v;
         break;
       }
+    }
+    pe__index_next(r - 2, s->dims, idx, 1, s->st, off);
+  }
+  if (op < 0) {
+    for (int64_t i = 0; i < no; i++) {
+      y[i] /= (float)s->p[1];
     }
   }
 }
@@ -176,8 +183,8 @@ void pe__where_run(const pe__step_t *s, const float *a, const float *b,
                 sb = s->st[2][r - 1];
   for (int64_t i = 0; i < n; i += last) {
     for (int64_t j = 0; j < last; j++) {
-      y[i + j] = c[off[0] + j * sc] != 0.0f ? a[off[1] + j * sa]
-                                             : b[off[2] + j * sb];
+      y[i + j] =
+          c[off[0] + j * sc] != 0.0f ? a[off[1] + j * sa] : b[off[2] + j * sb];
     }
     pe__index_next(r - 2, s->dims, idx, 3, s->st, off);
   }

@@ -121,7 +121,7 @@ typedef enum pe__kind {
   PE__K_GRU,
   /* ops_misc.c, ops_attention.c (kernels_misc.c, kernels_attention.c) */
   PE__K_ELEMWISE,  /* parametrised element-wise op: ext.op a pe__ew_t */
-  PE__K_REDUCE,    /* outer x R x inner, ext.op a pe__binop_t */
+  PE__K_REDUCE,    /* any axes; ext.op a pe__binop_t, or -1 the mean */
   PE__K_PAD,       /* N-d pad, ext.op a pe__pad_t, ext.f[0] the value */
   PE__K_WHERE,     /* broadcasting select, condition constant (s->w) */
   PE__K_LAYERNORM, /* rows x len, scale s->w, bias s->bias, eps ext.f[0] */

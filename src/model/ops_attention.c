@@ -57,8 +57,8 @@ int pe__op_matmul_runtime(pe__b_t *b) {
   }
   int64_t M = ad[ra - 2], K = ad[ra - 1], N = bd[rb - 1];
   if (bd[rb - 2] != K) {
-    return ERR(PE_ESHAPE, "inner dimensions %lld and %lld differ",
-               (long long)K, (long long)bd[rb - 2]);
+    return ERR(PE_ESHAPE, "inner dimensions %lld and %lld differ", (long long)K,
+               (long long)bd[rb - 2]);
   }
   int pa = pe__mm_batch_pos(a, ra, r, 0), pb = pe__mm_batch_pos(w, rb, r, 1);
   if (pa == -2 || pb == -2) {
@@ -147,8 +147,9 @@ static float *pe__ln_param(pe__b_t *b, int k, int n, const int64_t *dims,
     int dk = d - (n - t->rank);
     int64_t v = dk >= 0 ? t->dims[dk] : 1;
     if (v != 1 && v != dims[d]) {
-      *rc = ERR(PE_ESHAPE, "input %d '%s' does not broadcast to the "
-                           "normalized axes",
+      *rc = ERR(PE_ESHAPE,
+                "input %d '%s' does not broadcast to the "
+                "normalized axes",
                 k, t->name);
       return NULL;
     }
@@ -187,8 +188,8 @@ int pe__op_layernorm(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "stash_type must be 1 (float32)");
   }
   int a = 0;
-  if ((rc = pe__norm_axis(b, pe__attr_i(b, "axis", -1), x->rank, &a,
-                          "axis")) != PE_OK) {
+  if ((rc = pe__norm_axis(b, pe__attr_i(b, "axis", -1), x->rank, &a, "axis")) !=
+      PE_OK) {
     return rc;
   }
   if (x->batch_axis >= a) {

@@ -196,8 +196,8 @@ static int pe__reduce_axes(pe__b_t *b, const pe__tensor_t *x, int *red,
   return PE_OK;
 }
 
-/* ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd over adjacent
- * axes (not the batch). */
+/* ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd over any axes
+ * but the batch. */
 int pe__op_reduce(pe__b_t *b) {
   const char *op = b->n->op;
   int kind = strcmp(op, "ReduceMean") == 0  ? -1
@@ -219,7 +219,45 @@ int pe__op_reduce(pe__b_t *b) {
     rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis);
     return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
   }
-  return pe__reduce_step(b, x, red, pe__attr_i(b, "keepdims", 1) != 0, kind);
+  int keep = pe__attr_i(b, "keepdims", 1) != 0;
+  int64_t dims[PE__MAX_RANK], ost[PE__MAX_RANK], R = 1;
+  int r = 0, ba = -1;
+  for (int d = 0; d < x->rank; d++) {
+    if (red[d] && d == x->batch_axis) {
+      return ERR(PE_EUNSUPPORTED, "%s over the batch dimension (axis %d)", op,
+                 d);
+    }
+    R *= red[d] ? x->dims[d] : 1;
+    if (!red[d] || keep) {
+      ba = d == x->batch_axis ? r : ba;
+      dims[r++] = red[d] ? 1 : x->dims[d];
+    }
+  }
+  int out = pe__out(b, 0);
+  if ((rc = pe__set_shape(b, out, PE__DT_F32, r, dims, ba)) != PE_OK) {
+    return rc;
+  }
+  /* the output offset of each input axis: 0 along the reduced ones */
+  int64_t st = 1;
+  for (int d = x->rank - 1; d >= 0; d--) {
+    ost[d] = red[d] ? 0 : st;
+    st *= red[d] ? 1 : x->dims[d];
+  }
+  pe__step_t *s = pe__step_new(b, PE__K_REDUCE);
+  if (s == NULL) {
+    return PE_ENOMEM;
+  }
+  s->n_in = 1;
+  s->in[0] = b->n->in[0];
+  s->out[0] = out;
+  s->rank = x->rank;
+  memcpy(s->dims, x->dims, sizeof s->dims);
+  memcpy(s->st[0], ost, sizeof ost);
+  s->p[0] = T(b, out)->numel;
+  s->p[1] = R;
+  s->ext.op = kind;
+  s->flops = x->numel;
+  return pe__finish(b, s);
 }
 
 /* Pad: constant, reflect or edge, pads per axis [begins..., ends...]
@@ -271,14 +309,14 @@ int pe__op_pad(pe__b_t *b) {
   }
   for (int d = 0; d < r; d++) {
     if ((pb[d] != 0 || pe[d] != 0) && d == x->batch_axis) {
-      return ERR(PE_EUNSUPPORTED, "Pad along the batch dimension (axis %d)",
-                 d);
+      return ERR(PE_EUNSUPPORTED, "Pad along the batch dimension (axis %d)", d);
     }
     if (pb[d] > 4096 || pe[d] > 4096 || x->dims[d] + pb[d] + pe[d] < 0) {
       return ERR(PE_ESHAPE, "pads %lld, %lld on axis %d of size %lld",
                  (long long)pb[d], (long long)pe[d], d, (long long)x->dims[d]);
     }
-    if (mode == PE__PAD_REFLECT && (pb[d] >= x->dims[d] || pe[d] >= x->dims[d]) &&
+    if (mode == PE__PAD_REFLECT &&
+        (pb[d] >= x->dims[d] || pe[d] >= x->dims[d]) &&
         (pb[d] > 0 || pe[d] > 0)) {
       return ERR(PE_ESHAPE,
                  "reflect pads %lld, %lld on axis %d of size %lld; pads must "
@@ -321,8 +359,8 @@ int pe__op_where(pe__b_t *b) {
   if (rc != PE_OK) {
     return rc;
   }
-  const pe__tensor_t *c = pe__in(b, 0), *in[3] = {c, pe__in(b, 1),
-                                                   pe__in(b, 2)};
+  const pe__tensor_t *c = pe__in(b, 0),
+                     *in[3] = {c, pe__in(b, 1), pe__in(b, 2)};
   if (in[1] == NULL || in[2] == NULL) {
     return ERR(PE_EMODEL, "Where needs three inputs");
   }
@@ -417,8 +455,7 @@ int pe__op_split(pe__b_t *b) {
     return rc;
   }
   if (a == x->batch_axis) {
-    return ERR(PE_EUNSUPPORTED, "Split along the batch dimension (axis %d)",
-               a);
+    return ERR(PE_EUNSUPPORTED, "Split along the batch dimension (axis %d)", a);
   }
   const int64_t *sz = NULL;
   int64_t ns = 0;
@@ -442,8 +479,8 @@ int pe__op_split(pe__b_t *b) {
                (long long)dim, n);
   }
   if (sz != NULL && ns != n) {
-    return ERR(PE_EMODEL, "split has %lld sizes for %d outputs",
-               (long long)ns, n);
+    return ERR(PE_EMODEL, "split has %lld sizes for %d outputs", (long long)ns,
+               n);
   }
   for (int k = 0; k < n; k++) {
     size[k] = sz ? sz[k] : (dim - k * chunk < chunk ? dim - k * chunk : chunk);
@@ -465,8 +502,7 @@ int pe__op_split(pe__b_t *b) {
     if (out >= 0) {
       rc = pe__set_shape(b, out, PE__DT_F32, x->rank, dims, x->batch_axis);
       if (rc == PE_OK) {
-        rc = pe__strided(b, b->n->in[0], out, x->rank, dims, ist,
-                         off * ist[a]);
+        rc = pe__strided(b, b->n->in[0], out, x->rank, dims, ist, off * ist[a]);
       }
     }
     off += size[k];

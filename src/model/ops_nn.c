@@ -338,10 +338,9 @@ int pe__op_pool(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
-/* A reduction over the adjacent axes marked in red[] (not the batch): the
- * mean (op < 0) or a pe__binop_t (ADD, MUL, MIN, MAX). */
-int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red, int keep,
-                    int op) {
+/* A mean over the adjacent axes marked in red[] (not the batch). */
+static int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red,
+                           int keep) {
   int first = -1, last = -1;
   for (int d = 0; d < x->rank; d++) {
     if (red[d]) {
@@ -382,11 +381,10 @@ int pe__reduce_step(pe__b_t *b, const pe__tensor_t *x, const int *red, int keep,
   if (rc != PE_OK) {
     return rc;
   }
-  pe__step_t *s = pe__step_new(b, op < 0 ? PE__K_REDUCE_MEAN : PE__K_REDUCE);
+  pe__step_t *s = pe__step_new(b, PE__K_REDUCE_MEAN);
   if (s == NULL) {
     return PE_ENOMEM;
   }
-  s->ext.op = op;
   s->n_in = 1;
   s->in[0] = b->n->in[0];
   s->out[0] = out;
@@ -411,7 +409,7 @@ int pe__op_global_avg(pe__b_t *b) {
   for (int d = 2; d < x->rank; d++) {
     red[d] = 1;
   }
-  return pe__reduce_step(b, x, red, 1, -1);
+  return pe__reduce_step(b, x, red, 1);
 }
 
 /* BatchNormalization, eval mode: a per-channel affine step that plan.c
