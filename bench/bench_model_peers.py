@@ -15,7 +15,10 @@ sched_setaffinity for this process), in one run of this script:
            torch is importable, for the shipped models: the module class of
            models/train_*.py with the .onnx weights.
 Ratios are our throughput over the peer's. Defaults: models/*.onnx when there
-are any, else the toy models in tests/models/.
+are any, else the toy models in tests/models/; then, unless --no-transformer,
+a Transformer encoder (tests/models/attention_models.py: windows of 8
+features x 64 ticks, d_model 64, 4 heads, 2 post-norm layers, feed-forward
+128, mean over the ticks, 3 outputs; made at run time with a fixed seed).
 """
 import argparse
 import glob
@@ -23,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -126,11 +130,21 @@ def main():
     ap.add_argument("--core", type=int, default=1)
     ap.add_argument("--batches", default="1,4096")
     ap.add_argument("--kernels", default="auto", help="our kernels: auto, avx2, generic")
+    ap.add_argument("--no-transformer", action="store_true",
+                    help="leave out the generated Transformer encoder")
     ap.add_argument("models", nargs="*")
     a = ap.parse_args()
     models = a.models or sorted(glob.glob(os.path.join(ROOT, "models", "*.onnx"))) or [
         os.path.join(ROOT, "tests", "models", f)
         for f in ("mlp_gemm.onnx", "cnn_toy.onnx", "conv_odd.onnx", "lstm.onnx", "gru.onnx")]
+    tmp = tempfile.TemporaryDirectory()
+    if not a.no_transformer:
+        import onnx
+        sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+        import attention_models
+        path = os.path.join(tmp.name, "transformer_enc.onnx")
+        onnx.save(attention_models.encoder(C=8, W=64, E=64, H=4, layers=2, ff=128), path)
+        models = list(models) + [path]
     exe = os.path.join(a.build, "pattern-engine")
     os.sched_setaffinity(0, {a.core})
     import onnxruntime

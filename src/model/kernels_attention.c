@@ -95,45 +95,72 @@ void pe__layernorm_run(const pe__step_t *s, const float *x, float *y,
  * K transposed into kt [D][L] (so the scores of one query are a vector
  * over the keys), then for each query i: the scores, scaled and masked,
  * their softmax, and the context row as a sum of V rows weighted by it;
- * last the output projection. Scratch: qkv, kt, one row of scores, the
- * context [L][E]. */
+ * last the output projection. Queries go four at a time, so that each
+ * load of K or V serves four rows. Scratch: qkv, kt, four rows of scores,
+ * the context [L][E], a dummy context row. */
 int64_t pe__attention_scratch(const pe__step_t *s) {
   const pe__attn_t *at = &s->ext.attn;
-  return 4 * at->L * at->E + at->D * at->L + at->L + 64;
+  return 4 * at->L * at->E + at->D * at->L + 4 * at->L + at->D + 64;
 }
 
-/* sc[j] = sum_d q[d] kt[d][j] over L keys. */
-static void pe__scores_generic(const float *q, const float *kt, int64_t D,
-                               int64_t L, float *sc) {
+/* One query row of one head: the scores against the L keys (kt [D][L]),
+ * scaled, masked (mrow added, rrow's non-NaN entries replacing), their
+ * softmax in sc, and the context c[0..D) = sum_j p_j v[j * vs + d]. The
+ * portable version sums in double. */
+static void pe__attn_row_generic(const float *q, const float *kt,
+                                 const float *v, int64_t vs, int64_t L,
+                                 int64_t D, float scale, const float *mrow,
+                                 const float *rrow, float *sc, float *c) {
+  float mx = -INFINITY;
   for (int64_t j = 0; j < L; j++) {
     double acc = 0.0;
     for (int64_t d = 0; d < D; d++) {
       acc += (double)q[d] * (double)kt[d * L + j];
     }
-    sc[j] = (float)acc;
+    float x = (float)acc * scale;
+    if (mrow != NULL) {
+      x += mrow[j];
+    }
+    if (rrow != NULL && rrow[j] == rrow[j]) {
+      x = rrow[j];
+    }
+    sc[j] = x;
+    mx = x > mx ? x : mx;
   }
-}
-
-/* c[d] = inv * sum_j p[j] v[j * vs + d] over L keys, D wide. */
-static void pe__ctx_generic(const float *p, const float *v, int64_t vs,
-                            int64_t L, int64_t D, float inv, float *c) {
+  double sum = 0.0;
+  for (int64_t j = 0; j < L; j++) {
+    sc[j] = expf(sc[j] - mx);
+    sum += sc[j];
+  }
   for (int64_t d = 0; d < D; d++) {
     double acc = 0.0;
     for (int64_t j = 0; j < L; j++) {
-      acc += (double)p[j] * (double)v[j * vs + d];
+      acc += (double)sc[j] * (double)v[j * vs + d];
     }
-    c[d] = (float)acc * inv;
+    c[d] = (float)(acc / sum);
   }
 }
 
-static void pe__scores_avx2(const float *q, const float *kt, int64_t D,
-                            int64_t L, float *sc);
-static void pe__scores_avx512(const float *q, const float *kt, int64_t D,
-                              int64_t L, float *sc);
-static void pe__ctx_avx2(const float *p, const float *v, int64_t vs, int64_t L,
-                         int64_t D, float inv, float *c);
-static void pe__ctx_avx512(const float *p, const float *v, int64_t vs,
-                           int64_t L, int64_t D, float inv, float *c);
+/* Four query rows of one head (pe__attention_one pads the last block by
+ * repeating a row into a dummy context): their q rows, mask and
+ * replacement rows (or NULL), score rows and context outputs. */
+typedef struct pe__attn_blk {
+  const float *q[4], *m[4], *r[4];
+  float *sc[4], *c[4];
+  const float *kt, *v;
+  int64_t vs, L, D;
+  float scale;
+} pe__attn_blk_t;
+
+static void pe__attn_blk_generic(const pe__attn_blk_t *b) {
+  for (int r = 0; r < 4; r++) {
+    pe__attn_row_generic(b->q[r], b->kt, b->v, b->vs, b->L, b->D, b->scale,
+                         b->m[r], b->r[r], b->sc[r], b->c[r]);
+  }
+}
+
+static void pe__attn_blk_avx2(const pe__attn_blk_t *b);
+static void pe__attn_blk_avx512(const pe__attn_blk_t *b);
 
 /* One window through the block. */
 static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
@@ -141,9 +168,17 @@ static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
   const pe__attn_t *at = &s->ext.attn;
   const int64_t L = at->L, E = at->E, H = at->H, D = at->D, E3 = 3 * E;
   float *qkv = scratch, *kt = qkv + L * E3, *sc = kt + D * L;
-  float *ctx = sc + L;
+  float *ctx = sc + 4 * L, *dummy = ctx + L * E;
+  void (*blk)(const pe__attn_blk_t *) = avx2 >= 2 ? pe__attn_blk_avx512
+                                        : avx2    ? pe__attn_blk_avx2
+                                                  : pe__attn_blk_generic;
+  pe__attn_blk_t b;
+  b.kt = kt;
+  b.vs = E3;
+  b.L = L;
+  b.D = D;
+  b.scale = at->scale;
   pe__dense_run(&s->d, x, qkv, L, PE__ACT_NONE, 0, avx2);
-  const float *rep = s->ext.repl; /* NaN: keep the score */
   for (int64_t h = 0; h < H; h++) {
     for (int64_t j = 0; j < L; j++) {
       const float *kr = qkv + j * E3 + E + h * D;
@@ -151,46 +186,18 @@ static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
         kt[d * L + j] = kr[d];
       }
     }
-    const float *mh = s->ext.mask ? s->ext.mask + h * at->mask_h * L * L : NULL;
-    const float *rh = rep ? rep + h * at->mask_h * L * L : NULL;
-    for (int64_t i = 0; i < L; i++) {
-      const float *q = qkv + i * E3 + h * D;
-      if (avx2 >= 2) {
-        pe__scores_avx512(q, kt, D, L, sc);
-      } else if (avx2) {
-        pe__scores_avx2(q, kt, D, L, sc);
-      } else {
-        pe__scores_generic(q, kt, D, L, sc);
+    const int64_t mo = h * at->mask_h * L * L;
+    b.v = qkv + 2 * E + h * D;
+    for (int64_t i0 = 0; i0 < L; i0 += 4) {
+      for (int r = 0; r < 4; r++) {
+        const int64_t i = i0 + r < L ? i0 + r : L - 1;
+        b.q[r] = qkv + i * E3 + h * D;
+        b.m[r] = s->ext.mask ? s->ext.mask + mo + i * L : NULL;
+        b.r[r] = s->ext.repl ? s->ext.repl + mo + i * L : NULL;
+        b.sc[r] = sc + r * L;
+        b.c[r] = i0 + r < L ? ctx + i * E + h * D : dummy;
       }
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < L; j++) {
-        float v = sc[j] * at->scale;
-        if (mh != NULL) {
-          v += mh[i * L + j];
-        }
-        if (rh != NULL && rh[i * L + j] == rh[i * L + j]) {
-          v = rh[i * L + j];
-        }
-        sc[j] = v;
-        mx = v > mx ? v : mx;
-      }
-      for (int64_t j = 0; j < L; j++) {
-        sc[j] -= mx;
-      }
-      pe__act_run(sc, L, PE__ACT_EXP, 0, avx2);
-      float sum = 0.0f;
-      for (int64_t j = 0; j < L; j++) {
-        sum += sc[j];
-      }
-      const float *v = qkv + 2 * E + h * D;
-      float *c = ctx + i * E + h * D;
-      if (avx2 >= 2) {
-        pe__ctx_avx512(sc, v, E3, L, D, 1.0f / sum, c);
-      } else if (avx2) {
-        pe__ctx_avx2(sc, v, E3, L, D, 1.0f / sum, c);
-      } else {
-        pe__ctx_generic(sc, v, E3, L, D, 1.0f / sum, c);
-      }
+      blk(&b);
     }
   }
   if (at->has_out) {
@@ -380,56 +387,147 @@ PE__AVX512 void pe__layernorm_avx512(const pe__step_t *s, const float *x,
   }
 }
 
-PE__AVX2 static void pe__scores_avx2(const float *q, const float *kt, int64_t D,
-                                     int64_t L, float *sc) {
-  for (int64_t j = 0; j < L; j += 8) {
-    __m256i m = pe__am8(L - j);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t d = 0; d < D; d++) {
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d),
-                            _mm256_maskload_ps(kt + d * L + j, m), acc);
-    }
-    _mm256_maskstore_ps(sc + j, m, acc);
+/* y = exp(y - sub) over n floats, returning their sum (8 lanes). */
+PE__AVX2 static float pe__exp_sum_avx2(float *y, int64_t n, float sub) {
+  const __m256 vm = _mm256_set1_ps(sub);
+  for (int64_t j = 0; j < n; j += 8) {
+    __m256i m = pe__am8(n - j);
+    _mm256_maskstore_ps(y + j, m,
+                        _mm256_sub_ps(_mm256_maskload_ps(y + j, m), vm));
   }
+  pe__act_avx2(y, n, PE__ACT_EXP, 0.0f);
+  __m256 vsum = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n; j += 8) {
+    vsum = _mm256_add_ps(vsum, _mm256_maskload_ps(y + j, pe__am8(n - j)));
+  }
+  return pe__lanes_sum8(vsum);
 }
 
-PE__AVX512 static void pe__scores_avx512(const float *q, const float *kt,
-                                         int64_t D, int64_t L, float *sc) {
-  for (int64_t j = 0; j < L; j += 16) {
-    __mmask16 m = pe__am16(L - j);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t d = 0; d < D; d++) {
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(q[d]),
-                            _mm512_maskz_loadu_ps(m, kt + d * L + j), acc);
+/* pe__attn_blk_generic with 8 lanes: the scores of the four rows 16 keys
+ * at a time (eight sums, each K load serving four rows), the softmax per
+ * row, the context with each V row loaded once for the four. */
+PE__AVX2 static void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
+  const int64_t L = b->L, D = b->D;
+  const __m256 vsc = _mm256_set1_ps(b->scale), ninf = _mm256_set1_ps(-INFINITY);
+  __m256 vmax[4] = {ninf, ninf, ninf, ninf};
+  for (int64_t j0 = 0; j0 < L; j0 += 16) {
+    const __m256i m[2] = {pe__am8(L - j0), pe__am8(L - j0 - 8)};
+    __m256 a[4][2];
+    for (int r = 0; r < 4; r++) {
+      a[r][0] = a[r][1] = _mm256_setzero_ps();
     }
-    _mm512_mask_storeu_ps(sc + j, m, acc);
+    for (int64_t d = 0; d < D; d++) {
+      const float *kr = b->kt + d * L + j0;
+      const __m256 k0 = _mm256_maskload_ps(kr, m[0]);
+      const __m256 k1 = _mm256_maskload_ps(kr + 8, m[1]);
+      for (int r = 0; r < 4; r++) {
+        const __m256 qd = _mm256_broadcast_ss(b->q[r] + d);
+        a[r][0] = _mm256_fmadd_ps(qd, k0, a[r][0]);
+        a[r][1] = _mm256_fmadd_ps(qd, k1, a[r][1]);
+      }
+    }
+    for (int r = 0; r < 4; r++) {
+      for (int k = 0; k < 2; k++) {
+        const int64_t j = j0 + 8 * k;
+        __m256 x = _mm256_mul_ps(a[r][k], vsc);
+        if (b->m[r] != NULL) {
+          x = _mm256_add_ps(x, _mm256_maskload_ps(b->m[r] + j, m[k]));
+        }
+        if (b->r[r] != NULL) {
+          __m256 rv = _mm256_maskload_ps(b->r[r] + j, m[k]);
+          x = _mm256_blendv_ps(x, rv, _mm256_cmp_ps(rv, rv, _CMP_ORD_Q));
+        }
+        _mm256_maskstore_ps(b->sc[r] + j, m[k], x);
+        vmax[r] = _mm256_max_ps(
+            vmax[r], _mm256_blendv_ps(ninf, x, _mm256_castsi256_ps(m[k])));
+      }
+    }
   }
-}
-
-PE__AVX2 static void pe__ctx_avx2(const float *p, const float *v, int64_t vs,
-                                  int64_t L, int64_t D, float inv, float *c) {
+  __m256 inv[4];
+  for (int r = 0; r < 4; r++) {
+    float t[8], mx = -INFINITY;
+    _mm256_storeu_ps(t, vmax[r]);
+    for (int k = 0; k < 8; k++) {
+      mx = t[k] > mx ? t[k] : mx;
+    }
+    inv[r] = _mm256_set1_ps(1.0f / pe__exp_sum_avx2(b->sc[r], L, mx));
+  }
   for (int64_t d = 0; d < D; d += 8) {
-    __m256i m = pe__am8(D - d);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t j = 0; j < L; j++) {
-      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j),
-                            _mm256_maskload_ps(v + j * vs + d, m), acc);
+    const __m256i m = pe__am8(D - d);
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) {
+      acc[r] = _mm256_setzero_ps();
     }
-    _mm256_maskstore_ps(c + d, m, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
+    for (int64_t j = 0; j < L; j++) {
+      const __m256 vv = _mm256_maskload_ps(b->v + j * b->vs + d, m);
+      for (int r = 0; r < 4; r++) {
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j), vv, acc[r]);
+      }
+    }
+    for (int r = 0; r < 4; r++) {
+      _mm256_maskstore_ps(b->c[r] + d, m, _mm256_mul_ps(acc[r], inv[r]));
+    }
   }
 }
 
-PE__AVX512 static void pe__ctx_avx512(const float *p, const float *v,
-                                      int64_t vs, int64_t L, int64_t D,
-                                      float inv, float *c) {
-  for (int64_t d = 0; d < D; d += 16) {
-    __mmask16 m = pe__am16(D - d);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t j = 0; j < L; j++) {
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(p[j]),
-                            _mm512_maskz_loadu_ps(m, v + j * vs + d), acc);
+/* pe__attn_blk_avx2 with 16 lanes (32 keys at a time). */
+PE__AVX512 static void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
+  const int64_t L = b->L, D = b->D;
+  const __m512 vsc = _mm512_set1_ps(b->scale);
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 vmax[4] = {ninf, ninf, ninf, ninf};
+  for (int64_t j0 = 0; j0 < L; j0 += 32) {
+    const __mmask16 m[2] = {pe__am16(L - j0), pe__am16(L - j0 - 16)};
+    __m512 a[4][2];
+    for (int r = 0; r < 4; r++) {
+      a[r][0] = a[r][1] = _mm512_setzero_ps();
     }
-    _mm512_mask_storeu_ps(c + d, m, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
+    for (int64_t d = 0; d < D; d++) {
+      const float *kr = b->kt + d * L + j0;
+      const __m512 k0 = _mm512_maskz_loadu_ps(m[0], kr);
+      const __m512 k1 = _mm512_maskz_loadu_ps(m[1], kr + 16);
+      for (int r = 0; r < 4; r++) {
+        const __m512 qd = _mm512_set1_ps(b->q[r][d]);
+        a[r][0] = _mm512_fmadd_ps(qd, k0, a[r][0]);
+        a[r][1] = _mm512_fmadd_ps(qd, k1, a[r][1]);
+      }
+    }
+    for (int r = 0; r < 4; r++) {
+      for (int k = 0; k < 2; k++) {
+        const int64_t j = j0 + 16 * k;
+        __m512 x = _mm512_mul_ps(a[r][k], vsc);
+        if (b->m[r] != NULL) {
+          x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m[k], b->m[r] + j));
+        }
+        if (b->r[r] != NULL) {
+          __m512 rv = _mm512_maskz_loadu_ps(m[k], b->r[r] + j);
+          x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(rv, rv, _CMP_ORD_Q), rv);
+        }
+        _mm512_mask_storeu_ps(b->sc[r] + j, m[k], x);
+        vmax[r] = _mm512_mask_max_ps(vmax[r], m[k], vmax[r], x);
+      }
+    }
+  }
+  __m512 inv[4];
+  for (int r = 0; r < 4; r++) {
+    float sum = pe__exp_sum_avx512(b->sc[r], L, _mm512_reduce_max_ps(vmax[r]));
+    inv[r] = _mm512_set1_ps(1.0f / sum);
+  }
+  for (int64_t d = 0; d < D; d += 16) {
+    const __mmask16 m = pe__am16(D - d);
+    __m512 acc[4];
+    for (int r = 0; r < 4; r++) {
+      acc[r] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < L; j++) {
+      const __m512 vv = _mm512_maskz_loadu_ps(m, b->v + j * b->vs + d);
+      for (int r = 0; r < 4; r++) {
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(b->sc[r][j]), vv, acc[r]);
+      }
+    }
+    for (int r = 0; r < 4; r++) {
+      _mm512_mask_storeu_ps(b->c[r] + d, m, _mm512_mul_ps(acc[r], inv[r]));
+    }
   }
 }
 
@@ -451,20 +549,10 @@ void pe__layernorm_avx512(const pe__step_t *s, const float *x, float *y,
                           float *mean, float *inv) {
   pe__layernorm_generic(s, x, y, mean, inv);
 }
-static void pe__scores_avx2(const float *q, const float *kt, int64_t D,
-                            int64_t L, float *sc) {
-  pe__scores_generic(q, kt, D, L, sc);
+static void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
+  pe__attn_blk_generic(b);
 }
-static void pe__scores_avx512(const float *q, const float *kt, int64_t D,
-                              int64_t L, float *sc) {
-  pe__scores_generic(q, kt, D, L, sc);
-}
-static void pe__ctx_avx2(const float *p, const float *v, int64_t vs, int64_t L,
-                         int64_t D, float inv, float *c) {
-  pe__ctx_generic(p, v, vs, L, D, inv, c);
-}
-static void pe__ctx_avx512(const float *p, const float *v, int64_t vs,
-                           int64_t L, int64_t D, float inv, float *c) {
-  pe__ctx_generic(p, v, vs, L, D, inv, c);
+static void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
+  pe__attn_blk_generic(b);
 }
 #endif

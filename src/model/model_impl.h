@@ -362,6 +362,7 @@ void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
                         float *mean, float *inv);
 void pe__layernorm_avx512(const pe__step_t *s, const float *x, float *y,
                           float *mean, float *inv);
+float pe__exp_sum_avx512(float *y, int64_t n, float sub); /* kernels_avx512 */
 int pe__onnx_load_tensor(pe__graph_t *g, pe__tensor_t *t, const void *tp,
                          const char *what);
 void pe__step_pack(pe__step_t *s);
