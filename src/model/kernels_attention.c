@@ -413,21 +413,21 @@ PE__AVX2 static void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
   for (int64_t j0 = 0; j0 < L; j0 += 16) {
     const __m256i m[2] = {pe__am8(L - j0), pe__am8(L - j0 - 8)};
     __m256 a[4][2];
-    for (int r = 0; r < 4; r++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       a[r][0] = a[r][1] = _mm256_setzero_ps();
     }
     for (int64_t d = 0; d < D; d++) {
       const float *kr = b->kt + d * L + j0;
       const __m256 k0 = _mm256_maskload_ps(kr, m[0]);
       const __m256 k1 = _mm256_maskload_ps(kr + 8, m[1]);
-      for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
         const __m256 qd = _mm256_broadcast_ss(b->q[r] + d);
         a[r][0] = _mm256_fmadd_ps(qd, k0, a[r][0]);
         a[r][1] = _mm256_fmadd_ps(qd, k1, a[r][1]);
       }
     }
-    for (int r = 0; r < 4; r++) {
-      for (int k = 0; k < 2; k++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {
         const int64_t j = j0 + 8 * k;
         __m256 x = _mm256_mul_ps(a[r][k], vsc);
         if (b->m[r] != NULL) {
@@ -444,7 +444,7 @@ PE__AVX2 static void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
     }
   }
   __m256 inv[4];
-  for (int r = 0; r < 4; r++) {
+  _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
     float t[8], mx = -INFINITY;
     _mm256_storeu_ps(t, vmax[r]);
     for (int k = 0; k < 8; k++) {
@@ -455,16 +455,16 @@ PE__AVX2 static void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
   for (int64_t d = 0; d < D; d += 8) {
     const __m256i m = pe__am8(D - d);
     __m256 acc[4];
-    for (int r = 0; r < 4; r++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       acc[r] = _mm256_setzero_ps();
     }
     for (int64_t j = 0; j < L; j++) {
       const __m256 vv = _mm256_maskload_ps(b->v + j * b->vs + d, m);
-      for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
         acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j), vv, acc[r]);
       }
     }
-    for (int r = 0; r < 4; r++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       _mm256_maskstore_ps(b->c[r] + d, m, _mm256_mul_ps(acc[r], inv[r]));
     }
   }
@@ -479,21 +479,21 @@ PE__AVX512 static void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
   for (int64_t j0 = 0; j0 < L; j0 += 32) {
     const __mmask16 m[2] = {pe__am16(L - j0), pe__am16(L - j0 - 16)};
     __m512 a[4][2];
-    for (int r = 0; r < 4; r++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       a[r][0] = a[r][1] = _mm512_setzero_ps();
     }
     for (int64_t d = 0; d < D; d++) {
       const float *kr = b->kt + d * L + j0;
       const __m512 k0 = _mm512_maskz_loadu_ps(m[0], kr);
       const __m512 k1 = _mm512_maskz_loadu_ps(m[1], kr + 16);
-      for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
         const __m512 qd = _mm512_set1_ps(b->q[r][d]);
         a[r][0] = _mm512_fmadd_ps(qd, k0, a[r][0]);
         a[r][1] = _mm512_fmadd_ps(qd, k1, a[r][1]);
       }
     }
-    for (int r = 0; r < 4; r++) {
-      for (int k = 0; k < 2; k++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {
         const int64_t j = j0 + 16 * k;
         __m512 x = _mm512_mul_ps(a[r][k], vsc);
         if (b->m[r] != NULL) {
@@ -509,23 +509,23 @@ PE__AVX512 static void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
     }
   }
   __m512 inv[4];
-  for (int r = 0; r < 4; r++) {
+  _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
     float sum = pe__exp_sum_avx512(b->sc[r], L, _mm512_reduce_max_ps(vmax[r]));
     inv[r] = _mm512_set1_ps(1.0f / sum);
   }
   for (int64_t d = 0; d < D; d += 16) {
     const __mmask16 m = pe__am16(D - d);
     __m512 acc[4];
-    for (int r = 0; r < 4; r++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       acc[r] = _mm512_setzero_ps();
     }
     for (int64_t j = 0; j < L; j++) {
       const __m512 vv = _mm512_maskz_loadu_ps(m, b->v + j * b->vs + d);
-      for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
         acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(b->sc[r][j]), vv, acc[r]);
       }
     }
-    for (int r = 0; r < 4; r++) {
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       _mm512_mask_storeu_ps(b->c[r] + d, m, _mm512_mul_ps(acc[r], inv[r]));
     }
   }
