@@ -33,6 +33,7 @@ typedef struct pe__fa {
   pe_model_t *m;
   int *dead;
   int *kill; /* steps the block replaces */
+  int *prod; /* per storage root: the live step writing it, or -1 */
 } pe__fa_t;
 
 static int pe__fa_root(const pe_model_t *m, int t) {
@@ -44,19 +45,22 @@ static int pe__fa_root(const pe_model_t *m, int t) {
 
 /* The live step writing tensor t (through aliases), or -1. */
 static int pe__fa_producer(const pe__fa_t *f, int t) {
-  int r = pe__fa_root(f->m, t);
-  for (int i = 0; i < f->m->n_step; i++) {
-    if (f->dead[i]) {
-      continue;
-    }
-    for (int k = 0; k < 3; k++) {
-      if (f->m->step[i].out[k] >= 0 &&
-          pe__fa_root(f->m, f->m->step[i].out[k]) == r) {
-        return i;
+  return f->prod[pe__fa_root(f->m, t)];
+}
+
+/* Fills f->prod from the live steps. */
+static void pe__fa_producers(pe__fa_t *f) {
+  const pe_model_t *m = f->m;
+  for (int t = 0; t < m->g.n_t; t++) {
+    f->prod[t] = -1;
+  }
+  for (int i = 0; i < m->n_step; i++) {
+    for (int k = 0; k < 3 && !f->dead[i]; k++) {
+      if (m->step[i].out[k] >= 0) {
+        f->prod[pe__fa_root(m, m->step[i].out[k])] = i;
       }
     }
   }
-  return -1;
 }
 
 /* The one live step reading tensor t (through aliases), or -1 when none
@@ -245,6 +249,7 @@ static int pe__fa_try(pe__fa_t *f, int i) {
   }
   memset(f->kill, 0, (size_t)m->n_step * sizeof *f->kill);
   f->kill[i] = 1;
+  pe__fa_producers(f);
   const int64_t L = sm->p[1];
   /* back from the softmax to the scores MatMul, the steps between */
   int chain[16], nc = 0, t = sm->in[0], mq = -1;
@@ -461,16 +466,15 @@ static int pe__fa_try(pe__fa_t *f, int i) {
 /* Replaces every recognised attention block (see the top of the file);
  * dead[] marks the steps it made redundant. PE_OK or PE_ENOMEM. */
 int pe__fuse_attention(pe_model_t *m, int *dead) {
-  pe__fa_t f = {m, dead, calloc((size_t)(m->n_step + 1), sizeof(int))};
-  if (f.kill == NULL) {
-    return PE_ENOMEM;
-  }
-  int rc = PE_OK;
+  pe__fa_t f = {m, dead, calloc((size_t)(m->n_step + 1), sizeof(int)),
+                malloc((size_t)(m->g.n_t + 1) * sizeof(int))};
+  int rc = f.kill && f.prod ? PE_OK : PE_ENOMEM;
   for (int i = 0; i < m->n_step && rc == PE_OK; i++) {
-    if (!dead[i]) {
+    if (!dead[i] && m->step[i].kind == PE__K_SOFTMAX) {
       rc = pe__fa_try(&f, i);
     }
   }
   free(f.kill);
+  free(f.prod);
   return rc;
 }
