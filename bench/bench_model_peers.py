@@ -62,7 +62,9 @@ def timed(fn, batch):
     return med_us, tput
 
 
-def ort_bench(model, batch):
+def ort_session(model, batch):
+    """ONNX Runtime on one thread, all graph optimizations: the session and
+    a feed of `batch` uniform random windows."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -73,7 +75,11 @@ def ort_bench(model, batch):
     inp = s.get_inputs()[0]
     shape = [batch] + [int(d) for d in inp.shape[1:]]
     x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
-    feed = {inp.name: x}
+    return s, {inp.name: x}
+
+
+def ort_bench(model, batch):
+    s, feed = ort_session(model, batch)
     return timed(lambda: s.run(None, feed), batch)
 
 

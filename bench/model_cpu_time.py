@@ -18,21 +18,12 @@ import subprocess
 import time
 
 import numpy as np
-import onnxruntime as ort
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_model_peers import ROOT, ort_session
 
 
 def ort_times(model, batch, runs):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-    inp = s.get_inputs()[0]
-    shape = [batch] + [int(d) for d in inp.shape[1:]]
-    feed = {inp.name: np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)}
+    s, feed = ort_session(model, batch)
     for _ in range(max(1, runs // 10)):
         s.run(None, feed)
     t = np.empty(runs)
