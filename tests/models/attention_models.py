@@ -14,7 +14,8 @@ attention block takes one of the spellings exporters write (`style`):
               shape from a Shape/Gather/Concat subgraph, Transpose to heads,
               MatMul, Div by sqrt(D), Softmax, MatMul, Transpose, Reshape
   "packed"    one [E, 3E] projection cut by Split (opset >= 13: sizes as an
-              input), the scale as Mul by sqrt(1/sqrt(D)) on q and on k (the
+              input), k to heads then transposed again (k.transpose(-2, -1)),
+              the scale as Mul by sqrt(1/sqrt(D)) on q and on k (the
               scaled_dot_product_attention decomposition)
 and optionally a causal mask as an Add of a constant (`mask="add"`) or a
 Where on a constant condition (`mask="where"`).
@@ -85,7 +86,11 @@ def attention(b, x, L, E, H, style="separate", mask=None, out_proj=True, opset=1
         q, k, v = b.linear(x, E, E), b.linear(x, E, E), b.linear(x, E, E)
     hs = _heads_shape(b, x, L, H, D, opset=opset)
     q = b.op("Transpose", [b.op("Reshape", [q, hs])], perm=[0, 2, 1, 3])
-    k = b.op("Transpose", [b.op("Reshape", [k, hs])], perm=[0, 2, 3, 1])
+    if style == "packed":  # heads first, then k.transpose(-2, -1)
+        k = b.op("Transpose", [b.op("Reshape", [k, hs])], perm=[0, 2, 1, 3])
+        k = b.op("Transpose", [k], perm=[0, 1, 3, 2])
+    else:
+        k = b.op("Transpose", [b.op("Reshape", [k, hs])], perm=[0, 2, 3, 1])
     v = b.op("Transpose", [b.op("Reshape", [v, hs])], perm=[0, 2, 1, 3])
     if style == "packed":
         r = np.array(np.sqrt(1.0 / np.sqrt(D)), dtype=np.float32)
