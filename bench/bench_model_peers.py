@@ -21,6 +21,10 @@ an inception module of 3 x 64, LSTM 64; tests/models/make_conv_rnn_models.py,
 79 MFLOP per window), written to a temporary folder. The timed runs of one
 measurement are capped to about 100 GFLOP of work (at least 20 runs), so
 large models finish in seconds.
+Then, unless --no-transformer, a Transformer encoder
+(tests/models/attention_models.py: windows of 8 features x 64 ticks, d_model
+64, 4 heads, 2 post-norm layers, feed-forward 128, mean over the ticks, 3
+outputs; made at run time with a fixed seed).
 """
 import argparse
 import glob
@@ -86,7 +90,9 @@ def timed(fn, batch, flops=0):
     return med_us, tput
 
 
-def ort_bench(model, batch, flops=0):
+def ort_session(model, batch):
+    """ONNX Runtime on one thread, all graph optimizations: the session and
+    a feed of `batch` uniform random windows."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -97,7 +103,11 @@ def ort_bench(model, batch, flops=0):
     inp = s.get_inputs()[0]
     shape = [batch] + [int(d) for d in inp.shape[1:]]
     x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
-    feed = {inp.name: x}
+    return s, {inp.name: x}
+
+
+def ort_bench(model, batch, flops=0):
+    s, feed = ort_session(model, batch)
     return timed(lambda: s.run(None, feed), batch, flops)
 
 
@@ -156,6 +166,8 @@ def main():
     ap.add_argument("--kernels", default="auto", help="our kernels: auto, avx2, generic")
     ap.add_argument("--deeplob", action="store_true",
                     help="add a DeepLOB-style model of the paper's size")
+    ap.add_argument("--no-transformer", action="store_true",
+                    help="leave out the generated Transformer encoder")
     ap.add_argument("models", nargs="*")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_peers_")
@@ -164,6 +176,13 @@ def main():
         glob.glob(os.path.join(ROOT, "models", "*.onnx"))) or [
         os.path.join(ROOT, "tests", "models", f)
         for f in ("mlp_gemm.onnx", "cnn_toy.onnx", "conv_odd.onnx", "lstm.onnx", "gru.onnx")]
+    if not a.no_transformer:
+        import onnx
+        sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+        import attention_models
+        path = os.path.join(tmp, "transformer_enc.onnx")
+        onnx.save(attention_models.encoder(C=8, W=64, E=64, H=4, layers=2, ff=128), path)
+        models = list(models) + [path]
     exe = os.path.join(a.build, "pattern-engine")
     os.sched_setaffinity(0, {a.core})
     import onnxruntime

@@ -54,7 +54,7 @@ check("inspect layout none", rc == 0 and
 
 rc, out, err = run("inspect", os.path.join(MODELS, "bad", "unknown_op.onnx"))
 check("inspect bad exit", rc == 1, rc)
-check("inspect bad message", "node 1 (act0, HardSwish): unsupported op 'HardSwish'" in err, err)
+check("inspect bad message", "node 1 (act0, Hardmax): unsupported op 'Hardmax'" in err, err)
 rc, out, err = run("inspect", "/nonexistent.onnx")
 check("inspect missing", rc == 1 and "/nonexistent.onnx: cannot read the model" in err, err)
 rc, out, err = run("inspect")

@@ -55,10 +55,11 @@ typedef struct pe__cuda {
 } pe__cuda_t;
 
 static const char *const pe__kind_names[PE_PLAN_KIND_COUNT] = {
-    "copy",   "conv1d",    "dense",        "matmul", "unary",
-    "binary", "softmax",   "strided_copy", "gather", "concat",
-    "affine", "pool1d",    "reduce_mean",  "lstm",   "gru",
-    "cast",   "gather_rt", "conv2d",       "pool2d"};
+    "copy",   "conv1d",    "dense",        "matmul",    "unary",
+    "binary", "softmax",   "strided_copy", "gather",    "concat",
+    "affine", "pool1d",    "reduce_mean",  "lstm",      "gru",
+    "cast",   "gather_rt", "conv2d",       "pool2d",    "elemwise",
+    "reduce", "pad",       "where",        "layernorm", "attention"};
 
 /* A kind added to the plan after this table is named "new" (the message
  * gives its number too). */

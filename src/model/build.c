@@ -344,6 +344,8 @@ void pe__step_free(pe__step_t *s) {
   free(s->d3.bp);
   free(s->lw);
   free(s->idx);
+  free(s->ext.mask);
+  free(s->ext.repl);
 }
 
 /* Frees every step of the model. */
@@ -443,9 +445,8 @@ static const struct {
   const char *name;
   int64_t since;
 } pe__op_since[] = {
-    {"Gelu", 20},
-    {"LessOrEqual", 12},
-    {"GreaterOrEqual", 12},
+    {"Gelu", 20},      {"LessOrEqual", 12},        {"GreaterOrEqual", 12},
+    {"HardSwish", 14}, {"LayerNormalization", 17},
 };
 
 static int pe__op_exists(pe__b_t *b) {
@@ -506,7 +507,7 @@ static const pe__op_entry_t pe__ops[] = {
     {"MaxPool", pe__op_pool, 1},
     {"AveragePool", pe__op_pool, 1},
     {"GlobalAveragePool", pe__op_global_avg, 1},
-    {"ReduceMean", pe__op_reduce_mean, 1},
+    {"ReduceMean", pe__op_reduce, 1},
     {"Cast", pe__op_cast, 1},
     {"Gather", pe__op_gather, 2},
     {"Slice", pe__op_slice, 3},
@@ -515,6 +516,25 @@ static const pe__op_entry_t pe__ops[] = {
     {"LSTM", pe__op_rnn, 3},
     {"GRU", pe__op_rnn, 3},
     {"GlobalMaxPool", pe__op_global_max, 1},
+    /* ops_misc.c, ops_attention.c */
+    {"Clip", pe__op_elemwise, 1},
+    {"Elu", pe__op_elemwise, 1},
+    {"Selu", pe__op_elemwise, 1},
+    {"Softplus", pe__op_elemwise, 1},
+    {"HardSigmoid", pe__op_elemwise, 1},
+    {"HardSwish", pe__op_elemwise, 1},
+    {"Min", pe__op_variadic, 1},
+    {"Max", pe__op_variadic, 1},
+    {"Sum", pe__op_variadic, 1},
+    {"Mean", pe__op_variadic, 1},
+    {"ReduceSum", pe__op_reduce, 1},
+    {"ReduceMax", pe__op_reduce, 1},
+    {"ReduceMin", pe__op_reduce, 1},
+    {"ReduceProd", pe__op_reduce, 1},
+    {"Pad", pe__op_pad, 1},
+    {"Where", pe__op_where, 3},
+    {"Split", pe__op_split, 1},
+    {"LayerNormalization", pe__op_layernorm, 2},
 };
 
 const char *pe__op_name(size_t i) {
@@ -539,7 +559,7 @@ int pe__build(pe_model_t *m) {
     }
     int fold_only = pe__fold_only(b.n->op);
     if (e == NULL && !fold_only) {
-      char list[900];
+      char list[1200];
       size_t n = 0;
       for (size_t k = 0; k < sizeof pe__ops / sizeof pe__ops[0]; k++) {
         int w = snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "",
@@ -553,7 +573,7 @@ int pe__build(pe_model_t *m) {
                           "unsupported op '%s'; supported ops: %s; and, on "
                           "constant inputs: Mod, Equal, Less, Greater, "
                           "LessOrEqual, GreaterOrEqual, And, Or, Xor, Not, "
-                          "Where, Expand, Range, Min, Max",
+                          "Expand, Range",
                           b.n->op, list);
     }
     if (b.n->n_in == 0 && strcmp(b.n->op, "Constant") != 0) {

@@ -15,6 +15,10 @@
  *                     GlobalMaxPool
  *   fold.c            int64/bool/mask computations on constants (Equal,
  *                     Where, Expand, Range, Mod, Gather, Transpose, Cast...)
+ *   ops_misc.c        Clip, Elu, Selu, Softplus, HardSigmoid, HardSwish,
+ *                     Min, Max, Sum, Mean, the Reduce* ops, Pad, Where,
+ *                     Split
+ *   ops_attention.c   MatMul of runtime tensors, LayerNormalization
  * Everything here runs at load time only. */
 #ifndef PE_MODEL_BUILD_IMPL_H
 #define PE_MODEL_BUILD_IMPL_H
@@ -84,6 +88,10 @@ int pe__fold_only(const char *op);
 int pe__fold(pe__b_t *b);
 const float *pe__cf(pe__b_t *b, int k, int64_t n, const char *what, int *rc);
 float *pe__dup(const float *p, int64_t n);
+/* helpers for ops_misc.c and ops_attention.c */
+int pe__binary_build(pe__b_t *b, int binop, int xi, int yi, int out);
+int pe__strided(pe__b_t *b, int in, int out, int rank, const int64_t *odims,
+                const int64_t *st, int64_t off);
 
 /* ---- builders, one per op (ops_*.c) -------------------------------------- */
 int pe__op_constant(pe__b_t *b);
@@ -107,7 +115,6 @@ int pe__op_matmul(pe__b_t *b);
 int pe__op_conv(pe__b_t *b);
 int pe__op_pool(pe__b_t *b);
 int pe__op_global_avg(pe__b_t *b);
-int pe__op_reduce_mean(pe__b_t *b);
 int pe__op_batchnorm(pe__b_t *b);
 int pe__op_rnn(pe__b_t *b);
 int pe__op_conv2d(pe__b_t *b);
@@ -115,5 +122,15 @@ int pe__conv_step(pe__b_t *b, int kind, int rank, const int64_t *dims,
                   const int64_t *p, int np, int64_t flops);
 int pe__op_pool2d(pe__b_t *b);
 int pe__op_global_max(pe__b_t *b);
+/* ops_misc.c */
+int pe__op_elemwise(pe__b_t *b);
+int pe__op_variadic(pe__b_t *b);
+int pe__op_reduce(pe__b_t *b);
+int pe__op_pad(pe__b_t *b);
+int pe__op_where(pe__b_t *b);
+int pe__op_split(pe__b_t *b);
+/* ops_attention.c */
+int pe__op_matmul_runtime(pe__b_t *b);
+int pe__op_layernorm(pe__b_t *b);
 
 #endif

@@ -158,23 +158,6 @@ static int pe__bcast(pe__b_t *b, int n, const pe__tensor_t *const *in,
   return PE_OK;
 }
 
-/* Steps an N-d index over dims, updating n offsets by their strides. */
-static void pe__next(int r, const int64_t *dims, int64_t *idx, int n,
-                     int64_t st[][PE__MAX_RANK], int64_t *off) {
-  for (int d = r - 1; d >= 0; d--) {
-    for (int k = 0; k < n; k++) {
-      off[k] += st[k][d];
-    }
-    if (++idx[d] < dims[d]) {
-      return;
-    }
-    for (int k = 0; k < n; k++) {
-      off[k] -= st[k][d] * dims[d];
-    }
-    idx[d] = 0;
-  }
-}
-
 /* o[k] = x[offset of k], walking o's shape with x's strides (0 where x
  * repeats); marks follow their elements. */
 static void pe__copy_strided(pe__tensor_t *o, const pe__tensor_t *x, int r,
@@ -188,7 +171,8 @@ static void pe__copy_strided(pe__tensor_t *o, const pe__tensor_t *x, int r,
       o->i[k] = x->i[off[0]];
       o->mark[k] = (uint8_t)pe__marked(x, off[0]);
     }
-    pe__next(r, dims, idx, 1, st, off);
+    pe__index_next(r - 1, dims, idx, 1, (const int64_t(*)[PE__MAX_RANK])st,
+                   off);
   }
 }
 
@@ -412,7 +396,8 @@ static int pe__fold_binary(pe__b_t *b, int op) {
     } else {
       o->f[k] = pe__fop(op, in[0]->f[off[0]], in[1]->f[off[1]], fmod_);
     }
-    pe__next(r, dims, idx, 2, st, off);
+    pe__index_next(r - 1, dims, idx, 2, (const int64_t(*)[PE__MAX_RANK])st,
+                   off);
   }
   return PE_OK;
 }
@@ -474,7 +459,8 @@ static int pe__fold_where(pe__b_t *b) {
       o->i[k] = in[pick]->i[off[pick]];
       o->mark[k] = (uint8_t)pe__marked(in[pick], off[pick]);
     }
-    pe__next(r, dims, idx, 3, st, off);
+    pe__index_next(r - 1, dims, idx, 3, (const int64_t(*)[PE__MAX_RANK])st,
+                   off);
   }
   return PE_OK;
 }

@@ -284,6 +284,10 @@ static float pe__binop(int op, float a, float b) {
     return a * b;
   case PE__OP_DIV:
     return a / b;
+  case PE__OP_MIN:
+    return a < b || a != a ? a : b;
+  case PE__OP_MAX:
+    return a > b || a != a ? a : b;
   default:
     return b == 2.0f ? a * a : powf(a, b);
   }
@@ -325,23 +329,14 @@ static void pe__binary(const pe__step_t *s, const float *a, const float *b,
   }
   int r = (int)s->rank;
   int64_t idx[PE__MAX_RANK] = {0};
-  int64_t oa = 0, ob = 0;
+  int64_t off[2] = {0, 0};
   int64_t last = r > 0 ? s->dims[r - 1] : 1;
   int64_t sa = r > 0 ? s->st[0][r - 1] : 0, sb = r > 0 ? s->st[1][r - 1] : 0;
   for (int64_t i = 0; i < n; i += last) {
     for (int64_t j = 0; j < last; j++) {
-      y[i + j] = pe__binop(op, a[oa + j * sa], b[ob + j * sb]);
+      y[i + j] = pe__binop(op, a[off[0] + j * sa], b[off[1] + j * sb]);
     }
-    for (int d = r - 2; d >= 0; d--) {
-      oa += s->st[0][d];
-      ob += s->st[1][d];
-      if (++idx[d] < s->dims[d]) {
-        break;
-      }
-      oa -= s->st[0][d] * s->dims[d];
-      ob -= s->st[1][d] * s->dims[d];
-      idx[d] = 0;
-    }
+    pe__index_next(r - 2, s->dims, idx, 2, s->st, off);
   }
 }
 
@@ -660,6 +655,8 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
   switch (s->kind) {
   case PE__K_CONV2D:
     return pe__conv2d_scratch(s, kn);
+  case PE__K_ATTENTION:
+    return pe__attention_scratch(s);
   case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
                         each, 8-byte aligned: pe__conv_taps) */
     return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
@@ -685,6 +682,27 @@ int pe__step_pack(pe__step_t *s) {
       free(s->d.bp);
       s->w2 = NULL;
       s->d.bp = NULL;
+    }
+  } else if (s->kind == PE__K_ATTENTION && s->d.wp == NULL) {
+    const pe__attn_t *at = &s->ext.attn;
+    s->d.K = at->E;
+    s->d.M = 3 * at->E;
+    s->d.bias = s->bias;
+    rc = pe__dense_pack(&s->d, s->w);
+    if (at->has_out && rc == PE_OK) {
+      s->d2.K = at->E;
+      s->d2.M = at->E;
+      s->d2.bias = s->bias2;
+      rc = pe__dense_pack(&s->d2, s->w2);
+    }
+    if (rc != PE_OK) {
+      pe__dense_t *packed[2] = {&s->d, &s->d2};
+      for (int i = 0; i < 2; i++) {
+        free(packed[i]->wp);
+        free(packed[i]->bp);
+        packed[i]->wp = NULL;
+        packed[i]->bp = NULL;
+      }
     }
   } else if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
     s->d.K = s->p[1];
@@ -941,6 +959,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
     return;
   }
   default:
+    pe__step_exec_ext(s, x);
     return;
   }
 }
@@ -955,4 +974,7 @@ const pe__kernels_t pe__kernels_generic = {
     .affine = pe__affine_generic,
     .gru_cell = NULL,
     .lstm_seq = NULL,
+    .matmul = pe__matmul_generic,
+    .layernorm = pe__layernorm_generic,
+    .attn_blk = pe__attn_blk_generic,
 };

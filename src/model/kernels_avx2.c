@@ -641,4 +641,7 @@ const pe__kernels_t pe__kernels_avx2 = {
     .affine = pe__affine_avx2,
     .gru_cell = pe__gru_cell_avx2,
     .lstm_seq = pe__lstm_seq_avx2,
+    .matmul = pe__matmul_avx2,
+    .layernorm = pe__layernorm_avx2,
+    .attn_blk = pe__attn_blk_avx2,
 };

@@ -631,6 +631,20 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
   }
 }
 
+/* y = exp(y - sub) in place over n floats, returning their sum (a
+ * softmax row: the fused attention step). */
+PE__AVX512 float pe__exp_sum_avx512(float *y, int64_t n, float sub) {
+  const __m512 vs = _mm512_set1_ps(sub);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = pe__m16(n - i);
+    __m512 e = pe__exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + i), vs));
+    _mm512_mask_storeu_ps(y + i, m, e);
+    acc = _mm512_mask_add_ps(acc, m, acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
 #else
 
 int pe__kernels_avx512_usable(void) { return 0; }
@@ -657,6 +671,11 @@ void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
   (void)s, (void)x, (void)y, (void)scratch;
 }
 
+float pe__exp_sum_avx512(float *y, int64_t n, float sub) {
+  (void)y;
+  (void)n;
+  return sub;
+}
 #endif
 
 const pe__kernels_t pe__kernels_avx512 = {
@@ -669,4 +688,7 @@ const pe__kernels_t pe__kernels_avx512 = {
     .affine = pe__affine_avx2,
     .gru_cell = pe__gru_cell_avx512,
     .lstm_seq = pe__lstm_seq_avx512,
+    .matmul = pe__matmul_avx512,
+    .layernorm = pe__layernorm_avx512,
+    .attn_blk = pe__attn_blk_avx512,
 };

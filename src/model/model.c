@@ -18,10 +18,11 @@
 #include "pe/error.h"
 
 static const char *const pe__kind_names[PE__K_COUNT] = {
-    "copy",   "conv1d",    "dense",        "matmul", "unary",
-    "binary", "softmax",   "strided_copy", "gather", "concat",
-    "affine", "pool1d",    "reduce_mean",  "lstm",   "gru",
-    "cast",   "gather_rt", "conv2d",       "pool2d"};
+    "copy", "conv1d", "dense", "matmul", "unary", "binary", "softmax",
+    "strided_copy", "gather", "concat", "affine", "pool1d", "reduce_mean",
+    "lstm", "gru", "cast", "gather_rt", "conv2d", "pool2d",
+    /* ops_misc.c, ops_attention.c */
+    "elementwise", "reduce", "pad", "where", "layernorm", "attention"};
 
 static void pe__tensor_desc(const pe__tensor_t *t, pe_model_tensor_t *d) {
   snprintf(d->name, sizeof d->name, "%s", t->name);

@@ -11,6 +11,7 @@
  *                  run loop over tiles of samples
  *   kernels*.c     the step kernels: portable C, AVX2/FMA and AVX-512,
  *                  one table of them per instruction set (pe__kernels_t)
+ *   fuse_attention.c  the self-attention block as one step (from plan.c)
  *
  * The batch dimension. Every runtime tensor is stored batch-major: sample b
  * of tensor t lives at base + b * numel(t), where numel is the element count
@@ -189,6 +190,13 @@ typedef enum pe__kind {
   PE__K_GATHER_RT, /* constant rows picked by runtime int64 indices */
   PE__K_CONV2D,    /* [C, H, W] per sample; im2col + the dense kernel */
   PE__K_POOL2D,    /* max or average over [C, H, W] windows */
+  /* ops_misc.c, ops_attention.c (kernels_misc.c, kernels_attention.c) */
+  PE__K_ELEMWISE,  /* parametrised element-wise op: ext.op a pe__ew_t */
+  PE__K_REDUCE,    /* any axes; ext.op a pe__binop_t, or -1 the mean */
+  PE__K_PAD,       /* N-d pad, ext.op a pe__pad_t, ext.f[0] the value */
+  PE__K_WHERE,     /* broadcasting select, condition constant (s->w) */
+  PE__K_LAYERNORM, /* rows x len, scale s->w, bias s->bias, eps ext.f[0] */
+  PE__K_ATTENTION, /* fused self-attention block (pe__attn_t) */
   PE__K_COUNT
 } pe__kind_t;
 
@@ -214,8 +222,40 @@ typedef enum pe__binop {
   PE__OP_SUB,
   PE__OP_MUL,
   PE__OP_DIV,
-  PE__OP_POW
+  PE__OP_POW,
+  PE__OP_MIN,
+  PE__OP_MAX
 } pe__binop_t;
+
+/* Element-wise ops with parameters (PE__K_ELEMWISE), ext.f[0..1]: */
+typedef enum pe__ew {
+  PE__EW_CLIP = 0,    /* min, max */
+  PE__EW_ELU,         /* alpha */
+  PE__EW_SELU,        /* alpha, gamma */
+  PE__EW_SOFTPLUS,    /* - */
+  PE__EW_HARDSIGMOID, /* alpha, beta */
+  PE__EW_HARDSWISH    /* - */
+} pe__ew_t;
+
+typedef enum pe__pad {
+  PE__PAD_CONSTANT = 0,
+  PE__PAD_REFLECT,
+  PE__PAD_EDGE
+} pe__pad_t;
+
+/* A fused self-attention block over one window x [L][E]:
+ *   q, k, v = x Wq + bq, x Wk + bk, x Wv + bv    (one dense, M = 3E)
+ *   per head h: P = softmax(scale * q_h k_h^T + mask), c_h = P v_h
+ *   y = concat_h(c_h) Wo + bo
+ * The step's d packs [Wq Wk Wv] (w, bias canonical: [3E][E], [3E]), d2
+ * packs Wo (w2, bias2); ext.mask is an additive mask or NULL, and ext.repl a
+ * Where's replacement values (NaN: keep the score) or NULL. */
+typedef struct pe__attn {
+  int64_t L, E, H, D; /* sequence, model width, heads, head width */
+  int64_t mask_h;     /* 1: a mask per head ([H][L][L]), 0: one for all */
+  float scale;
+  int has_out; /* 0: the block ends at the merged heads (no Wo) */
+} pe__attn_t;
 
 /* A dense layer Y[rows][M] = X[rows][K] W^T + bias, weights packed for the
  * kernels: M <= 4 keeps W as [M][K] (dot products); otherwise panels of 16
@@ -260,6 +300,14 @@ typedef struct pe__step {
   int64_t n_idx;
   /* scratch floats this step needs: fixed + per sample of the tile */
   int64_t scratch_fixed, scratch_ps;
+  /* parameters of the kinds of ops_misc.c and ops_attention.c */
+  struct {
+    int op;      /* pe__ew_t, pe__binop_t, pe__pad_t (per kind) */
+    float f[4];  /* per kind (see the enum) */
+    float *mask; /* ATTENTION: additive mask or NULL, owned */
+    float *repl; /* ATTENTION: replacement scores or NULL, owned */
+    pe__attn_t attn;
+  } ext;
 } pe__step_t;
 
 /* The loaded model: read-only after load, shared by every context. */
@@ -286,6 +334,21 @@ typedef void (*pe__act_fn)(float *y, int64_t n, int act, float alpha);
 typedef void (*pe__affine_fn)(const pe__step_t *s, const float *x, float *y);
 typedef void (*pe__gru_cell_fn)(const float *g, const float *r, const float *rb,
                                 float *h, int64_t H);
+/* Four query rows of one head of the fused attention step
+ * (kernels_attention.c): their q rows, mask and replacement rows (or NULL),
+ * score rows and context outputs. */
+typedef struct pe__attn_blk {
+  const float *q[4], *m[4], *r[4];
+  float *sc[4], *c[4];
+  const float *kt, *v;
+  int64_t vs, L, D;
+  float scale;
+} pe__attn_blk_t;
+typedef void (*pe__matmul_fn)(const pe__step_t *s, const float *a,
+                              const float *b, float *y);
+typedef void (*pe__layernorm_fn)(const pe__step_t *s, const float *x, float *y,
+                                 float *mean, float *inv);
+typedef void (*pe__attn_blk_fn)(const pe__attn_blk_t *b);
 typedef void (*pe__lstm_seq_fn)(const float *lw, int64_t seq, int64_t in,
                                 int64_t H, const float *x, const float *h0,
                                 const float *c0, float *y, float *hn, float *cn,
@@ -309,6 +372,9 @@ struct pe__kernels {
   pe__affine_fn affine;
   pe__gru_cell_fn gru_cell; /* linear_before_reset = 1; NULL: portable */
   pe__lstm_seq_fn lstm_seq; /* fused LSTM; NULL: pe__rnn */
+  pe__matmul_fn matmul;     /* one product of a runtime MatMul */
+  pe__layernorm_fn layernorm;
+  pe__attn_blk_fn attn_blk; /* four query rows of the attention step */
 };
 
 extern const pe__kernels_t pe__kernels_generic, pe__kernels_avx2,
@@ -389,6 +455,57 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
 int pe__step_pack(pe__step_t *s);
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
                          const pe__kernels_t *k);
+/* Steps the index idx of an N-d loop over dims[0..top] by one (the last
+ * axis fastest), moving the offsets off[k] of n operands by their strides
+ * st[k]: the walk of the broadcasting kernels. */
+static inline void pe__index_next(int top, const int64_t *dims, int64_t *idx,
+                                  int n, const int64_t (*st)[PE__MAX_RANK],
+                                  int64_t *off) {
+  for (int d = top; d >= 0; d--) {
+    for (int k = 0; k < n; k++) {
+      off[k] += st[k][d];
+    }
+    if (++idx[d] < dims[d]) {
+      return;
+    }
+    for (int k = 0; k < n; k++) {
+      off[k] -= st[k][d] * dims[d];
+    }
+    idx[d] = 0;
+  }
+}
+
+/* Kernels of the kinds of ops_misc.c (kernels_misc.c) and ops_attention.c
+ * (kernels_attention.c), one window at a time except where n is given. */
+void pe__elemwise_run(const pe__step_t *s, const float *x, float *y, int64_t n);
+void pe__reduce_run(const pe__step_t *s, const float *x, float *y);
+void pe__pad_run(const pe__step_t *s, const float *x, float *y);
+void pe__where_run(const pe__step_t *s, const float *a, const float *b,
+                   float *y);
+void pe__matmul_run(const pe__step_t *s, const float *a, const float *b,
+                    float *y, const pe__kernels_t *kn);
+void pe__attention_run(const pe__step_t *s, const float *x, float *y, int64_t n,
+                       int64_t xs, int64_t ys, float *scratch,
+                       const pe__kernels_t *kn);
+int64_t pe__attention_scratch(const pe__step_t *s);
+void pe__step_exec_ext(const pe__step_t *s, const pe__exec_t *x);
+/* The table entries of kernels_attention.c (pe__kernels_t). */
+void pe__matmul_generic(const pe__step_t *s, const float *a, const float *b,
+                        float *y);
+void pe__layernorm_generic(const pe__step_t *s, const float *x, float *y,
+                           float *mean, float *inv);
+void pe__attn_blk_generic(const pe__attn_blk_t *b);
+void pe__attn_blk_avx2(const pe__attn_blk_t *b);
+void pe__attn_blk_avx512(const pe__attn_blk_t *b);
+void pe__matmul_avx2(const pe__step_t *s, const float *a, const float *b,
+                     float *y);
+void pe__matmul_avx512(const pe__step_t *s, const float *a, const float *b,
+                       float *y);
+void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
+                        float *mean, float *inv);
+void pe__layernorm_avx512(const pe__step_t *s, const float *x, float *y,
+                          float *mean, float *inv);
+float pe__exp_sum_avx512(float *y, int64_t n, float sub); /* kernels_avx512 */
 
 /* Where a Conv1D step's tap offsets start in its scratch: after the n
  * floats of phase rows, rounded up to 8 bytes, as int64 needs (the scratch
@@ -411,6 +528,7 @@ int pe__build(struct pe_model *m);
  * last: the ops the importer claims, for docs and the conformance tests. */
 const char *pe__op_name(size_t i);
 int pe__plan(struct pe_model *m);
+int pe__fuse_attention(struct pe_model *m, int *dead); /* fuse_attention.c */
 void pe__steps_free(struct pe_model *m);
 void pe__step_free(pe__step_t *s);
 

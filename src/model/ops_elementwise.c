@@ -12,12 +12,12 @@
  * one axis and x of the output's shape: a per-channel affine step
  * y = x * s[ch] + t[ch] (the input layer of a model, often). Returns PE_OK
  * when it made the step, 1 when the op is not of that form. */
-static int pe__binary_as_affine(pe__b_t *b, int binop, const pe__tensor_t *x,
-                                const pe__tensor_t *y, int r,
+static int pe__binary_as_affine(pe__b_t *b, int binop, int xi, int yi, int r,
                                 const int64_t *dims, int out) {
-  if (binop == PE__OP_DIV || binop == PE__OP_POW) {
+  if (binop != PE__OP_ADD && binop != PE__OP_SUB && binop != PE__OP_MUL) {
     return 1;
   }
+  const pe__tensor_t *x = T(b, xi), *y = T(b, yi);
   int cside = x->is_const ? 0 : 1;
   const pe__tensor_t *c = cside ? y : x, *v = cside ? x : y;
   if (!c->is_const || v->is_const || c->dtype != PE__DT_F32 || v->rank != r) {
@@ -52,7 +52,7 @@ static int pe__binary_as_affine(pe__b_t *b, int binop, const pe__tensor_t *x,
     return PE_ENOMEM;
   }
   s->n_in = 1;
-  s->in[0] = cside ? b->n->in[0] : b->n->in[1];
+  s->in[0] = cside ? xi : yi;
   s->out[0] = out;
   s->w = malloc((size_t)C * sizeof(float));
   s->bias = malloc((size_t)C * sizeof(float));
@@ -97,6 +97,15 @@ int pe__op_binary(pe__b_t *b) {
       y->is_const && binop != PE__OP_POW) {
     return pe__fold_i64_binary(b, binop);
   }
+  return pe__binary_build(b, binop, b->n->in[0], b->n->in[1], pe__out(b, 0));
+}
+
+/* One broadcasting binary step out = xi (binop) yi over tensor ids (the
+ * node's inputs, or the partial results of a variadic op). */
+int pe__binary_build(pe__b_t *b, int binop, int xi, int yi, int out) {
+  int rc;
+  const char *op = b->n->op;
+  const pe__tensor_t *x = T(b, xi), *y = T(b, yi);
   if (x->dtype != PE__DT_F32 ||
       (y->dtype != PE__DT_F32 && binop != PE__OP_POW)) {
     return ERR(PE_EUNSUPPORTED, "%s of int64 and float tensors", op);
@@ -113,7 +122,7 @@ int pe__op_binary(pe__b_t *b) {
     }
   }
   int r = x->rank > y->rank ? x->rank : y->rank;
-  int64_t dims[PE__MAX_RANK], st[2][PE__MAX_RANK];
+  int64_t dims[PE__MAX_RANK] = {0}, st[2][PE__MAX_RANK];
   int ba = -1;
   for (int k = 0; k < 2; k++) {
     int lead = r - in[k]->rank;
@@ -158,12 +167,11 @@ int pe__op_binary(pe__b_t *b) {
       s *= dk;
     }
   }
-  int out = pe__out(b, 0);
   if ((rc = pe__set_shape(b, out, PE__DT_F32, r, dims, ba)) != PE_OK) {
     free(ycopy);
     return rc;
   }
-  rc = pe__binary_as_affine(b, binop, x, y, r, dims, out);
+  rc = pe__binary_as_affine(b, binop, xi, yi, r, dims, out);
   if (rc != 1) {
     free(ycopy);
     return rc;
@@ -175,8 +183,8 @@ int pe__op_binary(pe__b_t *b) {
   }
   s->binop = binop;
   s->n_in = 2;
-  s->in[0] = b->n->in[0];
-  s->in[1] = b->n->in[1];
+  s->in[0] = xi;
+  s->in[1] = yi;
   s->out[0] = out;
   s->rank = r;
   memcpy(s->dims, dims, sizeof dims);

@@ -101,15 +101,13 @@ int pe__op_matmul(pe__b_t *b) {
     return rc;
   }
   const pe__tensor_t *a = pe__in(b, 0), *w = pe__in(b, 1);
-  if (!w->is_const || w->dtype != PE__DT_F32 || w->rank < 2) {
-    return ERR(PE_EUNSUPPORTED,
-               "the second input must be a float32 initializer of rank >= 2; "
-               "MatMul of two runtime tensors is not supported");
-  }
+  int general = !w->is_const || w->dtype != PE__DT_F32 || w->rank < 2 ||
+                a->rank < 2 || a->batch_axis == a->rank - 1;
   for (int d = 0; d + 2 < w->rank; d++) {
-    if (w->dims[d] != 1) {
-      return ERR(PE_EUNSUPPORTED, "a batched (rank > 2) weight");
-    }
+    general |= w->dims[d] != 1;
+  }
+  if (general) { /* two runtime operands, batched weights, vectors */
+    return pe__op_matmul_runtime(b);
   }
   if (a->rank < 1 || a->batch_axis == a->rank - 1) {
     return ERR(PE_EUNSUPPORTED, "the batch dimension is the contracted axis");
@@ -402,28 +400,6 @@ int pe__op_global_avg(pe__b_t *b) {
     red[d] = 1;
   }
   return pe__reduce_step(b, x, red, 1);
-}
-
-/* ReduceMean: axes from the attribute before opset 18, from input 1 from
- * then on. */
-int pe__op_reduce_mean(pe__b_t *b) {
-  int rc =
-      pe__check_attrs(b, pe__opset(b) >= 18 ? "keepdims,noop_with_empty_axes"
-                                            : "axes,keepdims");
-  if (rc != PE_OK) {
-    return rc;
-  }
-  const pe__tensor_t *x = pe__in(b, 0);
-  int red[PE__MAX_RANK] = {0}, noop = 0;
-  if ((rc = pe__reduce_axes(b, 18, x->rank, red, &noop)) != PE_OK) {
-    return rc;
-  }
-  if (noop) {
-    int out = pe__out(b, 0);
-    rc = pe__set_shape(b, out, x->dtype, x->rank, x->dims, x->batch_axis);
-    return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
-  }
-  return pe__reduce_step(b, x, red, pe__attr_i(b, "keepdims", 1) != 0);
 }
 
 /* BatchNormalization, eval mode: a per-channel affine step that plan.c

@@ -503,8 +503,8 @@ int pe__op_reshape(pe__b_t *b) {
 }
 
 /* Strided copy step: out[i] = in[off + sum_d i_d * st_d]. */
-static int pe__strided(pe__b_t *b, int in, int out, int rank,
-                       const int64_t *odims, const int64_t *st, int64_t off) {
+int pe__strided(pe__b_t *b, int in, int out, int rank, const int64_t *odims,
+                const int64_t *st, int64_t off) {
   pe__step_t *s = pe__step_new(b, PE__K_STRIDED);
   if (s == NULL) {
     return PE_ENOMEM;

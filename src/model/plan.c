@@ -2,10 +2,14 @@
  * the run loop.
  *
  * Fusion (at load, on the steps build.c made):
- *   BatchNormalization after Conv or Gemm/MatMul  -> folded into the weights
+ *   BatchNormalization, or a per-column Mul/Add of constants, after Conv
+ *   or Gemm/MatMul                                 -> folded into the weights
  *   Add of a constant bias after Gemm/MatMul       -> the layer's bias
  *   an activation after Conv, Gemm/MatMul, BatchNorm or a binary op
  *                                                  -> the kernel's epilogue
+ *   a self-attention block (projections, heads, scores, mask, softmax,
+ *   context, output projection)                    -> one attention step
+ *                                                     (fuse_attention.c)
  * A step is fused only when the tensor between the two has no other use and
  * is not a graph output.
  *
@@ -126,8 +130,8 @@ static void pe__fuse(pe_model_t *m, int *dead) {
       int conv = a->kind == PE__K_CONV1D || a->kind == PE__K_CONV2D;
       int ok = a->act == PE__ACT_NONE &&
                ((conv && a->p[1] == b->p[1] && b->p[0] == 1) ||
-                (a->kind == PE__K_DENSE && a->p[0] == 1 && a->p[2] == b->p[1] &&
-                 b->p[2] == 1));
+                (a->kind == PE__K_DENSE && a->p[2] == b->p[1] &&
+                 b->p[2] == 1)); /* per column, any rows */
       if (!ok) {
         continue;
       }
@@ -150,7 +154,7 @@ static void pe__fuse(pe_model_t *m, int *dead) {
       }
       a->out[0] = b->out[0];
       a->flops += b->flops;
-      pe__label_add(a, "BatchNormalization");
+      pe__label_add(a, b->label);
       dead[i] = 1;
       continue;
     }
@@ -259,6 +263,9 @@ int pe__plan(pe_model_t *m) {
     goto done;
   }
   pe__fuse(m, dead);
+  if ((rc = pe__fuse_attention(m, dead)) != PE_OK) {
+    goto done;
+  }
 
   /* output 0 */
   int out0 = g->outputs[0];

@@ -11,7 +11,8 @@ _Static_assert(PE_PLAN_KIND_COUNT == (int)PE__K_COUNT &&
                    PE_PLAN_CAST == (int)PE__K_CAST &&
                    PE_PLAN_GATHER_RT == (int)PE__K_GATHER_RT &&
                    PE_PLAN_CONV2D == (int)PE__K_CONV2D &&
-                   PE_PLAN_POOL2D == (int)PE__K_POOL2D,
+                   PE_PLAN_POOL2D == (int)PE__K_POOL2D &&
+                   PE_PLAN_ATTENTION == (int)PE__K_ATTENTION,
                "plan_view.h numbers the kinds as model_impl.h");
 _Static_assert(PE_PLAN_ACT_RECIP == (int)PE__ACT_RECIP &&
                    PE_PLAN_ACT_GELU == (int)PE__ACT_GELU,

@@ -329,7 +329,7 @@ def bad_models():
     out = {}
     out["bad/unknown_op.onnx"] = model(
         [helper.make_node("Flatten", ["input"], ["f"]),
-         helper.make_node("HardSwish", ["f"], ["output"], name="act0")],
+         helper.make_node("Hardmax", ["f"], ["output"], name="act0")],
         [], [1, 8], "output", 17, "bad")
     out["bad/bad_attr.onnx"] = model(
         [helper.make_node("Conv", ["input", "cw"], ["output"], name="conv0",

@@ -1,0 +1,530 @@
+/* Kernels of the attention family: MatMul of two runtime tensors,
+ * LayerNormalization and the fused self-attention block, in portable C and
+ * AVX2/FMA and AVX-512 versions (__attribute__((target)), reached only
+ * through the kernel table chosen at load, as in kernels_avx2.c).
+ *
+ * Hot path: nothing here allocates; the attention step works in the
+ * context's scratch (pe__attention_scratch floats). */
+#include <math.h>
+#include <string.h>
+
+#include "model/model_impl.h"
+
+/* ---- portable ------------------------------------------------------------ */
+
+/* One product y[M][N] = a[M][K] b[K][N], double accumulation. */
+static void pe__mm_generic(const float *a, const float *b, float *y, int64_t M,
+                           int64_t K, int64_t N) {
+  for (int64_t i = 0; i < M; i++) {
+    for (int64_t j = 0; j < N; j++) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < K; k++) {
+        acc += (double)a[i * K + k] * (double)b[k * N + j];
+      }
+      y[i * N + j] = (float)acc;
+    }
+  }
+}
+
+/* One window of a batched MatMul: p[0..2] = M, K, N, p[3] the number of
+ * products, dims/st[0]/st[1] the broadcast batch axes and the operands'
+ * strides along them. */
+void pe__matmul_run(const pe__step_t *s, const float *a, const float *b,
+                    float *y, const pe__kernels_t *kn) {
+  const int64_t M = s->p[0], N = s->p[2], nb = s->p[3];
+  const int r = (int)s->rank;
+  int64_t idx[PE__MAX_RANK] = {0}, off[2] = {0, 0};
+  for (int64_t q = 0; q < nb; q++) {
+    float *yq = y + q * M * N;
+    kn->matmul(s, a + off[0], b + off[1], yq);
+    pe__index_next(r - 1, s->dims, idx, 2, s->st, off);
+  }
+}
+
+/* One product of a MatMul step (p[0..2] = M, K, N), portable. */
+void pe__matmul_generic(const pe__step_t *s, const float *a, const float *b,
+                        float *y) {
+  pe__mm_generic(a, b, y, s->p[0], s->p[1], s->p[2]);
+}
+
+/* One window of LayerNormalization: p[0] rows of p[1] floats. */
+void pe__layernorm_generic(const pe__step_t *s, const float *x, float *y,
+                           float *mean, float *inv) {
+  const int64_t rows = s->p[0], len = s->p[1];
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * len;
+    float *yr = y + r * len;
+    double sum = 0.0, sq = 0.0;
+    for (int64_t i = 0; i < len; i++) {
+      sum += xr[i];
+    }
+    double mu = len ? sum / (double)len : 0.0;
+    for (int64_t i = 0; i < len; i++) {
+      double dv = xr[i] - mu;
+      sq += dv * dv;
+    }
+    float m = (float)mu;
+    float is =
+        (float)(1.0 / sqrt(sq / (double)(len ? len : 1) + (double)s->ext.f[0]));
+    for (int64_t i = 0; i < len; i++) {
+      float v = (xr[i] - m) * is * s->w[i];
+      yr[i] = s->bias ? v + s->bias[i] : v;
+    }
+    if (mean != NULL) {
+      mean[r] = m;
+    }
+    if (inv != NULL) {
+      inv[r] = is;
+    }
+  }
+}
+
+/* ---- the fused attention block -------------------------------------------
+ * Per window: qkv = x [Wq Wk Wv] + b (one dense call, [L][3E]); per head,
+ * K transposed into kt [D][L] (so the scores of one query are a vector
+ * over the keys), then for each query i: the scores, scaled and masked,
+ * their softmax, and the context row as a sum of V rows weighted by it;
+ * last the output projection. Queries go four at a time, so that each
+ * load of K or V serves four rows. Scratch: qkv, kt, four rows of scores,
+ * the context [L][E], a dummy context row. */
+int64_t pe__attention_scratch(const pe__step_t *s) {
+  const pe__attn_t *at = &s->ext.attn;
+  return 4 * at->L * at->E + at->D * at->L + 4 * at->L + at->D + 64;
+}
+
+/* One query row of one head: the scores against the L keys (kt [D][L]),
+ * scaled, masked (mrow added, rrow's non-NaN entries replacing), their
+ * softmax in sc, and the context c[0..D) = sum_j p_j v[j * vs + d]. The
+ * portable version sums in double. */
+static void pe__attn_row_generic(const float *q, const float *kt,
+                                 const float *v, int64_t vs, int64_t L,
+                                 int64_t D, float scale, const float *mrow,
+                                 const float *rrow, float *sc, float *c) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < L; j++) {
+    double acc = 0.0;
+    for (int64_t d = 0; d < D; d++) {
+      acc += (double)q[d] * (double)kt[d * L + j];
+    }
+    float x = (float)acc * scale;
+    if (mrow != NULL) {
+      x += mrow[j];
+    }
+    if (rrow != NULL && rrow[j] == rrow[j]) {
+      x = rrow[j];
+    }
+    sc[j] = x;
+    mx = x > mx ? x : mx;
+  }
+  double sum = 0.0;
+  for (int64_t j = 0; j < L; j++) {
+    sc[j] = expf(sc[j] - mx);
+    sum += sc[j];
+  }
+  for (int64_t d = 0; d < D; d++) {
+    double acc = 0.0;
+    for (int64_t j = 0; j < L; j++) {
+      acc += (double)sc[j] * (double)v[j * vs + d];
+    }
+    c[d] = (float)(acc / sum);
+  }
+}
+
+/* Four query rows of one head (pe__attention_one pads the last block by
+ * repeating a row into a dummy context): their q rows, mask and
+ * replacement rows (or NULL), score rows and context outputs. */
+void pe__attn_blk_generic(const pe__attn_blk_t *b) {
+  for (int r = 0; r < 4; r++) {
+    pe__attn_row_generic(b->q[r], b->kt, b->v, b->vs, b->L, b->D, b->scale,
+                         b->m[r], b->r[r], b->sc[r], b->c[r]);
+  }
+}
+
+/* One window through the block. */
+static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
+                              float *scratch, const pe__kernels_t *kn) {
+  const pe__attn_t *at = &s->ext.attn;
+  const int64_t L = at->L, E = at->E, H = at->H, D = at->D, E3 = 3 * E;
+  float *qkv = scratch, *kt = qkv + L * E3, *sc = kt + D * L;
+  float *ctx = sc + 4 * L, *dummy = ctx + L * E;
+  pe__attn_blk_t b;
+  b.kt = kt;
+  b.vs = E3;
+  b.L = L;
+  b.D = D;
+  b.scale = at->scale;
+  kn->dense(&s->d, x, qkv, L, PE__ACT_NONE, 0.0f);
+  for (int64_t h = 0; h < H; h++) {
+    for (int64_t j = 0; j < L; j++) {
+      const float *kr = qkv + j * E3 + E + h * D;
+      for (int64_t d = 0; d < D; d++) {
+        kt[d * L + j] = kr[d];
+      }
+    }
+    const int64_t mo = h * at->mask_h * L * L;
+    b.v = qkv + 2 * E + h * D;
+    for (int64_t i0 = 0; i0 < L; i0 += 4) {
+      for (int r = 0; r < 4; r++) {
+        const int64_t i = i0 + r < L ? i0 + r : L - 1;
+        b.q[r] = qkv + i * E3 + h * D;
+        b.m[r] = s->ext.mask ? s->ext.mask + mo + i * L : NULL;
+        b.r[r] = s->ext.repl ? s->ext.repl + mo + i * L : NULL;
+        b.sc[r] = sc + r * L;
+        b.c[r] = i0 + r < L ? ctx + i * E + h * D : dummy;
+      }
+      kn->attn_blk(&b);
+    }
+  }
+  if (at->has_out) {
+    kn->dense(&s->d2, ctx, y, L, PE__ACT_NONE, 0.0f);
+  } else {
+    memcpy(y, ctx, (size_t)(L * E) * sizeof(float));
+  }
+}
+
+/* n windows, x and y `xs`, `ys` floats apart. */
+void pe__attention_run(const pe__step_t *s, const float *x, float *y, int64_t n,
+                       int64_t xs, int64_t ys, float *scratch,
+                       const pe__kernels_t *kn) {
+  for (int64_t b = 0; b < n; b++) {
+    pe__attention_one(s, x + b * xs, y + b * ys, scratch, kn);
+  }
+}
+
+/* ---- AVX2/FMA, AVX-512 ----------------------------------------------------
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define PE__AVX2 __attribute__((target("avx2,fma")))
+#define PE__AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+
+/* Lane mask of the first w (0..8) lanes. */
+PE__AVX2 static inline __m256i pe__am8(int64_t w) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), iota);
+}
+
+PE__AVX512 static inline __mmask16 pe__am16(int64_t w) {
+  unsigned v = w >= 16 ? 0xffffu : w <= 0 ? 0u : (1u << w) - 1u;
+  return (__mmask16)v;
+}
+
+/* y[M][N] = a[M][K] b[K][N]: per row, 16 columns (two vectors) at a time,
+ * the sum over k in FMA order. */
+PE__AVX2 void pe__matmul_avx2(const pe__step_t *s, const float *a,
+                              const float *b, float *y) {
+  const int64_t M = s->p[0], K = s->p[1], N = s->p[2];
+  for (int64_t i = 0; i < M; i++) {
+    const float *ar = a + i * K;
+    float *yr = y + i * N;
+    for (int64_t j = 0; j < N; j += 16) {
+      int64_t w = N - j < 16 ? N - j : 16;
+      __m256i m0 = pe__am8(w), m1 = pe__am8(w - 8);
+      __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+      for (int64_t k = 0; k < K; k++) {
+        __m256 av = _mm256_broadcast_ss(ar + k);
+        const float *br = b + k * N + j;
+        __m256 b0 = w >= 8 ? _mm256_loadu_ps(br) : _mm256_maskload_ps(br, m0);
+        c0 = _mm256_fmadd_ps(av, b0, c0);
+        if (w > 8) {
+          __m256 b1 = w == 16 ? _mm256_loadu_ps(br + 8)
+                              : _mm256_maskload_ps(br + 8, m1);
+          c1 = _mm256_fmadd_ps(av, b1, c1);
+        }
+      }
+      _mm256_maskstore_ps(yr + j, m0, c0);
+      if (w > 8) {
+        _mm256_maskstore_ps(yr + j + 8, m1, c1);
+      }
+    }
+  }
+}
+
+/* As pe__matmul_avx2, 32 columns (two 16-lane vectors) at a time. */
+PE__AVX512 void pe__matmul_avx512(const pe__step_t *s, const float *a,
+                                  const float *b, float *y) {
+  const int64_t M = s->p[0], K = s->p[1], N = s->p[2];
+  for (int64_t i = 0; i < M; i++) {
+    const float *ar = a + i * K;
+    float *yr = y + i * N;
+    for (int64_t j = 0; j < N; j += 32) {
+      int64_t w = N - j < 32 ? N - j : 32;
+      __mmask16 m0 = pe__am16(w), m1 = pe__am16(w - 16);
+      __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+      for (int64_t k = 0; k < K; k++) {
+        __m512 av = _mm512_set1_ps(ar[k]);
+        const float *br = b + k * N + j;
+        c0 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m0, br), c0);
+        if (w > 16) {
+          c1 = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m1, br + 16), c1);
+        }
+      }
+      _mm512_mask_storeu_ps(yr + j, m0, c0);
+      if (w > 16) {
+        _mm512_mask_storeu_ps(yr + j + 16, m1, c1);
+      }
+    }
+  }
+}
+
+/* Sum of the 8 lanes, in lane order. */
+PE__AVX2 static inline float pe__lanes_sum8(__m256 v) {
+  float t[8], sum = 0.0f;
+  _mm256_storeu_ps(t, v);
+  for (int k = 0; k < 8; k++) {
+    sum += t[k];
+  }
+  return sum;
+}
+
+/* LayerNorm rows with 8-lane sums (mean, then the centred squares). */
+PE__AVX2 void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
+                                 float *mean, float *inv) {
+  const int64_t rows = s->p[0], len = s->p[1];
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * len;
+    float *yr = y + r * len;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < len; i += 8) {
+      __m256i m = pe__am8(len - i);
+      acc = _mm256_add_ps(acc, _mm256_maskload_ps(xr + i, m));
+    }
+    float mu = pe__lanes_sum8(acc) / (float)(len ? len : 1);
+    __m256 vm = _mm256_set1_ps(mu);
+    acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < len; i += 8) {
+      __m256i m = pe__am8(len - i);
+      __m256 d = _mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm);
+      d = _mm256_and_ps(d, _mm256_castsi256_ps(m));
+      acc = _mm256_fmadd_ps(d, d, acc);
+    }
+    float var = pe__lanes_sum8(acc) / (float)(len ? len : 1);
+    float is = 1.0f / sqrtf(var + s->ext.f[0]);
+    __m256 vi = _mm256_set1_ps(is);
+    for (int64_t i = 0; i < len; i += 8) {
+      __m256i m = pe__am8(len - i);
+      __m256 v =
+          _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm), vi);
+      v = _mm256_mul_ps(v, _mm256_maskload_ps(s->w + i, m));
+      if (s->bias) {
+        v = _mm256_add_ps(v, _mm256_maskload_ps(s->bias + i, m));
+      }
+      _mm256_maskstore_ps(yr + i, m, v);
+    }
+    if (mean != NULL) {
+      mean[r] = mu;
+    }
+    if (inv != NULL) {
+      inv[r] = is;
+    }
+  }
+}
+
+/* As pe__layernorm_avx2 with 16 lanes. */
+PE__AVX512 void pe__layernorm_avx512(const pe__step_t *s, const float *x,
+                                     float *y, float *mean, float *inv) {
+  const int64_t rows = s->p[0], len = s->p[1];
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * len;
+    float *yr = y + r * len;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < len; i += 16) {
+      acc =
+          _mm512_add_ps(acc, _mm512_maskz_loadu_ps(pe__am16(len - i), xr + i));
+    }
+    float mu = _mm512_reduce_add_ps(acc) / (float)(len ? len : 1);
+    __m512 vm = _mm512_set1_ps(mu);
+    acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < len; i += 16) {
+      __mmask16 m = pe__am16(len - i);
+      __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xr + i), vm);
+      acc = _mm512_fmadd_ps(d, d, acc);
+    }
+    float var = _mm512_reduce_add_ps(acc) / (float)(len ? len : 1);
+    float is = 1.0f / sqrtf(var + s->ext.f[0]);
+    __m512 vi = _mm512_set1_ps(is);
+    for (int64_t i = 0; i < len; i += 16) {
+      __mmask16 m = pe__am16(len - i);
+      __m512 v = _mm512_mul_ps(
+          _mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + i), vm), vi);
+      v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, s->w + i));
+      if (s->bias) {
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, s->bias + i));
+      }
+      _mm512_mask_storeu_ps(yr + i, m, v);
+    }
+    if (mean != NULL) {
+      mean[r] = mu;
+    }
+    if (inv != NULL) {
+      inv[r] = is;
+    }
+  }
+}
+
+/* y = exp(y - sub) over n floats, returning their sum (8 lanes). */
+PE__AVX2 static float pe__exp_sum_avx2(float *y, int64_t n, float sub) {
+  const __m256 vm = _mm256_set1_ps(sub);
+  for (int64_t j = 0; j < n; j += 8) {
+    __m256i m = pe__am8(n - j);
+    _mm256_maskstore_ps(y + j, m,
+                        _mm256_sub_ps(_mm256_maskload_ps(y + j, m), vm));
+  }
+  pe__act_avx2(y, n, PE__ACT_EXP, 0.0f);
+  __m256 vsum = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n; j += 8) {
+    vsum = _mm256_add_ps(vsum, _mm256_maskload_ps(y + j, pe__am8(n - j)));
+  }
+  return pe__lanes_sum8(vsum);
+}
+
+/* pe__attn_blk_generic with 8 lanes: the scores of the four rows 16 keys
+ * at a time (eight sums, each K load serving four rows), the softmax per
+ * row, the context with each V row loaded once for the four. */
+PE__AVX2 void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
+  const int64_t L = b->L, D = b->D;
+  const __m256 vsc = _mm256_set1_ps(b->scale), ninf = _mm256_set1_ps(-INFINITY);
+  __m256 vmax[4] = {ninf, ninf, ninf, ninf};
+  for (int64_t j0 = 0; j0 < L; j0 += 16) {
+    const __m256i m[2] = {pe__am8(L - j0), pe__am8(L - j0 - 8)};
+    __m256 a[4][2];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      a[r][0] = a[r][1] = _mm256_setzero_ps();
+    }
+    for (int64_t d = 0; d < D; d++) {
+      const float *kr = b->kt + d * L + j0;
+      const __m256 k0 = _mm256_maskload_ps(kr, m[0]);
+      const __m256 k1 = _mm256_maskload_ps(kr + 8, m[1]);
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        const __m256 qd = _mm256_broadcast_ss(b->q[r] + d);
+        a[r][0] = _mm256_fmadd_ps(qd, k0, a[r][0]);
+        a[r][1] = _mm256_fmadd_ps(qd, k1, a[r][1]);
+      }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {
+        const int64_t j = j0 + 8 * k;
+        __m256 x = _mm256_mul_ps(a[r][k], vsc);
+        if (b->m[r] != NULL) {
+          x = _mm256_add_ps(x, _mm256_maskload_ps(b->m[r] + j, m[k]));
+        }
+        if (b->r[r] != NULL) {
+          __m256 rv = _mm256_maskload_ps(b->r[r] + j, m[k]);
+          x = _mm256_blendv_ps(x, rv, _mm256_cmp_ps(rv, rv, _CMP_ORD_Q));
+        }
+        _mm256_maskstore_ps(b->sc[r] + j, m[k], x);
+        vmax[r] = _mm256_max_ps(
+            vmax[r], _mm256_blendv_ps(ninf, x, _mm256_castsi256_ps(m[k])));
+      }
+    }
+  }
+  __m256 inv[4];
+  _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+    float t[8], mx = -INFINITY;
+    _mm256_storeu_ps(t, vmax[r]);
+    for (int k = 0; k < 8; k++) {
+      mx = t[k] > mx ? t[k] : mx;
+    }
+    inv[r] = _mm256_set1_ps(1.0f / pe__exp_sum_avx2(b->sc[r], L, mx));
+  }
+  for (int64_t d = 0; d < D; d += 8) {
+    const __m256i m = pe__am8(D - d);
+    __m256 acc[4];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      acc[r] = _mm256_setzero_ps();
+    }
+    for (int64_t j = 0; j < L; j++) {
+      const __m256 vv = _mm256_maskload_ps(b->v + j * b->vs + d, m);
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j), vv, acc[r]);
+      }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      _mm256_maskstore_ps(b->c[r] + d, m, _mm256_mul_ps(acc[r], inv[r]));
+    }
+  }
+}
+
+/* pe__attn_blk_avx2 with 16 lanes (32 keys at a time). */
+PE__AVX512 void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
+  const int64_t L = b->L, D = b->D;
+  const __m512 vsc = _mm512_set1_ps(b->scale);
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 vmax[4] = {ninf, ninf, ninf, ninf};
+  for (int64_t j0 = 0; j0 < L; j0 += 32) {
+    const __mmask16 m[2] = {pe__am16(L - j0), pe__am16(L - j0 - 16)};
+    __m512 a[4][2];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      a[r][0] = a[r][1] = _mm512_setzero_ps();
+    }
+    for (int64_t d = 0; d < D; d++) {
+      const float *kr = b->kt + d * L + j0;
+      const __m512 k0 = _mm512_maskz_loadu_ps(m[0], kr);
+      const __m512 k1 = _mm512_maskz_loadu_ps(m[1], kr + 16);
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        const __m512 qd = _mm512_set1_ps(b->q[r][d]);
+        a[r][0] = _mm512_fmadd_ps(qd, k0, a[r][0]);
+        a[r][1] = _mm512_fmadd_ps(qd, k1, a[r][1]);
+      }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {
+        const int64_t j = j0 + 16 * k;
+        __m512 x = _mm512_mul_ps(a[r][k], vsc);
+        if (b->m[r] != NULL) {
+          x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m[k], b->m[r] + j));
+        }
+        if (b->r[r] != NULL) {
+          __m512 rv = _mm512_maskz_loadu_ps(m[k], b->r[r] + j);
+          x = _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(rv, rv, _CMP_ORD_Q), rv);
+        }
+        _mm512_mask_storeu_ps(b->sc[r] + j, m[k], x);
+        vmax[r] = _mm512_mask_max_ps(vmax[r], m[k], vmax[r], x);
+      }
+    }
+  }
+  __m512 inv[4];
+  _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+    float sum = pe__exp_sum_avx512(b->sc[r], L, _mm512_reduce_max_ps(vmax[r]));
+    inv[r] = _mm512_set1_ps(1.0f / sum);
+  }
+  for (int64_t d = 0; d < D; d += 16) {
+    const __mmask16 m = pe__am16(D - d);
+    __m512 acc[4];
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      acc[r] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < L; j++) {
+      const __m512 vv = _mm512_maskz_loadu_ps(m, b->v + j * b->vs + d);
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(b->sc[r][j]), vv, acc[r]);
+      }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      _mm512_mask_storeu_ps(b->c[r] + d, m, _mm512_mul_ps(acc[r], inv[r]));
+    }
+  }
+}
+
+#else /* no x86-64 vector kernels: the tables hold these, portable */
+
+void pe__matmul_avx2(const pe__step_t *s, const float *a, const float *b,
+                     float *y) {
+  pe__mm_generic(a, b, y, s->p[0], s->p[1], s->p[2]);
+}
+void pe__matmul_avx512(const pe__step_t *s, const float *a, const float *b,
+                       float *y) {
+  pe__mm_generic(a, b, y, s->p[0], s->p[1], s->p[2]);
+}
+void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
+                        float *mean, float *inv) {
+  pe__layernorm_generic(s, x, y, mean, inv);
+}
+void pe__layernorm_avx512(const pe__step_t *s, const float *x, float *y,
+                          float *mean, float *inv) {
+  pe__layernorm_generic(s, x, y, mean, inv);
+}
+void pe__attn_blk_avx2(const pe__attn_blk_t *b) { pe__attn_blk_generic(b); }
+void pe__attn_blk_avx512(const pe__attn_blk_t *b) { pe__attn_blk_generic(b); }
+#endif
