@@ -557,7 +557,7 @@ static void test_backend_kernels(void) {
   o.kernels = "generic";
   cpu->summary(&o, line, sizeof line);
   CHECK(strcmp(line,
-               "ONNX models (opsets 11-17) on the CPU; kernels generic") == 0);
+               "ONNX models (opsets 11-28) on the CPU; kernels generic") == 0);
   cpu->summary(NULL, line, sizeof line);
   CHECK(strstr(line, "; kernels ") != NULL && strstr(line, "unknown") == NULL);
   o.model_path = model_path("cnn_toy.onnx");

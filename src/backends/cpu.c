@@ -172,7 +172,7 @@ static void pe__cpu_summary(const pe_backend_options_t *opts, char *buf,
   pe_kernels_t k;
   const pe__kernels_t *t =
       pe__cpu_kernels(opts, &k) == PE_OK ? pe__kernels_pick(k) : NULL;
-  snprintf(buf, cap, "ONNX models (opsets 11-17) on the CPU; kernels %s",
+  snprintf(buf, cap, "ONNX models (opsets 11-28) on the CPU; kernels %s",
            t == NULL ? "(unknown choice)" : pe__kernels_name(t));
 }
 
