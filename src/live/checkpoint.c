@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "live/live_impl.h"
 #include "pe/clock.h"
@@ -274,6 +275,14 @@ int pe__ckpt_load(pe_live_t *L, int *loaded) {
   if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_FILE) {
     char err[512];
     where = L->ckpt_path;
+    /* A FIFO or a device there would block the read or never hold a
+     * checkpoint: only a regular file (or a link to one) is read. */
+    struct stat st;
+    if (stat(L->ckpt_path, &st) == 0 && !S_ISREG(st.st_mode)) {
+      return pe__live_fail(L, PE_EINVAL,
+                           "the checkpoint '%s' is not a regular file",
+                           L->ckpt_path);
+    }
     rc = pe_file_read_all(L->ckpt_path, &data, &len, err, sizeof err);
     if (rc != PE_OK && rc != PE_ENOENT) {
       pe__live_fail(L, rc, "cannot read the checkpoint: %s", err);

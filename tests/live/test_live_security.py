@@ -307,6 +307,19 @@ def test_http(tmp: str) -> None:
             h.fail(f"live exited {p.returncode}:\n{err}")
 
 
+def test_fifo(tmp: str) -> None:
+    """A checkpoint path that is a FIFO is refused at once, not read (a
+    read would wait for a writer for ever)."""
+    fifo = os.path.join(tmp, "fifo.ckpt")
+    os.mkfifo(fifo)
+    with h.RedisServer() as redis:
+        r, secs = timed([ENGINE, "live", "--redis", redis.url, "--checkpoint",
+                         fifo, "--exit-on-idle", "0.3"], timeout=10)
+        expect_fail(r, ["not a regular file", fifo], "a FIFO as checkpoint")
+        if secs > 5:
+            h.fail(f"a FIFO as checkpoint took {secs:.1f} s to refuse")
+
+
 def main() -> None:
     global ENGINE
     ap = argparse.ArgumentParser()
@@ -316,7 +329,8 @@ def main() -> None:
     ENGINE = a.engine
     with tempfile.TemporaryDirectory(prefix="pe-sec-") as tmp:
         for name, fn in (("credentials", test_credentials),
-                         ("lock", test_lock), ("http", test_http)):
+                         ("lock", test_lock), ("fifo", test_fifo),
+                         ("http", test_http)):
             if not a.only or a.only == name:
                 fn(tmp)
 
