@@ -148,7 +148,7 @@ static void test_timestamps_at_the_int64_edges(void) {
       }
     }
     if (reset >= 0) {
-      /* The last session int64 can hold starts 2262-04-11 13:30 UTC:
+      /* The last trading day int64 can hold starts 2262-04-11 13:30 UTC:
        * INT64_MAX - 1 and INT64_MAX twice, at prices 6, 7 and 8; the
        * boundary after it is past the range, and nothing resets after. */
       PE_CHECK_NEAR(pe_vwap_value(&w), 7.0, 1e-15);

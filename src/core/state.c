@@ -32,10 +32,10 @@ void pe_vwap_init(pe_vwap_t *vwap, int reset_minute_utc) {
   }
 }
 
-/* First session boundary strictly after ts_ns, INT64_MAX when it is past
- * the int64 range. offset_ns in [0, one day). Without overflow anywhere:
- * the time since the last boundary is ts mod day - offset, brought into
- * [0, day), and only the final sum can leave the range. */
+/* First VWAP reset (trading-day boundary) strictly after ts_ns, INT64_MAX when
+ * it is past the int64 range. offset_ns in [0, one day). Without overflow
+ * anywhere: the time since the last boundary is ts mod day - offset, brought
+ * into [0, day), and only the final sum can leave the range. */
 static int64_t pe__next_boundary(int64_t ts_ns, int64_t offset_ns) {
   int64_t r = ts_ns % PE__NS_PER_DAY;
   if (r < 0) {
