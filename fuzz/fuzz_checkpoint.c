@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_engine.h"
 #include "pe/checkpoint.h"
 #include "pe/engine.h"
 #include "pe/error.h"
@@ -34,36 +35,6 @@ uint64_t pe__hash64(const void *data, size_t len, uint64_t seed);
 #define CK_TLEN 60u
 #define CK_SLEN 64u
 #define CK_SNAP 72u
-
-static pe_engine_t *engine_new(uint32_t window) {
-  pe_engine_config_t c;
-  pe_engine_config_init(&c);
-  c.max_symbols = 8;
-  pe_engine_t *e = NULL;
-  char err[256];
-  if (pe_engine_create(&c, &e, err, sizeof err) != PE_OK ||
-      pe_engine_set_window(e, window) != PE_OK) {
-    abort();
-  }
-  return e;
-}
-
-static void push_ticks(pe_engine_t *e, int n, int n_symbols) {
-  static const char *const syms[] = {"A", "B", "C", "D"};
-  pe_tick_out_t out;
-  for (int i = 0; i < n; i++) {
-    pe_tick_t t;
-    memset(&t, 0, sizeof t);
-    t.ts_ns = (int64_t)i * 1000000000LL + 1700000000000000000LL;
-    t.recv_ts_ns = INT64_MIN;
-    t.price = 100.0 + (double)(i % 7);
-    t.volume = 1.0 + (double)(i % 3);
-    if (pe_tick_set_symbol(&t, syms[i % n_symbols], 1) != PE_OK) {
-      abort();
-    }
-    (void)pe_engine_push(e, &t, &out);
-  }
-}
 
 /* The engine's snapshot in a malloc'd buffer. */
 static void *snapshot_of(const pe_engine_t *e, size_t *len) {
@@ -99,12 +70,12 @@ static void check_round_trip(const pe_checkpoint_t *c) {
 }
 
 static void try_restore(const pe_checkpoint_t *c, uint32_t window) {
-  pe_engine_t *e = engine_new(window);
+  pe_engine_t *e = fuzz_engine_new(window);
   if (pe_engine_restore(e, c->snapshot, c->snapshot_len) == PE_OK) {
-    push_ticks(e, 64, 4);
+    fuzz_push_ticks(e, 64, 4);
     size_t len;
     void *snap = snapshot_of(e, &len);
-    pe_engine_t *again = engine_new(window);
+    pe_engine_t *again = fuzz_engine_new(window);
     if (pe_engine_restore(again, snap, len) != PE_OK) {
       abort(); /* a loaded state that does not survive its own snapshot */
     }
@@ -173,8 +144,8 @@ static void write_seeds(const char *dir) {
   static const int shapes[][2] = {{0, 1}, {40, 1}, {200, 3}};
   for (uint32_t window = 0; window <= 8; window += 8) {
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-      pe_engine_t *e = engine_new(window);
-      push_ticks(e, shapes[k][0], shapes[k][1]);
+      pe_engine_t *e = fuzz_engine_new(window);
+      fuzz_push_ticks(e, shapes[k][0], shapes[k][1]);
       pe_checkpoint_t c;
       memset(&c, 0, sizeof c);
       c.last_id.ms = 1700000000000u + (uint64_t)shapes[k][0];

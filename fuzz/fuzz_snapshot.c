@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_engine.h"
 #include "pe/engine.h"
 #include "pe/error.h"
 
@@ -15,39 +16,13 @@
  * that forged inputs can carry a valid one. */
 uint64_t pe__hash64(const void *data, size_t len, uint64_t seed);
 
-static pe_engine_t *pe__engine(uint32_t window) {
-  pe_engine_config_t c;
-  pe_engine_config_init(&c);
-  c.max_symbols = 8;
-  pe_engine_t *e = NULL;
-  char err[256];
-  if (pe_engine_create(&c, &e, err, sizeof err) != PE_OK ||
-      pe_engine_set_window(e, window) != PE_OK) {
-    abort();
-  }
-  return e;
-}
-
 static void pe__try(const uint8_t *data, size_t size, uint32_t window) {
-  pe_engine_t *e = pe__engine(window);
+  pe_engine_t *e = fuzz_engine_new(window);
   if (pe_engine_restore(e, data, size) == PE_OK) {
-    static const char *const syms[] = {"A", "B", "C", "D"};
-    pe_tick_out_t out;
-    for (int i = 0; i < 64; i++) {
-      pe_tick_t t;
-      memset(&t, 0, sizeof t);
-      t.ts_ns = (int64_t)i * 1000000000LL + 1700000000000000000LL;
-      t.recv_ts_ns = INT64_MIN;
-      t.price = 100.0 + (double)(i % 7);
-      t.volume = 1.0 + (double)(i % 3);
-      if (pe_tick_set_symbol(&t, syms[i % 4], 1) != PE_OK) {
-        abort();
-      }
-      (void)pe_engine_push(e, &t, &out);
-    }
+    fuzz_push_ticks(e, 64, 4);
     size_t len = pe_engine_snapshot_size(e);
     void *snap = malloc(len);
-    pe_engine_t *again = pe__engine(window);
+    pe_engine_t *again = fuzz_engine_new(window);
     if (snap == NULL || pe_engine_snapshot(e, snap, len, &len) != PE_OK ||
         pe_engine_restore(again, snap, len) != PE_OK) {
       abort(); /* a loaded state that does not survive its own snapshot */
