@@ -45,7 +45,7 @@ pe_layer() {
     pe/pipeline.h) echo pipeline ;;
     pe/redis.h) echo redis ;;
     pe/publish.h) echo publish ;;
-    pe/live.h) echo live ;;
+    pe/live.h | pe/worker.h) echo live ;;
     *) echo core ;;
   esac
 }

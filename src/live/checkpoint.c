@@ -156,8 +156,23 @@ static int pe__set_key(pe_live_t *L, char *err, size_t err_cap) {
   pe_resp_arg(b, "SET", 3);
   pe_resp_arg_str(b, L->ckpt_key);
   pe_resp_arg(b, (const char *)L->enc, L->enc_len);
+  int rc = L->cfg.fence_key != NULL ? pe__fence_wrap(L, b) : PE_OK;
+  if (rc != PE_OK) {
+    snprintf(err, err_cap, "cannot build the fenced write");
+    return rc;
+  }
   const pe_redis_value_t *v;
-  int rc = pe_redis_command(L->redis, b, &v);
+  rc = pe_redis_command(L->redis, b, &v);
+  if (rc == PE_OK && L->cfg.fence_key != NULL) {
+    /* The fenced EVAL: refused whole, or the SET's own reply in an array. */
+    if (pe__fence_refused(L, v) != PE_OK) {
+      snprintf(err, err_cap, "%.400s", L->errmsg);
+      return PE_ESTATE;
+    }
+    if (v->type == PE_REDIS_ARRAY && v->n == 1) {
+      v = &v->elem[0];
+    }
+  }
   if (rc != PE_OK) {
     snprintf(err, err_cap, "%s", pe_redis_errmsg(L->redis));
   } else if (!pe_redis_value_is(v, "OK")) {

@@ -172,6 +172,16 @@ static int pe__configure(pe_live_t *L, const pe_live_config_t *cfg, char *err,
   } else if (rc == PE_OK) {
     snprintf(L->ckpt_key, sizeof L->ckpt_key, "%s:checkpoint", L->signals);
   }
+  if (rc == PE_OK && cfg->fence_key != NULL) {
+    if (kind != PE_LIVE_CHECKPOINT_REDIS || cfg->fence_key[0] == '\0') {
+      snprintf(err, cap, "a fence needs a key and a Redis checkpoint");
+      return PE_EINVAL;
+    }
+    rc = pe__copy(L->fence_key, sizeof L->fence_key, cfg->fence_key,
+                  "the fence key", err, cap);
+    snprintf(L->fence_token, sizeof L->fence_token, "%llu",
+             (unsigned long long)cfg->fence_token);
+  }
   if (rc != PE_OK) {
     return rc;
   }
@@ -188,6 +198,7 @@ static int pe__configure(pe_live_t *L, const pe_live_config_t *cfg, char *err,
   L->cfg.checkpoint_path = L->ckpt_path;
   L->cfg.checkpoint_key = L->ckpt_key;
   L->cfg.start_id = L->start_id;
+  L->cfg.fence_key = L->fence_key[0] ? L->fence_key : NULL;
   L->cfg.redis_url = NULL;
   L->cfg.http_addr = NULL;
   return PE_OK;
@@ -272,6 +283,7 @@ void pe_live_destroy(pe_live_t *L) {
   pe_redis_destroy(L->redis);
   pe_resp_free(&L->txn);
   pe_resp_free(&L->req);
+  pe_resp_free(&L->wrap);
   free(L->snap);
   free(L->enc);
   free(L);
@@ -284,6 +296,8 @@ void pe_live_stop(pe_live_t *L) {
 }
 
 const char *pe_live_errmsg(const pe_live_t *L) { return L->errmsg; }
+
+int pe_live_fenced(const pe_live_t *L) { return L->fenced; }
 
 /* ---- connecting
  * ---------------------------------------------------------------- */
@@ -401,7 +415,8 @@ static int pe__link(pe_live_t *L, uint32_t wait_ms) {
 /* The first time the link is up: the checkpoint, or the start id. */
 static int pe__start(pe_live_t *L) {
   int loaded = 0;
-  if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_REDIS) {
+  if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_REDIS &&
+      L->cfg.fence_key == NULL) {
     int rc = pe__lease_acquire(L);
     if (rc != PE_OK) {
       return rc;

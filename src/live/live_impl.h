@@ -46,6 +46,10 @@ struct pe_live {
   char ckpt_path[PE__LIVE_NAME_MAX];
   char ckpt_key[PE__LIVE_NAME_MAX];
   char start_id[PE_STREAM_ID_MAX];
+  char fence_key[PE__LIVE_NAME_MAX];
+  char fence_token[24];
+  int fenced;         /* a write was refused by the fence */
+  pe_resp_buf_t wrap; /* the fenced EVAL being built (txn.c) */
   pe_engine_t *engine;
   pe_redis_t *redis;
   volatile sig_atomic_t stop_flag; /* pe_live_stop calls, 2 at most */
@@ -142,6 +146,8 @@ int pe__live_entry(pe_live_t *L, const pe_redis_value_t *e);
 
 /* txn.c */
 void pe__txn_begin_cmd(pe_live_t *L);
+int pe__fence_wrap(pe_live_t *L, pe_resp_buf_t *inner);
+int pe__fence_refused(pe_live_t *L, const pe_redis_value_t *v);
 void pe__txn_close(pe_live_t *L, uint64_t read_mono);
 int pe__txn_replies(pe_live_t *L);
 

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Cluster workers: `live --cluster` workers sharing symbol partitions
+through leases produce exactly the signals of one `replay`.
+
+    python tests/live/test_live_workers.py --engine build/pattern-engine \\
+        --case exact|kill|pause [--ticks 200000 --symbols 500 --partitions 12]
+
+Ticks are generated (500 symbols), split by partition (FNV-1a 64 of the
+symbol mod P, as the partition map says) and published into ticks:{pN} at a
+steady rate while three workers run against a real redis-server.
+
+  exact  three workers from the start to the end;
+  kill   one worker SIGKILLed mid-stream: its partitions move to the other
+         two within the lease (the time is measured and printed);
+  pause  one worker SIGSTOPped past its lease, then SIGCONTed: its late
+         writes are refused by the fence (its log says so), it rejoins.
+
+Every case then checks, against the signals of `replay` on the whole file:
+every signal once (ids and every field), none missing, none extra, each
+signal in the partition stream its symbol maps to, each signal's stream id
+derived from its tick's id, and per-symbol order as replay's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+LEASE_MS = 1500
+
+
+def fnv1a64(data: bytes) -> int:
+    x = 0xcbf29ce484222325
+    for c in data:
+        x ^= c
+        x = (x * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return x
+
+
+def split_by_partition(path: str, parts: int, out_dir: str) -> list:
+    """One CSV per partition; returns their paths."""
+    paths = [os.path.join(out_dir, f"part{p}.csv") for p in range(parts)]
+    files = [open(p, "w") for p in paths]
+    with open(path) as f:
+        header = f.readline()
+        for out in files:
+            out.write(header)
+        for line in f:
+            sym = line.split(",", 2)[1]
+            files[fnv1a64(sym.encode()) % parts].write(line)
+    for out in files:
+        out.close()
+    return paths
+
+
+class Worker:
+    def __init__(self, engine: str, url: str, wid: str, parts: int, tmp: str):
+        self.wid = wid
+        self.port = h.free_port()
+        self.log_path = os.path.join(tmp, f"{wid}.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [engine, "live", "--cluster", "--partitions", str(parts),
+             "--worker-id", wid, "--lease-ms", str(LEASE_MS), "--redis", url,
+             "--checkpoint-every", "2000", "--http", f"127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def health(self) -> dict:
+        url = f"http://127.0.0.1:{self.port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:  # 503 while starting
+            return json.loads(e.read())
+
+    def text(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                h.fail(f"worker {self.wid} did not stop within 30 s of SIGTERM")
+        self.log.close()
+        h.check_sanitizers(self.text(), f"worker {self.wid}")
+        return self.proc.returncode
+
+
+def lease_holders(c: h.Client, parts: int) -> list:
+    vals = c.pipeline([("GET", f"lease:{{p{p}}}") for p in range(parts)])
+    return [v.decode().split(" ")[0] if isinstance(v, bytes) else None
+            for v in vals]
+
+
+def signal_total(c: h.Client, parts: int) -> int:
+    return sum(c.pipeline([("XLEN", f"signals:{{p{p}}}") for p in range(parts)]))
+
+
+def check_result(c: h.Client, parts: int, expected: list) -> None:
+    """Every signal once; per-symbol order; each in its symbol's partition."""
+    got = []
+    per_symbol_got: dict = {}
+    for p in range(parts):
+        entries = c.xrange_all(f"signals:{{p{p}}}")
+        h.check_signal_ids(entries)
+        for _, f in entries:
+            if fnv1a64(f["symbol"].encode()) % parts != p:
+                h.fail(f"signal {f['id']} of {f['symbol']} is in partition {p}")
+            line = h.signal_csv_line(f)
+            got.append(line)
+            per_symbol_got.setdefault(f["symbol"], []).append(line)
+    if sorted(got) != sorted(expected):
+        seen: set = set()
+        dups = [g for g in got if g in seen or seen.add(g)]
+        exp = set(expected)
+        missing = [e for e in expected if e not in set(got)]
+        extra = [g for g in got if g not in exp]
+        h.fail(f"{len(got)} signals from the workers, {len(expected)} from "
+               f"replay: {len(dups)} doubled, {len(missing)} missing, "
+               f"{len(extra)} extra; first missing {missing[:2]}, first extra "
+               f"{extra[:2]}, first doubled {dups[:2]}")
+    per_symbol_exp: dict = {}
+    for line in expected:
+        sym = line.split(",")[2]
+        per_symbol_exp.setdefault(sym, []).append(line)
+    for sym, lines in per_symbol_exp.items():
+        if per_symbol_got.get(sym) != lines:
+            h.fail(f"symbol {sym}: its signals are not in replay's order")
+    print(f"ok: {len(got)} signals over {len(per_symbol_exp)} symbols equal "
+          f"replay's: none missing, none doubled, per-symbol order on every "
+          f"symbol")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", required=True)
+    ap.add_argument("--case", required=True, choices=["exact", "kill", "pause"])
+    ap.add_argument("--ticks", type=int, default=200000)
+    ap.add_argument("--symbols", type=int, default=500)
+    ap.add_argument("--partitions", type=int, default=12)
+    ap.add_argument("--seconds", type=float, default=10.0,
+                    help="how long publishing takes")
+    a = ap.parse_args()
+    P = a.partitions
+
+    with tempfile.TemporaryDirectory(prefix="pe-workers-") as tmp, \
+            h.RedisServer() as redis:
+        ticks = os.path.join(tmp, "ticks.csv")
+        h.gen_ticks(ticks, a.ticks, a.symbols, seed=11)
+        expected, _ = h.replay_signals(a.engine, ticks, tmp)
+        print(f"replay: {len(expected)} signals from {a.ticks} ticks over "
+              f"{a.symbols} symbols")
+        files = split_by_partition(ticks, P, tmp)
+        c = redis.client()
+
+        workers = [Worker(a.engine, redis.url, f"w{i}", P, tmp)
+                   for i in (1, 2, 3)]
+        # Wait for the three to share the partitions before publishing.
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            held = lease_holders(c, P)
+            share = -(-P // 3)
+            if all(held) and len(set(held)) == 3 and \
+                    max(held.count(w.wid) for w in workers) <= share:
+                break
+            time.sleep(0.05)
+        else:
+            h.fail(f"the workers did not share the partitions: {held}")
+        print(f"ok: three workers share {P} partitions: "
+              f"{[held.count(w.wid) for w in workers]}")
+
+        rate = max(1, int(a.ticks / a.seconds / P))
+        pubs = [subprocess.Popen(
+            [a.engine, "publish", "--ticks", f, "--redis", redis.url,
+             "--ticks-stream", f"ticks:{{p{p}}}", "--rate", str(rate)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for p, f in enumerate(files)]
+        t0 = time.time()
+
+        victim = workers[1]
+        if a.case in ("kill", "pause"):
+            time.sleep(a.seconds * 0.35)
+            mine = [p for p, w in enumerate(lease_holders(c, P))
+                    if w == victim.wid]
+            if not mine:
+                h.fail(f"{victim.wid} owns no partition mid-stream")
+            t_sig = time.time()
+            victim.proc.send_signal(
+                signal.SIGKILL if a.case == "kill" else signal.SIGSTOP)
+            moved = None
+            while time.time() - t_sig < 10:
+                held = lease_holders(c, P)
+                if all(held[p] not in (None, victim.wid) for p in mine):
+                    moved = time.time() - t_sig
+                    break
+                time.sleep(0.01)
+            if moved is None:
+                h.fail(f"partitions {mine} of {victim.wid} did not move "
+                       f"within 10 s")
+            print(f"ok: {a.case}: partitions {mine} of {victim.wid} moved to "
+                  f"the others {moved:.2f} s after SIG"
+                  f"{'KILL' if a.case == 'kill' else 'STOP'} (lease "
+                  f"{LEASE_MS / 1000:.1f} s)")
+            if moved > 2 * LEASE_MS / 1000:
+                h.fail(f"takeover took {moved:.2f} s, over twice the lease")
+            if a.case == "pause":
+                time.sleep(max(0.0, 2.5 * LEASE_MS / 1000 - moved))
+                victim.proc.send_signal(signal.SIGCONT)
+
+        for p in pubs:
+            _, err = p.communicate(timeout=120)
+            if p.returncode != 0:
+                h.fail(f"publish exited {p.returncode}: {err}")
+        print(f"published {a.ticks} ticks in {time.time() - t0:.1f} s")
+
+        # Wait for the last signals, and for a partition's health to show.
+        deadline = time.time() + 60
+        last, stable_since = -1, time.time()
+        while time.time() < deadline:
+            n = signal_total(c, P)
+            if n != last:
+                last, stable_since = n, time.time()
+            if n >= len(expected) and time.time() - stable_since > 1.0:
+                break
+            time.sleep(0.1)
+        alive = [w for w in workers if w.proc.poll() is None]
+        doc = alive[0].health()
+        wk = doc.get("worker", {})
+        if wk.get("id") != alive[0].wid or wk.get("partitions") != P or \
+                not wk.get("owned_partitions") or \
+                "lag" not in wk["owned_partitions"][0]:
+            h.fail(f"/health does not show the worker's partitions: {doc}")
+        print(f"ok: /health of {alive[0].wid}: owns "
+              f"{[x['partition'] for x in wk['owned_partitions']]}, lag "
+              f"{[x['lag']['entries'] for x in wk['owned_partitions']]}")
+
+        if a.case == "pause":
+            # Its late writes met the fence; it took partitions again later.
+            deadline = time.time() + 5
+            while "write refused by the fence" not in victim.text() and \
+                    time.time() < deadline:
+                time.sleep(0.1)
+            text = victim.text()
+            if "write refused by the fence" not in text:
+                h.fail(f"{victim.wid} resumed without meeting the fence:\n"
+                       f"{text}")
+            print(f"ok: pause: {victim.wid}'s late writes were refused by the "
+                  f"fence ({text.count('write refused by the fence')} "
+                  f"partitions)")
+        for w in workers:
+            if a.case == "kill" and w is victim:
+                continue
+            rc = w.stop()
+            if rc != 0:
+                h.fail(f"worker {w.wid} exited {rc}:\n{w.text()}")
+        if a.case == "kill":
+            victim.log.close()
+        check_result(c, P, expected)
+
+
+if __name__ == "__main__":
+    main()
