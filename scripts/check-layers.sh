@@ -43,7 +43,7 @@ pe_layer() {
     pe/parse.h | pe/csv.h | pe/stream.h | pe/sink.h | pe/checkpoint.h | pe/npy.h | pe/file.h | pe/partition.h) echo io ;;
     pe/model.h) echo model ;;
     pe/pipeline.h) echo pipeline ;;
-    pe/redis.h) echo redis ;;
+    pe/redis.h | pe/rcluster.h) echo redis ;;
     pe/publish.h) echo publish ;;
     pe/live.h) echo live ;;
     *) echo core ;;
