@@ -24,11 +24,14 @@
 #include "live/http.h"
 #include "pe/clock.h"
 #include "pe/error.h"
+#include "pe/partition.h"
+#include "pe/rcluster.h"
 #include "pe/redis.h"
 #include "pe/worker.h"
 
 #define PE__WORKERS_KEY "pe:workers"
-#define PE__PARTITIONS_KEY "pe:partitions"
+#define PE__REFRESH_EVERY_NS 250000000ull
+#define PE__AWAY_NS 500000000ull
 #define PE__IDLE_NAP_MS 2u
 #define PE__METRICS_EVERY_NS 100000000ull
 
@@ -66,17 +69,20 @@ typedef struct pe__part {
   uint64_t fence;
   pe_engine_t *engine;
   pe_live_t *live;
-  int releasing; /* stopping to give the partition back */
-  int connected; /* its handle was connected after its last step */
-  int had_entries;
+  int releasing;       /* stopping to give the partition back */
+  int connected;       /* its handle was connected after its last step */
+  uint64_t away_since; /* not connected since (monotonic ns); 0: connected */
+  char url[1024];      /* the node serving its slot when it was opened */
 } pe__part_t;
 
 struct pe_worker {
   pe_worker_config_t cfg;
   char id[PE_WORKER_ID_MAX + 1];
   char value[PE_WORKER_ID_MAX + 32]; /* the leases' value: "ID nonce" */
-  char url[1024];
-  pe_redis_t *ctl;
+  char url[1024];                    /* the seed */
+  pe_rcluster_t *rc;
+  int rc_ready;          /* the slot map is loaded */
+  uint64_t refresh_mono; /* the slot map was last reloaded */
   pe_resp_buf_t req;
   pe__part_t **part; /* [P]: NULL when not owned */
   uint32_t n_owned;
@@ -148,7 +154,31 @@ void pe_worker_stop(pe_worker_t *w) {
 
 static void pe__part_key(char *out, size_t cap, const char *prefix,
                          uint32_t p) {
-  snprintf(out, cap, "%s:{p%u}", prefix, p);
+  (void)pe_partition_key(out, cap, prefix, p); /* 64 bytes always fit */
+}
+
+/* The URL of the node serving partition p's slot: the seed URL with its
+ * host:port replaced, credentials and all kept; the seed itself for a single
+ * node. PE_EAGAIN while no node serves the slot (a failover under way). */
+static int pe__part_url(pe_worker_t *w, uint32_t p, char *out, size_t cap) {
+  if (!w->rc_ready || !pe_rcluster_is_cluster(w->rc)) {
+    snprintf(out, cap, "%s", w->url);
+    return PE_OK;
+  }
+  char tag[32];
+  int n = snprintf(tag, sizeof tag, "{p%u}", p);
+  int node = pe_rcluster_slot_node(w->rc, pe_redis_key_slot(tag, (size_t)n));
+  if (node < 0) {
+    return PE_EAGAIN;
+  }
+  const char *host = strstr(w->url, "://");
+  host = host != NULL ? host + 3 : w->url;
+  const char *at = strrchr(host, '@');
+  host = at != NULL ? at + 1 : host;
+  size_t host_len = strcspn(host, "/?");
+  snprintf(out, cap, "%.*s%s%s", (int)(host - w->url), w->url,
+           pe_rcluster_node_name(w->rc, (uint32_t)node), host + host_len);
+  return PE_OK;
 }
 
 static void pe__part_free(pe__part_t *pt) {
@@ -181,9 +211,12 @@ static int pe__part_open(pe_worker_t *w, uint32_t p, uint64_t fence) {
   pe__part_key(signals, sizeof signals, "signals", p);
   pe__part_key(ckpt, sizeof ckpt, "checkpoint", p);
   pe__part_key(fkey, sizeof fkey, "fence", p);
+  if (pe__part_url(w, p, pt->url, sizeof pt->url) != PE_OK) {
+    snprintf(pt->url, sizeof pt->url, "%s", w->url); /* reopened when away */
+  }
   pe_live_config_t c = w->cfg.live;
   c.engine = pt->engine;
-  c.redis_url = w->url;
+  c.redis_url = pt->url;
   c.ticks_stream = ticks;
   c.signals_stream = signals;
   c.rejects_stream = NULL;
@@ -233,82 +266,83 @@ static void pe__eval(pe_resp_buf_t *b, const char *script, uint32_t n_keys,
   pe_resp_arg_u64(b, a2);
 }
 
-/* One command on the control connection. PE_OK with *v; PE_ECONN (the
- * round is skipped and retried); fatal with the message set. */
-static int pe__cmd(pe_worker_t *w, const pe_redis_value_t **v) {
-  if (!pe_redis_is_connected(w->ctl)) {
-    int rc = pe_redis_connect(w->ctl);
-    if (rc != PE_OK) {
-      return rc == PE_ECONN ? rc
-                            : pe__fail(w, rc, "%s", pe_redis_errmsg(w->ctl));
+/* One command for key through the router. PE_OK with *v; PE_ECONN when
+ * Redis did not answer within the lease (the round is skipped and retried);
+ * fatal with the message set. */
+static int pe__cmd(pe_worker_t *w, const char *key,
+                   const pe_redis_value_t **v) {
+  if (!w->rc_ready) {
+    int rc = pe_rcluster_connect(w->rc, &w->stop_flag);
+    if (rc == PE_EAGAIN || rc == PE_ECONN) {
+      return PE_ECONN;
     }
+    if (rc != PE_OK) {
+      return pe__fail(w, rc, "%s", pe_rcluster_errmsg(w->rc));
+    }
+    w->rc_ready = 1;
   }
-  int rc = pe_redis_command(w->ctl, &w->req, v);
-  if (rc != PE_OK) {
-    return rc == PE_ECONN ? rc : pe__fail(w, rc, "%s", pe_redis_errmsg(w->ctl));
-  }
-  if ((*v)->type == PE_REDIS_ERROR && pe_redis_is_transient((*v)->str)) {
+  int rc =
+      pe_rcluster_command(w->rc, key, strlen(key), &w->req, &w->stop_flag, v);
+  if (rc == PE_EAGAIN || rc == PE_ECONN) {
     return PE_ECONN;
+  }
+  if (rc != PE_OK) {
+    return pe__fail(w, rc, "%s", pe_rcluster_errmsg(w->rc));
   }
   return PE_OK;
 }
 
-/* The count line of a partition map's text ("count P"); 0 when absent. */
-static uint32_t pe__map_count(const char *text, size_t len) {
-  for (size_t i = 0; i + 6 < len; i++) {
-    if ((i == 0 || text[i - 1] == '\n') && memcmp(text + i, "count ", 6) == 0) {
-      return (uint32_t)strtoul(text + i + 6, NULL, 10);
-    }
-  }
-  return 0;
-}
-
-/* Checks that pe:partitions agrees with this worker's P; writes the hash
- * map of P there (SET NX) when no process has yet. */
+/* Checks that pe:partitions agrees with this worker's P; stores the hash
+ * map of P there when no process has stored one yet. */
 static int pe__check_partitions(pe_worker_t *w) {
-  for (int attempt = 0; attempt < 2; attempt++) {
+  if (!w->rc_ready) {
     const pe_redis_value_t *v;
     pe_resp_reset(&w->req);
-    pe_resp_begin(&w->req, 2);
-    pe_resp_arg(&w->req, "GET", 3);
-    pe_resp_arg_str(&w->req, PE__PARTITIONS_KEY);
-    int rc = pe__cmd(w, &v);
-    if (rc != PE_OK) {
-      return rc;
-    }
-    if (v->type == PE_REDIS_STRING) {
-      uint32_t n = pe__map_count(v->str, v->len);
-      if (n != w->cfg.partitions) {
-        return pe__fail(w, PE_EINVAL,
-                        "this worker has --partitions %u but the deployment's "
-                        "map (key %s) has %u: every process must use the same "
-                        "partitions",
-                        w->cfg.partitions, PE__PARTITIONS_KEY, n);
-      }
-      w->checked = 1;
-      return PE_OK;
-    }
-    if (v->type != PE_REDIS_NIL) {
-      return pe__fail(w, PE_EPARSE, "GET %s: %s", PE__PARTITIONS_KEY,
-                      v->type == PE_REDIS_ERROR ? v->str : "not a string");
-    }
-    char text[96];
-    int len =
-        snprintf(text, sizeof text, "pe-partitions 1\ncount %u\nhash fnv1a64\n",
-                 w->cfg.partitions);
-    pe_resp_reset(&w->req);
-    pe_resp_begin(&w->req, 4);
-    pe_resp_arg(&w->req, "SET", 3);
-    pe_resp_arg_str(&w->req, PE__PARTITIONS_KEY);
-    pe_resp_arg(&w->req, text, (size_t)len);
-    pe_resp_arg(&w->req, "NX", 2);
-    rc = pe__cmd(w, &v);
+    pe_resp_begin(&w->req, 1);
+    pe_resp_arg(&w->req, "PING", 4);
+    int rc = pe__cmd(w, PE_PARTITIONS_KEY, &v);
     if (rc != PE_OK) {
       return rc;
     }
   }
-  return pe__fail(w, PE_ESTATE, "%s could not be read back",
-                  PE__PARTITIONS_KEY);
+  pe_partition_map_t *stored = NULL;
+  int rc = pe_rcluster_partitions_load(w->rc, &w->stop_flag, &stored);
+  if (rc == PE_ENOENT) {
+    pe_partition_options_t o;
+    memset(&o, 0, sizeof o);
+    o.count = w->cfg.partitions;
+    char err[512];
+    rc = pe_partition_map_create(&o, &stored, err, sizeof err);
+    if (rc != PE_OK) {
+      return pe__fail(w, rc, "partition map: %s", err);
+    }
+    rc = pe_rcluster_partitions_agree(w->rc, stored, &w->stop_flag);
+    if (rc == PE_ESTATE) {
+      pe_partition_map_destroy(stored);
+      stored = NULL;
+      rc = pe_rcluster_partitions_load(w->rc, &w->stop_flag, &stored);
+    }
+  }
+  if (rc == PE_EAGAIN || rc == PE_ECONN) {
+    pe_partition_map_destroy(stored);
+    return PE_ECONN;
+  }
+  if (rc != PE_OK) {
+    pe_partition_map_destroy(stored);
+    return pe__fail(w, rc, "%s: %s", PE_PARTITIONS_KEY,
+                    pe_rcluster_errmsg(w->rc));
+  }
+  uint32_t n = pe_partition_map_count(stored);
+  pe_partition_map_destroy(stored);
+  if (n != w->cfg.partitions) {
+    return pe__fail(w, PE_EINVAL,
+                    "this worker has --partitions %u but the deployment's "
+                    "map (key %s) has %u: every process must use the same "
+                    "partitions",
+                    w->cfg.partitions, PE_PARTITIONS_KEY, n);
+  }
+  w->checked = 1;
+  return PE_OK;
 }
 
 /* The heartbeat: the workers alive and this worker's rank among them. */
@@ -317,7 +351,7 @@ static int pe__heartbeat(pe_worker_t *w) {
   pe_resp_reset(&w->req);
   pe__eval(&w->req, pe__heartbeat_lua, 1, PE__WORKERS_KEY, NULL, w->id,
            w->cfg.lease_ms);
-  int rc = pe__cmd(w, &v);
+  int rc = pe__cmd(w, PE__WORKERS_KEY, &v);
   if (rc != PE_OK) {
     return rc;
   }
@@ -355,7 +389,7 @@ static int pe__lease(pe_worker_t *w, uint32_t p, int *state, uint64_t *fence) {
   pe_resp_reset(&w->req);
   pe__eval(&w->req, pe__lease_lua, 2, lease, fkey, w->value, w->cfg.lease_ms);
   const pe_redis_value_t *v;
-  int rc = pe__cmd(w, &v);
+  int rc = pe__cmd(w, lease, &v);
   if (rc != PE_OK) {
     return rc;
   }
@@ -378,7 +412,7 @@ static int pe__lease_release(pe_worker_t *w, uint32_t p) {
   pe__eval(&w->req, pe__release_lua, 1, lease, NULL, w->value, 0);
   /* pe__eval passes a second argument; the script ignores it. */
   const pe_redis_value_t *v;
-  return pe__cmd(w, &v);
+  return pe__cmd(w, lease, &v);
 }
 
 /* Renews every owned lease; a lease found lost (taken by another worker,
@@ -482,8 +516,7 @@ static int pe__round(pe_worker_t *w) {
   }
   if (rc == PE_ECONN) {
     pe__log(w, PE_LIVE_LOG_INFO, "lease round skipped: %s",
-            pe_redis_errmsg(w->ctl));
-    pe_redis_disconnect(w->ctl);
+            pe_rcluster_errmsg(w->rc));
     return PE_OK;
   }
   return rc;
@@ -491,32 +524,68 @@ static int pe__round(pe_worker_t *w) {
 
 /* ---- the step ----------------------------------------------------------- */
 
+/* Reloads the slot map, at most every 250 ms. */
+static void pe__refresh(pe_worker_t *w) {
+  uint64_t now = pe_clock_ns();
+  if (w->rc_ready && pe_rcluster_is_cluster(w->rc) &&
+      now - w->refresh_mono >= PE__REFRESH_EVERY_NS) {
+    w->refresh_mono = now;
+    (void)pe_rcluster_refresh(w->rc);
+  }
+}
+
+/* Reopens partition p's handle from its checkpoint, under the same token,
+ * on the node now serving its slot. */
+static int pe__part_reopen(pe_worker_t *w, uint32_t p, const char *why) {
+  uint64_t fence = w->part[p]->fence;
+  int releasing = w->part[p]->releasing;
+  pe__log(w, PE_LIVE_LOG_INFO,
+          "partition %u: %s; reopening it from its "
+          "checkpoint",
+          p, why);
+  pe__refresh(w);
+  pe__part_close(w, p);
+  int rc = pe__part_open(w, p, fence);
+  if (rc == PE_OK && releasing) {
+    w->part[p]->releasing = 1;
+    pe_live_stop(w->part[p]->live);
+  }
+  return rc;
+}
+
 /* Steps partition p once. A stop (release) that completed gives the lease
- * back; a fenced write closes the handle; a handle that lost its connection
+ * back; a fenced write closes the handle. A handle that lost its connection
  * is reopened from the checkpoint, since after a failover the new master
- * may lack the last writes the old one acknowledged. */
+ * may lack the last writes the old one acknowledged (what it holds is a
+ * prefix of them, checkpoints included, so re-deriving from its checkpoint
+ * is exact); one that cannot reach its node for 0.5 s is reopened on the
+ * node the slot map names now, and so is one redirected (MOVED). */
 static int pe__part_step(pe_worker_t *w, pe__part_t *pt, int *entries) {
   pe_live_step_stats_t st;
   int rc = pe_live_step(pt->live, 0, &st);
   uint32_t p = pt->p;
   *entries += (int)st.entries;
   if (rc == PE_OK) {
-    if (pt->connected && !st.connected) {
-      uint64_t fence = pt->fence;
-      int releasing = pt->releasing;
-      pe__log(w, PE_LIVE_LOG_INFO,
-              "partition %u: connection lost; reopening it from its "
-              "checkpoint",
-              p);
-      pe__part_close(w, p);
-      rc = pe__part_open(w, p, fence);
-      if (rc == PE_OK && releasing) {
-        w->part[p]->releasing = 1;
-        pe_live_stop(w->part[p]->live);
-      }
-      return rc;
+    uint64_t now = pe_clock_ns();
+    if (st.connected) {
+      pt->connected = 1;
+      pt->away_since = 0;
+      return PE_OK;
     }
-    pt->connected = st.connected;
+    if (pt->connected) {
+      return pe__part_reopen(w, p, "connection lost");
+    }
+    if (pt->away_since == 0) {
+      pt->away_since = now;
+    } else if (now - pt->away_since >= PE__AWAY_NS) {
+      pt->away_since = now;
+      pe__refresh(w);
+      char url[sizeof pt->url];
+      if (pe__part_url(w, p, url, sizeof url) == PE_OK &&
+          strcmp(url, pt->url) != 0) {
+        return pe__part_reopen(w, p, "its slot moved to another node");
+      }
+    }
     return PE_OK;
   }
   if (rc == PE_LIVE_STOPPED) {
@@ -532,12 +601,17 @@ static int pe__part_step(pe_worker_t *w, pe__part_t *pt, int *entries) {
     pe__part_close(w, p);
     return PE_OK;
   }
+  const char *msg = pe_live_errmsg(pt->live);
+  if (strstr(msg, "MOVED ") != NULL || strstr(msg, "ASK ") != NULL) {
+    w->refresh_mono = 0;
+    return pe__part_reopen(w, p, "its slot moved to another node");
+  }
   if (rc == PE_ECONN && pt->releasing) {
     pe__part_close(w, p); /* stopped while away: the checkpoint stands */
     w->released += 1;
     return PE_OK;
   }
-  return pe__fail(w, rc, "partition %u: %s", p, pe_live_errmsg(pt->live));
+  return pe__fail(w, rc, "partition %u: %s", p, msg);
 }
 
 static void pe__nap(uint32_t ms) {
@@ -610,7 +684,7 @@ int pe_worker_step(pe_worker_t *w, int timeout_ms) {
     pe_resp_arg_str(&w->req, PE__WORKERS_KEY);
     pe_resp_arg_str(&w->req, w->id);
     const pe_redis_value_t *v;
-    (void)pe__cmd(w, &v);
+    (void)pe__cmd(w, PE__WORKERS_KEY, &v);
     pe__publish(w, 1);
     return PE_LIVE_STOPPED;
   }
@@ -667,12 +741,13 @@ int pe_worker_create(const pe_worker_config_t *cfg, pe_worker_t **out,
            (unsigned long long)((uint64_t)pe_wall_ns() ^ w->created_mono));
   w->part = calloc(cfg->partitions, sizeof *w->part);
   char why[512];
-  pe_redis_options_t ro;
+  pe_rcluster_options_t ro;
   memset(&ro, 0, sizeof ro);
-  ro.io_timeout_ms = cfg->lease_ms;
+  ro.conn.io_timeout_ms = cfg->lease_ms;
+  ro.retry_ms = cfg->lease_ms;
   int rc = w->part == NULL ? PE_ENOMEM : PE_OK;
   if (rc == PE_OK) {
-    rc = pe_redis_open(w->url, &ro, &w->ctl, why, sizeof why);
+    rc = pe_rcluster_open(w->url, &ro, &w->rc, why, sizeof why);
     if (rc != PE_OK) {
       snprintf(err, err_cap, "%s%s", rc == PE_EINVAL ? "redis url: " : "", why);
     }
@@ -707,7 +782,7 @@ void pe_worker_destroy(pe_worker_t *w) {
     }
     free(w->part);
   }
-  pe_redis_destroy(w->ctl);
+  pe_rcluster_destroy(w->rc);
   pe_resp_free(&w->req);
   free(w);
 }
@@ -762,7 +837,7 @@ void pe_worker_metrics(const pe_worker_t *w, pe_live_metrics_t *m) {
     }
     m->n_owned += 1;
   }
-  int connected = pe_redis_is_connected(w->ctl) && w->checked;
+  int connected = w->rc_ready && w->checked;
   m->status = w->stopping           ? PE_LIVE_STOPPING
               : !w->checked         ? PE_LIVE_STARTING
               : connected && all_ok ? PE_LIVE_OK
