@@ -90,6 +90,7 @@ struct pe_worker {
   uint32_t rank; /* this worker's place among the ids alive */
   uint32_t target;
   int checked;         /* pe:partitions agrees */
+  uint64_t rounds;     /* lease rounds done */
   uint64_t next_round; /* monotonic ns */
   uint64_t acquired, released, lost;
   uint64_t last_entry_mono;
@@ -511,8 +512,13 @@ static int pe__round(pe_worker_t *w) {
   if (rc == PE_OK) {
     rc = pe__renew(w);
   }
-  if (rc == PE_OK && !w->stopping) {
+  /* Workers started together first see each other's heartbeats, so the
+   * first one up does not take every partition only to give most back. */
+  if (rc == PE_OK && !w->stopping && w->rounds > 0) {
     rc = pe__rebalance(w);
+  }
+  if (rc == PE_OK) {
+    w->rounds += 1;
   }
   if (rc == PE_ECONN) {
     pe__log(w, PE_LIVE_LOG_INFO, "lease round skipped: %s",

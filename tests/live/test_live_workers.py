@@ -185,6 +185,17 @@ def main() -> None:
             h.fail(f"the workers did not share the partitions: {held}")
         print(f"ok: three workers share {P} partitions: "
               f"{[held.count(w.wid) for w in workers]}")
+        if a.case == "exact":
+            # A worker with another partition count refuses to start.
+            r = h.run([a.engine, "live", "--cluster", "--partitions",
+                       str(P + 1), "--worker-id", "odd", "--redis", redis.url],
+                      check=False, timeout=20)
+            if r.returncode != 1 or "every process must use the same" \
+                    not in r.stderr:
+                h.fail(f"a worker with {P + 1} partitions: exit "
+                       f"{r.returncode}: {r.stderr}")
+            print(f"ok: a worker with {P + 1} partitions exits 1: "
+                  f"{r.stderr.strip()}")
 
         rate = max(1, int(a.ticks / a.seconds / P))
         pubs = [subprocess.Popen(
