@@ -32,7 +32,6 @@
 #define PE__WORKERS_KEY "pe:workers"
 #define PE__REFRESH_EVERY_NS 250000000ull
 #define PE__AWAY_NS 500000000ull
-#define PE__IDLE_NAP_MS 2u
 #define PE__METRICS_EVERY_NS 100000000ull
 
 /* Grants the lease KEYS[1] to ARGV[1] for ARGV[2] ms when it is free, and
@@ -89,9 +88,10 @@ struct pe_worker {
   uint32_t alive;
   uint32_t rank; /* this worker's place among the ids alive */
   uint32_t target;
-  int checked;         /* pe:partitions agrees */
-  uint64_t rounds;     /* lease rounds done */
-  uint64_t next_round; /* monotonic ns */
+  int checked;          /* pe:partitions agrees */
+  uint64_t rounds;      /* lease rounds done */
+  uint32_t idle_passes; /* passes over the partitions without an entry */
+  uint64_t next_round;  /* monotonic ns */
   uint64_t acquired, released, lost;
   uint64_t last_entry_mono;
   uint64_t created_mono;
@@ -698,8 +698,15 @@ int pe_worker_step(pe_worker_t *w, int timeout_ms) {
       now - w->last_entry_mono >= w->cfg.idle_stop_ms * 1000000ull) {
     pe_worker_stop(w);
   }
-  if (entries == 0 && timeout_ms != 0) {
-    pe__nap(PE__IDLE_NAP_MS);
+  /* Nothing came: nap, doubling from 1 ms up to 16 ms while nothing comes,
+   * so an idle worker does not poll its partitions flat out. */
+  if (entries > 0) {
+    w->idle_passes = 0;
+  } else if (timeout_ms != 0) {
+    uint32_t shift = w->idle_passes < 4 ? w->idle_passes : 4;
+    uint32_t ms = 1u << shift;
+    pe__nap(ms < (uint32_t)timeout_ms ? ms : (uint32_t)timeout_ms);
+    w->idle_passes += 1;
   }
   pe__publish(w, 0);
   return PE_OK;
