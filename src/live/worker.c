@@ -69,6 +69,7 @@ typedef struct pe__part {
   pe_engine_t *engine;
   pe_live_t *live;
   int releasing;       /* stopping to give the partition back */
+  int lost;            /* its lease went to another worker: stopping, fenced */
   int connected;       /* its handle was connected after its last step */
   uint64_t away_since; /* not connected since (monotonic ns); 0: connected */
   char url[1024];      /* the node serving its slot when it was opened */
@@ -422,7 +423,7 @@ static int pe__lease_release(pe_worker_t *w, uint32_t p) {
 static int pe__renew(pe_worker_t *w) {
   for (uint32_t p = 0; p < w->cfg.partitions; p++) {
     pe__part_t *pt = w->part[p];
-    if (pt == NULL) {
+    if (pt == NULL || pt->lost) {
       continue;
     }
     int state;
@@ -434,21 +435,31 @@ static int pe__renew(pe_worker_t *w) {
     if (state == 1 && fence == pt->fence) {
       continue;
     }
+    if (state == 0 || state == 1) {
+      /* Another worker was granted it. The handle stops as if giving it
+       * back: what it holds goes out under the old token, and the fence
+       * refuses it (pe__part_step then closes the handle). */
+      pe__log(w, PE_LIVE_LOG_WARN,
+              "lost the lease of partition %u (fence %llu): another worker "
+              "holds it; writes under the old token will be refused",
+              p, (unsigned long long)pt->fence);
+      pt->lost = 1;
+      pt->releasing = 1;
+      pe_live_stop(pt->live);
+      continue;
+    }
+    /* Expired and granted to us again: a fresh start from the checkpoint,
+     * under the new token. */
     pe__log(w, PE_LIVE_LOG_WARN,
-            "lost the lease of partition %u (fence %llu; %s): its handle is "
-            "closed, the new owner resumes from its checkpoint",
-            p, (unsigned long long)pt->fence,
-            state == 0 ? "another worker holds it" : "it expired meanwhile");
+            "the lease of partition %u expired and was granted again (fence "
+            "%llu, was %llu): reopening it from its checkpoint",
+            p, (unsigned long long)fence, (unsigned long long)pt->fence);
     w->lost += 1;
+    w->acquired += 1;
     pe__part_close(w, p);
-    if (state == 2) {
-      /* Expired and granted to us again: a fresh start from the
-       * checkpoint, under the new token. */
-      w->acquired += 1;
-      rc = pe__part_open(w, p, fence);
-      if (rc != PE_OK) {
-        return rc;
-      }
+    rc = pe__part_open(w, p, fence);
+    if (rc != PE_OK) {
+      return rc;
     }
   }
   return PE_OK;
@@ -594,6 +605,12 @@ static int pe__part_step(pe_worker_t *w, pe__part_t *pt, int *entries) {
     }
     return PE_OK;
   }
+  if (rc == PE_LIVE_STOPPED && pt->lost) {
+    /* Nothing was left to write (the fence would have refused it). */
+    w->lost += 1;
+    pe__part_close(w, p);
+    return PE_OK;
+  }
   if (rc == PE_LIVE_STOPPED) {
     pe__part_close(w, p);
     w->released += 1;
@@ -613,8 +630,8 @@ static int pe__part_step(pe_worker_t *w, pe__part_t *pt, int *entries) {
     return pe__part_reopen(w, p, "its slot moved to another node");
   }
   if (rc == PE_ECONN && pt->releasing) {
+    *(pt->lost ? &w->lost : &w->released) += 1;
     pe__part_close(w, p); /* stopped while away: the checkpoint stands */
-    w->released += 1;
     return PE_OK;
   }
   return pe__fail(w, rc, "partition %u: %s", p, msg);
