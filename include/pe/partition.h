@@ -41,6 +41,10 @@ uint64_t pe_fnv1a64(const void *data, size_t len);
  * as 1. Pure. */
 uint32_t pe_partition_of(const char *sym, size_t len, uint32_t P);
 
+/* The prefixes of the partitions' tick and signal streams. */
+#define PE_PARTITION_TICKS "ticks"
+#define PE_PARTITION_SIGNALS "signals"
+
 /* Writes "<prefix>:{p<p>}" into out (cap bytes, terminated): the key of
  * partition p's stream, `ticks:{p17}` for prefix "ticks". Returns the
  * length, or PE_EFULL when it does not fit. */

@@ -302,7 +302,10 @@ static int pe__parse_shards(pe_rcluster_t *c, const pe_redis_value_t *v) {
       int online = health == NULL || pe_redis_value_is(health, "online");
       if (pe_redis_value_is(role, "master") && online) {
         master = &nodes->elem[k];
-      } else if (pe_redis_value_is(role, "replica") && online) {
+      } else if (pe_redis_value_is(role, "replica") &&
+                 !pe_redis_value_is(health, "failed")) {
+        /* "loading" too: Redis 7.0 says so of a replica in sync until
+         * the master's next ping moves its offset. */
         replicas++;
       }
     }
