@@ -227,6 +227,10 @@ static int pe__get_key(pe_live_t *L, void **data, size_t *len) {
   if (v->type == PE_REDIS_NIL) {
     return PE_ENOENT;
   }
+  if (v->type == PE_REDIS_ERROR && pe_redis_is_transient(v->str)) {
+    /* CLUSTERDOWN during a failover, LOADING: the start is tried again. */
+    return pe__live_fail(L, PE_ECONN, "GET %s: %s", L->ckpt_key, v->str);
+  }
   if (v->type != PE_REDIS_STRING) {
     return pe__live_fail(L, PE_EPARSE, "GET %s: %s", L->ckpt_key,
                          v->type == PE_REDIS_ERROR ? v->str : "not a string");

@@ -625,7 +625,9 @@ static int pe__part_step(pe_worker_t *w, pe__part_t *pt, int *entries) {
     return PE_OK;
   }
   const char *msg = pe_live_errmsg(pt->live);
-  if (strstr(msg, "MOVED ") != NULL || strstr(msg, "ASK ") != NULL) {
+  /* A redirection, or a node that is a replica now: the slot map moved. */
+  if (strstr(msg, "MOVED ") != NULL || strstr(msg, "ASK ") != NULL ||
+      strstr(msg, "READONLY ") != NULL) {
     w->refresh_mono = 0;
     return pe__part_reopen(w, p, "its slot moved to another node");
   }

@@ -3,17 +3,22 @@
 through leases produce exactly the signals of one `replay`.
 
     python tests/live/test_live_workers.py --engine build/pattern-engine \\
-        --case exact|kill|pause [--ticks 200000 --symbols 500 --partitions 12]
+        --case exact|kill|pause|failover [--redis single|cluster]
+        [--ticks 200000 --symbols 500 --partitions 12]
 
-Ticks are generated (500 symbols), split by partition (FNV-1a 64 of the
-symbol mod P, as the partition map says) and published into ticks:{pN} at a
-steady rate while three workers run against a real redis-server.
+Ticks are generated (500 symbols) and published by `publish --partitions`
+into ticks:{pN} at a steady rate while three workers run, against a real
+redis-server or a real Redis Cluster of three masters and three replicas
+(tests/cluster/cluster.py). Each signal's partition is checked against
+FNV-1a 64 of its symbol mod P, computed here.
 
   exact  three workers from the start to the end;
   kill   one worker SIGKILLed mid-stream: its partitions move to the other
          two within the lease (the time is measured and printed);
   pause  one worker SIGSTOPped past its lease, then SIGCONTed: its late
-         writes are refused by the fence (its log says so), it rejoins.
+         writes are refused by the fence (its log says so), it rejoins;
+  failover (cluster) the master of a partition SIGKILLed mid-stream: its
+         replica takes over (the time is printed), the workers follow.
 
 Every case then checks, against the signals of `replay` on the whole file:
 every signal once (ids and every field), none missing, none extra, each
@@ -33,7 +38,9 @@ import tempfile
 import time
 import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 import harness as h  # noqa: E402
 
 LEASE_MS = 1500
@@ -47,20 +54,49 @@ def fnv1a64(data: bytes) -> int:
     return x
 
 
-def split_by_partition(path: str, parts: int, out_dir: str) -> list:
-    """One CSV per partition; returns their paths."""
-    paths = [os.path.join(out_dir, f"part{p}.csv") for p in range(parts)]
-    files = [open(p, "w") for p in paths]
-    with open(path) as f:
-        header = f.readline()
-        for out in files:
-            out.write(header)
-        for line in f:
-            sym = line.split(",", 2)[1]
-            files[fnv1a64(sym.encode()) % parts].write(line)
-    for out in files:
-        out.close()
-    return paths
+class Single:
+    """One redis-server, with the cluster harness's calls."""
+
+    def __init__(self):
+        self.server = h.RedisServer()
+        self.url = self.server.url
+        self.c = self.server.client()
+
+    def client_for_key(self, key: str):
+        return self.c
+
+    def done_with(self, c) -> None:
+        pass
+
+    def close(self) -> None:
+        self.c.close()
+        self.server.close()
+
+
+class Multi:
+    """A 3-master, 3-replica Redis Cluster."""
+
+    def __init__(self):
+        import cluster  # noqa: E402  (tests/cluster/cluster.py)
+        self.cl = cluster.Cluster()
+        self.url = self.cl.url
+
+    def client_for_key(self, key: str):
+        return self.cl.client_for_key(key)
+
+    def done_with(self, c) -> None:
+        c.close()
+
+    def close(self) -> None:
+        self.cl.close()
+
+
+def call(redis, key: str, *args):
+    c = redis.client_for_key(key)
+    try:
+        return c.call(*args)
+    finally:
+        redis.done_with(c)
 
 
 class Worker:
@@ -103,22 +139,37 @@ class Worker:
         return self.proc.returncode
 
 
-def lease_holders(c: h.Client, parts: int) -> list:
-    vals = c.pipeline([("GET", f"lease:{{p{p}}}") for p in range(parts)])
-    return [v.decode().split(" ")[0] if isinstance(v, bytes) else None
-            for v in vals]
+def lease_holders(redis, parts: int) -> list:
+    out = []
+    for p in range(parts):
+        key = f"lease:{{p{p}}}"
+        try:
+            v = call(redis, key, "GET", key)
+        except (OSError, ConnectionError, h.RedisError):
+            v = None  # a failover under way
+        out.append(v.decode().split(" ")[0] if isinstance(v, bytes) else None)
+    return out
 
 
-def signal_total(c: h.Client, parts: int) -> int:
-    return sum(c.pipeline([("XLEN", f"signals:{{p{p}}}") for p in range(parts)]))
+def signal_total(redis, parts: int) -> int:
+    n = 0
+    for p in range(parts):
+        key = f"signals:{{p{p}}}"
+        try:
+            n += call(redis, key, "XLEN", key)
+        except (OSError, ConnectionError, h.RedisError):
+            return -1
+    return n
 
 
-def check_result(c: h.Client, parts: int, expected: list) -> None:
+def check_result(redis, parts: int, expected: list) -> None:
     """Every signal once; per-symbol order; each in its symbol's partition."""
     got = []
     per_symbol_got: dict = {}
     for p in range(parts):
+        c = redis.client_for_key(f"signals:{{p{p}}}")
         entries = c.xrange_all(f"signals:{{p{p}}}")
+        redis.done_with(c)
         h.check_signal_ids(entries)
         for _, f in entries:
             if fnv1a64(f["symbol"].encode()) % parts != p:
@@ -151,7 +202,9 @@ def check_result(c: h.Client, parts: int, expected: list) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", required=True)
-    ap.add_argument("--case", required=True, choices=["exact", "kill", "pause"])
+    ap.add_argument("--case", required=True,
+                    choices=["exact", "kill", "pause", "failover"])
+    ap.add_argument("--redis", default="single", choices=["single", "cluster"])
     ap.add_argument("--ticks", type=int, default=200000)
     ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--partitions", type=int, default=12)
@@ -160,130 +213,150 @@ def main() -> None:
     a = ap.parse_args()
     P = a.partitions
 
-    with tempfile.TemporaryDirectory(prefix="pe-workers-") as tmp, \
-            h.RedisServer() as redis:
-        ticks = os.path.join(tmp, "ticks.csv")
-        h.gen_ticks(ticks, a.ticks, a.symbols, seed=11)
-        expected, _ = h.replay_signals(a.engine, ticks, tmp)
-        print(f"replay: {len(expected)} signals from {a.ticks} ticks over "
-              f"{a.symbols} symbols")
-        files = split_by_partition(ticks, P, tmp)
-        c = redis.client()
+    if a.case == "failover" and a.redis != "cluster":
+        h.fail("--case failover needs --redis cluster")
+    with tempfile.TemporaryDirectory(prefix="pe-workers-") as tmp:
+        redis = Multi() if a.redis == "cluster" else Single()
+        try:
+            run_case(a, tmp, redis)
+        finally:
+            redis.close()
 
-        workers = [Worker(a.engine, redis.url, f"w{i}", P, tmp)
-                   for i in (1, 2, 3)]
-        # Wait for the three to share the partitions before publishing.
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            held = lease_holders(c, P)
-            share = -(-P // 3)
-            if all(held) and len(set(held)) == 3 and \
-                    max(held.count(w.wid) for w in workers) <= share:
+
+def run_case(a, tmp: str, redis) -> None:
+    P = a.partitions
+    ticks = os.path.join(tmp, "ticks.csv")
+    h.gen_ticks(ticks, a.ticks, a.symbols, seed=11)
+    expected, _ = h.replay_signals(a.engine, ticks, tmp)
+    print(f"replay: {len(expected)} signals from {a.ticks} ticks over "
+          f"{a.symbols} symbols")
+
+    workers = [Worker(a.engine, redis.url, f"w{i}", P, tmp)
+               for i in (1, 2, 3)]
+    # Wait for the three to share the partitions before publishing.
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        held = lease_holders(redis, P)
+        share = -(-P // 3)
+        if all(held) and len(set(held)) == 3 and \
+                max(held.count(w.wid) for w in workers) <= share:
+            break
+        time.sleep(0.05)
+    else:
+        h.fail(f"the workers did not share the partitions: {held}")
+    print(f"ok: three workers share {P} partitions: "
+          f"{[held.count(w.wid) for w in workers]}")
+    if a.case == "exact":
+        # A worker with another partition count refuses to start.
+        r = h.run([a.engine, "live", "--cluster", "--partitions",
+                   str(P + 1), "--worker-id", "odd", "--redis", redis.url],
+                  check=False, timeout=20)
+        if r.returncode != 1 or "every process must use the same" \
+                not in r.stderr:
+            h.fail(f"a worker with {P + 1} partitions: exit "
+                   f"{r.returncode}: {r.stderr}")
+        print(f"ok: a worker with {P + 1} partitions exits 1: "
+              f"{r.stderr.strip()}")
+
+    rate = max(1, int(a.ticks / a.seconds))
+    pubs = [subprocess.Popen(
+        [a.engine, "publish", "--ticks", ticks, "--redis", redis.url,
+         "--partitions", str(P), "--rate", str(rate)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+    t0 = time.time()
+    if a.case == "failover":
+        time.sleep(a.seconds * 0.35)
+        key = "ticks:{p0}"
+        victim_node = redis.cl.kill_master_of(key)
+        t_kill = time.time()
+        redis.cl.wait_ok(masters=3, replicas=0, timeout=30)
+        print(f"ok: failover: master {victim_node.port} of {key} "
+              f"SIGKILLed mid-stream; its replica served the slot "
+              f"{time.time() - t_kill:.2f} s later")
+
+    victim = workers[1]
+    if a.case in ("kill", "pause"):
+        time.sleep(a.seconds * 0.35)
+        mine = [p for p, w in enumerate(lease_holders(redis, P))
+                if w == victim.wid]
+        if not mine:
+            h.fail(f"{victim.wid} owns no partition mid-stream")
+        t_sig = time.time()
+        victim.proc.send_signal(
+            signal.SIGKILL if a.case == "kill" else signal.SIGSTOP)
+        moved = None
+        while time.time() - t_sig < 10:
+            held = lease_holders(redis, P)
+            if all(held[p] not in (None, victim.wid) for p in mine):
+                moved = time.time() - t_sig
                 break
-            time.sleep(0.05)
-        else:
-            h.fail(f"the workers did not share the partitions: {held}")
-        print(f"ok: three workers share {P} partitions: "
-              f"{[held.count(w.wid) for w in workers]}")
-        if a.case == "exact":
-            # A worker with another partition count refuses to start.
-            r = h.run([a.engine, "live", "--cluster", "--partitions",
-                       str(P + 1), "--worker-id", "odd", "--redis", redis.url],
-                      check=False, timeout=20)
-            if r.returncode != 1 or "every process must use the same" \
-                    not in r.stderr:
-                h.fail(f"a worker with {P + 1} partitions: exit "
-                       f"{r.returncode}: {r.stderr}")
-            print(f"ok: a worker with {P + 1} partitions exits 1: "
-                  f"{r.stderr.strip()}")
-
-        rate = max(1, int(a.ticks / a.seconds / P))
-        pubs = [subprocess.Popen(
-            [a.engine, "publish", "--ticks", f, "--redis", redis.url,
-             "--ticks-stream", f"ticks:{{p{p}}}", "--rate", str(rate)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            for p, f in enumerate(files)]
-        t0 = time.time()
-
-        victim = workers[1]
-        if a.case in ("kill", "pause"):
-            time.sleep(a.seconds * 0.35)
-            mine = [p for p, w in enumerate(lease_holders(c, P))
-                    if w == victim.wid]
-            if not mine:
-                h.fail(f"{victim.wid} owns no partition mid-stream")
-            t_sig = time.time()
-            victim.proc.send_signal(
-                signal.SIGKILL if a.case == "kill" else signal.SIGSTOP)
-            moved = None
-            while time.time() - t_sig < 10:
-                held = lease_holders(c, P)
-                if all(held[p] not in (None, victim.wid) for p in mine):
-                    moved = time.time() - t_sig
-                    break
-                time.sleep(0.01)
-            if moved is None:
-                h.fail(f"partitions {mine} of {victim.wid} did not move "
-                       f"within 10 s")
-            print(f"ok: {a.case}: partitions {mine} of {victim.wid} moved to "
-                  f"the others {moved:.2f} s after SIG"
-                  f"{'KILL' if a.case == 'kill' else 'STOP'} (lease "
-                  f"{LEASE_MS / 1000:.1f} s)")
-            if moved > 2 * LEASE_MS / 1000:
-                h.fail(f"takeover took {moved:.2f} s, over twice the lease")
-            if a.case == "pause":
-                time.sleep(max(0.0, 2.5 * LEASE_MS / 1000 - moved))
-                victim.proc.send_signal(signal.SIGCONT)
-
-        for p in pubs:
-            _, err = p.communicate(timeout=120)
-            if p.returncode != 0:
-                h.fail(f"publish exited {p.returncode}: {err}")
-        print(f"published {a.ticks} ticks in {time.time() - t0:.1f} s")
-
-        # Wait for the last signals, and for a partition's health to show.
-        deadline = time.time() + 60
-        last, stable_since = -1, time.time()
-        while time.time() < deadline:
-            n = signal_total(c, P)
-            if n != last:
-                last, stable_since = n, time.time()
-            if n >= len(expected) and time.time() - stable_since > 1.0:
-                break
-            time.sleep(0.1)
-        alive = [w for w in workers if w.proc.poll() is None]
-        doc = alive[0].health()
-        wk = doc.get("worker", {})
-        if wk.get("id") != alive[0].wid or wk.get("partitions") != P or \
-                not wk.get("owned_partitions") or \
-                "lag" not in wk["owned_partitions"][0]:
-            h.fail(f"/health does not show the worker's partitions: {doc}")
-        print(f"ok: /health of {alive[0].wid}: owns "
-              f"{[x['partition'] for x in wk['owned_partitions']]}, lag "
-              f"{[x['lag']['entries'] for x in wk['owned_partitions']]}")
-
+            time.sleep(0.01)
+        if moved is None:
+            h.fail(f"partitions {mine} of {victim.wid} did not move "
+                   f"within 10 s")
+        print(f"ok: {a.case}: partitions {mine} of {victim.wid} moved to "
+              f"the others {moved:.2f} s after SIG"
+              f"{'KILL' if a.case == 'kill' else 'STOP'} (lease "
+              f"{LEASE_MS / 1000:.1f} s)")
+        if moved > 2 * LEASE_MS / 1000:
+            h.fail(f"takeover took {moved:.2f} s, over twice the lease")
         if a.case == "pause":
-            # Its late writes met the fence; it took partitions again later.
-            deadline = time.time() + 5
-            while "write refused by the fence" not in victim.text() and \
-                    time.time() < deadline:
-                time.sleep(0.1)
-            text = victim.text()
-            if "write refused by the fence" not in text:
-                h.fail(f"{victim.wid} resumed without meeting the fence:\n"
-                       f"{text}")
-            print(f"ok: pause: {victim.wid}'s late writes were refused by the "
-                  f"fence ({text.count('write refused by the fence')} "
-                  f"partitions)")
-        for w in workers:
-            if a.case == "kill" and w is victim:
-                continue
-            rc = w.stop()
-            if rc != 0:
-                h.fail(f"worker {w.wid} exited {rc}:\n{w.text()}")
-        if a.case == "kill":
-            victim.log.close()
-        check_result(c, P, expected)
+            time.sleep(max(0.0, 2.5 * LEASE_MS / 1000 - moved))
+            victim.proc.send_signal(signal.SIGCONT)
+
+    for p in pubs:
+        _, err = p.communicate(timeout=120)
+        if p.returncode != 0:
+            h.fail(f"publish exited {p.returncode}: {err}")
+    print(f"published {a.ticks} ticks in {time.time() - t0:.1f} s")
+
+    # Wait for the last signals, and for a partition's health to show.
+    deadline = time.time() + 60
+    last, stable_since = -1, time.time()
+    while time.time() < deadline:
+        n = signal_total(redis, P)
+        if n != last:
+            last, stable_since = n, time.time()
+        if n >= len(expected) and time.time() - stable_since > 1.0:
+            break
+        time.sleep(0.1)
+    for w in workers:
+        if w.proc.poll() is not None and not (a.case == "kill" and
+                                              w is victim):
+            h.fail(f"worker {w.wid} exited {w.proc.returncode}:\n{w.text()}")
+    alive = [w for w in workers if w.proc.poll() is None]
+    doc = alive[0].health()
+    wk = doc.get("worker", {})
+    if wk.get("id") != alive[0].wid or wk.get("partitions") != P or \
+            not wk.get("owned_partitions") or \
+            "lag" not in wk["owned_partitions"][0]:
+        h.fail(f"/health does not show the worker's partitions: {doc}")
+    print(f"ok: /health of {alive[0].wid}: owns "
+          f"{[x['partition'] for x in wk['owned_partitions']]}, lag "
+          f"{[x['lag']['entries'] for x in wk['owned_partitions']]}")
+
+    if a.case == "pause":
+        # Its late writes met the fence; it took partitions again later.
+        deadline = time.time() + 5
+        while "write refused by the fence" not in victim.text() and \
+                time.time() < deadline:
+            time.sleep(0.1)
+        text = victim.text()
+        if "write refused by the fence" not in text:
+            h.fail(f"{victim.wid} resumed without meeting the fence:\n"
+                   f"{text}")
+        print(f"ok: pause: {victim.wid}'s late writes were refused by the "
+              f"fence ({text.count('write refused by the fence')} "
+              f"partitions)")
+    for w in workers:
+        if a.case == "kill" and w is victim:
+            continue
+        rc = w.stop()
+        if rc != 0:
+            h.fail(f"worker {w.wid} exited {rc}:\n{w.text()}")
+    if a.case == "kill":
+        victim.log.close()
+    check_result(redis, P, expected)
 
 
 if __name__ == "__main__":
