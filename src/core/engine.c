@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "core/digits.h"
 #include "core/engine_impl.h"
 #include "pe/clock.h"
@@ -398,14 +402,34 @@ static const unsigned char pe__keep_mask[64] = {
     255, 255, 255, 255, 255, 255, 255, 255, 255, 255};
 
 /* The key of a tick's symbol (symbol_len 1..PE_SYMBOL_MAX): the symbol
- * zero-padded to 32 bytes, whatever the tick holds past symbol_len. */
-static inline void pe__symkey_of(const pe_tick_t *tick, pe__symkey_t *key) {
-  const char *w = tick->symbol;
+ * zero-padded to 32 bytes, whatever the tick holds past symbol_len. Returns
+ * 1 when none of the symbol's symbol_len bytes is NUL, found from the key
+ * itself: its first zero byte is at symbol_len exactly then (byte 31 is
+ * always zero). A symbol is a C string in every output (signal ids, CSV,
+ * JSON, stream fields), so "A\0B" would print as "A" while counting as a
+ * symbol of its own: such a tick is rejected (symbol_nul) instead. Hot
+ * path. */
+static inline int pe__symkey_of(const pe_tick_t *tick, pe__symkey_t *key) {
   const char *m = (const char *)pe__keep_mask + 32 - tick->symbol_len;
+#if defined(__SSE2__)
+  const __m128i *w = (const __m128i *)(const void *)tick->symbol;
+  const __m128i *k = (const __m128i *)(const void *)m;
+  __m128i lo = _mm_and_si128(_mm_loadu_si128(w), _mm_loadu_si128(k));
+  __m128i hi = _mm_and_si128(_mm_loadu_si128(w + 1), _mm_loadu_si128(k + 1));
+  _mm_storeu_si128((__m128i *)(void *)key->bytes, lo);
+  _mm_storeu_si128((__m128i *)(void *)(key->bytes + 16), hi);
+  __m128i zero = _mm_setzero_si128();
+  uint32_t z = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(lo, zero)) |
+               (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(hi, zero)) << 16;
+  return (uint32_t)__builtin_ctz(z) == tick->symbol_len;
+#else
+  const char *w = tick->symbol;
   for (size_t i = 0; i < sizeof key->bytes; i += 8) {
     uint64_t k = pe__word_at(w + i) & pe__word_at(m + i);
     memcpy(key->bytes + i, &k, sizeof k);
   }
+  return memchr(tick->symbol, '\0', tick->symbol_len) == NULL;
+#endif
 }
 
 #if defined(__GNUC__)
@@ -438,33 +462,14 @@ static int pe__tick_error(const pe_tick_t *tick) {
   return PE_OK;
 }
 
-/* 1 when none of the first symbol_len (1 to PE_SYMBOL_MAX) bytes of the
- * symbol is NUL. A symbol is a C string in every output (signal ids, CSV,
- * JSON, stream fields), so "A\0B" would print as "A" while counting as a
- * symbol of its own: such a tick is rejected (symbol_nul) instead. Eight
- * bytes a step: the lowest byte the zero-byte test flags is the first NUL
- * (its false positives lie only above a true zero). Hot path. */
-static inline int pe__symbol_nul_free(const pe_tick_t *tick) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  for (uint32_t k = 0; k < sizeof tick->symbol; k += 8) {
-    uint64_t w = pe__word_at(tick->symbol + k);
-    uint64_t z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
-    if (z != 0) {
-      return k + ((uint32_t)__builtin_ctzll(z) >> 3) >= tick->symbol_len;
-    }
-  }
-  return 1;
-#else
-  return memchr(tick->symbol, '\0', tick->symbol_len) == NULL;
-#endif
-}
-
-/* pe__tick_error, in one comparison a field for a valid tick: for x > 0 (or
- * >= 0), x <= DBL_MAX is isfinite(x), and both are false for NaN. */
-static inline int pe__tick_check(const pe_tick_t *tick) {
+/* pe__tick_error, in one comparison a field for a valid tick, but for the
+ * symbol's NUL check, which pe__symkey_of makes (nul_free its result): for
+ * x > 0 (or >= 0), x <= DBL_MAX is isfinite(x), and both are false for
+ * NaN. */
+static inline int pe__tick_check(const pe_tick_t *tick, int nul_free) {
   if (tick->price > 0.0 && tick->price <= DBL_MAX && tick->volume >= 0.0 &&
       tick->volume <= DBL_MAX && tick->symbol_len - 1u < PE_SYMBOL_MAX &&
-      pe__symbol_nul_free(tick)) {
+      nul_free) {
     return PE_OK;
   }
   return pe__tick_error(tick);
@@ -476,11 +481,12 @@ static inline int pe__tick_check(const pe_tick_t *tick) {
  * epilogue cost some 20 instructions a tick. With held non-NULL (a constant
  * at each call, so each copy keeps only its own path), a window the model
  * is due on goes into the next slot of the model batch, noted in *held,
- * instead of being run. */
+ * instead of being run. With windows 0 (also a constant), the engine has
+ * neither windows nor a model, and that copy leaves out their code. */
 PE__ALWAYS_INLINE int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
                                      const pe__symkey_t *key, uint32_t hash,
                                      uint32_t guess, pe_tick_out_t *out,
-                                     pe__held_t *held) {
+                                     pe__held_t *held, int windows) {
   uint32_t id;
   int is_new;
   int rc = pe__symtab_intern_guess(&e->symtab, key, hash, guess, &id, &is_new);
@@ -510,7 +516,7 @@ PE__ALWAYS_INLINE int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
   out->n_signals = 0;
   e->stats.ticks += 1;
 
-  if (e->window > 0 && s->n_ticks >= PE_FEATURE_WARMUP) {
+  if (windows && e->window > 0 && s->n_ticks >= PE_FEATURE_WARMUP) {
     float *row =
         e->windows + ((size_t)id * e->window + s->win_head) * PE_FEATURE_COUNT;
     for (int f = 0; f < PE_FEATURE_COUNT; f++) {
@@ -534,7 +540,7 @@ PE__ALWAYS_INLINE int pe__push_keyed(pe_engine_t *e, const pe_tick_t *tick,
   }
 
   rc = PE_OK;
-  if (e->model != NULL && s->win_count == e->window) {
+  if (windows && e->model != NULL && s->win_count == e->window) {
     s->since_infer += 1;
     if (s->since_infer >= e->config.infer_every) {
       s->since_infer = 0;
@@ -581,7 +587,7 @@ static int pe__push_held(pe_engine_t *e, const pe_tick_t *tick,
   }
   pe__held_t *h = &e->held[e->held_n];
   h->slot = UINT32_MAX;
-  int rc = pe__push_keyed(e, tick, key, hash, guess, &h->out, h);
+  int rc = pe__push_keyed(e, tick, key, hash, guess, &h->out, h, 1);
   if (rc != PE_OK) {
     return rc;
   }
@@ -665,18 +671,19 @@ void pe_engine_batch_stats(const pe_engine_t *e, pe_engine_batch_stats_t *st) {
 }
 
 int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
-  int rc = pe__tick_check(tick);
+  pe__symkey_t key;
+  int nul_free =
+      tick->symbol_len - 1u < PE_SYMBOL_MAX && pe__symkey_of(tick, &key);
+  int rc = pe__tick_check(tick, nul_free);
   if (rc != PE_OK) {
     return pe__reject(e, rc);
   }
-  pe__symkey_t key;
-  pe__symkey_of(tick, &key);
   uint32_t hash = pe__symkey_hash(&key);
   uint32_t guess = pe__symtab_first_id(&e->symtab, hash);
   if (e->batched) {
     return pe__push_held(e, tick, &key, hash, guess);
   }
-  return pe__push_keyed(e, tick, &key, hash, guess, out, NULL);
+  return pe__push_keyed(e, tick, &key, hash, guess, out, NULL, 1);
 }
 
 /* The last loop of pe_engine_push_batch, micro-batched: `each` only for
@@ -684,11 +691,12 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
 static int pe__push_batch_held(pe_engine_t *e, const pe_tick_t *ticks,
                                uint32_t n, const pe__symkey_t *key,
                                const uint32_t *hash, const uint32_t *guess,
-                               pe_tick_out_t *out, pe_engine_each_t each,
-                               void *ctx, uint32_t *pushed,
-                               uint64_t *push_cycles, uint64_t c) {
+                               const uint8_t *nul_free, pe_tick_out_t *out,
+                               pe_engine_each_t each, void *ctx,
+                               uint32_t *pushed, uint64_t *push_cycles,
+                               uint64_t c) {
   for (uint32_t i = 0; i < n; i++) {
-    int rc = pe__tick_check(&ticks[i]);
+    int rc = pe__tick_check(&ticks[i], nul_free[i]);
     rc = rc != PE_OK ? pe__reject(e, rc)
                      : pe__push_held(e, &ticks[i], &key[i], hash[i], guess[i]);
     if (push_cycles != NULL) {
@@ -711,52 +719,19 @@ static int pe__push_batch_held(pe_engine_t *e, const pe_tick_t *ticks,
   return 0;
 }
 
-int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
-                         pe_tick_out_t *out, uint32_t flags,
-                         pe_engine_each_t each, void *ctx, uint32_t *pushed,
-                         uint64_t *push_cycles) {
-  uint64_t c = push_cycles != NULL ? pe_cycles() : 0;
-  /* Keys and hashes once; the table slots all start loading, then (from
-   * the slot, a guess when keys collide) the keys and states; the guess
-   * also spares the pushes their table lookup. */
-  pe__symkey_t key[PE_ENGINE_BATCH_MAX];
-  uint32_t hash[PE_ENGINE_BATCH_MAX];
-  uint32_t guess[PE_ENGINE_BATCH_MAX];
-  if (n > PE_ENGINE_BATCH_MAX) {
-    n = PE_ENGINE_BATCH_MAX;
-  }
+/* The last loop of pe_engine_push_batch, unbatched, in copies: with
+ * windows 0 (a constant), for an engine without windows or model, and of
+ * that one, with push_cycles NULL (the batches not timed). */
+PE__ALWAYS_INLINE int pe__push_loop(
+    pe_engine_t *e, const pe_tick_t *ticks, uint32_t n, const pe__symkey_t *key,
+    const uint32_t *hash, const uint32_t *guess, const uint8_t *nul_free,
+    pe_tick_out_t *out, uint32_t flags, pe_engine_each_t each, void *ctx,
+    uint32_t *pushed, uint64_t *push_cycles, uint64_t c, int windows) {
   for (uint32_t i = 0; i < n; i++) {
-    const pe_tick_t *t = &ticks[i];
-    /* A tick with a bad symbol is rejected before its key is used; its
-     * hash only has to be some value, for the guess below. */
-    hash[i] = 0;
-    if (t->symbol_len - 1u < PE_SYMBOL_MAX) {
-      pe__symkey_of(t, &key[i]);
-      hash[i] = pe__symkey_hash(&key[i]);
-      PE__PREFETCH(&e->symtab.slots[hash[i] & e->symtab.mask]);
-    }
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t id = pe__symtab_first_id(&e->symtab, hash[i]);
-    guess[i] = id;
-    if (id < e->symtab.count) {
-      const char *s = (const char *)&e->states[id];
-      PE__PREFETCH(&e->symtab.keys[id]);
-      PE__PREFETCH(s);
-      PE__PREFETCH(s + 64);
-      PE__PREFETCH(s + 128);
-      PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
-    }
-  }
-  if (e->batched) {
-    return pe__push_batch_held(e, ticks, n, key, hash, guess, out, each, ctx,
-                               pushed, push_cycles, c);
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    int rc = pe__tick_check(&ticks[i]);
+    int rc = pe__tick_check(&ticks[i], nul_free[i]);
     rc = rc != PE_OK ? pe__reject(e, rc)
                      : pe__push_keyed(e, &ticks[i], &key[i], hash[i], guess[i],
-                                      out, NULL);
+                                      out, NULL, windows);
     if (push_cycles != NULL) {
       uint64_t now = pe_cycles();
       push_cycles[i] = now - c;
@@ -775,6 +750,61 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
   }
   *pushed = n;
   return 0;
+}
+
+int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
+                         pe_tick_out_t *out, uint32_t flags,
+                         pe_engine_each_t each, void *ctx, uint32_t *pushed,
+                         uint64_t *push_cycles) {
+  uint64_t c = push_cycles != NULL ? pe_cycles() : 0;
+  /* Keys and hashes once; the table slots all start loading, then (from
+   * the slot, a guess when keys collide) the keys and states; the guess
+   * also spares the pushes their table lookup. */
+  pe__symkey_t key[PE_ENGINE_BATCH_MAX];
+  uint32_t hash[PE_ENGINE_BATCH_MAX];
+  uint32_t guess[PE_ENGINE_BATCH_MAX];
+  uint8_t nul_free[PE_ENGINE_BATCH_MAX];
+  if (n > PE_ENGINE_BATCH_MAX) {
+    n = PE_ENGINE_BATCH_MAX;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const pe_tick_t *t = &ticks[i];
+    /* A tick with a bad symbol is rejected before its key is used; its
+     * hash only has to be some value, for the guess below. */
+    hash[i] = 0;
+    nul_free[i] = 0;
+    if (t->symbol_len - 1u < PE_SYMBOL_MAX) {
+      nul_free[i] = (uint8_t)pe__symkey_of(t, &key[i]);
+      hash[i] = pe__symkey_hash(&key[i]);
+      PE__PREFETCH(&e->symtab.slots[hash[i] & e->symtab.mask]);
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t id = pe__symtab_first_id(&e->symtab, hash[i]);
+    guess[i] = id;
+    if (id < e->symtab.count) {
+      const char *s = (const char *)&e->states[id];
+      PE__PREFETCH(&e->symtab.keys[id]);
+      PE__PREFETCH(s);
+      PE__PREFETCH(s + 64);
+      PE__PREFETCH(s + 128);
+      PE__PREFETCH(s + PE__STATE_HOT_BYTES - 1);
+    }
+  }
+  if (e->batched) {
+    return pe__push_batch_held(e, ticks, n, key, hash, guess, nul_free, out,
+                               each, ctx, pushed, push_cycles, c);
+  }
+  if (e->window == 0 && e->model == NULL && push_cycles == NULL) {
+    return pe__push_loop(e, ticks, n, key, hash, guess, nul_free, out, flags,
+                         each, ctx, pushed, NULL, c, 0);
+  }
+  if (e->window == 0 && e->model == NULL) {
+    return pe__push_loop(e, ticks, n, key, hash, guess, nul_free, out, flags,
+                         each, ctx, pushed, push_cycles, c, 0);
+  }
+  return pe__push_loop(e, ticks, n, key, hash, guess, nul_free, out, flags,
+                       each, ctx, pushed, push_cycles, c, 1);
 }
 
 void pe_engine_stats(const pe_engine_t *e, pe_engine_stats_t *stats) {
