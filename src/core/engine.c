@@ -462,14 +462,13 @@ static int pe__tick_error(const pe_tick_t *tick) {
   return PE_OK;
 }
 
-/* pe__tick_error, in one comparison a field for a valid tick, but for the
- * symbol's NUL check, which pe__symkey_of makes (nul_free its result): for
- * x > 0 (or >= 0), x <= DBL_MAX is isfinite(x), and both are false for
- * NaN. */
-static inline int pe__tick_check(const pe_tick_t *tick, int nul_free) {
+/* pe__tick_error, in one comparison a field for a valid tick; ok_symbol is
+ * 1 for a symbol_len in 1..PE_SYMBOL_MAX whose bytes hold no NUL (what
+ * pe__symkey_of returns, for such a length), else 0. For x > 0 (or >= 0),
+ * x <= DBL_MAX is isfinite(x), and both are false for NaN. */
+static inline int pe__tick_check(const pe_tick_t *tick, int ok_symbol) {
   if (tick->price > 0.0 && tick->price <= DBL_MAX && tick->volume >= 0.0 &&
-      tick->volume <= DBL_MAX && tick->symbol_len - 1u < PE_SYMBOL_MAX &&
-      nul_free) {
+      tick->volume <= DBL_MAX && ok_symbol) {
     return PE_OK;
   }
   return pe__tick_error(tick);
@@ -672,9 +671,9 @@ void pe_engine_batch_stats(const pe_engine_t *e, pe_engine_batch_stats_t *st) {
 
 int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
   pe__symkey_t key;
-  int nul_free =
+  int ok_symbol =
       tick->symbol_len - 1u < PE_SYMBOL_MAX && pe__symkey_of(tick, &key);
-  int rc = pe__tick_check(tick, nul_free);
+  int rc = pe__tick_check(tick, ok_symbol);
   if (rc != PE_OK) {
     return pe__reject(e, rc);
   }
@@ -691,12 +690,12 @@ int pe_engine_push(pe_engine_t *e, const pe_tick_t *tick, pe_tick_out_t *out) {
 static int pe__push_batch_held(pe_engine_t *e, const pe_tick_t *ticks,
                                uint32_t n, const pe__symkey_t *key,
                                const uint32_t *hash, const uint32_t *guess,
-                               const uint8_t *nul_free, pe_tick_out_t *out,
+                               const uint8_t *ok_symbol, pe_tick_out_t *out,
                                pe_engine_each_t each, void *ctx,
                                uint32_t *pushed, uint64_t *push_cycles,
                                uint64_t c) {
   for (uint32_t i = 0; i < n; i++) {
-    int rc = pe__tick_check(&ticks[i], nul_free[i]);
+    int rc = pe__tick_check(&ticks[i], ok_symbol[i]);
     rc = rc != PE_OK ? pe__reject(e, rc)
                      : pe__push_held(e, &ticks[i], &key[i], hash[i], guess[i]);
     if (push_cycles != NULL) {
@@ -724,11 +723,11 @@ static int pe__push_batch_held(pe_engine_t *e, const pe_tick_t *ticks,
  * that one, with push_cycles NULL (the batches not timed). */
 PE__ALWAYS_INLINE int pe__push_loop(
     pe_engine_t *e, const pe_tick_t *ticks, uint32_t n, const pe__symkey_t *key,
-    const uint32_t *hash, const uint32_t *guess, const uint8_t *nul_free,
+    const uint32_t *hash, const uint32_t *guess, const uint8_t *ok_symbol,
     pe_tick_out_t *out, uint32_t flags, pe_engine_each_t each, void *ctx,
     uint32_t *pushed, uint64_t *push_cycles, uint64_t c, int windows) {
   for (uint32_t i = 0; i < n; i++) {
-    int rc = pe__tick_check(&ticks[i], nul_free[i]);
+    int rc = pe__tick_check(&ticks[i], ok_symbol[i]);
     rc = rc != PE_OK ? pe__reject(e, rc)
                      : pe__push_keyed(e, &ticks[i], &key[i], hash[i], guess[i],
                                       out, NULL, windows);
@@ -763,7 +762,7 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
   pe__symkey_t key[PE_ENGINE_BATCH_MAX];
   uint32_t hash[PE_ENGINE_BATCH_MAX];
   uint32_t guess[PE_ENGINE_BATCH_MAX];
-  uint8_t nul_free[PE_ENGINE_BATCH_MAX];
+  uint8_t ok_symbol[PE_ENGINE_BATCH_MAX];
   if (n > PE_ENGINE_BATCH_MAX) {
     n = PE_ENGINE_BATCH_MAX;
   }
@@ -772,9 +771,9 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
     /* A tick with a bad symbol is rejected before its key is used; its
      * hash only has to be some value, for the guess below. */
     hash[i] = 0;
-    nul_free[i] = 0;
+    ok_symbol[i] = 0;
     if (t->symbol_len - 1u < PE_SYMBOL_MAX) {
-      nul_free[i] = (uint8_t)pe__symkey_of(t, &key[i]);
+      ok_symbol[i] = (uint8_t)pe__symkey_of(t, &key[i]);
       hash[i] = pe__symkey_hash(&key[i]);
       PE__PREFETCH(&e->symtab.slots[hash[i] & e->symtab.mask]);
     }
@@ -792,18 +791,18 @@ int pe_engine_push_batch(pe_engine_t *e, const pe_tick_t *ticks, uint32_t n,
     }
   }
   if (e->batched) {
-    return pe__push_batch_held(e, ticks, n, key, hash, guess, nul_free, out,
+    return pe__push_batch_held(e, ticks, n, key, hash, guess, ok_symbol, out,
                                each, ctx, pushed, push_cycles, c);
   }
   if (e->window == 0 && e->model == NULL && push_cycles == NULL) {
-    return pe__push_loop(e, ticks, n, key, hash, guess, nul_free, out, flags,
+    return pe__push_loop(e, ticks, n, key, hash, guess, ok_symbol, out, flags,
                          each, ctx, pushed, NULL, c, 0);
   }
   if (e->window == 0 && e->model == NULL) {
-    return pe__push_loop(e, ticks, n, key, hash, guess, nul_free, out, flags,
+    return pe__push_loop(e, ticks, n, key, hash, guess, ok_symbol, out, flags,
                          each, ctx, pushed, push_cycles, c, 0);
   }
-  return pe__push_loop(e, ticks, n, key, hash, guess, nul_free, out, flags,
+  return pe__push_loop(e, ticks, n, key, hash, guess, ok_symbol, out, flags,
                        each, ctx, pushed, push_cycles, c, 1);
 }
 

@@ -121,11 +121,12 @@ const char *pe_csv_errmsg(const pe_csv_t *c) { return c->errmsg; }
 
 static inline int pe__space(char c) { return c == ' ' || c == '\t'; }
 
-/* c == '"' || pe__space(c), without a branch: bits 9 ('\t'), 32 (' ') and
- * 34 ('"') of a word. */
+/* 1 for '"', ' ' and '\t': c == '"' || pe__space(c), by a load. */
+static const uint8_t pe__quote_or_blank_tab[256] = {
+    ['\t'] = 1, [' '] = 1, ['"'] = 1};
+
 static inline int pe__quote_or_blank(char c) {
-  unsigned u = (unsigned char)c;
-  return (int)((0x500000200ull >> (u & 63)) & (u < 64));
+  return pe__quote_or_blank_tab[(unsigned char)c];
 }
 
 /* Trims spaces, then one pair of surrounding double quotes. */
