@@ -268,16 +268,22 @@ static void test_windows_fill_in_order(void) {
   pe_engine_destroy(e);
 }
 
-static void test_stub_model_signals(void) {
-  pe_engine_config_t cfg;
-  pe_engine_config_init(&cfg);
-  pe_engine_t *e = make_engine(&cfg);
+/* The stub backend with a window of 8. */
+static pe_backend_t *stub8(void) {
   pe_backend_options_t opts;
   memset(&opts, 0, sizeof opts);
   opts.window = 8;
   pe_backend_t *b = NULL;
   char err[256];
   PE_CHECK_INT(pe_backend_open("stub", &opts, &b, err, sizeof err), PE_OK);
+  return b;
+}
+
+static void test_stub_model_signals(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e = make_engine(&cfg);
+  pe_backend_t *b = stub8();
   PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
   quiet_start(e, "M");
   pe_engine_stats_t st;
@@ -800,16 +806,6 @@ static int mb_each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *o) {
   return mb_report(mb->log, &mb->t[i], rc, o);
 }
 
-static pe_backend_t *mb_stub(void) {
-  pe_backend_options_t opts;
-  memset(&opts, 0, sizeof opts);
-  opts.window = 8;
-  pe_backend_t *b = NULL;
-  char err[256];
-  PE_CHECK_INT(pe_backend_open("stub", &opts, &b, err, sizeof err), PE_OK);
-  return b;
-}
-
 static void mb_config(pe_engine_config_t *cfg, uint32_t infer_every) {
   pe_engine_config_init(cfg);
   cfg->all_features = 1;
@@ -825,7 +821,7 @@ static void mb_config(pe_engine_config_t *cfg, uint32_t infer_every) {
 static void test_micro_batch_matches_unbatched(void) {
   pe_tick_t *t = calloc(MB_TICKS, sizeof *t);
   mb_ticks(t);
-  pe_backend_t *b = mb_stub();
+  pe_backend_t *b = stub8();
   static const uint32_t batches[] = {1, 2, 7, 64, 256};
   static const uint32_t delays[] = {0, 3000, 1000000000};
   mb_log_t want = {calloc(MB_TICKS, sizeof *want.line), 0, 0, NULL};
@@ -950,7 +946,7 @@ static int mb_stop_at_3(void *ctx, const pe_tick_t *t, int rc,
 static void test_micro_batch_held_refusals(void) {
   pe_tick_t *t = calloc(MB_TICKS, sizeof *t);
   mb_ticks(t);
-  pe_backend_t *b = mb_stub();
+  pe_backend_t *b = stub8();
   pe_engine_config_t cfg;
   mb_config(&cfg, 1);
   cfg.max_batch = 16;
