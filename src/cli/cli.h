@@ -197,6 +197,20 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
        PE_DEFAULT_TEXT(PE_DEFAULT_INFER_EVERY),                                \
        "run the model every N ticks of a symbol once its window is ready",     \
        NULL},                                                                  \
+      {"max-batch",                                                            \
+       "N",                                                                    \
+       NULL,                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_MAX_BATCH),                                  \
+       "run the model on up to N ready windows at once (1 to 4096; 1: each "   \
+       "alone); the output is the same",                                       \
+       NULL},                                                                  \
+      {"max-delay-us",                                                         \
+       "US",                                                                   \
+       NULL,                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_MAX_DELAY_US),                               \
+       "with --max-batch: run a partial batch once a tick comes US "           \
+       "microseconds (tick time) after its first window",                      \
+       NULL},                                                                  \
   {                                                                            \
     "model-threshold", "P", NULL, PE_DEFAULT_TEXT(PE_DEFAULT_MODEL_THRESHOLD), \
         "emit model:<class> when a class other than the first reaches P", NULL \

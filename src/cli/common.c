@@ -292,7 +292,14 @@ int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *c) {
   rc |= pe_cli_double(cmd, "signal-cooldown", &cooldown_s);
   rc |= pe_cli_u32(cmd, "infer-every", &c->infer_every);
   rc |= pe_cli_double(cmd, "model-threshold", &c->model_threshold);
+  rc |= pe_cli_u32(cmd, "max-batch", &c->max_batch);
+  rc |= pe_cli_u32(cmd, "max-delay-us", &c->max_delay_us);
   if (rc != PE_EXIT_OK) {
+    return PE_EXIT_USAGE;
+  }
+  if (c->max_batch == 0 || c->max_batch > PE_ENGINE_MAX_BATCH) {
+    pe_cli_error(cmd, "--max-batch must be between 1 and %u",
+                 PE_ENGINE_MAX_BATCH);
     return PE_EXIT_USAGE;
   }
   if (!(cooldown_s >= 0.0) || cooldown_s > 1e9) {
@@ -338,7 +345,8 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
   opts.model_features = pe_cli_flag(cmd, "model-features")->value;
   opts.kernels = getenv(PE_CLI_KERNELS_ENV);
   opts.max_batch = 1;
-  if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK) {
+  if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK ||
+      pe_cli_u32(cmd, "max-batch", &opts.max_batch) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
   }
   if (opts.window == 0) {

@@ -258,6 +258,16 @@ int pe_live_create(const pe_live_config_t *cfg, pe_live_t **out, char *err,
   L->rng = L->created_mono | 1u;
   L->status = PE_LIVE_STARTING;
   int rc = pe__configure(L, cfg, err, err_cap);
+  if (rc == PE_OK && pe_engine_batched(cfg->engine)) {
+    L->held_ids = calloc((size_t)pe_engine_held_max(cfg->engine) + 1,
+                         sizeof *L->held_ids);
+    if (L->held_ids == NULL) {
+      snprintf(err, err_cap, "out of memory");
+      rc = PE_ENOMEM;
+    } else {
+      pe_engine_set_report(cfg->engine, pe__live_report, L);
+    }
+  }
   if (rc == PE_OK) {
     rc = pe__open(L, cfg, err, err_cap);
   }
@@ -286,6 +296,7 @@ void pe_live_destroy(pe_live_t *L) {
   pe_resp_free(&L->wrap);
   free(L->snap);
   free(L->enc);
+  free(L->held_ids);
   free(L);
 }
 
@@ -506,6 +517,12 @@ static int pe__batch(pe_live_t *L, pe_live_step_stats_t *st) {
     if (rc != PE_OK) {
       return rc;
     }
+  }
+  /* Every signal of the batch into its transaction, before the checkpoint
+   * that the transaction carries: a micro-batched engine's held reports. */
+  rc = pe__live_flush(L);
+  if (rc != PE_OK) {
+    return rc;
   }
   st->entries = (uint32_t)n;
   st->signals = L->txn_open ? L->txn_signals : 0;

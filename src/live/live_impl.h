@@ -129,6 +129,13 @@ struct pe_live {
   uint64_t metrics_mono;
   pe_stream_field_t fields[PE_STREAM_MAX_FIELDS];
   pe_tick_out_t out;
+  /* A micro-batched engine (pe_engine_batched): the entry ids of the ticks
+   * whose reports it has not delivered yet, in push order; ids[held_n] is
+   * the entry being pushed. Reports come out in push order, so the next
+   * one is that of ids[held_next]; both go back to 0 once it holds none. */
+  pe_stream_id_t *held_ids; /* [pe_engine_held_max + 1] */
+  uint32_t held_n, held_next;
+  int report_rc; /* the failure that stopped a delivery; PE_OK: none */
 };
 
 /* Sets the handle's message; returns rc. */
@@ -143,6 +150,12 @@ const char *pe__live_id_text(pe_stream_id_t id, char *buf);
 
 /* entry.c: processes one XREAD entry. PE_OK or fatal (message set). */
 int pe__live_entry(pe_live_t *L, const pe_redis_value_t *e);
+
+/* entry.c: a micro-batched engine's report callback (pe_engine_report_t),
+ * and the delivery of every report it still holds: PE_OK or fatal. */
+int pe__live_report(void *ctx, const pe_tick_t *tick, int rc,
+                    const pe_tick_out_t *out);
+int pe__live_flush(pe_live_t *L);
 
 /* txn.c */
 void pe__txn_begin_cmd(pe_live_t *L);
