@@ -25,7 +25,8 @@ const char *pe_signal_csv_header(void);
 
 /* Formats one signal as a line ending in '\n'. Returns the length it needs,
  * like snprintf: the output is complete only when that is below cap.
- * Numbers are printed with %.17g, so they round-trip exactly. The CSV column
+ * Numbers are printed as the shortest decimal that reads back as the same
+ * double ("490.96"; see docs/features.md for the layout). The CSV column
  * `fired` lists rule=value pairs joined by ';'; JSON lines carry them as an
  * object of {value, contribution}. */
 size_t pe_signal_format(const pe_signal_t *signal, pe_format_t format,
@@ -33,7 +34,8 @@ size_t pe_signal_format(const pe_signal_t *signal, pe_format_t format,
 
 /* ---- Per-tick feature rows (--features-out) -------------------------------
  * Header: ts,symbol,price,volume,ema_fast,ema_slow,vwap,mean,var, then every
- * standard feature by name. ts is integer ns; numbers are %.17g, NaN "nan". */
+ * standard feature by name. ts is integer ns; numbers are the shortest
+ * round-trip decimals, NaN "nan". */
 
 /* Header line with its newline. Static. */
 const char *pe_features_csv_header(void);
