@@ -25,13 +25,17 @@ void pe__put_char(char *buf, size_t cap, size_t *pos, char c) {
   pe__put_mem(buf, cap, pos, &c, 1);
 }
 
-void pe__put_double(char *buf, size_t cap, size_t *pos, double v) {
+char *pe__put_double_at(char *dst, double v) {
   if (!isfinite(v)) {
-    pe__put_str(buf, cap, pos, "nan");
-    return;
+    memcpy(dst, "nan", 3);
+    return dst + 3;
   }
+  return dst + pe__dtoa_shortest(dst, v);
+}
+
+void pe__put_double(char *buf, size_t cap, size_t *pos, double v) {
   char tmp[PE__DTOA_MAX];
-  pe__put_mem(buf, cap, pos, tmp, pe__dtoa_shortest(tmp, v));
+  pe__put_mem(buf, cap, pos, tmp, (size_t)(pe__put_double_at(tmp, v) - tmp));
 }
 
 void pe__put_json_double(char *buf, size_t cap, size_t *pos, double v) {

@@ -15,6 +15,9 @@ void pe__put_char(char *buf, size_t cap, size_t *pos, char c);
  * Every value that is not finite (NaN, either infinity) is "nan": the one
  * spelling of CSV outputs and stream fields (docs/security.md). */
 void pe__put_double(char *buf, size_t cap, size_t *pos, double v);
+/* pe__put_double's text at dst, without a bound: at most PE__DTOA_MAX
+ * (io/dtoa.h) bytes, no NUL. Returns the end. */
+char *pe__put_double_at(char *dst, double v);
 /* A JSON number: as pe__put_double, or null for a value that is not finite
  * (JSON has no NaN or infinity). */
 void pe__put_json_double(char *buf, size_t cap, size_t *pos, double v);
