@@ -12,6 +12,7 @@
  * the integer nearest v among the one or two inside R, ties to even. */
 #include "io/dtoa.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/digits.h"
@@ -110,57 +111,43 @@ trim:
 
 /* Exactly 8 digits of v < 10^8, leading zeros included. */
 static void pe__8_digits(char *out, uint32_t v) {
-  for (int i = 6; i >= 0; i -= 2) {
-    memcpy(out + i, pe__digit_pairs + 2 * (v % 100), 2);
-    v /= 100;
-  }
+  uint32_t hi = v / 10000u;
+  uint32_t lo = v % 10000u;
+  memcpy(out, pe__digit_pairs + 2 * (hi / 100u), 2);
+  memcpy(out + 2, pe__digit_pairs + 2 * (hi % 100u), 2);
+  memcpy(out + 4, pe__digit_pairs + 2 * (lo / 100u), 2);
+  memcpy(out + 6, pe__digit_pairs + 2 * (lo % 100u), 2);
 }
 
-size_t pe__dtoa_shortest(char *out, double v) {
-  uint64_t bits;
-  memcpy(&bits, &v, sizeof bits);
-  char *p = out;
-  if (bits >> 63) {
-    *p++ = '-';
-  }
-  if ((bits << 1) == 0) {
-    *p++ = '0';
-    return (size_t)(p - out);
-  }
-  pe__decimal_t d = pe__shortest_decimal(v);
-  /* The digits as 17 with leading zeros: a lead digit and two blocks of 8
-   * that convert independently, in 32-bit arithmetic. */
-  char dig[17];
-  uint64_t rest = d.digits % 10000000000000000ull;
-  dig[0] = (char)('0' + d.digits / 10000000000000000ull);
-  pe__8_digits(dig + 1, (uint32_t)(rest / 100000000u));
-  pe__8_digits(dig + 9, (uint32_t)(rest % 100000000u));
-  int lead = 0;
-  while (dig[lead] == '0') {
-    lead++;
-  }
-  const char *s = dig + lead;
-  int n = 17 - lead;
-  int x = d.exp10 + n - 1; /* the power of ten of the first digit */
-  if (x >= -4 && x < 16) {
-    if (x < 0) {
-      memcpy(p, "0.0000", (size_t)(1 - x));
-      p += 1 - x;
-      memcpy(p, s, (size_t)n);
-      return (size_t)(p + n - out);
-    }
-    int ni = x + 1; /* digits before the point */
-    if (n <= ni) {
-      memcpy(p, s, (size_t)n);
-      memset(p + n, '0', (size_t)(ni - n));
-      return (size_t)(p + ni - out);
-    }
-    memcpy(p, s, (size_t)ni);
-    p += ni;
-    *p++ = '.';
-    memcpy(p, s + ni, (size_t)(n - ni));
-    return (size_t)(p + n - ni - out);
-  }
+static const uint64_t pe__pow10_u64[18] = {1ull,
+                                           10ull,
+                                           100ull,
+                                           1000ull,
+                                           10000ull,
+                                           100000ull,
+                                           1000000ull,
+                                           10000000ull,
+                                           100000000ull,
+                                           1000000000ull,
+                                           10000000000ull,
+                                           100000000000ull,
+                                           1000000000000ull,
+                                           10000000000000ull,
+                                           100000000000000ull,
+                                           1000000000000000ull,
+                                           10000000000000000ull,
+                                           100000000000000000ull};
+
+/* The number of decimal digits of 0 < u < 10^17: log10 from the bit
+ * length (1233 / 4096 ~ log10(2)), corrected by one comparison. */
+static int pe__digit_count(uint64_t u) {
+  int bits = 64 - __builtin_clzll(u);
+  int t = (bits * 1233) >> 12;
+  return t + (u >= pe__pow10_u64[t]);
+}
+
+/* The scientific form d[.ddd]e[+-]XX of the n digits at s. */
+static char *pe__scientific(char *p, const char *s, int n, int x) {
   *p++ = s[0];
   if (n > 1) {
     *p++ = '.';
@@ -175,5 +162,60 @@ size_t pe__dtoa_shortest(char *out, double v) {
     ax %= 100;
   }
   memcpy(p, pe__digit_pairs + 2 * ax, 2);
-  return (size_t)(p + 2 - out);
+  return p + 2;
+}
+
+/* The layout of dtoa.h for |v| = digits * 10^exp10 at p; returns the end. */
+static char *pe__layout(char *p, uint64_t digits, int exp10) {
+  int n = pe__digit_count(digits);
+  /* 17 digits, leading zeros included; s points at the first of n. */
+  char dig[17];
+  uint64_t rest = digits % 10000000000000000ull;
+  dig[0] = (char)('0' + digits / 10000000000000000ull);
+  pe__8_digits(dig + 1, (uint32_t)(rest / 100000000u));
+  pe__8_digits(dig + 9, (uint32_t)(rest % 100000000u));
+  const char *s = dig + 17 - n;
+  int x = exp10 + n - 1; /* the power of ten of the first digit */
+  if (x < -4 || x >= 16) {
+    return pe__scientific(p, s, n, x);
+  }
+  if (x < 0) {
+    memcpy(p, "0.0000", 6);
+    p += 1 - x;
+    memcpy(p, s, (size_t)n);
+    return p + n;
+  }
+  int ni = x + 1; /* digits before the point, 1 to 16 */
+  if (n <= ni) {
+    memcpy(p, s, (size_t)n);
+    memset(p + n, '0', (size_t)(ni - n));
+    return p + ni;
+  }
+  memcpy(p, s, (size_t)ni);
+  p += ni;
+  *p++ = '.';
+  memcpy(p, s + ni, (size_t)(n - ni));
+  return p + n - ni;
+}
+
+size_t pe__dtoa_shortest(char *out, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  char *p = out;
+  if (bits >> 63) {
+    *p++ = '-';
+  }
+  if ((bits << 1) == 0) {
+    *p++ = '0';
+    return (size_t)(p - out);
+  }
+  double a = fabs(v);
+  if (a < 1e16 && a == (double)(uint64_t)a) {
+    /* An integer below 10^16: its gap to the next double is at most 2, so
+     * no decimal with fewer significant digits reads back as it; printed
+     * as the integer it is. */
+    return (size_t)(pe__u64_put(p, (uint64_t)a) - out);
+  }
+  pe__decimal_t d = pe__shortest_decimal(v);
+  return (size_t)(pe__layout(p, d.digits, d.exp10) - out);
 }
