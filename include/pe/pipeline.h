@@ -98,7 +98,10 @@ typedef struct pe_pipeline_config {
   pe_source_options_t source;
   const char *signals_path;  /* "-": standard output; NULL: none written */
   pe_format_t format;        /* of the signals */
-  const char *features_path; /* NULL: none; rows as pe_features_format */
+  const char *features_path; /* NULL: none; CSV rows as pe_features_format,
+                                or a .npy array (pe_features_writer_open) */
+  unsigned features_threads; /* threads formatting the features; 0: none,
+                                the run's own thread does it */
   const char *rejects_path;  /* NULL: none; header line,reason,raw */
   /* Files the caller writes after the run (a state, a summary): NULL or a
    * path, checked with the outputs above against the input. */

@@ -38,7 +38,14 @@ static pe_cli_flag_t pe__replay_flags[] = {
     {"out", "PATH", NULL, "-", "where signals go; - is standard output", NULL},
     {"format", "FMT", NULL, "csv", "signal format: csv or jsonl", NULL},
     {"features-out", "PATH", NULL, NULL,
-     "write one CSV row of features per accepted tick", NULL},
+     "write one CSV row of features per accepted tick; a PATH ending in .npy "
+     "gets one float64 array, with PATH's .columns.txt and .symbols.csv "
+     "beside it",
+     NULL},
+    {"features-threads", "N", NULL, "auto",
+     "threads formatting --features-out (the same bytes whatever N); 0: "
+     "none, auto: one per CPU after the first two, at most 8",
+     NULL},
     {"rejects", "PATH", NULL, NULL,
      "write each rejected row as line,reason,raw line", NULL},
     {"on-error", "MODE", NULL, "skip",
@@ -368,6 +375,20 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
   pc->source.map = 1; /* a regular file; SIGBUS handled in pe__replay_run */
   pc->signals_path = pe_cli_value(cmd, "out");
   pc->features_path = pe_cli_flag(cmd, "features-out")->value;
+  if (strcmp(pe_cli_value(cmd, "features-threads"), "auto") == 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 10 ? 8 : cpus - 2) : 0;
+  } else {
+    uint32_t n = 0;
+    if (pe_cli_u32(cmd, "features-threads", &n) != PE_EXIT_OK) {
+      return PE_EXIT_USAGE;
+    }
+    if (n > 64) {
+      pe_cli_error(cmd, "--features-threads must be auto or 0 to 64");
+      return PE_EXIT_USAGE;
+    }
+    pc->features_threads = n;
+  }
   pc->rejects_path = pe_cli_flag(cmd, "rejects")->value;
   pc->other_outputs[0] = pe_cli_flag(cmd, "state-out")->value;
   pc->other_outputs[1] = pe_cli_flag(cmd, "summary-json")->value;

@@ -92,7 +92,7 @@ void pe_resp_arg_i64(pe_resp_buf_t *b, int64_t v) {
 void pe_resp_arg_double(pe_resp_buf_t *b, double v) {
   char tmp[32];
   size_t n = 0;
-  pe__put_double(tmp, sizeof tmp, &n, v); /* %.17g is at most 24 bytes */
+  pe__put_double(tmp, sizeof tmp, &n, v); /* at most 24 bytes */
   pe_resp_arg(b, tmp, n);
 }
 
