@@ -20,10 +20,13 @@
  * tensor that is the same for every sample, such as a weight). Ops may move
  * the batch axis (Transpose, the [seq, batch, feature] layout of LSTM/GRU)
  * but never mix samples; an op that would is rejected at load. A Reshape
- * may merge the batch with the axis after it ([L, N, E] -> [L, N * H, E/H],
- * [N, L, E] -> [N * L, E]): the merged axis is batch-outer (index b * k +
- * j), so each window still holds a contiguous block and its shape keeps k
- * (not 1) on the batch axis. Shape subgraphs are folded with the batch size
+ * may merge the batch with the axes next to it ([L, N, E] -> [L, N * H, E/H],
+ * [N, L, E] -> [N * L, E], [L, N, E] -> [L * N, E]): each window still
+ * holds a contiguous block and its shape keeps k (not 1) on the batch axis;
+ * `bpre` says where the batch sits in the merged axis (index (j1 * N + b) *
+ * (k / bpre) + j2, j1 < bpre: 1 when the batch is outermost, k when it is
+ * innermost). Only ops that treat the rows of that axis alike take such a
+ * tensor (pe__batch_order). Shape subgraphs are folded with the batch size
  * kept symbolic: an int64 constant element that is a multiple k * N of the
  * batch size carries a mark and holds k, so the plan is the same for every
  * batch size and is built once. */
@@ -64,6 +67,8 @@ typedef struct pe__tensor {
   int64_t dims[PE__MAX_RANK]; /* per window: 1 on the batch axis, or the
                                  rows merged with it */
   int batch_axis;             /* -1: same for every sample */
+  int64_t bpre;               /* rows of a merged batch axis outside the
+                                 batch (0 or 1: none; model_impl.h top) */
   int64_t numel;              /* elements per sample */
   /* Constant value (initializer, Constant, folded): one copy shared by every
    * sample (batch stride 0). int64 constants also carry `mark`: 1 for an
