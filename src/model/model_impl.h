@@ -80,6 +80,7 @@ typedef struct pe__tensor {
   int is_input;   /* a runtime graph input */
   int input_idx;  /* its index among the runtime inputs */
   int output_idx; /* index among graph outputs, or -1 */
+  int out_slot;   /* PE__ST_OUTPUT: the output buffer it is written to */
   int n_uses;     /* consumers among runtime steps */
   /* plan */
   int alias_of;   /* tensor whose storage this one shares (Reshape...), or -1 */
@@ -151,6 +152,8 @@ typedef struct pe__graph {
   int64_t opset;            /* of the default domain */
   pe_model_data_fn data_fn; /* NULL: the model came from a buffer alone */
   void *data_ctx;
+  const pe_model_bind_t *binds; /* inputs given at load (options), or NULL */
+  int n_binds;
   pe__attr_t *attr; /* every node's attributes (load only) */
   pe__bytes_t *attr_str;
   struct pe__tensor *attr_t; /* tensor attributes, loaded */
@@ -325,6 +328,7 @@ struct pe_model {
   int64_t in_numel, out_numel;
   int64_t flops;             /* per window */
   const pe__kernels_t *kern; /* chosen at load, before the plan */
+  int all_outputs;           /* every graph output computed (options) */
   pe_model_desc_t info;
   char err[512];
   char layout_note[640]; /* info.layout_note */
