@@ -162,6 +162,18 @@ def models():
         N("Transpose", ["back"], ["y"], perm=[1, 0, 2])],
         SHAPE_INITS + [i64("h1", [H]), i64("d1", [E // H]), i64("e1", [E])],
         [L, E], [L, E])
+    # nn.MultiheadAttention's output projection: [N, L, E] -> [L, N, E] ->
+    # [L * N, E] (the batch inside the merged axis) -> Gemm -> [L, N, M]
+    wo = np.random.default_rng(3).standard_normal((M, E))
+    out["batch_inner_merge"] = graph([
+        N("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+        N("Reshape", ["t", "m1e"], ["rows"]),
+        N("Gemm", ["rows", "wo", "bo"], ["g"], transB=1),
+        N("Relu", ["g"], ["gr"]),
+        N("Reshape", ["gr", "lm1m"], ["back"]),
+        N("Transpose", ["back"], ["y"], perm=[1, 0, 2])],
+        [i64("m1e", [-1, E]), i64("lm1m", [L, -1, M]), f32("wo", wo),
+         f32("bo", np.arange(M) * 0.1)], [L, E], [L, M])
     # bool logic: (r < 3 or r >= 7) xor (r == 5), and not... as a float mask
     out["bool_logic"] = graph(shape_of_x() + [
         N("Range", ["z", "w", "o"], ["r"]),
@@ -197,6 +209,26 @@ def refused():
         N("Reshape", ["x", "t"], ["y"], name="reshape_moved")],
         SHAPE_INITS + [i64("w1", [W])], [C, W], [C, W]),
         "node 5 (reshape_moved, Reshape): Reshape would move the batch dimension")
+    # [L * N, E] with the batch inner added to [N * L, E] with it outer
+    L, E = 4, 3
+    out["batch_orders_mixed"] = (graph([
+        N("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+        N("Reshape", ["t", "m1e"], ["inner"]),
+        N("Reshape", ["x", "m1e"], ["outer"]),
+        N("Add", ["inner", "outer"], ["s"], name="add_mixed"),
+        N("Reshape", ["s", "lm1e"], ["y"])],
+        [i64("m1e", [-1, E]), i64("lm1e", [L, -1, E])], [L, E], [L, E]),
+        "node 3 (add_mixed, Add): inputs merge the batch dimension with another axis "
+        "in different orders")
+    # an op that is not row-wise on [L * N, E] with the batch inner
+    out["batch_inner_reduce"] = (graph([
+        N("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+        N("Reshape", ["t", "m1e"], ["inner"]),
+        N("ReduceSum", ["inner", "one1"], ["r"], name="reduce_inner"),
+        N("Reshape", ["r", "lm1"], ["y"])],
+        [i64("m1e", [-1, E]), i64("one1", [1]), i64("lm1", [L, -1])], [L, E], [L]),
+        "node 2 (reduce_inner, ReduceSum): ReduceSum of a tensor whose batch dimension "
+        "a Reshape merged inside another axis")
     # a Range of N elements
     out["range_of_batch"] = (graph([
         N("Shape", ["x"], ["s"]),

@@ -16,6 +16,9 @@ batch dimension.
   (N windows, each against ONNX Runtime on that window).
 - A batch-1 export of a shipped model ([1, C, W] fixed) still runs any
   number of windows and matches the dynamic-batch original.
+- --bind gives runtime inputs (Conv weights, a Reshape target) their value
+  at load; --all-outputs writes every output (a Split's parts, an LSTM's Y,
+  Y_h and Y_c, batch first); both against ONNX Runtime, and their refusals.
 - Refusals: a missing or unknown --input name, a dtype that is not the
   input's, a Conv over a fixed first dimension of 3, a bad pe.batch, and the
   engine (replay --model) given a model with several inputs.
@@ -249,6 +252,90 @@ def check_batch1_export(exe, tmp):
             report(False, f"{name} fixed batch 1", str(e))
 
 
+def check_bind_outputs(exe, tmp):
+    """--bind: a Reshape target and a Conv's weights given as runtime inputs
+    run once bound at load; --all-outputs: every output of a Split and of an
+    LSTM (Y, Y_h, Y_c) against ONNX Runtime."""
+    C, W, M = 4, 10, 6
+    f = save(tmp, "bind_shape_weights", [
+        N("Conv", ["x", "w"], ["c"], pads=[1, 1]),
+        N("Reshape", ["c", "shape"], ["y"])],
+        [vi("x", TensorProto.FLOAT, ["N", C, W]), vi("w", TensorProto.FLOAT, [M, C, 3]),
+         vi("shape", TensorProto.INT64, [2])], ["N", M * W])
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, C, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, 3)).astype(np.float32)
+    shape = np.array([-1, M * W], np.int64)
+    ref = session(f).run(None, {"x": x, "w": w, "shape": shape})[0]
+    np.save(os.path.join(tmp, "w.npy"), w)
+    np.save(os.path.join(tmp, "shape.npy"), shape)
+    np.save(os.path.join(tmp, "x.npy"), x)
+    out = os.path.join(tmp, "y.npy")
+    base = [exe, "infer", f, "--input", os.path.join(tmp, "x.npy"), "--output", out]
+    r = subprocess.run(base + ["--bind", "w=" + os.path.join(tmp, "w.npy"),
+                               "--bind", "shape=" + os.path.join(tmp, "shape.npy")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        report(False, "--bind: Conv weights and a Reshape target", r.stderr.strip())
+    else:
+        compare("--bind: Conv weights and a Reshape target", np.load(out), ref)
+    r = subprocess.run(base + ["--bind", "shape=" + os.path.join(tmp, "shape.npy")],
+                       capture_output=True, text=True)
+    report(r.returncode != 0 and "graph input 'w' lacks a batch dimension" in r.stderr,
+           "refused unbound: Conv weights as a runtime input", r.stderr.strip())
+    np.save(os.path.join(tmp, "w_bad.npy"), w[:, :, :2])
+    for label, extra, want in (
+            ("a bound shape the graph does not declare",
+             ["--bind", "w=" + os.path.join(tmp, "w_bad.npy")],
+             "bound input 'w': dimension 2 is 2, which the graph does not declare"),
+            ("a bound name that is no input", ["--bind", "nope=" + os.path.join(tmp, "w.npy")],
+             "bound input 'nope' is not a runtime graph input"),
+            ("a bound dtype that is not the input's",
+             ["--bind", "shape=" + os.path.join(tmp, "w.npy"),
+              "--bind", "w=" + os.path.join(tmp, "w.npy")],
+             "bound input 'shape': the graph declares int64; the value given is float32")):
+        r = subprocess.run(base + extra, capture_output=True, text=True)
+        report(r.returncode != 0 and want in r.stderr, f"refused: {label}", r.stderr.strip())
+
+    # every output: a Split in three and an LSTM's Y, Y_h, Y_c
+    H, L, I = 5, 6, 3
+    wl = (rng.standard_normal((1, 4 * H, I)) * 0.5).astype(np.float32)
+    rl = (rng.standard_normal((1, 4 * H, H)) * 0.5).astype(np.float32)
+    g = helper.make_graph(
+        [N("Split", ["x", "sp"], ["a", "b", "c"], axis=2),
+         N("Transpose", ["x"], ["xt"], perm=[2, 0, 1]),
+         N("LSTM", ["xt", "wl", "rl"], ["Y", "Yh", "Yc"], hidden_size=H)],
+        "outs", [vi("x", TensorProto.FLOAT, ["N", I, L])],
+        [vi("a", TensorProto.FLOAT, ["N", I, 1]), vi("b", TensorProto.FLOAT, ["N", I, 2]),
+         vi("c", TensorProto.FLOAT, ["N", I, 3]), vi("Y", TensorProto.FLOAT, [L, 1, "N", H]),
+         vi("Yh", TensorProto.FLOAT, [1, "N", H]), vi("Yc", TensorProto.FLOAT, [1, "N", H])],
+        [numpy_helper.from_array(np.array([1, 2, 3], np.int64), "sp"),
+         numpy_helper.from_array(wl, "wl"), numpy_helper.from_array(rl, "rl")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    f = os.path.join(tmp, "outs.onnx")
+    onnx.save(m, f)
+    x = rng.standard_normal((4, I, L)).astype(np.float32)
+    np.save(os.path.join(tmp, "x.npy"), x)
+    refs = session(f).run(None, {"x": x})
+    od = os.path.join(tmp, "outs")
+    os.makedirs(od, exist_ok=True)
+    r = subprocess.run([exe, "infer", f, "--input", os.path.join(tmp, "x.npy"), "--output", od,
+                        "--all-outputs"], capture_output=True, text=True)
+    if r.returncode != 0:
+        report(False, "--all-outputs: Split and LSTM outputs", r.stderr.strip())
+        return
+    batch_axis = [0, 0, 0, 2, 1, 1]
+    for k, ref in enumerate(refs):
+        y = np.load(os.path.join(od, f"output_{k}.npy"))
+        compare(f"--all-outputs: output {k} (batch first)", y,
+                np.moveaxis(ref, batch_axis[k], 0))
+    r = subprocess.run([exe, "infer", f, "--input", os.path.join(tmp, "x.npy"), "--output",
+                        os.path.join(tmp, "y.npy"), "--all-outputs"], capture_output=True, text=True)
+    report(r.returncode != 0 and "must be a folder" in r.stderr,
+           "refused: --all-outputs to a file", r.stderr.strip())
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: test_onnx_inputs.py BUILD_DIR")
@@ -259,6 +346,7 @@ def main():
         check_embedding(exe, tmp)
         check_unbatched(exe, tmp)
         check_batch1_export(exe, tmp)
+        check_bind_outputs(exe, tmp)
     print(f"{failed} failed")
     return 0 if failed == 0 else 1
 

@@ -16,8 +16,8 @@
  *   merge     C back to [L, E] (head h, width d at column h * D + d)
  *   out       optionally a dense step [E] -> [E] on the merged heads.
  * Instead of matching the reshapes and transposes one by one, each operand
- * is traced element by element through the alias, strided-copy and scaling
- * steps to the dense output it comes from, and the index map checked; so
+ * is traced element by element through the alias, strided-copy, gather and
+ * scaling steps to the dense output it comes from, and the index map checked; so
  * the legacy exporter's and the torch.export exporter's spellings (and
  * hand-written ones) are all recognised when they compute the same thing.
  * Every intermediate tensor must be used only inside the block and not be
@@ -108,8 +108,8 @@ static float pe__fa_scale_of(const pe_model_t *m, const pe__step_t *s) {
   return 0.0f;
 }
 
-/* Traces element idx of tensor t back through aliases, strided copies and
- * scalings: *src the tensor it stops at (the root of a tensor no such step
+/* Traces element idx of tensor t back through aliases, strided copies,
+ * gathers and scalings: *src the tensor it stops at (the root of a tensor no such step
  * writes), *sidx the element there, *scale the product of the scalings.
  * Marks the steps passed in f->kill. */
 static void pe__fa_trace(pe__fa_t *f, int t, int64_t idx, int *src,
@@ -128,6 +128,11 @@ static void pe__fa_trace(pe__fa_t *f, int t, int64_t idx, int *src,
         rem /= s->dims[d];
       }
       idx = off;
+    } else if (s != NULL && s->kind == PE__K_GATHER) {
+      /* out ((q * n_idx + k) * inner + i) = in ((q * dim + idx[k]) *
+       * inner + i) */
+      int64_t inner = s->p[2], i = idx % inner, qk = idx / inner;
+      idx = ((qk / s->n_idx) * s->p[1] + s->idx[qk % s->n_idx]) * inner + i;
     } else if (c != 0.0f) {
       *scale *= c;
     } else {

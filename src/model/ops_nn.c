@@ -89,7 +89,7 @@ int pe__op_gemm(pe__b_t *b) {
   s->p[0] = a->dims[0]; /* 1, or the rows of a graph without a batch */
   s->p[1] = K;
   s->p[2] = M;
-  s->flops = 2 * K * M;
+  s->flops = 2 * a->dims[0] * K * M;
   return pe__finish(b, s);
 }
 
