@@ -260,6 +260,33 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
       return d->in[1] ? PE_OK : PE_EBACKEND;
     }
     return PE_OK;
+  case PE_PLAN_REDUCE: {
+    /* the kept and the reduced axes, each with its input stride */
+    int nk = 0, nr = 0;
+    memset(d->st, 0, sizeof d->st);
+    for (int a = 0; a < s.rank; a++) {
+      nk += s.st[0][a] != 0;
+      nr += s.st[0][a] == 0;
+    }
+    int ik = nk, ir = nr;
+    int64_t in_st = 1;
+    for (int a = s.rank - 1; a >= 0; a--) {
+      if (s.st[0][a] == 0) {
+        ir--;
+        d->st[3][ir] = s.dims[a];
+        d->st[4][ir] = in_st;
+      } else {
+        ik--;
+        d->st[1][ik] = s.dims[a];
+        d->st[2][ik] = in_st;
+      }
+      in_st *= s.dims[a];
+    }
+    d->p[2] = nk;
+    d->p[3] = nr;
+    d->binop = s.ext_op;
+    return PE_OK;
+  }
   case PE_PLAN_GATHER:
     d->n_idx = s.n_idx;
     d->idx = pe__upload(c, s.idx, s.n_idx, sizeof(int64_t), msg, cap);

@@ -306,6 +306,52 @@ __global__ static void pe__k_reduce_mean(const pe_cuda_step_t s,
   }
 }
 
+/* Reduce over any axes (ReduceSum/Mean/Max/Min/Prod): one thread per
+ * output element, the reduced elements taken in the input's order as the
+ * CPU's kernel takes them. Resolved at load: p[2] kept axes of sizes
+ * st[1] and input strides st[2], p[3] reduced axes of sizes st[3] and
+ * input strides st[4]; binop the op, -1 the mean over p[1] elements. */
+__global__ static void pe__k_reduce(const pe_cuda_step_t s, int64_t total) {
+  const int op = s.binop, nk = (int)s.p[2], nr = (int)s.p[3];
+  const int64_t R = s.p[1];
+  const float init = op == PE_PLAN_OP_MUL   ? 1.0f
+                     : op == PE_PLAN_OP_MAX ? -INFINITY
+                     : op == PE_PLAN_OP_MIN ? INFINITY
+                                            : 0.0f;
+  PE__FOR(i, total) {
+    int64_t b = i / s.numel, e = i % s.numel, base = 0;
+    for (int d = nk - 1; d >= 0; d--) {
+      base += (e % s.st[1][d]) * s.st[2][d];
+      e /= s.st[1][d];
+    }
+    const float *x = s.in[0] + b * s.in_stride[0] + base;
+    float acc = init;
+    for (int64_t r = 0; r < R; r++) {
+      int64_t rest = r, off = 0;
+      for (int d = nr - 1; d >= 0; d--) {
+        off += (rest % s.st[3][d]) * s.st[4][d];
+        rest /= s.st[3][d];
+      }
+      float v = x[off];
+      switch (op) {
+      case PE_PLAN_OP_MUL:
+        acc = __fmul_rn(acc, v);
+        break;
+      case PE_PLAN_OP_MAX:
+        acc = v > acc || v != v ? v : acc;
+        break;
+      case PE_PLAN_OP_MIN:
+        acc = v < acc || v != v ? v : acc;
+        break;
+      default:
+        acc = __fadd_rn(acc, v);
+        break;
+      }
+    }
+    s.out[0][i] = op < 0 ? __fdiv_rn(acc, (float)R) : acc;
+  }
+}
+
 /* LSTM (gates i, o, f, c) or GRU (z, r, h), ONNX's equations: one block per
  * window, thread j owns hidden unit j; h (and r * h) live in shared memory,
  * c in a register. w is W^T [in][G*H], w2 R^T [H][G*H]. */
@@ -443,6 +489,7 @@ extern "C" int pe_cuda_kind_supported(int kind) {
   case PE_PLAN_AFFINE:
   case PE_PLAN_POOL1D:
   case PE_PLAN_REDUCE_MEAN:
+  case PE_PLAN_REDUCE:
   case PE_PLAN_LSTM:
   case PE_PLAN_GRU:
     return 1;
@@ -521,6 +568,9 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
     break;
   case PE_PLAN_REDUCE_MEAN:
     pe__k_reduce_mean<<<blocks, PE__THREADS, 0, st>>>(*s, total);
+    break;
+  case PE_PLAN_REDUCE:
+    pe__k_reduce<<<blocks, PE__THREADS, 0, st>>>(*s, total);
     break;
   default:
     return (int)cudaErrorInvalidValue;
