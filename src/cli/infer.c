@@ -27,6 +27,7 @@ static pe_cli_flag_t pe__infer_flags[] = {
      NULL},
     {"kernels", "NAME", PE_CLI_KERNELS_ENV, "auto",
      "cpu backend kernels: auto, generic, avx2 or avx512", NULL},
+    PE_CLI_CUDA_MODE_FLAG,
 };
 
 /* Writes `count` floats of shape oshape as an .npy file. */
@@ -296,6 +297,7 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     bo.model_path = pos[0];
     bo.model_features = pe_cli_flag(cmd, "model-features")->value;
     bo.max_batch = 1;
+    bo.mode = pe_cli_value(cmd, "cuda-mode");
     int brc = pe_backend_open(backend, &bo, &be, err, sizeof err);
     if (brc != PE_OK) {
       pe_cli_error(cmd, "%s%s", err, pe_cli_backend_hint(brc, &bo));
