@@ -23,6 +23,7 @@
 #include "backends/backends.h"
 #include "cuda/kernels.h"
 #include "model/plan_view.h"
+#include "pe/clock.h"
 #include "pe/error.h"
 #include "pe/model.h"
 
@@ -51,8 +52,25 @@ typedef struct pe__cuda {
   int64_t in_numel, out_numel;
   uint64_t allocs_after_open;
   float last_ms[3];
+  size_t dev_bytes, host_bytes; /* held since open */
+  /* persistent mode: the resident kernel's stream, control block, mapped
+   * windows and scores, and its copy of the steps */
+  int persistent;
+  cudaStream_t pstream;
+  pe_cuda_ctrl_t *ctrl;    /* mapped pinned host memory */
+  float *m_in, *m_out;     /* mapped pinned host memory */
+  pe_cuda_step_t *d_steps; /* device */
+  pe_cuda_persist_t pargs; /* device addresses */
+  size_t pshmem;
+  uint32_t seq;
+  uint64_t launches; /* of the resident kernel */
   char errmsg[256];
 } pe__cuda_t;
+
+/* How long the resident kernel waits for a request before it leaves, and
+ * how long run waits for its answer. */
+#define PE__CUDA_IDLE_NS 250000000ull
+#define PE__CUDA_WAIT_NS 2000000000ull
 
 static const char *const pe__kind_names[PE_PLAN_KIND_COUNT] = {
     "copy",   "conv1d",    "dense",        "matmul",    "unary",
@@ -73,6 +91,18 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
   if (c == NULL) {
     return;
   }
+  if (c->pstream != NULL) {
+    if (c->ctrl != NULL) {
+      /* the resident kernel leaves at its next poll */
+      __atomic_store_n(&c->ctrl->stop, 1u, __ATOMIC_SEQ_CST);
+    }
+    cudaStreamSynchronize(c->pstream);
+    cudaStreamDestroy(c->pstream);
+  }
+  pe_cuda_host_free(c->ctrl);
+  pe_cuda_host_free(c->m_in);
+  pe_cuda_host_free(c->m_out);
+  pe_cuda_free(c->d_steps);
   for (int i = 0; i < c->n_graphs; i++) {
     cudaGraphExecDestroy(c->graph[i]);
   }
@@ -120,6 +150,7 @@ static void *pe__upload(pe__cuda_t *c, const void *host, int64_t n, size_t elem,
     return NULL;
   }
   c->weights[c->n_weights++] = d;
+  c->dev_bytes += bytes;
   if (n > 0) {
     e = (int)cudaMemcpy(d, host, (size_t)n * elem, cudaMemcpyHostToDevice);
     if (e != 0) {
@@ -260,6 +291,33 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
       return d->in[1] ? PE_OK : PE_EBACKEND;
     }
     return PE_OK;
+  case PE_PLAN_REDUCE: {
+    /* the kept and the reduced axes, each with its input stride */
+    int nk = 0, nr = 0;
+    memset(d->st, 0, sizeof d->st);
+    for (int a = 0; a < s.rank; a++) {
+      nk += s.st[0][a] != 0;
+      nr += s.st[0][a] == 0;
+    }
+    int ik = nk, ir = nr;
+    int64_t in_st = 1;
+    for (int a = s.rank - 1; a >= 0; a--) {
+      if (s.st[0][a] == 0) {
+        ir--;
+        d->st[3][ir] = s.dims[a];
+        d->st[4][ir] = in_st;
+      } else {
+        ik--;
+        d->st[1][ik] = s.dims[a];
+        d->st[2][ik] = in_st;
+      }
+      in_st *= s.dims[a];
+    }
+    d->p[2] = nk;
+    d->p[3] = nr;
+    d->binop = s.ext_op;
+    return PE_OK;
+  }
   case PE_PLAN_GATHER:
     d->n_idx = s.n_idx;
     d->idx = pe__upload(c, s.idx, s.n_idx, sizeof(int64_t), msg, cap);
@@ -334,6 +392,135 @@ static int pe__cuda_device(char *msg, size_t cap) {
   return PE_OK;
 }
 
+/* (Re)starts the resident kernel once the previous one has left. */
+static int pe__persist_launch(pe__cuda_t *c) {
+  int e = (int)cudaStreamSynchronize(c->pstream);
+  if (e != 0) {
+    return e;
+  }
+  c->pargs.last = __atomic_load_n(&c->ctrl->done, __ATOMIC_ACQUIRE);
+  __atomic_store_n(&c->ctrl->running, 1u, __ATOMIC_SEQ_CST);
+  e = pe_cuda_persist_launch(&c->pargs, c->pshmem, c->pstream);
+  if (e != 0) {
+    __atomic_store_n(&c->ctrl->running, 0u, __ATOMIC_SEQ_CST);
+  }
+  c->launches++;
+  return e;
+}
+
+/* Persistent mode: the mapped control block, windows and scores, the
+ * device copy of the steps, and the resident kernel started. */
+static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
+  size_t shmem = 0;
+  int bad = pe_cuda_persist_check(c->steps, c->n_steps, &shmem);
+  if (bad >= 0) {
+    pe_plan_step_t s;
+    pe_plan_step(c->model, bad, &s);
+    snprintf(msg, cap,
+             "step %d (%s) cannot run in the persistent kernel (one block of "
+             "%d threads): run this model with --cuda-mode graph",
+             bad, s.label, PE_CUDA_PERSIST_THREADS);
+    return PE_EUNSUPPORTED;
+  }
+  c->pshmem = shmem;
+  uint32_t pn = c->max_batch < PE_CUDA_PERSIST_MAX_BATCH
+                    ? c->max_batch
+                    : PE_CUDA_PERSIST_MAX_BATCH;
+  size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
+  size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
+  size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
+  int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
+  e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
+  e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
+  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b);
+  e = e ? e
+        : (int)cudaMemcpy(c->d_steps, c->steps, st_b, cudaMemcpyHostToDevice);
+  e = e ? e
+        : (int)cudaStreamCreateWithFlags(&c->pstream, cudaStreamNonBlocking);
+  pe_cuda_persist_t *a = &c->pargs;
+  e = e ? e : (int)cudaHostGetDevicePointer((void **)&a->ctrl, c->ctrl, 0);
+  e = e ? e : (int)cudaHostGetDevicePointer((void **)&a->h_in, c->m_in, 0);
+  e = e ? e : (int)cudaHostGetDevicePointer((void **)&a->h_out, c->m_out, 0);
+  if (e != 0) {
+    snprintf(msg, cap, "setting up the persistent kernel: %s",
+             pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  c->dev_bytes += st_b;
+  c->host_bytes += sizeof *c->ctrl + in_b + out_b;
+  memset(c->ctrl, 0, sizeof *c->ctrl);
+  a->steps = c->d_steps;
+  a->n_steps = c->n_steps;
+  a->max_n = pn;
+  a->idle_ns = PE__CUDA_IDLE_NS;
+  a->d_in = c->d_in;
+  a->d_out = c->d_out;
+  a->in_numel = c->in_numel;
+  a->out_numel = c->out_numel;
+  c->persistent = 1;
+  c->timing = 0;
+  e = pe__persist_launch(c);
+  if (e != 0) {
+    snprintf(msg, cap, "starting the persistent kernel: %s",
+             pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  return PE_OK;
+}
+
+/* One batch through the resident kernel: the windows into mapped memory,
+ * then the request number; waits for the answer at most
+ * PE__CUDA_WAIT_NS, restarting the kernel if it left for idleness. */
+static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
+                           float *out) {
+  pe_cuda_ctrl_t *k = c->ctrl;
+  if (__atomic_load_n(&k->stop, __ATOMIC_RELAXED)) {
+    snprintf(c->errmsg, sizeof c->errmsg,
+             "cuda: the persistent kernel was stopped after an earlier "
+             "failure");
+    return PE_EBACKEND;
+  }
+  memcpy(c->m_in, in, (size_t)batch * (size_t)c->in_numel * sizeof(float));
+  const uint32_t seq = ++c->seq;
+  __atomic_store_n(&k->n, batch, __ATOMIC_RELAXED);
+  __atomic_store_n(&k->seq, seq, __ATOMIC_SEQ_CST);
+  int e = 0;
+  if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
+    e = pe__persist_launch(c);
+  }
+  uint64_t t0 = 0;
+  for (uint32_t spin = 1;
+       e == 0 && __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq; spin++) {
+    if ((spin & 1023u) != 0) {
+      continue;
+    }
+    uint64_t now = pe_clock_ns();
+    t0 = t0 ? t0 : now;
+    if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq) {
+      /* it left (idle) as the request came: start it again */
+      e = pe__persist_launch(c);
+    } else if (now - t0 > PE__CUDA_WAIT_NS) {
+      __atomic_store_n(&k->stop, 1u, __ATOMIC_SEQ_CST);
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "cuda: the persistent kernel did not answer within %.0f s",
+               PE__CUDA_WAIT_NS / 1e9);
+      return PE_EBACKEND;
+    } else {
+      int q = (int)cudaStreamQuery(c->pstream);
+      e = q == (int)cudaErrorNotReady ? 0 : q;
+    }
+  }
+  if (e != 0) {
+    __atomic_store_n(&k->stop, 1u, __ATOMIC_SEQ_CST);
+    snprintf(c->errmsg, sizeof c->errmsg, "cuda: persistent kernel: %s",
+             pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  memcpy(out, c->m_out, (size_t)batch * (size_t)c->out_numel * sizeof(float));
+  return PE_OK;
+}
+
 static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
                          char *err, size_t err_cap) {
   *self = NULL;
@@ -341,6 +528,12 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     snprintf(err, err_cap,
              "the cuda backend runs an ONNX model, and no model path was "
              "given");
+    return PE_EINVAL;
+  }
+  const char *mode = opts->mode != NULL ? opts->mode : "graph";
+  if (strcmp(mode, "graph") != 0 && strcmp(mode, "persistent") != 0) {
+    snprintf(err, err_cap,
+             "cuda backend: unknown mode '%s' (graph or persistent)", mode);
     return PE_EINVAL;
   }
   char msg[256];
@@ -394,6 +587,8 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
   for (int k = 0; k < 4 && e == 0; k++) {
     e = (int)cudaEventCreate(&c->ev[k]);
   }
+  c->dev_bytes += arena_bytes + in_bytes + out_bytes;
+  c->host_bytes += in_bytes + out_bytes;
   if (e != 0) {
     snprintf(msg, sizeof msg,
              "allocating %zu bytes of device buffers for batch %u: %s",
@@ -430,6 +625,12 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              pe_cuda_strerror(e));
     return pe__cuda_fail(c, err, err_cap, PE_EBACKEND, path, msg);
   }
+  if (strcmp(mode, "persistent") == 0) {
+    rc = pe__persist_open(c, msg, sizeof msg);
+    if (rc != PE_OK) {
+      return pe__cuda_fail(c, err, err_cap, rc, path, msg);
+    }
+  }
   c->allocs_after_open = pe_cuda_alloc_count();
   *self = c;
   return PE_OK;
@@ -449,6 +650,15 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
              "batch %u is outside 1 to %u (the max batch given at open)", batch,
              c->max_batch);
     return PE_EINVAL;
+  }
+  if (c->persistent && batch <= c->pargs.max_n) {
+    int rc = pe__persist_run(c, in, batch, out);
+    if (rc == PE_OK && pe_cuda_alloc_count() != c->allocs_after_open) {
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "cuda: a device allocation happened after open");
+      return PE_ESTATE;
+    }
+    return rc;
   }
   size_t in_bytes = (size_t)batch * (size_t)c->in_numel * sizeof(float);
   size_t out_bytes = (size_t)batch * (size_t)c->out_numel * sizeof(float);
@@ -513,6 +723,31 @@ static int pe__cuda_phases(void *self, pe_backend_phases_t *out) {
   return PE_OK;
 }
 
+static void pe__cuda_detail(void *self, char *buf, size_t cap) {
+  const pe__cuda_t *c = self;
+  char name[128] = "?";
+  int major = 0, minor = 0;
+  pe_cuda_device_name(c->device, name, sizeof name, &major, &minor);
+  char mode[160];
+  if (c->persistent) {
+    snprintf(mode, sizeof mode,
+             "persistent (one resident block of %d threads for batches up to "
+             "%u, started %llu time%s; larger batches as CUDA graphs)",
+             PE_CUDA_PERSIST_THREADS, c->pargs.max_n,
+             (unsigned long long)c->launches, c->launches == 1 ? "" : "s");
+  } else {
+    snprintf(mode, sizeof mode, "graph (%d CUDA graphs, batches 1 to %u)",
+             c->n_graphs, c->max_batch);
+  }
+  snprintf(buf, cap,
+           "device %d: %s, compute capability %d.%d; mode %s; device memory "
+           "%.3f MB, pinned host memory %.3f MB; device allocations after "
+           "load: %llu (checked on every run)",
+           c->device, name, major, minor, mode, (double)c->dev_bytes / 1e6,
+           (double)c->host_bytes / 1e6,
+           (unsigned long long)(pe_cuda_alloc_count() - c->allocs_after_open));
+}
+
 /* The device this build would run on, or why there is none. */
 static void pe__cuda_summary(const pe_backend_options_t *opts, char *buf,
                              size_t cap) {
@@ -546,4 +781,5 @@ const pe_backend_ops_t pe_backend_cuda_ops = {
     .errmsg = pe__cuda_errmsg,
     .close = pe__cuda_close,
     .phases = pe__cuda_phases,
+    .detail = pe__cuda_detail,
 };

@@ -18,6 +18,16 @@
  * --kernels flag does: the library reads no environment, so the commands
  * pass its value on (pe_backend_options_t.kernels). */
 #define PE_CLI_KERNELS_ENV "PE_CPU_KERNELS"
+#define PE_CLI_CUDA_MODE_ENV "PE_CUDA_MODE"
+
+/* The cuda backend's mode flag, one table entry. */
+#define PE_CLI_CUDA_MODE_FLAG                                                  \
+  {                                                                            \
+    "cuda-mode", "MODE", PE_CLI_CUDA_MODE_ENV, "graph",                        \
+        "cuda backend: graph (a CUDA graph per batch size) or persistent (a "  \
+        "resident kernel fed through mapped memory, for batch-1 latency)",     \
+        NULL                                                                   \
+  }
 
 /* Exit codes. */
 #define PE_EXIT_OK 0
@@ -178,6 +188,7 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
        NULL,                                                                   \
        "model backend: stub, or one `--version` lists; none by default",       \
        NULL},                                                                  \
+      PE_CLI_CUDA_MODE_FLAG,                                                   \
       {"model-features",                                                       \
        "LIST",                                                                 \
        NULL,                                                                   \

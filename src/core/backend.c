@@ -131,6 +131,16 @@ const char *pe_backend_errmsg(const pe_backend_t *backend) {
   return backend->ops->errmsg(backend->self);
 }
 
+void pe_backend_detail(const pe_backend_t *backend, char *buf, size_t cap) {
+  if (cap == 0) {
+    return;
+  }
+  buf[0] = '\0';
+  if (backend->ops->detail != NULL) {
+    backend->ops->detail(backend->self, buf, cap);
+  }
+}
+
 int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out) {
   return backend->ops->phases != NULL ? backend->ops->phases(backend->self, out)
                                       : PE_EUNSUPPORTED;
