@@ -311,6 +311,30 @@ class Cluster:
                 c.close()
         return sorted(set(out))
 
+    def tick_entries(self, key: str) -> list:
+        """The entries of a tick stream as (id, symbol, price, volume,
+        timestamp) strings, read with redis-cli from the master serving it
+        (C-speed for hundreds of thousands of entries). Fails on an entry
+        whose fields are not exactly those four."""
+        node = self.master_of(key)
+        r = subprocess.run([_exe("redis-cli"), "-p", str(node.port), "--raw",
+                            "XRANGE", key, "-", "+"], capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            fail(f"redis-cli XRANGE {key}: {r.stderr}")
+        lines = r.stdout.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if len(lines) % 9:
+            fail(f"XRANGE {key}: {len(lines)} lines, not 9 an entry")
+        out = []
+        for i in range(0, len(lines), 9):
+            e = lines[i:i + 9]
+            if e[1::2] != ["symbol", "price", "volume", "timestamp"]:
+                fail(f"XRANGE {key}: entry {e[0]} has fields {e[1::2]}")
+            out.append((e[0], e[2], e[4], e[6], e[8]))
+        return out
+
     def kill_master_of(self, key: str) -> Node:
         m = self.master_of(key)
         m.kill()
