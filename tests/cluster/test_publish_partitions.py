@@ -81,11 +81,12 @@ def read_ticks(path: str) -> list:
 
 
 def expected_streams(ticks: list, parts: int, placed: dict) -> dict:
+    part = dict(placed)
     out: dict = {}
     for ts, sym, price, vol in ticks:
-        p = placed.get(sym)
+        p = part.get(sym)
         if p is None:
-            p = fnv1a64(sym.encode()) % parts
+            p = part[sym] = fnv1a64(sym.encode()) % parts
         out.setdefault(p, []).append((sym, float(price), float(vol), int(ts)))
     return out
 
@@ -99,13 +100,9 @@ def check_streams(c: Cluster, ticks: list, parts: int, placed: dict) -> None:
     total = 0
     for p, rows in sorted(want.items()):
         key = f"ticks:{{p{p}}}"
-        cl = c.client_for_key(key)
-        try:
-            entries = cl.xrange_all(key)
-        finally:
-            cl.close()
-        got = [(f["symbol"], float(f["price"]), float(f["volume"]), int(f["timestamp"]))
-               for _, f in entries]
+        entries = c.tick_entries(key)
+        got = [(sym, float(price), float(vol), int(ts))
+               for _, sym, price, vol, ts in entries]
         if got != rows:
             seen, dups = set(), 0
             for g in got:
@@ -169,48 +166,15 @@ def total_len(c: Cluster, parts: int) -> int:
     return n
 
 
-def node_id(node) -> str:
-    cl = node.client()
-    try:
-        return cl.call("CLUSTER", "MYID").decode()
-    finally:
-        cl.close()
-
-
-def call(node, *args):
-    cl = node.client()
-    try:
-        return cl.call(*args)
-    finally:
-        cl.close()
-
-
-def replica_of(c: Cluster, master):
-    for s in c.shards():
-        if any(x["port"] == master.port for x in s["nodes"]):
-            for x in s["nodes"]:
-                if x["role"] == "replica":
-                    return c.node_by_port(int(x["port"]))
-    fail(f"no replica of {master.port}")
-
-
 def reshard(c: Cluster, key: str) -> str:
     """Moves key's slot to another master as redis-cli --cluster reshard
-    does: IMPORTING, MIGRATING, MIGRATE of its keys, SETSLOT NODE."""
-    slot = call(c.masters()[0], "CLUSTER", "KEYSLOT", key)
+    does, while the publisher keeps writing to it."""
+    slot = c.key_slot(key)
     src = c.master_of(key)
     dst = next(m for m in c.masters() if m.port != src.port)
-    call(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(src))
-    call(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(dst))
-    time.sleep(0.3)  # the publisher keeps writing to the slot meanwhile
-    while True:
-        keys = call(src, "CLUSTER", "GETKEYSINSLOT", slot, 100)
-        if not keys:
-            break
-        call(src, "MIGRATE", "127.0.0.1", dst.port, "", 0, 10000, "KEYS", *keys)
+    c.migrate_slot(src, dst, slot)
     time.sleep(0.3)  # ASK for the moved stream until the slot is handed over
-    for m in c.masters():
-        call(m, "CLUSTER", "SETSLOT", slot, "NODE", node_id(dst))
+    c.finish_slot(dst, slot)
     return f"moved slot {slot} from {src.port} to {dst.port}"
 
 
@@ -238,7 +202,7 @@ def disturbed(args, c: Cluster, path: str, extra: list, parts: int) -> None:
         master.kill()
         what = f"killed the master on port {master.port}"
     elif args.mode == "replica":
-        rep = replica_of(c, master)
+        rep = c.replica_of(master)
         rep.kill()
         what = f"killed the replica on port {rep.port}"
     else:
@@ -315,7 +279,9 @@ def run(args, tmp: str) -> None:
             sys.stdout.write(r.stderr)
         else:
             disturbed(args, c, path, extra, parts)
+        t2 = time.time()
         check_streams(c, ticks, parts, placed)
+        print(f"read back and compared in {time.time() - t2:.1f} s")
         check_map(c, text)
         refused_other_map(args.engine, c.url, path, parts, text)
         # Publishing again with the same map appends the same ticks again.
