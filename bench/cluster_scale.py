@@ -144,7 +144,9 @@ def entries(port: int) -> int:
 def run_one(a, k: int, ticks: str, expected: int, tmp: str) -> dict:
     redis = Multi(a.masters) if a.masters else Single()
     try:
+        pub_cpu0 = sum(cpu_s(p) for p in redis.pids())
         publish(a.engine, redis, ticks, a.partitions, tmp)
+        pub_cpu = sum(cpu_s(p) for p in redis.pids()) - pub_cpu0
         worker_cpu0 = redis_cpu0 = 0.0
         ports = [h.free_port() for _ in range(k)]
         procs = [subprocess.Popen(
@@ -186,6 +188,7 @@ def run_one(a, k: int, ticks: str, expected: int, tmp: str) -> dict:
         return {"workers": k, "seconds": secs, "rate": a.ticks / secs,
                 "worker_cpu_per_m": worker_cpu / a.ticks * 1e6,
                 "redis_cpu_per_m": redis_cpu / a.ticks * 1e6,
+                "publish_cpu_per_m": pub_cpu / a.ticks * 1e6,
                 "signals": signals, "signals_ok": signals == expected}
     finally:
         redis.close()
@@ -214,14 +217,18 @@ def main() -> None:
         print(f"{a.ticks} ticks over {a.symbols} symbols, {a.partitions} "
               f"partitions, {where}; {os.cpu_count()} CPUs; replay: "
               f"{len(expected)} signals")
+        print("CPU s/M: CPU seconds per million ticks; redis: every "
+              "redis-server (replicas too) while the workers drain, and while "
+              "publish loads the ticks")
         print(f"{'workers':>7} {'drain s':>8} {'ticks/s':>10} "
               f"{'per worker':>10} {'worker CPU s/M':>14} "
-              f"{'redis CPU s/M':>13} {'signals':>8}")
+              f"{'redis CPU s/M':>13} {'publish redis':>13} {'signals':>8}")
         for k in counts:
             r = run_one(a, k, ticks, len(expected), tmp)
             print(f"{r['workers']:>7} {r['seconds']:>8.2f} {r['rate']:>10,.0f} "
                   f"{r['rate'] / k:>10,.0f} {r['worker_cpu_per_m']:>14.2f} "
                   f"{r['redis_cpu_per_m']:>13.2f} "
+                  f"{r['publish_cpu_per_m']:>13.2f} "
                   f"{'= replay' if r['signals_ok'] else 'DIFFERS'}", flush=True)
             if not r["signals_ok"]:
                 h.fail(f"{r['signals']} signals, replay made {len(expected)}")
