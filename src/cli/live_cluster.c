@@ -25,7 +25,7 @@ static void pe__on_signal(int sig) {
 static const char *const pe__not_with_cluster[] = {
     "ticks-stream", "signals-stream", "checkpoint",     "checkpoint-key",
     "start-id",     "rejects",        "rejects-stream", "state-out",
-    "model",        "backend"};
+    "summary-json", "model",          "backend"};
 
 int pe_cli_live_cluster(const pe_cli_command_t *cmd,
                         const pe_engine_config_t *ecfg,
