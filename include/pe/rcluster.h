@@ -113,6 +113,13 @@ const char *pe_rcluster_node_name(const pe_rcluster_t *c, uint32_t node);
  * (the reason in pe_rcluster_errmsg), PE_EINVAL (refused for good). */
 int pe_rcluster_node_conn(pe_rcluster_t *c, uint32_t node, pe_redis_t **out);
 
+/* Takes in a redirect that node `from` answered: for MOVED the slot now
+ * maps to the named node (added when new; an empty host is from's). Call
+ * it after any pe_rcluster_refresh, as the newer news. Returns the named
+ * node's index, or PE_ENOMEM (more than PE_RCLUSTER_MAX_NODES nodes). */
+int pe_rcluster_redirected(pe_rcluster_t *c, const pe_redis_redirect_t *red,
+                           uint32_t from);
+
 /* Sends one command for key to its master and reads its reply, following
  * redirections and retrying as the top of this file says. An error reply
  * other than those is returned as the reply (PE_OK). PE_EAGAIN when

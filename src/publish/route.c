@@ -45,6 +45,9 @@ typedef struct pe__part {
   int32_t node;    /* the node of the last send */
 } pe__part_t;
 
+/* MOVED replies kept from one attempt to apply after the map's reload. */
+#define PE__MOVED_MAX 64
+
 struct pe__route {
   pe_rcluster_t *cluster;
   pe_partition_map_t *map;
@@ -60,6 +63,9 @@ struct pe__route {
   pe_resp_buf_t wait;
   uint64_t published, duplicates, resent;
   uint32_t retry_ms;
+  pe_redis_redirect_t moved[PE__MOVED_MAX];
+  uint32_t moved_from[PE__MOVED_MAX];
+  uint32_t n_moved;
   char errmsg[768];
 };
 
@@ -198,11 +204,17 @@ uint32_t pe__route_pending(const pe__route_t *r) { return r->pending; }
 /* What an error reply inside a batch asks for. */
 enum { PE__RETRY_NOW = 1, PE__RETRY_LATER, PE__FATAL };
 
+/* MOVED: the reloaded map sends the batch to the right node at once. ASK
+ * (a slot migrating): the batch waits for the migration to end, since a
+ * MULTI cannot be split between the two nodes. */
 static int pe__classify(const char *err) {
-  if (strncmp(err, "MOVED ", 6) == 0 || strncmp(err, "ASK ", 4) == 0) {
+  if (strncmp(err, "MOVED ", 6) == 0) {
     return PE__RETRY_NOW;
   }
-  return pe_redis_is_transient(err) ? PE__RETRY_LATER : PE__FATAL;
+  if (strncmp(err, "ASK ", 4) == 0 || pe_redis_is_transient(err)) {
+    return PE__RETRY_LATER;
+  }
+  return PE__FATAL;
 }
 
 /* Reads one partition's replies (MULTI, one per XADD, EXEC) and counts
@@ -234,11 +246,19 @@ static int pe__read_batch(pe__route_t *r, pe_redis_t *conn, pe__part_t *part,
                       : v->type == PE_REDIS_ERROR ? v->str
                                                   : "unexpected EXEC reply";
     int kind = pe__classify(why);
+    pe_redis_redirect_t red;
+    pe_redis_value_t wv = {
+        .type = PE_REDIS_ERROR, .str = why, .len = strlen(why)};
+    if (kind == PE__RETRY_NOW && pe_redis_redirect_parse(&wv, &red)) {
+      r->moved[r->n_moved % PE__MOVED_MAX] = red;
+      r->moved_from[r->n_moved % PE__MOVED_MAX] = (uint32_t)part->node;
+      r->n_moved++;
+    }
     if (kind == PE__FATAL) {
       pe__rerr(r, "Redis refused a batch for %s: %s", part->key, why);
       return PE_EPARSE;
     }
-    *retry = *retry > kind || *retry == 0 ? kind : *retry;
+    *retry = kind > *retry ? kind : *retry; /* LATER wins over NOW */
     pe__rerr(r, "%s: %s", part->key, why);
     return PE_OK;
   }
@@ -436,6 +456,15 @@ int pe__route_flush(pe__route_t *r) {
       wait_ms = wait_ms * 2 > 1000 ? 1000 : wait_ms * 2;
     }
     (void)pe_rcluster_refresh(r->cluster);
+    uint32_t n = r->n_moved < PE__MOVED_MAX ? r->n_moved : PE__MOVED_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+      if (pe_rcluster_redirected(r->cluster, &r->moved[i], r->moved_from[i]) <
+          0) {
+        pe__rerr(r, "%s", pe_rcluster_errmsg(r->cluster));
+        return PE_ENOMEM;
+      }
+    }
+    r->n_moved = 0;
   }
 }
 

@@ -15,15 +15,15 @@
 
 uint16_t pe_crc16(const void *data, size_t len) {
   const unsigned char *p = data;
-  uint16_t crc = 0;
+  uint32_t crc = 0; /* 16 bits kept */
   for (size_t i = 0; i < len; i++) {
-    crc = (uint16_t)(crc ^ (uint16_t)(p[i] << 8));
+    crc ^= (uint32_t)p[i] << 8;
     for (int b = 0; b < 8; b++) {
-      crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021)
-                           : (uint16_t)(crc << 1);
+      crc = (crc & 0x8000u) ? ((crc << 1) ^ 0x1021u) & 0xFFFFu
+                            : (crc << 1) & 0xFFFFu;
     }
   }
-  return crc;
+  return (uint16_t)crc;
 }
 
 uint16_t pe_redis_key_slot(const char *key, size_t len) {
@@ -303,9 +303,10 @@ static int pe__parse_shards(pe_rcluster_t *c, const pe_redis_value_t *v) {
       if (pe_redis_value_is(role, "master") && online) {
         master = &nodes->elem[k];
       } else if (pe_redis_value_is(role, "replica") &&
-                 !pe_redis_value_is(health, "failed")) {
+                 (online || pe_redis_value_is(health, "loading"))) {
         /* "loading" too: Redis 7.0 says so of a replica in sync until
-         * the master's next ping moves its offset. */
+         * the master's next ping moves its offset. A dead one is "fail"
+         * (7.0) or "failed" (as documented). */
         replicas++;
       }
     }
@@ -556,6 +557,23 @@ uint64_t pe_rcluster_reconnects(const pe_rcluster_t *c) {
   return n;
 }
 
+int pe_rcluster_redirected(pe_rcluster_t *c, const pe_redis_redirect_t *red,
+                           uint32_t from) {
+  char host[256];
+  snprintf(host, sizeof host, "%s",
+           red->host[0] != '\0' || from >= c->n_nodes ? red->host
+                                                      : c->nodes[from].host);
+  int to = pe__node_index(c, host, red->port);
+  if (to < 0) {
+    return PE_ENOMEM;
+  }
+  if (!red->ask && c->slots[red->slot] != (uint16_t)to) {
+    c->slots[red->slot] = (uint16_t)to;
+    c->epoch++;
+  }
+  return to;
+}
+
 int pe_rcluster_command(pe_rcluster_t *c, const char *key, size_t key_len,
                         const pe_resp_buf_t *command,
                         volatile sig_atomic_t *stop,
@@ -604,20 +622,14 @@ int pe_rcluster_command(pe_rcluster_t *c, const char *key, size_t key_len,
         }
         pe__err(c, "%s: %s", pe_rcluster_node_name(c, (uint32_t)node), v->str);
       } else {
-        if (red.host[0] == '\0') {
-          snprintf(red.host, sizeof red.host, "%s", c->nodes[node].host);
+        if (!red.ask) {
+          (void)pe_rcluster_refresh(c);
         }
-        int to = pe__node_index(c, red.host, red.port);
+        int to = pe_rcluster_redirected(c, &red, (uint32_t)node);
         if (to < 0) {
           return PE_ENOMEM;
         }
-        if (red.ask) {
-          ask_node = to;
-        } else {
-          c->slots[red.slot] = (uint16_t)to;
-          c->epoch++;
-          (void)pe_rcluster_refresh(c);
-        }
+        ask_node = red.ask ? to : -1;
         continue;
       }
     } else {

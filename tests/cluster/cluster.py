@@ -1,4 +1,4 @@
-"""Real Redis Clusters for the tests: three masters and three replicas from
+"""Real Redis Clusters for the tests and benchmarks: three masters and three replicas from
 Debian's redis-server on free loopback ports, made with
 `redis-cli --cluster create ... --cluster-replicas 1 --cluster-yes`, or a
 single node, each in its own temporary directory and torn down at the end.
@@ -8,6 +8,8 @@ single node, each in its own temporary directory and torn down at the end.
         c.client_for_key("ticks:{p3}")
         c.kill_master_of("ticks:{p3}")   # SIGKILL; its replica takes over
         c.wait_ok()
+
+    python3 tests/cluster/cluster.py --hold URLFILE   # until SIGTERM
 
 Nothing here talks to a Redis the test did not start. Uses only the
 standard library and tests/live/harness.py (the RESP client).
@@ -328,7 +330,24 @@ class Cluster:
         self.close()
 
 
+def _hold(path: str, single: bool) -> None:
+    """Makes a cluster (or a single node), writes its URL to path, and keeps
+    it until SIGTERM or SIGINT: for benchmarks driven from a shell."""
+    done = []
+    signal.signal(signal.SIGTERM, lambda *_: done.append(1))
+    signal.signal(signal.SIGINT, lambda *_: done.append(1))
+    with Cluster(single=single) as c:
+        with open(path + ".tmp", "w") as f:
+            f.write(c.url + "\n")
+        os.rename(path + ".tmp", path)
+        while not done:
+            time.sleep(0.1)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] in ("--hold", "--hold-single"):
+        _hold(sys.argv[2], sys.argv[1] == "--hold-single")
+        sys.exit(0)
     # A smoke run: make a cluster, print its shards, tear it down.
     t0 = time.time()
     with Cluster() as c:

@@ -1,7 +1,11 @@
 """`publish --partitions` against real Redis: a 3-master + 3-replica cluster
-(--mode cluster), a single node (--mode single), and a cluster whose master
-is killed with SIGKILL while the ticks are being published, so that its
-replica takes over (--mode failover).
+(--mode cluster), a single node (--mode single), and a cluster disturbed
+while the ticks are being published: a master killed with SIGKILL, so that
+its replica takes over (--mode failover); a replica killed, so that WAIT
+times out until the cluster marks it failed (--mode replica); the slot of
+a partition moved to another master, its stream migrated (MIGRATING /
+IMPORTING, MIGRATE, SETSLOT NODE) under the publisher, which meets ASK and
+then MOVED (--mode reshard).
 
 Each partition's stream, read back with XRANGE from the node serving it,
 must hold exactly the input ticks of the symbols of that partition, in the
@@ -165,10 +169,109 @@ def total_len(c: Cluster, parts: int) -> int:
     return n
 
 
+def node_id(node) -> str:
+    cl = node.client()
+    try:
+        return cl.call("CLUSTER", "MYID").decode()
+    finally:
+        cl.close()
+
+
+def call(node, *args):
+    cl = node.client()
+    try:
+        return cl.call(*args)
+    finally:
+        cl.close()
+
+
+def replica_of(c: Cluster, master):
+    for s in c.shards():
+        if any(x["port"] == master.port for x in s["nodes"]):
+            for x in s["nodes"]:
+                if x["role"] == "replica":
+                    return c.node_by_port(int(x["port"]))
+    fail(f"no replica of {master.port}")
+
+
+def reshard(c: Cluster, key: str) -> str:
+    """Moves key's slot to another master as redis-cli --cluster reshard
+    does: IMPORTING, MIGRATING, MIGRATE of its keys, SETSLOT NODE."""
+    slot = call(c.masters()[0], "CLUSTER", "KEYSLOT", key)
+    src = c.master_of(key)
+    dst = next(m for m in c.masters() if m.port != src.port)
+    call(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(src))
+    call(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(dst))
+    time.sleep(0.3)  # the publisher keeps writing to the slot meanwhile
+    while True:
+        keys = call(src, "CLUSTER", "GETKEYSINSLOT", slot, 100)
+        if not keys:
+            break
+        call(src, "MIGRATE", "127.0.0.1", dst.port, "", 0, 10000, "KEYS", *keys)
+    time.sleep(0.3)  # ASK for the moved stream until the slot is handed over
+    for m in c.masters():
+        call(m, "CLUSTER", "SETSLOT", slot, "NODE", node_id(dst))
+    return f"moved slot {slot} from {src.port} to {dst.port}"
+
+
+def disturbed(args, c: Cluster, path: str, extra: list, parts: int) -> None:
+    """Publishes in the background and, once a quarter of the ticks are in,
+    disturbs the cluster as --mode says; publish must finish with exit 0."""
+    key = "ticks:{p0}"
+    proc = subprocess.Popen([args.engine, "publish", "--ticks", path,
+                             "--redis", c.url, *extra, "--rate", "60000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    out: dict = {}
+
+    def drain():
+        out["stderr"] = proc.stderr.read()
+    th = threading.Thread(target=drain)
+    th.start()
+    deadline = time.time() + 30
+    while total_len(c, parts) < args.ticks // 4:
+        if proc.poll() is not None or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    master = c.master_of(key)
+    if args.mode == "failover":
+        master.kill()
+        what = f"killed the master on port {master.port}"
+    elif args.mode == "replica":
+        rep = replica_of(c, master)
+        rep.kill()
+        what = f"killed the replica on port {rep.port}"
+    else:
+        what = reshard(c, key)
+    print(f"{what} after {total_len(c, parts)} ticks")
+    try:
+        proc.wait(timeout=100)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("publish did not finish within 100 s")
+    th.join()
+    sys.stdout.write(out["stderr"])
+    harness.check_sanitizers(out["stderr"], "publish")
+    if proc.returncode != 0:
+        fail(f"publish exited {proc.returncode} ({args.mode})")
+    if "resent" not in out["stderr"]:
+        fail("no summary from publish")
+    if args.mode == "failover":
+        c.wait_ok(masters=3, replicas=0)
+        if c.master_of(key).port == master.port:
+            fail("the killed master still serves the slot")
+    elif args.mode == "reshard" and c.master_of(key).port == master.port:
+        fail("the slot was not moved")
+    if args.mode != "replica" and "sending" not in out["stderr"]:
+        fail("publish never had to send a batch again: the disturbance "
+             "came too late to test anything")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", required=True)
-    ap.add_argument("--mode", choices=("cluster", "single", "failover"), required=True)
+    ap.add_argument("--mode", choices=("cluster", "single", "failover", "replica",
+                                       "reshard"), required=True)
     ap.add_argument("--ticks", type=int, default=200_000)
     ap.add_argument("--symbols", type=int, default=600)
     ap.add_argument("--partitions", type=int, default=16)
@@ -205,49 +308,13 @@ def run(args, tmp: str) -> None:
             placed = packed(weights, hot, parts)
         text = canonical_text(parts, placed)
 
-        if args.mode != "failover":
+        if args.mode in ("cluster", "single"):
             t1 = time.time()
             r = publish(args.engine, c.url, path, extra)
             print(f"published in {time.time() - t1:.2f} s")
             sys.stdout.write(r.stderr)
         else:
-            # Kill the master of partition 0's slot once a quarter of the
-            # ticks are in; its replica must take over and the publisher
-            # must resend what was lost.
-            victim_key = "ticks:{p0}"
-            proc = subprocess.Popen([args.engine, "publish", "--ticks", path,
-                                     "--redis", c.url, *extra, "--rate", "60000"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
-            out: dict = {}
-
-            def drain():
-                out["stderr"] = proc.stderr.read()
-            th = threading.Thread(target=drain)
-            th.start()
-            deadline = time.time() + 30
-            while total_len(c, parts) < args.ticks // 4:
-                if proc.poll() is not None or time.time() > deadline:
-                    break
-                time.sleep(0.05)
-            killed = c.kill_master_of(victim_key)
-            print(f"killed the master on port {killed.port} after "
-                  f"{total_len(c, parts)} ticks")
-            try:
-                proc.wait(timeout=100)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                fail("publish did not finish within 100 s of the failover")
-            th.join()
-            sys.stdout.write(out["stderr"])
-            harness.check_sanitizers(out["stderr"], "publish")
-            if proc.returncode != 0:
-                fail(f"publish exited {proc.returncode} across the failover")
-            if "resent" not in out["stderr"]:
-                fail("no summary from publish")
-            c.wait_ok(masters=3, replicas=0)
-            if c.master_of(victim_key).port == killed.port:
-                fail("the killed master still serves the slot")
+            disturbed(args, c, path, extra, parts)
         check_streams(c, ticks, parts, placed)
         check_map(c, text)
         refused_other_map(args.engine, c.url, path, parts, text)
