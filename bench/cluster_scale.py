@@ -63,14 +63,6 @@ def cpu_s(pid: int) -> float:
         return 0.0
 
 
-def fnv1a64(data: bytes) -> int:
-    x = 0xcbf29ce484222325
-    for c in data:
-        x ^= c
-        x = (x * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return x
-
-
 class Single:
     """One redis-server."""
 
@@ -107,26 +99,10 @@ class Multi:
         self.c.__exit__(None, None, None)
 
 
-def publish(engine: str, redis, ticks: str, parts: int, tmp: str) -> None:
-    """The ticks into ticks:{pN}: with publish --partitions where the build
-    has it, else one publish per partition of a file split by FNV-1a."""
-    helptext = subprocess.run([engine, "help", "publish"], capture_output=True,
-                              text=True).stdout
-    if "--partitions" in helptext:
-        h.run([engine, "publish", "--ticks", ticks, "--redis", redis.url,
-               "--partitions", str(parts)])
-        return
-    files = [open(os.path.join(tmp, f"part{p}.csv"), "w") for p in range(parts)]
-    with open(ticks) as f:
-        header = f.readline()
-        for out in files:
-            out.write(header)
-        for line in f:
-            files[fnv1a64(line.split(",", 2)[1].encode()) % parts].write(line)
-    for p, out in enumerate(files):
-        out.close()
-        h.run([engine, "publish", "--ticks", out.name, "--redis", redis.url,
-               "--ticks-stream", f"ticks:{{p{p}}}"])
+def publish(engine: str, redis, ticks: str, parts: int) -> None:
+    """The ticks into ticks:{pN}, routed by publish itself."""
+    h.run([engine, "publish", "--ticks", ticks, "--redis", redis.url,
+           "--partitions", str(parts), "--quiet"])
 
 
 def entries(port: int) -> int:
@@ -145,7 +121,7 @@ def run_one(a, k: int, ticks: str, expected: int, tmp: str) -> dict:
     redis = Multi(a.masters) if a.masters else Single()
     try:
         pub_cpu0 = sum(cpu_s(p) for p in redis.pids())
-        publish(a.engine, redis, ticks, a.partitions, tmp)
+        publish(a.engine, redis, ticks, a.partitions)
         pub_cpu = sum(cpu_s(p) for p in redis.pids()) - pub_cpu0
         worker_cpu0 = redis_cpu0 = 0.0
         ports = [h.free_port() for _ in range(k)]

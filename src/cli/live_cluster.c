@@ -78,14 +78,8 @@ int pe_cli_live_cluster(const pe_cli_command_t *cmd,
     return rc == PE_EINVAL || rc == PE_EUNSUPPORTED ? PE_EXIT_USAGE
                                                     : PE_EXIT_FAIL;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = pe__on_signal;
-  sigemptyset(&sa.sa_mask);
   pe__worker = w;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  pe_cli_catch_stop(pe__on_signal);
   while ((rc = pe_worker_step(w, (int)tmpl->block_ms)) == PE_OK) {
   }
   int code = PE_EXIT_OK;
