@@ -14,7 +14,8 @@ FNV-1a 64 of its symbol mod P, computed here.
 
   exact  three workers from the start to the end;
   kill   one worker SIGKILLed mid-stream: its partitions move to the other
-         two within the lease (the time is measured and printed);
+         two within the lease and a round (the time is measured and
+         printed); then a fourth worker joins and gets its share;
   pause  one worker SIGSTOPped past its lease, then SIGCONTed: its late
          writes are refused by the fence (its log says so), it rejoins;
   failover (cluster) the master of a partition SIGKILLed mid-stream: its
@@ -118,6 +119,11 @@ class Worker:
                 return json.loads(r.read())
         except urllib.error.HTTPError as e:  # 503 while starting
             return json.loads(e.read())
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode()
 
     def text(self) -> str:
         if not self.log.closed:
@@ -303,6 +309,23 @@ def run_case(a, tmp: str, redis) -> None:
         if a.case == "pause":
             time.sleep(max(0.0, 2.5 * LEASE_MS / 1000 - moved))
             victim.proc.send_signal(signal.SIGCONT)
+        if a.case == "kill":
+            # A worker joins in its place: the two survivors give back
+            # partitions until each of the three has its share.
+            t_join = time.time()
+            joiner = Worker(a.engine, redis.url, "w4", P, tmp)
+            workers.append(joiner)
+            share = -(-P // 3)
+            while time.time() - t_join < 10:
+                held = lease_holders(redis, P)
+                if all(held) and held.count("w4") >= P - 2 * share:
+                    break
+                time.sleep(0.01)
+            else:
+                h.fail(f"w4 did not get its share after joining: {held}")
+            print(f"ok: join: w4 owned {held.count('w4')} partitions "
+                  f"{time.time() - t_join:.2f} s after it started: "
+                  f"{[held.count(w.wid) for w in workers if w is not victim]}")
 
     for p in pubs:
         _, err = p.communicate(timeout=120)
@@ -331,6 +354,13 @@ def run_case(a, tmp: str, redis) -> None:
             not wk.get("owned_partitions") or \
             "lag" not in wk["owned_partitions"][0]:
         h.fail(f"/health does not show the worker's partitions: {doc}")
+    text = alive[0].metrics()
+    first = wk["owned_partitions"][0]["partition"]
+    for name in ("pe_live_worker_owned", "pe_live_partition_lag_entries"
+                 f"{{partition=\"{first}\"}}",
+                 "pe_live_worker_leases_total{event=\"acquired\"}"):
+        if name not in text:
+            h.fail(f"/metrics of {alive[0].wid} lacks {name}:\n{text}")
     print(f"ok: /health of {alive[0].wid}: owns "
           f"{[x['partition'] for x in wk['owned_partitions']]}, lag "
           f"{[x['lag']['entries'] for x in wk['owned_partitions']]}")
