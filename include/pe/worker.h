@@ -61,8 +61,15 @@ typedef struct pe_worker_config {
   uint32_t lease_ms;     /* 300..600000; renewed every third */
   const char *http_addr; /* as pe_live_config_t.http_addr; NULL: none */
   uint64_t idle_stop_ms; /* stop once no partition read an entry for this
-                            long (and every partition is owned by someone);
-                            0: never */
+                            long, after a first one; 0: never */
+  /* Called with each partition's engine once it is made, before its
+   * checkpoint is restored (to attach a model backend, say); what it puts
+   * in *res goes to engine_done after that engine is destroyed. A failure
+   * (a negative code, the reason in err) stops the worker. NULL: none. */
+  int (*engine_ready)(void *ctx, pe_engine_t *engine, void **res, char *err,
+                      size_t err_cap);
+  void (*engine_done)(void *ctx, void *res);
+  void *engine_ctx;
 } pe_worker_config_t;
 
 /* Defaults: lease 1.5 s, pe_live_config_default's template, no HTTP. */

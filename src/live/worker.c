@@ -64,6 +64,7 @@ static const char pe__heartbeat_lua[] =
 
 typedef struct pe__part {
   struct pe_worker *w;
+  void *res; /* engine_ready's, for engine_done */
   uint32_t p;
   uint64_t fence;
   pe_engine_t *engine;
@@ -187,6 +188,9 @@ static void pe__part_free(pe__part_t *pt) {
   if (pt != NULL) {
     pe_live_destroy(pt->live);
     pe_engine_destroy(pt->engine);
+    if (pt->res != NULL && pt->w->cfg.engine_done != NULL) {
+      pt->w->cfg.engine_done(pt->w->cfg.engine_ctx, pt->res);
+    }
     free(pt);
   }
 }
@@ -207,6 +211,14 @@ static int pe__part_open(pe_worker_t *w, uint32_t p, uint64_t fence) {
   if (rc != PE_OK) {
     free(pt);
     return pe__fail(w, rc, "partition %u: %s", p, err);
+  }
+  if (w->cfg.engine_ready != NULL) {
+    rc = w->cfg.engine_ready(w->cfg.engine_ctx, pt->engine, &pt->res, err,
+                             sizeof err);
+    if (rc != PE_OK) {
+      pe__part_free(pt);
+      return pe__fail(w, rc, "partition %u: %s", p, err);
+    }
   }
   char ticks[64], signals[64], ckpt[64], fkey[64];
   pe__part_key(ticks, sizeof ticks, "ticks", p);

@@ -4,7 +4,7 @@ through leases produce exactly the signals of one `replay`.
 
     python tests/live/test_live_workers.py --engine build/pattern-engine \\
         --case exact|kill|pause|failover [--redis single|cluster]
-        [--ticks 200000 --symbols 500 --partitions 12]
+        [--ticks 200000 --symbols 500 --partitions 12] [-- ENGINE OPTIONS]
 
 Ticks are generated (500 symbols) and published by `publish --partitions`
 into ticks:{pN} at a steady rate while three workers run, against a real
@@ -101,7 +101,8 @@ def call(redis, key: str, *args):
 
 
 class Worker:
-    def __init__(self, engine: str, url: str, wid: str, parts: int, tmp: str):
+    def __init__(self, engine: str, url: str, wid: str, parts: int, tmp: str,
+                 extra=()):
         self.wid = wid
         self.port = h.free_port()
         self.log_path = os.path.join(tmp, f"{wid}.log")
@@ -109,7 +110,8 @@ class Worker:
         self.proc = subprocess.Popen(
             [engine, "live", "--cluster", "--partitions", str(parts),
              "--worker-id", wid, "--lease-ms", str(LEASE_MS), "--redis", url,
-             "--checkpoint-every", "2000", "--http", f"127.0.0.1:{self.port}"],
+             "--checkpoint-every", "2000", "--http", f"127.0.0.1:{self.port}",
+             *extra],
             stdout=subprocess.DEVNULL, stderr=self.log)
 
     def health(self) -> dict:
@@ -216,6 +218,8 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=12)
     ap.add_argument("--seconds", type=float, default=10.0,
                     help="how long publishing takes")
+    ap.add_argument("extra", nargs="*",
+                    help="engine options (after --) for replay and workers")
     a = ap.parse_args()
     P = a.partitions
 
@@ -233,11 +237,16 @@ def run_case(a, tmp: str, redis) -> None:
     P = a.partitions
     ticks = os.path.join(tmp, "ticks.csv")
     h.gen_ticks(ticks, a.ticks, a.symbols, seed=11)
-    expected, _ = h.replay_signals(a.engine, ticks, tmp)
+    expected, _ = h.replay_signals(a.engine, ticks, tmp, a.extra)
     print(f"replay: {len(expected)} signals from {a.ticks} ticks over "
           f"{a.symbols} symbols")
+    if "--backend" in a.extra:
+        n_model = sum(1 for x in expected if x.split(",")[3].startswith("model"))
+        if n_model == 0:
+            h.fail("the backend made no model signal: nothing to compare")
+        print(f"  {n_model} of them from the model")
 
-    workers = [Worker(a.engine, redis.url, f"w{i}", P, tmp)
+    workers = [Worker(a.engine, redis.url, f"w{i}", P, tmp, a.extra)
                for i in (1, 2, 3)]
     # Wait for the three to share the partitions before publishing.
     deadline = time.time() + 15
@@ -313,7 +322,7 @@ def run_case(a, tmp: str, redis) -> None:
             # A worker joins in its place: the two survivors give back
             # partitions until each of the three has its share.
             t_join = time.time()
-            joiner = Worker(a.engine, redis.url, "w4", P, tmp)
+            joiner = Worker(a.engine, redis.url, "w4", P, tmp, a.extra)
             workers.append(joiner)
             share = -(-P // 3)
             while time.time() - t_join < 10:
