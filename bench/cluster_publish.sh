@@ -10,12 +10,14 @@
 # the best are printed. Every redis-server shares the machine with publish:
 # on a small VM the cluster's six servers compete with it for the cores.
 #
-#   bench/cluster_publish.sh [N] [P] [PIPELINE] [RUNS]   defaults 1000000 16 1000 3
+#   bench/cluster_publish.sh [N] [P] [PIPELINE] [RUNS]   defaults 1000000 16 - 3
+# PIPELINE "-" leaves --pipeline at publish's defaults (1000 ticks a batch
+# for one stream, 10000 a round with --partitions).
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 P=${2:-16}
-PIPE=${3:-1000}
+PIPE=${3:--}
 RUNS=${4:-3}
 BUILD=${BUILD:-build}
 OUT=${OUT:-bench-out}
@@ -57,8 +59,12 @@ measure() {
   : > "$OUT/cluster_$name.txt"
   for run in $(seq 1 "$RUNS"); do
     start "$MODE"
-    $E publish --ticks "$OUT/cluster_ticks.csv" --redis "$URL" --pipeline "$PIPE" "$@" \
-      2> "$tmp/pub.txt"
+    if [ "$PIPE" = - ]; then
+      $E publish --ticks "$OUT/cluster_ticks.csv" --redis "$URL" "$@" 2> "$tmp/pub.txt"
+    else
+      $E publish --ticks "$OUT/cluster_ticks.csv" --redis "$URL" --pipeline "$PIPE" "$@" \
+        2> "$tmp/pub.txt"
+    fi
     grep -q "published    $N" "$tmp/pub.txt" || { cat "$tmp/pub.txt" >&2; exit 1; }
     grep throughput "$tmp/pub.txt" | awk '{print $2}' >> "$OUT/cluster_$name.txt"
     stop

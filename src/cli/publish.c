@@ -25,7 +25,10 @@ static pe_cli_flag_t pe__publish_flags[] = {
     {"rate", "N", NULL, NULL, "publish N ticks per second", NULL},
     {"speed", "X", NULL, NULL,
      "publish at X times the pace of the ticks' own timestamps", NULL},
-    {"pipeline", "N", NULL, "1000", "most ticks per batch (one write)", NULL},
+    {"pipeline", "N", NULL, "1000",
+     "most ticks per batch (one write); with --partitions, per round over "
+     "all partitions, 10000 unless given",
+     NULL},
     {"maxlen", "N", NULL, "0",
      "trim the stream to about N entries as it grows; 0: never", NULL},
     {"ids", "MODE", NULL, "explicit",
@@ -95,6 +98,9 @@ static int pe__publish_config(const pe_cli_command_t *cmd,
       pe_cli_error(cmd, "--partitions needs --ids explicit (a batch resent "
                         "after a failover must not be added twice)");
       return PE_EXIT_USAGE;
+    }
+    if (!pe_cli_is_set(cmd, "pipeline")) {
+      c->batch = 10000; /* a round is split over partitions and masters */
     }
     c->partition_weights = pe_cli_value(cmd, "partition-weights");
     c->hot_symbols = pe_cli_value(cmd, "hot-symbols");
