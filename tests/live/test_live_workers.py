@@ -19,7 +19,8 @@ FNV-1a 64 of its symbol mod P, computed here.
   pause  one worker SIGSTOPped past its lease, then SIGCONTed: its late
          writes are refused by the fence (its log says so), it rejoins;
   failover (cluster) the master of a partition SIGKILLed mid-stream: its
-         replica takes over (the time is printed), the workers follow.
+         replica takes over (the time is printed), the workers follow;
+  usage  bad command lines: exit 2 with a message, before any connection.
 
 Every case then checks, against the signals of `replay` on the whole file:
 every signal once (ids and every field), none missing, none extra, each
@@ -207,11 +208,36 @@ def check_result(redis, parts: int, expected: list) -> None:
           f"symbol")
 
 
+def usage(engine: str) -> None:
+    """Command lines --cluster refuses, each with its reason."""
+    url = f"redis://127.0.0.1:{h.free_port()}/0"  # nothing listens there
+    base = [engine, "live", "--cluster", "--redis", url]
+    cases = [
+        ([], "needs --partitions"),
+        (["--partitions", "0"], "partitions must be 1..65536"),
+        (["--partitions", "4", "--lease-ms", "100"], "300..600000"),
+        (["--partitions", "4", "--worker-id", "a b"], "without spaces"),
+        (["--partitions", "4", "--ticks-stream", "t"],
+         "--ticks-stream does not apply with --cluster"),
+        (["--partitions", "4", "--checkpoint", "redis"],
+         "--checkpoint does not apply with --cluster"),
+        (["--partitions", "4", "--summary-json", "s.json"],
+         "--summary-json does not apply with --cluster"),
+    ]
+    for args, want in cases:
+        r = h.run(base + args, check=False, timeout=20)
+        if r.returncode != 2 or want not in r.stderr:
+            h.fail(f"live --cluster {' '.join(args)}: exit {r.returncode}, "
+                   f"wanted 2 and '{want}':\n{r.stderr}")
+    print(f"ok: {len(cases)} bad command lines refused with exit 2 and "
+          f"their reasons")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", required=True)
     ap.add_argument("--case", required=True,
-                    choices=["exact", "kill", "pause", "failover"])
+                    choices=["exact", "kill", "pause", "failover", "usage"])
     ap.add_argument("--redis", default="single", choices=["single", "cluster"])
     ap.add_argument("--ticks", type=int, default=200000)
     ap.add_argument("--symbols", type=int, default=500)
@@ -223,6 +249,9 @@ def main() -> None:
     a = ap.parse_args()
     P = a.partitions
 
+    if a.case == "usage":
+        usage(a.engine)
+        return
     if a.case == "failover" and a.redis != "cluster":
         h.fail("--case failover needs --redis cluster")
     with tempfile.TemporaryDirectory(prefix="pe-workers-") as tmp:
