@@ -119,6 +119,7 @@ def entries(port: int) -> int:
 
 def run_one(a, k: int, ticks: str, expected: int, tmp: str) -> dict:
     redis = Multi(a.masters) if a.masters else Single()
+    procs: list = []
     try:
         pub_cpu0 = sum(cpu_s(p) for p in redis.pids())
         publish(a.engine, redis, ticks, a.partitions)
@@ -167,6 +168,10 @@ def run_one(a, k: int, ticks: str, expected: int, tmp: str) -> dict:
                 "publish_cpu_per_m": pub_cpu / a.ticks * 1e6,
                 "signals": signals, "signals_ok": signals == expected}
     finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         redis.close()
 
 

@@ -61,7 +61,7 @@ typedef struct pe_worker_config {
   uint32_t lease_ms;     /* 300..600000; renewed every third */
   const char *http_addr; /* as pe_live_config_t.http_addr; NULL: none */
   uint64_t idle_stop_ms; /* stop once no partition read an entry for this
-                            long, after a first one; 0: never */
+                            long (counted from the start); 0: never */
   /* Called with each partition's engine once it is made, before its
    * checkpoint is restored (to attach a model backend, say); what it puts
    * in *res goes to engine_done after that engine is destroyed. A failure

@@ -725,7 +725,7 @@ int pe_worker_step(pe_worker_t *w, int timeout_ms) {
     pe__publish(w, 1);
     return PE_LIVE_STOPPED;
   }
-  if (w->cfg.idle_stop_ms && !w->stopping && w->last_entry_mono != 0 &&
+  if (w->cfg.idle_stop_ms && !w->stopping &&
       now - w->last_entry_mono >= w->cfg.idle_stop_ms * 1000000ull) {
     pe_worker_stop(w);
   }
@@ -780,6 +780,7 @@ int pe_worker_create(const pe_worker_config_t *cfg, pe_worker_t **out,
   w->cfg.live.redis_url = w->url;
   w->cfg.http_addr = NULL;
   w->created_mono = pe_clock_ns();
+  w->last_entry_mono = w->created_mono; /* idle from the start, as live */
   /* The nonce tells this process from an earlier one with the same id. */
   snprintf(w->value, sizeof w->value, "%s %llx", w->id,
            (unsigned long long)((uint64_t)pe_wall_ns() ^ w->created_mono));

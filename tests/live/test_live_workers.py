@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 import harness as h  # noqa: E402
 
 LEASE_MS = 1500
+STARTED: list = []  # every process a case starts; none outlives the test
 
 
 def fnv1a64(data: bytes) -> int:
@@ -114,6 +115,7 @@ class Worker:
              "--checkpoint-every", "2000", "--http", f"127.0.0.1:{self.port}",
              *extra],
             stdout=subprocess.DEVNULL, stderr=self.log)
+        STARTED.append(self.proc)
 
     def health(self) -> dict:
         url = f"http://127.0.0.1:{self.port}/health"
@@ -259,6 +261,10 @@ def main() -> None:
         try:
             run_case(a, tmp, redis)
         finally:
+            for proc in STARTED:
+                if proc.poll() is None:
+                    proc.kill()  # a failed case: SIGKILL works on SIGSTOP too
+                    proc.wait()
             redis.close()
 
 
@@ -307,6 +313,7 @@ def run_case(a, tmp: str, redis) -> None:
         [a.engine, "publish", "--ticks", ticks, "--redis", redis.url,
          "--partitions", str(P), "--rate", str(rate)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+    STARTED.extend(pubs)
     t0 = time.time()
     if a.case == "failover":
         time.sleep(a.seconds * 0.35)
