@@ -770,7 +770,7 @@ static void step_timeout(void) {
 }
 
 /* A handle writing under fence token tok of "fence:{f}". */
-static pe_live_t *fenced_open(pe_engine_t *engine, uint64_t tok) {
+static pe_live_t *fenced_open(pe_engine_t *engine, const char *tok) {
   pe_live_config_t c;
   base_config(&c, engine, "ticks:{f}", "signals:{f}");
   c.checkpoint = PE_LIVE_CHECKPOINT_REDIS;
@@ -800,7 +800,7 @@ static void fenced(void) {
 
   /* Token 7 holds: the first half goes out. */
   pe_engine_t *a = new_engine(0);
-  pe_live_t *old = fenced_open(a, 7);
+  pe_live_t *old = fenced_open(a, "7");
   pe_live_step_stats_t st;
   for (int i = 0; i < 200; i++) {
     PE_CHECK_INT(pe_live_step(old, 20, &st), PE_OK);
@@ -829,7 +829,7 @@ static void fenced(void) {
 
   /* The new owner resumes from the checkpoint the old one left. */
   pe_engine_t *b = new_engine(0);
-  pe_live_t *owner = fenced_open(b, 8);
+  pe_live_t *owner = fenced_open(b, "8");
   PE_CHECK_INT(run_to_end(owner), PE_LIVE_STOPPED);
   check_signals("signals:{f}", exp, n_exp);
   PE_CHECK(same_state(b, ref));

@@ -4,9 +4,10 @@
  * Partition p has its own streams, `ticks:{pP}` and `signals:{pP}`, and
  * next to them (same hash slot) its checkpoint `checkpoint:{pP}`, its lease
  * `lease:{pP}` and its fence `fence:{pP}`. A worker owns a partition while
- * it holds the lease: a script sets it with SET NX PX (each grant INCRs the
- * fence and hands the worker the new token) or extends it while it still
- * holds the worker's value, every third of the lease. Each owned partition
+ * it holds the lease: a script sets it with SET NX PX (each grant moves the
+ * fence on to a new token, "count+1 ID nonce", and hands it to the worker)
+ * or extends it while it still holds the worker's value, every third of the
+ * lease. Each owned partition
  * runs in its own live handle (pe/live.h) with that token as its fence, so
  * every write of the partition (signals, rejects, checkpoint) is refused
  * once another worker has been granted the lease. A worker that gains a

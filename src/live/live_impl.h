@@ -47,7 +47,7 @@ struct pe_live {
   char ckpt_key[PE__LIVE_NAME_MAX];
   char start_id[PE_STREAM_ID_MAX];
   char fence_key[PE__LIVE_NAME_MAX];
-  char fence_token[24];
+  char fence_token[128];
   int fenced;         /* a write was refused by the fence */
   pe_resp_buf_t wrap; /* the fenced EVAL being built (txn.c) */
   pe_engine_t *engine;
