@@ -1,12 +1,13 @@
 /* A cluster worker (see pe/worker.h): partitions shared through leases.
  *
- * One control connection carries the lease round, every third of the
- * lease: the heartbeat (which also lists the workers alive), the renewal of
- * every owned lease, then giving back or taking partitions until this
- * worker owns its share, ceil(P / alive). Each owned partition is a live
- * handle of its own (connection, engine, checkpoint key) whose writes are
- * fenced by the token its grant returned. Partitions are stepped in turn
- * without blocking; the worker naps briefly when none had entries.
+ * The lease round runs every third of the lease, through the cluster
+ * router (rcluster.h; a single node alike): the heartbeat (which also lists the
+ * workers alive), the renewal of every owned lease, then giving back or taking
+ * partitions until this worker owns its share, ceil(P / alive). Each owned
+ * partition is a live handle of its own (connection, engine, checkpoint key)
+ * whose writes are fenced by the token its grant returned. Partitions are
+ * stepped in turn without blocking; the worker naps briefly when none had
+ * entries.
  *
  * What protects the output is the fence, not the lease's timing: a worker
  * paused past its lease keeps believing it owns its partitions until its
@@ -106,7 +107,8 @@ struct pe_worker {
   uint64_t acquired, released, lost;
   uint64_t last_entry_mono;
   uint64_t created_mono;
-  volatile sig_atomic_t stop_flag;
+  volatile sig_atomic_t stop_flag; /* pe_worker_stop calls, 2 at most */
+  volatile sig_atomic_t give_up;   /* the second: Redis is not waited for */
   int stopping;
   pe_live_http_t *http;
   pe_live_metrics_t metrics; /* for the HTTP server */
@@ -159,6 +161,7 @@ const char *pe_worker_errmsg(const pe_worker_t *w) { return w->errmsg; }
 void pe_worker_stop(pe_worker_t *w) {
   if (w->stop_flag < 2) {
     w->stop_flag = w->stop_flag + 1;
+    w->give_up = w->stop_flag >= 2;
   }
 }
 
@@ -295,7 +298,7 @@ static void pe__eval(pe_resp_buf_t *b, const char *script, uint32_t n_keys,
 static int pe__cmd(pe_worker_t *w, const char *key,
                    const pe_redis_value_t **v) {
   if (!w->rc_ready) {
-    int rc = pe_rcluster_connect(w->rc, &w->stop_flag);
+    int rc = pe_rcluster_connect(w->rc, &w->give_up);
     if (rc == PE_EAGAIN || rc == PE_ECONN) {
       return PE_ECONN;
     }
@@ -305,7 +308,7 @@ static int pe__cmd(pe_worker_t *w, const char *key,
     w->rc_ready = 1;
   }
   int rc =
-      pe_rcluster_command(w->rc, key, strlen(key), &w->req, &w->stop_flag, v);
+      pe_rcluster_command(w->rc, key, strlen(key), &w->req, &w->give_up, v);
   if (rc == PE_EAGAIN || rc == PE_ECONN) {
     return PE_ECONN;
   }
@@ -329,7 +332,7 @@ static int pe__check_partitions(pe_worker_t *w) {
     }
   }
   pe_partition_map_t *stored = NULL;
-  int rc = pe_rcluster_partitions_load(w->rc, &w->stop_flag, &stored);
+  int rc = pe_rcluster_partitions_load(w->rc, &w->give_up, &stored);
   if (rc == PE_ENOENT) {
     pe_partition_options_t o;
     memset(&o, 0, sizeof o);
@@ -339,11 +342,11 @@ static int pe__check_partitions(pe_worker_t *w) {
     if (rc != PE_OK) {
       return pe__fail(w, rc, "partition map: %s", err);
     }
-    rc = pe_rcluster_partitions_agree(w->rc, stored, &w->stop_flag);
+    rc = pe_rcluster_partitions_agree(w->rc, stored, &w->give_up);
     if (rc == PE_ESTATE) {
       pe_partition_map_destroy(stored);
       stored = NULL;
-      rc = pe_rcluster_partitions_load(w->rc, &w->stop_flag, &stored);
+      rc = pe_rcluster_partitions_load(w->rc, &w->give_up, &stored);
     }
   }
   if (rc == PE_EAGAIN || rc == PE_ECONN) {

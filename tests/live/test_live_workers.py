@@ -431,6 +431,15 @@ def run_case(a, tmp: str, redis) -> None:
             h.fail(f"worker {w.wid} exited {rc}:\n{w.text()}")
     if a.case == "kill":
         victim.log.close()
+    # A clean stop gives every lease back and leaves the heartbeats.
+    held = lease_holders(redis, P)
+    gone = [w.wid for w in workers if not (a.case == "kill" and w is victim)]
+    if any(x in gone for x in held):
+        h.fail(f"leases still held after the workers stopped: {held}")
+    beats = call(redis, "pe:workers", "HKEYS", "pe:workers")
+    if any(b.decode() in gone for b in beats):
+        h.fail(f"heartbeats left after the workers stopped: {beats}")
+    print("ok: stopped workers gave their leases back and left pe:workers")
     check_result(redis, P, expected)
 
 
