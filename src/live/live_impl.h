@@ -9,7 +9,9 @@
  *   gap.c         stream position, start placement and gap accounting
  *   metrics.c     the figures and their text forms
  *   http.c        /health and /metrics (http.h)
- *   lock.c        one worker per checkpoint: file lock, Redis lease */
+ *   lock.c        one worker per checkpoint: file lock, Redis lease
+ *   worker.c      the cluster worker (pe/worker.h): partitions shared
+ *                 through fenced leases, one handle per owned partition */
 #ifndef PE_LIVE_IMPL_H
 #define PE_LIVE_IMPL_H
 
