@@ -63,14 +63,6 @@ def cpu_s(pid: int) -> float:
         return 0.0
 
 
-def fnv1a64(data: bytes) -> int:
-    x = 0xcbf29ce484222325
-    for c in data:
-        x ^= c
-        x = (x * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return x
-
-
 class Single:
     """One redis-server."""
 
@@ -107,26 +99,10 @@ class Multi:
         self.c.__exit__(None, None, None)
 
 
-def publish(engine: str, redis, ticks: str, parts: int, tmp: str) -> None:
-    """The ticks into ticks:{pN}: with publish --partitions where the build
-    has it, else one publish per partition of a file split by FNV-1a."""
-    helptext = subprocess.run([engine, "help", "publish"], capture_output=True,
-                              text=True).stdout
-    if "--partitions" in helptext:
-        h.run([engine, "publish", "--ticks", ticks, "--redis", redis.url,
-               "--partitions", str(parts)])
-        return
-    files = [open(os.path.join(tmp, f"part{p}.csv"), "w") for p in range(parts)]
-    with open(ticks) as f:
-        header = f.readline()
-        for out in files:
-            out.write(header)
-        for line in f:
-            files[fnv1a64(line.split(",", 2)[1].encode()) % parts].write(line)
-    for p, out in enumerate(files):
-        out.close()
-        h.run([engine, "publish", "--ticks", out.name, "--redis", redis.url,
-               "--ticks-stream", f"ticks:{{p{p}}}"])
+def publish(engine: str, redis, ticks: str, parts: int) -> None:
+    """The ticks into ticks:{pN}, routed by publish itself."""
+    h.run([engine, "publish", "--ticks", ticks, "--redis", redis.url,
+           "--partitions", str(parts), "--quiet"])
 
 
 def entries(port: int) -> int:
@@ -143,8 +119,11 @@ def entries(port: int) -> int:
 
 def run_one(a, k: int, ticks: str, expected: int, tmp: str) -> dict:
     redis = Multi(a.masters) if a.masters else Single()
+    procs: list = []
     try:
-        publish(a.engine, redis, ticks, a.partitions, tmp)
+        pub_cpu0 = sum(cpu_s(p) for p in redis.pids())
+        publish(a.engine, redis, ticks, a.partitions)
+        pub_cpu = sum(cpu_s(p) for p in redis.pids()) - pub_cpu0
         worker_cpu0 = redis_cpu0 = 0.0
         ports = [h.free_port() for _ in range(k)]
         procs = [subprocess.Popen(
@@ -186,8 +165,13 @@ def run_one(a, k: int, ticks: str, expected: int, tmp: str) -> dict:
         return {"workers": k, "seconds": secs, "rate": a.ticks / secs,
                 "worker_cpu_per_m": worker_cpu / a.ticks * 1e6,
                 "redis_cpu_per_m": redis_cpu / a.ticks * 1e6,
+                "publish_cpu_per_m": pub_cpu / a.ticks * 1e6,
                 "signals": signals, "signals_ok": signals == expected}
     finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         redis.close()
 
 
@@ -214,14 +198,18 @@ def main() -> None:
         print(f"{a.ticks} ticks over {a.symbols} symbols, {a.partitions} "
               f"partitions, {where}; {os.cpu_count()} CPUs; replay: "
               f"{len(expected)} signals")
+        print("CPU s/M: CPU seconds per million ticks; redis: every "
+              "redis-server (replicas too) while the workers drain, and while "
+              "publish loads the ticks")
         print(f"{'workers':>7} {'drain s':>8} {'ticks/s':>10} "
               f"{'per worker':>10} {'worker CPU s/M':>14} "
-              f"{'redis CPU s/M':>13} {'signals':>8}")
+              f"{'redis CPU s/M':>13} {'publish redis':>13} {'signals':>8}")
         for k in counts:
             r = run_one(a, k, ticks, len(expected), tmp)
             print(f"{r['workers']:>7} {r['seconds']:>8.2f} {r['rate']:>10,.0f} "
                   f"{r['rate'] / k:>10,.0f} {r['worker_cpu_per_m']:>14.2f} "
                   f"{r['redis_cpu_per_m']:>13.2f} "
+                  f"{r['publish_cpu_per_m']:>13.2f} "
                   f"{'= replay' if r['signals_ok'] else 'DIFFERS'}", flush=True)
             if not r["signals_ok"]:
                 h.fail(f"{r['signals']} signals, replay made {len(expected)}")

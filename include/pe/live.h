@@ -118,7 +118,7 @@ typedef struct pe_live_config {
    * Redis checkpoint, in the same hash slot; the checkpoint's own lease
    * (KEY:lock) is not taken, the caller's lease stands for it. NULL: none. */
   const char *fence_key;
-  uint64_t fence_token;
+  const char *fence_token; /* up to 127 bytes */
 } pe_live_config_t;
 
 /* Fills cfg with the defaults above: no engine (the caller sets one), no

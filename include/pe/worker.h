@@ -4,9 +4,10 @@
  * Partition p has its own streams, `ticks:{pP}` and `signals:{pP}`, and
  * next to them (same hash slot) its checkpoint `checkpoint:{pP}`, its lease
  * `lease:{pP}` and its fence `fence:{pP}`. A worker owns a partition while
- * it holds the lease: a script sets it with SET NX PX (each grant INCRs the
- * fence and hands the worker the new token) or extends it while it still
- * holds the worker's value, every third of the lease. Each owned partition
+ * it holds the lease: a script sets it with SET NX PX (each grant moves the
+ * fence on to a new token, "count+1 ID nonce", and hands it to the worker)
+ * or extends it while it still holds the worker's value, every third of the
+ * lease. Each owned partition
  * runs in its own live handle (pe/live.h) with that token as its fence, so
  * every write of the partition (signals, rejects, checkpoint) is refused
  * once another worker has been granted the lease. A worker that gains a
@@ -61,8 +62,15 @@ typedef struct pe_worker_config {
   uint32_t lease_ms;     /* 300..600000; renewed every third */
   const char *http_addr; /* as pe_live_config_t.http_addr; NULL: none */
   uint64_t idle_stop_ms; /* stop once no partition read an entry for this
-                            long (and every partition is owned by someone);
-                            0: never */
+                            long (counted from the start); 0: never */
+  /* Called with each partition's engine once it is made, before its
+   * checkpoint is restored (to attach a model backend, say); what it puts
+   * in *res goes to engine_done after that engine is destroyed. A failure
+   * (a negative code, the reason in err) stops the worker. NULL: none. */
+  int (*engine_ready)(void *ctx, pe_engine_t *engine, void **res, char *err,
+                      size_t err_cap);
+  void (*engine_done)(void *ctx, void *res);
+  void *engine_ctx;
 } pe_worker_config_t;
 
 /* Defaults: lease 1.5 s, pe_live_config_default's template, no HTTP. */

@@ -78,6 +78,10 @@ int pe_cli_double(const pe_cli_command_t *cmd, const char *name, double *out);
 int pe_cli_u32(const pe_cli_command_t *cmd, const char *name, uint32_t *out);
 int pe_cli_u64(const pe_cli_command_t *cmd, const char *name, uint64_t *out);
 
+/* SIGTERM and SIGINT call on_stop (a service's stop: it must only store
+ * to a flag), SIGPIPE is ignored (a closed socket is an error return). */
+void pe_cli_catch_stop(void (*on_stop)(int sig));
+
 /* Prints "pattern-engine CMD: message" on stderr. */
 void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,4 +370,14 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
     return PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;
+}
+
+void pe_cli_catch_stop(void (*on_stop)(int sig)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
 }

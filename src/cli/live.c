@@ -262,14 +262,8 @@ static int pe__live_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     }
   }
   if (rc == PE_EXIT_OK) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = pe__on_signal;
-    sigemptyset(&sa.sa_mask);
     pe__running = live;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    pe_cli_catch_stop(pe__on_signal);
     rc = pe__loop(cmd, live);
     if (rc == PE_EXIT_OK) {
       rc = pe__outputs(cmd, live, engine);

@@ -23,9 +23,28 @@ static void pe__on_signal(int sig) {
 
 /* Flags of the single-stream mode that --cluster cannot honour. */
 static const char *const pe__not_with_cluster[] = {
-    "ticks-stream", "signals-stream", "checkpoint",     "checkpoint-key",
-    "start-id",     "rejects",        "rejects-stream", "state-out",
-    "model",        "backend"};
+    "ticks-stream",   "signals-stream", "checkpoint",
+    "checkpoint-key", "start-id",       "rejects",
+    "rejects-stream", "state-out",      "summary-json"};
+
+/* Each partition's engine gets its own model backend (--model, --backend):
+ * engines are used from one thread, but a backend holds per-engine
+ * buffers. */
+static int pe__engine_ready(void *ctx, pe_engine_t *engine, void **res,
+                            char *err, size_t err_cap) {
+  pe_backend_t *backend = NULL;
+  if (pe_cli_open_backend(ctx, engine, &backend) != PE_EXIT_OK) {
+    snprintf(err, err_cap, "the model backend could not be opened (above)");
+    return PE_EBACKEND;
+  }
+  *res = backend;
+  return PE_OK;
+}
+
+static void pe__engine_done(void *ctx, void *res) {
+  (void)ctx;
+  pe_backend_close(res);
+}
 
 int pe_cli_live_cluster(const pe_cli_command_t *cmd,
                         const pe_engine_config_t *ecfg,
@@ -70,6 +89,9 @@ int pe_cli_live_cluster(const pe_cli_command_t *cmd,
   cfg.worker_id = id;
   cfg.http_addr = pe_cli_flag(cmd, "http")->value;
   cfg.idle_stop_ms = tmpl->idle_stop_ms;
+  cfg.engine_ready = pe__engine_ready;
+  cfg.engine_done = pe__engine_done;
+  cfg.engine_ctx = (void *)cmd;
   char err[1024];
   pe_worker_t *w;
   int rc = pe_worker_create(&cfg, &w, err, sizeof err);
@@ -78,14 +100,8 @@ int pe_cli_live_cluster(const pe_cli_command_t *cmd,
     return rc == PE_EINVAL || rc == PE_EUNSUPPORTED ? PE_EXIT_USAGE
                                                     : PE_EXIT_FAIL;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = pe__on_signal;
-  sigemptyset(&sa.sa_mask);
   pe__worker = w;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  pe_cli_catch_stop(pe__on_signal);
   while ((rc = pe_worker_step(w, (int)tmpl->block_ms)) == PE_OK) {
   }
   int code = PE_EXIT_OK;

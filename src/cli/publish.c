@@ -199,13 +199,7 @@ static int pe__publish_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     pe_cli_error(cmd, "%s", err);
     return PE_EXIT_FAIL;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = pe__publish_on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  pe_cli_catch_stop(pe__publish_on_signal);
   prc = pe_publish_run(pub);
   rc = PE_EXIT_FAIL;
   if (prc != PE_OK && prc != PE_EAGAIN) {

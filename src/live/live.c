@@ -173,14 +173,17 @@ static int pe__configure(pe_live_t *L, const pe_live_config_t *cfg, char *err,
     snprintf(L->ckpt_key, sizeof L->ckpt_key, "%s:checkpoint", L->signals);
   }
   if (rc == PE_OK && cfg->fence_key != NULL) {
-    if (kind != PE_LIVE_CHECKPOINT_REDIS || cfg->fence_key[0] == '\0') {
-      snprintf(err, cap, "a fence needs a key and a Redis checkpoint");
+    if (kind != PE_LIVE_CHECKPOINT_REDIS || cfg->fence_key[0] == '\0' ||
+        cfg->fence_token == NULL || cfg->fence_token[0] == '\0') {
+      snprintf(err, cap, "a fence needs a key, a token and a Redis checkpoint");
       return PE_EINVAL;
     }
     rc = pe__copy(L->fence_key, sizeof L->fence_key, cfg->fence_key,
                   "the fence key", err, cap);
-    snprintf(L->fence_token, sizeof L->fence_token, "%llu",
-             (unsigned long long)cfg->fence_token);
+    if (rc == PE_OK) {
+      rc = pe__copy(L->fence_token, sizeof L->fence_token, cfg->fence_token,
+                    "the fence token", err, cap);
+    }
   }
   if (rc != PE_OK) {
     return rc;

@@ -9,7 +9,9 @@
  *   gap.c         stream position, start placement and gap accounting
  *   metrics.c     the figures and their text forms
  *   http.c        /health and /metrics (http.h)
- *   lock.c        one worker per checkpoint: file lock, Redis lease */
+ *   lock.c        one worker per checkpoint: file lock, Redis lease
+ *   worker.c      the cluster worker (pe/worker.h): partitions shared
+ *                 through fenced leases, one handle per owned partition */
 #ifndef PE_LIVE_IMPL_H
 #define PE_LIVE_IMPL_H
 
@@ -47,7 +49,7 @@ struct pe_live {
   char ckpt_key[PE__LIVE_NAME_MAX];
   char start_id[PE_STREAM_ID_MAX];
   char fence_key[PE__LIVE_NAME_MAX];
-  char fence_token[24];
+  char fence_token[128];
   int fenced;         /* a write was refused by the fence */
   pe_resp_buf_t wrap; /* the fenced EVAL being built (txn.c) */
   pe_engine_t *engine;

@@ -1,12 +1,13 @@
 /* A cluster worker (see pe/worker.h): partitions shared through leases.
  *
- * One control connection carries the lease round, every third of the
- * lease: the heartbeat (which also lists the workers alive), the renewal of
- * every owned lease, then giving back or taking partitions until this
- * worker owns its share, ceil(P / alive). Each owned partition is a live
- * handle of its own (connection, engine, checkpoint key) whose writes are
- * fenced by the token its grant returned. Partitions are stepped in turn
- * without blocking; the worker naps briefly when none had entries.
+ * The lease round runs every third of the lease, through the cluster
+ * router (rcluster.h; a single node alike): the heartbeat (which also lists the
+ * workers alive), the renewal of every owned lease, then giving back or taking
+ * partitions until this worker owns its share, ceil(P / alive). Each owned
+ * partition is a live handle of its own (connection, engine, checkpoint key)
+ * whose writes are fenced by the token its grant returned. Partitions are
+ * stepped in turn without blocking; the worker naps briefly when none had
+ * entries.
  *
  * What protects the output is the fence, not the lease's timing: a worker
  * paused past its lease keeps believing it owns its partitions until its
@@ -34,16 +35,25 @@
 #define PE__AWAY_NS 500000000ull
 #define PE__METRICS_EVERY_NS 100000000ull
 
-/* Grants the lease KEYS[1] to ARGV[1] for ARGV[2] ms when it is free, and
- * INCRs the fence KEYS[2]: {2, token}. Extends it when ARGV[1] holds it:
- * {1, token}. Otherwise {0, holder}. */
+/* Grants the lease KEYS[1] to ARGV[1] ("ID nonce") for ARGV[2] ms when it
+ * is free, and moves the fence KEYS[2] on to "N+1 ID nonce": {2, token}.
+ * Extends it when ARGV[1] holds it: {1, token}. Otherwise {0, holder}. A
+ * token names its grant's holder as well as its count, so two grants never
+ * share one, even where a failover lost the last count (a promoted replica
+ * may lack the newest writes). */
 static const char pe__lease_lua[] =
     "local v = redis.call('get', KEYS[1]) "
     "if v == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "return {1, tonumber(redis.call('get', KEYS[2]) or '0')} end "
+    "return {1, redis.call('get', KEYS[2]) or ''} end "
     "if v then return {0, v} end "
     "redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2]) "
-    "return {2, redis.call('incr', KEYS[2])}";
+    "local n = tonumber(string.match(redis.call('get', KEYS[2]) or '', "
+    "'^%d+') or '0') "
+    "local f = (n + 1) .. ' ' .. ARGV[1] "
+    "redis.call('set', KEYS[2], f) "
+    "return {2, f}";
+
+#define PE__TOKEN_MAX 128
 
 static const char pe__release_lua[] =
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -64,8 +74,9 @@ static const char pe__heartbeat_lua[] =
 
 typedef struct pe__part {
   struct pe_worker *w;
+  void *res; /* engine_ready's, for engine_done */
   uint32_t p;
-  uint64_t fence;
+  char fence[PE__TOKEN_MAX]; /* the token its writes carry */
   pe_engine_t *engine;
   pe_live_t *live;
   int releasing;       /* stopping to give the partition back */
@@ -96,7 +107,8 @@ struct pe_worker {
   uint64_t acquired, released, lost;
   uint64_t last_entry_mono;
   uint64_t created_mono;
-  volatile sig_atomic_t stop_flag;
+  volatile sig_atomic_t stop_flag; /* pe_worker_stop calls, 2 at most */
+  volatile sig_atomic_t give_up;   /* the second: Redis is not waited for */
   int stopping;
   pe_live_http_t *http;
   pe_live_metrics_t metrics; /* for the HTTP server */
@@ -149,6 +161,7 @@ const char *pe_worker_errmsg(const pe_worker_t *w) { return w->errmsg; }
 void pe_worker_stop(pe_worker_t *w) {
   if (w->stop_flag < 2) {
     w->stop_flag = w->stop_flag + 1;
+    w->give_up = w->stop_flag >= 2;
   }
 }
 
@@ -187,6 +200,9 @@ static void pe__part_free(pe__part_t *pt) {
   if (pt != NULL) {
     pe_live_destroy(pt->live);
     pe_engine_destroy(pt->engine);
+    if (pt->res != NULL && pt->w->cfg.engine_done != NULL) {
+      pt->w->cfg.engine_done(pt->w->cfg.engine_ctx, pt->res);
+    }
     free(pt);
   }
 }
@@ -194,19 +210,27 @@ static void pe__part_free(pe__part_t *pt) {
 /* Opens partition p's handle under fence token `fence`: an engine, and a
  * live handle that restores it from the partition's checkpoint in its first
  * steps. */
-static int pe__part_open(pe_worker_t *w, uint32_t p, uint64_t fence) {
+static int pe__part_open(pe_worker_t *w, uint32_t p, const char *fence) {
   pe__part_t *pt = calloc(1, sizeof *pt);
   if (pt == NULL) {
     return pe__fail(w, PE_ENOMEM, "out of memory for partition %u", p);
   }
   pt->w = w;
   pt->p = p;
-  pt->fence = fence;
+  snprintf(pt->fence, sizeof pt->fence, "%s", fence);
   char err[768];
   int rc = pe_engine_create(&w->cfg.engine, &pt->engine, err, sizeof err);
   if (rc != PE_OK) {
     free(pt);
     return pe__fail(w, rc, "partition %u: %s", p, err);
+  }
+  if (w->cfg.engine_ready != NULL) {
+    rc = w->cfg.engine_ready(w->cfg.engine_ctx, pt->engine, &pt->res, err,
+                             sizeof err);
+    if (rc != PE_OK) {
+      pe__part_free(pt);
+      return pe__fail(w, rc, "partition %u: %s", p, err);
+    }
   }
   char ticks[64], signals[64], ckpt[64], fkey[64];
   pe__part_key(ticks, sizeof ticks, "ticks", p);
@@ -232,7 +256,7 @@ static int pe__part_open(pe_worker_t *w, uint32_t p, uint64_t fence) {
   c.log = w->cfg.live.log != NULL ? pe__part_log : NULL;
   c.log_ctx = pt;
   c.fence_key = fkey;
-  c.fence_token = fence;
+  c.fence_token = pt->fence;
   rc = pe_live_create(&c, &pt->live, err, sizeof err);
   if (rc != PE_OK) {
     pe__part_free(pt);
@@ -274,7 +298,7 @@ static void pe__eval(pe_resp_buf_t *b, const char *script, uint32_t n_keys,
 static int pe__cmd(pe_worker_t *w, const char *key,
                    const pe_redis_value_t **v) {
   if (!w->rc_ready) {
-    int rc = pe_rcluster_connect(w->rc, &w->stop_flag);
+    int rc = pe_rcluster_connect(w->rc, &w->give_up);
     if (rc == PE_EAGAIN || rc == PE_ECONN) {
       return PE_ECONN;
     }
@@ -284,7 +308,7 @@ static int pe__cmd(pe_worker_t *w, const char *key,
     w->rc_ready = 1;
   }
   int rc =
-      pe_rcluster_command(w->rc, key, strlen(key), &w->req, &w->stop_flag, v);
+      pe_rcluster_command(w->rc, key, strlen(key), &w->req, &w->give_up, v);
   if (rc == PE_EAGAIN || rc == PE_ECONN) {
     return PE_ECONN;
   }
@@ -308,7 +332,7 @@ static int pe__check_partitions(pe_worker_t *w) {
     }
   }
   pe_partition_map_t *stored = NULL;
-  int rc = pe_rcluster_partitions_load(w->rc, &w->stop_flag, &stored);
+  int rc = pe_rcluster_partitions_load(w->rc, &w->give_up, &stored);
   if (rc == PE_ENOENT) {
     pe_partition_options_t o;
     memset(&o, 0, sizeof o);
@@ -318,11 +342,11 @@ static int pe__check_partitions(pe_worker_t *w) {
     if (rc != PE_OK) {
       return pe__fail(w, rc, "partition map: %s", err);
     }
-    rc = pe_rcluster_partitions_agree(w->rc, stored, &w->stop_flag);
+    rc = pe_rcluster_partitions_agree(w->rc, stored, &w->give_up);
     if (rc == PE_ESTATE) {
       pe_partition_map_destroy(stored);
       stored = NULL;
-      rc = pe_rcluster_partitions_load(w->rc, &w->stop_flag, &stored);
+      rc = pe_rcluster_partitions_load(w->rc, &w->give_up, &stored);
     }
   }
   if (rc == PE_EAGAIN || rc == PE_ECONN) {
@@ -383,8 +407,8 @@ static int pe__heartbeat(pe_worker_t *w) {
 }
 
 /* The lease script on partition p: *state 2 granted, 1 extended, 0 held by
- * another; *fence the token. */
-static int pe__lease(pe_worker_t *w, uint32_t p, int *state, uint64_t *fence) {
+ * another; fence (PE__TOKEN_MAX bytes) the token, "" with state 0. */
+static int pe__lease(pe_worker_t *w, uint32_t p, int *state, char *fence) {
   char lease[64], fkey[64];
   pe__part_key(lease, sizeof lease, "lease", p);
   pe__part_key(fkey, sizeof fkey, "fence", p);
@@ -401,8 +425,9 @@ static int pe__lease(pe_worker_t *w, uint32_t p, int *state, uint64_t *fence) {
                     v->type == PE_REDIS_ERROR ? v->str : "unexpected reply");
   }
   *state = (int)v->elem[0].integer;
-  *fence =
-      v->elem[1].type == PE_REDIS_INTEGER ? (uint64_t)v->elem[1].integer : 0;
+  const pe_redis_value_t *f = &v->elem[1];
+  snprintf(fence, PE__TOKEN_MAX, "%s",
+           *state != 0 && f->type == PE_REDIS_STRING ? f->str : "");
   return PE_OK;
 }
 
@@ -427,12 +452,12 @@ static int pe__renew(pe_worker_t *w) {
       continue;
     }
     int state;
-    uint64_t fence;
-    int rc = pe__lease(w, p, &state, &fence);
+    char fence[PE__TOKEN_MAX];
+    int rc = pe__lease(w, p, &state, fence);
     if (rc != PE_OK) {
       return rc;
     }
-    if (state == 1 && fence == pt->fence) {
+    if (state == 1 && strcmp(fence, pt->fence) == 0) {
       continue;
     }
     if (state == 0 || state == 1) {
@@ -440,9 +465,9 @@ static int pe__renew(pe_worker_t *w) {
        * back: what it holds goes out under the old token, and the fence
        * refuses it (pe__part_step then closes the handle). */
       pe__log(w, PE_LIVE_LOG_WARN,
-              "lost the lease of partition %u (fence %llu): another worker "
+              "lost the lease of partition %u (token %s): another worker "
               "holds it; writes under the old token will be refused",
-              p, (unsigned long long)pt->fence);
+              p, pt->fence);
       pt->lost = 1;
       pt->releasing = 1;
       pe_live_stop(pt->live);
@@ -451,9 +476,9 @@ static int pe__renew(pe_worker_t *w) {
     /* Expired and granted to us again: a fresh start from the checkpoint,
      * under the new token. */
     pe__log(w, PE_LIVE_LOG_WARN,
-            "the lease of partition %u expired and was granted again (fence "
-            "%llu, was %llu): reopening it from its checkpoint",
-            p, (unsigned long long)fence, (unsigned long long)pt->fence);
+            "the lease of partition %u expired and was granted again (token "
+            "%s, was %s): reopening it from its checkpoint",
+            p, fence, pt->fence);
     w->lost += 1;
     w->acquired += 1;
     pe__part_close(w, p);
@@ -493,8 +518,8 @@ static int pe__rebalance(pe_worker_t *w) {
       continue;
     }
     int state;
-    uint64_t fence;
-    int rc = pe__lease(w, p, &state, &fence);
+    char fence[PE__TOKEN_MAX];
+    int rc = pe__lease(w, p, &state, fence);
     if (rc != PE_OK) {
       return rc;
     }
@@ -503,8 +528,8 @@ static int pe__rebalance(pe_worker_t *w) {
     }
     w->acquired += 1;
     pe__log(w, PE_LIVE_LOG_INFO,
-            "took partition %u (fence %llu); resuming from its checkpoint", p,
-            (unsigned long long)fence);
+            "took partition %u (token %s); resuming from its checkpoint", p,
+            fence);
     rc = pe__part_open(w, p, fence);
     if (rc != PE_OK) {
       return rc;
@@ -554,7 +579,8 @@ static void pe__refresh(pe_worker_t *w) {
 /* Reopens partition p's handle from its checkpoint, under the same token,
  * on the node now serving its slot. */
 static int pe__part_reopen(pe_worker_t *w, uint32_t p, const char *why) {
-  uint64_t fence = w->part[p]->fence;
+  char fence[PE__TOKEN_MAX];
+  snprintf(fence, sizeof fence, "%s", w->part[p]->fence);
   int releasing = w->part[p]->releasing;
   pe__log(w, PE_LIVE_LOG_INFO,
           "partition %u: %s; reopening it from its "
@@ -713,7 +739,7 @@ int pe_worker_step(pe_worker_t *w, int timeout_ms) {
     pe__publish(w, 1);
     return PE_LIVE_STOPPED;
   }
-  if (w->cfg.idle_stop_ms && !w->stopping && w->last_entry_mono != 0 &&
+  if (w->cfg.idle_stop_ms && !w->stopping &&
       now - w->last_entry_mono >= w->cfg.idle_stop_ms * 1000000ull) {
     pe_worker_stop(w);
   }
@@ -768,6 +794,7 @@ int pe_worker_create(const pe_worker_config_t *cfg, pe_worker_t **out,
   w->cfg.live.redis_url = w->url;
   w->cfg.http_addr = NULL;
   w->created_mono = pe_clock_ns();
+  w->last_entry_mono = w->created_mono; /* idle from the start, as live */
   /* The nonce tells this process from an earlier one with the same id. */
   snprintf(w->value, sizeof w->value, "%s %llx", w->id,
            (unsigned long long)((uint64_t)pe_wall_ns() ^ w->created_mono));
@@ -864,7 +891,7 @@ void pe_worker_metrics(const pe_worker_t *w, pe_live_metrics_t *m) {
       v->lag_entries = one.lag_entries;
       v->lag_ms = one.lag_ms;
       v->entries = one.entries;
-      v->fence = pt->fence;
+      v->fence = strtoull(pt->fence, NULL, 10);
       memcpy(v->last_id, one.last_id, sizeof v->last_id);
     }
     m->n_owned += 1;

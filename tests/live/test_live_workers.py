@@ -4,7 +4,7 @@ through leases produce exactly the signals of one `replay`.
 
     python tests/live/test_live_workers.py --engine build/pattern-engine \\
         --case exact|kill|pause|failover [--redis single|cluster]
-        [--ticks 200000 --symbols 500 --partitions 12]
+        [--ticks 200000 --symbols 500 --partitions 12] [-- ENGINE OPTIONS]
 
 Ticks are generated (500 symbols) and published by `publish --partitions`
 into ticks:{pN} at a steady rate while three workers run, against a real
@@ -14,11 +14,13 @@ FNV-1a 64 of its symbol mod P, computed here.
 
   exact  three workers from the start to the end;
   kill   one worker SIGKILLed mid-stream: its partitions move to the other
-         two within the lease (the time is measured and printed);
+         two within the lease and a round (the time is measured and
+         printed); then a fourth worker joins and gets its share;
   pause  one worker SIGSTOPped past its lease, then SIGCONTed: its late
          writes are refused by the fence (its log says so), it rejoins;
   failover (cluster) the master of a partition SIGKILLed mid-stream: its
-         replica takes over (the time is printed), the workers follow.
+         replica takes over (the time is printed), the workers follow;
+  usage  bad command lines: exit 2 with a message, before any connection.
 
 Every case then checks, against the signals of `replay` on the whole file:
 every signal once (ids and every field), none missing, none extra, each
@@ -44,6 +46,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 import harness as h  # noqa: E402
 
 LEASE_MS = 1500
+STARTED: list = []  # every process a case starts; none outlives the test
 
 
 def fnv1a64(data: bytes) -> int:
@@ -100,7 +103,8 @@ def call(redis, key: str, *args):
 
 
 class Worker:
-    def __init__(self, engine: str, url: str, wid: str, parts: int, tmp: str):
+    def __init__(self, engine: str, url: str, wid: str, parts: int, tmp: str,
+                 extra=()):
         self.wid = wid
         self.port = h.free_port()
         self.log_path = os.path.join(tmp, f"{wid}.log")
@@ -108,8 +112,10 @@ class Worker:
         self.proc = subprocess.Popen(
             [engine, "live", "--cluster", "--partitions", str(parts),
              "--worker-id", wid, "--lease-ms", str(LEASE_MS), "--redis", url,
-             "--checkpoint-every", "2000", "--http", f"127.0.0.1:{self.port}"],
+             "--checkpoint-every", "2000", "--http", f"127.0.0.1:{self.port}",
+             *extra],
             stdout=subprocess.DEVNULL, stderr=self.log)
+        STARTED.append(self.proc)
 
     def health(self) -> dict:
         url = f"http://127.0.0.1:{self.port}/health"
@@ -118,6 +124,11 @@ class Worker:
                 return json.loads(r.read())
         except urllib.error.HTTPError as e:  # 503 while starting
             return json.loads(e.read())
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode()
 
     def text(self) -> str:
         if not self.log.closed:
@@ -199,20 +210,50 @@ def check_result(redis, parts: int, expected: list) -> None:
           f"symbol")
 
 
+def usage(engine: str) -> None:
+    """Command lines --cluster refuses, each with its reason."""
+    url = f"redis://127.0.0.1:{h.free_port()}/0"  # nothing listens there
+    base = [engine, "live", "--cluster", "--redis", url]
+    cases = [
+        ([], "needs --partitions"),
+        (["--partitions", "0"], "partitions must be 1..65536"),
+        (["--partitions", "4", "--lease-ms", "100"], "300..600000"),
+        (["--partitions", "4", "--worker-id", "a b"], "without spaces"),
+        (["--partitions", "4", "--ticks-stream", "t"],
+         "--ticks-stream does not apply with --cluster"),
+        (["--partitions", "4", "--checkpoint", "redis"],
+         "--checkpoint does not apply with --cluster"),
+        (["--partitions", "4", "--summary-json", "s.json"],
+         "--summary-json does not apply with --cluster"),
+    ]
+    for args, want in cases:
+        r = h.run(base + args, check=False, timeout=20)
+        if r.returncode != 2 or want not in r.stderr:
+            h.fail(f"live --cluster {' '.join(args)}: exit {r.returncode}, "
+                   f"wanted 2 and '{want}':\n{r.stderr}")
+    print(f"ok: {len(cases)} bad command lines refused with exit 2 and "
+          f"their reasons")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", required=True)
     ap.add_argument("--case", required=True,
-                    choices=["exact", "kill", "pause", "failover"])
+                    choices=["exact", "kill", "pause", "failover", "usage"])
     ap.add_argument("--redis", default="single", choices=["single", "cluster"])
     ap.add_argument("--ticks", type=int, default=200000)
     ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--partitions", type=int, default=12)
     ap.add_argument("--seconds", type=float, default=10.0,
                     help="how long publishing takes")
+    ap.add_argument("extra", nargs="*",
+                    help="engine options (after --) for replay and workers")
     a = ap.parse_args()
     P = a.partitions
 
+    if a.case == "usage":
+        usage(a.engine)
+        return
     if a.case == "failover" and a.redis != "cluster":
         h.fail("--case failover needs --redis cluster")
     with tempfile.TemporaryDirectory(prefix="pe-workers-") as tmp:
@@ -220,6 +261,10 @@ def main() -> None:
         try:
             run_case(a, tmp, redis)
         finally:
+            for proc in STARTED:
+                if proc.poll() is None:
+                    proc.kill()  # a failed case: SIGKILL works on SIGSTOP too
+                    proc.wait()
             redis.close()
 
 
@@ -227,11 +272,16 @@ def run_case(a, tmp: str, redis) -> None:
     P = a.partitions
     ticks = os.path.join(tmp, "ticks.csv")
     h.gen_ticks(ticks, a.ticks, a.symbols, seed=11)
-    expected, _ = h.replay_signals(a.engine, ticks, tmp)
+    expected, _ = h.replay_signals(a.engine, ticks, tmp, a.extra)
     print(f"replay: {len(expected)} signals from {a.ticks} ticks over "
           f"{a.symbols} symbols")
+    if "--backend" in a.extra:
+        n_model = sum(1 for x in expected if x.split(",")[3].startswith("model"))
+        if n_model == 0:
+            h.fail("the backend made no model signal: nothing to compare")
+        print(f"  {n_model} of them from the model")
 
-    workers = [Worker(a.engine, redis.url, f"w{i}", P, tmp)
+    workers = [Worker(a.engine, redis.url, f"w{i}", P, tmp, a.extra)
                for i in (1, 2, 3)]
     # Wait for the three to share the partitions before publishing.
     deadline = time.time() + 15
@@ -263,6 +313,7 @@ def run_case(a, tmp: str, redis) -> None:
         [a.engine, "publish", "--ticks", ticks, "--redis", redis.url,
          "--partitions", str(P), "--rate", str(rate)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+    STARTED.extend(pubs)
     t0 = time.time()
     if a.case == "failover":
         time.sleep(a.seconds * 0.35)
@@ -303,6 +354,23 @@ def run_case(a, tmp: str, redis) -> None:
         if a.case == "pause":
             time.sleep(max(0.0, 2.5 * LEASE_MS / 1000 - moved))
             victim.proc.send_signal(signal.SIGCONT)
+        if a.case == "kill":
+            # A worker joins in its place: the two survivors give back
+            # partitions until each of the three has its share.
+            t_join = time.time()
+            joiner = Worker(a.engine, redis.url, "w4", P, tmp, a.extra)
+            workers.append(joiner)
+            share = -(-P // 3)
+            while time.time() - t_join < 10:
+                held = lease_holders(redis, P)
+                if all(held) and held.count("w4") >= P - 2 * share:
+                    break
+                time.sleep(0.01)
+            else:
+                h.fail(f"w4 did not get its share after joining: {held}")
+            print(f"ok: join: w4 owned {held.count('w4')} partitions "
+                  f"{time.time() - t_join:.2f} s after it started: "
+                  f"{[held.count(w.wid) for w in workers if w is not victim]}")
 
     for p in pubs:
         _, err = p.communicate(timeout=120)
@@ -331,6 +399,13 @@ def run_case(a, tmp: str, redis) -> None:
             not wk.get("owned_partitions") or \
             "lag" not in wk["owned_partitions"][0]:
         h.fail(f"/health does not show the worker's partitions: {doc}")
+    text = alive[0].metrics()
+    first = wk["owned_partitions"][0]["partition"]
+    for name in ("pe_live_worker_owned", "pe_live_partition_lag_entries"
+                 f"{{partition=\"{first}\"}}",
+                 "pe_live_worker_leases_total{event=\"acquired\"}"):
+        if name not in text:
+            h.fail(f"/metrics of {alive[0].wid} lacks {name}:\n{text}")
     print(f"ok: /health of {alive[0].wid}: owns "
           f"{[x['partition'] for x in wk['owned_partitions']]}, lag "
           f"{[x['lag']['entries'] for x in wk['owned_partitions']]}")
@@ -356,6 +431,15 @@ def run_case(a, tmp: str, redis) -> None:
             h.fail(f"worker {w.wid} exited {rc}:\n{w.text()}")
     if a.case == "kill":
         victim.log.close()
+    # A clean stop gives every lease back and leaves the heartbeats.
+    held = lease_holders(redis, P)
+    gone = [w.wid for w in workers if not (a.case == "kill" and w is victim)]
+    if any(x in gone for x in held):
+        h.fail(f"leases still held after the workers stopped: {held}")
+    beats = call(redis, "pe:workers", "HKEYS", "pe:workers")
+    if any(b.decode() in gone for b in beats):
+        h.fail(f"heartbeats left after the workers stopped: {beats}")
+    print("ok: stopped workers gave their leases back and left pe:workers")
     check_result(redis, P, expected)
 
 
