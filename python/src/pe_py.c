@@ -303,12 +303,8 @@ int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
     return PE_EINVAL;
   }
   size_t n = cols->n;
-  pe__py_sharded_t all;
-  memset(&all, 0, sizeof all);
-  all.config = config;
-  all.cols = cols;
-  all.res = res;
-  all.n_shards = n_shards;
+  pe__py_sharded_t all = {
+      .config = config, .cols = cols, .res = res, .n_shards = n_shards};
   all.acc = calloc(n ? n : 1, 1);
   all.shard = calloc(n_shards, sizeof *all.shard);
   int rc = all.acc != NULL && all.shard != NULL ? PE_OK : PE_ENOMEM;
