@@ -22,6 +22,7 @@
 #include "io/dtoa.h"
 #include "io/textfmt.h"
 #include "pe_test.h"
+#include "splitmix.h"
 
 /* Sanitizer builds (and PE_TEST_QUICK=1) run a quarter of the values. */
 static int pe__quick(void) {
@@ -40,12 +41,7 @@ static long pe__count(long full) { return pe__quick() ? full / 4 : full; }
 /* splitmix64 with a fixed seed: every run checks the same values. */
 static uint64_t pe__rng = 0x5eed2024u;
 
-static uint64_t pe__next(void) {
-  uint64_t z = (pe__rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+static uint64_t pe__next(void) { return pe_splitmix64(&pe__rng); }
 
 static uint64_t pe__ten_to(int k) {
   uint64_t p = 1;

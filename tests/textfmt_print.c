@@ -9,15 +9,11 @@
 #include <string.h>
 
 #include "io/textfmt.h"
+#include "splitmix.h"
 
 static uint64_t pe__rng = 0x7e57f00du;
 
-static uint64_t pe__next(void) {
-  uint64_t z = (pe__rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+static uint64_t pe__next(void) { return pe_splitmix64(&pe__rng); }
 
 static double pe__unit(void) { return (double)(pe__next() >> 11) * 0x1p-53; }
 

@@ -20,12 +20,15 @@ typedef struct pe__py_run {
   size_t n_rows;         /* rows of the feature columns (the input's length) */
   const int64_t *row_of; /* input row of each tick of the current batch */
   const char *source;    /* a file's name for messages, or NULL */
-  /* A shard of a sharded run: only rows in [from, to) whose symbol code is
-   * shard modulo n_shards (a code that is not valid counts as 0); each
-   * accepted tick's row goes to local_row[n_local] and its features to
+  /* A shard of a sharded run: only rows in [from, to) whose symbol code c
+   * has shard_of[c] == shard (a code that is not valid counts as shard 0),
+   * their offsets from `from` gathered in pick first; each accepted tick's
+   * row goes to local_row[n_local] and its features to
    * local[c * PE__PY_WINDOW + n_local], instead of in accepted order.
    * n_shards 0: every row, in accepted order. */
   unsigned shard, n_shards;
+  const unsigned char *shard_of;
+  uint32_t *pick;
   size_t from, to;
   int64_t *local_row;
   double *local;
@@ -159,12 +162,24 @@ static int pe__py_push_rows(pe__py_run_t *run) {
   uint32_t nb = 0;
   res->stop_row = -1;
   run->row_of = rows;
-  for (size_t i = run->from; i < run->to; i++) {
-    int32_t code = cols->sym[i];
-    if (run->n_shards > 0 &&
-        (unsigned)(code < 0 ? 0 : code) % run->n_shards != run->shard) {
-      continue;
+  size_t count = run->to - run->from;
+  if (run->n_shards > 0) {
+    /* The shard's rows, without a branch per row: every offset is stored,
+     * and the count moves on only for the shard's own. */
+    size_t m = 0;
+    for (size_t j = 0; j < count; j++) {
+      int32_t code = cols->sym[run->from + j];
+      unsigned s = code >= 0 && (uint32_t)code < cols->n_symtab
+                       ? run->shard_of[code]
+                       : 0u;
+      run->pick[m] = (uint32_t)j;
+      m += s == run->shard;
     }
+    count = m;
+  }
+  for (size_t j = 0; j < count; j++) {
+    size_t i = run->from + (run->n_shards > 0 ? run->pick[j] : j);
+    int32_t code = cols->sym[i];
     res->rows += 1;
     int rc = pe__py_symbol_error(cols, code);
     if (rc != PE_OK) {
@@ -238,6 +253,7 @@ struct pe__py_sharded {
   pe__py_shard_t *shard;
   unsigned n_shards;
   pthread_barrier_t barrier;
+  unsigned char *shard_of; /* each symbol code's shard */
   /* The threads wait for go: 1 when every one has started, -1 when one
    * could not be (they then return at once). */
   pthread_mutex_t lock;
@@ -303,15 +319,17 @@ int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
     return PE_EINVAL;
   }
   size_t n = cols->n;
-  pe__py_sharded_t all;
-  memset(&all, 0, sizeof all);
-  all.config = config;
-  all.cols = cols;
-  all.res = res;
-  all.n_shards = n_shards;
+  pe__py_sharded_t all = {
+      .config = config, .cols = cols, .res = res, .n_shards = n_shards};
   all.acc = calloc(n ? n : 1, 1);
   all.shard = calloc(n_shards, sizeof *all.shard);
-  int rc = all.acc != NULL && all.shard != NULL ? PE_OK : PE_ENOMEM;
+  all.shard_of = malloc(cols->n_symtab ? cols->n_symtab : 1);
+  int rc = all.acc != NULL && all.shard != NULL && all.shard_of != NULL
+               ? PE_OK
+               : PE_ENOMEM;
+  for (uint32_t c = 0; rc == PE_OK && c < cols->n_symtab; c++) {
+    all.shard_of[c] = (unsigned char)(c % n_shards);
+  }
   for (unsigned s = 0; rc == PE_OK && s < n_shards; s++) {
     pe__py_shard_t *sh = &all.shard[s];
     sh->all = &all;
@@ -320,11 +338,14 @@ int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
                              .cols = cols,
                              .n_rows = n,
                              .shard = s,
-                             .n_shards = n_shards};
+                             .n_shards = n_shards,
+                             .shard_of = all.shard_of};
     sh->run.local_row = malloc(PE__PY_WINDOW * sizeof(int64_t));
+    sh->run.pick = malloc(PE__PY_WINDOW * sizeof(uint32_t));
     sh->run.local =
         malloc((size_t)PE__PY_WINDOW * PE_PY_FEATURE_COLUMNS * sizeof(double));
-    if (sh->run.local_row == NULL || sh->run.local == NULL) {
+    if (sh->run.local_row == NULL || sh->run.local == NULL ||
+        sh->run.pick == NULL) {
       rc = PE_ENOMEM;
     }
   }
@@ -402,9 +423,11 @@ int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
   }
   for (unsigned s = 0; all.shard != NULL && s < n_shards; s++) {
     free(all.shard[s].run.local_row);
+    free(all.shard[s].run.pick);
     free(all.shard[s].run.local);
   }
   free(all.shard);
+  free(all.shard_of);
   free(all.acc);
   return rc;
 }

@@ -102,15 +102,29 @@ pe__decimal_t pe__shortest_decimal(double v) {
     d.exp10 = k;
   }
 trim:
-  while (d.digits % 10 == 0) {
-    d.digits /= 10;
-    d.exp10++;
+  /* Trailing zeros off, eight, four, two and one at a time: a short
+   * decimal such as 564.58 comes out as 564580000000000 * 10^-12. */
+  while (d.digits % 100000000u == 0) {
+    d.digits /= 100000000u;
+    d.exp10 += 8;
+  }
+  if (d.digits % 10000u == 0) {
+    d.digits /= 10000u;
+    d.exp10 += 4;
+  }
+  if (d.digits % 100u == 0) {
+    d.digits /= 100u;
+    d.exp10 += 2;
+  }
+  if (d.digits % 10u == 0) {
+    d.digits /= 10u;
+    d.exp10 += 1;
   }
   return d;
 }
 
 /* Exactly 8 digits of v < 10^8, leading zeros included. */
-static void pe__8_digits(char *out, uint32_t v) {
+static inline void pe__8_digits(char *out, uint32_t v) {
   uint32_t hi = v / 10000u;
   uint32_t lo = v % 10000u;
   memcpy(out, pe__digit_pairs + 2 * (hi / 100u), 2);
