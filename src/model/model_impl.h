@@ -538,6 +538,7 @@ int pe__build(struct pe_model *m);
 const char *pe__op_name(size_t i);
 int pe__plan(struct pe_model *m);
 int pe__fuse_attention(struct pe_model *m, int *dead); /* fuse_attention.c */
+int pe__fuse_gelu(struct pe_model *m, int *dead);      /* fuse_attention.c */
 void pe__steps_free(struct pe_model *m);
 void pe__step_free(pe__step_t *s);
 
