@@ -87,9 +87,6 @@ static const pe__tensor_t *pe__input2d(pe__b_t *b, int *rc) {
               b->n->op);
     return NULL;
   }
-  if ((*rc = pe__one_item(b, x)) != PE_OK) {
-    return NULL;
-  }
   return x;
 }
 
@@ -288,9 +285,6 @@ int pe__op_global_max(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED,
                "GlobalMaxPool needs a float32 input [N, C, W] or [N, C, H, W] "
                "with the batch on axis 0");
-  }
-  if ((rc = pe__one_item(b, x)) != PE_OK) {
-    return rc;
   }
   const int64_t h = x->rank == 4 ? x->dims[2] : 1, w = x->dims[x->rank - 1];
   const pe__axis_t ax[2] = {{h, h, 1, 1, 0, 0, 1}, {w, w, 1, 1, 0, 0, 1}};

@@ -238,9 +238,6 @@ int pe__op_conv(pe__b_t *b) {
   if (x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "the batch must be on axis 0");
   }
-  if ((rc = pe__one_item(b, x)) != PE_OK) {
-    return rc;
-  }
   if (w == NULL || !w->is_const || w->dtype != PE__DT_F32 || w->rank != 3) {
     return ERR(PE_EUNSUPPORTED,
                "W must be a float32 initializer [M, C/group, k]");
@@ -292,9 +289,6 @@ int pe__op_pool(pe__b_t *b) {
   if (x->rank != 3 || x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "only 1-D and 2-D pooling (input [N, C, W] or "
                                 "[N, C, H, W]) are supported");
-  }
-  if ((rc = pe__one_item(b, x)) != PE_OK) {
-    return rc;
   }
   const int64_t *ks;
   if (pe__attr_ints(b, "kernel_shape", &ks) != 1 || ks[0] < 1) {

@@ -571,7 +571,7 @@ static int pe__bind_input(const char *set_dir, int k, const char *name,
  * (all) or output 0: as shipped, or, when that is refused and the model has
  * several inputs, with inputs 1 and up bound to the data set's values
  * (*bound says how many). Fills r on a refusal, with the message of the
- * load as shipped. */
+ * load with inputs bound where that was tried. */
 static pe_model_t *pe__load(const unsigned char *buf, size_t len,
                             const char *name, pe_kernels_t level, int all,
                             const char *set_dir, const pe_node_model_t *nm,
@@ -597,6 +597,9 @@ static pe_model_t *pe__load(const unsigned char *buf, size_t len,
                                    sizeof err2) == PE_OK) {
       rc = PE_OK;
       *bound = n;
+    } else if (ok) {
+      /* what still stands in the way once the inputs are constants */
+      memcpy(err, err2, sizeof err);
     }
     for (int k = 0; k < n; k++) {
       pe_node_tensor_free(&t[k]);
