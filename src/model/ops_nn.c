@@ -305,7 +305,7 @@ int pe__op_conv(pe__b_t *b) {
 int pe__op_pool(pe__b_t *b) {
   int is_max = strcmp(b->n->op, "MaxPool") == 0;
   const pe__tensor_t *x = pe__in(b, 0);
-  if (x->rank == 4) {
+  if (x->rank == 4 || x->rank == 5) {
     return pe__op_pool2d(b);
   }
   /* AveragePool has dilations from opset 19 */
@@ -323,8 +323,9 @@ int pe__op_pool(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "the Indices output is not supported");
   }
   if (x->rank != 3 || x->batch_axis > 0) {
-    return ERR(PE_EUNSUPPORTED, "only 1-D and 2-D pooling (input [N, C, W] or "
-                                "[N, C, H, W]) are supported");
+    return ERR(PE_EUNSUPPORTED, "only 1-D, 2-D and 3-D pooling (input [N, C, "
+                                "W], [N, C, H, W] or [N, C, D, H, W]) are "
+                                "supported");
   }
   const int64_t *ks;
   if (pe__attr_ints(b, "kernel_shape", &ks) != 1 || ks[0] < 1) {
