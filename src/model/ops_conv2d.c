@@ -257,30 +257,18 @@ static int pe__pool2d_step(pe__b_t *b, const pe__tensor_t *x,
   return pe__finish(b, s);
 }
 
-/* MaxPool and AveragePool over [N, C, H, W] or [N, C, D, H, W]
- * (AveragePool has dilations from opset 19 on). */
+/* MaxPool and AveragePool over [N, C, H, W] or [N, C, D, H, W], their
+ * attributes checked by pe__op_pool. */
 int pe__op_pool2d(pe__b_t *b) {
   const int is_max = strcmp(b->n->op, "MaxPool") == 0;
-  int rc = pe__check_attrs(
-      b, is_max ? "auto_pad,ceil_mode,dilations,kernel_shape,pads,"
-                  "storage_order,strides"
-         : pe__opset(b) >= 19 ? "auto_pad,ceil_mode,count_include_pad,"
-                                "dilations,kernel_shape,pads,strides"
-                              : "auto_pad,ceil_mode,count_include_pad,"
-                                "kernel_shape,pads,strides");
   const pe__tensor_t *x = pe__in(b, 0);
-  if (rc != PE_OK) {
-    return rc;
-  }
+  int rc;
   if ((x->rank != 4 && x->rank != 5) || x->batch_axis > 0 ||
       x->dtype != PE__DT_F32) {
     return ERR(PE_EUNSUPPORTED,
                "%s needs a float32 input [N, C, H, W] or [N, C, D, H, W] with "
                "the batch on axis 0",
                b->n->op);
-  }
-  if (pe__out(b, 1) >= 0) {
-    return ERR(PE_EUNSUPPORTED, "the Indices output is not supported");
   }
   const int nd = x->rank - 2;
   const int64_t *ks;

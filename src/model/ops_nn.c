@@ -301,13 +301,10 @@ int pe__op_conv(pe__b_t *b) {
                        2 * cout * wout * (cin / group) * k);
 }
 
-/* MaxPool, AveragePool, 1-D. */
+/* MaxPool, AveragePool: the attributes, then 1-D here, 2-D and 3-D in
+ * ops_conv2d.c. */
 int pe__op_pool(pe__b_t *b) {
   int is_max = strcmp(b->n->op, "MaxPool") == 0;
-  const pe__tensor_t *x = pe__in(b, 0);
-  if (x->rank == 4 || x->rank == 5) {
-    return pe__op_pool2d(b);
-  }
   /* AveragePool has dilations from opset 19 */
   int rc = pe__check_attrs(
       b, is_max ? "auto_pad,ceil_mode,dilations,kernel_shape,pads,"
@@ -321,6 +318,10 @@ int pe__op_pool(pe__b_t *b) {
   }
   if (pe__out(b, 1) >= 0) {
     return ERR(PE_EUNSUPPORTED, "the Indices output is not supported");
+  }
+  const pe__tensor_t *x = pe__in(b, 0);
+  if (x->rank == 4 || x->rank == 5) {
+    return pe__op_pool2d(b);
   }
   if (x->rank != 3 || x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "only 1-D, 2-D and 3-D pooling (input [N, C, "
