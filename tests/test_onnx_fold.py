@@ -11,7 +11,9 @@ Not/And/Or/Xor), each ending in ops that run at run time. Every model must
 load in `pattern-engine infer` with a dynamic batch and match ONNX Runtime
 within 1e-5 on random windows at batch sizes 1 and 37. Computations whose
 result would depend on the batch size (N * 8, a Range of N elements), and
-fold-only ops fed a runtime tensor, must be refused naming the node.
+fold-only ops fed a runtime tensor, must be refused naming the node. The
+exact GELU written out in Erf (the legacy exporter's spelling) must become
+one activation in the plan unless an intermediate is used elsewhere.
 
 Exit 77 with a SKIP line when onnx, onnxruntime or numpy are missing."""
 import os
@@ -174,6 +176,21 @@ def models():
         N("Transpose", ["back"], ["y"], perm=[1, 0, 2])],
         [i64("m1e", [-1, E]), i64("lm1m", [L, -1, M]), f32("wo", wo),
          f32("bo", np.arange(M) * 0.1)], [L, E], [L, M])
+    # the exact GELU as the legacy exporter writes it after a Linear:
+    # x * (erf(x / sqrt 2) + 1) * 0.5, one `Gelu` activation in the plan;
+    # and the same with the erf term used twice, which stays unfused
+    wl = f32("wl", np.random.default_rng(4).standard_normal((W, 2 * W)) * 0.5)
+    gelu = [N("MatMul", ["x", "wl"], ["h"]),
+            N("Div", ["h", "sqrt2"], ["hd"]),
+            N("Erf", ["hd"], ["he"]),
+            N("Add", ["he", "onef"], ["h1"]),
+            N("Mul", ["h", "h1"], ["hm"])]
+    ginits = [wl, f32("sqrt2", 1.4142135381698608), f32("onef", 1.0), f32("half", 0.5)]
+    out["gelu_erf"] = graph(gelu + [N("Mul", ["hm", "half"], ["y"])], ginits,
+                            [C, W], [C, 2 * W])
+    out["gelu_erf_shared"] = graph(gelu + [N("Mul", ["hm", "half"], ["g"]),
+                                           N("Add", ["g", "h1"], ["y"])], ginits,
+                                   [C, W], [C, 2 * W])
     # bool logic: (r < 3 or r >= 7) xor (r == 5), and not... as a float mask
     out["bool_logic"] = graph(shape_of_x() + [
         N("Range", ["z", "w", "o"], ["r"]),
@@ -274,6 +291,15 @@ def main():
                 failed += not ok
                 print(f"{'ok' if ok else 'FAIL':4} {name} [batch {batch}]: max abs diff "
                       f"{d:.3g} vs onnxruntime")
+        # the GELU block fused into the MatMul's epilogue, unless shared
+        for name, fused in (("gelu_erf", True), ("gelu_erf_shared", False)):
+            r = subprocess.run([exe, "inspect", os.path.join(tmp, name + ".onnx")],
+                               capture_output=True, text=True)
+            got = "MatMul+Gelu" in r.stdout and "Erf" not in r.stdout
+            ok = r.returncode == 0 and got == fused
+            failed += not ok
+            print(f"{'ok' if ok else 'FAIL':4} {name}: the plan has "
+                  f"{'a' if got else 'no'} fused Gelu step")
         for name, (m, want) in refused().items():
             f = os.path.join(tmp, name + ".onnx")
             onnx.save(m, f)

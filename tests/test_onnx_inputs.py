@@ -19,9 +19,11 @@ batch dimension.
 - --bind gives runtime inputs (Conv weights, a Reshape target) their value
   at load; --all-outputs writes every output (a Split's parts, an LSTM's Y,
   Y_h and Y_c, batch first); both against ONNX Runtime, and their refusals.
+- Conv and pooling over a fixed first dimension of 3 (three items per
+  window), and a Conv1d over rows a Reshape merged with the batch.
 - Refusals: a missing or unknown --input name, a dtype that is not the
-  input's, a Conv over a fixed first dimension of 3, a bad pe.batch, and the
-  engine (replay --model) given a model with several inputs.
+  input's, a bad pe.batch, and the engine (replay --model) given a model
+  with several inputs.
 
 Exit 77 with a SKIP line when onnx, onnxruntime or numpy are missing."""
 import os
@@ -204,21 +206,49 @@ def check_unbatched(exe, tmp):
                     infer(exe, f, {"x": xs}, tmp, named=False), ref)
         except RuntimeError as e:
             report(False, name, str(e))
-    # a Conv over a fixed first dimension of 3 cannot run as one item
-    f = save(tmp, "conv_batch3", [N("Conv", ["x", "cw"], ["y"], name="conv3")],
-             x_in, [3, 2, 3], [numpy_helper.from_array(np.ones((2, 4, 3), np.float32), "cw")])
-    r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
-    report(r.returncode != 0 and "node 0 (conv3, Conv): Conv over a fixed first dimension "
-           "of 3" in r.stderr, "refused: Conv over a fixed first dimension", r.stderr.strip())
-    # nor a 2-D one over 3 images
-    f = save(tmp, "conv2d_batch3", [N("Reshape", ["x", "sh"], ["x2"]),
-                                    N("Conv", ["x2", "cw"], ["y"], name="conv2d3")],
-             x_in, [3, 2, 3, 4], [numpy_helper.from_array(np.array([3, 1, 4, 5], np.int64), "sh"),
-                                  numpy_helper.from_array(np.ones((2, 1, 2, 2), np.float32),
-                                                          "cw")])
-    r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
-    report(r.returncode != 0 and "node 1 (conv2d3, Conv): Conv over a fixed first dimension "
-           "of 3" in r.stderr, "refused: 2-D Conv over a fixed first dimension", r.stderr.strip())
+    # Conv and pooling over a fixed first dimension of 3: three items per
+    # window, each convolved in turn
+    cw = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    cw2 = rng.standard_normal((2, 1, 2, 2)).astype(np.float32)
+    items = {
+        "conv_first3": ([N("Conv", ["x", "cw"], ["y"], pads=[1, 1])], [3, 2, 5],
+                        [numpy_helper.from_array(cw, "cw")]),
+        "conv2d_first3": ([N("Reshape", ["x", "sh"], ["x2"]),
+                           N("Conv", ["x2", "cw2"], ["c"], strides=[1, 2]),
+                           N("MaxPool", ["c"], ["y"], kernel_shape=[2, 1])],
+                          [3, 2, 2, 2], [i64("sh", [3, 1, 4, 5]),
+                                         numpy_helper.from_array(cw2, "cw2")]),
+        "pool_first3": ([N("AveragePool", ["x"], ["y"], kernel_shape=[2], strides=[2])],
+                        [3, 4, 2], []),
+    }
+    for name, (nodes, out_shape, inits) in items.items():
+        f = save(tmp, name, nodes, x_in, out_shape, inits)
+        sess = session(f)
+        xs = rng.standard_normal([7] + S).astype(np.float32)
+        ref = np.stack([sess.run(None, {"x": w})[0] for w in xs])
+        try:
+            compare(f"{name} (items on a fixed first dimension), 7 windows",
+                    infer(exe, f, {"x": xs}, tmp, named=False), ref)
+        except RuntimeError as e:
+            report(False, name, str(e))
+    # rows merged with the batch ([N, T, C, W] -> [N * T, C, W]) into a
+    # Conv1d, then back: T items per window
+    f = save(tmp, "conv_merged_rows", [
+        N("Reshape", ["xm", "m1cw"], ["r"]),
+        N("Conv", ["r", "cw"], ["c"], pads=[1, 1]),
+        N("Reshape", ["c", "back"], ["y"])],
+        [vi("xm", TensorProto.FLOAT, ["N", 3, 4, 5])], ["N", 3 * 2 * 5],
+        [i64("m1cw", [-1, 4, 5]), i64("back", [-1, 3 * 2 * 5]),
+         numpy_helper.from_array(cw, "cw")])
+    sess = session(f)
+    for batch in (1, 6):
+        xm = rng.standard_normal((batch, 3, 4, 5)).astype(np.float32)
+        try:
+            compare(f"Conv1d over rows merged with the batch [batch {batch}]",
+                    infer(exe, f, {"xm": xm}, tmp, named=False),
+                    sess.run(None, {"xm": xm})[0])
+        except RuntimeError as e:
+            report(False, "Conv1d over rows merged with the batch", str(e))
     f = save(tmp, "bad_meta", [N("Relu", ["x"], ["y"])], x_in, S, meta={"pe.batch": "1"})
     r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
     report(r.returncode != 0 and "metadata pe.batch is '1'" in r.stderr,

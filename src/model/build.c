@@ -236,20 +236,6 @@ int pe__all_const(pe__b_t *b) {
   return 1;
 }
 
-/* For kernels that see one [C, ...] item per window (Conv, pooling): the
- * first dimension of a window is 1 (no batch dimension, or the batch not
- * merged with other rows). */
-int pe__one_item(pe__b_t *b, const pe__tensor_t *x) {
-  if (x->batch_axis <= 0 && x->rank > 0 && x->dims[0] != 1) {
-    return ERR(PE_EUNSUPPORTED,
-               "%s over a fixed first dimension of %lld (the model has no "
-               "batch dimension); only 1 is supported here: declare axis 0 "
-               "of the input symbolic",
-               b->n->op, (long long)x->dims[0]);
-  }
-  return PE_OK;
-}
-
 /* A possibly negative axis into [0, rank), or an error naming `what`. */
 int pe__norm_axis(pe__b_t *b, int64_t axis, int rank, int *out,
                   const char *what) {
@@ -399,6 +385,15 @@ static int pe__fold_last(pe__b_t *b) {
 /* Common end of a handler that appended a step: fold it if every input is
  * constant, else count the uses. */
 int pe__finish(pe__b_t *b, pe__step_t *s) {
+  /* convolution and pooling kernels see one [C, ...] item: a window whose
+   * first axis holds several (a fixed first dimension of a model without
+   * a batch, or rows a Reshape merged with the batch) runs them in turn */
+  if (s->kind == PE__K_CONV1D || s->kind == PE__K_CONV2D ||
+      s->kind == PE__K_POOL1D || s->kind == PE__K_POOL2D) {
+    const pe__tensor_t *x = T(b, s->in[0]);
+    s->p[PE__P_ITEMS] = x->batch_axis <= 0 && x->rank > 0 ? x->dims[0] : 1;
+    s->flops *= s->p[PE__P_ITEMS];
+  }
   int all_const = 1;
   for (int k = 0; k < s->n_in; k++) {
     if (s->in[k] >= 0 && !T(b, s->in[k])->is_const) {

@@ -283,6 +283,11 @@ int pe__dense_pack(pe__dense_t *d, const float *w_mk);
  * kernels_avx512.c): parallel FMA chains for a single row. */
 #define PE__DENSE_NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
 
+/* The p[] slot of a convolution or pooling step (CONV1D, CONV2D, POOL1D,
+ * POOL2D) holding how many [C, ...] items a window's first axis carries,
+ * run in turn (0 or 1: one). */
+#define PE__P_ITEMS 23
+
 typedef struct pe__step {
   int kind;
   int node;       /* source node (first of a fused group) */
@@ -538,6 +543,7 @@ int pe__build(struct pe_model *m);
 const char *pe__op_name(size_t i);
 int pe__plan(struct pe_model *m);
 int pe__fuse_attention(struct pe_model *m, int *dead); /* fuse_attention.c */
+int pe__fuse_gelu(struct pe_model *m, int *dead);      /* fuse_attention.c */
 void pe__steps_free(struct pe_model *m);
 void pe__step_free(pe__step_t *s);
 

@@ -341,6 +341,9 @@ int pe__plan(pe_model_t *m) {
   if (rc != PE_OK) {
     goto done;
   }
+  if ((rc = pe__fuse_gelu(m, dead)) != PE_OK) {
+    goto done;
+  }
   pe__fuse(m, dead);
   if ((rc = pe__fuse_attention(m, dead)) != PE_OK) {
     goto done;
