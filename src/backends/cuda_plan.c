@@ -33,8 +33,8 @@ int pe__cuda_plan_sniff(const char *path, char *err, size_t cap) {
   }
   if (pe__ends_with(path, ".engine") || pe__ends_with(path, ".trt") ||
       pe__ends_with(path, ".plan") ||
-      (got >= 4 && (memcmp(head, "ftrt", 4) == 0 ||
-                    memcmp(head, "ptrt", 4) == 0))) {
+      (got >= 4 &&
+       (memcmp(head, "ftrt", 4) == 0 || memcmp(head, "ptrt", 4) == 0))) {
     snprintf(err, cap,
              "%s: this is a TensorRT engine, and TensorRT is not in this "
              "build: give the ONNX model, or a plan file made by "
@@ -48,8 +48,10 @@ int pe__cuda_plan_sniff(const char *path, char *err, size_t cap) {
 int pe__cuda_plan_check(const void *file, size_t len, char *err, size_t cap) {
   pe_cuda_plan_header_t h;
   if (len < sizeof h) {
-    snprintf(err, cap, "a cuda plan file of %zu bytes, shorter than its "
-             "header", len);
+    snprintf(err, cap,
+             "a cuda plan file of %zu bytes, shorter than its "
+             "header",
+             len);
     return PE_EMODEL;
   }
   memcpy(&h, file, sizeof h);
@@ -74,8 +76,8 @@ int pe__cuda_plan_check(const void *file, size_t len, char *err, size_t cap) {
              (unsigned long long)h.payload_bytes, len - sizeof h);
     return PE_EMODEL;
   }
-  uint64_t sum = pe__cuda_plan_checksum((const char *)file + sizeof h,
-                                        len - sizeof h);
+  uint64_t sum =
+      pe__cuda_plan_checksum((const char *)file + sizeof h, len - sizeof h);
   if (sum != h.checksum) {
     snprintf(err, cap,
              "a damaged cuda plan file: checksum %016llx, the header says "

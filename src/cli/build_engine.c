@@ -69,8 +69,8 @@ static int pe__build_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   if (rc == PE_OK) {
     char detail[512];
     pe_backend_detail(b, detail, sizeof detail);
-    printf("wrote %s: %zu bytes, %s plan of %s, precision %s\n", out, len,
-           name, pos[0], precision);
+    printf("wrote %s: %zu bytes, %s plan of %s, precision %s\n", out, len, name,
+           pos[0], precision);
     if (detail[0] != '\0') {
       printf("backend %s: %s\n", name, detail);
     }
@@ -85,7 +85,8 @@ static int pe__build_run(const pe_cli_command_t *cmd, int argc, char **argv) {
 const pe_cli_command_t pe_cli_build_engine = {
     .name = "build-engine",
     .summary = "Write a backend's resolved plan of a model for this device",
-    .usage = "build-engine MODEL.onnx --backend cuda [--precision fp32] -o FILE",
+    .usage =
+        "build-engine MODEL.onnx --backend cuda [--precision fp32] -o FILE",
     .details =
         "Loads the model with the backend (cuda: imported, checked, fused,\n"
         "every step resolved into a kernel launch with its weights laid out\n"
