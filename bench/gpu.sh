@@ -8,9 +8,11 @@
 # the same models and card (bench/gpu_torch.py). A table of the figures
 # comes last.
 #
-# Usage: bench/gpu.sh BINDIR [EXTRA_MODEL.onnx...]
+# Usage: [OLD=BINDIR0] bench/gpu.sh BINDIR [EXTRA_MODEL.onnx...]
 #   BINDIR holds pattern-engine and test_cuda_parity; run from the
 #   repository root. PYTHON (default python3) must have torch for the peers.
+#   OLD: another build's BINDIR, whose cuda figures are taken beside these
+#   in the same run (rows "before").
 set -u
 bin=$1
 shift
@@ -55,17 +57,21 @@ for m in models/pattern_cnn.onnx models/pattern_lstm.onnx; do
   n=$(basename "$m" .onnx)
   o=$("$pe" bench-model "$m" --batch 1 --iterations 20000)
   row "$n" "ours cpu" 1 "$o"
-  for mode in graph persistent; do
-    o=$("$pe" bench-model "$m" --backend cuda --cuda-mode $mode --batch 1 \
-      --iterations 20000) || fail=1
-    echo "$o" | grep -E "^backend|^phases"
-    row "$n" "ours cuda $mode" 1 "$o"
-  done
-  for b in 4096 65536; do
-    o=$("$pe" bench-model "$m" --backend cuda --batch $b --iterations 200) ||
-      fail=1
-    echo "$o" | grep -E "^phases"
-    row "$n" "ours cuda graph" $b "$o"
+  for who in ours ${OLD:+before}; do
+    exe=$pe
+    [ "$who" = before ] && exe=$OLD/pattern-engine
+    for mode in graph persistent; do
+      o=$("$exe" bench-model "$m" --backend cuda --cuda-mode $mode --batch 1 \
+        --iterations 20000) || fail=1
+      echo "$o" | grep -E "^backend|^phases"
+      row "$n" "$who cuda $mode" 1 "$o"
+    done
+    for b in 4096 65536; do
+      o=$("$exe" bench-model "$m" --backend cuda --batch $b --iterations 200) ||
+        fail=1
+      echo "$o" | grep -E "^phases"
+      row "$n" "$who cuda graph" $b "$o"
+    done
   done
 done
 

@@ -100,6 +100,11 @@ typedef struct pe_backend_ops {
   /* Optional (NULL: none): one line on how this instance runs (device,
    * mode, memory held, allocations since open), written into buf. */
   void (*detail)(void *self, char *buf, size_t cap);
+  /* Optional (NULL: none): what this instance loaded, as bytes that its
+   * open accepts as model_path's file (a plan made for this device), in a
+   * malloc'd buffer *data of *len bytes the caller frees. */
+  int (*serialize)(void *self, void **data, size_t *len, char *err,
+                   size_t err_cap);
 } pe_backend_ops_t;
 
 typedef struct pe_backend pe_backend_t;
@@ -131,6 +136,11 @@ int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out);
 /* The backend's detail line (see pe_backend_ops_t.detail) into buf; an
  * empty string for a backend that has none. */
 void pe_backend_detail(const pe_backend_t *backend, char *buf, size_t cap);
+
+/* See pe_backend_ops_t.serialize; PE_EUNSUPPORTED, with a message, for a
+ * backend that cannot. */
+int pe_backend_serialize(pe_backend_t *backend, void **data, size_t *len,
+                         char *err, size_t err_cap);
 
 /* NULL is a no-op. */
 void pe_backend_close(pe_backend_t *backend);

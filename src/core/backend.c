@@ -141,6 +141,18 @@ void pe_backend_detail(const pe_backend_t *backend, char *buf, size_t cap) {
   }
 }
 
+int pe_backend_serialize(pe_backend_t *backend, void **data, size_t *len,
+                         char *err, size_t err_cap) {
+  *data = NULL;
+  *len = 0;
+  if (backend->ops->serialize == NULL) {
+    snprintf(err, err_cap, "the %s backend cannot write what it loaded",
+             backend->ops->name);
+    return PE_EUNSUPPORTED;
+  }
+  return backend->ops->serialize(backend->self, data, len, err, err_cap);
+}
+
 int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out) {
   return backend->ops->phases != NULL ? backend->ops->phases(backend->self, out)
                                       : PE_EUNSUPPORTED;
