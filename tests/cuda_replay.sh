@@ -6,7 +6,8 @@
 # the portable ones. Says whether the whole output is byte-identical to
 # each. The persistent mode (PE_CUDA_MODE=persistent) must print exactly
 # what the graph mode prints, and so must a plan file of the model made by
-# build-engine, loaded in either mode. Then models whose input holds windows as [time][channel] (NWC, N1WC),
+# build-engine, loaded in either mode; micro-batched runs (--max-batch 64
+# and 256) the signals of cpu, as above. Then models whose input holds windows as [time][channel] (NWC, N1WC),
 # which the cuda backend does not transpose: refused at open, the layout
 # named, exit non-zero. Exits 77 (skipped) where there is no CUDA device.
 #
@@ -17,6 +18,25 @@ root=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ticks=$root/fixtures/sample_ticks.csv
+# same_signals REF GOT: the same rows, field for field, but scores and
+# confidences (fields 5 and 6) within 1e-5; prints what differs.
+same_signals() {
+  awk -F, -v tol=1e-5 '
+    NR == FNR { a[FNR] = $0; n = FNR; next }
+    {
+      if (!(FNR in a)) { print "extra line " FNR ": " $0; bad = 1; next }
+      split(a[FNR], x, ",")
+      for (i = 1; i <= NF; i++) {
+        if (i == 5 || i == 6) {
+          d = x[i] - $i
+          if (d > tol || -d > tol) { print "line " FNR " field " i ": " x[i] " vs " $i; bad = 1 }
+        } else if (x[i] != $i) { print "line " FNR " field " i ": " x[i] " vs " $i; bad = 1 }
+      }
+      m = FNR
+    }
+    END { if (m != n) { print "line counts " n " vs " m; bad = 1 } exit bad }
+  ' "$1" "$2"
+}
 for m in pattern_cnn pattern_lstm; do
   model=$root/models/$m.onnx
   if ! "$engine" replay --ticks "$ticks" --backend cuda --model "$model" \
@@ -38,21 +58,7 @@ for m in pattern_cnn pattern_lstm; do
     exit 1
   fi
   for ref in cpu generic; do
-    if ! awk -F, -v tol=1e-5 '
-      NR == FNR { a[FNR] = $0; n = FNR; next }
-      {
-        if (!(FNR in a)) { print "extra line " FNR ": " $0; bad = 1; next }
-        split(a[FNR], x, ",")
-        for (i = 1; i <= NF; i++) {
-          if (i == 5 || i == 6) {
-            d = x[i] - $i
-            if (d > tol || -d > tol) { print "line " FNR " field " i ": " x[i] " vs " $i; bad = 1 }
-          } else if (x[i] != $i) { print "line " FNR " field " i ": " x[i] " vs " $i; bad = 1 }
-        }
-        m = FNR
-      }
-      END { if (m != n) { print "line counts " n " vs " m; bad = 1 } exit bad }
-    ' "$tmp/$ref.csv" "$tmp/cuda.csv"; then
+    if ! same_signals "$tmp/$ref.csv" "$tmp/cuda.csv"; then
       echo "FAIL: $m: replay --backend cuda differs from cpu ($ref kernels)" >&2
       exit 1
     fi
@@ -86,6 +92,24 @@ for m in pattern_cnn pattern_lstm; do
     fi
   done
   echo "$m: plan file of build-engine ($(wc -c <"$tmp/$m.peplan") bytes): byte-identical in both modes"
+  # Micro-batched: model runs of up to N windows across symbols.
+  for b in 64:200 256:1000000000; do
+    if ! "$engine" replay --ticks "$ticks" --backend cuda --model "$model" \
+      --max-batch "${b%%:*}" --max-delay-us "${b#*:}" \
+      >"$tmp/batched.csv" 2>"$tmp/err"; then
+      cat "$tmp/err" >&2
+      exit 1
+    fi
+    if ! same_signals "$tmp/cpu.csv" "$tmp/batched.csv"; then
+      echo "FAIL: $m: replay --backend cuda --max-batch ${b%%:*} differs from cpu" >&2
+      exit 1
+    fi
+    same="not byte-identical"
+    if cmp -s "$tmp/cuda.csv" "$tmp/batched.csv"; then
+      same=byte-identical
+    fi
+    echo "$m: cuda --max-batch ${b%%:*} --max-delay-us ${b#*:}: the signals of cpu; $same to unbatched cuda"
+  done
 done
 for m in lstm2:NWC cnn2d:N1WC; do
   model=$root/models/zoo/${m%%:*}.default.onnx

@@ -435,6 +435,15 @@ size_t pe_live_summary_text(const pe_live_t *L, const pe_live_metrics_t *m,
   pe__printf(&o, "  symbols      %u\n", m->symbols);
   pe__printf(&o, "  signals      %llu", (unsigned long long)all);
   pe__breakdown(&o, m->signals, PE_RULE_COUNT + 1, pe__pattern_name);
+  pe_engine_batch_stats_t b;
+  pe_engine_batch_stats(L->engine, &b);
+  if (b.runs > 0) {
+    pe__printf(&o,
+               "  batches      %llu model runs of %.1f windows on average, "
+               "largest %u (this run)\n",
+               (unsigned long long)b.runs, (double)b.windows / (double)b.runs,
+               b.largest);
+  }
   pe__printf(&o, "  duplicates   %llu (writes Redis already had)\n",
              (unsigned long long)m->duplicates);
   pe__printf(&o, "  reconnects   %llu\n", (unsigned long long)m->reconnects);

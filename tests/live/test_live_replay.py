@@ -60,6 +60,13 @@ def main() -> None:
                       "--exit-on-idle", "0.5", "--state-out", state,
                       "--summary-json", summary, *live_extra])
         print(live.stderr.strip())
+        if a.live_max_batch is not None and a.live_max_batch > 1:
+            line = [x for x in live.stderr.splitlines() if "  batches " in x]
+            largest = int(line[0].split("largest ")[1].split()[0]) if line else 0
+            if not 2 <= largest <= a.live_max_batch:
+                h.fail(f"live's summary shows no model batch of 2 to "
+                       f"{a.live_max_batch} windows: {line}")
+            print(f"ok: live ran the model in batches, up to {largest} windows")
         c = redis.client()
         entries = c.xrange_all("signals:test")
         h.check_signal_ids(entries)
