@@ -142,14 +142,24 @@ def publish(engine: str, url: str, ticks: str, extra=(), check=True):
     return r
 
 
-def refused_other_map(engine: str, url: str, ticks: str, parts: int, text: str) -> None:
+def refused_other_map(engine: str, c: Cluster, ticks: str, parts: int,
+                      text: str) -> None:
+    url = c.url
+    before = {k: total_len_key(c, k) for k in c.keys("ticks:*")}
     r = publish(engine, url, ticks, ["--partitions", str(parts + 1)], check=False)
+    after = {k: total_len_key(c, k) for k in c.keys("ticks:*")}
+    if after != before:
+        fail("the refused publisher wrote to the streams")
     digest = "%016x" % fnv1a64(text.encode())
     other = "%016x" % fnv1a64(canonical_text(parts + 1, {}).encode())
     if r.returncode != 1 or digest not in r.stderr or other not in r.stderr:
         fail(f"a publisher with {parts + 1} partitions: exit {r.returncode}, "
              f"expected 1 naming {digest} and {other}:\n{r.stderr}")
     print("ok: a publisher with another map is refused, naming both digests")
+
+
+def total_len_key(c: Cluster, key: str) -> int:
+    return c.master_of(key).call("XLEN", key)
 
 
 def total_len(c: Cluster, parts: int) -> int:
@@ -283,7 +293,7 @@ def run(args, tmp: str) -> None:
         check_streams(c, ticks, parts, placed)
         print(f"read back and compared in {time.time() - t2:.1f} s")
         check_map(c, text)
-        refused_other_map(args.engine, c.url, path, parts, text)
+        refused_other_map(args.engine, c, path, parts, text)
         # Publishing again with the same map appends the same ticks again.
         if args.mode == "single":
             r = publish(args.engine, c.url, path, extra)
