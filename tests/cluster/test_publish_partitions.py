@@ -158,6 +158,28 @@ def refused_other_map(engine: str, c: Cluster, ticks: str, parts: int,
     print("ok: a publisher with another map is refused, naming both digests")
 
 
+def usage_refusals(engine: str, url: str, ticks: str) -> None:
+    """Settings that cannot work together: exit 2 with the reason."""
+    cases = [
+        (["--partitions", "0"], "--partitions must be"),
+        (["--partitions", "70000"], "--partitions must be"),
+        (["--hot-symbols", "A"], "need --partitions"),
+        (["--partitions", "4", "--ids", "auto"], "--ids explicit"),
+        (["--partitions", "4", "--ticks-stream", "t"], "not --ticks-stream"),
+    ]
+    for extra, want in cases:
+        r = publish(engine, url, ticks, extra, check=False)
+        if r.returncode != 2 or want not in r.stderr:
+            fail(f"publish {' '.join(extra)}: exit {r.returncode}, expected 2 "
+                 f"saying '{want}':\n{r.stderr}")
+    r = publish(engine, url, ticks, ["--partitions", "4", "--partition-weights",
+                                     "/nonexistent/weights.csv"], check=False)
+    if r.returncode != 1 or "/nonexistent/weights.csv" not in r.stderr:
+        fail(f"a missing weights file: exit {r.returncode}:\n{r.stderr}")
+    print("ok: conflicting settings refused with exit 2, a missing weights file "
+          "with exit 1")
+
+
 def total_len_key(c: Cluster, key: str) -> int:
     return c.master_of(key).call("XLEN", key)
 
@@ -296,6 +318,7 @@ def run(args, tmp: str) -> None:
         refused_other_map(args.engine, c, path, parts, text)
         # Publishing again with the same map appends the same ticks again.
         if args.mode == "single":
+            usage_refusals(args.engine, c.url, path)
             r = publish(args.engine, c.url, path, extra)
             if f"published    {args.ticks}" not in r.stderr:
                 fail(f"a second publish with the same map:\n{r.stderr}")
