@@ -142,14 +142,46 @@ def publish(engine: str, url: str, ticks: str, extra=(), check=True):
     return r
 
 
-def refused_other_map(engine: str, url: str, ticks: str, parts: int, text: str) -> None:
+def refused_other_map(engine: str, c: Cluster, ticks: str, parts: int,
+                      text: str) -> None:
+    url = c.url
+    before = {k: total_len_key(c, k) for k in c.keys("ticks:*")}
     r = publish(engine, url, ticks, ["--partitions", str(parts + 1)], check=False)
+    after = {k: total_len_key(c, k) for k in c.keys("ticks:*")}
+    if after != before:
+        fail("the refused publisher wrote to the streams")
     digest = "%016x" % fnv1a64(text.encode())
     other = "%016x" % fnv1a64(canonical_text(parts + 1, {}).encode())
     if r.returncode != 1 or digest not in r.stderr or other not in r.stderr:
         fail(f"a publisher with {parts + 1} partitions: exit {r.returncode}, "
              f"expected 1 naming {digest} and {other}:\n{r.stderr}")
     print("ok: a publisher with another map is refused, naming both digests")
+
+
+def usage_refusals(engine: str, url: str, ticks: str) -> None:
+    """Settings that cannot work together: exit 2 with the reason."""
+    cases = [
+        (["--partitions", "0"], "--partitions must be"),
+        (["--partitions", "70000"], "--partitions must be"),
+        (["--hot-symbols", "A"], "need --partitions"),
+        (["--partitions", "4", "--ids", "auto"], "--ids explicit"),
+        (["--partitions", "4", "--ticks-stream", "t"], "not --ticks-stream"),
+    ]
+    for extra, want in cases:
+        r = publish(engine, url, ticks, extra, check=False)
+        if r.returncode != 2 or want not in r.stderr:
+            fail(f"publish {' '.join(extra)}: exit {r.returncode}, expected 2 "
+                 f"saying '{want}':\n{r.stderr}")
+    r = publish(engine, url, ticks, ["--partitions", "4", "--partition-weights",
+                                     "/nonexistent/weights.csv"], check=False)
+    if r.returncode != 1 or "/nonexistent/weights.csv" not in r.stderr:
+        fail(f"a missing weights file: exit {r.returncode}:\n{r.stderr}")
+    print("ok: conflicting settings refused with exit 2, a missing weights file "
+          "with exit 1")
+
+
+def total_len_key(c: Cluster, key: str) -> int:
+    return c.master_of(key).call("XLEN", key)
 
 
 def total_len(c: Cluster, parts: int) -> int:
@@ -283,9 +315,10 @@ def run(args, tmp: str) -> None:
         check_streams(c, ticks, parts, placed)
         print(f"read back and compared in {time.time() - t2:.1f} s")
         check_map(c, text)
-        refused_other_map(args.engine, c.url, path, parts, text)
+        refused_other_map(args.engine, c, path, parts, text)
         # Publishing again with the same map appends the same ticks again.
         if args.mode == "single":
+            usage_refusals(args.engine, c.url, path)
             r = publish(args.engine, c.url, path, extra)
             if f"published    {args.ticks}" not in r.stderr:
                 fail(f"a second publish with the same map:\n{r.stderr}")

@@ -10,6 +10,8 @@
     and for a new key;
   - the master of a key killed with SIGKILL: the router waits out the
     failover and reads the key from the promoted replica;
+  - the map from CLUSTER SLOTS for a user whose ACL forbids CLUSTER SHARDS,
+    with credentials used on every node;
   - and a single node (cluster support off) behind the same calls.
 """
 
@@ -163,6 +165,35 @@ def waits_out_failover(c: Cluster, p: Probe) -> None:
           f"key from the promoted replica")
 
 
+def slots_under_acl(c: Cluster, exe: str) -> None:
+    """A user whose ACL forbids CLUSTER SHARDS: the router falls back to
+    CLUSTER SLOTS, and authenticates on every node it meets."""
+    for n in c.nodes:
+        if n.alive:
+            n.call("ACL", "SETUSER", "router", "on", ">s3cret", "~*", "&*", "+@all",
+                   "-cluster|shards")
+    cl = c.masters()[0].client()
+    try:
+        r = cl.pipeline([("AUTH", "router", "s3cret"), ("CLUSTER", "SHARDS")])
+    finally:
+        cl.close()
+    if not str(r[1]).startswith("NOPERM"):
+        fail(f"the ACL did not forbid CLUSTER SHARDS: {r[1]!r}")
+    host_port = c.url.split("//", 1)[1]
+    p = Probe(exe, f"redis://router:s3cret@{host_port}")
+    if not p.hello.startswith("connected cluster"):
+        fail(f"CLUSTER SLOTS: the router says {p.hello!r}")
+    keys = [f"acl{i}" for i in range(200)]
+    if any(r != "OK" for r in p.ask(*(f"set {k} {k}" for k in keys))):
+        fail("SET through the router mapped by CLUSTER SLOTS")
+    for k in keys:
+        if c.master_of(k).call("GET", k) != k.encode():
+            fail(f"{k} is not on its slot's master (map from CLUSTER SLOTS)")
+    p.close()
+    print(f"ok: the map from CLUSTER SLOTS (ACL without SHARDS), {len(keys)} keys "
+          f"on their masters, AUTH on each node")
+
+
 def single_node(exe: str) -> None:
     with Cluster(single=True) as c:
         p = Probe(exe, c.url)
@@ -190,6 +221,7 @@ def main() -> None:
         follows_ask(c, p)
         waits_out_failover(c, p)
         p.close()
+        slots_under_acl(c, args.probe)
     single_node(args.probe)
     print(f"ok: in {time.time() - t0:.1f} s")
 
