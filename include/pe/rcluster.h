@@ -2,17 +2,17 @@
  * cluster support), and a single node behind the same calls.
  *
  * A router learns the slot map from CLUSTER SHARDS (CLUSTER SLOTS where
- * the server lacks it), keeps one connection per master, and sends each
- * command to the master of its key's slot: CRC16 of the key, or of its hash
- * tag (the bytes between the first '{' and the next '}', when not empty),
- * mod 16384, as the Redis Cluster specification defines. MOVED updates the
- * map (and reloads it whole), ASK is followed with ASKING for that one
- * command; lost connections, CLUSTERDOWN, TRYAGAIN and the other transient
- * errors (pe_redis_is_transient) are retried with the map reloaded, for up
- * to retry_ms in all, which is how a failover (a replica promoted in place
- * of a dead master) is waited out. A command may so reach Redis twice:
- * callers send only commands that are idempotent (XADD with explicit ids,
- * SET NX) or that they can check.
+ * the server lacks it or the user's ACL does not allow it), keeps one
+ * connection per master, and sends each command to the master of its key's
+ * slot: CRC16 of the key, or of its hash tag (the bytes between the first '{'
+ * and the next '}', when not empty), mod 16384, as the Redis Cluster
+ * specification defines. MOVED updates the map (and reloads it whole), ASK is
+ * followed with ASKING for that one command; lost connections, CLUSTERDOWN,
+ * TRYAGAIN and the other transient errors (pe_redis_is_transient) are retried
+ * with the map reloaded, for up to retry_ms in all, which is how a failover (a
+ * replica promoted in place of a dead master) is waited out. A command may so
+ * reach Redis twice: callers send only commands that are idempotent (XADD with
+ * explicit ids, SET NX) or that they can check.
  *
  * A server with cluster support disabled is a single node: every slot maps
  * to it, and the same calls work unchanged.

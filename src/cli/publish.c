@@ -94,6 +94,11 @@ static int pe__publish_config(const pe_cli_command_t *cmd,
       pe_cli_error(cmd, "--partitions must be 1..%u", PE_PARTITION_MAX);
       return PE_EXIT_USAGE;
     }
+    if (pe_cli_is_set(cmd, "ticks-stream")) {
+      pe_cli_error(cmd, "--partitions writes to %s:{pN}, not --ticks-stream",
+                   PE_PARTITION_TICKS);
+      return PE_EXIT_USAGE;
+    }
     if (c->auto_ids) {
       pe_cli_error(cmd, "--partitions needs --ids explicit (a batch resent "
                         "after a failover must not be added twice)");

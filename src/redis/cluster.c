@@ -385,8 +385,9 @@ static int pe__load_map(pe_rcluster_t *c, pe_redis_t *r) {
         return PE_EUNSUPPORTED;
       }
       if (w == 0 && (strstr(v->str, "unknown subcommand") != NULL ||
-                     strstr(v->str, "Unknown subcommand") != NULL)) {
-        continue; /* before Redis 7: CLUSTER SLOTS */
+                     strstr(v->str, "Unknown subcommand") != NULL ||
+                     strncmp(v->str, "NOPERM", 6) == 0)) {
+        continue; /* before Redis 7, or an ACL without it: CLUSTER SLOTS */
       }
       pe__err(c, "CLUSTER %s: %s", which[w], v->str);
       return pe_redis_is_transient(v->str) ? PE_ECONN : PE_EPARSE;

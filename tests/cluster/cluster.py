@@ -138,6 +138,17 @@ class Node:
     def client(self) -> Client:
         return FastClient(self.port)
 
+    def call(self, *args):
+        """One command on a connection of its own."""
+        c = self.client()
+        try:
+            return c.call(*args)
+        finally:
+            c.close()
+
+    def node_id(self) -> str:
+        return self.call("CLUSTER", "MYID").decode()
+
     def kill(self) -> None:
         if self.alive:
             self.proc.send_signal(signal.SIGKILL)
@@ -310,6 +321,61 @@ class Cluster:
             finally:
                 c.close()
         return sorted(set(out))
+
+    def tick_entries(self, key: str) -> list:
+        """The entries of a tick stream as (id, symbol, price, volume,
+        timestamp) strings, read with redis-cli from the master serving it
+        (C-speed for hundreds of thousands of entries). Fails on an entry
+        whose fields are not exactly those four."""
+        node = self.master_of(key)
+        r = subprocess.run([_exe("redis-cli"), "-p", str(node.port), "--raw",
+                            "XRANGE", key, "-", "+"], capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            fail(f"redis-cli XRANGE {key}: {r.stderr}")
+        lines = r.stdout.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if len(lines) % 9:
+            fail(f"XRANGE {key}: {len(lines)} lines, not 9 an entry")
+        out = []
+        for i in range(0, len(lines), 9):
+            e = lines[i:i + 9]
+            if e[1::2] != ["symbol", "price", "volume", "timestamp"]:
+                fail(f"XRANGE {key}: entry {e[0]} has fields {e[1::2]}")
+            out.append((e[0], e[2], e[4], e[6], e[8]))
+        return out
+
+    def replica_of(self, master: Node) -> Node:
+        for s in self.shards():
+            if any(x["port"] == master.port for x in s["nodes"]):
+                for x in s["nodes"]:
+                    if x["role"] == "replica":
+                        return self.node_by_port(int(x["port"]))
+        fail(f"no replica of {master.port}")
+
+    def key_slot(self, key: str) -> int:
+        return self.masters()[0].call("CLUSTER", "KEYSLOT", key)
+
+    @staticmethod
+    def migrate_slot(src: Node, dst: Node, slot: int, keys=None) -> None:
+        """Starts moving slot from src to dst (IMPORTING on dst, MIGRATING on
+        src), then MIGRATEs the given keys, or all of the slot's keys when
+        keys is None; the slot stays half migrated until finish_slot."""
+        dst.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src.node_id())
+        src.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.node_id())
+        while True:
+            batch = keys if keys is not None else \
+                src.call("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            if batch:
+                src.call("MIGRATE", "127.0.0.1", dst.port, "", 0, 10000, "KEYS", *batch)
+            if keys is not None or not batch:
+                return
+
+    def finish_slot(self, dst: Node, slot: int) -> None:
+        """Hands slot to dst on every master (SETSLOT NODE)."""
+        for m in self.masters():
+            m.call("CLUSTER", "SETSLOT", slot, "NODE", dst.node_id())
 
     def kill_master_of(self, key: str) -> Node:
         m = self.master_of(key)

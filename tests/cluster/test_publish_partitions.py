@@ -81,11 +81,12 @@ def read_ticks(path: str) -> list:
 
 
 def expected_streams(ticks: list, parts: int, placed: dict) -> dict:
+    part = dict(placed)
     out: dict = {}
     for ts, sym, price, vol in ticks:
-        p = placed.get(sym)
+        p = part.get(sym)
         if p is None:
-            p = fnv1a64(sym.encode()) % parts
+            p = part[sym] = fnv1a64(sym.encode()) % parts
         out.setdefault(p, []).append((sym, float(price), float(vol), int(ts)))
     return out
 
@@ -99,13 +100,9 @@ def check_streams(c: Cluster, ticks: list, parts: int, placed: dict) -> None:
     total = 0
     for p, rows in sorted(want.items()):
         key = f"ticks:{{p{p}}}"
-        cl = c.client_for_key(key)
-        try:
-            entries = cl.xrange_all(key)
-        finally:
-            cl.close()
-        got = [(f["symbol"], float(f["price"]), float(f["volume"]), int(f["timestamp"]))
-               for _, f in entries]
+        entries = c.tick_entries(key)
+        got = [(sym, float(price), float(vol), int(ts))
+               for _, sym, price, vol, ts in entries]
         if got != rows:
             seen, dups = set(), 0
             for g in got:
@@ -145,14 +142,46 @@ def publish(engine: str, url: str, ticks: str, extra=(), check=True):
     return r
 
 
-def refused_other_map(engine: str, url: str, ticks: str, parts: int, text: str) -> None:
+def refused_other_map(engine: str, c: Cluster, ticks: str, parts: int,
+                      text: str) -> None:
+    url = c.url
+    before = {k: total_len_key(c, k) for k in c.keys("ticks:*")}
     r = publish(engine, url, ticks, ["--partitions", str(parts + 1)], check=False)
+    after = {k: total_len_key(c, k) for k in c.keys("ticks:*")}
+    if after != before:
+        fail("the refused publisher wrote to the streams")
     digest = "%016x" % fnv1a64(text.encode())
     other = "%016x" % fnv1a64(canonical_text(parts + 1, {}).encode())
     if r.returncode != 1 or digest not in r.stderr or other not in r.stderr:
         fail(f"a publisher with {parts + 1} partitions: exit {r.returncode}, "
              f"expected 1 naming {digest} and {other}:\n{r.stderr}")
     print("ok: a publisher with another map is refused, naming both digests")
+
+
+def usage_refusals(engine: str, url: str, ticks: str) -> None:
+    """Settings that cannot work together: exit 2 with the reason."""
+    cases = [
+        (["--partitions", "0"], "--partitions must be"),
+        (["--partitions", "70000"], "--partitions must be"),
+        (["--hot-symbols", "A"], "need --partitions"),
+        (["--partitions", "4", "--ids", "auto"], "--ids explicit"),
+        (["--partitions", "4", "--ticks-stream", "t"], "not --ticks-stream"),
+    ]
+    for extra, want in cases:
+        r = publish(engine, url, ticks, extra, check=False)
+        if r.returncode != 2 or want not in r.stderr:
+            fail(f"publish {' '.join(extra)}: exit {r.returncode}, expected 2 "
+                 f"saying '{want}':\n{r.stderr}")
+    r = publish(engine, url, ticks, ["--partitions", "4", "--partition-weights",
+                                     "/nonexistent/weights.csv"], check=False)
+    if r.returncode != 1 or "/nonexistent/weights.csv" not in r.stderr:
+        fail(f"a missing weights file: exit {r.returncode}:\n{r.stderr}")
+    print("ok: conflicting settings refused with exit 2, a missing weights file "
+          "with exit 1")
+
+
+def total_len_key(c: Cluster, key: str) -> int:
+    return c.master_of(key).call("XLEN", key)
 
 
 def total_len(c: Cluster, parts: int) -> int:
@@ -169,48 +198,15 @@ def total_len(c: Cluster, parts: int) -> int:
     return n
 
 
-def node_id(node) -> str:
-    cl = node.client()
-    try:
-        return cl.call("CLUSTER", "MYID").decode()
-    finally:
-        cl.close()
-
-
-def call(node, *args):
-    cl = node.client()
-    try:
-        return cl.call(*args)
-    finally:
-        cl.close()
-
-
-def replica_of(c: Cluster, master):
-    for s in c.shards():
-        if any(x["port"] == master.port for x in s["nodes"]):
-            for x in s["nodes"]:
-                if x["role"] == "replica":
-                    return c.node_by_port(int(x["port"]))
-    fail(f"no replica of {master.port}")
-
-
 def reshard(c: Cluster, key: str) -> str:
     """Moves key's slot to another master as redis-cli --cluster reshard
-    does: IMPORTING, MIGRATING, MIGRATE of its keys, SETSLOT NODE."""
-    slot = call(c.masters()[0], "CLUSTER", "KEYSLOT", key)
+    does, while the publisher keeps writing to it."""
+    slot = c.key_slot(key)
     src = c.master_of(key)
     dst = next(m for m in c.masters() if m.port != src.port)
-    call(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(src))
-    call(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(dst))
-    time.sleep(0.3)  # the publisher keeps writing to the slot meanwhile
-    while True:
-        keys = call(src, "CLUSTER", "GETKEYSINSLOT", slot, 100)
-        if not keys:
-            break
-        call(src, "MIGRATE", "127.0.0.1", dst.port, "", 0, 10000, "KEYS", *keys)
+    c.migrate_slot(src, dst, slot)
     time.sleep(0.3)  # ASK for the moved stream until the slot is handed over
-    for m in c.masters():
-        call(m, "CLUSTER", "SETSLOT", slot, "NODE", node_id(dst))
+    c.finish_slot(dst, slot)
     return f"moved slot {slot} from {src.port} to {dst.port}"
 
 
@@ -238,7 +234,7 @@ def disturbed(args, c: Cluster, path: str, extra: list, parts: int) -> None:
         master.kill()
         what = f"killed the master on port {master.port}"
     elif args.mode == "replica":
-        rep = replica_of(c, master)
+        rep = c.replica_of(master)
         rep.kill()
         what = f"killed the replica on port {rep.port}"
     else:
@@ -315,11 +311,14 @@ def run(args, tmp: str) -> None:
             sys.stdout.write(r.stderr)
         else:
             disturbed(args, c, path, extra, parts)
+        t2 = time.time()
         check_streams(c, ticks, parts, placed)
+        print(f"read back and compared in {time.time() - t2:.1f} s")
         check_map(c, text)
-        refused_other_map(args.engine, c.url, path, parts, text)
+        refused_other_map(args.engine, c, path, parts, text)
         # Publishing again with the same map appends the same ticks again.
         if args.mode == "single":
+            usage_refusals(args.engine, c.url, path)
             r = publish(args.engine, c.url, path, extra)
             if f"published    {args.ticks}" not in r.stderr:
                 fail(f"a second publish with the same map:\n{r.stderr}")

@@ -10,6 +10,8 @@
     and for a new key;
   - the master of a key killed with SIGKILL: the router waits out the
     failover and reads the key from the promoted replica;
+  - the map from CLUSTER SLOTS for a user whose ACL forbids CLUSTER SHARDS,
+    with credentials used on every node;
   - and a single node (cluster support off) behind the same calls.
 """
 
@@ -46,26 +48,6 @@ class Probe:
             fail(f"rcluster_probe exited {self.proc.returncode}")
 
 
-def node_id(node) -> str:
-    c = node.client()
-    try:
-        return c.call("CLUSTER", "MYID").decode()
-    finally:
-        c.close()
-
-
-def call(node, *args):
-    c = node.client()
-    try:
-        return c.call(*args)
-    finally:
-        c.close()
-
-
-def key_slot(c: Cluster, key: str) -> int:
-    return call(c.masters()[0], "CLUSTER", "KEYSLOT", key)
-
-
 def slots_equal_server(c: Cluster, p: Probe) -> None:
     rnd = random.Random(5)
     alphabet = "abcxyz{}:._-0123456789"
@@ -89,23 +71,9 @@ def sets_land_on_their_master(c: Cluster, p: Probe) -> None:
     if any(r != "OK" for r in replies):
         fail(f"SET through the router: {[r for r in replies if r != 'OK'][:3]}")
     for k in keys:
-        if call(c.master_of(k), "GET", k) != f"v{k}".encode():
+        if c.master_of(k).call("GET", k) != f"v{k}".encode():
             fail(f"{k} is not on the master serving its slot")
     print(f"ok: {len(keys)} keys SET through the router sit on their slots' masters")
-
-
-def migrate(src, dst, slot: int, keys: list) -> None:
-    """Moves the given keys of slot from src to dst, leaving the slot
-    MIGRATING on src and IMPORTING on dst."""
-    call(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(src))
-    call(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(dst))
-    if keys:
-        call(src, "MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
-
-
-def finish(c: Cluster, dst, slot: int) -> None:
-    for m in c.masters():
-        call(m, "CLUSTER", "SETSLOT", slot, "NODE", node_id(dst))
 
 
 def follows_moved(c: Cluster, p: Probe) -> None:
@@ -113,18 +81,18 @@ def follows_moved(c: Cluster, p: Probe) -> None:
     if p.one(f"set {key} before") != "OK":
         fail("SET before the move")
     epoch0 = int(p.one("epoch").split()[0])
-    slot = key_slot(c, key)
+    slot = c.key_slot(key)
     src = c.master_of(key)
     dst = next(m for m in c.masters() if m.port != src.port)
-    migrate(src, dst, slot, [key])
-    finish(c, dst, slot)
+    c.migrate_slot(src, dst, slot, [key])
+    c.finish_slot(dst, slot)
     got = p.one(f"get {key}")
     if got != "before":
         fail(f"GET after the slot moved: {got!r}")
     epoch1 = int(p.one("epoch").split()[0])
     if epoch1 <= epoch0:
         fail("the slot map was not reloaded after MOVED")
-    if p.one(f"set {key} after") != "OK" or call(dst, "GET", key) != b"after":
+    if p.one(f"set {key} after") != "OK" or dst.call("GET", key) != b"after":
         fail("SET after the move did not reach the new master")
     print(f"ok: MOVED followed (slot {slot} from {src.port} to {dst.port}), map reloaded")
 
@@ -133,10 +101,10 @@ def follows_ask(c: Cluster, p: Probe) -> None:
     moved, new = "{ask}moved", "{ask}new"
     if p.one(f"set {moved} m") != "OK":
         fail("SET before the migration")
-    slot = key_slot(c, moved)
+    slot = c.key_slot(moved)
     src = c.master_of(moved)
     dst = next(m for m in c.masters() if m.port != src.port)
-    migrate(src, dst, slot, [moved])
+    c.migrate_slot(src, dst, slot, [moved])
     # The router still sends the slot to src, which answers ASK for a key
     # it no longer has (and for a new one).
     got = p.one(f"get {moved}")
@@ -153,12 +121,12 @@ def follows_ask(c: Cluster, p: Probe) -> None:
         fail(f"the new key is not on the importing node: {r!r}")
     # The migrating node answers ASK for a key it does not have.
     try:
-        on_src = call(src, "EXISTS", new)
+        on_src = src.call("EXISTS", new)
     except RedisError as e:
         on_src = 0 if str(e).startswith("ASK ") else str(e)
     if on_src != 0:
         fail(f"the new key was written to the migrating node ({on_src})")
-    finish(c, dst, slot)
+    c.finish_slot(dst, slot)
     if p.one(f"get {new}") != "n":
         fail("GET after the migration finished")
     print(f"ok: ASK followed with ASKING (slot {slot} migrating {src.port} -> {dst.port})")
@@ -170,22 +138,18 @@ def waits_out_failover(c: Cluster, p: Probe) -> None:
         fail("SET before the failover")
     master = c.master_of(key)
     # Until its replica has it.
+    rep = c.replica_of(master)
     replica = None
     deadline = time.time() + 10
     while replica is None and time.time() < deadline:
-        for s in c.shards():
-            if any(x["port"] == master.port for x in s["nodes"]):
-                for x in s["nodes"]:
-                    if x["role"] == "replica":
-                        n = c.node_by_port(int(x["port"]))
-                        cl = n.client()
-                        try:
-                            if cl.pipeline([("READONLY",), ("GET", key)])[1] == b"kept":
-                                replica = n
-                        except (RedisError, OSError):
-                            pass
-                        finally:
-                            cl.close()
+        cl = rep.client()
+        try:
+            if cl.pipeline([("READONLY",), ("GET", key)])[1] == b"kept":
+                replica = rep
+        except (RedisError, OSError):
+            pass
+        finally:
+            cl.close()
         time.sleep(0.05)
     if replica is None:
         fail("the key never reached the replica")
@@ -199,6 +163,35 @@ def waits_out_failover(c: Cluster, p: Probe) -> None:
         fail("the key is not served by the promoted replica")
     print(f"ok: the router waited out the failover ({took:.1f} s) and read the "
           f"key from the promoted replica")
+
+
+def slots_under_acl(c: Cluster, exe: str) -> None:
+    """A user whose ACL forbids CLUSTER SHARDS: the router falls back to
+    CLUSTER SLOTS, and authenticates on every node it meets."""
+    for n in c.nodes:
+        if n.alive:
+            n.call("ACL", "SETUSER", "router", "on", ">s3cret", "~*", "&*", "+@all",
+                   "-cluster|shards")
+    cl = c.masters()[0].client()
+    try:
+        r = cl.pipeline([("AUTH", "router", "s3cret"), ("CLUSTER", "SHARDS")])
+    finally:
+        cl.close()
+    if not str(r[1]).startswith("NOPERM"):
+        fail(f"the ACL did not forbid CLUSTER SHARDS: {r[1]!r}")
+    host_port = c.url.split("//", 1)[1]
+    p = Probe(exe, f"redis://router:s3cret@{host_port}")
+    if not p.hello.startswith("connected cluster"):
+        fail(f"CLUSTER SLOTS: the router says {p.hello!r}")
+    keys = [f"acl{i}" for i in range(200)]
+    if any(r != "OK" for r in p.ask(*(f"set {k} {k}" for k in keys))):
+        fail("SET through the router mapped by CLUSTER SLOTS")
+    for k in keys:
+        if c.master_of(k).call("GET", k) != k.encode():
+            fail(f"{k} is not on its slot's master (map from CLUSTER SLOTS)")
+    p.close()
+    print(f"ok: the map from CLUSTER SLOTS (ACL without SHARDS), {len(keys)} keys "
+          f"on their masters, AUTH on each node")
 
 
 def single_node(exe: str) -> None:
@@ -228,6 +221,7 @@ def main() -> None:
         follows_ask(c, p)
         waits_out_failover(c, p)
         p.close()
+        slots_under_acl(c, args.probe)
     single_node(args.probe)
     print(f"ok: in {time.time() - t0:.1f} s")
 
