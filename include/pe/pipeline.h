@@ -4,6 +4,9 @@
  *           with read(2) and fed to the CSV parser (pe/csv.h), which hands over
  *           ticks in batches with the rejected rows between them;
  *   engine: each batch pushed with pe_engine_push_batch (pe/engine.h);
+ *           a micro-batched engine's reports come back through its report
+ *           callback, which pe_pipeline_run sets, and those still held
+ *           at the end of the input through pe_engine_flush;
  *   sinks:  signals (pe/sink.h), one feature row per accepted tick, and one
  *           line per rejected row (line,reason,raw line).
  *

@@ -82,6 +82,12 @@ void pe_resp_arg_i64(pe_resp_buf_t *b, int64_t v);
 void pe_resp_arg_double(pe_resp_buf_t *b, double v);
 void pe_resp_arg_id(pe_resp_buf_t *b, pe_stream_id_t id);
 
+/* Starts XADD stream [MAXLEN ~ maxlen] id: id NULL is '*' (Redis picks
+ * it), maxlen 0 no trimming. Exactly `pairs` field and value pairs (2 *
+ * pairs pe_resp_arg* calls) must follow. */
+void pe_resp_xadd_begin(pe_resp_buf_t *b, const char *stream, uint64_t maxlen,
+                        const pe_stream_id_t *id, uint32_t pairs);
+
 /* Appends the bytes of another buffer (its commands counted too). */
 void pe_resp_append(pe_resp_buf_t *b, const pe_resp_buf_t *other);
 

@@ -75,7 +75,9 @@ typedef enum pe_plan_binop {
   PE_PLAN_OP_SUB,
   PE_PLAN_OP_MUL,
   PE_PLAN_OP_DIV,
-  PE_PLAN_OP_POW
+  PE_PLAN_OP_POW,
+  PE_PLAN_OP_MIN,
+  PE_PLAN_OP_MAX
 } pe_plan_binop_t;
 
 typedef enum pe_plan_storage {
@@ -117,6 +119,10 @@ typedef struct pe_plan_step {
   const int64_t *idx;                 /* Gather indices */
   int64_t n_idx;
   int64_t dense_k, dense_m; /* dense: Y[rows][M] = X[rows][K] W^T + bias */
+  /* the kinds of ops_misc.c: the op (reduce: a pe_plan_binop_t, -1 the
+   * mean) and its float parameters */
+  int ext_op;
+  float ext_f[4];
 } pe_plan_step_t;
 
 typedef struct pe_plan_shape {
@@ -128,7 +134,10 @@ typedef struct pe_plan_shape {
 } pe_plan_shape_t;
 
 void pe_plan_shape(const pe_model_t *m, pe_plan_shape_t *out);
-/* PE_EINVAL when i is out of range. */
+/* PE_EINVAL when i is out of range. A convolution or pooling step that
+ * runs several items per window (a first axis of more than one [C, ...]
+ * item) has no form in this view: it comes back as kind
+ * PE_PLAN_KIND_COUNT, which no backend runs, with PE_EUNSUPPORTED. */
 int pe_plan_step(const pe_model_t *m, int i, pe_plan_step_t *out);
 int pe_plan_tensor(const pe_model_t *m, int t, pe_plan_tensor_t *out);
 /* A dense step's weights as [K][M] into w_km (K * M floats). */

@@ -224,12 +224,14 @@ static int pe__record_reject(pe_pipeline_t *p, int err, uint64_t line_no,
 }
 
 /* What follows an accepted or rejected push: signals and features out, an
- * engine rejection recorded, or the error that stops the run (PE_STOP). */
+ * engine rejection recorded, or the error that stops the run (PE_STOP).
+ * row is NULL for a report the engine held for a model batch (never a
+ * rejection). */
 static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
-                          const pe_csv_row_t *row) {
+                          const pe_tick_out_t *out, const pe_csv_row_t *row) {
   if (rc == PE_OK) {
     if (p->features != NULL) {
-      int frc = pe_features_writer_add(p->features, tick, &p->out);
+      int frc = pe_features_writer_add(p->features, tick, out);
       if (frc == PE_EIO) {
         return pe__stop(p, pe__write_failed(p, "features", p->features_path));
       }
@@ -240,19 +242,23 @@ static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
         return pe__stop(p, frc);
       }
     }
-    for (uint32_t i = 0; p->sink != NULL && i < p->out.n_signals; i++) {
-      if (pe_sink_write(p->sink, &p->out.signal[i]) != PE_OK) {
+    for (uint32_t i = 0; p->sink != NULL && i < out->n_signals; i++) {
+      if (pe_sink_write(p->sink, &out->signal[i]) != PE_OK) {
         return pe__stop(p, pe__write_failed(p, "signals", p->signals_path));
       }
     }
     return PE_CONTINUE;
   }
-  if (pe_reject_from_error(rc) >= 0) {
+  if (row != NULL && pe_reject_from_error(rc) >= 0) {
     return pe__record_reject(p, rc, row->line_no, row->line, row->len);
   }
   pe_engine_stats_t st;
   pe_engine_stats(p->engine, &st);
-  if (rc == PE_EFULL) {
+  if (row == NULL) {
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: the tick of %s at %lld ns: %s",
+             pe_source_name(p->source), tick->symbol, (long long)tick->ts_ns,
+             pe_engine_errmsg(p->engine));
+  } else if (rc == PE_EFULL) {
     snprintf(p->errmsg, sizeof p->errmsg,
              "%s:%llu: the symbol table is full (%u symbols)",
              pe_source_name(p->source), (unsigned long long)row->line_no,
@@ -269,8 +275,14 @@ static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
  * has features to write. */
 static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
   pe_pipeline_t *p = ctx;
-  (void)out; /* p->out */
-  return pe__after_push(p, rc, &p->batch[i], &p->batch_rows[i]);
+  return pe__after_push(p, rc, &p->batch[i], out, &p->batch_rows[i]);
+}
+
+/* The engine's report callback, micro-batched: an accepted tick's report,
+ * perhaps held for a model batch since an earlier parser batch. */
+static int pe__on_report(void *ctx, const pe_tick_t *tick, int rc,
+                         const pe_tick_out_t *out) {
+  return pe__after_push(ctx, rc, tick, out, NULL);
 }
 
 /* A batch of parsed ticks, pushed in order, stopping at the first that
@@ -337,9 +349,13 @@ static void pe__close_file(pe_pipeline_t *p, pe_out_t **o, FILE **f,
 
 int pe_pipeline_run(pe_pipeline_t *p) {
   pe_csv_batch_handler_t handler = {p, pe__on_ticks, pe__on_reject};
+  pe_engine_set_report(p->engine, pe__on_report, p);
   (void)pe_cycles_per_ns(); /* calibrate before the clock starts */
   p->start_ns = pe_clock_ns();
   int rc = pe_source_run(p->source, &handler);
+  if (rc == PE_OK) {
+    rc = pe_engine_flush(p->engine); /* the reports still held */
+  }
   p->end_ns = pe_clock_ns();
   if (rc == PE_STOP) {
     rc = p->stop_rc;
