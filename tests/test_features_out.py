@@ -14,6 +14,7 @@ Usage: test_features_out.py ENGINE FIXTURE   (numpy, from the project's .venv)
 """
 import math
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -119,4 +120,5 @@ for t in (test_csv_same_bytes_whatever_the_threads, test_npy_equals_csv,
     before = len(failures)
     t()
     print("ok  " if len(failures) == before else "FAIL", t.__name__)
+shutil.rmtree(TMP, ignore_errors=True)
 sys.exit(1 if failures else 0)

@@ -42,7 +42,8 @@ def symbol_features(path, symbols, columns=None, settings=None, categories=None,
     `categories`. With out, written to the Parquet file out instead and
     the row count returned."""
     ticks = pd.read_parquet(path, filters=[("symbol", "in", list(symbols))])
-    feats = features(ticks, columns=columns, **(settings or {}))
+    # One engine a task: the cluster's workers are the parallelism.
+    feats = features(ticks, columns=columns, threads=1, **(settings or {}))
     if categories is not None:
         feats["symbol"] = pd.Categorical(feats["symbol"].astype(str),
                                          categories=categories)

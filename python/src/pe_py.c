@@ -319,8 +319,16 @@ int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
     return PE_EINVAL;
   }
   size_t n = cols->n;
+  /* Each engine's table holds at most every symbol code, not the whole
+   * max_symbols: n_shards tables at full size would cost n_shards times
+   * the memory for nothing (with no more codes than max_symbols, a table
+   * of that size never fills, as one engine's would not). */
+  pe_engine_config_t shard_config = *config;
+  if (cols->n_symtab > 0 && cols->n_symtab < shard_config.max_symbols) {
+    shard_config.max_symbols = cols->n_symtab;
+  }
   pe__py_sharded_t all = {
-      .config = config, .cols = cols, .res = res, .n_shards = n_shards};
+      .config = &shard_config, .cols = cols, .res = res, .n_shards = n_shards};
   all.acc = calloc(n ? n : 1, 1);
   all.shard = calloc(n_shards, sizeof *all.shard);
   all.shard_of = malloc(cols->n_symtab ? cols->n_symtab : 1);

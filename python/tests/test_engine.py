@@ -26,7 +26,7 @@ def assert_same_signals(ours: pd.DataFrame, cli: pd.DataFrame):
     assert list(ours["ts"]) == list(cli["ts"])
     assert list(ours["symbol"]) == list(cli["symbol"])
     assert list(ours["pattern"]) == list(cli["pattern"])
-    # The CLI prints %.17g: the same doubles.
+    # The CLI prints the shortest text that reads back: the same doubles.
     for c in ("score", "confidence", "price"):
         assert list(ours[c]) == [float(x) for x in cli[c]], c
     # fired: rule=value pairs in the CLI, the rule names here.
