@@ -12,7 +12,8 @@ batch dimension.
 - Graphs whose input declares a fixed first dimension (the ONNX node tests'
   kind, batch 1 exports) have no batch axis, so ops on axis 0 run: Softmax,
   ReduceMean, Concat, Gather, Slice, Transpose, a Gemm over all rows. Each
-  matches ONNX Runtime given the declared shape itself, and given [N, ...]
+  (Gather also by a 2-D index tensor) matches ONNX Runtime given the
+  declared shape itself, and given [N, ...]
   (N windows, each against ONNX Runtime on that window).
 - A batch-1 export of a shipped model ([1, C, W] fixed) still runs any
   number of windows and matches the dynamic-batch original.
@@ -169,6 +170,8 @@ def check_unbatched(exe, tmp):
                              rng.standard_normal((2, 4, 5)).astype(np.float32), "c")]),
         "gather_axis0": ([N("Gather", ["x", "idx"], ["y"], axis=0)], [2, 4, 5],
                          [i64("idx", [2, 0])]),
+        "gather_2d_indices": ([N("Gather", ["x", "idx"], ["y"], axis=1)], [3, 2, 3, 5],
+                              [i64("idx", [[2, 0, -1], [1, 1, 3]])]),
         "slice_axis0": ([N("Slice", ["x", "s", "e", "a"], ["y"])], [2, 4, 5],
                         [i64("s", [1]), i64("e", [3]), i64("a", [0])]),
         "transpose_201": ([N("Transpose", ["x"], ["y"], perm=[2, 0, 1])], [5, 3, 4], []),
