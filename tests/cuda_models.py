@@ -1,6 +1,6 @@
 """Writes small ONNX models that use the step kinds the shipped models do
 not (GRU with and without linear_before_reset, pooling, softmax, concat,
-broadcasting binary ops, reduce-mean), with random weights from a fixed
+broadcasting binary ops, reductions over one axis and several), with random weights from a fixed
 seed, for the cuda backend's parity test. Exits 77 where onnx is missing.
 
 Usage: cuda_models.py OUTDIR
@@ -86,6 +86,35 @@ def misc(path, rng):
     model(nodes, inits, 4, path)
 
 
+def reduce(path, rng):
+    """ReduceSum/Max/Min/Prod/Mean over one axis, two axes and the middle
+    axis of a rank-3 tensor, with and without keepdims."""
+    inits = [
+        const("cw", rng.normal(0, 0.4, (6, C, 3))),
+        const("cb", rng.normal(0, 0.1, (6,))),
+        numpy_helper.from_array(np.array([2], dtype=np.int64), "ax2"),
+        numpy_helper.from_array(np.array([0, 6, 2, 8], dtype=np.int64), "shp"),
+        const("Wo", rng.normal(0, 0.3, (3, 6 + 1 + 6 + 8 + 6))),
+        const("Bo", rng.normal(0, 0.1, (3,))),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "cw", "cb"], ["c"], pads=[1, 1]),
+        helper.make_node("Tanh", ["c"], ["t"]),
+        helper.make_node("ReduceSum", ["t", "ax2"], ["rs"], keepdims=0),
+        helper.make_node("ReduceMax", ["t"], ["rx3"], axes=[1, 2], keepdims=1),
+        helper.make_node("Flatten", ["rx3"], ["rx"]),
+        helper.make_node("ReduceMin", ["t"], ["rn"], axes=[2], keepdims=0),
+        helper.make_node("Reshape", ["t", "shp"], ["t4"]),  # [N, 6, 2, 8]
+        helper.make_node("ReduceMean", ["t4"], ["rm4"], axes=[1, 2], keepdims=1),
+        helper.make_node("Flatten", ["rm4"], ["rmf"]),
+        helper.make_node("ReduceProd", ["t"], ["rp"], axes=[2], keepdims=0),
+        helper.make_node("Concat", ["rs", "rx", "rn", "rmf", "rp"], ["cat"],
+                         axis=1),
+        helper.make_node("Gemm", ["cat", "Wo", "Bo"], ["output"], transB=1),
+    ]
+    model(nodes, inits, 3, path)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -93,6 +122,7 @@ def main():
     gru(os.path.join(out, "gru_lbr0.onnx"), 0, rng)
     gru(os.path.join(out, "gru_lbr1.onnx"), 1, rng)
     misc(os.path.join(out, "pool_softmax.onnx"), rng)
+    reduce(os.path.join(out, "reduce.onnx"), rng)
 
 
 if __name__ == "__main__":

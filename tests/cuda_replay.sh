@@ -4,7 +4,9 @@
 # patterns, prices, fired rules) byte for byte, and scores and confidences
 # within 1e-5 of the cpu backend's, with the kernels the CPU picks and with
 # the portable ones. Says whether the whole output is byte-identical to
-# each. Then models whose input holds windows as [time][channel] (NWC, N1WC),
+# each. The persistent mode (PE_CUDA_MODE=persistent) must print exactly
+# what the graph mode prints, and so must a plan file of the model made by
+# build-engine, loaded in either mode. Then models whose input holds windows as [time][channel] (NWC, N1WC),
 # which the cuda backend does not transpose: refused at open, the layout
 # named, exit non-zero. Exits 77 (skipped) where there is no CUDA device.
 #
@@ -61,6 +63,29 @@ for m in pattern_cnn pattern_lstm; do
     fi
     echo "$m: cuda vs cpu ($ref kernels): $(wc -l <"$tmp/cuda.csv") lines, $models model signals, $same"
   done
+  if ! PE_CUDA_MODE=persistent "$engine" replay --ticks "$ticks" \
+    --backend cuda --model "$model" >"$tmp/persist.csv" 2>"$tmp/err"; then
+    cat "$tmp/err" >&2
+    exit 1
+  fi
+  if ! cmp -s "$tmp/cuda.csv" "$tmp/persist.csv"; then
+    echo "FAIL: $m: --cuda-mode persistent differs from graph" >&2
+    exit 1
+  fi
+  echo "$m: cuda persistent mode: byte-identical to graph mode"
+  "$engine" build-engine "$model" --backend cuda -o "$tmp/$m.peplan" >/dev/null
+  for mode in graph persistent; do
+    if ! "$engine" replay --ticks "$ticks" --backend cuda --cuda-mode $mode \
+      --model "$tmp/$m.peplan" >"$tmp/plan.csv" 2>"$tmp/err"; then
+      cat "$tmp/err" >&2
+      exit 1
+    fi
+    if ! cmp -s "$tmp/cuda.csv" "$tmp/plan.csv"; then
+      echo "FAIL: $m: the plan file ($mode) differs from the ONNX model" >&2
+      exit 1
+    fi
+  done
+  echo "$m: plan file of build-engine ($(wc -c <"$tmp/$m.peplan") bytes): byte-identical in both modes"
 done
 for m in lstm2:NWC cnn2d:N1WC; do
   model=$root/models/zoo/${m%%:*}.default.onnx

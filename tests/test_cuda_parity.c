@@ -7,13 +7,20 @@
  * differ from libm's by more, on logits of order 10: the figure printed
  * beside it is how far the CPU's two kernel families are apart). No device
  * allocation may happen after open, and a batch above the max batch is
- * refused. Exits 77 (skipped) where there is no CUDA device.
+ * refused. Each model runs in both cuda modes: graph, then persistent
+ * (batches of up to 16 through the resident kernel, larger ones through
+ * graphs); in persistent mode the kernel is left idle past its idle time,
+ * must have left, and must be started again by the next run with the same
+ * scores, and the backend's detail line must report no allocation after
+ * load. Exits 77 (skipped) where there is no CUDA device.
  *
  * Usage: test_cuda_parity MODEL.onnx... */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cuda/kernels.h"
 #include "pe/backend.h"
@@ -35,11 +42,12 @@ static float pe_t_uniform(void) {
 }
 
 static int pe_t_open(const char *name, const char *model, const char *kernels,
-                     pe_backend_t **b) {
+                     const char *mode, pe_backend_t **b) {
   pe_backend_options_t o = {0};
   o.model_path = model;
   o.max_batch = PE_T_MAX_BATCH;
   o.kernels = kernels;
+  o.mode = mode;
   char err[512];
   int rc = pe_backend_open(name, &o, b, err, sizeof err);
   if (rc != PE_OK) {
@@ -71,11 +79,48 @@ static int pe_t_run(pe_backend_t *b, const float *in, size_t in_w, float *out,
   return PE_OK;
 }
 
-static int pe_t_model(const char *path) {
+/* Persistent mode: the kernel left idle until it has gone, then one more
+ * window, which must start it again and give the same scores. */
+static int pe_t_idle(pe_backend_t *gpu, const char *path, const float *in,
+                     const float *expect, size_t out_w) {
+  char d0[512], d1[512];
+  float y[64];
+  pe_backend_detail(gpu, d0, sizeof d0);
+  struct timespec ts = {0, 400 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  if (out_w > 64 || pe_backend_run(gpu, in, 1, y) != PE_OK) {
+    fprintf(stderr, "FAIL: %s: run after idle: %s\n", path,
+            pe_backend_errmsg(gpu));
+    return 1;
+  }
+  pe_backend_detail(gpu, d1, sizeof d1);
+  const char *a = strstr(d0, "started "), *b = strstr(d1, "started ");
+  long n0 = a ? strtol(a + 8, NULL, 10) : -1;
+  long n1 = b ? strtol(b + 8, NULL, 10) : -1;
+  if (n0 < 1 || n1 != n0 + 1) {
+    fprintf(stderr,
+            "FAIL: %s: the idle kernel was not started again (before: %s; "
+            "after: %s)\n",
+            path, d0, d1);
+    return 1;
+  }
+  if (memcmp(y, expect, out_w * sizeof(float)) != 0) {
+    fprintf(stderr, "FAIL: %s: scores after the restart differ\n", path);
+    return 1;
+  }
+  if (strstr(d1, "allocations after load: 0 ") == NULL) {
+    fprintf(stderr, "FAIL: %s: detail line: %s\n", path, d1);
+    return 1;
+  }
+  printf("%s: persistent: %s\n", path, d1);
+  return 0;
+}
+
+static int pe_t_model(const char *path, const char *mode) {
   pe_backend_t *gpu = NULL, *cpu = NULL, *ref = NULL;
-  if (pe_t_open("cuda", path, NULL, &gpu) != PE_OK ||
-      pe_t_open("cpu", path, NULL, &cpu) != PE_OK ||
-      pe_t_open("cpu", path, "generic", &ref) != PE_OK) {
+  if (pe_t_open("cuda", path, NULL, mode, &gpu) != PE_OK ||
+      pe_t_open("cpu", path, NULL, NULL, &cpu) != PE_OK ||
+      pe_t_open("cpu", path, "generic", NULL, &ref) != PE_OK) {
     pe_backend_close(gpu);
     pe_backend_close(cpu);
     return 1;
@@ -92,15 +137,22 @@ static int pe_t_model(const char *path) {
     in[i] = pe_t_uniform();
   }
   static const uint32_t gpu_sizes[] = {1, 3, 64, 4096, 17, 1000, 4096};
+  static const uint32_t persist_sizes[] = {1, 2, 16, 3, 4096, 1, 17, 1000};
+  int persist = strcmp(mode, "persistent") == 0;
   static const uint32_t cpu_sizes[] = {4096};
   uint64_t allocs = pe_cuda_alloc_count();
-  fail = fail ||
-         pe_t_run(gpu, in, in_w, o_gpu, out_w, PE_T_WINDOWS, gpu_sizes,
-                  (int)(sizeof gpu_sizes / sizeof gpu_sizes[0])) != PE_OK ||
-         pe_t_run(cpu, in, in_w, o_cpu, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
-             PE_OK ||
-         pe_t_run(ref, in, in_w, o_ref, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
-             PE_OK;
+  fail =
+      fail ||
+      (persist
+           ? pe_t_run(gpu, in, in_w, o_gpu, out_w, PE_T_WINDOWS, persist_sizes,
+                      (int)(sizeof persist_sizes / sizeof persist_sizes[0]))
+           : pe_t_run(gpu, in, in_w, o_gpu, out_w, PE_T_WINDOWS, gpu_sizes,
+                      (int)(sizeof gpu_sizes / sizeof gpu_sizes[0]))) !=
+          PE_OK ||
+      pe_t_run(cpu, in, in_w, o_cpu, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
+          PE_OK ||
+      pe_t_run(ref, in, in_w, o_ref, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
+          PE_OK;
   if (!fail && pe_cuda_alloc_count() != allocs) {
     fprintf(stderr, "FAIL: %s: %llu device allocations during the runs\n", path,
             (unsigned long long)(pe_cuda_alloc_count() - allocs));
@@ -128,14 +180,18 @@ static int pe_t_model(const char *path) {
       big = y > big ? y : big;
       same += memcmp(&o_gpu[i], &o_ref[i], sizeof(float)) == 0;
     }
-    printf("%s: %d windows, max |y| %.3g; cuda vs cpu generic: max abs %.3g, "
-           "%zu of %zu outputs bit-identical; cuda vs cpu: max abs %.3g, max "
-           "rel %.3g (cpu vs cpu generic: max abs %.3g)\n",
-           path, PE_T_WINDOWS, big, d_ref, same, n, d_cpu, r_cpu, d_cc);
+    printf("%s (%s): %d windows, max |y| %.3g; cuda vs cpu generic: max abs "
+           "%.3g, %zu of %zu outputs bit-identical; cuda vs cpu: max abs "
+           "%.3g, max rel %.3g (cpu vs cpu generic: max abs %.3g)\n",
+           path, mode, PE_T_WINDOWS, big, d_ref, same, n, d_cpu, r_cpu, d_cc);
     if (!(r_cpu <= PE_T_TOL) || !(d_ref <= PE_T_TOL)) {
-      fprintf(stderr, "FAIL: %s: difference above %g\n", path, PE_T_TOL);
+      fprintf(stderr, "FAIL: %s (%s): difference above %g\n", path, mode,
+              PE_T_TOL);
       fail = 1;
     }
+  }
+  if (!fail && persist) {
+    fail = pe_t_idle(gpu, path, in, o_gpu, out_w);
   }
   free(in);
   free(o_gpu);
@@ -154,7 +210,8 @@ int main(int argc, char **argv) {
   }
   int fail = 0;
   for (int i = 1; i < argc; i++) {
-    fail |= pe_t_model(argv[i]);
+    fail |= pe_t_model(argv[i], "graph");
+    fail |= pe_t_model(argv[i], "persistent");
   }
   return fail;
 }

@@ -22,9 +22,9 @@
 extern "C" {
 #endif
 
-/* Bumped on any change to pe_backend_ops_t or pe_model_info_t. A backend
- * whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 3
+/* Bumped on any change to pe_backend_ops_t, pe_backend_options_t or
+ * pe_model_info_t. A backend whose abi_version differs is refused at open. */
+#define PE_BACKEND_ABI_VERSION 4
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -67,6 +67,9 @@ typedef struct pe_backend_options {
                                  CPU); NULL for the best there is */
   int phase_times;            /* 1: time each run's phases (see
                                  pe_backend_phases), at some cost per run */
+  const char *mode;           /* how a backend that has several ways runs
+                                 (cuda: "graph" or "persistent"); NULL for
+                                 its default */
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:
@@ -94,6 +97,14 @@ typedef struct pe_backend_ops {
   /* Optional (NULL: not measured): the last run's phases, when opened with
    * phase_times. */
   int (*phases)(void *self, pe_backend_phases_t *out);
+  /* Optional (NULL: none): one line on how this instance runs (device,
+   * mode, memory held, allocations since open), written into buf. */
+  void (*detail)(void *self, char *buf, size_t cap);
+  /* Optional (NULL: none): what this instance loaded, as bytes that its
+   * open accepts as model_path's file (a plan made for this device), in a
+   * malloc'd buffer *data of *len bytes the caller frees. */
+  int (*serialize)(void *self, void **data, size_t *len, char *err,
+                   size_t err_cap);
 } pe_backend_ops_t;
 
 typedef struct pe_backend pe_backend_t;
@@ -121,6 +132,15 @@ const char *pe_backend_errmsg(const pe_backend_t *backend);
 /* The last run's phases; PE_EUNSUPPORTED for a backend that does not
  * measure them or was opened without phase_times. */
 int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out);
+
+/* The backend's detail line (see pe_backend_ops_t.detail) into buf; an
+ * empty string for a backend that has none. */
+void pe_backend_detail(const pe_backend_t *backend, char *buf, size_t cap);
+
+/* See pe_backend_ops_t.serialize; PE_EUNSUPPORTED, with a message, for a
+ * backend that cannot. */
+int pe_backend_serialize(pe_backend_t *backend, void **data, size_t *len,
+                         char *err, size_t err_cap);
 
 /* NULL is a no-op. */
 void pe_backend_close(pe_backend_t *backend);

@@ -21,8 +21,10 @@
 #include <string.h>
 
 #include "backends/backends.h"
+#include "backends/cuda_plan.h"
 #include "cuda/kernels.h"
 #include "model/plan_view.h"
+#include "pe/clock.h"
 #include "pe/error.h"
 #include "pe/model.h"
 
@@ -39,6 +41,7 @@ typedef struct pe__cuda {
   float *d_arena, *d_in, *d_out;
   float *h_in, *h_out; /* pinned */
   void *weights[PE__CUDA_MAX_WEIGHTS];
+  size_t weight_bytes[PE__CUDA_MAX_WEIGHTS];
   int n_weights;
   pe_cuda_step_t *steps;
   int n_steps;
@@ -48,11 +51,30 @@ typedef struct pe__cuda {
   uint32_t graph_n[PE__CUDA_MAX_GRAPHS];
   int n_graphs;
   uint32_t max_batch;
-  int64_t in_numel, out_numel;
+  int64_t in_numel, out_numel, arena_ps;
   uint64_t allocs_after_open;
   float last_ms[3];
+  size_t dev_bytes, host_bytes; /* held since open */
+  /* persistent mode: the resident kernel's stream, control block, mapped
+   * windows and scores, and its copy of the steps */
+  int persistent;
+  cudaStream_t pstream;
+  pe_cuda_ctrl_t *ctrl;    /* mapped pinned host memory */
+  float *m_in, *m_out;     /* mapped pinned host memory */
+  pe_cuda_step_t *d_steps; /* device */
+  pe_cuda_persist_t pargs; /* device addresses */
+  size_t pshmem;
+  uint32_t seq;
+  uint64_t launches; /* of the resident kernel */
   char errmsg[256];
 } pe__cuda_t;
+
+/* How long the resident kernel waits for a request before it leaves, and
+ * how long run waits for its answer. */
+#define PE__CUDA_IDLE_NS 250000000ull
+#define PE__CUDA_WAIT_NS 2000000000ull
+/* Bytes of windows staged into pinned memory per device copy. */
+#define PE__CUDA_STAGE ((size_t)1 << 20)
 
 static const char *const pe__kind_names[PE_PLAN_KIND_COUNT] = {
     "copy",   "conv1d",    "dense",        "matmul",    "unary",
@@ -73,6 +95,18 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
   if (c == NULL) {
     return;
   }
+  if (c->pstream != NULL) {
+    if (c->ctrl != NULL) {
+      /* the resident kernel leaves at its next poll */
+      __atomic_store_n(&c->ctrl->stop, 1u, __ATOMIC_SEQ_CST);
+    }
+    cudaStreamSynchronize(c->pstream);
+    cudaStreamDestroy(c->pstream);
+  }
+  pe_cuda_host_free(c->ctrl);
+  pe_cuda_host_free(c->m_in);
+  pe_cuda_host_free(c->m_out);
+  pe_cuda_free(c->d_steps);
   for (int i = 0; i < c->n_graphs; i++) {
     cudaGraphExecDestroy(c->graph[i]);
   }
@@ -119,7 +153,9 @@ static void *pe__upload(pe__cuda_t *c, const void *host, int64_t n, size_t elem,
              pe_cuda_strerror(e));
     return NULL;
   }
+  c->weight_bytes[c->n_weights] = bytes;
   c->weights[c->n_weights++] = d;
+  c->dev_bytes += bytes;
   if (n > 0) {
     e = (int)cudaMemcpy(d, host, (size_t)n * elem, cudaMemcpyHostToDevice);
     if (e != 0) {
@@ -235,13 +271,24 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
       snprintf(msg, cap, "out of memory");
       return PE_ENOMEM;
     }
+    /* w as [K][M] (the thread and tiled kernels), and for long K also
+     * w2 as [M][K] (one warp per output) */
     d->dense_warp = pe_cuda_dense_warp(d->K);
     float *mk = d->dense_warp ? pe__transpose(w, d->K, d->M) : NULL;
-    d->w = d->dense_warp && mk == NULL
-               ? NULL
-               : pe__upload(c, mk ? mk : w, d->K * d->M, 4, msg, cap);
+    d->w = pe__upload(c, w, d->K * d->M, 4, msg, cap);
+    if (d->dense_warp) {
+      d->w2 = mk == NULL || d->w == NULL
+                  ? NULL
+                  : pe__upload(c, mk, d->K * d->M, 4, msg, cap);
+      if (mk == NULL) {
+        snprintf(msg, cap, "out of memory");
+      }
+    }
     free(w);
     free(mk);
+    if (d->w == NULL || (d->dense_warp && d->w2 == NULL)) {
+      return PE_EBACKEND;
+    }
     if (s.bias != NULL) {
       d->bias = pe__upload(c, s.bias, d->M, 4, msg, cap);
     }
@@ -260,6 +307,33 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
       return d->in[1] ? PE_OK : PE_EBACKEND;
     }
     return PE_OK;
+  case PE_PLAN_REDUCE: {
+    /* the kept and the reduced axes, each with its input stride */
+    int nk = 0, nr = 0;
+    memset(d->st, 0, sizeof d->st);
+    for (int a = 0; a < s.rank; a++) {
+      nk += s.st[0][a] != 0;
+      nr += s.st[0][a] == 0;
+    }
+    int ik = nk, ir = nr;
+    int64_t in_st = 1;
+    for (int a = s.rank - 1; a >= 0; a--) {
+      if (s.st[0][a] == 0) {
+        ir--;
+        d->st[3][ir] = s.dims[a];
+        d->st[4][ir] = in_st;
+      } else {
+        ik--;
+        d->st[1][ik] = s.dims[a];
+        d->st[2][ik] = in_st;
+      }
+      in_st *= s.dims[a];
+    }
+    d->p[2] = nk;
+    d->p[3] = nr;
+    d->binop = s.ext_op;
+    return PE_OK;
+  }
   case PE_PLAN_GATHER:
     d->n_idx = s.n_idx;
     d->idx = pe__upload(c, s.idx, s.n_idx, sizeof(int64_t), msg, cap);
@@ -334,6 +408,462 @@ static int pe__cuda_device(char *msg, size_t cap) {
   return PE_OK;
 }
 
+/* (Re)starts the resident kernel once the previous one has left. */
+static int pe__persist_launch(pe__cuda_t *c) {
+  int e = (int)cudaStreamSynchronize(c->pstream);
+  if (e != 0) {
+    return e;
+  }
+  c->pargs.last = __atomic_load_n(&c->ctrl->done, __ATOMIC_ACQUIRE);
+  __atomic_store_n(&c->ctrl->running, 1u, __ATOMIC_SEQ_CST);
+  e = pe_cuda_persist_launch(&c->pargs, c->pshmem, c->pstream);
+  if (e != 0) {
+    __atomic_store_n(&c->ctrl->running, 0u, __ATOMIC_SEQ_CST);
+  }
+  c->launches++;
+  return e;
+}
+
+/* Persistent mode: the mapped control block, windows and scores, the
+ * device copy of the steps, and the resident kernel started. */
+static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
+  size_t shmem = 0;
+  int bad = pe_cuda_persist_check(c->steps, c->n_steps, &shmem);
+  if (bad >= 0) {
+    pe_plan_step_t s;
+    memset(&s, 0, sizeof s);
+    s.label = "from a plan file";
+    if (c->model != NULL) {
+      pe_plan_step(c->model, bad, &s);
+    }
+    snprintf(msg, cap,
+             "step %d (%s) cannot run in the persistent kernel (one block of "
+             "%d threads): run this model with --cuda-mode graph",
+             bad, s.label, PE_CUDA_PERSIST_THREADS);
+    return PE_EUNSUPPORTED;
+  }
+  c->pshmem = shmem;
+  uint32_t pn = c->max_batch < PE_CUDA_PERSIST_MAX_BATCH
+                    ? c->max_batch
+                    : PE_CUDA_PERSIST_MAX_BATCH;
+  size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
+  size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
+  size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
+  int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
+  e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
+  e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
+  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b);
+  e = e ? e
+        : (int)cudaMemcpy(c->d_steps, c->steps, st_b, cudaMemcpyHostToDevice);
+  e = e ? e
+        : (int)cudaStreamCreateWithFlags(&c->pstream, cudaStreamNonBlocking);
+  pe_cuda_persist_t *a = &c->pargs;
+  e = e ? e : (int)cudaHostGetDevicePointer((void **)&a->ctrl, c->ctrl, 0);
+  e = e ? e : (int)cudaHostGetDevicePointer((void **)&a->h_in, c->m_in, 0);
+  e = e ? e : (int)cudaHostGetDevicePointer((void **)&a->h_out, c->m_out, 0);
+  if (e != 0) {
+    snprintf(msg, cap, "setting up the persistent kernel: %s",
+             pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  c->dev_bytes += st_b;
+  c->host_bytes += sizeof *c->ctrl + in_b + out_b;
+  memset(c->ctrl, 0, sizeof *c->ctrl);
+  a->steps = c->d_steps;
+  a->n_steps = c->n_steps;
+  a->max_n = pn;
+  a->idle_ns = PE__CUDA_IDLE_NS;
+  a->d_in = c->d_in;
+  a->d_out = c->d_out;
+  a->in_numel = c->in_numel;
+  a->out_numel = c->out_numel;
+  c->persistent = 1;
+  c->timing = 0;
+  e = pe__persist_launch(c);
+  if (e != 0) {
+    snprintf(msg, cap, "starting the persistent kernel: %s",
+             pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  return PE_OK;
+}
+
+/* One batch through the resident kernel: the windows into mapped memory,
+ * then the request number; waits for the answer at most
+ * PE__CUDA_WAIT_NS, restarting the kernel if it left for idleness. */
+static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
+                           float *out) {
+  pe_cuda_ctrl_t *k = c->ctrl;
+  if (__atomic_load_n(&k->stop, __ATOMIC_RELAXED)) {
+    snprintf(c->errmsg, sizeof c->errmsg,
+             "cuda: the persistent kernel was stopped after an earlier "
+             "failure");
+    return PE_EBACKEND;
+  }
+  memcpy(c->m_in, in, (size_t)batch * (size_t)c->in_numel * sizeof(float));
+  const uint32_t seq = ++c->seq;
+  __atomic_store_n(&k->req, (uint64_t)batch << 32 | seq, __ATOMIC_SEQ_CST);
+  int e = 0;
+  if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
+    e = pe__persist_launch(c);
+  }
+  uint64_t t0 = 0;
+  for (uint32_t spin = 1;
+       e == 0 && __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq; spin++) {
+    if ((spin & 1023u) != 0) {
+      continue;
+    }
+    uint64_t now = pe_clock_ns();
+    t0 = t0 ? t0 : now;
+    if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq) {
+      /* it left (idle) as the request came: start it again */
+      e = pe__persist_launch(c);
+    } else if (now - t0 > PE__CUDA_WAIT_NS) {
+      __atomic_store_n(&k->stop, 1u, __ATOMIC_SEQ_CST);
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "cuda: the persistent kernel did not answer within %.0f s",
+               PE__CUDA_WAIT_NS / 1e9);
+      return PE_EBACKEND;
+    } else {
+      int q = (int)cudaStreamQuery(c->pstream);
+      e = q == (int)cudaErrorNotReady ? 0 : q;
+    }
+  }
+  if (e != 0) {
+    __atomic_store_n(&k->stop, 1u, __ATOMIC_SEQ_CST);
+    snprintf(c->errmsg, sizeof c->errmsg, "cuda: persistent kernel: %s",
+             pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  memcpy(out, c->m_out, (size_t)batch * (size_t)c->out_numel * sizeof(float));
+  return PE_OK;
+}
+
+/* The device arena, input and output for max_batch windows, their pinned
+ * staging, the stream, the events and the step table. */
+static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
+                            int64_t arena_ps, int n_steps, char *msg,
+                            size_t cap) {
+  c->in_numel = in_numel;
+  c->out_numel = out_numel;
+  c->arena_ps = arena_ps;
+  size_t nb = c->max_batch;
+  size_t in_bytes = nb * (size_t)in_numel * sizeof(float);
+  size_t out_bytes = nb * (size_t)out_numel * sizeof(float);
+  size_t arena_bytes =
+      nb * (size_t)(arena_ps > 0 ? arena_ps : 1) * sizeof(float);
+  int e = pe_cuda_malloc((void **)&c->d_arena, arena_bytes);
+  e = e ? e : pe_cuda_malloc((void **)&c->d_in, in_bytes);
+  e = e ? e : pe_cuda_malloc((void **)&c->d_out, out_bytes);
+  e = e ? e : pe_cuda_host_alloc((void **)&c->h_in, in_bytes);
+  e = e ? e : pe_cuda_host_alloc((void **)&c->h_out, out_bytes);
+  e = e ? e : (int)cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+  for (int k = 0; k < 4 && e == 0; k++) {
+    e = (int)cudaEventCreate(&c->ev[k]);
+  }
+  c->dev_bytes += arena_bytes + in_bytes + out_bytes;
+  c->host_bytes += in_bytes + out_bytes;
+  /* windows past a batch are computed with the bucket's: zeros, not
+   * whatever the allocator left */
+  e = e ? e : (int)cudaMemset(c->d_in, 0, in_bytes);
+  e = e ? e : (int)cudaMemset(c->d_arena, 0, arena_bytes);
+  if (e != 0) {
+    snprintf(
+        msg, cap, "allocating %zu bytes of device buffers for batch %u: %s",
+        arena_bytes + in_bytes + out_bytes, c->max_batch, pe_cuda_strerror(e));
+    return PE_ENOMEM;
+  }
+  c->n_steps = n_steps;
+  c->steps = calloc((size_t)(n_steps > 0 ? n_steps : 1), sizeof *c->steps);
+  if (c->steps == NULL) {
+    snprintf(msg, cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  return PE_OK;
+}
+
+/* Once the steps are resolved: the graphs, the persistent kernel when
+ * asked for, and the allocation count from which none may happen. */
+static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
+                           char *msg, size_t cap) {
+  c->timing = opts->phase_times != 0;
+  int e = 0;
+  for (uint32_t n = 1; e == 0;
+       n = n < c->max_batch / 2 ? n * 2 : c->max_batch) {
+    e = pe__capture(c, n);
+    if (n == c->max_batch) {
+      break;
+    }
+  }
+  if (e != 0) {
+    snprintf(msg, cap, "capturing the plan as CUDA graphs: %s",
+             pe_cuda_strerror(e));
+    return PE_EBACKEND;
+  }
+  if (opts->mode != NULL && strcmp(opts->mode, "persistent") == 0) {
+    int rc = pe__persist_open(c, msg, cap);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
+  c->allocs_after_open = pe_cuda_alloc_count();
+  return PE_OK;
+}
+
+/* A step pointer as a plan file reference. */
+static uint64_t pe__ref_of(const pe__cuda_t *c, const void *p) {
+  if (p == NULL) {
+    return PE_CUDA_REF_NULL;
+  }
+  if (p == c->d_in) {
+    return PE_CUDA_REF_INPUT;
+  }
+  if (p == c->d_out) {
+    return PE_CUDA_REF_OUTPUT;
+  }
+  for (int i = 0; i < c->n_weights; i++) {
+    if (p == c->weights[i]) {
+      return PE_CUDA_REF_BLOB | (uint64_t)i;
+    }
+  }
+  /* the arena: off_ps floats per window, times max_batch */
+  uint64_t off = (uint64_t)((const float *)p - c->d_arena);
+  return PE_CUDA_REF_ARENA | (off / c->max_batch);
+}
+
+/* A plan file reference as a device pointer; NULL with *bad set when it
+ * points nowhere valid. */
+static void *pe__ptr_of(const pe__cuda_t *c, uint64_t r, int *bad) {
+  uint64_t v = PE_CUDA_REF_VALUE(r);
+  switch (PE_CUDA_REF_KIND(r)) {
+  case PE_CUDA_REF_NULL:
+    *bad |= v != 0;
+    return NULL;
+  case PE_CUDA_REF_INPUT:
+    return c->d_in;
+  case PE_CUDA_REF_OUTPUT:
+    return c->d_out;
+  case PE_CUDA_REF_BLOB:
+    if (v < (uint64_t)c->n_weights) {
+      return c->weights[v];
+    }
+    break;
+  case PE_CUDA_REF_ARENA:
+    if (v < (uint64_t)(c->arena_ps > 0 ? c->arena_ps : 1)) {
+      return c->d_arena + v * c->max_batch;
+    }
+    break;
+  default:
+    break;
+  }
+  *bad = 1;
+  return NULL;
+}
+
+/* Each pointer field of a step, for the two directions above. */
+#define PE__STEP_PTRS(X, d)                                                    \
+  do {                                                                         \
+    for (int k_ = 0; k_ < PE_CUDA_MAX_IN; k_++) {                              \
+      X((d)->in[k_]);                                                          \
+    }                                                                          \
+    for (int k_ = 0; k_ < 3; k_++) {                                           \
+      X((d)->out[k_]);                                                         \
+    }                                                                          \
+    X((d)->w);                                                                 \
+    X((d)->w2);                                                                \
+    X((d)->bias);                                                              \
+    X((d)->bias2);                                                             \
+    X((d)->idx);                                                               \
+  } while (0)
+
+static int pe__cuda_serialize(void *self, void **data, size_t *len, char *err,
+                              size_t err_cap) {
+  pe__cuda_t *c = self;
+  size_t n = PE_CUDA_PLAN_HEADER + sizeof c->info + 3 * 8 + 2 * 4;
+  for (int i = 0; i < c->n_weights; i++) {
+    n += 8 + (c->weight_bytes[i] + 7) / 8 * 8;
+  }
+  n += (size_t)c->n_steps * sizeof(pe_cuda_step_t);
+  unsigned char *buf = calloc(1, n), *p = buf + PE_CUDA_PLAN_HEADER;
+  if (buf == NULL) {
+    snprintf(err, err_cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  pe_model_info_t info = c->info;
+  info.max_batch = 0;
+  memcpy(p, &info, sizeof info);
+  p += sizeof info;
+  int64_t shape[3] = {c->in_numel, c->out_numel, c->arena_ps};
+  int32_t counts[2] = {c->n_steps, c->n_weights};
+  memcpy(p, shape, sizeof shape);
+  p += sizeof shape;
+  memcpy(p, counts, sizeof counts);
+  p += sizeof counts;
+  for (int i = 0; i < c->n_weights; i++) {
+    uint64_t b = c->weight_bytes[i];
+    memcpy(p, &b, 8);
+    int e = (int)cudaMemcpy(p + 8, c->weights[i], b, cudaMemcpyDeviceToHost);
+    if (e != 0) {
+      free(buf);
+      snprintf(err, err_cap, "copying the weights from the device: %s",
+               pe_cuda_strerror(e));
+      return PE_EBACKEND;
+    }
+    p += 8 + (b + 7) / 8 * 8;
+  }
+  for (int i = 0; i < c->n_steps; i++) {
+    pe_cuda_step_t d = c->steps[i];
+#define PE__TO_REF(f) memcpy(&(f), &(uint64_t){pe__ref_of(c, (f))}, 8)
+    PE__STEP_PTRS(PE__TO_REF, &d);
+#undef PE__TO_REF
+    memcpy(p, &d, sizeof d);
+    p += sizeof d;
+  }
+  pe_cuda_plan_header_t h;
+  memset(&h, 0, sizeof h);
+  memcpy(h.magic, PE_CUDA_PLAN_MAGIC, 8);
+  h.version = PE_CUDA_PLAN_VERSION;
+  h.header_bytes = PE_CUDA_PLAN_HEADER;
+  int major = 0, minor = 0;
+  pe_cuda_device_name(c->device, h.device, sizeof h.device, &major, &minor);
+  h.cc_major = major;
+  h.cc_minor = minor;
+  snprintf(h.precision, sizeof h.precision, "%s", PE_CUDA_PLAN_PRECISION);
+  h.payload_bytes = n - PE_CUDA_PLAN_HEADER;
+  h.checksum = pe__cuda_plan_checksum(buf + PE_CUDA_PLAN_HEADER,
+                                      n - PE_CUDA_PLAN_HEADER);
+  memcpy(buf, &h, sizeof h);
+  *data = buf;
+  *len = n;
+  return PE_OK;
+}
+
+/* open of a plan file (cuda_plan.h): checked, then its blobs uploaded and
+ * its steps' references made device pointers again. */
+static int pe__cuda_open_plan(const pe_backend_options_t *opts, void **self,
+                              char *err, size_t err_cap) {
+  const char *path = opts->model_path;
+  FILE *f = fopen(path, "rb");
+  unsigned char *file = NULL;
+  long len = -1;
+  if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 &&
+      fseek(f, 0, SEEK_SET) == 0) {
+    file = malloc((size_t)len + 1);
+    if (file != NULL && fread(file, 1, (size_t)len, f) != (size_t)len) {
+      free(file);
+      file = NULL;
+    }
+  }
+  if (f != NULL) {
+    fclose(f);
+  }
+  if (file == NULL) {
+    snprintf(err, err_cap, "%s: cannot read the cuda plan file", path);
+    return PE_EIO;
+  }
+  char msg[512];
+  int rc = pe__cuda_plan_check(file, (size_t)len, msg, sizeof msg);
+  if (rc != PE_OK) {
+    free(file);
+    snprintf(err, err_cap, "%s: %s", path, msg);
+    return rc;
+  }
+  pe_cuda_plan_header_t h;
+  memcpy(&h, file, sizeof h);
+  h.device[sizeof h.device - 1] = '\0';
+  rc = pe__cuda_device(msg, sizeof msg);
+  char name[128] = "";
+  int major = 0, minor = 0;
+  if (rc == PE_OK &&
+      (pe_cuda_device_name(0, name, sizeof name, &major, &minor) != 0 ||
+       strcmp(name, h.device) != 0 || major != h.cc_major ||
+       minor != h.cc_minor)) {
+    snprintf(msg, sizeof msg,
+             "a cuda plan made for %s (compute capability %d.%d); this device "
+             "is %s (%d.%d): make the plan again on this device with "
+             "`pattern-engine build-engine`",
+             h.device, h.cc_major, h.cc_minor, name, major, minor);
+    rc = PE_EUNSUPPORTED;
+  }
+  if (rc != PE_OK) {
+    free(file);
+    snprintf(err, err_cap, "%s: %s", path, msg);
+    return rc;
+  }
+  pe__cuda_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    free(file);
+    snprintf(err, err_cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  const unsigned char *p = file + PE_CUDA_PLAN_HEADER, *end = file + len;
+  int64_t shape[3] = {0, 0, 0};
+  int32_t counts[2] = {0, 0};
+  int bad = (size_t)(end - p) < sizeof c->info + sizeof shape + sizeof counts;
+  if (!bad) {
+    memcpy(&c->info, p, sizeof c->info);
+    p += sizeof c->info;
+    memcpy(shape, p, sizeof shape);
+    p += sizeof shape;
+    memcpy(counts, p, sizeof counts);
+    p += sizeof counts;
+    bad = shape[0] < 1 || shape[1] < 1 || shape[2] < 0 || counts[0] < 0 ||
+          counts[1] < 0 || counts[1] > PE__CUDA_MAX_WEIGHTS;
+  }
+  c->max_batch = opts->max_batch ? opts->max_batch : 1;
+  c->info.max_batch = c->max_batch;
+  rc = bad ? PE_EMODEL
+           : pe__cuda_buffers(c, shape[0], shape[1], shape[2], counts[0], msg,
+                              sizeof msg);
+  for (int i = 0; rc == PE_OK && !bad && i < counts[1]; i++) {
+    uint64_t b = 0;
+    bad = end - p < 8;
+    if (!bad) {
+      memcpy(&b, p, 8);
+      bad = b == 0 || b % 4 != 0 || (uint64_t)(end - p - 8) < (b + 7) / 8 * 8;
+    }
+    if (!bad &&
+        pe__upload(c, p + 8, (int64_t)(b / 4), 4, msg, sizeof msg) == NULL) {
+      rc = PE_EBACKEND;
+    }
+    p += bad ? 0 : 8 + (b + 7) / 8 * 8;
+  }
+  for (int i = 0; rc == PE_OK && !bad && i < c->n_steps; i++) {
+    pe_cuda_step_t *d = &c->steps[i];
+    bad = (size_t)(end - p) < sizeof *d;
+    if (!bad) {
+      memcpy(d, p, sizeof *d);
+      p += sizeof *d;
+#define PE__FROM_REF(f)                                                        \
+  do {                                                                         \
+    uint64_t r_;                                                               \
+    memcpy(&r_, &(f), 8);                                                      \
+    void *q_ = pe__ptr_of(c, r_, &bad);                                        \
+    memcpy(&(f), &q_, 8);                                                      \
+  } while (0)
+      PE__STEP_PTRS(PE__FROM_REF, d);
+#undef PE__FROM_REF
+      bad = bad || !pe_cuda_kind_supported(d->kind) || d->n_in < 0 ||
+            d->n_in > PE_CUDA_MAX_IN || d->rank < 0 ||
+            d->rank > PE_CUDA_MAX_RANK;
+    }
+  }
+  free(file);
+  if (rc == PE_OK && (bad || p != end)) {
+    snprintf(msg, sizeof msg,
+             "a cuda plan file whose contents do not hold "
+             "together (made by another build?)");
+    rc = PE_EMODEL;
+  }
+  rc = rc == PE_OK ? pe__cuda_finish(c, opts, msg, sizeof msg) : rc;
+  if (rc != PE_OK) {
+    return pe__cuda_fail(c, err, err_cap, rc, path, msg);
+  }
+  *self = c;
+  return PE_OK;
+}
+
 static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
                          char *err, size_t err_cap) {
   *self = NULL;
@@ -343,8 +873,18 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              "given");
     return PE_EINVAL;
   }
+  const char *mode = opts->mode != NULL ? opts->mode : "graph";
+  if (strcmp(mode, "graph") != 0 && strcmp(mode, "persistent") != 0) {
+    snprintf(err, err_cap,
+             "cuda backend: unknown mode '%s' (graph or persistent)", mode);
+    return PE_EINVAL;
+  }
+  int rc = pe__cuda_plan_sniff(opts->model_path, err, err_cap);
+  if (rc != 0) {
+    return rc == 1 ? pe__cuda_open_plan(opts, self, err, err_cap) : rc;
+  }
   char msg[256];
-  int rc = pe__cuda_device(msg, sizeof msg);
+  rc = pe__cuda_device(msg, sizeof msg);
   if (rc != PE_OK) {
     snprintf(err, err_cap, "cuda backend: %s", msg);
     return rc;
@@ -378,59 +918,15 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
   c->info.max_batch = c->max_batch;
   pe_plan_shape_t shape;
   pe_plan_shape(c->model, &shape);
-  c->in_numel = shape.in_numel;
-  c->out_numel = shape.out_numel;
-  size_t nb = c->max_batch;
-  size_t in_bytes = nb * (size_t)shape.in_numel * sizeof(float);
-  size_t out_bytes = nb * (size_t)shape.out_numel * sizeof(float);
-  size_t arena_bytes =
-      nb * (size_t)(shape.arena_ps > 0 ? shape.arena_ps : 1) * sizeof(float);
-  int e = pe_cuda_malloc((void **)&c->d_arena, arena_bytes);
-  e = e ? e : pe_cuda_malloc((void **)&c->d_in, in_bytes);
-  e = e ? e : pe_cuda_malloc((void **)&c->d_out, out_bytes);
-  e = e ? e : pe_cuda_host_alloc((void **)&c->h_in, in_bytes);
-  e = e ? e : pe_cuda_host_alloc((void **)&c->h_out, out_bytes);
-  e = e ? e : (int)cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
-  for (int k = 0; k < 4 && e == 0; k++) {
-    e = (int)cudaEventCreate(&c->ev[k]);
-  }
-  if (e != 0) {
-    snprintf(msg, sizeof msg,
-             "allocating %zu bytes of device buffers for batch %u: %s",
-             arena_bytes + in_bytes + out_bytes, c->max_batch,
-             pe_cuda_strerror(e));
-    return pe__cuda_fail(c, err, err_cap, PE_ENOMEM, path, msg);
-  }
-  c->timing = opts->phase_times != 0;
-  c->n_steps = shape.n_steps;
-  c->steps =
-      calloc((size_t)(c->n_steps > 0 ? c->n_steps : 1), sizeof *c->steps);
-  if (c->steps == NULL) {
-    return pe__cuda_fail(c, err, err_cap, PE_ENOMEM, path, "out of memory");
-  }
-  for (int i = 0; i < c->n_steps; i++) {
+  rc = pe__cuda_buffers(c, shape.in_numel, shape.out_numel, shape.arena_ps,
+                        shape.n_steps, msg, sizeof msg);
+  for (int i = 0; i < c->n_steps && rc == PE_OK; i++) {
     rc = pe__resolve(c, i, msg, sizeof msg);
-    if (rc != PE_OK) {
-      return pe__cuda_fail(c, err, err_cap, rc, path, msg);
-    }
   }
-  /* windows past a batch are computed with the bucket's: zeros, not
-   * whatever the allocator left */
-  e = (int)cudaMemset(c->d_in, 0, in_bytes);
-  e = e ? e : (int)cudaMemset(c->d_arena, 0, arena_bytes);
-  for (uint32_t n = 1; e == 0;
-       n = n < c->max_batch / 2 ? n * 2 : c->max_batch) {
-    e = pe__capture(c, n);
-    if (n == c->max_batch) {
-      break;
-    }
+  rc = rc == PE_OK ? pe__cuda_finish(c, opts, msg, sizeof msg) : rc;
+  if (rc != PE_OK) {
+    return pe__cuda_fail(c, err, err_cap, rc, path, msg);
   }
-  if (e != 0) {
-    snprintf(msg, sizeof msg, "capturing the plan as CUDA graphs: %s",
-             pe_cuda_strerror(e));
-    return pe__cuda_fail(c, err, err_cap, PE_EBACKEND, path, msg);
-  }
-  c->allocs_after_open = pe_cuda_alloc_count();
   *self = c;
   return PE_OK;
 }
@@ -450,16 +946,30 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
              c->max_batch);
     return PE_EINVAL;
   }
+  if (c->persistent && batch <= c->pargs.max_n) {
+    int rc = pe__persist_run(c, in, batch, out);
+    if (rc == PE_OK && pe_cuda_alloc_count() != c->allocs_after_open) {
+      snprintf(c->errmsg, sizeof c->errmsg,
+               "cuda: a device allocation happened after open");
+      return PE_ESTATE;
+    }
+    return rc;
+  }
   size_t in_bytes = (size_t)batch * (size_t)c->in_numel * sizeof(float);
   size_t out_bytes = (size_t)batch * (size_t)c->out_numel * sizeof(float);
-  memcpy(c->h_in, in, in_bytes);
   int e = 0;
   if (c->timing) {
     e = (int)cudaEventRecord(c->ev[0], c->stream);
   }
-  e = e ? e
-        : (int)cudaMemcpyAsync(c->d_in, c->h_in, in_bytes,
-                               cudaMemcpyHostToDevice, c->stream);
+  /* into pinned memory a piece at a time, each piece's copy to the device
+   * running while the next is staged */
+  for (size_t off = 0; off < in_bytes && e == 0; off += PE__CUDA_STAGE) {
+    size_t part =
+        in_bytes - off < PE__CUDA_STAGE ? in_bytes - off : PE__CUDA_STAGE;
+    memcpy((char *)c->h_in + off, (const char *)in + off, part);
+    e = (int)cudaMemcpyAsync((char *)c->d_in + off, (char *)c->h_in + off, part,
+                             cudaMemcpyHostToDevice, c->stream);
+  }
   if (c->timing && e == 0) {
     e = (int)cudaEventRecord(c->ev[1], c->stream);
   }
@@ -513,6 +1023,31 @@ static int pe__cuda_phases(void *self, pe_backend_phases_t *out) {
   return PE_OK;
 }
 
+static void pe__cuda_detail(void *self, char *buf, size_t cap) {
+  const pe__cuda_t *c = self;
+  char name[128] = "?";
+  int major = 0, minor = 0;
+  pe_cuda_device_name(c->device, name, sizeof name, &major, &minor);
+  char mode[160];
+  if (c->persistent) {
+    snprintf(mode, sizeof mode,
+             "persistent (one resident block of %d threads for batches up to "
+             "%u, started %llu time%s; larger batches as CUDA graphs)",
+             PE_CUDA_PERSIST_THREADS, c->pargs.max_n,
+             (unsigned long long)c->launches, c->launches == 1 ? "" : "s");
+  } else {
+    snprintf(mode, sizeof mode, "graph (%d CUDA graphs, batches 1 to %u)",
+             c->n_graphs, c->max_batch);
+  }
+  snprintf(buf, cap,
+           "device %d: %s, compute capability %d.%d; mode %s; device memory "
+           "%.3f MB, pinned host memory %.3f MB; device allocations after "
+           "load: %llu (checked on every run)",
+           c->device, name, major, minor, mode, (double)c->dev_bytes / 1e6,
+           (double)c->host_bytes / 1e6,
+           (unsigned long long)(pe_cuda_alloc_count() - c->allocs_after_open));
+}
+
 /* The device this build would run on, or why there is none. */
 static void pe__cuda_summary(const pe_backend_options_t *opts, char *buf,
                              size_t cap) {
@@ -546,4 +1081,6 @@ const pe_backend_ops_t pe_backend_cuda_ops = {
     .errmsg = pe__cuda_errmsg,
     .close = pe__cuda_close,
     .phases = pe__cuda_phases,
+    .detail = pe__cuda_detail,
+    .serialize = pe__cuda_serialize,
 };

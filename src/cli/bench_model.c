@@ -34,6 +34,7 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "backend to run the model with: cpu (its contexts, as above) or one "
      "`--version` lists (cuda)",
      NULL},
+    PE_CLI_CUDA_MODE_FLAG,
 };
 
 typedef struct pe__bench_thread {
@@ -120,13 +121,16 @@ static int pe__bench_phases(pe_backend_t *b, const float *in, uint32_t batch,
 }
 
 /* bench-model --backend NAME: one thread through the backend's run. Fills
- * all[] with cycles per timed run and med[] with the phases (or -1). */
+ * all[] with cycles per timed run, med[] with the phases (or -1) and
+ * detail with the backend's detail line after the timed runs. */
 static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
                              const char *path, uint32_t batch, uint64_t iters,
-                             uint64_t warmup, uint64_t *all, double *med) {
+                             uint64_t warmup, uint64_t *all, double *med,
+                             char *detail, size_t detail_cap) {
   pe_backend_options_t o = {0};
   o.model_path = path;
   o.max_batch = batch;
+  o.mode = pe_cli_value(cmd, "cuda-mode");
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;
@@ -155,6 +159,7 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
     pe_cli_error(cmd, "%s: %s", name,
                  rc == PE_ENOMEM ? "out of memory" : pe_backend_errmsg(b));
   }
+  pe_backend_detail(b, detail, detail_cap);
   pe_backend_close(b);
   b = NULL;
   med[0] = med[1] = med[2] = -1;
@@ -219,6 +224,7 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   pe__bench_thread_t *t = calloc(threads, sizeof *t);
   uint64_t *all = malloc((size_t)(threads * iters) * sizeof *all);
   double phase[3] = {-1, -1, -1};
+  char detail[512] = "";
   rc = PE_EXIT_FAIL;
   if (t == NULL || all == NULL) {
     pe_cli_error(cmd, "out of memory");
@@ -228,7 +234,7 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   uint64_t w0 = pe_clock_ns();
   if (!direct) {
     if (pe__bench_backend(cmd, backend, pos[0], batch, iters, warmup, all,
-                          phase) != PE_EXIT_OK) {
+                          phase, detail, sizeof detail) != PE_EXIT_OK) {
       goto done;
     }
     threads = 0; /* no thread to start or join */
@@ -272,6 +278,9 @@ join:
          pos[0], batch, (unsigned long long)iters, (unsigned long long)warmup,
          threads, threads > 1 ? "s" : "", direct ? "kernels" : "backend",
          direct ? pe_model_desc(m)->kernels : backend);
+  if (detail[0] != '\0') {
+    printf("backend %s: %s\n", backend, detail);
+  }
   printf("latency per batch (us): min %.3f, mean %.3f, median %.3f, p90 %.3f, "
          "p95 %.3f, p99 %.3f, p99.9 %.3f, max %.3f\n",
          (double)all[0] * us, mean, median, pe__pct(all, n, 0.90) * us,

@@ -17,6 +17,7 @@ extern const pe_cli_command_t pe_cli_help;
 extern const pe_cli_command_t pe_cli_inspect;
 extern const pe_cli_command_t pe_cli_infer;
 extern const pe_cli_command_t pe_cli_bench_model;
+extern const pe_cli_command_t pe_cli_build_engine;
 
 /* --kernels auto|generic|avx2 into opts (inspect.c); returns an exit code. */
 int pe_cli_kernels(const pe_cli_command_t *cmd, pe_model_options_t *opts);

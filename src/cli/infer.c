@@ -38,6 +38,7 @@ static pe_cli_flag_t pe__infer_flags[] = {
      "compute every graph output: --output is then a folder, output K "
      "written to it as output_K.npy (batch first)",
      NULL},
+    PE_CLI_CUDA_MODE_FLAG,
 };
 
 /* The --bind arguments of the cpu path, read: the arrays and the binds
@@ -395,6 +396,7 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     bo.model_path = pos[0];
     bo.model_features = pe_cli_flag(cmd, "model-features")->value;
     bo.max_batch = 1;
+    bo.mode = pe_cli_value(cmd, "cuda-mode");
     int brc = pe_backend_open(backend, &bo, &be, err, sizeof err);
     if (brc != PE_OK) {
       pe_cli_error(cmd, "%s%s", err, pe_cli_backend_hint(brc, &bo));

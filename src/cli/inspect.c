@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "pe/backend.h"
 #include "pe/error.h"
 #include "pe/model.h"
 
@@ -11,6 +12,11 @@ static pe_cli_flag_t pe__inspect_flags[] = {
     {"kernels", "NAME", PE_CLI_KERNELS_ENV, "auto",
      "kernels to plan for: auto, generic, avx2 or avx512 (capped by the CPU)",
      NULL},
+    {"backend", "NAME", NULL, "cpu",
+     "also open the model with this backend (cuda, say) and print how it "
+     "runs it",
+     NULL},
+    PE_CLI_CUDA_MODE_FLAG,
 };
 
 /* Parses --kernels into opts; returns an exit code. */
@@ -124,6 +130,25 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   printf("flops      %lld per window\n", (long long)d->flops);
   pe_model_destroy(m);
+  const char *backend = pe_cli_value(cmd, "backend");
+  if (strcmp(backend, "cpu") == 0) {
+    return PE_EXIT_OK;
+  }
+  pe_backend_options_t bo;
+  memset(&bo, 0, sizeof bo);
+  bo.model_path = pos[0];
+  bo.max_batch = 1;
+  bo.mode = pe_cli_value(cmd, "cuda-mode");
+  pe_backend_t *be = NULL;
+  int brc = pe_backend_open(backend, &bo, &be, line, sizeof line);
+  if (brc != PE_OK) {
+    pe_cli_error(cmd, "%s%s", line, pe_cli_backend_hint(brc, &bo));
+    return brc == PE_ENOENT && pe_backend_find(backend) == NULL ? PE_EXIT_USAGE
+                                                                : PE_EXIT_FAIL;
+  }
+  pe_backend_detail(be, line, sizeof line);
+  printf("backend    %s: %s\n", backend, line[0] ? line : "(no detail)");
+  pe_backend_close(be);
   return PE_EXIT_OK;
 }
 
@@ -140,11 +165,15 @@ const pe_cli_command_t pe_cli_inspect = {
         "pe.output), each step of the execution plan with its shapes per\n"
         "window (N is the batch) and the FLOPs per window (2 per multiply-\n"
         "add). A model the engine cannot run gives one line naming the node\n"
-        "and what is supported, and exit status 1.\n"
+        "and what is supported, and exit status 1. With --backend NAME the\n"
+        "model is also opened with that backend, and its line says how it\n"
+        "runs it (cuda: device, mode, memory, allocations after load).\n"
         "\n"
         "examples:\n"
         "  pattern-engine inspect models/toy_cnn.onnx\n"
-        "  pattern-engine inspect models/pattern_lstm.onnx --kernels generic\n",
+        "  pattern-engine inspect models/pattern_lstm.onnx --kernels generic\n"
+        "  pattern-engine inspect models/pattern_cnn.onnx --backend cuda "
+        "--cuda-mode persistent\n",
     .flags = pe__inspect_flags,
     .n_flags = sizeof pe__inspect_flags / sizeof pe__inspect_flags[0],
     .run = pe__inspect_run,

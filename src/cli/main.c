@@ -8,7 +8,7 @@
 const pe_cli_command_t *const pe_cli_commands[] = {
     &pe_cli_replay,
 #ifdef PE_HAVE_ONNX
-    &pe_cli_inspect, &pe_cli_infer,   &pe_cli_bench_model,
+    &pe_cli_inspect, &pe_cli_infer,   &pe_cli_bench_model, &pe_cli_build_engine,
 #endif
 #ifdef PE_WITH_REDIS
     &pe_cli_live,    &pe_cli_publish,

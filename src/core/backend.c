@@ -131,6 +131,28 @@ const char *pe_backend_errmsg(const pe_backend_t *backend) {
   return backend->ops->errmsg(backend->self);
 }
 
+void pe_backend_detail(const pe_backend_t *backend, char *buf, size_t cap) {
+  if (cap == 0) {
+    return;
+  }
+  buf[0] = '\0';
+  if (backend->ops->detail != NULL) {
+    backend->ops->detail(backend->self, buf, cap);
+  }
+}
+
+int pe_backend_serialize(pe_backend_t *backend, void **data, size_t *len,
+                         char *err, size_t err_cap) {
+  *data = NULL;
+  *len = 0;
+  if (backend->ops->serialize == NULL) {
+    snprintf(err, err_cap, "the %s backend cannot write what it loaded",
+             backend->ops->name);
+    return PE_EUNSUPPORTED;
+  }
+  return backend->ops->serialize(backend->self, data, len, err, err_cap);
+}
+
 int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out) {
   return backend->ops->phases != NULL ? backend->ops->phases(backend->self, out)
                                       : PE_EUNSUPPORTED;

@@ -33,13 +33,14 @@ typedef struct pe_cuda_step {
   int64_t in_stride[PE_CUDA_MAX_IN];
   float *out[3];
   int64_t out_stride[3];
-  /* device weights: conv [cout][cin/g][k]; dense [K][M] or [M][K]
-   * (dense_warp); LSTM/GRU W and R transposed to [in][G*H] and [H][G*H] */
+  /* device weights: conv [cout][cin/g][k]; dense w [K][M], and w2 [M][K]
+   * too when dense_warp; LSTM/GRU W and R transposed to [in][G*H] and
+   * [H][G*H] */
   const float *w, *w2, *bias, *bias2;
   const int64_t *idx;
   int64_t n_idx;
   int64_t K, M;
-  int dense_warp; /* dense: one warp per output, w as [M][K] (long K) */
+  int dense_warp; /* dense: few rows run one warp per output (long K) */
   int64_t numel;  /* elements of out[0] per window */
 } pe_cuda_step_t;
 
@@ -54,6 +55,47 @@ int pe_cuda_kind_supported(int kind);
  * a cudaError_t. No allocation. */
 int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
 
+/* ---- The persistent kernel (cuda mode "persistent") ----------------------
+ * One resident block of PE_CUDA_PERSIST_THREADS threads runs every step of
+ * the plan for batches of at most PE_CUDA_PERSIST_MAX_BATCH windows, fed
+ * through a control block in mapped pinned host memory: the host writes
+ * the windows, then req (a new seq, and n, in one 64-bit store, so that
+ * the kernel reads both in one trip over the bus); the kernel answers with
+ * the scores in mapped memory and done = seq. It leaves (running = 0) when stop
+ * is set or after idle_ns without a request. */
+#define PE_CUDA_PERSIST_THREADS 512
+#define PE_CUDA_PERSIST_MAX_BATCH 16
+
+typedef struct pe_cuda_ctrl {
+  uint64_t req;     /* host: the latest request's seq | its windows << 32 */
+  uint32_t stop;    /* host: 1 to make the kernel leave */
+  uint32_t done;    /* kernel: the latest request answered */
+  uint32_t running; /* host sets 1 at launch; the kernel 0 as it leaves */
+} pe_cuda_ctrl_t;
+
+typedef struct pe_cuda_persist {
+  pe_cuda_ctrl_t *ctrl;        /* device address of the mapped block */
+  const pe_cuda_step_t *steps; /* device copy of the resolved steps */
+  int n_steps;
+  uint32_t max_n;
+  uint32_t last; /* the request answered before launch */
+  uint64_t idle_ns;
+  const float *h_in;           /* device address of mapped windows */
+  float *h_out;                /* device address of mapped scores */
+  float *d_in;                 /* the plan's input */
+  const float *d_out;          /* the plan's output */
+  int64_t in_numel, out_numel; /* per window */
+} pe_cuda_persist_t;
+
+/* The first step the persistent kernel cannot run (a kind without a
+ * kernel, or an LSTM/GRU of more hidden units than it has threads), or -1
+ * when it runs them all; *shmem the dynamic shared memory it needs. */
+int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
+                          size_t *shmem);
+/* Launches the persistent kernel on stream; it returns at once. */
+int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
+                           void *stream);
+
 /* Thin wrappers of the runtime that count device allocations, so that the
  * backend can show there is none after load. cudaError_t values. */
 int pe_cuda_device_count(int *count);
@@ -61,6 +103,8 @@ int pe_cuda_device_name(int dev, char *buf, size_t cap, int *major, int *minor);
 const char *pe_cuda_strerror(int err);
 int pe_cuda_malloc(void **p, size_t bytes);
 int pe_cuda_host_alloc(void **p, size_t bytes);
+/* Pinned host memory mapped into the device's address space. */
+int pe_cuda_host_alloc_mapped(void **p, size_t bytes);
 void pe_cuda_free(void *p);
 void pe_cuda_host_free(void *p);
 uint64_t pe_cuda_alloc_count(void);

@@ -17,7 +17,9 @@ _Static_assert(PE_PLAN_KIND_COUNT == (int)PE__K_COUNT &&
 _Static_assert(PE_PLAN_ACT_RECIP == (int)PE__ACT_RECIP &&
                    PE_PLAN_ACT_GELU == (int)PE__ACT_GELU,
                "plan_view.h numbers the activations as model_impl.h");
-_Static_assert(PE_PLAN_OP_POW == (int)PE__OP_POW,
+_Static_assert(PE_PLAN_OP_POW == (int)PE__OP_POW &&
+                   PE_PLAN_OP_MIN == (int)PE__OP_MIN &&
+                   PE_PLAN_OP_MAX == (int)PE__OP_MAX,
                "plan_view.h numbers the binary ops as model_impl.h");
 _Static_assert(PE_PLAN_ST_ARENA == (int)PE__ST_ARENA,
                "plan_view.h numbers the storage as model_impl.h");
@@ -60,6 +62,8 @@ int pe_plan_step(const pe_model_t *m, int i, pe_plan_step_t *out) {
   out->n_idx = s->n_idx;
   out->dense_k = s->d.K;
   out->dense_m = s->d.M;
+  out->ext_op = s->ext.op;
+  memcpy(out->ext_f, s->ext.f, sizeof out->ext_f);
   if ((s->kind == PE__K_CONV1D || s->kind == PE__K_CONV2D ||
        s->kind == PE__K_POOL1D || s->kind == PE__K_POOL2D) &&
       s->p[PE__P_ITEMS] > 1) {

@@ -75,7 +75,9 @@ typedef enum pe_plan_binop {
   PE_PLAN_OP_SUB,
   PE_PLAN_OP_MUL,
   PE_PLAN_OP_DIV,
-  PE_PLAN_OP_POW
+  PE_PLAN_OP_POW,
+  PE_PLAN_OP_MIN,
+  PE_PLAN_OP_MAX
 } pe_plan_binop_t;
 
 typedef enum pe_plan_storage {
@@ -117,6 +119,10 @@ typedef struct pe_plan_step {
   const int64_t *idx;                 /* Gather indices */
   int64_t n_idx;
   int64_t dense_k, dense_m; /* dense: Y[rows][M] = X[rows][K] W^T + bias */
+  /* the kinds of ops_misc.c: the op (reduce: a pe_plan_binop_t, -1 the
+   * mean) and its float parameters */
+  int ext_op;
+  float ext_f[4];
 } pe_plan_step_t;
 
 typedef struct pe_plan_shape {

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""PyTorch on the GPU, the peer of `bench-model --backend cuda`: the shipped
+models' PyTorch modules (models/train_*.py, the .onnx weights loaded, as in
+bench/bench_model_peers.py), fp32, timed host window in to host scores out
+as our backend is: the batch in pinned host memory, copied to the device,
+the model, the scores copied back, then a synchronisation.
+
+    python3 bench/gpu_torch.py [--batches 1,4096,65536] MODEL.onnx ...
+
+Two ways per model and batch: eager (inference_mode) and a CUDA graph of
+the copy in, the model and the copy out (torch.cuda.CUDAGraph, replayed).
+Prints one line per measurement: median and p99 latency per batch (us) and
+windows/s from the median; each run timed with perf_counter_ns after a
+warm-up."""
+import argparse
+import os
+import sys
+import time
+import types
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+
+def module(path):
+    try:
+        import pandas  # noqa: F401  (models/windows.py imports it)
+    except ImportError:
+        # the module classes do not use it; the device image may lack it
+        sys.modules["pandas"] = types.ModuleType("pandas")
+    from bench_model_peers import torch_module
+    return torch_module(path)
+
+
+def timed(fn, iters, warm):
+    for _ in range(warm):
+        fn()
+    t = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter_ns()
+        fn()
+        t[i] = time.perf_counter_ns() - t0
+    return np.median(t) / 1e3, np.percentile(t, 99) / 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", default="1,4096,65536")
+    ap.add_argument("models", nargs="+")
+    a = ap.parse_args()
+    import torch
+    import onnxruntime as ort
+    dev = torch.device("cuda")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
+    for path in a.models:
+        name = os.path.basename(path)
+        m = module(path)
+        if m is None:
+            print(f"{name}: no PyTorch definition")
+            continue
+        m = m.to(dev).eval()
+        shape = [int(d) for d in
+                 ort.InferenceSession(path).get_inputs()[0].shape[1:]]
+        for b in [int(x) for x in a.batches.split(",")]:
+            iters = max(30, min(3000, 400000 // b))
+            warm = max(5, iters // 10)
+            h_in = (torch.rand([b] + shape) * 2 - 1).pin_memory()
+            with torch.inference_mode():
+                n_out = m(h_in[:1].to(dev)).shape[1]
+                h_out = torch.empty((b, n_out)).pin_memory()
+
+                def eager():
+                    y = m(h_in.to(dev, non_blocking=True))
+                    h_out.copy_(y, non_blocking=True)
+                    torch.cuda.synchronize()
+
+                med, p99 = timed(eager, iters, warm)
+                print(f"{name} batch {b} torch eager: median {med:.1f} us, "
+                      f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
+                d_in = torch.empty_like(h_in, device=dev)
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for _ in range(3):  # warm-up before capture
+                        d_in.copy_(h_in, non_blocking=True)
+                        h_out.copy_(m(d_in), non_blocking=True)
+                torch.cuda.current_stream().wait_stream(s)
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    d_in.copy_(h_in, non_blocking=True)
+                    h_out.copy_(m(d_in), non_blocking=True)
+
+                def graph():
+                    g.replay()
+                    torch.cuda.synchronize()
+
+                med, p99 = timed(graph, iters, warm)
+                print(f"{name} batch {b} torch graph: median {med:.1f} us, "
+                      f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
+                del g
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The cuda backend's refusals of plan files that it must not run, checked
+before any device is used (no GPU needed, except for the other-device case,
+which says "no CUDA device" where there is none): a TensorRT engine by name
+and by its first bytes, a damaged plan (checksum), one cut short, another
+format version, another precision, and one made for another device. Each
+must exit non-zero with its own message.
+
+Usage: cuda_plan_refusals.py ENGINE WORKDIR
+"""
+import os
+import struct
+import subprocess
+import sys
+
+MAGIC = b"PECUDAPL"
+VERSION = 1
+HEADER = 256
+
+
+def fnv1a64(data):
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def plan(payload, version=VERSION, device=b"Other GPU 9000", cc=(9, 0),
+         precision=b"fp32", checksum=None, payload_bytes=None):
+    h = struct.pack("<8sII128sii16sQQ", MAGIC, version, HEADER, device, cc[0],
+                    cc[1], precision,
+                    len(payload) if payload_bytes is None else payload_bytes,
+                    fnv1a64(payload) if checksum is None else checksum)
+    return h + b"\0" * (HEADER - len(h)) + payload
+
+
+def main():
+    engine, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    payload = bytes(range(256)) * 4
+    cases = [
+        ("model.engine", b"anything at all", "TensorRT is not in this build"),
+        ("model.trt", b"anything at all", "TensorRT is not in this build"),
+        ("trt_magic.bin", b"ftrt" + b"\0" * 60, "TensorRT is not in this build"),
+        ("damaged.peplan", plan(payload, checksum=12345), "damaged cuda plan"),
+        ("short.peplan", plan(payload)[:-10], "cut short"),
+        ("version.peplan", plan(payload, version=99), "format version 99"),
+        ("fp16.peplan", plan(payload, precision=b"fp16"),
+         "precision 'fp16'; this build runs fp32"),
+        ("device.peplan", plan(payload), None),
+    ]
+    fail = 0
+    for name, data, want in cases:
+        path = os.path.join(work, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        r = subprocess.run([engine, "bench-model", path, "--backend", "cuda",
+                            "--iterations", "1"], capture_output=True, text=True)
+        msg = r.stderr.strip()
+        if want is None:  # another device: needs one to compare with
+            ok = "made for Other GPU 9000" in msg or "no CUDA device" in msg
+        else:
+            ok = want in msg
+        if r.returncode == 0 or not ok or path not in msg:
+            print(f"FAIL: {name}: exit {r.returncode}: {msg!r} "
+                  f"(wanted {want!r} and the path)")
+            fail = 1
+        else:
+            print(f"{name}: refused: {msg}")
+    return fail
+
+
+if __name__ == "__main__":
+    sys.exit(main())
