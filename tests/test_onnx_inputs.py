@@ -179,6 +179,14 @@ def check_unbatched(exe, tmp):
                        N("Gemm", ["x2", "w"], ["y"], transB=1)], [3, 6],
                       [i64("sh", [3, 20]), numpy_helper.from_array(
                           rng.standard_normal((6, 20)).astype(np.float32), "w")]),
+        # a bias C with a row per row of A, scaled by beta
+        "gemm_rows_matrix_c": ([N("Reshape", ["x", "sh"], ["x2"]),
+                                N("Gemm", ["x2", "w", "cm"], ["y"], transB=1, beta=0.5)],
+                               [3, 6],
+                               [i64("sh", [3, 20]), numpy_helper.from_array(
+                                   rng.standard_normal((6, 20)).astype(np.float32), "w"),
+                                numpy_helper.from_array(
+                                   rng.standard_normal((3, 6)).astype(np.float32), "cm")]),
         # one sequence of 12 steps, both directions
         "bilstm_seq12": ([N("Reshape", ["x", "sh"], ["x2"]),
                           N("LSTM", ["x2", "lw", "lr"], ["y"], hidden_size=4,
