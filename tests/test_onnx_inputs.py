@@ -12,7 +12,8 @@ batch dimension.
 - Graphs whose input declares a fixed first dimension (the ONNX node tests'
   kind, batch 1 exports) have no batch axis, so ops on axis 0 run: Softmax,
   ReduceMean, Concat, Gather, Slice, Transpose, a Gemm over all rows. Each
-  matches ONNX Runtime given the declared shape itself, and given [N, ...]
+  (Gather also by a 2-D index tensor) matches ONNX Runtime given the
+  declared shape itself, and given [N, ...]
   (N windows, each against ONNX Runtime on that window).
 - A batch-1 export of a shipped model ([1, C, W] fixed) still runs any
   number of windows and matches the dynamic-batch original.
@@ -169,6 +170,8 @@ def check_unbatched(exe, tmp):
                              rng.standard_normal((2, 4, 5)).astype(np.float32), "c")]),
         "gather_axis0": ([N("Gather", ["x", "idx"], ["y"], axis=0)], [2, 4, 5],
                          [i64("idx", [2, 0])]),
+        "gather_2d_indices": ([N("Gather", ["x", "idx"], ["y"], axis=1)], [3, 2, 3, 5],
+                              [i64("idx", [[2, 0, -1], [1, 1, 3]])]),
         "slice_axis0": ([N("Slice", ["x", "s", "e", "a"], ["y"])], [2, 4, 5],
                         [i64("s", [1]), i64("e", [3]), i64("a", [0])]),
         "transpose_201": ([N("Transpose", ["x"], ["y"], perm=[2, 0, 1])], [5, 3, 4], []),
@@ -176,6 +179,14 @@ def check_unbatched(exe, tmp):
                        N("Gemm", ["x2", "w"], ["y"], transB=1)], [3, 6],
                       [i64("sh", [3, 20]), numpy_helper.from_array(
                           rng.standard_normal((6, 20)).astype(np.float32), "w")]),
+        # a bias C with a row per row of A, scaled by beta
+        "gemm_rows_matrix_c": ([N("Reshape", ["x", "sh"], ["x2"]),
+                                N("Gemm", ["x2", "w", "cm"], ["y"], transB=1, beta=0.5)],
+                               [3, 6],
+                               [i64("sh", [3, 20]), numpy_helper.from_array(
+                                   rng.standard_normal((6, 20)).astype(np.float32), "w"),
+                                numpy_helper.from_array(
+                                   rng.standard_normal((3, 6)).astype(np.float32), "cm")]),
         # one sequence of 12 steps, both directions
         "bilstm_seq12": ([N("Reshape", ["x", "sh"], ["x2"]),
                           N("LSTM", ["x2", "lw", "lr"], ["y"], hidden_size=4,

@@ -37,8 +37,46 @@ static int pe__gemm_trans_a(pe__b_t *b, int *at) {
   return rc;
 }
 
+/* For Gemm's C [R, M or 1] with a row per row of A: *ab a new tensor for
+ * alpha A B, *cb beta C as a constant of its own (C itself when beta is
+ * 1). */
+static int pe__gemm_rows_c(pe__b_t *b, int *ab, int *cb) {
+  const float beta = pe__attr_f(b, "beta", 1.0f);
+  const char *name = T(b, pe__out(b, 0))->name;
+  char tmp[160];
+  snprintf(tmp, sizeof tmp, "%s.pe_gemm_ab", name);
+  *ab = pe__graph_add(b->g, tmp); /* may move the tensor table */
+  if (*ab < 0) {
+    return *ab;
+  }
+  T(b, *ab)->alias_of = -1;
+  T(b, *ab)->output_idx = -1;
+  *cb = b->n->in[2];
+  if (beta == 1.0f) {
+    return PE_OK;
+  }
+  snprintf(tmp, sizeof tmp, "%s.pe_gemm_beta_c", name);
+  int id = pe__graph_add(b->g, tmp);
+  if (id < 0) {
+    return id;
+  }
+  T(b, id)->alias_of = -1;
+  T(b, id)->output_idx = -1;
+  const pe__tensor_t *c = pe__in(b, 2);
+  int rc = pe__set_shape(b, id, PE__DT_F32, 2, c->dims, -1);
+  if (rc == PE_OK) {
+    rc = pe__const_f(b, id);
+  }
+  for (int64_t k = 0; rc == PE_OK && k < c->numel; k++) {
+    T(b, id)->f[k] = beta * pe__in(b, 2)->f[k];
+  }
+  *cb = id;
+  return rc;
+}
+
 /* Gemm with a constant B: a dense step, alpha and beta folded into the
- * weights and the bias; A transposed first for transA=1. */
+ * weights and the bias; A transposed first for transA=1; a C with a row
+ * per row of A added after. */
 int pe__op_gemm(pe__b_t *b) {
   int rc = pe__check_attrs(b, "alpha,beta,transA,transB");
   if (rc != PE_OK) {
@@ -53,7 +91,18 @@ int pe__op_gemm(pe__b_t *b) {
       (rc = pe__gemm_trans_a(b, &a_id)) != PE_OK) {
     return rc;
   }
+  /* a C with a row per row of A (a graph without a batch): the product
+   * into a tensor of its own, then a broadcasting Add of beta C */
   const pe__tensor_t *c = pe__in(b, 2);
+  int ab_id = -1, c_id = -1;
+  if (c != NULL && c->rank == 2 && c->dims[0] != 1 && c->is_const &&
+      c->dtype == PE__DT_F32 && T(b, a_id)->batch_axis < 0 &&
+      c->dims[0] == T(b, a_id)->dims[0]) {
+    if ((rc = pe__gemm_rows_c(b, &ab_id, &c_id)) != PE_OK) {
+      return rc;
+    }
+    c = NULL;
+  }
   a = T(b, a_id);
   w = pe__in(b, 1);
   if (a->batch_axis > 0) {
@@ -101,7 +150,7 @@ int pe__op_gemm(pe__b_t *b) {
       bias[m] = beta * c->f[c->numel == 1 ? 0 : m];
     }
   }
-  int out = pe__out(b, 0);
+  int out = ab_id >= 0 ? ab_id : pe__out(b, 0);
   int64_t dims[2] = {a->dims[0], M};
   if ((rc = pe__set_shape(b, out, PE__DT_F32, 2, dims, a->batch_axis)) !=
       PE_OK) {
@@ -124,7 +173,10 @@ int pe__op_gemm(pe__b_t *b) {
   s->p[1] = K;
   s->p[2] = M;
   s->flops = 2 * a->dims[0] * K * M;
-  return pe__finish(b, s);
+  if ((rc = pe__finish(b, s)) != PE_OK || ab_id < 0) {
+    return rc;
+  }
+  return pe__binary_build(b, PE__OP_ADD, ab_id, c_id, pe__out(b, 0));
 }
 
 /* MatMul with a constant second input: a dense step over every row of

@@ -759,11 +759,15 @@ int pe__op_gather(pe__b_t *b) {
   if (x->dtype != PE__DT_F32 && !x->is_const) {
     return ERR(PE_EUNSUPPORTED, "Gather of a runtime int64 or bool tensor");
   }
-  if (it->rank > 1 || pe__marked(it, 0)) {
-    return ERR(PE_EUNSUPPORTED,
-               "Gather indices of rank %d; a scalar or a "
-               "vector is supported",
-               it->rank);
+  for (int64_t k = 0; k < it->numel; k++) {
+    if (pe__marked(it, k)) {
+      return ERR(PE_EUNSUPPORTED,
+                 "Gather by an index that is a multiple of the batch size");
+    }
+  }
+  if (x->rank - 1 + it->rank > PE__MAX_RANK) {
+    return ERR(PE_EUNSUPPORTED, "Gather result of rank %d; at most %d",
+               x->rank - 1 + it->rank, PE__MAX_RANK);
   }
   int a = 0;
   if ((rc = pe__norm_axis(b, pe__attr_i(b, "axis", 0), x->rank, &a, "axis")) !=
@@ -794,8 +798,8 @@ int pe__op_gather(pe__b_t *b) {
   int r = 0, ba = -1;
   for (int d = 0; d < x->rank; d++) {
     if (d == a) {
-      if (it->rank == 1) {
-        dims[r++] = ni;
+      for (int q = 0; q < it->rank; q++) {
+        dims[r++] = it->dims[q]; /* the indices' shape, in place of axis a */
       }
       continue;
     }
