@@ -9,7 +9,9 @@ Prints, in one run on one machine, each contender's best wall time of
 --repeat runs (pandas: one run) and the CPU time of that run (the machine
 may be shared: CPU time is the steadier figure):
   features(df)                 every standard feature (the engine path),
-                               symbol as a categorical and as strings;
+                               symbol as a categorical and as strings, with
+                               the default threads (one engine per CPU up to
+                               8) and with threads=1 (one engine);
   C library alone              the same pushes timed around the one C call
                                (the GIL released), no Python work;
   features(df, columns=core5)  the columnar core's five columns;
@@ -101,6 +103,8 @@ def main():
     r = a.repeat
     t_cat = timed(lambda: pe.features(df), r)
     report("features(df), symbol categorical", t_cat)
+    t_one = timed(lambda: pe.features(df, threads=1), r)
+    report("features(df, threads=1)", t_one)
     t_c = min((c_alone(df) for _ in range(r)), key=lambda x: x[0])
     report("C library alone (engine, all features)", t_c)
     strings = df.assign(symbol=df["symbol"].astype(str))
@@ -115,8 +119,10 @@ def main():
     for i, what in ((0, "wall"), (1, "CPU")):
         pd_rate = m / t_pd[i]
         print(f"  {what}: features(df) vs pandas {n / t_cat[i] / pd_rate:.1f}x "
-              f"(core path {n / t_core[i] / pd_rate:.1f}x); "
-              f"features(df) / C alone {t_cat[i] / t_c[i]:.2f}")
+              f"(threads=1 {n / t_one[i] / pd_rate:.1f}x, "
+              f"core path {n / t_core[i] / pd_rate:.1f}x); "
+              f"features(df) / C alone {t_cat[i] / t_c[i]:.2f} "
+              f"(threads=1 {t_one[i] / t_c[i]:.2f})")
 
 
 if __name__ == "__main__":

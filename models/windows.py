@@ -247,15 +247,16 @@ def fixture_rows(df: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
 # ---- real trades ------------------------------------------------------------
 
 def real_windows(features: Sequence[str], count: int,
-                 path: Path = REAL_TRADES):
-    """`count` windows of real trades (None when the file is absent): half
-    spread evenly over all ready windows of all symbols, half those whose
-    last tick has the largest |return_z| (the interesting ones). Returns
-    (Windows, the frame's ts and symbol of each window's last tick)."""
+                 path: Path = REAL_TRADES, window: int = WINDOW):
+    """`count` windows of `window` ticks of real trades (None when the file
+    is absent): half spread evenly over all ready windows of all symbols,
+    half those whose last tick has the largest |return_z| (the interesting
+    ones). Returns (Windows, the frame's ts and symbol of each window's last
+    tick)."""
     if not Path(path).is_file():
         return None
     df = engine_features(path)
-    w = cut_windows(df, features)
+    w = cut_windows(df, features, window=window)
     even = np.linspace(0, len(w.row) - 1, count - count // 2).round().astype(int)
     z = np.abs(df["return_z"].to_numpy()[w.row])
     z[even] = -1.0

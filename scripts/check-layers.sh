@@ -40,12 +40,12 @@ layers="core io model cuda backends pipeline redis publish live cli"
 # symbol check below keeps apart.
 pe_layer() {
   case "$1" in
-    pe/parse.h | pe/csv.h | pe/stream.h | pe/sink.h | pe/checkpoint.h | pe/npy.h | pe/file.h) echo io ;;
+    pe/parse.h | pe/csv.h | pe/stream.h | pe/sink.h | pe/checkpoint.h | pe/npy.h | pe/file.h | pe/partition.h) echo io ;;
     pe/model.h) echo model ;;
     pe/pipeline.h) echo pipeline ;;
-    pe/redis.h) echo redis ;;
+    pe/redis.h | pe/rcluster.h) echo redis ;;
     pe/publish.h) echo publish ;;
-    pe/live.h) echo live ;;
+    pe/live.h | pe/worker.h) echo live ;;
     *) echo core ;;
   esac
 }

@@ -47,6 +47,22 @@ typedef struct run {
   char buf[4096];
 } run_t;
 
+/* An accepted tick's report: its features and signals formatted. */
+static int on_report(void *ctx, const pe_tick_t *t, int rc,
+                     const pe_tick_out_t *out) {
+  run_t *r = ctx;
+  if (rc != PE_OK) {
+    return 1;
+  }
+  pe_features_format(t, out, r->buf, sizeof r->buf);
+  for (uint32_t i = 0; i < out->n_signals; i++) {
+    pe_signal_format(&out->signal[i], PE_FORMAT_JSONL, r->buf, sizeof r->buf);
+    r->signals++;
+    r->model_signals += out->signal[i].pattern == PE_PATTERN_MODEL;
+  }
+  return 0;
+}
+
 static int on_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
                    const char *line, size_t len) {
   run_t *r = ctx;
@@ -57,19 +73,17 @@ static int on_tick(void *ctx, const pe_tick_t *t, uint64_t line_no,
     return 1;
   }
   r->ticks++;
-  pe_features_format(t, &r->out, r->buf, sizeof r->buf);
-  for (uint32_t i = 0; i < r->out.n_signals; i++) {
-    pe_signal_format(&r->out.signal[i], PE_FORMAT_JSONL, r->buf, sizeof r->buf);
-    r->signals++;
-    r->model_signals += r->out.signal[i].pattern == PE_PATTERN_MODEL;
-  }
-  return 0;
+  return pe_engine_batched(r->engine) ? 0 : on_report(r, t, PE_OK, &r->out);
 }
 
-static void test_zero_allocations_per_tick(void) {
+/* Unbatched, and micro-batched (model runs of up to max_batch windows, the
+ * reports held in between). */
+static void zero_allocations_per_tick(uint32_t max_batch) {
   pe_engine_config_t cfg;
   pe_engine_config_init(&cfg);
   cfg.max_symbols = 1024;
+  cfg.max_batch = max_batch;
+  cfg.max_delay_us = 1000000;
   pe_engine_t *e = NULL;
   char err[256];
   PE_CHECK_INT(pe_engine_create(&cfg, &e, err, sizeof err), PE_OK);
@@ -109,6 +123,8 @@ static void test_zero_allocations_per_tick(void) {
 
   run_t *r = __libc_calloc(1, sizeof *r);
   r->engine = e;
+  PE_CHECK_INT(pe_engine_batched(e), max_batch > 1);
+  pe_engine_set_report(e, on_report, r);
   pe_csv_handler_t h = {r, on_tick, NULL};
   /* Warm-up: the first 10% (every symbol appears in it). */
   size_t warm = len / 10;
@@ -124,12 +140,16 @@ static void test_zero_allocations_per_tick(void) {
     PE_CHECK_INT(pe_csv_feed(csv, text + i, n, &h), PE_OK);
   }
   PE_CHECK_INT(pe_csv_finish(csv, &h), PE_OK);
+  PE_CHECK_INT(pe_engine_flush(e), PE_OK);
   uint64_t during = allocations - before;
-  printf(
-      "ticks after warm-up %llu, signals %llu (model %llu), allocations %llu\n",
-      (unsigned long long)(r->ticks - ticks_before),
-      (unsigned long long)r->signals, (unsigned long long)r->model_signals,
-      (unsigned long long)during);
+  pe_engine_batch_stats_t bs;
+  pe_engine_batch_stats(e, &bs);
+  PE_CHECK(max_batch == 1 || bs.largest == max_batch);
+  printf("max_batch %u (largest run %u): ticks after warm-up %llu, signals "
+         "%llu (model %llu), allocations %llu\n",
+         max_batch, bs.largest, (unsigned long long)(r->ticks - ticks_before),
+         (unsigned long long)r->signals, (unsigned long long)r->model_signals,
+         (unsigned long long)during);
   PE_CHECK(r->ticks - ticks_before > 80000);
   PE_CHECK(r->signals > 100);
   PE_CHECK(r->model_signals > 0);
@@ -145,6 +165,11 @@ static void test_zero_allocations_per_tick(void) {
   pe_csv_destroy(csv);
   pe_engine_destroy(e);
   pe_backend_close(b);
+}
+
+static void test_zero_allocations_per_tick(void) {
+  zero_allocations_per_tick(1);
+  zero_allocations_per_tick(64);
 }
 
 /* The columnar core allocates in create and nowhere else. */

@@ -268,16 +268,22 @@ static void test_windows_fill_in_order(void) {
   pe_engine_destroy(e);
 }
 
-static void test_stub_model_signals(void) {
-  pe_engine_config_t cfg;
-  pe_engine_config_init(&cfg);
-  pe_engine_t *e = make_engine(&cfg);
+/* The stub backend with a window of 8. */
+static pe_backend_t *stub8(void) {
   pe_backend_options_t opts;
   memset(&opts, 0, sizeof opts);
   opts.window = 8;
   pe_backend_t *b = NULL;
   char err[256];
   PE_CHECK_INT(pe_backend_open("stub", &opts, &b, err, sizeof err), PE_OK);
+  return b;
+}
+
+static void test_stub_model_signals(void) {
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e = make_engine(&cfg);
+  pe_backend_t *b = stub8();
   PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
   quiet_start(e, "M");
   pe_engine_stats_t st;
@@ -731,6 +737,270 @@ static void test_defaults_from_one_place(void) {
   pe_backend_close(b);
 }
 
+/* ---- Micro-batching ------------------------------------------------------ */
+
+#define MB_TICKS 3000
+#define MB_SYMS 12
+
+/* Ticks 1 ms apart over MB_SYMS symbols: a random walk with jumps, so that
+ * the stub model's "up" and "down" fire often, and a few rejections. */
+static void mb_ticks(pe_tick_t *t) {
+  uint64_t s = 7;
+  double price[MB_SYMS];
+  for (int k = 0; k < MB_SYMS; k++) {
+    price[k] = 50.0 + k;
+  }
+  for (int i = 0; i < MB_TICKS; i++) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    int k = (int)((s >> 33) % MB_SYMS);
+    double u = (double)(s >> 11) * 0x1.0p-53;
+    price[k] *= 1.0 + (u - 0.5) * (u > 0.9 ? 0.08 : 0.002);
+    char sym[8];
+    snprintf(sym, sizeof sym, "S%d", k);
+    t[i] = tick(sym, T0 + i * (S / 1000), price[k], 1.0 + u * 3.0);
+  }
+  t[100].price = -1.0;                  /* bad_price */
+  t[700].ts_ns = T0;                    /* out_of_order */
+  t[1500].symbol_len = 0;               /* empty_symbol */
+  t[2200].volume = NAN;                 /* bad_volume */
+  t[2201].ts_ns = t[2199].ts_ns - 5000; /* out of global order: fine */
+  t[2202].ts_ns = t[2201].ts_ns;        /* the same time: fine */
+}
+
+typedef struct mb_log {
+  char (*line)[2048]; /* [MB_TICKS] */
+  uint32_t n;
+  uint32_t held_over; /* reports seen with more held than held_max */
+  pe_engine_t *engine;
+} mb_log_t;
+
+/* Accepted ticks' reports, rendered in the order they come out. */
+static int mb_report(void *ctx, const pe_tick_t *t, int rc,
+                     const pe_tick_out_t *o) {
+  mb_log_t *log = ctx;
+  (void)t;
+  if (pe_engine_held(log->engine) > pe_engine_held_max(log->engine)) {
+    log->held_over += 1;
+  }
+  if (log->n < MB_TICKS) {
+    render_push(log->line[log->n], sizeof log->line[0], log->n, rc, o);
+    log->n += 1;
+  }
+  return PE_CONTINUE;
+}
+
+typedef struct mb_batch {
+  mb_log_t *log;
+  const pe_tick_t *t; /* the batch */
+  uint32_t rejects;
+} mb_batch_t;
+
+/* pe_engine_push_batch's `each`: a rejection counted, or (unbatched, with
+ * PE_ENGINE_EACH_ALL) an accepted tick's report rendered. */
+static int mb_each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *o) {
+  mb_batch_t *mb = ctx;
+  if (rc < 0) {
+    mb->rejects += 1;
+    return PE_CONTINUE;
+  }
+  return mb_report(mb->log, &mb->t[i], rc, o);
+}
+
+static void mb_config(pe_engine_config_t *cfg, uint32_t infer_every) {
+  pe_engine_config_init(cfg);
+  cfg->all_features = 1;
+  cfg->infer_every = infer_every;
+  cfg->model_threshold = 0.6;
+  cfg->rules.signal_cooldown_ns = S / 100; /* 10 ticks of this stream */
+}
+
+/* Micro-batched runs (by single pushes and by pe_engine_push_batch) against
+ * an unbatched run, report by report: every output, signal id and score
+ * equal, in the same order, whatever max_batch and max_delay_us; model
+ * runs fewer and larger as they allow, and of one window with no delay. */
+static void test_micro_batch_matches_unbatched(void) {
+  pe_tick_t *t = calloc(MB_TICKS, sizeof *t);
+  mb_ticks(t);
+  pe_backend_t *b = stub8();
+  static const uint32_t batches[] = {1, 2, 7, 64, 256};
+  static const uint32_t delays[] = {0, 3000, 1000000000};
+  mb_log_t want = {calloc(MB_TICKS, sizeof *want.line), 0, 0, NULL};
+  mb_log_t got = {calloc(MB_TICKS, sizeof *got.line), 0, 0, NULL};
+  for (uint32_t every = 1; every <= 3; every += 2) {
+    pe_engine_config_t cfg;
+    mb_config(&cfg, every);
+    pe_engine_t *ref = make_engine(&cfg);
+    PE_CHECK_INT(pe_engine_set_backend(ref, b), PE_OK);
+    PE_CHECK_INT(pe_engine_batched(ref), 0);
+    want.n = 0;
+    uint32_t want_rejects = 0;
+    for (uint32_t i = 0; i < MB_TICKS; i++) {
+      int rc = pe_engine_push(ref, &t[i], &out);
+      if (rc == PE_OK) {
+        render_push(want.line[want.n], sizeof want.line[0], want.n, rc, &out);
+        want.n += 1;
+      } else {
+        want_rejects += 1;
+      }
+    }
+    pe_engine_stats_t ws;
+    pe_engine_stats(ref, &ws);
+    PE_CHECK_INT(want_rejects, 4);
+    PE_CHECK(ws.signals[PE_PATTERN_MODEL] > 20); /* the model has a say */
+    for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
+      for (size_t di = 0; di < sizeof delays / sizeof delays[0]; di++) {
+        for (int by_batch = 0; by_batch < 2; by_batch++) {
+          cfg.max_batch = batches[bi];
+          cfg.max_delay_us = delays[di];
+          pe_engine_t *e = make_engine(&cfg);
+          PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
+          PE_CHECK_INT(pe_engine_batched(e), batches[bi] > 1);
+          pe_engine_set_report(e, mb_report, &got);
+          got.n = 0;
+          got.held_over = 0;
+          got.engine = e;
+          mb_batch_t mb = {&got, NULL, 0};
+          for (uint32_t i = 0; i < MB_TICKS;) {
+            if (by_batch) {
+              uint32_t n = MB_TICKS - i < 20 ? MB_TICKS - i : 20, pushed = 0;
+              mb.t = t + i;
+              PE_CHECK_INT(pe_engine_push_batch(e, t + i, n, &out,
+                                                PE_ENGINE_EACH_ALL, mb_each,
+                                                &mb, &pushed, NULL),
+                           0);
+              i += pushed;
+              continue;
+            }
+            int rc = pe_engine_push(e, &t[i], &out);
+            if (batches[bi] == 1 && rc == PE_OK) {
+              mb_report(&got, &t[i], rc, &out);
+            }
+            mb.rejects += rc < 0;
+            i++;
+          }
+          uint32_t rejects = mb.rejects;
+          PE_CHECK_INT(pe_engine_flush(e), PE_OK);
+          PE_CHECK_INT(pe_engine_held(e), 0);
+          PE_CHECK_INT(rejects, want_rejects);
+          PE_CHECK_INT(got.held_over, 0);
+          PE_CHECK_INT(got.n, want.n);
+          for (uint32_t k = 0; k < want.n && k < got.n; k++) {
+            if (strcmp(got.line[k], want.line[k]) != 0) {
+              fprintf(stderr, "max_batch %u, delay %u us, every %u:\n",
+                      batches[bi], delays[di], every);
+              PE_CHECK_STR(got.line[k], want.line[k]);
+              break;
+            }
+          }
+          pe_engine_stats_t gs;
+          pe_engine_stats(e, &gs);
+          PE_CHECK(memcmp(&gs, &ws, sizeof gs) == 0);
+          pe_engine_batch_stats_t bs;
+          pe_engine_batch_stats(e, &bs);
+          if (batches[bi] == 1) {
+            PE_CHECK_INT(bs.runs, 0);
+          } else {
+            PE_CHECK_INT(bs.windows, ws.inferences);
+            uint64_t by_size = 0;
+            for (int k = 0; k < PE_ENGINE_BATCH_BUCKETS; k++) {
+              by_size += bs.by_size[k];
+            }
+            PE_CHECK_INT(by_size, bs.runs);
+            /* No delay: a window runs with those of its tick time only
+             * (two ticks share one); 3 ms: those of 4 ticks, 5 where
+             * a tick comes before its predecessor. */
+            if (delays[di] == 0) {
+              PE_CHECK(bs.largest <= 2);
+              PE_CHECK(bs.runs >= ws.inferences - 1);
+            } else if (delays[di] == 3000) {
+              PE_CHECK(bs.largest <= 5 && bs.largest >= 2);
+            } else {
+              PE_CHECK_INT(bs.largest, batches[bi]);
+              PE_CHECK(bs.runs <= ws.inferences / batches[bi] + 2);
+            }
+          }
+          pe_engine_destroy(e);
+        }
+      }
+    }
+    pe_engine_destroy(ref);
+  }
+  free(want.line);
+  free(got.line);
+  pe_backend_close(b);
+  free(t);
+}
+
+static int mb_stop_at_3(void *ctx, const pe_tick_t *t, int rc,
+                        const pe_tick_out_t *o) {
+  (void)t;
+  (void)rc;
+  (void)o;
+  uint32_t *n = ctx;
+  return ++*n == 3 ? 42 : PE_CONTINUE;
+}
+
+/* While reports are held: snapshot and restore refused with PE_ESTATE,
+ * allowed again after a flush; a push without a report callback refused;
+ * a callback's stop value returned by the flush. */
+static void test_micro_batch_held_refusals(void) {
+  pe_tick_t *t = calloc(MB_TICKS, sizeof *t);
+  mb_ticks(t);
+  pe_backend_t *b = stub8();
+  pe_engine_config_t cfg;
+  mb_config(&cfg, 1);
+  cfg.max_batch = 16;
+  cfg.max_delay_us = 1000000000;
+  pe_engine_t *e = make_engine(&cfg);
+  PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
+  PE_CHECK_INT(pe_engine_push(e, &t[0], &out), PE_ESTATE);
+  PE_CHECK_INT(pe_engine_held_max(e), 4 * 16 + 60);
+  mb_log_t log = {calloc(MB_TICKS, sizeof *log.line), 0, 0, e};
+  pe_engine_set_report(e, mb_report, &log);
+  uint32_t i = 0;
+  while (pe_engine_held(e) == 0 && i < 200) {
+    PE_CHECK_INT(pe_engine_push(e, &t[i++], &out), PE_OK);
+  }
+  PE_CHECK_INT(pe_engine_held(e), 1);
+  size_t cap = pe_engine_snapshot_size(e);
+  unsigned char *snap = malloc(cap);
+  size_t len = 0;
+  PE_CHECK_INT(pe_engine_snapshot(e, snap, cap, &len), PE_ESTATE);
+  pe_engine_t *other = make_engine(&cfg);
+  PE_CHECK_INT(pe_engine_set_backend(other, b), PE_OK);
+  PE_CHECK_INT(pe_engine_snapshot(other, snap, cap, &len), PE_OK);
+  PE_CHECK_INT(pe_engine_restore(e, snap, len), PE_ESTATE);
+  PE_CHECK(strstr(pe_engine_errmsg(e), "flush") != NULL);
+  uint32_t before = log.n;
+  PE_CHECK_INT(pe_engine_flush(e), PE_OK);
+  PE_CHECK_INT(log.n, before + 1);
+  PE_CHECK_INT(pe_engine_held(e), 0);
+  cap = pe_engine_snapshot_size(e);
+  snap = realloc(snap, cap);
+  PE_CHECK_INT(pe_engine_snapshot(e, snap, cap, &len), PE_OK);
+  PE_CHECK_INT(pe_engine_restore(e, snap, len), PE_OK);
+  /* Ten more held reports; the callback stops at the third. */
+  while (pe_engine_held(e) < 10 && i < MB_TICKS) {
+    PE_CHECK_INT(pe_engine_push(e, &t[i++], &out), PE_OK);
+  }
+  uint32_t seen = 0;
+  pe_engine_set_report(e, mb_stop_at_3, &seen);
+  PE_CHECK_INT(pe_engine_flush(e), 42);
+  PE_CHECK_INT(seen, 3);
+  PE_CHECK_INT(pe_engine_held(e), 0);
+  cfg.max_batch = PE_ENGINE_MAX_BATCH + 1;
+  pe_engine_t *bad = NULL;
+  char err[256];
+  PE_CHECK_INT(pe_engine_create(&cfg, &bad, err, sizeof err), PE_EINVAL);
+  PE_CHECK(strstr(err, "max_batch") != NULL);
+  pe_engine_destroy(other);
+  pe_engine_destroy(e);
+  pe_backend_close(b);
+  free(log.line);
+  free(snap);
+  free(t);
+}
+
 PE_TEST_MAIN(PE_TEST(test_defaults_from_one_place),
              PE_TEST(test_snapshot_settings_and_ranges),
              PE_TEST(test_symbol_with_nul_is_rejected),
@@ -743,4 +1013,6 @@ PE_TEST_MAIN(PE_TEST(test_defaults_from_one_place),
              PE_TEST(test_stub_model_signals),
              PE_TEST(test_snapshot_restore_continues_exactly),
              PE_TEST(test_config_validation),
-             PE_TEST(test_push_batch_matches_single_pushes))
+             PE_TEST(test_push_batch_matches_single_pushes),
+             PE_TEST(test_micro_batch_matches_unbatched),
+             PE_TEST(test_micro_batch_held_refusals))

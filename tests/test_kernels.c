@@ -1,5 +1,7 @@
 /* The kernels of every instruction set this CPU has agree with the portable
- * ones (src/model/kernels*.c).
+ * ones (src/model/kernels*.c, kernels_attention.c): Conv1d, Conv2d, dense,
+ * LSTM, GRU, every activation, the affine step, MatMul of runtime tensors,
+ * LayerNormalization and the fused attention step.
  *
  * Each case builds one plan step of random shape (groups, odd channel
  * counts, strides, dilations, pads, batch sizes, lengths, activations),
@@ -101,6 +103,9 @@ static int same(const char *what, const char *isa, const float *ref,
                 const float *got, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     double a = got[i], b = ref[i];
+    if (a == b || (isnan(a) && isnan(b))) {
+      continue; /* equal infinities; NaN where the generic kernel too */
+    }
     if (!(fabs(a - b) <= TOL * fmax(1.0, fabs(b)))) {
       fprintf(stderr, "%s [%s]: element %lld: %.9g, generic %.9g\n", what, isa,
               (long long)i, a, b);
@@ -410,6 +415,207 @@ static void test_act_affine(void) {
   }
 }
 
+/* Every activation (those without a vector form included: the tables
+ * must route them to the portable one), over inputs that reach their edges:
+ * negative arguments of Sqrt, Log and Reciprocal (NaN, -inf), saturation. */
+static void test_act_all(void) {
+  for (int act = PE__ACT_RELU; act <= PE__ACT_RECIP; act++) {
+    for (int trial = 0; trial < 20; trial++) {
+      int64_t n = rnd(1, 77);
+      uint32_t nb = (uint32_t)rnd(1, 3);
+      pe__step_t s;
+      memset(&s, 0, sizeof s);
+      s.kind = PE__K_UNARY;
+      s.act = act;
+      s.alpha = 0.3f;
+      char what[64];
+      snprintf(what, sizeof what, "activation %d n %lld batch %u", act,
+               (long long)n, nb);
+      agree1(&s, n, n, nb, trial < 10 ? 4.0f : 30.0f, what);
+    }
+  }
+}
+
+/* Activations near 0, relative error: tanh(1e-5) must keep its digits
+ * (1 - 2 / (exp(2x) + 1) would not), and erf, GELU, sqrt likewise. The
+ * generic kernels use libm; 4 ulp of float is the bound. */
+static void test_act_small(void) {
+  static const int acts[] = {PE__ACT_TANH,      PE__ACT_ERF,  PE__ACT_GELU,
+                             PE__ACT_GELU_TANH, PE__ACT_SQRT, PE__ACT_SIGMOID};
+  float *x = malloc(4096 * sizeof(float)), *yg = malloc(4096 * sizeof(float)),
+        *yv = malloc(4096 * sizeof(float));
+  for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+    for (int i = 0; i < 4096; i++) {
+      /* magnitudes 1e-30 to 0.7, both signs (sqrt: positive only) */
+      double mag = pow(10.0, -30.0 + 29.85 * (double)i / 4095.0);
+      x[i] = (float)(acts[a] == PE__ACT_SQRT || i % 2 ? mag : -mag);
+    }
+    memcpy(yg, x, 4096 * sizeof(float));
+    pe__kernels_generic.act(yg, 4096, acts[a], 0.0f);
+    for (int t = 0; t < n_tables; t++) {
+      memcpy(yv, x, 4096 * sizeof(float));
+      tables[t]->act(yv, 4096, acts[a], 0.0f);
+      n_cases++;
+      n_compared += 4096;
+      for (int i = 0; i < 4096; i++) {
+        double d = fabs((double)yv[i] - (double)yg[i]);
+        if (!(d <= 4.8e-7 * fabs((double)yg[i]) + 1e-45)) {
+          fprintf(stderr,
+                  "activation %d near 0 [%s]: x %.9g: %.9g, generic %.9g "
+                  "(relative %.3g)\n",
+                  acts[a], tables[t]->name, (double)x[i], (double)yv[i],
+                  (double)yg[i], d / fabs((double)yg[i]));
+          pe_test_failures++;
+          break;
+        }
+      }
+    }
+  }
+  free(x);
+  free(yg);
+  free(yv);
+}
+
+/* MatMul of two runtime tensors: M, K, N from 1 up past the vector widths,
+ * two batch axes with the second operand broadcast along the first. */
+static void test_matmul(void) {
+  for (int trial = 0; trial < 300; trial++) {
+    int64_t M = rnd(1, 40), K = rnd(1, 70), N = rnd(1, 40);
+    int64_t P1 = rnd(1, 3), P2 = rnd(1, 3);
+    int bcast = (int)rnd(0, 1);
+    uint32_t nb = (uint32_t)rnd(1, 3);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_MATMUL;
+    s.n_in = 2;
+    s.in[0] = 0;
+    s.in[1] = 2;
+    s.out[0] = 1;
+    s.out[1] = s.out[2] = -1;
+    s.p[0] = M;
+    s.p[1] = K;
+    s.p[2] = N;
+    s.p[3] = P1 * P2;
+    s.rank = 2;
+    s.dims[0] = P1;
+    s.dims[1] = P2;
+    s.st[0][0] = P2 * M * K;
+    s.st[0][1] = M * K;
+    s.st[1][0] = bcast ? 0 : P2 * K * N;
+    s.st[1][1] = K * N;
+    mini_t mm;
+    int64_t numel[3] = {P1 * P2 * M * K, P1 * P2 * M * N,
+                        (bcast ? 1 : P1) * P2 * K * N};
+    mini_init(&mm, numel, 3);
+    float *bufs[3] = {rnd_buf(nb * numel[0], 1.0f),
+                      malloc((size_t)(nb * numel[1]) * sizeof(float)),
+                      rnd_buf(nb * numel[2], 1.0f / sqrtf((float)K))};
+    char what[120];
+    snprintf(what, sizeof what,
+             "matmul M %lld K %lld N %lld batch axes %lldx%lld%s batch %u",
+             (long long)M, (long long)K, (long long)N, (long long)P1,
+             (long long)P2, bcast ? " (b broadcast)" : "", nb);
+    agree(&mm, &s, 1, nb, bufs, 3, what);
+    for (int i = 0; i < 3; i++) {
+      free(bufs[i]);
+    }
+  }
+}
+
+/* LayerNormalization: row lengths across the vector widths, inputs off
+ * centre (the mean must come out before the variance), with and without
+ * bias, with the Mean and InvStdDev outputs. */
+static void test_layernorm(void) {
+  for (int trial = 0; trial < 300; trial++) {
+    int64_t rows = rnd(1, 9), len = rnd(1, 300);
+    uint32_t nb = (uint32_t)rnd(1, 3);
+    int stats = (int)rnd(0, 1);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_LAYERNORM;
+    s.n_in = 1;
+    s.in[0] = 0;
+    s.out[0] = 1;
+    s.out[1] = stats ? 2 : -1;
+    s.out[2] = stats ? 3 : -1;
+    s.p[0] = rows;
+    s.p[1] = len;
+    s.ext.f[0] = rnd(0, 1) ? 1e-5f : 1e-3f;
+    s.w = rnd_buf(len, 2.0f);
+    s.bias = rnd(0, 1) ? rnd_buf(len, 1.0f) : NULL;
+    mini_t mm;
+    int64_t numel[4] = {rows * len, rows * len, rows, rows};
+    mini_init(&mm, numel, 4);
+    float *bufs[4] = {rnd_buf(nb * numel[0], 3.0f),
+                      malloc((size_t)(nb * numel[1]) * sizeof(float)),
+                      malloc((size_t)(nb * rows) * sizeof(float)),
+                      malloc((size_t)(nb * rows) * sizeof(float))};
+    float off = rndf(20.0f);
+    for (int64_t i = 0; i < nb * numel[0]; i++) {
+      bufs[0][i] += off;
+    }
+    char what[100];
+    snprintf(what, sizeof what, "layernorm rows %lld len %lld batch %u%s",
+             (long long)rows, (long long)len, nb, stats ? " stats" : "");
+    agree(&mm, &s, 1, nb, bufs, 4, what);
+    for (int i = 0; i < 4; i++) {
+      free(bufs[i]);
+    }
+    pe__step_free(&s);
+  }
+}
+
+/* The fused self-attention step: sequence lengths not a multiple of the
+ * four query rows a block takes, heads, head widths across the vector
+ * widths, with and without the output projection, a causal additive mask
+ * (one for all heads or one per head) and Where-style replacements. */
+static void test_attention(void) {
+  for (int trial = 0; trial < 200; trial++) {
+    int64_t L = rnd(1, 40), H = rnd(1, 4), D = rnd(1, 20), E = H * D;
+    uint32_t nb = (uint32_t)rnd(1, 3);
+    int mask = (int)rnd(0, 2), repl = (int)rnd(0, 1);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_ATTENTION;
+    pe__attn_t *at = &s.ext.attn;
+    at->L = L;
+    at->E = E;
+    at->H = H;
+    at->D = D;
+    at->mask_h = mask == 2;
+    at->scale = 1.0f / sqrtf((float)D) * (rnd(0, 1) ? 1.0f : 0.5f);
+    at->has_out = (int)rnd(0, 1);
+    float sc = 1.0f / sqrtf((float)E);
+    s.w = rnd_buf(3 * E * E, sc);
+    s.bias = rnd_buf(3 * E, 0.5f);
+    if (at->has_out) {
+      s.w2 = rnd_buf(E * E, sc);
+      s.bias2 = rnd_buf(E, 0.5f);
+    }
+    int64_t nm = (mask == 2 ? H : 1) * L * L;
+    if (mask) {
+      s.ext.mask = malloc((size_t)nm * sizeof(float));
+      for (int64_t i = 0; i < nm; i++) {
+        int64_t q = (i / L) % L, kk = i % L;
+        s.ext.mask[i] = kk > q ? -INFINITY : rndf(1.0f);
+      }
+    }
+    if (repl) {
+      s.ext.repl = malloc((size_t)nm * sizeof(float));
+      for (int64_t i = 0; i < nm; i++) {
+        s.ext.repl[i] = i % L != 0 && rnd(0, 3) == 0 ? -1e4f : NAN;
+      }
+    }
+    PE_CHECK(pe__step_pack(&s) == PE_OK);
+    char what[140];
+    snprintf(what, sizeof what,
+             "attention L %lld H %lld D %lld out %d mask %d repl %d batch %u",
+             (long long)L, (long long)H, (long long)D, at->has_out, mask, repl,
+             nb);
+    agree1(&s, L * E, L * E, nb, 1.0f, what);
+  }
+}
+
 int main(void) {
   if (pe__kernels_avx2_usable()) {
     tables[n_tables++] = &pe__kernels_avx2;
@@ -429,6 +635,11 @@ int main(void) {
   test_conv2d_large();
   test_rnn();
   test_act_affine();
+  test_act_all();
+  test_act_small();
+  test_matmul();
+  test_layernorm();
+  test_attention();
   printf("test_kernels: %lld cases, %lld output elements compared: %s\n",
          (long long)n_cases, (long long)n_compared,
          pe_test_failures ? "FAILED" : "ok");

@@ -18,7 +18,12 @@
  *                       service goes on from the first entry left; a gap
  *                       made while it runs is counted too;
  *   step_timeout        with Redis unreachable a step returns within its
- *                       timeout; a stop then fails with PE_ECONN.
+ *                       timeout; a stop then fails with PE_ECONN;
+ *   fenced              a handle fenced by a token: once the fence key moves
+ *                       on, its next write is refused whole (PE_ESTATE,
+ *                       pe_live_fenced), nothing more lands; a handle with
+ *                       the new token resumes from the checkpoint and the
+ *                       stream ends equal to the engine's own outputs.
  *
  *   build/tests/test_live [CASE] */
 #define _XOPEN_SOURCE 700
@@ -764,5 +769,77 @@ static void step_timeout(void) {
   pe_engine_destroy(e);
 }
 
+/* A handle writing under fence token tok of "fence:{f}". */
+static pe_live_t *fenced_open(pe_engine_t *engine, const char *tok) {
+  pe_live_config_t c;
+  base_config(&c, engine, "ticks:{f}", "signals:{f}");
+  c.checkpoint = PE_LIVE_CHECKPOINT_REDIS;
+  c.checkpoint_key = "checkpoint:{f}";
+  c.checkpoint_every = 300;
+  c.fence_key = "fence:{f}";
+  c.fence_token = tok;
+  return live_open(&c);
+}
+
+static int64_t xlen(const char *key) {
+  const pe_redis_value_t *v = rcmd("XLEN", key, NULL);
+  return v->type == PE_REDIS_INTEGER ? v->integer : -1;
+}
+
+static void fenced(void) {
+  redis_start();
+  sim_t s;
+  sim_make(&s, 4000, 20, 13);
+  publish(&s, "ticks:{f}", 0, 2000);
+  pe_engine_t *ref = new_engine(0);
+  expected_t *exp = NULL;
+  size_t n_exp = 0;
+  reference(ref, &s, 0, s.n, &exp, &n_exp);
+  PE_CHECK(n_exp > 50);
+  rcmd("SET", "fence:{f}", "7", NULL);
+
+  /* Token 7 holds: the first half goes out. */
+  pe_engine_t *a = new_engine(0);
+  pe_live_t *old = fenced_open(a, "7");
+  pe_live_step_stats_t st;
+  for (int i = 0; i < 200; i++) {
+    PE_CHECK_INT(pe_live_step(old, 20, &st), PE_OK);
+    if (st.connected && st.idle_ns > 0 && !st.unacknowledged) {
+      break;
+    }
+  }
+  int64_t before = xlen("signals:{f}");
+  PE_CHECK(before > 0);
+  PE_CHECK_INT(pe_live_fenced(old), 0);
+
+  /* Another owner is granted the partition: the old handle's next write
+   * is refused and nothing more of it lands. */
+  rcmd("INCR", "fence:{f}", NULL);
+  publish(&s, "ticks:{f}", 2000, s.n);
+  int rc = PE_OK;
+  for (int i = 0; i < 200 && rc == PE_OK; i++) {
+    rc = pe_live_step(old, 20, &st);
+  }
+  PE_CHECK_INT(rc, PE_ESTATE);
+  PE_CHECK_INT(pe_live_fenced(old), 1);
+  PE_CHECK(strstr(pe_live_errmsg(old), "refused by the fence") != NULL);
+  PE_CHECK_INT(xlen("signals:{f}"), before);
+  pe_live_destroy(old);
+  pe_engine_destroy(a);
+
+  /* The new owner resumes from the checkpoint the old one left. */
+  pe_engine_t *b = new_engine(0);
+  pe_live_t *owner = fenced_open(b, "8");
+  PE_CHECK_INT(run_to_end(owner), PE_LIVE_STOPPED);
+  check_signals("signals:{f}", exp, n_exp);
+  PE_CHECK(same_state(b, ref));
+  pe_live_destroy(owner);
+  pe_engine_destroy(b);
+  pe_engine_destroy(ref);
+  free(exp);
+  sim_free(&s);
+  redis_stop();
+}
+
 PE_TEST_MAIN(PE_TEST(exactly_once), PE_TEST(checkpoint_restore),
-             PE_TEST(gap_accounting), PE_TEST(step_timeout))
+             PE_TEST(gap_accounting), PE_TEST(step_timeout), PE_TEST(fenced))

@@ -352,8 +352,8 @@ static void *job_run(void *arg) {
 static void test_batches(const char *name, pe_kernels_t kernels) {
   pe_model_t *m = NULL, *mg = NULL;
   char err[512];
-  pe_model_options_t gen = {PE_KERNELS_GENERIC};
-  pe_model_options_t opt = {kernels};
+  pe_model_options_t gen = {.kernels = PE_KERNELS_GENERIC};
+  pe_model_options_t opt = {.kernels = kernels};
   if (pe_model_load_file(model_path(name), &opt, &m, err, sizeof err) !=
           PE_OK ||
       pe_model_load_file(model_path(name), &gen, &mg, err, sizeof err) !=

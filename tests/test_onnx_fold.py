@@ -11,7 +11,9 @@ Not/And/Or/Xor), each ending in ops that run at run time. Every model must
 load in `pattern-engine infer` with a dynamic batch and match ONNX Runtime
 within 1e-5 on random windows at batch sizes 1 and 37. Computations whose
 result would depend on the batch size (N * 8, a Range of N elements), and
-fold-only ops fed a runtime tensor, must be refused naming the node.
+fold-only ops fed a runtime tensor, must be refused naming the node. The
+exact GELU written out in Erf (the legacy exporter's spelling) must become
+one activation in the plan unless an intermediate is used elsewhere.
 
 Exit 77 with a SKIP line when onnx, onnxruntime or numpy are missing."""
 import os
@@ -162,6 +164,33 @@ def models():
         N("Transpose", ["back"], ["y"], perm=[1, 0, 2])],
         SHAPE_INITS + [i64("h1", [H]), i64("d1", [E // H]), i64("e1", [E])],
         [L, E], [L, E])
+    # nn.MultiheadAttention's output projection: [N, L, E] -> [L, N, E] ->
+    # [L * N, E] (the batch inside the merged axis) -> Gemm -> [L, N, M]
+    wo = np.random.default_rng(3).standard_normal((M, E))
+    out["batch_inner_merge"] = graph([
+        N("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+        N("Reshape", ["t", "m1e"], ["rows"]),
+        N("Gemm", ["rows", "wo", "bo"], ["g"], transB=1),
+        N("Relu", ["g"], ["gr"]),
+        N("Reshape", ["gr", "lm1m"], ["back"]),
+        N("Transpose", ["back"], ["y"], perm=[1, 0, 2])],
+        [i64("m1e", [-1, E]), i64("lm1m", [L, -1, M]), f32("wo", wo),
+         f32("bo", np.arange(M) * 0.1)], [L, E], [L, M])
+    # the exact GELU as the legacy exporter writes it after a Linear:
+    # x * (erf(x / sqrt 2) + 1) * 0.5, one `Gelu` activation in the plan;
+    # and the same with the erf term used twice, which stays unfused
+    wl = f32("wl", np.random.default_rng(4).standard_normal((W, 2 * W)) * 0.5)
+    gelu = [N("MatMul", ["x", "wl"], ["h"]),
+            N("Div", ["h", "sqrt2"], ["hd"]),
+            N("Erf", ["hd"], ["he"]),
+            N("Add", ["he", "onef"], ["h1"]),
+            N("Mul", ["h", "h1"], ["hm"])]
+    ginits = [wl, f32("sqrt2", 1.4142135381698608), f32("onef", 1.0), f32("half", 0.5)]
+    out["gelu_erf"] = graph(gelu + [N("Mul", ["hm", "half"], ["y"])], ginits,
+                            [C, W], [C, 2 * W])
+    out["gelu_erf_shared"] = graph(gelu + [N("Mul", ["hm", "half"], ["g"]),
+                                           N("Add", ["g", "h1"], ["y"])], ginits,
+                                   [C, W], [C, 2 * W])
     # bool logic: (r < 3 or r >= 7) xor (r == 5), and not... as a float mask
     out["bool_logic"] = graph(shape_of_x() + [
         N("Range", ["z", "w", "o"], ["r"]),
@@ -197,6 +226,26 @@ def refused():
         N("Reshape", ["x", "t"], ["y"], name="reshape_moved")],
         SHAPE_INITS + [i64("w1", [W])], [C, W], [C, W]),
         "node 5 (reshape_moved, Reshape): Reshape would move the batch dimension")
+    # [L * N, E] with the batch inner added to [N * L, E] with it outer
+    L, E = 4, 3
+    out["batch_orders_mixed"] = (graph([
+        N("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+        N("Reshape", ["t", "m1e"], ["inner"]),
+        N("Reshape", ["x", "m1e"], ["outer"]),
+        N("Add", ["inner", "outer"], ["s"], name="add_mixed"),
+        N("Reshape", ["s", "lm1e"], ["y"])],
+        [i64("m1e", [-1, E]), i64("lm1e", [L, -1, E])], [L, E], [L, E]),
+        "node 3 (add_mixed, Add): inputs merge the batch dimension with another axis "
+        "in different orders")
+    # an op that is not row-wise on [L * N, E] with the batch inner
+    out["batch_inner_reduce"] = (graph([
+        N("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+        N("Reshape", ["t", "m1e"], ["inner"]),
+        N("ReduceSum", ["inner", "one1"], ["r"], name="reduce_inner"),
+        N("Reshape", ["r", "lm1"], ["y"])],
+        [i64("m1e", [-1, E]), i64("one1", [1]), i64("lm1", [L, -1])], [L, E], [L]),
+        "node 2 (reduce_inner, ReduceSum): ReduceSum of a tensor whose batch dimension "
+        "a Reshape merged inside another axis")
     # a Range of N elements
     out["range_of_batch"] = (graph([
         N("Shape", ["x"], ["s"]),
@@ -242,6 +291,15 @@ def main():
                 failed += not ok
                 print(f"{'ok' if ok else 'FAIL':4} {name} [batch {batch}]: max abs diff "
                       f"{d:.3g} vs onnxruntime")
+        # the GELU block fused into the MatMul's epilogue, unless shared
+        for name, fused in (("gelu_erf", True), ("gelu_erf_shared", False)):
+            r = subprocess.run([exe, "inspect", os.path.join(tmp, name + ".onnx")],
+                               capture_output=True, text=True)
+            got = "MatMul+Gelu" in r.stdout and "Erf" not in r.stdout
+            ok = r.returncode == 0 and got == fused
+            failed += not ok
+            print(f"{'ok' if ok else 'FAIL':4} {name}: the plan has "
+                  f"{'a' if got else 'no'} fused Gelu step")
         for name, (m, want) in refused().items():
             f = os.path.join(tmp, name + ".onnx")
             onnx.save(m, f)

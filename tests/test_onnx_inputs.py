@@ -16,9 +16,14 @@ batch dimension.
   (N windows, each against ONNX Runtime on that window).
 - A batch-1 export of a shipped model ([1, C, W] fixed) still runs any
   number of windows and matches the dynamic-batch original.
+- --bind gives runtime inputs (Conv weights, a Reshape target) their value
+  at load; --all-outputs writes every output (a Split's parts, an LSTM's Y,
+  Y_h and Y_c, batch first); both against ONNX Runtime, and their refusals.
+- Conv and pooling over a fixed first dimension of 3 (three items per
+  window), and a Conv1d over rows a Reshape merged with the batch.
 - Refusals: a missing or unknown --input name, a dtype that is not the
-  input's, a Conv over a fixed first dimension of 3, a bad pe.batch, and the
-  engine (replay --model) given a model with several inputs.
+  input's, a bad pe.batch, and the engine (replay --model) given a model
+  with several inputs.
 
 Exit 77 with a SKIP line when onnx, onnxruntime or numpy are missing."""
 import os
@@ -201,21 +206,49 @@ def check_unbatched(exe, tmp):
                     infer(exe, f, {"x": xs}, tmp, named=False), ref)
         except RuntimeError as e:
             report(False, name, str(e))
-    # a Conv over a fixed first dimension of 3 cannot run as one item
-    f = save(tmp, "conv_batch3", [N("Conv", ["x", "cw"], ["y"], name="conv3")],
-             x_in, [3, 2, 3], [numpy_helper.from_array(np.ones((2, 4, 3), np.float32), "cw")])
-    r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
-    report(r.returncode != 0 and "node 0 (conv3, Conv): Conv over a fixed first dimension "
-           "of 3" in r.stderr, "refused: Conv over a fixed first dimension", r.stderr.strip())
-    # nor a 2-D one over 3 images
-    f = save(tmp, "conv2d_batch3", [N("Reshape", ["x", "sh"], ["x2"]),
-                                    N("Conv", ["x2", "cw"], ["y"], name="conv2d3")],
-             x_in, [3, 2, 3, 4], [numpy_helper.from_array(np.array([3, 1, 4, 5], np.int64), "sh"),
-                                  numpy_helper.from_array(np.ones((2, 1, 2, 2), np.float32),
-                                                          "cw")])
-    r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
-    report(r.returncode != 0 and "node 1 (conv2d3, Conv): Conv over a fixed first dimension "
-           "of 3" in r.stderr, "refused: 2-D Conv over a fixed first dimension", r.stderr.strip())
+    # Conv and pooling over a fixed first dimension of 3: three items per
+    # window, each convolved in turn
+    cw = rng.standard_normal((2, 4, 3)).astype(np.float32)
+    cw2 = rng.standard_normal((2, 1, 2, 2)).astype(np.float32)
+    items = {
+        "conv_first3": ([N("Conv", ["x", "cw"], ["y"], pads=[1, 1])], [3, 2, 5],
+                        [numpy_helper.from_array(cw, "cw")]),
+        "conv2d_first3": ([N("Reshape", ["x", "sh"], ["x2"]),
+                           N("Conv", ["x2", "cw2"], ["c"], strides=[1, 2]),
+                           N("MaxPool", ["c"], ["y"], kernel_shape=[2, 1])],
+                          [3, 2, 2, 2], [i64("sh", [3, 1, 4, 5]),
+                                         numpy_helper.from_array(cw2, "cw2")]),
+        "pool_first3": ([N("AveragePool", ["x"], ["y"], kernel_shape=[2], strides=[2])],
+                        [3, 4, 2], []),
+    }
+    for name, (nodes, out_shape, inits) in items.items():
+        f = save(tmp, name, nodes, x_in, out_shape, inits)
+        sess = session(f)
+        xs = rng.standard_normal([7] + S).astype(np.float32)
+        ref = np.stack([sess.run(None, {"x": w})[0] for w in xs])
+        try:
+            compare(f"{name} (items on a fixed first dimension), 7 windows",
+                    infer(exe, f, {"x": xs}, tmp, named=False), ref)
+        except RuntimeError as e:
+            report(False, name, str(e))
+    # rows merged with the batch ([N, T, C, W] -> [N * T, C, W]) into a
+    # Conv1d, then back: T items per window
+    f = save(tmp, "conv_merged_rows", [
+        N("Reshape", ["xm", "m1cw"], ["r"]),
+        N("Conv", ["r", "cw"], ["c"], pads=[1, 1]),
+        N("Reshape", ["c", "back"], ["y"])],
+        [vi("xm", TensorProto.FLOAT, ["N", 3, 4, 5])], ["N", 3 * 2 * 5],
+        [i64("m1cw", [-1, 4, 5]), i64("back", [-1, 3 * 2 * 5]),
+         numpy_helper.from_array(cw, "cw")])
+    sess = session(f)
+    for batch in (1, 6):
+        xm = rng.standard_normal((batch, 3, 4, 5)).astype(np.float32)
+        try:
+            compare(f"Conv1d over rows merged with the batch [batch {batch}]",
+                    infer(exe, f, {"xm": xm}, tmp, named=False),
+                    sess.run(None, {"xm": xm})[0])
+        except RuntimeError as e:
+            report(False, "Conv1d over rows merged with the batch", str(e))
     f = save(tmp, "bad_meta", [N("Relu", ["x"], ["y"])], x_in, S, meta={"pe.batch": "1"})
     r = subprocess.run([exe, "inspect", f], capture_output=True, text=True)
     report(r.returncode != 0 and "metadata pe.batch is '1'" in r.stderr,
@@ -249,6 +282,90 @@ def check_batch1_export(exe, tmp):
             report(False, f"{name} fixed batch 1", str(e))
 
 
+def check_bind_outputs(exe, tmp):
+    """--bind: a Reshape target and a Conv's weights given as runtime inputs
+    run once bound at load; --all-outputs: every output of a Split and of an
+    LSTM (Y, Y_h, Y_c) against ONNX Runtime."""
+    C, W, M = 4, 10, 6
+    f = save(tmp, "bind_shape_weights", [
+        N("Conv", ["x", "w"], ["c"], pads=[1, 1]),
+        N("Reshape", ["c", "shape"], ["y"])],
+        [vi("x", TensorProto.FLOAT, ["N", C, W]), vi("w", TensorProto.FLOAT, [M, C, 3]),
+         vi("shape", TensorProto.INT64, [2])], ["N", M * W])
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, C, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, 3)).astype(np.float32)
+    shape = np.array([-1, M * W], np.int64)
+    ref = session(f).run(None, {"x": x, "w": w, "shape": shape})[0]
+    np.save(os.path.join(tmp, "w.npy"), w)
+    np.save(os.path.join(tmp, "shape.npy"), shape)
+    np.save(os.path.join(tmp, "x.npy"), x)
+    out = os.path.join(tmp, "y.npy")
+    base = [exe, "infer", f, "--input", os.path.join(tmp, "x.npy"), "--output", out]
+    r = subprocess.run(base + ["--bind", "w=" + os.path.join(tmp, "w.npy"),
+                               "--bind", "shape=" + os.path.join(tmp, "shape.npy")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        report(False, "--bind: Conv weights and a Reshape target", r.stderr.strip())
+    else:
+        compare("--bind: Conv weights and a Reshape target", np.load(out), ref)
+    r = subprocess.run(base + ["--bind", "shape=" + os.path.join(tmp, "shape.npy")],
+                       capture_output=True, text=True)
+    report(r.returncode != 0 and "graph input 'w' lacks a batch dimension" in r.stderr,
+           "refused unbound: Conv weights as a runtime input", r.stderr.strip())
+    np.save(os.path.join(tmp, "w_bad.npy"), w[:, :, :2])
+    for label, extra, want in (
+            ("a bound shape the graph does not declare",
+             ["--bind", "w=" + os.path.join(tmp, "w_bad.npy")],
+             "bound input 'w': dimension 2 is 2, which the graph does not declare"),
+            ("a bound name that is no input", ["--bind", "nope=" + os.path.join(tmp, "w.npy")],
+             "bound input 'nope' is not a runtime graph input"),
+            ("a bound dtype that is not the input's",
+             ["--bind", "shape=" + os.path.join(tmp, "w.npy"),
+              "--bind", "w=" + os.path.join(tmp, "w.npy")],
+             "bound input 'shape': the graph declares int64; the value given is float32")):
+        r = subprocess.run(base + extra, capture_output=True, text=True)
+        report(r.returncode != 0 and want in r.stderr, f"refused: {label}", r.stderr.strip())
+
+    # every output: a Split in three and an LSTM's Y, Y_h, Y_c
+    H, L, I = 5, 6, 3
+    wl = (rng.standard_normal((1, 4 * H, I)) * 0.5).astype(np.float32)
+    rl = (rng.standard_normal((1, 4 * H, H)) * 0.5).astype(np.float32)
+    g = helper.make_graph(
+        [N("Split", ["x", "sp"], ["a", "b", "c"], axis=2),
+         N("Transpose", ["x"], ["xt"], perm=[2, 0, 1]),
+         N("LSTM", ["xt", "wl", "rl"], ["Y", "Yh", "Yc"], hidden_size=H)],
+        "outs", [vi("x", TensorProto.FLOAT, ["N", I, L])],
+        [vi("a", TensorProto.FLOAT, ["N", I, 1]), vi("b", TensorProto.FLOAT, ["N", I, 2]),
+         vi("c", TensorProto.FLOAT, ["N", I, 3]), vi("Y", TensorProto.FLOAT, [L, 1, "N", H]),
+         vi("Yh", TensorProto.FLOAT, [1, "N", H]), vi("Yc", TensorProto.FLOAT, [1, "N", H])],
+        [numpy_helper.from_array(np.array([1, 2, 3], np.int64), "sp"),
+         numpy_helper.from_array(wl, "wl"), numpy_helper.from_array(rl, "rl")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    f = os.path.join(tmp, "outs.onnx")
+    onnx.save(m, f)
+    x = rng.standard_normal((4, I, L)).astype(np.float32)
+    np.save(os.path.join(tmp, "x.npy"), x)
+    refs = session(f).run(None, {"x": x})
+    od = os.path.join(tmp, "outs")
+    os.makedirs(od, exist_ok=True)
+    r = subprocess.run([exe, "infer", f, "--input", os.path.join(tmp, "x.npy"), "--output", od,
+                        "--all-outputs"], capture_output=True, text=True)
+    if r.returncode != 0:
+        report(False, "--all-outputs: Split and LSTM outputs", r.stderr.strip())
+        return
+    batch_axis = [0, 0, 0, 2, 1, 1]
+    for k, ref in enumerate(refs):
+        y = np.load(os.path.join(od, f"output_{k}.npy"))
+        compare(f"--all-outputs: output {k} (batch first)", y,
+                np.moveaxis(ref, batch_axis[k], 0))
+    r = subprocess.run([exe, "infer", f, "--input", os.path.join(tmp, "x.npy"), "--output",
+                        os.path.join(tmp, "y.npy"), "--all-outputs"], capture_output=True, text=True)
+    report(r.returncode != 0 and "must be a folder" in r.stderr,
+           "refused: --all-outputs to a file", r.stderr.strip())
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: test_onnx_inputs.py BUILD_DIR")
@@ -259,6 +376,7 @@ def main():
         check_embedding(exe, tmp)
         check_unbatched(exe, tmp)
         check_batch1_export(exe, tmp)
+        check_bind_outputs(exe, tmp)
     print(f"{failed} failed")
     return 0 if failed == 0 else 1
 

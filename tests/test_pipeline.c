@@ -205,6 +205,8 @@ static void test_outputs_match_one_tick_at_a_time(void) {
     pc.signals_path = pe__path("signals");
     pc.format = PE_FORMAT_JSONL;
     pc.features_path = pe__path("features");
+    /* Formatted on the run's thread, then by 1 to 3 threads: the same. */
+    pc.features_threads = run;
     pc.rejects_path = pe__path("rejects");
     pe_pipeline_t *p = NULL;
     PE_CHECK_INT(pe_pipeline_create(&pc, engine, &p, err, sizeof err), PE_OK);

@@ -1,19 +1,28 @@
-/* Text formatting (src/io/textfmt.c): pe__put_double against glibc's
- * snprintf("%.17g") byte for byte on 20 million doubles of several kinds,
- * pe__put_i64 against "%lld", and the truncation contract of textfmt.h.
- *
- * The test includes textfmt.c itself to reach its static fast path, so it can
- * count the values that take it: a fast path that declined everything would
- * still match snprintf. Its definitions stand in for the library's textfmt.o,
- * which the linker then leaves out of the archive. */
-#include "io/textfmt.c"
-
+/* Text formatting (src/io/textfmt.c, src/io/dtoa.c): pe__put_double prints
+ * the shortest decimal that reads back as the same double. Over more than
+ * ten million doubles of several kinds (random bits, magnitudes, prices,
+ * integers, dyadic fractions, ties at the 17th digit, subnormals, powers of
+ * ten and two with their neighbours, the extremes), each output is checked
+ * against the C library: strtod gives the value back; with n significant
+ * digits, no %.{n-1}e reads back as the value (nothing shorter does; %e
+ * with n-1 decimals is the correctly rounded n-digit decimal, so checking
+ * n-1 covers every shorter length); and when %.{n}e does read back, the
+ * digits are its digits (the nearest n-digit decimal, glibc rounding the
+ * exact binary value half to even). Also pe__put_i64 against "%lld", the
+ * truncation contract of textfmt.h and the layout. test_textfmt_repr.py
+ * checks the same function against Python's repr(float). */
 #include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "io/dtoa.h"
+#include "io/textfmt.h"
 #include "pe_test.h"
+#include "splitmix.h"
 
 /* Sanitizer builds (and PE_TEST_QUICK=1) run a quarter of the values. */
 static int pe__quick(void) {
@@ -32,12 +41,7 @@ static long pe__count(long full) { return pe__quick() ? full / 4 : full; }
 /* splitmix64 with a fixed seed: every run checks the same values. */
 static uint64_t pe__rng = 0x5eed2024u;
 
-static uint64_t pe__next(void) {
-  uint64_t z = (pe__rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+static uint64_t pe__next(void) { return pe_splitmix64(&pe__rng); }
 
 static uint64_t pe__ten_to(int k) {
   uint64_t p = 1;
@@ -54,105 +58,150 @@ static double pe__unit(void) { return (double)(pe__next() >> 11) * 0x1p-53; }
 
 static double pe__random_sign(double v) { return pe__next() & 1 ? -v : v; }
 
-/* Values checked and values the fast path took, per kind. */
+/* Values checked and values that failed, per kind. */
 typedef struct pe__tally {
   const char *kind;
   long values;
-  long fast;
   long mismatches;
 } pe__tally_t;
 
-/* One value: the put function's bytes must be snprintf's, except that every
- * value that is not finite (NaN of either sign, both infinities) prints as
- * "nan" (textfmt.h). */
-static void pe__check_g17(pe__tally_t *t, double v) {
-  char got[48], want[48], scratch[32];
+/* The significant digits of a decimal text (sign, point, leading zeros and
+ * exponent left out) into dig; returns their count. */
+static int pe__sig_digits(const char *s, char *dig) {
+  int n = 0;
+  int started = 0;
+  for (; *s != '\0' && *s != 'e'; s++) {
+    if (*s >= '1' && *s <= '9') {
+      started = 1;
+    }
+    if (started && *s >= '0' && *s <= '9') {
+      dig[n++] = *s;
+    }
+  }
+  while (n > 0 && dig[n - 1] == '0') {
+    n--; /* "100" is one significant digit */
+  }
+  dig[n] = '\0';
+  return n;
+}
+
+static void pe__fail(pe__tally_t *t, double v, const char *got,
+                     const char *why) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  if (t->mismatches++ < 10) {
+    fprintf(stderr, "%s: bits 0x%016" PRIx64 " (%.17g): \"%s\" %s\n", t->kind,
+            bits, v, got, why);
+  }
+  pe_test_failures++;
+}
+
+/* One value: round trip, no shorter decimal reads back, the nearest of its
+ * length; every value that is not finite prints as "nan" (textfmt.h). */
+static void pe__check_shortest(pe__tally_t *t, double v) {
+  char got[48];
   size_t pos = 0;
   pe__put_double(got, sizeof got - 1, &pos, v);
   got[pos < sizeof got - 1 ? pos : sizeof got - 1] = '\0';
-  if (!isfinite(v)) {
-    strcpy(want, "nan");
-  } else {
-    snprintf(want, sizeof want, "%.17g", v);
-  }
   t->values++;
-  t->fast += pe__g17_fast(scratch, v) != 0;
-  if (pos != strlen(want) || strcmp(got, want) != 0) {
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    if (t->mismatches++ < 10) {
-      fprintf(stderr, "%s: bits 0x%016" PRIx64 ": got \"%s\", want \"%s\"\n",
-              t->kind, bits, got, want);
+  if (!isfinite(v)) {
+    if (strcmp(got, "nan") != 0) {
+      pe__fail(t, v, got, "is not nan");
     }
-    pe_test_failures++;
+    return;
+  }
+  if (pos >= sizeof got - 1 || pos > PE__DTOA_MAX) {
+    pe__fail(t, v, got, "is too long");
+    return;
+  }
+  double back = strtod(got, NULL);
+  if (memcmp(&back, &v, sizeof v) != 0) {
+    pe__fail(t, v, got, "does not read back as the value");
+    return;
+  }
+  if (v == 0) {
+    if (strcmp(got, signbit(v) ? "-0" : "0") != 0) {
+      pe__fail(t, v, got, "is not 0 or -0");
+    }
+    return;
+  }
+  char dig[32], ref[400], ref_dig[400];
+  int n = pe__sig_digits(got, dig);
+  if (n < 1 || n > 17) {
+    pe__fail(t, v, got, "has no or too many digits");
+    return;
+  }
+  if (n > 1) {
+    snprintf(ref, sizeof ref, "%.*e", n - 2, v);
+    if (strtod(ref, NULL) == v) {
+      pe__fail(t, v, got, "is longer than a decimal that reads back");
+    }
+  }
+  snprintf(ref, sizeof ref, "%.*e", n - 1, v);
+  if (strtod(ref, NULL) == v) {
+    pe__sig_digits(ref, ref_dig);
+    if (strcmp(dig, ref_dig) != 0) {
+      pe__fail(t, v, got, "is not the nearest decimal of its length");
+    }
   }
 }
 
 static void pe__report(const pe__tally_t *t) {
-  printf("  %-22s %9ld values, %9ld fast (%.2f%%), %ld mismatches\n", t->kind,
-         t->values, t->fast, 100.0 * (double)t->fast / (double)t->values,
+  printf("  %-24s %9ld values, %ld mismatches\n", t->kind, t->values,
          t->mismatches);
-}
-
-/* The realistic kinds must nearly all take the fast path (where there is
- * one: it needs a 128-bit integer type). */
-static void pe__report_mostly_fast(const pe__tally_t *t) {
-  pe__report(t);
-#if defined(__SIZEOF_INT128__)
-  PE_CHECK((double)t->fast > 0.99 * (double)t->values);
-#endif
 }
 
 static void test_double_random_bit_patterns(void) {
   /* Every exponent: subnormals, NaNs, infinities and huge values, which
    * mostly go to snprintf (and cost it microseconds each). */
-  pe__tally_t t = {"random bits", 0, 0, 0};
+  pe__tally_t t = {"random bits", 0, 0};
   for (long i = pe__count(1000000); i > 0; i--) {
     uint64_t bits = pe__next();
     double v;
     memcpy(&v, &bits, sizeof v);
-    pe__check_g17(&t, v);
+    pe__check_shortest(&t, v);
   }
   pe__report(&t);
 }
 
 static void test_double_random_magnitudes(void) {
-  pe__tally_t t = {"1e-8..1e18 any sign", 0, 0, 0};
-  for (long i = pe__count(4000000); i > 0; i--) {
-    pe__check_g17(&t, pe__random_sign(pow(10.0, -8.0 + 26.0 * pe__unit())));
+  pe__tally_t t = {"1e-8..1e18 any sign", 0, 0};
+  for (long i = pe__count(2000000); i > 0; i--) {
+    pe__check_shortest(&t,
+                       pe__random_sign(pow(10.0, -8.0 + 26.0 * pe__unit())));
   }
-  pe__report_mostly_fast(&t);
+  pe__report(&t);
 }
 
 static void test_double_prices(void) {
   /* Up to a million with 2 to 8 decimals, as exchanges quote them; the
    * divided result is the double a parser would make of the decimal. */
-  pe__tally_t t = {"prices, 2-8 decimals", 0, 0, 0};
-  for (long i = pe__count(9000000); i > 0; i--) {
+  pe__tally_t t = {"prices, 2-8 decimals", 0, 0};
+  for (long i = pe__count(3000000); i > 0; i--) {
     double scale = (double)pe__ten_to(2 + (int)(pe__next() % 7));
     double x = pe__unit() * (double)pe__ten_to((int)(pe__next() % 7));
-    pe__check_g17(&t, round(x * scale) / scale);
+    pe__check_shortest(&t, round(x * scale) / scale);
   }
-  pe__report_mostly_fast(&t);
+  pe__report(&t);
 }
 
 static void test_double_integers(void) {
-  pe__tally_t t = {"integers to 2^60", 0, 0, 0};
+  pe__tally_t t = {"integers to 2^60", 0, 0};
   for (long i = pe__count(2000000); i > 0; i--) {
     uint64_t n = pe__next() >> (4 + pe__next() % 60);
-    pe__check_g17(&t, pe__random_sign((double)n));
+    pe__check_shortest(&t, pe__random_sign((double)n));
   }
-  pe__report_mostly_fast(&t);
+  pe__report(&t);
 }
 
 static void test_double_dyadics(void) {
   /* m / 2^j has a short exact decimal expansion: many end in a 5 right at
    * the 17th digit, and many in zeros that %g drops. */
-  pe__tally_t t = {"dyadic m/2^j", 0, 0, 0};
+  pe__tally_t t = {"dyadic m/2^j", 0, 0};
   for (long i = pe__count(2000000); i > 0; i--) {
     uint64_t m = pe__next() >> (11 + pe__next() % 53);
     int j = (int)(pe__next() % 64);
-    pe__check_g17(&t, pe__random_sign(ldexp((double)m, -j)));
+    pe__check_shortest(&t, pe__random_sign(ldexp((double)m, -j)));
   }
   pe__report(&t);
 }
@@ -194,7 +243,7 @@ static int pe__is_tie(double v) {
 }
 
 static void test_double_exact_ties(void) {
-  pe__tally_t t = {"ties at the 17th digit", 0, 0, 0};
+  pe__tally_t t = {"ties at the 17th digit", 0, 0};
   for (long i = pe__count(2000000); i > 0; i--) {
     /* Half from the construction above at exponents -8..15, half as the
      * brief suggests: n / 4 and n / 8 for n in [2^50, 2^53). */
@@ -209,32 +258,32 @@ static void test_double_exact_ties(void) {
       /* The construction really makes ties (and not only rarely). */
       PE_CHECK(pe__is_tie(v));
     }
-    pe__check_g17(&t, pe__random_sign(v));
+    pe__check_shortest(&t, pe__random_sign(v));
   }
-  pe__report_mostly_fast(&t);
+  pe__report(&t);
 }
 
 /* v and its 3 neighbours on each side, in both signs. */
 static void pe__check_around(pe__tally_t *t, double v) {
   double up = v, down = v;
-  pe__check_g17(t, v);
-  pe__check_g17(t, -v);
+  pe__check_shortest(t, v);
+  pe__check_shortest(t, -v);
   for (int i = 0; i < 3; i++) {
     up = nextafter(up, INFINITY);
     down = nextafter(down, -INFINITY);
-    pe__check_g17(t, up);
-    pe__check_g17(t, -up);
-    pe__check_g17(t, down);
-    pe__check_g17(t, -down);
+    pe__check_shortest(t, up);
+    pe__check_shortest(t, -up);
+    pe__check_shortest(t, down);
+    pe__check_shortest(t, -down);
   }
 }
 
 static void test_double_edges(void) {
-  /* Powers of ten cross the %g switch between fixed and exponent notation
-   * (1e-5 / 1e-4, 1e16 / 1e17) and include 17-digit round-ups to the next
-   * power (the double nearest 1e-14 is below it); powers of two cross the
-   * ends of the fast path's range. */
-  pe__tally_t t = {"edges", 0, 0, 0};
+  /* Powers of ten and their neighbours cross the switch between plain and
+   * scientific layout (1e-5 / 1e-4, 1e15 / 1e16) and every decimal
+   * exponent; powers of two have the narrower gap below them (the lower
+   * end of the rounding interval is closer), down through the subnormals. */
+  pe__tally_t t = {"edges", 0, 0};
   char s[16];
   for (int y = -325; y <= 308; y++) {
     snprintf(s, sizeof s, "1e%d", y);
@@ -271,16 +320,6 @@ static void test_double_edges(void) {
   PE_CHECK(memcmp(buf, "-0", 2) == 0);
 }
 
-static void test_floor_log10_pow2(void) {
-#if defined(__SIZEOF_INT128__)
-  /* q * log10(2) is at least 4.5e-4 from an integer for 0 < |q| < 1100, so
-   * the floor of the double product is exact here. */
-  for (int q = -1074; q <= 1023; q++) {
-    PE_CHECK_INT(pe__floor_log10_pow2(q), (int)floor(q * log10(2.0)));
-  }
-#endif
-}
-
 static void pe__check_i64(int64_t v) {
   char got[32], want[32];
   size_t pos = 0;
@@ -312,22 +351,22 @@ static void test_i64_matches_snprintf(void) {
 
 static void test_put_truncates_but_counts_the_full_length(void) {
   /* Past cap nothing is written, yet *pos grows by the full length, on the
-   * fast path, the snprintf path and the integers alike. */
+   * doubles and the integers alike. */
   char buf[32];
   memset(buf, '#', sizeof buf);
   size_t pos = 0;
   pe__put_double(buf, 5, &pos, 61837.63);
-  PE_CHECK_INT(pos, strlen("61837.629999999997"));
+  PE_CHECK_INT(pos, strlen("61837.63"));
   PE_CHECK(memcmp(buf, "61837#", 6) == 0);
   pe__put_i64(buf, 5, &pos, INT64_MIN);
-  PE_CHECK_INT(pos, 18 + strlen("-9223372036854775808"));
+  PE_CHECK_INT(pos, 8 + strlen("-9223372036854775808"));
   PE_CHECK(buf[5] == '#');
 
   memset(buf, '#', sizeof buf);
   pos = 3;
   pe__put_double(buf, 8, &pos, -1e300);
-  PE_CHECK_INT(pos, 3 + strlen("-1.0000000000000001e+300"));
-  PE_CHECK(memcmp(buf, "###-1.00#", 9) == 0);
+  PE_CHECK_INT(pos, 3 + strlen("-1e+300"));
+  PE_CHECK(memcmp(buf, "###-1e+3#", 9) == 0);
 
   memset(buf, '#', sizeof buf);
   pos = 0;
@@ -339,7 +378,7 @@ static void test_put_truncates_but_counts_the_full_length(void) {
   pos = 0;
   pe__put_double(NULL, 0, &pos, 0.1);
   pe__put_i64(NULL, 0, &pos, -42);
-  PE_CHECK_INT(pos, strlen("0.10000000000000001") + 3);
+  PE_CHECK_INT(pos, strlen("0.1") + 3);
 }
 
 static void test_non_finite_spellings(void) {
@@ -364,11 +403,47 @@ static void test_non_finite_spellings(void) {
   PE_CHECK_STR(buf, "-0.25");
 }
 
-PE_TEST_MAIN(PE_TEST(test_non_finite_spellings),
+static void pe__check_layout(double v, const char *want) {
+  char buf[PE__DTOA_MAX + 1];
+  size_t pos = 0;
+  pe__put_double(buf, sizeof buf, &pos, v);
+  buf[pos < sizeof buf ? pos : sizeof buf - 1] = '\0';
+  PE_CHECK_STR(buf, want);
+}
+
+static void test_layout(void) {
+  /* Plain for a first digit from 10^-4 to 10^15, as Python's repr, without
+   * its ".0"; scientific outside, with a sign and two exponent digits. */
+  pe__check_layout(490.96, "490.96");
+  pe__check_layout(-61837.63, "-61837.63");
+  pe__check_layout(0.1, "0.1");
+  pe__check_layout(100.0, "100");
+  pe__check_layout(0.0001, "0.0001");
+  pe__check_layout(0.00012345, "0.00012345");
+  pe__check_layout(1e-05, "1e-05");
+  pe__check_layout(-1.5e-05, "-1.5e-05");
+  pe__check_layout(1e15, "1000000000000000");
+  pe__check_layout(1234567890123456.0, "1234567890123456");
+  pe__check_layout(1e16, "1e+16");
+  pe__check_layout(12345678901234568.0, "1.2345678901234568e+16");
+  pe__check_layout(9007199254740993.0, "9007199254740992");
+  pe__check_layout(1e100, "1e+100");
+  pe__check_layout(1e-100, "1e-100");
+  pe__check_layout(DBL_MAX, "1.7976931348623157e+308");
+  pe__check_layout(DBL_MIN, "2.2250738585072014e-308");
+  pe__check_layout(DBL_TRUE_MIN, "5e-324");
+  pe__check_layout(3 * DBL_TRUE_MIN, "1.5e-323");
+  pe__check_layout(1.0 / 3.0, "0.3333333333333333");
+  pe__check_layout(2.0 / 3.0, "0.6666666666666666");
+  pe__check_layout(0.1 + 0.2, "0.30000000000000004");
+  pe__check_layout(0.0, "0");
+  pe__check_layout(-0.0, "-0");
+}
+
+PE_TEST_MAIN(PE_TEST(test_layout), PE_TEST(test_non_finite_spellings),
              PE_TEST(test_double_random_bit_patterns),
              PE_TEST(test_double_random_magnitudes),
              PE_TEST(test_double_prices), PE_TEST(test_double_integers),
              PE_TEST(test_double_dyadics), PE_TEST(test_double_exact_ties),
-             PE_TEST(test_double_edges), PE_TEST(test_floor_log10_pow2),
-             PE_TEST(test_i64_matches_snprintf),
+             PE_TEST(test_double_edges), PE_TEST(test_i64_matches_snprintf),
              PE_TEST(test_put_truncates_but_counts_the_full_length))

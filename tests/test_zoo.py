@@ -207,7 +207,8 @@ class Checker:
             return
         if self.real_ticks() is None:
             return
-        got = self.windows().real_windows(info["features"], N_REAL, path=REAL)
+        got = self.windows().real_windows(info["features"], N_REAL, path=REAL,
+                                          window=info["window"])
         x = to_layout(got[0].x, info["layout"])
         self.compare(key, "real", path, x, self.ort(path, x), out)
 

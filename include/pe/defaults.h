@@ -31,6 +31,10 @@
 #define PE_DEFAULT_INFER_EVERY 1
 /* Probability a class other than the first needs for a model signal. */
 #define PE_DEFAULT_MODEL_THRESHOLD 0.9
+/* Windows per model run (micro-batching); 1: unbatched. */
+#define PE_DEFAULT_MAX_BATCH 1
+/* Longest a window waits for its batch to fill, microseconds of tick time. */
+#define PE_DEFAULT_MAX_DELAY_US 200
 /* Window length of a backend whose model does not fix it (stub). */
 #define PE_DEFAULT_MODEL_WINDOW 32
 

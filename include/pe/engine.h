@@ -74,6 +74,12 @@ typedef struct pe_engine_config {
   uint32_t ts_unit;      /* the pe_ts_unit_t (pe/parse.h) ticks are read in */
   uint64_t model_digest; /* of the model file, backend and feature list
                             (pe_file_digest, pe/file.h); 0: no model */
+  /* Micro-batching (see "Micro-batching" below). Neither changes any
+   * output, only when reports come out and how many windows one model run
+   * takes. */
+  uint32_t max_batch;    /* windows per model run, 1..PE_ENGINE_MAX_BATCH;
+                            1: unbatched, each report out of its own push */
+  uint32_t max_delay_us; /* longest a held window waits, in tick time */
 } pe_engine_config_t;
 
 /* The defaults documented in `pattern-engine help replay`. */
@@ -141,14 +147,22 @@ int pe_engine_set_window(pe_engine_t *engine, uint32_t window);
  * engine's state unchanged: PE_EPRICE, PE_EVOLUME, PE_ESYMBOL, PE_ESYMLEN
  * (invalid tick), PE_EORDER (earlier than the symbol's previous tick), PE_EFULL
  * (a new symbol and the table is full), PE_EBACKEND (the model failed; the
- * tick's state is kept, its model output is not). */
+ * tick's state is kept, its model output is not).
+ *
+ * Micro-batched (pe_engine_batched): the rejections are returned the same
+ * way, but an accepted tick's report goes to the report callback instead
+ * of *out (which is left alone): PE_OK, or the positive value the callback
+ * returned to stop (the tick was pushed; see pe_engine_flush). PE_ESTATE
+ * when no report callback is set. */
 int pe_engine_push(pe_engine_t *engine, const pe_tick_t *tick,
                    pe_tick_out_t *out);
 
 /* Called by pe_engine_push_batch after a push: i is the tick's index in
  * the batch, rc and *out what pe_engine_push would have returned and filled
  * (*out is overwritten by the next push). PE_CONTINUE goes on; a positive
- * value (PE_STOP, or the caller's own) stops the batch. */
+ * value (PE_STOP, or the caller's own) stops the batch. Micro-batched, it
+ * is called only for the rejected pushes: accepted ticks' reports go to
+ * the report callback. */
 typedef int (*pe_engine_each_t)(void *ctx, uint32_t i, int rc,
                                 const pe_tick_out_t *out);
 
@@ -156,7 +170,7 @@ typedef int (*pe_engine_each_t)(void *ctx, uint32_t i, int rc,
 #define PE_ENGINE_BATCH_MAX 32u
 
 /* pe_engine_push_batch calls `each` after every push, not only after those
- * that were rejected or made signals. */
+ * that were rejected or made signals (unbatched). */
 #define PE_ENGINE_EACH_ALL 1u
 
 /* Pushes ticks[0, n) in order (n <= PE_ENGINE_BATCH_MAX; more are not
@@ -180,6 +194,71 @@ int pe_engine_push_batch(pe_engine_t *engine, const pe_tick_t *ticks,
                          uint64_t *push_cycles);
 
 void pe_engine_stats(const pe_engine_t *engine, pe_engine_stats_t *stats);
+
+/* ---- Micro-batching -------------------------------------------------------
+ * With config.max_batch > 1 and a model attached, windows that become ready
+ * (across symbols) are not run one by one: each is copied into the next
+ * slot of a model batch, and its tick's report is held. Every later
+ * accepted tick's report is held behind it, so that reports come out in the
+ * order the ticks were pushed, whatever the batch settings. The batch runs,
+ * and the held reports go to the report callback in order, when
+ * config.max_batch windows wait, when a tick arrives whose time is
+ * config.max_delay_us or more after that of the oldest held window (the
+ * tick clock, not the wall clock, so that replays are deterministic; 0: a
+ * window never waits for a later tick), when the held reports fill the
+ * ring (pe_engine_held_max), or on pe_engine_flush. These are the
+ * semantics of Triton's dynamic batcher, with tick time as the clock.
+ *
+ * Signals, features and counters are exactly those of an unbatched run;
+ * only the model runs are fewer and larger. Snapshots need nothing held:
+ * pe_engine_snapshot and pe_engine_restore return PE_ESTATE until
+ * pe_engine_flush has been called. */
+
+/* Most windows one model batch can hold. */
+#define PE_ENGINE_MAX_BATCH 4096u
+
+/* Buckets of the batch-size histogram: bucket k counts the model runs of
+ * 2^k to 2^(k+1) - 1 windows. */
+#define PE_ENGINE_BATCH_BUCKETS 13
+
+/* Takes one accepted tick's report: the tick that produced it, rc (PE_OK, or
+ * PE_EBACKEND when its model batch failed: the message is in
+ * pe_engine_errmsg) and *out (valid during the call only). PE_CONTINUE goes
+ * on; a positive value stops the delivery (the reports not yet delivered
+ * are dropped, their state kept) and is returned by the push or flush that
+ * delivered. Called from pe_engine_push, pe_engine_push_batch and
+ * pe_engine_flush; it must not call the engine. */
+typedef int (*pe_engine_report_t)(void *ctx, const pe_tick_t *tick, int rc,
+                                  const pe_tick_out_t *out);
+
+/* Sets the report callback of a micro-batched engine (ignored otherwise). */
+void pe_engine_set_report(pe_engine_t *engine, pe_engine_report_t report,
+                          void *ctx);
+
+/* 1 when reports go through the report callback: config.max_batch > 1 and
+ * a backend attached. */
+int pe_engine_batched(const pe_engine_t *engine);
+
+/* Runs the windows waiting, if any, and delivers every held report. PE_OK,
+ * or the positive value the report callback returned to stop. */
+int pe_engine_flush(pe_engine_t *engine);
+
+/* Reports held now, and the most that can be held at once (the ring's
+ * capacity; 0 unbatched). A caller that keeps something of its own per
+ * held tick (the stream id of a live entry) needs room for held_max. */
+uint32_t pe_engine_held(const pe_engine_t *engine);
+uint32_t pe_engine_held_max(const pe_engine_t *engine);
+
+typedef struct pe_engine_batch_stats {
+  uint64_t runs;                             /* model runs of batched windows */
+  uint64_t windows;                          /* windows they ran */
+  uint32_t largest;                          /* the largest batch */
+  uint64_t by_size[PE_ENGINE_BATCH_BUCKETS]; /* runs by batch size */
+} pe_engine_batch_stats_t;
+
+/* The model batches run so far (all zero unbatched). */
+void pe_engine_batch_stats(const pe_engine_t *engine,
+                           pe_engine_batch_stats_t *stats);
 
 /* Symbol of a dense id, NULL when out of range. */
 const char *pe_engine_symbol(const pe_engine_t *engine, uint32_t symbol_id);
@@ -206,16 +285,17 @@ const char *pe_engine_errmsg(const pe_engine_t *engine);
 size_t pe_engine_snapshot_size(const pe_engine_t *engine);
 
 /* Writes a snapshot into buf (cap bytes); *len gets its size. PE_EFULL when
- * cap is too small. */
+ * cap is too small, PE_ESTATE while reports are held (pe_engine_flush). */
 int pe_engine_snapshot(const pe_engine_t *engine, void *buf, size_t cap,
                        size_t *len);
 
 /* Replaces the engine's state with a snapshot. PE_ECORRUPT (bad checksum,
  * truncated, or a field out of its range: the checksum detects damage, not
  * tampering, so every field the engine indexes or divides by is checked
- * whatever it says), PE_EVERSION (other layout) or PE_EINVAL (a setting
+ * whatever it says), PE_EVERSION (other layout), PE_EINVAL (a setting
  * that changes state or signals differs: the message names it, with both
- * values); the engine is unchanged on failure. */
+ * values) or PE_ESTATE (reports are held: pe_engine_flush first); the
+ * engine is unchanged on failure. */
 int pe_engine_restore(pe_engine_t *engine, const void *buf, size_t len);
 
 #ifdef __cplusplus

@@ -110,6 +110,15 @@ typedef struct pe_live_config {
                                  back empty for this long; 0: never */
   pe_live_log_fn log;         /* NULL: no log lines */
   void *log_ctx;
+  /* Fencing, for a worker that owns this stream's partition through a lease
+   * (pe/worker.h). Every write of the handle (a batch's signals, rejects and
+   * checkpoint; the final checkpoint) is then one EVAL whose script first
+   * checks that the key fence_key still holds fence_token, and refuses the
+   * whole write otherwise: a worker that lost its lease cannot write. Needs a
+   * Redis checkpoint, in the same hash slot; the checkpoint's own lease
+   * (KEY:lock) is not taken, the caller's lease stands for it. NULL: none. */
+  const char *fence_key;
+  const char *fence_token; /* up to 127 bytes */
 } pe_live_config_t;
 
 /* Fills cfg with the defaults above: no engine (the caller sets one), no
@@ -179,6 +188,10 @@ int pe_live_step(pe_live_t *live, int timeout_ms, pe_live_step_stats_t *stats);
  * to a flag: safe from a signal handler. */
 void pe_live_stop(pe_live_t *live);
 
+/* 1 once a write was refused because fence_key no longer held fence_token
+ * (the step then failed with PE_ESTATE): another worker owns the partition. */
+int pe_live_fenced(const pe_live_t *live);
+
 /* Detail of the last failure ("" when none). Owned by the handle. */
 const char *pe_live_errmsg(const pe_live_t *live);
 
@@ -191,6 +204,19 @@ typedef enum pe_live_status {
   PE_LIVE_DISCONNECTED, /* Redis is unreachable; reconnecting */
   PE_LIVE_STOPPING
 } pe_live_status_t;
+
+/* The partitions a cluster worker owns, as /health and /metrics show them. */
+#define PE_LIVE_PARTITIONS_SHOWN 256
+
+typedef struct pe_live_partition_view {
+  uint32_t partition;
+  int lag_known;        /* lag_entries is meaningful (Redis >= 7) */
+  uint64_t lag_entries; /* entries of its ticks stream not read yet */
+  uint64_t lag_ms;      /* newest entry id time - last read id time */
+  uint64_t entries;     /* entries read over the stream's life */
+  uint64_t fence;       /* the fence token this worker writes with */
+  char last_id[PE_STREAM_ID_MAX];
+} pe_live_partition_view_t;
 
 /* Figures over the stream's life (they travel in checkpoints): entries,
  * rejected, gaps, gap_entries; the engine's: ticks, signals, symbols; this
@@ -218,6 +244,18 @@ typedef struct pe_live_metrics {
   uint64_t active_ns;   /* from the first batch to the last entry processed */
   pe_hist_t latency_ns; /* from a batch's arrival to its signals'
                            acknowledgement by Redis, per signal */
+  /* A cluster worker's (pe/worker.h); worker_id "" for a single stream. The
+   * totals above then sum the partitions it owns now. */
+  char worker_id[64];
+  uint32_t partitions;    /* P */
+  uint32_t workers_alive; /* heartbeats not expired */
+  uint32_t target;        /* partitions it aims to own: ceil(P / alive) */
+  uint32_t n_owned;       /* partitions it owns; the first
+                             PE_LIVE_PARTITIONS_SHOWN are in owned[] */
+  uint64_t acquired;      /* leases granted to it */
+  uint64_t released;      /* leases it gave back to rebalance or stop */
+  uint64_t lost;          /* leases lost (expired and taken, or fenced) */
+  pe_live_partition_view_t owned[PE_LIVE_PARTITIONS_SHOWN];
 } pe_live_metrics_t;
 
 /* Fills m with the figures as they are now. Off the per-tick path. */

@@ -53,14 +53,38 @@ typedef enum pe_kernels {
  * (and *out unchanged) for any other name. */
 int pe_kernels_parse(const char *name, pe_kernels_t *out);
 
-typedef struct pe_model_options {
-  pe_kernels_t kernels;
-} pe_model_options_t;
-
 /* Element types of graph inputs (ONNX's numbering). */
 #define PE_MODEL_FLOAT32 1
 #define PE_MODEL_INT64 7
 #define PE_MODEL_BOOL 9 /* one byte per element, 0 or 1 */
+
+/* A runtime graph input given its value at load: the importer treats it as
+ * an initializer holding `data`, so that what it feeds (a Reshape target, a
+ * Slice's starts, Gather indices, a Conv's weights) is a constant and the
+ * plan is built for it. The input is then no longer among the model's
+ * runtime inputs. dims is the whole shape (no batch dimension); it must
+ * agree with the dimensions the graph declares (a symbolic one takes any
+ * size), and dtype with its element type. data holds the product of dims
+ * elements of dtype (bool: one byte each), C order; it is copied at load
+ * and need not outlive the call. */
+typedef struct pe_model_bind {
+  const char *name;
+  int dtype; /* PE_MODEL_FLOAT32, PE_MODEL_INT64 or PE_MODEL_BOOL */
+  int rank;
+  const int64_t *dims;
+  const void *data;
+} pe_model_bind_t;
+
+typedef struct pe_model_options {
+  pe_kernels_t kernels;
+  int n_binds; /* entries of binds, each naming a distinct runtime input */
+  const pe_model_bind_t *binds;
+  /* 1: the plan computes every graph output, for pe_model_run_outputs
+   * (which then replaces pe_model_run and pe_model_run_inputs); each must
+   * be float32 and depend on the input. 0: output 0 only, and what it does
+   * not need is not computed. */
+  int all_outputs;
+} pe_model_options_t;
 
 /* A graph input or output. dims[i] is -1 for the batch dimension. A model
  * whose inputs declare a fixed first dimension (and no pe.batch metadata)
@@ -190,9 +214,18 @@ int pe_model_run(pe_model_ctx_t *ctx, const float *in, uint32_t batch,
 /* Hot path, for a model with any number of inputs: in[k] holds batch *
  * inputs[k].numel elements of inputs[k].dtype (float32, int64, or bool as
  * one byte each), batch-major; n_in must equal n_inputs. out as for
- * pe_model_run. Returns PE_OK or PE_EINVAL. */
+ * pe_model_run. Returns PE_OK or PE_EINVAL (also for a model loaded with
+ * all_outputs). */
 int pe_model_run_inputs(pe_model_ctx_t *ctx, const void *const *in, int n_in,
                         uint32_t batch, float *out);
+
+/* Hot path, for a model loaded with all_outputs (else n_out must be 1):
+ * in as for pe_model_run_inputs; out[k] receives batch * outputs[k].numel
+ * floats of graph output k, batch-major (the batch first, whatever axis the
+ * graph gives it), for k < n_out = n_outputs. Returns PE_OK or
+ * PE_EINVAL. */
+int pe_model_run_outputs(pe_model_ctx_t *ctx, const void *const *in, int n_in,
+                         uint32_t batch, float *const *out, int n_out);
 
 #ifdef __cplusplus
 }

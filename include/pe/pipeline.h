@@ -4,6 +4,9 @@
  *           with read(2) and fed to the CSV parser (pe/csv.h), which hands over
  *           ticks in batches with the rejected rows between them;
  *   engine: each batch pushed with pe_engine_push_batch (pe/engine.h);
+ *           a micro-batched engine's reports come back through its report
+ *           callback, which pe_pipeline_run sets, and those still held
+ *           at the end of the input through pe_engine_flush;
  *   sinks:  signals (pe/sink.h), one feature row per accepted tick, and one
  *           line per rejected row (line,reason,raw line).
  *
@@ -95,7 +98,10 @@ typedef struct pe_pipeline_config {
   pe_source_options_t source;
   const char *signals_path;  /* "-": standard output; NULL: none written */
   pe_format_t format;        /* of the signals */
-  const char *features_path; /* NULL: none; rows as pe_features_format */
+  const char *features_path; /* NULL: none; CSV rows as pe_features_format,
+                                or a .npy array (pe_features_writer_open) */
+  unsigned features_threads; /* threads formatting the features; 0: none,
+                                the run's own thread does it */
   const char *rejects_path;  /* NULL: none; header line,reason,raw */
   /* Files the caller writes after the run (a state, a summary): NULL or a
    * path, checked with the outputs above against the input. */

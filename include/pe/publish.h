@@ -29,13 +29,18 @@ extern "C" {
 
 typedef struct pe_publish_config {
   pe_source_options_t source;
-  const char *redis_url; /* redis:// or unix:// (pe_redis_url_parse) */
-  const char *stream;    /* the stream the ticks are added to */
-  uint32_t batch;        /* most ticks per MULTI/EXEC; 1..100000 */
-  uint64_t maxlen;       /* trim to about this many entries; 0: never */
-  int auto_ids;          /* 1: Redis picks the ids */
-  double rate;           /* ticks per second; 0: not paced by rate */
-  double speed;          /* times the ticks' own pace; 0: not paced */
+  const char *redis_url;         /* redis:// or unix:// (pe_redis_url_parse) */
+  const char *stream;            /* the stream the ticks are added to */
+  uint32_t batch;                /* most ticks per MULTI/EXEC; 1..100000 */
+  uint64_t maxlen;               /* trim to about this many entries; 0: never */
+  int auto_ids;                  /* 1: Redis picks the ids */
+  double rate;                   /* ticks per second; 0: not paced by rate */
+  double speed;                  /* times the ticks' own pace; 0: not paced */
+  uint32_t partitions;           /* 0: one stream, `stream`; else P */
+  const char *partition_weights; /* weights file for the map; NULL */
+  const char *hot_symbols;       /* "A,B" placed first; NULL */
+  uint32_t retry_ms; /* partitions: how long a batch is retried through
+                        lost connections and failovers; 0: 60000 */
   /* Set by a signal handler to stop: the batch in hand is still sent, and
    * pe_publish_run returns PE_EAGAIN. */
   volatile sig_atomic_t *stop;
@@ -49,7 +54,11 @@ typedef struct pe_publish_stats {
   uint64_t rejected[PE_REJECT_COUNT]; /* rows the parser rejected */
   uint64_t duplicates;                /* resent entries Redis already had */
   uint64_t reconnects;
-  double wall_s; /* of pe_publish_run */
+  uint64_t resent;     /* partitions: batches sent again */
+  uint32_t partitions; /* P, 0 for one stream */
+  uint32_t masters;    /* partitions: Redis masters serving them */
+  char map_digest[17]; /* partitions: the map's digest */
+  double wall_s;       /* of pe_publish_run */
 } pe_publish_stats_t;
 
 typedef struct pe_publish pe_publish_t;
@@ -65,7 +74,9 @@ int pe_publish_create(const pe_publish_config_t *config, pe_publish_t **out,
  * was published; PE_EAGAIN when stopped (what was read is published);
  * otherwise an error with its message in pe_publish_errmsg: Redis refusing
  * a batch or an entry (PE_EPARSE), an explicit id already in the stream on
- * a first send, so another writer is adding to it (PE_ESTATE), the input
+ * a first send, so another writer is adding to it (PE_ESTATE), a partition
+ * map that differs from the stored one (PE_ESTATE), retries that ran out
+ * of time (PE_ECONN), the input
  * (PE_EHEADER, PE_EIO). */
 int pe_publish_run(pe_publish_t *pub);
 

@@ -77,8 +77,16 @@ void pe_resp_arg(pe_resp_buf_t *b, const char *s, size_t len);
 void pe_resp_arg_str(pe_resp_buf_t *b, const char *s); /* NUL-terminated */
 void pe_resp_arg_u64(pe_resp_buf_t *b, uint64_t v);
 void pe_resp_arg_i64(pe_resp_buf_t *b, int64_t v);
-void pe_resp_arg_double(pe_resp_buf_t *b, double v); /* %.17g, nan, inf */
+/* The shortest decimal that reads back as v; "nan" for any value that is
+ * not finite. */
+void pe_resp_arg_double(pe_resp_buf_t *b, double v);
 void pe_resp_arg_id(pe_resp_buf_t *b, pe_stream_id_t id);
+
+/* Starts XADD stream [MAXLEN ~ maxlen] id: id NULL is '*' (Redis picks
+ * it), maxlen 0 no trimming. Exactly `pairs` field and value pairs (2 *
+ * pairs pe_resp_arg* calls) must follow. */
+void pe_resp_xadd_begin(pe_resp_buf_t *b, const char *stream, uint64_t maxlen,
+                        const pe_stream_id_t *id, uint32_t pairs);
 
 /* Appends the bytes of another buffer (its commands counted too). */
 void pe_resp_append(pe_resp_buf_t *b, const pe_resp_buf_t *other);
@@ -154,7 +162,8 @@ int pe_signal_stream_id(pe_stream_id_t tick, uint32_t k, pe_stream_id_t *out);
  * id, symbol, score, pattern, timestamp (ns), confidence, price, fired (the
  * fired rules joined by ','), then <rule> (what it measured) and
  * <rule>_contribution for each fired rule, model_class for model signals,
- * and tick_id. maxlen 0: no trimming. Numbers are %.17g. */
+ * and tick_id. maxlen 0: no trimming. Numbers are the shortest decimals
+ * that read back as the same doubles. */
 void pe_resp_xadd_signal(pe_resp_buf_t *b, const char *stream, uint64_t maxlen,
                          pe_stream_id_t id, const pe_signal_t *signal,
                          pe_stream_id_t tick_id);

@@ -22,9 +22,20 @@ __version__ = "0.1.0"
 _CORE_COLUMNS = ("ema_fast", "ema_slow", "vwap", "mean", "var")
 
 
+def _shards(threads, n: int, n_symbols: int, stop: int, settings: dict) -> int:
+    """How many engines features() runs at once (see its threads)."""
+    if threads is None:
+        threads = min(os.cpu_count() or 1, 8) if n >= 1_000_000 else 1
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads: {threads!r} is not None or an integer >= 1")
+    if stop or n_symbols > engine_config(settings).max_symbols:
+        return 1
+    return int(max(1, min(threads, n_symbols, lib.PE_PY_FEATURE_COLUMNS)))
+
+
 def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
              columns=None, on_error: str = "skip", config: dict | None = None,
-             **settings) -> pd.DataFrame:
+             threads: int | None = None, **settings) -> pd.DataFrame:
     """Every standard feature of every accepted tick, as `replay
     --features-out` writes them (the same numbers, bit for bit).
 
@@ -42,6 +53,12 @@ def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
     ema_slow, vwap, mean, var), the core (pe/core.h) computes them with the
     engine's checks of each tick; otherwise the engine does, with all
     features on. The GIL is released while C runs.
+
+    threads: engines run at once, the symbols split between them (each
+    symbol's ticks meet one engine, in order, so the result is the same
+    whatever the count). None: one per CPU up to 8 for a million ticks or
+    more, else 1. One engine is used anyway with on_error="raise" or more
+    symbols than the engine's max_symbols.
     """
     cols = columns_of(ticks, ts=ts, symbol=symbol, price=price, volume=volume)
     stop = _on_error(on_error)
@@ -70,8 +87,12 @@ def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
         res.check(lib.pe_py_core_features(cc, cols.c, res.c))
     else:
         merged["all_features"] = 1
-        with Engine(merged) as engine:
-            res.check(engine._run(cols, res))
+        shards = _shards(threads, n, len(cols.symbols), stop, merged)
+        if shards > 1:
+            res.check(lib.pe_py_push_sharded(engine_config(merged), shards, cols.c, res.c))
+        else:
+            with Engine(merged) as engine:
+                res.check(engine._run(cols, res))
     k = int(res.c.n_accepted)
     rows = accepted[:k]
     whole = k == n

@@ -1,7 +1,9 @@
 /* The Python package's C side; see pe_py.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "pe_py.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,24 @@ typedef struct pe__py_run {
   size_t n_rows;         /* rows of the feature columns (the input's length) */
   const int64_t *row_of; /* input row of each tick of the current batch */
   const char *source;    /* a file's name for messages, or NULL */
+  /* A shard of a sharded run: only rows in [from, to) whose symbol code c
+   * has shard_of[c] == shard (a code that is not valid counts as shard 0),
+   * their offsets from `from` gathered in pick first; each accepted tick's
+   * row goes to local_row[n_local] and its features to
+   * local[c * PE__PY_WINDOW + n_local], instead of in accepted order.
+   * n_shards 0: every row, in accepted order. */
+  unsigned shard, n_shards;
+  const unsigned char *shard_of;
+  uint32_t *pick;
+  size_t from, to;
+  int64_t *local_row;
+  double *local;
+  size_t n_local;
+  int64_t batch_rows[PE_ENGINE_BATCH_MAX]; /* row_of of the columns' runs */
 } pe__py_run_t;
+
+/* Rows per window of a sharded run. */
+#define PE__PY_WINDOW 65536u
 
 static int pe__py_add_signal(pe_py_result_t *res, const pe_signal_t *s) {
   if (res->n_signals == res->cap_signals) {
@@ -61,6 +80,22 @@ static int pe__py_each(void *ctx, uint32_t i, int rc,
   pe__py_run_t *run = ctx;
   pe_py_result_t *res = run->res;
   int64_t row = run->row_of[i];
+  if (rc == PE_OK && run->n_shards > 0) {
+    size_t k = run->n_local++;
+    double *f = run->local + k;
+    run->local_row[k] = row;
+    f[0] = run->cols->price[row];
+    f[PE__PY_WINDOW] = run->cols->volume[row];
+    const double head[5] = {out->ema_fast, out->ema_slow, out->vwap, out->mean,
+                            out->var};
+    for (size_t c = 0; c < 5; c++) {
+      f[(2 + c) * PE__PY_WINDOW] = head[c];
+    }
+    for (size_t c = 0; c < PE_FEATURE_COUNT; c++) {
+      f[(7 + c) * PE__PY_WINDOW] = out->feature[c];
+    }
+    return 0;
+  }
   if (rc == PE_OK) {
     size_t k = res->n_accepted++;
     if (res->features != NULL && run->cols != NULL) {
@@ -118,24 +153,41 @@ static int pe__py_symbol_error(const pe_py_columns_t *cols, int32_t code) {
   return len == 0 ? PE_ESYMBOL : len > PE_SYMBOL_MAX ? PE_ESYMLEN : PE_OK;
 }
 
-int pe_py_push(pe_engine_t *engine, const pe_py_columns_t *cols,
-               pe_py_result_t *res) {
-  pe__py_run_t run = {engine, res, cols, cols->n, NULL, NULL};
+/* The columns' rows (a shard's, when run->n_shards) through the engine. */
+static int pe__py_push_rows(pe__py_run_t *run) {
+  const pe_py_columns_t *cols = run->cols;
+  pe_py_result_t *res = run->res;
   pe_tick_t ticks[PE_ENGINE_BATCH_MAX];
-  int64_t rows[PE_ENGINE_BATCH_MAX];
+  int64_t *rows = run->batch_rows;
   uint32_t nb = 0;
   res->stop_row = -1;
-  run.row_of = rows;
-  for (size_t i = 0; i < cols->n; i++) {
-    res->rows += 1;
+  run->row_of = rows;
+  size_t count = run->to - run->from;
+  if (run->n_shards > 0) {
+    /* The shard's rows, without a branch per row: every offset is stored,
+     * and the count moves on only for the shard's own. */
+    size_t m = 0;
+    for (size_t j = 0; j < count; j++) {
+      int32_t code = cols->sym[run->from + j];
+      unsigned s = code >= 0 && (uint32_t)code < cols->n_symtab
+                       ? run->shard_of[code]
+                       : 0u;
+      run->pick[m] = (uint32_t)j;
+      m += s == run->shard;
+    }
+    count = m;
+  }
+  for (size_t j = 0; j < count; j++) {
+    size_t i = run->from + (run->n_shards > 0 ? run->pick[j] : j);
     int32_t code = cols->sym[i];
+    res->rows += 1;
     int rc = pe__py_symbol_error(cols, code);
     if (rc != PE_OK) {
       /* Ticks before it go first, so that the order of events is kept. */
-      int stop = nb ? pe__py_push_ticks(&run, ticks, nb) : 0;
+      int stop = nb ? pe__py_push_ticks(run, ticks, nb) : 0;
       nb = 0;
       if (stop == 0) {
-        stop = pe__py_reject(&run, rc, (int64_t)i);
+        stop = pe__py_reject(run, rc, (int64_t)i);
       }
       if (stop != 0) {
         return stop;
@@ -153,14 +205,231 @@ int pe_py_push(pe_engine_t *engine, const pe_py_columns_t *cols,
     t->symbol[t->symbol_len] = '\0';
     rows[nb++] = (int64_t)i;
     if (nb == PE_ENGINE_BATCH_MAX) {
-      int stop = pe__py_push_ticks(&run, ticks, nb);
+      int stop = pe__py_push_ticks(run, ticks, nb);
       nb = 0;
       if (stop != 0) {
         return stop;
       }
     }
   }
-  return nb ? pe__py_push_ticks(&run, ticks, nb) : PE_OK;
+  return nb ? pe__py_push_ticks(run, ticks, nb) : PE_OK;
+}
+
+int pe_py_push(pe_engine_t *engine, const pe_py_columns_t *cols,
+               pe_py_result_t *res) {
+  pe__py_run_t run = {.engine = engine,
+                      .res = res,
+                      .cols = cols,
+                      .n_rows = cols->n,
+                      .to = cols->n};
+  return pe__py_push_rows(&run);
+}
+
+/* ---- sharded runs --------------------------------------------------------
+ * The input is taken a window of PE__PY_WINDOW rows at a time. In each,
+ * every shard's thread first pushes its rows through its own engine into
+ * its own buffers; then, after a barrier, thread t copies columns t,
+ * t + n_shards, ... of every shard's rows to their input rows in the
+ * output: each output column is written by one thread (no cache line of the
+ * output shared between threads as they write), and the shard's buffers
+ * are free again after a second barrier. Rows that were rejected are
+ * squeezed out at the end. */
+
+typedef struct pe__py_sharded pe__py_sharded_t;
+
+typedef struct pe__py_shard {
+  pthread_t tid;
+  pe__py_sharded_t *all;
+  pe__py_run_t run;
+  pe_py_result_t res; /* the shard's counts, error and message */
+  int rc;             /* the shard's first error; it pushes no more then */
+} pe__py_shard_t;
+
+struct pe__py_sharded {
+  const pe_engine_config_t *config;
+  const pe_py_columns_t *cols;
+  pe_py_result_t *res;
+  unsigned char *acc; /* 1 for each accepted input row */
+  pe__py_shard_t *shard;
+  unsigned n_shards;
+  pthread_barrier_t barrier;
+  unsigned char *shard_of; /* each symbol code's shard */
+  /* The threads wait for go: 1 when every one has started, -1 when one
+   * could not be (they then return at once). */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int go;
+};
+
+static void *pe__py_shard_main(void *arg) {
+  pe__py_shard_t *sh = arg;
+  pe__py_sharded_t *all = sh->all;
+  size_t n = all->cols->n;
+  pthread_mutex_lock(&all->lock);
+  while (all->go == 0) {
+    pthread_cond_wait(&all->cond, &all->lock);
+  }
+  int go = all->go;
+  pthread_mutex_unlock(&all->lock);
+  if (go < 0) {
+    return NULL;
+  }
+  if (sh->rc == PE_OK) {
+    sh->rc = pe_engine_create(all->config, &sh->run.engine, sh->res.errmsg,
+                              sizeof sh->res.errmsg);
+  }
+  for (size_t from = 0; from < n; from += PE__PY_WINDOW) {
+    sh->run.from = from;
+    sh->run.to = n - from < PE__PY_WINDOW ? n : from + PE__PY_WINDOW;
+    sh->run.n_local = 0;
+    if (sh->rc == PE_OK) {
+      sh->rc = pe__py_push_rows(&sh->run);
+    }
+    pthread_barrier_wait(&all->barrier);
+    for (size_t c = sh->run.shard; c < PE_PY_FEATURE_COLUMNS;
+         c += all->n_shards) {
+      double *out = all->res->features + c * n;
+      for (unsigned s = 0; s < all->n_shards; s++) {
+        const pe__py_run_t *r = &all->shard[s].run;
+        const double *in = r->local + c * PE__PY_WINDOW;
+        for (size_t j = 0; j < r->n_local; j++) {
+          out[r->local_row[j]] = in[j];
+        }
+        for (size_t j = 0; c == 0 && j < r->n_local; j++) {
+          all->acc[r->local_row[j]] = 1;
+        }
+      }
+    }
+    pthread_barrier_wait(&all->barrier);
+  }
+  pe_engine_destroy(sh->run.engine);
+  sh->run.engine = NULL;
+  return NULL;
+}
+
+int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
+                       const pe_py_columns_t *cols, pe_py_result_t *res) {
+  res->stop_row = -1;
+  if (n_shards == 0 || n_shards > PE_PY_FEATURE_COLUMNS ||
+      res->features == NULL || res->accepted == NULL || res->stop_on_reject) {
+    snprintf(res->errmsg, sizeof res->errmsg,
+             "a sharded run needs 1 to %d shards, features and accepted, "
+             "and rejected ticks skipped",
+             PE_PY_FEATURE_COLUMNS);
+    return PE_EINVAL;
+  }
+  size_t n = cols->n;
+  pe__py_sharded_t all = {
+      .config = config, .cols = cols, .res = res, .n_shards = n_shards};
+  all.acc = calloc(n ? n : 1, 1);
+  all.shard = calloc(n_shards, sizeof *all.shard);
+  all.shard_of = malloc(cols->n_symtab ? cols->n_symtab : 1);
+  int rc = all.acc != NULL && all.shard != NULL && all.shard_of != NULL
+               ? PE_OK
+               : PE_ENOMEM;
+  for (uint32_t c = 0; rc == PE_OK && c < cols->n_symtab; c++) {
+    all.shard_of[c] = (unsigned char)(c % n_shards);
+  }
+  for (unsigned s = 0; rc == PE_OK && s < n_shards; s++) {
+    pe__py_shard_t *sh = &all.shard[s];
+    sh->all = &all;
+    sh->res.features = res->features;
+    sh->run = (pe__py_run_t){.res = &sh->res,
+                             .cols = cols,
+                             .n_rows = n,
+                             .shard = s,
+                             .n_shards = n_shards,
+                             .shard_of = all.shard_of};
+    sh->run.local_row = malloc(PE__PY_WINDOW * sizeof(int64_t));
+    sh->run.pick = malloc(PE__PY_WINDOW * sizeof(uint32_t));
+    sh->run.local =
+        malloc((size_t)PE__PY_WINDOW * PE_PY_FEATURE_COLUMNS * sizeof(double));
+    if (sh->run.local_row == NULL || sh->run.local == NULL ||
+        sh->run.pick == NULL) {
+      rc = PE_ENOMEM;
+    }
+  }
+  if (rc != PE_OK) {
+    snprintf(res->errmsg, sizeof res->errmsg, "out of memory");
+  } else if (pthread_barrier_init(&all.barrier, NULL, n_shards) != 0) {
+    snprintf(res->errmsg, sizeof res->errmsg, "cannot make a barrier");
+    rc = PE_ENOMEM;
+  }
+  if (rc == PE_OK) {
+    pthread_mutex_init(&all.lock, NULL);
+    pthread_cond_init(&all.cond, NULL);
+    unsigned started = 0;
+    while (started < n_shards &&
+           pthread_create(&all.shard[started].tid, NULL, pe__py_shard_main,
+                          &all.shard[started]) == 0) {
+      started++;
+    }
+    pthread_mutex_lock(&all.lock);
+    all.go = started == n_shards ? 1 : -1;
+    pthread_cond_broadcast(&all.cond);
+    pthread_mutex_unlock(&all.lock);
+    for (unsigned s = 0; s < started; s++) {
+      pthread_join(all.shard[s].tid, NULL);
+    }
+    if (started < n_shards) {
+      snprintf(res->errmsg, sizeof res->errmsg, "cannot start %u threads",
+               n_shards);
+      rc = PE_ENOMEM;
+    }
+    pthread_cond_destroy(&all.cond);
+    pthread_mutex_destroy(&all.lock);
+    pthread_barrier_destroy(&all.barrier);
+  }
+  /* The run's error is the one at the earliest row, where one engine would
+   * have stopped first. */
+  for (unsigned s = 0; rc == PE_OK && s < n_shards; s++) {
+    pe__py_shard_t *sh = &all.shard[s];
+    res->rows += sh->res.rows;
+    for (int r = 0; r < PE_REJECT_COUNT; r++) {
+      res->rejected[r] += sh->res.rejected[r];
+    }
+  }
+  for (unsigned s = 0; rc == PE_OK && s < n_shards; s++) {
+    const pe__py_shard_t *sh = &all.shard[s];
+    if (sh->rc != PE_OK &&
+        (res->stop_row < 0 ||
+         (sh->res.stop_row >= 0 && sh->res.stop_row < res->stop_row))) {
+      res->stop_row = sh->res.stop_row;
+      memcpy(res->errmsg, sh->res.errmsg, sizeof res->errmsg);
+    }
+  }
+  for (unsigned s = 0; rc == PE_OK && s < n_shards; s++) {
+    if (all.shard[s].rc != PE_OK &&
+        all.shard[s].res.stop_row == res->stop_row) {
+      rc = all.shard[s].rc;
+    }
+  }
+  if (rc == PE_OK) {
+    /* Accepted rows in input order, their columns moved down over the rows
+     * that were rejected (nothing moves when every tick was accepted). */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (all.acc[i]) {
+        res->accepted[k++] = (int64_t)i;
+      }
+    }
+    res->n_accepted = k;
+    for (size_t c = 0; k < n && c < PE_PY_FEATURE_COLUMNS; c++) {
+      double *col = res->features + c * n;
+      for (size_t j = 0; j < k; j++) {
+        col[j] = col[res->accepted[j]];
+      }
+    }
+  }
+  for (unsigned s = 0; all.shard != NULL && s < n_shards; s++) {
+    free(all.shard[s].run.local_row);
+    free(all.shard[s].run.pick);
+    free(all.shard[s].run.local);
+  }
+  free(all.shard);
+  free(all.shard_of);
+  free(all.acc);
+  return rc;
 }
 
 /* ---- a tick file -------------------------------------------------------- */
@@ -198,7 +467,8 @@ int pe_py_replay_file(pe_engine_t *engine, const char *path, int ts_unit,
   if (rc != PE_OK) {
     return rc;
   }
-  pe__py_run_t run = {engine, res, NULL, 0, NULL, pe_source_name(src)};
+  pe__py_run_t run = {
+      .engine = engine, .res = res, .source = pe_source_name(src)};
   pe_csv_batch_handler_t handler = {&run, pe__py_file_ticks,
                                     pe__py_file_reject};
   rc = pe_source_run(src, &handler);
@@ -277,7 +547,7 @@ int pe_py_core_features(const pe_core_config_t *config,
   for (uint32_t s = 0; s < cfg.n_symbols; s++) {
     last[s] = INT64_MIN;
   }
-  pe__py_run_t run = {NULL, res, cols, cols->n, NULL, NULL};
+  pe__py_run_t run = {.res = res, .cols = cols, .n_rows = cols->n};
   size_t block_start = 0;
   size_t nb = 0;
   for (size_t i = 0; i < cols->n; i++) {

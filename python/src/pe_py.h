@@ -71,6 +71,18 @@ int pe_py_push(pe_engine_t *engine, const pe_py_columns_t *cols,
 int pe_py_replay_file(pe_engine_t *engine, const char *path, int ts_unit,
                       pe_py_result_t *res);
 
+/* pe_py_push's features for every accepted tick, with the ticks split by
+ * symbol code (code modulo n_shards) over n_shards engines made from
+ * config, one thread each, at once. The result is pe_py_push's on a fresh
+ * engine from config: each symbol's ticks meet the same state in the same
+ * order, and the rows come out in input order. Needs res->features and
+ * res->accepted, stop_on_reject 0, and no more symbol codes than
+ * config->max_symbols (so that no shard's table fills where one would not);
+ * signals are not gathered. Errors as pe_py_push's, the one at the
+ * earliest row; PE_EINVAL for a call outside these terms. */
+int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
+                       const pe_py_columns_t *cols, pe_py_result_t *res);
+
 void pe_py_result_free(pe_py_result_t *res);
 
 /* Price, volume and the columnar core's five columns (ema_fast, ema_slow,

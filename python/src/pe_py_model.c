@@ -9,7 +9,7 @@
 
 int pe_py_model_load(const char *path, int kernels, pe_model_t **out, char *err,
                      size_t err_cap) {
-  pe_model_options_t opts = {(pe_kernels_t)kernels};
+  pe_model_options_t opts = {.kernels = (pe_kernels_t)kernels};
   return pe_model_load_file(path, &opts, out, err, err_cap);
 }
 

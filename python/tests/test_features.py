@@ -17,7 +17,7 @@ def cli_features(cli, path, tmp_path, *extra):
     out = tmp_path / "features.csv"
     subprocess.run([cli, "replay", "--ticks", path, "--features-out", str(out),
                     "--out", "/dev/null", "--quiet", *extra], check=True)
-    # %.17g round-trips: Python's float() gives back the engine's double
+    # The text reads back as the engine's double: Python's float() gives it
     # exactly (correctly rounded), whatever pandas' own parser does.
     raw = pd.read_csv(out, dtype=str, keep_default_na=False)
     df = pd.DataFrame({"ts": raw["ts"].astype(np.int64), "symbol": raw["symbol"]})
@@ -128,6 +128,35 @@ def test_rejected_ticks_as_the_cli_rejects_them(cli, tmp_path, columns):
     assert list(ours["price"]) == [10.0, 11.0, 21.0, 13.0]
     assert ours.attrs["rejected"] == {"bad_price": 2, "bad_volume": 1,
                                       "symbol_too_long": 1, "out_of_order": 1}
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_threads_give_the_one_engine_result(cli, tmp_path, threads):
+    # Symbols split over engines: the same frame, bit for bit, as one engine
+    # and as the CLI, rejected rows (bad values, out of order, a symbol too
+    # long) included, wherever they fall.
+    df = load(SAMPLE)
+    df.loc[7, "price"] = -1.0
+    df.loc[4000, "volume"] = np.nan
+    df.loc[9000, "ts"] = df.loc[8000, "ts"] - 1
+    df.loc[12000, "symbol"] = "THIS_SYMBOL_IS_FAR_TOO_LONG_FOR_IT"
+    path = tmp_path / "ticks.csv"
+    df.to_csv(path, index=False)
+    one = pe.features(df, threads=1)
+    many = pe.features(df, threads=threads)
+    assert_bitwise(many, one)
+    assert many.attrs == one.attrs
+    assert sum(many.attrs["rejected"].values()) >= 4
+    assert_bitwise(many, cli_features(cli, str(path), tmp_path))
+    bad = pd.read_csv(pd.io.common.StringIO(BAD_ROWS))
+    assert_bitwise(pe.features(bad, threads=threads), pe.features(bad, threads=1))
+
+
+def test_threads_misuse_raises():
+    df = load(SAMPLE).head(100)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            pe.features(df, threads=bad)
 
 
 def test_on_error_raise_names_the_row(tmp_path):

@@ -66,7 +66,7 @@ static int pe__cpu_open(const pe_backend_options_t *opts, void **self,
              "the cpu backend runs an ONNX model, and no model path was given");
     return PE_EINVAL;
   }
-  pe_model_options_t mo = {PE_KERNELS_AUTO};
+  pe_model_options_t mo = {.kernels = PE_KERNELS_AUTO};
   if (pe__cpu_kernels(opts, &mo.kernels) != PE_OK) {
     snprintf(err, err_cap,
              "cpu backend: kernels '%.60s' are not auto, generic, avx2 or "

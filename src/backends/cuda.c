@@ -883,7 +883,7 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     return PE_ENOMEM;
   }
   const char *path = opts->model_path;
-  pe_model_options_t mo = {PE_KERNELS_AUTO};
+  pe_model_options_t mo = {.kernels = PE_KERNELS_AUTO};
   rc = pe_model_load_file(path, &mo, &c->model, err, err_cap);
   if (rc != PE_OK) {
     free(c);

@@ -78,6 +78,10 @@ int pe_cli_double(const pe_cli_command_t *cmd, const char *name, double *out);
 int pe_cli_u32(const pe_cli_command_t *cmd, const char *name, uint32_t *out);
 int pe_cli_u64(const pe_cli_command_t *cmd, const char *name, uint64_t *out);
 
+/* SIGTERM and SIGINT call on_stop (a service's stop: it must only store
+ * to a flag), SIGPIPE is ignored (a closed socket is an error return). */
+void pe_cli_catch_stop(void (*on_stop)(int sig));
+
 /* Prints "pattern-engine CMD: message" on stderr. */
 void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -207,6 +211,20 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
        NULL,                                                                   \
        PE_DEFAULT_TEXT(PE_DEFAULT_INFER_EVERY),                                \
        "run the model every N ticks of a symbol once its window is ready",     \
+       NULL},                                                                  \
+      {"max-batch",                                                            \
+       "N",                                                                    \
+       NULL,                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_MAX_BATCH),                                  \
+       "run the model on up to N ready windows at once (1 to 4096; 1: each "   \
+       "alone); the output is the same",                                       \
+       NULL},                                                                  \
+      {"max-delay-us",                                                         \
+       "US",                                                                   \
+       NULL,                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_MAX_DELAY_US),                               \
+       "with --max-batch: run a partial batch once a tick comes US "           \
+       "microseconds (tick time) after its first window",                      \
        NULL},                                                                  \
   {                                                                            \
     "model-threshold", "P", NULL, PE_DEFAULT_TEXT(PE_DEFAULT_MODEL_THRESHOLD), \

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,7 +293,14 @@ int pe_cli_engine_config(const pe_cli_command_t *cmd, pe_engine_config_t *c) {
   rc |= pe_cli_double(cmd, "signal-cooldown", &cooldown_s);
   rc |= pe_cli_u32(cmd, "infer-every", &c->infer_every);
   rc |= pe_cli_double(cmd, "model-threshold", &c->model_threshold);
+  rc |= pe_cli_u32(cmd, "max-batch", &c->max_batch);
+  rc |= pe_cli_u32(cmd, "max-delay-us", &c->max_delay_us);
   if (rc != PE_EXIT_OK) {
+    return PE_EXIT_USAGE;
+  }
+  if (c->max_batch == 0 || c->max_batch > PE_ENGINE_MAX_BATCH) {
+    pe_cli_error(cmd, "--max-batch must be between 1 and %u",
+                 PE_ENGINE_MAX_BATCH);
     return PE_EXIT_USAGE;
   }
   if (!(cooldown_s >= 0.0) || cooldown_s > 1e9) {
@@ -339,7 +347,8 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
   opts.kernels = getenv(PE_CLI_KERNELS_ENV);
   opts.mode = pe_cli_value(cmd, "cuda-mode");
   opts.max_batch = 1;
-  if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK) {
+  if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK ||
+      pe_cli_u32(cmd, "max-batch", &opts.max_batch) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
   }
   if (opts.window == 0) {
@@ -361,4 +370,14 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
     return PE_EXIT_FAIL;
   }
   return PE_EXIT_OK;
+}
+
+void pe_cli_catch_stop(void (*on_stop)(int sig)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
 }

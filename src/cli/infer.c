@@ -1,8 +1,10 @@
 /* `pattern-engine infer MODEL --input X.npy --output Y.npy`: a batch in,
  * the model's outputs out, as .npy files anyone can check with numpy. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -27,8 +29,61 @@ static pe_cli_flag_t pe__infer_flags[] = {
      NULL},
     {"kernels", "NAME", PE_CLI_KERNELS_ENV, "auto",
      "cpu backend kernels: auto, generic, avx2 or avx512", NULL},
+    {"bind", "NAME=FILE", NULL, NULL,
+     "give the model input NAME its value at load (.npy of its whole shape: "
+     "a Reshape target, indices, weights); it is then a constant and no "
+     "longer an input; repeatable",
+     NULL},
+    {"all-outputs", NULL, NULL, NULL,
+     "compute every graph output: --output is then a folder, output K "
+     "written to it as output_K.npy (batch first)",
+     NULL},
     PE_CLI_CUDA_MODE_FLAG,
 };
+
+/* The --bind arguments of the cpu path, read: the arrays and the binds
+ * pointing into them. */
+typedef struct pe__infer_binds {
+  int n;
+  pe_model_bind_t b[PE_MODEL_MAX_IO];
+  char name[PE_MODEL_MAX_IO][PE_MODEL_TENSOR_NAME_MAX];
+  void *buf[PE_MODEL_MAX_IO];
+  pe_npy_t x[PE_MODEL_MAX_IO];
+} pe__infer_binds_t;
+
+/* Reads each NAME=FILE.npy of bind[0..n) into bs. Returns an exit code. */
+static int pe__infer_binds_read(const pe_cli_command_t *cmd, char **bind, int n,
+                                pe__infer_binds_t *bs) {
+  char err[512];
+  for (int k = 0; k < n; k++) {
+    const char *eq = strchr(bind[k], '=');
+    size_t l = eq != NULL ? (size_t)(eq - bind[k]) : 0;
+    if (eq == NULL || l == 0 || l >= PE_MODEL_TENSOR_NAME_MAX) {
+      pe_cli_error(cmd, "--bind %s: give NAME=FILE.npy", bind[k]);
+      return PE_EXIT_USAGE;
+    }
+    memcpy(bs->name[k], bind[k], l);
+    bs->name[k][l] = '\0';
+    size_t len = 0;
+    if (pe_file_read_all(eq + 1, &bs->buf[k], &len, err, sizeof err) != PE_OK) {
+      pe_cli_error(cmd, "%s", err);
+      return PE_EXIT_FAIL;
+    }
+    bs->n = k + 1;
+    if (pe_npy_parse_any(bs->buf[k], len, &bs->x[k], err, sizeof err) !=
+        PE_OK) {
+      pe_cli_error(cmd, "%s: %s", eq + 1, err);
+      return PE_EXIT_FAIL;
+    }
+    pe_model_bind_t *b = &bs->b[k];
+    b->name = bs->name[k];
+    b->dtype = bs->x[k].dtype;
+    b->rank = bs->x[k].rank;
+    b->dims = bs->x[k].shape;
+    b->data = bs->x[k].data;
+  }
+  return PE_EXIT_OK;
+}
 
 /* Writes `count` floats of shape oshape as an .npy file. */
 static int pe__write_npy(const pe_cli_command_t *cmd, const char *path,
@@ -151,6 +206,15 @@ static int pe__infer_cpu(const pe_cli_command_t *cmd, const char *model,
     pe_cli_error(cmd, "%s", err);
     return PE_EXIT_FAIL;
   }
+  if (opts->all_outputs) {
+    struct stat st;
+    if (stat(out_path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      pe_cli_error(cmd, "--all-outputs: --output '%s' must be a folder",
+                   out_path);
+      pe_model_destroy(m);
+      return PE_EXIT_USAGE;
+    }
+  }
   const pe_model_desc_t *d = pe_model_desc(m);
   pe__infer_in_t in[PE_MODEL_MAX_IO];
   memset(in, 0, sizeof in);
@@ -190,44 +254,56 @@ static int pe__infer_cpu(const pe_cli_command_t *cmd, const char *model,
     batch = in[i].batch;
     exact &= in[i].exact;
   }
-  /* the output's shape: the batch filled in, or for a model without a
-   * batch dimension the declared shape (one window given as declared),
-   * [N, ...the declared shape] (windows given so), or [N, ...] with the
-   * leading 1 replaced (windows given as [N, ...] for [1, ...]) */
-  const pe_model_tensor_t *o = &d->outputs[0];
-  int64_t oshape[PE_NPY_MAX_RANK + 1];
-  int orank = 0;
-  if (o->batch_axis < 0 && !exact) {
-    oshape[orank++] = batch;
-  }
-  for (int i = o->batch_axis < 0 && !exact && !stacked && o->rank > 0 &&
-               o->dims[0] == 1;
-       i < o->rank && orank < PE_NPY_MAX_RANK; i++) {
-    oshape[orank++] = o->dims[i] < 0 ? batch : o->dims[i];
-  }
-  float *out = NULL;
+  const int n_out = opts->all_outputs ? d->n_outputs : 1;
+  float *out[PE_MODEL_MAX_IO] = {0};
   pe_model_ctx_t *ctx = NULL;
   if (rc == PE_EXIT_OK) {
     const void *ptrs[PE_MODEL_MAX_IO];
     for (int i = 0; i < d->n_inputs; i++) {
       ptrs[i] = in[i].copy;
     }
-    out = malloc((size_t)batch * (size_t)o->numel * sizeof(float) + 1);
-    if (out == NULL || pe_model_ctx_create(m, batch, &ctx) != PE_OK ||
-        pe_model_run_inputs(ctx, ptrs, d->n_inputs, batch, out) != PE_OK) {
+    int ok = pe_model_ctx_create(m, batch, &ctx) == PE_OK;
+    for (int k = 0; k < n_out; k++) {
+      out[k] = malloc(
+          (size_t)batch * (size_t)d->outputs[k].numel * sizeof(float) + 1);
+      ok &= out[k] != NULL;
+    }
+    if (!ok || pe_model_run_outputs(ctx, ptrs, d->n_inputs, batch, out,
+                                    n_out) != PE_OK) {
       pe_cli_error(cmd, "cannot run the model (out of memory)");
       rc = PE_EXIT_FAIL;
     }
   }
-  if (rc == PE_EXIT_OK) {
-    rc = pe__write_npy(cmd, out_path, oshape, orank, out,
-                       (size_t)batch * (size_t)o->numel);
+  for (int k = 0; k < n_out && rc == PE_EXIT_OK; k++) {
+    /* the output's shape: the batch first, or for a model without a batch
+     * dimension the declared shape (one window given as declared), [N,
+     * ...the declared shape] (windows given so), or [N, ...] with the
+     * leading 1 replaced (windows given as [N, ...] for [1, ...]) */
+    const pe_model_tensor_t *o = &d->outputs[k];
+    int64_t oshape[PE_NPY_MAX_RANK + 1];
+    int orank = 0;
+    if (!(o->batch_axis < 0 && exact)) {
+      oshape[orank++] = batch;
+    }
+    for (int i = o->batch_axis < 0 && !exact && !stacked && o->rank > 0 &&
+                 o->dims[0] == 1;
+         i < o->rank && orank < PE_NPY_MAX_RANK; i++) {
+      if (i != o->batch_axis) {
+        oshape[orank++] = o->dims[i];
+      }
+    }
+    char path[4096];
+    if (opts->all_outputs) {
+      snprintf(path, sizeof path, "%s/output_%d.npy", out_path, k);
+    }
+    rc = pe__write_npy(cmd, opts->all_outputs ? path : out_path, oshape, orank,
+                       out[k], (size_t)batch * (size_t)o->numel);
   }
   for (int i = 0; i < PE_MODEL_MAX_IO; i++) {
     free(in[i].buf);
     free(in[i].copy);
+    free(out[i]);
   }
-  free(out);
   pe_model_ctx_destroy(ctx);
   pe_model_destroy(m);
   return rc;
@@ -246,19 +322,26 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     pe_cli_error(cmd, "usage: infer MODEL --input X.npy --output Y.npy");
     return PE_EXIT_USAGE;
   }
-  /* --input may be repeated (NAME=FILE.npy, one per model input) */
-  char *given[PE_MODEL_MAX_IO];
-  int n_given = 0;
+  /* --input and --bind may be repeated (NAME=FILE.npy, one per model
+   * input) */
+  char *given[PE_MODEL_MAX_IO], *bind[PE_MODEL_MAX_IO];
+  int n_given = 0, n_bind = 0;
   for (int i = 1; i < argc; i++) {
-    char *v = strcmp(argv[i], "--input") == 0 && i + 1 < argc ? argv[++i]
-              : strncmp(argv[i], "--input=", 8) == 0          ? argv[i] + 8
-                                                              : NULL;
-    if (v != NULL && n_given == PE_MODEL_MAX_IO) {
-      pe_cli_error(cmd, "more than %d --input", PE_MODEL_MAX_IO);
+    int is_bind =
+        strcmp(argv[i], "--bind") == 0 || strncmp(argv[i], "--bind=", 7) == 0;
+    const char *flag = is_bind ? "--bind" : "--input";
+    size_t fl = strlen(flag);
+    char *v = strcmp(argv[i], flag) == 0 && i + 1 < argc ? argv[++i]
+              : strncmp(argv[i], flag, fl) == 0 && argv[i][fl] == '='
+                  ? argv[i] + fl + 1
+                  : NULL;
+    int *n = is_bind ? &n_bind : &n_given;
+    if (v != NULL && *n == PE_MODEL_MAX_IO) {
+      pe_cli_error(cmd, "more than %d %s", PE_MODEL_MAX_IO, flag);
       return PE_EXIT_USAGE;
     }
     if (v != NULL) {
-      given[n_given++] = v;
+      (is_bind ? bind : given)[(*n)++] = v;
     }
   }
   pe_model_options_t opts;
@@ -267,10 +350,26 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   const char *backend = pe_cli_value(cmd, "backend");
   if (strcmp(backend, "cpu") == 0) {
-    return pe__infer_cpu(cmd, pos[0], &opts, given, n_given, out_path);
+    pe__infer_binds_t bs;
+    memset(&bs, 0, sizeof bs);
+    rc = pe__infer_binds_read(cmd, bind, n_bind, &bs);
+    if (rc == PE_EXIT_OK) {
+      opts.binds = bs.b;
+      opts.n_binds = bs.n;
+      opts.all_outputs = pe_cli_flag(cmd, "all-outputs")->value != NULL;
+      rc = pe__infer_cpu(cmd, pos[0], &opts, given, n_given, out_path);
+    }
+    for (int k = 0; k < bs.n; k++) {
+      free(bs.buf[k]);
+    }
+    return rc;
   }
-  if (n_given != 1) {
-    pe_cli_error(cmd, "backend %s takes one --input", backend);
+  if (n_given != 1 || n_bind > 0 ||
+      pe_cli_flag(cmd, "all-outputs")->value != NULL) {
+    pe_cli_error(cmd,
+                 "backend %s takes one --input, no --bind or "
+                 "--all-outputs",
+                 backend);
     return PE_EXIT_USAGE;
   }
   void *buf = NULL;
@@ -364,7 +463,10 @@ const pe_cli_command_t pe_cli_infer = {
         "the batch size filled in, e.g. (N, 2). A model with several inputs\n"
         "takes one --input NAME=FILE.npy for each. A model whose input\n"
         "declares a fixed first dimension has no batch axis: give the\n"
-        "declared shape itself (one window) or [N, ...].\n"
+        "declared shape itself (one window) or [N, ...]. --bind NAME=V.npy\n"
+        "fixes an input at load (a shape, indices, weights the importer\n"
+        "needs as constants); --all-outputs writes every graph output into\n"
+        "the folder --output names, as output_K.npy.\n"
         "Check our numbers with\n"
         "onnxruntime:\n"
         "  python3 -c \"import numpy as np, onnxruntime as ort; "

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/live_cluster.h"
 #include "pe/error.h"
 #include "pe/file.h"
 #include "pe/live.h"
@@ -61,6 +62,7 @@ static pe_cli_flag_t pe__live_flags[] = {
      "at exit, write the engine state (as replay --state-out)", NULL},
     {"summary-json", "PATH", NULL, NULL,
      "at exit, write the run's totals as JSON", NULL},
+    PE_CLI_CLUSTER_FLAGS,
     PE_CLI_ENGINE_FLAGS,
     PE_CLI_MODEL_FLAGS,
     {"quiet", NULL, NULL, NULL, "no log lines and no summary", NULL},
@@ -236,6 +238,9 @@ static int pe__live_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   if (rc != PE_EXIT_OK) {
     return rc;
   }
+  if (pe_cli_is_set(cmd, "cluster")) {
+    return pe_cli_live_cluster(cmd, &ecfg, &cfg);
+  }
   char err[1024];
   pe_engine_t *engine = NULL;
   pe_backend_t *backend = NULL;
@@ -257,14 +262,8 @@ static int pe__live_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     }
   }
   if (rc == PE_EXIT_OK) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = pe__on_signal;
-    sigemptyset(&sa.sa_mask);
     pe__running = live;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    pe_cli_catch_stop(pe__on_signal);
     rc = pe__loop(cmd, live);
     if (rc == PE_EXIT_OK) {
       rc = pe__outputs(cmd, live, engine);
@@ -288,9 +287,15 @@ const pe_cli_command_t pe_cli_live = {
         "clean stop (SIGTERM/SIGINT, --exit-on-idle); 1 a failure (a gap with\n"
         "--on-gap fail, a bad checkpoint, an output not written); 2 usage.\n"
         "\n"
+        "With --cluster, N workers share --partitions P: each partition's\n"
+        "ticks:{pN} is read by the worker holding its lease, signals go to\n"
+        "signals:{pN}, the checkpoint to checkpoint:{pN} (docs/scaling.md).\n"
+        "\n"
         "example:\n"
         "  pattern-engine live --redis redis://127.0.0.1:6379/0 \\\n"
-        "      --checkpoint /var/lib/pe/ckpt --http 127.0.0.1:8005\n",
+        "      --checkpoint /var/lib/pe/ckpt --http 127.0.0.1:8005\n"
+        "  pattern-engine live --cluster --partitions 16 --worker-id w1 \\\n"
+        "      --redis redis://10.0.0.5:7000/0 --http 0.0.0.0:8005\n",
     .flags = pe__live_flags,
     .n_flags = sizeof pe__live_flags / sizeof pe__live_flags[0],
     .run = pe__live_run,

@@ -38,7 +38,14 @@ static pe_cli_flag_t pe__replay_flags[] = {
     {"out", "PATH", NULL, "-", "where signals go; - is standard output", NULL},
     {"format", "FMT", NULL, "csv", "signal format: csv or jsonl", NULL},
     {"features-out", "PATH", NULL, NULL,
-     "write one CSV row of features per accepted tick", NULL},
+     "write one CSV row of features per accepted tick; a PATH ending in .npy "
+     "gets one float64 array, with PATH's .columns.txt and .symbols.csv "
+     "beside it",
+     NULL},
+    {"features-threads", "N", NULL, "auto",
+     "threads formatting --features-out (the same bytes whatever N); 0: "
+     "none, auto: one per CPU after the first two, at most 8",
+     NULL},
     {"rejects", "PATH", NULL, NULL,
      "write each rejected row as line,reason,raw line", NULL},
     {"on-error", "MODE", NULL, "skip",
@@ -106,12 +113,14 @@ typedef struct pe__totals {
   const pe_hist_t *latency;
   uint32_t latency_sample;
   double p50_ns, p99_ns, p999_ns, max_ns;
+  pe_engine_batch_stats_t batch; /* model batches (--max-batch) */
 } pe__totals_t;
 
-static void pe__totals(const pe_pipeline_t *p, uint32_t latency_sample,
-                       pe__totals_t *t) {
+static void pe__totals(const pe_pipeline_t *p, const pe_engine_t *engine,
+                       uint32_t latency_sample, pe__totals_t *t) {
   memset(t, 0, sizeof *t);
   pe_pipeline_stats(p, &t->st);
+  pe_engine_batch_stats(engine, &t->batch);
   t->latency = pe_pipeline_latency(p);
   t->latency_sample = latency_sample;
   double cpn = pe_cycles_per_ns();
@@ -156,6 +165,26 @@ static void pe__print_summary(const char *input, const pe__totals_t *t) {
   if (es->inferences > 0) {
     fprintf(o, "  inferences   %llu\n", (unsigned long long)es->inferences);
   }
+  const pe_engine_batch_stats_t *b = &t->batch;
+  if (b->runs > 0) {
+    fprintf(o,
+            "  batches      %llu model runs of %.1f windows on average, "
+            "largest %u; by size",
+            (unsigned long long)b->runs, (double)b->windows / (double)b->runs,
+            b->largest);
+    for (uint32_t k = 0; k < PE_ENGINE_BATCH_BUCKETS; k++) {
+      if (b->by_size[k] == 0) {
+        continue;
+      }
+      if (k == 0) {
+        fprintf(o, " 1: %llu", (unsigned long long)b->by_size[k]);
+      } else {
+        fprintf(o, " %u-%u: %llu", 1u << k, (2u << k) - 1u,
+                (unsigned long long)b->by_size[k]);
+      }
+    }
+    fputc('\n', o);
+  }
   fprintf(o, "  wall time    %.3f s\n", t->st.wall_s);
   fprintf(o, "  throughput   %.0f ticks/s\n",
           t->st.wall_s > 0 ? (double)t->st.rows / t->st.wall_s : 0.0);
@@ -196,10 +225,20 @@ static void pe__json_summary(FILE *f, const char *input_name,
   fprintf(f,
           "},\"inferences\":%llu,\"wall_s\":%.6f,\"bytes_per_symbol\":%zu,"
           "\"latency_ns\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,"
-          "\"max\":%.1f},\"latency_timed\":%llu,\"latency_sample\":%u}\n",
+          "\"max\":%.1f},\"latency_timed\":%llu,\"latency_sample\":%u,",
           (unsigned long long)es->inferences, t->st.wall_s, bytes_per_symbol,
           t->p50_ns, t->p99_ns, t->p999_ns, t->max_ns,
           (unsigned long long)t->latency->count, t->latency_sample);
+  const pe_engine_batch_stats_t *b = &t->batch;
+  fprintf(f,
+          "\"batches\":{\"runs\":%llu,\"windows\":%llu,\"largest\":%u,"
+          "\"by_size\":[",
+          (unsigned long long)b->runs, (unsigned long long)b->windows,
+          b->largest);
+  for (uint32_t k = 0; k < PE_ENGINE_BATCH_BUCKETS; k++) {
+    fprintf(f, "%s%llu", k ? "," : "", (unsigned long long)b->by_size[k]);
+  }
+  fputs("]}}\n", f);
 }
 
 /* --summary-json, opened as every output (pe_out_open): every failed
@@ -336,6 +375,20 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
   pc->source.map = 1; /* a regular file; SIGBUS handled in pe__replay_run */
   pc->signals_path = pe_cli_value(cmd, "out");
   pc->features_path = pe_cli_flag(cmd, "features-out")->value;
+  if (strcmp(pe_cli_value(cmd, "features-threads"), "auto") == 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 10 ? 8 : cpus - 2) : 0;
+  } else {
+    uint32_t n = 0;
+    if (pe_cli_u32(cmd, "features-threads", &n) != PE_EXIT_OK) {
+      return PE_EXIT_USAGE;
+    }
+    if (n > 64) {
+      pe_cli_error(cmd, "--features-threads must be auto or 0 to 64");
+      return PE_EXIT_USAGE;
+    }
+    pc->features_threads = n;
+  }
   pc->rejects_path = pe_cli_flag(cmd, "rejects")->value;
   pc->other_outputs[0] = pe_cli_flag(cmd, "state-out")->value;
   pc->other_outputs[1] = pe_cli_flag(cmd, "summary-json")->value;
@@ -348,7 +401,7 @@ static int pe__replay_report(const pe_cli_command_t *cmd, pe_engine_t *engine,
                              const pe_pipeline_t *p, uint32_t latency_sample) {
   const char *input = pe_pipeline_input(p);
   pe__totals_t totals;
-  pe__totals(p, latency_sample, &totals);
+  pe__totals(p, engine, latency_sample, &totals);
   if (!pe_cli_is_set(cmd, "quiet")) {
     pe__print_summary(input, &totals);
   }

@@ -141,6 +141,9 @@ int pe_engine_snapshot(const pe_engine_t *e, void *buf, size_t cap,
   uint32_t count = e->symtab.count;
   size_t need = pe__snap_size(e, count);
   *len = need;
+  if (e->held_n > 0) {
+    return PE_ESTATE; /* held reports are not in a snapshot */
+  }
   if (cap < need) {
     return PE_EFULL;
   }
@@ -286,6 +289,12 @@ static int pe__check_body(pe_engine_t *e, const unsigned char *keys,
 int pe_engine_restore(pe_engine_t *e, const void *buf, size_t len) {
   const unsigned char *p = buf;
   pe__snap_header_t h;
+  if (e->held_n > 0) {
+    snprintf(e->errmsg, sizeof e->errmsg,
+             "%u reports are held for a model batch; flush them first",
+             e->held_n);
+    return PE_ESTATE;
+  }
   if (len < sizeof h + PE__SETTING_COUNT * sizeof(uint64_t) +
                 sizeof(pe_engine_stats_t) + sizeof(uint64_t)) {
     snprintf(e->errmsg, sizeof e->errmsg,

@@ -12,6 +12,7 @@
  * never look at quotes. */
 #include "pe/csv.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,10 @@ struct pe_csv {
   uint32_t n_columns;
   uint8_t role[PE__MAX_COLUMNS];
   uint8_t col_of[PE__COL_ROLES]; /* column of each role; PE__NO_COLUMN */
+  uint32_t n_ignored;
+  /* The columns of no role, then (up to 2 entries) the timestamp's
+   * column, which the fused parser checks anyway: it always reads 2. */
+  uint8_t ignored[PE__MAX_COLUMNS + 2];
   pe_tick_t batch[PE_CSV_BATCH]; /* ticks for on_ticks, not handed over yet */
   pe_csv_row_t rows[PE_CSV_BATCH];
   uint32_t n_batch;
@@ -115,6 +120,14 @@ int pe_csv_has_header(const pe_csv_t *c) { return c->has_header; }
 const char *pe_csv_errmsg(const pe_csv_t *c) { return c->errmsg; }
 
 static inline int pe__space(char c) { return c == ' ' || c == '\t'; }
+
+/* 1 for '"', ' ' and '\t': c == '"' || pe__space(c), by a load. */
+static const uint8_t pe__quote_or_blank_tab[256] = {
+    ['\t'] = 1, [' '] = 1, ['"'] = 1};
+
+static inline int pe__quote_or_blank(char c) {
+  return pe__quote_or_blank_tab[(unsigned char)c];
+}
 
 /* Trims spaces, then one pair of surrounding double quotes. */
 static inline void pe__field_clean(const char **s, size_t *len) {
@@ -337,6 +350,14 @@ static int pe__header(pe_csv_t *c, const char *line, size_t len) {
     }
   }
   c->n_columns = n;
+  c->n_ignored = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (c->role[i] == PE__COL_IGNORE) {
+      c->ignored[c->n_ignored++] = (uint8_t)i;
+    }
+  }
+  c->ignored[c->n_ignored] = (uint8_t)col_of[PE__COL_TS];
+  c->ignored[c->n_ignored + 1] = (uint8_t)col_of[PE__COL_TS];
   c->has_header = 1;
   for (int r = 0; r < PE__COL_ROLES; r++) {
     c->col_of[r] = col_of[r] >= 0 ? (uint8_t)col_of[r] : PE__NO_COLUMN;
@@ -732,10 +753,14 @@ static inline const char *pe__fused_line(const pe_csv_t *c, const char *p,
     }
     /* A column the parser ignores may be quoted, and hold commas or a
      * record's LF: such rows go to the general parser. (The columns it
-     * reads fail their checks on a leading quote or blank already.) */
-    for (uint32_t i = 0; i < k; i++) {
-      char first = p[b[i]];
-      if (first == '"' || pe__space(first)) {
+     * reads fail their checks on a leading quote or blank already, so
+     * only the others are looked at: two without a loop or a branch.) */
+    const uint8_t *ign = c->ignored;
+    if (pe__quote_or_blank(p[b[ign[0]]]) | pe__quote_or_blank(p[b[ign[1]]])) {
+      return NULL;
+    }
+    for (uint32_t j = 2; j < c->n_ignored; j++) {
+      if (pe__quote_or_blank(p[b[ign[j]]])) {
         return NULL;
       }
     }
@@ -857,12 +882,15 @@ static int pe__feed(pe_csv_t *c, const char *data, size_t len,
       if (nl != NULL) {
         c->line_no += 1;
         int rc;
-        if (!(tick->price > 0.0) || !isfinite(tick->price)) {
-          rc = pe__reject(c, h, PE_EPRICE, c->line_no, p, n);
-        } else if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
-          rc = pe__reject(c, h, PE_EVOLUME, c->line_no, p, n);
-        } else {
+        /* For x > 0 (or >= 0), x <= DBL_MAX is isfinite(x); NaN fails
+         * both: one comparison a bound for a valid row. */
+        if (tick->price > 0.0 && tick->price <= DBL_MAX &&
+            tick->volume >= 0.0 && tick->volume <= DBL_MAX) {
           rc = pe__emit(c, h, tick, p, n);
+        } else if (!(tick->price > 0.0) || !isfinite(tick->price)) {
+          rc = pe__reject(c, h, PE_EPRICE, c->line_no, p, n);
+        } else {
+          rc = pe__reject(c, h, PE_EVOLUME, c->line_no, p, n);
         }
         if (rc != 0) {
           return rc;

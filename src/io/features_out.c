@@ -1,5 +1,33 @@
-/* Per-tick feature rows for --features-out (see pe/sink.h). */
+/* Per-tick feature rows for --features-out (see pe/sink.h).
+ *
+ * The writer keeps each row as binary values in the current block (the
+ * .npy row: ts_s, ts_ns, symbol index, then the 7 + PE_FEATURE_COUNT
+ * values). A full block becomes text, or stays as it is for .npy, and is
+ * written with one write(2). With threads, blocks pass through slots:
+ *
+ *   FILLING (the caller's) -> READY -> FORMATTING (a worker's) -> DONE
+ *   -> written in sequence order by the writing thread -> FREE
+ *
+ * (.npy blocks go from FILLING to DONE). One mutex and one condition
+ * variable guard the slot states; the rows and text of a slot belong to
+ * whoever has moved it into its current state, so the data itself is used
+ * outside the lock. Symbol names are kept, CSV-quoted, in chunks that never
+ * move: the caller writes a name before submitting the first block that
+ * uses it, and the mutex orders that write before a worker's read. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/digits.h"
+#include "io/file_impl.h"
 #include "io/textfmt.h"
+#include "pe/error.h"
+#include "pe/file.h"
 #include "pe/sink.h"
 
 const char *pe_features_csv_header(void) {
@@ -32,4 +60,554 @@ size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,
     buf[pos] = '\0';
   }
   return pos;
+}
+
+/* ---- the writer ------------------------------------------------------- */
+
+#define PE__VALUES (7 + PE_FEATURE_COUNT) /* price ... the last feature */
+#define PE__COLS (3 + PE__VALUES)         /* ts_s, ts_ns, symbol, values */
+#define PE__BLOCK_ROWS 2048
+/* Longest text row: a ts of 20 characters, a quoted symbol of 64, each
+ * value at most 32 after its comma, the newline. */
+#define PE__ROW_TEXT_MAX (20 + 1 + 64 + PE__VALUES * 33 + 1)
+#define PE__NPY_HEADER 128 /* bytes, a multiple of 64 as NumPy aligns */
+#define PE__NAME_CHUNK 1024u
+#define PE__NAME_CHUNKS 65536u /* 67 million symbols */
+
+/* A symbol as its CSV field: len bytes of text (1 to 64). */
+typedef struct pe__name {
+  uint8_t len;
+  char text[2 + 2 * PE_SYMBOL_MAX];
+} pe__name_t;
+
+enum {
+  PE__SLOT_FREE,
+  PE__SLOT_FILLING,
+  PE__SLOT_READY,
+  PE__SLOT_FORMATTING,
+  PE__SLOT_DONE
+};
+
+typedef struct pe__slot {
+  double *rows; /* PE__BLOCK_ROWS * PE__COLS */
+  char *text;   /* PE__BLOCK_ROWS * PE__ROW_TEXT_MAX; text outputs only */
+  size_t n;     /* rows in the block */
+  size_t text_len;
+  uint64_t seq; /* order of submission, the order of writing */
+  int state;
+} pe__slot_t;
+
+struct pe_features_writer {
+  pe_out_t *out;
+  int fd;
+  int npy;
+  uint64_t rows;
+  pe__name_t **names; /* PE__NAME_CHUNKS chunks of PE__NAME_CHUNK */
+  uint32_t n_names;   /* one past the highest symbol index seen */
+  pe__slot_t *slots;
+  unsigned n_slots;
+  pe__slot_t *cur; /* the block being filled */
+  /* threads (threaded only) */
+  unsigned n_workers;
+  pthread_t *workers;
+  pthread_t writer;
+  int threaded; /* the writing thread runs */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  uint64_t next_seq;   /* of the next block submitted */
+  uint64_t next_write; /* of the next block to write */
+  int stopping;
+  /* The CSV header, or the .npy placeholder header, written with the first
+   * block (or at the close), so that a failing output fails the run. */
+  const char *head;
+  size_t head_len;
+  char npy_head[PE__NPY_HEADER];
+  int failed;     /* a write failed: nothing more is written */
+  int fail_errno; /* its reason */
+  char path[4096];
+};
+
+int pe_features_path_is_npy(const char *path) {
+  size_t n = strlen(path);
+  return n >= 4 && strcmp(path + n - 4, ".npy") == 0;
+}
+
+/* The v1.0 header of a float64 C-order array of rows x PE__COLS, padded to
+ * PE__NPY_HEADER bytes: the same length whatever the row count, so that the
+ * final header overwrites the placeholder written first. */
+static void pe__npy_header(char *buf, uint64_t rows) {
+  memset(buf, ' ', PE__NPY_HEADER);
+  memcpy(buf, "\x93NUMPY\x01\x00", 8);
+  buf[8] = (char)((PE__NPY_HEADER - 10) & 0xff);
+  buf[9] = (char)((PE__NPY_HEADER - 10) >> 8);
+  char dict[PE__NPY_HEADER];
+  int n = snprintf(dict, sizeof dict,
+                   "{'descr': '<f8', 'fortran_order': False, 'shape': (%llu, "
+                   "%d), }",
+                   (unsigned long long)rows, PE__COLS);
+  memcpy(buf + 10, dict, (size_t)n);
+  buf[PE__NPY_HEADER - 1] = '\n';
+}
+
+/* Text rows of a block, as pe_features_format writes them; returns the
+ * length. Reads only rows and names the caller filled before handing the
+ * block on. */
+static size_t pe__format_block(const pe_features_writer_t *w,
+                               const pe__slot_t *s, char *text) {
+  char *p = text;
+  for (size_t i = 0; i < s->n; i++) {
+    const double *v = s->rows + i * PE__COLS;
+    /* ts_s * 10^9 + ts_ns, exact: both are integers well inside 2^53, and
+     * the sum wraps in unsigned arithmetic to the int64 it was split from. */
+    int64_t ts_s = (int64_t)v[0];
+    uint64_t ts = (uint64_t)ts_s * 1000000000u + (uint64_t)v[1];
+    uint64_t mag = ts >> 63 ? 0 - ts : ts;
+    if (ts >> 63) {
+      *p++ = '-';
+    }
+    p = pe__u64_put(p, mag);
+    *p++ = ',';
+    uint32_t id = (uint32_t)v[2];
+    const pe__name_t *name =
+        &w->names[id / PE__NAME_CHUNK][id % PE__NAME_CHUNK];
+    memcpy(p, name->text, name->len);
+    p += name->len;
+    for (int c = 3; c < PE__COLS; c++) {
+      *p++ = ',';
+      p = pe__put_double_at(p, v[c]);
+    }
+    *p++ = '\n';
+  }
+  return (size_t)(p - text);
+}
+
+/* Writes a formatted (or .npy) block, after the header the first time; 0,
+ * or -1 with errno. Called by one thread at a time: the writing thread, or
+ * the caller's when there is none. */
+static int pe__write_block(pe_features_writer_t *w, const pe__slot_t *s) {
+  if (w->head_len > 0) {
+    if (pe__write_all(w->fd, w->head, w->head_len) != 0) {
+      return -1;
+    }
+    w->head_len = 0;
+  }
+  if (w->npy) {
+    return pe__write_all(w->fd, s->rows, s->n * PE__COLS * sizeof(double));
+  }
+  return pe__write_all(w->fd, s->text, s->text_len);
+}
+
+/* A worker: formats READY blocks, the oldest first, until stopped. */
+static void *pe__worker_main(void *arg) {
+  pe_features_writer_t *w = arg;
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    pe__slot_t *pick = NULL;
+    for (unsigned i = 0; i < w->n_slots; i++) {
+      pe__slot_t *s = &w->slots[i];
+      if (s->state == PE__SLOT_READY && (pick == NULL || s->seq < pick->seq)) {
+        pick = s;
+      }
+    }
+    if (pick != NULL) {
+      pick->state = PE__SLOT_FORMATTING;
+      pthread_mutex_unlock(&w->lock);
+      pick->text_len = pe__format_block(w, pick, pick->text);
+      pthread_mutex_lock(&w->lock);
+      pick->state = PE__SLOT_DONE;
+      pthread_cond_broadcast(&w->cond);
+      continue;
+    }
+    if (w->stopping) {
+      break;
+    }
+    pthread_cond_wait(&w->cond, &w->lock);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+/* The writing thread: writes DONE blocks in sequence order; after a
+ * failure it frees them unwritten, so the caller never waits forever. */
+static void *pe__writer_main(void *arg) {
+  pe_features_writer_t *w = arg;
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    pe__slot_t *next = NULL;
+    for (unsigned i = 0; i < w->n_slots && next == NULL; i++) {
+      pe__slot_t *s = &w->slots[i];
+      if (s->state == PE__SLOT_DONE && s->seq == w->next_write) {
+        next = s;
+      }
+    }
+    if (next != NULL) {
+      int failed = w->failed;
+      pthread_mutex_unlock(&w->lock);
+      int bad = !failed && pe__write_block(w, next) != 0;
+      int why = errno;
+      pthread_mutex_lock(&w->lock);
+      if (bad) {
+        w->failed = 1;
+        w->fail_errno = why;
+      }
+      next->state = PE__SLOT_FREE;
+      next->n = 0;
+      w->next_write++;
+      pthread_cond_broadcast(&w->cond);
+      continue;
+    }
+    if (w->stopping && w->next_write == w->next_seq) {
+      break;
+    }
+    pthread_cond_wait(&w->cond, &w->lock);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+/* Hands the current block on (threaded) or formats and writes it here.
+ * With take_next, makes a free block current (waiting for one). */
+static int pe__submit(pe_features_writer_t *w, int take_next) {
+  pe__slot_t *s = w->cur;
+  if (!w->threaded) {
+    int bad = 0;
+    if (s->n > 0 && !w->failed) {
+      if (!w->npy) {
+        s->text_len = pe__format_block(w, s, s->text);
+      }
+      bad = pe__write_block(w, s) != 0;
+    }
+    s->n = 0;
+    if (bad) {
+      w->failed = 1;
+      w->fail_errno = errno;
+    }
+    errno = w->fail_errno;
+    return w->failed ? PE_EIO : PE_OK;
+  }
+  pthread_mutex_lock(&w->lock);
+  if (s->n > 0) {
+    s->seq = w->next_seq++;
+    s->state = w->npy ? PE__SLOT_DONE : PE__SLOT_READY;
+    pthread_cond_broadcast(&w->cond);
+  } else {
+    s->state = PE__SLOT_FREE;
+  }
+  w->cur = NULL;
+  while (take_next && w->cur == NULL && !w->failed) {
+    for (unsigned i = 0; i < w->n_slots && w->cur == NULL; i++) {
+      if (w->slots[i].state == PE__SLOT_FREE) {
+        w->cur = &w->slots[i];
+        w->cur->state = PE__SLOT_FILLING;
+      }
+    }
+    if (w->cur == NULL) {
+      pthread_cond_wait(&w->cond, &w->lock);
+    }
+  }
+  int rc = w->failed ? PE_EIO : PE_OK;
+  errno = w->fail_errno;
+  pthread_mutex_unlock(&w->lock);
+  return rc;
+}
+
+/* Stops and joins the threads once every submitted block is written (or,
+ * after a failure, dropped). */
+static void pe__stop_threads(pe_features_writer_t *w) {
+  if (!w->threaded) {
+    return;
+  }
+  pthread_mutex_lock(&w->lock);
+  w->stopping = 1;
+  pthread_cond_broadcast(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+  for (unsigned i = 0; i < w->n_workers; i++) {
+    pthread_join(w->workers[i], NULL);
+  }
+  pthread_join(w->writer, NULL);
+  w->threaded = 0;
+  pthread_cond_destroy(&w->cond);
+  pthread_mutex_destroy(&w->lock);
+}
+
+static void pe__writer_free(pe_features_writer_t *w) {
+  for (unsigned i = 0; w->slots != NULL && i < w->n_slots; i++) {
+    free(w->slots[i].rows);
+    free(w->slots[i].text);
+  }
+  free(w->slots);
+  for (unsigned i = 0; w->names != NULL && i < PE__NAME_CHUNKS; i++) {
+    free(w->names[i]);
+  }
+  free(w->names);
+  free(w->workers);
+  free(w);
+}
+
+/* Starts the writing thread and the workers; 0, or -1 after stopping any
+ * that started. */
+static int pe__start_threads(pe_features_writer_t *w) {
+  if (pthread_mutex_init(&w->lock, NULL) != 0) {
+    return -1;
+  }
+  if (pthread_cond_init(&w->cond, NULL) != 0) {
+    pthread_mutex_destroy(&w->lock);
+    return -1;
+  }
+  if (pthread_create(&w->writer, NULL, pe__writer_main, w) != 0) {
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    return -1;
+  }
+  w->threaded = 1;
+  unsigned want = w->n_workers;
+  w->n_workers = 0;
+  while (w->n_workers < want) {
+    if (pthread_create(&w->workers[w->n_workers], NULL, pe__worker_main, w) !=
+        0) {
+      pe__stop_threads(w);
+      return -1;
+    }
+    w->n_workers++;
+  }
+  return 0;
+}
+
+int pe_features_writer_open(const char *path, unsigned threads,
+                            pe_features_writer_t **out, char *err,
+                            size_t err_cap) {
+  *out = NULL;
+  if (strlen(path) >= sizeof((pe_features_writer_t *)0)->path) {
+    snprintf(err, err_cap, "the features path is too long");
+    return PE_EINVAL;
+  }
+  pe_features_writer_t *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    snprintf(err, err_cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  memcpy(w->path, path, strlen(path) + 1);
+  w->npy = pe_features_path_is_npy(path);
+  w->n_workers = w->npy ? 0 : threads;
+  w->n_slots = threads == 0 ? 1 : 2 * w->n_workers + 3;
+  w->names = calloc(PE__NAME_CHUNKS, sizeof *w->names);
+  w->slots = calloc(w->n_slots, sizeof *w->slots);
+  w->workers = calloc(w->n_workers + 1, sizeof *w->workers);
+  int ok = w->names != NULL && w->slots != NULL && w->workers != NULL;
+  for (unsigned i = 0; ok && i < w->n_slots; i++) {
+    w->slots[i].rows = malloc(PE__BLOCK_ROWS * PE__COLS * sizeof(double));
+    w->slots[i].text =
+        w->npy ? NULL : malloc((size_t)PE__BLOCK_ROWS * PE__ROW_TEXT_MAX);
+    ok = w->slots[i].rows != NULL && (w->npy || w->slots[i].text != NULL);
+  }
+  if (!ok) {
+    pe__writer_free(w);
+    snprintf(err, err_cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  int rc = pe_out_open(path, &w->out, err, err_cap);
+  if (rc != PE_OK) {
+    pe__writer_free(w);
+    return rc;
+  }
+  FILE *f = pe_out_file(w->out);
+  w->fd = fileno(f);
+  if (w->npy) {
+    if (lseek(w->fd, 0, SEEK_CUR) < 0) {
+      snprintf(err, err_cap,
+               "cannot write '%s': a .npy array needs an output it can seek "
+               "in, a file (its header, which holds the row count, is "
+               "written last); not a pipe, a FIFO or a terminal",
+               path);
+      rc = PE_EIO;
+    }
+    pe__npy_header(w->npy_head, 0);
+    w->head = w->npy_head;
+    w->head_len = PE__NPY_HEADER;
+  } else {
+    w->head = pe_features_csv_header();
+    w->head_len = strlen(w->head);
+  }
+  /* The stream holds nothing: the fd is written directly, a block at a
+   * time. */
+  w->cur = &w->slots[0];
+  w->cur->state = PE__SLOT_FILLING;
+  if (rc == PE_OK && threads > 0 && pe__start_threads(w) != 0) {
+    snprintf(err, err_cap, "cannot start the features threads");
+    rc = PE_ENOMEM;
+  }
+  if (rc != PE_OK) {
+    char ignored[64];
+    (void)pe_out_close(w->out, 0, ignored, sizeof ignored);
+    pe__writer_free(w);
+    return rc;
+  }
+  *out = w;
+  return PE_OK;
+}
+
+/* Keeps the CSV field of a symbol new to the writer. */
+static int pe__keep_name(pe_features_writer_t *w, uint32_t id,
+                         const pe_tick_t *tick) {
+  pe__name_t **chunk = &w->names[id / PE__NAME_CHUNK];
+  if (*chunk == NULL) {
+    *chunk = calloc(PE__NAME_CHUNK, sizeof **chunk);
+    if (*chunk == NULL) {
+      return PE_ENOMEM;
+    }
+  }
+  pe__name_t *name = &(*chunk)[id % PE__NAME_CHUNK];
+  if (name->len == 0) {
+    size_t pos = 0;
+    pe__put_csv_str(name->text, sizeof name->text, &pos, tick->symbol);
+    name->len = (uint8_t)pos;
+    if (id >= w->n_names) {
+      w->n_names = id + 1;
+    }
+  }
+  return PE_OK;
+}
+
+int pe_features_writer_add(pe_features_writer_t *w, const pe_tick_t *tick,
+                           const pe_tick_out_t *out) {
+  if (w->cur == NULL) { /* a write failed while a block was awaited */
+    errno = w->fail_errno;
+    return PE_EIO;
+  }
+  uint32_t id = out->symbol_id;
+  if (id / PE__NAME_CHUNK >= PE__NAME_CHUNKS) {
+    return PE_EFULL;
+  }
+  if (id >= w->n_names || w->names[id / PE__NAME_CHUNK] == NULL ||
+      w->names[id / PE__NAME_CHUNK][id % PE__NAME_CHUNK].len == 0) {
+    int rc = pe__keep_name(w, id, tick);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
+  pe__slot_t *s = w->cur;
+  double *v = s->rows + s->n * PE__COLS;
+  int64_t sec = tick->ts_ns / 1000000000;
+  int64_t ns = tick->ts_ns % 1000000000;
+  if (ns < 0) {
+    ns += 1000000000;
+    sec -= 1;
+  }
+  v[0] = (double)sec;
+  v[1] = (double)ns;
+  v[2] = (double)id;
+  v[3] = tick->price;
+  v[4] = tick->volume;
+  v[5] = out->ema_fast;
+  v[6] = out->ema_slow;
+  v[7] = out->vwap;
+  v[8] = out->mean;
+  v[9] = out->var;
+  memcpy(v + 10, out->feature, sizeof out->feature);
+  w->rows++;
+  if (++s->n == PE__BLOCK_ROWS) {
+    return pe__submit(w, 1);
+  }
+  return PE_OK;
+}
+
+/* X.columns.txt and X.symbols.csv beside X.npy. */
+static int pe__write_npy_sides(const pe_features_writer_t *w, char *err,
+                               size_t err_cap) {
+  size_t base = strlen(w->path) - 4;
+  char side[sizeof w->path + 16];
+  static const char *const head[] = {"ts_s",   "ts_ns",    "symbol",   "price",
+                                     "volume", "ema_fast", "ema_slow", "vwap",
+                                     "mean",   "var"};
+  char cols[1024];
+  size_t pos = 0;
+  for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) {
+    pe__put_str(cols, sizeof cols, &pos, head[i]);
+    pe__put_char(cols, sizeof cols, &pos, '\n');
+  }
+  for (int f = 0; f < PE_FEATURE_COUNT; f++) {
+    pe__put_str(cols, sizeof cols, &pos, pe_feature_name(f));
+    pe__put_char(cols, sizeof cols, &pos, '\n');
+  }
+  snprintf(side, sizeof side, "%.*s.columns.txt", (int)base, w->path);
+  int rc = pe_file_write_atomic(side, cols, pos, err, err_cap);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  size_t cap = 16 + (size_t)w->n_names * (12 + sizeof(pe__name_t));
+  char *sym = malloc(cap);
+  if (sym == NULL) {
+    snprintf(err, err_cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  pos = 0;
+  pe__put_str(sym, cap, &pos, "index,symbol\n");
+  for (uint32_t id = 0; id < w->n_names; id++) {
+    const pe__name_t *chunk = w->names[id / PE__NAME_CHUNK];
+    if (chunk == NULL || chunk[id % PE__NAME_CHUNK].len == 0) {
+      continue; /* no row of this index was written */
+    }
+    pe__put_i64(sym, cap, &pos, id);
+    pe__put_char(sym, cap, &pos, ',');
+    const pe__name_t *name = &chunk[id % PE__NAME_CHUNK];
+    memcpy(sym + pos, name->text, name->len);
+    pos += name->len;
+    pe__put_char(sym, cap, &pos, '\n');
+  }
+  snprintf(side, sizeof side, "%.*s.symbols.csv", (int)base, w->path);
+  rc = pe_file_write_atomic(side, sym, pos, err, err_cap);
+  free(sym);
+  return rc;
+}
+
+int pe_features_writer_close(pe_features_writer_t *w, int commit, char *err,
+                             size_t err_cap) {
+  if (w == NULL) {
+    return PE_OK;
+  }
+  int rc = PE_OK;
+  if (commit && w->cur != NULL) {
+    rc = pe__submit(w, 0);
+  }
+  if (!commit && w->threaded) {
+    pthread_mutex_lock(&w->lock);
+    w->failed = 1; /* drop what is queued */
+    pthread_mutex_unlock(&w->lock);
+  }
+  pe__stop_threads(w);
+  if (commit && !w->failed && w->head_len > 0) {
+    pe__slot_t none = {0};
+    if (pe__write_block(w, &none) != 0) { /* the header alone */
+      w->failed = 1;
+      w->fail_errno = errno;
+    }
+  }
+  if (commit && (rc != PE_OK || w->failed)) {
+    errno = w->fail_errno;
+    snprintf(err, err_cap, "cannot write '%s': %s", w->path,
+             strerror(w->fail_errno));
+    rc = PE_EIO;
+  }
+  if (commit && rc == PE_OK && w->npy) {
+    char header[PE__NPY_HEADER];
+    pe__npy_header(header, w->rows);
+    if (pwrite(w->fd, header, sizeof header, 0) != (ssize_t)sizeof header) {
+      int why = errno;
+      snprintf(err, err_cap, "cannot write '%s': %s", w->path, strerror(why));
+      errno = why;
+      rc = PE_EIO;
+    }
+  }
+  if (commit && rc == PE_OK && w->npy) {
+    rc = pe__write_npy_sides(w, err, err_cap);
+  }
+  char ignored[64];
+  int closed =
+      pe_out_close(w->out, commit && rc == PE_OK, rc == PE_OK ? err : ignored,
+                   rc == PE_OK ? err_cap : sizeof ignored);
+  if (rc == PE_OK) {
+    rc = closed;
+  }
+  pe__writer_free(w);
+  return rc;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "io/file_impl.h"
 #include "pe/error.h"
 
 static int pe__io_fail(char *err, size_t cap, const char *what,
@@ -20,7 +21,8 @@ static int pe__io_fail(char *err, size_t cap, const char *what,
   return PE_EIO;
 }
 
-static int pe__write_all(int fd, const char *p, size_t len) {
+int pe__write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
   while (len > 0) {
     ssize_t n = write(fd, p, len);
     if (n < 0 && errno == EINTR) {

@@ -11,11 +11,15 @@
 
 void pe__put_str(char *buf, size_t cap, size_t *pos, const char *s);
 void pe__put_char(char *buf, size_t cap, size_t *pos, char c);
-/* %.17g. Every value that is not finite (NaN, either infinity) is "nan":
- * the one spelling of CSV outputs and stream fields (docs/security.md). */
+/* The shortest decimal that reads back as v (io/dtoa.h: "490.96", "1e-05").
+ * Every value that is not finite (NaN, either infinity) is "nan": the one
+ * spelling of CSV outputs and stream fields (docs/security.md). */
 void pe__put_double(char *buf, size_t cap, size_t *pos, double v);
-/* A JSON number: %.17g, or null for a value that is not finite (JSON has no
- * NaN or infinity). */
+/* pe__put_double's text at dst, without a bound: at most PE__DTOA_MAX
+ * (io/dtoa.h) bytes, no NUL. Returns the end. */
+char *pe__put_double_at(char *dst, double v);
+/* A JSON number: as pe__put_double, or null for a value that is not finite
+ * (JSON has no NaN or infinity). */
 void pe__put_json_double(char *buf, size_t cap, size_t *pos, double v);
 void pe__put_i64(char *buf, size_t cap, size_t *pos, int64_t v);
 /* A JSON string, quotes included. */

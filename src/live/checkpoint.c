@@ -156,8 +156,23 @@ static int pe__set_key(pe_live_t *L, char *err, size_t err_cap) {
   pe_resp_arg(b, "SET", 3);
   pe_resp_arg_str(b, L->ckpt_key);
   pe_resp_arg(b, (const char *)L->enc, L->enc_len);
+  int rc = L->cfg.fence_key != NULL ? pe__fence_wrap(L, b) : PE_OK;
+  if (rc != PE_OK) {
+    snprintf(err, err_cap, "cannot build the fenced write");
+    return rc;
+  }
   const pe_redis_value_t *v;
-  int rc = pe_redis_command(L->redis, b, &v);
+  rc = pe_redis_command(L->redis, b, &v);
+  if (rc == PE_OK && L->cfg.fence_key != NULL) {
+    /* The fenced EVAL: refused whole, or the SET's own reply in an array. */
+    if (pe__fence_refused(L, v) != PE_OK) {
+      snprintf(err, err_cap, "%.400s", L->errmsg);
+      return PE_ESTATE;
+    }
+    if (v->type == PE_REDIS_ARRAY && v->n == 1) {
+      v = &v->elem[0];
+    }
+  }
   if (rc != PE_OK) {
     snprintf(err, err_cap, "%s", pe_redis_errmsg(L->redis));
   } else if (!pe_redis_value_is(v, "OK")) {
@@ -211,6 +226,10 @@ static int pe__get_key(pe_live_t *L, void **data, size_t *len) {
   }
   if (v->type == PE_REDIS_NIL) {
     return PE_ENOENT;
+  }
+  if (v->type == PE_REDIS_ERROR && pe_redis_is_transient(v->str)) {
+    /* CLUSTERDOWN during a failover, LOADING: the start is tried again. */
+    return pe__live_fail(L, PE_ECONN, "GET %s: %s", L->ckpt_key, v->str);
   }
   if (v->type != PE_REDIS_STRING) {
     return pe__live_fail(L, PE_EPARSE, "GET %s: %s", L->ckpt_key,

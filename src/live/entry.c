@@ -9,8 +9,9 @@
 
 /* The engine's outputs for the tick of entry id: one XADD per signal, with
  * stream ids derived from id (pe_signal_stream_id). */
-static int pe__signals_out(pe_live_t *L, pe_stream_id_t id) {
-  for (uint32_t k = 0; k < L->out.n_signals; k++) {
+static int pe__signals_out(pe_live_t *L, pe_stream_id_t id,
+                           const pe_tick_out_t *out) {
+  for (uint32_t k = 0; k < out->n_signals; k++) {
     pe_stream_id_t sid;
     if (pe_signal_stream_id(id, k, &sid) != PE_OK) {
       char idt[PE_STREAM_ID_MAX];
@@ -21,10 +22,51 @@ static int pe__signals_out(pe_live_t *L, pe_stream_id_t id) {
     }
     pe__txn_begin_cmd(L);
     pe_resp_xadd_signal(&L->txn, L->signals, L->cfg.signals_maxlen, sid,
-                        &L->out.signal[k], id);
+                        &out->signal[k], id);
     L->txn_signals += 1;
   }
   return PE_OK;
+}
+
+int pe__live_report(void *ctx, const pe_tick_t *tick, int rc,
+                    const pe_tick_out_t *out) {
+  pe_live_t *L = ctx;
+  pe_stream_id_t id = L->held_ids[L->held_next++];
+  if (rc != PE_OK) {
+    char idt[PE_STREAM_ID_MAX];
+    L->report_rc = pe__live_fail(L, rc, "%s: entry %s (%s): %s", L->ticks,
+                                 pe__live_id_text(id, idt), tick->symbol,
+                                 pe_engine_errmsg(L->engine));
+    return PE_STOP;
+  }
+  rc = pe__signals_out(L, id, out);
+  if (rc != PE_OK) {
+    L->report_rc = rc;
+    return PE_STOP;
+  }
+  return PE_CONTINUE;
+}
+
+/* After a micro-batched push or flush that returned rc: the ids bookkeeping
+ * (accepted: the entry's id stays; all delivered: both counts back to 0),
+ * and the failure that stopped a delivery. */
+static int pe__held_after(pe_live_t *L, int rc, int accepted) {
+  L->held_n += accepted ? 1u : 0u;
+  if (L->held_next == L->held_n) {
+    L->held_n = 0;
+    L->held_next = 0;
+  }
+  if (rc > 0) {
+    return L->report_rc;
+  }
+  return PE_OK;
+}
+
+int pe__live_flush(pe_live_t *L) {
+  if (L->held_ids == NULL) {
+    return PE_OK;
+  }
+  return pe__held_after(L, pe_engine_flush(L->engine), 0);
 }
 
 int pe__live_entry(pe_live_t *L, const pe_redis_value_t *e) {
@@ -57,9 +99,17 @@ int pe__live_entry(pe_live_t *L, const pe_redis_value_t *e) {
     pe__reject(L, id, why.reason, why.field, n);
     return PE_OK;
   }
-  rc = pe_engine_push(L->engine, &tick, &L->out);
-  if (rc == PE_OK) {
-    return pe__signals_out(L, id);
+  if (L->held_ids != NULL) {
+    L->held_ids[L->held_n] = id;
+    rc = pe_engine_push(L->engine, &tick, &L->out);
+    if (rc >= 0) {
+      return pe__held_after(L, rc, 1);
+    }
+  } else {
+    rc = pe_engine_push(L->engine, &tick, &L->out);
+    if (rc == PE_OK) {
+      return pe__signals_out(L, id, &L->out);
+    }
   }
   int reason = pe_stream_reject_from_error(rc);
   if (reason >= 0) {

@@ -24,6 +24,9 @@ void pe__xinfo(pe_resp_buf_t *b, const char *stream) {
 /* Keeps an XINFO STREAM reply received at now. PE_EPARSE (message set) for
  * a reply of another shape. */
 int pe__xinfo_take(pe_live_t *L, const pe_redis_value_t *v, uint64_t now) {
+  if (v->type == PE_REDIS_ERROR && pe_redis_is_transient(v->str)) {
+    return PE_EAGAIN; /* CLUSTERDOWN during a failover, LOADING: retried */
+  }
   if (pe_redis_stream_info_parse(v, &L->info) != PE_OK) {
     return pe__live_fail(L, PE_EPARSE, "XINFO STREAM %s: %s", L->ticks,
                          v->type == PE_REDIS_ERROR ? v->str

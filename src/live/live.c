@@ -172,6 +172,19 @@ static int pe__configure(pe_live_t *L, const pe_live_config_t *cfg, char *err,
   } else if (rc == PE_OK) {
     snprintf(L->ckpt_key, sizeof L->ckpt_key, "%s:checkpoint", L->signals);
   }
+  if (rc == PE_OK && cfg->fence_key != NULL) {
+    if (kind != PE_LIVE_CHECKPOINT_REDIS || cfg->fence_key[0] == '\0' ||
+        cfg->fence_token == NULL || cfg->fence_token[0] == '\0') {
+      snprintf(err, cap, "a fence needs a key, a token and a Redis checkpoint");
+      return PE_EINVAL;
+    }
+    rc = pe__copy(L->fence_key, sizeof L->fence_key, cfg->fence_key,
+                  "the fence key", err, cap);
+    if (rc == PE_OK) {
+      rc = pe__copy(L->fence_token, sizeof L->fence_token, cfg->fence_token,
+                    "the fence token", err, cap);
+    }
+  }
   if (rc != PE_OK) {
     return rc;
   }
@@ -188,6 +201,7 @@ static int pe__configure(pe_live_t *L, const pe_live_config_t *cfg, char *err,
   L->cfg.checkpoint_path = L->ckpt_path;
   L->cfg.checkpoint_key = L->ckpt_key;
   L->cfg.start_id = L->start_id;
+  L->cfg.fence_key = L->fence_key[0] ? L->fence_key : NULL;
   L->cfg.redis_url = NULL;
   L->cfg.http_addr = NULL;
   return PE_OK;
@@ -247,6 +261,16 @@ int pe_live_create(const pe_live_config_t *cfg, pe_live_t **out, char *err,
   L->rng = L->created_mono | 1u;
   L->status = PE_LIVE_STARTING;
   int rc = pe__configure(L, cfg, err, err_cap);
+  if (rc == PE_OK && pe_engine_batched(cfg->engine)) {
+    L->held_ids = calloc((size_t)pe_engine_held_max(cfg->engine) + 1,
+                         sizeof *L->held_ids);
+    if (L->held_ids == NULL) {
+      snprintf(err, err_cap, "out of memory");
+      rc = PE_ENOMEM;
+    } else {
+      pe_engine_set_report(cfg->engine, pe__live_report, L);
+    }
+  }
   if (rc == PE_OK) {
     rc = pe__open(L, cfg, err, err_cap);
   }
@@ -272,8 +296,10 @@ void pe_live_destroy(pe_live_t *L) {
   pe_redis_destroy(L->redis);
   pe_resp_free(&L->txn);
   pe_resp_free(&L->req);
+  pe_resp_free(&L->wrap);
   free(L->snap);
   free(L->enc);
+  free(L->held_ids);
   free(L);
 }
 
@@ -284,6 +310,8 @@ void pe_live_stop(pe_live_t *L) {
 }
 
 const char *pe_live_errmsg(const pe_live_t *L) { return L->errmsg; }
+
+int pe_live_fenced(const pe_live_t *L) { return L->fenced; }
 
 /* ---- connecting
  * ---------------------------------------------------------------- */
@@ -401,7 +429,8 @@ static int pe__link(pe_live_t *L, uint32_t wait_ms) {
 /* The first time the link is up: the checkpoint, or the start id. */
 static int pe__start(pe_live_t *L) {
   int loaded = 0;
-  if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_REDIS) {
+  if (L->cfg.checkpoint == PE_LIVE_CHECKPOINT_REDIS &&
+      L->cfg.fence_key == NULL) {
     int rc = pe__lease_acquire(L);
     if (rc != PE_OK) {
       return rc;
@@ -491,6 +520,12 @@ static int pe__batch(pe_live_t *L, pe_live_step_stats_t *st) {
     if (rc != PE_OK) {
       return rc;
     }
+  }
+  /* Every signal of the batch into its transaction, before the checkpoint
+   * that the transaction carries: a micro-batched engine's held reports. */
+  rc = pe__live_flush(L);
+  if (rc != PE_OK) {
+    return rc;
   }
   st->entries = (uint32_t)n;
   st->signals = L->txn_open ? L->txn_signals : 0;

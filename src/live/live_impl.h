@@ -9,7 +9,9 @@
  *   gap.c         stream position, start placement and gap accounting
  *   metrics.c     the figures and their text forms
  *   http.c        /health and /metrics (http.h)
- *   lock.c        one worker per checkpoint: file lock, Redis lease */
+ *   lock.c        one worker per checkpoint: file lock, Redis lease
+ *   worker.c      the cluster worker (pe/worker.h): partitions shared
+ *                 through fenced leases, one handle per owned partition */
 #ifndef PE_LIVE_IMPL_H
 #define PE_LIVE_IMPL_H
 
@@ -46,6 +48,10 @@ struct pe_live {
   char ckpt_path[PE__LIVE_NAME_MAX];
   char ckpt_key[PE__LIVE_NAME_MAX];
   char start_id[PE_STREAM_ID_MAX];
+  char fence_key[PE__LIVE_NAME_MAX];
+  char fence_token[128];
+  int fenced;         /* a write was refused by the fence */
+  pe_resp_buf_t wrap; /* the fenced EVAL being built (txn.c) */
   pe_engine_t *engine;
   pe_redis_t *redis;
   volatile sig_atomic_t stop_flag; /* pe_live_stop calls, 2 at most */
@@ -125,6 +131,13 @@ struct pe_live {
   uint64_t metrics_mono;
   pe_stream_field_t fields[PE_STREAM_MAX_FIELDS];
   pe_tick_out_t out;
+  /* A micro-batched engine (pe_engine_batched): the entry ids of the ticks
+   * whose reports it has not delivered yet, in push order; ids[held_n] is
+   * the entry being pushed. Reports come out in push order, so the next
+   * one is that of ids[held_next]; both go back to 0 once it holds none. */
+  pe_stream_id_t *held_ids; /* [pe_engine_held_max + 1] */
+  uint32_t held_n, held_next;
+  int report_rc; /* the failure that stopped a delivery; PE_OK: none */
 };
 
 /* Sets the handle's message; returns rc. */
@@ -140,8 +153,16 @@ const char *pe__live_id_text(pe_stream_id_t id, char *buf);
 /* entry.c: processes one XREAD entry. PE_OK or fatal (message set). */
 int pe__live_entry(pe_live_t *L, const pe_redis_value_t *e);
 
+/* entry.c: a micro-batched engine's report callback (pe_engine_report_t),
+ * and the delivery of every report it still holds: PE_OK or fatal. */
+int pe__live_report(void *ctx, const pe_tick_t *tick, int rc,
+                    const pe_tick_out_t *out);
+int pe__live_flush(pe_live_t *L);
+
 /* txn.c */
 void pe__txn_begin_cmd(pe_live_t *L);
+int pe__fence_wrap(pe_live_t *L, pe_resp_buf_t *inner);
+int pe__fence_refused(pe_live_t *L, const pe_redis_value_t *v);
 void pe__txn_close(pe_live_t *L, uint64_t read_mono);
 int pe__txn_replies(pe_live_t *L);
 

@@ -48,6 +48,12 @@ void pe_live_metrics(const pe_live_t *L, pe_live_metrics_t *m) {
   m->active_ns =
       L->last_mono > L->first_mono ? L->last_mono - L->first_mono : 0;
   m->latency_ns = L->latency;
+  m->worker_id[0] = '\0';
+  m->partitions = 0;
+  m->workers_alive = 0;
+  m->target = 0;
+  m->n_owned = 0;
+  m->acquired = m->released = m->lost = 0;
 }
 
 /* At most every 100 ms, or when forced (a change of status). */
@@ -133,6 +139,85 @@ static const char *pe__status_name(int status) {
   default:
     return "starting";
   }
+}
+
+/* The partitions a cluster worker owns, after the totals. */
+static void pe__worker_metrics(pe__out_t *o, const pe_live_metrics_t *m) {
+  pe__metric(o, "pe_live_worker_partitions", "gauge",
+             "Partitions of the deployment (P)");
+  pe__printf(o, "pe_live_worker_partitions %u\n", m->partitions);
+  pe__metric(o, "pe_live_worker_alive", "gauge",
+             "Workers whose heartbeat has not expired");
+  pe__printf(o, "pe_live_worker_alive %u\n", m->workers_alive);
+  pe__metric(o, "pe_live_worker_target", "gauge",
+             "Partitions this worker aims to own: ceil(P / alive)");
+  pe__printf(o, "pe_live_worker_target %u\n", m->target);
+  pe__metric(o, "pe_live_worker_owned", "gauge", "Partitions this worker owns");
+  pe__printf(o, "pe_live_worker_owned %u\n", m->n_owned);
+  pe__metric(o, "pe_live_worker_leases_total", "counter",
+             "Partition leases granted, released and lost by this worker");
+  pe__printf(o, "pe_live_worker_leases_total{event=\"acquired\"} %llu\n",
+             (unsigned long long)m->acquired);
+  pe__printf(o, "pe_live_worker_leases_total{event=\"released\"} %llu\n",
+             (unsigned long long)m->released);
+  pe__printf(o, "pe_live_worker_leases_total{event=\"lost\"} %llu\n",
+             (unsigned long long)m->lost);
+  uint32_t shown = m->n_owned < PE_LIVE_PARTITIONS_SHOWN
+                       ? m->n_owned
+                       : PE_LIVE_PARTITIONS_SHOWN;
+  pe__metric(o, "pe_live_partition_lag_entries", "gauge",
+             "Entries of an owned partition's ticks stream not read yet");
+  for (uint32_t i = 0; i < shown; i++) {
+    const pe_live_partition_view_t *p = &m->owned[i];
+    if (p->lag_known) {
+      pe__printf(o, "pe_live_partition_lag_entries{partition=\"%u\"} %llu\n",
+                 p->partition, (unsigned long long)p->lag_entries);
+    } else {
+      pe__printf(o, "pe_live_partition_lag_entries{partition=\"%u\"} NaN\n",
+                 p->partition);
+    }
+  }
+  pe__metric(o, "pe_live_partition_lag_seconds", "gauge",
+             "Newest entry time minus last read entry time, per partition");
+  for (uint32_t i = 0; i < shown; i++) {
+    pe__printf(o, "pe_live_partition_lag_seconds{partition=\"%u\"} %.3f\n",
+               m->owned[i].partition, (double)m->owned[i].lag_ms * 1e-3);
+  }
+  pe__metric(o, "pe_live_partition_entries_total", "counter",
+             "Entries read from an owned partition over its stream's life");
+  for (uint32_t i = 0; i < shown; i++) {
+    pe__printf(o, "pe_live_partition_entries_total{partition=\"%u\"} %llu\n",
+               m->owned[i].partition, (unsigned long long)m->owned[i].entries);
+  }
+}
+
+/* The "worker" object of /health. */
+static void pe__worker_health(pe__out_t *o, const pe_live_metrics_t *m) {
+  pe__printf(o,
+             ",\"worker\":{\"id\":\"%s\",\"partitions\":%u,\"alive\":%u,"
+             "\"target\":%u,\"owned\":%u,\"acquired\":%llu,"
+             "\"released\":%llu,\"lost\":%llu,\"owned_partitions\":[",
+             m->worker_id, m->partitions, m->workers_alive, m->target,
+             m->n_owned, (unsigned long long)m->acquired,
+             (unsigned long long)m->released, (unsigned long long)m->lost);
+  uint32_t shown = m->n_owned < PE_LIVE_PARTITIONS_SHOWN
+                       ? m->n_owned
+                       : PE_LIVE_PARTITIONS_SHOWN;
+  for (uint32_t i = 0; i < shown; i++) {
+    const pe_live_partition_view_t *p = &m->owned[i];
+    pe__printf(o,
+               "%s{\"partition\":%u,\"fence\":%llu,\"last_entry_id\":"
+               "\"%s\",\"entries\":%llu,\"lag\":{\"entries\":",
+               i ? "," : "", p->partition, (unsigned long long)p->fence,
+               p->last_id, (unsigned long long)p->entries);
+    if (p->lag_known) {
+      pe__printf(o, "%llu", (unsigned long long)p->lag_entries);
+    } else {
+      pe__printf(o, "null");
+    }
+    pe__printf(o, ",\"ms\":%llu}}", (unsigned long long)p->lag_ms);
+  }
+  pe__printf(o, "]}");
 }
 
 size_t pe_live_metrics_format(const pe_live_metrics_t *m, int64_t now,
@@ -227,6 +312,9 @@ size_t pe_live_metrics_format(const pe_live_metrics_t *m, int64_t now,
              (unsigned long long)m->gap_entries);
   pe__metric(&o, "pe_live_symbols", "gauge", "Symbols the engine tracks");
   pe__printf(&o, "pe_live_symbols %u\n", m->symbols);
+  if (m->worker_id[0] != '\0') {
+    pe__worker_metrics(&o, m);
+  }
   return o.len;
 }
 
@@ -250,10 +338,14 @@ size_t pe_live_health_format(const pe_live_metrics_t *m, int64_t now, char *buf,
              (unsigned long long)m->ticks, (unsigned long long)m->reconnects,
              (unsigned long long)m->gaps);
   if (isnan(age)) {
-    pe__printf(&o, "null}\n");
+    pe__printf(&o, "null");
   } else {
-    pe__printf(&o, "%.3f}\n", age);
+    pe__printf(&o, "%.3f", age);
   }
+  if (m->worker_id[0] != '\0') {
+    pe__worker_health(&o, m);
+  }
+  pe__printf(&o, "}\n");
   return o.len;
 }
 

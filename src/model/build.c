@@ -110,6 +110,7 @@ int pe__set_shape(pe__b_t *b, int id, int dtype, int rank, const int64_t *dims,
     t->numel *= dims[d];
   }
   t->batch_axis = batch_axis;
+  t->bpre = 1;
   t->known = 1;
   return PE_OK;
 }
@@ -233,20 +234,6 @@ int pe__all_const(pe__b_t *b) {
     }
   }
   return 1;
-}
-
-/* For kernels that see one [C, ...] item per window (Conv, pooling): the
- * first dimension of a window is 1 (no batch dimension, or the batch not
- * merged with other rows). */
-int pe__one_item(pe__b_t *b, const pe__tensor_t *x) {
-  if (x->batch_axis <= 0 && x->rank > 0 && x->dims[0] != 1) {
-    return ERR(PE_EUNSUPPORTED,
-               "%s over a fixed first dimension of %lld (the model has no "
-               "batch dimension); only 1 is supported here: declare axis 0 "
-               "of the input symbolic",
-               b->n->op, (long long)x->dims[0]);
-  }
-  return PE_OK;
 }
 
 /* A possibly negative axis into [0, rank), or an error naming `what`. */
@@ -398,6 +385,15 @@ static int pe__fold_last(pe__b_t *b) {
 /* Common end of a handler that appended a step: fold it if every input is
  * constant, else count the uses. */
 int pe__finish(pe__b_t *b, pe__step_t *s) {
+  /* convolution and pooling kernels see one [C, ...] item: a window whose
+   * first axis holds several (a fixed first dimension of a model without
+   * a batch, or rows a Reshape merged with the batch) runs them in turn */
+  if (s->kind == PE__K_CONV1D || s->kind == PE__K_CONV2D ||
+      s->kind == PE__K_POOL1D || s->kind == PE__K_POOL2D) {
+    const pe__tensor_t *x = T(b, s->in[0]);
+    s->p[PE__P_ITEMS] = x->batch_axis <= 0 && x->rank > 0 ? x->dims[0] : 1;
+    s->flops *= s->p[PE__P_ITEMS];
+  }
   int all_const = 1;
   for (int k = 0; k < s->n_in; k++) {
     if (s->in[k] >= 0 && !T(b, s->in[k])->is_const) {
@@ -537,6 +533,79 @@ static const pe__op_entry_t pe__ops[] = {
     {"LayerNormalization", pe__op_layernorm, 2},
 };
 
+/* Ops that treat every row of each axis they do not act on alike, so that
+ * they take a tensor whose batch is merged inside another axis (bpre > 1)
+ * and keep its order. They refuse acting along the batch axis themselves. */
+static const char *const pe__row_wise_ops[] = {
+    "Gemm",       "MatMul",
+    "Add",        "Sub",
+    "Mul",        "Div",
+    "Pow",        "Relu",
+    "LeakyRelu",  "Sigmoid",
+    "Tanh",       "Gelu",
+    "Erf",        "Sqrt",
+    "Exp",        "Neg",
+    "Abs",        "Log",
+    "Reciprocal", "Softmax",
+    "LogSoftmax", "Identity",
+    "Dropout",    "Cast",
+    "Transpose",  "Squeeze",
+    "Unsqueeze",  "Clip",
+    "Elu",        "Selu",
+    "Softplus",   "HardSigmoid",
+    "HardSwish",  "Min",
+    "Max",        "Sum",
+    "Mean",       "LayerNormalization"};
+
+/* After a builder: when a runtime input has its batch merged inside another
+ * axis (bpre > 1), the op must be row-wise, every runtime input must merge
+ * it the same way, and the outputs inherit the order. Reshape sets its own.
+ */
+static int pe__batch_order(pe__b_t *b) {
+  if (strcmp(b->n->op, "Reshape") == 0) {
+    return PE_OK;
+  }
+  int64_t bpre = 0;
+  for (int k = 0; k < b->n->n_in; k++) {
+    const pe__tensor_t *x = pe__in(b, k);
+    if (x == NULL || x->is_const || x->batch_axis < 0) {
+      continue;
+    }
+    int64_t p = x->bpre > 1 ? x->bpre : 1;
+    if (bpre != 0 && p != bpre) {
+      return ERR(PE_EUNSUPPORTED,
+                 "inputs merge the batch dimension with another axis in "
+                 "different orders");
+    }
+    bpre = p;
+  }
+  int folded = 1; /* Shape: only the extents count */
+  for (int k = 0; k < b->n->n_out; k++) {
+    folded &= b->n->out[k] < 0 || T(b, b->n->out[k])->is_const;
+  }
+  if (bpre <= 1 || folded) {
+    return PE_OK;
+  }
+  int row_wise = 0;
+  for (size_t k = 0; k < sizeof pe__row_wise_ops / sizeof pe__row_wise_ops[0];
+       k++) {
+    row_wise |= strcmp(pe__row_wise_ops[k], b->n->op) == 0;
+  }
+  if (!row_wise) {
+    return ERR(PE_EUNSUPPORTED,
+               "%s of a tensor whose batch dimension a Reshape merged inside "
+               "another axis ([k * N, ...] with the batch inner); only "
+               "row-wise ops take one",
+               b->n->op);
+  }
+  for (int k = 0; k < b->n->n_out; k++) {
+    if (b->n->out[k] >= 0 && T(b, b->n->out[k])->batch_axis >= 0) {
+      T(b, b->n->out[k])->bpre = bpre;
+    }
+  }
+  return PE_OK;
+}
+
 const char *pe__op_name(size_t i) {
   return i < sizeof pe__ops / sizeof pe__ops[0] ? pe__ops[i].name : NULL;
 }
@@ -612,6 +681,9 @@ int pe__build(pe_model_t *m) {
       }
       if (rc == PE_OK) {
         rc = e->fn(&b);
+      }
+      if (rc == PE_OK) {
+        rc = pe__batch_order(&b);
       }
     }
     if (rc != PE_OK) {

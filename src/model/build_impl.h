@@ -72,7 +72,6 @@ int pe__const_i(pe__b_t *b, int id);
 int pe__alias(pe__b_t *b, int out, int in);
 void pe__contig_strides(int rank, const int64_t *dims, int64_t *st);
 int pe__all_const(pe__b_t *b);
-int pe__one_item(pe__b_t *b, const pe__tensor_t *x);
 int pe__norm_axis(pe__b_t *b, int64_t axis, int rank, int *out,
                   const char *what);
 int pe__const_ints(pe__b_t *b, int k, const char *what, const int64_t **v,

@@ -16,9 +16,9 @@
  *   merge     C back to [L, E] (head h, width d at column h * D + d)
  *   out       optionally a dense step [E] -> [E] on the merged heads.
  * Instead of matching the reshapes and transposes one by one, each operand
- * is traced element by element through the alias, strided-copy and scaling
- * steps to the dense output it comes from, and the index map checked; so
- * the legacy exporter's and the torch.export exporter's spellings (and
+ * is traced element by element through the alias, strided-copy, gather and
+ * scaling steps to the dense output it comes from, and the index map checked;
+ * so the legacy exporter's and the torch.export exporter's spellings (and
  * hand-written ones) are all recognised when they compute the same thing.
  * Every intermediate tensor must be used only inside the block and not be
  * a graph output; otherwise nothing changes and the steps run unfused. */
@@ -108,10 +108,10 @@ static float pe__fa_scale_of(const pe_model_t *m, const pe__step_t *s) {
   return 0.0f;
 }
 
-/* Traces element idx of tensor t back through aliases, strided copies and
- * scalings: *src the tensor it stops at (the root of a tensor no such step
- * writes), *sidx the element there, *scale the product of the scalings.
- * Marks the steps passed in f->kill. */
+/* Traces element idx of tensor t back through aliases, strided copies,
+ * gathers and scalings: *src the tensor it stops at (the root of a tensor no
+ * such step writes), *sidx the element there, *scale the product of the
+ * scalings. Marks the steps passed in f->kill. */
 static void pe__fa_trace(pe__fa_t *f, int t, int64_t idx, int *src,
                          int64_t *sidx, float *scale) {
   const pe_model_t *m = f->m;
@@ -128,6 +128,11 @@ static void pe__fa_trace(pe__fa_t *f, int t, int64_t idx, int *src,
         rem /= s->dims[d];
       }
       idx = off;
+    } else if (s != NULL && s->kind == PE__K_GATHER) {
+      /* out ((q * n_idx + k) * inner + i) = in ((q * dim + idx[k]) *
+       * inner + i) */
+      int64_t inner = s->p[2], i = idx % inner, qk = idx / inner;
+      idx = ((qk / s->n_idx) * s->p[1] + s->idx[qk % s->n_idx]) * inner + i;
     } else if (c != 0.0f) {
       *scale *= c;
     } else {
@@ -460,6 +465,85 @@ static int pe__fa_try(pe__fa_t *f, int i) {
   }
   pe__step_free(&m->step[last]);
   m->step[last] = fused;
+  return PE_OK;
+}
+
+/* The exact GELU as the legacy exporter writes it, x * (erf(x / sqrt 2) +
+ * 1) * 0.5 (a Div or Mul by a constant, Erf, an Add of 1, a Mul by x, a Mul
+ * by 0.5), each intermediate used once and not a graph output: the last
+ * step becomes one GELU activation of x, which the plan's fusion then puts
+ * into the epilogue of the step writing x. Returns 1 when replaced. */
+static int pe__fg_try(pe__fa_t *f, int i) {
+  pe_model_t *m = f->m;
+  const pe__step_t *s0 = &m->step[i];
+  float c = pe__fa_scale_of(m, s0);
+  if (fabsf(c * 1.41421356237f - 1.0f) > 1e-6f) {
+    return 0;
+  }
+  int x = s0->in[0], st[5] = {i, -1, -1, -1, -1};
+  for (int k = 1; k < 5; k++) {
+    int t = m->step[st[k - 1]].out[0];
+    if (m->g.t[t].output_idx >= 0 || m->g.t[t].numel != m->g.t[x].numel) {
+      return 0;
+    }
+    st[k] = pe__fa_consumer(f, t);
+    if (st[k] < 0) {
+      return 0;
+    }
+  }
+  const pe__step_t *e = &m->step[st[1]], *a1 = &m->step[st[2]],
+                   *mx = &m->step[st[3]], *h = &m->step[st[4]];
+  int is_add1 = 0;
+  if (a1->kind == PE__K_AFFINE && a1->p[3] == 2 && a1->act == PE__ACT_NONE) {
+    is_add1 = 1;
+    for (int64_t k = 0; k < a1->p[1]; k++) {
+      is_add1 &= a1->w[k] == 1.0f && a1->bias[k] == 1.0f;
+    }
+  }
+  const int r_x = pe__fa_root(m, x), r_a = pe__fa_root(m, a1->out[0]);
+  int mul_x =
+      mx->kind == PE__K_BINARY && mx->binop == PE__OP_MUL && mx->w == NULL &&
+      mx->act == PE__ACT_NONE && mx->n_in == 2 &&
+      m->g.t[mx->in[0]].numel == m->g.t[x].numel &&
+      m->g.t[mx->in[1]].numel == m->g.t[x].numel &&
+      ((pe__fa_root(m, mx->in[0]) == r_x && pe__fa_root(m, mx->in[1]) == r_a) ||
+       (pe__fa_root(m, mx->in[1]) == r_x && pe__fa_root(m, mx->in[0]) == r_a));
+  if (e->kind != PE__K_UNARY || e->act != PE__ACT_ERF || !is_add1 || !mul_x ||
+      pe__fa_scale_of(m, h) != 0.5f || m->g.t[x].is_const) {
+    return 0;
+  }
+  pe__step_t g;
+  memset(&g, 0, sizeof g);
+  g.kind = PE__K_UNARY;
+  g.node = s0->node;
+  snprintf(g.label, sizeof g.label, "Gelu");
+  g.n_in = 1;
+  g.in[0] = x;
+  g.out[0] = h->out[0];
+  g.out[1] = g.out[2] = -1;
+  g.act = PE__ACT_GELU;
+  g.flops = 8 * m->g.t[x].numel;
+  for (int k = 0; k < 4; k++) {
+    f->dead[st[k]] = 1;
+  }
+  pe__step_free(&m->step[st[4]]);
+  m->step[st[4]] = g;
+  return 1;
+}
+
+/* Replaces every GELU written out in Erf (see pe__fg_try); dead[] marks the
+ * steps it made redundant. PE_OK or PE_ENOMEM. */
+int pe__fuse_gelu(pe_model_t *m, int *dead) {
+  pe__fa_t f = {m, dead, NULL, malloc((size_t)(m->g.n_t + 1) * sizeof(int))};
+  if (f.prod == NULL) {
+    return PE_ENOMEM;
+  }
+  for (int i = 0; i < m->n_step; i++) {
+    if (!dead[i] && pe__fg_try(&f, i)) {
+      pe__fa_producers(&f);
+    }
+  }
+  free(f.prod);
   return PE_OK;
 }
 

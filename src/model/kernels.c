@@ -838,6 +838,11 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
   }
   float *y = x->ptr[s->out[0]];
   int64_t ys = m->g.t[s->out[0]].numel;
+  /* conv and pooling: items per window (PE__P_ITEMS), each xi and yi apart */
+  const int conv = s->kind == PE__K_CONV1D || s->kind == PE__K_CONV2D ||
+                   s->kind == PE__K_POOL1D || s->kind == PE__K_POOL2D;
+  const int64_t items = conv && s->p[PE__P_ITEMS] > 1 ? s->p[PE__P_ITEMS] : 1;
+  const int64_t xi = t0 ? t0->numel / items : 0, yi = ys / items;
   switch (s->kind) {
   case PE__K_CAST:
     pe__cast_run(s, in0, y, n);
@@ -852,7 +857,9 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
     return;
   case PE__K_CONV1D:
     for (uint32_t b = 0; b < n; b++) {
-      kn->conv1d(s, in0 + b * xs, y + b * ys, x->scratch);
+      for (int64_t i = 0; i < items; i++) {
+        kn->conv1d(s, in0 + b * xs + i * xi, y + b * ys + i * yi, x->scratch);
+      }
     }
     return;
   case PE__K_DENSE:
@@ -928,17 +935,23 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
     return;
   case PE__K_POOL1D:
     for (uint32_t b = 0; b < n; b++) {
-      pe__pool1d(s, in0 + b * xs, y + b * ys);
+      for (int64_t i = 0; i < items; i++) {
+        pe__pool1d(s, in0 + b * xs + i * xi, y + b * ys + i * yi);
+      }
     }
     return;
   case PE__K_CONV2D:
     for (uint32_t b = 0; b < n; b++) {
-      kn->conv2d(s, in0 + b * xs, y + b * ys, x->scratch);
+      for (int64_t i = 0; i < items; i++) {
+        kn->conv2d(s, in0 + b * xs + i * xi, y + b * ys + i * yi, x->scratch);
+      }
     }
     return;
   case PE__K_POOL2D:
     for (uint32_t b = 0; b < n; b++) {
-      pe__pool2d(s, in0 + b * xs, y + b * ys);
+      for (int64_t i = 0; i < items; i++) {
+        pe__pool2d(s, in0 + b * xs + i * xi, y + b * ys + i * yi);
+      }
     }
     return;
   case PE__K_REDUCE_MEAN: {

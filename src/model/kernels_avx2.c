@@ -116,14 +116,83 @@ PE__AVX2 static inline __m256 pe__sigmoid8(__m256 x) {
       _mm256_add_ps(one, pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
-/* tanh(x) = 1 - 2 / (exp(2x) + 1); absolute error a few 1e-8. */
+/* tanh(x): for |x| < 0.625 Cephes' odd polynomial x + x^3 P(x^2)
+ * (relative error about 1e-7, so that tiny arguments keep their digits);
+ * above, 1 - 2 / (exp(2x) + 1), absolute error a few 1e-8. */
 PE__AVX2 static inline __m256 pe__tanh8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)),
-                    _mm256_set1_ps(9.0f));
+  __m256 z = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+  __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+  /* on |x|, the sign put back: 2 / (exp(2|x|) + 1) <= 0.44 keeps its
+   * relative precision */
+  __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  __m256 c = _mm256_min_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(10.0f));
   __m256 one = _mm256_set1_ps(1.0f);
-  __m256 e = pe__exp8(_mm256_add_ps(x, x));
-  return _mm256_fnmadd_ps(_mm256_set1_ps(2.0f),
-                          pe__recip8(_mm256_add_ps(e, one)), one);
+  __m256 e = pe__exp8(_mm256_add_ps(c, c));
+  __m256 big = _mm256_or_ps(
+      sign, _mm256_fnmadd_ps(_mm256_set1_ps(2.0f),
+                             pe__recip8(_mm256_add_ps(e, one)), one));
+  /* NaN takes the polynomial, which keeps it */
+  __m256 is_small = _mm256_cmp_ps(z, _mm256_set1_ps(0.390625f), _CMP_NGE_UQ);
+  return _mm256_blendv_ps(big, small, is_small);
+}
+
+/* erf on 8 lanes, from a = |x|, the sign put back: below 1, a P(a^2)
+ * (relative error under 1e-7); from 1, 1 - erfc(a) with erfc(a) =
+ * exp(-a^2) R(1 / a) (relative error about 4e-7 of erfc), a clamped to 9.5
+ * where erfc has long underflowed. Both fitted to erf and to erfc(a)
+ * exp(a^2) in 30-digit arithmetic. *erfc_out, when given, receives erfc(a)
+ * (valid where a >= 1). NaN stays NaN. */
+PE__AVX2 static inline __m256 pe__erf8(__m256 x, __m256 *erfc_out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  __m256 a = _mm256_andnot_ps(sign, x);
+  __m256 z = _mm256_mul_ps(a, a);
+  __m256 p = _mm256_set1_ps(7.898107287473977e-05f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-8.024326525628567e-04f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(5.190050695091486e-03f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-2.6854807510972023e-02f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.1283612251281738e-01f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.761262893676758e-01f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.128379225730896f));
+  __m256 small = _mm256_mul_ps(a, p);
+  __m256 ac = _mm256_min_ps(_mm256_max_ps(a, one), _mm256_set1_ps(9.5f));
+  __m256 t = _mm256_div_ps(one, ac);
+  __m256 r = _mm256_set1_ps(7.704917341470718e-02f);
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-4.2415738105773926e-01f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(9.951067566871643e-01f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-1.254515528678894f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(8.136741518974304e-01f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-6.683843582868576e-02f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-2.7700820565223694e-01f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(1.278832642128691e-04f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(5.641431212425232e-01f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(2.1290354652592214e-06f));
+  __m256 erfc = _mm256_mul_ps(
+      pe__exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ac, ac))), r);
+  if (erfc_out != NULL) {
+    *erfc_out = erfc;
+  }
+  __m256 is_small = _mm256_cmp_ps(a, one, _CMP_NGE_UQ);
+  return _mm256_or_ps(
+      sign, _mm256_blendv_ps(_mm256_sub_ps(one, erfc), small, is_small));
+}
+
+/* GELU, 0.5 x (1 + erf(x / sqrt 2)), on 8 lanes; for x / sqrt 2 <= -1 the
+ * factor is erfc(|x| / sqrt 2) itself, so the tail keeps its relative
+ * precision. */
+PE__AVX2 static inline __m256 pe__gelu8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 u = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
+  __m256 erfc;
+  __m256 e = pe__erf8(u, &erfc);
+  __m256 tail = _mm256_cmp_ps(u, _mm256_set1_ps(-1.0f), _CMP_LE_OQ);
+  __m256 f = _mm256_blendv_ps(_mm256_add_ps(one, e), erfc, tail);
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), f);
 }
 
 /* The fused LSTM's activations on the scaled sums of pe__lstm_pack (see
@@ -261,7 +330,8 @@ PE__AVX2 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
  * the portable pe__act_apply. */
 PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
   if (act != PE__ACT_SIGMOID && act != PE__ACT_TANH && act != PE__ACT_EXP &&
-      act != PE__ACT_RELU && act != PE__ACT_LEAKY) {
+      act != PE__ACT_RELU && act != PE__ACT_LEAKY && act != PE__ACT_ERF &&
+      act != PE__ACT_GELU) {
     pe__act_apply(y, n, act, alpha);
     return;
   }
@@ -280,6 +350,12 @@ PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
       break;
     case PE__ACT_EXP:
       v = pe__exp8(v);
+      break;
+    case PE__ACT_ERF:
+      v = pe__erf8(v, NULL);
+      break;
+    case PE__ACT_GELU:
+      v = pe__gelu8(v);
       break;
     default:
       v = pe__act8(v, act, va);

@@ -275,31 +275,45 @@ void pe__pool2d(const pe__step_t *s, const float *x, float *y) {
   const int64_t sw = s->p[8], pt = s->p[9], pl = s->p[10], dh = s->p[11];
   const int64_t dw = s->p[12], pb = s->p[15], pr = s->p[16];
   const int cip = s->p[13] != 0, is_max = s->p[14] != 0;
-  for (int64_t oh = 0; oh < OH; oh++) {
-    const int64_t h0 = oh * sh - pt;
-    int64_t i0, i1, ip0, ip1;
-    pe__tap_range(h0, dh, kh, H, &i0, &i1);
-    pe__tap_range(h0 + pt, dh, kh, H + pt + pb, &ip0, &ip1);
-    for (int64_t ow = 0; ow < OW; ow++) {
-      const int64_t w0 = ow * sw - pl;
-      int64_t j0, j1, jp0, jp1;
-      pe__tap_range(w0, dw, kw, W, &j0, &j1);
-      pe__tap_range(w0 + pl, dw, kw, W + pl + pr, &jp0, &jp1);
-      const int64_t cnt =
-          cip ? (ip1 - ip0) * (jp1 - jp0) : (i1 - i0) * (j1 - j0);
-      const float div = (float)(cnt > 0 ? cnt : 1);
-      for (int64_t c = 0; c < C; c++) {
-        /* index of tap (i, j): at + i dh W + j dw (at itself may lie in
-         * the padding, so it stays an index) */
-        const int64_t at = c * H * W + h0 * W + w0;
-        float acc = is_max ? -INFINITY : 0.0f;
-        for (int64_t i = i0; i < i1; i++) {
-          for (int64_t j = j0; j < j1; j++) {
-            const float v = x[at + i * dh * W + j * dw];
-            acc = is_max ? (v > acc ? v : acc) : acc + v;
+  /* 3-D pooling: the depth axis in dims[] (ops_conv2d.c); else one plane */
+  const int three = s->rank == 3;
+  const int64_t D = three ? s->dims[0] : 1, OD = three ? s->dims[1] : 1;
+  const int64_t kd = three ? s->dims[2] : 1, sd = three ? s->dims[3] : 1;
+  const int64_t dd = three ? s->dims[4] : 1, pf = three ? s->dims[5] : 0;
+  const int64_t pk = three ? s->dims[6] : 0;
+  for (int64_t od = 0; od < OD; od++) {
+    const int64_t d0 = od * sd - pf;
+    int64_t q0, q1, qp0, qp1;
+    pe__tap_range(d0, dd, kd, D, &q0, &q1);
+    pe__tap_range(d0 + pf, dd, kd, D + pf + pk, &qp0, &qp1);
+    for (int64_t oh = 0; oh < OH; oh++) {
+      const int64_t h0 = oh * sh - pt;
+      int64_t i0, i1, ip0, ip1;
+      pe__tap_range(h0, dh, kh, H, &i0, &i1);
+      pe__tap_range(h0 + pt, dh, kh, H + pt + pb, &ip0, &ip1);
+      for (int64_t ow = 0; ow < OW; ow++) {
+        const int64_t w0 = ow * sw - pl;
+        int64_t j0, j1, jp0, jp1;
+        pe__tap_range(w0, dw, kw, W, &j0, &j1);
+        pe__tap_range(w0 + pl, dw, kw, W + pl + pr, &jp0, &jp1);
+        const int64_t cnt = cip ? (qp1 - qp0) * (ip1 - ip0) * (jp1 - jp0)
+                                : (q1 - q0) * (i1 - i0) * (j1 - j0);
+        const float div = (float)(cnt > 0 ? cnt : 1);
+        for (int64_t c = 0; c < C; c++) {
+          /* index of tap (q, i, j): at + (q dd H + i dh) W + j dw (at
+           * itself may lie in the padding, so it stays an index) */
+          const int64_t at = ((c * D + d0) * H + h0) * W + w0;
+          float acc = is_max ? -INFINITY : 0.0f;
+          for (int64_t q = q0; q < q1; q++) {
+            for (int64_t i = i0; i < i1; i++) {
+              for (int64_t j = j0; j < j1; j++) {
+                const float v = x[at + (q * dd * H + i * dh) * W + j * dw];
+                acc = is_max ? (v > acc ? v : acc) : acc + v;
+              }
+            }
           }
+          y[((c * OD + od) * OH + oh) * OW + ow] = is_max ? acc : acc / div;
         }
-        y[(c * OH + oh) * OW + ow] = is_max ? acc : acc / div;
       }
     }
   }

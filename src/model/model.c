@@ -292,12 +292,15 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   }
   /* the kernels first: the plan sizes scratch for them */
   m->kern = pe__kernels_pick(opts ? opts->kernels : PE_KERNELS_AUTO);
+  m->all_outputs = opts != NULL && opts->all_outputs;
   pe__graph_t *g = &m->g;
   g->path = name ? name : "<buffer>";
   g->err = m->err;
   g->err_cap = sizeof m->err;
   g->data_fn = fn;
   g->data_ctx = ctx;
+  g->binds = opts != NULL && opts->n_binds > 0 ? opts->binds : NULL;
+  g->n_binds = g->binds != NULL ? opts->n_binds : 0;
   void *proto = NULL;
   int rc = pe__onnx_import(g, data, len, &proto);
   if (rc == PE_OK) {
@@ -353,6 +356,8 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   g->path = "";
   g->data_fn = NULL;
   g->data_ctx = NULL;
+  g->binds = NULL;
+  g->n_binds = 0;
   *out = m;
   return PE_OK;
 }

@@ -20,10 +20,13 @@
  * tensor that is the same for every sample, such as a weight). Ops may move
  * the batch axis (Transpose, the [seq, batch, feature] layout of LSTM/GRU)
  * but never mix samples; an op that would is rejected at load. A Reshape
- * may merge the batch with the axis after it ([L, N, E] -> [L, N * H, E/H],
- * [N, L, E] -> [N * L, E]): the merged axis is batch-outer (index b * k +
- * j), so each window still holds a contiguous block and its shape keeps k
- * (not 1) on the batch axis. Shape subgraphs are folded with the batch size
+ * may merge the batch with the axes next to it ([L, N, E] -> [L, N * H, E/H],
+ * [N, L, E] -> [N * L, E], [L, N, E] -> [L * N, E]): each window still
+ * holds a contiguous block and its shape keeps k (not 1) on the batch axis;
+ * `bpre` says where the batch sits in the merged axis (index (j1 * N + b) *
+ * (k / bpre) + j2, j1 < bpre: 1 when the batch is outermost, k when it is
+ * innermost). Only ops that treat the rows of that axis alike take such a
+ * tensor (pe__batch_order). Shape subgraphs are folded with the batch size
  * kept symbolic: an int64 constant element that is a multiple k * N of the
  * batch size carries a mark and holds k, so the plan is the same for every
  * batch size and is built once. */
@@ -64,6 +67,8 @@ typedef struct pe__tensor {
   int64_t dims[PE__MAX_RANK]; /* per window: 1 on the batch axis, or the
                                  rows merged with it */
   int batch_axis;             /* -1: same for every sample */
+  int64_t bpre;               /* rows of a merged batch axis outside the
+                                 batch (0 or 1: none; model_impl.h top) */
   int64_t numel;              /* elements per sample */
   /* Constant value (initializer, Constant, folded): one copy shared by every
    * sample (batch stride 0). int64 constants also carry `mark`: 1 for an
@@ -75,6 +80,7 @@ typedef struct pe__tensor {
   int is_input;   /* a runtime graph input */
   int input_idx;  /* its index among the runtime inputs */
   int output_idx; /* index among graph outputs, or -1 */
+  int out_slot;   /* PE__ST_OUTPUT: the output buffer it is written to */
   int n_uses;     /* consumers among runtime steps */
   /* plan */
   int alias_of;   /* tensor whose storage this one shares (Reshape...), or -1 */
@@ -146,6 +152,8 @@ typedef struct pe__graph {
   int64_t opset;            /* of the default domain */
   pe_model_data_fn data_fn; /* NULL: the model came from a buffer alone */
   void *data_ctx;
+  const pe_model_bind_t *binds; /* inputs given at load (options), or NULL */
+  int n_binds;
   pe__attr_t *attr; /* every node's attributes (load only) */
   pe__bytes_t *attr_str;
   struct pe__tensor *attr_t; /* tensor attributes, loaded */
@@ -275,6 +283,11 @@ int pe__dense_pack(pe__dense_t *d, const float *w_mk);
  * kernels_avx512.c): parallel FMA chains for a single row. */
 #define PE__DENSE_NCH(K) ((K) >= 128 ? 4 : (K) >= 16 ? 2 : 1)
 
+/* The p[] slot of a convolution or pooling step (CONV1D, CONV2D, POOL1D,
+ * POOL2D) holding how many [C, ...] items a window's first axis carries,
+ * run in turn (0 or 1: one). */
+#define PE__P_ITEMS 23
+
 typedef struct pe__step {
   int kind;
   int node;       /* source node (first of a fused group) */
@@ -320,6 +333,7 @@ struct pe_model {
   int64_t in_numel, out_numel;
   int64_t flops;             /* per window */
   const pe__kernels_t *kern; /* chosen at load, before the plan */
+  int all_outputs;           /* every graph output computed (options) */
   pe_model_desc_t info;
   char err[512];
   char layout_note[640]; /* info.layout_note */
@@ -529,6 +543,7 @@ int pe__build(struct pe_model *m);
 const char *pe__op_name(size_t i);
 int pe__plan(struct pe_model *m);
 int pe__fuse_attention(struct pe_model *m, int *dead); /* fuse_attention.c */
+int pe__fuse_gelu(struct pe_model *m, int *dead);      /* fuse_attention.c */
 void pe__steps_free(struct pe_model *m);
 void pe__step_free(pe__step_t *s);
 

@@ -480,6 +480,133 @@ static int pe__import_attrs(pe__graph_t *g, const Onnx__GraphProto *gp) {
  * window; axis 0 is an axis like any other). With batch < -1 it is decided
  * here: axis 0 when its size is symbolic (dim_param, or no value), none
  * when it is fixed. `what` is "input" or "output". */
+/* The bind of the runtime input called name, or NULL. */
+static const pe_model_bind_t *pe__bind_find(const pe__graph_t *g,
+                                            const char *name) {
+  for (int k = 0; k < g->n_binds; k++) {
+    if (g->binds[k].name != NULL && strcmp(g->binds[k].name, name) == 0) {
+      return &g->binds[k];
+    }
+  }
+  return NULL;
+}
+
+/* Every bind names a distinct runtime graph input. */
+static int pe__binds_check(pe__graph_t *g, const Onnx__GraphProto *gp) {
+  for (int k = 0; k < g->n_binds; k++) {
+    const char *name = g->binds[k].name;
+    if (name == NULL || name[0] == '\0') {
+      return pe__graph_err(g, PE_EINVAL, "bound input %d has no name", k);
+    }
+    int found = 0;
+    for (size_t i = 0; i < gp->n_input && !found; i++) {
+      found = gp->input[i]->name != NULL &&
+              strcmp(gp->input[i]->name, name) == 0 &&
+              pe__graph_find(g, name) < 0;
+    }
+    if (!found) {
+      return pe__graph_err(
+          g, PE_EINVAL, "bound input '%s' is not a runtime graph input", name);
+    }
+    for (int j = 0; j < k; j++) {
+      if (g->binds[j].name != NULL && strcmp(g->binds[j].name, name) == 0) {
+        return pe__graph_err(g, PE_EINVAL, "input '%s' is bound twice", name);
+      }
+    }
+  }
+  return PE_OK;
+}
+
+/* Makes t, the graph input vi, the constant that bind bd gives. */
+static int pe__bind_load(pe__graph_t *g, pe__tensor_t *t,
+                         const Onnx__ValueInfoProto *vi,
+                         const pe_model_bind_t *bd) {
+  const Onnx__TypeProto *tp = vi->type;
+  if (tp == NULL || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+      tp->tensor_type == NULL) {
+    return pe__graph_err(g, PE_EUNSUPPORTED, "graph input '%s' is not a tensor",
+                         t->name);
+  }
+  const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+  int et = tt->has_elem_type ? tt->elem_type : 0;
+  int want = et == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? PE_MODEL_FLOAT32
+             : et == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ||
+                     et == ONNX__TENSOR_PROTO__DATA_TYPE__INT32
+                 ? PE_MODEL_INT64
+             : et == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL ? PE_MODEL_BOOL
+                                                         : 0;
+  if (want == 0 || bd->dtype != want) {
+    return pe__graph_err(g, PE_EINVAL,
+                         "bound input '%s': the graph declares %s; the value "
+                         "given is %s",
+                         t->name, pe__dtype_name(et),
+                         bd->dtype == PE_MODEL_FLOAT32 ? "float32"
+                         : bd->dtype == PE_MODEL_INT64 ? "int64"
+                         : bd->dtype == PE_MODEL_BOOL  ? "bool"
+                                                       : "of no known type");
+  }
+  if (bd->rank < 0 || bd->rank > PE__MAX_RANK ||
+      (bd->rank > 0 && bd->dims == NULL)) {
+    return pe__graph_err(g, PE_EINVAL, "bound input '%s': rank %d", t->name,
+                         bd->rank);
+  }
+  const Onnx__TensorShapeProto *sh = tt->shape;
+  if (sh != NULL && (int)sh->n_dim != bd->rank) {
+    return pe__graph_err(g, PE_EINVAL,
+                         "bound input '%s': the graph declares rank %zu; the "
+                         "value given has rank %d",
+                         t->name, sh->n_dim, bd->rank);
+  }
+  int64_t n = 1;
+  for (int d = 0; d < bd->rank; d++) {
+    const Onnx__TensorShapeProto__Dimension *dm = sh ? sh->dim[d] : NULL;
+    if (bd->dims[d] < 0 || bd->dims[d] > PE__MAX_ELEMS ||
+        (dm != NULL &&
+         dm->value_case ==
+             ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+         dm->dim_value != bd->dims[d])) {
+      return pe__graph_err(g, PE_EINVAL,
+                           "bound input '%s': dimension %d is %lld, which the "
+                           "graph does not declare",
+                           t->name, d, (long long)bd->dims[d]);
+    }
+    t->dims[d] = bd->dims[d];
+    n *= bd->dims[d];
+    if (n > PE__MAX_ELEMS) {
+      return pe__graph_err(g, PE_EUNSUPPORTED, "bound input '%s' is too large",
+                           t->name);
+    }
+  }
+  if (n > 0 && bd->data == NULL) {
+    return pe__graph_err(g, PE_EINVAL, "bound input '%s' has no data", t->name);
+  }
+  t->rank = bd->rank;
+  t->numel = n;
+  t->batch_axis = -1;
+  t->is_const = 1;
+  t->known = 1;
+  size_t nz = (size_t)(n ? n : 1);
+  if (bd->dtype == PE_MODEL_FLOAT32) {
+    t->dtype = PE__DT_F32;
+    t->f = calloc(nz, sizeof(float));
+    if (t->f == NULL) {
+      return PE_ENOMEM;
+    }
+    memcpy(t->f, bd->data, (size_t)n * sizeof(float));
+    return PE_OK;
+  }
+  t->dtype = bd->dtype == PE_MODEL_BOOL ? PE__DT_BOOL : PE__DT_I64;
+  t->i = calloc(nz, sizeof(int64_t));
+  if (t->i == NULL) {
+    return PE_ENOMEM;
+  }
+  for (int64_t k = 0; k < n; k++) {
+    t->i[k] = bd->dtype == PE_MODEL_BOOL ? ((const uint8_t *)bd->data)[k] != 0
+                                         : ((const int64_t *)bd->data)[k];
+  }
+  return PE_OK;
+}
+
 static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
                            const Onnx__ValueInfoProto *vi, const char *what,
                            int batch) {
@@ -736,6 +863,10 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     }
   }
   g->input = -1;
+  int rc_b = pe__binds_check(g, gp);
+  if (rc_b != PE_OK) {
+    return rc_b;
+  }
   for (size_t i = 0; i < gp->n_input; i++) {
     const Onnx__ValueInfoProto *vi = gp->input[i];
     const char *name = vi->name ? vi->name : "";
@@ -751,10 +882,15 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     if (id < 0) {
       return id;
     }
-    int rc = pe__value_shape(g, &g->t[id], vi, "input", batch);
+    const pe_model_bind_t *bd = pe__bind_find(g, name);
+    int rc = bd != NULL ? pe__bind_load(g, &g->t[id], vi, bd)
+                        : pe__value_shape(g, &g->t[id], vi, "input", batch);
     if (rc != PE_OK) {
       pe__append_consumer(g, gp, name);
       return rc;
+    }
+    if (bd != NULL) {
+      continue;
     }
     pe__tensor_t *t = &g->t[id];
     if (g->n_inputs > 0 &&

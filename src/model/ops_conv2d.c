@@ -13,17 +13,18 @@ typedef struct pe__axis {
   int64_t in, k, stride, dil, pad0, pad1, out;
 } pe__axis_t;
 
-/* Reads strides, dilations, pads and auto_pad for the two spatial axes of
- * a 2-D node and computes the output sizes. k[] is the kernel size. */
-static int pe__axes2d(pe__b_t *b, const int64_t *in, const int64_t *k,
-                      int ceil_mode, pe__axis_t *ax) {
+/* Reads strides, dilations, pads and auto_pad for the nd (2 or 3) spatial
+ * axes of a node and computes the output sizes. k[] is the kernel size. */
+static int pe__axes_nd(pe__b_t *b, int nd, const int64_t *in, const int64_t *k,
+                       int ceil_mode, pe__axis_t *ax) {
   const int64_t *st = NULL, *dl = NULL, *pd = NULL;
   size_t nst = pe__attr_ints(b, "strides", &st);
   size_t ndl = pe__attr_ints(b, "dilations", &dl);
   size_t npd = pe__attr_ints(b, "pads", &pd);
-  if ((nst && nst != 2) || (ndl && ndl != 2) || (npd && npd != 4)) {
-    return ERR(PE_ESHAPE, "2-D %s needs 2 strides, 2 dilations and 4 pads",
-               b->n->op);
+  if ((nst && nst != (size_t)nd) || (ndl && ndl != (size_t)nd) ||
+      (npd && npd != (size_t)(2 * nd))) {
+    return ERR(PE_ESHAPE, "%d-D %s needs %d strides, %d dilations and %d pads",
+               nd, b->n->op, nd, nd, 2 * nd);
   }
   int automatic = !pe__attr_s_is(b, "auto_pad", "NOTSET", 1);
   int valid = automatic && pe__attr_s_is(b, "auto_pad", "VALID", 0);
@@ -33,14 +34,14 @@ static int pe__axes2d(pe__b_t *b, const int64_t *in, const int64_t *k,
     return ERR(PE_EUNSUPPORTED,
                "auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER");
   }
-  for (int d = 0; d < 2; d++) {
+  for (int d = 0; d < nd; d++) {
     pe__axis_t *a = &ax[d];
     a->in = in[d];
     a->k = k[d];
     a->stride = nst ? st[d] : 1;
     a->dil = ndl ? dl[d] : 1;
     a->pad0 = npd ? pd[d] : 0;
-    a->pad1 = npd ? pd[d + 2] : 0;
+    a->pad1 = npd ? pd[d + nd] : 0;
     if (a->k < 1 || a->stride < 1 || a->dil < 1 || a->pad0 < 0 || a->pad1 < 0 ||
         a->pad0 > 4096 || a->pad1 > 4096) {
       return ERR(PE_EUNSUPPORTED,
@@ -85,9 +86,6 @@ static const pe__tensor_t *pe__input2d(pe__b_t *b, int *rc) {
               "2-D %s needs a float32 input [N, C, H, W] with the batch on "
               "axis 0",
               b->n->op);
-    return NULL;
-  }
-  if ((*rc = pe__one_item(b, x)) != PE_OK) {
     return NULL;
   }
   return x;
@@ -198,7 +196,7 @@ int pe__op_conv2d(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "kernel_shape does not match W");
   }
   pe__axis_t ax[2];
-  if ((rc = pe__axes2d(b, x->dims + 2, w->dims + 2, 0, ax)) != PE_OK) {
+  if ((rc = pe__axes_nd(b, 2, x->dims + 2, w->dims + 2, 0, ax)) != PE_OK) {
     return rc;
   }
   const int64_t dims[4] = {x->dims[0], cout, ax[0].out, ax[1].out};
@@ -215,14 +213,22 @@ int pe__op_conv2d(pe__b_t *b) {
   return pe__conv_step(b, PE__K_CONV2D, 4, dims, p, 17, flops);
 }
 
-/* A POOL2D step over x [N, C, H, W] (or [N, C, W] as H = 1). */
+/* A POOL2D step over x [N, C, H, W] (or [N, C, W] as H = 1); depth, when
+ * given, the third spatial axis before H of x [N, C, D, H, W] (3-D
+ * pooling: the step's rank 3, dims[0..6] = D, OD, kd, stride, dilation,
+ * pads before and after). */
 static int pe__pool2d_step(pe__b_t *b, const pe__tensor_t *x,
-                           const pe__axis_t *ax, int cip, int is_max) {
+                           const pe__axis_t *depth, const pe__axis_t *ax,
+                           int cip, int is_max) {
   const int out = pe__out(b, 0);
-  int64_t dims[4] = {x->dims[0], x->dims[1], ax[0].out, ax[1].out};
+  int64_t dims[5] = {x->dims[0], x->dims[1], ax[0].out, ax[1].out, 0};
   int rc;
   if (x->rank == 3) {
     dims[2] = ax[1].out;
+  } else if (depth != NULL) {
+    dims[2] = depth->out;
+    dims[3] = ax[0].out;
+    dims[4] = ax[1].out;
   }
   if ((rc = pe__set_shape(b, out, PE__DT_F32, x->rank, dims, x->batch_axis)) !=
       PE_OK) {
@@ -241,38 +247,42 @@ static int pe__pool2d_step(pe__b_t *b, const pe__tensor_t *x,
       ax[1].dil,  cip,          is_max,       ax[0].pad1, ax[1].pad1};
   memcpy(s->p, p, sizeof p);
   s->flops = x->dims[1] * ax[0].out * ax[1].out * ax[0].k * ax[1].k;
+  if (depth != NULL) {
+    const int64_t dp[7] = {depth->in,  depth->out,  depth->k,   depth->stride,
+                           depth->dil, depth->pad0, depth->pad1};
+    s->rank = 3;
+    memcpy(s->dims, dp, sizeof dp);
+    s->flops *= depth->out * depth->k;
+  }
   return pe__finish(b, s);
 }
 
-/* MaxPool and AveragePool over [N, C, H, W] (AveragePool has dilations
- * from opset 19 on). */
+/* MaxPool and AveragePool over [N, C, H, W] or [N, C, D, H, W], their
+ * attributes checked by pe__op_pool. */
 int pe__op_pool2d(pe__b_t *b) {
   const int is_max = strcmp(b->n->op, "MaxPool") == 0;
-  int rc = pe__check_attrs(
-      b, is_max ? "auto_pad,ceil_mode,dilations,kernel_shape,pads,"
-                  "storage_order,strides"
-         : pe__opset(b) >= 19 ? "auto_pad,ceil_mode,count_include_pad,"
-                                "dilations,kernel_shape,pads,strides"
-                              : "auto_pad,ceil_mode,count_include_pad,"
-                                "kernel_shape,pads,strides");
-  const pe__tensor_t *x = rc == PE_OK ? pe__input2d(b, &rc) : NULL;
-  if (x == NULL) {
-    return rc;
+  const pe__tensor_t *x = pe__in(b, 0);
+  int rc;
+  if ((x->rank != 4 && x->rank != 5) || x->batch_axis > 0 ||
+      x->dtype != PE__DT_F32) {
+    return ERR(PE_EUNSUPPORTED,
+               "%s needs a float32 input [N, C, H, W] or [N, C, D, H, W] with "
+               "the batch on axis 0",
+               b->n->op);
   }
-  if (pe__out(b, 1) >= 0) {
-    return ERR(PE_EUNSUPPORTED, "the Indices output is not supported");
-  }
+  const int nd = x->rank - 2;
   const int64_t *ks;
-  if (pe__attr_ints(b, "kernel_shape", &ks) != 2) {
-    return ERR(PE_EUNSUPPORTED, "kernel_shape must be two values (2-D)");
+  if (pe__attr_ints(b, "kernel_shape", &ks) != (size_t)nd) {
+    return ERR(PE_EUNSUPPORTED, "kernel_shape must be %d values (%d-D)", nd,
+               nd);
   }
-  pe__axis_t ax[2];
+  pe__axis_t ax[3];
   const int ceil_mode = pe__attr_i(b, "ceil_mode", 0) != 0;
-  if ((rc = pe__axes2d(b, x->dims + 2, ks, ceil_mode, ax)) != PE_OK) {
+  if ((rc = pe__axes_nd(b, nd, x->dims + 2, ks, ceil_mode, ax)) != PE_OK) {
     return rc;
   }
-  return pe__pool2d_step(b, x, ax, pe__attr_i(b, "count_include_pad", 0) != 0,
-                         is_max);
+  return pe__pool2d_step(b, x, nd == 3 ? &ax[0] : NULL, ax + nd - 2,
+                         pe__attr_i(b, "count_include_pad", 0) != 0, is_max);
 }
 
 /* GlobalMaxPool over [N, C, W] or [N, C, H, W]: one window as large as
@@ -289,10 +299,7 @@ int pe__op_global_max(pe__b_t *b) {
                "GlobalMaxPool needs a float32 input [N, C, W] or [N, C, H, W] "
                "with the batch on axis 0");
   }
-  if ((rc = pe__one_item(b, x)) != PE_OK) {
-    return rc;
-  }
   const int64_t h = x->rank == 4 ? x->dims[2] : 1, w = x->dims[x->rank - 1];
   const pe__axis_t ax[2] = {{h, h, 1, 1, 0, 0, 1}, {w, w, 1, 1, 0, 0, 1}};
-  return pe__pool2d_step(b, x, ax, 0, 1);
+  return pe__pool2d_step(b, x, NULL, ax, 0, 1);
 }

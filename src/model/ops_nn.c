@@ -8,20 +8,54 @@
 #include "model/build_impl.h"
 #include "pe/error.h"
 
+/* A^T of Gemm's A [K, R] (transA=1): a strided copy into a new tensor
+ * [R, K]; its id in *at. The batch, where A has one, cannot move. */
+static int pe__gemm_trans_a(pe__b_t *b, int *at) {
+  const pe__tensor_t *a = pe__in(b, 0);
+  if (a->batch_axis >= 0) {
+    return ERR(PE_EUNSUPPORTED,
+               "transA=1 on an A with the batch on axis %d; transA=1 is "
+               "supported where A has no batch dimension",
+               a->batch_axis);
+  }
+  char name[160];
+  snprintf(name, sizeof name, "%s.pe_a_transposed", T(b, pe__out(b, 0))->name);
+  int id = pe__graph_add(b->g, name); /* may move the tensor table */
+  if (id < 0) {
+    return id;
+  }
+  T(b, id)->alias_of = -1;
+  T(b, id)->output_idx = -1;
+  a = pe__in(b, 0);
+  const int64_t K = a->dims[0], R = a->dims[1];
+  const int64_t odims[2] = {R, K}, st[2] = {1, R};
+  int rc = pe__set_shape(b, id, PE__DT_F32, 2, odims, -1);
+  if (rc == PE_OK) {
+    rc = pe__strided(b, b->n->in[0], id, 2, odims, st, 0);
+  }
+  *at = id;
+  return rc;
+}
+
 /* Gemm with a constant B: a dense step, alpha and beta folded into the
- * weights and the bias. */
+ * weights and the bias; A transposed first for transA=1. */
 int pe__op_gemm(pe__b_t *b) {
   int rc = pe__check_attrs(b, "alpha,beta,transA,transB");
   if (rc != PE_OK) {
     return rc;
   }
-  const pe__tensor_t *a = pe__in(b, 0), *w = pe__in(b, 1), *c = pe__in(b, 2);
+  const pe__tensor_t *a = pe__in(b, 0), *w = pe__in(b, 1);
   if (a == NULL || w == NULL || a->rank != 2 || w->rank != 2) {
     return ERR(PE_ESHAPE, "Gemm needs 2-D A and B");
   }
-  if (pe__attr_i(b, "transA", 0) != 0) {
-    return ERR(PE_EUNSUPPORTED, "transA=1; only transA=0 is supported");
+  int a_id = b->n->in[0];
+  if (pe__attr_i(b, "transA", 0) != 0 &&
+      (rc = pe__gemm_trans_a(b, &a_id)) != PE_OK) {
+    return rc;
   }
+  const pe__tensor_t *c = pe__in(b, 2);
+  a = T(b, a_id);
+  w = pe__in(b, 1);
   if (a->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "A must have the batch on axis 0");
   }
@@ -82,14 +116,14 @@ int pe__op_gemm(pe__b_t *b) {
     return PE_ENOMEM;
   }
   s->n_in = 1;
-  s->in[0] = b->n->in[0];
+  s->in[0] = a_id;
   s->out[0] = out;
   s->w = wc;
   s->bias = bias;
   s->p[0] = a->dims[0]; /* 1, or the rows of a graph without a batch */
   s->p[1] = K;
   s->p[2] = M;
-  s->flops = 2 * K * M;
+  s->flops = 2 * a->dims[0] * K * M;
   return pe__finish(b, s);
 }
 
@@ -238,9 +272,6 @@ int pe__op_conv(pe__b_t *b) {
   if (x->batch_axis > 0) {
     return ERR(PE_EUNSUPPORTED, "the batch must be on axis 0");
   }
-  if ((rc = pe__one_item(b, x)) != PE_OK) {
-    return rc;
-  }
   if (w == NULL || !w->is_const || w->dtype != PE__DT_F32 || w->rank != 3) {
     return ERR(PE_EUNSUPPORTED,
                "W must be a float32 initializer [M, C/group, k]");
@@ -270,15 +301,18 @@ int pe__op_conv(pe__b_t *b) {
                        2 * cout * wout * (cin / group) * k);
 }
 
-/* MaxPool, AveragePool, 1-D. */
+/* MaxPool, AveragePool: the attributes, then 1-D here, 2-D and 3-D in
+ * ops_conv2d.c. */
 int pe__op_pool(pe__b_t *b) {
   int is_max = strcmp(b->n->op, "MaxPool") == 0;
+  /* AveragePool has dilations from opset 19 */
   int rc = pe__check_attrs(
-      b,
-      is_max
-          ? "auto_pad,ceil_mode,dilations,kernel_shape,pads,storage_order,"
-            "strides"
-          : "auto_pad,ceil_mode,count_include_pad,kernel_shape,pads,strides");
+      b, is_max ? "auto_pad,ceil_mode,dilations,kernel_shape,pads,"
+                  "storage_order,strides"
+         : pe__opset(b) >= 19 ? "auto_pad,ceil_mode,count_include_pad,"
+                                "dilations,kernel_shape,pads,strides"
+                              : "auto_pad,ceil_mode,count_include_pad,"
+                                "kernel_shape,pads,strides");
   if (rc != PE_OK) {
     return rc;
   }
@@ -286,15 +320,13 @@ int pe__op_pool(pe__b_t *b) {
     return ERR(PE_EUNSUPPORTED, "the Indices output is not supported");
   }
   const pe__tensor_t *x = pe__in(b, 0);
-  if (x->rank == 4) {
+  if (x->rank == 4 || x->rank == 5) {
     return pe__op_pool2d(b);
   }
   if (x->rank != 3 || x->batch_axis > 0) {
-    return ERR(PE_EUNSUPPORTED, "only 1-D and 2-D pooling (input [N, C, W] or "
-                                "[N, C, H, W]) are supported");
-  }
-  if ((rc = pe__one_item(b, x)) != PE_OK) {
-    return rc;
+    return ERR(PE_EUNSUPPORTED, "only 1-D, 2-D and 3-D pooling (input [N, C, "
+                                "W], [N, C, H, W] or [N, C, D, H, W]) are "
+                                "supported");
   }
   const int64_t *ks;
   if (pe__attr_ints(b, "kernel_shape", &ks) != 1 || ks[0] < 1) {

@@ -482,23 +482,31 @@ int pe__op_reshape(pe__b_t *b) {
                "output; keep it as its own axis (x.view(x.size(0), -1) or "
                "x.flatten(1))");
   }
-  /* storage is batch-major: the reshape is an alias only when as many
-   * elements precede the batch axis in the input as in the output */
-  int64_t o_in = 1, o_out = 1;
+  /* Storage is batch-major: logically the tensor is [A, N, B] (A elements
+   * of a window before the batch in row-major order, B after it), stored as
+   * [N, A, B]. The reshape is an alias when the output keeps A: the rows of
+   * the output's batch axis before the batch (bpre) make up what the axes
+   * before it do not. */
+  int64_t o_in = x->bpre > 1 ? x->bpre : 1, o_out = 1;
   for (int d = 0; d < x->batch_axis; d++) {
     o_in *= x->dims[d];
   }
   for (int d = 0; d < ba; d++) {
     o_out *= dims[d];
   }
-  if (x->batch_axis >= 0 && o_in != o_out) {
-    return ERR(PE_EUNSUPPORTED,
-               "Reshape would move the batch dimension across other axes "
-               "(%lld elements before it, %lld after); transpose instead",
-               (long long)o_in, (long long)o_out);
+  int64_t bpre = 1;
+  if (x->batch_axis >= 0) {
+    if (o_out == 0 || o_in % o_out != 0 || dims[ba] % (o_in / o_out) != 0) {
+      return ERR(PE_EUNSUPPORTED,
+                 "Reshape would move the batch dimension across other axes "
+                 "(%lld elements before it, %lld after); transpose instead",
+                 (long long)o_in, (long long)o_out);
+    }
+    bpre = o_in / o_out;
   }
   int out = pe__out(b, 0);
   rc = pe__set_shape(b, out, x->dtype, (int)r, dims, ba);
+  T(b, out)->bpre = bpre;
   return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
 }
 

@@ -218,6 +218,85 @@ typedef struct pe__block {
   int64_t off, size;
 } pe__block_t;
 
+/* Graph output k can be computed: known, not a constant, float32, the
+ * batch (when the model has one) an axis of its own; output 0 has it on
+ * axis 0. */
+static int pe__output_check(pe_model_t *m, int k) {
+  pe__graph_t *g = &m->g;
+  const pe__tensor_t *o = &g->t[g->outputs[k]];
+  if (!o->known) {
+    return pe__graph_err(g, PE_EMODEL, "graph output '%s' has no value",
+                         o->name);
+  }
+  if (o->is_const) {
+    return pe__graph_err(g, PE_EUNSUPPORTED,
+                         "graph output '%s' is a constant: it does not depend "
+                         "on the input",
+                         o->name);
+  }
+  if (o->batch_axis >= 0 && o->dims[o->batch_axis] != 1) {
+    return pe__graph_err(g, PE_EUNSUPPORTED,
+                         "graph output '%s' merges the batch with %lld rows "
+                         "per window on axis %d; the output must be [batch, "
+                         "...] (reshape it back to the batch)",
+                         o->name, (long long)o->dims[o->batch_axis],
+                         o->batch_axis);
+  }
+  int want = g->t[g->input].batch_axis < 0 ? -1 : 0;
+  if (k == 0 ? o->batch_axis != want : (o->batch_axis < 0) != (want < 0)) {
+    return pe__graph_err(g, PE_EUNSUPPORTED,
+                         "graph output '%s' has its batch on axis %d; the "
+                         "batch must be axis 0 ([batch, ...])",
+                         o->name, o->batch_axis);
+  }
+  if (o->dtype != PE__DT_F32) {
+    return pe__graph_err(g, PE_EUNSUPPORTED,
+                         "graph output '%s' is not float32; only float32 "
+                         "outputs are supported",
+                         o->name);
+  }
+  return PE_OK;
+}
+
+/* Gives graph output k storage of its own: a Copy step from the tensor it
+ * was (an input reshaped, or another output's storage) into a new tensor
+ * that takes its name and place among the outputs. */
+static int pe__output_copy(pe_model_t *m, int k) {
+  pe__graph_t *g = &m->g;
+  int n = m->n_step, o_id = g->outputs[k];
+  pe__step_t *s = realloc(m->step, (size_t)(n + 1) * sizeof *s);
+  if (s == NULL) {
+    return PE_ENOMEM;
+  }
+  m->step = s;
+  int id = pe__graph_add(g, "pe.copy_of_output");
+  if (id < 0) {
+    return id;
+  }
+  s = &m->step[n];
+  memset(s, 0, sizeof *s);
+  s->kind = PE__K_COPY;
+  snprintf(s->label, sizeof s->label, "Copy");
+  s->n_in = 1;
+  s->in[0] = o_id; /* reads the input through the alias */
+  s->out[0] = id;
+  s->out[1] = s->out[2] = -1;
+  pe__tensor_t *o = &g->t[o_id], *c = &g->t[id];
+  char *copy_name = c->name;
+  *c = *o;
+  /* swap names: the copy becomes the output tensor */
+  c->name = o->name;
+  o->name = copy_name;
+  c->alias_of = -1;
+  c->output_idx = k;
+  o->output_idx = -1;
+  for (int j = 0; j < g->n_outputs; j++) {
+    g->outputs[j] = g->outputs[j] == o_id && j >= k ? id : g->outputs[j];
+  }
+  m->n_step = n + 1;
+  return PE_OK;
+}
+
 /* First fit in per-sample floats; blocks[] holds the live regions. */
 static int64_t pe__alloc(pe__block_t *blocks, int *nb, int64_t size,
                          int64_t *top) {
@@ -255,11 +334,14 @@ int pe__plan(pe_model_t *m) {
   pe__graph_t *g = &m->g;
   int n = m->n_step;
   int *dead = calloc((size_t)(n + 1), sizeof *dead);
-  uint8_t *need = calloc((size_t)g->n_t, 1);
-  int *last = malloc((size_t)g->n_t * sizeof *last);
-  pe__block_t *blocks = malloc((size_t)(g->n_t + 1) * sizeof *blocks);
-  int rc = dead && need && last && blocks ? PE_OK : PE_ENOMEM;
+  uint8_t *need = NULL;
+  int *last = NULL;
+  pe__block_t *blocks = NULL;
+  int rc = dead != NULL ? PE_OK : PE_ENOMEM;
   if (rc != PE_OK) {
+    goto done;
+  }
+  if ((rc = pe__fuse_gelu(m, dead)) != PE_OK) {
     goto done;
   }
   pe__fuse(m, dead);
@@ -267,99 +349,47 @@ int pe__plan(pe_model_t *m) {
     goto done;
   }
 
-  /* output 0 */
-  int out0 = g->outputs[0];
-  pe__tensor_t *o = &g->t[out0];
-  if (!o->known) {
-    rc = pe__graph_err(g, PE_EMODEL, "graph output '%s' has no value", o->name);
-    goto done;
-  }
-  if (o->is_const) {
-    rc = pe__graph_err(g, PE_EUNSUPPORTED,
-                       "graph output '%s' is a constant: it does not depend "
-                       "on the input",
-                       o->name);
-    goto done;
-  }
-  if (o->batch_axis == 0 && o->dims[0] != 1) {
-    rc = pe__graph_err(g, PE_EUNSUPPORTED,
-                       "graph output '%s' merges the batch with %lld rows "
-                       "per window on axis 0; the output must be [batch, "
-                       "...] (reshape it back to the batch)",
-                       o->name, (long long)o->dims[0]);
-    goto done;
-  }
-  if (o->batch_axis != (g->t[g->input].batch_axis < 0 ? -1 : 0)) {
-    rc = pe__graph_err(g, PE_EUNSUPPORTED,
-                       "graph output '%s' has its batch on axis %d; the batch "
-                       "must be axis 0 ([batch, ...])",
-                       o->name, o->batch_axis);
-    goto done;
-  }
-  if (o->dtype != PE__DT_F32) {
-    rc = pe__graph_err(g, PE_EUNSUPPORTED,
-                       "graph output '%s' is not float32; only float32 "
-                       "outputs are supported",
-                       o->name);
-    goto done;
-  }
-  int r0 = pe__root(m, out0);
-  if (g->t[r0].is_input) {
-    /* the output is the input reshaped: copy */
-    pe__step_t *s = realloc(m->step, (size_t)(n + 1) * sizeof *s);
-    if (s == NULL) {
-      rc = PE_ENOMEM;
+  /* the outputs computed: output 0, or every one (all_outputs) */
+  int n_out = m->all_outputs ? g->n_outputs : 1;
+  for (int k = 0; k < n_out; k++) {
+    if ((rc = pe__output_check(m, k)) != PE_OK) {
       goto done;
     }
-    m->step = s;
-    s = &m->step[n];
-    memset(s, 0, sizeof *s);
-    s->kind = PE__K_COPY;
-    snprintf(s->label, sizeof s->label, "Copy");
-    s->n_in = 1;
-    s->in[0] = out0; /* reads the input through the alias */
-    s->out[0] = s->out[1] = s->out[2] = -1;
-    int id = pe__graph_add(g, "pe.copy_of_output");
-    if (id < 0) {
-      rc = id;
-      goto done;
+    /* an output that is an input reshaped, or shares its storage with an
+     * earlier output, gets a copy of its own */
+    int r = pe__root(m, g->outputs[k]), shared = g->t[r].is_input;
+    for (int j = 0; j < k; j++) {
+      shared |= pe__root(m, g->outputs[j]) == r;
     }
-    o = &g->t[out0];
-    pe__tensor_t *c = &g->t[id];
-    char *copy_name = c->name;
-    *c = *o;
-    /* swap names: the copy becomes the output tensor */
-    c->name = o->name;
-    o->name = copy_name;
-    c->alias_of = -1;
-    c->output_idx = 0;
-    o->output_idx = -1;
-    s->out[0] = id;
-    g->outputs[0] = id;
-    out0 = id;
-    r0 = id;
-    m->n_step = ++n;
-    free(need);
-    free(last);
-    free(blocks);
-    need = calloc((size_t)g->n_t, 1);
-    last = malloc((size_t)g->n_t * sizeof *last);
-    blocks = malloc((size_t)(g->n_t + 1) * sizeof *blocks);
-    int *d2 = realloc(dead, (size_t)(n + 1) * sizeof *dead);
-    if (!need || !last || !blocks || !d2) {
-      rc = PE_ENOMEM;
-      if (d2) {
-        dead = d2;
+    if (shared) {
+      int *d2 = realloc(dead, (size_t)(m->n_step + 2) * sizeof *dead);
+      if (d2 == NULL) {
+        rc = PE_ENOMEM;
+        goto done;
       }
-      goto done;
+      dead = d2;
+      if ((rc = pe__output_copy(m, k)) != PE_OK) {
+        goto done;
+      }
+      dead[m->n_step - 1] = 0;
     }
-    dead = d2;
-    dead[n - 1] = 0;
+    g->t[pe__root(m, g->outputs[k])].out_slot = k;
+  }
+  n = m->n_step;
+  int out0 = g->outputs[0];
+  need = calloc((size_t)g->n_t, 1);
+  last = malloc((size_t)g->n_t * sizeof *last);
+  blocks = malloc((size_t)(g->n_t + 1) * sizeof *blocks);
+  if (need == NULL || last == NULL || blocks == NULL) {
+    rc = PE_ENOMEM;
+    goto done;
   }
 
-  /* dead steps: only what output 0 needs is computed */
-  for (int t = out0; t >= 0; t = g->t[t].alias_of) {
-    need[t] = 1;
+  /* dead steps: only what the outputs computed need is */
+  for (int k = 0; k < n_out; k++) {
+    for (int t = g->outputs[k]; t >= 0; t = g->t[t].alias_of) {
+      need[t] = 1;
+    }
   }
   for (int i = n - 1; i >= 0; i--) {
     pe__step_t *s = &m->step[i];
@@ -440,7 +470,9 @@ int pe__plan(pe_model_t *m) {
   for (int k = 0; k < g->n_inputs; k++) {
     g->t[g->inputs[k]].storage = PE__ST_INPUT;
   }
-  g->t[r0].storage = PE__ST_OUTPUT;
+  for (int k = 0; k < n_out; k++) {
+    g->t[pe__root(m, g->outputs[k])].storage = PE__ST_OUTPUT;
+  }
   for (int i = 0; i < n; i++) {
     const pe__step_t *s = &m->step[i];
     for (int k = 0; k < s->n_in; k++) {
@@ -588,12 +620,27 @@ int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch,
 
 int pe_model_run_inputs(pe_model_ctx_t *c, const void *const *in, int n_in,
                         uint32_t batch, float *out) {
+  if (c == NULL || c->m->all_outputs) {
+    return PE_EINVAL;
+  }
+  float *outs[1] = {out};
+  return pe_model_run_outputs(c, in, n_in, batch, outs, 1);
+}
+
+int pe_model_run_outputs(pe_model_ctx_t *c, const void *const *in, int n_in,
+                         uint32_t batch, float *const *out, int n_out) {
   if (c == NULL || in == NULL || out == NULL || batch == 0 ||
-      n_in != c->m->g.n_inputs) {
+      n_in != c->m->g.n_inputs ||
+      n_out != (c->m->all_outputs ? c->m->g.n_outputs : 1)) {
     return PE_EINVAL;
   }
   for (int k = 0; k < n_in; k++) {
     if (in[k] == NULL) {
+      return PE_EINVAL;
+    }
+  }
+  for (int k = 0; k < n_out; k++) {
+    if (out[k] == NULL) {
       return PE_EINVAL;
     }
   }
@@ -613,7 +660,7 @@ int pe_model_run_inputs(pe_model_ctx_t *c, const void *const *in, int n_in,
                                               pe__elem_size(t[r].dtype));
         break;
       case PE__ST_OUTPUT:
-        c->ptr[id] = out + (size_t)c0 * (size_t)m->out_numel;
+        c->ptr[id] = out[t[r].out_slot] + (size_t)c0 * (size_t)t[r].numel;
         break;
       case PE__ST_CONST:
         c->ptr[id] = t[r].f;

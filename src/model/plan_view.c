@@ -64,6 +64,13 @@ int pe_plan_step(const pe_model_t *m, int i, pe_plan_step_t *out) {
   out->dense_m = s->d.M;
   out->ext_op = s->ext.op;
   memcpy(out->ext_f, s->ext.f, sizeof out->ext_f);
+  if ((s->kind == PE__K_CONV1D || s->kind == PE__K_CONV2D ||
+       s->kind == PE__K_POOL1D || s->kind == PE__K_POOL2D) &&
+      s->p[PE__P_ITEMS] > 1) {
+    /* several items per window: a form the view's kinds do not carry */
+    out->kind = PE_PLAN_KIND_COUNT;
+    return PE_EUNSUPPORTED;
+  }
   return PE_OK;
 }
 

@@ -134,7 +134,10 @@ typedef struct pe_plan_shape {
 } pe_plan_shape_t;
 
 void pe_plan_shape(const pe_model_t *m, pe_plan_shape_t *out);
-/* PE_EINVAL when i is out of range. */
+/* PE_EINVAL when i is out of range. A convolution or pooling step that
+ * runs several items per window (a first axis of more than one [C, ...]
+ * item) has no form in this view: it comes back as kind
+ * PE_PLAN_KIND_COUNT, which no backend runs, with PE_EUNSUPPORTED. */
 int pe_plan_step(const pe_model_t *m, int i, pe_plan_step_t *out);
 int pe_plan_tensor(const pe_model_t *m, int t, pe_plan_tensor_t *out);
 /* A dense step's weights as [K][M] into w_km (K * M floats). */

@@ -22,9 +22,8 @@ struct pe_pipeline {
   pe_engine_t *engine; /* borrowed */
   pe_source_t *source;
   pe_sink_t *sink;
-  pe_out_t *features_out; /* the files of features and rejects */
+  pe_features_writer_t *features;
   pe_out_t *rejects_out;
-  FILE *features;
   FILE *rejects;
   const char *signals_path;
   const char *features_path;
@@ -44,7 +43,6 @@ struct pe_pipeline {
   const pe_tick_t *batch; /* the batch being pushed, and its rows */
   const pe_csv_row_t *batch_rows;
   int stop_rc; /* why a callback stopped the run (PE_STOP) */
-  char line[4096];
   char errmsg[768];
 };
 
@@ -148,11 +146,8 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
     rc = pe_sink_open_file(c->signals_path, c->format, &p->sink, err, err_cap);
   }
   if (rc == PE_OK && c->features_path != NULL) {
-    p->features = pe__open_out(c->features_path, pe_features_csv_header(),
-                               &p->features_out, err, err_cap);
-    if (p->features == NULL) {
-      rc = PE_EIO;
-    }
+    rc = pe_features_writer_open(c->features_path, c->features_threads,
+                                 &p->features, err, err_cap);
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
     p->rejects = pe__open_out(c->rejects_path, "line,reason,raw\n",
@@ -229,30 +224,41 @@ static int pe__record_reject(pe_pipeline_t *p, int err, uint64_t line_no,
 }
 
 /* What follows an accepted or rejected push: signals and features out, an
- * engine rejection recorded, or the error that stops the run (PE_STOP). */
+ * engine rejection recorded, or the error that stops the run (PE_STOP).
+ * row is NULL for a report the engine held for a model batch (never a
+ * rejection). */
 static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
-                          const pe_csv_row_t *row) {
+                          const pe_tick_out_t *out, const pe_csv_row_t *row) {
   if (rc == PE_OK) {
     if (p->features != NULL) {
-      size_t n = pe_features_format(tick, &p->out, p->line, sizeof p->line);
-      n = n < sizeof p->line ? n : sizeof p->line - 1;
-      if (fwrite(p->line, 1, n, p->features) != n) {
+      int frc = pe_features_writer_add(p->features, tick, out);
+      if (frc == PE_EIO) {
         return pe__stop(p, pe__write_failed(p, "features", p->features_path));
       }
+      if (frc != PE_OK) {
+        snprintf(p->errmsg, sizeof p->errmsg,
+                 "cannot keep the features of '%s': %s", p->features_path,
+                 pe_strerror(frc));
+        return pe__stop(p, frc);
+      }
     }
-    for (uint32_t i = 0; p->sink != NULL && i < p->out.n_signals; i++) {
-      if (pe_sink_write(p->sink, &p->out.signal[i]) != PE_OK) {
+    for (uint32_t i = 0; p->sink != NULL && i < out->n_signals; i++) {
+      if (pe_sink_write(p->sink, &out->signal[i]) != PE_OK) {
         return pe__stop(p, pe__write_failed(p, "signals", p->signals_path));
       }
     }
     return PE_CONTINUE;
   }
-  if (pe_reject_from_error(rc) >= 0) {
+  if (row != NULL && pe_reject_from_error(rc) >= 0) {
     return pe__record_reject(p, rc, row->line_no, row->line, row->len);
   }
   pe_engine_stats_t st;
   pe_engine_stats(p->engine, &st);
-  if (rc == PE_EFULL) {
+  if (row == NULL) {
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: the tick of %s at %lld ns: %s",
+             pe_source_name(p->source), tick->symbol, (long long)tick->ts_ns,
+             pe_engine_errmsg(p->engine));
+  } else if (rc == PE_EFULL) {
     snprintf(p->errmsg, sizeof p->errmsg,
              "%s:%llu: the symbol table is full (%u symbols)",
              pe_source_name(p->source), (unsigned long long)row->line_no,
@@ -269,8 +275,14 @@ static int pe__after_push(pe_pipeline_t *p, int rc, const pe_tick_t *tick,
  * has features to write. */
 static int pe__each(void *ctx, uint32_t i, int rc, const pe_tick_out_t *out) {
   pe_pipeline_t *p = ctx;
-  (void)out; /* p->out */
-  return pe__after_push(p, rc, &p->batch[i], &p->batch_rows[i]);
+  return pe__after_push(p, rc, &p->batch[i], out, &p->batch_rows[i]);
+}
+
+/* The engine's report callback, micro-batched: an accepted tick's report,
+ * perhaps held for a model batch since an earlier parser batch. */
+static int pe__on_report(void *ctx, const pe_tick_t *tick, int rc,
+                         const pe_tick_out_t *out) {
+  return pe__after_push(ctx, rc, tick, out, NULL);
 }
 
 /* A batch of parsed ticks, pushed in order, stopping at the first that
@@ -337,9 +349,13 @@ static void pe__close_file(pe_pipeline_t *p, pe_out_t **o, FILE **f,
 
 int pe_pipeline_run(pe_pipeline_t *p) {
   pe_csv_batch_handler_t handler = {p, pe__on_ticks, pe__on_reject};
+  pe_engine_set_report(p->engine, pe__on_report, p);
   (void)pe_cycles_per_ns(); /* calibrate before the clock starts */
   p->start_ns = pe_clock_ns();
   int rc = pe_source_run(p->source, &handler);
+  if (rc == PE_OK) {
+    rc = pe_engine_flush(p->engine); /* the reports still held */
+  }
   p->end_ns = pe_clock_ns();
   if (rc == PE_STOP) {
     rc = p->stop_rc;
@@ -356,8 +372,16 @@ int pe_pipeline_run(pe_pipeline_t *p) {
     }
   }
   p->sink = NULL;
-  pe__close_file(p, &p->features_out, &p->features, "features",
-                 p->features_path, &rc);
+  if (p->features != NULL) {
+    char err[512];
+    errno = 0;
+    int bad = pe_features_writer_close(p->features, rc == PE_OK, err,
+                                       sizeof err) != PE_OK;
+    p->features = NULL;
+    if (bad && rc == PE_OK) {
+      rc = pe__write_failed(p, "features", p->features_path);
+    }
+  }
   pe__close_file(p, &p->rejects_out, &p->rejects, "rejected rows",
                  p->rejects_path, &rc);
   return rc;
@@ -397,7 +421,7 @@ void pe_pipeline_destroy(pe_pipeline_t *p) {
   }
   char err[64];
   pe_sink_discard(p->sink);
-  (void)pe_out_close(p->features_out, 0, err, sizeof err);
+  (void)pe_features_writer_close(p->features, 0, err, sizeof err);
   (void)pe_out_close(p->rejects_out, 0, err, sizeof err);
   pe_source_close(p->source);
   free(p);

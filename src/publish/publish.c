@@ -10,16 +10,19 @@
 #include "pe/clock.h"
 #include "pe/error.h"
 #include "pe/redis.h"
+#include "publish/route.h"
 
 enum { PE__PACE_NONE = 0, PE__PACE_RATE, PE__PACE_SPEED };
 
 struct pe_publish {
   pe_source_t *source;
-  pe_redis_t *redis;
+  pe_redis_t *redis;  /* one stream */
+  pe__route_t *route; /* partitions */
   const char *stream;
   pe_resp_buf_t batch;
   uint32_t in_batch;
   uint32_t batch_max;
+  uint32_t partitions;
   uint64_t maxlen;
   int auto_ids;
   pe_stream_id_t next;
@@ -72,6 +75,7 @@ int pe_publish_create(const pe_publish_config_t *c, pe_publish_t **out,
     return PE_ENOMEM;
   }
   p->stream = c->stream;
+  p->partitions = c->partitions;
   p->batch_max = c->batch;
   p->maxlen = c->maxlen;
   p->auto_ids = c->auto_ids;
@@ -83,7 +87,15 @@ int pe_publish_create(const pe_publish_config_t *c, pe_publish_t **out,
   p->stop = c->stop;
   p->log = c->log;
   p->log_ctx = c->log_ctx;
-  int rc = pe_redis_open(c->redis_url, NULL, &p->redis, err, err_cap);
+  int rc;
+  if (c->partitions > 0 && c->auto_ids) {
+    snprintf(err, err_cap, "partitions need explicit ids");
+    rc = PE_EINVAL;
+  } else if (c->partitions > 0) {
+    rc = pe__route_create(c, &p->route, err, err_cap);
+  } else {
+    rc = pe_redis_open(c->redis_url, NULL, &p->redis, err, err_cap);
+  }
   if (rc == PE_OK) {
     rc = pe_source_open(&c->source, &p->source, err, err_cap);
   }
@@ -102,6 +114,13 @@ static void pe__on_retry(void *ctx, const char *reason) {
 /* Connects (retrying with backoff) and learns the stream's last id, so
  * explicit ids stay above it. */
 static int pe__connect(pe_publish_t *p) {
+  if (p->route != NULL) {
+    int rc = pe__route_connect(p->route, &p->next);
+    if (rc != PE_OK) {
+      snprintf(p->errmsg, sizeof p->errmsg, "%s", pe__route_errmsg(p->route));
+    }
+    return rc;
+  }
   pe_redis_stream_info_t info;
   int rc = pe_redis_connect_stream(p->redis, p->stream, p->stop, pe__on_retry,
                                    p, &info);
@@ -142,6 +161,13 @@ static int pe__count_replies(pe_publish_t *p, const pe_redis_value_t *v,
 
 /* Sends the batch until Redis has acknowledged it. */
 static int pe__flush(pe_publish_t *p) {
+  if (p->route != NULL) {
+    int rc = pe__route_flush(p->route);
+    if (rc != PE_OK) {
+      snprintf(p->errmsg, sizeof p->errmsg, "%s", pe__route_errmsg(p->route));
+    }
+    return rc;
+  }
   if (p->in_batch == 0) {
     return PE_OK;
   }
@@ -245,37 +271,18 @@ static int pe__pace(pe_publish_t *p, const pe_tick_t *t) {
 
 /* Appends one tick's XADD, and sends the batch when it is full. */
 static int pe__add(pe_publish_t *p, const pe_tick_t *t) {
+  if (p->route != NULL) {
+    pe__route_add(p->route, t, pe__next_id(p));
+    return pe__route_pending(p->route) >= p->batch_max ? pe__flush(p) : PE_OK;
+  }
   if (p->in_batch == 0) {
     pe_resp_reset(&p->batch);
     pe_resp_begin(&p->batch, 1);
     pe_resp_arg(&p->batch, "MULTI", 5);
   }
-  int recv = t->recv_ts_ns != PE_TS_NONE;
-  pe_resp_begin(&p->batch, 3u + (p->maxlen ? 3u : 0u) + 8u + (recv ? 2u : 0u));
-  pe_resp_arg(&p->batch, "XADD", 4);
-  pe_resp_arg_str(&p->batch, p->stream);
-  if (p->maxlen) {
-    pe_resp_arg(&p->batch, "MAXLEN", 6);
-    pe_resp_arg(&p->batch, "~", 1);
-    pe_resp_arg_u64(&p->batch, p->maxlen);
-  }
-  if (p->auto_ids) {
-    pe_resp_arg(&p->batch, "*", 1);
-  } else {
-    pe_resp_arg_id(&p->batch, pe__next_id(p));
-  }
-  pe_resp_arg(&p->batch, "symbol", 6);
-  pe_resp_arg(&p->batch, t->symbol, t->symbol_len);
-  pe_resp_arg(&p->batch, "price", 5);
-  pe_resp_arg_double(&p->batch, t->price);
-  pe_resp_arg(&p->batch, "volume", 6);
-  pe_resp_arg_double(&p->batch, t->volume);
-  pe_resp_arg(&p->batch, "timestamp", 9);
-  pe_resp_arg_i64(&p->batch, t->ts_ns);
-  if (recv) {
-    pe_resp_arg(&p->batch, "recv_ts", 7);
-    pe_resp_arg_i64(&p->batch, t->recv_ts_ns);
-  }
+  pe_stream_id_t id = p->auto_ids ? (pe_stream_id_t){0, 0} : pe__next_id(p);
+  pe__publish_xadd(&p->batch, p->stream, p->maxlen, p->auto_ids ? NULL : &id,
+                   t);
   p->in_batch += 1;
   return p->in_batch >= p->batch_max ? pe__flush(p) : PE_OK;
 }
@@ -340,7 +347,15 @@ int pe_publish_run(pe_publish_t *p) {
 
 void pe_publish_stats(const pe_publish_t *p, pe_publish_stats_t *s) {
   *s = p->st;
-  s->reconnects = pe_redis_reconnects(p->redis);
+  if (p->route != NULL) {
+    pe__route_stats(p->route, s);
+    s->partitions = p->partitions;
+    s->masters = pe__route_masters(p->route);
+    snprintf(s->map_digest, sizeof s->map_digest, "%s",
+             pe__route_digest(p->route));
+  } else {
+    s->reconnects = pe_redis_reconnects(p->redis);
+  }
   uint64_t end = p->end_mono ? p->end_mono : pe_clock_ns();
   s->wall_s = p->t0_mono ? (double)(end - p->t0_mono) * 1e-9 : 0.0;
 }
@@ -358,5 +373,6 @@ void pe_publish_destroy(pe_publish_t *p) {
   pe_source_close(p->source);
   pe_resp_free(&p->batch);
   pe_redis_destroy(p->redis);
+  pe__route_destroy(p->route);
   free(p);
 }

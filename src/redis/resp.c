@@ -92,13 +92,30 @@ void pe_resp_arg_i64(pe_resp_buf_t *b, int64_t v) {
 void pe_resp_arg_double(pe_resp_buf_t *b, double v) {
   char tmp[32];
   size_t n = 0;
-  pe__put_double(tmp, sizeof tmp, &n, v); /* %.17g is at most 24 bytes */
+  pe__put_double(tmp, sizeof tmp, &n, v); /* at most 24 bytes */
   pe_resp_arg(b, tmp, n);
 }
 
 void pe_resp_arg_id(pe_resp_buf_t *b, pe_stream_id_t id) {
   char tmp[PE_STREAM_ID_MAX];
   pe_resp_arg(b, tmp, pe_stream_id_format(id, tmp, sizeof tmp));
+}
+
+void pe_resp_xadd_begin(pe_resp_buf_t *b, const char *stream, uint64_t maxlen,
+                        const pe_stream_id_t *id, uint32_t pairs) {
+  pe_resp_begin(b, 3u + (maxlen ? 3u : 0u) + 2u * pairs);
+  pe_resp_arg(b, "XADD", 4);
+  pe_resp_arg_str(b, stream);
+  if (maxlen) {
+    pe_resp_arg(b, "MAXLEN", 6);
+    pe_resp_arg(b, "~", 1);
+    pe_resp_arg_u64(b, maxlen);
+  }
+  if (id == NULL) {
+    pe_resp_arg(b, "*", 1);
+  } else {
+    pe_resp_arg_id(b, *id);
+  }
 }
 
 void pe_resp_append(pe_resp_buf_t *b, const pe_resp_buf_t *other) {
@@ -270,15 +287,7 @@ void pe_resp_xadd_signal(pe_resp_buf_t *b, const char *stream, uint64_t maxlen,
   int model = s->pattern == PE_PATTERN_MODEL;
   /* XADD key [MAXLEN ~ n] id + 9 pairs + 2 per fired rule + model_class */
   uint32_t pairs = 9u + 2u * n_fired + (model ? 1u : 0u);
-  pe_resp_begin(b, 3u + (maxlen ? 3u : 0u) + 2u * pairs);
-  pe_resp_arg(b, "XADD", 4);
-  pe_resp_arg_str(b, stream);
-  if (maxlen) {
-    pe_resp_arg(b, "MAXLEN", 6);
-    pe_resp_arg(b, "~", 1);
-    pe_resp_arg_u64(b, maxlen);
-  }
-  pe_resp_arg_id(b, id);
+  pe_resp_xadd_begin(b, stream, maxlen, &id, pairs);
   pe_resp_arg(b, "id", 2);
   pe_resp_arg_str(b, s->id);
   pe_resp_arg(b, "symbol", 6);

@@ -7,7 +7,9 @@ the same file, and the same final engine state byte for byte.
         --ticks fixtures/sample_ticks.csv [--optional] [--checkpoint redis]
 
 --optional: a missing tick file is a skip (exit 77), not a failure. The
-engine options after -- go to both replay and live.
+engine options after -- go to both replay and live; --live-max-batch N
+(with --live-max-delay-us) micro-batches live's model runs only, so that
+batched live is held to unbatched replay.
 """
 
 from __future__ import annotations
@@ -27,8 +29,14 @@ def main() -> None:
     ap.add_argument("--ticks", required=True)
     ap.add_argument("--optional", action="store_true")
     ap.add_argument("--checkpoint", default="file", choices=["file", "redis"])
+    ap.add_argument("--live-max-batch", type=int)
+    ap.add_argument("--live-max-delay-us", type=int, default=1000000)
     ap.add_argument("extra", nargs="*")
     a = ap.parse_args()
+    live_extra = list(a.extra)
+    if a.live_max_batch is not None:
+        live_extra += ["--max-batch", str(a.live_max_batch),
+                       "--max-delay-us", str(a.live_max_delay_us)]
     if not os.path.exists(a.ticks):
         if a.optional:
             h.skip(f"{a.ticks} is not there (it lives outside the repository)")
@@ -50,7 +58,7 @@ def main() -> None:
                       "--signals-stream", "signals:test",
                       "--checkpoint", ckpt, "--checkpoint-every", "5000",
                       "--exit-on-idle", "0.5", "--state-out", state,
-                      "--summary-json", summary, *a.extra])
+                      "--summary-json", summary, *live_extra])
         print(live.stderr.strip())
         c = redis.client()
         entries = c.xrange_all("signals:test")
@@ -65,7 +73,7 @@ def main() -> None:
         h.run([a.engine, "live", "--redis", redis.url, "--ticks-stream",
                "ticks:test", "--signals-stream", "signals:test", "--checkpoint",
                ckpt, "--exit-on-idle", "0.3", "--state-out", state, "--quiet",
-               *a.extra])
+               *live_extra])
         if len(c.xrange_all("signals:test")) != len(expected):
             h.fail("a restart after the end wrote signals again")
         if not h.same_file(state, replay_state):

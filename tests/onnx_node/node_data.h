@@ -49,14 +49,6 @@ int pe_node_read_file(const char *path, unsigned char **out, size_t *len,
 int pe_node_model_parse(const unsigned char *buf, size_t len,
                         pe_node_model_t *m, char *err, size_t cap);
 
-/* A copy of the model in buf (*out, malloc'd, *out_len bytes) in which
- * every runtime input declared int64, int32 or bool is an initializer
- * holding its value in set_dir (input_N.pb): how a static-shape export
- * would carry shapes, axes and indices. *n_frozen counts them. */
-int pe_node_model_freeze(const unsigned char *buf, size_t len,
-                         const char *set_dir, unsigned char **out,
-                         size_t *out_len, int *n_frozen, char *err, size_t cap);
-
 /* Reads a TensorProto file (input_N.pb, output_N.pb). Element types: every
  * numeric type and bool; strings and complex numbers are refused. */
 int pe_node_tensor_read(const char *path, pe_node_tensor_t *t, char *err,
