@@ -3,7 +3,8 @@ before any device is used (no GPU needed, except for the other-device case,
 which says "no CUDA device" where there is none): a TensorRT engine by name
 and by its first bytes, a damaged plan (checksum), one cut short, another
 format version, another precision, and one made for another device. Each
-must exit non-zero with its own message.
+must exit non-zero with its own message. build-engine refuses a precision
+other than fp32 and a missing -o with a usage error (exit 2).
 
 Usage: cuda_plan_refusals.py ENGINE WORKDIR
 """
@@ -66,6 +67,21 @@ def main():
             fail = 1
         else:
             print(f"{name}: refused: {msg}")
+    model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "models", "pattern_cnn.onnx")
+    for args, want in [
+        (["--precision", "fp16", "-o", os.path.join(work, "x.peplan")],
+         "--precision fp16: this build makes fp32 plans only"),
+        ([], "usage: build-engine"),
+    ]:
+        r = subprocess.run([engine, "build-engine", model, "--backend", "cuda"]
+                           + args, capture_output=True, text=True)
+        if r.returncode != 2 or want not in r.stderr:
+            print(f"FAIL: build-engine {args}: exit {r.returncode}: "
+                  f"{r.stderr.strip()!r} (wanted exit 2 and {want!r})")
+            fail = 1
+        else:
+            print(f"build-engine {' '.join(args)}: {r.stderr.strip()}")
     return fail
 
 
