@@ -3,7 +3,6 @@
  * stop (SIGTERM/SIGINT, --exit-on-idle) or a failure, and prints the
  * summary; docs/live.md describes the service. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -178,23 +177,6 @@ static int pe__loop(const pe_cli_command_t *cmd, pe_live_t *live) {
   return PE_EXIT_FAIL;
 }
 
-/* Writes text to path; a failed write, flush or close is an error. */
-static int pe__write_text(const pe_cli_command_t *cmd, const char *path,
-                          const char *text, size_t len) {
-  FILE *f = fopen(path, "w");
-  int ok = f != NULL && fwrite(text, 1, len, f) == len && fflush(f) == 0;
-  int e = errno;
-  if (f != NULL && fclose(f) != 0 && ok) {
-    ok = 0;
-    e = errno;
-  }
-  if (!ok) {
-    pe_cli_error(cmd, "cannot write '%s': %s", path, strerror(e));
-    return PE_EXIT_FAIL;
-  }
-  return PE_EXIT_OK;
-}
-
 /* What `live` leaves at a clean stop: summary, --summary-json, --state-out. */
 static int pe__outputs(const pe_cli_command_t *cmd, pe_live_t *live,
                        pe_engine_t *engine) {
@@ -207,11 +189,13 @@ static int pe__outputs(const pe_cli_command_t *cmd, pe_live_t *live,
   }
   const char *path = pe_cli_flag(cmd, "summary-json")->value;
   size_t n = pe_live_summary_json(&m, text, sizeof text);
-  if (path != NULL && pe__write_text(cmd, path, text, n) != PE_EXIT_OK) {
+  char err[768];
+  if (path != NULL &&
+      pe_file_write_atomic(path, text, n, err, sizeof err) != PE_OK) {
+    pe_cli_error(cmd, "cannot write the summary: %s", err);
     return PE_EXIT_FAIL;
   }
   path = pe_cli_flag(cmd, "state-out")->value;
-  char err[768];
   if (path != NULL && pe_engine_save(engine, path, err, sizeof err) != PE_OK) {
     pe_cli_error(cmd, "cannot write the state: %s", err);
     return PE_EXIT_FAIL;
