@@ -73,6 +73,8 @@ typedef struct pe__cuda {
  * how long run waits for its answer. */
 #define PE__CUDA_IDLE_NS 250000000ull
 #define PE__CUDA_WAIT_NS 2000000000ull
+/* Bytes of windows staged into pinned memory per device copy. */
+#define PE__CUDA_STAGE ((size_t)1 << 20)
 
 static const char *const pe__kind_names[PE_PLAN_KIND_COUNT] = {
     "copy",   "conv1d",    "dense",        "matmul",    "unary",
@@ -269,13 +271,24 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
       snprintf(msg, cap, "out of memory");
       return PE_ENOMEM;
     }
+    /* w as [K][M] (the thread and tiled kernels), and for long K also
+     * w2 as [M][K] (one warp per output) */
     d->dense_warp = pe_cuda_dense_warp(d->K);
     float *mk = d->dense_warp ? pe__transpose(w, d->K, d->M) : NULL;
-    d->w = d->dense_warp && mk == NULL
-               ? NULL
-               : pe__upload(c, mk ? mk : w, d->K * d->M, 4, msg, cap);
+    d->w = pe__upload(c, w, d->K * d->M, 4, msg, cap);
+    if (d->dense_warp) {
+      d->w2 = mk == NULL || d->w == NULL
+                  ? NULL
+                  : pe__upload(c, mk, d->K * d->M, 4, msg, cap);
+      if (mk == NULL) {
+        snprintf(msg, cap, "out of memory");
+      }
+    }
     free(w);
     free(mk);
+    if (d->w == NULL || (d->dense_warp && d->w2 == NULL)) {
+      return PE_EBACKEND;
+    }
     if (s.bias != NULL) {
       d->bias = pe__upload(c, s.bias, d->M, 4, msg, cap);
     }
@@ -489,8 +502,7 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
   }
   memcpy(c->m_in, in, (size_t)batch * (size_t)c->in_numel * sizeof(float));
   const uint32_t seq = ++c->seq;
-  __atomic_store_n(&k->n, batch, __ATOMIC_RELAXED);
-  __atomic_store_n(&k->seq, seq, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&k->req, (uint64_t)batch << 32 | seq, __ATOMIC_SEQ_CST);
   int e = 0;
   if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
     e = pe__persist_launch(c);
@@ -945,14 +957,19 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
   }
   size_t in_bytes = (size_t)batch * (size_t)c->in_numel * sizeof(float);
   size_t out_bytes = (size_t)batch * (size_t)c->out_numel * sizeof(float);
-  memcpy(c->h_in, in, in_bytes);
   int e = 0;
   if (c->timing) {
     e = (int)cudaEventRecord(c->ev[0], c->stream);
   }
-  e = e ? e
-        : (int)cudaMemcpyAsync(c->d_in, c->h_in, in_bytes,
-                               cudaMemcpyHostToDevice, c->stream);
+  /* into pinned memory a piece at a time, each piece's copy to the device
+   * running while the next is staged */
+  for (size_t off = 0; off < in_bytes && e == 0; off += PE__CUDA_STAGE) {
+    size_t part =
+        in_bytes - off < PE__CUDA_STAGE ? in_bytes - off : PE__CUDA_STAGE;
+    memcpy((char *)c->h_in + off, (const char *)in + off, part);
+    e = (int)cudaMemcpyAsync((char *)c->d_in + off, (char *)c->h_in + off, part,
+                             cudaMemcpyHostToDevice, c->stream);
+  }
   if (c->timing && e == 0) {
     e = (int)cudaEventRecord(c->ev[1], c->stream);
   }

@@ -1,17 +1,16 @@
 /* The CUDA kernels of the `cuda` backend: one per step kind, each the
  * plan's portable kernel (src/model/kernels.c) with one thread per output
  * element (or, for LSTM and GRU, one block per window and one thread per
- * hidden unit), computing what that kernel computes in the same order:
- * sums of products in double from the bias, in the CPU's order, rounded
- * to float once (a float product is exact in double, so each step of the
- * sum rounds as the CPU's does); float arithmetic elsewhere with explicit
- * roundings (__fmul_rn, __fadd_rn), so that no fused multiply-add changes
- * it. Dense and convolution results are therefore the portable kernels'
- * bit for bit. Transcendental functions (exp, tanh, erf, log) are taken in
- * double and rounded to float, which is the correctly rounded value in
- * nearly every case; libm's float functions are not always (glibc's tanhf
- * differs from it in a few per cent of inputs), so those results may
- * differ from the CPU's by an ulp. Nothing here allocates. */
+ * hidden unit; dense layers over many rows as a tiled product), computing
+ * what that kernel computes: sums of products in double, rounded to float
+ * once (a float product is exact in double, so the float result is the
+ * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
+ * whatever the order of its terms); float arithmetic elsewhere with
+ * explicit roundings (__fmul_rn, __fadd_rn), so that no fused
+ * multiply-add changes it. Transcendental functions (exp, tanh, erf) are
+ * CUDA's float ones (within 2 ulp), so those results may differ from the
+ * CPU's libm by an ulp or two. Index arithmetic is 32-bit wherever a
+ * launch's indices fit (pe__fits32). Nothing here allocates. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -24,9 +23,9 @@
 
 static unsigned long long pe__n_alloc;
 
-__device__ static float pe__expf(float x) { return (float)exp((double)x); }
-__device__ static float pe__tanhf(float x) { return (float)tanh((double)x); }
-__device__ static float pe__erff(float x) { return (float)erf((double)x); }
+__device__ static float pe__expf(float x) { return expf(x); }
+__device__ static float pe__tanhf(float x) { return tanhf(x); }
+__device__ static float pe__erff(float x) { return erff(x); }
 
 __device__ static float pe__act(float x, int act, float alpha) {
   switch (act) {
@@ -99,59 +98,78 @@ pe__d_copy(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_conv1d(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t cin = s.p[0], cout = s.p[1], group = s.p[2], k = s.p[3];
-  const int64_t stride = s.p[4], dil = s.p[5], pl = s.p[6], win = s.p[8];
-  const int64_t wout = s.p[9], cin_g = cin / group, cout_g = cout / group;
-  PE__FOR(i, total) {
-    int64_t t = i % wout, co = (i / wout) % cout, b = i / (wout * cout);
-    int64_t g = co / cout_g;
-    const float *w = s.w + co * cin_g * k;
-    const float *x = s.in[0] + b * s.in_stride[0] + g * cin_g * win;
+/* Conv 1-D, one thread per output (co, t) of a window; I the index type
+ * (int when every index of the launch fits, else int64_t: 64-bit division
+ * is several times dearer). */
+template <typename I>
+__device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2], k = (I)s.p[3];
+  const I stride = (I)s.p[4], dil = (I)s.p[5], pl = (I)s.p[6], win = (I)s.p[8];
+  const I wout = (I)s.p[9], cin_g = cin / group, cout_g = cout / group;
+  const I xs = (I)s.in_stride[0];
+  for (I i = i0; i < total; i += di) {
+    const I t = i % wout, r = i / wout, co = r % cout, b = r / cout;
+    const float *__restrict__ w = s.w + co * cin_g * k;
+    const float *__restrict__ x =
+        s.in[0] + b * xs + (co / cout_g) * cin_g * win;
+    /* the taps that land inside the window */
+    const I p0 = t * stride - pl;
+    I k0 = 0, k1 = k;
+    while (k0 < k && p0 + k0 * dil < 0) {
+      k0++;
+    }
+    while (k1 > k0 && p0 + (k1 - 1) * dil >= win) {
+      k1--;
+    }
     double acc = s.bias[co];
-    for (int64_t ci = 0; ci < cin_g; ci++) {
-      for (int64_t kk = 0; kk < k; kk++) {
-        int64_t pos = t * stride + kk * dil - pl;
-        if (pos >= 0 && pos < win) {
-          acc += (double)w[ci * k + kk] * (double)x[ci * win + pos];
-        }
+    for (I ci = 0; ci < cin_g; ci++) {
+      const float *__restrict__ xr = x + ci * win + p0;
+      const float *__restrict__ wr = w + ci * k;
+#pragma unroll 4
+      for (I kk = k0; kk < k1; kk++) {
+        acc += (double)wr[kk] * (double)xr[kk * dil];
       }
     }
     s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_dense(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t rows = s.p[0], K = s.K, M = s.M;
-  PE__FOR(i, total) {
-    int64_t m = i % M, r = (i / M) % rows, b = i / (M * rows);
-    const float *x = s.in[0] + b * s.in_stride[0] + r * K;
+/* Dense, one thread per output; w as [K][M]. */
+template <typename I>
+__device__ __forceinline__ static void pe__d_dense(const pe_cuda_step_t &s,
+                                                   I total, I i0, I di) {
+  const I rows = (I)s.p[0], K = (I)s.K, M = (I)s.M, xs = (I)s.in_stride[0];
+  for (I i = i0; i < total; i += di) {
+    const I m = i % M, q = i / M, r = q % rows, b = q / rows;
+    const float *__restrict__ x = s.in[0] + b * xs + r * K;
+    const float *__restrict__ w = s.w + m;
     double acc = s.bias ? s.bias[m] : 0.0;
-    for (int64_t k = 0; k < K; k++) {
-      acc += (double)x[k] * (double)s.w[k * M + m];
+#pragma unroll 4
+    for (I k = 0; k < K; k++) {
+      acc += (double)x[k] * (double)w[k * M];
     }
     s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
   }
 }
 
-/* A dense layer with one warp per output: the lanes take every 32nd k,
- * the partial sums (double) meet in a butterfly, then the bias. The order
- * differs from the CPU's; in double, the float result differs only where
- * the sum lies within about 1e-16 of a float rounding boundary. */
+/* A dense layer with one warp per output (w2: the weights as [M][K]): the
+ * lanes take every 32nd k, the partial sums (double) meet in a butterfly,
+ * then the bias. The order differs from the CPU's; in double, the float
+ * result differs only where the sum lies within about 1e-16 of a float
+ * rounding boundary. i0 and di count threads; warps are i0 / 32 on. */
+template <typename I>
 __device__ __forceinline__ static void pe__d_dense_warp(const pe_cuda_step_t &s,
-                                                        int64_t total,
-                                                        int64_t i0,
-                                                        int64_t di) {
-  const int64_t rows = s.p[0], K = s.K, M = s.M;
+                                                        I total, I i0, I di) {
+  const I rows = (I)s.p[0], K = (I)s.K, M = (I)s.M, xs = (I)s.in_stride[0];
   const int lane = (int)(threadIdx.x & 31);
-  for (int64_t i = i0 >> 5; i < total; i += di >> 5) {
-    int64_t m = i % M, r = (i / M) % rows, b = i / (M * rows);
-    const float *__restrict__ x = s.in[0] + b * s.in_stride[0] + r * K;
-    const float *__restrict__ w = s.w + m * K;
+  for (I i = i0 >> 5; i < total; i += di >> 5) {
+    const I m = i % M, q = i / M, r = q % rows, b = q / rows;
+    const float *__restrict__ x = s.in[0] + b * xs + r * K;
+    const float *__restrict__ w = s.w2 + m * K;
     double acc = 0.0;
-    for (int64_t k = lane; k < K; k += 32) {
+#pragma unroll 4
+    for (I k = lane; k < K; k += 32) {
       acc += (double)x[k] * (double)w[k];
     }
     for (int o = 16; o > 0; o >>= 1) {
@@ -160,6 +178,63 @@ __device__ __forceinline__ static void pe__d_dense_warp(const pe_cuda_step_t &s,
     if (lane == 0) {
       acc += s.bias ? (double)s.bias[m] : 0.0;
       s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+    }
+  }
+}
+
+/* Dense over many rows as a tiled product: a block of 256 threads takes
+ * 64 rows x 32 outputs, the rows' inputs and the weights ([K][M]) staged
+ * through shared memory 32 k at a time; each thread sums 8 outputs (one
+ * column, rows ty, ty + 8, ...) in double. Needs the rows contiguous
+ * (in_stride = rows * K). */
+#define PE__TR 64
+#define PE__TM 32
+#define PE__TK 32
+__global__ static void __launch_bounds__(256)
+    pe__k_dense_tiled(const pe_cuda_step_t s, int R) {
+  __shared__ float xs[PE__TR][PE__TK + 1];
+  __shared__ float ws[PE__TK][PE__TM + 1];
+  const int K = (int)s.K, M = (int)s.M;
+  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
+  const float *__restrict__ X = s.in[0];
+  double acc[8];
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    acc[j] = 0.0;
+  }
+  for (int k0 = 0; k0 < K; k0 += PE__TK) {
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      int rr = ty + 8 * j, r = r0 + rr, k = k0 + tx;
+      xs[rr][tx] = r < R && k < K ? X[(int64_t)r * K + k] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      int kk = ty + 8 * j, k = k0 + kk, m = m0 + tx;
+      ws[kk][tx] = k < K && m < M ? s.w[(int64_t)k * M + m] : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int kk = 0; kk < PE__TK; kk++) {
+      const double wv = ws[kk][tx];
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        acc[j] += (double)xs[ty + 8 * j][kk] * wv;
+      }
+    }
+    __syncthreads();
+  }
+  const int m = m0 + tx;
+  if (m < M) {
+    const double bias = s.bias ? (double)s.bias[m] : 0.0;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      int r = r0 + ty + 8 * j;
+      if (r < R) {
+        s.out[0][(int64_t)r * M + m] =
+            pe__act((float)(acc[j] + bias), s.act, s.alpha);
+      }
     }
   }
 }
@@ -406,7 +481,8 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
       for (int q = 0; q < 4; q++) {
         ga[q] = q < G ? (double)s.bias[q * H + j] : 0.0;
       }
-      for (int64_t k = 0; k < in; k++) {
+#pragma unroll 4
+      for (int k = 0; k < (int)in; k++) {
         const double xv = xt[k];
         const float *wk = W + k * GH + j;
 #pragma unroll
@@ -418,7 +494,8 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
       }
       /* GRU without linear_before_reset takes R_h times r * h below */
       const int Gr = !lstm && !lbr ? 2 : G;
-      for (int64_t k = 0; k < H; k++) {
+#pragma unroll 8
+      for (int k = 0; k < (int)H; k++) {
         const double hv = h[k];
         const float *rk = R + k * GH + j;
 #pragma unroll
@@ -519,6 +596,15 @@ __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
                                     : (int64_t)n * s->numel;
 }
 
+/* Whether every index of step s over n windows fits an int: elements and
+ * offsets below 2^30 (2^26 outputs for the warp kernel, 32 threads each),
+ * so that an index plus a grid's stride cannot overflow. */
+__device__ static int pe__fits32(const pe_cuda_step_t *s, uint32_t n) {
+  const int64_t lim = (int64_t)1 << (s->dense_warp ? 26 : 30);
+  int64_t most = s->numel > s->in_stride[0] ? s->numel : s->in_stride[0];
+  return (int64_t)n * most < lim && s->p[0] < lim && s->K < lim;
+}
+
 /* Shared memory of an LSTM/GRU step: h and r * h, plus the weights when
  * they fit (*shared_w). */
 __host__ __device__ static size_t pe__rnn_shmem(const pe_cuda_step_t *s,
@@ -533,22 +619,32 @@ __host__ __device__ static size_t pe__rnn_shmem(const pe_cuda_step_t *s,
 
 /* Step s over n windows by the threads i0, i0 + di, ... of the caller's
  * (all of a grid, or the resident block). */
-__device__ __forceinline__ static void
-pe__d_step(const pe_cuda_step_t &s, uint32_t n, int64_t i0, int64_t di) {
+__device__ __forceinline__ static void pe__d_step(const pe_cuda_step_t &s,
+                                                  int kind, uint32_t n,
+                                                  int64_t i0, int64_t di) {
   const int64_t total = pe__total(&s, n);
-  switch (s.kind) {
+  const int small = pe__fits32(&s, n);
+  switch (kind) {
   case PE_PLAN_COPY:
   case PE_PLAN_UNARY:
     pe__d_copy(s, total, i0, di);
     break;
   case PE_PLAN_CONV1D:
-    pe__d_conv1d(s, total, i0, di);
+    if (small) {
+      pe__d_conv1d<int>(s, (int)total, (int)i0, (int)di);
+    } else {
+      pe__d_conv1d<int64_t>(s, total, i0, di);
+    }
     break;
   case PE_PLAN_DENSE:
-    if (s.dense_warp) {
-      pe__d_dense_warp(s, total, i0, di);
+    if (s.dense_warp && small) {
+      pe__d_dense_warp<int>(s, (int)total, (int)i0, (int)di);
+    } else if (s.dense_warp) {
+      pe__d_dense_warp<int64_t>(s, total, i0, di);
+    } else if (small) {
+      pe__d_dense<int>(s, (int)total, (int)i0, (int)di);
     } else {
-      pe__d_dense(s, total, i0, di);
+      pe__d_dense<int64_t>(s, total, i0, di);
     }
     break;
   case PE_PLAN_BINARY:
@@ -583,8 +679,11 @@ pe__d_step(const pe_cuda_step_t &s, uint32_t n, int64_t i0, int64_t di) {
   }
 }
 
+/* One kernel per kind (KIND a constant: the other kinds' code left out,
+ * and with it their registers). */
+template <int KIND>
 __global__ static void pe__k_step(const pe_cuda_step_t s, uint32_t n) {
-  pe__d_step(s, n, (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
+  pe__d_step(s, KIND, n, (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
              (int64_t)gridDim.x * blockDim.x);
 }
 
@@ -610,11 +709,40 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
   if (total <= 0) {
     return 0;
   }
+  const int64_t rows = (int64_t)n * s->p[0];
+  if (s->kind == PE_PLAN_DENSE && rows >= PE__TR &&
+      s->in_stride[0] == s->p[0] * s->K && rows < ((int64_t)1 << 30)) {
+    dim3 grid((unsigned)((rows + PE__TR - 1) / PE__TR),
+              (unsigned)((s->M + PE__TM - 1) / PE__TM));
+    pe__k_dense_tiled<<<grid, 256, 0, st>>>(*s, (int)rows);
+    return (int)cudaPeekAtLastError();
+  }
   int64_t threads =
       s->kind == PE_PLAN_DENSE && s->dense_warp ? total * 32 : total;
   int64_t blocks64 = (threads + PE__THREADS - 1) / PE__THREADS;
   unsigned blocks = (unsigned)(blocks64 > 65535 * 16 ? 65535 * 16 : blocks64);
-  pe__k_step<<<blocks, PE__THREADS, 0, st>>>(*s, n);
+  switch (s->kind) {
+#define PE__LAUNCH(k)                                                          \
+  case k:                                                                      \
+    pe__k_step<k><<<blocks, PE__THREADS, 0, st>>>(*s, n);                      \
+    break
+    PE__LAUNCH(PE_PLAN_COPY);
+    PE__LAUNCH(PE_PLAN_UNARY);
+    PE__LAUNCH(PE_PLAN_CONV1D);
+    PE__LAUNCH(PE_PLAN_DENSE);
+    PE__LAUNCH(PE_PLAN_BINARY);
+    PE__LAUNCH(PE_PLAN_SOFTMAX);
+    PE__LAUNCH(PE_PLAN_STRIDED);
+    PE__LAUNCH(PE_PLAN_GATHER);
+    PE__LAUNCH(PE_PLAN_CONCAT);
+    PE__LAUNCH(PE_PLAN_AFFINE);
+    PE__LAUNCH(PE_PLAN_POOL1D);
+    PE__LAUNCH(PE_PLAN_REDUCE_MEAN);
+    PE__LAUNCH(PE_PLAN_REDUCE);
+#undef PE__LAUNCH
+  default:
+    return (int)cudaErrorInvalidValue;
+  }
   return (int)cudaPeekAtLastError();
 }
 
@@ -645,21 +773,19 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     if (tid == 0) {
       const uint64_t t0 = pe__gtime();
       int c = 0;
-      uint32_t q = last;
+      uint64_t q = 0;
       while (c == 0) {
-        q = ctrl->seq;
-        if (ctrl->stop) {
-          c = 2;
-        } else if (q != last) {
+        q = ctrl->req;
+        if ((uint32_t)q != last) {
           c = 1;
-        } else if (pe__gtime() - t0 > a.idle_ns) {
+        } else if (ctrl->stop || pe__gtime() - t0 > a.idle_ns) {
           c = 2;
         }
       }
       __threadfence_system();
       cmd = c;
-      cmd_seq = q;
-      cmd_n = ctrl->n;
+      cmd_seq = (uint32_t)q;
+      cmd_n = (uint32_t)(q >> 32);
     }
     __syncthreads();
     if (cmd != 1) {
@@ -682,7 +808,7 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
           __syncthreads();
         }
       } else {
-        pe__d_step(s, n, tid, nt);
+        pe__d_step(s, s.kind, n, tid, nt);
       }
       __syncthreads();
     }

@@ -33,13 +33,14 @@ typedef struct pe_cuda_step {
   int64_t in_stride[PE_CUDA_MAX_IN];
   float *out[3];
   int64_t out_stride[3];
-  /* device weights: conv [cout][cin/g][k]; dense [K][M] or [M][K]
-   * (dense_warp); LSTM/GRU W and R transposed to [in][G*H] and [H][G*H] */
+  /* device weights: conv [cout][cin/g][k]; dense w [K][M], and w2 [M][K]
+   * too when dense_warp; LSTM/GRU W and R transposed to [in][G*H] and
+   * [H][G*H] */
   const float *w, *w2, *bias, *bias2;
   const int64_t *idx;
   int64_t n_idx;
   int64_t K, M;
-  int dense_warp; /* dense: one warp per output, w as [M][K] (long K) */
+  int dense_warp; /* dense: few rows run one warp per output (long K) */
   int64_t numel;  /* elements of out[0] per window */
 } pe_cuda_step_t;
 
@@ -58,15 +59,15 @@ int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
  * One resident block of PE_CUDA_PERSIST_THREADS threads runs every step of
  * the plan for batches of at most PE_CUDA_PERSIST_MAX_BATCH windows, fed
  * through a control block in mapped pinned host memory: the host writes
- * the windows and n, then a new seq; the kernel answers with the scores
- * in mapped memory and done = seq. It leaves (running = 0) when stop is
- * set or after idle_ns without a request. */
+ * the windows, then req (a new seq, and n, in one 64-bit store, so that
+ * the kernel reads both in one trip over the bus); the kernel answers with
+ * the scores in mapped memory and done = seq. It leaves (running = 0) when stop
+ * is set or after idle_ns without a request. */
 #define PE_CUDA_PERSIST_THREADS 512
 #define PE_CUDA_PERSIST_MAX_BATCH 16
 
 typedef struct pe_cuda_ctrl {
-  uint32_t seq;     /* host: the latest request */
-  uint32_t n;       /* host: its windows */
+  uint64_t req;     /* host: the latest request's seq | its windows << 32 */
   uint32_t stop;    /* host: 1 to make the kernel leave */
   uint32_t done;    /* kernel: the latest request answered */
   uint32_t running; /* host sets 1 at launch; the kernel 0 as it leaves */
