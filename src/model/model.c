@@ -334,7 +334,9 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   d->ir_version = g->ir_version;
   d->opset = g->opset;
   d->producer = g->producer;
-  pe__tensor_desc(&g->t[g->input], &d->input);
+  if (g->input >= 0) {
+    pe__tensor_desc(&g->t[g->input], &d->input);
+  }
   d->n_inputs = g->n_inputs;
   for (int i = 0; i < g->n_inputs; i++) {
     pe__tensor_desc(&g->t[g->inputs[i]], &d->inputs[i]);
@@ -342,6 +344,9 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   d->n_outputs = g->n_outputs;
   for (int i = 0; i < g->n_outputs; i++) {
     pe__tensor_desc(&g->t[g->outputs[i]], &d->outputs[i]);
+    if (m->out_dtype[i] != PE__DT_NONE) {
+      d->outputs[i].dtype = m->out_dtype[i];
+    }
   }
   d->n_meta = g->n_meta;
   for (int i = 0; i < g->n_meta; i++) {
