@@ -1246,8 +1246,8 @@ static void pe__print_totals(const pe__tests_t *all) {
       char tags[128] = "";
       for (size_t i = 0; i < PE__NCAUSE; i++) {
         size_t u = strlen(tags);
-        if (pe__causes[i].out_of_scope && pe__cause(pe__causes[i].tag) ==
-                                              &pe__causes[i]) {
+        if (pe__causes[i].out_of_scope &&
+            pe__cause(pe__causes[i].tag) == &pe__causes[i]) {
           snprintf(tags + u, sizeof tags - u, "%s%s", u ? ", " : "",
                    pe__causes[i].tag);
         }
