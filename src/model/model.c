@@ -136,6 +136,10 @@ static void pe__layout_recognise(pe_model_t *m) {
   d->layout = PE_MODEL_LAYOUT_NONE;
   d->window = d->channels = 0;
   d->layout_note = note;
+  if (d->n_inputs == 0) {
+    snprintf(note, cap, "the model has no runtime input to feed");
+    return;
+  }
   const char *lay = pe_model_meta(m, "pe.layout");
   const char *win_s = pe_model_meta(m, "pe.window");
   const char *feat_s = pe_model_meta(m, "pe.features");
