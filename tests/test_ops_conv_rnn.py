@@ -287,6 +287,39 @@ def seq_lens_model(lens, S=5, I=3, H=4):
     return make(nodes, inits, [S, I], 17)
 
 
+def fixed_batch_model(op, direction, use, lbr, S=5, NB=3, I=4, H=6):
+    """A graph without a batch dimension whose X holds NB sequences:
+    input [S, NB, I] (layout 0), initial states given, output `use`."""
+    G = 4 if op == "LSTM" else 3
+    D = 2 if direction == "bidirectional" else 1
+    inits = [init("W", W(D, G * H, I)), init("R", W(D, G * H, H)),
+             init("B", W(D, 2 * G * H)), init("h0", W(D, NB, H, scale=1.0))]
+    ins = ["input", "W", "R", "B", "", "h0"]
+    attrs = {"hidden_size": H, "direction": direction}
+    if op == "LSTM":
+        inits.append(init("c0", W(D, NB, H, scale=1.0)))
+        ins.append("c0")
+    else:
+        attrs["linear_before_reset"] = lbr
+    outs = ["Y", "Yh", "Yc"][: 3 if op == "LSTM" else 2]
+    outs[use] = "output"
+    m = make([helper.make_node(op, ins, outs, **attrs)], inits, [NB, I], 17, batch=S)
+    return m
+
+
+def fixed_batch_cases():
+    """(name, model): every op, direction and output over a fixed batch."""
+    out = []
+    for op in ("LSTM", "GRU"):
+        for direction in ("forward", "reverse", "bidirectional"):
+            for lbr in ((0,) if op == "LSTM" else (0, 1)):
+                for use in range(3 if op == "LSTM" else 2):
+                    name = (f"{op} {direction}{' lbr' if lbr else ''} fixed batch 3 "
+                            f"output {['Y', 'Y_h', 'Y_c'][use]}")
+                    out.append((name, fixed_batch_model(op, direction, use, lbr)))
+    return out
+
+
 # ---- running ------------------------------------------------------------------
 def check(exe, name, model, in_shape, twin, tmp, batch=N_WINDOWS):
     path = os.path.join(tmp, "m.onnx")
@@ -326,6 +359,13 @@ def main():
             if pick and pick not in name:
                 continue
             ok = check(exe, name, m, shape, twin, tmp)
+            passed += ok
+            failed += not ok
+        for name, m in fixed_batch_cases():
+            if pick and pick not in name:
+                continue
+            # the declared shape itself: X [5, 3, 4], one window
+            ok = check(exe, name, m, [3, 4], None, tmp, batch=5)
             passed += ok
             failed += not ok
         if not pick or "sequence_lens" in pick:

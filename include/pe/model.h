@@ -81,8 +81,8 @@ typedef struct pe_model_options {
   const pe_model_bind_t *binds;
   /* 1: the plan computes every graph output, for pe_model_run_outputs
    * (which then replaces pe_model_run and pe_model_run_inputs); each must
-   * be float32 and depend on the input. 0: output 0 only, and what it does
-   * not need is not computed. */
+   * be float32 or a constant (pe_model_tensor_t.dtype). 0: output 0 only,
+   * and what it does not need is not computed. */
   int all_outputs;
 } pe_model_options_t;
 
@@ -96,7 +96,11 @@ typedef struct pe_model_tensor {
   int batch_axis; /* -1 when the tensor has none */
   int64_t dims[PE_MODEL_MAX_RANK];
   int64_t numel; /* elements per window (batch dimension excluded) */
-  int dtype;     /* PE_MODEL_FLOAT32, PE_MODEL_INT64 or PE_MODEL_BOOL */
+  /* PE_MODEL_FLOAT32, PE_MODEL_INT64 or PE_MODEL_BOOL. An output is written
+   * as floats whatever its type: an int64 or bool one (a constant, such as
+   * Shape's result, in a model without a batch dimension) holds its values
+   * as floats, exact up to 2^24, bool as 0 and 1. */
+  int dtype;
 } pe_model_tensor_t;
 
 /* How the input holds one feature window of W time steps of C features
@@ -130,7 +134,7 @@ typedef struct pe_model_desc {
   int64_t weight_bytes; /* packed weights */
   int64_t arena_floats; /* arena floats per window in flight */
   const char *kernels;  /* "avx512+fma", "avx2+fma" or "generic" */
-  int n_inputs;         /* runtime graph inputs; `input` is inputs[0] */
+  int n_inputs;         /* runtime inputs; `input`: inputs[0], or zeroed */
   pe_model_tensor_t inputs[PE_MODEL_MAX_IO];
   /* The input as a feature window. A model whose layout is not recognised
    * still loads (infer runs it as declared); the engine refuses it. */
@@ -213,7 +217,9 @@ int pe_model_run(pe_model_ctx_t *ctx, const float *in, uint32_t batch,
 
 /* Hot path, for a model with any number of inputs: in[k] holds batch *
  * inputs[k].numel elements of inputs[k].dtype (float32, int64, or bool as
- * one byte each), batch-major; n_in must equal n_inputs. out as for
+ * one byte each), batch-major; n_in must equal n_inputs (0 for a model
+ * without a runtime input, whose outputs are constants: in may be NULL,
+ * and each of the batch windows gets them). out as for
  * pe_model_run. Returns PE_OK or PE_EINVAL (also for a model loaded with
  * all_outputs). */
 int pe_model_run_inputs(pe_model_ctx_t *ctx, const void *const *in, int n_in,

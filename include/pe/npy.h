@@ -42,6 +42,12 @@ int pe_npy_parse_any(const void *data, size_t len, pe_npy_t *out, char *err,
  * is too small or rank out of range. */
 size_t pe_npy_header(char *buf, size_t cap, const int64_t *shape, int rank);
 
+/* pe_npy_header for an array of `descr` elements: "<f4" (float32), "<i8"
+ * (int64) or "|b1" (bool, one byte each). Returns 0 also for another
+ * descr. */
+size_t pe_npy_header_typed(char *buf, size_t cap, const char *descr,
+                           const int64_t *shape, int rank);
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,8 +35,9 @@ def _tensor(t, is_input: bool) -> dict:
     return {"name": ffi.string(t.name).decode(),
             "shape": tuple(None if d < 0 else d for d in dims),
             "batch_axis": int(t.batch_axis) if t.batch_axis >= 0 else None,
-            # outputs are float32 (pe_model_run writes float32)
-            "dtype": _DTYPES.get(int(t.dtype), None) if is_input else np.dtype(np.float32),
+            # an output's type as the graph gives it: pe_model_run writes
+            # floats, and run() converts an int64 or bool output back
+            "dtype": _DTYPES.get(int(t.dtype), None if is_input else np.dtype(np.float32)),
             "size": int(t.numel)}
 
 
@@ -51,7 +52,8 @@ class Model:
     run(x): x of the input's shape and dtype (float32 for most models),
     with or without the batch axis in front; run(x1, x2, ...) or
     run({name: x}) for a model with several inputs (float32, int64, bool).
-    Returns float32 [batch, *first output's shape without batch].
+    Returns [batch, *first output's shape without batch], float32, or
+    int64 or bool where the graph's output is (a constant such as Shape's).
 
     Thread safety: a Model may be shared; run() from several threads runs
     concurrently, each thread with its own context. close() waits for runs
@@ -91,9 +93,10 @@ class Model:
         self.kernels = ffi.string(d.kernels).decode()
 
     def __repr__(self) -> str:
-        i, o = self.inputs[0], self.outputs[0]
-        return (f"Model({self.path!r}, input {i['name']}{list(i['shape'])}, "
-                f"output {o['name']}{list(o['shape'])})")
+        o = self.outputs[0]
+        i = (f"input {self.inputs[0]['name']}{list(self.inputs[0]['shape'])}"
+             if self.inputs else "no input")
+        return f"Model({self.path!r}, {i}, output {o['name']}{list(o['shape'])})"
 
     def _batch_of(self, t: dict, x: np.ndarray) -> int:
         """Windows in x for input t: x has t's shape with the batch axis in
@@ -131,9 +134,9 @@ class Model:
                                 f"convert with x.astype(np.{t['dtype']})")
             batches.add(self._batch_of(t, x))
             arrays.append(np.ascontiguousarray(x))  # a copy only for a strided array
-        if len(batches) != 1:
+        if len(batches) > 1:
             raise ValueError(f"the inputs hold different batches: {sorted(batches)}")
-        batch = batches.pop()
+        batch = batches.pop() if batches else 1  # a model without input: one run
         if batch == 0 or batch >= 2**32:
             raise ValueError(f"batch of {batch} windows: 1 to 2^32-1 are accepted")
         out_shape = [d for d in self.outputs[0]["shape"] if d is not None]
@@ -155,7 +158,8 @@ class Model:
             with self._cond:
                 self._active -= 1
                 self._cond.notify_all()
-        return y
+        want = self.outputs[0]["dtype"]
+        return y if want == np.float32 else y.astype(want)
 
     def _context(self):
         ctx = getattr(self._local, "ctx", None)

@@ -205,3 +205,40 @@ def test_several_inputs_match_onnxruntime(name):
         with pytest.raises(TypeError):
             m.run({k: (v.astype(np.float64) if k == last["name"] else v)
                    for k, v in feeds.items()})
+
+
+def _save(tmp_path, nodes, inputs, outputs, name):
+    from onnx import helper
+    g = helper.make_graph([helper.make_node(*n[:3], **n[3]) for n in nodes], "g",
+                          [helper.make_tensor_value_info(*i) for i in inputs],
+                          [helper.make_tensor_value_info(*o) for o in outputs])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = str(tmp_path / name)
+    onnx.save(m, path)
+    return path
+
+
+def test_constant_outputs_keep_their_type(tmp_path):
+    from onnx import TensorProto as T
+    path = _save(tmp_path, [("Shape", ["x"], ["y"], {})], [("x", T.FLOAT, [3, 4, 5])],
+                 [("y", T.INT64, [3])], "shape.onnx")
+    x = np.zeros((3, 4, 5), np.float32)
+    ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with pe.Model(path) as m:
+        assert m.outputs[0]["dtype"] == np.int64
+        y = m.run(x)
+        assert y.dtype == np.int64
+        np.testing.assert_array_equal(y[0], ref)
+
+
+def test_a_model_without_input_runs_once(tmp_path):
+    from onnx import TensorProto as T
+    from onnx import numpy_helper
+    v = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
+    path = _save(tmp_path, [("Constant", [], ["c"], {"value": numpy_helper.from_array(v, "v")}),
+                            ("Relu", ["c"], ["y"], {})], [], [("y", T.FLOAT, [2, 3])],
+                 "const.onnx")
+    with pe.Model(path) as m:
+        assert m.inputs == [] and "no input" in repr(m)
+        np.testing.assert_array_equal(m.run()[0], np.maximum(v, 0))

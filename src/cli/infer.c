@@ -19,7 +19,9 @@ static pe_cli_flag_t pe__infer_flags[] = {
      "repeat as NAME=PATH for a model with several inputs (int64 and bool "
      ".npy where the input is)",
      NULL},
-    {"output", "PATH", NULL, NULL, "where the outputs go, as float32 .npy",
+    {"output", "PATH", NULL, NULL,
+     "where the outputs go, as .npy: float32, or int64 or bool where the "
+     "graph output is (a constant such as Shape's)",
      NULL},
     {"backend", "NAME", NULL, "cpu",
      "backend that runs the model (cpu, or stub for the fixed function)", NULL},
@@ -86,12 +88,18 @@ static int pe__infer_binds_read(const pe_cli_command_t *cmd, char **bind, int n,
 }
 
 /* Writes `count` floats of shape oshape as an .npy file. */
+/* Writes y (count floats) as an .npy array of the output's type: float32,
+ * or the int64 or bool values the floats hold. */
 static int pe__write_npy(const pe_cli_command_t *cmd, const char *path,
                          const int64_t *oshape, int orank, const float *y,
-                         size_t count) {
+                         size_t count, int dtype) {
   char hdr[256];
-  size_t hl = pe_npy_header(hdr, sizeof hdr, oshape, orank);
-  size_t dl = count * sizeof(float);
+  const char *descr = dtype == PE_MODEL_INT64  ? "<i8"
+                      : dtype == PE_MODEL_BOOL ? "|b1"
+                                               : "<f4";
+  size_t es = dtype == PE_MODEL_INT64 ? 8 : dtype == PE_MODEL_BOOL ? 1 : 4;
+  size_t hl = pe_npy_header_typed(hdr, sizeof hdr, descr, oshape, orank);
+  size_t dl = count * es;
   unsigned char *file = malloc(hl + dl);
   if (file == NULL || hl == 0) {
     free(file);
@@ -99,7 +107,16 @@ static int pe__write_npy(const pe_cli_command_t *cmd, const char *path,
     return PE_EXIT_FAIL;
   }
   memcpy(file, hdr, hl);
-  memcpy(file + hl, y, dl);
+  for (size_t i = 0; i < count; i++) {
+    if (dtype == PE_MODEL_INT64) {
+      int64_t v = (int64_t)y[i];
+      memcpy(file + hl + i * 8, &v, 8);
+    } else if (dtype == PE_MODEL_BOOL) {
+      file[hl + i] = y[i] != 0.0f;
+    } else {
+      memcpy(file + hl + i * 4, &y[i], 4);
+    }
+  }
   char err[512];
   int wrc = pe_file_write_atomic(path, file, hl + dl, err, sizeof err);
   free(file);
@@ -223,7 +240,8 @@ static int pe__infer_cpu(const pe_cli_command_t *cmd, const char *model,
     const char *path;
     int i = pe__infer_match(d, given[k], &path, n_given);
     if (i < 0 || in[i].path != NULL) {
-      char names[256] = "";
+      char names[256] = "none";
+      names[0] = d->n_inputs > 0 ? '\0' : names[0];
       for (int j = 0; j < d->n_inputs; j++) {
         size_t l = strlen(names);
         snprintf(names + l, sizeof names - l, "%s%s", j ? ", " : "",
@@ -239,7 +257,8 @@ static int pe__infer_cpu(const pe_cli_command_t *cmd, const char *model,
     in[i].path = path;
     rc = pe__infer_read(cmd, &d->inputs[i], &in[i]);
   }
-  uint32_t batch = 0;
+  /* a model without a runtime input (its outputs constants) runs once */
+  uint32_t batch = d->n_inputs == 0 ? 1 : 0;
   int exact = 1, stacked = in[0].stacked;
   for (int i = 0; i < d->n_inputs && rc == PE_EXIT_OK; i++) {
     if (in[i].path == NULL) {
@@ -297,7 +316,7 @@ static int pe__infer_cpu(const pe_cli_command_t *cmd, const char *model,
       snprintf(path, sizeof path, "%s/output_%d.npy", out_path, k);
     }
     rc = pe__write_npy(cmd, opts->all_outputs ? path : out_path, oshape, orank,
-                       out[k], (size_t)batch * (size_t)o->numel);
+                       out[k], (size_t)batch * (size_t)o->numel, o->dtype);
   }
   for (int i = 0; i < PE_MODEL_MAX_IO; i++) {
     free(in[i].buf);
@@ -318,7 +337,10 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   const char *in_path = pe_cli_flag(cmd, "input")->value;
   const char *out_path = pe_cli_flag(cmd, "output")->value;
-  if (n_pos != 1 || in_path == NULL || out_path == NULL) {
+  /* the cpu backend names each missing input itself (a model may have
+   * none) */
+  const int cpu = strcmp(pe_cli_value(cmd, "backend"), "cpu") == 0;
+  if (n_pos != 1 || (in_path == NULL && !cpu) || out_path == NULL) {
     pe_cli_error(cmd, "usage: infer MODEL --input X.npy --output Y.npy");
     return PE_EXIT_USAGE;
   }
@@ -442,7 +464,7 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     }
   }
   rc = pe__write_npy(cmd, out_path, oshape, orank, out,
-                     (size_t)batch * (size_t)out_per);
+                     (size_t)batch * (size_t)out_per, PE_MODEL_FLOAT32);
 done:
   free(buf);
   free(in);

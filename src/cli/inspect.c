@@ -83,7 +83,9 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   printf("model      %s\n", pos[0]);
   printf("format     ONNX IR %lld, opset %lld%s%s\n", (long long)d->ir_version,
          (long long)d->opset, d->producer[0] ? ", producer " : "", d->producer);
-  if (d->n_inputs == 1) {
+  if (d->n_inputs == 0) {
+    printf("inputs     none: the outputs are constants, computed at load");
+  } else if (d->n_inputs == 1) {
     printf("input      ");
     pe__print_tensor(&d->input);
   } else {
@@ -93,7 +95,7 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
       pe__print_tensor(&d->inputs[i]);
     }
   }
-  if (d->input.batch_axis < 0) {
+  if (d->n_inputs > 0 && d->input.batch_axis < 0) {
     printf("\n           no batch dimension (axis 0 is fixed): a window is "
            "the whole declared input");
   }

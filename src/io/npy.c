@@ -150,12 +150,19 @@ int pe_npy_parse_any(const void *data, size_t len, pe_npy_t *out, char *err,
 }
 
 size_t pe_npy_header(char *buf, size_t cap, const int64_t *shape, int rank) {
-  if (rank < 0 || rank > PE_NPY_MAX_RANK) {
+  return pe_npy_header_typed(buf, cap, "<f4", shape, rank);
+}
+
+size_t pe_npy_header_typed(char *buf, size_t cap, const char *descr,
+                           const int64_t *shape, int rank) {
+  if (rank < 0 || rank > PE_NPY_MAX_RANK ||
+      (strcmp(descr, "<f4") != 0 && strcmp(descr, "<i8") != 0 &&
+       strcmp(descr, "|b1") != 0)) {
     return 0;
   }
   char dict[256];
   int n = snprintf(dict, sizeof dict,
-                   "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+                   "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
   for (int i = 0; i < rank; i++) {
     n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s",
                   (long long)shape[i], rank == 1 || i + 1 < rank ? ", " : "");

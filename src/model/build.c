@@ -209,16 +209,24 @@ static int pe__inputs_ready(pe__b_t *b) {
     static const char *const int_ok[] = {"Cast",    "Shape",   "Identity",
                                          "Reshape", "Squeeze", "Unsqueeze",
                                          "Flatten", "Gather"};
-    int ok = t->is_const || t->dtype == PE__DT_F32;
+    int ok = t->is_const || t->dtype == PE__DT_F32 ||
+             (k == 0 && strcmp(b->n->op, "Where") == 0); /* the condition */
     for (size_t j = 0; !ok && j < sizeof int_ok / sizeof int_ok[0]; j++) {
       ok = strcmp(b->n->op, int_ok[j]) == 0;
     }
+    if (!ok && strcmp(b->n->op, "ConstantOfShape") == 0) {
+      return ERR(PE_EUNSUPPORTED,
+                 "input 0 '%s' is a runtime int64 tensor; the shape must be "
+                 "a constant (an initializer, folded, or bound at load)",
+                 t->name);
+    }
     if (!ok) {
       return ERR(PE_EUNSUPPORTED,
-                 "input %d '%s' is a runtime %s tensor; float32 runtime "
-                 "tensors are supported, and int64 or bool ones through "
-                 "Cast to float32, as Gather indices (and Shape, Reshape, "
-                 "Squeeze, Unsqueeze, Flatten, Identity)",
+                 "input %d '%s' is a runtime %s tensor; arithmetic is "
+                 "float32 only: int64 and bool runtime tensors are read "
+                 "through Cast to float32, as Gather indices or Where's "
+                 "condition (and by Shape, Reshape, Squeeze, Unsqueeze, "
+                 "Flatten, Identity)",
                  k, t->name, t->dtype == PE__DT_BOOL ? "bool" : "int64");
     }
   }

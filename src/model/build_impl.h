@@ -80,6 +80,7 @@ int pe__reduce_axes(pe__b_t *b, int64_t since, int rank, int *red, int *noop);
 pe__step_t *pe__step_new(pe__b_t *b, int kind);
 int pe__finish(pe__b_t *b, pe__step_t *s);
 int pe__fold_i64_binary(pe__b_t *b, int op);
+int pe__cast_step(pe__b_t *b, int in, int out); /* ops_shape.c */
 
 /* ---- constant folding of int64, bool and mask computations (fold.c) ------ */
 int pe__fold_applies(pe__b_t *b);

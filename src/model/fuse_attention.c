@@ -212,7 +212,7 @@ static int pe__fa_mask_step(pe__fa_t *f, const pe__step_t *s, int cur,
   int side = -1;
   if (s->kind == PE__K_BINARY && s->binop == PE__OP_ADD && s->w == NULL) {
     side = pe__fa_root(m, s->in[0]) == cur ? 1 : 0; /* the constant */
-  } else if (s->kind == PE__K_WHERE) {
+  } else if (s->kind == PE__K_WHERE && s->w != NULL) {
     side = pe__fa_root(m, s->in[0]) == cur ? 1 : 0;
   } else {
     return 0;

@@ -611,14 +611,16 @@ static void pe__rnn(const pe__step_t *s, const pe__exec_t *x) {
         const float *g = xproj + (b * seq + t) * GH;
         const float *r = rh + b * rhw;
         float *h = hs + b * H;
+        /* 1 - z as sigmoid(-a), which keeps its relative precision where
+         * z saturates near 1; then h + (1 - z)(hc - h) */
         for (int64_t j = 0; j < H; j++) {
-          gate[j] = g[j] + r[j];
+          gate[j] = -(g[j] + r[j]);
           gate[H + j] = g[2 * H + j] + rr2[b * H + j];
         }
         kn->act(gate, H, PE__ACT_SIGMOID, 0);
         kn->act(gate + H, H, PE__ACT_TANH, 0);
         for (int64_t j = 0; j < H; j++) {
-          h[j] = (1.0f - gate[j]) * gate[H + j] + gate[j] * h[j];
+          h[j] += gate[j] * (gate[H + j] - h[j]);
         }
       }
     }

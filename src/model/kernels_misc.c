@@ -166,10 +166,9 @@ void pe__pad_run(const pe__step_t *s, const float *x, float *y) {
 
 /* One window of Where: y = cond ? a : b, the condition s->w (constant,
  * 0 or 1), strides st[0] (condition), st[1] (a), st[2] (b). */
-void pe__where_run(const pe__step_t *s, const float *a, const float *b,
-                   float *y) {
+void pe__where_run(const pe__step_t *s, const float *c, const float *a,
+                   const float *b, float *y) {
   const int r = (int)s->rank;
-  const float *c = s->w;
   if (r == 0) {
     y[0] = c[0] != 0.0f ? a[0] : b[0];
     return;
@@ -218,7 +217,12 @@ void pe__step_exec_ext(const pe__step_t *s, const pe__exec_t *x) {
       pe__pad_run(s, ak, yk);
       break;
     case PE__K_WHERE:
-      pe__where_run(s, ak, b + k * bs, yk);
+      /* the condition: constant (s->w), or a runtime third input */
+      pe__where_run(s,
+                    s->w != NULL ? s->w
+                                 : x->ptr[s->in[2]] +
+                                       k * pe__tensor_stride(&t[s->in[2]]),
+                    ak, b + k * bs, yk);
       break;
     case PE__K_MATMUL:
       pe__matmul_run(s, ak, b + k * bs, yk, x->k);

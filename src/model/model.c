@@ -136,6 +136,10 @@ static void pe__layout_recognise(pe_model_t *m) {
   d->layout = PE_MODEL_LAYOUT_NONE;
   d->window = d->channels = 0;
   d->layout_note = note;
+  if (d->n_inputs == 0) {
+    snprintf(note, cap, "the model has no runtime input to feed");
+    return;
+  }
   const char *lay = pe_model_meta(m, "pe.layout");
   const char *win_s = pe_model_meta(m, "pe.window");
   const char *feat_s = pe_model_meta(m, "pe.features");
@@ -334,7 +338,9 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   d->ir_version = g->ir_version;
   d->opset = g->opset;
   d->producer = g->producer;
-  pe__tensor_desc(&g->t[g->input], &d->input);
+  if (g->input >= 0) {
+    pe__tensor_desc(&g->t[g->input], &d->input);
+  }
   d->n_inputs = g->n_inputs;
   for (int i = 0; i < g->n_inputs; i++) {
     pe__tensor_desc(&g->t[g->inputs[i]], &d->inputs[i]);
@@ -342,6 +348,9 @@ int pe_model_load_buffer_data(const void *data, size_t len, const char *name,
   d->n_outputs = g->n_outputs;
   for (int i = 0; i < g->n_outputs; i++) {
     pe__tensor_desc(&g->t[g->outputs[i]], &d->outputs[i]);
+    if (m->out_dtype[i] != PE__DT_NONE) {
+      d->outputs[i].dtype = m->out_dtype[i];
+    }
   }
   d->n_meta = g->n_meta;
   for (int i = 0; i < g->n_meta; i++) {

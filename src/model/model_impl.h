@@ -202,7 +202,7 @@ typedef enum pe__kind {
   PE__K_ELEMWISE,  /* parametrised element-wise op: ext.op a pe__ew_t */
   PE__K_REDUCE,    /* any axes; ext.op a pe__binop_t, or -1 the mean */
   PE__K_PAD,       /* N-d pad, ext.op a pe__pad_t, ext.f[0] the value */
-  PE__K_WHERE,     /* broadcasting select, condition constant (s->w) */
+  PE__K_WHERE,     /* broadcasting select; condition s->w or in[2] */
   PE__K_LAYERNORM, /* rows x len, scale s->w, bias s->bias, eps ext.f[0] */
   PE__K_ATTENTION, /* fused self-attention block (pe__attn_t) */
   PE__K_COUNT
@@ -334,6 +334,9 @@ struct pe_model {
   int64_t flops;             /* per window */
   const pe__kernels_t *kern; /* chosen at load, before the plan */
   int all_outputs;           /* every graph output computed (options) */
+  /* the element type of each computed graph output (pe__dtype_t): a
+   * constant int64 or bool one is written as floats */
+  int out_dtype[PE_MODEL_MAX_IO];
   pe_model_desc_t info;
   char err[512];
   char layout_note[640]; /* info.layout_note */
@@ -497,8 +500,8 @@ static inline void pe__index_next(int top, const int64_t *dims, int64_t *idx,
 void pe__elemwise_run(const pe__step_t *s, const float *x, float *y, int64_t n);
 void pe__reduce_run(const pe__step_t *s, const float *x, float *y);
 void pe__pad_run(const pe__step_t *s, const float *x, float *y);
-void pe__where_run(const pe__step_t *s, const float *a, const float *b,
-                   float *y);
+void pe__where_run(const pe__step_t *s, const float *c, const float *a,
+                   const float *b, float *y);
 void pe__matmul_run(const pe__step_t *s, const float *a, const float *b,
                     float *y, const pe__kernels_t *kn);
 void pe__attention_run(const pe__step_t *s, const float *x, float *y, int64_t n,

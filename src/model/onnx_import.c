@@ -623,15 +623,15 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
   int32_t dt = tt->has_elem_type ? tt->elem_type : 0;
   if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
     t->dtype = PE__DT_F32;
-  } else if (!is_out && dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
+  } else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
     t->dtype = PE__DT_I64;
-  } else if (!is_out && dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL) {
+  } else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL) {
     t->dtype = PE__DT_BOOL;
   } else {
     return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "graph %s '%s' is %s; only float32%s is supported",
-                         what, t->name, pe__dtype_name(dt),
-                         is_out ? "" : " (and int64 or bool for inputs)");
+                         "graph %s '%s' is %s; only float32 (and int64 or "
+                         "bool) is supported",
+                         what, t->name, pe__dtype_name(dt));
   }
   if (tt->shape == NULL) {
     if (is_out) {
@@ -667,7 +667,8 @@ static int pe__value_shape(pe__graph_t *g, pe__tensor_t *t,
       t->dims[0] = 1;
       continue;
     }
-    if (!has_value || dm->dim_value <= 0 || dm->dim_value > PE__MAX_ELEMS) {
+    /* 0 is a size like any other: a tensor without elements */
+    if (!has_value || dm->dim_value < 0 || dm->dim_value > PE__MAX_ELEMS) {
       const char *p =
           dm->value_case ==
                       ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
@@ -910,11 +911,6 @@ int pe__onnx_import(pe__graph_t *g, const void *data, size_t len,
     if (g->input < 0) {
       g->input = id;
     }
-  }
-  if (g->input < 0) {
-    return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "the graph has no runtime input; a float32 input "
-                         "[batch, ...] is needed");
   }
   g->node = calloc(gp->n_node ? gp->n_node : 1, sizeof *g->node);
   if (g->node == NULL) {

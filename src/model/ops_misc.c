@@ -322,26 +322,34 @@ int pe__op_pad(pe__b_t *b) {
   return pe__finish(b, s);
 }
 
-/* Where(condition, X, Y) with a constant condition (a mask) and X, Y
- * runtime or constant, all three broadcasting. */
+/* Where(condition, X, Y), all three broadcasting, X and Y float32. A
+ * constant condition (a mask) is kept in the step (s->w); a runtime bool
+ * one is cast to 0/1 floats by a step before, read as the step's third
+ * input. */
 int pe__op_where(pe__b_t *b) {
   int rc = pe__check_attrs(b, "");
   if (rc != PE_OK) {
     return rc;
   }
-  const pe__tensor_t *c = pe__in(b, 0),
-                     *in[3] = {c, pe__in(b, 1), pe__in(b, 2)};
-  if (in[1] == NULL || in[2] == NULL) {
+  if (pe__in(b, 0) == NULL || pe__in(b, 1) == NULL || pe__in(b, 2) == NULL) {
     return ERR(PE_EMODEL, "Where needs three inputs");
   }
-  if (!c->is_const) {
+  if (pe__in(b, 1)->dtype != PE__DT_F32 || pe__in(b, 2)->dtype != PE__DT_F32) {
     return ERR(PE_EUNSUPPORTED,
-               "the condition '%s' is computed at run time; only a constant "
-               "condition (a mask) is supported",
-               c->name);
+               "Where of int64 or bool values; arithmetic is float32 only");
   }
-  if (in[1]->dtype != PE__DT_F32 || in[2]->dtype != PE__DT_F32) {
-    return ERR(PE_EUNSUPPORTED, "Where of int64 tensors");
+  int cf = -1; /* the runtime condition as floats */
+  if (!pe__in(b, 0)->is_const) {
+    char name[160];
+    snprintf(name, sizeof name, "%s.pe_condition", T(b, pe__out(b, 0))->name);
+    if ((cf = pe__graph_add(b->g, name)) < 0) { /* may move the table */
+      return cf;
+    }
+  }
+  const pe__tensor_t *c = pe__in(b, 0),
+                     *in[3] = {c, pe__in(b, 1), pe__in(b, 2)};
+  if (cf >= 0 && c->dtype != PE__DT_BOOL) {
+    return ERR(PE_EMODEL, "the condition '%s' is not bool", c->name);
   }
   int r = 0, ba = -1;
   for (int k = 0; k < 3; k++) {
@@ -374,13 +382,17 @@ int pe__op_where(pe__b_t *b) {
   if ((rc = pe__set_shape(b, out, PE__DT_F32, r, dims, ba)) != PE_OK) {
     return rc;
   }
+  if (cf >= 0 && (rc = pe__cast_step(b, b->n->in[0], cf)) != PE_OK) {
+    return rc;
+  }
   pe__step_t *s = pe__step_new(b, PE__K_WHERE);
   if (s == NULL) {
     return PE_ENOMEM;
   }
-  s->n_in = 2;
+  s->n_in = cf >= 0 ? 3 : 2;
   s->in[0] = b->n->in[1];
   s->in[1] = b->n->in[2];
+  s->in[2] = cf;
   s->out[0] = out;
   s->rank = r;
   memcpy(s->dims, dims, sizeof dims);
@@ -392,6 +404,10 @@ int pe__op_where(pe__b_t *b) {
       s->st[k][d] = dk == 1 ? 0 : st;
       st *= dk;
     }
+  }
+  if (cf >= 0) {
+    s->flops = T(b, out)->numel;
+    return pe__finish(b, s);
   }
   s->w = malloc((size_t)(c->numel ? c->numel : 1) * sizeof(float));
   if (s->w == NULL) {

@@ -7,6 +7,171 @@
 #include "model/build_impl.h"
 #include "pe/error.h"
 
+/* What the steps of one LSTM or GRU node share. */
+typedef struct pe__rnn_def {
+  int lstm, lbr, layout, reverse;
+  int64_t seq, in, H, dirs;
+  const float *W, *R, *B; /* [dirs][GH][in], [dirs][GH][H], [dirs][2GH] */
+} pe__rnn_def_t;
+
+/* One step per direction over the sequences of tensor xin, initial states
+ * st[0], st[1] (-1: zeros), writing outs[0..2] (Y, Y_h, Y_c; -1: none). */
+static int pe__rnn_steps(pe__b_t *b, const pe__rnn_def_t *r, int xin,
+                         const int *st, const int *outs) {
+  const int64_t H = r->H, in = r->in, GH = (r->lstm ? 4 : 3) * H;
+  for (int64_t d = 0; d < r->dirs; d++) {
+    pe__step_t *s = pe__step_new(b, r->lstm ? PE__K_LSTM : PE__K_GRU);
+    if (s == NULL) {
+      return PE_ENOMEM;
+    }
+    s->n_in = 3;
+    s->in[0] = xin;
+    s->in[1] = st[0];
+    s->in[2] = st[1];
+    memcpy(s->out, outs, sizeof s->out);
+    s->w = pe__dup(r->W + d * GH * in, GH * in); /* [GH][in] */
+    s->w2 = pe__dup(r->R + d * GH * H, GH * H);  /* [GH][H] */
+    s->bias = calloc((size_t)GH, sizeof(float));
+    s->bias2 = calloc((size_t)H, sizeof(float));
+    if (!s->w || !s->w2 || !s->bias || !s->bias2) {
+      return PE_ENOMEM;
+    }
+    const float *Bd = r->B ? r->B + d * 2 * GH : NULL;
+    for (int64_t j = 0; j < GH && Bd; j++) {
+      s->bias[j] = Bd[j];
+      if (r->lbr && j >= 2 * H) {
+        s->bias2[j - 2 * H] = Bd[GH + j]; /* Rb_h stays inside r * (...) */
+      } else {
+        s->bias[j] += Bd[GH + j];
+      }
+    }
+    const int64_t p[8] = {
+        r->seq, in, H, r->lbr, r->layout, r->reverse || d == 1, r->dirs, d};
+    memcpy(s->p, p, sizeof p);
+    if (p[5]) {
+      snprintf(s->label, sizeof s->label, "%s reverse", b->n->op);
+    }
+    s->flops = r->seq * (2 * GH * in + 2 * GH * H + 10 * H);
+    int rc = pe__finish(b, s);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
+  return PE_OK;
+}
+
+/* A new float32 tensor NODE_OUTPUT.pe_SUFFIX_I of the given shape without
+ * a batch dimension; its id, or a negative error. */
+static int pe__rnn_tensor(pe__b_t *b, const char *suffix, int64_t i, int rank,
+                          const int64_t *dims) {
+  char name[160];
+  int first = -1;
+  for (int k = b->n->n_out - 1; k >= 0; k--) {
+    first = b->n->out[k] >= 0 ? b->n->out[k] : first;
+  }
+  snprintf(name, sizeof name, "%s.pe_%s_%lld", T(b, first)->name, suffix,
+           (long long)i);
+  int id = pe__graph_add(b->g, name); /* may move the tensor table */
+  if (id < 0) {
+    return id;
+  }
+  int rc = pe__set_shape(b, id, PE__DT_F32, rank, dims, -1);
+  return rc == PE_OK ? id : rc;
+}
+
+/* A Concat step of n tensors into out: outer blocks of chunk floats each. */
+static int pe__rnn_concat(pe__b_t *b, const int *in, int n, int out,
+                          int64_t outer, int64_t chunk) {
+  pe__step_t *s = pe__step_new(b, PE__K_CONCAT);
+  if (s == NULL) {
+    return PE_ENOMEM;
+  }
+  s->n_in = n;
+  for (int k = 0; k < n; k++) {
+    s->in[k] = in[k];
+    s->st[k][0] = chunk;
+  }
+  s->out[0] = out;
+  s->p[0] = outer;
+  s->p[1] = n * chunk;
+  return pe__finish(b, s);
+}
+
+/* A graph without a batch dimension whose X holds nb > 1 sequences (its
+ * batch axis fixed): each sequence is cut out by a strided copy (with its
+ * initial states), runs through steps of its own as a batch of one, and the
+ * outputs are joined along the batch axis. */
+static int pe__rnn_items(pe__b_t *b, const pe__rnn_def_t *r, int64_t nb,
+                         const int *state_in, const int *outs) {
+  if (nb > PE__STEP_MAX_IN) {
+    return ERR(PE_EUNSUPPORTED,
+               "X holds a fixed batch of %lld sequences in a graph without "
+               "a batch dimension; at most %d are supported",
+               (long long)nb, PE__STEP_MAX_IN);
+  }
+  const int lay = r->layout;
+  const int64_t seq = r->seq, in = r->in, H = r->H, dirs = r->dirs;
+  /* per sequence: X [seq, 1, in] or [1, seq, in]; Y [seq, dirs, 1, H] or
+   * [1, seq, dirs, H]; states [dirs, 1, H] or [1, dirs, H] */
+  const int64_t xd0[3] = {seq, 1, in}, xd1[3] = {1, seq, in};
+  const int64_t yd0[4] = {seq, dirs, 1, H}, yd1[4] = {1, seq, dirs, H};
+  const int64_t hd0[3] = {dirs, 1, H}, hd1[3] = {1, dirs, H};
+  int part[3][PE__STEP_MAX_IN];
+  for (int64_t i = 0; i < nb; i++) {
+    int xi = pe__rnn_tensor(b, "x", i, 3, lay ? xd1 : xd0);
+    int st[2] = {-1, -1}, oi[3] = {-1, -1, -1};
+    for (int k = 0; k < 2 && xi >= 0; k++) {
+      if (state_in[k] >= 0) {
+        st[k] = pe__rnn_tensor(b, k ? "c0" : "h0", i, 3, lay ? hd1 : hd0);
+        xi = st[k] < 0 ? st[k] : xi;
+      }
+    }
+    for (int k = 0; k < 3 && xi >= 0; k++) {
+      if (outs[k] >= 0) {
+        oi[k] = k == 0 ? pe__rnn_tensor(b, "y", i, 4, lay ? yd1 : yd0)
+                       : pe__rnn_tensor(b, k == 1 ? "h" : "c", i, 3,
+                                        lay ? hd1 : hd0);
+        xi = oi[k] < 0 ? oi[k] : xi;
+        part[k][i] = oi[k];
+      }
+    }
+    if (xi < 0) {
+      return xi;
+    }
+    /* X [seq, nb, in] or [nb, seq, in]; states [dirs, nb, H], [nb, dirs, H] */
+    const int64_t sx0[3] = {nb * in, 0, 1}, sx1[3] = {0, in, 1};
+    const int64_t sh0[3] = {nb * H, 0, 1}, sh1[3] = {0, H, 1};
+    int rc = pe__strided(b, b->n->in[0], xi, 3, lay ? xd1 : xd0,
+                         lay ? sx1 : sx0, i * (lay ? seq * in : in));
+    for (int k = 0; k < 2 && rc == PE_OK; k++) {
+      if (st[k] >= 0) {
+        rc = pe__strided(b, state_in[k], st[k], 3, lay ? hd1 : hd0,
+                         lay ? sh1 : sh0, i * (lay ? dirs * H : H));
+      }
+    }
+    if (rc == PE_OK) {
+      rc = pe__rnn_steps(b, r, xi, st, oi);
+    }
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
+  for (int k = 0; k < 3; k++) {
+    if (outs[k] < 0) {
+      continue;
+    }
+    /* layout 0 joins along axis 2 of Y, 1 of the states; layout 1 along
+     * axis 0 */
+    int64_t outer = lay ? 1 : k == 0 ? seq * dirs : dirs;
+    int64_t chunk = lay ? (k == 0 ? seq * dirs * H : dirs * H) : H;
+    int rc = pe__rnn_concat(b, part[k], (int)nb, outs[k], outer, chunk);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
+  return PE_OK;
+}
+
 /* LSTM and GRU, one layer (a stack is a chain of nodes), directions
  * forward, reverse and bidirectional (one step per direction, both writing
  * their halves of Y, Y_h and Y_c), layout 0 and 1, default activations.
@@ -56,11 +221,11 @@ int pe__op_rnn(pe__b_t *b) {
   }
   int G = lstm ? 4 : 3;
   const pe__tensor_t *x = pe__in(b, 0), *W = pe__in(b, 1), *R = pe__in(b, 2);
-  /* a graph without a batch dimension runs one sequence per window */
-  int unbatched =
-      x->rank == 3 && x->batch_axis < 0 && x->dims[layout ? 0 : 1] == 1;
+  /* a graph without a batch dimension runs the nb sequences its X holds */
+  int unbatched = x->rank == 3 && x->batch_axis < 0;
+  const int64_t nb = unbatched ? x->dims[layout ? 0 : 1] : 1;
   if (x->rank != 3 || (x->batch_axis != (layout ? 0 : 1) && !unbatched) ||
-      x->dims[layout ? 0 : 1] != 1) {
+      (!unbatched && x->dims[layout ? 0 : 1] != 1)) {
     return ERR(PE_EUNSUPPORTED,
                "X must be [seq, batch, input] (layout 0) or [batch, seq, "
                "input] (layout 1) with the batch of the model input");
@@ -106,7 +271,7 @@ int pe__op_rnn(pe__b_t *b) {
     if (h0 == NULL) {
       continue;
     }
-    if (h0->numel != dirs * H || h0->dtype != PE__DT_F32 ||
+    if (h0->numel != nb * dirs * H || h0->dtype != PE__DT_F32 ||
         (h0->batch_axis >= 0 && h0->batch_axis != (layout ? 0 : 1))) {
       return ERR(PE_ESHAPE, "%s must be %s (H = %lld)",
                  k ? "initial_c" : "initial_h",
@@ -121,9 +286,9 @@ int pe__op_rnn(pe__b_t *b) {
   }
   /* outputs: Y [seq, dirs, batch, H] or [batch, seq, dirs, H], the
    * states [dirs, batch, H] or [batch, dirs, H] */
-  int64_t ydims[4] = {seq, dirs, 1, H}, hdims[3] = {dirs, 1, H};
+  int64_t ydims[4] = {seq, dirs, nb, H}, hdims[3] = {dirs, nb, H};
   if (layout) {
-    int64_t y1[4] = {1, seq, dirs, H}, h1[3] = {1, dirs, H};
+    int64_t y1[4] = {nb, seq, dirs, H}, h1[3] = {nb, dirs, H};
     memcpy(ydims, y1, sizeof y1);
     memcpy(hdims, h1, sizeof h1);
   }
@@ -148,43 +313,20 @@ int pe__op_rnn(pe__b_t *b) {
   if (outs[0] < 0 && outs[1] < 0 && outs[2] < 0) {
     return ERR(PE_EMODEL, "no output is used");
   }
-  const int64_t GH = G * H;
-  const int lbr = !lstm && pe__attr_i(b, "linear_before_reset", 0) != 0;
-  for (int64_t d = 0; d < dirs; d++) {
-    pe__step_t *s = pe__step_new(b, lstm ? PE__K_LSTM : PE__K_GRU);
-    if (s == NULL) {
-      return PE_ENOMEM;
-    }
-    s->n_in = 3;
-    s->in[0] = b->n->in[0];
-    s->in[1] = state_in[0];
-    s->in[2] = state_in[1];
-    memcpy(s->out, outs, sizeof outs);
-    s->w = pe__dup(W->f + d * GH * in, GH * in); /* [GH][in] */
-    s->w2 = pe__dup(R->f + d * GH * H, GH * H);  /* [GH][H] */
-    s->bias = calloc((size_t)GH, sizeof(float));
-    s->bias2 = calloc((size_t)H, sizeof(float));
-    if (!s->w || !s->w2 || !s->bias || !s->bias2) {
-      return PE_ENOMEM;
-    }
-    const float *Bd = B ? B + d * 2 * GH : NULL;
-    for (int64_t j = 0; j < GH && Bd; j++) {
-      s->bias[j] = Bd[j];
-      if (lbr && j >= 2 * H) {
-        s->bias2[j - 2 * H] = Bd[GH + j]; /* Rb_h stays inside r * (...) */
-      } else {
-        s->bias[j] += Bd[GH + j];
-      }
-    }
-    const int64_t p[8] = {seq, in, H, lbr, layout, reverse || d == 1, dirs, d};
-    memcpy(s->p, p, sizeof p);
-    if (p[5]) {
-      snprintf(s->label, sizeof s->label, "%s reverse", b->n->op);
-    }
-    s->flops = seq * (2 * GH * in + 2 * GH * H + 10 * H);
-    if ((rc = pe__finish(b, s)) != PE_OK) {
-      return rc;
-    }
+  const pe__rnn_def_t def = {
+      .lstm = lstm,
+      .lbr = !lstm && pe__attr_i(b, "linear_before_reset", 0) != 0,
+      .layout = layout,
+      .reverse = reverse,
+      .seq = seq,
+      .in = in,
+      .H = H,
+      .dirs = dirs,
+      .W = W->f,
+      .R = R->f,
+      .B = B};
+  if (nb > 1) {
+    return pe__rnn_items(b, &def, nb, state_in, outs);
   }
-  return PE_OK;
+  return pe__rnn_steps(b, &def, b->n->in[0], state_in, outs);
 }

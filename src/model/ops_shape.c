@@ -76,20 +76,56 @@ int pe__op_identity(pe__b_t *b) {
   if (rc != PE_OK) {
     return rc;
   }
-  if (strcmp(b->n->op, "Dropout") == 0) {
-    const pe__tensor_t *tm = pe__in(b, 2);
-    if (tm != NULL && (!tm->is_const || (tm->i && tm->i[0] != 0))) {
-      return ERR(PE_EUNSUPPORTED,
-                 "Dropout in training mode; export the model in eval mode");
-    }
-  }
   const pe__tensor_t *x = pe__in(b, 0);
   if (x == NULL) {
     return ERR(PE_EMODEL, "missing input");
   }
+  int dropout = strcmp(b->n->op, "Dropout") == 0;
+  if (dropout) {
+    /* training mode drops nothing at a ratio of 0 (scale 1, mask all
+     * true), which is inference */
+    const pe__tensor_t *tm = pe__in(b, 2), *ratio = pe__in(b, 1);
+    int training = tm != NULL && (!tm->is_const || (tm->i && tm->i[0] != 0));
+    int keep_all = ratio != NULL && ratio->is_const &&
+                   ratio->dtype == PE__DT_F32 && ratio->numel == 1 &&
+                   ratio->f[0] == 0.0f;
+    if (training && !keep_all) {
+      return ERR(PE_EUNSUPPORTED,
+                 "Dropout in training mode (random); export the model in "
+                 "eval mode");
+    }
+  }
   int out = pe__out(b, 0);
   rc = pe__set_shape(b, out, x->dtype, x->rank, x->dims, x->batch_axis);
+  if (rc == PE_OK && dropout && b->n->n_out > 1 && b->n->out[1] >= 0) {
+    /* the mask: every element kept, the same for every window */
+    int mk = b->n->out[1];
+    rc = pe__set_shape(b, mk, PE__DT_BOOL, x->rank, x->dims, -1);
+    if (rc == PE_OK && (rc = pe__const_i(b, mk)) == PE_OK) {
+      for (int64_t i = 0; i < T(b, mk)->numel; i++) {
+        T(b, mk)->i[i] = 1;
+      }
+    }
+  }
   return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
+}
+
+/* A step casting the runtime int64 or bool tensor `in` to the float32
+ * tensor `out` of its shape. */
+int pe__cast_step(pe__b_t *b, int in, int out) {
+  const pe__tensor_t *x = T(b, in);
+  int rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis);
+  pe__step_t *s = rc == PE_OK ? pe__step_new(b, PE__K_CAST) : NULL;
+  if (s == NULL) {
+    return rc == PE_OK ? PE_ENOMEM : rc;
+  }
+  s->n_in = 1;
+  s->in[0] = in;
+  s->out[0] = out;
+  s->p[0] = x->numel;
+  s->p[1] = x->dtype;
+  s->flops = x->numel;
+  return pe__finish(b, s);
 }
 
 /* Cast: float32 to float32 is an alias; constants convert between
@@ -108,18 +144,7 @@ int pe__op_cast(pe__b_t *b) {
     return rc == PE_OK ? pe__alias(b, out, b->n->in[0]) : rc;
   }
   if (!x->is_const && to == PE__DT_F32) { /* an int64 or bool input */
-    rc = pe__set_shape(b, out, PE__DT_F32, x->rank, x->dims, x->batch_axis);
-    pe__step_t *s = rc == PE_OK ? pe__step_new(b, PE__K_CAST) : NULL;
-    if (s == NULL) {
-      return rc == PE_OK ? PE_ENOMEM : rc;
-    }
-    s->n_in = 1;
-    s->in[0] = b->n->in[0];
-    s->out[0] = out;
-    s->p[0] = x->numel;
-    s->p[1] = x->dtype;
-    s->flops = x->numel;
-    return pe__finish(b, s);
+    return pe__cast_step(b, b->n->in[0], out);
   }
   if (!x->is_const || (to != PE__DT_F32 && to != PE__DT_I64 && to != 6)) {
     return ERR(PE_EUNSUPPORTED,

@@ -218,21 +218,44 @@ typedef struct pe__block {
   int64_t off, size;
 } pe__block_t;
 
-/* Graph output k can be computed: known, not a constant, float32, the
- * batch (when the model has one) an axis of its own; output 0 has it on
- * axis 0. */
+/* Graph output k can be computed: known, float32 or a constant, the batch
+ * (when the model has one) an axis of its own; output 0 has it on axis 0.
+ * A constant (Shape's result, everything folded at load, a model without a
+ * runtime input) is an output only of a model without a batch dimension:
+ * it is the same for every window, copied into the output by each run, its
+ * int64 or bool values as floats. */
 static int pe__output_check(pe_model_t *m, int k) {
   pe__graph_t *g = &m->g;
-  const pe__tensor_t *o = &g->t[g->outputs[k]];
+  pe__tensor_t *o = &g->t[g->outputs[k]];
   if (!o->known) {
     return pe__graph_err(g, PE_EMODEL, "graph output '%s' has no value",
                          o->name);
   }
+  int batched = g->input >= 0 && g->t[g->input].batch_axis >= 0;
   if (o->is_const) {
-    return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "graph output '%s' is a constant: it does not depend "
-                         "on the input",
-                         o->name);
+    int marked = 0;
+    for (int64_t i = 0; o->mark != NULL && i < o->numel; i++) {
+      marked |= o->mark[i];
+    }
+    if (batched || marked) {
+      return pe__graph_err(g, PE_EUNSUPPORTED,
+                           "graph output '%s' is a constant: it does not "
+                           "depend on the input, and the model has a batch "
+                           "dimension (a constant output is supported in a "
+                           "model without one)",
+                           o->name);
+    }
+    if (o->dtype != PE__DT_F32 && o->f == NULL) {
+      o->f = malloc((size_t)(o->numel ? o->numel : 1) * sizeof(float));
+      if (o->f == NULL) {
+        return PE_ENOMEM;
+      }
+      for (int64_t i = 0; i < o->numel; i++) {
+        o->f[i] = (float)o->i[i];
+      }
+    }
+    m->out_dtype[k] = o->dtype;
+    return PE_OK;
   }
   if (o->batch_axis >= 0 && o->dims[o->batch_axis] != 1) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
@@ -242,7 +265,7 @@ static int pe__output_check(pe_model_t *m, int k) {
                          o->name, (long long)o->dims[o->batch_axis],
                          o->batch_axis);
   }
-  int want = g->t[g->input].batch_axis < 0 ? -1 : 0;
+  int want = batched ? 0 : -1;
   if (k == 0 ? o->batch_axis != want : (o->batch_axis < 0) != (want < 0)) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
                          "graph output '%s' has its batch on axis %d; the "
@@ -251,10 +274,13 @@ static int pe__output_check(pe_model_t *m, int k) {
   }
   if (o->dtype != PE__DT_F32) {
     return pe__graph_err(g, PE_EUNSUPPORTED,
-                         "graph output '%s' is not float32; only float32 "
-                         "outputs are supported",
+                         "graph output '%s' is an int64 or bool tensor "
+                         "computed at run time; such outputs must be float32 "
+                         "(an int64 or bool output is supported where it is "
+                         "a constant)",
                          o->name);
   }
+  m->out_dtype[k] = PE__DT_F32;
   return PE_OK;
 }
 
@@ -288,6 +314,12 @@ static int pe__output_copy(pe_model_t *m, int k) {
   c->name = o->name;
   o->name = copy_name;
   c->alias_of = -1;
+  /* the copy of a constant is a float32 runtime tensor of its own */
+  c->is_const = 0;
+  c->f = NULL;
+  c->i = NULL;
+  c->mark = NULL;
+  c->dtype = PE__DT_F32;
   c->output_idx = k;
   o->output_idx = -1;
   for (int j = 0; j < g->n_outputs; j++) {
@@ -357,7 +389,8 @@ int pe__plan(pe_model_t *m) {
     }
     /* an output that is an input reshaped, or shares its storage with an
      * earlier output, gets a copy of its own */
-    int r = pe__root(m, g->outputs[k]), shared = g->t[r].is_input;
+    int r = pe__root(m, g->outputs[k]);
+    int shared = g->t[r].is_input || g->t[r].is_const;
     for (int j = 0; j < k; j++) {
       shared |= pe__root(m, g->outputs[j]) == r;
     }
@@ -424,16 +457,6 @@ int pe__plan(pe_model_t *m) {
     m->step[w++] = m->step[i];
   }
   m->n_step = n = w;
-  int needed = 0;
-  for (int k = 0; k < g->n_inputs; k++) {
-    needed |= need[g->inputs[k]];
-  }
-  if (!needed) {
-    rc = pe__graph_err(g, PE_EUNSUPPORTED,
-                       "graph output '%s' does not depend on the input",
-                       g->t[out0].name);
-    goto done;
-  }
 
   /* pack and account */
   m->flops = 0;
@@ -520,7 +543,7 @@ int pe__plan(pe_model_t *m) {
     }
   }
   m->arena_ps = top;
-  m->in_numel = g->t[g->input].numel;
+  m->in_numel = g->input >= 0 ? g->t[g->input].numel : 0;
   m->out_numel = g->t[out0].numel;
   m->scratch_ps = 0;
   for (int i = 0; i < n; i++) {
@@ -670,7 +693,7 @@ int pe_model_run_inputs(pe_model_ctx_t *c, const void *const *in, int n_in,
 
 int pe_model_run_outputs(pe_model_ctx_t *c, const void *const *in, int n_in,
                          uint32_t batch, float *const *out, int n_out) {
-  if (c == NULL || in == NULL || out == NULL || batch == 0 ||
+  if (c == NULL || (in == NULL && n_in > 0) || out == NULL || batch == 0 ||
       n_in != c->m->g.n_inputs ||
       n_out != (c->m->all_outputs ? c->m->g.n_outputs : 1)) {
     return PE_EINVAL;
