@@ -43,8 +43,11 @@ static pe_cli_flag_t pe__replay_flags[] = {
      "beside it",
      NULL},
     {"features-threads", "N", NULL, "auto",
-     "threads formatting --features-out (the same bytes whatever N); 0: "
-     "none, auto: one per CPU after the first two, at most 8",
+     "threads for --features-out (the same bytes whatever N): N engines, "
+     "each over a share of the symbols, formatting and writing their rows "
+     "(N threads formatting one engine's rows with a model, --state-out or "
+     "--on-error fail); 0: none, the replay's own thread does it all; auto: "
+     "one per CPU but the first, 0 on 2 CPUs or fewer",
      NULL},
     {"rejects", "PATH", NULL, NULL,
      "write each rejected row as line,reason,raw line", NULL},
@@ -377,7 +380,7 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
   pc->features_path = pe_cli_flag(cmd, "features-out")->value;
   if (strcmp(pe_cli_value(cmd, "features-threads"), "auto") == 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 10 ? 8 : cpus - 2) : 0;
+    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 65 ? 64 : cpus - 1) : 0;
   } else {
     uint32_t n = 0;
     if (pe_cli_u32(cmd, "features-threads", &n) != PE_EXIT_OK) {
@@ -462,6 +465,11 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   rc = pe_cli_open_backend(cmd, engine, &backend);
   if (rc != PE_EXIT_OK) {
     goto done;
+  }
+  /* Without a model, and with no state wanted from the engine, the
+   * features may be split between engines (pe/pipeline.h). */
+  if (backend == NULL && !pe_cli_is_set(cmd, "state-out")) {
+    pc.features_shards = &config;
   }
   rc = PE_EXIT_FAIL;
   pe__progress_t progress = {0, 0};

@@ -15,6 +15,7 @@
 #include "pe/error.h"
 #include "pe/file.h"
 #include "pe/pipeline.h"
+#include "shards.h"
 
 #define PE__PROGRESS_ROWS ((uint64_t)1 << 16)
 
@@ -23,6 +24,7 @@ struct pe_pipeline {
   pe_source_t *source;
   pe_sink_t *sink;
   pe_features_writer_t *features;
+  pe__shards_t *shards; /* the features' engines, when split */
   pe_out_t *rejects_out;
   FILE *rejects;
   const char *signals_path;
@@ -145,9 +147,17 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
   if (rc == PE_OK && c->signals_path != NULL) {
     rc = pe_sink_open_file(c->signals_path, c->format, &p->sink, err, err_cap);
   }
+  int split = c->features_path != NULL && c->features_threads > 0 &&
+              c->features_shards != NULL && !c->stop_on_reject;
   if (rc == PE_OK && c->features_path != NULL) {
-    rc = pe_features_writer_open(c->features_path, c->features_threads,
+    rc = pe_features_writer_open(c->features_path,
+                                 split ? 0 : c->features_threads,
                                  &p->features, err, err_cap);
+  }
+  if (rc == PE_OK && split) {
+    rc = pe__shards_create(c->features_shards, c->features_threads,
+                           p->latency_sample, p->features, p->sink, &p->shards,
+                           err, err_cap);
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
     p->rejects = pe__open_out(c->rejects_path, "line,reason,raw\n",
@@ -177,6 +187,27 @@ static int pe__write_failed(pe_pipeline_t *p, const char *what,
   snprintf(p->errmsg, sizeof p->errmsg, "cannot write %s to '%s': %s", what,
            path, errno ? strerror(errno) : "write error");
   return PE_EIO;
+}
+
+/* The message of the features' engines' failure rc; returns rc. */
+static int pe__shards_failed(pe_pipeline_t *p, int rc) {
+  int why = 0;
+  const char *msg = NULL;
+  const char *what = pe__shards_failure(p->shards, &why, &msg);
+  if (what != NULL) {
+    errno = why;
+    return pe__write_failed(p, what,
+                            strcmp(what, "signals") == 0 ? p->signals_path
+                                                         : p->features_path);
+  }
+  if (msg != NULL && msg[0] != '\0') {
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", pe_source_name(p->source),
+             msg);
+  } else {
+    snprintf(p->errmsg, sizeof p->errmsg, "cannot keep the features of '%s': %s",
+             p->features_path, pe_strerror(rc));
+  }
+  return rc;
 }
 
 /* The raw line as one CSV field (RFC 4180): quoted, with each quote
@@ -295,10 +326,50 @@ static int pe__on_report(void *ctx, const pe_tick_t *tick, int rc,
  * batch in latency_sample is timed, its every tick exactly: a counter read
  * after every push keeps each push from overlapping the next, which costs
  * about a third of the throughput when every tick is timed. */
+/* A batch of parsed ticks, admitted and queued for the features' engines
+ * (pipeline shards). Hot path. */
+static int pe__on_ticks_split(pe_pipeline_t *p, const pe_tick_t *ticks,
+                              const pe_csv_row_t *rows, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = pe__shards_add(p->shards, &ticks[i]);
+    if (rc == PE_OK) {
+      continue;
+    }
+    if (pe_reject_from_error(rc) >= 0) {
+      int stop = pe__record_reject(p, rc, rows[i].line_no, rows[i].line,
+                                   rows[i].len);
+      if (stop != PE_CONTINUE) {
+        return stop;
+      }
+      continue;
+    }
+    if (rc == PE_EFULL) {
+      pe_engine_stats_t st;
+      pe__shards_stats(p->shards, &st);
+      snprintf(p->errmsg, sizeof p->errmsg,
+               "%s:%llu: the symbol table is full (%u symbols)",
+               pe_source_name(p->source), (unsigned long long)rows[i].line_no,
+               st.symbols);
+      return pe__stop(p, rc);
+    }
+    return pe__stop(p, pe__shards_failed(p, rc));
+  }
+  return PE_CONTINUE;
+}
+
 static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
                         const pe_csv_row_t *rows, uint32_t n) {
   pe_pipeline_t *p = ctx;
   p->rows += n;
+  if (p->shards != NULL) {
+    int stop = pe__on_ticks_split(p, ticks, rows, n);
+    if (stop == PE_CONTINUE && p->on_progress != NULL &&
+        p->rows >= p->next_progress) {
+      p->next_progress = p->rows + PE__PROGRESS_ROWS;
+      p->on_progress(p->progress_ctx, p);
+    }
+    return stop;
+  }
   p->batch = ticks;
   p->batch_rows = rows;
   uint32_t pushed = 0;
@@ -353,8 +424,15 @@ int pe_pipeline_run(pe_pipeline_t *p) {
   (void)pe_cycles_per_ns(); /* calibrate before the clock starts */
   p->start_ns = pe_clock_ns();
   int rc = pe_source_run(p->source, &handler);
-  if (rc == PE_OK) {
+  if (rc == PE_OK && p->shards == NULL) {
     rc = pe_engine_flush(p->engine); /* the reports still held */
+  }
+  if (p->shards != NULL) {
+    int src = pe__shards_finish(p->shards);
+    if (rc == PE_OK && src != PE_OK) {
+      rc = pe__shards_failed(p, src);
+    }
+    pe__shards_latency(p->shards, &p->latency);
   }
   p->end_ns = pe_clock_ns();
   if (rc == PE_STOP) {
@@ -389,7 +467,11 @@ int pe_pipeline_run(pe_pipeline_t *p) {
 
 void pe_pipeline_stats(const pe_pipeline_t *p, pe_pipeline_stats_t *s) {
   memset(s, 0, sizeof *s);
-  pe_engine_stats(p->engine, &s->engine);
+  if (p->shards != NULL) {
+    pe__shards_stats(p->shards, &s->engine);
+  } else {
+    pe_engine_stats(p->engine, &s->engine);
+  }
   s->rows = p->rows;
   for (int i = 0; i < PE_REJECT_COUNT; i++) {
     s->rejected[i] = p->parse_rejected[i] + s->engine.rejected[i];
@@ -420,6 +502,7 @@ void pe_pipeline_destroy(pe_pipeline_t *p) {
     return;
   }
   char err[64];
+  pe__shards_destroy(p->shards);
   pe_sink_discard(p->sink);
   (void)pe_features_writer_close(p->features, 0, err, sizeof err);
   (void)pe_out_close(p->rejects_out, 0, err, sizeof err);
