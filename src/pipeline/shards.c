@@ -541,10 +541,8 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
     }
   }
   if (pe__features_begin(features, &s->positional, &s->data_at) != PE_OK) {
-    snprintf(err, err_cap, "cannot write the features header: %s",
-             strerror(errno));
-    pe__shards_destroy(s);
-    return PE_EIO;
+    /* reported as any failed write of the rows, by the run */
+    pe__fail(s, PE_EIO, "features", errno, NULL);
   }
   s->npy = pe__features_is_npy(features);
   s->text_end = s->data_at;

@@ -30,8 +30,9 @@
 
 typedef struct pe__shards pe__shards_t;
 
-/* n engines of config (1..64) and their threads. PE_EINVAL (config),
- * PE_ENOMEM, PE_EIO (the features header); reason in err. */
+/* n engines of config (1..64) and their threads, the features header
+ * written (a failure to write it is reported as the rows' would be).
+ * PE_EINVAL (config), PE_ENOMEM; reason in err. */
 int pe__shards_create(const pe_engine_config_t *config, unsigned n,
                       uint32_t latency_sample, pe_features_writer_t *features,
                       pe_sink_t *sink, pe__shards_t **out, char *err,
