@@ -11,6 +11,7 @@
 #include "shards.h"
 
 #include <errno.h>
+#include <float.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,7 @@ struct pe__shards {
   /* the caller's admission of ticks */
   pe__symtab_t symtab;
   int64_t *last_ts_ns; /* [max_symbols], by symbol index */
+  uint8_t *shard_of;   /* [max_symbols], each symbol's shard */
   uint64_t rows;
   uint64_t rejected[PE_REJECT_COUNT];
 };
@@ -348,18 +350,45 @@ static int pe__hand_over(pe__shards_t *s, int take_next) {
   return rc;
 }
 
+/* The tick's symbol as a table key, its bytes past symbol_len zeroed, and
+ * whether it passes the engine's checks (pe_tick_check) on the common
+ * path: 1 for a finite price > 0, a finite volume >= 0 and a symbol of 1
+ * to PE_SYMBOL_MAX bytes none of which is NUL; else 0, and pe_tick_check
+ * tells why. Word by word, no call: a key copied with memcpy of a variable
+ * length and read back as words stalls on store forwarding. */
+static inline int pe__admit_key(const pe_tick_t *tick, pe__symkey_t *key) {
+  uint32_t len = tick->symbol_len;
+  int ok = tick->price > 0.0 && tick->price <= DBL_MAX &&
+           tick->volume >= 0.0 && tick->volume <= DBL_MAX &&
+           len - 1u < PE_SYMBOL_MAX;
+  uint64_t nul = 0;
+  for (uint32_t i = 0; i < sizeof key->bytes / 8; i++) {
+    uint32_t keep = len > 8 * i ? len - 8 * i : 0;
+    uint64_t mask = keep >= 8 ? ~0ull : (1ull << (8 * keep)) - 1;
+    uint64_t word;
+    memcpy(&word, tick->symbol + 8 * i, sizeof word);
+    word &= mask;
+    memcpy(key->bytes + 8 * i, &word, sizeof word);
+    /* a zero byte among the kept ones: the others are made nonzero */
+    uint64_t v = word | ~mask;
+    nul |= (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+  }
+  return ok && nul == 0;
+}
+
 int pe__shards_add(pe__shards_t *s, const pe_tick_t *tick) {
-  int rc = pe_tick_check(tick);
-  if (rc != PE_OK) {
+  pe__symkey_t key;
+  if (!pe__admit_key(tick, &key)) {
+    int rc = pe_tick_check(tick);
     (void)pe_reject_count(s->rejected, rc);
     return rc;
   }
-  pe__symkey_t key;
-  memset(&key, 0, sizeof key);
-  memcpy(key.bytes, tick->symbol, tick->symbol_len);
   uint32_t id = 0;
   int is_new = 0;
-  rc = pe__symtab_intern(&s->symtab, &key, &id, &is_new);
+  uint32_t hash = pe__symkey_hash(&key);
+  int rc = pe__symtab_intern_guess(&s->symtab, &key, hash,
+                                   pe__symtab_first_id(&s->symtab, hash), &id,
+                                   &is_new);
   if (rc != PE_OK) {
     return PE_EFULL;
   }
@@ -367,13 +396,14 @@ int pe__shards_add(pe__shards_t *s, const pe_tick_t *tick) {
     if (pe__features_name(s->features, id, tick) != PE_OK) {
       return PE_ENOMEM; /* not the symbol table's PE_EFULL */
     }
+    s->shard_of[id] = (uint8_t)(id % s->n);
   } else if (tick->ts_ns < s->last_ts_ns[id]) {
     (void)pe_reject_count(s->rejected, PE_EORDER);
     return PE_EORDER;
   }
   s->last_ts_ns[id] = tick->ts_ns;
   pe__window_t *w = s->cur;
-  pe__part_t *part = &w->part[id % s->n];
+  pe__part_t *part = &w->part[s->shard_of[id]];
   part->ticks[part->n] = *tick;
   part->at[part->n] = w->n;
   part->id[part->n] = id;
@@ -474,6 +504,7 @@ void pe__shards_destroy(pe__shards_t *s) {
   }
   pe__symtab_free(&s->symtab);
   free(s->last_ts_ns);
+  free(s->shard_of);
   free(s);
 }
 
@@ -509,7 +540,8 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
   s->slice_cap = ((PE__WIN_ROWS + n - 1) / n) * (size_t)PE_FEATURES_ROW_TEXT_MAX;
   int rc = pe__symtab_init(&s->symtab, config->max_symbols);
   s->last_ts_ns = calloc(config->max_symbols, sizeof *s->last_ts_ns);
-  int ok = rc == PE_OK && s->last_ts_ns != NULL;
+  s->shard_of = calloc(config->max_symbols, sizeof *s->shard_of);
+  int ok = rc == PE_OK && s->last_ts_ns != NULL && s->shard_of != NULL;
   for (unsigned i = 0; ok && i < PE__WINDOWS; i++) {
     pe__window_t *w = &s->win[i];
     w->rows = malloc((size_t)PE__WIN_ROWS * PE_FEATURES_COLS * sizeof(double));
