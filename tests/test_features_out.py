@@ -142,6 +142,13 @@ def test_split_engines_same_outputs():
             for what, a, b in zip(("features", "signals", "rejects"), ref, got):
                 check(a == b, f"threads {n}: {ext} {what} differ from threads 0")
             check(j == jref, f"threads {n}: summary {j} differs from {jref}")
+    # Standard input (read, not mapped: the rows are admitted on the
+    # parser's thread) gives the same rows.
+    with open(ticks, "rb") as f:
+        p = subprocess.run([ENGINE, "replay", "--ticks", "-", "--quiet", "--out", os.devnull,
+                            "--features-out", tmp("in3.csv"), "--features-threads", "3"], stdin=f)
+    check(p.returncode == 0 and open(tmp("in3.csv"), "rb").read() == open(tmp("m0.csv"), "rb").read(),
+          f"ticks from standard input, threads 3: exit {p.returncode} or rows differ")
     # Standard output opened for appending takes the rows in order.
     for n in (0, 3):
         with open(tmp(f"app{n}.csv"), "w") as f:

@@ -457,12 +457,17 @@ const char *pe__shards_failure(const pe__shards_t *s, int *errno_value,
   return s->fail_what;
 }
 
+uint32_t pe__shards_symbols(const pe__shards_t *s) { return s->symtab.count; }
+
 void pe__shards_stats(const pe__shards_t *s, pe_engine_stats_t *st) {
   memset(st, 0, sizeof *st);
+  if (!s->finished) {
+    return;
+  }
   st->ticks = s->rows;
   st->symbols = s->symtab.count;
   memcpy(st->rejected, s->rejected, sizeof st->rejected);
-  for (unsigned k = 0; s->finished && k < s->n; k++) {
+  for (unsigned k = 0; k < s->n; k++) {
     pe_engine_stats_t one;
     pe_engine_stats(s->shard[k].engine, &one);
     for (int i = 0; i <= PE_RULE_COUNT; i++) {

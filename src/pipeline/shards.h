@@ -42,7 +42,8 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
  * rejection code (pe/tick.h: the tick is counted and dropped, the engine
  * state unchanged); PE_EFULL (a new symbol and max_symbols reached);
  * PE_EIO or another code once the threads have failed (see
- * pe__shards_failure). Hot path, the caller's thread only. */
+ * pe__shards_failure). Hot path, one thread at a time (the admitting
+ * thread). */
 int pe__shards_add(pe__shards_t *s, const pe_tick_t *tick);
 
 /* Hands over the last window, waits for the threads and ends the features
@@ -54,8 +55,11 @@ int pe__shards_finish(pe__shards_t *s);
 const char *pe__shards_failure(const pe__shards_t *s, int *errno_value,
                                const char **msg);
 
-/* The engines' counters as one engine's; the signals and the timed pushes
- * only once finished. */
+/* Symbols admitted so far; from the admitting thread. */
+uint32_t pe__shards_symbols(const pe__shards_t *s);
+
+/* The engines' counters as one engine's, and their timed pushes; zero
+ * until finished (the admitting thread may be another one's). */
 void pe__shards_stats(const pe__shards_t *s, pe_engine_stats_t *stats);
 void pe__shards_latency(const pe__shards_t *s, pe_hist_t *into);
 
