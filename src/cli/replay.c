@@ -47,7 +47,7 @@ static pe_cli_flag_t pe__replay_flags[] = {
      "each over a share of the symbols, formatting and writing their rows "
      "(N threads formatting one engine's rows with a model, --state-out or "
      "--on-error fail); 0: none, the replay's own thread does it all; auto: "
-     "one per CPU but the first, 0 on 2 CPUs or fewer",
+     "one per CPU but two, 0 on 2 CPUs or fewer",
      NULL},
     {"rejects", "PATH", NULL, NULL,
      "write each rejected row as line,reason,raw line", NULL},
@@ -380,7 +380,8 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
   pc->features_path = pe_cli_flag(cmd, "features-out")->value;
   if (strcmp(pe_cli_value(cmd, "features-threads"), "auto") == 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 65 ? 64 : cpus - 1) : 0;
+    /* The parsing thread and the admitting one keep a CPU each. */
+    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 66 ? 64 : cpus - 2) : 0;
   } else {
     uint32_t n = 0;
     if (pe_cli_u32(cmd, "features-threads", &n) != PE_EXIT_OK) {

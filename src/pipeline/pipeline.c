@@ -16,7 +16,7 @@
 #include "pe/error.h"
 #include "pe/file.h"
 #include "pe/pipeline.h"
-#include "shards.h"
+#include "pipeline/shards.h"
 
 #define PE__PROGRESS_ROWS ((uint64_t)1 << 16)
 

@@ -8,7 +8,7 @@
  * their rows (each row once, at its own place), and after every push is in,
  * thread k alone formats and writes slice k. */
 #define _POSIX_C_SOURCE 200809L
-#include "shards.h"
+#include "pipeline/shards.h"
 
 #include <errno.h>
 #include <float.h>
@@ -19,7 +19,6 @@
 
 #include "core/symtab.h"
 #include "io/features_rows.h"
-#include "pe/clock.h"
 #include "pe/error.h"
 
 #define PE__WIN_ROWS 16384u /* rows a window */
