@@ -170,6 +170,14 @@ const pe_source_t *pe_pipeline_source(const pe_pipeline_t *pipeline);
 
 const char *pe_pipeline_errmsg(const pe_pipeline_t *pipeline);
 
+/* The address range through which the features output is written when it
+ * is mapped (features_shards, a file output): 1 and *start, *len, from
+ * pe_pipeline_create to the end of pe_pipeline_run; else 0, NULL and 0. A
+ * page there that the file system cannot provide (a full device) raises
+ * SIGBUS, which the caller must handle. */
+int pe_pipeline_features_mapping(const pe_pipeline_t *pipeline,
+                                 const void **start, size_t *len);
+
 /* Closes whatever is still open and frees; the engine is left alone. NULL
  * is a no-op. */
 void pe_pipeline_destroy(pe_pipeline_t *pipeline);

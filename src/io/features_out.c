@@ -15,6 +15,7 @@
  * move: the caller writes a name before submitting the first block that
  * uses it, and the mutex orders that write before a worker's read. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/digits.h"
@@ -70,6 +73,8 @@ size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,
 #define PE__BLOCK_ROWS 2048
 #define PE__ROW_TEXT_MAX PE_FEATURES_ROW_TEXT_MAX
 #define PE__NPY_HEADER 128 /* bytes, a multiple of 64 as NumPy aligns */
+#define PE__MAP_RESERVE ((uint64_t)1 << 40) /* bytes of address space */
+#define PE__MAP_STEP ((uint64_t)256 << 20)   /* a mapped file grows by this */
 #define PE__NAME_CHUNK 1024u
 #define PE__NAME_CHUNKS 65536u /* 67 million symbols */
 
@@ -124,6 +129,11 @@ struct pe_features_writer {
   int failed;     /* a write failed: nothing more is written */
   int fail_errno; /* its reason */
   char path[4096];
+  /* The output mapped (pe__features_map): a reserved range of address
+   * space, its first map_len bytes mapped to the file, which is that long
+   * until pe__features_end. */
+  char *map;
+  uint64_t map_len;
 };
 
 int pe_features_path_is_npy(const char *path) {
@@ -327,6 +337,9 @@ static void pe__stop_threads(pe_features_writer_t *w) {
 }
 
 static void pe__writer_free(pe_features_writer_t *w) {
+  if (w->map != NULL) {
+    munmap(w->map, (size_t)PE__MAP_RESERVE);
+  }
   for (unsigned i = 0; w->slots != NULL && i < w->n_slots; i++) {
     free(w->slots[i].rows);
     free(w->slots[i].text);
@@ -553,9 +566,58 @@ int pe__features_write_next(pe_features_writer_t *w, const void *buf,
   return pe__write_all(w->fd, buf, len);
 }
 
+int pe__features_map_start(pe_features_writer_t *w, void **base,
+                           uint64_t *reserved) {
+  struct stat st;
+  int flags = fcntl(w->fd, F_GETFL);
+  if (flags < 0 || (flags & O_ACCMODE) != O_RDWR || fstat(w->fd, &st) != 0 ||
+      !S_ISREG(st.st_mode)) {
+    return -1; /* a file mapped for writing must be open for reading too */
+  }
+  void *m = mmap(NULL, (size_t)PE__MAP_RESERVE, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) {
+    return -1;
+  }
+  w->map = m;
+  w->map_len = 0;
+  *base = m;
+  *reserved = PE__MAP_RESERVE;
+  return 0;
+}
+
+int pe__features_map(pe_features_writer_t *w, uint64_t end) {
+  if (end <= w->map_len) {
+    return 0;
+  }
+  uint64_t len = (end + PE__MAP_STEP - 1) / PE__MAP_STEP * PE__MAP_STEP;
+  if (len > PE__MAP_RESERVE) {
+    errno = EFBIG;
+    return -1;
+  }
+  if (ftruncate(w->fd, (off_t)len) != 0) {
+    return -1;
+  }
+  void *at = mmap(w->map + w->map_len, (size_t)(len - w->map_len),
+                  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd,
+                  (off_t)w->map_len);
+  if (at == MAP_FAILED) {
+    return -1;
+  }
+  w->map_len = len;
+  return 0;
+}
+
 void pe__features_end(pe_features_writer_t *w, uint64_t rows, uint64_t end_at,
                       int failed_errno) {
   w->rows = rows;
+  if (w->map != NULL) {
+    munmap(w->map, (size_t)PE__MAP_RESERVE);
+    w->map = NULL;
+    if (failed_errno == 0 && ftruncate(w->fd, (off_t)end_at) != 0) {
+      failed_errno = errno;
+    }
+  }
   if (failed_errno != 0) {
     w->failed = 1;
     w->fail_errno = failed_errno;

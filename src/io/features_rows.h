@@ -59,6 +59,19 @@ int pe__features_write_at(pe_features_writer_t *w, const void *buf,
 int pe__features_write_next(pe_features_writer_t *w, const void *buf,
                             size_t len);
 
+/* Positional outputs may be written through a mapping instead, so that
+ * threads writing at once do not queue on the file's lock: map_start
+ * reserves the address space (*base, *reserved bytes; -1 when it cannot,
+ * and the output is written with pe__features_write_at), map makes the
+ * file at least `end` bytes long and maps it that far at *base (0, or -1
+ * with errno). The caller serializes map calls and writes only below the
+ * last end it mapped; pe__features_end unmaps and cuts the file to its
+ * end. A write through the mapping that the file system cannot take (no
+ * space) raises SIGBUS, which the caller must handle. */
+int pe__features_map_start(pe_features_writer_t *w, void **base,
+                           uint64_t *reserved);
+int pe__features_map(pe_features_writer_t *w, uint64_t end);
+
 /* The end of the caller's rows: rows written in all, and where the output
  * ends (the file's offset is left there); failed_errno nonzero when a write
  * failed, so that closing with commit reports it. Before

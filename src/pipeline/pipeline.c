@@ -687,6 +687,13 @@ const pe_source_t *pe_pipeline_source(const pe_pipeline_t *p) {
 
 const char *pe_pipeline_errmsg(const pe_pipeline_t *p) { return p->errmsg; }
 
+int pe_pipeline_features_mapping(const pe_pipeline_t *p, const void **start,
+                                 size_t *len) {
+  *start = NULL;
+  *len = 0;
+  return p->shards != NULL && pe__shards_mapping(p->shards, start, len);
+}
+
 void pe_pipeline_destroy(pe_pipeline_t *p) {
   if (p == NULL) {
     return;

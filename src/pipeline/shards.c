@@ -45,7 +45,8 @@ typedef struct pe__part {
 
 typedef struct pe__window {
   pe__part_t part[PE__MAX_SHARDS];
-  double *rows; /* [PE__WIN_ROWS * PE_FEATURES_COLS] */
+  double *rows;  /* [PE__WIN_ROWS * PE_FEATURES_COLS] */
+  double *place; /* where its rows go: rows, or (.npy) the output mapped */
   char *text;   /* CSV: a slice of slice_cap bytes per shard */
   uint32_t n;   /* rows */
   uint64_t row0; /* the first row's number in the output */
@@ -79,6 +80,8 @@ struct pe__shards {
   uint64_t data_at;  /* the first row's byte offset */
   uint64_t text_end; /* CSV: where the next window's text starts */
   size_t slice_cap;  /* CSV text bytes per slice */
+  char *map;         /* the output mapped (pe__features_map), or NULL */
+  uint64_t map_reserved;
   uint32_t latency_sample;
   pe__window_t win[PE__WINDOWS];
   pe__window_t *cur; /* the caller's, FILLING */
@@ -130,7 +133,7 @@ static int pe__shard_each(void *ctx, uint32_t i, int rc,
     return PE_STOP;
   }
   uint32_t at = part->at[j];
-  pe__features_row(me->win->rows + (size_t)at * PE_FEATURES_COLS,
+  pe__features_row(me->win->place + (size_t)at * PE_FEATURES_COLS,
                    &part->ticks[j], part->id[j], out);
   for (uint32_t g = 0; g < out->n_signals; g++) {
     if (part->n_sig == part->cap_sig) {
@@ -248,7 +251,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
     w->part[k].text_len = pe__features_text(s->features, rows, b - a, text);
   }
   int why = errno;
-  if (!failed && what == NULL && s->npy) {
+  if (!failed && what == NULL && s->npy && s->map == NULL) {
     size_t row_bytes = PE_FEATURES_COLS * sizeof(double);
     if (s->positional && b > a &&
         pe__features_write_at(s->features, rows, (b - a) * row_bytes,
@@ -268,15 +271,20 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
       for (unsigned j = 0; j < s->n; j++) {
         s->text_end += w->part[j].text_len;
       }
+      if (s->map != NULL && pe__features_map(s->features, s->text_end) != 0) {
+        pe__fail(s, PE_EIO, "features", errno, NULL);
+      }
     }
     pe__meet(s, &w->formatting);
     failed = s->fail_rc != PE_OK;
     pthread_mutex_unlock(&s->lock);
-    if (!failed && what == NULL && s->positional) {
-      uint64_t at = w->text_at;
-      for (unsigned j = 0; j < k; j++) {
-        at += w->part[j].text_len;
-      }
+    uint64_t at = w->text_at;
+    for (unsigned j = 0; j < k; j++) {
+      at += w->part[j].text_len;
+    }
+    if (!failed && what == NULL && s->map != NULL) {
+      memcpy(s->map + at, text, w->part[k].text_len);
+    } else if (!failed && what == NULL && s->positional) {
       if (pe__features_write_at(s->features, text, w->part[k].text_len, at) !=
           0) {
         what = "features";
@@ -324,8 +332,21 @@ static void *pe__shard_main(void *arg) {
 /* Hands the current window to the threads and takes the next one,
  * waiting for it to be free. PE_OK, or the threads' failure. */
 static int pe__hand_over(pe__shards_t *s, int take_next) {
-  pthread_mutex_lock(&s->lock);
   pe__window_t *w = s->cur;
+  w->place = w->rows;
+  if (s->npy && s->map != NULL) {
+    /* the rows straight into the output, at their final places */
+    uint64_t row_bytes = PE_FEATURES_COLS * sizeof(double);
+    if (pe__features_map(s->features,
+                         s->data_at + (w->row0 + w->n) * row_bytes) == 0) {
+      w->place = (double *)(void *)(s->map + s->data_at + w->row0 * row_bytes);
+    } else {
+      pthread_mutex_lock(&s->lock);
+      pe__fail(s, PE_EIO, "features", errno, NULL);
+      pthread_mutex_unlock(&s->lock);
+    }
+  }
+  pthread_mutex_lock(&s->lock);
   w->seq = s->next_seq++;
   w->pushing = w->formatting = w->finishing = s->n;
   w->state = PE__WIN_READY;
@@ -458,6 +479,13 @@ const char *pe__shards_failure(const pe__shards_t *s, int *errno_value,
 
 uint32_t pe__shards_symbols(const pe__shards_t *s) { return s->symtab.count; }
 
+int pe__shards_mapping(const pe__shards_t *s, const void **start,
+                       size_t *len) {
+  *start = s->map;
+  *len = s->map != NULL ? (size_t)s->map_reserved : 0;
+  return s->map != NULL;
+}
+
 void pe__shards_stats(const pe__shards_t *s, pe_engine_stats_t *st) {
   memset(st, 0, sizeof *st);
   if (!s->finished) {
@@ -582,6 +610,15 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
   }
   s->npy = pe__features_is_npy(features);
   s->text_end = s->data_at;
+  /* Mapped when the rows' places are known and (.npy) aligned for doubles;
+   * else written with pwrite(2), or in order. */
+  if (s->fail_rc == PE_OK && s->positional &&
+      (!s->npy || s->data_at % sizeof(double) == 0)) {
+    void *base = NULL;
+    if (pe__features_map_start(features, &base, &s->map_reserved) == 0) {
+      s->map = base;
+    }
+  }
   s->cur = &s->win[0];
   s->cur->state = PE__WIN_FILLING;
   s->n = n;

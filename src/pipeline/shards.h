@@ -14,6 +14,10 @@
  * writes get each slice at its final offset, from its own thread; others
  * get the window written whole, in order, by the first thread. A few
  * windows are in flight at once: memory stays bounded whatever the input.
+ * A file output is mapped when it can be (pe__features_map): each thread
+ * then copies its slice's text into the mapping, and .npy rows are written
+ * by the engines' threads straight to their places in the file; several
+ * threads writing to one file with pwrite(2) would queue on its lock.
  *
  * Ownership: the shards borrow the features writer (opened with threads 0)
  * and the signals sink (may be NULL) until pe__shards_finish; nothing else
@@ -54,6 +58,11 @@ int pe__shards_finish(pe__shards_t *s);
  * failed write (PE_EIO), else NULL and a message in msg. */
 const char *pe__shards_failure(const pe__shards_t *s, int *errno_value,
                                const char **msg);
+
+/* The address range the features output is written through, when it is
+ * mapped: 1 and *start, *len (until pe__shards_finish); else 0. */
+int pe__shards_mapping(const pe__shards_t *s, const void **start,
+                       size_t *len);
 
 /* Symbols admitted so far; from the admitting thread. */
 uint32_t pe__shards_symbols(const pe__shards_t *s);
