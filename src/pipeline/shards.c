@@ -8,6 +8,7 @@
  * their rows (each row once, at its own place), and after every push is in,
  * thread k alone formats and writes slice k. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise */
 #include "pipeline/shards.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/symtab.h"
 #include "io/features_rows.h"
@@ -225,12 +227,35 @@ static void pe__meet(pe__shards_t *s, unsigned *count) {
   }
 }
 
+/* Asks the kernel for the pages of [p, p + len) of the mapped output at
+ * once, rather than one fault at a time as they are first written (where
+ * the kernel can; a page it cannot give is found by the write). */
+static void pe__populate(char *p, size_t len) {
+#ifdef MADV_POPULATE_WRITE
+  uintptr_t page = 4096;
+  uintptr_t from = (uintptr_t)p & ~(page - 1);
+  uintptr_t to = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+  if (len > 0) {
+    (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+  }
+#else
+  (void)p;
+  (void)len;
+#endif
+}
+
 /* Thread k's part of one READY window, entered and left under the lock. */
 static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   pe__shards_t *s = me->all;
   unsigned k = me->k;
   int failed = s->fail_rc != PE_OK;
   pthread_mutex_unlock(&s->lock);
+  if (!failed && w->place != w->rows) { /* .npy rows into the mapping */
+    size_t row_bytes = PE_FEATURES_COLS * sizeof(double);
+    size_t a = (size_t)w->n * k / s->n;
+    size_t b = (size_t)w->n * (k + 1) / s->n;
+    pe__populate((char *)w->place + a * row_bytes, (b - a) * row_bytes);
+  }
   if (!failed) {
     pe__shard_push(me, w);
   }
@@ -283,6 +308,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
       at += w->part[j].text_len;
     }
     if (!failed && what == NULL && s->map != NULL) {
+      pe__populate(s->map + at, w->part[k].text_len);
       memcpy(s->map + at, text, w->part[k].text_len);
     } else if (!failed && what == NULL && s->positional) {
       if (pe__features_write_at(s->features, text, w->part[k].text_len, at) !=
