@@ -19,6 +19,10 @@
  * by the engines' threads straight to their places in the file; several
  * threads writing to one file with pwrite(2) would queue on its lock.
  *
+ * Allocation: everything at creation, except the lists of a window's
+ * signals, which grow (doubling) when a window holds more than 256 of one
+ * engine's.
+ *
  * Ownership: the shards borrow the features writer (opened with threads 0)
  * and the signals sink (may be NULL) until pe__shards_finish; nothing else
  * writes to them meanwhile. */
