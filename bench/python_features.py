@@ -10,8 +10,8 @@ Prints, in one run on one machine, each contender's best wall time of
 may be shared: CPU time is the steadier figure):
   features(df)                 every standard feature (the engine path),
                                symbol as a categorical and as strings, with
-                               the default threads (one engine per CPU up to
-                               8) and with threads=1 (one engine);
+                               the default threads (one engine per CPU) and with
+                               threads=1 (one engine);
   C library alone              the same pushes timed around the one C call
                                (the GIL released), no Python work;
   features(df, columns=core5)  the columnar core's five columns;

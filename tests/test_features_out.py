@@ -6,6 +6,11 @@
   PATH.symbols.csv; every value is bit for bit the one the CSV row holds
   (read back with Python's float(), not our parser), with ts = ts_s * 10^9 +
   ts_ns and the symbol by its index. Threads give the same file.
+- With threads the symbols are split between engines: on ticks with rows
+  of every kind of rejection (out of order ones among them), across many
+  windows of rows, the features (CSV and .npy), signals, rejected rows and
+  summary counts are those of threads 0, also written in order to an
+  appended standard output; /dev/full fails the run as with threads 0.
 - A .npy path that cannot be seeked (a FIFO with a reader) is refused with
   a message saying why; one that refuses writes (a link to /dev/full) fails
   the run with exit status 1, the reason, and no files beside it.
@@ -90,6 +95,79 @@ def test_npy_equals_csv():
     check(bad == 0, f"{bad} rows of the .npy differ from the CSV")
 
 
+def messy_ticks(path, n=120000, n_sym=37, seed=7):
+    """Ticks over n_sym symbols, one in 50 a step back in time (rejected as
+    out of order unless it is its symbol's first), and a bad row of each
+    kind now and then."""
+    import random
+    rnd = random.Random(seed)
+    bad = ["{ts},SYM1,-1,1", "{ts},SYM2,1,nan", "{ts},,1,1", "{ts}," + "L" * 40 + ",1,1",
+           "{ts},SYM3,1", "x{ts},SYM4,1,1", '{ts},"a,b",2,1']
+    ts = 1_700_000_000_000_000_000
+    with open(path, "w") as f:
+        f.write("ts,symbol,price,volume\n")
+        for i in range(n):
+            ts += rnd.randrange(0, 3000)
+            t = ts - 10**7 if rnd.random() < 0.02 else ts
+            if rnd.random() < 0.001:
+                f.write(bad[rnd.randrange(len(bad))].format(ts=t) + "\n")
+                continue
+            sym = f"S{rnd.randrange(n_sym)}"
+            f.write(f"{t},{sym},{100 + rnd.gauss(0, 1):.4f},{rnd.randrange(1, 500)}\n")
+
+
+def test_split_engines_same_outputs():
+    ticks = tmp("messy.csv")
+    messy_ticks(ticks)
+    def run(n, ext):
+        p = subprocess.run([ENGINE, "replay", "--ticks", ticks, "--quiet",
+                            "--out", tmp(f"s{n}{ext}.csv"), "--rejects", tmp(f"r{n}{ext}.csv"),
+                            "--summary-json", tmp(f"j{n}{ext}.json"),
+                            "--features-out", tmp(f"m{n}.{ext}"), "--features-threads", str(n)],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, f"threads {n} {ext}: exit {p.returncode}: {p.stderr}")
+        import json
+        j = json.load(open(tmp(f"j{n}{ext}.json")))
+        for k in ("wall_s", "latency_ns", "latency_timed"):
+            j.pop(k)
+        return [open(tmp(name), "rb").read() for name in
+                (f"m{n}.{ext}", f"s{n}{ext}.csv", f"r{n}{ext}.csv")], j
+    for ext in ("csv", "npy"):
+        ref, jref = run(0, ext)
+        check(jref["rejected"]["out_of_order"] > 1000 and jref["rejected_total"] >
+              jref["rejected"]["out_of_order"] and sum(jref["signals"].values()) > 0,
+              f"the input has rejections of several kinds and signals: {jref}")
+        for n in (1, 3, 8):
+            got, j = run(n, ext)
+            for what, a, b in zip(("features", "signals", "rejects"), ref, got):
+                check(a == b, f"threads {n}: {ext} {what} differ from threads 0")
+            check(j == jref, f"threads {n}: summary {j} differs from {jref}")
+    # Standard input (read, not mapped: the rows are admitted on the
+    # parser's thread) gives the same rows.
+    with open(ticks, "rb") as f:
+        p = subprocess.run([ENGINE, "replay", "--ticks", "-", "--quiet", "--out", os.devnull,
+                            "--features-out", tmp("in3.csv"), "--features-threads", "3"], stdin=f)
+    check(p.returncode == 0 and open(tmp("in3.csv"), "rb").read() == open(tmp("m0.csv"), "rb").read(),
+          f"ticks from standard input, threads 3: exit {p.returncode} or rows differ")
+    # Standard output opened for appending takes the rows in order.
+    for n in (0, 3):
+        with open(tmp(f"app{n}.csv"), "w") as f:
+            f.write("before\n")
+        with open(tmp(f"app{n}.csv"), "a") as f:
+            p = subprocess.run([ENGINE, "replay", "--ticks", ticks, "--quiet", "--out", os.devnull,
+                                "--features-out", "-", "--features-threads", str(n)], stdout=f)
+        check(p.returncode == 0, f"appended stdout, threads {n}: exit {p.returncode}")
+    check(open(tmp("app0.csv"), "rb").read() == open(tmp("app3.csv"), "rb").read(),
+          "appended standard output differs with threads")
+    check(open(tmp("app0.csv"), "rb").read() == b"before\n" + open(tmp("m0.csv"), "rb").read(),
+          "appended standard output is not the file's rows after what was there")
+    if os.access("/dev/full", os.W_OK):
+        for n in (0, 3):
+            rc, err = replay("--features-out", "/dev/full", "--features-threads", str(n))
+            check(rc == 1 and "cannot write features to '/dev/full'" in err and
+                  os.strerror(28) in err, f"/dev/full, threads {n}: exit {rc}: {err}")
+
+
 def test_npy_needs_a_seekable_path():
     fifo = tmp("fifo.npy")
     os.mkfifo(fifo)
@@ -116,6 +194,7 @@ def test_npy_write_failure():
 
 
 for t in (test_csv_same_bytes_whatever_the_threads, test_npy_equals_csv,
+          test_split_engines_same_outputs,
           test_npy_needs_a_seekable_path, test_npy_write_failure):
     before = len(failures)
     t()

@@ -100,8 +100,15 @@ typedef struct pe_pipeline_config {
   pe_format_t format;        /* of the signals */
   const char *features_path; /* NULL: none; CSV rows as pe_features_format,
                                 or a .npy array (pe_features_writer_open) */
-  unsigned features_threads; /* threads formatting the features; 0: none,
-                                the run's own thread does it */
+  unsigned features_threads; /* threads for the features; 0: none, the
+                                run's own thread does it all */
+  /* With features_threads > 0 and stop_on_reject 0, non-NULL: the symbols
+   * are split between features_threads engines of this config, one thread
+   * each, which also format and write their share of the rows; the outputs
+   * and counts are those of the borrowed engine alone, which stays unused
+   * (so: no model, and no state wanted from it afterwards). NULL: the
+   * borrowed engine, and features_threads threads formatting its rows. */
+  const pe_engine_config_t *features_shards;
   const char *rejects_path;  /* NULL: none; header line,reason,raw */
   /* Files the caller writes after the run (a state, a summary): NULL or a
    * path, checked with the outputs above against the input. */
@@ -162,6 +169,14 @@ const char *pe_pipeline_input(const pe_pipeline_t *pipeline);
 const pe_source_t *pe_pipeline_source(const pe_pipeline_t *pipeline);
 
 const char *pe_pipeline_errmsg(const pe_pipeline_t *pipeline);
+
+/* The address range through which the features output is written when it
+ * is mapped (features_shards, a file output): 1 and *start, *len, from
+ * pe_pipeline_create to the end of pe_pipeline_run; else 0, NULL and 0. A
+ * page there that the file system cannot provide (a full device) raises
+ * SIGBUS, which the caller must handle. */
+int pe_pipeline_features_mapping(const pe_pipeline_t *pipeline,
+                                 const void **start, size_t *len);
 
 /* Closes whatever is still open and frees; the engine is left alone. NULL
  * is a no-op. */

@@ -67,6 +67,11 @@ int pe_reject_count(uint64_t counts[PE_REJECT_COUNT], int err);
  * NUL byte; the tick is unchanged then. */
 int pe_tick_set_symbol(pe_tick_t *tick, const char *symbol, uint32_t len);
 
+/* The engine's checks of a tick that need no state, in its order: PE_OK,
+ * or PE_EPRICE, PE_EVOLUME, PE_ESYMBOL, PE_ESYMLEN, PE_ESYMNUL, the code
+ * pe_engine_push would return for it. */
+int pe_tick_check(const pe_tick_t *tick);
+
 #ifdef __cplusplus
 }
 #endif

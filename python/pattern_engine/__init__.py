@@ -25,7 +25,7 @@ _CORE_COLUMNS = ("ema_fast", "ema_slow", "vwap", "mean", "var")
 def _shards(threads, n: int, n_symbols: int, stop: int, settings: dict) -> int:
     """How many engines features() runs at once (see its threads)."""
     if threads is None:
-        threads = min(os.cpu_count() or 1, 8) if n >= 1_000_000 else 1
+        threads = (os.cpu_count() or 1) if n >= 1_000_000 else 1
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads: {threads!r} is not None or an integer >= 1")
     if stop or n_symbols > engine_config(settings).max_symbols:
@@ -56,9 +56,9 @@ def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
 
     threads: engines run at once, the symbols split between them (each
     symbol's ticks meet one engine, in order, so the result is the same
-    whatever the count). None: one per CPU up to 8 for a million ticks or
-    more, else 1. One engine is used anyway with on_error="raise" or more
-    symbols than the engine's max_symbols.
+    whatever the count). None: one per CPU (at most one per feature
+    column) for a million ticks or more, else 1. One engine is used anyway
+    with on_error="raise" or more symbols than the engine's max_symbols.
     """
     cols = columns_of(ticks, ts=ts, symbol=symbol, price=price, volume=volume)
     stop = _on_error(on_error)

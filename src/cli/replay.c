@@ -43,8 +43,11 @@ static pe_cli_flag_t pe__replay_flags[] = {
      "beside it",
      NULL},
     {"features-threads", "N", NULL, "auto",
-     "threads formatting --features-out (the same bytes whatever N); 0: "
-     "none, auto: one per CPU after the first two, at most 8",
+     "threads for --features-out (the same bytes whatever N): N engines, "
+     "each over a share of the symbols, formatting and writing their rows "
+     "(N threads formatting one engine's rows with a model, --state-out or "
+     "--on-error fail); 0: none, the replay's own thread does it all; auto: "
+     "one per CPU but two, 0 on 2 CPUs or fewer",
      NULL},
     {"rejects", "PATH", NULL, NULL,
      "write each rejected row as line,reason,raw line", NULL},
@@ -260,11 +263,18 @@ static int pe__write_summary_json(const pe_cli_command_t *cmd, const char *path,
   return PE_EXIT_OK;
 }
 
-/* What the SIGBUS handler needs, set before the run: the mapped input. */
+/* What the SIGBUS handler needs, set before the run: the mapped input,
+ * and the features output when it is written through a mapping. */
 static const char *pe__bus_path;
 static size_t pe__bus_path_len;
 static const char *pe__bus_start;
 static size_t pe__bus_len;
+static const char *pe__bus_out_path;
+static size_t pe__bus_out_path_len;
+static char pe__bus_out_tmp[4096 + 8]; /* the file mapped: PATH.tmp, as
+                                          pe_out_open names it */
+static const char *pe__bus_out_start;
+static size_t pe__bus_out_len;
 
 static void pe__bus_write(const char *text, size_t len) {
   while (len > 0) {
@@ -277,11 +287,25 @@ static void pe__bus_write(const char *text, size_t len) {
   }
 }
 
-/* SIGBUS inside the mapped input: it was truncated. Elsewhere: the default
- * action, taken when the faulting access runs again. */
+/* SIGBUS inside the mapped input: it was truncated; inside the mapped
+ * features output: its file system could not provide a page (full).
+ * Elsewhere: the default action, taken when the faulting access runs
+ * again. */
 static void pe__on_sigbus(int sig, siginfo_t *info, void *uctx) {
   (void)uctx;
   const char *at = (const char *)info->si_addr;
+  if (pe__bus_out_start != NULL && at >= pe__bus_out_start &&
+      (size_t)(at - pe__bus_out_start) < pe__bus_out_len) {
+    static const char head[] = "pattern-engine replay: cannot write features "
+                               "to '";
+    static const char tail[] = "': its file system could not take a page "
+                               "of it (no space left?)\n";
+    pe__bus_write(head, sizeof head - 1);
+    pe__bus_write(pe__bus_out_path, pe__bus_out_path_len);
+    pe__bus_write(tail, sizeof tail - 1);
+    unlink(pe__bus_out_tmp);
+    _exit(PE_EXIT_FAIL);
+  }
   if (pe__bus_start == NULL || at < pe__bus_start ||
       (size_t)(at - pe__bus_start) >= pe__bus_len) {
     struct sigaction dfl;
@@ -298,18 +322,29 @@ static void pe__on_sigbus(int sig, siginfo_t *info, void *uctx) {
   _exit(PE_EXIT_FAIL);
 }
 
-/* Installs the handler when the input is mapped; *old gets the action it
- * replaces, restored by pe__sigbus_restore. */
-static int pe__sigbus_install(const pe_pipeline_t *p, struct sigaction *old) {
+/* Installs the handler when the input or the features output is mapped;
+ * *old gets the action it replaces, restored by pe__sigbus_restore. */
+static int pe__sigbus_install(const pe_pipeline_t *p, const char *features,
+                              struct sigaction *old) {
   const void *start = NULL;
   size_t len = 0;
-  if (!pe_source_mapping(pe_pipeline_source(p), &start, &len)) {
+  const void *out_start = NULL;
+  size_t out_len = 0;
+  int in = pe_source_mapping(pe_pipeline_source(p), &start, &len);
+  int out = pe_pipeline_features_mapping(p, &out_start, &out_len);
+  if (!in && !out) {
     return 0;
   }
   pe__bus_path = pe_pipeline_input(p);
   pe__bus_path_len = strlen(pe__bus_path);
   pe__bus_start = start;
   pe__bus_len = len;
+  pe__bus_out_path = features != NULL ? features : "";
+  pe__bus_out_path_len = strlen(pe__bus_out_path);
+  pe__bus_out_start = out_start;
+  pe__bus_out_len = out_len;
+  snprintf(pe__bus_out_tmp, sizeof pe__bus_out_tmp, "%s.tmp",
+           pe__bus_out_path);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = pe__on_sigbus;
@@ -323,6 +358,8 @@ static void pe__sigbus_restore(int installed, const struct sigaction *old) {
     sigaction(SIGBUS, old, NULL);
     pe__bus_start = NULL;
     pe__bus_len = 0;
+    pe__bus_out_start = NULL;
+    pe__bus_out_len = 0;
   }
 }
 
@@ -377,7 +414,8 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
   pc->features_path = pe_cli_flag(cmd, "features-out")->value;
   if (strcmp(pe_cli_value(cmd, "features-threads"), "auto") == 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 10 ? 8 : cpus - 2) : 0;
+    /* The parsing thread and the admitting one keep a CPU each. */
+    pc->features_threads = cpus > 2 ? (unsigned)(cpus > 66 ? 64 : cpus - 2) : 0;
   } else {
     uint32_t n = 0;
     if (pe_cli_u32(cmd, "features-threads", &n) != PE_EXIT_OK) {
@@ -463,6 +501,11 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   if (rc != PE_EXIT_OK) {
     goto done;
   }
+  /* Without a model, and with no state wanted from the engine, the
+   * features may be split between engines (pe/pipeline.h). */
+  if (backend == NULL && !pe_cli_is_set(cmd, "state-out")) {
+    pc.features_shards = &config;
+  }
   rc = PE_EXIT_FAIL;
   pe__progress_t progress = {0, 0};
   if (!pe_cli_is_set(cmd, "quiet") && isatty(2)) {
@@ -477,7 +520,7 @@ static int pe__replay_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   }
   progress.start_ns = pe_clock_ns();
   struct sigaction old_bus;
-  int bus = pe__sigbus_install(p, &old_bus);
+  int bus = pe__sigbus_install(p, pc.features_path, &old_bus);
   prc = pe_pipeline_run(p);
   pe__sigbus_restore(bus, &old_bus);
   if (pc.on_progress != NULL) {

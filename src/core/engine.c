@@ -442,27 +442,7 @@ static inline int pe__symkey_of(const pe_tick_t *tick, pe__symkey_t *key) {
  * tick (see the layout in core/symstate.h). */
 #define PE__STATE_HOT_BYTES 192u
 
-/* The checks of pe_engine_push that need no state, in its order. */
-static int pe__tick_error(const pe_tick_t *tick) {
-  if (!(tick->price > 0.0) || !isfinite(tick->price)) {
-    return PE_EPRICE;
-  }
-  if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
-    return PE_EVOLUME;
-  }
-  if (tick->symbol_len == 0) {
-    return PE_ESYMBOL;
-  }
-  if (tick->symbol_len > PE_SYMBOL_MAX) {
-    return PE_ESYMLEN;
-  }
-  if (memchr(tick->symbol, '\0', tick->symbol_len) != NULL) {
-    return PE_ESYMNUL;
-  }
-  return PE_OK;
-}
-
-/* pe__tick_error, in one comparison a field for a valid tick; ok_symbol is
+/* pe_tick_check, in one comparison a field for a valid tick; ok_symbol is
  * 1 for a symbol_len in 1..PE_SYMBOL_MAX whose bytes hold no NUL (what
  * pe__symkey_of returns, for such a length), else 0. For x > 0 (or >= 0),
  * x <= DBL_MAX is isfinite(x), and both are false for NaN. */
@@ -471,7 +451,7 @@ static inline int pe__tick_check(const pe_tick_t *tick, int ok_symbol) {
       tick->volume <= DBL_MAX && ok_symbol) {
     return PE_OK;
   }
-  return pe__tick_error(tick);
+  return pe_tick_check(tick);
 }
 
 /* pe_engine_push for a tick that passed pe__tick_check, with its key, the

@@ -1,6 +1,7 @@
 /* Rejection reasons and tick helpers. */
 #include "pe/tick.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "pe/error.h"
@@ -39,6 +40,25 @@ int pe_reject_count(uint64_t counts[PE_REJECT_COUNT], int err) {
     counts[r] += 1;
   }
   return r;
+}
+
+int pe_tick_check(const pe_tick_t *tick) {
+  if (!(tick->price > 0.0) || !isfinite(tick->price)) {
+    return PE_EPRICE;
+  }
+  if (!(tick->volume >= 0.0) || !isfinite(tick->volume)) {
+    return PE_EVOLUME;
+  }
+  if (tick->symbol_len == 0) {
+    return PE_ESYMBOL;
+  }
+  if (tick->symbol_len > PE_SYMBOL_MAX) {
+    return PE_ESYMLEN;
+  }
+  if (memchr(tick->symbol, '\0', tick->symbol_len) != NULL) {
+    return PE_ESYMNUL;
+  }
+  return PE_OK;
 }
 
 int pe_tick_set_symbol(pe_tick_t *tick, const char *symbol, uint32_t len) {

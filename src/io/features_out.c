@@ -15,15 +15,20 @@
  * move: the caller writes a name before submitting the first block that
  * uses it, and the mutex orders that write before a worker's read. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/digits.h"
+#include "io/features_rows.h"
 #include "io/file_impl.h"
 #include "io/textfmt.h"
 #include "pe/error.h"
@@ -64,13 +69,12 @@ size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,
 
 /* ---- the writer ------------------------------------------------------- */
 
-#define PE__VALUES (7 + PE_FEATURE_COUNT) /* price ... the last feature */
-#define PE__COLS (3 + PE__VALUES)         /* ts_s, ts_ns, symbol, values */
+#define PE__COLS PE_FEATURES_COLS
 #define PE__BLOCK_ROWS 2048
-/* Longest text row: a ts of 20 characters, a quoted symbol of 64, each
- * value at most 32 after its comma, the newline. */
-#define PE__ROW_TEXT_MAX (20 + 1 + 64 + PE__VALUES * 33 + 1)
+#define PE__ROW_TEXT_MAX PE_FEATURES_ROW_TEXT_MAX
 #define PE__NPY_HEADER 128 /* bytes, a multiple of 64 as NumPy aligns */
+#define PE__MAP_RESERVE ((uint64_t)1 << 40) /* bytes of address space */
+#define PE__MAP_STEP ((uint64_t)256 << 20)   /* a mapped file grows by this */
 #define PE__NAME_CHUNK 1024u
 #define PE__NAME_CHUNKS 65536u /* 67 million symbols */
 
@@ -125,6 +129,11 @@ struct pe_features_writer {
   int failed;     /* a write failed: nothing more is written */
   int fail_errno; /* its reason */
   char path[4096];
+  /* The output mapped (pe__features_map): a reserved range of address
+   * space, its first map_len bytes mapped to the file, which is that long
+   * until pe__features_end. */
+  char *map;
+  uint64_t map_len;
 };
 
 int pe_features_path_is_npy(const char *path) {
@@ -149,14 +158,11 @@ static void pe__npy_header(char *buf, uint64_t rows) {
   buf[PE__NPY_HEADER - 1] = '\n';
 }
 
-/* Text rows of a block, as pe_features_format writes them; returns the
- * length. Reads only rows and names the caller filled before handing the
- * block on. */
-static size_t pe__format_block(const pe_features_writer_t *w,
-                               const pe__slot_t *s, char *text) {
+size_t pe__features_text(const pe_features_writer_t *w, const double *rows,
+                         size_t n, char *text) {
   char *p = text;
-  for (size_t i = 0; i < s->n; i++) {
-    const double *v = s->rows + i * PE__COLS;
+  for (size_t i = 0; i < n; i++) {
+    const double *v = rows + i * PE__COLS;
     /* ts_s * 10^9 + ts_ns, exact: both are integers well inside 2^53, and
      * the sum wraps in unsigned arithmetic to the int64 it was split from. */
     int64_t ts_s = (int64_t)v[0];
@@ -212,7 +218,7 @@ static void *pe__worker_main(void *arg) {
     if (pick != NULL) {
       pick->state = PE__SLOT_FORMATTING;
       pthread_mutex_unlock(&w->lock);
-      pick->text_len = pe__format_block(w, pick, pick->text);
+      pick->text_len = pe__features_text(w, pick->rows, pick->n, pick->text);
       pthread_mutex_lock(&w->lock);
       pick->state = PE__SLOT_DONE;
       pthread_cond_broadcast(&w->cond);
@@ -273,7 +279,7 @@ static int pe__submit(pe_features_writer_t *w, int take_next) {
     int bad = 0;
     if (s->n > 0 && !w->failed) {
       if (!w->npy) {
-        s->text_len = pe__format_block(w, s, s->text);
+        s->text_len = pe__features_text(w, s->rows, s->n, s->text);
       }
       bad = pe__write_block(w, s) != 0;
     }
@@ -331,6 +337,9 @@ static void pe__stop_threads(pe_features_writer_t *w) {
 }
 
 static void pe__writer_free(pe_features_writer_t *w) {
+  if (w->map != NULL) {
+    munmap(w->map, (size_t)PE__MAP_RESERVE);
+  }
   for (unsigned i = 0; w->slots != NULL && i < w->n_slots; i++) {
     free(w->slots[i].rows);
     free(w->slots[i].text);
@@ -446,9 +455,11 @@ int pe_features_writer_open(const char *path, unsigned threads,
   return PE_OK;
 }
 
-/* Keeps the CSV field of a symbol new to the writer. */
-static int pe__keep_name(pe_features_writer_t *w, uint32_t id,
-                         const pe_tick_t *tick) {
+int pe__features_name(pe_features_writer_t *w, uint32_t id,
+                      const pe_tick_t *tick) {
+  if (id / PE__NAME_CHUNK >= PE__NAME_CHUNKS) {
+    return PE_EFULL;
+  }
   pe__name_t **chunk = &w->names[id / PE__NAME_CHUNK];
   if (*chunk == NULL) {
     *chunk = calloc(PE__NAME_CHUNK, sizeof **chunk);
@@ -468,25 +479,8 @@ static int pe__keep_name(pe_features_writer_t *w, uint32_t id,
   return PE_OK;
 }
 
-int pe_features_writer_add(pe_features_writer_t *w, const pe_tick_t *tick,
-                           const pe_tick_out_t *out) {
-  if (w->cur == NULL) { /* a write failed while a block was awaited */
-    errno = w->fail_errno;
-    return PE_EIO;
-  }
-  uint32_t id = out->symbol_id;
-  if (id / PE__NAME_CHUNK >= PE__NAME_CHUNKS) {
-    return PE_EFULL;
-  }
-  if (id >= w->n_names || w->names[id / PE__NAME_CHUNK] == NULL ||
-      w->names[id / PE__NAME_CHUNK][id % PE__NAME_CHUNK].len == 0) {
-    int rc = pe__keep_name(w, id, tick);
-    if (rc != PE_OK) {
-      return rc;
-    }
-  }
-  pe__slot_t *s = w->cur;
-  double *v = s->rows + s->n * PE__COLS;
+void pe__features_row(double *v, const pe_tick_t *tick, uint32_t id,
+                      const pe_tick_out_t *out) {
   int64_t sec = tick->ts_ns / 1000000000;
   int64_t ns = tick->ts_ns % 1000000000;
   if (ns < 0) {
@@ -504,11 +498,133 @@ int pe_features_writer_add(pe_features_writer_t *w, const pe_tick_t *tick,
   v[8] = out->mean;
   v[9] = out->var;
   memcpy(v + 10, out->feature, sizeof out->feature);
+}
+
+int pe_features_writer_add(pe_features_writer_t *w, const pe_tick_t *tick,
+                           const pe_tick_out_t *out) {
+  if (w->cur == NULL) { /* a write failed while a block was awaited */
+    errno = w->fail_errno;
+    return PE_EIO;
+  }
+  uint32_t id = out->symbol_id;
+  if (id >= w->n_names || w->names[id / PE__NAME_CHUNK] == NULL ||
+      w->names[id / PE__NAME_CHUNK][id % PE__NAME_CHUNK].len == 0) {
+    int rc = pe__features_name(w, id, tick);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
+  pe__slot_t *s = w->cur;
+  pe__features_row(s->rows + s->n * PE__COLS, tick, id, out);
   w->rows++;
   if (++s->n == PE__BLOCK_ROWS) {
     return pe__submit(w, 1);
   }
   return PE_OK;
+}
+
+int pe__features_is_npy(const pe_features_writer_t *w) { return w->npy; }
+
+int pe__features_begin(pe_features_writer_t *w, int *positional,
+                       uint64_t *data_at) {
+  off_t at = lseek(w->fd, 0, SEEK_CUR);
+  int flags = fcntl(w->fd, F_GETFL);
+  *positional = at >= 0 && flags >= 0 && !(flags & O_APPEND);
+  if (w->head_len > 0 && pe__write_all(w->fd, w->head, w->head_len) != 0) {
+    w->failed = 1;
+    w->fail_errno = errno;
+    return PE_EIO;
+  }
+  *data_at = at >= 0 ? (uint64_t)at + w->head_len : 0;
+  w->head_len = 0;
+  return PE_OK;
+}
+
+int pe__features_write_at(pe_features_writer_t *w, const void *buf,
+                          size_t len, uint64_t at) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = pwrite(w->fd, p, len, (off_t)at);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      if (n == 0) {
+        errno = EIO;
+      }
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+    at += (uint64_t)n;
+  }
+  return 0;
+}
+
+int pe__features_write_next(pe_features_writer_t *w, const void *buf,
+                            size_t len) {
+  return pe__write_all(w->fd, buf, len);
+}
+
+int pe__features_map_start(pe_features_writer_t *w, void **base,
+                           uint64_t *reserved) {
+  struct stat st;
+  int flags = fcntl(w->fd, F_GETFL);
+  if (flags < 0 || (flags & O_ACCMODE) != O_RDWR || fstat(w->fd, &st) != 0 ||
+      !S_ISREG(st.st_mode)) {
+    return -1; /* a file mapped for writing must be open for reading too */
+  }
+  void *m = mmap(NULL, (size_t)PE__MAP_RESERVE, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) {
+    return -1;
+  }
+  w->map = m;
+  w->map_len = 0;
+  *base = m;
+  *reserved = PE__MAP_RESERVE;
+  return 0;
+}
+
+int pe__features_map(pe_features_writer_t *w, uint64_t end) {
+  if (end <= w->map_len) {
+    return 0;
+  }
+  uint64_t len = (end + PE__MAP_STEP - 1) / PE__MAP_STEP * PE__MAP_STEP;
+  if (len > PE__MAP_RESERVE) {
+    errno = EFBIG;
+    return -1;
+  }
+  if (ftruncate(w->fd, (off_t)len) != 0) {
+    return -1;
+  }
+  void *at = mmap(w->map + w->map_len, (size_t)(len - w->map_len),
+                  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, w->fd,
+                  (off_t)w->map_len);
+  if (at == MAP_FAILED) {
+    return -1;
+  }
+  w->map_len = len;
+  return 0;
+}
+
+void pe__features_end(pe_features_writer_t *w, uint64_t rows, uint64_t end_at,
+                      int failed_errno) {
+  w->rows = rows;
+  if (w->map != NULL) {
+    munmap(w->map, (size_t)PE__MAP_RESERVE);
+    w->map = NULL;
+    if (failed_errno == 0 && ftruncate(w->fd, (off_t)end_at) != 0) {
+      failed_errno = errno;
+    }
+  }
+  if (failed_errno != 0) {
+    w->failed = 1;
+    w->fail_errno = failed_errno;
+  } else if (end_at > 0 && lseek(w->fd, (off_t)end_at, SEEK_SET) < 0) {
+    w->failed = 1;
+    w->fail_errno = errno;
+  }
 }
 
 /* X.columns.txt and X.symbols.csv beside X.npy. */

@@ -176,11 +176,12 @@ static void pe__sync_dir(const char *path) {
   }
 }
 
-/* TARGET.tmp, created or truncated, never through a link. */
+/* TARGET.tmp, created or truncated, never through a link; open for
+ * reading too, so that it can be mapped for writing. */
 static int pe__open_tmp(const char *target, char *tmp, char *err, size_t cap) {
   snprintf(tmp, PATH_MAX + 8, "%s.tmp", target);
   int fd =
-      open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+      open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
     pe__io_fail(err, cap, "create", tmp);
   }

@@ -7,6 +7,7 @@
  * buffered files; the first failed write stops the run. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "pe/error.h"
 #include "pe/file.h"
 #include "pe/pipeline.h"
+#include "pipeline/shards.h"
 
 #define PE__PROGRESS_ROWS ((uint64_t)1 << 16)
 
@@ -23,6 +25,8 @@ struct pe_pipeline {
   pe_source_t *source;
   pe_sink_t *sink;
   pe_features_writer_t *features;
+  pe__shards_t *shards; /* the features' engines, when split */
+  struct pe__relay *relay; /* the admitting thread, with shards */
   pe_out_t *rejects_out;
   FILE *rejects;
   const char *signals_path;
@@ -145,9 +149,17 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
   if (rc == PE_OK && c->signals_path != NULL) {
     rc = pe_sink_open_file(c->signals_path, c->format, &p->sink, err, err_cap);
   }
+  int split = c->features_path != NULL && c->features_threads > 0 &&
+              c->features_shards != NULL && !c->stop_on_reject;
   if (rc == PE_OK && c->features_path != NULL) {
-    rc = pe_features_writer_open(c->features_path, c->features_threads,
+    rc = pe_features_writer_open(c->features_path,
+                                 split ? 0 : c->features_threads,
                                  &p->features, err, err_cap);
+  }
+  if (rc == PE_OK && split) {
+    rc = pe__shards_create(c->features_shards, c->features_threads,
+                           p->latency_sample, p->features, p->sink, &p->shards,
+                           err, err_cap);
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
     p->rejects = pe__open_out(c->rejects_path, "line,reason,raw\n",
@@ -177,6 +189,27 @@ static int pe__write_failed(pe_pipeline_t *p, const char *what,
   snprintf(p->errmsg, sizeof p->errmsg, "cannot write %s to '%s': %s", what,
            path, errno ? strerror(errno) : "write error");
   return PE_EIO;
+}
+
+/* The message of the features' engines' failure rc; returns rc. */
+static int pe__shards_failed(pe_pipeline_t *p, int rc) {
+  int why = 0;
+  const char *msg = NULL;
+  const char *what = pe__shards_failure(p->shards, &why, &msg);
+  if (what != NULL) {
+    errno = why;
+    return pe__write_failed(p, what,
+                            strcmp(what, "signals") == 0 ? p->signals_path
+                                                         : p->features_path);
+  }
+  if (msg != NULL && msg[0] != '\0') {
+    snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", pe_source_name(p->source),
+             msg);
+  } else {
+    snprintf(p->errmsg, sizeof p->errmsg, "cannot keep the features of '%s': %s",
+             p->features_path, pe_strerror(rc));
+  }
+  return rc;
 }
 
 /* The raw line as one CSV field (RFC 4180): quoted, with each quote
@@ -295,10 +328,216 @@ static int pe__on_report(void *ctx, const pe_tick_t *tick, int rc,
  * batch in latency_sample is timed, its every tick exactly: a counter read
  * after every push keeps each push from overlapping the next, which costs
  * about a third of the throughput when every tick is timed. */
+/* One parsed tick, admitted and queued for the features' engines
+ * (pipeline shards): PE_CONTINUE, or PE_STOP with the run's error kept.
+ * Hot path. */
+static int pe__admit(pe_pipeline_t *p, const pe_tick_t *tick,
+                     const pe_csv_row_t *row) {
+  int rc = pe__shards_add(p->shards, tick);
+  if (rc == PE_OK) {
+    return PE_CONTINUE;
+  }
+  if (pe_reject_from_error(rc) >= 0) {
+    return pe__record_reject(p, rc, row->line_no, row->line, row->len);
+  }
+  if (rc == PE_EFULL) {
+    snprintf(p->errmsg, sizeof p->errmsg,
+             "%s:%llu: the symbol table is full (%u symbols)",
+             pe_source_name(p->source), (unsigned long long)row->line_no,
+             pe__shards_symbols(p->shards));
+    return pe__stop(p, rc);
+  }
+  return pe__stop(p, pe__shards_failed(p, rc));
+}
+
+/* ---- the relay -------------------------------------------------------------
+ * With shards and a mapped input, parsing and admitting run on two threads:
+ * the parser's callbacks copy each tick and row (or rejected row) into the
+ * current chunk of events, and one more thread takes the chunks in order
+ * and admits them, as the callbacks would have. A row's line points into
+ * the mapping, so it outlives the callback. The admitting thread alone
+ * writes the rejected rows; the parser's thread keeps the row counts. */
+
+#define PE__RELAY_EVENTS 4096u /* events a chunk */
+#define PE__RELAY_CHUNKS 4u    /* chunks in flight */
+
+typedef struct pe__event {
+  pe_tick_t tick;
+  pe_csv_row_t row;
+  int err; /* 0: a tick; else the parser's rejection of row */
+} pe__event_t;
+
+typedef struct pe__relay {
+  pe_pipeline_t *p;
+  pe__event_t *chunk[PE__RELAY_CHUNKS];
+  uint32_t n[PE__RELAY_CHUNKS];
+  uint64_t handed, taken; /* chunks handed over, and taken back free */
+  pthread_t tid;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int ending;  /* no more chunks will come */
+  int stopped; /* the admission stopped the run (p->stop_rc) */
+} pe__relay_t;
+
+static void *pe__relay_main(void *arg) {
+  pe__relay_t *r = arg;
+  pe_pipeline_t *p = r->p;
+  int stopped = 0;
+  pthread_mutex_lock(&r->lock);
+  for (uint64_t next = 0;; next++) {
+    while (r->handed == next && !r->ending) {
+      pthread_cond_wait(&r->cond, &r->lock);
+    }
+    if (r->handed == next) {
+      break;
+    }
+    pthread_mutex_unlock(&r->lock);
+    const pe__event_t *ev = r->chunk[next % PE__RELAY_CHUNKS];
+    uint32_t n = r->n[next % PE__RELAY_CHUNKS];
+    for (uint32_t i = 0; i < n && !stopped; i++) {
+      int stop = ev[i].err == 0
+                     ? pe__admit(p, &ev[i].tick, &ev[i].row)
+                     : pe__record_reject(p, ev[i].err, ev[i].row.line_no,
+                                         ev[i].row.line, ev[i].row.len);
+      stopped = stop != PE_CONTINUE;
+    }
+    pthread_mutex_lock(&r->lock);
+    r->stopped = stopped;
+    r->taken = next + 1;
+    pthread_cond_broadcast(&r->cond);
+  }
+  pthread_mutex_unlock(&r->lock);
+  return NULL;
+}
+
+/* The current chunk to the admitting thread; waits for a free one. PE_STOP
+ * once the admission has stopped the run. */
+static int pe__relay_hand(pe__relay_t *r) {
+  pthread_mutex_lock(&r->lock);
+  r->handed++;
+  pthread_cond_broadcast(&r->cond);
+  while (r->handed - r->taken >= PE__RELAY_CHUNKS && !r->stopped) {
+    pthread_cond_wait(&r->cond, &r->lock);
+  }
+  int stopped = r->stopped;
+  pthread_mutex_unlock(&r->lock);
+  if (stopped) {
+    return PE_STOP; /* no more events come: the run ends */
+  }
+  r->n[r->handed % PE__RELAY_CHUNKS] = 0; /* a free chunk */
+  return PE_CONTINUE;
+}
+
+/* The next event of the current chunk; with full, the chunk is full once
+ * it is filled. */
+static inline pe__event_t *pe__relay_next(pe__relay_t *r, int *full) {
+  uint32_t c = (uint32_t)(r->handed % PE__RELAY_CHUNKS);
+  pe__event_t *ev = &r->chunk[c][r->n[c]++];
+  *full = r->n[c] == PE__RELAY_EVENTS;
+  return ev;
+}
+
+/* Hands over what is left and waits for the admitting thread to end. */
+static void pe__relay_end(pe__relay_t *r) {
+  pthread_mutex_lock(&r->lock);
+  int stopped = r->stopped;
+  pthread_mutex_unlock(&r->lock);
+  if (!stopped && r->n[r->handed % PE__RELAY_CHUNKS] > 0) {
+    (void)pe__relay_hand(r);
+  }
+  pthread_mutex_lock(&r->lock);
+  r->ending = 1;
+  pthread_cond_broadcast(&r->cond);
+  pthread_mutex_unlock(&r->lock);
+  pthread_join(r->tid, NULL);
+}
+
+static void pe__relay_free(pe__relay_t *r) {
+  if (r == NULL) {
+    return;
+  }
+  pthread_cond_destroy(&r->cond);
+  pthread_mutex_destroy(&r->lock);
+  for (unsigned i = 0; i < PE__RELAY_CHUNKS; i++) {
+    free(r->chunk[i]);
+  }
+  free(r);
+}
+
+/* The admitting thread, started; NULL when it cannot be (the parser's
+ * thread then admits the ticks itself). */
+static pe__relay_t *pe__relay_start(pe_pipeline_t *p) {
+  pe__relay_t *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    return NULL;
+  }
+  r->p = p;
+  int ok = 1;
+  for (unsigned i = 0; i < PE__RELAY_CHUNKS; i++) {
+    r->chunk[i] = malloc(PE__RELAY_EVENTS * sizeof *r->chunk[i]);
+    ok = ok && r->chunk[i] != NULL;
+  }
+  int locks = 0;
+  if (ok && pthread_mutex_init(&r->lock, NULL) == 0) {
+    locks = 1;
+    if (pthread_cond_init(&r->cond, NULL) == 0) {
+      locks = 2;
+    }
+  }
+  if (locks == 2 && pthread_create(&r->tid, NULL, pe__relay_main, r) == 0) {
+    return r;
+  }
+  if (locks == 2) {
+    pthread_cond_destroy(&r->cond);
+  }
+  if (locks >= 1) {
+    pthread_mutex_destroy(&r->lock);
+  }
+  for (unsigned i = 0; i < PE__RELAY_CHUNKS; i++) {
+    free(r->chunk[i]);
+  }
+  free(r);
+  return NULL;
+}
+
+/* A batch of parsed ticks for the features' engines: to the admitting
+ * thread, or admitted here. Hot path. */
+static int pe__on_ticks_split(pe_pipeline_t *p, const pe_tick_t *ticks,
+                              const pe_csv_row_t *rows, uint32_t n) {
+  pe__relay_t *r = p->relay;
+  for (uint32_t i = 0; i < n; i++) {
+    if (r == NULL) {
+      int stop = pe__admit(p, &ticks[i], &rows[i]);
+      if (stop != PE_CONTINUE) {
+        return stop;
+      }
+      continue;
+    }
+    int full = 0;
+    pe__event_t *ev = pe__relay_next(r, &full);
+    ev->tick = ticks[i];
+    ev->row = rows[i];
+    ev->err = 0;
+    if (full && pe__relay_hand(r) != PE_CONTINUE) {
+      return PE_STOP;
+    }
+  }
+  return PE_CONTINUE;
+}
+
 static int pe__on_ticks(void *ctx, const pe_tick_t *ticks,
                         const pe_csv_row_t *rows, uint32_t n) {
   pe_pipeline_t *p = ctx;
   p->rows += n;
+  if (p->shards != NULL) {
+    int stop = pe__on_ticks_split(p, ticks, rows, n);
+    if (stop == PE_CONTINUE && p->on_progress != NULL &&
+        p->rows >= p->next_progress) {
+      p->next_progress = p->rows + PE__PROGRESS_ROWS;
+      p->on_progress(p->progress_ctx, p);
+    }
+    return stop;
+  }
   p->batch = ticks;
   p->batch_rows = rows;
   uint32_t pushed = 0;
@@ -326,6 +565,15 @@ static int pe__on_reject(void *ctx, int err, uint64_t line_no, const char *line,
   pe_pipeline_t *p = ctx;
   p->rows += 1;
   (void)pe_reject_count(p->parse_rejected, err);
+  if (p->relay != NULL) {
+    int full = 0;
+    pe__event_t *ev = pe__relay_next(p->relay, &full);
+    ev->row.line_no = line_no;
+    ev->row.line = line;
+    ev->row.len = len;
+    ev->err = err;
+    return full ? pe__relay_hand(p->relay) : PE_CONTINUE;
+  }
   return pe__record_reject(p, err, line_no, line, len);
 }
 
@@ -352,9 +600,29 @@ int pe_pipeline_run(pe_pipeline_t *p) {
   pe_engine_set_report(p->engine, pe__on_report, p);
   (void)pe_cycles_per_ns(); /* calibrate before the clock starts */
   p->start_ns = pe_clock_ns();
+  const void *map = NULL;
+  size_t map_len = 0;
+  if (p->shards != NULL && pe_source_mapping(p->source, &map, &map_len)) {
+    p->relay = pe__relay_start(p);
+  }
   int rc = pe_source_run(p->source, &handler);
-  if (rc == PE_OK) {
+  if (p->relay != NULL) {
+    pe__relay_end(p->relay);
+    if (rc == PE_OK && p->relay->stopped) {
+      rc = PE_STOP; /* p->stop_rc holds the admission's error */
+    }
+    pe__relay_free(p->relay);
+    p->relay = NULL;
+  }
+  if (rc == PE_OK && p->shards == NULL) {
     rc = pe_engine_flush(p->engine); /* the reports still held */
+  }
+  if (p->shards != NULL) {
+    int src = pe__shards_finish(p->shards);
+    if (rc == PE_OK && src != PE_OK) {
+      rc = pe__shards_failed(p, src);
+    }
+    pe__shards_latency(p->shards, &p->latency);
   }
   p->end_ns = pe_clock_ns();
   if (rc == PE_STOP) {
@@ -389,7 +657,11 @@ int pe_pipeline_run(pe_pipeline_t *p) {
 
 void pe_pipeline_stats(const pe_pipeline_t *p, pe_pipeline_stats_t *s) {
   memset(s, 0, sizeof *s);
-  pe_engine_stats(p->engine, &s->engine);
+  if (p->shards != NULL) {
+    pe__shards_stats(p->shards, &s->engine);
+  } else {
+    pe_engine_stats(p->engine, &s->engine);
+  }
   s->rows = p->rows;
   for (int i = 0; i < PE_REJECT_COUNT; i++) {
     s->rejected[i] = p->parse_rejected[i] + s->engine.rejected[i];
@@ -415,11 +687,19 @@ const pe_source_t *pe_pipeline_source(const pe_pipeline_t *p) {
 
 const char *pe_pipeline_errmsg(const pe_pipeline_t *p) { return p->errmsg; }
 
+int pe_pipeline_features_mapping(const pe_pipeline_t *p, const void **start,
+                                 size_t *len) {
+  *start = NULL;
+  *len = 0;
+  return p->shards != NULL && pe__shards_mapping(p->shards, start, len);
+}
+
 void pe_pipeline_destroy(pe_pipeline_t *p) {
   if (p == NULL) {
     return;
   }
   char err[64];
+  pe__shards_destroy(p->shards);
   pe_sink_discard(p->sink);
   (void)pe_features_writer_close(p->features, 0, err, sizeof err);
   (void)pe_out_close(p->rejects_out, 0, err, sizeof err);
