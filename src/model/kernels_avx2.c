@@ -329,44 +329,57 @@ PE__AVX2 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
 /* Activations in place over n floats; those without a vector form go to
  * the portable pe__act_apply. */
 PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
-  if (act != PE__ACT_SIGMOID && act != PE__ACT_TANH && act != PE__ACT_EXP &&
-      act != PE__ACT_RELU && act != PE__ACT_LEAKY && act != PE__ACT_ERF &&
-      act != PE__ACT_GELU) {
-    pe__act_apply(y, n, act, alpha);
-    return;
-  }
   const __m256 va = _mm256_set1_ps(alpha);
-  int64_t i = 0;
-  for (; i < n; i += 8) {
-    int64_t w = n - i < 8 ? n - i : 8;
-    __m256i m = pe__mask(w);
-    __m256 v = w == 8 ? _mm256_loadu_ps(y + i) : _mm256_maskload_ps(y + i, m);
-    switch (act) {
-    case PE__ACT_SIGMOID:
-      v = pe__sigmoid8(v);
-      break;
-    case PE__ACT_TANH:
-      v = pe__tanh8(v);
-      break;
-    case PE__ACT_EXP:
-      v = pe__exp8(v);
-      break;
-    case PE__ACT_ERF:
-      v = pe__erf8(v, NULL);
-      break;
-    case PE__ACT_GELU:
-      v = pe__gelu8(v);
-      break;
-    default:
-      v = pe__act8(v, act, va);
-      break;
-    }
-    if (w == 8) {
-      _mm256_storeu_ps(y + i, v);
-    } else {
-      _mm256_maskstore_ps(y + i, m, v);
-    }
+  /* One loop per activation, four independent vectors an iteration: the
+   * long polynomials (erf, exp) are latency chains, and one vector at a
+   * time leaves the FMA units idle most of each chain. The tail is masked;
+   * every lane goes through the same arithmetic either way. */
+#define PE__ACT_LOOP(F)                                                        \
+  do {                                                                         \
+    int64_t i = 0;                                                             \
+    for (; i + 32 <= n; i += 32) {                                             \
+      __m256 v0 = _mm256_loadu_ps(y + i), v1 = _mm256_loadu_ps(y + i + 8);     \
+      __m256 v2 = _mm256_loadu_ps(y + i + 16);                                 \
+      __m256 v3 = _mm256_loadu_ps(y + i + 24);                                 \
+      _mm256_storeu_ps(y + i, F(v0));                                          \
+      _mm256_storeu_ps(y + i + 8, F(v1));                                      \
+      _mm256_storeu_ps(y + i + 16, F(v2));                                     \
+      _mm256_storeu_ps(y + i + 24, F(v3));                                     \
+    }                                                                          \
+    for (; i < n; i += 8) {                                                    \
+      __m256i m = pe__mask(n - i);                                             \
+      _mm256_maskstore_ps(y + i, m, F(_mm256_maskload_ps(y + i, m)));          \
+    }                                                                          \
+  } while (0)
+#define PE__ERF(v) pe__erf8(v, NULL)
+#define PE__SIMPLE(v) pe__act8(v, act, va)
+  switch (act) {
+  case PE__ACT_SIGMOID:
+    PE__ACT_LOOP(pe__sigmoid8);
+    break;
+  case PE__ACT_TANH:
+    PE__ACT_LOOP(pe__tanh8);
+    break;
+  case PE__ACT_EXP:
+    PE__ACT_LOOP(pe__exp8);
+    break;
+  case PE__ACT_ERF:
+    PE__ACT_LOOP(PE__ERF);
+    break;
+  case PE__ACT_GELU:
+    PE__ACT_LOOP(pe__gelu8);
+    break;
+  case PE__ACT_RELU:
+  case PE__ACT_LEAKY:
+    PE__ACT_LOOP(PE__SIMPLE);
+    break;
+  default:
+    pe__act_apply(y, n, act, alpha);
+    break;
   }
+#undef PE__SIMPLE
+#undef PE__ERF
+#undef PE__ACT_LOOP
 }
 
 /* Dense layer over `rows` rows with the panel or dot layout of
