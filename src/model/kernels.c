@@ -867,8 +867,7 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
           pe__conv1d_wg(s, kn, in0 + b * xs + i * xi, y + b * ys + i * yi,
                         x->scratch);
         } else {
-          kn->conv1d(s, in0 + b * xs + i * xi, y + b * ys + i * yi,
-                     x->scratch);
+          kn->conv1d(s, in0 + b * xs + i * xi, y + b * ys + i * yi, x->scratch);
         }
       }
     }

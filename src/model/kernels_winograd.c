@@ -53,8 +53,8 @@ static int pe__wg_fits(const pe__step_t *s) {
   const int64_t cin = s->p[0], cout = s->p[1], d = s->p[5], win = s->p[8];
   return s->kind == PE__K_CONV1D && s->p[2] == 1 && s->p[3] == 4 &&
          s->p[4] == 1 && s->p[6] == 0 && s->p[7] == 0 && d >= 1 &&
-         win % d == 0 && d >= 8 && win / d >= 3 + PE__WG_M && cin >= 8 && cout >= 8 &&
-         s->p[9] == win - 3 * d && s->w != NULL && s->bias != NULL;
+         win % d == 0 && d >= 8 && win / d >= 3 + PE__WG_M && cin >= 8 &&
+         cout >= 8 && s->p[9] == win - 3 * d && s->w != NULL && s->bias != NULL;
 }
 
 int pe__conv1d_wg_pack(pe__step_t *s) {
@@ -71,8 +71,8 @@ int pe__conv1d_wg_pack(pe__step_t *s) {
   g->out[0] = 0;
   g->out[1] = g->out[2] = -1;
   /* 6 groups of cin -> cout, 1 tap; the window is set per chunk */
-  int64_t p[10] = {PE__WG_A * cin, PE__WG_A * cout, PE__WG_A, 1, 1, 1, 0, 0,
-                   0, 0};
+  int64_t p[10] = {
+      PE__WG_A * cin, PE__WG_A * cout, PE__WG_A, 1, 1, 1, 0, 0, 0, 0};
   memcpy(g->p, p, sizeof p);
   g->p[PE__P_ROWS_READY] = 1; /* pe__conv1d_wg writes them */
   g->w = malloc((size_t)(PE__WG_A * cout * cin) * sizeof(float));
@@ -115,8 +115,8 @@ static int64_t pe__wg_layout(const pe__step_t *s, int64_t *np_out,
   pe__step_t g = *s->wg;
   g.p[8] = g.p[9] = np;
   const int64_t mm = (PE__WG_A * cout * np + 15) / 16 * 16;
-  const int64_t k = (pe__step_scratch(&g, 1, &pe__kernels_generic) + 15) /
-                    16 * 16;
+  const int64_t k =
+      (pe__step_scratch(&g, 1, &pe__kernels_generic) + 15) / 16 * 16;
   if (np_out != NULL) {
     *np_out = np;
     *off_k = mm;
@@ -181,8 +181,8 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
  * nt * d floats, V[x][ci] at v + (x * cin + ci) * lr (vs = cin * lr apart).
  * Rows past the window read the zero row z. */
 PE__WG_T static void pe__wg_in(const float *xc, int64_t hin, int64_t d,
-                               int64_t q0, int64_t nt, const float *z,
-                               float *v, int64_t vs) {
+                               int64_t q0, int64_t nt, const float *z, float *v,
+                               int64_t vs) {
   for (int64_t q = 0; q < nt; q++) {
     const float *r[PE__WG_A];
     for (int j = 0; j < PE__WG_A; j++) {
@@ -241,8 +241,8 @@ PE__WG_T static void pe__wg_out(const float *mc, int64_t ms, int64_t hout,
   }
 }
 
-void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn,
-                   const float *x, float *y, float *scratch) {
+void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
+                   float *y, float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], d = s->p[5], win = s->p[8];
   const int64_t wout = s->p[9], hin = win / d, hout = wout / d;
   const int64_t tiles = (hout + PE__WG_M - 1) / PE__WG_M;

@@ -309,8 +309,8 @@ typedef struct pe__step {
   /* weights: canonical while building, packed by plan.c */
   float *w, *w2, *bias, *bias2; /* canonical, owned */
   pe__dense_t d, d2, d3;        /* packed (DENSE, LSTM, GRU) */
-  float *lw; /* LSTM, for the fused vector kernels (pe__lstm_pack);
-                NULL: pe__rnn runs it with any kernels */
+  float *lw;           /* LSTM, for the fused vector kernels (pe__lstm_pack);
+                          NULL: pe__rnn runs it with any kernels */
   struct pe__step *wg; /* CONV1D with 4 taps: the grouped 1x1 step of its
                           Winograd form (kernels_winograd.c), owned; run
                           with the vector tables. NULL: direct only */
@@ -486,8 +486,8 @@ int pe__step_pack(pe__step_t *s);
  * Conv1d and activation kernels. */
 int pe__conv1d_wg_pack(pe__step_t *s);
 int64_t pe__conv1d_wg_scratch(const pe__step_t *s);
-void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn,
-                   const float *x, float *y, float *scratch);
+void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
+                   float *y, float *scratch);
 
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
                          const pe__kernels_t *k);
