@@ -130,7 +130,8 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 }
 
 /* The transforms run only with the vector tables (AVX2 at least), so they
- * are written for AVX2: 8 columns a vector, the last d % 8 one at a time. */
+ * are written for AVX2: 8 columns a vector (d >= 8), the last d % 8 as an
+ * overlapping last vector. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define PE__WG_T __attribute__((target("avx2,fma")))
@@ -142,6 +143,7 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 #define PE__MUL(a, b) _mm256_mul_ps(a, b)
 #define PE__SET(f) _mm256_set1_ps(f)
 #define PE__VW 8
+#define PE__WG_TAIL 1
 #else
 #define PE__WG_T
 #define PE__V float
@@ -152,6 +154,7 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 #define PE__MUL(a, b) ((a) * (b))
 #define PE__SET(f) (f)
 #define PE__VW 1
+#define PE__WG_TAIL 0
 #endif
 
 /* Input transform of columns [c, c + w) of one tile: rows r[0..5] to the
@@ -194,10 +197,18 @@ PE__WG_T static void pe__wg_in(const float *xc, int64_t hin, int64_t d,
     for (; c + PE__VW <= d; c += PE__VW) {
       PE__WG_IN(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET);
     }
+#if PE__WG_TAIL
+    if (c < d) {
+      /* the last vector again, overlapping: the same values rewritten */
+      c = d - PE__VW;
+      PE__WG_IN(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET);
+    }
+#else
     for (; c < d; c++) {
       PE__WG_IN(float, PE__S_LD, PE__S_ST, PE__S_ADD, PE__S_SUB, PE__S_MUL,
                 PE__S_SET);
     }
+#endif
   }
 }
 
@@ -234,10 +245,18 @@ PE__WG_T static void pe__wg_out(const float *mc, int64_t ms, int64_t hout,
     for (; c + PE__VW <= d; c += PE__VW) {
       PE__WG_OUT(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET);
     }
+#if PE__WG_TAIL
+    if (c < d) {
+      /* the last vector again, overlapping: the same values rewritten */
+      c = d - PE__VW;
+      PE__WG_OUT(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET);
+    }
+#else
     for (; c < d; c++) {
       PE__WG_OUT(float, PE__S_LD, PE__S_ST, PE__S_ADD, PE__S_SUB, PE__S_MUL,
                  PE__S_SET);
     }
+#endif
   }
 }
 
