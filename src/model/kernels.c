@@ -16,10 +16,6 @@
 #include "pe/error.h"
 
 /* Floats between two windows of a tensor: 0 for a constant. */
-int64_t pe__tensor_stride(const pe__tensor_t *t) {
-  return t->is_const ? 0 : t->numel;
-}
-
 /* The logistic function, libm exp. */
 static float pe__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -243,7 +239,15 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
                                float *scratch, int64_t lr) {
   const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
   const int64_t pl = s->p[6], win = s->p[8];
-  for (int64_t ci = 0; ci < cin && s->p[PE__P_ROWS_READY] == 0; ci++) {
+  /* rows the Winograd form wrote itself (PE__P_ROWS_READY) stay as they are */
+  const int copy = s->p[PE__P_ROWS_READY] == 0;
+  for (int64_t ci = 0; ci < cin && st == 1 && copy; ci++) {
+    float *row = scratch + ci * lr;
+    memset(row, 0, (size_t)pl * sizeof(float));
+    memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
+    memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
+  }
+  for (int64_t ci = 0; ci < cin && st > 1 && copy; ci++) {
     const float *xr = x + ci * win;
     for (int64_t r = 0; r < st; r++) {
       float *row = scratch + (ci * st + r) * lr;
@@ -254,12 +258,8 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
       j1 = j1 > lr ? lr : j1;
       const int64_t a = j0 < j1 ? j0 : j1;
       memset(row, 0, (size_t)a * sizeof(float));
-      if (st == 1) {
-        memcpy(row + a, xr + a - pl, (size_t)(j1 - a) * sizeof(float));
-      } else {
-        for (int64_t j = a; j < j1; j++) {
-          row[j] = xr[j * st + r - pl];
-        }
+      for (int64_t j = a; j < j1; j++) {
+        row[j] = xr[j * st + r - pl];
       }
       memset(row + j1, 0, (size_t)(lr - j1) * sizeof(float));
     }

@@ -419,7 +419,10 @@ int pe__kernels_avx2_usable(void);
 int pe__kernels_avx512_usable(void);
 void pe__step_exec(const pe__step_t *s, const pe__exec_t *x);
 void pe__act_apply(float *y, int64_t n, int act, float alpha);
-int64_t pe__tensor_stride(const pe__tensor_t *t);
+/* Floats from one window to the next: 0 for a constant, shared by all. */
+static inline int64_t pe__tensor_stride(const pe__tensor_t *t) {
+  return t->is_const ? 0 : t->numel;
+}
 
 /* The entries of the vector tables (kernels_avx2.c, kernels_avx512.c). */
 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,

@@ -32,8 +32,8 @@ struct pe_model_ctx {
   const pe_model_t *m;
   float *arena; /* tile * arena_ps floats, then scratch */
   float *scratch;
-  float **ptr;  /* per tensor */
-  int *rt;      /* runtime tensors to point per tile */
+  float **ptr;  /* per tensor; those in the arena or constant set once */
+  int *rt;      /* tensors over a caller's input or output: pointed per tile */
   int *rt_root; /* their storage roots */
   int n_rt;
   uint32_t tile;
@@ -580,13 +580,23 @@ int pe_model_ctx_create(const pe_model_t *m, uint32_t max_batch,
   }
   memset(c->arena, 0, bytes);
   c->scratch = c->arena + m->arena_ps * tile;
+  /* arena offsets scale with the tile, not with the windows of a run, so
+   * only the tensors over the caller's buffers move from run to run */
   for (int t = 0; t < m->g.n_t; t++) {
     const pe__tensor_t *x = &m->g.t[t];
     if (x->is_const) {
       c->ptr[t] = x->f;
     } else if (x->known && (x->alias_of >= 0 || x->storage != PE__ST_NONE)) {
-      c->rt_root[c->n_rt] = pe__root(m, t);
-      c->rt[c->n_rt++] = t;
+      const int r = pe__root(m, t);
+      const pe__tensor_t *root = &m->g.t[r];
+      if (root->storage == PE__ST_INPUT || root->storage == PE__ST_OUTPUT) {
+        c->rt_root[c->n_rt] = r;
+        c->rt[c->n_rt++] = t;
+      } else if (root->storage == PE__ST_CONST) {
+        c->ptr[t] = root->f;
+      } else {
+        c->ptr[t] = c->arena + root->off_ps * (int64_t)tile;
+      }
     }
   }
   *out = c;
@@ -609,13 +619,44 @@ static size_t pe__elem_size(int dtype) {
   return dtype == PE__DT_I64 ? 8 : dtype == PE__DT_BOOL ? 1 : 4;
 }
 
+/* The run loop over validated arguments: each tile points the tensors
+ * over the caller's buffers, then runs every step. */
+static int pe__run(pe_model_ctx_t *c, const void *const *in, uint32_t batch,
+                   float *const *out) {
+  const pe_model_t *m = c->m;
+  const pe__tensor_t *t = m->g.t;
+  for (uint32_t c0 = 0; c0 < batch; c0 += c->tile) {
+    uint32_t n = batch - c0 < c->tile ? batch - c0 : c->tile;
+    for (int k = 0; k < c->n_rt; k++) {
+      const int id = c->rt[k], r = c->rt_root[k];
+      if (t[r].storage == PE__ST_INPUT) {
+        /* read-only in every kernel: the cast drops a const that the
+         * pointer table cannot carry (int64 and bool inputs are read by
+         * their Cast step as such) */
+        c->ptr[id] = (float *)(uintptr_t)((const char *)in[t[r].input_idx] +
+                                          (size_t)c0 * (size_t)t[r].numel *
+                                              pe__elem_size(t[r].dtype));
+      } else {
+        c->ptr[id] = out[t[r].out_slot] + (size_t)c0 * (size_t)t[r].numel;
+      }
+    }
+    pe__exec_t x = {m, m->kern, c->ptr, c->scratch, n};
+    for (int i = 0; i < m->n_step; i++) {
+      pe__step_exec(&m->step[i], &x);
+    }
+  }
+  return PE_OK;
+}
+
 int pe_model_run(pe_model_ctx_t *c, const float *in, uint32_t batch,
                  float *out) {
-  if (c == NULL || c->m->g.n_inputs != 1) {
+  if (c == NULL || in == NULL || out == NULL || batch == 0 ||
+      c->m->g.n_inputs != 1 || c->m->all_outputs) {
     return PE_EINVAL;
   }
   const void *ins[1] = {in};
-  return pe_model_run_inputs(c, ins, 1, batch, out);
+  float *outs[1] = {out};
+  return pe__run(c, ins, batch, outs);
 }
 
 int pe_model_run_inputs(pe_model_ctx_t *c, const void *const *in, int n_in,
@@ -644,36 +685,5 @@ int pe_model_run_outputs(pe_model_ctx_t *c, const void *const *in, int n_in,
       return PE_EINVAL;
     }
   }
-  const pe_model_t *m = c->m;
-  const pe__tensor_t *t = m->g.t;
-  for (uint32_t c0 = 0; c0 < batch; c0 += c->tile) {
-    uint32_t n = batch - c0 < c->tile ? batch - c0 : c->tile;
-    for (int k = 0; k < c->n_rt; k++) {
-      int id = c->rt[k], r = c->rt_root[k];
-      switch (t[r].storage) {
-      case PE__ST_INPUT:
-        /* read-only in every kernel: the cast drops a const that the
-         * pointer table cannot carry (int64 and bool inputs are read by
-         * their Cast step as such) */
-        c->ptr[id] = (float *)(uintptr_t)((const char *)in[t[r].input_idx] +
-                                          (size_t)c0 * (size_t)t[r].numel *
-                                              pe__elem_size(t[r].dtype));
-        break;
-      case PE__ST_OUTPUT:
-        c->ptr[id] = out[t[r].out_slot] + (size_t)c0 * (size_t)t[r].numel;
-        break;
-      case PE__ST_CONST:
-        c->ptr[id] = t[r].f;
-        break;
-      default:
-        c->ptr[id] = c->arena + t[r].off_ps * (int64_t)c->tile;
-        break;
-      }
-    }
-    pe__exec_t x = {m, m->kern, c->ptr, c->scratch, n};
-    for (int i = 0; i < m->n_step; i++) {
-      pe__step_exec(&m->step[i], &x);
-    }
-  }
-  return PE_OK;
+  return pe__run(c, in, batch, out);
 }
