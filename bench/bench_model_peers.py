@@ -166,9 +166,13 @@ def zoo_models(tmp, families, exporters):
     """The zoo families named, each built with the zoo's seed and exported
     with each exporter into tmp: a list of (path, module, input shape), the
     module shared by a family's exports."""
-    import torch
+    try:
+        import torch
+    except ImportError as e:
+        sys.exit(f"bench_model_peers: --zoo needs torch ({e}); run with a "
+                 f"python that has torch, onnx and onnxscript")
     sys.path.insert(0, os.path.join(ROOT, "models"))
-    import zoo
+    import zoo  # exits with its own message when onnx or onnxscript is absent
     fams = {f.name: f for f in zoo.families("all")}
     out = []
     for name in families:
