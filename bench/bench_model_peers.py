@@ -25,6 +25,18 @@ Then, unless --no-transformer, a Transformer encoder
 (tests/models/attention_models.py: windows of 8 features x 64 ticks, d_model
 64, 4 heads, 2 post-norm layers, feed-forward 128, mean over the ticks, 3
 outputs; made at run time with a fixed seed).
+
+--zoo FAMILIES takes models as PyTorch users write and export them instead:
+each family of models/zoo.py (transformer64: nn.TransformerEncoderLayer x 2,
+d_model 64, 8 heads, GELU, 64 ticks x 8 features; deeplob_full: DeepLOB at
+the paper's widths over [N, 1, 100, 40]) built with the zoo's seed, exported
+with each of --exporters (legacy17: the TorchScript exporter at opset 17;
+default: torch.onnx.export's own exporter, which needs onnxscript), and the
+same module is PyTorch's contender (eager, inference_mode, one thread). With
+--zoo only the zoo's models run, and those named on the command line.
+GFLOP/s is ours, from the plan's FLOP count over our throughput; --peak
+GFLOPS adds it as a share of the core's peak. A contender whose calls take
+seconds runs fewer times (at least 5 timed, about 10 s in all).
 """
 import argparse
 import glob
@@ -76,9 +88,20 @@ def ours(exe, model, batch, core, kernels):
     return med, tput, kern
 
 
+# A contender's seconds of timed calls beyond which it runs fewer of them.
+SLOW_BUDGET_S = 10.0
+
+
 def timed(fn, batch, flops=0):
     n = iterations(batch, flops)
-    for _ in range(max(5, n // 10)):
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    warm = max(5, n // 10) - 1
+    if first * n > SLOW_BUDGET_S:
+        n = max(5, int(SLOW_BUDGET_S / first))
+        warm = min(warm, 1)
+    for _ in range(warm):
         fn()
     t = np.empty(n)
     for i in range(n):
@@ -139,6 +162,46 @@ def torch_module(model):
     return m.eval()
 
 
+def zoo_models(tmp, families, exporters):
+    """The zoo families named, each built with the zoo's seed and exported
+    with each exporter into tmp: a list of (path, module, input shape), the
+    module shared by a family's exports."""
+    try:
+        import torch
+    except ImportError as e:
+        sys.exit(f"bench_model_peers: --zoo needs torch ({e}); run with a "
+                 f"python that has torch, onnx and onnxscript")
+    sys.path.insert(0, os.path.join(ROOT, "models"))
+    import zoo  # exits with its own message when onnx or onnxscript is absent
+    fams = {f.name: f for f in zoo.families("all")}
+    out = []
+    for name in families:
+        if name not in fams:
+            sys.exit(f"bench_model_peers: no zoo family '{name}' "
+                     f"(models/zoo.py has {', '.join(sorted(fams))})")
+        fam = fams[name]
+        torch.manual_seed(0)
+        module = fam.build().eval()
+        for exporter in exporters:
+            if exporter not in zoo.EXPORTERS:
+                sys.exit(f"bench_model_peers: no exporter '{exporter}' "
+                         f"(models/zoo.py has {', '.join(zoo.EXPORTERS)})")
+            path = os.path.join(tmp, f"{name}.{exporter}.onnx")
+            with zoo.quiet([]):
+                zoo.export(module, fam, exporter, path)
+            zoo.add_metadata(path, fam)
+            out.append((path, module, fam.shape))
+    return out
+
+
+def torch_bench_module(module, shape, batch, flops):
+    import torch
+    torch.set_num_threads(1)
+    x = torch.rand([batch] + list(shape)) * 2 - 1
+    with torch.inference_mode():
+        return timed(lambda: module(x), batch, flops)
+
+
 def torch_bench(model, batch):
     try:
         import torch
@@ -168,38 +231,67 @@ def main():
                     help="add a DeepLOB-style model of the paper's size")
     ap.add_argument("--no-transformer", action="store_true",
                     help="leave out the generated Transformer encoder")
+    ap.add_argument("--zoo", default="",
+                    help="models/zoo.py families as exported by PyTorch, "
+                         "e.g. transformer64,deeplob_full")
+    ap.add_argument("--exporters", default="legacy17,default",
+                    help="with --zoo: legacy13, legacy17, default")
+    ap.add_argument("--peak", type=float, default=0.0,
+                    help="the core's peak GFLOP/s, to print ours as a share of it")
     ap.add_argument("models", nargs="*")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_peers_")
+    exe = os.path.join(a.build, "pattern-engine")
+    if not os.access(exe, os.X_OK):
+        sys.exit(f"bench_model_peers: no pattern-engine in {a.build} (--build DIR)")
+    zoo_mod = {}
+    if a.zoo:
+        for path, module, shape in zoo_models(tmp, a.zoo.split(","),
+                                              a.exporters.split(",")):
+            zoo_mod[path] = (module, shape)
     extra = [deeplob_model(tmp)] if a.deeplob else []
+    extra += list(zoo_mod)
     models = extra + a.models if (a.models or extra) else sorted(
         glob.glob(os.path.join(ROOT, "models", "*.onnx"))) or [
         os.path.join(ROOT, "tests", "models", f)
         for f in ("mlp_gemm.onnx", "cnn_toy.onnx", "conv_odd.onnx", "lstm.onnx", "gru.onnx")]
-    if not a.no_transformer:
+    if not a.no_transformer and not a.zoo:
         import onnx
         sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
         import attention_models
         path = os.path.join(tmp, "transformer_enc.onnx")
         onnx.save(attention_models.encoder(C=8, W=64, E=64, H=4, layers=2, ff=128), path)
         models = list(models) + [path]
-    exe = os.path.join(a.build, "pattern-engine")
     os.sched_setaffinity(0, {a.core})
     import onnxruntime
     print(f"one core (cpu {a.core}); onnxruntime {onnxruntime.__version__}, numpy {np.__version__}")
-    hdr = (f"{'model':24} {'batch':>5} | {'ours med us':>11} {'ours win/s':>11} | "
-           f"{'ORT med us':>10} {'ORT win/s':>11} {'x ORT':>6} | {'torch win/s':>11} {'x torch':>7}")
+    peak = f" {'% peak':>6}" if a.peak > 0 else ""
+    hdr = (f"{'model':28} {'batch':>5} | {'ours med us':>11} {'ours win/s':>11} "
+           f"{'GFLOP/s':>7}{peak} | {'ORT med us':>10} {'ORT win/s':>11} {'x ORT':>6} | "
+           f"{'torch med us':>12} {'torch win/s':>11} {'x torch':>7}")
     print(hdr)
     print("-" * len(hdr))
     why = ""
+    torch_cache = {}
     for m in models:
+        flops = model_flops(exe, m)
         for b in [int(v) for v in a.batches.split(",")]:
             med, tput, kern = ours(exe, m, b, a.core, a.kernels)
-            omed, otput = ort_bench(m, b, model_flops(exe, m))
-            tres, why_m = torch_bench(m, b)
+            omed, otput = ort_bench(m, b, flops)
+            if m in zoo_mod:
+                module, shape = zoo_mod[m]
+                key = (id(module), b)
+                if key not in torch_cache:
+                    torch_cache[key] = torch_bench_module(module, shape, b, flops)
+                tres, why_m = torch_cache[key], ""
+            else:
+                tres, why_m = torch_bench(m, b)
             why = why_m or why
-            ts = f"{tres[1]:11.0f} {tput / tres[1]:7.2f}" if tres else f"{'-':>11} {'-':>7}"
-            print(f"{os.path.basename(m):24} {b:5d} | {med:11.3f} {tput:11.0f} | "
+            ts = (f"{tres[0]:12.3f} {tres[1]:11.0f} {tput / tres[1]:7.2f}" if tres
+                  else f"{'-':>12} {'-':>11} {'-':>7}")
+            gf = flops * tput / 1e9
+            pk = f" {100 * gf / a.peak:5.1f}%" if a.peak > 0 else ""
+            print(f"{os.path.basename(m):28} {b:5d} | {med:11.3f} {tput:11.0f} {gf:7.1f}{pk} | "
                   f"{omed:10.3f} {otput:11.0f} {tput / otput:6.2f} | {ts}", flush=True)
     try:
         import torch

@@ -338,6 +338,10 @@ void pe__step_free(pe__step_t *s) {
   free(s->d2.bp);
   free(s->d3.bp);
   free(s->lw);
+  if (s->wg != NULL) {
+    pe__step_free(s->wg);
+    free(s->wg);
+  }
   free(s->idx);
   free(s->ext.mask);
   free(s->ext.repl);

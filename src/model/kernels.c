@@ -239,13 +239,15 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
                                float *scratch, int64_t lr) {
   const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
   const int64_t pl = s->p[6], win = s->p[8];
-  for (int64_t ci = 0; ci < cin && st == 1; ci++) {
+  /* rows the Winograd form wrote itself (PE__P_ROWS_READY) stay as they are */
+  const int copy = s->p[PE__P_ROWS_READY] == 0;
+  for (int64_t ci = 0; ci < cin && st == 1 && copy; ci++) {
     float *row = scratch + ci * lr;
     memset(row, 0, (size_t)pl * sizeof(float));
     memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
     memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
   }
-  for (int64_t ci = 0; ci < cin && st > 1; ci++) {
+  for (int64_t ci = 0; ci < cin && st > 1 && copy; ci++) {
     const float *xr = x + ci * win;
     for (int64_t r = 0; r < st; r++) {
       float *row = scratch + (ci * st + r) * lr;
@@ -659,6 +661,9 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
     return pe__attention_scratch(s);
   case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
                         each, 8-byte aligned: pe__conv_taps) */
+    if (s->wg != NULL && kn->level > 0) {
+      return pe__conv1d_wg_scratch(s);
+    }
     return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
            2 * s->p[3] + 64;
   case PE__K_LSTM:
@@ -704,6 +709,8 @@ int pe__step_pack(pe__step_t *s) {
         packed[i]->bp = NULL;
       }
     }
+  } else if (s->kind == PE__K_CONV1D) {
+    rc = pe__conv1d_wg_pack(s);
   } else if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
     s->d.K = s->p[1];
     s->d.M = s->p[2];
@@ -858,7 +865,12 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
   case PE__K_CONV1D:
     for (uint32_t b = 0; b < n; b++) {
       for (int64_t i = 0; i < items; i++) {
-        kn->conv1d(s, in0 + b * xs + i * xi, y + b * ys + i * yi, x->scratch);
+        if (s->wg != NULL && kn->level > 0) {
+          pe__conv1d_wg(s, kn, in0 + b * xs + i * xi, y + b * ys + i * yi,
+                        x->scratch);
+        } else {
+          kn->conv1d(s, in0 + b * xs + i * xi, y + b * ys + i * yi, x->scratch);
+        }
       }
     }
     return;

@@ -430,18 +430,31 @@ PE__AVX2 void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
   }
   for (int64_t d = 0; d < D; d += 8) {
     const __m256i m = pe__am8(D - d);
-    __m256 acc[4];
+    /* even and odd keys in two chains: 8 sums in flight, not 4 */
+    __m256 acc[4], acc1[4];
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-      acc[r] = _mm256_setzero_ps();
+      acc[r] = acc1[r] = _mm256_setzero_ps();
     }
-    for (int64_t j = 0; j < L; j++) {
+    int64_t j = 0;
+    for (; j + 2 <= L; j += 2) {
+      const __m256 v0 = _mm256_maskload_ps(b->v + j * b->vs + d, m);
+      const __m256 v1 = _mm256_maskload_ps(b->v + (j + 1) * b->vs + d, m);
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j), v0, acc[r]);
+        acc1[r] =
+            _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j + 1), v1, acc1[r]);
+      }
+    }
+    if (j < L) {
       const __m256 vv = _mm256_maskload_ps(b->v + j * b->vs + d, m);
       _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
         acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j), vv, acc[r]);
       }
     }
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-      _mm256_maskstore_ps(b->c[r] + d, m, _mm256_mul_ps(acc[r], inv[r]));
+      _mm256_maskstore_ps(
+          b->c[r] + d, m,
+          _mm256_mul_ps(_mm256_add_ps(acc[r], acc1[r]), inv[r]));
     }
   }
 }
@@ -491,18 +504,30 @@ PE__AVX512 void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
   }
   for (int64_t d = 0; d < D; d += 16) {
     const __mmask16 m = pe__am16(D - d);
-    __m512 acc[4];
+    /* even and odd keys in two chains, as pe__attn_blk_avx2 */
+    __m512 acc[4], acc1[4];
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-      acc[r] = _mm512_setzero_ps();
+      acc[r] = acc1[r] = _mm512_setzero_ps();
     }
-    for (int64_t j = 0; j < L; j++) {
+    int64_t j = 0;
+    for (; j + 2 <= L; j += 2) {
+      const __m512 v0 = _mm512_maskz_loadu_ps(m, b->v + j * b->vs + d);
+      const __m512 v1 = _mm512_maskz_loadu_ps(m, b->v + (j + 1) * b->vs + d);
+      _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+        acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(b->sc[r][j]), v0, acc[r]);
+        acc1[r] = _mm512_fmadd_ps(_mm512_set1_ps(b->sc[r][j + 1]), v1, acc1[r]);
+      }
+    }
+    if (j < L) {
       const __m512 vv = _mm512_maskz_loadu_ps(m, b->v + j * b->vs + d);
       _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
         acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(b->sc[r][j]), vv, acc[r]);
       }
     }
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-      _mm512_mask_storeu_ps(b->c[r] + d, m, _mm512_mul_ps(acc[r], inv[r]));
+      _mm512_mask_storeu_ps(
+          b->c[r] + d, m,
+          _mm512_mul_ps(_mm512_add_ps(acc[r], acc1[r]), inv[r]));
     }
   }
 }

@@ -229,68 +229,103 @@ PE__AVX2 static inline __m256 pe__lstm_tanh8(__m256 t, float s) {
 
 #define PE__K2 2.88539008177792681f /* 2 log2(e) */
 
-/* The fused LSTM (see model_impl.h) on 8 lanes: each block of 16 hidden
- * units in two halves; per half, the 4 gate vectors are summed in
- * registers as (bias + W x_t + R[0, kh) h) + R[kh, H) h, two FMA chains in
- * k order, then the cell (on the scaled sums, c' = 2 log2(e) c in
- * scratch); h goes to a second buffer (the other halves still read the
- * old one). */
+/* The input projection of every time step of one window, before the
+ * recurrence: xp[t][jb][64] = bias + sum over k of x_t[k] W[k] (k in
+ * order), per block of 16 units and gate (two vectors), 6 time steps at a
+ * time so that each W vector loaded serves 6 FMAs (12 sums, 2 weights and
+ * a broadcast: 15 of the 16 registers). A gate's W of one block is in x 64
+ * bytes, read from L1 for every group of steps. */
+#define PE__XT 6
+PE__AVX2 static void pe__lstm_xproj8(const float *lw, int64_t seq, int64_t in,
+                                     int64_t H, const float *x, float *xp) {
+  const int64_t HB = (H + 15) / 16;
+  for (int64_t jb = 0; jb < HB; jb++) {
+    for (int64_t g = 0; g < 4; g++) {
+      const float *wx = PE__LSTM_W(lw, in, H, jb) + 16 * g,
+                  *bb = PE__LSTM_B(lw, in, H, jb) + 16 * g;
+      for (int64_t t0 = 0; t0 < seq; t0 += PE__XT) {
+        const int64_t nt = seq - t0 < PE__XT ? seq - t0 : PE__XT;
+        const float *xr[PE__XT];
+        __m256 acc[PE__XT][2];
+        _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
+          /* rows past the sequence read row t0 again; never stored */
+          xr[u] = x + (t0 + (u < nt ? u : 0)) * in;
+          acc[u][0] = _mm256_loadu_ps(bb);
+          acc[u][1] = _mm256_loadu_ps(bb + 8);
+        }
+        for (int64_t k = 0; k < in; k++) {
+          __m256 w0 = _mm256_loadu_ps(wx + k * 64);
+          __m256 w1 = _mm256_loadu_ps(wx + k * 64 + 8);
+          _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
+            __m256 v = _mm256_broadcast_ss(xr[u] + k);
+            acc[u][0] = _mm256_fmadd_ps(v, w0, acc[u][0]);
+            acc[u][1] = _mm256_fmadd_ps(v, w1, acc[u][1]);
+          }
+        }
+        _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
+          if (u < nt) {
+            float *o = xp + ((t0 + u) * HB + jb) * 64 + 16 * g;
+            _mm256_storeu_ps(o, acc[u][0]);
+            _mm256_storeu_ps(o + 8, acc[u][1]);
+          }
+        }
+      }
+    }
+  }
+}
+#undef PE__XT
+
+/* The fused LSTM (see model_impl.h) on 8 lanes: the input projection of
+ * all steps first (pe__lstm_xproj8); then per step and block of 16 hidden
+ * units the 8 gate vectors xp + R h, one FMA chain each (k in order, the
+ * sums of the AVX-512 kernel), and the cell on each half (on the scaled
+ * sums, c' = 2 log2(e) c in scratch); h goes to a second buffer (the other
+ * blocks still read the old one). Scratch as the AVX-512 kernel's: xp
+ * [seq][HB][64], h [2][HB][16], c' [HB][16]. */
 PE__AVX2 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in,
                                 int64_t H, const float *x, const float *h0,
                                 const float *c0, float *y, float *hn, float *cn,
                                 float *scratch) {
-  const int64_t HB = (H + 15) / 16, kh = (H + 1) / 2;
-  float *hb[2] = {scratch, scratch + HB * 16};
-  float *cs = scratch + 2 * HB * 16;
+  const int64_t HB = (H + 15) / 16;
+  float *xp = scratch;
+  float *hb[2] = {xp + seq * HB * 64, xp + seq * HB * 64 + HB * 16};
+  float *cs = hb[1] + HB * 16;
   for (int64_t j = 0; j < HB * 16; j++) {
     hb[0][j] = h0 != NULL && j < H ? h0[j] : 0.0f;
     cs[j] = c0 != NULL && j < H ? c0[j] * PE__K2 : 0.0f;
   }
+  pe__lstm_xproj8(lw, seq, in, H, x, xp);
   for (int64_t t = 0; t < seq; t++) {
-    const float *h = hb[t & 1], *xt = x + t * in;
+    const float *h = hb[t & 1];
     float *ho = hb[(t & 1) ^ 1];
-    for (int64_t j0 = 0; j0 < H; j0 += 8) {
-      const int64_t jb = j0 / 16, l = j0 % 16;
-      const float *wx = PE__LSTM_W(lw, in, H, jb) + l;
-      const float *wr = PE__LSTM_R(lw, in, H, jb) + l;
-      const float *bb = PE__LSTM_B(lw, in, H, jb) + l;
-      __m256 a[4], r[4];
-      _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
-        a[g] = _mm256_loadu_ps(bb + 16 * g);
-        r[g] = _mm256_setzero_ps();
+    for (int64_t jb = 0; jb < HB; jb++) {
+      const float *wr = PE__LSTM_R(lw, in, H, jb),
+                  *xt = xp + (t * HB + jb) * 64;
+      __m256 a[8];
+      _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+        a[i] = _mm256_loadu_ps(xt + 8 * i);
       }
-      for (int64_t k = 0; k < in; k++) {
-        __m256 v = _mm256_broadcast_ss(xt + k);
-        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
-          a[g] =
-              _mm256_fmadd_ps(v, _mm256_loadu_ps(wx + k * 64 + 16 * g), a[g]);
-        }
-      }
-      for (int64_t k = 0; k < kh; k++) {
+      for (int64_t k = 0; k < H; k++) {
         __m256 v = _mm256_broadcast_ss(h + k);
-        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
-          a[g] =
-              _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), a[g]);
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+          a[i] = _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 8 * i), a[i]);
         }
       }
-      for (int64_t k = kh; k < H; k++) {
-        __m256 v = _mm256_broadcast_ss(h + k);
-        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
-          r[g] =
-              _mm256_fmadd_ps(v, _mm256_loadu_ps(wr + k * 64 + 16 * g), r[g]);
+      /* a[2 g + half]: gates i, o, f, c of units jb * 16 + 8 half */
+      _Pragma("GCC unroll 2") for (int half = 0; half < 2; half++) {
+        const int64_t j0 = jb * 16 + 8 * half;
+        __m256 ig = pe__lstm_inv8(a[0 + half]);
+        __m256 fg = pe__lstm_inv8(a[4 + half]);
+        __m256 cg = pe__lstm_tanh8(a[6 + half], PE__K2);
+        __m256 og = pe__lstm_inv8(a[2 + half]);
+        __m256 c = _mm256_fmadd_ps(fg, _mm256_loadu_ps(cs + j0),
+                                   _mm256_mul_ps(ig, cg));
+        _mm256_storeu_ps(cs + j0, c);
+        __m256 hv = _mm256_mul_ps(og, pe__lstm_tanh8(c, 1.0f));
+        _mm256_storeu_ps(ho + j0, hv);
+        if (y != NULL && j0 < H) {
+          _mm256_maskstore_ps(y + t * H + j0, pe__mask(H - j0), hv);
         }
-      }
-      __m256 ig = pe__lstm_inv8(_mm256_add_ps(a[0], r[0]));
-      __m256 fg = pe__lstm_inv8(_mm256_add_ps(a[2], r[2]));
-      __m256 cg = pe__lstm_tanh8(_mm256_add_ps(a[3], r[3]), PE__K2);
-      __m256 og = pe__lstm_inv8(_mm256_add_ps(a[1], r[1]));
-      __m256 c =
-          _mm256_fmadd_ps(fg, _mm256_loadu_ps(cs + j0), _mm256_mul_ps(ig, cg));
-      _mm256_storeu_ps(cs + j0, c);
-      __m256 hv = _mm256_mul_ps(og, pe__lstm_tanh8(c, 1.0f));
-      _mm256_storeu_ps(ho + j0, hv);
-      if (y != NULL) {
-        _mm256_maskstore_ps(y + t * H + j0, pe__mask(H - j0), hv);
       }
     }
   }
@@ -329,44 +364,57 @@ PE__AVX2 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
 /* Activations in place over n floats; those without a vector form go to
  * the portable pe__act_apply. */
 PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
-  if (act != PE__ACT_SIGMOID && act != PE__ACT_TANH && act != PE__ACT_EXP &&
-      act != PE__ACT_RELU && act != PE__ACT_LEAKY && act != PE__ACT_ERF &&
-      act != PE__ACT_GELU) {
-    pe__act_apply(y, n, act, alpha);
-    return;
-  }
   const __m256 va = _mm256_set1_ps(alpha);
-  int64_t i = 0;
-  for (; i < n; i += 8) {
-    int64_t w = n - i < 8 ? n - i : 8;
-    __m256i m = pe__mask(w);
-    __m256 v = w == 8 ? _mm256_loadu_ps(y + i) : _mm256_maskload_ps(y + i, m);
-    switch (act) {
-    case PE__ACT_SIGMOID:
-      v = pe__sigmoid8(v);
-      break;
-    case PE__ACT_TANH:
-      v = pe__tanh8(v);
-      break;
-    case PE__ACT_EXP:
-      v = pe__exp8(v);
-      break;
-    case PE__ACT_ERF:
-      v = pe__erf8(v, NULL);
-      break;
-    case PE__ACT_GELU:
-      v = pe__gelu8(v);
-      break;
-    default:
-      v = pe__act8(v, act, va);
-      break;
-    }
-    if (w == 8) {
-      _mm256_storeu_ps(y + i, v);
-    } else {
-      _mm256_maskstore_ps(y + i, m, v);
-    }
+  /* One loop per activation, four independent vectors an iteration: the
+   * long polynomials (erf, exp) are latency chains, and one vector at a
+   * time leaves the FMA units idle most of each chain. The tail is masked;
+   * every lane goes through the same arithmetic either way. */
+#define PE__ACT_LOOP(F)                                                        \
+  do {                                                                         \
+    int64_t i = 0;                                                             \
+    for (; i + 32 <= n; i += 32) {                                             \
+      __m256 v0 = _mm256_loadu_ps(y + i), v1 = _mm256_loadu_ps(y + i + 8);     \
+      __m256 v2 = _mm256_loadu_ps(y + i + 16);                                 \
+      __m256 v3 = _mm256_loadu_ps(y + i + 24);                                 \
+      _mm256_storeu_ps(y + i, F(v0));                                          \
+      _mm256_storeu_ps(y + i + 8, F(v1));                                      \
+      _mm256_storeu_ps(y + i + 16, F(v2));                                     \
+      _mm256_storeu_ps(y + i + 24, F(v3));                                     \
+    }                                                                          \
+    for (; i < n; i += 8) {                                                    \
+      __m256i m = pe__mask(n - i);                                             \
+      _mm256_maskstore_ps(y + i, m, F(_mm256_maskload_ps(y + i, m)));          \
+    }                                                                          \
+  } while (0)
+#define PE__ERF(v) pe__erf8(v, NULL)
+#define PE__SIMPLE(v) pe__act8(v, act, va)
+  switch (act) {
+  case PE__ACT_SIGMOID:
+    PE__ACT_LOOP(pe__sigmoid8);
+    break;
+  case PE__ACT_TANH:
+    PE__ACT_LOOP(pe__tanh8);
+    break;
+  case PE__ACT_EXP:
+    PE__ACT_LOOP(pe__exp8);
+    break;
+  case PE__ACT_ERF:
+    PE__ACT_LOOP(PE__ERF);
+    break;
+  case PE__ACT_GELU:
+    PE__ACT_LOOP(pe__gelu8);
+    break;
+  case PE__ACT_RELU:
+  case PE__ACT_LEAKY:
+    PE__ACT_LOOP(PE__SIMPLE);
+    break;
+  default:
+    pe__act_apply(y, n, act, alpha);
+    break;
   }
+#undef PE__SIMPLE
+#undef PE__ERF
+#undef PE__ACT_LOOP
 }
 
 /* Dense layer over `rows` rows with the panel or dot layout of

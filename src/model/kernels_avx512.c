@@ -103,6 +103,110 @@ PE__AVX512 static inline __m512 pe__tanh16(__m512 x) {
   return _mm512_mask_blend_ps(is_small, big, small);
 }
 
+/* erf on 16 lanes: pe__erf8 of kernels_avx2.c with 16 lanes, the same
+ * polynomials in the same order. *erfc_out, when given, receives erfc(|x|)
+ * (valid where |x| >= 1). */
+PE__AVX512 static inline __m512 pe__erf16(__m512 x, __m512 *erfc_out) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 sign = _mm512_and_ps(x, _mm512_set1_ps(-0.0f));
+  __m512 a = _mm512_andnot_ps(sign, x);
+  __m512 z = _mm512_mul_ps(a, a);
+  __m512 p = _mm512_set1_ps(7.898107287473977e-05f);
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-8.024326525628567e-04f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(5.190050695091486e-03f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-2.6854807510972023e-02f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.1283612251281738e-01f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.761262893676758e-01f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.128379225730896f));
+  __m512 small = _mm512_mul_ps(a, p);
+  __m512 ac = _mm512_min_ps(_mm512_max_ps(a, one), _mm512_set1_ps(9.5f));
+  __m512 t = _mm512_div_ps(one, ac);
+  __m512 r = _mm512_set1_ps(7.704917341470718e-02f);
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-4.2415738105773926e-01f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(9.951067566871643e-01f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-1.254515528678894f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(8.136741518974304e-01f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-6.683843582868576e-02f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-2.7700820565223694e-01f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(1.278832642128691e-04f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(5.641431212425232e-01f));
+  r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(2.1290354652592214e-06f));
+  __m512 erfc = _mm512_mul_ps(
+      pe__exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ac, ac))), r);
+  if (erfc_out != NULL) {
+    *erfc_out = erfc;
+  }
+  /* a < 1, or NaN: the polynomial, which keeps NaN */
+  __mmask16 is_small = _mm512_cmp_ps_mask(a, one, _CMP_NGE_UQ);
+  return _mm512_or_ps(
+      sign, _mm512_mask_blend_ps(is_small, _mm512_sub_ps(one, erfc), small));
+}
+
+/* GELU, 0.5 x (1 + erf(x / sqrt 2)), on 16 lanes, as pe__gelu8: for
+ * x / sqrt 2 <= -1 the factor is erfc(|x| / sqrt 2) itself. */
+PE__AVX512 static inline __m512 pe__gelu16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 u = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+  __m512 erfc;
+  __m512 e = pe__erf16(u, &erfc);
+  __mmask16 tail = _mm512_cmp_ps_mask(u, _mm512_set1_ps(-1.0f), _CMP_LE_OQ);
+  __m512 f = _mm512_mask_blend_ps(tail, _mm512_add_ps(one, e), erfc);
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), f);
+}
+
+/* Activations in place over n floats, as pe__act_avx2 with 16 lanes: one
+ * loop per activation, four independent vectors an iteration, the tail
+ * masked; those without a vector form go to the portable pe__act_apply. */
+PE__AVX512 void pe__act_avx512(float *y, int64_t n, int act, float alpha) {
+  const __m512 va = _mm512_set1_ps(alpha);
+#define PE__ACT_LOOP(F)                                                        \
+  do {                                                                         \
+    int64_t i = 0;                                                             \
+    for (; i + 64 <= n; i += 64) {                                             \
+      __m512 v0 = _mm512_loadu_ps(y + i), v1 = _mm512_loadu_ps(y + i + 16);    \
+      __m512 v2 = _mm512_loadu_ps(y + i + 32);                                 \
+      __m512 v3 = _mm512_loadu_ps(y + i + 48);                                 \
+      _mm512_storeu_ps(y + i, F(v0));                                          \
+      _mm512_storeu_ps(y + i + 16, F(v1));                                     \
+      _mm512_storeu_ps(y + i + 32, F(v2));                                     \
+      _mm512_storeu_ps(y + i + 48, F(v3));                                     \
+    }                                                                          \
+    for (; i < n; i += 16) {                                                   \
+      __mmask16 m = pe__m16(n - i);                                            \
+      _mm512_mask_storeu_ps(y + i, m, F(_mm512_maskz_loadu_ps(m, y + i)));     \
+    }                                                                          \
+  } while (0)
+#define PE__ERF(v) pe__erf16(v, NULL)
+#define PE__SIMPLE(v) pe__act16(v, act, va)
+  switch (act) {
+  case PE__ACT_SIGMOID:
+    PE__ACT_LOOP(pe__sigmoid16);
+    break;
+  case PE__ACT_TANH:
+    PE__ACT_LOOP(pe__tanh16);
+    break;
+  case PE__ACT_EXP:
+    PE__ACT_LOOP(pe__exp16);
+    break;
+  case PE__ACT_ERF:
+    PE__ACT_LOOP(PE__ERF);
+    break;
+  case PE__ACT_GELU:
+    PE__ACT_LOOP(pe__gelu16);
+    break;
+  case PE__ACT_RELU:
+  case PE__ACT_LEAKY:
+    PE__ACT_LOOP(PE__SIMPLE);
+    break;
+  default:
+    pe__act_apply(y, n, act, alpha);
+    break;
+  }
+#undef PE__SIMPLE
+#undef PE__ERF
+#undef PE__ACT_LOOP
+}
+
 /* The fused LSTM's activations. pe__lstm_pack scales the gate rows so
  * that the sums arrive in base 2: t = -x log2(e) for the sigmoid gates,
  * t = 2x log2(e) for the tanh gate, and the cell state is kept as
@@ -555,7 +659,7 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
     }
   }
   if (!simple) {
-    pe__act_avx2(y, rows * M, act, alpha_f);
+    pe__act_avx512(y, rows * M, act, alpha_f);
   }
 }
 
@@ -642,7 +746,7 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
     }
   }
   if (!simple) {
-    pe__act_avx2(y, cout * wout, s->act, s->alpha);
+    pe__act_avx512(y, cout * wout, s->act, s->alpha);
   }
 }
 
@@ -686,6 +790,10 @@ void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
   (void)s, (void)x, (void)y, (void)scratch;
 }
 
+void pe__act_avx512(float *y, int64_t n, int act, float alpha) {
+  (void)y, (void)n, (void)act, (void)alpha;
+}
+
 float pe__exp_sum_avx512(float *y, int64_t n, float sub) {
   (void)y;
   (void)n;
@@ -699,7 +807,7 @@ const pe__kernels_t pe__kernels_avx512 = {
     .dense = pe__dense_avx512,
     .conv1d = pe__conv1d_avx512,
     .conv2d = pe__conv2d_gemm_avx512,
-    .act = pe__act_avx2,
+    .act = pe__act_avx512,
     .affine = pe__affine_avx2,
     .gru_cell = pe__gru_cell_avx512,
     .lstm_seq = pe__lstm_seq_avx512,

@@ -216,7 +216,7 @@ void pe__conv2d_gemm_avx2(const pe__step_t *s, const float *x, float *y,
 
 void pe__conv2d_gemm_avx512(const pe__step_t *s, const float *x, float *y,
                             float *scratch) {
-  pe__conv2d_gemm(s, x, y, scratch, pe__dense_avx512, pe__act_avx2);
+  pe__conv2d_gemm(s, x, y, scratch, pe__dense_avx512, pe__act_avx512);
 }
 
 /* Scratch floats of a Conv2d step with table k: the patches of one block

@@ -288,6 +288,13 @@ int pe__dense_pack(pe__dense_t *d, const float *w_mk);
  * run in turn (0 or 1: one). */
 #define PE__P_ITEMS 23
 
+/* The p[] slot of a CONV1D step of stride 1 without pads that says its
+ * input already lies in the kernel's scratch as the phase rows
+ * (pe__conv1d_phase_rows: row ci at scratch + ci * (win + 40), finite up to
+ * the next multiple of 32 past win), so the vector kernels skip the copy.
+ * Set only on the inner step of the Winograd form (kernels_winograd.c). */
+#define PE__P_ROWS_READY 22
+
 typedef struct pe__step {
   int kind;
   int node;       /* source node (first of a fused group) */
@@ -302,8 +309,11 @@ typedef struct pe__step {
   /* weights: canonical while building, packed by plan.c */
   float *w, *w2, *bias, *bias2; /* canonical, owned */
   pe__dense_t d, d2, d3;        /* packed (DENSE, LSTM, GRU) */
-  float *lw; /* LSTM, for the fused vector kernels (pe__lstm_pack);
-                NULL: pe__rnn runs it with any kernels */
+  float *lw;           /* LSTM, for the fused vector kernels (pe__lstm_pack);
+                          NULL: pe__rnn runs it with any kernels */
+  struct pe__step *wg; /* CONV1D with 4 taps: the grouped 1x1 step of its
+                          Winograd form (kernels_winograd.c), owned; run
+                          with the vector tables. NULL: direct only */
   /* shape parameters; meaning per kind (see build.c) */
   int64_t p[24];
   int64_t rank;
@@ -427,6 +437,7 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
+void pe__act_avx512(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
                        float *h, int64_t H);
@@ -473,6 +484,17 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        const float *x, const float *h0, const float *c0,
                        float *y, float *hn, float *cn, float *scratch);
 int pe__step_pack(pe__step_t *s);
+/* Conv1d by Winograd's F(3, 4) (kernels_winograd.c). _pack makes s->wg
+ * for a step of 4 taps that fits (stride 1, no groups or pads, a window of
+ * whole rows of `dilation` floats, at least 8 channels in and out); PE_OK
+ * with nothing made otherwise, PE_ENOMEM with nothing made. _scratch: the
+ * floats pe__conv1d_wg needs; pe__conv1d_wg runs one window with table kn's
+ * Conv1d and activation kernels. */
+int pe__conv1d_wg_pack(pe__step_t *s);
+int64_t pe__conv1d_wg_scratch(const pe__step_t *s);
+void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
+                   float *y, float *scratch);
+
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
                          const pe__kernels_t *k);
 /* Steps the index idx of an N-d loop over dims[0..top] by one (the last
