@@ -427,8 +427,8 @@ static int pe__persist_launch(pe__cuda_t *c) {
 /* Persistent mode: the mapped control block, windows and scores, the
  * device copy of the steps, and the resident kernel started. */
 static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
-  size_t shmem = 0;
-  int bad = pe_cuda_persist_check(c->steps, c->n_steps, &shmem);
+  size_t scratch = 0;
+  int bad = pe_cuda_persist_check(c->steps, c->n_steps, &scratch);
   if (bad >= 0) {
     pe_plan_step_t s;
     memset(&s, 0, sizeof s);
@@ -442,19 +442,58 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              bad, s.label, PE_CUDA_PERSIST_THREADS);
     return PE_EUNSUPPORTED;
   }
-  c->pshmem = shmem;
+  /* on chip with as many windows as fit the block's shared memory, else
+   * the activations in device memory */
+  size_t limit = 0;
+  pe_cuda_shmem_limit(&limit);
   uint32_t pn = c->max_batch < PE_CUDA_PERSIST_MAX_BATCH
                     ? c->max_batch
                     : PE_CUDA_PERSIST_MAX_BATCH;
+  const int64_t per = c->arena_ps + c->in_numel + c->out_numel;
+  uint32_t on = pn;
+  while (on > 0 && pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per,
+                                         scratch) > limit) {
+    on--;
+  }
+  c->pargs.on_chip = on > 0;
+  pn = on > 0 ? on : pn;
+  c->pshmem = on > 0 ? pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per,
+                                             scratch)
+                     : scratch;
   size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
   size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
   size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
+  /* the steps with their arena tensors laid out for pn windows */
+  pe_cuda_step_t *ps = malloc(st_b > 0 ? st_b : 1);
+  if (ps == NULL) {
+    snprintf(msg, cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  memcpy(ps, c->steps, st_b);
+  const float *a0 = c->d_arena;
+  const float *a1 = a0 + (c->arena_ps > 0 ? c->arena_ps : 1) * c->max_batch;
+  for (int i = 0; i < c->n_steps; i++) {
+    float **ptrs[PE_CUDA_MAX_IN + 3];
+    for (int k = 0; k < PE_CUDA_MAX_IN; k++) {
+      ptrs[k] = (float **)(uintptr_t)&ps[i].in[k];
+    }
+    for (int k = 0; k < 3; k++) {
+      ptrs[PE_CUDA_MAX_IN + k] = &ps[i].out[k];
+    }
+    for (int k = 0; k < PE_CUDA_MAX_IN + 3; k++) {
+      const float *p = *ptrs[k];
+      if (p != NULL && p >= a0 && p < a1) {
+        int64_t off_ps = (int64_t)(p - a0) / c->max_batch;
+        *ptrs[k] = c->d_arena + off_ps * pn;
+      }
+    }
+  }
   int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
   e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b);
-  e = e ? e
-        : (int)cudaMemcpy(c->d_steps, c->steps, st_b, cudaMemcpyHostToDevice);
+  e = e ? e : (int)cudaMemcpy(c->d_steps, ps, st_b, cudaMemcpyHostToDevice);
+  free(ps);
   e = e ? e
         : (int)cudaStreamCreateWithFlags(&c->pstream, cudaStreamNonBlocking);
   pe_cuda_persist_t *a = &c->pargs;
@@ -466,6 +505,8 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              pe_cuda_strerror(e));
     return PE_EBACKEND;
   }
+  a->arena = c->d_arena;
+  a->arena_floats = (int64_t)pn * c->arena_ps;
   c->dev_bytes += st_b;
   c->host_bytes += sizeof *c->ctrl + in_b + out_b;
   memset(c->ctrl, 0, sizeof *c->ctrl);
@@ -936,6 +977,21 @@ static int pe__cuda_describe(void *self, pe_model_info_t *info) {
   return PE_OK;
 }
 
+/* Whether the caller's buffer of bytes is page-locked host memory the
+ * device can copy from directly (asked only of large buffers: the question
+ * costs about a microsecond). */
+static int pe__pinned(const void *p, size_t bytes) {
+  if (bytes < PE__CUDA_STAGE) {
+    return 0;
+  }
+  struct cudaPointerAttributes at;
+  if (cudaPointerGetAttributes(&at, p) != cudaSuccess) {
+    cudaGetLastError(); /* clear it */
+    return 0;
+  }
+  return at.type == cudaMemoryTypeHost;
+}
+
 /* Hot path: copies, launches and one synchronisation; no allocation. */
 static int pe__cuda_run(void *self, const float *in, uint32_t batch,
                         float *out) {
@@ -961,9 +1017,17 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
   if (c->timing) {
     e = (int)cudaEventRecord(c->ev[0], c->stream);
   }
-  /* into pinned memory a piece at a time, each piece's copy to the device
-   * running while the next is staged */
-  for (size_t off = 0; off < in_bytes && e == 0; off += PE__CUDA_STAGE) {
+  /* a caller's buffer that is pinned already goes straight to the device;
+   * others into pinned memory a piece at a time, each piece's copy to the
+   * device running while the next is staged */
+  const int pin_in = pe__pinned(in, in_bytes);
+  const int pin_out = pe__pinned(out, out_bytes);
+  if (pin_in && e == 0) {
+    e = (int)cudaMemcpyAsync(c->d_in, in, in_bytes, cudaMemcpyHostToDevice,
+                             c->stream);
+  }
+  for (size_t off = 0; !pin_in && off < in_bytes && e == 0;
+       off += PE__CUDA_STAGE) {
     size_t part =
         in_bytes - off < PE__CUDA_STAGE ? in_bytes - off : PE__CUDA_STAGE;
     memcpy((char *)c->h_in + off, (const char *)in + off, part);
@@ -982,7 +1046,7 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
     e = (int)cudaEventRecord(c->ev[2], c->stream);
   }
   e = e ? e
-        : (int)cudaMemcpyAsync(c->h_out, c->d_out, out_bytes,
+        : (int)cudaMemcpyAsync(pin_out ? out : c->h_out, c->d_out, out_bytes,
                                cudaMemcpyDeviceToHost, c->stream);
   if (c->timing && e == 0) {
     e = (int)cudaEventRecord(c->ev[3], c->stream);
@@ -997,7 +1061,9 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
       cudaEventElapsedTime(&c->last_ms[k], c->ev[k], c->ev[k + 1]);
     }
   }
-  memcpy(out, c->h_out, out_bytes);
+  if (!pin_out) {
+    memcpy(out, c->h_out, out_bytes);
+  }
   if (pe_cuda_alloc_count() != c->allocs_after_open) {
     snprintf(c->errmsg, sizeof c->errmsg,
              "cuda: a device allocation happened after open");
@@ -1028,12 +1094,13 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
   char name[128] = "?";
   int major = 0, minor = 0;
   pe_cuda_device_name(c->device, name, sizeof name, &major, &minor);
-  char mode[160];
+  char mode[224];
   if (c->persistent) {
     snprintf(mode, sizeof mode,
              "persistent (one resident block of %d threads for batches up to "
-             "%u, started %llu time%s; larger batches as CUDA graphs)",
+             "%u, %s, started %llu time%s; larger batches as CUDA graphs)",
              PE_CUDA_PERSIST_THREADS, c->pargs.max_n,
+             c->pargs.on_chip ? "on chip" : "activations in device memory",
              (unsigned long long)c->launches, c->launches == 1 ? "" : "s");
   } else {
     snprintf(mode, sizeof mode, "graph (%d CUDA graphs, batches 1 to %u)",

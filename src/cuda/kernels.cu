@@ -87,51 +87,73 @@ __device__ static float pe__binop(int op, float a, float b) {
 
 /* The element loop of a step: from i0 by di (the thread's place in the
  * grid, or in the resident block of the persistent kernel). */
-#define PE__FOR(i, total) for (int64_t i = i0; i < (total); i += di)
+#define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_copy(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t ys = s.numel;
+pe__d_copy(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I ys = (I)s.numel;
   PE__FOR(i, total) {
-    int64_t b = i / ys, e = i % ys;
-    s.out[0][i] = pe__act(s.in[0][b * s.in_stride[0] + e], s.act, s.alpha);
+    I b = i / ys, e = i % ys;
+    s.out[0][i] = pe__act(s.in[0][b * (I)s.in_stride[0] + e], s.act, s.alpha);
   }
 }
 
-/* Conv 1-D, one thread per output (co, t) of a window; I the index type
- * (int when every index of the launch fits, else int64_t: 64-bit division
- * is several times dearer). */
-template <typename I>
+/* Conv 1-D: each thread T consecutive outputs (co, t .. t + T - 1) of a
+ * window, so that each weight is read once for T products; I the index
+ * type (int when every index of the launch fits, else int64_t: 64-bit
+ * division is several times dearer). total counts groups of T outputs:
+ * n * cout * ceil(wout / T). */
+template <typename I, int T>
 __device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
                                                     I total, I i0, I di) {
   const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2], k = (I)s.p[3];
   const I stride = (I)s.p[4], dil = (I)s.p[5], pl = (I)s.p[6], win = (I)s.p[8];
   const I wout = (I)s.p[9], cin_g = cin / group, cout_g = cout / group;
-  const I xs = (I)s.in_stride[0];
+  const I xs = (I)s.in_stride[0], ys = (I)s.numel;
+  const I tiles = (wout + T - 1) / T;
   for (I i = i0; i < total; i += di) {
-    const I t = i % wout, r = i / wout, co = r % cout, b = r / cout;
+    const I t0 = (i % tiles) * T, r = i / tiles, co = r % cout, b = r / cout;
     const float *__restrict__ w = s.w + co * cin_g * k;
     const float *__restrict__ x =
         s.in[0] + b * xs + (co / cout_g) * cin_g * win;
-    /* the taps that land inside the window */
-    const I p0 = t * stride - pl;
+    /* the taps that land inside the window for some output of the tile */
+    const I tl = t0 + T - 1 < wout ? t0 + T - 1 : wout - 1;
+    const I p0 = t0 * stride - pl, p1 = tl * stride - pl;
     I k0 = 0, k1 = k;
-    while (k0 < k && p0 + k0 * dil < 0) {
+    while (k0 < k && p1 + k0 * dil < 0) {
       k0++;
     }
     while (k1 > k0 && p0 + (k1 - 1) * dil >= win) {
       k1--;
     }
-    double acc = s.bias[co];
+    const float bias = s.bias[co];
+    float acc[T];
+#pragma unroll
+    for (int j = 0; j < T; j++) {
+      acc[j] = bias;
+    }
     for (I ci = 0; ci < cin_g; ci++) {
-      const float *__restrict__ xr = x + ci * win + p0;
+      const float *__restrict__ xr = x + ci * win;
       const float *__restrict__ wr = w + ci * k;
-#pragma unroll 4
       for (I kk = k0; kk < k1; kk++) {
-        acc += (double)wr[kk] * (double)xr[kk * dil];
+        const float wv = wr[kk];
+        const I q = p0 + kk * dil;
+#pragma unroll
+        for (int j = 0; j < T; j++) {
+          const I pos = q + j * stride;
+          const float xv = pos >= 0 && pos < win ? xr[pos] : 0.0f;
+          acc[j] = fmaf(wv, xv, acc[j]);
+        }
       }
     }
-    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+    float *y = s.out[0] + b * ys + co * wout;
+#pragma unroll
+    for (int j = 0; j < T; j++) {
+      if (t0 + j < wout) {
+        y[t0 + j] = pe__act(acc[j], s.act, s.alpha);
+      }
+    }
   }
 }
 
@@ -144,12 +166,12 @@ __device__ __forceinline__ static void pe__d_dense(const pe_cuda_step_t &s,
     const I m = i % M, q = i / M, r = q % rows, b = q / rows;
     const float *__restrict__ x = s.in[0] + b * xs + r * K;
     const float *__restrict__ w = s.w + m;
-    double acc = s.bias ? s.bias[m] : 0.0;
+    float acc = s.bias ? s.bias[m] : 0.0f;
 #pragma unroll 4
     for (I k = 0; k < K; k++) {
-      acc += (double)x[k] * (double)w[k * M];
+      acc = fmaf(x[k], w[k * M], acc);
     }
-    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+    s.out[0][i] = pe__act(acc, s.act, s.alpha);
   }
 }
 
@@ -167,17 +189,17 @@ __device__ __forceinline__ static void pe__d_dense_warp(const pe_cuda_step_t &s,
     const I m = i % M, q = i / M, r = q % rows, b = q / rows;
     const float *__restrict__ x = s.in[0] + b * xs + r * K;
     const float *__restrict__ w = s.w2 + m * K;
-    double acc = 0.0;
+    float acc = 0.0f;
 #pragma unroll 4
     for (I k = lane; k < K; k += 32) {
-      acc += (double)x[k] * (double)w[k];
+      acc = fmaf(x[k], w[k], acc);
     }
     for (int o = 16; o > 0; o >>= 1) {
       acc += __shfl_xor_sync(0xffffffffu, acc, o);
     }
     if (lane == 0) {
-      acc += s.bias ? (double)s.bias[m] : 0.0;
-      s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+      acc += s.bias ? s.bias[m] : 0.0f;
+      s.out[0][i] = pe__act(acc, s.act, s.alpha);
     }
   }
 }
@@ -198,10 +220,10 @@ __global__ static void __launch_bounds__(256)
   const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
   const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
   const float *__restrict__ X = s.in[0];
-  double acc[8];
+  float acc[8];
 #pragma unroll
   for (int j = 0; j < 8; j++) {
-    acc[j] = 0.0;
+    acc[j] = 0.0f;
   }
   for (int k0 = 0; k0 < K; k0 += PE__TK) {
 #pragma unroll
@@ -217,67 +239,69 @@ __global__ static void __launch_bounds__(256)
     __syncthreads();
 #pragma unroll 8
     for (int kk = 0; kk < PE__TK; kk++) {
-      const double wv = ws[kk][tx];
+      const float wv = ws[kk][tx];
 #pragma unroll
       for (int j = 0; j < 8; j++) {
-        acc[j] += (double)xs[ty + 8 * j][kk] * wv;
+        acc[j] = fmaf(xs[ty + 8 * j][kk], wv, acc[j]);
       }
     }
     __syncthreads();
   }
   const int m = m0 + tx;
   if (m < M) {
-    const double bias = s.bias ? (double)s.bias[m] : 0.0;
+    const float bias = s.bias ? s.bias[m] : 0.0f;
 #pragma unroll
     for (int j = 0; j < 8; j++) {
       int r = r0 + ty + 8 * j;
       if (r < R) {
         s.out[0][(int64_t)r * M + m] =
-            pe__act((float)(acc[j] + bias), s.act, s.alpha);
+            pe__act(acc[j] + bias, s.act, s.alpha);
       }
     }
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_binary(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t n = s.p[0];
+pe__d_binary(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I n = (I)s.p[0];
   PE__FOR(i, total) {
-    int64_t b = i / n, e = i % n;
-    const float *a = s.in[0] + b * s.in_stride[0];
-    const float *c = s.in[1] + b * s.in_stride[1];
-    int64_t oa = e, ob = e;
-    if (s.p[1] == 2) {
+    I b = i / n, e = i % n;
+    const float *a = s.in[0] + b * (I)s.in_stride[0];
+    const float *c = s.in[1] + b * (I)s.in_stride[1];
+    I oa = e, ob = e;
+    if ((I)s.p[1] == 2) {
       ob = 0;
-    } else if (s.p[1] == 3) {
+    } else if ((I)s.p[1] == 3) {
       oa = 0;
-    } else if (s.p[1] != 1) {
+    } else if ((I)s.p[1] != 1) {
       oa = ob = 0;
-      int64_t rest = e;
+      I rest = e;
       for (int d = s.rank - 1; d >= 0; d--) {
-        int64_t id = rest % s.dims[d];
-        rest /= s.dims[d];
-        oa += id * s.st[0][d];
-        ob += id * s.st[1][d];
+        I id = rest % (I)s.dims[d];
+        rest /= (I)s.dims[d];
+        oa += id * (I)s.st[0][d];
+        ob += id * (I)s.st[1][d];
       }
     }
     s.out[0][i] = pe__act(pe__binop(s.binop, a[oa], c[ob]), s.act, s.alpha);
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_softmax(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t outer = s.p[0], L = s.p[1], inner = s.p[2];
+pe__d_softmax(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I outer = (I)s.p[0], L = (I)s.p[1], inner = (I)s.p[2];
   PE__FOR(i, total) {
-    int64_t in_ = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
-    const float *x = s.in[0] + b * s.in_stride[0] + o * L * inner + in_;
-    float *y = s.out[0] + b * s.numel + o * L * inner + in_;
+    I in_ = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
+    const float *x = s.in[0] + b * (I)s.in_stride[0] + o * L * inner + in_;
+    float *y = s.out[0] + b * (I)s.numel + o * L * inner + in_;
     float mx = x[0];
-    for (int64_t l = 1; l < L; l++) {
+    for (I l = 1; l < L; l++) {
       mx = x[l * inner] > mx ? x[l * inner] : mx;
     }
     float sum = 0.0f;
-    for (int64_t l = 0; l < L; l++) {
+    for (I l = 0; l < L; l++) {
       float e = pe__expf(__fsub_rn(x[l * inner], mx));
       sum = __fadd_rn(sum, e);
       if (!s.act) {
@@ -286,88 +310,93 @@ pe__d_softmax(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
     }
     if (s.act) {
       float ls = (float)log((double)sum);
-      for (int64_t l = 0; l < L; l++) {
+      for (I l = 0; l < L; l++) {
         y[l * inner] = __fsub_rn(__fsub_rn(x[l * inner], mx), ls);
       }
     } else {
       float inv = __fdiv_rn(1.0f, sum);
-      for (int64_t l = 0; l < L; l++) {
+      for (I l = 0; l < L; l++) {
         y[l * inner] = __fmul_rn(y[l * inner], inv);
       }
     }
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_strided(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t n = s.p[1];
+pe__d_strided(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I n = (I)s.p[1];
   PE__FOR(i, total) {
-    int64_t b = i / n, e = i % n, off = s.p[0];
+    I b = i / n, e = i % n, off = (I)s.p[0];
     for (int d = s.rank - 1; d >= 0; d--) {
-      off += (e % s.dims[d]) * s.st[0][d];
-      e /= s.dims[d];
+      off += (e % (I)s.dims[d]) * (I)s.st[0][d];
+      e /= (I)s.dims[d];
     }
-    s.out[0][i] = s.in[0][b * s.in_stride[0] + off];
+    s.out[0][i] = s.in[0][b * (I)s.in_stride[0] + off];
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_gather(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t dim = s.p[1], inner = s.p[2], ni = s.n_idx;
+pe__d_gather(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I dim = (I)s.p[1], inner = (I)s.p[2], ni = (I)s.n_idx;
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel;
-    int64_t j = e % inner, k = (e / inner) % ni, q = e / (inner * ni);
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    I j = e % inner, k = (e / inner) % ni, q = e / (inner * ni);
     s.out[0][i] =
-        s.in[0][b * s.in_stride[0] + (q * dim + s.idx[k]) * inner + j];
+        s.in[0][b * (I)s.in_stride[0] + (q * dim + (I)s.idx[k]) * inner + j];
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_concat(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  int64_t per_q = 0;
+pe__d_concat(const pe_cuda_step_t &s, I total, I i0, I di) {
+  I per_q = 0;
   for (int k = 0; k < s.n_in; k++) {
-    per_q += s.st[k][0];
+    per_q += (I)s.st[k][0];
   }
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel;
-    int64_t q = e / per_q, r = e % per_q;
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    I q = e / per_q, r = e % per_q;
     int k = 0;
-    while (r >= s.st[k][0]) {
-      r -= s.st[k][0];
+    while (r >= (I)s.st[k][0]) {
+      r -= (I)s.st[k][0];
       k++;
     }
-    s.out[0][i] = s.in[k][b * s.in_stride[k] + q * s.st[k][0] + r];
+    s.out[0][i] = s.in[k][b * (I)s.in_stride[k] + q * (I)s.st[k][0] + r];
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_affine(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
+pe__d_affine(const pe_cuda_step_t &s, I total, I i0, I di) {
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel;
-    int64_t c = (e / s.p[2]) % s.p[1];
-    float v = __fmul_rn(s.in[0][b * s.in_stride[0] + e], s.w[c]);
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    I c = (e / (I)s.p[2]) % (I)s.p[1];
+    float v = __fmul_rn(s.in[0][b * (I)s.in_stride[0] + e], s.w[c]);
     s.out[0][i] = pe__act(__fadd_rn(v, s.bias[c]), s.act, s.alpha);
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_pool1d(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t C = s.p[0], win = s.p[1], wout = s.p[2], k = s.p[3];
-  const int64_t stride = s.p[4], pl = s.p[5], dil = s.p[6];
-  const int cip = s.p[7] != 0, is_max = s.p[8] != 0;
+pe__d_pool1d(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I C = (I)s.p[0], win = (I)s.p[1], wout = (I)s.p[2], k = (I)s.p[3];
+  const I stride = (I)s.p[4], pl = (I)s.p[5], dil = (I)s.p[6];
+  const int cip = (I)s.p[7] != 0, is_max = (I)s.p[8] != 0;
   PE__FOR(i, total) {
-    int64_t t = i % wout, c = (i / wout) % C, b = i / (wout * C);
-    const float *x = s.in[0] + b * s.in_stride[0] + c * win;
+    I t = i % wout, c = (i / wout) % C, b = i / (wout * C);
+    const float *x = s.in[0] + b * (I)s.in_stride[0] + c * win;
     float acc = is_max ? -INFINITY : 0.0f;
-    int64_t cnt = 0, cnt_pad = 0;
-    for (int64_t kk = 0; kk < k; kk++) {
-      int64_t pos = t * stride + kk * dil - pl;
+    I cnt = 0, cnt_pad = 0;
+    for (I kk = 0; kk < k; kk++) {
+      I pos = t * stride + kk * dil - pl;
       if (pos >= 0 && pos < win) {
         float v = x[pos];
         acc = is_max ? (v > acc ? v : acc) : __fadd_rn(acc, v);
         cnt++;
       }
-      if (pos < win + s.p[9]) {
+      if (pos < win + (I)s.p[9]) {
         cnt_pad++;
       }
     }
@@ -378,15 +407,15 @@ pe__d_pool1d(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_reduce_mean(const pe_cuda_step_t &s, int64_t total, int64_t i0,
-                  int64_t di) {
-  const int64_t outer = s.p[0], R = s.p[1], inner = s.p[2];
+pe__d_reduce_mean(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I outer = (I)s.p[0], R = (I)s.p[1], inner = (I)s.p[2];
   PE__FOR(i, total) {
-    int64_t j = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
-    const float *x = s.in[0] + b * s.in_stride[0];
+    I j = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
+    const float *x = s.in[0] + b * (I)s.in_stride[0];
     float acc = 0.0f;
-    for (int64_t r = 0; r < R; r++) {
+    for (I r = 0; r < R; r++) {
       acc = __fadd_rn(acc, x[(o * R + r) * inner + j]);
     }
     s.out[0][i] = __fdiv_rn(acc, (float)R);
@@ -398,27 +427,28 @@ pe__d_reduce_mean(const pe_cuda_step_t &s, int64_t total, int64_t i0,
  * CPU's kernel takes them. Resolved at load: p[2] kept axes of sizes
  * st[1] and input strides st[2], p[3] reduced axes of sizes st[3] and
  * input strides st[4]; binop the op, -1 the mean over p[1] elements. */
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_reduce(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
+pe__d_reduce(const pe_cuda_step_t &s, I total, I i0, I di) {
   const int op = s.binop, nk = (int)s.p[2], nr = (int)s.p[3];
-  const int64_t R = s.p[1];
+  const I R = (I)s.p[1];
   const float init = op == PE_PLAN_OP_MUL   ? 1.0f
                      : op == PE_PLAN_OP_MAX ? -INFINITY
                      : op == PE_PLAN_OP_MIN ? INFINITY
                                             : 0.0f;
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel, base = 0;
+    I b = i / (I)s.numel, e = i % (I)s.numel, base = 0;
     for (int d = nk - 1; d >= 0; d--) {
-      base += (e % s.st[1][d]) * s.st[2][d];
-      e /= s.st[1][d];
+      base += (e % (I)s.st[1][d]) * (I)s.st[2][d];
+      e /= (I)s.st[1][d];
     }
-    const float *x = s.in[0] + b * s.in_stride[0] + base;
+    const float *x = s.in[0] + b * (I)s.in_stride[0] + base;
     float acc = init;
-    for (int64_t r = 0; r < R; r++) {
-      int64_t rest = r, off = 0;
+    for (I r = 0; r < R; r++) {
+      I rest = r, off = 0;
       for (int d = nr - 1; d >= 0; d--) {
-        off += (rest % s.st[3][d]) * s.st[4][d];
-        rest /= s.st[3][d];
+        off += (rest % (I)s.st[3][d]) * (I)s.st[4][d];
+        rest /= (I)s.st[3][d];
       }
       float v = x[off];
       switch (op) {
@@ -474,21 +504,21 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
     float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const int G = lstm ? 4 : 3;
     if (act) {
-      /* W x + bias and R h, each gate's sum in double in the order of the
+      /* W x + bias and R h, each gate's sum in float in the order of the
        * CPU's dense kernel (the gates side by side) */
-      double ga[4], ra[4] = {0.0, 0.0, 0.0, 0.0};
+      float ga[4], ra[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int q = 0; q < 4; q++) {
-        ga[q] = q < G ? (double)s.bias[q * H + j] : 0.0;
+        ga[q] = q < G ? s.bias[q * H + j] : 0.0f;
       }
 #pragma unroll 4
       for (int k = 0; k < (int)in; k++) {
-        const double xv = xt[k];
+        const float xv = xt[k];
         const float *wk = W + k * GH + j;
 #pragma unroll
         for (int q = 0; q < 4; q++) {
           if (q < G) {
-            ga[q] += xv * (double)wk[q * H];
+            ga[q] = fmaf(xv, wk[q * H], ga[q]);
           }
         }
       }
@@ -496,19 +526,19 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
       const int Gr = !lstm && !lbr ? 2 : G;
 #pragma unroll 8
       for (int k = 0; k < (int)H; k++) {
-        const double hv = h[k];
+        const float hv = h[k];
         const float *rk = R + k * GH + j;
 #pragma unroll
         for (int q = 0; q < 4; q++) {
           if (q < Gr) {
-            ra[q] += hv * (double)rk[q * H];
+            ra[q] = fmaf(hv, rk[q * H], ra[q]);
           }
         }
       }
 #pragma unroll
       for (int q = 0; q < 4; q++) {
-        g[q] = (float)ga[q];
-        r[q] = (float)ra[q];
+        g[q] = ga[q];
+        r[q] = ra[q];
       }
     }
     float hn = 0.0f;
@@ -538,11 +568,11 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
       }
       __syncthreads();
       if (act) {
-        double rr = 0.0;
+        float rr = 0.0f;
         for (int64_t k = 0; k < H; k++) {
-          rr += (double)rh[k] * (double)R[k * GH + 2 * H + j];
+          rr = fmaf(rh[k], R[k * GH + 2 * H + j], rr);
         }
-        float nn = pe__tanhf(__fadd_rn(g[2], (float)rr));
+        float nn = pe__tanhf(__fadd_rn(g[2], rr));
         hn = __fadd_rn(__fmul_rn(__fsub_rn(1.0f, z), nn), __fmul_rn(z, h[j]));
       }
     }
@@ -588,10 +618,18 @@ extern "C" int pe_cuda_kind_supported(int kind) {
   }
 }
 
-/* Elements of the output over n windows, the thread count of the
- * element-wise kernels. */
+/* Outputs computed together by one thread of a convolution: several in
+ * the launched kernels (each weight read once for them), one in the
+ * persistent kernel (a batch of one window has few outputs to share out). */
+#define PE__CONV_T 4
+
+/* Threads of the element-wise kernels over n windows: one per output
+ * element, or per CT outputs of a convolution's row. */
 __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
-                                             uint32_t n) {
+                                             uint32_t n, int ct) {
+  if (s->kind == PE_PLAN_CONV1D) {
+    return (int64_t)n * s->p[1] * ((s->p[9] + ct - 1) / ct);
+  }
   return s->kind == PE_PLAN_SOFTMAX ? (int64_t)n * s->p[0] * s->p[2]
                                     : (int64_t)n * s->numel;
 }
@@ -601,7 +639,13 @@ __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
  * so that an index plus a grid's stride cannot overflow. */
 __device__ static int pe__fits32(const pe_cuda_step_t *s, uint32_t n) {
   const int64_t lim = (int64_t)1 << (s->dense_warp ? 26 : 30);
-  int64_t most = s->numel > s->in_stride[0] ? s->numel : s->in_stride[0];
+  int64_t most = s->numel;
+  for (int k = 0; k < s->n_in && k < PE_CUDA_MAX_IN; k++) {
+    most = s->in_stride[k] > most ? s->in_stride[k] : most;
+  }
+  for (int k = 0; k < 3; k++) {
+    most = s->out_stride[k] > most ? s->out_stride[k] : most;
+  }
   return (int64_t)n * most < lim && s->p[0] < lim && s->K < lim;
 }
 
@@ -618,64 +662,69 @@ __host__ __device__ static size_t pe__rnn_shmem(const pe_cuda_step_t *s,
 }
 
 /* Step s over n windows by the threads i0, i0 + di, ... of the caller's
- * (all of a grid, or the resident block). */
-__device__ __forceinline__ static void pe__d_step(const pe_cuda_step_t &s,
-                                                  int kind, uint32_t n,
-                                                  int64_t i0, int64_t di) {
-  const int64_t total = pe__total(&s, n);
-  const int small = pe__fits32(&s, n);
+ * (all of a grid, or the resident block), indices of type I, CT outputs
+ * per thread in a convolution. */
+template <typename I, int CT>
+__device__ __forceinline__ static void pe__d_step_i(const pe_cuda_step_t &s,
+                                                    int kind, uint32_t n, I i0,
+                                                    I di) {
+  const I total = (I)pe__total(&s, n, CT);
   switch (kind) {
   case PE_PLAN_COPY:
   case PE_PLAN_UNARY:
-    pe__d_copy(s, total, i0, di);
+    pe__d_copy<I>(s, total, i0, di);
     break;
   case PE_PLAN_CONV1D:
-    if (small) {
-      pe__d_conv1d<int>(s, (int)total, (int)i0, (int)di);
-    } else {
-      pe__d_conv1d<int64_t>(s, total, i0, di);
-    }
+    pe__d_conv1d<I, CT>(s, total, i0, di);
     break;
   case PE_PLAN_DENSE:
-    if (s.dense_warp && small) {
-      pe__d_dense_warp<int>(s, (int)total, (int)i0, (int)di);
-    } else if (s.dense_warp) {
-      pe__d_dense_warp<int64_t>(s, total, i0, di);
-    } else if (small) {
-      pe__d_dense<int>(s, (int)total, (int)i0, (int)di);
+    if (s.dense_warp) {
+      pe__d_dense_warp<I>(s, total, i0, di);
     } else {
-      pe__d_dense<int64_t>(s, total, i0, di);
+      pe__d_dense<I>(s, total, i0, di);
     }
     break;
   case PE_PLAN_BINARY:
-    pe__d_binary(s, total, i0, di);
+    pe__d_binary<I>(s, total, i0, di);
     break;
   case PE_PLAN_SOFTMAX:
-    pe__d_softmax(s, total, i0, di);
+    pe__d_softmax<I>(s, total, i0, di);
     break;
   case PE_PLAN_STRIDED:
-    pe__d_strided(s, total, i0, di);
+    pe__d_strided<I>(s, total, i0, di);
     break;
   case PE_PLAN_GATHER:
-    pe__d_gather(s, total, i0, di);
+    pe__d_gather<I>(s, total, i0, di);
     break;
   case PE_PLAN_CONCAT:
-    pe__d_concat(s, total, i0, di);
+    pe__d_concat<I>(s, total, i0, di);
     break;
   case PE_PLAN_AFFINE:
-    pe__d_affine(s, total, i0, di);
+    pe__d_affine<I>(s, total, i0, di);
     break;
   case PE_PLAN_POOL1D:
-    pe__d_pool1d(s, total, i0, di);
+    pe__d_pool1d<I>(s, total, i0, di);
     break;
   case PE_PLAN_REDUCE_MEAN:
-    pe__d_reduce_mean(s, total, i0, di);
+    pe__d_reduce_mean<I>(s, total, i0, di);
     break;
   case PE_PLAN_REDUCE:
-    pe__d_reduce(s, total, i0, di);
+    pe__d_reduce<I>(s, total, i0, di);
     break;
   default:
     break;
+  }
+}
+
+/* The same with 32-bit indices wherever the step's fit. */
+template <int CT>
+__device__ __forceinline__ static void pe__d_step(const pe_cuda_step_t &s,
+                                                  int kind, uint32_t n,
+                                                  int64_t i0, int64_t di) {
+  if (pe__fits32(&s, n)) {
+    pe__d_step_i<int, CT>(s, kind, n, (int)i0, (int)di);
+  } else {
+    pe__d_step_i<int64_t, CT>(s, kind, n, i0, di);
   }
 }
 
@@ -683,8 +732,9 @@ __device__ __forceinline__ static void pe__d_step(const pe_cuda_step_t &s,
  * and with it their registers). */
 template <int KIND>
 __global__ static void pe__k_step(const pe_cuda_step_t s, uint32_t n) {
-  pe__d_step(s, KIND, n, (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
-             (int64_t)gridDim.x * blockDim.x);
+  pe__d_step<PE__CONV_T>(s, KIND, n,
+                         (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
+                         (int64_t)gridDim.x * blockDim.x);
 }
 
 __global__ static void pe__k_rnn(const pe_cuda_step_t s, int shared_w) {
@@ -705,7 +755,7 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
   if (!pe_cuda_kind_supported(s->kind)) {
     return (int)cudaErrorInvalidValue;
   }
-  int64_t total = pe__total(s, n);
+  int64_t total = pe__total(s, n, PE__CONV_T);
   if (total <= 0) {
     return 0;
   }
@@ -748,12 +798,13 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
 
 /* ---- The persistent kernel ----------------------------------------------
  * One resident block. Thread 0 polls the control block (mapped pinned host
- * memory) for a new request number; the block then copies the request's
- * windows from mapped host memory into the device input, runs every step
- * (a barrier between steps), writes the scores into mapped host memory,
- * fences them to the system and publishes the request number as done. It
- * leaves when asked to stop or after idle_ns without a request, clearing
- * `running` on its way out. */
+ * memory) for a new request number; the block then reads the request's
+ * windows from mapped host memory, runs every step (a barrier between
+ * steps), writes the scores into mapped host memory, fences them to the
+ * system and publishes the request number as done. It leaves when asked to
+ * stop or after idle_ns without a request, clearing `running` on its way
+ * out. On chip, the steps, the windows, every activation and the scores
+ * live in the block's shared memory (kernels.h). */
 
 __device__ static uint64_t pe__gtime(void) {
   uint64_t t;
@@ -761,13 +812,166 @@ __device__ static uint64_t pe__gtime(void) {
   return t;
 }
 
+/* Whether an LSTM step runs gate-parallel in a block of nt threads: every
+ * row of its 4H gate rows gets at least one thread. */
+__host__ __device__ static int pe__lstm_wide(const pe_cuda_step_t *s, int nt) {
+  return s->kind == PE_PLAN_LSTM && 4 * s->p[2] <= nt;
+}
+
+/* Shared memory of the gate-parallel LSTM: h, and a partial sum per gate
+ * row and slice of the inputs. */
+__host__ __device__ static size_t pe__lstm_wide_shmem(const pe_cuda_step_t *s,
+                                                      int nt) {
+  const int64_t GH = 4 * s->p[2];
+  return (size_t)(s->p[2] + (nt / GH) * GH) * sizeof(float);
+}
+
+/* LSTM over window b by the whole block, gate-parallel: each of the 4H
+ * gate rows is split into P = nt / 4H slices of the inputs (x_t then
+ * h_{t-1}); thread (slice, row) sums its slice in float, then thread j < H
+ * adds the bias and the slices of its four gates and updates c and h. Two
+ * barriers per time step. The order of the sums differs from the CPU's
+ * (float rounding, within the parity tolerance). */
+__device__ __forceinline__ static void
+pe__d_lstm_wide(const pe_cuda_step_t &s, int b, float *sh) {
+  const int seq = (int)s.p[0], in = (int)s.p[1], H = (int)s.p[2];
+  const int GH = 4 * H, K = in + H, nt = (int)blockDim.x;
+  const int tid = (int)threadIdx.x, P = nt / GH;
+  const int row = tid % GH, part = tid / GH;
+  const int kc = (K + P - 1) / P, ka = part * kc;
+  const int kb = ka + kc < K ? ka + kc : K;
+  const int kx = kb < in ? kb : in, kh = ka > in ? ka : in;
+  float *h = sh, *ps = sh + H;
+  const float *__restrict__ x = s.in[0] + b * (int)s.in_stride[0];
+  const float *__restrict__ W = s.w + row;
+  const float *__restrict__ R = s.w2 + row;
+  const int act = tid < H;
+  float c = 0.0f, bias[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (act) {
+    h[tid] = s.in[1] ? s.in[1][b * (int)s.in_stride[1] + tid] : 0.0f;
+    c = s.in[2] ? s.in[2][b * (int)s.in_stride[2] + tid] : 0.0f;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      bias[q] = s.bias[q * H + tid];
+    }
+  }
+  __syncthreads();
+  for (int t = 0; t < seq; t++) {
+    if (part < P) {
+      const float *xt = x + t * in;
+      float acc = 0.0f, acc2 = 0.0f;
+      for (int k = ka; k < kx; k++) {
+        acc = fmaf(xt[k], __ldg(W + k * GH), acc);
+      }
+#pragma unroll 4
+      for (int k = kh; k < kb; k++) {
+        acc2 = fmaf(h[k - in], __ldg(R + (k - in) * GH), acc2);
+      }
+      ps[part * GH + row] = acc + acc2;
+    }
+    __syncthreads();
+    if (act) {
+      float g[4];
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        float v = bias[q];
+        for (int pp = 0; pp < P; pp++) {
+          v += ps[pp * GH + q * H + tid];
+        }
+        g[q] = v;
+      }
+      const float ig = pe__sig(g[0]), og = pe__sig(g[1]), fg = pe__sig(g[2]);
+      const float cg = pe__tanhf(g[3]);
+      c = fmaf(fg, c, ig * cg);
+      const float hn = og * pe__tanhf(c);
+      h[tid] = hn;
+      if (s.out[0]) {
+        s.out[0][b * (int)s.out_stride[0] + t * H + tid] = hn;
+      }
+    }
+    __syncthreads();
+  }
+  if (act) {
+    if (s.out[1]) {
+      s.out[1][b * (int)s.out_stride[1] + tid] = h[tid];
+    }
+    if (s.out[2]) {
+      s.out[2][b * (int)s.out_stride[2] + tid] = c;
+    }
+  }
+}
+
+/* n floats rounded up to a multiple of 4. */
+__device__ static int64_t pe__round4(int64_t n) {
+  return (n + 3) / 4 * 4;
+}
+
+/* Bytes of n steps at the start of the on-chip shared memory. */
+__host__ __device__ static size_t pe__steps_bytes(int n) {
+  return ((size_t)n * sizeof(pe_cuda_step_t) + 15) / 16 * 16;
+}
+
+/* A step's pointer moved on chip: the arena, the input and the output of
+ * the device into their places in shared memory; weights stay. */
+__device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
+                                   float *s_arena, float *s_in, float *s_out) {
+  if (p == NULL) {
+    return NULL;
+  }
+  if (p >= a.arena && p < a.arena + a.arena_floats) {
+    return s_arena + (p - a.arena);
+  }
+  if (p == a.d_in) {
+    return s_in;
+  }
+  if (p == a.d_out) {
+    return s_out;
+  }
+  return (float *)p;
+}
+
 __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     pe__k_persist(const pe_cuda_persist_t a) {
-  extern __shared__ float sh[];
+  extern __shared__ float4 shv[];
+  unsigned char *shb = (unsigned char *)shv;
   __shared__ uint32_t cmd_seq, cmd_n;
   __shared__ int cmd;
   volatile pe_cuda_ctrl_t *ctrl = a.ctrl;
-  const int64_t tid = threadIdx.x, nt = blockDim.x;
+  const int tid = (int)threadIdx.x, nt = (int)blockDim.x;
+  const pe_cuda_step_t *steps = a.steps;
+  float *x_in = a.d_in;
+  const float *x_out = a.d_out;
+  float *scratch = (float *)shb;
+  if (a.on_chip) {
+    /* the steps into shared memory, once per launch */
+    pe_cuda_step_t *ss = (pe_cuda_step_t *)shb;
+    const int words = (int)(a.n_steps * sizeof(pe_cuda_step_t) / 8);
+    const int2 *src = (const int2 *)a.steps;
+    int2 *dst = (int2 *)shb;
+    for (int i = tid; i < words; i += nt) {
+      dst[i] = src[i];
+    }
+    float *s_arena = (float *)(shb + pe__steps_bytes(a.n_steps));
+    /* each region from a 16-byte boundary (the windows are read 16 bytes
+     * at a time) */
+    float *s_in = s_arena + pe__round4(a.arena_floats);
+    float *s_out = s_in + pe__round4(a.max_n * a.in_numel);
+    scratch = s_out + pe__round4(a.max_n * a.out_numel);
+    __syncthreads();
+    if (tid < a.n_steps) {
+      pe_cuda_step_t &d = ss[tid];
+      for (int q = 0; q < PE_CUDA_MAX_IN; q++) {
+        d.in[q] = pe__reloc(d.in[q], a, s_arena, s_in, s_out);
+      }
+      for (int q = 0; q < 3; q++) {
+        d.out[q] = pe__reloc(d.out[q], a, s_arena, s_in, s_out);
+      }
+    }
+    steps = ss;
+    x_in = s_in;
+    x_out = s_out;
+    __syncthreads();
+  }
   uint32_t last = a.last;
   for (;;) {
     if (tid == 0) {
@@ -793,27 +997,42 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     }
     const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
     last = cmd_seq;
-    const volatile float *hin = a.h_in;
-    for (int64_t i = tid; i < (int64_t)n * a.in_numel; i += nt) {
-      a.d_in[i] = hin[i];
+    const int n_in = (int)(n * a.in_numel), n_out = (int)(n * a.out_numel);
+    /* loads that skip the caches: the host wrote these since the last
+     * request */
+    if ((n_in & 3) == 0) {
+      const float4 *hin = (const float4 *)a.h_in;
+      float4 *xi = (float4 *)x_in;
+      for (int i = tid; i < n_in / 4; i += nt) {
+        xi[i] = __ldcv(hin + i);
+      }
+    } else {
+      for (int i = tid; i < n_in; i += nt) {
+        x_in[i] = __ldcv(a.h_in + i);
+      }
     }
     __syncthreads();
     for (int k = 0; k < a.n_steps; k++) {
-      const pe_cuda_step_t &s = a.steps[k];
-      if (s.kind == PE_PLAN_LSTM || s.kind == PE_PLAN_GRU) {
+      const pe_cuda_step_t &s = steps[k];
+      const int kind = s.kind;
+      if (pe__lstm_wide(&s, nt)) {
+        for (uint32_t b = 0; b < n; b++) {
+          pe__d_lstm_wide(s, (int)b, scratch);
+        }
+      } else if (kind == PE_PLAN_LSTM || kind == PE_PLAN_GRU) {
         int shared_w = 0;
         pe__rnn_shmem(&s, &shared_w);
         for (uint32_t b = 0; b < n; b++) {
-          pe__d_rnn(s, b, shared_w, sh);
+          pe__d_rnn(s, b, shared_w, scratch);
           __syncthreads();
         }
       } else {
-        pe__d_step(s, s.kind, n, tid, nt);
+        pe__d_step<1>(s, kind, n, tid, nt);
       }
       __syncthreads();
     }
-    for (int64_t i = tid; i < (int64_t)n * a.out_numel; i += nt) {
-      a.h_out[i] = a.d_out[i];
+    for (int i = tid; i < n_out; i += nt) {
+      a.h_out[i] = x_out[i];
     }
     __threadfence_system();
     __syncthreads();
@@ -829,8 +1048,8 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
 }
 
 extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
-                                     size_t *shmem) {
-  *shmem = 0;
+                                     size_t *scratch) {
+  *scratch = 0;
   for (int k = 0; k < n_steps; k++) {
     const pe_cuda_step_t *s = &steps[k];
     if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
@@ -838,8 +1057,10 @@ extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
         return k;
       }
       int w = 0;
-      size_t b = pe__rnn_shmem(s, &w);
-      *shmem = b > *shmem ? b : *shmem;
+      size_t b = pe__lstm_wide(s, PE_CUDA_PERSIST_THREADS)
+                     ? pe__lstm_wide_shmem(s, PE_CUDA_PERSIST_THREADS)
+                     : pe__rnn_shmem(s, &w);
+      *scratch = b > *scratch ? b : *scratch;
     } else if (!pe_cuda_kind_supported(s->kind)) {
       return k;
     }
@@ -847,10 +1068,28 @@ extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
   return -1;
 }
 
+extern "C" size_t pe_cuda_persist_shmem(int n_steps, int64_t floats,
+                                        size_t scratch) {
+  /* 3 regions, each rounded up to 4 floats */
+  return pe__steps_bytes(n_steps) + (size_t)(floats + 9) * sizeof(float) +
+         scratch;
+}
+
+extern "C" int pe_cuda_shmem_limit(size_t *bytes) {
+  int dev = 0, v = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  e = e != cudaSuccess
+          ? e
+          : cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                   dev);
+  *bytes = e == cudaSuccess ? (size_t)v : 48 * 1024;
+  return (int)e;
+}
+
 extern "C" int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
                                       void *stream) {
   cudaError_t e = cudaFuncSetAttribute(
-      pe__k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
+      pe__k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
   if (e != cudaSuccess) {
     return (int)e;
   }
