@@ -73,6 +73,8 @@ typedef struct pe__cuda {
  * how long run waits for its answer. */
 #define PE__CUDA_IDLE_NS 250000000ull
 #define PE__CUDA_WAIT_NS 2000000000ull
+/* How often a waiting run asks whether the resident kernel failed. */
+#define PE__CUDA_QUERY_NS 200000ull
 /* Bytes of windows staged into pinned memory per device copy. */
 #define PE__CUDA_STAGE ((size_t)1 << 20)
 
@@ -457,9 +459,9 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   }
   c->pargs.on_chip = on > 0;
   pn = on > 0 ? on : pn;
-  c->pshmem = on > 0 ? pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per,
-                                             scratch)
-                     : scratch;
+  c->pshmem =
+      on > 0 ? pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per, scratch)
+             : scratch;
   size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
   size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
   size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
@@ -548,18 +550,23 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
   if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
     e = pe__persist_launch(c);
   }
-  uint64_t t0 = 0;
+  /* the clock every 256 spins; the stream (a driver call of microseconds,
+   * during which an answer would wait) only every PE__CUDA_QUERY_NS */
+  uint64_t t0 = 0, tq = 0;
   for (uint32_t spin = 1;
        e == 0 && __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq; spin++) {
-    if ((spin & 1023u) != 0) {
+    if ((spin & 255u) != 0) {
       continue;
     }
     uint64_t now = pe_clock_ns();
     t0 = t0 ? t0 : now;
+    tq = tq ? tq : now;
     if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE) &&
         __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq) {
       /* it left (idle) as the request came: start it again */
       e = pe__persist_launch(c);
+    } else if (now - tq < PE__CUDA_QUERY_NS) {
+      continue;
     } else if (now - t0 > PE__CUDA_WAIT_NS) {
       __atomic_store_n(&k->stop, 1u, __ATOMIC_SEQ_CST);
       snprintf(c->errmsg, sizeof c->errmsg,
@@ -569,6 +576,7 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
     } else {
       int q = (int)cudaStreamQuery(c->pstream);
       e = q == (int)cudaErrorNotReady ? 0 : q;
+      tq = now;
     }
   }
   if (e != 0) {
@@ -1138,6 +1146,24 @@ static void pe__cuda_summary(const pe_backend_options_t *opts, char *buf,
   }
 }
 
+/* Page-locked host memory for a caller's windows and scores: run copies
+ * them to and from the device directly, with no staging copy. */
+static void *pe__cuda_host_alloc(void *self, size_t bytes) {
+  (void)self;
+  void *p = NULL;
+  if (cudaHostAlloc(&p, bytes > 0 ? bytes : 1, cudaHostAllocDefault) !=
+      cudaSuccess) {
+    cudaGetLastError(); /* clear it */
+    return NULL;
+  }
+  return p;
+}
+
+static void pe__cuda_host_free(void *self, void *p) {
+  (void)self;
+  cudaFreeHost(p);
+}
+
 const pe_backend_ops_t pe_backend_cuda_ops = {
     .abi_version = PE_BACKEND_ABI_VERSION,
     .name = "cuda",
@@ -1150,4 +1176,6 @@ const pe_backend_ops_t pe_backend_cuda_ops = {
     .phases = pe__cuda_phases,
     .detail = pe__cuda_detail,
     .serialize = pe__cuda_serialize,
+    .host_alloc = pe__cuda_host_alloc,
+    .host_free = pe__cuda_host_free,
 };

@@ -90,8 +90,8 @@ __device__ static float pe__binop(int op, float a, float b) {
 #define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_copy(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_copy(const pe_cuda_step_t &s,
+                                                  I total, I i0, I di) {
   const I ys = (I)s.numel;
   PE__FOR(i, total) {
     I b = i / ys, e = i % ys;
@@ -127,8 +127,8 @@ __device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
     while (k1 > k0 && p0 + (k1 - 1) * dil >= win) {
       k1--;
     }
-    const float bias = s.bias[co];
-    float acc[T];
+    const double bias = s.bias[co];
+    double acc[T];
 #pragma unroll
     for (int j = 0; j < T; j++) {
       acc[j] = bias;
@@ -137,13 +137,13 @@ __device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
       const float *__restrict__ xr = x + ci * win;
       const float *__restrict__ wr = w + ci * k;
       for (I kk = k0; kk < k1; kk++) {
-        const float wv = wr[kk];
+        const double wv = wr[kk];
         const I q = p0 + kk * dil;
 #pragma unroll
         for (int j = 0; j < T; j++) {
           const I pos = q + j * stride;
           const float xv = pos >= 0 && pos < win ? xr[pos] : 0.0f;
-          acc[j] = fmaf(wv, xv, acc[j]);
+          acc[j] += wv * (double)xv;
         }
       }
     }
@@ -151,7 +151,7 @@ __device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
 #pragma unroll
     for (int j = 0; j < T; j++) {
       if (t0 + j < wout) {
-        y[t0 + j] = pe__act(acc[j], s.act, s.alpha);
+        y[t0 + j] = pe__act((float)acc[j], s.act, s.alpha);
       }
     }
   }
@@ -166,12 +166,12 @@ __device__ __forceinline__ static void pe__d_dense(const pe_cuda_step_t &s,
     const I m = i % M, q = i / M, r = q % rows, b = q / rows;
     const float *__restrict__ x = s.in[0] + b * xs + r * K;
     const float *__restrict__ w = s.w + m;
-    float acc = s.bias ? s.bias[m] : 0.0f;
+    double acc = s.bias ? s.bias[m] : 0.0;
 #pragma unroll 4
     for (I k = 0; k < K; k++) {
-      acc = fmaf(x[k], w[k * M], acc);
+      acc += (double)x[k] * (double)w[k * M];
     }
-    s.out[0][i] = pe__act(acc, s.act, s.alpha);
+    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
   }
 }
 
@@ -189,17 +189,17 @@ __device__ __forceinline__ static void pe__d_dense_warp(const pe_cuda_step_t &s,
     const I m = i % M, q = i / M, r = q % rows, b = q / rows;
     const float *__restrict__ x = s.in[0] + b * xs + r * K;
     const float *__restrict__ w = s.w2 + m * K;
-    float acc = 0.0f;
+    double acc = 0.0;
 #pragma unroll 4
     for (I k = lane; k < K; k += 32) {
-      acc = fmaf(x[k], w[k], acc);
+      acc += (double)x[k] * (double)w[k];
     }
     for (int o = 16; o > 0; o >>= 1) {
       acc += __shfl_xor_sync(0xffffffffu, acc, o);
     }
     if (lane == 0) {
-      acc += s.bias ? s.bias[m] : 0.0f;
-      s.out[0][i] = pe__act(acc, s.act, s.alpha);
+      acc += s.bias ? (double)s.bias[m] : 0.0;
+      s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
     }
   }
 }
@@ -220,10 +220,10 @@ __global__ static void __launch_bounds__(256)
   const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
   const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
   const float *__restrict__ X = s.in[0];
-  float acc[8];
+  double acc[8];
 #pragma unroll
   for (int j = 0; j < 8; j++) {
-    acc[j] = 0.0f;
+    acc[j] = 0.0;
   }
   for (int k0 = 0; k0 < K; k0 += PE__TK) {
 #pragma unroll
@@ -239,31 +239,31 @@ __global__ static void __launch_bounds__(256)
     __syncthreads();
 #pragma unroll 8
     for (int kk = 0; kk < PE__TK; kk++) {
-      const float wv = ws[kk][tx];
+      const double wv = ws[kk][tx];
 #pragma unroll
       for (int j = 0; j < 8; j++) {
-        acc[j] = fmaf(xs[ty + 8 * j][kk], wv, acc[j]);
+        acc[j] += (double)xs[ty + 8 * j][kk] * wv;
       }
     }
     __syncthreads();
   }
   const int m = m0 + tx;
   if (m < M) {
-    const float bias = s.bias ? s.bias[m] : 0.0f;
+    const double bias = s.bias ? (double)s.bias[m] : 0.0;
 #pragma unroll
     for (int j = 0; j < 8; j++) {
       int r = r0 + ty + 8 * j;
       if (r < R) {
         s.out[0][(int64_t)r * M + m] =
-            pe__act(acc[j] + bias, s.act, s.alpha);
+            pe__act((float)(acc[j] + bias), s.act, s.alpha);
       }
     }
   }
 }
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_binary(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_binary(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   const I n = (I)s.p[0];
   PE__FOR(i, total) {
     I b = i / n, e = i % n;
@@ -289,8 +289,8 @@ pe__d_binary(const pe_cuda_step_t &s, I total, I i0, I di) {
 }
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_softmax(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_softmax(const pe_cuda_step_t &s,
+                                                     I total, I i0, I di) {
   const I outer = (I)s.p[0], L = (I)s.p[1], inner = (I)s.p[2];
   PE__FOR(i, total) {
     I in_ = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
@@ -323,8 +323,8 @@ pe__d_softmax(const pe_cuda_step_t &s, I total, I i0, I di) {
 }
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_strided(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_strided(const pe_cuda_step_t &s,
+                                                     I total, I i0, I di) {
   const I n = (I)s.p[1];
   PE__FOR(i, total) {
     I b = i / n, e = i % n, off = (I)s.p[0];
@@ -337,8 +337,8 @@ pe__d_strided(const pe_cuda_step_t &s, I total, I i0, I di) {
 }
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_gather(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_gather(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   const I dim = (I)s.p[1], inner = (I)s.p[2], ni = (I)s.n_idx;
   PE__FOR(i, total) {
     I b = i / (I)s.numel, e = i % (I)s.numel;
@@ -349,8 +349,8 @@ pe__d_gather(const pe_cuda_step_t &s, I total, I i0, I di) {
 }
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_concat(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_concat(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   I per_q = 0;
   for (int k = 0; k < s.n_in; k++) {
     per_q += (I)s.st[k][0];
@@ -368,8 +368,8 @@ pe__d_concat(const pe_cuda_step_t &s, I total, I i0, I di) {
 }
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_affine(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_affine(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   PE__FOR(i, total) {
     I b = i / (I)s.numel, e = i % (I)s.numel;
     I c = (e / (I)s.p[2]) % (I)s.p[1];
@@ -379,8 +379,8 @@ pe__d_affine(const pe_cuda_step_t &s, I total, I i0, I di) {
 }
 
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_pool1d(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_pool1d(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   const I C = (I)s.p[0], win = (I)s.p[1], wout = (I)s.p[2], k = (I)s.p[3];
   const I stride = (I)s.p[4], pl = (I)s.p[5], dil = (I)s.p[6];
   const int cip = (I)s.p[7] != 0, is_max = (I)s.p[8] != 0;
@@ -428,8 +428,8 @@ pe__d_reduce_mean(const pe_cuda_step_t &s, I total, I i0, I di) {
  * st[1] and input strides st[2], p[3] reduced axes of sizes st[3] and
  * input strides st[4]; binop the op, -1 the mean over p[1] elements. */
 template <typename I>
-__device__ __forceinline__ static void
-pe__d_reduce(const pe_cuda_step_t &s, I total, I i0, I di) {
+__device__ __forceinline__ static void pe__d_reduce(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   const int op = s.binop, nk = (int)s.p[2], nr = (int)s.p[3];
   const I R = (I)s.p[1];
   const float init = op == PE_PLAN_OP_MUL   ? 1.0f
@@ -504,21 +504,21 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
     float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const int G = lstm ? 4 : 3;
     if (act) {
-      /* W x + bias and R h, each gate's sum in float in the order of the
+      /* W x + bias and R h, each gate's sum in double in the order of the
        * CPU's dense kernel (the gates side by side) */
-      float ga[4], ra[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      double ga[4], ra[4] = {0.0, 0.0, 0.0, 0.0};
 #pragma unroll
       for (int q = 0; q < 4; q++) {
-        ga[q] = q < G ? s.bias[q * H + j] : 0.0f;
+        ga[q] = q < G ? (double)s.bias[q * H + j] : 0.0;
       }
 #pragma unroll 4
       for (int k = 0; k < (int)in; k++) {
-        const float xv = xt[k];
+        const double xv = xt[k];
         const float *wk = W + k * GH + j;
 #pragma unroll
         for (int q = 0; q < 4; q++) {
           if (q < G) {
-            ga[q] = fmaf(xv, wk[q * H], ga[q]);
+            ga[q] += xv * (double)wk[q * H];
           }
         }
       }
@@ -526,19 +526,19 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
       const int Gr = !lstm && !lbr ? 2 : G;
 #pragma unroll 8
       for (int k = 0; k < (int)H; k++) {
-        const float hv = h[k];
+        const double hv = h[k];
         const float *rk = R + k * GH + j;
 #pragma unroll
         for (int q = 0; q < 4; q++) {
           if (q < Gr) {
-            ra[q] = fmaf(hv, rk[q * H], ra[q]);
+            ra[q] += hv * (double)rk[q * H];
           }
         }
       }
 #pragma unroll
       for (int q = 0; q < 4; q++) {
-        g[q] = ga[q];
-        r[q] = ra[q];
+        g[q] = (float)ga[q];
+        r[q] = (float)ra[q];
       }
     }
     float hn = 0.0f;
@@ -568,11 +568,11 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
       }
       __syncthreads();
       if (act) {
-        float rr = 0.0f;
+        double rr = 0.0;
         for (int64_t k = 0; k < H; k++) {
-          rr = fmaf(rh[k], R[k * GH + 2 * H + j], rr);
+          rr += (double)rh[k] * (double)R[k * GH + 2 * H + j];
         }
-        float nn = pe__tanhf(__fadd_rn(g[2], rr));
+        float nn = pe__tanhf(__fadd_rn(g[2], (float)rr));
         hn = __fadd_rn(__fmul_rn(__fsub_rn(1.0f, z), nn), __fmul_rn(z, h[j]));
       }
     }
@@ -665,9 +665,8 @@ __host__ __device__ static size_t pe__rnn_shmem(const pe_cuda_step_t *s,
  * (all of a grid, or the resident block), indices of type I, CT outputs
  * per thread in a convolution. */
 template <typename I, int CT>
-__device__ __forceinline__ static void pe__d_step_i(const pe_cuda_step_t &s,
-                                                    int kind, uint32_t n, I i0,
-                                                    I di) {
+__device__ __forceinline__ static void
+pe__d_step_i(const pe_cuda_step_t &s, int kind, uint32_t n, I i0, I di) {
   const I total = (I)pe__total(&s, n, CT);
   switch (kind) {
   case PE_PLAN_COPY:
@@ -737,14 +736,120 @@ __global__ static void pe__k_step(const pe_cuda_step_t s, uint32_t n) {
                          (int64_t)gridDim.x * blockDim.x);
 }
 
+/* Whether an LSTM step runs gate-parallel in a block of nt threads: every
+ * row of its 4H gate rows gets at least one thread. */
+__host__ __device__ static int pe__lstm_wide(const pe_cuda_step_t *s, int nt) {
+  return s->kind == PE_PLAN_LSTM && 4 * s->p[2] <= nt;
+}
+
+/* Shared memory of the gate-parallel LSTM: two partial sums (W x and
+ * R h) per gate row and slice of the inputs, then h. */
+__host__ __device__ static size_t pe__lstm_wide_shmem(const pe_cuda_step_t *s,
+                                                      int nt) {
+  const int64_t GH = 4 * s->p[2];
+  return (size_t)(2 * (nt / GH) * GH) * sizeof(double) +
+         (size_t)s->p[2] * sizeof(float);
+}
+
+/* LSTM over window b by the whole block, gate-parallel: each of the 4H
+ * gate rows is split into P = nt / 4H slices of its inputs (x_t, then
+ * h_{t-1}); thread (slice, row) sums its slice of W x and of R h in
+ * double, then thread j < H adds the bias and the slices of its four
+ * gates, rounds W x + bias and R h to float once each as the CPU's kernel
+ * does, and updates c and h. Two barriers per time step. */
+__device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
+                                                       int b, float *sh) {
+  const int seq = (int)s.p[0], in = (int)s.p[1], H = (int)s.p[2];
+  const int GH = 4 * H, K = in + H, nt = (int)blockDim.x;
+  const int tid = (int)threadIdx.x, P = nt / GH;
+  const int row = tid % GH, part = tid / GH;
+  const int kc = (K + P - 1) / P, ka = part * kc;
+  const int kb = ka + kc < K ? ka + kc : K;
+  const int kx = kb < in ? kb : in, kh = ka > in ? ka : in;
+  double *px = (double *)sh, *ph = px + P * GH;
+  float *h = (float *)(ph + P * GH);
+  const float *__restrict__ x = s.in[0] + (int64_t)b * s.in_stride[0];
+  const float *__restrict__ W = s.w + row;
+  const float *__restrict__ R = s.w2 + row;
+  const int act = tid < H;
+  float c = 0.0f;
+  double bias[4] = {0.0, 0.0, 0.0, 0.0};
+  if (act) {
+    h[tid] = s.in[1] ? s.in[1][(int64_t)b * s.in_stride[1] + tid] : 0.0f;
+    c = s.in[2] ? s.in[2][(int64_t)b * s.in_stride[2] + tid] : 0.0f;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      bias[q] = s.bias[q * H + tid];
+    }
+  }
+  __syncthreads();
+  for (int t = 0; t < seq; t++) {
+    if (part < P) {
+      const float *xt = x + t * in;
+      double ax = 0.0, ah = 0.0;
+#pragma unroll 4
+      for (int k = ka; k < kx; k++) {
+        ax += (double)xt[k] * (double)__ldg(W + k * GH);
+      }
+#pragma unroll 4
+      for (int k = kh; k < kb; k++) {
+        ah += (double)h[k - in] * (double)__ldg(R + (k - in) * GH);
+      }
+      px[part * GH + row] = ax;
+      ph[part * GH + row] = ah;
+    }
+    __syncthreads();
+    if (act) {
+      float g[4];
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        double gx = bias[q], gh = 0.0;
+        for (int pp = 0; pp < P; pp++) {
+          gx += px[pp * GH + q * H + tid];
+          gh += ph[pp * GH + q * H + tid];
+        }
+        g[q] = __fadd_rn((float)gx, (float)gh);
+      }
+      const float ig = pe__sig(g[0]), og = pe__sig(g[1]), fg = pe__sig(g[2]);
+      const float cg = pe__tanhf(g[3]);
+      c = __fadd_rn(__fmul_rn(fg, c), __fmul_rn(ig, cg));
+      const float hn = __fmul_rn(og, pe__tanhf(c));
+      h[tid] = hn;
+      if (s.out[0]) {
+        s.out[0][(int64_t)b * s.out_stride[0] + t * H + tid] = hn;
+      }
+    }
+    __syncthreads();
+  }
+  if (act) {
+    if (s.out[1]) {
+      s.out[1][(int64_t)b * s.out_stride[1] + tid] = h[tid];
+    }
+    if (s.out[2]) {
+      s.out[2][(int64_t)b * s.out_stride[2] + tid] = c;
+    }
+  }
+}
+
 __global__ static void pe__k_rnn(const pe_cuda_step_t s, int shared_w) {
   extern __shared__ float sh[];
   pe__d_rnn(s, blockIdx.x, shared_w, sh);
 }
 
+__global__ static void pe__k_lstm_wide(const pe_cuda_step_t s) {
+  extern __shared__ float sh[];
+  pe__d_lstm_wide(s, (int)blockIdx.x, sh);
+}
+
 extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
                                    void *stream) {
   cudaStream_t st = (cudaStream_t)stream;
+  if (pe__lstm_wide(s, 1024)) {
+    /* one block per window, a thread per gate row */
+    const int threads = (int)((4 * s->p[2] + 31) / 32 * 32);
+    pe__k_lstm_wide<<<n, threads, pe__lstm_wide_shmem(s, threads), st>>>(*s);
+    return (int)cudaPeekAtLastError();
+  }
   if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
     unsigned threads = (unsigned)((s->p[2] + 31) / 32 * 32);
     int shared_w = 0;
@@ -812,99 +917,8 @@ __device__ static uint64_t pe__gtime(void) {
   return t;
 }
 
-/* Whether an LSTM step runs gate-parallel in a block of nt threads: every
- * row of its 4H gate rows gets at least one thread. */
-__host__ __device__ static int pe__lstm_wide(const pe_cuda_step_t *s, int nt) {
-  return s->kind == PE_PLAN_LSTM && 4 * s->p[2] <= nt;
-}
-
-/* Shared memory of the gate-parallel LSTM: h, and a partial sum per gate
- * row and slice of the inputs. */
-__host__ __device__ static size_t pe__lstm_wide_shmem(const pe_cuda_step_t *s,
-                                                      int nt) {
-  const int64_t GH = 4 * s->p[2];
-  return (size_t)(s->p[2] + (nt / GH) * GH) * sizeof(float);
-}
-
-/* LSTM over window b by the whole block, gate-parallel: each of the 4H
- * gate rows is split into P = nt / 4H slices of the inputs (x_t then
- * h_{t-1}); thread (slice, row) sums its slice in float, then thread j < H
- * adds the bias and the slices of its four gates and updates c and h. Two
- * barriers per time step. The order of the sums differs from the CPU's
- * (float rounding, within the parity tolerance). */
-__device__ __forceinline__ static void
-pe__d_lstm_wide(const pe_cuda_step_t &s, int b, float *sh) {
-  const int seq = (int)s.p[0], in = (int)s.p[1], H = (int)s.p[2];
-  const int GH = 4 * H, K = in + H, nt = (int)blockDim.x;
-  const int tid = (int)threadIdx.x, P = nt / GH;
-  const int row = tid % GH, part = tid / GH;
-  const int kc = (K + P - 1) / P, ka = part * kc;
-  const int kb = ka + kc < K ? ka + kc : K;
-  const int kx = kb < in ? kb : in, kh = ka > in ? ka : in;
-  float *h = sh, *ps = sh + H;
-  const float *__restrict__ x = s.in[0] + b * (int)s.in_stride[0];
-  const float *__restrict__ W = s.w + row;
-  const float *__restrict__ R = s.w2 + row;
-  const int act = tid < H;
-  float c = 0.0f, bias[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  if (act) {
-    h[tid] = s.in[1] ? s.in[1][b * (int)s.in_stride[1] + tid] : 0.0f;
-    c = s.in[2] ? s.in[2][b * (int)s.in_stride[2] + tid] : 0.0f;
-#pragma unroll
-    for (int q = 0; q < 4; q++) {
-      bias[q] = s.bias[q * H + tid];
-    }
-  }
-  __syncthreads();
-  for (int t = 0; t < seq; t++) {
-    if (part < P) {
-      const float *xt = x + t * in;
-      float acc = 0.0f, acc2 = 0.0f;
-      for (int k = ka; k < kx; k++) {
-        acc = fmaf(xt[k], __ldg(W + k * GH), acc);
-      }
-#pragma unroll 4
-      for (int k = kh; k < kb; k++) {
-        acc2 = fmaf(h[k - in], __ldg(R + (k - in) * GH), acc2);
-      }
-      ps[part * GH + row] = acc + acc2;
-    }
-    __syncthreads();
-    if (act) {
-      float g[4];
-#pragma unroll
-      for (int q = 0; q < 4; q++) {
-        float v = bias[q];
-        for (int pp = 0; pp < P; pp++) {
-          v += ps[pp * GH + q * H + tid];
-        }
-        g[q] = v;
-      }
-      const float ig = pe__sig(g[0]), og = pe__sig(g[1]), fg = pe__sig(g[2]);
-      const float cg = pe__tanhf(g[3]);
-      c = fmaf(fg, c, ig * cg);
-      const float hn = og * pe__tanhf(c);
-      h[tid] = hn;
-      if (s.out[0]) {
-        s.out[0][b * (int)s.out_stride[0] + t * H + tid] = hn;
-      }
-    }
-    __syncthreads();
-  }
-  if (act) {
-    if (s.out[1]) {
-      s.out[1][b * (int)s.out_stride[1] + tid] = h[tid];
-    }
-    if (s.out[2]) {
-      s.out[2][b * (int)s.out_stride[2] + tid] = c;
-    }
-  }
-}
-
 /* n floats rounded up to a multiple of 4. */
-__device__ static int64_t pe__round4(int64_t n) {
-  return (n + 3) / 4 * 4;
-}
+__device__ static int64_t pe__round4(int64_t n) { return (n + 3) / 4 * 4; }
 
 /* Bytes of n steps at the start of the on-chip shared memory. */
 __host__ __device__ static size_t pe__steps_bytes(int n) {
@@ -979,10 +993,15 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
       int c = 0;
       uint64_t q = 0;
       while (c == 0) {
-        q = ctrl->req;
+        /* req and stop in one trip over the bus */
+        uint64_t w1;
+        asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];"
+                     : "=l"(q), "=l"(w1)
+                     : "l"(a.ctrl)
+                     : "memory");
         if ((uint32_t)q != last) {
           c = 1;
-        } else if (ctrl->stop || pe__gtime() - t0 > a.idle_ns) {
+        } else if ((uint32_t)w1 != 0 || pe__gtime() - t0 > a.idle_ns) {
           c = 2;
         }
       }
@@ -1034,11 +1053,12 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     for (int i = tid; i < n_out; i += nt) {
       a.h_out[i] = x_out[i];
     }
-    __threadfence_system();
+    /* the barrier orders every thread's scores before thread 0's fence,
+     * which makes them visible to the host before done */
     __syncthreads();
     if (tid == 0) {
-      ctrl->done = last;
       __threadfence_system();
+      ctrl->done = last;
     }
   }
   if (tid == 0) {
@@ -1078,10 +1098,9 @@ extern "C" size_t pe_cuda_persist_shmem(int n_steps, int64_t floats,
 extern "C" int pe_cuda_shmem_limit(size_t *bytes) {
   int dev = 0, v = 0;
   cudaError_t e = cudaGetDevice(&dev);
-  e = e != cudaSuccess
-          ? e
-          : cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin,
-                                   dev);
+  e = e != cudaSuccess ? e
+                       : cudaDeviceGetAttribute(
+                             &v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
   *bytes = e == cudaSuccess ? (size_t)v : 48 * 1024;
   return (int)e;
 }

@@ -75,6 +75,8 @@ int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
 #define PE_CUDA_PERSIST_MAX_BATCH 16
 
 typedef struct pe_cuda_ctrl {
+  /* req and stop share the first 16 bytes, which the kernel reads in one
+   * load (the block is allocated page-aligned) */
   uint64_t req;     /* host: the latest request's seq | its windows << 32 */
   uint32_t stop;    /* host: 1 to make the kernel leave */
   uint32_t done;    /* kernel: the latest request answered */
@@ -91,12 +93,12 @@ typedef struct pe_cuda_persist {
   uint32_t max_n;
   uint32_t last; /* the request answered before launch */
   uint64_t idle_ns;
-  const float *h_in;           /* device address of mapped windows */
-  float *h_out;                /* device address of mapped scores */
-  float *d_in;                 /* the plan's input */
-  const float *d_out;          /* the plan's output */
-  const float *arena;          /* the device arena */
-  int64_t arena_floats;        /* what the steps use of it: max_n * per window */
+  const float *h_in;    /* device address of mapped windows */
+  float *h_out;         /* device address of mapped scores */
+  float *d_in;          /* the plan's input */
+  const float *d_out;   /* the plan's output */
+  const float *arena;   /* the device arena */
+  int64_t arena_floats; /* what the steps use of it: max_n * per window */
   int64_t in_numel, out_numel; /* per window */
 } pe_cuda_persist_t;
 
