@@ -7,7 +7,8 @@
  * arena (the plan's arena layout for a tile of max_batch windows), the
  * device input and output and their pinned host staging buffers are
  * allocated once. A step kind without a kernel is refused here, with the
- * step named. run copies the windows into pinned memory, then to the
+ * step named. run copies the windows into pinned memory (a caller's
+ * page-locked buffer, such as host_alloc gives, goes directly), then to the
  * device, launches the steps on one stream (as a CUDA graph captured at
  * open for each batch bucket: 1, 2, 4, ... up to max batch, a batch run
  * with the smallest bucket that holds it) and copies the scores back: no

@@ -1,7 +1,8 @@
 /* The CUDA kernels of the `cuda` backend: one per step kind, each the
  * plan's portable kernel (src/model/kernels.c) with one thread per output
- * element (or, for LSTM and GRU, one block per window and one thread per
- * hidden unit; dense layers over many rows as a tiled product), computing
+ * element (PE__CONV_T consecutive outputs for a convolution; for an LSTM
+ * one block per window and one thread per gate row, for a GRU one thread
+ * per hidden unit; dense layers over many rows as a tiled product), computing
  * what that kernel computes: sums of products in double, rounded to float
  * once (a float product is exact in double, so the float result is the
  * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
@@ -972,8 +973,8 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     float *s_out = s_in + pe__round4(a.max_n * a.in_numel);
     scratch = s_out + pe__round4(a.max_n * a.out_numel);
     __syncthreads();
-    if (tid < a.n_steps) {
-      pe_cuda_step_t &d = ss[tid];
+    for (int k = tid; k < a.n_steps; k += nt) {
+      pe_cuda_step_t &d = ss[k];
       for (int q = 0; q < PE_CUDA_MAX_IN; q++) {
         d.in[q] = pe__reloc(d.in[q], a, s_arena, s_in, s_out);
       }
