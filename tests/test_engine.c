@@ -304,6 +304,27 @@ static void test_stub_model_signals(void) {
   pe_backend_close(b);
 }
 
+/* A backend without host memory of its own hands out malloc'd buffers
+ * that its run accepts, and frees them. */
+static void test_backend_host_memory(void) {
+  pe_backend_t *b = stub8();
+  const pe_model_info_t *info = pe_backend_info(b);
+  size_t nin = (size_t)info->window * info->n_features;
+  float *in = pe_backend_host_alloc(b, 2 * nin * sizeof(float));
+  float *scores = pe_backend_host_alloc(b, 2 * info->n_outputs * sizeof(float));
+  PE_CHECK(in != NULL && scores != NULL);
+  for (size_t i = 0; i < 2 * nin; i++) {
+    in[i] = 0.5f;
+  }
+  scores[0] = NAN;
+  PE_CHECK_INT(pe_backend_run(b, in, 1, scores), PE_OK);
+  PE_CHECK(isfinite(scores[0]));
+  pe_backend_host_free(b, in);
+  pe_backend_host_free(b, scores);
+  pe_backend_host_free(b, NULL);
+  pe_backend_close(b);
+}
+
 /* Runs 3000 ticks over 7 symbols through two engines, one snapshotted and
  * restored into a fresh engine halfway: every output must be the same. */
 static void test_snapshot_restore_continues_exactly(void) {
@@ -1011,6 +1032,7 @@ PE_TEST_MAIN(PE_TEST(test_defaults_from_one_place),
              PE_TEST(test_rejections_leave_state_unchanged),
              PE_TEST(test_windows_fill_in_order),
              PE_TEST(test_stub_model_signals),
+             PE_TEST(test_backend_host_memory),
              PE_TEST(test_snapshot_restore_continues_exactly),
              PE_TEST(test_config_validation),
              PE_TEST(test_push_batch_matches_single_pushes),

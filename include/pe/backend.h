@@ -24,7 +24,7 @@ extern "C" {
 
 /* Bumped on any change to pe_backend_ops_t, pe_backend_options_t or
  * pe_model_info_t. A backend whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 4
+#define PE_BACKEND_ABI_VERSION 5
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -105,6 +105,13 @@ typedef struct pe_backend_ops {
    * malloc'd buffer *data of *len bytes the caller frees. */
   int (*serialize)(void *self, void **data, size_t *len, char *err,
                    size_t err_cap);
+  /* Optional (NULL: malloc and free): host memory for a caller's windows
+   * and scores that run can copy from and to faster (page-locked memory
+   * the device reads directly), and its release. Not counted as an
+   * allocation of the backend's; neither is allowed while a run is in
+   * progress. */
+  void *(*host_alloc)(void *self, size_t bytes);
+  void (*host_free)(void *self, void *p);
 } pe_backend_ops_t;
 
 typedef struct pe_backend pe_backend_t;
@@ -141,6 +148,12 @@ void pe_backend_detail(const pe_backend_t *backend, char *buf, size_t cap);
  * backend that cannot. */
 int pe_backend_serialize(pe_backend_t *backend, void **data, size_t *len,
                          char *err, size_t err_cap);
+
+/* Host memory for windows and scores (pe_backend_ops_t.host_alloc): NULL
+ * when there is none; released by pe_backend_host_free (NULL is a no-op)
+ * before the backend is closed. */
+void *pe_backend_host_alloc(pe_backend_t *backend, size_t bytes);
+void pe_backend_host_free(pe_backend_t *backend, void *p);
 
 /* NULL is a no-op. */
 void pe_backend_close(pe_backend_t *backend);

@@ -7,7 +7,8 @@
  * arena (the plan's arena layout for a tile of max_batch windows), the
  * device input and output and their pinned host staging buffers are
  * allocated once. A step kind without a kernel is refused here, with the
- * step named. run copies the windows into pinned memory, then to the
+ * step named. run copies the windows into pinned memory (a caller's
+ * page-locked buffer, such as host_alloc gives, goes directly), then to the
  * device, launches the steps on one stream (as a CUDA graph captured at
  * open for each batch bucket: 1, 2, 4, ... up to max batch, a batch run
  * with the smallest bucket that holds it) and copies the scores back: no
@@ -73,6 +74,8 @@ typedef struct pe__cuda {
  * how long run waits for its answer. */
 #define PE__CUDA_IDLE_NS 250000000ull
 #define PE__CUDA_WAIT_NS 2000000000ull
+/* How often a waiting run asks whether the resident kernel failed. */
+#define PE__CUDA_QUERY_NS 200000ull
 /* Bytes of windows staged into pinned memory per device copy. */
 #define PE__CUDA_STAGE ((size_t)1 << 20)
 
@@ -427,8 +430,8 @@ static int pe__persist_launch(pe__cuda_t *c) {
 /* Persistent mode: the mapped control block, windows and scores, the
  * device copy of the steps, and the resident kernel started. */
 static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
-  size_t shmem = 0;
-  int bad = pe_cuda_persist_check(c->steps, c->n_steps, &shmem);
+  size_t scratch = 0;
+  int bad = pe_cuda_persist_check(c->steps, c->n_steps, &scratch);
   if (bad >= 0) {
     pe_plan_step_t s;
     memset(&s, 0, sizeof s);
@@ -442,19 +445,58 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              bad, s.label, PE_CUDA_PERSIST_THREADS);
     return PE_EUNSUPPORTED;
   }
-  c->pshmem = shmem;
+  /* on chip with as many windows as fit the block's shared memory, else
+   * the activations in device memory */
+  size_t limit = 0;
+  pe_cuda_shmem_limit(&limit);
   uint32_t pn = c->max_batch < PE_CUDA_PERSIST_MAX_BATCH
                     ? c->max_batch
                     : PE_CUDA_PERSIST_MAX_BATCH;
+  const int64_t per = c->arena_ps + c->in_numel + c->out_numel;
+  uint32_t on = pn;
+  while (on > 0 && pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per,
+                                         scratch) > limit) {
+    on--;
+  }
+  c->pargs.on_chip = on > 0;
+  pn = on > 0 ? on : pn;
+  c->pshmem =
+      on > 0 ? pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per, scratch)
+             : scratch;
   size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
   size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
   size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
+  /* the steps with their arena tensors laid out for pn windows */
+  pe_cuda_step_t *ps = malloc(st_b > 0 ? st_b : 1);
+  if (ps == NULL) {
+    snprintf(msg, cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  memcpy(ps, c->steps, st_b);
+  const float *a0 = c->d_arena;
+  const float *a1 = a0 + (c->arena_ps > 0 ? c->arena_ps : 1) * c->max_batch;
+  for (int i = 0; i < c->n_steps; i++) {
+    float **ptrs[PE_CUDA_MAX_IN + 3];
+    for (int k = 0; k < PE_CUDA_MAX_IN; k++) {
+      ptrs[k] = (float **)(uintptr_t)&ps[i].in[k];
+    }
+    for (int k = 0; k < 3; k++) {
+      ptrs[PE_CUDA_MAX_IN + k] = &ps[i].out[k];
+    }
+    for (int k = 0; k < PE_CUDA_MAX_IN + 3; k++) {
+      const float *p = *ptrs[k];
+      if (p != NULL && p >= a0 && p < a1) {
+        int64_t off_ps = (int64_t)(p - a0) / c->max_batch;
+        *ptrs[k] = c->d_arena + off_ps * pn;
+      }
+    }
+  }
   int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
   e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b);
-  e = e ? e
-        : (int)cudaMemcpy(c->d_steps, c->steps, st_b, cudaMemcpyHostToDevice);
+  e = e ? e : (int)cudaMemcpy(c->d_steps, ps, st_b, cudaMemcpyHostToDevice);
+  free(ps);
   e = e ? e
         : (int)cudaStreamCreateWithFlags(&c->pstream, cudaStreamNonBlocking);
   pe_cuda_persist_t *a = &c->pargs;
@@ -466,6 +508,8 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              pe_cuda_strerror(e));
     return PE_EBACKEND;
   }
+  a->arena = c->d_arena;
+  a->arena_floats = (int64_t)pn * c->arena_ps;
   c->dev_bytes += st_b;
   c->host_bytes += sizeof *c->ctrl + in_b + out_b;
   memset(c->ctrl, 0, sizeof *c->ctrl);
@@ -507,18 +551,23 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
   if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
     e = pe__persist_launch(c);
   }
-  uint64_t t0 = 0;
+  /* the clock every 256 spins; the stream (a driver call of microseconds,
+   * during which an answer would wait) only every PE__CUDA_QUERY_NS */
+  uint64_t t0 = 0, tq = 0;
   for (uint32_t spin = 1;
        e == 0 && __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq; spin++) {
-    if ((spin & 1023u) != 0) {
+    if ((spin & 255u) != 0) {
       continue;
     }
     uint64_t now = pe_clock_ns();
     t0 = t0 ? t0 : now;
+    tq = tq ? tq : now;
     if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE) &&
         __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq) {
       /* it left (idle) as the request came: start it again */
       e = pe__persist_launch(c);
+    } else if (now - tq < PE__CUDA_QUERY_NS) {
+      continue;
     } else if (now - t0 > PE__CUDA_WAIT_NS) {
       __atomic_store_n(&k->stop, 1u, __ATOMIC_SEQ_CST);
       snprintf(c->errmsg, sizeof c->errmsg,
@@ -528,6 +577,7 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
     } else {
       int q = (int)cudaStreamQuery(c->pstream);
       e = q == (int)cudaErrorNotReady ? 0 : q;
+      tq = now;
     }
   }
   if (e != 0) {
@@ -936,6 +986,21 @@ static int pe__cuda_describe(void *self, pe_model_info_t *info) {
   return PE_OK;
 }
 
+/* Whether the caller's buffer of bytes is page-locked host memory the
+ * device can copy from directly (asked only of large buffers: the question
+ * costs about a microsecond). */
+static int pe__pinned(const void *p, size_t bytes) {
+  if (bytes < PE__CUDA_STAGE) {
+    return 0;
+  }
+  struct cudaPointerAttributes at;
+  if (cudaPointerGetAttributes(&at, p) != cudaSuccess) {
+    cudaGetLastError(); /* clear it */
+    return 0;
+  }
+  return at.type == cudaMemoryTypeHost;
+}
+
 /* Hot path: copies, launches and one synchronisation; no allocation. */
 static int pe__cuda_run(void *self, const float *in, uint32_t batch,
                         float *out) {
@@ -961,9 +1026,17 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
   if (c->timing) {
     e = (int)cudaEventRecord(c->ev[0], c->stream);
   }
-  /* into pinned memory a piece at a time, each piece's copy to the device
-   * running while the next is staged */
-  for (size_t off = 0; off < in_bytes && e == 0; off += PE__CUDA_STAGE) {
+  /* a caller's buffer that is pinned already goes straight to the device;
+   * others into pinned memory a piece at a time, each piece's copy to the
+   * device running while the next is staged */
+  const int pin_in = pe__pinned(in, in_bytes);
+  const int pin_out = pe__pinned(out, out_bytes);
+  if (pin_in && e == 0) {
+    e = (int)cudaMemcpyAsync(c->d_in, in, in_bytes, cudaMemcpyHostToDevice,
+                             c->stream);
+  }
+  for (size_t off = 0; !pin_in && off < in_bytes && e == 0;
+       off += PE__CUDA_STAGE) {
     size_t part =
         in_bytes - off < PE__CUDA_STAGE ? in_bytes - off : PE__CUDA_STAGE;
     memcpy((char *)c->h_in + off, (const char *)in + off, part);
@@ -982,7 +1055,7 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
     e = (int)cudaEventRecord(c->ev[2], c->stream);
   }
   e = e ? e
-        : (int)cudaMemcpyAsync(c->h_out, c->d_out, out_bytes,
+        : (int)cudaMemcpyAsync(pin_out ? out : c->h_out, c->d_out, out_bytes,
                                cudaMemcpyDeviceToHost, c->stream);
   if (c->timing && e == 0) {
     e = (int)cudaEventRecord(c->ev[3], c->stream);
@@ -997,7 +1070,9 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
       cudaEventElapsedTime(&c->last_ms[k], c->ev[k], c->ev[k + 1]);
     }
   }
-  memcpy(out, c->h_out, out_bytes);
+  if (!pin_out) {
+    memcpy(out, c->h_out, out_bytes);
+  }
   if (pe_cuda_alloc_count() != c->allocs_after_open) {
     snprintf(c->errmsg, sizeof c->errmsg,
              "cuda: a device allocation happened after open");
@@ -1028,12 +1103,13 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
   char name[128] = "?";
   int major = 0, minor = 0;
   pe_cuda_device_name(c->device, name, sizeof name, &major, &minor);
-  char mode[160];
+  char mode[224];
   if (c->persistent) {
     snprintf(mode, sizeof mode,
              "persistent (one resident block of %d threads for batches up to "
-             "%u, started %llu time%s; larger batches as CUDA graphs)",
+             "%u, %s, started %llu time%s; larger batches as CUDA graphs)",
              PE_CUDA_PERSIST_THREADS, c->pargs.max_n,
+             c->pargs.on_chip ? "on chip" : "activations in device memory",
              (unsigned long long)c->launches, c->launches == 1 ? "" : "s");
   } else {
     snprintf(mode, sizeof mode, "graph (%d CUDA graphs, batches 1 to %u)",
@@ -1071,6 +1147,24 @@ static void pe__cuda_summary(const pe_backend_options_t *opts, char *buf,
   }
 }
 
+/* Page-locked host memory for a caller's windows and scores: run copies
+ * them to and from the device directly, with no staging copy. */
+static void *pe__cuda_host_alloc(void *self, size_t bytes) {
+  (void)self;
+  void *p = NULL;
+  if (cudaHostAlloc(&p, bytes > 0 ? bytes : 1, cudaHostAllocDefault) !=
+      cudaSuccess) {
+    cudaGetLastError(); /* clear it */
+    return NULL;
+  }
+  return p;
+}
+
+static void pe__cuda_host_free(void *self, void *p) {
+  (void)self;
+  cudaFreeHost(p);
+}
+
 const pe_backend_ops_t pe_backend_cuda_ops = {
     .abi_version = PE_BACKEND_ABI_VERSION,
     .name = "cuda",
@@ -1083,4 +1177,6 @@ const pe_backend_ops_t pe_backend_cuda_ops = {
     .phases = pe__cuda_phases,
     .detail = pe__cuda_detail,
     .serialize = pe__cuda_serialize,
+    .host_alloc = pe__cuda_host_alloc,
+    .host_free = pe__cuda_host_free,
 };

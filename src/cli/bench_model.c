@@ -141,8 +141,11 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   }
   const pe_model_info_t *info = pe_backend_info(b);
   size_t nin = (size_t)batch * info->window * info->n_features;
-  in = malloc(nin * sizeof(float) + 1);
-  out = malloc((size_t)batch * info->n_outputs * sizeof(float) + 1);
+  /* the backend's host memory (page-locked for cuda), as a caller that
+   * feeds it batches would hold its windows */
+  in = pe_backend_host_alloc(b, nin * sizeof(float) + 1);
+  out = pe_backend_host_alloc(
+      b, (size_t)batch * info->n_outputs * sizeof(float) + 1);
   rc = in && out ? PE_OK : PE_ENOMEM;
   if (rc == PE_OK) {
     pe__bench_fill(in, nin, 0x9E3779B97F4A7C15ull);
@@ -160,7 +163,9 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
                  rc == PE_ENOMEM ? "out of memory" : pe_backend_errmsg(b));
   }
   pe_backend_detail(b, detail, detail_cap);
-  pe_backend_close(b);
+  /* the buffers outlive the first instance: the second, with phase
+   * timing, runs them too, and frees them */
+  pe_backend_t *first = b;
   b = NULL;
   med[0] = med[1] = med[2] = -1;
   o.phase_times = 1;
@@ -171,8 +176,9 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
     }
   }
   pe_backend_close(b);
-  free(in);
-  free(out);
+  pe_backend_host_free(first, in);
+  pe_backend_host_free(first, out);
+  pe_backend_close(first);
   return rc == PE_OK ? PE_EXIT_OK : PE_EXIT_FAIL;
 }
 

@@ -153,6 +153,24 @@ int pe_backend_serialize(pe_backend_t *backend, void **data, size_t *len,
   return backend->ops->serialize(backend->self, data, len, err, err_cap);
 }
 
+void *pe_backend_host_alloc(pe_backend_t *backend, size_t bytes) {
+  if (backend->ops->host_alloc == NULL) {
+    return malloc(bytes > 0 ? bytes : 1);
+  }
+  return backend->ops->host_alloc(backend->self, bytes);
+}
+
+void pe_backend_host_free(pe_backend_t *backend, void *p) {
+  if (p == NULL) {
+    return;
+  }
+  if (backend->ops->host_free == NULL) {
+    free(p);
+  } else {
+    backend->ops->host_free(backend->self, p);
+  }
+}
+
 int pe_backend_phases(const pe_backend_t *backend, pe_backend_phases_t *out) {
   return backend->ops->phases != NULL ? backend->ops->phases(backend->self, out)
                                       : PE_EUNSUPPORTED;

@@ -1,7 +1,8 @@
 /* The CUDA kernels of the `cuda` backend: one per step kind, each the
  * plan's portable kernel (src/model/kernels.c) with one thread per output
- * element (or, for LSTM and GRU, one block per window and one thread per
- * hidden unit; dense layers over many rows as a tiled product), computing
+ * element (PE__CONV_T consecutive outputs for a convolution; for an LSTM
+ * one block per window and one thread per gate row, for a GRU one thread
+ * per hidden unit; dense layers over many rows as a tiled product), computing
  * what that kernel computes: sums of products in double, rounded to float
  * once (a float product is exact in double, so the float result is the
  * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
@@ -87,51 +88,73 @@ __device__ static float pe__binop(int op, float a, float b) {
 
 /* The element loop of a step: from i0 by di (the thread's place in the
  * grid, or in the resident block of the persistent kernel). */
-#define PE__FOR(i, total) for (int64_t i = i0; i < (total); i += di)
+#define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
 
-__device__ __forceinline__ static void
-pe__d_copy(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t ys = s.numel;
+template <typename I>
+__device__ __forceinline__ static void pe__d_copy(const pe_cuda_step_t &s,
+                                                  I total, I i0, I di) {
+  const I ys = (I)s.numel;
   PE__FOR(i, total) {
-    int64_t b = i / ys, e = i % ys;
-    s.out[0][i] = pe__act(s.in[0][b * s.in_stride[0] + e], s.act, s.alpha);
+    I b = i / ys, e = i % ys;
+    s.out[0][i] = pe__act(s.in[0][b * (I)s.in_stride[0] + e], s.act, s.alpha);
   }
 }
 
-/* Conv 1-D, one thread per output (co, t) of a window; I the index type
- * (int when every index of the launch fits, else int64_t: 64-bit division
- * is several times dearer). */
-template <typename I>
+/* Conv 1-D: each thread T consecutive outputs (co, t .. t + T - 1) of a
+ * window, so that each weight is read once for T products; I the index
+ * type (int when every index of the launch fits, else int64_t: 64-bit
+ * division is several times dearer). total counts groups of T outputs:
+ * n * cout * ceil(wout / T). */
+template <typename I, int T>
 __device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
                                                     I total, I i0, I di) {
   const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2], k = (I)s.p[3];
   const I stride = (I)s.p[4], dil = (I)s.p[5], pl = (I)s.p[6], win = (I)s.p[8];
   const I wout = (I)s.p[9], cin_g = cin / group, cout_g = cout / group;
-  const I xs = (I)s.in_stride[0];
+  const I xs = (I)s.in_stride[0], ys = (I)s.numel;
+  const I tiles = (wout + T - 1) / T;
   for (I i = i0; i < total; i += di) {
-    const I t = i % wout, r = i / wout, co = r % cout, b = r / cout;
+    const I t0 = (i % tiles) * T, r = i / tiles, co = r % cout, b = r / cout;
     const float *__restrict__ w = s.w + co * cin_g * k;
     const float *__restrict__ x =
         s.in[0] + b * xs + (co / cout_g) * cin_g * win;
-    /* the taps that land inside the window */
-    const I p0 = t * stride - pl;
+    /* the taps that land inside the window for some output of the tile */
+    const I tl = t0 + T - 1 < wout ? t0 + T - 1 : wout - 1;
+    const I p0 = t0 * stride - pl, p1 = tl * stride - pl;
     I k0 = 0, k1 = k;
-    while (k0 < k && p0 + k0 * dil < 0) {
+    while (k0 < k && p1 + k0 * dil < 0) {
       k0++;
     }
     while (k1 > k0 && p0 + (k1 - 1) * dil >= win) {
       k1--;
     }
-    double acc = s.bias[co];
+    const double bias = s.bias[co];
+    double acc[T];
+#pragma unroll
+    for (int j = 0; j < T; j++) {
+      acc[j] = bias;
+    }
     for (I ci = 0; ci < cin_g; ci++) {
-      const float *__restrict__ xr = x + ci * win + p0;
+      const float *__restrict__ xr = x + ci * win;
       const float *__restrict__ wr = w + ci * k;
-#pragma unroll 4
       for (I kk = k0; kk < k1; kk++) {
-        acc += (double)wr[kk] * (double)xr[kk * dil];
+        const double wv = wr[kk];
+        const I q = p0 + kk * dil;
+#pragma unroll
+        for (int j = 0; j < T; j++) {
+          const I pos = q + j * stride;
+          const float xv = pos >= 0 && pos < win ? xr[pos] : 0.0f;
+          acc[j] += wv * (double)xv;
+        }
       }
     }
-    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+    float *y = s.out[0] + b * ys + co * wout;
+#pragma unroll
+    for (int j = 0; j < T; j++) {
+      if (t0 + j < wout) {
+        y[t0 + j] = pe__act((float)acc[j], s.act, s.alpha);
+      }
+    }
   }
 }
 
@@ -239,45 +262,47 @@ __global__ static void __launch_bounds__(256)
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_binary(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t n = s.p[0];
+template <typename I>
+__device__ __forceinline__ static void pe__d_binary(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  const I n = (I)s.p[0];
   PE__FOR(i, total) {
-    int64_t b = i / n, e = i % n;
-    const float *a = s.in[0] + b * s.in_stride[0];
-    const float *c = s.in[1] + b * s.in_stride[1];
-    int64_t oa = e, ob = e;
-    if (s.p[1] == 2) {
+    I b = i / n, e = i % n;
+    const float *a = s.in[0] + b * (I)s.in_stride[0];
+    const float *c = s.in[1] + b * (I)s.in_stride[1];
+    I oa = e, ob = e;
+    if ((I)s.p[1] == 2) {
       ob = 0;
-    } else if (s.p[1] == 3) {
+    } else if ((I)s.p[1] == 3) {
       oa = 0;
-    } else if (s.p[1] != 1) {
+    } else if ((I)s.p[1] != 1) {
       oa = ob = 0;
-      int64_t rest = e;
+      I rest = e;
       for (int d = s.rank - 1; d >= 0; d--) {
-        int64_t id = rest % s.dims[d];
-        rest /= s.dims[d];
-        oa += id * s.st[0][d];
-        ob += id * s.st[1][d];
+        I id = rest % (I)s.dims[d];
+        rest /= (I)s.dims[d];
+        oa += id * (I)s.st[0][d];
+        ob += id * (I)s.st[1][d];
       }
     }
     s.out[0][i] = pe__act(pe__binop(s.binop, a[oa], c[ob]), s.act, s.alpha);
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_softmax(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t outer = s.p[0], L = s.p[1], inner = s.p[2];
+template <typename I>
+__device__ __forceinline__ static void pe__d_softmax(const pe_cuda_step_t &s,
+                                                     I total, I i0, I di) {
+  const I outer = (I)s.p[0], L = (I)s.p[1], inner = (I)s.p[2];
   PE__FOR(i, total) {
-    int64_t in_ = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
-    const float *x = s.in[0] + b * s.in_stride[0] + o * L * inner + in_;
-    float *y = s.out[0] + b * s.numel + o * L * inner + in_;
+    I in_ = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
+    const float *x = s.in[0] + b * (I)s.in_stride[0] + o * L * inner + in_;
+    float *y = s.out[0] + b * (I)s.numel + o * L * inner + in_;
     float mx = x[0];
-    for (int64_t l = 1; l < L; l++) {
+    for (I l = 1; l < L; l++) {
       mx = x[l * inner] > mx ? x[l * inner] : mx;
     }
     float sum = 0.0f;
-    for (int64_t l = 0; l < L; l++) {
+    for (I l = 0; l < L; l++) {
       float e = pe__expf(__fsub_rn(x[l * inner], mx));
       sum = __fadd_rn(sum, e);
       if (!s.act) {
@@ -286,88 +311,93 @@ pe__d_softmax(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
     }
     if (s.act) {
       float ls = (float)log((double)sum);
-      for (int64_t l = 0; l < L; l++) {
+      for (I l = 0; l < L; l++) {
         y[l * inner] = __fsub_rn(__fsub_rn(x[l * inner], mx), ls);
       }
     } else {
       float inv = __fdiv_rn(1.0f, sum);
-      for (int64_t l = 0; l < L; l++) {
+      for (I l = 0; l < L; l++) {
         y[l * inner] = __fmul_rn(y[l * inner], inv);
       }
     }
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_strided(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t n = s.p[1];
+template <typename I>
+__device__ __forceinline__ static void pe__d_strided(const pe_cuda_step_t &s,
+                                                     I total, I i0, I di) {
+  const I n = (I)s.p[1];
   PE__FOR(i, total) {
-    int64_t b = i / n, e = i % n, off = s.p[0];
+    I b = i / n, e = i % n, off = (I)s.p[0];
     for (int d = s.rank - 1; d >= 0; d--) {
-      off += (e % s.dims[d]) * s.st[0][d];
-      e /= s.dims[d];
+      off += (e % (I)s.dims[d]) * (I)s.st[0][d];
+      e /= (I)s.dims[d];
     }
-    s.out[0][i] = s.in[0][b * s.in_stride[0] + off];
+    s.out[0][i] = s.in[0][b * (I)s.in_stride[0] + off];
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_gather(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t dim = s.p[1], inner = s.p[2], ni = s.n_idx;
+template <typename I>
+__device__ __forceinline__ static void pe__d_gather(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  const I dim = (I)s.p[1], inner = (I)s.p[2], ni = (I)s.n_idx;
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel;
-    int64_t j = e % inner, k = (e / inner) % ni, q = e / (inner * ni);
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    I j = e % inner, k = (e / inner) % ni, q = e / (inner * ni);
     s.out[0][i] =
-        s.in[0][b * s.in_stride[0] + (q * dim + s.idx[k]) * inner + j];
+        s.in[0][b * (I)s.in_stride[0] + (q * dim + (I)s.idx[k]) * inner + j];
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_concat(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  int64_t per_q = 0;
+template <typename I>
+__device__ __forceinline__ static void pe__d_concat(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  I per_q = 0;
   for (int k = 0; k < s.n_in; k++) {
-    per_q += s.st[k][0];
+    per_q += (I)s.st[k][0];
   }
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel;
-    int64_t q = e / per_q, r = e % per_q;
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    I q = e / per_q, r = e % per_q;
     int k = 0;
-    while (r >= s.st[k][0]) {
-      r -= s.st[k][0];
+    while (r >= (I)s.st[k][0]) {
+      r -= (I)s.st[k][0];
       k++;
     }
-    s.out[0][i] = s.in[k][b * s.in_stride[k] + q * s.st[k][0] + r];
+    s.out[0][i] = s.in[k][b * (I)s.in_stride[k] + q * (I)s.st[k][0] + r];
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_affine(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
+template <typename I>
+__device__ __forceinline__ static void pe__d_affine(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel;
-    int64_t c = (e / s.p[2]) % s.p[1];
-    float v = __fmul_rn(s.in[0][b * s.in_stride[0] + e], s.w[c]);
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    I c = (e / (I)s.p[2]) % (I)s.p[1];
+    float v = __fmul_rn(s.in[0][b * (I)s.in_stride[0] + e], s.w[c]);
     s.out[0][i] = pe__act(__fadd_rn(v, s.bias[c]), s.act, s.alpha);
   }
 }
 
-__device__ __forceinline__ static void
-pe__d_pool1d(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
-  const int64_t C = s.p[0], win = s.p[1], wout = s.p[2], k = s.p[3];
-  const int64_t stride = s.p[4], pl = s.p[5], dil = s.p[6];
-  const int cip = s.p[7] != 0, is_max = s.p[8] != 0;
+template <typename I>
+__device__ __forceinline__ static void pe__d_pool1d(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  const I C = (I)s.p[0], win = (I)s.p[1], wout = (I)s.p[2], k = (I)s.p[3];
+  const I stride = (I)s.p[4], pl = (I)s.p[5], dil = (I)s.p[6];
+  const int cip = (I)s.p[7] != 0, is_max = (I)s.p[8] != 0;
   PE__FOR(i, total) {
-    int64_t t = i % wout, c = (i / wout) % C, b = i / (wout * C);
-    const float *x = s.in[0] + b * s.in_stride[0] + c * win;
+    I t = i % wout, c = (i / wout) % C, b = i / (wout * C);
+    const float *x = s.in[0] + b * (I)s.in_stride[0] + c * win;
     float acc = is_max ? -INFINITY : 0.0f;
-    int64_t cnt = 0, cnt_pad = 0;
-    for (int64_t kk = 0; kk < k; kk++) {
-      int64_t pos = t * stride + kk * dil - pl;
+    I cnt = 0, cnt_pad = 0;
+    for (I kk = 0; kk < k; kk++) {
+      I pos = t * stride + kk * dil - pl;
       if (pos >= 0 && pos < win) {
         float v = x[pos];
         acc = is_max ? (v > acc ? v : acc) : __fadd_rn(acc, v);
         cnt++;
       }
-      if (pos < win + s.p[9]) {
+      if (pos < win + (I)s.p[9]) {
         cnt_pad++;
       }
     }
@@ -378,15 +408,15 @@ pe__d_pool1d(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
   }
 }
 
+template <typename I>
 __device__ __forceinline__ static void
-pe__d_reduce_mean(const pe_cuda_step_t &s, int64_t total, int64_t i0,
-                  int64_t di) {
-  const int64_t outer = s.p[0], R = s.p[1], inner = s.p[2];
+pe__d_reduce_mean(const pe_cuda_step_t &s, I total, I i0, I di) {
+  const I outer = (I)s.p[0], R = (I)s.p[1], inner = (I)s.p[2];
   PE__FOR(i, total) {
-    int64_t j = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
-    const float *x = s.in[0] + b * s.in_stride[0];
+    I j = i % inner, o = (i / inner) % outer, b = i / (inner * outer);
+    const float *x = s.in[0] + b * (I)s.in_stride[0];
     float acc = 0.0f;
-    for (int64_t r = 0; r < R; r++) {
+    for (I r = 0; r < R; r++) {
       acc = __fadd_rn(acc, x[(o * R + r) * inner + j]);
     }
     s.out[0][i] = __fdiv_rn(acc, (float)R);
@@ -398,27 +428,28 @@ pe__d_reduce_mean(const pe_cuda_step_t &s, int64_t total, int64_t i0,
  * CPU's kernel takes them. Resolved at load: p[2] kept axes of sizes
  * st[1] and input strides st[2], p[3] reduced axes of sizes st[3] and
  * input strides st[4]; binop the op, -1 the mean over p[1] elements. */
-__device__ __forceinline__ static void
-pe__d_reduce(const pe_cuda_step_t &s, int64_t total, int64_t i0, int64_t di) {
+template <typename I>
+__device__ __forceinline__ static void pe__d_reduce(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
   const int op = s.binop, nk = (int)s.p[2], nr = (int)s.p[3];
-  const int64_t R = s.p[1];
+  const I R = (I)s.p[1];
   const float init = op == PE_PLAN_OP_MUL   ? 1.0f
                      : op == PE_PLAN_OP_MAX ? -INFINITY
                      : op == PE_PLAN_OP_MIN ? INFINITY
                                             : 0.0f;
   PE__FOR(i, total) {
-    int64_t b = i / s.numel, e = i % s.numel, base = 0;
+    I b = i / (I)s.numel, e = i % (I)s.numel, base = 0;
     for (int d = nk - 1; d >= 0; d--) {
-      base += (e % s.st[1][d]) * s.st[2][d];
-      e /= s.st[1][d];
+      base += (e % (I)s.st[1][d]) * (I)s.st[2][d];
+      e /= (I)s.st[1][d];
     }
-    const float *x = s.in[0] + b * s.in_stride[0] + base;
+    const float *x = s.in[0] + b * (I)s.in_stride[0] + base;
     float acc = init;
-    for (int64_t r = 0; r < R; r++) {
-      int64_t rest = r, off = 0;
+    for (I r = 0; r < R; r++) {
+      I rest = r, off = 0;
       for (int d = nr - 1; d >= 0; d--) {
-        off += (rest % s.st[3][d]) * s.st[4][d];
-        rest /= s.st[3][d];
+        off += (rest % (I)s.st[3][d]) * (I)s.st[4][d];
+        rest /= (I)s.st[3][d];
       }
       float v = x[off];
       switch (op) {
@@ -588,10 +619,18 @@ extern "C" int pe_cuda_kind_supported(int kind) {
   }
 }
 
-/* Elements of the output over n windows, the thread count of the
- * element-wise kernels. */
+/* Outputs computed together by one thread of a convolution: several in
+ * the launched kernels (each weight read once for them), one in the
+ * persistent kernel (a batch of one window has few outputs to share out). */
+#define PE__CONV_T 4
+
+/* Threads of the element-wise kernels over n windows: one per output
+ * element, or per CT outputs of a convolution's row. */
 __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
-                                             uint32_t n) {
+                                             uint32_t n, int ct) {
+  if (s->kind == PE_PLAN_CONV1D) {
+    return (int64_t)n * s->p[1] * ((s->p[9] + ct - 1) / ct);
+  }
   return s->kind == PE_PLAN_SOFTMAX ? (int64_t)n * s->p[0] * s->p[2]
                                     : (int64_t)n * s->numel;
 }
@@ -601,7 +640,13 @@ __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
  * so that an index plus a grid's stride cannot overflow. */
 __device__ static int pe__fits32(const pe_cuda_step_t *s, uint32_t n) {
   const int64_t lim = (int64_t)1 << (s->dense_warp ? 26 : 30);
-  int64_t most = s->numel > s->in_stride[0] ? s->numel : s->in_stride[0];
+  int64_t most = s->numel;
+  for (int k = 0; k < s->n_in && k < PE_CUDA_MAX_IN; k++) {
+    most = s->in_stride[k] > most ? s->in_stride[k] : most;
+  }
+  for (int k = 0; k < 3; k++) {
+    most = s->out_stride[k] > most ? s->out_stride[k] : most;
+  }
   return (int64_t)n * most < lim && s->p[0] < lim && s->K < lim;
 }
 
@@ -618,64 +663,68 @@ __host__ __device__ static size_t pe__rnn_shmem(const pe_cuda_step_t *s,
 }
 
 /* Step s over n windows by the threads i0, i0 + di, ... of the caller's
- * (all of a grid, or the resident block). */
-__device__ __forceinline__ static void pe__d_step(const pe_cuda_step_t &s,
-                                                  int kind, uint32_t n,
-                                                  int64_t i0, int64_t di) {
-  const int64_t total = pe__total(&s, n);
-  const int small = pe__fits32(&s, n);
+ * (all of a grid, or the resident block), indices of type I, CT outputs
+ * per thread in a convolution. */
+template <typename I, int CT>
+__device__ __forceinline__ static void
+pe__d_step_i(const pe_cuda_step_t &s, int kind, uint32_t n, I i0, I di) {
+  const I total = (I)pe__total(&s, n, CT);
   switch (kind) {
   case PE_PLAN_COPY:
   case PE_PLAN_UNARY:
-    pe__d_copy(s, total, i0, di);
+    pe__d_copy<I>(s, total, i0, di);
     break;
   case PE_PLAN_CONV1D:
-    if (small) {
-      pe__d_conv1d<int>(s, (int)total, (int)i0, (int)di);
-    } else {
-      pe__d_conv1d<int64_t>(s, total, i0, di);
-    }
+    pe__d_conv1d<I, CT>(s, total, i0, di);
     break;
   case PE_PLAN_DENSE:
-    if (s.dense_warp && small) {
-      pe__d_dense_warp<int>(s, (int)total, (int)i0, (int)di);
-    } else if (s.dense_warp) {
-      pe__d_dense_warp<int64_t>(s, total, i0, di);
-    } else if (small) {
-      pe__d_dense<int>(s, (int)total, (int)i0, (int)di);
+    if (s.dense_warp) {
+      pe__d_dense_warp<I>(s, total, i0, di);
     } else {
-      pe__d_dense<int64_t>(s, total, i0, di);
+      pe__d_dense<I>(s, total, i0, di);
     }
     break;
   case PE_PLAN_BINARY:
-    pe__d_binary(s, total, i0, di);
+    pe__d_binary<I>(s, total, i0, di);
     break;
   case PE_PLAN_SOFTMAX:
-    pe__d_softmax(s, total, i0, di);
+    pe__d_softmax<I>(s, total, i0, di);
     break;
   case PE_PLAN_STRIDED:
-    pe__d_strided(s, total, i0, di);
+    pe__d_strided<I>(s, total, i0, di);
     break;
   case PE_PLAN_GATHER:
-    pe__d_gather(s, total, i0, di);
+    pe__d_gather<I>(s, total, i0, di);
     break;
   case PE_PLAN_CONCAT:
-    pe__d_concat(s, total, i0, di);
+    pe__d_concat<I>(s, total, i0, di);
     break;
   case PE_PLAN_AFFINE:
-    pe__d_affine(s, total, i0, di);
+    pe__d_affine<I>(s, total, i0, di);
     break;
   case PE_PLAN_POOL1D:
-    pe__d_pool1d(s, total, i0, di);
+    pe__d_pool1d<I>(s, total, i0, di);
     break;
   case PE_PLAN_REDUCE_MEAN:
-    pe__d_reduce_mean(s, total, i0, di);
+    pe__d_reduce_mean<I>(s, total, i0, di);
     break;
   case PE_PLAN_REDUCE:
-    pe__d_reduce(s, total, i0, di);
+    pe__d_reduce<I>(s, total, i0, di);
     break;
   default:
     break;
+  }
+}
+
+/* The same with 32-bit indices wherever the step's fit. */
+template <int CT>
+__device__ __forceinline__ static void pe__d_step(const pe_cuda_step_t &s,
+                                                  int kind, uint32_t n,
+                                                  int64_t i0, int64_t di) {
+  if (pe__fits32(&s, n)) {
+    pe__d_step_i<int, CT>(s, kind, n, (int)i0, (int)di);
+  } else {
+    pe__d_step_i<int64_t, CT>(s, kind, n, i0, di);
   }
 }
 
@@ -683,8 +732,104 @@ __device__ __forceinline__ static void pe__d_step(const pe_cuda_step_t &s,
  * and with it their registers). */
 template <int KIND>
 __global__ static void pe__k_step(const pe_cuda_step_t s, uint32_t n) {
-  pe__d_step(s, KIND, n, (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
-             (int64_t)gridDim.x * blockDim.x);
+  pe__d_step<PE__CONV_T>(s, KIND, n,
+                         (int64_t)blockIdx.x * blockDim.x + threadIdx.x,
+                         (int64_t)gridDim.x * blockDim.x);
+}
+
+/* Whether an LSTM step runs gate-parallel in a block of nt threads: every
+ * row of its 4H gate rows gets at least one thread. */
+__host__ __device__ static int pe__lstm_wide(const pe_cuda_step_t *s, int nt) {
+  return s->kind == PE_PLAN_LSTM && 4 * s->p[2] <= nt;
+}
+
+/* Shared memory of the gate-parallel LSTM: two partial sums (W x and
+ * R h) per gate row and slice of the inputs, then h. */
+__host__ __device__ static size_t pe__lstm_wide_shmem(const pe_cuda_step_t *s,
+                                                      int nt) {
+  const int64_t GH = 4 * s->p[2];
+  return (size_t)(2 * (nt / GH) * GH) * sizeof(double) +
+         (size_t)s->p[2] * sizeof(float);
+}
+
+/* LSTM over window b by the whole block, gate-parallel: each of the 4H
+ * gate rows is split into P = nt / 4H slices of its inputs (x_t, then
+ * h_{t-1}); thread (slice, row) sums its slice of W x and of R h in
+ * double, then thread j < H adds the bias and the slices of its four
+ * gates, rounds W x + bias and R h to float once each as the CPU's kernel
+ * does, and updates c and h. Two barriers per time step. */
+__device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
+                                                       int b, float *sh) {
+  const int seq = (int)s.p[0], in = (int)s.p[1], H = (int)s.p[2];
+  const int GH = 4 * H, K = in + H, nt = (int)blockDim.x;
+  const int tid = (int)threadIdx.x, P = nt / GH;
+  const int row = tid % GH, part = tid / GH;
+  const int kc = (K + P - 1) / P, ka = part * kc;
+  const int kb = ka + kc < K ? ka + kc : K;
+  const int kx = kb < in ? kb : in, kh = ka > in ? ka : in;
+  double *px = (double *)sh, *ph = px + P * GH;
+  float *h = (float *)(ph + P * GH);
+  const float *__restrict__ x = s.in[0] + (int64_t)b * s.in_stride[0];
+  const float *__restrict__ W = s.w + row;
+  const float *__restrict__ R = s.w2 + row;
+  const int act = tid < H;
+  float c = 0.0f;
+  double bias[4] = {0.0, 0.0, 0.0, 0.0};
+  if (act) {
+    h[tid] = s.in[1] ? s.in[1][(int64_t)b * s.in_stride[1] + tid] : 0.0f;
+    c = s.in[2] ? s.in[2][(int64_t)b * s.in_stride[2] + tid] : 0.0f;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      bias[q] = s.bias[q * H + tid];
+    }
+  }
+  __syncthreads();
+  for (int t = 0; t < seq; t++) {
+    if (part < P) {
+      const float *xt = x + t * in;
+      double ax = 0.0, ah = 0.0;
+#pragma unroll 4
+      for (int k = ka; k < kx; k++) {
+        ax += (double)xt[k] * (double)__ldg(W + k * GH);
+      }
+#pragma unroll 4
+      for (int k = kh; k < kb; k++) {
+        ah += (double)h[k - in] * (double)__ldg(R + (k - in) * GH);
+      }
+      px[part * GH + row] = ax;
+      ph[part * GH + row] = ah;
+    }
+    __syncthreads();
+    if (act) {
+      float g[4];
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        double gx = bias[q], gh = 0.0;
+        for (int pp = 0; pp < P; pp++) {
+          gx += px[pp * GH + q * H + tid];
+          gh += ph[pp * GH + q * H + tid];
+        }
+        g[q] = __fadd_rn((float)gx, (float)gh);
+      }
+      const float ig = pe__sig(g[0]), og = pe__sig(g[1]), fg = pe__sig(g[2]);
+      const float cg = pe__tanhf(g[3]);
+      c = __fadd_rn(__fmul_rn(fg, c), __fmul_rn(ig, cg));
+      const float hn = __fmul_rn(og, pe__tanhf(c));
+      h[tid] = hn;
+      if (s.out[0]) {
+        s.out[0][(int64_t)b * s.out_stride[0] + t * H + tid] = hn;
+      }
+    }
+    __syncthreads();
+  }
+  if (act) {
+    if (s.out[1]) {
+      s.out[1][(int64_t)b * s.out_stride[1] + tid] = h[tid];
+    }
+    if (s.out[2]) {
+      s.out[2][(int64_t)b * s.out_stride[2] + tid] = c;
+    }
+  }
 }
 
 __global__ static void pe__k_rnn(const pe_cuda_step_t s, int shared_w) {
@@ -692,9 +837,20 @@ __global__ static void pe__k_rnn(const pe_cuda_step_t s, int shared_w) {
   pe__d_rnn(s, blockIdx.x, shared_w, sh);
 }
 
+__global__ static void pe__k_lstm_wide(const pe_cuda_step_t s) {
+  extern __shared__ float sh[];
+  pe__d_lstm_wide(s, (int)blockIdx.x, sh);
+}
+
 extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
                                    void *stream) {
   cudaStream_t st = (cudaStream_t)stream;
+  if (pe__lstm_wide(s, 1024)) {
+    /* one block per window, a thread per gate row */
+    const int threads = (int)((4 * s->p[2] + 31) / 32 * 32);
+    pe__k_lstm_wide<<<n, threads, pe__lstm_wide_shmem(s, threads), st>>>(*s);
+    return (int)cudaPeekAtLastError();
+  }
   if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
     unsigned threads = (unsigned)((s->p[2] + 31) / 32 * 32);
     int shared_w = 0;
@@ -705,7 +861,7 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
   if (!pe_cuda_kind_supported(s->kind)) {
     return (int)cudaErrorInvalidValue;
   }
-  int64_t total = pe__total(s, n);
+  int64_t total = pe__total(s, n, PE__CONV_T);
   if (total <= 0) {
     return 0;
   }
@@ -748,12 +904,13 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
 
 /* ---- The persistent kernel ----------------------------------------------
  * One resident block. Thread 0 polls the control block (mapped pinned host
- * memory) for a new request number; the block then copies the request's
- * windows from mapped host memory into the device input, runs every step
- * (a barrier between steps), writes the scores into mapped host memory,
- * fences them to the system and publishes the request number as done. It
- * leaves when asked to stop or after idle_ns without a request, clearing
- * `running` on its way out. */
+ * memory) for a new request number; the block then reads the request's
+ * windows from mapped host memory, runs every step (a barrier between
+ * steps), writes the scores into mapped host memory, fences them to the
+ * system and publishes the request number as done. It leaves when asked to
+ * stop or after idle_ns without a request, clearing `running` on its way
+ * out. On chip, the steps, the windows, every activation and the scores
+ * live in the block's shared memory (kernels.h). */
 
 __device__ static uint64_t pe__gtime(void) {
   uint64_t t;
@@ -761,13 +918,75 @@ __device__ static uint64_t pe__gtime(void) {
   return t;
 }
 
+/* n floats rounded up to a multiple of 4. */
+__device__ static int64_t pe__round4(int64_t n) { return (n + 3) / 4 * 4; }
+
+/* Bytes of n steps at the start of the on-chip shared memory. */
+__host__ __device__ static size_t pe__steps_bytes(int n) {
+  return ((size_t)n * sizeof(pe_cuda_step_t) + 15) / 16 * 16;
+}
+
+/* A step's pointer moved on chip: the arena, the input and the output of
+ * the device into their places in shared memory; weights stay. */
+__device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
+                                   float *s_arena, float *s_in, float *s_out) {
+  if (p == NULL) {
+    return NULL;
+  }
+  if (p >= a.arena && p < a.arena + a.arena_floats) {
+    return s_arena + (p - a.arena);
+  }
+  if (p == a.d_in) {
+    return s_in;
+  }
+  if (p == a.d_out) {
+    return s_out;
+  }
+  return (float *)p;
+}
+
 __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     pe__k_persist(const pe_cuda_persist_t a) {
-  extern __shared__ float sh[];
+  extern __shared__ float4 shv[];
+  unsigned char *shb = (unsigned char *)shv;
   __shared__ uint32_t cmd_seq, cmd_n;
   __shared__ int cmd;
   volatile pe_cuda_ctrl_t *ctrl = a.ctrl;
-  const int64_t tid = threadIdx.x, nt = blockDim.x;
+  const int tid = (int)threadIdx.x, nt = (int)blockDim.x;
+  const pe_cuda_step_t *steps = a.steps;
+  float *x_in = a.d_in;
+  const float *x_out = a.d_out;
+  float *scratch = (float *)shb;
+  if (a.on_chip) {
+    /* the steps into shared memory, once per launch */
+    pe_cuda_step_t *ss = (pe_cuda_step_t *)shb;
+    const int words = (int)(a.n_steps * sizeof(pe_cuda_step_t) / 8);
+    const int2 *src = (const int2 *)a.steps;
+    int2 *dst = (int2 *)shb;
+    for (int i = tid; i < words; i += nt) {
+      dst[i] = src[i];
+    }
+    float *s_arena = (float *)(shb + pe__steps_bytes(a.n_steps));
+    /* each region from a 16-byte boundary (the windows are read 16 bytes
+     * at a time) */
+    float *s_in = s_arena + pe__round4(a.arena_floats);
+    float *s_out = s_in + pe__round4(a.max_n * a.in_numel);
+    scratch = s_out + pe__round4(a.max_n * a.out_numel);
+    __syncthreads();
+    for (int k = tid; k < a.n_steps; k += nt) {
+      pe_cuda_step_t &d = ss[k];
+      for (int q = 0; q < PE_CUDA_MAX_IN; q++) {
+        d.in[q] = pe__reloc(d.in[q], a, s_arena, s_in, s_out);
+      }
+      for (int q = 0; q < 3; q++) {
+        d.out[q] = pe__reloc(d.out[q], a, s_arena, s_in, s_out);
+      }
+    }
+    steps = ss;
+    x_in = s_in;
+    x_out = s_out;
+    __syncthreads();
+  }
   uint32_t last = a.last;
   for (;;) {
     if (tid == 0) {
@@ -775,10 +994,15 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
       int c = 0;
       uint64_t q = 0;
       while (c == 0) {
-        q = ctrl->req;
+        /* req and stop in one trip over the bus */
+        uint64_t w1;
+        asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];"
+                     : "=l"(q), "=l"(w1)
+                     : "l"(a.ctrl)
+                     : "memory");
         if ((uint32_t)q != last) {
           c = 1;
-        } else if (ctrl->stop || pe__gtime() - t0 > a.idle_ns) {
+        } else if ((uint32_t)w1 != 0 || pe__gtime() - t0 > a.idle_ns) {
           c = 2;
         }
       }
@@ -793,33 +1017,49 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     }
     const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
     last = cmd_seq;
-    const volatile float *hin = a.h_in;
-    for (int64_t i = tid; i < (int64_t)n * a.in_numel; i += nt) {
-      a.d_in[i] = hin[i];
+    const int n_in = (int)(n * a.in_numel), n_out = (int)(n * a.out_numel);
+    /* loads that skip the caches: the host wrote these since the last
+     * request */
+    if ((n_in & 3) == 0) {
+      const float4 *hin = (const float4 *)a.h_in;
+      float4 *xi = (float4 *)x_in;
+      for (int i = tid; i < n_in / 4; i += nt) {
+        xi[i] = __ldcv(hin + i);
+      }
+    } else {
+      for (int i = tid; i < n_in; i += nt) {
+        x_in[i] = __ldcv(a.h_in + i);
+      }
     }
     __syncthreads();
     for (int k = 0; k < a.n_steps; k++) {
-      const pe_cuda_step_t &s = a.steps[k];
-      if (s.kind == PE_PLAN_LSTM || s.kind == PE_PLAN_GRU) {
+      const pe_cuda_step_t &s = steps[k];
+      const int kind = s.kind;
+      if (pe__lstm_wide(&s, nt)) {
+        for (uint32_t b = 0; b < n; b++) {
+          pe__d_lstm_wide(s, (int)b, scratch);
+        }
+      } else if (kind == PE_PLAN_LSTM || kind == PE_PLAN_GRU) {
         int shared_w = 0;
         pe__rnn_shmem(&s, &shared_w);
         for (uint32_t b = 0; b < n; b++) {
-          pe__d_rnn(s, b, shared_w, sh);
+          pe__d_rnn(s, b, shared_w, scratch);
           __syncthreads();
         }
       } else {
-        pe__d_step(s, s.kind, n, tid, nt);
+        pe__d_step<1>(s, kind, n, tid, nt);
       }
       __syncthreads();
     }
-    for (int64_t i = tid; i < (int64_t)n * a.out_numel; i += nt) {
-      a.h_out[i] = a.d_out[i];
+    for (int i = tid; i < n_out; i += nt) {
+      a.h_out[i] = x_out[i];
     }
-    __threadfence_system();
+    /* the barrier orders every thread's scores before thread 0's fence,
+     * which makes them visible to the host before done */
     __syncthreads();
     if (tid == 0) {
-      ctrl->done = last;
       __threadfence_system();
+      ctrl->done = last;
     }
   }
   if (tid == 0) {
@@ -829,8 +1069,8 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
 }
 
 extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
-                                     size_t *shmem) {
-  *shmem = 0;
+                                     size_t *scratch) {
+  *scratch = 0;
   for (int k = 0; k < n_steps; k++) {
     const pe_cuda_step_t *s = &steps[k];
     if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
@@ -838,8 +1078,10 @@ extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
         return k;
       }
       int w = 0;
-      size_t b = pe__rnn_shmem(s, &w);
-      *shmem = b > *shmem ? b : *shmem;
+      size_t b = pe__lstm_wide(s, PE_CUDA_PERSIST_THREADS)
+                     ? pe__lstm_wide_shmem(s, PE_CUDA_PERSIST_THREADS)
+                     : pe__rnn_shmem(s, &w);
+      *scratch = b > *scratch ? b : *scratch;
     } else if (!pe_cuda_kind_supported(s->kind)) {
       return k;
     }
@@ -847,10 +1089,27 @@ extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
   return -1;
 }
 
+extern "C" size_t pe_cuda_persist_shmem(int n_steps, int64_t floats,
+                                        size_t scratch) {
+  /* 3 regions, each rounded up to 4 floats */
+  return pe__steps_bytes(n_steps) + (size_t)(floats + 9) * sizeof(float) +
+         scratch;
+}
+
+extern "C" int pe_cuda_shmem_limit(size_t *bytes) {
+  int dev = 0, v = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  e = e != cudaSuccess ? e
+                       : cudaDeviceGetAttribute(
+                             &v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+  *bytes = e == cudaSuccess ? (size_t)v : 48 * 1024;
+  return (int)e;
+}
+
 extern "C" int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
                                       void *stream) {
   cudaError_t e = cudaFuncSetAttribute(
-      pe__k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024);
+      pe__k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
   if (e != cudaSuccess) {
     return (int)e;
   }

@@ -57,16 +57,26 @@ int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
 
 /* ---- The persistent kernel (cuda mode "persistent") ----------------------
  * One resident block of PE_CUDA_PERSIST_THREADS threads runs every step of
- * the plan for batches of at most PE_CUDA_PERSIST_MAX_BATCH windows, fed
- * through a control block in mapped pinned host memory: the host writes
- * the windows, then req (a new seq, and n, in one 64-bit store, so that
- * the kernel reads both in one trip over the bus); the kernel answers with
- * the scores in mapped memory and done = seq. It leaves (running = 0) when stop
- * is set or after idle_ns without a request. */
+ * the plan for batches of at most max_n windows (PE_CUDA_PERSIST_MAX_BATCH
+ * or fewer), fed through a control block in mapped pinned host memory: the
+ * host writes the windows, then req (a new seq, and n, in one 64-bit
+ * store, so that the kernel reads both in one trip over the bus); the
+ * kernel answers with the scores in mapped memory and done = seq. It
+ * leaves (running = 0) when stop is set or after idle_ns without a
+ * request.
+ *
+ * On chip (on_chip = 1), the block keeps everything a request touches in
+ * its shared memory: the steps (copied once per launch, their activation
+ * pointers moved from the device arena, input and output into shared
+ * memory), the windows read straight from mapped memory, every
+ * intermediate tensor and the scores, which it writes to mapped memory.
+ * Otherwise the activations stay in device memory. */
 #define PE_CUDA_PERSIST_THREADS 512
 #define PE_CUDA_PERSIST_MAX_BATCH 16
 
 typedef struct pe_cuda_ctrl {
+  /* req and stop share the first 16 bytes, which the kernel reads in one
+   * load (the block is allocated page-aligned) */
   uint64_t req;     /* host: the latest request's seq | its windows << 32 */
   uint32_t stop;    /* host: 1 to make the kernel leave */
   uint32_t done;    /* kernel: the latest request answered */
@@ -74,24 +84,36 @@ typedef struct pe_cuda_ctrl {
 } pe_cuda_ctrl_t;
 
 typedef struct pe_cuda_persist {
-  pe_cuda_ctrl_t *ctrl;        /* device address of the mapped block */
-  const pe_cuda_step_t *steps; /* device copy of the resolved steps */
+  pe_cuda_ctrl_t *ctrl; /* device address of the mapped block */
+  /* device copy of the steps, their arena tensors laid out for max_n
+   * windows (off_ps * max_n floats into the arena) */
+  const pe_cuda_step_t *steps;
   int n_steps;
+  int on_chip;
   uint32_t max_n;
   uint32_t last; /* the request answered before launch */
   uint64_t idle_ns;
-  const float *h_in;           /* device address of mapped windows */
-  float *h_out;                /* device address of mapped scores */
-  float *d_in;                 /* the plan's input */
-  const float *d_out;          /* the plan's output */
+  const float *h_in;    /* device address of mapped windows */
+  float *h_out;         /* device address of mapped scores */
+  float *d_in;          /* the plan's input */
+  const float *d_out;   /* the plan's output */
+  const float *arena;   /* the device arena */
+  int64_t arena_floats; /* what the steps use of it: max_n * per window */
   int64_t in_numel, out_numel; /* per window */
 } pe_cuda_persist_t;
 
 /* The first step the persistent kernel cannot run (a kind without a
  * kernel, or an LSTM/GRU of more hidden units than it has threads), or -1
- * when it runs them all; *shmem the dynamic shared memory it needs. */
+ * when it runs them all; *scratch the shared memory its recurrent steps
+ * need, in bytes. */
 int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
-                          size_t *shmem);
+                          size_t *scratch);
+/* Shared memory of the persistent kernel on chip: its n_steps steps, the
+ * activations of `floats` floats (arena, input and output of max_n
+ * windows), then scratch bytes. */
+size_t pe_cuda_persist_shmem(int n_steps, int64_t floats, size_t scratch);
+/* The most shared memory one block may have on device 0. */
+int pe_cuda_shmem_limit(size_t *bytes);
 /* Launches the persistent kernel on stream; it returns at once. */
 int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
                            void *stream);
