@@ -109,7 +109,7 @@ typedef struct pe_pipeline_config {
    * (so: no model, and no state wanted from it afterwards). NULL: the
    * borrowed engine, and features_threads threads formatting its rows. */
   const pe_engine_config_t *features_shards;
-  const char *rejects_path;  /* NULL: none; header line,reason,raw */
+  const char *rejects_path; /* NULL: none; header line,reason,raw */
   /* Files the caller writes after the run (a state, a summary): NULL or a
    * path, checked with the outputs above against the input. */
   const char *other_outputs[PE_PIPELINE_MAX_OTHER_OUTPUTS];

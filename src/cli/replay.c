@@ -343,8 +343,7 @@ static int pe__sigbus_install(const pe_pipeline_t *p, const char *features,
   pe__bus_out_path_len = strlen(pe__bus_out_path);
   pe__bus_out_start = out_start;
   pe__bus_out_len = out_len;
-  snprintf(pe__bus_out_tmp, sizeof pe__bus_out_tmp, "%s.tmp",
-           pe__bus_out_path);
+  snprintf(pe__bus_out_tmp, sizeof pe__bus_out_tmp, "%s.tmp", pe__bus_out_path);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = pe__on_sigbus;

@@ -74,7 +74,7 @@ size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,
 #define PE__ROW_TEXT_MAX PE_FEATURES_ROW_TEXT_MAX
 #define PE__NPY_HEADER 128 /* bytes, a multiple of 64 as NumPy aligns */
 #define PE__MAP_RESERVE ((uint64_t)1 << 40) /* bytes of address space */
-#define PE__MAP_STEP ((uint64_t)256 << 20)   /* a mapped file grows by this */
+#define PE__MAP_STEP ((uint64_t)256 << 20)  /* a mapped file grows by this */
 #define PE__NAME_CHUNK 1024u
 #define PE__NAME_CHUNKS 65536u /* 67 million symbols */
 
@@ -540,8 +540,8 @@ int pe__features_begin(pe_features_writer_t *w, int *positional,
   return PE_OK;
 }
 
-int pe__features_write_at(pe_features_writer_t *w, const void *buf,
-                          size_t len, uint64_t at) {
+int pe__features_write_at(pe_features_writer_t *w, const void *buf, size_t len,
+                          uint64_t at) {
   const char *p = buf;
   while (len > 0) {
     ssize_t n = pwrite(w->fd, p, len, (off_t)at);

@@ -54,8 +54,8 @@ int pe__features_begin(pe_features_writer_t *w, int *positional,
 /* len bytes at byte offset at (positional outputs), from any thread; or
  * the next len bytes (ordered outputs), from one thread at a time. 0, or
  * -1 with errno. */
-int pe__features_write_at(pe_features_writer_t *w, const void *buf,
-                          size_t len, uint64_t at);
+int pe__features_write_at(pe_features_writer_t *w, const void *buf, size_t len,
+                          uint64_t at);
 int pe__features_write_next(pe_features_writer_t *w, const void *buf,
                             size_t len);
 

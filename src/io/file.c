@@ -180,8 +180,7 @@ static void pe__sync_dir(const char *path) {
  * reading too, so that it can be mapped for writing. */
 static int pe__open_tmp(const char *target, char *tmp, char *err, size_t cap) {
   snprintf(tmp, PATH_MAX + 8, "%s.tmp", target);
-  int fd =
-      open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
     pe__io_fail(err, cap, "create", tmp);
   }

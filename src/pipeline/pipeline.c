@@ -25,7 +25,7 @@ struct pe_pipeline {
   pe_source_t *source;
   pe_sink_t *sink;
   pe_features_writer_t *features;
-  pe__shards_t *shards; /* the features' engines, when split */
+  pe__shards_t *shards;    /* the features' engines, when split */
   struct pe__relay *relay; /* the admitting thread, with shards */
   pe_out_t *rejects_out;
   FILE *rejects;
@@ -153,8 +153,8 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
               c->features_shards != NULL && !c->stop_on_reject;
   if (rc == PE_OK && c->features_path != NULL) {
     rc = pe_features_writer_open(c->features_path,
-                                 split ? 0 : c->features_threads,
-                                 &p->features, err, err_cap);
+                                 split ? 0 : c->features_threads, &p->features,
+                                 err, err_cap);
   }
   if (rc == PE_OK && split) {
     rc = pe__shards_create(c->features_shards, c->features_threads,
@@ -206,8 +206,9 @@ static int pe__shards_failed(pe_pipeline_t *p, int rc) {
     snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", pe_source_name(p->source),
              msg);
   } else {
-    snprintf(p->errmsg, sizeof p->errmsg, "cannot keep the features of '%s': %s",
-             p->features_path, pe_strerror(rc));
+    snprintf(p->errmsg, sizeof p->errmsg,
+             "cannot keep the features of '%s': %s", p->features_path,
+             pe_strerror(rc));
   }
   return rc;
 }

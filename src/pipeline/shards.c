@@ -49,8 +49,8 @@ typedef struct pe__window {
   pe__part_t part[PE__MAX_SHARDS];
   double *rows;  /* [PE__WIN_ROWS * PE_FEATURES_COLS] */
   double *place; /* where its rows go: rows, or (.npy) the output mapped */
-  char *text;   /* CSV: a slice of slice_cap bytes per shard */
-  uint32_t n;   /* rows */
+  char *text;    /* CSV: a slice of slice_cap bytes per shard */
+  uint32_t n;    /* rows */
   uint64_t row0; /* the first row's number in the output */
   uint64_t seq;
   uint64_t text_at; /* where its text starts (positional CSV) */
@@ -166,8 +166,8 @@ static void pe__shard_push(pe__shard_t *me, pe__window_t *w) {
   pe_tick_out_t out;
   uint64_t cycles[PE_ENGINE_BATCH_MAX];
   for (uint32_t j = 0; j < part->n; j += PE_ENGINE_BATCH_MAX) {
-    uint32_t m = part->n - j < PE_ENGINE_BATCH_MAX ? part->n - j
-                                                   : PE_ENGINE_BATCH_MAX;
+    uint32_t m =
+        part->n - j < PE_ENGINE_BATCH_MAX ? part->n - j : PE_ENGINE_BATCH_MAX;
     int timed = ++me->batches >= me->all->latency_sample;
     if (timed) {
       me->batches = 0;
@@ -404,9 +404,8 @@ static int pe__hand_over(pe__shards_t *s, int take_next) {
  * length and read back as words stalls on store forwarding. */
 static inline int pe__admit_key(const pe_tick_t *tick, pe__symkey_t *key) {
   uint32_t len = tick->symbol_len;
-  int ok = tick->price > 0.0 && tick->price <= DBL_MAX &&
-           tick->volume >= 0.0 && tick->volume <= DBL_MAX &&
-           len - 1u < PE_SYMBOL_MAX;
+  int ok = tick->price > 0.0 && tick->price <= DBL_MAX && tick->volume >= 0.0 &&
+           tick->volume <= DBL_MAX && len - 1u < PE_SYMBOL_MAX;
   uint64_t nul = 0;
   for (uint32_t i = 0; i < sizeof key->bytes / 8; i++) {
     uint32_t keep = len > 8 * i ? len - 8 * i : 0;
@@ -505,8 +504,7 @@ const char *pe__shards_failure(const pe__shards_t *s, int *errno_value,
 
 uint32_t pe__shards_symbols(const pe__shards_t *s) { return s->symtab.count; }
 
-int pe__shards_mapping(const pe__shards_t *s, const void **start,
-                       size_t *len) {
+int pe__shards_mapping(const pe__shards_t *s, const void **start, size_t *len) {
   *start = s->map;
   *len = s->map != NULL ? (size_t)s->map_reserved : 0;
   return s->map != NULL;
@@ -595,7 +593,8 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
   s->features = features;
   s->sink = sink;
   s->latency_sample = latency_sample ? latency_sample : 16;
-  s->slice_cap = ((PE__WIN_ROWS + n - 1) / n) * (size_t)PE_FEATURES_ROW_TEXT_MAX;
+  s->slice_cap =
+      ((PE__WIN_ROWS + n - 1) / n) * (size_t)PE_FEATURES_ROW_TEXT_MAX;
   int rc = pe__symtab_init(&s->symtab, config->max_symbols);
   s->last_ts_ns = calloc(config->max_symbols, sizeof *s->last_ts_ns);
   s->shard_of = calloc(config->max_symbols, sizeof *s->shard_of);

@@ -65,8 +65,7 @@ const char *pe__shards_failure(const pe__shards_t *s, int *errno_value,
 
 /* The address range the features output is written through, when it is
  * mapped: 1 and *start, *len (until pe__shards_finish); else 0. */
-int pe__shards_mapping(const pe__shards_t *s, const void **start,
-                       size_t *len);
+int pe__shards_mapping(const pe__shards_t *s, const void **start, size_t *len);
 
 /* Symbols admitted so far; from the admitting thread. */
 uint32_t pe__shards_symbols(const pe__shards_t *s);
