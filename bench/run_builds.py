@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Two or more builds side by side in one run, on the same machine: the
 feature core (bench/feature_core, every ISA path it has) and `bench-model`
-on the shipped models at batch 1 and 256. The builds take turns for R
-rounds so that all see the same machine weather; each figure is the median
-of the rounds, and each build after the first is given as a ratio to the
-first (above 1: faster). Replay has its own: bench/run_replay.sh.
+on the shipped models at batch 1 and 256. Each measurement runs on every
+build back to back, the order reversed every other round, for R rounds, so
+that all see the same machine weather and none always runs second; each
+figure is the median of the rounds, and each build after the first is given
+as a ratio to the first (above 1: faster). Replay has its own: bench/run_replay.sh.
 
     bench/run_builds.py OLD_BUILD NEW_BUILD [...] [--ticks N] [--rounds R]
         [--cpu C] [--models a.onnx,b.onnx] [--batches 1,256]
@@ -98,10 +99,21 @@ def main():
         rounds = [[] for _ in bins]
         sums = [None for _ in bins]
         for r in range(a.rounds):
-            for i, (engine, core) in enumerate(bins):
-                figs, sums[i] = core_figures(core, ticks, a.cpu)
-                figs.update(model_figures(engine, models, batches, a.cpu))
-                rounds[i].append(figs)
+            # Each measurement runs on every build back to back, the order
+            # reversed every other round: a build is not always the one
+            # that runs after the other.
+            order = list(range(len(bins)))
+            if r % 2:
+                order.reverse()
+            figs = [{} for _ in bins]
+            for i in order:
+                figs[i], sums[i] = core_figures(bins[i][1], ticks, a.cpu)
+            for model in models:
+                for b in batches:
+                    for i in order:
+                        figs[i].update(model_figures(bins[i][0], [model], [b], a.cpu))
+            for i in range(len(bins)):
+                rounds[i].append(figs[i])
             print(f"round {r + 1} of {a.rounds} done", file=sys.stderr)
     names = [k for k in rounds[0][0] if all(k in rs[0] for rs in rounds)]
     med = [{k: statistics.median(f[k] for f in rs) for k in names} for rs in rounds]
