@@ -11,7 +11,9 @@ Three ways an output fails:
   - a read-only folder: a read-only tmpfs mount as root (permissions do not
     stop root), a folder without write permission otherwise;
   - a full disk: a 64 KiB tmpfs filled to its last byte. A state file
-    written before the disk filled must survive the failed rewrite whole.
+    written before the disk filled must survive the failed rewrite whole;
+    and a 512 KiB tmpfs that feature rows outgrow part way through, on the
+    one-thread path and on split engines writing through a mapping.
 Mounting needs root (CAP_SYS_ADMIN): where it is refused, those parts are
 skipped with a message, and the test exits 77 when nothing could run.
 
@@ -223,11 +225,53 @@ def test_full_disk():
         umount(disk)
 
 
+def write_ticks(path, n, symbols):
+    """n ticks over `symbols` symbols, in time order: enough feature rows
+    to outgrow a small disk."""
+    with open(path, "w") as f:
+        f.write("ts,symbol,price,volume\n")
+        for i in range(n):
+            f.write(f"{1700000000000000000 + i * 1000},S{i % symbols},"
+                    f"{100 + (i % 97) * 0.25},{1 + i % 7}\n")
+
+
+def test_disk_filling_up():
+    """Feature rows that outgrow the disk part way through, on the
+    one-thread path (write(2)) and on split engines (a mapped file, where
+    the kernel refuses a page with SIGBUS): exit 1, the path and the reason
+    named, nothing left behind."""
+    disk = os.path.join(TMP, "small")
+    if not mount_tmpfs(disk, "size=512k"):
+        skip("disk filling up cases left out")
+        return
+    ran.append("disk filling up")
+    ticks = os.path.join(TMP, "ticks.csv")
+    write_ticks(ticks, 20000, 40)  # about 5 MB of CSV rows, 3 MB of .npy
+    try:
+        for ext in ("csv", "npy"):
+            for threads in ("0", "2"):
+                path = os.path.join(disk, "f." + ext)
+                rc, err = run("replay", "--ticks", ticks, "--quiet", "--out",
+                              os.devnull, "--features-out", path,
+                              "--features-threads", threads)
+                what = f"--features-out .{ext}, --features-threads {threads}"
+                check(rc == 1, f"{what}: exit status 1, got {rc} ({err.strip()})")
+                check("cannot" in err and path in err,
+                      f"{what}: the message names the path: {err.strip()!r}")
+                check(ENOSPC in err or "no space" in err,
+                      f"{what}: the message says the disk is full: {err.strip()!r}")
+                left = os.listdir(disk)
+                check(left == [], f"{what}: nothing left behind, found {left}")
+    finally:
+        umount(disk)
+
+
 def main():
     try:
         test_full_device()
         test_read_only_folder()
         test_full_disk()
+        test_disk_filling_up()
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     if failures:
