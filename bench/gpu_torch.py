@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """PyTorch on the GPU, the peer of `bench-model --backend cuda`: the shipped
 models' PyTorch modules (models/train_*.py, the .onnx weights loaded, as in
-bench/bench_model_peers.py), fp32, timed host window in to host scores out
-as our backend is: the batch in pinned host memory, copied to the device,
-the model, the scores copied back, then a synchronisation.
+bench/bench_model_peers.py) and the zoo's (models/zoo.py, for
+models/zoo/NAME.EXPORTER.onnx: the family's module at its seed; timing does
+not depend on the weights' values), fp32, timed host window in to host
+scores out as our backend is: the batch in pinned host memory, copied to the
+device, the model, the scores copied back, then a synchronisation.
 
-    python3 bench/gpu_torch.py [--batches 1,4096,65536] MODEL.onnx ...
+    python3 bench/gpu_torch.py [--batches 1,4096,65536]
+        [--compile-batches 1,4096] MODEL.onnx ...
 
-Two ways per model and batch: eager (inference_mode) and a CUDA graph of
-the copy in, the model and the copy out (torch.cuda.CUDAGraph, replayed).
+Three ways per model and batch: eager (inference_mode), a CUDA graph of
+the copy in, the model and the copy out (torch.cuda.CUDAGraph, replayed),
+and torch.compile(mode="reduce-overhead", dynamic=False) (Inductor's
+kernels replayed as CUDA graphs; the copies outside) for the batches of
+--compile-batches, each batch compiled once before its warm-up, the
+compile time printed apart).
 Prints one line per measurement: median and p99 latency per batch (us) and
 windows/s from the median; each run timed with perf_counter_ns after a
 warm-up."""
@@ -30,8 +37,32 @@ def module(path):
     except ImportError:
         # the module classes do not use it; the device image may lack it
         sys.modules["pandas"] = types.ModuleType("pandas")
+    name = os.path.basename(path).split(".")
+    if os.path.basename(os.path.dirname(path)) == "zoo" and len(name) == 3:
+        return zoo_module(name[0], os.path.dirname(path))
     from bench_model_peers import torch_module
     return torch_module(path)
+
+
+def zoo_module(family, zoo_dir):
+    """The zoo family's nn.Module, built at its manifest seed."""
+    import json
+    import torch
+    try:
+        import onnxscript  # noqa: F401  (models/zoo.py imports it)
+    except ImportError:
+        sys.modules["onnxscript"] = types.ModuleType("onnxscript")
+    sys.path.insert(0, os.path.join(ROOT, "models"))
+    import zoo
+    fams = {f.name: f for f in zoo.families("all")}
+    if family not in fams:
+        return None
+    with open(os.path.join(zoo_dir, "manifest.json")) as f:
+        seed = json.load(f)["models"][family]["seed"]
+    torch.manual_seed(seed)
+    m = fams[family].build()
+    zoo.randomize_batchnorm(m, torch.Generator().manual_seed(seed + 1))
+    return m.eval()
 
 
 def timed(fn, iters, warm):
@@ -48,6 +79,7 @@ def timed(fn, iters, warm):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,4096,65536")
+    ap.add_argument("--compile-batches", default="1,4096")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
     import torch
@@ -100,6 +132,23 @@ def main():
                 print(f"{name} batch {b} torch graph: median {med:.1f} us, "
                       f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
                 del g
+            if str(b) not in a.compile_batches.split(","):
+                continue
+            torch._dynamo.reset()
+            cm = torch.compile(m, mode="reduce-overhead", dynamic=False)
+            with torch.inference_mode():
+                def compiled():
+                    y = cm(h_in.to(dev, non_blocking=True))
+                    h_out.copy_(y, non_blocking=True)
+                    torch.cuda.synchronize()
+
+                t0 = time.perf_counter()
+                compiled()
+                print(f"{name} batch {b} torch compile: compiled in "
+                      f"{time.perf_counter() - t0:.1f} s")
+                med, p99 = timed(compiled, iters, warm)
+                print(f"{name} batch {b} torch compile: median {med:.1f} us, "
+                      f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
 
 
 if __name__ == "__main__":
