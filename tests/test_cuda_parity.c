@@ -42,15 +42,40 @@ static float pe_t_uniform(void) {
   return (float)((double)(v >> 11) / 9007199254740992.0 * 6.0 - 3.0);
 }
 
+/* A backend opened through its ops table rather than pe_backend_open:
+ * the engine's handle takes at most PE_MODEL_MAX_FEATURES channels, and
+ * models of more (DeepLOB's 40 price levels) are compared too. */
+typedef struct pe_t_be {
+  const pe_backend_ops_t *ops;
+  void *self;
+  pe_model_info_t info;
+} pe_t_be_t;
+
+extern const pe_backend_ops_t pe_backend_cpu_ops, pe_backend_cuda_ops;
+
+static void pe_t_close(pe_t_be_t *b) {
+  if (b->self != NULL) {
+    b->ops->close(b->self);
+    b->self = NULL;
+  }
+}
+
 static int pe_t_open(const char *name, const char *model, const char *kernels,
-                     const char *mode, pe_backend_t **b) {
+                     const char *mode, pe_t_be_t *b) {
   pe_backend_options_t o = {0};
   o.model_path = model;
   o.max_batch = PE_T_MAX_BATCH;
   o.kernels = kernels;
   o.mode = mode;
-  char err[512];
-  int rc = pe_backend_open(name, &o, b, err, sizeof err);
+  char err[512] = "";
+  b->ops =
+      strcmp(name, "cuda") == 0 ? &pe_backend_cuda_ops : &pe_backend_cpu_ops;
+  b->self = NULL;
+  int rc = b->ops->open(&o, &b->self, err, sizeof err);
+  if (rc == PE_OK && (rc = b->ops->describe(b->self, &b->info)) != PE_OK) {
+    snprintf(err, sizeof err, "%s", b->ops->errmsg(b->self));
+    pe_t_close(b);
+  }
   if (rc != PE_OK) {
     if (strstr(err, "no CUDA device") != NULL) {
       printf("SKIP: %s\n", err);
@@ -62,17 +87,17 @@ static int pe_t_open(const char *name, const char *model, const char *kernels,
 }
 
 /* Runs n windows through b in batches cycling through sizes[]. */
-static int pe_t_run(pe_backend_t *b, const float *in, size_t in_w, float *out,
+static int pe_t_run(pe_t_be_t *b, const float *in, size_t in_w, float *out,
                     size_t out_w, uint32_t n, const uint32_t *sizes,
                     int n_sizes) {
   uint32_t done = 0;
   for (int k = 0; done < n; k = (k + 1) % n_sizes) {
     uint32_t m = n - done < sizes[k] ? n - done : sizes[k];
-    int rc = pe_backend_run(b, in + (size_t)done * in_w, m,
-                            out + (size_t)done * out_w);
+    int rc = b->ops->run(b->self, in + (size_t)done * in_w, m,
+                         out + (size_t)done * out_w);
     if (rc != PE_OK) {
-      fprintf(stderr, "FAIL: %s run of %u windows: %s\n", pe_backend_name(b), m,
-              pe_backend_errmsg(b));
+      fprintf(stderr, "FAIL: %s run of %u windows: %s\n", b->ops->name, m,
+              b->ops->errmsg(b->self));
       return rc;
     }
     done += m;
@@ -82,19 +107,19 @@ static int pe_t_run(pe_backend_t *b, const float *in, size_t in_w, float *out,
 
 /* Persistent mode: the kernel left idle until it has gone, then one more
  * window, which must start it again and give the same scores. */
-static int pe_t_idle(pe_backend_t *gpu, const char *path, const float *in,
+static int pe_t_idle(pe_t_be_t *gpu, const char *path, const float *in,
                      const float *expect, size_t out_w) {
   char d0[512], d1[512];
   float y[64];
-  pe_backend_detail(gpu, d0, sizeof d0);
+  gpu->ops->detail(gpu->self, d0, sizeof d0);
   struct timespec ts = {0, 400 * 1000 * 1000};
   nanosleep(&ts, NULL);
-  if (out_w > 64 || pe_backend_run(gpu, in, 1, y) != PE_OK) {
+  if (out_w > 64 || gpu->ops->run(gpu->self, in, 1, y) != PE_OK) {
     fprintf(stderr, "FAIL: %s: run after idle: %s\n", path,
-            pe_backend_errmsg(gpu));
+            gpu->ops->errmsg(gpu->self));
     return 1;
   }
-  pe_backend_detail(gpu, d1, sizeof d1);
+  gpu->ops->detail(gpu->self, d1, sizeof d1);
   const char *a = strstr(d0, "started "), *b = strstr(d1, "started ");
   long n0 = a ? strtol(a + 8, NULL, 10) : -1;
   long n1 = b ? strtol(b + 8, NULL, 10) : -1;
@@ -122,8 +147,8 @@ static int pe_t_idle(pe_backend_t *gpu, const char *path, const float *in,
 static int pe_t_mode(const char *path, const char *mode, const float *in,
                      size_t in_w, size_t out_w, const float *o_cpu,
                      const float *o_ref, float *o_gpu) {
-  pe_backend_t *gpu = NULL;
-  if (pe_t_open("cuda", path, NULL, mode, &gpu) != PE_OK) {
+  pe_t_be_t gpu_be, *gpu = &gpu_be;
+  if (pe_t_open("cuda", path, NULL, mode, gpu) != PE_OK) {
     return 1;
   }
   static const uint32_t gpu_sizes[] = {1, 3, 64, 4096, 17, 1000, 4096};
@@ -142,7 +167,7 @@ static int pe_t_mode(const char *path, const char *mode, const float *in,
     fail = 1;
   }
   if (!fail &&
-      pe_backend_run(gpu, in, PE_T_MAX_BATCH + 1, o_gpu) != PE_EINVAL) {
+      gpu->ops->run(gpu->self, in, PE_T_MAX_BATCH + 1, o_gpu) != PE_EINVAL) {
     fprintf(stderr, "FAIL: %s: a batch above the max batch was not refused\n",
             path);
     fail = 1;
@@ -176,19 +201,19 @@ static int pe_t_mode(const char *path, const char *mode, const float *in,
   if (!fail && persist) {
     fail = pe_t_idle(gpu, path, in, o_gpu, out_w);
   }
-  pe_backend_close(gpu);
+  pe_t_close(gpu);
   return fail;
 }
 
 /* One model: the cpu outputs once, then the cuda backend in both modes. */
 static int pe_t_model(const char *path) {
-  pe_backend_t *cpu = NULL, *ref = NULL;
-  if (pe_t_open("cpu", path, NULL, NULL, &cpu) != PE_OK ||
-      pe_t_open("cpu", path, "generic", NULL, &ref) != PE_OK) {
-    pe_backend_close(cpu);
+  pe_t_be_t cpu_be = {0}, ref_be = {0}, *cpu = &cpu_be, *ref = &ref_be;
+  if (pe_t_open("cpu", path, NULL, NULL, cpu) != PE_OK ||
+      pe_t_open("cpu", path, "generic", NULL, ref) != PE_OK) {
+    pe_t_close(cpu);
     return 1;
   }
-  const pe_model_info_t *info = pe_backend_info(cpu);
+  const pe_model_info_t *info = &cpu->info;
   size_t in_w = (size_t)info->window * info->n_features;
   size_t out_w = info->n_outputs;
   float *in = malloc(PE_T_WINDOWS * in_w * sizeof(float));
@@ -213,8 +238,8 @@ static int pe_t_model(const char *path) {
   free(o_gpu);
   free(o_cpu);
   free(o_ref);
-  pe_backend_close(cpu);
-  pe_backend_close(ref);
+  pe_t_close(cpu);
+  pe_t_close(ref);
   return fail;
 }
 

@@ -479,6 +479,10 @@ __device__ __forceinline__ static void
 pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
   const int lstm = s.kind == PE_PLAN_LSTM;
   const int64_t seq = s.p[0], in = s.p[1], H = s.p[2], lbr = s.p[3] != 0;
+  /* one direction of dirs: time reversed or not, its slot of Y and of
+   * the states */
+  const int64_t rev = s.p[5] != 0, dirs = s.p[6] > 1 ? s.p[6] : 1;
+  const int64_t dir = s.p[7];
   const int64_t GH = (lstm ? 4 : 3) * H;
   const int64_t j = threadIdx.x;
   const int act = j < H;
@@ -497,11 +501,12 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
   }
   float c = 0.0f;
   if (act) {
-    h[j] = s.in[1] ? s.in[1][b * s.in_stride[1] + j] : 0.0f;
-    c = s.in[2] ? s.in[2][b * s.in_stride[2] + j] : 0.0f;
+    h[j] = s.in[1] ? s.in[1][b * s.in_stride[1] + dir * H + j] : 0.0f;
+    c = s.in[2] ? s.in[2][b * s.in_stride[2] + dir * H + j] : 0.0f;
   }
   __syncthreads();
-  for (int64_t t = 0; t < seq; t++) {
+  for (int64_t it = 0; it < seq; it++) {
+    const int64_t t = rev ? seq - 1 - it : it;
     const float *xt = x + t * in;
     float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const int G = lstm ? 4 : 3;
@@ -582,17 +587,17 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
     if (act) {
       h[j] = hn;
       if (s.out[0]) {
-        s.out[0][b * s.out_stride[0] + t * H + j] = hn;
+        s.out[0][b * s.out_stride[0] + (t * dirs + dir) * H + j] = hn;
       }
     }
     __syncthreads();
   }
   if (act) {
     if (s.out[1]) {
-      s.out[1][b * s.out_stride[1] + j] = h[j];
+      s.out[1][b * s.out_stride[1] + dir * H + j] = h[j];
     }
     if (s.out[2]) {
-      s.out[2][b * s.out_stride[2] + j] = c;
+      s.out[2][b * s.out_stride[2] + dir * H + j] = c;
     }
   }
 }
@@ -1181,6 +1186,8 @@ __host__ __device__ static size_t pe__lstm_wide_shmem(const pe_cuda_step_t *s,
 __device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
                                                        int b, float *sh) {
   const int seq = (int)s.p[0], in = (int)s.p[1], H = (int)s.p[2];
+  const int rev = s.p[5] != 0, dirs = s.p[6] > 1 ? (int)s.p[6] : 1;
+  const int dir = (int)s.p[7];
   const int GH = 4 * H, K = in + H, nt = (int)blockDim.x;
   const int tid = (int)threadIdx.x, P = nt / GH;
   const int row = tid % GH, part = tid / GH;
@@ -1196,15 +1203,17 @@ __device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
   float c = 0.0f;
   double bias[4] = {0.0, 0.0, 0.0, 0.0};
   if (act) {
-    h[tid] = s.in[1] ? s.in[1][(int64_t)b * s.in_stride[1] + tid] : 0.0f;
-    c = s.in[2] ? s.in[2][(int64_t)b * s.in_stride[2] + tid] : 0.0f;
+    h[tid] =
+        s.in[1] ? s.in[1][(int64_t)b * s.in_stride[1] + dir * H + tid] : 0.0f;
+    c = s.in[2] ? s.in[2][(int64_t)b * s.in_stride[2] + dir * H + tid] : 0.0f;
 #pragma unroll
     for (int q = 0; q < 4; q++) {
       bias[q] = s.bias[q * H + tid];
     }
   }
   __syncthreads();
-  for (int t = 0; t < seq; t++) {
+  for (int it = 0; it < seq; it++) {
+    const int t = rev ? seq - 1 - it : it;
     if (part < P) {
       const float *xt = x + t * in;
       double ax = 0.0, ah = 0.0;
@@ -1237,17 +1246,18 @@ __device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
       const float hn = __fmul_rn(og, pe__tanhf(c));
       h[tid] = hn;
       if (s.out[0]) {
-        s.out[0][(int64_t)b * s.out_stride[0] + t * H + tid] = hn;
+        s.out[0][(int64_t)b * s.out_stride[0] + (t * dirs + dir) * H + tid] =
+            hn;
       }
     }
     __syncthreads();
   }
   if (act) {
     if (s.out[1]) {
-      s.out[1][(int64_t)b * s.out_stride[1] + tid] = h[tid];
+      s.out[1][(int64_t)b * s.out_stride[1] + dir * H + tid] = h[tid];
     }
     if (s.out[2]) {
-      s.out[2][(int64_t)b * s.out_stride[2] + tid] = c;
+      s.out[2][(int64_t)b * s.out_stride[2] + dir * H + tid] = c;
     }
   }
 }
