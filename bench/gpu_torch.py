@@ -79,9 +79,16 @@ def export_deeplob32(path):
     import torch
     m = deeplob32()
     x = torch.randn(2, 1, 100, 32)
-    torch.onnx.export(m, x, path, dynamo=False, opset_version=17,
-                      input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    try:
+        torch.onnx.export(m, x, path, dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    except Exception as e:  # a torch without the TorchScript exporter
+        print(f"TorchScript exporter: {e}; the torch.export-based one")
+        n = torch.export.Dim("N", min=1)
+        torch.onnx.export(m, (x,), path, input_names=["input"],
+                          output_names=["output"],
+                          dynamic_shapes={"x": {0: n}}, external_data=False)
     import zoo
     mp = onnx.load(path)
     # the engine's handle needs a feature per channel: the zoo's eight

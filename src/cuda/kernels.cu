@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cuda/kernels.h"
+#include "model/kernels_shared.h"
 #include "model/plan_view.h"
 
 #define PE__THREADS 256
@@ -654,40 +655,24 @@ __device__ __forceinline__ static void pe__d_gather_rt(const pe_cuda_step_t &s,
 }
 
 /* Conv 2-D over [cin][H][W] windows, one thread per output, the sum in
- * double in the CPU's order (input channel, kernel row, kernel column). */
+ * double as the CPU's portable kernel takes it (kernels_shared.h). */
 template <typename I>
 __device__ __forceinline__ static void pe__d_conv2d(const pe_cuda_step_t &s,
                                                     I total, I i0, I di) {
   const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2];
-  const I kh = (I)s.p[3], kw = (I)s.p[4], sh = (I)s.p[5], sw = (I)s.p[6];
-  const I dh = (I)s.p[7], dw = (I)s.p[8], pt = (I)s.p[9], pl = (I)s.p[10];
-  const I H = (I)s.p[11], W = (I)s.p[12], OH = (I)s.p[13], OW = (I)s.p[14];
+  const I kh = (I)s.p[3], kw = (I)s.p[4], H = (I)s.p[11], W = (I)s.p[12];
+  const I OH = (I)s.p[13], OW = (I)s.p[14];
   const I cin_g = cin / group, cout_g = cout / group;
   PE__FOR(i, total) {
     I ow = i % OW, r = i / OW, oh = r % OH;
     r /= OH;
     const I co = r % cout, b = r / cout;
-    const float *__restrict__ w = s.w + co * cin_g * kh * kw;
-    const float *__restrict__ x =
+    const float *x =
         s.in[0] + b * (I)s.in_stride[0] + (co / cout_g) * cin_g * H * W;
-    double acc = s.bias ? (double)s.bias[co] : 0.0;
-    for (I ci = 0; ci < cin_g; ci++) {
-      const float *xc = x + ci * H * W;
-      for (I a = 0; a < kh; a++) {
-        const I ih = oh * sh + a * dh - pt;
-        if (ih < 0 || ih >= H) {
-          continue;
-        }
-        for (I c = 0; c < kw; c++) {
-          const I iw = ow * sw + c * dw - pl;
-          if (iw >= 0 && iw < W) {
-            acc += (double)w[(ci * kh + a) * kw + c] * (double)xc[ih * W + iw];
-          }
-        }
-      }
-    }
-    s.out[0][b * (I)s.numel + co * OH * OW + oh * OW + ow] =
-        pe__act((float)acc, s.act, s.alpha);
+    const double acc =
+        pe_ks_conv2d_at(s.p, x, s.w + co * cin_g * kh * kw,
+                        s.bias ? (double)s.bias[co] : 0.0, oh, ow);
+    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
   }
 }
 
@@ -783,25 +768,6 @@ __device__ __forceinline__ static void pe__d_elemwise(const pe_cuda_step_t &s,
   }
 }
 
-/* Source index along an axis of n for position i, -1 for the constant
- * (the CPU's pe__pad_src). */
-template <typename I>
-__device__ __forceinline__ static I pe__pad_src(I i, I n, int mode) {
-  if (i >= 0 && i < n) {
-    return i;
-  }
-  if (mode == PE_PLAN_PAD_CONSTANT) {
-    return -1;
-  }
-  if (mode == PE_PLAN_PAD_EDGE || n == 1) {
-    return i < 0 ? 0 : n - 1;
-  }
-  const I period = 2 * (n - 1);
-  i = i < 0 ? -i : i;
-  i %= period;
-  return i < n ? i : period - i;
-}
-
 /* Pad: dims the output shape, st[0] the input's, st[1] the pads before
  * each axis; binop the mode, f[0] the constant. */
 template <typename I>
@@ -811,8 +777,8 @@ __device__ __forceinline__ static void pe__d_pad(const pe_cuda_step_t &s,
     I b = i / (I)s.numel, e = i % (I)s.numel, off = 0, ist = 1;
     int fill = 0;
     for (int d = s.rank - 1; d >= 0; d--) {
-      const I src = pe__pad_src<I>(e % (I)s.dims[d] - (I)s.st[1][d],
-                                   (I)s.st[0][d], s.binop);
+      const I src = (I)pe_ks_pad_src(e % (I)s.dims[d] - (I)s.st[1][d],
+                                     (I)s.st[0][d], s.binop);
       e /= (I)s.dims[d];
       fill |= src < 0;
       off += src * ist;

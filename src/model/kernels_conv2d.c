@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/kernels_shared.h"
 #include "model/model_impl.h"
 #include "pe/error.h"
 
@@ -28,8 +29,7 @@ void pe__conv2d_generic(const pe__step_t *s, const float *x, float *y,
                         float *scratch) {
   (void)scratch;
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2];
-  const int64_t kh = s->p[3], kw = s->p[4], sh = s->p[5], sw = s->p[6];
-  const int64_t dh = s->p[7], dw = s->p[8], pt = s->p[9], pl = s->p[10];
+  const int64_t kh = s->p[3], kw = s->p[4];
   const int64_t H = s->p[11], W = s->p[12], OH = s->p[13], OW = s->p[14];
   const int64_t cin_g = cin / group, cout_g = cout / group;
   for (int64_t co = 0; co < cout; co++) {
@@ -38,23 +38,8 @@ void pe__conv2d_generic(const pe__step_t *s, const float *x, float *y,
     float *yc = y + co * OH * OW;
     for (int64_t oh = 0; oh < OH; oh++) {
       for (int64_t ow = 0; ow < OW; ow++) {
-        double acc = s->bias[co];
-        for (int64_t ci = 0; ci < cin_g; ci++) {
-          const float *xc = x + (g * cin_g + ci) * H * W;
-          for (int64_t i = 0; i < kh; i++) {
-            const int64_t ih = oh * sh + i * dh - pt;
-            if (ih < 0 || ih >= H) {
-              continue;
-            }
-            for (int64_t j = 0; j < kw; j++) {
-              const int64_t iw = ow * sw + j * dw - pl;
-              if (iw >= 0 && iw < W) {
-                acc +=
-                    (double)w[(ci * kh + i) * kw + j] * (double)xc[ih * W + iw];
-              }
-            }
-          }
-        }
+        const double acc = pe_ks_conv2d_at(s->p, x + g * cin_g * H * W, w,
+                                           (double)s->bias[co], oh, ow);
         yc[oh * OW + ow] = (float)acc;
       }
     }
