@@ -676,17 +676,6 @@ __device__ __forceinline__ static void pe__d_conv2d(const pe_cuda_step_t &s,
   }
 }
 
-/* Taps [*lo, *hi) of k at dilation dil from position o0 that land in
- * [0, lim) (the CPU's pe__tap_range). */
-template <typename I>
-__device__ __forceinline__ static void pe__taps(I o0, I dil, I k, I lim, I *lo,
-                                                I *hi) {
-  *lo = o0 >= 0 ? 0 : (-o0 + dil - 1) / dil;
-  *hi = lim - 1 - o0 >= 0 ? (lim - 1 - o0) / dil + 1 : 0;
-  *hi = *hi > k ? k : *hi;
-  *lo = *lo > *hi ? *hi : *lo;
-}
-
 /* Max or average pooling over [C][H][W] (or [C][D][H][W]: rank 3, the
  * depth axis in dims[]), one thread per output, the taps in the CPU's
  * order. */
@@ -709,26 +698,19 @@ __device__ __forceinline__ static void pe__d_pool2d(const pe_cuda_step_t &s,
     r /= OD;
     const I c = r % C, b = r / C;
     const I d0 = od * sd - pf, h0 = oh * sh - pt, w0 = ow * sw - pl;
-    I q0, q1, qp0, qp1, a0, a1, ap0, ap1, j0, j1, jp0, jp1;
-    pe__taps<I>(d0, dd, kd, D, &q0, &q1);
-    pe__taps<I>(d0 + pf, dd, kd, D + pf + pk, &qp0, &qp1);
-    pe__taps<I>(h0, dh, kh, H, &a0, &a1);
-    pe__taps<I>(h0 + pt, dh, kh, H + pt + pb, &ap0, &ap1);
-    pe__taps<I>(w0, dw, kw, W, &j0, &j1);
-    pe__taps<I>(w0 + pl, dw, kw, W + pl + pr, &jp0, &jp1);
-    const I cnt = cip ? (qp1 - qp0) * (ap1 - ap0) * (jp1 - jp0)
-                      : (q1 - q0) * (a1 - a0) * (j1 - j0);
-    const float *x = s.in[0] + b * (I)s.in_stride[0];
-    const I at = ((c * D + d0) * H + h0) * W + w0;
-    float acc = is_max ? -INFINITY : 0.0f;
-    for (I q = q0; q < q1; q++) {
-      for (I a = a0; a < a1; a++) {
-        for (I j = j0; j < j1; j++) {
-          const float v = x[at + (q * dd * H + a * dh) * W + j * dw];
-          acc = is_max ? (v > acc ? v : acc) : __fadd_rn(acc, v);
-        }
-      }
-    }
+    int64_t q[2], qp[2], a[2], ap[2], j[2], jp[2];
+    pe_ks_tap_range(d0, dd, kd, D, &q[0], &q[1]);
+    pe_ks_tap_range(d0 + pf, dd, kd, D + pf + pk, &qp[0], &qp[1]);
+    pe_ks_tap_range(h0, dh, kh, H, &a[0], &a[1]);
+    pe_ks_tap_range(h0 + pt, dh, kh, H + pt + pb, &ap[0], &ap[1]);
+    pe_ks_tap_range(w0, dw, kw, W, &j[0], &j[1]);
+    pe_ks_tap_range(w0 + pl, dw, kw, W + pl + pr, &jp[0], &jp[1]);
+    const int64_t cnt =
+        cip ? (qp[1] - qp[0]) * (ap[1] - ap[0]) * (jp[1] - jp[0])
+            : (q[1] - q[0]) * (a[1] - a[0]) * (j[1] - j[0]);
+    const float acc = pe_ks_pool_taps(s.in[0] + b * (I)s.in_stride[0],
+                                      ((c * D + d0) * H + h0) * W + w0, q, a, j,
+                                      dd, dh, dw, H, W, is_max);
     s.out[0][i] = is_max ? acc : __fdiv_rn(acc, (float)(cnt > 0 ? cnt : 1));
   }
 }

@@ -1,14 +1,16 @@
 /* Per-element pieces of the portable kernels that the `cuda` backend's
  * kernels (src/cuda/kernels.cu) run too, compiled there as device code, so
  * that both compute the same thing the same way: the source index of Pad,
- * and one output of the direct 2-D convolution (its sum in double in the
- * order input channel, kernel row, kernel column).
+ * one output of the direct 2-D convolution (its sum in double in the
+ * order input channel, kernel row, kernel column), and the taps of a 2-D
+ * or 3-D pooling window.
  *
  * Parameters are the plan's (p[] of a CONV2D step, model_impl.h). Hot
  * path: no allocation. */
 #ifndef PE_MODEL_KERNELS_SHARED_H
 #define PE_MODEL_KERNELS_SHARED_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "model/plan_view.h"
@@ -59,6 +61,35 @@ PE_KS_FN double pe_ks_conv2d_at(const int64_t *p, const float *x,
         if (iw >= 0 && iw < W) {
           acc += (double)w[(ci * kh + i) * kw + j] * (double)xc[ih * W + iw];
         }
+      }
+    }
+  }
+  return acc;
+}
+
+/* Taps i in [0, k) of a window starting at padded position o0 (o0 = out
+ * * stride - pad) whose position o0 + i dil lies in [0, lim): [*lo, *hi). */
+PE_KS_FN void pe_ks_tap_range(int64_t o0, int64_t dil, int64_t k, int64_t lim,
+                              int64_t *lo, int64_t *hi) {
+  *lo = o0 >= 0 ? 0 : (-o0 + dil - 1) / dil;
+  *hi = lim - 1 - o0 >= 0 ? (lim - 1 - o0) / dil + 1 : 0;
+  *hi = *hi > k ? k : *hi;
+  *lo = *lo > *hi ? *hi : *lo;
+}
+
+/* The maximum (is_max) or the sum of the taps [q0, q1) x [i0, i1) x
+ * [j0, j1) of a pooling window: tap (q, i, j) at x[at + (q dd H + i dh) W
+ * + j dw] (at itself may lie in the padding, so it stays an index). */
+PE_KS_FN float pe_ks_pool_taps(const float *x, int64_t at, const int64_t *q,
+                               const int64_t *i, const int64_t *j, int64_t dd,
+                               int64_t dh, int64_t dw, int64_t H, int64_t W,
+                               int is_max) {
+  float acc = is_max ? -INFINITY : 0.0f;
+  for (int64_t a = q[0]; a < q[1]; a++) {
+    for (int64_t b = i[0]; b < i[1]; b++) {
+      for (int64_t c = j[0]; c < j[1]; c++) {
+        const float v = x[at + (a * dd * H + b * dh) * W + c * dw];
+        acc = is_max ? (v > acc ? v : acc) : acc + v;
       }
     }
   }
