@@ -6,13 +6,17 @@
  * src/cuda/kernels.cu: weights are copied to the device, and the device
  * arena (the plan's arena layout for a tile of max_batch windows), the
  * device input and output and their pinned host staging buffers are
- * allocated once. A step kind without a kernel is refused here, with the
- * step named. run copies the windows into pinned memory (a caller's
- * page-locked buffer, such as host_alloc gives, goes directly), then to the
- * device, launches the steps on one stream (as a CUDA graph captured at
- * open for each batch bucket: 1, 2, 4, ... up to max batch, a batch run
- * with the smallest bucket that holds it) and copies the scores back: no
- * allocation after open (pe_cuda_alloc_count counts them, and run fails if
+ * allocated once. A step the plan's view has no form for is refused here,
+ * with the step named. An attention block becomes three launches (its Q, K,
+ * V projection, its heads, its output projection), and a model whose input
+ * holds windows as [time][channel] (NWC, N1WC) gets a first launch that
+ * transposes the caller's [channel][time] windows into the arena; both use
+ * arena of the backend's own after the plan's. run copies the windows into
+ * pinned memory (a caller's page-locked buffer, such as host_alloc gives, goes
+ * directly), then to the device, launches the steps on one stream (as a CUDA
+ * graph captured at open for each batch bucket: 1, 2, 4, ... up to max batch, a
+ * batch run with the smallest bucket that holds it) and copies the scores back:
+ * no allocation after open (pe_cuda_alloc_count counts them, and run fails if
  * one happened). Times of the last run's three phases (host to
  * device, compute, device to host) are kept when opened with phase_times
  * (events on the stream between the phases), for bench-model. */

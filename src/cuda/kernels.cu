@@ -2,7 +2,9 @@
  * plan's portable kernel (src/model/kernels.c) with one thread per output
  * element (PE__CONV_T consecutive outputs for a convolution; for an LSTM
  * one block per window and one thread per gate row, for a GRU one thread
- * per hidden unit; dense layers over many rows as a tiled product), computing
+ * per hidden unit; dense layers over many rows as a tiled product; a warp
+ * per row of a LayerNorm; the heads of an attention block one thread per
+ * output, its projections dense steps), computing
  * what that kernel computes: sums of products in double, rounded to float
  * once (a float product is exact in double, so the float result is the
  * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
