@@ -1,7 +1,12 @@
 """Writes small ONNX models that use the step kinds the shipped models do
 not (GRU with and without linear_before_reset, pooling, softmax, concat,
-broadcasting binary ops, reductions over one axis and several), with random weights from a fixed
-seed, for the cuda backend's parity test. Exits 77 where onnx is missing.
+broadcasting binary ops, reductions over one axis and several; MatMul of
+two runtime tensors with batch broadcasting, Where, Pad in each mode,
+LayerNormalization, Conv2d with pads, strides, dilations and groups,
+MaxPool and AveragePool 2-D, the parametrised element-wise ops, the fused
+self-attention block with and without a mask; inputs as [time][channel]),
+with random weights from a fixed seed, for the cuda backend's parity test.
+Exits 77 where onnx is missing.
 
 Usage: cuda_models.py OUTDIR
 """
@@ -23,8 +28,9 @@ def const(name, arr):
     return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
 
 
-def model(nodes, inits, out_dim, path):
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", C, W])
+def model(nodes, inits, out_dim, path, nwc=False):
+    shape = ["N", W, C] if nwc else ["N", C, W]
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)
     y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", out_dim])
     g = helper.make_graph(nodes, "g", [x], [y], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -32,6 +38,7 @@ def model(nodes, inits, out_dim, path):
     helper.set_model_props(m, {
         "pe.features": "return_z,log_return,volume_ratio,ema_gap",
         "pe.window": str(W),
+        **({"pe.layout": "NWC"} if nwc else {}),
     })
     onnx.checker.check_model(m)
     onnx.save(m, path)
@@ -115,6 +122,140 @@ def reduce(path, rng):
     model(nodes, inits, 3, path)
 
 
+def matmul_where(path, rng):
+    """MatMul of two runtime tensors, the batch axes broadcast ([N, 2, 3,
+    16] x [N, 1, 16, 6]), then Where on a constant condition broadcast
+    against both branches; the input as [time][channel] (NWC)."""
+    cond = rng.random((3, 1)) > 0.5
+    inits = [
+        const("cw", rng.normal(0, 0.4, (6, C, 3))),
+        const("cb", rng.normal(0, 0.1, (6,))),
+        numpy_helper.from_array(np.array([0, 2, 3, W], dtype=np.int64), "sa"),
+        numpy_helper.from_array(np.array([0, 1, W, 6], dtype=np.int64), "sb"),
+        numpy_helper.from_array(cond, "cond"),
+        const("half", np.array([0.5])),
+        const("Wo", rng.normal(0, 0.3, (3, 36))),
+        const("Bo", rng.normal(0, 0.1, (3,))),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["x"], perm=[0, 2, 1]),
+        helper.make_node("Conv", ["x", "cw", "cb"], ["c"], pads=[1, 1]),
+        helper.make_node("Tanh", ["c"], ["t"]),
+        helper.make_node("Sigmoid", ["c"], ["s"]),
+        helper.make_node("Reshape", ["t", "sa"], ["a4"]),
+        helper.make_node("Transpose", ["s"], ["st"], perm=[0, 2, 1]),
+        helper.make_node("Reshape", ["st", "sb"], ["b4"]),
+        helper.make_node("MatMul", ["a4", "b4"], ["mm"]),  # [N, 2, 3, 6]
+        helper.make_node("Mul", ["mm", "half"], ["mh"]),
+        helper.make_node("Where", ["cond", "mm", "mh"], ["wh"]),
+        helper.make_node("Flatten", ["wh"], ["fl"]),
+        helper.make_node("Gemm", ["fl", "Wo", "Bo"], ["output"], transB=1),
+    ]
+    model(nodes, inits, 3, path, nwc=True)
+
+
+def pad_norm(path, rng):
+    """Pad in each mode (constant over two axes, reflect, edge), then
+    LayerNormalization over the last axis, with and without a bias."""
+    pads_c = np.array([0, 1, 2, 0, 2, 1], dtype=np.int64)
+    pads_r = np.array([0, 0, 3, 0, 0, 2], dtype=np.int64)
+    pads_e = np.array([0, 0, 1, 0, 0, 4], dtype=np.int64)
+    n = (C + 3) * (W + 3) + C * (W + 5) + C * (W + 5)
+    inits = [
+        numpy_helper.from_array(pads_c, "pc"),
+        numpy_helper.from_array(pads_r, "pr"),
+        numpy_helper.from_array(pads_e, "pe"),
+        const("v", np.array(0.25)),
+        const("g1", rng.normal(1, 0.2, (W + 3,))),
+        const("b1", rng.normal(0, 0.1, (W + 3,))),
+        const("g2", rng.normal(1, 0.2, (W + 5,))),
+        const("Wo", rng.normal(0, 0.3, (3, n))),
+        const("Bo", rng.normal(0, 0.1, (3,))),
+    ]
+    nodes = [
+        helper.make_node("Pad", ["input", "pc", "v"], ["p1"], mode="constant"),
+        helper.make_node("Pad", ["input", "pr"], ["p2"], mode="reflect"),
+        helper.make_node("Pad", ["input", "pe"], ["p3"], mode="edge"),
+        helper.make_node("LayerNormalization", ["p1", "g1", "b1"], ["n1"],
+                         axis=-1, epsilon=1e-5),
+        helper.make_node("LayerNormalization", ["p2", "g2"], ["n2"], axis=-1,
+                         epsilon=1e-3),
+        helper.make_node("Flatten", ["n1"], ["f1"]),
+        helper.make_node("Flatten", ["n2"], ["f2"]),
+        helper.make_node("Flatten", ["p3"], ["f3"]),
+        helper.make_node("Concat", ["f1", "f2", "f3"], ["cat"], axis=1),
+        helper.make_node("Gemm", ["cat", "Wo", "Bo"], ["output"], transB=1),
+    ]
+    model(nodes, inits, 3, path)
+
+
+def conv2d(path, rng):
+    """Conv2d over the window as one [1, C, W] image and over 4 channels
+    with pads, strides, dilations and groups; MaxPool and AveragePool 2-D
+    (with pads, count_include_pad); the element-wise ops with parameters."""
+    inits = [
+        numpy_helper.from_array(np.array([0, 1, C, W], dtype=np.int64), "s4"),
+        const("k1", rng.normal(0, 0.4, (4, 1, 2, 3))),
+        const("c1", rng.normal(0, 0.1, (4,))),
+        const("k2", rng.normal(0, 0.4, (6, 2, 2, 3))),
+        const("c2", rng.normal(0, 0.1, (6,))),
+    ]
+    # [N,1,4,16] -> [N,4,4,16] -> (groups 2, stride (1,2), dilation (1,2),
+    # pads) [N,6,5,7]
+    nodes = [
+        helper.make_node("Reshape", ["input", "s4"], ["x4"]),
+        helper.make_node("Conv", ["x4", "k1", "c1"], ["a"], pads=[0, 1, 0, 1]),
+        helper.make_node("Elu", ["a"], ["ae"], alpha=0.7),
+        helper.make_node("Conv", ["ae", "k2", "c2"], ["b"], group=2,
+                         strides=[1, 2], dilations=[1, 2], pads=[1, 1, 1, 2]),
+        helper.make_node("HardSwish", ["b"], ["bh"]),
+        helper.make_node("MaxPool", ["bh"], ["mp"], kernel_shape=[2, 2],
+                         strides=[1, 2], pads=[0, 0, 1, 1]),
+        helper.make_node("AveragePool", ["b"], ["ap"], kernel_shape=[3, 2],
+                         strides=[2, 2], pads=[1, 0, 1, 1],
+                         count_include_pad=1),
+        helper.make_node("AveragePool", ["b"], ["aq"], kernel_shape=[2, 3],
+                         pads=[1, 1, 0, 1]),
+        helper.make_node("Clip", ["mp"], ["cl"]),
+        helper.make_node("Selu", ["ap"], ["se"]),
+        helper.make_node("Softplus", ["aq"], ["sp"]),
+        helper.make_node("HardSigmoid", ["aq"], ["hs"], alpha=0.3, beta=0.4),
+        helper.make_node("Flatten", ["cl"], ["f1"]),
+        helper.make_node("Flatten", ["se"], ["f2"]),
+        helper.make_node("Flatten", ["sp"], ["f3"]),
+        helper.make_node("Flatten", ["hs"], ["f4"]),
+        helper.make_node("Concat", ["f1", "f2", "f3", "f4"], ["cat"], axis=1),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "input", TensorProto.FLOAT, ["N", C, W])], [helper.make_tensor_value_info(
+            "cat", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m = onnx.shape_inference.infer_shapes(m)
+    n = m.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    inits.append(const("Wo", rng.normal(0, 0.1, (3, n))))
+    inits.append(const("Bo", rng.normal(0, 0.1, (3,))))
+    nodes.append(helper.make_node("Gemm", ["cat", "Wo", "Bo"], ["output"],
+                                  transB=1))
+    model(nodes, inits, 3, path)
+
+
+def attention(path, mask, style, rng):
+    """nn.TransformerEncoderLayer-like encoders (tests/models/
+    attention_models.py): the fused self-attention block, LayerNorm."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "models"))
+    import attention_models  # noqa: E402
+
+    m = attention_models.encoder(C=C, W=W, E=16, H=4, layers=2, ff=24,
+                                 style=style, mask=mask,
+                                 seed=int(rng.integers(1 << 30)))
+    helper.set_model_props(m, {
+        "pe.features": "return_z,log_return,volume_ratio,ema_gap",
+        "pe.window": str(W),
+    })
+    onnx.save(m, path)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -123,6 +264,13 @@ def main():
     gru(os.path.join(out, "gru_lbr1.onnx"), 1, rng)
     misc(os.path.join(out, "pool_softmax.onnx"), rng)
     reduce(os.path.join(out, "reduce.onnx"), rng)
+    matmul_where(os.path.join(out, "matmul_where.onnx"), rng)
+    pad_norm(os.path.join(out, "pad_norm.onnx"), rng)
+    conv2d(os.path.join(out, "conv2d.onnx"), rng)
+    attention(os.path.join(out, "attention.onnx"), None, "separate", rng)
+    attention(os.path.join(out, "attention_mask.onnx"), "add", "packed", rng)
+    attention(os.path.join(out, "attention_where.onnx"), "where", "separate",
+              rng)
 
 
 if __name__ == "__main__":

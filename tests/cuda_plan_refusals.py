@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 MAGIC = b"PECUDAPL"
-VERSION = 1
+VERSION = 2
 HEADER = 256
 
 

@@ -7,9 +7,10 @@
 # each. The persistent mode (PE_CUDA_MODE=persistent) must print exactly
 # what the graph mode prints, and so must a plan file of the model made by
 # build-engine, loaded in either mode; micro-batched runs (--max-batch 64
-# and 256) the signals of cpu, as above. Then models whose input holds windows as [time][channel] (NWC, N1WC),
-# which the cuda backend does not transpose: refused at open, the layout
-# named, exit non-zero. Exits 77 (skipped) where there is no CUDA device.
+# and 256) the signals of cpu, as above. Then models whose input holds
+# windows as [time][channel] (NWC, N1WC), which the backend transposes on
+# the device: they must open and run. Exits 77 (skipped) where there is no
+# CUDA device.
 #
 # Usage: cuda_replay.sh ENGINE REPO_ROOT
 set -eu
@@ -111,16 +112,15 @@ for m in pattern_cnn pattern_lstm; do
     echo "$m: cuda --max-batch ${b%%:*} --max-delay-us ${b#*:}: the signals of cpu; $same to unbatched cuda"
   done
 done
+# Models whose input holds windows as [time][channel] (NWC, N1WC): the
+# backend transposes the engine's [channel][time] windows on the device;
+# they open and run (test_cuda_parity checks their scores).
 for m in lstm2:NWC cnn2d:N1WC; do
   model=$root/models/zoo/${m%%:*}.default.onnx
-  if "$engine" bench-model "$model" --backend cuda --iterations 1 \
-    >/dev/null 2>"$tmp/err"; then
-    echo "FAIL: ${m%%:*}: --backend cuda ran a ${m#*:} model" >&2
+  if ! "$engine" bench-model "$model" --backend cuda --iterations 10 \
+    >"$tmp/out" 2>"$tmp/err"; then
+    echo "FAIL: ${m%%:*}: --backend cuda did not run a ${m#*:} model: $(cat "$tmp/err")" >&2
     exit 1
   fi
-  if ! grep -q "windows as ${m#*:} .*cpu backend" "$tmp/err"; then
-    echo "FAIL: ${m%%:*}: unexpected message: $(cat "$tmp/err")" >&2
-    exit 1
-  fi
-  echo "${m%%:*}: refused: $(cat "$tmp/err")"
+  echo "${m%%:*} (${m#*:}): runs on cuda: $(grep -m1 '^latency' "$tmp/out")"
 done

@@ -12,7 +12,8 @@
  * graphs); in persistent mode the kernel is left idle past its idle time,
  * must have left, and must be started again by the next run with the same
  * scores, and the backend's detail line must report no allocation after
- * load. Exits 77 (skipped) where there is no CUDA device.
+ * load. The cpu backend's outputs are computed once per model for both
+ * modes. Exits 77 (skipped) where there is no CUDA device.
  *
  * Usage: test_cuda_parity MODEL.onnx... */
 #define _POSIX_C_SOURCE 200809L
@@ -41,15 +42,40 @@ static float pe_t_uniform(void) {
   return (float)((double)(v >> 11) / 9007199254740992.0 * 6.0 - 3.0);
 }
 
+/* A backend opened through its ops table rather than pe_backend_open:
+ * the engine's handle takes at most PE_MODEL_MAX_FEATURES channels, and
+ * models of more (DeepLOB's 40 price levels) are compared too. */
+typedef struct pe_t_be {
+  const pe_backend_ops_t *ops;
+  void *self;
+  pe_model_info_t info;
+} pe_t_be_t;
+
+extern const pe_backend_ops_t pe_backend_cpu_ops, pe_backend_cuda_ops;
+
+static void pe_t_close(pe_t_be_t *b) {
+  if (b->self != NULL) {
+    b->ops->close(b->self);
+    b->self = NULL;
+  }
+}
+
 static int pe_t_open(const char *name, const char *model, const char *kernels,
-                     const char *mode, pe_backend_t **b) {
+                     const char *mode, pe_t_be_t *b) {
   pe_backend_options_t o = {0};
   o.model_path = model;
   o.max_batch = PE_T_MAX_BATCH;
   o.kernels = kernels;
   o.mode = mode;
-  char err[512];
-  int rc = pe_backend_open(name, &o, b, err, sizeof err);
+  char err[512] = "";
+  b->ops =
+      strcmp(name, "cuda") == 0 ? &pe_backend_cuda_ops : &pe_backend_cpu_ops;
+  b->self = NULL;
+  int rc = b->ops->open(&o, &b->self, err, sizeof err);
+  if (rc == PE_OK && (rc = b->ops->describe(b->self, &b->info)) != PE_OK) {
+    snprintf(err, sizeof err, "%s", b->ops->errmsg(b->self));
+    pe_t_close(b);
+  }
   if (rc != PE_OK) {
     if (strstr(err, "no CUDA device") != NULL) {
       printf("SKIP: %s\n", err);
@@ -61,17 +87,17 @@ static int pe_t_open(const char *name, const char *model, const char *kernels,
 }
 
 /* Runs n windows through b in batches cycling through sizes[]. */
-static int pe_t_run(pe_backend_t *b, const float *in, size_t in_w, float *out,
+static int pe_t_run(pe_t_be_t *b, const float *in, size_t in_w, float *out,
                     size_t out_w, uint32_t n, const uint32_t *sizes,
                     int n_sizes) {
   uint32_t done = 0;
   for (int k = 0; done < n; k = (k + 1) % n_sizes) {
     uint32_t m = n - done < sizes[k] ? n - done : sizes[k];
-    int rc = pe_backend_run(b, in + (size_t)done * in_w, m,
-                            out + (size_t)done * out_w);
+    int rc = b->ops->run(b->self, in + (size_t)done * in_w, m,
+                         out + (size_t)done * out_w);
     if (rc != PE_OK) {
-      fprintf(stderr, "FAIL: %s run of %u windows: %s\n", pe_backend_name(b), m,
-              pe_backend_errmsg(b));
+      fprintf(stderr, "FAIL: %s run of %u windows: %s\n", b->ops->name, m,
+              b->ops->errmsg(b->self));
       return rc;
     }
     done += m;
@@ -81,19 +107,19 @@ static int pe_t_run(pe_backend_t *b, const float *in, size_t in_w, float *out,
 
 /* Persistent mode: the kernel left idle until it has gone, then one more
  * window, which must start it again and give the same scores. */
-static int pe_t_idle(pe_backend_t *gpu, const char *path, const float *in,
+static int pe_t_idle(pe_t_be_t *gpu, const char *path, const float *in,
                      const float *expect, size_t out_w) {
   char d0[512], d1[512];
   float y[64];
-  pe_backend_detail(gpu, d0, sizeof d0);
+  gpu->ops->detail(gpu->self, d0, sizeof d0);
   struct timespec ts = {0, 400 * 1000 * 1000};
   nanosleep(&ts, NULL);
-  if (out_w > 64 || pe_backend_run(gpu, in, 1, y) != PE_OK) {
+  if (out_w > 64 || gpu->ops->run(gpu->self, in, 1, y) != PE_OK) {
     fprintf(stderr, "FAIL: %s: run after idle: %s\n", path,
-            pe_backend_errmsg(gpu));
+            gpu->ops->errmsg(gpu->self));
     return 1;
   }
-  pe_backend_detail(gpu, d1, sizeof d1);
+  gpu->ops->detail(gpu->self, d1, sizeof d1);
   const char *a = strstr(d0, "started "), *b = strstr(d1, "started ");
   long n0 = a ? strtol(a + 8, NULL, 10) : -1;
   long n1 = b ? strtol(b + 8, NULL, 10) : -1;
@@ -116,50 +142,32 @@ static int pe_t_idle(pe_backend_t *gpu, const char *path, const float *in,
   return 0;
 }
 
-static int pe_t_model(const char *path, const char *mode) {
-  pe_backend_t *gpu = NULL, *cpu = NULL, *ref = NULL;
-  if (pe_t_open("cuda", path, NULL, mode, &gpu) != PE_OK ||
-      pe_t_open("cpu", path, NULL, NULL, &cpu) != PE_OK ||
-      pe_t_open("cpu", path, "generic", NULL, &ref) != PE_OK) {
-    pe_backend_close(gpu);
-    pe_backend_close(cpu);
+/* The cuda backend in one mode against the cpu outputs o_cpu (the kernels
+ * the CPU picks) and o_ref (the portable ones) of the windows in. */
+static int pe_t_mode(const char *path, const char *mode, const float *in,
+                     size_t in_w, size_t out_w, const float *o_cpu,
+                     const float *o_ref, float *o_gpu) {
+  pe_t_be_t gpu_be, *gpu = &gpu_be;
+  if (pe_t_open("cuda", path, NULL, mode, gpu) != PE_OK) {
     return 1;
-  }
-  const pe_model_info_t *info = pe_backend_info(gpu);
-  size_t in_w = (size_t)info->window * info->n_features;
-  size_t out_w = info->n_outputs;
-  float *in = malloc(PE_T_WINDOWS * in_w * sizeof(float));
-  float *o_gpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
-  float *o_cpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
-  float *o_ref = malloc(PE_T_WINDOWS * out_w * sizeof(float));
-  int fail = in == NULL || o_gpu == NULL || o_cpu == NULL || o_ref == NULL;
-  for (size_t i = 0; !fail && i < PE_T_WINDOWS * in_w; i++) {
-    in[i] = pe_t_uniform();
   }
   static const uint32_t gpu_sizes[] = {1, 3, 64, 4096, 17, 1000, 4096};
   static const uint32_t persist_sizes[] = {1, 2, 16, 3, 4096, 1, 17, 1000};
   int persist = strcmp(mode, "persistent") == 0;
-  static const uint32_t cpu_sizes[] = {4096};
   uint64_t allocs = pe_cuda_alloc_count();
-  fail =
-      fail ||
+  int fail =
       (persist
            ? pe_t_run(gpu, in, in_w, o_gpu, out_w, PE_T_WINDOWS, persist_sizes,
                       (int)(sizeof persist_sizes / sizeof persist_sizes[0]))
            : pe_t_run(gpu, in, in_w, o_gpu, out_w, PE_T_WINDOWS, gpu_sizes,
-                      (int)(sizeof gpu_sizes / sizeof gpu_sizes[0]))) !=
-          PE_OK ||
-      pe_t_run(cpu, in, in_w, o_cpu, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
-          PE_OK ||
-      pe_t_run(ref, in, in_w, o_ref, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
-          PE_OK;
+                      (int)(sizeof gpu_sizes / sizeof gpu_sizes[0]))) != PE_OK;
   if (!fail && pe_cuda_alloc_count() != allocs) {
     fprintf(stderr, "FAIL: %s: %llu device allocations during the runs\n", path,
             (unsigned long long)(pe_cuda_alloc_count() - allocs));
     fail = 1;
   }
   if (!fail &&
-      pe_backend_run(gpu, in, PE_T_MAX_BATCH + 1, o_gpu) != PE_EINVAL) {
+      gpu->ops->run(gpu->self, in, PE_T_MAX_BATCH + 1, o_gpu) != PE_EINVAL) {
     fprintf(stderr, "FAIL: %s: a batch above the max batch was not refused\n",
             path);
     fail = 1;
@@ -193,13 +201,45 @@ static int pe_t_model(const char *path, const char *mode) {
   if (!fail && persist) {
     fail = pe_t_idle(gpu, path, in, o_gpu, out_w);
   }
+  pe_t_close(gpu);
+  return fail;
+}
+
+/* One model: the cpu outputs once, then the cuda backend in both modes. */
+static int pe_t_model(const char *path) {
+  pe_t_be_t cpu_be = {0}, ref_be = {0}, *cpu = &cpu_be, *ref = &ref_be;
+  if (pe_t_open("cpu", path, NULL, NULL, cpu) != PE_OK ||
+      pe_t_open("cpu", path, "generic", NULL, ref) != PE_OK) {
+    pe_t_close(cpu);
+    return 1;
+  }
+  const pe_model_info_t *info = &cpu->info;
+  size_t in_w = (size_t)info->window * info->n_features;
+  size_t out_w = info->n_outputs;
+  float *in = malloc(PE_T_WINDOWS * in_w * sizeof(float));
+  float *o_gpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
+  float *o_cpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
+  float *o_ref = malloc(PE_T_WINDOWS * out_w * sizeof(float));
+  int fail = in == NULL || o_gpu == NULL || o_cpu == NULL || o_ref == NULL;
+  for (size_t i = 0; !fail && i < PE_T_WINDOWS * in_w; i++) {
+    in[i] = pe_t_uniform();
+  }
+  static const uint32_t cpu_sizes[] = {4096};
+  fail = fail ||
+         pe_t_run(cpu, in, in_w, o_cpu, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
+             PE_OK ||
+         pe_t_run(ref, in, in_w, o_ref, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
+             PE_OK;
+  if (!fail) {
+    fail |= pe_t_mode(path, "graph", in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    fail |= pe_t_mode(path, "persistent", in, in_w, out_w, o_cpu, o_ref, o_gpu);
+  }
   free(in);
   free(o_gpu);
   free(o_cpu);
   free(o_ref);
-  pe_backend_close(gpu);
-  pe_backend_close(cpu);
-  pe_backend_close(ref);
+  pe_t_close(cpu);
+  pe_t_close(ref);
   return fail;
 }
 
@@ -208,10 +248,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: test_cuda_parity MODEL.onnx...\n");
     return 2;
   }
+  int n_dev = 0;
+  if (pe_cuda_device_count(&n_dev) != 0 || n_dev == 0) {
+    printf("SKIP: no CUDA device\n");
+    return 77;
+  }
   int fail = 0;
   for (int i = 1; i < argc; i++) {
-    fail |= pe_t_model(argv[i], "graph");
-    fail |= pe_t_model(argv[i], "persistent");
+    fail |= pe_t_model(argv[i]);
   }
   return fail;
 }

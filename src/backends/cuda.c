@@ -6,13 +6,17 @@
  * src/cuda/kernels.cu: weights are copied to the device, and the device
  * arena (the plan's arena layout for a tile of max_batch windows), the
  * device input and output and their pinned host staging buffers are
- * allocated once. A step kind without a kernel is refused here, with the
- * step named. run copies the windows into pinned memory (a caller's
- * page-locked buffer, such as host_alloc gives, goes directly), then to the
- * device, launches the steps on one stream (as a CUDA graph captured at
- * open for each batch bucket: 1, 2, 4, ... up to max batch, a batch run
- * with the smallest bucket that holds it) and copies the scores back: no
- * allocation after open (pe_cuda_alloc_count counts them, and run fails if
+ * allocated once. A step the plan's view has no form for is refused here,
+ * with the step named. An attention block becomes three launches (its Q, K,
+ * V projection, its heads, its output projection), and a model whose input
+ * holds windows as [time][channel] (NWC, N1WC) gets a first launch that
+ * transposes the caller's [channel][time] windows into the arena; both use
+ * arena of the backend's own after the plan's. run copies the windows into
+ * pinned memory (a caller's page-locked buffer, such as host_alloc gives, goes
+ * directly), then to the device, launches the steps on one stream (as a CUDA
+ * graph captured at open for each batch bucket: 1, 2, 4, ... up to max batch, a
+ * batch run with the smallest bucket that holds it) and copies the scores back:
+ * no allocation after open (pe_cuda_alloc_count counts them, and run fails if
  * one happened). Times of the last run's three phases (host to
  * device, compute, device to host) are kept when opened with phase_times
  * (events on the stream between the phases), for bench-model. */
@@ -46,6 +50,12 @@ typedef struct pe__cuda {
   int n_weights;
   pe_cuda_step_t *steps;
   int n_steps;
+  int *plan_of; /* the plan step each launch step comes from; NULL for a
+                   plan file */
+  /* arena regions of the backend's own: the windows in the model's layout
+   * (NULL for NCW, whose windows the plan reads from d_in), and the rows
+   * of an attention block (its Q, K, V projections, then its heads) */
+  float *d_xin, *d_attn;
   /* one CUDA graph of every step's launch per batch bucket: bucket k
    * computes graph_n[k] windows (powers of two, then max_batch) */
   cudaGraphExec_t graph[PE__CUDA_MAX_GRAPHS];
@@ -130,6 +140,7 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
     cudaStreamDestroy(c->stream);
   }
   free(c->steps);
+  free(c->plan_of);
   pe_model_destroy(c->model);
   free(c);
 }
@@ -185,7 +196,7 @@ static int pe__tensor_ptr(pe__cuda_t *c, int t, const float **p,
     *p = pe__upload(c, x.data, x.numel, sizeof(float), msg, cap);
     return *p != NULL ? PE_OK : PE_EBACKEND;
   case PE_PLAN_ST_INPUT:
-    *p = c->d_in;
+    *p = c->d_xin != NULL ? c->d_xin : c->d_in;
     return PE_OK;
   case PE_PLAN_ST_OUTPUT:
     *p = c->d_out;
@@ -212,8 +223,136 @@ static float *pe__transpose(const float *w, int64_t rows, int64_t cols) {
   return t;
 }
 
-/* Resolves plan step i into c->steps[i]. */
-static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
+/* A dense step's weights uploaded: w_km [K][M] (the thread and tiled
+ * kernels), and for long K also as [M][K] (one warp per output); the
+ * bias [M] or NULL. */
+static int pe__dense_set(pe__cuda_t *c, pe_cuda_step_t *d, const float *w_km,
+                         int64_t K, int64_t M, const float *bias, char *msg,
+                         size_t cap) {
+  d->K = K;
+  d->M = M;
+  d->dense_warp = pe_cuda_dense_warp(K);
+  d->w = pe__upload(c, w_km, K * M, 4, msg, cap);
+  if (d->w == NULL) {
+    return PE_EBACKEND;
+  }
+  if (d->dense_warp) {
+    float *mk = pe__transpose(w_km, K, M);
+    if (mk == NULL) {
+      snprintf(msg, cap, "out of memory");
+      return PE_ENOMEM;
+    }
+    d->w2 = pe__upload(c, mk, K * M, 4, msg, cap);
+    free(mk);
+    if (d->w2 == NULL) {
+      return PE_EBACKEND;
+    }
+  }
+  if (bias != NULL) {
+    d->bias = pe__upload(c, bias, M, 4, msg, cap);
+    return d->bias != NULL ? PE_OK : PE_EBACKEND;
+  }
+  return PE_OK;
+}
+
+/* A dense step over `rows` rows per window of the attention block: x
+ * (stride xs) times w_mk ([M][K], the ONNX layout) plus bias into y
+ * (stride ys). */
+static int pe__attn_dense(pe__cuda_t *c, pe_cuda_step_t *d, const float *x,
+                          int64_t xs, float *y, int64_t ys, int64_t rows,
+                          const float *w_mk, int64_t K, int64_t M,
+                          const float *bias, char *msg, size_t cap) {
+  memset(d, 0, sizeof *d);
+  d->kind = PE_PLAN_DENSE;
+  d->n_in = 1;
+  d->in[0] = x;
+  d->in_stride[0] = xs;
+  d->out[0] = y;
+  d->out_stride[0] = ys;
+  d->numel = ys;
+  d->p[0] = rows;
+  float *km = pe__transpose(w_mk, M, K);
+  if (km == NULL) {
+    snprintf(msg, cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  int rc = pe__dense_set(c, d, km, K, M, bias, msg, cap);
+  free(km);
+  return rc;
+}
+
+/* The self-attention block of plan step s as up to three launch steps
+ * from c->steps[*k]: the Q, K, V projections into the arena's attention
+ * rows, the heads, and the output projection. */
+static int pe__resolve_attention(pe__cuda_t *c, const pe_plan_step_t *s,
+                                 const pe_cuda_step_t *t, int *k, char *msg,
+                                 size_t cap) {
+  const int64_t L = s->attn.L, E = s->attn.E, E3 = 3 * E;
+  float *qkv = c->d_attn, *ctx = c->d_attn + L * E3 * (int64_t)c->max_batch;
+  pe_cuda_step_t *d = &c->steps[*k];
+  int rc = pe__attn_dense(c, d, t->in[0], t->in_stride[0], qkv, L * E3, L, s->w,
+                          E, E3, s->bias, msg, cap);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  d = &c->steps[++*k];
+  memset(d, 0, sizeof *d);
+  d->kind = PE_PLAN_ATTENTION;
+  d->n_in = 3;
+  d->in[0] = qkv;
+  d->in_stride[0] = L * E3;
+  const int64_t nm = (s->attn.mask_h ? s->attn.H : 1) * L * L;
+  if (s->attn.mask != NULL) {
+    d->in[1] = pe__upload(c, s->attn.mask, nm, 4, msg, cap);
+  }
+  if (s->attn.repl != NULL) {
+    d->in[2] = pe__upload(c, s->attn.repl, nm, 4, msg, cap);
+  }
+  if ((s->attn.mask != NULL && d->in[1] == NULL) ||
+      (s->attn.repl != NULL && d->in[2] == NULL)) {
+    return PE_EBACKEND;
+  }
+  d->p[0] = L;
+  d->p[1] = E;
+  d->p[2] = s->attn.H;
+  d->p[3] = s->attn.D;
+  d->p[4] = s->attn.mask_h;
+  d->f[0] = s->attn.scale;
+  d->numel = L * E;
+  d->out[0] = s->attn.has_out ? ctx : t->out[0];
+  d->out_stride[0] = s->attn.has_out ? L * E : t->out_stride[0];
+  if (!s->attn.has_out) {
+    return PE_OK;
+  }
+  d = &c->steps[++*k];
+  return pe__attn_dense(c, d, ctx, L * E, t->out[0], t->out_stride[0], L, s->w2,
+                        E, E, s->bias2, msg, cap);
+}
+
+/* The step that transposes the caller's [channel][time] windows (d_in)
+ * into the model's [time][channel] input (d_xin). */
+static void pe__resolve_layout(pe__cuda_t *c, pe_cuda_step_t *d, int64_t W,
+                               int64_t C) {
+  memset(d, 0, sizeof *d);
+  d->kind = PE_PLAN_STRIDED;
+  d->n_in = 1;
+  d->in[0] = c->d_in;
+  d->in_stride[0] = W * C;
+  d->out[0] = c->d_xin;
+  d->out_stride[0] = W * C;
+  d->numel = W * C;
+  d->rank = 2;
+  d->dims[0] = W;
+  d->dims[1] = C;
+  d->st[0][0] = 1;
+  d->st[0][1] = W;
+  d->p[0] = 0;
+  d->p[1] = W * C;
+}
+
+/* Resolves plan step i into c->steps[*k] (the attention block into
+ * several, *k left at the last). */
+static int pe__resolve(pe__cuda_t *c, int i, int *at, char *msg, size_t cap) {
   pe_plan_step_t s;
   pe_plan_step(c->model, i, &s);
   if (!pe_cuda_kind_supported(s.kind)) {
@@ -224,7 +363,7 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
         i, s.label, pe__kind_name(s.kind), s.kind);
     return PE_EUNSUPPORTED;
   }
-  pe_cuda_step_t *d = &c->steps[i];
+  pe_cuda_step_t *d = &c->steps[*at];
   memset(d, 0, sizeof *d);
   d->kind = s.kind;
   d->act = s.act;
@@ -259,6 +398,44 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
   d->numel = y.numel;
   int64_t H = s.p[2];
   switch (s.kind) {
+  case PE_PLAN_ATTENTION: {
+    pe_cuda_step_t t = *d;
+    return pe__resolve_attention(c, &s, &t, at, msg, cap);
+  }
+  case PE_PLAN_CONV2D: {
+    const int64_t cout = s.p[1],
+                  nw = cout * (s.p[0] / s.p[2]) * s.p[3] * s.p[4];
+    d->w = pe__upload(c, s.w, nw, 4, msg, cap);
+    if (s.bias != NULL && d->w != NULL) {
+      d->bias = pe__upload(c, s.bias, cout, 4, msg, cap);
+    }
+    return d->w && (s.bias == NULL || d->bias) ? PE_OK : PE_EBACKEND;
+  }
+  case PE_PLAN_ELEMWISE:
+  case PE_PLAN_PAD:
+  case PE_PLAN_LAYERNORM:
+    d->binop = s.ext_op;
+    memcpy(d->f, s.ext_f, sizeof d->f);
+    if (s.kind == PE_PLAN_LAYERNORM) {
+      d->w = pe__upload(c, s.w, s.p[1], 4, msg, cap);
+      if (s.bias != NULL && d->w != NULL) {
+        d->bias = pe__upload(c, s.bias, s.p[1], 4, msg, cap);
+      }
+      return d->w && (s.bias == NULL || d->bias) ? PE_OK : PE_EBACKEND;
+    }
+    return PE_OK;
+  case PE_PLAN_WHERE:
+    d->n_in = 3;
+    if (s.w != NULL) {
+      /* the constant condition: as far as its strides reach */
+      int64_t nc = 1;
+      for (int a = 0; a < s.rank; a++) {
+        nc += (s.dims[a] - 1) * s.st[0][a];
+      }
+      d->in[2] = pe__upload(c, s.w, nc, 4, msg, cap);
+      d->in_stride[2] = 0;
+    }
+    return d->in[2] != NULL ? PE_OK : PE_EBACKEND;
   case PE_PLAN_CONV1D: {
     int64_t cin = s.p[0], cout = s.p[1], group = s.p[2], k = s.p[3];
     d->w = pe__upload(c, s.w, cout * (cin / group) * k, 4, msg, cap);
@@ -266,36 +443,16 @@ static int pe__resolve(pe__cuda_t *c, int i, char *msg, size_t cap) {
     return d->w && d->bias ? PE_OK : PE_EBACKEND;
   }
   case PE_PLAN_DENSE: {
-    d->K = s.dense_k;
-    d->M = s.dense_m;
-    float *w = malloc((size_t)(d->K * d->M > 0 ? d->K * d->M : 1) * 4);
+    float *w = malloc(
+        (size_t)(s.dense_k * s.dense_m > 0 ? s.dense_k * s.dense_m : 1) * 4);
     if (w == NULL || pe_plan_dense_weights(c->model, i, w) != PE_OK) {
       free(w);
       snprintf(msg, cap, "out of memory");
       return PE_ENOMEM;
     }
-    /* w as [K][M] (the thread and tiled kernels), and for long K also
-     * w2 as [M][K] (one warp per output) */
-    d->dense_warp = pe_cuda_dense_warp(d->K);
-    float *mk = d->dense_warp ? pe__transpose(w, d->K, d->M) : NULL;
-    d->w = pe__upload(c, w, d->K * d->M, 4, msg, cap);
-    if (d->dense_warp) {
-      d->w2 = mk == NULL || d->w == NULL
-                  ? NULL
-                  : pe__upload(c, mk, d->K * d->M, 4, msg, cap);
-      if (mk == NULL) {
-        snprintf(msg, cap, "out of memory");
-      }
-    }
+    int rc = pe__dense_set(c, d, w, s.dense_k, s.dense_m, s.bias, msg, cap);
     free(w);
-    free(mk);
-    if (d->w == NULL || (d->dense_warp && d->w2 == NULL)) {
-      return PE_EBACKEND;
-    }
-    if (s.bias != NULL) {
-      d->bias = pe__upload(c, s.bias, d->M, 4, msg, cap);
-    }
-    return d->w && (s.bias == NULL || d->bias) ? PE_OK : PE_EBACKEND;
+    return rc;
   }
   case PE_PLAN_AFFINE:
     d->w = pe__upload(c, s.w, s.p[1], 4, msg, cap);
@@ -436,8 +593,8 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     pe_plan_step_t s;
     memset(&s, 0, sizeof s);
     s.label = "from a plan file";
-    if (c->model != NULL) {
-      pe_plan_step(c->model, bad, &s);
+    if (c->model != NULL && c->plan_of != NULL) {
+      pe_plan_step(c->model, c->plan_of[bad], &s);
     }
     snprintf(msg, cap,
              "step %d (%s) cannot run in the persistent kernel (one block of "
@@ -956,22 +1113,56 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     return pe__cuda_fail(c, err, err_cap, rc, path, msg);
   }
   const pe_model_desc_t *d = pe_model_desc(c->model);
-  if (d->layout != PE_MODEL_LAYOUT_NCW) {
+  if (d->layout != PE_MODEL_LAYOUT_NCW && d->layout != PE_MODEL_LAYOUT_NWC &&
+      d->layout != PE_MODEL_LAYOUT_N1WC) {
     snprintf(msg, sizeof msg,
-             "the input holds windows as %s (%s); the cuda backend feeds "
-             "[channel][time] windows (NCW) only: run this model with the "
-             "cpu backend",
-             pe_model_layout_name(d->layout), d->layout_note);
+             "the input's layout is not recognised (%s): the cuda backend "
+             "feeds [channel][time] windows as NCW, NWC or N1WC",
+             d->layout_note);
     return pe__cuda_fail(c, err, err_cap, PE_EUNSUPPORTED, path, msg);
   }
   c->max_batch = opts->max_batch ? opts->max_batch : 1;
   c->info.max_batch = c->max_batch;
   pe_plan_shape_t shape;
   pe_plan_shape(c->model, &shape);
-  rc = pe__cuda_buffers(c, shape.in_numel, shape.out_numel, shape.arena_ps,
-                        shape.n_steps, msg, sizeof msg);
-  for (int i = 0; i < c->n_steps && rc == PE_OK; i++) {
-    rc = pe__resolve(c, i, msg, sizeof msg);
+  /* the launch steps: a transpose first for a [time][channel] input, and
+   * up to three per attention block, whose rows take arena of their own
+   * after the plan's (and the transposed windows) */
+  const int wc = d->layout != PE_MODEL_LAYOUT_NCW;
+  int n_launch = shape.n_steps + wc;
+  int64_t attn_ps = 0;
+  for (int i = 0; i < shape.n_steps; i++) {
+    pe_plan_step_t s;
+    if (pe_plan_step(c->model, i, &s) == PE_OK && s.kind == PE_PLAN_ATTENTION) {
+      const int64_t need = 4 * s.attn.L * s.attn.E;
+      attn_ps = need > attn_ps ? need : attn_ps;
+      n_launch += 1 + (s.attn.has_out != 0);
+    }
+  }
+  const int64_t xin_ps = wc ? shape.in_numel : 0;
+  rc = pe__cuda_buffers(c, shape.in_numel, shape.out_numel,
+                        shape.arena_ps + xin_ps + attn_ps, n_launch, msg,
+                        sizeof msg);
+  c->plan_of =
+      rc == PE_OK ? calloc((size_t)n_launch, sizeof *c->plan_of) : NULL;
+  if (rc == PE_OK && c->plan_of == NULL) {
+    snprintf(msg, sizeof msg, "out of memory");
+    rc = PE_ENOMEM;
+  }
+  int k = 0;
+  if (rc == PE_OK && wc) {
+    c->d_xin = c->d_arena + shape.arena_ps * (int64_t)c->max_batch;
+    pe__resolve_layout(c, &c->steps[k++], d->window, d->channels);
+  }
+  if (rc == PE_OK) {
+    c->d_attn = c->d_arena + (shape.arena_ps + xin_ps) * (int64_t)c->max_batch;
+  }
+  for (int i = 0; i < shape.n_steps && rc == PE_OK; i++, k++) {
+    const int k0 = k;
+    rc = pe__resolve(c, i, &k, msg, sizeof msg);
+    for (int q = k0; q <= k; q++) {
+      c->plan_of[q] = i;
+    }
   }
   rc = rc == PE_OK ? pe__cuda_finish(c, opts, msg, sizeof msg) : rc;
   if (rc != PE_OK) {

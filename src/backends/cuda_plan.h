@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define PE_CUDA_PLAN_MAGIC "PECUDAPL"
-#define PE_CUDA_PLAN_VERSION 1u
+#define PE_CUDA_PLAN_VERSION 2u
 #define PE_CUDA_PLAN_HEADER 256
 #define PE_CUDA_PLAN_PRECISION "fp32"
 

@@ -2,7 +2,9 @@
  * plan's portable kernel (src/model/kernels.c) with one thread per output
  * element (PE__CONV_T consecutive outputs for a convolution; for an LSTM
  * one block per window and one thread per gate row, for a GRU one thread
- * per hidden unit; dense layers over many rows as a tiled product), computing
+ * per hidden unit; dense layers over many rows as a tiled product; a warp
+ * per row of a LayerNorm; the heads of an attention block one thread per
+ * output, its projections dense steps), computing
  * what that kernel computes: sums of products in double, rounded to float
  * once (a float product is exact in double, so the float result is the
  * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
@@ -16,8 +18,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cuda/kernels.h"
+#include "model/kernels_shared.h"
 #include "model/plan_view.h"
 
 #define PE__THREADS 256
@@ -478,6 +482,10 @@ __device__ __forceinline__ static void
 pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
   const int lstm = s.kind == PE_PLAN_LSTM;
   const int64_t seq = s.p[0], in = s.p[1], H = s.p[2], lbr = s.p[3] != 0;
+  /* one direction of dirs: time reversed or not, its slot of Y and of
+   * the states */
+  const int64_t rev = s.p[5] != 0, dirs = s.p[6] > 1 ? s.p[6] : 1;
+  const int64_t dir = s.p[7];
   const int64_t GH = (lstm ? 4 : 3) * H;
   const int64_t j = threadIdx.x;
   const int act = j < H;
@@ -496,11 +504,12 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
   }
   float c = 0.0f;
   if (act) {
-    h[j] = s.in[1] ? s.in[1][b * s.in_stride[1] + j] : 0.0f;
-    c = s.in[2] ? s.in[2][b * s.in_stride[2] + j] : 0.0f;
+    h[j] = s.in[1] ? s.in[1][b * s.in_stride[1] + dir * H + j] : 0.0f;
+    c = s.in[2] ? s.in[2][b * s.in_stride[2] + dir * H + j] : 0.0f;
   }
   __syncthreads();
-  for (int64_t t = 0; t < seq; t++) {
+  for (int64_t it = 0; it < seq; it++) {
+    const int64_t t = rev ? seq - 1 - it : it;
     const float *xt = x + t * in;
     float g[4] = {0.0f, 0.0f, 0.0f, 0.0f}, r[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const int G = lstm ? 4 : 3;
@@ -581,18 +590,335 @@ pe__d_rnn(const pe_cuda_step_t &s, int64_t b, int shared_w, float *sh) {
     if (act) {
       h[j] = hn;
       if (s.out[0]) {
-        s.out[0][b * s.out_stride[0] + t * H + j] = hn;
+        s.out[0][b * s.out_stride[0] + (t * dirs + dir) * H + j] = hn;
       }
     }
     __syncthreads();
   }
   if (act) {
     if (s.out[1]) {
-      s.out[1][b * s.out_stride[1] + j] = h[j];
+      s.out[1][b * s.out_stride[1] + dir * H + j] = h[j];
     }
     if (s.out[2]) {
-      s.out[2][b * s.out_stride[2] + j] = c;
+      s.out[2][b * s.out_stride[2] + dir * H + j] = c;
     }
+  }
+}
+
+/* ---- The kinds of the importer's extended ops --------------------------- */
+
+/* Index e of an element of shape dims[0..rank) (the last axis fastest) as
+ * the offset sum idx_d * st[k][d] into operand k. */
+template <typename I>
+__device__ __forceinline__ static I pe__offset(const pe_cuda_step_t &s, int k,
+                                               I e) {
+  I off = 0;
+  for (int d = s.rank - 1; d >= 0; d--) {
+    off += (e % (I)s.dims[d]) * (I)s.st[k][d];
+    e /= (I)s.dims[d];
+  }
+  return off;
+}
+
+/* int64 or bool runtime values to float32 (p[0] per window, p[1] the
+ * element type); the source read at its own element size. */
+template <typename I>
+__device__ __forceinline__ static void pe__d_cast(const pe_cuda_step_t &s,
+                                                  I total, I i0, I di) {
+  const char *src = (const char *)s.in[0];
+  PE__FOR(i, total) {
+    if (s.p[1] == PE_PLAN_DT_BOOL) {
+      s.out[0][i] = src[i] ? 1.0f : 0.0f;
+    } else {
+      long long v;
+      memcpy(&v, src + (int64_t)i * 8, 8);
+      s.out[0][i] = (float)v;
+    }
+  }
+}
+
+/* Rows of a constant (in[0]: outer p[0], axis p[1], inner p[2]) picked by
+ * p[3] runtime int64 indices per window (in[1]); a negative index counts
+ * from the end, one out of range gives zeros. */
+template <typename I>
+__device__ __forceinline__ static void pe__d_gather_rt(const pe_cuda_step_t &s,
+                                                       I total, I i0, I di) {
+  const I dim = (I)s.p[1], inner = (I)s.p[2], ni = (I)s.p[3];
+  const char *idx = (const char *)s.in[1];
+  PE__FOR(i, total) {
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    I j = e % inner, k = (e / inner) % ni, q = e / (inner * ni);
+    long long v;
+    memcpy(&v, idx + ((int64_t)b * ni + k) * 8, 8);
+    v = v < 0 ? v + dim : v;
+    s.out[0][i] =
+        v < 0 || v >= dim ? 0.0f : s.in[0][(q * dim + (I)v) * inner + j];
+  }
+}
+
+/* Conv 2-D over [cin][H][W] windows, one thread per output, the sum in
+ * double as the CPU's portable kernel takes it (kernels_shared.h). */
+template <typename I>
+__device__ __forceinline__ static void pe__d_conv2d(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2];
+  const I kh = (I)s.p[3], kw = (I)s.p[4], H = (I)s.p[11], W = (I)s.p[12];
+  const I OH = (I)s.p[13], OW = (I)s.p[14];
+  const I cin_g = cin / group, cout_g = cout / group;
+  PE__FOR(i, total) {
+    I ow = i % OW, r = i / OW, oh = r % OH;
+    r /= OH;
+    const I co = r % cout, b = r / cout;
+    const float *x =
+        s.in[0] + b * (I)s.in_stride[0] + (co / cout_g) * cin_g * H * W;
+    const double acc =
+        pe_ks_conv2d_at(s.p, x, s.w + co * cin_g * kh * kw,
+                        s.bias ? (double)s.bias[co] : 0.0, oh, ow);
+    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+  }
+}
+
+/* Max or average pooling over [C][H][W] (or [C][D][H][W]: rank 3, the
+ * depth axis in dims[]), one thread per output, the taps in the CPU's
+ * order. */
+template <typename I>
+__device__ __forceinline__ static void pe__d_pool2d(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  const I C = (I)s.p[0], H = (I)s.p[1], W = (I)s.p[2], OH = (I)s.p[3];
+  const I OW = (I)s.p[4], kh = (I)s.p[5], kw = (I)s.p[6], sh = (I)s.p[7];
+  const I sw = (I)s.p[8], pt = (I)s.p[9], pl = (I)s.p[10], dh = (I)s.p[11];
+  const I dw = (I)s.p[12], pb = (I)s.p[15], pr = (I)s.p[16];
+  const int cip = s.p[13] != 0, is_max = s.p[14] != 0, three = s.rank == 3;
+  const I D = three ? (I)s.dims[0] : 1, OD = three ? (I)s.dims[1] : 1;
+  const I kd = three ? (I)s.dims[2] : 1, sd = three ? (I)s.dims[3] : 1;
+  const I dd = three ? (I)s.dims[4] : 1, pf = three ? (I)s.dims[5] : 0;
+  const I pk = three ? (I)s.dims[6] : 0;
+  PE__FOR(i, total) {
+    I ow = i % OW, r = i / OW, oh = r % OH;
+    r /= OH;
+    const I od = r % OD;
+    r /= OD;
+    const I c = r % C, b = r / C;
+    const I d0 = od * sd - pf, h0 = oh * sh - pt, w0 = ow * sw - pl;
+    int64_t q[2], qp[2], a[2], ap[2], j[2], jp[2];
+    pe_ks_tap_range(d0, dd, kd, D, &q[0], &q[1]);
+    pe_ks_tap_range(d0 + pf, dd, kd, D + pf + pk, &qp[0], &qp[1]);
+    pe_ks_tap_range(h0, dh, kh, H, &a[0], &a[1]);
+    pe_ks_tap_range(h0 + pt, dh, kh, H + pt + pb, &ap[0], &ap[1]);
+    pe_ks_tap_range(w0, dw, kw, W, &j[0], &j[1]);
+    pe_ks_tap_range(w0 + pl, dw, kw, W + pl + pr, &jp[0], &jp[1]);
+    const int64_t cnt =
+        cip ? (qp[1] - qp[0]) * (ap[1] - ap[0]) * (jp[1] - jp[0])
+            : (q[1] - q[0]) * (a[1] - a[0]) * (j[1] - j[0]);
+    const float acc = pe_ks_pool_taps(s.in[0] + b * (I)s.in_stride[0],
+                                      ((c * D + d0) * H + h0) * W + w0, q, a, j,
+                                      dd, dh, dw, H, W, is_max);
+    s.out[0][i] = is_max ? acc : __fdiv_rn(acc, (float)(cnt > 0 ? cnt : 1));
+  }
+}
+
+/* Element-wise ops with parameters (binop the pe_plan_ew_t, f[0..1]). */
+__device__ static float pe__ew(int op, float x, float f0, float f1) {
+  switch (op) {
+  case PE_PLAN_EW_CLIP: {
+    float v = x < f0 ? f0 : x;
+    return v > f1 ? f1 : v;
+  }
+  case PE_PLAN_EW_ELU:
+    return x >= 0.0f ? x : __fmul_rn(f0, __fsub_rn(pe__expf(x), 1.0f));
+  case PE_PLAN_EW_SELU:
+    return x > 0.0f ? __fmul_rn(f1, x)
+                    : __fmul_rn(f1, __fsub_rn(__fmul_rn(f0, pe__expf(x)), f0));
+  case PE_PLAN_EW_SOFTPLUS:
+    return x > 0.0f ? __fadd_rn(x, log1pf(pe__expf(-x))) : log1pf(pe__expf(x));
+  case PE_PLAN_EW_HARDSIGMOID:
+  case PE_PLAN_EW_HARDSWISH: {
+    float v = __fadd_rn(__fmul_rn(f0, x), f1);
+    v = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+    return op == PE_PLAN_EW_HARDSWISH ? __fmul_rn(x, v) : v;
+  }
+  default:
+    return x;
+  }
+}
+
+template <typename I>
+__device__ __forceinline__ static void pe__d_elemwise(const pe_cuda_step_t &s,
+                                                      I total, I i0, I di) {
+  PE__FOR(i, total) {
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    s.out[0][i] =
+        pe__ew(s.binop, s.in[0][b * (I)s.in_stride[0] + e], s.f[0], s.f[1]);
+  }
+}
+
+/* Pad: dims the output shape, st[0] the input's, st[1] the pads before
+ * each axis; binop the mode, f[0] the constant. */
+template <typename I>
+__device__ __forceinline__ static void pe__d_pad(const pe_cuda_step_t &s,
+                                                 I total, I i0, I di) {
+  PE__FOR(i, total) {
+    I b = i / (I)s.numel, e = i % (I)s.numel, off = 0, ist = 1;
+    int fill = 0;
+    for (int d = s.rank - 1; d >= 0; d--) {
+      const I src = (I)pe_ks_pad_src(e % (I)s.dims[d] - (I)s.st[1][d],
+                                     (I)s.st[0][d], s.binop);
+      e /= (I)s.dims[d];
+      fill |= src < 0;
+      off += src * ist;
+      ist *= (I)s.st[0][d];
+    }
+    s.out[0][i] = fill ? s.f[0] : s.in[0][b * (I)s.in_stride[0] + off];
+  }
+}
+
+/* Where: y = c ? a : b over dims, the condition in[2] (strides st[0]),
+ * a in[0] (st[1]), b in[1] (st[2]). */
+template <typename I>
+__device__ __forceinline__ static void pe__d_where(const pe_cuda_step_t &s,
+                                                   I total, I i0, I di) {
+  PE__FOR(i, total) {
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    const float cv = s.in[2][b * (I)s.in_stride[2] + pe__offset<I>(s, 0, e)];
+    s.out[0][i] = cv != 0.0f
+                      ? s.in[0][b * (I)s.in_stride[0] + pe__offset<I>(s, 1, e)]
+                      : s.in[1][b * (I)s.in_stride[1] + pe__offset<I>(s, 2, e)];
+  }
+}
+
+/* MatMul of two runtime operands: p[0..3] = M, K, N and the products per
+ * window; dims[0..rank) the broadcast batch axes, st[0], st[1] the
+ * operands' strides along them. One thread per output, the sum in double
+ * in the CPU's order. */
+template <typename I>
+__device__ __forceinline__ static void pe__d_matmul(const pe_cuda_step_t &s,
+                                                    I total, I i0, I di) {
+  const I M = (I)s.p[0], K = (I)s.p[1], N = (I)s.p[2];
+  PE__FOR(i, total) {
+    I b = i / (I)s.numel, e = i % (I)s.numel;
+    const I j = e % N, r = (e / N) % M, q = e / (M * N);
+    const float *a =
+        s.in[0] + b * (I)s.in_stride[0] + pe__offset<I>(s, 0, q) + r * K;
+    const float *c =
+        s.in[1] + b * (I)s.in_stride[1] + pe__offset<I>(s, 1, q) + j;
+    double acc = 0.0;
+    for (I k = 0; k < K; k++) {
+      acc += (double)a[k] * (double)c[k * N];
+    }
+    s.out[0][i] = (float)acc;
+  }
+}
+
+/* The sum of v over a warp, in every lane. */
+__device__ __forceinline__ static double pe__warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  }
+  return v;
+}
+
+/* LayerNormalization, one warp per row (p[0] rows of p[1] per window):
+ * the mean and the variance summed in double across the lanes, then the
+ * CPU's float arithmetic per element; the scale w, the bias (or none),
+ * eps f[0]; out[1] the means and out[2] the inverse deviations when
+ * wanted. i0 and di count threads. */
+template <typename I>
+__device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
+                                                       I total, I i0, I di) {
+  const I rows = (I)s.p[0], len = (I)s.p[1];
+  const int lane = (int)(threadIdx.x & 31);
+  for (I i = i0 >> 5; i < total; i += di >> 5) {
+    const I r = i % rows, b = i / rows;
+    const float *x = s.in[0] + b * (I)s.in_stride[0] + r * len;
+    float *y = s.out[0] + b * (I)s.numel + r * len;
+    double sum = 0.0, sq = 0.0;
+    for (I k = lane; k < len; k += 32) {
+      sum += (double)x[k];
+    }
+    sum = pe__warp_sum(sum);
+    const double mu = len ? sum / (double)len : 0.0;
+    for (I k = lane; k < len; k += 32) {
+      const double dv = (double)x[k] - mu;
+      sq += dv * dv;
+    }
+    sq = pe__warp_sum(sq);
+    const float m = (float)mu;
+    const float is =
+        (float)(1.0 / sqrt(sq / (double)(len ? len : 1) + (double)s.f[0]));
+    for (I k = lane; k < len; k += 32) {
+      const float v = __fmul_rn(__fmul_rn(__fsub_rn(x[k], m), is), s.w[k]);
+      y[k] = s.bias ? __fadd_rn(v, s.bias[k]) : v;
+    }
+    if (lane == 0 && s.out[1]) {
+      s.out[1][b * (I)s.out_stride[1] + r] = m;
+    }
+    if (lane == 0 && s.out[2]) {
+      s.out[2][b * (I)s.out_stride[2] + r] = is;
+    }
+  }
+}
+
+/* The heads of a self-attention block (its projections run as dense
+ * steps before and after): in[0] the projected rows [L][3E] (Q, K, V side
+ * by side), out[0] the merged heads [L][E]; p[0..4] = L, E, H, D, mask_h,
+ * f[0] the scale, in[1] the additive mask and in[2] the replacement
+ * scores ([H or 1][L][L], constants) or NULL. One thread per output
+ * (query i, column e of head e / D): the scores of row i recomputed in
+ * each of two passes (their maximum; then the softmax's sum and the
+ * weighted sum of V), in the CPU's arithmetic: each score's dot product in
+ * double rounded to float, scaled and masked in float, the exponentials
+ * float and their sums double. */
+template <typename I>
+__device__ __forceinline__ static I pe__attn_score_off(const pe_cuda_step_t &s,
+                                                       I h, I i) {
+  const I L = (I)s.p[0];
+  return (h * (I)s.p[4] * L + i) * L;
+}
+
+__device__ __forceinline__ static float
+pe__attn_score(const pe_cuda_step_t &s, const float *q, const float *kr, int D,
+               const float *mrow, const float *rrow, int j) {
+  double acc = 0.0;
+  for (int d = 0; d < D; d++) {
+    acc += (double)q[d] * (double)kr[d];
+  }
+  float x = __fmul_rn((float)acc, s.f[0]);
+  if (mrow != NULL) {
+    x = __fadd_rn(x, mrow[j]);
+  }
+  if (rrow != NULL && rrow[j] == rrow[j]) {
+    x = rrow[j];
+  }
+  return x;
+}
+
+template <typename I>
+__device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
+                                                       I total, I i0, I di) {
+  const I L = (I)s.p[0], E = (I)s.p[1], D = (I)s.p[3], E3 = 3 * E;
+  PE__FOR(t, total) {
+    const I e = t % E, i = (t / E) % L, b = t / (E * L);
+    const I h = e / D, d = e % D;
+    const float *qkv = s.in[0] + b * (I)s.in_stride[0];
+    const float *q = qkv + i * E3 + h * D;
+    const I mo = pe__attn_score_off<I>(s, h, i);
+    const float *mrow = s.in[1] ? s.in[1] + mo : NULL;
+    const float *rrow = s.in[2] ? s.in[2] + mo : NULL;
+    float mx = -INFINITY;
+    for (I j = 0; j < L; j++) {
+      const float x = pe__attn_score(s, q, qkv + j * E3 + E + h * D, (int)D,
+                                     mrow, rrow, (int)j);
+      mx = x > mx ? x : mx;
+    }
+    double sum = 0.0, acc = 0.0;
+    for (I j = 0; j < L; j++) {
+      const float x = pe__attn_score(s, q, qkv + j * E3 + E + h * D, (int)D,
+                                     mrow, rrow, (int)j);
+      const float p = pe__expf(__fsub_rn(x, mx));
+      sum += (double)p;
+      acc += (double)p * (double)qkv[j * E3 + 2 * E + h * D + d];
+    }
+    s.out[0][b * (I)s.numel + i * E + e] = (float)(acc / sum);
   }
 }
 
@@ -613,6 +939,16 @@ extern "C" int pe_cuda_kind_supported(int kind) {
   case PE_PLAN_REDUCE:
   case PE_PLAN_LSTM:
   case PE_PLAN_GRU:
+  case PE_PLAN_MATMUL:
+  case PE_PLAN_CAST:
+  case PE_PLAN_GATHER_RT:
+  case PE_PLAN_CONV2D:
+  case PE_PLAN_POOL2D:
+  case PE_PLAN_ELEMWISE:
+  case PE_PLAN_PAD:
+  case PE_PLAN_WHERE:
+  case PE_PLAN_LAYERNORM:
+  case PE_PLAN_ATTENTION:
     return 1;
   default:
     return 0;
@@ -631,15 +967,24 @@ __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
   if (s->kind == PE_PLAN_CONV1D) {
     return (int64_t)n * s->p[1] * ((s->p[9] + ct - 1) / ct);
   }
+  if (s->kind == PE_PLAN_LAYERNORM) {
+    return (int64_t)n * s->p[0];
+  }
   return s->kind == PE_PLAN_SOFTMAX ? (int64_t)n * s->p[0] * s->p[2]
                                     : (int64_t)n * s->numel;
+}
+
+/* Whether step s runs one warp (32 threads) per unit of pe__total. */
+__host__ __device__ static int pe__warp_step(const pe_cuda_step_t *s) {
+  return (s->kind == PE_PLAN_DENSE && s->dense_warp) ||
+         s->kind == PE_PLAN_LAYERNORM;
 }
 
 /* Whether every index of step s over n windows fits an int: elements and
  * offsets below 2^30 (2^26 outputs for the warp kernel, 32 threads each),
  * so that an index plus a grid's stride cannot overflow. */
 __device__ static int pe__fits32(const pe_cuda_step_t *s, uint32_t n) {
-  const int64_t lim = (int64_t)1 << (s->dense_warp ? 26 : 30);
+  const int64_t lim = (int64_t)1 << (pe__warp_step(s) ? 26 : 30);
   int64_t most = s->numel;
   for (int k = 0; k < s->n_in && k < PE_CUDA_MAX_IN; k++) {
     most = s->in_stride[k] > most ? s->in_stride[k] : most;
@@ -711,6 +1056,36 @@ pe__d_step_i(const pe_cuda_step_t &s, int kind, uint32_t n, I i0, I di) {
   case PE_PLAN_REDUCE:
     pe__d_reduce<I>(s, total, i0, di);
     break;
+  case PE_PLAN_MATMUL:
+    pe__d_matmul<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_CAST:
+    pe__d_cast<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_GATHER_RT:
+    pe__d_gather_rt<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_CONV2D:
+    pe__d_conv2d<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_POOL2D:
+    pe__d_pool2d<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_ELEMWISE:
+    pe__d_elemwise<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_PAD:
+    pe__d_pad<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_WHERE:
+    pe__d_where<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_LAYERNORM:
+    pe__d_layernorm<I>(s, total, i0, di);
+    break;
+  case PE_PLAN_ATTENTION:
+    pe__d_attention<I>(s, total, i0, di);
+    break;
   default:
     break;
   }
@@ -761,6 +1136,8 @@ __host__ __device__ static size_t pe__lstm_wide_shmem(const pe_cuda_step_t *s,
 __device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
                                                        int b, float *sh) {
   const int seq = (int)s.p[0], in = (int)s.p[1], H = (int)s.p[2];
+  const int rev = s.p[5] != 0, dirs = s.p[6] > 1 ? (int)s.p[6] : 1;
+  const int dir = (int)s.p[7];
   const int GH = 4 * H, K = in + H, nt = (int)blockDim.x;
   const int tid = (int)threadIdx.x, P = nt / GH;
   const int row = tid % GH, part = tid / GH;
@@ -776,15 +1153,17 @@ __device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
   float c = 0.0f;
   double bias[4] = {0.0, 0.0, 0.0, 0.0};
   if (act) {
-    h[tid] = s.in[1] ? s.in[1][(int64_t)b * s.in_stride[1] + tid] : 0.0f;
-    c = s.in[2] ? s.in[2][(int64_t)b * s.in_stride[2] + tid] : 0.0f;
+    h[tid] =
+        s.in[1] ? s.in[1][(int64_t)b * s.in_stride[1] + dir * H + tid] : 0.0f;
+    c = s.in[2] ? s.in[2][(int64_t)b * s.in_stride[2] + dir * H + tid] : 0.0f;
 #pragma unroll
     for (int q = 0; q < 4; q++) {
       bias[q] = s.bias[q * H + tid];
     }
   }
   __syncthreads();
-  for (int t = 0; t < seq; t++) {
+  for (int it = 0; it < seq; it++) {
+    const int t = rev ? seq - 1 - it : it;
     if (part < P) {
       const float *xt = x + t * in;
       double ax = 0.0, ah = 0.0;
@@ -817,17 +1196,18 @@ __device__ __forceinline__ static void pe__d_lstm_wide(const pe_cuda_step_t &s,
       const float hn = __fmul_rn(og, pe__tanhf(c));
       h[tid] = hn;
       if (s.out[0]) {
-        s.out[0][(int64_t)b * s.out_stride[0] + t * H + tid] = hn;
+        s.out[0][(int64_t)b * s.out_stride[0] + (t * dirs + dir) * H + tid] =
+            hn;
       }
     }
     __syncthreads();
   }
   if (act) {
     if (s.out[1]) {
-      s.out[1][(int64_t)b * s.out_stride[1] + tid] = h[tid];
+      s.out[1][(int64_t)b * s.out_stride[1] + dir * H + tid] = h[tid];
     }
     if (s.out[2]) {
-      s.out[2][(int64_t)b * s.out_stride[2] + tid] = c;
+      s.out[2][(int64_t)b * s.out_stride[2] + dir * H + tid] = c;
     }
   }
 }
@@ -873,8 +1253,7 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
     pe__k_dense_tiled<<<grid, 256, 0, st>>>(*s, (int)rows);
     return (int)cudaPeekAtLastError();
   }
-  int64_t threads =
-      s->kind == PE_PLAN_DENSE && s->dense_warp ? total * 32 : total;
+  int64_t threads = pe__warp_step(s) ? total * 32 : total;
   int64_t blocks64 = (threads + PE__THREADS - 1) / PE__THREADS;
   unsigned blocks = (unsigned)(blocks64 > 65535 * 16 ? 65535 * 16 : blocks64);
   switch (s->kind) {
@@ -895,6 +1274,16 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
     PE__LAUNCH(PE_PLAN_POOL1D);
     PE__LAUNCH(PE_PLAN_REDUCE_MEAN);
     PE__LAUNCH(PE_PLAN_REDUCE);
+    PE__LAUNCH(PE_PLAN_MATMUL);
+    PE__LAUNCH(PE_PLAN_CAST);
+    PE__LAUNCH(PE_PLAN_GATHER_RT);
+    PE__LAUNCH(PE_PLAN_CONV2D);
+    PE__LAUNCH(PE_PLAN_POOL2D);
+    PE__LAUNCH(PE_PLAN_ELEMWISE);
+    PE__LAUNCH(PE_PLAN_PAD);
+    PE__LAUNCH(PE_PLAN_WHERE);
+    PE__LAUNCH(PE_PLAN_LAYERNORM);
+    PE__LAUNCH(PE_PLAN_ATTENTION);
 #undef PE__LAUNCH
   default:
     return (int)cudaErrorInvalidValue;

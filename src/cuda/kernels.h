@@ -23,6 +23,9 @@ typedef struct pe_cuda_step {
   int kind; /* pe_plan_kind_t */
   int act;
   float alpha;
+  /* the float parameters of ELEMWISE (f[0..1]), PAD (f[0] the constant),
+   * LAYERNORM (f[0] eps) and the attention heads (f[0] the scale) */
+  float f[4];
   int binop;
   int n_in;
   int rank;

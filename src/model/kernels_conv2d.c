@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/kernels_shared.h"
 #include "model/model_impl.h"
 #include "pe/error.h"
 
@@ -28,8 +29,7 @@ void pe__conv2d_generic(const pe__step_t *s, const float *x, float *y,
                         float *scratch) {
   (void)scratch;
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2];
-  const int64_t kh = s->p[3], kw = s->p[4], sh = s->p[5], sw = s->p[6];
-  const int64_t dh = s->p[7], dw = s->p[8], pt = s->p[9], pl = s->p[10];
+  const int64_t kh = s->p[3], kw = s->p[4];
   const int64_t H = s->p[11], W = s->p[12], OH = s->p[13], OW = s->p[14];
   const int64_t cin_g = cin / group, cout_g = cout / group;
   for (int64_t co = 0; co < cout; co++) {
@@ -38,23 +38,8 @@ void pe__conv2d_generic(const pe__step_t *s, const float *x, float *y,
     float *yc = y + co * OH * OW;
     for (int64_t oh = 0; oh < OH; oh++) {
       for (int64_t ow = 0; ow < OW; ow++) {
-        double acc = s->bias[co];
-        for (int64_t ci = 0; ci < cin_g; ci++) {
-          const float *xc = x + (g * cin_g + ci) * H * W;
-          for (int64_t i = 0; i < kh; i++) {
-            const int64_t ih = oh * sh + i * dh - pt;
-            if (ih < 0 || ih >= H) {
-              continue;
-            }
-            for (int64_t j = 0; j < kw; j++) {
-              const int64_t iw = ow * sw + j * dw - pl;
-              if (iw >= 0 && iw < W) {
-                acc +=
-                    (double)w[(ci * kh + i) * kw + j] * (double)xc[ih * W + iw];
-              }
-            }
-          }
-        }
+        const double acc = pe_ks_conv2d_at(s->p, x + g * cin_g * H * W, w,
+                                           (double)s->bias[co], oh, ow);
         yc[oh * OW + ow] = (float)acc;
       }
     }
@@ -254,17 +239,6 @@ int pe__conv2d_pack(pe__step_t *s) {
   return PE_OK;
 }
 
-/* Taps i in [0, k) of a window starting at padded position o0 - pad
- * (stride and pad applied by the caller: o0 = out * stride - pad) whose
- * position o0 + i dil lies in [0, lim): [*lo, *hi). */
-static void pe__tap_range(int64_t o0, int64_t dil, int64_t k, int64_t lim,
-                          int64_t *lo, int64_t *hi) {
-  *lo = o0 >= 0 ? 0 : (-o0 + dil - 1) / dil;
-  *hi = lim - 1 - o0 >= 0 ? (lim - 1 - o0) / dil + 1 : 0;
-  *hi = *hi > k ? k : *hi;
-  *lo = *lo > *hi ? *hi : *lo;
-}
-
 /* Max or average pooling of one window [C, H, W]. Average: over the
  * positions inside the input, or (count_include_pad) inside the padded
  * input but not the overhang of ceil_mode. The taps inside are ranges,
@@ -284,34 +258,26 @@ void pe__pool2d(const pe__step_t *s, const float *x, float *y) {
   for (int64_t od = 0; od < OD; od++) {
     const int64_t d0 = od * sd - pf;
     int64_t q0, q1, qp0, qp1;
-    pe__tap_range(d0, dd, kd, D, &q0, &q1);
-    pe__tap_range(d0 + pf, dd, kd, D + pf + pk, &qp0, &qp1);
+    pe_ks_tap_range(d0, dd, kd, D, &q0, &q1);
+    pe_ks_tap_range(d0 + pf, dd, kd, D + pf + pk, &qp0, &qp1);
     for (int64_t oh = 0; oh < OH; oh++) {
       const int64_t h0 = oh * sh - pt;
       int64_t i0, i1, ip0, ip1;
-      pe__tap_range(h0, dh, kh, H, &i0, &i1);
-      pe__tap_range(h0 + pt, dh, kh, H + pt + pb, &ip0, &ip1);
+      pe_ks_tap_range(h0, dh, kh, H, &i0, &i1);
+      pe_ks_tap_range(h0 + pt, dh, kh, H + pt + pb, &ip0, &ip1);
       for (int64_t ow = 0; ow < OW; ow++) {
         const int64_t w0 = ow * sw - pl;
         int64_t j0, j1, jp0, jp1;
-        pe__tap_range(w0, dw, kw, W, &j0, &j1);
-        pe__tap_range(w0 + pl, dw, kw, W + pl + pr, &jp0, &jp1);
+        pe_ks_tap_range(w0, dw, kw, W, &j0, &j1);
+        pe_ks_tap_range(w0 + pl, dw, kw, W + pl + pr, &jp0, &jp1);
         const int64_t cnt = cip ? (qp1 - qp0) * (ip1 - ip0) * (jp1 - jp0)
                                 : (q1 - q0) * (i1 - i0) * (j1 - j0);
         const float div = (float)(cnt > 0 ? cnt : 1);
+        const int64_t qr[2] = {q0, q1}, ir[2] = {i0, i1}, jr[2] = {j0, j1};
         for (int64_t c = 0; c < C; c++) {
-          /* index of tap (q, i, j): at + (q dd H + i dh) W + j dw (at
-           * itself may lie in the padding, so it stays an index) */
           const int64_t at = ((c * D + d0) * H + h0) * W + w0;
-          float acc = is_max ? -INFINITY : 0.0f;
-          for (int64_t q = q0; q < q1; q++) {
-            for (int64_t i = i0; i < i1; i++) {
-              for (int64_t j = j0; j < j1; j++) {
-                const float v = x[at + (q * dd * H + i * dh) * W + j * dw];
-                acc = is_max ? (v > acc ? v : acc) : acc + v;
-              }
-            }
-          }
+          const float acc =
+              pe_ks_pool_taps(x, at, qr, ir, jr, dd, dh, dw, H, W, is_max);
           y[((c * OD + od) * OH + oh) * OW + ow] = is_max ? acc : acc / div;
         }
       }

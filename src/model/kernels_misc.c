@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/kernels_shared.h"
 #include "model/model_impl.h"
 
 /* y = op(x) over n floats (y may be x). */
@@ -96,24 +97,6 @@ void pe__reduce_run(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
-/* Source index along an axis of size n for output position o - pad, or
- * -1 for a constant-padded position. */
-static int64_t pe__pad_src(int64_t i, int64_t n, int mode) {
-  if (i >= 0 && i < n) {
-    return i;
-  }
-  if (mode == PE__PAD_CONSTANT) {
-    return -1;
-  }
-  if (mode == PE__PAD_EDGE || n == 1) {
-    return i < 0 ? 0 : n - 1;
-  }
-  int64_t period = 2 * (n - 1);
-  i = i < 0 ? -i : i;
-  i %= period;
-  return i < n ? i : period - i;
-}
-
 /* One window of Pad: s->dims the output shape, st[0] the input's, st[1]
  * the pads before each axis. Rows along the last axis; a row whose outer
  * index lands in the constant padding is the value throughout. */
@@ -140,7 +123,7 @@ void pe__pad_run(const pe__step_t *s, const float *x, float *y) {
     int64_t off = 0;
     int fill = 0;
     for (int d = 0; d < r - 1; d++) {
-      int64_t src = pe__pad_src(idx[d] - s->st[1][d], s->st[0][d], mode);
+      int64_t src = pe_ks_pad_src(idx[d] - s->st[1][d], s->st[0][d], mode);
       fill |= src < 0;
       off += src * ist[d];
     }
@@ -151,7 +134,7 @@ void pe__pad_run(const pe__step_t *s, const float *x, float *y) {
     } else {
       const float *xr = x + off;
       for (int64_t j = 0; j < wo; j++) {
-        int64_t src = pe__pad_src(j - pl, wi, mode);
+        int64_t src = pe_ks_pad_src(j - pl, wi, mode);
         yr[j] = src < 0 ? value : xr[src];
       }
     }

@@ -21,6 +21,12 @@ _Static_assert(PE_PLAN_OP_POW == (int)PE__OP_POW &&
                    PE_PLAN_OP_MIN == (int)PE__OP_MIN &&
                    PE_PLAN_OP_MAX == (int)PE__OP_MAX,
                "plan_view.h numbers the binary ops as model_impl.h");
+_Static_assert(PE_PLAN_EW_HARDSWISH == (int)PE__EW_HARDSWISH &&
+                   PE_PLAN_PAD_EDGE == (int)PE__PAD_EDGE &&
+                   PE_PLAN_DT_I64 == (int)PE__DT_I64 &&
+                   PE_PLAN_DT_BOOL == (int)PE__DT_BOOL,
+               "plan_view.h numbers the element-wise ops, pad modes and "
+               "element types as model_impl.h");
 _Static_assert(PE_PLAN_ST_ARENA == (int)PE__ST_ARENA,
                "plan_view.h numbers the storage as model_impl.h");
 _Static_assert(PE_PLAN_MAX_RANK == PE__MAX_RANK &&
@@ -64,6 +70,18 @@ int pe_plan_step(const pe_model_t *m, int i, pe_plan_step_t *out) {
   out->dense_m = s->d.M;
   out->ext_op = s->ext.op;
   memcpy(out->ext_f, s->ext.f, sizeof out->ext_f);
+  if (s->kind == PE__K_ATTENTION) {
+    const pe__attn_t *at = &s->ext.attn;
+    out->attn.L = at->L;
+    out->attn.E = at->E;
+    out->attn.H = at->H;
+    out->attn.D = at->D;
+    out->attn.mask_h = at->mask_h;
+    out->attn.scale = at->scale;
+    out->attn.has_out = at->has_out;
+    out->attn.mask = s->ext.mask;
+    out->attn.repl = s->ext.repl;
+  }
   if ((s->kind == PE__K_CONV1D || s->kind == PE__K_CONV2D ||
        s->kind == PE__K_POOL1D || s->kind == PE__K_POOL2D) &&
       s->p[PE__P_ITEMS] > 1) {

@@ -80,6 +80,28 @@ typedef enum pe_plan_binop {
   PE_PLAN_OP_MAX
 } pe_plan_binop_t;
 
+/* ELEMWISE ops (ext_op; ext_f[0..1] their parameters) */
+typedef enum pe_plan_ew {
+  PE_PLAN_EW_CLIP = 0, /* min, max */
+  PE_PLAN_EW_ELU,      /* alpha */
+  PE_PLAN_EW_SELU,     /* alpha, gamma */
+  PE_PLAN_EW_SOFTPLUS,
+  PE_PLAN_EW_HARDSIGMOID, /* alpha, beta */
+  PE_PLAN_EW_HARDSWISH
+} pe_plan_ew_t;
+
+/* PAD modes (ext_op; ext_f[0] the constant) */
+typedef enum pe_plan_pad {
+  PE_PLAN_PAD_CONSTANT = 0,
+  PE_PLAN_PAD_REFLECT,
+  PE_PLAN_PAD_EDGE
+} pe_plan_pad_t;
+
+/* ONNX element types of the runtime int64 and bool tensors a CAST step
+ * reads (p[1]). */
+#define PE_PLAN_DT_I64 7
+#define PE_PLAN_DT_BOOL 9
+
 typedef enum pe_plan_storage {
   PE_PLAN_ST_NONE = 0,
   PE_PLAN_ST_CONST,  /* data holds the value, one copy for every window */
@@ -123,6 +145,17 @@ typedef struct pe_plan_step {
    * mean) and its float parameters */
   int ext_op;
   float ext_f[4];
+  /* ATTENTION: the block's shape and scale; w [3E][E] and bias [3E] the
+   * Q, K, V projections, w2 [E][E] and bias2 [E] the output projection
+   * (has_out); mask ([H or 1][L][L], added to the scaled scores) and repl
+   * (the same shape: its non-NaN entries replace the scores), or NULL */
+  struct {
+    int64_t L, E, H, D; /* sequence, model width, heads, head width */
+    int64_t mask_h;     /* 1: a mask per head, 0: one for all */
+    float scale;
+    int has_out;
+    const float *mask, *repl;
+  } attn;
 } pe_plan_step_t;
 
 typedef struct pe_plan_shape {
