@@ -651,10 +651,55 @@ PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+/* CO output channels x 24 time steps (3 vectors) from the phase rows, in
+ * 3 CO registers: for CO 4, 12 sums, the 3 input vectors and a broadcast
+ * weight fill the 16 registers. */
+#define PE__CONV_BLOCK(CO)                                                     \
+  PE__AVX2 static void pe__conv_blk_##CO(                                      \
+      const pe__step_t *s, const float *rows, const int64_t *tap,              \
+      const float *w, const float *bias, float *y, int64_t wout, int64_t t0,   \
+      int vact, __m256 alpha) {                                                \
+    const int64_t kw = s->p[0] / s->p[2] * s->p[3];                            \
+    __m256 a[CO][3];                                                           \
+    _Pragma("GCC unroll 4") for (int c = 0; c < CO; c++) {                     \
+      a[c][0] = a[c][1] = a[c][2] = _mm256_set1_ps(bias[c]);                   \
+    }                                                                          \
+    /* one loop over the (input channel, tap) pairs: weight j of each          \
+     * output channel, the input at tap[j] */                                  \
+    for (int64_t j = 0; j < kw; j++) {                                         \
+      const float *p = rows + t0 + tap[j];                                     \
+      __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);             \
+      __m256 v2 = _mm256_loadu_ps(p + 16);                                     \
+      _Pragma("GCC unroll 4") for (int c = 0; c < CO; c++) {                   \
+        __m256 wc = _mm256_broadcast_ss(w + c * kw + j);                       \
+        a[c][0] = _mm256_fmadd_ps(wc, v0, a[c][0]);                            \
+        a[c][1] = _mm256_fmadd_ps(wc, v1, a[c][1]);                            \
+        a[c][2] = _mm256_fmadd_ps(wc, v2, a[c][2]);                            \
+      }                                                                        \
+    }                                                                          \
+    const int64_t wn = wout - t0;                                              \
+    _Pragma("GCC unroll 4") for (int c = 0; c < CO; c++) {                     \
+      float *yc = y + c * wout + t0;                                           \
+      pe__store16(yc, a[c][0], a[c][1], wn, vact, alpha);                      \
+      if (wn > 16) {                                                           \
+        __m256 v = pe__act8(a[c][2], vact, alpha);                             \
+        if (wn >= 24) {                                                        \
+          _mm256_storeu_ps(yc + 16, v);                                        \
+        } else {                                                               \
+          _mm256_maskstore_ps(yc + 16, pe__mask(wn - 16), v);                  \
+        }                                                                      \
+      }                                                                        \
+    }                                                                          \
+  }
+
+PE__CONV_BLOCK(4)
+PE__CONV_BLOCK(2)
+PE__CONV_BLOCK(1)
+
 /* Conv1d, any stride, dilation and groups. The zero-padded input is split
  * into `stride` phase rows per channel (row r holds padded[j * stride + r]),
- * so every tap of every output block is a contiguous load; then blocks of 2
- * output channels x 32 time steps are held in 8 registers. */
+ * so every tap of every output block is a contiguous load; then blocks of 4,
+ * 2 or 1 output channels of a group x 24 time steps. */
 PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                               float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
@@ -668,51 +713,28 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                    s->act == PE__ACT_LEAKY;
   int vact = simple_act ? s->act : PE__ACT_NONE;
   const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
-  /* pairs of output channels of one group; a group with an odd count ends
-   * with a single channel, and the next pair starts in the next group */
-  for (int64_t co = 0; co < cout;) {
-    int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
-    int64_t g = co / cout_g;
-    const float *w0 = s->w + co * cin_g * k;
-    const float *w1 = two ? w0 + cin_g * k : w0;
-    for (int64_t t0 = 0; t0 < wout; t0 += 32) {
-      __m256 b0 = _mm256_set1_ps(s->bias[co]);
-      __m256 b1 = _mm256_set1_ps(two ? s->bias[co + 1] : 0.0f);
-      __m256 a0 = b0, a1 = b0, a2 = b0, a3 = b0;
-      __m256 e0 = b1, e1 = b1, e2 = b1, e3 = b1;
-      for (int64_t ci = 0; ci < cin_g; ci++) {
-        const float *rows = scratch + (g * cin_g + ci) * st * lr + t0;
-        for (int64_t kk = 0; kk < k; kk++) {
-          const float *p = rows + tap[kk];
-          __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
-          __m256 v2 = _mm256_loadu_ps(p + 16), v3 = _mm256_loadu_ps(p + 24);
-          __m256 c0 = _mm256_broadcast_ss(w0 + ci * k + kk);
-          __m256 c1 = _mm256_broadcast_ss(w1 + ci * k + kk);
-          a0 = _mm256_fmadd_ps(c0, v0, a0);
-          a1 = _mm256_fmadd_ps(c0, v1, a1);
-          a2 = _mm256_fmadd_ps(c0, v2, a2);
-          a3 = _mm256_fmadd_ps(c0, v3, a3);
-          e0 = _mm256_fmadd_ps(c1, v0, e0);
-          e1 = _mm256_fmadd_ps(c1, v1, e1);
-          e2 = _mm256_fmadd_ps(c1, v2, e2);
-          e3 = _mm256_fmadd_ps(c1, v3, e3);
+  /* time blocks outside, channels inside: a block's input (cin_g rows of
+   * 24 steps per tap) stays in L1 for all the output channels */
+  for (int64_t g = 0; g < group; g++) {
+    const float *rows = scratch + g * cin_g * st * lr;
+    for (int64_t t0 = 0; t0 < wout; t0 += 24) {
+      for (int64_t co = g * cout_g; co < (g + 1) * cout_g;) {
+        int64_t left = (g + 1) * cout_g - co;
+        int n = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const float *w = s->w + co * cin_g * k;
+        if (n == 4) {
+          pe__conv_blk_4(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
+        } else if (n == 2) {
+          pe__conv_blk_2(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
+        } else {
+          pe__conv_blk_1(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
         }
-      }
-      int64_t w = wout - t0;
-      float *y0 = y + co * wout + t0;
-      pe__store16(y0, a0, a1, w, vact, alpha);
-      if (w > 16) {
-        pe__store16(y0 + 16, a2, a3, w - 16, vact, alpha);
-      }
-      if (two) {
-        float *y1 = y0 + wout;
-        pe__store16(y1, e0, e1, w, vact, alpha);
-        if (w > 16) {
-          pe__store16(y1 + 16, e2, e3, w - 16, vact, alpha);
-        }
+        co += n;
       }
     }
-    co += two ? 2 : 1;
   }
   if (!simple_act) {
     pe__act_avx2(y, cout * wout, s->act, s->alpha);

@@ -667,24 +667,23 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
  * pe__conv1d_avx2 for the layout). */
 #define PE__CONV_BLOCK(CO)                                                     \
   PE__AVX512 static void pe__conv_blk_##CO(                                    \
-      const pe__step_t *s, const float *rows, int64_t lr, const int64_t *tap,  \
+      const pe__step_t *s, const float *rows, const int64_t *tap,              \
       const float *w, const float *bias, float *y, int64_t wout, int64_t t0,   \
       int vact, __m512 alpha) {                                                \
-    const int64_t cin_g = s->p[0] / s->p[2], k = s->p[3], st = s->p[4];        \
+    const int64_t kw = s->p[0] / s->p[2] * s->p[3];                            \
     __m512 a[CO][2];                                                           \
     _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                    \
       a[c][0] = a[c][1] = _mm512_set1_ps(bias[c]);                             \
     }                                                                          \
-    for (int64_t ci = 0; ci < cin_g; ci++) {                                   \
-      const float *rw = rows + ci * st * lr + t0;                              \
-      for (int64_t kk = 0; kk < k; kk++) {                                     \
-        const float *p = rw + tap[kk];                                         \
-        __m512 v0 = _mm512_loadu_ps(p), v1 = _mm512_loadu_ps(p + 16);          \
-        _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                \
-          __m512 wc = _mm512_set1_ps(w[(c * cin_g + ci) * k + kk]);            \
-          a[c][0] = _mm512_fmadd_ps(wc, v0, a[c][0]);                          \
-          a[c][1] = _mm512_fmadd_ps(wc, v1, a[c][1]);                          \
-        }                                                                      \
+    /* one loop over the (input channel, tap) pairs: weight j of each          \
+     * output channel, the input at tap[j] */                                  \
+    for (int64_t j = 0; j < kw; j++) {                                         \
+      const float *p = rows + t0 + tap[j];                                     \
+      __m512 v0 = _mm512_loadu_ps(p), v1 = _mm512_loadu_ps(p + 16);            \
+      _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                  \
+        __m512 wc = _mm512_set1_ps(w[c * kw + j]);                             \
+        a[c][0] = _mm512_fmadd_ps(wc, v0, a[c][0]);                            \
+        a[c][1] = _mm512_fmadd_ps(wc, v1, a[c][1]);                            \
       }                                                                        \
     }                                                                          \
     int64_t wn = wout - t0;                                                    \
@@ -716,33 +715,35 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
   int vact = simple ? s->act : PE__ACT_NONE;
   const __m512 alpha = _mm512_set1_ps(s->alpha);
   const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
+  /* time blocks outside, channels inside: a block's input (cin_g rows of
+   * 32 steps per tap) stays in L1 for all the output channels */
   for (int64_t g = 0; g < group; g++) {
     const float *rows = scratch + g * cin_g * st * lr;
-    for (int64_t co = g * cout_g; co < (g + 1) * cout_g;) {
-      int64_t left = (g + 1) * cout_g - co;
-      int n = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-      const float *w = s->w + co * cin_g * k;
-      for (int64_t t0 = 0; t0 < wout; t0 += 32) {
+    for (int64_t t0 = 0; t0 < wout; t0 += 32) {
+      for (int64_t co = g * cout_g; co < (g + 1) * cout_g;) {
+        int64_t left = (g + 1) * cout_g - co;
+        int n = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const float *w = s->w + co * cin_g * k;
         switch (n) {
         case 8:
-          pe__conv_blk_8(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
+          pe__conv_blk_8(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
           break;
         case 4:
-          pe__conv_blk_4(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
+          pe__conv_blk_4(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
           break;
         case 2:
-          pe__conv_blk_2(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
+          pe__conv_blk_2(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
           break;
         default:
-          pe__conv_blk_1(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
+          pe__conv_blk_1(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
+                         vact, alpha);
           break;
         }
+        co += n;
       }
-      co += n;
     }
   }
   if (!simple) {

@@ -259,8 +259,9 @@ int pe__conv2d_pack(pe__step_t *s) {
  * position o0 + i dil lies in [0, lim): [*lo, *hi). */
 static void pe__tap_range(int64_t o0, int64_t dil, int64_t k, int64_t lim,
                           int64_t *lo, int64_t *hi) {
-  *lo = o0 >= 0 ? 0 : (-o0 + dil - 1) / dil;
-  *hi = lim - 1 - o0 >= 0 ? (lim - 1 - o0) / dil + 1 : 0;
+  /* dilation 1, the common case, without a division */
+  *lo = o0 >= 0 ? 0 : dil == 1 ? -o0 : (-o0 + dil - 1) / dil;
+  *hi = lim - 1 - o0 < 0 ? 0 : dil == 1 ? lim - o0 : (lim - 1 - o0) / dil + 1;
   *hi = *hi > k ? k : *hi;
   *lo = *lo > *hi ? *hi : *lo;
 }
@@ -304,11 +305,19 @@ void pe__pool2d(const pe__step_t *s, const float *x, float *y) {
            * itself may lie in the padding, so it stays an index) */
           const int64_t at = ((c * D + d0) * H + h0) * W + w0;
           float acc = is_max ? -INFINITY : 0.0f;
-          for (int64_t q = q0; q < q1; q++) {
+          /* two loops, not a choice per tap: the maximum branch-free */
+          for (int64_t q = q0; q < q1 && is_max; q++) {
             for (int64_t i = i0; i < i1; i++) {
               for (int64_t j = j0; j < j1; j++) {
                 const float v = x[at + (q * dd * H + i * dh) * W + j * dw];
-                acc = is_max ? (v > acc ? v : acc) : acc + v;
+                acc = v > acc ? v : acc;
+              }
+            }
+          }
+          for (int64_t q = q0; q < q1 && !is_max; q++) {
+            for (int64_t i = i0; i < i1; i++) {
+              for (int64_t j = j0; j < j1; j++) {
+                acc += x[at + (q * dd * H + i * dh) * W + j * dw];
               }
             }
           }
