@@ -249,7 +249,12 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
     memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
     memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
   }
-  for (int64_t ci = 0; ci < cin && st > 1 && copy; ci++) {
+  for (int64_t ci = 0; ci < cin && st == 2 && pl == 0 && copy; ci++) {
+    float *row = scratch + ci * 2 * lr;
+    pe__split2_avx2(x + ci * win, win, row, row + lr, lr);
+  }
+  for (int64_t ci = 0; ci < cin && st > 1 && !(st == 2 && pl == 0) && copy;
+       ci++) {
     const float *xr = x + ci * win;
     for (int64_t r = 0; r < st; r++) {
       float *row = scratch + (ci * st + r) * lr;

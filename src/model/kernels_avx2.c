@@ -651,6 +651,32 @@ PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+PE__AVX2 void pe__split2_avx2(const float *x, int64_t n, float *even,
+                              float *odd, int64_t lr) {
+  int64_t j = 0;
+  for (; 2 * j + 16 <= n; j += 8) {
+    __m256 a = _mm256_loadu_ps(x + 2 * j), b = _mm256_loadu_ps(x + 2 * j + 8);
+    /* a0 a2 b0 b2 | a4 a6 b4 b6, then the 64-bit lanes in order 0 2 1 3 */
+    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm256_storeu_ps(even + j,
+                     _mm256_castpd_ps(_mm256_permute4x64_pd(
+                         _mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(odd + j,
+                     _mm256_castpd_ps(_mm256_permute4x64_pd(
+                         _mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+  const int64_t ne = (n + 1) / 2, no = n / 2;
+  for (int64_t i = j; i < ne; i++) {
+    even[i] = x[2 * i];
+  }
+  for (int64_t i = j; i < no; i++) {
+    odd[i] = x[2 * i + 1];
+  }
+  memset(even + ne, 0, (size_t)(lr - ne) * sizeof(float));
+  memset(odd + no, 0, (size_t)(lr - no) * sizeof(float));
+}
+
 /* CO output channels x 24 time steps (3 vectors) from the phase rows, in
  * 3 CO registers: for CO 4, 12 sums, the 3 input vectors and a broadcast
  * weight fill the 16 registers. */
@@ -757,6 +783,11 @@ void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
 
 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
   pe__act_apply(y, n, act, alpha);
+}
+
+void pe__split2_avx2(const float *x, int64_t n, float *even, float *odd,
+                     int64_t lr) {
+  (void)x, (void)n, (void)even, (void)odd, (void)lr;
 }
 
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {

@@ -437,6 +437,11 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
+/* even[j] = x[2 j], odd[j] = x[2 j + 1] over x[0..n), zeros after them up
+ * to lr floats each (the phase rows of a stride-2 Conv1d without left
+ * padding; AVX2, called only by the vector tables). */
+void pe__split2_avx2(const float *x, int64_t n, float *even, float *odd,
+                     int64_t lr);
 void pe__act_avx512(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
