@@ -48,13 +48,17 @@ static int64_t pe__wg_chunk(int64_t w, int64_t tiles) {
   return best < tiles ? best : tiles;
 }
 
-/* Shape of an eligible step: rows of d columns, 4 taps a row apart. */
+/* Shape of an eligible step: rows of d columns, 4 taps a row apart, pads
+ * of whole rows (a 'same' (4, 1) convolution: rows of zeros above and
+ * below). */
 static int pe__wg_fits(const pe__step_t *s) {
   const int64_t cin = s->p[0], cout = s->p[1], d = s->p[5], win = s->p[8];
+  const int64_t pl = s->p[6], pr = s->p[7];
   return s->kind == PE__K_CONV1D && s->p[2] == 1 && s->p[3] == 4 &&
-         s->p[4] == 1 && s->p[6] == 0 && s->p[7] == 0 && d >= 1 &&
-         win % d == 0 && d >= 8 && win / d >= 3 + PE__WG_M && cin >= 8 &&
-         cout >= 8 && s->p[9] == win - 3 * d && s->w != NULL && s->bias != NULL;
+         s->p[4] == 1 && d >= 8 && pl >= 0 && pr >= 0 && pl % d == 0 &&
+         pr % d == 0 && win % d == 0 && (win + pl + pr) / d >= 3 + PE__WG_M &&
+         cin >= 8 && cout >= 8 && s->p[9] == win + pl + pr - 3 * d &&
+         s->w != NULL && s->bias != NULL;
 }
 
 int pe__conv1d_wg_pack(pe__step_t *s) {
@@ -187,15 +191,16 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 
 /* The transformed input of tiles q0 .. q0 + nt of one channel: six rows of
  * nt * d floats, V[x][ci] at v + (x * cin + ci) * lr (vs = cin * lr apart).
- * Rows past the window read the zero row z. */
-PE__WG_T static void pe__wg_in(const float *xc, int64_t hin, int64_t d,
-                               int64_t q0, int64_t nt, const float *z, float *v,
-                               int64_t vs) {
+ * Row r of the padded window is input row r - pt; the rows outside the
+ * input (the padding, and past the window) read the zero row z. */
+PE__WG_T static void pe__wg_in(const float *xc, int64_t hin, int64_t pt,
+                               int64_t d, int64_t q0, int64_t nt,
+                               const float *z, float *v, int64_t vs) {
   for (int64_t q = 0; q < nt; q++) {
     const float *r[PE__WG_A];
     for (int j = 0; j < PE__WG_A; j++) {
       int64_t row = (q0 + q) * PE__WG_M + j;
-      r[j] = row < hin ? xc + row * d : z;
+      r[j] = row >= pt && row - pt < hin ? xc + (row - pt) * d : z;
     }
     float *o = v + q * d;
     int64_t c = 0;
@@ -282,6 +287,7 @@ void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
                    float *y, float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], d = s->p[5], win = s->p[8];
   const int64_t wout = s->p[9], hin = win / d, hout = wout / d;
+  const int64_t pt = s->p[6] / d; /* rows of zeros above the window */
   const int64_t tiles = (hout + PE__WG_M - 1) / PE__WG_M;
   int64_t np, off_k, off_z;
   pe__wg_layout(s, &np, &off_k, &off_z);
@@ -298,7 +304,7 @@ void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
      * blocks read up to the next multiple of 32 */
     const int64_t lr = n + 40, tail = (n + 31) / 32 * 32 - n;
     for (int64_t ci = 0; ci < cin; ci++) {
-      pe__wg_in(x + ci * win, hin, d, q0, nt, z, ks + ci * lr, cin * lr);
+      pe__wg_in(x + ci * win, hin, pt, d, q0, nt, z, ks + ci * lr, cin * lr);
     }
     for (int64_t r = 0; r < PE__WG_A * cin && tail > 0; r++) {
       memset(ks + r * lr + n, 0, (size_t)tail * sizeof(float));

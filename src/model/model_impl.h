@@ -490,8 +490,9 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        float *y, float *hn, float *cn, float *scratch);
 int pe__step_pack(pe__step_t *s);
 /* Conv1d by Winograd's F(3, 4) (kernels_winograd.c). _pack makes s->wg
- * for a step of 4 taps that fits (stride 1, no groups or pads, a window of
- * whole rows of `dilation` floats, at least 8 channels in and out); PE_OK
+ * for a step of 4 taps that fits (stride 1, no groups, pads of whole rows,
+ * a window of whole rows of `dilation` floats, at least 8 channels in and
+ * out); PE_OK
  * with nothing made otherwise, PE_ENOMEM with nothing made. _scratch: the
  * floats pe__conv1d_wg needs; pe__conv1d_wg runs one window with table kn's
  * Conv1d and activation kernels. */
