@@ -298,7 +298,11 @@ PE__AVX2 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in,
   for (int64_t t = 0; t < seq; t++) {
     const float *h = hb[t & 1];
     float *ho = hb[(t & 1) ^ 1];
-    for (int64_t jb = 0; jb < HB; jb++) {
+    /* the blocks in turn forward and backward: a step starts with the R of
+     * the block the last one ended with, still in L1 (R is 16 KB a block;
+     * each block reads the old h only, so the order changes no bits) */
+    for (int64_t b = 0; b < HB; b++) {
+      const int64_t jb = t & 1 ? HB - 1 - b : b;
       const float *wr = PE__LSTM_R(lw, in, H, jb),
                   *xt = xp + (t * HB + jb) * 64;
       __m256 a[8];
