@@ -218,7 +218,8 @@ static void test_conv1d(void) {
 /* Conv1d as a 2-D convolution runs it over the flattened H * W axis
  * (ops_conv2d.c): (4,1) 'same' over [16, 100, 20] is dilation 20 with pads
  * of whole rows; (1,2) stride (1,2) over [16, 100, 40] is stride 2 over
- * 4000; a grouped (3,1) with an odd count per group. */
+ * 4000; (1,10) over [16, 100, 10] is stride 10 over 1000; a grouped (3,1)
+ * with an odd count per group. */
 static void test_conv1d_flat(void) {
   static const int64_t cfg[][10] = {
       /* cin, cout, group, k, stride, dil, pl, pr, win, wout */
@@ -226,6 +227,7 @@ static void test_conv1d_flat(void) {
       {16, 16, 1, 2, 2, 1, 0, 0, 4000, 2000},
       {6, 9, 3, 3, 1, 7, 7, 7, 77, 77},
       {1, 8, 1, 2, 2, 1, 0, 0, 4000, 2000},
+      {16, 16, 1, 10, 10, 1, 0, 0, 1000, 100},
   };
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
     const int64_t *f = cfg[c];

@@ -231,8 +231,8 @@ static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
 
 /* The zero-padded input of a Conv1d window split into `stride` phase rows
  * per channel (row r of channel c holds padded[j * stride + r], lr floats
- * each, lr = ceil((pl + win + pr) / stride) + 40 so that a 32-step block
- * may read past the end), then the offsets of the taps of one group after
+ * each, lr = pe__conv_lr(pl + win + pr, stride): a 32-step block may read
+ * past the end), then the offsets of the taps of one group after
  * them: tap kk of its input channel ci reads, from the group's first row,
  * channel ci's phase row (kk * dil) % stride at offset (kk * dil) / stride,
  * entry ci * k + kk (the order of the weights of an output channel). For
@@ -674,7 +674,8 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
     if (s->wg != NULL && kn->level > 0) {
       return pe__conv1d_wg_scratch(s);
     }
-    return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
+    return s->p[0] * s->p[4] *
+               pe__conv_lr(s->p[6] + s->p[8] + s->p[7], s->p[4]) +
            2 * (s->p[0] / s->p[2]) * s->p[3] + 64;
   case PE__K_LSTM:
   case PE__K_GRU: {

@@ -737,7 +737,7 @@ PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
   const int64_t win = s->p[8], wout = s->p[9];
   const int64_t cin_g = cin / group, cout_g = cout / group;
   const int64_t lp = pl + win + pr;
-  const int64_t lr = (lp + st - 1) / st + 40;
+  const int64_t lr = pe__conv_lr(lp, st);
   const __m256 alpha = _mm256_set1_ps(s->alpha);
   int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
                    s->act == PE__ACT_LEAKY;

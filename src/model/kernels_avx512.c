@@ -713,7 +713,7 @@ PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
   const int64_t win = s->p[8], wout = s->p[9];
   const int64_t cin_g = cin / group, cout_g = cout / group;
   const int64_t lp = pl + win + pr;
-  const int64_t lr = (lp + st - 1) / st + 40;
+  const int64_t lr = pe__conv_lr(lp, st);
   int simple = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
                s->act == PE__ACT_LEAKY;
   int vact = simple ? s->act : PE__ACT_NONE;

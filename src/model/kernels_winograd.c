@@ -110,7 +110,7 @@ int pe__conv1d_wg_pack(pe__step_t *s) {
 
 /* Floats of one chunk's buffers: the products (6 cout rows), the grouped
  * kernel's scratch, whose phase rows are the transformed input (6 cin rows
- * of np + 40 floats), then a zero row; each 16-aligned. */
+ * of pe__conv_lr(np, 1) floats), then a zero row; each 16-aligned. */
 static int64_t pe__wg_layout(const pe__step_t *s, int64_t *np_out,
                              int64_t *off_k, int64_t *off_z) {
   const int64_t cout = s->p[1], d = s->p[5];
@@ -300,9 +300,9 @@ void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
   const float alpha = s->alpha;
   for (int64_t q0 = 0; q0 < tiles; q0 += ct) {
     const int64_t nt = tiles - q0 < ct ? tiles - q0 : ct, n = nt * d;
-    /* the grouped kernel's phase rows, n + 40 floats apart; its 32-step
-     * blocks read up to the next multiple of 32 */
-    const int64_t lr = n + 40, tail = (n + 31) / 32 * 32 - n;
+    /* the grouped kernel's phase rows, pe__conv_lr(n, 1) floats apart; its
+     * 32-step blocks read up to the next multiple of 32 */
+    const int64_t lr = pe__conv_lr(n, 1), tail = (n + 31) / 32 * 32 - n;
     for (int64_t ci = 0; ci < cin; ci++) {
       pe__wg_in(x + ci * win, hin, pt, d, q0, nt, z, ks + ci * lr, cin * lr);
     }
