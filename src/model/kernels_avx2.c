@@ -681,95 +681,29 @@ PE__AVX2 void pe__split2_avx2(const float *x, int64_t n, float *even,
   memset(odd + no, 0, (size_t)(lr - no) * sizeof(float));
 }
 
-/* CO output channels x 24 time steps (3 vectors) from the phase rows, in
- * 3 CO registers: for CO 4, 12 sums, the 3 input vectors and a broadcast
- * weight fill the 16 registers. */
-#define PE__CONV_BLOCK(CO)                                                     \
-  PE__AVX2 static void pe__conv_blk_##CO(                                      \
-      const pe__step_t *s, const float *rows, const int64_t *tap,              \
-      const float *w, const float *bias, float *y, int64_t wout, int64_t t0,   \
-      int vact, __m256 alpha) {                                                \
-    const int64_t kw = s->p[0] / s->p[2] * s->p[3];                            \
-    __m256 a[CO][3];                                                           \
-    _Pragma("GCC unroll 4") for (int c = 0; c < CO; c++) {                     \
-      a[c][0] = a[c][1] = a[c][2] = _mm256_set1_ps(bias[c]);                   \
+/* The Conv1d kernel (kernels_conv1d.inc): blocks of 4 output channels x
+ * 24 time steps. */
+#define PE__CV_STORE(yp, v, w, act, alpha)                                     \
+  do {                                                                         \
+    const __m256 o_ = pe__act8(v, act, alpha);                                 \
+    if ((w) >= 8) {                                                            \
+      _mm256_storeu_ps(yp, o_);                                                \
+    } else if ((w) > 0) {                                                      \
+      _mm256_maskstore_ps(yp, pe__mask(w), o_);                                \
     }                                                                          \
-    /* one loop over the (input channel, tap) pairs: weight j of each          \
-     * output channel, the input at tap[j] */                                  \
-    for (int64_t j = 0; j < kw; j++) {                                         \
-      const float *p = rows + t0 + tap[j];                                     \
-      __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);             \
-      __m256 v2 = _mm256_loadu_ps(p + 16);                                     \
-      _Pragma("GCC unroll 4") for (int c = 0; c < CO; c++) {                   \
-        __m256 wc = _mm256_broadcast_ss(w + c * kw + j);                       \
-        a[c][0] = _mm256_fmadd_ps(wc, v0, a[c][0]);                            \
-        a[c][1] = _mm256_fmadd_ps(wc, v1, a[c][1]);                            \
-        a[c][2] = _mm256_fmadd_ps(wc, v2, a[c][2]);                            \
-      }                                                                        \
-    }                                                                          \
-    const int64_t wn = wout - t0;                                              \
-    _Pragma("GCC unroll 4") for (int c = 0; c < CO; c++) {                     \
-      float *yc = y + c * wout + t0;                                           \
-      pe__store16(yc, a[c][0], a[c][1], wn, vact, alpha);                      \
-      if (wn > 16) {                                                           \
-        __m256 v = pe__act8(a[c][2], vact, alpha);                             \
-        if (wn >= 24) {                                                        \
-          _mm256_storeu_ps(yc + 16, v);                                        \
-        } else {                                                               \
-          _mm256_maskstore_ps(yc + 16, pe__mask(wn - 16), v);                  \
-        }                                                                      \
-      }                                                                        \
-    }                                                                          \
-  }
-
-PE__CONV_BLOCK(4)
-PE__CONV_BLOCK(2)
-PE__CONV_BLOCK(1)
-
-/* Conv1d, any stride, dilation and groups. The zero-padded input is split
- * into `stride` phase rows per channel (row r holds padded[j * stride + r]),
- * so every tap of every output block is a contiguous load; then blocks of 4,
- * 2 or 1 output channels of a group x 24 time steps. */
-PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
-                              float *scratch) {
-  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
-  const int64_t st = s->p[4], pl = s->p[6], pr = s->p[7];
-  const int64_t win = s->p[8], wout = s->p[9];
-  const int64_t cin_g = cin / group, cout_g = cout / group;
-  const int64_t lp = pl + win + pr;
-  const int64_t lr = pe__conv_lr(lp, st);
-  const __m256 alpha = _mm256_set1_ps(s->alpha);
-  int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
-                   s->act == PE__ACT_LEAKY;
-  int vact = simple_act ? s->act : PE__ACT_NONE;
-  const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
-  /* time blocks outside, channels inside: a block's input (cin_g rows of
-   * 24 steps per tap) stays in L1 for all the output channels */
-  for (int64_t g = 0; g < group; g++) {
-    const float *rows = scratch + g * cin_g * st * lr;
-    for (int64_t t0 = 0; t0 < wout; t0 += 24) {
-      for (int64_t co = g * cout_g; co < (g + 1) * cout_g;) {
-        int64_t left = (g + 1) * cout_g - co;
-        int n = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        const float *w = s->w + co * cin_g * k;
-        if (n == 4) {
-          pe__conv_blk_4(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
-                         vact, alpha);
-        } else if (n == 2) {
-          pe__conv_blk_2(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
-                         vact, alpha);
-        } else {
-          pe__conv_blk_1(s, rows, tap, w, s->bias + co, y + co * wout, wout, t0,
-                         vact, alpha);
-        }
-        co += n;
-      }
-    }
-  }
-  if (!simple_act) {
-    pe__act_avx2(y, cout * wout, s->act, s->alpha);
-  }
-}
+  } while (0)
+#define PE__CV_ATTR PE__AVX2
+#define PE__CV_V __m256
+#define PE__CV_L 8
+#define PE__CV_NV 3
+#define PE__CV_MAXCO 4
+#define PE__CV_LOAD(p) _mm256_loadu_ps(p)
+#define PE__CV_SET1(f) _mm256_set1_ps(f)
+#define PE__CV_BCAST(p) _mm256_broadcast_ss(p)
+#define PE__CV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define PE__CV_NAME pe__conv1d_avx2
+#define PE__CV_ACT pe__act_avx2
+#include "model/kernels_conv1d.inc"
 
 #else
 
