@@ -218,7 +218,8 @@ static void test_conv1d(void) {
 /* Conv1d as a 2-D convolution runs it over the flattened H * W axis
  * (ops_conv2d.c): (4,1) 'same' over [16, 100, 20] is dilation 20 with pads
  * of whole rows; (1,2) stride (1,2) over [16, 100, 40] is stride 2 over
- * 4000; a grouped (3,1) with an odd count per group. */
+ * 4000; (1,10) over [16, 100, 10] is stride 10 over 1000; a grouped (3,1)
+ * with an odd count per group. */
 static void test_conv1d_flat(void) {
   static const int64_t cfg[][10] = {
       /* cin, cout, group, k, stride, dil, pl, pr, win, wout */
@@ -226,6 +227,7 @@ static void test_conv1d_flat(void) {
       {16, 16, 1, 2, 2, 1, 0, 0, 4000, 2000},
       {6, 9, 3, 3, 1, 7, 7, 7, 77, 77},
       {1, 8, 1, 2, 2, 1, 0, 0, 4000, 2000},
+      {16, 16, 1, 10, 10, 1, 0, 0, 1000, 100},
   };
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
     const int64_t *f = cfg[c];
@@ -245,32 +247,36 @@ static void test_conv1d_flat(void) {
 /* Conv1d with 4 taps a row apart, which the vector tables run in
  * Winograd's F(3, 4) form (kernels_winograd.c) and the generic one
  * directly: rows of 8 to 45 columns (vector and scalar columns), row
- * counts whose tiles of 3 end full or short, several chunks of tiles,
- * channel counts from 8 up, each activation. The form must have been made,
- * or the comparison says nothing about it. */
+ * counts whose tiles of 3 end full or short, pads of whole rows, several
+ * chunks of tiles, channel counts from 8 up, each activation. The form
+ * must have been made, or the comparison says nothing about it. */
 static void test_conv1d_winograd(void) {
   int bad = 0;
   for (int trial = 0; trial < 120; trial++) {
     int64_t cin = rnd(8, 40), cout = rnd(8, 40), d = rnd(8, 45);
     int64_t hin = rnd(6, trial < 20 ? 120 : 40), win = hin * d;
-    int64_t wout = win - 3 * d;
+    /* rows of zeros above and below ('same' is 1 and 2) in half the
+     * trials */
+    int64_t pt = trial % 2 ? rnd(0, 2) : 0, pb = trial % 2 ? rnd(0, 2) : 0;
+    int64_t wout = win + (pt + pb - 3) * d;
     uint32_t nb = (uint32_t)rnd(1, 3);
     pe__step_t s;
     memset(&s, 0, sizeof s);
     s.kind = PE__K_CONV1D;
     s.act = rnd_act(&s.alpha);
-    int64_t p[10] = {cin, cout, 1, 4, 1, d, 0, 0, win, wout};
+    int64_t p[10] = {cin, cout, 1, 4, 1, d, pt * d, pb * d, win, wout};
     memcpy(s.p, p, sizeof p);
     s.w = rnd_buf(cout * cin * 4, 1.0f / sqrtf((float)(cin * 4)));
     s.bias = rnd_buf(cout, 0.5f);
     PE_CHECK(pe__step_pack(&s) == PE_OK);
     PE_CHECK(s.wg != NULL);
     char what[160];
-    snprintf(what, sizeof what,
-             "conv1d winograd cin %lld cout %lld rows %lld x %lld batch %u "
-             "act %d",
-             (long long)cin, (long long)cout, (long long)hin, (long long)d, nb,
-             s.act);
+    snprintf(
+        what, sizeof what,
+        "conv1d winograd cin %lld cout %lld rows %lld x %lld pads %lld,%lld "
+        "rows batch %u act %d",
+        (long long)cin, (long long)cout, (long long)hin, (long long)d,
+        (long long)pt, (long long)pb, nb, s.act);
     bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
     if (bad >= 5) {
       break;
@@ -278,7 +284,7 @@ static void test_conv1d_winograd(void) {
   }
   /* shapes the form does not take stay direct */
   static const int64_t direct[][10] = {
-      {16, 16, 1, 4, 1, 20, 20, 40, 2000, 2000}, /* pads */
+      {16, 16, 1, 4, 1, 20, 10, 50, 2000, 2000}, /* pads not of whole rows */
       {16, 16, 1, 3, 1, 20, 0, 0, 2000, 1960},   /* 3 taps */
       {4, 16, 1, 4, 1, 20, 0, 0, 2000, 1940},    /* 4 channels in */
       {16, 16, 1, 4, 1, 4, 0, 0, 400, 388},      /* rows of 4 */

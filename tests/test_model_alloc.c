@@ -201,6 +201,8 @@ int main(void) {
       "gru_lbr0.onnx", "lstm.onnx", "lstm_batch_first.onnx", "lstm_state.onnx",
       "mlp_matmul.onnx", "misc_ops.onnx", "conv2d_pool.onnx",
       "bilstm_stack.onnx", "deeplob.onnx",
+      /* BatchNormalization folded into the convolution after it */
+      "bn_conv.onnx",
       /* the fused attention step, LayerNormalization,
          Split and Where */
       "transformer_tiny.onnx", "transformer_packed_masked.onnx",

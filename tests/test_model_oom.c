@@ -191,7 +191,8 @@ int main(void) {
   static const char *const models[] = {
       "cnn_toy.onnx",  "mlp_gemm.onnx",    "mlp_matmul.onnx",   "conv_odd.onnx",
       "lstm.onnx",     "lstm_state.onnx",  "gru.onnx",          "gru_lbr0.onnx",
-      "misc_ops.onnx", "conv2d_pool.onnx", "bilstm_stack.onnx", "deeplob.onnx"};
+      "misc_ops.onnx", "conv2d_pool.onnx", "bilstm_stack.onnx", "deeplob.onnx",
+      "bn_conv.onnx"};
   int fails = 0;
   for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
     fails += check_model(models[i]);

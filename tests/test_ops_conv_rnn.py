@@ -150,6 +150,8 @@ def conv_cases():
               strides=[2, 2], auto_pad="SAME_UPPER")
     pool_case("maxpool (3,1) stride 1 pads 1 (inception)", "MaxPool", 4, (20, 1), next(o),
               kernel_shape=[3, 1], pads=[1, 0, 1, 0])
+    pool_case("maxpool (3,1) over 5 columns, dilation 2, pads 2", "MaxPool", 3, (12, 5), next(o),
+              kernel_shape=[3, 1], dilations=[2, 1], pads=[2, 0, 2, 0])
     for cip in (0, 1):
         for ceil in (0, 1):
             pool_case(f"avgpool count_include_pad {cip} ceil_mode {ceil}", "AveragePool", 3,

@@ -231,10 +231,12 @@ static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
 
 /* The zero-padded input of a Conv1d window split into `stride` phase rows
  * per channel (row r of channel c holds padded[j * stride + r], lr floats
- * each, lr = ceil((pl + win + pr) / stride) + 40 so that a 32-step block
- * may read past the end), then the tap offsets after them: tap kk reads
- * phase row (kk * dil) % stride at offset (kk * dil) / stride. For the
- * vector Conv1d kernels; returns the taps (pe__conv_taps). */
+ * each, lr = pe__conv_lr(pl + win + pr, stride): a 32-step block may read
+ * past the end), then the offsets of the taps of one group after
+ * them: tap kk of its input channel ci reads, from the group's first row,
+ * channel ci's phase row (kk * dil) % stride at offset (kk * dil) / stride,
+ * entry ci * k + kk (the order of the weights of an output channel). For
+ * the vector Conv1d kernels; returns the offsets (pe__conv_taps). */
 int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
                                float *scratch, int64_t lr) {
   const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
@@ -247,7 +249,12 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
     memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
     memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
   }
-  for (int64_t ci = 0; ci < cin && st > 1 && copy; ci++) {
+  for (int64_t ci = 0; ci < cin && st == 2 && pl == 0 && copy; ci++) {
+    float *row = scratch + ci * 2 * lr;
+    pe__split2_avx2(x + ci * win, win, row, row + lr, lr);
+  }
+  for (int64_t ci = 0; ci < cin && st > 1 && !(st == 2 && pl == 0) && copy;
+       ci++) {
     const float *xr = x + ci * win;
     for (int64_t r = 0; r < st; r++) {
       float *row = scratch + (ci * st + r) * lr;
@@ -265,9 +272,12 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
     }
   }
   int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
-  for (int64_t kk = 0; kk < k; kk++) {
-    const int64_t off = kk * dil;
-    tap[kk] = (off % st) * lr + off / st;
+  const int64_t cin_g = cin / s->p[2];
+  for (int64_t ci = 0; ci < cin_g; ci++) {
+    for (int64_t kk = 0; kk < k; kk++) {
+      const int64_t off = kk * dil;
+      tap[ci * k + kk] = (ci * st + off % st) * lr + off / st;
+    }
   }
   return tap;
 }
@@ -659,13 +669,14 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
     return pe__conv2d_scratch(s, kn);
   case PE__K_ATTENTION:
     return pe__attention_scratch(s);
-  case PE__K_CONV1D: /* phase rows, then the tap offsets (int64, 2 floats
-                        each, 8-byte aligned: pe__conv_taps) */
+  case PE__K_CONV1D: /* phase rows, then the tap offsets of a group (int64,
+                        2 floats each, 8-byte aligned: pe__conv_taps) */
     if (s->wg != NULL && kn->level > 0) {
       return pe__conv1d_wg_scratch(s);
     }
-    return s->p[0] * s->p[4] * ((s->p[6] + s->p[8] + s->p[7]) / s->p[4] + 41) +
-           2 * s->p[3] + 64;
+    return s->p[0] * s->p[4] *
+               pe__conv_lr(s->p[6] + s->p[8] + s->p[7], s->p[4]) +
+           2 * (s->p[0] / s->p[2]) * s->p[3] + 64;
   case PE__K_LSTM:
   case PE__K_GRU: {
     int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];

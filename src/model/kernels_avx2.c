@@ -298,7 +298,11 @@ PE__AVX2 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in,
   for (int64_t t = 0; t < seq; t++) {
     const float *h = hb[t & 1];
     float *ho = hb[(t & 1) ^ 1];
-    for (int64_t jb = 0; jb < HB; jb++) {
+    /* the blocks in turn forward and backward: a step starts with the R of
+     * the block the last one ended with, still in L1 (R is 16 KB a block;
+     * each block reads the old h only, so the order changes no bits) */
+    for (int64_t b = 0; b < HB; b++) {
+      const int64_t jb = t & 1 ? HB - 1 - b : b;
       const float *wr = PE__LSTM_R(lw, in, H, jb),
                   *xt = xp + (t * HB + jb) * 64;
       __m256 a[8];
@@ -651,73 +655,55 @@ PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
-/* Conv1d, any stride, dilation and groups. The zero-padded input is split
- * into `stride` phase rows per channel (row r holds padded[j * stride + r]),
- * so every tap of every output block is a contiguous load; then blocks of 2
- * output channels x 32 time steps are held in 8 registers. */
-PE__AVX2 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
-                              float *scratch) {
-  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
-  const int64_t st = s->p[4], pl = s->p[6], pr = s->p[7];
-  const int64_t win = s->p[8], wout = s->p[9];
-  const int64_t cin_g = cin / group, cout_g = cout / group;
-  const int64_t lp = pl + win + pr;
-  const int64_t lr = (lp + st - 1) / st + 40;
-  const __m256 alpha = _mm256_set1_ps(s->alpha);
-  int simple_act = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
-                   s->act == PE__ACT_LEAKY;
-  int vact = simple_act ? s->act : PE__ACT_NONE;
-  const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
-  /* pairs of output channels of one group; a group with an odd count ends
-   * with a single channel, and the next pair starts in the next group */
-  for (int64_t co = 0; co < cout;) {
-    int two = co + 1 < cout && (co + 1) / cout_g == co / cout_g;
-    int64_t g = co / cout_g;
-    const float *w0 = s->w + co * cin_g * k;
-    const float *w1 = two ? w0 + cin_g * k : w0;
-    for (int64_t t0 = 0; t0 < wout; t0 += 32) {
-      __m256 b0 = _mm256_set1_ps(s->bias[co]);
-      __m256 b1 = _mm256_set1_ps(two ? s->bias[co + 1] : 0.0f);
-      __m256 a0 = b0, a1 = b0, a2 = b0, a3 = b0;
-      __m256 e0 = b1, e1 = b1, e2 = b1, e3 = b1;
-      for (int64_t ci = 0; ci < cin_g; ci++) {
-        const float *rows = scratch + (g * cin_g + ci) * st * lr + t0;
-        for (int64_t kk = 0; kk < k; kk++) {
-          const float *p = rows + tap[kk];
-          __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
-          __m256 v2 = _mm256_loadu_ps(p + 16), v3 = _mm256_loadu_ps(p + 24);
-          __m256 c0 = _mm256_broadcast_ss(w0 + ci * k + kk);
-          __m256 c1 = _mm256_broadcast_ss(w1 + ci * k + kk);
-          a0 = _mm256_fmadd_ps(c0, v0, a0);
-          a1 = _mm256_fmadd_ps(c0, v1, a1);
-          a2 = _mm256_fmadd_ps(c0, v2, a2);
-          a3 = _mm256_fmadd_ps(c0, v3, a3);
-          e0 = _mm256_fmadd_ps(c1, v0, e0);
-          e1 = _mm256_fmadd_ps(c1, v1, e1);
-          e2 = _mm256_fmadd_ps(c1, v2, e2);
-          e3 = _mm256_fmadd_ps(c1, v3, e3);
-        }
-      }
-      int64_t w = wout - t0;
-      float *y0 = y + co * wout + t0;
-      pe__store16(y0, a0, a1, w, vact, alpha);
-      if (w > 16) {
-        pe__store16(y0 + 16, a2, a3, w - 16, vact, alpha);
-      }
-      if (two) {
-        float *y1 = y0 + wout;
-        pe__store16(y1, e0, e1, w, vact, alpha);
-        if (w > 16) {
-          pe__store16(y1 + 16, e2, e3, w - 16, vact, alpha);
-        }
-      }
-    }
-    co += two ? 2 : 1;
+PE__AVX2 void pe__split2_avx2(const float *x, int64_t n, float *even,
+                              float *odd, int64_t lr) {
+  int64_t j = 0;
+  for (; 2 * j + 16 <= n; j += 8) {
+    __m256 a = _mm256_loadu_ps(x + 2 * j), b = _mm256_loadu_ps(x + 2 * j + 8);
+    /* a0 a2 b0 b2 | a4 a6 b4 b6, then the 64-bit lanes in order 0 2 1 3 */
+    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm256_storeu_ps(even + j,
+                     _mm256_castpd_ps(_mm256_permute4x64_pd(
+                         _mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(odd + j,
+                     _mm256_castpd_ps(_mm256_permute4x64_pd(
+                         _mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
   }
-  if (!simple_act) {
-    pe__act_avx2(y, cout * wout, s->act, s->alpha);
+  const int64_t ne = (n + 1) / 2, no = n / 2;
+  for (int64_t i = j; i < ne; i++) {
+    even[i] = x[2 * i];
   }
+  for (int64_t i = j; i < no; i++) {
+    odd[i] = x[2 * i + 1];
+  }
+  memset(even + ne, 0, (size_t)(lr - ne) * sizeof(float));
+  memset(odd + no, 0, (size_t)(lr - no) * sizeof(float));
 }
+
+/* The Conv1d kernel (kernels_conv1d.inc): blocks of 4 output channels x
+ * 24 time steps. */
+#define PE__CV_STORE(yp, v, w, act, alpha)                                     \
+  do {                                                                         \
+    const __m256 o_ = pe__act8(v, act, alpha);                                 \
+    if ((w) >= 8) {                                                            \
+      _mm256_storeu_ps(yp, o_);                                                \
+    } else if ((w) > 0) {                                                      \
+      _mm256_maskstore_ps(yp, pe__mask(w), o_);                                \
+    }                                                                          \
+  } while (0)
+#define PE__CV_ATTR PE__AVX2
+#define PE__CV_V __m256
+#define PE__CV_L 8
+#define PE__CV_NV 3
+#define PE__CV_MAXCO 4
+#define PE__CV_LOAD(p) _mm256_loadu_ps(p)
+#define PE__CV_SET1(f) _mm256_set1_ps(f)
+#define PE__CV_BCAST(p) _mm256_broadcast_ss(p)
+#define PE__CV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define PE__CV_NAME pe__conv1d_avx2
+#define PE__CV_ACT pe__act_avx2
+#include "model/kernels_conv1d.inc"
 
 #else
 
@@ -735,6 +721,11 @@ void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
 
 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
   pe__act_apply(y, n, act, alpha);
+}
+
+void pe__split2_avx2(const float *x, int64_t n, float *even, float *odd,
+                     int64_t lr) {
+  (void)x, (void)n, (void)even, (void)odd, (void)lr;
 }
 
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {

@@ -362,7 +362,11 @@ PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
   for (int64_t t = 0; t < seq; t++) {
     const float *h = hb[t & 1];
     float *ho = hb[(t & 1) ^ 1];
-    for (int64_t jb = 0; jb < HB; jb++) {
+    /* the blocks in turn forward and backward: a step starts with the R of
+     * the block the last one ended with, still in L1 (R is 16 KB a block;
+     * each block reads the old h only, so the order changes no bits) */
+    for (int64_t b = 0; b < HB; b++) {
+      const int64_t jb = t & 1 ? HB - 1 - b : b;
       const float *wr = PE__LSTM_R(lw, in, H, jb),
                   *xt = xp + (t * HB + jb) * 64;
       __m512 a[4];
@@ -663,92 +667,22 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
   }
 }
 
-/* CO output channels x 32 time steps from the phase rows (see
- * pe__conv1d_avx2 for the layout). */
-#define PE__CONV_BLOCK(CO)                                                     \
-  PE__AVX512 static void pe__conv_blk_##CO(                                    \
-      const pe__step_t *s, const float *rows, int64_t lr, const int64_t *tap,  \
-      const float *w, const float *bias, float *y, int64_t wout, int64_t t0,   \
-      int vact, __m512 alpha) {                                                \
-    const int64_t cin_g = s->p[0] / s->p[2], k = s->p[3], st = s->p[4];        \
-    __m512 a[CO][2];                                                           \
-    _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                    \
-      a[c][0] = a[c][1] = _mm512_set1_ps(bias[c]);                             \
-    }                                                                          \
-    for (int64_t ci = 0; ci < cin_g; ci++) {                                   \
-      const float *rw = rows + ci * st * lr + t0;                              \
-      for (int64_t kk = 0; kk < k; kk++) {                                     \
-        const float *p = rw + tap[kk];                                         \
-        __m512 v0 = _mm512_loadu_ps(p), v1 = _mm512_loadu_ps(p + 16);          \
-        _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                \
-          __m512 wc = _mm512_set1_ps(w[(c * cin_g + ci) * k + kk]);            \
-          a[c][0] = _mm512_fmadd_ps(wc, v0, a[c][0]);                          \
-          a[c][1] = _mm512_fmadd_ps(wc, v1, a[c][1]);                          \
-        }                                                                      \
-      }                                                                        \
-    }                                                                          \
-    int64_t wn = wout - t0;                                                    \
-    _Pragma("GCC unroll 16") for (int c = 0; c < CO; c++) {                    \
-      float *yc = y + c * wout + t0;                                           \
-      _mm512_mask_storeu_ps(yc, pe__m16(wn), pe__act16(a[c][0], vact, alpha)); \
-      _mm512_mask_storeu_ps(yc + 16, pe__m16(wn - 16),                         \
-                            pe__act16(a[c][1], vact, alpha));                  \
-    }                                                                          \
-  }
-
-PE__CONV_BLOCK(8)
-PE__CONV_BLOCK(4)
-PE__CONV_BLOCK(2)
-PE__CONV_BLOCK(1)
-
-/* Conv1d for one window: phase rows as in pe__conv1d_avx2, then blocks
- * of 8, 4, 2 or 1 output channels of a group. */
-PE__AVX512 void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
-                                  float *scratch) {
-  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], k = s->p[3];
-  const int64_t st = s->p[4], pl = s->p[6], pr = s->p[7];
-  const int64_t win = s->p[8], wout = s->p[9];
-  const int64_t cin_g = cin / group, cout_g = cout / group;
-  const int64_t lp = pl + win + pr;
-  const int64_t lr = (lp + st - 1) / st + 40;
-  int simple = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
-               s->act == PE__ACT_LEAKY;
-  int vact = simple ? s->act : PE__ACT_NONE;
-  const __m512 alpha = _mm512_set1_ps(s->alpha);
-  const int64_t *tap = pe__conv1d_phase_rows(s, x, scratch, lr);
-  for (int64_t g = 0; g < group; g++) {
-    const float *rows = scratch + g * cin_g * st * lr;
-    for (int64_t co = g * cout_g; co < (g + 1) * cout_g;) {
-      int64_t left = (g + 1) * cout_g - co;
-      int n = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-      const float *w = s->w + co * cin_g * k;
-      for (int64_t t0 = 0; t0 < wout; t0 += 32) {
-        switch (n) {
-        case 8:
-          pe__conv_blk_8(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
-          break;
-        case 4:
-          pe__conv_blk_4(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
-          break;
-        case 2:
-          pe__conv_blk_2(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
-          break;
-        default:
-          pe__conv_blk_1(s, rows, lr, tap, w, s->bias + co, y + co * wout, wout,
-                         t0, vact, alpha);
-          break;
-        }
-      }
-      co += n;
-    }
-  }
-  if (!simple) {
-    pe__act_avx512(y, cout * wout, s->act, s->alpha);
-  }
-}
+/* The Conv1d kernel (kernels_conv1d.inc): blocks of 8 output channels x
+ * 32 time steps. */
+#define PE__CV_STORE(yp, v, w, act, alpha)                                     \
+  _mm512_mask_storeu_ps(yp, pe__m16(w), pe__act16(v, act, alpha))
+#define PE__CV_ATTR PE__AVX512
+#define PE__CV_V __m512
+#define PE__CV_L 16
+#define PE__CV_NV 2
+#define PE__CV_MAXCO 8
+#define PE__CV_LOAD(p) _mm512_loadu_ps(p)
+#define PE__CV_SET1(f) _mm512_set1_ps(f)
+#define PE__CV_BCAST(p) _mm512_set1_ps(*(p))
+#define PE__CV_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define PE__CV_NAME pe__conv1d_avx512
+#define PE__CV_ACT pe__act_avx512
+#include "model/kernels_conv1d.inc"
 
 /* y = exp(y - sub) in place over n floats, returning their sum (a
  * softmax row: the fused attention step). */

@@ -255,6 +255,30 @@ void pe__pool2d(const pe__step_t *s, const float *x, float *y) {
   const int64_t kd = three ? s->dims[2] : 1, sd = three ? s->dims[3] : 1;
   const int64_t dd = three ? s->dims[4] : 1, pf = three ? s->dims[5] : 0;
   const int64_t pk = three ? s->dims[6] : 0;
+  if (!three && is_max && kw == 1 && sh == 1 && sw == 1 && pl == 0 && pr == 0 &&
+      OW == W) {
+    /* the maximum along H alone with stride 1 (a (k, 1) pool over [C, T,
+     * W]): tap i reads output position n at n + (i dh - pt) W, so each tap
+     * is one pass over the contiguous outputs whose row it reaches (the
+     * taps in the order of the general loop, the same maxima) */
+    for (int64_t c = 0; c < C; c++) {
+      const float *restrict xc = x + c * H * W;
+      float *restrict yc = y + c * OH * W;
+      for (int64_t n = 0; n < OH * W; n++) {
+        yc[n] = -INFINITY;
+      }
+      for (int64_t i = 0; i < kh; i++) {
+        const int64_t sh_i = i * dh - pt; /* input row = output row + sh_i */
+        const int64_t lo = sh_i < 0 ? -sh_i : 0;
+        const int64_t hi = H - sh_i < OH ? H - sh_i : OH;
+        for (int64_t n = lo * W; n < hi * W; n++) {
+          const float v = xc[n + sh_i * W];
+          yc[n] = v > yc[n] ? v : yc[n];
+        }
+      }
+    }
+    return;
+  }
   for (int64_t od = 0; od < OD; od++) {
     const int64_t d0 = od * sd - pf;
     int64_t q0, q1, qp0, qp1;

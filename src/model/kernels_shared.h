@@ -71,8 +71,9 @@ PE_KS_FN double pe_ks_conv2d_at(const int64_t *p, const float *x,
  * * stride - pad) whose position o0 + i dil lies in [0, lim): [*lo, *hi). */
 PE_KS_FN void pe_ks_tap_range(int64_t o0, int64_t dil, int64_t k, int64_t lim,
                               int64_t *lo, int64_t *hi) {
-  *lo = o0 >= 0 ? 0 : (-o0 + dil - 1) / dil;
-  *hi = lim - 1 - o0 >= 0 ? (lim - 1 - o0) / dil + 1 : 0;
+  /* dilation 1, the common case, without a division */
+  *lo = o0 >= 0 ? 0 : dil == 1 ? -o0 : (-o0 + dil - 1) / dil;
+  *hi = lim - 1 - o0 < 0 ? 0 : dil == 1 ? lim - o0 : (lim - 1 - o0) / dil + 1;
   *hi = *hi > k ? k : *hi;
   *lo = *lo > *hi ? *hi : *lo;
 }
@@ -85,11 +86,19 @@ PE_KS_FN float pe_ks_pool_taps(const float *x, int64_t at, const int64_t *q,
                                int64_t dh, int64_t dw, int64_t H, int64_t W,
                                int is_max) {
   float acc = is_max ? -INFINITY : 0.0f;
-  for (int64_t a = q[0]; a < q[1]; a++) {
+  /* two loops, not a choice per tap: the maximum branch-free */
+  for (int64_t a = q[0]; a < q[1] && is_max; a++) {
     for (int64_t b = i[0]; b < i[1]; b++) {
       for (int64_t c = j[0]; c < j[1]; c++) {
         const float v = x[at + (a * dd * H + b * dh) * W + c * dw];
-        acc = is_max ? (v > acc ? v : acc) : acc + v;
+        acc = v > acc ? v : acc;
+      }
+    }
+  }
+  for (int64_t a = q[0]; a < q[1] && !is_max; a++) {
+    for (int64_t b = i[0]; b < i[1]; b++) {
+      for (int64_t c = j[0]; c < j[1]; c++) {
+        acc += x[at + (a * dd * H + b * dh) * W + c * dw];
       }
     }
   }

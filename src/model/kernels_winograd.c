@@ -48,13 +48,17 @@ static int64_t pe__wg_chunk(int64_t w, int64_t tiles) {
   return best < tiles ? best : tiles;
 }
 
-/* Shape of an eligible step: rows of d columns, 4 taps a row apart. */
+/* Shape of an eligible step: rows of d columns, 4 taps a row apart, pads
+ * of whole rows (a 'same' (4, 1) convolution: rows of zeros above and
+ * below). */
 static int pe__wg_fits(const pe__step_t *s) {
   const int64_t cin = s->p[0], cout = s->p[1], d = s->p[5], win = s->p[8];
+  const int64_t pl = s->p[6], pr = s->p[7];
   return s->kind == PE__K_CONV1D && s->p[2] == 1 && s->p[3] == 4 &&
-         s->p[4] == 1 && s->p[6] == 0 && s->p[7] == 0 && d >= 1 &&
-         win % d == 0 && d >= 8 && win / d >= 3 + PE__WG_M && cin >= 8 &&
-         cout >= 8 && s->p[9] == win - 3 * d && s->w != NULL && s->bias != NULL;
+         s->p[4] == 1 && d >= 8 && pl >= 0 && pr >= 0 && pl % d == 0 &&
+         pr % d == 0 && win % d == 0 && (win + pl + pr) / d >= 3 + PE__WG_M &&
+         cin >= 8 && cout >= 8 && s->p[9] == win + pl + pr - 3 * d &&
+         s->w != NULL && s->bias != NULL;
 }
 
 int pe__conv1d_wg_pack(pe__step_t *s) {
@@ -106,7 +110,7 @@ int pe__conv1d_wg_pack(pe__step_t *s) {
 
 /* Floats of one chunk's buffers: the products (6 cout rows), the grouped
  * kernel's scratch, whose phase rows are the transformed input (6 cin rows
- * of np + 40 floats), then a zero row; each 16-aligned. */
+ * of pe__conv_lr(np, 1) floats), then a zero row; each 16-aligned. */
 static int64_t pe__wg_layout(const pe__step_t *s, int64_t *np_out,
                              int64_t *off_k, int64_t *off_z) {
   const int64_t cout = s->p[1], d = s->p[5];
@@ -142,6 +146,10 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 #define PE__SUB(a, b) _mm256_sub_ps(a, b)
 #define PE__MUL(a, b) _mm256_mul_ps(a, b)
 #define PE__SET(f) _mm256_set1_ps(f)
+/* LeakyRelu as the AVX2 kernels do it: x >= 0 ? x : x alpha */
+#define PE__LEAKY(v, a)                                                        \
+  _mm256_blendv_ps(_mm256_mul_ps(v, a), v,                                     \
+                   _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ))
 #define PE__VW 8
 #define PE__WG_TAIL 1
 #else
@@ -153,6 +161,7 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 #define PE__SUB(a, b) ((a) - (b))
 #define PE__MUL(a, b) ((a) * (b))
 #define PE__SET(f) (f)
+#define PE__LEAKY(v, a) ((v) >= 0.0f ? (v) : (v) * (a))
 #define PE__VW 1
 #define PE__WG_TAIL 0
 #endif
@@ -182,15 +191,16 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 
 /* The transformed input of tiles q0 .. q0 + nt of one channel: six rows of
  * nt * d floats, V[x][ci] at v + (x * cin + ci) * lr (vs = cin * lr apart).
- * Rows past the window read the zero row z. */
-PE__WG_T static void pe__wg_in(const float *xc, int64_t hin, int64_t d,
-                               int64_t q0, int64_t nt, const float *z, float *v,
-                               int64_t vs) {
+ * Row r of the padded window is input row r - pt; the rows outside the
+ * input (the padding, and past the window) read the zero row z. */
+PE__WG_T static void pe__wg_in(const float *xc, int64_t hin, int64_t pt,
+                               int64_t d, int64_t q0, int64_t nt,
+                               const float *z, float *v, int64_t vs) {
   for (int64_t q = 0; q < nt; q++) {
     const float *r[PE__WG_A];
     for (int j = 0; j < PE__WG_A; j++) {
       int64_t row = (q0 + q) * PE__WG_M + j;
-      r[j] = row < hin ? xc + row * d : z;
+      r[j] = row >= pt && row - pt < hin ? xc + (row - pt) * d : z;
     }
     float *o = v + q * d;
     int64_t c = 0;
@@ -213,28 +223,39 @@ PE__WG_T static void pe__wg_in(const float *xc, int64_t hin, int64_t d,
 }
 
 /* Output transform of columns [c, c + w): A^T M plus the bias, rows
- * y0, y1, y2 (the last ones only when the tile has them). */
-#define PE__WG_OUT(V, LD, ST, ADD, SUB, MUL, SET)                              \
+ * y0, y1, y2 (the last ones only when the tile has them); LeakyRelu on
+ * them when leaky. */
+#define PE__WG_OUT(V, LD, ST, ADD, SUB, MUL, SET, LEAKY)                       \
   do {                                                                         \
     V a0 = LD(m0 + c), a1 = LD(m1 + c), a2 = LD(m2 + c);                       \
     V a3 = LD(m3 + c), a4 = LD(m4 + c), a5 = LD(m5 + c), bv = SET(b);          \
     V s12 = ADD(a1, a2), s34 = ADD(a3, a4);                                    \
-    V t12 = SUB(a1, a2), t34 = SUB(a3, a4);                                    \
-    ST(y0 + c, ADD(bv, ADD(ADD(a0, s12), s34)));                               \
+    V t12 = SUB(a1, a2), t34 = SUB(a3, a4), av = SET(alpha);                   \
+    V o0 = ADD(bv, ADD(ADD(a0, s12), s34));                                    \
+    V o1 = ADD(bv, ADD(t12, MUL(SET(2.0f), t34)));                             \
+    V o2 = ADD(bv, ADD(ADD(s12, MUL(SET(4.0f), s34)), a5));                    \
+    if (leaky) {                                                               \
+      o0 = LEAKY(o0, av);                                                      \
+      o1 = LEAKY(o1, av);                                                      \
+      o2 = LEAKY(o2, av);                                                      \
+    }                                                                          \
+    ST(y0 + c, o0);                                                            \
     if (rows > 1) {                                                            \
-      ST(y1 + c, ADD(bv, ADD(t12, MUL(SET(2.0f), t34))));                      \
+      ST(y1 + c, o1);                                                          \
     }                                                                          \
     if (rows > 2) {                                                            \
-      ST(y2 + c, ADD(bv, ADD(ADD(s12, MUL(SET(4.0f), s34)), a5)));             \
+      ST(y2 + c, o2);                                                          \
     }                                                                          \
   } while (0)
+
+#define PE__S_LEAKY(v, a) ((v) >= 0.0f ? (v) : (v) * (a))
 
 /* The outputs of tiles q0 .. q0 + nt of one output channel from its six
  * product rows (M[x] at mc + x * ms), plus the bias; rows from hout on are
  * not written. */
 PE__WG_T static void pe__wg_out(const float *mc, int64_t ms, int64_t hout,
                                 int64_t d, int64_t q0, int64_t nt, float b,
-                                float *yc) {
+                                int leaky, float alpha, float *yc) {
   for (int64_t q = 0; q < nt; q++) {
     const int64_t row = (q0 + q) * PE__WG_M;
     const float *m0 = mc + q * d, *m1 = m0 + ms, *m2 = m1 + ms;
@@ -243,18 +264,20 @@ PE__WG_T static void pe__wg_out(const float *mc, int64_t ms, int64_t hout,
     const int rows = hout - row < PE__WG_M ? (int)(hout - row) : PE__WG_M;
     int64_t c = 0;
     for (; c + PE__VW <= d; c += PE__VW) {
-      PE__WG_OUT(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET);
+      PE__WG_OUT(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET,
+                 PE__LEAKY);
     }
 #if PE__WG_TAIL
     if (c < d) {
       /* the last vector again, overlapping: the same values rewritten */
       c = d - PE__VW;
-      PE__WG_OUT(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET);
+      PE__WG_OUT(PE__V, PE__LD, PE__ST, PE__ADD, PE__SUB, PE__MUL, PE__SET,
+                 PE__LEAKY);
     }
 #else
     for (; c < d; c++) {
       PE__WG_OUT(float, PE__S_LD, PE__S_ST, PE__S_ADD, PE__S_SUB, PE__S_MUL,
-                 PE__S_SET);
+                 PE__S_SET, PE__S_LEAKY);
     }
 #endif
   }
@@ -264,6 +287,7 @@ void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
                    float *y, float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], d = s->p[5], win = s->p[8];
   const int64_t wout = s->p[9], hin = win / d, hout = wout / d;
+  const int64_t pt = s->p[6] / d; /* rows of zeros above the window */
   const int64_t tiles = (hout + PE__WG_M - 1) / PE__WG_M;
   int64_t np, off_k, off_z;
   pe__wg_layout(s, &np, &off_k, &off_z);
@@ -271,13 +295,16 @@ void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
   float *mb = scratch, *ks = scratch + off_k, *z = scratch + off_z;
   memset(z, 0, (size_t)d * sizeof(float));
   pe__step_t g = *s->wg;
+  /* LeakyRelu in the output transform, the others after it */
+  const int leaky = s->act == PE__ACT_LEAKY;
+  const float alpha = s->alpha;
   for (int64_t q0 = 0; q0 < tiles; q0 += ct) {
     const int64_t nt = tiles - q0 < ct ? tiles - q0 : ct, n = nt * d;
-    /* the grouped kernel's phase rows, n + 40 floats apart; its 32-step
-     * blocks read up to the next multiple of 32 */
-    const int64_t lr = n + 40, tail = (n + 31) / 32 * 32 - n;
+    /* the grouped kernel's phase rows, pe__conv_lr(n, 1) floats apart; its
+     * 32-step blocks read up to the next multiple of 32 */
+    const int64_t lr = pe__conv_lr(n, 1), tail = (n + 31) / 32 * 32 - n;
     for (int64_t ci = 0; ci < cin; ci++) {
-      pe__wg_in(x + ci * win, hin, d, q0, nt, z, ks + ci * lr, cin * lr);
+      pe__wg_in(x + ci * win, hin, pt, d, q0, nt, z, ks + ci * lr, cin * lr);
     }
     for (int64_t r = 0; r < PE__WG_A * cin && tail > 0; r++) {
       memset(ks + r * lr + n, 0, (size_t)tail * sizeof(float));
@@ -285,11 +312,11 @@ void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
     g.p[8] = g.p[9] = n;
     kn->conv1d(&g, NULL, mb, ks);
     for (int64_t co = 0; co < cout; co++) {
-      pe__wg_out(mb + co * n, cout * n, hout, d, q0, nt, s->bias[co],
-                 y + co * wout);
+      pe__wg_out(mb + co * n, cout * n, hout, d, q0, nt, s->bias[co], leaky,
+                 alpha, y + co * wout);
     }
   }
-  if (s->act != PE__ACT_NONE) {
+  if (s->act != PE__ACT_NONE && !leaky) {
     kn->act(y, cout * wout, s->act, s->alpha);
   }
 }

@@ -290,7 +290,8 @@ int pe__dense_pack(pe__dense_t *d, const float *w_mk);
 
 /* The p[] slot of a CONV1D step of stride 1 without pads that says its
  * input already lies in the kernel's scratch as the phase rows
- * (pe__conv1d_phase_rows: row ci at scratch + ci * (win + 40), finite up to
+ * (pe__conv1d_phase_rows: row ci at scratch + ci * pe__conv_lr(win, 1),
+ * finite up to
  * the next multiple of 32 past win), so the vector kernels skip the copy.
  * Set only on the inner step of the Winograd form (kernels_winograd.c). */
 #define PE__P_ROWS_READY 22
@@ -437,6 +438,11 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
+/* even[j] = x[2 j], odd[j] = x[2 j + 1] over x[0..n), zeros after them up
+ * to lr floats each (the phase rows of a stride-2 Conv1d without left
+ * padding; AVX2, called only by the vector tables). */
+void pe__split2_avx2(const float *x, int64_t n, float *even, float *odd,
+                     int64_t lr);
 void pe__act_avx512(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
@@ -485,8 +491,9 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        float *y, float *hn, float *cn, float *scratch);
 int pe__step_pack(pe__step_t *s);
 /* Conv1d by Winograd's F(3, 4) (kernels_winograd.c). _pack makes s->wg
- * for a step of 4 taps that fits (stride 1, no groups or pads, a window of
- * whole rows of `dilation` floats, at least 8 channels in and out); PE_OK
+ * for a step of 4 taps that fits (stride 1, no groups, pads of whole rows,
+ * a window of whole rows of `dilation` floats, at least 8 channels in and
+ * out); PE_OK
  * with nothing made otherwise, PE_ENOMEM with nothing made. _scratch: the
  * floats pe__conv1d_wg needs; pe__conv1d_wg runs one window with table kn's
  * Conv1d and activation kernels. */
@@ -552,6 +559,16 @@ float pe__exp_sum_avx512(float *y, int64_t n, float sub); /* kernels_avx512 */
 /* Where a Conv1D step's tap offsets start in its scratch: after the n
  * floats of phase rows, rounded up to 8 bytes, as int64 needs (the scratch
  * starts aligned and pe__step_scratch leaves room for the rounding). */
+/* Floats per phase row of a Conv1d over lp padded positions at stride st
+ * (pe__conv1d_phase_rows): ceil(lp / st) and 40 that a 32-step block may
+ * read past the end, rounded up to an odd multiple of 8, so that rows are
+ * not a multiple of 64 bytes apart: the rows of the taps of one block
+ * spread over all the L1 sets instead of a few (rows of 128 floats, 512
+ * bytes, would put every row on the same 8 of the 64). */
+static inline int64_t pe__conv_lr(int64_t lp, int64_t st) {
+  const int64_t r = ((lp + st - 1) / st + 40 + 7) / 8 * 8;
+  return r / 8 % 2 == 0 ? r + 8 : r;
+}
 static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
   return (int64_t *)(void *)(scratch + ((n + 1) & ~(int64_t)1));
 }

@@ -135,7 +135,10 @@ int pe__conv_step(pe__b_t *b, int kind, int rank, const int64_t *dims,
  *     (oh + i dh - pt) W + ow), stride 1 along H; or
  *   kernel height 1, stride 1 and no padding along H, none along W and
  *     windows that tile each row exactly (OW sw = W: position oh OW + ow
- *     reads flat index sw (oh OW + ow) + j dw). */
+ *     reads flat index sw (oh OW + ow) + j dw); or
+ *   kernel height 1, stride 1 and no padding along H, none along W and one
+ *     window a row (OW = 1, the (1, W) convolution that folds the columns:
+ *     position oh reads flat index oh W + j dw, a stride of W). */
 static int pe__conv2d_as_1d(const pe__axis_t *ax, int64_t cin, int64_t cout,
                             int64_t group, int64_t *p) {
   const pe__axis_t *h = &ax[0], *w = &ax[1];
@@ -153,6 +156,13 @@ static int pe__conv2d_as_1d(const pe__axis_t *ax, int64_t cin, int64_t cout,
                            h->pad1 * w->in,
                            h->in * w->in,
                            h->out * w->in};
+    memcpy(p, q, sizeof q);
+    return 1;
+  }
+  if (h->k == 1 && h->pad0 == 0 && h->pad1 == 0 && w->pad0 == 0 &&
+      w->pad1 == 0 && w->out == 1) {
+    const int64_t q[10] = {cin,    cout, group, w->k,          w->in,
+                           w->dil, 0,    0,     h->in * w->in, h->out};
     memcpy(p, q, sizeof q);
     return 1;
   }

@@ -545,11 +545,23 @@ int pe__strided(pe__b_t *b, int in, int out, int rank, const int64_t *odims,
   s->n_in = 1;
   s->in[0] = in;
   s->out[0] = out;
-  s->rank = rank;
+  /* size-1 axes dropped and axes that read on contiguously merged: the
+   * same elements, fewer and longer rows for the kernels */
+  int r = 0;
   for (int d = 0; d < rank; d++) {
-    s->dims[d] = odims[d];
-    s->st[0][d] = st[d];
+    if (odims[d] == 1) {
+      continue;
+    }
+    if (r > 0 && s->st[0][r - 1] == st[d] * odims[d]) {
+      s->dims[r - 1] *= odims[d];
+      s->st[0][r - 1] = st[d];
+      continue;
+    }
+    s->dims[r] = odims[d];
+    s->st[0][r] = st[d];
+    r++;
   }
+  s->rank = r;
   s->p[0] = off;
   s->p[1] = T(b, out)->numel;
   return pe__finish(b, s);

@@ -95,6 +95,74 @@ static int pe__fusable_into(const pe_model_t *m, const int *dead, int t) {
   return pe__producer(m, dead, t);
 }
 
+/* An affine step i (x * s[c] + t[c] over the channels of one window,
+ * a BatchNormalization after its activation) folded forward into the one
+ * convolution that reads it, when that convolution has no padding (every
+ * tap reads an input value, none a zero of the padding): w' = w s[ci],
+ * bias' = bias + sum over ci and taps of w t[ci] (in double). Returns 1
+ * when folded. */
+static int pe__fold_into_conv(pe_model_t *m, int *dead, int i) {
+  const pe__step_t *b = &m->step[i];
+  const pe__tensor_t *o = &m->g.t[b->out[0]];
+  if (b->p[3] != 0 || b->act != PE__ACT_NONE || b->p[0] != 1 ||
+      o->n_uses != 1 || o->output_idx >= 0) {
+    return 0;
+  }
+  int j = i + 1;
+  while (j < m->n_step && (dead[j] || m->step[j].in[0] != b->out[0])) {
+    j++;
+  }
+  if (j == m->n_step) {
+    return 0;
+  }
+  pe__step_t *a = &m->step[j];
+  int ok = 0;
+  int64_t per = 0; /* weights per output channel */
+  if (a->kind == PE__K_CONV1D) {
+    ok = a->p[6] == 0 && a->p[7] == 0 && a->p[PE__P_ITEMS] <= 1 &&
+         b->p[2] == a->p[8];
+    per = (a->p[0] / a->p[2]) * a->p[3];
+  } else if (a->kind == PE__K_CONV2D) {
+    ok = a->p[9] == 0 && a->p[10] == 0 && a->p[15] == 0 && a->p[16] == 0 &&
+         a->p[PE__P_ITEMS] <= 1 && b->p[2] == a->p[11] * a->p[12];
+    per = (a->p[0] / a->p[2]) * a->p[3] * a->p[4];
+  }
+  if (!ok || a->w == NULL || a->p[0] != b->p[1] || a->w2 != NULL ||
+      a->wg != NULL) {
+    return 0;
+  }
+  const int64_t cout = a->p[1], cin_g = a->p[0] / a->p[2];
+  const int64_t k = per / cin_g, cout_g = cout / a->p[2];
+  if (a->bias == NULL) {
+    a->bias = calloc((size_t)cout, sizeof(float));
+    if (a->bias == NULL) {
+      return 0;
+    }
+  }
+  for (int64_t co = 0; co < cout; co++) {
+    const int64_t c0 = co / cout_g * cin_g; /* the group's first channel */
+    double acc = a->bias[co];
+    for (int64_t ci = 0; ci < cin_g; ci++) {
+      for (int64_t kk = 0; kk < k; kk++) {
+        float *w = a->w + (co * cin_g + ci) * k + kk;
+        acc += (double)*w * (double)b->bias[c0 + ci];
+        *w *= b->w[c0 + ci];
+      }
+    }
+    a->bias[co] = (float)acc;
+  }
+  a->in[0] = b->in[0];
+  a->flops += b->flops;
+  const size_t nb = strlen(b->label), na = strlen(a->label);
+  if (nb + 1 + na < sizeof a->label) {
+    memmove(a->label + nb + 1, a->label, na + 1);
+    memcpy(a->label, b->label, nb);
+    a->label[nb] = '+';
+  }
+  dead[i] = 1;
+  return 1;
+}
+
 static void pe__fuse(pe_model_t *m, int *dead) {
   for (int i = 0; i < m->n_step; i++) {
     pe__step_t *b = &m->step[i];
@@ -123,16 +191,16 @@ static void pe__fuse(pe_model_t *m, int *dead) {
     }
     if (b->kind == PE__K_AFFINE) {
       int j = pe__fusable_into(m, dead, b->in[0]);
-      if (j < 0) {
-        continue;
-      }
-      pe__step_t *a = &m->step[j];
-      int conv = a->kind == PE__K_CONV1D || a->kind == PE__K_CONV2D;
-      int ok = a->act == PE__ACT_NONE &&
+      pe__step_t *a = j >= 0 ? &m->step[j] : NULL;
+      int conv =
+          a != NULL && (a->kind == PE__K_CONV1D || a->kind == PE__K_CONV2D);
+      int ok = a != NULL && a->act == PE__ACT_NONE &&
                ((conv && a->p[1] == b->p[1] && b->p[0] == 1) ||
                 (a->kind == PE__K_DENSE && a->p[2] == b->p[1] &&
                  b->p[2] == 1)); /* per column, any rows */
       if (!ok) {
+        /* else into the convolution after it */
+        pe__fold_into_conv(m, dead, i);
         continue;
       }
       int64_t C = b->p[1];

@@ -26,6 +26,11 @@ own (the models of make_test_models.py keep their bytes):
                       states from the shape subgraph, Y_h of both directions
                       of the last layer into a Gemm: input [N, 16, 5]
                       (batch first).
+  bn_conv.onnx        Conv -> LeakyRelu -> BatchNormalization blocks whose
+                      BatchNormalization folds into the unpadded convolution
+                      after it (a (3,1) one, a grouped (2,2) one of stride
+                      (1,2)) and one that does not (a padded (3,1)): input
+                      [N, 4, 12, 6], Flatten, Gemm.
 """
 import os
 import sys
@@ -153,11 +158,32 @@ def bilstm_stack():
     return model(nodes, inits, [S, I], "output", 17, "bilstm_stack", out_shape=4)
 
 
+def bn_conv():
+    nodes, inits = [], []
+    x = conv_block(nodes, inits, "input", "b1", 4, 6, (3, 1))             # [N, 6, 10, 6]
+    x = conv_block(nodes, inits, x, "b2", 6, 6, (3, 1))                    # [N, 6, 8, 6]
+    inits += [init("g_w", W(4, 3, 2, 2)), init("g_b", W(4, scale=0.1))]
+    nodes.append(helper.make_node("Conv", [x, "g_w", "g_b"], ["g"], kernel_shape=[2, 2],
+                                  strides=[1, 2], group=2))                # [N, 4, 7, 3]
+    nodes.append(helper.make_node("LeakyRelu", ["g"], ["ga"], alpha=0.01))
+    inits += [init("gs", 1 + W(4, scale=0.1)), init("gt", W(4, scale=0.1)),
+              init("gmu", W(4, scale=0.1)),
+              init("gvar", (0.5 + np.abs(W(4, scale=0.3))).astype(np.float32))]
+    nodes.append(helper.make_node("BatchNormalization", ["ga", "gs", "gt", "gmu", "gvar"],
+                                  ["gn"], epsilon=1e-5))
+    x = conv_block(nodes, inits, "gn", "b3", 4, 5, (3, 1), same=True)      # [N, 5, 7, 3]
+    inits += [i64("flat", [0, -1]), init("fw", W(3, 5 * 7 * 3)), init("fb", W(3))]
+    nodes += [helper.make_node("Reshape", [x, "flat"], ["f"]),
+              helper.make_node("Gemm", ["f", "fw", "fb"], ["output"], transB=1)]
+    return model(nodes, inits, [4, 12, 6], "output", 17, "bn_conv", out_shape=3)
+
+
 def main():
     mt.rng = np.random.default_rng(20261205)
     print(save(deeplob(), "deeplob.onnx"))
     print(save(conv2d_pool(), "conv2d_pool.onnx"))
     print(save(bilstm_stack(), "bilstm_stack.onnx"))
+    print(save(bn_conv(), "bn_conv.onnx"))
 
 
 if __name__ == "__main__":
