@@ -4,7 +4,9 @@
 # (bench/gen_ticks M 500), the input in the page cache and the outputs on
 # a tmpfs. Each case runs R times, the cases taking turns; prints the
 # median and best of the whole command's wall time (the outputs' final
-# flush, fsync and rename included) as M ticks / time.
+# flush, fsync and rename included) as M ticks / time; then, from one more
+# run of each case with --features-threads N > 0, where its threads' time
+# went.
 #
 #   bench/features_out.sh [M] [R] [THREADS...]
 #       defaults 10000000 3 and THREADS "0 auto": --features-threads values
@@ -62,4 +64,15 @@ cat "$OUT"/runs.txt.* | awk -v m="$M" '
       printf "%-22s %12.2f %12.2f\n", order[k], m / med * 1e3, m / v[1] * 1e3
     }
   }'
+# Where the threads' time went, from one more run of each split case (the
+# replay summary's `threads` lines: CPU and waiting of the parsing and
+# admitting threads, the engines' push, format, write and waiting).
+echo "$cases" | while IFS='|' read -r name flags; do
+  case "$flags" in *"--features-threads 0"|"") continue ;; esac
+  echo "-- $name"
+  # shellcheck disable=SC2086
+  "$BIN" replay --ticks "$ticks" --out /dev/null $flags 2>&1 |
+    sed -n '/^  threads/,/^  wall time/p'
+  rm -f "$OUT"/f.csv "$OUT"/f.npy "$OUT"/f.columns.txt "$OUT"/f.symbols.csv
+done
 rm -f "$OUT"/runs.txt.* "$ticks"

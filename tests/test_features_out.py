@@ -193,8 +193,30 @@ def test_npy_write_failure():
     check(stat.S_ISLNK(os.lstat(link).st_mode), "the link is left a link")
 
 
+def test_split_summary_says_where_the_time_went():
+    # The summary of a split run has the threads' times, each a number of
+    # seconds; a run on one thread has none.
+    for n, ext in ((3, "csv"), (2, "npy"), (0, "csv")):
+        p = subprocess.run([ENGINE, "replay", "--ticks", FIXTURE, "--out", os.devnull,
+                            "--features-out", tmp(f"sum{n}.{ext}"), "--features-threads", str(n)],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, f"summary, threads {n}: exit {p.returncode}: {p.stderr}")
+        lines = [ln for ln in p.stderr.splitlines() + p.stdout.splitlines()
+                 if ln.startswith("  threads ") or " engines " in ln]
+        if n == 0:
+            check(lines == [], f"threads 0: no threads' times expected: {lines}")
+            continue
+        text = " ".join(lines)
+        check(len(lines) == 2 and f" {n} engines " in text and "parse " in text and
+              "admit " in text and "waiting" in text,
+              f"threads {n}: the threads' times: {lines}")
+        secs = [float(w) for w in text.replace("(", " ").split() if w[:1].isdigit() and "." in w]
+        check(len(secs) == 11 and all(x >= 0 and math.isfinite(x) for x in secs),
+              f"threads {n}: eleven times in seconds: {secs}")
+
+
 for t in (test_csv_same_bytes_whatever_the_threads, test_npy_equals_csv,
-          test_split_engines_same_outputs,
+          test_split_engines_same_outputs, test_split_summary_says_where_the_time_went,
           test_npy_needs_a_seekable_path, test_npy_write_failure):
     before = len(failures)
     t()

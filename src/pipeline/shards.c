@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "core/symtab.h"
 #include "io/features_rows.h"
+#include "pe/clock.h"
 #include "pe/error.h"
 
 #define PE__WIN_ROWS 16384u /* rows a window */
@@ -70,6 +72,8 @@ typedef struct pe__shard {
   pe__window_t *win;
   pe__part_t *part;
   uint32_t first; /* index in part of the batch's first tick */
+  /* where the thread's time went (pe__shards_times) */
+  uint64_t push_ns, format_ns, write_ns, alive_ns, cpu_ns;
 } pe__shard_t;
 
 struct pe__shards {
@@ -103,6 +107,7 @@ struct pe__shards {
   uint8_t *shard_of;   /* [max_symbols], each symbol's shard */
   uint64_t rows;
   uint64_t rejected[PE_REJECT_COUNT];
+  uint64_t window_wait_ns; /* the caller's, for a free window */
 };
 
 /* The first failure wins; under the lock. */
@@ -250,6 +255,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   unsigned k = me->k;
   int failed = s->fail_rc != PE_OK;
   pthread_mutex_unlock(&s->lock);
+  uint64_t t0 = pe_clock_ns();
   if (!failed && w->place != w->rows) { /* .npy rows into the mapping */
     size_t row_bytes = PE_FEATURES_COLS * sizeof(double);
     size_t a = (size_t)w->n * k / s->n;
@@ -259,6 +265,8 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   if (!failed) {
     pe__shard_push(me, w);
   }
+  uint64_t t1 = pe_clock_ns();
+  me->push_ns += t1 - t0;
   pthread_mutex_lock(&s->lock);
   pe__meet(s, &w->pushing);
   failed = s->fail_rc != PE_OK;
@@ -269,13 +277,17 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   const double *rows = w->rows + (size_t)a * PE_FEATURES_COLS;
   char *text = s->npy ? NULL : w->text + (size_t)k * s->slice_cap;
   const char *what = NULL;
+  uint64_t t2 = pe_clock_ns();
   if (!failed && k == 0 && s->sink != NULL && pe__write_signals(s, w) != 0) {
     what = "signals";
   }
+  int why = errno;
+  uint64_t t3 = pe_clock_ns();
   if (!failed && !s->npy) {
     w->part[k].text_len = pe__features_text(s->features, rows, b - a, text);
   }
-  int why = errno;
+  uint64_t t4 = pe_clock_ns();
+  me->format_ns += t4 - t3;
   if (!failed && what == NULL && s->npy && s->map == NULL) {
     size_t row_bytes = PE_FEATURES_COLS * sizeof(double);
     if (s->positional && b > a &&
@@ -289,6 +301,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
     }
     why = errno;
   }
+  me->write_ns += pe_clock_ns() - t4 + (t3 - t2);
   pthread_mutex_lock(&s->lock);
   if (!s->npy) {
     if (w->formatting == 1) { /* the last: the window's place */
@@ -303,6 +316,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
     pe__meet(s, &w->formatting);
     failed = s->fail_rc != PE_OK;
     pthread_mutex_unlock(&s->lock);
+    uint64_t t5 = pe_clock_ns();
     uint64_t at = w->text_at;
     for (unsigned j = 0; j < k; j++) {
       at += w->part[j].text_len;
@@ -325,6 +339,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
         }
       }
     }
+    me->write_ns += pe_clock_ns() - t5;
     pthread_mutex_lock(&s->lock);
   }
   if (what != NULL) {
@@ -339,6 +354,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
 static void *pe__shard_main(void *arg) {
   pe__shard_t *me = arg;
   pe__shards_t *s = me->all;
+  uint64_t born = pe_clock_ns();
   pthread_mutex_lock(&s->lock);
   for (uint64_t seq = 0;; seq++) {
     pe__window_t *w = &s->win[seq % PE__WINDOWS];
@@ -352,6 +368,8 @@ static void *pe__shard_main(void *arg) {
     pe__shard_window(me, w);
   }
   pthread_mutex_unlock(&s->lock);
+  me->alive_ns = pe_clock_ns() - born;
+  me->cpu_ns = pe__shards_thread_cpu_ns();
   return NULL;
 }
 
@@ -380,8 +398,12 @@ static int pe__hand_over(pe__shards_t *s, int take_next) {
   s->cur = NULL;
   if (take_next) {
     pe__window_t *next = &s->win[s->next_seq % PE__WINDOWS];
-    while (next->state != PE__WIN_FREE) {
-      pthread_cond_wait(&s->cond, &s->lock);
+    if (next->state != PE__WIN_FREE) {
+      uint64_t t0 = pe_clock_ns();
+      while (next->state != PE__WIN_FREE) {
+        pthread_cond_wait(&s->cond, &s->lock);
+      }
+      s->window_wait_ns += pe_clock_ns() - t0;
     }
     next->state = PE__WIN_FILLING;
     next->n = 0;
@@ -525,6 +547,33 @@ void pe__shards_stats(const pe__shards_t *s, pe_engine_stats_t *st) {
       st->signals[i] += one.signals[i];
     }
     st->inferences += one.inferences;
+  }
+}
+
+uint64_t pe__shards_thread_cpu_ns(void) {
+  struct timespec t;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) {
+    return 0;
+  }
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+void pe__shards_times(const pe__shards_t *s, pe__shards_times_t *t) {
+  memset(t, 0, sizeof *t);
+  if (!s->finished) {
+    return;
+  }
+  t->threads = s->n;
+  t->window_wait_ns = s->window_wait_ns;
+  for (unsigned k = 0; k < s->n; k++) {
+    const pe__shard_t *me = &s->shard[k];
+    uint64_t busy = me->push_ns + me->format_ns + me->write_ns;
+    t->push_ns += me->push_ns;
+    t->format_ns += me->format_ns;
+    t->write_ns += me->write_ns;
+    t->wait_ns += me->alive_ns > busy ? me->alive_ns - busy : 0;
+    t->cpu_ns += me->cpu_ns;
+    t->cpu_max_ns = me->cpu_ns > t->cpu_max_ns ? me->cpu_ns : t->cpu_max_ns;
   }
 }
 

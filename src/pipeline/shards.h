@@ -75,6 +75,24 @@ uint32_t pe__shards_symbols(const pe__shards_t *s);
 void pe__shards_stats(const pe__shards_t *s, pe_engine_stats_t *stats);
 void pe__shards_latency(const pe__shards_t *s, pe_hist_t *into);
 
+/* Where the engines' threads spent their time, ns summed over them: each
+ * window's pushes (the output's pages asked for included), its text
+ * formatted, its rows, text and signals written, and the rest of each
+ * thread's life (waiting for a window or for each other); their CPU time,
+ * in all and the largest one's; and the admitting thread's wait for a free
+ * window. Zero until finished. */
+typedef struct pe__shards_times {
+  unsigned threads;
+  uint64_t push_ns, format_ns, write_ns, wait_ns;
+  uint64_t cpu_ns, cpu_max_ns;
+  uint64_t window_wait_ns;
+} pe__shards_times_t;
+
+void pe__shards_times(const pe__shards_t *s, pe__shards_times_t *times);
+
+/* CPU time of the calling thread, ns (0 where it cannot be read). */
+uint64_t pe__shards_thread_cpu_ns(void);
+
 /* Stops the threads (dropping what is queued) and frees; NULL: no-op. */
 void pe__shards_destroy(pe__shards_t *s);
 
