@@ -28,6 +28,10 @@
 #define PE__WIN_ROWS 16384u /* rows a window */
 #define PE__WINDOWS 4u      /* windows in flight */
 #define PE__MAX_SHARDS 64u
+/* The mapped output's blocks are allocated ahead of the writes by this
+ * much at most (as much as has been written, at first), a step a call. */
+#define PE__RESERVE_AHEAD ((uint64_t)64 << 20)
+#define PE__RESERVE_STEP ((uint64_t)8 << 20)
 
 enum { PE__WIN_FREE, PE__WIN_FILLING, PE__WIN_READY };
 
@@ -108,7 +112,60 @@ struct pe__shards {
   uint64_t rows;
   uint64_t rejected[PE_REJECT_COUNT];
   uint64_t window_wait_ns; /* the caller's, for a free window */
+  /* The thread that allocates the mapped output's blocks ahead of the
+   * writes (pe__features_reserve); grow_lock guards need_end, the end of
+   * what has been mapped for writing, and grow_stop. */
+  pthread_t grower;
+  int grower_started;
+  pthread_mutex_t grow_lock;
+  pthread_cond_t grow_cond;
+  uint64_t need_end;
+  int grow_stop;
 };
+
+/* The writes will reach `end` (a mapping made that far): the allocation
+ * ahead follows. */
+static void pe__grow_to(pe__shards_t *s, uint64_t end) {
+  if (!s->grower_started) {
+    return;
+  }
+  pthread_mutex_lock(&s->grow_lock);
+  if (end > s->need_end) {
+    s->need_end = end;
+    pthread_cond_signal(&s->grow_cond);
+  }
+  pthread_mutex_unlock(&s->grow_lock);
+}
+
+/* Keeps the file's blocks allocated ahead of need_end, a step at a time,
+ * until stopped or the file system refuses (the writes then allocate
+ * their pages themselves, as without it). */
+static void *pe__grow_main(void *arg) {
+  pe__shards_t *s = arg;
+  uint64_t reserved = 0;
+  pthread_mutex_lock(&s->grow_lock);
+  for (;;) {
+    uint64_t ahead =
+        s->need_end < PE__RESERVE_AHEAD ? s->need_end : PE__RESERVE_AHEAD;
+    if (s->grow_stop) {
+      break;
+    }
+    if (reserved >= s->need_end + ahead) {
+      pthread_cond_wait(&s->grow_cond, &s->grow_lock);
+      continue;
+    }
+    pthread_mutex_unlock(&s->grow_lock);
+    int bad =
+        pe__features_reserve(s->features, reserved, PE__RESERVE_STEP) != 0;
+    pthread_mutex_lock(&s->grow_lock);
+    if (bad) {
+      break;
+    }
+    reserved += PE__RESERVE_STEP;
+  }
+  pthread_mutex_unlock(&s->grow_lock);
+  return NULL;
+}
 
 /* The first failure wins; under the lock. */
 static void pe__fail(pe__shards_t *s, int rc, const char *what, int why,
@@ -327,6 +384,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
       if (s->map != NULL && pe__features_map(s->features, s->text_end) != 0) {
         pe__fail(s, PE_EIO, "features", errno, NULL);
       }
+      pe__grow_to(s, s->text_end);
     }
     pe__meet(s, &w->formatting);
     failed = s->fail_rc != PE_OK;
@@ -415,9 +473,10 @@ static int pe__hand_over(pe__shards_t *s, int take_next) {
   if (s->npy && s->map != NULL) {
     /* the rows straight into the output, at their final places */
     uint64_t row_bytes = PE_FEATURES_COLS * sizeof(double);
-    if (pe__features_map(s->features,
-                         s->data_at + (w->row0 + w->n) * row_bytes) == 0) {
+    uint64_t end = s->data_at + (w->row0 + w->n) * row_bytes;
+    if (pe__features_map(s->features, end) == 0) {
       w->place = (double *)(void *)(s->map + s->data_at + w->row0 * row_bytes);
+      pe__grow_to(s, end);
     } else {
       pthread_mutex_lock(&s->lock);
       pe__fail(s, PE_EIO, "features", errno, NULL);
@@ -516,7 +575,8 @@ int pe__shards_add(pe__shards_t *s, const pe_tick_t *tick) {
   return PE_OK;
 }
 
-/* Stops the threads once the windows handed over are done and joins them. */
+/* Stops the threads once the windows handed over are done and joins them,
+ * the allocating one last. */
 static void pe__stop(pe__shards_t *s) {
   pthread_mutex_lock(&s->lock);
   s->stopping = 1;
@@ -527,6 +587,14 @@ static void pe__stop(pe__shards_t *s) {
       pthread_join(s->shard[k].tid, NULL);
       s->shard[k].started = 0;
     }
+  }
+  if (s->grower_started) {
+    pthread_mutex_lock(&s->grow_lock);
+    s->grow_stop = 1;
+    pthread_cond_signal(&s->grow_cond);
+    pthread_mutex_unlock(&s->grow_lock);
+    pthread_join(s->grower, NULL);
+    s->grower_started = 0;
   }
 }
 
@@ -627,6 +695,8 @@ void pe__shards_destroy(pe__shards_t *s) {
   pe__stop(s);
   pthread_cond_destroy(&s->cond);
   pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->grow_cond);
+  pthread_mutex_destroy(&s->grow_lock);
   for (unsigned k = 0; k < PE__MAX_SHARDS; k++) {
     pe_engine_destroy(s->shard[k].engine);
   }
@@ -662,13 +732,20 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
     snprintf(err, err_cap, "out of memory");
     return PE_ENOMEM;
   }
-  if (pthread_mutex_init(&s->lock, NULL) != 0) {
-    free(s);
-    snprintf(err, err_cap, "cannot start the features threads");
-    return PE_ENOMEM;
-  }
-  if (pthread_cond_init(&s->cond, NULL) != 0) {
-    pthread_mutex_destroy(&s->lock);
+  int made = pthread_mutex_init(&s->lock, NULL) == 0;
+  made += made == 1 && pthread_cond_init(&s->cond, NULL) == 0;
+  made += made == 2 && pthread_mutex_init(&s->grow_lock, NULL) == 0;
+  made += made == 3 && pthread_cond_init(&s->grow_cond, NULL) == 0;
+  if (made < 4) {
+    if (made > 2) {
+      pthread_mutex_destroy(&s->grow_lock);
+    }
+    if (made > 1) {
+      pthread_cond_destroy(&s->cond);
+    }
+    if (made > 0) {
+      pthread_mutex_destroy(&s->lock);
+    }
     free(s);
     snprintf(err, err_cap, "cannot start the features threads");
     return PE_ENOMEM;
@@ -730,6 +807,11 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
   s->cur = &s->win[0];
   s->cur->state = PE__WIN_FILLING;
   s->n = n;
+  /* Without it the run goes on the same, its writes allocating. */
+  if (s->map != NULL &&
+      pthread_create(&s->grower, NULL, pe__grow_main, s) == 0) {
+    s->grower_started = 1;
+  }
   for (unsigned k = 0; k < n; k++) {
     if (pthread_create(&s->shard[k].tid, NULL, pe__shard_main, &s->shard[k]) !=
         0) {
