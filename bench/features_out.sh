@@ -10,6 +10,8 @@
 #
 #   bench/features_out.sh [M] [R] [THREADS...]
 #       defaults 10000000 3 and THREADS "0 auto": --features-threads values
+#   RESERVE_AB=1 also runs each split case with PE_FEATURES_RESERVE=0 (its
+#   output's blocks not allocated ahead; name suffix -noreserve),
 #   OUT=dir for the outputs (default /dev/shm/pe-features-out, else
 #   bench-out), BIN=path/to/pattern-engine (default build/pattern-engine),
 #   GEN=path/to/gen_ticks (default build/bench/gen_ticks)
@@ -31,21 +33,25 @@ ticks="$OUT/ticks.csv"
 cat "$ticks" > /dev/null
 echo "== $M ticks, 500 symbols; $(nproc) CPUs; outputs in $OUT"
 
-# case name, then the replay flags
-cases="none|"
+# case name, its environment, then the replay flags
+cases="none|PE_FEATURES_RESERVE=1|"
 for t in "$@"; do
-  cases="$cases
-csv-threads-$t|--features-out $OUT/f.csv --features-threads $t
-npy-threads-$t|--features-out $OUT/f.npy --features-threads $t"
+  for e in $([ "${RESERVE_AB:-0}" = 1 ] && [ "$t" != 0 ] && echo 1 0 || echo 1); do
+    suffix=
+    if [ "$e" = 0 ]; then suffix=-noreserve; fi
+    cases="$cases
+csv-threads-$t$suffix|PE_FEATURES_RESERVE=$e|--features-out $OUT/f.csv --features-threads $t
+npy-threads-$t$suffix|PE_FEATURES_RESERVE=$e|--features-out $OUT/f.npy --features-threads $t"
+  done
 done
 
 now_ns() { date +%s%N; }
 i=0
 while [ $i -lt "$R" ]; do
-  echo "$cases" | while IFS='|' read -r name flags; do
+  echo "$cases" | while IFS='|' read -r name envs flags; do
     t0=$(now_ns)
     # shellcheck disable=SC2086
-    "$BIN" replay --ticks "$ticks" --out /dev/null --quiet $flags
+    env $envs "$BIN" replay --ticks "$ticks" --out /dev/null --quiet $flags
     t1=$(now_ns)
     echo "$name $((t1 - t0))" >> "$OUT/runs.txt.$i"
     rm -f "$OUT"/f.csv "$OUT"/f.npy "$OUT"/f.columns.txt "$OUT"/f.symbols.csv
@@ -67,11 +73,11 @@ cat "$OUT"/runs.txt.* | awk -v m="$M" '
 # Where the threads' time went, from one more run of each split case (the
 # replay summary's `threads` lines: CPU and waiting of the parsing and
 # admitting threads, the engines' push, format, write and waiting).
-echo "$cases" | while IFS='|' read -r name flags; do
+echo "$cases" | while IFS='|' read -r name envs flags; do
   case "$flags" in *"--features-threads 0"|"") continue ;; esac
   echo "-- $name"
   # shellcheck disable=SC2086
-  "$BIN" replay --ticks "$ticks" --out /dev/null $flags 2>&1 |
+  env $envs "$BIN" replay --ticks "$ticks" --out /dev/null $flags 2>&1 |
     sed -n '/^  threads/,/^  wall time/p'
   rm -f "$OUT"/f.csv "$OUT"/f.npy "$OUT"/f.columns.txt "$OUT"/f.symbols.csv
 done

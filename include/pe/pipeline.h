@@ -109,6 +109,10 @@ typedef struct pe_pipeline_config {
    * (so: no model, and no state wanted from it afterwards). NULL: the
    * borrowed engine, and features_threads threads formatting its rows. */
   const pe_engine_config_t *features_shards;
+  /* With features_shards and a file output: 1 leaves its blocks to be
+   * allocated by the writes themselves, without the thread that allocates
+   * them ahead (for comparing the two); 0, the default: that thread. */
+  int features_no_reserve;
   const char *rejects_path; /* NULL: none; header line,reason,raw */
   /* Files the caller writes after the run (a state, a summary): NULL or a
    * path, checked with the outputs above against the input. */

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -442,6 +443,10 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
     }
     pc->features_threads = n;
   }
+  /* PE_FEATURES_RESERVE=0: without the thread allocating the split
+   * engines' output ahead, to compare (docs/benchmarks.md). */
+  const char *reserve = getenv("PE_FEATURES_RESERVE");
+  pc->features_no_reserve = reserve != NULL && strcmp(reserve, "0") == 0;
   pc->rejects_path = pe_cli_flag(cmd, "rejects")->value;
   pc->other_outputs[0] = pe_cli_flag(cmd, "state-out")->value;
   pc->other_outputs[1] = pe_cli_flag(cmd, "summary-json")->value;

@@ -159,8 +159,8 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
   }
   if (rc == PE_OK && split) {
     rc = pe__shards_create(c->features_shards, c->features_threads,
-                           p->latency_sample, p->features, p->sink, &p->shards,
-                           err, err_cap);
+                           p->latency_sample, !c->features_no_reserve,
+                           p->features, p->sink, &p->shards, err, err_cap);
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
     p->rejects = pe__open_out(c->rejects_path, "line,reason,raw\n",

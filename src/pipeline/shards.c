@@ -718,9 +718,9 @@ void pe__shards_destroy(pe__shards_t *s) {
 }
 
 int pe__shards_create(const pe_engine_config_t *config, unsigned n,
-                      uint32_t latency_sample, pe_features_writer_t *features,
-                      pe_sink_t *sink, pe__shards_t **out, char *err,
-                      size_t err_cap) {
+                      uint32_t latency_sample, int reserve,
+                      pe_features_writer_t *features, pe_sink_t *sink,
+                      pe__shards_t **out, char *err, size_t err_cap) {
   *out = NULL;
   if (n == 0 || n > PE__MAX_SHARDS) {
     snprintf(err, err_cap, "features threads: %u is not 1 to %u", n,
@@ -808,7 +808,7 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
   s->cur->state = PE__WIN_FILLING;
   s->n = n;
   /* Without it the run goes on the same, its writes allocating. */
-  if (s->map != NULL &&
+  if (reserve && s->map != NULL &&
       pthread_create(&s->grower, NULL, pe__grow_main, s) == 0) {
     s->grower_started = 1;
   }

@@ -39,12 +39,14 @@
 typedef struct pe__shards pe__shards_t;
 
 /* n engines of config (1..64) and their threads, the features header
- * written (a failure to write it is reported as the rows' would be).
+ * written (a failure to write it is reported as the rows' would be); with
+ * reserve, a mapped output's blocks are allocated ahead of the writes by
+ * one more thread.
  * PE_EINVAL (config), PE_ENOMEM; reason in err. */
 int pe__shards_create(const pe_engine_config_t *config, unsigned n,
-                      uint32_t latency_sample, pe_features_writer_t *features,
-                      pe_sink_t *sink, pe__shards_t **out, char *err,
-                      size_t err_cap);
+                      uint32_t latency_sample, int reserve,
+                      pe_features_writer_t *features, pe_sink_t *sink,
+                      pe__shards_t **out, char *err, size_t err_cap);
 
 /* Admits one tick, as pe_engine_push would, and queues it. PE_OK; a row
  * rejection code (pe/tick.h: the tick is counted and dropped, the engine
