@@ -172,13 +172,15 @@ void pe_pipeline_stats(const pe_pipeline_t *pipeline,
  * threads', summed over them: pushing the ticks (the output's pages asked
  * for included), formatting text, writing rows, text and signals, and
  * waiting (for a window, or for each other), then their CPU time, in all
- * and the largest one's. */
+ * and the largest one's; the CPU time of the thread that allocates the
+ * output ahead of the writes (0 without it). */
 typedef struct pe_pipeline_stages {
   unsigned engine_threads;
   double parse_cpu_s, parse_wait_s;
   double admit_cpu_s, admit_wait_s, window_wait_s;
   double push_s, format_s, write_s, wait_s;
   double engine_cpu_s, engine_cpu_max_s;
+  double reserve_cpu_s;
 } pe_pipeline_stages_t;
 
 /* The stages of a split run, once pe_pipeline_run has returned: 1 and

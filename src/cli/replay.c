@@ -201,9 +201,10 @@ static void pe__print_summary(const char *input, const pe__totals_t *t) {
             g->window_wait_s);
     fprintf(o,
             "               %u engines %.3f s CPU (largest %.3f s): push %.3f "
-            "s, format %.3f s, write %.3f s, waiting %.3f s\n",
+            "s, format %.3f s, write %.3f s, waiting %.3f s; allocating "
+            "ahead %.3f s CPU\n",
             g->engine_threads, g->engine_cpu_s, g->engine_cpu_max_s, g->push_s,
-            g->format_s, g->write_s, g->wait_s);
+            g->format_s, g->write_s, g->wait_s, g->reserve_cpu_s);
   }
   fprintf(o, "  wall time    %.3f s\n", t->st.wall_s);
   fprintf(o, "  throughput   %.0f ticks/s\n",

@@ -653,6 +653,7 @@ int pe_pipeline_run(pe_pipeline_t *p) {
     g->wait_s = (double)t.wait_ns * 1e-9;
     g->engine_cpu_s = (double)t.cpu_ns * 1e-9;
     g->engine_cpu_max_s = (double)t.cpu_max_ns * 1e-9;
+    g->reserve_cpu_s = (double)t.reserve_cpu_ns * 1e-9;
   }
   p->end_ns = pe_clock_ns();
   if (rc == PE_STOP) {

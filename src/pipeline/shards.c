@@ -121,6 +121,7 @@ struct pe__shards {
   pthread_cond_t grow_cond;
   uint64_t need_end;
   int grow_stop;
+  uint64_t grow_cpu_ns; /* the allocating thread's CPU time, once joined */
 };
 
 /* The writes will reach `end` (a mapping made that far): the allocation
@@ -164,6 +165,7 @@ static void *pe__grow_main(void *arg) {
     reserved += PE__RESERVE_STEP;
   }
   pthread_mutex_unlock(&s->grow_lock);
+  s->grow_cpu_ns = pe__shards_thread_cpu_ns();
   return NULL;
 }
 
@@ -667,6 +669,7 @@ void pe__shards_times(const pe__shards_t *s, pe__shards_times_t *t) {
   }
   t->threads = s->n;
   t->window_wait_ns = s->window_wait_ns;
+  t->reserve_cpu_ns = s->grow_cpu_ns;
   for (unsigned k = 0; k < s->n; k++) {
     const pe__shard_t *me = &s->shard[k];
     uint64_t busy = me->push_ns + me->format_ns + me->write_ns;

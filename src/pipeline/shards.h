@@ -81,13 +81,14 @@ void pe__shards_latency(const pe__shards_t *s, pe_hist_t *into);
  * window's pushes (the output's pages asked for included), its text
  * formatted, its rows, text and signals written, and the rest of each
  * thread's life (waiting for a window or for each other); their CPU time,
- * in all and the largest one's; and the admitting thread's wait for a free
- * window. Zero until finished. */
+ * in all and the largest one's; the admitting thread's wait for a free
+ * window; the allocating thread's CPU time. Zero until finished. */
 typedef struct pe__shards_times {
   unsigned threads;
   uint64_t push_ns, format_ns, write_ns, wait_ns;
   uint64_t cpu_ns, cpu_max_ns;
   uint64_t window_wait_ns;
+  uint64_t reserve_cpu_ns; /* the thread allocating the output ahead */
 } pe__shards_times_t;
 
 void pe__shards_times(const pe__shards_t *s, pe__shards_times_t *times);
