@@ -292,21 +292,29 @@ static size_t pe__py_place_rows(pe__py_sharded_t *all, unsigned t, size_t from,
                  : from + (span * (t + 1) / all->n_shards & ~(size_t)7);
   size_t at = base;
   size_t window = 0;
+  size_t lo[PE_PY_FEATURE_COLUMNS]; /* each shard's entries in [a, b) */
+  size_t hi[PE_PY_FEATURE_COLUMNS];
   for (unsigned s = 0; s < all->n_shards; s++) {
     const pe__py_run_t *r = &all->shard[s].run;
-    size_t lo = pe__py_lower_bound(r->local_row, r->n_local, a);
-    size_t hi = lo + pe__py_lower_bound(r->local_row + lo, r->n_local - lo, b);
-    at += lo;
+    lo[s] = pe__py_lower_bound(r->local_row, r->n_local, a);
+    hi[s] =
+        lo[s] + pe__py_lower_bound(r->local_row + lo[s], r->n_local - lo[s], b);
+    at += lo[s];
     window += r->n_local;
-    for (size_t c = 0; c < PE_PY_FEATURE_COLUMNS; c++) {
-      double *out = all->res->features + c * n;
+    for (size_t j = lo[s]; j < hi[s]; j++) {
+      all->acc[r->local_row[j]] = 1;
+    }
+  }
+  /* Column by column, so that the part of the column being written stays
+   * in the nearest cache while every shard's entries go in. */
+  for (size_t c = 0; c < PE_PY_FEATURE_COLUMNS; c++) {
+    double *out = all->res->features + c * n;
+    for (unsigned s = 0; s < all->n_shards; s++) {
+      const pe__py_run_t *r = &all->shard[s].run;
       const double *in = r->local + c * PE__PY_WINDOW;
-      for (size_t j = lo; j < hi; j++) {
+      for (size_t j = lo[s]; j < hi[s]; j++) {
         out[r->local_row[j]] = in[j];
       }
-    }
-    for (size_t j = lo; j < hi; j++) {
-      all->acc[r->local_row[j]] = 1;
     }
   }
   int64_t *accepted = all->res->accepted;
