@@ -55,6 +55,22 @@ static int pe__py_add_signal(pe_py_result_t *res, const pe_signal_t *s) {
   return PE_OK;
 }
 
+/* Accepted tick k is input row `row`: its row, ts and symbol code into
+ * the result's columns that were asked for. */
+static inline void pe__py_keep_row(pe_py_result_t *res,
+                                   const pe_py_columns_t *cols, size_t k,
+                                   int64_t row) {
+  if (res->accepted != NULL) {
+    res->accepted[k] = row;
+  }
+  if (res->ts_out != NULL) {
+    res->ts_out[k] = cols->ts_ns[row];
+  }
+  if (res->codes_out != NULL) {
+    res->codes_out[k] = cols->sym[row];
+  }
+}
+
 static const char *pe__py_where(const pe__py_run_t *run) {
   return run->source != NULL ? run->source : "row";
 }
@@ -112,7 +128,9 @@ static int pe__py_each(void *ctx, uint32_t i, int rc,
         f[(7 + c) * n] = out->feature[c];
       }
     }
-    if (res->accepted != NULL) {
+    if (run->cols != NULL) {
+      pe__py_keep_row(res, run->cols, k, row);
+    } else if (res->accepted != NULL) {
       res->accepted[k] = row;
     }
     for (uint32_t s = 0; s < out->n_signals; s++) {
@@ -317,10 +335,9 @@ static size_t pe__py_place_rows(pe__py_sharded_t *all, unsigned t, size_t from,
       }
     }
   }
-  int64_t *accepted = all->res->accepted;
   for (size_t i = a; i < b; i++) {
     if (all->acc[i]) {
-      accepted[at++] = (int64_t)i;
+      pe__py_keep_row(all->res, all->cols, at++, (int64_t)i);
     }
   }
   return window;
@@ -627,7 +644,7 @@ int pe_py_core_features(const pe_core_config_t *config,
     last[s] = cols->ts_ns[i];
     res->features[res->n_accepted] = cols->price[i];
     res->features[cols->n + res->n_accepted] = cols->volume[i];
-    res->accepted[res->n_accepted++] = (int64_t)i;
+    pe__py_keep_row(res, cols, res->n_accepted++, (int64_t)i);
     sym[nb] = s;
     price[nb] = cols->price[i];
     volume[nb] = cols->volume[i];
