@@ -6,7 +6,9 @@
  * guard them and the states. A window's data belongs to the caller's thread
  * while FILLING; once READY, thread k alone reads shard k's ticks and writes
  * their rows (each row once, at its own place), and after every push is in,
- * thread k alone formats and writes slice k. */
+ * thread k alone formats and writes slice k. When the rows go straight into
+ * a mapped .npy file, only the first thread waits for every push (to write
+ * the signals); the others go on to the next window. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* madvise */
 #include "pipeline/shards.h"
@@ -342,7 +344,16 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   uint64_t t1 = pe_clock_ns();
   me->push_ns += t1 - t0;
   pthread_mutex_lock(&s->lock);
-  pe__meet(s, &w->pushing);
+  if (k != 0 && w->place != w->rows) {
+    /* .npy rows are in their places in the file: nothing of this window
+     * is left to this thread, which goes on to the next while the first
+     * waits for every push to write the signals. */
+    if (--w->pushing == 0) {
+      pthread_cond_broadcast(&s->cond);
+    }
+  } else {
+    pe__meet(s, &w->pushing);
+  }
   failed = s->fail_rc != PE_OK;
   pthread_mutex_unlock(&s->lock);
 
