@@ -126,6 +126,11 @@ def test_split_engines_same_outputs():
                             "--features-out", tmp(f"m{n}.{ext}"), "--features-threads", str(n)],
                            capture_output=True, text=True)
         check(p.returncode == 0, f"threads {n} {ext}: exit {p.returncode}: {p.stderr}")
+        # The blocks allocated ahead of the writes past the end are given
+        # back: the file holds about its size, not what was reserved.
+        st = os.stat(tmp(f"m{n}.{ext}"))
+        check(st.st_blocks * 512 <= st.st_size + (64 << 10),
+              f"threads {n} {ext}: {st.st_blocks * 512} bytes allocated for {st.st_size}")
         import json
         j = json.load(open(tmp(f"j{n}{ext}.json")))
         for k in ("wall_s", "latency_ns", "latency_timed"):
@@ -193,8 +198,30 @@ def test_npy_write_failure():
     check(stat.S_ISLNK(os.lstat(link).st_mode), "the link is left a link")
 
 
+def test_split_summary_says_where_the_time_went():
+    # The summary of a split run has the threads' times, each a number of
+    # seconds; a run on one thread has none.
+    for n, ext in ((3, "csv"), (2, "npy"), (0, "csv")):
+        p = subprocess.run([ENGINE, "replay", "--ticks", FIXTURE, "--out", os.devnull,
+                            "--features-out", tmp(f"sum{n}.{ext}"), "--features-threads", str(n)],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, f"summary, threads {n}: exit {p.returncode}: {p.stderr}")
+        lines = [ln for ln in p.stderr.splitlines() + p.stdout.splitlines()
+                 if ln.startswith("  threads ") or " engines " in ln]
+        if n == 0:
+            check(lines == [], f"threads 0: no threads' times expected: {lines}")
+            continue
+        text = " ".join(lines)
+        check(len(lines) == 2 and f" {n} engines " in text and "parse " in text and
+              "admit " in text and "waiting" in text,
+              f"threads {n}: the threads' times: {lines}")
+        secs = [float(w) for w in text.replace("(", " ").split() if w[:1].isdigit() and "." in w]
+        check(len(secs) == 12 and all(x >= 0 and math.isfinite(x) for x in secs),
+              f"threads {n}: twelve times in seconds: {secs}")
+
+
 for t in (test_csv_same_bytes_whatever_the_threads, test_npy_equals_csv,
-          test_split_engines_same_outputs,
+          test_split_engines_same_outputs, test_split_summary_says_where_the_time_went,
           test_npy_needs_a_seekable_path, test_npy_write_failure):
     before = len(failures)
     t()

@@ -109,6 +109,10 @@ typedef struct pe_pipeline_config {
    * (so: no model, and no state wanted from it afterwards). NULL: the
    * borrowed engine, and features_threads threads formatting its rows. */
   const pe_engine_config_t *features_shards;
+  /* With features_shards and a file output: 1 leaves its blocks to be
+   * allocated by the writes themselves, without the thread that allocates
+   * them ahead (for comparing the two); 0, the default: that thread. */
+  int features_no_reserve;
   const char *rejects_path; /* NULL: none; header line,reason,raw */
   /* Files the caller writes after the run (a state, a summary): NULL or a
    * path, checked with the outputs above against the input. */
@@ -158,6 +162,31 @@ typedef struct pe_pipeline_stats {
 
 void pe_pipeline_stats(const pe_pipeline_t *pipeline,
                        pe_pipeline_stats_t *stats);
+
+/* Where the threads of a run with the features' engines split
+ * (features_shards) spent their time, in seconds: the parsing thread's
+ * CPU time and its wait for the admitting thread to take a chunk; the
+ * admitting thread's CPU time, its wait for parsed ticks and for a free
+ * window of rows (without an admitting thread, the input not mapped, the
+ * parsing thread admits and its CPU time holds both); the engines'
+ * threads', summed over them: pushing the ticks (the output's pages asked
+ * for included), formatting text, writing rows, text and signals, and
+ * waiting (for a window, or for each other), then their CPU time, in all
+ * and the largest one's; the CPU time of the thread that allocates the
+ * output ahead of the writes (0 without it). */
+typedef struct pe_pipeline_stages {
+  unsigned engine_threads;
+  double parse_cpu_s, parse_wait_s;
+  double admit_cpu_s, admit_wait_s, window_wait_s;
+  double push_s, format_s, write_s, wait_s;
+  double engine_cpu_s, engine_cpu_max_s;
+  double reserve_cpu_s;
+} pe_pipeline_stages_t;
+
+/* The stages of a split run, once pe_pipeline_run has returned: 1 and
+ * *stages; else 0 (no split, or not run yet) and zeros. */
+int pe_pipeline_stages(const pe_pipeline_t *pipeline,
+                       pe_pipeline_stages_t *stages);
 
 /* Cycles (pe_cycles_per_ns) each timed tick's own engine push took. */
 const pe_hist_t *pe_pipeline_latency(const pe_pipeline_t *pipeline);

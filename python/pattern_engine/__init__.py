@@ -72,6 +72,13 @@ def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
     res = _Result(stop)
     accepted = np.empty(n, dtype=np.int64)
     res.c.accepted = ffi.from_buffer("int64_t[]", accepted)
+    # The accepted ticks' ts and symbol codes, written by the C side as it
+    # places each row (by the engines' threads when sharded): the frame
+    # takes them as they are, with no gather or copy here.
+    ts_out = np.empty(n, dtype=np.int64)
+    codes_out = np.empty(n, dtype=np.int32)
+    res.c.ts_out = ffi.from_buffer("int64_t[]", ts_out)
+    res.c.codes_out = ffi.from_buffer("int32_t[]", codes_out)
     use_core = set(wanted) <= set(_CORE_COLUMNS) and _core_applies(merged, len(cols.symbols))
     # One float64 block, column by column: price, volume, then the features;
     # the C side writes it and the DataFrame takes it as its one float block.
@@ -94,14 +101,14 @@ def features(ticks=None, *, ts=None, symbol=None, price=None, volume=None,
             with Engine(merged) as engine:
                 res.check(engine._run(cols, res))
     k = int(res.c.n_accepted)
-    rows = accepted[:k]
     whole = k == n
     values = block if whole and n else block[:, :k]
     feats = pd.DataFrame(values.T, columns=list(names), copy=False)
     if tuple(names[2:]) != wanted:
         feats = feats[["price", "volume", *wanted]]
-    feats.insert(0, "ts", cols.ts if whole else cols.ts[rows])
-    feats.insert(1, "symbol", cols.symbol_column(None if whole else rows))
+    # A Series of an array of this call's own: pandas keeps it, uncopied.
+    feats.insert(0, "ts", pd.Series(ts_out[:k], index=feats.index, copy=False))
+    feats.insert(1, "symbol", cols.symbol_column(codes_out[:k]))
     feats.attrs["rows"] = n
     feats.attrs["rejected"] = res.rejected()
     return feats

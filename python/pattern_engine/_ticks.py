@@ -47,10 +47,9 @@ class Columns:
         self.c.symlen = ffi.from_buffer("uint32_t[]", self.lens)
         self.c.n_symtab = len(self.symbols)
 
-    def symbol_column(self, rows) -> pd.Categorical:
-        """The symbols of the given rows (None: all) as a Categorical; only
-        accepted rows are asked for, whose codes are valid."""
-        codes = self.codes if rows is None else self.codes[rows]
+    def symbol_column(self, codes) -> pd.Categorical:
+        """Symbol codes of these columns (valid ones: accepted ticks') as a
+        Categorical of their symbols."""
         return pd.Categorical.from_codes(codes, categories=self.symbols, validate=False)
 
 

@@ -55,6 +55,22 @@ static int pe__py_add_signal(pe_py_result_t *res, const pe_signal_t *s) {
   return PE_OK;
 }
 
+/* Accepted tick k is input row `row`: its row, ts and symbol code into
+ * the result's columns that were asked for. */
+static inline void pe__py_keep_row(pe_py_result_t *res,
+                                   const pe_py_columns_t *cols, size_t k,
+                                   int64_t row) {
+  if (res->accepted != NULL) {
+    res->accepted[k] = row;
+  }
+  if (res->ts_out != NULL) {
+    res->ts_out[k] = cols->ts_ns[row];
+  }
+  if (res->codes_out != NULL) {
+    res->codes_out[k] = cols->sym[row];
+  }
+}
+
 static const char *pe__py_where(const pe__py_run_t *run) {
   return run->source != NULL ? run->source : "row";
 }
@@ -112,7 +128,9 @@ static int pe__py_each(void *ctx, uint32_t i, int rc,
         f[(7 + c) * n] = out->feature[c];
       }
     }
-    if (res->accepted != NULL) {
+    if (run->cols != NULL) {
+      pe__py_keep_row(res, run->cols, k, row);
+    } else if (res->accepted != NULL) {
       res->accepted[k] = row;
     }
     for (uint32_t s = 0; s < out->n_signals; s++) {
@@ -228,12 +246,12 @@ int pe_py_push(pe_engine_t *engine, const pe_py_columns_t *cols,
 /* ---- sharded runs --------------------------------------------------------
  * The input is taken a window of PE__PY_WINDOW rows at a time. In each,
  * every shard's thread first pushes its rows through its own engine into
- * its own buffers; then, after a barrier, thread t copies columns t,
- * t + n_shards, ... of every shard's rows to their input rows in the
- * output: each output column is written by one thread (no cache line of the
- * output shared between threads as they write), and the shard's buffers
- * are free again after a second barrier. Rows that were rejected are
- * squeezed out at the end. */
+ * its own buffers; then, after a barrier, thread t copies every column of
+ * the rows of its equal part of the window, from whichever shard holds
+ * them, to their input rows in the output, and writes the part's accepted
+ * rows (pe__py_place_rows): the work is the same for every thread, and the
+ * shard's buffers are free again after a second barrier. Rows that were
+ * rejected are squeezed out at the end. */
 
 typedef struct pe__py_sharded pe__py_sharded_t;
 
@@ -261,6 +279,70 @@ struct pe__py_sharded {
   int go;
 };
 
+/* The first of the n ascending rows at or past row. */
+static size_t pe__py_lower_bound(const int64_t *rows, size_t n, size_t row) {
+  size_t lo = 0;
+  while (lo < n) {
+    size_t mid = lo + (n - lo) / 2;
+    if ((size_t)rows[mid] < row) {
+      lo = mid + 1;
+    } else {
+      n = mid;
+    }
+  }
+  return lo;
+}
+
+/* Thread t's share of a window's rows [from, to), after every shard has
+ * pushed it: the rows of its equal part (cut at multiples of 8, so that no
+ * cache line of an output column is written by two threads), every
+ * column, from each shard's buffers to their input rows; then the part's
+ * accepted rows, in input order, into accepted from base plus the accepted
+ * rows of the window before the part. Returns the window's accepted rows
+ * (every thread's share reads the same counts). */
+static size_t pe__py_place_rows(pe__py_sharded_t *all, unsigned t, size_t from,
+                                size_t to, size_t base) {
+  size_t n = all->cols->n;
+  size_t span = to - from;
+  size_t a = from + (span * t / all->n_shards & ~(size_t)7);
+  size_t b = t + 1 == all->n_shards
+                 ? to
+                 : from + (span * (t + 1) / all->n_shards & ~(size_t)7);
+  size_t at = base;
+  size_t window = 0;
+  size_t lo[PE_PY_FEATURE_COLUMNS]; /* each shard's entries in [a, b) */
+  size_t hi[PE_PY_FEATURE_COLUMNS];
+  for (unsigned s = 0; s < all->n_shards; s++) {
+    const pe__py_run_t *r = &all->shard[s].run;
+    lo[s] = pe__py_lower_bound(r->local_row, r->n_local, a);
+    hi[s] =
+        lo[s] + pe__py_lower_bound(r->local_row + lo[s], r->n_local - lo[s], b);
+    at += lo[s];
+    window += r->n_local;
+    for (size_t j = lo[s]; j < hi[s]; j++) {
+      all->acc[r->local_row[j]] = 1;
+    }
+  }
+  /* Column by column, so that the part of the column being written stays
+   * in the nearest cache while every shard's entries go in. */
+  for (size_t c = 0; c < PE_PY_FEATURE_COLUMNS; c++) {
+    double *out = all->res->features + c * n;
+    for (unsigned s = 0; s < all->n_shards; s++) {
+      const pe__py_run_t *r = &all->shard[s].run;
+      const double *in = r->local + c * PE__PY_WINDOW;
+      for (size_t j = lo[s]; j < hi[s]; j++) {
+        out[r->local_row[j]] = in[j];
+      }
+    }
+  }
+  for (size_t i = a; i < b; i++) {
+    if (all->acc[i]) {
+      pe__py_keep_row(all->res, all->cols, at++, (int64_t)i);
+    }
+  }
+  return window;
+}
+
 static void *pe__py_shard_main(void *arg) {
   pe__py_shard_t *sh = arg;
   pe__py_sharded_t *all = sh->all;
@@ -278,6 +360,7 @@ static void *pe__py_shard_main(void *arg) {
     sh->rc = pe_engine_create(all->config, &sh->run.engine, sh->res.errmsg,
                               sizeof sh->res.errmsg);
   }
+  size_t base = 0; /* accepted rows of the windows before */
   for (size_t from = 0; from < n; from += PE__PY_WINDOW) {
     sh->run.from = from;
     sh->run.to = n - from < PE__PY_WINDOW ? n : from + PE__PY_WINDOW;
@@ -286,21 +369,12 @@ static void *pe__py_shard_main(void *arg) {
       sh->rc = pe__py_push_rows(&sh->run);
     }
     pthread_barrier_wait(&all->barrier);
-    for (size_t c = sh->run.shard; c < PE_PY_FEATURE_COLUMNS;
-         c += all->n_shards) {
-      double *out = all->res->features + c * n;
-      for (unsigned s = 0; s < all->n_shards; s++) {
-        const pe__py_run_t *r = &all->shard[s].run;
-        const double *in = r->local + c * PE__PY_WINDOW;
-        for (size_t j = 0; j < r->n_local; j++) {
-          out[r->local_row[j]] = in[j];
-        }
-        for (size_t j = 0; c == 0 && j < r->n_local; j++) {
-          all->acc[r->local_row[j]] = 1;
-        }
-      }
-    }
+    base +=
+        pe__py_place_rows(all, sh->run.shard, sh->run.from, sh->run.to, base);
     pthread_barrier_wait(&all->barrier);
+  }
+  if (sh->run.shard == 0) {
+    all->res->n_accepted = base;
   }
   pe_engine_destroy(sh->run.engine);
   sh->run.engine = NULL;
@@ -413,15 +487,10 @@ int pe_py_push_sharded(const pe_engine_config_t *config, unsigned n_shards,
     }
   }
   if (rc == PE_OK) {
-    /* Accepted rows in input order, their columns moved down over the rows
-     * that were rejected (nothing moves when every tick was accepted). */
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (all.acc[i]) {
-        res->accepted[k++] = (int64_t)i;
-      }
-    }
-    res->n_accepted = k;
+    /* The accepted rows are in place (pe__py_place_rows); their columns
+     * move down over the rows that were rejected (nothing moves when every
+     * tick was accepted). */
+    size_t k = res->n_accepted;
     for (size_t c = 0; k < n && c < PE_PY_FEATURE_COLUMNS; c++) {
       double *col = res->features + c * n;
       for (size_t j = 0; j < k; j++) {
@@ -575,7 +644,7 @@ int pe_py_core_features(const pe_core_config_t *config,
     last[s] = cols->ts_ns[i];
     res->features[res->n_accepted] = cols->price[i];
     res->features[cols->n + res->n_accepted] = cols->volume[i];
-    res->accepted[res->n_accepted++] = (int64_t)i;
+    pe__py_keep_row(res, cols, res->n_accepted++, (int64_t)i);
     sym[nb] = s;
     price[nb] = cols->price[i];
     volume[nb] = cols->volume[i];

@@ -46,6 +46,8 @@ typedef struct pe_py_result {
   double *features;   /* NULL, or PE_PY_FEATURE_COLUMNS * n doubles: column
                          c of accepted tick k at features[c * n + k] */
   int64_t *accepted;  /* NULL, or n: the input row of accepted tick k */
+  int64_t *ts_out;    /* NULL, or n: the ts_ns of accepted tick k */
+  int32_t *codes_out; /* NULL, or n: the symbol code of accepted tick k */
   /* outputs */
   uint64_t rows; /* ticks (or data rows of a file) read */
   size_t n_accepted;

@@ -152,6 +152,30 @@ def test_threads_give_the_one_engine_result(cli, tmp_path, threads):
     assert_bitwise(pe.features(bad, threads=threads), pe.features(bad, threads=1))
 
 
+@pytest.mark.parametrize("threads", [2, 5, 16])
+def test_threads_over_several_windows(threads):
+    # More rows than one window of a sharded run (65,536), rejected rows on
+    # both sides of the windows' edges and as the very last row, and none
+    # rejected at all: the same frame, bit for bit, as one engine.
+    n = 200_000
+    rng = np.random.default_rng(7)
+    sym = rng.integers(0, 37, n)
+    df = pd.DataFrame({"ts": 1_700_000_000_000_000_000 + np.cumsum(rng.integers(1, 900, n)),
+                       "symbol": [f"S{i}" for i in sym],
+                       "price": 100.0 * np.exp(rng.normal(0, 1e-3, n)),
+                       "volume": rng.integers(1, 500, n).astype(np.float64)})
+    clean = pe.features(df, threads=threads)
+    assert len(clean) == n and clean.attrs["rejected"] == {}
+    assert_bitwise(clean, pe.features(df, threads=1))
+    for row in (0, 65_535, 65_536, 65_537, 131_071, 131_072, 150_000, n - 1):
+        df.loc[row, "price"] = -1.0
+    one = pe.features(df, threads=1)
+    many = pe.features(df, threads=threads)
+    assert len(one) == n - 8
+    assert_bitwise(many, one)
+    assert many.attrs == one.attrs
+
+
 def test_threads_misuse_raises():
     df = load(SAMPLE).head(100)
     for bad in (0, -1, 1.5, True, "2"):

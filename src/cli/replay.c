@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -117,12 +118,15 @@ typedef struct pe__totals {
   uint32_t latency_sample;
   double p50_ns, p99_ns, p999_ns, max_ns;
   pe_engine_batch_stats_t batch; /* model batches (--max-batch) */
+  int split; /* --features-threads N > 0: stages holds the threads' times */
+  pe_pipeline_stages_t stages;
 } pe__totals_t;
 
 static void pe__totals(const pe_pipeline_t *p, const pe_engine_t *engine,
                        uint32_t latency_sample, pe__totals_t *t) {
   memset(t, 0, sizeof *t);
   pe_pipeline_stats(p, &t->st);
+  t->split = pe_pipeline_stages(p, &t->stages);
   pe_engine_batch_stats(engine, &t->batch);
   t->latency = pe_pipeline_latency(p);
   t->latency_sample = latency_sample;
@@ -187,6 +191,20 @@ static void pe__print_summary(const char *input, const pe__totals_t *t) {
       }
     }
     fputc('\n', o);
+  }
+  if (t->split) {
+    const pe_pipeline_stages_t *g = &t->stages;
+    fprintf(o,
+            "  threads      parse %.3f s CPU (%.3f s waiting); admit %.3f s "
+            "CPU (%.3f s waiting for ticks, %.3f s for a window)\n",
+            g->parse_cpu_s, g->parse_wait_s, g->admit_cpu_s, g->admit_wait_s,
+            g->window_wait_s);
+    fprintf(o,
+            "               %u engines %.3f s CPU (largest %.3f s): push %.3f "
+            "s, format %.3f s, write %.3f s, waiting %.3f s; allocating "
+            "ahead %.3f s CPU\n",
+            g->engine_threads, g->engine_cpu_s, g->engine_cpu_max_s, g->push_s,
+            g->format_s, g->write_s, g->wait_s, g->reserve_cpu_s);
   }
   fprintf(o, "  wall time    %.3f s\n", t->st.wall_s);
   fprintf(o, "  throughput   %.0f ticks/s\n",
@@ -426,6 +444,10 @@ static int pe__replay_config(const pe_cli_command_t *cmd,
     }
     pc->features_threads = n;
   }
+  /* PE_FEATURES_RESERVE=0: without the thread allocating the split
+   * engines' output ahead, to compare (docs/benchmarks.md). */
+  const char *reserve = getenv("PE_FEATURES_RESERVE");
+  pc->features_no_reserve = reserve != NULL && strcmp(reserve, "0") == 0;
   pc->rejects_path = pe_cli_flag(cmd, "rejects")->value;
   pc->other_outputs[0] = pe_cli_flag(cmd, "state-out")->value;
   pc->other_outputs[1] = pe_cli_flag(cmd, "summary-json")->value;

@@ -72,6 +72,16 @@ int pe__features_map_start(pe_features_writer_t *w, void **base,
                            uint64_t *reserved);
 int pe__features_map(pe_features_writer_t *w, uint64_t end);
 
+/* Allocates the file's blocks of [from, from + len) ahead of the writes
+ * through the mapping, without changing its size (fallocate(2),
+ * FALLOC_FL_KEEP_SIZE): a page written there then needs no allocation in
+ * its fault, which on a tmpfs is most of the fault's cost and the part
+ * that threads faulting at once contend on. From one thread at a time,
+ * while other threads write through the mapping or call
+ * pe__features_map; pe__features_end gives back what lies past the end.
+ * 0, or -1 with errno (EOPNOTSUPP: the file system cannot). */
+int pe__features_reserve(pe_features_writer_t *w, uint64_t from, uint64_t len);
+
 /* The end of the caller's rows: rows written in all, and where the output
  * ends (the file's offset is left there); failed_errno nonzero when a write
  * failed, so that closing with commit reports it. Before

@@ -43,6 +43,7 @@ struct pe_pipeline {
   uint32_t batches_seen;   /* since the last timed one */
   uint64_t start_ns;
   uint64_t end_ns;
+  pe_pipeline_stages_t stages; /* of a split run, once it has ended */
   pe_tick_out_t out;
   const pe_tick_t *batch; /* the batch being pushed, and its rows */
   const pe_csv_row_t *batch_rows;
@@ -158,8 +159,8 @@ int pe_pipeline_create(const pe_pipeline_config_t *c, pe_engine_t *engine,
   }
   if (rc == PE_OK && split) {
     rc = pe__shards_create(c->features_shards, c->features_threads,
-                           p->latency_sample, p->features, p->sink, &p->shards,
-                           err, err_cap);
+                           p->latency_sample, !c->features_no_reserve,
+                           p->features, p->sink, &p->shards, err, err_cap);
   }
   if (rc == PE_OK && c->rejects_path != NULL) {
     p->rejects = pe__open_out(c->rejects_path, "line,reason,raw\n",
@@ -378,6 +379,9 @@ typedef struct pe__relay {
   pthread_cond_t cond;
   int ending;  /* no more chunks will come */
   int stopped; /* the admission stopped the run (p->stop_rc) */
+  /* waiting: the parser's for a free chunk, the admission's for a chunk;
+   * the admitting thread's CPU time; ns */
+  uint64_t parse_wait_ns, admit_wait_ns, admit_cpu_ns;
 } pe__relay_t;
 
 static void *pe__relay_main(void *arg) {
@@ -386,8 +390,12 @@ static void *pe__relay_main(void *arg) {
   int stopped = 0;
   pthread_mutex_lock(&r->lock);
   for (uint64_t next = 0;; next++) {
-    while (r->handed == next && !r->ending) {
-      pthread_cond_wait(&r->cond, &r->lock);
+    if (r->handed == next && !r->ending) {
+      uint64_t t0 = pe_clock_ns();
+      while (r->handed == next && !r->ending) {
+        pthread_cond_wait(&r->cond, &r->lock);
+      }
+      r->admit_wait_ns += pe_clock_ns() - t0;
     }
     if (r->handed == next) {
       break;
@@ -408,6 +416,7 @@ static void *pe__relay_main(void *arg) {
     pthread_cond_broadcast(&r->cond);
   }
   pthread_mutex_unlock(&r->lock);
+  r->admit_cpu_ns = pe__shards_thread_cpu_ns();
   return NULL;
 }
 
@@ -417,8 +426,12 @@ static int pe__relay_hand(pe__relay_t *r) {
   pthread_mutex_lock(&r->lock);
   r->handed++;
   pthread_cond_broadcast(&r->cond);
-  while (r->handed - r->taken >= PE__RELAY_CHUNKS && !r->stopped) {
-    pthread_cond_wait(&r->cond, &r->lock);
+  if (r->handed - r->taken >= PE__RELAY_CHUNKS && !r->stopped) {
+    uint64_t t0 = pe_clock_ns();
+    while (r->handed - r->taken >= PE__RELAY_CHUNKS && !r->stopped) {
+      pthread_cond_wait(&r->cond, &r->lock);
+    }
+    r->parse_wait_ns += pe_clock_ns() - t0;
   }
   int stopped = r->stopped;
   pthread_mutex_unlock(&r->lock);
@@ -606,12 +619,18 @@ int pe_pipeline_run(pe_pipeline_t *p) {
   if (p->shards != NULL && pe_source_mapping(p->source, &map, &map_len)) {
     p->relay = pe__relay_start(p);
   }
+  uint64_t cpu0 = pe__shards_thread_cpu_ns();
   int rc = pe_source_run(p->source, &handler);
+  pe_pipeline_stages_t *g = &p->stages;
+  g->parse_cpu_s = (double)(pe__shards_thread_cpu_ns() - cpu0) * 1e-9;
   if (p->relay != NULL) {
     pe__relay_end(p->relay);
     if (rc == PE_OK && p->relay->stopped) {
       rc = PE_STOP; /* p->stop_rc holds the admission's error */
     }
+    g->parse_wait_s = (double)p->relay->parse_wait_ns * 1e-9;
+    g->admit_cpu_s = (double)p->relay->admit_cpu_ns * 1e-9;
+    g->admit_wait_s = (double)p->relay->admit_wait_ns * 1e-9;
     pe__relay_free(p->relay);
     p->relay = NULL;
   }
@@ -624,6 +643,17 @@ int pe_pipeline_run(pe_pipeline_t *p) {
       rc = pe__shards_failed(p, src);
     }
     pe__shards_latency(p->shards, &p->latency);
+    pe__shards_times_t t;
+    pe__shards_times(p->shards, &t);
+    g->engine_threads = t.threads;
+    g->window_wait_s = (double)t.window_wait_ns * 1e-9;
+    g->push_s = (double)t.push_ns * 1e-9;
+    g->format_s = (double)t.format_ns * 1e-9;
+    g->write_s = (double)t.write_ns * 1e-9;
+    g->wait_s = (double)t.wait_ns * 1e-9;
+    g->engine_cpu_s = (double)t.cpu_ns * 1e-9;
+    g->engine_cpu_max_s = (double)t.cpu_max_ns * 1e-9;
+    g->reserve_cpu_s = (double)t.reserve_cpu_ns * 1e-9;
   }
   p->end_ns = pe_clock_ns();
   if (rc == PE_STOP) {
@@ -672,6 +702,11 @@ void pe_pipeline_stats(const pe_pipeline_t *p, pe_pipeline_stats_t *s) {
   s->bytes_total = pe_source_bytes_total(p->source);
   uint64_t end = p->end_ns ? p->end_ns : pe_clock_ns();
   s->wall_s = p->start_ns ? (double)(end - p->start_ns) * 1e-9 : 0.0;
+}
+
+int pe_pipeline_stages(const pe_pipeline_t *p, pe_pipeline_stages_t *stages) {
+  *stages = p->stages;
+  return p->stages.engine_threads > 0;
 }
 
 const pe_hist_t *pe_pipeline_latency(const pe_pipeline_t *p) {

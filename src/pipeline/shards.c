@@ -6,7 +6,9 @@
  * guard them and the states. A window's data belongs to the caller's thread
  * while FILLING; once READY, thread k alone reads shard k's ticks and writes
  * their rows (each row once, at its own place), and after every push is in,
- * thread k alone formats and writes slice k. */
+ * thread k alone formats and writes slice k. When the rows go straight into
+ * a mapped .npy file, only the first thread waits for every push (to write
+ * the signals); the others go on to the next window. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* madvise */
 #include "pipeline/shards.h"
@@ -18,14 +20,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "core/symtab.h"
 #include "io/features_rows.h"
+#include "pe/clock.h"
 #include "pe/error.h"
 
 #define PE__WIN_ROWS 16384u /* rows a window */
 #define PE__WINDOWS 4u      /* windows in flight */
 #define PE__MAX_SHARDS 64u
+/* The mapped output's blocks are allocated ahead of the writes by this
+ * much at most (as much as has been written, at first), a step a call. */
+#define PE__RESERVE_AHEAD ((uint64_t)64 << 20)
+#define PE__RESERVE_STEP ((uint64_t)8 << 20)
 
 enum { PE__WIN_FREE, PE__WIN_FILLING, PE__WIN_READY };
 
@@ -70,6 +78,8 @@ typedef struct pe__shard {
   pe__window_t *win;
   pe__part_t *part;
   uint32_t first; /* index in part of the batch's first tick */
+  /* where the thread's time went (pe__shards_times) */
+  uint64_t push_ns, format_ns, write_ns, alive_ns, cpu_ns;
 } pe__shard_t;
 
 struct pe__shards {
@@ -103,7 +113,63 @@ struct pe__shards {
   uint8_t *shard_of;   /* [max_symbols], each symbol's shard */
   uint64_t rows;
   uint64_t rejected[PE_REJECT_COUNT];
+  uint64_t window_wait_ns; /* the caller's, for a free window */
+  /* The thread that allocates the mapped output's blocks ahead of the
+   * writes (pe__features_reserve); grow_lock guards need_end, the end of
+   * what has been mapped for writing, and grow_stop. */
+  pthread_t grower;
+  int grower_started;
+  pthread_mutex_t grow_lock;
+  pthread_cond_t grow_cond;
+  uint64_t need_end;
+  int grow_stop;
+  uint64_t grow_cpu_ns; /* the allocating thread's CPU time, once joined */
 };
+
+/* The writes will reach `end` (a mapping made that far): the allocation
+ * ahead follows. */
+static void pe__grow_to(pe__shards_t *s, uint64_t end) {
+  if (!s->grower_started) {
+    return;
+  }
+  pthread_mutex_lock(&s->grow_lock);
+  if (end > s->need_end) {
+    s->need_end = end;
+    pthread_cond_signal(&s->grow_cond);
+  }
+  pthread_mutex_unlock(&s->grow_lock);
+}
+
+/* Keeps the file's blocks allocated ahead of need_end, a step at a time,
+ * until stopped or the file system refuses (the writes then allocate
+ * their pages themselves, as without it). */
+static void *pe__grow_main(void *arg) {
+  pe__shards_t *s = arg;
+  uint64_t reserved = 0;
+  pthread_mutex_lock(&s->grow_lock);
+  for (;;) {
+    uint64_t ahead =
+        s->need_end < PE__RESERVE_AHEAD ? s->need_end : PE__RESERVE_AHEAD;
+    if (s->grow_stop) {
+      break;
+    }
+    if (reserved >= s->need_end + ahead) {
+      pthread_cond_wait(&s->grow_cond, &s->grow_lock);
+      continue;
+    }
+    pthread_mutex_unlock(&s->grow_lock);
+    int bad =
+        pe__features_reserve(s->features, reserved, PE__RESERVE_STEP) != 0;
+    pthread_mutex_lock(&s->grow_lock);
+    if (bad) {
+      break;
+    }
+    reserved += PE__RESERVE_STEP;
+  }
+  pthread_mutex_unlock(&s->grow_lock);
+  s->grow_cpu_ns = pe__shards_thread_cpu_ns();
+  return NULL;
+}
 
 /* The first failure wins; under the lock. */
 static void pe__fail(pe__shards_t *s, int rc, const char *what, int why,
@@ -244,12 +310,28 @@ static void pe__populate(char *p, size_t len) {
 #endif
 }
 
+/* Unmaps the whole pages of [from, to) of the mapped output, a window's
+ * bytes once every thread has written them: the file keeps them, and the
+ * unmapping is spread over the run instead of all left to its end (one
+ * call, one TLB flush, a window), on the thread that finished the window,
+ * while the others go on. The pages at the edges, which neighbouring
+ * windows share, stay mapped until the end. */
+static void pe__release(const pe__shards_t *s, uint64_t from, uint64_t to) {
+  uint64_t page = 4096;
+  from = (from + page - 1) & ~(page - 1);
+  to &= ~(page - 1);
+  if (to > from) {
+    (void)madvise(s->map + from, (size_t)(to - from), MADV_DONTNEED);
+  }
+}
+
 /* Thread k's part of one READY window, entered and left under the lock. */
 static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   pe__shards_t *s = me->all;
   unsigned k = me->k;
   int failed = s->fail_rc != PE_OK;
   pthread_mutex_unlock(&s->lock);
+  uint64_t t0 = pe_clock_ns();
   if (!failed && w->place != w->rows) { /* .npy rows into the mapping */
     size_t row_bytes = PE_FEATURES_COLS * sizeof(double);
     size_t a = (size_t)w->n * k / s->n;
@@ -259,8 +341,19 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   if (!failed) {
     pe__shard_push(me, w);
   }
+  uint64_t t1 = pe_clock_ns();
+  me->push_ns += t1 - t0;
   pthread_mutex_lock(&s->lock);
-  pe__meet(s, &w->pushing);
+  if (k != 0 && w->place != w->rows) {
+    /* .npy rows are in their places in the file: nothing of this window
+     * is left to this thread, which goes on to the next while the first
+     * waits for every push to write the signals. */
+    if (--w->pushing == 0) {
+      pthread_cond_broadcast(&s->cond);
+    }
+  } else {
+    pe__meet(s, &w->pushing);
+  }
   failed = s->fail_rc != PE_OK;
   pthread_mutex_unlock(&s->lock);
 
@@ -269,13 +362,17 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   const double *rows = w->rows + (size_t)a * PE_FEATURES_COLS;
   char *text = s->npy ? NULL : w->text + (size_t)k * s->slice_cap;
   const char *what = NULL;
+  uint64_t t2 = pe_clock_ns();
   if (!failed && k == 0 && s->sink != NULL && pe__write_signals(s, w) != 0) {
     what = "signals";
   }
+  int why = errno;
+  uint64_t t3 = pe_clock_ns();
   if (!failed && !s->npy) {
     w->part[k].text_len = pe__features_text(s->features, rows, b - a, text);
   }
-  int why = errno;
+  uint64_t t4 = pe_clock_ns();
+  me->format_ns += t4 - t3;
   if (!failed && what == NULL && s->npy && s->map == NULL) {
     size_t row_bytes = PE_FEATURES_COLS * sizeof(double);
     if (s->positional && b > a &&
@@ -289,6 +386,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
     }
     why = errno;
   }
+  me->write_ns += pe_clock_ns() - t4 + (t3 - t2);
   pthread_mutex_lock(&s->lock);
   if (!s->npy) {
     if (w->formatting == 1) { /* the last: the window's place */
@@ -299,10 +397,12 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
       if (s->map != NULL && pe__features_map(s->features, s->text_end) != 0) {
         pe__fail(s, PE_EIO, "features", errno, NULL);
       }
+      pe__grow_to(s, s->text_end);
     }
     pe__meet(s, &w->formatting);
     failed = s->fail_rc != PE_OK;
     pthread_mutex_unlock(&s->lock);
+    uint64_t t5 = pe_clock_ns();
     uint64_t at = w->text_at;
     for (unsigned j = 0; j < k; j++) {
       at += w->part[j].text_len;
@@ -325,20 +425,41 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
         }
       }
     }
+    me->write_ns += pe_clock_ns() - t5;
     pthread_mutex_lock(&s->lock);
   }
   if (what != NULL) {
     pe__fail(s, PE_EIO, what, why, NULL);
   }
   if (--w->finishing == 0) {
+    uint64_t from = 0;
+    uint64_t to = 0;
+    if (s->map != NULL && s->npy) {
+      uint64_t row_bytes = PE_FEATURES_COLS * sizeof(double);
+      from = s->data_at + w->row0 * row_bytes;
+      to = from + w->n * row_bytes;
+    } else if (s->map != NULL) {
+      from = to = w->text_at;
+      for (unsigned j = 0; j < s->n; j++) {
+        to += w->part[j].text_len;
+      }
+    }
     w->state = PE__WIN_FREE;
     pthread_cond_broadcast(&s->cond);
+    if (to > from && s->fail_rc == PE_OK) {
+      pthread_mutex_unlock(&s->lock);
+      uint64_t t6 = pe_clock_ns();
+      pe__release(s, from, to);
+      me->write_ns += pe_clock_ns() - t6;
+      pthread_mutex_lock(&s->lock);
+    }
   }
 }
 
 static void *pe__shard_main(void *arg) {
   pe__shard_t *me = arg;
   pe__shards_t *s = me->all;
+  uint64_t born = pe_clock_ns();
   pthread_mutex_lock(&s->lock);
   for (uint64_t seq = 0;; seq++) {
     pe__window_t *w = &s->win[seq % PE__WINDOWS];
@@ -352,6 +473,8 @@ static void *pe__shard_main(void *arg) {
     pe__shard_window(me, w);
   }
   pthread_mutex_unlock(&s->lock);
+  me->alive_ns = pe_clock_ns() - born;
+  me->cpu_ns = pe__shards_thread_cpu_ns();
   return NULL;
 }
 
@@ -363,9 +486,10 @@ static int pe__hand_over(pe__shards_t *s, int take_next) {
   if (s->npy && s->map != NULL) {
     /* the rows straight into the output, at their final places */
     uint64_t row_bytes = PE_FEATURES_COLS * sizeof(double);
-    if (pe__features_map(s->features,
-                         s->data_at + (w->row0 + w->n) * row_bytes) == 0) {
+    uint64_t end = s->data_at + (w->row0 + w->n) * row_bytes;
+    if (pe__features_map(s->features, end) == 0) {
       w->place = (double *)(void *)(s->map + s->data_at + w->row0 * row_bytes);
+      pe__grow_to(s, end);
     } else {
       pthread_mutex_lock(&s->lock);
       pe__fail(s, PE_EIO, "features", errno, NULL);
@@ -380,8 +504,12 @@ static int pe__hand_over(pe__shards_t *s, int take_next) {
   s->cur = NULL;
   if (take_next) {
     pe__window_t *next = &s->win[s->next_seq % PE__WINDOWS];
-    while (next->state != PE__WIN_FREE) {
-      pthread_cond_wait(&s->cond, &s->lock);
+    if (next->state != PE__WIN_FREE) {
+      uint64_t t0 = pe_clock_ns();
+      while (next->state != PE__WIN_FREE) {
+        pthread_cond_wait(&s->cond, &s->lock);
+      }
+      s->window_wait_ns += pe_clock_ns() - t0;
     }
     next->state = PE__WIN_FILLING;
     next->n = 0;
@@ -460,7 +588,8 @@ int pe__shards_add(pe__shards_t *s, const pe_tick_t *tick) {
   return PE_OK;
 }
 
-/* Stops the threads once the windows handed over are done and joins them. */
+/* Stops the threads once the windows handed over are done and joins them,
+ * the allocating one last. */
 static void pe__stop(pe__shards_t *s) {
   pthread_mutex_lock(&s->lock);
   s->stopping = 1;
@@ -471,6 +600,14 @@ static void pe__stop(pe__shards_t *s) {
       pthread_join(s->shard[k].tid, NULL);
       s->shard[k].started = 0;
     }
+  }
+  if (s->grower_started) {
+    pthread_mutex_lock(&s->grow_lock);
+    s->grow_stop = 1;
+    pthread_cond_signal(&s->grow_cond);
+    pthread_mutex_unlock(&s->grow_lock);
+    pthread_join(s->grower, NULL);
+    s->grower_started = 0;
   }
 }
 
@@ -528,6 +665,34 @@ void pe__shards_stats(const pe__shards_t *s, pe_engine_stats_t *st) {
   }
 }
 
+uint64_t pe__shards_thread_cpu_ns(void) {
+  struct timespec t;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) {
+    return 0;
+  }
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+void pe__shards_times(const pe__shards_t *s, pe__shards_times_t *t) {
+  memset(t, 0, sizeof *t);
+  if (!s->finished) {
+    return;
+  }
+  t->threads = s->n;
+  t->window_wait_ns = s->window_wait_ns;
+  t->reserve_cpu_ns = s->grow_cpu_ns;
+  for (unsigned k = 0; k < s->n; k++) {
+    const pe__shard_t *me = &s->shard[k];
+    uint64_t busy = me->push_ns + me->format_ns + me->write_ns;
+    t->push_ns += me->push_ns;
+    t->format_ns += me->format_ns;
+    t->write_ns += me->write_ns;
+    t->wait_ns += me->alive_ns > busy ? me->alive_ns - busy : 0;
+    t->cpu_ns += me->cpu_ns;
+    t->cpu_max_ns = me->cpu_ns > t->cpu_max_ns ? me->cpu_ns : t->cpu_max_ns;
+  }
+}
+
 void pe__shards_latency(const pe__shards_t *s, pe_hist_t *into) {
   for (unsigned k = 0; s->finished && k < s->n; k++) {
     pe_hist_merge(into, &s->shard[k].latency);
@@ -544,6 +709,8 @@ void pe__shards_destroy(pe__shards_t *s) {
   pe__stop(s);
   pthread_cond_destroy(&s->cond);
   pthread_mutex_destroy(&s->lock);
+  pthread_cond_destroy(&s->grow_cond);
+  pthread_mutex_destroy(&s->grow_lock);
   for (unsigned k = 0; k < PE__MAX_SHARDS; k++) {
     pe_engine_destroy(s->shard[k].engine);
   }
@@ -565,9 +732,9 @@ void pe__shards_destroy(pe__shards_t *s) {
 }
 
 int pe__shards_create(const pe_engine_config_t *config, unsigned n,
-                      uint32_t latency_sample, pe_features_writer_t *features,
-                      pe_sink_t *sink, pe__shards_t **out, char *err,
-                      size_t err_cap) {
+                      uint32_t latency_sample, int reserve,
+                      pe_features_writer_t *features, pe_sink_t *sink,
+                      pe__shards_t **out, char *err, size_t err_cap) {
   *out = NULL;
   if (n == 0 || n > PE__MAX_SHARDS) {
     snprintf(err, err_cap, "features threads: %u is not 1 to %u", n,
@@ -579,13 +746,20 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
     snprintf(err, err_cap, "out of memory");
     return PE_ENOMEM;
   }
-  if (pthread_mutex_init(&s->lock, NULL) != 0) {
-    free(s);
-    snprintf(err, err_cap, "cannot start the features threads");
-    return PE_ENOMEM;
-  }
-  if (pthread_cond_init(&s->cond, NULL) != 0) {
-    pthread_mutex_destroy(&s->lock);
+  int made = pthread_mutex_init(&s->lock, NULL) == 0;
+  made += made == 1 && pthread_cond_init(&s->cond, NULL) == 0;
+  made += made == 2 && pthread_mutex_init(&s->grow_lock, NULL) == 0;
+  made += made == 3 && pthread_cond_init(&s->grow_cond, NULL) == 0;
+  if (made < 4) {
+    if (made > 2) {
+      pthread_mutex_destroy(&s->grow_lock);
+    }
+    if (made > 1) {
+      pthread_cond_destroy(&s->cond);
+    }
+    if (made > 0) {
+      pthread_mutex_destroy(&s->lock);
+    }
     free(s);
     snprintf(err, err_cap, "cannot start the features threads");
     return PE_ENOMEM;
@@ -647,6 +821,11 @@ int pe__shards_create(const pe_engine_config_t *config, unsigned n,
   s->cur = &s->win[0];
   s->cur->state = PE__WIN_FILLING;
   s->n = n;
+  /* Without it the run goes on the same, its writes allocating. */
+  if (reserve && s->map != NULL &&
+      pthread_create(&s->grower, NULL, pe__grow_main, s) == 0) {
+    s->grower_started = 1;
+  }
   for (unsigned k = 0; k < n; k++) {
     if (pthread_create(&s->shard[k].tid, NULL, pe__shard_main, &s->shard[k]) !=
         0) {

@@ -39,12 +39,14 @@
 typedef struct pe__shards pe__shards_t;
 
 /* n engines of config (1..64) and their threads, the features header
- * written (a failure to write it is reported as the rows' would be).
+ * written (a failure to write it is reported as the rows' would be); with
+ * reserve, a mapped output's blocks are allocated ahead of the writes by
+ * one more thread.
  * PE_EINVAL (config), PE_ENOMEM; reason in err. */
 int pe__shards_create(const pe_engine_config_t *config, unsigned n,
-                      uint32_t latency_sample, pe_features_writer_t *features,
-                      pe_sink_t *sink, pe__shards_t **out, char *err,
-                      size_t err_cap);
+                      uint32_t latency_sample, int reserve,
+                      pe_features_writer_t *features, pe_sink_t *sink,
+                      pe__shards_t **out, char *err, size_t err_cap);
 
 /* Admits one tick, as pe_engine_push would, and queues it. PE_OK; a row
  * rejection code (pe/tick.h: the tick is counted and dropped, the engine
@@ -74,6 +76,25 @@ uint32_t pe__shards_symbols(const pe__shards_t *s);
  * until finished (the admitting thread may be another one's). */
 void pe__shards_stats(const pe__shards_t *s, pe_engine_stats_t *stats);
 void pe__shards_latency(const pe__shards_t *s, pe_hist_t *into);
+
+/* Where the engines' threads spent their time, ns summed over them: each
+ * window's pushes (the output's pages asked for included), its text
+ * formatted, its rows, text and signals written, and the rest of each
+ * thread's life (waiting for a window or for each other); their CPU time,
+ * in all and the largest one's; the admitting thread's wait for a free
+ * window; the allocating thread's CPU time. Zero until finished. */
+typedef struct pe__shards_times {
+  unsigned threads;
+  uint64_t push_ns, format_ns, write_ns, wait_ns;
+  uint64_t cpu_ns, cpu_max_ns;
+  uint64_t window_wait_ns;
+  uint64_t reserve_cpu_ns; /* the thread allocating the output ahead */
+} pe__shards_times_t;
+
+void pe__shards_times(const pe__shards_t *s, pe__shards_times_t *times);
+
+/* CPU time of the calling thread, ns (0 where it cannot be read). */
+uint64_t pe__shards_thread_cpu_ns(void);
 
 /* Stops the threads (dropping what is queued) and frees; NULL: no-op. */
 void pe__shards_destroy(pe__shards_t *s);
