@@ -1,0 +1,62 @@
+#!/bin/sh
+# End to end on a GPU host: `replay` of M synthetic ticks over S symbols
+# with a model on every ready window, micro-batched across symbols
+# (--max-batch B --max-delay-us D), on the cuda backend (graph mode) and on
+# the cpu backend with the same batching. Prints each run's ticks per
+# second, inferences and the batch sizes that occurred (from
+# --summary-json), and whether the two backends' signals agree on the cpu
+# run's ticks.
+#
+#   bench/gpu_replay.sh BINDIR MODEL [M] [S] [CPU_M]
+#       defaults 20000000 5000 2000000; BINDIR holds pattern-engine and
+#       gen_ticks. CPU_M: the cpu backend replays the first CPU_M ticks
+#       only (it is the slower one by far on a large model); its rate is
+#       per tick like the cuda run's.
+#   BATCHES="B:D ..." (default "256:100000 4096:1000000"): the
+#       --max-batch:--max-delay-us settings, one run each per backend.
+#   OUT=dir for the inputs and outputs (default /tmp/pe-gpu-replay).
+set -eu
+bin=$1
+model=$2
+M=${3:-20000000}
+S=${4:-5000}
+CM=${5:-2000000}
+OUT=${OUT:-/tmp/pe-gpu-replay}
+py=${PYTHON:-python3}
+mkdir -p "$OUT"
+"$bin/gen_ticks" "$M" "$S" > "$OUT/ticks.csv"
+head -n $((CM + 1)) "$OUT/ticks.csv" > "$OUT/ticks_cpu.csv"
+echo "== $M ticks over $S symbols (cpu: the first $CM), model $model"
+
+# one replay; prints "backend batch delay ticks/s inferences batches
+# largest mean" and keeps the signals
+run() {
+  backend=$1 ticks=$2 batch=$3 delay=$4 tag=$5
+  "$bin/pattern-engine" replay --ticks "$ticks" --model "$model" \
+    --backend "$backend" --max-batch "$batch" --max-delay-us "$delay" \
+    --out "$OUT/$tag.signals.csv" --summary-json "$OUT/$tag.json" --quiet
+  "$py" - "$OUT/$tag.json" "$backend" "$batch" "$delay" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+b = s["batches"]
+mean = b["windows"] / b["runs"] if b["runs"] else 0
+print(f"{sys.argv[2]:5s} max-batch {sys.argv[3]:>5s} delay {sys.argv[4]:>8s} us: "
+      f"{s['accepted'] / s['wall_s'] / 1e6:6.2f} M ticks/s, {s['inferences']} inferences "
+      f"in {b['runs']} batches (mean {mean:.1f}, largest {b['largest']})")
+EOF
+}
+
+for bd in ${BATCHES:-256:100000 4096:1000000}; do
+  batch=${bd%%:*} delay=${bd#*:}
+  run cuda "$OUT/ticks.csv" "$batch" "$delay" "cuda-$batch"
+  run cpu "$OUT/ticks_cpu.csv" "$batch" "$delay" "cpu-$batch"
+  run cuda "$OUT/ticks_cpu.csv" "$batch" "$delay" "cuda-small-$batch" > /dev/null
+  if cmp -s "$OUT/cpu-$batch.signals.csv" "$OUT/cuda-small-$batch.signals.csv"; then
+    echo "      signals on the first $CM ticks: cuda and cpu identical" \
+      "($(wc -l < "$OUT/cpu-$batch.signals.csv") lines)"
+  else
+    echo "      signals on the first $CM ticks: cuda and cpu differ in" \
+      "$(diff "$OUT/cpu-$batch.signals.csv" "$OUT/cuda-small-$batch.signals.csv" |
+        grep -c '^[<>]') lines"
+  fi
+done
