@@ -284,39 +284,61 @@ PE__AVX2 static inline float pe__lanes_sum8(__m256 v) {
   return sum;
 }
 
-/* LayerNorm rows with 8-lane sums (mean, then the centred squares). */
+/* LayerNorm rows with 8-lane sums (mean, then the centred squares); rows
+ * whose length is a multiple of 8 (every Transformer's) with plain loads
+ * and stores, which AMD runs much faster than masked ones. */
+PE__AVX2 static inline __m256 pe__ln_ld(const float *p, int64_t rem,
+                                        int whole) {
+  return whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, pe__am8(rem));
+}
+
 PE__AVX2 void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
                                  float *mean, float *inv) {
   const int64_t rows = s->p[0], len = s->p[1];
+  const int whole = len % 8 == 0;
+  const float *const w = s->w, *const bias = s->bias;
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * len;
     float *yr = y + r * len;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < len; i += 8) {
-      __m256i m = pe__am8(len - i);
-      acc = _mm256_add_ps(acc, _mm256_maskload_ps(xr + i, m));
+    __m256 acc = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      acc = _mm256_add_ps(acc, _mm256_loadu_ps(xr + i));
+      acc1 = _mm256_add_ps(acc1, _mm256_loadu_ps(xr + i + 8));
     }
-    float mu = pe__lanes_sum8(acc) / (float)(len ? len : 1);
+    for (; i < len; i += 8) {
+      acc = _mm256_add_ps(acc, pe__ln_ld(xr + i, len - i, whole));
+    }
+    float mu = pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
     __m256 vm = _mm256_set1_ps(mu);
-    acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < len; i += 8) {
+    acc = acc1 = _mm256_setzero_ps();
+    for (i = 0; i + 16 <= len; i += 16) {
+      __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
+      __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 8), vm);
+      acc = _mm256_fmadd_ps(d0, d0, acc);
+      acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+    }
+    for (; i < len; i += 8) {
       __m256i m = pe__am8(len - i);
-      __m256 d = _mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm);
+      __m256 d = _mm256_sub_ps(pe__ln_ld(xr + i, len - i, whole), vm);
       d = _mm256_and_ps(d, _mm256_castsi256_ps(m));
       acc = _mm256_fmadd_ps(d, d, acc);
     }
-    float var = pe__lanes_sum8(acc) / (float)(len ? len : 1);
+    float var = pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
     float is = 1.0f / sqrtf(var + s->ext.f[0]);
     __m256 vi = _mm256_set1_ps(is);
-    for (int64_t i = 0; i < len; i += 8) {
-      __m256i m = pe__am8(len - i);
-      __m256 v =
-          _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm), vi);
-      v = _mm256_mul_ps(v, _mm256_maskload_ps(s->w + i, m));
-      if (s->bias) {
-        v = _mm256_add_ps(v, _mm256_maskload_ps(s->bias + i, m));
+    for (i = 0; i < len; i += 8) {
+      const int64_t rem = len - i;
+      __m256 v = _mm256_mul_ps(_mm256_sub_ps(pe__ln_ld(xr + i, rem, whole), vm), vi);
+      v = _mm256_mul_ps(v, pe__ln_ld(w + i, rem, whole));
+      if (bias) {
+        v = _mm256_add_ps(v, pe__ln_ld(bias + i, rem, whole));
       }
-      _mm256_maskstore_ps(yr + i, m, v);
+      if (whole) {
+        _mm256_storeu_ps(yr + i, v);
+      } else {
+        _mm256_maskstore_ps(yr + i, pe__am8(rem), v);
+      }
     }
     if (mean != NULL) {
       mean[r] = mu;
