@@ -422,34 +422,30 @@ PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
 }
 
 /* y = exp(y - sub) in place over n floats, returning their sum (a
- * softmax row of the fused attention step): one pass, two vectors an
- * iteration in two sums, plain loads and stores but for a masked tail
- * (AMD's masked stores are slow). */
+ * softmax row of the fused attention step): one pass, plain loads and
+ * stores but for a masked tail (AMD's masked stores are slow), one vector
+ * an iteration so that the sum stays in a register (two spilled it). */
 PE__AVX2 float pe__exp_sum_avx2(float *y, int64_t n, float sub) {
   const __m256 vs = _mm256_set1_ps(sub);
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m256 e0 = pe__exp8(_mm256_sub_ps(_mm256_loadu_ps(y + i), vs));
-    __m256 e1 = pe__exp8(_mm256_sub_ps(_mm256_loadu_ps(y + i + 8), vs));
-    _mm256_storeu_ps(y + i, e0);
-    _mm256_storeu_ps(y + i + 8, e1);
-    a0 = _mm256_add_ps(a0, e0);
-    a1 = _mm256_add_ps(a1, e1);
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = pe__exp8(_mm256_sub_ps(_mm256_loadu_ps(y + i), vs));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
   }
-  for (; i < n; i += 8) {
+  if (i < n) {
     __m256i m = pe__mask(n - i);
     __m256 e = pe__exp8(_mm256_sub_ps(_mm256_maskload_ps(y + i, m), vs));
     e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
     _mm256_maskstore_ps(y + i, m, e);
-    a0 = _mm256_add_ps(a0, e);
+    acc = _mm256_add_ps(acc, e);
   }
-  float t[8], sum = 0.0f;
-  _mm256_storeu_ps(t, _mm256_add_ps(a0, a1));
-  for (int k = 0; k < 8; k++) {
-    sum += t[k];
-  }
-  return sum;
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc),
+                        _mm256_extractf128_ps(acc, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
 }
 
 /* Dense layer over `rows` rows with the panel or dot layout of
