@@ -309,7 +309,8 @@ PE__AVX2 void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
     for (; i < len; i += 8) {
       acc = _mm256_add_ps(acc, pe__ln_ld(xr + i, len - i, whole));
     }
-    float mu = pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
+    float mu =
+        pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
     __m256 vm = _mm256_set1_ps(mu);
     acc = acc1 = _mm256_setzero_ps();
     for (i = 0; i + 16 <= len; i += 16) {
@@ -324,12 +325,14 @@ PE__AVX2 void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
       d = _mm256_and_ps(d, _mm256_castsi256_ps(m));
       acc = _mm256_fmadd_ps(d, d, acc);
     }
-    float var = pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
+    float var =
+        pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
     float is = 1.0f / sqrtf(var + s->ext.f[0]);
     __m256 vi = _mm256_set1_ps(is);
     for (i = 0; i < len; i += 8) {
       const int64_t rem = len - i;
-      __m256 v = _mm256_mul_ps(_mm256_sub_ps(pe__ln_ld(xr + i, rem, whole), vm), vi);
+      __m256 v =
+          _mm256_mul_ps(_mm256_sub_ps(pe__ln_ld(xr + i, rem, whole), vm), vi);
       v = _mm256_mul_ps(v, pe__ln_ld(w + i, rem, whole));
       if (bias) {
         v = _mm256_add_ps(v, pe__ln_ld(bias + i, rem, whole));
@@ -419,7 +422,8 @@ PE__AVX2 void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
     }
     for (int64_t d = 0; d < D; d++) {
       const float *kr = kt + d * L + j0;
-      const __m256 k0 = whole ? _mm256_loadu_ps(kr) : _mm256_maskload_ps(kr, m[0]);
+      const __m256 k0 =
+          whole ? _mm256_loadu_ps(kr) : _mm256_maskload_ps(kr, m[0]);
       const __m256 k1 =
           whole ? _mm256_loadu_ps(kr + 8) : _mm256_maskload_ps(kr + 8, m[1]);
       _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {

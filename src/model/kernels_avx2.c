@@ -432,8 +432,8 @@ PE__AVX2 static inline __m256 pe__exp_neg8(__m256 x) {
   x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
   __m256 u =
       _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), magic);
-  __m256 f = _mm256_fmsub_ps(x, _mm256_set1_ps(1.44269504f),
-                             _mm256_sub_ps(u, magic));
+  __m256 f =
+      _mm256_fmsub_ps(x, _mm256_set1_ps(1.44269504f), _mm256_sub_ps(u, magic));
   f = _mm256_fmadd_ps(x, _mm256_set1_ps(1.9259629e-8f), f);
   __m256 p = _mm256_set1_ps(1.32764725e-3f);
   p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.67552699e-3f));
@@ -466,8 +466,8 @@ PE__AVX2 float pe__exp_sum_avx2(float *y, int64_t n, float sub) {
     _mm256_maskstore_ps(y + i, m, e);
     acc = _mm256_add_ps(acc, e);
   }
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc),
-                        _mm256_extractf128_ps(acc, 1));
+  __m128 h =
+      _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
   h = _mm_add_ps(h, _mm_movehl_ps(h, h));
   h = _mm_add_ss(h, _mm_movehdup_ps(h));
   return _mm_cvtss_f32(h);
