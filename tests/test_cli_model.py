@@ -44,6 +44,15 @@ for frag in ("input      input [N, 1, 32]", "pe.features = return_z", "Conv+Relu
 rc, out, err = run("inspect", os.path.join(ROOT, "models", "zoo", "lstm2.legacy17.onnx"))
 check("inspect NWC", rc == 0 and "input      input [N, 32, 5] float32" in out and
       "\nlayout     NWC (W=32 steps, C=5 features), from pe.layout\n" in out, out + err)
+# nn.TransformerEncoderLayer as the legacy exporter writes it (opset 17: Erf
+# GELU, Gather-picked q, k, v) plans the very steps of the default export's
+# (Gelu node, Split): same kinds, fusions, shapes and flops
+plans = []
+for exp in ("default", "legacy17"):
+    rc, out, err = run("inspect", os.path.join(ROOT, "models", "zoo", f"transformer.{exp}.onnx"))
+    plans.append(out[out.find("\nplan "):] if rc == 0 else err)
+check("transformer exports plan alike", plans[0] == plans[1] and "Attention" in plans[0] and
+      "MatMul+Add+Gelu" in plans[0], "\n".join(plans))
 # a graph whose input is no feature window loads, and says why the engine
 # cannot feed it
 rc, out, err = run("inspect", os.path.join(MODELS, "regress", "fuzz_output_is_input.onnx"))

@@ -522,7 +522,7 @@ static int pe__fg_try(pe__fa_t *f, int i) {
   g.out[0] = h->out[0];
   g.out[1] = g.out[2] = -1;
   g.act = PE__ACT_GELU;
-  g.flops = 8 * m->g.t[x].numel;
+  g.flops = m->g.t[x].numel; /* as a Gelu node counts (ops_elementwise.c) */
   for (int k = 0; k < 4; k++) {
     f->dead[st[k]] = 1;
   }

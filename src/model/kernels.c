@@ -310,17 +310,32 @@ static void pe__binary(const pe__step_t *s, const float *a, const float *b,
   int64_t n = s->p[0];
   int op = s->binop;
   if (s->p[1] == 1) {
+    /* eight at a time, every load before the stores, so that the compiler
+     * vectorises the block even where y may be a or b (in place) */
+    int64_t i = 0;
     switch (op) {
     case PE__OP_ADD:
-      for (int64_t i = 0; i < n; i++)
+      for (; i + 8 <= n; i += 8) {
+        float t[8];
+        for (int k = 0; k < 8; k++)
+          t[k] = a[i + k] + b[i + k];
+        memcpy(y + i, t, sizeof t);
+      }
+      for (; i < n; i++)
         y[i] = a[i] + b[i];
       return;
     case PE__OP_MUL:
-      for (int64_t i = 0; i < n; i++)
+      for (; i + 8 <= n; i += 8) {
+        float t[8];
+        for (int k = 0; k < 8; k++)
+          t[k] = a[i + k] * b[i + k];
+        memcpy(y + i, t, sizeof t);
+      }
+      for (; i < n; i++)
         y[i] = a[i] * b[i];
       return;
     default:
-      for (int64_t i = 0; i < n; i++)
+      for (; i < n; i++)
         y[i] = pe__binop(op, a[i], b[i]);
       return;
     }

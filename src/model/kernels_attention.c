@@ -87,9 +87,14 @@ void pe__layernorm_generic(const pe__step_t *s, const float *x, float *y,
  * last the output projection. Queries go four at a time, so that each
  * load of K or V serves four rows. Scratch: qkv, kt, four rows of scores,
  * the context [L][E], a dummy context row. */
+/* Floats from one score row to the next: L rounded up to 16, so that a
+ * kernel may store whole vectors of 8 or 16 lanes past L. */
+static int64_t pe__attn_sc_stride(int64_t L) { return (L + 15) & ~(int64_t)15; }
+
 int64_t pe__attention_scratch(const pe__step_t *s) {
   const pe__attn_t *at = &s->ext.attn;
-  return 4 * at->L * at->E + at->D * at->L + 4 * at->L + at->D + 64;
+  return 4 * at->L * at->E + at->D * at->L + 4 * pe__attn_sc_stride(at->L) +
+         at->D + 64;
 }
 
 /* One query row of one head: the scores against the L keys (kt [D][L]),
@@ -146,7 +151,8 @@ static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
   const pe__attn_t *at = &s->ext.attn;
   const int64_t L = at->L, E = at->E, H = at->H, D = at->D, E3 = 3 * E;
   float *qkv = scratch, *kt = qkv + L * E3, *sc = kt + D * L;
-  float *ctx = sc + 4 * L, *dummy = ctx + L * E;
+  const int64_t ss = pe__attn_sc_stride(L);
+  float *ctx = sc + 4 * ss, *dummy = ctx + L * E;
   pe__attn_blk_t b;
   b.kt = kt;
   b.vs = E3;
@@ -169,7 +175,7 @@ static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
         b.q[r] = qkv + i * E3 + h * D;
         b.m[r] = s->ext.mask ? s->ext.mask + mo + i * L : NULL;
         b.r[r] = s->ext.repl ? s->ext.repl + mo + i * L : NULL;
-        b.sc[r] = sc + r * L;
+        b.sc[r] = sc + r * ss;
         b.c[r] = i0 + r < L ? ctx + i * E + h * D : dummy;
       }
       kn->attn_blk(&b);
@@ -278,39 +284,64 @@ PE__AVX2 static inline float pe__lanes_sum8(__m256 v) {
   return sum;
 }
 
-/* LayerNorm rows with 8-lane sums (mean, then the centred squares). */
+/* LayerNorm rows with 8-lane sums (mean, then the centred squares); rows
+ * whose length is a multiple of 8 (every Transformer's) with plain loads
+ * and stores, which AMD runs much faster than masked ones. */
+PE__AVX2 static inline __m256 pe__ln_ld(const float *p, int64_t rem,
+                                        int whole) {
+  return whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, pe__am8(rem));
+}
+
 PE__AVX2 void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
                                  float *mean, float *inv) {
   const int64_t rows = s->p[0], len = s->p[1];
+  const int whole = len % 8 == 0;
+  const float *const w = s->w, *const bias = s->bias;
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * len;
     float *yr = y + r * len;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < len; i += 8) {
-      __m256i m = pe__am8(len - i);
-      acc = _mm256_add_ps(acc, _mm256_maskload_ps(xr + i, m));
+    __m256 acc = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      acc = _mm256_add_ps(acc, _mm256_loadu_ps(xr + i));
+      acc1 = _mm256_add_ps(acc1, _mm256_loadu_ps(xr + i + 8));
     }
-    float mu = pe__lanes_sum8(acc) / (float)(len ? len : 1);
+    for (; i < len; i += 8) {
+      acc = _mm256_add_ps(acc, pe__ln_ld(xr + i, len - i, whole));
+    }
+    float mu =
+        pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
     __m256 vm = _mm256_set1_ps(mu);
-    acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < len; i += 8) {
+    acc = acc1 = _mm256_setzero_ps();
+    for (i = 0; i + 16 <= len; i += 16) {
+      __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(xr + i), vm);
+      __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(xr + i + 8), vm);
+      acc = _mm256_fmadd_ps(d0, d0, acc);
+      acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+    }
+    for (; i < len; i += 8) {
       __m256i m = pe__am8(len - i);
-      __m256 d = _mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm);
+      __m256 d = _mm256_sub_ps(pe__ln_ld(xr + i, len - i, whole), vm);
       d = _mm256_and_ps(d, _mm256_castsi256_ps(m));
       acc = _mm256_fmadd_ps(d, d, acc);
     }
-    float var = pe__lanes_sum8(acc) / (float)(len ? len : 1);
+    float var =
+        pe__lanes_sum8(_mm256_add_ps(acc, acc1)) / (float)(len ? len : 1);
     float is = 1.0f / sqrtf(var + s->ext.f[0]);
     __m256 vi = _mm256_set1_ps(is);
-    for (int64_t i = 0; i < len; i += 8) {
-      __m256i m = pe__am8(len - i);
+    for (i = 0; i < len; i += 8) {
+      const int64_t rem = len - i;
       __m256 v =
-          _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xr + i, m), vm), vi);
-      v = _mm256_mul_ps(v, _mm256_maskload_ps(s->w + i, m));
-      if (s->bias) {
-        v = _mm256_add_ps(v, _mm256_maskload_ps(s->bias + i, m));
+          _mm256_mul_ps(_mm256_sub_ps(pe__ln_ld(xr + i, rem, whole), vm), vi);
+      v = _mm256_mul_ps(v, pe__ln_ld(w + i, rem, whole));
+      if (bias) {
+        v = _mm256_add_ps(v, pe__ln_ld(bias + i, rem, whole));
       }
-      _mm256_maskstore_ps(yr + i, m, v);
+      if (whole) {
+        _mm256_storeu_ps(yr + i, v);
+      } else {
+        _mm256_maskstore_ps(yr + i, pe__am8(rem), v);
+      }
     }
     if (mean != NULL) {
       mean[r] = mu;
@@ -363,41 +394,40 @@ PE__AVX512 void pe__layernorm_avx512(const pe__step_t *s, const float *x,
   }
 }
 
-/* y = exp(y - sub) over n floats, returning their sum (8 lanes). */
-PE__AVX2 static float pe__exp_sum_avx2(float *y, int64_t n, float sub) {
-  const __m256 vm = _mm256_set1_ps(sub);
-  for (int64_t j = 0; j < n; j += 8) {
-    __m256i m = pe__am8(n - j);
-    _mm256_maskstore_ps(y + j, m,
-                        _mm256_sub_ps(_mm256_maskload_ps(y + j, m), vm));
-  }
-  pe__act_avx2(y, n, PE__ACT_EXP, 0.0f);
-  __m256 vsum = _mm256_setzero_ps();
-  for (int64_t j = 0; j < n; j += 8) {
-    vsum = _mm256_add_ps(vsum, _mm256_maskload_ps(y + j, pe__am8(n - j)));
-  }
-  return pe__lanes_sum8(vsum);
-}
-
 /* pe__attn_blk_generic with 8 lanes: the scores of the four rows 16 keys
  * at a time (eight sums, each K load serving four rows), the softmax per
- * row, the context with each V row loaded once for the four. */
+ * row (pe__exp_sum_avx2), the context with each V row loaded once for the
+ * four. Loads and stores are plain where a whole vector lies inside the
+ * row (AMD's masked stores cost tens of cycles): a score row's vector
+ * past L is stored whole, its lanes past L -infinity, which the rows'
+ * stride (pe__attention_one) leaves room for. */
 PE__AVX2 void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
-  const int64_t L = b->L, D = b->D;
+  const int64_t L = b->L, D = b->D, vs = b->vs;
+  const float *const kt = b->kt, *const v = b->v;
+  const float *q[4], *mk[4], *rp[4];
+  float *sc[4], *c[4];
+  _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+    q[r] = b->q[r], mk[r] = b->m[r], rp[r] = b->r[r];
+    sc[r] = b->sc[r], c[r] = b->c[r];
+  }
+  const int masked = mk[0] != NULL, replaced = rp[0] != NULL;
   const __m256 vsc = _mm256_set1_ps(b->scale), ninf = _mm256_set1_ps(-INFINITY);
   __m256 vmax[4] = {ninf, ninf, ninf, ninf};
   for (int64_t j0 = 0; j0 < L; j0 += 16) {
+    const int whole = j0 + 16 <= L;
     const __m256i m[2] = {pe__am8(L - j0), pe__am8(L - j0 - 8)};
     __m256 a[4][2];
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       a[r][0] = a[r][1] = _mm256_setzero_ps();
     }
     for (int64_t d = 0; d < D; d++) {
-      const float *kr = b->kt + d * L + j0;
-      const __m256 k0 = _mm256_maskload_ps(kr, m[0]);
-      const __m256 k1 = _mm256_maskload_ps(kr + 8, m[1]);
+      const float *kr = kt + d * L + j0;
+      const __m256 k0 =
+          whole ? _mm256_loadu_ps(kr) : _mm256_maskload_ps(kr, m[0]);
+      const __m256 k1 =
+          whole ? _mm256_loadu_ps(kr + 8) : _mm256_maskload_ps(kr + 8, m[1]);
       _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-        const __m256 qd = _mm256_broadcast_ss(b->q[r] + d);
+        const __m256 qd = _mm256_broadcast_ss(q[r] + d);
         a[r][0] = _mm256_fmadd_ps(qd, k0, a[r][0]);
         a[r][1] = _mm256_fmadd_ps(qd, k1, a[r][1]);
       }
@@ -406,16 +436,18 @@ PE__AVX2 void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
       _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++) {
         const int64_t j = j0 + 8 * k;
         __m256 x = _mm256_mul_ps(a[r][k], vsc);
-        if (b->m[r] != NULL) {
-          x = _mm256_add_ps(x, _mm256_maskload_ps(b->m[r] + j, m[k]));
+        if (masked) {
+          x = _mm256_add_ps(x, _mm256_maskload_ps(mk[r] + j, m[k]));
         }
-        if (b->r[r] != NULL) {
-          __m256 rv = _mm256_maskload_ps(b->r[r] + j, m[k]);
+        if (replaced) {
+          __m256 rv = _mm256_maskload_ps(rp[r] + j, m[k]);
           x = _mm256_blendv_ps(x, rv, _mm256_cmp_ps(rv, rv, _CMP_ORD_Q));
         }
-        _mm256_maskstore_ps(b->sc[r] + j, m[k], x);
-        vmax[r] = _mm256_max_ps(
-            vmax[r], _mm256_blendv_ps(ninf, x, _mm256_castsi256_ps(m[k])));
+        if (!whole) {
+          x = _mm256_blendv_ps(ninf, x, _mm256_castsi256_ps(m[k]));
+        }
+        _mm256_storeu_ps(sc[r] + j, x);
+        vmax[r] = _mm256_max_ps(vmax[r], x);
       }
     }
   }
@@ -426,9 +458,10 @@ PE__AVX2 void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
     for (int k = 0; k < 8; k++) {
       mx = t[k] > mx ? t[k] : mx;
     }
-    inv[r] = _mm256_set1_ps(1.0f / pe__exp_sum_avx2(b->sc[r], L, mx));
+    inv[r] = _mm256_set1_ps(1.0f / pe__exp_sum_avx2(sc[r], L, mx));
   }
   for (int64_t d = 0; d < D; d += 8) {
+    const int whole = d + 8 <= D;
     const __m256i m = pe__am8(D - d);
     /* even and odd keys in two chains: 8 sums in flight, not 4 */
     __m256 acc[4], acc1[4];
@@ -437,24 +470,30 @@ PE__AVX2 void pe__attn_blk_avx2(const pe__attn_blk_t *b) {
     }
     int64_t j = 0;
     for (; j + 2 <= L; j += 2) {
-      const __m256 v0 = _mm256_maskload_ps(b->v + j * b->vs + d, m);
-      const __m256 v1 = _mm256_maskload_ps(b->v + (j + 1) * b->vs + d, m);
+      const float *v0p = v + j * vs + d, *v1p = v0p + vs;
+      const __m256 v0 =
+          whole ? _mm256_loadu_ps(v0p) : _mm256_maskload_ps(v0p, m);
+      const __m256 v1 =
+          whole ? _mm256_loadu_ps(v1p) : _mm256_maskload_ps(v1p, m);
       _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j), v0, acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc[r] + j), v0, acc[r]);
         acc1[r] =
-            _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j + 1), v1, acc1[r]);
+            _mm256_fmadd_ps(_mm256_broadcast_ss(sc[r] + j + 1), v1, acc1[r]);
       }
     }
     if (j < L) {
-      const __m256 vv = _mm256_maskload_ps(b->v + j * b->vs + d, m);
+      const __m256 vv = _mm256_maskload_ps(v + j * vs + d, m);
       _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(b->sc[r] + j), vv, acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc[r] + j), vv, acc[r]);
       }
     }
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
-      _mm256_maskstore_ps(
-          b->c[r] + d, m,
-          _mm256_mul_ps(_mm256_add_ps(acc[r], acc1[r]), inv[r]));
+      const __m256 o = _mm256_mul_ps(_mm256_add_ps(acc[r], acc1[r]), inv[r]);
+      if (whole) {
+        _mm256_storeu_ps(c[r] + d, o);
+      } else {
+        _mm256_maskstore_ps(c[r] + d, m, o);
+      }
     }
   }
 }

@@ -421,6 +421,58 @@ PE__AVX2 void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
 #undef PE__ACT_LOOP
 }
 
+/* exp(x) for x <= 0 (a softmax row less its maximum), 14 operations to
+ * pe__exp8's 19: n = round(x log2 e), f = x log2 e - n with log2 e in two
+ * parts (each product by one FMA, so f keeps its digits), 2^f by the
+ * degree-5 minimax polynomial of pe__lstm_inv8 (relative error 1.2e-7),
+ * 2^n in the exponent bits. x is raised to -87 (the result about 1.6e-38,
+ * as pe__exp8 gives); NaN stays NaN. */
+PE__AVX2 static inline __m256 pe__exp_neg8(__m256 x) {
+  const __m256 magic = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+  __m256 u =
+      _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), magic);
+  __m256 f =
+      _mm256_fmsub_ps(x, _mm256_set1_ps(1.44269504f), _mm256_sub_ps(u, magic));
+  f = _mm256_fmadd_ps(x, _mm256_set1_ps(1.9259629e-8f), f);
+  __m256 p = _mm256_set1_ps(1.32764725e-3f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.67552699e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.55071905e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.40220979e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.93147004e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.00000012f));
+  __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(u), 23),
+                               _mm256_set1_epi32(127 << 23));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* y = exp(y - sub) in place over n floats, returning their sum (a
+ * softmax row of the fused attention step): one pass, plain loads and
+ * stores but for a masked tail (AMD's masked stores are slow), one vector
+ * an iteration so that the sum stays in a register (two spilled it). */
+PE__AVX2 float pe__exp_sum_avx2(float *y, int64_t n, float sub) {
+  const __m256 vs = _mm256_set1_ps(sub);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = pe__exp_neg8(_mm256_sub_ps(_mm256_loadu_ps(y + i), vs));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  if (i < n) {
+    __m256i m = pe__mask(n - i);
+    __m256 e = pe__exp_neg8(_mm256_sub_ps(_mm256_maskload_ps(y + i, m), vs));
+    e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(y + i, m, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  __m128 h =
+      _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
 /* Dense layer over `rows` rows with the panel or dot layout of
  * pe__dense_pack; the activation fused. */
 PE__AVX2 void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
@@ -742,6 +794,11 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
                        float *h, int64_t H) {
   (void)g, (void)r, (void)rb, (void)h, (void)H;
+}
+
+float pe__exp_sum_avx2(float *y, int64_t n, float sub) {
+  (void)y, (void)n;
+  return sub;
 }
 
 #endif

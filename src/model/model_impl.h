@@ -555,6 +555,7 @@ void pe__layernorm_avx2(const pe__step_t *s, const float *x, float *y,
 void pe__layernorm_avx512(const pe__step_t *s, const float *x, float *y,
                           float *mean, float *inv);
 float pe__exp_sum_avx512(float *y, int64_t n, float sub); /* kernels_avx512 */
+float pe__exp_sum_avx2(float *y, int64_t n, float sub);   /* kernels_avx2 */
 
 /* Where a Conv1D step's tap offsets start in its scratch: after the n
  * floats of phase rows, rounded up to 8 bytes, as int64 needs (the scratch
