@@ -77,6 +77,13 @@ typedef struct pe__cuda {
   size_t pshmem;
   uint32_t seq;
   uint64_t launches; /* of the resident kernel */
+  /* diagnostics (PE_CUDA_STAMPS names a file): the kernel's stamps in
+   * device memory, and the host's of the same requests (before the
+   * windows' copy, the request stored, the answer seen, the scores
+   * copied), both written to that file as the backend closes */
+  const char *stamps_path;
+  uint64_t *d_stamps;
+  uint64_t *h_stamps; /* [PE_CUDA_STAMP_RING][4] */
   char errmsg[256];
 } pe__cuda_t;
 
@@ -104,6 +111,112 @@ static const char *pe__kind_name(int kind) {
              : "new";
 }
 
+static int pe__u64_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* One line of the stamps' report: the median and p99 of v[0..n). */
+static void pe__stamps_line(FILE *f, const char *what, uint64_t *v, size_t n) {
+  if (n == 0) {
+    return;
+  }
+  qsort(v, n, sizeof *v, pe__u64_cmp);
+  fprintf(f, "%-22s median %8.3f us  p99 %8.3f us\n", what,
+          (double)v[n / 2] / 1e3, (double)v[n * 99 / 100] / 1e3);
+}
+
+/* The persistent kernel's and the host's stamps, as phase lengths over the
+ * requests answered (the last PE_CUDA_STAMP_RING), into stamps_path. Not
+ * on the hot path; diagnostics only. */
+static void pe__stamps_report(pe__cuda_t *c) {
+  const size_t ring = PE_CUDA_STAMP_RING, slots = PE_CUDA_STAMP_SLOTS;
+  uint64_t *d = malloc(ring * slots * sizeof *d);
+  uint64_t *v = malloc(ring * sizeof *v);
+  FILE *f = fopen(c->stamps_path, "w");
+  if (d == NULL || v == NULL || f == NULL ||
+      cudaMemcpy(d, c->d_stamps, ring * slots * sizeof *d,
+                 cudaMemcpyDeviceToHost) != cudaSuccess) {
+    free(d);
+    free(v);
+    if (f != NULL) {
+      fclose(f);
+    }
+    return;
+  }
+  /* every slot of the ring written (a zero stamp was not) */
+  const size_t have = ring;
+  fprintf(f, "requests %u, steps %d\n", c->seq, c->n_steps);
+  /* the device's phases: each stamp after the previous one present */
+  static const struct {
+    int slot;
+    const char *name;
+  } ph[] = {{PE_CUDA_STAMP_START, "seen -> block start"},
+            {PE_CUDA_STAMP_WINDOW, "windows read"},
+            {PE_CUDA_STAMP_SCORES, "scores written"},
+            {PE_CUDA_STAMP_FENCED, "system fence"},
+            {PE_CUDA_STAMP_DONE, "done stored"}};
+  int last_step =
+      c->n_steps < PE_CUDA_STAMP_STEPS ? c->n_steps : PE_CUDA_STAMP_STEPS;
+  for (int p = 0; p < (int)(sizeof ph / sizeof ph[0]); p++) {
+    int prev = p == 0   ? PE_CUDA_STAMP_SEEN
+               : p == 2 ? PE_CUDA_STAMP_STEP0 + last_step - 1
+                        : ph[p - 1].slot;
+    if (p == 2 && last_step == 0) {
+      prev = PE_CUDA_STAMP_WINDOW;
+    }
+    size_t n = 0;
+    for (size_t r = 0; r < have; r++) {
+      const uint64_t *x = d + r * slots;
+      if (x[ph[p].slot] >= x[prev] && x[prev] != 0) {
+        v[n++] = x[ph[p].slot] - x[prev];
+      }
+    }
+    pe__stamps_line(f, ph[p].name, v, n);
+    for (int k = 0; p == 1 && k < last_step; k++) {
+      char name[32];
+      snprintf(name, sizeof name, "step %d%s", k,
+               k == PE_CUDA_STAMP_STEPS - 1 ? " on" : "");
+      n = 0;
+      for (size_t r = 0; r < have; r++) {
+        const uint64_t *x = d + r * slots;
+        uint64_t a =
+            x[k == 0 ? PE_CUDA_STAMP_WINDOW : PE_CUDA_STAMP_STEP0 + k - 1];
+        if (x[PE_CUDA_STAMP_STEP0 + k] >= a && a != 0) {
+          v[n++] = x[PE_CUDA_STAMP_STEP0 + k] - a;
+        }
+      }
+      pe__stamps_line(f, name, v, n);
+    }
+  }
+  size_t n = 0;
+  for (size_t r = 0; r < have; r++) {
+    const uint64_t *x = d + r * slots;
+    if (x[PE_CUDA_STAMP_DONE] >= x[PE_CUDA_STAMP_SEEN] &&
+        x[PE_CUDA_STAMP_SEEN] != 0) {
+      v[n++] = x[PE_CUDA_STAMP_DONE] - x[PE_CUDA_STAMP_SEEN];
+    }
+  }
+  pe__stamps_line(f, "device, seen -> done", v, n);
+  static const char *const hn[] = {"host: windows copied",
+                                   "host: request -> answer",
+                                   "host: scores copied", "host: in -> out"};
+  for (int p = 0; p < 4; p++) {
+    n = 0;
+    for (size_t r = 0; r < have; r++) {
+      const uint64_t *h = c->h_stamps + r * 4;
+      int a = p == 3 ? 0 : p, b = p + 1 > 3 ? 3 : p + 1;
+      if (h[b] >= h[a] && h[a] != 0) {
+        v[n++] = h[b] - h[a];
+      }
+    }
+    pe__stamps_line(f, hn[p], v, n);
+  }
+  fclose(f);
+  free(d);
+  free(v);
+}
+
 static void pe__cuda_destroy(pe__cuda_t *c) {
   if (c == NULL) {
     return;
@@ -116,6 +229,11 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
     cudaStreamSynchronize(c->pstream);
     cudaStreamDestroy(c->pstream);
   }
+  if (c->d_stamps != NULL) {
+    pe__stamps_report(c);
+  }
+  pe_cuda_free(c->d_stamps);
+  free(c->h_stamps);
   pe_cuda_host_free(c->ctrl);
   pe_cuda_host_free(c->m_in);
   pe_cuda_host_free(c->m_out);
@@ -678,6 +796,18 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   a->d_out = c->d_out;
   a->in_numel = c->in_numel;
   a->out_numel = c->out_numel;
+  c->stamps_path = getenv("PE_CUDA_STAMPS");
+  if (c->stamps_path != NULL && c->stamps_path[0] != '\0') {
+    size_t sb = (size_t)PE_CUDA_STAMP_RING * PE_CUDA_STAMP_SLOTS * 8;
+    c->h_stamps = calloc((size_t)PE_CUDA_STAMP_RING * 4, 8);
+    e = c->h_stamps != NULL ? pe_cuda_malloc((void **)&c->d_stamps, sb) : 2;
+    e = e ? e : (int)cudaMemset(c->d_stamps, 0, sb);
+    if (e != 0) {
+      snprintf(msg, cap, "allocating the stamps: %s", pe_cuda_strerror(e));
+      return PE_EBACKEND;
+    }
+    a->stamps = c->d_stamps;
+  }
   c->persistent = 1;
   c->timing = 0;
   e = pe__persist_launch(c);
@@ -701,9 +831,17 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
              "failure");
     return PE_EBACKEND;
   }
+  uint64_t *hs = NULL;
+  if (c->h_stamps != NULL) {
+    hs = c->h_stamps + (size_t)((c->seq + 1) % PE_CUDA_STAMP_RING) * 4;
+    hs[0] = pe_clock_ns();
+  }
   memcpy(c->m_in, in, (size_t)batch * (size_t)c->in_numel * sizeof(float));
   const uint32_t seq = ++c->seq;
   __atomic_store_n(&k->req, (uint64_t)batch << 32 | seq, __ATOMIC_SEQ_CST);
+  if (hs != NULL) {
+    hs[1] = pe_clock_ns();
+  }
   int e = 0;
   if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
     e = pe__persist_launch(c);
@@ -743,7 +881,13 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
              pe_cuda_strerror(e));
     return PE_EBACKEND;
   }
+  if (hs != NULL) {
+    hs[2] = pe_clock_ns();
+  }
   memcpy(out, c->m_out, (size_t)batch * (size_t)c->out_numel * sizeof(float));
+  if (hs != NULL) {
+    hs[3] = pe_clock_ns();
+  }
   return PE_OK;
 }
 

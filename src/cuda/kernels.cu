@@ -1334,6 +1334,16 @@ __device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
   return (float *)p;
 }
 
+/* Thread 0's stamp of a moment of request seq (STAMP: a.stamps set). */
+#define PE__STAMP(slot)                                                        \
+  do {                                                                         \
+    if (STAMP && tid == 0) {                                                   \
+      a.stamps[(size_t)(last % PE_CUDA_STAMP_RING) * PE_CUDA_STAMP_SLOTS +     \
+               (slot)] = pe__gtime();                                          \
+    }                                                                          \
+  } while (0)
+
+template <bool STAMP>
 __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     pe__k_persist(const pe_cuda_persist_t a) {
   extern __shared__ float4 shv[];
@@ -1395,6 +1405,12 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
           c = 2;
         }
       }
+      if (STAMP && c == 1) {
+        uint64_t *st = a.stamps + (size_t)((uint32_t)q % PE_CUDA_STAMP_RING) *
+                                      PE_CUDA_STAMP_SLOTS;
+        st[0] = (uint32_t)q;
+        st[PE_CUDA_STAMP_SEEN] = pe__gtime();
+      }
       __threadfence_system();
       cmd = c;
       cmd_seq = (uint32_t)q;
@@ -1406,6 +1422,7 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     }
     const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
     last = cmd_seq;
+    PE__STAMP(PE_CUDA_STAMP_START);
     const int n_in = (int)(n * a.in_numel), n_out = (int)(n * a.out_numel);
     /* loads that skip the caches: the host wrote these since the last
      * request */
@@ -1421,6 +1438,7 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
       }
     }
     __syncthreads();
+    PE__STAMP(PE_CUDA_STAMP_WINDOW);
     for (int k = 0; k < a.n_steps; k++) {
       const pe_cuda_step_t &s = steps[k];
       const int kind = s.kind;
@@ -1439,6 +1457,8 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
         pe__d_step<1>(s, kind, n, tid, nt);
       }
       __syncthreads();
+      PE__STAMP(PE_CUDA_STAMP_STEP0 +
+                (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
     }
     for (int i = tid; i < n_out; i += nt) {
       a.h_out[i] = x_out[i];
@@ -1446,9 +1466,12 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     /* the barrier orders every thread's scores before thread 0's fence,
      * which makes them visible to the host before done */
     __syncthreads();
+    PE__STAMP(PE_CUDA_STAMP_SCORES);
     if (tid == 0) {
       __threadfence_system();
+      PE__STAMP(PE_CUDA_STAMP_FENCED);
       ctrl->done = last;
+      PE__STAMP(PE_CUDA_STAMP_DONE);
     }
   }
   if (tid == 0) {
@@ -1497,13 +1520,14 @@ extern "C" int pe_cuda_shmem_limit(size_t *bytes) {
 
 extern "C" int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
                                       void *stream) {
+  void (*k)(const pe_cuda_persist_t) =
+      a->stamps != NULL ? pe__k_persist<true> : pe__k_persist<false>;
   cudaError_t e = cudaFuncSetAttribute(
-      pe__k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
+      k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
   if (e != cudaSuccess) {
     return (int)e;
   }
-  pe__k_persist<<<1, PE_CUDA_PERSIST_THREADS, shmem, (cudaStream_t)stream>>>(
-      *a);
+  k<<<1, PE_CUDA_PERSIST_THREADS, shmem, (cudaStream_t)stream>>>(*a);
   return (int)cudaPeekAtLastError();
 }
 

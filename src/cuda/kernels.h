@@ -103,7 +103,27 @@ typedef struct pe_cuda_persist {
   const float *arena;   /* the device arena */
   int64_t arena_floats; /* what the steps use of it: max_n * per window */
   int64_t in_numel, out_numel; /* per window */
+  /* diagnostics: NULL, or device memory for PE_CUDA_STAMP_RING requests
+   * of PE_CUDA_STAMP_SLOTS %globaltimer stamps each (request seq %
+   * PE_CUDA_STAMP_RING); a kernel built without the stamps runs when
+   * NULL */
+  uint64_t *stamps;
 } pe_cuda_persist_t;
+
+/* The persistent kernel's stamps of one request, in ns of the device's
+ * global timer: slot 0 the request's seq, then the moments named below;
+ * a step's slot is PE_CUDA_STAMP_STEP0 + its index, the steps past the
+ * last slot sharing it. */
+#define PE_CUDA_STAMP_RING 4096
+#define PE_CUDA_STAMP_SLOTS 24
+#define PE_CUDA_STAMP_SEEN 1    /* thread 0 saw the request */
+#define PE_CUDA_STAMP_START 2   /* the block has it (after the barrier) */
+#define PE_CUDA_STAMP_WINDOW 3  /* the windows read (after the barrier) */
+#define PE_CUDA_STAMP_STEP0 4   /* each step done (after its barrier) */
+#define PE_CUDA_STAMP_STEPS 16  /* slots for steps */
+#define PE_CUDA_STAMP_SCORES 20 /* the scores written (after the barrier) */
+#define PE_CUDA_STAMP_FENCED 21 /* thread 0's system fence returned */
+#define PE_CUDA_STAMP_DONE 22   /* done stored */
 
 /* The first step the persistent kernel cannot run (a kind without a
  * kernel, or an LSTM/GRU of more hidden units than it has threads), or -1
