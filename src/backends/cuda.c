@@ -72,7 +72,9 @@ typedef struct pe__cuda {
   cudaStream_t pstream;
   pe_cuda_ctrl_t *ctrl;    /* mapped pinned host memory */
   float *m_in, *m_out;     /* mapped pinned host memory */
-  pe_cuda_step_t *d_steps; /* device */
+  pe_cuda_step_t *d_steps; /* device; the table wcopy follows the steps */
+  pe_cuda_wcopy_t wcopy[PE__CUDA_MAX_WEIGHTS]; /* the weights on chip */
+  int n_wcopy;
   pe_cuda_persist_t pargs; /* device addresses */
   size_t pshmem;
   uint32_t seq;
@@ -702,8 +704,64 @@ static int pe__persist_launch(pe__cuda_t *c) {
   return e;
 }
 
+/* The weight buffer at p (a step's pointer), as an index into weights[],
+ * or -1. */
+static int pe__weight_index(const pe__cuda_t *c, const void *p) {
+  for (int i = 0; p != NULL && i < c->n_weights; i++) {
+    if (c->weights[i] == p) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/* The weights the persistent kernel copies on chip (c->wcopy), in the
+ * order its steps read them while they fit the block's shared memory
+ * (limit bytes) beside `floats` floats of activations and scratch bytes:
+ * each step's w (not a warp dense layer's, which reads w2), w2, bias,
+ * bias2 and constant inputs; not an LSTM's or GRU's, which stage their
+ * own. Returns the floats taken, each tensor rounded up to 4. */
+static int64_t pe__persist_weights(pe__cuda_t *c, int64_t floats,
+                                   size_t scratch, size_t limit) {
+  int64_t taken = 0;
+  char seen[PE__CUDA_MAX_WEIGHTS] = {0};
+  c->n_wcopy = 0;
+  for (int k = 0; k < c->n_steps; k++) {
+    const pe_cuda_step_t *s = &c->steps[k];
+    if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
+      continue;
+    }
+    const void *ptrs[4 + PE_CUDA_MAX_IN] = {
+        s->kind == PE_PLAN_DENSE && s->dense_warp ? NULL : s->w, s->w2, s->bias,
+        s->bias2};
+    for (int q = 0; q < s->n_in && q < PE_CUDA_MAX_IN; q++) {
+      ptrs[4 + q] = s->in_stride[q] == 0 ? s->in[q] : NULL;
+    }
+    for (int q = 0; q < 4 + PE_CUDA_MAX_IN; q++) {
+      int i = pe__weight_index(c, ptrs[q]);
+      if (i < 0 || seen[i]) {
+        continue;
+      }
+      seen[i] = 1;
+      int64_t n = (int64_t)(c->weight_bytes[i] / sizeof(float));
+      int64_t n4 = (n + 3) / 4 * 4;
+      if (pe_cuda_persist_shmem(c->n_steps, floats + taken + n4, scratch) >
+          limit) {
+        continue;
+      }
+      pe_cuda_wcopy_t *w = &c->wcopy[c->n_wcopy++];
+      w->src = c->weights[i];
+      w->floats = n;
+      w->off = taken;
+      taken += n4;
+    }
+  }
+  return taken;
+}
+
 /* Persistent mode: the mapped control block, windows and scores, the
- * device copy of the steps, and the resident kernel started. */
+ * device copy of the steps (and of the table of weights it copies on
+ * chip), and the resident kernel started. */
 static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   size_t scratch = 0;
   int bad = pe_cuda_persist_check(c->steps, c->n_steps, &scratch);
@@ -735,9 +793,11 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   }
   c->pargs.on_chip = on > 0;
   pn = on > 0 ? on : pn;
-  c->pshmem =
-      on > 0 ? pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per, scratch)
-             : scratch;
+  int64_t w_floats =
+      on > 0 ? pe__persist_weights(c, (int64_t)on * per, scratch, limit) : 0;
+  c->pshmem = on > 0 ? pe_cuda_persist_shmem(
+                           c->n_steps, (int64_t)on * per + w_floats, scratch)
+                     : scratch;
   size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
   size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
   size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
@@ -769,8 +829,12 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
-  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b);
+  size_t wc_b = (size_t)c->n_wcopy * sizeof *c->wcopy;
+  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b + wc_b);
   e = e ? e : (int)cudaMemcpy(c->d_steps, ps, st_b, cudaMemcpyHostToDevice);
+  e = e || wc_b == 0 ? e
+                     : (int)cudaMemcpy((char *)c->d_steps + st_b, c->wcopy,
+                                       wc_b, cudaMemcpyHostToDevice);
   free(ps);
   e = e ? e
         : (int)cudaStreamCreateWithFlags(&c->pstream, cudaStreamNonBlocking);
@@ -785,7 +849,10 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   }
   a->arena = c->d_arena;
   a->arena_floats = (int64_t)pn * c->arena_ps;
-  c->dev_bytes += st_b;
+  a->wcopy = (const pe_cuda_wcopy_t *)(const void *)((char *)c->d_steps + st_b);
+  a->n_wcopy = c->n_wcopy;
+  a->w_floats = w_floats;
+  c->dev_bytes += st_b + wc_b;
   c->host_bytes += sizeof *c->ctrl + in_b + out_b;
   memset(c->ctrl, 0, sizeof *c->ctrl);
   a->steps = c->d_steps;

@@ -209,6 +209,59 @@ __device__ __forceinline__ static void pe__d_dense_warp(const pe_cuda_step_t &s,
   }
 }
 
+/* Dense for the resident block when its outputs are few: g threads (a
+ * power of two, 2 to 32, within a warp) per output take every g-th k of
+ * its sum (w2 [M][K] when the step has it, else w [K][M]), the partial
+ * sums (double) meet in a butterfly, then the bias. Every thread of the
+ * block calls it (the butterfly needs whole warps); total * g <= threads.
+ * The order of the terms differs from the CPU's; in double the float
+ * result differs only where a sum lies within about 1e-16 of a float
+ * rounding boundary. */
+template <typename I>
+__device__ __forceinline__ static void
+pe__d_dense_split(const pe_cuda_step_t &s, I total, int g, int tid) {
+  const I rows = (I)s.p[0], K = (I)s.K, M = (I)s.M, xs = (I)s.in_stride[0];
+  const I i = (I)(tid / g);
+  const int sub = tid & (g - 1);
+  double acc = 0.0;
+  I m = 0;
+  if (i < total) {
+    m = i % M;
+    const I q = i / M, r = q % rows, b = q / rows;
+    const float *__restrict__ x = s.in[0] + b * xs + r * K;
+    if (s.w2 != NULL) {
+      const float *__restrict__ w = s.w2 + m * K;
+#pragma unroll 4
+      for (I k = sub; k < K; k += g) {
+        acc += (double)x[k] * (double)w[k];
+      }
+    } else {
+      const float *__restrict__ w = s.w + m;
+#pragma unroll 4
+      for (I k = sub; k < K; k += g) {
+        acc += (double)x[k] * (double)w[k * M];
+      }
+    }
+  }
+  for (int o = g >> 1; o > 0; o >>= 1) {
+    acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  }
+  if (i < total && sub == 0) {
+    acc += s.bias ? (double)s.bias[m] : 0.0;
+    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+  }
+}
+
+/* Threads per output of pe__d_dense_split for `total` outputs over nt
+ * threads: the most, up to 32, that fit; 0 when fewer than 2 do. */
+__device__ static int pe__split_width(int64_t total, int nt) {
+  int g = 32;
+  while (g >= 2 && total * g > nt) {
+    g >>= 1;
+  }
+  return g >= 2 ? g : 0;
+}
+
 /* Dense over many rows as a tiled product: a block of 256 threads takes
  * 64 rows x 32 outputs, the rows' inputs and the weights ([K][M]) staged
  * through shared memory 32 k at a time; each thread sums 8 outputs (one
@@ -1316,11 +1369,19 @@ __host__ __device__ static size_t pe__steps_bytes(int n) {
 }
 
 /* A step's pointer moved on chip: the arena, the input and the output of
- * the device into their places in shared memory; weights stay. */
+ * the device, and the weights copied (s_w), into their places in shared
+ * memory; other weights stay. */
 __device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
-                                   float *s_arena, float *s_in, float *s_out) {
+                                   float *s_arena, float *s_in, float *s_out,
+                                   float *s_w) {
   if (p == NULL) {
     return NULL;
+  }
+  for (int j = 0; j < a.n_wcopy; j++) {
+    const pe_cuda_wcopy_t &c = a.wcopy[j];
+    if (p >= c.src && p < c.src + c.floats) {
+      return s_w + c.off + (p - c.src);
+    }
   }
   if (p >= a.arena && p < a.arena + a.arena_floats) {
     return s_arena + (p - a.arena);
@@ -1370,16 +1431,36 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
      * at a time) */
     float *s_in = s_arena + pe__round4(a.arena_floats);
     float *s_out = s_in + pe__round4(a.max_n * a.in_numel);
-    scratch = s_out + pe__round4(a.max_n * a.out_numel);
+    float *s_w = s_out + pe__round4(a.max_n * a.out_numel);
+    scratch = s_w + a.w_floats;
+    /* the weights that fit, once per launch: a request then reads none
+     * from device memory (whose copies in L1 the system fence of each
+     * request may drop) */
+    for (int j = 0; j < a.n_wcopy; j++) {
+      const pe_cuda_wcopy_t c = a.wcopy[j];
+      const int n4 = (int)(c.floats / 4);
+      const float4 *src4 = (const float4 *)c.src;
+      float4 *dst4 = (float4 *)(s_w + c.off);
+      for (int i = tid; i < n4; i += nt) {
+        dst4[i] = src4[i];
+      }
+      for (int i = 4 * n4 + tid; i < (int)c.floats; i += nt) {
+        s_w[c.off + i] = c.src[i];
+      }
+    }
     __syncthreads();
     for (int k = tid; k < a.n_steps; k += nt) {
       pe_cuda_step_t &d = ss[k];
       for (int q = 0; q < PE_CUDA_MAX_IN; q++) {
-        d.in[q] = pe__reloc(d.in[q], a, s_arena, s_in, s_out);
+        d.in[q] = pe__reloc(d.in[q], a, s_arena, s_in, s_out, s_w);
       }
       for (int q = 0; q < 3; q++) {
-        d.out[q] = pe__reloc(d.out[q], a, s_arena, s_in, s_out);
+        d.out[q] = pe__reloc(d.out[q], a, s_arena, s_in, s_out, s_w);
       }
+      d.w = pe__reloc(d.w, a, s_arena, s_in, s_out, s_w);
+      d.w2 = pe__reloc(d.w2, a, s_arena, s_in, s_out, s_w);
+      d.bias = pe__reloc(d.bias, a, s_arena, s_in, s_out, s_w);
+      d.bias2 = pe__reloc(d.bias2, a, s_arena, s_in, s_out, s_w);
     }
     steps = ss;
     x_in = s_in;
@@ -1452,6 +1533,15 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
         for (uint32_t b = 0; b < n; b++) {
           pe__d_rnn(s, b, shared_w, scratch);
           __syncthreads();
+        }
+      } else if (kind == PE_PLAN_DENSE &&
+                 pe__split_width(pe__total(&s, n, 1), nt) != 0) {
+        const int64_t total = pe__total(&s, n, 1);
+        const int g = pe__split_width(total, nt);
+        if (pe__fits32(&s, n)) {
+          pe__d_dense_split<int>(s, (int)total, g, tid);
+        } else {
+          pe__d_dense_split<int64_t>(s, total, g, tid);
         }
       } else {
         pe__d_step<1>(s, kind, n, tid, nt);

@@ -72,8 +72,9 @@ int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
  * its shared memory: the steps (copied once per launch, their activation
  * pointers moved from the device arena, input and output into shared
  * memory), the windows read straight from mapped memory, every
- * intermediate tensor and the scores, which it writes to mapped memory.
- * Otherwise the activations stay in device memory. */
+ * intermediate tensor and the scores, which it writes to mapped memory,
+ * and the weights that fit beside them (wcopy, copied once per launch).
+ * Otherwise the activations and the weights stay in device memory. */
 #define PE_CUDA_PERSIST_THREADS 512
 #define PE_CUDA_PERSIST_MAX_BATCH 16
 
@@ -85,6 +86,14 @@ typedef struct pe_cuda_ctrl {
   uint32_t done;    /* kernel: the latest request answered */
   uint32_t running; /* host sets 1 at launch; the kernel 0 as it leaves */
 } pe_cuda_ctrl_t;
+
+/* A weight tensor the persistent kernel copies on chip once per launch:
+ * floats from src (device) to the weights region + off (floats, a
+ * multiple of 4); the steps' pointers into it move with it. */
+typedef struct pe_cuda_wcopy {
+  const float *src;
+  int64_t floats, off;
+} pe_cuda_wcopy_t;
 
 typedef struct pe_cuda_persist {
   pe_cuda_ctrl_t *ctrl; /* device address of the mapped block */
@@ -103,6 +112,11 @@ typedef struct pe_cuda_persist {
   const float *arena;   /* the device arena */
   int64_t arena_floats; /* what the steps use of it: max_n * per window */
   int64_t in_numel, out_numel; /* per window */
+  /* on chip: the weights copied into shared memory (device table of
+   * n_wcopy; w_floats in all), after the scores' region */
+  const pe_cuda_wcopy_t *wcopy;
+  int n_wcopy;
+  int64_t w_floats;
   /* diagnostics: NULL, or device memory for PE_CUDA_STAMP_RING requests
    * of PE_CUDA_STAMP_SLOTS %globaltimer stamps each (request seq %
    * PE_CUDA_STAMP_RING); a kernel built without the stamps runs when
@@ -133,7 +147,7 @@ int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
                           size_t *scratch);
 /* Shared memory of the persistent kernel on chip: its n_steps steps, the
  * activations of `floats` floats (arena, input and output of max_n
- * windows), then scratch bytes. */
+ * windows, then the weights copied), then scratch bytes. */
 size_t pe_cuda_persist_shmem(int n_steps, int64_t floats, size_t scratch);
 /* The most shared memory one block may have on device 0. */
 int pe_cuda_shmem_limit(size_t *bytes);
