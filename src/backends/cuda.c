@@ -71,7 +71,7 @@ typedef struct pe__cuda {
   int persistent;
   cudaStream_t pstream;
   pe_cuda_ctrl_t *ctrl;    /* mapped pinned host memory */
-  float *m_in, *m_out;     /* mapped pinned host memory */
+  uint64_t *m_in, *m_out;  /* mapped pinned host memory, tagged words */
   pe_cuda_step_t *d_steps; /* device; the table wcopy follows the steps */
   pe_cuda_wcopy_t wcopy[PE__CUDA_MAX_WEIGHTS]; /* the weights on chip */
   int n_wcopy;
@@ -149,47 +149,39 @@ static void pe__stamps_report(pe__cuda_t *c) {
   /* every slot of the ring written (a zero stamp was not) */
   const size_t have = ring;
   fprintf(f, "requests %u, steps %d\n", c->seq, c->n_steps);
-  /* the device's phases: each stamp after the previous one present */
-  static const struct {
-    int slot;
-    const char *name;
-  } ph[] = {{PE_CUDA_STAMP_START, "seen -> block start"},
-            {PE_CUDA_STAMP_WINDOW, "windows read"},
-            {PE_CUDA_STAMP_SCORES, "scores written"},
-            {PE_CUDA_STAMP_FENCED, "system fence"},
-            {PE_CUDA_STAMP_DONE, "done stored"}};
+  /* the device's phases: each stamp after the previous one present in the
+   * same request */
   int last_step =
       c->n_steps < PE_CUDA_STAMP_STEPS ? c->n_steps : PE_CUDA_STAMP_STEPS;
-  for (int p = 0; p < (int)(sizeof ph / sizeof ph[0]); p++) {
-    int prev = p == 0   ? PE_CUDA_STAMP_SEEN
-               : p == 2 ? PE_CUDA_STAMP_STEP0 + last_step - 1
-                        : ph[p - 1].slot;
-    if (p == 2 && last_step == 0) {
-      prev = PE_CUDA_STAMP_WINDOW;
+  for (int slot = PE_CUDA_STAMP_SEEN + 1; slot < (int)slots; slot++) {
+    char name[32];
+    int k = slot - PE_CUDA_STAMP_STEP0;
+    if (k >= 0 && k < PE_CUDA_STAMP_STEPS && k >= last_step) {
+      continue;
+    }
+    snprintf(name, sizeof name, "%s",
+             slot == PE_CUDA_STAMP_START    ? "block start"
+             : slot == PE_CUDA_STAMP_WINDOW ? "windows read"
+             : slot == PE_CUDA_STAMP_SCORES ? "scores written"
+             : slot == PE_CUDA_STAMP_FENCED ? "system fence"
+             : slot == PE_CUDA_STAMP_DONE   ? "done stored"
+                                            : "?");
+    if (k >= 0 && k < PE_CUDA_STAMP_STEPS) {
+      snprintf(name, sizeof name, "step %d%s", k,
+               k == PE_CUDA_STAMP_STEPS - 1 ? " on" : "");
     }
     size_t n = 0;
     for (size_t r = 0; r < have; r++) {
       const uint64_t *x = d + r * slots;
-      if (x[ph[p].slot] >= x[prev] && x[prev] != 0) {
-        v[n++] = x[ph[p].slot] - x[prev];
+      int prev = slot - 1;
+      while (prev > PE_CUDA_STAMP_SEEN && x[prev] == 0) {
+        prev--;
+      }
+      if (x[slot] != 0 && x[prev] != 0 && x[slot] >= x[prev]) {
+        v[n++] = x[slot] - x[prev];
       }
     }
-    pe__stamps_line(f, ph[p].name, v, n);
-    for (int k = 0; p == 1 && k < last_step; k++) {
-      char name[32];
-      snprintf(name, sizeof name, "step %d%s", k,
-               k == PE_CUDA_STAMP_STEPS - 1 ? " on" : "");
-      n = 0;
-      for (size_t r = 0; r < have; r++) {
-        const uint64_t *x = d + r * slots;
-        uint64_t a =
-            x[k == 0 ? PE_CUDA_STAMP_WINDOW : PE_CUDA_STAMP_STEP0 + k - 1];
-        if (x[PE_CUDA_STAMP_STEP0 + k] >= a && a != 0) {
-          v[n++] = x[PE_CUDA_STAMP_STEP0 + k] - a;
-        }
-      }
-      pe__stamps_line(f, name, v, n);
-    }
+    pe__stamps_line(f, name, v, n);
   }
   size_t n = 0;
   for (size_t r = 0; r < have; r++) {
@@ -798,8 +790,10 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   c->pshmem = on > 0 ? pe_cuda_persist_shmem(
                            c->n_steps, (int64_t)on * per + w_floats, scratch)
                      : scratch;
-  size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
-  size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
+  /* tagged words (kernels.h), the windows' rounded up to 16 bytes (the
+   * kernel reads them in pairs) */
+  size_t in_b = ((size_t)pn * (size_t)c->in_numel + 1) / 2 * 16;
+  size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(uint64_t);
   size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
   /* the steps with their arena tensors laid out for pn windows */
   pe_cuda_step_t *ps = malloc(st_b > 0 ? st_b : 1);
@@ -903,8 +897,15 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
     hs = c->h_stamps + (size_t)((c->seq + 1) % PE_CUDA_STAMP_RING) * 4;
     hs[0] = pe_clock_ns();
   }
-  memcpy(c->m_in, in, (size_t)batch * (size_t)c->in_numel * sizeof(float));
-  const uint32_t seq = ++c->seq;
+  /* seq 0 never: a word never written carries it */
+  const uint32_t seq = ++c->seq != 0 ? c->seq : ++c->seq;
+  const uint64_t tag = (uint64_t)seq << 32;
+  const size_t n_in = (size_t)batch * (size_t)c->in_numel;
+  for (size_t i = 0; i < n_in; i++) {
+    uint32_t b;
+    memcpy(&b, &in[i], sizeof b);
+    __atomic_store_n(&c->m_in[i], tag | b, __ATOMIC_RELAXED);
+  }
   __atomic_store_n(&k->req, (uint64_t)batch << 32 | seq, __ATOMIC_SEQ_CST);
   if (hs != NULL) {
     hs[1] = pe_clock_ns();
@@ -913,11 +914,20 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
   if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
     e = pe__persist_launch(c);
   }
-  /* the clock every 256 spins; the stream (a driver call of microseconds,
-   * during which an answer would wait) only every PE__CUDA_QUERY_NS */
+  /* the answer: every score's word carrying seq, taken in order (got of
+   * them so far); the clock every 256 spins; the stream (a driver call of
+   * microseconds, during which an answer would wait) only every
+   * PE__CUDA_QUERY_NS */
+  const size_t n_out = (size_t)batch * (size_t)c->out_numel;
+  size_t got = 0;
   uint64_t t0 = 0, tq = 0;
-  for (uint32_t spin = 1;
-       e == 0 && __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq; spin++) {
+  for (uint32_t spin = 1; e == 0 && got < n_out; spin++) {
+    uint64_t w = __atomic_load_n(&c->m_out[got], __ATOMIC_ACQUIRE);
+    if ((uint32_t)(w >> 32) == seq) {
+      uint32_t b = (uint32_t)w;
+      memcpy(&out[got++], &b, sizeof b);
+      continue;
+    }
     if ((spin & 255u) != 0) {
       continue;
     }
@@ -925,7 +935,8 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
     t0 = t0 ? t0 : now;
     tq = tq ? tq : now;
     if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE) &&
-        __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq) {
+        (uint32_t)(__atomic_load_n(&c->m_out[got], __ATOMIC_ACQUIRE) >> 32) !=
+            seq) {
       /* it left (idle) as the request came: start it again */
       e = pe__persist_launch(c);
     } else if (now - tq < PE__CUDA_QUERY_NS) {
@@ -949,11 +960,7 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
     return PE_EBACKEND;
   }
   if (hs != NULL) {
-    hs[2] = pe_clock_ns();
-  }
-  memcpy(out, c->m_out, (size_t)batch * (size_t)c->out_numel * sizeof(float));
-  if (hs != NULL) {
-    hs[3] = pe_clock_ns();
+    hs[2] = hs[3] = pe_clock_ns();
   }
   return PE_OK;
 }

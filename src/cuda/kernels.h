@@ -61,12 +61,16 @@ int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
 /* ---- The persistent kernel (cuda mode "persistent") ----------------------
  * One resident block of PE_CUDA_PERSIST_THREADS threads runs every step of
  * the plan for batches of at most max_n windows (PE_CUDA_PERSIST_MAX_BATCH
- * or fewer), fed through a control block in mapped pinned host memory: the
- * host writes the windows, then req (a new seq, and n, in one 64-bit
- * store, so that the kernel reads both in one trip over the bus); the
- * kernel answers with the scores in mapped memory and done = seq. It
- * leaves (running = 0) when stop is set or after idle_ns without a
- * request.
+ * or fewer), fed through a control block in mapped pinned host memory.
+ * Windows and scores travel as tagged words, each float in the low half
+ * of a 64-bit word whose high half is the request's seq (written in one
+ * store, read in one load, so that a word carrying the seq carries its
+ * float), which lets either side take data as it arrives, with no fence
+ * and no second trip over the bus: the host writes the windows' words,
+ * then req (the seq, one more than the last, and n, in one 64-bit store);
+ * the kernel polls req together with the words of the first window, and
+ * answers with the scores' words and done = seq. It leaves (running = 0)
+ * when stop is set or after idle_ns without a request.
  *
  * On chip (on_chip = 1), the block keeps everything a request touches in
  * its shared memory: the steps (copied once per launch, their activation
@@ -105,8 +109,8 @@ typedef struct pe_cuda_persist {
   uint32_t max_n;
   uint32_t last; /* the request answered before launch */
   uint64_t idle_ns;
-  const float *h_in;    /* device address of mapped windows */
-  float *h_out;         /* device address of mapped scores */
+  const uint64_t *h_in; /* device address of mapped windows (tagged) */
+  uint64_t *h_out;      /* device address of mapped scores (tagged) */
   float *d_in;          /* the plan's input */
   const float *d_out;   /* the plan's output */
   const float *arena;   /* the device arena */
@@ -130,13 +134,13 @@ typedef struct pe_cuda_persist {
  * last slot sharing it. */
 #define PE_CUDA_STAMP_RING 4096
 #define PE_CUDA_STAMP_SLOTS 24
-#define PE_CUDA_STAMP_SEEN 1    /* thread 0 saw the request */
-#define PE_CUDA_STAMP_START 2   /* the block has it (after the barrier) */
-#define PE_CUDA_STAMP_WINDOW 3  /* the windows read (after the barrier) */
+#define PE_CUDA_STAMP_SEEN 1    /* the request and its first window in */
+#define PE_CUDA_STAMP_START 2   /* (unused) */
+#define PE_CUDA_STAMP_WINDOW 3  /* every window in (after the barrier) */
 #define PE_CUDA_STAMP_STEP0 4   /* each step done (after its barrier) */
 #define PE_CUDA_STAMP_STEPS 16  /* slots for steps */
-#define PE_CUDA_STAMP_SCORES 20 /* the scores written (after the barrier) */
-#define PE_CUDA_STAMP_FENCED 21 /* thread 0's system fence returned */
+#define PE_CUDA_STAMP_SCORES 20 /* thread 0's scores stored */
+#define PE_CUDA_STAMP_FENCED 21 /* (unused) */
 #define PE_CUDA_STAMP_DONE 22   /* done stored */
 
 /* The first step the persistent kernel cannot run (a kind without a
