@@ -71,12 +71,21 @@ typedef struct pe__cuda {
   int persistent;
   cudaStream_t pstream;
   pe_cuda_ctrl_t *ctrl;    /* mapped pinned host memory */
-  float *m_in, *m_out;     /* mapped pinned host memory */
-  pe_cuda_step_t *d_steps; /* device */
+  uint64_t *m_in, *m_out;  /* mapped pinned host memory, tagged words */
+  pe_cuda_step_t *d_steps; /* device; the table wcopy follows the steps */
+  pe_cuda_wcopy_t wcopy[PE__CUDA_MAX_WEIGHTS]; /* the weights on chip */
+  int n_wcopy;
   pe_cuda_persist_t pargs; /* device addresses */
   size_t pshmem;
   uint32_t seq;
   uint64_t launches; /* of the resident kernel */
+  /* diagnostics (PE_CUDA_STAMPS names a file): the kernel's stamps in
+   * device memory, and the host's of the same requests (before the
+   * windows' copy, the request stored, the answer seen, the scores
+   * copied), both written to that file as the backend closes */
+  const char *stamps_path;
+  uint64_t *d_stamps;
+  uint64_t *h_stamps; /* [PE_CUDA_STAMP_RING][4] */
   char errmsg[256];
 } pe__cuda_t;
 
@@ -104,6 +113,104 @@ static const char *pe__kind_name(int kind) {
              : "new";
 }
 
+static int pe__u64_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* One line of the stamps' report: the median and p99 of v[0..n). */
+static void pe__stamps_line(FILE *f, const char *what, uint64_t *v, size_t n) {
+  if (n == 0) {
+    return;
+  }
+  qsort(v, n, sizeof *v, pe__u64_cmp);
+  fprintf(f, "%-22s median %8.3f us  p99 %8.3f us\n", what,
+          (double)v[n / 2] / 1e3, (double)v[n * 99 / 100] / 1e3);
+}
+
+/* The persistent kernel's and the host's stamps, as phase lengths over the
+ * requests answered (the last PE_CUDA_STAMP_RING), into stamps_path. Not
+ * on the hot path; diagnostics only. */
+static void pe__stamps_report(pe__cuda_t *c) {
+  const size_t ring = PE_CUDA_STAMP_RING, slots = PE_CUDA_STAMP_SLOTS;
+  uint64_t *d = malloc(ring * slots * sizeof *d);
+  uint64_t *v = malloc(ring * sizeof *v);
+  FILE *f = fopen(c->stamps_path, "w");
+  if (d == NULL || v == NULL || f == NULL ||
+      cudaMemcpy(d, c->d_stamps, ring * slots * sizeof *d,
+                 cudaMemcpyDeviceToHost) != cudaSuccess) {
+    free(d);
+    free(v);
+    if (f != NULL) {
+      fclose(f);
+    }
+    return;
+  }
+  /* every slot of the ring written (a zero stamp was not) */
+  const size_t have = ring;
+  fprintf(f, "requests %u, steps %d\n", c->seq, c->n_steps);
+  /* the device's phases: each stamp after the previous one present in the
+   * same request */
+  int last_step =
+      c->n_steps < PE_CUDA_STAMP_STEPS ? c->n_steps : PE_CUDA_STAMP_STEPS;
+  for (int slot = PE_CUDA_STAMP_SEEN + 1; slot < (int)slots; slot++) {
+    char name[32];
+    int k = slot - PE_CUDA_STAMP_STEP0;
+    if (k >= 0 && k < PE_CUDA_STAMP_STEPS && k >= last_step) {
+      continue;
+    }
+    snprintf(name, sizeof name, "%s",
+             slot == PE_CUDA_STAMP_START    ? "block start"
+             : slot == PE_CUDA_STAMP_WINDOW ? "windows read"
+             : slot == PE_CUDA_STAMP_SCORES ? "scores written"
+             : slot == PE_CUDA_STAMP_FENCED ? "system fence"
+             : slot == PE_CUDA_STAMP_DONE   ? "done stored"
+                                            : "?");
+    if (k >= 0 && k < PE_CUDA_STAMP_STEPS) {
+      snprintf(name, sizeof name, "step %d%s", k,
+               k == PE_CUDA_STAMP_STEPS - 1 ? " on" : "");
+    }
+    size_t n = 0;
+    for (size_t r = 0; r < have; r++) {
+      const uint64_t *x = d + r * slots;
+      int prev = slot - 1;
+      while (prev > PE_CUDA_STAMP_SEEN && x[prev] == 0) {
+        prev--;
+      }
+      if (x[slot] != 0 && x[prev] != 0 && x[slot] >= x[prev]) {
+        v[n++] = x[slot] - x[prev];
+      }
+    }
+    pe__stamps_line(f, name, v, n);
+  }
+  size_t n = 0;
+  for (size_t r = 0; r < have; r++) {
+    const uint64_t *x = d + r * slots;
+    if (x[PE_CUDA_STAMP_DONE] >= x[PE_CUDA_STAMP_SEEN] &&
+        x[PE_CUDA_STAMP_SEEN] != 0) {
+      v[n++] = x[PE_CUDA_STAMP_DONE] - x[PE_CUDA_STAMP_SEEN];
+    }
+  }
+  pe__stamps_line(f, "device, seen -> done", v, n);
+  static const char *const hn[] = {"host: windows copied",
+                                   "host: request -> answer",
+                                   "host: scores copied", "host: in -> out"};
+  for (int p = 0; p < 4; p++) {
+    n = 0;
+    for (size_t r = 0; r < have; r++) {
+      const uint64_t *h = c->h_stamps + r * 4;
+      int a = p == 3 ? 0 : p, b = p + 1 > 3 ? 3 : p + 1;
+      if (h[b] >= h[a] && h[a] != 0) {
+        v[n++] = h[b] - h[a];
+      }
+    }
+    pe__stamps_line(f, hn[p], v, n);
+  }
+  fclose(f);
+  free(d);
+  free(v);
+}
+
 static void pe__cuda_destroy(pe__cuda_t *c) {
   if (c == NULL) {
     return;
@@ -116,6 +223,11 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
     cudaStreamSynchronize(c->pstream);
     cudaStreamDestroy(c->pstream);
   }
+  if (c->d_stamps != NULL) {
+    pe__stamps_report(c);
+  }
+  pe_cuda_free(c->d_stamps);
+  free(c->h_stamps);
   pe_cuda_host_free(c->ctrl);
   pe_cuda_host_free(c->m_in);
   pe_cuda_host_free(c->m_out);
@@ -584,8 +696,64 @@ static int pe__persist_launch(pe__cuda_t *c) {
   return e;
 }
 
+/* The weight buffer at p (a step's pointer), as an index into weights[],
+ * or -1. */
+static int pe__weight_index(const pe__cuda_t *c, const void *p) {
+  for (int i = 0; p != NULL && i < c->n_weights; i++) {
+    if (c->weights[i] == p) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/* The weights the persistent kernel copies on chip (c->wcopy), in the
+ * order its steps read them while they fit the block's shared memory
+ * (limit bytes) beside `floats` floats of activations and scratch bytes:
+ * each step's w (not a warp dense layer's, which reads w2), w2, bias,
+ * bias2 and constant inputs; not an LSTM's or GRU's, which stage their
+ * own. Returns the floats taken, each tensor rounded up to 4. */
+static int64_t pe__persist_weights(pe__cuda_t *c, int64_t floats,
+                                   size_t scratch, size_t limit) {
+  int64_t taken = 0;
+  char seen[PE__CUDA_MAX_WEIGHTS] = {0};
+  c->n_wcopy = 0;
+  for (int k = 0; k < c->n_steps; k++) {
+    const pe_cuda_step_t *s = &c->steps[k];
+    if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
+      continue;
+    }
+    const void *ptrs[4 + PE_CUDA_MAX_IN] = {
+        s->kind == PE_PLAN_DENSE && s->dense_warp ? NULL : s->w, s->w2, s->bias,
+        s->bias2};
+    for (int q = 0; q < s->n_in && q < PE_CUDA_MAX_IN; q++) {
+      ptrs[4 + q] = s->in_stride[q] == 0 ? s->in[q] : NULL;
+    }
+    for (int q = 0; q < 4 + PE_CUDA_MAX_IN; q++) {
+      int i = pe__weight_index(c, ptrs[q]);
+      if (i < 0 || seen[i]) {
+        continue;
+      }
+      seen[i] = 1;
+      int64_t n = (int64_t)(c->weight_bytes[i] / sizeof(float));
+      int64_t n4 = (n + 3) / 4 * 4;
+      if (pe_cuda_persist_shmem(c->n_steps, floats + taken + n4, scratch) >
+          limit) {
+        continue;
+      }
+      pe_cuda_wcopy_t *w = &c->wcopy[c->n_wcopy++];
+      w->src = c->weights[i];
+      w->floats = n;
+      w->off = taken;
+      taken += n4;
+    }
+  }
+  return taken;
+}
+
 /* Persistent mode: the mapped control block, windows and scores, the
- * device copy of the steps, and the resident kernel started. */
+ * device copy of the steps (and of the table of weights it copies on
+ * chip), and the resident kernel started. */
 static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   size_t scratch = 0;
   int bad = pe_cuda_persist_check(c->steps, c->n_steps, &scratch);
@@ -617,11 +785,15 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   }
   c->pargs.on_chip = on > 0;
   pn = on > 0 ? on : pn;
-  c->pshmem =
-      on > 0 ? pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per, scratch)
-             : scratch;
-  size_t in_b = (size_t)pn * (size_t)c->in_numel * sizeof(float);
-  size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(float);
+  int64_t w_floats =
+      on > 0 ? pe__persist_weights(c, (int64_t)on * per, scratch, limit) : 0;
+  c->pshmem = on > 0 ? pe_cuda_persist_shmem(
+                           c->n_steps, (int64_t)on * per + w_floats, scratch)
+                     : scratch;
+  /* tagged words (kernels.h), the windows' rounded up to 16 bytes (the
+   * kernel reads them in pairs) */
+  size_t in_b = ((size_t)pn * (size_t)c->in_numel + 1) / 2 * 16;
+  size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(uint64_t);
   size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
   /* the steps with their arena tensors laid out for pn windows */
   pe_cuda_step_t *ps = malloc(st_b > 0 ? st_b : 1);
@@ -651,8 +823,12 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
-  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b);
+  size_t wc_b = (size_t)c->n_wcopy * sizeof *c->wcopy;
+  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b + wc_b);
   e = e ? e : (int)cudaMemcpy(c->d_steps, ps, st_b, cudaMemcpyHostToDevice);
+  e = e || wc_b == 0 ? e
+                     : (int)cudaMemcpy((char *)c->d_steps + st_b, c->wcopy,
+                                       wc_b, cudaMemcpyHostToDevice);
   free(ps);
   e = e ? e
         : (int)cudaStreamCreateWithFlags(&c->pstream, cudaStreamNonBlocking);
@@ -667,7 +843,10 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   }
   a->arena = c->d_arena;
   a->arena_floats = (int64_t)pn * c->arena_ps;
-  c->dev_bytes += st_b;
+  a->wcopy = (const pe_cuda_wcopy_t *)(const void *)((char *)c->d_steps + st_b);
+  a->n_wcopy = c->n_wcopy;
+  a->w_floats = w_floats;
+  c->dev_bytes += st_b + wc_b;
   c->host_bytes += sizeof *c->ctrl + in_b + out_b;
   memset(c->ctrl, 0, sizeof *c->ctrl);
   a->steps = c->d_steps;
@@ -678,6 +857,18 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   a->d_out = c->d_out;
   a->in_numel = c->in_numel;
   a->out_numel = c->out_numel;
+  c->stamps_path = getenv("PE_CUDA_STAMPS");
+  if (c->stamps_path != NULL && c->stamps_path[0] != '\0') {
+    size_t sb = (size_t)PE_CUDA_STAMP_RING * PE_CUDA_STAMP_SLOTS * 8;
+    c->h_stamps = calloc((size_t)PE_CUDA_STAMP_RING * 4, 8);
+    e = c->h_stamps != NULL ? pe_cuda_malloc((void **)&c->d_stamps, sb) : 2;
+    e = e ? e : (int)cudaMemset(c->d_stamps, 0, sb);
+    if (e != 0) {
+      snprintf(msg, cap, "allocating the stamps: %s", pe_cuda_strerror(e));
+      return PE_EBACKEND;
+    }
+    a->stamps = c->d_stamps;
+  }
   c->persistent = 1;
   c->timing = 0;
   e = pe__persist_launch(c);
@@ -701,18 +892,42 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
              "failure");
     return PE_EBACKEND;
   }
-  memcpy(c->m_in, in, (size_t)batch * (size_t)c->in_numel * sizeof(float));
-  const uint32_t seq = ++c->seq;
+  uint64_t *hs = NULL;
+  if (c->h_stamps != NULL) {
+    hs = c->h_stamps + (size_t)((c->seq + 1) % PE_CUDA_STAMP_RING) * 4;
+    hs[0] = pe_clock_ns();
+  }
+  /* seq 0 never: a word never written carries it */
+  const uint32_t seq = ++c->seq != 0 ? c->seq : ++c->seq;
+  const uint64_t tag = (uint64_t)seq << 32;
+  const size_t n_in = (size_t)batch * (size_t)c->in_numel;
+  for (size_t i = 0; i < n_in; i++) {
+    uint32_t b;
+    memcpy(&b, &in[i], sizeof b);
+    __atomic_store_n(&c->m_in[i], tag | b, __ATOMIC_RELAXED);
+  }
   __atomic_store_n(&k->req, (uint64_t)batch << 32 | seq, __ATOMIC_SEQ_CST);
+  if (hs != NULL) {
+    hs[1] = pe_clock_ns();
+  }
   int e = 0;
   if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE)) {
     e = pe__persist_launch(c);
   }
-  /* the clock every 256 spins; the stream (a driver call of microseconds,
-   * during which an answer would wait) only every PE__CUDA_QUERY_NS */
+  /* the answer: every score's word carrying seq, taken in order (got of
+   * them so far); the clock every 256 spins; the stream (a driver call of
+   * microseconds, during which an answer would wait) only every
+   * PE__CUDA_QUERY_NS */
+  const size_t n_out = (size_t)batch * (size_t)c->out_numel;
+  size_t got = 0;
   uint64_t t0 = 0, tq = 0;
-  for (uint32_t spin = 1;
-       e == 0 && __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq; spin++) {
+  for (uint32_t spin = 1; e == 0 && got < n_out; spin++) {
+    uint64_t w = __atomic_load_n(&c->m_out[got], __ATOMIC_ACQUIRE);
+    if ((uint32_t)(w >> 32) == seq) {
+      uint32_t b = (uint32_t)w;
+      memcpy(&out[got++], &b, sizeof b);
+      continue;
+    }
     if ((spin & 255u) != 0) {
       continue;
     }
@@ -720,7 +935,8 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
     t0 = t0 ? t0 : now;
     tq = tq ? tq : now;
     if (!__atomic_load_n(&k->running, __ATOMIC_ACQUIRE) &&
-        __atomic_load_n(&k->done, __ATOMIC_ACQUIRE) != seq) {
+        (uint32_t)(__atomic_load_n(&c->m_out[got], __ATOMIC_ACQUIRE) >> 32) !=
+            seq) {
       /* it left (idle) as the request came: start it again */
       e = pe__persist_launch(c);
     } else if (now - tq < PE__CUDA_QUERY_NS) {
@@ -743,7 +959,9 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
              pe_cuda_strerror(e));
     return PE_EBACKEND;
   }
-  memcpy(out, c->m_out, (size_t)batch * (size_t)c->out_numel * sizeof(float));
+  if (hs != NULL) {
+    hs[2] = hs[3] = pe_clock_ns();
+  }
   return PE_OK;
 }
 

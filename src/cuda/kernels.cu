@@ -209,6 +209,59 @@ __device__ __forceinline__ static void pe__d_dense_warp(const pe_cuda_step_t &s,
   }
 }
 
+/* Dense for the resident block when its outputs are few: g threads (a
+ * power of two, 2 to 32, within a warp) per output take every g-th k of
+ * its sum (w2 [M][K] when the step has it, else w [K][M]), the partial
+ * sums (double) meet in a butterfly, then the bias. Every thread of the
+ * block calls it (the butterfly needs whole warps); total * g <= threads.
+ * The order of the terms differs from the CPU's; in double the float
+ * result differs only where a sum lies within about 1e-16 of a float
+ * rounding boundary. */
+template <typename I>
+__device__ __forceinline__ static void
+pe__d_dense_split(const pe_cuda_step_t &s, I total, int g, int tid) {
+  const I rows = (I)s.p[0], K = (I)s.K, M = (I)s.M, xs = (I)s.in_stride[0];
+  const I i = (I)(tid / g);
+  const int sub = tid & (g - 1);
+  double acc = 0.0;
+  I m = 0;
+  if (i < total) {
+    m = i % M;
+    const I q = i / M, r = q % rows, b = q / rows;
+    const float *__restrict__ x = s.in[0] + b * xs + r * K;
+    if (s.w2 != NULL) {
+      const float *__restrict__ w = s.w2 + m * K;
+#pragma unroll 4
+      for (I k = sub; k < K; k += g) {
+        acc += (double)x[k] * (double)w[k];
+      }
+    } else {
+      const float *__restrict__ w = s.w + m;
+#pragma unroll 4
+      for (I k = sub; k < K; k += g) {
+        acc += (double)x[k] * (double)w[k * M];
+      }
+    }
+  }
+  for (int o = g >> 1; o > 0; o >>= 1) {
+    acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  }
+  if (i < total && sub == 0) {
+    acc += s.bias ? (double)s.bias[m] : 0.0;
+    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+  }
+}
+
+/* Threads per output of pe__d_dense_split for `total` outputs over nt
+ * threads: the most, up to 32, that fit; 0 when fewer than 2 do. */
+__device__ static int pe__split_width(int64_t total, int nt) {
+  int g = 32;
+  while (g >= 2 && total * g > nt) {
+    g >>= 1;
+  }
+  return g >= 2 ? g : 0;
+}
+
 /* Dense over many rows as a tiled product: a block of 256 threads takes
  * 64 rows x 32 outputs, the rows' inputs and the weights ([K][M]) staged
  * through shared memory 32 k at a time; each thread sums 8 outputs (one
@@ -1316,11 +1369,19 @@ __host__ __device__ static size_t pe__steps_bytes(int n) {
 }
 
 /* A step's pointer moved on chip: the arena, the input and the output of
- * the device into their places in shared memory; weights stay. */
+ * the device, and the weights copied (s_w), into their places in shared
+ * memory; other weights stay. */
 __device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
-                                   float *s_arena, float *s_in, float *s_out) {
+                                   float *s_arena, float *s_in, float *s_out,
+                                   float *s_w) {
   if (p == NULL) {
     return NULL;
+  }
+  for (int j = 0; j < a.n_wcopy; j++) {
+    const pe_cuda_wcopy_t &c = a.wcopy[j];
+    if (p >= c.src && p < c.src + c.floats) {
+      return s_w + c.off + (p - c.src);
+    }
   }
   if (p >= a.arena && p < a.arena + a.arena_floats) {
     return s_arena + (p - a.arena);
@@ -1334,12 +1395,43 @@ __device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
   return (float *)p;
 }
 
+/* Words i and i + 1 of a tagged buffer in mapped host memory (i even, the
+ * second only below nw), read in one 16-byte load that skips the caches:
+ * when each carries seq in its high half, their floats (low halves) go to
+ * dst[i], dst[i + 1] and the answer is 1, else 0. */
+__device__ __forceinline__ static int
+pe__ll_pair(const uint64_t *p, int i, int nw, uint32_t seq, float *dst) {
+  uint64_t v0, v1;
+  asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];"
+               : "=l"(v0), "=l"(v1)
+               : "l"(p + i)
+               : "memory");
+  const int two = i + 1 < nw;
+  if ((uint32_t)(v0 >> 32) != seq || (two && (uint32_t)(v1 >> 32) != seq)) {
+    return 0;
+  }
+  dst[i] = __uint_as_float((uint32_t)v0);
+  if (two) {
+    dst[i + 1] = __uint_as_float((uint32_t)v1);
+  }
+  return 1;
+}
+
+/* Thread 0's stamp of a moment of request seq (STAMP: a.stamps set). */
+#define PE__STAMP(slot)                                                        \
+  do {                                                                         \
+    if (STAMP && tid == 0) {                                                   \
+      a.stamps[(size_t)(last % PE_CUDA_STAMP_RING) * PE_CUDA_STAMP_SLOTS +     \
+               (slot)] = pe__gtime();                                          \
+    }                                                                          \
+  } while (0)
+
+template <bool STAMP>
 __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     pe__k_persist(const pe_cuda_persist_t a) {
   extern __shared__ float4 shv[];
   unsigned char *shb = (unsigned char *)shv;
-  __shared__ uint32_t cmd_seq, cmd_n;
-  __shared__ int cmd;
+  __shared__ uint32_t cmd_n;
   volatile pe_cuda_ctrl_t *ctrl = a.ctrl;
   const int tid = (int)threadIdx.x, nt = (int)blockDim.x;
   const pe_cuda_step_t *steps = a.steps;
@@ -1360,16 +1452,36 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
      * at a time) */
     float *s_in = s_arena + pe__round4(a.arena_floats);
     float *s_out = s_in + pe__round4(a.max_n * a.in_numel);
-    scratch = s_out + pe__round4(a.max_n * a.out_numel);
+    float *s_w = s_out + pe__round4(a.max_n * a.out_numel);
+    scratch = s_w + a.w_floats;
+    /* the weights that fit, once per launch: a request then reads none
+     * from device memory (whose copies in L1 the system fence of each
+     * request may drop) */
+    for (int j = 0; j < a.n_wcopy; j++) {
+      const pe_cuda_wcopy_t c = a.wcopy[j];
+      const int n4 = (int)(c.floats / 4);
+      const float4 *src4 = (const float4 *)c.src;
+      float4 *dst4 = (float4 *)(s_w + c.off);
+      for (int i = tid; i < n4; i += nt) {
+        dst4[i] = src4[i];
+      }
+      for (int i = 4 * n4 + tid; i < (int)c.floats; i += nt) {
+        s_w[c.off + i] = c.src[i];
+      }
+    }
     __syncthreads();
     for (int k = tid; k < a.n_steps; k += nt) {
       pe_cuda_step_t &d = ss[k];
       for (int q = 0; q < PE_CUDA_MAX_IN; q++) {
-        d.in[q] = pe__reloc(d.in[q], a, s_arena, s_in, s_out);
+        d.in[q] = pe__reloc(d.in[q], a, s_arena, s_in, s_out, s_w);
       }
       for (int q = 0; q < 3; q++) {
-        d.out[q] = pe__reloc(d.out[q], a, s_arena, s_in, s_out);
+        d.out[q] = pe__reloc(d.out[q], a, s_arena, s_in, s_out, s_w);
       }
+      d.w = pe__reloc(d.w, a, s_arena, s_in, s_out, s_w);
+      d.w2 = pe__reloc(d.w2, a, s_arena, s_in, s_out, s_w);
+      d.bias = pe__reloc(d.bias, a, s_arena, s_in, s_out, s_w);
+      d.bias2 = pe__reloc(d.bias2, a, s_arena, s_in, s_out, s_w);
     }
     steps = ss;
     x_in = s_in;
@@ -1377,50 +1489,58 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     __syncthreads();
   }
   uint32_t last = a.last;
+  /* window 0's words, polled 16 bytes by each thread from 1 on, as many
+   * as there are such threads; the rest of the batch read once the
+   * request is in */
+  const int w0 = (int)a.in_numel;
+  const int polled = w0 < 2 * (nt - 1) ? w0 : 2 * (nt - 1);
   for (;;) {
-    if (tid == 0) {
-      const uint64_t t0 = pe__gtime();
-      int c = 0;
-      uint64_t q = 0;
-      while (c == 0) {
+    const uint32_t expect = last + 1 != 0 ? last + 1 : 1; /* as the host */
+    const uint64_t t0 = pe__gtime();
+    int ok = tid > (polled + 1) / 2, quit = 0;
+    uint64_t q = 0;
+    for (;;) {
+      if (tid == 0) {
         /* req and stop in one trip over the bus */
         uint64_t w1;
         asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];"
                      : "=l"(q), "=l"(w1)
                      : "l"(a.ctrl)
                      : "memory");
-        if ((uint32_t)q != last) {
-          c = 1;
-        } else if ((uint32_t)w1 != 0 || pe__gtime() - t0 > a.idle_ns) {
-          c = 2;
-        }
+        ok = (uint32_t)q == expect;
+        quit = !ok && ((uint32_t)w1 != 0 || pe__gtime() - t0 > a.idle_ns);
+      } else if (!ok) {
+        ok = pe__ll_pair(a.h_in, 2 * (tid - 1), polled, expect, x_in);
       }
-      __threadfence_system();
-      cmd = c;
-      cmd_seq = (uint32_t)q;
-      cmd_n = (uint32_t)(q >> 32);
+      if (__syncthreads_or(quit)) {
+        quit = 1;
+        break;
+      }
+      if (__syncthreads_and(ok)) {
+        break;
+      }
     }
-    __syncthreads();
-    if (cmd != 1) {
+    if (quit) {
       break;
     }
+    if (tid == 0) {
+      cmd_n = (uint32_t)(q >> 32);
+    }
+    last = expect;
+    PE__STAMP(PE_CUDA_STAMP_SEEN);
+    __syncthreads();
     const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
-    last = cmd_seq;
     const int n_in = (int)(n * a.in_numel), n_out = (int)(n * a.out_numel);
-    /* loads that skip the caches: the host wrote these since the last
-     * request */
-    if ((n_in & 3) == 0) {
-      const float4 *hin = (const float4 *)a.h_in;
-      float4 *xi = (float4 *)x_in;
-      for (int i = tid; i < n_in / 4; i += nt) {
-        xi[i] = __ldcv(hin + i);
-      }
-    } else {
-      for (int i = tid; i < n_in; i += nt) {
-        x_in[i] = __ldcv(a.h_in + i);
+    /* the rest of the words, each pair read again until both carry the
+     * request's seq (the host wrote them before req, but reads in flight
+     * over the bus are not ordered) */
+    for (int i = (polled & ~1) + 2 * tid; n_in > polled && i < n_in;
+         i += 2 * nt) {
+      while (!pe__ll_pair(a.h_in, i, n_in, expect, x_in)) {
       }
     }
     __syncthreads();
+    PE__STAMP(PE_CUDA_STAMP_WINDOW);
     for (int k = 0; k < a.n_steps; k++) {
       const pe_cuda_step_t &s = steps[k];
       const int kind = s.kind;
@@ -1435,20 +1555,36 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
           pe__d_rnn(s, b, shared_w, scratch);
           __syncthreads();
         }
+      } else if (kind == PE_PLAN_DENSE &&
+                 pe__split_width(pe__total(&s, n, 1), nt) != 0) {
+        const int64_t total = pe__total(&s, n, 1);
+        const int g = pe__split_width(total, nt);
+        if (pe__fits32(&s, n)) {
+          pe__d_dense_split<int>(s, (int)total, g, tid);
+        } else {
+          pe__d_dense_split<int64_t>(s, total, g, tid);
+        }
       } else {
         pe__d_step<1>(s, kind, n, tid, nt);
       }
       __syncthreads();
+      PE__STAMP(PE_CUDA_STAMP_STEP0 +
+                (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
     }
+    /* each score with the request's seq in one 8-byte store: the host
+     * takes a score once it carries the seq, whatever order the stores
+     * arrive in, so no fence waits for them */
     for (int i = tid; i < n_out; i += nt) {
-      a.h_out[i] = x_out[i];
+      const uint64_t v =
+          (uint64_t)last << 32 | (uint64_t)__float_as_uint(x_out[i]);
+      asm volatile("st.volatile.u64 [%0], %1;" ::"l"(a.h_out + i), "l"(v)
+                   : "memory");
     }
-    /* the barrier orders every thread's scores before thread 0's fence,
-     * which makes them visible to the host before done */
-    __syncthreads();
+    PE__STAMP(PE_CUDA_STAMP_SCORES);
     if (tid == 0) {
-      __threadfence_system();
+      /* for the host's restart logic only (answers carry their seq) */
       ctrl->done = last;
+      PE__STAMP(PE_CUDA_STAMP_DONE);
     }
   }
   if (tid == 0) {
@@ -1497,13 +1633,14 @@ extern "C" int pe_cuda_shmem_limit(size_t *bytes) {
 
 extern "C" int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
                                       void *stream) {
+  void (*k)(const pe_cuda_persist_t) =
+      a->stamps != NULL ? pe__k_persist<true> : pe__k_persist<false>;
   cudaError_t e = cudaFuncSetAttribute(
-      pe__k_persist, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
+      k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem);
   if (e != cudaSuccess) {
     return (int)e;
   }
-  pe__k_persist<<<1, PE_CUDA_PERSIST_THREADS, shmem, (cudaStream_t)stream>>>(
-      *a);
+  k<<<1, PE_CUDA_PERSIST_THREADS, shmem, (cudaStream_t)stream>>>(*a);
   return (int)cudaPeekAtLastError();
 }
 

@@ -61,19 +61,24 @@ int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
 /* ---- The persistent kernel (cuda mode "persistent") ----------------------
  * One resident block of PE_CUDA_PERSIST_THREADS threads runs every step of
  * the plan for batches of at most max_n windows (PE_CUDA_PERSIST_MAX_BATCH
- * or fewer), fed through a control block in mapped pinned host memory: the
- * host writes the windows, then req (a new seq, and n, in one 64-bit
- * store, so that the kernel reads both in one trip over the bus); the
- * kernel answers with the scores in mapped memory and done = seq. It
- * leaves (running = 0) when stop is set or after idle_ns without a
- * request.
+ * or fewer), fed through a control block in mapped pinned host memory.
+ * Windows and scores travel as tagged words, each float in the low half
+ * of a 64-bit word whose high half is the request's seq (written in one
+ * store, read in one load, so that a word carrying the seq carries its
+ * float), which lets either side take data as it arrives, with no fence
+ * and no second trip over the bus: the host writes the windows' words,
+ * then req (the seq, one more than the last, and n, in one 64-bit store);
+ * the kernel polls req together with the words of the first window, and
+ * answers with the scores' words and done = seq. It leaves (running = 0)
+ * when stop is set or after idle_ns without a request.
  *
  * On chip (on_chip = 1), the block keeps everything a request touches in
  * its shared memory: the steps (copied once per launch, their activation
  * pointers moved from the device arena, input and output into shared
  * memory), the windows read straight from mapped memory, every
- * intermediate tensor and the scores, which it writes to mapped memory.
- * Otherwise the activations stay in device memory. */
+ * intermediate tensor and the scores, which it writes to mapped memory,
+ * and the weights that fit beside them (wcopy, copied once per launch).
+ * Otherwise the activations and the weights stay in device memory. */
 #define PE_CUDA_PERSIST_THREADS 512
 #define PE_CUDA_PERSIST_MAX_BATCH 16
 
@@ -86,6 +91,14 @@ typedef struct pe_cuda_ctrl {
   uint32_t running; /* host sets 1 at launch; the kernel 0 as it leaves */
 } pe_cuda_ctrl_t;
 
+/* A weight tensor the persistent kernel copies on chip once per launch:
+ * floats from src (device) to the weights region + off (floats, a
+ * multiple of 4); the steps' pointers into it move with it. */
+typedef struct pe_cuda_wcopy {
+  const float *src;
+  int64_t floats, off;
+} pe_cuda_wcopy_t;
+
 typedef struct pe_cuda_persist {
   pe_cuda_ctrl_t *ctrl; /* device address of the mapped block */
   /* device copy of the steps, their arena tensors laid out for max_n
@@ -96,14 +109,39 @@ typedef struct pe_cuda_persist {
   uint32_t max_n;
   uint32_t last; /* the request answered before launch */
   uint64_t idle_ns;
-  const float *h_in;    /* device address of mapped windows */
-  float *h_out;         /* device address of mapped scores */
+  const uint64_t *h_in; /* device address of mapped windows (tagged) */
+  uint64_t *h_out;      /* device address of mapped scores (tagged) */
   float *d_in;          /* the plan's input */
   const float *d_out;   /* the plan's output */
   const float *arena;   /* the device arena */
   int64_t arena_floats; /* what the steps use of it: max_n * per window */
   int64_t in_numel, out_numel; /* per window */
+  /* on chip: the weights copied into shared memory (device table of
+   * n_wcopy; w_floats in all), after the scores' region */
+  const pe_cuda_wcopy_t *wcopy;
+  int n_wcopy;
+  int64_t w_floats;
+  /* diagnostics: NULL, or device memory for PE_CUDA_STAMP_RING requests
+   * of PE_CUDA_STAMP_SLOTS %globaltimer stamps each (request seq %
+   * PE_CUDA_STAMP_RING); a kernel built without the stamps runs when
+   * NULL */
+  uint64_t *stamps;
 } pe_cuda_persist_t;
+
+/* The persistent kernel's stamps of one request, in ns of the device's
+ * global timer: slot 0 the request's seq, then the moments named below;
+ * a step's slot is PE_CUDA_STAMP_STEP0 + its index, the steps past the
+ * last slot sharing it. */
+#define PE_CUDA_STAMP_RING 4096
+#define PE_CUDA_STAMP_SLOTS 24
+#define PE_CUDA_STAMP_SEEN 1    /* the request and its first window in */
+#define PE_CUDA_STAMP_START 2   /* (unused) */
+#define PE_CUDA_STAMP_WINDOW 3  /* every window in (after the barrier) */
+#define PE_CUDA_STAMP_STEP0 4   /* each step done (after its barrier) */
+#define PE_CUDA_STAMP_STEPS 16  /* slots for steps */
+#define PE_CUDA_STAMP_SCORES 20 /* thread 0's scores stored */
+#define PE_CUDA_STAMP_FENCED 21 /* (unused) */
+#define PE_CUDA_STAMP_DONE 22   /* done stored */
 
 /* The first step the persistent kernel cannot run (a kind without a
  * kernel, or an LSTM/GRU of more hidden units than it has threads), or -1
@@ -113,7 +151,7 @@ int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
                           size_t *scratch);
 /* Shared memory of the persistent kernel on chip: its n_steps steps, the
  * activations of `floats` floats (arena, input and output of max_n
- * windows), then scratch bytes. */
+ * windows, then the weights copied), then scratch bytes. */
 size_t pe_cuda_persist_shmem(int n_steps, int64_t floats, size_t scratch);
 /* The most shared memory one block may have on device 0. */
 int pe_cuda_shmem_limit(size_t *bytes);
