@@ -14,18 +14,18 @@
 #       per tick like the cuda run's.
 #   BATCHES="B:D ..." (default "256:100000 4096:1000000"): the
 #       --max-batch:--max-delay-us settings, one run each per backend.
-#   OUT=dir for the inputs and outputs (default /tmp/pe-gpu-replay).
+#   WORK=dir for the inputs and outputs (default /tmp/pe-gpu-replay).
 set -eu
 bin=$1
 model=$2
 M=${3:-20000000}
 S=${4:-5000}
 CM=${5:-2000000}
-OUT=${OUT:-/tmp/pe-gpu-replay}
+WORK=${WORK:-/tmp/pe-gpu-replay}
 py=${PYTHON:-python3}
-mkdir -p "$OUT"
-"$bin/gen_ticks" "$M" "$S" > "$OUT/ticks.csv"
-head -n $((CM + 1)) "$OUT/ticks.csv" > "$OUT/ticks_cpu.csv"
+mkdir -p "$WORK"
+"$bin/gen_ticks" "$M" "$S" > "$WORK/ticks.csv"
+head -n $((CM + 1)) "$WORK/ticks.csv" > "$WORK/ticks_cpu.csv"
 echo "== $M ticks over $S symbols (cpu: the first $CM), model $model"
 
 # one replay; prints "backend batch delay ticks/s inferences batches
@@ -34,8 +34,8 @@ run() {
   backend=$1 ticks=$2 batch=$3 delay=$4 tag=$5
   "$bin/pattern-engine" replay --ticks "$ticks" --model "$model" \
     --backend "$backend" --max-batch "$batch" --max-delay-us "$delay" \
-    --out "$OUT/$tag.signals.csv" --summary-json "$OUT/$tag.json" --quiet
-  "$py" - "$OUT/$tag.json" "$backend" "$batch" "$delay" <<'EOF'
+    --out "$WORK/$tag.signals.csv" --summary-json "$WORK/$tag.json" --quiet
+  "$py" - "$WORK/$tag.json" "$backend" "$batch" "$delay" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 b = s["batches"]
@@ -48,15 +48,15 @@ EOF
 
 for bd in ${BATCHES:-256:100000 4096:1000000}; do
   batch=${bd%%:*} delay=${bd#*:}
-  run cuda "$OUT/ticks.csv" "$batch" "$delay" "cuda-$batch"
-  run cpu "$OUT/ticks_cpu.csv" "$batch" "$delay" "cpu-$batch"
-  run cuda "$OUT/ticks_cpu.csv" "$batch" "$delay" "cuda-small-$batch" > /dev/null
-  if cmp -s "$OUT/cpu-$batch.signals.csv" "$OUT/cuda-small-$batch.signals.csv"; then
+  run cuda "$WORK/ticks.csv" "$batch" "$delay" "cuda-$batch"
+  run cpu "$WORK/ticks_cpu.csv" "$batch" "$delay" "cpu-$batch"
+  run cuda "$WORK/ticks_cpu.csv" "$batch" "$delay" "cuda-small-$batch" > /dev/null
+  if cmp -s "$WORK/cpu-$batch.signals.csv" "$WORK/cuda-small-$batch.signals.csv"; then
     echo "      signals on the first $CM ticks: cuda and cpu identical" \
-      "($(wc -l < "$OUT/cpu-$batch.signals.csv") lines)"
+      "($(wc -l < "$WORK/cpu-$batch.signals.csv") lines)"
   else
     echo "      signals on the first $CM ticks: cuda and cpu differ in" \
-      "$(diff "$OUT/cpu-$batch.signals.csv" "$OUT/cuda-small-$batch.signals.csv" |
+      "$(diff "$WORK/cpu-$batch.signals.csv" "$WORK/cuda-small-$batch.signals.csv" |
         grep -c '^[<>]') lines"
   fi
 done
