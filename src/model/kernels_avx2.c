@@ -195,6 +195,17 @@ PE__AVX2 static inline __m256 pe__gelu8(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), f);
 }
 
+/* 2^f for f in [-0.5, 0.5]: a degree-5 polynomial, relative error about
+ * 2e-7. */
+PE__AVX2 static inline __m256 pe__exp2_frac(__m256 f) {
+  __m256 p = _mm256_set1_ps(1.32764725e-3f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.67552699e-3f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.55071905e-2f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.40220979e-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.93147004e-1f));
+  return _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.00000012f));
+}
+
 /* The fused LSTM's activations on the scaled sums of pe__lstm_pack (see
  * kernels_avx512.c): 2^t = 2^n 2^f with n = round(t), f = t - n in
  * [-0.5, 0.5], a degree-5 minimax polynomial (relative error 1.2e-7) and
@@ -207,12 +218,7 @@ PE__AVX2 static inline __m256 pe__lstm_inv8(__m256 t) { /* 1 / (1 + 2^t) */
                     _mm256_set1_ps(126.0f));
   __m256 u = _mm256_add_ps(t, magic);
   __m256 f = _mm256_sub_ps(t, _mm256_sub_ps(u, magic));
-  __m256 p = _mm256_set1_ps(1.32764725e-3f);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.67552699e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.55071905e-2f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.40220979e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.93147004e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.00000012f));
+  __m256 p = pe__exp2_frac(f);
   /* the low bits of u hold n: shifted into the exponent field, plus the bias */
   __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(u), 23),
                                _mm256_set1_epi32(127 << 23));
@@ -435,12 +441,7 @@ PE__AVX2 static inline __m256 pe__exp_neg8(__m256 x) {
   __m256 f =
       _mm256_fmsub_ps(x, _mm256_set1_ps(1.44269504f), _mm256_sub_ps(u, magic));
   f = _mm256_fmadd_ps(x, _mm256_set1_ps(1.9259629e-8f), f);
-  __m256 p = _mm256_set1_ps(1.32764725e-3f);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.67552699e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.55071905e-2f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.40220979e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.93147004e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.00000012f));
+  __m256 p = pe__exp2_frac(f);
   __m256i e = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(u), 23),
                                _mm256_set1_epi32(127 << 23));
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
