@@ -273,10 +273,15 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
   }
   int64_t *tap = pe__conv_taps(scratch, cin * st * lr);
   const int64_t cin_g = cin / s->p[2];
-  for (int64_t ci = 0; ci < cin_g; ci++) {
+  /* channel ci's taps are channel 0's plus its st rows: k divisions
+   * (none at stride 1), not one per (channel, tap) pair */
+  for (int64_t kk = 0; kk < k; kk++) {
+    const int64_t off = kk * dil;
+    tap[kk] = st == 1 ? off : off % st * lr + off / st;
+  }
+  for (int64_t ci = 1; ci < cin_g; ci++) {
     for (int64_t kk = 0; kk < k; kk++) {
-      const int64_t off = kk * dil;
-      tap[ci * k + kk] = (ci * st + off % st) * lr + off / st;
+      tap[ci * k + kk] = tap[kk] + ci * st * lr;
     }
   }
   return tap;
