@@ -18,6 +18,11 @@
 #include "core/digits.h"
 #include "io/pow10_table.h"
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#define PE__DTOA_SSE2 1
+#endif
+
 #if !defined(__SIZEOF_INT128__)
 #error "the shortest double formatting needs a 128-bit integer type"
 #endif
@@ -159,6 +164,46 @@ static inline int pe__digit_count(uint64_t u) {
   return t + (u >= pe__pow10_u64[t]);
 }
 
+#if PE__DTOA_SSE2
+/* Four digits of each of the two 4-digit values in v2's halves (each
+ * repeated in four lanes, times 4): divided by 10^3, 10^2, 10, 1 at once
+ * with high products, then each lane less ten times the one before. */
+PE__INLINE __m128i pe__4x4_digits(__m128i v2) {
+  const __m128i div_powers = _mm_setr_epi16(8389, 5243, 13108, (short)0x8000,
+                                            8389, 5243, 13108, (short)0x8000);
+  const __m128i shift_powers =
+      _mm_setr_epi16(1 << 7, 1 << 11, 1 << 13, (short)0x8000, 1 << 7, 1 << 11,
+                     1 << 13, (short)0x8000);
+  __m128i v4 = _mm_mulhi_epu16(_mm_mulhi_epu16(v2, div_powers), shift_powers);
+  __m128i v6 = _mm_slli_epi64(_mm_mullo_epi16(v4, _mm_set1_epi16(10)), 16);
+  return _mm_sub_epi16(v4, v6);
+}
+#endif
+
+/* pe__8_digit_values of hi and of lo (each below 10^8). With SSE2 both in
+ * one vector (W. Mula's method): / and % 10^4 in the two 64-bit lanes,
+ * then the four 4-digit values in sixteen 16-bit lanes. */
+PE__INLINE void pe__16_digit_values(uint32_t hi, uint32_t lo, uint64_t *a,
+                                    uint64_t *b) {
+#if PE__DTOA_SSE2
+  __m128i x = _mm_set_epi64x((long long)lo, (long long)hi);
+  __m128i q =
+      _mm_srli_epi64(_mm_mul_epu32(x, _mm_set1_epi32((int)0xd1b71759)), 45);
+  __m128i r = _mm_sub_epi32(x, _mm_mul_epu32(q, _mm_set1_epi32(10000)));
+  /* 16-bit lanes: hi / 10^4, hi % 10^4, 0, 0, lo / 10^4, lo % 10^4, 0, 0 */
+  __m128i v1a = _mm_slli_epi64(_mm_or_si128(q, _mm_slli_epi64(r, 16)), 2);
+  __m128i h = _mm_unpacklo_epi16(v1a, v1a);
+  __m128i l = _mm_unpackhi_epi16(v1a, v1a);
+  __m128i packed = _mm_packus_epi16(pe__4x4_digits(_mm_unpacklo_epi32(h, h)),
+                                    pe__4x4_digits(_mm_unpacklo_epi32(l, l)));
+  *a = (uint64_t)_mm_cvtsi128_si64(packed);
+  *b = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(packed, packed));
+#else
+  *a = pe__8_digit_values(hi);
+  *b = pe__8_digit_values(lo);
+#endif
+}
+
 /* 16 bytes of text at dst: the low 16 bytes of t, its lowest byte first. */
 static inline void pe__store16(char *dst, pe__u128_t t) {
   uint64_t lo = (uint64_t)t;
@@ -186,8 +231,9 @@ PE__INLINE char *pe__put_decimal(char *p, uint64_t digits, int exp10) {
   uint64_t rest = d - top * 10000000000000000ull;
   uint32_t mid = (uint32_t)(rest / 100000000u);
   uint32_t low = (uint32_t)(rest - (uint64_t)mid * 100000000u);
-  uint64_t a = pe__8_digit_values(mid); /* digits 2 to 9 */
-  uint64_t b = pe__8_digit_values(low); /* digits 10 to 17 */
+  uint64_t a; /* digits 2 to 9 */
+  uint64_t b; /* digits 10 to 17 */
+  pe__16_digit_values(mid, low, &a, &b);
   /* The last digit that is not zero: a word's last digit is its top byte. */
   int n = b != 0   ? 17 - (__builtin_clzll(b) >> 3)
           : a != 0 ? 9 - (__builtin_clzll(a) >> 3)
