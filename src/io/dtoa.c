@@ -94,23 +94,21 @@ PE__INLINE uint64_t pe__schubfach(double v, int *exp10) {
   uint64_t lower = vbl + out;
   uint64_t upper = vbr - out;
   uint64_t s = vb / 4;
-  if (s >= 10) {
-    uint64_t sp = s / 10;
-    int u_in = lower <= 40 * sp;
-    int w_in = 40 * sp + 40 <= upper;
-    if (u_in != w_in) {
-      *exp10 = k + 1;
-      return sp + (uint64_t)w_in;
-    }
-  }
-  *exp10 = k;
+  /* Both choices worked out and one picked without a branch (which of
+   * them holds is as good as random): one digit fewer, as the multiple of
+   * 10 times 10^(k + 1) inside R, written here as its 10 * ... * 10^k; or
+   * the integer nearest v inside R, ties to even. */
+  uint64_t sp = s / 10;
+  int u_p = lower <= 40 * sp;
+  int w_p = 40 * sp + 40 <= upper;
   int u_in = lower <= 4 * s;
   int w_in = 4 * s + 4 <= upper;
-  if (u_in != w_in) {
-    return s + (uint64_t)w_in;
-  }
   uint64_t mid = 4 * s + 2;
-  return s + (uint64_t)(vb > mid || (vb == mid && (s & 1)));
+  int up = (vb > mid) | ((vb == mid) & (int)(s & 1));
+  uint64_t nearest = s + (uint64_t)(u_in != w_in ? w_in : up);
+  uint64_t shorter = 10 * (sp + (uint64_t)w_p);
+  *exp10 = k;
+  return s >= 10 && u_p != w_p ? shorter : nearest;
 }
 
 pe__decimal_t pe__shortest_decimal(double v) {
