@@ -287,10 +287,9 @@ PE__INLINE char *pe__put_decimal(char *p, uint64_t digits, int exp10) {
 PE__INLINE char *pe__put_finite(char *out, double v) {
   uint64_t bits;
   memcpy(&bits, &v, sizeof bits);
-  char *p = out;
-  if (bits >> 63) {
-    *p++ = '-';
-  }
+  /* The sign without a branch: a feature's sign is as good as random. */
+  *out = '-';
+  char *p = out + (bits >> 63);
   if ((bits << 1) == 0) {
     *p = '0';
     return p + 1;
