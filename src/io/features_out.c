@@ -86,6 +86,8 @@ typedef struct pe__name {
   uint8_t len;
   char text[2 + 2 * PE_SYMBOL_MAX];
 } pe__name_t;
+_Static_assert(sizeof(((pe__name_t *)0)->text) >= 16,
+               "pe__features_text copies 16 bytes of a short name");
 
 enum {
   PE__SLOT_FREE,
