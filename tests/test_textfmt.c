@@ -349,6 +349,102 @@ static void test_i64_matches_snprintf(void) {
   }
 }
 
+static void pe__check_u64_put(uint64_t v) {
+  char got[24], want[24];
+  *pe__u64_put(got, v) = '\0';
+  snprintf(want, sizeof want, "%" PRIu64, v);
+  PE_CHECK_STR(got, want);
+}
+
+static void test_u64_put_matches_snprintf(void) {
+  /* Below 10^8 two digits at a time, above in words of eight: each side
+   * of 10^8 and 10^16, and UINT64_MAX's twenty digits. */
+  pe__check_u64_put(0);
+  pe__check_u64_put(UINT64_MAX);
+  for (int k = 1; k < 20; k++) {
+    uint64_t p = pe__ten_to(k);
+    pe__check_u64_put(p - 1);
+    pe__check_u64_put(p);
+    pe__check_u64_put(p + 1);
+  }
+  pe__check_u64_put(10000000000000000000ull);
+  for (long i = pe__count(1000000); i > 0; i--) {
+    pe__check_u64_put(pe__next() >> (pe__next() % 64));
+  }
+}
+
+/* One value through pe__dtoa_put into a buffer of canaries: the text is
+ * pe__put_double's, at most PE__DTOA_MAX bytes, and nothing at or past
+ * PE__DTOA_ROOM changes. */
+static void pe__check_room(double v, long *bad) {
+  char room[PE__DTOA_ROOM + 16];
+  memset(room, '#', sizeof room);
+  char *end = pe__dtoa_put(room, v);
+  char want[64];
+  size_t pos = 0;
+  pe__put_double(want, sizeof want, &pos, v);
+  size_t n = (size_t)(end - room);
+  int ok = n == pos && n <= PE__DTOA_MAX && memcmp(room, want, n) == 0;
+  for (size_t i = PE__DTOA_ROOM; i < sizeof room; i++) {
+    ok = ok && room[i] == '#';
+  }
+  if (!ok && (*bad)++ < 10) {
+    fprintf(stderr, "%.17g: %zu bytes, or past the room\n", v, n);
+    pe_test_failures++;
+  }
+}
+
+static void test_room_and_fields(void) {
+  /* Every layout, both signs, each length: the longest texts write the
+   * most scratch (17 digits with the point far right, scientific). */
+  long bad = 0;
+  const double fixed[] = {-1234567890123456.7,
+                          -123456789012345.67,
+                          -0.00012345678901234568,
+                          -1.7976931348623157e+308,
+                          -2.2250738585072014e-308,
+                          -5e-324,
+                          -9007199254740993.0,
+                          0.0,
+                          -0.0,
+                          NAN,
+                          -INFINITY,
+                          1e15,
+                          1e16,
+                          490.96};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+    pe__check_room(fixed[i], &bad);
+  }
+  for (long i = pe__count(400000); i > 0; i--) {
+    uint64_t bits = pe__next();
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    pe__check_room(v, &bad);
+    pe__check_room(pe__random_sign(pow(10.0, -6.0 + 24.0 * pe__unit())), &bad);
+    pe__check_room(pe__random_sign(round(pe__unit() * 1e9) / 1e4), &bad);
+  }
+  /* The fields of a row: ",v" each, the same text. */
+  double row[64];
+  char got[64 * (1 + PE__DTOA_MAX) + PE__DTOA_ROOM];
+  char want[sizeof got];
+  for (int r = 0; r < 1000; r++) {
+    for (size_t i = 0; i < 64; i++) {
+      row[i] = i % 3 == 0   ? round(pe__unit() * 1e7) / 1e2
+               : i % 3 == 1 ? pe__random_sign(pe__unit() * 1e3)
+                            : (double)(int64_t)(pe__next() % 1000000);
+    }
+    row[r % 64] = r % 2 ? NAN : 0.0;
+    size_t n = (size_t)(pe__dtoa_fields(got, row, 64) - got);
+    size_t pos = 0;
+    for (size_t i = 0; i < 64; i++) {
+      pe__put_char(want, sizeof want, &pos, ',');
+      pe__put_double(want, sizeof want, &pos, row[i]);
+    }
+    PE_CHECK_INT(n, pos);
+    PE_CHECK(memcmp(got, want, pos) == 0);
+  }
+}
+
 static void test_put_truncates_but_counts_the_full_length(void) {
   /* Past cap nothing is written, yet *pos grows by the full length, on the
    * doubles and the integers alike. */
@@ -446,4 +542,6 @@ PE_TEST_MAIN(PE_TEST(test_layout), PE_TEST(test_non_finite_spellings),
              PE_TEST(test_double_prices), PE_TEST(test_double_integers),
              PE_TEST(test_double_dyadics), PE_TEST(test_double_exact_ties),
              PE_TEST(test_double_edges), PE_TEST(test_i64_matches_snprintf),
+             PE_TEST(test_u64_put_matches_snprintf),
+             PE_TEST(test_room_and_fields),
              PE_TEST(test_put_truncates_but_counts_the_full_length))

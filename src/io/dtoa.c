@@ -18,11 +18,23 @@
 #include "core/digits.h"
 #include "io/pow10_table.h"
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#define PE__DTOA_SSE2 1
+#endif
+
 #if !defined(__SIZEOF_INT128__)
 #error "the shortest double formatting needs a 128-bit integer type"
 #endif
 
 __extension__ typedef unsigned __int128 pe__u128_t;
+
+/* The text writer's steps, inlined into its loop (pe__dtoa_fields). */
+#if defined(__GNUC__)
+#define PE__INLINE static inline __attribute__((always_inline))
+#else
+#define PE__INLINE static inline
+#endif
 
 /* floor(x / 2^s), x negative included: GCC and Clang shift signed integers
  * arithmetically. */
@@ -49,7 +61,10 @@ static uint64_t pe__round_to_odd(const uint64_t g[2], uint64_t cp) {
   return y1 | (uint64_t)(y0 > 1);
 }
 
-pe__decimal_t pe__shortest_decimal(double v) {
+/* Schubfach's digits of v, finite and not zero: |v| = digits * 10^*exp10,
+ * trailing zeros left on (pe__shortest_decimal takes them off, the text
+ * writer finds them in its digits). Inlined into both. */
+PE__INLINE uint64_t pe__schubfach(double v, int *exp10) {
   uint64_t bits;
   memcpy(&bits, &v, sizeof bits);
   uint64_t frac = bits & ((1ull << 52) - 1);
@@ -79,29 +94,26 @@ pe__decimal_t pe__shortest_decimal(double v) {
   uint64_t lower = vbl + out;
   uint64_t upper = vbr - out;
   uint64_t s = vb / 4;
+  /* Both choices worked out and one picked without a branch (which of
+   * them holds is as good as random): one digit fewer, as the multiple of
+   * 10 times 10^(k + 1) inside R, written here as its 10 * ... * 10^k; or
+   * the integer nearest v inside R, ties to even. */
+  uint64_t sp = s / 10;
+  int u_p = lower <= 40 * sp;
+  int w_p = 40 * sp + 40 <= upper;
+  int u_in = lower <= 4 * s;
+  int w_in = 4 * s + 4 <= upper;
+  uint64_t mid = 4 * s + 2;
+  int up = (vb > mid) | ((vb == mid) & (int)(s & 1));
+  uint64_t nearest = s + (uint64_t)(u_in != w_in ? w_in : up);
+  uint64_t shorter = 10 * (sp + (uint64_t)w_p);
+  *exp10 = k;
+  return s >= 10 && u_p != w_p ? shorter : nearest;
+}
+
+pe__decimal_t pe__shortest_decimal(double v) {
   pe__decimal_t d;
-  if (s >= 10) {
-    uint64_t sp = s / 10;
-    int u_in = lower <= 40 * sp;
-    int w_in = 40 * sp + 40 <= upper;
-    if (u_in != w_in) {
-      d.digits = sp + (uint64_t)w_in;
-      d.exp10 = k + 1;
-      goto trim;
-    }
-  }
-  {
-    int u_in = lower <= 4 * s;
-    int w_in = 4 * s + 4 <= upper;
-    if (u_in != w_in) {
-      d.digits = s + (uint64_t)w_in;
-    } else {
-      uint64_t mid = 4 * s + 2;
-      d.digits = s + (uint64_t)(vb > mid || (vb == mid && (s & 1)));
-    }
-    d.exp10 = k;
-  }
-trim:
+  d.digits = pe__schubfach(v, &d.exp10);
   /* Trailing zeros off, eight, four, two and one at a time: a short
    * decimal such as 564.58 comes out as 564580000000000 * 10^-12. */
   while (d.digits % 100000000u == 0) {
@@ -121,16 +133,6 @@ trim:
     d.exp10 += 1;
   }
   return d;
-}
-
-/* Exactly 8 digits of v < 10^8, leading zeros included. */
-static inline void pe__8_digits(char *out, uint32_t v) {
-  uint32_t hi = v / 10000u;
-  uint32_t lo = v % 10000u;
-  memcpy(out, pe__digit_pairs + 2 * (hi / 100u), 2);
-  memcpy(out + 2, pe__digit_pairs + 2 * (hi % 100u), 2);
-  memcpy(out + 4, pe__digit_pairs + 2 * (lo / 100u), 2);
-  memcpy(out + 6, pe__digit_pairs + 2 * (lo % 100u), 2);
 }
 
 static const uint64_t pe__pow10_u64[18] = {1ull,
@@ -154,20 +156,114 @@ static const uint64_t pe__pow10_u64[18] = {1ull,
 
 /* The number of decimal digits of 0 < u < 10^17: log10 from the bit
  * length (1233 / 4096 ~ log10(2)), corrected by one comparison. */
-static int pe__digit_count(uint64_t u) {
+static inline int pe__digit_count(uint64_t u) {
   int bits = 64 - __builtin_clzll(u);
   int t = (bits * 1233) >> 12;
   return t + (u >= pe__pow10_u64[t]);
 }
 
-/* The scientific form d[.ddd]e[+-]XX of the n digits at s. */
-static char *pe__scientific(char *p, const char *s, int n, int x) {
-  *p++ = s[0];
-  if (n > 1) {
-    *p++ = '.';
-    memcpy(p, s + 1, (size_t)(n - 1));
-    p += n - 1;
+#if PE__DTOA_SSE2
+/* Four digits of each of the two 4-digit values in v2's halves (each
+ * repeated in four lanes, times 4): divided by 10^3, 10^2, 10, 1 at once
+ * with high products, then each lane less ten times the one before. */
+PE__INLINE __m128i pe__4x4_digits(__m128i v2) {
+  const __m128i div_powers = _mm_setr_epi16(8389, 5243, 13108, (short)0x8000,
+                                            8389, 5243, 13108, (short)0x8000);
+  const __m128i shift_powers =
+      _mm_setr_epi16(1 << 7, 1 << 11, 1 << 13, (short)0x8000, 1 << 7, 1 << 11,
+                     1 << 13, (short)0x8000);
+  __m128i v4 = _mm_mulhi_epu16(_mm_mulhi_epu16(v2, div_powers), shift_powers);
+  __m128i v6 = _mm_slli_epi64(_mm_mullo_epi16(v4, _mm_set1_epi16(10)), 16);
+  return _mm_sub_epi16(v4, v6);
+}
+#endif
+
+/* pe__8_digit_values of hi and of lo (each below 10^8). With SSE2 both in
+ * one vector (W. Mula's method): / and % 10^4 in the two 64-bit lanes,
+ * then the four 4-digit values in sixteen 16-bit lanes. */
+PE__INLINE void pe__16_digit_values(uint32_t hi, uint32_t lo, uint64_t *a,
+                                    uint64_t *b) {
+#if PE__DTOA_SSE2
+  __m128i x = _mm_set_epi64x((long long)lo, (long long)hi);
+  __m128i q =
+      _mm_srli_epi64(_mm_mul_epu32(x, _mm_set1_epi32((int)0xd1b71759)), 45);
+  __m128i r = _mm_sub_epi32(x, _mm_mul_epu32(q, _mm_set1_epi32(10000)));
+  /* 16-bit lanes: hi / 10^4, hi % 10^4, 0, 0, lo / 10^4, lo % 10^4, 0, 0 */
+  __m128i v1a = _mm_slli_epi64(_mm_or_si128(q, _mm_slli_epi64(r, 16)), 2);
+  __m128i h = _mm_unpacklo_epi16(v1a, v1a);
+  __m128i l = _mm_unpackhi_epi16(v1a, v1a);
+  __m128i packed = _mm_packus_epi16(pe__4x4_digits(_mm_unpacklo_epi32(h, h)),
+                                    pe__4x4_digits(_mm_unpacklo_epi32(l, l)));
+  *a = (uint64_t)_mm_cvtsi128_si64(packed);
+  *b = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(packed, packed));
+#else
+  *a = pe__8_digit_values(hi);
+  *b = pe__8_digit_values(lo);
+#endif
+}
+
+/* 16 bytes of text at dst: the low 16 bytes of t, its lowest byte first. */
+static inline void pe__store16(char *dst, pe__u128_t t) {
+  uint64_t lo = (uint64_t)t;
+  uint64_t hi = (uint64_t)(t >> 64);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  lo = __builtin_bswap64(lo);
+  hi = __builtin_bswap64(hi);
+#endif
+  memcpy(dst, &lo, 8);
+  memcpy(dst + 8, &hi, 8);
+}
+
+/* The layout of dtoa.h for |v| = digits * 10^exp10 (0 < digits < 10^17,
+ * trailing zeros allowed) at p; returns the end of the text. The digits
+ * are scaled to exactly 17, so the first is always the first byte: one
+ * byte and two words of eight (pe__8_digit_values) held in registers,
+ * where the trailing zeros are counted and the point is put in by
+ * shifting, and stored whole, at fixed sizes: bytes past the text, up to
+ * PE__DTOA_ROOM from where the sign would be, are overwritten. */
+PE__INLINE char *pe__put_decimal(char *p, uint64_t digits, int exp10) {
+  int n0 = pe__digit_count(digits);
+  int x = exp10 + n0 - 1; /* the power of ten of the first digit */
+  uint64_t d = digits * pe__pow10_u64[17 - n0];
+  uint64_t top = d / 10000000000000000ull; /* 1 to 9 */
+  uint64_t rest = d - top * 10000000000000000ull;
+  uint32_t mid = (uint32_t)(rest / 100000000u);
+  uint32_t low = (uint32_t)(rest - (uint64_t)mid * 100000000u);
+  uint64_t a; /* digits 2 to 9 */
+  uint64_t b; /* digits 10 to 17 */
+  pe__16_digit_values(mid, low, &a, &b);
+  /* The last digit that is not zero: a word's last digit is its top byte. */
+  int n = b != 0   ? 17 - (__builtin_clzll(b) >> 3)
+          : a != 0 ? 9 - (__builtin_clzll(a) >> 3)
+                   : 1;
+  const uint64_t zeros = 0x3030303030303030ull;
+  /* Digits 2 to 17 as text, the second digit in the lowest byte. */
+  pe__u128_t tail = ((pe__u128_t)(b | zeros) << 64) | (a | zeros);
+  char first = (char)('0' + top);
+  if (x >= 0 && x < 16) {
+    int ni = x + 1; /* digits before the point, 1 to 16 */
+    p[0] = first;
+    pe__store16(p + 1, tail);
+    if (n <= ni) {
+      return p + ni; /* an integer: the zeros past digit n are stored */
+    }
+    /* The fraction, digits ni + 1 on, one byte to the right behind '.'. */
+    p[ni] = '.';
+    pe__store16(p + ni + 1, tail >> (8 * (ni - 1)));
+    return p + n + 1;
   }
+  if (x < 0 && x >= -4) {
+    memcpy(p, "0.000000", 8);
+    p += 1 - x;
+    p[0] = first;
+    pe__store16(p + 1, tail);
+    return p + n;
+  }
+  /* Scientific: d[.ddd]e[+-]XX. */
+  p[0] = first;
+  p[1] = '.';
+  pe__store16(p + 2, tail);
+  p += n > 1 ? n + 1 : 1;
   *p++ = 'e';
   *p++ = x < 0 ? '-' : '+';
   unsigned ax = (unsigned)(x < 0 ? -x : x);
@@ -179,57 +275,59 @@ static char *pe__scientific(char *p, const char *s, int n, int x) {
   return p + 2;
 }
 
-/* The layout of dtoa.h for |v| = digits * 10^exp10 at p; returns the end. */
-static char *pe__layout(char *p, uint64_t digits, int exp10) {
-  int n = pe__digit_count(digits);
-  /* 17 digits, leading zeros included; s points at the first of n. */
-  char dig[17];
-  uint64_t rest = digits % 10000000000000000ull;
-  dig[0] = (char)('0' + digits / 10000000000000000ull);
-  pe__8_digits(dig + 1, (uint32_t)(rest / 100000000u));
-  pe__8_digits(dig + 9, (uint32_t)(rest % 100000000u));
-  const char *s = dig + 17 - n;
-  int x = exp10 + n - 1; /* the power of ten of the first digit */
-  if (x < -4 || x >= 16) {
-    return pe__scientific(p, s, n, x);
+/* The text of dtoa.h for v, finite, at out; returns its end. The forms
+ * cheaper than Schubfach first: zeros; integers below 10^16 (their gap to
+ * the next double is at most 2, so no decimal with fewer significant
+ * digits reads back as them); and decimals of at most 8 places below 10^7
+ * (prices, sizes), tried by rounding v * 10^8 to an integer r and checking
+ * that r / 10^8, correctly rounded as strtod rounds it, is v again: r has
+ * at most 15 digits, and no two decimals of 15 significant digits or
+ * fewer read back as the same double, so r is the shortest, and the only
+ * one of its length. */
+PE__INLINE char *pe__put_finite(char *out, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  /* The sign without a branch: a feature's sign is as good as random. */
+  *out = '-';
+  char *p = out + (bits >> 63);
+  if ((bits << 1) == 0) {
+    *p = '0';
+    return p + 1;
   }
-  if (x < 0) {
-    memcpy(p, "0.0000", 6);
-    p += 1 - x;
-    memcpy(p, s, (size_t)n);
-    return p + n;
+  double a = fabs(v);
+  /* Signed conversions (below 2^63 here): one instruction each. */
+  if (a < 1e16 && a == (double)(int64_t)a) {
+    return pe__put_decimal(p, (uint64_t)(int64_t)a, 0);
   }
-  int ni = x + 1; /* digits before the point, 1 to 16 */
-  if (n <= ni) {
-    memcpy(p, s, (size_t)n);
-    memset(p + n, '0', (size_t)(ni - n));
-    return p + ni;
+  if (a < 1e7) {
+    int64_t r = (int64_t)(a * 1e8 + 0.5);
+    if ((double)r / 1e8 == a) {
+      return pe__put_decimal(p, (uint64_t)r, -8);
+    }
   }
-  memcpy(p, s, (size_t)ni);
-  p += ni;
-  *p++ = '.';
-  memcpy(p, s + ni, (size_t)(n - ni));
-  return p + n - ni;
+  int exp10;
+  uint64_t digits = pe__schubfach(v, &exp10);
+  return pe__put_decimal(p, digits, exp10);
 }
 
 size_t pe__dtoa_shortest(char *out, double v) {
-  uint64_t bits;
-  memcpy(&bits, &v, sizeof bits);
-  char *p = out;
-  if (bits >> 63) {
-    *p++ = '-';
+  return (size_t)(pe__put_finite(out, v) - out);
+}
+
+PE__INLINE char *pe__put_any(char *out, double v) {
+  if (!isfinite(v)) {
+    memcpy(out, "nan", 3);
+    return out + 3;
   }
-  if ((bits << 1) == 0) {
-    *p++ = '0';
-    return (size_t)(p - out);
+  return pe__put_finite(out, v);
+}
+
+char *pe__dtoa_put(char *out, double v) { return pe__put_any(out, v); }
+
+char *pe__dtoa_fields(char *out, const double *v, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    *out++ = ',';
+    out = pe__put_any(out, v[i]);
   }
-  double a = fabs(v);
-  if (a < 1e16 && a == (double)(uint64_t)a) {
-    /* An integer below 10^16: its gap to the next double is at most 2, so
-     * no decimal with fewer significant digits reads back as it; printed
-     * as the integer it is. */
-    return (size_t)(pe__u64_put(p, (uint64_t)a) - out);
-  }
-  pe__decimal_t d = pe__shortest_decimal(v);
-  return (size_t)(pe__layout(p, d.digits, d.exp10) - out);
+  return out;
 }

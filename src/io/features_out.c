@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/digits.h"
+#include "io/dtoa.h"
 #include "io/features_rows.h"
 #include "io/file_impl.h"
 #include "io/textfmt.h"
@@ -68,6 +69,9 @@ size_t pe_features_format(const pe_tick_t *tick, const pe_tick_out_t *out,
 
 /* ---- the writer ------------------------------------------------------- */
 
+_Static_assert(PE__DTOA_MAX == 32 && PE__DTOA_ROOM - PE__DTOA_MAX == 8,
+               "PE_FEATURES_ROW_TEXT_MAX counts the formatting's room");
+
 #define PE__COLS PE_FEATURES_COLS
 #define PE__BLOCK_ROWS 2048
 #define PE__ROW_TEXT_MAX PE_FEATURES_ROW_TEXT_MAX
@@ -82,6 +86,8 @@ typedef struct pe__name {
   uint8_t len;
   char text[2 + 2 * PE_SYMBOL_MAX];
 } pe__name_t;
+_Static_assert(sizeof(((pe__name_t *)0)->text) >= 16,
+               "pe__features_text copies 16 bytes of a short name");
 
 enum {
   PE__SLOT_FREE,
@@ -177,12 +183,14 @@ size_t pe__features_text(const pe_features_writer_t *w, const double *rows,
     uint32_t id = (uint32_t)v[2];
     const pe__name_t *name =
         &w->names[id / PE__NAME_CHUNK][id % PE__NAME_CHUNK];
-    memcpy(p, name->text, name->len);
-    p += name->len;
-    for (int c = 3; c < PE__COLS; c++) {
-      *p++ = ',';
-      p = pe__put_double_at(p, v[c]);
+    /* Most names fit one fixed-size copy (the row's room takes it). */
+    if (name->len <= 16) {
+      memcpy(p, name->text, 16);
+    } else {
+      memcpy(p, name->text, name->len);
     }
+    p += name->len;
+    p = pe__dtoa_fields(p, v + 3, PE__COLS - 3);
     *p++ = '\n';
   }
   return (size_t)(p - text);

@@ -19,9 +19,13 @@
 #include "pe/sink.h"
 
 #define PE_FEATURES_COLS (10 + PE_FEATURE_COUNT)
-/* Longest text row: a ts of 20 characters, a quoted symbol of 64, each
- * value at most 32 after its comma, the newline. */
-#define PE_FEATURES_ROW_TEXT_MAX (20 + 1 + 64 + (PE_FEATURES_COLS - 3) * 33 + 1)
+/* Room for a text row: a ts of 20 characters, a quoted symbol of 64, each
+ * value at most 32 after its comma (io/dtoa.h's PE__DTOA_MAX), the
+ * newline; and the 8 bytes of scratch the last value's formatting may
+ * write past its text (PE__DTOA_ROOM - PE__DTOA_MAX; features_out.c
+ * checks both). */
+#define PE_FEATURES_ROW_TEXT_MAX                                               \
+  (20 + 1 + 64 + (PE_FEATURES_COLS - 3) * 33 + 1 + 8)
 
 /* One accepted tick's row into v[PE_FEATURES_COLS], symbol index id. Hot
  * path. */

@@ -25,16 +25,10 @@ void pe__put_char(char *buf, size_t cap, size_t *pos, char c) {
   pe__put_mem(buf, cap, pos, &c, 1);
 }
 
-char *pe__put_double_at(char *dst, double v) {
-  if (!isfinite(v)) {
-    memcpy(dst, "nan", 3);
-    return dst + 3;
-  }
-  return dst + pe__dtoa_shortest(dst, v);
-}
+char *pe__put_double_at(char *dst, double v) { return pe__dtoa_put(dst, v); }
 
 void pe__put_double(char *buf, size_t cap, size_t *pos, double v) {
-  char tmp[PE__DTOA_MAX];
+  char tmp[PE__DTOA_ROOM];
   pe__put_mem(buf, cap, pos, tmp, (size_t)(pe__put_double_at(tmp, v) - tmp));
 }
 

@@ -16,7 +16,8 @@ void pe__put_char(char *buf, size_t cap, size_t *pos, char c);
  * spelling of CSV outputs and stream fields (docs/security.md). */
 void pe__put_double(char *buf, size_t cap, size_t *pos, double v);
 /* pe__put_double's text at dst, without a bound: at most PE__DTOA_MAX
- * (io/dtoa.h) bytes, no NUL. Returns the end. */
+ * (io/dtoa.h) bytes, no NUL, in PE__DTOA_ROOM bytes of room (the bytes
+ * past the text may be overwritten). Returns the end. */
 char *pe__put_double_at(char *dst, double v);
 /* A JSON number: as pe__put_double, or null for a value that is not finite
  * (JSON has no NaN or infinity). */

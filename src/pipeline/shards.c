@@ -78,6 +78,10 @@ typedef struct pe__shard {
   pe__window_t *win;
   pe__part_t *part;
   uint32_t first; /* index in part of the batch's first tick */
+  /* CSV through the mapping: the window whose slice this thread has
+   * formatted and not yet copied (its place is known once every thread
+   * has formatted it), or NULL. */
+  pe__window_t *pending;
   /* where the thread's time went (pe__shards_times) */
   uint64_t push_ns, format_ns, write_ns, alive_ns, cpu_ns;
 } pe__shard_t;
@@ -325,7 +329,42 @@ static void pe__release(const pe__shards_t *s, uint64_t from, uint64_t to) {
   }
 }
 
-/* Thread k's part of one READY window, entered and left under the lock. */
+static void pe__window_done(pe__shard_t *me, pe__window_t *w);
+
+/* Copies thread k's formatted slice of its pending window into the mapped
+ * output, waiting (rarely) until every thread has formatted that window,
+ * and is done with it. Entered and left under the lock. */
+static void pe__shard_copy(pe__shard_t *me) {
+  pe__shards_t *s = me->all;
+  pe__window_t *w = me->pending;
+  unsigned k = me->k;
+  me->pending = NULL;
+  while (w->formatting > 0) {
+    pthread_cond_wait(&s->cond, &s->lock);
+  }
+  int failed = s->fail_rc != PE_OK;
+  pthread_mutex_unlock(&s->lock);
+  uint64_t t0 = pe_clock_ns();
+  uint64_t at = w->text_at;
+  for (unsigned j = 0; j < k; j++) {
+    at += w->part[j].text_len;
+  }
+  if (!failed) {
+    pe__populate(s->map + at, w->part[k].text_len);
+    memcpy(s->map + at, w->text + (size_t)k * s->slice_cap,
+           w->part[k].text_len);
+  }
+  me->write_ns += pe_clock_ns() - t0;
+  pthread_mutex_lock(&s->lock);
+  pe__window_done(me, w);
+}
+
+/* Thread k's part of one READY window, entered and left under the lock.
+ * CSV text written through the mapping is copied later (pe__shard_copy):
+ * its place needs every slice's length, and rather than wait for the
+ * slowest formatter here, the thread goes on with the next window and
+ * copies this slice once its own next push is in (by then every thread has
+ * formatted this window) or while it waits for work. */
 static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   pe__shards_t *s = me->all;
   unsigned k = me->k;
@@ -344,6 +383,9 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   uint64_t t1 = pe_clock_ns();
   me->push_ns += t1 - t0;
   pthread_mutex_lock(&s->lock);
+  if (me->pending != NULL && me->pending->formatting == 0) {
+    pe__shard_copy(me);
+  }
   if (k != 0 && w->place != w->rows) {
     /* .npy rows are in their places in the file: nothing of this window
      * is left to this thread, which goes on to the next while the first
@@ -353,6 +395,9 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
     }
   } else {
     pe__meet(s, &w->pushing);
+  }
+  if (me->pending != NULL) { /* every thread has formatted it by now */
+    pe__shard_copy(me);
   }
   failed = s->fail_rc != PE_OK;
   pthread_mutex_unlock(&s->lock);
@@ -399,6 +444,16 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
       }
       pe__grow_to(s, s->text_end);
     }
+    if (s->map != NULL) { /* copied later: pe__shard_copy */
+      if (--w->formatting == 0) {
+        pthread_cond_broadcast(&s->cond);
+      }
+      if (what != NULL) {
+        pe__fail(s, PE_EIO, what, why, NULL);
+      }
+      me->pending = w;
+      return;
+    }
     pe__meet(s, &w->formatting);
     failed = s->fail_rc != PE_OK;
     pthread_mutex_unlock(&s->lock);
@@ -407,10 +462,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
     for (unsigned j = 0; j < k; j++) {
       at += w->part[j].text_len;
     }
-    if (!failed && what == NULL && s->map != NULL) {
-      pe__populate(s->map + at, w->part[k].text_len);
-      memcpy(s->map + at, text, w->part[k].text_len);
-    } else if (!failed && what == NULL && s->positional) {
+    if (!failed && what == NULL && s->positional) {
       if (pe__features_write_at(s->features, text, w->part[k].text_len, at) !=
           0) {
         what = "features";
@@ -431,6 +483,13 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
   if (what != NULL) {
     pe__fail(s, PE_EIO, what, why, NULL);
   }
+  pe__window_done(me, w);
+}
+
+/* Thread k's part of w is done: the last to be done frees the window and
+ * lets go of its pages. Entered and left under the lock. */
+static void pe__window_done(pe__shard_t *me, pe__window_t *w) {
+  pe__shards_t *s = me->all;
   if (--w->finishing == 0) {
     uint64_t from = 0;
     uint64_t to = 0;
@@ -465,12 +524,19 @@ static void *pe__shard_main(void *arg) {
     pe__window_t *w = &s->win[seq % PE__WINDOWS];
     while (!(w->state == PE__WIN_READY && w->seq == seq) &&
            !(s->stopping && seq >= s->next_seq)) {
+      if (me->pending != NULL && me->pending->formatting == 0) {
+        pe__shard_copy(me); /* while there is nothing else to do */
+        continue;
+      }
       pthread_cond_wait(&s->cond, &s->lock);
     }
     if (w->state != PE__WIN_READY || w->seq != seq) {
       break;
     }
     pe__shard_window(me, w);
+  }
+  if (me->pending != NULL) {
+    pe__shard_copy(me);
   }
   pthread_mutex_unlock(&s->lock);
   me->alive_ns = pe_clock_ns() - born;
