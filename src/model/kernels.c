@@ -241,20 +241,17 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
                                float *scratch, int64_t lr) {
   const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
   const int64_t pl = s->p[6], win = s->p[8];
-  /* rows the Winograd form wrote itself (PE__P_ROWS_READY) stay as they are */
-  const int copy = s->p[PE__P_ROWS_READY] == 0;
-  for (int64_t ci = 0; ci < cin && st == 1 && copy; ci++) {
+  for (int64_t ci = 0; ci < cin && st == 1; ci++) {
     float *row = scratch + ci * lr;
     memset(row, 0, (size_t)pl * sizeof(float));
     memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
     memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
   }
-  for (int64_t ci = 0; ci < cin && st == 2 && pl == 0 && copy; ci++) {
+  for (int64_t ci = 0; ci < cin && st == 2 && pl == 0; ci++) {
     float *row = scratch + ci * 2 * lr;
     pe__split2_avx2(x + ci * win, win, row, row + lr, lr);
   }
-  for (int64_t ci = 0; ci < cin && st > 1 && !(st == 2 && pl == 0) && copy;
-       ci++) {
+  for (int64_t ci = 0; ci < cin && st > 1 && !(st == 2 && pl == 0); ci++) {
     const float *xr = x + ci * win;
     for (int64_t r = 0; r < st; r++) {
       float *row = scratch + (ci * st + r) * lr;

@@ -288,14 +288,6 @@ int pe__dense_pack(pe__dense_t *d, const float *w_mk);
  * run in turn (0 or 1: one). */
 #define PE__P_ITEMS 23
 
-/* The p[] slot of a CONV1D step of stride 1 without pads that says its
- * input already lies in the kernel's scratch as the phase rows
- * (pe__conv1d_phase_rows: row ci at scratch + ci * pe__conv_lr(win, 1),
- * finite up to
- * the next multiple of 32 past win), so the vector kernels skip the copy.
- * Set only on the inner step of the Winograd form (kernels_winograd.c). */
-#define PE__P_ROWS_READY 22
-
 typedef struct pe__step {
   int kind;
   int node;       /* source node (first of a fused group) */
@@ -562,13 +554,14 @@ float pe__exp_sum_avx2(float *y, int64_t n, float sub);   /* kernels_avx2 */
  * starts aligned and pe__step_scratch leaves room for the rounding). */
 /* Floats per phase row of a Conv1d over lp padded positions at stride st
  * (pe__conv1d_phase_rows): ceil(lp / st) and 40 that a 32-step block may
- * read past the end, rounded up to an odd multiple of 8, so that rows are
- * not a multiple of 64 bytes apart: the rows of the taps of one block
- * spread over all the L1 sets instead of a few (rows of 128 floats, 512
- * bytes, would put every row on the same 8 of the 64). */
+ * read past the end, rounded up to an odd multiple of 16: rows start on
+ * 64-byte lines (so a 16-float load of a row is never split over two
+ * lines) an odd number of lines apart, so the rows of the taps of one
+ * block spread over all the L1 sets instead of a few (rows of 128 floats,
+ * 512 bytes, would put every row on the same 8 of the 64). */
 static inline int64_t pe__conv_lr(int64_t lp, int64_t st) {
-  const int64_t r = ((lp + st - 1) / st + 40 + 7) / 8 * 8;
-  return r / 8 % 2 == 0 ? r + 8 : r;
+  const int64_t r = ((lp + st - 1) / st + 40 + 15) / 16 * 16;
+  return r / 16 % 2 == 0 ? r + 16 : r;
 }
 static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
   return (int64_t *)(void *)(scratch + ((n + 1) & ~(int64_t)1));
