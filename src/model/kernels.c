@@ -238,7 +238,7 @@ static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
  * entry ci * k + kk (the order of the weights of an output channel). For
  * the vector Conv1d kernels; returns the offsets (pe__conv_taps). */
 int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
-                               float *scratch, int64_t lr) {
+                               float *scratch, int64_t lr, pe__split_fn split) {
   const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
   const int64_t pl = s->p[6], win = s->p[8];
   for (int64_t ci = 0; ci < cin && st == 1; ci++) {
@@ -247,11 +247,10 @@ int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
     memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
     memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
   }
-  for (int64_t ci = 0; ci < cin && st == 2 && pl == 0; ci++) {
-    float *row = scratch + ci * 2 * lr;
-    pe__split2_avx2(x + ci * win, win, row, row + lr, lr);
+  for (int64_t ci = 0; ci < cin && st > 1 && pl == 0; ci++) {
+    split(x + ci * win, win, st, scratch + ci * st * lr, lr);
   }
-  for (int64_t ci = 0; ci < cin && st > 1 && !(st == 2 && pl == 0); ci++) {
+  for (int64_t ci = 0; ci < cin && st > 1 && pl > 0; ci++) {
     const float *xr = x + ci * win;
     for (int64_t r = 0; r < st; r++) {
       float *row = scratch + (ci * st + r) * lr;

@@ -1,37 +1,40 @@
-/* Conv1d with 4 taps by Winograd's minimal filtering, F(3, 4): three
+/* Conv1d with 4 taps by Winograd's minimal filtering, F(5, 4): five
  * outputs of a 4-tap correlation from the element-wise product of two
- * 6-point transforms (Lavin and Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2015; interpolation points 0, 1, -1, 2, -2 and
- * infinity). Over cin input and cout output channels that is 6 products of
- * a [cout x cin] matrix by the transformed input instead of 12, half the
- * multiply-adds of the direct kernel; the transforms are O(cin + cout) per
- * output position.
+ * 8-point transforms (Lavin and Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", 2015; interpolation points 0, 1, -1, 2, -2, 1/2, -1/2
+ * and infinity, the set of their F(6, 3)). Over cin input and cout output
+ * channels that is 8 products of a [cout x cin] matrix by the transformed
+ * input instead of 20, 0.4 of the multiply-adds of the direct kernel; the
+ * transforms are O(cin + cout) per output position.
  *
  * The convolution is taken as rows: a dilation d over a window of H * d
  * floats is H rows of d columns, each tap one row further (the (4, 1)
  * convolutions of a 2-D model run this way over their flattened H * W
- * axis, ops_conv2d.c). Rows of at least 8 columns only. A tile is three
+ * axis, ops_conv2d.c). Rows of at least 8 columns only. A tile is five
  * output rows; its positions are its d columns, and the positions of all
  * tiles are taken one after another, a chunk of 64 (AVX-512) or 48 (AVX2)
  * at a time, so that vectors stay full whatever d is
- * (kernels_winograd.inc): the input transform of a chunk (6 rows of
- * positions per input channel), the 6 products of a [cout x cin] matrix by
+ * (kernels_winograd.inc): the input transform of a chunk (8 rows of
+ * positions per input channel), the 8 products of a [cout x cin] matrix by
  * them (register blocks of 8 output channels x 32 positions, or 4 x 24),
  * the output transform with the bias and LeakyRelu, each reading what
  * the one before wrote while it is still in cache.
  *
- * Rounding: the transforms add a few float roundings per output (about 7x
- * those of the direct sum over cin x 4 products on random data, a few
- * 1e-6 at outputs of order 1). The generic table keeps the direct kernel:
- * it is the reference the vector tables are compared with. */
+ * Rounding: the transforms add float roundings of their own (the largest
+ * factors are 21/4 in B^T and 16 in A^T): on random data with cin = 32,
+ * weights scaled by 1 / sqrt(4 cin) and outputs of order 1, the largest
+ * error is about 1.6e-6 against 3e-7 for the direct sum (2e-6 at
+ * cin = 64, 3e-6 at 128); F(6, 4), a ninth point, would be about 7e-6.
+ * The generic table keeps the direct kernel: it is the reference the
+ * vector tables are compared with. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/model_impl.h"
 #include "pe/error.h"
 
-#define PE__WG_A 6 /* points of the transforms */
-#define PE__WG_M 3 /* output rows per tile */
+#define PE__WG_A 8 /* points of the transforms */
+#define PE__WG_M 5 /* output rows per tile */
 
 /* Shape of an eligible step: rows of d columns, 4 taps a row apart, pads
  * of whole rows (a 'same' (4, 1) convolution: rows of zeros above and
@@ -71,17 +74,20 @@ int pe__conv1d_wg_pack(pe__step_t *s) {
     free(g);
     return PE_ENOMEM;
   }
-  /* U = G w per (co, ci): the rows of G for points 0, 1, -1, 2, -2, inf */
+  /* U = G w per (co, ci): the rows of G for points 0, 1, -1, 2, -2, 1/2,
+   * -1/2, infinity, scaled to the rows of B^T (kernels_winograd.inc) */
   for (int64_t co = 0; co < cout; co++) {
     for (int64_t ci = 0; ci < cin; ci++) {
       const float *w = s->w + (co * cin + ci) * 4;
       const double w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
       const double u[PE__WG_A] = {
-          w0 / 4.0,
-          -(w0 + w1 + w2 + w3) / 6.0,
-          (-w0 + w1 - w2 + w3) / 6.0,
-          w0 / 24.0 + w1 / 12.0 + w2 / 6.0 + w3 / 3.0,
-          w0 / 24.0 - w1 / 12.0 + w2 / 6.0 - w3 / 3.0,
+          w0,
+          -2.0 * (w0 + w1 + w2 + w3) / 9.0,
+          -2.0 * (w0 - w1 + w2 - w3) / 9.0,
+          (w0 + 2.0 * w1 + 4.0 * w2 + 8.0 * w3) / 360.0,
+          (w0 - 2.0 * w1 + 4.0 * w2 - 8.0 * w3) / 360.0,
+          (32.0 * w0 + 16.0 * w1 + 8.0 * w2 + 4.0 * w3) / 45.0,
+          (32.0 * w0 - 16.0 * w1 + 8.0 * w2 - 4.0 * w3) / 45.0,
           w3,
       };
       for (int x = 0; x < PE__WG_A; x++) {

@@ -430,11 +430,6 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
-/* even[j] = x[2 j], odd[j] = x[2 j + 1] over x[0..n), zeros after them up
- * to lr floats each (the phase rows of a stride-2 Conv1d without left
- * padding; AVX2, called only by the vector tables). */
-void pe__split2_avx2(const float *x, int64_t n, float *even, float *odd,
-                     int64_t lr);
 void pe__act_avx512(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
@@ -482,13 +477,13 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        const float *x, const float *h0, const float *c0,
                        float *y, float *hn, float *cn, float *scratch);
 int pe__step_pack(pe__step_t *s);
-/* Conv1d by Winograd's F(3, 4) (kernels_winograd.c). _pack makes s->wg
+/* Conv1d by Winograd's F(5, 4) (kernels_winograd.c). _pack makes s->wg
  * for a step of 4 taps that fits (stride 1, no groups, pads of whole rows,
- * a window of whole rows of `dilation` floats, at least 8 channels in and
- * out); PE_OK
- * with nothing made otherwise, PE_ENOMEM with nothing made. _scratch: the
- * floats pe__conv1d_wg needs; pe__conv1d_wg runs one window with table kn's
- * Conv1d and activation kernels. */
+ * a window of whole rows of `dilation` floats, at least a whole tile of
+ * rows, at least 8 channels in and out); PE_OK with nothing made
+ * otherwise, PE_ENOMEM with nothing made. _scratch: the floats
+ * pe__conv1d_wg needs; pe__conv1d_wg runs one window with the transforms
+ * and products of table kn's instruction set and its activation kernel. */
 int pe__conv1d_wg_pack(pe__step_t *s);
 int64_t pe__conv1d_wg_scratch(const pe__step_t *s);
 void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
@@ -566,8 +561,15 @@ static inline int64_t pe__conv_lr(int64_t lp, int64_t st) {
 static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
   return (int64_t *)(void *)(scratch + ((n + 1) & ~(int64_t)1));
 }
+/* The phase rows of a Conv1d of stride st >= 2 without left padding, one
+ * input channel: row r (at rows + r lr) holds x[j st + r] for the j with
+ * j st + r < n, then zeros up to lr floats. Each vector table has its own
+ * (kernels_avx2.c, kernels_avx512.c) and passes it to
+ * pe__conv1d_phase_rows. */
+typedef void (*pe__split_fn)(const float *x, int64_t n, int64_t st, float *rows,
+                             int64_t lr);
 int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
-                               float *scratch, int64_t lr);
+                               float *scratch, int64_t lr, pe__split_fn split);
 
 /* ---- load pipeline ------------------------------------------------------- */
 int pe__onnx_import(pe__graph_t *g, const void *data, size_t len, void **proto);
