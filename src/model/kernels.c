@@ -229,6 +229,19 @@ static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+void pe__split2_rest(const float *x, int64_t n, int64_t j, float *even,
+                     float *odd, int64_t lr) {
+  const int64_t ne = (n + 1) / 2, no = n / 2;
+  for (int64_t i = j; i < ne; i++) {
+    even[i] = x[2 * i];
+  }
+  for (int64_t i = j; i < no; i++) {
+    odd[i] = x[2 * i + 1];
+  }
+  memset(even + ne, 0, (size_t)(lr - ne) * sizeof(float));
+  memset(odd + no, 0, (size_t)(lr - no) * sizeof(float));
+}
+
 /* The zero-padded input of a Conv1d window split into `stride` phase rows
  * per channel (row r of channel c holds padded[j * stride + r], lr floats
  * each, lr = pe__conv_lr(pl + win + pr, stride): a 32-step block may read

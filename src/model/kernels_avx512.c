@@ -685,47 +685,26 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
 }
 
 /* The phase rows of a stride st >= 2 (pe__split_fn): a stride of 2 by
- * two-source permutes, 32 floats at a time; larger ones by gathers of
- * 16. */
+ * two-source permutes, 32 floats at a time; larger ones as the AVX2 table
+ * gathers them. */
 PE__AVX512 static void pe__split_avx512(const float *x, int64_t n, int64_t st,
                                         float *rows, int64_t lr) {
-  const __m512i lane =
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  if (st == 2) {
-    const __m512i ie = _mm512_slli_epi32(lane, 1);
-    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
-    float *even = rows, *odd = rows + lr;
-    int64_t j = 0;
-    for (; 2 * j + 32 <= n; j += 16) {
-      const __m512 a = _mm512_loadu_ps(x + 2 * j);
-      const __m512 b = _mm512_loadu_ps(x + 2 * j + 16);
-      _mm512_storeu_ps(even + j, _mm512_permutex2var_ps(a, ie, b));
-      _mm512_storeu_ps(odd + j, _mm512_permutex2var_ps(a, io, b));
-    }
-    const int64_t ne = (n + 1) / 2, no = n / 2;
-    for (int64_t i = j; i < ne; i++) {
-      even[i] = x[2 * i];
-    }
-    for (int64_t i = j; i < no; i++) {
-      odd[i] = x[2 * i + 1];
-    }
-    memset(even + ne, 0, (size_t)(lr - ne) * sizeof(float));
-    memset(odd + no, 0, (size_t)(lr - no) * sizeof(float));
+  if (st != 2) {
+    pe__split_avx2(x, n, st, rows, lr);
     return;
   }
-  const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)st));
-  for (int64_t r = 0; r < st; r++) {
-    float *row = rows + r * lr;
-    const int64_t cnt = n > r ? (n - r + st - 1) / st : 0;
-    int64_t j = 0;
-    for (; j + 16 <= cnt; j += 16) {
-      _mm512_storeu_ps(row + j, _mm512_i32gather_ps(idx, x + j * st + r, 4));
-    }
-    for (; j < cnt; j++) {
-      row[j] = x[j * st + r];
-    }
-    memset(row + cnt, 0, (size_t)(lr - cnt) * sizeof(float));
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                       22, 24, 26, 28, 30);
+  const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+  float *even = rows, *odd = rows + lr;
+  int64_t j = 0;
+  for (; 2 * j + 32 <= n; j += 16) {
+    const __m512 a = _mm512_loadu_ps(x + 2 * j);
+    const __m512 b = _mm512_loadu_ps(x + 2 * j + 16);
+    _mm512_storeu_ps(even + j, _mm512_permutex2var_ps(a, ie, b));
+    _mm512_storeu_ps(odd + j, _mm512_permutex2var_ps(a, io, b));
   }
+  pe__split2_rest(x, n, j, even, odd, lr);
 }
 
 /* The Conv1d kernel (kernels_conv1d.inc): blocks of 8 output channels x

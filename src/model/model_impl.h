@@ -568,6 +568,14 @@ static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
  * pe__conv1d_phase_rows. */
 typedef void (*pe__split_fn)(const float *x, int64_t n, int64_t st, float *rows,
                              int64_t lr);
+/* The even and odd rows of a stride of 2 from position j on (the vector
+ * splits' last floats), then their zeros up to lr floats each. */
+void pe__split2_rest(const float *x, int64_t n, int64_t j, float *even,
+                     float *odd, int64_t lr);
+/* The AVX2 table's (shuffles for a stride of 2, gathers above); the
+ * AVX-512 table's for strides above 2 as well. */
+void pe__split_avx2(const float *x, int64_t n, int64_t st, float *rows,
+                    int64_t lr);
 int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
                                float *scratch, int64_t lr, pe__split_fn split);
 
