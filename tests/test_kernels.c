@@ -245,16 +245,17 @@ static void test_conv1d_flat(void) {
 }
 
 /* Conv1d with 4 taps a row apart, which the vector tables run in
- * Winograd's F(3, 4) form (kernels_winograd.c) and the generic one
- * directly: rows of 8 to 45 columns (vector and scalar columns), row
- * counts whose tiles of 3 end full or short, pads of whole rows, several
- * chunks of tiles, channel counts from 8 up, each activation. The form
- * must have been made, or the comparison says nothing about it. */
+ * Winograd's F(5, 4) form (kernels_winograd.c) and the generic one
+ * directly: rows of 8 to 45 columns (vectors of positions that take the
+ * columns of one, two or three tiles), row counts whose tiles of 5 end
+ * full or short, pads of whole rows, several chunks of positions, channel
+ * counts from 8 up (output channels past a block of 8), each activation. The
+ * form must have been made, or the comparison says nothing about it. */
 static void test_conv1d_winograd(void) {
   int bad = 0;
   for (int trial = 0; trial < 120; trial++) {
     int64_t cin = rnd(8, 40), cout = rnd(8, 40), d = rnd(8, 45);
-    int64_t hin = rnd(6, trial < 20 ? 120 : 40), win = hin * d;
+    int64_t hin = rnd(8, trial < 20 ? 120 : 40), win = hin * d;
     /* rows of zeros above and below ('same' is 1 and 2) in half the
      * trials */
     int64_t pt = trial % 2 ? rnd(0, 2) : 0, pb = trial % 2 ? rnd(0, 2) : 0;
@@ -289,6 +290,7 @@ static void test_conv1d_winograd(void) {
       {4, 16, 1, 4, 1, 20, 0, 0, 2000, 1940},    /* 4 channels in */
       {16, 16, 1, 4, 1, 4, 0, 0, 400, 388},      /* rows of 4 */
       {16, 16, 2, 4, 1, 20, 0, 0, 2000, 1940},   /* groups */
+      {16, 16, 1, 4, 1, 20, 0, 0, 140, 80},      /* 7 rows: no whole tile */
   };
   for (size_t c = 0; c < sizeof direct / sizeof direct[0]; c++) {
     pe__step_t s;

@@ -229,6 +229,19 @@ static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
+void pe__split2_rest(const float *x, int64_t n, int64_t j, float *even,
+                     float *odd, int64_t lr) {
+  const int64_t ne = (n + 1) / 2, no = n / 2;
+  for (int64_t i = j; i < ne; i++) {
+    even[i] = x[2 * i];
+  }
+  for (int64_t i = j; i < no; i++) {
+    odd[i] = x[2 * i + 1];
+  }
+  memset(even + ne, 0, (size_t)(lr - ne) * sizeof(float));
+  memset(odd + no, 0, (size_t)(lr - no) * sizeof(float));
+}
+
 /* The zero-padded input of a Conv1d window split into `stride` phase rows
  * per channel (row r of channel c holds padded[j * stride + r], lr floats
  * each, lr = pe__conv_lr(pl + win + pr, stride): a 32-step block may read
@@ -238,23 +251,19 @@ static void pe__affine_generic(const pe__step_t *s, const float *x, float *y) {
  * entry ci * k + kk (the order of the weights of an output channel). For
  * the vector Conv1d kernels; returns the offsets (pe__conv_taps). */
 int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
-                               float *scratch, int64_t lr) {
+                               float *scratch, int64_t lr, pe__split_fn split) {
   const int64_t cin = s->p[0], k = s->p[3], st = s->p[4], dil = s->p[5];
   const int64_t pl = s->p[6], win = s->p[8];
-  /* rows the Winograd form wrote itself (PE__P_ROWS_READY) stay as they are */
-  const int copy = s->p[PE__P_ROWS_READY] == 0;
-  for (int64_t ci = 0; ci < cin && st == 1 && copy; ci++) {
+  for (int64_t ci = 0; ci < cin && st == 1; ci++) {
     float *row = scratch + ci * lr;
     memset(row, 0, (size_t)pl * sizeof(float));
     memcpy(row + pl, x + ci * win, (size_t)win * sizeof(float));
     memset(row + pl + win, 0, (size_t)(lr - pl - win) * sizeof(float));
   }
-  for (int64_t ci = 0; ci < cin && st == 2 && pl == 0 && copy; ci++) {
-    float *row = scratch + ci * 2 * lr;
-    pe__split2_avx2(x + ci * win, win, row, row + lr, lr);
+  for (int64_t ci = 0; ci < cin && st > 1 && pl == 0; ci++) {
+    split(x + ci * win, win, st, scratch + ci * st * lr, lr);
   }
-  for (int64_t ci = 0; ci < cin && st > 1 && !(st == 2 && pl == 0) && copy;
-       ci++) {
+  for (int64_t ci = 0; ci < cin && st > 1 && pl > 0; ci++) {
     const float *xr = x + ci * win;
     for (int64_t r = 0; r < st; r++) {
       float *row = scratch + (ci * st + r) * lr;

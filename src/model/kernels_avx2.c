@@ -708,30 +708,42 @@ PE__AVX2 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
   }
 }
 
-PE__AVX2 void pe__split2_avx2(const float *x, int64_t n, float *even,
-                              float *odd, int64_t lr) {
-  int64_t j = 0;
-  for (; 2 * j + 16 <= n; j += 8) {
-    __m256 a = _mm256_loadu_ps(x + 2 * j), b = _mm256_loadu_ps(x + 2 * j + 8);
-    /* a0 a2 b0 b2 | a4 a6 b4 b6, then the 64-bit lanes in order 0 2 1 3 */
-    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    _mm256_storeu_ps(even + j,
-                     _mm256_castpd_ps(_mm256_permute4x64_pd(
-                         _mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
-    _mm256_storeu_ps(odd + j,
-                     _mm256_castpd_ps(_mm256_permute4x64_pd(
-                         _mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
+/* The phase rows of a stride st >= 2 (pe__split_fn): a stride of 2 by
+ * shuffles, 16 floats at a time; larger ones by gathers of 8. */
+PE__AVX2 void pe__split_avx2(const float *x, int64_t n, int64_t st, float *rows,
+                             int64_t lr) {
+  if (st == 2) {
+    float *even = rows, *odd = rows + lr;
+    int64_t j = 0;
+    for (; 2 * j + 16 <= n; j += 8) {
+      __m256 a = _mm256_loadu_ps(x + 2 * j), b = _mm256_loadu_ps(x + 2 * j + 8);
+      /* a0 a2 b0 b2 | a4 a6 b4 b6, then the 64-bit lanes in order 0 2 1 3 */
+      __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+      __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+      _mm256_storeu_ps(even + j,
+                       _mm256_castpd_ps(_mm256_permute4x64_pd(
+                           _mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0))));
+      _mm256_storeu_ps(odd + j,
+                       _mm256_castpd_ps(_mm256_permute4x64_pd(
+                           _mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+    pe__split2_rest(x, n, j, even, odd, lr);
+    return;
   }
-  const int64_t ne = (n + 1) / 2, no = n / 2;
-  for (int64_t i = j; i < ne; i++) {
-    even[i] = x[2 * i];
+  const __m256i idx = _mm256_mullo_epi32(
+      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)st));
+  for (int64_t r = 0; r < st; r++) {
+    float *row = rows + r * lr;
+    const int64_t cnt = n > r ? (n - r + st - 1) / st : 0;
+    int64_t j = 0;
+    for (; j + 8 <= cnt; j += 8) {
+      _mm256_storeu_ps(row + j, _mm256_i32gather_ps(x + j * st + r, idx, 4));
+    }
+    for (; j < cnt; j++) {
+      row[j] = x[j * st + r];
+    }
+    memset(row + cnt, 0, (size_t)(lr - cnt) * sizeof(float));
   }
-  for (int64_t i = j; i < no; i++) {
-    odd[i] = x[2 * i + 1];
-  }
-  memset(even + ne, 0, (size_t)(lr - ne) * sizeof(float));
-  memset(odd + no, 0, (size_t)(lr - no) * sizeof(float));
 }
 
 /* The Conv1d kernel (kernels_conv1d.inc): blocks of 4 output channels x
@@ -760,6 +772,7 @@ PE__AVX2 void pe__split2_avx2(const float *x, int64_t n, float *even,
 #define PE__CV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define PE__CV_NAME pe__conv1d_avx2
 #define PE__CV_ACT pe__act_avx2
+#define PE__CV_SPLIT pe__split_avx2
 #include "model/kernels_conv1d.inc"
 
 #else
@@ -780,9 +793,9 @@ void pe__act_avx2(float *y, int64_t n, int act, float alpha) {
   pe__act_apply(y, n, act, alpha);
 }
 
-void pe__split2_avx2(const float *x, int64_t n, float *even, float *odd,
-                     int64_t lr) {
-  (void)x, (void)n, (void)even, (void)odd, (void)lr;
+void pe__split_avx2(const float *x, int64_t n, int64_t st, float *rows,
+                    int64_t lr) {
+  (void)x, (void)n, (void)st, (void)rows, (void)lr;
 }
 
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {

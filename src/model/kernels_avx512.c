@@ -269,9 +269,10 @@ PE__AVX512 static inline __m512 pe__lstm_cell16(const __m512 g[4], __m512 *c) {
 /* The input projection of every time step of one window, before the
  * recurrence (which then loads 4 vectors a block and step instead of the
  * bias, W and x_t): xp[t][jb][g][16] = bias + sum over k of x_t[k] W[k]
- * (k in order), per block of 16 units, 4 time steps at a time so that
- * each W vector loaded serves 4 FMAs (with 6 the 24 sums spill). */
-#define PE__XT 4
+ * (k in order), per block of 16 units, 6 time steps at a time so that
+ * each W vector loaded serves 6 FMAs (the 24 sums, 6 broadcasts and a W
+ * vector take 31 of the 32 registers). */
+#define PE__XT 6
 PE__AVX512 static void pe__lstm_xproj(const float *lw, int64_t seq, int64_t in,
                                       int64_t H, const float *x, float *xp) {
   const int64_t HB = (H + 15) / 16;
@@ -348,7 +349,8 @@ PE__AVX512 static inline void pe__lstm_out16(int64_t H, const float *h,
 }
 
 /* Any H: per time step and block of 16 hidden units, the 4 gate vectors
- * xp + R h (one FMA chain each, k in order), then the cell; h goes to the
+ * xp + R h (two FMA chains each, over the even and the odd k, added at the
+ * end: the chains are what a step waits on), then the cell; h goes to the
  * second buffer (the other blocks still read the old one). */
 PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
                                         int64_t in, int64_t H, const float *x,
@@ -371,15 +373,29 @@ PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
       const int64_t jb = t & 1 ? HB - 1 - b : b;
       const float *wr = PE__LSTM_R(lw, in, H, jb),
                   *xt = xp + (t * HB + jb) * 64;
-      __m512 a[4];
+      /* two chains a gate (even and odd k), half as long */
+      __m512 a[4], e[4];
       _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
         a[g] = _mm512_load_ps(xt + 16 * g);
+        e[g] = _mm512_setzero_ps();
       }
-      for (int64_t k = 0; k < H; k++) {
+      int64_t k = 0;
+      for (; k + 2 <= H; k += 2) {
+        __m512 v = _mm512_set1_ps(h[k]), u = _mm512_set1_ps(h[k + 1]);
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+          a[g] = _mm512_fmadd_ps(v, _mm512_load_ps(wr + k * 64 + 16 * g), a[g]);
+          e[g] = _mm512_fmadd_ps(u, _mm512_load_ps(wr + k * 64 + 64 + 16 * g),
+                                 e[g]);
+        }
+      }
+      if (k < H) {
         __m512 v = _mm512_set1_ps(h[k]);
         _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
           a[g] = _mm512_fmadd_ps(v, _mm512_load_ps(wr + k * 64 + 16 * g), a[g]);
         }
+      }
+      _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        a[g] = _mm512_add_ps(a[g], e[g]);
       }
       __m512 c = _mm512_load_ps(cs + jb * 16);
       __m512 hv = pe__lstm_cell16(a, &c);
@@ -393,12 +409,11 @@ PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
   pe__lstm_out16(H, hb[seq & 1], cs, hn, cn);
 }
 
-/* 16 < H <= 32, the shipped pattern model's case: the sums of
- * pe__lstm_seq_any (xp + R h, one FMA chain per gate vector, k in order)
- * with both blocks in registers, so that each h[k] is broadcast once a
- * step, and c' kept in registers. At batch 1 a step is bound by the L1
- * loads of R (4H x H floats, a 64-byte vector per FMA) and by the latency
- * of the cell; nothing else loads inside the loop but xp and h. */
+/* 16 < H <= 32, the shipped pattern model's case: xp + R h (one FMA chain
+ * per gate vector, k in order) with both blocks in registers, so that each h[k]
+ * is broadcast once a step, and c' kept in registers. At batch 1 a step is
+ * bound by the L1 loads of R (4H x H floats, a 64-byte vector per FMA) and by
+ * the latency of the cell; nothing else loads inside the loop but xp and h. */
 PE__AVX512 static void pe__lstm_seq_2b(const float *lw, int64_t seq, int64_t in,
                                        int64_t H, const float *x,
                                        const float *h0, const float *c0,
@@ -669,6 +684,29 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
   }
 }
 
+/* The phase rows of a stride st >= 2 (pe__split_fn): a stride of 2 by
+ * two-source permutes, 32 floats at a time; larger ones as the AVX2 table
+ * gathers them. */
+PE__AVX512 static void pe__split_avx512(const float *x, int64_t n, int64_t st,
+                                        float *rows, int64_t lr) {
+  if (st != 2) {
+    pe__split_avx2(x, n, st, rows, lr);
+    return;
+  }
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                       22, 24, 26, 28, 30);
+  const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+  float *even = rows, *odd = rows + lr;
+  int64_t j = 0;
+  for (; 2 * j + 32 <= n; j += 16) {
+    const __m512 a = _mm512_loadu_ps(x + 2 * j);
+    const __m512 b = _mm512_loadu_ps(x + 2 * j + 16);
+    _mm512_storeu_ps(even + j, _mm512_permutex2var_ps(a, ie, b));
+    _mm512_storeu_ps(odd + j, _mm512_permutex2var_ps(a, io, b));
+  }
+  pe__split2_rest(x, n, j, even, odd, lr);
+}
+
 /* The Conv1d kernel (kernels_conv1d.inc): blocks of 8 output channels x
  * 32 time steps. */
 #define PE__CV_STORE(yp, v, w, act, alpha)                                     \
@@ -684,6 +722,7 @@ PE__AVX512 void pe__dense_avx512(const pe__dense_t *d, const float *x, float *y,
 #define PE__CV_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define PE__CV_NAME pe__conv1d_avx512
 #define PE__CV_ACT pe__act_avx512
+#define PE__CV_SPLIT pe__split_avx512
 #include "model/kernels_conv1d.inc"
 
 /* exp(x) for x <= 0 as pe__exp_neg8 (kernels_avx2.c), 2^n by scalef:

@@ -614,7 +614,7 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
     snprintf(extra, sizeof extra, " k%lld s%lld d%lld pad %lld/%lld g%lld%s",
              (long long)s->p[3], (long long)s->p[4], (long long)s->p[5],
              (long long)s->p[6], (long long)s->p[7], (long long)s->p[2],
-             s->wg != NULL && m->kern->level > 0 ? " winograd F(3,4)" : "");
+             s->wg != NULL && m->kern->level > 0 ? " winograd F(5,4)" : "");
     break;
   case PE__K_DENSE:
     snprintf(extra, sizeof extra, " %lldx%lld weights%s", (long long)s->p[1],

@@ -288,14 +288,6 @@ int pe__dense_pack(pe__dense_t *d, const float *w_mk);
  * run in turn (0 or 1: one). */
 #define PE__P_ITEMS 23
 
-/* The p[] slot of a CONV1D step of stride 1 without pads that says its
- * input already lies in the kernel's scratch as the phase rows
- * (pe__conv1d_phase_rows: row ci at scratch + ci * pe__conv_lr(win, 1),
- * finite up to
- * the next multiple of 32 past win), so the vector kernels skip the copy.
- * Set only on the inner step of the Winograd form (kernels_winograd.c). */
-#define PE__P_ROWS_READY 22
-
 typedef struct pe__step {
   int kind;
   int node;       /* source node (first of a fused group) */
@@ -438,11 +430,6 @@ void pe__dense_avx2(const pe__dense_t *d, const float *x, float *y,
 void pe__conv1d_avx2(const pe__step_t *s, const float *x, float *y,
                      float *scratch);
 void pe__act_avx2(float *y, int64_t n, int act, float alpha);
-/* even[j] = x[2 j], odd[j] = x[2 j + 1] over x[0..n), zeros after them up
- * to lr floats each (the phase rows of a stride-2 Conv1d without left
- * padding; AVX2, called only by the vector tables). */
-void pe__split2_avx2(const float *x, int64_t n, float *even, float *odd,
-                     int64_t lr);
 void pe__act_avx512(float *y, int64_t n, int act, float alpha);
 void pe__affine_avx2(const pe__step_t *s, const float *x, float *y);
 void pe__gru_cell_avx2(const float *g, const float *r, const float *rb,
@@ -490,13 +477,13 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        const float *x, const float *h0, const float *c0,
                        float *y, float *hn, float *cn, float *scratch);
 int pe__step_pack(pe__step_t *s);
-/* Conv1d by Winograd's F(3, 4) (kernels_winograd.c). _pack makes s->wg
+/* Conv1d by Winograd's F(5, 4) (kernels_winograd.c). _pack makes s->wg
  * for a step of 4 taps that fits (stride 1, no groups, pads of whole rows,
- * a window of whole rows of `dilation` floats, at least 8 channels in and
- * out); PE_OK
- * with nothing made otherwise, PE_ENOMEM with nothing made. _scratch: the
- * floats pe__conv1d_wg needs; pe__conv1d_wg runs one window with table kn's
- * Conv1d and activation kernels. */
+ * a window of whole rows of `dilation` floats, at least a whole tile of
+ * rows, at least 8 channels in and out); PE_OK with nothing made
+ * otherwise, PE_ENOMEM with nothing made. _scratch: the floats
+ * pe__conv1d_wg needs; pe__conv1d_wg runs one window with the transforms
+ * and products of table kn's instruction set and its activation kernel. */
 int pe__conv1d_wg_pack(pe__step_t *s);
 int64_t pe__conv1d_wg_scratch(const pe__step_t *s);
 void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
@@ -562,19 +549,35 @@ float pe__exp_sum_avx2(float *y, int64_t n, float sub);   /* kernels_avx2 */
  * starts aligned and pe__step_scratch leaves room for the rounding). */
 /* Floats per phase row of a Conv1d over lp padded positions at stride st
  * (pe__conv1d_phase_rows): ceil(lp / st) and 40 that a 32-step block may
- * read past the end, rounded up to an odd multiple of 8, so that rows are
- * not a multiple of 64 bytes apart: the rows of the taps of one block
- * spread over all the L1 sets instead of a few (rows of 128 floats, 512
- * bytes, would put every row on the same 8 of the 64). */
+ * read past the end, rounded up to an odd multiple of 16: rows start on
+ * 64-byte lines (so a 16-float load of a row is never split over two
+ * lines) an odd number of lines apart, so the rows of the taps of one
+ * block spread over all the L1 sets instead of a few (rows of 128 floats,
+ * 512 bytes, would put every row on the same 8 of the 64). */
 static inline int64_t pe__conv_lr(int64_t lp, int64_t st) {
-  const int64_t r = ((lp + st - 1) / st + 40 + 7) / 8 * 8;
-  return r / 8 % 2 == 0 ? r + 8 : r;
+  const int64_t r = ((lp + st - 1) / st + 40 + 15) / 16 * 16;
+  return r / 16 % 2 == 0 ? r + 16 : r;
 }
 static inline int64_t *pe__conv_taps(float *scratch, int64_t n) {
   return (int64_t *)(void *)(scratch + ((n + 1) & ~(int64_t)1));
 }
+/* The phase rows of a Conv1d of stride st >= 2 without left padding, one
+ * input channel: row r (at rows + r lr) holds x[j st + r] for the j with
+ * j st + r < n, then zeros up to lr floats. Each vector table has its own
+ * (kernels_avx2.c, kernels_avx512.c) and passes it to
+ * pe__conv1d_phase_rows. */
+typedef void (*pe__split_fn)(const float *x, int64_t n, int64_t st, float *rows,
+                             int64_t lr);
+/* The even and odd rows of a stride of 2 from position j on (the vector
+ * splits' last floats), then their zeros up to lr floats each. */
+void pe__split2_rest(const float *x, int64_t n, int64_t j, float *even,
+                     float *odd, int64_t lr);
+/* The AVX2 table's (shuffles for a stride of 2, gathers above); the
+ * AVX-512 table's for strides above 2 as well. */
+void pe__split_avx2(const float *x, int64_t n, int64_t st, float *rows,
+                    int64_t lr);
 int64_t *pe__conv1d_phase_rows(const pe__step_t *s, const float *x,
-                               float *scratch, int64_t lr);
+                               float *scratch, int64_t lr, pe__split_fn split);
 
 /* ---- load pipeline ------------------------------------------------------- */
 int pe__onnx_import(pe__graph_t *g, const void *data, size_t len, void **proto);

@@ -65,18 +65,21 @@ def conv_block(nodes, inits, x, prefix, cin, cout, k, strides=(1, 1), same=False
     return prefix + "_o"
 
 
-def deeplob(F=16, I=32, H=32, T=100, L=40):
+def deeplob(F=16, I=32, H=32, T=100, L=40, same4=True):
+    """same4=False leaves the six (4,1) convolutions unpadded, as nn.Conv2d
+    does (the zoo's deeplob_full): T - 18 steps reach the LSTM."""
     nodes, inits = [], []
+    S = T if same4 else T - 18
     x = "input"
     x = conv_block(nodes, inits, x, "c1a", 1, F, (1, 2), (1, 2))
-    x = conv_block(nodes, inits, x, "c1b", F, F, (4, 1), same=True)
-    x = conv_block(nodes, inits, x, "c1c", F, F, (4, 1), same=True)
+    x = conv_block(nodes, inits, x, "c1b", F, F, (4, 1), same=same4)
+    x = conv_block(nodes, inits, x, "c1c", F, F, (4, 1), same=same4)
     x = conv_block(nodes, inits, x, "c2a", F, F, (1, 2), (1, 2))
-    x = conv_block(nodes, inits, x, "c2b", F, F, (4, 1), same=True)
-    x = conv_block(nodes, inits, x, "c2c", F, F, (4, 1), same=True)
+    x = conv_block(nodes, inits, x, "c2b", F, F, (4, 1), same=same4)
+    x = conv_block(nodes, inits, x, "c2c", F, F, (4, 1), same=same4)
     x = conv_block(nodes, inits, x, "c3a", F, F, (1, L // 4))
-    x = conv_block(nodes, inits, x, "c3b", F, F, (4, 1), same=True)
-    x = conv_block(nodes, inits, x, "c3c", F, F, (4, 1), same=True)
+    x = conv_block(nodes, inits, x, "c3b", F, F, (4, 1), same=same4)
+    x = conv_block(nodes, inits, x, "c3c", F, F, (4, 1), same=same4)
     b1 = conv_block(nodes, inits, x, "i1a", F, I, (1, 1))
     b1 = conv_block(nodes, inits, b1, "i1b", I, I, (3, 1), same=True)
     b2 = conv_block(nodes, inits, x, "i2a", F, I, (1, 1))
@@ -91,7 +94,7 @@ def deeplob(F=16, I=32, H=32, T=100, L=40):
         helper.make_node("Reshape", ["perm", "seq_shape"], ["seq"]),          # [N, T, C]
         helper.make_node("Transpose", ["seq"], ["xt"], perm=[1, 0, 2]),       # [T, N, C]
     ]
-    inits.append(i64("seq_shape", [-1, T, C]))
+    inits.append(i64("seq_shape", [-1, S, C]))
     sn, si, h0 = shape_state("h0", "input", 0, [1], [H])
     cn, ci, c0 = shape_state("c0", "input", 0, [1], [H])
     nodes += sn + cn + [
@@ -104,7 +107,7 @@ def deeplob(F=16, I=32, H=32, T=100, L=40):
         helper.make_node("Softmax", ["logits"], ["output"], axis=1),
     ]
     inits += si + ci + [init("lw", W(1, 4 * H, C)), init("lr", W(1, 4 * H, H)),
-                        init("lb", W(1, 8 * H, scale=0.1)), i64("ax1", [1]), i64("last", T - 1),
+                        init("lb", W(1, 8 * H, scale=0.1)), i64("ax1", [1]), i64("last", S - 1),
                         init("fw", W(3, H)), init("fb", W(3, scale=0.1))]
     meta = {"pe.window": str(T)}
     m = model(nodes, inits, [1, T, L], "output", 17, "deeplob", meta=meta, out_shape=3)
