@@ -934,10 +934,20 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
       }
     }
   }
-  /* off chip nothing is in double (a limit of 0 takes none) */
+  /* off chip nothing is in double (a limit of 0 takes none), nor in a
+   * plan with steps besides the fast forms' (affine, conv1d, dense): there
+   * the doubles would take the shared memory that the other steps' float
+   * weights use (the zoo Transformer's persistent batch 1 went from 206 to
+   * 306 us with them) */
+  int fast_only = 1;
+  for (int k = 0; k < c->n_steps; k++) {
+    fast_only &= c->steps[k].kind == PE_PLAN_AFFINE ||
+                 c->steps[k].kind == PE_PLAN_CONV1D ||
+                 c->steps[k].kind == PE_PLAN_DENSE;
+  }
   const int64_t act = (int64_t)on * per;
-  int64_t doubles =
-      pe__persist_doubles(c, ps, pp, pn, act, scratch, on > 0 ? limit : 0);
+  int64_t doubles = pe__persist_doubles(c, ps, pp, pn, act, scratch,
+                                        on > 0 && fast_only ? limit : 0);
   int64_t w_floats =
       on > 0 ? pe__persist_weights(c, pp, doubles, act, scratch, limit) : 0;
   c->pshmem = on > 0 ? pe_cuda_persist_shmem(c->n_steps, doubles,
