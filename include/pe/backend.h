@@ -24,7 +24,7 @@ extern "C" {
 
 /* Bumped on any change to pe_backend_ops_t, pe_backend_options_t or
  * pe_model_info_t. A backend whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 5
+#define PE_BACKEND_ABI_VERSION 6
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -70,6 +70,11 @@ typedef struct pe_backend_options {
   const char *mode;           /* how a backend that has several ways runs
                                  (cuda: "graph" or "persistent"); NULL for
                                  its default */
+  const char *stamps_path;    /* diagnostics: a file the cuda backend's
+                                 persistent mode writes the phase times of
+                                 its last requests to as it closes
+                                 (docs/models.md); NULL for none. Read
+                                 until the backend is closed. */
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:

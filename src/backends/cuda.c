@@ -79,7 +79,7 @@ typedef struct pe__cuda {
   size_t pshmem;
   uint32_t seq;
   uint64_t launches; /* of the resident kernel */
-  /* diagnostics (PE_CUDA_STAMPS names a file): the kernel's stamps in
+  /* diagnostics (opts->stamps_path names a file): the kernel's stamps in
    * device memory, and the host's of the same requests (before the
    * windows' copy, the request stored, the answer seen, the scores
    * copied), both written to that file as the backend closes */
@@ -998,7 +998,6 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   a->d_out = c->d_out;
   a->in_numel = c->in_numel;
   a->out_numel = c->out_numel;
-  c->stamps_path = getenv("PE_CUDA_STAMPS");
   if (c->stamps_path != NULL && c->stamps_path[0] != '\0') {
     size_t sb = (size_t)PE_CUDA_STAMP_RING * PE_CUDA_STAMP_SLOTS * 8;
     c->h_stamps = calloc((size_t)PE_CUDA_STAMP_RING * 4, 8);
@@ -1154,6 +1153,7 @@ static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
 static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
                            char *msg, size_t cap) {
   c->timing = opts->phase_times != 0;
+  c->stamps_path = opts->stamps_path;
   int e = 0;
   for (uint32_t n = 1; e == 0;
        n = n < c->max_batch / 2 ? n * 2 : c->max_batch) {

@@ -35,6 +35,10 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "`--version` lists (cuda)",
      NULL},
     PE_CLI_CUDA_MODE_FLAG,
+    {"cuda-stamps", "FILE", "PE_CUDA_STAMPS", NULL,
+     "cuda persistent mode: write where each request's time went (the "
+     "kernel's phases, the host's copy and wait) to FILE at the end",
+     NULL},
 };
 
 typedef struct pe__bench_thread {
@@ -131,6 +135,7 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   o.model_path = path;
   o.max_batch = batch;
   o.mode = pe_cli_value(cmd, "cuda-mode");
+  o.stamps_path = pe_cli_value(cmd, "cuda-stamps");
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;
