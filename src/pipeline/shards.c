@@ -331,6 +331,16 @@ static void pe__release(const pe__shards_t *s, uint64_t from, uint64_t to) {
 
 static void pe__window_done(pe__shard_t *me, pe__window_t *w);
 
+/* Where thread k's CSV slice of w starts in the output: after the slices
+ * of the threads before it. Every thread must have formatted w. */
+static uint64_t pe__slice_at(const pe__window_t *w, unsigned k) {
+  uint64_t at = w->text_at;
+  for (unsigned j = 0; j < k; j++) {
+    at += w->part[j].text_len;
+  }
+  return at;
+}
+
 /* Copies thread k's formatted slice of its pending window into the mapped
  * output, waiting (rarely) until every thread has formatted that window,
  * and is done with it. Entered and left under the lock. */
@@ -345,10 +355,7 @@ static void pe__shard_copy(pe__shard_t *me) {
   int failed = s->fail_rc != PE_OK;
   pthread_mutex_unlock(&s->lock);
   uint64_t t0 = pe_clock_ns();
-  uint64_t at = w->text_at;
-  for (unsigned j = 0; j < k; j++) {
-    at += w->part[j].text_len;
-  }
+  uint64_t at = pe__slice_at(w, k);
   if (!failed) {
     pe__populate(s->map + at, w->part[k].text_len);
     memcpy(s->map + at, w->text + (size_t)k * s->slice_cap,
@@ -458,10 +465,7 @@ static void pe__shard_window(pe__shard_t *me, pe__window_t *w) {
     failed = s->fail_rc != PE_OK;
     pthread_mutex_unlock(&s->lock);
     uint64_t t5 = pe_clock_ns();
-    uint64_t at = w->text_at;
-    for (unsigned j = 0; j < k; j++) {
-      at += w->part[j].text_len;
-    }
+    uint64_t at = pe__slice_at(w, k);
     if (!failed && what == NULL && s->positional) {
       if (pe__features_write_at(s->features, text, w->part[k].text_len, at) !=
           0) {
