@@ -24,7 +24,7 @@ extern "C" {
 
 /* Bumped on any change to pe_backend_ops_t, pe_backend_options_t or
  * pe_model_info_t. A backend whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 6
+#define PE_BACKEND_ABI_VERSION 7
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -75,6 +75,11 @@ typedef struct pe_backend_options {
                                  its last requests to as it closes
                                  (docs/models.md); NULL for none. Read
                                  until the backend is closed. */
+  /* Device memory a backend that runs on a device may take for the
+   * buffers that grow with the batch (cuda: the arena, input and output of
+   * a tile of windows; a larger batch runs a tile at a time); 0 for its
+   * default (cuda: 256 MB). */
+  uint64_t device_memory_bytes;
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:

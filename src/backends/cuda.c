@@ -4,9 +4,13 @@
  * open loads the model with the ONNX importer (its metadata read as the cpu
  * backend reads it), then resolves every step of the plan into a launch of
  * src/cuda/kernels.cu: weights are copied to the device, and the device
- * arena (the plan's arena layout for a tile of max_batch windows), the
- * device input and output and their pinned host staging buffers are
- * allocated once. A step the plan's view has no form for is refused here,
+ * arena (the plan's arena layout for a tile of windows), the device input
+ * and output and their pinned host staging buffers are allocated once. The
+ * tile is the most windows whose arena, input and output fit a budget of
+ * device memory (opts->device_memory_bytes, 256 MB by default): max_batch
+ * itself when they fit, else the largest power of two that does; a model
+ * of which not even one window fits is refused, the bytes it needs named.
+ * A step the plan's view has no form for is refused here,
  * with the step named. An attention block becomes three launches (its Q, K,
  * V projection, its heads, its output projection), and a model whose input
  * holds windows as [time][channel] (NWC, N1WC) gets a first launch that
@@ -14,12 +18,17 @@
  * arena of the backend's own after the plan's. run copies the windows into
  * pinned memory (a caller's page-locked buffer, such as host_alloc gives, goes
  * directly), then to the device, launches the steps on one stream (as a CUDA
- * graph captured at open for each batch bucket: 1, 2, 4, ... up to max batch, a
- * batch run with the smallest bucket that holds it) and copies the scores back:
- * no allocation after open (pe_cuda_alloc_count counts them, and run fails if
- * one happened). Times of the last run's three phases (host to
- * device, compute, device to host) are kept when opened with phase_times
- * (events on the stream between the phases), for bench-model. */
+ * graph captured at open for each batch bucket: 1, 2, 4, ... up to the tile,
+ * a batch run with the smallest bucket that holds it) and copies the scores
+ * back. A batch larger than the tile runs as consecutive chunks of a tile
+ * (the last one smaller) on the same stream, each copied in, computed and
+ * copied out; their pinned staging alternates between two sets, so that
+ * the host copies one chunk's scores out while the device runs the next.
+ * No allocation after open (pe_cuda_alloc_count counts them, and run fails
+ * if one happened). Times of the last run's three phases (host to device,
+ * compute, device to host; summed over its chunks) are kept when opened
+ * with phase_times (events on the stream between the phases), for
+ * bench-model. */
 #include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,16 +44,21 @@
 
 #define PE__CUDA_MAX_WEIGHTS 256
 #define PE__CUDA_MAX_GRAPHS 33
+/* Device memory for the buffers that grow with the batch (the arena, input
+ * and output of a tile) when the caller gives no budget. */
+#define PE__CUDA_MEMORY_DEFAULT ((uint64_t)256 * 1000 * 1000)
 
 typedef struct pe__cuda {
   pe_model_t *model;
   pe_model_info_t info;
   int device;
   cudaStream_t stream;
-  cudaEvent_t ev[4]; /* start, after H2D, after compute, after D2H */
+  /* per staging set: start, after H2D, after compute, after D2H (the last
+   * also marks a chunk's scores in h_out) */
+  cudaEvent_t ev[2][4];
   int timing;
-  float *d_arena, *d_in, *d_out;
-  float *h_in, *h_out; /* pinned */
+  float *d_arena, *d_in, *d_out; /* tile windows each */
+  float *h_in[2], *h_out[2];     /* pinned staging, two sets of a tile */
   void *weights[PE__CUDA_MAX_WEIGHTS];
   size_t weight_bytes[PE__CUDA_MAX_WEIGHTS];
   int n_weights;
@@ -57,15 +71,24 @@ typedef struct pe__cuda {
    * of an attention block (its Q, K, V projections, then its heads) */
   float *d_xin, *d_attn;
   /* one CUDA graph of every step's launch per batch bucket: bucket k
-   * computes graph_n[k] windows (powers of two, then max_batch) */
+   * computes graph_n[k] windows (powers of two, then the tile) */
   cudaGraphExec_t graph[PE__CUDA_MAX_GRAPHS];
   uint32_t graph_n[PE__CUDA_MAX_GRAPHS];
   int n_graphs;
-  uint32_t max_batch;
+  uint32_t max_batch; /* the largest batch run accepts */
+  /* windows the device buffers hold, and the arena tensors' stride: a
+   * tensor at off_ps floats per window starts at d_arena + off_ps * tile */
+  uint32_t tile;
+  uint64_t budget_bytes; /* for the tile's buffers */
+  size_t window_bytes;   /* of those buffers, per window */
   int64_t in_numel, out_numel, arena_ps;
   uint64_t allocs_after_open;
   float last_ms[3];
   size_t dev_bytes, host_bytes; /* held since open */
+  size_t weights_bytes;         /* of dev_bytes */
+  /* how far the device's free memory fell while open ran (allocation
+   * granularity, the graphs, the kernels' code), or 0 when not known */
+  size_t dev_free0, dev_drop;
   /* persistent mode: the resident kernel's stream, control block, mapped
    * windows and scores, and its copy of the steps */
   int persistent;
@@ -241,11 +264,13 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
   pe_cuda_free(c->d_arena);
   pe_cuda_free(c->d_in);
   pe_cuda_free(c->d_out);
-  pe_cuda_host_free(c->h_in);
-  pe_cuda_host_free(c->h_out);
-  for (int i = 0; i < 4; i++) {
-    if (c->ev[i] != NULL) {
-      cudaEventDestroy(c->ev[i]);
+  for (int s = 0; s < 2; s++) {
+    pe_cuda_host_free(c->h_in[s]);
+    pe_cuda_host_free(c->h_out[s]);
+    for (int i = 0; i < 4; i++) {
+      if (c->ev[s][i] != NULL) {
+        cudaEventDestroy(c->ev[s][i]);
+      }
     }
   }
   if (c->stream != NULL) {
@@ -282,6 +307,7 @@ static void *pe__upload(pe__cuda_t *c, const void *host, int64_t n, size_t elem,
   c->weight_bytes[c->n_weights] = bytes;
   c->weights[c->n_weights++] = d;
   c->dev_bytes += bytes;
+  c->weights_bytes += bytes;
   if (n > 0) {
     e = (int)cudaMemcpy(d, host, (size_t)n * elem, cudaMemcpyHostToDevice);
     if (e != 0) {
@@ -314,7 +340,7 @@ static int pe__tensor_ptr(pe__cuda_t *c, int t, const float **p,
     *p = c->d_out;
     return PE_OK;
   case PE_PLAN_ST_ARENA:
-    *p = c->d_arena + x.off_ps * (int64_t)c->max_batch;
+    *p = c->d_arena + x.off_ps * (int64_t)c->tile;
     return PE_OK;
   default:
     snprintf(msg, cap, "tensor '%s' has no storage in the plan", x.name);
@@ -400,7 +426,7 @@ static int pe__resolve_attention(pe__cuda_t *c, const pe_plan_step_t *s,
                                  const pe_cuda_step_t *t, int *k, char *msg,
                                  size_t cap) {
   const int64_t L = s->attn.L, E = s->attn.E, E3 = 3 * E;
-  float *qkv = c->d_attn, *ctx = c->d_attn + L * E3 * (int64_t)c->max_batch;
+  float *qkv = c->d_attn, *ctx = c->d_attn + L * E3 * (int64_t)c->tile;
   pe_cuda_step_t *d = &c->steps[*k];
   int rc = pe__attn_dense(c, d, t->in[0], t->in_stride[0], qkv, L * E3, L, s->w,
                           E, E3, s->bias, msg, cap);
@@ -888,9 +914,8 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
    * the activations in device memory */
   size_t limit = 0;
   pe_cuda_shmem_limit(&limit);
-  uint32_t pn = c->max_batch < PE_CUDA_PERSIST_MAX_BATCH
-                    ? c->max_batch
-                    : PE_CUDA_PERSIST_MAX_BATCH;
+  uint32_t pn =
+      c->tile < PE_CUDA_PERSIST_MAX_BATCH ? c->tile : PE_CUDA_PERSIST_MAX_BATCH;
   const int64_t per = c->arena_ps + c->in_numel + c->out_numel;
   uint32_t on = pn;
   while (on > 0 && pe_cuda_persist_shmem(c->n_steps, 0, (int64_t)on * per,
@@ -917,7 +942,7 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   }
   memcpy(ps, c->steps, st_b);
   const float *a0 = c->d_arena;
-  const float *a1 = a0 + (c->arena_ps > 0 ? c->arena_ps : 1) * c->max_batch;
+  const float *a1 = a0 + (c->arena_ps > 0 ? c->arena_ps : 1) * c->tile;
   for (int i = 0; i < c->n_steps; i++) {
     float **ptrs[PE_CUDA_MAX_IN + 3];
     for (int k = 0; k < PE_CUDA_MAX_IN; k++) {
@@ -929,7 +954,7 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     for (int k = 0; k < PE_CUDA_MAX_IN + 3; k++) {
       const float *p = *ptrs[k];
       if (p != NULL && p >= a0 && p < a1) {
-        int64_t off_ps = (int64_t)(p - a0) / c->max_batch;
+        int64_t off_ps = (int64_t)(p - a0) / c->tile;
         *ptrs[k] = c->d_arena + off_ps * pn;
       }
     }
@@ -1002,6 +1027,7 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     size_t sb = (size_t)PE_CUDA_STAMP_RING * PE_CUDA_STAMP_SLOTS * 8;
     c->h_stamps = calloc((size_t)PE_CUDA_STAMP_RING * 4, 8);
     e = c->h_stamps != NULL ? pe_cuda_malloc((void **)&c->d_stamps, sb) : 2;
+    c->dev_bytes += sb;
     e = e ? e : (int)cudaMemset(c->d_stamps, 0, sb);
     if (e != 0) {
       snprintf(msg, cap, "allocating the stamps: %s", pe_cuda_strerror(e));
@@ -1105,15 +1131,54 @@ static int pe__persist_run(pe__cuda_t *c, const float *in, uint32_t batch,
   return PE_OK;
 }
 
-/* The device arena, input and output for max_batch windows, their pinned
- * staging, the stream, the events and the step table. */
+/* The tile (c->tile) for a plan of in_numel, out_numel and arena_ps floats
+ * per window: max_batch when that many windows' arena, input and output fit
+ * the budget (opts->device_memory_bytes, or PE__CUDA_MEMORY_DEFAULT), else
+ * the largest power of two that fits; PE_ENOMEM, with the bytes one window
+ * needs, when not even one does. Needs no device. */
+static int pe__cuda_tile(pe__cuda_t *c, const pe_backend_options_t *opts,
+                         int64_t in_numel, int64_t out_numel, int64_t arena_ps,
+                         char *msg, size_t cap) {
+  c->max_batch = opts->max_batch ? opts->max_batch : 1;
+  c->info.max_batch = c->max_batch;
+  c->budget_bytes = opts->device_memory_bytes ? opts->device_memory_bytes
+                                              : PE__CUDA_MEMORY_DEFAULT;
+  const uint64_t a = (uint64_t)(arena_ps > 0 ? arena_ps : 1);
+  const uint64_t per = (a + (uint64_t)in_numel + (uint64_t)out_numel) * 4;
+  c->window_bytes = (size_t)per;
+  if (per > c->budget_bytes) {
+    snprintf(msg, cap,
+             "one window needs %llu bytes of device memory (arena %llu, input "
+             "%llu, output %llu), more than the budget of %llu bytes for the "
+             "buffers that grow with the batch: raise it (--cuda-memory MB)",
+             (unsigned long long)per, (unsigned long long)(a * 4),
+             (unsigned long long)in_numel * 4,
+             (unsigned long long)out_numel * 4,
+             (unsigned long long)c->budget_bytes);
+    return PE_ENOMEM;
+  }
+  const uint64_t fit = c->budget_bytes / per;
+  if (fit >= c->max_batch) {
+    c->tile = c->max_batch;
+  } else {
+    c->tile = 1;
+    while ((uint64_t)c->tile * 2 <= fit) {
+      c->tile *= 2;
+    }
+  }
+  return PE_OK;
+}
+
+/* The device arena, input and output for a tile of windows (c->tile, set
+ * by pe__cuda_tile), their two sets of pinned staging, the stream, the
+ * events and the step table. */
 static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
                             int64_t arena_ps, int n_steps, char *msg,
                             size_t cap) {
   c->in_numel = in_numel;
   c->out_numel = out_numel;
   c->arena_ps = arena_ps;
-  size_t nb = c->max_batch;
+  size_t nb = c->tile;
   size_t in_bytes = nb * (size_t)in_numel * sizeof(float);
   size_t out_bytes = nb * (size_t)out_numel * sizeof(float);
   size_t arena_bytes =
@@ -1121,22 +1186,25 @@ static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
   int e = pe_cuda_malloc((void **)&c->d_arena, arena_bytes);
   e = e ? e : pe_cuda_malloc((void **)&c->d_in, in_bytes);
   e = e ? e : pe_cuda_malloc((void **)&c->d_out, out_bytes);
-  e = e ? e : pe_cuda_host_alloc((void **)&c->h_in, in_bytes);
-  e = e ? e : pe_cuda_host_alloc((void **)&c->h_out, out_bytes);
-  e = e ? e : (int)cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
-  for (int k = 0; k < 4 && e == 0; k++) {
-    e = (int)cudaEventCreate(&c->ev[k]);
+  for (int s = 0; s < 2 && e == 0; s++) {
+    e = pe_cuda_host_alloc((void **)&c->h_in[s], in_bytes);
+    e = e ? e : pe_cuda_host_alloc((void **)&c->h_out[s], out_bytes);
+    for (int k = 0; k < 4 && e == 0; k++) {
+      e = (int)cudaEventCreate(&c->ev[s][k]);
+    }
   }
+  e = e ? e : (int)cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   c->dev_bytes += arena_bytes + in_bytes + out_bytes;
-  c->host_bytes += in_bytes + out_bytes;
+  c->host_bytes += 2 * (in_bytes + out_bytes);
   /* windows past a batch are computed with the bucket's: zeros, not
    * whatever the allocator left */
   e = e ? e : (int)cudaMemset(c->d_in, 0, in_bytes);
   e = e ? e : (int)cudaMemset(c->d_arena, 0, arena_bytes);
   if (e != 0) {
-    snprintf(
-        msg, cap, "allocating %zu bytes of device buffers for batch %u: %s",
-        arena_bytes + in_bytes + out_bytes, c->max_batch, pe_cuda_strerror(e));
+    snprintf(msg, cap,
+             "allocating %zu bytes of device buffers for a tile of %u "
+             "windows: %s",
+             arena_bytes + in_bytes + out_bytes, c->tile, pe_cuda_strerror(e));
     return PE_ENOMEM;
   }
   c->n_steps = n_steps;
@@ -1155,10 +1223,9 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
   c->timing = opts->phase_times != 0;
   c->stamps_path = opts->stamps_path;
   int e = 0;
-  for (uint32_t n = 1; e == 0;
-       n = n < c->max_batch / 2 ? n * 2 : c->max_batch) {
+  for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
     e = pe__capture(c, n);
-    if (n == c->max_batch) {
+    if (n == c->tile) {
       break;
     }
   }
@@ -1174,7 +1241,23 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
     }
   }
   c->allocs_after_open = pe_cuda_alloc_count();
+  size_t free_b = 0, total_b = 0;
+  if (c->dev_free0 != 0 && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+    c->dev_drop = c->dev_free0 > free_b ? c->dev_free0 - free_b : 0;
+  }
+  cudaGetLastError(); /* clear a failure of the query */
   return PE_OK;
+}
+
+/* The device's free memory as open begins (c->dev_free0; 0 when the
+ * runtime does not say), from which pe__cuda_finish measures the fall. */
+static void pe__cuda_mem_mark(pe__cuda_t *c) {
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError(); /* clear it */
+    free_b = 0;
+  }
+  c->dev_free0 = free_b;
 }
 
 /* A step pointer as a plan file reference. */
@@ -1193,9 +1276,9 @@ static uint64_t pe__ref_of(const pe__cuda_t *c, const void *p) {
       return PE_CUDA_REF_BLOB | (uint64_t)i;
     }
   }
-  /* the arena: off_ps floats per window, times max_batch */
+  /* the arena: off_ps floats per window, times the tile */
   uint64_t off = (uint64_t)((const float *)p - c->d_arena);
-  return PE_CUDA_REF_ARENA | (off / c->max_batch);
+  return PE_CUDA_REF_ARENA | (off / c->tile);
 }
 
 /* A plan file reference as a device pointer; NULL with *bad set when it
@@ -1217,7 +1300,7 @@ static void *pe__ptr_of(const pe__cuda_t *c, uint64_t r, int *bad) {
     break;
   case PE_CUDA_REF_ARENA:
     if (v < (uint64_t)(c->arena_ps > 0 ? c->arena_ps : 1)) {
-      return c->d_arena + v * c->max_batch;
+      return c->d_arena + v * c->tile;
     }
     break;
   default:
@@ -1377,11 +1460,13 @@ static int pe__cuda_open_plan(const pe_backend_options_t *opts, void **self,
     bad = shape[0] < 1 || shape[1] < 1 || shape[2] < 0 || counts[0] < 0 ||
           counts[1] < 0 || counts[1] > PE__CUDA_MAX_WEIGHTS;
   }
-  c->max_batch = opts->max_batch ? opts->max_batch : 1;
-  c->info.max_batch = c->max_batch;
+  pe__cuda_mem_mark(c);
   rc = bad ? PE_EMODEL
-           : pe__cuda_buffers(c, shape[0], shape[1], shape[2], counts[0], msg,
-                              sizeof msg);
+           : pe__cuda_tile(c, opts, shape[0], shape[1], shape[2], msg,
+                           sizeof msg);
+  rc = rc == PE_OK ? pe__cuda_buffers(c, shape[0], shape[1], shape[2],
+                                      counts[0], msg, sizeof msg)
+                   : rc;
   for (int i = 0; rc == PE_OK && !bad && i < counts[1]; i++) {
     uint64_t b = 0;
     bad = end - p < 8;
@@ -1450,11 +1535,6 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     return rc == 1 ? pe__cuda_open_plan(opts, self, err, err_cap) : rc;
   }
   char msg[256];
-  rc = pe__cuda_device(msg, sizeof msg);
-  if (rc != PE_OK) {
-    snprintf(err, err_cap, "cuda backend: %s", msg);
-    return rc;
-  }
   pe__cuda_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
     snprintf(err, err_cap, "out of memory");
@@ -1480,8 +1560,6 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              d->layout_note);
     return pe__cuda_fail(c, err, err_cap, PE_EUNSUPPORTED, path, msg);
   }
-  c->max_batch = opts->max_batch ? opts->max_batch : 1;
-  c->info.max_batch = c->max_batch;
   pe_plan_shape_t shape;
   pe_plan_shape(c->model, &shape);
   /* the launch steps: a transpose first for a [time][channel] input, and
@@ -1499,9 +1577,23 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     }
   }
   const int64_t xin_ps = wc ? shape.in_numel : 0;
-  rc = pe__cuda_buffers(c, shape.in_numel, shape.out_numel,
-                        shape.arena_ps + xin_ps + attn_ps, n_launch, msg,
-                        sizeof msg);
+  const int64_t arena_ps = shape.arena_ps + xin_ps + attn_ps;
+  /* the budget is checked before the device is asked for, so that a
+   * model that cannot fit is refused alike on a host without one */
+  rc = pe__cuda_tile(c, opts, shape.in_numel, shape.out_numel, arena_ps, msg,
+                     sizeof msg);
+  if (rc != PE_OK) {
+    return pe__cuda_fail(c, err, err_cap, rc, path, msg);
+  }
+  rc = pe__cuda_device(msg, sizeof msg);
+  if (rc != PE_OK) {
+    snprintf(err, err_cap, "cuda backend: %s", msg);
+    pe__cuda_destroy(c);
+    return rc;
+  }
+  pe__cuda_mem_mark(c);
+  rc = pe__cuda_buffers(c, shape.in_numel, shape.out_numel, arena_ps, n_launch,
+                        msg, sizeof msg);
   c->plan_of =
       rc == PE_OK ? calloc((size_t)n_launch, sizeof *c->plan_of) : NULL;
   if (rc == PE_OK && c->plan_of == NULL) {
@@ -1510,11 +1602,11 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
   }
   int k = 0;
   if (rc == PE_OK && wc) {
-    c->d_xin = c->d_arena + shape.arena_ps * (int64_t)c->max_batch;
+    c->d_xin = c->d_arena + shape.arena_ps * (int64_t)c->tile;
     pe__resolve_layout(c, &c->steps[k++], d->window, d->channels);
   }
   if (rc == PE_OK) {
-    c->d_attn = c->d_arena + (shape.arena_ps + xin_ps) * (int64_t)c->max_batch;
+    c->d_attn = c->d_arena + (shape.arena_ps + xin_ps) * (int64_t)c->tile;
   }
   for (int i = 0; i < shape.n_steps && rc == PE_OK; i++, k++) {
     const int k0 = k;
@@ -1551,7 +1643,86 @@ static int pe__pinned(const void *p, size_t bytes) {
   return at.type == cudaMemoryTypeHost;
 }
 
-/* Hot path: copies, launches and one synchronisation; no allocation. */
+/* Enqueues one chunk of n windows (at most a tile) on the stream through
+ * staging set `set`: the windows in (from `in` directly when pinned, else
+ * staged through h_in[set] a piece at a time, each piece's copy to the
+ * device running while the next is staged), the bucket's graph, and the
+ * scores out (to `out` directly when pinned, else into h_out[set]). The
+ * set's last event marks the chunk done when `mark` (or timing) asks for
+ * it. h_in[set] and h_out[set] must be free: no copy of an earlier chunk
+ * still reads or writes them. Returns 0 or a cudaError_t. */
+static int pe__chunk_enqueue(pe__cuda_t *c, int set, const float *in,
+                             int pin_in, float *out, int pin_out, uint32_t n,
+                             int mark) {
+  size_t in_bytes = (size_t)n * (size_t)c->in_numel * sizeof(float);
+  size_t out_bytes = (size_t)n * (size_t)c->out_numel * sizeof(float);
+  cudaEvent_t *ev = c->ev[set];
+  int e = 0;
+  if (c->timing) {
+    e = (int)cudaEventRecord(ev[0], c->stream);
+  }
+  if (pin_in && e == 0) {
+    e = (int)cudaMemcpyAsync(c->d_in, in, in_bytes, cudaMemcpyHostToDevice,
+                             c->stream);
+  }
+  char *h_in = (char *)c->h_in[set];
+  for (size_t off = 0; !pin_in && off < in_bytes && e == 0;
+       off += PE__CUDA_STAGE) {
+    size_t part =
+        in_bytes - off < PE__CUDA_STAGE ? in_bytes - off : PE__CUDA_STAGE;
+    memcpy(h_in + off, (const char *)in + off, part);
+    e = (int)cudaMemcpyAsync((char *)c->d_in + off, h_in + off, part,
+                             cudaMemcpyHostToDevice, c->stream);
+  }
+  if (c->timing && e == 0) {
+    e = (int)cudaEventRecord(ev[1], c->stream);
+  }
+  int bucket = 0;
+  while (c->graph_n[bucket] < n) {
+    bucket++;
+  }
+  e = e ? e : (int)cudaGraphLaunch(c->graph[bucket], c->stream);
+  if (c->timing && e == 0) {
+    e = (int)cudaEventRecord(ev[2], c->stream);
+  }
+  e = e ? e
+        : (int)cudaMemcpyAsync(pin_out ? (void *)out : (void *)c->h_out[set],
+                               c->d_out, out_bytes, cudaMemcpyDeviceToHost,
+                               c->stream);
+  if ((c->timing || mark) && e == 0) {
+    e = (int)cudaEventRecord(ev[3], c->stream);
+  }
+  return e;
+}
+
+/* Waits for the chunk of n windows enqueued through staging set `set` (the
+ * whole stream when it is the last one), adds its phase times to c->last_ms
+ * and copies its scores from h_out[set] to out unless they went there
+ * directly. Returns 0 or a cudaError_t. */
+static int pe__chunk_collect(pe__cuda_t *c, int set, float *out, int pin_out,
+                             uint32_t n, int last) {
+  int e = last ? (int)cudaStreamSynchronize(c->stream)
+               : (int)cudaEventSynchronize(c->ev[set][3]);
+  if (e != 0) {
+    return e;
+  }
+  for (int k = 0; c->timing && k < 3; k++) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, c->ev[set][k], c->ev[set][k + 1]);
+    c->last_ms[k] += ms;
+  }
+  if (!pin_out) {
+    memcpy(out, c->h_out[set],
+           (size_t)n * (size_t)c->out_numel * sizeof(float));
+  }
+  return 0;
+}
+
+/* Hot path: copies, launches and one synchronisation per chunk of a tile;
+ * no allocation. Chunk k goes through staging set k % 2: it is enqueued,
+ * then chunk k - 1 is waited for and its scores copied out while the
+ * device runs chunk k, so that a set is staged again only once the chunk
+ * before it in that set is done. */
 static int pe__cuda_run(void *self, const float *in, uint32_t batch,
                         float *out) {
   pe__cuda_t *c = self;
@@ -1570,58 +1741,35 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
     }
     return rc;
   }
-  size_t in_bytes = (size_t)batch * (size_t)c->in_numel * sizeof(float);
-  size_t out_bytes = (size_t)batch * (size_t)c->out_numel * sizeof(float);
+  const size_t in_w = (size_t)c->in_numel, out_w = (size_t)c->out_numel;
+  /* a caller's buffer that is pinned already goes straight to the device */
+  const int pin_in = pe__pinned(in, (size_t)batch * in_w * sizeof(float));
+  const int pin_out = pe__pinned(out, (size_t)batch * out_w * sizeof(float));
+  c->last_ms[0] = c->last_ms[1] = c->last_ms[2] = 0;
   int e = 0;
-  if (c->timing) {
-    e = (int)cudaEventRecord(c->ev[0], c->stream);
+  uint32_t done = 0, prev_at = 0, prev_n = 0;
+  for (int k = 0; done < batch && e == 0; k++) {
+    const uint32_t n = batch - done < c->tile ? batch - done : c->tile;
+    const int more = done + n < batch;
+    e = pe__chunk_enqueue(c, k & 1, in + (size_t)done * in_w, pin_in,
+                          out + (size_t)done * out_w, pin_out, n, more);
+    if (e == 0 && prev_n > 0) {
+      e = pe__chunk_collect(c, (k - 1) & 1, out + (size_t)prev_at * out_w,
+                            pin_out, prev_n, 0);
+    }
+    if (e == 0 && !more) {
+      e = pe__chunk_collect(c, k & 1, out + (size_t)done * out_w, pin_out, n,
+                            1);
+    }
+    prev_at = done;
+    prev_n = n;
+    done += n;
   }
-  /* a caller's buffer that is pinned already goes straight to the device;
-   * others into pinned memory a piece at a time, each piece's copy to the
-   * device running while the next is staged */
-  const int pin_in = pe__pinned(in, in_bytes);
-  const int pin_out = pe__pinned(out, out_bytes);
-  if (pin_in && e == 0) {
-    e = (int)cudaMemcpyAsync(c->d_in, in, in_bytes, cudaMemcpyHostToDevice,
-                             c->stream);
-  }
-  for (size_t off = 0; !pin_in && off < in_bytes && e == 0;
-       off += PE__CUDA_STAGE) {
-    size_t part =
-        in_bytes - off < PE__CUDA_STAGE ? in_bytes - off : PE__CUDA_STAGE;
-    memcpy((char *)c->h_in + off, (const char *)in + off, part);
-    e = (int)cudaMemcpyAsync((char *)c->d_in + off, (char *)c->h_in + off, part,
-                             cudaMemcpyHostToDevice, c->stream);
-  }
-  if (c->timing && e == 0) {
-    e = (int)cudaEventRecord(c->ev[1], c->stream);
-  }
-  int bucket = 0;
-  while (c->graph_n[bucket] < batch) {
-    bucket++;
-  }
-  e = e ? e : (int)cudaGraphLaunch(c->graph[bucket], c->stream);
-  if (c->timing && e == 0) {
-    e = (int)cudaEventRecord(c->ev[2], c->stream);
-  }
-  e = e ? e
-        : (int)cudaMemcpyAsync(pin_out ? out : c->h_out, c->d_out, out_bytes,
-                               cudaMemcpyDeviceToHost, c->stream);
-  if (c->timing && e == 0) {
-    e = (int)cudaEventRecord(c->ev[3], c->stream);
-  }
-  e = e ? e : (int)cudaStreamSynchronize(c->stream);
   if (e != 0) {
+    /* no copy may still touch the staging or the caller's buffers */
+    cudaStreamSynchronize(c->stream);
     snprintf(c->errmsg, sizeof c->errmsg, "cuda: %s", pe_cuda_strerror(e));
     return PE_EBACKEND;
-  }
-  if (c->timing) {
-    for (int k = 0; k < 3; k++) {
-      cudaEventElapsedTime(&c->last_ms[k], c->ev[k], c->ev[k + 1]);
-    }
-  }
-  if (!pin_out) {
-    memcpy(out, c->h_out, out_bytes);
   }
   if (pe_cuda_alloc_count() != c->allocs_after_open) {
     snprintf(c->errmsg, sizeof c->errmsg,
@@ -1653,7 +1801,7 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
   char name[128] = "?";
   int major = 0, minor = 0;
   pe_cuda_device_name(c->device, name, sizeof name, &major, &minor);
-  char mode[224];
+  char mode[256];
   if (c->persistent) {
     snprintf(mode, sizeof mode,
              "persistent (one resident block of %d threads for batches up to "
@@ -1661,16 +1809,28 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
              PE_CUDA_PERSIST_THREADS, c->pargs.max_n,
              c->pargs.on_chip ? "on chip" : "activations in device memory",
              (unsigned long long)c->launches, c->launches == 1 ? "" : "s");
+  } else if (c->tile < c->max_batch) {
+    snprintf(mode, sizeof mode,
+             "graph (%d CUDA graphs, batches 1 to %u; up to %u in chunks of "
+             "the tile)",
+             c->n_graphs, c->tile, c->max_batch);
   } else {
     snprintf(mode, sizeof mode, "graph (%d CUDA graphs, batches 1 to %u)",
              c->n_graphs, c->max_batch);
   }
+  char drop[80] = "";
+  if (c->dev_drop > 0) {
+    snprintf(drop, sizeof drop, "; the device's free memory fell %.3f MB",
+             (double)c->dev_drop / 1e6);
+  }
   snprintf(buf, cap,
            "device %d: %s, compute capability %d.%d; mode %s; device memory "
-           "%.3f MB, pinned host memory %.3f MB; device allocations after "
-           "load: %llu (checked on every run)",
+           "%.3f MB, tile %u windows (%zu bytes each, budget %g MB; "
+           "weights %.3f MB%s); pinned host memory %.3f MB; device "
+           "allocations after load: %llu (checked on every run)",
            c->device, name, major, minor, mode, (double)c->dev_bytes / 1e6,
-           (double)c->host_bytes / 1e6,
+           c->tile, c->window_bytes, (double)c->budget_bytes / 1e6,
+           (double)c->weights_bytes / 1e6, drop, (double)c->host_bytes / 1e6,
            (unsigned long long)(pe_cuda_alloc_count() - c->allocs_after_open));
 }
 

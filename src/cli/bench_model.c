@@ -35,6 +35,7 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "`--version` lists (cuda)",
      NULL},
     PE_CLI_CUDA_MODE_FLAG,
+    PE_CLI_CUDA_MEMORY_FLAG,
     {"cuda-stamps", "FILE", "PE_CUDA_STAMPS", NULL,
      "cuda persistent mode: write where each request's time went (the "
      "kernel's phases, the host's copy and wait) to FILE at the end",
@@ -129,13 +130,15 @@ static int pe__bench_phases(pe_backend_t *b, const float *in, uint32_t batch,
  * detail with the backend's detail line after the timed runs. */
 static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
                              const char *path, uint32_t batch, uint64_t iters,
-                             uint64_t warmup, uint64_t *all, double *med,
-                             char *detail, size_t detail_cap) {
+                             uint64_t warmup, uint64_t device_memory_bytes,
+                             uint64_t *all, double *med, char *detail,
+                             size_t detail_cap) {
   pe_backend_options_t o = {0};
   o.model_path = path;
   o.max_batch = batch;
   o.mode = pe_cli_value(cmd, "cuda-mode");
   o.stamps_path = pe_cli_value(cmd, "cuda-stamps");
+  o.device_memory_bytes = device_memory_bytes;
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;
@@ -222,6 +225,10 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   } else if (pe_cli_u64(cmd, "warmup", &warmup) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
   }
+  uint64_t device_memory_bytes = 0;
+  if (pe_cli_cuda_memory(cmd, &device_memory_bytes) != PE_EXIT_OK) {
+    return PE_EXIT_USAGE;
+  }
   const char *backend = pe_cli_value(cmd, "backend");
   int direct = strcmp(backend, "cpu") == 0;
   if (!direct && threads != 1) {
@@ -235,7 +242,7 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   pe__bench_thread_t *t = calloc(threads, sizeof *t);
   uint64_t *all = malloc((size_t)(threads * iters) * sizeof *all);
   double phase[3] = {-1, -1, -1};
-  char detail[512] = "";
+  char detail[1024] = "";
   rc = PE_EXIT_FAIL;
   if (t == NULL || all == NULL) {
     pe_cli_error(cmd, "out of memory");
@@ -244,8 +251,9 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   double cpn = pe_cycles_per_ns();
   uint64_t w0 = pe_clock_ns();
   if (!direct) {
-    if (pe__bench_backend(cmd, backend, pos[0], batch, iters, warmup, all,
-                          phase, detail, sizeof detail) != PE_EXIT_OK) {
+    if (pe__bench_backend(cmd, backend, pos[0], batch, iters, warmup,
+                          device_memory_bytes, all, phase, detail,
+                          sizeof detail) != PE_EXIT_OK) {
       goto done;
     }
     threads = 0; /* no thread to start or join */
@@ -324,7 +332,10 @@ const pe_cli_command_t pe_cli_bench_model = {
         "throughput in windows per second (over the timed runs) and the\n"
         "sample count. With --backend cuda, also the median host-to-device,\n"
         "compute and device-to-host time per batch (CUDA events, a second\n"
-        "series of runs). Pin it to cores with taskset for stable numbers;\n"
+        "series of runs; summed over the chunks of a batch larger than the\n"
+        "tile) and the backend's line: device memory, the tile of windows\n"
+        "its buffers hold within --cuda-memory, allocations after load.\n"
+        "Pin it to cores with taskset for stable numbers;\n"
         "bench/bench_model_peers.py runs the same models in ONNX Runtime and\n"
         "PyTorch on the same core.\n"
         "\n"
@@ -337,6 +348,8 @@ const pe_cli_command_t pe_cli_bench_model = {
         "2000 --warmup 200 --threads 2\n"
         "  pattern-engine bench-model models/pattern_cnn.onnx --backend cuda "
         "--batch 4096\n"
+        "  pattern-engine bench-model models/pattern_cnn.onnx --backend cuda "
+        "--batch 65536 --cuda-memory 64\n"
         "  pattern-engine bench-model models/toy_cnn.onnx --kernels generic\n",
     .flags = pe__bench_flags,
     .n_flags = sizeof pe__bench_flags / sizeof pe__bench_flags[0],

@@ -19,6 +19,7 @@
  * pass its value on (pe_backend_options_t.kernels). */
 #define PE_CLI_KERNELS_ENV "PE_CPU_KERNELS"
 #define PE_CLI_CUDA_MODE_ENV "PE_CUDA_MODE"
+#define PE_CLI_CUDA_MEMORY_ENV "PE_CUDA_MEMORY"
 
 /* The cuda backend's mode flag, one table entry. */
 #define PE_CLI_CUDA_MODE_FLAG                                                  \
@@ -26,6 +27,16 @@
     "cuda-mode", "MODE", PE_CLI_CUDA_MODE_ENV, "graph",                        \
         "cuda backend: graph (a CUDA graph per batch size) or persistent (a "  \
         "resident kernel fed through mapped memory, for batch-1 latency)",     \
+        NULL                                                                   \
+  }
+
+/* The cuda backend's device memory flag, one table entry; read with
+ * pe_cli_cuda_memory. */
+#define PE_CLI_CUDA_MEMORY_FLAG                                                \
+  {                                                                            \
+    "cuda-memory", "MB", PE_CLI_CUDA_MEMORY_ENV, "256",                        \
+        "cuda backend: device memory for the buffers that grow with the "      \
+        "batch (a tile of windows; a larger batch runs a tile at a time)",     \
         NULL                                                                   \
   }
 
@@ -77,6 +88,11 @@ int pe_cli_is_set(const pe_cli_command_t *cmd, const char *name);
 int pe_cli_double(const pe_cli_command_t *cmd, const char *name, double *out);
 int pe_cli_u32(const pe_cli_command_t *cmd, const char *name, uint32_t *out);
 int pe_cli_u64(const pe_cli_command_t *cmd, const char *name, uint64_t *out);
+
+/* --cuda-memory MB (PE_CLI_CUDA_MEMORY_FLAG; 1 MB = 10^6 bytes) as bytes,
+ * for pe_backend_options_t.device_memory_bytes: a number above 0, else
+ * a message and PE_EXIT_USAGE. */
+int pe_cli_cuda_memory(const pe_cli_command_t *cmd, uint64_t *bytes);
 
 /* SIGTERM and SIGINT call on_stop (a service's stop: it must only store
  * to a flag), SIGPIPE is ignored (a closed socket is an error return). */
@@ -192,7 +208,7 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
        NULL,                                                                   \
        "model backend: stub, or one `--version` lists; none by default",       \
        NULL},                                                                  \
-      PE_CLI_CUDA_MODE_FLAG,                                                   \
+      PE_CLI_CUDA_MODE_FLAG, PE_CLI_CUDA_MEMORY_FLAG,                          \
       {"model-features",                                                       \
        "LIST",                                                                 \
        NULL,                                                                   \

@@ -174,6 +174,21 @@ int pe_cli_double(const pe_cli_command_t *cmd, const char *name, double *out) {
   return PE_EXIT_OK;
 }
 
+int pe_cli_cuda_memory(const pe_cli_command_t *cmd, uint64_t *bytes) {
+  double mb = 0;
+  if (pe_cli_double(cmd, "cuda-memory", &mb) != PE_EXIT_OK) {
+    return PE_EXIT_USAGE;
+  }
+  if (!(mb * 1e6 >= 1.0) || mb > 1e12) {
+    const pe_cli_flag_t *f = pe_cli_flag(cmd, "cuda-memory");
+    pe__bad_value(cmd, f, f->value != NULL ? f->value : f->def,
+                  "a number of MB from 0.000001 to 10^12");
+    return PE_EXIT_USAGE;
+  }
+  *bytes = (uint64_t)(mb * 1e6 + 0.5); /* the nearest byte */
+  return PE_EXIT_OK;
+}
+
 int pe_cli_u64(const pe_cli_command_t *cmd, const char *name, uint64_t *out) {
   const pe_cli_flag_t *f = pe_cli_flag(cmd, name);
   const char *v = f->value != NULL ? f->value : f->def;
@@ -348,7 +363,8 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
   opts.mode = pe_cli_value(cmd, "cuda-mode");
   opts.max_batch = 1;
   if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK ||
-      pe_cli_u32(cmd, "max-batch", &opts.max_batch) != PE_EXIT_OK) {
+      pe_cli_u32(cmd, "max-batch", &opts.max_batch) != PE_EXIT_OK ||
+      pe_cli_cuda_memory(cmd, &opts.device_memory_bytes) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
   }
   if (opts.window == 0) {

@@ -41,6 +41,7 @@ static pe_cli_flag_t pe__infer_flags[] = {
      "written to it as output_K.npy (batch first)",
      NULL},
     PE_CLI_CUDA_MODE_FLAG,
+    PE_CLI_CUDA_MEMORY_FLAG,
 };
 
 /* The --bind arguments of the cpu path, read: the arrays and the binds
@@ -419,6 +420,10 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     bo.model_features = pe_cli_flag(cmd, "model-features")->value;
     bo.max_batch = 1;
     bo.mode = pe_cli_value(cmd, "cuda-mode");
+    if (pe_cli_cuda_memory(cmd, &bo.device_memory_bytes) != PE_EXIT_OK) {
+      rc = PE_EXIT_USAGE;
+      goto done;
+    }
     int brc = pe_backend_open(backend, &bo, &be, err, sizeof err);
     if (brc != PE_OK) {
       pe_cli_error(cmd, "%s%s", err, pe_cli_backend_hint(brc, &bo));

@@ -17,6 +17,7 @@ static pe_cli_flag_t pe__inspect_flags[] = {
      "runs it",
      NULL},
     PE_CLI_CUDA_MODE_FLAG,
+    PE_CLI_CUDA_MEMORY_FLAG,
 };
 
 /* Parses --kernels into opts; returns an exit code. */
@@ -125,7 +126,7 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
       "weights %lld bytes\n",
       d->n_steps, d->kernels, (long long)d->arena_floats,
       (long long)d->weight_bytes);
-  char line[512];
+  char line[1024];
   for (int i = 0; i < d->n_steps; i++) {
     pe_model_step_describe(m, i, line, sizeof line);
     printf("  %2d  %s\n", i, line);
@@ -141,6 +142,9 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   bo.model_path = pos[0];
   bo.max_batch = 1;
   bo.mode = pe_cli_value(cmd, "cuda-mode");
+  if (pe_cli_cuda_memory(cmd, &bo.device_memory_bytes) != PE_EXIT_OK) {
+    return PE_EXIT_USAGE;
+  }
   pe_backend_t *be = NULL;
   int brc = pe_backend_open(backend, &bo, &be, line, sizeof line);
   if (brc != PE_OK) {
