@@ -13,7 +13,20 @@
  * must have left, and must be started again by the next run with the same
  * scores, and the backend's detail line must report no allocation after
  * load. The cpu backend's outputs are computed once per model for both
- * modes. Exits 77 (skipped) where there is no CUDA device.
+ * modes.
+ *
+ * Then the tile: the model opened in graph mode with a device memory budget
+ * large enough for the max batch (a tile of 4096 windows) gives the bytes
+ * one window takes (its detail line); opened with a budget of one byte less
+ * it is refused with a message naming them; opened with a budget of 64
+ * windows exactly, its tile is 64, its device memory 4032 windows' less,
+ * and batches that are not multiples of 64 run in chunks: their outputs
+ * must be the cpu's (as above) and bit for bit those of the large tile run
+ * over the same chunks one batch each (the same bucket's launches), with
+ * no device allocation after open. Persistent mode runs once more with a
+ * tile of 8 windows, below its 16, so that its batches of 9 to 16 go
+ * through chunked graphs too. Exits 77 (skipped) where there is no CUDA
+ * device.
  *
  * Usage: test_cuda_parity MODEL.onnx... */
 #define _POSIX_C_SOURCE 200809L
@@ -30,6 +43,11 @@
 #define PE_T_WINDOWS 10000
 #define PE_T_MAX_BATCH 4096
 #define PE_T_TOL 1e-5
+/* A device memory budget no model here comes near (a tile of the max
+ * batch), and the small tiles forced by a budget of so many windows. */
+#define PE_T_BIG_BUDGET ((uint64_t)8000 * 1000 * 1000)
+#define PE_T_TILE 64
+#define PE_T_PERSIST_TILE 8
 
 static uint64_t pe_t_rng = 0x9e3779b97f4a7c15ull;
 
@@ -60,22 +78,35 @@ static void pe_t_close(pe_t_be_t *b) {
   }
 }
 
-static int pe_t_open(const char *name, const char *model, const char *kernels,
-                     const char *mode, pe_t_be_t *b) {
+/* Opens backend `name` on model for PE_T_MAX_BATCH with a device memory
+ * budget (0: the default); the message of a failure in err. */
+static int pe_t_open_err(const char *name, const char *model,
+                         const char *kernels, const char *mode, uint64_t memory,
+                         pe_t_be_t *b, char *err, size_t cap) {
   pe_backend_options_t o = {0};
   o.model_path = model;
   o.max_batch = PE_T_MAX_BATCH;
   o.kernels = kernels;
   o.mode = mode;
-  char err[512] = "";
+  o.device_memory_bytes = memory;
+  err[0] = '\0';
   b->ops =
       strcmp(name, "cuda") == 0 ? &pe_backend_cuda_ops : &pe_backend_cpu_ops;
   b->self = NULL;
-  int rc = b->ops->open(&o, &b->self, err, sizeof err);
+  int rc = b->ops->open(&o, &b->self, err, cap);
   if (rc == PE_OK && (rc = b->ops->describe(b->self, &b->info)) != PE_OK) {
-    snprintf(err, sizeof err, "%s", b->ops->errmsg(b->self));
+    snprintf(err, cap, "%s", b->ops->errmsg(b->self));
     pe_t_close(b);
   }
+  return rc;
+}
+
+/* pe_t_open_err, a failure reported (exit 77 for no device). */
+static int pe_t_open(const char *name, const char *model, const char *kernels,
+                     const char *mode, uint64_t memory, pe_t_be_t *b) {
+  char err[512];
+  int rc =
+      pe_t_open_err(name, model, kernels, mode, memory, b, err, sizeof err);
   if (rc != PE_OK) {
     if (strstr(err, "no CUDA device") != NULL) {
       printf("SKIP: %s\n", err);
@@ -109,7 +140,7 @@ static int pe_t_run(pe_t_be_t *b, const float *in, size_t in_w, float *out,
  * window, which must start it again and give the same scores. */
 static int pe_t_idle(pe_t_be_t *gpu, const char *path, const float *in,
                      const float *expect, size_t out_w) {
-  char d0[512], d1[512];
+  char d0[1024], d1[1024];
   float y[64];
   gpu->ops->detail(gpu->self, d0, sizeof d0);
   struct timespec ts = {0, 400 * 1000 * 1000};
@@ -142,13 +173,52 @@ static int pe_t_idle(pe_t_be_t *gpu, const char *path, const float *in,
   return 0;
 }
 
-/* The cuda backend in one mode against the cpu outputs o_cpu (the kernels
- * the CPU picks) and o_ref (the portable ones) of the windows in. */
-static int pe_t_mode(const char *path, const char *mode, const float *in,
-                     size_t in_w, size_t out_w, const float *o_cpu,
-                     const float *o_ref, float *o_gpu) {
+/* o_gpu against the cpu outputs o_cpu (the kernels the CPU picks) and
+ * o_ref (the portable ones) of PE_T_WINDOWS windows: a line of figures,
+ * and 1 with a message when a difference is above PE_T_TOL. */
+static int pe_t_compare(const char *path, const char *label, size_t out_w,
+                        const float *o_cpu, const float *o_ref,
+                        const float *o_gpu) {
+  double d_cpu = 0, r_cpu = 0, d_ref = 0, d_cc = 0, big = 0;
+  size_t same = 0, n = PE_T_WINDOWS * out_w;
+  for (size_t i = 0; i < n; i++) {
+    double a = fabs((double)o_gpu[i] - o_cpu[i]);
+    double b = fabs((double)o_gpu[i] - o_ref[i]);
+    double cc = fabs((double)o_cpu[i] - o_ref[i]);
+    double y = fabs((double)o_cpu[i]);
+    double r = a / (y > 1.0 ? y : 1.0);
+    d_cpu = a > d_cpu || a != a ? a : d_cpu;
+    r_cpu = r > r_cpu || r != r ? r : r_cpu;
+    d_ref = b > d_ref || b != b ? b : d_ref;
+    d_cc = cc > d_cc ? cc : d_cc;
+    big = y > big ? y : big;
+    same += memcmp(&o_gpu[i], &o_ref[i], sizeof(float)) == 0;
+  }
+  printf("%s (%s): %d windows, max |y| %.3g; cuda vs cpu generic: max abs "
+         "%.3g, %zu of %zu outputs bit-identical; cuda vs cpu: max abs "
+         "%.3g, max rel %.3g (cpu vs cpu generic: max abs %.3g)\n",
+         path, label, PE_T_WINDOWS, big, d_ref, same, n, d_cpu, r_cpu, d_cc);
+  if (!(r_cpu <= PE_T_TOL) || !(d_ref <= PE_T_TOL)) {
+    fprintf(stderr, "FAIL: %s (%s): difference above %g\n", path, label,
+            PE_T_TOL);
+    return 1;
+  }
+  return 0;
+}
+
+/* The number after `key` in the detail line d, or -1. */
+static double pe_t_detail_num(const char *d, const char *key) {
+  const char *p = strstr(d, key);
+  return p != NULL ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/* The cuda backend in one mode, with a device memory budget (0: the
+ * default), against the cpu outputs o_cpu and o_ref of the windows in. */
+static int pe_t_mode(const char *path, const char *mode, uint64_t memory,
+                     const float *in, size_t in_w, size_t out_w,
+                     const float *o_cpu, const float *o_ref, float *o_gpu) {
   pe_t_be_t gpu_be, *gpu = &gpu_be;
-  if (pe_t_open("cuda", path, NULL, mode, gpu) != PE_OK) {
+  if (pe_t_open("cuda", path, NULL, mode, memory, gpu) != PE_OK) {
     return 1;
   }
   static const uint32_t gpu_sizes[] = {1, 3, 64, 4096, 17, 1000, 4096};
@@ -172,31 +242,11 @@ static int pe_t_mode(const char *path, const char *mode, const float *in,
             path);
     fail = 1;
   }
+  char label[64];
+  snprintf(label, sizeof label, "%s%s", mode,
+           memory != 0 ? ", small tile" : "");
   if (!fail) {
-    double d_cpu = 0, r_cpu = 0, d_ref = 0, d_cc = 0, big = 0;
-    size_t same = 0, n = PE_T_WINDOWS * out_w;
-    for (size_t i = 0; i < n; i++) {
-      double a = fabs((double)o_gpu[i] - o_cpu[i]);
-      double b = fabs((double)o_gpu[i] - o_ref[i]);
-      double cc = fabs((double)o_cpu[i] - o_ref[i]);
-      double y = fabs((double)o_cpu[i]);
-      double r = a / (y > 1.0 ? y : 1.0);
-      d_cpu = a > d_cpu || a != a ? a : d_cpu;
-      r_cpu = r > r_cpu || r != r ? r : r_cpu;
-      d_ref = b > d_ref || b != b ? b : d_ref;
-      d_cc = cc > d_cc ? cc : d_cc;
-      big = y > big ? y : big;
-      same += memcmp(&o_gpu[i], &o_ref[i], sizeof(float)) == 0;
-    }
-    printf("%s (%s): %d windows, max |y| %.3g; cuda vs cpu generic: max abs "
-           "%.3g, %zu of %zu outputs bit-identical; cuda vs cpu: max abs "
-           "%.3g, max rel %.3g (cpu vs cpu generic: max abs %.3g)\n",
-           path, mode, PE_T_WINDOWS, big, d_ref, same, n, d_cpu, r_cpu, d_cc);
-    if (!(r_cpu <= PE_T_TOL) || !(d_ref <= PE_T_TOL)) {
-      fprintf(stderr, "FAIL: %s (%s): difference above %g\n", path, mode,
-              PE_T_TOL);
-      fail = 1;
-    }
+    fail = pe_t_compare(path, label, out_w, o_cpu, o_ref, o_gpu);
   }
   if (!fail && persist) {
     fail = pe_t_idle(gpu, path, in, o_gpu, out_w);
@@ -205,11 +255,129 @@ static int pe_t_mode(const char *path, const char *mode, const float *in,
   return fail;
 }
 
-/* One model: the cpu outputs once, then the cuda backend in both modes. */
+/* The tile (see the top of the file): graph mode on a large tile and on a
+ * tile of PE_T_TILE windows, the refusal of a budget below one window, and
+ * persistent mode on a tile of PE_T_PERSIST_TILE windows. o_gpu and o_big
+ * hold PE_T_WINDOWS outputs each. */
+static int pe_t_tile(const char *path, const float *in, size_t in_w,
+                     size_t out_w, const float *o_cpu, const float *o_ref,
+                     float *o_gpu, float *o_big) {
+  pe_t_be_t big_be = {0}, small_be = {0}, *big = &big_be, *small = &small_be;
+  char d_big[1024], d_small[1024], err[512];
+  if (pe_t_open("cuda", path, NULL, "graph", PE_T_BIG_BUDGET, big) != PE_OK) {
+    return 1;
+  }
+  big->ops->detail(big->self, d_big, sizeof d_big);
+  const double per = pe_t_detail_num(d_big, " windows (");
+  int fail = 0;
+  if (pe_t_detail_num(d_big, ", tile ") != PE_T_MAX_BATCH || !(per >= 4)) {
+    fprintf(stderr, "FAIL: %s: a budget of %llu bytes: %s\n", path,
+            (unsigned long long)PE_T_BIG_BUDGET, d_big);
+    fail = 1;
+  }
+  const uint64_t window = fail ? 0 : (uint64_t)per;
+  /* one byte short of a window: refused, the bytes named */
+  if (!fail) {
+    char want[64];
+    snprintf(want, sizeof want, "one window needs %llu bytes",
+             (unsigned long long)window);
+    int rc = pe_t_open_err("cuda", path, NULL, "graph", window - 1, small, err,
+                           sizeof err);
+    pe_t_close(small);
+    if (rc != PE_ENOMEM || strstr(err, want) == NULL) {
+      fprintf(stderr,
+              "FAIL: %s: a budget of %llu bytes, one short of a window: rc "
+              "%d, '%s'\n",
+              path, (unsigned long long)(window - 1), rc, err);
+      fail = 1;
+    } else {
+      printf("%s: a budget one byte short of a window: %s\n", path, err);
+    }
+  }
+  /* exactly PE_T_TILE windows */
+  if (!fail && pe_t_open("cuda", path, NULL, "graph", window * PE_T_TILE,
+                         small) != PE_OK) {
+    fail = 1;
+  }
+  if (!fail) {
+    small->ops->detail(small->self, d_small, sizeof d_small);
+    /* the same weights, steps and graphs' tables; buffers of 4096 - 64
+     * windows fewer (to the 1 kB the figures are printed to) */
+    const double mb_big = pe_t_detail_num(d_big, "; device memory ");
+    const double mb_small = pe_t_detail_num(d_small, "; device memory ");
+    const double less =
+        (double)(PE_T_MAX_BATCH - PE_T_TILE) * (double)window / 1e6;
+    if (pe_t_detail_num(d_small, ", tile ") != PE_T_TILE ||
+        fabs(mb_big - mb_small - less) > 0.0015) {
+      fprintf(stderr,
+              "FAIL: %s: a budget of %d windows: %s (a large tile: %s; %.3f "
+              "MB less expected)\n",
+              path, PE_T_TILE, d_small, d_big, less);
+      fail = 1;
+    }
+    printf("%s: large tile: %s\n%s: small tile: %s\n", path, d_big, path,
+           d_small);
+  }
+  /* batches of other sizes than multiples of the tile, and the same windows
+   * through the large tile as those chunks, one batch each */
+  static const uint32_t sizes[] = {1000, 4096, 17, 3, 4095, 65, 1};
+  const int n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
+  uint32_t chunks[PE_T_WINDOWS / PE_T_TILE + 64];
+  int n_chunks = 0;
+  for (uint32_t done = 0, k = 0; done < PE_T_WINDOWS;
+       k = (k + 1) % (uint32_t)n_sizes) {
+    uint32_t m =
+        PE_T_WINDOWS - done < sizes[k] ? PE_T_WINDOWS - done : sizes[k];
+    for (uint32_t c = 0; c < m; c += PE_T_TILE) {
+      chunks[n_chunks++] = m - c < PE_T_TILE ? m - c : PE_T_TILE;
+    }
+    done += m;
+  }
+  uint64_t allocs = pe_cuda_alloc_count();
+  fail = fail || pe_t_run(small, in, in_w, o_gpu, out_w, PE_T_WINDOWS, sizes,
+                          n_sizes) != PE_OK;
+  if (!fail) {
+    small->ops->detail(small->self, d_small, sizeof d_small);
+  }
+  if (!fail && (pe_cuda_alloc_count() != allocs ||
+                strstr(d_small, "allocations after load: 0 ") == NULL)) {
+    fprintf(stderr, "FAIL: %s: device allocations in chunked runs: %s\n", path,
+            d_small);
+    fail = 1;
+  }
+  fail = fail || pe_t_run(big, in, in_w, o_big, out_w, PE_T_WINDOWS, chunks,
+                          n_chunks) != PE_OK;
+  if (!fail) {
+    size_t differ = 0, n = PE_T_WINDOWS * out_w;
+    for (size_t i = 0; i < n; i++) {
+      differ += memcmp(&o_gpu[i], &o_big[i], sizeof(float)) != 0;
+    }
+    printf("%s: tile %d, %d batches in %d chunks: %zu of %zu outputs differ "
+           "from a tile of %d\n",
+           path, PE_T_TILE, n_sizes, n_chunks, differ, n, PE_T_MAX_BATCH);
+    if (differ != 0) {
+      fprintf(stderr,
+              "FAIL: %s: the chunked runs differ from the large tile's\n",
+              path);
+      fail = 1;
+    }
+    fail |= pe_t_compare(path, "graph, tile of 64", out_w, o_cpu, o_ref, o_gpu);
+  }
+  pe_t_close(small);
+  pe_t_close(big);
+  if (!fail) {
+    fail = pe_t_mode(path, "persistent", window * PE_T_PERSIST_TILE, in, in_w,
+                     out_w, o_cpu, o_ref, o_gpu);
+  }
+  return fail;
+}
+
+/* One model: the cpu outputs once, then the cuda backend in both modes,
+ * then the tile. */
 static int pe_t_model(const char *path) {
   pe_t_be_t cpu_be = {0}, ref_be = {0}, *cpu = &cpu_be, *ref = &ref_be;
-  if (pe_t_open("cpu", path, NULL, NULL, cpu) != PE_OK ||
-      pe_t_open("cpu", path, "generic", NULL, ref) != PE_OK) {
+  if (pe_t_open("cpu", path, NULL, NULL, 0, cpu) != PE_OK ||
+      pe_t_open("cpu", path, "generic", NULL, 0, ref) != PE_OK) {
     pe_t_close(cpu);
     return 1;
   }
@@ -218,9 +386,11 @@ static int pe_t_model(const char *path) {
   size_t out_w = info->n_outputs;
   float *in = malloc(PE_T_WINDOWS * in_w * sizeof(float));
   float *o_gpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
+  float *o_big = malloc(PE_T_WINDOWS * out_w * sizeof(float));
   float *o_cpu = malloc(PE_T_WINDOWS * out_w * sizeof(float));
   float *o_ref = malloc(PE_T_WINDOWS * out_w * sizeof(float));
-  int fail = in == NULL || o_gpu == NULL || o_cpu == NULL || o_ref == NULL;
+  int fail = in == NULL || o_gpu == NULL || o_big == NULL || o_cpu == NULL ||
+             o_ref == NULL;
   for (size_t i = 0; !fail && i < PE_T_WINDOWS * in_w; i++) {
     in[i] = pe_t_uniform();
   }
@@ -231,11 +401,14 @@ static int pe_t_model(const char *path) {
          pe_t_run(ref, in, in_w, o_ref, out_w, PE_T_WINDOWS, cpu_sizes, 1) !=
              PE_OK;
   if (!fail) {
-    fail |= pe_t_mode(path, "graph", in, in_w, out_w, o_cpu, o_ref, o_gpu);
-    fail |= pe_t_mode(path, "persistent", in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    fail |= pe_t_mode(path, "graph", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    fail |=
+        pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    fail |= pe_t_tile(path, in, in_w, out_w, o_cpu, o_ref, o_gpu, o_big);
   }
   free(in);
   free(o_gpu);
+  free(o_big);
   free(o_cpu);
   free(o_ref);
   pe_t_close(cpu);
