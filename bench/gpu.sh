@@ -93,7 +93,7 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536 \
     for b in $(echo "$big" | tr , ' '); do
       o=$("$exe" bench-model "$m" --backend cuda --batch $b --iterations 200) ||
         fail=1
-      echo "$o" | grep -E "^phases"
+      echo "$o" | grep -E "^backend|^phases"
       row "$n" "$who cuda graph" $b "$o"
     done
   done
