@@ -24,11 +24,11 @@
  * (the last one smaller) on the same stream, each copied in, computed and
  * copied out; their pinned staging alternates between two sets, so that
  * the host copies one chunk's scores out while the device runs the next.
- * No allocation after open (pe_cuda_alloc_count counts them, and run fails
- * if one happened). Times of the last run's three phases (host to device,
- * compute, device to host; summed over its chunks) are kept when opened
- * with phase_times (events on the stream between the phases), for
- * bench-model. */
+ * No allocation after open (pe_cuda_alloc_count counts the calling
+ * thread's, and run fails if one happened during it). Times of the last run's
+ * three phases (host to device, compute, device to host; summed over its
+ * chunks) are kept when opened with phase_times (events on the stream between
+ * the phases), for bench-model. */
 #include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +82,7 @@ typedef struct pe__cuda {
   uint64_t budget_bytes; /* for the tile's buffers */
   size_t window_bytes;   /* of those buffers, per window */
   int64_t in_numel, out_numel, arena_ps;
-  uint64_t allocs_after_open;
+  uint64_t allocs_in_runs; /* device allocations seen during runs */
   float last_ms[3];
   size_t dev_bytes, host_bytes; /* held since open */
   size_t weights_bytes;         /* of dev_bytes */
@@ -1240,7 +1240,6 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
       return rc;
     }
   }
-  c->allocs_after_open = pe_cuda_alloc_count();
   size_t free_b = 0, total_b = 0;
   if (c->dev_free0 != 0 && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
     c->dev_drop = c->dev_free0 > free_b ? c->dev_free0 - free_b : 0;
@@ -1732,9 +1731,11 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
              c->max_batch);
     return PE_EINVAL;
   }
+  const uint64_t allocs0 = pe_cuda_alloc_count();
   if (c->persistent && batch <= c->pargs.max_n) {
     int rc = pe__persist_run(c, in, batch, out);
-    if (rc == PE_OK && pe_cuda_alloc_count() != c->allocs_after_open) {
+    if (rc == PE_OK && pe_cuda_alloc_count() != allocs0) {
+      c->allocs_in_runs += pe_cuda_alloc_count() - allocs0;
       snprintf(c->errmsg, sizeof c->errmsg,
                "cuda: a device allocation happened after open");
       return PE_ESTATE;
@@ -1771,7 +1772,8 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
     snprintf(c->errmsg, sizeof c->errmsg, "cuda: %s", pe_cuda_strerror(e));
     return PE_EBACKEND;
   }
-  if (pe_cuda_alloc_count() != c->allocs_after_open) {
+  if (pe_cuda_alloc_count() != allocs0) {
+    c->allocs_in_runs += pe_cuda_alloc_count() - allocs0;
     snprintf(c->errmsg, sizeof c->errmsg,
              "cuda: a device allocation happened after open");
     return PE_ESTATE;
@@ -1831,7 +1833,7 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
            c->device, name, major, minor, mode, (double)c->dev_bytes / 1e6,
            c->tile, c->window_bytes, (double)c->budget_bytes / 1e6,
            (double)c->weights_bytes / 1e6, drop, (double)c->host_bytes / 1e6,
-           (unsigned long long)(pe_cuda_alloc_count() - c->allocs_after_open));
+           (unsigned long long)c->allocs_in_runs);
 }
 
 /* The device this build would run on, or why there is none. */

@@ -26,7 +26,10 @@
 
 #define PE__THREADS 256
 
-static unsigned long long pe__n_alloc;
+/* Allocations through the functions below, per thread: a run compares the
+ * count of its own thread before and after, which another thread (or
+ * another model opened meanwhile) does not move. */
+static thread_local unsigned long long pe__n_alloc;
 
 __device__ static float pe__expf(float x) { return expf(x); }
 __device__ static float pe__tanhf(float x) { return tanhf(x); }

@@ -208,6 +208,7 @@ int pe_cuda_host_alloc(void **p, size_t bytes);
 int pe_cuda_host_alloc_mapped(void **p, size_t bytes);
 void pe_cuda_free(void *p);
 void pe_cuda_host_free(void *p);
+/* Allocations of the calling thread through the functions above. */
 uint64_t pe_cuda_alloc_count(void);
 
 #ifdef __cplusplus
