@@ -918,12 +918,16 @@ __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
  * steps before and after): in[0] the projected rows [L][3E] (Q, K, V side
  * by side), out[0] the merged heads [L][E]; p[0..4] = L, E, H, D, mask_h,
  * f[0] the scale, in[1] the additive mask and in[2] the replacement
- * scores ([H or 1][L][L], constants) or NULL. One thread per output
- * (query i, column e of head e / D): the scores of row i recomputed in
- * each of two passes (their maximum; then the softmax's sum and the
- * weighted sum of V), in the CPU's arithmetic: each score's dot product in
- * double rounded to float, scaled and masked in float, the exponentials
- * float and their sums double. */
+ * scores ([H or 1][L][L], constants) or NULL. One warp per row (window b,
+ * head h, query i): lane j scores key j (then j + 32, ...), the warp takes
+ * their maximum, then, 32 keys at a time (the first 32 scores kept from
+ * the first pass, the others computed again), each lane's exponential is
+ * broadcast to the warp and lane d adds its share to column d of the head
+ * (d + 32, ... in further passes where D > 32). The arithmetic is the
+ * CPU's: each score's dot product in double rounded to float, scaled and
+ * masked in float, the exponentials float, and their sum and the weighted
+ * sum of V in double, key after key (a score's terms from column j % D
+ * on: the CPU's sum in another order). */
 template <typename I>
 __device__ __forceinline__ static I pe__attn_score_off(const pe_cuda_step_t &s,
                                                        I h, I i) {
@@ -935,8 +939,13 @@ __device__ __forceinline__ static float
 pe__attn_score(const pe_cuda_step_t &s, const float *q, const float *kr, int D,
                const float *mrow, const float *rrow, int j) {
   double acc = 0.0;
-  for (int d = 0; d < D; d++) {
+  /* from column j % D on, wrapping: the lanes of a warp, each on its own
+   * key, then read different banks where the rows of 3E floats start on
+   * the same one */
+  int d = j % D;
+  for (int t = 0; t < D; t++) {
     acc += (double)q[d] * (double)kr[d];
+    d = d + 1 < D ? d + 1 : 0;
   }
   float x = __fmul_rn((float)acc, s.f[0]);
   if (mrow != NULL) {
@@ -951,30 +960,53 @@ pe__attn_score(const pe_cuda_step_t &s, const float *q, const float *kr, int D,
 template <typename I>
 __device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
                                                        I total, I i0, I di) {
-  const I L = (I)s.p[0], E = (I)s.p[1], D = (I)s.p[3], E3 = 3 * E;
-  PE__FOR(t, total) {
-    const I e = t % E, i = (t / E) % L, b = t / (E * L);
-    const I h = e / D, d = e % D;
+  const I L = (I)s.p[0], E = (I)s.p[1], H = (I)s.p[2], D = (I)s.p[3];
+  const I E3 = 3 * E;
+  const int lane = (int)(threadIdx.x & 31);
+  for (I u = i0 >> 5; u < total; u += di >> 5) {
+    const I i = u % L, h = (u / L) % H, b = u / (L * H);
     const float *qkv = s.in[0] + b * (I)s.in_stride[0];
     const float *q = qkv + i * E3 + h * D;
+    const float *k = qkv + E + h * D, *v = qkv + 2 * E + h * D;
     const I mo = pe__attn_score_off<I>(s, h, i);
     const float *mrow = s.in[1] ? s.in[1] + mo : NULL;
     const float *rrow = s.in[2] ? s.in[2] + mo : NULL;
-    float mx = -INFINITY;
-    for (I j = 0; j < L; j++) {
-      const float x = pe__attn_score(s, q, qkv + j * E3 + E + h * D, (int)D,
-                                     mrow, rrow, (int)j);
+    float mx = -INFINITY, x0 = 0.0f; /* x0: the score of key lane */
+    for (I j = lane; j < L; j += 32) {
+      const float x =
+          pe__attn_score(s, q, k + j * E3, (int)D, mrow, rrow, (int)j);
+      x0 = j == lane ? x : x0;
       mx = x > mx ? x : mx;
     }
-    double sum = 0.0, acc = 0.0;
-    for (I j = 0; j < L; j++) {
-      const float x = pe__attn_score(s, q, qkv + j * E3 + E + h * D, (int)D,
-                                     mrow, rrow, (int)j);
-      const float p = pe__expf(__fsub_rn(x, mx));
-      sum += (double)p;
-      acc += (double)p * (double)qkv[j * E3 + 2 * E + h * D + d];
+    for (int o = 16; o > 0; o >>= 1) {
+      const float y = __shfl_xor_sync(0xffffffffu, mx, o);
+      mx = y > mx ? y : mx;
     }
-    s.out[0][b * (I)s.numel + i * E + e] = (float)(acc / sum);
+    for (I d0 = 0; d0 < D; d0 += 32) {
+      const I d = d0 + lane;
+      double sum = 0.0, acc = 0.0;
+      for (I j0 = 0; j0 < L; j0 += 32) {
+        const I j = j0 + lane;
+        float p = 0.0f;
+        if (j < L) {
+          const float x = j0 == 0 ? x0
+                                  : pe__attn_score(s, q, k + j * E3, (int)D,
+                                                   mrow, rrow, (int)j);
+          p = pe__expf(__fsub_rn(x, mx));
+        }
+        const int jn = L - j0 < 32 ? (int)(L - j0) : 32;
+        for (int t = 0; t < jn; t++) {
+          const float pt = __shfl_sync(0xffffffffu, p, t);
+          sum += (double)pt;
+          if (d < D) {
+            acc += (double)pt * (double)v[(j0 + t) * E3 + d];
+          }
+        }
+      }
+      if (d < D) {
+        s.out[0][b * (I)s.numel + i * E + h * D + d] = (float)(acc / sum);
+      }
+    }
   }
 }
 
@@ -1016,8 +1048,9 @@ extern "C" int pe_cuda_kind_supported(int kind) {
  * persistent kernel (a batch of one window has few outputs to share out). */
 #define PE__CONV_T 4
 
-/* Threads of the element-wise kernels over n windows: one per output
- * element, or per CT outputs of a convolution's row. */
+/* Units of the element-wise kernels over n windows: one per output
+ * element, per CT outputs of a convolution's row, or per row of a
+ * LayerNorm or of an attention block's heads (a warp each). */
 __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
                                              uint32_t n, int ct) {
   if (s->kind == PE_PLAN_CONV1D) {
@@ -1026,6 +1059,9 @@ __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
   if (s->kind == PE_PLAN_LAYERNORM) {
     return (int64_t)n * s->p[0];
   }
+  if (s->kind == PE_PLAN_ATTENTION) {
+    return (int64_t)n * s->p[2] * s->p[0];
+  }
   return s->kind == PE_PLAN_SOFTMAX ? (int64_t)n * s->p[0] * s->p[2]
                                     : (int64_t)n * s->numel;
 }
@@ -1033,7 +1069,7 @@ __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
 /* Whether step s runs one warp (32 threads) per unit of pe__total. */
 __host__ __device__ static int pe__warp_step(const pe_cuda_step_t *s) {
   return (s->kind == PE_PLAN_DENSE && s->dense_warp) ||
-         s->kind == PE_PLAN_LAYERNORM;
+         s->kind == PE_PLAN_LAYERNORM || s->kind == PE_PLAN_ATTENTION;
 }
 
 /* Whether every index of step s over n windows fits an int: elements and
