@@ -75,6 +75,11 @@ typedef struct pe_backend_options {
                                  its last requests to as it closes
                                  (docs/models.md); NULL for none. Read
                                  until the backend is closed. */
+  const char *codegen;        /* cuda persistent mode: "off" (or "0") runs
+                                 the general resident kernel; NULL, "auto"
+                                 or anything else a kernel generated for the
+                                 plan and compiled at open, where it can be
+                                 (docs/models.md) */
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:

@@ -39,6 +39,10 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "cuda persistent mode: write where each request's time went (the "
      "kernel's phases, the host's copy and wait) to FILE at the end",
      NULL},
+    {"cuda-codegen", "on|off", "PE_CUDA_CODEGEN", "on",
+     "cuda persistent mode: run a kernel generated for the model's plan and "
+     "compiled at open (NVRTC), where it can; off (or 0): the general one",
+     NULL},
 };
 
 typedef struct pe__bench_thread {
@@ -136,6 +140,7 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   o.max_batch = batch;
   o.mode = pe_cli_value(cmd, "cuda-mode");
   o.stamps_path = pe_cli_value(cmd, "cuda-stamps");
+  o.codegen = pe_cli_value(cmd, "cuda-codegen");
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;
@@ -235,7 +240,7 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   pe__bench_thread_t *t = calloc(threads, sizeof *t);
   uint64_t *all = malloc((size_t)(threads * iters) * sizeof *all);
   double phase[3] = {-1, -1, -1};
-  char detail[512] = "";
+  char detail[1024] = "";
   rc = PE_EXIT_FAIL;
   if (t == NULL || all == NULL) {
     pe_cli_error(cmd, "out of memory");
