@@ -12,8 +12,10 @@
  * graphs); in persistent mode the kernel is left idle past its idle time,
  * must have left, and must be started again by the next run with the same
  * scores, and the backend's detail line must report no allocation after
- * load. The cpu backend's outputs are computed once per model for both
- * modes.
+ * load. Persistent mode runs twice: with the kernel generated for the
+ * plan where the backend can make one (the detail line printed says which
+ * kernel ran), then with the general kernel (codegen "off"). The cpu
+ * backend's outputs are computed once per model for every mode.
  *
  * Then the tile: the model opened in graph mode with a device memory budget
  * large enough for the max batch (a tile of 4096 windows) gives the bytes
@@ -50,6 +52,9 @@
 #define PE_T_PERSIST_TILE 8
 
 static uint64_t pe_t_rng = 0x9e3779b97f4a7c15ull;
+
+/* The cuda backend's codegen option for the next open. */
+static const char *pe_t_codegen;
 
 /* Uniform in [-3, 3): xorshift64*. */
 static float pe_t_uniform(void) {
@@ -89,6 +94,7 @@ static int pe_t_open_err(const char *name, const char *model,
   o.kernels = kernels;
   o.mode = mode;
   o.device_memory_bytes = memory;
+  o.codegen = pe_t_codegen;
   err[0] = '\0';
   b->ops =
       strcmp(name, "cuda") == 0 ? &pe_backend_cuda_ops : &pe_backend_cpu_ops;
@@ -243,8 +249,9 @@ static int pe_t_mode(const char *path, const char *mode, uint64_t memory,
     fail = 1;
   }
   char label[64];
-  snprintf(label, sizeof label, "%s%s", mode,
-           memory != 0 ? ", small tile" : "");
+  snprintf(label, sizeof label, "%s%s%s", mode,
+           memory != 0 ? ", small tile" : "",
+           pe_t_codegen != NULL ? ", codegen off" : "");
   if (!fail) {
     fail = pe_t_compare(path, label, out_w, o_cpu, o_ref, o_gpu);
   }
@@ -404,6 +411,10 @@ static int pe_t_model(const char *path) {
     fail |= pe_t_mode(path, "graph", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
     fail |=
         pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    pe_t_codegen = "off";
+    fail |=
+        pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    pe_t_codegen = NULL;
     fail |= pe_t_tile(path, in, in_w, out_w, o_cpu, o_ref, o_gpu, o_big);
   }
   free(in);

@@ -24,7 +24,7 @@ extern "C" {
 
 /* Bumped on any change to pe_backend_ops_t, pe_backend_options_t or
  * pe_model_info_t. A backend whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 7
+#define PE_BACKEND_ABI_VERSION 8
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -80,6 +80,11 @@ typedef struct pe_backend_options {
    * a tile of windows; a larger batch runs a tile at a time); 0 for its
    * default (cuda: 256 MB). */
   uint64_t device_memory_bytes;
+  const char *codegen; /* cuda persistent mode: "off" (or "0") runs
+                          the general resident kernel; NULL, "auto"
+                          or anything else a kernel generated for the
+                          plan and compiled at open, where it can be
+                          (docs/models.md) */
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:

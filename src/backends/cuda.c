@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "backends/backends.h"
+#include "backends/cuda_gen.h"
 #include "backends/cuda_plan.h"
 #include "cuda/kernels.h"
 #include "model/plan_view.h"
@@ -109,6 +110,11 @@ typedef struct pe__cuda {
   const char *stamps_path;
   uint64_t *d_stamps;
   uint64_t *h_stamps; /* [PE_CUDA_STAMP_RING][4] */
+  /* the resident kernel generated for the plan (cuda_gen.h), or NULL and
+   * why the general one runs */
+  int codegen_off;
+  pe_cuda_gen_t *gen;
+  char gen_why[192];
   char errmsg[256];
 } pe__cuda_t;
 
@@ -246,6 +252,7 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
     cudaStreamSynchronize(c->pstream);
     cudaStreamDestroy(c->pstream);
   }
+  pe_cuda_gen_close(c->gen);
   if (c->d_stamps != NULL) {
     pe__stamps_report(c);
   }
@@ -714,7 +721,8 @@ static int pe__persist_launch(pe__cuda_t *c) {
   }
   c->pargs.last = __atomic_load_n(&c->ctrl->done, __ATOMIC_ACQUIRE);
   __atomic_store_n(&c->ctrl->running, 1u, __ATOMIC_SEQ_CST);
-  e = pe_cuda_persist_launch(&c->pargs, c->pshmem, c->pstream);
+  e = c->gen != NULL ? pe_cuda_gen_launch(c->gen, &c->pargs, c->pstream)
+                     : pe_cuda_persist_launch(&c->pargs, c->pshmem, c->pstream);
   if (e != 0) {
     __atomic_store_n(&c->ctrl->running, 0u, __ATOMIC_SEQ_CST);
   }
@@ -891,6 +899,8 @@ static int64_t pe__persist_weights(pe__cuda_t *c, const pe_cuda_pstep_t *pp,
   return taken;
 }
 
+static void pe__persist_gen(pe__cuda_t *c);
+
 /* Persistent mode: the mapped control block, windows and scores, the
  * device copy of the steps (and of the table of weights it copies on
  * chip), and the resident kernel started. */
@@ -1035,6 +1045,7 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     }
     a->stamps = c->d_stamps;
   }
+  pe__persist_gen(c);
   c->persistent = 1;
   c->timing = 0;
   e = pe__persist_launch(c);
@@ -1222,6 +1233,9 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
                            char *msg, size_t cap) {
   c->timing = opts->phase_times != 0;
   c->stamps_path = opts->stamps_path;
+  c->codegen_off =
+      opts->codegen != NULL &&
+      (strcmp(opts->codegen, "off") == 0 || strcmp(opts->codegen, "0") == 0);
   int e = 0;
   for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
     e = pe__capture(c, n);
@@ -1324,6 +1338,51 @@ static void *pe__ptr_of(const pe__cuda_t *c, uint64_t r, int *bad) {
     X((d)->bias2);                                                             \
     X((d)->idx);                                                               \
   } while (0)
+
+/* The resident kernel generated for the plan (cuda_gen.h) into c->gen,
+ * unless asked not to; where there is none, c->gen_why says why and the
+ * general kernel runs. Batches of more windows than it takes go through
+ * the graphs. */
+static void pe__persist_gen(pe__cuda_t *c) {
+  if (c->codegen_off) {
+    snprintf(c->gen_why, sizeof c->gen_why, "code generation off");
+    return;
+  }
+  const size_t st_b =
+      (size_t)(c->n_steps > 0 ? c->n_steps : 1) * sizeof(pe_cuda_step_t);
+  pe_cuda_step_t *rs = malloc(st_b);
+  if (rs == NULL) {
+    snprintf(c->gen_why, sizeof c->gen_why, "out of memory");
+    return;
+  }
+  for (int i = 0; i < c->n_steps; i++) {
+    pe_cuda_step_t *d = &rs[i];
+    *d = c->steps[i];
+#define PE__TO_REF(f) memcpy(&(f), &(uint64_t){pe__ref_of(c, (f))}, 8)
+    PE__STEP_PTRS(PE__TO_REF, d);
+#undef PE__TO_REF
+  }
+  int64_t floats[PE__CUDA_MAX_WEIGHTS];
+  for (int i = 0; i < c->n_weights; i++) {
+    floats[i] = (int64_t)(c->weight_bytes[i] / sizeof(float));
+  }
+  pe_cuda_gen_plan_t p;
+  memset(&p, 0, sizeof p);
+  p.steps = rs;
+  p.n_steps = c->n_steps;
+  p.blob_dev = (const void *const *)c->weights;
+  p.blob_floats = floats;
+  p.n_blobs = c->n_weights;
+  p.in_numel = c->in_numel;
+  p.out_numel = c->out_numel;
+  p.arena_ps = c->arena_ps;
+  p.max_n = c->pargs.max_n;
+  p.stamps = c->d_stamps != NULL;
+  if (pe_cuda_gen_open(&p, &c->gen, c->gen_why, sizeof c->gen_why) == PE_OK) {
+    c->pargs.max_n = pe_cuda_gen_max_n(c->gen);
+  }
+  free(rs);
+}
 
 static int pe__cuda_serialize(void *self, void **data, size_t *len, char *err,
                               size_t err_cap) {
@@ -1803,14 +1862,24 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
   char name[128] = "?";
   int major = 0, minor = 0;
   pe_cuda_device_name(c->device, name, sizeof name, &major, &minor);
-  char mode[256];
-  if (c->persistent) {
+  char mode[640];
+  if (c->persistent && c->gen != NULL) {
+    char g[224];
+    pe_cuda_gen_describe(c->gen, g, sizeof g);
+    snprintf(mode, sizeof mode,
+             "persistent (one resident block, the kernel %s, for batches up "
+             "to %u, started %llu time%s; larger batches as CUDA graphs)",
+             g, c->pargs.max_n, (unsigned long long)c->launches,
+             c->launches == 1 ? "" : "s");
+  } else if (c->persistent) {
     snprintf(mode, sizeof mode,
              "persistent (one resident block of %d threads for batches up to "
-             "%u, %s, started %llu time%s; larger batches as CUDA graphs)",
+             "%u, %s, started %llu time%s; larger batches as CUDA graphs; the "
+             "general kernel: %s)",
              PE_CUDA_PERSIST_THREADS, c->pargs.max_n,
              c->pargs.on_chip ? "on chip" : "activations in device memory",
-             (unsigned long long)c->launches, c->launches == 1 ? "" : "s");
+             (unsigned long long)c->launches, c->launches == 1 ? "" : "s",
+             c->gen_why);
   } else if (c->tile < c->max_batch) {
     snprintf(mode, sizeof mode,
              "graph (%d CUDA graphs, batches 1 to %u; up to %u in chunks of "
@@ -1852,10 +1921,15 @@ static void pe__cuda_summary(const pe_backend_options_t *opts, char *buf,
   } else if (pe_cuda_device_name(0, name, sizeof name, &major, &minor) != 0) {
     snprintf(buf, cap, "ONNX models on an NVIDIA GPU; device 0 of %d", n);
   } else {
+    char nv[160];
+    const int have = pe_cuda_gen_nvrtc(nv, sizeof nv) == PE_OK;
     snprintf(buf, cap,
              "ONNX models on an NVIDIA GPU; device 0 of %d: %s, compute "
-             "capability %d.%d",
-             n, name, major, minor);
+             "capability %d.%d; persistent mode: %s%s",
+             n, name, major, minor,
+             have ? "a kernel generated per plan, NVRTC "
+                  : "the general kernel only, ",
+             nv);
   }
 }
 

@@ -40,6 +40,10 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "cuda persistent mode: write where each request's time went (the "
      "kernel's phases, the host's copy and wait) to FILE at the end",
      NULL},
+    {"cuda-codegen", "on|off", "PE_CUDA_CODEGEN", "on",
+     "cuda persistent mode: run a kernel generated for the model's plan and "
+     "compiled at open (NVRTC), where it can; off (or 0): the general one",
+     NULL},
 };
 
 typedef struct pe__bench_thread {
@@ -139,6 +143,7 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   o.mode = pe_cli_value(cmd, "cuda-mode");
   o.stamps_path = pe_cli_value(cmd, "cuda-stamps");
   o.device_memory_bytes = device_memory_bytes;
+  o.codegen = pe_cli_value(cmd, "cuda-codegen");
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;

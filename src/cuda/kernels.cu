@@ -23,6 +23,10 @@
 #include "cuda/kernels.h"
 #include "model/kernels_shared.h"
 #include "model/plan_view.h"
+/* after plan_view.h (the PE_PLAN_ACT_* names) and kernels.h (the stamp
+ * slots) */
+#include "cuda/act.cuh"
+#include "cuda/persist_proto.cuh"
 
 #define PE__THREADS 256
 
@@ -30,49 +34,6 @@
  * count of its own thread before and after, which another thread (or
  * another model opened meanwhile) does not move. */
 static thread_local unsigned long long pe__n_alloc;
-
-__device__ static float pe__expf(float x) { return expf(x); }
-__device__ static float pe__tanhf(float x) { return tanhf(x); }
-__device__ static float pe__erff(float x) { return erff(x); }
-
-__device__ static float pe__act(float x, int act, float alpha) {
-  switch (act) {
-  case PE_PLAN_ACT_RELU:
-    return x > 0.0f ? x : 0.0f;
-  case PE_PLAN_ACT_LEAKY:
-    return x >= 0.0f ? x : __fmul_rn(x, alpha);
-  case PE_PLAN_ACT_SIGMOID:
-    return __fdiv_rn(1.0f, __fadd_rn(1.0f, pe__expf(-x)));
-  case PE_PLAN_ACT_TANH:
-    return pe__tanhf(x);
-  case PE_PLAN_ACT_ERF:
-    return pe__erff(x);
-  case PE_PLAN_ACT_SQRT:
-    return sqrtf(x);
-  case PE_PLAN_ACT_GELU:
-    return __fmul_rn(
-        __fmul_rn(0.5f, x),
-        __fadd_rn(1.0f, pe__erff(__fmul_rn(x, 0.70710678118654752f))));
-  case PE_PLAN_ACT_GELU_TANH: {
-    float x3 = __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, x), x), x);
-    return __fmul_rn(__fmul_rn(0.5f, x),
-                     __fadd_rn(1.0f, pe__tanhf(__fmul_rn(0.79788456080286536f,
-                                                         __fadd_rn(x, x3)))));
-  }
-  case PE_PLAN_ACT_EXP:
-    return pe__expf(x);
-  case PE_PLAN_ACT_NEG:
-    return -x;
-  case PE_PLAN_ACT_ABS:
-    return fabsf(x);
-  case PE_PLAN_ACT_LOG:
-    return (float)log((double)x);
-  case PE_PLAN_ACT_RECIP:
-    return __fdiv_rn(1.0f, x);
-  default:
-    return x;
-  }
-}
 
 __device__ static float pe__sig(float x) {
   return __fdiv_rn(1.0f, __fadd_rn(1.0f, pe__expf(-x)));
@@ -1396,11 +1357,14 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
  * steps run in fast forms over weights and inputs in double (kernels.h,
  * pe_cuda_pstep_t), the last of them storing the answer itself. */
 
-__device__ static uint64_t pe__gtime(void) {
-  uint64_t t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
+static_assert(sizeof(pe__proto_ctrl_t) == sizeof(pe_cuda_ctrl_t) &&
+                  offsetof(pe__proto_ctrl_t, stop) ==
+                      offsetof(pe_cuda_ctrl_t, stop) &&
+                  offsetof(pe__proto_ctrl_t, done) ==
+                      offsetof(pe_cuda_ctrl_t, done) &&
+                  offsetof(pe__proto_ctrl_t, running) ==
+                      offsetof(pe_cuda_ctrl_t, running),
+              "persist_proto.cuh's control block is kernels.h's");
 
 /* n floats rounded up to a multiple of 4. */
 __device__ static int64_t pe__round4(int64_t n) { return (n + 3) / 4 * 4; }
@@ -1439,28 +1403,6 @@ __device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
   return (float *)p;
 }
 
-/* Words i and i + 1 of a tagged buffer in mapped host memory (i even, the
- * second only below nw), read in one 16-byte load that skips the caches:
- * when each carries seq in its high half, their floats (low halves) go to
- * dst[i], dst[i + 1] and the answer is 1, else 0. */
-__device__ __forceinline__ static int
-pe__ll_pair(const uint64_t *p, int i, int nw, uint32_t seq, float *dst) {
-  uint64_t v0, v1;
-  asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];"
-               : "=l"(v0), "=l"(v1)
-               : "l"(p + i)
-               : "memory");
-  const int two = i + 1 < nw;
-  if ((uint32_t)(v0 >> 32) != seq || (two && (uint32_t)(v1 >> 32) != seq)) {
-    return 0;
-  }
-  dst[i] = __uint_as_float((uint32_t)v0);
-  if (two) {
-    dst[i + 1] = __uint_as_float((uint32_t)v1);
-  }
-  return 1;
-}
-
 /* ---- The persistent kernel's fast forms ----------------------------------
  * Affine, conv1d and dense steps on chip, where every index fits an int,
  * the weights of a conv1d or dense step are in double (converted once per
@@ -1482,9 +1424,7 @@ __device__ __forceinline__ static void pe__p_put(const pe_cuda_step_t &s,
     yd[i] = (double)y;
   }
   if (host != NULL) {
-    const uint64_t v = (uint64_t)seq << 32 | (uint64_t)__float_as_uint(y);
-    asm volatile("st.volatile.u64 [%0], %1;" ::"l"(host + i), "l"(v)
-                 : "memory");
+    pe__st_tagged((unsigned long long *)host + i, seq, y);
   }
 }
 
@@ -1715,8 +1655,7 @@ pe__p_step(const pe_cuda_step_t &s, const pe_cuda_pstep_t &ps, double *dr,
 #define PE__STAMP(slot)                                                        \
   do {                                                                         \
     if (STAMP && tid == 0) {                                                   \
-      a.stamps[(size_t)(last % PE_CUDA_STAMP_RING) * PE_CUDA_STAMP_SLOTS +     \
-               (slot)] = pe__gtime();                                          \
+      pe__proto_stamp((unsigned long long *)a.stamps, last, (slot));           \
     }                                                                          \
   } while (0)
 
@@ -1726,7 +1665,7 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
   extern __shared__ float4 shv[];
   unsigned char *shb = (unsigned char *)shv;
   __shared__ uint32_t cmd_n;
-  volatile pe_cuda_ctrl_t *ctrl = a.ctrl;
+  pe__proto_ctrl_t *ctrl = (pe__proto_ctrl_t *)a.ctrl;
   const int tid = (int)threadIdx.x, nt = (int)blockDim.x;
   const pe_cuda_step_t *steps = a.steps;
   float *x_in = a.d_in;
@@ -1805,54 +1744,18 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
    * request is in */
   const int w0 = (int)a.in_numel;
   const int polled = w0 < 2 * (nt - 1) ? w0 : 2 * (nt - 1);
+  const unsigned long long *h_in = (const unsigned long long *)a.h_in;
   for (;;) {
-    const uint32_t expect = last + 1 != 0 ? last + 1 : 1; /* as the host */
-    const uint64_t t0 = pe__gtime();
-    int ok = tid > (polled + 1) / 2, quit = 0;
-    uint64_t q = 0;
-    for (;;) {
-      if (tid == 0) {
-        /* req and stop in one trip over the bus */
-        uint64_t w1;
-        asm volatile("ld.volatile.v2.u64 {%0, %1}, [%2];"
-                     : "=l"(q), "=l"(w1)
-                     : "l"(a.ctrl)
-                     : "memory");
-        ok = (uint32_t)q == expect;
-        quit = !ok && ((uint32_t)w1 != 0 || pe__gtime() - t0 > a.idle_ns);
-        if (ok) {
-          /* read by all once the barrier below passes; written again
-           * only after the next barrier of a step */
-          cmd_n = (uint32_t)(q >> 32);
-        }
-      } else if (!ok) {
-        ok = pe__ll_pair(a.h_in, 2 * (tid - 1), polled, expect, x_in);
-      }
-      if (__syncthreads_or(quit)) {
-        quit = 1;
-        break;
-      }
-      if (__syncthreads_and(ok)) {
-        break;
-      }
-    }
-    if (quit) {
+    const uint32_t expect = pe__proto_next(last);
+    if (!pe__proto_wait(ctrl, h_in, polled, expect, a.idle_ns, x_in, &cmd_n,
+                        tid)) {
       break;
     }
     last = expect;
     PE__STAMP(PE_CUDA_STAMP_SEEN);
     const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
     const int n_in = (int)(n * a.in_numel), n_out = (int)(n * a.out_numel);
-    /* the rest of the words, each pair read again until both carry the
-     * request's seq (the host wrote them before req, but reads in flight
-     * over the bus are not ordered) */
-    if (n_in > polled) {
-      for (int i = (polled & ~1) + 2 * tid; i < n_in; i += 2 * nt) {
-        while (!pe__ll_pair(a.h_in, i, n_in, expect, x_in)) {
-        }
-      }
-      __syncthreads();
-    }
+    pe__proto_read(h_in, polled, n_in, expect, x_in, tid, nt);
     PE__STAMP(PE_CUDA_STAMP_WINDOW);
     /* a last step in a fast form that makes the scores stores the answer
      * itself and skips its barrier: the host sends the next request only
@@ -1906,21 +1809,17 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
      * takes a score once it carries the seq, whatever order the stores
      * arrive in, so no fence waits for them */
     for (int i = tid; !answered && i < n_out; i += nt) {
-      const uint64_t v =
-          (uint64_t)last << 32 | (uint64_t)__float_as_uint(x_out[i]);
-      asm volatile("st.volatile.u64 [%0], %1;" ::"l"(a.h_out + i), "l"(v)
-                   : "memory");
+      pe__st_tagged((unsigned long long *)a.h_out + i, last, x_out[i]);
     }
     PE__STAMP(PE_CUDA_STAMP_SCORES);
     if (tid == 0) {
       /* for the host's restart logic only (answers carry their seq) */
-      ctrl->done = last;
+      pe__proto_done(ctrl, last);
       PE__STAMP(PE_CUDA_STAMP_DONE);
     }
   }
   if (tid == 0) {
-    ctrl->running = 0;
-    __threadfence_system();
+    pe__proto_leave(ctrl);
   }
 }
 

@@ -1,0 +1,989 @@
+/* The persistent mode's kernel generated for a plan (cuda_gen.h): the
+ * source, NVRTC through dlopen, and the kernel loaded with the runtime's
+ * library calls.
+ *
+ * The block's shared memory, in floats from its start, each region from
+ * a multiple of 4: the weights (each tensor in the layout its step reads
+ * best: a dense step's as [M][K], a convolution's as [cout / CB][cin /
+ * group][k][CB], CB output channels side by side; the rest as stored),
+ * then the input of max_n windows, the output of max_n windows, and the
+ * arena laid out for max_n windows (a tensor at off_ps * max_n, window b
+ * at + b * its stride), as the general kernel lays out its own. */
+#define _POSIX_C_SOURCE 200809L
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/cuda_gen.h"
+#include "backends/cuda_plan.h"
+#include "model/plan_view.h"
+#include "pe/error.h"
+
+/* The text of src/cuda/act.cuh and src/cuda/persist_proto.cuh, in that
+ * order (made by the build: cmake/embed.cmake). */
+extern const char pe__cuda_gen_prelude[];
+
+/* The most threads of the block, and of a step's share of it. */
+#define PE__GEN_MAX_THREADS 512
+/* Products a window of a dense step at most for its sums to be in
+ * double. */
+#define PE__GEN_DOUBLE_MACS 4096
+
+/* ---- a growing string ----------------------------------------------------*/
+
+typedef struct pe__sb {
+  char *buf;
+  size_t len, cap;
+  int oom;
+} pe__sb_t;
+
+static void pe__sb(pe__sb_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void pe__sb(pe__sb_t *s, const char *fmt, ...) {
+  if (s->oom) {
+    return;
+  }
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = s->cap - s->len;
+    int n = vsnprintf(s->buf != NULL ? s->buf + s->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      s->oom = 1;
+      return;
+    }
+    if ((size_t)n < room) {
+      s->len += (size_t)n;
+      return;
+    }
+    size_t cap = s->cap ? s->cap * 2 : 4096;
+    while (cap - s->len <= (size_t)n) {
+      cap *= 2;
+    }
+    char *b = realloc(s->buf, cap);
+    if (b == NULL) {
+      s->oom = 1;
+      return;
+    }
+    s->buf = b;
+    s->cap = cap;
+  }
+}
+
+/* ---- the generator
+ * ---------------------------------------------------------*/
+
+typedef struct pe__gen {
+  const pe_cuda_gen_plan_t *p;
+  pe__sb_t copy; /* the weights' copies, once per launch */
+  pe__sb_t body; /* the steps of a request */
+  int64_t w_floats;
+  uint32_t pn; /* windows per request */
+  int nt;      /* the block */
+  int want;    /* the most threads a step asked for */
+  int64_t off_in, off_out, off_ar;
+  char *why;
+  size_t cap;
+} pe__gen_t;
+
+static int64_t pe__r4(int64_t n) { return (n + 3) / 4 * 4; }
+
+static int pe__r32(int64_t n) { return (int)((n + 31) / 32 * 32); }
+
+static int pe__unsupported(pe__gen_t *g, int k, const char *what) {
+  snprintf(g->why, g->cap, "step %d: %s", k, what);
+  return PE_EUNSUPPORTED;
+}
+
+/* The layouts of a weight tensor copied on chip. */
+enum { PE__W_ASIS, PE__W_T, PE__W_CONV };
+
+/* Blob ref (`floats` of it used) copied into the weights region in a
+ * layout: as stored, transposed from [a][b] to [b][a] (PE__W_T), or
+ * [cout][r] as [cout / b][r][b] (PE__W_CONV, a = r); its offset in
+ * floats, or -1 (why set). */
+static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
+                         int layout, int64_t a, int64_t b) {
+  const uint64_t i = PE_CUDA_REF_VALUE(ref);
+  if (PE_CUDA_REF_KIND(ref) != PE_CUDA_REF_BLOB ||
+      i >= (uint64_t)g->p->n_blobs || g->p->blob_floats[i] < floats ||
+      floats <= 0) {
+    pe__unsupported(g, k, "weights not in a blob of their size");
+    return -1;
+  }
+  const int64_t off = g->w_floats;
+  g->w_floats += pe__r4(floats);
+  pe__sb(&g->copy,
+         "  {\n    const float *src = (const float *)0x%llxull;\n"
+         "    for (int i = tid; i < %lld; i += PE_G_NT) {\n",
+         (unsigned long long)(uintptr_t)g->p->blob_dev[i], (long long)floats);
+  if (layout == PE__W_ASIS) {
+    pe__sb(&g->copy, "      sh[%lld + i] = src[i];\n", (long long)off);
+  } else if (layout == PE__W_T) {
+    pe__sb(&g->copy,
+           "      const int r = i / %lld, q = i - r * %lld;\n"
+           "      sh[%lld + q * %lld + r] = src[i];\n",
+           (long long)b, (long long)b, (long long)off, (long long)a);
+  } else {
+    pe__sb(&g->copy,
+           "      const int co = i / %lld, r = i - co * %lld;\n"
+           "      sh[%lld + (co / %lld * %lld + r) * %lld + co %% %lld] = "
+           "src[i];\n",
+           (long long)a, (long long)a, (long long)off, (long long)b,
+           (long long)a, (long long)b, (long long)b);
+  }
+  pe__sb(&g->copy, "    }\n  }\n");
+  return off;
+}
+
+/* Where operand ref of a step lives in shared memory: *off the offset of
+ * its window 0 in floats, *st its stride per window (0 for a constant,
+ * copied as stored), for numel floats a window. */
+static int pe__gen_at(pe__gen_t *g, int k, uint64_t ref, int64_t stride,
+                      int64_t numel, int64_t *off, int64_t *st) {
+  const uint64_t v = PE_CUDA_REF_VALUE(ref);
+  *st = stride;
+  switch (PE_CUDA_REF_KIND(ref)) {
+  case PE_CUDA_REF_INPUT:
+    *off = g->off_in;
+    return stride == g->p->in_numel && numel <= g->p->in_numel
+               ? PE_OK
+               : pe__unsupported(g, k, "an input of another size");
+  case PE_CUDA_REF_OUTPUT:
+    *off = g->off_out;
+    return stride == g->p->out_numel && numel <= g->p->out_numel
+               ? PE_OK
+               : pe__unsupported(g, k, "an output of another size");
+  case PE_CUDA_REF_ARENA:
+    *off = g->off_ar + (int64_t)v * g->pn;
+    return (int64_t)v + numel <= g->p->arena_ps && stride >= numel
+               ? PE_OK
+               : pe__unsupported(g, k, "a tensor outside the arena");
+  case PE_CUDA_REF_BLOB:
+    *st = 0;
+    *off = pe__gen_w(g, k, ref, numel, PE__W_ASIS, 0, 0);
+    return *off >= 0 ? PE_OK : PE_EUNSUPPORTED;
+  default:
+    return pe__unsupported(g, k, "an operand that is nowhere");
+  }
+}
+
+/* How a step stores output element `idx` (an expression) of window b:
+ * into shared memory, or, for the last step that makes the scores, as
+ * the answer's tagged word. */
+typedef struct pe__gen_out {
+  int answer;
+  int64_t off, st;
+} pe__gen_out_t;
+
+static void pe__gen_store(pe__gen_t *g, const pe__gen_out_t *o, const char *idx,
+                          const char *y) {
+  if (o->answer) {
+    pe__sb(&g->body, "pe__st_tagged(h_out + b * %lld + (%s), last, %s);",
+           (long long)g->p->out_numel, idx, y);
+  } else {
+    pe__sb(&g->body, "sh[%lld + b * %lld + (%s)] = %s;", (long long)o->off,
+           (long long)o->st, idx, y);
+  }
+}
+
+/* The loop over the windows of a request for a step that takes tpw
+ * threads a window (a multiple of 32, so that a warp works on one
+ * window: the butterflies need whole warps): as many windows at a time
+ * as the block holds; l is the thread's place in its window's share. */
+static void pe__gen_windows(pe__gen_t *g, int tpw) {
+  if (tpw >= g->nt) {
+    pe__sb(&g->body,
+           "  for (int b = 0; b < (int)n; b++) {\n    const int l = tid;\n");
+  } else {
+    const int at_once = g->nt / tpw;
+    pe__sb(&g->body,
+           "  if (tid < %d)\n  for (int b = tid / %d; b < (int)n; b += %d) {\n"
+           "    const int l = tid %% %d;\n",
+           at_once * tpw, tpw, at_once, tpw);
+  }
+}
+
+static const char *const pe__comp[4] = {"x", "y", "z", "w"};
+
+/* The activation of step s applied to expression v, into buf. */
+static const char *pe__gen_act(const pe_cuda_step_t *s, const char *v,
+                               char *buf, size_t cap) {
+  if (s->act == PE_PLAN_ACT_NONE) {
+    snprintf(buf, cap, "%s", v);
+  } else {
+    snprintf(buf, cap, "pe__act(%s, %d, %.9gf)", v, s->act, (double)s->alpha);
+  }
+  return buf;
+}
+
+/* Threads per window a step asks for: units of work, capped. */
+static int pe__gen_tpw(int64_t units) {
+  return units >= PE__GEN_MAX_THREADS ? PE__GEN_MAX_THREADS
+                                      : pe__r32(units > 0 ? units : 1);
+}
+
+/* Affine, unary and binary: one thread per element. */
+static int pe__gen_elementwise(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                               const pe__gen_out_t *o) {
+  const int64_t E = s->numel;
+  int64_t xo = 0, xs = 0, x2o = 0, x2s = 0, wo = -1, bo = -1;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0], E,
+                      &xo, &xs);
+  if (rc == PE_OK && s->kind == PE_PLAN_BINARY) {
+    if (s->p[1] < 1 || s->p[1] > 3 || s->binop > PE_PLAN_OP_DIV ||
+        s->p[0] != E) {
+      return pe__unsupported(g, k, "a binary step that broadcasts");
+    }
+    rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[1], s->in_stride[1],
+                    s->p[1] == 1 ? E : 1, &x2o, &x2s);
+  }
+  if (rc == PE_OK && s->kind == PE_PLAN_AFFINE) {
+    const int64_t C = s->p[1], inner = s->p[2];
+    if (C < 1 || inner < 1) {
+      return pe__unsupported(g, k, "an affine step of no channels");
+    }
+    wo = pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w, C, PE__W_ASIS, 0, 0);
+    if (wo >= 0 && s->bias != NULL) {
+      bo = pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias, C, PE__W_ASIS, 0, 0);
+    }
+    rc = wo < 0 || (s->bias != NULL && bo < 0) ? PE_EUNSUPPORTED : PE_OK;
+  }
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const int tpw = pe__gen_tpw(E);
+  g->want = tpw > g->want ? tpw : g->want;
+  const int64_t iters = (E + tpw - 1) / tpw;
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int e = l + j * %d;\n      if (e < %lld) {\n",
+         (long long)iters, tpw, (long long)E);
+  char v[160], act[256];
+  if (s->kind == PE_PLAN_AFFINE) {
+    pe__sb(&g->body, "        const int c = e / %lld %% %lld;\n",
+           (long long)s->p[2], (long long)s->p[1]);
+    char prod[96];
+    snprintf(prod, sizeof prod,
+             "__fmul_rn(sh[%lld + b * %lld + e], sh[%lld + c])", (long long)xo,
+             (long long)xs, (long long)wo);
+    if (bo >= 0) {
+      snprintf(v, sizeof v, "__fadd_rn(%s, sh[%lld + c])", prod, (long long)bo);
+    } else {
+      snprintf(v, sizeof v, "%s", prod);
+    }
+  } else if (s->kind == PE_PLAN_BINARY) {
+    static const char *const op[4] = {"__fadd_rn", "__fsub_rn", "__fmul_rn",
+                                      "__fdiv_rn"};
+    snprintf(
+        v, sizeof v, "%s(sh[%lld + b * %lld + %s], sh[%lld + b * %lld + %s])",
+        op[s->binop], (long long)xo, (long long)xs, s->p[1] == 3 ? "0" : "e",
+        (long long)x2o, (long long)x2s, s->p[1] == 2 ? "0" : "e");
+  } else {
+    snprintf(v, sizeof v, "sh[%lld + b * %lld + e]", (long long)xo,
+             (long long)xs);
+  }
+  pe__sb(&g->body, "        const float y = %s;\n        ",
+         pe__gen_act(s, v, act, sizeof act));
+  pe__gen_store(g, o, "e", "y");
+  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+  return PE_OK;
+}
+
+/* The taps of input channel ci (an expression) of a conv unit into sums
+ * set `set` (a[set][0 .. cb)). */
+static void pe__gen_conv_ci(pe__gen_t *g, const pe_cuda_step_t *s,
+                            const char *ci, int set, int cb) {
+  const int64_t K = s->p[3], stride = s->p[4], dil = s->p[5], pl = s->p[6];
+  const int64_t win = s->p[8];
+  const char *vt = cb == 4 ? "float4" : cb == 2 ? "float2" : "float";
+  pe__sb(&g->body,
+         "        {\n          const float *xr = x + (%s) * %lld;\n"
+         "          const %s *wr = w + (%s) * %lld;\n"
+         "#pragma unroll\n          for (int kk = 0; kk < %lld; kk++) {\n"
+         "            const int pos = t * %lld + (kk * %lld - %lld);\n"
+         "            const float xv = pos >= 0 && pos < %lld ? xr[pos] : "
+         "0.0f;\n"
+         "            const %s wv = wr[kk];\n",
+         ci, (long long)win, vt, ci, (long long)K, (long long)K,
+         (long long)stride, (long long)dil, (long long)pl, (long long)win, vt);
+  for (int q = 0; q < cb; q++) {
+    pe__sb(&g->body, "            a[%d][%d] = fmaf(xv, wv%s%s, a[%d][%d]);\n",
+           set, q, cb > 1 ? "." : "", cb > 1 ? pe__comp[q] : "", set, q);
+  }
+  pe__sb(&g->body, "          }\n        }\n");
+}
+
+/* Conv 1-D: a unit is CB consecutive output channels of one output
+ * position, the positions of a warp side by side (consecutive inputs, and
+ * the same weights for the whole warp: one shared-memory read of CB of
+ * them); its products in two sums by input channel parity. */
+static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                          const pe__gen_out_t *o) {
+  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], K = s->p[3];
+  const int64_t stride = s->p[4], dil = s->p[5], win = s->p[8];
+  const int64_t wout = s->p[9];
+  if (group < 1 || cin % group != 0 || cout % group != 0 || K < 1 ||
+      stride < 1 || dil < 1 || win < 1 || wout < 1 || s->numel != cout * wout) {
+    return pe__unsupported(g, k, "a convolution of shapes that do not agree");
+  }
+  const int64_t cin_g = cin / group, cout_g = cout / group;
+  const int cb = cout_g % 4 == 0 ? 4 : cout_g % 2 == 0 ? 2 : 1;
+  int64_t xo = 0, xs = 0;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      cin * win, &xo, &xs);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const int64_t wo = pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w,
+                               cout * cin_g * K, PE__W_CONV, cin_g * K, cb);
+  const int64_t bo = wo >= 0 && s->bias != NULL
+                         ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias, cout,
+                                     PE__W_ASIS, 0, 0)
+                         : -2;
+  if (wo < 0 || bo == -1) {
+    return PE_EUNSUPPORTED;
+  }
+  const int64_t units = cout / cb * wout;
+  const int tpw = pe__gen_tpw(units);
+  g->want = tpw > g->want ? tpw : g->want;
+  const int64_t iters = (units + tpw - 1) / tpw;
+  const int sets = cin_g >= 2 ? 2 : 1;
+  const char *vt = cb == 4 ? "float4" : cb == 2 ? "float2" : "float";
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int u0 = l + j * %d, u = u0 < %lld ? u0 : 0;\n"
+         "      const int t = u %% %lld, blk = u / %lld;\n"
+         "      const float *x = sh + %lld + b * %lld",
+         (long long)iters, tpw, (long long)units, (long long)wout,
+         (long long)wout, (long long)xo, (long long)xs);
+  if (group > 1) {
+    pe__sb(&g->body, " + blk * %d / %lld * %lld", cb, (long long)cout_g,
+           (long long)(cin_g * win));
+  }
+  pe__sb(&g->body,
+         ";\n      const %s *w = (const %s *)(sh + %lld) + blk * %lld;\n"
+         "      float a[%d][%d];\n"
+         "#pragma unroll\n      for (int q = 0; q < %d; q++) {\n"
+         "        a[0][q] = 0.0f;\n        a[%d][q] = 0.0f;\n      }\n",
+         vt, vt, (long long)wo, (long long)(cin_g * K), sets, cb, cb, sets - 1);
+  /* the input channels two at a time, one into each set of sums, two
+   * pairs unrolled where their reads fit about 64 registers: enough
+   * reads in flight without holding every weight of the unit in
+   * registers at once (the block's 512 threads have 128 each) */
+  if (cin_g >= 2) {
+    /* registers a pair's reads hold: its x and weights */
+    const int64_t regs = 2 * K * (cb + 1);
+    pe__sb(&g->body,
+           "#pragma unroll %d\n      for (int cp = 0; cp < %lld; cp++) {\n",
+           2 * regs <= 64 ? 2 : 1, (long long)(cin_g / 2));
+    pe__gen_conv_ci(g, s, "2 * cp", 0, cb);
+    pe__gen_conv_ci(g, s, "2 * cp + 1", 1, cb);
+    pe__sb(&g->body, "      }\n");
+  }
+  if (cin_g % 2 != 0) {
+    char ci[32];
+    snprintf(ci, sizeof ci, "%lld", (long long)(cin_g - 1));
+    pe__gen_conv_ci(g, s, ci, 0, cb);
+  }
+  pe__sb(&g->body, "      if (u0 < %lld) {\n", (long long)units);
+  for (int q = 0; q < cb; q++) {
+    char v[64], act[256], idx[96], sum[200];
+    if (sets > 1) {
+      snprintf(v, sizeof v, "a[0][%d] + a[1][%d]", q, q);
+    } else {
+      snprintf(v, sizeof v, "a[0][%d]", q);
+    }
+    if (bo >= 0) {
+      snprintf(sum, sizeof sum, "(%s) + sh[%lld + blk * %d + %d]", v,
+               (long long)bo, cb, q);
+    } else {
+      snprintf(sum, sizeof sum, "%s", v);
+    }
+    pe__sb(&g->body, "        {\n          const float y = %s;\n          ",
+           pe__gen_act(s, sum, act, sizeof act));
+    snprintf(idx, sizeof idx, "(blk * %d + %d) * %lld + t", cb, q,
+             (long long)wout);
+    pe__gen_store(g, o, idx, "y");
+    pe__sb(&g->body, "\n        }\n");
+  }
+  pe__sb(&g->body, "      }\n    }\n  }\n");
+  return PE_OK;
+}
+
+/* Dense: G threads (a power of two, at most 32) per output, each taking
+ * every G-th group of four k (16-byte reads of x and of the [M][K]
+ * weights where the offsets allow, else every G-th k) into four sums,
+ * which meet, then the other threads' in a butterfly, then the bias. */
+static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                         const pe__gen_out_t *o) {
+  const int64_t R = s->p[0], K = s->K, M = s->M;
+  if (R < 1 || K < 1 || M < 1 || s->numel != R * M) {
+    return pe__unsupported(g, k, "a dense step of shapes that do not agree");
+  }
+  int64_t xo = 0, xs = 0;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      R * K, &xo, &xs);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  /* [M][K]: w2 where the step has it, else w [K][M] transposed */
+  const int64_t wo =
+      s->w2 != NULL
+          ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w2, K * M, PE__W_ASIS, 0, 0)
+          : pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w, K * M, PE__W_T, K, M);
+  const int64_t bo =
+      wo >= 0 && s->bias != NULL
+          ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias, M, PE__W_ASIS, 0, 0)
+          : -2;
+  if (wo < 0 || bo == -1) {
+    return PE_EUNSUPPORTED;
+  }
+  const int vec = K % 4 == 0 && xo % 4 == 0 && (xs % 4 == 0 || g->pn == 1);
+  const int64_t chunks = vec ? K / 4 : K, units = R * M;
+  /* the split does not depend on vec, which the first pass of
+   * pe_cuda_gen_source cannot know */
+  int G = 32;
+  while (G > 1 && (units * G > PE__GEN_MAX_THREADS || 4 * G > K)) {
+    G >>= 1;
+  }
+  const int tpw = pe__gen_tpw(units * G);
+  g->want = tpw > g->want ? tpw : g->want;
+  const int per = tpw / G; /* units at a time */
+  /* a small layer (the scores of a classifier, say) sums in double: its
+   * inputs' conversions cost little there, and its outputs, the answer
+   * as often as not, then differ from the CPU's by its inputs' error
+   * alone */
+  const char *acc = K * M * R <= PE__GEN_DOUBLE_MACS ? "double" : "float";
+  const int64_t iters = (units + per - 1) / per;
+  const int64_t cpt = (chunks + G - 1) / G;
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "    const int sub = l %% %d, ul = l / %d;\n"
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int u0 = ul + j * %d, u = u0 < %lld ? u0 : 0;\n"
+         "      const int m = u %% %lld, r = u / %lld;\n"
+         "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
+         "      const float *w = sh + %lld + m * %lld;\n"
+         "      %s a0 = 0, a1 = 0, a2 = 0, a3 = 0;\n"
+         "#pragma unroll\n      for (int i = 0; i < %lld; i++) {\n"
+         "        const int c = sub + i * %d;\n",
+         G, G, (long long)iters, per, (long long)units, (long long)M,
+         (long long)M, (long long)xo, (long long)xs, (long long)K,
+         (long long)wo, (long long)K, acc, (long long)cpt, G);
+  char guard[48] = "";
+  if (chunks % G != 0) {
+    snprintf(guard, sizeof guard, "if (c < %lld) ", (long long)chunks);
+  }
+  if (vec) {
+    pe__sb(&g->body,
+           "        %s{\n"
+           "          const float4 xv = ((const float4 *)x)[c];\n"
+           "          const float4 wv = ((const float4 *)w)[c];\n"
+           "          a0 = fma((%s)xv.x, (%s)wv.x, a0);\n"
+           "          a1 = fma((%s)xv.y, (%s)wv.y, a1);\n"
+           "          a2 = fma((%s)xv.z, (%s)wv.z, a2);\n"
+           "          a3 = fma((%s)xv.w, (%s)wv.w, a3);\n        }\n",
+           guard, acc, acc, acc, acc, acc, acc, acc, acc);
+  } else {
+    pe__sb(&g->body,
+           "        %s{\n          const %s p = (%s)x[c] * w[c];\n"
+           "          if (i %% 4 == 0) a0 += p;\n"
+           "          else if (i %% 4 == 1) a1 += p;\n"
+           "          else if (i %% 4 == 2) a2 += p;\n"
+           "          else a3 += p;\n        }\n",
+           guard, acc, acc);
+  }
+  pe__sb(&g->body, "      }\n      %s acc = (a0 + a1) + (a2 + a3);\n", acc);
+  for (int d = G / 2; d > 0; d /= 2) {
+    pe__sb(&g->body, "      acc += __shfl_xor_sync(0xffffffffu, acc, %d);\n",
+           d);
+  }
+  char sum[96], act[200];
+  if (bo >= 0) {
+    snprintf(sum, sizeof sum, "(float)(acc + sh[%lld + m])", (long long)bo);
+  } else {
+    snprintf(sum, sizeof sum, "(float)acc");
+  }
+  pe__sb(&g->body,
+         "      if (u0 < %lld && sub == 0) {\n        const float y = %s;\n"
+         "        ",
+         (long long)units, pe__gen_act(s, sum, act, sizeof act));
+  pe__gen_store(g, o, "u", "y");
+  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+  return PE_OK;
+}
+
+/* One pass over the steps with g->pn windows and g->nt threads: the
+ * weights' copies and the steps' code into g. */
+static int pe__gen_steps(pe__gen_t *g) {
+  const pe_cuda_gen_plan_t *p = g->p;
+  for (int k = 0; k < p->n_steps; k++) {
+    const pe_cuda_step_t *s = &p->steps[k];
+    const uint64_t out = (uint64_t)(uintptr_t)s->out[0];
+    pe__gen_out_t o = {0, 0, 0};
+    if (s->out[1] != NULL || s->out[2] != NULL) {
+      return pe__unsupported(g, k, "a step of several outputs");
+    }
+    o.answer = k == p->n_steps - 1 &&
+               PE_CUDA_REF_KIND(out) == PE_CUDA_REF_OUTPUT &&
+               s->numel == p->out_numel && s->out_stride[0] == p->out_numel;
+    int rc = pe__gen_at(g, k, out, s->out_stride[0], s->numel, &o.off, &o.st);
+    if (rc == PE_OK && o.st == 0) {
+      rc = pe__unsupported(g, k, "an output into a constant");
+    }
+    if (rc != PE_OK) {
+      return rc;
+    }
+    pe__sb(&g->body, "  /* step %d: kind %d */\n", k, s->kind);
+    switch (s->kind) {
+    case PE_PLAN_AFFINE:
+    case PE_PLAN_UNARY:
+    case PE_PLAN_COPY:
+    case PE_PLAN_BINARY:
+      rc = pe__gen_elementwise(g, k, s, &o);
+      break;
+    case PE_PLAN_CONV1D:
+      rc = pe__gen_conv1d(g, k, s, &o);
+      break;
+    case PE_PLAN_DENSE:
+      rc = pe__gen_dense(g, k, s, &o);
+      break;
+    default:
+      rc = pe__unsupported(g, k,
+                           "a kind the generator has no form for "
+                           "(recurrent, pooling, normalisation, ...)");
+      break;
+    }
+    if (rc != PE_OK) {
+      return rc;
+    }
+    if (!o.answer) {
+      pe__sb(&g->body, "  __syncthreads();\n");
+    }
+    pe__sb(&g->body, "  PE_G_STAMP(%d);\n",
+           PE_CUDA_STAMP_STEP0 +
+               (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
+    if (o.answer) {
+      pe__sb(&g->body, "  answered = 1;\n");
+    }
+  }
+  return g->copy.oom || g->body.oom ? PE_ENOMEM : PE_OK;
+}
+
+static void pe__gen_free(pe__gen_t *g) {
+  free(g->copy.buf);
+  free(g->body.buf);
+  memset(&g->copy, 0, sizeof g->copy);
+  memset(&g->body, 0, sizeof g->body);
+}
+
+/* The names the prelude uses, from this build's values. */
+static void pe__gen_defines(pe__sb_t *s) {
+  static const struct {
+    const char *name;
+    long v;
+  } d[] = {
+      {"PE_CUDA_STAMP_RING", PE_CUDA_STAMP_RING},
+      {"PE_CUDA_STAMP_SLOTS", PE_CUDA_STAMP_SLOTS},
+      {"PE_PLAN_ACT_NONE", PE_PLAN_ACT_NONE},
+      {"PE_PLAN_ACT_RELU", PE_PLAN_ACT_RELU},
+      {"PE_PLAN_ACT_LEAKY", PE_PLAN_ACT_LEAKY},
+      {"PE_PLAN_ACT_SIGMOID", PE_PLAN_ACT_SIGMOID},
+      {"PE_PLAN_ACT_TANH", PE_PLAN_ACT_TANH},
+      {"PE_PLAN_ACT_ERF", PE_PLAN_ACT_ERF},
+      {"PE_PLAN_ACT_SQRT", PE_PLAN_ACT_SQRT},
+      {"PE_PLAN_ACT_GELU", PE_PLAN_ACT_GELU},
+      {"PE_PLAN_ACT_GELU_TANH", PE_PLAN_ACT_GELU_TANH},
+      {"PE_PLAN_ACT_EXP", PE_PLAN_ACT_EXP},
+      {"PE_PLAN_ACT_NEG", PE_PLAN_ACT_NEG},
+      {"PE_PLAN_ACT_ABS", PE_PLAN_ACT_ABS},
+      {"PE_PLAN_ACT_LOG", PE_PLAN_ACT_LOG},
+      {"PE_PLAN_ACT_RECIP", PE_PLAN_ACT_RECIP},
+  };
+  for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+    pe__sb(s, "#define %s %ld\n", d[i].name, d[i].v);
+  }
+}
+
+int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
+                       char *why, size_t cap) {
+  memset(out, 0, sizeof *out);
+  pe__gen_t g;
+  memset(&g, 0, sizeof g);
+  g.p = p;
+  g.why = why;
+  g.cap = cap;
+  if (p->n_steps < 1 || p->in_numel < 1 || p->out_numel < 1 || p->max_n < 1) {
+    snprintf(why, cap, "an empty plan");
+    return PE_EUNSUPPORTED;
+  }
+  /* a first pass for the weights' size and the threads the steps want,
+   * then the windows that fit, then the source */
+  g.pn = 1;
+  g.nt = PE__GEN_MAX_THREADS;
+  int rc = pe__gen_steps(&g);
+  const int64_t w = g.w_floats;
+  const int want = g.want;
+  pe__gen_free(&g);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const int64_t per = p->in_numel + p->out_numel + p->arena_ps;
+  uint32_t pn = p->max_n;
+  while (pn > 0 && (size_t)(w + pe__r4((int64_t)pn * p->in_numel) +
+                            pe__r4((int64_t)pn * p->out_numel) +
+                            pe__r4((int64_t)pn * p->arena_ps)) *
+                           sizeof(float) >
+                       p->shmem_limit) {
+    pn--;
+  }
+  if (pn == 0) {
+    snprintf(why, cap,
+             "%lld floats of weights and %lld of activations a window do "
+             "not fit %zu bytes of shared memory",
+             (long long)w, (long long)per, p->shmem_limit);
+    return PE_EUNSUPPORTED;
+  }
+  g.pn = pn;
+  g.nt = want;
+  g.w_floats = 0;
+  g.off_in = w;
+  g.off_out = g.off_in + pe__r4((int64_t)pn * p->in_numel);
+  g.off_ar = g.off_out + pe__r4((int64_t)pn * p->out_numel);
+  const int64_t total = g.off_ar + pe__r4((int64_t)pn * p->arena_ps);
+  rc = pe__gen_steps(&g);
+  if (rc != PE_OK || g.w_floats != w || g.want != want) {
+    pe__gen_free(&g);
+    if (rc == PE_OK) {
+      snprintf(why, cap, "the generator's two passes disagree");
+    }
+    return rc != PE_OK ? rc : PE_EUNSUPPORTED;
+  }
+  const int nt = g.nt;
+  const int64_t polled =
+      p->in_numel < 2 * (nt - 1) ? p->in_numel : 2 * (nt - 1);
+  pe__sb_t s = {0};
+  pe__sb(&s,
+         "/* The persistent kernel generated for one plan (cuda_gen.c). */\n");
+  pe__gen_defines(&s);
+  pe__sb(&s, "%s\n", pe__cuda_gen_prelude);
+  pe__sb(&s,
+         "#define PE_G_NT %d\n#define PE_G_STAMP(slot) do { if (%d && tid == "
+         "0) pe__proto_stamp(stamps, last, (slot)); } while (0)\n",
+         nt, p->stamps ? 1 : 0);
+  pe__sb(&s,
+         "extern \"C\" __global__ void __launch_bounds__(%d, 1)\n"
+         "%s(pe__proto_ctrl_t *ctrl, const unsigned long long *h_in,\n"
+         "    unsigned long long *h_out, unsigned long long *stamps,\n"
+         "    unsigned int last, unsigned long long idle_ns) {\n"
+         "  extern __shared__ float4 pe__shv[];\n"
+         "  float *const sh = (float *)pe__shv;\n"
+         "  __shared__ unsigned int cmd_n;\n"
+         "  const int tid = (int)threadIdx.x;\n",
+         nt, PE_CUDA_GEN_KERNEL);
+  pe__sb(&s, "%s", g.copy.buf != NULL ? g.copy.buf : "");
+  pe__sb(
+      &s,
+      "  __syncthreads();\n"
+      "  for (;;) {\n"
+      "    const unsigned int expect = pe__proto_next(last);\n"
+      "    if (!pe__proto_wait(ctrl, h_in, %lld, expect, idle_ns, sh + %lld,\n"
+      "                        &cmd_n, tid)) {\n"
+      "      break;\n"
+      "    }\n"
+      "    last = expect;\n"
+      "    PE_G_STAMP(%d);\n"
+      "    const unsigned int n = cmd_n <= %uu ? cmd_n : %uu;\n"
+      "    pe__proto_read(h_in, %lld, (int)n * %lld, expect, sh + %lld, tid, "
+      "%d);\n"
+      "    PE_G_STAMP(%d);\n"
+      "    int answered = 0;\n",
+      (long long)polled, (long long)g.off_in, PE_CUDA_STAMP_SEEN, pn, pn,
+      (long long)polled, (long long)p->in_numel, (long long)g.off_in, nt,
+      PE_CUDA_STAMP_WINDOW);
+  pe__sb(&s, "%s", g.body.buf != NULL ? g.body.buf : "");
+  pe__sb(&s,
+         "    for (int i = tid; !answered && i < (int)n * %lld; i += %d) {\n"
+         "      pe__st_tagged(h_out + i, last, sh[%lld + i]);\n"
+         "    }\n"
+         "    PE_G_STAMP(%d);\n"
+         "    if (tid == 0) {\n"
+         "      pe__proto_done(ctrl, last);\n"
+         "      PE_G_STAMP(%d);\n"
+         "    }\n"
+         "  }\n"
+         "  if (tid == 0) {\n"
+         "    pe__proto_leave(ctrl);\n"
+         "  }\n"
+         "}\n",
+         (long long)p->out_numel, nt, (long long)g.off_out,
+         PE_CUDA_STAMP_SCORES, PE_CUDA_STAMP_DONE);
+  pe__gen_free(&g);
+  if (s.oom) {
+    free(s.buf);
+    snprintf(why, cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  out->text = s.buf;
+  out->threads = nt;
+  out->shmem = (size_t)total * sizeof(float);
+  out->max_n = pn;
+  return PE_OK;
+}
+
+/* ---- NVRTC, through dlopen -------------------------------------------------
+ * Its C API, declared here so that neither its header nor its library is
+ * needed to build: nvrtcResult is an int (0 success), a program an
+ * opaque pointer. */
+typedef void *pe__nvrtc_prog_t;
+typedef struct pe__nvrtc {
+  void *lib;
+  int (*create)(pe__nvrtc_prog_t *, const char *, const char *, int,
+                const char *const *, const char *const *);
+  int (*compile)(pe__nvrtc_prog_t, int, const char *const *);
+  int (*log_size)(pe__nvrtc_prog_t, size_t *);
+  int (*log)(pe__nvrtc_prog_t, char *);
+  int (*cubin_size)(pe__nvrtc_prog_t, size_t *);
+  int (*cubin)(pe__nvrtc_prog_t, char *);
+  int (*destroy)(pe__nvrtc_prog_t *);
+  const char *(*error)(int);
+  int (*version)(int *, int *);
+} pe__nvrtc_t;
+
+/* Loads NVRTC into n, or says why not (0 / PE_EUNSUPPORTED). */
+static int pe__nvrtc_load(pe__nvrtc_t *n, char *why, size_t cap) {
+  static const char *const names[] = {"libnvrtc.so.13", "libnvrtc.so",
+                                      "/usr/local/cuda/lib64/libnvrtc.so.13",
+                                      "/usr/local/cuda/lib64/libnvrtc.so"};
+  memset(n, 0, sizeof *n);
+  const char *err = "";
+  for (size_t i = 0; i < sizeof names / sizeof names[0] && !n->lib; i++) {
+    n->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (n->lib == NULL && i == 0) {
+      err = dlerror();
+    }
+  }
+  if (n->lib == NULL) {
+    snprintf(why, cap, "NVRTC not found (%s)", err != NULL ? err : "");
+    return PE_EUNSUPPORTED;
+  }
+  /* POSIX: a function's address through a void pointer */
+#define PE__SYM(field, name)                                                   \
+  do {                                                                         \
+    void *f_ = dlsym(n->lib, name);                                            \
+    memcpy(&n->field, &f_, sizeof f_);                                         \
+  } while (0)
+  PE__SYM(create, "nvrtcCreateProgram");
+  PE__SYM(compile, "nvrtcCompileProgram");
+  PE__SYM(log_size, "nvrtcGetProgramLogSize");
+  PE__SYM(log, "nvrtcGetProgramLog");
+  PE__SYM(cubin_size, "nvrtcGetCUBINSize");
+  PE__SYM(cubin, "nvrtcGetCUBIN");
+  PE__SYM(destroy, "nvrtcDestroyProgram");
+  PE__SYM(error, "nvrtcGetErrorString");
+  PE__SYM(version, "nvrtcVersion");
+#undef PE__SYM
+  if (!n->create || !n->compile || !n->log_size || !n->log || !n->cubin_size ||
+      !n->cubin || !n->destroy || !n->error || !n->version) {
+    dlclose(n->lib);
+    n->lib = NULL;
+    snprintf(why, cap, "NVRTC lacks the calls it needs (an old version?)");
+    return PE_EUNSUPPORTED;
+  }
+  return PE_OK;
+}
+
+int pe_cuda_gen_nvrtc(char *buf, size_t cap) {
+  pe__nvrtc_t n;
+  if (pe__nvrtc_load(&n, buf, cap) != PE_OK) {
+    return PE_EUNSUPPORTED;
+  }
+  int major = 0, minor = 0;
+  n.version(&major, &minor);
+  snprintf(buf, cap, "%d.%d", major, minor);
+  dlclose(n.lib);
+  return PE_OK;
+}
+
+static double pe__now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int pe_cuda_gen_compile(const char *src, int major, int minor, void **cubin,
+                        size_t *len, double *ms, char *why, size_t cap) {
+  *cubin = NULL;
+  *len = 0;
+  *ms = 0;
+  pe__nvrtc_t n;
+  int rc = pe__nvrtc_load(&n, why, cap);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const double t0 = pe__now_ms();
+  char arch[40];
+  snprintf(arch, sizeof arch, "--gpu-architecture=sm_%d%d", major, minor);
+  const char *opts[] = {arch, "--std=c++17", "-default-device"};
+  pe__nvrtc_prog_t prog = NULL;
+  int e = n.create(&prog, src, "pe_gen.cu", 0, NULL, NULL);
+  int ce = e == 0 ? n.compile(prog, 3, opts) : e;
+  if (ce != 0) {
+    size_t ls = 0;
+    char *log = NULL;
+    if (prog != NULL && n.log_size(prog, &ls) == 0 && ls > 0 &&
+        (log = malloc(ls + 1)) != NULL && n.log(prog, log) == 0) {
+      log[ls] = '\0';
+      for (char *q = log; *q; q++) {
+        *q = *q == '\n' ? ' ' : *q;
+      }
+    }
+    snprintf(why, cap, "NVRTC: %s: %s", n.error(ce), log ? log : "");
+    free(log);
+    rc = PE_EBACKEND;
+  }
+  size_t sz = 0;
+  char *bin = NULL;
+  if (rc == PE_OK && (n.cubin_size(prog, &sz) != 0 || sz == 0 ||
+                      (bin = malloc(sz)) == NULL || n.cubin(prog, bin) != 0)) {
+    free(bin);
+    bin = NULL;
+    snprintf(why, cap, "NVRTC gave no cubin");
+    rc = PE_EBACKEND;
+  }
+  if (prog != NULL) {
+    n.destroy(&prog);
+  }
+  dlclose(n.lib);
+  *ms = pe__now_ms() - t0;
+  *cubin = bin;
+  *len = bin != NULL ? sz : 0;
+  return rc;
+}
+
+/* ---- the kernel on the device
+ * ----------------------------------------------*/
+
+struct pe_cuda_gen {
+  cudaLibrary_t lib;
+  cudaKernel_t kernel;
+  int threads;
+  size_t shmem;
+  uint32_t max_n;
+  double gen_ms, compile_ms, load_ms;
+  char nvrtc[32];
+};
+
+int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **out,
+                     char *why, size_t cap) {
+  *out = NULL;
+  int dev = 0, major = 0, minor = 0, optin = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
+          cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) !=
+          cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                             dev) != cudaSuccess) {
+    cudaGetLastError(); /* clear it */
+    snprintf(why, cap, "the device's compute capability is unknown");
+    return PE_EBACKEND;
+  }
+  pe_cuda_gen_t *g = calloc(1, sizeof *g);
+  if (g == NULL) {
+    snprintf(why, cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  if (pe_cuda_gen_nvrtc(g->nvrtc, sizeof g->nvrtc) != PE_OK) {
+    snprintf(why, cap, "%s", g->nvrtc);
+    free(g);
+    return PE_EUNSUPPORTED;
+  }
+  pe_cuda_gen_plan_t q = *p;
+  /* less the kernel's static shared memory (cmd_n), rounded up */
+  const size_t lim = optin > 1024 ? (size_t)optin - 1024 : 0;
+  q.shmem_limit =
+      q.shmem_limit != 0 && q.shmem_limit < lim ? q.shmem_limit : lim;
+  const double t0 = pe__now_ms();
+  pe_cuda_gen_src_t src;
+  int rc = pe_cuda_gen_source(&q, &src, why, cap);
+  const double t1 = pe__now_ms();
+  void *bin = NULL;
+  size_t len = 0;
+  if (rc == PE_OK) {
+    rc = pe_cuda_gen_compile(src.text, major, minor, &bin, &len, &g->compile_ms,
+                             why, cap);
+  }
+  free(src.text);
+  const double t2 = pe__now_ms();
+  int e = 0;
+  if (rc == PE_OK) {
+    e = (int)cudaLibraryLoadData(&g->lib, bin, NULL, NULL, 0, NULL, NULL, 0);
+    e = e ? e
+          : (int)cudaLibraryGetKernel(&g->kernel, g->lib, PE_CUDA_GEN_KERNEL);
+    e = e ? e
+          : (int)cudaFuncSetAttribute(
+                (const void *)g->kernel,
+                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)src.shmem);
+    if (e != 0) {
+      cudaGetLastError(); /* clear it */
+      snprintf(why, cap, "loading the generated kernel: %s",
+               cudaGetErrorString((cudaError_t)e));
+      rc = PE_EBACKEND;
+    }
+  }
+  free(bin);
+  if (rc != PE_OK) {
+    pe_cuda_gen_close(g);
+    return rc;
+  }
+  g->threads = src.threads;
+  g->shmem = src.shmem;
+  g->max_n = src.max_n;
+  g->gen_ms = t1 - t0;
+  g->load_ms = pe__now_ms() - t2;
+  *out = g;
+  return PE_OK;
+}
+
+uint32_t pe_cuda_gen_max_n(const pe_cuda_gen_t *g) { return g->max_n; }
+
+int pe_cuda_gen_launch(const pe_cuda_gen_t *g, const pe_cuda_persist_t *a,
+                       void *stream) {
+  /* the kernel's parameters: ctrl, h_in, h_out, stamps, last, idle_ns */
+  void *ctrl = a->ctrl;
+  const void *h_in = a->h_in;
+  void *h_out = a->h_out, *stamps = a->stamps;
+  unsigned int last = a->last;
+  unsigned long long idle_ns = a->idle_ns;
+  void *args[] = {&ctrl, &h_in, &h_out, &stamps, &last, &idle_ns};
+  const dim3 grid = {1, 1, 1}, block = {(unsigned)g->threads, 1, 1};
+  return (int)cudaLaunchKernel((const void *)g->kernel, grid, block, args,
+                               g->shmem, (cudaStream_t)stream);
+}
+
+void pe_cuda_gen_describe(const pe_cuda_gen_t *g, char *buf, size_t cap) {
+  snprintf(buf, cap,
+           "generated for this plan: %d threads, %zu bytes of shared memory; "
+           "NVRTC %s compiled it in %.0f ms",
+           g->threads, g->shmem, g->nvrtc, g->compile_ms);
+}
+
+void pe_cuda_gen_close(pe_cuda_gen_t *g) {
+  if (g == NULL) {
+    return;
+  }
+  if (g->lib != NULL) {
+    cudaLibraryUnload(g->lib);
+  }
+  free(g);
+}

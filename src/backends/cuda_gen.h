@@ -1,0 +1,105 @@
+/* The resident kernel of the cuda backend's persistent mode, generated
+ * for one plan at open and compiled there with NVRTC (internal).
+ *
+ * The general resident kernel (kernels.cu, pe__k_persist) reads every
+ * shape of every step at run time; at batch 1 its time goes into the
+ * index arithmetic and loop control that this costs. For a plan made only
+ * of affine, conv1d, dense, unary and simple binary steps, this module
+ * writes CUDA C for the plan instead, with every shape, stride, pad and
+ * offset a constant, the loops of constant bounds and the work of each
+ * step shared out among the threads by the generator; the block keeps
+ * the weights (as floats, in layouts chosen here, copied once per launch
+ * from the backend's device copies) and every activation in its shared
+ * memory. The sums are in float (a small dense layer's in double), in an
+ * order of this module's choosing.
+ *
+ * The kernel speaks the general one's protocol with the host exactly
+ * (kernels.h, "The persistent kernel"; the code of it is
+ * src/cuda/persist_proto.cuh, whose text, with src/cuda/act.cuh's, the
+ * build embeds here and the source begins with), so the backend's run is
+ * the same for both.
+ *
+ * NVRTC is loaded with dlopen (libnvrtc.so.13, libnvrtc.so, then
+ * /usr/local/cuda/lib64), so the library does not need it to link or to
+ * run: without it, or when the plan has a step the generator has no form
+ * for, open says why and the backend keeps the general kernel. Nothing
+ * here is on the hot path but pe_cuda_gen_launch, which is called when
+ * the kernel (re)starts. */
+#ifndef PE_BACKENDS_CUDA_GEN_H
+#define PE_BACKENDS_CUDA_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuda/kernels.h"
+
+/* What the generator works from: the backend's resolved steps with each
+ * pointer field written as a plan-file reference (cuda_plan.h,
+ * PE_CUDA_REF_*: the input, the output, an arena offset in floats per
+ * window, or blob i), so that it needs no device. The caller owns every
+ * array. */
+typedef struct pe_cuda_gen_plan {
+  const pe_cuda_step_t *steps;
+  int n_steps;
+  /* blob i: its device address (any value where the source is only
+   * generated, never run) and its size in floats */
+  const void *const *blob_dev;
+  const int64_t *blob_floats;
+  int n_blobs;
+  int64_t in_numel, out_numel, arena_ps; /* floats per window */
+  uint32_t max_n;     /* windows per request at most (the host's buffers) */
+  int stamps;         /* 1: the kernel writes the stamps (kernels.h) */
+  size_t shmem_limit; /* dynamic shared memory a block may have, bytes */
+} pe_cuda_gen_plan_t;
+
+/* The source of a plan's kernel (text malloc'd, the caller frees it),
+ * the kernel's name in it, and what a launch needs. */
+#define PE_CUDA_GEN_KERNEL "pe_gen_persist"
+typedef struct pe_cuda_gen_src {
+  char *text;
+  int threads;    /* the block */
+  size_t shmem;   /* dynamic shared memory, bytes */
+  uint32_t max_n; /* windows per request it takes (<= plan max_n) */
+} pe_cuda_gen_src_t;
+
+/* Writes the kernel for plan p into out. PE_EUNSUPPORTED (with why) for
+ * a plan with a step it has no form for, or that does not fit the
+ * block's shared memory with one window; PE_ENOMEM. */
+int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
+                       char *why, size_t cap);
+
+/* Compiles src with NVRTC for compute capability major.minor into a cubin
+ * (*cubin malloc'd, the caller frees it; *ms the time NVRTC took).
+ * PE_EUNSUPPORTED when NVRTC cannot be loaded, PE_EBACKEND when the
+ * compilation fails (the start of NVRTC's log in why). */
+int pe_cuda_gen_compile(const char *src, int major, int minor, void **cubin,
+                        size_t *len, double *ms, char *why, size_t cap);
+
+/* NVRTC's version as "13.0", or why it cannot be loaded, into buf. 0
+ * when it can be. */
+int pe_cuda_gen_nvrtc(char *buf, size_t cap);
+
+/* A plan's kernel generated, compiled and loaded on the current device. */
+typedef struct pe_cuda_gen pe_cuda_gen_t;
+
+/* Generates, compiles and loads plan p's kernel for the current device.
+ * On failure *g is NULL and why says why. */
+int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **g, char *why,
+                     size_t cap);
+
+/* The windows per request the kernel takes. */
+uint32_t pe_cuda_gen_max_n(const pe_cuda_gen_t *g);
+
+/* Launches the kernel on stream with the protocol's addresses from a
+ * (ctrl, h_in, h_out, stamps, last, idle_ns; the rest is the general
+ * kernel's); it returns at once. A cudaError_t. */
+int pe_cuda_gen_launch(const pe_cuda_gen_t *g, const pe_cuda_persist_t *a,
+                       void *stream);
+
+/* One phrase on the kernel (its block, shared memory, compile time). */
+void pe_cuda_gen_describe(const pe_cuda_gen_t *g, char *buf, size_t cap);
+
+/* Unloads it; NULL is a no-op. The kernel must have left. */
+void pe_cuda_gen_close(pe_cuda_gen_t *g);
+
+#endif
