@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -759,12 +760,19 @@ typedef struct pe__nvrtc {
   int (*version)(int *, int *);
 } pe__nvrtc_t;
 
-/* Loads NVRTC into n, or says why not (0 / PE_EUNSUPPORTED). */
-static int pe__nvrtc_load(pe__nvrtc_t *n, char *why, size_t cap) {
+/* NVRTC, loaded once per process and kept: unloading it would leak what
+ * its runtime allocates when loaded (each load and unload cost about 71 KB
+ * in the sanitizer's count), and a second load costs a few milliseconds. */
+static pe__nvrtc_t pe__nvrtc_g;
+static int pe__nvrtc_rc;
+static char pe__nvrtc_why[256];
+static pthread_once_t pe__nvrtc_once = PTHREAD_ONCE_INIT;
+
+static void pe__nvrtc_open(void) {
   static const char *const names[] = {"libnvrtc.so.13", "libnvrtc.so",
                                       "/usr/local/cuda/lib64/libnvrtc.so.13",
                                       "/usr/local/cuda/lib64/libnvrtc.so"};
-  memset(n, 0, sizeof *n);
+  pe__nvrtc_t *n = &pe__nvrtc_g;
   const char *err = "";
   for (size_t i = 0; i < sizeof names / sizeof names[0] && !n->lib; i++) {
     n->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
@@ -773,8 +781,10 @@ static int pe__nvrtc_load(pe__nvrtc_t *n, char *why, size_t cap) {
     }
   }
   if (n->lib == NULL) {
-    snprintf(why, cap, "NVRTC not found (%s)", err != NULL ? err : "");
-    return PE_EUNSUPPORTED;
+    snprintf(pe__nvrtc_why, sizeof pe__nvrtc_why, "NVRTC not found (%s)",
+             err != NULL ? err : "");
+    pe__nvrtc_rc = PE_EUNSUPPORTED;
+    return;
   }
   /* POSIX: a function's address through a void pointer */
 #define PE__SYM(field, name)                                                   \
@@ -795,22 +805,33 @@ static int pe__nvrtc_load(pe__nvrtc_t *n, char *why, size_t cap) {
   if (!n->create || !n->compile || !n->log_size || !n->log || !n->cubin_size ||
       !n->cubin || !n->destroy || !n->error || !n->version) {
     dlclose(n->lib);
-    n->lib = NULL;
-    snprintf(why, cap, "NVRTC lacks the calls it needs (an old version?)");
-    return PE_EUNSUPPORTED;
+    memset(n, 0, sizeof *n);
+    snprintf(pe__nvrtc_why, sizeof pe__nvrtc_why,
+             "NVRTC lacks the calls it needs (an old version?)");
+    pe__nvrtc_rc = PE_EUNSUPPORTED;
   }
+}
+
+/* Points *n at the process's NVRTC, or says why there is none (0 /
+ * PE_EUNSUPPORTED). */
+static int pe__nvrtc_load(const pe__nvrtc_t **n, char *why, size_t cap) {
+  pthread_once(&pe__nvrtc_once, pe__nvrtc_open);
+  if (pe__nvrtc_rc != PE_OK) {
+    snprintf(why, cap, "%s", pe__nvrtc_why);
+    return pe__nvrtc_rc;
+  }
+  *n = &pe__nvrtc_g;
   return PE_OK;
 }
 
 int pe_cuda_gen_nvrtc(char *buf, size_t cap) {
-  pe__nvrtc_t n;
+  const pe__nvrtc_t *n = NULL;
   if (pe__nvrtc_load(&n, buf, cap) != PE_OK) {
     return PE_EUNSUPPORTED;
   }
   int major = 0, minor = 0;
-  n.version(&major, &minor);
+  n->version(&major, &minor);
   snprintf(buf, cap, "%d.%d", major, minor);
-  dlclose(n.lib);
   return PE_OK;
 }
 
@@ -825,7 +846,7 @@ int pe_cuda_gen_compile(const char *src, int major, int minor, void **cubin,
   *cubin = NULL;
   *len = 0;
   *ms = 0;
-  pe__nvrtc_t n;
+  const pe__nvrtc_t *n = NULL;
   int rc = pe__nvrtc_load(&n, why, cap);
   if (rc != PE_OK) {
     return rc;
@@ -835,35 +856,34 @@ int pe_cuda_gen_compile(const char *src, int major, int minor, void **cubin,
   snprintf(arch, sizeof arch, "--gpu-architecture=sm_%d%d", major, minor);
   const char *opts[] = {arch, "--std=c++17", "-default-device"};
   pe__nvrtc_prog_t prog = NULL;
-  int e = n.create(&prog, src, "pe_gen.cu", 0, NULL, NULL);
-  int ce = e == 0 ? n.compile(prog, 3, opts) : e;
+  int e = n->create(&prog, src, "pe_gen.cu", 0, NULL, NULL);
+  int ce = e == 0 ? n->compile(prog, 3, opts) : e;
   if (ce != 0) {
     size_t ls = 0;
     char *log = NULL;
-    if (prog != NULL && n.log_size(prog, &ls) == 0 && ls > 0 &&
-        (log = malloc(ls + 1)) != NULL && n.log(prog, log) == 0) {
+    if (prog != NULL && n->log_size(prog, &ls) == 0 && ls > 0 &&
+        (log = malloc(ls + 1)) != NULL && n->log(prog, log) == 0) {
       log[ls] = '\0';
       for (char *q = log; *q; q++) {
         *q = *q == '\n' ? ' ' : *q;
       }
     }
-    snprintf(why, cap, "NVRTC: %s: %s", n.error(ce), log ? log : "");
+    snprintf(why, cap, "NVRTC: %s: %s", n->error(ce), log ? log : "");
     free(log);
     rc = PE_EBACKEND;
   }
   size_t sz = 0;
   char *bin = NULL;
-  if (rc == PE_OK && (n.cubin_size(prog, &sz) != 0 || sz == 0 ||
-                      (bin = malloc(sz)) == NULL || n.cubin(prog, bin) != 0)) {
+  if (rc == PE_OK && (n->cubin_size(prog, &sz) != 0 || sz == 0 ||
+                      (bin = malloc(sz)) == NULL || n->cubin(prog, bin) != 0)) {
     free(bin);
     bin = NULL;
     snprintf(why, cap, "NVRTC gave no cubin");
     rc = PE_EBACKEND;
   }
   if (prog != NULL) {
-    n.destroy(&prog);
+    n->destroy(&prog);
   }
-  dlclose(n.lib);
   *ms = pe__now_ms() - t0;
   *cubin = bin;
   *len = bin != NULL ? sz : 0;
