@@ -634,7 +634,7 @@ static void test_layernorm(void) {
  * (one for all heads or one per head) and Where-style replacements. */
 static void test_attention(void) {
   for (int trial = 0; trial < 200; trial++) {
-    int64_t L = rnd(1, 40), H = rnd(1, 4), D = rnd(1, 20), E = H * D;
+    int64_t L = rnd(1, 72), H = rnd(1, 4), D = rnd(1, 20), E = H * D;
     uint32_t nb = (uint32_t)rnd(1, 3);
     int mask = (int)rnd(0, 2), repl = (int)rnd(0, 1);
     pe__step_t s;

@@ -91,10 +91,18 @@ void pe__layernorm_generic(const pe__step_t *s, const float *x, float *y,
  * kernel may store whole vectors of 8 or 16 lanes past L. */
 static int64_t pe__attn_sc_stride(int64_t L) { return (L + 15) & ~(int64_t)15; }
 
+/* A head's scratch for attn_head: q transposed [D][ss], the scores
+ * transposed [L][ss] (ss = L rounded up to 16), the context transposed
+ * [D][ss]. */
+static int64_t pe__attn_head_scratch(int64_t L, int64_t D) {
+  const int64_t ss = pe__attn_sc_stride(L);
+  return 2 * D * ss + L * ss;
+}
+
 int64_t pe__attention_scratch(const pe__step_t *s) {
   const pe__attn_t *at = &s->ext.attn;
   return 4 * at->L * at->E + at->D * at->L + 4 * pe__attn_sc_stride(at->L) +
-         at->D + 64;
+         at->D + 64 + pe__attn_head_scratch(at->L, at->D);
 }
 
 /* One query row of one head: the scores against the L keys (kt [D][L]),
@@ -153,6 +161,7 @@ static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
   float *qkv = scratch, *kt = qkv + L * E3, *sc = kt + D * L;
   const int64_t ss = pe__attn_sc_stride(L);
   float *ctx = sc + 4 * ss, *dummy = ctx + L * E;
+  float *hs = dummy + D + 64;
   pe__attn_blk_t b;
   b.kt = kt;
   b.vs = E3;
@@ -161,6 +170,20 @@ static void pe__attention_one(const pe__step_t *s, const float *x, float *y,
   b.scale = at->scale;
   kn->dense(&s->d, x, qkv, L, PE__ACT_NONE, 0.0f);
   for (int64_t h = 0; h < H; h++) {
+    if (kn->attn_head != NULL && s->ext.mask == NULL && s->ext.repl == NULL) {
+      const pe__attn_head_t a = {.q = qkv + h * D,
+                                 .k = qkv + E + h * D,
+                                 .v = qkv + 2 * E + h * D,
+                                 .vs = E3,
+                                 .L = L,
+                                 .D = D,
+                                 .scale = at->scale,
+                                 .scratch = hs,
+                                 .c = ctx + h * D,
+                                 .cs = E};
+      kn->attn_head(&a);
+      continue;
+    }
     for (int64_t j = 0; j < L; j++) {
       const float *kr = qkv + j * E3 + E + h * D;
       for (int64_t d = 0; d < D; d++) {
@@ -204,6 +227,8 @@ void pe__attention_run(const pe__step_t *s, const float *x, float *y, int64_t n,
 
 #define PE__AVX2 __attribute__((target("avx2,fma")))
 #define PE__AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+
+#include "model/kernels_exp512.h"
 
 /* Lane mask of the first w (0..8) lanes. */
 PE__AVX2 static inline __m256i pe__am8(int64_t w) {
@@ -571,6 +596,191 @@ PE__AVX512 void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
   }
 }
 
+/* One unmasked head with the queries in the lanes: q transposed to qt
+ * [D][ss], then per block of 32 queries (two vectors) the scores
+ * transposed, st[j] = scale * sum_d k[j][d] qt[d] (the sum over d in order,
+ * from zero, as pe__attn_blk_avx512 takes it), eight keys at a time; their
+ * maxima over the keys lane by lane, exp and sums (the keys in order); the
+ * context transposed, ct[d] = sum_j v[j][d] st[j] (the keys in order) over
+ * the sum, eight columns at a time; last ct copied out to the context rows.
+ * Every vector op has all 16 lanes at work whatever D is, and there is no
+ * sum across lanes. Rows and columns past L and D in a group are computed
+ * on the last one again and not stored. */
+PE__AVX512 static inline void pe__attn_pair(const pe__attn_head_t *a, float *qt,
+                                            float *st, float *ct, int64_t b0,
+                                            int nb) {
+  const int64_t L = a->L, D = a->D, vs = a->vs, ss = pe__attn_sc_stride(L);
+  const __m512 vsc = _mm512_set1_ps(a->scale);
+  __m512 vmax[2] = {_mm512_set1_ps(-INFINITY), _mm512_set1_ps(-INFINITY)};
+  for (int64_t j = 0; j < L; j += 8) {
+    const float *kr[8];
+    _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+      kr[t] = a->k + (j + t < L ? j + t : L - 1) * vs;
+    }
+    __m512 acc[8][2];
+    _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+      acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+    }
+    for (int64_t d = 0; d < D; d++) {
+      const __m512 q0 = _mm512_loadu_ps(qt + d * ss + b0);
+      const __m512 q1 = nb == 2 ? _mm512_loadu_ps(qt + d * ss + b0 + 16) : q0;
+      _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+        const __m512 kv = _mm512_set1_ps(kr[t][d]);
+        acc[t][0] = _mm512_fmadd_ps(kv, q0, acc[t][0]);
+        if (nb == 2) {
+          acc[t][1] = _mm512_fmadd_ps(kv, q1, acc[t][1]);
+        }
+      }
+    }
+    _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+      if (j + t < L) {
+        _Pragma("GCC unroll 2") for (int x = 0; x < nb; x++) {
+          const __m512 v = _mm512_mul_ps(acc[t][x], vsc);
+          _mm512_storeu_ps(st + (j + t) * ss + b0 + 16 * x, v);
+          vmax[x] = _mm512_max_ps(vmax[x], v);
+        }
+      }
+    }
+  }
+  __m512 sum[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t j = 0; j < L; j++) {
+    _Pragma("GCC unroll 2") for (int x = 0; x < nb; x++) {
+      float *p = st + j * ss + b0 + 16 * x;
+      const __m512 e =
+          pe__exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(p), vmax[x]));
+      _mm512_storeu_ps(p, e);
+      sum[x] = _mm512_add_ps(sum[x], e);
+    }
+  }
+  __m512 inv[2];
+  _Pragma("GCC unroll 2") for (int x = 0; x < 2; x++) {
+    inv[x] = _mm512_div_ps(_mm512_set1_ps(1.0f), sum[x]);
+  }
+  for (int64_t d = 0; d < D; d += 8) {
+    const float *vc[8];
+    _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+      vc[t] = a->v + (d + t < D ? d + t : D - 1);
+    }
+    __m512 acc[8][2];
+    _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+      acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < L; j++) {
+      const __m512 p0 = _mm512_loadu_ps(st + j * ss + b0);
+      const __m512 p1 = nb == 2 ? _mm512_loadu_ps(st + j * ss + b0 + 16) : p0;
+      _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+        const __m512 vv = _mm512_set1_ps(vc[t][j * vs]);
+        acc[t][0] = _mm512_fmadd_ps(vv, p0, acc[t][0]);
+        if (nb == 2) {
+          acc[t][1] = _mm512_fmadd_ps(vv, p1, acc[t][1]);
+        }
+      }
+    }
+    _Pragma("GCC unroll 8") for (int t = 0; t < 8; t++) {
+      if (d + t < D) {
+        _Pragma("GCC unroll 2") for (int x = 0; x < nb; x++) {
+          _mm512_storeu_ps(ct + (d + t) * ss + b0 + 16 * x,
+                           _mm512_mul_ps(acc[t][x], inv[x]));
+        }
+      }
+    }
+  }
+}
+
+/* Eight 16-float vectors, each two rows of 8 ([row k | row k + 8]),
+ * transposed in each half: vector k becomes [column k of rows 0-7 |
+ * column k of rows 8-15]. Its own inverse. */
+PE__AVX512 static inline void pe__tr8x2(__m512 r[8]) {
+  __m512 t[8], u[8];
+  _Pragma("GCC unroll 4") for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+  }
+  _Pragma("GCC unroll 2") for (int k = 0; k < 8; k += 4) {
+    u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
+    u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xee);
+    u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+  }
+  const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11,
+                                       24, 25, 26, 27);
+  const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14,
+                                       15, 28, 29, 30, 31);
+  _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+    r[k] = _mm512_permutex2var_ps(u[k], lo, u[k + 4]);
+    r[k + 4] = _mm512_permutex2var_ps(u[k], hi, u[k + 4]);
+  }
+}
+
+PE__AVX512 void pe__attn_head_avx512(const pe__attn_head_t *a) {
+  const int64_t L = a->L, D = a->D, vs = a->vs, ss = pe__attn_sc_stride(L);
+  float *qt = a->scratch, *st = qt + D * ss, *ct = st + L * ss;
+  const int wide = D % 8 == 0;
+  if (wide) {
+    /* 16 rows x 8 columns at a time; rows past L repeat the last (lanes
+     * whose scores and context are never stored) */
+    for (int64_t d0 = 0; d0 < D; d0 += 8) {
+      for (int64_t i = 0; i < ss; i += 16) {
+        __m512 r[8];
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+          const int64_t i0 = i + k < L ? i + k : L - 1;
+          const int64_t i1 = i + k + 8 < L ? i + k + 8 : L - 1;
+          r[k] = _mm512_insertf32x8(
+              _mm512_castps256_ps512(_mm256_loadu_ps(a->q + i0 * vs + d0)),
+              _mm256_loadu_ps(a->q + i1 * vs + d0), 1);
+        }
+        pe__tr8x2(r);
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+          _mm512_storeu_ps(qt + (d0 + k) * ss + i, r[k]);
+        }
+      }
+    }
+  } else {
+    for (int64_t d = 0; d < D; d++) {
+      for (int64_t i = 0; i < L; i++) {
+        qt[d * ss + i] = a->q[i * vs + d];
+      }
+      for (int64_t i = L; i < ss; i++) {
+        qt[d * ss + i] = 0.0f;
+      }
+    }
+  }
+  int64_t b0 = 0;
+  for (; b0 + 32 <= ss; b0 += 32) {
+    pe__attn_pair(a, qt, st, ct, b0, 2);
+  }
+  if (b0 < ss) {
+    pe__attn_pair(a, qt, st, ct, b0, 1);
+  }
+  if (wide) {
+    for (int64_t d0 = 0; d0 < D; d0 += 8) {
+      for (int64_t i = 0; i < ss; i += 16) {
+        __m512 r[8];
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+          r[k] = _mm512_loadu_ps(ct + (d0 + k) * ss + i);
+        }
+        pe__tr8x2(r);
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+          if (i + k < L) {
+            _mm256_storeu_ps(a->c + (i + k) * a->cs + d0,
+                             _mm512_castps512_ps256(r[k]));
+          }
+          if (i + k + 8 < L) {
+            _mm256_storeu_ps(a->c + (i + k + 8) * a->cs + d0,
+                             _mm512_extractf32x8_ps(r[k], 1));
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t i = 0; i < L; i++) {
+    for (int64_t d = 0; d < D; d++) {
+      a->c[i * a->cs + d] = ct[d * ss + i];
+    }
+  }
+}
+
 #else /* no x86-64 vector kernels: the tables hold these, portable */
 
 void pe__matmul_avx2(const pe__step_t *s, const float *a, const float *b,
@@ -591,4 +801,5 @@ void pe__layernorm_avx512(const pe__step_t *s, const float *x, float *y,
 }
 void pe__attn_blk_avx2(const pe__attn_blk_t *b) { pe__attn_blk_generic(b); }
 void pe__attn_blk_avx512(const pe__attn_blk_t *b) { pe__attn_blk_generic(b); }
+void pe__attn_head_avx512(const pe__attn_head_t *h) { (void)h; }
 #endif

@@ -16,6 +16,8 @@
 
 #define PE__AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
+#include "model/kernels_exp512.h"
+
 int pe__kernels_avx512_usable(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") &&
@@ -725,25 +727,6 @@ PE__AVX512 static void pe__split_avx512(const float *x, int64_t n, int64_t st,
 #define PE__CV_SPLIT pe__split_avx512
 #include "model/kernels_conv1d.inc"
 
-/* exp(x) for x <= 0 as pe__exp_neg8 (kernels_avx2.c), 2^n by scalef:
- * 12 operations to pe__exp16's 17. */
-PE__AVX512 static inline __m512 pe__exp_neg16(__m512 x) {
-  const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
-  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-  __m512 n = _mm512_sub_ps(
-      _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), magic),
-      magic);
-  __m512 f = _mm512_fmsub_ps(x, _mm512_set1_ps(1.44269504f), n);
-  f = _mm512_fmadd_ps(x, _mm512_set1_ps(1.9259629e-8f), f);
-  __m512 p = _mm512_set1_ps(1.32764725e-3f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.67552699e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.55071905e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.40220979e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.93147004e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.00000012f));
-  return _mm512_scalef_ps(p, n);
-}
-
 /* y = exp(y - sub) in place over n floats, returning their sum (a
  * softmax row: the fused attention step). */
 PE__AVX512 float pe__exp_sum_avx512(float *y, int64_t n, float sub) {
@@ -809,4 +792,5 @@ const pe__kernels_t pe__kernels_avx512 = {
     .matmul = pe__matmul_avx512,
     .layernorm = pe__layernorm_avx512,
     .attn_blk = pe__attn_blk_avx512,
+    .attn_head = pe__attn_head_avx512,
 };

@@ -369,6 +369,19 @@ typedef void (*pe__matmul_fn)(const pe__step_t *s, const float *a,
 typedef void (*pe__layernorm_fn)(const pe__step_t *s, const float *x, float *y,
                                  float *mean, float *inv);
 typedef void (*pe__attn_blk_fn)(const pe__attn_blk_t *b);
+/* One head of the attention step without mask or replacements
+ * (kernels_attention.c): its q, k and v rows (row i of each at i * vs), L
+ * and D, the scale, its scratch (pe__attn_head_scratch floats) and its
+ * context rows (row i at c + i * cs). */
+typedef struct pe__attn_head {
+  const float *q, *k, *v;
+  int64_t vs, L, D;
+  float scale;
+  float *scratch;
+  float *c;
+  int64_t cs;
+} pe__attn_head_t;
+typedef void (*pe__attn_head_fn)(const pe__attn_head_t *h);
 typedef void (*pe__lstm_seq_fn)(const float *lw, int64_t seq, int64_t in,
                                 int64_t H, const float *x, const float *h0,
                                 const float *c0, float *y, float *hn, float *cn,
@@ -394,7 +407,8 @@ struct pe__kernels {
   pe__lstm_seq_fn lstm_seq; /* fused LSTM; NULL: pe__rnn */
   pe__matmul_fn matmul;     /* one product of a runtime MatMul */
   pe__layernorm_fn layernorm;
-  pe__attn_blk_fn attn_blk; /* four query rows of the attention step */
+  pe__attn_blk_fn attn_blk;   /* four query rows of the attention step */
+  pe__attn_head_fn attn_head; /* a whole unmasked head; NULL: attn_blk */
 };
 
 extern const pe__kernels_t pe__kernels_generic, pe__kernels_avx2,
@@ -533,6 +547,7 @@ void pe__layernorm_generic(const pe__step_t *s, const float *x, float *y,
 void pe__attn_blk_generic(const pe__attn_blk_t *b);
 void pe__attn_blk_avx2(const pe__attn_blk_t *b);
 void pe__attn_blk_avx512(const pe__attn_blk_t *b);
+void pe__attn_head_avx512(const pe__attn_head_t *h);
 void pe__matmul_avx2(const pe__step_t *s, const float *a, const float *b,
                      float *y);
 void pe__matmul_avx512(const pe__step_t *s, const float *a, const float *b,
