@@ -596,6 +596,114 @@ PE__AVX512 void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
   }
 }
 
+/* pe__attn_head_avx512 with 8 lanes: 16 queries a pass (two vectors),
+ * four keys or context columns at a time (16 registers). The pass's
+ * scores go to a [L][16] block of st, contiguous, so that one
+ * pe__exp_sum_avx2 call takes their exp once the maxima are subtracted;
+ * the sums are taken in the context loop. */
+PE__AVX2 static inline void pe__attn_pair8(const pe__attn_head_t *a, float *qt,
+                                           float *pt, float *ct, int64_t b0,
+                                           int nb) {
+  const int64_t L = a->L, D = a->D, vs = a->vs, ss = pe__attn_sc_stride(L);
+  const __m256 vsc = _mm256_set1_ps(a->scale), zero = _mm256_setzero_ps();
+  __m256 vmax[2] = {_mm256_set1_ps(-INFINITY), _mm256_set1_ps(-INFINITY)};
+  for (int64_t j = 0; j < L; j += 4) {
+    const float *kr[4];
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+      kr[t] = a->k + (j + t < L ? j + t : L - 1) * vs;
+    }
+    __m256 acc[4][2];
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+      acc[t][0] = acc[t][1] = zero;
+    }
+    for (int64_t d = 0; d < D; d++) {
+      const __m256 q0 = _mm256_loadu_ps(qt + d * ss + b0);
+      const __m256 q1 = nb == 2 ? _mm256_loadu_ps(qt + d * ss + b0 + 8) : q0;
+      _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+        const __m256 kv = _mm256_broadcast_ss(kr[t] + d);
+        acc[t][0] = _mm256_fmadd_ps(kv, q0, acc[t][0]);
+        if (nb == 2) {
+          acc[t][1] = _mm256_fmadd_ps(kv, q1, acc[t][1]);
+        }
+      }
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+      if (j + t < L) {
+        _Pragma("GCC unroll 2") for (int x = 0; x < 2; x++) {
+          const __m256 v = x < nb ? _mm256_mul_ps(acc[t][x], vsc) : zero;
+          _mm256_storeu_ps(pt + (j + t) * 16 + 8 * x, v);
+          vmax[x] = _mm256_max_ps(vmax[x], v);
+        }
+      }
+    }
+  }
+  for (int64_t j = 0; j < L; j++) {
+    _Pragma("GCC unroll 2") for (int x = 0; x < 2; x++) {
+      float *p = pt + j * 16 + 8 * x;
+      _mm256_storeu_ps(p, _mm256_sub_ps(_mm256_loadu_ps(p), vmax[x]));
+    }
+  }
+  pe__exp_sum_avx2(pt, L * 16, 0.0f);
+  __m256 sum[2] = {zero, zero};
+  for (int64_t j = 0; j < L; j++) {
+    sum[0] = _mm256_add_ps(sum[0], _mm256_loadu_ps(pt + j * 16));
+    sum[1] = _mm256_add_ps(sum[1], _mm256_loadu_ps(pt + j * 16 + 8));
+  }
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 inv[2] = {_mm256_div_ps(one, sum[0]),
+                         _mm256_div_ps(one, sum[1])};
+  for (int64_t d = 0; d < D; d += 4) {
+    const float *vc[4];
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+      vc[t] = a->v + (d + t < D ? d + t : D - 1);
+    }
+    __m256 acc[4][2];
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+      acc[t][0] = acc[t][1] = zero;
+    }
+    for (int64_t j = 0; j < L; j++) {
+      const __m256 p0 = _mm256_loadu_ps(pt + j * 16);
+      const __m256 p1 = _mm256_loadu_ps(pt + j * 16 + 8);
+      _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+        const __m256 vv = _mm256_broadcast_ss(vc[t] + j * vs);
+        acc[t][0] = _mm256_fmadd_ps(vv, p0, acc[t][0]);
+        if (nb == 2) {
+          acc[t][1] = _mm256_fmadd_ps(vv, p1, acc[t][1]);
+        }
+      }
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+      if (d + t < D) {
+        _Pragma("GCC unroll 2") for (int x = 0; x < nb; x++) {
+          _mm256_storeu_ps(ct + (d + t) * ss + b0 + 8 * x,
+                           _mm256_mul_ps(acc[t][x], inv[x]));
+        }
+      }
+    }
+  }
+}
+
+PE__AVX2 void pe__attn_head_avx2(const pe__attn_head_t *a) {
+  const int64_t L = a->L, D = a->D, vs = a->vs, ss = pe__attn_sc_stride(L);
+  float *qt = a->scratch, *pt = qt + D * ss, *ct = pt + L * ss;
+  for (int64_t d = 0; d < D; d++) {
+    for (int64_t i = 0; i < L; i++) {
+      qt[d * ss + i] = a->q[i * vs + d];
+    }
+    for (int64_t i = L; i < ss; i++) {
+      qt[d * ss + i] = 0.0f;
+    }
+  }
+  for (int64_t b0 = 0; b0 < ss; b0 += 16) {
+    pe__attn_pair8(a, qt, pt, ct, b0, b0 + 8 < L ? 2 : 1);
+  }
+  for (int64_t i = 0; i < L; i++) {
+    for (int64_t d = 0; d < D; d++) {
+      a->c[i * a->cs + d] = ct[d * ss + i];
+    }
+  }
+}
+
 /* One unmasked head with the queries in the lanes: q transposed to qt
  * [D][ss], then per block of 32 queries (two vectors) the scores
  * transposed, st[j] = scale * sum_d k[j][d] qt[d] (the sum over d in order,
@@ -801,5 +909,6 @@ void pe__layernorm_avx512(const pe__step_t *s, const float *x, float *y,
 }
 void pe__attn_blk_avx2(const pe__attn_blk_t *b) { pe__attn_blk_generic(b); }
 void pe__attn_blk_avx512(const pe__attn_blk_t *b) { pe__attn_blk_generic(b); }
+void pe__attn_head_avx2(const pe__attn_head_t *h) { (void)h; }
 void pe__attn_head_avx512(const pe__attn_head_t *h) { (void)h; }
 #endif

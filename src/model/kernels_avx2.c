@@ -834,4 +834,5 @@ const pe__kernels_t pe__kernels_avx2 = {
     .matmul = pe__matmul_avx2,
     .layernorm = pe__layernorm_avx2,
     .attn_blk = pe__attn_blk_avx2,
+    .attn_head = pe__attn_head_avx2,
 };

@@ -547,6 +547,7 @@ void pe__layernorm_generic(const pe__step_t *s, const float *x, float *y,
 void pe__attn_blk_generic(const pe__attn_blk_t *b);
 void pe__attn_blk_avx2(const pe__attn_blk_t *b);
 void pe__attn_blk_avx512(const pe__attn_blk_t *b);
+void pe__attn_head_avx2(const pe__attn_head_t *h);
 void pe__attn_head_avx512(const pe__attn_head_t *h);
 void pe__matmul_avx2(const pe__step_t *s, const float *a, const float *b,
                      float *y);
