@@ -5,7 +5,8 @@
 # without one. The bytes are worked out here from what `inspect` prints of
 # the plan (an NCW model without attention: the arena, the input and the
 # output per window, 4 bytes a float); a budget of exactly that many bytes
-# is not refused for it. A budget of 0 is a usage error.
+# is not refused for it. A budget of 0 is a usage error, and an unknown
+# --cuda-codegen value is refused at open, also before any device.
 #
 # Usage: cuda_memory.sh ENGINE REPO_ROOT
 set -u
@@ -61,4 +62,13 @@ if [ "$rc" -ne 2 ] || ! printf '%s\n' "$msg" | grep -q -- "--cuda-memory: '0' is
   echo "FAIL: --cuda-memory 0: exit $rc, '$msg'" >&2
   fail=1
 fi
+
+msg=$("$engine" bench-model "$model" --backend cuda --cuda-codegen of \
+  --iterations 1 2>&1 >/dev/null)
+rc=$?
+if [ "$rc" -ne 1 ] || ! printf '%s\n' "$msg" | grep -q "unknown codegen 'of' (on or off)"; then
+  echo "FAIL: --cuda-codegen of: exit $rc, '$msg'" >&2
+  fail=1
+fi
+echo "--cuda-codegen of: exit $rc, $msg"
 exit $fail

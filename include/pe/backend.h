@@ -81,10 +81,11 @@ typedef struct pe_backend_options {
    * default (cuda: 256 MB). */
   uint64_t device_memory_bytes;
   const char *codegen; /* cuda persistent mode: "off" (or "0") runs
-                          the general resident kernel; NULL, "auto"
-                          or anything else a kernel generated for the
-                          plan and compiled at open, where it can be
-                          (docs/models.md) */
+                          the general resident kernel; NULL, "",
+                          "on", "1" or "auto" a kernel generated for
+                          the plan and compiled at open, where it can
+                          be (docs/models.md); anything else is
+                          refused at open */
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:

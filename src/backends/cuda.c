@@ -1588,6 +1588,14 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              "cuda backend: unknown mode '%s' (graph or persistent)", mode);
     return PE_EINVAL;
   }
+  const char *cg = opts->codegen;
+  if (cg != NULL && *cg != '\0' && strcmp(cg, "on") != 0 &&
+      strcmp(cg, "auto") != 0 && strcmp(cg, "1") != 0 &&
+      strcmp(cg, "off") != 0 && strcmp(cg, "0") != 0) {
+    snprintf(err, err_cap, "cuda backend: unknown codegen '%s' (on or off)",
+             cg);
+    return PE_EINVAL;
+  }
   int rc = pe__cuda_plan_sniff(opts->model_path, err, err_cap);
   if (rc != 0) {
     return rc == 1 ? pe__cuda_open_plan(opts, self, err, err_cap) : rc;
