@@ -7,9 +7,13 @@
 # tests/cuda_models.py when given), the replay check (tests/cuda_replay.sh),
 # compute-sanitizer memcheck over the parity test (the shipped CNN and the
 # first extra model), then bench-model (cpu at batch 1; cuda graph and
-# persistent at batch 1; cuda graph at 4096, and 65536 for the shipped
-# models) beside PyTorch eager, CUDA graph and torch.compile on the same
-# models and card (bench/gpu_torch.py). A table of the figures comes last.
+# persistent at batch 1; cuda graph at 4096 and 65536, and 1,048,576 for
+# the shipped models) on the shipped models, the zoo's Transformer, the
+# Transformer at 64 ticks and d_model 64 (transformer64, exported here) and
+# DeepLOB over 32 columns, beside PyTorch eager, CUDA graph and
+# torch.compile on the same models and card (bench/gpu_torch.py; a batch
+# that does not fit the card's memory says so). A table of the figures
+# comes last, with GFLOP/s from the plan's FLOP count.
 #
 # Usage: [OLD=BINDIR0] bench/gpu.sh BINDIR [EXTRA_MODEL.onnx...]
 #   BINDIR holds pattern-engine and test_cuda_parity; run from the
@@ -29,12 +33,22 @@ rm -f $dl
 $py bench/gpu_torch.py --export-deeplob32 $dl >/tmp/export.log 2>&1 ||
   { echo "deeplob32: export failed"; tail -5 /tmp/export.log; }
 [ -f $dl ] || dl=
+# the Transformer at 64 ticks, d_model 64 (models/zoo.py transformer64), as
+# the default exporter writes it, in a folder named zoo (gpu_torch.py builds
+# its module from the name)
+t64=/tmp/gpu_zoo/zoo/transformer64.default.onnx
+rm -rf /tmp/gpu_zoo
+$py -c "import sys; sys.path.insert(0, 'bench')
+from bench_model_peers import zoo_models
+zoo_models('/tmp/gpu_zoo/zoo', ['transformer64'], ['default'])" \
+  >/tmp/export64.log 2>&1 || { echo "transformer64: export failed"; tail -5 /tmp/export64.log; }
+[ -f $t64 ] || t64=
 z=models/zoo
 models="models/pattern_cnn.onnx models/pattern_lstm.onnx models/toy_cnn.onnx
 models/toy_mlp.onnx $z/cnn1d.default.onnx $z/cnn1d.legacy13.onnx
 $z/lstm2.default.onnx $z/lstm2.legacy13.onnx $z/bigru.default.onnx
 $z/cnn2d.default.onnx $z/transformer.default.onnx $z/transformer.legacy17.onnx
-$z/deeplob.default.onnx $z/deeplob.legacy13.onnx $z/mlp_ln.default.onnx $dl"
+$z/deeplob.default.onnx $z/deeplob.legacy13.onnx $z/mlp_ln.default.onnx $dl $t64"
 fail=0
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
   --format=csv,noheader || true
@@ -64,21 +78,30 @@ fi
 echo "== bench-model"
 table=/tmp/gpu_table.txt
 : >"$table"
+# FLOP per window of each model (the plan's count, `inspect`), for the
+# GFLOP/s column and its share of the card's fp32 peak (PEAK_GFLOPS,
+# default 67,000: H100 and H200 SXM without tensor cores)
+flops=/tmp/gpu_flops.txt
+: >"$flops"
+peak=${PEAK_GFLOPS:-67000}
 row() { # model label batch output-of-bench-model
   med=$(echo "$4" | sed -n 's/.*median \([0-9.]*\), p90.*/\1/p')
   p99=$(echo "$4" | sed -n 's/.*p99 \([0-9.]*\), p99.9.*/\1/p')
   tp=$(echo "$4" | sed -n 's/^throughput: \([0-9]*\) windows.*/\1/p')
-  printf '%-18s %-22s %6s %10s %10s %12s\n' "$1" "$2" "$3" "$med" "$p99" "$tp" >>"$table"
+  printf '%-18s %-22s %8s %10s %10s %12s\n' "$1" "$2" "$3" "$med" "$p99" "$tp" >>"$table"
 }
-# model:iterations at batch 1:the large batches
-for spec in models/pattern_cnn.onnx:20000:4096,65536 \
-  models/pattern_lstm.onnx:20000:4096,65536 $z/transformer.default.onnx:3000:4096 \
-  ${dl:+$dl:2000:4096}; do
+# model:iterations at batch 1:the large batches (iterations there: 2M
+# windows' worth, 10 to 200)
+for spec in models/pattern_cnn.onnx:20000:4096,65536,1048576 \
+  models/pattern_lstm.onnx:20000:4096,65536,1048576 \
+  $z/transformer.default.onnx:3000:4096,65536 ${t64:+$t64:2000:4096,65536} \
+  ${dl:+$dl:2000:4096,65536}; do
   m=${spec%%:*}
   it=${spec#*:}
   big=${it#*:}
   it=${it%%:*}
   n=$(basename "$m" .onnx)
+  echo "$n $("$pe" inspect "$m" | sed -n 's/^flops *\([0-9]*\) per window.*/\1/p')" >>"$flops"
   o=$("$pe" bench-model "$m" --batch 1 --iterations "$it")
   row "$n" "ours cpu" 1 "$o"
   for who in ours ${OLD:+before}; do
@@ -91,7 +114,9 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536 \
       row "$n" "$who cuda $mode" 1 "$o"
     done
     for b in $(echo "$big" | tr , ' '); do
-      o=$("$exe" bench-model "$m" --backend cuda --batch $b --iterations 200) ||
+      bi=$((2000000 / b))
+      bi=$((bi < 10 ? 10 : bi > 200 ? 200 : bi))
+      o=$("$exe" bench-model "$m" --backend cuda --batch $b --iterations $bi) ||
         fail=1
       echo "$o" | grep -E "^backend|^phases"
       row "$n" "$who cuda graph" $b "$o"
@@ -102,18 +127,22 @@ done
 echo "== PyTorch"
 # shellcheck disable=SC2086
 {
-  timeout 100 $py bench/gpu_torch.py --batches 1,4096,65536 \
+  timeout 200 $py bench/gpu_torch.py --batches 1,4096,65536,1048576 \
     --compile-batches 1,4096 models/pattern_cnn.onnx models/pattern_lstm.onnx
-  timeout 100 $py bench/gpu_torch.py --batches 1,4096 --compile-batches 1,4096 \
-    $z/transformer.default.onnx $dl
+  timeout 200 $py bench/gpu_torch.py --batches 1,4096,65536 \
+    --compile-batches 1,4096 $z/transformer.default.onnx $t64 $dl
 } >/tmp/torch.txt 2>&1 || fail=1
 cat /tmp/torch.txt
 sed -n 's/^\([a-z_0-9.]*\)\.onnx batch \([0-9]*\) \(torch [a-z]*\): median \([0-9.]*\) us, p99 \([0-9.]*\) us, \([0-9.e+]*\) windows.*/\1 \2 \3 \4 \5 \6/p' \
   /tmp/torch.txt | while read -r n b w1 w2 med p99 tp; do
-  printf '%-18s %-22s %6s %10s %10s %12.0f\n' "$n" "$w1 $w2" "$b" "$med" "$p99" "$tp" >>"$table"
+  printf '%-18s %-22s %8s %10s %10s %12.0f\n' "$n" "$w1 $w2" "$b" "$med" "$p99" "$tp" >>"$table"
 done
 
-echo "== figures (latency per batch in us, host in to host out)"
-printf '%-18s %-22s %6s %10s %10s %12s\n' model who batch median p99 windows/s
-sort -s -k1,1 "$table"
+echo "== figures (latency per batch in us, host in to host out; GFLOP/s from"
+echo "   the plan's FLOP per window, % of $peak GFLOP/s fp32)"
+printf '%-18s %-22s %8s %10s %10s %12s %9s %6s\n' model who batch median p99 \
+  windows/s GFLOP/s peak
+sort -s -k1,1 "$table" | awk -v peak="$peak" 'NR == FNR { f[$1] = $2; next }
+  { g = ($NF + 0) * f[$1] / 1e9
+    printf "%s %9.1f %5.1f%%\n", $0, g, 100 * g / peak }' "$flops" -
 exit $fail

@@ -114,8 +114,14 @@ def zoo_module(family, zoo_dir):
     fams = {f.name: f for f in zoo.families("all")}
     if family not in fams:
         return None
-    with open(os.path.join(zoo_dir, "manifest.json")) as f:
-        seed = json.load(f)["models"][family]["seed"]
+    # the manifest's seed where the folder has one (models/zoo); else 0, as
+    # bench/bench_model_peers.py --zoo exports them (timing does not depend
+    # on the weights)
+    seed = 0
+    manifest = os.path.join(zoo_dir, "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            seed = json.load(f)["models"].get(family, {}).get("seed", 0)
     torch.manual_seed(seed)
     m = fams[family].build()
     zoo.randomize_batchnorm(m, torch.Generator().manual_seed(seed + 1))
@@ -157,59 +163,71 @@ def main():
         shape = [int(d) for d in
                  ort.InferenceSession(path).get_inputs()[0].shape[1:]]
         for b in [int(x) for x in a.batches.split(",")]:
-            iters = max(30, min(3000, 400000 // b))
-            warm = max(5, iters // 10)
-            h_in = (torch.rand([b] + shape) * 2 - 1).pin_memory()
-            with torch.inference_mode():
-                n_out = m(h_in[:1].to(dev)).shape[1]
-                h_out = torch.empty((b, n_out)).pin_memory()
+            try:
+                one_batch(a, name, m, shape, b, dev)
+            except torch.cuda.OutOfMemoryError:
+                print(f"{name} batch {b}: out of device memory")
+                torch._dynamo.reset()
+                torch.cuda.empty_cache()
 
-                def eager():
-                    y = m(h_in.to(dev, non_blocking=True))
-                    h_out.copy_(y, non_blocking=True)
-                    torch.cuda.synchronize()
 
-                med, p99 = timed(eager, iters, warm)
-                print(f"{name} batch {b} torch eager: median {med:.1f} us, "
-                      f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
-                d_in = torch.empty_like(h_in, device=dev)
-                s = torch.cuda.Stream()
-                s.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(s):
-                    for _ in range(3):  # warm-up before capture
-                        d_in.copy_(h_in, non_blocking=True)
-                        h_out.copy_(m(d_in), non_blocking=True)
-                torch.cuda.current_stream().wait_stream(s)
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g):
-                    d_in.copy_(h_in, non_blocking=True)
-                    h_out.copy_(m(d_in), non_blocking=True)
+def one_batch(a, name, m, shape, b, dev):
+    """Eager, CUDA graph and (for --compile-batches) torch.compile at batch
+    b, a line each."""
+    import torch
+    iters = max(30, min(3000, 400000 // b))
+    warm = max(5, iters // 10)
+    h_in = (torch.rand([b] + shape) * 2 - 1).pin_memory()
+    with torch.inference_mode():
+        n_out = m(h_in[:1].to(dev)).shape[1]
+        h_out = torch.empty((b, n_out)).pin_memory()
 
-                def graph():
-                    g.replay()
-                    torch.cuda.synchronize()
+        def eager():
+            y = m(h_in.to(dev, non_blocking=True))
+            h_out.copy_(y, non_blocking=True)
+            torch.cuda.synchronize()
 
-                med, p99 = timed(graph, iters, warm)
-                print(f"{name} batch {b} torch graph: median {med:.1f} us, "
-                      f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
-                del g
-            if str(b) not in a.compile_batches.split(","):
-                continue
-            torch._dynamo.reset()
-            cm = torch.compile(m, mode="reduce-overhead", dynamic=False)
-            with torch.inference_mode():
-                def compiled():
-                    y = cm(h_in.to(dev, non_blocking=True))
-                    h_out.copy_(y, non_blocking=True)
-                    torch.cuda.synchronize()
+        med, p99 = timed(eager, iters, warm)
+        print(f"{name} batch {b} torch eager: median {med:.1f} us, "
+              f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
+        d_in = torch.empty_like(h_in, device=dev)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):  # warm-up before capture
+                d_in.copy_(h_in, non_blocking=True)
+                h_out.copy_(m(d_in), non_blocking=True)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            d_in.copy_(h_in, non_blocking=True)
+            h_out.copy_(m(d_in), non_blocking=True)
 
-                t0 = time.perf_counter()
-                compiled()
-                print(f"{name} batch {b} torch compile: compiled in "
-                      f"{time.perf_counter() - t0:.1f} s")
-                med, p99 = timed(compiled, iters, warm)
-                print(f"{name} batch {b} torch compile: median {med:.1f} us, "
-                      f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
+        def graph():
+            g.replay()
+            torch.cuda.synchronize()
+
+        med, p99 = timed(graph, iters, warm)
+        print(f"{name} batch {b} torch graph: median {med:.1f} us, "
+              f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
+        del g
+    if str(b) not in a.compile_batches.split(","):
+        return
+    torch._dynamo.reset()
+    cm = torch.compile(m, mode="reduce-overhead", dynamic=False)
+    with torch.inference_mode():
+        def compiled():
+            y = cm(h_in.to(dev, non_blocking=True))
+            h_out.copy_(y, non_blocking=True)
+            torch.cuda.synchronize()
+
+        t0 = time.perf_counter()
+        compiled()
+        print(f"{name} batch {b} torch compile: compiled in "
+              f"{time.perf_counter() - t0:.1f} s")
+        med, p99 = timed(compiled, iters, warm)
+        print(f"{name} batch {b} torch compile: median {med:.1f} us, "
+              f"p99 {p99:.1f} us, {b / med * 1e6:.4g} windows/s")
 
 
 if __name__ == "__main__":
