@@ -631,12 +631,17 @@ static void test_layernorm(void) {
 /* The fused self-attention step: sequence lengths not a multiple of the
  * four query rows a block takes, heads, head widths across the vector
  * widths, with and without the output projection, a causal additive mask
- * (one for all heads or one per head) and Where-style replacements. */
+ * (one for all heads or one per head) and Where-style replacements; then
+ * unmasked heads 8 and 16 wide. */
 static void test_attention(void) {
-  for (int trial = 0; trial < 200; trial++) {
-    int64_t L = rnd(1, 72), H = rnd(1, 4), D = rnd(1, 20), E = H * D;
+  for (int trial = 0; trial < 260; trial++) {
+    /* the last 60: no mask, head widths of 8 and 16 (the vector kernels'
+     * transposed heads and their register transposes) */
+    const int wide = trial >= 200;
+    int64_t L = rnd(1, 72), H = rnd(1, 4);
+    int64_t D = wide ? 8 * rnd(1, 2) : rnd(1, 20), E = H * D;
     uint32_t nb = (uint32_t)rnd(1, 3);
-    int mask = (int)rnd(0, 2), repl = (int)rnd(0, 1);
+    int mask = wide ? 0 : (int)rnd(0, 2), repl = wide ? 0 : (int)rnd(0, 1);
     pe__step_t s;
     memset(&s, 0, sizeof s);
     s.kind = PE__K_ATTENTION;
