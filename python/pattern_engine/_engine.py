@@ -178,9 +178,14 @@ class Engine:
     """An engine with its own per-symbol state.
 
     Engine(config=None, *, model=None, window=None, model_features=None,
-    **settings): config is a dict of settings (see engine_config); model is
-    None, "stub", an .onnx path or a Model (its file is opened by the
-    engine's own backend). window: the stub's window length (32).
+    backend=None, cuda_mode=None, **settings): config is a dict of settings
+    (see engine_config); model is None, "stub", an .onnx path or a Model
+    (its file is opened by the engine's own backend). window: the stub's
+    window length (32). backend: the backend that runs the model, "cpu"
+    (the default) or "cuda" where the library was built with it and a
+    device is present (pattern-engine --version lists them); cuda_mode:
+    the cuda backend's "graph" (default) or "persistent" (a resident
+    kernel, for batch-1 latency).
 
     Thread safety: an Engine may be shared between threads; its calls are
     serialized by a lock (the C engine is used by one thread at a time).
@@ -188,7 +193,8 @@ class Engine:
     """
 
     def __init__(self, config: dict | None = None, *, model=None, window=None,
-                 model_features=None, **settings):
+                 model_features=None, backend: str | None = None,
+                 cuda_mode: str | None = None, **settings):
         merged = dict(config or {})
         merged.update(settings)
         self._lock = threading.Lock()
@@ -201,8 +207,10 @@ class Engine:
         check(lib.pe_engine_create(cfg, pe, err, len(err)), err)
         self._engine = pe[0]
         try:
+            if model is None and (backend is not None or cuda_mode is not None):
+                raise ValueError("backend and cuda_mode need a model")
             if model is not None:
-                self._attach(model, window, model_features)
+                self._attach(model, window, model_features, backend, cuda_mode)
             elif window:
                 check(lib.pe_engine_set_window(self._engine, int(window)),
                       lib.pe_engine_errmsg(self._engine))
@@ -210,7 +218,7 @@ class Engine:
             self.close()
             raise
 
-    def _attach(self, model, window, model_features):
+    def _attach(self, model, window, model_features, backend, cuda_mode):
         from ._model import Model, backend_for
         if isinstance(model, Model):
             name, path = model.backend, model.path
@@ -219,11 +227,18 @@ class Engine:
         else:
             path = os.fspath(model)
             name = backend_for(path)
+        if backend is not None:
+            if path is None:
+                raise ValueError("backend: the stub model has no other backend")
+            name = str(backend)
         opts = ffi.new("pe_backend_options_t *")
         keep = []
         if path is not None:
             keep.append(ffi.new("char[]", path.encode()))
             opts.model_path = keep[-1]
+        if cuda_mode is not None:
+            keep.append(ffi.new("char[]", str(cuda_mode).encode()))
+            opts.mode = keep[-1]
         if model_features is not None:
             keep.append(ffi.new("char[]", ",".join(model_features).encode()
                                 if not isinstance(model_features, str)

@@ -1,13 +1,16 @@
 """The prototype's command: replay a tick file and print its signals.
 
     python -m pattern_engine.runner --ticks FILE [--model-engine PATH]
+        [--backend cpu|cuda] [--cuda-mode graph|persistent]
 
 Replays FILE with per-symbol state through the rules and a model (an ONNX
 file; the stub model when none is given) and prints the signals as
 `pattern-engine replay` prints them: `runner --ticks F` matches `replay
 --ticks F --backend stub`, and `runner --ticks F --model-engine M.onnx`
-matches `replay --ticks F --model M.onnx`. A TensorRT plan (.engine) is
-refused: TensorRT is not in this build. Errors go to standard error with
+matches `replay --ticks F --model M.onnx`; `--backend cuda` runs the
+model on the GPU as `replay --backend cuda` does (`--cuda-mode persistent`
+for a resident kernel). A TensorRT plan (.engine) is refused: TensorRT is
+not in this build. Errors go to standard error with
 exit status 1 (2 for a usage error).
 """
 
@@ -27,6 +30,11 @@ def main(argv=None) -> int:
     ap.add_argument("--ticks", required=True, metavar="FILE", help="tick CSV file")
     ap.add_argument("--model-engine", metavar="PATH",
                     help="ONNX model run on every ready window (default: the stub model)")
+    ap.add_argument("--backend", choices=("cpu", "cuda"), default=None,
+                    help="backend that runs --model-engine (default cpu)")
+    ap.add_argument("--cuda-mode", choices=("graph", "persistent"), default=None,
+                    help="with --backend cuda: CUDA graphs (default) or a resident "
+                         "kernel for batch-1 latency")
     ap.add_argument("--window", type=int, default=32, metavar="N",
                     help="the stub model's window length (default 32)")
     ap.add_argument("--format", choices=("csv", "jsonl"), default="csv",
@@ -36,9 +44,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.window < 1:
         ap.error("--window must be at least 1")
+    if args.model_engine is None and (args.backend or args.cuda_mode):
+        ap.error("--backend and --cuda-mode need --model-engine")
+    if args.cuda_mode is not None and args.backend != "cuda":
+        ap.error("--cuda-mode needs --backend cuda")
     model = args.model_engine if args.model_engine is not None else "stub"
     try:
-        with Engine(model=model, window=args.window, all_features=0) as engine:
+        with Engine(model=model, window=args.window, all_features=0,
+                    backend=args.backend, cuda_mode=args.cuda_mode) as engine:
             res = engine.replay_file(args.ticks, ts_unit_name=args.ts_unit)
             accepted = engine.stats()["ticks"]
         if accepted == 0:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import pattern_engine as pe
-from conftest import SAMPLE, in_threads
+from conftest import MODELS, SAMPLE, in_threads
 
 
 def cli_signals(cli, *args):
@@ -221,3 +221,22 @@ def test_the_gil_is_released_while_c_runs():
     gaps = np.diff([start, *inside, end])
     assert len(inside) >= 5 and gaps.max() < 0.5 * (end - start), \
         f"longest pause {gaps.max():.3f} s of a {end - start:.3f} s call"
+
+
+def test_backend_argument():
+    model = f"{MODELS}/pattern_cnn.onnx"
+    with pe.Engine(model=model, backend="cpu") as e:
+        assert e.replay_file(SAMPLE).c.n_signals > 0
+    with pytest.raises(pe.Error, match="unknown backend 'gpu'"):
+        pe.Engine(model=model, backend="gpu")
+    with pytest.raises(ValueError, match="need a model"):
+        pe.Engine(backend="cpu")
+    with pytest.raises(ValueError, match="stub model has no other backend"):
+        pe.Engine(model="stub", backend="cuda")
+    try:
+        pe.Engine(model=model, backend="cuda", cuda_mode="persistent").close()
+    except pe.Error as exc:
+        # no device here, or no cuda backend in this build
+        assert "no CUDA device" in str(exc) or "unknown backend 'cuda'" in str(exc)
+    with pytest.raises(pe.Error, match="unknown mode 'fast'|unknown backend 'cuda'"):
+        pe.Engine(model=model, backend="cuda", cuda_mode="fast")

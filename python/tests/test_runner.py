@@ -55,3 +55,48 @@ def test_failures_end_in_a_message_and_non_zero_exit(tmp_path):
     assert r.returncode == 1 and b"none.onnx" in r.stderr
     r = run()
     assert r.returncode == 2 and b"--ticks" in r.stderr
+
+
+def _same_signals(ref: bytes, got: bytes, tol: float = 1e-5):
+    """The same rows field for field, scores and confidences (fields 5 and
+    6) within tol, as tests/cuda_replay.sh compares cuda with cpu."""
+    a, b = ref.decode().splitlines(), got.decode().splitlines()
+    assert len(a) == len(b), (len(a), len(b))
+    for ra, rb in zip(a, b):
+        fa, fb = ra.split(","), rb.split(",")
+        assert len(fa) == len(fb), (ra, rb)
+        for i, (x, y) in enumerate(zip(fa, fb)):
+            if i in (4, 5) and x != y:
+                assert abs(float(x) - float(y)) <= tol, (ra, rb)
+            else:
+                assert x == y, (ra, rb)
+
+
+@pytest.mark.parametrize("mode", [None, "persistent"])
+def test_backend_cuda_gives_the_cpu_signals(mode):
+    model = os.path.join(MODELS, "pattern_cnn.onnx")
+    cpu = run("--ticks", SAMPLE, "--model-engine", model, "--backend", "cpu")
+    assert cpu.returncode == 0, cpu.stderr
+    got = run("--ticks", SAMPLE, "--model-engine", model, "--backend", "cuda",
+              *(["--cuda-mode", mode] if mode else []))
+    if got.returncode != 0:
+        # where there is no device (or no cuda backend in this build) the
+        # runner says so and fails; the comparison needs a GPU
+        assert got.returncode == 1 and got.stdout == b""
+        assert (b"no CUDA device" in got.stderr
+                or b"unknown backend 'cuda'" in got.stderr), got.stderr
+        pytest.skip(got.stderr.decode().strip())
+    assert got.stderr == b""
+    assert b"-model," in got.stdout
+    _same_signals(cpu.stdout, got.stdout)
+
+
+def test_backend_usage_errors():
+    r = run("--ticks", SAMPLE, "--backend", "cuda")
+    assert r.returncode == 2 and b"need --model-engine" in r.stderr
+    r = run("--ticks", SAMPLE, "--model-engine", os.path.join(MODELS, "toy_cnn.onnx"),
+            "--cuda-mode", "persistent")
+    assert r.returncode == 2 and b"--cuda-mode needs --backend cuda" in r.stderr
+    r = run("--ticks", SAMPLE, "--model-engine", os.path.join(MODELS, "toy_cnn.onnx"),
+            "--backend", "tpu")
+    assert r.returncode == 2 and b"--backend" in r.stderr
