@@ -12,13 +12,15 @@
  * convolutions of a 2-D model run this way over their flattened H * W
  * axis, ops_conv2d.c). Rows of at least 8 columns only. A tile is five
  * output rows; its positions are its d columns, and the positions of all
- * tiles are taken one after another, a chunk of 64 (AVX-512) or 48 (AVX2)
+ * tiles are taken one after another, a chunk of 32 (AVX-512) or 48 (AVX2)
  * at a time, so that vectors stay full whatever d is
  * (kernels_winograd.inc): the input transform of a chunk (8 rows of
- * positions per input channel), the 8 products of a [cout x cin] matrix by
- * them (register blocks of 8 output channels x 32 positions, or 4 x 24),
- * the output transform with the bias and LeakyRelu, each reading what
- * the one before wrote while it is still in cache.
+ * positions per input channel), then per block of 8 output channels the
+ * 8 products of its [8 x cin] matrices by them (register blocks of 8
+ * output channels x 32 positions, or 4 x 24) and at once their output
+ * transform with the bias and LeakyRelu, each reading what the one before
+ * wrote while it is still in L1 (the chunk's transformed input is 32 KB at
+ * 32 input channels, a block's products 8 KB).
  *
  * Rounding: the transforms add float roundings of their own (the largest
  * factors are 21/4 in B^T and 16 in A^T): on random data with cin = 32,
@@ -101,15 +103,16 @@ int pe__conv1d_wg_pack(pe__step_t *s) {
 }
 
 /* Floats per row of a chunk's transformed input and products: room for
- * the largest chunk (64 positions, kernels_winograd.inc), an odd number
- * of 64-byte lines, so that the rows of one block spread over the L1
- * sets. */
+ * the largest chunk (48 positions, AVX2; the AVX-512 form's chunks of 32
+ * take rows of 48, PE__WT_LR), an odd number of 64-byte lines, so that
+ * the rows of one block spread over the L1 sets. */
 #define PE__WG_LR 80
 
-/* Floats of the scratch: the transformed input (6 cin rows), then the
- * products (6 coutp rows), each of PE__WG_LR floats. */
+/* Floats of the scratch: the transformed input (8 cin rows), then the
+ * products of one block of output channels (8 PE__WG_CO rows), each of at
+ * most PE__WG_LR floats. */
 int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
-  return PE__WG_A * (s->p[0] + s->wg->p[1]) * PE__WG_LR;
+  return PE__WG_A * (s->p[0] + PE__WG_CO) * PE__WG_LR;
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -124,6 +127,7 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 #define PE__WT_NV 3
 #define PE__WT_CO 4
 #define PE__WT_NP 48
+#define PE__WT_LR PE__WG_LR
 #define PE__WT_M __m256i
 #define PE__WT_MASK(l0, l1)                                                    \
   _mm256_and_si256(                                                            \
@@ -159,7 +163,8 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
 #define PE__WT_L 16
 #define PE__WT_NV 2
 #define PE__WT_CO 8
-#define PE__WT_NP 64
+#define PE__WT_NP 32
+#define PE__WT_LR 48
 #define PE__WT_M __mmask16
 #define PE__WT_MASK(l0, l1)                                                    \
   ((__mmask16)(((1u << (l1)) - 1u) & ~((1u << (l0)) - 1u)))
