@@ -17,6 +17,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "model/kernels_shared.h"
 #include "model/model_impl.h"
@@ -258,23 +261,46 @@ void pe__pool2d(const pe__step_t *s, const float *x, float *y) {
   if (!three && is_max && kw == 1 && sh == 1 && sw == 1 && pl == 0 && pr == 0 &&
       OW == W) {
     /* the maximum along H alone with stride 1 (a (k, 1) pool over [C, T,
-     * W]): tap i reads output position n at n + (i dh - pt) W, so each tap
-     * is one pass over the contiguous outputs whose row it reaches (the
-     * taps in the order of the general loop, the same maxima) */
+     * W]): tap i reads output position n at n + (i dh - pt) W. Each output
+     * is the maximum of its taps taken in the order of the general loop
+     * (v > m ? v : m from -inf, which is what maxps computes with v
+     * first); the rows that every tap reaches four positions at a time,
+     * the others one at a time */
+    int64_t lo_all = 0, hi_all = OH;
+    for (int64_t i = 0; i < kh; i++) {
+      const int64_t sh_i = i * dh - pt;
+      lo_all = -sh_i > lo_all ? -sh_i : lo_all;
+      hi_all = H - sh_i < hi_all ? H - sh_i : hi_all;
+    }
+    hi_all = hi_all > lo_all ? hi_all : lo_all;
     for (int64_t c = 0; c < C; c++) {
       const float *restrict xc = x + c * H * W;
       float *restrict yc = y + c * OH * W;
-      for (int64_t n = 0; n < OH * W; n++) {
-        yc[n] = -INFINITY;
-      }
-      for (int64_t i = 0; i < kh; i++) {
-        const int64_t sh_i = i * dh - pt; /* input row = output row + sh_i */
-        const int64_t lo = sh_i < 0 ? -sh_i : 0;
-        const int64_t hi = H - sh_i < OH ? H - sh_i : OH;
-        for (int64_t n = lo * W; n < hi * W; n++) {
-          const float v = xc[n + sh_i * W];
-          yc[n] = v > yc[n] ? v : yc[n];
+      int64_t n = lo_all * W;
+#ifdef __SSE2__
+      for (; n + 4 <= hi_all * W; n += 4) {
+        __m128 m = _mm_set1_ps(-INFINITY);
+        for (int64_t i = 0; i < kh; i++) {
+          m = _mm_max_ps(_mm_loadu_ps(xc + n + (i * dh - pt) * W), m);
         }
+        _mm_storeu_ps(yc + n, m);
+      }
+#endif
+      for (int64_t k = 0; k < OH * W; k++) {
+        if (k == lo_all * W && k < n) {
+          k = n - 1; /* the vector loop's outputs */
+          continue;
+        }
+        const int64_t row = k / W;
+        float m = -INFINITY;
+        for (int64_t i = 0; i < kh; i++) {
+          const int64_t r = row + i * dh - pt;
+          if (r >= 0 && r < H) {
+            const float v = xc[k + (i * dh - pt) * W];
+            m = v > m ? v : m;
+          }
+        }
+        yc[k] = m;
       }
     }
     return;
