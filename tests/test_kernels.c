@@ -244,6 +244,69 @@ static void test_conv1d_flat(void) {
   }
 }
 
+/* A Conv1d step of shape p (cin, cout, group, k, stride, dilation, pads,
+ * win, wout), random weights and bias and activation, packed. */
+static void conv1d_packed(pe__step_t *s, const int64_t p[10]) {
+  const int64_t per = p[0] / p[2] * p[3];
+  memset(s, 0, sizeof *s);
+  s->kind = PE__K_CONV1D;
+  s->act = rnd_act(&s->alpha);
+  memcpy(s->p, p, 10 * sizeof p[0]);
+  s->w = rnd_buf(p[1] * per, 1.0f / sqrtf((float)per));
+  s->bias = rnd_buf(p[1], 0.5f);
+  PE_CHECK(pe__step_pack(s) == PE_OK);
+}
+
+/* Packs a Conv1d step of each shape p[c] (cin, cout, group, k, stride,
+ * dilation, pads, win, wout) and checks that it has no packed form of the
+ * kind asked: its Winograd step (wg) or its weights with the channels in
+ * the lanes (wl). */
+static void check_unmade(const int64_t (*p)[10], size_t n, int lanes) {
+  for (size_t c = 0; c < n; c++) {
+    pe__step_t s;
+    conv1d_packed(&s, p[c]);
+    PE_CHECK(lanes ? s.wl == NULL : s.wg == NULL);
+    pe__step_free(&s);
+  }
+}
+
+/* Conv1d whose taps equal its stride, which the AVX-512 table runs with
+ * the output channels in the lanes (pe__conv1d_cl_pack): channel counts
+ * past a block of 16 and below it, lengths that end a block of 16
+ * positions full or short, inputs longer than the taps reach, each
+ * activation. The form must have been made; shapes it does not take
+ * stay without it. */
+static void test_conv1d_lanes(void) {
+  int bad = 0;
+  for (int trial = 0; trial < 200; trial++) {
+    int64_t k = rnd(2, 10), cin = rnd((16 + k - 1) / k, 40), cout = rnd(1, 40);
+    int64_t wout = rnd(1, trial < 20 ? 300 : 40),
+            win = wout * k + rnd(0, k - 1);
+    uint32_t nb = (uint32_t)rnd(1, 3);
+    const int64_t p[10] = {cin, cout, 1, k, k, 1, 0, 0, win, wout};
+    pe__step_t s;
+    conv1d_packed(&s, p);
+    PE_CHECK(s.wl != NULL);
+    char what[160];
+    snprintf(what, sizeof what,
+             "conv1d channels in lanes cin %lld cout %lld k %lld win %lld "
+             "batch %u act %d",
+             (long long)cin, (long long)cout, (long long)k, (long long)win, nb,
+             s.act);
+    bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
+    if (bad >= 5) {
+      break;
+    }
+  }
+  static const int64_t other[][10] = {
+      {4, 16, 1, 2, 2, 1, 0, 0, 400, 200},  /* 8 (channel, tap) pairs */
+      {16, 16, 1, 2, 3, 1, 0, 0, 400, 133}, /* stride past the taps */
+      {16, 16, 2, 2, 2, 1, 0, 0, 400, 200}, /* groups */
+      {16, 16, 1, 2, 2, 1, 1, 1, 400, 201}, /* pads */
+  };
+  check_unmade(other, sizeof other / sizeof other[0], 1);
+}
+
 /* Conv1d with 4 taps a row apart, which the vector tables run in
  * Winograd's F(5, 4) form (kernels_winograd.c) and the generic one
  * directly: rows of 8 to 45 columns (vectors of positions that take the
@@ -292,17 +355,7 @@ static void test_conv1d_winograd(void) {
       {16, 16, 2, 4, 1, 20, 0, 0, 2000, 1940},   /* groups */
       {16, 16, 1, 4, 1, 20, 0, 0, 140, 80},      /* 7 rows: no whole tile */
   };
-  for (size_t c = 0; c < sizeof direct / sizeof direct[0]; c++) {
-    pe__step_t s;
-    memset(&s, 0, sizeof s);
-    s.kind = PE__K_CONV1D;
-    memcpy(s.p, direct[c], sizeof direct[0]);
-    s.w = rnd_buf(direct[c][1] * direct[c][0] / direct[c][2] * 4, 0.1f);
-    s.bias = rnd_buf(direct[c][1], 0.5f);
-    PE_CHECK(pe__step_pack(&s) == PE_OK);
-    PE_CHECK(s.wg == NULL);
-    pe__step_free(&s);
-  }
+  check_unmade(direct, sizeof direct / sizeof direct[0], 0);
 }
 
 /* Dense layers, both weight layouts (M <= 4: dot products; else panels). */
@@ -698,6 +751,7 @@ int main(void) {
   printf("%s\n", n_tables ? "" : " nothing (no vector kernels here)");
   test_conv1d();
   test_conv1d_flat();
+  test_conv1d_lanes();
   test_conv1d_winograd();
   test_dense();
   test_conv2d();

@@ -338,6 +338,7 @@ void pe__step_free(pe__step_t *s) {
   free(s->d2.bp);
   free(s->d3.bp);
   free(s->lw);
+  free(s->wl);
   if (s->wg != NULL) {
     pe__step_free(s->wg);
     free(s->wg);

@@ -751,6 +751,9 @@ int pe__step_pack(pe__step_t *s) {
     }
   } else if (s->kind == PE__K_CONV1D) {
     rc = pe__conv1d_wg_pack(s);
+    if (rc == PE_OK) {
+      rc = pe__conv1d_cl_pack(s);
+    }
   } else if (s->kind == PE__K_DENSE && s->d.wp == NULL) {
     s->d.K = s->p[1];
     s->d.M = s->p[2];
@@ -789,6 +792,27 @@ int pe__step_pack(pe__step_t *s) {
     }
   }
   return rc;
+}
+
+int pe__conv1d_cl_pack(pe__step_t *s) {
+  const int64_t cin = s->p[0], cout = s->p[1], k = s->p[3];
+  if (s->wl != NULL || s->w == NULL || s->p[2] != 1 || k < 2 || s->p[4] != k ||
+      s->p[5] != 1 || s->p[6] != 0 || s->p[7] != 0 || cin * k < 16 ||
+      s->p[9] * k > s->p[8]) {
+    return PE_OK;
+  }
+  const int64_t nb = (cout + 15) / 16, nj = cin * k;
+  s->wl = pe__zalloc64(nb * 16 * (nj + 1));
+  if (s->wl == NULL) {
+    return PE_ENOMEM;
+  }
+  for (int64_t co = 0; co < cout; co++) {
+    for (int64_t j = 0; j < nj; j++) {
+      s->wl[(co / 16 * nj + j) * 16 + co % 16] = s->w[co * nj + j];
+    }
+    s->wl[nb * nj * 16 + co] = s->bias != NULL ? s->bias[co] : 0.0f;
+  }
+  return PE_OK;
 }
 
 /* Packs W, R and the bias of an LSTM step for the fused kernels (layout in

@@ -722,10 +722,144 @@ PE__AVX512 static void pe__split_avx512(const float *x, int64_t n, int64_t st,
 #define PE__CV_SET1(f) _mm512_set1_ps(f)
 #define PE__CV_BCAST(p) _mm512_set1_ps(*(p))
 #define PE__CV_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define PE__CV_NAME pe__conv1d_avx512
+#define PE__CV_NAME pe__conv1d_rows_avx512
 #define PE__CV_ACT pe__act_avx512
 #define PE__CV_SPLIT pe__split_avx512
+void pe__conv1d_rows_avx512(const pe__step_t *s, const float *x, float *y,
+                            float *scratch);
 #include "model/kernels_conv1d.inc"
+
+/* One block of a Conv1d whose taps equal its stride k (w: the packed
+ * weights of 16 output channels, pe__conv1d_cl_pack): the sums at 16
+ * positions, position q reading x[ci * win + q' k + t], q' = min(q,
+ * last), each bias then the (input channel, tap) pairs in order as the
+ * direct kernels sum, with the channels in the lanes (one weight vector
+ * and 16 broadcast inputs a pair); then a 16 x 16 transposition in
+ * registers (pairs of floats, of doubles, then 128-bit lanes twice) to
+ * the nc rows of channels, activated and stored at y (rows wout apart)
+ * under mask m. Inlined with k constant where the caller knows it, so
+ * that the 16 inputs of a pair are one base register and immediate
+ * offsets. */
+PE__AVX512 static inline __attribute__((always_inline)) void
+pe__cl_block(const float *x, int64_t win, int64_t cin, int64_t k, int last,
+             const float *w, __m512 bias, int vact, __m512 alpha, float *y,
+             int64_t wout, int64_t nc, __mmask16 m) {
+  __m512 r[16], a[16], b[16];
+  _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) { r[q] = bias; }
+  if (last == 15) {
+    for (int64_t ci = 0; ci < cin; ci++) {
+      const float *xc = x + ci * win;
+      for (int64_t t = 0; t < k; t++, w += 16) {
+        const __m512 wv = _mm512_load_ps(w);
+        _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) {
+          r[q] = _mm512_fmadd_ps(_mm512_set1_ps(xc[q * k + t]), wv, r[q]);
+        }
+      }
+    }
+  } else {
+    int64_t off[16];
+    _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) {
+      off[q] = (q < last ? q : last) * k;
+    }
+    for (int64_t ci = 0; ci < cin; ci++) {
+      const float *xc = x + ci * win;
+      for (int64_t t = 0; t < k; t++, w += 16) {
+        const __m512 wv = _mm512_load_ps(w);
+        _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) {
+          r[q] = _mm512_fmadd_ps(_mm512_set1_ps(xc[off[q] + t]), wv, r[q]);
+        }
+      }
+    }
+  }
+  _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
+    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
+    const __m512d a0 = _mm512_castps_pd(a[4 * i]);
+    const __m512d a1 = _mm512_castps_pd(a[4 * i + 1]);
+    const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]);
+    const __m512d a3 = _mm512_castps_pd(a[4 * i + 3]);
+    b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  /* b[4 i + c], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + c */
+  _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+    const __m512 e = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88);
+    const __m512 f = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xdd);
+    const __m512 g = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
+    const __m512 h = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(e, g, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(f, h, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(e, g, 0xdd);
+    r[12 + c] = _mm512_shuffle_f32x4(f, h, 0xdd);
+  }
+  _Pragma("GCC unroll 16") for (int c = 0; c < 16; c++) {
+    if (c < nc) {
+      _mm512_mask_storeu_ps(y + c * wout, m, pe__act16(r[c], vact, alpha));
+    }
+  }
+}
+
+/* Conv1d whose taps equal its stride, one window (pe__conv1d_cl_pack): per
+ * block of 16 positions, each block of 16 output channels (pe__cl_block).
+ * The block's input (k floats per position and channel) is read where it
+ * lies, and stays in L1 for every channel block. The same sums as the
+ * direct kernels, in the same order. */
+PE__AVX512 static void pe__conv1d_cl_avx512(const pe__step_t *s, const float *x,
+                                            float *y) {
+  const int64_t cin = s->p[0], cout = s->p[1], k = s->p[3];
+  const int64_t win = s->p[8], wout = s->p[9];
+  const int64_t nb = (cout + 15) / 16, nj = cin * k;
+  const int simple = s->act == PE__ACT_NONE || s->act == PE__ACT_RELU ||
+                     s->act == PE__ACT_LEAKY;
+  const int vact = simple ? s->act : PE__ACT_NONE;
+  const __m512 alpha = _mm512_set1_ps(s->alpha);
+  for (int64_t p0 = 0; p0 < wout; p0 += 16) {
+    const int last = wout - p0 > 16 ? 15 : (int)(wout - p0 - 1);
+    const __mmask16 m = pe__m16(last + 1);
+    const float *xb = x + p0 * k;
+    for (int64_t b = 0; b < nb; b++) {
+      const float *w = s->wl + b * nj * 16;
+      const __m512 bias = _mm512_load_ps(s->wl + (nb * nj + b) * 16);
+      const int64_t nc = cout - b * 16 < 16 ? cout - b * 16 : 16;
+      float *yb = y + b * 16 * wout + p0;
+#define PE__CL_K(K)                                                            \
+  case K:                                                                      \
+    pe__cl_block(xb, win, cin, K, last, w, bias, vact, alpha, yb, wout, nc,    \
+                 m);                                                           \
+    break;
+      switch (k) {
+        PE__CL_K(2)
+        PE__CL_K(4)
+        PE__CL_K(5)
+        PE__CL_K(8)
+        PE__CL_K(10)
+      default:
+        pe__cl_block(xb, win, cin, k, last, w, bias, vact, alpha, yb, wout, nc,
+                     m);
+        break;
+      }
+#undef PE__CL_K
+    }
+  }
+  if (!simple) {
+    pe__act_avx512(y, cout * wout, s->act, s->alpha);
+  }
+}
+
+/* The AVX-512 table's Conv1d: the form with the channels in the lanes
+ * where the step has it, else the phase rows. */
+void pe__conv1d_avx512(const pe__step_t *s, const float *x, float *y,
+                       float *scratch) {
+  if (s->wl != NULL) {
+    pe__conv1d_cl_avx512(s, x, y);
+  } else {
+    pe__conv1d_rows_avx512(s, x, y, scratch);
+  }
+}
 
 /* y = exp(y - sub) in place over n floats, returning their sum (a
  * softmax row: the fused attention step). */

@@ -307,6 +307,10 @@ typedef struct pe__step {
   struct pe__step *wg; /* CONV1D with 4 taps: the grouped 1x1 step of its
                           Winograd form (kernels_winograd.c), owned; run
                           with the vector tables. NULL: direct only */
+  float *wl; /* CONV1D whose taps equal its stride (pe__conv1d_cl_pack):
+                the weights with the output channels in the lanes,
+                [coutp / 16][cin k][16], then the bias [coutp], zero past
+                cout; run by the AVX-512 table. NULL: not that form */
   /* shape parameters; meaning per kind (see build.c) */
   int64_t p[24];
   int64_t rank;
@@ -502,6 +506,15 @@ int pe__conv1d_wg_pack(pe__step_t *s);
 int64_t pe__conv1d_wg_scratch(const pe__step_t *s);
 void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
                    float *y, float *scratch);
+
+/* Conv1d whose taps equal its stride (k = stride >= 2, dilation 1, no
+ * groups, no pads, at least 16 (input channel, tap) pairs: the (1, 2)
+ * stride (1, 2) and (1, W) convolutions of DeepLOB-style models): _pack
+ * makes s->wl (PE_OK with nothing made for other shapes, PE_ENOMEM with
+ * nothing made); the AVX-512 table then runs it with the output channels
+ * in the vector lanes (kernels_avx512.c), each window's input read where
+ * it lies, no phase rows. */
+int pe__conv1d_cl_pack(pe__step_t *s);
 
 int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
                          const pe__kernels_t *k);
