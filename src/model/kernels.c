@@ -507,8 +507,11 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x) {
   const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
   const int rev = s->p[5] != 0;
   const int64_t dirs = s->p[6] > 1 ? s->p[6] : 1, dir = s->p[7];
-  const float *X = x->ptr[s->in[0]];
-  const int64_t xs = pe__tensor_stride(&m->g.t[s->in[0]]);
+  /* the input where it lies (in_place: the Transpose's source) */
+  const int xid = s->in_place ? s->xin : s->in[0];
+  const float *X = x->ptr[xid] + (s->in_place ? s->xoff : 0);
+  const int64_t xs = pe__tensor_stride(&m->g.t[xid]);
+  const int64_t xt = s->in_place ? s->xt : in, xk = s->in_place ? s->xk : 1;
   const float *st[2] = {NULL, NULL};
   int64_t sts[2] = {0, 0};
   for (int k = 0; k < 2; k++) {
@@ -532,15 +535,19 @@ static void pe__lstm_fused(const pe__step_t *s, const pe__exec_t *x) {
     float *y = out[0] ? out[0] + b * seq * dirs * H : NULL;
     float *hn = out[1] ? out[1] + (b * dirs + dir) * H : NULL;
     float *cn = out[2] ? out[2] + (b * dirs + dir) * H : NULL;
+    int64_t bt = xt, bk = xk;
     if (rev) {
       for (int64_t t = 0; t < seq; t++) {
-        memcpy(xr + t * in, xb + (seq - 1 - t) * in,
-               (size_t)in * sizeof(float));
+        for (int64_t k = 0; k < in; k++) {
+          xr[t * in + k] = xb[(seq - 1 - t) * xt + k * xk];
+        }
       }
       xb = xr;
+      bt = in;
+      bk = 1;
     }
-    x->k->lstm_seq(s->lw, seq, in, H, xb, h0, c0, direct ? y : (y ? yt : NULL),
-                   hn, cn, x->scratch);
+    x->k->lstm_seq(s->lw, seq, in, H, xb, bt, bk, h0, c0,
+                   direct ? y : (y ? yt : NULL), hn, cn, x->scratch);
     for (int64_t t = 0; !direct && y != NULL && t < seq; t++) {
       memcpy(y + ((rev ? seq - 1 - t : t) * dirs + dir) * H, yt + t * H,
              (size_t)H * sizeof(float));
@@ -906,6 +913,9 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
   if (s->kind == PE__K_LSTM || s->kind == PE__K_GRU) {
     pe__rnn(s, x);
     return;
+  }
+  if (s->skip) {
+    return; /* an LSTM after it reads its input in place */
   }
   float *y = x->ptr[s->out[0]];
   int64_t ys = m->g.t[s->out[0]].numel;

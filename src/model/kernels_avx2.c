@@ -243,7 +243,8 @@ PE__AVX2 static inline __m256 pe__lstm_tanh8(__m256 t, float s) {
  * bytes, read from L1 for every group of steps. */
 #define PE__XT 6
 PE__AVX2 static void pe__lstm_xproj8(const float *lw, int64_t seq, int64_t in,
-                                     int64_t H, const float *x, float *xp) {
+                                     int64_t H, const float *x, int64_t xst,
+                                     int64_t xsk, float *xp) {
   const int64_t HB = (H + 15) / 16;
   for (int64_t jb = 0; jb < HB; jb++) {
     for (int64_t g = 0; g < 4; g++) {
@@ -255,7 +256,7 @@ PE__AVX2 static void pe__lstm_xproj8(const float *lw, int64_t seq, int64_t in,
         __m256 acc[PE__XT][2];
         _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
           /* rows past the sequence read row t0 again; never stored */
-          xr[u] = x + (t0 + (u < nt ? u : 0)) * in;
+          xr[u] = x + (t0 + (u < nt ? u : 0)) * xst;
           acc[u][0] = _mm256_loadu_ps(bb);
           acc[u][1] = _mm256_loadu_ps(bb + 8);
         }
@@ -263,7 +264,7 @@ PE__AVX2 static void pe__lstm_xproj8(const float *lw, int64_t seq, int64_t in,
           __m256 w0 = _mm256_loadu_ps(wx + k * 64);
           __m256 w1 = _mm256_loadu_ps(wx + k * 64 + 8);
           _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
-            __m256 v = _mm256_broadcast_ss(xr[u] + k);
+            __m256 v = _mm256_broadcast_ss(xr[u] + k * xsk);
             acc[u][0] = _mm256_fmadd_ps(v, w0, acc[u][0]);
             acc[u][1] = _mm256_fmadd_ps(v, w1, acc[u][1]);
           }
@@ -289,8 +290,9 @@ PE__AVX2 static void pe__lstm_xproj8(const float *lw, int64_t seq, int64_t in,
  * blocks still read the old one). Scratch as the AVX-512 kernel's: xp
  * [seq][HB][64], h [2][HB][16], c' [HB][16]. */
 PE__AVX2 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in,
-                                int64_t H, const float *x, const float *h0,
-                                const float *c0, float *y, float *hn, float *cn,
+                                int64_t H, const float *x, int64_t xst,
+                                int64_t xsk, const float *h0, const float *c0,
+                                float *y, float *hn, float *cn,
                                 float *scratch) {
   const int64_t HB = (H + 15) / 16;
   float *xp = scratch;
@@ -300,7 +302,7 @@ PE__AVX2 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in,
     hb[0][j] = h0 != NULL && j < H ? h0[j] : 0.0f;
     cs[j] = c0 != NULL && j < H ? c0[j] * PE__K2 : 0.0f;
   }
-  pe__lstm_xproj8(lw, seq, in, H, x, xp);
+  pe__lstm_xproj8(lw, seq, in, H, x, xst, xsk, xp);
   for (int64_t t = 0; t < seq; t++) {
     const float *h = hb[t & 1];
     float *ho = hb[(t & 1) ^ 1];
@@ -803,9 +805,11 @@ void pe__affine_avx2(const pe__step_t *s, const float *x, float *y) {
 }
 
 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
-                       const float *x, const float *h0, const float *c0,
-                       float *y, float *hn, float *cn, float *scratch) {
+                       const float *x, int64_t xst, int64_t xsk,
+                       const float *h0, const float *c0, float *y, float *hn,
+                       float *cn, float *scratch) {
   (void)lw, (void)seq, (void)in, (void)H, (void)x, (void)h0, (void)c0;
+  (void)xst, (void)xsk;
   (void)y, (void)hn, (void)cn, (void)scratch;
 }
 

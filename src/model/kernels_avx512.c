@@ -276,7 +276,8 @@ PE__AVX512 static inline __m512 pe__lstm_cell16(const __m512 g[4], __m512 *c) {
  * vector take 31 of the 32 registers). */
 #define PE__XT 6
 PE__AVX512 static void pe__lstm_xproj(const float *lw, int64_t seq, int64_t in,
-                                      int64_t H, const float *x, float *xp) {
+                                      int64_t H, const float *x, int64_t xst,
+                                      int64_t xsk, float *xp) {
   const int64_t HB = (H + 15) / 16;
   for (int64_t jb = 0; jb < HB; jb++) {
     const float *wx = PE__LSTM_W(lw, in, H, jb),
@@ -293,7 +294,7 @@ PE__AVX512 static void pe__lstm_xproj(const float *lw, int64_t seq, int64_t in,
         __m512 v[PE__XT];
         _Pragma("GCC unroll 8") for (int u = 0; u < PE__XT; u++) {
           /* rows past the sequence read row t0 again; never stored */
-          v[u] = _mm512_set1_ps(x[(t0 + (u < nt ? u : 0)) * in + k]);
+          v[u] = _mm512_set1_ps(x[(t0 + (u < nt ? u : 0)) * xst + k * xsk]);
         }
         _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
           __m512 w = _mm512_load_ps(wx + k * 64 + 16 * g);
@@ -356,6 +357,7 @@ PE__AVX512 static inline void pe__lstm_out16(int64_t H, const float *h,
  * second buffer (the other blocks still read the old one). */
 PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
                                         int64_t in, int64_t H, const float *x,
+                                        int64_t xst, int64_t xsk,
                                         const float *h0, const float *c0,
                                         float *y, float *hn, float *cn,
                                         float *scratch) {
@@ -363,7 +365,7 @@ PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
   float *xp = PE__ALIGN64(scratch);
   float *hb[2] = {xp + seq * HB * 64, xp + seq * HB * 64 + HB * 16};
   float *cs = hb[1] + HB * 16;
-  pe__lstm_xproj(lw, seq, in, H, x, xp);
+  pe__lstm_xproj(lw, seq, in, H, x, xst, xsk, xp);
   pe__lstm_init16(H, h0, c0, hb[0], cs);
   for (int64_t t = 0; t < seq; t++) {
     const float *h = hb[t & 1];
@@ -417,14 +419,14 @@ PE__AVX512 static void pe__lstm_seq_any(const float *lw, int64_t seq,
  * bound by the L1 loads of R (4H x H floats, a 64-byte vector per FMA) and by
  * the latency of the cell; nothing else loads inside the loop but xp and h. */
 PE__AVX512 static void pe__lstm_seq_2b(const float *lw, int64_t seq, int64_t in,
-                                       int64_t H, const float *x,
-                                       const float *h0, const float *c0,
-                                       float *y, float *hn, float *cn,
-                                       float *scratch) {
+                                       int64_t H, const float *x, int64_t xst,
+                                       int64_t xsk, const float *h0,
+                                       const float *c0, float *y, float *hn,
+                                       float *cn, float *scratch) {
   float *xp = PE__ALIGN64(scratch);
   float *hb[2] = {xp + seq * 128, xp + seq * 128 + 32};
   float *cs = hb[1] + 32;
-  pe__lstm_xproj(lw, seq, in, H, x, xp);
+  pe__lstm_xproj(lw, seq, in, H, x, xst, xsk, xp);
   pe__lstm_init16(H, h0, c0, hb[0], cs);
   const float *r0 = PE__LSTM_R(lw, in, H, 0), *r1 = PE__LSTM_R(lw, in, H, 1);
   const __mmask16 m1 = pe__m16(H - 16);
@@ -459,13 +461,14 @@ PE__AVX512 static void pe__lstm_seq_2b(const float *lw, int64_t seq, int64_t in,
 }
 
 PE__AVX512 void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in,
-                                    int64_t H, const float *x, const float *h0,
+                                    int64_t H, const float *x, int64_t xst,
+                                    int64_t xsk, const float *h0,
                                     const float *c0, float *y, float *hn,
                                     float *cn, float *scratch) {
   if (H > 16 && H <= 32) {
-    pe__lstm_seq_2b(lw, seq, in, H, x, h0, c0, y, hn, cn, scratch);
+    pe__lstm_seq_2b(lw, seq, in, H, x, xst, xsk, h0, c0, y, hn, cn, scratch);
   } else {
-    pe__lstm_seq_any(lw, seq, in, H, x, h0, c0, y, hn, cn, scratch);
+    pe__lstm_seq_any(lw, seq, in, H, x, xst, xsk, h0, c0, y, hn, cn, scratch);
   }
 }
 #undef PE__K2
@@ -881,9 +884,11 @@ PE__AVX512 float pe__exp_sum_avx512(float *y, int64_t n, float sub) {
 int pe__kernels_avx512_usable(void) { return 0; }
 
 void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in, int64_t H,
-                         const float *x, const float *h0, const float *c0,
-                         float *y, float *hn, float *cn, float *scratch) {
+                         const float *x, int64_t xst, int64_t xsk,
+                         const float *h0, const float *c0, float *y, float *hn,
+                         float *cn, float *scratch) {
   (void)lw, (void)seq, (void)in, (void)H, (void)x, (void)h0, (void)c0;
+  (void)xst, (void)xsk;
   (void)y, (void)hn, (void)cn, (void)scratch;
 }
 

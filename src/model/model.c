@@ -614,7 +614,9 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
     snprintf(extra, sizeof extra, " k%lld s%lld d%lld pad %lld/%lld g%lld%s",
              (long long)s->p[3], (long long)s->p[4], (long long)s->p[5],
              (long long)s->p[6], (long long)s->p[7], (long long)s->p[2],
-             s->wg != NULL && m->kern->level > 0 ? " winograd F(5,4)" : "");
+             s->wg != NULL && m->kern->level > 0   ? " winograd F(5,4)"
+             : s->wl != NULL && m->kern->level > 1 ? " channels in lanes"
+                                                   : "");
     break;
   case PE__K_DENSE:
     snprintf(extra, sizeof extra, " %lldx%lld weights%s", (long long)s->p[1],
@@ -623,8 +625,12 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
     break;
   case PE__K_LSTM:
   case PE__K_GRU:
-    snprintf(extra, sizeof extra, " seq %lld hidden %lld", (long long)s->p[0],
-             (long long)s->p[2]);
+    snprintf(extra, sizeof extra, " seq %lld hidden %lld%s", (long long)s->p[0],
+             (long long)s->p[2], s->in_place ? " (input read in place)" : "");
+    break;
+  case PE__K_STRIDED:
+    snprintf(extra, sizeof extra, "%s",
+             s->skip ? " (skipped: the LSTM reads its input)" : "");
     break;
   default:
     break;

@@ -307,6 +307,15 @@ typedef struct pe__step {
   struct pe__step *wg; /* CONV1D with 4 taps: the grouped 1x1 step of its
                           Winograd form (kernels_winograd.c), owned; run
                           with the vector tables. NULL: direct only */
+  /* LSTM with the fused kernels: reads its input in place from tensor
+   * xin at offset xoff, x_t[k] at xt t + xk k (the source of the 2-D
+   * Transpose before it, which is then skipped), when in_place; set by
+   * plan.c for the cpu backend's run only (plan_view.h does not show it:
+   * another backend runs the Transpose and reads in[0]) */
+  int in_place, xin;
+  int64_t xoff, xt, xk;
+  int skip;  /* the cpu run leaves this step out (a Transpose that the LSTM
+                after it reads in place) */
   float *wl; /* CONV1D whose taps equal its stride (pe__conv1d_cl_pack):
                 the weights with the output channels in the lanes,
                 [coutp / 16][cin k][16], then the bias [coutp], zero past
@@ -387,9 +396,9 @@ typedef struct pe__attn_head {
 } pe__attn_head_t;
 typedef void (*pe__attn_head_fn)(const pe__attn_head_t *h);
 typedef void (*pe__lstm_seq_fn)(const float *lw, int64_t seq, int64_t in,
-                                int64_t H, const float *x, const float *h0,
-                                const float *c0, float *y, float *hn, float *cn,
-                                float *scratch);
+                                int64_t H, const float *x, int64_t xst,
+                                int64_t xsk, const float *h0, const float *c0,
+                                float *y, float *hn, float *cn, float *scratch);
 
 /* The kernels of one instruction set (pe__kernels_t, model/kernel_level.h),
  * chosen once at load (pe__kernels_pick) and read by every step through
@@ -483,17 +492,20 @@ int pe__conv2d_pack(pe__step_t *s);
 int pe__lstm_pack(pe__step_t *s);
 
 /* One window of an LSTM through all seq steps (the fused kernels): x the
- * window's input [seq][in]; h0, c0 its initial state or NULL (zeros); y
- * [seq][H], hn, cn [H] the outputs wanted, or NULL; scratch at least
- * PE__LSTM_SCRATCH(seq, H) floats. Every window takes the same path whatever
- * its position in the batch, so the bits do not depend on it. */
+ * window's input, x_t[k] at x[t xst + k xsk] ([seq][in]: xst = in, xsk = 1;
+ * the [in][seq] it was transposed from: xst = 1, xsk = seq); h0, c0 its initial
+ * state or NULL (zeros); y [seq][H], hn, cn [H] the outputs wanted, or NULL;
+ * scratch at least PE__LSTM_SCRATCH(seq, H) floats. Every window takes the same
+ * path whatever its position in the batch, so the bits do not depend on it. */
 #define PE__LSTM_SCRATCH(seq, H) ((((H) + 15) / 16) * (64 * (seq) + 48) + 16)
 void pe__lstm_seq_avx512(const float *lw, int64_t seq, int64_t in, int64_t H,
-                         const float *x, const float *h0, const float *c0,
-                         float *y, float *hn, float *cn, float *scratch);
+                         const float *x, int64_t xst, int64_t xsk,
+                         const float *h0, const float *c0, float *y, float *hn,
+                         float *cn, float *scratch);
 void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
-                       const float *x, const float *h0, const float *c0,
-                       float *y, float *hn, float *cn, float *scratch);
+                       const float *x, int64_t xst, int64_t xsk,
+                       const float *h0, const float *c0, float *y, float *hn,
+                       float *cn, float *scratch);
 int pe__step_pack(pe__step_t *s);
 /* Conv1d by Winograd's F(5, 4) (kernels_winograd.c). _pack makes s->wg
  * for a step of 4 taps that fits (stride 1, no groups, pads of whole rows,

@@ -282,6 +282,64 @@ static void pe__fuse(pe_model_t *m, int *dead) {
   }
 }
 
+/* An LSTM that the fused kernels run and whose input is a 2-D Transpose
+ * of a window ([in][seq] -> [seq][in], the Transpose and Reshape after a
+ * channel Concat in DeepLOB-style models) read by nothing else: the LSTM
+ * reads the Transpose's source in place (x_t[k] at its strides) and the
+ * cpu run skips the Transpose. Only the cpu run sees either (plan_view.h
+ * shows the steps as they were); the source then lives until the LSTM
+ * (pe__plan's liveness). */
+static void pe__lstm_in_place(pe_model_t *m) {
+  const pe__graph_t *g = &m->g;
+  if (m->kern->lstm_seq == NULL) {
+    return;
+  }
+  for (int i = 0; i < m->n_step; i++) {
+    pe__step_t *s = &m->step[i];
+    if (s->kind != PE__K_LSTM || s->lw == NULL || s->in[0] < 0) {
+      continue;
+    }
+    const int t = pe__root(m, s->in[0]);
+    int j = -1, other = 0;
+    for (int q = 0; q < m->n_step; q++) {
+      const pe__step_t *o = &m->step[q];
+      if (o->out[0] == t) {
+        j = q;
+      }
+      for (int k = 0; k < o->n_in && q != i; k++) {
+        other |= o->in[k] >= 0 && pe__root(m, o->in[k]) == t;
+      }
+    }
+    for (int x = 0; x < g->n_t; x++) {
+      other |= g->t[x].output_idx >= 0 && pe__root(m, x) == t;
+    }
+    if (j < 0 || j > i || other || m->step[j].kind != PE__K_STRIDED ||
+        m->step[j].in[0] < 0) {
+      continue;
+    }
+    pe__step_t *p = &m->step[j];
+    const int r = (int)p->rank;
+    int d0 = -1, big = 0;
+    for (int d = 0; d < r - 1; d++) {
+      if (p->dims[d] != 1) {
+        d0 = d;
+        big++;
+      }
+    }
+    if (r < 2 || big != 1 || p->dims[d0] != s->p[0] ||
+        p->dims[r - 1] != s->p[1] || p->p[1] != s->p[0] * s->p[1] ||
+        g->t[p->in[0]].is_const || g->t[p->in[0]].dtype != PE__DT_F32) {
+      continue;
+    }
+    s->in_place = 1;
+    s->xin = p->in[0];
+    s->xoff = p->p[0];
+    s->xt = p->st[0][d0];
+    s->xk = p->st[0][r - 1];
+    p->skip = 1;
+  }
+}
+
 typedef struct pe__block {
   int64_t off, size;
 } pe__block_t;
@@ -553,6 +611,8 @@ int pe__plan(pe_model_t *m) {
     m->info.weight_bytes += (wb + s->p[2]) * 4;
   }
 
+  pe__lstm_in_place(m);
+
   /* storage */
   for (int t = 0; t < g->n_t; t++) {
     g->t[t].storage = g->t[t].is_const ? PE__ST_CONST : PE__ST_NONE;
@@ -570,6 +630,9 @@ int pe__plan(pe_model_t *m) {
       if (s->in[k] >= 0) {
         last[pe__root(m, s->in[k])] = i;
       }
+    }
+    if (s->in_place) {
+      last[pe__root(m, s->xin)] = i; /* read in place (pe__lstm_in_place) */
     }
     /* a tensor several steps write (the directions of a bidirectional
      * LSTM) lives until the last of them */
@@ -598,8 +661,11 @@ int pe__plan(pe_model_t *m) {
         }
       }
     }
-    for (int k = 0; k < s->n_in + 3; k++) {
-      int t = k < s->n_in ? s->in[k] : s->out[k - s->n_in];
+    for (int k = 0; k < s->n_in + 4; k++) {
+      int t = k < s->n_in       ? s->in[k]
+              : k < s->n_in + 3 ? s->out[k - s->n_in]
+              : s->in_place     ? s->xin
+                                : -1;
       if (t < 0) {
         continue;
       }
