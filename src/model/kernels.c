@@ -212,6 +212,10 @@ static void pe__conv1d_generic(const pe__step_t *s, const float *x, float *y,
       yr[t] = (float)acc;
     }
     pe__act_apply(yr, wout, s->act, s->alpha);
+    for (int64_t t = 0; s->es != NULL && t < wout; t++) {
+      const float v = yr[t] * s->es[co];
+      yr[t] = v + s->et[co];
+    }
   }
 }
 
@@ -937,6 +941,10 @@ void pe__step_exec(const pe__step_t *s, const pe__exec_t *x) {
     }
     return;
   case PE__K_CONV1D:
+    if (s->redirect) {
+      y = x->ptr[s->yo] + s->yoff;
+      ys = m->g.t[s->yo].numel;
+    }
     for (uint32_t b = 0; b < n; b++) {
       for (int64_t i = 0; i < items; i++) {
         if (s->wg != NULL && kn->level > 0) {

@@ -761,6 +761,9 @@ PE__AVX2 void pe__split_avx2(const float *x, int64_t n, int64_t st, float *rows,
       _mm256_maskstore_ps(yp, pe__mask(w), o_);                                \
     }                                                                          \
   } while (0)
+#define PE__CV_ACTV(v, act, alpha) pe__act8(v, act, alpha)
+#define PE__CV_MUL(a, b) _mm256_mul_ps(a, b)
+#define PE__CV_ADD(a, b) _mm256_add_ps(a, b)
 #define PE__CV_ATTR PE__AVX2
 #define PE__CV_V __m256
 #define PE__CV_L 8

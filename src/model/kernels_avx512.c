@@ -716,6 +716,9 @@ PE__AVX512 static void pe__split_avx512(const float *x, int64_t n, int64_t st,
  * 32 time steps. */
 #define PE__CV_STORE(yp, v, w, act, alpha)                                     \
   _mm512_mask_storeu_ps(yp, pe__m16(w), pe__act16(v, act, alpha))
+#define PE__CV_ACTV(v, act, alpha) pe__act16(v, act, alpha)
+#define PE__CV_MUL(a, b) _mm512_mul_ps(a, b)
+#define PE__CV_ADD(a, b) _mm512_add_ps(a, b)
 #define PE__CV_ATTR PE__AVX512
 #define PE__CV_V __m512
 #define PE__CV_L 16

@@ -616,7 +616,9 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
              (long long)s->p[6], (long long)s->p[7], (long long)s->p[2],
              s->wg != NULL && m->kern->level > 0   ? " winograd F(5,4)"
              : s->wl != NULL && m->kern->level > 1 ? " channels in lanes"
-                                                   : "");
+             : !s->redirect                        ? ""
+             : s->es != NULL ? " (then the affine step after it)"
+                             : " (into the Concat after it)");
     break;
   case PE__K_DENSE:
     snprintf(extra, sizeof extra, " %lldx%lld weights%s", (long long)s->p[1],
@@ -629,8 +631,13 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
              (long long)s->p[2], s->in_place ? " (input read in place)" : "");
     break;
   case PE__K_STRIDED:
+  case PE__K_AFFINE:
+  case PE__K_CONCAT:
     snprintf(extra, sizeof extra, "%s",
-             s->skip ? " (skipped: the LSTM reads its input)" : "");
+             !s->skip                   ? ""
+             : s->kind == PE__K_STRIDED ? " (skipped: the LSTM reads its input)"
+                                        : " (skipped: written by the "
+                                          "convolutions before it)");
     break;
   default:
     break;

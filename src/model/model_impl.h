@@ -314,8 +314,18 @@ typedef struct pe__step {
    * another backend runs the Transpose and reads in[0]) */
   int in_place, xin;
   int64_t xoff, xt, xk;
-  int skip;  /* the cpu run leaves this step out (a Transpose that the LSTM
-                after it reads in place) */
+  /* the cpu run leaves this step out: a Transpose that the LSTM after it
+   * reads in place; a per-channel affine step or a Concat that the
+   * convolution before it writes for it */
+  int skip;
+  /* CONV1D, cpu run only (plan.c, pe__conv_redirect; plan_view.h does not
+   * show them): when redirect, the result goes to tensor yo at offset yoff
+   * of each window (the output of the per-channel affine step after it,
+   * or its part of the Concat that reads it), as act(y) es[c] + et[c]
+   * where es is not NULL (that affine step's, two roundings as it has) */
+  int redirect, yo;
+  int64_t yoff;
+  const float *es, *et;
   float *wl; /* CONV1D whose taps equal its stride (pe__conv1d_cl_pack):
                 the weights with the output channels in the lanes,
                 [coutp / 16][cin k][16], then the bias [coutp], zero past

@@ -340,6 +340,112 @@ static void pe__lstm_in_place(pe_model_t *m) {
   }
 }
 
+/* Tensor t (no alias of it, not a graph output) is read by step j alone:
+ * the index of the step that writes it as out[0] (before j), or -1. */
+static int pe__sole_link(const pe_model_t *m, int t, int j) {
+  int w = -1;
+  for (int x = 0; x < m->g.n_t; x++) {
+    if ((x != t && pe__root(m, x) == t) ||
+        (x == t && m->g.t[x].output_idx >= 0)) {
+      return -1;
+    }
+  }
+  for (int q = 0; q < m->n_step; q++) {
+    const pe__step_t *o = &m->step[q];
+    for (int k = 0; k < o->n_in; k++) {
+      if (q != j && o->in[k] == t) {
+        return -1;
+      }
+    }
+    if (o->in_place && o->xin == t) {
+      return -1;
+    }
+    if (o->out[0] == t || o->out[1] == t || o->out[2] == t) {
+      if (w >= 0 || o->out[0] != t) {
+        return -1;
+      }
+      w = q;
+    }
+  }
+  return w < j ? w : -1;
+}
+
+/* A Conv1d that the direct kernels run (no Winograd or channels-in-lanes
+ * form, Relu, LeakyRelu or no activation, one item a window) and a step
+ * after it that alone reads its result: a per-channel affine step (a
+ * BatchNormalization after the activation) or a Concat on the channels.
+ * The convolution then writes what that step would (act(y) s[c] + t[c],
+ * the same two roundings; or its part of the Concat's output) and the cpu
+ * run skips the step; a Concat whose every part is so written goes too.
+ * Only the cpu run sees this (plan_view.h shows the steps as they were);
+ * the tensors written stay allocated from the convolution on. */
+static int pe__direct_conv(const pe__step_t *a) {
+  return a->kind == PE__K_CONV1D && a->wg == NULL && a->wl == NULL &&
+         a->p[PE__P_ITEMS] <= 1 &&
+         (a->act == PE__ACT_NONE || a->act == PE__ACT_RELU ||
+          a->act == PE__ACT_LEAKY);
+}
+
+static void pe__conv_redirect(pe_model_t *m) {
+  for (int j = 0; j < m->n_step; j++) {
+    pe__step_t *b = &m->step[j];
+    if (b->kind != PE__K_AFFINE || b->act != PE__ACT_NONE || b->p[0] != 1 ||
+        b->in[0] < 0 || b->w == NULL || b->bias == NULL) {
+      continue;
+    }
+    const int i = pe__sole_link(m, b->in[0], j);
+    pe__step_t *a = i >= 0 ? &m->step[i] : NULL;
+    if (a == NULL || !pe__direct_conv(a) || a->redirect || a->p[1] != b->p[1] ||
+        a->p[9] != b->p[2]) {
+      continue;
+    }
+    a->redirect = 1;
+    a->yo = b->out[0];
+    a->yoff = 0;
+    a->es = b->w;
+    a->et = b->bias;
+    b->skip = 1;
+  }
+  for (int j = 0; j < m->n_step; j++) {
+    pe__step_t *c = &m->step[j];
+    if (c->kind != PE__K_CONCAT || c->p[0] != 1) {
+      continue;
+    }
+    int w[PE__STEP_MAX_IN], ok = c->n_in > 0;
+    for (int k = 0; k < c->n_in && ok; k++) {
+      const int t = c->in[k];
+      int i = t >= 0 ? pe__sole_link(m, t, j) : -1;
+      if (i >= 0 && m->step[i].kind == PE__K_AFFINE && m->step[i].skip) {
+        /* the affine step the convolution before it writes for */
+        for (int q = 0; q < i; q++) {
+          if (m->step[q].redirect && m->step[q].yo == t) {
+            i = q;
+          }
+        }
+      }
+      ok = i >= 0 && pe__direct_conv(&m->step[i]) &&
+           (!m->step[i].redirect || m->step[i].yo == t) &&
+           c->st[k][0] == m->g.t[t].numel;
+      for (int q = 0; q < k && ok; q++) {
+        ok = w[q] != i;
+      }
+      w[k] = i;
+    }
+    if (!ok) {
+      continue;
+    }
+    int64_t off = 0;
+    for (int k = 0; k < c->n_in; k++) {
+      pe__step_t *a = &m->step[w[k]];
+      a->redirect = 1;
+      a->yo = c->out[0];
+      a->yoff = off;
+      off += c->st[k][0];
+    }
+    c->skip = 1;
+  }
+}
+
 typedef struct pe__block {
   int64_t off, size;
 } pe__block_t;
@@ -612,6 +718,7 @@ int pe__plan(pe_model_t *m) {
   }
 
   pe__lstm_in_place(m);
+  pe__conv_redirect(m);
 
   /* storage */
   for (int t = 0; t < g->n_t; t++) {
@@ -634,6 +741,9 @@ int pe__plan(pe_model_t *m) {
     if (s->in_place) {
       last[pe__root(m, s->xin)] = i; /* read in place (pe__lstm_in_place) */
     }
+    if (s->redirect && last[pe__root(m, s->yo)] < i) {
+      last[pe__root(m, s->yo)] = i; /* written for a later step */
+    }
     /* a tensor several steps write (the directions of a bidirectional
      * LSTM) lives until the last of them */
     for (int k = 0; k < 3; k++) {
@@ -647,8 +757,8 @@ int pe__plan(pe_model_t *m) {
   m->scratch_fixed = 0;
   for (int i = 0; i < n; i++) {
     const pe__step_t *s = &m->step[i];
-    for (int k = 0; k < 3; k++) {
-      int t = s->out[k];
+    for (int k = 0; k < 4; k++) {
+      int t = k < 3 ? s->out[k] : s->redirect ? s->yo : -1;
       if (t < 0) {
         continue;
       }
@@ -661,11 +771,12 @@ int pe__plan(pe_model_t *m) {
         }
       }
     }
-    for (int k = 0; k < s->n_in + 4; k++) {
-      int t = k < s->n_in       ? s->in[k]
-              : k < s->n_in + 3 ? s->out[k - s->n_in]
-              : s->in_place     ? s->xin
-                                : -1;
+    for (int k = 0; k < s->n_in + 5; k++) {
+      int t = k < s->n_in        ? s->in[k]
+              : k < s->n_in + 3  ? s->out[k - s->n_in]
+              : k == s->n_in + 3 ? (s->in_place ? s->xin : -1)
+              : s->redirect      ? s->yo
+                                 : -1;
       if (t < 0) {
         continue;
       }
