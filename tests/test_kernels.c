@@ -181,7 +181,9 @@ static int agree1(pe__step_t *s, int64_t n_in, int64_t n_out, uint32_t nb,
 }
 
 /* Conv1d: groups (odd output channels per group included), strides,
- * dilations, pads, lengths, batch sizes. */
+ * dilations, pads, lengths, batch sizes; in a third of the trials with
+ * Relu, LeakyRelu or none, the per-channel affine step after it applied
+ * as it stores (es, et: plan.c's pe__conv_redirect). */
 static void test_conv1d(void) {
   int bad = 0;
   for (int trial = 0; trial < 2000; trial++) {
@@ -201,14 +203,23 @@ static void test_conv1d(void) {
     memcpy(s.p, p, sizeof p);
     s.w = rnd_buf(cout * cin_g * k, 1.0f / sqrtf((float)(cin_g * k)));
     s.bias = rnd_buf(cout, 0.5f);
+    float *es = NULL, *et = NULL;
+    if (trial % 3 == 0 && s.act <= PE__ACT_LEAKY) {
+      es = rnd_buf(cout, 2.0f);
+      et = rnd_buf(cout, 1.0f);
+      s.es = es;
+      s.et = et;
+    }
     char what[160];
     snprintf(what, sizeof what,
              "conv1d cin %lld cout %lld group %lld k %lld stride %lld dil "
-             "%lld pads %lld,%lld win %lld batch %u act %d",
+             "%lld pads %lld,%lld win %lld batch %u act %d%s",
              (long long)cin, (long long)cout, (long long)group, (long long)k,
              (long long)st, (long long)dil, (long long)pl, (long long)pr,
-             (long long)win, nb, s.act);
+             (long long)win, nb, s.act, es != NULL ? " affine after" : "");
     bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
+    free(es);
+    free(et);
     if (bad >= 5) {
       break; /* enough to see the pattern */
     }
