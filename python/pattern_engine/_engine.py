@@ -209,6 +209,8 @@ class Engine:
         try:
             if model is None and (backend is not None or cuda_mode is not None):
                 raise ValueError("backend and cuda_mode need a model")
+            if cuda_mode is not None and backend != "cuda":
+                raise ValueError("cuda_mode needs backend='cuda'")
             if model is not None:
                 self._attach(model, window, model_features, backend, cuda_mode)
             elif window:

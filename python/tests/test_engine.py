@@ -231,6 +231,8 @@ def test_backend_argument():
         pe.Engine(model=model, backend="gpu")
     with pytest.raises(ValueError, match="need a model"):
         pe.Engine(backend="cpu")
+    with pytest.raises(ValueError, match="cuda_mode needs backend='cuda'"):
+        pe.Engine(model=model, backend="cpu", cuda_mode="persistent")
     with pytest.raises(ValueError, match="stub model has no other backend"):
         pe.Engine(model="stub", backend="cuda")
     try:
