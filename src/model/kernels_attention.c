@@ -596,6 +596,29 @@ PE__AVX512 void pe__attn_blk_avx512(const pe__attn_blk_t *b) {
   }
 }
 
+/* The transposed heads' moves, portable: q into qt [D][ss] (the columns
+ * past L zero), and the context ct [D][ss] out to the context rows. */
+static void pe__attn_q_in(const pe__attn_head_t *a, float *qt) {
+  const int64_t L = a->L, D = a->D, vs = a->vs, ss = pe__attn_sc_stride(L);
+  for (int64_t d = 0; d < D; d++) {
+    for (int64_t i = 0; i < L; i++) {
+      qt[d * ss + i] = a->q[i * vs + d];
+    }
+    for (int64_t i = L; i < ss; i++) {
+      qt[d * ss + i] = 0.0f;
+    }
+  }
+}
+
+static void pe__attn_ctx_out(const pe__attn_head_t *a, const float *ct) {
+  const int64_t L = a->L, D = a->D, ss = pe__attn_sc_stride(L);
+  for (int64_t i = 0; i < L; i++) {
+    for (int64_t d = 0; d < D; d++) {
+      a->c[i * a->cs + d] = ct[d * ss + i];
+    }
+  }
+}
+
 /* pe__attn_head_avx512 with 8 lanes: 16 queries a pass (two vectors),
  * four keys or context columns at a time (16 registers). The pass's
  * scores go to a [L][16] block of st, contiguous, so that one
@@ -684,24 +707,13 @@ PE__AVX2 static inline void pe__attn_pair8(const pe__attn_head_t *a, float *qt,
 }
 
 PE__AVX2 void pe__attn_head_avx2(const pe__attn_head_t *a) {
-  const int64_t L = a->L, D = a->D, vs = a->vs, ss = pe__attn_sc_stride(L);
+  const int64_t L = a->L, D = a->D, ss = pe__attn_sc_stride(L);
   float *qt = a->scratch, *pt = qt + D * ss, *ct = pt + L * ss;
-  for (int64_t d = 0; d < D; d++) {
-    for (int64_t i = 0; i < L; i++) {
-      qt[d * ss + i] = a->q[i * vs + d];
-    }
-    for (int64_t i = L; i < ss; i++) {
-      qt[d * ss + i] = 0.0f;
-    }
-  }
+  pe__attn_q_in(a, qt);
   for (int64_t b0 = 0; b0 < ss; b0 += 16) {
     pe__attn_pair8(a, qt, pt, ct, b0, b0 + 8 < L ? 2 : 1);
   }
-  for (int64_t i = 0; i < L; i++) {
-    for (int64_t d = 0; d < D; d++) {
-      a->c[i * a->cs + d] = ct[d * ss + i];
-    }
-  }
+  pe__attn_ctx_out(a, ct);
 }
 
 /* One unmasked head with the queries in the lanes: q transposed to qt
@@ -844,14 +856,7 @@ PE__AVX512 void pe__attn_head_avx512(const pe__attn_head_t *a) {
       }
     }
   } else {
-    for (int64_t d = 0; d < D; d++) {
-      for (int64_t i = 0; i < L; i++) {
-        qt[d * ss + i] = a->q[i * vs + d];
-      }
-      for (int64_t i = L; i < ss; i++) {
-        qt[d * ss + i] = 0.0f;
-      }
-    }
+    pe__attn_q_in(a, qt);
   }
   int64_t b0 = 0;
   for (; b0 + 32 <= ss; b0 += 32) {
@@ -880,12 +885,8 @@ PE__AVX512 void pe__attn_head_avx512(const pe__attn_head_t *a) {
         }
       }
     }
-    return;
-  }
-  for (int64_t i = 0; i < L; i++) {
-    for (int64_t d = 0; d < D; d++) {
-      a->c[i * a->cs + d] = ct[d * ss + i];
-    }
+  } else {
+    pe__attn_ctx_out(a, ct);
   }
 }
 
