@@ -1227,15 +1227,23 @@ static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
   return PE_OK;
 }
 
+/* pe_backend_options_t.codegen: 1 on (NULL, "", "on", "1", "auto"), 0 off
+ * ("off", "0"), -1 anything else (refused at open). */
+static int pe__codegen(const char *v) {
+  if (v == NULL || *v == '\0' || strcmp(v, "on") == 0 || strcmp(v, "1") == 0 ||
+      strcmp(v, "auto") == 0) {
+    return 1;
+  }
+  return strcmp(v, "off") == 0 || strcmp(v, "0") == 0 ? 0 : -1;
+}
+
 /* Once the steps are resolved: the graphs, the persistent kernel when
  * asked for, and the allocation count from which none may happen. */
 static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
                            char *msg, size_t cap) {
   c->timing = opts->phase_times != 0;
   c->stamps_path = opts->stamps_path;
-  c->codegen_off =
-      opts->codegen != NULL &&
-      (strcmp(opts->codegen, "off") == 0 || strcmp(opts->codegen, "0") == 0);
+  c->codegen_off = pe__codegen(opts->codegen) == 0;
   int e = 0;
   for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
     e = pe__capture(c, n);
@@ -1588,12 +1596,9 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              "cuda backend: unknown mode '%s' (graph or persistent)", mode);
     return PE_EINVAL;
   }
-  const char *cg = opts->codegen;
-  if (cg != NULL && *cg != '\0' && strcmp(cg, "on") != 0 &&
-      strcmp(cg, "auto") != 0 && strcmp(cg, "1") != 0 &&
-      strcmp(cg, "off") != 0 && strcmp(cg, "0") != 0) {
+  if (pe__codegen(opts->codegen) < 0) {
     snprintf(err, err_cap, "cuda backend: unknown codegen '%s' (on or off)",
-             cg);
+             opts->codegen);
     return PE_EINVAL;
   }
   int rc = pe__cuda_plan_sniff(opts->model_path, err, err_cap);
