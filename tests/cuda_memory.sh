@@ -63,12 +63,14 @@ if [ "$rc" -ne 2 ] || ! printf '%s\n' "$msg" | grep -q -- "--cuda-memory: '0' is
   fail=1
 fi
 
-msg=$("$engine" bench-model "$model" --backend cuda --cuda-codegen of \
-  --iterations 1 2>&1 >/dev/null)
-rc=$?
-if [ "$rc" -ne 1 ] || ! printf '%s\n' "$msg" | grep -q "unknown codegen 'of' (on or off)"; then
-  echo "FAIL: --cuda-codegen of: exit $rc, '$msg'" >&2
-  fail=1
-fi
-echo "--cuda-codegen of: exit $rc, $msg"
+for v in of windows=0 windows=4097 windows=8x windows=; do
+  msg=$("$engine" bench-model "$model" --backend cuda --cuda-codegen "$v" \
+    --iterations 1 2>&1 >/dev/null)
+  rc=$?
+  if [ "$rc" -ne 1 ] || ! printf '%s\n' "$msg" | grep -q "unknown codegen '$v' (on, off or windows=N"; then
+    echo "FAIL: --cuda-codegen $v: exit $rc, '$msg'" >&2
+    fail=1
+  fi
+  echo "--cuda-codegen $v: exit $rc, $msg"
+done
 exit $fail

@@ -2,9 +2,10 @@
  * no device: for each model given, its plan's steps resolved as the cuda
  * backend resolves them (pointers as plan-file references, weights as
  * blobs at made-up addresses), the kernel's source generated and compiled
- * by NVRTC for sm_90. Models whose plans the generator takes must compile;
- * a model after "--refuse" must be refused with a reason naming a step.
- * Whether the kernel computes the right scores is test_cuda_parity's
+ * by NVRTC for sm_90, both the persistent mode's resident kernel and
+ * graph mode's batch kernel. Models whose plans the generator takes must
+ * compile; a model after "--refuse" must be refused with a reason naming a
+ * step. Whether the kernel computes the right scores is test_cuda_parity's
  * business, on a device. Exits 77 (skipped) where NVRTC cannot be loaded.
  *
  * Usage: test_cuda_gen MODEL.onnx... [--refuse MODEL.onnx...] */
@@ -66,6 +67,59 @@ static const float *pe_t_tensor(const pe_model_t *m, pe_t_plan_t *p, int t,
   return v;
 }
 
+/* The kernel of plan g (the resident one or the batch one) generated and
+ * compiled: 0 when it went as expected (refuse: a refusal naming a step),
+ * else 1; 77 when NVRTC is missing. numel0: the first step's output
+ * numel, which the source holds as a constant. */
+static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
+                    int64_t numel0, int refuse) {
+  const char *kind = g->batch ? "batch" : "resident";
+  const char *name = g->batch ? PE_CUDA_GEN_BATCH_KERNEL : PE_CUDA_GEN_KERNEL;
+  pe_cuda_gen_src_t src;
+  char why[512] = "";
+  int rc = pe_cuda_gen_source(g, &src, why, sizeof why);
+  int bad = 0;
+  if (refuse) {
+    bad = rc != PE_EUNSUPPORTED || strncmp(why, "step ", 5) != 0;
+    printf("%s %s (%s): refused (%s)\n", bad ? "FAIL:" : "ok  ", path, kind,
+           why);
+    if (rc == PE_OK) {
+      free(src.text);
+    }
+    return bad;
+  }
+  if (rc != PE_OK) {
+    printf("FAIL: %s (%s): no source: %s\n", path, kind, why);
+    return 1;
+  }
+  void *cubin = NULL;
+  size_t len = 0;
+  double ms = 0;
+  rc = pe_cuda_gen_compile(src.text, 9, 0, &cubin, &len, &ms, why, sizeof why);
+  if (rc == PE_EUNSUPPORTED) {
+    printf("SKIP: %s\n", why);
+    free(src.text);
+    return 77;
+  }
+  char num[32];
+  snprintf(num, sizeof num, "%lld", (long long)numel0);
+  bad = rc != PE_OK || len == 0 || strstr(src.text, num) == NULL ||
+        strstr(src.text, name) == NULL || src.max_n < 1 ||
+        src.max_n > g->max_n || (!g->batch && src.max_n != g->max_n) ||
+        src.threads < 32 || src.threads % 32 != 0;
+  printf("%s %s (%s): %d threads, %u windows, %zu bytes of shared memory, "
+         "source %zu bytes, cubin %zu bytes, NVRTC %.0f ms%s%s\n",
+         bad ? "FAIL:" : "ok  ", path, kind, src.threads, src.max_n, src.shmem,
+         strlen(src.text), len, ms, rc != PE_OK ? ": " : "",
+         rc != PE_OK ? why : "");
+  if (getenv("PE_TEST_GEN_DUMP") != NULL) {
+    fputs(src.text, stderr);
+  }
+  free(cubin);
+  free(src.text);
+  return bad;
+}
+
 /* One model through the generator and NVRTC: 0 when it went as expected
  * (refuse: a refusal naming a step), else 1; 77 when NVRTC is missing. */
 static int pe_t_model(const char *path, int refuse) {
@@ -117,6 +171,16 @@ static int pe_t_model(const char *path, int refuse) {
     } else if (s.kind == PE_PLAN_AFFINE) {
       d->w = pe_t_blob(&p, s.p[1]);
       d->bias = pe_t_blob(&p, s.p[1]);
+    } else if (s.kind == PE_PLAN_LSTM || s.kind == PE_PLAN_GRU) {
+      const int64_t GH = (s.kind == PE_PLAN_LSTM ? 4 : 3) * s.p[2];
+      d->w = pe_t_blob(&p, s.p[1] * GH);
+      d->w2 = pe_t_blob(&p, s.p[2] * GH);
+      d->bias = pe_t_blob(&p, GH);
+      d->bias2 = pe_t_blob(&p, s.p[2]);
+    } else if (s.kind == PE_PLAN_GATHER) {
+      /* int64 indices: two floats' room each */
+      d->n_idx = s.n_idx;
+      d->idx = pe_t_blob(&p, 2 * s.n_idx);
     }
   }
   pe_cuda_gen_plan_t g = {0};
@@ -128,53 +192,18 @@ static int pe_t_model(const char *path, int refuse) {
   g.in_numel = shape.in_numel;
   g.out_numel = shape.out_numel;
   g.arena_ps = shape.arena_ps;
-  g.max_n = PE_CUDA_PERSIST_MAX_BATCH;
-  g.stamps = 1;
   g.shmem_limit = 227 * 1024 - 1024;
-  pe_cuda_gen_src_t src;
-  char why[512] = "";
-  int rc = p.steps != NULL ? pe_cuda_gen_source(&g, &src, why, sizeof why)
-                           : PE_ENOMEM;
   int bad = 0;
-  if (refuse) {
-    bad = rc != PE_EUNSUPPORTED || strncmp(why, "step ", 5) != 0;
-    printf("%s %s: refused (%s)\n", bad ? "FAIL:" : "ok  ", path, why);
-    if (rc == PE_OK) {
-      free(src.text);
+  for (int batch = 0; batch < 2 && p.steps != NULL; batch++) {
+    g.batch = batch;
+    g.max_n = batch ? 32 : PE_CUDA_PERSIST_MAX_BATCH;
+    g.stamps = !batch;
+    const int rc = pe_t_gen(path, &g, p.steps[0].numel, refuse);
+    if (rc == 77) {
+      bad = 77;
+      break;
     }
-  } else if (rc != PE_OK) {
-    printf("FAIL: %s: no source: %s\n", path, why);
-    bad = 1;
-  } else {
-    void *cubin = NULL;
-    size_t len = 0;
-    double ms = 0;
-    rc =
-        pe_cuda_gen_compile(src.text, 9, 0, &cubin, &len, &ms, why, sizeof why);
-    if (rc == PE_EUNSUPPORTED) {
-      printf("SKIP: %s\n", why);
-      free(src.text);
-      free(p.steps);
-      pe_model_destroy(m);
-      return 77;
-    }
-    /* the source holds the plan's shapes as constants: the first step's
-     * output numel appears in it */
-    char num[32];
-    snprintf(num, sizeof num, "%lld", (long long)p.steps[0].numel);
-    bad = rc != PE_OK || len == 0 || strstr(src.text, num) == NULL ||
-          src.max_n != PE_CUDA_PERSIST_MAX_BATCH || src.threads < 32 ||
-          src.threads % 32 != 0;
-    printf("%s %s: %d steps, %d threads, %zu bytes of shared memory, "
-           "source %zu bytes, cubin %zu bytes, NVRTC %.0f ms%s%s\n",
-           bad ? "FAIL:" : "ok  ", path, shape.n_steps, src.threads, src.shmem,
-           strlen(src.text), len, ms, rc != PE_OK ? ": " : "",
-           rc != PE_OK ? why : "");
-    if (getenv("PE_TEST_GEN_DUMP") != NULL) {
-      fputs(src.text, stderr);
-    }
-    free(cubin);
-    free(src.text);
+    bad |= rc;
   }
   free(p.steps);
   pe_model_destroy(m);

@@ -80,11 +80,15 @@ typedef struct pe_backend_options {
    * a tile of windows; a larger batch runs a tile at a time); 0 for its
    * default (cuda: 256 MB). */
   uint64_t device_memory_bytes;
-  const char *codegen; /* cuda persistent mode: "off" (or "0") runs
-                          the general resident kernel; NULL, "",
-                          "on", "1" or "auto" a kernel generated for
-                          the plan and compiled at open, where it can
-                          be (docs/models.md); anything else is
+  const char *codegen; /* cuda: "off" (or "0") runs the general
+                          kernels; NULL, "", "on", "1" or "auto"
+                          kernels generated for the plan and compiled
+                          at open, where they can be (persistent
+                          mode's resident kernel, and graph mode's
+                          kernel for a whole batch; docs/models.md);
+                          "windows=N" as on, a block of the batch
+                          kernel holding at most N windows (1 to
+                          4096; 32 otherwise); anything else is
                           refused at open */
 } pe_backend_options_t;
 

@@ -57,6 +57,10 @@ typedef struct pe__cuda {
   /* per staging set: start, after H2D, after compute, after D2H (the last
    * also marks a chunk's scores in h_out) */
   cudaEvent_t ev[2][4];
+  /* the second stream of a chunk run in pieces, and the events that fork
+   * the chunk onto it and join it back */
+  cudaStream_t stream2;
+  cudaEvent_t fork, join;
   int timing;
   float *d_arena, *d_in, *d_out; /* tile windows each */
   float *h_in[2], *h_out[2];     /* pinned staging, two sets of a tile */
@@ -115,6 +119,12 @@ typedef struct pe__cuda {
   int codegen_off;
   pe_cuda_gen_t *gen;
   char gen_why[192];
+  /* graph mode's kernel generated for the plan, which each graph launches
+   * instead of the steps' kernels, or NULL and why not; the most windows
+   * a block of it holds at once */
+  pe_cuda_gen_t *bgen;
+  char bgen_why[192];
+  uint32_t gen_windows;
   char errmsg[256];
 } pe__cuda_t;
 
@@ -124,6 +134,9 @@ typedef struct pe__cuda {
 #define PE__CUDA_WAIT_NS 2000000000ull
 /* How often a waiting run asks whether the resident kernel failed. */
 #define PE__CUDA_QUERY_NS 200000ull
+/* The most windows a block of graph mode's generated kernel holds at once
+ * unless the codegen option says (windows=N). */
+#define PE__CUDA_GEN_WINDOWS 32
 /* Bytes of windows staged into pinned memory per device copy. */
 #define PE__CUDA_STAGE ((size_t)1 << 20)
 
@@ -265,6 +278,7 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
   for (int i = 0; i < c->n_graphs; i++) {
     cudaGraphExecDestroy(c->graph[i]);
   }
+  pe_cuda_gen_close(c->bgen);
   for (int i = 0; i < c->n_weights; i++) {
     pe_cuda_free(c->weights[i]);
   }
@@ -282,6 +296,15 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
   }
   if (c->stream != NULL) {
     cudaStreamDestroy(c->stream);
+  }
+  if (c->stream2 != NULL) {
+    cudaStreamDestroy(c->stream2);
+  }
+  if (c->fork != NULL) {
+    cudaEventDestroy(c->fork);
+  }
+  if (c->join != NULL) {
+    cudaEventDestroy(c->join);
   }
   free(c->steps);
   free(c->plan_of);
@@ -679,7 +702,10 @@ static int pe__capture(pe__cuda_t *c, uint32_t n) {
   cudaGraph_t g = NULL;
   int e =
       (int)cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
-  for (int i = 0; i < c->n_steps && e == 0; i++) {
+  if (c->bgen != NULL) {
+    e = pe_cuda_gen_batch_launch(c->bgen, c->d_in, c->d_out, n, c->stream);
+  }
+  for (int i = 0; c->bgen == NULL && i < c->n_steps && e == 0; i++) {
     e = pe_cuda_step_launch(&c->steps[i], n, c->stream);
   }
   int e2 = (int)cudaStreamEndCapture(c->stream, &g);
@@ -900,6 +926,8 @@ static int64_t pe__persist_weights(pe__cuda_t *c, const pe_cuda_pstep_t *pp,
 }
 
 static void pe__persist_gen(pe__cuda_t *c);
+static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
+                           pe_cuda_gen_t **out, char *why, size_t cap);
 
 /* Persistent mode: the mapped control block, windows and scores, the
  * device copy of the steps (and of the table of weights it copies on
@@ -1205,6 +1233,10 @@ static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
     }
   }
   e = e ? e : (int)cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+  e = e ? e
+        : (int)cudaStreamCreateWithFlags(&c->stream2, cudaStreamNonBlocking);
+  e = e ? e : (int)cudaEventCreateWithFlags(&c->fork, cudaEventDisableTiming);
+  e = e ? e : (int)cudaEventCreateWithFlags(&c->join, cudaEventDisableTiming);
   c->dev_bytes += arena_bytes + in_bytes + out_bytes;
   c->host_bytes += 2 * (in_bytes + out_bytes);
   /* windows past a batch are computed with the bucket's: zeros, not
@@ -1227,11 +1259,23 @@ static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
   return PE_OK;
 }
 
-/* pe_backend_options_t.codegen: 1 on (NULL, "", "on", "1", "auto"), 0 off
- * ("off", "0"), -1 anything else (refused at open). */
-static int pe__codegen(const char *v) {
+/* pe_backend_options_t.codegen: 1 on (NULL, "", "on", "1", "auto", or
+ * "windows=N": on, a block of graph mode's generated kernel holding at
+ * most N windows at once, 1 to 4096), 0 off ("off", "0"), -1 anything
+ * else (refused at open). *windows: N, or PE__CUDA_GEN_WINDOWS. */
+static int pe__codegen(const char *v, uint32_t *windows) {
+  *windows = PE__CUDA_GEN_WINDOWS;
   if (v == NULL || *v == '\0' || strcmp(v, "on") == 0 || strcmp(v, "1") == 0 ||
       strcmp(v, "auto") == 0) {
+    return 1;
+  }
+  if (strncmp(v, "windows=", 8) == 0) {
+    char *end = NULL;
+    const unsigned long n = strtoul(v + 8, &end, 10);
+    if (v[8] < '0' || v[8] > '9' || *end != '\0' || n < 1 || n > 4096) {
+      return -1;
+    }
+    *windows = (uint32_t)n;
     return 1;
   }
   return strcmp(v, "off") == 0 || strcmp(v, "0") == 0 ? 0 : -1;
@@ -1243,7 +1287,9 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
                            char *msg, size_t cap) {
   c->timing = opts->phase_times != 0;
   c->stamps_path = opts->stamps_path;
-  c->codegen_off = pe__codegen(opts->codegen) == 0;
+  c->codegen_off = pe__codegen(opts->codegen, &c->gen_windows) == 0;
+  pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
+                 sizeof c->bgen_why);
   int e = 0;
   for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
     e = pe__capture(c, n);
@@ -1347,20 +1393,22 @@ static void *pe__ptr_of(const pe__cuda_t *c, uint64_t r, int *bad) {
     X((d)->idx);                                                               \
   } while (0)
 
-/* The resident kernel generated for the plan (cuda_gen.h) into c->gen,
- * unless asked not to; where there is none, c->gen_why says why and the
- * general kernel runs. Batches of more windows than it takes go through
- * the graphs. */
-static void pe__persist_gen(pe__cuda_t *c) {
+/* A kernel generated for the plan (cuda_gen.h): the resident one (batch
+ * 0, taking at most max_n windows a request) or the batch one (batch 1,
+ * holding at most max_n windows a block at once), into *out; where there
+ * is none, *out is NULL and why says why. */
+static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
+                           pe_cuda_gen_t **out, char *why, size_t cap) {
+  *out = NULL;
   if (c->codegen_off) {
-    snprintf(c->gen_why, sizeof c->gen_why, "code generation off");
+    snprintf(why, cap, "code generation off");
     return;
   }
   const size_t st_b =
       (size_t)(c->n_steps > 0 ? c->n_steps : 1) * sizeof(pe_cuda_step_t);
   pe_cuda_step_t *rs = malloc(st_b);
   if (rs == NULL) {
-    snprintf(c->gen_why, sizeof c->gen_why, "out of memory");
+    snprintf(why, cap, "out of memory");
     return;
   }
   for (int i = 0; i < c->n_steps; i++) {
@@ -1384,12 +1432,21 @@ static void pe__persist_gen(pe__cuda_t *c) {
   p.in_numel = c->in_numel;
   p.out_numel = c->out_numel;
   p.arena_ps = c->arena_ps;
-  p.max_n = c->pargs.max_n;
-  p.stamps = c->d_stamps != NULL;
-  if (pe_cuda_gen_open(&p, &c->gen, c->gen_why, sizeof c->gen_why) == PE_OK) {
+  p.max_n = max_n;
+  p.batch = batch;
+  p.stamps = !batch && c->d_stamps != NULL;
+  pe_cuda_gen_open(&p, out, why, cap);
+  free(rs);
+}
+
+/* The resident kernel generated for the plan into c->gen, unless asked
+ * not to; where there is none, c->gen_why says why and the general kernel
+ * runs. Batches of more windows than it takes go through the graphs. */
+static void pe__persist_gen(pe__cuda_t *c) {
+  pe__gen_kernel(c, 0, c->pargs.max_n, &c->gen, c->gen_why, sizeof c->gen_why);
+  if (c->gen != NULL) {
     c->pargs.max_n = pe_cuda_gen_max_n(c->gen);
   }
-  free(rs);
 }
 
 static int pe__cuda_serialize(void *self, void **data, size_t *len, char *err,
@@ -1596,8 +1653,11 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              "cuda backend: unknown mode '%s' (graph or persistent)", mode);
     return PE_EINVAL;
   }
-  if (pe__codegen(opts->codegen) < 0) {
-    snprintf(err, err_cap, "cuda backend: unknown codegen '%s' (on or off)",
+  uint32_t windows = 0;
+  if (pe__codegen(opts->codegen, &windows) < 0) {
+    snprintf(err, err_cap,
+             "cuda backend: unknown codegen '%s' (on, off or windows=N, N "
+             "from 1 to 4096)",
              opts->codegen);
     return PE_EINVAL;
   }
@@ -1714,6 +1774,45 @@ static int pe__pinned(const void *p, size_t bytes) {
   return at.type == cudaMemoryTypeHost;
 }
 
+/* Windows of a chunk from which graph mode's generated kernel runs it in
+ * pieces, and the windows of a piece at least. */
+#define PE__CUDA_PIECES_FROM 2048u
+#define PE__CUDA_PIECE_MIN 1024u
+#define PE__CUDA_PIECES_MAX 16u
+
+/* Enqueues a chunk of n windows from pinned memory (in, n <= the tile)
+ * through the generated kernel in pieces, alternating between the two
+ * streams, so that one piece's windows cross the bus while the piece
+ * before them computes: each piece's copy in, kernel and copy out of
+ * scores to out (pinned) or h_out. The chunk is forked from c->stream
+ * and joined back into it. Returns 0 or a cudaError_t. */
+static int pe__chunk_pieces(pe__cuda_t *c, const float *in, float *out,
+                            uint32_t n) {
+  uint32_t pieces = n / PE__CUDA_PIECE_MIN;
+  pieces = pieces < PE__CUDA_PIECES_MAX ? pieces : PE__CUDA_PIECES_MAX;
+  const uint32_t per = (n + pieces - 1) / pieces;
+  int e = (int)cudaEventRecord(c->fork, c->stream);
+  e = e ? e : (int)cudaStreamWaitEvent(c->stream2, c->fork, 0);
+  for (uint32_t at = 0, k = 0; at < n && e == 0; at += per, k++) {
+    const uint32_t m = n - at < per ? n - at : per;
+    cudaStream_t st = k & 1 ? c->stream2 : c->stream;
+    float *d_in = c->d_in + (size_t)at * (size_t)c->in_numel;
+    float *d_out = c->d_out + (size_t)at * (size_t)c->out_numel;
+    e = (int)cudaMemcpyAsync(d_in, in + (size_t)at * (size_t)c->in_numel,
+                             (size_t)m * (size_t)c->in_numel * sizeof(float),
+                             cudaMemcpyHostToDevice, st);
+    e = e ? e : pe_cuda_gen_batch_launch(c->bgen, d_in, d_out, m, st);
+    e = e ? e
+          : (int)cudaMemcpyAsync(out + (size_t)at * (size_t)c->out_numel, d_out,
+                                 (size_t)m * (size_t)c->out_numel *
+                                     sizeof(float),
+                                 cudaMemcpyDeviceToHost, st);
+  }
+  int e2 = (int)cudaEventRecord(c->join, c->stream2);
+  e2 = e2 ? e2 : (int)cudaStreamWaitEvent(c->stream, c->join, 0);
+  return e ? e : e2;
+}
+
 /* Enqueues one chunk of n windows (at most a tile) on the stream through
  * staging set `set`: the windows in (from `in` directly when pinned, else
  * staged through h_in[set] a piece at a time, each piece's copy to the
@@ -1729,6 +1828,13 @@ static int pe__chunk_enqueue(pe__cuda_t *c, int set, const float *in,
   size_t out_bytes = (size_t)n * (size_t)c->out_numel * sizeof(float);
   cudaEvent_t *ev = c->ev[set];
   int e = 0;
+  if (c->bgen != NULL && pin_in && !c->timing && n >= PE__CUDA_PIECES_FROM) {
+    e = pe__chunk_pieces(c, in, pin_out ? out : c->h_out[set], n);
+    if (mark && e == 0) {
+      e = (int)cudaEventRecord(ev[3], c->stream);
+    }
+    return e;
+  }
   if (c->timing) {
     e = (int)cudaEventRecord(ev[0], c->stream);
   }
@@ -1841,6 +1947,7 @@ static int pe__cuda_run(void *self, const float *in, uint32_t batch,
   if (e != 0) {
     /* no copy may still touch the staging or the caller's buffers */
     cudaStreamSynchronize(c->stream);
+    cudaStreamSynchronize(c->stream2);
     snprintf(c->errmsg, sizeof c->errmsg, "cuda: %s", pe_cuda_strerror(e));
     return PE_EBACKEND;
   }
@@ -1902,20 +2009,30 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
     snprintf(mode, sizeof mode, "graph (%d CUDA graphs, batches 1 to %u)",
              c->n_graphs, c->max_batch);
   }
+  char graphs[320];
+  if (c->bgen != NULL) {
+    char g[224];
+    pe_cuda_gen_describe(c->bgen, g, sizeof g);
+    snprintf(graphs, sizeof graphs, "; the graphs launch one kernel %s", g);
+  } else {
+    snprintf(graphs, sizeof graphs,
+             "; the graphs launch the steps' kernels (no generated one: %s)",
+             c->bgen_why);
+  }
   char drop[80] = "";
   if (c->dev_drop > 0) {
     snprintf(drop, sizeof drop, "; the device's free memory fell %.3f MB",
              (double)c->dev_drop / 1e6);
   }
   snprintf(buf, cap,
-           "device %d: %s, compute capability %d.%d; mode %s; device memory "
-           "%.3f MB, tile %u windows (%zu bytes each, budget %g MB; "
+           "device %d: %s, compute capability %d.%d; mode %s%s; device "
+           "memory %.3f MB, tile %u windows (%zu bytes each, budget %g MB; "
            "weights %.3f MB%s); pinned host memory %.3f MB; device "
            "allocations after load: %llu (checked on every run)",
-           c->device, name, major, minor, mode, (double)c->dev_bytes / 1e6,
-           c->tile, c->window_bytes, (double)c->budget_bytes / 1e6,
-           (double)c->weights_bytes / 1e6, drop, (double)c->host_bytes / 1e6,
-           (unsigned long long)c->allocs_in_runs);
+           c->device, name, major, minor, mode, graphs,
+           (double)c->dev_bytes / 1e6, c->tile, c->window_bytes,
+           (double)c->budget_bytes / 1e6, (double)c->weights_bytes / 1e6, drop,
+           (double)c->host_bytes / 1e6, (unsigned long long)c->allocs_in_runs);
 }
 
 /* The device this build would run on, or why there is none. */

@@ -89,6 +89,9 @@ typedef struct pe__gen {
   int nt;      /* the block */
   int want;    /* the most threads a step asked for */
   int64_t off_in, off_out, off_ar;
+  /* scratch floats per window the recurrent steps ask for (their gates
+   * and states), at off_scr: pn windows of scr_ps */
+  int64_t scr_ps, off_scr;
   char *why;
   size_t cap;
 } pe__gen_t;
@@ -177,7 +180,7 @@ static int pe__gen_at(pe__gen_t *g, int k, uint64_t ref, int64_t stride,
 
 /* How a step stores output element `idx` (an expression) of window b:
  * into shared memory, or, for the last step that makes the scores, as
- * the answer's tagged word. */
+ * the answer's tagged word (the batch kernel: into the output buffer). */
 typedef struct pe__gen_out {
   int answer;
   int64_t off, st;
@@ -185,7 +188,10 @@ typedef struct pe__gen_out {
 
 static void pe__gen_store(pe__gen_t *g, const pe__gen_out_t *o, const char *idx,
                           const char *y) {
-  if (o->answer) {
+  if (o->answer && g->p->batch) {
+    pe__sb(&g->body, "gout[(size_t)(w0 + b) * %lld + (%s)] = %s;",
+           (long long)g->p->out_numel, idx, y);
+  } else if (o->answer) {
     pe__sb(&g->body, "pe__st_tagged(h_out + b * %lld + (%s), last, %s);",
            (long long)g->p->out_numel, idx, y);
   } else {
@@ -523,6 +529,293 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   return PE_OK;
 }
 
+/* A strided copy (a transpose, say): output element e of p[1] a window
+ * from input offset p[0] + sum over the axes of e's index times the
+ * input's stride (dims and st[0], every one a constant here). */
+static int pe__gen_strided(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                           const pe__gen_out_t *o) {
+  const int64_t E = s->p[1];
+  int64_t reach = s->p[0] + 1;
+  for (int d = 0; d < s->rank; d++) {
+    if (s->dims[d] < 1 || s->st[0][d] < 0) {
+      return pe__unsupported(g, k, "a strided copy of negative strides");
+    }
+    reach += (s->dims[d] - 1) * s->st[0][d];
+  }
+  if (E < 1 || s->numel != E || s->rank < 1 || s->rank > PE_CUDA_MAX_RANK ||
+      s->p[0] < 0) {
+    return pe__unsupported(g, k, "a strided copy of shapes that do not agree");
+  }
+  int64_t xo = 0, xs = 0;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      reach, &xo, &xs);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const int tpw = pe__gen_tpw(E);
+  g->want = tpw > g->want ? tpw : g->want;
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int e = l + j * %d;\n      if (e < %lld) {\n"
+         "        int r = e, off = %lld;\n",
+         (long long)((E + tpw - 1) / tpw), tpw, (long long)E,
+         (long long)s->p[0]);
+  for (int d = s->rank - 1; d >= 0; d--) {
+    pe__sb(&g->body, "        off += r %% %lld * %lld;\n        r /= %lld;\n",
+           (long long)s->dims[d], (long long)s->st[0][d],
+           (long long)s->dims[d]);
+  }
+  char v[96];
+  snprintf(v, sizeof v, "sh[%lld + b * %lld + off]", (long long)xo,
+           (long long)xs);
+  pe__sb(&g->body, "        ");
+  pe__gen_store(g, o, "e", v);
+  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+  return PE_OK;
+}
+
+/* Gather along an axis of p[1] entries, inner p[2], the indices (n_idx,
+ * int64, checked at load) read from their device copy. */
+static int pe__gen_gather(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                          const pe__gen_out_t *o) {
+  const int64_t dim = s->p[1], inner = s->p[2], ni = s->n_idx, E = s->numel;
+  const uint64_t ir = (uint64_t)(uintptr_t)s->idx;
+  const uint64_t iv = PE_CUDA_REF_VALUE(ir);
+  if (dim < 1 || inner < 1 || ni < 1 || E < 1 || E % (inner * ni) != 0 ||
+      PE_CUDA_REF_KIND(ir) != PE_CUDA_REF_BLOB ||
+      iv >= (uint64_t)g->p->n_blobs || g->p->blob_floats[iv] < 2 * ni) {
+    return pe__unsupported(g, k, "a gather of shapes that do not agree");
+  }
+  int64_t xo = 0, xs = 0;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      E / (inner * ni) * dim * inner, &xo, &xs);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const int tpw = pe__gen_tpw(E);
+  g->want = tpw > g->want ? tpw : g->want;
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "    const long long *idx = (const long long *)0x%llxull;\n"
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int e = l + j * %d;\n      if (e < %lld) {\n"
+         "        const int q = e / %lld / %lld, kk = e / %lld %% %lld;\n"
+         "        const int at = (q * %lld + (int)__ldg(idx + kk)) * %lld + "
+         "e %% %lld;\n        ",
+         (unsigned long long)(uintptr_t)g->p->blob_dev[iv],
+         (long long)((E + tpw - 1) / tpw), tpw, (long long)E, (long long)inner,
+         (long long)ni, (long long)inner, (long long)ni, (long long)dim,
+         (long long)inner, (long long)inner);
+  char v[96];
+  snprintf(v, sizeof v, "sh[%lld + b * %lld + at]", (long long)xo,
+           (long long)xs);
+  pe__gen_store(g, o, "e", v);
+  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+  return PE_OK;
+}
+
+/* An output of a recurrent step (slot q), which must be on chip: its
+ * offset and stride into *off and *st, or -1 in *off when absent. */
+static int pe__gen_rnn_out(pe__gen_t *g, int k, const pe_cuda_step_t *s, int q,
+                           int64_t numel, int64_t *off, int64_t *st) {
+  *off = -1;
+  *st = 0;
+  const uint64_t r = (uint64_t)(uintptr_t)s->out[q];
+  if (PE_CUDA_REF_KIND(r) == PE_CUDA_REF_NULL) {
+    return PE_OK;
+  }
+  if (PE_CUDA_REF_KIND(r) != PE_CUDA_REF_ARENA) {
+    return pe__unsupported(g, k,
+                           "a recurrent step whose output is the model's");
+  }
+  return pe__gen_at(g, k, r, s->out_stride[q], numel, off, st);
+}
+
+/* LSTM, one direction (ONNX's equations, gates i, o, f, c; W as W^T
+ * [in][4H], R as R^T [H][4H], one bias of 4H): each thread owns one gate
+ * row u of the 4H and a slot of the windows, the row's weights in its
+ * registers (in shared memory when there are more than 96 of them); a
+ * time step is the gate rows' sums over the slots' windows (W x_t + bias,
+ * then R h_{t-1} in two sums, each rounded to float once, as the CPU
+ * rounds them), a barrier, the cell and hidden updates of every
+ * (window, unit), a barrier. The gates and the states live in the
+ * windows' scratch: [4H gates][H h][H c]. */
+static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
+  const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  const int64_t rev = s->p[5] != 0, dirs = s->p[6] > 1 ? s->p[6] : 1;
+  const int64_t dir = s->p[7], GH = 4 * H;
+  if (seq < 1 || in < 1 || H < 1 || dir < 0 || dir >= dirs) {
+    return pe__unsupported(g, k, "an LSTM of shapes that do not agree");
+  }
+  if (GH > PE__GEN_MAX_THREADS) {
+    return pe__unsupported(g, k, "an LSTM of more gate rows than threads");
+  }
+  int64_t xo = 0, xs = 0, h0o = -1, h0s = 0, c0o = -1, c0s = 0;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      seq * in, &xo, &xs);
+  if (rc == PE_OK && s->in[1] != NULL) {
+    rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[1], s->in_stride[1],
+                    dirs * H, &h0o, &h0s);
+  }
+  if (rc == PE_OK && s->in[2] != NULL) {
+    rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[2], s->in_stride[2],
+                    dirs * H, &c0o, &c0s);
+  }
+  int64_t yo = -1, ys = 0, hyo = -1, hys = 0, cyo = -1, cys = 0;
+  rc = rc == PE_OK ? pe__gen_rnn_out(g, k, s, 0, seq * dirs * H, &yo, &ys) : rc;
+  rc = rc == PE_OK ? pe__gen_rnn_out(g, k, s, 1, dirs * H, &hyo, &hys) : rc;
+  rc = rc == PE_OK ? pe__gen_rnn_out(g, k, s, 2, dirs * H, &cyo, &cys) : rc;
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const int64_t wo =
+      pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w, in * GH, PE__W_ASIS, 0, 0);
+  const int64_t ro = wo >= 0 ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w2,
+                                         H * GH, PE__W_ASIS, 0, 0)
+                             : -1;
+  const int64_t bo = ro >= 0 ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias, GH,
+                                         PE__W_ASIS, 0, 0)
+                             : -1;
+  if (bo < 0) {
+    return PE_EUNSUPPORTED;
+  }
+  const int64_t scr = GH + 2 * H;
+  g->scr_ps = scr > g->scr_ps ? scr : g->scr_ps;
+  /* the rows' share of the block (every thread of it: the updates) */
+  g->want = PE__GEN_MAX_THREADS;
+  const int nt = g->nt, slots = nt / (int)GH;
+  const int regs = in + H <= 96;
+  const long long so = (long long)g->off_scr, ss = (long long)scr;
+  pe__sb(&g->body,
+         "  {\n    const int u = tid %% %lld, slot = tid / %lld;\n"
+         "    const float bu = slot < %d ? sh[%lld + u] : 0.0f;\n",
+         (long long)GH, (long long)GH, slots, (long long)bo);
+  if (regs) {
+    pe__sb(&g->body,
+           "    float wx[%lld], wh[%lld];\n"
+           "#pragma unroll\n    for (int q = 0; q < %lld; q++) {\n"
+           "      wx[q] = slot < %d ? sh[%lld + q * %lld + u] : 0.0f;\n    }\n"
+           "#pragma unroll\n    for (int q = 0; q < %lld; q++) {\n"
+           "      wh[q] = slot < %d ? sh[%lld + q * %lld + u] : 0.0f;\n    }\n",
+           (long long)in, (long long)H, (long long)in, slots, (long long)wo,
+           (long long)GH, (long long)H, slots, (long long)ro, (long long)GH);
+  }
+  /* the states: given, or zeros */
+  pe__sb(&g->body,
+         "    for (int e = tid; e < (int)n * %lld; e += %d) {\n"
+         "      const int b = e / %lld, j = e %% %lld;\n"
+         "      sh[%lld + b * %lld + %lld + j] = ",
+         (long long)H, nt, (long long)H, (long long)H, so, ss, (long long)GH);
+  if (h0o >= 0) {
+    pe__sb(&g->body, "sh[%lld + b * %lld + %lld + j];\n", (long long)h0o,
+           (long long)h0s, (long long)(dir * H));
+  } else {
+    pe__sb(&g->body, "0.0f;\n");
+  }
+  pe__sb(&g->body, "      sh[%lld + b * %lld + %lld + j] = ", so, ss,
+         (long long)(GH + H));
+  if (c0o >= 0) {
+    pe__sb(&g->body, "sh[%lld + b * %lld + %lld + j];\n", (long long)c0o,
+           (long long)c0s, (long long)(dir * H));
+  } else {
+    pe__sb(&g->body, "0.0f;\n");
+  }
+  /* the weights' reads: registers, or shared memory */
+  char wx[64], wh0[64], wh1[64], whl[64], t[48];
+  if (regs) {
+    snprintf(wx, sizeof wx, "wx[q]");
+    snprintf(wh0, sizeof wh0, "wh[q]");
+    snprintf(wh1, sizeof wh1, "wh[q + 1]");
+    snprintf(whl, sizeof whl, "wh[%lld]", (long long)(H - 1));
+  } else {
+    snprintf(wx, sizeof wx, "sh[%lld + q * %lld + u]", (long long)wo,
+             (long long)GH);
+    snprintf(wh0, sizeof wh0, "sh[%lld + q * %lld + u]", (long long)ro,
+             (long long)GH);
+    snprintf(wh1, sizeof wh1, "sh[%lld + (q + 1) * %lld + u]", (long long)ro,
+             (long long)GH);
+    snprintf(whl, sizeof whl, "sh[%lld + u]", (long long)(ro + (H - 1) * GH));
+  }
+  if (rev) {
+    snprintf(t, sizeof t, "%lld - it", (long long)(seq - 1));
+  } else {
+    snprintf(t, sizeof t, "it");
+  }
+  pe__sb(&g->body,
+         "    }\n    __syncthreads();\n"
+         "    for (int it = 0; it < %lld; it++) {\n"
+         "      const int t = %s;\n"
+         "      if (slot < %d)\n"
+         "      for (int b = slot; b < (int)n; b += %d) {\n"
+         "        const float *xt = sh + %lld + b * %lld + t * %lld;\n"
+         "        const float *hb = sh + %lld + b * %lld + %lld;\n"
+         "        float ax = bu, a0 = 0.0f, a1 = 0.0f;\n"
+         "#pragma unroll\n        for (int q = 0; q < %lld; q++) {\n"
+         "          ax = fmaf(xt[q], %s, ax);\n        }\n"
+         "#pragma unroll\n        for (int q = 0; q + 1 < %lld; q += 2) {\n"
+         "          a0 = fmaf(hb[q], %s, a0);\n"
+         "          a1 = fmaf(hb[q + 1], %s, a1);\n        }\n",
+         (long long)seq, t, slots, slots, (long long)xo, (long long)xs,
+         (long long)in, so, ss, (long long)GH, (long long)in, wx, (long long)H,
+         wh0, wh1);
+  if (H % 2 != 0) {
+    pe__sb(&g->body, "        a0 = fmaf(hb[%lld], %s, a0);\n",
+           (long long)(H - 1), whl);
+  }
+  pe__sb(&g->body,
+         "        sh[%lld + b * %lld + u] = __fadd_rn(ax, __fadd_rn(a0, a1));\n"
+         "      }\n      __syncthreads();\n"
+         "      for (int e = tid; e < (int)n * %lld; e += %d) {\n"
+         "        const int b = e / %lld, j = e %% %lld;\n"
+         "        float *gb = sh + %lld + b * %lld;\n"
+         "        const float ig = pe__act(gb[j], PE_PLAN_ACT_SIGMOID, 0.0f);\n"
+         "        const float og = pe__act(gb[%lld + j], PE_PLAN_ACT_SIGMOID, "
+         "0.0f);\n"
+         "        const float fg = pe__act(gb[%lld + j], PE_PLAN_ACT_SIGMOID, "
+         "0.0f);\n"
+         "        const float cg = pe__tanhf(gb[%lld + j]);\n"
+         "        const float c = __fadd_rn(__fmul_rn(fg, gb[%lld + j]), "
+         "__fmul_rn(ig, cg));\n"
+         "        const float hn = __fmul_rn(og, pe__tanhf(c));\n"
+         "        gb[%lld + j] = c;\n        gb[%lld + j] = hn;\n",
+         so, ss, (long long)H, nt, (long long)H, (long long)H, so, ss,
+         (long long)H, (long long)(2 * H), (long long)(3 * H),
+         (long long)(GH + H), (long long)(GH + H), (long long)GH);
+  if (yo >= 0) {
+    pe__sb(&g->body,
+           "        sh[%lld + b * %lld + (t * %lld + %lld) * %lld + j] = hn;\n",
+           (long long)yo, (long long)ys, (long long)dirs, (long long)dir,
+           (long long)H);
+  }
+  pe__sb(&g->body, "      }\n      __syncthreads();\n    }\n");
+  if (hyo >= 0 || cyo >= 0) {
+    pe__sb(&g->body,
+           "    for (int e = tid; e < (int)n * %lld; e += %d) {\n"
+           "      const int b = e / %lld, j = e %% %lld;\n",
+           (long long)H, nt, (long long)H, (long long)H);
+    if (hyo >= 0) {
+      pe__sb(
+          &g->body,
+          "      sh[%lld + b * %lld + %lld + j] = sh[%lld + b * %lld + %lld + "
+          "j];\n",
+          (long long)hyo, (long long)hys, (long long)(dir * H), so, ss,
+          (long long)GH);
+    }
+    if (cyo >= 0) {
+      pe__sb(
+          &g->body,
+          "      sh[%lld + b * %lld + %lld + j] = sh[%lld + b * %lld + %lld + "
+          "j];\n",
+          (long long)cyo, (long long)cys, (long long)(dir * H), so, ss,
+          (long long)(GH + H));
+    }
+    pe__sb(&g->body, "    }\n");
+  }
+  pe__sb(&g->body, "  }\n");
+  return PE_OK;
+}
+
 /* One pass over the steps with g->pn windows and g->nt threads: the
  * weights' copies and the steps' code into g. */
 static int pe__gen_steps(pe__gen_t *g) {
@@ -531,6 +824,18 @@ static int pe__gen_steps(pe__gen_t *g) {
     const pe_cuda_step_t *s = &p->steps[k];
     const uint64_t out = (uint64_t)(uintptr_t)s->out[0];
     pe__gen_out_t o = {0, 0, 0};
+    if (s->kind == PE_PLAN_LSTM) {
+      /* its outputs, on chip, are its own business */
+      pe__sb(&g->body, "  /* step %d: kind %d */\n", k, s->kind);
+      int rc = pe__gen_lstm(g, k, s);
+      if (rc != PE_OK) {
+        return rc;
+      }
+      pe__sb(&g->body, "  __syncthreads();\n  PE_G_STAMP(%d);\n",
+             PE_CUDA_STAMP_STEP0 +
+                 (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
+      continue;
+    }
     if (s->out[1] != NULL || s->out[2] != NULL) {
       return pe__unsupported(g, k, "a step of several outputs");
     }
@@ -558,10 +863,16 @@ static int pe__gen_steps(pe__gen_t *g) {
     case PE_PLAN_DENSE:
       rc = pe__gen_dense(g, k, s, &o);
       break;
+    case PE_PLAN_STRIDED:
+      rc = pe__gen_strided(g, k, s, &o);
+      break;
+    case PE_PLAN_GATHER:
+      rc = pe__gen_gather(g, k, s, &o);
+      break;
     default:
       rc = pe__unsupported(g, k,
                            "a kind the generator has no form for "
-                           "(recurrent, pooling, normalisation, ...)");
+                           "(GRU, pooling, normalisation, ...)");
       break;
     }
     if (rc != PE_OK) {
@@ -615,6 +926,9 @@ static void pe__gen_defines(pe__sb_t *s) {
   }
 }
 
+static void pe__gen_resident_kernel(pe__sb_t *s, const pe__gen_t *g);
+static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g);
+
 int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
                        char *why, size_t cap) {
   memset(out, 0, sizeof *out);
@@ -632,17 +946,18 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
   g.pn = 1;
   g.nt = PE__GEN_MAX_THREADS;
   int rc = pe__gen_steps(&g);
-  const int64_t w = g.w_floats;
+  const int64_t w = g.w_floats, scr = g.scr_ps;
   const int want = g.want;
   pe__gen_free(&g);
   if (rc != PE_OK) {
     return rc;
   }
-  const int64_t per = p->in_numel + p->out_numel + p->arena_ps;
+  const int64_t per = p->in_numel + p->out_numel + p->arena_ps + scr;
   uint32_t pn = p->max_n;
   while (pn > 0 && (size_t)(w + pe__r4((int64_t)pn * p->in_numel) +
                             pe__r4((int64_t)pn * p->out_numel) +
-                            pe__r4((int64_t)pn * p->arena_ps)) *
+                            pe__r4((int64_t)pn * p->arena_ps) +
+                            pe__r4((int64_t)pn * scr)) *
                            sizeof(float) >
                        p->shmem_limit) {
     pn--;
@@ -660,9 +975,11 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
   g.off_in = w;
   g.off_out = g.off_in + pe__r4((int64_t)pn * p->in_numel);
   g.off_ar = g.off_out + pe__r4((int64_t)pn * p->out_numel);
-  const int64_t total = g.off_ar + pe__r4((int64_t)pn * p->arena_ps);
+  g.off_scr = g.off_ar + pe__r4((int64_t)pn * p->arena_ps);
+  g.scr_ps = 0;
+  const int64_t total = g.off_scr + pe__r4((int64_t)pn * scr);
   rc = pe__gen_steps(&g);
-  if (rc != PE_OK || g.w_floats != w || g.want != want) {
+  if (rc != PE_OK || g.w_floats != w || g.want != want || g.scr_ps != scr) {
     pe__gen_free(&g);
     if (rc == PE_OK) {
       snprintf(why, cap, "the generator's two passes disagree");
@@ -670,18 +987,42 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
     return rc != PE_OK ? rc : PE_EUNSUPPORTED;
   }
   const int nt = g.nt;
+  pe__sb_t s = {0};
+  if (p->batch) {
+    pe__gen_batch_kernel(&s, &g);
+  } else {
+    pe__gen_resident_kernel(&s, &g);
+  }
+  pe__gen_free(&g);
+  if (s.oom) {
+    free(s.buf);
+    snprintf(why, cap, "out of memory");
+    return PE_ENOMEM;
+  }
+  out->text = s.buf;
+  out->threads = nt;
+  out->shmem = (size_t)total * sizeof(float);
+  out->max_n = pn;
+  return PE_OK;
+}
+
+/* The resident kernel around g's steps: the protocol's wait for a request,
+ * the windows read from mapped memory, the steps, the answer. */
+static void pe__gen_resident_kernel(pe__sb_t *s, const pe__gen_t *g) {
+  const pe_cuda_gen_plan_t *p = g->p;
+  const int nt = g->nt;
+  const uint32_t pn = g->pn;
   const int64_t polled =
       p->in_numel < 2 * (nt - 1) ? p->in_numel : 2 * (nt - 1);
-  pe__sb_t s = {0};
-  pe__sb(&s,
+  pe__sb(s,
          "/* The persistent kernel generated for one plan (cuda_gen.c). */\n");
-  pe__gen_defines(&s);
-  pe__sb(&s, "%s\n", pe__cuda_gen_prelude);
-  pe__sb(&s,
+  pe__gen_defines(s);
+  pe__sb(s, "%s\n", pe__cuda_gen_prelude);
+  pe__sb(s,
          "#define PE_G_NT %d\n#define PE_G_STAMP(slot) do { if (%d && tid == "
          "0) pe__proto_stamp(stamps, last, (slot)); } while (0)\n",
          nt, p->stamps ? 1 : 0);
-  pe__sb(&s,
+  pe__sb(s,
          "extern \"C\" __global__ void __launch_bounds__(%d, 1)\n"
          "%s(pe__proto_ctrl_t *ctrl, const unsigned long long *h_in,\n"
          "    unsigned long long *h_out, unsigned long long *stamps,\n"
@@ -691,9 +1032,9 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
          "  __shared__ unsigned int cmd_n;\n"
          "  const int tid = (int)threadIdx.x;\n",
          nt, PE_CUDA_GEN_KERNEL);
-  pe__sb(&s, "%s", g.copy.buf != NULL ? g.copy.buf : "");
+  pe__sb(s, "%s", g->copy.buf != NULL ? g->copy.buf : "");
   pe__sb(
-      &s,
+      s,
       "  __syncthreads();\n"
       "  for (;;) {\n"
       "    const unsigned int expect = pe__proto_next(last);\n"
@@ -708,11 +1049,11 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
       "%d);\n"
       "    PE_G_STAMP(%d);\n"
       "    int answered = 0;\n",
-      (long long)polled, (long long)g.off_in, PE_CUDA_STAMP_SEEN, pn, pn,
-      (long long)polled, (long long)p->in_numel, (long long)g.off_in, nt,
+      (long long)polled, (long long)g->off_in, PE_CUDA_STAMP_SEEN, pn, pn,
+      (long long)polled, (long long)p->in_numel, (long long)g->off_in, nt,
       PE_CUDA_STAMP_WINDOW);
-  pe__sb(&s, "%s", g.body.buf != NULL ? g.body.buf : "");
-  pe__sb(&s,
+  pe__sb(s, "%s", g->body.buf != NULL ? g->body.buf : "");
+  pe__sb(s,
          "    for (int i = tid; !answered && i < (int)n * %lld; i += %d) {\n"
          "      pe__st_tagged(h_out + i, last, sh[%lld + i]);\n"
          "    }\n"
@@ -726,19 +1067,66 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
          "    pe__proto_leave(ctrl);\n"
          "  }\n"
          "}\n",
-         (long long)p->out_numel, nt, (long long)g.off_out,
+         (long long)p->out_numel, nt, (long long)g->off_out,
          PE_CUDA_STAMP_SCORES, PE_CUDA_STAMP_DONE);
-  pe__gen_free(&g);
-  if (s.oom) {
-    free(s.buf);
-    snprintf(why, cap, "out of memory");
-    return PE_ENOMEM;
+}
+
+/* The batch kernel around g's steps: the weights copied once, then the
+ * block's share of the batch (the windows split evenly over the grid) in
+ * groups of at most g->pn windows, each group's windows read from gin
+ * and its scores written to gout. */
+static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g) {
+  const pe_cuda_gen_plan_t *p = g->p;
+  const int nt = g->nt;
+  const long long in = (long long)p->in_numel, out = (long long)p->out_numel;
+  pe__sb(s, "/* The batch kernel generated for one plan (cuda_gen.c). */\n");
+  pe__gen_defines(s);
+  pe__sb(s, "%s\n", pe__cuda_gen_prelude);
+  pe__sb(s,
+         "#define PE_G_NT %d\n#define PE_G_STAMP(slot) do { } while (0)\n"
+         "extern \"C\" __global__ void __launch_bounds__(%d, 1)\n"
+         "%s(const float *__restrict__ gin, float *__restrict__ gout,\n"
+         "    unsigned int total) {\n"
+         "  extern __shared__ float4 pe__shv[];\n"
+         "  float *const sh = (float *)pe__shv;\n"
+         "  const int tid = (int)threadIdx.x;\n",
+         nt, nt, PE_CUDA_GEN_BATCH_KERNEL);
+  pe__sb(s, "%s", g->copy.buf != NULL ? g->copy.buf : "");
+  pe__sb(s,
+         "  const unsigned int per = (total + gridDim.x - 1) / gridDim.x;\n"
+         "  const unsigned int lo = min(total, blockIdx.x * per);\n"
+         "  const unsigned int hi = min(total, lo + per);\n"
+         "  const unsigned int groups = (hi - lo + %uu - 1) / %uu;\n"
+         "  unsigned int w0 = lo;\n"
+         "  for (unsigned int gi = 0; gi < groups; gi++) {\n"
+         "    const unsigned int n = (hi - w0 + (groups - gi) - 1) / "
+         "(groups - gi);\n"
+         "    __syncthreads();\n",
+         g->pn, g->pn);
+  if (p->in_numel % 4 == 0 && g->off_in % 4 == 0) {
+    pe__sb(s,
+           "    {\n      const float4 *src = (const float4 *)(gin + "
+           "(size_t)w0 * %lld);\n"
+           "      float4 *dst = (float4 *)(sh + %lld);\n"
+           "      for (int i = tid; i < (int)n * %lld; i += %d) {\n"
+           "        dst[i] = src[i];\n      }\n    }\n",
+           in, (long long)g->off_in, in / 4, nt);
+  } else {
+    pe__sb(s,
+           "    for (int i = tid; i < (int)n * %lld; i += %d) {\n"
+           "      sh[%lld + i] = gin[(size_t)w0 * %lld + i];\n    }\n",
+           in, nt, (long long)g->off_in, in);
   }
-  out->text = s.buf;
-  out->threads = nt;
-  out->shmem = (size_t)total * sizeof(float);
-  out->max_n = pn;
-  return PE_OK;
+  pe__sb(s, "    __syncthreads();\n    int answered = 0;\n");
+  pe__sb(s, "%s", g->body.buf != NULL ? g->body.buf : "");
+  pe__sb(s,
+         "    for (int i = tid; !answered && i < (int)n * %lld; i += %d) {\n"
+         "      gout[(size_t)w0 * %lld + i] = sh[%lld + i];\n"
+         "    }\n"
+         "    w0 += n;\n"
+         "  }\n"
+         "}\n",
+         out, nt, out, (long long)g->off_out);
 }
 
 /* ---- NVRTC, through dlopen -------------------------------------------------
@@ -896,9 +1284,11 @@ int pe_cuda_gen_compile(const char *src, int major, int minor, void **cubin,
 struct pe_cuda_gen {
   cudaLibrary_t lib;
   cudaKernel_t kernel;
+  int batch;
   int threads;
   size_t shmem;
   uint32_t max_n;
+  uint32_t grid_max; /* batch: the blocks the device holds at once */
   double gen_ms, compile_ms, load_ms;
   char nvrtc[32];
 };
@@ -906,8 +1296,10 @@ struct pe_cuda_gen {
 int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **out,
                      char *why, size_t cap) {
   *out = NULL;
-  int dev = 0, major = 0, minor = 0, optin = 0;
+  int dev = 0, major = 0, minor = 0, optin = 0, sms = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) !=
+          cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
           cudaSuccess ||
       cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) !=
@@ -949,7 +1341,9 @@ int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **out,
   if (rc == PE_OK) {
     e = (int)cudaLibraryLoadData(&g->lib, bin, NULL, NULL, 0, NULL, NULL, 0);
     e = e ? e
-          : (int)cudaLibraryGetKernel(&g->kernel, g->lib, PE_CUDA_GEN_KERNEL);
+          : (int)cudaLibraryGetKernel(&g->kernel, g->lib,
+                                      p->batch ? PE_CUDA_GEN_BATCH_KERNEL
+                                               : PE_CUDA_GEN_KERNEL);
     e = e ? e
           : (int)cudaFuncSetAttribute(
                 (const void *)g->kernel,
@@ -966,6 +1360,17 @@ int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **out,
     pe_cuda_gen_close(g);
     return rc;
   }
+  int per_sm = 0;
+  if (rc == PE_OK && p->batch &&
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &per_sm, (const void *)g->kernel, src.threads, src.shmem) !=
+          cudaSuccess) {
+    cudaGetLastError(); /* clear it: one block an SM */
+    per_sm = 1;
+  }
+  g->batch = p->batch;
+  g->grid_max =
+      (uint32_t)(sms > 0 ? sms : 1) * (uint32_t)(per_sm > 0 ? per_sm : 1);
   g->threads = src.threads;
   g->shmem = src.shmem;
   g->max_n = src.max_n;
@@ -991,7 +1396,29 @@ int pe_cuda_gen_launch(const pe_cuda_gen_t *g, const pe_cuda_persist_t *a,
                                g->shmem, (cudaStream_t)stream);
 }
 
+int pe_cuda_gen_batch_launch(const pe_cuda_gen_t *g, const float *d_in,
+                             float *d_out, uint32_t n, void *stream) {
+  unsigned int total = n;
+  void *args[] = {&d_in, &d_out, &total};
+  /* as many blocks as the device holds, fewer where that leaves some
+   * without a window */
+  const uint32_t per = (n + g->grid_max - 1) / g->grid_max;
+  const dim3 grid = {(n + per - 1) / per, 1, 1};
+  const dim3 block = {(unsigned)g->threads, 1, 1};
+  return (int)cudaLaunchKernel((const void *)g->kernel, grid, block, args,
+                               g->shmem, (cudaStream_t)stream);
+}
+
 void pe_cuda_gen_describe(const pe_cuda_gen_t *g, char *buf, size_t cap) {
+  if (g->batch) {
+    snprintf(buf, cap,
+             "generated for this plan: blocks of %d threads, up to %u at "
+             "once, %zu bytes of shared memory each, %u windows a block "
+             "at a time; NVRTC %s compiled it in %.0f ms",
+             g->threads, g->grid_max, g->shmem, g->max_n, g->nvrtc,
+             g->compile_ms);
+    return;
+  }
   snprintf(buf, cap,
            "generated for this plan: %d threads, %zu bytes of shared memory; "
            "NVRTC %s compiled it in %.0f ms",

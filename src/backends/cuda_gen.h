@@ -1,5 +1,6 @@
-/* The resident kernel of the cuda backend's persistent mode, generated
- * for one plan at open and compiled there with NVRTC (internal).
+/* Kernels generated for one plan at open and compiled there with NVRTC
+ * (internal): the resident kernel of the cuda backend's persistent mode,
+ * and the whole-model kernel that runs its batches in graph mode.
  *
  * The general resident kernel (kernels.cu, pe__k_persist) reads every
  * shape of every step at run time; at batch 1 its time goes into the
@@ -13,7 +14,17 @@
  * memory. The sums are in float (a small dense layer's in double), in an
  * order of this module's choosing.
  *
- * The kernel speaks the general one's protocol with the host exactly
+ * The batch kernel runs the same steps, of the same generated code, over
+ * a batch of windows in device memory: every block copies the weights
+ * into its shared memory once, then takes its share of the batch (the
+ * windows split evenly over the grid) a group of windows at a time,
+ * reading them from the input buffer and writing their scores to the
+ * output buffer, with every activation on chip. One launch replaces the
+ * plan's launch per step and the arena's trips through device memory.
+ * A window's scores are the same bits whichever block, group or batch
+ * it is computed in.
+ *
+ * The resident kernel speaks the general one's protocol with the host exactly
  * (kernels.h, "The persistent kernel"; the code of it is
  * src/cuda/persist_proto.cuh, whose text, with src/cuda/act.cuh's, the
  * build embeds here and the source begins with), so the backend's run is
@@ -47,7 +58,9 @@ typedef struct pe_cuda_gen_plan {
   const int64_t *blob_floats;
   int n_blobs;
   int64_t in_numel, out_numel, arena_ps; /* floats per window */
-  uint32_t max_n;     /* windows per request at most (the host's buffers) */
+  uint32_t max_n;     /* windows per request at most (the host's buffers);
+                         batch: windows a block holds at once at most */
+  int batch;          /* 0: the resident kernel; 1: the batch kernel */
   int stamps;         /* 1: the kernel writes the stamps (kernels.h) */
   size_t shmem_limit; /* dynamic shared memory a block may have, bytes */
 } pe_cuda_gen_plan_t;
@@ -55,11 +68,13 @@ typedef struct pe_cuda_gen_plan {
 /* The source of a plan's kernel (text malloc'd, the caller frees it),
  * the kernel's name in it, and what a launch needs. */
 #define PE_CUDA_GEN_KERNEL "pe_gen_persist"
+#define PE_CUDA_GEN_BATCH_KERNEL "pe_gen_batch"
 typedef struct pe_cuda_gen_src {
   char *text;
   int threads;    /* the block */
   size_t shmem;   /* dynamic shared memory, bytes */
-  uint32_t max_n; /* windows per request it takes (<= plan max_n) */
+  uint32_t max_n; /* windows per request it takes (<= plan max_n); batch:
+                     windows a block holds at once */
 } pe_cuda_gen_src_t;
 
 /* Writes the kernel for plan p into out. PE_EUNSUPPORTED (with why) for
@@ -82,7 +97,8 @@ int pe_cuda_gen_nvrtc(char *buf, size_t cap);
 /* A plan's kernel generated, compiled and loaded on the current device. */
 typedef struct pe_cuda_gen pe_cuda_gen_t;
 
-/* Generates, compiles and loads plan p's kernel for the current device.
+/* Generates, compiles and loads plan p's kernel (the resident one or the
+ * batch one, as p->batch says) for the current device.
  * On failure *g is NULL and why says why. */
 int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **g, char *why,
                      size_t cap);
@@ -95,6 +111,12 @@ uint32_t pe_cuda_gen_max_n(const pe_cuda_gen_t *g);
  * kernel's); it returns at once. A cudaError_t. */
 int pe_cuda_gen_launch(const pe_cuda_gen_t *g, const pe_cuda_persist_t *a,
                        void *stream);
+
+/* Enqueues the batch kernel over the n windows of d_in (n * in_numel
+ * floats, device memory) into d_out (n * out_numel) on stream: one block
+ * per window up to as many as the device holds at once. A cudaError_t. */
+int pe_cuda_gen_batch_launch(const pe_cuda_gen_t *g, const float *d_in,
+                             float *d_out, uint32_t n, void *stream);
 
 /* One phrase on the kernel (its block, shared memory, compile time). */
 void pe_cuda_gen_describe(const pe_cuda_gen_t *g, char *buf, size_t cap);

@@ -40,9 +40,11 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "cuda persistent mode: write where each request's time went (the "
      "kernel's phases, the host's copy and wait) to FILE at the end",
      NULL},
-    {"cuda-codegen", "on|off", "PE_CUDA_CODEGEN", "on",
-     "cuda persistent mode: run a kernel generated for the model's plan and "
-     "compiled at open (NVRTC), where it can; off (or 0): the general one",
+    {"cuda-codegen", "on|off|windows=N", "PE_CUDA_CODEGEN", "on",
+     "cuda: run kernels generated for the model's plan and compiled at open "
+     "(NVRTC), where it can (the resident one in persistent mode, one for "
+     "graph mode's batches, whose blocks hold at most N windows at once, 32 "
+     "unless given); off (or 0): the general kernels",
      NULL},
 };
 
@@ -247,7 +249,7 @@ static int pe__bench_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   pe__bench_thread_t *t = calloc(threads, sizeof *t);
   uint64_t *all = malloc((size_t)(threads * iters) * sizeof *all);
   double phase[3] = {-1, -1, -1};
-  char detail[1024] = "";
+  char detail[2048] = "";
   rc = PE_EXIT_FAIL;
   if (t == NULL || all == NULL) {
     pe_cli_error(cmd, "out of memory");

@@ -67,7 +67,7 @@ static int pe__build_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     rc = pe_file_write_atomic(out, data, len, err, sizeof err);
   }
   if (rc == PE_OK) {
-    char detail[512];
+    char detail[2048];
     pe_backend_detail(b, detail, sizeof detail);
     printf("wrote %s: %zu bytes, %s plan of %s, precision %s\n", out, len, name,
            pos[0], precision);

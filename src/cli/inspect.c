@@ -126,7 +126,7 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
       "weights %lld bytes\n",
       d->n_steps, d->kernels, (long long)d->arena_floats,
       (long long)d->weight_bytes);
-  char line[1024];
+  char line[2048];
   for (int i = 0; i < d->n_steps; i++) {
     pe_model_step_describe(m, i, line, sizeof line);
     printf("  %2d  %s\n", i, line);
