@@ -8,7 +8,10 @@
  * what that kernel computes: sums of products in double, rounded to float
  * once (a float product is exact in double, so the float result is the
  * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
- * whatever the order of its terms); float arithmetic elsewhere with
+ * whatever the order of its terms; the exception, the tiled dense product
+ * of many rows, sums 32 products at a time in float and those sums in
+ * double, which moves a result by about 1e-7 of its terms' size); float
+ * arithmetic elsewhere with
  * explicit roundings (__fmul_rn, __fadd_rn), so that no fused
  * multiply-add changes it. Transcendental functions (exp, tanh, erf) are
  * CUDA's float ones (within 2 ulp), so those results may differ from the
@@ -227,57 +230,87 @@ __device__ static int pe__split_width(int64_t total, int nt) {
 }
 
 /* Dense over many rows as a tiled product: a block of 256 threads takes
- * 64 rows x 32 outputs, the rows' inputs and the weights ([K][M]) staged
- * through shared memory 32 k at a time; each thread sums 8 outputs (one
- * column, rows ty, ty + 8, ...) in double. Needs the rows contiguous
- * (in_stride = rows * K). */
+ * 64 rows x 64 outputs, the rows' inputs (transposed, k major) and the
+ * weights ([K][M]) staged through shared memory 32 k at a time; each
+ * thread computes 4 rows x 4 outputs from one 16-byte read of each per k,
+ * their products summed in float over the 32 k of a stage and the stages'
+ * sums in double. Needs the rows contiguous (in_stride = rows * K). */
 #define PE__TR 64
-#define PE__TM 32
+#define PE__TM 64
 #define PE__TK 32
 __global__ static void __launch_bounds__(256)
     pe__k_dense_tiled(const pe_cuda_step_t s, int R) {
-  __shared__ float xs[PE__TR][PE__TK + 1];
-  __shared__ float ws[PE__TK][PE__TM + 1];
+  __shared__ __align__(16) float xs[PE__TK][PE__TR + 4];
+  __shared__ __align__(16) float ws[PE__TK][PE__TM + 4];
   const int K = (int)s.K, M = (int)s.M;
-  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+  const int tid = (int)threadIdx.x;
+  const int tx = tid & 15, ty = tid >> 4;
   const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
   const float *__restrict__ X = s.in[0];
-  double acc[8];
+  double acc[4][4];
 #pragma unroll
-  for (int j = 0; j < 8; j++) {
-    acc[j] = 0.0;
-  }
-  for (int k0 = 0; k0 < K; k0 += PE__TK) {
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-      int rr = ty + 8 * j, r = r0 + rr, k = k0 + tx;
-      xs[rr][tx] = r < R && k < K ? X[(int64_t)r * K + k] : 0.0f;
-    }
+  for (int i = 0; i < 4; i++) {
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-      int kk = ty + 8 * j, k = k0 + kk, m = m0 + tx;
-      ws[kk][tx] = k < K && m < M ? s.w[(int64_t)k * M + m] : 0.0f;
+      acc[i][j] = 0.0;
+    }
+  }
+  for (int k0 = 0; k0 < K; k0 += PE__TK) {
+    /* 64 rows x 32 k of inputs and 32 k x 64 outputs of weights, eight
+     * of each a thread, consecutive threads on consecutive k (inputs) or
+     * outputs (weights) */
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      const int e = tid + 256 * j;
+      const int rr = e >> 5, kk = e & 31, r = r0 + rr, k = k0 + kk;
+      xs[kk][rr] = r < R && k < K ? X[(int64_t)r * K + k] : 0.0f;
+      const int wk = e >> 6, wm = e & 63, m = m0 + wm, k2 = k0 + wk;
+      ws[wk][wm] = k2 < K && m < M ? s.w[(int64_t)k2 * M + m] : 0.0f;
     }
     __syncthreads();
+    float part[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        part[i][j] = 0.0f;
+      }
+    }
 #pragma unroll 8
     for (int kk = 0; kk < PE__TK; kk++) {
-      const double wv = ws[kk][tx];
+      const float4 xv = *(const float4 *)&xs[kk][ty * 4];
+      const float4 wv = *(const float4 *)&ws[kk][tx * 4];
+      const float xa[4] = {xv.x, xv.y, xv.z, xv.w};
+      const float wa[4] = {wv.x, wv.y, wv.z, wv.w};
 #pragma unroll
-      for (int j = 0; j < 8; j++) {
-        acc[j] += (double)xs[ty + 8 * j][kk] * wv;
+      for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          part[i][j] = fmaf(xa[i], wa[j], part[i][j]);
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        acc[i][j] += (double)part[i][j];
       }
     }
     __syncthreads();
   }
-  const int m = m0 + tx;
-  if (m < M) {
-    const double bias = s.bias ? (double)s.bias[m] : 0.0;
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
-      int r = r0 + ty + 8 * j;
-      if (r < R) {
-        s.out[0][(int64_t)r * M + m] =
-            pe__act((float)(acc[j] + bias), s.act, s.alpha);
+  for (int j = 0; j < 4; j++) {
+    const int m = m0 + tx * 4 + j;
+    if (m < M) {
+      const double bias = s.bias ? (double)s.bias[m] : 0.0;
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int r = r0 + ty * 4 + i;
+        if (r < R) {
+          s.out[0][(int64_t)r * M + m] =
+              pe__act((float)(acc[i][j] + bias), s.act, s.alpha);
+        }
       }
     }
   }
