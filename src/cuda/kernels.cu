@@ -4,13 +4,15 @@
  * one block per window and one thread per gate row, for a GRU one thread
  * per hidden unit; dense layers over many rows as a tiled product; a warp
  * per row of a LayerNorm; the heads of an attention block one thread per
- * output, its projections dense steps), computing
+ * query where a head's keys and values fit shared memory, else a warp per
+ * query, its projections dense steps), computing
  * what that kernel computes: sums of products in double, rounded to float
  * once (a float product is exact in double, so the float result is the
  * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
- * whatever the order of its terms; the exception, the tiled dense product
- * of many rows, sums 32 products at a time in float and those sums in
- * double, which moves a result by about 1e-7 of its terms' size); float
+ * whatever the order of its terms; the exceptions: the tiled dense
+ * product of many rows, which sums 32 products at a time in float and
+ * those sums in double, and the attention heads of one thread per query,
+ * in float, each moving a result by about 1e-7 of its terms' size); float
  * arithmetic elsewhere with
  * explicit roundings (__fmul_rn, __fadd_rn), so that no fused
  * multiply-add changes it. Transcendental functions (exp, tanh, erf) are
@@ -1004,6 +1006,137 @@ __device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
   }
 }
 
+/* The heads of a self-attention block with one thread per query, for
+ * heads of at most PE__AQ_D columns whose keys and values fit the block's
+ * shared memory: a block takes P heads (window b, head h), each head's K
+ * and V rows staged into shared memory and its L queries one thread each,
+ * the query in registers: every score (its dot product in float), their
+ * maximum, then the exponentials, their sum and the weighted sum of V in
+ * float, key after key, as the plan's CPU kernels order them (two passes,
+ * the scores computed again in the second). Masks as pe__d_attention. */
+#define PE__AQ_D 64
+#define PE__AQ_SHMEM (40 * 1024)
+static int pe__attn_q_fits(const pe_cuda_step_t *s, int *tq, int *heads) {
+  const int64_t L = s->p[0], D = s->p[3];
+  if (D < 1 || D > PE__AQ_D || L < 1 || L > 1024) {
+    return 0;
+  }
+  *tq = (int)((L + 31) / 32 * 32);
+  *heads = *tq >= 256 ? 1 : 256 / *tq;
+  while (*heads > 1 &&
+         (size_t)*heads * 2 * L * D * sizeof(float) > PE__AQ_SHMEM) {
+    (*heads)--;
+  }
+  return (size_t)*heads * 2 * L * D * sizeof(float) <= PE__AQ_SHMEM;
+}
+
+template <int DM>
+__global__ static void pe__k_attn_q(const pe_cuda_step_t s, int64_t units,
+                                    int tq, int heads) {
+  extern __shared__ float pe__aq_sh[];
+  const int L = (int)s.p[0], E = (int)s.p[1], H = (int)s.p[2];
+  const int D = (int)s.p[3], E3 = 3 * E;
+  const int slot = (int)threadIdx.x / tq, i = (int)threadIdx.x % tq;
+  const int64_t u = (int64_t)blockIdx.x * heads + slot; /* b * H + h */
+  float *ks = pe__aq_sh + (size_t)slot * 2 * L * D, *vs = ks + (size_t)L * D;
+  const int64_t b = u / H;
+  const int h = (int)(u % H);
+  const float *qkv = s.in[0] + b * s.in_stride[0];
+  if (slot < heads && u < units) {
+    for (int e = i; e < L * D; e += tq) {
+      const int j = e / D, d = e % D;
+      ks[e] = qkv[(int64_t)j * E3 + E + h * D + d];
+      vs[e] = qkv[(int64_t)j * E3 + 2 * E + h * D + d];
+    }
+  }
+  __syncthreads();
+  if (slot >= heads || u >= units || i >= L) {
+    return;
+  }
+  float q[DM], acc[DM];
+#pragma unroll
+  for (int d = 0; d < DM; d++) {
+    q[d] = d < D ? qkv[(int64_t)i * E3 + h * D + d] : 0.0f;
+    acc[d] = 0.0f;
+  }
+  const int64_t mo = pe__attn_score_off<int64_t>(s, h, i);
+  const float *mrow = s.in[1] ? s.in[1] + mo : NULL;
+  const float *rrow = s.in[2] ? s.in[2] + mo : NULL;
+  float mx = -INFINITY;
+  for (int pass = 0; pass < 2; pass++) {
+    float sum = 0.0f;
+    for (int j = 0; j < L; j++) {
+      const float *kr = ks + (size_t)j * D;
+      float dot = 0.0f;
+#pragma unroll
+      for (int d = 0; d < DM; d++) {
+        if (d < D) {
+          dot = fmaf(q[d], kr[d], dot);
+        }
+      }
+      float x = __fmul_rn(dot, s.f[0]);
+      if (mrow != NULL) {
+        x = __fadd_rn(x, mrow[j]);
+      }
+      if (rrow != NULL && rrow[j] == rrow[j]) {
+        x = rrow[j];
+      }
+      if (pass == 0) {
+        mx = x > mx ? x : mx;
+        continue;
+      }
+      const float pj = pe__expf(__fsub_rn(x, mx));
+      sum = __fadd_rn(sum, pj);
+      const float *vr = vs + (size_t)j * D;
+#pragma unroll
+      for (int d = 0; d < DM; d++) {
+        if (d < D) {
+          acc[d] = fmaf(pj, vr[d], acc[d]);
+        }
+      }
+    }
+    if (pass == 1) {
+      float *y = s.out[0] + b * s.numel + (int64_t)i * E + h * D;
+#pragma unroll
+      for (int d = 0; d < DM; d++) {
+        if (d < D) {
+          y[d] = __fdiv_rn(acc[d], sum);
+        }
+      }
+    }
+  }
+}
+
+/* Launches pe__k_attn_q over n windows when the step's heads fit it; 1
+ * when it did (*e the launch's error), 0 when the heads need the general
+ * kernel. */
+static int pe__attn_q_launch(const pe_cuda_step_t *s, uint32_t n,
+                             cudaStream_t st, int *e) {
+  int tq = 0, heads = 0;
+  if (!pe__attn_q_fits(s, &tq, &heads)) {
+    return 0;
+  }
+  const int64_t units = (int64_t)n * s->p[2];
+  const int64_t blocks = (units + heads - 1) / heads;
+  if (blocks > 0x7fffffff) {
+    return 0;
+  }
+  const size_t shmem = (size_t)heads * 2 * s->p[0] * s->p[3] * sizeof(float);
+  const unsigned nt = (unsigned)(tq * heads);
+  const int64_t D = s->p[3];
+  if (D <= 8) {
+    pe__k_attn_q<8><<<(unsigned)blocks, nt, shmem, st>>>(*s, units, tq, heads);
+  } else if (D <= 16) {
+    pe__k_attn_q<16><<<(unsigned)blocks, nt, shmem, st>>>(*s, units, tq, heads);
+  } else if (D <= 32) {
+    pe__k_attn_q<32><<<(unsigned)blocks, nt, shmem, st>>>(*s, units, tq, heads);
+  } else {
+    pe__k_attn_q<64><<<(unsigned)blocks, nt, shmem, st>>>(*s, units, tq, heads);
+  }
+  *e = (int)cudaPeekAtLastError();
+  return 1;
+}
+
 extern "C" int pe_cuda_kind_supported(int kind) {
   switch (kind) {
   case PE_PLAN_COPY:
@@ -1330,6 +1463,10 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
   int64_t total = pe__total(s, n, PE__CONV_T);
   if (total <= 0) {
     return 0;
+  }
+  int ea = 0;
+  if (s->kind == PE_PLAN_ATTENTION && pe__attn_q_launch(s, n, st, &ea)) {
+    return ea;
   }
   const int64_t rows = (int64_t)n * s->p[0];
   if (s->kind == PE_PLAN_DENSE && rows >= PE__TR &&
