@@ -10,9 +10,10 @@
  * once (a float product is exact in double, so the float result is the
  * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
  * whatever the order of its terms; the exceptions: the tiled dense
- * product of many rows, which sums 32 products at a time in float and
- * those sums in double, and the attention heads of one thread per query,
- * in float, each moving a result by about 1e-7 of its terms' size); float
+ * product of many rows and Conv 2-D, which sum 32 or about 16 products at
+ * a time in float and those sums in double, and the attention heads of
+ * one thread per query, in float, each moving a result by about 1e-7 of
+ * its terms' size); float
  * arithmetic elsewhere with
  * explicit roundings (__fmul_rn, __fadd_rn), so that no fused
  * multiply-add changes it. Transcendental functions (exp, tanh, erf) are
@@ -708,25 +709,77 @@ __device__ __forceinline__ static void pe__d_gather_rt(const pe_cuda_step_t &s,
   }
 }
 
-/* Conv 2-D over [cin][H][W] windows, one thread per output, the sum in
- * double as the CPU's portable kernel takes it (kernels_shared.h). */
+/* Output channels a thread of a Conv 2-D computes together: four where
+ * each group's channels come in fours, else one. */
+__host__ __device__ static int pe__conv2d_cb(const pe_cuda_step_t *s) {
+  return s->p[2] > 0 && (s->p[1] / s->p[2]) % 4 == 0 ? 4 : 1;
+}
+
+/* Conv 2-D over [cin][H][W] windows, one thread per output position and
+ * pe__conv2d_cb output channels (the taps' inputs read once for all of
+ * them): the products of about 16 taps summed in float, those sums in
+ * double, rounded to float once (the CPU's portable kernel,
+ * kernels_shared.h, sums every product in double). */
 template <typename I>
 __device__ __forceinline__ static void pe__d_conv2d(const pe_cuda_step_t &s,
                                                     I total, I i0, I di) {
   const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2];
   const I kh = (I)s.p[3], kw = (I)s.p[4], H = (I)s.p[11], W = (I)s.p[12];
+  const I sh = (I)s.p[5], sw = (I)s.p[6], dh = (I)s.p[7], dw = (I)s.p[8];
+  const I pt = (I)s.p[9], pl = (I)s.p[10];
   const I OH = (I)s.p[13], OW = (I)s.p[14];
   const I cin_g = cin / group, cout_g = cout / group;
+  const int cb = pe__conv2d_cb(&s);
+  const I khw = kh * kw, cs = cin_g * khw;
+  /* input channels whose taps make a float sum */
+  const I cpf = khw >= 16 ? 1 : 16 / khw;
   PE__FOR(i, total) {
     I ow = i % OW, r = i / OW, oh = r % OH;
     r /= OH;
-    const I co = r % cout, b = r / cout;
+    const I co = r % (cout / cb) * cb, b = r / (cout / cb);
     const float *x =
         s.in[0] + b * (I)s.in_stride[0] + (co / cout_g) * cin_g * H * W;
-    const double acc =
-        pe_ks_conv2d_at(s.p, x, s.w + co * cin_g * kh * kw,
-                        s.bias ? (double)s.bias[co] : 0.0, oh, ow);
-    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
+    const float *w = s.w + co * cs;
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (I ci = 0; ci < cin_g; ci++) {
+      const float *xc = x + ci * H * W;
+      for (I ti = 0; ti < kh; ti++) {
+        const I ih = oh * sh + ti * dh - pt;
+        if (ih < 0 || ih >= H) {
+          continue;
+        }
+        for (I tj = 0; tj < kw; tj++) {
+          const I iw = ow * sw + tj * dw - pl;
+          if (iw < 0 || iw >= W) {
+            continue;
+          }
+          const float xv = xc[ih * W + iw];
+          const I wi = (ci * kh + ti) * kw + tj;
+#pragma unroll
+          for (int q = 0; q < 4; q++) {
+            if (q < cb) {
+              part[q] = fmaf(xv, w[q * cs + wi], part[q]);
+            }
+          }
+        }
+      }
+      if ((ci + 1) % cpf == 0 || ci + 1 == cin_g) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+          acc[q] += (double)part[q];
+          part[q] = 0.0f;
+        }
+      }
+    }
+    float *y = s.out[0] + ((b * cout + co) * OH + oh) * OW + ow;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      if (q < cb) {
+        const double bias = s.bias ? (double)s.bias[co + q] : 0.0;
+        y[(I)q * OH * OW] = pe__act((float)(acc[q] + bias), s.act, s.alpha);
+      }
+    }
   }
 }
 
@@ -1188,6 +1241,9 @@ __host__ __device__ static int64_t pe__total(const pe_cuda_step_t *s,
   }
   if (s->kind == PE_PLAN_ATTENTION) {
     return (int64_t)n * s->p[2] * s->p[0];
+  }
+  if (s->kind == PE_PLAN_CONV2D) {
+    return (int64_t)n * (s->numel / pe__conv2d_cb(s));
   }
   return s->kind == PE_PLAN_SOFTMAX ? (int64_t)n * s->p[0] * s->p[2]
                                     : (int64_t)n * s->numel;
