@@ -5,22 +5,26 @@
 # DeepLOB (N1WC) from both exporters, DeepLOB over 32 book columns
 # (exported here with torch: bench/gpu_torch.py), and the models of
 # tests/cuda_models.py when given), the replay check (tests/cuda_replay.sh),
-# compute-sanitizer memcheck over the parity test (the shipped CNN and the
-# first extra model), then bench-model (cpu at batch 1; cuda graph and
-# persistent at batch 1; cuda graph at 4096 and 65536, and 1,048,576 for
-# the shipped models, with the steps' kernels beside where graph mode runs
-# a generated kernel) on the shipped models, the zoo's Transformer, the
+# compute-sanitizer memcheck over the parity test (the shipped CNN and
+# LSTM, the zoo's Transformer and 2-D CNN, and the first extra model), then
+# bench-model (cpu at batch 1; cuda graph and persistent at batch 1; cuda
+# graph at 4096 and 65536, and 1,048,576 for the shipped models, with the
+# steps' kernels beside where graph mode runs a generated kernel) on the
+# shipped models, the zoo's Transformer, the
 # Transformer at 64 ticks and d_model 64 (transformer64, exported here) and
 # DeepLOB over 32 columns, beside PyTorch eager, CUDA graph and
 # torch.compile on the same models and card (bench/gpu_torch.py; a batch
 # that does not fit the card's memory says so). A table of the figures
 # comes last, with GFLOP/s from the plan's FLOP count.
 #
-# Usage: [OLD=BINDIR0] bench/gpu.sh BINDIR [EXTRA_MODEL.onnx...]
+# Usage: [OLD=BINDIR0] [PARTS=check|bench] bench/gpu.sh BINDIR
+#          [EXTRA_MODEL.onnx...]
 #   BINDIR holds pattern-engine and test_cuda_parity; run from the
 #   repository root. PYTHON (default python3) must have torch for the peers.
 #   OLD: another build's BINDIR, whose cuda figures are taken beside these
 #   in the same run (rows "before").
+#   PARTS: check runs parity, replay and memcheck only; bench the timings
+#   and the table only; unset, both.
 set -u
 bin=$1
 shift
@@ -51,31 +55,48 @@ $z/lstm2.default.onnx $z/lstm2.legacy13.onnx $z/bigru.default.onnx
 $z/cnn2d.default.onnx $z/transformer.default.onnx $z/transformer.legacy17.onnx
 $z/deeplob.default.onnx $z/deeplob.legacy13.onnx $z/mlp_ln.default.onnx $dl $t64"
 fail=0
+parts=${PARTS:-all}
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
   --format=csv,noheader || true
 "$pe" --version | grep cuda
 
-echo "== parity (cuda vs cpu, 10,000 windows per model and mode)"
-# one model per process, 8 at a time (the cpu reference of DeepLOB takes
-# the longest)
-# shellcheck disable=SC2086
-printf '%s\n' $models "$@" | xargs -P 8 -n 1 "$bin/test_cuda_parity" || fail=1
+if [ "$parts" != bench ]; then
+  echo "== parity (cuda vs cpu, 10,000 windows per model and mode)"
+  # one model per process, 8 at a time (the cpu reference of DeepLOB takes
+  # the longest)
+  # shellcheck disable=SC2086
+  printf '%s\n' $models "$@" | xargs -P 8 -n 1 "$bin/test_cuda_parity" || fail=1
 
-echo "== replay"
-sh tests/cuda_replay.sh "$pe" . || fail=1
+  echo "== replay"
+  sh tests/cuda_replay.sh "$pe" . || fail=1
 
-echo "== compute-sanitizer memcheck"
-if command -v compute-sanitizer >/dev/null 2>&1; then
-  timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    "$bin/test_cuda_parity" models/pattern_cnn.onnx ${1:+"$1"} \
-    >/tmp/memcheck.log 2>&1
-  rc=$?
-  tail -3 /tmp/memcheck.log
-  [ $rc -eq 0 ] || { echo "memcheck: exit $rc"; fail=1; }
-else
-  echo "compute-sanitizer: not found"
+  echo "== compute-sanitizer memcheck"
+  if command -v compute-sanitizer >/dev/null 2>&1; then
+    # the generated kernels (a CNN, an LSTM), the attention heads and the
+    # tiled dense steps (the Transformer), Conv2d, and the first extra
+    # model, one process each
+    k=0
+    for m in models/pattern_cnn.onnx models/pattern_lstm.onnx \
+      $z/transformer.default.onnx $z/cnn2d.default.onnx ${1:+"$1"}; do
+      k=$((k + 1))
+      (timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$bin/test_cuda_parity" "$m" >/tmp/memcheck$k.log 2>&1
+      echo "rc $?" >>/tmp/memcheck$k.log) &
+    done
+    wait
+    for f in /tmp/memcheck[0-9]*.log; do
+      tail -2 "$f"
+      tail -1 "$f" | grep -q '^rc 0$' || { echo "memcheck: $f failed"; fail=1; }
+    done
+    rm -f /tmp/memcheck[0-9]*.log
+  else
+    echo "compute-sanitizer: not found"
+  fi
+
 fi
-
+if [ "$parts" = check ]; then
+  exit $fail
+fi
 echo "== bench-model"
 table=/tmp/gpu_table.txt
 : >"$table"
