@@ -1776,8 +1776,8 @@ static int pe__pinned(const void *p, size_t bytes) {
 
 /* Windows of a chunk from which graph mode's generated kernel runs it in
  * pieces, and the windows of a piece at least. */
-#define PE__CUDA_PIECES_FROM 2048u
-#define PE__CUDA_PIECE_MIN 1024u
+#define PE__CUDA_PIECES_FROM 8192u
+#define PE__CUDA_PIECE_MIN 2048u
 #define PE__CUDA_PIECES_MAX 16u
 
 /* Enqueues a chunk of n windows from pinned memory (in, n <= the tile)
