@@ -1,46 +1,104 @@
-/* The persistent mode's generated kernel (src/backends/cuda_gen.c), with
- * no device: for each model given, its plan's steps resolved as the cuda
+/* The kernels generated for a plan (src/backends/cuda_gen.c), with no
+ * device: for each model given, its plan's steps resolved as the cuda
  * backend resolves them (pointers as plan-file references, weights as
- * blobs at made-up addresses), the kernel's source generated and compiled
- * by NVRTC for sm_90, both the persistent mode's resident kernel and
- * graph mode's batch kernel. Models whose plans the generator takes must
- * compile; a model after "--refuse" must be refused with a reason naming a
- * step. Whether the kernel computes the right scores is test_cuda_parity's
- * business, on a device. Exits 77 (skipped) where NVRTC cannot be loaded.
+ * blobs laid out as the backend uploads them, here in host memory), the
+ * source of both the persistent mode's resident kernel and graph mode's
+ * batch kernel generated and compiled by NVRTC for sm_90. Models whose
+ * plans the generator takes must compile; a model after "--refuse" must be
+ * refused with a reason naming a step.
  *
- * Usage: test_cuda_gen MODEL.onnx... [--refuse MODEL.onnx...] */
+ * With --cxx COMPILER, the batch kernel also runs on the CPU: its source,
+ * the CUDA prelude swapped for a few definitions (a thread per CUDA
+ * thread, __syncthreads a barrier of the block's threads, a warp's
+ * shuffles a barrier of its 32, shared memory one array filled with NaN
+ * before each block), is compiled as C++ by that compiler into a shared
+ * library and run over 23 random windows in 3 blocks of groups of at most
+ * 5 windows, reading the host blobs the source names; its scores must
+ * agree with the cpu backend's portable kernels within 1e-5 relative to
+ * max(1, |y|). That checks what the generator writes (every index, the
+ * groups, the steps' order and barriers) where no GPU is at hand; the
+ * device's own arithmetic and its parity over 10,000 windows are
+ * test_cuda_parity's business. Exits 77 (skipped) where NVRTC cannot be
+ * loaded.
+ *
+ * Usage: test_cuda_gen [--cxx COMPILER] MODEL.onnx...
+ *                      [--refuse MODEL.onnx...] */
+#define _POSIX_C_SOURCE 200809L
+#include <dlfcn.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backends/cuda_gen.h"
 #include "backends/cuda_plan.h"
 #include "model/plan_view.h"
 #include "pe/error.h"
 #include "pe/model.h"
+#include "splitmix.h"
 
 #define PE_T_MAX_BLOBS 256
 
+/* The text of src/cuda/act.cuh and src/cuda/persist_proto.cuh (the build
+ * embeds it in the library). */
+extern const char pe__cuda_gen_prelude[];
+
 typedef struct pe_t_plan {
   pe_cuda_step_t *steps;
-  const void *dev[PE_T_MAX_BLOBS];
+  void *dev[PE_T_MAX_BLOBS]; /* host copies, owned */
+  const void *dev_c[PE_T_MAX_BLOBS];
   int64_t floats[PE_T_MAX_BLOBS];
   int n_blobs;
+  int oom;
 } pe_t_plan_t;
 
-/* A blob of n floats: its reference (an address made up from its index). */
-static void *pe_t_blob(pe_t_plan_t *p, int64_t n) {
-  if (p->n_blobs == PE_T_MAX_BLOBS) {
+/* A blob holding n floats' room, a copy of `bytes` of data (zeros where
+ * data is NULL): its reference. */
+static void *pe_t_blob(pe_t_plan_t *p, const void *data, size_t bytes,
+                       int64_t n) {
+  void *b = p->n_blobs < PE_T_MAX_BLOBS
+                ? calloc((size_t)(n > 0 ? n : 1), sizeof(float))
+                : NULL;
+  if (b == NULL) {
+    p->oom = 1;
     return NULL;
   }
-  int i = p->n_blobs++;
-  p->dev[i] = (const void *)((uintptr_t)0x7f0000000000u +
-                             (uintptr_t)0x100000u * (uintptr_t)i);
+  if (data != NULL) {
+    memcpy(b, data, bytes);
+  }
+  const int i = p->n_blobs++;
+  p->dev[i] = b;
+  p->dev_c[i] = b;
   p->floats[i] = n;
   uint64_t r = PE_CUDA_REF_BLOB | (uint64_t)i;
   void *v;
   memcpy(&v, &r, sizeof v);
   return v;
+}
+
+/* A blob of n floats from data. */
+static void *pe_t_floats(pe_t_plan_t *p, const float *data, int64_t n) {
+  return pe_t_blob(p, data, (size_t)n * sizeof(float), n);
+}
+
+/* w [rows][cols] as a blob of [cols][rows]. */
+static void *pe_t_transposed(pe_t_plan_t *p, const float *w, int64_t rows,
+                             int64_t cols) {
+  float *t = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof *t);
+  if (t == NULL || w == NULL) {
+    free(t);
+    p->oom = 1;
+    return NULL;
+  }
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t k = 0; k < cols; k++) {
+      t[k * rows + r] = w[r * cols + k];
+    }
+  }
+  void *b = pe_t_floats(p, t, rows * cols);
+  free(t);
+  return b;
 }
 
 /* Tensor t as a reference and its stride (0 for a constant). */
@@ -59,7 +117,7 @@ static const float *pe_t_tensor(const pe_model_t *m, pe_t_plan_t *p, int t,
       r = PE_CUDA_REF_ARENA | (uint64_t)x.off_ps;
     } else if (x.storage == PE_PLAN_ST_CONST) {
       *stride = 0;
-      return pe_t_blob(p, x.numel);
+      return pe_t_floats(p, x.data, x.numel);
     }
   }
   const float *v;
@@ -67,12 +125,94 @@ static const float *pe_t_tensor(const pe_model_t *m, pe_t_plan_t *p, int t,
   return v;
 }
 
+/* The steps of model m as the cuda backend resolves them (its pe__resolve
+ * and pe__dense_set: the same weights in the same layouts) into p. */
+static int pe_t_resolve(const pe_model_t *m, int n_steps, pe_t_plan_t *p) {
+  p->steps = calloc((size_t)n_steps + 1, sizeof *p->steps);
+  for (int i = 0; p->steps != NULL && i < n_steps; i++) {
+    pe_plan_step_t s;
+    pe_plan_step(m, i, &s);
+    pe_cuda_step_t *d = &p->steps[i];
+    d->kind = s.kind;
+    d->act = s.act;
+    d->alpha = s.alpha;
+    d->binop = s.binop;
+    d->n_in = s.n_in;
+    d->rank = s.rank;
+    memcpy(d->p, s.p, sizeof d->p);
+    memcpy(d->dims, s.dims, sizeof d->dims);
+    memcpy(d->st, s.st, sizeof d->st);
+    for (int k = 0; k < s.n_in && k < PE_CUDA_MAX_IN; k++) {
+      d->in[k] = pe_t_tensor(m, p, s.in[k], &d->in_stride[k]);
+    }
+    for (int k = 0; k < 3; k++) {
+      if (s.out[k] >= 0) {
+        d->out[k] =
+            (float *)(uintptr_t)pe_t_tensor(m, p, s.out[k], &d->out_stride[k]);
+      }
+    }
+    pe_plan_tensor_t y;
+    pe_plan_tensor(m, s.out[0] >= 0 ? s.out[0] : s.out[1], &y);
+    d->numel = y.numel;
+    if (s.kind == PE_PLAN_CONV1D) {
+      d->w = pe_t_floats(p, s.w, s.p[1] * (s.p[0] / s.p[2]) * s.p[3]);
+      d->bias = pe_t_floats(p, s.bias, s.p[1]);
+    } else if (s.kind == PE_PLAN_DENSE) {
+      const int64_t K = s.dense_k, M = s.dense_m;
+      float *w = malloc((size_t)(K * M > 0 ? K * M : 1) * sizeof *w);
+      if (w == NULL || pe_plan_dense_weights(m, i, w) != PE_OK) {
+        free(w);
+        p->oom = 1;
+        break;
+      }
+      d->K = K;
+      d->M = M;
+      d->dense_warp = pe_cuda_dense_warp(K);
+      d->w = pe_t_floats(p, w, K * M);
+      if (d->dense_warp) {
+        d->w2 = pe_t_transposed(p, w, K, M);
+      }
+      free(w);
+      d->bias = s.bias != NULL ? pe_t_floats(p, s.bias, M) : NULL;
+    } else if (s.kind == PE_PLAN_AFFINE) {
+      d->w = pe_t_floats(p, s.w, s.p[1]);
+      d->bias = pe_t_floats(p, s.bias, s.p[1]);
+    } else if (s.kind == PE_PLAN_BINARY && s.w != NULL) {
+      pe_plan_tensor_t b;
+      pe_plan_tensor(m, s.in[1], &b);
+      d->in[1] = pe_t_floats(p, s.w, b.numel);
+      d->in_stride[1] = 0;
+    } else if (s.kind == PE_PLAN_LSTM || s.kind == PE_PLAN_GRU) {
+      const int64_t in = s.p[1], H = s.p[2];
+      const int64_t GH = (s.kind == PE_PLAN_LSTM ? 4 : 3) * H;
+      d->w = pe_t_transposed(p, s.w, GH, in);
+      d->w2 = pe_t_transposed(p, s.w2, GH, H);
+      d->bias = pe_t_floats(p, s.bias, GH);
+      d->bias2 = pe_t_floats(p, s.bias2, H);
+    } else if (s.kind == PE_PLAN_GATHER) {
+      /* int64 indices: two floats' room each */
+      d->n_idx = s.n_idx;
+      d->idx =
+          pe_t_blob(p, s.idx, (size_t)s.n_idx * sizeof(int64_t), 2 * s.n_idx);
+    }
+  }
+  return p->steps != NULL && !p->oom ? PE_OK : PE_ENOMEM;
+}
+
+static void pe_t_plan_free(pe_t_plan_t *p) {
+  for (int i = 0; i < p->n_blobs; i++) {
+    free(p->dev[i]);
+  }
+  free(p->steps);
+}
+
 /* The kernel of plan g (the resident one or the batch one) generated and
  * compiled: 0 when it went as expected (refuse: a refusal naming a step),
  * else 1; 77 when NVRTC is missing. numel0: the first step's output
- * numel, which the source holds as a constant. */
+ * numel, which the source holds as a constant. On success the source is
+ * left in *text when text is not NULL (the caller frees it). */
 static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
-                    int64_t numel0, int refuse) {
+                    int64_t numel0, int refuse, char **text, int *threads) {
   const char *kind = g->batch ? "batch" : "resident";
   const char *name = g->batch ? PE_CUDA_GEN_BATCH_KERNEL : PE_CUDA_GEN_KERNEL;
   pe_cuda_gen_src_t src;
@@ -116,13 +256,197 @@ static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
     fputs(src.text, stderr);
   }
   free(cubin);
-  free(src.text);
+  if (!bad && text != NULL) {
+    *text = src.text;
+    *threads = src.threads;
+  } else {
+    free(src.text);
+  }
   return bad;
 }
 
-/* One model through the generator and NVRTC: 0 when it went as expected
- * (refuse: a refusal naming a step), else 1; 77 when NVRTC is missing. */
-static int pe_t_model(const char *path, int refuse) {
+/* ---- the batch kernel on the CPU ---------------------------------------*/
+
+/* What the generated source needs of CUDA, for a C++ compiler: in place of
+ * the prelude's protocol part (device assembly), before its activations. */
+static const char pe_t_emu_head[] =
+    "#include <math.h>\n#include <pthread.h>\n#include <stdlib.h>\n"
+    "#include <string.h>\n"
+    "#define __global__\n#define __device__\n#define __host__\n"
+    "#define __forceinline__ inline\n#define __launch_bounds__(...)\n"
+    "#define __shared__\n"
+    "struct float2 { float x, y; };\n"
+    "struct float4 { float x, y, z, w; };\n"
+    "struct pe_emu_dim3 { unsigned int x, y, z; };\n"
+    "static thread_local pe_emu_dim3 threadIdx;\n"
+    "static pe_emu_dim3 blockIdx, gridDim, blockDim;\n"
+    "static pthread_barrier_t pe_emu_bar, pe_emu_warp[32];\n"
+    "static double pe_emu_lane[1024];\n"
+    "alignas(16) float4 pe__shv[232448 / 16];\n"
+    "static void __syncthreads(void) { pthread_barrier_wait(&pe_emu_bar); }\n"
+    "static float __fadd_rn(float a, float b) { return a + b; }\n"
+    "static float __fsub_rn(float a, float b) { return a - b; }\n"
+    "static float __fmul_rn(float a, float b) { return a * b; }\n"
+    "static float __fdiv_rn(float a, float b) { return a / b; }\n"
+    "template <typename T> static T __ldg(const T *p) { return *p; }\n"
+    "static unsigned int min(unsigned int a, unsigned int b) {\n"
+    "  return a < b ? a : b;\n}\n"
+    "template <typename T>\n"
+    "static T __shfl_xor_sync(unsigned int, T v, int m) {\n"
+    "  const int t = (int)threadIdx.x;\n"
+    "  pe_emu_lane[t] = (double)v;\n"
+    "  pthread_barrier_wait(&pe_emu_warp[t / 32]);\n"
+    "  const T r = (T)pe_emu_lane[t ^ m];\n"
+    "  pthread_barrier_wait(&pe_emu_warp[t / 32]);\n"
+    "  return r;\n}\n";
+
+/* After the kernel: a block at a time, a thread per CUDA thread. */
+static const char pe_t_emu_tail[] =
+    "struct pe_emu_arg { unsigned int tid; const float *in; float *out;\n"
+    "  unsigned int total; };\n"
+    "static void *pe_emu_thread(void *a) {\n"
+    "  const pe_emu_arg *g = (const pe_emu_arg *)a;\n"
+    "  threadIdx.x = g->tid;\n"
+    "  pe_gen_batch(g->in, g->out, g->total);\n"
+    "  return NULL;\n}\n"
+    "extern \"C\" int pe_emu_run(const float *in, float *out,\n"
+    "    unsigned int total, unsigned int grid, unsigned int nt) {\n"
+    "  static pe_emu_arg args[1024];\n"
+    "  static pthread_t th[1024];\n"
+    "  if (nt > 1024 || nt % 32 != 0) return -1;\n"
+    "  gridDim.x = grid;\n  blockDim.x = nt;\n"
+    "  pthread_barrier_init(&pe_emu_bar, NULL, nt);\n"
+    "  for (unsigned int w = 0; w < nt / 32; w++)\n"
+    "    pthread_barrier_init(&pe_emu_warp[w], NULL, 32);\n"
+    "  pthread_attr_t at;\n  pthread_attr_init(&at);\n"
+    "  pthread_attr_setstacksize(&at, 1 << 18);\n"
+    "  for (unsigned int b = 0; b < grid; b++) {\n"
+    "    blockIdx.x = b;\n"
+    "    memset(pe__shv, 0xff, sizeof pe__shv);\n"
+    "    for (unsigned int t = 0; t < nt; t++) {\n"
+    "      args[t].tid = t; args[t].in = in; args[t].out = out;\n"
+    "      args[t].total = total;\n"
+    "      if (pthread_create(&th[t], &at, pe_emu_thread, &args[t]) != 0)\n"
+    "        abort(); /* the others would wait at the barrier forever */\n"
+    "    }\n"
+    "    for (unsigned int t = 0; t < nt; t++) pthread_join(th[t], NULL);\n"
+    "  }\n"
+    "  pthread_attr_destroy(&at);\n"
+    "  pthread_barrier_destroy(&pe_emu_bar);\n"
+    "  for (unsigned int w = 0; w < nt / 32; w++)\n"
+    "    pthread_barrier_destroy(&pe_emu_warp[w]);\n"
+    "  return 0;\n}\n";
+
+#define PE_T_EMU_WINDOWS 23u
+#define PE_T_EMU_GRID 3u
+
+/* The batch kernel's source (the prelude swapped as above) compiled by
+ * cxx and run on random windows against the cpu backend's portable
+ * kernels: 0 when they agree, else 1. */
+static int pe_t_emulate(const char *path, const char *cxx, const char *text,
+                        int threads, const pe_model_t *m) {
+  const char *proto = strstr(pe__cuda_gen_prelude,
+                             "/* The persistent kernels' side of the protocol");
+  const char *pre = strstr(text, pe__cuda_gen_prelude);
+  if (proto == NULL || pre == NULL) {
+    printf("FAIL: %s (emulated): the prelude is not where it was expected\n",
+           path);
+    return 1;
+  }
+  char dir[] = "/tmp/pe_gen_emu_XXXXXX";
+  if (mkdtemp(dir) == NULL) {
+    printf("FAIL: %s (emulated): no temporary folder\n", path);
+    return 1;
+  }
+  char cpp[64], so[64], cmd[512];
+  snprintf(cpp, sizeof cpp, "%s/k.cpp", dir);
+  snprintf(so, sizeof so, "%s/k.so", dir);
+  FILE *f = fopen(cpp, "w");
+  int bad = f == NULL;
+  if (f != NULL) {
+    fwrite(text, 1, (size_t)(pre - text), f);
+    fputs(pe_t_emu_head, f);
+    fwrite(pe__cuda_gen_prelude, 1, (size_t)(proto - pe__cuda_gen_prelude), f);
+    fputs(pre + strlen(pe__cuda_gen_prelude), f);
+    fputs(pe_t_emu_tail, f);
+    bad = fclose(f) != 0;
+  }
+  snprintf(cmd, sizeof cmd,
+           "%s -std=c++17 -O1 -ffp-contract=off -fno-strict-aliasing -fPIC "
+           "-shared -o %s %s -lpthread",
+           cxx, so, cpp);
+  if (!bad && system(cmd) != 0) {
+    printf("FAIL: %s (emulated): %s failed\n", path, cmd);
+    bad = 1;
+  }
+  void *lib = bad ? NULL : dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  int (*run)(const float *, float *, unsigned, unsigned, unsigned) = NULL;
+  if (lib != NULL) {
+    void *sym = dlsym(lib, "pe_emu_run");
+    memcpy(&run, &sym, sizeof sym);
+  }
+  if (!bad && run == NULL) {
+    printf("FAIL: %s (emulated): cannot load %s\n", path, so);
+    bad = 1;
+  }
+  /* the cpu backend's portable kernels on the same windows */
+  const pe_model_desc_t *desc = pe_model_desc(m);
+  const int64_t in_n = desc->inputs[0].numel, out_n = desc->outputs[0].numel;
+  pe_model_options_t go = {.kernels = PE_KERNELS_GENERIC};
+  pe_model_t *ref = NULL;
+  pe_model_ctx_t *ctx = NULL;
+  char err[256];
+  float *x = malloc((size_t)(PE_T_EMU_WINDOWS * in_n) * sizeof *x);
+  float *y = malloc((size_t)(PE_T_EMU_WINDOWS * out_n) * sizeof *y);
+  float *want = malloc((size_t)(PE_T_EMU_WINDOWS * out_n) * sizeof *want);
+  if (!bad && (x == NULL || y == NULL || want == NULL ||
+               pe_model_load_file(path, &go, &ref, err, sizeof err) != PE_OK ||
+               pe_model_ctx_create(ref, PE_T_EMU_WINDOWS, &ctx) != PE_OK)) {
+    printf("FAIL: %s (emulated): the reference did not load\n", path);
+    bad = 1;
+  }
+  if (!bad) {
+    uint64_t st = 42;
+    for (int64_t i = 0; i < PE_T_EMU_WINDOWS * in_n; i++) {
+      x[i] =
+          (float)((double)(pe_splitmix64(&st) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
+    }
+    for (int64_t i = 0; i < PE_T_EMU_WINDOWS * out_n; i++) {
+      y[i] = NAN;
+    }
+    bad = pe_model_run(ctx, x, PE_T_EMU_WINDOWS, want) != PE_OK ||
+          run(x, y, PE_T_EMU_WINDOWS, PE_T_EMU_GRID, (unsigned)threads) != 0;
+    double worst = 0.0;
+    for (int64_t i = 0; !bad && i < PE_T_EMU_WINDOWS * out_n; i++) {
+      const double d = fabs((double)y[i] - (double)want[i]) /
+                       fmax(1.0, fabs((double)want[i]));
+      worst = d > worst || d != d ? d : worst;
+    }
+    bad = bad || !(worst <= 1e-5);
+    printf("%s %s (emulated): %u windows in %u blocks, largest difference "
+           "from the cpu backend's portable kernels %.3g (relative to "
+           "max(1, |y|))\n",
+           bad ? "FAIL:" : "ok  ", path, PE_T_EMU_WINDOWS, PE_T_EMU_GRID,
+           worst);
+  }
+  pe_model_ctx_destroy(ctx);
+  pe_model_destroy(ref);
+  free(x);
+  free(y);
+  free(want);
+  if (lib != NULL) {
+    dlclose(lib);
+  }
+  unlink(so);
+  unlink(cpp);
+  rmdir(dir);
+  return bad;
+}
+
+/* One model through the generator and NVRTC (and, with cxx, the batch
+ * kernel on the CPU): 0 when it went as expected (refuse: a refusal
+ * naming a step), else 1; 77 when NVRTC is missing. */
+static int pe_t_model(const char *path, int refuse, const char *cxx) {
   pe_model_options_t mo = {.kernels = PE_KERNELS_AUTO};
   pe_model_t *m = NULL;
   char err[512];
@@ -134,59 +458,16 @@ static int pe_t_model(const char *path, int refuse) {
   pe_plan_shape(m, &shape);
   pe_t_plan_t p;
   memset(&p, 0, sizeof p);
-  p.steps = calloc((size_t)shape.n_steps + 1, sizeof *p.steps);
-  for (int i = 0; p.steps != NULL && i < shape.n_steps; i++) {
-    pe_plan_step_t s;
-    pe_plan_step(m, i, &s);
-    pe_cuda_step_t *d = &p.steps[i];
-    d->kind = s.kind;
-    d->act = s.act;
-    d->alpha = s.alpha;
-    d->binop = s.binop;
-    d->n_in = s.n_in;
-    d->rank = s.rank;
-    memcpy(d->p, s.p, sizeof d->p);
-    memcpy(d->dims, s.dims, sizeof d->dims);
-    memcpy(d->st, s.st, sizeof d->st);
-    for (int k = 0; k < s.n_in && k < PE_CUDA_MAX_IN; k++) {
-      d->in[k] = pe_t_tensor(m, &p, s.in[k], &d->in_stride[k]);
-    }
-    for (int k = 0; k < 3; k++) {
-      if (s.out[k] >= 0) {
-        d->out[k] =
-            (float *)(uintptr_t)pe_t_tensor(m, &p, s.out[k], &d->out_stride[k]);
-      }
-    }
-    pe_plan_tensor_t y;
-    pe_plan_tensor(m, s.out[0] >= 0 ? s.out[0] : s.out[1], &y);
-    d->numel = y.numel;
-    if (s.kind == PE_PLAN_CONV1D) {
-      d->w = pe_t_blob(&p, s.p[1] * (s.p[0] / s.p[2]) * s.p[3]);
-      d->bias = pe_t_blob(&p, s.p[1]);
-    } else if (s.kind == PE_PLAN_DENSE) {
-      d->K = s.dense_k;
-      d->M = s.dense_m;
-      d->w = pe_t_blob(&p, s.dense_k * s.dense_m);
-      d->bias = s.bias != NULL ? pe_t_blob(&p, s.dense_m) : NULL;
-    } else if (s.kind == PE_PLAN_AFFINE) {
-      d->w = pe_t_blob(&p, s.p[1]);
-      d->bias = pe_t_blob(&p, s.p[1]);
-    } else if (s.kind == PE_PLAN_LSTM || s.kind == PE_PLAN_GRU) {
-      const int64_t GH = (s.kind == PE_PLAN_LSTM ? 4 : 3) * s.p[2];
-      d->w = pe_t_blob(&p, s.p[1] * GH);
-      d->w2 = pe_t_blob(&p, s.p[2] * GH);
-      d->bias = pe_t_blob(&p, GH);
-      d->bias2 = pe_t_blob(&p, s.p[2]);
-    } else if (s.kind == PE_PLAN_GATHER) {
-      /* int64 indices: two floats' room each */
-      d->n_idx = s.n_idx;
-      d->idx = pe_t_blob(&p, 2 * s.n_idx);
-    }
+  if (pe_t_resolve(m, shape.n_steps, &p) != PE_OK) {
+    fprintf(stderr, "FAIL: %s: out of memory\n", path);
+    pe_t_plan_free(&p);
+    pe_model_destroy(m);
+    return 1;
   }
   pe_cuda_gen_plan_t g = {0};
   g.steps = p.steps;
   g.n_steps = shape.n_steps;
-  g.blob_dev = p.dev;
+  g.blob_dev = p.dev_c;
   g.blob_floats = p.floats;
   g.n_blobs = p.n_blobs;
   g.in_numel = shape.in_numel;
@@ -194,25 +475,46 @@ static int pe_t_model(const char *path, int refuse) {
   g.arena_ps = shape.arena_ps;
   g.shmem_limit = 227 * 1024 - 1024;
   int bad = 0;
-  for (int batch = 0; batch < 2 && p.steps != NULL; batch++) {
+  for (int batch = 0; batch < 2; batch++) {
     g.batch = batch;
     g.max_n = batch ? 32 : PE_CUDA_PERSIST_MAX_BATCH;
     g.stamps = !batch;
-    const int rc = pe_t_gen(path, &g, p.steps[0].numel, refuse);
+    const int rc = pe_t_gen(path, &g, p.steps[0].numel, refuse, NULL, NULL);
     if (rc == 77) {
       bad = 77;
       break;
     }
     bad |= rc;
   }
-  free(p.steps);
+  if (bad == 0 && !refuse && cxx != NULL) {
+    /* groups of at most 5 windows, so that a block's share of 7 or 8
+     * takes two */
+    g.batch = 1;
+    g.max_n = 5;
+    g.stamps = 0;
+    char *text = NULL;
+    int threads = 0;
+    bad = pe_t_gen(path, &g, p.steps[0].numel, 0, &text, &threads);
+    if (bad == 0) {
+      bad = pe_t_emulate(path, cxx, text, threads, m);
+    }
+    free(text);
+  }
+  pe_t_plan_free(&p);
   pe_model_destroy(m);
   return bad;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: test_cuda_gen MODEL.onnx... [--refuse MODEL...]\n");
+  int a = 1;
+  const char *cxx = NULL;
+  if (argc > 2 && strcmp(argv[1], "--cxx") == 0) {
+    cxx = argv[2];
+    a = 3;
+  }
+  if (a >= argc) {
+    fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER] MODEL.onnx... "
+                    "[--refuse MODEL...]\n");
     return 2;
   }
   char v[160];
@@ -220,14 +522,15 @@ int main(int argc, char **argv) {
     printf("SKIP: %s\n", v);
     return 77;
   }
-  printf("NVRTC %s\n", v);
+  printf("NVRTC %s; the batch kernel on the CPU: %s\n", v,
+         cxx != NULL ? cxx : "not asked for (--cxx)");
   int fails = 0, refuse = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = a; i < argc; i++) {
     if (strcmp(argv[i], "--refuse") == 0) {
       refuse = 1;
       continue;
     }
-    int rc = pe_t_model(argv[i], refuse);
+    int rc = pe_t_model(argv[i], refuse, cxx);
     if (rc == 77) {
       return 77;
     }
