@@ -1291,11 +1291,27 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
   pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
                  sizeof c->bgen_why);
   int e = 0;
-  for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
-    e = pe__capture(c, n);
-    if (n == c->tile) {
+  for (;;) {
+    for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
+      e = pe__capture(c, n);
+      if (n == c->tile) {
+        break;
+      }
+    }
+    if (e == 0 || c->bgen == NULL) {
       break;
     }
+    /* the step kernels instead */
+    snprintf(c->bgen_why, sizeof c->bgen_why,
+             "capturing its launch in a graph: %s", pe_cuda_strerror(e));
+    cudaGetLastError(); /* clear it */
+    for (int i = 0; i < c->n_graphs; i++) {
+      cudaGraphExecDestroy(c->graph[i]);
+    }
+    c->n_graphs = 0;
+    pe_cuda_gen_close(c->bgen);
+    c->bgen = NULL;
+    e = 0;
   }
   if (e != 0) {
     snprintf(msg, cap, "capturing the plan as CUDA graphs: %s",
