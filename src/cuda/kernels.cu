@@ -64,6 +64,10 @@ __device__ static float pe__binop(int op, float a, float b) {
  * grid, or in the resident block of the persistent kernel). */
 #define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
 
+/* the tiled dense product, the attention heads of a thread per query and
+ * Conv 2-D (after PE__FOR, which they use) */
+#include "cuda/tiled.cuh"
+
 template <typename I>
 __device__ __forceinline__ static void pe__d_copy(const pe_cuda_step_t &s,
                                                   I total, I i0, I di) {
@@ -230,93 +234,6 @@ __device__ static int pe__split_width(int64_t total, int nt) {
     g >>= 1;
   }
   return g >= 2 ? g : 0;
-}
-
-/* Dense over many rows as a tiled product: a block of 256 threads takes
- * 64 rows x 64 outputs, the rows' inputs (transposed, k major) and the
- * weights ([K][M]) staged through shared memory 32 k at a time; each
- * thread computes 4 rows x 4 outputs from one 16-byte read of each per k,
- * their products summed in float over the 32 k of a stage and the stages'
- * sums in double. Needs the rows contiguous (in_stride = rows * K). */
-#define PE__TR 64
-#define PE__TM 64
-#define PE__TK 32
-__global__ static void __launch_bounds__(256)
-    pe__k_dense_tiled(const pe_cuda_step_t s, int R) {
-  __shared__ __align__(16) float xs[PE__TK][PE__TR + 4];
-  __shared__ __align__(16) float ws[PE__TK][PE__TM + 4];
-  const int K = (int)s.K, M = (int)s.M;
-  const int tid = (int)threadIdx.x;
-  const int tx = tid & 15, ty = tid >> 4;
-  const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
-  const float *__restrict__ X = s.in[0];
-  double acc[4][4];
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      acc[i][j] = 0.0;
-    }
-  }
-  for (int k0 = 0; k0 < K; k0 += PE__TK) {
-    /* 64 rows x 32 k of inputs and 32 k x 64 outputs of weights, eight
-     * of each a thread, consecutive threads on consecutive k (inputs) or
-     * outputs (weights) */
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-      const int e = tid + 256 * j;
-      const int rr = e >> 5, kk = e & 31, r = r0 + rr, k = k0 + kk;
-      xs[kk][rr] = r < R && k < K ? X[(int64_t)r * K + k] : 0.0f;
-      const int wk = e >> 6, wm = e & 63, m = m0 + wm, k2 = k0 + wk;
-      ws[wk][wm] = k2 < K && m < M ? s.w[(int64_t)k2 * M + m] : 0.0f;
-    }
-    __syncthreads();
-    float part[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-#pragma unroll
-      for (int j = 0; j < 4; j++) {
-        part[i][j] = 0.0f;
-      }
-    }
-#pragma unroll 8
-    for (int kk = 0; kk < PE__TK; kk++) {
-      const float4 xv = *(const float4 *)&xs[kk][ty * 4];
-      const float4 wv = *(const float4 *)&ws[kk][tx * 4];
-      const float xa[4] = {xv.x, xv.y, xv.z, xv.w};
-      const float wa[4] = {wv.x, wv.y, wv.z, wv.w};
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-          part[i][j] = fmaf(xa[i], wa[j], part[i][j]);
-        }
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-#pragma unroll
-      for (int j = 0; j < 4; j++) {
-        acc[i][j] += (double)part[i][j];
-      }
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int j = 0; j < 4; j++) {
-    const int m = m0 + tx * 4 + j;
-    if (m < M) {
-      const double bias = s.bias ? (double)s.bias[m] : 0.0;
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const int r = r0 + ty * 4 + i;
-        if (r < R) {
-          s.out[0][(int64_t)r * M + m] =
-              pe__act((float)(acc[i][j] + bias), s.act, s.alpha);
-        }
-      }
-    }
-  }
 }
 
 template <typename I>
@@ -709,80 +626,6 @@ __device__ __forceinline__ static void pe__d_gather_rt(const pe_cuda_step_t &s,
   }
 }
 
-/* Output channels a thread of a Conv 2-D computes together: four where
- * each group's channels come in fours, else one. */
-__host__ __device__ static int pe__conv2d_cb(const pe_cuda_step_t *s) {
-  return s->p[2] > 0 && (s->p[1] / s->p[2]) % 4 == 0 ? 4 : 1;
-}
-
-/* Conv 2-D over [cin][H][W] windows, one thread per output position and
- * pe__conv2d_cb output channels (the taps' inputs read once for all of
- * them): the products of about 16 taps summed in float, those sums in
- * double, rounded to float once (the CPU's portable kernel,
- * kernels_shared.h, sums every product in double). */
-template <typename I>
-__device__ __forceinline__ static void pe__d_conv2d(const pe_cuda_step_t &s,
-                                                    I total, I i0, I di) {
-  const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2];
-  const I kh = (I)s.p[3], kw = (I)s.p[4], H = (I)s.p[11], W = (I)s.p[12];
-  const I sh = (I)s.p[5], sw = (I)s.p[6], dh = (I)s.p[7], dw = (I)s.p[8];
-  const I pt = (I)s.p[9], pl = (I)s.p[10];
-  const I OH = (I)s.p[13], OW = (I)s.p[14];
-  const I cin_g = cin / group, cout_g = cout / group;
-  const int cb = pe__conv2d_cb(&s);
-  const I khw = kh * kw, cs = cin_g * khw;
-  /* input channels whose taps make a float sum */
-  const I cpf = khw >= 16 ? 1 : 16 / khw;
-  PE__FOR(i, total) {
-    I ow = i % OW, r = i / OW, oh = r % OH;
-    r /= OH;
-    const I co = r % (cout / cb) * cb, b = r / (cout / cb);
-    const float *x =
-        s.in[0] + b * (I)s.in_stride[0] + (co / cout_g) * cin_g * H * W;
-    const float *w = s.w + co * cs;
-    double acc[4] = {0.0, 0.0, 0.0, 0.0};
-    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (I ci = 0; ci < cin_g; ci++) {
-      const float *xc = x + ci * H * W;
-      for (I ti = 0; ti < kh; ti++) {
-        const I ih = oh * sh + ti * dh - pt;
-        if (ih < 0 || ih >= H) {
-          continue;
-        }
-        for (I tj = 0; tj < kw; tj++) {
-          const I iw = ow * sw + tj * dw - pl;
-          if (iw < 0 || iw >= W) {
-            continue;
-          }
-          const float xv = xc[ih * W + iw];
-          const I wi = (ci * kh + ti) * kw + tj;
-#pragma unroll
-          for (int q = 0; q < 4; q++) {
-            if (q < cb) {
-              part[q] = fmaf(xv, w[q * cs + wi], part[q]);
-            }
-          }
-        }
-      }
-      if ((ci + 1) % cpf == 0 || ci + 1 == cin_g) {
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-          acc[q] += (double)part[q];
-          part[q] = 0.0f;
-        }
-      }
-    }
-    float *y = s.out[0] + ((b * cout + co) * OH + oh) * OW + ow;
-#pragma unroll
-    for (int q = 0; q < 4; q++) {
-      if (q < cb) {
-        const double bias = s.bias ? (double)s.bias[co + q] : 0.0;
-        y[(I)q * OH * OW] = pe__act((float)(acc[q] + bias), s.act, s.alpha);
-      }
-    }
-  }
-}
-
 /* Max or average pooling over [C][H][W] (or [C][D][H][W]: rank 3, the
  * depth axis in dims[]), one thread per output, the taps in the CPU's
  * order. */
@@ -977,12 +820,6 @@ __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
  * masked in float, the exponentials float, and their sum and the weighted
  * sum of V in double, key after key (a score's terms from column j % D
  * on: the CPU's sum in another order). */
-template <typename I>
-__device__ __forceinline__ static I pe__attn_score_off(const pe_cuda_step_t &s,
-                                                       I h, I i) {
-  const I L = (I)s.p[0];
-  return (h * (I)s.p[4] * L + i) * L;
-}
 
 __device__ __forceinline__ static float
 pe__attn_score(const pe_cuda_step_t &s, const float *q, const float *kr, int D,
@@ -1054,107 +891,6 @@ __device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
       }
       if (d < D) {
         s.out[0][b * (I)s.numel + i * E + h * D + d] = (float)(acc / sum);
-      }
-    }
-  }
-}
-
-/* The heads of a self-attention block with one thread per query, for
- * heads of at most PE__AQ_D columns whose keys and values fit the block's
- * shared memory: a block takes P heads (window b, head h), each head's K
- * and V rows staged into shared memory and its L queries one thread each,
- * the query in registers: every score (its dot product in float), their
- * maximum, then the exponentials, their sum and the weighted sum of V in
- * float, key after key, as the plan's CPU kernels order them (two passes,
- * the scores computed again in the second). Masks as pe__d_attention. */
-#define PE__AQ_D 64
-#define PE__AQ_SHMEM (40 * 1024)
-static int pe__attn_q_fits(const pe_cuda_step_t *s, int *tq, int *heads) {
-  const int64_t L = s->p[0], D = s->p[3];
-  if (D < 1 || D > PE__AQ_D || L < 1 || L > 1024) {
-    return 0;
-  }
-  *tq = (int)((L + 31) / 32 * 32);
-  *heads = *tq >= 256 ? 1 : 256 / *tq;
-  while (*heads > 1 &&
-         (size_t)*heads * 2 * L * D * sizeof(float) > PE__AQ_SHMEM) {
-    (*heads)--;
-  }
-  return (size_t)*heads * 2 * L * D * sizeof(float) <= PE__AQ_SHMEM;
-}
-
-template <int DM>
-__global__ static void pe__k_attn_q(const pe_cuda_step_t s, int64_t units,
-                                    int tq, int heads) {
-  extern __shared__ float pe__aq_sh[];
-  const int L = (int)s.p[0], E = (int)s.p[1], H = (int)s.p[2];
-  const int D = (int)s.p[3], E3 = 3 * E;
-  const int slot = (int)threadIdx.x / tq, i = (int)threadIdx.x % tq;
-  const int64_t u = (int64_t)blockIdx.x * heads + slot; /* b * H + h */
-  float *ks = pe__aq_sh + (size_t)slot * 2 * L * D, *vs = ks + (size_t)L * D;
-  const int64_t b = u / H;
-  const int h = (int)(u % H);
-  const float *qkv = s.in[0] + b * s.in_stride[0];
-  if (slot < heads && u < units) {
-    for (int e = i; e < L * D; e += tq) {
-      const int j = e / D, d = e % D;
-      ks[e] = qkv[(int64_t)j * E3 + E + h * D + d];
-      vs[e] = qkv[(int64_t)j * E3 + 2 * E + h * D + d];
-    }
-  }
-  __syncthreads();
-  if (slot >= heads || u >= units || i >= L) {
-    return;
-  }
-  float q[DM], acc[DM];
-#pragma unroll
-  for (int d = 0; d < DM; d++) {
-    q[d] = d < D ? qkv[(int64_t)i * E3 + h * D + d] : 0.0f;
-    acc[d] = 0.0f;
-  }
-  const int64_t mo = pe__attn_score_off<int64_t>(s, h, i);
-  const float *mrow = s.in[1] ? s.in[1] + mo : NULL;
-  const float *rrow = s.in[2] ? s.in[2] + mo : NULL;
-  float mx = -INFINITY;
-  for (int pass = 0; pass < 2; pass++) {
-    float sum = 0.0f;
-    for (int j = 0; j < L; j++) {
-      const float *kr = ks + (size_t)j * D;
-      float dot = 0.0f;
-#pragma unroll
-      for (int d = 0; d < DM; d++) {
-        if (d < D) {
-          dot = fmaf(q[d], kr[d], dot);
-        }
-      }
-      float x = __fmul_rn(dot, s.f[0]);
-      if (mrow != NULL) {
-        x = __fadd_rn(x, mrow[j]);
-      }
-      if (rrow != NULL && rrow[j] == rrow[j]) {
-        x = rrow[j];
-      }
-      if (pass == 0) {
-        mx = x > mx ? x : mx;
-        continue;
-      }
-      const float pj = pe__expf(__fsub_rn(x, mx));
-      sum = __fadd_rn(sum, pj);
-      const float *vr = vs + (size_t)j * D;
-#pragma unroll
-      for (int d = 0; d < DM; d++) {
-        if (d < D) {
-          acc[d] = fmaf(pj, vr[d], acc[d]);
-        }
-      }
-    }
-    if (pass == 1) {
-      float *y = s.out[0] + b * s.numel + (int64_t)i * E + h * D;
-#pragma unroll
-      for (int d = 0; d < DM; d++) {
-        if (d < D) {
-          y[d] = __fdiv_rn(acc[d], sum);
-        }
       }
     }
   }

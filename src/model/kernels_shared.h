@@ -1,9 +1,10 @@
 /* Per-element pieces of the portable kernels that the `cuda` backend's
  * kernels (src/cuda/kernels.cu) run too, compiled there as device code, so
- * that both compute the same thing the same way: the source index of Pad,
- * one output of the direct 2-D convolution (its sum in double in the
- * order input channel, kernel row, kernel column), and the taps of a 2-D
- * or 3-D pooling window.
+ * that both compute the same thing the same way: the source index of Pad
+ * and the taps of a 2-D or 3-D pooling window; and one output of the
+ * direct 2-D convolution (its sum in double in the order input channel,
+ * kernel row, kernel column), the reference the cuda backend's Conv 2-D
+ * (four channels a thread) is checked against (tests/cuda_emu).
  *
  * Parameters are the plan's (p[] of a CONV2D step, model_impl.h). Hot
  * path: no allocation. */

@@ -1,0 +1,91 @@
+/* What src/cuda/act.cuh and src/cuda/tiled.cuh need of CUDA, for a C++
+ * compiler on the CPU: a block's threads are threads of the process (a
+ * block at a time), __syncthreads a barrier of them, __shared__ arrays
+ * statics (one block's at a time), the dynamic shared memory one array
+ * filled with NaN before each block, and the rounding intrinsics plain
+ * float arithmetic (compiled with -ffp-contract=off). Included first
+ * (-include) by tiled_emu.cpp. */
+#ifndef PE_CUDA_EMU_SHIM_H
+#define PE_CUDA_EMU_SHIM_H
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+
+struct float4 {
+  float x, y, z, w;
+};
+struct pe_emu_dim3 {
+  unsigned int x, y, z;
+};
+static thread_local pe_emu_dim3 threadIdx;
+static pe_emu_dim3 blockIdx, gridDim, blockDim;
+static pthread_barrier_t pe_emu_bar;
+alignas(16) static float pe_emu_dyn[64 * 1024];
+
+#define PE__DYN_SHARED(T, name) T *const name = (T *)pe_emu_dyn
+
+static void __syncthreads(void) { pthread_barrier_wait(&pe_emu_bar); }
+static float __fadd_rn(float a, float b) { return a + b; }
+static float __fsub_rn(float a, float b) { return a - b; }
+static float __fmul_rn(float a, float b) { return a * b; }
+static float __fdiv_rn(float a, float b) { return a / b; }
+
+/* The kernel body each thread runs, and the launch: grid gx x gy blocks
+ * of nt threads, one block after the other. */
+typedef void (*pe_emu_fn)(void *arg);
+static pe_emu_fn pe_emu_body;
+static void *pe_emu_arg;
+
+static void *pe_emu_thread(void *t) {
+  threadIdx.x = (unsigned int)(uintptr_t)t;
+  pe_emu_body(pe_emu_arg);
+  return NULL;
+}
+
+static void pe_emu_launch(unsigned int gx, unsigned int gy, unsigned int nt,
+                          pe_emu_fn body, void *arg) {
+  static pthread_t th[1024];
+  if (nt < 1 || nt > 1024) {
+    abort();
+  }
+  pe_emu_body = body;
+  pe_emu_arg = arg;
+  gridDim.x = gx;
+  gridDim.y = gy;
+  blockDim.x = nt;
+  pthread_barrier_init(&pe_emu_bar, NULL, nt);
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setstacksize(&at, 1 << 18);
+  for (unsigned int by = 0; by < gy; by++) {
+    for (unsigned int bx = 0; bx < gx; bx++) {
+      blockIdx.x = bx;
+      blockIdx.y = by;
+      memset(pe_emu_dyn, 0xff, sizeof pe_emu_dyn);
+      for (unsigned int t = 0; t < nt; t++) {
+        if (pthread_create(&th[t], &at, pe_emu_thread, (void *)(uintptr_t)t) !=
+            0) {
+          abort(); /* the others would wait at the barrier forever */
+        }
+      }
+      for (unsigned int t = 0; t < nt; t++) {
+        pthread_join(th[t], NULL);
+      }
+    }
+  }
+  pthread_attr_destroy(&at);
+  pthread_barrier_destroy(&pe_emu_bar);
+}
+
+#endif

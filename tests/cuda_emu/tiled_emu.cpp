@@ -1,0 +1,306 @@
+/* The kernels of src/cuda/tiled.cuh run on the CPU (tests/cuda_emu/shim.h:
+ * a thread per CUDA thread, a block at a time) against references in
+ * double, on random shapes: the tiled dense product (rows and outputs
+ * across tile edges, K across stage edges, bias or none, an activation),
+ * Conv 2-D (four channels a thread or one; groups, pads, strides,
+ * dilations; against the cpu backend's portable function,
+ * model/kernels_shared.h) and the attention heads of one thread per query
+ * (queries across warp edges, several heads a block, head widths 1 to 64,
+ * an additive mask per head or shared, replacement scores). Every result
+ * must lie within 1e-5 of the reference, relative to max(1, |y|), and no
+ * output may be left unwritten (the outputs start as NaN).
+ *
+ *   c++ -std=c++17 -O1 -ffp-contract=off -Iinclude -Isrc -Itests \
+ *     -include tests/cuda_emu/shim.h tests/cuda_emu/tiled_emu.cpp -lpthread
+ */
+#include <stdio.h>
+#include <vector>
+
+#include "cuda/kernels.h"
+#include "model/plan_view.h"
+/* after plan_view.h (the PE_PLAN_ACT_* names) */
+#include "cuda/act.cuh"
+#define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
+#include "cuda/tiled.cuh"
+#include "model/kernels_shared.h"
+#include "splitmix.h"
+
+static uint64_t pe_rng = 7;
+
+static float pe_uniform(float lo, float hi) {
+  const double u = (double)(pe_splitmix64(&pe_rng) >> 11) * 0x1.0p-53;
+  return (float)(lo + (hi - lo) * u);
+}
+
+static int pe_below(int n) {
+  return (int)(pe_splitmix64(&pe_rng) % (uint64_t)n);
+}
+
+static std::vector<float> pe_random(size_t n, float scale) {
+  std::vector<float> v(n);
+  for (float &x : v) {
+    x = pe_uniform(-scale, scale);
+  }
+  return v;
+}
+
+/* The worst difference of y from want, relative to max(1, |want|); NaN
+ * (an output not written) counts as infinite. */
+static double pe_worst(const std::vector<float> &y,
+                       const std::vector<double> &want) {
+  double w = 0.0;
+  for (size_t i = 0; i < y.size(); i++) {
+    const double d = fabs((double)y[i] - want[i]) / fmax(1.0, fabs(want[i]));
+    w = d > w || d != d ? (d != d ? INFINITY : d) : w;
+  }
+  return w;
+}
+
+static int pe_fails;
+
+static void pe_report(const char *what, double worst) {
+  const int bad = !(worst <= 1e-5);
+  pe_fails += bad;
+  if (bad) {
+    printf("FAIL: %s: largest difference %.3g\n", what, worst);
+  }
+}
+
+/* ---- dense ------------------------------------------------------------ */
+
+struct pe_dense_arg {
+  pe_cuda_step_t s;
+  int R;
+};
+
+static void pe_dense_body(void *a) {
+  const pe_dense_arg *d = (const pe_dense_arg *)a;
+  pe__k_dense_tiled(d->s, d->R);
+}
+
+static double pe_dense_case(int R, int K, int M, int bias, int act) {
+  std::vector<float> x = pe_random((size_t)R * K, 1.0f);
+  std::vector<float> w = pe_random((size_t)K * M, 1.0f / sqrtf((float)K));
+  std::vector<float> b = pe_random((size_t)M, 0.5f);
+  std::vector<float> y((size_t)R * M, NAN);
+  pe_dense_arg d;
+  memset(&d, 0, sizeof d);
+  d.s.kind = PE_PLAN_DENSE;
+  d.s.act = act;
+  d.s.alpha = 0.01f;
+  d.s.K = K;
+  d.s.M = M;
+  d.s.in[0] = x.data();
+  d.s.w = w.data();
+  d.s.bias = bias ? b.data() : NULL;
+  d.s.out[0] = y.data();
+  d.R = R;
+  pe_emu_launch((unsigned)((R + PE__TR - 1) / PE__TR),
+                (unsigned)((M + PE__TM - 1) / PE__TM), 256, pe_dense_body, &d);
+  std::vector<double> want((size_t)R * M);
+  for (int r = 0; r < R; r++) {
+    for (int m = 0; m < M; m++) {
+      double acc = 0.0;
+      for (int k = 0; k < K; k++) {
+        acc += (double)x[(size_t)r * K + k] * (double)w[(size_t)k * M + m];
+      }
+      acc += bias ? (double)b[m] : 0.0;
+      want[(size_t)r * M + m] = (double)pe__act((float)acc, act, 0.01f);
+    }
+  }
+  return pe_worst(y, want);
+}
+
+/* ---- Conv 2-D --------------------------------------------------------- */
+
+static double pe_conv2d_case(int n, int cin, int cout, int group, int kh,
+                             int kw, int sh, int sw, int dh, int dw, int pt,
+                             int pl, int H, int W, int act) {
+  const int OH = (H + 2 * pt - dh * (kh - 1) - 1) / sh + 1;
+  const int OW = (W + 2 * pl - dw * (kw - 1) - 1) / sw + 1;
+  if (OH < 1 || OW < 1) {
+    return 0.0;
+  }
+  const int cin_g = cin / group;
+  std::vector<float> x = pe_random((size_t)n * cin * H * W, 1.0f);
+  std::vector<float> w = pe_random((size_t)cout * cin_g * kh * kw,
+                                   1.0f / sqrtf((float)(cin_g * kh * kw)));
+  std::vector<float> b = pe_random((size_t)cout, 0.5f);
+  std::vector<float> y((size_t)n * cout * OH * OW, NAN);
+  pe_cuda_step_t s;
+  memset(&s, 0, sizeof s);
+  s.kind = PE_PLAN_CONV2D;
+  s.act = act;
+  s.alpha = 0.01f;
+  const int64_t p[15] = {cin, cout, group, kh, kw, sh, sw, dh,
+                         dw,  pt,   pl,    H,  W,  OH, OW};
+  memcpy(s.p, p, sizeof p);
+  s.in[0] = x.data();
+  s.in_stride[0] = (int64_t)cin * H * W;
+  s.w = w.data();
+  s.bias = b.data();
+  s.out[0] = y.data();
+  s.numel = (int64_t)cout * OH * OW;
+  const int64_t total = (int64_t)n * (s.numel / pe__conv2d_cb(&s));
+  pe__d_conv2d<int64_t>(s, total, 0, 1);
+  std::vector<double> want(y.size());
+  const int cout_g = cout / group;
+  for (int bi = 0; bi < n; bi++) {
+    for (int co = 0; co < cout; co++) {
+      const float *xg =
+          x.data() + ((size_t)bi * cin + (size_t)(co / cout_g) * cin_g) * H * W;
+      for (int oh = 0; oh < OH; oh++) {
+        for (int ow = 0; ow < OW; ow++) {
+          const double acc =
+              pe_ks_conv2d_at(s.p, xg, w.data() + (size_t)co * cin_g * kh * kw,
+                              (double)b[co], oh, ow);
+          want[(((size_t)bi * cout + co) * OH + oh) * OW + ow] =
+              (double)pe__act((float)acc, act, 0.01f);
+        }
+      }
+    }
+  }
+  return pe_worst(y, want);
+}
+
+/* ---- attention heads --------------------------------------------------- */
+
+struct pe_attn_arg {
+  pe_cuda_step_t s;
+  int64_t units;
+  int tq, heads;
+};
+
+template <int DM> static void pe_attn_body(void *a) {
+  const pe_attn_arg *d = (const pe_attn_arg *)a;
+  pe__k_attn_q<DM>(d->s, d->units, d->tq, d->heads);
+}
+
+static double pe_attn_case(int n, int L, int H, int D, int mask, int mask_h,
+                           int repl) {
+  const int E = H * D;
+  std::vector<float> qkv = pe_random((size_t)n * L * 3 * E, 1.0f);
+  const int mh = mask_h ? H : 1;
+  std::vector<float> m = pe_random((size_t)mh * L * L, 2.0f);
+  std::vector<float> r((size_t)mh * L * L, NAN);
+  for (float &v : r) {
+    v = pe_below(5) == 0 ? -INFINITY : NAN; /* NaN: keep the score */
+  }
+  for (int i = 0; i < L; i++) {
+    for (int h = 0; h < mh; h++) {
+      r[((size_t)h * L + i) * L + (size_t)i] = NAN; /* one key kept a row */
+    }
+  }
+  std::vector<float> y((size_t)n * L * E, NAN);
+  pe_attn_arg d;
+  memset(&d, 0, sizeof d);
+  d.s.kind = PE_PLAN_ATTENTION;
+  const int64_t p[5] = {L, E, H, D, mask_h};
+  memcpy(d.s.p, p, sizeof p);
+  d.s.f[0] = 1.0f / sqrtf((float)D);
+  d.s.in[0] = qkv.data();
+  d.s.in_stride[0] = (int64_t)L * 3 * E;
+  d.s.in[1] = mask ? m.data() : NULL;
+  d.s.in[2] = repl ? r.data() : NULL;
+  d.s.out[0] = y.data();
+  d.s.numel = (int64_t)L * E;
+  if (!pe__attn_q_fits(&d.s, &d.tq, &d.heads)) {
+    printf("FAIL: attention L %d D %d: does not fit\n", L, D);
+    return INFINITY;
+  }
+  d.units = (int64_t)n * H;
+  const unsigned blocks = (unsigned)((d.units + d.heads - 1) / d.heads);
+  const unsigned nt = (unsigned)(d.tq * d.heads);
+  pe_emu_fn body = D <= 8    ? pe_attn_body<8>
+                   : D <= 16 ? pe_attn_body<16>
+                   : D <= 32 ? pe_attn_body<32>
+                             : pe_attn_body<64>;
+  pe_emu_launch(blocks, 1, nt, body, &d);
+  std::vector<double> want(y.size());
+  std::vector<double> sc((size_t)L);
+  for (int bi = 0; bi < n; bi++) {
+    const float *base = qkv.data() + (size_t)bi * L * 3 * E;
+    for (int h = 0; h < H; h++) {
+      for (int i = 0; i < L; i++) {
+        double mx = -INFINITY;
+        const size_t mo = ((size_t)(mask_h ? h : 0) * L + i) * L;
+        for (int j = 0; j < L; j++) {
+          double dot = 0.0;
+          for (int c = 0; c < D; c++) {
+            dot += (double)base[(size_t)i * 3 * E + h * D + c] *
+                   (double)base[(size_t)j * 3 * E + E + h * D + c];
+          }
+          double v = dot * (double)d.s.f[0];
+          v += mask ? (double)m[mo + j] : 0.0;
+          v = repl && r[mo + j] == r[mo + j] ? (double)r[mo + j] : v;
+          sc[j] = v;
+          mx = v > mx ? v : mx;
+        }
+        double sum = 0.0;
+        for (int j = 0; j < L; j++) {
+          sc[j] = exp(sc[j] - mx);
+          sum += sc[j];
+        }
+        for (int c = 0; c < D; c++) {
+          double acc = 0.0;
+          for (int j = 0; j < L; j++) {
+            acc += sc[j] * (double)base[(size_t)j * 3 * E + 2 * E + h * D + c];
+          }
+          want[((size_t)bi * L + i) * E + h * D + c] = acc / sum;
+        }
+      }
+    }
+  }
+  return pe_worst(y, want);
+}
+
+int main(void) {
+  char what[160];
+  int cases = 0;
+  static const int dense[][3] = {{1, 1, 1},     {63, 5, 3},      {64, 32, 64},
+                                 {130, 33, 65}, {200, 100, 130}, {64, 256, 32},
+                                 {97, 64, 96}};
+  for (const auto &c : dense) {
+    for (int v = 0; v < 2; v++) {
+      const int act = v ? PE_PLAN_ACT_GELU : PE_PLAN_ACT_NONE;
+      snprintf(what, sizeof what, "dense R %d K %d M %d bias %d act %d", c[0],
+               c[1], c[2], v, act);
+      pe_report(what, pe_dense_case(c[0], c[1], c[2], v, act));
+      cases++;
+    }
+  }
+  for (int t = 0; t < 40; t++) {
+    const int group = 1 + pe_below(3) % 2 * (1 + pe_below(2));
+    const int cin = group * (1 + pe_below(6));
+    const int cout =
+        group * (pe_below(2) ? 4 * (1 + pe_below(3)) : 1 + pe_below(6));
+    const int kh = 1 + pe_below(4), kw = 1 + pe_below(4);
+    const int sh = 1 + pe_below(2), sw = 1 + pe_below(2);
+    const int dh = 1 + pe_below(2), dw = 1 + pe_below(2);
+    const int pt = pe_below(2), pl = pe_below(3);
+    const int H = 4 + pe_below(12), W = 1 + pe_below(12);
+    snprintf(what, sizeof what,
+             "conv2d cin %d cout %d group %d k %dx%d s %d,%d d %d,%d pad "
+             "%d,%d in %dx%d",
+             cin, cout, group, kh, kw, sh, sw, dh, dw, pt, pl, H, W);
+    pe_report(what, pe_conv2d_case(2, cin, cout, group, kh, kw, sh, sw, dh, dw,
+                                   pt, pl, H, W, PE_PLAN_ACT_LEAKY));
+    cases++;
+  }
+  static const int attn[][3] = {{1, 1, 1},   {7, 2, 3},  {32, 4, 8},
+                                {33, 2, 16}, {64, 8, 8}, {20, 1, 64},
+                                {40, 3, 13}};
+  for (const auto &c : attn) {
+    for (int v = 0; v < 3; v++) {
+      snprintf(what, sizeof what, "attention L %d H %d D %d variant %d", c[0],
+               c[1], c[2], v);
+      pe_report(what,
+                pe_attn_case(3, c[0], c[1], c[2], v >= 1, v == 2, v == 2));
+      cases++;
+    }
+  }
+  printf("%s: %d cases of the tiled dense product, Conv 2-D and the "
+         "attention heads, %d failed\n",
+         pe_fails ? "FAIL" : "PASS", cases, pe_fails);
+  return pe_fails ? 1 : 0;
+}
