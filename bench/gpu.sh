@@ -15,7 +15,7 @@
 # DeepLOB over 32 columns, beside PyTorch eager, CUDA graph and
 # torch.compile on the same models and card (bench/gpu_torch.py; a batch
 # that does not fit the card's memory says so; torch.compile at 4096, and
-# 65536 for the shipped models: at batch 1 its CUDA graph cover the model
+# 65536 for the shipped models: at batch 1 its CUDA graphs cover the model
 # only, and PyTorch's own CUDA graph is the faster there). A table of the figures
 # comes last, with GFLOP/s from the plan's FLOP count.
 #
