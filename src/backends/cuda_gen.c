@@ -236,6 +236,23 @@ static int pe__gen_tpw(int64_t units) {
                                       : pe__r32(units > 0 ? units : 1);
 }
 
+/* Opens the loop over a step's E elements a window, a thread each (as
+ * many windows at a time as the block holds): `e` the element; closed by
+ * pe__gen_each_close after its store. */
+static void pe__gen_each_open(pe__gen_t *g, int64_t E) {
+  const int tpw = pe__gen_tpw(E);
+  g->want = tpw > g->want ? tpw : g->want;
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int e = l + j * %d;\n      if (e < %lld) {\n",
+         (long long)((E + tpw - 1) / tpw), tpw, (long long)E);
+}
+
+static void pe__gen_each_close(pe__gen_t *g) {
+  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+}
+
 /* Affine, unary and binary: one thread per element. */
 static int pe__gen_elementwise(pe__gen_t *g, int k, const pe_cuda_step_t *s,
                                const pe__gen_out_t *o) {
@@ -265,14 +282,7 @@ static int pe__gen_elementwise(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (rc != PE_OK) {
     return rc;
   }
-  const int tpw = pe__gen_tpw(E);
-  g->want = tpw > g->want ? tpw : g->want;
-  const int64_t iters = (E + tpw - 1) / tpw;
-  pe__gen_windows(g, tpw);
-  pe__sb(&g->body,
-         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
-         "      const int e = l + j * %d;\n      if (e < %lld) {\n",
-         (long long)iters, tpw, (long long)E);
+  pe__gen_each_open(g, E);
   char v[160], act[256];
   if (s->kind == PE_PLAN_AFFINE) {
     pe__sb(&g->body, "        const int c = e / %lld %% %lld;\n",
@@ -300,7 +310,7 @@ static int pe__gen_elementwise(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   pe__sb(&g->body, "        const float y = %s;\n        ",
          pe__gen_act(s, v, act, sizeof act));
   pe__gen_store(g, o, "e", "y");
-  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+  pe__gen_each_close(g);
   return PE_OK;
 }
 
@@ -552,15 +562,8 @@ static int pe__gen_strided(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (rc != PE_OK) {
     return rc;
   }
-  const int tpw = pe__gen_tpw(E);
-  g->want = tpw > g->want ? tpw : g->want;
-  pe__gen_windows(g, tpw);
-  pe__sb(&g->body,
-         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
-         "      const int e = l + j * %d;\n      if (e < %lld) {\n"
-         "        int r = e, off = %lld;\n",
-         (long long)((E + tpw - 1) / tpw), tpw, (long long)E,
-         (long long)s->p[0]);
+  pe__gen_each_open(g, E);
+  pe__sb(&g->body, "        int r = e, off = %lld;\n", (long long)s->p[0]);
   for (int d = s->rank - 1; d >= 0; d--) {
     pe__sb(&g->body, "        off += r %% %lld * %lld;\n        r /= %lld;\n",
            (long long)s->dims[d], (long long)s->st[0][d],
@@ -571,7 +574,7 @@ static int pe__gen_strided(pe__gen_t *g, int k, const pe_cuda_step_t *s,
            (long long)xs);
   pe__sb(&g->body, "        ");
   pe__gen_store(g, o, "e", v);
-  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+  pe__gen_each_close(g);
   return PE_OK;
 }
 
@@ -593,25 +596,20 @@ static int pe__gen_gather(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (rc != PE_OK) {
     return rc;
   }
-  const int tpw = pe__gen_tpw(E);
-  g->want = tpw > g->want ? tpw : g->want;
-  pe__gen_windows(g, tpw);
+  pe__gen_each_open(g, E);
   pe__sb(&g->body,
-         "    const long long *idx = (const long long *)0x%llxull;\n"
-         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
-         "      const int e = l + j * %d;\n      if (e < %lld) {\n"
+         "        const long long *idx = (const long long *)0x%llxull;\n"
          "        const int q = e / %lld / %lld, kk = e / %lld %% %lld;\n"
          "        const int at = (q * %lld + (int)__ldg(idx + kk)) * %lld + "
          "e %% %lld;\n        ",
-         (unsigned long long)(uintptr_t)g->p->blob_dev[iv],
-         (long long)((E + tpw - 1) / tpw), tpw, (long long)E, (long long)inner,
+         (unsigned long long)(uintptr_t)g->p->blob_dev[iv], (long long)inner,
          (long long)ni, (long long)inner, (long long)ni, (long long)dim,
          (long long)inner, (long long)inner);
   char v[96];
   snprintf(v, sizeof v, "sh[%lld + b * %lld + at]", (long long)xo,
            (long long)xs);
   pe__gen_store(g, o, "e", v);
-  pe__sb(&g->body, "\n      }\n    }\n  }\n");
+  pe__gen_each_close(g);
   return PE_OK;
 }
 
