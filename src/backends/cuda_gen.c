@@ -719,21 +719,26 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
   } else {
     pe__sb(&g->body, "0.0f;\n");
   }
-  /* the weights' reads: registers, or shared memory */
-  char wx[64], wh0[64], wh1[64], whl[64], t[48];
+  /* the weights' reads (registers, or shared memory), their index an
+   * expression of q */
+  char wx[64], wh[4][64], whl[64], t[48];
+  static const char *const hq[4] = {"q", "q + 1", "q + 2", "q + 3"};
+  const int h4 = H % 4 == 0; /* h read 16 bytes at a time */
   if (regs) {
     snprintf(wx, sizeof wx, "wx[q]");
-    snprintf(wh0, sizeof wh0, "wh[q]");
-    snprintf(wh1, sizeof wh1, "wh[q + 1]");
     snprintf(whl, sizeof whl, "wh[%lld]", (long long)(H - 1));
   } else {
     snprintf(wx, sizeof wx, "sh[%lld + q * %lld + u]", (long long)wo,
              (long long)GH);
-    snprintf(wh0, sizeof wh0, "sh[%lld + q * %lld + u]", (long long)ro,
-             (long long)GH);
-    snprintf(wh1, sizeof wh1, "sh[%lld + (q + 1) * %lld + u]", (long long)ro,
-             (long long)GH);
     snprintf(whl, sizeof whl, "sh[%lld + u]", (long long)(ro + (H - 1) * GH));
+  }
+  for (int i = 0; i < 4; i++) {
+    if (regs) {
+      snprintf(wh[i], sizeof wh[i], "wh[%s]", hq[i]);
+    } else {
+      snprintf(wh[i], sizeof wh[i], "sh[%lld + (%s) * %lld + u]", (long long)ro,
+               hq[i], (long long)GH);
+    }
   }
   if (rev) {
     snprintf(t, sizeof t, "%lld - it", (long long)(seq - 1));
@@ -750,16 +755,29 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
          "        const float *hb = sh + %lld + b * %lld + %lld;\n"
          "        float ax = bu, a0 = 0.0f, a1 = 0.0f;\n"
          "#pragma unroll\n        for (int q = 0; q < %lld; q++) {\n"
-         "          ax = fmaf(xt[q], %s, ax);\n        }\n"
-         "#pragma unroll\n        for (int q = 0; q + 1 < %lld; q += 2) {\n"
-         "          a0 = fmaf(hb[q], %s, a0);\n"
-         "          a1 = fmaf(hb[q + 1], %s, a1);\n        }\n",
+         "          ax = fmaf(xt[q], %s, ax);\n        }\n",
          (long long)seq, t, slots, slots, (long long)xo, (long long)xs,
-         (long long)in, so, ss, (long long)GH, (long long)in, wx, (long long)H,
-         wh0, wh1);
-  if (H % 2 != 0) {
-    pe__sb(&g->body, "        a0 = fmaf(hb[%lld], %s, a0);\n",
-           (long long)(H - 1), whl);
+         (long long)in, so, ss, (long long)GH, (long long)in, wx);
+  /* R h: the even k into a0, the odd into a1 */
+  if (h4) {
+    pe__sb(&g->body,
+           "#pragma unroll\n        for (int q = 0; q < %lld; q += 4) {\n"
+           "          const float4 hv = *(const float4 *)(hb + q);\n"
+           "          a0 = fmaf(hv.x, %s, a0);\n"
+           "          a1 = fmaf(hv.y, %s, a1);\n"
+           "          a0 = fmaf(hv.z, %s, a0);\n"
+           "          a1 = fmaf(hv.w, %s, a1);\n        }\n",
+           (long long)H, wh[0], wh[1], wh[2], wh[3]);
+  } else {
+    pe__sb(&g->body,
+           "#pragma unroll\n        for (int q = 0; q + 1 < %lld; q += 2) {\n"
+           "          a0 = fmaf(hb[q], %s, a0);\n"
+           "          a1 = fmaf(hb[q + 1], %s, a1);\n        }\n",
+           (long long)H, wh[0], wh[1]);
+    if (H % 2 != 0) {
+      pe__sb(&g->body, "        a0 = fmaf(hb[%lld], %s, a0);\n",
+             (long long)(H - 1), whl);
+    }
   }
   pe__sb(&g->body,
          "        sh[%lld + b * %lld + u] = __fadd_rn(ax, __fadd_rn(a0, a1));\n"
