@@ -613,6 +613,52 @@ static int pe__gen_gather(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   return PE_OK;
 }
 
+/* Concat: a window's elements as Q rows of the parts side by side, part
+ * k st[k][0] elements of a row (the step kernel's reading of it). */
+static int pe__gen_concat(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                          const pe__gen_out_t *o) {
+  const int64_t E = s->numel;
+  int64_t per = 0;
+  for (int i = 0; i < s->n_in && i < PE_CUDA_MAX_IN; i++) {
+    per += s->st[i][0];
+  }
+  if (E < 1 || s->n_in < 1 || s->n_in > PE_CUDA_MAX_IN || per < 1 ||
+      E % per != 0) {
+    return pe__unsupported(g, k, "a concat of shapes that do not agree");
+  }
+  const int64_t Q = E / per;
+  int64_t xo[PE_CUDA_MAX_IN], xs[PE_CUDA_MAX_IN];
+  for (int i = 0; i < s->n_in; i++) {
+    if (s->st[i][0] < 1) {
+      return pe__unsupported(g, k, "a concat of an empty part");
+    }
+    int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[i], s->in_stride[i],
+                        Q * s->st[i][0], &xo[i], &xs[i]);
+    if (rc != PE_OK) {
+      return rc;
+    }
+  }
+  pe__gen_each_open(g, E);
+  pe__sb(&g->body,
+         "        const int q = e / %lld, r = e %% %lld;\n        float y;\n",
+         (long long)per, (long long)per);
+  int64_t at = 0;
+  for (int i = 0; i < s->n_in; i++) {
+    const int64_t c = s->st[i][0];
+    pe__sb(&g->body,
+           "        %sif (r < %lld) {\n"
+           "          y = sh[%lld + b * %lld + q * %lld + (r - %lld)];\n"
+           "        }\n",
+           i > 0 ? "else " : "", (long long)(at + c), (long long)xo[i],
+           (long long)xs[i], (long long)c, (long long)at);
+    at += c;
+  }
+  pe__sb(&g->body, "        ");
+  pe__gen_store(g, o, "e", "y");
+  pe__gen_each_close(g);
+  return PE_OK;
+}
+
 /* An output of a recurrent step (slot q), which must be on chip: its
  * offset and stride into *off and *st, or -1 in *off when absent. */
 static int pe__gen_rnn_out(pe__gen_t *g, int k, const pe_cuda_step_t *s, int q,
@@ -630,25 +676,36 @@ static int pe__gen_rnn_out(pe__gen_t *g, int k, const pe_cuda_step_t *s, int q,
   return pe__gen_at(g, k, r, s->out_stride[q], numel, off, st);
 }
 
-/* LSTM, one direction (ONNX's equations, gates i, o, f, c; W as W^T
- * [in][4H], R as R^T [H][4H], one bias of 4H): each thread owns one gate
- * row u of the 4H and a slot of the windows, the row's weights in its
+/* LSTM or GRU, one direction (ONNX's equations: an LSTM's gates i, o, f,
+ * c, a GRU's z, r, h with linear_before_reset, as PyTorch exports it; W
+ * as W^T [in][GH], R as R^T [H][GH], one bias of GH, and a GRU's
+ * recurrent bias of its h gate apart, bias2): each thread owns one gate
+ * row u of the GH and a slot of the windows, the row's weights in its
  * registers (in shared memory when there are more than 96 of them); a
  * time step is the gate rows' sums over the slots' windows (W x_t + bias,
  * then R h_{t-1} in two sums, each rounded to float once, as the CPU
- * rounds them), a barrier, the cell and hidden updates of every
- * (window, unit), a barrier. The gates and the states live in the
- * windows' scratch: [4H gates][H h][H c]. */
-static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
+ * rounds them), a barrier, the state updates of every (window, unit), a
+ * barrier. The sums and the states live in the windows' scratch: an
+ * LSTM's [4H gates][H h][H c], a GRU's [2H z and r][H W x of h][H R h of
+ * h][H h]. */
+static int pe__gen_rnn(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
+  const int lstm = s->kind == PE_PLAN_LSTM;
   const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
   const int64_t rev = s->p[5] != 0, dirs = s->p[6] > 1 ? s->p[6] : 1;
-  const int64_t dir = s->p[7], GH = 4 * H;
+  const int64_t dir = s->p[7], GH = (lstm ? 4 : 3) * H;
   if (seq < 1 || in < 1 || H < 1 || dir < 0 || dir >= dirs) {
-    return pe__unsupported(g, k, "an LSTM of shapes that do not agree");
+    return pe__unsupported(g, k,
+                           "a recurrent step of shapes that do not agree");
   }
   if (GH > PE__GEN_MAX_THREADS) {
-    return pe__unsupported(g, k, "an LSTM of more gate rows than threads");
+    return pe__unsupported(g, k,
+                           "a recurrent step of more gate rows than threads");
   }
+  if (!lstm && (s->p[3] == 0 || s->in[2] != NULL || s->out[2] != NULL)) {
+    return pe__unsupported(g, k, "a GRU without linear_before_reset");
+  }
+  /* where h lives in the scratch, and an LSTM's c */
+  const int64_t ho = lstm ? GH : GH + H, co = GH + H;
   int64_t xo = 0, xs = 0, h0o = -1, h0s = 0, c0o = -1, c0s = 0;
   int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
                       seq * in, &xo, &xs);
@@ -675,7 +732,11 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
   const int64_t bo = ro >= 0 ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias, GH,
                                          PE__W_ASIS, 0, 0)
                              : -1;
-  if (bo < 0) {
+  const int64_t b2o =
+      bo >= 0 && !lstm
+          ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias2, H, PE__W_ASIS, 0, 0)
+          : -2;
+  if (bo < 0 || b2o == -1) {
     return PE_EUNSUPPORTED;
   }
   const int64_t scr = GH + 2 * H;
@@ -704,20 +765,22 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
          "    for (int e = tid; e < (int)n * %lld; e += %d) {\n"
          "      const int b = e / %lld, j = e %% %lld;\n"
          "      sh[%lld + b * %lld + %lld + j] = ",
-         (long long)H, nt, (long long)H, (long long)H, so, ss, (long long)GH);
+         (long long)H, nt, (long long)H, (long long)H, so, ss, (long long)ho);
   if (h0o >= 0) {
     pe__sb(&g->body, "sh[%lld + b * %lld + %lld + j];\n", (long long)h0o,
            (long long)h0s, (long long)(dir * H));
   } else {
     pe__sb(&g->body, "0.0f;\n");
   }
-  pe__sb(&g->body, "      sh[%lld + b * %lld + %lld + j] = ", so, ss,
-         (long long)(GH + H));
-  if (c0o >= 0) {
-    pe__sb(&g->body, "sh[%lld + b * %lld + %lld + j];\n", (long long)c0o,
-           (long long)c0s, (long long)(dir * H));
-  } else {
-    pe__sb(&g->body, "0.0f;\n");
+  if (lstm) {
+    pe__sb(&g->body, "      sh[%lld + b * %lld + %lld + j] = ", so, ss,
+           (long long)co);
+    if (c0o >= 0) {
+      pe__sb(&g->body, "sh[%lld + b * %lld + %lld + j];\n", (long long)c0o,
+             (long long)c0s, (long long)(dir * H));
+    } else {
+      pe__sb(&g->body, "0.0f;\n");
+    }
   }
   /* the weights' reads (registers, or shared memory), their index an
    * expression of q */
@@ -757,7 +820,7 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
          "#pragma unroll\n        for (int q = 0; q < %lld; q++) {\n"
          "          ax = fmaf(xt[q], %s, ax);\n        }\n",
          (long long)seq, t, slots, slots, (long long)xo, (long long)xs,
-         (long long)in, so, ss, (long long)GH, (long long)in, wx);
+         (long long)in, so, ss, (long long)ho, (long long)in, wx);
   /* R h: the even k into a0, the odd into a1 */
   if (h4) {
     pe__sb(&g->body,
@@ -779,25 +842,60 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
              (long long)(H - 1), whl);
     }
   }
+  if (lstm) {
+    pe__sb(&g->body,
+           "        sh[%lld + b * %lld + u] = __fadd_rn(ax, __fadd_rn(a0, "
+           "a1));\n",
+           so, ss);
+  } else {
+    /* z and r whole; the h gate's two sums apart (r scales R h) */
+    pe__sb(&g->body,
+           "        if (u < %lld) {\n"
+           "          sh[%lld + b * %lld + u] = __fadd_rn(ax, __fadd_rn(a0, "
+           "a1));\n"
+           "        } else {\n"
+           "          sh[%lld + b * %lld + u] = ax;\n"
+           "          sh[%lld + b * %lld + %lld + u] = __fadd_rn(a0, a1);\n"
+           "        }\n",
+           (long long)(2 * H), so, ss, so, ss, so, ss, (long long)H);
+  }
   pe__sb(&g->body,
-         "        sh[%lld + b * %lld + u] = __fadd_rn(ax, __fadd_rn(a0, a1));\n"
          "      }\n      __syncthreads();\n"
          "      for (int e = tid; e < (int)n * %lld; e += %d) {\n"
          "        const int b = e / %lld, j = e %% %lld;\n"
-         "        float *gb = sh + %lld + b * %lld;\n"
-         "        const float ig = pe__act(gb[j], PE_PLAN_ACT_SIGMOID, 0.0f);\n"
-         "        const float og = pe__act(gb[%lld + j], PE_PLAN_ACT_SIGMOID, "
-         "0.0f);\n"
-         "        const float fg = pe__act(gb[%lld + j], PE_PLAN_ACT_SIGMOID, "
-         "0.0f);\n"
-         "        const float cg = pe__tanhf(gb[%lld + j]);\n"
-         "        const float c = __fadd_rn(__fmul_rn(fg, gb[%lld + j]), "
-         "__fmul_rn(ig, cg));\n"
-         "        const float hn = __fmul_rn(og, pe__tanhf(c));\n"
-         "        gb[%lld + j] = c;\n        gb[%lld + j] = hn;\n",
-         so, ss, (long long)H, nt, (long long)H, (long long)H, so, ss,
-         (long long)H, (long long)(2 * H), (long long)(3 * H),
-         (long long)(GH + H), (long long)(GH + H), (long long)GH);
+         "        float *gb = sh + %lld + b * %lld;\n",
+         (long long)H, nt, (long long)H, (long long)H, so, ss);
+  if (lstm) {
+    pe__sb(
+        &g->body,
+        "        const float ig = pe__act(gb[j], PE_PLAN_ACT_SIGMOID, "
+        "0.0f);\n"
+        "        const float og = pe__act(gb[%lld + j], PE_PLAN_ACT_SIGMOID, "
+        "0.0f);\n"
+        "        const float fg = pe__act(gb[%lld + j], PE_PLAN_ACT_SIGMOID, "
+        "0.0f);\n"
+        "        const float cg = pe__tanhf(gb[%lld + j]);\n"
+        "        const float c = __fadd_rn(__fmul_rn(fg, gb[%lld + j]), "
+        "__fmul_rn(ig, cg));\n"
+        "        const float hn = __fmul_rn(og, pe__tanhf(c));\n"
+        "        gb[%lld + j] = c;\n",
+        (long long)H, (long long)(2 * H), (long long)(3 * H), (long long)co,
+        (long long)co);
+  } else {
+    pe__sb(
+        &g->body,
+        "        const float z = pe__act(gb[j], PE_PLAN_ACT_SIGMOID, "
+        "0.0f);\n"
+        "        const float rg = pe__act(gb[%lld + j], PE_PLAN_ACT_SIGMOID, "
+        "0.0f);\n"
+        "        const float nn = pe__tanhf(__fadd_rn(gb[%lld + j], "
+        "__fmul_rn(rg, __fadd_rn(gb[%lld + j], sh[%lld + j]))));\n"
+        "        const float hn = __fadd_rn(__fmul_rn(__fsub_rn(1.0f, z), "
+        "nn), __fmul_rn(z, gb[%lld + j]));\n",
+        (long long)H, (long long)(2 * H), (long long)GH, (long long)b2o,
+        (long long)ho);
+  }
+  pe__sb(&g->body, "        gb[%lld + j] = hn;\n", (long long)ho);
   if (yo >= 0) {
     pe__sb(&g->body,
            "        sh[%lld + b * %lld + (t * %lld + %lld) * %lld + j] = hn;\n",
@@ -816,7 +914,7 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
           "      sh[%lld + b * %lld + %lld + j] = sh[%lld + b * %lld + %lld + "
           "j];\n",
           (long long)hyo, (long long)hys, (long long)(dir * H), so, ss,
-          (long long)GH);
+          (long long)ho);
     }
     if (cyo >= 0) {
       pe__sb(
@@ -824,7 +922,7 @@ static int pe__gen_lstm(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
           "      sh[%lld + b * %lld + %lld + j] = sh[%lld + b * %lld + %lld + "
           "j];\n",
           (long long)cyo, (long long)cys, (long long)(dir * H), so, ss,
-          (long long)(GH + H));
+          (long long)co);
     }
     pe__sb(&g->body, "    }\n");
   }
@@ -840,10 +938,10 @@ static int pe__gen_steps(pe__gen_t *g) {
     const pe_cuda_step_t *s = &p->steps[k];
     const uint64_t out = (uint64_t)(uintptr_t)s->out[0];
     pe__gen_out_t o = {0, 0, 0};
-    if (s->kind == PE_PLAN_LSTM) {
+    if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
       /* its outputs, on chip, are its own business */
       pe__sb(&g->body, "  /* step %d: kind %d */\n", k, s->kind);
-      int rc = pe__gen_lstm(g, k, s);
+      int rc = pe__gen_rnn(g, k, s);
       if (rc != PE_OK) {
         return rc;
       }
@@ -885,10 +983,13 @@ static int pe__gen_steps(pe__gen_t *g) {
     case PE_PLAN_GATHER:
       rc = pe__gen_gather(g, k, s, &o);
       break;
+    case PE_PLAN_CONCAT:
+      rc = pe__gen_concat(g, k, s, &o);
+      break;
     default:
       rc = pe__unsupported(g, k,
                            "a kind the generator has no form for "
-                           "(GRU, pooling, normalisation, ...)");
+                           "(pooling, normalisation, attention, ...)");
       break;
     }
     if (rc != PE_OK) {

@@ -5,14 +5,15 @@
  * The general resident kernel (kernels.cu, pe__k_persist) reads every
  * shape of every step at run time; at batch 1 its time goes into the
  * index arithmetic and loop control that this costs. For a plan made only
- * of affine, conv1d, dense, unary and simple binary steps, this module
- * writes CUDA C for the plan instead, with every shape, stride, pad and
- * offset a constant, the loops of constant bounds and the work of each
- * step shared out among the threads by the generator; the block keeps
- * the weights (as floats, in layouts chosen here, copied once per launch
- * from the backend's device copies) and every activation in its shared
- * memory. The sums are in float (a small dense layer's in double), in an
- * order of this module's choosing.
+ * of affine, conv1d, dense, unary, simple binary, strided-copy, gather,
+ * concat, LSTM and GRU (linear_before_reset) steps, this module writes
+ * CUDA C for the plan instead, with every shape, stride, pad and offset a
+ * constant, the loops of constant bounds and the work of each step shared
+ * out among the threads by the generator; the block keeps the weights (as
+ * floats, in layouts chosen here, copied once per launch from the
+ * backend's device copies) and every activation (and a recurrent step's
+ * gates and states) in its shared memory. The sums are in float (a small
+ * dense layer's in double), in an order of this module's choosing.
  *
  * The batch kernel runs the same steps, of the same generated code, over
  * a batch of windows in device memory: every block copies the weights
