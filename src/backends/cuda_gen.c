@@ -938,30 +938,23 @@ static int pe__gen_steps(pe__gen_t *g) {
     const pe_cuda_step_t *s = &p->steps[k];
     const uint64_t out = (uint64_t)(uintptr_t)s->out[0];
     pe__gen_out_t o = {0, 0, 0};
-    if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
-      /* its outputs, on chip, are its own business */
-      pe__sb(&g->body, "  /* step %d: kind %d */\n", k, s->kind);
-      int rc = pe__gen_rnn(g, k, s);
+    const int rnn = s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU;
+    int rc = PE_OK;
+    /* a recurrent step places its outputs (on chip) itself */
+    if (!rnn) {
+      if (s->out[1] != NULL || s->out[2] != NULL) {
+        return pe__unsupported(g, k, "a step of several outputs");
+      }
+      o.answer = k == p->n_steps - 1 &&
+                 PE_CUDA_REF_KIND(out) == PE_CUDA_REF_OUTPUT &&
+                 s->numel == p->out_numel && s->out_stride[0] == p->out_numel;
+      rc = pe__gen_at(g, k, out, s->out_stride[0], s->numel, &o.off, &o.st);
+      if (rc == PE_OK && o.st == 0) {
+        rc = pe__unsupported(g, k, "an output into a constant");
+      }
       if (rc != PE_OK) {
         return rc;
       }
-      pe__sb(&g->body, "  __syncthreads();\n  PE_G_STAMP(%d);\n",
-             PE_CUDA_STAMP_STEP0 +
-                 (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
-      continue;
-    }
-    if (s->out[1] != NULL || s->out[2] != NULL) {
-      return pe__unsupported(g, k, "a step of several outputs");
-    }
-    o.answer = k == p->n_steps - 1 &&
-               PE_CUDA_REF_KIND(out) == PE_CUDA_REF_OUTPUT &&
-               s->numel == p->out_numel && s->out_stride[0] == p->out_numel;
-    int rc = pe__gen_at(g, k, out, s->out_stride[0], s->numel, &o.off, &o.st);
-    if (rc == PE_OK && o.st == 0) {
-      rc = pe__unsupported(g, k, "an output into a constant");
-    }
-    if (rc != PE_OK) {
-      return rc;
     }
     pe__sb(&g->body, "  /* step %d: kind %d */\n", k, s->kind);
     switch (s->kind) {
@@ -985,6 +978,10 @@ static int pe__gen_steps(pe__gen_t *g) {
       break;
     case PE_PLAN_CONCAT:
       rc = pe__gen_concat(g, k, s, &o);
+      break;
+    case PE_PLAN_LSTM:
+    case PE_PLAN_GRU:
+      rc = pe__gen_rnn(g, k, s);
       break;
     default:
       rc = pe__unsupported(g, k,
