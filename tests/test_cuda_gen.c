@@ -7,13 +7,13 @@
  * plans the generator takes must compile; a model after "--refuse" must be
  * refused with a reason naming a step.
  *
- * With --cxx COMPILER, the batch kernel also runs on the CPU: its source,
- * the CUDA prelude swapped for a few definitions (a thread per CUDA
- * thread, __syncthreads a barrier of the block's threads, a warp's
- * shuffles a barrier of its 32, shared memory one array filled with NaN
- * before each block), is compiled as C++ by that compiler into a shared
- * library and run over 23 random windows in 3 blocks of groups of at most
- * 5 windows, reading the host blobs the source names; its scores must
+ * With --cxx COMPILER SHIM, the batch kernel also runs on the CPU: its
+ * source, with SHIM's definitions in place of CUDA's (tests/cuda_emu/shim.h:
+ * a thread per CUDA thread, __syncthreads a barrier of the block's
+ * threads, a warp's shuffles a barrier of its 32, shared memory one array
+ * filled with NaN before each block), is compiled as C++ by that compiler
+ * into a shared library and run over 23 random windows in 3 blocks of groups of
+ * at most 5 windows, reading the host blobs the source names; its scores must
  * agree with the cpu backend's portable kernels within 1e-5 relative to
  * max(1, |y|). That checks what the generator writes (every index, the
  * groups, the steps' order and barriers) where no GPU is at hand; the
@@ -21,7 +21,7 @@
  * test_cuda_parity's business. Exits 77 (skipped) where NVRTC cannot be
  * loaded.
  *
- * Usage: test_cuda_gen [--cxx COMPILER] MODEL.onnx...
+ * Usage: test_cuda_gen [--cxx COMPILER SHIM] MODEL.onnx...
  *                      [--refuse MODEL.onnx...] */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -267,88 +267,35 @@ static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
 
 /* ---- the batch kernel on the CPU ---------------------------------------*/
 
-/* What the generated source needs of CUDA, for a C++ compiler: in place of
- * the prelude's protocol part (device assembly), before its activations. */
-static const char pe_t_emu_head[] =
-    "#include <math.h>\n#include <pthread.h>\n#include <stdlib.h>\n"
-    "#include <string.h>\n"
-    "#define __global__\n#define __device__\n#define __host__\n"
-    "#define __forceinline__ inline\n#define __launch_bounds__(...)\n"
-    "#define __shared__\n"
-    "struct float2 { float x, y; };\n"
-    "struct float4 { float x, y, z, w; };\n"
-    "struct pe_emu_dim3 { unsigned int x, y, z; };\n"
-    "static thread_local pe_emu_dim3 threadIdx;\n"
-    "static pe_emu_dim3 blockIdx, gridDim, blockDim;\n"
-    "static pthread_barrier_t pe_emu_bar, pe_emu_warp[32];\n"
-    "static double pe_emu_lane[1024];\n"
-    "alignas(16) float4 pe__shv[232448 / 16];\n"
-    "static void __syncthreads(void) { pthread_barrier_wait(&pe_emu_bar); }\n"
-    "static float __fadd_rn(float a, float b) { return a + b; }\n"
-    "static float __fsub_rn(float a, float b) { return a - b; }\n"
-    "static float __fmul_rn(float a, float b) { return a * b; }\n"
-    "static float __fdiv_rn(float a, float b) { return a / b; }\n"
-    "template <typename T> static T __ldg(const T *p) { return *p; }\n"
-    "static unsigned int min(unsigned int a, unsigned int b) {\n"
-    "  return a < b ? a : b;\n}\n"
-    "template <typename T>\n"
-    "static T __shfl_xor_sync(unsigned int, T v, int m) {\n"
-    "  const int t = (int)threadIdx.x;\n"
-    "  pe_emu_lane[t] = (double)v;\n"
-    "  pthread_barrier_wait(&pe_emu_warp[t / 32]);\n"
-    "  const T r = (T)pe_emu_lane[t ^ m];\n"
-    "  pthread_barrier_wait(&pe_emu_warp[t / 32]);\n"
-    "  return r;\n}\n";
-
-/* After the kernel: a block at a time, a thread per CUDA thread. */
+/* After the kernel: tests/cuda_emu/shim.h's launch of it. */
 static const char pe_t_emu_tail[] =
-    "struct pe_emu_arg { unsigned int tid; const float *in; float *out;\n"
-    "  unsigned int total; };\n"
-    "static void *pe_emu_thread(void *a) {\n"
-    "  const pe_emu_arg *g = (const pe_emu_arg *)a;\n"
-    "  threadIdx.x = g->tid;\n"
-    "  pe_gen_batch(g->in, g->out, g->total);\n"
-    "  return NULL;\n}\n"
+    "struct pe_emu_gen { const float *in; float *out; unsigned int total; };\n"
+    "static void pe_emu_gen_body(void *a) {\n"
+    "  const pe_emu_gen *g = (const pe_emu_gen *)a;\n"
+    "  pe_gen_batch(g->in, g->out, g->total);\n}\n"
     "extern \"C\" int pe_emu_run(const float *in, float *out,\n"
     "    unsigned int total, unsigned int grid, unsigned int nt) {\n"
-    "  static pe_emu_arg args[1024];\n"
-    "  static pthread_t th[1024];\n"
-    "  if (nt > 1024 || nt % 32 != 0) return -1;\n"
-    "  gridDim.x = grid;\n  blockDim.x = nt;\n"
-    "  pthread_barrier_init(&pe_emu_bar, NULL, nt);\n"
-    "  for (unsigned int w = 0; w < nt / 32; w++)\n"
-    "    pthread_barrier_init(&pe_emu_warp[w], NULL, 32);\n"
-    "  pthread_attr_t at;\n  pthread_attr_init(&at);\n"
-    "  pthread_attr_setstacksize(&at, 1 << 18);\n"
-    "  for (unsigned int b = 0; b < grid; b++) {\n"
-    "    blockIdx.x = b;\n"
-    "    memset(pe__shv, 0xff, sizeof pe__shv);\n"
-    "    for (unsigned int t = 0; t < nt; t++) {\n"
-    "      args[t].tid = t; args[t].in = in; args[t].out = out;\n"
-    "      args[t].total = total;\n"
-    "      if (pthread_create(&th[t], &at, pe_emu_thread, &args[t]) != 0)\n"
-    "        abort(); /* the others would wait at the barrier forever */\n"
-    "    }\n"
-    "    for (unsigned int t = 0; t < nt; t++) pthread_join(th[t], NULL);\n"
-    "  }\n"
-    "  pthread_attr_destroy(&at);\n"
-    "  pthread_barrier_destroy(&pe_emu_bar);\n"
-    "  for (unsigned int w = 0; w < nt / 32; w++)\n"
-    "    pthread_barrier_destroy(&pe_emu_warp[w]);\n"
+    "  if (nt > 1024) return -1;\n"
+    "  pe_emu_gen g = {in, out, total};\n"
+    "  pe_emu_launch(grid, 1, nt, pe_emu_gen_body, &g);\n"
     "  return 0;\n}\n";
 
 #define PE_T_EMU_WINDOWS 23u
 #define PE_T_EMU_GRID 3u
 
-/* The batch kernel's source (the prelude swapped as above) compiled by
- * cxx and run on random windows against the cpu backend's portable
+/* The batch kernel's source compiled by cxx with shim (its definitions in
+ * place of CUDA's; the prelude's protocol part, device assembly the
+ * batch kernel does not use, left out, and its dynamic shared memory the
+ * shim's) and run on random windows against the cpu backend's portable
  * kernels: 0 when they agree, else 1. */
-static int pe_t_emulate(const char *path, const char *cxx, const char *text,
-                        int threads, const pe_model_t *m) {
+static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
+                        const char *text, int threads, const pe_model_t *m) {
+  static const char dyn[] = "extern __shared__ float4 pe__shv[];";
   const char *proto = strstr(pe__cuda_gen_prelude,
                              "/* The persistent kernels' side of the protocol");
   const char *pre = strstr(text, pe__cuda_gen_prelude);
-  if (proto == NULL || pre == NULL) {
+  const char *sh = pre != NULL ? strstr(pre, dyn) : NULL;
+  if (proto == NULL || pre == NULL || sh == NULL) {
     printf("FAIL: %s (emulated): the prelude is not where it was expected\n",
            path);
     return 1;
@@ -358,23 +305,25 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *text,
     printf("FAIL: %s (emulated): no temporary folder\n", path);
     return 1;
   }
-  char cpp[64], so[64], cmd[512];
+  char cpp[64], so[64], cmd[1024];
   snprintf(cpp, sizeof cpp, "%s/k.cpp", dir);
   snprintf(so, sizeof so, "%s/k.so", dir);
   FILE *f = fopen(cpp, "w");
   int bad = f == NULL;
   if (f != NULL) {
+    const char *rest = pre + strlen(pe__cuda_gen_prelude);
     fwrite(text, 1, (size_t)(pre - text), f);
-    fputs(pe_t_emu_head, f);
     fwrite(pe__cuda_gen_prelude, 1, (size_t)(proto - pe__cuda_gen_prelude), f);
-    fputs(pre + strlen(pe__cuda_gen_prelude), f);
+    fwrite(rest, 1, (size_t)(sh - rest), f);
+    fputs("PE__DYN_SHARED(float4, pe__shv);", f);
+    fputs(sh + strlen(dyn), f);
     fputs(pe_t_emu_tail, f);
     bad = fclose(f) != 0;
   }
   snprintf(cmd, sizeof cmd,
            "%s -std=c++17 -O1 -ffp-contract=off -fno-strict-aliasing -fPIC "
-           "-shared -o %s %s -lpthread",
-           cxx, so, cpp);
+           "-shared -include %s -o %s %s -lpthread",
+           cxx, shim, so, cpp);
   if (!bad && system(cmd) != 0) {
     printf("FAIL: %s (emulated): %s failed\n", path, cmd);
     bad = 1;
@@ -446,7 +395,8 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *text,
 /* One model through the generator and NVRTC (and, with cxx, the batch
  * kernel on the CPU): 0 when it went as expected (refuse: a refusal
  * naming a step), else 1; 77 when NVRTC is missing. */
-static int pe_t_model(const char *path, int refuse, const char *cxx) {
+static int pe_t_model(const char *path, int refuse, const char *cxx,
+                      const char *shim) {
   pe_model_options_t mo = {.kernels = PE_KERNELS_AUTO};
   pe_model_t *m = NULL;
   char err[512];
@@ -496,7 +446,7 @@ static int pe_t_model(const char *path, int refuse, const char *cxx) {
     int threads = 0;
     bad = pe_t_gen(path, &g, p.steps[0].numel, 0, &text, &threads);
     if (bad == 0) {
-      bad = pe_t_emulate(path, cxx, text, threads, m);
+      bad = pe_t_emulate(path, cxx, shim, text, threads, m);
     }
     free(text);
   }
@@ -507,13 +457,14 @@ static int pe_t_model(const char *path, int refuse, const char *cxx) {
 
 int main(int argc, char **argv) {
   int a = 1;
-  const char *cxx = NULL;
-  if (argc > 2 && strcmp(argv[1], "--cxx") == 0) {
+  const char *cxx = NULL, *shim = NULL;
+  if (argc > 3 && strcmp(argv[1], "--cxx") == 0) {
     cxx = argv[2];
-    a = 3;
+    shim = argv[3];
+    a = 4;
   }
   if (a >= argc) {
-    fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER] MODEL.onnx... "
+    fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER SHIM] MODEL.onnx... "
                     "[--refuse MODEL...]\n");
     return 2;
   }
@@ -530,7 +481,7 @@ int main(int argc, char **argv) {
       refuse = 1;
       continue;
     }
-    int rc = pe_t_model(argv[i], refuse, cxx);
+    int rc = pe_t_model(argv[i], refuse, cxx, shim);
     if (rc == 77) {
       return 77;
     }

@@ -1,10 +1,12 @@
-/* What src/cuda/act.cuh and src/cuda/tiled.cuh need of CUDA, for a C++
- * compiler on the CPU: a block's threads are threads of the process (a
- * block at a time), __syncthreads a barrier of them, __shared__ arrays
- * statics (one block's at a time), the dynamic shared memory one array
- * filled with NaN before each block, and the rounding intrinsics plain
- * float arithmetic (compiled with -ffp-contract=off). Included first
- * (-include) by tiled_emu.cpp. */
+/* What src/cuda/act.cuh, src/cuda/tiled.cuh and the generated batch kernel
+ * (src/backends/cuda_gen.c) need of CUDA, for a C++ compiler on the CPU: a
+ * block's threads are threads of the process (a block at a time),
+ * __syncthreads a barrier of them, a warp's shuffles a barrier of its
+ * threads, __shared__ arrays statics (one block's at a time), the dynamic
+ * shared memory one array filled with NaN before each block, and the
+ * rounding intrinsics plain float arithmetic (compiled with
+ * -ffp-contract=off). Included first (-include) by tiled_emu.cpp and by
+ * the sources test_cuda_gen.c compiles. */
 #ifndef PE_CUDA_EMU_SHIM_H
 #define PE_CUDA_EMU_SHIM_H
 
@@ -22,6 +24,9 @@
 #define __shared__ static
 #define __align__(n) __attribute__((aligned(n)))
 
+struct float2 {
+  float x, y;
+};
 struct float4 {
   float x, y, z, w;
 };
@@ -30,7 +35,8 @@ struct pe_emu_dim3 {
 };
 static thread_local pe_emu_dim3 threadIdx;
 static pe_emu_dim3 blockIdx, gridDim, blockDim;
-static pthread_barrier_t pe_emu_bar;
+static pthread_barrier_t pe_emu_bar, pe_emu_warp[32];
+static double pe_emu_lane[1024];
 alignas(16) static float pe_emu_dyn[64 * 1024];
 
 #define PE__DYN_SHARED(T, name) T *const name = (T *)pe_emu_dyn
@@ -40,6 +46,20 @@ static float __fadd_rn(float a, float b) { return a + b; }
 static float __fsub_rn(float a, float b) { return a - b; }
 static float __fmul_rn(float a, float b) { return a * b; }
 static float __fdiv_rn(float a, float b) { return a / b; }
+template <typename T> static T __ldg(const T *p) { return *p; }
+static unsigned int min(unsigned int a, unsigned int b) {
+  return a < b ? a : b;
+}
+
+/* v of the lane whose index differs from this one's by the bits of m */
+template <typename T> static T __shfl_xor_sync(unsigned int, T v, int m) {
+  const int t = (int)threadIdx.x;
+  pe_emu_lane[t] = (double)v;
+  pthread_barrier_wait(&pe_emu_warp[t / 32]);
+  const T r = (T)pe_emu_lane[t ^ m];
+  pthread_barrier_wait(&pe_emu_warp[t / 32]);
+  return r;
+}
 
 /* The kernel body each thread runs, and the launch: grid gx x gy blocks
  * of nt threads, one block after the other. */
@@ -65,6 +85,10 @@ static void pe_emu_launch(unsigned int gx, unsigned int gy, unsigned int nt,
   gridDim.y = gy;
   blockDim.x = nt;
   pthread_barrier_init(&pe_emu_bar, NULL, nt);
+  for (unsigned int w = 0; w < (nt + 31) / 32; w++) {
+    pthread_barrier_init(&pe_emu_warp[w], NULL,
+                         nt - 32 * w < 32 ? nt - 32 * w : 32);
+  }
   pthread_attr_t at;
   pthread_attr_init(&at);
   pthread_attr_setstacksize(&at, 1 << 18);
@@ -86,6 +110,9 @@ static void pe_emu_launch(unsigned int gx, unsigned int gy, unsigned int nt,
   }
   pthread_attr_destroy(&at);
   pthread_barrier_destroy(&pe_emu_bar);
+  for (unsigned int w = 0; w < (nt + 31) / 32; w++) {
+    pthread_barrier_destroy(&pe_emu_warp[w]);
+  }
 }
 
 #endif
