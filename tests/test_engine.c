@@ -666,6 +666,39 @@ static void test_snapshot_settings_and_ranges(void) {
     PE_CHECK_INT(pe_engine_push(b, &t, &out), PE_OK);
     pe_engine_destroy(b);
   }
+  /* A tick count at its limit loads, stays there under more ticks, and
+   * the engine's next snapshot loads again; one above it is refused. */
+  for (int k = 0; k < 2; k++) {
+    memcpy(copy, snap, len);
+    unsigned char *s1 = copy + states + sizeof st;
+    memcpy(&st, s1, sizeof st);
+    st.n_ticks = PE__TICKS_MAX + (uint64_t)k;
+    memcpy(s1, &st, sizeof st);
+    reseal(copy, len);
+    pe_engine_t *b = make_engine(&cfg);
+    PE_CHECK_INT(pe_engine_set_window(b, 8), PE_OK);
+    PE_CHECK_INT(pe_engine_restore(b, copy, len), k ? PE_ECORRUPT : PE_OK);
+    if (k == 1) {
+      PE_CHECK(strstr(pe_engine_errmsg(b), "tick count out of range") != NULL);
+      pe_engine_destroy(b);
+      continue;
+    }
+    for (int i = 0; i < 5; i++) {
+      pe_tick_t t = tick("BB", T0 + (100 + i) * S, 101.0, 1.0);
+      PE_CHECK_INT(pe_engine_push(b, &t, &out), PE_OK);
+    }
+    size_t len2 = 0;
+    unsigned char *again = malloc(len);
+    PE_CHECK_INT(pe_engine_snapshot(b, again, len, &len2), PE_OK);
+    memcpy(&st, again + states + sizeof st, sizeof st);
+    PE_CHECK(st.n_ticks == PE__TICKS_MAX);
+    pe_engine_t *c = make_engine(&cfg);
+    PE_CHECK_INT(pe_engine_set_window(c, 8), PE_OK);
+    PE_CHECK_INT(pe_engine_restore(c, again, len2), PE_OK);
+    pe_engine_destroy(c);
+    pe_engine_destroy(b);
+    free(again);
+  }
   /* The untouched snapshot still loads and goes on. */
   pe_engine_t *b = make_engine(&cfg);
   PE_CHECK_INT(pe_engine_set_window(b, 8), PE_OK);

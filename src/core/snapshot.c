@@ -215,9 +215,8 @@ static const char *pe__state_bad(const pe_engine_t *e, const pe__symstate_t *s,
                      : s->win_head >= e->window || s->win_count > e->window) {
     return "window position out of range";
   }
-  /* A count near 2^64 would wrap under later pushes, and the window's
-   * count would then pass it: no run pushes 2^62 ticks to one symbol. */
-  if (s->n_ticks > ((uint64_t)1 << 62)) {
+  /* Pushes stop the count at PE__TICKS_MAX; one above it is forged. */
+  if (s->n_ticks > PE__TICKS_MAX) {
     return "tick count out of range";
   }
   if (s->win_count > s->n_ticks || s->since_infer >= infer_every) {

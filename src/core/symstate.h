@@ -12,6 +12,12 @@
 #include "pe/engine.h"
 #include "pe/state.h"
 
+/* A symbol's tick count stops at this (2^62 ticks, centuries of any feed):
+ * a snapshot holding a larger count is refused, and a count at it that
+ * went on growing would make the engine's own next snapshot one that it
+ * refuses. */
+#define PE__TICKS_MAX ((uint64_t)1 << 62)
+
 typedef struct pe__symstate {
   /* What every tick touches first, in as few cache lines as it can. */
   double last_price;
@@ -149,7 +155,7 @@ PE__ALWAYS_INLINE double pe__features_update(pe__symstate_t *s,
   }
   s->last_price = p;
   s->last_ts_ns = tick->ts_ns;
-  s->n_ticks += 1;
+  s->n_ticks += s->n_ticks < PE__TICKS_MAX;
   return vwap;
 }
 
