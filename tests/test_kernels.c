@@ -369,6 +369,69 @@ static void test_conv1d_winograd(void) {
   check_unmade(direct, sizeof direct / sizeof direct[0], 0);
 }
 
+/* Conv1d with 3, 4 or 5 taps at dilation 1, which the AVX-512 table runs
+ * in Winograd's F(6, 3), F(5, 4) or F(4, 5) with the output channels in
+ * the lanes (kernels_winograd.c) and the others directly: output lengths
+ * whose last tile ends full or short, pads inside and past the taps,
+ * 16 to 80 output channels (a block of two vectors, or one), input
+ * channel counts from 8, each activation, the affine step after it in a
+ * third of the trials. The form must have been made. */
+static void test_conv1d_winograd_1d(void) {
+  int bad = 0;
+  for (int trial = 0; trial < 150; trial++) {
+    int64_t k = rnd(3, 5), cin = rnd(8, 70), cout = 16 * rnd(1, 5);
+    int64_t pl = rnd(0, k + 1), pr = rnd(0, k + 1);
+    int64_t m = 9 - k, wout = rnd(2 * m, trial < 30 ? 200 : 60);
+    int64_t win = wout + k - 1 - pl - pr;
+    if (win < 1) {
+      continue;
+    }
+    uint32_t nb = (uint32_t)rnd(1, 3);
+    pe__step_t s;
+    memset(&s, 0, sizeof s);
+    s.kind = PE__K_CONV1D;
+    s.act = rnd_act(&s.alpha);
+    int64_t p[10] = {cin, cout, 1, k, 1, 1, pl, pr, win, wout};
+    memcpy(s.p, p, sizeof p);
+    s.w = rnd_buf(cout * cin * k, 1.0f / sqrtf((float)(cin * k)));
+    s.bias = rnd_buf(cout, 0.5f);
+    float *es = NULL, *et = NULL;
+    if (trial % 3 == 0 && s.act <= PE__ACT_LEAKY) {
+      es = rnd_buf(cout, 2.0f);
+      et = rnd_buf(cout, 1.0f);
+      s.es = es;
+      s.et = et;
+    }
+    PE_CHECK(pe__step_pack(&s) == PE_OK);
+    PE_CHECK(pe__conv1d_wg_1d(&s));
+    char what[160];
+    snprintf(what, sizeof what,
+             "conv1d winograd 1-D cin %lld cout %lld k %lld pads %lld,%lld "
+             "win %lld batch %u act %d%s",
+             (long long)cin, (long long)cout, (long long)k, (long long)pl,
+             (long long)pr, (long long)win, nb, s.act,
+             es != NULL ? " affine after" : "");
+    bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
+    free(es);
+    free(et);
+    if (bad >= 5) {
+      break;
+    }
+  }
+  /* shapes the form does not take stay direct */
+  static const int64_t direct[][10] = {
+      {16, 24, 1, 3, 1, 1, 1, 1, 80, 80}, /* output channels not of 16 */
+      {4, 16, 1, 3, 1, 1, 1, 1, 80, 80},  /* 4 channels in */
+      {16, 16, 1, 2, 1, 1, 0, 0, 80, 79}, /* 2 taps */
+      {16, 16, 1, 6, 1, 1, 0, 0, 80, 75}, /* 6 taps */
+      {16, 16, 1, 3, 2, 1, 1, 1, 80, 40}, /* stride 2 */
+      {16, 16, 1, 3, 1, 2, 2, 2, 80, 80}, /* dilation 2 */
+      {16, 16, 2, 3, 1, 1, 1, 1, 80, 80}, /* groups */
+      {16, 16, 1, 3, 1, 1, 0, 0, 12, 10}, /* less than two tiles */
+  };
+  check_unmade(direct, sizeof direct / sizeof direct[0], 0);
+}
+
 /* Dense layers, both weight layouts (M <= 4: dot products; else panels). */
 static void test_dense(void) {
   for (int trial = 0; trial < 400; trial++) {
@@ -764,6 +827,7 @@ int main(void) {
   test_conv1d_flat();
   test_conv1d_lanes();
   test_conv1d_winograd();
+  test_conv1d_winograd_1d();
   test_dense();
   test_conv2d();
   test_conv2d_large();

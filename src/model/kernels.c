@@ -711,12 +711,15 @@ int64_t pe__step_scratch(const pe__step_t *s, int64_t tile,
     return pe__attention_scratch(s);
   case PE__K_CONV1D: /* phase rows, then the tap offsets of a group (int64,
                         2 floats each, 8-byte aligned: pe__conv_taps) */
-    if (s->wg != NULL && kn->level > 0) {
-      return pe__conv1d_wg_scratch(s);
-    }
-    return s->p[0] * s->p[4] *
-               pe__conv_lr(s->p[6] + s->p[8] + s->p[7], s->p[4]) +
-           2 * (s->p[0] / s->p[2]) * s->p[3] + 64;
+  {
+    const int64_t direct =
+        s->p[0] * s->p[4] * pe__conv_lr(s->p[6] + s->p[8] + s->p[7], s->p[4]) +
+        2 * (s->p[0] / s->p[2]) * s->p[3] + 64;
+    /* a Winograd form's, or the direct kernel's where the table runs the
+     * step directly */
+    const int64_t wg = s->wg != NULL ? pe__conv1d_wg_scratch(s) : 0;
+    return wg > direct ? wg : direct;
+  }
   case PE__K_LSTM:
   case PE__K_GRU: {
     int64_t GH = (s->kind == PE__K_LSTM ? 4 : 3) * s->p[2];

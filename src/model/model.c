@@ -614,7 +614,8 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
     snprintf(extra, sizeof extra, " k%lld s%lld d%lld pad %lld/%lld g%lld%s",
              (long long)s->p[3], (long long)s->p[4], (long long)s->p[5],
              (long long)s->p[6], (long long)s->p[7], (long long)s->p[2],
-             s->wg != NULL && m->kern->level > 0   ? " winograd F(5,4)"
+             pe__conv1d_wg_form(s, m->kern->level) != NULL
+                 ? pe__conv1d_wg_form(s, m->kern->level)
              : s->wl != NULL && m->kern->level > 1 ? " channels in lanes"
              : !s->redirect                        ? ""
              : s->es != NULL ? " (then the affine step after it)"

@@ -304,9 +304,9 @@ typedef struct pe__step {
   pe__dense_t d, d2, d3;        /* packed (DENSE, LSTM, GRU) */
   float *lw;           /* LSTM, for the fused vector kernels (pe__lstm_pack);
                           NULL: pe__rnn runs it with any kernels */
-  struct pe__step *wg; /* CONV1D with 4 taps: the grouped 1x1 step of its
-                          Winograd form (kernels_winograd.c), owned; run
-                          with the vector tables. NULL: direct only */
+  struct pe__step *wg; /* CONV1D: the packed weights of its Winograd form
+                          (kernels_winograd.c), owned; run with the vector
+                          tables that take that form. NULL: direct only */
   /* LSTM with the fused kernels: reads its input in place from tensor
    * xin at offset xoff, x_t[k] at xt t + xk k (the source of the 2-D
    * Transpose before it, which is then skipped), when in_place; set by
@@ -517,15 +517,22 @@ void pe__lstm_seq_avx2(const float *lw, int64_t seq, int64_t in, int64_t H,
                        const float *h0, const float *c0, float *y, float *hn,
                        float *cn, float *scratch);
 int pe__step_pack(pe__step_t *s);
-/* Conv1d by Winograd's F(5, 4) (kernels_winograd.c). _pack makes s->wg
- * for a step of 4 taps that fits (stride 1, no groups, pads of whole rows,
- * a window of whole rows of `dilation` floats, at least a whole tile of
- * rows, at least 8 channels in and out); PE_OK with nothing made
+/* Conv1d by Winograd's minimal filtering (kernels_winograd.c). _pack
+ * makes s->wg for a step that fits: F(5, 4) over rows (4 taps, stride 1,
+ * no groups, pads of whole rows, a window of whole rows of `dilation`
+ * floats, at least a whole tile of rows, at least 8 channels in and out),
+ * or the 1-D form (below); PE_OK with nothing made
  * otherwise, PE_ENOMEM with nothing made. _scratch: the floats
  * pe__conv1d_wg needs; pe__conv1d_wg runs one window with the transforms
  * and products of table kn's instruction set and its activation kernel. */
 int pe__conv1d_wg_pack(pe__step_t *s);
 int64_t pe__conv1d_wg_scratch(const pe__step_t *s);
+/* " winograd F(m,r)" where table `level` runs step s in a Winograd form,
+ * else NULL; pe__conv1d_wg_1d: s has the 1-D form (taps 3 to 5 at
+ * dilation 1, output channels in the lanes, AVX-512 only), which also
+ * writes the affine step after it (es, et) as the direct kernels do. */
+const char *pe__conv1d_wg_form(const pe__step_t *s, int level);
+int pe__conv1d_wg_1d(const pe__step_t *s);
 void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
                    float *y, float *scratch);
 

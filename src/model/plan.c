@@ -380,8 +380,8 @@ static int pe__sole_link(const pe_model_t *m, int t, int j) {
  * Only the cpu run sees this (plan_view.h shows the steps as they were);
  * the tensors written stay allocated from the convolution on. */
 static int pe__direct_conv(const pe__step_t *a) {
-  return a->kind == PE__K_CONV1D && a->wg == NULL && a->wl == NULL &&
-         a->p[PE__P_ITEMS] <= 1 &&
+  return a->kind == PE__K_CONV1D && (a->wg == NULL || pe__conv1d_wg_1d(a)) &&
+         a->wl == NULL && a->p[PE__P_ITEMS] <= 1 &&
          (a->act == PE__ACT_NONE || a->act == PE__ACT_RELU ||
           a->act == PE__ACT_LEAKY);
 }
