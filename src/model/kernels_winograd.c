@@ -450,9 +450,10 @@ PE__W1_ATTR static inline void pe__w1_t16(__m512 r[16]) {
 
 /* The mask of the first n lanes (n from 0; 16 or more: all). */
 static inline __mmask16 pe__w1_first(int64_t n) {
-  return n >= 16  ? (__mmask16)0xffff
-         : n <= 0 ? (__mmask16)0
-                  : (__mmask16)((1u << (unsigned)n) - 1u);
+  const unsigned bits = n >= 16  ? 0xffffu
+                        : n <= 0 ? 0u
+                                 : (1u << (unsigned)n) - 1u;
+  return (__mmask16)bits;
 }
 
 /* One window in the 1-D form: the window turned into rows of channels,
