@@ -16,7 +16,9 @@
 # torch.compile on the same models and card (bench/gpu_torch.py; a batch
 # that does not fit the card's memory says so; torch.compile at 4096, and
 # 65536 for the shipped models: at batch 1 its CUDA graphs cover the model
-# only, and PyTorch's own CUDA graph is the faster there). A table of the figures
+# only, and PyTorch's own CUDA graph is the faster there), and the
+# Transformers' large batches in precision tf32 too (parity runs every model
+# in tf32 as well). A table of the figures
 # comes last, with GFLOP/s from the plan's FLOP count.
 #
 # Usage: [OLD=BINDIR0] [PARTS=check|bench] bench/gpu.sh BINDIR
@@ -144,6 +146,16 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536,1048576 \
         fail=1
       echo "$o" | grep -E "^backend|^phases"
       row "$n" "$who cuda graph" $b "$o"
+      # the Transformers in precision tf32 too (tensor cores for the dense
+      # steps)
+      case "$who $n" in
+      "ours transformer"*)
+        o32=$("$exe" bench-model "$m" --backend cuda --batch $b \
+          --iterations $bi --precision tf32) || fail=1
+        echo "$o32" | grep -E "^backend|^phases"
+        row "$n" "ours cuda graph tf32" $b "$o32"
+        ;;
+      esac
       # a plan that graph mode runs as one generated kernel: the steps'
       # kernels too (--cuda-codegen off), for the difference
       if [ "$who" = ours ] && echo "$o" | grep -q "graphs launch one kernel"; then

@@ -3,8 +3,10 @@ before any device is used (no GPU needed, except for the other-device case,
 which says "no CUDA device" where there is none): a TensorRT engine by name
 and by its first bytes, a damaged plan (checksum), one cut short, another
 format version, another precision, and one made for another device. Each
-must exit non-zero with its own message. build-engine refuses a precision
-other than fp32 and a missing -o with a usage error (exit 2).
+must exit non-zero with its own message; so must a tf32 plan asked to run
+in fp32, and an unknown precision with an ONNX model. build-engine refuses
+a precision other than fp32 and tf32 and a missing -o with a usage error
+(exit 2).
 
 Usage: cuda_plan_refusals.py ENGINE WORKDIR
 """
@@ -14,7 +16,7 @@ import subprocess
 import sys
 
 MAGIC = b"PECUDAPL"
-VERSION = 2
+VERSION = 3
 HEADER = 256
 
 
@@ -46,7 +48,9 @@ def main():
         ("short.peplan", plan(payload)[:-10], "cut short"),
         ("version.peplan", plan(payload, version=99), "format version 99"),
         ("fp16.peplan", plan(payload, precision=b"fp16"),
-         "precision 'fp16'; this build runs fp32"),
+         "precision 'fp16'; this build runs fp32 and tf32"),
+        ("tf32.peplan", plan(payload, precision=b"tf32"),
+         "made for precision tf32, and fp32 was asked for"),
         ("device.peplan", plan(payload), None),
     ]
     fail = 0
@@ -54,8 +58,10 @@ def main():
         path = os.path.join(work, name)
         with open(path, "wb") as f:
             f.write(data)
+        extra = ["--precision", "fp32"] if name == "tf32.peplan" else []
         r = subprocess.run([engine, "bench-model", path, "--backend", "cuda",
-                            "--iterations", "1"], capture_output=True, text=True)
+                            "--iterations", "1"] + extra,
+                           capture_output=True, text=True)
         msg = r.stderr.strip()
         if want is None:  # another device: needs one to compare with
             ok = "made for Other GPU 9000" in msg or "no CUDA device" in msg
@@ -69,9 +75,19 @@ def main():
             print(f"{name}: refused: {msg}")
     model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                          "models", "pattern_cnn.onnx")
+    r = subprocess.run([engine, "bench-model", model, "--backend", "cuda",
+                        "--precision", "fp16", "--iterations", "1"],
+                       capture_output=True, text=True)
+    want = "unknown precision 'fp16' (fp32 or tf32)"
+    if r.returncode == 0 or want not in r.stderr:
+        print(f"FAIL: --precision fp16: exit {r.returncode}: "
+              f"{r.stderr.strip()!r} (wanted {want!r})")
+        fail = 1
+    else:
+        print(f"--precision fp16: refused: {r.stderr.strip()}")
     for args, want in [
         (["--precision", "fp16", "-o", os.path.join(work, "x.peplan")],
-         "--precision fp16: this build makes fp32 plans only"),
+         "--precision fp16: fp32 or tf32"),
         ([], "usage: build-engine"),
     ]:
         r = subprocess.run([engine, "build-engine", model, "--backend", "cuda"]

@@ -80,16 +80,24 @@ typedef struct pe_backend_options {
    * a tile of windows; a larger batch runs a tile at a time); 0 for its
    * default (cuda: 256 MB). */
   uint64_t device_memory_bytes;
-  const char *codegen; /* cuda: "off" (or "0") runs the general
-                          kernels; NULL, "", "on", "1" or "auto"
-                          kernels generated for the plan and compiled
-                          at open, where they can be (persistent
-                          mode's resident kernel, and graph mode's
-                          kernel for a whole batch; docs/models.md);
-                          "windows=N" as on, a block of the batch
-                          kernel holding at most N windows (1 to
-                          4096; 32 otherwise); anything else is
-                          refused at open */
+  const char *codegen;   /* cuda: "off" (or "0") runs the general
+                            kernels; NULL, "", "on", "1" or "auto"
+                            kernels generated for the plan and compiled
+                            at open, where they can be (persistent
+                            mode's resident kernel, and graph mode's
+                            kernel for a whole batch; docs/models.md);
+                            "windows=N" as on, a block of the batch
+                            kernel holding at most N windows (1 to
+                            4096; 32 otherwise); anything else is
+                            refused at open */
+  const char *precision; /* cuda: the arithmetic of the dense steps'
+                            tiled products: "fp32" (NULL or "" too:
+                            fp32 for an ONNX model, a plan file's own
+                            for a plan file) or "tf32" (tensor cores,
+                            10 bits of mantissa in the operands;
+                            docs/models.md); anything else, or a plan
+                            file of the other precision, is refused
+                            at open */
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:

@@ -125,6 +125,7 @@ typedef struct pe__cuda {
   pe_cuda_gen_t *bgen;
   char bgen_why[192];
   uint32_t gen_windows;
+  int tf32; /* precision tf32: the dense steps' tiled products */
   char errmsg[256];
 } pe__cuda_t;
 
@@ -400,6 +401,7 @@ static int pe__dense_set(pe__cuda_t *c, pe_cuda_step_t *d, const float *w_km,
   d->K = K;
   d->M = M;
   d->dense_warp = pe_cuda_dense_warp(K);
+  d->tf32 = c->tf32;
   d->w = pe__upload(c, w_km, K * M, 4, msg, cap);
   if (d->w == NULL) {
     return PE_EBACKEND;
@@ -1281,6 +1283,15 @@ static int pe__codegen(const char *v, uint32_t *windows) {
   return strcmp(v, "off") == 0 || strcmp(v, "0") == 0 ? 0 : -1;
 }
 
+/* pe_backend_options_t.precision: 0 fp32 (NULL, "" or "fp32"), 1 tf32,
+ * -1 anything else (refused at open). */
+static int pe__precision(const char *v) {
+  if (v == NULL || *v == '\0' || strcmp(v, "fp32") == 0) {
+    return 0;
+  }
+  return strcmp(v, "tf32") == 0 ? 1 : -1;
+}
+
 /* Once the steps are resolved: the graphs, the persistent kernel when
  * asked for, and the allocation count from which none may happen. */
 static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
@@ -1288,8 +1299,16 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
   c->timing = opts->phase_times != 0;
   c->stamps_path = opts->stamps_path;
   c->codegen_off = pe__codegen(opts->codegen, &c->gen_windows) == 0;
-  pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
-                 sizeof c->bgen_why);
+  if (c->tf32) {
+    /* the generated kernels sum in fp32: precision tf32 is the steps'
+     * kernels' (the resident kernel of persistent mode stays, for batches
+     * below the tiled products' 64 rows) */
+    snprintf(c->bgen_why, sizeof c->bgen_why,
+             "precision tf32 runs the steps' kernels");
+  } else {
+    pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
+                   sizeof c->bgen_why);
+  }
   int e = 0;
   for (;;) {
     for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
@@ -1517,7 +1536,7 @@ static int pe__cuda_serialize(void *self, void **data, size_t *len, char *err,
   pe_cuda_device_name(c->device, h.device, sizeof h.device, &major, &minor);
   h.cc_major = major;
   h.cc_minor = minor;
-  snprintf(h.precision, sizeof h.precision, "%s", PE_CUDA_PLAN_PRECISION);
+  snprintf(h.precision, sizeof h.precision, "%s", c->tf32 ? "tf32" : "fp32");
   h.payload_bytes = n - PE_CUDA_PLAN_HEADER;
   h.checksum = pe__cuda_plan_checksum(buf + PE_CUDA_PLAN_HEADER,
                                       n - PE_CUDA_PLAN_HEADER);
@@ -1560,6 +1579,18 @@ static int pe__cuda_open_plan(const pe_backend_options_t *opts, void **self,
   pe_cuda_plan_header_t h;
   memcpy(&h, file, sizeof h);
   h.device[sizeof h.device - 1] = '\0';
+  h.precision[sizeof h.precision - 1] = '\0';
+  const int tf32 = strcmp(h.precision, "tf32") == 0;
+  if (opts->precision != NULL && *opts->precision != '\0' &&
+      pe__precision(opts->precision) != tf32) {
+    free(file);
+    snprintf(err, err_cap,
+             "%s: a cuda plan made for precision %s, and %s was asked for: "
+             "make the plan again with `pattern-engine build-engine "
+             "--precision %s`, or leave the precision out",
+             path, h.precision, opts->precision, opts->precision);
+    return PE_EINVAL;
+  }
   rc = pe__cuda_device(msg, sizeof msg);
   char name[128] = "";
   int major = 0, minor = 0;
@@ -1585,6 +1616,7 @@ static int pe__cuda_open_plan(const pe_backend_options_t *opts, void **self,
     snprintf(err, err_cap, "out of memory");
     return PE_ENOMEM;
   }
+  c->tf32 = tf32;
   const unsigned char *p = file + PE_CUDA_PLAN_HEADER, *end = file + len;
   int64_t shape[3] = {0, 0, 0};
   int32_t counts[2] = {0, 0};
@@ -1677,6 +1709,12 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              opts->codegen);
     return PE_EINVAL;
   }
+  if (pe__precision(opts->precision) < 0) {
+    snprintf(err, err_cap,
+             "cuda backend: unknown precision '%s' (fp32 or tf32)",
+             opts->precision);
+    return PE_EINVAL;
+  }
   int rc = pe__cuda_plan_sniff(opts->model_path, err, err_cap);
   if (rc != 0) {
     return rc == 1 ? pe__cuda_open_plan(opts, self, err, err_cap) : rc;
@@ -1687,6 +1725,7 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     snprintf(err, err_cap, "out of memory");
     return PE_ENOMEM;
   }
+  c->tf32 = pe__precision(opts->precision) == 1;
   const char *path = opts->model_path;
   pe_model_options_t mo = {.kernels = PE_KERNELS_AUTO};
   rc = pe_model_load_file(path, &mo, &c->model, err, err_cap);
@@ -2041,11 +2080,13 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
              (double)c->dev_drop / 1e6);
   }
   snprintf(buf, cap,
-           "device %d: %s, compute capability %d.%d; mode %s%s; device "
-           "memory %.3f MB, tile %u windows (%zu bytes each, budget %g MB; "
-           "weights %.3f MB%s); pinned host memory %.3f MB; device "
-           "allocations after load: %llu (checked on every run)",
+           "device %d: %s, compute capability %d.%d; mode %s%s; precision "
+           "%s; device memory %.3f MB, tile %u windows (%zu bytes each, "
+           "budget %g MB; weights %.3f MB%s); pinned host memory %.3f MB; "
+           "device allocations after load: %llu (checked on every run)",
            c->device, name, major, minor, mode, graphs,
+           c->tf32 ? "tf32 (the dense steps' tiled products on tensor cores)"
+                   : "fp32",
            (double)c->dev_bytes / 1e6, c->tile, c->window_bytes,
            (double)c->budget_bytes / 1e6, (double)c->weights_bytes / 1e6, drop,
            (double)c->host_bytes / 1e6, (unsigned long long)c->allocs_in_runs);

@@ -86,11 +86,11 @@ int pe__cuda_plan_check(const void *file, size_t len, char *err, size_t cap) {
     return PE_EMODEL;
   }
   h.precision[sizeof h.precision - 1] = '\0';
-  if (strcmp(h.precision, PE_CUDA_PLAN_PRECISION) != 0) {
+  if (strcmp(h.precision, "fp32") != 0 && strcmp(h.precision, "tf32") != 0) {
     snprintf(err, cap,
-             "a cuda plan file made for precision '%s'; this build runs %s "
-             "only",
-             h.precision, PE_CUDA_PLAN_PRECISION);
+             "a cuda plan file made for precision '%s'; this build runs fp32 "
+             "and tf32",
+             h.precision);
     return PE_EUNSUPPORTED;
   }
   return PE_OK;

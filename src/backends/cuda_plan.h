@@ -21,9 +21,8 @@
 #include <stdint.h>
 
 #define PE_CUDA_PLAN_MAGIC "PECUDAPL"
-#define PE_CUDA_PLAN_VERSION 2u
+#define PE_CUDA_PLAN_VERSION 3u
 #define PE_CUDA_PLAN_HEADER 256
-#define PE_CUDA_PLAN_PRECISION "fp32"
 
 /* A step's device pointer in a file: the kind in the top byte, an index
  * or an offset below. */

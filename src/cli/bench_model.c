@@ -35,6 +35,7 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "`--version` lists (cuda)",
      NULL},
     PE_CLI_CUDA_MODE_FLAG,
+    PE_CLI_CUDA_PRECISION_FLAG,
     PE_CLI_CUDA_MEMORY_FLAG,
     {"cuda-stamps", "FILE", "PE_CUDA_STAMPS", NULL,
      "cuda persistent mode: write where each request's time went (the "
@@ -146,6 +147,7 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   o.stamps_path = pe_cli_value(cmd, "cuda-stamps");
   o.device_memory_bytes = device_memory_bytes;
   o.codegen = pe_cli_value(cmd, "cuda-codegen");
+  o.precision = pe_cli_value(cmd, "precision");
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;

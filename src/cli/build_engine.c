@@ -13,7 +13,8 @@
 static pe_cli_flag_t pe__build_flags[] = {
     {"out", "FILE", NULL, NULL, "where the plan goes (also -o FILE)", NULL},
     {"backend", "NAME", NULL, "cuda", "backend whose plan to write", NULL},
-    {"precision", "P", NULL, "fp32", "arithmetic of the plan: fp32", NULL},
+    {"precision", "P", NULL, "fp32",
+     "arithmetic of the plan's dense steps: fp32 or tf32 (tensor cores)", NULL},
 };
 
 #define PE__BUILD_MAX_ARGS 64
@@ -40,11 +41,8 @@ static int pe__build_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     return PE_EXIT_USAGE;
   }
   const char *precision = pe_cli_value(cmd, "precision");
-  if (strcmp(precision, "fp32") != 0) {
-    pe_cli_error(cmd,
-                 "--precision %s: this build makes fp32 plans only (reduced "
-                 "precision is not in it)",
-                 precision);
+  if (strcmp(precision, "fp32") != 0 && strcmp(precision, "tf32") != 0) {
+    pe_cli_error(cmd, "--precision %s: fp32 or tf32", precision);
     return PE_EXIT_USAGE;
   }
   const char *name = pe_cli_value(cmd, "backend");
@@ -52,6 +50,7 @@ static int pe__build_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   memset(&o, 0, sizeof o);
   o.model_path = pos[0];
   o.max_batch = 1;
+  o.precision = precision;
   char err[512];
   pe_backend_t *b = NULL;
   rc = pe_backend_open(name, &o, &b, err, sizeof err);
@@ -85,8 +84,8 @@ static int pe__build_run(const pe_cli_command_t *cmd, int argc, char **argv) {
 const pe_cli_command_t pe_cli_build_engine = {
     .name = "build-engine",
     .summary = "Write a backend's resolved plan of a model for this device",
-    .usage =
-        "build-engine MODEL.onnx --backend cuda [--precision fp32] -o FILE",
+    .usage = "build-engine MODEL.onnx --backend cuda [--precision fp32|tf32] "
+             "-o FILE",
     .details =
         "Loads the model with the backend (cuda: imported, checked, fused,\n"
         "every step resolved into a kernel launch with its weights laid out\n"

@@ -30,6 +30,16 @@
         NULL                                                                   \
   }
 
+/* The cuda backend's precision flag, one table entry. */
+#define PE_CLI_CUDA_PRECISION_FLAG                                             \
+  {                                                                            \
+    "precision", "P", "PE_CUDA_PRECISION", NULL,                               \
+        "cuda backend: arithmetic of the dense steps' tiled products, fp32 "   \
+        "or tf32 (tensor cores; docs/models.md gives its tolerance); fp32 "    \
+        "for an ONNX model and a plan file's own unless given",                \
+        NULL                                                                   \
+  }
+
 /* The cuda backend's device memory flag, one table entry; read with
  * pe_cli_cuda_memory. */
 #define PE_CLI_CUDA_MEMORY_FLAG                                                \
@@ -208,7 +218,8 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
        NULL,                                                                   \
        "model backend: stub, or one `--version` lists; none by default",       \
        NULL},                                                                  \
-      PE_CLI_CUDA_MODE_FLAG, PE_CLI_CUDA_MEMORY_FLAG,                          \
+      PE_CLI_CUDA_MODE_FLAG, PE_CLI_CUDA_PRECISION_FLAG,                       \
+      PE_CLI_CUDA_MEMORY_FLAG,                                                 \
       {"model-features",                                                       \
        "LIST",                                                                 \
        NULL,                                                                   \

@@ -361,6 +361,7 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
   opts.model_features = pe_cli_flag(cmd, "model-features")->value;
   opts.kernels = getenv(PE_CLI_KERNELS_ENV);
   opts.mode = pe_cli_value(cmd, "cuda-mode");
+  opts.precision = pe_cli_value(cmd, "precision");
   opts.max_batch = 1;
   if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK ||
       pe_cli_u32(cmd, "max-batch", &opts.max_batch) != PE_EXIT_OK ||

@@ -41,6 +41,7 @@ static pe_cli_flag_t pe__infer_flags[] = {
      "written to it as output_K.npy (batch first)",
      NULL},
     PE_CLI_CUDA_MODE_FLAG,
+    PE_CLI_CUDA_PRECISION_FLAG,
     PE_CLI_CUDA_MEMORY_FLAG,
 };
 
@@ -420,6 +421,7 @@ static int pe__infer_run(const pe_cli_command_t *cmd, int argc, char **argv) {
     bo.model_features = pe_cli_flag(cmd, "model-features")->value;
     bo.max_batch = 1;
     bo.mode = pe_cli_value(cmd, "cuda-mode");
+    bo.precision = pe_cli_value(cmd, "precision");
     if (pe_cli_cuda_memory(cmd, &bo.device_memory_bytes) != PE_EXIT_OK) {
       rc = PE_EXIT_USAGE;
       goto done;

@@ -17,6 +17,7 @@ static pe_cli_flag_t pe__inspect_flags[] = {
      "runs it",
      NULL},
     PE_CLI_CUDA_MODE_FLAG,
+    PE_CLI_CUDA_PRECISION_FLAG,
     PE_CLI_CUDA_MEMORY_FLAG,
 };
 
@@ -142,6 +143,7 @@ static int pe__inspect_run(const pe_cli_command_t *cmd, int argc, char **argv) {
   bo.model_path = pos[0];
   bo.max_batch = 1;
   bo.mode = pe_cli_value(cmd, "cuda-mode");
+  bo.precision = pe_cli_value(cmd, "precision");
   if (pe_cli_cuda_memory(cmd, &bo.device_memory_bytes) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
   }

@@ -22,6 +22,7 @@
  * launch's indices fit (pe__fits32). Nothing here allocates. */
 #include <cuda_runtime.h>
 #include <math.h>
+#include <mma.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -1265,7 +1266,11 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
       s->in_stride[0] == s->p[0] * s->K && rows < ((int64_t)1 << 30)) {
     dim3 grid((unsigned)((rows + PE__TR - 1) / PE__TR),
               (unsigned)((s->M + PE__TM - 1) / PE__TM));
-    pe__k_dense_tiled<<<grid, 256, 0, st>>>(*s, (int)rows);
+    if (s->tf32) {
+      pe__k_dense_tf32<<<grid, 128, 0, st>>>(*s, (int)rows);
+    } else {
+      pe__k_dense_tiled<<<grid, 256, 0, st>>>(*s, (int)rows);
+    }
     return (int)cudaPeekAtLastError();
   }
   int64_t threads = pe__warp_step(s) ? total * 32 : total;

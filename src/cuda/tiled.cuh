@@ -102,6 +102,102 @@ __global__ static void __launch_bounds__(256)
   }
 }
 
+/* The same product on tensor cores in TF32 (precision tf32): a block of 4
+ * warps takes 64 rows x 64 outputs, a warp 32 x 32 of them as 2 x 2
+ * fragments of 16 x 16 (wmma m16n16k8), the operands staged through
+ * shared memory 32 k at a time and rounded to TF32 (10 bits of mantissa,
+ * to nearest, ties away from zero) as the fragments are loaded; products
+ * summed in float by the tensor cores. The sums go through shared memory
+ * for the bias and the activation. Where a row's k run past K or an
+ * output past M, zeros are staged. */
+#define PE__T32_LX (PE__TK + 4) /* floats a staged row of inputs */
+#define PE__T32_LW (PE__TM + 4) /* floats a staged k of weights */
+#define PE__T32_LC (PE__TM + 4) /* floats a row of the block's sums */
+__global__ static void __launch_bounds__(128)
+    pe__k_dense_tf32(const pe_cuda_step_t s, int R) {
+  namespace wm = nvcuda::wmma;
+  /* rows x k (inputs) and k x outputs (weights), then the sums; fragment
+   * pointers on 32-byte boundaries (rows of 36 and 68 floats, offsets of
+   * 16 rows and 8 columns) */
+  __shared__ __align__(32) float xs[PE__TR * PE__T32_LX];
+  __shared__ __align__(32) float ws[PE__TK * PE__T32_LW];
+  __shared__ __align__(32) float cs[PE__TR * PE__T32_LC];
+  const int K = (int)s.K, M = (int)s.M;
+  const int tid = (int)threadIdx.x, warp = tid >> 5;
+  const int wr = (warp >> 1) * 32, wc = (warp & 1) * 32;
+  const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
+  const float *__restrict__ X = s.in[0];
+  wm::fragment<wm::accumulator, 16, 16, 8, float> acc[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      wm::fill_fragment(acc[i][j], 0.0f);
+    }
+  }
+  for (int k0 = 0; k0 < K; k0 += PE__TK) {
+    /* 16 of each a thread; consecutive threads on consecutive k (inputs)
+     * or outputs (weights) */
+#pragma unroll 4
+    for (int j = 0; j < 16; j++) {
+      const int e = tid + 128 * j;
+      const int rr = e >> 5, kk = e & 31, r = r0 + rr, k = k0 + kk;
+      xs[rr * PE__T32_LX + kk] = r < R && k < K ? X[(int64_t)r * K + k] : 0.0f;
+      const int wk = e >> 6, wm_ = e & 63, m = m0 + wm_, k2 = k0 + wk;
+      ws[wk * PE__T32_LW + wm_] =
+          k2 < K && m < M ? s.w[(int64_t)k2 * M + m] : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < PE__TK; kk += 8) {
+      wm::fragment<wm::matrix_a, 16, 16, 8, wm::precision::tf32, wm::row_major>
+          a[2];
+      wm::fragment<wm::matrix_b, 16, 16, 8, wm::precision::tf32, wm::row_major>
+          b[2];
+#pragma unroll
+      for (int i = 0; i < 2; i++) {
+        wm::load_matrix_sync(a[i], xs + (wr + 16 * i) * PE__T32_LX + kk,
+                             PE__T32_LX);
+        wm::load_matrix_sync(b[i], ws + kk * PE__T32_LW + wc + 16 * i,
+                             PE__T32_LW);
+#pragma unroll
+        for (int t = 0; t < a[i].num_elements; t++) {
+          a[i].x[t] = wm::__float_to_tf32(a[i].x[t]);
+        }
+#pragma unroll
+        for (int t = 0; t < b[i].num_elements; t++) {
+          b[i].x[t] = wm::__float_to_tf32(b[i].x[t]);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 2; i++) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          wm::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 2; i++) {
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      wm::store_matrix_sync(cs + (wr + 16 * i) * PE__T32_LC + wc + 16 * j,
+                            acc[i][j], PE__T32_LC, wm::mem_row_major);
+    }
+  }
+  __syncthreads();
+  /* consecutive threads on consecutive outputs of a row */
+  for (int e = tid; e < PE__TR * PE__TM; e += 128) {
+    const int rr = e >> 6, mm = e & 63, r = r0 + rr, m = m0 + mm;
+    if (r < R && m < M) {
+      const float v = cs[rr * PE__T32_LC + mm] + (s.bias ? s.bias[m] : 0.0f);
+      s.out[0][(int64_t)r * M + m] = pe__act(v, s.act, s.alpha);
+    }
+  }
+}
+
 /* Output channels a thread of a Conv 2-D computes together: four where
  * each group's channels come in fours, else one. */
 __host__ __device__ static int pe__conv2d_cb(const pe_cuda_step_t *s) {

@@ -30,6 +30,18 @@ struct float2 {
 struct float4 {
   float x, y, z, w;
 };
+template <typename L> struct pe_emu_is_col {
+  enum { value = 0 };
+};
+namespace nvcuda {
+namespace wmma {
+struct col_major;
+}
+} // namespace nvcuda
+template <> struct pe_emu_is_col<nvcuda::wmma::col_major> {
+  enum { value = 1 };
+};
+
 struct pe_emu_dim3 {
   unsigned int x, y, z;
 };
@@ -60,6 +72,106 @@ template <typename T> static T __shfl_xor_sync(unsigned int, T v, int m) {
   pthread_barrier_wait(&pe_emu_warp[t / 32]);
   return r;
 }
+
+/* Warp matrix operations (mma.h's nvcuda::wmma, the shapes and types the
+ * kernels use): a fragment holds its whole tile in every thread of the
+ * warp, row-major (the device spreads it over the lanes in an order the
+ * API leaves open, and the kernels only load, multiply, store, fill and
+ * round every element alike); mma_sync sums in float, k in order. */
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+namespace precision {
+struct tf32 {};
+} // namespace precision
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K> struct pe_emu_shape;
+template <int M, int N, int K> struct pe_emu_shape<matrix_a, M, N, K> {
+  enum { rows = M, cols = K };
+};
+template <int M, int N, int K> struct pe_emu_shape<matrix_b, M, N, K> {
+  enum { rows = K, cols = N };
+};
+template <int M, int N, int K> struct pe_emu_shape<accumulator, M, N, K> {
+  enum { rows = M, cols = N };
+};
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  enum {
+    rows = pe_emu_shape<Use, M, N, K>::rows,
+    cols = pe_emu_shape<Use, M, N, K>::cols,
+    num_elements = rows * cols
+  };
+  float x[num_elements];
+};
+
+/* to nearest with 10 bits of mantissa, ties away from zero
+ * (cvt.rna.tf32.f32); infinities and NaN as they are */
+static inline float __float_to_tf32(float v) {
+  uint32_t b;
+  memcpy(&b, &v, sizeof b);
+  if ((b & 0x7f800000u) != 0x7f800000u) {
+    b = (b + 0x1000u) & 0xffffe000u;
+  }
+  memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+template <typename Use, int M, int N, int K, typename T, typename L>
+static void load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const float *p,
+                             unsigned ldm) {
+  typedef fragment<Use, M, N, K, T, L> F;
+  for (int r = 0; r < F::rows; r++) {
+    for (int c = 0; c < F::cols; c++) {
+      f.x[r * F::cols + c] =
+          pe_emu_is_col<L>::value ? p[c * ldm + r] : p[r * ldm + c];
+    }
+  }
+}
+
+template <int M, int N, int K, typename T>
+static void store_matrix_sync(float *p,
+                              const fragment<accumulator, M, N, K, T> &f,
+                              unsigned ldm, layout_t l) {
+  for (int r = 0; r < M; r++) {
+    for (int c = 0; c < N; c++) {
+      (l == mem_col_major ? p[c * ldm + r] : p[r * ldm + c]) = f.x[r * N + c];
+    }
+  }
+}
+
+template <typename Use, int M, int N, int K, typename T, typename L>
+static void fill_fragment(fragment<Use, M, N, K, T, L> &f, float v) {
+  for (int i = 0; i < fragment<Use, M, N, K, T, L>::num_elements; i++) {
+    f.x[i] = v;
+  }
+}
+
+template <int M, int N, int K, typename T, typename LA, typename LB>
+static void mma_sync(fragment<accumulator, M, N, K, float> &d,
+                     const fragment<matrix_a, M, N, K, T, LA> &a,
+                     const fragment<matrix_b, M, N, K, T, LB> &b,
+                     const fragment<accumulator, M, N, K, float> &c) {
+  float out[M * N];
+  for (int i = 0; i < M; i++) {
+    for (int j = 0; j < N; j++) {
+      float s = c.x[i * N + j];
+      for (int k = 0; k < K; k++) {
+        s += a.x[i * K + k] * b.x[k * N + j];
+      }
+      out[i * N + j] = s;
+    }
+  }
+  memcpy(d.x, out, sizeof out);
+}
+} // namespace wmma
+} // namespace nvcuda
 
 /* The kernel body each thread runs, and the launch: grid gx x gy blocks
  * of nt threads, one block after the other. */

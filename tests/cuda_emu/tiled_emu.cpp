@@ -6,9 +6,12 @@
  * dilations; against the cpu backend's portable function,
  * model/kernels_shared.h) and the attention heads of one thread per query
  * (queries across warp edges, several heads a block, head widths 1 to 64,
- * an additive mask per head or shared, replacement scores). Every result
- * must lie within 1e-5 of the reference, relative to max(1, |y|), and no
- * output may be left unwritten (the outputs start as NaN).
+ * an additive mask per head or shared, replacement scores), and the
+ * dense product on tensor cores in TF32 (shim.h's warp matrix operations;
+ * its reference rounds the operands as the kernel does, and its distance
+ * from the exact sums is bounded apart). Every result must lie within 1e-5
+ * of the reference, relative to max(1, |y|), and no output may be left
+ * unwritten (the outputs start as NaN).
  *
  *   c++ -std=c++17 -O1 -ffp-contract=off -Iinclude -Isrc -Itests \
  *     -include tests/cuda_emu/shim.h tests/cuda_emu/tiled_emu.cpp -lpthread
@@ -108,6 +111,58 @@ static double pe_dense_case(int R, int K, int M, int bias, int act) {
       want[(size_t)r * M + m] = (double)pe__act((float)acc, act, 0.01f);
     }
   }
+  return pe_worst(y, want);
+}
+
+/* The TF32 product (precision tf32) over the same shapes: against the sums
+ * in double of the operands rounded to TF32 as the kernel rounds them
+ * (what the tensor cores multiply; only the float sums differ), which
+ * checks its tiles, fragments and edges to 1e-5, and against the sums of
+ * the operands as given, whose difference is TF32's own (*plain). */
+static void pe_dense_tf32_body(void *a) {
+  const pe_dense_arg *d = (const pe_dense_arg *)a;
+  pe__k_dense_tf32(d->s, d->R);
+}
+
+static double pe_dense_tf32_case(int R, int K, int M, int bias, int act,
+                                 double *plain) {
+  std::vector<float> x = pe_random((size_t)R * K, 1.0f);
+  std::vector<float> w = pe_random((size_t)K * M, 1.0f / sqrtf((float)K));
+  std::vector<float> b = pe_random((size_t)M, 0.5f);
+  std::vector<float> y((size_t)R * M, NAN);
+  pe_dense_arg d;
+  memset(&d, 0, sizeof d);
+  d.s.kind = PE_PLAN_DENSE;
+  d.s.act = act;
+  d.s.alpha = 0.01f;
+  d.s.K = K;
+  d.s.M = M;
+  d.s.tf32 = 1;
+  d.s.in[0] = x.data();
+  d.s.w = w.data();
+  d.s.bias = bias ? b.data() : NULL;
+  d.s.out[0] = y.data();
+  d.R = R;
+  pe_emu_launch((unsigned)((R + PE__TR - 1) / PE__TR),
+                (unsigned)((M + PE__TM - 1) / PE__TM), 128, pe_dense_tf32_body,
+                &d);
+  std::vector<double> want((size_t)R * M), exact((size_t)R * M);
+  for (int r = 0; r < R; r++) {
+    for (int m = 0; m < M; m++) {
+      double acc = 0.0, acc_x = 0.0;
+      for (int k = 0; k < K; k++) {
+        const float xv = x[(size_t)r * K + k], wv = w[(size_t)k * M + m];
+        acc += (double)nvcuda::wmma::__float_to_tf32(xv) *
+               (double)nvcuda::wmma::__float_to_tf32(wv);
+        acc_x += (double)xv * (double)wv;
+      }
+      acc += bias ? (double)b[m] : 0.0;
+      acc_x += bias ? (double)b[m] : 0.0;
+      want[(size_t)r * M + m] = (double)pe__act((float)acc, act, 0.01f);
+      exact[(size_t)r * M + m] = (double)pe__act((float)acc_x, act, 0.01f);
+    }
+  }
+  *plain = pe_worst(y, exact);
   return pe_worst(y, want);
 }
 
@@ -269,6 +324,27 @@ int main(void) {
       cases++;
     }
   }
+  /* TF32: within 1e-5 of the rounded operands' sums; within 4e-3 of the
+   * exact ones (10 bits of mantissa, sums of up to 256 products of order
+   * 1 / sqrt(K)) */
+  double tf32_worst = 0.0;
+  for (const auto &c : dense) {
+    for (int v = 0; v < 2; v++) {
+      const int act = v ? PE_PLAN_ACT_GELU : PE_PLAN_ACT_NONE;
+      double plain = 0.0;
+      snprintf(what, sizeof what, "dense tf32 R %d K %d M %d bias %d act %d",
+               c[0], c[1], c[2], v, act);
+      pe_report(what, pe_dense_tf32_case(c[0], c[1], c[2], v, act, &plain));
+      if (!(plain <= 4e-3)) {
+        printf("FAIL: %s: %.3g from the exact sums\n", what, plain);
+        pe_fails++;
+      }
+      tf32_worst = plain > tf32_worst ? plain : tf32_worst;
+      cases++;
+    }
+  }
+  printf("dense tf32: largest difference from the exact sums %.3g\n",
+         tf32_worst);
   for (int t = 0; t < 40; t++) {
     const int group = 1 + pe_below(3) % 2 * (1 + pe_below(2));
     const int cin = group * (1 + pe_below(6));
@@ -299,8 +375,8 @@ int main(void) {
       cases++;
     }
   }
-  printf("%s: %d cases of the tiled dense product, Conv 2-D and the "
-         "attention heads, %d failed\n",
+  printf("%s: %d cases of the tiled dense product (fp32 and tf32), Conv 2-D "
+         "and the attention heads, %d failed\n",
          pe_fails ? "FAIL" : "PASS", cases, pe_fails);
   return pe_fails ? 1 : 0;
 }
