@@ -42,6 +42,7 @@ typedef struct pe_backend_options {
   uint32_t max_batch;
   uint32_t threads;
   const char *mode;
+  const char *precision;
   ...;
 } pe_backend_options_t;
 typedef struct pe_model_info {

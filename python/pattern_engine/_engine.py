@@ -178,14 +178,16 @@ class Engine:
     """An engine with its own per-symbol state.
 
     Engine(config=None, *, model=None, window=None, model_features=None,
-    backend=None, cuda_mode=None, **settings): config is a dict of settings
+    backend=None, cuda_mode=None, precision=None, **settings): config is a
+    dict of settings
     (see engine_config); model is None, "stub", an .onnx path or a Model
     (its file is opened by the engine's own backend). window: the stub's
     window length (32). backend: the backend that runs the model, "cpu"
     (the default) or "cuda" where the library was built with it and a
     device is present (pattern-engine --version lists them); cuda_mode:
     the cuda backend's "graph" (default) or "persistent" (a resident
-    kernel, for batch-1 latency).
+    kernel, for batch-1 latency); precision: the cuda backend's "fp32"
+    (default) or "tf32" (the dense steps on tensor cores).
 
     Thread safety: an Engine may be shared between threads; its calls are
     serialized by a lock (the C engine is used by one thread at a time).
@@ -194,7 +196,8 @@ class Engine:
 
     def __init__(self, config: dict | None = None, *, model=None, window=None,
                  model_features=None, backend: str | None = None,
-                 cuda_mode: str | None = None, **settings):
+                 cuda_mode: str | None = None, precision: str | None = None,
+                 **settings):
         merged = dict(config or {})
         merged.update(settings)
         self._lock = threading.Lock()
@@ -207,12 +210,16 @@ class Engine:
         check(lib.pe_engine_create(cfg, pe, err, len(err)), err)
         self._engine = pe[0]
         try:
-            if model is None and (backend is not None or cuda_mode is not None):
-                raise ValueError("backend and cuda_mode need a model")
+            if model is None and (backend is not None or cuda_mode is not None
+                                  or precision is not None):
+                raise ValueError("backend, cuda_mode and precision need a model")
             if cuda_mode is not None and backend != "cuda":
                 raise ValueError("cuda_mode needs backend='cuda'")
+            if precision is not None and backend != "cuda":
+                raise ValueError("precision needs backend='cuda'")
             if model is not None:
-                self._attach(model, window, model_features, backend, cuda_mode)
+                self._attach(model, window, model_features, backend, cuda_mode,
+                             precision)
             elif window:
                 check(lib.pe_engine_set_window(self._engine, int(window)),
                       lib.pe_engine_errmsg(self._engine))
@@ -220,7 +227,8 @@ class Engine:
             self.close()
             raise
 
-    def _attach(self, model, window, model_features, backend, cuda_mode):
+    def _attach(self, model, window, model_features, backend, cuda_mode,
+                precision):
         from ._model import Model, backend_for
         if isinstance(model, Model):
             name, path = model.backend, model.path
@@ -241,6 +249,9 @@ class Engine:
         if cuda_mode is not None:
             keep.append(ffi.new("char[]", str(cuda_mode).encode()))
             opts.mode = keep[-1]
+        if precision is not None:
+            keep.append(ffi.new("char[]", str(precision).encode()))
+            opts.precision = keep[-1]
         if model_features is not None:
             keep.append(ffi.new("char[]", ",".join(model_features).encode()
                                 if not isinstance(model_features, str)

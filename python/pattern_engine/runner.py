@@ -2,6 +2,7 @@
 
     python -m pattern_engine.runner --ticks FILE [--model-engine PATH]
         [--backend cpu|cuda] [--cuda-mode graph|persistent]
+        [--precision fp32|tf32]
 
 Replays FILE with per-symbol state through the rules and a model (an ONNX
 file; the stub model when none is given) and prints the signals as
@@ -9,7 +10,7 @@ file; the stub model when none is given) and prints the signals as
 --ticks F --backend stub`, and `runner --ticks F --model-engine M.onnx`
 matches `replay --ticks F --model M.onnx`; `--backend cuda` runs the
 model on the GPU as `replay --backend cuda` does (`--cuda-mode persistent`
-for a resident kernel). A TensorRT plan (.engine) is refused: TensorRT is
+for a resident kernel, `--precision tf32` for tensor cores). A TensorRT plan (.engine) is refused: TensorRT is
 not in this build. Errors go to standard error with
 exit status 1 (2 for a usage error).
 """
@@ -35,6 +36,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cuda-mode", choices=("graph", "persistent"), default=None,
                     help="with --backend cuda: CUDA graphs (default) or a resident "
                          "kernel for batch-1 latency")
+    ap.add_argument("--precision", choices=("fp32", "tf32"), default=None,
+                    help="with --backend cuda: the dense steps' arithmetic, fp32 "
+                         "(default) or tf32 on tensor cores")
     ap.add_argument("--window", type=int, default=32, metavar="N",
                     help="the stub model's window length (default 32)")
     ap.add_argument("--format", choices=("csv", "jsonl"), default="csv",
@@ -44,14 +48,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.window < 1:
         ap.error("--window must be at least 1")
-    if args.model_engine is None and (args.backend or args.cuda_mode):
-        ap.error("--backend and --cuda-mode need --model-engine")
+    if args.model_engine is None and (args.backend or args.cuda_mode
+                                      or args.precision):
+        ap.error("--backend, --cuda-mode and --precision need --model-engine")
     if args.cuda_mode is not None and args.backend != "cuda":
         ap.error("--cuda-mode needs --backend cuda")
+    if args.precision is not None and args.backend != "cuda":
+        ap.error("--precision needs --backend cuda")
     model = args.model_engine if args.model_engine is not None else "stub"
     try:
         with Engine(model=model, window=args.window, all_features=0,
-                    backend=args.backend, cuda_mode=args.cuda_mode) as engine:
+                    backend=args.backend, cuda_mode=args.cuda_mode,
+                    precision=args.precision) as engine:
             res = engine.replay_file(args.ticks, ts_unit_name=args.ts_unit)
             accepted = engine.stats()["ticks"]
         if accepted == 0:

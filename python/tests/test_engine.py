@@ -231,6 +231,10 @@ def test_backend_argument():
         pe.Engine(model=model, backend="gpu")
     with pytest.raises(ValueError, match="need a model"):
         pe.Engine(backend="cpu")
+    with pytest.raises(ValueError, match="need a model"):
+        pe.Engine(precision="tf32")
+    with pytest.raises(ValueError, match="precision needs backend='cuda'"):
+        pe.Engine(model=model, precision="tf32")
     with pytest.raises(ValueError, match="cuda_mode needs backend='cuda'"):
         pe.Engine(model=model, backend="cpu", cuda_mode="persistent")
     with pytest.raises(ValueError, match="stub model has no other backend"):
@@ -242,3 +246,6 @@ def test_backend_argument():
         assert "no CUDA device" in str(exc) or "unknown backend 'cuda'" in str(exc)
     with pytest.raises(pe.Error, match="unknown mode 'fast'|unknown backend 'cuda'"):
         pe.Engine(model=model, backend="cuda", cuda_mode="fast")
+    with pytest.raises(pe.Error,
+                       match="unknown precision 'fp16'|unknown backend 'cuda'"):
+        pe.Engine(model=model, backend="cuda", precision="fp16")

@@ -98,5 +98,8 @@ def test_backend_usage_errors():
             "--cuda-mode", "persistent")
     assert r.returncode == 2 and b"--cuda-mode needs --backend cuda" in r.stderr
     r = run("--ticks", SAMPLE, "--model-engine", os.path.join(MODELS, "toy_cnn.onnx"),
+            "--precision", "tf32")
+    assert r.returncode == 2 and b"--precision needs --backend cuda" in r.stderr
+    r = run("--ticks", SAMPLE, "--model-engine", os.path.join(MODELS, "toy_cnn.onnx"),
             "--backend", "tpu")
     assert r.returncode == 2 and b"--backend" in r.stderr
