@@ -17,8 +17,8 @@
 # that does not fit the card's memory says so; torch.compile at 4096, and
 # 65536 for the shipped models: at batch 1 its CUDA graphs cover the model
 # only, and PyTorch's own CUDA graph is the faster there), and the
-# Transformers' large batches in precision tf32 too (parity runs every model
-# in tf32 as well). A table of the figures
+# Transformers' and DeepLOB's large batches in precision tf32 too (parity
+# runs every model in tf32 as well). A table of the figures
 # comes last, with GFLOP/s from the plan's FLOP count.
 #
 # Usage: [OLD=BINDIR0] [PARTS=check|bench] bench/gpu.sh BINDIR
@@ -146,10 +146,10 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536,1048576 \
         fail=1
       echo "$o" | grep -E "^backend|^phases"
       row "$n" "$who cuda graph" $b "$o"
-      # the Transformers in precision tf32 too (tensor cores for the dense
-      # steps)
+      # the Transformers and DeepLOB in precision tf32 too (tensor cores
+      # for the dense and Conv1d steps)
       case "$who $n" in
-      "ours transformer"*)
+      "ours transformer"* | "ours deeplob"*)
         o32=$("$exe" bench-model "$m" --backend cuda --batch $b \
           --iterations $bi --precision tf32) || fail=1
         echo "$o32" | grep -E "^backend|^phases"

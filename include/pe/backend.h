@@ -90,8 +90,8 @@ typedef struct pe_backend_options {
                             kernel holding at most N windows (1 to
                             4096; 32 otherwise); anything else is
                             refused at open */
-  const char *precision; /* cuda: the arithmetic of the dense steps'
-                            tiled products: "fp32" (NULL or "" too:
+  const char *precision; /* cuda: the arithmetic of the dense and
+                            Conv1d steps: "fp32" (NULL or "" too:
                             fp32 for an ONNX model, a plan file's own
                             for a plan file) or "tf32" (tensor cores,
                             10 bits of mantissa in the operands;

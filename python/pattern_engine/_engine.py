@@ -187,7 +187,7 @@ class Engine:
     device is present (pattern-engine --version lists them); cuda_mode:
     the cuda backend's "graph" (default) or "persistent" (a resident
     kernel, for batch-1 latency); precision: the cuda backend's "fp32"
-    (default) or "tf32" (the dense steps on tensor cores).
+    (default) or "tf32" (dense and Conv1d steps on tensor cores).
 
     Thread safety: an Engine may be shared between threads; its calls are
     serialized by a lock (the C engine is used by one thread at a time).

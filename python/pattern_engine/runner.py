@@ -37,8 +37,8 @@ def main(argv=None) -> int:
                     help="with --backend cuda: CUDA graphs (default) or a resident "
                          "kernel for batch-1 latency")
     ap.add_argument("--precision", choices=("fp32", "tf32"), default=None,
-                    help="with --backend cuda: the dense steps' arithmetic, fp32 "
-                         "(default) or tf32 on tensor cores")
+                    help="with --backend cuda: the dense and Conv1d steps' "
+                         "arithmetic, fp32 (default) or tf32 on tensor cores")
     ap.add_argument("--window", type=int, default=32, metavar="N",
                     help="the stub model's window length (default 32)")
     ap.add_argument("--format", choices=("csv", "jsonl"), default="csv",

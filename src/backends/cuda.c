@@ -125,7 +125,8 @@ typedef struct pe__cuda {
   pe_cuda_gen_t *bgen;
   char bgen_why[192];
   uint32_t gen_windows;
-  int tf32; /* precision tf32: the dense steps' tiled products */
+  int tf32; /* precision tf32: the dense steps' tiled products and the
+               Conv1d steps without groups on tensor cores */
   char errmsg[256];
 } pe__cuda_t;
 
@@ -608,6 +609,7 @@ static int pe__resolve(pe__cuda_t *c, int i, int *at, char *msg, size_t cap) {
     return d->in[2] != NULL ? PE_OK : PE_EBACKEND;
   case PE_PLAN_CONV1D: {
     int64_t cin = s.p[0], cout = s.p[1], group = s.p[2], k = s.p[3];
+    d->tf32 = c->tf32 && group == 1;
     d->w = pe__upload(c, s.w, cout * (cin / group) * k, 4, msg, cap);
     d->bias = pe__upload(c, s.bias, cout, 4, msg, cap);
     return d->w && d->bias ? PE_OK : PE_EBACKEND;
@@ -2085,8 +2087,7 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
            "budget %g MB; weights %.3f MB%s); pinned host memory %.3f MB; "
            "device allocations after load: %llu (checked on every run)",
            c->device, name, major, minor, mode, graphs,
-           c->tf32 ? "tf32 (the dense steps' tiled products on tensor cores)"
-                   : "fp32",
+           c->tf32 ? "tf32 (dense and Conv1d steps on tensor cores)" : "fp32",
            (double)c->dev_bytes / 1e6, c->tile, c->window_bytes,
            (double)c->budget_bytes / 1e6, (double)c->weights_bytes / 1e6, drop,
            (double)c->host_bytes / 1e6, (unsigned long long)c->allocs_in_runs);

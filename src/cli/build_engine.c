@@ -14,7 +14,9 @@ static pe_cli_flag_t pe__build_flags[] = {
     {"out", "FILE", NULL, NULL, "where the plan goes (also -o FILE)", NULL},
     {"backend", "NAME", NULL, "cuda", "backend whose plan to write", NULL},
     {"precision", "P", NULL, "fp32",
-     "arithmetic of the plan's dense steps: fp32 or tf32 (tensor cores)", NULL},
+     "arithmetic of the plan's dense and Conv1d steps: fp32 or tf32 (tensor "
+     "cores)",
+     NULL},
 };
 
 #define PE__BUILD_MAX_ARGS 64

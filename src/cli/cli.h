@@ -34,8 +34,8 @@
 #define PE_CLI_CUDA_PRECISION_FLAG                                             \
   {                                                                            \
     "precision", "P", "PE_CUDA_PRECISION", NULL,                               \
-        "cuda backend: arithmetic of the dense steps' tiled products, fp32 "   \
-        "or tf32 (tensor cores; docs/models.md gives its tolerance); fp32 "    \
+        "cuda backend: arithmetic of the dense and Conv1d steps, fp32 or "     \
+        "tf32 (tensor cores; docs/models.md gives its tolerance); fp32 "       \
         "for an ONNX model and a plan file's own unless given",                \
         NULL                                                                   \
   }

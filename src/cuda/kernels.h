@@ -44,8 +44,8 @@ typedef struct pe_cuda_step {
   int64_t n_idx;
   int64_t K, M;
   int dense_warp; /* dense: few rows run one warp per output (long K) */
-  int tf32;       /* dense: the tiled product on tensor cores in TF32
-                     (precision tf32), where it runs tiled */
+  int tf32;       /* precision tf32: a dense step's tiled product, and a
+                     conv1d step without groups, on tensor cores */
   int64_t numel;  /* elements of out[0] per window */
 } pe_cuda_step_t;
 

@@ -1,7 +1,8 @@
 /* The kernels of the cuda backend that stage their operands in shared
  * memory (a block's tiles, a head's keys and values) or compute several
  * outputs a thread: the tiled dense product, the attention heads of one
- * thread per query and Conv 2-D. Included by kernels.cu, and, with a few
+ * thread per query, Conv 2-D, and the dense product and Conv 1-D on
+ * tensor cores (precision tf32). Included by kernels.cu, and, with a few
  * definitions in place of CUDA's, compiled as C++ by tests/cuda_emu (a
  * thread per CUDA thread, so that their indexing, barriers and sums are
  * checked where no GPU is at hand). No header of CUDA's: pe_cuda_step_t
@@ -102,31 +103,30 @@ __global__ static void __launch_bounds__(256)
   }
 }
 
-/* The same product on tensor cores in TF32 (precision tf32): a block of 4
- * warps takes 64 rows x 64 outputs, a warp 32 x 32 of them as 2 x 2
- * fragments of 16 x 16 (wmma m16n16k8), the operands staged through
- * shared memory 32 k at a time and rounded to TF32 (10 bits of mantissa,
- * to nearest, ties away from zero) as the fragments are loaded; products
- * summed in float by the tensor cores. The sums go through shared memory
- * for the bias and the activation. Where a row's k run past K or an
- * output past M, zeros are staged. */
-#define PE__T32_LX (PE__TK + 4) /* floats a staged row of inputs */
-#define PE__T32_LW (PE__TM + 4) /* floats a staged k of weights */
+/* Products on tensor cores in TF32 (precision tf32): a 64 x 64 tile of
+ * C = A B, A of 64 rows by K, B of K by 64 columns, for a block of 4 warps,
+ * a warp 32 x 32 of it as 2 x 2 fragments of 16 x 16 (wmma m16n16k8). The
+ * operands are staged through shared memory 32 k at a time (ga(r, k) and
+ * gb(k, c) give them, zero outside the product) and rounded to TF32 (10
+ * bits of mantissa, to nearest, ties away from zero) as the fragments are
+ * loaded; the products are summed in float by the tensor cores; the sums
+ * go through shared memory to gc(r, c, sum), which adds the bias and the
+ * activation and stores what lies inside the output. */
+#define PE__T32_LA (PE__TK + 4) /* floats a staged row of A */
+#define PE__T32_LB (PE__TM + 4) /* floats a staged k of B */
 #define PE__T32_LC (PE__TM + 4) /* floats a row of the block's sums */
-__global__ static void __launch_bounds__(128)
-    pe__k_dense_tf32(const pe_cuda_step_t s, int R) {
+template <typename GA, typename GB, typename GC>
+__device__ __forceinline__ static void pe__tf32_tile(int K, const GA &ga,
+                                                     const GB &gb,
+                                                     const GC &gc) {
   namespace wm = nvcuda::wmma;
-  /* rows x k (inputs) and k x outputs (weights), then the sums; fragment
-   * pointers on 32-byte boundaries (rows of 36 and 68 floats, offsets of
-   * 16 rows and 8 columns) */
-  __shared__ __align__(32) float xs[PE__TR * PE__T32_LX];
-  __shared__ __align__(32) float ws[PE__TK * PE__T32_LW];
+  /* fragment pointers on 32-byte boundaries: rows of 36 and 68 floats,
+   * offsets of 16 rows and 8 or 16 columns */
+  __shared__ __align__(32) float as[PE__TR * PE__T32_LA];
+  __shared__ __align__(32) float bs[PE__TK * PE__T32_LB];
   __shared__ __align__(32) float cs[PE__TR * PE__T32_LC];
-  const int K = (int)s.K, M = (int)s.M;
   const int tid = (int)threadIdx.x, warp = tid >> 5;
   const int wr = (warp >> 1) * 32, wc = (warp & 1) * 32;
-  const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
-  const float *__restrict__ X = s.in[0];
   wm::fragment<wm::accumulator, 16, 16, 8, float> acc[2][2];
 #pragma unroll
   for (int i = 0; i < 2; i++) {
@@ -136,16 +136,13 @@ __global__ static void __launch_bounds__(128)
     }
   }
   for (int k0 = 0; k0 < K; k0 += PE__TK) {
-    /* 16 of each a thread; consecutive threads on consecutive k (inputs)
-     * or outputs (weights) */
+    /* 16 of each a thread; consecutive threads on consecutive k (A) or
+     * columns (B) */
 #pragma unroll 4
     for (int j = 0; j < 16; j++) {
       const int e = tid + 128 * j;
-      const int rr = e >> 5, kk = e & 31, r = r0 + rr, k = k0 + kk;
-      xs[rr * PE__T32_LX + kk] = r < R && k < K ? X[(int64_t)r * K + k] : 0.0f;
-      const int wk = e >> 6, wm_ = e & 63, m = m0 + wm_, k2 = k0 + wk;
-      ws[wk * PE__T32_LW + wm_] =
-          k2 < K && m < M ? s.w[(int64_t)k2 * M + m] : 0.0f;
+      as[(e >> 5) * PE__T32_LA + (e & 31)] = ga(e >> 5, k0 + (e & 31));
+      bs[(e >> 6) * PE__T32_LB + (e & 63)] = gb(k0 + (e >> 6), e & 63);
     }
     __syncthreads();
 #pragma unroll
@@ -156,10 +153,10 @@ __global__ static void __launch_bounds__(128)
           b[2];
 #pragma unroll
       for (int i = 0; i < 2; i++) {
-        wm::load_matrix_sync(a[i], xs + (wr + 16 * i) * PE__T32_LX + kk,
-                             PE__T32_LX);
-        wm::load_matrix_sync(b[i], ws + kk * PE__T32_LW + wc + 16 * i,
-                             PE__T32_LW);
+        wm::load_matrix_sync(a[i], as + (wr + 16 * i) * PE__T32_LA + kk,
+                             PE__T32_LA);
+        wm::load_matrix_sync(b[i], bs + kk * PE__T32_LB + wc + 16 * i,
+                             PE__T32_LB);
 #pragma unroll
         for (int t = 0; t < a[i].num_elements; t++) {
           a[i].x[t] = wm::__float_to_tf32(a[i].x[t]);
@@ -188,13 +185,115 @@ __global__ static void __launch_bounds__(128)
     }
   }
   __syncthreads();
-  /* consecutive threads on consecutive outputs of a row */
+  /* consecutive threads on consecutive columns of a row */
   for (int e = tid; e < PE__TR * PE__TM; e += 128) {
-    const int rr = e >> 6, mm = e & 63, r = r0 + rr, m = m0 + mm;
-    if (r < R && m < M) {
-      const float v = cs[rr * PE__T32_LC + mm] + (s.bias ? s.bias[m] : 0.0f);
-      s.out[0][(int64_t)r * M + m] = pe__act(v, s.act, s.alpha);
+    gc(e >> 6, e & 63, cs[(e >> 6) * PE__T32_LC + (e & 63)]);
+  }
+  __syncthreads();
+}
+
+/* The dense product in TF32: the tile of rows r0 .. r0 + 63 (A: their
+ * inputs) by outputs m0 .. m0 + 63 (B: the weights [K][M]). */
+struct pe__t32_dense {
+  const float *x, *w, *bias;
+  float *y;
+  int R, K, M, r0, m0, act;
+  float alpha;
+  __device__ float operator()(int r, int k) const {
+    return r0 + r < R && k < K ? x[(int64_t)(r0 + r) * K + k] : 0.0f;
+  }
+};
+struct pe__t32_dense_b {
+  const pe__t32_dense *d;
+  __device__ float operator()(int k, int c) const {
+    const int m = d->m0 + c;
+    return k < d->K && m < d->M ? d->w[(int64_t)k * d->M + m] : 0.0f;
+  }
+};
+struct pe__t32_dense_c {
+  const pe__t32_dense *d;
+  __device__ void operator()(int r, int c, float v) const {
+    const int rr = d->r0 + r, m = d->m0 + c;
+    if (rr < d->R && m < d->M) {
+      d->y[(int64_t)rr * d->M + m] =
+          pe__act(v + (d->bias ? d->bias[m] : 0.0f), d->act, d->alpha);
     }
+  }
+};
+
+__global__ static void __launch_bounds__(128)
+    pe__k_dense_tf32(const pe_cuda_step_t s, int R) {
+  const pe__t32_dense d = {s.in[0],
+                           s.w,
+                           s.bias,
+                           s.out[0],
+                           R,
+                           (int)s.K,
+                           (int)s.M,
+                           (int)blockIdx.x * PE__TR,
+                           (int)blockIdx.y * PE__TM,
+                           s.act,
+                           s.alpha};
+  pe__tf32_tile(d.K, d, pe__t32_dense_b{&d}, pe__t32_dense_c{&d});
+}
+
+/* Conv 1-D without groups in TF32, one window's [cout][wout] as the
+ * product of the weights [cout][cin k] (A) by the window's taps (B: row
+ * ci k + t, column p the input (p stride + t dilation - pad) of channel
+ * ci, zero outside the window): the tile of output channels co0 .. co0 +
+ * 63 by positions p0 .. p0 + 63, windows from blockIdx.z by gridDim.z. */
+struct pe__t32_conv {
+  const float *x, *w, *bias;
+  float *y;
+  int cin, cout, k, stride, dil, pl, win, wout, co0, p0, act;
+  float alpha;
+  __device__ float operator()(int r, int q) const {
+    return co0 + r < cout && q < cin * k ? w[(int64_t)(co0 + r) * cin * k + q]
+                                         : 0.0f;
+  }
+};
+struct pe__t32_conv_b {
+  const pe__t32_conv *d;
+  __device__ float operator()(int q, int c) const {
+    const int p = d->p0 + c;
+    if (q >= d->cin * d->k || p >= d->wout) {
+      return 0.0f;
+    }
+    const int ci = q / d->k, src = p * d->stride + (q % d->k) * d->dil - d->pl;
+    return src >= 0 && src < d->win ? d->x[(int64_t)ci * d->win + src] : 0.0f;
+  }
+};
+struct pe__t32_conv_c {
+  const pe__t32_conv *d;
+  __device__ void operator()(int r, int c, float v) const {
+    const int co = d->co0 + r, p = d->p0 + c;
+    if (co < d->cout && p < d->wout) {
+      d->y[(int64_t)co * d->wout + p] =
+          pe__act(v + d->bias[co], d->act, d->alpha);
+    }
+  }
+};
+
+__global__ static void __launch_bounds__(128)
+    pe__k_conv1d_tf32(const pe_cuda_step_t s, int n) {
+  for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
+    const pe__t32_conv d = {s.in[0] + (int64_t)b * s.in_stride[0],
+                            s.w,
+                            s.bias,
+                            s.out[0] + (int64_t)b * s.numel,
+                            (int)s.p[0],
+                            (int)s.p[1],
+                            (int)s.p[3],
+                            (int)s.p[4],
+                            (int)s.p[5],
+                            (int)s.p[6],
+                            (int)s.p[8],
+                            (int)s.p[9],
+                            (int)blockIdx.y * PE__TR,
+                            (int)blockIdx.x * PE__TM,
+                            s.act,
+                            s.alpha};
+    pe__tf32_tile(d.cin * d.k, d, pe__t32_conv_b{&d}, pe__t32_conv_c{&d});
   }
 }
 

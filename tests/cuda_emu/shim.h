@@ -173,8 +173,8 @@ static void mma_sync(fragment<accumulator, M, N, K, float> &d,
 } // namespace wmma
 } // namespace nvcuda
 
-/* The kernel body each thread runs, and the launch: grid gx x gy blocks
- * of nt threads, one block after the other. */
+/* The kernel body each thread runs, and the launch: grid gx x gy x gz
+ * blocks of nt threads, one block after the other. */
 typedef void (*pe_emu_fn)(void *arg);
 static pe_emu_fn pe_emu_body;
 static void *pe_emu_arg;
@@ -186,7 +186,7 @@ static void *pe_emu_thread(void *t) {
 }
 
 static void pe_emu_launch(unsigned int gx, unsigned int gy, unsigned int nt,
-                          pe_emu_fn body, void *arg) {
+                          pe_emu_fn body, void *arg, unsigned int gz = 1) {
   static pthread_t th[1024];
   if (nt < 1 || nt > 1024) {
     abort();
@@ -195,6 +195,7 @@ static void pe_emu_launch(unsigned int gx, unsigned int gy, unsigned int nt,
   pe_emu_arg = arg;
   gridDim.x = gx;
   gridDim.y = gy;
+  gridDim.z = gz;
   blockDim.x = nt;
   pthread_barrier_init(&pe_emu_bar, NULL, nt);
   for (unsigned int w = 0; w < (nt + 31) / 32; w++) {
@@ -204,20 +205,19 @@ static void pe_emu_launch(unsigned int gx, unsigned int gy, unsigned int nt,
   pthread_attr_t at;
   pthread_attr_init(&at);
   pthread_attr_setstacksize(&at, 1 << 18);
-  for (unsigned int by = 0; by < gy; by++) {
-    for (unsigned int bx = 0; bx < gx; bx++) {
-      blockIdx.x = bx;
-      blockIdx.y = by;
-      memset(pe_emu_dyn, 0xff, sizeof pe_emu_dyn);
-      for (unsigned int t = 0; t < nt; t++) {
-        if (pthread_create(&th[t], &at, pe_emu_thread, (void *)(uintptr_t)t) !=
-            0) {
-          abort(); /* the others would wait at the barrier forever */
-        }
+  for (unsigned int b = 0; b < gx * gy * gz; b++) {
+    blockIdx.x = b % gx;
+    blockIdx.y = b / gx % gy;
+    blockIdx.z = b / gx / gy;
+    memset(pe_emu_dyn, 0xff, sizeof pe_emu_dyn);
+    for (unsigned int t = 0; t < nt; t++) {
+      if (pthread_create(&th[t], &at, pe_emu_thread, (void *)(uintptr_t)t) !=
+          0) {
+        abort(); /* the others would wait at the barrier forever */
       }
-      for (unsigned int t = 0; t < nt; t++) {
-        pthread_join(th[t], NULL);
-      }
+    }
+    for (unsigned int t = 0; t < nt; t++) {
+      pthread_join(th[t], NULL);
     }
   }
   pthread_attr_destroy(&at);

@@ -7,9 +7,9 @@
  * model/kernels_shared.h) and the attention heads of one thread per query
  * (queries across warp edges, several heads a block, head widths 1 to 64,
  * an additive mask per head or shared, replacement scores), and the
- * dense product on tensor cores in TF32 (shim.h's warp matrix operations;
- * its reference rounds the operands as the kernel does, and its distance
- * from the exact sums is bounded apart). Every result must lie within 1e-5
+ * dense product and Conv 1-D on tensor cores in TF32 (shim.h's warp
+ * matrix operations; their references round the operands as the kernels
+ * do, and their distance from the exact sums is bounded apart). Every result must lie within 1e-5
  * of the reference, relative to max(1, |y|), and no output may be left
  * unwritten (the outputs start as NaN).
  *
@@ -160,6 +160,79 @@ static double pe_dense_tf32_case(int R, int K, int M, int bias, int act,
       acc_x += bias ? (double)b[m] : 0.0;
       want[(size_t)r * M + m] = (double)pe__act((float)acc, act, 0.01f);
       exact[(size_t)r * M + m] = (double)pe__act((float)acc_x, act, 0.01f);
+    }
+  }
+  *plain = pe_worst(y, exact);
+  return pe_worst(y, want);
+}
+
+/* Conv 1-D without groups in TF32 over n windows: against the sums in
+ * double of the rounded operands (1e-5), and of the operands as given
+ * (*plain). */
+struct pe_conv_arg {
+  pe_cuda_step_t s;
+  int n;
+};
+
+static void pe_conv1d_tf32_body(void *a) {
+  const pe_conv_arg *d = (const pe_conv_arg *)a;
+  pe__k_conv1d_tf32(d->s, d->n);
+}
+
+static double pe_conv1d_tf32_case(int n, int cin, int cout, int k, int st,
+                                  int dil, int pl, int pr, int win,
+                                  double *plain) {
+  const int wout = (win + pl + pr - dil * (k - 1) - 1) / st + 1;
+  if (wout < 1) {
+    *plain = 0.0;
+    return 0.0;
+  }
+  std::vector<float> x = pe_random((size_t)n * cin * win, 1.0f);
+  std::vector<float> w =
+      pe_random((size_t)cout * cin * k, 1.0f / sqrtf((float)(cin * k)));
+  std::vector<float> b = pe_random((size_t)cout, 0.5f);
+  std::vector<float> y((size_t)n * cout * wout, NAN);
+  pe_conv_arg d;
+  memset(&d, 0, sizeof d);
+  d.s.kind = PE_PLAN_CONV1D;
+  d.s.act = PE_PLAN_ACT_LEAKY;
+  d.s.alpha = 0.01f;
+  const int64_t p[10] = {cin, cout, 1, k, st, dil, pl, pr, win, wout};
+  memcpy(d.s.p, p, sizeof p);
+  d.s.tf32 = 1;
+  d.s.in[0] = x.data();
+  d.s.in_stride[0] = (int64_t)cin * win;
+  d.s.w = w.data();
+  d.s.bias = b.data();
+  d.s.out[0] = y.data();
+  d.s.numel = (int64_t)cout * wout;
+  d.n = n;
+  /* fewer blocks along z than windows: the kernel's loop over them */
+  pe_emu_launch((unsigned)((wout + PE__TM - 1) / PE__TM),
+                (unsigned)((cout + PE__TR - 1) / PE__TR), 128,
+                pe_conv1d_tf32_body, &d, (unsigned)(n > 1 ? n - 1 : 1));
+  std::vector<double> want(y.size()), exact(y.size());
+  for (int bb = 0; bb < n; bb++) {
+    for (int co = 0; co < cout; co++) {
+      for (int o = 0; o < wout; o++) {
+        double acc = b[co], acc_x = b[co];
+        for (int ci = 0; ci < cin; ci++) {
+          for (int t = 0; t < k; t++) {
+            const int src = o * st + t * dil - pl;
+            if (src < 0 || src >= win) {
+              continue;
+            }
+            const float xv = x[((size_t)bb * cin + ci) * win + src];
+            const float wv = w[((size_t)co * cin + ci) * k + t];
+            acc += (double)nvcuda::wmma::__float_to_tf32(xv) *
+                   (double)nvcuda::wmma::__float_to_tf32(wv);
+            acc_x += (double)xv * (double)wv;
+          }
+        }
+        const size_t i = ((size_t)bb * cout + co) * wout + o;
+        want[i] = (double)pe__act((float)acc, PE_PLAN_ACT_LEAKY, 0.01f);
+        exact[i] = (double)pe__act((float)acc_x, PE_PLAN_ACT_LEAKY, 0.01f);
+      }
     }
   }
   *plain = pe_worst(y, exact);
@@ -345,6 +418,34 @@ int main(void) {
   }
   printf("dense tf32: largest difference from the exact sums %.3g\n",
          tf32_worst);
+  /* Conv 1-D in TF32: DeepLOB's shapes (a (4, 1) over rows of 20 columns
+   * as dilation 20, the (1, 2) of stride 2 over 40, the inception's k3
+   * and k5 'same', its 1x1) and random ones: channel and position tiles
+   * across their edges, taps and pads past the window */
+  static const int conv[][8] = {
+      /* cin, cout, k, stride, dilation, pad left, pad right, win */
+      {32, 32, 4, 1, 20, 0, 0, 2000}, {1, 32, 2, 2, 1, 0, 0, 4000},
+      {64, 64, 3, 1, 1, 1, 1, 82},    {64, 64, 5, 1, 1, 2, 2, 82},
+      {32, 64, 1, 1, 1, 0, 0, 82},    {5, 70, 3, 1, 1, 0, 0, 130},
+      {3, 7, 7, 2, 3, 5, 4, 40},      {40, 100, 2, 1, 2, 0, 1, 65}};
+  double conv_worst = 0.0;
+  for (const auto &c : conv) {
+    double plain = 0.0;
+    snprintf(what, sizeof what,
+             "conv1d tf32 cin %d cout %d k %d stride %d dil %d pads %d,%d win "
+             "%d",
+             c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+    pe_report(what, pe_conv1d_tf32_case(3, c[0], c[1], c[2], c[3], c[4], c[5],
+                                        c[6], c[7], &plain));
+    if (!(plain <= 4e-3)) {
+      printf("FAIL: %s: %.3g from the exact sums\n", what, plain);
+      pe_fails++;
+    }
+    conv_worst = plain > conv_worst ? plain : conv_worst;
+    cases++;
+  }
+  printf("conv1d tf32: largest difference from the exact sums %.3g\n",
+         conv_worst);
   for (int t = 0; t < 40; t++) {
     const int group = 1 + pe_below(3) % 2 * (1 + pe_below(2));
     const int cin = group * (1 + pe_below(6));
@@ -375,8 +476,8 @@ int main(void) {
       cases++;
     }
   }
-  printf("%s: %d cases of the tiled dense product (fp32 and tf32), Conv 2-D "
-         "and the attention heads, %d failed\n",
+  printf("%s: %d cases of the tiled dense product (fp32 and tf32), Conv 1-D "
+         "in tf32, Conv 2-D and the attention heads, %d failed\n",
          pe_fails ? "FAIL" : "PASS", cases, pe_fails);
   return pe_fails ? 1 : 0;
 }
