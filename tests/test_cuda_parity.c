@@ -3,8 +3,9 @@
  * batches of changing size, up to its max batch). Each output must agree
  * within 1e-5 absolute with the cpu backend's portable kernels (which most
  * cuda kernels follow operation for operation; the generated kernels, the
- * tiled dense product, Conv 2-D and the attention heads of a thread per
- * query sum partly in float, in orders of their own), and within 1e-5 relative
+ * tiled products of dense and Conv 1-D steps, Conv 2-D and the attention
+ * heads of a thread per query sum partly in float, in orders of their
+ * own), and within 1e-5 relative
  * to max(1, |y|) with the kernels the CPU picks (their vector exp and tanh
  * differ from libm's by more, on logits of order 10: the figure printed
  * beside it is how far the CPU's two kernel families are apart). No device

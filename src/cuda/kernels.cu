@@ -1261,11 +1261,18 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
   if (s->kind == PE_PLAN_ATTENTION && pe__attn_q_launch(s, n, st, &ea)) {
     return ea;
   }
-  if (s->kind == PE_PLAN_CONV1D && s->tf32 && s->p[2] == 1) {
+  /* Conv 1-D without groups as tiles of a product (tiled.cuh): on tensor
+   * cores in tf32, and in fp32 where a tile's k reach at least 16 */
+  if (s->kind == PE_PLAN_CONV1D && s->p[2] == 1 &&
+      (s->tf32 || s->p[0] * s->p[3] >= 16)) {
     dim3 grid((unsigned)((s->p[9] + PE__TM - 1) / PE__TM),
               (unsigned)((s->p[1] + PE__TR - 1) / PE__TR),
               n < 65535u ? n : 65535u);
-    pe__k_conv1d_tf32<<<grid, 128, 0, st>>>(*s, (int)n);
+    if (s->tf32) {
+      pe__k_conv1d_tf32<<<grid, 128, 0, st>>>(*s, (int)n);
+    } else {
+      pe__k_conv1d_tiled<<<grid, 256, 0, st>>>(*s, (int)n);
+    }
     return (int)cudaPeekAtLastError();
   }
   const int64_t rows = (int64_t)n * s->p[0];

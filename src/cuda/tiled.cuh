@@ -16,24 +16,30 @@
 #define PE__DYN_SHARED(T, name) extern __shared__ T name[]
 #endif
 
-/* Dense over many rows as a tiled product: a block of 256 threads takes
- * 64 rows x 64 outputs, the rows' inputs (transposed, k major) and the
- * weights ([K][M]) staged through shared memory 32 k at a time; each
- * thread computes 4 rows x 4 outputs from one 16-byte read of each per k,
- * their products summed in float over the 32 k of a stage and the stages'
- * sums in double. Needs the rows contiguous (in_stride = rows * K). */
+/* Products over many rows as tiles: a 64 x 64 tile of C = A B, A of 64
+ * rows by K, B of K by 64 columns. The operands are staged through shared
+ * memory 32 k at a time: ga(r, k) and gb(k, c) give them, zero outside
+ * the product; gc(r, c, sum) adds the bias and the activation and stores
+ * what lies inside the output. Two forms: in fp32 (pe__fp32_tile) and on
+ * tensor cores in TF32 (pe__tf32_tile); two users of each, the dense
+ * product over a tile's rows and Conv 1-D without groups (one window's
+ * [cout][wout] as the weights by the window's taps). */
 #define PE__TR 64
 #define PE__TM 64
 #define PE__TK 32
-__global__ static void __launch_bounds__(256)
-    pe__k_dense_tiled(const pe_cuda_step_t s, int R) {
+
+/* fp32: a block of 256 threads, each 4 rows x 4 columns from one 16-byte
+ * read of each operand per k (A staged transposed, k major), the products
+ * summed in float over the 32 k of a stage and the stages' sums in
+ * double. */
+template <typename GA, typename GB, typename GC>
+__device__ __forceinline__ static void pe__fp32_tile(int K, const GA &ga,
+                                                     const GB &gb,
+                                                     const GC &gc) {
   __shared__ __align__(16) float xs[PE__TK][PE__TR + 4];
   __shared__ __align__(16) float ws[PE__TK][PE__TM + 4];
-  const int K = (int)s.K, M = (int)s.M;
   const int tid = (int)threadIdx.x;
   const int tx = tid & 15, ty = tid >> 4;
-  const int r0 = blockIdx.x * PE__TR, m0 = blockIdx.y * PE__TM;
-  const float *__restrict__ X = s.in[0];
   double acc[4][4];
 #pragma unroll
   for (int i = 0; i < 4; i++) {
@@ -43,16 +49,13 @@ __global__ static void __launch_bounds__(256)
     }
   }
   for (int k0 = 0; k0 < K; k0 += PE__TK) {
-    /* 64 rows x 32 k of inputs and 32 k x 64 outputs of weights, eight
-     * of each a thread, consecutive threads on consecutive k (inputs) or
-     * outputs (weights) */
+    /* eight of each a thread, consecutive threads on consecutive k (A) or
+     * columns (B) */
 #pragma unroll
     for (int j = 0; j < 8; j++) {
       const int e = tid + 256 * j;
-      const int rr = e >> 5, kk = e & 31, r = r0 + rr, k = k0 + kk;
-      xs[kk][rr] = r < R && k < K ? X[(int64_t)r * K + k] : 0.0f;
-      const int wk = e >> 6, wm = e & 63, m = m0 + wm, k2 = k0 + wk;
-      ws[wk][wm] = k2 < K && m < M ? s.w[(int64_t)k2 * M + m] : 0.0f;
+      xs[e & 31][e >> 5] = ga(e >> 5, k0 + (e & 31));
+      ws[e >> 6][e & 63] = gb(k0 + (e >> 6), e & 63);
     }
     __syncthreads();
     float part[4][4];
@@ -87,31 +90,19 @@ __global__ static void __launch_bounds__(256)
     __syncthreads();
   }
 #pragma unroll
-  for (int j = 0; j < 4; j++) {
-    const int m = m0 + tx * 4 + j;
-    if (m < M) {
-      const double bias = s.bias ? (double)s.bias[m] : 0.0;
+  for (int i = 0; i < 4; i++) {
 #pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const int r = r0 + ty * 4 + i;
-        if (r < R) {
-          s.out[0][(int64_t)r * M + m] =
-              pe__act((float)(acc[i][j] + bias), s.act, s.alpha);
-        }
-      }
+    for (int j = 0; j < 4; j++) {
+      gc(ty * 4 + i, tx * 4 + j, acc[i][j]);
     }
   }
 }
 
-/* Products on tensor cores in TF32 (precision tf32): a 64 x 64 tile of
- * C = A B, A of 64 rows by K, B of K by 64 columns, for a block of 4 warps,
- * a warp 32 x 32 of it as 2 x 2 fragments of 16 x 16 (wmma m16n16k8). The
- * operands are staged through shared memory 32 k at a time (ga(r, k) and
- * gb(k, c) give them, zero outside the product) and rounded to TF32 (10
+/* TF32: a block of 4 warps, a warp 32 x 32 of the tile as 2 x 2
+ * fragments of 16 x 16 (wmma m16n16k8); the operands rounded to TF32 (10
  * bits of mantissa, to nearest, ties away from zero) as the fragments are
- * loaded; the products are summed in float by the tensor cores; the sums
- * go through shared memory to gc(r, c, sum), which adds the bias and the
- * activation and stores what lies inside the output. */
+ * loaded, the products summed in float by the tensor cores, the sums
+ * through shared memory to gc. */
 #define PE__T32_LA (PE__TK + 4) /* floats a staged row of A */
 #define PE__T32_LB (PE__TM + 4) /* floats a staged k of B */
 #define PE__T32_LC (PE__TM + 4) /* floats a row of the block's sums */
@@ -187,14 +178,15 @@ __device__ __forceinline__ static void pe__tf32_tile(int K, const GA &ga,
   __syncthreads();
   /* consecutive threads on consecutive columns of a row */
   for (int e = tid; e < PE__TR * PE__TM; e += 128) {
-    gc(e >> 6, e & 63, cs[(e >> 6) * PE__T32_LC + (e & 63)]);
+    gc(e >> 6, e & 63, (double)cs[(e >> 6) * PE__T32_LC + (e & 63)]);
   }
   __syncthreads();
 }
 
-/* The dense product in TF32: the tile of rows r0 .. r0 + 63 (A: their
- * inputs) by outputs m0 .. m0 + 63 (B: the weights [K][M]). */
-struct pe__t32_dense {
+/* The dense product: the tile of rows r0 .. r0 + 63 (A: their inputs,
+ * contiguous: in_stride = rows * K) by outputs m0 .. m0 + 63 (B: the
+ * weights [K][M]); the bias added in double. */
+struct pe__tl_dense {
   const float *x, *w, *bias;
   float *y;
   int R, K, M, r0, m0, act;
@@ -203,46 +195,29 @@ struct pe__t32_dense {
     return r0 + r < R && k < K ? x[(int64_t)(r0 + r) * K + k] : 0.0f;
   }
 };
-struct pe__t32_dense_b {
-  const pe__t32_dense *d;
+struct pe__tl_dense_b {
+  const pe__tl_dense *d;
   __device__ float operator()(int k, int c) const {
     const int m = d->m0 + c;
     return k < d->K && m < d->M ? d->w[(int64_t)k * d->M + m] : 0.0f;
   }
 };
-struct pe__t32_dense_c {
-  const pe__t32_dense *d;
-  __device__ void operator()(int r, int c, float v) const {
+struct pe__tl_dense_c {
+  const pe__tl_dense *d;
+  __device__ void operator()(int r, int c, double v) const {
     const int rr = d->r0 + r, m = d->m0 + c;
     if (rr < d->R && m < d->M) {
-      d->y[(int64_t)rr * d->M + m] =
-          pe__act(v + (d->bias ? d->bias[m] : 0.0f), d->act, d->alpha);
+      d->y[(int64_t)rr * d->M + m] = pe__act(
+          (float)(v + (d->bias ? (double)d->bias[m] : 0.0)), d->act, d->alpha);
     }
   }
 };
 
-__global__ static void __launch_bounds__(128)
-    pe__k_dense_tf32(const pe_cuda_step_t s, int R) {
-  const pe__t32_dense d = {s.in[0],
-                           s.w,
-                           s.bias,
-                           s.out[0],
-                           R,
-                           (int)s.K,
-                           (int)s.M,
-                           (int)blockIdx.x * PE__TR,
-                           (int)blockIdx.y * PE__TM,
-                           s.act,
-                           s.alpha};
-  pe__tf32_tile(d.K, d, pe__t32_dense_b{&d}, pe__t32_dense_c{&d});
-}
-
-/* Conv 1-D without groups in TF32, one window's [cout][wout] as the
- * product of the weights [cout][cin k] (A) by the window's taps (B: row
- * ci k + t, column p the input (p stride + t dilation - pad) of channel
- * ci, zero outside the window): the tile of output channels co0 .. co0 +
- * 63 by positions p0 .. p0 + 63, windows from blockIdx.z by gridDim.z. */
-struct pe__t32_conv {
+/* Conv 1-D without groups over one window: the tile of output channels
+ * co0 .. co0 + 63 (A: the weights [cout][cin k]) by positions p0 .. p0 +
+ * 63 (B: row ci k + t, column p the input (p stride + t dilation - pad) of
+ * channel ci, zero outside the window); the bias added in double. */
+struct pe__tl_conv {
   const float *x, *w, *bias;
   float *y;
   int cin, cout, k, stride, dil, pl, win, wout, co0, p0, act;
@@ -252,8 +227,8 @@ struct pe__t32_conv {
                                          : 0.0f;
   }
 };
-struct pe__t32_conv_b {
-  const pe__t32_conv *d;
+struct pe__tl_conv_b {
+  const pe__tl_conv *d;
   __device__ float operator()(int q, int c) const {
     const int p = d->p0 + c;
     if (q >= d->cin * d->k || p >= d->wout) {
@@ -263,37 +238,82 @@ struct pe__t32_conv_b {
     return src >= 0 && src < d->win ? d->x[(int64_t)ci * d->win + src] : 0.0f;
   }
 };
-struct pe__t32_conv_c {
-  const pe__t32_conv *d;
-  __device__ void operator()(int r, int c, float v) const {
+struct pe__tl_conv_c {
+  const pe__tl_conv *d;
+  __device__ void operator()(int r, int c, double v) const {
     const int co = d->co0 + r, p = d->p0 + c;
     if (co < d->cout && p < d->wout) {
       d->y[(int64_t)co * d->wout + p] =
-          pe__act(v + d->bias[co], d->act, d->alpha);
+          pe__act((float)(v + (double)d->bias[co]), d->act, d->alpha);
     }
   }
 };
 
+__device__ __forceinline__ static pe__tl_dense
+pe__tl_dense_of(const pe_cuda_step_t &s, int R) {
+  const pe__tl_dense d = {s.in[0],
+                          s.w,
+                          s.bias,
+                          s.out[0],
+                          R,
+                          (int)s.K,
+                          (int)s.M,
+                          (int)blockIdx.x * PE__TR,
+                          (int)blockIdx.y * PE__TM,
+                          s.act,
+                          s.alpha};
+  return d;
+}
+
+/* window b of a Conv 1-D step, the tile of blockIdx (x: positions, y:
+ * output channels) */
+__device__ __forceinline__ static pe__tl_conv
+pe__tl_conv_of(const pe_cuda_step_t &s, int b) {
+  const pe__tl_conv d = {s.in[0] + (int64_t)b * s.in_stride[0],
+                         s.w,
+                         s.bias,
+                         s.out[0] + (int64_t)b * s.numel,
+                         (int)s.p[0],
+                         (int)s.p[1],
+                         (int)s.p[3],
+                         (int)s.p[4],
+                         (int)s.p[5],
+                         (int)s.p[6],
+                         (int)s.p[8],
+                         (int)s.p[9],
+                         (int)blockIdx.y * PE__TR,
+                         (int)blockIdx.x * PE__TM,
+                         s.act,
+                         s.alpha};
+  return d;
+}
+
+__global__ static void __launch_bounds__(256)
+    pe__k_dense_tiled(const pe_cuda_step_t s, int R) {
+  const pe__tl_dense d = pe__tl_dense_of(s, R);
+  pe__fp32_tile(d.K, d, pe__tl_dense_b{&d}, pe__tl_dense_c{&d});
+}
+
+__global__ static void __launch_bounds__(128)
+    pe__k_dense_tf32(const pe_cuda_step_t s, int R) {
+  const pe__tl_dense d = pe__tl_dense_of(s, R);
+  pe__tf32_tile(d.K, d, pe__tl_dense_b{&d}, pe__tl_dense_c{&d});
+}
+
+/* Conv 1-D: the windows from blockIdx.z by gridDim.z */
+__global__ static void __launch_bounds__(256)
+    pe__k_conv1d_tiled(const pe_cuda_step_t s, int n) {
+  for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
+    const pe__tl_conv d = pe__tl_conv_of(s, b);
+    pe__fp32_tile(d.cin * d.k, d, pe__tl_conv_b{&d}, pe__tl_conv_c{&d});
+  }
+}
+
 __global__ static void __launch_bounds__(128)
     pe__k_conv1d_tf32(const pe_cuda_step_t s, int n) {
   for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
-    const pe__t32_conv d = {s.in[0] + (int64_t)b * s.in_stride[0],
-                            s.w,
-                            s.bias,
-                            s.out[0] + (int64_t)b * s.numel,
-                            (int)s.p[0],
-                            (int)s.p[1],
-                            (int)s.p[3],
-                            (int)s.p[4],
-                            (int)s.p[5],
-                            (int)s.p[6],
-                            (int)s.p[8],
-                            (int)s.p[9],
-                            (int)blockIdx.y * PE__TR,
-                            (int)blockIdx.x * PE__TM,
-                            s.act,
-                            s.alpha};
-    pe__tf32_tile(d.cin * d.k, d, pe__t32_conv_b{&d}, pe__t32_conv_c{&d});
+    const pe__tl_conv d = pe__tl_conv_of(s, b);
+    pe__tf32_tile(d.cin * d.k, d, pe__tl_conv_b{&d}, pe__tl_conv_c{&d});
   }
 }
 

@@ -2,16 +2,18 @@
  * a thread per CUDA thread, a block at a time) against references in
  * double, on random shapes: the tiled dense product (rows and outputs
  * across tile edges, K across stage edges, bias or none, an activation),
- * Conv 2-D (four channels a thread or one; groups, pads, strides,
+ * Conv 1-D as tiles (DeepLOB's shapes and others: strides, dilations,
+ * pads past the window, channel and position tiles across their edges,
+ * more windows than blocks), both in fp32 and on tensor cores in TF32
+ * (shim.h's warp matrix operations; their references round the operands
+ * as the kernels do, and their distance from the exact sums is bounded
+ * apart), Conv 2-D (four channels a thread or one; groups, pads, strides,
  * dilations; against the cpu backend's portable function,
  * model/kernels_shared.h) and the attention heads of one thread per query
  * (queries across warp edges, several heads a block, head widths 1 to 64,
- * an additive mask per head or shared, replacement scores), and the
- * dense product and Conv 1-D on tensor cores in TF32 (shim.h's warp
- * matrix operations; their references round the operands as the kernels
- * do, and their distance from the exact sums is bounded apart). Every result must lie within 1e-5
- * of the reference, relative to max(1, |y|), and no output may be left
- * unwritten (the outputs start as NaN).
+ * an additive mask per head or shared, replacement scores). Every result
+ * must lie within 1e-5 of the reference, relative to max(1, |y|), and no
+ * output may be left unwritten (the outputs start as NaN).
  *
  *   c++ -std=c++17 -O1 -ffp-contract=off -Iinclude -Isrc -Itests \
  *     -include tests/cuda_emu/shim.h tests/cuda_emu/tiled_emu.cpp -lpthread
@@ -166,8 +168,9 @@ static double pe_dense_tf32_case(int R, int K, int M, int bias, int act,
   return pe_worst(y, want);
 }
 
-/* Conv 1-D without groups in TF32 over n windows: against the sums in
- * double of the rounded operands (1e-5), and of the operands as given
+/* Conv 1-D without groups as tiles over n windows, in fp32 or in TF32:
+ * against the sums in double of the operands as the kernel multiplies
+ * them (rounded to TF32 in tf32; 1e-5), and of the operands as given
  * (*plain). */
 struct pe_conv_arg {
   pe_cuda_step_t s;
@@ -179,9 +182,17 @@ static void pe_conv1d_tf32_body(void *a) {
   pe__k_conv1d_tf32(d->s, d->n);
 }
 
-static double pe_conv1d_tf32_case(int n, int cin, int cout, int k, int st,
-                                  int dil, int pl, int pr, int win,
-                                  double *plain) {
+static void pe_conv1d_tiled_body(void *a) {
+  const pe_conv_arg *d = (const pe_conv_arg *)a;
+  pe__k_conv1d_tiled(d->s, d->n);
+}
+
+static float pe_as_multiplied(float v, int tf32) {
+  return tf32 ? nvcuda::wmma::__float_to_tf32(v) : v;
+}
+
+static double pe_conv1d_case(int tf32, int n, int cin, int cout, int k, int st,
+                             int dil, int pl, int pr, int win, double *plain) {
   const int wout = (win + pl + pr - dil * (k - 1) - 1) / st + 1;
   if (wout < 1) {
     *plain = 0.0;
@@ -199,7 +210,7 @@ static double pe_conv1d_tf32_case(int n, int cin, int cout, int k, int st,
   d.s.alpha = 0.01f;
   const int64_t p[10] = {cin, cout, 1, k, st, dil, pl, pr, win, wout};
   memcpy(d.s.p, p, sizeof p);
-  d.s.tf32 = 1;
+  d.s.tf32 = tf32;
   d.s.in[0] = x.data();
   d.s.in_stride[0] = (int64_t)cin * win;
   d.s.w = w.data();
@@ -209,8 +220,9 @@ static double pe_conv1d_tf32_case(int n, int cin, int cout, int k, int st,
   d.n = n;
   /* fewer blocks along z than windows: the kernel's loop over them */
   pe_emu_launch((unsigned)((wout + PE__TM - 1) / PE__TM),
-                (unsigned)((cout + PE__TR - 1) / PE__TR), 128,
-                pe_conv1d_tf32_body, &d, (unsigned)(n > 1 ? n - 1 : 1));
+                (unsigned)((cout + PE__TR - 1) / PE__TR), tf32 ? 128 : 256,
+                tf32 ? pe_conv1d_tf32_body : pe_conv1d_tiled_body, &d,
+                (unsigned)(n > 1 ? n - 1 : 1));
   std::vector<double> want(y.size()), exact(y.size());
   for (int bb = 0; bb < n; bb++) {
     for (int co = 0; co < cout; co++) {
@@ -224,8 +236,8 @@ static double pe_conv1d_tf32_case(int n, int cin, int cout, int k, int st,
             }
             const float xv = x[((size_t)bb * cin + ci) * win + src];
             const float wv = w[((size_t)co * cin + ci) * k + t];
-            acc += (double)nvcuda::wmma::__float_to_tf32(xv) *
-                   (double)nvcuda::wmma::__float_to_tf32(wv);
+            acc += (double)pe_as_multiplied(xv, tf32) *
+                   (double)pe_as_multiplied(wv, tf32);
             acc_x += (double)xv * (double)wv;
           }
         }
@@ -418,10 +430,10 @@ int main(void) {
   }
   printf("dense tf32: largest difference from the exact sums %.3g\n",
          tf32_worst);
-  /* Conv 1-D in TF32: DeepLOB's shapes (a (4, 1) over rows of 20 columns
-   * as dilation 20, the (1, 2) of stride 2 over 40, the inception's k3
-   * and k5 'same', its 1x1) and random ones: channel and position tiles
-   * across their edges, taps and pads past the window */
+  /* Conv 1-D as tiles, fp32 and TF32: DeepLOB's shapes (a (4, 1) over
+   * rows of 20 columns as dilation 20, the (1, 2) of stride 2 over 40,
+   * the inception's k3 and k5 'same', its 1x1) and others: channel and
+   * position tiles across their edges, taps and pads past the window */
   static const int conv[][8] = {
       /* cin, cout, k, stride, dilation, pad left, pad right, win */
       {32, 32, 4, 1, 20, 0, 0, 2000}, {1, 32, 2, 2, 1, 0, 0, 4000},
@@ -430,19 +442,22 @@ int main(void) {
       {3, 7, 7, 2, 3, 5, 4, 40},      {40, 100, 2, 1, 2, 0, 1, 65}};
   double conv_worst = 0.0;
   for (const auto &c : conv) {
-    double plain = 0.0;
-    snprintf(what, sizeof what,
-             "conv1d tf32 cin %d cout %d k %d stride %d dil %d pads %d,%d win "
-             "%d",
-             c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
-    pe_report(what, pe_conv1d_tf32_case(3, c[0], c[1], c[2], c[3], c[4], c[5],
-                                        c[6], c[7], &plain));
-    if (!(plain <= 4e-3)) {
-      printf("FAIL: %s: %.3g from the exact sums\n", what, plain);
-      pe_fails++;
+    for (int tf32 = 0; tf32 < 2; tf32++) {
+      double plain = 0.0;
+      snprintf(what, sizeof what,
+               "conv1d %s cin %d cout %d k %d stride %d dil %d pads %d,%d win "
+               "%d",
+               tf32 ? "tf32" : "fp32 tiled", c[0], c[1], c[2], c[3], c[4],
+               c[5], c[6], c[7]);
+      pe_report(what, pe_conv1d_case(tf32, 3, c[0], c[1], c[2], c[3], c[4],
+                                     c[5], c[6], c[7], &plain));
+      if (tf32 && !(plain <= 4e-3)) {
+        printf("FAIL: %s: %.3g from the exact sums\n", what, plain);
+        pe_fails++;
+      }
+      conv_worst = tf32 && plain > conv_worst ? plain : conv_worst;
+      cases++;
     }
-    conv_worst = plain > conv_worst ? plain : conv_worst;
-    cases++;
   }
   printf("conv1d tf32: largest difference from the exact sums %.3g\n",
          conv_worst);
@@ -476,8 +491,8 @@ int main(void) {
       cases++;
     }
   }
-  printf("%s: %d cases of the tiled dense product (fp32 and tf32), Conv 1-D "
-         "in tf32, Conv 2-D and the attention heads, %d failed\n",
+  printf("%s: %d cases of the tiled dense product and Conv 1-D (fp32 and "
+         "tf32), Conv 2-D and the attention heads, %d failed\n",
          pe_fails ? "FAIL" : "PASS", cases, pe_fails);
   return pe_fails ? 1 : 0;
 }
