@@ -17,18 +17,13 @@
 #define PE__AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
 
 #include "model/kernels_exp512.h"
+#include "model/kernels_lanes512.h"
 
 int pe__kernels_avx512_usable(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") &&
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") &&
          __builtin_cpu_supports("fma");
-}
-
-/* Lane mask of the first w lanes (clamped to 0..16). */
-PE__AVX512 static inline __mmask16 pe__m16(int64_t w) {
-  unsigned v = w >= 16 ? 0xffffu : w <= 0 ? 0u : (1u << w) - 1u;
-  return (__mmask16)v;
 }
 
 /* Relu or LeakyRelu on 16 lanes; other activations pass through. */
@@ -750,7 +745,7 @@ PE__AVX512 static inline __attribute__((always_inline)) void
 pe__cl_block(const float *x, int64_t win, int64_t cin, int64_t k, int last,
              const float *w, __m512 bias, int vact, __m512 alpha, float *y,
              int64_t wout, int64_t nc, __mmask16 m) {
-  __m512 r[16], a[16], b[16];
+  __m512 r[16];
   _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) { r[q] = bias; }
   if (last == 15) {
     for (int64_t ci = 0; ci < cin; ci++) {
@@ -777,31 +772,7 @@ pe__cl_block(const float *x, int64_t win, int64_t cin, int64_t k, int last,
       }
     }
   }
-  _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
-    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-    const __m512d a0 = _mm512_castps_pd(a[4 * i]);
-    const __m512d a1 = _mm512_castps_pd(a[4 * i + 1]);
-    const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]);
-    const __m512d a3 = _mm512_castps_pd(a[4 * i + 3]);
-    b[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-    b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-    b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-    b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-  }
-  /* b[4 i + c], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + c */
-  _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
-    const __m512 e = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88);
-    const __m512 f = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xdd);
-    const __m512 g = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
-    const __m512 h = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xdd);
-    r[c] = _mm512_shuffle_f32x4(e, g, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(f, h, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(e, g, 0xdd);
-    r[12 + c] = _mm512_shuffle_f32x4(f, h, 0xdd);
-  }
+  pe__tr16(r);
   _Pragma("GCC unroll 16") for (int c = 0; c < 16; c++) {
     if (c < nc) {
       _mm512_mask_storeu_ps(y + c * wout, m, pe__act16(r[c], vact, alpha));

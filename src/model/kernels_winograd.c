@@ -304,14 +304,17 @@ const char *pe__conv1d_wg_form(const pe__step_t *s, int level) {
 #define PE__WT_RUN pe__wg_run16
 #include "model/kernels_winograd.inc"
 
-#define PE__W1_ATTR __attribute__((target("avx512f,avx2,fma")))
+/* the AVX-512 table's target (kernels_avx512.c): its lane helpers inline
+ * here */
+#define PE__AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+#include "model/kernels_lanes512.h"
 
 /* The 1-D form (AVX-512). The products of point a for the qn tiles from
  * v (tile j at v + j * cin, input channel ci at + ci) and the cv
  * vectors of output channels from u (a row of cout a channel): M[q][a][c]
  * at mb + q * PE__WG_A * PE__W1_CB + c. Inlined with constant cv and qn,
  * so that the accumulators stay in registers. */
-PE__W1_ATTR static inline __attribute__((always_inline)) void
+PE__AVX512 static inline __attribute__((always_inline)) void
 pe__w1_mm(const float *u, int64_t cout, const float *v, int64_t cin, float *mb,
           int cv, int qn) {
   __m512 acc[2][PE__W1_QB];
@@ -338,9 +341,9 @@ pe__w1_mm(const float *u, int64_t cout, const float *v, int64_t cin, float *mb,
   }
 }
 
-PE__W1_ATTR static void pe__w1_block(const float *u, int64_t cout,
-                                     const float *v, int64_t cin, float *mb,
-                                     int cv, int qn) {
+PE__AVX512 static void pe__w1_block(const float *u, int64_t cout,
+                                    const float *v, int64_t cin, float *mb,
+                                    int cv, int qn) {
 #define PE__W1_Q(q)                                                            \
   case q:                                                                      \
     if (cv > 1) {                                                              \
@@ -370,8 +373,8 @@ PE__W1_ATTR static void pe__w1_block(const float *u, int64_t cout,
  * only), plus the bias; Relu or LeakyRelu, then the affine step after the
  * convolution where it has one (es, et); output r of channel co0 + c at
  * yt[r * PE__W1_CB + c], the last tile's outputs past wout left out. */
-PE__W1_ATTR static void pe__w1_out(const pe__step_t *s, const float *mb,
-                                   int64_t co0, int cv, int64_t t, float *yt) {
+PE__AVX512 static void pe__w1_out(const pe__step_t *s, const float *mb,
+                                  int64_t co0, int cv, int64_t t, float *yt) {
   const int64_t m = s->wg->p[2], wout = s->p[9];
   const __m512 zero = _mm512_setzero_ps(), av = _mm512_set1_ps(s->alpha);
   for (int c = 0; c < cv; c++) {
@@ -422,47 +425,13 @@ PE__W1_ATTR static void pe__w1_out(const pe__step_t *s, const float *mb,
   }
 }
 
-/* 16 x 16 floats transposed in registers: r[i] lane j to r[j] lane i. */
-PE__W1_ATTR static inline void pe__w1_t16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  /* u[4 g + k], 128-bit lane L: column 4 L + k of rows 4 g .. 4 g + 3 */
-  for (int g = 0; g < 16; g += 4) {
-    u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-    u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
-  for (int k = 0; k < 4; k++) {
-    const __m512 a = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88);
-    const __m512 b = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
-    const __m512 c = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
-    const __m512 d = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
-    r[k] = _mm512_shuffle_f32x4(a, c, 0x88);
-    r[8 + k] = _mm512_shuffle_f32x4(a, c, 0xDD);
-    r[4 + k] = _mm512_shuffle_f32x4(b, d, 0x88);
-    r[12 + k] = _mm512_shuffle_f32x4(b, d, 0xDD);
-  }
-}
-
-/* The mask of the first n lanes (n from 0; 16 or more: all). */
-static inline __mmask16 pe__w1_first(int64_t n) {
-  const unsigned bits = n >= 16  ? 0xffffu
-                        : n <= 0 ? 0u
-                                 : (1u << (unsigned)n) - 1u;
-  return (__mmask16)bits;
-}
-
 /* One window in the 1-D form: the window turned into rows of channels,
  * the input transform of every tile with the input channels in the lanes,
  * then per block of output channels the products of the 8 points, the
  * output transform, and its rows of channels turned back into channels of
  * rows. */
-PE__W1_ATTR static void pe__w1_run(const pe__step_t *s, const float *x,
-                                   float *y, float *scratch) {
+PE__AVX512 static void pe__w1_run(const pe__step_t *s, const float *x, float *y,
+                                  float *scratch) {
   const int64_t cin = s->p[0], cout = s->p[1], pl = s->p[6], win = s->p[8];
   const int64_t wout = s->p[9], m = s->wg->p[2], t = pe__w1_tiles(s);
   const int64_t rows = pe__w1_rows(s);
@@ -472,7 +441,7 @@ PE__W1_ATTR static void pe__w1_run(const pe__step_t *s, const float *x,
    * rows by 16 channels */
   for (int64_t r0 = 0; r0 < rows; r0 += 16) {
     const __mmask16 cols =
-        (__mmask16)(pe__w1_first(win - (r0 - pl)) & ~pe__w1_first(pl - r0));
+        (__mmask16)(pe__m16(win - (r0 - pl)) & ~pe__m16(pl - r0));
     for (int64_t c0 = 0; c0 < cin; c0 += 16) {
       __m512 b[16];
       for (int i = 0; i < 16; i++) {
@@ -480,8 +449,8 @@ PE__W1_ATTR static void pe__w1_run(const pe__step_t *s, const float *x,
                    ? _mm512_maskz_loadu_ps(cols, x + (c0 + i) * win + (r0 - pl))
                    : _mm512_setzero_ps();
       }
-      pe__w1_t16(b);
-      const __mmask16 k = pe__w1_first(cin - c0);
+      pe__tr16(b);
+      const __mmask16 k = pe__m16(cin - c0);
       for (int i = 0; i < 16 && r0 + i < rows; i++) {
         _mm512_mask_storeu_ps(xt + (r0 + i) * cin + c0, k, b[i]);
       }
@@ -492,7 +461,7 @@ PE__W1_ATTR static void pe__w1_run(const pe__step_t *s, const float *x,
   for (int64_t q = 0; q < t; q++) {
     const float *xq = xt + m * q * cin;
     for (int64_t c0 = 0; c0 < cin; c0 += 16) {
-      const __mmask16 k = pe__w1_first(cin - c0);
+      const __mmask16 k = pe__m16(cin - c0);
       __m512 d[PE__WG_A];
       for (int j = 0; j < PE__WG_A; j++) {
         d[j] = _mm512_maskz_loadu_ps(k, xq + j * cin + c0);
@@ -526,8 +495,8 @@ PE__W1_ATTR static void pe__w1_run(const pe__step_t *s, const float *x,
                      ? _mm512_loadu_ps(yt + (r0 + i) * PE__W1_CB + 16 * c)
                      : _mm512_setzero_ps();
         }
-        pe__w1_t16(b);
-        const __mmask16 k = pe__w1_first(wout - r0);
+        pe__tr16(b);
+        const __mmask16 k = pe__m16(wout - r0);
         for (int i = 0; i < 16; i++) {
           _mm512_mask_storeu_ps(y + (co0 + 16 * c + i) * wout + r0, k, b[i]);
         }
