@@ -101,40 +101,9 @@ static int pe__w1_fits(const pe__step_t *s) {
          s->bias != NULL;
 }
 
-/* The 1-D form's step: p[0] cin, p[1] cout, p[2] outputs a tile (m),
- * p[3] taps, p[4] PE__WG_1D; U[a][ci][co] at w + (a * cin + ci) * cout
- * + co. */
+/* The 1-D form's step: p[2] outputs a tile (m), p[3] taps, p[4]
+ * PE__WG_1D. */
 #define PE__WG_1D 1
-
-static int pe__w1_pack(pe__step_t *s) {
-  const int64_t cin = s->p[0], cout = s->p[1], k = s->p[3];
-  pe__step_t *g = calloc(1, sizeof *g);
-  if (g == NULL) {
-    return PE_ENOMEM;
-  }
-  g->kind = PE__K_CONV1D;
-  g->p[0] = cin;
-  g->p[1] = cout;
-  g->p[2] = PE__WG_A + 1 - k;
-  g->p[3] = k;
-  g->p[4] = PE__WG_1D;
-  g->w = malloc((size_t)(PE__WG_A * cin * cout) * sizeof(float));
-  if (g->w == NULL) {
-    free(g);
-    return PE_ENOMEM;
-  }
-  for (int64_t co = 0; co < cout; co++) {
-    for (int64_t ci = 0; ci < cin; ci++) {
-      double u[PE__WG_A];
-      pe__wg_g(s->w + (co * cin + ci) * k, k, u);
-      for (int a = 0; a < PE__WG_A; a++) {
-        g->w[(a * cin + ci) * cout + co] = (float)u[a];
-      }
-    }
-  }
-  s->wg = g;
-  return PE_OK;
-}
 
 /* The 1-D form's run: tile q of m outputs reads the inputs from m q - pl
  * on; the output channels of a block go in the lanes of PE__W1_CB / 16
@@ -161,25 +130,32 @@ static int64_t pe__w1_scratch(const pe__step_t *s) {
          t * PE__WG_A * PE__W1_CB + s->wg->p[2] * t * PE__W1_CB;
 }
 
+/* The packed step of a Winograd form, only its weights used: U = G w of
+ * each (output, input) channel pair. Rows form: U[a] as blocks of
+ * PE__WG_CO output channels, channel co at w + ((a * coutp + co - co %
+ * PE__WG_CO) * cin + ci * PE__WG_CO + co % PE__WG_CO), zeros past cout
+ * (p[1] coutp). 1-D form: U[a][ci][co] at w + (a * cin + ci) * cout + co
+ * (p[1] cout). */
 int pe__conv1d_wg_pack(pe__step_t *s) {
-  if (s->wg == NULL && pe__w1_fits(s)) {
-    return pe__w1_pack(s);
-  }
-  if (s->wg != NULL || !pe__wg_fits(s)) {
+  const int one_d = s->wg == NULL && pe__w1_fits(s);
+  if (s->wg != NULL || (!one_d && !pe__wg_fits(s))) {
     return PE_OK;
   }
-  const int64_t cin = s->p[0], cout = s->p[1];
-  const int64_t coutp = (cout + PE__WG_CO - 1) / PE__WG_CO * PE__WG_CO;
+  const int64_t cin = s->p[0], cout = s->p[1], k = s->p[3];
+  const int64_t coutp =
+      one_d ? cout : (cout + PE__WG_CO - 1) / PE__WG_CO * PE__WG_CO;
   pe__step_t *g = calloc(1, sizeof *g);
   if (g == NULL) {
     return PE_ENOMEM;
   }
-  /* only its weights are used: U[a] as blocks of PE__WG_CO output
-   * channels, channel co at g->w + ((a * coutp + co - co % PE__WG_CO) * cin
-   * + ci * PE__WG_CO + co % PE__WG_CO); zeros past cout */
   g->kind = PE__K_CONV1D;
   g->p[0] = cin;
   g->p[1] = coutp;
+  if (one_d) {
+    g->p[2] = PE__WG_A + 1 - k;
+    g->p[3] = k;
+    g->p[4] = PE__WG_1D;
+  }
   g->w = calloc((size_t)(PE__WG_A * coutp * cin), sizeof(float));
   if (g->w == NULL) {
     free(g);
@@ -188,10 +164,11 @@ int pe__conv1d_wg_pack(pe__step_t *s) {
   for (int64_t co = 0; co < cout; co++) {
     for (int64_t ci = 0; ci < cin; ci++) {
       double u[PE__WG_A];
-      pe__wg_g(s->w + (co * cin + ci) * 4, 4, u);
-      for (int x = 0; x < PE__WG_A; x++) {
-        g->w[(x * coutp + co - co % PE__WG_CO) * cin + ci * PE__WG_CO +
-             co % PE__WG_CO] = (float)u[x];
+      pe__wg_g(s->w + (co * cin + ci) * k, k, u);
+      for (int a = 0; a < PE__WG_A; a++) {
+        g->w[one_d ? (a * cin + ci) * cout + co
+                   : (a * coutp + co - co % PE__WG_CO) * cin + ci * PE__WG_CO +
+                         co % PE__WG_CO] = (float)u[a];
       }
     }
   }
