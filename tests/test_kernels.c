@@ -180,6 +180,30 @@ static int agree1(pe__step_t *s, int64_t n_in, int64_t n_out, uint32_t nb,
   return ok;
 }
 
+/* A Conv1d step of shape p (cin, cout, group, k, stride, dilation, pads,
+ * win, wout): random activation, weights and bias. With ab given, where
+ * the activation is one the affine step after a convolution may follow
+ * (none, Relu, LeakyRelu), that step applied as it stores (es, et, also
+ * in ab[0] and ab[1] for the caller to free; NULL otherwise). */
+static void conv1d_random(pe__step_t *s, const int64_t p[10], float *ab[2]) {
+  const int64_t per = p[0] / p[2] * p[3];
+  memset(s, 0, sizeof *s);
+  s->kind = PE__K_CONV1D;
+  s->act = rnd_act(&s->alpha);
+  memcpy(s->p, p, 10 * sizeof p[0]);
+  s->w = rnd_buf(p[1] * per, 1.0f / sqrtf((float)per));
+  s->bias = rnd_buf(p[1], 0.5f);
+  if (ab != NULL) {
+    ab[0] = ab[1] = NULL;
+    if (s->act <= PE__ACT_LEAKY) {
+      ab[0] = rnd_buf(p[1], 2.0f);
+      ab[1] = rnd_buf(p[1], 1.0f);
+      s->es = ab[0];
+      s->et = ab[1];
+    }
+  }
+}
+
 /* Conv1d: groups (odd output channels per group included), strides,
  * dilations, pads, lengths, batch sizes; in a third of the trials with
  * Relu, LeakyRelu or none, the per-channel affine step after it applied
@@ -196,30 +220,19 @@ static void test_conv1d(void) {
     int64_t cin = group * cin_g, cout = group * cout_g;
     uint32_t nb = (uint32_t)rnd(1, 4);
     pe__step_t s;
-    memset(&s, 0, sizeof s);
-    s.kind = PE__K_CONV1D;
-    s.act = rnd_act(&s.alpha);
-    int64_t p[10] = {cin, cout, group, k, st, dil, pl, pr, win, wout};
-    memcpy(s.p, p, sizeof p);
-    s.w = rnd_buf(cout * cin_g * k, 1.0f / sqrtf((float)(cin_g * k)));
-    s.bias = rnd_buf(cout, 0.5f);
-    float *es = NULL, *et = NULL;
-    if (trial % 3 == 0 && s.act <= PE__ACT_LEAKY) {
-      es = rnd_buf(cout, 2.0f);
-      et = rnd_buf(cout, 1.0f);
-      s.es = es;
-      s.et = et;
-    }
+    const int64_t p[10] = {cin, cout, group, k, st, dil, pl, pr, win, wout};
+    float *ab[2] = {NULL, NULL};
+    conv1d_random(&s, p, trial % 3 == 0 ? ab : NULL);
     char what[160];
     snprintf(what, sizeof what,
              "conv1d cin %lld cout %lld group %lld k %lld stride %lld dil "
              "%lld pads %lld,%lld win %lld batch %u act %d%s",
              (long long)cin, (long long)cout, (long long)group, (long long)k,
              (long long)st, (long long)dil, (long long)pl, (long long)pr,
-             (long long)win, nb, s.act, es != NULL ? " affine after" : "");
+             (long long)win, nb, s.act, ab[0] != NULL ? " affine after" : "");
     bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
-    free(es);
-    free(et);
+    free(ab[0]);
+    free(ab[1]);
     if (bad >= 5) {
       break; /* enough to see the pattern */
     }
@@ -258,13 +271,7 @@ static void test_conv1d_flat(void) {
 /* A Conv1d step of shape p (cin, cout, group, k, stride, dilation, pads,
  * win, wout), random weights and bias and activation, packed. */
 static void conv1d_packed(pe__step_t *s, const int64_t p[10]) {
-  const int64_t per = p[0] / p[2] * p[3];
-  memset(s, 0, sizeof *s);
-  s->kind = PE__K_CONV1D;
-  s->act = rnd_act(&s->alpha);
-  memcpy(s->p, p, 10 * sizeof p[0]);
-  s->w = rnd_buf(p[1] * per, 1.0f / sqrtf((float)per));
-  s->bias = rnd_buf(p[1], 0.5f);
+  conv1d_random(s, p, NULL);
   PE_CHECK(pe__step_pack(s) == PE_OK);
 }
 
@@ -336,14 +343,8 @@ static void test_conv1d_winograd(void) {
     int64_t wout = win + (pt + pb - 3) * d;
     uint32_t nb = (uint32_t)rnd(1, 3);
     pe__step_t s;
-    memset(&s, 0, sizeof s);
-    s.kind = PE__K_CONV1D;
-    s.act = rnd_act(&s.alpha);
-    int64_t p[10] = {cin, cout, 1, 4, 1, d, pt * d, pb * d, win, wout};
-    memcpy(s.p, p, sizeof p);
-    s.w = rnd_buf(cout * cin * 4, 1.0f / sqrtf((float)(cin * 4)));
-    s.bias = rnd_buf(cout, 0.5f);
-    PE_CHECK(pe__step_pack(&s) == PE_OK);
+    const int64_t p[10] = {cin, cout, 1, 4, 1, d, pt * d, pb * d, win, wout};
+    conv1d_packed(&s, p);
     PE_CHECK(s.wg != NULL);
     char what[160];
     snprintf(
@@ -388,20 +389,9 @@ static void test_conv1d_winograd_1d(void) {
     }
     uint32_t nb = (uint32_t)rnd(1, 3);
     pe__step_t s;
-    memset(&s, 0, sizeof s);
-    s.kind = PE__K_CONV1D;
-    s.act = rnd_act(&s.alpha);
-    int64_t p[10] = {cin, cout, 1, k, 1, 1, pl, pr, win, wout};
-    memcpy(s.p, p, sizeof p);
-    s.w = rnd_buf(cout * cin * k, 1.0f / sqrtf((float)(cin * k)));
-    s.bias = rnd_buf(cout, 0.5f);
-    float *es = NULL, *et = NULL;
-    if (trial % 3 == 0 && s.act <= PE__ACT_LEAKY) {
-      es = rnd_buf(cout, 2.0f);
-      et = rnd_buf(cout, 1.0f);
-      s.es = es;
-      s.et = et;
-    }
+    const int64_t p[10] = {cin, cout, 1, k, 1, 1, pl, pr, win, wout};
+    float *ab[2] = {NULL, NULL};
+    conv1d_random(&s, p, trial % 3 == 0 ? ab : NULL);
     PE_CHECK(pe__step_pack(&s) == PE_OK);
     PE_CHECK(pe__conv1d_wg_1d(&s));
     char what[160];
@@ -410,10 +400,10 @@ static void test_conv1d_winograd_1d(void) {
              "win %lld batch %u act %d%s",
              (long long)cin, (long long)cout, (long long)k, (long long)pl,
              (long long)pr, (long long)win, nb, s.act,
-             es != NULL ? " affine after" : "");
+             ab[0] != NULL ? " affine after" : "");
     bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
-    free(es);
-    free(et);
+    free(ab[0]);
+    free(ab[1]);
     if (bad >= 5) {
       break;
     }
