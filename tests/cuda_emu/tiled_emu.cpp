@@ -71,6 +71,17 @@ static void pe_report(const char *what, double worst) {
   }
 }
 
+/* A TF32 case's difference from the exact sums: within 4e-3 (10 bits of
+ * mantissa, sums of up to 256 products of order 1 / sqrt(K)); *worst the
+ * largest so far. */
+static void pe_report_exact(const char *what, double plain, double *worst) {
+  if (!(plain <= 4e-3)) {
+    printf("FAIL: %s: %.3g from the exact sums\n", what, plain);
+    pe_fails++;
+  }
+  *worst = plain > *worst ? plain : *worst;
+}
+
 /* ---- dense ------------------------------------------------------------ */
 
 struct pe_dense_arg {
@@ -83,51 +94,23 @@ static void pe_dense_body(void *a) {
   pe__k_dense_tiled(d->s, d->R);
 }
 
-static double pe_dense_case(int R, int K, int M, int bias, int act) {
-  std::vector<float> x = pe_random((size_t)R * K, 1.0f);
-  std::vector<float> w = pe_random((size_t)K * M, 1.0f / sqrtf((float)K));
-  std::vector<float> b = pe_random((size_t)M, 0.5f);
-  std::vector<float> y((size_t)R * M, NAN);
-  pe_dense_arg d;
-  memset(&d, 0, sizeof d);
-  d.s.kind = PE_PLAN_DENSE;
-  d.s.act = act;
-  d.s.alpha = 0.01f;
-  d.s.K = K;
-  d.s.M = M;
-  d.s.in[0] = x.data();
-  d.s.w = w.data();
-  d.s.bias = bias ? b.data() : NULL;
-  d.s.out[0] = y.data();
-  d.R = R;
-  pe_emu_launch((unsigned)((R + PE__TR - 1) / PE__TR),
-                (unsigned)((M + PE__TM - 1) / PE__TM), 256, pe_dense_body, &d);
-  std::vector<double> want((size_t)R * M);
-  for (int r = 0; r < R; r++) {
-    for (int m = 0; m < M; m++) {
-      double acc = 0.0;
-      for (int k = 0; k < K; k++) {
-        acc += (double)x[(size_t)r * K + k] * (double)w[(size_t)k * M + m];
-      }
-      acc += bias ? (double)b[m] : 0.0;
-      want[(size_t)r * M + m] = (double)pe__act((float)acc, act, 0.01f);
-    }
-  }
-  return pe_worst(y, want);
-}
-
-/* The TF32 product (precision tf32) over the same shapes: against the sums
- * in double of the operands rounded to TF32 as the kernel rounds them
- * (what the tensor cores multiply; only the float sums differ), which
- * checks its tiles, fragments and edges to 1e-5, and against the sums of
- * the operands as given, whose difference is TF32's own (*plain). */
 static void pe_dense_tf32_body(void *a) {
   const pe_dense_arg *d = (const pe_dense_arg *)a;
   pe__k_dense_tf32(d->s, d->R);
 }
 
-static double pe_dense_tf32_case(int R, int K, int M, int bias, int act,
-                                 double *plain) {
+/* The value the kernel multiplies: v, or v rounded to TF32 in tf32. */
+static float pe_as_multiplied(float v, int tf32) {
+  return tf32 ? nvcuda::wmma::__float_to_tf32(v) : v;
+}
+
+/* The dense product in fp32 or in TF32 (precision tf32): against the sums
+ * in double of the operands as the kernel multiplies them (in TF32 only
+ * the float sums differ), which checks its tiles, fragments and edges to
+ * 1e-5, and against the sums of the operands as given (*plain: TF32's own
+ * difference; the same as the first in fp32). */
+static double pe_dense_case(int tf32, int R, int K, int M, int bias, int act,
+                            double *plain) {
   std::vector<float> x = pe_random((size_t)R * K, 1.0f);
   std::vector<float> w = pe_random((size_t)K * M, 1.0f / sqrtf((float)K));
   std::vector<float> b = pe_random((size_t)M, 0.5f);
@@ -139,23 +122,23 @@ static double pe_dense_tf32_case(int R, int K, int M, int bias, int act,
   d.s.alpha = 0.01f;
   d.s.K = K;
   d.s.M = M;
-  d.s.tf32 = 1;
+  d.s.tf32 = tf32;
   d.s.in[0] = x.data();
   d.s.w = w.data();
   d.s.bias = bias ? b.data() : NULL;
   d.s.out[0] = y.data();
   d.R = R;
   pe_emu_launch((unsigned)((R + PE__TR - 1) / PE__TR),
-                (unsigned)((M + PE__TM - 1) / PE__TM), 128, pe_dense_tf32_body,
-                &d);
+                (unsigned)((M + PE__TM - 1) / PE__TM), tf32 ? 128 : 256,
+                tf32 ? pe_dense_tf32_body : pe_dense_body, &d);
   std::vector<double> want((size_t)R * M), exact((size_t)R * M);
   for (int r = 0; r < R; r++) {
     for (int m = 0; m < M; m++) {
       double acc = 0.0, acc_x = 0.0;
       for (int k = 0; k < K; k++) {
         const float xv = x[(size_t)r * K + k], wv = w[(size_t)k * M + m];
-        acc += (double)nvcuda::wmma::__float_to_tf32(xv) *
-               (double)nvcuda::wmma::__float_to_tf32(wv);
+        acc += (double)pe_as_multiplied(xv, tf32) *
+               (double)pe_as_multiplied(wv, tf32);
         acc_x += (double)xv * (double)wv;
       }
       acc += bias ? (double)b[m] : 0.0;
@@ -185,10 +168,6 @@ static void pe_conv1d_tf32_body(void *a) {
 static void pe_conv1d_tiled_body(void *a) {
   const pe_conv_arg *d = (const pe_conv_arg *)a;
   pe__k_conv1d_tiled(d->s, d->n);
-}
-
-static float pe_as_multiplied(float v, int tf32) {
-  return tf32 ? nvcuda::wmma::__float_to_tf32(v) : v;
 }
 
 static double pe_conv1d_case(int tf32, int n, int cin, int cout, int k, int st,
@@ -400,32 +379,20 @@ int main(void) {
   static const int dense[][3] = {{1, 1, 1},     {63, 5, 3},      {64, 32, 64},
                                  {130, 33, 65}, {200, 100, 130}, {64, 256, 32},
                                  {97, 64, 96}};
-  for (const auto &c : dense) {
-    for (int v = 0; v < 2; v++) {
-      const int act = v ? PE_PLAN_ACT_GELU : PE_PLAN_ACT_NONE;
-      snprintf(what, sizeof what, "dense R %d K %d M %d bias %d act %d", c[0],
-               c[1], c[2], v, act);
-      pe_report(what, pe_dense_case(c[0], c[1], c[2], v, act));
-      cases++;
-    }
-  }
-  /* TF32: within 1e-5 of the rounded operands' sums; within 4e-3 of the
-   * exact ones (10 bits of mantissa, sums of up to 256 products of order
-   * 1 / sqrt(K)) */
   double tf32_worst = 0.0;
-  for (const auto &c : dense) {
-    for (int v = 0; v < 2; v++) {
-      const int act = v ? PE_PLAN_ACT_GELU : PE_PLAN_ACT_NONE;
-      double plain = 0.0;
-      snprintf(what, sizeof what, "dense tf32 R %d K %d M %d bias %d act %d",
-               c[0], c[1], c[2], v, act);
-      pe_report(what, pe_dense_tf32_case(c[0], c[1], c[2], v, act, &plain));
-      if (!(plain <= 4e-3)) {
-        printf("FAIL: %s: %.3g from the exact sums\n", what, plain);
-        pe_fails++;
+  for (int tf32 = 0; tf32 < 2; tf32++) {
+    for (const auto &c : dense) {
+      for (int v = 0; v < 2; v++) {
+        const int act = v ? PE_PLAN_ACT_GELU : PE_PLAN_ACT_NONE;
+        double plain = 0.0;
+        snprintf(what, sizeof what, "dense%s R %d K %d M %d bias %d act %d",
+                 tf32 ? " tf32" : "", c[0], c[1], c[2], v, act);
+        pe_report(what, pe_dense_case(tf32, c[0], c[1], c[2], v, act, &plain));
+        if (tf32) {
+          pe_report_exact(what, plain, &tf32_worst);
+        }
+        cases++;
       }
-      tf32_worst = plain > tf32_worst ? plain : tf32_worst;
-      cases++;
     }
   }
   printf("dense tf32: largest difference from the exact sums %.3g\n",
@@ -451,11 +418,9 @@ int main(void) {
                c[5], c[6], c[7]);
       pe_report(what, pe_conv1d_case(tf32, 3, c[0], c[1], c[2], c[3], c[4],
                                      c[5], c[6], c[7], &plain));
-      if (tf32 && !(plain <= 4e-3)) {
-        printf("FAIL: %s: %.3g from the exact sums\n", what, plain);
-        pe_fails++;
+      if (tf32) {
+        pe_report_exact(what, plain, &conv_worst);
       }
-      conv_worst = tf32 && plain > conv_worst ? plain : conv_worst;
       cases++;
     }
   }
