@@ -610,17 +610,21 @@ int pe_model_step_describe(const pe_model_t *m, int i, char *buf, size_t cap) {
     pe__dims_str(&m->g.t[o], out, sizeof out);
   }
   switch (s->kind) {
-  case PE__K_CONV1D:
-    snprintf(extra, sizeof extra, " k%lld s%lld d%lld pad %lld/%lld g%lld%s",
+  case PE__K_CONV1D: {
+    /* the form it runs in, then where it writes (a Winograd 1-D step may
+     * also write for the step after it) */
+    const char *form = pe__conv1d_wg_form(s, m->kern->level);
+    if (form == NULL) {
+      form = s->wl != NULL && m->kern->level > 1 ? " channels in lanes" : "";
+    }
+    snprintf(extra, sizeof extra, " k%lld s%lld d%lld pad %lld/%lld g%lld%s%s",
              (long long)s->p[3], (long long)s->p[4], (long long)s->p[5],
-             (long long)s->p[6], (long long)s->p[7], (long long)s->p[2],
-             pe__conv1d_wg_form(s, m->kern->level) != NULL
-                 ? pe__conv1d_wg_form(s, m->kern->level)
-             : s->wl != NULL && m->kern->level > 1 ? " channels in lanes"
-             : !s->redirect                        ? ""
+             (long long)s->p[6], (long long)s->p[7], (long long)s->p[2], form,
+             !s->redirect    ? ""
              : s->es != NULL ? " (then the affine step after it)"
                              : " (into the Concat after it)");
     break;
+  }
   case PE__K_DENSE:
     snprintf(extra, sizeof extra, " %lldx%lld weights%s", (long long)s->p[1],
              (long long)s->p[2],
