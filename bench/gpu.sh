@@ -138,6 +138,13 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536,1048576 \
         --iterations "$it") || fail=1
       echo "$o" | grep -E "^backend|^phases"
       row "$n" "$who cuda $mode" 1 "$o"
+      # a plan persistent mode runs as a cluster: one block too
+      if [ "$mode" = persistent ] && echo "$o" | grep -q "a cluster of"; then
+        o=$("$exe" bench-model "$m" --backend cuda --cuda-mode $mode \
+          --cuda-blocks 1 --batch 1 --iterations "$it") || fail=1
+        echo "$o" | grep -E "^backend|^phases"
+        row "$n" "$who cuda persist 1 block" 1 "$o"
+      fi
     done
     for b in $(echo "$big" | tr , ' '); do
       bi=$((2000000 / b))

@@ -6,7 +6,8 @@
 # the plan (an NCW model without attention: the arena, the input and the
 # output per window, 4 bytes a float); a budget of exactly that many bytes
 # is not refused for it. A budget of 0 is a usage error, and an unknown
-# --cuda-codegen value is refused at open, also before any device.
+# --cuda-codegen or --cuda-blocks value is refused at open, also before any
+# device.
 #
 # Usage: cuda_memory.sh ENGINE REPO_ROOT
 set -u
@@ -72,5 +73,16 @@ for v in of windows=0 windows=4097 windows=8x windows=; do
     fail=1
   fi
   echo "--cuda-codegen $v: exit $rc, $msg"
+done
+
+for v in 0 17 -1 2x x; do
+  msg=$("$engine" bench-model "$model" --backend cuda --cuda-blocks "$v" \
+    --iterations 1 2>&1 >/dev/null)
+  rc=$?
+  if [ "$rc" -ne 1 ] || ! printf '%s\n' "$msg" | grep -q "persistent blocks '$v' is not auto or a number from 1 to 16"; then
+    echo "FAIL: --cuda-blocks $v: exit $rc, '$msg'" >&2
+    fail=1
+  fi
+  echo "--cuda-blocks $v: exit $rc, $msg"
 done
 exit $fail

@@ -16,9 +16,11 @@
  * must have left, and must be started again by the next run with the same
  * scores, and the backend's detail line must report no allocation after
  * load. Persistent mode runs twice: with the kernel generated for the
- * plan where the backend can make one (the detail line printed says which
- * kernel ran), then with the general kernel (codegen "off"). The cpu
- * backend's outputs are computed once per model for every mode.
+ * plan where the backend can make one, or as a cluster of blocks for a
+ * plan of many FLOPs (the detail line printed says which kernel ran), then
+ * with the general kernel of one block (codegen "off", blocks "1"), then
+ * as a cluster of 4 blocks whatever the plan's size. The cpu backend's
+ * outputs are computed once per model for every mode.
  *
  * Then the tile: the model opened in graph mode with a device memory budget
  * large enough for the max batch (a tile of 4096 windows) gives the bytes
@@ -61,8 +63,9 @@
 
 static uint64_t pe_t_rng = 0x9e3779b97f4a7c15ull;
 
-/* The cuda backend's codegen and precision options for the next open. */
-static const char *pe_t_codegen, *pe_t_precision;
+/* The cuda backend's codegen, precision and persist_blocks options for the
+ * next open. */
+static const char *pe_t_codegen, *pe_t_precision, *pe_t_blocks;
 
 /* Uniform in [-3, 3): xorshift64*. */
 static float pe_t_uniform(void) {
@@ -104,6 +107,7 @@ static int pe_t_open_err(const char *name, const char *model,
   o.device_memory_bytes = memory;
   o.codegen = pe_t_codegen;
   o.precision = pe_t_precision;
+  o.persist_blocks = pe_t_blocks;
   err[0] = '\0';
   b->ops =
       strcmp(name, "cuda") == 0 ? &pe_backend_cuda_ops : &pe_backend_cpu_ops;
@@ -260,11 +264,13 @@ static int pe_t_mode(const char *path, const char *mode, uint64_t memory,
             path);
     fail = 1;
   }
-  char label[64];
-  snprintf(label, sizeof label, "%s%s%s%s", mode,
+  char label[96];
+  snprintf(label, sizeof label, "%s%s%s%s%s%s", mode,
            memory != 0 ? ", small tile" : "",
            pe_t_codegen != NULL ? ", codegen off" : "",
-           pe_t_precision != NULL ? ", precision tf32" : "");
+           pe_t_precision != NULL ? ", precision tf32" : "",
+           pe_t_blocks != NULL ? ", blocks " : "",
+           pe_t_blocks != NULL ? pe_t_blocks : "");
   if (!fail) {
     fail = pe_t_compare(path, label, out_w, o_cpu, o_ref, o_gpu);
   }
@@ -425,9 +431,14 @@ static int pe_t_model(const char *path) {
     fail |=
         pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
     pe_t_codegen = "off";
+    pe_t_blocks = "1";
     fail |=
         pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
     pe_t_codegen = NULL;
+    pe_t_blocks = "4";
+    fail |=
+        pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    pe_t_blocks = NULL;
     fail |= pe_t_tile(path, in, in_w, out_w, o_cpu, o_ref, o_gpu, o_big);
     pe_t_precision = "tf32";
     fail |= pe_t_mode(path, "graph", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);

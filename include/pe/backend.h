@@ -24,7 +24,7 @@ extern "C" {
 
 /* Bumped on any change to pe_backend_ops_t, pe_backend_options_t or
  * pe_model_info_t. A backend whose abi_version differs is refused at open. */
-#define PE_BACKEND_ABI_VERSION 8
+#define PE_BACKEND_ABI_VERSION 9
 
 #define PE_MODEL_MAX_FEATURES 32
 #define PE_MODEL_MAX_CLASSES 16
@@ -80,24 +80,33 @@ typedef struct pe_backend_options {
    * a tile of windows; a larger batch runs a tile at a time); 0 for its
    * default (cuda: 256 MB). */
   uint64_t device_memory_bytes;
-  const char *codegen;   /* cuda: "off" (or "0") runs the general
-                            kernels; NULL, "", "on", "1" or "auto"
-                            kernels generated for the plan and compiled
-                            at open, where they can be (persistent
-                            mode's resident kernel, and graph mode's
-                            kernel for a whole batch; docs/models.md);
-                            "windows=N" as on, a block of the batch
-                            kernel holding at most N windows (1 to
-                            4096; 32 otherwise); anything else is
-                            refused at open */
-  const char *precision; /* cuda: the arithmetic of the dense and
-                            Conv1d steps: "fp32" (NULL or "" too:
-                            fp32 for an ONNX model, a plan file's own
-                            for a plan file) or "tf32" (tensor cores,
-                            10 bits of mantissa in the operands;
-                            docs/models.md); anything else, or a plan
-                            file of the other precision, is refused
-                            at open */
+  const char *codegen;        /* cuda: "off" (or "0") runs the general
+                                 kernels; NULL, "", "on", "1" or "auto"
+                                 kernels generated for the plan and compiled
+                                 at open, where they can be (persistent
+                                 mode's resident kernel, and graph mode's
+                                 kernel for a whole batch; docs/models.md);
+                                 "windows=N" as on, a block of the batch
+                                 kernel holding at most N windows (1 to
+                                 4096; 32 otherwise); anything else is
+                                 refused at open */
+  const char *precision;      /* cuda: the arithmetic of the dense and
+                                 Conv1d steps: "fp32" (NULL or "" too:
+                                 fp32 for an ONNX model, a plan file's own
+                                 for a plan file) or "tf32" (tensor cores,
+                                 10 bits of mantissa in the operands;
+                                 docs/models.md); anything else, or a plan
+                                 file of the other precision, is refused
+                                 at open */
+  const char *persist_blocks; /* cuda persistent mode: "auto" (NULL or
+                                 "" too) a thread-block cluster of up to
+                                 16 blocks, one per SM, for a plan of
+                                 1 MFLOP or more a window, one block for
+                                 a smaller one; "1" one block; "N" (2 to
+                                 16) a cluster of at most N blocks.
+                                 Either way, one block where the device
+                                 has no clusters (docs/models.md);
+                                 anything else is refused at open */
 } pe_backend_options_t;
 
 /* Where the last run's time went, for backends that move data to a device:

@@ -125,8 +125,12 @@ typedef struct pe__cuda {
   pe_cuda_gen_t *bgen;
   char bgen_why[192];
   uint32_t gen_windows;
-  int tf32; /* precision tf32: the dense steps' tiled products and the
-               Conv1d steps without groups on tensor cores */
+  int tf32;           /* precision tf32: the dense steps' tiled products and the
+                         Conv1d steps without groups on tensor cores */
+  int persist_blocks; /* the persist_blocks option: 0 auto, else 1 to
+                         PE__CUDA_CLUSTER_MAX */
+  int64_t flops;      /* per window, the plan's count (0 from a plan file that
+                         has none) */
   char errmsg[256];
 } pe__cuda_t;
 
@@ -134,6 +138,13 @@ typedef struct pe__cuda {
  * how long run waits for its answer. */
 #define PE__CUDA_IDLE_NS 250000000ull
 #define PE__CUDA_WAIT_NS 2000000000ull
+/* Persistent mode's automatic choice: a cluster of at most
+ * PE__CUDA_CLUSTER_MAX blocks (the most an H100 or H200 runs) for a plan
+ * of at least PE__CUDA_CLUSTER_FLOPS a window, one block below: a step of
+ * a small plan has too little work to share out for the cluster's
+ * barriers and trips to L2 to pay. */
+#define PE__CUDA_CLUSTER_MAX 16
+#define PE__CUDA_CLUSTER_FLOPS 1000000
 /* How often a waiting run asks whether the resident kernel failed. */
 #define PE__CUDA_QUERY_NS 200000ull
 /* The most windows a block of graph mode's generated kernel holds at once
@@ -952,18 +963,35 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              bad, s.label, PE_CUDA_PERSIST_THREADS);
     return PE_EUNSUPPORTED;
   }
-  /* on chip with as many windows as fit the block's shared memory, else
-   * the activations in device memory */
+  /* a cluster of blocks for a plan of many FLOPs a window (or as many as
+   * asked), where the device runs one; else one block, on chip with as
+   * many windows as fit its shared memory, else the activations in device
+   * memory */
+  int want = c->persist_blocks > 0                ? c->persist_blocks
+             : c->flops >= PE__CUDA_CLUSTER_FLOPS ? PE__CUDA_CLUSTER_MAX
+                                                  : 1;
+  int blocks = 1;
+  size_t cl_shmem = 0;
+  if (want > 1) {
+    int e =
+        pe_cuda_persist_cluster(c->n_steps, scratch, want, &blocks, &cl_shmem);
+    if (e != 0) {
+      snprintf(msg, cap, "setting up the persistent kernel's cluster: %s",
+               pe_cuda_strerror(e));
+      return PE_EBACKEND;
+    }
+  }
   size_t limit = 0;
   pe_cuda_shmem_limit(&limit);
   uint32_t pn =
       c->tile < PE_CUDA_PERSIST_MAX_BATCH ? c->tile : PE_CUDA_PERSIST_MAX_BATCH;
   const int64_t per = c->arena_ps + c->in_numel + c->out_numel;
-  uint32_t on = pn;
+  uint32_t on = blocks > 1 ? 0 : pn;
   while (on > 0 && pe_cuda_persist_shmem(c->n_steps, 0, (int64_t)on * per,
                                          scratch) > limit) {
     on--;
   }
+  c->pargs.blocks = blocks;
   c->pargs.on_chip = on > 0;
   pn = on > 0 ? on : pn;
   /* tagged words (kernels.h), the windows' rounded up to 16 bytes (the
@@ -1017,9 +1045,10 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
                                         on > 0 && fast_only ? limit : 0);
   int64_t w_floats =
       on > 0 ? pe__persist_weights(c, pp, doubles, act, scratch, limit) : 0;
-  c->pshmem = on > 0 ? pe_cuda_persist_shmem(c->n_steps, doubles,
-                                             act + w_floats, scratch)
-                     : scratch;
+  c->pshmem = blocks > 1 ? cl_shmem
+              : on > 0   ? pe_cuda_persist_shmem(c->n_steps, doubles,
+                                                 act + w_floats, scratch)
+                         : scratch;
   int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
@@ -1077,7 +1106,14 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     }
     a->stamps = c->d_stamps;
   }
-  pe__persist_gen(c);
+  if (blocks > 1) {
+    snprintf(c->gen_why, sizeof c->gen_why,
+             "a generated kernel is one block, and a cluster of %d runs this "
+             "plan",
+             blocks);
+  } else {
+    pe__persist_gen(c);
+  }
   c->persistent = 1;
   c->timing = 0;
   e = pe__persist_launch(c);
@@ -1285,6 +1321,21 @@ static int pe__codegen(const char *v, uint32_t *windows) {
   return strcmp(v, "off") == 0 || strcmp(v, "0") == 0 ? 0 : -1;
 }
 
+/* pe_backend_options_t.persist_blocks: 0 auto (NULL, "" or "auto"), N
+ * for "N" (1 to PE__CUDA_CLUSTER_MAX), -1 anything else (refused at
+ * open). */
+static int pe__persist_blocks(const char *v) {
+  if (v == NULL || *v == '\0' || strcmp(v, "auto") == 0) {
+    return 0;
+  }
+  char *end = NULL;
+  const unsigned long n = strtoul(v, &end, 10);
+  return v[0] >= '0' && v[0] <= '9' && *end == '\0' && n >= 1 &&
+                 n <= PE__CUDA_CLUSTER_MAX
+             ? (int)n
+             : -1;
+}
+
 /* pe_backend_options_t.precision: 0 fp32 (NULL, "" or "fp32"), 1 tf32,
  * -1 anything else (refused at open). */
 static int pe__precision(const char *v) {
@@ -1301,6 +1352,7 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
   c->timing = opts->phase_times != 0;
   c->stamps_path = opts->stamps_path;
   c->codegen_off = pe__codegen(opts->codegen, &c->gen_windows) == 0;
+  c->persist_blocks = pe__persist_blocks(opts->persist_blocks);
   if (c->tf32) {
     /* the generated kernels sum in fp32: precision tf32 is the steps'
      * kernels' (the resident kernel of persistent mode stays, for batches
@@ -1539,6 +1591,7 @@ static int pe__cuda_serialize(void *self, void **data, size_t *len, char *err,
   h.cc_major = major;
   h.cc_minor = minor;
   snprintf(h.precision, sizeof h.precision, "%s", c->tf32 ? "tf32" : "fp32");
+  h.flops = (uint64_t)c->flops;
   h.payload_bytes = n - PE_CUDA_PLAN_HEADER;
   h.checksum = pe__cuda_plan_checksum(buf + PE_CUDA_PLAN_HEADER,
                                       n - PE_CUDA_PLAN_HEADER);
@@ -1619,6 +1672,7 @@ static int pe__cuda_open_plan(const pe_backend_options_t *opts, void **self,
     return PE_ENOMEM;
   }
   c->tf32 = tf32;
+  c->flops = h.flops <= (uint64_t)INT64_MAX ? (int64_t)h.flops : INT64_MAX;
   const unsigned char *p = file + PE_CUDA_PLAN_HEADER, *end = file + len;
   int64_t shape[3] = {0, 0, 0};
   int32_t counts[2] = {0, 0};
@@ -1717,6 +1771,13 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              opts->precision);
     return PE_EINVAL;
   }
+  if (pe__persist_blocks(opts->persist_blocks) < 0) {
+    snprintf(err, err_cap,
+             "cuda backend: persistent blocks '%s' is not auto or a number "
+             "from 1 to %d",
+             opts->persist_blocks, PE__CUDA_CLUSTER_MAX);
+    return PE_EINVAL;
+  }
   int rc = pe__cuda_plan_sniff(opts->model_path, err, err_cap);
   if (rc != 0) {
     return rc == 1 ? pe__cuda_open_plan(opts, self, err, err_cap) : rc;
@@ -1740,6 +1801,7 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     return pe__cuda_fail(c, err, err_cap, rc, path, msg);
   }
   const pe_model_desc_t *d = pe_model_desc(c->model);
+  c->flops = d->flops;
   if (d->layout != PE_MODEL_LAYOUT_NCW && d->layout != PE_MODEL_LAYOUT_NWC &&
       d->layout != PE_MODEL_LAYOUT_N1WC) {
     snprintf(msg, sizeof msg,
@@ -2048,6 +2110,13 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
              "to %u, started %llu time%s; larger batches as CUDA graphs)",
              g, c->pargs.max_n, (unsigned long long)c->launches,
              c->launches == 1 ? "" : "s");
+  } else if (c->persistent && c->pargs.blocks > 1) {
+    snprintf(mode, sizeof mode,
+             "persistent (a cluster of %d resident blocks of %d threads, one "
+             "per SM, for batches up to %u, activations in device memory, "
+             "started %llu time%s; larger batches as CUDA graphs)",
+             c->pargs.blocks, PE_CUDA_PERSIST_THREADS, c->pargs.max_n,
+             (unsigned long long)c->launches, c->launches == 1 ? "" : "s");
   } else if (c->persistent) {
     snprintf(mode, sizeof mode,
              "persistent (one resident block of %d threads for batches up to "

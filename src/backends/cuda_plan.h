@@ -43,7 +43,10 @@ typedef struct pe_cuda_plan_header {
   char precision[16];
   uint64_t payload_bytes;
   uint64_t checksum;
-  char reserved[PE_CUDA_PLAN_HEADER - 8 - 4 - 4 - 128 - 8 - 16 - 8 - 8];
+  /* the plan's FLOP per window, which persistent mode chooses its form by
+   * (0, as in the files of builds before it, for unknown) */
+  uint64_t flops;
+  char reserved[PE_CUDA_PLAN_HEADER - 8 - 4 - 4 - 128 - 8 - 16 - 8 - 8 - 8];
 } pe_cuda_plan_header_t;
 
 _Static_assert(sizeof(pe_cuda_plan_header_t) == PE_CUDA_PLAN_HEADER,

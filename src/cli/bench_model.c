@@ -47,6 +47,11 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "graph mode's batches, whose blocks hold at most N windows at once, 32 "
      "unless given); off (or 0): the general kernels",
      NULL},
+    {"cuda-blocks", "auto|N", "PE_CUDA_BLOCKS", "auto",
+     "cuda persistent mode: the resident kernel as a thread-block cluster "
+     "of at most N blocks, one per SM (2 to 16), or as one block (1); auto: "
+     "a cluster for a plan of 1 MFLOP or more a window",
+     NULL},
 };
 
 typedef struct pe__bench_thread {
@@ -148,6 +153,7 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   o.device_memory_bytes = device_memory_bytes;
   o.codegen = pe_cli_value(cmd, "cuda-codegen");
   o.precision = pe_cli_value(cmd, "precision");
+  o.persist_blocks = pe_cli_value(cmd, "cuda-blocks");
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;

@@ -20,6 +20,7 @@
  * CUDA's float ones (within 2 ulp), so those results may differ from the
  * CPU's libm by an ulp or two. Index arithmetic is 32-bit wherever a
  * launch's indices fit (pe__fits32). Nothing here allocates. */
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <mma.h>
@@ -1804,6 +1805,141 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
   }
 }
 
+/* ---- The persistent kernel over a cluster ---------------------------------
+ * For plans of many FLOPs a window: a thread-block cluster of a.blocks
+ * blocks, one per SM (each asks for over half an SM's shared memory), the
+ * activations, the input and the output in device memory, where L2 keeps
+ * them. Block 0 waits for a request and reads its windows as the single
+ * block does and tells the others through its shared memory; then each
+ * step's outputs are shared out over all the cluster's threads (the
+ * general kernel's element loops, thread rank * nt + tid of blocks * nt;
+ * the windows of an LSTM or GRU a block each), with a cluster barrier
+ * between steps (its release and acquire, at cluster scope, make a step's
+ * writes visible to every block of the next). The blocks store the
+ * scores' tagged words side by side. The steps are copied into each
+ * block's shared memory once per launch; the recurrent steps' scratch
+ * follows them. */
+template <bool STAMP>
+__global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
+    pe__k_persist_cl(const pe_cuda_persist_t a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cl = cg::this_cluster();
+  extern __shared__ float4 shv[];
+  unsigned char *shb = (unsigned char *)shv;
+  /* block 0's: the request's windows, and 1 to go on (0 to leave) */
+  __shared__ uint32_t cmd_n;
+  __shared__ int go;
+  const int tid = (int)threadIdx.x, nt = (int)blockDim.x;
+  const int rank = (int)cl.block_rank(), nb = (int)cl.num_blocks();
+  const int gt = rank * nt + tid, gn = nb * nt;
+  pe_cuda_step_t *steps = (pe_cuda_step_t *)shb;
+  float *scratch = (float *)(shb + pe__steps_bytes(a.n_steps));
+  {
+    const int words = (int)(a.n_steps * sizeof(pe_cuda_step_t) / 8);
+    const int2 *src = (const int2 *)a.steps;
+    int2 *dst = (int2 *)shb;
+    for (int i = tid; i < words; i += nt) {
+      dst[i] = src[i];
+    }
+  }
+  __syncthreads();
+  pe__proto_ctrl_t *ctrl = (pe__proto_ctrl_t *)a.ctrl;
+  const unsigned long long *h_in = (const unsigned long long *)a.h_in;
+  const int w0 = (int)a.in_numel;
+  const int polled = w0 < 2 * (nt - 1) ? w0 : 2 * (nt - 1);
+  const int *go0 = cl.map_shared_rank(&go, 0);
+  const uint32_t *n0 = cl.map_shared_rank(&cmd_n, 0);
+  const int stamper = STAMP && rank == 0 && tid == 0;
+  uint32_t last = a.last;
+  for (;;) {
+    const uint32_t expect = pe__proto_next(last);
+    if (rank == 0) {
+      const int ok = pe__proto_wait(ctrl, h_in, polled, expect, a.idle_ns,
+                                    a.d_in, &cmd_n, tid);
+      if (ok) {
+        if (stamper) {
+          pe__proto_stamp((unsigned long long *)a.stamps, expect,
+                          PE_CUDA_STAMP_SEEN);
+        }
+        const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
+        pe__proto_read(h_in, polled, (int)(n * a.in_numel), expect, a.d_in, tid,
+                       nt);
+      }
+      if (tid == 0) {
+        go = ok;
+      }
+    }
+    /* block 0's go and cmd_n are read before this block arrives at the
+     * next barrier, and block 0 writes them again only after it */
+    cl.sync();
+    if (!*go0) {
+      break;
+    }
+    const uint32_t n = *n0 <= a.max_n ? *n0 : a.max_n;
+    last = expect;
+    if (stamper) {
+      pe__proto_stamp((unsigned long long *)a.stamps, last,
+                      PE_CUDA_STAMP_WINDOW);
+    }
+    for (int k = 0; k < a.n_steps; k++) {
+      const pe_cuda_step_t &s = steps[k];
+      const int kind = s.kind;
+      if (pe__lstm_wide(&s, nt)) {
+        for (int b = rank; b < (int)n; b += nb) {
+          pe__d_lstm_wide(s, b, scratch);
+        }
+      } else if (kind == PE_PLAN_LSTM || kind == PE_PLAN_GRU) {
+        int shared_w = 0;
+        pe__rnn_shmem(&s, &shared_w);
+        for (int b = rank; b < (int)n; b += nb) {
+          pe__d_rnn(s, b, shared_w, scratch);
+          __syncthreads();
+        }
+      } else if (kind == PE_PLAN_DENSE &&
+                 pe__split_width(pe__total(&s, n, 1), gn) != 0) {
+        const int64_t total = pe__total(&s, n, 1);
+        const int g = pe__split_width(total, gn);
+        if (pe__fits32(&s, n)) {
+          pe__d_dense_split<int>(s, (int)total, g, gt);
+        } else {
+          pe__d_dense_split<int64_t>(s, total, g, gt);
+        }
+      } else {
+        pe__d_step<1>(s, kind, n, gt, gn);
+      }
+      cl.sync();
+      if (stamper) {
+        pe__proto_stamp((unsigned long long *)a.stamps, last,
+                        PE_CUDA_STAMP_STEP0 + (k < PE_CUDA_STAMP_STEPS
+                                                   ? k
+                                                   : PE_CUDA_STAMP_STEPS - 1));
+      }
+    }
+    const int n_out = (int)(n * a.out_numel);
+    for (int i = gt; i < n_out; i += gn) {
+      pe__st_tagged((unsigned long long *)a.h_out + i, last, a.d_out[i]);
+    }
+    if (rank == 0 && tid == 0) {
+      if (stamper) {
+        pe__proto_stamp((unsigned long long *)a.stamps, last,
+                        PE_CUDA_STAMP_SCORES);
+      }
+      pe__proto_done(ctrl, last);
+      if (stamper) {
+        pe__proto_stamp((unsigned long long *)a.stamps, last,
+                        PE_CUDA_STAMP_DONE);
+      }
+    }
+  }
+  /* no block leaves while another may still read its shared memory */
+  cl.sync();
+  if (rank == 0 && tid == 0) {
+    pe__proto_leave(ctrl);
+  }
+#endif
+}
+
 extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
                                      size_t *scratch) {
   *scratch = 0;
@@ -1860,8 +1996,87 @@ extern "C" int pe_cuda_shmem_limit(size_t *bytes) {
   return (int)e;
 }
 
+/* The launch of the cluster kernel for `blocks` blocks of shmem bytes. */
+static cudaLaunchConfig_t pe__cluster_config(int blocks, size_t shmem,
+                                             cudaStream_t stream,
+                                             cudaLaunchAttribute *at) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((unsigned)blocks, 1, 1);
+  cfg.blockDim = dim3(PE_CUDA_PERSIST_THREADS, 1, 1);
+  cfg.dynamicSmemBytes = shmem;
+  cfg.stream = stream;
+  *at = cudaLaunchAttribute{};
+  at->id = cudaLaunchAttributeClusterDimension;
+  at->val.clusterDim.x = (unsigned)blocks;
+  at->val.clusterDim.y = 1;
+  at->val.clusterDim.z = 1;
+  cfg.attrs = at;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
+extern "C" int pe_cuda_persist_cluster(int n_steps, size_t scratch, int want,
+                                       int *blocks, size_t *shmem) {
+  *blocks = 1;
+  *shmem = 0;
+  int dev = 0, major = 0, per_sm = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  e = e != cudaSuccess ? e
+                       : cudaDeviceGetAttribute(
+                             &major, cudaDevAttrComputeCapabilityMajor, dev);
+  e = e != cudaSuccess
+          ? e
+          : cudaDeviceGetAttribute(
+                &per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev);
+  if (e != cudaSuccess || major < 9 || want < 2) {
+    return (int)e;
+  }
+  /* over half an SM's shared memory, so that no two blocks share an SM */
+  size_t need = pe__steps_bytes(n_steps) + scratch;
+  size_t half = (size_t)per_sm / 2;
+  size_t b = need > half ? need : half;
+  void (*k[2])(const pe_cuda_persist_t) = {pe__k_persist_cl<false>,
+                                           pe__k_persist_cl<true>};
+  for (int i = 0; i < 2 && e == cudaSuccess; i++) {
+    e = cudaFuncSetAttribute(k[i],
+                             cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+    e = e != cudaSuccess
+            ? e
+            : cudaFuncSetAttribute(
+                  k[i], cudaFuncAttributeMaxDynamicSharedMemorySize, (int)b);
+  }
+  cudaLaunchAttribute at;
+  cudaLaunchConfig_t cfg = pe__cluster_config(want, b, 0, &at);
+  int size = 0, clusters = 0;
+  e = e != cudaSuccess
+          ? e
+          : cudaOccupancyMaxPotentialClusterSize(&size, k[0], &cfg);
+  size = size < want ? size : want;
+  if (e == cudaSuccess && size >= 2) {
+    cfg = pe__cluster_config(size, b, 0, &at);
+    e = cudaOccupancyMaxActiveClusters(&clusters, k[0], &cfg);
+  }
+  if (e != cudaSuccess || size < 2 || clusters < 1) {
+    /* one block then; a query the device refused is no failure of the
+     * model's */
+    cudaGetLastError();
+    return 0;
+  }
+  *blocks = size;
+  *shmem = b;
+  return 0;
+}
+
 extern "C" int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
                                       void *stream) {
+  if (a->blocks > 1) {
+    void (*k)(const pe_cuda_persist_t) =
+        a->stamps != NULL ? pe__k_persist_cl<true> : pe__k_persist_cl<false>;
+    cudaLaunchAttribute at;
+    cudaLaunchConfig_t cfg =
+        pe__cluster_config(a->blocks, shmem, (cudaStream_t)stream, &at);
+    return (int)cudaLaunchKernelEx(&cfg, k, *a);
+  }
   void (*k)(const pe_cuda_persist_t) =
       a->stamps != NULL ? pe__k_persist<true> : pe__k_persist<false>;
   cudaError_t e = cudaFuncSetAttribute(

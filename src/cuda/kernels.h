@@ -158,6 +158,10 @@ typedef struct pe_cuda_persist {
    * PE_CUDA_STAMP_RING); a kernel built without the stamps runs when
    * NULL */
   uint64_t *stamps;
+  /* 1: one resident block as above; 2 or more: a thread-block cluster of
+   * that many blocks, one per SM, the activations in device memory, each
+   * step shared out over the cluster (pe_cuda_persist_cluster) */
+  int blocks;
 } pe_cuda_persist_t;
 
 /* The persistent kernel's stamps of one request, in ns of the device's
@@ -195,7 +199,16 @@ int pe_cuda_persist_conv_cb(const pe_cuda_step_t *s);
  * on device 0 (the device's limit less the kernel's static shared
  * memory). */
 int pe_cuda_shmem_limit(size_t *bytes);
-/* Launches the persistent kernel on stream; it returns at once. */
+/* The largest thread-block cluster, up to `want` blocks, that the
+ * persistent kernel of n_steps steps whose recurrent steps need scratch
+ * bytes can run as on device 0 (*blocks; 1 where the device has no
+ * clusters or fits none of 2), and the dynamic shared memory of each of
+ * its blocks (*shmem; over half an SM's, so that each has an SM of its
+ * own). Returns 0 or a cudaError_t. */
+int pe_cuda_persist_cluster(int n_steps, size_t scratch, int want, int *blocks,
+                            size_t *shmem);
+/* Launches the persistent kernel on stream (a cluster of a->blocks
+ * blocks where that is 2 or more); it returns at once. */
 int pe_cuda_persist_launch(const pe_cuda_persist_t *a, size_t shmem,
                            void *stream);
 
