@@ -771,7 +771,9 @@ __device__ __forceinline__ static double pe__warp_sum(double v) {
  * the mean and the variance summed in double across the lanes, then the
  * CPU's float arithmetic per element; the scale w, the bias (or none),
  * eps f[0]; out[1] the means and out[2] the inverse deviations when
- * wanted. i0 and di count threads. */
+ * wanted. With in[1] set (a residual add folded in, cuda.c), the input is
+ * in[0] + in[1], added in float as each element is read. i0 and di count
+ * threads. */
 template <typename I>
 __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
                                                        I total, I i0, I di) {
@@ -780,15 +782,18 @@ __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
   for (I i = i0 >> 5; i < total; i += di >> 5) {
     const I r = i % rows, b = i / rows;
     const float *x = s.in[0] + b * (I)s.in_stride[0] + r * len;
+    const float *x2 =
+        s.in[1] != NULL ? s.in[1] + b * (I)s.in_stride[1] + r * len : NULL;
+#define PE__LN_X(k) (x2 != NULL ? __fadd_rn(x[k], x2[k]) : x[k])
     float *y = s.out[0] + b * (I)s.numel + r * len;
     double sum = 0.0, sq = 0.0;
     for (I k = lane; k < len; k += 32) {
-      sum += (double)x[k];
+      sum += (double)PE__LN_X(k);
     }
     sum = pe__warp_sum(sum);
     const double mu = len ? sum / (double)len : 0.0;
     for (I k = lane; k < len; k += 32) {
-      const double dv = (double)x[k] - mu;
+      const double dv = (double)PE__LN_X(k) - mu;
       sq += dv * dv;
     }
     sq = pe__warp_sum(sq);
@@ -796,7 +801,8 @@ __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
     const float is =
         (float)(1.0 / sqrt(sq / (double)(len ? len : 1) + (double)s.f[0]));
     for (I k = lane; k < len; k += 32) {
-      const float v = __fmul_rn(__fmul_rn(__fsub_rn(x[k], m), is), s.w[k]);
+      const float v =
+          __fmul_rn(__fmul_rn(__fsub_rn(PE__LN_X(k), m), is), s.w[k]);
       y[k] = s.bias ? __fadd_rn(v, s.bias[k]) : v;
     }
     if (lane == 0 && s.out[1]) {
@@ -805,6 +811,7 @@ __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
     if (lane == 0 && s.out[2]) {
       s.out[2][b * (I)s.out_stride[2] + r] = is;
     }
+#undef PE__LN_X
   }
 }
 
