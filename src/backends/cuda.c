@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "backends/backends.h"
+#include "backends/cuda_fold.h"
 #include "backends/cuda_gen.h"
 #include "backends/cuda_plan.h"
 #include "cuda/kernels.h"
@@ -783,19 +784,6 @@ static int pe__weight_index(const pe__cuda_t *c, const void *p) {
   return -1;
 }
 
-/* Whether step s writes anything of [p, p + n) floats over pn windows. */
-static int pe__writes(const pe_cuda_step_t *s, uint32_t pn, const float *p,
-                      int64_t n) {
-  for (int q = 0; q < 3; q++) {
-    int64_t per = s->out_stride[q] > s->numel ? s->out_stride[q] : s->numel;
-    const float *o = s->out[q];
-    if (o != NULL && o < p + n && p < o + per * (int64_t)pn) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /* A double copy of a weight tensor for the persistent kernel (c->wcopy),
  * at *taken doubles of the region; -1 when the table is full. */
 static int64_t pe__persist_dcopy(pe__cuda_t *c, const float *src,
@@ -871,8 +859,8 @@ static int64_t pe__persist_doubles(pe__cuda_t *c, const pe_cuda_step_t *ps,
     }
     /* the last step before k that writes its input */
     int j = k - 1;
-    while (j >= 0 &&
-           !pe__writes(&ps[j], pn, s->in[0], s->in_stride[0] * (int64_t)pn)) {
+    while (j >= 0 && !pe__cuda_step_writes(&ps[j], pn, s->in[0],
+                                           s->in_stride[0] * (int64_t)pn)) {
       j--;
     }
     const pe_cuda_step_t *w = j >= 0 ? &ps[j] : NULL;
@@ -1346,84 +1334,6 @@ static int pe__precision(const char *v) {
   return strcmp(v, "tf32") == 0 ? 1 : -1;
 }
 
-/* Whether step s reads anything of [p, p + n) floats: one of its inputs
- * starts there (a tensor live at s that overlaps the range starts in it,
- * or is a view into it). */
-static int pe__reads(const pe_cuda_step_t *s, const float *p, int64_t n) {
-  for (int q = 0; q < PE_CUDA_MAX_IN; q++) {
-    if (s->in[q] != NULL && s->in[q] >= p && s->in[q] < p + n) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
-/* A residual add that only a LayerNorm right after it reads (a
- * Transformer's x + f(x), then LN) folded into that LayerNorm, which then
- * adds its two inputs as it reads them (in[0] + in[1], the same float
- * additions, so the same bits): one step, one barrier and one tensor's
- * round trip through memory less. The add's output must be the
- * LayerNorm's whole input, in the arena, and dead after it: the first
- * later step that touches it writes it without reading it, or none does;
- * and the LayerNorm must write nothing over the add's inputs. Compacts
- * the steps (and plan_of). */
-static void pe__fuse_add_layernorm(pe__cuda_t *c) {
-  const float *a0 = c->d_arena;
-  const float *a1 = a0 + (c->arena_ps > 0 ? c->arena_ps : 1) * c->tile;
-  for (int k = 0; k + 1 < c->n_steps; k++) {
-    const pe_cuda_step_t *add = &c->steps[k];
-    pe_cuda_step_t *ln = &c->steps[k + 1];
-    if (add->kind != PE_PLAN_BINARY || add->binop != PE_PLAN_OP_ADD ||
-        add->p[1] != 1 || add->act != PE_PLAN_ACT_NONE ||
-        ln->kind != PE_PLAN_LAYERNORM || ln->in[1] != NULL ||
-        ln->in[0] != add->out[0] || ln->in_stride[0] != add->numel ||
-        ln->numel != add->numel || add->out[0] < a0 || add->out[0] >= a1) {
-      continue;
-    }
-    /* nor may the LayerNorm's outputs overlap the add's inputs, which it
-     * now reads (the arena may have placed them there, those inputs being
-     * dead by then) */
-    int clash = 0;
-    for (int q = 0; q < 2; q++) {
-      const int64_t ext = add->in_stride[q] > 0
-                              ? add->in_stride[q] * (int64_t)c->tile
-                              : add->numel;
-      clash |= pe__writes(ln, c->tile, add->in[q], ext);
-    }
-    if (clash) {
-      continue;
-    }
-    const float *o = add->out[0];
-    const int64_t n = add->numel * (int64_t)c->tile;
-    int live = 0;
-    for (int j = k + 2; j < c->n_steps; j++) {
-      if (pe__reads(&c->steps[j], o, n)) {
-        live = 1;
-        break;
-      }
-      if (pe__writes(&c->steps[j], c->tile, o, n)) {
-        break;
-      }
-    }
-    if (live) {
-      continue;
-    }
-    ln->in[0] = add->in[0];
-    ln->in_stride[0] = add->in_stride[0];
-    ln->in[1] = add->in[1];
-    ln->in_stride[1] = add->in_stride[1];
-    ln->n_in = 2;
-    memmove(&c->steps[k], &c->steps[k + 1],
-            (size_t)(c->n_steps - k - 1) * sizeof *c->steps);
-    if (c->plan_of != NULL) {
-      memmove(&c->plan_of[k], &c->plan_of[k + 1],
-              (size_t)(c->n_steps - k - 1) * sizeof *c->plan_of);
-    }
-    c->n_steps--;
-    c->n_fused++;
-  }
-}
-
 /* Once the steps are resolved: the graphs, the persistent kernel when
  * asked for, and the allocation count from which none may happen. */
 static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
@@ -1432,7 +1342,9 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
   c->stamps_path = opts->stamps_path;
   c->codegen_off = pe__codegen(opts->codegen, &c->gen_windows) == 0;
   c->persist_blocks = pe__persist_blocks(opts->persist_blocks);
-  pe__fuse_add_layernorm(c);
+  c->n_fused = pe__cuda_fold_add_ln(
+      c->steps, &c->n_steps, c->plan_of, c->d_arena,
+      c->d_arena + (c->arena_ps > 0 ? c->arena_ps : 1) * c->tile, c->tile);
   if (c->tf32) {
     /* the generated kernels sum in fp32: precision tf32 is the steps'
      * kernels' (the resident kernel of persistent mode stays, for batches
