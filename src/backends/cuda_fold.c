@@ -41,9 +41,8 @@ static int pe__foldable(const pe_cuda_step_t *steps, int n_steps, int k,
    * now reads (the arena may have placed them there, those inputs being
    * dead by then) */
   for (int q = 0; q < 2; q++) {
-    const int64_t ext = add->in_stride[q] > 0
-                            ? add->in_stride[q] * (int64_t)tile
-                            : add->numel;
+    const int64_t ext =
+        add->in_stride[q] > 0 ? add->in_stride[q] * (int64_t)tile : add->numel;
     if (pe__cuda_step_writes(ln, tile, add->in[q], ext)) {
       return 0;
     }
