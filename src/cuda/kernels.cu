@@ -1640,13 +1640,52 @@ pe__p_step(const pe_cuda_step_t &s, const pe_cuda_pstep_t &ps, double *dr,
   }
 }
 
-/* Thread 0's stamp of a moment of request seq (STAMP: a.stamps set). */
-#define PE__STAMP(slot)                                                        \
+/* The stamp of a moment (slot) of request seq, by the kernel's stamping
+ * thread (`stamper`: one thread, where STAMP, a.stamps set); step k's
+ * slot. */
+#define PE__STAMP(seq, slot)                                                   \
   do {                                                                         \
-    if (STAMP && tid == 0) {                                                   \
-      pe__proto_stamp((unsigned long long *)a.stamps, last, (slot));           \
+    if (stamper) {                                                             \
+      pe__proto_stamp((unsigned long long *)a.stamps, (seq), (slot));          \
     }                                                                          \
   } while (0)
+#define PE__STEP_SLOT(k)                                                       \
+  (PE_CUDA_STAMP_STEP0 +                                                       \
+   ((k) < PE_CUDA_STAMP_STEPS ? (k) : PE_CUDA_STAMP_STEPS - 1))
+
+/* A step in none of the fast forms, by threads t of T (the resident
+ * block's, or all of a cluster's), over n windows; an LSTM or GRU takes
+ * windows b0, b0 + db, ... each by the whole block, scratch its shared
+ * memory. The caller's barrier follows. */
+__device__ __forceinline__ static void pe__p_general(const pe_cuda_step_t &s,
+                                                     uint32_t n, int b0, int db,
+                                                     int t, int T,
+                                                     float *scratch) {
+  const int kind = s.kind;
+  if (pe__lstm_wide(&s, (int)blockDim.x)) {
+    for (int b = b0; b < (int)n; b += db) {
+      pe__d_lstm_wide(s, b, scratch);
+    }
+  } else if (kind == PE_PLAN_LSTM || kind == PE_PLAN_GRU) {
+    int shared_w = 0;
+    pe__rnn_shmem(&s, &shared_w);
+    for (int b = b0; b < (int)n; b += db) {
+      pe__d_rnn(s, b, shared_w, scratch);
+      __syncthreads();
+    }
+  } else if (kind == PE_PLAN_DENSE &&
+             pe__split_width(pe__total(&s, n, 1), T) != 0) {
+    const int64_t total = pe__total(&s, n, 1);
+    const int g = pe__split_width(total, T);
+    if (pe__fits32(&s, n)) {
+      pe__d_dense_split<int>(s, (int)total, g, t);
+    } else {
+      pe__d_dense_split<int64_t>(s, total, g, t);
+    }
+  } else {
+    pe__d_step<1>(s, kind, n, t, T);
+  }
+}
 
 template <bool STAMP>
 __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
@@ -1656,6 +1695,7 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
   __shared__ uint32_t cmd_n;
   pe__proto_ctrl_t *ctrl = (pe__proto_ctrl_t *)a.ctrl;
   const int tid = (int)threadIdx.x, nt = (int)blockDim.x;
+  const int stamper = STAMP && tid == 0;
   const pe_cuda_step_t *steps = a.steps;
   float *x_in = a.d_in;
   const float *x_out = a.d_out;
@@ -1741,11 +1781,11 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
       break;
     }
     last = expect;
-    PE__STAMP(PE_CUDA_STAMP_SEEN);
+    PE__STAMP(last, PE_CUDA_STAMP_SEEN);
     const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
     const int n_in = (int)(n * a.in_numel), n_out = (int)(n * a.out_numel);
     pe__proto_read(h_in, polled, n_in, expect, x_in, tid, nt);
-    PE__STAMP(PE_CUDA_STAMP_WINDOW);
+    PE__STAMP(last, PE_CUDA_STAMP_WINDOW);
     /* a last step in a fast form that makes the scores stores the answer
      * itself and skips its barrier: the host sends the next request only
      * once every word of it is in, so every thread has read what it
@@ -1754,7 +1794,6 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     int answered = 0;
     for (int k = 0; k < a.n_steps; k++) {
       const pe_cuda_step_t &s = steps[k];
-      const int kind = s.kind;
       if (psteps != NULL && pe__p_fast(s, psteps[k])) {
         answered = k > 0 && k == a.n_steps - 1 && s.out[0] == x_out &&
                    s.numel == a.out_numel;
@@ -1763,36 +1802,12 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
         if (!answered) {
           __syncthreads();
         }
-        PE__STAMP(PE_CUDA_STAMP_STEP0 +
-                  (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
+        PE__STAMP(last, PE__STEP_SLOT(k));
         continue;
       }
-      if (pe__lstm_wide(&s, nt)) {
-        for (uint32_t b = 0; b < n; b++) {
-          pe__d_lstm_wide(s, (int)b, scratch);
-        }
-      } else if (kind == PE_PLAN_LSTM || kind == PE_PLAN_GRU) {
-        int shared_w = 0;
-        pe__rnn_shmem(&s, &shared_w);
-        for (uint32_t b = 0; b < n; b++) {
-          pe__d_rnn(s, b, shared_w, scratch);
-          __syncthreads();
-        }
-      } else if (kind == PE_PLAN_DENSE &&
-                 pe__split_width(pe__total(&s, n, 1), nt) != 0) {
-        const int64_t total = pe__total(&s, n, 1);
-        const int g = pe__split_width(total, nt);
-        if (pe__fits32(&s, n)) {
-          pe__d_dense_split<int>(s, (int)total, g, tid);
-        } else {
-          pe__d_dense_split<int64_t>(s, total, g, tid);
-        }
-      } else {
-        pe__d_step<1>(s, kind, n, tid, nt);
-      }
+      pe__p_general(s, n, 0, 1, tid, nt, scratch);
       __syncthreads();
-      PE__STAMP(PE_CUDA_STAMP_STEP0 +
-                (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
+      PE__STAMP(last, PE__STEP_SLOT(k));
     }
     /* each score with the request's seq in one 8-byte store: the host
      * takes a score once it carries the seq, whatever order the stores
@@ -1800,11 +1815,11 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     for (int i = tid; !answered && i < n_out; i += nt) {
       pe__st_tagged((unsigned long long *)a.h_out + i, last, x_out[i]);
     }
-    PE__STAMP(PE_CUDA_STAMP_SCORES);
+    PE__STAMP(last, PE_CUDA_STAMP_SCORES);
     if (tid == 0) {
       /* for the host's restart logic only (answers carry their seq) */
       pe__proto_done(ctrl, last);
-      PE__STAMP(PE_CUDA_STAMP_DONE);
+      PE__STAMP(last, PE_CUDA_STAMP_DONE);
     }
   }
   if (tid == 0) {
@@ -1865,10 +1880,7 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
       const int ok = pe__proto_wait(ctrl, h_in, polled, expect, a.idle_ns,
                                     a.d_in, &cmd_n, tid);
       if (ok) {
-        if (stamper) {
-          pe__proto_stamp((unsigned long long *)a.stamps, expect,
-                          PE_CUDA_STAMP_SEEN);
-        }
+        PE__STAMP(expect, PE_CUDA_STAMP_SEEN);
         const uint32_t n = cmd_n <= a.max_n ? cmd_n : a.max_n;
         pe__proto_read(h_in, polled, (int)(n * a.in_numel), expect, a.d_in, tid,
                        nt);
@@ -1885,58 +1897,20 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     }
     const uint32_t n = *n0 <= a.max_n ? *n0 : a.max_n;
     last = expect;
-    if (stamper) {
-      pe__proto_stamp((unsigned long long *)a.stamps, last,
-                      PE_CUDA_STAMP_WINDOW);
-    }
+    PE__STAMP(last, PE_CUDA_STAMP_WINDOW);
     for (int k = 0; k < a.n_steps; k++) {
-      const pe_cuda_step_t &s = steps[k];
-      const int kind = s.kind;
-      if (pe__lstm_wide(&s, nt)) {
-        for (int b = rank; b < (int)n; b += nb) {
-          pe__d_lstm_wide(s, b, scratch);
-        }
-      } else if (kind == PE_PLAN_LSTM || kind == PE_PLAN_GRU) {
-        int shared_w = 0;
-        pe__rnn_shmem(&s, &shared_w);
-        for (int b = rank; b < (int)n; b += nb) {
-          pe__d_rnn(s, b, shared_w, scratch);
-          __syncthreads();
-        }
-      } else if (kind == PE_PLAN_DENSE &&
-                 pe__split_width(pe__total(&s, n, 1), gn) != 0) {
-        const int64_t total = pe__total(&s, n, 1);
-        const int g = pe__split_width(total, gn);
-        if (pe__fits32(&s, n)) {
-          pe__d_dense_split<int>(s, (int)total, g, gt);
-        } else {
-          pe__d_dense_split<int64_t>(s, total, g, gt);
-        }
-      } else {
-        pe__d_step<1>(s, kind, n, gt, gn);
-      }
+      pe__p_general(steps[k], n, rank, nb, gt, gn, scratch);
       cl.sync();
-      if (stamper) {
-        pe__proto_stamp((unsigned long long *)a.stamps, last,
-                        PE_CUDA_STAMP_STEP0 + (k < PE_CUDA_STAMP_STEPS
-                                                   ? k
-                                                   : PE_CUDA_STAMP_STEPS - 1));
-      }
+      PE__STAMP(last, PE__STEP_SLOT(k));
     }
     const int n_out = (int)(n * a.out_numel);
     for (int i = gt; i < n_out; i += gn) {
       pe__st_tagged((unsigned long long *)a.h_out + i, last, a.d_out[i]);
     }
     if (rank == 0 && tid == 0) {
-      if (stamper) {
-        pe__proto_stamp((unsigned long long *)a.stamps, last,
-                        PE_CUDA_STAMP_SCORES);
-      }
+      PE__STAMP(last, PE_CUDA_STAMP_SCORES);
       pe__proto_done(ctrl, last);
-      if (stamper) {
-        pe__proto_stamp((unsigned long long *)a.stamps, last,
-                        PE_CUDA_STAMP_DONE);
-      }
+      PE__STAMP(last, PE_CUDA_STAMP_DONE);
     }
   }
   /* no block leaves while another may still read its shared memory */
