@@ -64,25 +64,21 @@ if [ "$rc" -ne 2 ] || ! printf '%s\n' "$msg" | grep -q -- "--cuda-memory: '0' is
   fail=1
 fi
 
+# refused FLAG VALUE WANT: bench-model --FLAG VALUE exits 1 with WANT
+refused() {
+  msg=$("$engine" bench-model "$model" --backend cuda --"$1" "$2" \
+    --iterations 1 2>&1 >/dev/null)
+  rc=$?
+  if [ "$rc" -ne 1 ] || ! printf '%s\n' "$msg" | grep -q "$3"; then
+    echo "FAIL: --$1 $2: exit $rc, '$msg'" >&2
+    fail=1
+  fi
+  echo "--$1 $2: exit $rc, $msg"
+}
 for v in of windows=0 windows=4097 windows=8x windows=; do
-  msg=$("$engine" bench-model "$model" --backend cuda --cuda-codegen "$v" \
-    --iterations 1 2>&1 >/dev/null)
-  rc=$?
-  if [ "$rc" -ne 1 ] || ! printf '%s\n' "$msg" | grep -q "unknown codegen '$v' (on, off or windows=N"; then
-    echo "FAIL: --cuda-codegen $v: exit $rc, '$msg'" >&2
-    fail=1
-  fi
-  echo "--cuda-codegen $v: exit $rc, $msg"
+  refused cuda-codegen "$v" "unknown codegen '$v' (on, off or windows=N"
 done
-
 for v in 0 17 -1 2x x; do
-  msg=$("$engine" bench-model "$model" --backend cuda --cuda-blocks "$v" \
-    --iterations 1 2>&1 >/dev/null)
-  rc=$?
-  if [ "$rc" -ne 1 ] || ! printf '%s\n' "$msg" | grep -q "persistent blocks '$v' is not auto or a number from 1 to 16"; then
-    echo "FAIL: --cuda-blocks $v: exit $rc, '$msg'" >&2
-    fail=1
-  fi
-  echo "--cuda-blocks $v: exit $rc, $msg"
+  refused cuda-blocks "$v" "persistent blocks '$v' is not auto or a number from 1 to 16"
 done
 exit $fail
