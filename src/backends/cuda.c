@@ -1288,6 +1288,15 @@ static int pe__cuda_buffers(pe__cuda_t *c, int64_t in_numel, int64_t out_numel,
   return PE_OK;
 }
 
+/* v as a whole decimal number from lo to hi, or -1. */
+static long pe__count(const char *v, unsigned long lo, unsigned long hi) {
+  char *end = NULL;
+  const unsigned long n = strtoul(v, &end, 10);
+  return v[0] >= '0' && v[0] <= '9' && *end == '\0' && n >= lo && n <= hi
+             ? (long)n
+             : -1;
+}
+
 /* pe_backend_options_t.codegen: 1 on (NULL, "", "on", "1", "auto", or
  * "windows=N": on, a block of graph mode's generated kernel holding at
  * most N windows at once, 1 to 4096), 0 off ("off", "0"), -1 anything
@@ -1299,9 +1308,8 @@ static int pe__codegen(const char *v, uint32_t *windows) {
     return 1;
   }
   if (strncmp(v, "windows=", 8) == 0) {
-    char *end = NULL;
-    const unsigned long n = strtoul(v + 8, &end, 10);
-    if (v[8] < '0' || v[8] > '9' || *end != '\0' || n < 1 || n > 4096) {
+    const long n = pe__count(v + 8, 1, 4096);
+    if (n < 0) {
       return -1;
     }
     *windows = (uint32_t)n;
@@ -1317,12 +1325,7 @@ static int pe__persist_blocks(const char *v) {
   if (v == NULL || *v == '\0' || strcmp(v, "auto") == 0) {
     return 0;
   }
-  char *end = NULL;
-  const unsigned long n = strtoul(v, &end, 10);
-  return v[0] >= '0' && v[0] <= '9' && *end == '\0' && n >= 1 &&
-                 n <= PE__CUDA_CLUSTER_MAX
-             ? (int)n
-             : -1;
+  return (int)pe__count(v, 1, PE__CUDA_CLUSTER_MAX);
 }
 
 /* pe_backend_options_t.precision: 0 fp32 (NULL, "" or "fp32"), 1 tf32,
