@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 MAGIC = b"PECUDAPL"
-VERSION = 3
+VERSION = 4
 HEADER = 256
 
 

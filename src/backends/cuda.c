@@ -39,6 +39,7 @@
 #include "backends/cuda_gen.h"
 #include "backends/cuda_plan.h"
 #include "cuda/kernels.h"
+#include "cuda/lstm_rec.h"
 #include "model/plan_view.h"
 #include "pe/clock.h"
 #include "pe/error.h"
@@ -74,8 +75,9 @@ typedef struct pe__cuda {
                    plan file */
   /* arena regions of the backend's own: the windows in the model's layout
    * (NULL for NCW, whose windows the plan reads from d_in), and the rows
-   * of an attention block (its Q, K, V projections, then its heads) */
-  float *d_xin, *d_attn;
+   * of an attention block (its Q, K, V projections, then its heads), and
+   * an LSTM's input projection (W x_t + bias for every t) */
+  float *d_xin, *d_attn, *d_lstm;
   /* one CUDA graph of every step's launch per batch bucket: bucket k
    * computes graph_n[k] windows (powers of two, then the tile) */
   cudaGraphExec_t graph[PE__CUDA_MAX_GRAPHS];
@@ -513,6 +515,65 @@ static int pe__resolve_attention(pe__cuda_t *c, const pe_plan_step_t *s,
                         E, E, s->bias2, msg, cap);
 }
 
+/* Whether plan step s, an LSTM, runs as two launch steps: its input
+ * projection as a dense step, then the recurrence in the warp form
+ * (src/cuda/lstm_rec.h), *U and *KM the form's. */
+static int pe__lstm_split(const pe_plan_step_t *s, int64_t *U, int64_t *KM) {
+  return s->kind == PE_PLAN_LSTM && s->p[1] >= PE_CUDA_LSTM_SPLIT_IN &&
+         pe_cuda_lstm_rec_form(s->p[2], PE_CUDA_PERSIST_THREADS, U, KM);
+}
+
+/* The LSTM of plan step s as two launch steps from c->steps[*k] (t the
+ * step resolved so far: its inputs, outputs and parameters): W x_t + bias
+ * for every t as one dense step over the window's seq rows, into the
+ * arena's rows for it (in fp32 whatever the precision: the recurrence
+ * carries its error forward; in graph mode the tiled product, elsewhere
+ * a thread per output), then the recurrence, reading them. */
+static int pe__resolve_lstm(pe__cuda_t *c, const pe_plan_step_t *s,
+                            const pe_cuda_step_t *t, int64_t U, int64_t KM,
+                            int *k, char *msg, size_t cap) {
+  const int64_t seq = s->p[0], in = s->p[1], H = s->p[2], GH = 4 * H;
+  pe_cuda_step_t *d = &c->steps[*k];
+  memset(d, 0, sizeof *d);
+  d->kind = PE_PLAN_DENSE;
+  d->n_in = 1;
+  d->in[0] = t->in[0];
+  d->in_stride[0] = t->in_stride[0];
+  d->out[0] = c->d_lstm;
+  d->out_stride[0] = seq * GH;
+  d->numel = seq * GH;
+  d->p[0] = seq;
+  float *wt = pe__transpose(s->w, GH, in);
+  float *rp = malloc((size_t)(PE_CUDA_PERSIST_THREADS * KM) * sizeof *rp);
+  int rc = PE_ENOMEM;
+  if (wt == NULL || rp == NULL) {
+    snprintf(msg, cap, "out of memory");
+  } else {
+    /* a thread per output (seq 4H of them a window, more than the
+     * cluster's threads) whatever K */
+    d->K = in;
+    d->M = GH;
+    d->w = pe__upload(c, wt, in * GH, 4, msg, cap);
+    d->bias = d->w != NULL ? pe__upload(c, s->bias, GH, 4, msg, cap) : NULL;
+    rc = d->bias != NULL ? PE_OK : PE_EBACKEND;
+  }
+  if (rc == PE_OK) {
+    d = &c->steps[++*k];
+    *d = *t;
+    d->in[0] = c->d_lstm;
+    d->in_stride[0] = seq * GH;
+    d->p[8] = 1;
+    d->p[9] = U;
+    d->p[10] = KM;
+    pe_cuda_lstm_rec_pack(s->w2, H, U, KM, PE_CUDA_PERSIST_THREADS, rp);
+    d->w = pe__upload(c, rp, PE_CUDA_PERSIST_THREADS * KM, 4, msg, cap);
+    rc = d->w != NULL ? PE_OK : PE_EBACKEND;
+  }
+  free(wt);
+  free(rp);
+  return rc;
+}
+
 /* The step that transposes the caller's [channel][time] windows (d_in)
  * into the model's [time][channel] input (d_xin). */
 static void pe__resolve_layout(pe__cuda_t *c, pe_cuda_step_t *d, int64_t W,
@@ -692,6 +753,11 @@ static int pe__resolve(pe__cuda_t *c, int i, int *at, char *msg, size_t cap) {
                "at most 1024",
                i, s.label, (long long)H);
       return PE_EUNSUPPORTED;
+    }
+    int64_t U = 0, KM = 0;
+    if (pe__lstm_split(&s, &U, &KM)) {
+      pe_cuda_step_t t = *d;
+      return pe__resolve_lstm(c, &s, &t, U, KM, at, msg, cap);
     }
     float *wt = pe__transpose(s.w, GH, in), *rt = pe__transpose(s.w2, GH, H);
     if (wt == NULL || rt == NULL) {
@@ -1807,22 +1873,31 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
   }
   pe_plan_shape_t shape;
   pe_plan_shape(c->model, &shape);
-  /* the launch steps: a transpose first for a [time][channel] input, and
-   * up to three per attention block, whose rows take arena of their own
-   * after the plan's (and the transposed windows) */
+  /* the launch steps: a transpose first for a [time][channel] input, up
+   * to three per attention block, whose rows take arena of their own
+   * after the plan's (and the transposed windows), and two per LSTM split
+   * in two, whose input projection takes arena after those */
   const int wc = d->layout != PE_MODEL_LAYOUT_NCW;
   int n_launch = shape.n_steps + wc;
-  int64_t attn_ps = 0;
+  int64_t attn_ps = 0, lstm_ps = 0;
   for (int i = 0; i < shape.n_steps; i++) {
     pe_plan_step_t s;
-    if (pe_plan_step(c->model, i, &s) == PE_OK && s.kind == PE_PLAN_ATTENTION) {
+    int64_t U = 0, KM = 0;
+    if (pe_plan_step(c->model, i, &s) != PE_OK) {
+      continue;
+    }
+    if (s.kind == PE_PLAN_ATTENTION) {
       const int64_t need = 4 * s.attn.L * s.attn.E;
       attn_ps = need > attn_ps ? need : attn_ps;
       n_launch += 1 + (s.attn.has_out != 0);
+    } else if (pe__lstm_split(&s, &U, &KM)) {
+      const int64_t need = 4 * s.p[0] * s.p[2];
+      lstm_ps = need > lstm_ps ? need : lstm_ps;
+      n_launch += 1;
     }
   }
   const int64_t xin_ps = wc ? shape.in_numel : 0;
-  const int64_t arena_ps = shape.arena_ps + xin_ps + attn_ps;
+  const int64_t arena_ps = shape.arena_ps + xin_ps + attn_ps + lstm_ps;
   /* the budget is checked before the device is asked for, so that a
    * model that cannot fit is refused alike on a host without one */
   rc = pe__cuda_tile(c, opts, shape.in_numel, shape.out_numel, arena_ps, msg,
@@ -1852,6 +1927,7 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
   }
   if (rc == PE_OK) {
     c->d_attn = c->d_arena + (shape.arena_ps + xin_ps) * (int64_t)c->tile;
+    c->d_lstm = c->d_attn + attn_ps * (int64_t)c->tile;
   }
   for (int i = 0; i < shape.n_steps && rc == PE_OK; i++, k++) {
     const int k0 = k;

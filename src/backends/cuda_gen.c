@@ -704,6 +704,10 @@ static int pe__gen_rnn(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
   if (!lstm && (s->p[3] == 0 || s->in[2] != NULL || s->out[2] != NULL)) {
     return pe__unsupported(g, k, "a GRU without linear_before_reset");
   }
+  if (lstm && s->p[8] != 0) {
+    return pe__unsupported(g, k,
+                           "an LSTM whose input projection is a step apart");
+  }
   /* where h lives in the scratch, and an LSTM's c */
   const int64_t ho = lstm ? GH : GH + H, co = GH + H;
   int64_t xo = 0, xs = 0, h0o = -1, h0s = 0, c0o = -1, c0s = 0;

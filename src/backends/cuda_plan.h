@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define PE_CUDA_PLAN_MAGIC "PECUDAPL"
-#define PE_CUDA_PLAN_VERSION 3u
+#define PE_CUDA_PLAN_VERSION 4u
 #define PE_CUDA_PLAN_HEADER 256
 
 /* A step's device pointer in a file: the kind in the top byte, an index

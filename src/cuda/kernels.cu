@@ -34,6 +34,7 @@
 /* after plan_view.h (the PE_PLAN_ACT_* names) and kernels.h (the stamp
  * slots) */
 #include "cuda/act.cuh"
+#include "cuda/lstm_rec.cuh"
 #include "cuda/persist_proto.cuh"
 
 #define PE__THREADS 256
@@ -1242,9 +1243,27 @@ __global__ static void pe__k_lstm_wide(const pe_cuda_step_t s) {
   pe__d_lstm_wide(s, (int)blockIdx.x, sh);
 }
 
+/* Whether a step is an LSTM's recurrence in the warp form (its input
+ * projection a dense step before it). */
+__host__ __device__ static int pe__lstm_rec(const pe_cuda_step_t *s) {
+  return s->kind == PE_PLAN_LSTM && s->p[8] != 0;
+}
+
+__global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS)
+    pe__k_lstm_rec(const pe_cuda_step_t s) {
+  extern __shared__ float4 shv[];
+  pe__d_lstm_rec(s, (int)blockIdx.x, (float *)shv);
+}
+
 extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
                                    void *stream) {
   cudaStream_t st = (cudaStream_t)stream;
+  if (pe__lstm_rec(s)) {
+    /* one block per window, of the threads R was packed for */
+    pe__k_lstm_rec<<<n, PE_CUDA_PERSIST_THREADS, pe__lstm_rec_shmem(s), st>>>(
+        *s);
+    return (int)cudaPeekAtLastError();
+  }
   if (pe__lstm_wide(s, 1024)) {
     /* one block per window, a thread per gate row */
     const int threads = (int)((4 * s->p[2] + 31) / 32 * 32);
@@ -1662,7 +1681,11 @@ __device__ __forceinline__ static void pe__p_general(const pe_cuda_step_t &s,
                                                      int t, int T,
                                                      float *scratch) {
   const int kind = s.kind;
-  if (pe__lstm_wide(&s, (int)blockDim.x)) {
+  if (pe__lstm_rec(&s)) {
+    for (int b = b0; b < (int)n; b += db) {
+      pe__d_lstm_rec(s, b, scratch);
+    }
+  } else if (pe__lstm_wide(&s, (int)blockDim.x)) {
     for (int b = b0; b < (int)n; b += db) {
       pe__d_lstm_wide(s, b, scratch);
     }
@@ -1931,7 +1954,8 @@ extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
         return k;
       }
       int w = 0;
-      size_t b = pe__lstm_wide(s, PE_CUDA_PERSIST_THREADS)
+      size_t b = pe__lstm_rec(s) ? pe__lstm_rec_shmem(s)
+                 : pe__lstm_wide(s, PE_CUDA_PERSIST_THREADS)
                      ? pe__lstm_wide_shmem(s, PE_CUDA_PERSIST_THREADS)
                      : pe__rnn_shmem(s, &w);
       *scratch = b > *scratch ? b : *scratch;

@@ -1,12 +1,12 @@
-/* What src/cuda/act.cuh, src/cuda/tiled.cuh and the generated batch kernel
- * (src/backends/cuda_gen.c) need of CUDA, for a C++ compiler on the CPU: a
- * block's threads are threads of the process (a block at a time),
- * __syncthreads a barrier of them, a warp's shuffles a barrier of its
- * threads, __shared__ arrays statics (one block's at a time), the dynamic
- * shared memory one array filled with NaN before each block, and the
- * rounding intrinsics plain float arithmetic (compiled with
- * -ffp-contract=off). Included first (-include) by tiled_emu.cpp and by
- * the sources test_cuda_gen.c compiles. */
+/* What src/cuda/act.cuh, src/cuda/tiled.cuh, src/cuda/lstm_rec.cuh and
+ * the generated batch kernel (src/backends/cuda_gen.c) need of CUDA, for
+ * a C++ compiler on the CPU: a block's threads are threads of the process
+ * (a block at a time), __syncthreads a barrier of them, a warp's shuffles
+ * a barrier of its threads, __shared__ arrays statics (one block's at a
+ * time), the dynamic shared memory one array filled with NaN before each
+ * block, and the rounding intrinsics plain float arithmetic (compiled
+ * with -ffp-contract=off). Included first (-include) by tiled_emu.cpp and
+ * by the sources test_cuda_gen.c compiles. */
 #ifndef PE_CUDA_EMU_SHIM_H
 #define PE_CUDA_EMU_SHIM_H
 
@@ -69,6 +69,16 @@ template <typename T> static T __shfl_xor_sync(unsigned int, T v, int m) {
   pe_emu_lane[t] = (double)v;
   pthread_barrier_wait(&pe_emu_warp[t / 32]);
   const T r = (T)pe_emu_lane[t ^ m];
+  pthread_barrier_wait(&pe_emu_warp[t / 32]);
+  return r;
+}
+
+/* v of lane src of the warp */
+template <typename T> static T __shfl_sync(unsigned int, T v, int src) {
+  const int t = (int)threadIdx.x;
+  pe_emu_lane[t] = (double)v;
+  pthread_barrier_wait(&pe_emu_warp[t / 32]);
+  const T r = (T)pe_emu_lane[t / 32 * 32 + (src & 31)];
   pthread_barrier_wait(&pe_emu_warp[t / 32]);
   return r;
 }

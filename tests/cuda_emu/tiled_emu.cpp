@@ -27,6 +27,7 @@
 #include "cuda/act.cuh"
 #define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
 #include "cuda/tiled.cuh"
+#include "cuda/lstm_rec.cuh"
 #include "model/kernels_shared.h"
 #include "splitmix.h"
 
@@ -373,6 +374,117 @@ static double pe_attn_case(int n, int L, int H, int D, int mask, int mask_h,
   return pe_worst(y, want);
 }
 
+struct pe_lstm_arg {
+  pe_cuda_step_t s;
+  int misalign; /* h's buffers one float past a 16-byte boundary */
+};
+
+static void pe_lstm_body(void *a) {
+  const pe_lstm_arg *d = (const pe_lstm_arg *)a;
+  PE__DYN_SHARED(float, sh);
+  pe__d_lstm_rec(d->s, (int)blockIdx.x, sh + d->misalign);
+}
+
+static double pe_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* The LSTM recurrence in the warp form (a block of 512 threads a window,
+ * R packed by pe_cuda_lstm_rec_pack) over n windows of seq steps, given
+ * W x_t + bias: against ONNX's equations in double over the same inputs,
+ * Y (in slot dir of dirs), Y_h and Y_c. */
+static double pe_lstm_case(int n, int seq, int H, int rev, int states,
+                           int dirs, int dir, int misalign) {
+  const int nt = 512, GH = 4 * H;
+  int64_t U = 0, KM = 0;
+  if (!pe_cuda_lstm_rec_form(H, nt, &U, &KM)) {
+    printf("FAIL: lstm H %d: the warp form refused it\n", H);
+    return INFINITY;
+  }
+  std::vector<float> xg = pe_random((size_t)n * seq * GH, 2.0f);
+  std::vector<float> R = pe_random((size_t)GH * H, 1.0f / sqrtf((float)H));
+  std::vector<float> h0 = pe_random((size_t)n * dirs * H, 1.0f);
+  std::vector<float> c0 = pe_random((size_t)n * dirs * H, 1.0f);
+  std::vector<float> packed((size_t)nt * KM);
+  pe_cuda_lstm_rec_pack(R.data(), H, U, KM, nt, packed.data());
+  const size_t ny = (size_t)seq * dirs * H, ns = (size_t)dirs * H;
+  std::vector<float> y((size_t)n * ny, NAN), yh((size_t)n * ns, NAN),
+      yc((size_t)n * ns, NAN);
+  pe_lstm_arg d;
+  memset(&d, 0, sizeof d);
+  d.misalign = misalign;
+  d.s.kind = PE_PLAN_LSTM;
+  const int64_t p[11] = {seq, 0, H, 0, 0, rev, dirs, dir, 1, U, KM};
+  memcpy(d.s.p, p, sizeof p);
+  d.s.in[0] = xg.data();
+  d.s.in_stride[0] = (int64_t)seq * GH;
+  d.s.in[1] = states ? h0.data() : NULL;
+  d.s.in_stride[1] = (int64_t)ns;
+  d.s.in[2] = states ? c0.data() : NULL;
+  d.s.in_stride[2] = (int64_t)ns;
+  d.s.out[0] = y.data();
+  d.s.out_stride[0] = (int64_t)ny;
+  d.s.out[1] = yh.data();
+  d.s.out_stride[1] = (int64_t)ns;
+  d.s.out[2] = yc.data();
+  d.s.out_stride[2] = (int64_t)ns;
+  d.s.w = packed.data();
+  if (pe__lstm_rec_shmem(&d.s) + 4 * sizeof(float) > sizeof pe_emu_dyn) {
+    printf("FAIL: lstm H %d: its shared memory does not fit\n", H);
+    return INFINITY;
+  }
+  pe_emu_launch((unsigned)n, 1, nt, pe_lstm_body, &d);
+  /* the slots of the other direction stay unwritten: NaN in both */
+  std::vector<double> want_y(y.size(), NAN), want_h(yh.size(), NAN),
+      want_c(yc.size(), NAN);
+  std::vector<double> h((size_t)H), c((size_t)H), hn((size_t)H);
+  for (int b = 0; b < n; b++) {
+    for (int j = 0; j < H; j++) {
+      const size_t at = (size_t)b * ns + (size_t)dir * H + j;
+      h[j] = states ? h0[at] : 0.0;
+      c[j] = states ? c0[at] : 0.0;
+    }
+    for (int it = 0; it < seq; it++) {
+      const int t = rev ? seq - 1 - it : it;
+      const float *x = xg.data() + ((size_t)b * seq + t) * GH;
+      for (int j = 0; j < H; j++) {
+        double g[4];
+        for (int q = 0; q < 4; q++) {
+          double a = x[q * H + j];
+          for (int k = 0; k < H; k++) {
+            a += (double)R[((size_t)q * H + j) * H + k] * h[k];
+          }
+          g[q] = a;
+        }
+        c[j] = pe_sigmoid(g[2]) * c[j] + pe_sigmoid(g[0]) * tanh(g[3]);
+        hn[j] = pe_sigmoid(g[1]) * tanh(c[j]);
+      }
+      for (int j = 0; j < H; j++) {
+        h[j] = hn[j];
+        want_y[(size_t)b * ny + ((size_t)t * dirs + dir) * H + j] = h[j];
+      }
+    }
+    for (int j = 0; j < H; j++) {
+      want_h[(size_t)b * ns + (size_t)dir * H + j] = h[j];
+      want_c[(size_t)b * ns + (size_t)dir * H + j] = c[j];
+    }
+  }
+  /* NaN where NaN is wanted is right; anywhere else, wrong */
+  double worst = 0.0;
+  const std::vector<float> *got[3] = {&y, &yh, &yc};
+  const std::vector<double> *want[3] = {&want_y, &want_h, &want_c};
+  for (int o = 0; o < 3; o++) {
+    for (size_t i = 0; i < got[o]->size(); i++) {
+      const double g = (*got[o])[i], wv = (*want[o])[i];
+      if (wv != wv) {
+        worst = g == g ? INFINITY : worst;
+        continue;
+      }
+      const double e = fabs(g - wv) / fmax(1.0, fabs(wv));
+      worst = e > worst || e != e ? (e != e ? INFINITY : e) : worst;
+    }
+  }
+  return worst;
+}
+
 int main(void) {
   char what[160];
   int cases = 0;
@@ -456,8 +568,37 @@ int main(void) {
       cases++;
     }
   }
+  /* the LSTM recurrence in the warp form: DeepLOB's (H 64 over 82
+   * steps), and units that leave warps partly or wholly idle, slices of h
+   * not a multiple of 4 (the scalar reads), h's buffers off a 16-byte
+   * boundary, a reversed direction into its slot of two, given states */
+  static const int lstm[][8] = {
+      /* n, seq, H, reverse, states, dirs, dir, misalign */
+      {2, 82, 64, 0, 0, 1, 0, 0}, {1, 30, 64, 0, 1, 1, 0, 1},
+      {2, 40, 32, 1, 1, 2, 1, 0}, {1, 25, 48, 0, 0, 1, 0, 0},
+      {2, 9, 17, 1, 0, 2, 0, 0},  {1, 5, 1, 0, 1, 1, 0, 0},
+      {1, 12, 50, 0, 1, 1, 0, 0}};
+  for (const auto &c : lstm) {
+    snprintf(what, sizeof what,
+             "lstm warp form n %d seq %d H %d reverse %d states %d dir %d "
+             "of %d misalign %d",
+             c[0], c[1], c[2], c[3], c[4], c[6], c[5], c[7]);
+    pe_report(what, pe_lstm_case(c[0], c[1], c[2], c[3], c[4], c[5], c[6],
+                                 c[7]));
+    cases++;
+  }
+  int64_t u = 0, km = 0;
+  if (pe_cuda_lstm_rec_form(65, 512, &u, &km) ||
+      pe_cuda_lstm_rec_form(128, 1024, &u, &km) ||
+      !pe_cuda_lstm_rec_form(64, 512, &u, &km) || u != 4 || km != 32) {
+    printf("FAIL: the warp form's limits (H 65 in 512 threads and 128 in "
+           "1024 refused, 64 in 512 taken as 4 units a warp, 32 of h a "
+           "lane)\n");
+    pe_fails++;
+  }
   printf("%s: %d cases of the tiled dense product and Conv 1-D (fp32 and "
-         "tf32), Conv 2-D and the attention heads, %d failed\n",
+         "tf32), Conv 2-D, the attention heads and the LSTM recurrence, %d "
+         "failed\n",
          pe_fails ? "FAIL" : "PASS", cases, pe_fails);
   return pe_fails ? 1 : 0;
 }
