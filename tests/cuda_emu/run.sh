@@ -1,6 +1,7 @@
 #!/bin/sh
 # Compiles tests/cuda_emu/tiled_emu.cpp (the kernels of src/cuda/tiled.cuh
-# with shim.h in place of CUDA) with a C++ compiler and runs it.
+# and src/cuda/lstm_rec.cuh with shim.h in place of CUDA) with a C++
+# compiler and runs it.
 #   run.sh CXX SOURCE_DIR WORK_DIR
 set -eu
 cxx=$1

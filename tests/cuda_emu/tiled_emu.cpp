@@ -11,9 +11,12 @@
  * dilations; against the cpu backend's portable function,
  * model/kernels_shared.h) and the attention heads of one thread per query
  * (queries across warp edges, several heads a block, head widths 1 to 64,
- * an additive mask per head or shared, replacement scores). Every result
- * must lie within 1e-5 of the reference, relative to max(1, |y|), and no
- * output may be left unwritten (the outputs start as NaN).
+ * an additive mask per head or shared, replacement scores), and the LSTM
+ * recurrence in the warp form of src/cuda/lstm_rec.cuh (against ONNX's
+ * equations in double, over sizes that leave warps or lanes idle, either
+ * direction, given states or none). Every result must lie within 1e-5 of
+ * the reference, relative to max(1, |y|), and no output may be left
+ * unwritten (the outputs start as NaN).
  *
  *   c++ -std=c++17 -O1 -ffp-contract=off -Iinclude -Isrc -Itests \
  *     -include tests/cuda_emu/shim.h tests/cuda_emu/tiled_emu.cpp -lpthread
