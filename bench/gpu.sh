@@ -47,6 +47,7 @@ $py bench/gpu_torch.py --export-deeplob32 $dl >/tmp/export.log 2>&1 ||
 # its module from the name)
 t64=/tmp/gpu_zoo/zoo/transformer64.default.onnx
 rm -rf /tmp/gpu_zoo
+mkdir -p /tmp/gpu_zoo/zoo
 $py -c "import sys; sys.path.insert(0, 'bench')
 from bench_model_peers import zoo_models
 zoo_models('/tmp/gpu_zoo/zoo', ['transformer64'], ['default'])" \
