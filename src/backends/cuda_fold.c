@@ -39,11 +39,19 @@ static int pe__foldable(const pe_cuda_step_t *steps, int n_steps, int k,
   }
   /* the LayerNorm's outputs may not overlap the add's inputs, which it
    * now reads (the arena may have placed them there, those inputs being
-   * dead by then) */
+   * dead by then), unless its normalized output lies exactly over one of
+   * them, element for element: the LayerNorm reads a row twice before it
+   * writes any of it, then each element just before the same thread
+   * writes it */
   for (int q = 0; q < 2; q++) {
     const int64_t ext =
         add->in_stride[q] > 0 ? add->in_stride[q] * (int64_t)tile : add->numel;
-    if (pe__cuda_step_writes(ln, tile, add->in[q], ext)) {
+    pe_cuda_step_t rest = *ln;
+    if (ln->out[0] == add->in[q] && add->in_stride[q] == ln->numel &&
+        (ln->out_stride[0] == 0 || ln->out_stride[0] == ln->numel)) {
+      rest.out[0] = NULL;
+    }
+    if (pe__cuda_step_writes(&rest, tile, add->in[q], ext)) {
       return 0;
     }
   }

@@ -26,9 +26,11 @@ int pe__cuda_step_reads(const pe_cuda_step_t *s, const float *p, int64_t n);
  * no activation; its output must be the LayerNorm's whole input, lie in
  * the arena [lo, hi), and be dead after the LayerNorm (the first later
  * step that touches it writes it without reading it, or none does); and
- * the LayerNorm must write nothing over the add's inputs. steps (and
- * plan_of, the plan step of each, or NULL) are compacted over *n_steps,
- * tensors laid out for tile windows. Returns how many were folded. */
+ * the LayerNorm must write nothing over the add's inputs but, where the
+ * arena put it there, its output exactly over one of them (each element
+ * read before the thread that reads it writes it). steps (and plan_of,
+ * the plan step of each, or NULL) are compacted over *n_steps, tensors
+ * laid out for tile windows. Returns how many were folded. */
 int pe__cuda_fold_add_ln(pe_cuda_step_t *steps, int *n_steps, int *plan_of,
                          const float *lo, const float *hi, uint32_t tile);
 
