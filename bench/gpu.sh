@@ -9,7 +9,9 @@
 # LSTM, the zoo's Transformer and 2-D CNN, and the first extra model), then
 # bench-model (cpu at batch 1; cuda graph and persistent at batch 1; cuda
 # graph at 4096 and 65536, and 1,048,576 for the shipped models, with the
-# steps' kernels beside where graph mode runs a generated kernel) on the
+# steps' kernels beside where graph mode runs a generated kernel; where
+# persistent mode runs a cluster, one block beside it and the cluster's
+# stamps per step) on the
 # shipped models, the zoo's Transformer, the
 # Transformer at 64 ticks and d_model 64 (transformer64, exported here) and
 # DeepLOB over 32 columns, beside PyTorch eager, CUDA graph and
@@ -139,12 +141,19 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536,1048576 \
         --iterations "$it") || fail=1
       echo "$o" | grep -E "^backend|^phases"
       row "$n" "$who cuda $mode" 1 "$o"
-      # a plan persistent mode runs as a cluster: one block too
+      # a plan persistent mode runs as a cluster: one block too, and
+      # where the cluster's time goes (the kernel's stamps of each step)
       if [ "$mode" = persistent ] && echo "$o" | grep -q "a cluster of"; then
         o=$("$exe" bench-model "$m" --backend cuda --cuda-mode $mode \
           --cuda-blocks 1 --batch 1 --iterations "$it") || fail=1
         echo "$o" | grep -E "^backend|^phases"
         row "$n" "$who cuda persist 1 block" 1 "$o"
+        if [ "$who" = ours ]; then
+          "$exe" bench-model "$m" --backend cuda --cuda-mode $mode --batch 1 \
+            --iterations 500 --cuda-stamps /tmp/stamps.txt >/dev/null || fail=1
+          echo "$n: where the cluster's time goes (--cuda-stamps)"
+          cat /tmp/stamps.txt
+        fi
       fi
     done
     for b in $(echo "$big" | tr , ' '); do
