@@ -409,15 +409,15 @@ static float *pe__transpose(const float *w, int64_t rows, int64_t cols) {
 }
 
 /* A dense step's weights uploaded: w_km [K][M] (the thread and tiled
- * kernels), and for long K also as [M][K] (one warp per output); the
- * bias [M] or NULL. */
+ * kernels), and for one warp per output (warp) also as [M][K]; the bias
+ * [M] or NULL; tf32 its precision. */
 static int pe__dense_set(pe__cuda_t *c, pe_cuda_step_t *d, const float *w_km,
-                         int64_t K, int64_t M, const float *bias, char *msg,
-                         size_t cap) {
+                         int64_t K, int64_t M, const float *bias, int warp,
+                         int tf32, char *msg, size_t cap) {
   d->K = K;
   d->M = M;
-  d->dense_warp = pe_cuda_dense_warp(K);
-  d->tf32 = c->tf32;
+  d->dense_warp = warp;
+  d->tf32 = tf32;
   d->w = pe__upload(c, w_km, K * M, 4, msg, cap);
   if (d->w == NULL) {
     return PE_EBACKEND;
@@ -441,13 +441,15 @@ static int pe__dense_set(pe__cuda_t *c, pe_cuda_step_t *d, const float *w_km,
   return PE_OK;
 }
 
-/* A dense step over `rows` rows per window of the attention block: x
- * (stride xs) times w_mk ([M][K], the ONNX layout) plus bias into y
- * (stride ys). */
-static int pe__attn_dense(pe__cuda_t *c, pe_cuda_step_t *d, const float *x,
+/* A dense step over `rows` rows per window (the attention block's
+ * projections, an LSTM's input projection): x (stride xs) times w_mk
+ * ([M][K], the ONNX layout) plus bias into y (stride ys), one warp per
+ * output (warp) or not, in precision tf32 or fp32. */
+static int pe__rows_dense(pe__cuda_t *c, pe_cuda_step_t *d, const float *x,
                           int64_t xs, float *y, int64_t ys, int64_t rows,
                           const float *w_mk, int64_t K, int64_t M,
-                          const float *bias, char *msg, size_t cap) {
+                          const float *bias, int warp, int tf32, char *msg,
+                          size_t cap) {
   memset(d, 0, sizeof *d);
   d->kind = PE_PLAN_DENSE;
   d->n_in = 1;
@@ -462,7 +464,7 @@ static int pe__attn_dense(pe__cuda_t *c, pe_cuda_step_t *d, const float *x,
     snprintf(msg, cap, "out of memory");
     return PE_ENOMEM;
   }
-  int rc = pe__dense_set(c, d, km, K, M, bias, msg, cap);
+  int rc = pe__dense_set(c, d, km, K, M, bias, warp, tf32, msg, cap);
   free(km);
   return rc;
 }
@@ -476,8 +478,9 @@ static int pe__resolve_attention(pe__cuda_t *c, const pe_plan_step_t *s,
   const int64_t L = s->attn.L, E = s->attn.E, E3 = 3 * E;
   float *qkv = c->d_attn, *ctx = c->d_attn + L * E3 * (int64_t)c->tile;
   pe_cuda_step_t *d = &c->steps[*k];
-  int rc = pe__attn_dense(c, d, t->in[0], t->in_stride[0], qkv, L * E3, L, s->w,
-                          E, E3, s->bias, msg, cap);
+  int rc =
+      pe__rows_dense(c, d, t->in[0], t->in_stride[0], qkv, L * E3, L, s->w, E,
+                     E3, s->bias, pe_cuda_dense_warp(E), c->tf32, msg, cap);
   if (rc != PE_OK) {
     return rc;
   }
@@ -511,8 +514,9 @@ static int pe__resolve_attention(pe__cuda_t *c, const pe_plan_step_t *s,
     return PE_OK;
   }
   d = &c->steps[++*k];
-  return pe__attn_dense(c, d, ctx, L * E, t->out[0], t->out_stride[0], L, s->w2,
-                        E, E, s->bias2, msg, cap);
+  return pe__rows_dense(c, d, ctx, L * E, t->out[0], t->out_stride[0], L, s->w2,
+                        E, E, s->bias2, pe_cuda_dense_warp(E), c->tf32, msg,
+                        cap);
 }
 
 /* Whether plan step s, an LSTM, runs as two launch steps: its input
@@ -533,45 +537,30 @@ static int pe__resolve_lstm(pe__cuda_t *c, const pe_plan_step_t *s,
                             const pe_cuda_step_t *t, int64_t U, int64_t KM,
                             int *k, char *msg, size_t cap) {
   const int64_t seq = s->p[0], in = s->p[1], H = s->p[2], GH = 4 * H;
-  pe_cuda_step_t *d = &c->steps[*k];
-  memset(d, 0, sizeof *d);
-  d->kind = PE_PLAN_DENSE;
-  d->n_in = 1;
-  d->in[0] = t->in[0];
-  d->in_stride[0] = t->in_stride[0];
-  d->out[0] = c->d_lstm;
-  d->out_stride[0] = seq * GH;
-  d->numel = seq * GH;
-  d->p[0] = seq;
-  float *wt = pe__transpose(s->w, GH, in);
+  /* a thread per output (seq 4H of them a window, more than the
+   * cluster's threads) whatever K */
+  int rc =
+      pe__rows_dense(c, &c->steps[*k], t->in[0], t->in_stride[0], c->d_lstm,
+                     seq * GH, seq, s->w, in, GH, s->bias, 0, 0, msg, cap);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  pe_cuda_step_t *d = &c->steps[++*k];
+  *d = *t;
+  d->in[0] = c->d_lstm;
+  d->in_stride[0] = seq * GH;
+  d->p[8] = 1;
+  d->p[9] = U;
+  d->p[10] = KM;
   float *rp = malloc((size_t)(PE_CUDA_PERSIST_THREADS * KM) * sizeof *rp);
-  int rc = PE_ENOMEM;
-  if (wt == NULL || rp == NULL) {
+  if (rp == NULL) {
     snprintf(msg, cap, "out of memory");
-  } else {
-    /* a thread per output (seq 4H of them a window, more than the
-     * cluster's threads) whatever K */
-    d->K = in;
-    d->M = GH;
-    d->w = pe__upload(c, wt, in * GH, 4, msg, cap);
-    d->bias = d->w != NULL ? pe__upload(c, s->bias, GH, 4, msg, cap) : NULL;
-    rc = d->bias != NULL ? PE_OK : PE_EBACKEND;
+    return PE_ENOMEM;
   }
-  if (rc == PE_OK) {
-    d = &c->steps[++*k];
-    *d = *t;
-    d->in[0] = c->d_lstm;
-    d->in_stride[0] = seq * GH;
-    d->p[8] = 1;
-    d->p[9] = U;
-    d->p[10] = KM;
-    pe_cuda_lstm_rec_pack(s->w2, H, U, KM, PE_CUDA_PERSIST_THREADS, rp);
-    d->w = pe__upload(c, rp, PE_CUDA_PERSIST_THREADS * KM, 4, msg, cap);
-    rc = d->w != NULL ? PE_OK : PE_EBACKEND;
-  }
-  free(wt);
+  pe_cuda_lstm_rec_pack(s->w2, H, U, KM, PE_CUDA_PERSIST_THREADS, rp);
+  d->w = pe__upload(c, rp, PE_CUDA_PERSIST_THREADS * KM, 4, msg, cap);
   free(rp);
-  return rc;
+  return d->w != NULL ? PE_OK : PE_EBACKEND;
 }
 
 /* The step that transposes the caller's [channel][time] windows (d_in)
@@ -696,7 +685,8 @@ static int pe__resolve(pe__cuda_t *c, int i, int *at, char *msg, size_t cap) {
       snprintf(msg, cap, "out of memory");
       return PE_ENOMEM;
     }
-    int rc = pe__dense_set(c, d, w, s.dense_k, s.dense_m, s.bias, msg, cap);
+    int rc = pe__dense_set(c, d, w, s.dense_k, s.dense_m, s.bias,
+                           pe_cuda_dense_warp(s.dense_k), c->tf32, msg, cap);
     free(w);
     return rc;
   }
