@@ -63,24 +63,25 @@ static unsigned int min(unsigned int a, unsigned int b) {
   return a < b ? a : b;
 }
 
-/* v of the lane whose index differs from this one's by the bits of m */
-template <typename T> static T __shfl_xor_sync(unsigned int, T v, int m) {
+/* v of lane src (0 to 31) of this thread's warp, every lane of it
+ * taking part */
+template <typename T> static T pe_emu_shfl(T v, int src) {
   const int t = (int)threadIdx.x;
   pe_emu_lane[t] = (double)v;
   pthread_barrier_wait(&pe_emu_warp[t / 32]);
-  const T r = (T)pe_emu_lane[t ^ m];
+  const T r = (T)pe_emu_lane[t / 32 * 32 + src];
   pthread_barrier_wait(&pe_emu_warp[t / 32]);
   return r;
 }
 
+/* v of the lane whose index differs from this one's by the bits of m */
+template <typename T> static T __shfl_xor_sync(unsigned int, T v, int m) {
+  return pe_emu_shfl(v, ((int)threadIdx.x & 31) ^ m);
+}
+
 /* v of lane src of the warp */
 template <typename T> static T __shfl_sync(unsigned int, T v, int src) {
-  const int t = (int)threadIdx.x;
-  pe_emu_lane[t] = (double)v;
-  pthread_barrier_wait(&pe_emu_warp[t / 32]);
-  const T r = (T)pe_emu_lane[t / 32 * 32 + (src & 31)];
-  pthread_barrier_wait(&pe_emu_warp[t / 32]);
-  return r;
+  return pe_emu_shfl(v, src & 31);
 }
 
 /* Warp matrix operations (mma.h's nvcuda::wmma, the shapes and types the
