@@ -840,112 +840,13 @@ static int pe__weight_index(const pe__cuda_t *c, const void *p) {
   return -1;
 }
 
-/* A double copy of a weight tensor for the persistent kernel (c->wcopy),
- * at *taken doubles of the region; -1 when the table is full. */
-static int64_t pe__persist_dcopy(pe__cuda_t *c, const float *src,
-                                 int64_t floats, int64_t cols, int64_t ilv,
-                                 int64_t *taken) {
-  if (c->n_wcopy == PE__CUDA_MAX_WEIGHTS) {
-    return -1;
-  }
-  pe_cuda_wcopy_t *w = &c->wcopy[c->n_wcopy++];
-  memset(w, 0, sizeof *w);
-  w->src = src;
-  w->floats = floats;
-  w->off = *taken;
-  w->cols = cols;
-  w->ilv = ilv;
-  w->dbl = 1;
-  *taken += (floats + 1) / 2 * 2;
-  return w->off;
-}
-
-/* The persistent kernel's data in double on chip (pp, and the first
- * entries of c->wcopy) while it fits the block's shared memory (limit
- * bytes) beside `floats` floats of activations and scratch bytes: the
- * weights and bias of each conv1d and dense step (ps, laid out for pn
- * windows) in the order of the steps, then, for each of those steps
- * whose input was last written whole by a step that runs a fast form
- * (kernels.h, pe_cuda_pstep_t), a copy in double of that input, which
- * that step stores. Returns the doubles taken. */
-static int64_t pe__persist_doubles(pe__cuda_t *c, const pe_cuda_step_t *ps,
-                                   pe_cuda_pstep_t *pp, uint32_t pn,
-                                   int64_t floats, size_t scratch,
-                                   size_t limit) {
-  int64_t taken = 0;
-  c->n_wcopy = 0;
-  for (int k = 0; k < c->n_steps; k++) {
-    const pe_cuda_step_t *s = &ps[k];
-    memset(&pp[k], 0, sizeof pp[k]);
-    pp[k].wd = pp[k].bd = pp[k].ind = pp[k].outd = -1;
-    pp[k].cb = 1;
-    int64_t nw = 0, cols = 0, ilv = 1, nb = 0;
-    const float *src = NULL;
-    if (s->kind == PE_PLAN_CONV1D && s->p[2] > 0 && s->p[1] > 0) {
-      pp[k].cb = pe_cuda_persist_conv_cb(s);
-      nw = s->p[1] * (s->p[0] / s->p[2]) * s->p[3];
-      cols = nw / s->p[1];
-      ilv = pp[k].cb;
-      src = s->w;
-      nb = s->bias != NULL ? s->p[1] : 0;
-    } else if (s->kind == PE_PLAN_DENSE && s->K > 0 && s->M > 0) {
-      /* [M][K]: w2 where the step has it, else w [K][M] transposed */
-      nw = s->K * s->M;
-      src = s->w2 != NULL ? s->w2 : s->w;
-      cols = s->w2 != NULL ? s->K : s->M;
-      ilv = s->w2 != NULL ? 1 : s->K;
-      nb = s->bias != NULL ? s->M : 0;
-    }
-    int64_t need = (nw + 1) / 2 * 2 + (nb + 1) / 2 * 2;
-    if (src == NULL || c->n_wcopy + 2 > PE__CUDA_MAX_WEIGHTS ||
-        pe_cuda_persist_shmem(c->n_steps, taken + need, floats, scratch) >
-            limit) {
-      pp[k].cb = 1;
-      continue;
-    }
-    pp[k].wd = pe__persist_dcopy(c, src, nw, cols, ilv, &taken);
-    if (nb > 0) {
-      pp[k].bd = pe__persist_dcopy(c, s->bias, nb, nb, 1, &taken);
-    }
-  }
-  for (int k = 0; k < c->n_steps; k++) {
-    const pe_cuda_step_t *s = &ps[k];
-    if (pp[k].wd < 0 || s->in[0] == NULL || s->in_stride[0] <= 0) {
-      continue;
-    }
-    /* the last step before k that writes its input */
-    int j = k - 1;
-    while (j >= 0 && !pe__cuda_step_writes(&ps[j], pn, s->in[0],
-                                           s->in_stride[0] * (int64_t)pn)) {
-      j--;
-    }
-    const pe_cuda_step_t *w = j >= 0 ? &ps[j] : NULL;
-    if (w == NULL || w->out[0] != s->in[0] || w->numel != s->in_stride[0] ||
-        w->out[1] != NULL || w->out[2] != NULL ||
-        !(w->kind == PE_PLAN_AFFINE || pp[j].wd >= 0)) {
-      continue;
-    }
-    int64_t need = (w->numel * (int64_t)pn + 1) / 2 * 2;
-    if (pp[j].outd < 0 && pe_cuda_persist_shmem(c->n_steps, taken + need,
-                                                floats, scratch) <= limit) {
-      pp[j].outd = taken;
-      taken += need;
-    }
-    pp[k].ind = pp[j].outd;
-  }
-  return taken;
-}
-
-/* The weights the persistent kernel copies on chip as floats (c->wcopy,
- * after the ones in double), in the order its steps read them while they
- * fit the block's shared memory (limit bytes) beside `doubles` doubles,
- * `floats` floats of activations and scratch bytes: each step's w (not a
- * warp dense layer's, which reads w2), w2, bias, bias2 and constant
- * inputs; not an LSTM's or GRU's, which stage their own, nor those of a
- * step that reads them in double (pp). Returns the floats taken, each
- * tensor rounded up to 4. */
-static int64_t pe__persist_weights(pe__cuda_t *c, const pe_cuda_pstep_t *pp,
-                                   int64_t doubles, int64_t floats,
+/* The weights the persistent kernel copies on chip (c->wcopy), in the
+ * order its steps read them while they fit the block's shared memory
+ * (limit bytes) beside `floats` floats of activations and scratch bytes:
+ * each step's w (not a warp dense layer's, which reads w2), w2, bias,
+ * bias2 and constant inputs; not an LSTM's or GRU's, which stage their
+ * own. Returns the floats taken, each tensor rounded up to 4. */
+static int64_t pe__persist_weights(pe__cuda_t *c, int64_t floats,
                                    size_t scratch, size_t limit) {
   int64_t taken = 0;
   char seen[PE__CUDA_MAX_WEIGHTS] = {0};
@@ -954,10 +855,9 @@ static int64_t pe__persist_weights(pe__cuda_t *c, const pe_cuda_pstep_t *pp,
     if (s->kind == PE_PLAN_LSTM || s->kind == PE_PLAN_GRU) {
       continue;
     }
-    const int dbl = pp[k].wd >= 0;
     const void *ptrs[4 + PE_CUDA_MAX_IN] = {
-        dbl || (s->kind == PE_PLAN_DENSE && s->dense_warp) ? NULL : s->w,
-        dbl ? NULL : s->w2, dbl ? NULL : s->bias, s->bias2};
+        s->kind == PE_PLAN_DENSE && s->dense_warp ? NULL : s->w, s->w2, s->bias,
+        s->bias2};
     for (int q = 0; q < s->n_in && q < PE_CUDA_MAX_IN; q++) {
       ptrs[4 + q] = s->in_stride[q] == 0 ? s->in[q] : NULL;
     }
@@ -970,8 +870,8 @@ static int64_t pe__persist_weights(pe__cuda_t *c, const pe_cuda_pstep_t *pp,
       int64_t n = (int64_t)(c->weight_bytes[i] / sizeof(float));
       int64_t n4 = (n + 3) / 4 * 4;
       if (c->n_wcopy == PE__CUDA_MAX_WEIGHTS ||
-          pe_cuda_persist_shmem(c->n_steps, doubles, floats + taken + n4,
-                                scratch) > limit) {
+          pe_cuda_persist_shmem(c->n_steps, floats + taken + n4, scratch) >
+              limit) {
         continue;
       }
       pe_cuda_wcopy_t *w = &c->wcopy[c->n_wcopy++];
@@ -1032,7 +932,7 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
       c->tile < PE_CUDA_PERSIST_MAX_BATCH ? c->tile : PE_CUDA_PERSIST_MAX_BATCH;
   const int64_t per = c->arena_ps + c->in_numel + c->out_numel;
   uint32_t on = blocks > 1 ? 0 : pn;
-  while (on > 0 && pe_cuda_persist_shmem(c->n_steps, 0, (int64_t)on * per,
+  while (on > 0 && pe_cuda_persist_shmem(c->n_steps, (int64_t)on * per,
                                          scratch) > limit) {
     on--;
   }
@@ -1044,14 +944,9 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   size_t in_b = ((size_t)pn * (size_t)c->in_numel + 1) / 2 * 16;
   size_t out_b = (size_t)pn * (size_t)c->out_numel * sizeof(uint64_t);
   size_t st_b = (size_t)c->n_steps * sizeof *c->steps;
-  size_t pp_b = (size_t)c->n_steps * sizeof(pe_cuda_pstep_t);
-  /* the steps with their arena tensors laid out for pn windows, and
-   * their entries into the doubles on chip */
+  /* the steps with their arena tensors laid out for pn windows */
   pe_cuda_step_t *ps = malloc(st_b > 0 ? st_b : 1);
-  pe_cuda_pstep_t *pp = malloc(pp_b > 0 ? pp_b : 1);
-  if (ps == NULL || pp == NULL) {
-    free(ps);
-    free(pp);
+  if (ps == NULL) {
     snprintf(msg, cap, "out of memory");
     return PE_ENOMEM;
   }
@@ -1074,40 +969,23 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
       }
     }
   }
-  /* off chip nothing is in double (a limit of 0 takes none), nor in a
-   * plan with steps besides the fast forms' (affine, conv1d, dense): there
-   * the doubles would take the shared memory that the other steps' float
-   * weights use (the zoo Transformer's persistent batch 1 took 306 us
-   * with them on an H100, 202 without) */
-  int fast_only = 1;
-  for (int k = 0; k < c->n_steps; k++) {
-    fast_only &= c->steps[k].kind == PE_PLAN_AFFINE ||
-                 c->steps[k].kind == PE_PLAN_CONV1D ||
-                 c->steps[k].kind == PE_PLAN_DENSE;
-  }
   const int64_t act = (int64_t)on * per;
-  int64_t doubles = pe__persist_doubles(c, ps, pp, pn, act, scratch,
-                                        on > 0 && fast_only ? limit : 0);
-  int64_t w_floats =
-      on > 0 ? pe__persist_weights(c, pp, doubles, act, scratch, limit) : 0;
+  c->n_wcopy = 0;
+  int64_t w_floats = on > 0 ? pe__persist_weights(c, act, scratch, limit) : 0;
   c->pshmem = blocks > 1 ? cl_shmem
-              : on > 0   ? pe_cuda_persist_shmem(c->n_steps, doubles,
-                                                 act + w_floats, scratch)
-                         : scratch;
+              : on > 0
+                  ? pe_cuda_persist_shmem(c->n_steps, act + w_floats, scratch)
+                  : scratch;
   int e = pe_cuda_host_alloc_mapped((void **)&c->ctrl, sizeof *c->ctrl);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_in, in_b);
   e = e ? e : pe_cuda_host_alloc_mapped((void **)&c->m_out, out_b);
   size_t wc_b = (size_t)c->n_wcopy * sizeof *c->wcopy;
-  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b + pp_b + wc_b);
+  e = e ? e : pe_cuda_malloc((void **)&c->d_steps, st_b + wc_b);
   e = e ? e : (int)cudaMemcpy(c->d_steps, ps, st_b, cudaMemcpyHostToDevice);
-  e = e || pp_b == 0 ? e
-                     : (int)cudaMemcpy((char *)c->d_steps + st_b, pp, pp_b,
-                                       cudaMemcpyHostToDevice);
   e = e || wc_b == 0 ? e
-                     : (int)cudaMemcpy((char *)c->d_steps + st_b + pp_b,
-                                       c->wcopy, wc_b, cudaMemcpyHostToDevice);
+                     : (int)cudaMemcpy((char *)c->d_steps + st_b, c->wcopy,
+                                       wc_b, cudaMemcpyHostToDevice);
   free(ps);
-  free(pp);
   e = e ? e
         : (int)cudaStreamCreateWithFlags(&c->pstream, cudaStreamNonBlocking);
   pe_cuda_persist_t *a = &c->pargs;
@@ -1121,14 +999,10 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
   }
   a->arena = c->d_arena;
   a->arena_floats = (int64_t)pn * c->arena_ps;
-  a->psteps =
-      (const pe_cuda_pstep_t *)(const void *)((char *)c->d_steps + st_b);
-  a->d_doubles = doubles;
-  a->wcopy =
-      (const pe_cuda_wcopy_t *)(const void *)((char *)c->d_steps + st_b + pp_b);
+  a->wcopy = (const pe_cuda_wcopy_t *)(const void *)((char *)c->d_steps + st_b);
   a->n_wcopy = c->n_wcopy;
   a->w_floats = w_floats;
-  c->dev_bytes += st_b + pp_b + wc_b;
+  c->dev_bytes += st_b + wc_b;
   c->host_bytes += sizeof *c->ctrl + in_b + out_b;
   memset(c->ctrl, 0, sizeof *c->ctrl);
   a->steps = c->d_steps;

@@ -5,21 +5,18 @@
  * per hidden unit; dense layers over many rows as a tiled product; a warp
  * per row of a LayerNorm; the heads of an attention block one thread per
  * query where a head's keys and values fit shared memory, else a warp per
- * query, its projections dense steps), computing
- * what that kernel computes: sums of products in double, rounded to float
- * once (a float product is exact in double, so the float result is the
- * CPU's except where a sum lies within about 1e-16 of a rounding boundary,
- * whatever the order of its terms; the exceptions: the tiled dense
- * product of many rows and Conv 2-D, which sum 32 or about 16 products at
- * a time in float and those sums in double, and the attention heads of
- * one thread per query, in float, each moving a result by about 1e-7 of
- * its terms' size); float
- * arithmetic elsewhere with
- * explicit roundings (__fmul_rn, __fadd_rn), so that no fused
- * multiply-add changes it. Transcendental functions (exp, tanh, erf) are
- * CUDA's float ones (within 2 ulp), so those results may differ from the
- * CPU's libm by an ulp or two. Index arithmetic is 32-bit wherever a
- * launch's indices fit (pe__fits32). Nothing here allocates. */
+ * query, its projections dense steps), computing what that kernel
+ * computes but for the order of its sums: a dense or Conv 1-D output in
+ * runs of 32 products in float, those in double, rounded to float once,
+ * in every form alike (sums.cuh: a window's scores do not depend on the
+ * batch it rides in); Conv 2-D about 16 products at a time in float,
+ * those in double; the attention heads in float. Each moves a result by
+ * about 1e-7 of its terms' size. Float arithmetic elsewhere with explicit
+ * roundings (__fmul_rn, __fadd_rn), so that no fused multiply-add changes
+ * it. Transcendental functions (exp, tanh, erf) are CUDA's float ones
+ * (within 2 ulp), so those results may differ from the CPU's libm by an
+ * ulp or two. Index arithmetic is 32-bit wherever a launch's indices fit
+ * (pe__fits32). Nothing here allocates. */
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -70,6 +67,9 @@ __device__ static float pe__binop(int op, float a, float b) {
 /* the tiled dense product, the attention heads of a thread per query and
  * Conv 2-D (after PE__FOR, which they use) */
 #include "cuda/tiled.cuh"
+/* the dense, Conv 1-D and attention forms whose sums keep the tiled ones'
+ * order (after tiled.cuh, whose PE__TK and pe__attn_score_off they use) */
+#include "cuda/sums.cuh"
 
 template <typename I>
 __device__ __forceinline__ static void pe__d_copy(const pe_cuda_step_t &s,
@@ -79,164 +79,6 @@ __device__ __forceinline__ static void pe__d_copy(const pe_cuda_step_t &s,
     I b = i / ys, e = i % ys;
     s.out[0][i] = pe__act(s.in[0][b * (I)s.in_stride[0] + e], s.act, s.alpha);
   }
-}
-
-/* Conv 1-D: each thread T consecutive outputs (co, t .. t + T - 1) of a
- * window, so that each weight is read once for T products; I the index
- * type (int when every index of the launch fits, else int64_t: 64-bit
- * division is several times dearer). total counts groups of T outputs:
- * n * cout * ceil(wout / T). */
-template <typename I, int T>
-__device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
-                                                    I total, I i0, I di) {
-  const I cin = (I)s.p[0], cout = (I)s.p[1], group = (I)s.p[2], k = (I)s.p[3];
-  const I stride = (I)s.p[4], dil = (I)s.p[5], pl = (I)s.p[6], win = (I)s.p[8];
-  const I wout = (I)s.p[9], cin_g = cin / group, cout_g = cout / group;
-  const I xs = (I)s.in_stride[0], ys = (I)s.numel;
-  const I tiles = (wout + T - 1) / T;
-  for (I i = i0; i < total; i += di) {
-    const I t0 = (i % tiles) * T, r = i / tiles, co = r % cout, b = r / cout;
-    const float *__restrict__ w = s.w + co * cin_g * k;
-    const float *__restrict__ x =
-        s.in[0] + b * xs + (co / cout_g) * cin_g * win;
-    /* the taps that land inside the window for some output of the tile */
-    const I tl = t0 + T - 1 < wout ? t0 + T - 1 : wout - 1;
-    const I p0 = t0 * stride - pl, p1 = tl * stride - pl;
-    I k0 = 0, k1 = k;
-    while (k0 < k && p1 + k0 * dil < 0) {
-      k0++;
-    }
-    while (k1 > k0 && p0 + (k1 - 1) * dil >= win) {
-      k1--;
-    }
-    const double bias = s.bias[co];
-    double acc[T];
-#pragma unroll
-    for (int j = 0; j < T; j++) {
-      acc[j] = bias;
-    }
-    for (I ci = 0; ci < cin_g; ci++) {
-      const float *__restrict__ xr = x + ci * win;
-      const float *__restrict__ wr = w + ci * k;
-      for (I kk = k0; kk < k1; kk++) {
-        const double wv = wr[kk];
-        const I q = p0 + kk * dil;
-#pragma unroll
-        for (int j = 0; j < T; j++) {
-          const I pos = q + j * stride;
-          const float xv = pos >= 0 && pos < win ? xr[pos] : 0.0f;
-          acc[j] += wv * (double)xv;
-        }
-      }
-    }
-    float *y = s.out[0] + b * ys + co * wout;
-#pragma unroll
-    for (int j = 0; j < T; j++) {
-      if (t0 + j < wout) {
-        y[t0 + j] = pe__act((float)acc[j], s.act, s.alpha);
-      }
-    }
-  }
-}
-
-/* Dense, one thread per output; w as [K][M]. */
-template <typename I>
-__device__ __forceinline__ static void pe__d_dense(const pe_cuda_step_t &s,
-                                                   I total, I i0, I di) {
-  const I rows = (I)s.p[0], K = (I)s.K, M = (I)s.M, xs = (I)s.in_stride[0];
-  for (I i = i0; i < total; i += di) {
-    const I m = i % M, q = i / M, r = q % rows, b = q / rows;
-    const float *__restrict__ x = s.in[0] + b * xs + r * K;
-    const float *__restrict__ w = s.w + m;
-    double acc = s.bias ? s.bias[m] : 0.0;
-#pragma unroll 4
-    for (I k = 0; k < K; k++) {
-      acc += (double)x[k] * (double)w[k * M];
-    }
-    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
-  }
-}
-
-/* A dense layer with one warp per output (w2: the weights as [M][K]): the
- * lanes take every 32nd k, the partial sums (double) meet in a butterfly,
- * then the bias. The order differs from the CPU's; in double, the float
- * result differs only where the sum lies within about 1e-16 of a float
- * rounding boundary. i0 and di count threads; warps are i0 / 32 on. */
-template <typename I>
-__device__ __forceinline__ static void pe__d_dense_warp(const pe_cuda_step_t &s,
-                                                        I total, I i0, I di) {
-  const I rows = (I)s.p[0], K = (I)s.K, M = (I)s.M, xs = (I)s.in_stride[0];
-  const int lane = (int)(threadIdx.x & 31);
-  for (I i = i0 >> 5; i < total; i += di >> 5) {
-    const I m = i % M, q = i / M, r = q % rows, b = q / rows;
-    const float *__restrict__ x = s.in[0] + b * xs + r * K;
-    const float *__restrict__ w = s.w2 + m * K;
-    double acc = 0.0;
-#pragma unroll 4
-    for (I k = lane; k < K; k += 32) {
-      acc += (double)x[k] * (double)w[k];
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-      acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    }
-    if (lane == 0) {
-      acc += s.bias ? (double)s.bias[m] : 0.0;
-      s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
-    }
-  }
-}
-
-/* Dense for the resident block when its outputs are few: g threads (a
- * power of two, 2 to 32, within a warp) per output take every g-th k of
- * its sum (w2 [M][K] when the step has it, else w [K][M]), the partial
- * sums (double) meet in a butterfly, then the bias. Every thread of the
- * block calls it (the butterfly needs whole warps); total * g <= threads.
- * The order of the terms differs from the CPU's; in double the float
- * result differs only where a sum lies within about 1e-16 of a float
- * rounding boundary. */
-template <typename I>
-__device__ __forceinline__ static void
-pe__d_dense_split(const pe_cuda_step_t &s, I total, int g, int tid) {
-  const I rows = (I)s.p[0], K = (I)s.K, M = (I)s.M, xs = (I)s.in_stride[0];
-  const I i = (I)(tid / g);
-  const int sub = tid & (g - 1);
-  double acc = 0.0;
-  I m = 0;
-  if (i < total) {
-    m = i % M;
-    const I q = i / M, r = q % rows, b = q / rows;
-    const float *__restrict__ x = s.in[0] + b * xs + r * K;
-    if (s.w2 != NULL) {
-      const float *__restrict__ w = s.w2 + m * K;
-#pragma unroll 4
-      for (I k = sub; k < K; k += g) {
-        acc += (double)x[k] * (double)w[k];
-      }
-    } else {
-      const float *__restrict__ w = s.w + m;
-#pragma unroll 4
-      for (I k = sub; k < K; k += g) {
-        acc += (double)x[k] * (double)w[k * M];
-      }
-    }
-  }
-  for (int o = g >> 1; o > 0; o >>= 1) {
-    acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  }
-  if (i < total && sub == 0) {
-    acc += s.bias ? (double)s.bias[m] : 0.0;
-    s.out[0][i] = pe__act((float)acc, s.act, s.alpha);
-  }
-}
-
-/* Threads per output of pe__d_dense_split for `total` outputs over nt
- * threads: the most, up to 32, that fit; 0 when fewer than 2 do. */
-__device__ static int pe__split_width(int64_t total, int nt) {
-  int g = 32;
-  while (g >= 2 && total * g > nt) {
-    g >>= 1;
-  }
-  return g >= 2 ? g : 0;
 }
 
 template <typename I>
@@ -816,96 +658,6 @@ __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
   }
 }
 
-/* The heads of a self-attention block (its projections run as dense
- * steps before and after): in[0] the projected rows [L][3E] (Q, K, V side
- * by side), out[0] the merged heads [L][E]; p[0..4] = L, E, H, D, mask_h,
- * f[0] the scale, in[1] the additive mask and in[2] the replacement
- * scores ([H or 1][L][L], constants) or NULL. One warp per row (window b,
- * head h, query i): lane j scores key j (then j + 32, ...), the warp takes
- * their maximum, then, 32 keys at a time (the first 32 scores kept from
- * the first pass, the others computed again), each lane's exponential is
- * broadcast to the warp and lane d adds its share to column d of the head
- * (d + 32, ... in further passes where D > 32). The arithmetic is the
- * CPU's: each score's dot product in double rounded to float, scaled and
- * masked in float, the exponentials float, and their sum and the weighted
- * sum of V in double, key after key (a score's terms from column j % D
- * on: the CPU's sum in another order). */
-
-__device__ __forceinline__ static float
-pe__attn_score(const pe_cuda_step_t &s, const float *q, const float *kr, int D,
-               const float *mrow, const float *rrow, int j) {
-  double acc = 0.0;
-  /* from column j % D on, wrapping: the lanes of a warp, each on its own
-   * key, then read different banks where the rows of 3E floats start on
-   * the same one */
-  int d = j % D;
-  for (int t = 0; t < D; t++) {
-    acc += (double)q[d] * (double)kr[d];
-    d = d + 1 < D ? d + 1 : 0;
-  }
-  float x = __fmul_rn((float)acc, s.f[0]);
-  if (mrow != NULL) {
-    x = __fadd_rn(x, mrow[j]);
-  }
-  if (rrow != NULL && rrow[j] == rrow[j]) {
-    x = rrow[j];
-  }
-  return x;
-}
-
-template <typename I>
-__device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
-                                                       I total, I i0, I di) {
-  const I L = (I)s.p[0], E = (I)s.p[1], H = (I)s.p[2], D = (I)s.p[3];
-  const I E3 = 3 * E;
-  const int lane = (int)(threadIdx.x & 31);
-  for (I u = i0 >> 5; u < total; u += di >> 5) {
-    const I i = u % L, h = (u / L) % H, b = u / (L * H);
-    const float *qkv = s.in[0] + b * (I)s.in_stride[0];
-    const float *q = qkv + i * E3 + h * D;
-    const float *k = qkv + E + h * D, *v = qkv + 2 * E + h * D;
-    const I mo = pe__attn_score_off<I>(s, h, i);
-    const float *mrow = s.in[1] ? s.in[1] + mo : NULL;
-    const float *rrow = s.in[2] ? s.in[2] + mo : NULL;
-    float mx = -INFINITY, x0 = 0.0f; /* x0: the score of key lane */
-    for (I j = lane; j < L; j += 32) {
-      const float x =
-          pe__attn_score(s, q, k + j * E3, (int)D, mrow, rrow, (int)j);
-      x0 = j == lane ? x : x0;
-      mx = x > mx ? x : mx;
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-      const float y = __shfl_xor_sync(0xffffffffu, mx, o);
-      mx = y > mx ? y : mx;
-    }
-    for (I d0 = 0; d0 < D; d0 += 32) {
-      const I d = d0 + lane;
-      double sum = 0.0, acc = 0.0;
-      for (I j0 = 0; j0 < L; j0 += 32) {
-        const I j = j0 + lane;
-        float p = 0.0f;
-        if (j < L) {
-          const float x = j0 == 0 ? x0
-                                  : pe__attn_score(s, q, k + j * E3, (int)D,
-                                                   mrow, rrow, (int)j);
-          p = pe__expf(__fsub_rn(x, mx));
-        }
-        const int jn = L - j0 < 32 ? (int)(L - j0) : 32;
-        for (int t = 0; t < jn; t++) {
-          const float pt = __shfl_sync(0xffffffffu, p, t);
-          sum += (double)pt;
-          if (d < D) {
-            acc += (double)pt * (double)v[(j0 + t) * E3 + d];
-          }
-        }
-      }
-      if (d < D) {
-        s.out[0][b * (I)s.numel + i * E + h * D + d] = (float)(acc / sum);
-      }
-    }
-  }
-}
-
 /* Launches pe__k_attn_q over n windows when the step's heads fit it; 1
  * when it did (*e the launch's error), 0 when the heads need the general
  * kernel. */
@@ -1264,9 +1016,10 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
         *s);
     return (int)cudaPeekAtLastError();
   }
-  if (pe__lstm_wide(s, 1024)) {
-    /* one block per window, a thread per gate row */
-    const int threads = (int)((4 * s->p[2] + 31) / 32 * 32);
+  if (pe__lstm_wide(s, PE_CUDA_PERSIST_THREADS)) {
+    /* one block per window, of the persistent kernel's threads: the same
+     * slices of each gate row's sums, so the same bits, in both modes */
+    const int threads = PE_CUDA_PERSIST_THREADS;
     pe__k_lstm_wide<<<n, threads, pe__lstm_wide_shmem(s, threads), st>>>(*s);
     return (int)cudaPeekAtLastError();
   }
@@ -1303,7 +1056,7 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
     return (int)cudaPeekAtLastError();
   }
   const int64_t rows = (int64_t)n * s->p[0];
-  if (s->kind == PE_PLAN_DENSE && rows >= PE__TR &&
+  if (s->kind == PE_PLAN_DENSE && (rows >= PE__TR || s->tf32) &&
       s->in_stride[0] == s->p[0] * s->K && rows < ((int64_t)1 << 30)) {
     dim3 grid((unsigned)((rows + PE__TR - 1) / PE__TR),
               (unsigned)((s->M + PE__TM - 1) / PE__TM));
@@ -1360,10 +1113,11 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
  * tagged words into mapped host memory (no fence: each carries its
  * request) and publishes the request number as done. It leaves when asked
  * to stop or after idle_ns without a request, clearing `running` on its
- * way out. On chip, the steps, the windows, every activation and the
- * scores live in the block's shared memory, and affine, conv1d and dense
- * steps run in fast forms over weights and inputs in double (kernels.h,
- * pe_cuda_pstep_t), the last of them storing the answer itself. */
+ * way out. On chip, the steps, the windows, every activation, the scores
+ * and the weights that fit live in the block's shared memory. Every step
+ * runs the kernels' own forms (pe__p_general), whose sums keep one order
+ * whatever the form (sums.cuh): a window's scores are those of graph
+ * mode, whatever the batch. */
 
 static_assert(sizeof(pe__proto_ctrl_t) == sizeof(pe_cuda_ctrl_t) &&
                   offsetof(pe__proto_ctrl_t, stop) ==
@@ -1377,11 +1131,9 @@ static_assert(sizeof(pe__proto_ctrl_t) == sizeof(pe_cuda_ctrl_t) &&
 /* n floats rounded up to a multiple of 4. */
 __device__ static int64_t pe__round4(int64_t n) { return (n + 3) / 4 * 4; }
 
-/* Bytes of n steps and their pe_cuda_pstep_t at the start of the on-chip
- * shared memory. */
+/* Bytes of n steps at the start of the kernel's shared memory. */
 __host__ __device__ static size_t pe__steps_bytes(int n) {
-  return ((size_t)n * (sizeof(pe_cuda_step_t) + sizeof(pe_cuda_pstep_t)) + 15) /
-         16 * 16;
+  return ((size_t)n * sizeof(pe_cuda_step_t) + 15) / 16 * 16;
 }
 
 /* A step's pointer moved on chip: the arena, the input and the output of
@@ -1395,7 +1147,7 @@ __device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
   }
   for (int j = 0; j < a.n_wcopy; j++) {
     const pe_cuda_wcopy_t &c = a.wcopy[j];
-    if (!c.dbl && p >= c.src && p < c.src + c.floats) {
+    if (p >= c.src && p < c.src + c.floats) {
       return s_w + c.off + (p - c.src);
     }
   }
@@ -1409,254 +1161,6 @@ __device__ static float *pe__reloc(const float *p, const pe_cuda_persist_t &a,
     return s_out;
   }
   return (float *)p;
-}
-
-/* ---- The persistent kernel's fast forms ----------------------------------
- * Affine, conv1d and dense steps on chip, where every index fits an int,
- * the weights of a conv1d or dense step are in double (converted once per
- * launch, pe_cuda_pstep_t) and its input too where the step before stores
- * it so: a product then costs a fused multiply-add in double and shared
- * memory reads, and no conversion (a conversion to double has a quarter
- * of the double multiply-add's rate on this chip). The sums are the
- * launched kernels' (double, rounded to float once), their terms in
- * another order; each output goes to out[0] and, where a reader wants it,
- * in double to outd. */
-
-/* Output i of a fast form: into out[0], in double into yd (or not), and
- * as the answer's tagged word i into mapped host memory (host, or not). */
-__device__ __forceinline__ static void pe__p_put(const pe_cuda_step_t &s,
-                                                 double *yd, uint64_t *host,
-                                                 uint32_t seq, int i, float y) {
-  s.out[0][i] = y;
-  if (yd != NULL) {
-    yd[i] = (double)y;
-  }
-  if (host != NULL) {
-    pe__st_tagged((unsigned long long *)host + i, seq, y);
-  }
-}
-
-/* The affine step, one thread per element. */
-__device__ __forceinline__ static void pe__p_affine(const pe_cuda_step_t &s,
-                                                    double *yd, uint64_t *host,
-                                                    uint32_t seq, int n,
-                                                    int tid, int nt) {
-  const int numel = (int)s.numel, xs = (int)s.in_stride[0];
-  const int inner = (int)s.p[2], C = (int)s.p[1], total = n * numel;
-  for (int i = tid; i < total; i += nt) {
-    const int b = i / numel, e = i - b * numel, c = (e / inner) % C;
-    const float v = __fmul_rn(s.in[0][b * xs + e], s.w[c]);
-    const float y = pe__act(__fadd_rn(v, s.bias[c]), s.act, s.alpha);
-    pe__p_put(s, yd, host, seq, i, y);
-  }
-}
-
-/* Conv 1-D: a unit is CB consecutive output channels (co0 ..) of one
- * output position t, its CB weights of a tap side by side (wd interleaved
- * by CB); G threads (a power of two, at most 8) share a unit, each taking
- * every G-th input channel, their partial sums meeting in a butterfly.
- * The taps of a thread run as one loop with the windows' edges as
- * predicates, so that its reads do not wait on each other: at batch 1 a
- * step is a chain of dependent latencies, not of throughput. Every
- * thread of the block calls it (the butterfly needs whole warps). */
-template <int CB, typename T>
-__device__ __forceinline__ static void
-pe__p_conv1d(const pe_cuda_step_t &s, const pe_cuda_pstep_t &ps,
-             const double *dr, const T *__restrict__ x0, uint64_t *host,
-             uint32_t seq, int n, int tid, int nt) {
-  const int cin = (int)s.p[0], cout = (int)s.p[1], group = (int)s.p[2];
-  const int k = (int)s.p[3], stride = (int)s.p[4], dil = (int)s.p[5];
-  const int pl = (int)s.p[6], win = (int)s.p[8], wout = (int)s.p[9];
-  const int cin_g = cin / group, cout_g = cout / group, nblk = cout / CB;
-  const int xs = (int)s.in_stride[0], ys = (int)s.numel;
-  const double *__restrict__ wd = dr + ps.wd;
-  const double *bd = ps.bd >= 0 ? dr + ps.bd : NULL;
-  double *yd = ps.outd >= 0 ? (double *)dr + ps.outd : NULL;
-  const int units = n * nblk * wout;
-  int G = 1;
-  while (G < 8 && 2 * G <= cin_g && units * 2 * G <= nt) {
-    G *= 2;
-  }
-  const int sub = tid & (G - 1), per = nt / G;
-  for (int u0 = 0; u0 < units; u0 += per) {
-    const int u = u0 + tid / G;
-    double acc[CB];
-#pragma unroll
-    for (int j = 0; j < CB; j++) {
-      acc[j] = 0.0;
-    }
-    int o0 = 0, co0 = 0;
-    if (u < units) {
-      const int t = u % wout, r = u / wout, blk = r % nblk, b = r / nblk;
-      const int p0 = t * stride - pl;
-      co0 = blk * CB;
-      o0 = b * ys + co0 * wout + t;
-      const int xb = b * xs + (co0 / cout_g) * cin_g * win;
-      const double *__restrict__ w = wd + blk * cin_g * k * CB;
-      const int taps = (cin_g - sub + G - 1) / G * k;
-      int ci = sub, kk = 0;
-#pragma unroll 4
-      for (int j = 0; j < taps; j++) {
-        const int pos = p0 + kk * dil;
-        const double xv =
-            pos >= 0 && pos < win ? (double)x0[xb + ci * win + pos] : 0.0;
-        const double *wk = w + (ci * k + kk) * CB;
-        if (CB % 2 == 0) {
-#pragma unroll
-          for (int q = 0; q < CB; q += 2) {
-            const double2 wv = *(const double2 *)(wk + q);
-            acc[q] += xv * wv.x;
-            acc[q + 1] += xv * wv.y;
-          }
-        } else {
-#pragma unroll
-          for (int q = 0; q < CB; q++) {
-            acc[q] += xv * wk[q];
-          }
-        }
-        if (++kk == k) {
-          kk = 0;
-          ci += G;
-        }
-      }
-    }
-    for (int o = G >> 1; o > 0; o >>= 1) {
-#pragma unroll
-      for (int j = 0; j < CB; j++) {
-        acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
-      }
-    }
-    if (u < units && sub == 0) {
-#pragma unroll
-      for (int j = 0; j < CB; j++) {
-        const double bias = bd != NULL       ? bd[co0 + j]
-                            : s.bias != NULL ? (double)s.bias[co0 + j]
-                                             : 0.0;
-        const float y = pe__act((float)(acc[j] + bias), s.act, s.alpha);
-        pe__p_put(s, yd, host, seq, o0 + j * wout, y);
-      }
-    }
-  }
-}
-
-/* Dense: g threads (a power of two, at most 32 and K / 4) per output take
- * every g-th pair of its sum (16-byte reads where K and the rows allow,
- * else every g-th k), two pairs at a time into four partial sums, which
- * meet, and then the other threads' in a butterfly, then the bias. wd is
- * [M][K]. Every thread of the block calls it (the butterfly needs whole
- * warps). */
-template <typename T>
-__device__ __forceinline__ static void
-pe__p_dense(const pe_cuda_step_t &s, const pe_cuda_pstep_t &ps,
-            const double *dr, const T *__restrict__ x0, uint64_t *host,
-            uint32_t seq, int n, int tid, int nt) {
-  const int rows = (int)s.p[0], K = (int)s.K, M = (int)s.M;
-  const int xs = (int)s.in_stride[0], total = n * rows * M;
-  int g = 32;
-  while (g > 1 && (total * g > nt || 4 * g > K)) {
-    g >>= 1;
-  }
-  const int per = nt / g, sub = tid & (g - 1);
-  const double *__restrict__ wd = dr + ps.wd;
-  const double *bd = ps.bd >= 0 ? dr + ps.bd : NULL;
-  double *yd = ps.outd >= 0 ? (double *)dr + ps.outd : NULL;
-  const int pairs = K % 2 == 0 && xs % 2 == 0 && ps.wd % 2 == 0 &&
-                    ((uintptr_t)x0 & (2 * sizeof(T) - 1)) == 0;
-  for (int i0 = 0; i0 < total; i0 += per) {
-    const int i = i0 + tid / g;
-    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-    int m = 0;
-    if (i < total) {
-      m = i % M;
-      const int q = i / M, r = q % rows, b = q / rows;
-      const T *__restrict__ x = x0 + b * xs + r * K;
-      const double *__restrict__ w = wd + m * K;
-      if (pairs) {
-        int kk = 2 * sub;
-#pragma unroll 2
-        for (; kk + 2 * g < K; kk += 4 * g) {
-          const double2 w0 = *(const double2 *)(w + kk);
-          const double2 w1 = *(const double2 *)(w + kk + 2 * g);
-          double x00, x01, x10, x11;
-          if (sizeof(T) == sizeof(double)) {
-            const double2 v0 = *(const double2 *)(x + kk);
-            const double2 v1 = *(const double2 *)(x + kk + 2 * g);
-            x00 = v0.x, x01 = v0.y, x10 = v1.x, x11 = v1.y;
-          } else {
-            const float2 v0 = *(const float2 *)(x + kk);
-            const float2 v1 = *(const float2 *)(x + kk + 2 * g);
-            x00 = v0.x, x01 = v0.y, x10 = v1.x, x11 = v1.y;
-          }
-          a0 += x00 * w0.x;
-          a1 += x01 * w0.y;
-          a2 += x10 * w1.x;
-          a3 += x11 * w1.y;
-        }
-        if (kk < K) {
-          a0 += (double)x[kk] * w[kk];
-          a1 += (double)x[kk + 1] * w[kk + 1];
-        }
-      } else {
-#pragma unroll 4
-        for (int kk = sub; kk < K; kk += g) {
-          a0 += (double)x[kk] * w[kk];
-        }
-      }
-    }
-    double acc = (a0 + a1) + (a2 + a3);
-    for (int o = g >> 1; o > 0; o >>= 1) {
-      acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    }
-    if (i < total && sub == 0) {
-      acc += bd != NULL ? bd[m] : s.bias != NULL ? (double)s.bias[m] : 0.0;
-      pe__p_put(s, yd, host, seq, i, pe__act((float)acc, s.act, s.alpha));
-    }
-  }
-}
-
-/* Whether step k of the persistent kernel on chip runs a fast form. */
-__device__ __forceinline__ static int pe__p_fast(const pe_cuda_step_t &s,
-                                                 const pe_cuda_pstep_t &ps) {
-  return s.kind == PE_PLAN_AFFINE ||
-         ((s.kind == PE_PLAN_CONV1D || s.kind == PE_PLAN_DENSE) && ps.wd >= 0);
-}
-
-/* A fast form over n windows by the whole block (dr: the region of
- * doubles); with host set, its outputs are also the answer to request
- * seq (kernels.h), stored as tagged words there. Not inlined: the
- * resident kernel's other steps hold many registers, which these loops
- * then need not share. */
-__device__ __noinline__ static void
-pe__p_step(const pe_cuda_step_t &s, const pe_cuda_pstep_t &ps, double *dr,
-           uint64_t *host, uint32_t seq, int n, int tid, int nt) {
-  const double *xd = ps.ind >= 0 ? dr + ps.ind : NULL;
-  if (s.kind == PE_PLAN_AFFINE) {
-    pe__p_affine(s, ps.outd >= 0 ? dr + ps.outd : NULL, host, seq, n, tid, nt);
-  } else if (s.kind == PE_PLAN_DENSE) {
-    if (xd != NULL) {
-      pe__p_dense<double>(s, ps, dr, xd, host, seq, n, tid, nt);
-    } else {
-      pe__p_dense<float>(s, ps, dr, s.in[0], host, seq, n, tid, nt);
-    }
-  } else if (ps.cb == 4) {
-    if (xd != NULL) {
-      pe__p_conv1d<4, double>(s, ps, dr, xd, host, seq, n, tid, nt);
-    } else {
-      pe__p_conv1d<4, float>(s, ps, dr, s.in[0], host, seq, n, tid, nt);
-    }
-  } else if (ps.cb == 2) {
-    if (xd != NULL) {
-      pe__p_conv1d<2, double>(s, ps, dr, xd, host, seq, n, tid, nt);
-    } else {
-      pe__p_conv1d<2, float>(s, ps, dr, s.in[0], host, seq, n, tid, nt);
-    }
-  } else {
-    if (xd != NULL) {
-      pe__p_conv1d<1, double>(s, ps, dr, xd, host, seq, n, tid, nt);
-    } else {
-      pe__p_conv1d<1, float>(s, ps, dr, s.in[0], host, seq, n, tid, nt);
-    }
-  }
 }
 
 /* The stamp of a moment (slot) of request seq, by the kernel's stamping
@@ -1697,9 +1201,9 @@ __device__ __forceinline__ static void pe__p_general(const pe_cuda_step_t &s,
       __syncthreads();
     }
   } else if (kind == PE_PLAN_DENSE &&
-             pe__split_width(pe__total(&s, n, 1), T) != 0) {
+             pe__split_width(pe__total(&s, n, 1), s.K, T) != 0) {
     const int64_t total = pe__total(&s, n, 1);
-    const int g = pe__split_width(total, T);
+    const int g = pe__split_width(total, s.K, T);
     if (pe__fits32(&s, n)) {
       pe__d_dense_split<int>(s, (int)total, g, t);
     } else {
@@ -1723,24 +1227,16 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
   float *x_in = a.d_in;
   const float *x_out = a.d_out;
   float *scratch = (float *)shb;
-  const pe_cuda_pstep_t *psteps = NULL;
-  double *s_dbl = NULL;
   if (a.on_chip) {
-    /* the steps and their entries into the doubles into shared memory,
-     * once per launch */
+    /* the steps into shared memory, once per launch */
     pe_cuda_step_t *ss = (pe_cuda_step_t *)shb;
-    pe_cuda_pstep_t *sps = (pe_cuda_pstep_t *)(ss + a.n_steps);
     const int words = (int)(a.n_steps * sizeof(pe_cuda_step_t) / 8);
-    const int pwords = (int)(a.n_steps * sizeof(pe_cuda_pstep_t) / 8);
     const int2 *src = (const int2 *)a.steps;
-    const int2 *psrc = (const int2 *)a.psteps;
     int2 *dst = (int2 *)shb;
-    for (int i = tid; i < words + pwords; i += nt) {
-      dst[i] = i < words ? src[i] : psrc[i - words];
+    for (int i = tid; i < words; i += nt) {
+      dst[i] = src[i];
     }
-    psteps = sps;
-    s_dbl = (double *)(shb + pe__steps_bytes(a.n_steps));
-    float *s_arena = (float *)(s_dbl + (a.d_doubles + 1) / 2 * 2);
+    float *s_arena = (float *)(shb + pe__steps_bytes(a.n_steps));
     /* each region from a 16-byte boundary (the windows are read 16 bytes
      * at a time) */
     float *s_in = s_arena + pe__round4(a.arena_floats);
@@ -1752,15 +1248,6 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
      * request may drop) */
     for (int j = 0; j < a.n_wcopy; j++) {
       const pe_cuda_wcopy_t c = a.wcopy[j];
-      if (c.dbl) {
-        /* converted, and interleaved (pe_cuda_wcopy_t) */
-        for (int64_t i = tid; i < c.floats; i += nt) {
-          const int64_t r = i / c.cols, q = i % c.cols;
-          s_dbl[c.off + ((r / c.ilv) * c.cols + q) * c.ilv + r % c.ilv] =
-              (double)c.src[i];
-        }
-        continue;
-      }
       const int n4 = (int)(c.floats / 4);
       const float4 *src4 = (const float4 *)c.src;
       float4 *dst4 = (float4 *)(s_w + c.off);
@@ -1809,33 +1296,15 @@ __global__ static void __launch_bounds__(PE_CUDA_PERSIST_THREADS, 1)
     const int n_in = (int)(n * a.in_numel), n_out = (int)(n * a.out_numel);
     pe__proto_read(h_in, polled, n_in, expect, x_in, tid, nt);
     PE__STAMP(last, PE_CUDA_STAMP_WINDOW);
-    /* a last step in a fast form that makes the scores stores the answer
-     * itself and skips its barrier: the host sends the next request only
-     * once every word of it is in, so every thread has read what it
-     * needed of this one by then (and passed the barrier of a step
-     * before, which orders cmd_n) */
-    int answered = 0;
     for (int k = 0; k < a.n_steps; k++) {
-      const pe_cuda_step_t &s = steps[k];
-      if (psteps != NULL && pe__p_fast(s, psteps[k])) {
-        answered = k > 0 && k == a.n_steps - 1 && s.out[0] == x_out &&
-                   s.numel == a.out_numel;
-        pe__p_step(s, psteps[k], s_dbl, answered ? a.h_out : NULL, last, (int)n,
-                   tid, nt);
-        if (!answered) {
-          __syncthreads();
-        }
-        PE__STAMP(last, PE__STEP_SLOT(k));
-        continue;
-      }
-      pe__p_general(s, n, 0, 1, tid, nt, scratch);
+      pe__p_general(steps[k], n, 0, 1, tid, nt, scratch);
       __syncthreads();
       PE__STAMP(last, PE__STEP_SLOT(k));
     }
     /* each score with the request's seq in one 8-byte store: the host
      * takes a score once it carries the seq, whatever order the stores
      * arrive in, so no fence waits for them */
-    for (int i = tid; !answered && i < n_out; i += nt) {
+    for (int i = tid; i < n_out; i += nt) {
       pe__st_tagged((unsigned long long *)a.h_out + i, last, x_out[i]);
     }
     PE__STAMP(last, PE_CUDA_STAMP_SCORES);
@@ -1966,18 +1435,11 @@ extern "C" int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
   return -1;
 }
 
-extern "C" size_t pe_cuda_persist_shmem(int n_steps, int64_t doubles,
-                                        int64_t floats, size_t scratch) {
-  /* the doubles rounded up to 2, then 3 regions of floats, each rounded
-   * up to 4 */
-  return pe__steps_bytes(n_steps) +
-         (size_t)((doubles + 1) / 2 * 2) * sizeof(double) +
-         (size_t)(floats + 9) * sizeof(float) + scratch;
-}
-
-extern "C" int pe_cuda_persist_conv_cb(const pe_cuda_step_t *s) {
-  const int64_t cout_g = s->p[2] > 0 ? s->p[1] / s->p[2] : s->p[1];
-  return cout_g % 4 == 0 ? 4 : cout_g % 2 == 0 ? 2 : 1;
+extern "C" size_t pe_cuda_persist_shmem(int n_steps, int64_t floats,
+                                        size_t scratch) {
+  /* 3 regions of floats, each rounded up to 4 */
+  return pe__steps_bytes(n_steps) + (size_t)(floats + 9) * sizeof(float) +
+         scratch;
 }
 
 extern "C" int pe_cuda_shmem_limit(size_t *bytes) {

@@ -79,11 +79,8 @@ int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n, void *stream);
  * pointers moved from the device arena, input and output into shared
  * memory), the windows read straight from mapped memory, every
  * intermediate tensor and the scores, which it writes to mapped memory,
- * and the weights that fit beside them (wcopy, copied once per launch):
- * those of conv1d and dense steps converted to double first, then the
- * rest as floats, with copies in double of the inputs those steps read
- * (pe_cuda_pstep_t) where they fit too. Otherwise the activations and the
- * weights stay in device memory. */
+ * and the weights that fit beside them (wcopy, copied once per launch).
+ * Otherwise the activations and the weights stay in device memory. */
 #define PE_CUDA_PERSIST_THREADS 512
 #define PE_CUDA_PERSIST_MAX_BATCH 16
 
@@ -98,34 +95,11 @@ typedef struct pe_cuda_ctrl {
 
 /* A weight tensor the persistent kernel copies on chip once per launch:
  * floats from src (device) to the weights region + off (floats, a
- * multiple of 4); the steps' pointers into it move with it. With dbl set,
- * the floats go to the region of doubles + off (doubles, even) instead,
- * converted, and reordered: src read as rows of `cols` floats, row r
- * lands in interleaved groups of ilv rows (element (r, j) at
- * ((r / ilv) * cols + j) * ilv + r % ilv), so ilv 1 keeps the order and
- * ilv = rows transposes; no step pointer moves with such a copy (the
- * table of pe_cuda_pstep_t says where its steps find it). */
+ * multiple of 4); the steps' pointers into it move with it. */
 typedef struct pe_cuda_wcopy {
   const float *src;
   int64_t floats, off;
-  int64_t cols, ilv;
-  int dbl;
 } pe_cuda_wcopy_t;
-
-/* Where a step of the persistent kernel on chip finds data in double, as
- * offsets in doubles into the block's region of doubles, -1 where there
- * is none: its weights (conv1d [cout / cb][cin / group][k][cb], dense
- * [M][K]) and bias, converted once per launch; its input in[0] as the
- * step that makes it also stores it (ind: that step's outd); and where it
- * stores its own output a second time, in double, for such a reader
- * (outd: max_n windows of numel each). A conv1d or dense step with wd set
- * and an affine step run the kernel's fast forms; sums of products read
- * no float there but in[0] when ind is -1. */
-typedef struct pe_cuda_pstep {
-  int64_t wd, bd, ind, outd;
-  int cb; /* conv1d: output channels per thread, the interleave of wd */
-  int spare;
-} pe_cuda_pstep_t;
 
 typedef struct pe_cuda_persist {
   pe_cuda_ctrl_t *ctrl; /* device address of the mapped block */
@@ -149,10 +123,6 @@ typedef struct pe_cuda_persist {
   const pe_cuda_wcopy_t *wcopy;
   int n_wcopy;
   int64_t w_floats;
-  /* on chip: the region of doubles (d_doubles of them, after the steps)
-   * and the steps' entries into it (device table of n_steps) */
-  const pe_cuda_pstep_t *psteps;
-  int64_t d_doubles;
   /* diagnostics: NULL, or device memory for PE_CUDA_STAMP_RING requests
    * of PE_CUDA_STAMP_SLOTS %globaltimer stamps each (request seq %
    * PE_CUDA_STAMP_RING); a kernel built without the stamps runs when
@@ -185,16 +155,10 @@ typedef struct pe_cuda_persist {
  * need, in bytes. */
 int pe_cuda_persist_check(const pe_cuda_step_t *steps, int n_steps,
                           size_t *scratch);
-/* Shared memory of the persistent kernel on chip: its n_steps steps and
- * their pe_cuda_pstep_t, `doubles` doubles, the activations of `floats`
- * floats (arena, input and output of max_n windows, then the weights
- * copied), then scratch bytes. */
-size_t pe_cuda_persist_shmem(int n_steps, int64_t doubles, int64_t floats,
-                             size_t scratch);
-/* Output channels per thread of a conv1d step in the persistent kernel's
- * fast form (the interleave of its weights in double): 4, 2 or 1, as
- * cout / group allows. */
-int pe_cuda_persist_conv_cb(const pe_cuda_step_t *s);
+/* Shared memory of the persistent kernel on chip: its n_steps steps, the
+ * activations of `floats` floats (arena, input and output of max_n
+ * windows, then the weights copied), then scratch bytes. */
+size_t pe_cuda_persist_shmem(int n_steps, int64_t floats, size_t scratch);
 /* The most dynamic shared memory the persistent kernel's block may have
  * on device 0 (the device's limit less the kernel's static shared
  * memory). */

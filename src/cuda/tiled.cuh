@@ -33,9 +33,8 @@
  * summed in float over the 32 k of a stage and the stages' sums in
  * double. */
 template <typename GA, typename GB, typename GC>
-__device__ __forceinline__ static void pe__fp32_tile(int K, const GA &ga,
-                                                     const GB &gb,
-                                                     const GC &gc) {
+__device__ __forceinline__ static void
+pe__fp32_tile(int K, const GA &ga, const GB &gb, const GC &gc) {
   __shared__ __align__(16) float xs[PE__TK][PE__TR + 4];
   __shared__ __align__(16) float ws[PE__TK][PE__TM + 4];
   const int tid = (int)threadIdx.x;
@@ -107,9 +106,8 @@ __device__ __forceinline__ static void pe__fp32_tile(int K, const GA &ga,
 #define PE__T32_LB (PE__TM + 4) /* floats a staged k of B */
 #define PE__T32_LC (PE__TM + 4) /* floats a row of the block's sums */
 template <typename GA, typename GB, typename GC>
-__device__ __forceinline__ static void pe__tf32_tile(int K, const GA &ga,
-                                                     const GB &gb,
-                                                     const GC &gc) {
+__device__ __forceinline__ static void
+pe__tf32_tile(int K, const GA &ga, const GB &gb, const GC &gc) {
   namespace wm = nvcuda::wmma;
   /* fragment pointers on 32-byte boundaries: rows of 36 and 68 floats,
    * offsets of 16 rows and 8 or 16 columns */
@@ -422,6 +420,21 @@ static int pe__attn_q_fits(const pe_cuda_step_t *s, int *tq, int *heads) {
   return (size_t)*heads * 2 * L * D * sizeof(float) <= PE__AQ_SHMEM;
 }
 
+/* Score j of a query from its dot product: scaled, the additive mask's
+ * entry added, or replaced where the replacement row holds a number. */
+__device__ __forceinline__ static float
+pe__attn_masked(const pe_cuda_step_t &s, float dot, const float *mrow,
+                const float *rrow, int j) {
+  float x = __fmul_rn(dot, s.f[0]);
+  if (mrow != NULL) {
+    x = __fadd_rn(x, mrow[j]);
+  }
+  if (rrow != NULL && rrow[j] == rrow[j]) {
+    x = rrow[j];
+  }
+  return x;
+}
+
 template <int DM>
 __global__ static void pe__k_attn_q(const pe_cuda_step_t s, int64_t units,
                                     int tq, int heads) {
@@ -466,13 +479,7 @@ __global__ static void pe__k_attn_q(const pe_cuda_step_t s, int64_t units,
           dot = fmaf(q[d], kr[d], dot);
         }
       }
-      float x = __fmul_rn(dot, s.f[0]);
-      if (mrow != NULL) {
-        x = __fadd_rn(x, mrow[j]);
-      }
-      if (rrow != NULL && rrow[j] == rrow[j]) {
-        x = rrow[j];
-      }
+      const float x = pe__attn_masked(s, dot, mrow, rrow, j);
       if (pass == 0) {
         mx = x > mx ? x : mx;
         continue;

@@ -1,12 +1,13 @@
-/* What src/cuda/act.cuh, src/cuda/tiled.cuh, src/cuda/lstm_rec.cuh and
- * the generated batch kernel (src/backends/cuda_gen.c) need of CUDA, for
- * a C++ compiler on the CPU: a block's threads are threads of the process
- * (a block at a time), __syncthreads a barrier of them, a warp's shuffles
- * a barrier of its threads, __shared__ arrays statics (one block's at a
- * time), the dynamic shared memory one array filled with NaN before each
- * block, and the rounding intrinsics plain float arithmetic (compiled
- * with -ffp-contract=off). Included first (-include) by tiled_emu.cpp and
- * by the sources test_cuda_gen.c compiles. */
+/* What src/cuda/act.cuh, src/cuda/tiled.cuh, src/cuda/sums.cuh,
+ * src/cuda/lstm_rec.cuh and the generated batch kernel
+ * (src/backends/cuda_gen.c) need of CUDA, for a C++ compiler on the CPU:
+ * a block's threads are threads of the process (a block at a time),
+ * __syncthreads a barrier of them, a warp's shuffles a barrier of its
+ * threads, __shared__ arrays statics (one block's at a time), the dynamic
+ * shared memory one array filled with NaN before each block, and the
+ * rounding intrinsics plain float arithmetic (compiled with
+ * -ffp-contract=off). Included first (-include) by tiled_emu.cpp and by
+ * the sources test_cuda_gen.c compiles. */
 #ifndef PE_CUDA_EMU_SHIM_H
 #define PE_CUDA_EMU_SHIM_H
 
@@ -82,6 +83,14 @@ template <typename T> static T __shfl_xor_sync(unsigned int, T v, int m) {
 /* v of lane src of the warp */
 template <typename T> static T __shfl_sync(unsigned int, T v, int src) {
   return pe_emu_shfl(v, src & 31);
+}
+
+/* v of lane src of this thread's group of `width` lanes (a power of two;
+ * the groups tile the warp) */
+template <typename T>
+static T __shfl_sync(unsigned int, T v, int src, int width) {
+  const int lane = (int)threadIdx.x & 31;
+  return pe_emu_shfl(v, (lane & ~(width - 1)) + (src & (width - 1)));
 }
 
 /* Warp matrix operations (mma.h's nvcuda::wmma, the shapes and types the

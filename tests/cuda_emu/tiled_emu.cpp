@@ -29,8 +29,10 @@
 /* after plan_view.h (the PE_PLAN_ACT_* names) */
 #include "cuda/act.cuh"
 #define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
-#include "cuda/tiled.cuh"
 #include "cuda/lstm_rec.cuh"
+#include "cuda/tiled.cuh"
+/* after tiled.cuh (PE__TK, pe__attn_score_off) */
+#include "cuda/sums.cuh"
 #include "model/kernels_shared.h"
 #include "splitmix.h"
 
@@ -114,6 +116,26 @@ static float pe_as_multiplied(float v, int tf32) {
   return tf32 ? nvcuda::wmma::__float_to_tf32(v) : v;
 }
 
+/* A dense step of one window of R rows: x [R][K], w [K][M], bias [M] or
+ * NULL. */
+static pe_cuda_step_t pe_dense_step(int R, int K, int M, int act,
+                                    const float *x, const float *w,
+                                    const float *bias) {
+  pe_cuda_step_t s;
+  memset(&s, 0, sizeof s);
+  s.kind = PE_PLAN_DENSE;
+  s.act = act;
+  s.alpha = 0.01f;
+  s.K = K;
+  s.M = M;
+  s.p[0] = R;
+  s.in[0] = x;
+  s.in_stride[0] = (int64_t)R * K;
+  s.w = w;
+  s.bias = bias;
+  return s;
+}
+
 /* The dense product in fp32 or in TF32 (precision tf32): against the sums
  * in double of the operands as the kernel multiplies them (in TF32 only
  * the float sums differ), which checks its tiles, fragments and edges to
@@ -126,16 +148,8 @@ static double pe_dense_case(int tf32, int R, int K, int M, int bias, int act,
   std::vector<float> b = pe_random((size_t)M, 0.5f);
   std::vector<float> y((size_t)R * M, NAN);
   pe_dense_arg d;
-  memset(&d, 0, sizeof d);
-  d.s.kind = PE_PLAN_DENSE;
-  d.s.act = act;
-  d.s.alpha = 0.01f;
-  d.s.K = K;
-  d.s.M = M;
+  d.s = pe_dense_step(R, K, M, act, x.data(), w.data(), bias ? b.data() : NULL);
   d.s.tf32 = tf32;
-  d.s.in[0] = x.data();
-  d.s.w = w.data();
-  d.s.bias = bias ? b.data() : NULL;
   d.s.out[0] = y.data();
   d.R = R;
   pe_emu_launch((unsigned)((R + PE__TR - 1) / PE__TR),
@@ -180,32 +194,53 @@ static void pe_conv1d_tiled_body(void *a) {
   pe__k_conv1d_tiled(d->s, d->n);
 }
 
+/* A Conv 1-D step over n windows of cin x win with random inputs,
+ * weights and bias (held here), a leaky ReLU after; wout 0 where the
+ * shape has no output. */
+struct pe_conv1d_data {
+  int wout;
+  std::vector<float> x, w, b;
+  pe_cuda_step_t s;
+};
+
+static void pe_conv1d_make(pe_conv1d_data *c, int n, int cin, int cout,
+                           int group, int k, int st, int dil, int pl, int pr,
+                           int win) {
+  const int cin_g = cin / group;
+  c->wout = (win + pl + pr - dil * (k - 1) - 1) / st + 1;
+  c->wout = c->wout > 0 ? c->wout : 0;
+  c->x = pe_random((size_t)n * cin * win, 1.0f);
+  c->w = pe_random((size_t)cout * cin_g * k, 1.0f / sqrtf((float)(cin_g * k)));
+  c->b = pe_random((size_t)cout, 0.5f);
+  memset(&c->s, 0, sizeof c->s);
+  c->s.kind = PE_PLAN_CONV1D;
+  c->s.act = PE_PLAN_ACT_LEAKY;
+  c->s.alpha = 0.01f;
+  const int64_t p[10] = {cin, cout, group, k, st, dil, pl, pr, win, c->wout};
+  memcpy(c->s.p, p, sizeof p);
+  c->s.in[0] = c->x.data();
+  c->s.in_stride[0] = (int64_t)cin * win;
+  c->s.w = c->w.data();
+  c->s.bias = c->b.data();
+  c->s.numel = (int64_t)cout * c->wout;
+}
+
 static double pe_conv1d_case(int tf32, int n, int cin, int cout, int k, int st,
                              int dil, int pl, int pr, int win, double *plain) {
-  const int wout = (win + pl + pr - dil * (k - 1) - 1) / st + 1;
+  pe_conv1d_data c;
+  pe_conv1d_make(&c, n, cin, cout, 1, k, st, dil, pl, pr, win);
+  const int wout = c.wout;
   if (wout < 1) {
     *plain = 0.0;
     return 0.0;
   }
-  std::vector<float> x = pe_random((size_t)n * cin * win, 1.0f);
-  std::vector<float> w =
-      pe_random((size_t)cout * cin * k, 1.0f / sqrtf((float)(cin * k)));
-  std::vector<float> b = pe_random((size_t)cout, 0.5f);
+  const std::vector<float> &x = c.x, &w = c.w, &b = c.b;
   std::vector<float> y((size_t)n * cout * wout, NAN);
   pe_conv_arg d;
   memset(&d, 0, sizeof d);
-  d.s.kind = PE_PLAN_CONV1D;
-  d.s.act = PE_PLAN_ACT_LEAKY;
-  d.s.alpha = 0.01f;
-  const int64_t p[10] = {cin, cout, 1, k, st, dil, pl, pr, win, wout};
-  memcpy(d.s.p, p, sizeof p);
+  d.s = c.s;
   d.s.tf32 = tf32;
-  d.s.in[0] = x.data();
-  d.s.in_stride[0] = (int64_t)cin * win;
-  d.s.w = w.data();
-  d.s.bias = b.data();
   d.s.out[0] = y.data();
-  d.s.numel = (int64_t)cout * wout;
   d.n = n;
   /* fewer blocks along z than windows: the kernel's loop over them */
   pe_emu_launch((unsigned)((wout + PE__TM - 1) / PE__TM),
@@ -294,15 +329,231 @@ static double pe_conv2d_case(int n, int cin, int cout, int group, int kh,
 
 /* ---- attention heads --------------------------------------------------- */
 
+/* ---- one order of sums whatever the form (src/cuda/sums.cuh) ---------- */
+
+/* The sum of a[q] b[q] over q < Q as sums.cuh defines it: runs of PE__TK
+ * terms, each summed in float by fused multiply-adds from +0, the runs'
+ * sums in double, then the bias; rounded to float, then the activation. */
+static float pe_ordered(const std::vector<float> &a,
+                        const std::vector<float> &b, double bias, int act) {
+  double acc = 0.0;
+  for (size_t q0 = 0; q0 < a.size(); q0 += PE__TK) {
+    float part = 0.0f;
+    for (size_t q = q0; q < a.size() && q < q0 + PE__TK; q++) {
+      part = fmaf(a[q], b[q], part);
+    }
+    acc += (double)part;
+  }
+  return pe__act((float)(acc + bias), act, 0.01f);
+}
+
+/* Outputs of y whose bits differ from want's (those of `from`), printed
+ * as a failure of `what` where there are any. */
+static int pe_same_bits(const char *what, const std::vector<float> &y,
+                        const std::vector<float> &want, const char *from) {
+  size_t differ = 0;
+  for (size_t i = 0; i < y.size(); i++) {
+    differ += memcmp(&y[i], &want[i], sizeof(float)) != 0;
+  }
+  if (differ != 0) {
+    printf("FAIL: %s: %zu of %zu outputs differ from %s\n", what, differ,
+           y.size(), from);
+    pe_fails++;
+  }
+  return differ != 0;
+}
+
+struct pe_form_arg {
+  pe_cuda_step_t s;
+  int total, g, R;
+};
+
+static void pe_form_dense(void *a) {
+  const pe_form_arg *d = (const pe_form_arg *)a;
+  pe__d_dense<int>(d->s, d->total, (int)threadIdx.x, (int)blockDim.x);
+}
+
+static void pe_form_dense_warp(void *a) {
+  const pe_form_arg *d = (const pe_form_arg *)a;
+  pe__d_dense_warp<int>(d->s, d->total, (int)threadIdx.x, (int)blockDim.x);
+}
+
+static void pe_form_dense_split(void *a) {
+  const pe_form_arg *d = (const pe_form_arg *)a;
+  pe__d_dense_split<int>(d->s, d->total, d->g, (int)threadIdx.x);
+}
+
+static void pe_form_dense_tiled(void *a) {
+  const pe_form_arg *d = (const pe_form_arg *)a;
+  pe__k_dense_tiled(d->s, d->R);
+}
+
+template <int T> static void pe_form_conv1d(void *a) {
+  const pe_form_arg *d = (const pe_form_arg *)a;
+  pe__d_conv1d<int, T>(d->s, d->total, (int)threadIdx.x, (int)blockDim.x);
+}
+
+static void pe_form_conv1d_tiled(void *a) {
+  const pe_form_arg *d = (const pe_form_arg *)a;
+  pe__k_conv1d_tiled(d->s, d->total);
+}
+
+/* A dense step of R rows through every form (the thread, the warp with w2,
+ * the split at each width that fits a block, with w2 and with w, and the
+ * tiled product): each output's bits must be the ordered sum's. With
+ * cancel set (K > 64), the first run's sum of each output is 2^60 w and
+ * the second's -2^60 w, the terms before k = 64 otherwise zero: in
+ * double, the sum of the rest survives only where those two meet first,
+ * so that the order in which the runs' sums meet tells. Returns the forms
+ * that differ. */
+static int pe_dense_forms(int R, int K, int M, int bias, int act, int cancel) {
+  std::vector<float> x = pe_random((size_t)R * K, 1.0f);
+  std::vector<float> w = pe_random((size_t)K * M, 1.0f / sqrtf((float)K));
+  for (int r = 0; cancel && r < R; r++) {
+    for (int k = 0; k < 64; k++) {
+      x[(size_t)r * K + k] = k == 0 ? 0x1p60f : k == 32 ? -0x1p60f : 0.0f;
+    }
+    for (int m = 0; m < M; m++) {
+      w[(size_t)32 * M + m] = w[m];
+    }
+  }
+  std::vector<float> w2((size_t)M * K), b = pe_random((size_t)M, 0.5f);
+  for (int k = 0; k < K; k++) {
+    for (int m = 0; m < M; m++) {
+      w2[(size_t)m * K + k] = w[(size_t)k * M + m];
+    }
+  }
+  std::vector<float> want((size_t)R * M), ta((size_t)K), tb((size_t)K);
+  for (int r = 0; r < R; r++) {
+    for (int m = 0; m < M; m++) {
+      for (int k = 0; k < K; k++) {
+        ta[k] = x[(size_t)r * K + k];
+        tb[k] = w[(size_t)k * M + m];
+      }
+      want[(size_t)r * M + m] =
+          pe_ordered(ta, tb, bias ? (double)b[m] : 0.0, act);
+    }
+  }
+  pe_form_arg d;
+  memset(&d, 0, sizeof d);
+  d.s = pe_dense_step(R, K, M, act, x.data(), w.data(), bias ? b.data() : NULL);
+  d.total = R * M;
+  d.R = R;
+  char what[160];
+  int bad = 0;
+  std::vector<float> y;
+  /* (form, width): 0 thread, 1 warp, 2 tiled, 3.. split by 2^(form - 2)
+   * lanes, with w2 and then with w */
+  for (int form = 0; form < 3 + 2 * 5; form++) {
+    const int g = form >= 3 ? 2 << ((form - 3) % 5) : 0;
+    const int with_w2 = form == 1 || (form >= 3 && form < 8);
+    if (g != 0 && (int64_t)d.total * g > 1024) {
+      continue;
+    }
+    y.assign((size_t)R * M, NAN);
+    d.s.out[0] = y.data();
+    d.s.w2 = with_w2 ? w2.data() : NULL;
+    d.g = g;
+    if (form == 0) {
+      pe_emu_launch(1, 1, 96, pe_form_dense, &d);
+    } else if (form == 1) {
+      pe_emu_launch(1, 1, 128, pe_form_dense_warp, &d);
+    } else if (form == 2) {
+      pe_emu_launch((unsigned)((R + PE__TR - 1) / PE__TR),
+                    (unsigned)((M + PE__TM - 1) / PE__TM), 256,
+                    pe_form_dense_tiled, &d);
+    } else {
+      pe_emu_launch(1, 1, (unsigned)((d.total * g + 31) / 32 * 32),
+                    pe_form_dense_split, &d);
+    }
+    snprintf(what, sizeof what,
+             "dense %s%s g %d, R %d K %d M %d bias %d cancel %d",
+             form == 0   ? "thread"
+             : form == 1 ? "warp"
+             : form == 2 ? "tiled"
+                         : "split",
+             with_w2 ? " (w2)" : "", g, R, K, M, bias, cancel);
+    bad += pe_same_bits(what, y, want, "the ordered sums");
+  }
+  return bad;
+}
+
+/* A Conv 1-D step over n windows through the thread forms of 4 outputs
+ * and of 1, and the tiled product where it has no groups: each output's
+ * bits must be the ordered sum's (terms ci k + tap of its group, zero
+ * outside the window). Returns the forms that differ. */
+static int pe_conv1d_forms(int n, int cin, int cout, int group, int k, int st,
+                           int dil, int pl, int pr, int win) {
+  pe_conv1d_data c;
+  pe_conv1d_make(&c, n, cin, cout, group, k, st, dil, pl, pr, win);
+  const int wout = c.wout, cin_g = cin / group, cout_g = cout / group;
+  if (wout < 1) {
+    return 0;
+  }
+  const std::vector<float> &x = c.x, &w = c.w, &b = c.b;
+  std::vector<float> want((size_t)n * cout * wout);
+  std::vector<float> ta((size_t)cin_g * k), tb((size_t)cin_g * k);
+  for (int bb = 0; bb < n; bb++) {
+    for (int co = 0; co < cout; co++) {
+      for (int o = 0; o < wout; o++) {
+        for (int q = 0; q < cin_g * k; q++) {
+          const int ci = (co / cout_g) * cin_g + q / k;
+          const int src = o * st + (q % k) * dil - pl;
+          ta[q] = w[(size_t)co * cin_g * k + q];
+          tb[q] = src >= 0 && src < win ? x[((size_t)bb * cin + ci) * win + src]
+                                        : 0.0f;
+        }
+        want[((size_t)bb * cout + co) * wout + o] =
+            pe_ordered(ta, tb, (double)b[co], PE_PLAN_ACT_LEAKY);
+      }
+    }
+  }
+  pe_form_arg d;
+  memset(&d, 0, sizeof d);
+  d.s = c.s;
+  char what[160];
+  int bad = 0;
+  std::vector<float> y;
+  for (int form = 0; form < (group == 1 ? 3 : 2); form++) {
+    y.assign((size_t)n * cout * wout, NAN);
+    d.s.out[0] = y.data();
+    if (form == 2) {
+      d.total = n;
+      pe_emu_launch((unsigned)((wout + PE__TM - 1) / PE__TM),
+                    (unsigned)((cout + PE__TR - 1) / PE__TR), 256,
+                    pe_form_conv1d_tiled, &d, (unsigned)n);
+    } else {
+      const int T = form == 0 ? 4 : 1;
+      d.total = n * cout * ((wout + T - 1) / T);
+      pe_emu_launch(1, 1, 160,
+                    form == 0 ? pe_form_conv1d<4> : pe_form_conv1d<1>, &d);
+    }
+    snprintf(what, sizeof what,
+             "conv1d %s, cin %d cout %d group %d k %d stride %d dil %d pads "
+             "%d,%d win %d",
+             form == 0   ? "thread of 4"
+             : form == 1 ? "thread of 1"
+                         : "tiled",
+             cin, cout, group, k, st, dil, pl, pr, win);
+    bad += pe_same_bits(what, y, want, "the ordered sums");
+  }
+  return bad;
+}
+
 struct pe_attn_arg {
   pe_cuda_step_t s;
   int64_t units;
-  int tq, heads;
+  int tq, heads, rows;
 };
 
 template <int DM> static void pe_attn_body(void *a) {
   const pe_attn_arg *d = (const pe_attn_arg *)a;
   pe__k_attn_q<DM>(d->s, d->units, d->tq, d->heads);
+}
+
+static void pe_attn_warp_body(void *a) {
+  const pe_attn_arg *d = (const pe_attn_arg *)a;
+  pe__d_attention<int>(d->s, d->rows, (int)threadIdx.x, (int)blockDim.x);
 }
 
 static double pe_attn_case(int n, int L, int H, int D, int mask, int mask_h,
@@ -345,6 +596,15 @@ static double pe_attn_case(int n, int L, int H, int D, int mask, int mask_h,
                    : D <= 32 ? pe_attn_body<32>
                              : pe_attn_body<64>;
   pe_emu_launch(blocks, 1, nt, body, &d);
+  /* the warp form (for heads the block cannot stage) over the same rows:
+   * the same bits */
+  std::vector<float> y_q = y;
+  y.assign(y.size(), NAN);
+  d.rows = n * H * L;
+  pe_emu_launch(1, 1, 192, pe_attn_warp_body, &d);
+  char what[96];
+  snprintf(what, sizeof what, "attention warp form L %d H %d D %d", L, H, D);
+  pe_same_bits(what, y, y_q, "the heads of a thread per query");
   std::vector<double> want(y.size());
   std::vector<double> sc((size_t)L);
   for (int bi = 0; bi < n; bi++) {
@@ -400,8 +660,8 @@ static double pe_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
  * R packed by pe_cuda_lstm_rec_pack) over n windows of seq steps, given
  * W x_t + bias: against ONNX's equations in double over the same inputs,
  * Y (in slot dir of dirs), Y_h and Y_c. */
-static double pe_lstm_case(int n, int seq, int H, int rev, int states,
-                           int dirs, int dir, int misalign) {
+static double pe_lstm_case(int n, int seq, int H, int rev, int states, int dirs,
+                           int dir, int misalign) {
   const int nt = 512, GH = 4 * H;
   int64_t U = 0, KM = 0;
   if (!pe_cuda_lstm_rec_form(H, nt, &U, &KM)) {
@@ -521,8 +781,8 @@ int main(void) {
       snprintf(what, sizeof what,
                "conv1d %s cin %d cout %d k %d stride %d dil %d pads %d,%d win "
                "%d",
-               tf32 ? "tf32" : "fp32 tiled", c[0], c[1], c[2], c[3], c[4],
-               c[5], c[6], c[7]);
+               tf32 ? "tf32" : "fp32 tiled", c[0], c[1], c[2], c[3], c[4], c[5],
+               c[6], c[7]);
       pe_report(what, pe_conv1d_case(tf32, 3, c[0], c[1], c[2], c[3], c[4],
                                      c[5], c[6], c[7], &plain));
       if (tf32) {
@@ -551,6 +811,44 @@ int main(void) {
                                    pt, pl, H, W, PE_PLAN_ACT_LEAKY));
     cases++;
   }
+  /* every dense and Conv 1-D form against the ordered sums, bit for bit:
+   * sums of one run or many, runs past a group of 32 lanes, tiles'
+   * edges; convolutions with groups, strides, dilations, pads past the
+   * window (taps skipped), more taps than a run */
+  static const int dforms[][3] = {
+      {1, 1, 1},   {3, 5, 7},   {2, 32, 9},   {4, 33, 5},   {5, 64, 3},
+      {3, 100, 6}, {2, 300, 4}, {1, 1000, 3}, {1, 1100, 2}, {70, 40, 65}};
+  int form_bad = 0;
+  for (const auto &c : dforms) {
+    /* the cancelling case where there are 3 runs or more */
+    for (int v = 0; v < (c[1] > 64 ? 3 : 2); v++) {
+      form_bad +=
+          pe_dense_forms(c[0], c[1], c[2], v == 1,
+                         v == 1 ? PE_PLAN_ACT_GELU : PE_PLAN_ACT_NONE, v == 2);
+      cases++;
+    }
+  }
+  static const int cforms[][10] = {
+      /* n, cin, cout, group, k, stride, dilation, pad l, pad r, win */
+      {2, 1, 32, 1, 2, 2, 1, 0, 0, 40},  {2, 32, 32, 1, 4, 1, 20, 0, 0, 200},
+      {1, 20, 8, 1, 5, 1, 1, 2, 2, 30},  {2, 6, 6, 6, 3, 1, 1, 1, 1, 17},
+      {2, 8, 12, 4, 7, 2, 3, 5, 4, 40},  {1, 3, 5, 1, 40, 1, 1, 39, 0, 50},
+      {1, 64, 64, 1, 3, 1, 1, 1, 1, 82}, {3, 12, 6, 3, 9, 3, 2, 8, 8, 25}};
+  for (const auto &c : cforms) {
+    form_bad += pe_conv1d_forms(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                                c[8], c[9]);
+    cases++;
+  }
+  printf("dense and Conv 1-D forms against the ordered sums: %d differ\n",
+         form_bad);
+  /* the split's widths: as many lanes as fit, no more than the runs need */
+  if (pe__split_width(1, 1000, 512) != 32 || pe__split_width(1, 64, 512) != 2 ||
+      pe__split_width(1, 32, 512) != 0 ||
+      pe__split_width(100, 1000, 512) != 4 ||
+      pe__split_width(600, 1000, 512) != 0) {
+    printf("FAIL: the split's widths (32, 2, 0, 4 and 0 lanes expected)\n");
+    pe_fails++;
+  }
   static const int attn[][3] = {{1, 1, 1},   {7, 2, 3},  {32, 4, 8},
                                 {33, 2, 16}, {64, 8, 8}, {20, 1, 64},
                                 {40, 3, 13}};
@@ -578,8 +876,8 @@ int main(void) {
              "lstm warp form n %d seq %d H %d reverse %d states %d dir %d "
              "of %d misalign %d",
              c[0], c[1], c[2], c[3], c[4], c[6], c[5], c[7]);
-    pe_report(what, pe_lstm_case(c[0], c[1], c[2], c[3], c[4], c[5], c[6],
-                                 c[7]));
+    pe_report(what,
+              pe_lstm_case(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]));
     cases++;
   }
   int64_t u = 0, km = 0;
@@ -592,8 +890,8 @@ int main(void) {
     pe_fails++;
   }
   printf("%s: %d cases of the tiled dense product and Conv 1-D (fp32 and "
-         "tf32), Conv 2-D, the attention heads and the LSTM recurrence, %d "
-         "failed\n",
+         "tf32), the forms of dense and Conv 1-D, Conv 2-D, the attention "
+         "heads (both forms) and the LSTM recurrence, %d failed\n",
          pe_fails ? "FAIL" : "PASS", cases, pe_fails);
   return pe_fails ? 1 : 0;
 }
