@@ -889,6 +889,42 @@ static void pe__persist_gen(pe__cuda_t *c);
 static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
                            pe_cuda_gen_t **out, char *why, size_t cap);
 
+/* The graphs gone and the generated batch kernel closed (why: what to
+ * say of it), so that the graphs captured next launch the steps' kernels. */
+static void pe__drop_bgen(pe__cuda_t *c, const char *why) {
+  for (int i = 0; i < c->n_graphs; i++) {
+    cudaGraphExecDestroy(c->graph[i]);
+  }
+  c->n_graphs = 0;
+  pe_cuda_gen_close(c->bgen);
+  c->bgen = NULL;
+  snprintf(c->bgen_why, sizeof c->bgen_why, "%s", why);
+}
+
+/* A graph per batch-size bucket, up to the tile: of the generated batch
+ * kernel where there is one, else (or where capturing it fails) of the
+ * steps' kernels. */
+static int pe__capture_all(pe__cuda_t *c) {
+  int e = 0;
+  for (;;) {
+    for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
+      e = pe__capture(c, n);
+      if (n == c->tile) {
+        break;
+      }
+    }
+    if (e == 0 || c->bgen == NULL) {
+      return e;
+    }
+    char why[160];
+    snprintf(why, sizeof why, "capturing its launch in a graph: %s",
+             pe_cuda_strerror(e));
+    cudaGetLastError(); /* clear it */
+    pe__drop_bgen(c, why);
+    e = 0;
+  }
+}
+
 /* Persistent mode: the mapped control block, windows and scores, the
  * device copy of the steps (and of the table of weights it copies on
  * chip), and the resident kernel started. */
@@ -1032,6 +1068,20 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              blocks);
   } else {
     pe__persist_gen(c);
+  }
+  if (c->gen == NULL && c->bgen != NULL) {
+    /* the resident kernel runs the steps' kernels' forms: so must the
+     * graphs of the larger batches, whose sums then keep its order
+     * (sums.cuh), so that a window's scores do not depend on which of the
+     * two its batch went to */
+    pe__drop_bgen(c, "persistent mode's resident kernel is the general "
+                     "one, and the graphs run its forms");
+    int e2 = pe__capture_all(c);
+    if (e2 != 0) {
+      snprintf(msg, cap, "capturing the plan as CUDA graphs: %s",
+               pe_cuda_strerror(e2));
+      return PE_EBACKEND;
+    }
   }
   c->persistent = 1;
   c->timing = 0;
@@ -1288,29 +1338,7 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
     pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
                    sizeof c->bgen_why);
   }
-  int e = 0;
-  for (;;) {
-    for (uint32_t n = 1; e == 0; n = n < c->tile / 2 ? n * 2 : c->tile) {
-      e = pe__capture(c, n);
-      if (n == c->tile) {
-        break;
-      }
-    }
-    if (e == 0 || c->bgen == NULL) {
-      break;
-    }
-    /* the step kernels instead */
-    snprintf(c->bgen_why, sizeof c->bgen_why,
-             "capturing its launch in a graph: %s", pe_cuda_strerror(e));
-    cudaGetLastError(); /* clear it */
-    for (int i = 0; i < c->n_graphs; i++) {
-      cudaGraphExecDestroy(c->graph[i]);
-    }
-    c->n_graphs = 0;
-    pe_cuda_gen_close(c->bgen);
-    c->bgen = NULL;
-    e = 0;
-  }
+  int e = pe__capture_all(c);
   if (e != 0) {
     snprintf(msg, cap, "capturing the plan as CUDA graphs: %s",
              pe_cuda_strerror(e));
