@@ -269,9 +269,9 @@ static void test_conv1d_flat(void) {
 }
 
 /* A Conv1d step of shape p (cin, cout, group, k, stride, dilation, pads,
- * win, wout), random weights and bias and activation, packed. */
-static void conv1d_packed(pe__step_t *s, const int64_t p[10]) {
-  conv1d_random(s, p, NULL);
+ * win, wout) as conv1d_random makes it (ab as there), packed. */
+static void conv1d_packed(pe__step_t *s, const int64_t p[10], float *ab[2]) {
+  conv1d_random(s, p, ab);
   PE_CHECK(pe__step_pack(s) == PE_OK);
 }
 
@@ -282,7 +282,7 @@ static void conv1d_packed(pe__step_t *s, const int64_t p[10]) {
 static void check_unmade(const int64_t (*p)[10], size_t n, int lanes) {
   for (size_t c = 0; c < n; c++) {
     pe__step_t s;
-    conv1d_packed(&s, p[c]);
+    conv1d_packed(&s, p[c], NULL);
     PE_CHECK(lanes ? s.wl == NULL : s.wg == NULL);
     pe__step_free(&s);
   }
@@ -292,8 +292,8 @@ static void check_unmade(const int64_t (*p)[10], size_t n, int lanes) {
  * the output channels in the lanes (pe__conv1d_cl_pack): channel counts
  * past a block of 16 and below it, lengths that end a block of 16
  * positions full or short, inputs longer than the taps reach, each
- * activation. The form must have been made; shapes it does not take
- * stay without it. */
+ * activation, the affine step after it in a third of the trials. The form
+ * must have been made; shapes it does not take stay without it. */
 static void test_conv1d_lanes(void) {
   int bad = 0;
   for (int trial = 0; trial < 200; trial++) {
@@ -303,15 +303,18 @@ static void test_conv1d_lanes(void) {
     uint32_t nb = (uint32_t)rnd(1, 3);
     const int64_t p[10] = {cin, cout, 1, k, k, 1, 0, 0, win, wout};
     pe__step_t s;
-    conv1d_packed(&s, p);
+    float *ab[2] = {NULL, NULL};
+    conv1d_packed(&s, p, trial % 3 == 0 ? ab : NULL);
     PE_CHECK(s.wl != NULL);
     char what[160];
     snprintf(what, sizeof what,
              "conv1d channels in lanes cin %lld cout %lld k %lld win %lld "
-             "batch %u act %d",
+             "batch %u act %d%s",
              (long long)cin, (long long)cout, (long long)k, (long long)win, nb,
-             s.act);
+             s.act, ab[0] != NULL ? " affine after" : "");
     bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
+    free(ab[0]);
+    free(ab[1]);
     if (bad >= 5) {
       break;
     }
@@ -330,8 +333,9 @@ static void test_conv1d_lanes(void) {
  * directly: rows of 8 to 45 columns (vectors of positions that take the
  * columns of one, two or three tiles), row counts whose tiles of 5 end
  * full or short, pads of whole rows, several chunks of positions, channel
- * counts from 8 up (output channels past a block of 8), each activation. The
- * form must have been made, or the comparison says nothing about it. */
+ * counts from 8 up (output channels past a block of 8), each activation,
+ * the affine step after it in a third of the trials. The form must have
+ * been made, or the comparison says nothing about it. */
 static void test_conv1d_winograd(void) {
   int bad = 0;
   for (int trial = 0; trial < 120; trial++) {
@@ -344,16 +348,20 @@ static void test_conv1d_winograd(void) {
     uint32_t nb = (uint32_t)rnd(1, 3);
     pe__step_t s;
     const int64_t p[10] = {cin, cout, 1, 4, 1, d, pt * d, pb * d, win, wout};
-    conv1d_packed(&s, p);
+    float *ab[2] = {NULL, NULL};
+    conv1d_packed(&s, p, trial % 3 == 0 ? ab : NULL);
     PE_CHECK(s.wg != NULL);
     char what[160];
     snprintf(
         what, sizeof what,
         "conv1d winograd cin %lld cout %lld rows %lld x %lld pads %lld,%lld "
-        "rows batch %u act %d",
+        "rows batch %u act %d%s",
         (long long)cin, (long long)cout, (long long)hin, (long long)d,
-        (long long)pt, (long long)pb, nb, s.act);
+        (long long)pt, (long long)pb, nb, s.act,
+        ab[0] != NULL ? " affine after" : "");
     bad += !agree1(&s, cin * win, cout * wout, nb, 1.0f, what);
+    free(ab[0]);
+    free(ab[1]);
     if (bad >= 5) {
       break;
     }
@@ -391,9 +399,8 @@ static void test_conv1d_winograd_1d(void) {
     pe__step_t s;
     const int64_t p[10] = {cin, cout, 1, k, 1, 1, pl, pr, win, wout};
     float *ab[2] = {NULL, NULL};
-    conv1d_random(&s, p, trial % 3 == 0 ? ab : NULL);
-    PE_CHECK(pe__step_pack(&s) == PE_OK);
-    PE_CHECK(pe__conv1d_wg_1d(&s));
+    conv1d_packed(&s, p, trial % 3 == 0 ? ab : NULL);
+    PE_CHECK(s.wg != NULL); /* at dilation 1, the 1-D form */
     char what[160];
     snprintf(what, sizeof what,
              "conv1d winograd 1-D cin %lld cout %lld k %lld pads %lld,%lld "

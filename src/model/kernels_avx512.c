@@ -737,14 +737,16 @@ void pe__conv1d_rows_avx512(const pe__step_t *s, const float *x, float *y,
  * direct kernels sum, with the channels in the lanes (one weight vector
  * and 16 broadcast inputs a pair); then a 16 x 16 transposition in
  * registers (pairs of floats, of doubles, then 128-bit lanes twice) to
- * the nc rows of channels, activated and stored at y (rows wout apart)
- * under mask m. Inlined with k constant where the caller knows it, so
- * that the 16 inputs of a pair are one base register and immediate
- * offsets. */
+ * the nc rows of channels, activated, where es is given taken through
+ * the affine step after the convolution (x es[c] + et[c], two roundings:
+ * plan.c) and stored at y (rows wout apart) under mask m. Inlined with k
+ * constant where the caller knows it, so that the 16 inputs of a pair are
+ * one base register and immediate offsets. */
 PE__AVX512 static inline __attribute__((always_inline)) void
 pe__cl_block(const float *x, int64_t win, int64_t cin, int64_t k, int last,
-             const float *w, __m512 bias, int vact, __m512 alpha, float *y,
-             int64_t wout, int64_t nc, __mmask16 m) {
+             const float *w, __m512 bias, int vact, __m512 alpha,
+             const float *es, const float *et, float *y, int64_t wout,
+             int64_t nc, __mmask16 m) {
   __m512 r[16];
   _Pragma("GCC unroll 16") for (int q = 0; q < 16; q++) { r[q] = bias; }
   if (last == 15) {
@@ -775,7 +777,12 @@ pe__cl_block(const float *x, int64_t win, int64_t cin, int64_t k, int last,
   pe__tr16(r);
   _Pragma("GCC unroll 16") for (int c = 0; c < 16; c++) {
     if (c < nc) {
-      _mm512_mask_storeu_ps(y + c * wout, m, pe__act16(r[c], vact, alpha));
+      __m512 v = pe__act16(r[c], vact, alpha);
+      if (es != NULL) {
+        v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(es[c])),
+                          _mm512_set1_ps(et[c]));
+      }
+      _mm512_mask_storeu_ps(y + c * wout, m, v);
     }
   }
 }
@@ -803,10 +810,12 @@ PE__AVX512 static void pe__conv1d_cl_avx512(const pe__step_t *s, const float *x,
       const __m512 bias = _mm512_load_ps(s->wl + (nb * nj + b) * 16);
       const int64_t nc = cout - b * 16 < 16 ? cout - b * 16 : 16;
       float *yb = y + b * 16 * wout + p0;
+      const float *es = s->es != NULL ? s->es + b * 16 : NULL;
+      const float *et = s->es != NULL ? s->et + b * 16 : NULL;
 #define PE__CL_K(K)                                                            \
   case K:                                                                      \
-    pe__cl_block(xb, win, cin, K, last, w, bias, vact, alpha, yb, wout, nc,    \
-                 m);                                                           \
+    pe__cl_block(xb, win, cin, K, last, w, bias, vact, alpha, es, et, yb,      \
+                 wout, nc, m);                                                 \
     break;
       switch (k) {
         PE__CL_K(2)
@@ -815,8 +824,8 @@ PE__AVX512 static void pe__conv1d_cl_avx512(const pe__step_t *s, const float *x,
         PE__CL_K(8)
         PE__CL_K(10)
       default:
-        pe__cl_block(xb, win, cin, k, last, w, bias, vact, alpha, yb, wout, nc,
-                     m);
+        pe__cl_block(xb, win, cin, k, last, w, bias, vact, alpha, es, et, yb,
+                     wout, nc, m);
         break;
       }
 #undef PE__CL_K

@@ -192,10 +192,6 @@ int64_t pe__conv1d_wg_scratch(const pe__step_t *s) {
   return PE__WG_A * (s->p[0] + PE__WG_CO) * PE__WG_LR;
 }
 
-int pe__conv1d_wg_1d(const pe__step_t *s) {
-  return s->wg != NULL && s->wg->p[4] == PE__WG_1D;
-}
-
 const char *pe__conv1d_wg_form(const pe__step_t *s, int level) {
   static const char *const names[] = {" winograd F(6,3)", " winograd F(5,4)",
                                       " winograd F(4,5)"};
@@ -231,6 +227,7 @@ const char *pe__conv1d_wg_form(const pe__step_t *s, int level) {
 #define PE__WT_ST(p, v) _mm256_storeu_ps(p, v)
 #define PE__WT_ADD(a, b) _mm256_add_ps(a, b)
 #define PE__WT_SUB(a, b) _mm256_sub_ps(a, b)
+#define PE__WT_MUL(a, b) _mm256_mul_ps(a, b)
 #define PE__WT_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define PE__WT_FNMA(a, b, c) _mm256_fnmadd_ps(a, b, c)
 #define PE__WT_SET1(f) _mm256_set1_ps(f)
@@ -238,6 +235,7 @@ const char *pe__conv1d_wg_form(const pe__step_t *s, int level) {
 #define PE__WT_LEAKY(v, a)                                                     \
   _mm256_blendv_ps(_mm256_mul_ps(v, a), v,                                     \
                    _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ))
+#define PE__WT_RELU(v) _mm256_max_ps(v, _mm256_setzero_ps())
 #define PE__WT_SEGS_T pe__wg_segs8_t
 #define PE__WT_SEGS pe__wg_segs8
 #define PE__WT_BT pe__wg_bt8
@@ -265,6 +263,7 @@ const char *pe__conv1d_wg_form(const pe__step_t *s, int level) {
 #define PE__WT_ST(p, v) _mm512_storeu_ps(p, v)
 #define PE__WT_ADD(a, b) _mm512_add_ps(a, b)
 #define PE__WT_SUB(a, b) _mm512_sub_ps(a, b)
+#define PE__WT_MUL(a, b) _mm512_mul_ps(a, b)
 #define PE__WT_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define PE__WT_FNMA(a, b, c) _mm512_fnmadd_ps(a, b, c)
 #define PE__WT_SET1(f) _mm512_set1_ps(f)
@@ -272,6 +271,7 @@ const char *pe__conv1d_wg_form(const pe__step_t *s, int level) {
 #define PE__WT_LEAKY(v, a)                                                     \
   _mm512_mask_mul_ps(                                                          \
       v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, a)
+#define PE__WT_RELU(v) _mm512_max_ps(v, _mm512_setzero_ps())
 #define PE__WT_SEGS_T pe__wg_segs16_t
 #define PE__WT_SEGS pe__wg_segs16
 #define PE__WT_BT pe__wg_bt16
@@ -503,8 +503,10 @@ void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
   } else {
     pe__wg_run8(s, x, y, scratch);
   }
-  /* LeakyRelu ran in the output transform, the others here */
-  if (s->act != PE__ACT_NONE && s->act != PE__ACT_LEAKY) {
+  /* Relu and LeakyRelu ran in the output transform, the others here (no
+   * affine step after those: plan.c) */
+  if (s->act != PE__ACT_NONE && s->act != PE__ACT_RELU &&
+      s->act != PE__ACT_LEAKY) {
     kn->act(y, s->p[1] * s->p[9], s->act, s->alpha);
   }
 }

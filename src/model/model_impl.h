@@ -528,11 +528,10 @@ int pe__step_pack(pe__step_t *s);
 int pe__conv1d_wg_pack(pe__step_t *s);
 int64_t pe__conv1d_wg_scratch(const pe__step_t *s);
 /* " winograd F(m,r)" where table `level` runs step s in a Winograd form,
- * else NULL; pe__conv1d_wg_1d: s has the 1-D form (taps 3 to 5 at
- * dilation 1, output channels in the lanes, AVX-512 only), which also
- * writes the affine step after it (es, et) as the direct kernels do. */
+ * else NULL. Both forms (rows, and the 1-D form: taps 3 to 5 at dilation
+ * 1, output channels in the lanes, AVX-512 only) also write the affine
+ * step after the convolution (es, et) as the direct kernels do. */
 const char *pe__conv1d_wg_form(const pe__step_t *s, int level);
-int pe__conv1d_wg_1d(const pe__step_t *s);
 void pe__conv1d_wg(const pe__step_t *s, const pe__kernels_t *kn, const float *x,
                    float *y, float *scratch);
 

@@ -370,18 +370,17 @@ static int pe__sole_link(const pe_model_t *m, int t, int j) {
   return w < j ? w : -1;
 }
 
-/* A Conv1d that the direct kernels run (no Winograd or channels-in-lanes
- * form, Relu, LeakyRelu or no activation, one item a window) and a step
- * after it that alone reads its result: a per-channel affine step (a
+/* A Conv1d (Relu, LeakyRelu or no activation, one item a window; every
+ * form of its kernels applies the affine step) and a step after it that
+ * alone reads its result: a per-channel affine step (a
  * BatchNormalization after the activation) or a Concat on the channels.
  * The convolution then writes what that step would (act(y) s[c] + t[c],
  * the same two roundings; or its part of the Concat's output) and the cpu
  * run skips the step; a Concat whose every part is so written goes too.
  * Only the cpu run sees this (plan_view.h shows the steps as they were);
  * the tensors written stay allocated from the convolution on. */
-static int pe__direct_conv(const pe__step_t *a) {
-  return a->kind == PE__K_CONV1D && (a->wg == NULL || pe__conv1d_wg_1d(a)) &&
-         a->wl == NULL && a->p[PE__P_ITEMS] <= 1 &&
+static int pe__conv_writes_for(const pe__step_t *a) {
+  return a->kind == PE__K_CONV1D && a->p[PE__P_ITEMS] <= 1 &&
          (a->act == PE__ACT_NONE || a->act == PE__ACT_RELU ||
           a->act == PE__ACT_LEAKY);
 }
@@ -395,8 +394,8 @@ static void pe__conv_redirect(pe_model_t *m) {
     }
     const int i = pe__sole_link(m, b->in[0], j);
     pe__step_t *a = i >= 0 ? &m->step[i] : NULL;
-    if (a == NULL || !pe__direct_conv(a) || a->redirect || a->p[1] != b->p[1] ||
-        a->p[9] != b->p[2]) {
+    if (a == NULL || !pe__conv_writes_for(a) || a->redirect ||
+        a->p[1] != b->p[1] || a->p[9] != b->p[2]) {
       continue;
     }
     a->redirect = 1;
@@ -423,7 +422,7 @@ static void pe__conv_redirect(pe_model_t *m) {
           }
         }
       }
-      ok = i >= 0 && pe__direct_conv(&m->step[i]) &&
+      ok = i >= 0 && pe__conv_writes_for(&m->step[i]) &&
            (!m->step[i].redirect || m->step[i].yo == t) &&
            c->st[k][0] == m->g.t[t].numel;
       for (int q = 0; q < k && ok; q++) {
