@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/cuda_fold.h"
 #include "backends/cuda_gen.h"
 #include "backends/cuda_plan.h"
 #include "model/plan_view.h"
@@ -40,12 +41,14 @@
 
 #define PE_T_MAX_BLOBS 256
 
-/* The text of src/cuda/act.cuh and src/cuda/persist_proto.cuh (the build
- * embeds it in the library). */
+/* The text of src/cuda/act.cuh, src/cuda/rows.cuh and
+ * src/cuda/persist_proto.cuh (the build embeds it in the library). */
 extern const char pe__cuda_gen_prelude[];
 
 typedef struct pe_t_plan {
   pe_cuda_step_t *steps;
+  int n_steps;               /* resolved: an attention step is two or three */
+  int64_t arena_ps;          /* the plan's, and the attention rows after it */
   void *dev[PE_T_MAX_BLOBS]; /* host copies, owned */
   const void *dev_c[PE_T_MAX_BLOBS];
   int64_t floats[PE_T_MAX_BLOBS];
@@ -125,14 +128,75 @@ static const float *pe_t_tensor(const pe_model_t *m, pe_t_plan_t *p, int t,
   return v;
 }
 
-/* The steps of model m as the cuda backend resolves them (its pe__resolve
- * and pe__dense_set: the same weights in the same layouts) into p. */
-static int pe_t_resolve(const pe_model_t *m, int n_steps, pe_t_plan_t *p) {
-  p->steps = calloc((size_t)n_steps + 1, sizeof *p->steps);
-  for (int i = 0; p->steps != NULL && i < n_steps; i++) {
+/* An arena offset (floats per window) as a reference. */
+static float *pe_t_arena(int64_t off) {
+  uint64_t r = PE_CUDA_REF_ARENA | (uint64_t)off;
+  float *v;
+  memcpy(&v, &r, sizeof v);
+  return v;
+}
+
+/* A dense step over rows rows a window as the backend's pe__rows_dense
+ * makes it: x (stride xs) times w_mk ([M][K]) plus bias into y (stride
+ * ys). */
+static void pe_t_rows_dense(pe_t_plan_t *p, pe_cuda_step_t *d, const float *x,
+                            int64_t xs, float *y, int64_t ys, int64_t rows,
+                            const float *w_mk, int64_t K, int64_t M,
+                            const float *bias) {
+  pe__cuda_rows_dense(d, x, xs, y, ys, rows, K, M);
+  d->dense_warp = pe_cuda_dense_warp(K);
+  d->w = pe_t_transposed(p, w_mk, M, K);
+  if (d->dense_warp) {
+    d->w2 = pe_t_floats(p, w_mk, K * M);
+  }
+  d->bias = bias != NULL ? pe_t_floats(p, bias, M) : NULL;
+}
+
+/* An attention step as the backend's pe__resolve_attention makes it, from
+ * p->steps[*k]: the Q, K, V projections into the attention rows after the
+ * arena (qkv at `base`, the merged heads after them), the heads, and the
+ * output projection where the step has one. */
+static void pe_t_attention(const pe_model_t *m, pe_t_plan_t *p,
+                           const pe_plan_step_t *s, int64_t base, int *k) {
+  const int64_t L = s->attn.L, E = s->attn.E, E3 = 3 * E;
+  float *qkv = pe_t_arena(base), *ctx = pe_t_arena(base + L * E3);
+  int64_t xs = 0, ys = 0;
+  const float *x = pe_t_tensor(m, p, s->in[0], &xs);
+  float *y = (float *)(uintptr_t)pe_t_tensor(m, p, s->out[0], &ys);
+  pe_t_rows_dense(p, &p->steps[*k], x, xs, qkv, L * E3, L, s->w, E, E3,
+                  s->bias);
+  pe_cuda_step_t *d = &p->steps[++*k];
+  pe__cuda_attn_heads(d, qkv, s->attn.has_out ? ctx : y,
+                      s->attn.has_out ? L * E : ys, L, E, s->attn.H, s->attn.D,
+                      s->attn.mask_h, s->attn.scale);
+  const int64_t nm = (s->attn.mask_h ? s->attn.H : 1) * L * L;
+  d->in[1] = s->attn.mask != NULL ? pe_t_floats(p, s->attn.mask, nm) : NULL;
+  d->in[2] = s->attn.repl != NULL ? pe_t_floats(p, s->attn.repl, nm) : NULL;
+  if (s->attn.has_out) {
+    pe_t_rows_dense(p, &p->steps[++*k], ctx, L * E, y, ys, L, s->w2, E, E,
+                    s->bias2);
+  }
+}
+
+/* The steps of model m as the cuda backend resolves them (its pe__resolve,
+ * pe__dense_set and pe__resolve_attention: the same weights in the same
+ * layouts; no residual add folded into a LayerNorm) into p. */
+static int pe_t_resolve(const pe_model_t *m, int n_steps, int64_t arena_ps,
+                        pe_t_plan_t *p) {
+  p->steps = calloc(3 * (size_t)n_steps + 1, sizeof *p->steps);
+  p->arena_ps = arena_ps;
+  int64_t attn_ps = 0;
+  int at = 0;
+  for (int i = 0; p->steps != NULL && i < n_steps; i++, at++) {
     pe_plan_step_t s;
     pe_plan_step(m, i, &s);
-    pe_cuda_step_t *d = &p->steps[i];
+    if (s.kind == PE_PLAN_ATTENTION) {
+      pe_t_attention(m, p, &s, arena_ps, &at);
+      const int64_t need = 4 * s.attn.L * s.attn.E;
+      attn_ps = need > attn_ps ? need : attn_ps;
+      continue;
+    }
+    pe_cuda_step_t *d = &p->steps[at];
     d->kind = s.kind;
     d->act = s.act;
     d->alpha = s.alpha;
@@ -194,8 +258,16 @@ static int pe_t_resolve(const pe_model_t *m, int n_steps, pe_t_plan_t *p) {
       d->n_idx = s.n_idx;
       d->idx =
           pe_t_blob(p, s.idx, (size_t)s.n_idx * sizeof(int64_t), 2 * s.n_idx);
+    } else if (s.kind == PE_PLAN_REDUCE) {
+      pe__cuda_reduce_axes(d, s.rank, s.dims, s.st[0], s.ext_op);
+    } else if (s.kind == PE_PLAN_LAYERNORM) {
+      memcpy(d->f, s.ext_f, sizeof d->f);
+      d->w = pe_t_floats(p, s.w, s.p[1]);
+      d->bias = s.bias != NULL ? pe_t_floats(p, s.bias, s.p[1]) : NULL;
     }
   }
+  p->n_steps = at;
+  p->arena_ps += attn_ps;
   return p->steps != NULL && !p->oom ? PE_OK : PE_ENOMEM;
 }
 
@@ -245,8 +317,7 @@ static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
   snprintf(num, sizeof num, "%lld", (long long)numel0);
   bad = rc != PE_OK || len == 0 || strstr(src.text, num) == NULL ||
         strstr(src.text, name) == NULL || src.max_n < 1 ||
-        src.max_n > g->max_n || (!g->batch && src.max_n != g->max_n) ||
-        src.threads < 32 || src.threads % 32 != 0;
+        src.max_n > g->max_n || src.threads < 32 || src.threads % 32 != 0;
   printf("%s %s (%s): %d threads, %u windows, %zu bytes of shared memory, "
          "source %zu bytes, cubin %zu bytes, NVRTC %.0f ms%s%s\n",
          bad ? "FAIL:" : "ok  ", path, kind, src.threads, src.max_n, src.shmem,
@@ -408,7 +479,7 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
   pe_plan_shape(m, &shape);
   pe_t_plan_t p;
   memset(&p, 0, sizeof p);
-  if (pe_t_resolve(m, shape.n_steps, &p) != PE_OK) {
+  if (pe_t_resolve(m, shape.n_steps, shape.arena_ps, &p) != PE_OK) {
     fprintf(stderr, "FAIL: %s: out of memory\n", path);
     pe_t_plan_free(&p);
     pe_model_destroy(m);
@@ -416,14 +487,15 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
   }
   pe_cuda_gen_plan_t g = {0};
   g.steps = p.steps;
-  g.n_steps = shape.n_steps;
+  g.n_steps = p.n_steps;
   g.blob_dev = p.dev_c;
   g.blob_floats = p.floats;
   g.n_blobs = p.n_blobs;
   g.in_numel = shape.in_numel;
   g.out_numel = shape.out_numel;
-  g.arena_ps = shape.arena_ps;
+  g.arena_ps = p.arena_ps;
   g.shmem_limit = 227 * 1024 - 1024;
+  g.rows = 1;
   int bad = 0;
   for (int batch = 0; batch < 2; batch++) {
     g.batch = batch;
@@ -435,6 +507,23 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
       break;
     }
     bad |= rc;
+  }
+  /* a plan with LayerNorm, attention or reduction steps: refused without
+   * rows (graph mode's batch kernel alone leaves them to the steps'
+   * kernels) */
+  int rows = 0;
+  for (int i = 0; i < p.n_steps; i++) {
+    const int kind = p.steps[i].kind;
+    rows |= kind == PE_PLAN_LAYERNORM || kind == PE_PLAN_ATTENTION ||
+            kind == PE_PLAN_REDUCE;
+  }
+  if (bad == 0 && rows && !refuse) {
+    g.rows = 0;
+    g.batch = 1;
+    g.max_n = 32;
+    g.stamps = 0;
+    bad = pe_t_gen(path, &g, p.steps[0].numel, 1, NULL, NULL);
+    g.rows = 1;
   }
   if (bad == 0 && !refuse && cxx != NULL) {
     /* groups of at most 5 windows, so that a block's share of 7 or 8

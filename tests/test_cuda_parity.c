@@ -16,11 +16,13 @@
  * larger ones through graphs); in persistent mode the kernel is left idle past
  * its idle time, must have left, and must be started again by the next run with
  * the same scores, and the backend's detail line must report no allocation
- * after load. Persistent mode runs twice: with the kernel generated for the
- * plan where the backend can make one, or as a cluster of blocks for a
- * plan of many FLOPs (the detail line printed says which kernel ran), then
- * with the general kernel of one block (codegen "off", blocks "1"), then
- * as a cluster of 4 blocks whatever the plan's size. The cpu backend's
+ * after load. Persistent mode runs four times: with the kernel generated
+ * for the plan where the backend can make one, or as a cluster of blocks
+ * for a plan of many FLOPs (the detail line printed says which kernel
+ * ran), then with the general kernel of one block (codegen "off", blocks
+ * "1"), then as one block with the generated kernel where there is one
+ * (blocks "1": a plan that gets a cluster by default gets it only so),
+ * then as a cluster of 4 blocks whatever the plan's size. The cpu backend's
  * outputs are computed once per model for every mode.
  *
  * Then the tile: the model opened in graph mode with a device memory budget
@@ -473,7 +475,11 @@ static int pe_t_model(const char *path) {
     pe_t_blocks = "1";
     fail |=
         pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
+    /* one block with the kernel generated for the plan, which a plan
+     * persistent mode runs as a cluster by default gets only so */
     pe_t_codegen = NULL;
+    fail |=
+        pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
     pe_t_blocks = "4";
     fail |=
         pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);

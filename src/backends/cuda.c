@@ -450,15 +450,7 @@ static int pe__rows_dense(pe__cuda_t *c, pe_cuda_step_t *d, const float *x,
                           const float *w_mk, int64_t K, int64_t M,
                           const float *bias, int warp, int tf32, char *msg,
                           size_t cap) {
-  memset(d, 0, sizeof *d);
-  d->kind = PE_PLAN_DENSE;
-  d->n_in = 1;
-  d->in[0] = x;
-  d->in_stride[0] = xs;
-  d->out[0] = y;
-  d->out_stride[0] = ys;
-  d->numel = ys;
-  d->p[0] = rows;
+  pe__cuda_rows_dense(d, x, xs, y, ys, rows, K, M);
   float *km = pe__transpose(w_mk, M, K);
   if (km == NULL) {
     snprintf(msg, cap, "out of memory");
@@ -485,11 +477,9 @@ static int pe__resolve_attention(pe__cuda_t *c, const pe_plan_step_t *s,
     return rc;
   }
   d = &c->steps[++*k];
-  memset(d, 0, sizeof *d);
-  d->kind = PE_PLAN_ATTENTION;
-  d->n_in = 3;
-  d->in[0] = qkv;
-  d->in_stride[0] = L * E3;
+  pe__cuda_attn_heads(d, qkv, s->attn.has_out ? ctx : t->out[0],
+                      s->attn.has_out ? L * E : t->out_stride[0], L, E,
+                      s->attn.H, s->attn.D, s->attn.mask_h, s->attn.scale);
   const int64_t nm = (s->attn.mask_h ? s->attn.H : 1) * L * L;
   if (s->attn.mask != NULL) {
     d->in[1] = pe__upload(c, s->attn.mask, nm, 4, msg, cap);
@@ -501,15 +491,6 @@ static int pe__resolve_attention(pe__cuda_t *c, const pe_plan_step_t *s,
       (s->attn.repl != NULL && d->in[2] == NULL)) {
     return PE_EBACKEND;
   }
-  d->p[0] = L;
-  d->p[1] = E;
-  d->p[2] = s->attn.H;
-  d->p[3] = s->attn.D;
-  d->p[4] = s->attn.mask_h;
-  d->f[0] = s->attn.scale;
-  d->numel = L * E;
-  d->out[0] = s->attn.has_out ? ctx : t->out[0];
-  d->out_stride[0] = s->attn.has_out ? L * E : t->out_stride[0];
   if (!s->attn.has_out) {
     return PE_OK;
   }
@@ -703,33 +684,9 @@ static int pe__resolve(pe__cuda_t *c, int i, int *at, char *msg, size_t cap) {
       return d->in[1] ? PE_OK : PE_EBACKEND;
     }
     return PE_OK;
-  case PE_PLAN_REDUCE: {
-    /* the kept and the reduced axes, each with its input stride */
-    int nk = 0, nr = 0;
-    memset(d->st, 0, sizeof d->st);
-    for (int a = 0; a < s.rank; a++) {
-      nk += s.st[0][a] != 0;
-      nr += s.st[0][a] == 0;
-    }
-    int ik = nk, ir = nr;
-    int64_t in_st = 1;
-    for (int a = s.rank - 1; a >= 0; a--) {
-      if (s.st[0][a] == 0) {
-        ir--;
-        d->st[3][ir] = s.dims[a];
-        d->st[4][ir] = in_st;
-      } else {
-        ik--;
-        d->st[1][ik] = s.dims[a];
-        d->st[2][ik] = in_st;
-      }
-      in_st *= s.dims[a];
-    }
-    d->p[2] = nk;
-    d->p[3] = nr;
-    d->binop = s.ext_op;
+  case PE_PLAN_REDUCE:
+    pe__cuda_reduce_axes(d, s.rank, s.dims, s.st[0], s.ext_op);
     return PE_OK;
-  }
   case PE_PLAN_GATHER:
     d->n_idx = s.n_idx;
     d->idx = pe__upload(c, s.idx, s.n_idx, sizeof(int64_t), msg, cap);
@@ -886,16 +843,21 @@ static int64_t pe__persist_weights(pe__cuda_t *c, int64_t floats,
 }
 
 static void pe__persist_gen(pe__cuda_t *c);
-static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
+static void pe__gen_kernel(pe__cuda_t *c, int batch, int rows, uint32_t max_n,
                            pe_cuda_gen_t **out, char *why, size_t cap);
 
-/* The graphs gone and the generated batch kernel closed (why: what to
- * say of it), so that the graphs captured next launch the steps' kernels. */
-static void pe__drop_bgen(pe__cuda_t *c, const char *why) {
+/* The graphs gone, to be captured again. */
+static void pe__drop_graphs(pe__cuda_t *c) {
   for (int i = 0; i < c->n_graphs; i++) {
     cudaGraphExecDestroy(c->graph[i]);
   }
   c->n_graphs = 0;
+}
+
+/* The graphs gone and the generated batch kernel closed (why: what to
+ * say of it), so that the graphs captured next launch the steps' kernels. */
+static void pe__drop_bgen(pe__cuda_t *c, const char *why) {
+  pe__drop_graphs(c);
   pe_cuda_gen_close(c->bgen);
   c->bgen = NULL;
   snprintf(c->bgen_why, sizeof c->bgen_why, "%s", why);
@@ -1067,7 +1029,32 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              "plan",
              blocks);
   } else {
+    const uint32_t general_n = c->pargs.max_n;
     pe__persist_gen(c);
+    if (c->gen != NULL && c->bgen == NULL && !c->tf32) {
+      /* the graphs of the larger batches run the same generated code as
+       * the resident kernel (the same bits for a window whatever its
+       * batch): the batch kernel of its steps, LayerNorm and attention
+       * steps included, which graph mode alone leaves to the steps'
+       * kernels; without it, the general resident kernel */
+      pe__drop_graphs(c);
+      pe__gen_kernel(c, 1, 1, c->gen_windows, &c->bgen, c->bgen_why,
+                     sizeof c->bgen_why);
+      e = pe__capture_all(c);
+      if (e != 0) {
+        snprintf(msg, cap, "capturing the plan as CUDA graphs: %s",
+                 pe_cuda_strerror(e));
+        return PE_EBACKEND;
+      }
+      if (c->bgen == NULL) {
+        snprintf(c->gen_why, sizeof c->gen_why,
+                 "the graphs have no batch kernel of its steps (%.140s)",
+                 c->bgen_why);
+        pe_cuda_gen_close(c->gen);
+        c->gen = NULL;
+        c->pargs.max_n = general_n;
+      }
+    }
   }
   if (c->gen == NULL && c->bgen != NULL) {
     /* the resident kernel runs the steps' kernels' forms: so must the
@@ -1335,7 +1322,7 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
     snprintf(c->bgen_why, sizeof c->bgen_why,
              "precision tf32 runs the steps' kernels");
   } else {
-    pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
+    pe__gen_kernel(c, 1, 0, c->gen_windows, &c->bgen, c->bgen_why,
                    sizeof c->bgen_why);
   }
   int e = pe__capture_all(c);
@@ -1437,9 +1424,10 @@ static void *pe__ptr_of(const pe__cuda_t *c, uint64_t r, int *bad) {
 
 /* A kernel generated for the plan (cuda_gen.h): the resident one (batch
  * 0, taking at most max_n windows a request) or the batch one (batch 1,
- * holding at most max_n windows a block at once), into *out; where there
- * is none, *out is NULL and why says why. */
-static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
+ * holding at most max_n windows a block at once), with LayerNorm,
+ * attention and mean steps where rows is set, into *out; where there is
+ * none, *out is NULL and why says why. */
+static void pe__gen_kernel(pe__cuda_t *c, int batch, int rows, uint32_t max_n,
                            pe_cuda_gen_t **out, char *why, size_t cap) {
   *out = NULL;
   if (c->codegen_off) {
@@ -1476,6 +1464,7 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
   p.arena_ps = c->arena_ps;
   p.max_n = max_n;
   p.batch = batch;
+  p.rows = rows;
   p.stamps = !batch && c->d_stamps != NULL;
   pe_cuda_gen_open(&p, out, why, cap);
   free(rs);
@@ -1485,7 +1474,8 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
  * not to; where there is none, c->gen_why says why and the general kernel
  * runs. Batches of more windows than it takes go through the graphs. */
 static void pe__persist_gen(pe__cuda_t *c) {
-  pe__gen_kernel(c, 0, c->pargs.max_n, &c->gen, c->gen_why, sizeof c->gen_why);
+  pe__gen_kernel(c, 0, 1, c->pargs.max_n, &c->gen, c->gen_why,
+                 sizeof c->gen_why);
   if (c->gen != NULL) {
     c->pargs.max_n = pe_cuda_gen_max_n(c->gen);
   }

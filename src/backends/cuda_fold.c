@@ -92,3 +92,65 @@ int pe__cuda_fold_add_ln(pe_cuda_step_t *steps, int *n_steps, int *plan_of,
   }
   return folded;
 }
+
+void pe__cuda_reduce_axes(pe_cuda_step_t *d, int rank, const int64_t *dims,
+                          const int64_t *os, int op) {
+  int nk = 0, nr = 0;
+  memset(d->st, 0, sizeof d->st);
+  for (int a = 0; a < rank; a++) {
+    nk += os[a] != 0;
+    nr += os[a] == 0;
+  }
+  int ik = nk, ir = nr;
+  int64_t in_st = 1;
+  for (int a = rank - 1; a >= 0; a--) {
+    if (os[a] == 0) {
+      ir--;
+      d->st[3][ir] = dims[a];
+      d->st[4][ir] = in_st;
+    } else {
+      ik--;
+      d->st[1][ik] = dims[a];
+      d->st[2][ik] = in_st;
+    }
+    in_st *= dims[a];
+  }
+  d->p[2] = nk;
+  d->p[3] = nr;
+  d->binop = op;
+}
+
+void pe__cuda_rows_dense(pe_cuda_step_t *d, const float *x, int64_t xs,
+                         float *y, int64_t ys, int64_t rows, int64_t K,
+                         int64_t M) {
+  memset(d, 0, sizeof *d);
+  d->kind = PE_PLAN_DENSE;
+  d->n_in = 1;
+  d->in[0] = x;
+  d->in_stride[0] = xs;
+  d->out[0] = y;
+  d->out_stride[0] = ys;
+  d->numel = ys;
+  d->p[0] = rows;
+  d->K = K;
+  d->M = M;
+}
+
+void pe__cuda_attn_heads(pe_cuda_step_t *d, const float *qkv, float *y,
+                         int64_t ys, int64_t L, int64_t E, int64_t H, int64_t D,
+                         int64_t mask_h, float scale) {
+  memset(d, 0, sizeof *d);
+  d->kind = PE_PLAN_ATTENTION;
+  d->n_in = 3;
+  d->in[0] = qkv;
+  d->in_stride[0] = L * 3 * E;
+  d->p[0] = L;
+  d->p[1] = E;
+  d->p[2] = H;
+  d->p[3] = D;
+  d->p[4] = mask_h;
+  d->f[0] = scale;
+  d->numel = L * E;
+  d->out[0] = y;
+  d->out_stride[0] = ys;
+}

@@ -24,8 +24,9 @@
 #include "model/plan_view.h"
 #include "pe/error.h"
 
-/* The text of src/cuda/act.cuh and src/cuda/persist_proto.cuh, in that
- * order (made by the build: cmake/embed.cmake). */
+/* The text of src/cuda/act.cuh, src/cuda/rows.cuh and
+ * src/cuda/persist_proto.cuh, in that order (made by the build:
+ * cmake/embed.cmake). */
 extern const char pe__cuda_gen_prelude[];
 
 /* The most threads of the block, and of a step's share of it. */
@@ -219,13 +220,22 @@ static void pe__gen_windows(pe__gen_t *g, int tpw) {
 
 static const char *const pe__comp[4] = {"x", "y", "z", "w"};
 
+/* Float v as a C float literal (one that always has a point or an
+ * exponent: "0f" would not be one), into buf of PE__FLT bytes. */
+#define PE__FLT 32
+static const char *pe__flt(char *buf, float v) {
+  snprintf(buf, PE__FLT, "%.9ef", (double)v);
+  return buf;
+}
+
 /* The activation of step s applied to expression v, into buf. */
 static const char *pe__gen_act(const pe_cuda_step_t *s, const char *v,
                                char *buf, size_t cap) {
   if (s->act == PE_PLAN_ACT_NONE) {
     snprintf(buf, cap, "%s", v);
   } else {
-    snprintf(buf, cap, "pe__act(%s, %d, %.9gf)", v, s->act, (double)s->alpha);
+    char a[PE__FLT];
+    snprintf(buf, cap, "pe__act(%s, %d, %s)", v, s->act, pe__flt(a, s->alpha));
   }
   return buf;
 }
@@ -574,6 +584,190 @@ static int pe__gen_strided(pe__gen_t *g, int k, const pe_cuda_step_t *s,
            (long long)xs);
   pe__sb(&g->body, "        ");
   pe__gen_store(g, o, "e", v);
+  pe__gen_each_close(g);
+  return PE_OK;
+}
+
+/* Where an optional operand ref lives (pe__gen_at), or *off -1 where
+ * there is none; a constant only (copied as stored). */
+static int pe__gen_const(pe__gen_t *g, int k, const float *ref, int64_t numel,
+                         int64_t *off) {
+  int64_t st = 0;
+  *off = -1;
+  if (ref == NULL) {
+    return PE_OK;
+  }
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)ref, 0, numel, off, &st);
+  if (rc == PE_OK && st != 0) {
+    return pe__unsupported(g, k, "a mask that is not a constant");
+  }
+  return rc;
+}
+
+/* LayerNormalization: a warp per row, pe__ln_row (src/cuda/rows.cuh) as
+ * the steps' kernel runs it, so the same bits; with in[1], the residual
+ * add folded into it. */
+static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                             const pe__gen_out_t *o) {
+  const int64_t R = s->p[0], len = s->p[1];
+  if (R < 1 || len < 1 || s->numel != R * len || s->w == NULL || o->answer) {
+    return pe__unsupported(g, k, "a LayerNorm of shapes that do not agree");
+  }
+  int64_t xo = 0, xs = 0, x2o = -1, x2s = 0, bo = -1;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      R * len, &xo, &xs);
+  if (rc == PE_OK && s->in[1] != NULL) {
+    rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[1], s->in_stride[1],
+                    R * len, &x2o, &x2s);
+  }
+  const int64_t wo = rc == PE_OK ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w,
+                                             len, PE__W_ASIS, 0, 0)
+                                 : -1;
+  if (wo >= 0 && s->bias != NULL) {
+    bo = pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias, len, PE__W_ASIS, 0, 0);
+  }
+  if (rc != PE_OK || wo < 0 || (s->bias != NULL && bo < 0)) {
+    return PE_EUNSUPPORTED;
+  }
+  const int tpw = pe__gen_tpw(32 * R);
+  g->want = tpw > g->want ? tpw : g->want;
+  pe__gen_windows(g, tpw);
+  char x2[64] = "0", bias[48] = "0", eps[PE__FLT];
+  if (x2o >= 0) {
+    snprintf(x2, sizeof x2, "sh + %lld + b * %lld + r * %lld", (long long)x2o,
+             (long long)x2s, (long long)len);
+  }
+  if (bo >= 0) {
+    snprintf(bias, sizeof bias, "sh + %lld", (long long)bo);
+  }
+  pe__sb(&g->body,
+         "    for (int r = l >> 5; r < %lld; r += %d) {\n"
+         "      pe__ln_row(sh + %lld + b * %lld + r * %lld, %s,\n"
+         "                 sh + %lld + b * %lld + r * %lld, %lld, l & 31,\n"
+         "                 sh + %lld, %s, %s, 0, 0);\n    }\n  }\n",
+         (long long)R, tpw / 32, (long long)xo, (long long)xs, (long long)len,
+         x2, (long long)o->off, (long long)o->st, (long long)len,
+         (long long)len, (long long)wo, bias, pe__flt(eps, s->f[0]));
+  return PE_OK;
+}
+
+/* The heads of an attention block: a warp per (head, query) row,
+ * pe__attn_row (src/cuda/rows.cuh) as the steps' kernels order it, so the
+ * same bits; the masks constants. */
+static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                             const pe__gen_out_t *o) {
+  const int64_t L = s->p[0], E = s->p[1], H = s->p[2], D = s->p[3];
+  const int64_t mh = s->p[4] != 0, E3 = 3 * E;
+  if (L < 1 || E < 1 || H < 1 || D < 1 || H * D != E || s->numel != L * E ||
+      o->answer) {
+    return pe__unsupported(g, k, "attention heads of shapes that do not agree");
+  }
+  int64_t xo = 0, xs = 0, mo = -1, ro = -1;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      L * E3, &xo, &xs);
+  const int64_t mn = (mh ? H : 1) * L * L;
+  rc = rc == PE_OK ? pe__gen_const(g, k, s->in[1], mn, &mo) : rc;
+  rc = rc == PE_OK ? pe__gen_const(g, k, s->in[2], mn, &ro) : rc;
+  if (rc != PE_OK) {
+    return rc;
+  }
+  const int tpw = pe__gen_tpw(32 * H * L);
+  g->want = tpw > g->want ? tpw : g->want;
+  pe__gen_windows(g, tpw);
+  char mrow[80] = "0", rrow[80] = "0", sc[PE__FLT];
+  if (mo >= 0) {
+    snprintf(mrow, sizeof mrow, "sh + %lld + (h * %lld + i) * %lld",
+             (long long)mo, (long long)(mh * L), (long long)L);
+  }
+  if (ro >= 0) {
+    snprintf(rrow, sizeof rrow, "sh + %lld + (h * %lld + i) * %lld",
+             (long long)ro, (long long)(mh * L), (long long)L);
+  }
+  pe__sb(
+      &g->body,
+      "    for (int u = l >> 5; u < %lld; u += %d) {\n"
+      "      const int i = u %% %lld, h = u / %lld;\n"
+      "      const float *qkv = sh + %lld + b * %lld;\n"
+      "      pe__attn_row(qkv + i * %lld + h * %lld, qkv + %lld + h * %lld,\n"
+      "                   qkv + %lld + h * %lld, %lld, %lld, %lld, %s,\n"
+      "                   %s, %s, l & 31,\n"
+      "                   sh + %lld + b * %lld + i * %lld + h * %lld);\n"
+      "    }\n  }\n",
+      (long long)(H * L), tpw / 32, (long long)L, (long long)L, (long long)xo,
+      (long long)xs, (long long)E3, (long long)D, (long long)E, (long long)D,
+      (long long)(2 * E), (long long)D, (long long)E3, (long long)L,
+      (long long)D, pe__flt(sc, s->f[0]), mrow, rrow, (long long)o->off,
+      (long long)o->st, (long long)E, (long long)D);
+  return PE_OK;
+}
+
+/* A reduction over any axes (ReduceSum, Mean, Max, Min, Prod): a thread
+ * per output, the kept axes (p[2] of them, sizes st[1], input strides
+ * st[2]) giving its first element and the reduced ones (p[3], st[3],
+ * st[4]) the others, in the input's order, as the steps' kernel takes
+ * them. */
+static int pe__gen_reduce(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                          const pe__gen_out_t *o) {
+  const int nk = (int)s->p[2], nr = (int)s->p[3], op = s->binop;
+  const int64_t R = s->p[1];
+  if (nk < 0 || nr < 1 || nk > PE_PLAN_MAX_RANK || nr > PE_PLAN_MAX_RANK ||
+      R < 1 ||
+      (op >= 0 && op != PE_PLAN_OP_ADD && op != PE_PLAN_OP_MUL &&
+       op != PE_PLAN_OP_MAX && op != PE_PLAN_OP_MIN)) {
+    return pe__unsupported(g, k, "a reduction of another kind");
+  }
+  /* the input's floats a window that it reads */
+  int64_t reach = 1;
+  for (int d = 0; d < nk; d++) {
+    reach += (s->st[1][d] - 1) * s->st[2][d];
+  }
+  for (int d = 0; d < nr; d++) {
+    reach += (s->st[3][d] - 1) * s->st[4][d];
+  }
+  int64_t xo = 0, xs = 0;
+  int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
+                      reach, &xo, &xs);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  pe__gen_each_open(g, s->numel);
+  pe__sb(&g->body, "        int q = e, base = 0;\n");
+  for (int d = nk - 1; d >= 0; d--) {
+    pe__sb(&g->body, "        base += q %% %lld * %lld;\n        q /= %lld;\n",
+           (long long)s->st[1][d], (long long)s->st[2][d],
+           (long long)s->st[1][d]);
+  }
+  const char *init = op == PE_PLAN_OP_MUL   ? "1.0f"
+                     : op == PE_PLAN_OP_MAX ? "__int_as_float((int)0xff800000u)"
+                     : op == PE_PLAN_OP_MIN ? "__int_as_float(0x7f800000)"
+                                            : "0.0f";
+  const char *step =
+      op == PE_PLAN_OP_MUL   ? "acc = __fmul_rn(acc, v);"
+      : op == PE_PLAN_OP_MAX ? "acc = v > acc || v != v ? v : acc;"
+      : op == PE_PLAN_OP_MIN ? "acc = v < acc || v != v ? v : acc;"
+                             : "acc = __fadd_rn(acc, v);";
+  pe__sb(&g->body,
+         "        const float *x = sh + %lld + b * %lld + base;\n"
+         "        float acc = %s;\n"
+         "        for (int r = 0; r < %lld; r++) {\n"
+         "          int rest = r, off = 0;\n",
+         (long long)xo, (long long)xs, init, (long long)R);
+  for (int d = nr - 1; d >= 0; d--) {
+    pe__sb(&g->body,
+           "          off += rest %% %lld * %lld;\n          rest /= %lld;\n",
+           (long long)s->st[3][d], (long long)s->st[4][d],
+           (long long)s->st[3][d]);
+  }
+  pe__sb(&g->body,
+         "          const float v = x[off];\n          %s\n        }\n", step);
+  if (op < 0) {
+    pe__sb(&g->body,
+           "        const float y = __fdiv_rn(acc, (float)%lld);\n        ",
+           (long long)R);
+  } else {
+    pe__sb(&g->body, "        const float y = acc;\n        ");
+  }
+  pe__gen_store(g, o, "e", "y");
   pe__gen_each_close(g);
   return PE_OK;
 }
@@ -987,10 +1181,26 @@ static int pe__gen_steps(pe__gen_t *g) {
     case PE_PLAN_GRU:
       rc = pe__gen_rnn(g, k, s);
       break;
+    case PE_PLAN_LAYERNORM:
+    case PE_PLAN_ATTENTION:
+    case PE_PLAN_REDUCE:
+      if (!p->rows) {
+        rc = pe__unsupported(g, k,
+                             "a LayerNorm, attention or reduction step, which "
+                             "graph mode's batch kernel leaves to the steps' "
+                             "kernels");
+      } else if (s->kind == PE_PLAN_LAYERNORM) {
+        rc = pe__gen_layernorm(g, k, s, &o);
+      } else if (s->kind == PE_PLAN_ATTENTION) {
+        rc = pe__gen_attention(g, k, s, &o);
+      } else {
+        rc = pe__gen_reduce(g, k, s, &o);
+      }
+      break;
     default:
       rc = pe__unsupported(g, k,
                            "a kind the generator has no form for "
-                           "(pooling, normalisation, attention, ...)");
+                           "(pooling, a 2-D convolution, ...)");
       break;
     }
     if (rc != PE_OK) {

@@ -6,14 +6,17 @@
  * shape of every step at run time; at batch 1 its time goes into the
  * index arithmetic and loop control that this costs. For a plan made only
  * of affine, conv1d, dense, unary, simple binary, strided-copy, gather,
- * concat, LSTM and GRU (linear_before_reset) steps, this module writes
+ * concat, LSTM and GRU (linear_before_reset) steps, and, where asked
+ * (rows), LayerNorm, attention-head and reduction steps, this module writes
  * CUDA C for the plan instead, with every shape, stride, pad and offset a
  * constant, the loops of constant bounds and the work of each step shared
  * out among the threads by the generator; the block keeps the weights (as
  * floats, in layouts chosen here, copied once per launch from the
  * backend's device copies) and every activation (and a recurrent step's
  * gates and states) in its shared memory. The sums are in float (a small
- * dense layer's in double), in an order of this module's choosing.
+ * dense layer's in double), in an order of this module's choosing; a
+ * LayerNorm's and an attention head's rows run src/cuda/rows.cuh, the
+ * steps' kernels' own code.
  *
  * The batch kernel runs the same steps, of the same generated code, over
  * a batch of windows in device memory: every block copies the weights
@@ -27,7 +30,8 @@
  *
  * The resident kernel speaks the general one's protocol with the host exactly
  * (kernels.h, "The persistent kernel"; the code of it is
- * src/cuda/persist_proto.cuh, whose text, with src/cuda/act.cuh's, the
+ * src/cuda/persist_proto.cuh, whose text, with src/cuda/act.cuh's and
+ * src/cuda/rows.cuh's, the
  * build embeds here and the source begins with), so the backend's run is
  * the same for both.
  *
@@ -62,6 +66,9 @@ typedef struct pe_cuda_gen_plan {
   uint32_t max_n;     /* windows per request at most (the host's buffers);
                          batch: windows a block holds at once at most */
   int batch;          /* 0: the resident kernel; 1: the batch kernel */
+  int rows;           /* 1: LayerNorm, attention-head and reduction steps
+                         too (src/cuda/rows.cuh: a warp per row of the
+                         first two); 0: a plan with one is refused */
   int stamps;         /* 1: the kernel writes the stamps (kernels.h) */
   size_t shmem_limit; /* dynamic shared memory a block may have, bytes */
 } pe_cuda_gen_plan_t;

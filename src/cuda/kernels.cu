@@ -33,6 +33,7 @@
 #include "cuda/act.cuh"
 #include "cuda/lstm_rec.cuh"
 #include "cuda/persist_proto.cuh"
+#include "cuda/rows.cuh"
 
 #define PE__THREADS 256
 
@@ -602,21 +603,11 @@ __device__ __forceinline__ static void pe__d_matmul(const pe_cuda_step_t &s,
   }
 }
 
-/* The sum of v over a warp, in every lane. */
-__device__ __forceinline__ static double pe__warp_sum(double v) {
-  for (int o = 16; o > 0; o >>= 1) {
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  }
-  return v;
-}
-
 /* LayerNormalization, one warp per row (p[0] rows of p[1] per window):
- * the mean and the variance summed in double across the lanes, then the
- * CPU's float arithmetic per element; the scale w, the bias (or none),
- * eps f[0]; out[1] the means and out[2] the inverse deviations when
- * wanted. With in[1] set (a residual add folded in, cuda.c), the input is
- * in[0] + in[1], added in float as each element is read. i0 and di count
- * threads. */
+ * pe__ln_row (rows.cuh) with the scale w, the bias (or none), eps f[0];
+ * out[1] the means and out[2] the inverse deviations when wanted. With
+ * in[1] set (a residual add folded in, cuda.c), the input is in[0] +
+ * in[1]. i0 and di count threads. */
 template <typename I>
 __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
                                                        I total, I i0, I di) {
@@ -627,34 +618,10 @@ __device__ __forceinline__ static void pe__d_layernorm(const pe_cuda_step_t &s,
     const float *x = s.in[0] + b * (I)s.in_stride[0] + r * len;
     const float *x2 =
         s.in[1] != NULL ? s.in[1] + b * (I)s.in_stride[1] + r * len : NULL;
-#define PE__LN_X(k) (x2 != NULL ? __fadd_rn(x[k], x2[k]) : x[k])
-    float *y = s.out[0] + b * (I)s.numel + r * len;
-    double sum = 0.0, sq = 0.0;
-    for (I k = lane; k < len; k += 32) {
-      sum += (double)PE__LN_X(k);
-    }
-    sum = pe__warp_sum(sum);
-    const double mu = len ? sum / (double)len : 0.0;
-    for (I k = lane; k < len; k += 32) {
-      const double dv = (double)PE__LN_X(k) - mu;
-      sq += dv * dv;
-    }
-    sq = pe__warp_sum(sq);
-    const float m = (float)mu;
-    const float is =
-        (float)(1.0 / sqrt(sq / (double)(len ? len : 1) + (double)s.f[0]));
-    for (I k = lane; k < len; k += 32) {
-      const float v =
-          __fmul_rn(__fmul_rn(__fsub_rn(PE__LN_X(k), m), is), s.w[k]);
-      y[k] = s.bias ? __fadd_rn(v, s.bias[k]) : v;
-    }
-    if (lane == 0 && s.out[1]) {
-      s.out[1][b * (I)s.out_stride[1] + r] = m;
-    }
-    if (lane == 0 && s.out[2]) {
-      s.out[2][b * (I)s.out_stride[2] + r] = is;
-    }
-#undef PE__LN_X
+    pe__ln_row(x, x2, s.out[0] + b * (I)s.numel + r * len, (int)len, lane, s.w,
+               s.bias, s.f[0],
+               s.out[1] ? s.out[1] + b * (I)s.out_stride[1] + r : NULL,
+               s.out[2] ? s.out[2] + b * (I)s.out_stride[2] + r : NULL);
   }
 }
 

@@ -17,10 +17,11 @@
  * Attention heads: the order of the heads of a thread per query
  * (tiled.cuh, pe__k_attn_q): each score's dot product in float by fused
  * multiply-adds, column after column; the exponentials, their sum and the
- * weighted sum of V in float, key after key.
+ * weighted sum of V in float, key after key (the warp form's row:
+ * rows.cuh, pe__attn_row).
  *
- * Included by kernels.cu (after PE__FOR and tiled.cuh, whose PE__TK,
- * pe__attn_score_off and pe__attn_masked it uses), and by
+ * Included by kernels.cu (after PE__FOR, rows.cuh and tiled.cuh, whose
+ * PE__TK, pe__attn_row and pe__attn_score_off it uses), and by
  * tests/cuda_emu, which runs every form here against the tiled ones and
  * requires the same bits. */
 #ifndef PE_CUDA_SUMS_CUH
@@ -235,22 +236,8 @@ __device__ __forceinline__ static void pe__d_conv1d(const pe_cuda_step_t &s,
  * by side), out[0] the merged heads [L][E]; p[0..4] = L, E, H, D, mask_h,
  * f[0] the scale, in[1] the additive mask and in[2] the replacement
  * scores ([H or 1][L][L], constants) or NULL. One warp per row (window b,
- * head h, query i): lane j scores key j (then j + 32, ...), the warp takes
- * their maximum, then, 32 keys at a time (the first 32 scores kept from
- * the first pass, the others computed again), each lane's exponential is
- * broadcast to the warp and lane d adds its share to column d of the head
- * (d + 32, ... in further passes where D > 32), every lane adding the
- * exponentials to the sum alike. For heads pe__k_attn_q cannot stage. */
-__device__ __forceinline__ static float
-pe__attn_score(const pe_cuda_step_t &s, const float *q, const float *kr, int D,
-               const float *mrow, const float *rrow, int j) {
-  float dot = 0.0f;
-  for (int d = 0; d < D; d++) {
-    dot = fmaf(q[d], kr[d], dot);
-  }
-  return pe__attn_masked(s, dot, mrow, rrow, j);
-}
-
+ * head h, query i), pe__attn_row (rows.cuh). For heads pe__k_attn_q
+ * cannot stage. i0 and di count threads; warps are i0 / 32 on. */
 template <typename I>
 __device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
                                                        I total, I i0, I di) {
@@ -260,47 +247,11 @@ __device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
   for (I u = i0 >> 5; u < total; u += di >> 5) {
     const I i = u % L, h = (u / L) % H, b = u / (L * H);
     const float *qkv = s.in[0] + b * (I)s.in_stride[0];
-    const float *q = qkv + i * E3 + h * D;
-    const float *k = qkv + E + h * D, *v = qkv + 2 * E + h * D;
     const I mo = pe__attn_score_off<I>(s, h, i);
-    const float *mrow = s.in[1] ? s.in[1] + mo : NULL;
-    const float *rrow = s.in[2] ? s.in[2] + mo : NULL;
-    float mx = -INFINITY, x0 = 0.0f; /* x0: the score of key lane */
-    for (I j = lane; j < L; j += 32) {
-      const float x =
-          pe__attn_score(s, q, k + j * E3, (int)D, mrow, rrow, (int)j);
-      x0 = j == lane ? x : x0;
-      mx = x > mx ? x : mx;
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-      const float y = __shfl_xor_sync(0xffffffffu, mx, o);
-      mx = y > mx ? y : mx;
-    }
-    for (I d0 = 0; d0 < D; d0 += 32) {
-      const I d = d0 + lane;
-      float sum = 0.0f, acc = 0.0f;
-      for (I j0 = 0; j0 < L; j0 += 32) {
-        const I j = j0 + lane;
-        float p = 0.0f;
-        if (j < L) {
-          const float x = j0 == 0 ? x0
-                                  : pe__attn_score(s, q, k + j * E3, (int)D,
-                                                   mrow, rrow, (int)j);
-          p = pe__expf(__fsub_rn(x, mx));
-        }
-        const int jn = L - j0 < 32 ? (int)(L - j0) : 32;
-        for (int t = 0; t < jn; t++) {
-          const float pt = __shfl_sync(0xffffffffu, p, t);
-          sum = __fadd_rn(sum, pt);
-          if (d < D) {
-            acc = fmaf(pt, v[(j0 + t) * E3 + d], acc);
-          }
-        }
-      }
-      if (d < D) {
-        s.out[0][b * (I)s.numel + i * E + h * D + d] = __fdiv_rn(acc, sum);
-      }
-    }
+    pe__attn_row(qkv + i * E3 + h * D, qkv + E + h * D, qkv + 2 * E + h * D,
+                 (int)E3, (int)L, (int)D, s.f[0], s.in[1] ? s.in[1] + mo : NULL,
+                 s.in[2] ? s.in[2] + mo : NULL, lane,
+                 s.out[0] + b * (I)s.numel + i * E + h * D);
   }
 }
 

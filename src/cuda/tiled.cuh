@@ -420,19 +420,12 @@ static int pe__attn_q_fits(const pe_cuda_step_t *s, int *tq, int *heads) {
   return (size_t)*heads * 2 * L * D * sizeof(float) <= PE__AQ_SHMEM;
 }
 
-/* Score j of a query from its dot product: scaled, the additive mask's
- * entry added, or replaced where the replacement row holds a number. */
+/* Score j of a query from its dot product: pe__attn_mask (rows.cuh) with
+ * the step's scale. */
 __device__ __forceinline__ static float
 pe__attn_masked(const pe_cuda_step_t &s, float dot, const float *mrow,
                 const float *rrow, int j) {
-  float x = __fmul_rn(dot, s.f[0]);
-  if (mrow != NULL) {
-    x = __fadd_rn(x, mrow[j]);
-  }
-  if (rrow != NULL && rrow[j] == rrow[j]) {
-    x = rrow[j];
-  }
-  return x;
+  return pe__attn_mask(s.f[0], dot, mrow, rrow, j);
 }
 
 template <int DM>

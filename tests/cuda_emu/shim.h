@@ -60,6 +60,11 @@ static float __fsub_rn(float a, float b) { return a - b; }
 static float __fmul_rn(float a, float b) { return a * b; }
 static float __fdiv_rn(float a, float b) { return a / b; }
 template <typename T> static T __ldg(const T *p) { return *p; }
+static float __int_as_float(int i) {
+  float f;
+  memcpy(&f, &i, sizeof f);
+  return f;
+}
 static unsigned int min(unsigned int a, unsigned int b) {
   return a < b ? a : b;
 }

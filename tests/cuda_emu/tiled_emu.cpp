@@ -28,6 +28,7 @@
 #include "model/plan_view.h"
 /* after plan_view.h (the PE_PLAN_ACT_* names) */
 #include "cuda/act.cuh"
+#include "cuda/rows.cuh"
 #define PE__FOR(i, total) for (I i = i0; i < (total); i += di)
 #include "cuda/lstm_rec.cuh"
 #include "cuda/tiled.cuh"

@@ -1,0 +1,141 @@
+/* The rows of a LayerNorm and of an attention head, a warp each: shared
+ * by the steps' kernels (kernels.cu: pe__d_layernorm; sums.cuh:
+ * pe__d_attention) and the kernels generated for a plan at open
+ * (src/backends/cuda_gen.c, which compiles this file's text with NVRTC
+ * after act.cuh's), so that a row's arithmetic is the same code in every
+ * kernel that runs it. No header, no type or name but the compiler's own
+ * (no NULL, no INFINITY); every
+ * lane of the warp calls each function alike (the shuffles take whole
+ * warps). */
+#ifndef PE_CUDA_ROWS_CUH
+#define PE_CUDA_ROWS_CUH
+
+/* The sum of v over a warp, in every lane. */
+__device__ __forceinline__ static double pe__warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) {
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  }
+  return v;
+}
+
+/* LayerNormalization of one row of len floats by a warp (this lane
+ * `lane`): x, plus x2 where given (a residual add folded in, added in
+ * float as each element is read); the mean and the variance summed in
+ * double across the lanes, then the CPU's float arithmetic per element
+ * with the scale w, the bias (or none) and eps, into y, which may lie
+ * exactly over x or x2 (each element is read twice before any is
+ * written, then by the lane that writes it just before it does); the
+ * mean and the inverse deviation into *m_out and *is_out where given. */
+__device__ __forceinline__ static void
+pe__ln_row(const float *x, const float *x2, float *y, int len, int lane,
+           const float *w, const float *bias, float eps, float *m_out,
+           float *is_out) {
+#define PE__LN_X(k) (x2 != 0 ? __fadd_rn(x[k], x2[k]) : x[k])
+  double sum = 0.0, sq = 0.0;
+  for (int k = lane; k < len; k += 32) {
+    sum += (double)PE__LN_X(k);
+  }
+  sum = pe__warp_sum(sum);
+  const double mu = len ? sum / (double)len : 0.0;
+  for (int k = lane; k < len; k += 32) {
+    const double dv = (double)PE__LN_X(k) - mu;
+    sq = fma(dv, dv, sq);
+  }
+  sq = pe__warp_sum(sq);
+  const float m = (float)mu;
+  const float is =
+      (float)(1.0 / sqrt(sq / (double)(len ? len : 1) + (double)eps));
+  for (int k = lane; k < len; k += 32) {
+    const float v = __fmul_rn(__fmul_rn(__fsub_rn(PE__LN_X(k), m), is), w[k]);
+    y[k] = bias != 0 ? __fadd_rn(v, bias[k]) : v;
+  }
+  if (lane == 0 && m_out != 0) {
+    *m_out = m;
+  }
+  if (lane == 0 && is_out != 0) {
+    *is_out = is;
+  }
+#undef PE__LN_X
+}
+
+/* Score j of a query from its dot product: scaled, the additive mask's
+ * entry added, or replaced where the replacement row holds a number. */
+__device__ __forceinline__ static float pe__attn_mask(float scale, float dot,
+                                                      const float *mrow,
+                                                      const float *rrow,
+                                                      int j) {
+  float x = __fmul_rn(dot, scale);
+  if (mrow != 0) {
+    x = __fadd_rn(x, mrow[j]);
+  }
+  if (rrow != 0 && rrow[j] == rrow[j]) {
+    x = rrow[j];
+  }
+  return x;
+}
+
+/* The score of key row kr (D columns) for query q: the dot product in
+ * float by fused multiply-adds, column after column, then masked. */
+__device__ __forceinline__ static float
+pe__attn_key(const float *q, const float *kr, int D, float scale,
+             const float *mrow, const float *rrow, int j) {
+  float dot = 0.0f;
+  for (int d = 0; d < D; d++) {
+    dot = fmaf(q[d], kr[d], dot);
+  }
+  return pe__attn_mask(scale, dot, mrow, rrow, j);
+}
+
+/* One query row of an attention head by a warp: q its D columns, key j at
+ * k + j * ks and its value at v + j * ks (ks: the floats from one row of
+ * the projections to the next), L keys, mrow and rrow the additive mask's
+ * and the replacement scores' rows or NULL, into out[0 .. D). Lane j
+ * scores key j (then j + 32, ...), the warp takes their maximum, then, 32
+ * keys at a time (the first 32 scores kept from the first pass, the
+ * others computed again), each lane's exponential is broadcast to the
+ * warp and lane d adds its share to column d (d + 32, ... in further
+ * passes where D > 32), every lane adding the exponentials to the sum
+ * alike: the order of the heads of a thread per query (tiled.cuh,
+ * pe__k_attn_q), key after key in float. */
+__device__ __forceinline__ static void
+pe__attn_row(const float *q, const float *k, const float *v, int ks, int L,
+             int D, float scale, const float *mrow, const float *rrow, int lane,
+             float *out) {
+  /* x0: the score of key lane; mx from minus infinity */
+  float mx = __int_as_float((int)0xff800000u), x0 = 0.0f;
+  for (int j = lane; j < L; j += 32) {
+    const float x = pe__attn_key(q, k + j * ks, D, scale, mrow, rrow, j);
+    x0 = j == lane ? x : x0;
+    mx = x > mx ? x : mx;
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float y = __shfl_xor_sync(0xffffffffu, mx, o);
+    mx = y > mx ? y : mx;
+  }
+  for (int d0 = 0; d0 < D; d0 += 32) {
+    const int d = d0 + lane;
+    float sum = 0.0f, acc = 0.0f;
+    for (int j0 = 0; j0 < L; j0 += 32) {
+      const int j = j0 + lane;
+      float p = 0.0f;
+      if (j < L) {
+        const float x =
+            j0 == 0 ? x0 : pe__attn_key(q, k + j * ks, D, scale, mrow, rrow, j);
+        p = pe__expf(__fsub_rn(x, mx));
+      }
+      const int jn = L - j0 < 32 ? L - j0 : 32;
+      for (int t = 0; t < jn; t++) {
+        const float pt = __shfl_sync(0xffffffffu, p, t);
+        sum = __fadd_rn(sum, pt);
+        if (d < D) {
+          acc = fmaf(pt, v[(j0 + t) * ks + d], acc);
+        }
+      }
+    }
+    if (d < D) {
+      out[d] = __fdiv_rn(acc, sum);
+    }
+  }
+}
+
+#endif
