@@ -462,9 +462,24 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (rc != PE_OK) {
     return rc;
   }
-  /* [M][K]: w2 where the step has it, else w [K][M] transposed */
+  const int64_t units = R * M;
+  /* the split does not depend on vec, which the first pass of
+   * pe_cuda_gen_source cannot know */
+  int G = 32;
+  while (G > 1 && (units * G > PE__GEN_MAX_THREADS || 4 * G > K)) {
+    G >>= 1;
+  }
+  /* [M][K] (w2 where the step has it, else w [K][M] transposed), each
+   * output's k side by side for the lanes that split it; or, with an
+   * output a thread (G 1), [K][M] (w, else w2 transposed), so that a
+   * warp's lanes, on consecutive outputs, read consecutive words of
+   * shared memory at each k rather than one bank */
   const int64_t wo =
-      s->w2 != NULL
+      G == 1 ? (s->w != NULL ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w, K * M,
+                                         PE__W_ASIS, 0, 0)
+                             : pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w2,
+                                         K * M, PE__W_T, M, K))
+      : s->w2 != NULL
           ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w2, K * M, PE__W_ASIS, 0, 0)
           : pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w, K * M, PE__W_T, K, M);
   const int64_t bo =
@@ -475,13 +490,7 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
     return PE_EUNSUPPORTED;
   }
   const int vec = K % 4 == 0 && xo % 4 == 0 && (xs % 4 == 0 || g->pn == 1);
-  const int64_t chunks = vec ? K / 4 : K, units = R * M;
-  /* the split does not depend on vec, which the first pass of
-   * pe_cuda_gen_source cannot know */
-  int G = 32;
-  while (G > 1 && (units * G > PE__GEN_MAX_THREADS || 4 * G > K)) {
-    G >>= 1;
-  }
+  const int64_t chunks = vec ? K / 4 : K;
   const int tpw = pe__gen_tpw(units * G);
   g->want = tpw > g->want ? tpw : g->want;
   const int per = tpw / G; /* units at a time */
@@ -493,41 +502,70 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   const int64_t iters = (units + per - 1) / per;
   const int64_t cpt = (chunks + G - 1) / G;
   pe__gen_windows(g, tpw);
-  pe__sb(&g->body,
-         "    const int sub = l %% %d, ul = l / %d;\n"
-         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
-         "      const int u0 = ul + j * %d, u = u0 < %lld ? u0 : 0;\n"
-         "      const int m = u %% %lld, r = u / %lld;\n"
-         "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
-         "      const float *w = sh + %lld + m * %lld;\n"
-         "      %s a0 = 0, a1 = 0, a2 = 0, a3 = 0;\n"
-         "#pragma unroll\n      for (int i = 0; i < %lld; i++) {\n"
-         "        const int c = sub + i * %d;\n",
-         G, G, (long long)iters, per, (long long)units, (long long)M,
-         (long long)M, (long long)xo, (long long)xs, (long long)K,
-         (long long)wo, (long long)K, acc, (long long)cpt, G);
-  char guard[48] = "";
-  if (chunks % G != 0) {
-    snprintf(guard, sizeof guard, "if (c < %lld) ", (long long)chunks);
-  }
-  if (vec) {
+  if (G == 1) {
+    /* k in order into four sums by k % 4, as the split's chunks of four
+     * go (the same sums) */
     pe__sb(&g->body,
-           "        %s{\n"
-           "          const float4 xv = ((const float4 *)x)[c];\n"
-           "          const float4 wv = ((const float4 *)w)[c];\n"
-           "          a0 = fma((%s)xv.x, (%s)wv.x, a0);\n"
-           "          a1 = fma((%s)xv.y, (%s)wv.y, a1);\n"
-           "          a2 = fma((%s)xv.z, (%s)wv.z, a2);\n"
-           "          a3 = fma((%s)xv.w, (%s)wv.w, a3);\n        }\n",
-           guard, acc, acc, acc, acc, acc, acc, acc, acc);
+           "    const int sub = 0, ul = l;\n"
+           "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+           "      const int u0 = ul + j * %d, u = u0 < %lld ? u0 : 0;\n"
+           "      const int m = u %% %lld, r = u / %lld;\n"
+           "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
+           "      const float *w = sh + %lld + m;\n"
+           "      %s a0 = 0, a1 = 0, a2 = 0, a3 = 0;\n"
+           "#pragma unroll 2\n      for (int c = 0; c + 4 <= %lld; c += 4) {\n"
+           "        a0 = fma((%s)x[c], (%s)w[c * %lld], a0);\n"
+           "        a1 = fma((%s)x[c + 1], (%s)w[(c + 1) * %lld], a1);\n"
+           "        a2 = fma((%s)x[c + 2], (%s)w[(c + 2) * %lld], a2);\n"
+           "        a3 = fma((%s)x[c + 3], (%s)w[(c + 3) * %lld], a3);\n"
+           "      }\n",
+           (long long)iters, per, (long long)units, (long long)M, (long long)M,
+           (long long)xo, (long long)xs, (long long)K, (long long)wo, acc,
+           (long long)K, acc, acc, (long long)M, acc, acc, (long long)M, acc,
+           acc, (long long)M, acc, acc, (long long)M);
+    for (int64_t c = K / 4 * 4; c < K; c++) {
+      pe__sb(&g->body, "      a%d = fma((%s)x[%lld], (%s)w[%lld], a%d);\n",
+             (int)(c % 4), acc, (long long)c, acc, (long long)(c * M),
+             (int)(c % 4));
+    }
+    pe__sb(&g->body, "      {\n");
   } else {
     pe__sb(&g->body,
-           "        %s{\n          const %s p = (%s)x[c] * w[c];\n"
-           "          if (i %% 4 == 0) a0 += p;\n"
-           "          else if (i %% 4 == 1) a1 += p;\n"
-           "          else if (i %% 4 == 2) a2 += p;\n"
-           "          else a3 += p;\n        }\n",
-           guard, acc, acc);
+           "    const int sub = l %% %d, ul = l / %d;\n"
+           "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+           "      const int u0 = ul + j * %d, u = u0 < %lld ? u0 : 0;\n"
+           "      const int m = u %% %lld, r = u / %lld;\n"
+           "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
+           "      const float *w = sh + %lld + m * %lld;\n"
+           "      %s a0 = 0, a1 = 0, a2 = 0, a3 = 0;\n"
+           "#pragma unroll\n      for (int i = 0; i < %lld; i++) {\n"
+           "        const int c = sub + i * %d;\n",
+           G, G, (long long)iters, per, (long long)units, (long long)M,
+           (long long)M, (long long)xo, (long long)xs, (long long)K,
+           (long long)wo, (long long)K, acc, (long long)cpt, G);
+    char guard[48] = "";
+    if (chunks % G != 0) {
+      snprintf(guard, sizeof guard, "if (c < %lld) ", (long long)chunks);
+    }
+    if (vec) {
+      pe__sb(&g->body,
+             "        %s{\n"
+             "          const float4 xv = ((const float4 *)x)[c];\n"
+             "          const float4 wv = ((const float4 *)w)[c];\n"
+             "          a0 = fma((%s)xv.x, (%s)wv.x, a0);\n"
+             "          a1 = fma((%s)xv.y, (%s)wv.y, a1);\n"
+             "          a2 = fma((%s)xv.z, (%s)wv.z, a2);\n"
+             "          a3 = fma((%s)xv.w, (%s)wv.w, a3);\n        }\n",
+             guard, acc, acc, acc, acc, acc, acc, acc, acc);
+    } else {
+      pe__sb(&g->body,
+             "        %s{\n          const %s p = (%s)x[c] * w[c];\n"
+             "          if (i %% 4 == 0) a0 += p;\n"
+             "          else if (i %% 4 == 1) a1 += p;\n"
+             "          else if (i %% 4 == 2) a2 += p;\n"
+             "          else a3 += p;\n        }\n",
+             guard, acc, acc);
+    }
   }
   pe__sb(&g->body, "      }\n      %s acc = (a0 + a1) + (a2 + a3);\n", acc);
   for (int d = G / 2; d > 0; d /= 2) {
