@@ -691,7 +691,8 @@ static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
 
 /* The heads of an attention block: a warp per (head, query) row,
  * pe__attn_row (src/cuda/rows.cuh) as the steps' kernels order it, so the
- * same bits; the masks constants. */
+ * same bits, over the keys copied into scratch first; the masks
+ * constants. */
 static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
                              const pe__gen_out_t *o) {
   const int64_t L = s->p[0], E = s->p[1], H = s->p[2], D = s->p[3];
@@ -709,8 +710,27 @@ static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (rc != PE_OK) {
     return rc;
   }
+  /* the keys of every head first copied into scratch, rows of P floats,
+   * P odd, so that the lanes of a warp, a key each, read different banks
+   * at each column (the projections' rows lie 3E floats apart: where 3E is
+   * a multiple of 32, as at d_model 32, every lane's read of a column hits
+   * one bank) */
+  const int64_t P = D % 2 == 0 ? D + 1 : D + 2, scr = H * L * P;
+  g->scr_ps = scr > g->scr_ps ? scr : g->scr_ps;
   const int tpw = pe__gen_tpw(32 * H * L);
   g->want = tpw > g->want ? tpw : g->want;
+  pe__sb(&g->body,
+         "  for (int e = tid; e < (int)n * %lld; e += PE_G_NT) {\n"
+         "    const int b = e / %lld, r = e %% %lld, j = r / %lld %% %lld,\n"
+         "              h = r / %lld, d = r %% %lld;\n"
+         "    sh[%lld + b * %lld + (h * %lld + j) * %lld + d] =\n"
+         "        sh[%lld + b * %lld + j * %lld + %lld + h * %lld + d];\n"
+         "  }\n  __syncthreads();\n",
+         (long long)(H * L * D), (long long)(H * L * D), (long long)(H * L * D),
+         (long long)D, (long long)L, (long long)(L * D), (long long)D,
+         (long long)g->off_scr, (long long)scr, (long long)L, (long long)P,
+         (long long)xo, (long long)xs, (long long)E3, (long long)E,
+         (long long)D);
   pe__gen_windows(g, tpw);
   char mrow[80] = "0", rrow[80] = "0", sc[PE__FLT];
   if (mo >= 0) {
@@ -721,21 +741,22 @@ static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
     snprintf(rrow, sizeof rrow, "sh + %lld + (h * %lld + i) * %lld",
              (long long)ro, (long long)(mh * L), (long long)L);
   }
-  pe__sb(
-      &g->body,
-      "    for (int u = l >> 5; u < %lld; u += %d) {\n"
-      "      const int i = u %% %lld, h = u / %lld;\n"
-      "      const float *qkv = sh + %lld + b * %lld;\n"
-      "      pe__attn_row(qkv + i * %lld + h * %lld, qkv + %lld + h * %lld,\n"
-      "                   qkv + %lld + h * %lld, %lld, %lld, %lld, %s,\n"
-      "                   %s, %s, l & 31,\n"
-      "                   sh + %lld + b * %lld + i * %lld + h * %lld);\n"
-      "    }\n  }\n",
-      (long long)(H * L), tpw / 32, (long long)L, (long long)L, (long long)xo,
-      (long long)xs, (long long)E3, (long long)D, (long long)E, (long long)D,
-      (long long)(2 * E), (long long)D, (long long)E3, (long long)L,
-      (long long)D, pe__flt(sc, s->f[0]), mrow, rrow, (long long)o->off,
-      (long long)o->st, (long long)E, (long long)D);
+  pe__sb(&g->body,
+         "    for (int u = l >> 5; u < %lld; u += %d) {\n"
+         "      const int i = u %% %lld, h = u / %lld;\n"
+         "      const float *qkv = sh + %lld + b * %lld;\n"
+         "      pe__attn_row(qkv + i * %lld + h * %lld,\n"
+         "                   sh + %lld + b * %lld + h * %lld, %lld,\n"
+         "                   qkv + %lld + h * %lld, %lld, %lld, %lld, %s,\n"
+         "                   %s, %s, l & 31,\n"
+         "                   sh + %lld + b * %lld + i * %lld + h * %lld);\n"
+         "    }\n  }\n",
+         (long long)(H * L), tpw / 32, (long long)L, (long long)L,
+         (long long)xo, (long long)xs, (long long)E3, (long long)D,
+         (long long)g->off_scr, (long long)scr, (long long)(L * P),
+         (long long)P, (long long)(2 * E), (long long)D, (long long)E3,
+         (long long)L, (long long)D, pe__flt(sc, s->f[0]), mrow, rrow,
+         (long long)o->off, (long long)o->st, (long long)E, (long long)D);
   return PE_OK;
 }
 

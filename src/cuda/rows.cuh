@@ -87,8 +87,8 @@ pe__attn_key(const float *q, const float *kr, int D, float scale,
 }
 
 /* One query row of an attention head by a warp: q its D columns, key j at
- * k + j * ks and its value at v + j * ks (ks: the floats from one row of
- * the projections to the next), L keys, mrow and rrow the additive mask's
+ * k + j * ks and its value at v + j * vs (ks, vs: the floats from one key's
+ * row, one value's, to the next), L keys, mrow and rrow the additive mask's
  * and the replacement scores' rows or NULL, into out[0 .. D). Lane j
  * scores key j (then j + 32, ...), the warp takes their maximum, then, 32
  * keys at a time (the first 32 scores kept from the first pass, the
@@ -98,9 +98,9 @@ pe__attn_key(const float *q, const float *kr, int D, float scale,
  * alike: the order of the heads of a thread per query (tiled.cuh,
  * pe__k_attn_q), key after key in float. */
 __device__ __forceinline__ static void
-pe__attn_row(const float *q, const float *k, const float *v, int ks, int L,
-             int D, float scale, const float *mrow, const float *rrow, int lane,
-             float *out) {
+pe__attn_row(const float *q, const float *k, int ks, const float *v, int vs,
+             int L, int D, float scale, const float *mrow, const float *rrow,
+             int lane, float *out) {
   /* x0: the score of key lane; mx from minus infinity */
   float mx = __int_as_float((int)0xff800000u), x0 = 0.0f;
   for (int j = lane; j < L; j += 32) {
@@ -128,7 +128,7 @@ pe__attn_row(const float *q, const float *k, const float *v, int ks, int L,
         const float pt = __shfl_sync(0xffffffffu, p, t);
         sum = __fadd_rn(sum, pt);
         if (d < D) {
-          acc = fmaf(pt, v[(j0 + t) * ks + d], acc);
+          acc = fmaf(pt, v[(j0 + t) * vs + d], acc);
         }
       }
     }

@@ -248,8 +248,8 @@ __device__ __forceinline__ static void pe__d_attention(const pe_cuda_step_t &s,
     const I i = u % L, h = (u / L) % H, b = u / (L * H);
     const float *qkv = s.in[0] + b * (I)s.in_stride[0];
     const I mo = pe__attn_score_off<I>(s, h, i);
-    pe__attn_row(qkv + i * E3 + h * D, qkv + E + h * D, qkv + 2 * E + h * D,
-                 (int)E3, (int)L, (int)D, s.f[0], s.in[1] ? s.in[1] + mo : NULL,
+    pe__attn_row(qkv + i * E3 + h * D, qkv + E + h * D, (int)E3,
+                 qkv + 2 * E + h * D, (int)E3, (int)L, (int)D, s.f[0], s.in[1] ? s.in[1] + mo : NULL,
                  s.in[2] ? s.in[2] + mo : NULL, lane,
                  s.out[0] + b * (I)s.numel + i * E + h * D);
   }
