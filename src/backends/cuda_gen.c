@@ -502,25 +502,29 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   const int64_t iters = (units + per - 1) / per;
   const int64_t cpt = (chunks + G - 1) / G;
   pe__gen_windows(g, tpw);
+  /* an output's G lanes (G 1: one), its row of x and its weights, [M][K]
+   * rows where its lanes split its k, else the column m of [K][M] */
+  pe__sb(&g->body,
+         "    const int sub = l %% %d, ul = l / %d;\n"
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int u0 = ul + j * %d, u = u0 < %lld ? u0 : 0;\n"
+         "      const int m = u %% %lld, r = u / %lld;\n"
+         "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
+         "      const float *w = sh + %lld + m * %lld;\n"
+         "      %s a0 = 0, a1 = 0, a2 = 0, a3 = 0;\n",
+         G, G, (long long)iters, per, (long long)units, (long long)M,
+         (long long)M, (long long)xo, (long long)xs, (long long)K,
+         (long long)wo, (long long)(G == 1 ? 1 : K), acc);
   if (G == 1) {
     /* k in order into four sums by k % 4, as the split's chunks of four
      * go (the same sums) */
     pe__sb(&g->body,
-           "    const int sub = 0, ul = l;\n"
-           "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
-           "      const int u0 = ul + j * %d, u = u0 < %lld ? u0 : 0;\n"
-           "      const int m = u %% %lld, r = u / %lld;\n"
-           "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
-           "      const float *w = sh + %lld + m;\n"
-           "      %s a0 = 0, a1 = 0, a2 = 0, a3 = 0;\n"
            "#pragma unroll 2\n      for (int c = 0; c + 4 <= %lld; c += 4) {\n"
            "        a0 = fma((%s)x[c], (%s)w[c * %lld], a0);\n"
            "        a1 = fma((%s)x[c + 1], (%s)w[(c + 1) * %lld], a1);\n"
            "        a2 = fma((%s)x[c + 2], (%s)w[(c + 2) * %lld], a2);\n"
            "        a3 = fma((%s)x[c + 3], (%s)w[(c + 3) * %lld], a3);\n"
            "      }\n",
-           (long long)iters, per, (long long)units, (long long)M, (long long)M,
-           (long long)xo, (long long)xs, (long long)K, (long long)wo, acc,
            (long long)K, acc, acc, (long long)M, acc, acc, (long long)M, acc,
            acc, (long long)M, acc, acc, (long long)M);
     for (int64_t c = K / 4 * 4; c < K; c++) {
@@ -531,18 +535,9 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
     pe__sb(&g->body, "      {\n");
   } else {
     pe__sb(&g->body,
-           "    const int sub = l %% %d, ul = l / %d;\n"
-           "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
-           "      const int u0 = ul + j * %d, u = u0 < %lld ? u0 : 0;\n"
-           "      const int m = u %% %lld, r = u / %lld;\n"
-           "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
-           "      const float *w = sh + %lld + m * %lld;\n"
-           "      %s a0 = 0, a1 = 0, a2 = 0, a3 = 0;\n"
            "#pragma unroll\n      for (int i = 0; i < %lld; i++) {\n"
            "        const int c = sub + i * %d;\n",
-           G, G, (long long)iters, per, (long long)units, (long long)M,
-           (long long)M, (long long)xo, (long long)xs, (long long)K,
-           (long long)wo, (long long)K, acc, (long long)cpt, G);
+           (long long)cpt, G);
     char guard[48] = "";
     if (chunks % G != 0) {
       snprintf(guard, sizeof guard, "if (c < %lld) ", (long long)chunks);
