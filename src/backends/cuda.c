@@ -226,8 +226,10 @@ static void pe__stamps_report(pe__cuda_t *c) {
              : slot == PE_CUDA_STAMP_DONE   ? "done stored"
                                             : "?");
     if (k >= 0 && k < PE_CUDA_STAMP_STEPS) {
-      snprintf(name, sizeof name, "step %d%s", k,
-               k == PE_CUDA_STAMP_STEPS - 1 ? " on" : "");
+      snprintf(name, sizeof name, "step %d %s", k,
+               k == PE_CUDA_STAMP_STEPS - 1 && c->n_steps > k + 1
+                   ? "on"
+                   : pe__kind_name(c->steps[k].kind));
     }
     size_t n = 0;
     for (size_t r = 0; r < have; r++) {

@@ -758,8 +758,8 @@ static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
 /* A reduction over any axes (ReduceSum, Mean, Max, Min, Prod): a thread
  * per output, the kept axes (p[2] of them, sizes st[1], input strides
  * st[2]) giving its first element and the reduced ones (p[3], st[3],
- * st[4]) the others, in the input's order, as the steps' kernel takes
- * them. */
+ * st[4]) the others, in the input's order, by rows.cuh's pe__red_init
+ * and pe__red_step, as the steps' kernel takes them. */
 static int pe__gen_reduce(pe__gen_t *g, int k, const pe_cuda_step_t *s,
                           const pe__gen_out_t *o) {
   const int nk = (int)s->p[2], nr = (int)s->p[3], op = s->binop;
@@ -791,21 +791,12 @@ static int pe__gen_reduce(pe__gen_t *g, int k, const pe_cuda_step_t *s,
            (long long)s->st[1][d], (long long)s->st[2][d],
            (long long)s->st[1][d]);
   }
-  const char *init = op == PE_PLAN_OP_MUL   ? "1.0f"
-                     : op == PE_PLAN_OP_MAX ? "__int_as_float((int)0xff800000u)"
-                     : op == PE_PLAN_OP_MIN ? "__int_as_float(0x7f800000)"
-                                            : "0.0f";
-  const char *step =
-      op == PE_PLAN_OP_MUL   ? "acc = __fmul_rn(acc, v);"
-      : op == PE_PLAN_OP_MAX ? "acc = v > acc || v != v ? v : acc;"
-      : op == PE_PLAN_OP_MIN ? "acc = v < acc || v != v ? v : acc;"
-                             : "acc = __fadd_rn(acc, v);";
   pe__sb(&g->body,
          "        const float *x = sh + %lld + b * %lld + base;\n"
-         "        float acc = %s;\n"
+         "        float acc = pe__red_init(%d);\n"
          "        for (int r = 0; r < %lld; r++) {\n"
          "          int rest = r, off = 0;\n",
-         (long long)xo, (long long)xs, init, (long long)R);
+         (long long)xo, (long long)xs, op, (long long)R);
   for (int d = nr - 1; d >= 0; d--) {
     pe__sb(&g->body,
            "          off += rest %% %lld * %lld;\n          rest /= %lld;\n",
@@ -813,7 +804,7 @@ static int pe__gen_reduce(pe__gen_t *g, int k, const pe_cuda_step_t *s,
            (long long)s->st[3][d]);
   }
   pe__sb(&g->body,
-         "          const float v = x[off];\n          %s\n        }\n", step);
+         "          acc = pe__red_step(%d, acc, x[off]);\n        }\n", op);
   if (op < 0) {
     pe__sb(&g->body,
            "        const float y = __fdiv_rn(acc, (float)%lld);\n        ",

@@ -34,6 +34,9 @@
 #include "cuda/lstm_rec.cuh"
 #include "cuda/persist_proto.cuh"
 #include "cuda/rows.cuh"
+static_assert(PE__RED_MUL == PE_PLAN_OP_MUL && PE__RED_MIN == PE_PLAN_OP_MIN &&
+                  PE__RED_MAX == PE_PLAN_OP_MAX,
+              "rows.cuh numbers the reductions' ops as plan_view.h does");
 
 #define PE__THREADS 256
 
@@ -253,10 +256,6 @@ __device__ __forceinline__ static void pe__d_reduce(const pe_cuda_step_t &s,
                                                     I total, I i0, I di) {
   const int op = s.binop, nk = (int)s.p[2], nr = (int)s.p[3];
   const I R = (I)s.p[1];
-  const float init = op == PE_PLAN_OP_MUL   ? 1.0f
-                     : op == PE_PLAN_OP_MAX ? -INFINITY
-                     : op == PE_PLAN_OP_MIN ? INFINITY
-                                            : 0.0f;
   PE__FOR(i, total) {
     I b = i / (I)s.numel, e = i % (I)s.numel, base = 0;
     for (int d = nk - 1; d >= 0; d--) {
@@ -264,28 +263,14 @@ __device__ __forceinline__ static void pe__d_reduce(const pe_cuda_step_t &s,
       e /= (I)s.st[1][d];
     }
     const float *x = s.in[0] + b * (I)s.in_stride[0] + base;
-    float acc = init;
+    float acc = pe__red_init(op);
     for (I r = 0; r < R; r++) {
       I rest = r, off = 0;
       for (int d = nr - 1; d >= 0; d--) {
         off += (rest % (I)s.st[3][d]) * (I)s.st[4][d];
         rest /= (I)s.st[3][d];
       }
-      float v = x[off];
-      switch (op) {
-      case PE_PLAN_OP_MUL:
-        acc = __fmul_rn(acc, v);
-        break;
-      case PE_PLAN_OP_MAX:
-        acc = v > acc || v != v ? v : acc;
-        break;
-      case PE_PLAN_OP_MIN:
-        acc = v < acc || v != v ? v : acc;
-        break;
-      default:
-        acc = __fadd_rn(acc, v);
-        break;
-      }
+      acc = pe__red_step(op, acc, x[off]);
     }
     s.out[0][i] = op < 0 ? __fdiv_rn(acc, (float)R) : acc;
   }

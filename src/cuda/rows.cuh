@@ -1,5 +1,5 @@
 /* The rows of a LayerNorm and of an attention head, a warp each: shared
- * by the steps' kernels (kernels.cu: pe__d_layernorm; sums.cuh:
+ * by the steps' kernels (kernels.cu: pe__d_layernorm, pe__d_reduce; sums.cuh:
  * pe__d_attention) and the kernels generated for a plan at open
  * (src/backends/cuda_gen.c, which compiles this file's text with NVRTC
  * after act.cuh's), so that a row's arithmetic is the same code in every
@@ -136,6 +136,29 @@ pe__attn_row(const float *q, const float *k, int ks, const float *v, int vs,
       out[d] = __fdiv_rn(acc, sum);
     }
   }
+}
+
+/* A reduction's arithmetic, op numbered as the plan's binary ops
+ * (kernels.cu checks the numbers against plan_view.h): a product (2), the
+ * minimum (5) or the maximum (6), a NaN taken over any number and kept;
+ * any other op a sum. The start value, then each element in turn, in
+ * float. */
+#define PE__RED_MUL 2
+#define PE__RED_MIN 5
+#define PE__RED_MAX 6
+__device__ __forceinline__ static float pe__red_init(int op) {
+  return op == PE__RED_MUL   ? 1.0f
+         : op == PE__RED_MAX ? __int_as_float((int)0xff800000u)
+         : op == PE__RED_MIN ? __int_as_float(0x7f800000)
+                             : 0.0f;
+}
+
+__device__ __forceinline__ static float pe__red_step(int op, float acc,
+                                                     float v) {
+  return op == PE__RED_MUL   ? __fmul_rn(acc, v)
+         : op == PE__RED_MAX ? (v > acc || v != v ? v : acc)
+         : op == PE__RED_MIN ? (v < acc || v != v ? v : acc)
+                             : __fadd_rn(acc, v);
 }
 
 #endif
