@@ -495,7 +495,6 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
   g.out_numel = shape.out_numel;
   g.arena_ps = p.arena_ps;
   g.shmem_limit = 227 * 1024 - 1024;
-  g.rows = 1;
   int bad = 0;
   for (int batch = 0; batch < 2; batch++) {
     g.batch = batch;
@@ -507,23 +506,6 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
       break;
     }
     bad |= rc;
-  }
-  /* a plan with LayerNorm, attention or reduction steps: refused without
-   * rows (graph mode's batch kernel alone leaves them to the steps'
-   * kernels) */
-  int rows = 0;
-  for (int i = 0; i < p.n_steps; i++) {
-    const int kind = p.steps[i].kind;
-    rows |= kind == PE_PLAN_LAYERNORM || kind == PE_PLAN_ATTENTION ||
-            kind == PE_PLAN_REDUCE;
-  }
-  if (bad == 0 && rows && !refuse) {
-    g.rows = 0;
-    g.batch = 1;
-    g.max_n = 32;
-    g.stamps = 0;
-    bad = pe_t_gen(path, &g, p.steps[0].numel, 1, NULL, NULL);
-    g.rows = 1;
   }
   if (bad == 0 && !refuse && cxx != NULL) {
     /* groups of at most 5 windows, so that a block's share of 7 or 8

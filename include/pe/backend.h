@@ -99,8 +99,10 @@ typedef struct pe_backend_options {
                                  file of the other precision, is refused
                                  at open */
   const char *persist_blocks; /* cuda persistent mode: "auto" (NULL or
-                                 "" too) a thread-block cluster of up to
-                                 16 blocks, one per SM, for a plan of
+                                 "" too) one block running the kernel
+                                 generated for the plan where there is
+                                 one, else a thread-block cluster of up
+                                 to 16 blocks, one per SM, for a plan of
                                  1 MFLOP or more a window, one block for
                                  a smaller one; "1" one block; "N" (2 to
                                  16) a cluster of at most N blocks.

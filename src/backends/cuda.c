@@ -142,11 +142,14 @@ typedef struct pe__cuda {
  * how long run waits for its answer. */
 #define PE__CUDA_IDLE_NS 250000000ull
 #define PE__CUDA_WAIT_NS 2000000000ull
-/* Persistent mode's automatic choice: a cluster of at most
- * PE__CUDA_CLUSTER_MAX blocks (the most an H100 or H200 runs) for a plan
- * of at least PE__CUDA_CLUSTER_FLOPS a window, one block below: a step of
- * a small plan has too little work to share out for the cluster's
- * barriers and trips to L2 to pay. */
+/* Persistent mode's automatic choice: one block running the kernel
+ * generated for the plan wherever the generator takes it (the zoo
+ * Transformer, 1.4 MFLOP a window: 37 us on an H100 against 79 us for a
+ * cluster of 16 running the general kernel's steps); else a cluster of at
+ * most PE__CUDA_CLUSTER_MAX blocks (the most an H100 or H200 runs) for a
+ * plan of at least PE__CUDA_CLUSTER_FLOPS a window, one block below: a
+ * step of a small plan has too little work to share out for the
+ * cluster's barriers and trips to L2 to pay. */
 #define PE__CUDA_CLUSTER_MAX 16
 #define PE__CUDA_CLUSTER_FLOPS 1000000
 /* How often a waiting run asks whether the resident kernel failed. */
@@ -845,7 +848,7 @@ static int64_t pe__persist_weights(pe__cuda_t *c, int64_t floats,
 }
 
 static void pe__persist_gen(pe__cuda_t *c);
-static void pe__gen_kernel(pe__cuda_t *c, int batch, int rows, uint32_t max_n,
+static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
                            pe_cuda_gen_t **out, char *why, size_t cap);
 
 /* The graphs gone, to be captured again. */
@@ -908,11 +911,13 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
              bad, s.label, PE_CUDA_PERSIST_THREADS);
     return PE_EUNSUPPORTED;
   }
-  /* a cluster of blocks for a plan of many FLOPs a window (or as many as
-   * asked), where the device runs one; else one block, on chip with as
-   * many windows as fit its shared memory, else the activations in device
-   * memory */
+  /* one block where a kernel is generated for the plan (its batch kernel
+   * was), else a cluster of blocks for a plan of many FLOPs a window (or
+   * as many as asked), where the device runs one; else one block, on chip
+   * with as many windows as fit its shared memory, else the activations
+   * in device memory */
   int want = c->persist_blocks > 0                ? c->persist_blocks
+             : c->bgen != NULL                    ? 1
              : c->flops >= PE__CUDA_CLUSTER_FLOPS ? PE__CUDA_CLUSTER_MAX
                                                   : 1;
   int blocks = 1;
@@ -1034,28 +1039,16 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     const uint32_t general_n = c->pargs.max_n;
     pe__persist_gen(c);
     if (c->gen != NULL && c->bgen == NULL && !c->tf32) {
-      /* the graphs of the larger batches run the same generated code as
-       * the resident kernel (the same bits for a window whatever its
-       * batch): the batch kernel of its steps, LayerNorm and attention
-       * steps included, which graph mode alone leaves to the steps'
-       * kernels; without it, the general resident kernel */
-      pe__drop_graphs(c);
-      pe__gen_kernel(c, 1, 1, c->gen_windows, &c->bgen, c->bgen_why,
-                     sizeof c->bgen_why);
-      e = pe__capture_all(c);
-      if (e != 0) {
-        snprintf(msg, cap, "capturing the plan as CUDA graphs: %s",
-                 pe_cuda_strerror(e));
-        return PE_EBACKEND;
-      }
-      if (c->bgen == NULL) {
-        snprintf(c->gen_why, sizeof c->gen_why,
-                 "the graphs have no batch kernel of its steps (%.140s)",
-                 c->bgen_why);
-        pe_cuda_gen_close(c->gen);
-        c->gen = NULL;
-        c->pargs.max_n = general_n;
-      }
+      /* the graphs of the larger batches must run the same generated code
+       * as the resident kernel (the same bits for a window whatever its
+       * batch); without the batch kernel of its steps, the general
+       * resident kernel */
+      snprintf(c->gen_why, sizeof c->gen_why,
+               "the graphs have no batch kernel of its steps (%.140s)",
+               c->bgen_why);
+      pe_cuda_gen_close(c->gen);
+      c->gen = NULL;
+      c->pargs.max_n = general_n;
     }
   }
   if (c->gen == NULL && c->bgen != NULL) {
@@ -1324,7 +1317,7 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
     snprintf(c->bgen_why, sizeof c->bgen_why,
              "precision tf32 runs the steps' kernels");
   } else {
-    pe__gen_kernel(c, 1, 0, c->gen_windows, &c->bgen, c->bgen_why,
+    pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
                    sizeof c->bgen_why);
   }
   int e = pe__capture_all(c);
@@ -1426,10 +1419,9 @@ static void *pe__ptr_of(const pe__cuda_t *c, uint64_t r, int *bad) {
 
 /* A kernel generated for the plan (cuda_gen.h): the resident one (batch
  * 0, taking at most max_n windows a request) or the batch one (batch 1,
- * holding at most max_n windows a block at once), with LayerNorm,
- * attention and mean steps where rows is set, into *out; where there is
- * none, *out is NULL and why says why. */
-static void pe__gen_kernel(pe__cuda_t *c, int batch, int rows, uint32_t max_n,
+ * holding at most max_n windows a block at once), into *out; where there
+ * is none, *out is NULL and why says why. */
+static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
                            pe_cuda_gen_t **out, char *why, size_t cap) {
   *out = NULL;
   if (c->codegen_off) {
@@ -1466,7 +1458,6 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, int rows, uint32_t max_n,
   p.arena_ps = c->arena_ps;
   p.max_n = max_n;
   p.batch = batch;
-  p.rows = rows;
   p.stamps = !batch && c->d_stamps != NULL;
   pe_cuda_gen_open(&p, out, why, cap);
   free(rs);
@@ -1476,8 +1467,7 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, int rows, uint32_t max_n,
  * not to; where there is none, c->gen_why says why and the general kernel
  * runs. Batches of more windows than it takes go through the graphs. */
 static void pe__persist_gen(pe__cuda_t *c) {
-  pe__gen_kernel(c, 0, 1, c->pargs.max_n, &c->gen, c->gen_why,
-                 sizeof c->gen_why);
+  pe__gen_kernel(c, 0, c->pargs.max_n, &c->gen, c->gen_why, sizeof c->gen_why);
   if (c->gen != NULL) {
     c->pargs.max_n = pe_cuda_gen_max_n(c->gen);
   }

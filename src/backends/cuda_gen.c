@@ -34,6 +34,9 @@ extern const char pe__cuda_gen_prelude[];
 /* Products a window of a dense step at most for its sums to be in
  * double. */
 #define PE__GEN_DOUBLE_MACS 4096
+/* Keys a lane of pe__attn_rows holds: rows.cuh's PE__ATTN_PK, which the
+ * generated code checks */
+#define PE__GEN_ATTN_PK 16
 
 /* ---- a growing string ----------------------------------------------------*/
 
@@ -446,6 +449,83 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   return PE_OK;
 }
 
+/* A dense step of an output a thread's sums with four outputs a thread:
+ * the columns m .. m + 3 of row r, the weights as [K][M] read 16 bytes at
+ * a time (w4 their float4s), x[k] once for the four; each output's k in
+ * order into four float sums by k % 4, as the form of an output a thread
+ * sums them, so the same bits with a quarter of the reads. */
+static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
+                           const pe__gen_out_t *o, int64_t xo, int64_t xs,
+                           int64_t wo, int64_t bo, int vec) {
+  const int64_t R = s->p[0], K = s->K, M = s->M, M4 = M / 4;
+  const int64_t units = R * M4;
+  const int tpw = pe__gen_tpw(units);
+  g->want = tpw > g->want ? tpw : g->want;
+  const int64_t iters = (units + tpw - 1) / tpw;
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int u0 = l + j * %d, u = u0 < %lld ? u0 : 0;\n"
+         "      const int m = u %% %lld * 4, r = u / %lld;\n"
+         "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
+         "      const float4 *w4 = (const float4 *)(sh + %lld + m);\n"
+         "      float a[4][4];\n"
+         "#pragma unroll\n      for (int t = 0; t < 16; t++) {\n"
+         "        a[t / 4][t %% 4] = 0.0f;\n      }\n",
+         (long long)iters, tpw, (long long)units, (long long)M4, (long long)M4,
+         (long long)xo, (long long)xs, (long long)K, (long long)wo);
+  /* k % 4 == q into sums a[.][q]; x four floats at once where aligned */
+  pe__sb(&g->body,
+         "#pragma unroll 2\n      for (int c = 0; c + 4 <= %lld; c += 4) {\n",
+         (long long)K);
+  if (vec) {
+    pe__sb(&g->body,
+           "        const float4 xv = *(const float4 *)(x + c);\n"
+           "        const float xs4[4] = {xv.x, xv.y, xv.z, xv.w};\n");
+  } else {
+    pe__sb(
+        &g->body,
+        "        const float xs4[4] = {x[c], x[c + 1], x[c + 2], x[c + 3]};\n");
+  }
+  pe__sb(&g->body,
+         "#pragma unroll\n        for (int q = 0; q < 4; q++) {\n"
+         "          const float4 wv = w4[(c + q) * %lld];\n"
+         "          a[0][q] = fmaf(xs4[q], wv.x, a[0][q]);\n"
+         "          a[1][q] = fmaf(xs4[q], wv.y, a[1][q]);\n"
+         "          a[2][q] = fmaf(xs4[q], wv.z, a[2][q]);\n"
+         "          a[3][q] = fmaf(xs4[q], wv.w, a[3][q]);\n"
+         "        }\n      }\n",
+         (long long)M4);
+  for (int64_t c = K / 4 * 4; c < K; c++) {
+    pe__sb(&g->body,
+           "      {\n        const float4 wv = w4[%lld];\n"
+           "        a[0][%d] = fmaf(x[%lld], wv.x, a[0][%d]);\n"
+           "        a[1][%d] = fmaf(x[%lld], wv.y, a[1][%d]);\n"
+           "        a[2][%d] = fmaf(x[%lld], wv.z, a[2][%d]);\n"
+           "        a[3][%d] = fmaf(x[%lld], wv.w, a[3][%d]);\n      }\n",
+           (long long)(c * M4), (int)(c % 4), (long long)c, (int)(c % 4),
+           (int)(c % 4), (long long)c, (int)(c % 4), (int)(c % 4), (long long)c,
+           (int)(c % 4), (int)(c % 4), (long long)c, (int)(c % 4));
+  }
+  char sum[96], act[200];
+  if (bo >= 0) {
+    snprintf(sum, sizeof sum, "(float)(acc + sh[%lld + m + t])", (long long)bo);
+  } else {
+    snprintf(sum, sizeof sum, "(float)acc");
+  }
+  pe__sb(
+      &g->body,
+      "      if (u0 < %lld) {\n"
+      "#pragma unroll\n        for (int t = 0; t < 4; t++) {\n"
+      "          const float acc = (a[t][0] + a[t][1]) + (a[t][2] + a[t][3]);\n"
+      "          const float y = %s;\n          ",
+      (long long)units, pe__gen_act(s, sum, act, sizeof act));
+  char idx[48];
+  snprintf(idx, sizeof idx, "r * %lld + m + t", (long long)M);
+  pe__gen_store(g, o, idx, "y");
+  pe__sb(&g->body, "\n        }\n      }\n    }\n  }\n");
+}
+
 /* Dense: G threads (a power of two, at most 32) per output, each taking
  * every G-th group of four k (16-byte reads of x and of the [M][K]
  * weights where the offsets allow, else every G-th k) into four sums,
@@ -490,15 +570,19 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
     return PE_EUNSUPPORTED;
   }
   const int vec = K % 4 == 0 && xo % 4 == 0 && (xs % 4 == 0 || g->pn == 1);
-  const int64_t chunks = vec ? K / 4 : K;
-  const int tpw = pe__gen_tpw(units * G);
-  g->want = tpw > g->want ? tpw : g->want;
-  const int per = tpw / G; /* units at a time */
   /* a small layer (the scores of a classifier, say) sums in double: its
    * inputs' conversions cost little there, and its outputs, the answer
    * as often as not, then differ from the CPU's by its inputs' error
    * alone */
   const char *acc = K * M * R <= PE__GEN_DOUBLE_MACS ? "double" : "float";
+  if (G == 1 && M % 4 == 0 && acc[0] == 'f') {
+    pe__gen_dense4(g, s, o, xo, xs, wo, bo, vec);
+    return PE_OK;
+  }
+  const int64_t chunks = vec ? K / 4 : K;
+  const int tpw = pe__gen_tpw(units * G);
+  g->want = tpw > g->want ? tpw : g->want;
+  const int per = tpw / G; /* units at a time */
   const int64_t iters = (units + per - 1) / per;
   const int64_t cpt = (chunks + G - 1) / G;
   pe__gen_windows(g, tpw);
@@ -712,8 +796,6 @@ static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
    * one bank) */
   const int64_t P = D % 2 == 0 ? D + 1 : D + 2, scr = H * L * P;
   g->scr_ps = scr > g->scr_ps ? scr : g->scr_ps;
-  const int tpw = pe__gen_tpw(32 * H * L);
-  g->want = tpw > g->want ? tpw : g->want;
   pe__sb(&g->body,
          "  for (int e = tid; e < (int)n * %lld; e += PE_G_NT) {\n"
          "    const int b = e / %lld, r = e %% %lld, j = r / %lld %% %lld,\n"
@@ -726,6 +808,13 @@ static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
          (long long)g->off_scr, (long long)scr, (long long)L, (long long)P,
          (long long)xo, (long long)xs, (long long)E3, (long long)E,
          (long long)D);
+  /* 32 / D query rows a warp where D is a power of two up to 16
+   * (pe__attn_rows), else one */
+  const int64_t rw =
+      (D & (D - 1)) == 0 && D <= 16 && L <= PE__GEN_ATTN_PK * D ? 32 / D : 1;
+  const int64_t nq = (L + rw - 1) / rw;
+  const int tpw = pe__gen_tpw(32 * H * nq);
+  g->want = tpw > g->want ? tpw : g->want;
   pe__gen_windows(g, tpw);
   char mrow[80] = "0", rrow[80] = "0", sc[PE__FLT];
   if (mo >= 0) {
@@ -735,6 +824,32 @@ static int pe__gen_attention(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (ro >= 0) {
     snprintf(rrow, sizeof rrow, "sh + %lld + (h * %lld + i) * %lld",
              (long long)ro, (long long)(mh * L), (long long)L);
+  }
+  if (rw > 1) {
+    pe__sb(&g->body,
+           "    static_assert(%lld <= PE__ATTN_PK * %lld, \"pe__attn_rows "
+           "holds the keys\");\n",
+           (long long)L, (long long)D);
+    pe__sb(&g->body,
+           "    for (int u = l >> 5; u < %lld; u += %d) {\n"
+           "      const int i = u %% %lld * %lld, h = u / %lld;\n"
+           "      const float *qkv = sh + %lld + b * %lld;\n"
+           "      pe__attn_rows(qkv + i * %lld + h * %lld, %lld,\n"
+           "                    sh + %lld + b * %lld + h * %lld, %lld,\n"
+           "                    qkv + %lld + h * %lld, %lld, %lld, %lld, %s,\n"
+           "                    %s, %s, %lld - i < %lld ? %lld - i : %lld,\n"
+           "                    l & 31, sh + %lld + b * %lld + i * %lld + h * "
+           "%lld, %lld);\n"
+           "    }\n  }\n",
+           (long long)(H * nq), tpw / 32, (long long)nq, (long long)rw,
+           (long long)nq, (long long)xo, (long long)xs, (long long)E3,
+           (long long)D, (long long)E3, (long long)g->off_scr, (long long)scr,
+           (long long)(L * P), (long long)P, (long long)(2 * E), (long long)D,
+           (long long)E3, (long long)L, (long long)D, pe__flt(sc, s->f[0]),
+           mrow, rrow, (long long)L, (long long)rw, (long long)L, (long long)rw,
+           (long long)o->off, (long long)o->st, (long long)E, (long long)D,
+           (long long)E);
+    return PE_OK;
   }
   pe__sb(&g->body,
          "    for (int u = l >> 5; u < %lld; u += %d) {\n"
@@ -1229,12 +1344,7 @@ static int pe__gen_steps(pe__gen_t *g) {
     case PE_PLAN_LAYERNORM:
     case PE_PLAN_ATTENTION:
     case PE_PLAN_REDUCE:
-      if (!p->rows) {
-        rc = pe__unsupported(g, k,
-                             "a LayerNorm, attention or reduction step, which "
-                             "graph mode's batch kernel leaves to the steps' "
-                             "kernels");
-      } else if (s->kind == PE_PLAN_LAYERNORM) {
+      if (s->kind == PE_PLAN_LAYERNORM) {
         rc = pe__gen_layernorm(g, k, s, &o);
       } else if (s->kind == PE_PLAN_ATTENTION) {
         rc = pe__gen_attention(g, k, s, &o);

@@ -66,9 +66,6 @@ typedef struct pe_cuda_gen_plan {
   uint32_t max_n;     /* windows per request at most (the host's buffers);
                          batch: windows a block holds at once at most */
   int batch;          /* 0: the resident kernel; 1: the batch kernel */
-  int rows;           /* 1: LayerNorm, attention-head and reduction steps
-                         too (src/cuda/rows.cuh: a warp per row of the
-                         first two); 0: a plan with one is refused */
   int stamps;         /* 1: the kernel writes the stamps (kernels.h) */
   size_t shmem_limit; /* dynamic shared memory a block may have, bytes */
 } pe_cuda_gen_plan_t;

@@ -50,7 +50,8 @@ static pe_cli_flag_t pe__bench_flags[] = {
     {"cuda-blocks", "auto|N", "PE_CUDA_BLOCKS", "auto",
      "cuda persistent mode: the resident kernel as a thread-block cluster "
      "of at most N blocks, one per SM (2 to 16), or as one block (1); auto: "
-     "a cluster for a plan of 1 MFLOP or more a window",
+     "one block where a kernel is generated for the plan, else a cluster "
+     "for a plan of 1 MFLOP or more a window",
      NULL},
 };
 

@@ -138,6 +138,57 @@ pe__attn_row(const float *q, const float *k, int ks, const float *v, int vs,
   }
 }
 
+/* The query rows i0 .. i0 + 32 / D - 1 of an attention head by a warp,
+ * for D a power of two up to 16 and L at most PE__ATTN_PK * D keys: lane
+ * r * D + c takes row r (q + r * qs; mrow and rrow + r * L; out + r * os;
+ * rows of them there, the other lanes' work thrown away), its scores of
+ * keys c, c + D, c + 2 D ... (pe__attn_key), the row's maximum over its D
+ * lanes, their exponentials, then its column c: the exponentials key
+ * after key, each from the lane that holds it, into the sum and the
+ * weighted sum of V. The operations of pe__attn_row, in its order, so
+ * the same bits, with one shuffle a key for 32 / D rows instead of one. */
+#define PE__ATTN_PK 16
+__device__ __forceinline__ static void
+pe__attn_rows(const float *q, int qs, const float *k, int ks, const float *v,
+              int vs, int L, int D, float scale, const float *mrow,
+              const float *rrow, int rows, int lane, float *out, int os) {
+  const int c = lane % D, base = lane - c, r = lane / D;
+  const int rq = r < rows ? r : 0;
+  const float *mr = mrow != 0 ? mrow + rq * L : 0;
+  const float *rr = rrow != 0 ? rrow + rq * L : 0;
+  float x[PE__ATTN_PK];
+  float mx = __int_as_float((int)0xff800000u);
+#pragma unroll
+  for (int m = 0; m < PE__ATTN_PK; m++) {
+    const int j = c + m * D;
+    x[m] = 0.0f;
+    if (j < L) {
+      x[m] = pe__attn_key(q + rq * qs, k + j * ks, D, scale, mr, rr, j);
+      mx = x[m] > mx ? x[m] : mx;
+    }
+  }
+  for (int o = D / 2; o > 0; o >>= 1) {
+    const float y = __shfl_xor_sync(0xffffffffu, mx, o);
+    mx = y > mx ? y : mx;
+  }
+#pragma unroll
+  for (int m = 0; m < PE__ATTN_PK; m++) {
+    x[m] = c + m * D < L ? pe__expf(__fsub_rn(x[m], mx)) : 0.0f;
+  }
+  float sum = 0.0f, acc = 0.0f;
+#pragma unroll
+  for (int m = 0; m < PE__ATTN_PK; m++) {
+    for (int t = 0; t < D && m * D + t < L; t++) {
+      const float pt = __shfl_sync(0xffffffffu, x[m], base + t);
+      sum = __fadd_rn(sum, pt);
+      acc = fmaf(pt, v[(m * D + t) * vs + c], acc);
+    }
+  }
+  if (r < rows) {
+    out[r * os + c] = __fdiv_rn(acc, sum);
+  }
+}
+
 /* A reduction's arithmetic, op numbered as the plan's binary ops
  * (kernels.cu checks the numbers against plan_view.h): a product (2), the
  * minimum (5) or the maximum (6), a NaN taken over any number and kept;

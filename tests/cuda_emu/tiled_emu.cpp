@@ -557,6 +557,27 @@ static void pe_attn_warp_body(void *a) {
   pe__d_attention<int>(d->s, d->rows, (int)threadIdx.x, (int)blockDim.x);
 }
 
+/* pe__attn_rows over every window, head and group of 32 / D query rows,
+ * a warp a group */
+static void pe_attn_rows_body(void *a) {
+  const pe_attn_arg *d = (const pe_attn_arg *)a;
+  const pe_cuda_step_t &s = d->s;
+  const int L = (int)s.p[0], E = (int)s.p[1], H = (int)s.p[2];
+  const int D = (int)s.p[3], rw = 32 / D, nq = (L + rw - 1) / rw;
+  const int lane = (int)threadIdx.x & 31;
+  for (int u = (int)threadIdx.x / 32; u < d->rows * H * nq;
+       u += (int)blockDim.x / 32) {
+    const int b = u / (H * nq), h = u / nq % H, i0 = u % nq * rw;
+    const float *qkv = s.in[0] + (int64_t)b * s.in_stride[0];
+    const int64_t mo = pe__attn_score_off<int64_t>(s, h, i0);
+    pe__attn_rows(qkv + i0 * 3 * E + h * D, 3 * E, qkv + E + h * D, 3 * E,
+                  qkv + 2 * E + h * D, 3 * E, L, D, s.f[0],
+                  s.in[1] ? s.in[1] + mo : NULL, s.in[2] ? s.in[2] + mo : NULL,
+                  L - i0 < rw ? L - i0 : rw, lane,
+                  s.out[0] + b * s.numel + i0 * E + h * D, E);
+  }
+}
+
 static double pe_attn_case(int n, int L, int H, int D, int mask, int mask_h,
                            int repl) {
   const int E = H * D;
@@ -606,6 +627,15 @@ static double pe_attn_case(int n, int L, int H, int D, int mask, int mask_h,
   char what[96];
   snprintf(what, sizeof what, "attention warp form L %d H %d D %d", L, H, D);
   pe_same_bits(what, y, y_q, "the heads of a thread per query");
+  if ((D & (D - 1)) == 0 && D <= 16 && L <= PE__ATTN_PK * D) {
+    /* several rows a warp (the generated kernel's form): the same bits */
+    y.assign(y.size(), NAN);
+    d.rows = n;
+    pe_emu_launch(1, 1, 192, pe_attn_rows_body, &d);
+    snprintf(what, sizeof what, "attention rows a warp L %d H %d D %d", L, H,
+             D);
+    pe_same_bits(what, y, y_q, "the heads of a thread per query");
+  }
   std::vector<double> want(y.size());
   std::vector<double> sc((size_t)L);
   for (int bi = 0; bi < n; bi++) {
@@ -852,7 +882,7 @@ int main(void) {
   }
   static const int attn[][3] = {{1, 1, 1},   {7, 2, 3},  {32, 4, 8},
                                 {33, 2, 16}, {64, 8, 8}, {20, 1, 64},
-                                {40, 3, 13}};
+                                {40, 3, 13}, {13, 2, 4}, {9, 3, 2}};
   for (const auto &c : attn) {
     for (int v = 0; v < 3; v++) {
       snprintf(what, sizeof what, "attention L %d H %d D %d variant %d", c[0],
