@@ -449,16 +449,21 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   return PE_OK;
 }
 
-/* A dense step of an output a thread's sums with four outputs a thread:
- * the columns m .. m + 3 of row r, the weights as [K][M] read 16 bytes at
- * a time (w4 their float4s), x[k] once for the four; each output's k in
- * order into four float sums by k % 4, as the form of an output a thread
- * sums them, so the same bits with a quarter of the reads. */
+/* A dense step of an output a thread's sums with four columns of TR rows
+ * a thread: the columns m .. m + 3 of rows r .. r + TR - 1, the weights
+ * as [K][M] read 16 bytes at a time (w4 their float4s) once for the TR
+ * rows, each x once for the four columns; each output's k in order into
+ * four float sums by k % 4, as the form of an output a thread sums them,
+ * so the same bits with a fraction of the reads of shared memory (the
+ * weights' bytes, which every row reads, halved). TR: 2 where the rows
+ * come in twos, else 1 (4 rows' 64 sums and their x do not fit the 128
+ * registers a thread of 512 has: ptxas spills them). */
 static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
                            const pe__gen_out_t *o, int64_t xo, int64_t xs,
                            int64_t wo, int64_t bo, int vec) {
   const int64_t R = s->p[0], K = s->K, M = s->M, M4 = M / 4;
-  const int64_t units = R * M4;
+  const int TR = R % 2 == 0 ? 2 : 1;
+  const int64_t units = R / TR * M4;
   const int tpw = pe__gen_tpw(units);
   g->want = tpw > g->want ? tpw : g->want;
   const int64_t iters = (units + tpw - 1) / tpw;
@@ -466,64 +471,77 @@ static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
   pe__sb(&g->body,
          "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
          "      const int u0 = l + j * %d, u = u0 < %lld ? u0 : 0;\n"
-         "      const int m = u %% %lld * 4, r = u / %lld;\n"
+         "      const int m = u %% %lld * 4, r = u / %lld * %d;\n"
          "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
          "      const float4 *w4 = (const float4 *)(sh + %lld + m);\n"
-         "      float a[4][4];\n"
-         "#pragma unroll\n      for (int t = 0; t < 16; t++) {\n"
-         "        a[t / 4][t %% 4] = 0.0f;\n      }\n",
+         "      float a[%d][4][4];\n"
+         "#pragma unroll\n      for (int t = 0; t < %d; t++) {\n"
+         "        a[t / 16][t / 4 %% 4][t %% 4] = 0.0f;\n      }\n",
          (long long)iters, tpw, (long long)units, (long long)M4, (long long)M4,
-         (long long)xo, (long long)xs, (long long)K, (long long)wo);
-  /* k % 4 == q into sums a[.][q]; x four floats at once where aligned */
+         TR, (long long)xo, (long long)xs, (long long)K, (long long)wo, TR,
+         16 * TR);
+  /* k % 4 == q into sums a[.][.][q]; x four floats at once where aligned */
   pe__sb(&g->body,
-         "#pragma unroll 2\n      for (int c = 0; c + 4 <= %lld; c += 4) {\n",
-         (long long)K);
+         "#pragma unroll 2\n      for (int c = 0; c + 4 <= %lld; c += 4) {\n"
+         "        float xs4[%d][4];\n"
+         "#pragma unroll\n        for (int t = 0; t < %d; t++) {\n",
+         (long long)K, TR, TR);
   if (vec) {
     pe__sb(&g->body,
-           "        const float4 xv = *(const float4 *)(x + c);\n"
-           "        const float xs4[4] = {xv.x, xv.y, xv.z, xv.w};\n");
+           "          const float4 xv = *(const float4 *)(x + t * %lld + c);\n"
+           "          xs4[t][0] = xv.x;\n          xs4[t][1] = xv.y;\n"
+           "          xs4[t][2] = xv.z;\n          xs4[t][3] = xv.w;\n",
+           (long long)K);
   } else {
-    pe__sb(
-        &g->body,
-        "        const float xs4[4] = {x[c], x[c + 1], x[c + 2], x[c + 3]};\n");
+    pe__sb(&g->body,
+           "#pragma unroll\n          for (int q = 0; q < 4; q++) {\n"
+           "            xs4[t][q] = x[t * %lld + c + q];\n          }\n",
+           (long long)K);
   }
   pe__sb(&g->body,
+         "        }\n"
          "#pragma unroll\n        for (int q = 0; q < 4; q++) {\n"
          "          const float4 wv = w4[(c + q) * %lld];\n"
-         "          a[0][q] = fmaf(xs4[q], wv.x, a[0][q]);\n"
-         "          a[1][q] = fmaf(xs4[q], wv.y, a[1][q]);\n"
-         "          a[2][q] = fmaf(xs4[q], wv.z, a[2][q]);\n"
-         "          a[3][q] = fmaf(xs4[q], wv.w, a[3][q]);\n"
-         "        }\n      }\n",
-         (long long)M4);
+         "#pragma unroll\n          for (int t = 0; t < %d; t++) {\n"
+         "            a[t][0][q] = fmaf(xs4[t][q], wv.x, a[t][0][q]);\n"
+         "            a[t][1][q] = fmaf(xs4[t][q], wv.y, a[t][1][q]);\n"
+         "            a[t][2][q] = fmaf(xs4[t][q], wv.z, a[t][2][q]);\n"
+         "            a[t][3][q] = fmaf(xs4[t][q], wv.w, a[t][3][q]);\n"
+         "          }\n        }\n      }\n",
+         (long long)M4, TR);
   for (int64_t c = K / 4 * 4; c < K; c++) {
+    const int q = (int)(c % 4);
     pe__sb(&g->body,
            "      {\n        const float4 wv = w4[%lld];\n"
-           "        a[0][%d] = fmaf(x[%lld], wv.x, a[0][%d]);\n"
-           "        a[1][%d] = fmaf(x[%lld], wv.y, a[1][%d]);\n"
-           "        a[2][%d] = fmaf(x[%lld], wv.z, a[2][%d]);\n"
-           "        a[3][%d] = fmaf(x[%lld], wv.w, a[3][%d]);\n      }\n",
-           (long long)(c * M4), (int)(c % 4), (long long)c, (int)(c % 4),
-           (int)(c % 4), (long long)c, (int)(c % 4), (int)(c % 4), (long long)c,
-           (int)(c % 4), (int)(c % 4), (long long)c, (int)(c % 4));
+           "#pragma unroll\n        for (int t = 0; t < %d; t++) {\n"
+           "          const float xv = x[t * %lld + %lld];\n"
+           "          a[t][0][%d] = fmaf(xv, wv.x, a[t][0][%d]);\n"
+           "          a[t][1][%d] = fmaf(xv, wv.y, a[t][1][%d]);\n"
+           "          a[t][2][%d] = fmaf(xv, wv.z, a[t][2][%d]);\n"
+           "          a[t][3][%d] = fmaf(xv, wv.w, a[t][3][%d]);\n"
+           "        }\n      }\n",
+           (long long)(c * M4), TR, (long long)K, (long long)c, q, q, q, q, q,
+           q, q, q);
   }
   char sum[96], act[200];
   if (bo >= 0) {
-    snprintf(sum, sizeof sum, "(float)(acc + sh[%lld + m + t])", (long long)bo);
+    snprintf(sum, sizeof sum, "(float)(acc + sh[%lld + m + cc])",
+             (long long)bo);
   } else {
     snprintf(sum, sizeof sum, "(float)acc");
   }
-  pe__sb(
-      &g->body,
-      "      if (u0 < %lld) {\n"
-      "#pragma unroll\n        for (int t = 0; t < 4; t++) {\n"
-      "          const float acc = (a[t][0] + a[t][1]) + (a[t][2] + a[t][3]);\n"
-      "          const float y = %s;\n          ",
-      (long long)units, pe__gen_act(s, sum, act, sizeof act));
+  pe__sb(&g->body,
+         "      if (u0 < %lld) {\n"
+         "#pragma unroll\n        for (int t = 0; t < %d; t++) {\n"
+         "#pragma unroll\n        for (int cc = 0; cc < 4; cc++) {\n"
+         "          const float acc = (a[t][cc][0] + a[t][cc][1]) +\n"
+         "                            (a[t][cc][2] + a[t][cc][3]);\n"
+         "          const float y = %s;\n          ",
+         (long long)units, TR, pe__gen_act(s, sum, act, sizeof act));
   char idx[48];
-  snprintf(idx, sizeof idx, "r * %lld + m + t", (long long)M);
+  snprintf(idx, sizeof idx, "(r + t) * %lld + m + cc", (long long)M);
   pe__gen_store(g, o, idx, "y");
-  pe__sb(&g->body, "\n        }\n      }\n    }\n  }\n");
+  pe__sb(&g->body, "\n        }\n        }\n      }\n    }\n  }\n");
 }
 
 /* Dense: G threads (a power of two, at most 32) per output, each taking
