@@ -192,7 +192,7 @@ static void pe_conv1d_tf32_body(void *a) {
 
 static void pe_conv1d_tiled_body(void *a) {
   const pe_conv_arg *d = (const pe_conv_arg *)a;
-  pe__k_conv1d_tiled(d->s, d->n);
+  pe__k_conv1d_tiled<PE__TR>(d->s, d->n);
 }
 
 /* A Conv 1-D step over n windows of cin x win with random inputs,
@@ -394,9 +394,9 @@ template <int T> static void pe_form_conv1d(void *a) {
   pe__d_conv1d<int, T>(d->s, d->total, (int)threadIdx.x, (int)blockDim.x);
 }
 
-static void pe_form_conv1d_tiled(void *a) {
+template <int TR> static void pe_form_conv1d_tiled(void *a) {
   const pe_form_arg *d = (const pe_form_arg *)a;
-  pe__k_conv1d_tiled(d->s, d->total);
+  pe__k_conv1d_tiled<TR>(d->s, d->total);
 }
 
 /* A dense step of R rows through every form (the thread, the warp with w2,
@@ -515,14 +515,19 @@ static int pe_conv1d_forms(int n, int cin, int cout, int group, int k, int st,
   char what[160];
   int bad = 0;
   std::vector<float> y;
-  for (int form = 0; form < (group == 1 ? 3 : 2); form++) {
+  /* forms 2 to 4: the tiles of 64, 32 and 16 channels */
+  for (int form = 0; form < (group == 1 ? 5 : 2); form++) {
     y.assign((size_t)n * cout * wout, NAN);
     d.s.out[0] = y.data();
-    if (form == 2) {
+    if (form >= 2) {
+      const int tr = PE__TR >> (form - 2), tm = 4096 / tr;
       d.total = n;
-      pe_emu_launch((unsigned)((wout + PE__TM - 1) / PE__TM),
-                    (unsigned)((cout + PE__TR - 1) / PE__TR), 256,
-                    pe_form_conv1d_tiled, &d, (unsigned)n);
+      pe_emu_launch((unsigned)((wout + tm - 1) / tm),
+                    (unsigned)((cout + tr - 1) / tr), 256,
+                    tr == 16   ? pe_form_conv1d_tiled<16>
+                    : tr == 32 ? pe_form_conv1d_tiled<32>
+                               : pe_form_conv1d_tiled<PE__TR>,
+                    &d, (unsigned)n);
     } else {
       const int T = form == 0 ? 4 : 1;
       d.total = n * cout * ((wout + T - 1) / T);
@@ -534,7 +539,9 @@ static int pe_conv1d_forms(int n, int cin, int cout, int group, int k, int st,
              "%d,%d win %d",
              form == 0   ? "thread of 4"
              : form == 1 ? "thread of 1"
-                         : "tiled",
+             : form == 2 ? "tiled, 64 channels"
+             : form == 3 ? "tiled, 32 channels"
+                         : "tiled, 16 channels",
              cin, cout, group, k, st, dil, pl, pr, win);
     bad += pe_same_bits(what, y, want, "the ordered sums");
   }
@@ -861,10 +868,18 @@ int main(void) {
   }
   static const int cforms[][10] = {
       /* n, cin, cout, group, k, stride, dilation, pad l, pad r, win */
-      {2, 1, 32, 1, 2, 2, 1, 0, 0, 40},  {2, 32, 32, 1, 4, 1, 20, 0, 0, 200},
-      {1, 20, 8, 1, 5, 1, 1, 2, 2, 30},  {2, 6, 6, 6, 3, 1, 1, 1, 1, 17},
-      {2, 8, 12, 4, 7, 2, 3, 5, 4, 40},  {1, 3, 5, 1, 40, 1, 1, 39, 0, 50},
-      {1, 64, 64, 1, 3, 1, 1, 1, 1, 82}, {3, 12, 6, 3, 9, 3, 2, 8, 8, 25}};
+      {2, 1, 32, 1, 2, 2, 1, 0, 0, 40},
+      {2, 32, 32, 1, 4, 1, 20, 0, 0, 200},
+      {1, 20, 8, 1, 5, 1, 1, 2, 2, 30},
+      {2, 6, 6, 6, 3, 1, 1, 1, 1, 17},
+      {2, 8, 12, 4, 7, 2, 3, 5, 4, 40},
+      {1, 3, 5, 1, 40, 1, 1, 39, 0, 50},
+      {1, 64, 64, 1, 3, 1, 1, 1, 1, 82},
+      {3, 12, 6, 3, 9, 3, 2, 8, 8, 25},
+      /* DeepLOB's (4, 1) convolutions as Conv 1-D over columns: positions
+       * for several tiles of 256; channels for several tiles of 16 */
+      {1, 16, 16, 1, 4, 1, 16, 0, 0, 600},
+      {1, 8, 40, 1, 3, 1, 1, 1, 1, 300}};
   for (const auto &c : cforms) {
     form_bad += pe_conv1d_forms(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
                                 c[8], c[9]);
