@@ -739,9 +739,9 @@ static int pe__gen_const(pe__gen_t *g, int k, const float *ref, int64_t numel,
   return rc;
 }
 
-/* LayerNormalization: a warp per row, pe__ln_row (src/cuda/rows.cuh) as
- * the steps' kernel runs it, so the same bits; with in[1], the residual
- * add folded into it. */
+/* LayerNormalization: a warp per two rows, pe__ln_rows2 (src/cuda/rows.cuh:
+ * pe__ln_row's arithmetic for each, as the steps' kernel runs it, so the
+ * same bits); with in[1], the residual add folded into it. */
 static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
                              const pe__gen_out_t *o) {
   const int64_t R = s->p[0], len = s->p[1];
@@ -764,7 +764,8 @@ static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (rc != PE_OK || wo < 0 || (s->bias != NULL && bo < 0)) {
     return PE_EUNSUPPORTED;
   }
-  const int tpw = pe__gen_tpw(32 * R);
+  /* two rows a warp (pe__ln_rows2), the last one alone where R is odd */
+  const int tpw = pe__gen_tpw(32 * ((R + 1) / 2));
   g->want = tpw > g->want ? tpw : g->want;
   pe__gen_windows(g, tpw);
   char x2[64] = "0", bias[48] = "0", eps[PE__FLT];
@@ -775,14 +776,22 @@ static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (bo >= 0) {
     snprintf(bias, sizeof bias, "sh + %lld", (long long)bo);
   }
-  pe__sb(&g->body,
-         "    for (int r = l >> 5; r < %lld; r += %d) {\n"
-         "      pe__ln_row(sh + %lld + b * %lld + r * %lld, %s,\n"
-         "                 sh + %lld + b * %lld + r * %lld, %lld, l & 31,\n"
-         "                 sh + %lld, %s, %s, 0, 0);\n    }\n  }\n",
-         (long long)R, tpw / 32, (long long)xo, (long long)xs, (long long)len,
-         x2, (long long)o->off, (long long)o->st, (long long)len,
-         (long long)len, (long long)wo, bias, pe__flt(eps, s->f[0]));
+  pe__flt(eps, s->f[0]);
+  pe__sb(
+      &g->body,
+      "    for (int r = (l >> 5) * 2; r < %lld; r += %d) {\n"
+      "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
+      "      float *y = sh + %lld + b * %lld + r * %lld;\n"
+      "      if (r + 1 < %lld) {\n"
+      "        pe__ln_rows2(x, %s, y, %lld, %lld, l & 31, sh + %lld, %s, "
+      "%s);\n"
+      "      } else {\n"
+      "        pe__ln_row(x, %s, y, %lld, l & 31, sh + %lld, %s, %s, 0, 0);\n"
+      "      }\n    }\n  }\n",
+      (long long)R, tpw / 32 * 2, (long long)xo, (long long)xs, (long long)len,
+      (long long)o->off, (long long)o->st, (long long)len, (long long)R, x2,
+      (long long)len, (long long)len, (long long)wo, bias, eps, x2,
+      (long long)len, (long long)wo, bias, eps);
   return PE_OK;
 }
 

@@ -58,6 +58,53 @@ pe__ln_row(const float *x, const float *x2, float *y, int len, int lane,
 #undef PE__LN_X
 }
 
+/* Two rows of a LayerNorm by a warp at once, row 1 at x + rs, x2 + rs and
+ * y + rs (rs at least len): pe__ln_row's operations for each row, in its
+ * order and with its butterflies, so the same bits, the two rows'
+ * dependent chains (the shuffles, the square root) interleaved; no means
+ * or deviations out. */
+__device__ __forceinline__ static void
+pe__ln_rows2(const float *x, const float *x2, float *y, int rs, int len,
+             int lane, const float *w, const float *bias, float eps) {
+#define PE__LN_X2(q, k)                                                        \
+  (x2 != 0 ? __fadd_rn(x[(q)*rs + (k)], x2[(q)*rs + (k)]) : x[(q)*rs + (k)])
+  double sum[2] = {0.0, 0.0}, sq[2] = {0.0, 0.0}, mu[2];
+  for (int k = lane; k < len; k += 32) {
+    sum[0] += (double)PE__LN_X2(0, k);
+    sum[1] += (double)PE__LN_X2(1, k);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    sum[0] += __shfl_xor_sync(0xffffffffu, sum[0], o);
+    sum[1] += __shfl_xor_sync(0xffffffffu, sum[1], o);
+  }
+  for (int q = 0; q < 2; q++) {
+    mu[q] = len ? sum[q] / (double)len : 0.0;
+  }
+  for (int k = lane; k < len; k += 32) {
+    for (int q = 0; q < 2; q++) {
+      const double dv = (double)PE__LN_X2(q, k) - mu[q];
+      sq[q] = fma(dv, dv, sq[q]);
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    sq[0] += __shfl_xor_sync(0xffffffffu, sq[0], o);
+    sq[1] += __shfl_xor_sync(0xffffffffu, sq[1], o);
+  }
+  float m[2], is[2];
+  for (int q = 0; q < 2; q++) {
+    m[q] = (float)mu[q];
+    is[q] = (float)(1.0 / sqrt(sq[q] / (double)(len ? len : 1) + (double)eps));
+  }
+  for (int k = lane; k < len; k += 32) {
+    for (int q = 0; q < 2; q++) {
+      const float v =
+          __fmul_rn(__fmul_rn(__fsub_rn(PE__LN_X2(q, k), m[q]), is[q]), w[k]);
+      y[q * rs + k] = bias != 0 ? __fadd_rn(v, bias[k]) : v;
+    }
+  }
+#undef PE__LN_X2
+}
+
 /* Score j of a query from its dot product: scaled, the additive mask's
  * entry added, or replaced where the replacement row holds a number. */
 __device__ __forceinline__ static float pe__attn_mask(float scale, float dot,

@@ -16,7 +16,11 @@
  * equations in double, over sizes that leave warps or lanes idle, either
  * direction, given states or none). Every result must lie within 1e-5 of
  * the reference, relative to max(1, |y|), and no output may be left
- * unwritten (the outputs start as NaN).
+ * unwritten (the outputs start as NaN). The forms that must give the same
+ * bits as another are compared bit for bit: the dense and Conv 1-D forms
+ * against the ordered sums, the attention heads of a warp per query row
+ * and of 32 / D rows a warp against those of a thread per query, and
+ * LayerNorm's two rows a warp against a row a warp (src/cuda/rows.cuh).
  *
  *   c++ -std=c++17 -O1 -ffp-contract=off -Iinclude -Isrc -Itests \
  *     -include tests/cuda_emu/shim.h tests/cuda_emu/tiled_emu.cpp -lpthread
@@ -564,6 +568,67 @@ static void pe_attn_warp_body(void *a) {
   pe__d_attention<int>(d->s, d->rows, (int)threadIdx.x, (int)blockDim.x);
 }
 
+/* LayerNorm rows: a warp a row (pe__ln_row), or a warp two rows at once
+ * (pe__ln_rows2, the generated kernel's form), over rows of stride rs,
+ * y over x where inplace says */
+struct pe_ln_arg {
+  const float *x, *x2, *w, *bias;
+  float *y;
+  int rows, len, rs, two;
+  float eps;
+};
+
+static void pe_ln_body(void *a) {
+  const pe_ln_arg *d = (const pe_ln_arg *)a;
+  const int lane = (int)threadIdx.x & 31, warp = (int)threadIdx.x / 32;
+  const int nw = (int)blockDim.x / 32, step = d->two ? 2 : 1;
+  for (int r = warp * step; r < d->rows; r += nw * step) {
+    const float *x2 = d->x2 ? d->x2 + r * d->rs : NULL;
+    if (d->two && r + 1 < d->rows) {
+      pe__ln_rows2(d->x + r * d->rs, x2, d->y + r * d->rs, d->rs, d->len, lane,
+                   d->w, d->bias, d->eps);
+    } else {
+      pe__ln_row(d->x + r * d->rs, x2, d->y + r * d->rs, d->len, lane, d->w,
+                 d->bias, d->eps, NULL, NULL);
+    }
+  }
+}
+
+/* pe__ln_rows2 against pe__ln_row, bit for bit: rows of len floats (5 of
+ * them, so that the last pair is one row), with a residual or not, a bias
+ * or not, the output over the input or apart. */
+static int pe_ln_case(int len, int res, int bias, int inplace) {
+  const int rows = 5, rs = len + 3;
+  std::vector<float> x = pe_random((size_t)rows * rs, 2.0f);
+  std::vector<float> x2 = pe_random((size_t)rows * rs, 1.0f);
+  std::vector<float> w = pe_random((size_t)len, 1.0f);
+  std::vector<float> b = pe_random((size_t)len, 0.5f);
+  std::vector<float> y[2];
+  for (int two = 0; two < 2; two++) {
+    std::vector<float> xin = x;
+    y[two].assign((size_t)rows * rs, 0.0f);
+    pe_ln_arg d = {xin.data(),
+                   res ? x2.data() : NULL,
+                   w.data(),
+                   bias ? b.data() : NULL,
+                   inplace ? xin.data() : y[two].data(),
+                   rows,
+                   len,
+                   rs,
+                   two,
+                   1e-5f};
+    pe_emu_launch(1, 1, 64, pe_ln_body, &d);
+    if (inplace) {
+      y[two] = xin;
+    }
+  }
+  char what[96];
+  snprintf(what, sizeof what,
+           "LayerNorm two rows a warp, len %d residual %d bias %d in place %d",
+           len, res, bias, inplace);
+  return pe_same_bits(what, y[1], y[0], "a row a warp");
+}
+
 /* pe__attn_rows over every window, head and group of 32 / D query rows,
  * a warp a group */
 static void pe_attn_rows_body(void *a) {
@@ -907,6 +972,13 @@ int main(void) {
       cases++;
     }
   }
+  static const int ln_len[] = {1, 7, 32, 33, 64, 100};
+  for (int len : ln_len) {
+    for (int v = 0; v < 4; v++) {
+      pe_ln_case(len, v & 1, v >= 2, v == 3);
+      cases++;
+    }
+  }
   /* the LSTM recurrence in the warp form: DeepLOB's (H 64 over 82
    * steps), and units that leave warps partly or wholly idle, slices of h
    * not a multiple of 4 (the scalar reads), h's buffers off a 16-byte
@@ -937,7 +1009,8 @@ int main(void) {
   }
   printf("%s: %d cases of the tiled dense product and Conv 1-D (fp32 and "
          "tf32), the forms of dense and Conv 1-D, Conv 2-D, the attention "
-         "heads (both forms) and the LSTM recurrence, %d failed\n",
+         "heads (every form), LayerNorm rows (both forms) and the LSTM "
+         "recurrence, %d failed\n",
          pe_fails ? "FAIL" : "PASS", cases, pe_fails);
   return pe_fails ? 1 : 0;
 }
