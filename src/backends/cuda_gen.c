@@ -739,9 +739,10 @@ static int pe__gen_const(pe__gen_t *g, int k, const float *ref, int64_t numel,
   return rc;
 }
 
-/* LayerNormalization: a warp per two rows, pe__ln_rows2 (src/cuda/rows.cuh:
- * pe__ln_row's arithmetic for each, as the steps' kernel runs it, so the
- * same bits); with in[1], the residual add folded into it. */
+/* LayerNormalization: a warp per two rows, pe__ln_rows<2>
+ * (src/cuda/rows.cuh: each row's arithmetic as the steps' kernel's row a
+ * warp makes it, so the same bits); with in[1], the residual add folded
+ * into it. */
 static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
                              const pe__gen_out_t *o) {
   const int64_t R = s->p[0], len = s->p[1];
@@ -764,7 +765,7 @@ static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   if (rc != PE_OK || wo < 0 || (s->bias != NULL && bo < 0)) {
     return PE_EUNSUPPORTED;
   }
-  /* two rows a warp (pe__ln_rows2), the last one alone where R is odd */
+  /* two rows a warp, the last one alone where R is odd */
   const int tpw = pe__gen_tpw(32 * ((R + 1) / 2));
   g->want = tpw > g->want ? tpw : g->want;
   pe__gen_windows(g, tpw);
@@ -783,8 +784,8 @@ static int pe__gen_layernorm(pe__gen_t *g, int k, const pe_cuda_step_t *s,
       "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
       "      float *y = sh + %lld + b * %lld + r * %lld;\n"
       "      if (r + 1 < %lld) {\n"
-      "        pe__ln_rows2(x, %s, y, %lld, %lld, l & 31, sh + %lld, %s, "
-      "%s);\n"
+      "        pe__ln_rows<2>(x, %s, y, %lld, %lld, l & 31, sh + %lld, %s, "
+      "%s, 0, 0);\n"
       "      } else {\n"
       "        pe__ln_row(x, %s, y, %lld, l & 31, sh + %lld, %s, %s, 0, 0);\n"
       "      }\n    }\n  }\n",

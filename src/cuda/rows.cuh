@@ -1,4 +1,4 @@
-/* The rows of a LayerNorm and of an attention head, a warp each: shared
+/* The rows of a LayerNorm and of an attention head, by warps: shared
  * by the steps' kernels (kernels.cu: pe__d_layernorm, pe__d_reduce; sums.cuh:
  * pe__d_attention) and the kernels generated for a plan at open
  * (src/backends/cuda_gen.c, which compiles this file's text with NVRTC
@@ -10,99 +10,91 @@
 #ifndef PE_CUDA_ROWS_CUH
 #define PE_CUDA_ROWS_CUH
 
-/* The sum of v over a warp, in every lane. */
-__device__ __forceinline__ static double pe__warp_sum(double v) {
+/* The sums of v[0 .. NR) over a warp, each in every lane: the same
+ * butterfly for each, the NR chains interleaved. */
+template <int NR>
+__device__ __forceinline__ static void pe__warp_sums(double *v) {
   for (int o = 16; o > 0; o >>= 1) {
-    v += __shfl_xor_sync(0xffffffffu, v, o);
+#pragma unroll
+    for (int q = 0; q < NR; q++) {
+      v[q] += __shfl_xor_sync(0xffffffffu, v[q], o);
+    }
   }
-  return v;
 }
 
-/* LayerNormalization of one row of len floats by a warp (this lane
- * `lane`): x, plus x2 where given (a residual add folded in, added in
- * float as each element is read); the mean and the variance summed in
- * double across the lanes, then the CPU's float arithmetic per element
- * with the scale w, the bias (or none) and eps, into y, which may lie
- * exactly over x or x2 (each element is read twice before any is
- * written, then by the lane that writes it just before it does); the
- * mean and the inverse deviation into *m_out and *is_out where given. */
+/* LayerNormalization of NR rows of len floats by a warp at once (this
+ * lane `lane`; row q at x + q rs, x2 + q rs and y + q rs, rs at least
+ * len): x, plus x2 where given (a residual add folded in, added in float
+ * as each element is read); the mean and the variance summed in double
+ * across the lanes, then the CPU's float arithmetic per element with the
+ * scale w, the bias (or none) and eps, into y, which may lie exactly over
+ * x or x2 (each element is read twice before any is written, then by the
+ * lane that writes it just before it does); row 0's mean and inverse
+ * deviation into *m_out and *is_out where given. Each row's operations
+ * are the same whatever NR, so the same bits: the steps' kernel takes a
+ * row a warp (pe__ln_row), the generated kernel two (the rows' dependent
+ * chains, the shuffles and the square root, interleaved). */
+template <int NR>
 __device__ __forceinline__ static void
-pe__ln_row(const float *x, const float *x2, float *y, int len, int lane,
-           const float *w, const float *bias, float eps, float *m_out,
-           float *is_out) {
-#define PE__LN_X(k) (x2 != 0 ? __fadd_rn(x[k], x2[k]) : x[k])
-  double sum = 0.0, sq = 0.0;
-  for (int k = lane; k < len; k += 32) {
-    sum += (double)PE__LN_X(k);
-  }
-  sum = pe__warp_sum(sum);
-  const double mu = len ? sum / (double)len : 0.0;
-  for (int k = lane; k < len; k += 32) {
-    const double dv = (double)PE__LN_X(k) - mu;
-    sq = fma(dv, dv, sq);
-  }
-  sq = pe__warp_sum(sq);
-  const float m = (float)mu;
-  const float is =
-      (float)(1.0 / sqrt(sq / (double)(len ? len : 1) + (double)eps));
-  for (int k = lane; k < len; k += 32) {
-    const float v = __fmul_rn(__fmul_rn(__fsub_rn(PE__LN_X(k), m), is), w[k]);
-    y[k] = bias != 0 ? __fadd_rn(v, bias[k]) : v;
-  }
-  if (lane == 0 && m_out != 0) {
-    *m_out = m;
-  }
-  if (lane == 0 && is_out != 0) {
-    *is_out = is;
-  }
-#undef PE__LN_X
-}
-
-/* Two rows of a LayerNorm by a warp at once, row 1 at x + rs, x2 + rs and
- * y + rs (rs at least len): pe__ln_row's operations for each row, in its
- * order and with its butterflies, so the same bits, the two rows'
- * dependent chains (the shuffles, the square root) interleaved; no means
- * or deviations out. */
-__device__ __forceinline__ static void
-pe__ln_rows2(const float *x, const float *x2, float *y, int rs, int len,
-             int lane, const float *w, const float *bias, float eps) {
-#define PE__LN_X2(q, k)                                                        \
+pe__ln_rows(const float *x, const float *x2, float *y, int rs, int len,
+            int lane, const float *w, const float *bias, float eps,
+            float *m_out, float *is_out) {
+#define PE__LN_X(q, k)                                                         \
   (x2 != 0 ? __fadd_rn(x[(q)*rs + (k)], x2[(q)*rs + (k)]) : x[(q)*rs + (k)])
-  double sum[2] = {0.0, 0.0}, sq[2] = {0.0, 0.0}, mu[2];
+  double sum[NR], sq[NR], mu[NR];
+  float m[NR], is[NR];
+#pragma unroll
+  for (int q = 0; q < NR; q++) {
+    sum[q] = 0.0;
+    sq[q] = 0.0;
+  }
   for (int k = lane; k < len; k += 32) {
-    sum[0] += (double)PE__LN_X2(0, k);
-    sum[1] += (double)PE__LN_X2(1, k);
+#pragma unroll
+    for (int q = 0; q < NR; q++) {
+      sum[q] += (double)PE__LN_X(q, k);
+    }
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    sum[0] += __shfl_xor_sync(0xffffffffu, sum[0], o);
-    sum[1] += __shfl_xor_sync(0xffffffffu, sum[1], o);
-  }
-  for (int q = 0; q < 2; q++) {
+  pe__warp_sums<NR>(sum);
+#pragma unroll
+  for (int q = 0; q < NR; q++) {
     mu[q] = len ? sum[q] / (double)len : 0.0;
   }
   for (int k = lane; k < len; k += 32) {
-    for (int q = 0; q < 2; q++) {
-      const double dv = (double)PE__LN_X2(q, k) - mu[q];
+#pragma unroll
+    for (int q = 0; q < NR; q++) {
+      const double dv = (double)PE__LN_X(q, k) - mu[q];
       sq[q] = fma(dv, dv, sq[q]);
     }
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    sq[0] += __shfl_xor_sync(0xffffffffu, sq[0], o);
-    sq[1] += __shfl_xor_sync(0xffffffffu, sq[1], o);
-  }
-  float m[2], is[2];
-  for (int q = 0; q < 2; q++) {
+  pe__warp_sums<NR>(sq);
+#pragma unroll
+  for (int q = 0; q < NR; q++) {
     m[q] = (float)mu[q];
     is[q] = (float)(1.0 / sqrt(sq[q] / (double)(len ? len : 1) + (double)eps));
   }
   for (int k = lane; k < len; k += 32) {
-    for (int q = 0; q < 2; q++) {
+#pragma unroll
+    for (int q = 0; q < NR; q++) {
       const float v =
-          __fmul_rn(__fmul_rn(__fsub_rn(PE__LN_X2(q, k), m[q]), is[q]), w[k]);
+          __fmul_rn(__fmul_rn(__fsub_rn(PE__LN_X(q, k), m[q]), is[q]), w[k]);
       y[q * rs + k] = bias != 0 ? __fadd_rn(v, bias[k]) : v;
     }
   }
-#undef PE__LN_X2
+  if (lane == 0 && m_out != 0) {
+    *m_out = m[0];
+  }
+  if (lane == 0 && is_out != 0) {
+    *is_out = is[0];
+  }
+#undef PE__LN_X
+}
+
+/* One row (pe__ln_rows). */
+__device__ __forceinline__ static void
+pe__ln_row(const float *x, const float *x2, float *y, int len, int lane,
+           const float *w, const float *bias, float eps, float *m_out,
+           float *is_out) {
+  pe__ln_rows<1>(x, x2, y, len, len, lane, w, bias, eps, m_out, is_out);
 }
 
 /* Score j of a query from its dot product: scaled, the additive mask's

@@ -569,7 +569,7 @@ static void pe_attn_warp_body(void *a) {
 }
 
 /* LayerNorm rows: a warp a row (pe__ln_row), or a warp two rows at once
- * (pe__ln_rows2, the generated kernel's form), over rows of stride rs,
+ * (pe__ln_rows<2>, the generated kernel's form), over rows of stride rs,
  * y over x where inplace says */
 struct pe_ln_arg {
   const float *x, *x2, *w, *bias;
@@ -585,8 +585,8 @@ static void pe_ln_body(void *a) {
   for (int r = warp * step; r < d->rows; r += nw * step) {
     const float *x2 = d->x2 ? d->x2 + r * d->rs : NULL;
     if (d->two && r + 1 < d->rows) {
-      pe__ln_rows2(d->x + r * d->rs, x2, d->y + r * d->rs, d->rs, d->len, lane,
-                   d->w, d->bias, d->eps);
+      pe__ln_rows<2>(d->x + r * d->rs, x2, d->y + r * d->rs, d->rs, d->len,
+                     lane, d->w, d->bias, d->eps, NULL, NULL);
     } else {
       pe__ln_row(d->x + r * d->rs, x2, d->y + r * d->rs, d->len, lane, d->w,
                  d->bias, d->eps, NULL, NULL);
@@ -594,7 +594,7 @@ static void pe_ln_body(void *a) {
   }
 }
 
-/* pe__ln_rows2 against pe__ln_row, bit for bit: rows of len floats (5 of
+/* pe__ln_rows<2> against pe__ln_row, bit for bit: rows of len floats (5 of
  * them, so that the last pair is one row), with a residual or not, a bias
  * or not, the output over the input or apart. */
 static int pe_ln_case(int len, int res, int bias, int inplace) {
