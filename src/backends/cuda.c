@@ -851,18 +851,13 @@ static void pe__persist_gen(pe__cuda_t *c);
 static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
                            pe_cuda_gen_t **out, char *why, size_t cap);
 
-/* The graphs gone, to be captured again. */
-static void pe__drop_graphs(pe__cuda_t *c) {
+/* The graphs gone and the generated batch kernel closed (why: what to
+ * say of it), so that the graphs captured next launch the steps' kernels. */
+static void pe__drop_bgen(pe__cuda_t *c, const char *why) {
   for (int i = 0; i < c->n_graphs; i++) {
     cudaGraphExecDestroy(c->graph[i]);
   }
   c->n_graphs = 0;
-}
-
-/* The graphs gone and the generated batch kernel closed (why: what to
- * say of it), so that the graphs captured next launch the steps' kernels. */
-static void pe__drop_bgen(pe__cuda_t *c, const char *why) {
-  pe__drop_graphs(c);
   pe_cuda_gen_close(c->bgen);
   c->bgen = NULL;
   snprintf(c->bgen_why, sizeof c->bgen_why, "%s", why);

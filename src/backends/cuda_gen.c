@@ -449,6 +449,18 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   return PE_OK;
 }
 
+/* A dense output's value before its activation, into buf: acc, plus the
+ * bias of column `col` (an expression) where the step has one (at bo in
+ * shared memory), rounded to float. */
+static void pe__gen_dense_sum(char *buf, size_t cap, int64_t bo,
+                              const char *col) {
+  if (bo >= 0) {
+    snprintf(buf, cap, "(float)(acc + sh[%lld + %s])", (long long)bo, col);
+  } else {
+    snprintf(buf, cap, "(float)acc");
+  }
+}
+
 /* A dense step of an output a thread's sums with four columns of TR rows
  * a thread: the columns m .. m + 3 of rows r .. r + TR - 1, the weights
  * as [K][M] read 16 bytes at a time (w4 their float4s) once for the TR
@@ -524,12 +536,7 @@ static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
            q, q, q);
   }
   char sum[96], act[200];
-  if (bo >= 0) {
-    snprintf(sum, sizeof sum, "(float)(acc + sh[%lld + m + cc])",
-             (long long)bo);
-  } else {
-    snprintf(sum, sizeof sum, "(float)acc");
-  }
+  pe__gen_dense_sum(sum, sizeof sum, bo, "m + cc");
   pe__sb(&g->body,
          "      if (u0 < %lld) {\n"
          "#pragma unroll\n        for (int t = 0; t < %d; t++) {\n"
@@ -670,11 +677,7 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
            d);
   }
   char sum[96], act[200];
-  if (bo >= 0) {
-    snprintf(sum, sizeof sum, "(float)(acc + sh[%lld + m])", (long long)bo);
-  } else {
-    snprintf(sum, sizeof sum, "(float)acc");
-  }
+  pe__gen_dense_sum(sum, sizeof sum, bo, "m");
   pe__sb(&g->body,
          "      if (u0 < %lld && sub == 0) {\n        const float y = %s;\n"
          "        ",

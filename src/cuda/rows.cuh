@@ -97,6 +97,17 @@ pe__ln_row(const float *x, const float *x2, float *y, int len, int lane,
   pe__ln_rows<1>(x, x2, y, len, len, lane, w, bias, eps, m_out, is_out);
 }
 
+/* The maximum of mx over each group of `width` lanes (a power of two up
+ * to 32, the groups aligned), in every lane of the group; a NaN never
+ * taken over a number. */
+__device__ __forceinline__ static float pe__lanes_max(float mx, int width) {
+  for (int o = width / 2; o > 0; o >>= 1) {
+    const float y = __shfl_xor_sync(0xffffffffu, mx, o);
+    mx = y > mx ? y : mx;
+  }
+  return mx;
+}
+
 /* Score j of a query from its dot product: scaled, the additive mask's
  * entry added, or replaced where the replacement row holds a number. */
 __device__ __forceinline__ static float pe__attn_mask(float scale, float dot,
@@ -147,10 +158,7 @@ pe__attn_row(const float *q, const float *k, int ks, const float *v, int vs,
     x0 = j == lane ? x : x0;
     mx = x > mx ? x : mx;
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float y = __shfl_xor_sync(0xffffffffu, mx, o);
-    mx = y > mx ? y : mx;
-  }
+  mx = pe__lanes_max(mx, 32);
   for (int d0 = 0; d0 < D; d0 += 32) {
     const int d = d0 + lane;
     float sum = 0.0f, acc = 0.0f;
@@ -206,10 +214,7 @@ pe__attn_rows(const float *q, int qs, const float *k, int ks, const float *v,
       mx = x[m] > mx ? x[m] : mx;
     }
   }
-  for (int o = D / 2; o > 0; o >>= 1) {
-    const float y = __shfl_xor_sync(0xffffffffu, mx, o);
-    mx = y > mx ? y : mx;
-  }
+  mx = pe__lanes_max(mx, D);
 #pragma unroll
   for (int m = 0; m < PE__ATTN_PK; m++) {
     x[m] = c + m * D < L ? pe__expf(__fsub_rn(x[m], mx)) : 0.0f;
