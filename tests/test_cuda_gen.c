@@ -340,27 +340,31 @@ static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
 
 /* After the kernel: tests/cuda_emu/shim.h's launch of it. */
 static const char pe_t_emu_tail[] =
-    "struct pe_emu_gen { const float *in; float *out; unsigned int total; };\n"
+    "struct pe_emu_gen { const float *in; float *out; unsigned int total;\n"
+    "  unsigned long long *stamps; };\n"
     "static void pe_emu_gen_body(void *a) {\n"
     "  const pe_emu_gen *g = (const pe_emu_gen *)a;\n"
-    "  pe_gen_batch(g->in, g->out, g->total);\n}\n"
+    "  pe_gen_batch(g->in, g->out, g->total, g->stamps);\n}\n"
     "extern \"C\" int pe_emu_run(const float *in, float *out,\n"
-    "    unsigned int total, unsigned int grid, unsigned int nt) {\n"
+    "    unsigned int total, unsigned int grid, unsigned int nt,\n"
+    "    unsigned long long *stamps) {\n"
     "  if (nt > 1024) return -1;\n"
-    "  pe_emu_gen g = {in, out, total};\n"
+    "  pe_emu_gen g = {in, out, total, stamps};\n"
     "  pe_emu_launch(grid, 1, nt, pe_emu_gen_body, &g);\n"
     "  return 0;\n}\n";
 
 #define PE_T_EMU_WINDOWS 23u
 #define PE_T_EMU_GRID 3u
 
-/* The batch kernel's source compiled by cxx with shim (its definitions in
- * place of CUDA's; the prelude's protocol part, device assembly the
- * batch kernel does not use, left out, and its dynamic shared memory the
- * shim's) and run on random windows against the cpu backend's portable
- * kernels: 0 when they agree, else 1. */
+/* The batch kernel's source, made with its stamps, compiled by cxx with
+ * shim (its definitions in place of CUDA's and of the global timer; the
+ * prelude's protocol part, device assembly, left out, and its dynamic
+ * shared memory the shim's) and run on random windows against the cpu
+ * backend's portable kernels: 0 when they agree and the stamps of its
+ * n_steps steps were all taken, else 1. */
 static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
-                        const char *text, int threads, const pe_model_t *m) {
+                        const char *text, int threads, const pe_model_t *m,
+                        int n_steps) {
   static const char dyn[] = "extern __shared__ float4 pe__shv[];";
   const char *proto = strstr(pe__cuda_gen_prelude,
                              "/* The persistent kernels' side of the protocol");
@@ -400,7 +404,8 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
     bad = 1;
   }
   void *lib = bad ? NULL : dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  int (*run)(const float *, float *, unsigned, unsigned, unsigned) = NULL;
+  int (*run)(const float *, float *, unsigned, unsigned, unsigned,
+             unsigned long long *) = NULL;
   if (lib != NULL) {
     void *sym = dlsym(lib, "pe_emu_run");
     memcpy(&run, &sym, sizeof sym);
@@ -419,7 +424,9 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
   float *x = malloc((size_t)(PE_T_EMU_WINDOWS * in_n) * sizeof *x);
   float *y = malloc((size_t)(PE_T_EMU_WINDOWS * out_n) * sizeof *y);
   float *want = malloc((size_t)(PE_T_EMU_WINDOWS * out_n) * sizeof *want);
-  if (!bad && (x == NULL || y == NULL || want == NULL ||
+  unsigned long long *stamps =
+      calloc((size_t)(PE_CUDA_GEN_BS_STEP0 + n_steps), sizeof *stamps);
+  if (!bad && (x == NULL || y == NULL || want == NULL || stamps == NULL ||
                pe_model_load_file(path, &go, &ref, err, sizeof err) != PE_OK ||
                pe_model_ctx_create(ref, PE_T_EMU_WINDOWS, &ctx) != PE_OK)) {
     printf("FAIL: %s (emulated): the reference did not load\n", path);
@@ -435,7 +442,8 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
       y[i] = NAN;
     }
     bad = pe_model_run(ctx, x, PE_T_EMU_WINDOWS, want) != PE_OK ||
-          run(x, y, PE_T_EMU_WINDOWS, PE_T_EMU_GRID, (unsigned)threads) != 0;
+          run(x, y, PE_T_EMU_WINDOWS, PE_T_EMU_GRID, (unsigned)threads,
+              stamps) != 0;
     double worst = 0.0;
     for (int64_t i = 0; !bad && i < PE_T_EMU_WINDOWS * out_n; i++) {
       const double d = fabs((double)y[i] - (double)want[i]) /
@@ -448,12 +456,27 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
            "max(1, |y|))\n",
            bad ? "FAIL:" : "ok  ", path, PE_T_EMU_WINDOWS, PE_T_EMU_GRID,
            worst);
+    /* the stamps: the first block's windows, and every phase of its
+     * groups stamped (the shim's timer moves at each read) */
+    const unsigned first =
+        (PE_T_EMU_WINDOWS + PE_T_EMU_GRID - 1) / PE_T_EMU_GRID;
+    int unstamped = -1;
+    for (int i = PE_CUDA_GEN_BS_STEP0 + n_steps - 1; i > 0; i--) {
+      unstamped = stamps[i] == 0 ? i : unstamped;
+    }
+    if (stamps[PE_CUDA_GEN_BS_WINDOWS] != first || unstamped >= 0) {
+      printf("FAIL: %s (emulated): stamps: %llu windows in the first block "
+             "(want %u), slot %d not stamped\n",
+             path, stamps[PE_CUDA_GEN_BS_WINDOWS], first, unstamped);
+      bad = 1;
+    }
   }
   pe_model_ctx_destroy(ctx);
   pe_model_destroy(ref);
   free(x);
   free(y);
   free(want);
+  free(stamps);
   if (lib != NULL) {
     dlclose(lib);
   }
@@ -499,7 +522,7 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
   for (int batch = 0; batch < 2; batch++) {
     g.batch = batch;
     g.max_n = batch ? 32 : PE_CUDA_PERSIST_MAX_BATCH;
-    g.stamps = !batch;
+    g.stamps = 1;
     const int rc = pe_t_gen(path, &g, p.steps[0].numel, refuse, NULL, NULL);
     if (rc == 77) {
       bad = 77;
@@ -512,12 +535,12 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
      * takes two */
     g.batch = 1;
     g.max_n = 5;
-    g.stamps = 0;
+    g.stamps = 1;
     char *text = NULL;
     int threads = 0;
     bad = pe_t_gen(path, &g, p.steps[0].numel, 0, &text, &threads);
     if (bad == 0) {
-      bad = pe_t_emulate(path, cxx, shim, text, threads, m);
+      bad = pe_t_emulate(path, cxx, shim, text, threads, m, p.n_steps);
     }
     free(text);
   }

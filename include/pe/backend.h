@@ -70,11 +70,12 @@ typedef struct pe_backend_options {
   const char *mode;           /* how a backend that has several ways runs
                                  (cuda: "graph" or "persistent"); NULL for
                                  its default */
-  const char *stamps_path;    /* diagnostics: a file the cuda backend's
-                                 persistent mode writes the phase times of
-                                 its last requests to as it closes
-                                 (docs/models.md); NULL for none. Read
-                                 until the backend is closed. */
+  const char *stamps_path;    /* diagnostics: a file the cuda backend
+                                 writes to as it closes: persistent mode's
+                                 phase times of its last requests, and the
+                                 generated batch kernel's time a window in
+                                 each step (docs/models.md); NULL for
+                                 none. Read until the backend is closed. */
   /* Device memory a backend that runs on a device may take for the
    * buffers that grow with the batch (cuda: the arena, input and output of
    * a tile of windows; a larger batch runs a tile at a time); 0 for its

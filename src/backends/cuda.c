@@ -117,6 +117,9 @@ typedef struct pe__cuda {
   const char *stamps_path;
   uint64_t *d_stamps;
   uint64_t *h_stamps; /* [PE_CUDA_STAMP_RING][4] */
+  /* and the batch kernel's sums of its phases (cuda_gen.h,
+   * PE_CUDA_GEN_BS_*), written after them */
+  uint64_t *d_bstamps;
   /* the resident kernel generated for the plan (cuda_gen.h), or NULL and
    * why the general one runs */
   int codegen_off;
@@ -193,19 +196,15 @@ static void pe__stamps_line(FILE *f, const char *what, uint64_t *v, size_t n) {
 /* The persistent kernel's and the host's stamps, as phase lengths over the
  * requests answered (the last PE_CUDA_STAMP_RING), into stamps_path. Not
  * on the hot path; diagnostics only. */
-static void pe__stamps_report(pe__cuda_t *c) {
+static void pe__stamps_report(pe__cuda_t *c, FILE *f) {
   const size_t ring = PE_CUDA_STAMP_RING, slots = PE_CUDA_STAMP_SLOTS;
   uint64_t *d = malloc(ring * slots * sizeof *d);
   uint64_t *v = malloc(ring * sizeof *v);
-  FILE *f = fopen(c->stamps_path, "w");
-  if (d == NULL || v == NULL || f == NULL ||
+  if (d == NULL || v == NULL ||
       cudaMemcpy(d, c->d_stamps, ring * slots * sizeof *d,
                  cudaMemcpyDeviceToHost) != cudaSuccess) {
     free(d);
     free(v);
-    if (f != NULL) {
-      fclose(f);
-    }
     return;
   }
   /* every slot of the ring written (a zero stamp was not) */
@@ -270,9 +269,63 @@ static void pe__stamps_report(pe__cuda_t *c) {
     }
     pe__stamps_line(f, hn[p], v, n);
   }
-  fclose(f);
   free(d);
   free(v);
+}
+
+/* The batch kernel's sums (cuda_gen.h): each phase's time a window in the
+ * launches' first blocks, and its share. */
+static void pe__bstamps_report(pe__cuda_t *c, FILE *f) {
+  const int n = PE_CUDA_GEN_BS_STEP0 + c->n_steps;
+  uint64_t *d = malloc((size_t)n * sizeof *d);
+  if (d == NULL ||
+      cudaMemcpy(d, c->d_bstamps, (size_t)n * sizeof *d,
+                 cudaMemcpyDeviceToHost) != cudaSuccess ||
+      d[PE_CUDA_GEN_BS_WINDOWS] == 0) {
+    free(d);
+    return;
+  }
+  const double w = (double)d[PE_CUDA_GEN_BS_WINDOWS];
+  uint64_t all = 0;
+  for (int i = 1; i < n; i++) {
+    all += d[i];
+  }
+  fprintf(f,
+          "batch kernel: %.0f windows in the first block of its launches; "
+          "per window there (the global timer):\n",
+          w);
+  for (int i = 1; i < n; i++) {
+    char name[48] = "";
+    const int k = i - PE_CUDA_GEN_BS_STEP0;
+    if (k >= 0) {
+      snprintf(name, sizeof name, "step %d %s", k,
+               pe__kind_name(c->steps[k].kind));
+    }
+    fprintf(f, "%-22s %9.3f us  %5.1f %%\n",
+            i == PE_CUDA_GEN_BS_WEIGHTS  ? "weights copied"
+            : i == PE_CUDA_GEN_BS_READ   ? "windows read"
+            : i == PE_CUDA_GEN_BS_SCORES ? "scores stored"
+                                         : name,
+            (double)d[i] / w / 1e3,
+            all > 0 ? 100.0 * (double)d[i] / (double)all : 0.0);
+  }
+  fprintf(f, "%-22s %9.3f us\n", "all", (double)all / w / 1e3);
+  free(d);
+}
+
+/* Both reports, into stamps_path, as the backend closes. */
+static void pe__stamps_write(pe__cuda_t *c) {
+  FILE *f = fopen(c->stamps_path, "w");
+  if (f == NULL) {
+    return;
+  }
+  if (c->d_stamps != NULL) {
+    pe__stamps_report(c, f);
+  }
+  if (c->d_bstamps != NULL) {
+    pe__bstamps_report(c, f);
+  }
+  fclose(f);
 }
 
 static void pe__cuda_destroy(pe__cuda_t *c) {
@@ -288,10 +341,11 @@ static void pe__cuda_destroy(pe__cuda_t *c) {
     cudaStreamDestroy(c->pstream);
   }
   pe_cuda_gen_close(c->gen);
-  if (c->d_stamps != NULL) {
-    pe__stamps_report(c);
+  if (c->d_stamps != NULL || c->d_bstamps != NULL) {
+    pe__stamps_write(c);
   }
   pe_cuda_free(c->d_stamps);
+  pe_cuda_free(c->d_bstamps);
   free(c->h_stamps);
   pe_cuda_host_free(c->ctrl);
   pe_cuda_host_free(c->m_in);
@@ -738,7 +792,8 @@ static int pe__capture(pe__cuda_t *c, uint32_t n) {
   int e =
       (int)cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
   if (c->bgen != NULL) {
-    e = pe_cuda_gen_batch_launch(c->bgen, c->d_in, c->d_out, n, c->stream);
+    e = pe_cuda_gen_batch_launch(c->bgen, c->d_in, c->d_out, n, c->d_bstamps,
+                                 c->stream);
   }
   for (int i = 0; c->bgen == NULL && i < c->n_steps && e == 0; i++) {
     e = pe_cuda_step_launch(&c->steps[i], n, c->stream);
@@ -1312,6 +1367,16 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
     snprintf(c->bgen_why, sizeof c->bgen_why,
              "precision tf32 runs the steps' kernels");
   } else {
+    if (c->stamps_path != NULL && c->stamps_path[0] != '\0') {
+      const size_t sb = (size_t)(PE_CUDA_GEN_BS_STEP0 + c->n_steps) * 8;
+      int e = pe_cuda_malloc((void **)&c->d_bstamps, sb);
+      e = e ? e : (int)cudaMemset(c->d_bstamps, 0, sb);
+      if (e != 0) {
+        snprintf(msg, cap, "allocating the stamps: %s", pe_cuda_strerror(e));
+        return PE_EBACKEND;
+      }
+      c->dev_bytes += sb;
+    }
     pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
                    sizeof c->bgen_why);
   }
@@ -1453,7 +1518,7 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
   p.arena_ps = c->arena_ps;
   p.max_n = max_n;
   p.batch = batch;
-  p.stamps = !batch && c->d_stamps != NULL;
+  p.stamps = batch ? c->d_bstamps != NULL : c->d_stamps != NULL;
   pe_cuda_gen_open(&p, out, why, cap);
   free(rs);
 }
@@ -1860,7 +1925,8 @@ static int pe__chunk_pieces(pe__cuda_t *c, const float *in, float *out,
     e = (int)cudaMemcpyAsync(d_in, in + (size_t)at * (size_t)c->in_numel,
                              (size_t)m * (size_t)c->in_numel * sizeof(float),
                              cudaMemcpyHostToDevice, st);
-    e = e ? e : pe_cuda_gen_batch_launch(c->bgen, d_in, d_out, m, st);
+    e = e ? e
+          : pe_cuda_gen_batch_launch(c->bgen, d_in, d_out, m, c->d_bstamps, st);
     e = e ? e
           : (int)cudaMemcpyAsync(out + (size_t)at * (size_t)c->out_numel, d_out,
                                  (size_t)m * (size_t)c->out_numel *

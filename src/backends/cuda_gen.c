@@ -1395,9 +1395,12 @@ static int pe__gen_steps(pe__gen_t *g) {
     if (!o.answer) {
       pe__sb(&g->body, "  __syncthreads();\n");
     }
-    pe__sb(&g->body, "  PE_G_STAMP(%d);\n",
+    /* the resident kernel's ring slot of step k, and k for the batch
+     * kernel's sums */
+    pe__sb(&g->body, "  PE_G_STEP(%d, %d);\n",
            PE_CUDA_STAMP_STEP0 +
-               (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1));
+               (k < PE_CUDA_STAMP_STEPS ? k : PE_CUDA_STAMP_STEPS - 1),
+           k);
     if (o.answer) {
       pe__sb(&g->body, "  answered = 1;\n");
     }
@@ -1534,7 +1537,8 @@ static void pe__gen_resident_kernel(pe__sb_t *s, const pe__gen_t *g) {
   pe__sb(s, "%s\n", pe__cuda_gen_prelude);
   pe__sb(s,
          "#define PE_G_NT %d\n#define PE_G_STAMP(slot) do { if (%d && tid == "
-         "0) pe__proto_stamp(stamps, last, (slot)); } while (0)\n",
+         "0) pe__proto_stamp(stamps, last, (slot)); } while (0)\n"
+         "#define PE_G_STEP(slot, k) PE_G_STAMP(slot)\n",
          nt, p->stamps ? 1 : 0);
   pe__sb(s,
          "extern \"C\" __global__ void __launch_bounds__(%d, 1)\n"
@@ -1596,15 +1600,25 @@ static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g) {
   pe__sb(s, "/* The batch kernel generated for one plan (cuda_gen.c). */\n");
   pe__gen_defines(s);
   pe__sb(s, "%s\n", pe__cuda_gen_prelude);
+  /* with stamps, thread 0 of each launch's first block adds the time
+   * since its last stamp (the global timer's ns) into slot i of stamps
+   * (cuda_gen.h, PE_CUDA_GEN_BS_*): one reduction to device memory a
+   * phase, none without */
   pe__sb(s,
          "#define PE_G_NT %d\n#define PE_G_STAMP(slot) do { } while (0)\n"
+         "#define PE_G_SUM(i) do { if (%d && tid == 0 && blockIdx.x == 0) "
+         "{ const unsigned long long t_ = pe__gtime(); "
+         "atomicAdd(stamps + (i), t_ - st_t); st_t = t_; } } while (0)\n"
+         "#define PE_G_STEP(slot, k) PE_G_SUM(%d + (k))\n"
          "extern \"C\" __global__ void __launch_bounds__(%d, 1)\n"
          "%s(const float *__restrict__ gin, float *__restrict__ gout,\n"
-         "    unsigned int total) {\n"
+         "    unsigned int total, unsigned long long *stamps) {\n"
          "  extern __shared__ float4 pe__shv[];\n"
          "  float *const sh = (float *)pe__shv;\n"
-         "  const int tid = (int)threadIdx.x;\n",
-         nt, nt, PE_CUDA_GEN_BATCH_KERNEL);
+         "  const int tid = (int)threadIdx.x;\n"
+         "  unsigned long long st_t = %s;\n",
+         nt, p->stamps ? 1 : 0, PE_CUDA_GEN_BS_STEP0, nt,
+         PE_CUDA_GEN_BATCH_KERNEL, p->stamps ? "pe__gtime()" : "0");
   pe__sb(s, "%s", g->copy.buf != NULL ? g->copy.buf : "");
   pe__sb(s,
          "  const unsigned int per = (total + gridDim.x - 1) / gridDim.x;\n"
@@ -1615,8 +1629,9 @@ static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g) {
          "  for (unsigned int gi = 0; gi < groups; gi++) {\n"
          "    const unsigned int n = (hi - w0 + (groups - gi) - 1) / "
          "(groups - gi);\n"
-         "    __syncthreads();\n",
-         g->pn, g->pn);
+         "    __syncthreads();\n"
+         "    PE_G_SUM(gi == 0 ? %d : %d);\n",
+         g->pn, g->pn, PE_CUDA_GEN_BS_WEIGHTS, PE_CUDA_GEN_BS_SCORES);
   if (p->in_numel % 4 == 0 && g->off_in % 4 == 0) {
     pe__sb(s,
            "    {\n      const float4 *src = (const float4 *)(gin + "
@@ -1631,7 +1646,8 @@ static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g) {
            "      sh[%lld + i] = gin[(size_t)w0 * %lld + i];\n    }\n",
            in, nt, (long long)g->off_in, in);
   }
-  pe__sb(s, "    __syncthreads();\n    int answered = 0;\n");
+  pe__sb(s, "    __syncthreads();\n    PE_G_SUM(%d);\n    int answered = 0;\n",
+         PE_CUDA_GEN_BS_READ);
   pe__sb(s, "%s", g->body.buf != NULL ? g->body.buf : "");
   pe__sb(s,
          "    for (int i = tid; !answered && i < (int)n * %lld; i += %d) {\n"
@@ -1639,8 +1655,13 @@ static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g) {
          "    }\n"
          "    w0 += n;\n"
          "  }\n"
+         "  PE_G_SUM(%d);\n"
+         "  if (%d && tid == 0 && blockIdx.x == 0) {\n"
+         "    atomicAdd(stamps + %d, (unsigned long long)(hi - lo));\n"
+         "  }\n"
          "}\n",
-         out, nt, out, (long long)g->off_out);
+         out, nt, out, (long long)g->off_out, PE_CUDA_GEN_BS_SCORES,
+         p->stamps ? 1 : 0, PE_CUDA_GEN_BS_WINDOWS);
 }
 
 /* ---- NVRTC, through dlopen -------------------------------------------------
@@ -1911,9 +1932,10 @@ int pe_cuda_gen_launch(const pe_cuda_gen_t *g, const pe_cuda_persist_t *a,
 }
 
 int pe_cuda_gen_batch_launch(const pe_cuda_gen_t *g, const float *d_in,
-                             float *d_out, uint32_t n, void *stream) {
+                             float *d_out, uint32_t n, uint64_t *stamps,
+                             void *stream) {
   unsigned int total = n;
-  void *args[] = {&d_in, &d_out, &total};
+  void *args[] = {&d_in, &d_out, &total, &stamps};
   /* as many blocks as the device holds, fewer where that leaves some
    * without a window */
   const uint32_t per = (n + g->grid_max - 1) / g->grid_max;

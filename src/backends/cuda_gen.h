@@ -66,9 +66,22 @@ typedef struct pe_cuda_gen_plan {
   uint32_t max_n;     /* windows per request at most (the host's buffers);
                          batch: windows a block holds at once at most */
   int batch;          /* 0: the resident kernel; 1: the batch kernel */
-  int stamps;         /* 1: the kernel writes the stamps (kernels.h) */
+  int stamps;         /* 1: the kernel writes the stamps (the resident
+                         kernel: kernels.h; the batch kernel: below) */
   size_t shmem_limit; /* dynamic shared memory a block may have, bytes */
 } pe_cuda_gen_plan_t;
+
+/* The batch kernel's stamps: where its time goes, for diagnostics. A
+ * kernel made with them adds, in thread 0 of each launch's first block,
+ * the global timer's ns since its last stamp into these slots of a
+ * device array of PE_CUDA_GEN_BS_STEP0 + n_steps counters (the host
+ * zeroes it once): the windows those blocks ran, then the phases of
+ * their groups. */
+#define PE_CUDA_GEN_BS_WINDOWS 0 /* windows the first blocks ran */
+#define PE_CUDA_GEN_BS_WEIGHTS 1 /* start to the weights copied */
+#define PE_CUDA_GEN_BS_READ 2    /* a group's windows read in */
+#define PE_CUDA_GEN_BS_SCORES 3  /* a group's scores stored (thread 0's) */
+#define PE_CUDA_GEN_BS_STEP0 4   /* step k done: slot STEP0 + k */
 
 /* The source of a plan's kernel (text malloc'd, the caller frees it),
  * the kernel's name in it, and what a launch needs. */
@@ -119,9 +132,12 @@ int pe_cuda_gen_launch(const pe_cuda_gen_t *g, const pe_cuda_persist_t *a,
 
 /* Enqueues the batch kernel over the n windows of d_in (n * in_numel
  * floats, device memory) into d_out (n * out_numel) on stream: one block
- * per window up to as many as the device holds at once. A cudaError_t. */
+ * per window up to as many as the device holds at once. stamps: for a
+ * kernel made with them, the device array they are added to (below),
+ * else NULL. A cudaError_t. */
 int pe_cuda_gen_batch_launch(const pe_cuda_gen_t *g, const float *d_in,
-                             float *d_out, uint32_t n, void *stream);
+                             float *d_out, uint32_t n, uint64_t *stamps,
+                             void *stream);
 
 /* One phrase on the kernel (its block, shared memory, compile time). */
 void pe_cuda_gen_describe(const pe_cuda_gen_t *g, char *buf, size_t cap);

@@ -9,7 +9,9 @@
  * every iteration is timed with the cycle counter. Inputs are uniform
  * random in [-1, 1] from a fixed seed. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +40,10 @@ static pe_cli_flag_t pe__bench_flags[] = {
     PE_CLI_CUDA_PRECISION_FLAG,
     PE_CLI_CUDA_MEMORY_FLAG,
     {"cuda-stamps", "FILE", "PE_CUDA_STAMPS", NULL,
-     "cuda persistent mode: write where each request's time went (the "
-     "kernel's phases, the host's copy and wait) to FILE at the end",
+     "cuda: write where the time went to FILE at the end: in persistent "
+     "mode each request's (the kernel's phases, the host's copy and wait), "
+     "and where a generated batch kernel ran, each of its steps' time a "
+     "window (the first block of each launch)",
      NULL},
     {"cuda-codegen", "on|off|windows=N", "PE_CUDA_CODEGEN", "on",
      "cuda: run kernels generated for the model's plan and compiled at open "
@@ -158,6 +162,14 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   char err[512];
   float *in = NULL, *out = NULL;
   pe_backend_t *b = NULL;
+  /* the backend writes the stamps as it closes: an earlier file of that
+   * name must not pass for them */
+  const int stamps = o.stamps_path != NULL && o.stamps_path[0] != '\0' &&
+                     strcmp(name, "cuda") == 0;
+  if (stamps && remove(o.stamps_path) != 0 && errno != ENOENT) {
+    pe_cli_error(cmd, "--cuda-stamps %s: %s", o.stamps_path, strerror(errno));
+    return PE_EXIT_FAIL;
+  }
   int rc = pe_backend_open(name, &o, &b, err, sizeof err);
   if (rc != PE_OK) {
     pe_cli_error(cmd, "%s", err);
@@ -203,6 +215,14 @@ static int pe__bench_backend(const pe_cli_command_t *cmd, const char *name,
   pe_backend_host_free(first, in);
   pe_backend_host_free(first, out);
   pe_backend_close(first);
+  FILE *f = rc == PE_OK && stamps ? fopen(o.stamps_path, "r") : NULL;
+  if (rc == PE_OK && stamps && f == NULL) {
+    pe_cli_error(cmd, "--cuda-stamps: %s was not written", o.stamps_path);
+    rc = PE_EIO;
+  }
+  if (f != NULL) {
+    fclose(f);
+  }
   return rc == PE_OK ? PE_EXIT_OK : PE_EXIT_FAIL;
 }
 

@@ -69,6 +69,17 @@ static unsigned int min(unsigned int a, unsigned int b) {
   return a < b ? a : b;
 }
 
+/* The batch kernel's stamps: the global timer as a count of its reads
+ * (each later than the one before), and a 64-bit atomic add. */
+static unsigned long long pe__gtime(void) {
+  static unsigned long long t;
+  return __atomic_add_fetch(&t, 1, __ATOMIC_SEQ_CST);
+}
+static unsigned long long atomicAdd(unsigned long long *p,
+                                    unsigned long long v) {
+  return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+
 /* v of lane src (0 to 31) of this thread's warp, every lane of it
  * taking part */
 template <typename T> static T pe_emu_shfl(T v, int src) {
