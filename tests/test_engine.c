@@ -325,6 +325,91 @@ static void test_backend_host_memory(void) {
   pe_backend_close(b);
 }
 
+/* The stub backend whose host memory is counted: the engine's model
+ * buffers come from it, its runs read and write them, and they go back to
+ * it when the backend is detached or the engine destroyed; a refused
+ * allocation fails the attach with nothing kept. */
+static struct {
+  pe_backend_ops_t ops;
+  const pe_backend_ops_t *stub;
+  int live, fail_at, made;
+  void *held[2];
+  int foreign_runs;
+} counted;
+
+static void *counted_alloc(void *self, size_t bytes) {
+  (void)self;
+  if (++counted.made == counted.fail_at) {
+    return NULL;
+  }
+  void *p = malloc(bytes);
+  if (p != NULL) {
+    counted.held[counted.live % 2] = p;
+    counted.live++;
+  }
+  return p;
+}
+
+static void counted_free(void *self, void *p) {
+  (void)self;
+  counted.live -= p != NULL;
+  free(p);
+}
+
+static int counted_run(void *self, const float *in, uint32_t batch,
+                       float *scores) {
+  const int ours =
+      ((const void *)in == counted.held[0] ||
+       (const void *)in == counted.held[1]) &&
+      ((void *)scores == counted.held[0] || (void *)scores == counted.held[1]);
+  counted.foreign_runs += !ours;
+  return counted.stub->run(self, in, batch, scores);
+}
+
+static void test_model_buffers_in_backend_memory(void) {
+  counted.stub = pe_backend_find("stub");
+  PE_CHECK(counted.stub != NULL);
+  counted.ops = *counted.stub;
+  counted.ops.host_alloc = counted_alloc;
+  counted.ops.host_free = counted_free;
+  counted.ops.run = counted_run;
+  pe_backend_options_t opts;
+  memset(&opts, 0, sizeof opts);
+  opts.window = 8;
+  pe_backend_t *b = NULL;
+  char err[256];
+  PE_CHECK_INT(pe_backend_open_ops(&counted.ops, &opts, &b, err, sizeof err),
+               PE_OK);
+  pe_engine_config_t cfg;
+  pe_engine_config_init(&cfg);
+  pe_engine_t *e = make_engine(&cfg);
+  PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
+  PE_CHECK_INT(counted.live, 2);
+  PE_CHECK_INT(pe_engine_set_backend(e, NULL), PE_OK);
+  PE_CHECK_INT(counted.live, 0);
+  PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
+  PE_CHECK_INT(counted.live, 2);
+  quiet_start(e, "M");
+  pe_engine_stats_t st;
+  pe_engine_stats(e, &st);
+  PE_CHECK_INT(st.inferences, 20 - 8);
+  PE_CHECK_INT(counted.foreign_runs, 0);
+  pe_engine_destroy(e);
+  PE_CHECK_INT(counted.live, 0);
+  /* the second of the two allocations refused */
+  e = make_engine(&cfg);
+  counted.made = 0;
+  counted.fail_at = 2;
+  PE_CHECK_INT(pe_engine_set_backend(e, b), PE_ENOMEM);
+  PE_CHECK_INT(counted.live, 0);
+  counted.fail_at = 0;
+  PE_CHECK_INT(pe_engine_set_backend(e, b), PE_OK);
+  PE_CHECK_INT(counted.live, 2);
+  pe_engine_destroy(e);
+  PE_CHECK_INT(counted.live, 0);
+  pe_backend_close(b);
+}
+
 /* Runs 3000 ticks over 7 symbols through two engines, one snapshotted and
  * restored into a fresh engine halfway: every output must be the same. */
 static void test_snapshot_restore_continues_exactly(void) {
@@ -1066,6 +1151,7 @@ PE_TEST_MAIN(PE_TEST(test_defaults_from_one_place),
              PE_TEST(test_windows_fill_in_order),
              PE_TEST(test_stub_model_signals),
              PE_TEST(test_backend_host_memory),
+             PE_TEST(test_model_buffers_in_backend_memory),
              PE_TEST(test_snapshot_restore_continues_exactly),
              PE_TEST(test_config_validation),
              PE_TEST(test_push_batch_matches_single_pushes),

@@ -123,6 +123,18 @@ int pe_engine_create(const pe_engine_config_t *config, pe_engine_t **out,
   return PE_OK;
 }
 
+/* The model's windows and scores live in the backend's host memory
+ * (pe_backend_host_alloc: page-locked for a device backend, whose run then
+ * copies from and to them directly); b is the backend they came from. */
+static void pe__model_buffers_free(pe_engine_t *e, pe_backend_t *b) {
+  if (b != NULL) {
+    pe_backend_host_free(b, e->model_in);
+    pe_backend_host_free(b, e->model_out);
+  }
+  e->model_in = NULL;
+  e->model_out = NULL;
+}
+
 void pe_engine_destroy(pe_engine_t *e) {
   if (e == NULL) {
     return;
@@ -130,8 +142,7 @@ void pe_engine_destroy(pe_engine_t *e) {
   pe__symtab_free(&e->symtab);
   free(e->states);
   free(e->windows);
-  free(e->model_in);
-  free(e->model_out);
+  pe__model_buffers_free(e, e->backend);
   free(e->held);
   free(e);
 }
@@ -173,11 +184,8 @@ int pe_engine_set_backend(pe_engine_t *e, pe_backend_t *backend) {
              "the backend is fixed once ticks have been pushed");
     return PE_ESTATE;
   }
-  free(e->model_in);
-  free(e->model_out);
+  pe__model_buffers_free(e, e->backend);
   free(e->held);
-  e->model_in = NULL;
-  e->model_out = NULL;
   e->held = NULL;
   e->held_cap = 0;
   e->batched = 0;
@@ -206,9 +214,14 @@ int pe_engine_set_backend(pe_engine_t *e, pe_backend_t *backend) {
   if (rc != PE_OK) {
     return rc;
   }
-  e->model_in =
-      calloc((size_t)batch * m->n_features * m->window, sizeof(float));
-  e->model_out = calloc((size_t)batch * m->n_outputs, sizeof(float));
+  const size_t in_b = (size_t)batch * m->n_features * m->window * sizeof(float);
+  const size_t out_b = (size_t)batch * m->n_outputs * sizeof(float);
+  e->model_in = pe_backend_host_alloc(backend, in_b);
+  e->model_out = pe_backend_host_alloc(backend, out_b);
+  if (e->model_in != NULL && e->model_out != NULL) {
+    memset(e->model_in, 0, in_b);
+    memset(e->model_out, 0, out_b);
+  }
   if (batch > 1) {
     /* Room for the reports of the ticks between windows as well; when it
      * fills, the batch runs early. */
@@ -217,6 +230,7 @@ int pe_engine_set_backend(pe_engine_t *e, pe_backend_t *backend) {
   }
   if (e->model_in == NULL || e->model_out == NULL ||
       (batch > 1 && e->held == NULL)) {
+    pe__model_buffers_free(e, backend);
     snprintf(e->errmsg, sizeof e->errmsg, "out of memory");
     return PE_ENOMEM;
   }
