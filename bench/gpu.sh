@@ -9,7 +9,8 @@
 # LSTM, the zoo's Transformer and 2-D CNN, and the first extra model), then
 # bench-model (cpu at batch 1; cuda graph and persistent at batch 1; cuda
 # graph at 4096 and 65536, and 1,048,576 for the shipped models, with the
-# steps' kernels beside where graph mode runs a generated kernel; where
+# steps' kernels beside where graph mode runs a generated kernel, and that
+# kernel's stamps of each step at 4096; where
 # persistent mode runs a cluster, one block beside it and the cluster's
 # stamps per step) on the
 # shipped models, the zoo's Transformer, the
@@ -179,6 +180,12 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536,1048576 \
         o=$("$exe" bench-model "$m" --backend cuda --batch $b --iterations $bi \
           --cuda-codegen off) || fail=1
         row "$n" "ours cuda graph steps" $b "$o"
+        if [ "$b" = 4096 ]; then
+          "$exe" bench-model "$m" --backend cuda --batch $b --iterations 10 \
+            --cuda-stamps /tmp/bstamps.txt >/dev/null || fail=1
+          echo "$n: where the batch kernel's time goes at $b (--cuda-stamps)"
+          cat /tmp/bstamps.txt
+        fi
       fi
     done
   done
