@@ -278,10 +278,14 @@ static void pe__stamps_report(pe__cuda_t *c, FILE *f) {
 static void pe__bstamps_report(pe__cuda_t *c, FILE *f) {
   const int n = PE_CUDA_GEN_BS_STEP0 + c->n_steps;
   uint64_t *d = malloc((size_t)n * sizeof *d);
-  if (d == NULL ||
-      cudaMemcpy(d, c->d_bstamps, (size_t)n * sizeof *d,
-                 cudaMemcpyDeviceToHost) != cudaSuccess ||
-      d[PE_CUDA_GEN_BS_WINDOWS] == 0) {
+  if (d == NULL || cudaMemcpy(d, c->d_bstamps, (size_t)n * sizeof *d,
+                              cudaMemcpyDeviceToHost) != cudaSuccess) {
+    fprintf(f, "batch kernel: its stamps could not be read\n");
+    free(d);
+    return;
+  }
+  if (d[PE_CUDA_GEN_BS_WINDOWS] == 0) {
+    fprintf(f, "batch kernel: no batch ran through it\n");
     free(d);
     return;
   }
@@ -322,8 +326,11 @@ static void pe__stamps_write(pe__cuda_t *c) {
   if (c->d_stamps != NULL) {
     pe__stamps_report(c, f);
   }
-  if (c->d_bstamps != NULL) {
+  if (c->d_bstamps != NULL && c->bgen != NULL) {
     pe__bstamps_report(c, f);
+  } else {
+    fprintf(f, "batch kernel: none (%s), so no stamps of graph mode's steps\n",
+            c->bgen_why);
   }
   fclose(f);
 }
