@@ -1605,7 +1605,7 @@ static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g) {
    * (cuda_gen.h, PE_CUDA_GEN_BS_*): one reduction to device memory a
    * phase, none without */
   pe__sb(s,
-         "#define PE_G_NT %d\n#define PE_G_STAMP(slot) do { } while (0)\n"
+         "#define PE_G_NT %d\n"
          "#define PE_G_SUM(i) do { if (%d && tid == 0 && blockIdx.x == 0) "
          "{ const unsigned long long t_ = pe__gtime(); "
          "atomicAdd(stamps + (i), t_ - st_t); st_t = t_; } } while (0)\n"

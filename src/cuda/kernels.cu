@@ -1000,7 +1000,7 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
     /* fp32: tiles of as few output channels as hold them (16, 32 or 64),
      * and as many more positions */
     const int tr = s->tf32 ? PE__TR : pe__conv1d_tr(s->p[1]);
-    const int tm = s->tf32 ? PE__TM : 4096 / tr;
+    const int tm = s->tf32 ? PE__TM : pe__fp32_tm(tr);
     dim3 grid((unsigned)((s->p[9] + tm - 1) / tm),
               (unsigned)((s->p[1] + tr - 1) / tr), n < 65535u ? n : 65535u);
     if (s->tf32) {

@@ -28,6 +28,11 @@
 #define PE__TM 64
 #define PE__TK 32
 
+/* The columns of an fp32 tile of tr rows: as many outputs as 64 x 64. */
+__host__ __device__ static constexpr int pe__fp32_tm(int tr) {
+  return PE__TR * PE__TM / tr;
+}
+
 /* fp32: a block of 256 threads, each 4 rows x 4 columns from one 16-byte
  * read of each operand per k (A staged transposed, k major), the products
  * summed in float over the 32 k of a stage and the stages' sums in
@@ -37,7 +42,7 @@
 template <int TR, typename GA, typename GB, typename GC>
 __device__ __forceinline__ static void
 pe__fp32_tile_of(int K, const GA &ga, const GB &gb, const GC &gc) {
-  constexpr int TM = 4096 / TR, TX = TM / 4;
+  constexpr int TM = pe__fp32_tm(TR), TX = TM / 4;
   __shared__ __align__(16) float xs[PE__TK][TR + 4];
   __shared__ __align__(16) float ws[PE__TK][TM + 4];
   const int tid = (int)threadIdx.x;
@@ -318,7 +323,7 @@ template <int TR>
 __global__ static void __launch_bounds__(256)
     pe__k_conv1d_tiled(const pe_cuda_step_t s, int n) {
   for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
-    const pe__tl_conv d = pe__tl_conv_of(s, b, TR, 4096 / TR);
+    const pe__tl_conv d = pe__tl_conv_of(s, b, TR, pe__fp32_tm(TR));
     pe__fp32_tile_of<TR>(d.cin * d.k, d, pe__tl_conv_b{&d}, pe__tl_conv_c{&d});
   }
 }

@@ -524,7 +524,7 @@ static int pe_conv1d_forms(int n, int cin, int cout, int group, int k, int st,
     y.assign((size_t)n * cout * wout, NAN);
     d.s.out[0] = y.data();
     if (form >= 2) {
-      const int tr = PE__TR >> (form - 2), tm = 4096 / tr;
+      const int tr = PE__TR >> (form - 2), tm = pe__fp32_tm(tr);
       d.total = n;
       pe_emu_launch((unsigned)((wout + tm - 1) / tm),
                     (unsigned)((cout + tr - 1) / tr), 256,
