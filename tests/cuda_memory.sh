@@ -75,8 +75,9 @@ refused() {
   fi
   echo "--$1 $2: exit $rc, $msg"
 }
-for v in of windows=0 windows=4097 windows=8x windows=; do
-  refused cuda-codegen "$v" "unknown codegen '$v' (on, off or windows=N"
+for v in of windows=0 windows=4097 windows=8x windows= rows=0 rows=9 sums=2 \
+  windows=4,windows=5 rows=4, ,rows=4 rows=4,,sums=1; do
+  refused cuda-codegen "$v" "unknown codegen '$v' (on, off, or settings"
 done
 for v in 0 17 -1 2x x; do
   refused cuda-blocks "$v" "persistent blocks '$v' is not auto or a number from 1 to 16"

@@ -21,7 +21,11 @@
  * test_cuda_parity's business. Exits 77 (skipped) where NVRTC cannot be
  * loaded.
  *
- * Usage: test_cuda_gen [--cxx COMPILER SHIM] MODEL.onnx...
+ * --dense-rows N and --dense-sums N make both kernels with those dense
+ * forms (pe_cuda_gen_plan_t.dense_rows, .dense_sums).
+ *
+ * Usage: test_cuda_gen [--cxx COMPILER SHIM] [--dense-rows N]
+ *                      [--dense-sums N] MODEL.onnx...
  *                      [--refuse MODEL.onnx...] */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -490,7 +494,7 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
  * kernel on the CPU): 0 when it went as expected (refuse: a refusal
  * naming a step), else 1; 77 when NVRTC is missing. */
 static int pe_t_model(const char *path, int refuse, const char *cxx,
-                      const char *shim) {
+                      const char *shim, int rows, int sums) {
   pe_model_options_t mo = {.kernels = PE_KERNELS_AUTO};
   pe_model_t *m = NULL;
   char err[512];
@@ -518,6 +522,8 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
   g.out_numel = shape.out_numel;
   g.arena_ps = p.arena_ps;
   g.shmem_limit = 227 * 1024 - 1024;
+  g.dense_rows = rows;
+  g.dense_sums = sums;
   int bad = 0;
   for (int batch = 0; batch < 2; batch++) {
     g.batch = batch;
@@ -550,15 +556,25 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
 }
 
 int main(int argc, char **argv) {
-  int a = 1;
+  int a = 1, rows = 0, sums = 0;
   const char *cxx = NULL, *shim = NULL;
   if (argc > 3 && strcmp(argv[1], "--cxx") == 0) {
     cxx = argv[2];
     shim = argv[3];
     a = 4;
   }
+  for (; a + 1 < argc; a += 2) {
+    if (strcmp(argv[a], "--dense-rows") == 0) {
+      rows = atoi(argv[a + 1]);
+    } else if (strcmp(argv[a], "--dense-sums") == 0) {
+      sums = atoi(argv[a + 1]);
+    } else {
+      break;
+    }
+  }
   if (a >= argc) {
-    fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER SHIM] MODEL.onnx... "
+    fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER SHIM] "
+                    "[--dense-rows N] [--dense-sums N] MODEL.onnx... "
                     "[--refuse MODEL...]\n");
     return 2;
   }
@@ -575,7 +591,7 @@ int main(int argc, char **argv) {
       refuse = 1;
       continue;
     }
-    int rc = pe_t_model(argv[i], refuse, cxx, shim);
+    int rc = pe_t_model(argv[i], refuse, cxx, shim, rows, sums);
     if (rc == 77) {
       return 77;
     }

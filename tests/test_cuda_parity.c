@@ -40,7 +40,10 @@
  * runs, relative to max(1, |y|). Exits 77 (skipped) where there is no
  * CUDA device.
  *
- * Usage: test_cuda_parity MODEL.onnx... */
+ * --codegen SETTINGS gives the runs that take the generated kernels
+ * those settings (the backend's codegen option: windows=N,rows=N,sums=N).
+ *
+ * Usage: test_cuda_parity [--codegen SETTINGS] MODEL.onnx... */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -67,8 +70,10 @@
 static uint64_t pe_t_rng = 0x9e3779b97f4a7c15ull;
 
 /* The cuda backend's codegen, precision and persist_blocks options for the
- * next open. */
+ * next open; the codegen setting of --codegen, where the runs take the
+ * default. */
 static const char *pe_t_codegen, *pe_t_precision, *pe_t_blocks;
+static const char *pe_t_codegen_on;
 
 /* Uniform in [-3, 3): xorshift64*. */
 static float pe_t_uniform(void) {
@@ -302,10 +307,11 @@ static int pe_t_mode(const char *path, const char *mode, uint64_t memory,
             path);
     fail = 1;
   }
-  char label[96];
-  snprintf(label, sizeof label, "%s%s%s%s%s%s", mode,
+  char label[160];
+  snprintf(label, sizeof label, "%s%s%s%s%s%s%s", mode,
            memory != 0 ? ", small tile" : "",
-           pe_t_codegen != NULL ? ", codegen off" : "",
+           pe_t_codegen != NULL ? ", codegen " : "",
+           pe_t_codegen != NULL ? pe_t_codegen : "",
            pe_t_precision != NULL ? ", precision tf32" : "",
            pe_t_blocks != NULL ? ", blocks " : "",
            pe_t_blocks != NULL ? pe_t_blocks : "");
@@ -477,7 +483,7 @@ static int pe_t_model(const char *path) {
         pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
     /* one block with the kernel generated for the plan, which a plan
      * persistent mode runs as a cluster by default gets only so */
-    pe_t_codegen = NULL;
+    pe_t_codegen = pe_t_codegen_on;
     fail |=
         pe_t_mode(path, "persistent", 0, in, in_w, out_w, o_cpu, o_ref, o_gpu);
     pe_t_blocks = "4";
@@ -500,8 +506,15 @@ static int pe_t_model(const char *path) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: test_cuda_parity MODEL.onnx...\n");
+  int a = 1;
+  if (argc > 2 && strcmp(argv[1], "--codegen") == 0) {
+    pe_t_codegen_on = argv[2];
+    pe_t_codegen = pe_t_codegen_on;
+    a = 3;
+  }
+  if (a >= argc) {
+    fprintf(stderr, "usage: test_cuda_parity [--codegen SETTINGS] "
+                    "MODEL.onnx...\n");
     return 2;
   }
   int n_dev = 0;
@@ -510,7 +523,7 @@ int main(int argc, char **argv) {
     return 77;
   }
   int fail = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = a; i < argc; i++) {
     fail |= pe_t_model(argv[i]);
   }
   return fail;

@@ -87,9 +87,14 @@ typedef struct pe_backend_options {
                                  at open, where they can be (persistent
                                  mode's resident kernel, and graph mode's
                                  kernel for a whole batch; docs/models.md);
-                                 "windows=N" as on, a block of the batch
-                                 kernel holding at most N windows (1 to
-                                 4096; 32 otherwise); anything else is
+                                 or on with settings separated by commas:
+                                 "windows=N", a block of the batch kernel
+                                 holding at most N windows (1 to 4096; 32
+                                 otherwise), "rows=N", its dense steps of
+                                 four columns a thread taking up to N rows
+                                 a thread (1 to 8), "sums=1" or "sums=4",
+                                 each such dense output's sums in both
+                                 kernels (4 otherwise); anything else is
                                  refused at open */
   const char *precision;      /* cuda: the arithmetic of the dense and
                                  Conv1d steps: "fp32" (NULL or "" too:

@@ -51,6 +51,13 @@
  * and output of a tile) when the caller gives no budget. */
 #define PE__CUDA_MEMORY_DEFAULT ((uint64_t)256 * 1000 * 1000)
 
+/* The codegen option's settings of the generated kernels. */
+typedef struct pe__codegen_opts {
+  uint32_t windows; /* a block of the batch kernel holds at most these */
+  int rows, sums;   /* its dense steps' form (cuda_gen.h: dense_rows,
+                       dense_sums); 0 the generator's own */
+} pe__codegen_opts_t;
+
 typedef struct pe__cuda {
   pe_model_t *model;
   pe_model_info_t info;
@@ -130,7 +137,7 @@ typedef struct pe__cuda {
    * a block of it holds at once */
   pe_cuda_gen_t *bgen;
   char bgen_why[192];
-  uint32_t gen_windows;
+  pe__codegen_opts_t gen_opts;
   int tf32;           /* precision tf32: the dense steps' tiled products and the
                          Conv1d steps without groups on tensor cores */
   int persist_blocks; /* the persist_blocks option: 0 auto, else 1 to
@@ -1316,25 +1323,60 @@ static long pe__count(const char *v, unsigned long lo, unsigned long hi) {
              : -1;
 }
 
-/* pe_backend_options_t.codegen: 1 on (NULL, "", "on", "1", "auto", or
- * "windows=N": on, a block of graph mode's generated kernel holding at
- * most N windows at once, 1 to 4096), 0 off ("off", "0"), -1 anything
- * else (refused at open). *windows: N, or PE__CUDA_GEN_WINDOWS. */
-static int pe__codegen(const char *v, uint32_t *windows) {
-  *windows = PE__CUDA_GEN_WINDOWS;
+/* pe_backend_options_t.codegen: 1 on (NULL, "", "on", "1", "auto", or a
+ * list of settings separated by commas, each at most once: "windows=N",
+ * a block of graph mode's generated kernel holding at most N windows at
+ * once, 1 to 4096; "rows=N", its dense steps of four columns a thread
+ * taking up to N rows a thread, 1 to 8; "sums=N", each dense output's
+ * sums in both generated kernels, 1 or 4), 0 off ("off", "0"), -1
+ * anything else (refused at open). *o: the settings, the defaults
+ * (PE__CUDA_GEN_WINDOWS, the generator's form) where not given. */
+static int pe__codegen(const char *v, pe__codegen_opts_t *o) {
+  o->windows = PE__CUDA_GEN_WINDOWS;
+  o->rows = 0;
+  o->sums = 0;
   if (v == NULL || *v == '\0' || strcmp(v, "on") == 0 || strcmp(v, "1") == 0 ||
       strcmp(v, "auto") == 0) {
     return 1;
   }
-  if (strncmp(v, "windows=", 8) == 0) {
-    const long n = pe__count(v + 8, 1, 4096);
-    if (n < 0) {
+  if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+    return 0;
+  }
+  int seen = 0;
+  while (*v != '\0') {
+    char item[32];
+    const size_t len = strcspn(v, ",");
+    if (len == 0 || len >= sizeof item) {
       return -1;
     }
-    *windows = (uint32_t)n;
-    return 1;
+    memcpy(item, v, len);
+    item[len] = '\0';
+    v += len;
+    if (*v == ',' && *++v == '\0') {
+      return -1;
+    }
+    long n = -1;
+    int bit = 0;
+    if (strncmp(item, "windows=", 8) == 0) {
+      n = pe__count(item + 8, 1, 4096);
+      o->windows = (uint32_t)n;
+      bit = 1;
+    } else if (strncmp(item, "rows=", 5) == 0) {
+      n = pe__count(item + 5, 1, 8);
+      o->rows = (int)n;
+      bit = 2;
+    } else if (strncmp(item, "sums=", 5) == 0) {
+      n = pe__count(item + 5, 1, 4);
+      n = n == 1 || n == 4 ? n : -1;
+      o->sums = (int)n;
+      bit = 4;
+    }
+    if (n < 0 || (seen & bit) != 0) {
+      return -1;
+    }
+    seen |= bit;
   }
-  return strcmp(v, "off") == 0 || strcmp(v, "0") == 0 ? 0 : -1;
+  return 1;
 }
 
 /* pe_backend_options_t.persist_blocks: 0 auto (NULL, "" or "auto"), N
@@ -1362,7 +1404,7 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
                            char *msg, size_t cap) {
   c->timing = opts->phase_times != 0;
   c->stamps_path = opts->stamps_path;
-  c->codegen_off = pe__codegen(opts->codegen, &c->gen_windows) == 0;
+  c->codegen_off = pe__codegen(opts->codegen, &c->gen_opts) == 0;
   c->persist_blocks = pe__persist_blocks(opts->persist_blocks);
   c->n_fused = pe__cuda_fold_add_ln(
       c->steps, &c->n_steps, c->plan_of, c->d_arena,
@@ -1384,7 +1426,7 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
       }
       c->dev_bytes += sb;
     }
-    pe__gen_kernel(c, 1, c->gen_windows, &c->bgen, c->bgen_why,
+    pe__gen_kernel(c, 1, c->gen_opts.windows, &c->bgen, c->bgen_why,
                    sizeof c->bgen_why);
   }
   int e = pe__capture_all(c);
@@ -1526,6 +1568,8 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
   p.max_n = max_n;
   p.batch = batch;
   p.stamps = batch ? c->d_bstamps != NULL : c->d_stamps != NULL;
+  p.dense_rows = c->gen_opts.rows;
+  p.dense_sums = c->gen_opts.sums;
   pe_cuda_gen_open(&p, out, why, cap);
   free(rs);
 }
@@ -1759,11 +1803,12 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
              "cuda backend: unknown mode '%s' (graph or persistent)", mode);
     return PE_EINVAL;
   }
-  uint32_t windows = 0;
-  if (pe__codegen(opts->codegen, &windows) < 0) {
+  pe__codegen_opts_t gen_opts;
+  if (pe__codegen(opts->codegen, &gen_opts) < 0) {
     snprintf(err, err_cap,
-             "cuda backend: unknown codegen '%s' (on, off or windows=N, N "
-             "from 1 to 4096)",
+             "cuda backend: unknown codegen '%s' (on, off, or settings "
+             "separated by commas: windows=N, N from 1 to 4096; rows=N, N "
+             "from 1 to 8; sums=1 or sums=4)",
              opts->codegen);
     return PE_EINVAL;
   }

@@ -465,34 +465,59 @@ static void pe__gen_dense_sum(char *buf, size_t cap, int64_t bo,
  * a thread: the columns m .. m + 3 of rows r .. r + TR - 1, the weights
  * as [K][M] read 16 bytes at a time (w4 their float4s) once for the TR
  * rows, each x once for the four columns; each output's k in order into
- * four float sums by k % 4, as the form of an output a thread sums them,
- * so the same bits with a fraction of the reads of shared memory (the
- * weights' bytes, which every row reads, halved). TR: 2 where the rows
- * come in twos, else 1 (4 rows' 64 sums and their x do not fit the 128
- * registers a thread of 512 has: ptxas spills them). */
+ * C float sums by k % C (C 4, as the form of an output a thread sums
+ * them, so the same bits with a fraction of the reads of shared memory;
+ * or C 1, a chain a thread's four columns and TR rows long). TR: 2 where
+ * the rows come in twos, else 1 (4 rows' 64 sums and their x do not fit
+ * the 128 registers a thread of 512 has: ptxas spills them), unless the
+ * batch kernel is asked for more (p->dense_rows); there, with more than
+ * two, a window's units are few and the group's windows share the
+ * threads, a unit each (b, u) in turn. */
 static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
                            const pe__gen_out_t *o, int64_t xo, int64_t xs,
                            int64_t wo, int64_t bo, int vec) {
   const int64_t R = s->p[0], K = s->K, M = s->M, M4 = M / 4;
-  const int TR = R % 2 == 0 ? 2 : 1;
+  const int C = g->p->dense_sums == 1 ? 1 : 4;
+  int TR = R % 2 == 0 ? 2 : 1;
+  if (g->p->batch && g->p->dense_rows > 0) {
+    TR = 1;
+    while (TR < 8 && 2 * TR <= g->p->dense_rows && R % (2 * TR) == 0) {
+      TR *= 2;
+    }
+  }
+  const char *q = C == 4 ? "q" : "0";
   const int64_t units = R / TR * M4;
   const int tpw = pe__gen_tpw(units);
   g->want = tpw > g->want ? tpw : g->want;
   const int64_t iters = (units + tpw - 1) / tpw;
-  pe__gen_windows(g, tpw);
+  if (g->p->batch && TR > 2) {
+    pe__sb(&g->body,
+           "  for (int v0 = tid; v0 < (int)n * %lld; v0 += %d) {\n"
+           "    const int b = v0 / %lld;\n    {\n"
+           "      const int u0 = v0 %% %lld, u = u0;\n",
+           (long long)units, g->nt, (long long)units, (long long)units);
+  } else {
+    pe__gen_windows(g, tpw);
+    pe__sb(&g->body,
+           "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
+           "      const int u0 = l + j * %d, u = u0 < %lld ? u0 : 0;\n",
+           (long long)iters, tpw, (long long)units);
+  }
   pe__sb(&g->body,
-         "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
-         "      const int u0 = l + j * %d, u = u0 < %lld ? u0 : 0;\n"
          "      const int m = u %% %lld * 4, r = u / %lld * %d;\n"
          "      const float *x = sh + %lld + b * %lld + r * %lld;\n"
          "      const float4 *w4 = (const float4 *)(sh + %lld + m);\n"
-         "      float a[%d][4][4];\n"
-         "#pragma unroll\n      for (int t = 0; t < %d; t++) {\n"
-         "        a[t / 16][t / 4 %% 4][t %% 4] = 0.0f;\n      }\n",
-         (long long)iters, tpw, (long long)units, (long long)M4, (long long)M4,
-         TR, (long long)xo, (long long)xs, (long long)K, (long long)wo, TR,
-         16 * TR);
-  /* k % 4 == q into sums a[.][.][q]; x four floats at once where aligned */
+         "      float a[%d][4][%d];\n"
+         "#pragma unroll\n      for (int t = 0; t < %d; t++) {\n",
+         (long long)M4, (long long)M4, TR, (long long)xo, (long long)xs,
+         (long long)K, (long long)wo, TR, C, 4 * C * TR);
+  if (C == 4) {
+    pe__sb(&g->body,
+           "        a[t / 16][t / 4 %% 4][t %% 4] = 0.0f;\n      }\n");
+  } else {
+    pe__sb(&g->body, "        a[t / 4][t %% 4][0] = 0.0f;\n      }\n");
+  }
+  /* k % C == q into sums a[.][.][q]; x four floats at once where aligned */
   pe__sb(&g->body,
          "#pragma unroll 2\n      for (int c = 0; c + 4 <= %lld; c += 4) {\n"
          "        float xs4[%d][4];\n"
@@ -515,14 +540,14 @@ static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
          "#pragma unroll\n        for (int q = 0; q < 4; q++) {\n"
          "          const float4 wv = w4[(c + q) * %lld];\n"
          "#pragma unroll\n          for (int t = 0; t < %d; t++) {\n"
-         "            a[t][0][q] = fmaf(xs4[t][q], wv.x, a[t][0][q]);\n"
-         "            a[t][1][q] = fmaf(xs4[t][q], wv.y, a[t][1][q]);\n"
-         "            a[t][2][q] = fmaf(xs4[t][q], wv.z, a[t][2][q]);\n"
-         "            a[t][3][q] = fmaf(xs4[t][q], wv.w, a[t][3][q]);\n"
+         "            a[t][0][%s] = fmaf(xs4[t][q], wv.x, a[t][0][%s]);\n"
+         "            a[t][1][%s] = fmaf(xs4[t][q], wv.y, a[t][1][%s]);\n"
+         "            a[t][2][%s] = fmaf(xs4[t][q], wv.z, a[t][2][%s]);\n"
+         "            a[t][3][%s] = fmaf(xs4[t][q], wv.w, a[t][3][%s]);\n"
          "          }\n        }\n      }\n",
-         (long long)M4, TR);
+         (long long)M4, TR, q, q, q, q, q, q, q, q);
   for (int64_t c = K / 4 * 4; c < K; c++) {
-    const int q = (int)(c % 4);
+    const int qc = C == 4 ? (int)(c % 4) : 0;
     pe__sb(&g->body,
            "      {\n        const float4 wv = w4[%lld];\n"
            "#pragma unroll\n        for (int t = 0; t < %d; t++) {\n"
@@ -532,19 +557,25 @@ static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
            "          a[t][2][%d] = fmaf(xv, wv.z, a[t][2][%d]);\n"
            "          a[t][3][%d] = fmaf(xv, wv.w, a[t][3][%d]);\n"
            "        }\n      }\n",
-           (long long)(c * M4), TR, (long long)K, (long long)c, q, q, q, q, q,
-           q, q, q);
+           (long long)(c * M4), TR, (long long)K, (long long)c, qc, qc, qc, qc,
+           qc, qc, qc, qc);
   }
   char sum[96], act[200];
   pe__gen_dense_sum(sum, sizeof sum, bo, "m + cc");
   pe__sb(&g->body,
          "      if (u0 < %lld) {\n"
          "#pragma unroll\n        for (int t = 0; t < %d; t++) {\n"
-         "#pragma unroll\n        for (int cc = 0; cc < 4; cc++) {\n"
-         "          const float acc = (a[t][cc][0] + a[t][cc][1]) +\n"
-         "                            (a[t][cc][2] + a[t][cc][3]);\n"
-         "          const float y = %s;\n          ",
-         (long long)units, TR, pe__gen_act(s, sum, act, sizeof act));
+         "#pragma unroll\n        for (int cc = 0; cc < 4; cc++) {\n",
+         (long long)units, TR);
+  if (C == 4) {
+    pe__sb(&g->body,
+           "          const float acc = (a[t][cc][0] + a[t][cc][1]) +\n"
+           "                            (a[t][cc][2] + a[t][cc][3]);\n");
+  } else {
+    pe__sb(&g->body, "          const float acc = a[t][cc][0];\n");
+  }
+  pe__sb(&g->body, "          const float y = %s;\n          ",
+         pe__gen_act(s, sum, act, sizeof act));
   char idx[48];
   snprintf(idx, sizeof idx, "(r + t) * %lld + m + cc", (long long)M);
   pe__gen_store(g, o, idx, "y");

@@ -69,6 +69,15 @@ typedef struct pe_cuda_gen_plan {
   int stamps;         /* 1: the kernel writes the stamps (the resident
                          kernel: kernels.h; the batch kernel: below) */
   size_t shmem_limit; /* dynamic shared memory a block may have, bytes */
+  /* The dense steps of four columns a thread (an output a thread's sums):
+   * rows a thread, in the batch kernel only (0: two where the rows come
+   * in twos, else one; N: the largest of 1, 2, 4 and 8 up to N that
+   * divides the rows), and each output's sums, in both kernels (0 or 4:
+   * four, by k % 4; 1: one, k in order). The two kernels of a plan must
+   * be made with the same sums, so that a window's bits do not depend on
+   * its batch; the rows change no bits. */
+  int dense_rows;
+  int dense_sums;
 } pe_cuda_gen_plan_t;
 
 /* The batch kernel's stamps: where its time goes, for diagnostics. A

@@ -45,11 +45,16 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "and where a generated batch kernel ran, each of its steps' time a "
      "window (the first block of each launch)",
      NULL},
-    {"cuda-codegen", "on|off|windows=N", "PE_CUDA_CODEGEN", "on",
+    {"cuda-codegen", "on|off|SETTINGS", "PE_CUDA_CODEGEN", "on",
      "cuda: run kernels generated for the model's plan and compiled at open "
      "(NVRTC), where it can (the resident one in persistent mode, one for "
-     "graph mode's batches, whose blocks hold at most N windows at once, 32 "
-     "unless given); off (or 0): the general kernels",
+     "graph mode's batches); off (or 0): the general kernels. SETTINGS, "
+     "on with settings separated by commas: windows=N, a block of graph "
+     "mode's kernel holding at most N windows at once (32 unless given); "
+     "rows=N, its dense steps taking up to N rows a thread (1 to 8); "
+     "sums=1|4, each such dense output's sums in both kernels: one chain "
+     "(k in order; other bits than the default's) or four (by k % 4, the "
+     "default)",
      NULL},
     {"cuda-blocks", "auto|N", "PE_CUDA_BLOCKS", "auto",
      "cuda persistent mode: the resident kernel as a thread-block cluster "

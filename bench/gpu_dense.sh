@@ -1,0 +1,70 @@
+#!/bin/sh
+# The generated kernels' dense forms on a GPU host, in one run: for each
+# setting of the codegen option's rows and sums (the default; rows=4;
+# rows=4,sums=1; rows=8,sums=1; sums=1), the zoo Transformer's parity
+# against the cpu backend (test_cuda_parity --codegen, both modes; the
+# default's is bench/gpu.sh's), then graph mode's throughput at 4096 and
+# 65536 windows and persistent mode's batch-1 latency (the resident kernel
+# takes sums, not rows), all settings one after the other, twice, and the
+# batch kernel's stamps of each step at 4096 for each setting.
+#
+# Usage: bench/gpu_dense.sh BINDIR [MODEL.onnx]   (from the repository
+#   root; BINDIR holds pattern-engine and test_cuda_parity; MODEL defaults
+#   to models/zoo/transformer.default.onnx)
+set -u
+bin=$1
+pe=$bin/pattern-engine
+m=${2:-models/zoo/transformer.default.onnx}
+settings="on rows=4 rows=4,sums=1 rows=8,sums=1 sums=1"
+fail=0
+"$pe" --version | grep cuda
+if "$pe" --version | grep -q "no CUDA device"; then
+  echo "no CUDA device: nothing to time"
+  exit 77
+fi
+echo "== parity, $m"
+for s in $settings; do
+  [ "$s" = on ] && continue
+  "$bin/test_cuda_parity" --codegen "$s" "$m" >/tmp/dense_parity.txt 2>&1 ||
+    { echo "$s: parity FAILED"; fail=1; }
+  grep -E 'FAIL|max abs' /tmp/dense_parity.txt | sed "s|^|$s: |"
+done
+echo "== graph mode, windows/s (median latency µs a batch)"
+for round in 1 2; do
+  for b in 4096 65536; do
+    for s in $settings; do
+      out=$(taskset -c 8-15 "$pe" bench-model "$m" --backend cuda --batch $b \
+        --iterations $((b > 4096 ? 20 : 100)) --cuda-codegen "$s") || {
+        echo "$s batch $b: failed"
+        fail=1
+        continue
+      }
+      printf 'round %d batch %6d %-16s %s | %s\n' $round $b "$s" \
+        "$(printf '%s\n' "$out" | sed -n 's/^throughput: \([0-9]*\) windows.*/\1/p')" \
+        "$(printf '%s\n' "$out" | sed -n 's/.*median \([0-9.]*\),.*/\1/p' | head -1)"
+    done
+  done
+done
+echo "== persistent mode, batch 1 (median / p99 µs)"
+for round in 1 2; do
+  for s in on sums=1; do
+    out=$(taskset -c 9 "$pe" bench-model "$m" --backend cuda --cuda-mode \
+      persistent --batch 1 --iterations 5000 --cuda-codegen "$s") || {
+      echo "$s persistent: failed"
+      fail=1
+      continue
+    }
+    printf 'round %d %-8s %s\n' $round "$s" \
+      "$(printf '%s\n' "$out" | sed -n 's/.*median \([0-9.]*\),.*p99 \([0-9.]*\),.*/\1 \/ \2/p' | head -1)"
+  done
+done
+echo "== the batch kernel's stamps at 4096, per setting"
+for s in $settings; do
+  rm -f /tmp/dense_stamps.txt
+  taskset -c 8-15 "$pe" bench-model "$m" --backend cuda --batch 4096 \
+    --iterations 20 --cuda-codegen "$s" --cuda-stamps /tmp/dense_stamps.txt \
+    >/dev/null || fail=1
+  echo "-- $s"
+  sed -n '/batch kernel/,$p' /tmp/dense_stamps.txt
+done
+exit $fail
