@@ -36,7 +36,8 @@
  * no device allocation after open. Persistent mode runs once more with a
  * tile of 8 windows, below its 16, so that its batches of 9 to 16 go
  * through chunked graphs too. Last, graph mode in precision tf32 (the
- * dense and Conv1d steps on tensor cores): within 1e-2 of both cpu
+ * generated kernel's dense steps on tensor cores where graph mode runs
+ * one, else the steps' dense and Conv1d steps): within 1e-2 of both cpu
  * runs, relative to max(1, |y|). Exits 77 (skipped) where there is no
  * CUDA device.
  *

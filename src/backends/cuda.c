@@ -1409,26 +1409,20 @@ static int pe__cuda_finish(pe__cuda_t *c, const pe_backend_options_t *opts,
   c->n_fused = pe__cuda_fold_add_ln(
       c->steps, &c->n_steps, c->plan_of, c->d_arena,
       c->d_arena + (c->arena_ps > 0 ? c->arena_ps : 1) * c->tile, c->tile);
-  if (c->tf32) {
-    /* the generated kernels sum in fp32: precision tf32 is the steps'
-     * kernels' (the resident kernel of persistent mode stays, for batches
-     * below the tiled products' 64 rows) */
-    snprintf(c->bgen_why, sizeof c->bgen_why,
-             "precision tf32 runs the steps' kernels");
-  } else {
-    if (c->stamps_path != NULL && c->stamps_path[0] != '\0') {
-      const size_t sb = (size_t)(PE_CUDA_GEN_BS_STEP0 + c->n_steps) * 8;
-      int e = pe_cuda_malloc((void **)&c->d_bstamps, sb);
-      e = e ? e : (int)cudaMemset(c->d_bstamps, 0, sb);
-      if (e != 0) {
-        snprintf(msg, cap, "allocating the stamps: %s", pe_cuda_strerror(e));
-        return PE_EBACKEND;
-      }
-      c->dev_bytes += sb;
+  if (c->stamps_path != NULL && c->stamps_path[0] != '\0') {
+    const size_t sb = (size_t)(PE_CUDA_GEN_BS_STEP0 + c->n_steps) * 8;
+    int e = pe_cuda_malloc((void **)&c->d_bstamps, sb);
+    e = e ? e : (int)cudaMemset(c->d_bstamps, 0, sb);
+    if (e != 0) {
+      snprintf(msg, cap, "allocating the stamps: %s", pe_cuda_strerror(e));
+      return PE_EBACKEND;
     }
-    pe__gen_kernel(c, 1, c->gen_opts.windows, &c->bgen, c->bgen_why,
-                   sizeof c->bgen_why);
+    c->dev_bytes += sb;
   }
+  /* in precision tf32 too: the generated kernels' dense steps that can
+   * then run on the tensor cores (cuda_gen.h, tf32) */
+  pe__gen_kernel(c, 1, c->gen_opts.windows, &c->bgen, c->bgen_why,
+                 sizeof c->bgen_why);
   int e = pe__capture_all(c);
   if (e != 0) {
     snprintf(msg, cap, "capturing the plan as CUDA graphs: %s",
@@ -1570,6 +1564,7 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
   p.stamps = batch ? c->d_bstamps != NULL : c->d_stamps != NULL;
   p.dense_rows = c->gen_opts.rows;
   p.dense_sums = c->gen_opts.sums;
+  p.tf32 = c->tf32;
   pe_cuda_gen_open(&p, out, why, cap);
   free(rs);
 }
@@ -2221,7 +2216,11 @@ static void pe__cuda_detail(void *self, char *buf, size_t cap) {
            "budget %g MB; weights %.3f MB%s); pinned host memory %.3f MB; "
            "device allocations after load: %llu (checked on every run)",
            c->device, name, major, minor, mode, graphs,
-           c->tf32 ? "tf32 (dense and Conv1d steps on tensor cores)" : "fp32",
+           !c->tf32 ? "fp32"
+           : c->bgen != NULL
+               ? "tf32 (the generated kernels' dense steps of rows and k in "
+                 "sixteens on tensor cores)"
+               : "tf32 (dense and Conv1d steps on tensor cores)",
            (double)c->dev_bytes / 1e6, c->tile, c->window_bytes,
            (double)c->budget_bytes / 1e6, (double)c->weights_bytes / 1e6, drop,
            (double)c->host_bytes / 1e6, (unsigned long long)c->allocs_in_runs);

@@ -109,8 +109,12 @@ static int pe__unsupported(pe__gen_t *g, int k, const char *what) {
   return PE_EUNSUPPORTED;
 }
 
-/* The layouts of a weight tensor copied on chip. */
-enum { PE__W_ASIS, PE__W_T, PE__W_CONV };
+/* The layouts of a weight tensor copied on chip. PE__W_TC: the weights
+ * of a dense step on the tensor cores (pe__gen_dense_tc), from [K][M]
+ * (PE__W_TC_T: from [M][K]), as [M / 8][K / 4][8][4] and rounded to
+ * TF32, so that a lane's four k of one column are one 16-byte read and a
+ * warp's 32 reads fall in distinct banks. */
+enum { PE__W_ASIS, PE__W_T, PE__W_CONV, PE__W_TC, PE__W_TC_T };
 
 /* Blob ref (`floats` of it used) copied into the weights region in a
  * layout: as stored, transposed from [a][b] to [b][a] (PE__W_T), or
@@ -138,13 +142,26 @@ static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
            "      const int r = i / %lld, q = i - r * %lld;\n"
            "      sh[%lld + q * %lld + r] = src[i];\n",
            (long long)b, (long long)b, (long long)off, (long long)a);
-  } else {
+  } else if (layout == PE__W_CONV) {
     pe__sb(&g->copy,
            "      const int co = i / %lld, r = i - co * %lld;\n"
            "      sh[%lld + (co / %lld * %lld + r) * %lld + co %% %lld] = "
            "src[i];\n",
            (long long)a, (long long)a, (long long)off, (long long)b,
            (long long)a, (long long)b, (long long)b);
+  } else {
+    /* a K, b M; the source [K][M] or [M][K] */
+    if (layout == PE__W_TC) {
+      pe__sb(&g->copy, "      const int kk = i / %lld, m = i - kk * %lld;\n",
+             (long long)b, (long long)b);
+    } else {
+      pe__sb(&g->copy, "      const int m = i / %lld, kk = i - m * %lld;\n",
+             (long long)a, (long long)a);
+    }
+    pe__sb(&g->copy,
+           "      sh[%lld + ((m / 8 * %lld + kk / 4) * 8 + m %% 8) * 4 + "
+           "kk %% 4] = pe__tf32r(src[i]);\n",
+           (long long)off, (long long)(a / 4));
   }
   pe__sb(&g->copy, "    }\n  }\n");
   return off;
@@ -582,6 +599,69 @@ static void pe__gen_dense4(pe__gen_t *g, const pe_cuda_step_t *s,
   pe__sb(&g->body, "\n        }\n        }\n      }\n    }\n  }\n");
 }
 
+/* A dense step on the tensor cores (precision tf32): a warp a tile of 16
+ * rows by 8 NB columns (NB 4, 2 or 1 as the columns allow), the group's
+ * windows' tiles shared out over the warps; k sixteen at a time as two
+ * m16n8k8 products (pe__mma_tf32), the sixteen k taken in the order that
+ * makes each lane's four of a row one 16-byte read of x (a lane's k are
+ * 4 t .. 4 t + 3, the first two the first product's t and t + 4, the
+ * other two the second's: any order of k is the same product), and the
+ * weights laid out alike (PE__W_TC), rounded as they are copied; x is
+ * rounded to TF32 as it is read. Then each sum plus the bias, the
+ * activation, stored. The tiles and their k-order depend on the shape
+ * alone, so both kernels give a window the same bits. */
+static void pe__gen_dense_tc(pe__gen_t *g, const pe_cuda_step_t *s,
+                             const pe__gen_out_t *o, int64_t xo, int64_t xs,
+                             int64_t wo, int64_t bo) {
+  const int64_t R = s->p[0], K = s->K, M = s->M;
+  const int NB = M % 32 == 0 ? 4 : M % 16 == 0 ? 2 : 1;
+  const int64_t CG = M / (8 * NB), U = R / 16 * CG;
+  const int tpw = pe__gen_tpw(U * 32);
+  g->want = tpw > g->want ? tpw : g->want;
+  pe__sb(&g->body,
+         "  {\n    const int lane = tid & 31, gq = lane >> 2, tq = lane & 3;\n"
+         "    for (int v0 = tid >> 5; v0 < (int)n * %lld; v0 += %d) {\n"
+         "      const int b = v0 / %lld, u = v0 %% %lld;\n"
+         "      const int r0 = u / %lld * 16, n0 = u %% %lld * %d;\n"
+         "      const float *xa = sh + %lld + b * %lld + (r0 + gq) * %lld + "
+         "4 * tq;\n"
+         "      const float4 *wq = (const float4 *)(sh + %lld) + "
+         "(n0 / 8 * %lld + tq) * 8 + gq;\n"
+         "      float d[%d][4];\n"
+         "#pragma unroll\n      for (int j = 0; j < %d; j++) {\n"
+         "        d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.0f;\n      }\n"
+         "#pragma unroll 2\n      for (int c = 0; c < %lld; c += 16) {\n"
+         "        const float4 va = *(const float4 *)(xa + c);\n"
+         "        const float4 vb = *(const float4 *)(xa + %lld + c);\n"
+         "        const float a0[4] = {pe__tf32r(va.x), pe__tf32r(vb.x),\n"
+         "                             pe__tf32r(va.y), pe__tf32r(vb.y)};\n"
+         "        const float a1[4] = {pe__tf32r(va.z), pe__tf32r(vb.z),\n"
+         "                             pe__tf32r(va.w), pe__tf32r(vb.w)};\n"
+         "#pragma unroll\n        for (int j = 0; j < %d; j++) {\n"
+         "          const float4 wv = wq[(j * %lld + c / 4) * 8];\n"
+         "          const float w0[2] = {wv.x, wv.y}, w1[2] = {wv.z, wv.w};\n"
+         "          pe__mma_tf32(d[j], a0, w0);\n"
+         "          pe__mma_tf32(d[j], a1, w1);\n"
+         "        }\n      }\n"
+         "#pragma unroll\n      for (int j = 0; j < %d; j++) {\n"
+         "#pragma unroll\n        for (int q = 0; q < 4; q++) {\n"
+         "          const int r = r0 + gq + (q >> 1) * 8;\n"
+         "          const int m = n0 + 8 * j + 2 * tq + (q & 1);\n"
+         "          const float acc = d[j][q];\n",
+         (long long)U, g->nt / 32, (long long)U, (long long)U, (long long)CG,
+         (long long)CG, 8 * NB, (long long)xo, (long long)xs, (long long)K,
+         (long long)wo, (long long)(K / 4), NB, NB, (long long)K,
+         (long long)(8 * K), NB, (long long)(K / 4), NB);
+  char sum[96], act[200];
+  pe__gen_dense_sum(sum, sizeof sum, bo, "m");
+  pe__sb(&g->body, "          const float y = %s;\n          ",
+         pe__gen_act(s, sum, act, sizeof act));
+  char idx[48];
+  snprintf(idx, sizeof idx, "r * %lld + m", (long long)M);
+  pe__gen_store(g, o, idx, "y");
+  pe__sb(&g->body, "\n        }\n      }\n    }\n  }\n");
+}
+
 /* Dense: G threads (a power of two, at most 32) per output, each taking
  * every G-th group of four k (16-byte reads of x and of the [M][K]
  * weights where the offsets allow, else every G-th k) into four sums,
@@ -604,6 +684,26 @@ static int pe__gen_dense(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   int G = 32;
   while (G > 1 && (units * G > PE__GEN_MAX_THREADS || 4 * G > K)) {
     G >>= 1;
+  }
+  /* precision tf32: on the tensor cores where the form of an output a
+   * thread would sum in float, rows and k come in sixteens and x's rows
+   * in 16-byte reads */
+  if (g->p->tf32 && G == 1 && K * M * R > PE__GEN_DOUBLE_MACS && R % 16 == 0 &&
+      K % 16 == 0 && M % 8 == 0 && xo % 4 == 0 && xs % 4 == 0) {
+    const int64_t wt =
+        s->w != NULL
+            ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w, K * M, PE__W_TC, K, M)
+            : pe__gen_w(g, k, (uint64_t)(uintptr_t)s->w2, K * M, PE__W_TC_T, K,
+                        M);
+    const int64_t bt =
+        wt >= 0 && s->bias != NULL
+            ? pe__gen_w(g, k, (uint64_t)(uintptr_t)s->bias, M, PE__W_ASIS, 0, 0)
+            : -2;
+    if (wt < 0 || bt == -1) {
+      return PE_EUNSUPPORTED;
+    }
+    pe__gen_dense_tc(g, s, o, xo, xs, wt, bt);
+    return PE_OK;
   }
   /* [M][K] (w2 where the step has it, else w [K][M] transposed), each
    * output's k side by side for the lanes that split it; or, with an

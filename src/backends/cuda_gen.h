@@ -78,6 +78,11 @@ typedef struct pe_cuda_gen_plan {
    * its batch; the rows change no bits. */
   int dense_rows;
   int dense_sums;
+  /* 1: precision tf32, the dense steps of an output a thread's sums whose
+   * rows come in sixteens and k in sixteens on the tensor cores (TF32
+   * operands, float sums; src/cuda/mma_tf32.cuh), in both kernels alike;
+   * the rest as in fp32. */
+  int tf32;
 } pe_cuda_gen_plan_t;
 
 /* The batch kernel's stamps: where its time goes, for diagnostics. A

@@ -209,6 +209,47 @@ static void mma_sync(fragment<accumulator, M, N, K, float> &d,
 } // namespace wmma
 } // namespace nvcuda
 
+/* The generated kernels' TF32 product (src/cuda/mma_tf32.cuh, whose
+ * device text the emulation leaves out): the rounding as
+ * __float_to_tf32, and one warp's m16n8k8 product from the lanes'
+ * fragments in the layout the PTX ISA gives (g = lane / 4, t = lane % 4;
+ * A: a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); B: b0
+ * (t, g), b1 (t + 4, g); D: d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t),
+ * d3 (g + 8, 2t + 1)), written here from that table rather than from the
+ * generator's code: the fragments are gathered through memory between
+ * two barriers of the warp, and each lane sums its four outputs in
+ * float, k in order. */
+static float pe__tf32r(float v) { return nvcuda::wmma::__float_to_tf32(v); }
+
+static float pe_emu_mma_a[1024][4], pe_emu_mma_b[1024][2];
+
+static void pe__mma_tf32(float d[4], const float a[4], const float b[2]) {
+  const int t = (int)threadIdx.x, w0 = t / 32 * 32;
+  memcpy(pe_emu_mma_a[t], a, sizeof pe_emu_mma_a[t]);
+  memcpy(pe_emu_mma_b[t], b, sizeof pe_emu_mma_b[t]);
+  pthread_barrier_wait(&pe_emu_warp[t / 32]);
+  float A[16][8], B[8][8];
+  for (int l = 0; l < 32; l++) {
+    const int g = l / 4, q = l % 4;
+    A[g][q] = pe_emu_mma_a[w0 + l][0];
+    A[g + 8][q] = pe_emu_mma_a[w0 + l][1];
+    A[g][q + 4] = pe_emu_mma_a[w0 + l][2];
+    A[g + 8][q + 4] = pe_emu_mma_a[w0 + l][3];
+    B[q][g] = pe_emu_mma_b[w0 + l][0];
+    B[q + 4][g] = pe_emu_mma_b[w0 + l][1];
+  }
+  pthread_barrier_wait(&pe_emu_warp[t / 32]);
+  const int g = (t % 32) / 4, q = t % 4;
+  for (int i = 0; i < 4; i++) {
+    const int row = g + (i / 2) * 8, col = 2 * q + i % 2;
+    float s = d[i];
+    for (int k = 0; k < 8; k++) {
+      s += A[row][k] * B[k][col];
+    }
+    d[i] = s;
+  }
+}
+
 /* The kernel body each thread runs, and the launch: grid gx x gy x gz
  * blocks of nt threads, one block after the other. */
 typedef void (*pe_emu_fn)(void *arg);
