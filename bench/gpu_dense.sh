@@ -2,11 +2,13 @@
 # The generated kernels' dense forms on a GPU host, in one run: for each
 # setting of the codegen option's rows and sums (the default; rows=4;
 # rows=4,sums=1; rows=8,sums=1; sums=1), the zoo Transformer's parity
-# against the cpu backend (test_cuda_parity --codegen, both modes; the
-# default's is bench/gpu.sh's), then graph mode's throughput at 4096 and
-# 65536 windows and persistent mode's batch-1 latency (the resident kernel
-# takes sums, not rows), all settings one after the other, twice, and the
-# batch kernel's stamps of each step at 4096 for each setting.
+# against the cpu backend (test_cuda_parity --codegen, both modes, and
+# graph mode in tf32), then graph mode's
+# throughput at 4096 and 65536 windows and persistent mode's batch-1
+# latency (the resident kernel takes sums, not rows), all settings one
+# after the other and precision tf32 (the dense steps on the tensor cores)
+# beside them, twice, and the batch kernel's stamps of each step at 4096
+# for each.
 #
 # Usage: bench/gpu_dense.sh BINDIR [MODEL.onnx]   (from the repository
 #   root; BINDIR holds pattern-engine and test_cuda_parity; MODEL defaults
@@ -24,7 +26,6 @@ if "$pe" --version | grep -q "no CUDA device"; then
 fi
 echo "== parity, $m"
 for s in $settings; do
-  [ "$s" = on ] && continue
   "$bin/test_cuda_parity" --codegen "$s" "$m" >/tmp/dense_parity.txt 2>&1 ||
     { echo "$s: parity FAILED"; fail=1; }
   grep -E 'FAIL|max abs' /tmp/dense_parity.txt | sed "s|^|$s: |"
@@ -32,14 +33,17 @@ done
 echo "== graph mode, windows/s (median latency µs a batch)"
 for round in 1 2; do
   for b in 4096 65536; do
-    for s in $settings; do
+    for s in $settings tf32; do
+      p=fp32
+      [ "$s" = tf32 ] && p=tf32 && s=on
       out=$(taskset -c 8-15 "$pe" bench-model "$m" --backend cuda --batch $b \
-        --iterations $((b > 4096 ? 20 : 100)) --cuda-codegen "$s") || {
+        --iterations $((b > 4096 ? 20 : 100)) --cuda-codegen "$s" \
+        --precision $p) || {
         echo "$s batch $b: failed"
         fail=1
         continue
       }
-      printf 'round %d batch %6d %-16s %s | %s\n' $round $b "$s" \
+      printf 'round %d batch %6d %s %-16s %s | %s\n' $round $b $p "$s" \
         "$(printf '%s\n' "$out" | sed -n 's/^throughput: \([0-9]*\) windows.*/\1/p')" \
         "$(printf '%s\n' "$out" | sed -n 's/.*median \([0-9.]*\),.*/\1/p' | head -1)"
     done
@@ -47,24 +51,29 @@ for round in 1 2; do
 done
 echo "== persistent mode, batch 1 (median / p99 µs)"
 for round in 1 2; do
-  for s in on sums=1; do
+  for s in on sums=1 tf32; do
+    p=fp32
+    [ "$s" = tf32 ] && p=tf32 && s=on
     out=$(taskset -c 9 "$pe" bench-model "$m" --backend cuda --cuda-mode \
-      persistent --batch 1 --iterations 5000 --cuda-codegen "$s") || {
+      persistent --batch 1 --iterations 5000 --cuda-codegen "$s" \
+      --precision $p) || {
       echo "$s persistent: failed"
       fail=1
       continue
     }
-    printf 'round %d %-8s %s\n' $round "$s" \
+    printf 'round %d %s %-8s %s\n' $round $p "$s" \
       "$(printf '%s\n' "$out" | sed -n 's/.*median \([0-9.]*\),.*p99 \([0-9.]*\),.*/\1 \/ \2/p' | head -1)"
   done
 done
 echo "== the batch kernel's stamps at 4096, per setting"
-for s in $settings; do
+for s in $settings tf32; do
+  p=fp32
+  [ "$s" = tf32 ] && p=tf32 && s=on
   rm -f /tmp/dense_stamps.txt
   taskset -c 8-15 "$pe" bench-model "$m" --backend cuda --batch 4096 \
-    --iterations 20 --cuda-codegen "$s" --cuda-stamps /tmp/dense_stamps.txt \
-    >/dev/null || fail=1
-  echo "-- $s"
+    --iterations 20 --cuda-codegen "$s" --precision $p \
+    --cuda-stamps /tmp/dense_stamps.txt >/dev/null || fail=1
+  echo "-- $p $s"
   sed -n '/batch kernel/,$p' /tmp/dense_stamps.txt
 done
 exit $fail
