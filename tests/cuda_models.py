@@ -4,7 +4,8 @@ broadcasting binary ops, reductions over one axis and several; MatMul of
 two runtime tensors with batch broadcasting, Where, Pad in each mode,
 LayerNormalization, Conv2d with pads, strides, dilations and groups,
 MaxPool and AveragePool 2-D, the parametrised element-wise ops, the fused
-self-attention block with and without a mask; inputs as [time][channel]),
+self-attention block with and without a mask, and a Transformer too large
+for a block's shared memory; inputs as [time][channel]),
 with random weights from a fixed seed, for the cuda backend's parity test.
 Exits 77 where onnx is missing.
 
@@ -256,6 +257,21 @@ def attention(path, mask, style, rng):
     onnx.save(m, path)
 
 
+def attention64(path, rng):
+    """The Transformer of the cuda issue's table (64 ticks of 8 features,
+    d_model 64, 8 heads, feed-forward 128, 2 layers): its weights and one
+    window's activations outgrow a block's shared memory, so the
+    generated batch kernel stages each step's weights in turn."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "models"))
+    import attention_models  # noqa: E402
+
+    m = attention_models.encoder(C=8, W=64, E=64, H=8, layers=2, ff=128,
+                                 seed=int(rng.integers(1 << 30)))
+    helper.set_model_props(m, {"pe.window": "64"})
+    onnx.save(m, path)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -271,6 +287,7 @@ def main():
     attention(os.path.join(out, "attention_mask.onnx"), "add", "packed", rng)
     attention(os.path.join(out, "attention_where.onnx"), "where", "separate",
               rng)
+    attention64(os.path.join(out, "transformer64.onnx"), rng)
 
 
 if __name__ == "__main__":

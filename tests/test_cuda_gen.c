@@ -5,7 +5,10 @@
  * source of both the persistent mode's resident kernel and graph mode's
  * batch kernel generated and compiled by NVRTC for sm_90. Models whose
  * plans the generator takes must compile; a model after "--refuse" must be
- * refused with a reason naming a step.
+ * refused with a reason naming a step; after "--staged", a model whose
+ * weights and one window's activations outgrow the shared memory: its
+ * resident kernel refused for that, its batch kernel made with each
+ * step's weights staged in turn (and run on the CPU with --cxx).
  *
  * With --cxx COMPILER SHIM, the batch kernel also runs on the CPU: its
  * source, with SHIM's definitions in place of CUDA's (tests/cuda_emu/shim.h:
@@ -30,7 +33,7 @@
  *
  * Usage: test_cuda_gen [--cxx COMPILER SHIM] [--dense-rows N]
  *                      [--dense-sums N] [--tf32] MODEL.onnx...
- *                      [--refuse MODEL.onnx...] */
+ *                      [--staged MODEL.onnx...] [--refuse MODEL.onnx...] */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <math.h>
@@ -286,21 +289,31 @@ static void pe_t_plan_free(pe_t_plan_t *p) {
   free(p->steps);
 }
 
+/* What a kernel's generation must give. */
+enum {
+  PE_T_MADE,    /* a source, every weight on chip */
+  PE_T_STEP,    /* a refusal naming a step */
+  PE_T_TOO_BIG, /* a refusal: it does not fit the shared memory */
+  PE_T_STAGED   /* a source that stages each step's weights */
+};
+
 /* The kernel of plan g (the resident one or the batch one) generated and
- * compiled: 0 when it went as expected (refuse: a refusal naming a step),
- * else 1; 77 when NVRTC is missing. numel0: the first step's output
- * numel, which the source holds as a constant. On success the source is
- * left in *text when text is not NULL (the caller frees it). */
+ * compiled: 0 when it went as expected (PE_T_*), else 1; 77 when NVRTC
+ * is missing. numel0: the first step's output numel, which the source
+ * holds as a constant. On success the source is left in *text when text
+ * is not NULL (the caller frees it). */
 static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
-                    int64_t numel0, int refuse, char **text, int *threads) {
+                    int64_t numel0, int expect, char **text, int *threads) {
   const char *kind = g->batch ? "batch" : "resident";
   const char *name = g->batch ? PE_CUDA_GEN_BATCH_KERNEL : PE_CUDA_GEN_KERNEL;
   pe_cuda_gen_src_t src;
   char why[512] = "";
   int rc = pe_cuda_gen_source(g, &src, why, sizeof why);
   int bad = 0;
-  if (refuse) {
-    bad = rc != PE_EUNSUPPORTED || strncmp(why, "step ", 5) != 0;
+  if (expect == PE_T_STEP || expect == PE_T_TOO_BIG) {
+    bad = rc != PE_EUNSUPPORTED ||
+          (expect == PE_T_STEP ? strncmp(why, "step ", 5) != 0
+                               : strstr(why, "do not fit") == NULL);
     printf("%s %s (%s): refused (%s)\n", bad ? "FAIL:" : "ok  ", path, kind,
            why);
     if (rc == PE_OK) {
@@ -325,12 +338,13 @@ static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
   snprintf(num, sizeof num, "%lld", (long long)numel0);
   bad = rc != PE_OK || len == 0 || strstr(src.text, num) == NULL ||
         strstr(src.text, name) == NULL || src.max_n < 1 ||
-        src.max_n > g->max_n || src.threads < 32 || src.threads % 32 != 0;
-  printf("%s %s (%s): %d threads, %u windows, %zu bytes of shared memory, "
+        src.max_n > g->max_n || src.threads < 32 || src.threads % 32 != 0 ||
+        src.staged != (expect == PE_T_STAGED);
+  printf("%s %s (%s): %d threads, %u windows, %zu bytes of shared memory%s, "
          "source %zu bytes, cubin %zu bytes, NVRTC %.0f ms%s%s\n",
          bad ? "FAIL:" : "ok  ", path, kind, src.threads, src.max_n, src.shmem,
-         strlen(src.text), len, ms, rc != PE_OK ? ": " : "",
-         rc != PE_OK ? why : "");
+         src.staged ? " (each step's weights staged)" : "", strlen(src.text),
+         len, ms, rc != PE_OK ? ": " : "", rc != PE_OK ? why : "");
   if (getenv("PE_TEST_GEN_DUMP") != NULL) {
     fputs(src.text, stderr);
   }
@@ -496,9 +510,12 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
 }
 
 /* One model through the generator and NVRTC (and, with cxx, the batch
- * kernel on the CPU): 0 when it went as expected (refuse: a refusal
- * naming a step), else 1; 77 when NVRTC is missing. */
-static int pe_t_model(const char *path, int refuse, const char *cxx,
+ * kernel on the CPU): 0 when it went as expected, else 1; 77 when NVRTC
+ * is missing. mode: PE_T_MADE (both kernels made), PE_T_STEP (both
+ * refused, naming a step) or PE_T_STAGED (the resident kernel refused
+ * for its size, the batch kernel made with each step's weights staged,
+ * as the backend allows it alone). */
+static int pe_t_model(const char *path, int mode, const char *cxx,
                       const char *shim, int rows, int sums, int tf32) {
   pe_model_options_t mo = {.kernels = PE_KERNELS_AUTO};
   pe_model_t *m = NULL;
@@ -533,24 +550,29 @@ static int pe_t_model(const char *path, int refuse, const char *cxx,
   int bad = 0;
   for (int batch = 0; batch < 2; batch++) {
     g.batch = batch;
+    g.allow_staged = batch;
     g.max_n = batch ? 32 : PE_CUDA_PERSIST_MAX_BATCH;
     g.stamps = 1;
-    const int rc = pe_t_gen(path, &g, p.steps[0].numel, refuse, NULL, NULL);
+    const int expect = mode != PE_T_STAGED ? mode
+                       : batch             ? PE_T_STAGED
+                                           : PE_T_TOO_BIG;
+    const int rc = pe_t_gen(path, &g, p.steps[0].numel, expect, NULL, NULL);
     if (rc == 77) {
       bad = 77;
       break;
     }
     bad |= rc;
   }
-  if (bad == 0 && !refuse && cxx != NULL) {
+  if (bad == 0 && mode != PE_T_STEP && cxx != NULL) {
     /* groups of at most 5 windows, so that a block's share of 7 or 8
      * takes two */
     g.batch = 1;
+    g.allow_staged = 1;
     g.max_n = 5;
     g.stamps = 1;
     char *text = NULL;
     int threads = 0;
-    bad = pe_t_gen(path, &g, p.steps[0].numel, 0, &text, &threads);
+    bad = pe_t_gen(path, &g, p.steps[0].numel, mode, &text, &threads);
     if (bad == 0) {
       bad = pe_t_emulate(path, cxx, shim, text, threads, m, p.n_steps,
                          tf32 ? 1e-2 : 1e-5);
@@ -587,7 +609,7 @@ int main(int argc, char **argv) {
   if (a >= argc) {
     fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER SHIM] "
                     "[--dense-rows N] [--dense-sums N] [--tf32] MODEL.onnx... "
-                    "[--refuse MODEL...]\n");
+                    "[--staged MODEL...] [--refuse MODEL...]\n");
     return 2;
   }
   char v[160];
@@ -597,13 +619,13 @@ int main(int argc, char **argv) {
   }
   printf("NVRTC %s; the batch kernel on the CPU: %s\n", v,
          cxx != NULL ? cxx : "not asked for (--cxx)");
-  int fails = 0, refuse = 0;
+  int fails = 0, mode = PE_T_MADE;
   for (int i = a; i < argc; i++) {
-    if (strcmp(argv[i], "--refuse") == 0) {
-      refuse = 1;
+    if (strcmp(argv[i], "--refuse") == 0 || strcmp(argv[i], "--staged") == 0) {
+      mode = argv[i][2] == 'r' ? PE_T_STEP : PE_T_STAGED;
       continue;
     }
-    int rc = pe_t_model(argv[i], refuse, cxx, shim, rows, sums, tf32);
+    int rc = pe_t_model(argv[i], mode, cxx, shim, rows, sums, tf32);
     if (rc == 77) {
       return 77;
     }

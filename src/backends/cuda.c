@@ -976,12 +976,14 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     return PE_EUNSUPPORTED;
   }
   /* one block where a kernel is generated for the plan (its batch kernel
-   * was), else a cluster of blocks for a plan of many FLOPs a window (or
-   * as many as asked), where the device runs one; else one block, on chip
-   * with as many windows as fit its shared memory, else the activations
-   * in device memory */
+   * was, with every weight on chip: a staged one has no resident
+   * counterpart), else a cluster of blocks for a plan of many FLOPs a
+   * window (or as many as asked), where the device runs one; else one
+   * block, on chip with as many windows as fit its shared memory, else
+   * the activations in device memory */
+  const int gen1 = c->bgen != NULL && !pe_cuda_gen_staged(c->bgen);
   int want = c->persist_blocks > 0                ? c->persist_blocks
-             : c->bgen != NULL                    ? 1
+             : gen1                               ? 1
              : c->flops >= PE__CUDA_CLUSTER_FLOPS ? PE__CUDA_CLUSTER_MAX
                                                   : 1;
   int blocks = 1;
@@ -1565,6 +1567,7 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
   p.dense_rows = c->gen_opts.rows;
   p.dense_sums = c->gen_opts.sums;
   p.tf32 = c->tf32;
+  p.allow_staged = batch;
   pe_cuda_gen_open(&p, out, why, cap);
   free(rs);
 }

@@ -88,6 +88,12 @@ typedef struct pe__gen {
   const pe_cuda_gen_plan_t *p;
   pe__sb_t copy; /* the weights' copies, once per launch */
   pe__sb_t body; /* the steps of a request */
+  /* staged: the current step's weights' copies (stage), put before the
+   * step's code at each group; the floats they take (stage_used) and the
+   * most any step takes (stage_max), the weights region */
+  int staged;
+  pe__sb_t stage;
+  int64_t stage_used, stage_max;
   int64_t w_floats;
   uint32_t pn; /* windows per request */
   int nt;      /* the block */
@@ -129,21 +135,30 @@ static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
     pe__unsupported(g, k, "weights not in a blob of their size");
     return -1;
   }
-  const int64_t off = g->w_floats;
-  g->w_floats += pe__r4(floats);
-  pe__sb(&g->copy,
+  int64_t off;
+  pe__sb_t *cp = &g->copy;
+  if (g->staged) {
+    off = g->stage_used;
+    g->stage_used += pe__r4(floats);
+    g->stage_max = g->stage_used > g->stage_max ? g->stage_used : g->stage_max;
+    cp = &g->stage;
+  } else {
+    off = g->w_floats;
+    g->w_floats += pe__r4(floats);
+  }
+  pe__sb(cp,
          "  {\n    const float *src = (const float *)0x%llxull;\n"
          "    for (int i = tid; i < %lld; i += PE_G_NT) {\n",
          (unsigned long long)(uintptr_t)g->p->blob_dev[i], (long long)floats);
   if (layout == PE__W_ASIS) {
-    pe__sb(&g->copy, "      sh[%lld + i] = src[i];\n", (long long)off);
+    pe__sb(cp, "      sh[%lld + i] = src[i];\n", (long long)off);
   } else if (layout == PE__W_T) {
-    pe__sb(&g->copy,
+    pe__sb(cp,
            "      const int r = i / %lld, q = i - r * %lld;\n"
            "      sh[%lld + q * %lld + r] = src[i];\n",
            (long long)b, (long long)b, (long long)off, (long long)a);
   } else if (layout == PE__W_CONV) {
-    pe__sb(&g->copy,
+    pe__sb(cp,
            "      const int co = i / %lld, r = i - co * %lld;\n"
            "      sh[%lld + (co / %lld * %lld + r) * %lld + co %% %lld] = "
            "src[i];\n",
@@ -152,18 +167,18 @@ static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
   } else {
     /* a K, b M; the source [K][M] or [M][K] */
     if (layout == PE__W_TC) {
-      pe__sb(&g->copy, "      const int kk = i / %lld, m = i - kk * %lld;\n",
+      pe__sb(cp, "      const int kk = i / %lld, m = i - kk * %lld;\n",
              (long long)b, (long long)b);
     } else {
-      pe__sb(&g->copy, "      const int m = i / %lld, kk = i - m * %lld;\n",
+      pe__sb(cp, "      const int m = i / %lld, kk = i - m * %lld;\n",
              (long long)a, (long long)a);
     }
-    pe__sb(&g->copy,
+    pe__sb(cp,
            "      sh[%lld + ((m / 8 * %lld + kk / 4) * 8 + m %% 8) * 4 + "
            "kk %% 4] = pe__tf32r(src[i]);\n",
            (long long)off, (long long)(a / 4));
   }
-  pe__sb(&g->copy, "    }\n  }\n");
+  pe__sb(cp, "    }\n  }\n");
   return off;
 }
 
@@ -1450,6 +1465,28 @@ static int pe__gen_rnn(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
   return PE_OK;
 }
 
+/* Staged: the copies of the weights of the step whose code begins at
+ * body offset at put before that code, with a barrier between (the
+ * barrier after the step before ends the last reads of what they
+ * overwrite). */
+static void pe__gen_unstage(pe__gen_t *g, size_t at) {
+  if (!g->staged || g->stage.len == 0 || g->body.oom || g->stage.oom) {
+    g->body.oom |= g->stage.oom;
+    return;
+  }
+  char *tail = strdup(g->body.buf + at);
+  if (tail == NULL) {
+    g->body.oom = 1;
+    return;
+  }
+  g->body.len = at;
+  g->body.buf[at] = '\0';
+  pe__sb(&g->body, "%s  __syncthreads();\n%s", g->stage.buf, tail);
+  free(tail);
+  g->stage.len = 0;
+  g->stage.buf[0] = '\0';
+}
+
 /* One pass over the steps with g->pn windows and g->nt threads: the
  * weights' copies and the steps' code into g. */
 static int pe__gen_steps(pe__gen_t *g) {
@@ -1477,6 +1514,8 @@ static int pe__gen_steps(pe__gen_t *g) {
       }
     }
     pe__sb(&g->body, "  /* step %d: kind %d */\n", k, s->kind);
+    const size_t at = g->body.len;
+    g->stage_used = 0;
     switch (s->kind) {
     case PE_PLAN_AFFINE:
     case PE_PLAN_UNARY:
@@ -1523,6 +1562,7 @@ static int pe__gen_steps(pe__gen_t *g) {
     if (rc != PE_OK) {
       return rc;
     }
+    pe__gen_unstage(g, at);
     if (!o.answer) {
       pe__sb(&g->body, "  __syncthreads();\n");
     }
@@ -1542,8 +1582,10 @@ static int pe__gen_steps(pe__gen_t *g) {
 static void pe__gen_free(pe__gen_t *g) {
   free(g->copy.buf);
   free(g->body.buf);
+  free(g->stage.buf);
   memset(&g->copy, 0, sizeof g->copy);
   memset(&g->body, 0, sizeof g->body);
+  memset(&g->stage, 0, sizeof g->stage);
 }
 
 /* The names the prelude uses, from this build's values. */
@@ -1577,6 +1619,21 @@ static void pe__gen_defines(pe__sb_t *s) {
 static void pe__gen_resident_kernel(pe__sb_t *s, const pe__gen_t *g);
 static void pe__gen_batch_kernel(pe__sb_t *s, const pe__gen_t *g);
 
+/* The windows of pn at most whose activations fit p's shared memory
+ * beside w floats of weights, scr of scratch a window; 0 for none. */
+static uint32_t pe__gen_fit(const pe_cuda_gen_plan_t *p, uint32_t pn, int64_t w,
+                            int64_t scr) {
+  while (pn > 0 && (size_t)(w + pe__r4((int64_t)pn * p->in_numel) +
+                            pe__r4((int64_t)pn * p->out_numel) +
+                            pe__r4((int64_t)pn * p->arena_ps) +
+                            pe__r4((int64_t)pn * scr)) *
+                           sizeof(float) >
+                       p->shmem_limit) {
+    pn--;
+  }
+  return pn;
+}
+
 int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
                        char *why, size_t cap) {
   memset(out, 0, sizeof *out);
@@ -1590,33 +1647,62 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
     return PE_EUNSUPPORTED;
   }
   /* a first pass for the weights' size and the threads the steps want,
-   * then the windows that fit, then the source */
+   * then the windows that fit, then the source; where none fits beside
+   * every weight and the plan allows, a first pass again with each
+   * step's weights staged in turn (the weights region then the largest
+   * step's) */
   g.pn = 1;
   g.nt = PE__GEN_MAX_THREADS;
   int rc = pe__gen_steps(&g);
-  const int64_t w = g.w_floats, scr = g.scr_ps;
-  const int want = g.want;
+  int64_t w = g.w_floats, scr = g.scr_ps;
+  int want = g.want;
   pe__gen_free(&g);
   if (rc != PE_OK) {
     return rc;
   }
-  const int64_t per = p->in_numel + p->out_numel + p->arena_ps + scr;
-  uint32_t pn = p->max_n;
-  while (pn > 0 && (size_t)(w + pe__r4((int64_t)pn * p->in_numel) +
-                            pe__r4((int64_t)pn * p->out_numel) +
-                            pe__r4((int64_t)pn * p->arena_ps) +
-                            pe__r4((int64_t)pn * scr)) *
-                           sizeof(float) >
-                       p->shmem_limit) {
-    pn--;
+  uint32_t pn = pe__gen_fit(p, p->max_n, w, scr);
+  const int64_t all_w = w;
+  int staged = 0;
+  if (pn == 0 && p->allow_staged) {
+    staged = 1;
+    memset(&g, 0, sizeof g);
+    g.p = p;
+    g.why = why;
+    g.cap = cap;
+    g.pn = 1;
+    g.nt = PE__GEN_MAX_THREADS;
+    g.staged = 1;
+    rc = pe__gen_steps(&g);
+    w = g.stage_max;
+    scr = g.scr_ps;
+    want = g.want;
+    pe__gen_free(&g);
+    if (rc != PE_OK) {
+      return rc;
+    }
+    pn = pe__gen_fit(p, p->max_n, w, scr);
   }
+  const int64_t per = p->in_numel + p->out_numel + p->arena_ps + scr;
   if (pn == 0) {
-    snprintf(why, cap,
-             "%lld floats of weights and %lld of activations a window do "
-             "not fit %zu bytes of shared memory",
-             (long long)w, (long long)per, p->shmem_limit);
+    if (staged) {
+      snprintf(why, cap,
+               "%lld floats of weights (%lld for the largest step's) and "
+               "%lld of activations a window do not fit %zu bytes of shared "
+               "memory",
+               (long long)all_w, (long long)w, (long long)per, p->shmem_limit);
+    } else {
+      snprintf(why, cap,
+               "%lld floats of weights and %lld of activations a window do "
+               "not fit %zu bytes of shared memory",
+               (long long)w, (long long)per, p->shmem_limit);
+    }
     return PE_EUNSUPPORTED;
   }
+  memset(&g, 0, sizeof g);
+  g.p = p;
+  g.why = why;
+  g.cap = cap;
+  g.staged = staged;
   g.pn = pn;
   g.nt = want;
   g.w_floats = 0;
@@ -1627,7 +1713,8 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
   g.scr_ps = 0;
   const int64_t total = g.off_scr + pe__r4((int64_t)pn * scr);
   rc = pe__gen_steps(&g);
-  if (rc != PE_OK || g.w_floats != w || g.want != want || g.scr_ps != scr) {
+  if (rc != PE_OK || (staged ? g.stage_max : g.w_floats) != w ||
+      g.want != want || g.scr_ps != scr) {
     pe__gen_free(&g);
     if (rc == PE_OK) {
       snprintf(why, cap, "the generator's two passes disagree");
@@ -1651,6 +1738,7 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
   out->threads = nt;
   out->shmem = (size_t)total * sizeof(float);
   out->max_n = pn;
+  out->staged = staged;
   return PE_OK;
 }
 
@@ -1955,6 +2043,7 @@ struct pe_cuda_gen {
   size_t shmem;
   uint32_t max_n;
   uint32_t grid_max; /* batch: the blocks the device holds at once */
+  int staged;        /* pe_cuda_gen_src_t.staged */
   double gen_ms, compile_ms, load_ms;
   char nvrtc[32];
 };
@@ -2038,6 +2127,7 @@ int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **out,
   g->grid_max =
       (uint32_t)(sms > 0 ? sms : 1) * (uint32_t)(per_sm > 0 ? per_sm : 1);
   g->threads = src.threads;
+  g->staged = src.staged;
   g->shmem = src.shmem;
   g->max_n = src.max_n;
   g->gen_ms = t1 - t0;
@@ -2047,6 +2137,8 @@ int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **out,
 }
 
 uint32_t pe_cuda_gen_max_n(const pe_cuda_gen_t *g) { return g->max_n; }
+
+int pe_cuda_gen_staged(const pe_cuda_gen_t *g) { return g->staged; }
 
 int pe_cuda_gen_launch(const pe_cuda_gen_t *g, const pe_cuda_persist_t *a,
                        void *stream) {
@@ -2081,8 +2173,9 @@ void pe_cuda_gen_describe(const pe_cuda_gen_t *g, char *buf, size_t cap) {
     snprintf(buf, cap,
              "generated for this plan: blocks of %d threads, up to %u at "
              "once, %zu bytes of shared memory each, %u windows a block "
-             "at a time; NVRTC %s compiled it in %.0f ms",
-             g->threads, g->grid_max, g->shmem, g->max_n, g->nvrtc,
+             "at a time%s; NVRTC %s compiled it in %.0f ms",
+             g->threads, g->grid_max, g->shmem, g->max_n,
+             g->staged ? ", each step's weights staged in turn" : "", g->nvrtc,
              g->compile_ms);
     return;
   }

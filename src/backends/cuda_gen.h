@@ -83,6 +83,11 @@ typedef struct pe_cuda_gen_plan {
    * operands, float sums; src/cuda/mma_tf32.cuh), in both kernels alike;
    * the rest as in fp32. */
   int tf32;
+  /* 1: where the weights and one window's activations do not fit the
+   * shared memory together, the kernel may stage each step's weights
+   * there in turn, copied before the step at each group (the batch
+   * kernel; the resident kernel's requests would pay the copies each). */
+  int allow_staged;
 } pe_cuda_gen_plan_t;
 
 /* The batch kernel's stamps: where its time goes, for diagnostics. A
@@ -107,6 +112,7 @@ typedef struct pe_cuda_gen_src {
   size_t shmem;   /* dynamic shared memory, bytes */
   uint32_t max_n; /* windows per request it takes (<= plan max_n); batch:
                      windows a block holds at once */
+  int staged;     /* 1: each step's weights staged at each group */
 } pe_cuda_gen_src_t;
 
 /* Writes the kernel for plan p into out. PE_EUNSUPPORTED (with why) for
@@ -137,6 +143,10 @@ int pe_cuda_gen_open(const pe_cuda_gen_plan_t *p, pe_cuda_gen_t **g, char *why,
 
 /* The windows per request the kernel takes. */
 uint32_t pe_cuda_gen_max_n(const pe_cuda_gen_t *g);
+
+/* 1 where the kernel stages each step's weights at each group
+ * (pe_cuda_gen_src_t.staged). */
+int pe_cuda_gen_staged(const pe_cuda_gen_t *g);
 
 /* Launches the kernel on stream with the protocol's addresses from a
  * (ctrl, h_in, h_out, stamps, last, idle_ns; the rest is the general
