@@ -24,15 +24,19 @@
  * test_cuda_parity's business. Exits 77 (skipped) where NVRTC cannot be
  * loaded.
  *
- * --dense-rows N and --dense-sums N make both kernels with those dense
+ * --emu-windows N runs N windows on the CPU instead of 23 (at least 3, one
+ * a block; with fewer, a block's share may fit one group of 5, though
+ * not where each window is a group, as in a staged kernel). --dense-rows
+ * N and
+ * --dense-sums N make both kernels with those dense
  * forms (pe_cuda_gen_plan_t.dense_rows, .dense_sums); --tf32 in precision
  * tf32 (.tf32: the dense steps that can on the tensor cores, whose
  * m16n8k8 product the shim gathers from the lanes' fragments in the
  * PTX ISA's layout), the scores then within 1e-2 (the tolerance of
  * precision tf32, docs/models.md).
  *
- * Usage: test_cuda_gen [--cxx COMPILER SHIM] [--dense-rows N]
- *                      [--dense-sums N] [--tf32] MODEL.onnx...
+ * Usage: test_cuda_gen [--cxx COMPILER SHIM] [--emu-windows N]
+ *                      [--dense-rows N] [--dense-sums N] [--tf32] MODEL.onnx...
  *                      [--staged MODEL.onnx...] [--refuse MODEL.onnx...] */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -375,7 +379,9 @@ static const char pe_t_emu_tail[] =
     "  pe_emu_launch(grid, 1, nt, pe_emu_gen_body, &g);\n"
     "  return 0;\n}\n";
 
-#define PE_T_EMU_WINDOWS 23u
+/* The windows the batch kernel runs on the CPU (--emu-windows), in
+ * PE_T_EMU_GRID blocks. */
+static unsigned pe_t_emu_windows = 23u;
 #define PE_T_EMU_GRID 3u
 
 /* The batch kernel's source, made with its stamps, compiled by cxx with
@@ -444,31 +450,31 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
   pe_model_t *ref = NULL;
   pe_model_ctx_t *ctx = NULL;
   char err[256];
-  float *x = malloc((size_t)(PE_T_EMU_WINDOWS * in_n) * sizeof *x);
-  float *y = malloc((size_t)(PE_T_EMU_WINDOWS * out_n) * sizeof *y);
-  float *want = malloc((size_t)(PE_T_EMU_WINDOWS * out_n) * sizeof *want);
+  float *x = malloc((size_t)(pe_t_emu_windows * in_n) * sizeof *x);
+  float *y = malloc((size_t)(pe_t_emu_windows * out_n) * sizeof *y);
+  float *want = malloc((size_t)(pe_t_emu_windows * out_n) * sizeof *want);
   unsigned long long *stamps =
       calloc((size_t)(PE_CUDA_GEN_BS_STEP0 + n_steps), sizeof *stamps);
   if (!bad && (x == NULL || y == NULL || want == NULL || stamps == NULL ||
                pe_model_load_file(path, &go, &ref, err, sizeof err) != PE_OK ||
-               pe_model_ctx_create(ref, PE_T_EMU_WINDOWS, &ctx) != PE_OK)) {
+               pe_model_ctx_create(ref, pe_t_emu_windows, &ctx) != PE_OK)) {
     printf("FAIL: %s (emulated): the reference did not load\n", path);
     bad = 1;
   }
   if (!bad) {
     uint64_t st = 42;
-    for (int64_t i = 0; i < PE_T_EMU_WINDOWS * in_n; i++) {
+    for (int64_t i = 0; i < pe_t_emu_windows * in_n; i++) {
       x[i] =
           (float)((double)(pe_splitmix64(&st) >> 11) * 0x1.0p-53 * 4.0 - 2.0);
     }
-    for (int64_t i = 0; i < PE_T_EMU_WINDOWS * out_n; i++) {
+    for (int64_t i = 0; i < pe_t_emu_windows * out_n; i++) {
       y[i] = NAN;
     }
-    bad = pe_model_run(ctx, x, PE_T_EMU_WINDOWS, want) != PE_OK ||
-          run(x, y, PE_T_EMU_WINDOWS, PE_T_EMU_GRID, (unsigned)threads,
+    bad = pe_model_run(ctx, x, pe_t_emu_windows, want) != PE_OK ||
+          run(x, y, pe_t_emu_windows, PE_T_EMU_GRID, (unsigned)threads,
               stamps) != 0;
     double worst = 0.0;
-    for (int64_t i = 0; !bad && i < PE_T_EMU_WINDOWS * out_n; i++) {
+    for (int64_t i = 0; !bad && i < pe_t_emu_windows * out_n; i++) {
       const double d = fabs((double)y[i] - (double)want[i]) /
                        fmax(1.0, fabs((double)want[i]));
       worst = d > worst || d != d ? d : worst;
@@ -477,12 +483,12 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
     printf("%s %s (emulated): %u windows in %u blocks, largest difference "
            "from the cpu backend's portable kernels %.3g (relative to "
            "max(1, |y|))\n",
-           bad ? "FAIL:" : "ok  ", path, PE_T_EMU_WINDOWS, PE_T_EMU_GRID,
+           bad ? "FAIL:" : "ok  ", path, pe_t_emu_windows, PE_T_EMU_GRID,
            worst);
     /* the stamps: the first block's windows, and every phase of its
      * groups stamped (the shim's timer moves at each read) */
     const unsigned first =
-        (PE_T_EMU_WINDOWS + PE_T_EMU_GRID - 1) / PE_T_EMU_GRID;
+        (pe_t_emu_windows + PE_T_EMU_GRID - 1) / PE_T_EMU_GRID;
     int unstamped = -1;
     for (int i = PE_CUDA_GEN_BS_STEP0 + n_steps - 1; i > 0; i--) {
       unstamped = stamps[i] == 0 ? i : unstamped;
@@ -599,6 +605,15 @@ int main(int argc, char **argv) {
     } else if (a + 1 < argc && strcmp(argv[a], "--dense-sums") == 0) {
       sums = atoi(argv[a + 1]);
       a += 2;
+    } else if (a + 1 < argc && strcmp(argv[a], "--emu-windows") == 0) {
+      const int n = atoi(argv[a + 1]);
+      if (n < (int)PE_T_EMU_GRID) {
+        fprintf(stderr, "test_cuda_gen: --emu-windows %s: at least %u\n",
+                argv[a + 1], PE_T_EMU_GRID);
+        return 2;
+      }
+      pe_t_emu_windows = (unsigned)n;
+      a += 2;
     } else if (strcmp(argv[a], "--tf32") == 0) {
       tf32 = 1;
       a++;
@@ -608,7 +623,8 @@ int main(int argc, char **argv) {
   }
   if (a >= argc) {
     fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER SHIM] "
-                    "[--dense-rows N] [--dense-sums N] [--tf32] MODEL.onnx... "
+                    "[--emu-windows N] [--dense-rows N] [--dense-sums N] "
+                    "[--tf32] MODEL.onnx... "
                     "[--staged MODEL...] [--refuse MODEL...]\n");
     return 2;
   }
