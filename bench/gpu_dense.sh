@@ -18,6 +18,16 @@ bin=$1
 pe=$bin/pattern-engine
 m=${2:-models/zoo/transformer.default.onnx}
 settings="on rows=4 rows=4,sums=1 rows=8,sums=1 sums=1"
+# one item of a list: a codegen setting in fp32, or tf32 (the default
+# setting in precision tf32), into s and p
+item() {
+  s=$1
+  p=fp32
+  if [ "$1" = tf32 ]; then
+    s=on
+    p=tf32
+  fi
+}
 fail=0
 "$pe" --version | grep cuda
 if "$pe" --version | grep -q "no CUDA device"; then
@@ -33,9 +43,8 @@ done
 echo "== graph mode, windows/s (median latency µs a batch)"
 for round in 1 2; do
   for b in 4096 65536; do
-    for s in $settings tf32; do
-      p=fp32
-      [ "$s" = tf32 ] && p=tf32 && s=on
+    for i in $settings tf32; do
+      item "$i"
       out=$(taskset -c 8-15 "$pe" bench-model "$m" --backend cuda --batch $b \
         --iterations $((b > 4096 ? 20 : 100)) --cuda-codegen "$s" \
         --precision $p) || {
@@ -51,9 +60,8 @@ for round in 1 2; do
 done
 echo "== persistent mode, batch 1 (median / p99 µs)"
 for round in 1 2; do
-  for s in on sums=1 tf32; do
-    p=fp32
-    [ "$s" = tf32 ] && p=tf32 && s=on
+  for i in on sums=1 tf32; do
+    item "$i"
     out=$(taskset -c 9 "$pe" bench-model "$m" --backend cuda --cuda-mode \
       persistent --batch 1 --iterations 5000 --cuda-codegen "$s" \
       --precision $p) || {
@@ -66,9 +74,8 @@ for round in 1 2; do
   done
 done
 echo "== the batch kernel's stamps at 4096, per setting"
-for s in $settings tf32; do
-  p=fp32
-  [ "$s" = tf32 ] && p=tf32 && s=on
+for i in $settings tf32; do
+  item "$i"
   rm -f /tmp/dense_stamps.txt
   taskset -c 8-15 "$pe" bench-model "$m" --backend cuda --batch 4096 \
     --iterations 20 --cuda-codegen "$s" --precision $p \

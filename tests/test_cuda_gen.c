@@ -637,8 +637,12 @@ int main(int argc, char **argv) {
          cxx != NULL ? cxx : "not asked for (--cxx)");
   int fails = 0, mode = PE_T_MADE;
   for (int i = a; i < argc; i++) {
-    if (strcmp(argv[i], "--refuse") == 0 || strcmp(argv[i], "--staged") == 0) {
-      mode = argv[i][2] == 'r' ? PE_T_STEP : PE_T_STAGED;
+    if (strcmp(argv[i], "--refuse") == 0) {
+      mode = PE_T_STEP;
+      continue;
+    }
+    if (strcmp(argv[i], "--staged") == 0) {
+      mode = PE_T_STAGED;
       continue;
     }
     int rc = pe_t_model(argv[i], mode, cxx, shim, rows, sums, tf32);

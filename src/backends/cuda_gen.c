@@ -1634,14 +1634,42 @@ static uint32_t pe__gen_fit(const pe_cuda_gen_plan_t *p, uint32_t pn, int64_t w,
   return pn;
 }
 
+/* g made ready for a pass over p's steps, staged or not. */
+static void pe__gen_begin(pe__gen_t *g, const pe_cuda_gen_plan_t *p, int staged,
+                          char *why, size_t cap) {
+  memset(g, 0, sizeof *g);
+  g->p = p;
+  g->why = why;
+  g->cap = cap;
+  g->staged = staged;
+}
+
+/* The floats of g's weights region: every weight, or staged, the most
+ * any step's take. */
+static int64_t pe__gen_wsize(const pe__gen_t *g) {
+  return g->staged ? g->stage_max : g->w_floats;
+}
+
+/* A first pass over p's steps (one window, the most threads): the
+ * weights region's floats, the scratch a window and the threads the
+ * steps want. */
+static int pe__gen_sizes(const pe_cuda_gen_plan_t *p, int staged, char *why,
+                         size_t cap, int64_t *w, int64_t *scr, int *want) {
+  pe__gen_t g;
+  pe__gen_begin(&g, p, staged, why, cap);
+  g.pn = 1;
+  g.nt = PE__GEN_MAX_THREADS;
+  const int rc = pe__gen_steps(&g);
+  *w = pe__gen_wsize(&g);
+  *scr = g.scr_ps;
+  *want = g.want;
+  pe__gen_free(&g);
+  return rc;
+}
+
 int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
                        char *why, size_t cap) {
   memset(out, 0, sizeof *out);
-  pe__gen_t g;
-  memset(&g, 0, sizeof g);
-  g.p = p;
-  g.why = why;
-  g.cap = cap;
   if (p->n_steps < 1 || p->in_numel < 1 || p->out_numel < 1 || p->max_n < 1) {
     snprintf(why, cap, "an empty plan");
     return PE_EUNSUPPORTED;
@@ -1651,32 +1679,17 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
    * every weight and the plan allows, a first pass again with each
    * step's weights staged in turn (the weights region then the largest
    * step's) */
-  g.pn = 1;
-  g.nt = PE__GEN_MAX_THREADS;
-  int rc = pe__gen_steps(&g);
-  int64_t w = g.w_floats, scr = g.scr_ps;
-  int want = g.want;
-  pe__gen_free(&g);
+  int64_t w = 0, scr = 0;
+  int want = 0;
+  int rc = pe__gen_sizes(p, 0, why, cap, &w, &scr, &want);
   if (rc != PE_OK) {
     return rc;
   }
   uint32_t pn = pe__gen_fit(p, p->max_n, w, scr);
   const int64_t all_w = w;
-  int staged = 0;
-  if (pn == 0 && p->allow_staged) {
-    staged = 1;
-    memset(&g, 0, sizeof g);
-    g.p = p;
-    g.why = why;
-    g.cap = cap;
-    g.pn = 1;
-    g.nt = PE__GEN_MAX_THREADS;
-    g.staged = 1;
-    rc = pe__gen_steps(&g);
-    w = g.stage_max;
-    scr = g.scr_ps;
-    want = g.want;
-    pe__gen_free(&g);
+  const int staged = pn == 0 && p->allow_staged;
+  if (staged) {
+    rc = pe__gen_sizes(p, 1, why, cap, &w, &scr, &want);
     if (rc != PE_OK) {
       return rc;
     }
@@ -1698,23 +1711,18 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
     }
     return PE_EUNSUPPORTED;
   }
-  memset(&g, 0, sizeof g);
-  g.p = p;
-  g.why = why;
-  g.cap = cap;
-  g.staged = staged;
+  pe__gen_t g;
+  pe__gen_begin(&g, p, staged, why, cap);
   g.pn = pn;
   g.nt = want;
-  g.w_floats = 0;
   g.off_in = w;
   g.off_out = g.off_in + pe__r4((int64_t)pn * p->in_numel);
   g.off_ar = g.off_out + pe__r4((int64_t)pn * p->out_numel);
   g.off_scr = g.off_ar + pe__r4((int64_t)pn * p->arena_ps);
-  g.scr_ps = 0;
   const int64_t total = g.off_scr + pe__r4((int64_t)pn * scr);
   rc = pe__gen_steps(&g);
-  if (rc != PE_OK || (staged ? g.stage_max : g.w_floats) != w ||
-      g.want != want || g.scr_ps != scr) {
+  if (rc != PE_OK || pe__gen_wsize(&g) != w || g.want != want ||
+      g.scr_ps != scr) {
     pe__gen_free(&g);
     if (rc == PE_OK) {
       snprintf(why, cap, "the generator's two passes disagree");
