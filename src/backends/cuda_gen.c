@@ -122,6 +122,10 @@ static int pe__unsupported(pe__gen_t *g, int k, const char *what) {
  * warp's 32 reads fall in distinct banks. */
 enum { PE__W_ASIS, PE__W_T, PE__W_CONV, PE__W_TC, PE__W_TC_T };
 
+/* The reads of weights a thread issues together when copying them on
+ * chip (pe__gen_w) */
+enum { PE__W_ROUND = 8 };
+
 /* Blob ref (`floats` of it used) copied into the weights region in a
  * layout: as stored, transposed from [a][b] to [b][a] (PE__W_T), or
  * [cout][r] as [cout / b][r][b] (PE__W_CONV, a = r); its offset in
@@ -146,39 +150,63 @@ static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
     off = g->w_floats;
     g->w_floats += pe__r4(floats);
   }
+  /* Each thread's reads of a round are issued before its stores: the
+   * source is a generic pointer, which the compiler cannot tell apart
+   * from shared memory, so it would keep each read after the store
+   * before it. A weights tensor kept as stored is read and written 16
+   * bytes at a time where the blob allows; the other layouts scatter
+   * single floats, in the same order as a float a thread. */
+  const uint64_t dev = (uint64_t)(uintptr_t)g->p->blob_dev[i];
+  const int vec = layout == PE__W_ASIS && floats % 4 == 0 && dev % 16 == 0;
+  const int64_t units = vec ? floats / 4 : floats;
+  const int64_t per = (units + g->nt - 1) / g->nt;
+  const int r = per < PE__W_ROUND ? (int)per : PE__W_ROUND;
+  const char *t = vec ? "float4" : "float";
   pe__sb(cp,
-         "  {\n    const float *src = (const float *)0x%llxull;\n"
-         "    for (int i = tid; i < %lld; i += PE_G_NT) {\n",
-         (unsigned long long)(uintptr_t)g->p->blob_dev[i], (long long)floats);
-  if (layout == PE__W_ASIS) {
-    pe__sb(cp, "      sh[%lld + i] = src[i];\n", (long long)off);
+         "  {\n    const %s *src = (const %s *)0x%llxull;\n"
+         "    for (int i0 = tid; i0 < %lld; i0 += %d * PE_G_NT) {\n"
+         "      %s v[%d];\n"
+         "#pragma unroll\n      for (int j = 0; j < %d; j++) {\n"
+         "        const int i = i0 + j * PE_G_NT;\n"
+         "        if (i < %lld) {\n          v[j] = src[i];\n        }\n"
+         "      }\n"
+         "#pragma unroll\n      for (int j = 0; j < %d; j++) {\n"
+         "        const int i = i0 + j * PE_G_NT;\n"
+         "        if (i >= %lld) {\n          break;\n        }\n",
+         t, t, (unsigned long long)dev, (long long)units, r, t, r, r,
+         (long long)units, r, (long long)units);
+  if (vec) {
+    pe__sb(cp, "        *(float4 *)(sh + %lld + 4 * i) = v[j];\n",
+           (long long)off);
+  } else if (layout == PE__W_ASIS) {
+    pe__sb(cp, "        sh[%lld + i] = v[j];\n", (long long)off);
   } else if (layout == PE__W_T) {
     pe__sb(cp,
-           "      const int r = i / %lld, q = i - r * %lld;\n"
-           "      sh[%lld + q * %lld + r] = src[i];\n",
+           "        const int r = i / %lld, q = i - r * %lld;\n"
+           "        sh[%lld + q * %lld + r] = v[j];\n",
            (long long)b, (long long)b, (long long)off, (long long)a);
   } else if (layout == PE__W_CONV) {
     pe__sb(cp,
-           "      const int co = i / %lld, r = i - co * %lld;\n"
-           "      sh[%lld + (co / %lld * %lld + r) * %lld + co %% %lld] = "
-           "src[i];\n",
+           "        const int co = i / %lld, r = i - co * %lld;\n"
+           "        sh[%lld + (co / %lld * %lld + r) * %lld + co %% %lld] = "
+           "v[j];\n",
            (long long)a, (long long)a, (long long)off, (long long)b,
            (long long)a, (long long)b, (long long)b);
   } else {
     /* a K, b M; the source [K][M] or [M][K] */
     if (layout == PE__W_TC) {
-      pe__sb(cp, "      const int kk = i / %lld, m = i - kk * %lld;\n",
+      pe__sb(cp, "        const int kk = i / %lld, m = i - kk * %lld;\n",
              (long long)b, (long long)b);
     } else {
-      pe__sb(cp, "      const int m = i / %lld, kk = i - m * %lld;\n",
+      pe__sb(cp, "        const int m = i / %lld, kk = i - m * %lld;\n",
              (long long)a, (long long)a);
     }
     pe__sb(cp,
-           "      sh[%lld + ((m / 8 * %lld + kk / 4) * 8 + m %% 8) * 4 + "
-           "kk %% 4] = pe__tf32r(src[i]);\n",
+           "        sh[%lld + ((m / 8 * %lld + kk / 4) * 8 + m %% 8) * 4 + "
+           "kk %% 4] = pe__tf32r(v[j]);\n",
            (long long)off, (long long)(a / 4));
   }
-  pe__sb(cp, "    }\n  }\n");
+  pe__sb(cp, "      }\n    }\n  }\n");
   return off;
 }
 
