@@ -317,8 +317,7 @@ __global__ static void __launch_bounds__(128)
 }
 
 /* Conv 1-D: the windows from blockIdx.z by gridDim.z, tiles of TR output
- * channels by 4096 / TR positions (pe__conv1d_tr: 16 or 32 for a
- * convolution of that many channels or fewer, else 64) */
+ * channels by 4096 / TR positions */
 template <int TR>
 __global__ static void __launch_bounds__(256)
     pe__k_conv1d_tiled(const pe_cuda_step_t s, int n) {
@@ -326,11 +325,6 @@ __global__ static void __launch_bounds__(256)
     const pe__tl_conv d = pe__tl_conv_of(s, b, TR, pe__fp32_tm(TR));
     pe__fp32_tile_of<TR>(d.cin * d.k, d, pe__tl_conv_b{&d}, pe__tl_conv_c{&d});
   }
-}
-
-/* The rows of the fp32 Conv 1-D tile for cout output channels. */
-__host__ __device__ static inline int pe__conv1d_tr(int64_t cout) {
-  return cout <= 16 ? 16 : cout <= 32 ? 32 : PE__TR;
 }
 
 __global__ static void __launch_bounds__(128)

@@ -519,19 +519,15 @@ static int pe_conv1d_forms(int n, int cin, int cout, int group, int k, int st,
   char what[160];
   int bad = 0;
   std::vector<float> y;
-  /* forms 2 to 4: the tiles of 64, 32 and 16 channels */
-  for (int form = 0; form < (group == 1 ? 5 : 2); form++) {
+  /* form 2: the tiles of 64 channels by 64 positions */
+  for (int form = 0; form < (group == 1 ? 3 : 2); form++) {
     y.assign((size_t)n * cout * wout, NAN);
     d.s.out[0] = y.data();
-    if (form >= 2) {
-      const int tr = PE__TR >> (form - 2), tm = pe__fp32_tm(tr);
+    if (form == 2) {
       d.total = n;
-      pe_emu_launch((unsigned)((wout + tm - 1) / tm),
-                    (unsigned)((cout + tr - 1) / tr), 256,
-                    tr == 16   ? pe_form_conv1d_tiled<16>
-                    : tr == 32 ? pe_form_conv1d_tiled<32>
-                               : pe_form_conv1d_tiled<PE__TR>,
-                    &d, (unsigned)n);
+      pe_emu_launch((unsigned)((wout + PE__TM - 1) / PE__TM),
+                    (unsigned)((cout + PE__TR - 1) / PE__TR), 256,
+                    pe_form_conv1d_tiled<PE__TR>, &d, (unsigned)n);
     } else {
       const int T = form == 0 ? 4 : 1;
       d.total = n * cout * ((wout + T - 1) / T);
@@ -543,9 +539,7 @@ static int pe_conv1d_forms(int n, int cin, int cout, int group, int k, int st,
              "%d,%d win %d",
              form == 0   ? "thread of 4"
              : form == 1 ? "thread of 1"
-             : form == 2 ? "tiled, 64 channels"
-             : form == 3 ? "tiled, 32 channels"
-                         : "tiled, 16 channels",
+                         : "tiled",
              cin, cout, group, k, st, dil, pl, pr, win);
     bad += pe_same_bits(what, y, want, "the ordered sums");
   }
