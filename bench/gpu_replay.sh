@@ -11,7 +11,9 @@
 #       defaults 20000000 5000 2000000; BINDIR holds pattern-engine and
 #       gen_ticks. CPU_M: the cpu backend replays the first CPU_M ticks
 #       only (it is the slower one by far on a large model); its rate is
-#       per tick like the cuda run's.
+#       per tick like the cuda run's, and inferences per second beside it.
+#       CPU_M / S ticks a symbol must exceed the model's window for the
+#       cpu run to infer at all (64 ticks for the 64-tick Transformer).
 #   BATCHES="B:D ..." (default "256:100000 4096:1000000"): the
 #       --max-batch:--max-delay-us settings, one run each per backend.
 #   WORK=dir for the inputs and outputs (default /tmp/pe-gpu-replay).
@@ -42,7 +44,11 @@ b = s["batches"]
 mean = b["windows"] / b["runs"] if b["runs"] else 0
 print(f"{sys.argv[2]:5s} max-batch {sys.argv[3]:>5s} delay {sys.argv[4]:>8s} us: "
       f"{s['accepted'] / s['wall_s'] / 1e6:6.2f} M ticks/s, {s['inferences']} inferences "
-      f"in {b['runs']} batches (mean {mean:.1f}, largest {b['largest']})")
+      f"({s['inferences'] / s['wall_s'] / 1e3:.1f} k/s) in {b['runs']} batches "
+      f"(mean {mean:.1f}, largest {b['largest']})")
+if s["inferences"] < 1000:
+    print("      too few inferences for a rate: each symbol needs a window's "
+          "ticks first; raise CPU_M or lower S")
 EOF
 }
 
