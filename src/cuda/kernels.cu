@@ -997,9 +997,9 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
    * cores in tf32, and in fp32 where a tile's k reach at least 16 */
   if (s->kind == PE_PLAN_CONV1D && s->p[2] == 1 &&
       (s->tf32 || s->p[0] * s->p[3] >= 16)) {
-    /* tiles of 64 output channels by 64 positions in both precisions: the
-     * fp32 tiles of 16 channels by 256 positions took DeepLOB over 32
-     * columns from 0.204 to 0.139 M windows/s at 4,096 (H100) */
+    /* tiles of 64 output channels by 64 positions in both precisions
+     * (fp32 tiles of 16 channels by 256 positions, which waste no work on
+     * a 16-channel convolution, ran DeepLOB slower: docs/models.md) */
     dim3 grid((unsigned)((s->p[9] + PE__TM - 1) / PE__TM),
               (unsigned)((s->p[1] + PE__TR - 1) / PE__TR),
               n < 65535u ? n : 65535u);
