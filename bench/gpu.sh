@@ -10,7 +10,7 @@
 # bench-model (cpu at batch 1; cuda graph and persistent at batch 1; cuda
 # graph at 4096 and 65536, and 1,048,576 for the shipped models, with the
 # steps' kernels beside where graph mode runs a generated kernel, and that
-# kernel's stamps of each step at 4096; where
+# kernel's stamps of each step at 4096, in tf32 too; where
 # persistent mode runs a cluster, one block beside it and the cluster's
 # stamps per step) on the
 # shipped models, the zoo's Transformer, the
@@ -172,6 +172,14 @@ for spec in models/pattern_cnn.onnx:20000:4096,65536,1048576 \
           --iterations $bi --precision tf32) || fail=1
         echo "$o32" | grep -E "^backend|^phases"
         row "$n" "ours cuda graph tf32" $b "$o32"
+        # where a generated kernel's tf32 time goes (its dense steps on
+        # the tensor cores), beside the fp32 stamps below
+        if [ "$b" = 4096 ] && echo "$o32" | grep -q "graphs launch one kernel"; then
+          "$exe" bench-model "$m" --backend cuda --batch $b --iterations 10 \
+            --precision tf32 --cuda-stamps /tmp/bstamps.txt >/dev/null || fail=1
+          echo "$n: where the batch kernel's time goes at $b in tf32 (--cuda-stamps)"
+          cat /tmp/bstamps.txt
+        fi
         ;;
       esac
       # a plan that graph mode runs as one generated kernel: the steps'
