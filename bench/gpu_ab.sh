@@ -23,6 +23,7 @@ if ! "$new/pattern-engine" --version | grep -q "cuda .*; device 0 of"; then
 fi
 if [ $# -eq 0 ]; then
   t64=/tmp/gpu_zoo/zoo/transformer64.default.onnx
+  rm -rf /tmp/gpu_zoo /tmp/deeplob32.onnx
   mkdir -p /tmp/gpu_zoo/zoo
   $py -c "import sys; sys.path.insert(0, 'bench')
 from bench_model_peers import zoo_models
