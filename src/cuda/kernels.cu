@@ -1006,7 +1006,7 @@ extern "C" int pe_cuda_step_launch(const pe_cuda_step_t *s, uint32_t n,
     if (s->tf32) {
       pe__k_conv1d_tf32<<<grid, 128, 0, st>>>(*s, (int)n);
     } else {
-      pe__k_conv1d_tiled<PE__TR><<<grid, 256, 0, st>>>(*s, (int)n);
+      pe__k_conv1d_tiled<<<grid, 256, 0, st>>>(*s, (int)n);
     }
     return (int)cudaPeekAtLastError();
   }

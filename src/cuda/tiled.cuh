@@ -28,25 +28,17 @@
 #define PE__TM 64
 #define PE__TK 32
 
-/* The columns of an fp32 tile of tr rows: as many outputs as 64 x 64. */
-__host__ __device__ static constexpr int pe__fp32_tm(int tr) {
-  return PE__TR * PE__TM / tr;
-}
-
 /* fp32: a block of 256 threads, each 4 rows x 4 columns from one 16-byte
  * read of each operand per k (A staged transposed, k major), the products
  * summed in float over the 32 k of a stage and the stages' sums in
- * double. The tile TR rows by 4096 / TR columns: 64 x 64 (pe__fp32_tile),
- * or fewer rows and more columns for a product of few rows (a convolution
- * of 16 or 32 output channels), the same sums for each output. */
-template <int TR, typename GA, typename GB, typename GC>
+ * double. */
+template <typename GA, typename GB, typename GC>
 __device__ __forceinline__ static void
-pe__fp32_tile_of(int K, const GA &ga, const GB &gb, const GC &gc) {
-  constexpr int TM = pe__fp32_tm(TR), TX = TM / 4;
-  __shared__ __align__(16) float xs[PE__TK][TR + 4];
-  __shared__ __align__(16) float ws[PE__TK][TM + 4];
+pe__fp32_tile(int K, const GA &ga, const GB &gb, const GC &gc) {
+  __shared__ __align__(16) float xs[PE__TK][PE__TR + 4];
+  __shared__ __align__(16) float ws[PE__TK][PE__TM + 4];
   const int tid = (int)threadIdx.x;
-  const int tx = tid % TX, ty = tid / TX;
+  const int tx = tid & 15, ty = tid >> 4;
   double acc[4][4];
 #pragma unroll
   for (int i = 0; i < 4; i++) {
@@ -56,16 +48,13 @@ pe__fp32_tile_of(int K, const GA &ga, const GB &gb, const GC &gc) {
     }
   }
   for (int k0 = 0; k0 < K; k0 += PE__TK) {
-    /* consecutive threads on consecutive k (A) or columns (B) */
+    /* eight of each a thread, consecutive threads on consecutive k (A) or
+     * columns (B) */
 #pragma unroll
-    for (int j = 0; j < TR * PE__TK / 256; j++) {
+    for (int j = 0; j < 8; j++) {
       const int e = tid + 256 * j;
       xs[e & 31][e >> 5] = ga(e >> 5, k0 + (e & 31));
-    }
-#pragma unroll
-    for (int j = 0; j < TM * PE__TK / 256; j++) {
-      const int e = tid + 256 * j;
-      ws[e / TM][e % TM] = gb(k0 + e / TM, e % TM);
+      ws[e >> 6][e & 63] = gb(k0 + (e >> 6), e & 63);
     }
     __syncthreads();
     float part[4][4];
@@ -106,12 +95,6 @@ pe__fp32_tile_of(int K, const GA &ga, const GB &gb, const GC &gc) {
       gc(ty * 4 + i, tx * 4 + j, acc[i][j]);
     }
   }
-}
-
-template <typename GA, typename GB, typename GC>
-__device__ __forceinline__ static void
-pe__fp32_tile(int K, const GA &ga, const GB &gb, const GC &gc) {
-  pe__fp32_tile_of<PE__TR>(K, ga, gb, gc);
 }
 
 /* TF32: a block of 4 warps, a warp 32 x 32 of the tile as 2 x 2
@@ -281,10 +264,9 @@ pe__tl_dense_of(const pe_cuda_step_t &s, int R) {
 }
 
 /* window b of a Conv 1-D step, the tile of blockIdx (x: positions, y:
- * output channels) for tiles of tr channels by tm positions */
+ * output channels) */
 __device__ __forceinline__ static pe__tl_conv
-pe__tl_conv_of(const pe_cuda_step_t &s, int b, int tr = PE__TR,
-               int tm = PE__TM) {
+pe__tl_conv_of(const pe_cuda_step_t &s, int b) {
   const pe__tl_conv d = {s.in[0] + (int64_t)b * s.in_stride[0],
                          s.w,
                          s.bias,
@@ -297,8 +279,8 @@ pe__tl_conv_of(const pe_cuda_step_t &s, int b, int tr = PE__TR,
                          (int)s.p[6],
                          (int)s.p[8],
                          (int)s.p[9],
-                         (int)blockIdx.y * tr,
-                         (int)blockIdx.x * tm,
+                         (int)blockIdx.y * PE__TR,
+                         (int)blockIdx.x * PE__TM,
                          s.act,
                          s.alpha};
   return d;
@@ -316,14 +298,12 @@ __global__ static void __launch_bounds__(128)
   pe__tf32_tile(d.K, d, pe__tl_dense_b{&d}, pe__tl_dense_c{&d});
 }
 
-/* Conv 1-D: the windows from blockIdx.z by gridDim.z, tiles of TR output
- * channels by 4096 / TR positions */
-template <int TR>
+/* Conv 1-D: the windows from blockIdx.z by gridDim.z */
 __global__ static void __launch_bounds__(256)
     pe__k_conv1d_tiled(const pe_cuda_step_t s, int n) {
   for (int b = (int)blockIdx.z; b < n; b += (int)gridDim.z) {
-    const pe__tl_conv d = pe__tl_conv_of(s, b, TR, pe__fp32_tm(TR));
-    pe__fp32_tile_of<TR>(d.cin * d.k, d, pe__tl_conv_b{&d}, pe__tl_conv_c{&d});
+    const pe__tl_conv d = pe__tl_conv_of(s, b);
+    pe__fp32_tile(d.cin * d.k, d, pe__tl_conv_b{&d}, pe__tl_conv_c{&d});
   }
 }
 

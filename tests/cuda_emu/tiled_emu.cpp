@@ -196,7 +196,7 @@ static void pe_conv1d_tf32_body(void *a) {
 
 static void pe_conv1d_tiled_body(void *a) {
   const pe_conv_arg *d = (const pe_conv_arg *)a;
-  pe__k_conv1d_tiled<PE__TR>(d->s, d->n);
+  pe__k_conv1d_tiled(d->s, d->n);
 }
 
 /* A Conv 1-D step over n windows of cin x win with random inputs,
@@ -398,9 +398,9 @@ template <int T> static void pe_form_conv1d(void *a) {
   pe__d_conv1d<int, T>(d->s, d->total, (int)threadIdx.x, (int)blockDim.x);
 }
 
-template <int TR> static void pe_form_conv1d_tiled(void *a) {
+static void pe_form_conv1d_tiled(void *a) {
   const pe_form_arg *d = (const pe_form_arg *)a;
-  pe__k_conv1d_tiled<TR>(d->s, d->total);
+  pe__k_conv1d_tiled(d->s, d->total);
 }
 
 /* A dense step of R rows through every form (the thread, the warp with w2,
@@ -527,7 +527,7 @@ static int pe_conv1d_forms(int n, int cin, int cout, int group, int k, int st,
       d.total = n;
       pe_emu_launch((unsigned)((wout + PE__TM - 1) / PE__TM),
                     (unsigned)((cout + PE__TR - 1) / PE__TR), 256,
-                    pe_form_conv1d_tiled<PE__TR>, &d, (unsigned)n);
+                    pe_form_conv1d_tiled, &d, (unsigned)n);
     } else {
       const int T = form == 0 ? 4 : 1;
       d.total = n * cout * ((wout + T - 1) / T);
