@@ -258,10 +258,10 @@ def attention(path, mask, style, rng):
 
 
 def attention64(path, rng):
-    """The Transformer of the cuda issue's table (64 ticks of 8 features,
-    d_model 64, 8 heads, feed-forward 128, 2 layers): its weights and one
-    window's activations outgrow a block's shared memory, so the
-    generated batch kernel stages each step's weights in turn."""
+    """A Transformer of models/zoo.py's transformer64 shape (64 ticks of 8
+    features, d_model 64, 8 heads, feed-forward 128, 2 layers): its
+    weights and one window's activations outgrow a block's shared memory,
+    so the generated batch kernel stages each step's weights in turn."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
         __file__)), "models"))
     import attention_models  # noqa: E402

@@ -27,9 +27,8 @@
  * --emu-windows N runs N windows on the CPU instead of 23 (at least 3, one
  * a block; with fewer, a block's share may fit one group of 5, though
  * not where each window is a group, as in a staged kernel). --dense-rows
- * N and
- * --dense-sums N make both kernels with those dense
- * forms (pe_cuda_gen_plan_t.dense_rows, .dense_sums); --tf32 in precision
+ * N and --dense-sums N make both kernels with those dense forms
+ * (pe_cuda_gen_plan_t.dense_rows, .dense_sums); --tf32 in precision
  * tf32 (.tf32: the dense steps that can on the tensor cores, whose
  * m16n8k8 product the shim gathers from the lanes' fragments in the
  * PTX ISA's layout), the scores then within 1e-2 (the tolerance of
