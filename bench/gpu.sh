@@ -37,25 +37,8 @@ bin=$1
 shift
 pe=$bin/pattern-engine
 py=${PYTHON:-python3}
-# DeepLOB over 32 book columns (the engine's most channels per window),
-# exported here with torch; the zoo's at 40 goes through the parity test
-# only (its cuda kernels run there; the engine's handle refuses it)
-dl=/tmp/deeplob32.onnx
-rm -f $dl
-$py bench/gpu_torch.py --export-deeplob32 $dl >/tmp/export.log 2>&1 ||
-  { echo "deeplob32: export failed"; tail -5 /tmp/export.log; }
-[ -f $dl ] || dl=
-# the Transformer at 64 ticks, d_model 64 (models/zoo.py transformer64), as
-# the default exporter writes it, in a folder named zoo (gpu_torch.py builds
-# its module from the name)
-t64=/tmp/gpu_zoo/zoo/transformer64.default.onnx
-rm -rf /tmp/gpu_zoo
-mkdir -p /tmp/gpu_zoo/zoo
-$py -c "import sys; sys.path.insert(0, 'bench')
-from bench_model_peers import zoo_models
-zoo_models('/tmp/gpu_zoo/zoo', ['transformer64'], ['default'])" \
-  >/tmp/export64.log 2>&1 || { echo "transformer64: export failed"; tail -5 /tmp/export64.log; }
-[ -f $t64 ] || t64=
+# DeepLOB over 32 columns ($dl) and transformer64 ($t64), exported here
+. bench/gpu_export.sh
 z=models/zoo
 models="models/pattern_cnn.onnx models/pattern_lstm.onnx models/toy_cnn.onnx
 models/toy_mlp.onnx $z/cnn1d.default.onnx $z/cnn1d.legacy13.onnx

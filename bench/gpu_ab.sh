@@ -16,24 +16,14 @@ set -u
 old=$1
 new=$2
 shift 2
-py=${PYTHON:-python3}
 if ! "$new/pattern-engine" --version | grep -q "cuda .*; device 0 of"; then
   echo "gpu_ab: no CUDA device: nothing to time"
   exit 77
 fi
 if [ $# -eq 0 ]; then
-  t64=/tmp/gpu_zoo/zoo/transformer64.default.onnx
-  rm -rf /tmp/gpu_zoo /tmp/deeplob32.onnx
-  mkdir -p /tmp/gpu_zoo/zoo
-  $py -c "import sys; sys.path.insert(0, 'bench')
-from bench_model_peers import zoo_models
-zoo_models('/tmp/gpu_zoo/zoo', ['transformer64'], ['default'])" \
-    >/tmp/gpu_ab_export.log 2>&1 || echo "transformer64: export failed"
-  $py bench/gpu_torch.py --export-deeplob32 /tmp/deeplob32.onnx \
-    >>/tmp/gpu_ab_export.log 2>&1 || echo "deeplob32: export failed"
-  set -- models/zoo/transformer.default.onnx
-  [ -f $t64 ] && set -- "$@" $t64
-  [ -f /tmp/deeplob32.onnx ] && set -- "$@" /tmp/deeplob32.onnx
+  # DeepLOB over 32 columns ($dl) and transformer64 ($t64), exported here
+  . bench/gpu_export.sh
+  set -- models/zoo/transformer.default.onnx $t64 $dl
 fi
 "$new/pattern-engine" --version | grep cuda
 table=/tmp/gpu_ab_table.txt

@@ -16,15 +16,8 @@ set -u
 pe=$1/pattern-engine
 py=${PYTHON:-python3}
 z=models/zoo
-dl=/tmp/deeplob32.onnx
-"$py" bench/gpu_torch.py --export-deeplob32 $dl >/tmp/export.log 2>&1 ||
-  { echo "deeplob32: export failed"; tail -3 /tmp/export.log; }
-t64=/tmp/gpu_zoo/zoo/transformer64.default.onnx
-mkdir -p /tmp/gpu_zoo/zoo
-"$py" -c "import sys; sys.path.insert(0, 'bench')
-from bench_model_peers import zoo_models
-zoo_models('/tmp/gpu_zoo/zoo', ['transformer64'], ['default'])" \
-  >/tmp/export64.log 2>&1 || { echo "transformer64: export failed"; tail -3 /tmp/export64.log; }
+# DeepLOB over 32 columns ($dl) and transformer64 ($t64), exported here
+. bench/gpu_export.sh
 for spec in models/pattern_cnn.onnx:4096,65536,1048576 \
   models/pattern_lstm.onnx:4096,65536,1048576 \
   $z/transformer.default.onnx:4096,65536 $t64:4096,65536 $dl:4096,65536; do
