@@ -3,9 +3,10 @@ not (GRU with and without linear_before_reset, pooling, softmax, concat,
 broadcasting binary ops, reductions over one axis and several; MatMul of
 two runtime tensors with batch broadcasting, Where, Pad in each mode,
 LayerNormalization, Conv2d with pads, strides, dilations and groups,
-MaxPool and AveragePool 2-D, the parametrised element-wise ops, the fused
-self-attention block with and without a mask, and a Transformer too large
-for a block's shared memory; inputs as [time][channel]),
+MaxPool and AveragePool 2-D (also alone with softmax steps), the parametrised element-wise ops, the fused
+self-attention block with and without a mask, and a Transformer and a
+DeepLOB too large for a block's shared memory; inputs as
+[time][channel]),
 with random weights from a fixed seed, for the cuda backend's parity test.
 Exits 77 where onnx is missing.
 
@@ -43,6 +44,20 @@ def model(nodes, inits, out_dim, path, nwc=False):
     })
     onnx.checker.check_model(m)
     onnx.save(m, path)
+
+
+def gemm_head(nodes, inits, x, y, scale, rng):
+    """Appends a Gemm from the [N, n] tensor x to 3 scores y, n as shape
+    inference finds it over the nodes so far."""
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "input", TensorProto.FLOAT, ["N", C, W])], [helper.make_tensor_value_info(
+            x, TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m = onnx.shape_inference.infer_shapes(m)
+    n = m.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+    inits.append(const("Wo", rng.normal(0, scale, (3, n))))
+    inits.append(const("Bo", rng.normal(0, 0.1, (3,))))
+    nodes.append(helper.make_node("Gemm", [x, "Wo", "Bo"], [y], transB=1))
 
 
 def gru(path, lbr, rng):
@@ -227,16 +242,37 @@ def conv2d(path, rng):
         helper.make_node("Flatten", ["hs"], ["f4"]),
         helper.make_node("Concat", ["f1", "f2", "f3", "f4"], ["cat"], axis=1),
     ]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
-        "input", TensorProto.FLOAT, ["N", C, W])], [helper.make_tensor_value_info(
-            "cat", TensorProto.FLOAT, None)], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m = onnx.shape_inference.infer_shapes(m)
-    n = m.graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    inits.append(const("Wo", rng.normal(0, 0.1, (3, n))))
-    inits.append(const("Bo", rng.normal(0, 0.1, (3,))))
-    nodes.append(helper.make_node("Gemm", ["cat", "Wo", "Bo"], ["output"],
-                                  transB=1))
+    gemm_head(nodes, inits, "cat", "output", 0.1, rng)
+    model(nodes, inits, 3, path)
+
+
+def pooling(path, rng):
+    """MaxPool and AveragePool 2-D (pads, strides, dilations,
+    count_include_pad either way) over the window as one [1, C, W] image,
+    Softmax along an inner axis and LogSoftmax over the scores: the steps
+    of the generated kernels' pooling and softmax forms."""
+    inits = [
+        numpy_helper.from_array(np.array([0, 1, C, W], dtype=np.int64), "s4"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["input", "s4"], ["x4"]),
+        helper.make_node("Softmax", ["x4"], ["sm"], axis=2),
+        helper.make_node("MaxPool", ["x4"], ["mp"], kernel_shape=[2, 3],
+                         strides=[1, 2], pads=[0, 1, 1, 1],
+                         dilations=[1, 2]),
+        helper.make_node("AveragePool", ["x4"], ["ap"], kernel_shape=[3, 2],
+                         strides=[2, 2], pads=[1, 0, 1, 1],
+                         count_include_pad=1),
+        helper.make_node("AveragePool", ["sm"], ["aq"], kernel_shape=[2, 3],
+                         pads=[1, 1, 0, 1]),
+        helper.make_node("Flatten", ["mp"], ["f1"]),
+        helper.make_node("Flatten", ["ap"], ["f2"]),
+        helper.make_node("Flatten", ["aq"], ["f3"]),
+        helper.make_node("Concat", ["f1", "f2", "f3"], ["cat"], axis=1),
+    ]
+    gemm_head(nodes, inits, "cat", "logits", 0.3, rng)
+    nodes.append(helper.make_node("LogSoftmax", ["logits"], ["output"],
+                                  axis=1))
     model(nodes, inits, 3, path)
 
 
@@ -272,6 +308,22 @@ def attention64(path, rng):
     onnx.save(m, path)
 
 
+def deeplob32(path, rng):
+    """DeepLOB over 32 book columns (bench/gpu_torch.py's deeplob32 shape:
+    the zoo's widths 16/32, LSTM 32, unpadded (4, 1) convolutions): one
+    window's activations nearly fill a block's shared memory, so the
+    generated batch kernel stages each step's weights where the arena is
+    free during the step."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "models"))
+    import make_conv_rnn_models  # noqa: E402
+    import make_test_models  # noqa: E402
+
+    make_test_models.rng = np.random.default_rng(int(rng.integers(1 << 30)))
+    make_conv_rnn_models.save(
+        make_conv_rnn_models.deeplob(16, 32, 32, L=32, same4=False), path)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -288,6 +340,8 @@ def main():
     attention(os.path.join(out, "attention_where.onnx"), "where", "separate",
               rng)
     attention64(os.path.join(out, "transformer64.onnx"), rng)
+    deeplob32(os.path.join(out, "deeplob32.onnx"), rng)
+    pooling(os.path.join(out, "pooling.onnx"), rng)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
  * refused with a reason naming a step; after "--staged", a model whose
  * weights and one window's activations outgrow the shared memory: its
  * resident kernel refused for that, its batch kernel made with each
- * step's weights staged in turn (and run on the CPU with --cxx).
+ * step's weights staged in turn (and run on the CPU with --cxx); after
+ * "--too-big", a model whose one window's activations alone outgrow it:
+ * both refused for their size.
  *
  * With --cxx COMPILER SHIM, the batch kernel also runs on the CPU: its
  * source, with SHIM's definitions in place of CUDA's (tests/cuda_emu/shim.h:
@@ -36,7 +38,8 @@
  *
  * Usage: test_cuda_gen [--cxx COMPILER SHIM] [--emu-windows N]
  *                      [--dense-rows N] [--dense-sums N] [--tf32] MODEL.onnx...
- *                      [--staged MODEL.onnx...] [--refuse MODEL.onnx...] */
+ *                      [--staged MODEL.onnx...] [--refuse MODEL.onnx...]
+ *                      [--too-big MODEL.onnx...] */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <math.h>
@@ -517,7 +520,8 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
 /* One model through the generator and NVRTC (and, with cxx, the batch
  * kernel on the CPU): 0 when it went as expected, else 1; 77 when NVRTC
  * is missing. mode: PE_T_MADE (both kernels made), PE_T_STEP (both
- * refused, naming a step) or PE_T_STAGED (the resident kernel refused
+ * refused, naming a step), PE_T_TOO_BIG (both refused for their size,
+ * staged too) or PE_T_STAGED (the resident kernel refused
  * for its size, the batch kernel made with each step's weights staged,
  * as the backend allows it alone). */
 static int pe_t_model(const char *path, int mode, const char *cxx,
@@ -568,7 +572,7 @@ static int pe_t_model(const char *path, int mode, const char *cxx,
     }
     bad |= rc;
   }
-  if (bad == 0 && mode != PE_T_STEP && cxx != NULL) {
+  if (bad == 0 && mode != PE_T_STEP && mode != PE_T_TOO_BIG && cxx != NULL) {
     /* groups of at most 5 windows, so that a block's share of 7 or 8
      * takes two */
     g.batch = 1;
@@ -624,7 +628,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: test_cuda_gen [--cxx COMPILER SHIM] "
                     "[--emu-windows N] [--dense-rows N] [--dense-sums N] "
                     "[--tf32] MODEL.onnx... "
-                    "[--staged MODEL...] [--refuse MODEL...]\n");
+                    "[--staged MODEL...] [--refuse MODEL...] "
+                    "[--too-big MODEL...]\n");
     return 2;
   }
   char v[160];
@@ -642,6 +647,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[i], "--staged") == 0) {
       mode = PE_T_STAGED;
+      continue;
+    }
+    if (strcmp(argv[i], "--too-big") == 0) {
+      mode = PE_T_TOO_BIG;
       continue;
     }
     int rc = pe_t_model(argv[i], mode, cxx, shim, rows, sums, tf32);

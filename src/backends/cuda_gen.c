@@ -84,8 +84,34 @@ static void pe__sb(pe__sb_t *s, const char *fmt, ...) {
 /* ---- the generator
  * ---------------------------------------------------------*/
 
+/* The arena floats [lo, hi) of one window that step k reads or writes
+ * (pe__gen_at), as a first pass records them. */
+typedef struct pe__gen_acc {
+  int k;
+  int64_t lo, hi;
+} pe__gen_acc_t;
+
+typedef struct pe__gen_accs {
+  pe__gen_acc_t *a;
+  int n, cap, oom;
+} pe__gen_accs_t;
+
+/* A run of arena floats [lo, hi) of one window that no tensor holds
+ * during a step: used floats of it (from lo rounded up to 4) taken by the
+ * step's staged weights. */
+typedef struct pe__gen_hole {
+  int64_t lo, hi, used;
+} pe__gen_hole_t;
+
 typedef struct pe__gen {
   const pe_cuda_gen_plan_t *p;
+  /* the arena's accesses: recorded (rec) by a first pass; read (live) by
+   * a staged pass, which puts a step's weights where the arena is free
+   * during the step (holes, n_holes of them) before the weights region */
+  pe__gen_accs_t *rec;
+  const pe__gen_accs_t *live;
+  pe__gen_hole_t *holes;
+  int n_holes, cap_holes;
   pe__sb_t copy; /* the weights' copies, once per launch */
   pe__sb_t body; /* the steps of a request */
   /* staged: the current step's weights' copies (stage), put before the
@@ -139,13 +165,28 @@ static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
     pe__unsupported(g, k, "weights not in a blob of their size");
     return -1;
   }
-  int64_t off;
+  int64_t off = -1;
   pe__sb_t *cp = &g->copy;
   if (g->staged) {
+    cp = &g->stage;
+    /* the first free run of the arena with room: its floats from lo
+     * rounded up to 4 are free in a layout of any number of windows too
+     * (a window's [lo, hi) is [lo pn, hi pn) there), so every pass
+     * decides alike */
+    for (int h = 0; h < g->n_holes && off < 0; h++) {
+      pe__gen_hole_t *r = &g->holes[h];
+      if (pe__r4(r->lo) + r->used + pe__r4(floats) <= r->hi) {
+        off = g->off_ar + pe__r4(r->lo) * g->pn + r->used;
+        r->used += pe__r4(floats);
+      }
+    }
+  }
+  if (off >= 0) {
+    /* placed in the arena */
+  } else if (g->staged) {
     off = g->stage_used;
     g->stage_used += pe__r4(floats);
     g->stage_max = g->stage_used > g->stage_max ? g->stage_used : g->stage_max;
-    cp = &g->stage;
   } else {
     off = g->w_floats;
     g->w_floats += pe__r4(floats);
@@ -210,6 +251,77 @@ static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
   return off;
 }
 
+/* Records that step k reads or writes the arena floats [lo, hi) of a
+ * window (a first pass only). */
+static void pe__gen_record(pe__gen_t *g, int k, int64_t lo, int64_t hi) {
+  pe__gen_accs_t *r = g->rec;
+  if (r == NULL || r->oom) {
+    return;
+  }
+  if (r->n == r->cap) {
+    const int cap = r->cap ? 2 * r->cap : 64;
+    pe__gen_acc_t *a = realloc(r->a, (size_t)cap * sizeof *a);
+    if (a == NULL) {
+      r->oom = 1;
+      return;
+    }
+    r->a = a;
+    r->cap = cap;
+  }
+  r->a[r->n++] = (pe__gen_acc_t){k, lo, hi};
+}
+
+/* The runs of the arena that no tensor holds during step k, into
+ * g->holes: a float is held where a step up to k and a step from k on
+ * both touch it (whatever step k's weights overwrite there is then
+ * neither read after k nor written before it for a later step).
+ * Conservative: two tensors that share floats at different times hold
+ * them from the first's first access to the second's last. */
+static int pe__gen_holes(pe__gen_t *g, int k) {
+  const int64_t n = g->p->arena_ps;
+  g->n_holes = 0;
+  if (g->live == NULL || n < 1) {
+    return PE_OK;
+  }
+  /* 1: touched at a step up to k; 2: from k on */
+  unsigned char *m = calloc((size_t)n, 1);
+  if (m == NULL) {
+    return PE_ENOMEM;
+  }
+  for (int i = 0; i < g->live->n; i++) {
+    const pe__gen_acc_t *a = &g->live->a[i];
+    const unsigned char bit = (a->k <= k ? 1u : 0u) | (a->k >= k ? 2u : 0u);
+    for (int64_t x = a->lo; x < a->hi && x < n; x++) {
+      m[x] |= bit;
+    }
+  }
+  int rc = PE_OK;
+  for (int64_t x = 0; x < n && rc == PE_OK;) {
+    if (m[x] == 3u) {
+      x++;
+      continue;
+    }
+    int64_t e = x;
+    while (e < n && m[e] != 3u) {
+      e++;
+    }
+    if (g->n_holes == g->cap_holes) {
+      const int cap = g->cap_holes ? 2 * g->cap_holes : 16;
+      pe__gen_hole_t *h = realloc(g->holes, (size_t)cap * sizeof *h);
+      if (h == NULL) {
+        rc = PE_ENOMEM;
+        break;
+      }
+      g->holes = h;
+      g->cap_holes = cap;
+    }
+    g->holes[g->n_holes++] = (pe__gen_hole_t){x, e, 0};
+    x = e;
+  }
+  free(m);
+  return rc;
+}
+
 /* Where operand ref of a step lives in shared memory: *off the offset of
  * its window 0 in floats, *st its stride per window (0 for a constant,
  * copied as stored), for numel floats a window. */
@@ -230,9 +342,11 @@ static int pe__gen_at(pe__gen_t *g, int k, uint64_t ref, int64_t stride,
                : pe__unsupported(g, k, "an output of another size");
   case PE_CUDA_REF_ARENA:
     *off = g->off_ar + (int64_t)v * g->pn;
-    return (int64_t)v + numel <= g->p->arena_ps && stride >= numel
-               ? PE_OK
-               : pe__unsupported(g, k, "a tensor outside the arena");
+    if ((int64_t)v + numel > g->p->arena_ps || stride < numel) {
+      return pe__unsupported(g, k, "a tensor outside the arena");
+    }
+    pe__gen_record(g, k, (int64_t)v, (int64_t)v + stride);
+    return PE_OK;
   case PE_CUDA_REF_BLOB:
     *st = 0;
     *off = pe__gen_w(g, k, ref, numel, PE__W_ASIS, 0, 0);
@@ -1218,6 +1332,129 @@ static int pe__gen_concat(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   return PE_OK;
 }
 
+/* Max or average pooling over [C][H][W], a thread per output: the taps
+ * inside the input in the CPU's order (rows, then columns), the maximum
+ * from -inf by `v > acc`, the average a float sum over the count of
+ * taps inside the input, or inside the padded extent (p[13],
+ * count_include_pad), as pe_ks_pool_taps and the general kernel. */
+static int pe__gen_pool2d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                          const pe__gen_out_t *o) {
+  const int64_t C = s->p[0], H = s->p[1], W = s->p[2], OH = s->p[3];
+  const int64_t OW = s->p[4], kh = s->p[5], kw = s->p[6], sth = s->p[7];
+  const int64_t stw = s->p[8], pt = s->p[9], pl = s->p[10], dh = s->p[11];
+  const int64_t dw = s->p[12], pb = s->p[15], pr = s->p[16];
+  const int cip = s->p[13] != 0, is_max = s->p[14] != 0;
+  if (s->rank == 3) {
+    return pe__unsupported(g, k, "a 3-D pooling");
+  }
+  if (C < 1 || H < 1 || W < 1 || OH < 1 || OW < 1 || kh < 1 || kw < 1 ||
+      sth < 1 || stw < 1 || dh < 1 || dw < 1 || s->numel != C * OH * OW) {
+    return pe__unsupported(g, k, "a pooling of shapes that do not agree");
+  }
+  int64_t xo = 0, xs = 0;
+  const int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0],
+                            s->in_stride[0], C * H * W, &xo, &xs);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  pe__gen_each_open(g, s->numel);
+  pe__sb(&g->body,
+         "        const int ow = e %% %lld, r = e / %lld, oh = r %% %lld;\n"
+         "        const int h0 = oh * %lld - %lld, w0 = ow * %lld - %lld;\n"
+         "        const float *xc = sh + %lld + b * %lld + r / %lld * %lld;\n"
+         "        float acc = %s;\n        int cnt = 0;\n"
+         "#pragma unroll\n        for (int a = 0; a < %lld; a++) {\n"
+         "          const int h = h0 + a * %lld;\n"
+         "#pragma unroll\n          for (int j = 0; j < %lld; j++) {\n"
+         "            const int w = w0 + j * %lld;\n",
+         (long long)OW, (long long)OW, (long long)OH, (long long)sth,
+         (long long)pt, (long long)stw, (long long)pl, (long long)xo,
+         (long long)xs, (long long)OH, (long long)(H * W),
+         is_max ? "__int_as_float((int)0xff800000u)" : "0.0f", (long long)kh,
+         (long long)dh, (long long)kw, (long long)dw);
+  if (cip) {
+    pe__sb(&g->body,
+           "            cnt += h >= %lld && h < %lld && w >= %lld && "
+           "w < %lld;\n",
+           (long long)-pt, (long long)(H + pb), (long long)-pl,
+           (long long)(W + pr));
+  }
+  pe__sb(&g->body,
+         "            if (h >= 0 && h < %lld && w >= 0 && w < %lld) {\n"
+         "              const float v = xc[h * %lld + w];\n",
+         (long long)H, (long long)W, (long long)W);
+  if (is_max) {
+    pe__sb(&g->body, "              acc = v > acc ? v : acc;\n");
+  } else {
+    pe__sb(&g->body, "              acc = __fadd_rn(acc, v);\n%s",
+           cip ? "" : "              cnt++;\n");
+  }
+  pe__sb(&g->body,
+         "            }\n          }\n        }\n        (void)cnt;\n"
+         "        const float y = %s;\n        ",
+         is_max ? "acc" : "__fdiv_rn(acc, (float)(cnt > 0 ? cnt : 1))");
+  pe__gen_store(g, o, "e", "y");
+  pe__gen_each_close(g);
+  return PE_OK;
+}
+
+/* Softmax (act set: LogSoftmax) over the axis of p[1] entries, outer
+ * p[0], inner p[2], a thread per row: the maximum, the sum of the
+ * exponentials in order, then each output, an exponential taken again
+ * (the same bits) times the sum's reciprocal, or x - max - log(sum), as
+ * the general kernel. The outputs are only stored, so that the scores
+ * may go straight to the answer. */
+static int pe__gen_softmax(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                           const pe__gen_out_t *o) {
+  const int64_t outer = s->p[0], L = s->p[1], inner = s->p[2];
+  if (outer < 1 || L < 1 || inner < 1 || s->numel != outer * L * inner) {
+    return pe__unsupported(g, k, "a softmax of shapes that do not agree");
+  }
+  int64_t xo = 0, xs = 0;
+  const int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0],
+                            s->in_stride[0], s->numel, &xo, &xs);
+  if (rc != PE_OK) {
+    return rc;
+  }
+  pe__gen_each_open(g, outer * inner);
+  pe__sb(&g->body,
+         "        const int at = e / %lld * %lld + e %% %lld;\n"
+         "        const float *x = sh + %lld + b * %lld + at;\n"
+         "        float mx = x[0], sum = 0.0f;\n"
+         "        for (int l = 1; l < %lld; l++) {\n"
+         "          mx = x[l * %lld] > mx ? x[l * %lld] : mx;\n        }\n"
+         "        for (int l = 0; l < %lld; l++) {\n"
+         "          sum = __fadd_rn(sum, pe__expf(__fsub_rn(x[l * %lld], "
+         "mx)));\n        }\n",
+         (long long)inner, (long long)(L * inner), (long long)inner,
+         (long long)xo, (long long)xs, (long long)L, (long long)inner,
+         (long long)inner, (long long)L, (long long)inner);
+  if (s->act) {
+    pe__sb(&g->body, "        const float ls = (float)log((double)sum);\n");
+  } else {
+    pe__sb(&g->body, "        const float inv = __fdiv_rn(1.0f, sum);\n");
+  }
+  char y[160];
+  if (s->act) {
+    snprintf(y, sizeof y, "__fsub_rn(__fsub_rn(x[l * %lld], mx), ls)",
+             (long long)inner);
+  } else {
+    snprintf(y, sizeof y,
+             "__fmul_rn(pe__expf(__fsub_rn(x[l * %lld], mx)), inv)",
+             (long long)inner);
+  }
+  pe__sb(&g->body,
+         "        for (int l = 0; l < %lld; l++) {\n"
+         "          const float y = %s;\n          ",
+         (long long)L, y);
+  char idx[64];
+  snprintf(idx, sizeof idx, "at + l * %lld", (long long)inner);
+  pe__gen_store(g, o, idx, "y");
+  pe__sb(&g->body, "\n        }");
+  pe__gen_each_close(g);
+  return PE_OK;
+}
+
 /* An output of a recurrent step (slot q), which must be on chip: its
  * offset and stride into *off and *st, or -1 in *off when absent. */
 static int pe__gen_rnn_out(pe__gen_t *g, int k, const pe_cuda_step_t *s, int q,
@@ -1515,6 +1752,36 @@ static void pe__gen_unstage(pe__gen_t *g, size_t at) {
   g->stage.buf[0] = '\0';
 }
 
+/* A step's form: its code into g->body (o: where its output goes; a
+ * recurrent step places its outputs itself). */
+typedef int (*pe__gen_form_t)(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                              const pe__gen_out_t *o);
+
+static int pe__gen_rnn_form(pe__gen_t *g, int k, const pe_cuda_step_t *s,
+                            const pe__gen_out_t *o) {
+  (void)o;
+  return pe__gen_rnn(g, k, s);
+}
+
+static const pe__gen_form_t pe__gen_forms[PE_PLAN_KIND_COUNT] = {
+    [PE_PLAN_AFFINE] = pe__gen_elementwise,
+    [PE_PLAN_UNARY] = pe__gen_elementwise,
+    [PE_PLAN_COPY] = pe__gen_elementwise,
+    [PE_PLAN_BINARY] = pe__gen_elementwise,
+    [PE_PLAN_CONV1D] = pe__gen_conv1d,
+    [PE_PLAN_DENSE] = pe__gen_dense,
+    [PE_PLAN_STRIDED] = pe__gen_strided,
+    [PE_PLAN_GATHER] = pe__gen_gather,
+    [PE_PLAN_CONCAT] = pe__gen_concat,
+    [PE_PLAN_POOL2D] = pe__gen_pool2d,
+    [PE_PLAN_SOFTMAX] = pe__gen_softmax,
+    [PE_PLAN_LSTM] = pe__gen_rnn_form,
+    [PE_PLAN_GRU] = pe__gen_rnn_form,
+    [PE_PLAN_LAYERNORM] = pe__gen_layernorm,
+    [PE_PLAN_ATTENTION] = pe__gen_attention,
+    [PE_PLAN_REDUCE] = pe__gen_reduce,
+};
+
 /* One pass over the steps with g->pn windows and g->nt threads: the
  * weights' copies and the steps' code into g. */
 static int pe__gen_steps(pe__gen_t *g) {
@@ -1544,49 +1811,18 @@ static int pe__gen_steps(pe__gen_t *g) {
     pe__sb(&g->body, "  /* step %d: kind %d */\n", k, s->kind);
     const size_t at = g->body.len;
     g->stage_used = 0;
-    switch (s->kind) {
-    case PE_PLAN_AFFINE:
-    case PE_PLAN_UNARY:
-    case PE_PLAN_COPY:
-    case PE_PLAN_BINARY:
-      rc = pe__gen_elementwise(g, k, s, &o);
-      break;
-    case PE_PLAN_CONV1D:
-      rc = pe__gen_conv1d(g, k, s, &o);
-      break;
-    case PE_PLAN_DENSE:
-      rc = pe__gen_dense(g, k, s, &o);
-      break;
-    case PE_PLAN_STRIDED:
-      rc = pe__gen_strided(g, k, s, &o);
-      break;
-    case PE_PLAN_GATHER:
-      rc = pe__gen_gather(g, k, s, &o);
-      break;
-    case PE_PLAN_CONCAT:
-      rc = pe__gen_concat(g, k, s, &o);
-      break;
-    case PE_PLAN_LSTM:
-    case PE_PLAN_GRU:
-      rc = pe__gen_rnn(g, k, s);
-      break;
-    case PE_PLAN_LAYERNORM:
-    case PE_PLAN_ATTENTION:
-    case PE_PLAN_REDUCE:
-      if (s->kind == PE_PLAN_LAYERNORM) {
-        rc = pe__gen_layernorm(g, k, s, &o);
-      } else if (s->kind == PE_PLAN_ATTENTION) {
-        rc = pe__gen_attention(g, k, s, &o);
-      } else {
-        rc = pe__gen_reduce(g, k, s, &o);
-      }
-      break;
-    default:
-      rc = pe__unsupported(g, k,
-                           "a kind the generator has no form for "
-                           "(pooling, a 2-D convolution, ...)");
-      break;
+    if (g->staged && pe__gen_holes(g, k) != PE_OK) {
+      return PE_ENOMEM;
     }
+    const pe__gen_form_t form = s->kind >= 0 && s->kind < PE_PLAN_KIND_COUNT
+                                    ? pe__gen_forms[s->kind]
+                                    : NULL;
+    rc = form != NULL
+             ? form(g, k, s, &o)
+             : pe__unsupported(g, k,
+                               "a kind the generator has no form for (a 2-D "
+                               "convolution, a MatMul of two tensors, Pad, "
+                               "...)");
     if (rc != PE_OK) {
       return rc;
     }
@@ -1611,6 +1847,9 @@ static void pe__gen_free(pe__gen_t *g) {
   free(g->copy.buf);
   free(g->body.buf);
   free(g->stage.buf);
+  free(g->holes);
+  g->holes = NULL;
+  g->n_holes = g->cap_holes = 0;
   memset(&g->copy, 0, sizeof g->copy);
   memset(&g->body, 0, sizeof g->body);
   memset(&g->stage, 0, sizeof g->stage);
@@ -1680,11 +1919,18 @@ static int64_t pe__gen_wsize(const pe__gen_t *g) {
 
 /* A first pass over p's steps (one window, the most threads): the
  * weights region's floats, the scratch a window and the threads the
- * steps want. */
+ * steps want; the arena's accesses recorded into acc, or (staged) read
+ * from it. */
 static int pe__gen_sizes(const pe_cuda_gen_plan_t *p, int staged, char *why,
-                         size_t cap, int64_t *w, int64_t *scr, int *want) {
+                         size_t cap, pe__gen_accs_t *acc, int64_t *w,
+                         int64_t *scr, int *want) {
   pe__gen_t g;
   pe__gen_begin(&g, p, staged, why, cap);
+  if (staged) {
+    g.live = acc;
+  } else {
+    g.rec = acc;
+  }
   g.pn = 1;
   g.nt = PE__GEN_MAX_THREADS;
   const int rc = pe__gen_steps(&g);
@@ -1705,29 +1951,39 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
   /* a first pass for the weights' size and the threads the steps want,
    * then the windows that fit, then the source; where none fits beside
    * every weight and the plan allows, a first pass again with each
-   * step's weights staged in turn (the weights region then the largest
-   * step's) */
+   * step's weights staged in turn: into the arena where it is free
+   * during the step (the first pass's record of the arena's accesses
+   * says where), else into the weights region, then the most that any
+   * step puts there */
   int64_t w = 0, scr = 0;
   int want = 0;
-  int rc = pe__gen_sizes(p, 0, why, cap, &w, &scr, &want);
+  pe__gen_accs_t acc = {0};
+  int rc = pe__gen_sizes(p, 0, why, cap, &acc, &w, &scr, &want);
+  if (rc == PE_OK && acc.oom) {
+    rc = PE_ENOMEM;
+    snprintf(why, cap, "out of memory");
+  }
   if (rc != PE_OK) {
+    free(acc.a);
     return rc;
   }
   uint32_t pn = pe__gen_fit(p, p->max_n, w, scr);
   const int64_t all_w = w;
   const int staged = pn == 0 && p->allow_staged;
   if (staged) {
-    rc = pe__gen_sizes(p, 1, why, cap, &w, &scr, &want);
+    rc = pe__gen_sizes(p, 1, why, cap, &acc, &w, &scr, &want);
     if (rc != PE_OK) {
+      free(acc.a);
       return rc;
     }
     pn = pe__gen_fit(p, p->max_n, w, scr);
   }
   const int64_t per = p->in_numel + p->out_numel + p->arena_ps + scr;
   if (pn == 0) {
+    free(acc.a);
     if (staged) {
       snprintf(why, cap,
-               "%lld floats of weights (%lld for the largest step's) and "
+               "%lld floats of weights (%lld staged outside the arena) and "
                "%lld of activations a window do not fit %zu bytes of shared "
                "memory",
                (long long)all_w, (long long)w, (long long)per, p->shmem_limit);
@@ -1741,6 +1997,7 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
   }
   pe__gen_t g;
   pe__gen_begin(&g, p, staged, why, cap);
+  g.live = staged ? &acc : NULL;
   g.pn = pn;
   g.nt = want;
   g.off_in = w;
@@ -1749,6 +2006,7 @@ int pe_cuda_gen_source(const pe_cuda_gen_plan_t *p, pe_cuda_gen_src_t *out,
   g.off_scr = g.off_ar + pe__r4((int64_t)pn * p->arena_ps);
   const int64_t total = g.off_scr + pe__r4((int64_t)pn * scr);
   rc = pe__gen_steps(&g);
+  free(acc.a);
   if (rc != PE_OK || pe__gen_wsize(&g) != w || g.want != want ||
       g.scr_ps != scr) {
     pe__gen_free(&g);
