@@ -12,12 +12,14 @@
 #
 # Usage: bench/gpu_dense.sh BINDIR [MODEL.onnx]   (from the repository
 #   root; BINDIR holds pattern-engine and test_cuda_parity; MODEL defaults
-#   to models/zoo/transformer.default.onnx)
+#   to models/zoo/transformer.default.onnx). SETTINGS, a list separated by
+#   spaces, replaces the settings timed (the Conv 1-D form of a
+#   convolutional model, say: SETTINGS="on conv=2").
 set -u
 bin=$1
 pe=$bin/pattern-engine
 m=${2:-models/zoo/transformer.default.onnx}
-settings="on rows=4 rows=4,sums=1 rows=8,sums=1 sums=1"
+settings=${SETTINGS:-"on rows=4 rows=4,sums=1 rows=8,sums=1 sums=1"}
 # one item of a list: a codegen setting in fp32, or tf32 (the default
 # setting in precision tf32), into s and p
 item() {

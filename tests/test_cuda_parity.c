@@ -42,7 +42,8 @@
  * CUDA device.
  *
  * --codegen SETTINGS gives the runs that take the generated kernels
- * those settings (the backend's codegen option: windows=N,rows=N,sums=N).
+ * those settings (the backend's codegen option: windows=N,rows=N,sums=N,
+ * conv=N).
  *
  * Usage: test_cuda_parity [--codegen SETTINGS] MODEL.onnx... */
 #define _POSIX_C_SOURCE 200809L

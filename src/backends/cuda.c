@@ -56,6 +56,8 @@ typedef struct pe__codegen_opts {
   uint32_t windows; /* a block of the batch kernel holds at most these */
   int rows, sums;   /* its dense steps' form (cuda_gen.h: dense_rows,
                        dense_sums); 0 the generator's own */
+  int conv;         /* positions a thread of its Conv 1-D steps: 2 the
+                       wide form (cuda_gen.h: conv_wide), else 1 */
 } pe__codegen_opts_t;
 
 typedef struct pe__cuda {
@@ -976,11 +978,12 @@ static int pe__persist_open(pe__cuda_t *c, char *msg, size_t cap) {
     return PE_EUNSUPPORTED;
   }
   /* one block where a kernel is generated for the plan (its batch kernel
-   * was, with every weight on chip: a staged one has no resident
-   * counterpart), else a cluster of blocks for a plan of many FLOPs a
-   * window (or as many as asked), where the device runs one; else one
-   * block, on chip with as many windows as fit its shared memory, else
-   * the activations in device memory */
+   * was, with every weight on chip; a staged one's resident counterpart,
+   * which copies each step's weights at each request, is made only where
+   * one block is asked for), else a cluster of blocks for a plan of many
+   * FLOPs a window (or as many as asked), where the device runs one;
+   * else one block, on chip with as many windows as fit its shared
+   * memory, else the activations in device memory */
   const int gen1 = c->bgen != NULL && !pe_cuda_gen_staged(c->bgen);
   int want = c->persist_blocks > 0                ? c->persist_blocks
              : gen1                               ? 1
@@ -1330,13 +1333,15 @@ static long pe__count(const char *v, unsigned long lo, unsigned long hi) {
  * a block of graph mode's generated kernel holding at most N windows at
  * once, 1 to 4096; "rows=N", its dense steps of four columns a thread
  * taking up to N rows a thread, 1 to 8; "sums=N", each dense output's
- * sums in both generated kernels, 1 or 4), 0 off ("off", "0"), -1
+ * sums in both generated kernels, 1 or 4; "conv=N", its Conv 1-D steps
+ * taking N positions a thread, 1 or 2), 0 off ("off", "0"), -1
  * anything else (refused at open). *o: the settings, the defaults
  * (PE__CUDA_GEN_WINDOWS, the generator's form) where not given. */
 static int pe__codegen(const char *v, pe__codegen_opts_t *o) {
   o->windows = PE__CUDA_GEN_WINDOWS;
   o->rows = 0;
   o->sums = 0;
+  o->conv = 1;
   if (v == NULL || *v == '\0' || strcmp(v, "on") == 0 || strcmp(v, "1") == 0 ||
       strcmp(v, "auto") == 0) {
     return 1;
@@ -1372,6 +1377,10 @@ static int pe__codegen(const char *v, pe__codegen_opts_t *o) {
       n = n == 1 || n == 4 ? n : -1;
       o->sums = (int)n;
       bit = 4;
+    } else if (strncmp(item, "conv=", 5) == 0) {
+      n = pe__count(item + 5, 1, 2);
+      o->conv = (int)n;
+      bit = 8;
     }
     if (n < 0 || (seen & bit) != 0) {
       return -1;
@@ -1566,8 +1575,11 @@ static void pe__gen_kernel(pe__cuda_t *c, int batch, uint32_t max_n,
   p.stamps = batch ? c->d_bstamps != NULL : c->d_stamps != NULL;
   p.dense_rows = c->gen_opts.rows;
   p.dense_sums = c->gen_opts.sums;
+  p.conv_wide = c->gen_opts.conv == 2;
   p.tf32 = c->tf32;
-  p.allow_staged = batch;
+  /* the resident kernel staged too where one block is asked for: the
+   * cluster is the default for a plan whose batch kernel is staged */
+  p.allow_staged = batch || c->persist_blocks == 1;
   pe_cuda_gen_open(&p, out, why, cap);
   free(rs);
 }
@@ -1806,7 +1818,7 @@ static int pe__cuda_open(const pe_backend_options_t *opts, void **self,
     snprintf(err, err_cap,
              "cuda backend: unknown codegen '%s' (on, off, or settings "
              "separated by commas: windows=N, N from 1 to 4096; rows=N, N "
-             "from 1 to 8; sums=1 or sums=4)",
+             "from 1 to 8; sums=1 or sums=4; conv=1 or conv=2)",
              opts->codegen);
     return PE_EINVAL;
   }

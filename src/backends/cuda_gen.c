@@ -525,6 +525,148 @@ static void pe__gen_conv_ci(pe__gen_t *g, const pe_cuda_step_t *s,
   pe__sb(&g->body, "          }\n        }\n");
 }
 
+/* Output channel blk * CB + q of a conv unit, element idx (an
+ * expression) of the output: its sums s0 (plus s1, the other set, where
+ * not NULL), plus the bias (at bo where the step has one), activated. */
+static void pe__gen_conv_out(pe__gen_t *g, const pe_cuda_step_t *s,
+                             const pe__gen_out_t *o, const char *s0,
+                             const char *s1, int64_t bo, int cb, int q,
+                             const char *idx) {
+  char v[80], act[256], sum[200];
+  if (s1 != NULL) {
+    snprintf(v, sizeof v, "%s + %s", s0, s1);
+  } else {
+    snprintf(v, sizeof v, "%s", s0);
+  }
+  if (bo >= 0) {
+    snprintf(sum, sizeof sum, "(%s) + sh[%lld + blk * %d + %d]", v,
+             (long long)bo, cb, q);
+  } else {
+    snprintf(sum, sizeof sum, "%s", v);
+  }
+  pe__sb(&g->body, "        {\n          const float y = %s;\n          ",
+         pe__gen_act(s, sum, act, sizeof act));
+  pe__gen_store(g, o, idx, "y");
+  pe__sb(&g->body, "\n        }\n");
+}
+
+/* The taps of input channel ci (an expression) of a wide conv unit into
+ * sums set `set` (a[set][p][0 .. cb) for its np positions t[p]): each
+ * tap's cb weights read once (cb / 4 16-byte reads, or one of cb
+ * floats) for the np positions. */
+static void pe__gen_conv_ci_wide(pe__gen_t *g, const pe_cuda_step_t *s,
+                                 const char *ci, int set, int cb, int np) {
+  const int64_t K = s->p[3], stride = s->p[4], dil = s->p[5], pl = s->p[6];
+  const int64_t win = s->p[8];
+  const int nv = cb >= 4 ? cb / 4 : 1; /* weight vectors a tap */
+  const char *vt = cb >= 4 ? "float4" : cb == 2 ? "float2" : "float";
+  pe__sb(&g->body,
+         "        {\n          const float *xr = x + (%s) * %lld;\n"
+         "          const %s *wr = w + (%s) * %lld;\n"
+         "#pragma unroll\n          for (int kk = 0; kk < %lld; kk++) {\n",
+         ci, (long long)win, vt, ci, (long long)(K * nv), (long long)K);
+  for (int p = 0; p < np; p++) {
+    pe__sb(&g->body,
+           "            const int pos%d = t[%d] * %lld + (kk * %lld - %lld);\n"
+           "            const float xv%d = pos%d >= 0 && pos%d < %lld ? "
+           "xr[pos%d] : 0.0f;\n",
+           p, p, (long long)stride, (long long)dil, (long long)pl, p, p, p,
+           (long long)win, p);
+  }
+  for (int v = 0; v < nv; v++) {
+    pe__sb(&g->body, "            const %s wv%d = wr[kk * %d + %d];\n", vt, v,
+           nv, v);
+  }
+  for (int p = 0; p < np; p++) {
+    for (int q = 0; q < cb; q++) {
+      char wq[16];
+      if (cb > 1) {
+        snprintf(wq, sizeof wq, "wv%d.%s", q / 4, pe__comp[q % 4]);
+      } else {
+        snprintf(wq, sizeof wq, "wv0");
+      }
+      pe__sb(&g->body,
+             "            a[%d][%d][%d] = fmaf(xv%d, %s, a[%d][%d][%d]);\n",
+             set, p, q, p, wq, set, p, q);
+    }
+  }
+  pe__sb(&g->body, "          }\n        }\n");
+}
+
+/* Conv 1-D in the batch kernel's wide form (pe_cuda_gen_plan_t.conv_wide):
+ * a unit is CB output channels (8 where a group's come in eights, else as
+ * pe__gen_conv1d) of two positions 32 apart, the units of a warp at
+ * consecutive positions (positions 64 p + lane and 64 p + lane + 32), so
+ * that each weight read serves two positions and each x read eight
+ * channels. Each output's sums are pe__gen_conv1d's (two sets by input
+ * channel parity, taps in order, added at the end), so the same bits. */
+static int pe__gen_conv1d_wide(pe__gen_t *g, const pe_cuda_step_t *s,
+                               const pe__gen_out_t *o, int64_t xo, int64_t xs,
+                               int64_t wo, int64_t bo, int cb) {
+  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], K = s->p[3];
+  const int64_t win = s->p[8], wout = s->p[9];
+  const int64_t cin_g = cin / group, cout_g = cout / group;
+  const int np = 2, nv = cb >= 4 ? cb / 4 : 1;
+  const int64_t tiles = (wout + 63) / 64, units = cout / cb * tiles * 32;
+  const int tpw = pe__gen_tpw(units);
+  g->want = tpw > g->want ? tpw : g->want;
+  const int64_t iters = (units + tpw - 1) / tpw;
+  const int sets = cin_g >= 2 ? 2 : 1;
+  const char *vt = cb >= 4 ? "float4" : cb == 2 ? "float2" : "float";
+  pe__gen_windows(g, tpw);
+  pe__sb(&g->body,
+         "#pragma unroll 1\n    for (int j = 0; j < %lld; j++) {\n"
+         "      const int u0 = l + j * %d, u = u0 < %lld ? u0 : 0;\n"
+         "      const int lane = u %% 32, blk = u / %lld;\n"
+         "      const int tt = (u / 32) %% %lld * 64 + lane;\n"
+         "      const int t[2] = {tt < %lld ? tt : 0, "
+         "tt + 32 < %lld ? tt + 32 : 0};\n"
+         "      const float *x = sh + %lld + b * %lld",
+         (long long)iters, tpw, (long long)units, (long long)(tiles * 32),
+         (long long)tiles, (long long)wout, (long long)wout, (long long)xo,
+         (long long)xs);
+  if (group > 1) {
+    pe__sb(&g->body, " + blk * %d / %lld * %lld", cb, (long long)cout_g,
+           (long long)(cin_g * win));
+  }
+  pe__sb(&g->body,
+         ";\n      const %s *w = (const %s *)(sh + %lld) + blk * %lld;\n"
+         "      float a[%d][%d][%d];\n"
+         "#pragma unroll\n      for (int p = 0; p < %d; p++) {\n"
+         "#pragma unroll\n        for (int q = 0; q < %d; q++) {\n"
+         "          a[0][p][q] = 0.0f;\n          a[%d][p][q] = 0.0f;\n"
+         "        }\n      }\n",
+         vt, vt, (long long)wo, (long long)(cin_g * K * nv), sets, np, cb, np,
+         cb, sets - 1);
+  if (cin_g >= 2) {
+    pe__sb(&g->body, "      for (int cp = 0; cp < %lld; cp++) {\n",
+           (long long)(cin_g / 2));
+    pe__gen_conv_ci_wide(g, s, "2 * cp", 0, cb, np);
+    pe__gen_conv_ci_wide(g, s, "2 * cp + 1", 1, cb, np);
+    pe__sb(&g->body, "      }\n");
+  }
+  if (cin_g % 2 != 0) {
+    char ci[32];
+    snprintf(ci, sizeof ci, "%lld", (long long)(cin_g - 1));
+    pe__gen_conv_ci_wide(g, s, ci, 0, cb, np);
+  }
+  for (int p = 0; p < np; p++) {
+    pe__sb(&g->body, "      if (u0 < %lld && tt + %d < %lld) {\n",
+           (long long)units, 32 * p, (long long)wout);
+    for (int q = 0; q < cb; q++) {
+      char s0[32], s1[32], idx[96];
+      snprintf(s0, sizeof s0, "a[0][%d][%d]", p, q);
+      snprintf(s1, sizeof s1, "a[1][%d][%d]", p, q);
+      snprintf(idx, sizeof idx, "(blk * %d + %d) * %lld + tt + %d", cb, q,
+               (long long)wout, 32 * p);
+      pe__gen_conv_out(g, s, o, s0, sets > 1 ? s1 : NULL, bo, cb, q, idx);
+    }
+    pe__sb(&g->body, "      }\n");
+  }
+  pe__sb(&g->body, "    }\n  }\n");
+  return PE_OK;
+}
+
 /* Conv 1-D: a unit is CB consecutive output channels of one output
  * position, the positions of a warp side by side (consecutive inputs, and
  * the same weights for the whole warp: one shared-memory read of CB of
@@ -539,7 +681,11 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
     return pe__unsupported(g, k, "a convolution of shapes that do not agree");
   }
   const int64_t cin_g = cin / group, cout_g = cout / group;
-  const int cb = cout_g % 4 == 0 ? 4 : cout_g % 2 == 0 ? 2 : 1;
+  const int wide = g->p->batch && g->p->conv_wide && wout >= 33;
+  const int cb = wide && cout_g % 8 == 0 ? 8
+                 : cout_g % 4 == 0       ? 4
+                 : cout_g % 2 == 0       ? 2
+                                         : 1;
   int64_t xo = 0, xs = 0;
   int rc = pe__gen_at(g, k, (uint64_t)(uintptr_t)s->in[0], s->in_stride[0],
                       cin * win, &xo, &xs);
@@ -554,6 +700,9 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
                          : -2;
   if (wo < 0 || bo == -1) {
     return PE_EUNSUPPORTED;
+  }
+  if (wide) {
+    return pe__gen_conv1d_wide(g, s, o, xo, xs, wo, bo, cb);
   }
   const int64_t units = cout / cb * wout;
   const int tpw = pe__gen_tpw(units);
@@ -600,24 +749,12 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   }
   pe__sb(&g->body, "      if (u0 < %lld) {\n", (long long)units);
   for (int q = 0; q < cb; q++) {
-    char v[64], act[256], idx[96], sum[200];
-    if (sets > 1) {
-      snprintf(v, sizeof v, "a[0][%d] + a[1][%d]", q, q);
-    } else {
-      snprintf(v, sizeof v, "a[0][%d]", q);
-    }
-    if (bo >= 0) {
-      snprintf(sum, sizeof sum, "(%s) + sh[%lld + blk * %d + %d]", v,
-               (long long)bo, cb, q);
-    } else {
-      snprintf(sum, sizeof sum, "%s", v);
-    }
-    pe__sb(&g->body, "        {\n          const float y = %s;\n          ",
-           pe__gen_act(s, sum, act, sizeof act));
+    char s0[32], s1[32], idx[96];
+    snprintf(s0, sizeof s0, "a[0][%d]", q);
+    snprintf(s1, sizeof s1, "a[1][%d]", q);
     snprintf(idx, sizeof idx, "(blk * %d + %d) * %lld + t", cb, q,
              (long long)wout);
-    pe__gen_store(g, o, idx, "y");
-    pe__sb(&g->body, "\n        }\n");
+    pe__gen_conv_out(g, s, o, s0, sets > 1 ? s1 : NULL, bo, cb, q, idx);
   }
   pe__sb(&g->body, "      }\n    }\n  }\n");
   return PE_OK;

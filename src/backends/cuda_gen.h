@@ -78,6 +78,11 @@ typedef struct pe_cuda_gen_plan {
    * its batch; the rows change no bits. */
   int dense_rows;
   int dense_sums;
+  /* 1: the batch kernel's Conv 1-D steps of more than 32 positions in
+   * their wide form (two positions a thread, eight output channels where
+   * a group's come in eights): the same bits with fewer reads of shared
+   * memory a product. 0: a position and at most four channels a thread. */
+  int conv_wide;
   /* 1: precision tf32, the dense steps of an output a thread's sums whose
    * rows come in sixteens and k in sixteens on the tensor cores (TF32
    * operands, float sums; src/cuda/mma_tf32.cuh), in both kernels alike;
