@@ -16,6 +16,8 @@
 #       cpu run to infer at all (64 ticks for the 64-tick Transformer).
 #   BATCHES="B:D ..." (default "256:100000 4096:1000000"): the
 #       --max-batch:--max-delay-us settings, one run each per backend.
+#   CPU_THREADS=T (default 1): the cpu backend's --model-threads, each
+#       batch split over T threads (run it with as many cores, taskset).
 #   WORK=dir for the inputs and outputs (default /tmp/pe-gpu-replay).
 set -eu
 bin=$1
@@ -34,15 +36,19 @@ echo "== $M ticks over $S symbols (cpu: the first $CM), model $model"
 # largest mean" and keeps the signals
 run() {
   backend=$1 ticks=$2 batch=$3 delay=$4 tag=$5
+  threads=1
+  [ "$backend" = cpu ] && threads=${CPU_THREADS:-1}
   "$bin/pattern-engine" replay --ticks "$ticks" --model "$model" \
     --backend "$backend" --max-batch "$batch" --max-delay-us "$delay" \
+    --model-threads "$threads" \
     --out "$WORK/$tag.signals.csv" --summary-json "$WORK/$tag.json" --quiet
-  "$py" - "$WORK/$tag.json" "$backend" "$batch" "$delay" <<'EOF'
+  "$py" - "$WORK/$tag.json" "$backend" "$batch" "$delay" "$threads" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 b = s["batches"]
 mean = b["windows"] / b["runs"] if b["runs"] else 0
-print(f"{sys.argv[2]:5s} max-batch {sys.argv[3]:>5s} delay {sys.argv[4]:>8s} us: "
+print(f"{sys.argv[2]:5s} max-batch {sys.argv[3]:>5s} delay {sys.argv[4]:>8s} us"
+      f"{', ' + sys.argv[5] + ' threads' if sys.argv[5] != '1' else ''}: "
       f"{s['accepted'] / s['wall_s'] / 1e6:6.2f} M ticks/s, {s['inferences']} inferences "
       f"({s['inferences'] / s['wall_s'] / 1e3:.1f} k/s) in {b['runs']} batches "
       f"(mean {mean:.1f}, largest {b['largest']})")

@@ -12,6 +12,8 @@
 #       defaults models/pattern_cnn.onnx, the real trades when they are
 #       there (else the fixture), 5, build/pattern-engine
 #   BATCHES="1 64 256" DELAY=200 CPU=0 BACKEND=cpu   (environment)
+#   an item N:T of BATCHES runs --max-batch N with --model-threads T
+#   (give CPU as many cores, CPU=0,1)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -40,8 +42,12 @@ done
 i=0
 while [ $i -lt "$R" ]; do
   for b in $BATCHES; do
+    n=${b%%:*}
+    t=1
+    case "$b" in *:*) t=${b#*:} ;; esac
     $pin "$BIN" replay --ticks "$TICKS" --model "$MODEL" --backend "$BACKEND" \
-      --max-batch "$b" --max-delay-us "$DELAY" --out /dev/null 2>&1 |
+      --max-batch "$n" --max-delay-us "$DELAY" --model-threads "$t" \
+      --out /dev/null 2>&1 |
       awk '/throughput/ {t = $2} /batches/ {sub(/^ +batches +/, ""); h = $0}
            END {if (h == "") h = "unbatched"; print t " " h}' \
         >> "$tmp/runs_$b.txt"

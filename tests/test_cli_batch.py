@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Micro-batching leaves `replay`'s output alone: with the shipped models, the
 signals (JSONL) and the feature rows of a run with --max-batch N and
---max-delay-us US are byte for byte those of the unbatched run, while the
-summary shows the model running in batches of the sizes the settings allow.
+--max-delay-us US (and --model-threads T, each batch split over T threads)
+are byte for byte those of the unbatched run, while the summary shows the
+model running in batches of the sizes the settings allow.
 
     test_cli_batch.py ENGINE [REAL_TRADES_CSV]
 
@@ -32,7 +33,7 @@ def check(name, cond, detail=""):
         print(f"FAIL {name}: {detail}")
 
 
-def replay(tmp, ticks, model, batch, delay_us, tag):
+def replay(tmp, ticks, model, batch, delay_us, tag, threads=1):
     """Runs replay; returns (signals bytes, features bytes, summary dict)."""
     sig = os.path.join(tmp, f"{tag}.jsonl")
     feat = os.path.join(tmp, f"{tag}.features.csv")
@@ -42,6 +43,8 @@ def replay(tmp, ticks, model, batch, delay_us, tag):
             "--summary-json", summ]
     if batch is not None:
         args += ["--max-batch", str(batch), "--max-delay-us", str(delay_us)]
+    if threads > 1:
+        args += ["--model-threads", str(threads)]
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
         check(f"{tag} runs", False, r.stderr)
@@ -68,9 +71,12 @@ def compare(tmp, ticks, model, settings, what):
           w_js["signals"]["model"] > 0, w_js)
     check(f"{what} {name}: unbatched runs no batches",
           w_js["batches"]["runs"] == 0, w_js["batches"])
-    for batch, delay in settings:
+    for batch, delay, *more in settings:
+        threads = more[0] if more else 1
         tag = f"{what} {name} --max-batch {batch} --max-delay-us {delay}"
-        got = replay(tmp, ticks, model, batch, delay, "got")
+        if threads > 1:
+            tag += f" --model-threads {threads}"
+        got = replay(tmp, ticks, model, batch, delay, "got", threads)
         if got is None:
             continue
         g_sig, g_feat, g_js = got
@@ -96,8 +102,9 @@ def compare(tmp, ticks, model, settings, what):
 
 
 GRID = [(1, 200), (2, 0), (2, 10**9), (7, 200), (64, 0), (64, 200),
-        (64, 10**9), (256, 5000), (256, 10**9)]
-SHORT = [(7, 200), (64, 10**9), (256, 10**9)]
+        (64, 10**9), (256, 5000), (256, 10**9), (2, 10**9, 3), (7, 200, 4),
+        (256, 10**9, 3)]
+SHORT = [(7, 200), (64, 10**9), (256, 10**9), (64, 10**9, 2)]
 
 with tempfile.TemporaryDirectory(prefix="pe-batch-") as tmp:
     compare(tmp, FIXTURE, os.path.join(ROOT, "models", "pattern_cnn.onnx"),
@@ -119,6 +126,14 @@ with tempfile.TemporaryDirectory(prefix="pe-batch-") as tmp:
                            capture_output=True, text=True)
         check(f"--max-batch {bad} refused", r.returncode == 2 and
               "--max-batch" in r.stderr, (r.returncode, r.stderr))
+    for bad in ("0", "65", "x"):
+        r = subprocess.run([ENGINE, "replay", "--ticks", FIXTURE, "--model",
+                            os.path.join(ROOT, "models", "pattern_cnn.onnx"),
+                            "--model-threads", bad, "--out",
+                            os.path.join(tmp, "bad.csv")],
+                           capture_output=True, text=True)
+        check(f"--model-threads {bad} refused", r.returncode == 2 and
+              "--model-threads" in r.stderr, (r.returncode, r.stderr))
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -539,6 +539,42 @@ static void test_backend_nwc(void) {
     fprintf(stderr, "%s\n", err);
   }
   pe_backend_close(b);
+  /* batches split over threads (opts.threads): the same bits as one run,
+   * whatever the batch, shares of one window and empty shares included
+   * (5 windows over 4 shares of 2), and a backend opened again and again
+   * closes its threads each time */
+  static float thr[M * K];
+  const struct {
+    uint32_t threads, max_batch, batch;
+  } split[] = {{3, M, M}, {4, 5, 5},   {4, 5, 2},
+               {4, 5, 1}, {2, 64, 37}, {8, 3, 3}};
+  for (size_t i = 0; i < sizeof split / sizeof split[0]; i++) {
+    o.threads = split[i].threads;
+    o.max_batch = split[i].max_batch;
+    b = NULL;
+    rc = pe_backend_open("cpu", &o, &b, err, sizeof err);
+    CHECK(rc == PE_OK);
+    if (rc != PE_OK) {
+      fprintf(stderr, "%s\n", err);
+      continue;
+    }
+    int same = 1;
+    for (uint32_t b0 = 0; b0 < M; b0 += split[i].batch) {
+      const uint32_t n = M - b0 < split[i].batch ? M - b0 : split[i].batch;
+      CHECK(pe_backend_run(b, ncw + (size_t)b0 * C * W, n,
+                           thr + (size_t)b0 * K) == PE_OK);
+    }
+    same = memcmp(thr, out, sizeof thr) == 0;
+    CHECK(same);
+    if (!same) {
+      fprintf(stderr, "threads %u, batches of %u: other bits than one run\n",
+              split[i].threads, split[i].batch);
+    }
+    pe_backend_close(b);
+  }
+  o.threads = 65;
+  CHECK(pe_backend_open("cpu", &o, &b, err, sizeof err) == PE_EINVAL &&
+        strstr(err, "65 threads") != NULL);
   free(xb);
   free(yb);
 }

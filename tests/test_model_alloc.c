@@ -167,12 +167,15 @@ static int check_mixed_inputs(void) {
 }
 
 /* Through the cpu backend: runs of 1 and 7 windows (the second in tiles of
- * max_batch, each transposed first for an NWC model). */
-static int check_backend(const char *path, uint32_t max_batch) {
+ * max_batch, each transposed first for an NWC model), split over threads
+ * where threads > 1 (the counter counts every thread's allocations). */
+static int check_backend(const char *path, uint32_t max_batch,
+                         uint32_t threads) {
   pe_backend_options_t o;
   memset(&o, 0, sizeof o);
   o.model_path = path;
   o.max_batch = max_batch;
+  o.threads = threads;
   pe_backend_t *b = NULL;
   char err[512];
   if (pe_backend_open("cpu", &o, &b, err, sizeof err) != PE_OK) {
@@ -189,8 +192,9 @@ static int check_backend(const char *path, uint32_t max_batch) {
   }
   uint64_t got = n_alloc - before;
   const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-  printf("backend cpu %-12s %llu allocations in 10000 runs after open\n", name,
-         (unsigned long long)got);
+  printf("backend cpu %-12s threads %u: %llu allocations in 10000 runs after "
+         "open\n",
+         name, threads, (unsigned long long)got);
   pe_backend_close(b);
   return fails + (got != 0);
 }
@@ -221,10 +225,13 @@ int main(void) {
     fails += check_model(models[i]);
   }
   fails += check_mixed_inputs();
-  fails += check_backend(PE_TEST_MODELS_DIR "/cnn_toy.onnx", 1);
+  fails += check_backend(PE_TEST_MODELS_DIR "/cnn_toy.onnx", 1, 1);
   /* input [N, 32, 5] (NWC, from pe.layout): the backend transposes */
   fails += check_backend(
-      PE_TEST_MODELS_DIR "/../../models/zoo/lstm2.legacy17.onnx", 4);
+      PE_TEST_MODELS_DIR "/../../models/zoo/lstm2.legacy17.onnx", 4, 1);
+  fails += check_backend(PE_TEST_MODELS_DIR "/cnn_toy.onnx", 8, 3);
+  fails += check_backend(
+      PE_TEST_MODELS_DIR "/../../models/zoo/lstm2.legacy17.onnx", 8, 2);
   printf("test_model_alloc: %s\n", fails ? "FAILED" : "ok");
   return fails ? 1 : 0;
 }

@@ -35,6 +35,8 @@
 #define PE_DEFAULT_MAX_BATCH 1
 /* Longest a window waits for its batch to fill, microseconds of tick time. */
 #define PE_DEFAULT_MAX_DELAY_US 200
+/* Threads the cpu backend splits a batch over (--model-threads). */
+#define PE_DEFAULT_MODEL_THREADS 1
 /* Window length of a backend whose model does not fix it (stub). */
 #define PE_DEFAULT_MODEL_WINDOW 32
 

@@ -253,6 +253,13 @@ void pe_cli_error(const pe_cli_command_t *cmd, const char *fmt, ...)
        "with --max-batch: run a partial batch once a tick comes US "           \
        "microseconds (tick time) after its first window",                      \
        NULL},                                                                  \
+      {"model-threads",                                                        \
+       "N",                                                                    \
+       NULL,                                                                   \
+       PE_DEFAULT_TEXT(PE_DEFAULT_MODEL_THREADS),                              \
+       "cpu backend: split each batch of ready windows over N threads (1 to "  \
+       "64; with --max-batch); the output is the same",                        \
+       NULL},                                                                  \
   {                                                                            \
     "model-threshold", "P", NULL, PE_DEFAULT_TEXT(PE_DEFAULT_MODEL_THRESHOLD), \
         "emit model:<class> when a class other than the first reaches P", NULL \

@@ -365,11 +365,16 @@ int pe_cli_open_backend(const pe_cli_command_t *cmd, pe_engine_t *engine,
   opts.max_batch = 1;
   if (pe_cli_u32(cmd, "window", &opts.window) != PE_EXIT_OK ||
       pe_cli_u32(cmd, "max-batch", &opts.max_batch) != PE_EXIT_OK ||
+      pe_cli_u32(cmd, "model-threads", &opts.threads) != PE_EXIT_OK ||
       pe_cli_cuda_memory(cmd, &opts.device_memory_bytes) != PE_EXIT_OK) {
     return PE_EXIT_USAGE;
   }
   if (opts.window == 0) {
     pe_cli_error(cmd, "--window must be at least 1");
+    return PE_EXIT_USAGE;
+  }
+  if (opts.threads == 0 || opts.threads > 64) {
+    pe_cli_error(cmd, "--model-threads must be between 1 and 64");
     return PE_EXIT_USAGE;
   }
   char err[512];
