@@ -14,7 +14,7 @@
 #   root; BINDIR holds pattern-engine and test_cuda_parity; MODEL defaults
 #   to models/zoo/transformer.default.onnx). SETTINGS, a list separated by
 #   spaces, replaces the settings timed (the Conv 1-D form of a
-#   convolutional model, say: SETTINGS="on conv=2").
+#   convolutional model, say: SETTINGS="on conv=1").
 set -u
 bin=$1
 pe=$bin/pattern-engine

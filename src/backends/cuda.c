@@ -1333,15 +1333,16 @@ static long pe__count(const char *v, unsigned long lo, unsigned long hi) {
  * a block of graph mode's generated kernel holding at most N windows at
  * once, 1 to 4096; "rows=N", its dense steps of four columns a thread
  * taking up to N rows a thread, 1 to 8; "sums=N", each dense output's
- * sums in both generated kernels, 1 or 4; "conv=N", its Conv 1-D steps
- * taking N positions a thread, 1 or 2), 0 off ("off", "0"), -1
+ * sums in both generated kernels, 1 or 4; "conv=N", the batch kernel's
+ * Conv 1-D steps taking N positions a thread, 1 or 2 (the default)), 0
+ * off ("off", "0"), -1
  * anything else (refused at open). *o: the settings, the defaults
  * (PE__CUDA_GEN_WINDOWS, the generator's form) where not given. */
 static int pe__codegen(const char *v, pe__codegen_opts_t *o) {
   o->windows = PE__CUDA_GEN_WINDOWS;
   o->rows = 0;
   o->sums = 0;
-  o->conv = 1;
+  o->conv = 2;
   if (v == NULL || *v == '\0' || strcmp(v, "on") == 0 || strcmp(v, "1") == 0 ||
       strcmp(v, "auto") == 0) {
     return 1;

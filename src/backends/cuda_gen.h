@@ -81,7 +81,8 @@ typedef struct pe_cuda_gen_plan {
   /* 1: the batch kernel's Conv 1-D steps of more than 32 positions in
    * their wide form (two positions a thread, eight output channels where
    * a group's come in eights): the same bits with fewer reads of shared
-   * memory a product. 0: a position and at most four channels a thread. */
+   * memory a product (the backend's default). 0: a position and at most
+   * four channels a thread. */
   int conv_wide;
   /* 1: precision tf32, the dense steps of an output a thread's sums whose
    * rows come in sixteens and k in sixteens on the tensor cores (TF32

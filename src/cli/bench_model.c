@@ -56,7 +56,7 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "(k in order; other bits than the default's) or four (by k % 4, the "
      "default); conv=1|2, the batch kernel's Conv 1-D steps taking one "
      "position a thread or two (and eight channels where they come in "
-     "eights; the same bits)",
+     "eights; the default; the same bits)",
      NULL},
     {"cuda-blocks", "auto|N", "PE_CUDA_BLOCKS", "auto",
      "cuda persistent mode: the resident kernel as a thread-block cluster "
