@@ -322,6 +322,23 @@ static int pe__gen_holes(pe__gen_t *g, int k) {
   return rc;
 }
 
+/* Room for per_window floats of each of the g->pn windows in the arena
+ * where no tensor is held during the current step (after its weights
+ * placed there): the offset of window 0 (window b at + b per_window), or
+ * -1. A staged step's own scratch. */
+static int64_t pe__gen_hole_scratch(pe__gen_t *g, int64_t per_window) {
+  const int64_t need = per_window * g->pn;
+  for (int h = 0; h < g->n_holes; h++) {
+    pe__gen_hole_t *r = &g->holes[h];
+    const int64_t start = pe__r4(r->lo) * g->pn + r->used;
+    if (start + need <= r->hi * g->pn) {
+      r->used += pe__r4(need);
+      return g->off_ar + start;
+    }
+  }
+  return -1;
+}
+
 /* Where operand ref of a step lives in shared memory: *off the offset of
  * its window 0 in floats, *st its stride per window (0 for a constant,
  * copied as stored), for numel floats a window. */
@@ -1609,6 +1626,70 @@ static int pe__gen_rnn_out(pe__gen_t *g, int k, const pe_cuda_step_t *s, int q,
   return pe__gen_at(g, k, r, s->out_stride[q], numel, off, st);
 }
 
+/* Time steps a thread of pe__gen_rnn_xproj sums at once. */
+#define PE__GEN_XT 8
+
+/* A recurrent step's W x_t + bias for every window and step t into xp
+ * (window b's [seq][GH] at xpo + b seq GH), every thread of the block:
+ * a thread a gate row u and PE__GEN_XT steps, each W read once for them,
+ * each sum a chain in k order from the bias, as the recurrence's own (the
+ * same bits); x read 16 bytes at a time where its rows allow. */
+static void pe__gen_rnn_xproj(pe__gen_t *g, const pe_cuda_step_t *s,
+                              int64_t xpo, int64_t xo, int64_t xs, int64_t wo,
+                              int64_t bo) {
+  const int lstm = s->kind == PE_PLAN_LSTM;
+  const int64_t seq = s->p[0], in = s->p[1], H = s->p[2];
+  const int64_t GH = (lstm ? 4 : 3) * H;
+  const int64_t tb = (seq + PE__GEN_XT - 1) / PE__GEN_XT;
+  const int v4 = in % 4 == 0 && xo % 4 == 0 && xs % 4 == 0;
+  pe__sb(&g->body,
+         "    for (int e = tid; e < (int)n * %lld; e += %d) {\n"
+         "      const int u = e %% %lld, r = e / %lld;\n"
+         "      const int t0 = r %% %lld * %d, b = r / %lld;\n"
+         "      const float *xr[%d];\n"
+         "      float a[%d];\n"
+         "#pragma unroll\n      for (int p = 0; p < %d; p++) {\n"
+         "        /* steps past the last read the last again, never stored */\n"
+         "        xr[p] = sh + %lld + b * %lld + "
+         "(t0 + p < %lld ? t0 + p : %lld) * %lld;\n"
+         "        a[p] = sh[%lld + u];\n      }\n",
+         (long long)(GH * tb), g->nt, (long long)GH, (long long)GH,
+         (long long)tb, PE__GEN_XT, (long long)tb, PE__GEN_XT, PE__GEN_XT,
+         PE__GEN_XT, (long long)xo, (long long)xs, (long long)seq,
+         (long long)(seq - 1), (long long)in, (long long)bo);
+  if (v4) {
+    pe__sb(&g->body,
+           "      for (int q = 0; q < %lld; q += 4) {\n"
+           "        const float w0 = sh[%lld + q * %lld + u], "
+           "w1 = sh[%lld + (q + 1) * %lld + u];\n"
+           "        const float w2 = sh[%lld + (q + 2) * %lld + u], "
+           "w3 = sh[%lld + (q + 3) * %lld + u];\n"
+           "#pragma unroll\n        for (int p = 0; p < %d; p++) {\n"
+           "          const float4 xv = *(const float4 *)(xr[p] + q);\n"
+           "          a[p] = fmaf(xv.x, w0, a[p]);\n"
+           "          a[p] = fmaf(xv.y, w1, a[p]);\n"
+           "          a[p] = fmaf(xv.z, w2, a[p]);\n"
+           "          a[p] = fmaf(xv.w, w3, a[p]);\n        }\n      }\n",
+           (long long)in, (long long)wo, (long long)GH, (long long)wo,
+           (long long)GH, (long long)wo, (long long)GH, (long long)wo,
+           (long long)GH, PE__GEN_XT);
+  } else {
+    pe__sb(&g->body,
+           "      for (int q = 0; q < %lld; q++) {\n"
+           "        const float w = sh[%lld + q * %lld + u];\n"
+           "#pragma unroll\n        for (int p = 0; p < %d; p++) {\n"
+           "          a[p] = fmaf(xr[p][q], w, a[p]);\n        }\n      }\n",
+           (long long)in, (long long)wo, (long long)GH, PE__GEN_XT);
+  }
+  pe__sb(&g->body,
+         "#pragma unroll\n      for (int p = 0; p < %d; p++) {\n"
+         "        if (t0 + p < %lld) {\n"
+         "          sh[%lld + b * %lld + (t0 + p) * %lld + u] = a[p];\n"
+         "        }\n      }\n    }\n",
+         PE__GEN_XT, (long long)seq, (long long)xpo, (long long)(seq * GH),
+         (long long)GH);
+}
+
 /* LSTM or GRU, one direction (ONNX's equations: an LSTM's gates i, o, f,
  * c, a GRU's z, r, h with linear_before_reset, as PyTorch exports it; W
  * as W^T [in][GH], R as R^T [H][GH], one bias of GH, and a GRU's
@@ -1683,6 +1764,11 @@ static int pe__gen_rnn(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
   const int nt = g->nt, slots = nt / (int)GH;
   const int regs = in + H <= 96;
   const long long so = (long long)g->off_scr, ss = (long long)scr;
+  /* staged, with W in shared memory: W x_t + bias of every step at once
+   * before the recurrence, into free arena (xpo), so that a step's gate
+   * sums read it instead of a chain of `in` products */
+  const int64_t xpo =
+      g->staged && !regs ? pe__gen_hole_scratch(g, seq * GH) : -1;
   pe__sb(&g->body,
          "  {\n    const int u = tid %% %lld, slot = tid / %lld;\n"
          "    const float bu = slot < %d ? sh[%lld + u] : 0.0f;\n",
@@ -1745,19 +1831,36 @@ static int pe__gen_rnn(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
   } else {
     snprintf(t, sizeof t, "it");
   }
+  pe__sb(&g->body, "    }\n");
+  if (xpo >= 0) {
+    pe__gen_rnn_xproj(g, s, xpo, xo, xs, wo, bo);
+  }
   pe__sb(&g->body,
-         "    }\n    __syncthreads();\n"
+         "    __syncthreads();\n"
          "    for (int it = 0; it < %lld; it++) {\n"
          "      const int t = %s;\n"
          "      if (slot < %d)\n"
-         "      for (int b = slot; b < (int)n; b += %d) {\n"
-         "        const float *xt = sh + %lld + b * %lld + t * %lld;\n"
-         "        const float *hb = sh + %lld + b * %lld + %lld;\n"
-         "        float ax = bu, a0 = 0.0f, a1 = 0.0f;\n"
-         "#pragma unroll\n        for (int q = 0; q < %lld; q++) {\n"
-         "          ax = fmaf(xt[q], %s, ax);\n        }\n",
-         (long long)seq, t, slots, slots, (long long)xo, (long long)xs,
-         (long long)in, so, ss, (long long)ho, (long long)in, wx);
+         "      for (int b = slot; b < (int)n; b += %d) {\n",
+         (long long)seq, t, slots, slots);
+  if (xpo < 0) {
+    pe__sb(&g->body,
+           "        const float *xt = sh + %lld + b * %lld + t * %lld;\n",
+           (long long)xo, (long long)xs, (long long)in);
+  }
+  pe__sb(&g->body, "        const float *hb = sh + %lld + b * %lld + %lld;\n",
+         so, ss, (long long)ho);
+  if (xpo >= 0) {
+    pe__sb(&g->body,
+           "        float ax = sh[%lld + b * %lld + t * %lld + u], a0 = 0.0f, "
+           "a1 = 0.0f;\n",
+           (long long)xpo, (long long)(seq * GH), (long long)GH);
+  } else {
+    pe__sb(&g->body,
+           "        float ax = bu, a0 = 0.0f, a1 = 0.0f;\n"
+           "#pragma unroll\n        for (int q = 0; q < %lld; q++) {\n"
+           "          ax = fmaf(xt[q], %s, ax);\n        }\n",
+           (long long)in, wx);
+  }
   /* R h: the even k into a0, the odd into a1 */
   if (h4) {
     pe__sb(&g->body,
