@@ -310,9 +310,11 @@ enum {
  * compiled: 0 when it went as expected (PE_T_*), else 1; 77 when NVRTC
  * is missing. numel0: the first step's output numel, which the source
  * holds as a constant. On success the source is left in *text when text
- * is not NULL (the caller frees it). */
+ * is not NULL (the caller frees it), its threads and shared memory bytes
+ * in *threads and *shmem. */
 static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
-                    int64_t numel0, int expect, char **text, int *threads) {
+                    int64_t numel0, int expect, char **text, int *threads,
+                    size_t *shmem) {
   const char *kind = g->batch ? "batch" : "resident";
   const char *name = g->batch ? PE_CUDA_GEN_BATCH_KERNEL : PE_CUDA_GEN_KERNEL;
   pe_cuda_gen_src_t src;
@@ -376,6 +378,7 @@ static int pe_t_gen(const char *path, const pe_cuda_gen_plan_t *g,
   if (!bad && text != NULL) {
     *text = src.text;
     *threads = src.threads;
+    *shmem = src.shmem;
   } else {
     free(src.text);
   }
@@ -393,11 +396,12 @@ static const char pe_t_emu_tail[] =
     "  pe_gen_batch(g->in, g->out, g->total, g->stamps);\n}\n"
     "extern \"C\" int pe_emu_run(const float *in, float *out,\n"
     "    unsigned int total, unsigned int grid, unsigned int nt,\n"
-    "    unsigned long long *stamps) {\n"
-    "  if (nt > 1024) return -1;\n"
+    "    unsigned long long *stamps, size_t shmem) {\n"
+    "  if (nt > 1024 || shmem > sizeof pe_emu_dyn) return -1;\n"
     "  pe_emu_gen g = {in, out, total, stamps};\n"
+    "  pe_emu_dyn_bytes = shmem;\n"
     "  pe_emu_launch(grid, 1, nt, pe_emu_gen_body, &g);\n"
-    "  return 0;\n}\n";
+    "  return pe_emu_dyn_over ? -2 : 0;\n}\n";
 
 /* The windows the batch kernel runs on the CPU (--emu-windows), in
  * PE_T_EMU_GRID blocks. */
@@ -415,8 +419,8 @@ static int pe_t_conv_wide;
  * portable kernels: 0 when they agree within tol and the stamps of its
  * n_steps steps were all taken, else 1. */
 static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
-                        const char *text, int threads, const pe_model_t *m,
-                        int n_steps, double tol) {
+                        const char *text, int threads, size_t shmem,
+                        const pe_model_t *m, int n_steps, double tol) {
   static const char dyn[] = "extern __shared__ float4 pe__shv[];";
   const char *proto = strstr(pe__cuda_gen_prelude,
                              "/* The persistent kernels' side of the protocol");
@@ -457,7 +461,7 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
   }
   void *lib = bad ? NULL : dlopen(so, RTLD_NOW | RTLD_LOCAL);
   int (*run)(const float *, float *, unsigned, unsigned, unsigned,
-             unsigned long long *) = NULL;
+             unsigned long long *, size_t) = NULL;
   if (lib != NULL) {
     void *sym = dlsym(lib, "pe_emu_run");
     memcpy(&run, &sym, sizeof sym);
@@ -493,9 +497,14 @@ static int pe_t_emulate(const char *path, const char *cxx, const char *shim,
     for (int64_t i = 0; i < pe_t_emu_windows * out_n; i++) {
       y[i] = NAN;
     }
-    bad = pe_model_run(ctx, x, pe_t_emu_windows, want) != PE_OK ||
-          run(x, y, pe_t_emu_windows, PE_T_EMU_GRID, (unsigned)threads,
-              stamps) != 0;
+    const int ran = run(x, y, pe_t_emu_windows, PE_T_EMU_GRID,
+                        (unsigned)threads, stamps, shmem);
+    if (ran == -2) {
+      printf("FAIL: %s (emulated): the kernel wrote shared memory past its "
+             "%zu bytes\n",
+             path, shmem);
+    }
+    bad = pe_model_run(ctx, x, pe_t_emu_windows, want) != PE_OK || ran != 0;
     double worst = 0.0;
     for (int64_t i = 0; !bad && i < pe_t_emu_windows * out_n; i++) {
       const double d = fabs((double)y[i] - (double)want[i]) /
@@ -595,7 +604,8 @@ static int pe_t_model(const char *path, int mode, const char *cxx,
     const int expect = mode != PE_T_STAGED ? mode
                        : pass > 0          ? PE_T_STAGED
                                            : PE_T_TOO_BIG;
-    const int rc = pe_t_gen(path, &g, p.steps[0].numel, expect, NULL, NULL);
+    const int rc =
+        pe_t_gen(path, &g, p.steps[0].numel, expect, NULL, NULL, NULL);
     if (rc == 77) {
       bad = 77;
       break;
@@ -611,9 +621,10 @@ static int pe_t_model(const char *path, int mode, const char *cxx,
     g.stamps = 1;
     char *text = NULL;
     int threads = 0;
-    bad = pe_t_gen(path, &g, p.steps[0].numel, mode, &text, &threads);
+    size_t shmem = 0;
+    bad = pe_t_gen(path, &g, p.steps[0].numel, mode, &text, &threads, &shmem);
     if (bad == 0) {
-      bad = pe_t_emulate(path, cxx, shim, text, threads, m, p.n_steps,
+      bad = pe_t_emulate(path, cxx, shim, text, threads, shmem, m, p.n_steps,
                          tf32 ? 1e-2 : 1e-5);
     }
     free(text);

@@ -4,7 +4,9 @@
  * a block's threads are threads of the process (a block at a time),
  * __syncthreads a barrier of them, a warp's shuffles a barrier of its
  * threads, __shared__ arrays statics (one block's at a time), the dynamic
- * shared memory one array filled with NaN before each block, and the
+ * shared memory one array filled with NaN before each block (and, past
+ * the bytes a kernel declares, pe_emu_dyn_bytes, checked untouched after
+ * it: pe_emu_dyn_over), and the
  * rounding intrinsics plain float arithmetic (compiled with
  * -ffp-contract=off). Included first (-include) by tiled_emu.cpp and by
  * the sources test_cuda_gen.c compiles. */
@@ -51,6 +53,8 @@ static pe_emu_dim3 blockIdx, gridDim, blockDim;
 static pthread_barrier_t pe_emu_bar, pe_emu_warp[32];
 static double pe_emu_lane[1024];
 alignas(16) static float pe_emu_dyn[64 * 1024];
+static size_t pe_emu_dyn_bytes = sizeof pe_emu_dyn;
+static int pe_emu_dyn_over;
 
 #define PE__DYN_SHARED(T, name) T *const name = (T *)pe_emu_dyn
 
@@ -295,6 +299,10 @@ static void pe_emu_launch(unsigned int gx, unsigned int gy, unsigned int nt,
     }
     for (unsigned int t = 0; t < nt; t++) {
       pthread_join(th[t], NULL);
+    }
+    const unsigned char *past = (const unsigned char *)pe_emu_dyn;
+    for (size_t i = pe_emu_dyn_bytes; i < sizeof pe_emu_dyn; i++) {
+      pe_emu_dyn_over |= past[i] != 0xff;
     }
   }
   pthread_attr_destroy(&at);
