@@ -35,8 +35,8 @@
  * tf32 (.tf32: the dense steps that can on the tensor cores, whose
  * m16n8k8 product the shim gathers from the lanes' fragments in the
  * PTX ISA's layout), the scores then within 1e-2 (the tolerance of
- * precision tf32, docs/models.md); --conv-wide makes the batch kernels
- * with their Conv 1-D steps in the wide form (.conv_wide).
+ * precision tf32, docs/models.md); --conv-wide makes both kernels with
+ * their Conv 1-D steps in the wide form (.conv_wide).
  *
  * Usage: test_cuda_gen [--cxx COMPILER SHIM] [--emu-windows N]
  *                      [--dense-rows N] [--dense-sums N] [--tf32]
@@ -406,7 +406,7 @@ static const char pe_t_emu_tail[] =
 /* The windows the batch kernel runs on the CPU (--emu-windows), in
  * PE_T_EMU_GRID blocks. */
 static unsigned pe_t_emu_windows = 23u;
-/* --conv-wide: the batch kernels' Conv 1-D steps in their wide form
+/* --conv-wide: the kernels' Conv 1-D steps in their wide form
  * (pe_cuda_gen_plan_t.conv_wide) */
 static int pe_t_conv_wide;
 #define PE_T_EMU_GRID 3u

@@ -56,7 +56,7 @@ typedef struct pe__codegen_opts {
   uint32_t windows; /* a block of the batch kernel holds at most these */
   int rows, sums;   /* its dense steps' form (cuda_gen.h: dense_rows,
                        dense_sums); 0 the generator's own */
-  int conv;         /* positions a thread of its Conv 1-D steps: 2 the
+  int conv;         /* positions a thread of their Conv 1-D steps: 2 the
                        wide form (cuda_gen.h: conv_wide), else 1 */
 } pe__codegen_opts_t;
 
@@ -1333,8 +1333,8 @@ static long pe__count(const char *v, unsigned long lo, unsigned long hi) {
  * a block of graph mode's generated kernel holding at most N windows at
  * once, 1 to 4096; "rows=N", its dense steps of four columns a thread
  * taking up to N rows a thread, 1 to 8; "sums=N", each dense output's
- * sums in both generated kernels, 1 or 4; "conv=N", the batch kernel's
- * Conv 1-D steps taking N positions a thread, 1 or 2 (the default)), 0
+ * sums in both generated kernels, 1 or 4; "conv=N", their Conv 1-D
+ * steps taking N positions a thread, 1 or 2 (the default)), 0
  * off ("off", "0"), -1
  * anything else (refused at open). *o: the settings, the defaults
  * (PE__CUDA_GEN_WINDOWS, the generator's form) where not given. */

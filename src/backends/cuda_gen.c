@@ -610,7 +610,7 @@ static void pe__gen_conv_ci_wide(pe__gen_t *g, const pe_cuda_step_t *s,
   pe__sb(&g->body, "          }\n        }\n");
 }
 
-/* Conv 1-D in the batch kernel's wide form (pe_cuda_gen_plan_t.conv_wide):
+/* Conv 1-D in its wide form (pe_cuda_gen_plan_t.conv_wide):
  * a unit is CB output channels (8 where a group's come in eights, else as
  * pe__gen_conv1d) of two positions 32 apart, the units of a warp at
  * consecutive positions (positions 64 p + lane and 64 p + lane + 32), so
@@ -698,7 +698,7 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
     return pe__unsupported(g, k, "a convolution of shapes that do not agree");
   }
   const int64_t cin_g = cin / group, cout_g = cout / group;
-  const int wide = g->p->batch && g->p->conv_wide && wout >= 33;
+  const int wide = g->p->conv_wide && wout >= 33;
   const int cb = wide && cout_g % 8 == 0 ? 8
                  : cout_g % 4 == 0       ? 4
                  : cout_g % 2 == 0       ? 2

@@ -78,7 +78,7 @@ typedef struct pe_cuda_gen_plan {
    * its batch; the rows change no bits. */
   int dense_rows;
   int dense_sums;
-  /* 1: the batch kernel's Conv 1-D steps of more than 32 positions in
+  /* 1: the Conv 1-D steps of more than 32 positions in
    * their wide form (two positions a thread, eight output channels where
    * a group's come in eights): the same bits with fewer reads of shared
    * memory a product (the backend's default). 0: a position and at most

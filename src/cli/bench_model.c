@@ -54,7 +54,7 @@ static pe_cli_flag_t pe__bench_flags[] = {
      "rows=N, its dense steps taking up to N rows a thread (1 to 8); "
      "sums=1|4, each such dense output's sums in both kernels: one chain "
      "(k in order; other bits than the default's) or four (by k % 4, the "
-     "default); conv=1|2, the batch kernel's Conv 1-D steps taking one "
+     "default); conv=1|2, their Conv 1-D steps taking one "
      "position a thread or two (and eight channels where they come in "
      "eights; the default; the same bits)",
      NULL},
