@@ -152,6 +152,30 @@ enum { PE__W_ASIS, PE__W_T, PE__W_CONV, PE__W_TC, PE__W_TC_T };
  * chip (pe__gen_w) */
 enum { PE__W_ROUND = 8 };
 
+/* Room in the arena where no tensor is held during the current step
+ * (after what the step put there already), in the first run of g->holes
+ * with room: its offset, or -1. For floats once (per_window 0, a weight
+ * tensor), decided in a window's floats: a run's floats from lo rounded
+ * up to 4 are free in a layout of any number of windows too (a window's
+ * [lo, hi) is [lo pn, hi pn) there), so every pass decides alike. For
+ * floats of each of the g->pn windows (per_window 1, a step's own
+ * scratch; window b at + b floats), decided in the layout's. */
+static int64_t pe__gen_hole_take(pe__gen_t *g, int64_t floats, int per_window) {
+  const int64_t need = per_window ? floats * g->pn : floats;
+  for (int h = 0; h < g->n_holes; h++) {
+    pe__gen_hole_t *r = &g->holes[h];
+    const int64_t start = pe__r4(r->lo) * g->pn + r->used;
+    const int fits = per_window
+                         ? start + need <= r->hi * g->pn
+                         : pe__r4(r->lo) + r->used + pe__r4(need) <= r->hi;
+    if (fits) {
+      r->used += pe__r4(need);
+      return g->off_ar + start;
+    }
+  }
+  return -1;
+}
+
 /* Blob ref (`floats` of it used) copied into the weights region in a
  * layout: as stored, transposed from [a][b] to [b][a] (PE__W_T), or
  * [cout][r] as [cout / b][r][b] (PE__W_CONV, a = r); its offset in
@@ -165,29 +189,15 @@ static int64_t pe__gen_w(pe__gen_t *g, int k, uint64_t ref, int64_t floats,
     pe__unsupported(g, k, "weights not in a blob of their size");
     return -1;
   }
-  int64_t off = -1;
-  pe__sb_t *cp = &g->copy;
-  if (g->staged) {
-    cp = &g->stage;
-    /* the first free run of the arena with room: its floats from lo
-     * rounded up to 4 are free in a layout of any number of windows too
-     * (a window's [lo, hi) is [lo pn, hi pn) there), so every pass
-     * decides alike */
-    for (int h = 0; h < g->n_holes && off < 0; h++) {
-      pe__gen_hole_t *r = &g->holes[h];
-      if (pe__r4(r->lo) + r->used + pe__r4(floats) <= r->hi) {
-        off = g->off_ar + pe__r4(r->lo) * g->pn + r->used;
-        r->used += pe__r4(floats);
-      }
-    }
-  }
-  if (off >= 0) {
-    /* placed in the arena */
-  } else if (g->staged) {
+  /* staged: where the arena is free during the step, else the weights
+   * region */
+  pe__sb_t *cp = g->staged ? &g->stage : &g->copy;
+  int64_t off = g->staged ? pe__gen_hole_take(g, floats, 0) : -1;
+  if (off < 0 && g->staged) {
     off = g->stage_used;
     g->stage_used += pe__r4(floats);
     g->stage_max = g->stage_used > g->stage_max ? g->stage_used : g->stage_max;
-  } else {
+  } else if (off < 0) {
     off = g->w_floats;
     g->w_floats += pe__r4(floats);
   }
@@ -320,23 +330,6 @@ static int pe__gen_holes(pe__gen_t *g, int k) {
   }
   free(m);
   return rc;
-}
-
-/* Room for per_window floats of each of the g->pn windows in the arena
- * where no tensor is held during the current step (after its weights
- * placed there): the offset of window 0 (window b at + b per_window), or
- * -1. A staged step's own scratch. */
-static int64_t pe__gen_hole_scratch(pe__gen_t *g, int64_t per_window) {
-  const int64_t need = per_window * g->pn;
-  for (int h = 0; h < g->n_holes; h++) {
-    pe__gen_hole_t *r = &g->holes[h];
-    const int64_t start = pe__r4(r->lo) * g->pn + r->used;
-    if (start + need <= r->hi * g->pn) {
-      r->used += pe__r4(need);
-      return g->off_ar + start;
-    }
-  }
-  return -1;
 }
 
 /* Where operand ref of a step lives in shared memory: *off the offset of
@@ -542,6 +535,25 @@ static void pe__gen_conv_ci(pe__gen_t *g, const pe_cuda_step_t *s,
   pe__sb(&g->body, "          }\n        }\n");
 }
 
+/* A conv unit's pointers, once its block blk of cb output channels is
+ * known: x, its group's input channels of window b (xo, xs), and w, the
+ * block's weights (vectors vt of cb, wr of them a block, from wo). */
+static void pe__gen_conv_xw(pe__gen_t *g, const pe_cuda_step_t *s, int64_t xo,
+                            int64_t xs, int64_t wo, int cb, const char *vt,
+                            int64_t wr) {
+  const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2];
+  const int64_t win = s->p[8];
+  pe__sb(&g->body, "      const float *x = sh + %lld + b * %lld", (long long)xo,
+         (long long)xs);
+  if (group > 1) {
+    pe__sb(&g->body, " + blk * %d / %lld * %lld", cb, (long long)(cout / group),
+           (long long)(cin / group * win));
+  }
+  pe__sb(&g->body,
+         ";\n      const %s *w = (const %s *)(sh + %lld) + blk * %lld;\n", vt,
+         vt, (long long)wo, (long long)wr);
+}
+
 /* Output channel blk * CB + q of a conv unit, element idx (an
  * expression) of the output: its sums s0 (plus s1, the other set, where
  * not NULL), plus the bias (at bo where the step has one), activated. */
@@ -621,8 +633,7 @@ static int pe__gen_conv1d_wide(pe__gen_t *g, const pe_cuda_step_t *s,
                                const pe__gen_out_t *o, int64_t xo, int64_t xs,
                                int64_t wo, int64_t bo, int cb) {
   const int64_t cin = s->p[0], cout = s->p[1], group = s->p[2], K = s->p[3];
-  const int64_t win = s->p[8], wout = s->p[9];
-  const int64_t cin_g = cin / group, cout_g = cout / group;
+  const int64_t wout = s->p[9], cin_g = cin / group;
   const int np = 2, nv = cb >= 4 ? cb / 4 : 1;
   const int64_t tiles = (wout + 63) / 64, units = cout / cb * tiles * 32;
   const int tpw = pe__gen_tpw(units);
@@ -637,24 +648,17 @@ static int pe__gen_conv1d_wide(pe__gen_t *g, const pe_cuda_step_t *s,
          "      const int lane = u %% 32, blk = u / %lld;\n"
          "      const int tt = (u / 32) %% %lld * 64 + lane;\n"
          "      const int t[2] = {tt < %lld ? tt : 0, "
-         "tt + 32 < %lld ? tt + 32 : 0};\n"
-         "      const float *x = sh + %lld + b * %lld",
+         "tt + 32 < %lld ? tt + 32 : 0};\n",
          (long long)iters, tpw, (long long)units, (long long)(tiles * 32),
-         (long long)tiles, (long long)wout, (long long)wout, (long long)xo,
-         (long long)xs);
-  if (group > 1) {
-    pe__sb(&g->body, " + blk * %d / %lld * %lld", cb, (long long)cout_g,
-           (long long)(cin_g * win));
-  }
+         (long long)tiles, (long long)wout, (long long)wout);
+  pe__gen_conv_xw(g, s, xo, xs, wo, cb, vt, cin_g * K * nv);
   pe__sb(&g->body,
-         ";\n      const %s *w = (const %s *)(sh + %lld) + blk * %lld;\n"
          "      float a[%d][%d][%d];\n"
          "#pragma unroll\n      for (int p = 0; p < %d; p++) {\n"
          "#pragma unroll\n        for (int q = 0; q < %d; q++) {\n"
          "          a[0][p][q] = 0.0f;\n          a[%d][p][q] = 0.0f;\n"
          "        }\n      }\n",
-         vt, vt, (long long)wo, (long long)(cin_g * K * nv), sets, np, cb, np,
-         cb, sets - 1);
+         sets, np, cb, np, cb, sets - 1);
   if (cin_g >= 2) {
     pe__sb(&g->body, "      for (int cp = 0; cp < %lld; cp++) {\n",
            (long long)(cin_g / 2));
@@ -731,20 +735,15 @@ static int pe__gen_conv1d(pe__gen_t *g, int k, const pe_cuda_step_t *s,
   pe__sb(&g->body,
          "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n"
          "      const int u0 = l + j * %d, u = u0 < %lld ? u0 : 0;\n"
-         "      const int t = u %% %lld, blk = u / %lld;\n"
-         "      const float *x = sh + %lld + b * %lld",
+         "      const int t = u %% %lld, blk = u / %lld;\n",
          (long long)iters, tpw, (long long)units, (long long)wout,
-         (long long)wout, (long long)xo, (long long)xs);
-  if (group > 1) {
-    pe__sb(&g->body, " + blk * %d / %lld * %lld", cb, (long long)cout_g,
-           (long long)(cin_g * win));
-  }
+         (long long)wout);
+  pe__gen_conv_xw(g, s, xo, xs, wo, cb, vt, cin_g * K);
   pe__sb(&g->body,
-         ";\n      const %s *w = (const %s *)(sh + %lld) + blk * %lld;\n"
          "      float a[%d][%d];\n"
          "#pragma unroll\n      for (int q = 0; q < %d; q++) {\n"
          "        a[0][q] = 0.0f;\n        a[%d][q] = 0.0f;\n      }\n",
-         vt, vt, (long long)wo, (long long)(cin_g * K), sets, cb, cb, sets - 1);
+         sets, cb, cb, sets - 1);
   /* the input channels two at a time, one into each set of sums, two
    * pairs unrolled where their reads fit about 64 registers: enough
    * reads in flight without holding every weight of the unit in
@@ -1768,7 +1767,7 @@ static int pe__gen_rnn(pe__gen_t *g, int k, const pe_cuda_step_t *s) {
    * before the recurrence, into free arena (xpo), so that a step's gate
    * sums read it instead of a chain of `in` products */
   const int64_t xpo =
-      g->staged && !regs ? pe__gen_hole_scratch(g, seq * GH) : -1;
+      g->staged && !regs ? pe__gen_hole_take(g, seq * GH, 1) : -1;
   pe__sb(&g->body,
          "  {\n    const int u = tid %% %lld, slot = tid / %lld;\n"
          "    const float bu = slot < %d ? sh[%lld + u] : 0.0f;\n",
